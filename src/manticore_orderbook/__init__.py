@@ -1,0 +1,31 @@
+"""manticore_orderbook: an exact, deterministic, fast price-time priority limit order book.
+
+Pass your :class:`EventManager` to the book (``OrderBook(symbol, event_manager=em)``): a book created
+without one publishes to its own manager, ``book.event_manager``, and your manager hears nothing.
+"""
+
+from .book import OrderBook
+from .enums import EventType, OrderType, SelfTradePrevention, Side, TimeInForce
+from .errors import DuplicateOrderIdError, InvalidOrderError, OrderBookError, OrderNotFoundError
+from .events import EventHandler, EventManager
+from .model import Order, PriceLevel, Trade
+
+__all__ = [
+    "DuplicateOrderIdError",
+    "EventHandler",
+    "EventManager",
+    "EventType",
+    "InvalidOrderError",
+    "Order",
+    "OrderBook",
+    "OrderBookError",
+    "OrderNotFoundError",
+    "OrderType",
+    "PriceLevel",
+    "SelfTradePrevention",
+    "Side",
+    "TimeInForce",
+    "Trade",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,1386 @@
+"""The limit order book: price-time priority matching with exact integer arithmetic and events.
+
+See docs/orderbook.md for the matching rules and docs/events.md for the event contract. In short:
+
+* Prices are whole ticks and quantities whole lots inside the book; inputs off the grid are rejected.
+* Trades execute at the resting (maker) order's price, best price first, earliest order first.
+* Every command reads the injected clock once; orders whose GTD expiry has passed are removed (with
+  ``ORDER_EXPIRED``) before the command does anything else.
+* A command that raises has changed nothing: not the book, not the event sequence.
+* Events are numbered per book, one by one, whether or not anyone listens; payload dictionaries are
+  built only for event types that have subscribers, and delivered after the command's state change
+  is complete (handlers always see a consistent book and may call back into it).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from .enums import (
+    EventType,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+    parse_order_type,
+    parse_side,
+    parse_stp,
+    parse_time_in_force,
+)
+from .errors import DuplicateOrderIdError, InvalidOrderError
+from .events import EVENT_INDEX, EventHandler, EventManager
+from .numbers import Grid, NumberFormat, to_decimal
+from .price_index import PriceIndex
+
+# One import per name keeps attribute look-ups off the hot path.
+from .model import Order, PriceLevel, Trade
+
+__all__ = ["OrderBook"]
+
+_LOG = logging.getLogger("manticore_orderbook.events")
+
+BUY = Side.BUY
+SELL = Side.SELL
+LIMIT = OrderType.LIMIT
+MARKET = OrderType.MARKET
+POST_ONLY = OrderType.POST_ONLY
+STOP_LIMIT = OrderType.STOP_LIMIT
+STOP_MARKET = OrderType.STOP_MARKET
+TRAILING_STOP = OrderType.TRAILING_STOP
+ICEBERG = OrderType.ICEBERG
+GTC = TimeInForce.GTC
+IOC = TimeInForce.IOC
+FOK = TimeInForce.FOK
+GTD = TimeInForce.GTD
+STP_NONE = SelfTradePrevention.NONE
+STP_NEWEST = SelfTradePrevention.CANCEL_NEWEST
+STP_OLDEST = SelfTradePrevention.CANCEL_OLDEST
+STP_BOTH = SelfTradePrevention.CANCEL_BOTH
+STP_DECREMENT = SelfTradePrevention.DECREMENT
+
+E_ADDED = EVENT_INDEX[EventType.ORDER_ADDED]
+E_MODIFIED = EVENT_INDEX[EventType.ORDER_MODIFIED]
+E_CANCELLED = EVENT_INDEX[EventType.ORDER_CANCELLED]
+E_FILLED = EVENT_INDEX[EventType.ORDER_FILLED]
+E_EXPIRED = EVENT_INDEX[EventType.ORDER_EXPIRED]
+E_TRIGGERED = EVENT_INDEX[EventType.ORDER_TRIGGERED]
+E_TRADE = EVENT_INDEX[EventType.TRADE_EXECUTED]
+E_LEVEL_ADDED = EVENT_INDEX[EventType.PRICE_LEVEL_ADDED]
+E_LEVEL_CHANGED = EVENT_INDEX[EventType.PRICE_LEVEL_CHANGED]
+E_LEVEL_REMOVED = EVENT_INDEX[EventType.PRICE_LEVEL_REMOVED]
+E_CLEARED = EVENT_INDEX[EventType.BOOK_CLEARED]
+E_ERROR = EVENT_INDEX[EventType.ERROR]
+
+_STOP_TYPES = frozenset({STOP_LIMIT, STOP_MARKET, TRAILING_STOP})
+_ORDER_ID_MAX_LEN = 128
+_COMPACT_MIN_DEAD = 64
+
+Clock = Callable[[], float]
+Pending = tuple[tuple[EventHandler, ...], EventType, dict[str, Any]]
+
+
+class OrderBook:
+    """A price-time priority limit order book for one symbol.
+
+    Args:
+        symbol: the market's name, carried by every event.
+        event_manager: where events are published; when omitted the book makes its own, reachable as
+            ``book.event_manager``. A book never wired to your manager delivers it nothing.
+        maker_fee_rate / taker_fee_rate: fee as a fraction of notional (``0.001`` = 10 bp); negative
+            maker rates are rebates. Fees are exact decimals in quote currency.
+        enable_price_improvement: accepted for compatibility. Trades always execute at the resting
+            order's price, so a taker whose limit is better than the book receives the improvement.
+        max_trade_history: how many recent trades ``get_trade_history`` keeps.
+        tick_size / lot_size: the price and quantity grid (default 0.00000001 each).
+        number_format: how prices, quantities and fees are returned: ``"float"`` (default, the nearest
+            float to the exact value), ``"str"`` (exact decimal strings) or ``"decimal"``.
+        self_trade_prevention: the default mode for orders that do not choose one.
+        clock: returns the current time in seconds (``time.time`` by default); inject it for
+            deterministic runs.
+        order_id_prefix: prefix of generated order ids (default: the symbol's letters and digits).
+        max_price / max_quantity: largest accepted price / quantity (default 2**53 - 1 steps).
+    """
+
+    def __init__(
+        self,
+        symbol: str = "DEFAULT",
+        *,
+        event_manager: EventManager | None = None,
+        maker_fee_rate: float | str | Decimal = 0.0,
+        taker_fee_rate: float | str | Decimal = 0.0,
+        enable_price_improvement: bool = True,
+        max_trade_history: int = 10000,
+        tick_size: float | str | Decimal = "0.00000001",
+        lot_size: float | str | Decimal = "0.00000001",
+        number_format: NumberFormat = "float",
+        self_trade_prevention: SelfTradePrevention | str = STP_NONE,
+        clock: Clock | None = None,
+        order_id_prefix: str | None = None,
+        max_price: float | str | Decimal | None = None,
+        max_quantity: float | str | Decimal | None = None,
+    ) -> None:
+        if not isinstance(symbol, str) or not symbol:
+            raise InvalidOrderError("symbol must be a non-empty string")
+        if not isinstance(max_trade_history, int) or max_trade_history < 0:
+            raise InvalidOrderError("max_trade_history must be a non-negative integer")
+        self.symbol = symbol
+        self.event_manager = event_manager if event_manager is not None else EventManager()
+        self.enable_price_improvement = bool(enable_price_improvement)
+        self._price_grid = Grid(tick_size, "price", number_format)
+        self._qty_grid = Grid(lot_size, "quantity", number_format)
+        if max_price is not None:
+            self._price_grid.max_units = Grid(tick_size, "price").to_units(max_price)
+        if max_quantity is not None:
+            self._qty_grid.max_units = Grid(lot_size, "quantity").to_units(max_quantity)
+        self.number_format = number_format
+        self.maker_fee_rate = self._fee_rate(maker_fee_rate, "maker_fee_rate")
+        self.taker_fee_rate = self._fee_rate(taker_fee_rate, "taker_fee_rate")
+        unit = self._price_grid.step * self._qty_grid.step  # notional of one tick times one lot
+        self._maker_fee_unit = unit * self.maker_fee_rate
+        self._taker_fee_unit = unit * self.taker_fee_rate
+        self._notional_unit = unit
+        self.default_stp = parse_stp(self_trade_prevention)
+        self._clock: Clock = clock if clock is not None else time.time
+        if order_id_prefix is None:
+            order_id_prefix = re.sub(r"[^A-Za-z0-9]", "", symbol) + "-"
+        self._id_prefix = order_id_prefix
+        self._px = self._price_grid.to_output
+        self._qx = self._qty_grid.to_output
+        self._money: Callable[[Decimal], object] = {
+            "float": float,
+            "str": lambda d: format(d, "f"),
+            "decimal": lambda d: d,
+        }[number_format]
+        self._h = self.event_manager.handlers
+        self._lock = threading.RLock()
+        self._max_trade_history = max_trade_history
+        self._pending: list[Pending] = []
+        self._dispatching = False
+        self._sequence = 0
+        self._next_order_no = 0
+        self._trade_no = 0
+        self._rank = 0
+        self._reset_state()
+        self._trades: deque[Trade] = deque(maxlen=max_trade_history)
+        self._last_price: int | None = None
+        self._stats = {
+            "orders_added": 0,
+            "orders_cancelled": 0,
+            "orders_expired": 0,
+            "orders_modified": 0,
+            "orders_triggered": 0,
+        }
+        self._volume = 0  # lots traded
+        self._notional = 0  # tick-lots traded
+
+    def _reset_state(self) -> None:
+        self._orders: dict[str, Order] = {}
+        self._bid_levels: dict[int, PriceLevel] = {}
+        self._ask_levels: dict[int, PriceLevel] = {}
+        self._bid_prices = PriceIndex()
+        self._ask_prices = PriceIndex()
+        self._expiries: list[tuple[float, int, Order]] = []
+        self._buy_stops: list[tuple[int, int, Order]] = []
+        self._sell_stops: list[tuple[int, int, Order]] = []
+        self._trailing: dict[str, Order] = {}
+        self._stop_count = 0
+        self._lo: int | None = None  # lowest / highest trade price of the command, for stop triggers
+        self._hi: int | None = None
+
+    @staticmethod
+    def _fee_rate(value: object, what: str) -> Decimal:
+        rate = to_decimal(value, what)
+        if not -1 <= rate <= 1:
+            raise InvalidOrderError(f"{what} must be between -1 and 1, got {value!r}")
+        return rate
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def sequence(self) -> int:
+        """The sequence number of the last event this book published (0 before the first)."""
+        return self._sequence
+
+    @property
+    def tick_size(self) -> Decimal:
+        """The price step."""
+        return self._price_grid.step
+
+    @property
+    def lot_size(self) -> Decimal:
+        """The quantity step."""
+        return self._qty_grid.step
+
+    @property
+    def last_trade_price(self) -> object:
+        """The price of the most recent trade, or None before the first trade."""
+        return None if self._last_price is None else self._px(self._last_price)
+
+    # ------------------------------------------------------------------ commands
+
+    def add_order(
+        self,
+        side: Side | str,
+        price: object,
+        quantity: object,
+        order_id: str | None = None,
+        time_in_force: TimeInForce | str | None = None,
+        expiry_time: float | None = None,
+        user_id: str | int | None = None,
+        order_type: OrderType | str | None = None,
+        stop_price: object = None,
+        trail_value: object = None,
+        trail_is_percent: bool = False,
+        displayed_quantity: object = None,
+        self_trade_prevention: SelfTradePrevention | str | None = None,
+    ) -> str:
+        """Submit an order; return its id (the given ``order_id`` or a generated one).
+
+        ``price=None`` is a market order. The order type is inferred when omitted: ``stop_price`` makes
+        a stop (limit when a price is given, market otherwise), ``trail_value`` a trailing stop,
+        ``displayed_quantity`` an iceberg. ``time_in_force`` defaults to GTC (GTD when ``expiry_time``
+        is given). Raises :class:`InvalidOrderError` (a ``ValueError``) for invalid input, with nothing
+        changed; an order that cannot trade or rest as asked (FOK, IOC, POST_ONLY) is accepted and
+        cancelled, which its events report.
+        """
+        with self._lock:
+            now = self._clock()
+            order = self._build(
+                side, price, quantity, order_id, time_in_force, expiry_time, user_id, order_type,
+                stop_price, trail_value, trail_is_percent, displayed_quantity, self_trade_prevention, now,
+            )
+            if self._expiries and self._expiries[0][0] <= now:
+                self._expire_due(now)
+            self._enter(order, now)
+            if self._pending:
+                self._dispatch()
+            return order.order_id
+
+    def batch_add_orders(self, orders: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Submit several orders given as dicts of ``add_order`` arguments; return their ids in order.
+
+        Every item is validated before any is applied (including duplicate ids within the batch); if
+        one is invalid, :class:`InvalidOrderError` names its index and nothing is changed.
+        """
+        with self._lock:
+            now = self._clock()
+            saved_counter = self._next_order_no
+            built: list[Order] = []
+            seen: set[str] = set()
+            try:
+                for index, item in enumerate(orders):
+                    if not isinstance(item, Mapping):
+                        raise InvalidOrderError(f"batch item {index} must be a mapping")
+                    unknown = set(item) - _ADD_ORDER_KEYS
+                    if unknown:
+                        raise InvalidOrderError(f"batch item {index}: unknown field(s) {sorted(unknown)}")
+                    try:
+                        order = self._build(
+                            item.get("side"), item.get("price"), item.get("quantity"), item.get("order_id"),
+                            item.get("time_in_force"), item.get("expiry_time"), item.get("user_id"),
+                            item.get("order_type"), item.get("stop_price"), item.get("trail_value"),
+                            item.get("trail_is_percent", False), item.get("displayed_quantity"),
+                            item.get("self_trade_prevention"), now, reserved=seen,
+                        )
+                    except InvalidOrderError as exc:
+                        raise type(exc)(f"batch item {index}: {exc}") from None
+                    seen.add(order.order_id)
+                    built.append(order)
+            except BaseException:
+                self._next_order_no = saved_counter
+                raise
+            if self._expiries and self._expiries[0][0] <= now:
+                self._expire_due(now)
+            for order in built:
+                self._enter(order, now)
+            if self._pending:
+                self._dispatch()
+            return [order.order_id for order in built]
+
+    def cancel_order(self, order_id: str) -> bool:
+        """Cancel a live order (resting or untriggered stop); return False if there is none by that id."""
+        with self._lock:
+            order = self._orders.get(order_id)
+            if order is None:
+                return False
+            now = self._clock()
+            if self._expiries and self._expiries[0][0] <= now:
+                self._expire_due(now)
+                if self._orders.get(order_id) is not order:
+                    if self._pending:
+                        self._dispatch()
+                    return False
+            level = self._remove(order)
+            self._emit_order(E_CANCELLED, order, now, "user", order.open)
+            if level is not None:
+                self._emit_level_after_removal(level, now)
+            if self._pending:
+                self._dispatch()
+            return True
+
+    def batch_cancel_orders(self, order_ids: Iterable[str]) -> dict[str, bool]:
+        """Cancel each id in turn; return ``{order_id: cancelled?}``."""
+        with self._lock:
+            return {order_id: self.cancel_order(order_id) for order_id in list(order_ids)}
+
+    def modify_order(
+        self,
+        order_id: str,
+        new_price: object = None,
+        new_quantity: object = None,
+        new_expiry_time: float | None = None,
+    ) -> bool:
+        """Change a live order's price, total quantity or GTD expiry; return False if it is not live.
+
+        ``new_quantity`` is the new *total* quantity: the open quantity becomes ``new_quantity`` minus
+        what has already filled. Reducing it keeps time priority; a new price or a larger quantity
+        loses it (the order re-enters at the back and may trade at once). Raises
+        :class:`InvalidOrderError` for invalid values, a quantity at or below the filled quantity, an
+        expiry on a non-GTD order or in the past, a post-only order that would cross, or no change
+        requested; nothing is changed then.
+        """
+        with self._lock:
+            order = self._orders.get(order_id)
+            if order is None:
+                return False
+            if new_price is None and new_quantity is None and new_expiry_time is None:
+                raise InvalidOrderError("modify_order needs new_price, new_quantity or new_expiry_time")
+            now = self._clock()
+            price = order.price
+            if new_price is not None:
+                if order.order_type is STOP_MARKET or (order.price is None):
+                    raise InvalidOrderError("this order has no limit price to modify")
+                price = self._price_grid.to_units(new_price)
+            quantity = order.quantity
+            if new_quantity is not None:
+                quantity = self._qty_grid.to_units(new_quantity)
+                if quantity <= order.filled:
+                    raise InvalidOrderError(
+                        f"new quantity {new_quantity!r} must exceed the filled quantity "
+                        f"{self._qx(order.filled)!r}"
+                    )
+            expiry = order.expiry
+            if new_expiry_time is not None:
+                if order.tif is not GTD:
+                    raise InvalidOrderError("only GTD orders have an expiry time to modify")
+                expiry = _check_expiry(new_expiry_time, now)
+            reprices = price != order.price
+            grows = quantity - order.filled > order.open
+            if reprices and order.order_type is POST_ONLY and not order.pending and self._crosses(
+                order.side, price
+            ):
+                raise InvalidOrderError("post-only order would cross the book at the new price")
+            if not reprices and quantity == order.quantity and expiry == order.expiry:
+                return True
+            if self._expiries and self._expiries[0][0] <= now:
+                self._expire_due(now)
+                if self._orders.get(order_id) is not order:
+                    if self._pending:
+                        self._dispatch()
+                    return False
+            self._stats["orders_modified"] += 1
+            changes = {
+                "old_price": None if order.price is None else self._px(order.price),
+                "new_price": None if price is None else self._px(price),
+                "old_quantity": self._qx(order.quantity),
+                "new_quantity": self._qx(quantity),
+                "old_expiry_time": order.expiry,
+                "new_expiry_time": expiry,
+            } if self._h[E_MODIFIED] else None
+            if order.pending or not (reprices or grows):
+                self._modify_in_place(order, price, quantity, expiry)
+                self._emit_modified(order, now, changes, priority_kept=True)
+                if order.level is not None:
+                    self._emit_level(order.level, now)
+            else:
+                level = self._remove(order)
+                fresh = order.copy()
+                fresh.price = price
+                fresh.quantity = quantity
+                fresh.open = quantity - order.filled
+                fresh.visible = 0
+                fresh.expiry = expiry
+                self._emit_modified(fresh, now, changes, priority_kept=False)
+                if level is not None:
+                    self._emit_level_after_removal(level, now)
+                self._execute(fresh, now, announce=False)
+                if self._lo is not None:
+                    self._run_stops(now)
+            if self._pending:
+                self._dispatch()
+            return True
+
+    def clean_expired_orders(self) -> int:
+        """Remove every order whose GTD expiry has passed (with ORDER_EXPIRED events); return how many."""
+        with self._lock:
+            now = self._clock()
+            removed = self._expire_due(now) if self._expiries and self._expiries[0][0] <= now else 0
+            if self._pending:
+                self._dispatch()
+            return removed
+
+    def clear(self) -> None:
+        """Remove every order, resting or pending, and publish one BOOK_CLEARED event.
+
+        Trade history, the last trade price, statistics and the event sequence are kept.
+        """
+        with self._lock:
+            now = self._clock()
+            ids = list(self._orders)
+            for order in self._orders.values():
+                order.level = None
+                order.pending = False
+            self._reset_state()
+            self._sequence += 1
+            handlers = self._h[E_CLEARED]
+            if handlers:
+                self._pending.append(
+                    (handlers, EventType.BOOK_CLEARED, {
+                        "symbol": self.symbol, "timestamp": now, "sequence": self._sequence,
+                        "order_count": len(ids), "order_ids": ids,
+                    })
+                )
+            if self._pending:
+                self._dispatch()
+
+    # ------------------------------------------------------------------ queries
+
+    def get_order(self, order_id: str) -> dict[str, Any] | None:
+        """A copy of a live order (resting, or a stop waiting for its trigger) as a dict, or None."""
+        with self._lock:
+            order = self._orders.get(order_id)
+            return None if order is None else self._order_dict(order)
+
+    def get_orders(self, side: Side | str | None = None, user_id: str | int | None = None) -> list[dict[str, Any]]:
+        """Live orders as dicts: bids best first, then asks best first (each level in time priority),
+        then untriggered stops in arrival order. Filter by ``side`` and/or ``user_id``."""
+        with self._lock:
+            wanted = None if side is None else parse_side(side)
+            result: list[dict[str, Any]] = []
+            for order in self._iter_orders(wanted):
+                if user_id is None or order.user_id == user_id:
+                    result.append(self._order_dict(order))
+            return result
+
+    def _iter_orders(self, side: Side | None = None) -> Iterable[Order]:
+        if side in (None, BUY):
+            for price in self._bid_prices.descending():
+                yield from self._bid_levels[price].live_orders()
+        if side in (None, SELL):
+            for price in self._ask_prices.ascending():
+                yield from self._ask_levels[price].live_orders()
+        stops = sorted((o for o in self._orders.values() if o.pending), key=lambda o: o.rank)
+        for order in stops:
+            if side in (None, order.side):
+                yield order
+
+    def get_snapshot(self, depth: int | None = None) -> dict[str, Any]:
+        """The visible book: ``{"symbol", "timestamp", "sequence", "bids", "asks"}``.
+
+        ``bids`` and ``asks`` are lists of ``{"price", "quantity", "order_count"}``, best price first,
+        at most ``depth`` levels each (``None`` or 0: all). Iceberg reserves are not shown. The dict is
+        a fresh copy and JSON-serialisable with the default number format.
+        """
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
+            raise InvalidOrderError(f"depth must be a non-negative integer or None, got {depth!r}")
+        with self._lock:
+            limit = depth or None
+            return {
+                "symbol": self.symbol,
+                "timestamp": self._clock(),
+                "sequence": self._sequence,
+                "bids": self._side_levels(self._bid_prices.descending(), self._bid_levels, limit),
+                "asks": self._side_levels(self._ask_prices.ascending(), self._ask_levels, limit),
+            }
+
+    def _side_levels(self, prices: Iterable[int], levels: dict[int, PriceLevel],
+                     limit: int | None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        px, qx = self._px, self._qx
+        for price in prices:
+            if limit is not None and len(out) >= limit:
+                break
+            level = levels[price]
+            out.append({"price": px(price), "quantity": qx(level.total), "order_count": level.count})
+        return out
+
+    def get_trade_history(self, limit: int | None = 100) -> list[dict[str, Any]]:
+        """Recent trades as dicts, newest first, at most ``limit`` (None: all that are kept)."""
+        with self._lock:
+            trades = list(self._trades)
+            trades.reverse()
+            if limit is not None:
+                trades = trades[: max(limit, 0)]
+            return [self._trade_dict(t) for t in trades]
+
+    def get_best_bid(self) -> object:
+        """The highest bid price, or None."""
+        best = self._bid_prices.max()
+        return None if best is None else self._px(best)
+
+    def get_best_ask(self) -> object:
+        """The lowest ask price, or None."""
+        best = self._ask_prices.min()
+        return None if best is None else self._px(best)
+
+    def get_spread(self) -> object:
+        """Best ask minus best bid, or None when a side is empty."""
+        bid, ask = self._bid_prices.max(), self._ask_prices.min()
+        return None if bid is None or ask is None else self._px(ask - bid)
+
+    def get_mid_price(self) -> object:
+        """The mean of best bid and best ask (exact in "decimal"/"str" formats), or None."""
+        bid, ask = self._bid_prices.max(), self._ask_prices.min()
+        if bid is None or ask is None:
+            return None
+        mid = (self._price_grid.to_decimal(bid) + self._price_grid.to_decimal(ask)) / 2
+        return self._money(mid)
+
+    def get_statistics(self) -> dict[str, Any]:
+        """Counters and top-of-book figures (see docs/orderbook.md for each key)."""
+        with self._lock:
+            bid, ask = self._bid_prices.max(), self._ask_prices.min()
+            stats: dict[str, Any] = {
+                "symbol": self.symbol,
+                "sequence": self._sequence,
+                "bid_levels": len(self._bid_prices),
+                "ask_levels": len(self._ask_prices),
+                "bid_orders": sum(level.count for level in self._bid_levels.values()),
+                "ask_orders": sum(level.count for level in self._ask_levels.values()),
+                "pending_stop_orders": self._stop_count,
+                "best_bid": None if bid is None else self._px(bid),
+                "best_ask": None if ask is None else self._px(ask),
+                "spread": None if bid is None or ask is None else self._px(ask - bid),
+                "last_trade_price": self.last_trade_price,
+                "total_volume": self._qx(self._volume),
+                "total_notional": self._money(self._notional * self._notional_unit),
+                "maker_fees": self._money(self._notional * self._maker_fee_unit),
+                "taker_fees": self._money(self._notional * self._taker_fee_unit),
+                "trade_history_size": len(self._trades),
+            }
+            stats.update(self._stats)
+            stats["trades"] = self._trade_no
+            return stats
+
+    def __len__(self) -> int:
+        """Number of live orders (resting and untriggered stops)."""
+        return len(self._orders)
+
+    def __contains__(self, order_id: object) -> bool:
+        return order_id in self._orders
+
+    def __repr__(self) -> str:
+        return (
+            f"OrderBook({self.symbol!r}, orders={len(self._orders)}, best_bid={self.get_best_bid()}, "
+            f"best_ask={self.get_best_ask()}, sequence={self._sequence})"
+        )
+
+    # ------------------------------------------------------------------ validation
+
+    def _build(
+        self,
+        side: object,
+        price: object,
+        quantity: object,
+        order_id: object,
+        time_in_force: object,
+        expiry_time: object,
+        user_id: object,
+        order_type: object,
+        stop_price: object,
+        trail_value: object,
+        trail_is_percent: object,
+        displayed_quantity: object,
+        stp: object,
+        now: float,
+        reserved: set[str] | None = None,
+    ) -> Order:
+        """Validate one order's arguments and return the (not yet entered) Order. Changes nothing but
+        the id counter when it generates an id."""
+        side_ = side if side is BUY or side is SELL else parse_side(side)
+        assert isinstance(side_, Side)
+        if order_type is None:
+            if trail_value is not None:
+                kind = TRAILING_STOP
+            elif stop_price is not None:
+                kind = STOP_LIMIT if price is not None else STOP_MARKET
+            elif displayed_quantity is not None:
+                kind = ICEBERG
+            else:
+                kind = LIMIT if price is not None else MARKET
+        else:
+            kind = parse_order_type(order_type)
+        price_units = None if price is None else self._price_grid.to_units(price)
+        if quantity is None:
+            raise InvalidOrderError("quantity is required")
+        qty = self._qty_grid.to_units(quantity)
+        if time_in_force is None:
+            tif = GTD if expiry_time is not None else GTC
+        else:
+            tif = parse_time_in_force(time_in_force)
+        expiry: float | None = None
+        if tif is GTD:
+            if expiry_time is None:
+                raise InvalidOrderError("GTD orders need an expiry_time")
+            expiry = _check_expiry(expiry_time, now)
+        elif expiry_time is not None:
+            raise InvalidOrderError(f"expiry_time is only allowed with GTD, not {tif.value}")
+        peak = 0
+        stop_units: int | None = None
+        trail: object = None
+        if kind is LIMIT or kind is POST_ONLY or kind is ICEBERG or kind is STOP_LIMIT:
+            if price_units is None:
+                raise InvalidOrderError(f"{kind.value} orders need a price")
+        elif price_units is not None and kind is not TRAILING_STOP:
+            raise InvalidOrderError(f"{kind.value} orders take no price (use a LIMIT order)")
+        if kind is MARKET and tif is GTD:
+            raise InvalidOrderError("market orders cannot be GTD")
+        if kind is POST_ONLY and tif in (IOC, FOK):
+            raise InvalidOrderError("post-only orders must be able to rest (GTC or GTD)")
+        if displayed_quantity is not None:
+            if kind is LIMIT:
+                kind = ICEBERG
+            if kind is not ICEBERG:
+                raise InvalidOrderError(f"displayed_quantity is not allowed on {kind.value} orders")
+            peak = self._qty_grid.to_units(displayed_quantity)
+            if peak > qty:
+                raise InvalidOrderError("displayed_quantity must not exceed quantity")
+            if tif in (IOC, FOK):
+                raise InvalidOrderError("iceberg orders must be able to rest (GTC or GTD)")
+        elif kind is ICEBERG:
+            raise InvalidOrderError("iceberg orders need a displayed_quantity")
+        if kind is STOP_LIMIT or kind is STOP_MARKET:
+            if stop_price is None:
+                raise InvalidOrderError(f"{kind.value} orders need a stop_price")
+            stop_units = self._price_grid.to_units(stop_price)
+        elif stop_price is not None:
+            raise InvalidOrderError(f"stop_price is not allowed on {kind.value} orders")
+        if kind is TRAILING_STOP:
+            if trail_value is None:
+                raise InvalidOrderError("trailing stops need a trail_value")
+            if trail_is_percent:
+                pct = to_decimal(trail_value, "trail_value")
+                if not 0 < pct < 100:
+                    raise InvalidOrderError("a percentage trail_value must be between 0 and 100")
+                trail = pct
+            else:
+                trail = self._price_grid.to_units(trail_value)
+        elif trail_value is not None:
+            raise InvalidOrderError(f"trail_value is not allowed on {kind.value} orders")
+        stp_mode = self.default_stp if stp is None else parse_stp(stp)
+        if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, (str, int))):
+            raise InvalidOrderError(f"user_id must be a string, an integer or None, not {type(user_id).__name__}")
+        if order_id is None:
+            oid = self._new_order_id(reserved)
+        else:
+            if not isinstance(order_id, str) or not order_id or len(order_id) > _ORDER_ID_MAX_LEN:
+                raise InvalidOrderError(f"order_id must be a non-empty string of at most {_ORDER_ID_MAX_LEN} characters")
+            if order_id in self._orders or (reserved is not None and order_id in reserved):
+                raise DuplicateOrderIdError(f"order id {order_id!r} is already used by a live order")
+            oid = order_id
+        order = Order(oid, side_, price_units, qty, kind, tif, expiry, user_id,  # type: ignore[arg-type]
+                      now, stp_mode, peak, stop_units, trail, bool(trail_is_percent))
+        return order
+
+    def _new_order_id(self, reserved: set[str] | None) -> str:
+        while True:
+            self._next_order_no += 1
+            oid = f"{self._id_prefix}{self._next_order_no}"
+            if oid not in self._orders and (reserved is None or oid not in reserved):
+                return oid
+
+    # ------------------------------------------------------------------ entering orders
+
+    def _enter(self, order: Order, now: float) -> None:
+        """Process a validated new order: announce it, then match/rest it or hold it as a stop."""
+        self._stats["orders_added"] += 1
+        if order.order_type in _STOP_TYPES:
+            self._announce(order, now)
+            self._hold_stop(order)
+        else:
+            self._execute(order, now, announce=True)
+        if self._lo is not None:
+            self._run_stops(now)
+
+    def _announce(self, order: Order, now: float) -> None:
+        self._sequence += 1
+        handlers = self._h[E_ADDED]
+        if handlers:
+            data = self._order_dict(order)
+            data["symbol"] = self.symbol
+            data["sequence"] = self._sequence
+            data["event_time"] = now
+            self._pending.append((handlers, EventType.ORDER_ADDED, data))
+
+    def _execute(self, order: Order, now: float, announce: bool) -> None:
+        """Match ``order`` as a taker, then rest, or cancel what is left of it."""
+        price = order.price
+        if order.side is BUY:
+            best = self._ask_prices.min()
+            crosses = best is not None and (price is None or best <= price)
+        else:
+            best = self._bid_prices.max()
+            crosses = best is not None and (price is None or best >= price)
+        if crosses:
+            if order.order_type is POST_ONLY:
+                self._emit_order(E_CANCELLED, order, now, "post_only", order.open)
+                return
+            if order.tif is FOK and not self._fok_fillable(order):
+                self._emit_order(E_CANCELLED, order, now, "fok", order.open)
+                return
+            if announce:
+                self._announce(order, now)
+            if not self._match(order, now):
+                return  # self-trade prevention ended the order
+        else:
+            if order.tif is FOK:
+                self._emit_order(E_CANCELLED, order, now, "fok", order.open)
+                return
+            if announce:
+                self._announce(order, now)
+        if order.open:
+            if price is None or order.tif is IOC or order.tif is FOK:
+                self._emit_order(E_CANCELLED, order, now, "ioc", order.open)
+            else:
+                self._rest(order, now)
+
+    def _crosses(self, side: Side, price: int | None) -> bool:
+        if side is BUY:
+            best = self._ask_prices.min()
+            return best is not None and (price is None or best <= price)
+        best = self._bid_prices.max()
+        return best is not None and (price is None or best >= price)
+
+    def _fok_fillable(self, order: Order) -> bool:
+        """Whether ``order`` would fill completely now (self-trade prevention taken into account)."""
+        need = order.open
+        price = order.price
+        if order.side is BUY:
+            prices: Iterable[int] = self._ask_prices.ascending()
+            levels = self._ask_levels
+        else:
+            prices = self._bid_prices.descending()
+            levels = self._bid_levels
+        own = order.user_id if order.stp is not STP_NONE else None
+        for level_price in prices:
+            if price is not None and (level_price > price if order.side is BUY else level_price < price):
+                return False
+            level = levels[level_price]
+            if own is None:
+                need -= level.total + level.reserve
+            else:
+                mine = [o for o in level.live_orders() if o.user_id == own]
+                if not mine:
+                    need -= level.total + level.reserve
+                elif order.stp is STP_OLDEST:
+                    need -= sum(o.open for o in level.live_orders() if o.user_id != own)
+                else:
+                    for resting in level.live_orders():
+                        if resting.user_id == own:
+                            return False
+                        need -= resting.visible
+                        if need <= 0:
+                            return True
+            if need <= 0:
+                return True
+        return False
+
+    def _match(self, taker: Order, now: float) -> bool:
+        """Trade ``taker`` against the opposite side while prices cross.
+
+        Returns False when self-trade prevention cancelled the taker (it must not rest then).
+        """
+        buy = taker.side is BUY
+        if buy:
+            levels, index = self._ask_levels, self._ask_prices
+        else:
+            levels, index = self._bid_levels, self._bid_prices
+        chunks = index._chunks
+        limit = taker.price
+        own = taker.user_id if taker.stp is not STP_NONE else None
+        h = self._h
+        trades = self._trades
+        orders = self._orders
+        alive = True
+        lo = hi = None
+        while taker.open and chunks:
+            best = chunks[0][0] if buy else chunks[-1][-1]
+            if limit is not None and (best > limit if buy else best < limit):
+                break
+            level = levels[best]
+            queue = level.orders
+            traded = False
+            while taker.open and level.count:
+                maker = queue[0]
+                if maker.level is not level:
+                    queue.popleft()
+                    level.dead -= 1
+                    continue
+                if own is not None and maker.user_id == own:
+                    alive = self._self_trade(taker, maker, level, now)
+                    if not alive:
+                        break
+                    continue
+                fill = maker.visible if maker.visible < taker.open else taker.open
+                maker.visible -= fill
+                maker.open -= fill
+                maker.filled += fill
+                level.total -= fill
+                taker.open -= fill
+                taker.filled += fill
+                traded = True
+                self._volume += fill
+                self._notional += fill * best
+                self._trade_no += 1
+                self._sequence += 3
+                trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
+                if self._max_trade_history:
+                    trades.append(trade)
+                if h[E_TRADE] or h[E_FILLED]:
+                    self._emit_fill(trade, maker, taker, now)
+                if not maker.visible:
+                    queue.popleft()
+                    if maker.open:
+                        refill = maker.peak if maker.peak < maker.open else maker.open
+                        maker.visible = refill
+                        level.total += refill
+                        level.reserve -= refill
+                        self._rank += 1
+                        maker.rank = self._rank
+                        queue.append(maker)
+                    else:
+                        maker.level = None
+                        level.count -= 1
+                        del orders[maker.order_id]
+            if traded:
+                lo = best if lo is None or best < lo else lo
+                hi = best if hi is None or best > hi else hi
+                self._last_price = best
+            if level.count:
+                self._emit_level(level, now)
+            else:
+                queue.clear()
+                level.dead = 0
+                del levels[best]
+                index.remove(best)
+                self._emit_level_removed(level, now)
+            if not alive:
+                break
+        if lo is not None:
+            self._lo = lo if self._lo is None or lo < self._lo else self._lo
+            self._hi = hi if self._hi is None or hi > self._hi else self._hi  # type: ignore[operator]
+        return alive
+
+    def _self_trade(self, taker: Order, maker: Order, level: PriceLevel, now: float) -> bool:
+        """Apply the taker's self-trade prevention mode to ``maker`` (at the front of ``level``).
+
+        Returns whether the taker is still alive (may go on matching and rest)."""
+        mode = taker.stp
+        if mode is STP_NEWEST or mode is STP_BOTH:
+            if mode is STP_BOTH:
+                self._cancel_resting_for_stp(maker, now)
+            self._emit_order(E_CANCELLED, taker, now, "self_trade_prevention", taker.open)
+            taker.open = 0
+            return False
+        if mode is STP_OLDEST:
+            self._cancel_resting_for_stp(maker, now)
+            return True
+        # DECREMENT: both shrink by the smaller open quantity; no trade.
+        cut = maker.open if maker.open < taker.open else taker.open
+        if cut == maker.open:
+            self._cancel_resting_for_stp(maker, now)
+        else:
+            old_quantity = maker.quantity
+            hidden_before = maker.open - maker.visible
+            maker.open -= cut
+            maker.quantity -= cut
+            visible = maker.visible if maker.visible < maker.open else maker.open
+            level.total -= maker.visible - visible
+            maker.visible = visible
+            level.reserve += (maker.open - maker.visible) - hidden_before
+            self._emit_modified(maker, now, self._stp_changes(maker, old_quantity),
+                                priority_kept=True, reason="self_trade_prevention")
+        if cut == taker.open:
+            self._emit_order(E_CANCELLED, taker, now, "self_trade_prevention", cut)
+            taker.open = 0
+            taker.quantity -= cut
+            return False
+        old_quantity = taker.quantity
+        taker.open -= cut
+        taker.quantity -= cut
+        self._emit_modified(taker, now, self._stp_changes(taker, old_quantity),
+                            priority_kept=True, reason="self_trade_prevention")
+        return True
+
+    def _stp_changes(self, order: Order, old_quantity: int) -> dict[str, Any] | None:
+        if not self._h[E_MODIFIED]:
+            return None
+        price = None if order.price is None else self._px(order.price)
+        return {
+            "old_price": price, "new_price": price,
+            "old_quantity": self._qx(old_quantity), "new_quantity": self._qx(order.quantity),
+            "old_expiry_time": order.expiry, "new_expiry_time": order.expiry,
+        }
+
+    def _cancel_resting_for_stp(self, maker: Order, now: float) -> None:
+        level = maker.level
+        assert level is not None
+        level.orders.popleft()
+        maker.level = None
+        level.count -= 1
+        level.total -= maker.visible
+        level.reserve -= maker.open - maker.visible
+        del self._orders[maker.order_id]
+        self._emit_order(E_CANCELLED, maker, now, "self_trade_prevention", maker.open)
+
+    def _rest(self, order: Order, now: float) -> None:
+        """Put ``order`` at the back of its price level (creating the level if needed)."""
+        price = order.price
+        assert price is not None
+        if order.side is BUY:
+            levels, index = self._bid_levels, self._bid_prices
+        else:
+            levels, index = self._ask_levels, self._ask_prices
+        level = levels.get(price)
+        created = level is None
+        if level is None:
+            level = PriceLevel(price, order.side)
+            levels[price] = level
+            index.add(price)
+        visible = order.peak if order.peak and order.peak < order.open else order.open
+        order.visible = visible
+        level.total += visible
+        level.reserve += order.open - visible
+        level.count += 1
+        level.orders.append(order)
+        order.level = level
+        self._rank += 1
+        order.rank = self._rank
+        self._orders[order.order_id] = order
+        if order.expiry is not None:
+            heapq.heappush(self._expiries, (order.expiry, order.rank, order))
+        self._sequence += 1
+        handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
+        if handlers:
+            self._pending.append((handlers, EventType.PRICE_LEVEL_ADDED if created
+                                  else EventType.PRICE_LEVEL_CHANGED, self._level_dict(level, now)))
+
+    def _remove(self, order: Order) -> PriceLevel | None:
+        """Take a live order out of the book without any event; return the level it rested in (None
+        for an untriggered stop)."""
+        del self._orders[order.order_id]
+        if order.pending:
+            order.pending = False
+            self._stop_count -= 1
+            self._trailing.pop(order.order_id, None)
+            return None
+        level = order.level
+        assert level is not None
+        order.level = None
+        level.count -= 1
+        level.total -= order.visible
+        level.reserve -= order.open - order.visible
+        level.dead += 1
+        return level
+
+    def _emit_level_after_removal(self, level: PriceLevel, now: float) -> None:
+        """After ``_remove`` of a resting order: drop its level if empty, and report the level."""
+        if level.count:
+            if level.dead > _COMPACT_MIN_DEAD and level.dead > level.count:
+                level.compact()
+            self._emit_level(level, now)
+            return
+        if level.side is BUY:
+            del self._bid_levels[level.price]
+            self._bid_prices.remove(level.price)
+        else:
+            del self._ask_levels[level.price]
+            self._ask_prices.remove(level.price)
+        level.orders.clear()
+        level.dead = 0
+        self._emit_level_removed(level, now)
+
+    def _modify_in_place(self, order: Order, price: int | None, quantity: int, expiry: float | None) -> None:
+        """Apply a modify that keeps priority (or any modify of an untriggered stop)."""
+        order.price = price
+        new_open = quantity - order.filled
+        level = order.level
+        if level is not None:
+            hidden_before = order.open - order.visible
+            visible = order.visible if order.visible < new_open else new_open
+            level.total -= order.visible - visible
+            order.visible = visible
+            level.reserve += (new_open - visible) - hidden_before
+        order.open = new_open
+        order.quantity = quantity
+        if expiry != order.expiry:
+            order.expiry = expiry
+            if expiry is not None:
+                heapq.heappush(self._expiries, (expiry, order.rank, order))
+
+    # ------------------------------------------------------------------ stops
+
+    def _hold_stop(self, order: Order) -> None:
+        order.pending = True
+        self._stop_count += 1
+        self._rank += 1
+        order.rank = self._rank
+        self._orders[order.order_id] = order
+        if order.expiry is not None:
+            heapq.heappush(self._expiries, (order.expiry, order.rank, order))
+        if order.order_type is TRAILING_STOP:
+            order.trail_ref = self._last_price
+            self._update_trailing_stop(order)
+            self._trailing[order.order_id] = order
+        elif order.side is BUY:
+            heapq.heappush(self._buy_stops, (order.stop_price, order.rank, order))  # type: ignore[arg-type]
+        else:
+            heapq.heappush(self._sell_stops, (-order.stop_price, order.rank, order))  # type: ignore[operator]
+        if self._last_price is not None and self._lo is None:
+            self._lo = self._hi = self._last_price
+
+    def _update_trailing_stop(self, order: Order) -> None:
+        ref = order.trail_ref
+        if ref is None:
+            return
+        if order.trail_is_percent:
+            assert isinstance(order.trail, Decimal)
+            offset = int((ref * order.trail / 100).to_integral_value(ROUND_FLOOR))
+        else:
+            assert isinstance(order.trail, int)
+            offset = order.trail
+        order.stop_price = ref - offset if order.side is SELL else ref + offset
+
+    def _run_stops(self, now: float) -> None:
+        """Trigger every stop whose condition the command's trades met, in arrival order, repeatedly."""
+        while self._lo is not None:
+            lo, hi = self._lo, self._hi
+            assert hi is not None
+            self._lo = self._hi = None
+            if not self._stop_count:
+                return
+            fired: list[Order] = []
+            buys, sells = self._buy_stops, self._sell_stops
+            while buys and buys[0][0] <= hi:
+                order = heapq.heappop(buys)[2]
+                if order.pending and self._orders.get(order.order_id) is order:
+                    fired.append(order)
+            while sells and -sells[0][0] >= lo:
+                order = heapq.heappop(sells)[2]
+                if order.pending and self._orders.get(order.order_id) is order:
+                    fired.append(order)
+            last = self._last_price
+            assert last is not None
+            for order in list(self._trailing.values()):
+                if order.side is SELL:
+                    order.trail_ref = hi if order.trail_ref is None or hi > order.trail_ref else order.trail_ref
+                else:
+                    order.trail_ref = lo if order.trail_ref is None or lo < order.trail_ref else order.trail_ref
+                self._update_trailing_stop(order)
+                stop = order.stop_price
+                assert stop is not None
+                if (last <= stop) if order.side is SELL else (last >= stop):
+                    fired.append(order)
+            fired.sort(key=lambda o: o.rank)
+            for order in fired:
+                if not order.pending:
+                    continue
+                self._remove(order)
+                order.triggered = True
+                self._stats["orders_triggered"] += 1
+                self._emit_order(E_TRIGGERED, order, now)
+                self._execute(order, now, announce=False)
+
+    # ------------------------------------------------------------------ expiry
+
+    def _expire_due(self, now: float) -> int:
+        """Remove every order whose expiry is at or before ``now``; return how many."""
+        heap = self._expiries
+        removed = 0
+        while heap and heap[0][0] <= now:
+            expiry, _, order = heapq.heappop(heap)
+            if self._orders.get(order.order_id) is not order or order.expiry != expiry:
+                continue
+            level = self._remove(order)
+            removed += 1
+            self._stats["orders_expired"] += 1
+            self._emit_order(E_EXPIRED, order, now, None, order.open)
+            if level is not None:
+                self._emit_level_after_removal(level, now)
+        return removed
+
+    # ------------------------------------------------------------------ events
+
+    def _emit_order(self, index: int, order: Order, now: float, reason: str | None = None,
+                    amount: int = 0) -> None:
+        """Queue an ORDER_CANCELLED (``reason``, ``amount`` = cancelled lots), ORDER_EXPIRED (``amount``
+        = expired lots) or ORDER_TRIGGERED event about ``order``."""
+        self._sequence += 1
+        if index == E_CANCELLED:
+            self._stats["orders_cancelled"] += 1
+        handlers = self._h[index]
+        if handlers:
+            data = self._order_dict(order)
+            if index == E_CANCELLED:
+                data["reason"] = reason
+                data["cancelled_quantity"] = self._qx(amount)
+            elif index == E_EXPIRED:
+                data["expired_quantity"] = self._qx(amount)
+            elif index == E_TRIGGERED:
+                data["trigger_price"] = None if self._last_price is None else self._px(self._last_price)
+            data["symbol"] = self.symbol
+            data["sequence"] = self._sequence
+            data["event_time"] = now
+            self._pending.append((handlers, _EVENT_TYPES[index], data))
+
+    def _emit_modified(self, order: Order, now: float, changes: dict[str, Any] | None,
+                       priority_kept: bool, reason: str = "user") -> None:
+        self._sequence += 1
+        handlers = self._h[E_MODIFIED]
+        if handlers:
+            data = self._order_dict(order)
+            if changes:
+                data.update(changes)
+            data["priority_kept"] = priority_kept
+            data["reason"] = reason
+            data["symbol"] = self.symbol
+            data["sequence"] = self._sequence
+            data["event_time"] = now
+            self._pending.append((handlers, EventType.ORDER_MODIFIED, data))
+
+    def _emit_fill(self, trade: Trade, maker: Order, taker: Order, now: float) -> None:
+        """Queue TRADE_EXECUTED and the two ORDER_FILLED events of ``trade`` (sequence already taken)."""
+        h = self._h
+        seq = trade.sequence
+        handlers = h[E_TRADE]
+        if handlers:
+            data = self._trade_dict(trade)
+            self._pending.append((handlers, EventType.TRADE_EXECUTED, data))
+        handlers = h[E_FILLED]
+        if handlers:
+            self._pending.append((handlers, EventType.ORDER_FILLED,
+                                  self._fill_dict(trade, maker, True, seq + 1, now)))
+            self._pending.append((handlers, EventType.ORDER_FILLED,
+                                  self._fill_dict(trade, taker, False, seq + 2, now)))
+
+    def _emit_level(self, level: PriceLevel, now: float) -> None:
+        self._sequence += 1
+        handlers = self._h[E_LEVEL_CHANGED]
+        if handlers:
+            self._pending.append((handlers, EventType.PRICE_LEVEL_CHANGED, self._level_dict(level, now)))
+
+    def _emit_level_removed(self, level: PriceLevel, now: float) -> None:
+        self._sequence += 1
+        handlers = self._h[E_LEVEL_REMOVED]
+        if handlers:
+            data = self._level_dict(level, now)
+            data["quantity"] = self._qx(0)
+            data["order_count"] = 0
+            self._pending.append((handlers, EventType.PRICE_LEVEL_REMOVED, data))
+
+    def _dispatch(self) -> None:
+        """Deliver queued events in sequence order; report failing handlers with ERROR events."""
+        if self._dispatching:
+            return  # a handler called back into the book; the outer loop delivers its events
+        self._dispatching = True
+        pending = self._pending
+        try:
+            i = 0
+            while i < len(pending):
+                handlers, event_type, data = pending[i]
+                i += 1
+                for handler in handlers:
+                    try:
+                        handler(event_type, data)
+                    except Exception as exc:
+                        _report_handler_failure(handler, event_type, exc)
+                        if event_type is not EventType.ERROR:
+                            self._emit_error(handler, event_type, data, exc)
+        finally:
+            pending.clear()
+            self._dispatching = False
+
+    def _emit_error(self, handler: EventHandler, event_type: EventType, data: dict[str, Any],
+                    exc: Exception) -> None:
+        self._sequence += 1
+        handlers = self._h[E_ERROR]
+        if handlers:
+            self._pending.append((handlers, EventType.ERROR, {
+                "symbol": self.symbol,
+                "timestamp": data.get("event_time", data.get("timestamp")),
+                "sequence": self._sequence,
+                "message": f"{type(exc).__name__}: {exc}",
+                "error_type": type(exc).__name__,
+                "handler": getattr(handler, "__qualname__", repr(handler)),
+                "event_type": event_type.value,
+                "event_sequence": data.get("sequence"),
+            }))
+
+    # ------------------------------------------------------------------ dictionaries
+
+    def _order_dict(self, order: Order) -> dict[str, Any]:
+        px, qx = self._px, self._qx
+        if order.pending:
+            status = "pending"
+        elif order.open == 0:
+            status = "filled" if order.filled else "cancelled"
+        elif order.filled:
+            status = "partially_filled"
+        else:
+            status = "open"
+        trail = order.trail
+        if trail is not None and not order.trail_is_percent:
+            assert isinstance(trail, int)
+            trail = px(trail)
+        elif trail is not None:
+            trail = self._money(trail)  # type: ignore[arg-type]
+        return {
+            "order_id": order.order_id,
+            "symbol": self.symbol,
+            "side": order.side.value,
+            "price": None if order.price is None else px(order.price),
+            "quantity": qx(order.quantity),
+            "filled_quantity": qx(order.filled),
+            "remaining_quantity": qx(order.open),
+            "visible_quantity": qx(order.visible),
+            "displayed_quantity": qx(order.peak) if order.peak else None,
+            "order_type": order.order_type.value,
+            "time_in_force": order.tif.value,
+            "expiry_time": order.expiry,
+            "user_id": order.user_id,
+            "timestamp": order.timestamp,
+            "stop_price": None if order.stop_price is None else px(order.stop_price),
+            "trail_value": trail,
+            "trail_is_percent": order.trail_is_percent,
+            "self_trade_prevention": order.stp.value,
+            "triggered": order.triggered,
+            "status": status,
+            "priority": order.rank,
+        }
+
+    def _trade_dict(self, trade: Trade) -> dict[str, Any]:
+        notional = Decimal(trade.price * trade.quantity)
+        buyer_is_taker = trade.taker_side is BUY
+        return {
+            "trade_id": f"{self._id_prefix}T{trade.number}",
+            "symbol": self.symbol,
+            "price": self._px(trade.price),
+            "quantity": self._qx(trade.quantity),
+            "maker_order_id": trade.maker_order_id,
+            "taker_order_id": trade.taker_order_id,
+            "maker_user_id": trade.maker_user_id,
+            "taker_user_id": trade.taker_user_id,
+            "buy_order_id": trade.taker_order_id if buyer_is_taker else trade.maker_order_id,
+            "sell_order_id": trade.maker_order_id if buyer_is_taker else trade.taker_order_id,
+            "taker_side": trade.taker_side.value,
+            "maker_fee": self._money(notional * self._maker_fee_unit),
+            "taker_fee": self._money(notional * self._taker_fee_unit),
+            "maker_fee_rate": self._money(self.maker_fee_rate),
+            "taker_fee_rate": self._money(self.taker_fee_rate),
+            "timestamp": trade.timestamp,
+            "sequence": trade.sequence,
+        }
+
+    def _fill_dict(self, trade: Trade, order: Order, is_maker: bool, sequence: int, now: float) -> dict[str, Any]:
+        unit = self._maker_fee_unit if is_maker else self._taker_fee_unit
+        return {
+            "order_id": order.order_id,
+            "symbol": self.symbol,
+            "trade_id": f"{self._id_prefix}T{trade.number}",
+            "side": order.side.value,
+            "price": None if order.price is None else self._px(order.price),
+            "quantity": self._qx(order.quantity),
+            "fill_price": self._px(trade.price),
+            "fill_quantity": self._qx(trade.quantity),
+            "filled_quantity": self._qx(order.filled),
+            "remaining_quantity": self._qx(order.open),
+            "is_maker": is_maker,
+            "fee": self._money(Decimal(trade.price * trade.quantity) * unit),
+            "user_id": order.user_id,
+            "order_type": order.order_type.value,
+            "status": "partially_filled" if order.open else "filled",
+            "timestamp": now,
+            "sequence": sequence,
+        }
+
+    def _level_dict(self, level: PriceLevel, now: float) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "timestamp": now,
+            "sequence": self._sequence,
+            "side": level.side.value,
+            "price": self._px(level.price),
+            "quantity": self._qx(level.total),
+            "order_count": level.count,
+        }
+
+    # ------------------------------------------------------------------ self-check
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the book's internal state is inconsistent (for tests and debugging).
+
+        Checks: the book is not crossed; every level's total, reserve and count equal the sums over its
+        live orders; no live order has a non-positive open quantity; the price indexes match the level
+        maps; every live order is indexed by its id exactly once.
+        """
+        with self._lock:
+            bid, ask = self._bid_prices.max(), self._ask_prices.min()
+            assert bid is None or ask is None or bid < ask, f"book crossed: bid {bid} >= ask {ask}"
+            seen: set[str] = set()
+            for side, levels, index in ((BUY, self._bid_levels, self._bid_prices),
+                                        (SELL, self._ask_levels, self._ask_prices)):
+                index.check_invariants()
+                assert sorted(levels) == list(index.ascending()), "price index out of sync"
+                for price, level in levels.items():
+                    live = level.live_orders()
+                    assert level.price == price and level.side is side
+                    assert live, f"empty level kept at {price}"
+                    assert level.count == len(live), "level count mismatch"
+                    assert level.total == sum(o.visible for o in live), "level total mismatch"
+                    assert level.reserve == sum(o.open - o.visible for o in live), "level reserve mismatch"
+                    assert level.dead == len(level.orders) - len(live), "dead entry count mismatch"
+                    ranks = [o.rank for o in live]
+                    assert ranks == sorted(ranks), "queue not in time priority"
+                    for o in live:
+                        assert o.open > 0 and o.visible > 0, f"non-positive order resting: {o!r}"
+                        assert o.visible <= o.open and o.filled + o.open == o.quantity
+                        assert o.price == price and o.side is side
+                        assert self._orders.get(o.order_id) is o, "resting order not indexed"
+                        assert o.order_id not in seen
+                        seen.add(o.order_id)
+            stops = [o for o in self._orders.values() if o.pending]
+            assert len(stops) == self._stop_count, "stop count mismatch"
+            assert len(seen) + len(stops) == len(self._orders), "orders index holds dead orders"
+
+
+_EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
+_ADD_ORDER_KEYS = frozenset({
+    "side", "price", "quantity", "order_id", "time_in_force", "expiry_time", "user_id", "order_type",
+    "stop_price", "trail_value", "trail_is_percent", "displayed_quantity", "self_trade_prevention",
+})
+
+
+def _check_expiry(value: object, now: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidOrderError(f"expiry_time must be a number of seconds, not {type(value).__name__}")
+    expiry = float(value)
+    if expiry != expiry or expiry in (float("inf"), float("-inf")):
+        raise InvalidOrderError("expiry_time must be finite")
+    if expiry <= now:
+        raise InvalidOrderError(f"expiry_time {value!r} is not in the future (now {now!r})")
+    return expiry
+
+
+def _report_handler_failure(handler: EventHandler, event_type: EventType, exc: Exception) -> None:
+    _LOG.error(
+        "event handler %r failed on %s: %s", handler, event_type.name, exc, exc_info=exc
+    )
+

@@ -1,0 +1,172 @@
+"""The book's records: orders, price levels and trades, all in integer units.
+
+These classes are slotted and hold integers (ticks for prices, lots for quantities); the
+:class:`~manticore_orderbook.OrderBook` turns them into user numbers when it builds dictionaries.
+They are exposed for type hints and advanced use; treat instances you receive as read-only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from .enums import OrderType, SelfTradePrevention, Side, TimeInForce
+
+__all__ = ["Order", "PriceLevel", "Trade"]
+
+
+class Order:
+    """One live or finished order.
+
+    Quantities are in lots: ``quantity == filled + open`` always holds (``quantity`` shrinks only by
+    self-trade decrement or a modify). ``visible`` is the part shown in its price level (an iceberg's
+    current slice, otherwise ``open``); ``peak`` is an iceberg's display size (0 for other orders).
+    ``level`` is the price level the order rests in, or None while it is not resting. ``rank`` orders
+    time priority: the lower, the earlier it reached its place in its level's queue.
+    """
+
+    __slots__ = (
+        "expiry",
+        "filled",
+        "level",
+        "open",
+        "order_id",
+        "order_type",
+        "peak",
+        "pending",
+        "price",
+        "quantity",
+        "rank",
+        "side",
+        "stop_price",
+        "stp",
+        "tif",
+        "timestamp",
+        "trail",
+        "trail_is_percent",
+        "trail_ref",
+        "triggered",
+        "user_id",
+        "visible",
+    )
+
+    def __init__(
+        self,
+        order_id: str,
+        side: Side,
+        price: int | None,
+        quantity: int,
+        order_type: OrderType,
+        tif: TimeInForce,
+        expiry: float | None,
+        user_id: str | int | None,
+        timestamp: float,
+        stp: SelfTradePrevention,
+        peak: int = 0,
+        stop_price: int | None = None,
+        trail: object = None,
+        trail_is_percent: bool = False,
+    ) -> None:
+        self.order_id = order_id
+        self.side = side
+        self.price = price
+        self.quantity = quantity
+        self.filled = 0
+        self.open = quantity
+        self.visible = 0
+        self.peak = peak
+        self.order_type = order_type
+        self.tif = tif
+        self.expiry = expiry
+        self.user_id = user_id
+        self.timestamp = timestamp
+        self.stp = stp
+        self.stop_price = stop_price
+        self.trail = trail
+        self.trail_is_percent = trail_is_percent
+        self.trail_ref: int | None = None
+        self.pending = False
+        self.triggered = False
+        self.level: PriceLevel | None = None
+        self.rank = 0
+
+    def copy(self) -> Order:
+        """A detached copy with the same fields (not resting anywhere)."""
+        clone = Order.__new__(Order)
+        for name in Order.__slots__:
+            setattr(clone, name, getattr(self, name))
+        clone.level = None
+        return clone
+
+    def __repr__(self) -> str:
+        return (
+            f"Order({self.order_id!r}, {self.side.value}, price={self.price}, open={self.open}/"
+            f"{self.quantity}, {self.order_type.value}/{self.tif.value})"
+        )
+
+
+class PriceLevel:
+    """The queue of orders resting at one price on one side.
+
+    ``orders`` is in time priority; cancelled orders stay in it until they reach the front or the
+    queue is compacted (lazy deletion, so a cancel is O(1)): they are recognised by ``order.level``
+    no longer being this level. ``total`` is the visible quantity, ``reserve`` the hidden iceberg
+    quantity and ``count`` the number of live orders.
+    """
+
+    __slots__ = ("count", "dead", "orders", "price", "reserve", "side", "total")
+
+    def __init__(self, price: int, side: Side) -> None:
+        self.price = price
+        self.side = side
+        self.orders: deque[Order] = deque()
+        self.total = 0
+        self.reserve = 0
+        self.count = 0
+        self.dead = 0
+
+    def live_orders(self) -> list[Order]:
+        """The live orders in time priority."""
+        return [o for o in self.orders if o.level is self]
+
+    def compact(self) -> None:
+        """Drop cancelled entries from the queue."""
+        self.orders = deque(o for o in self.orders if o.level is self)
+        self.dead = 0
+
+
+class Trade:
+    """One execution: ``quantity`` lots at ``price`` ticks between a resting maker and a taker."""
+
+    __slots__ = (
+        "maker_order_id",
+        "maker_user_id",
+        "number",
+        "price",
+        "quantity",
+        "sequence",
+        "taker_order_id",
+        "taker_side",
+        "taker_user_id",
+        "timestamp",
+    )
+
+    def __init__(
+        self,
+        number: int,
+        price: int,
+        quantity: int,
+        maker: Order,
+        taker: Order,
+        timestamp: float,
+        sequence: int,
+    ) -> None:
+        self.number = number
+        self.price = price
+        self.quantity = quantity
+        self.maker_order_id = maker.order_id
+        self.maker_user_id = maker.user_id
+        self.taker_order_id = taker.order_id
+        self.taker_user_id = taker.user_id
+        self.taker_side = taker.side
+        self.timestamp = timestamp
+        self.sequence = sequence

@@ -1,0 +1,142 @@
+"""Exact conversion between user numbers and the integer units (ticks, lots) the book works in.
+
+A :class:`Grid` is one step size (a tick size for prices, a lot size for quantities). Inputs may be
+``int``, ``float``, ``str`` or :class:`~decimal.Decimal`; a value that is not a positive whole number of
+steps, or is NaN, infinite, of the wrong type or larger than ``max_units`` steps, raises
+:class:`~manticore_orderbook.errors.InvalidOrderError`. Outputs are exact: a float output is the float
+nearest to the exact decimal value (so ``0.3`` in gives ``0.3`` out), a string or Decimal output is the
+exact decimal with the grid's number of decimal places.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Literal
+
+from .errors import InvalidOrderError
+
+__all__ = ["MAX_UNITS", "Grid", "NumberFormat", "to_decimal"]
+
+NumberFormat = Literal["float", "str", "decimal"]
+
+#: Largest number of steps a price or quantity may have by default: 2**53 - 1, so that every value
+#: also has an exact float neighbour and integer arithmetic on it stays cheap.
+MAX_UNITS = 2**53 - 1
+
+
+def to_decimal(value: object, what: str) -> Decimal:
+    """Return ``value`` (int, float, str or Decimal) as a finite Decimal, or raise InvalidOrderError.
+
+    Floats are read through their shortest ``repr`` (``0.3`` becomes ``Decimal("0.3")``).
+    """
+    if isinstance(value, bool):
+        raise InvalidOrderError(f"{what} must be a number, not a bool")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, float):
+        result = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise InvalidOrderError(f"{what} {value!r} is not a number") from None
+    else:
+        raise InvalidOrderError(f"{what} must be a number or a numeric string, not {type(value).__name__}")
+    if not result.is_finite():
+        raise InvalidOrderError(f"{what} must be finite, got {value!r}")
+    return result
+
+
+class Grid:
+    """One step size and the conversions between user values and whole numbers of steps.
+
+    ``step`` must be a positive decimal (``0.01``, ``"0.5"``, ``1``). ``units = value / step``.
+    """
+
+    __slots__ = ("_exp", "_float_scale", "_num", "_scale", "max_units", "name", "step", "to_output")
+
+    def __init__(self, step: object, name: str, number_format: NumberFormat = "float",
+                 max_units: int = MAX_UNITS) -> None:
+        dec = to_decimal(step, f"{name} step")
+        if dec <= 0:
+            raise InvalidOrderError(f"{name} step must be positive, got {step!r}")
+        dec = dec.normalize()
+        exponent = int(dec.as_tuple().exponent)
+        places = -exponent if exponent < 0 else 0
+        self.name = name
+        self.step = dec
+        self._exp = places
+        self._scale = 10**places  # value * scale is an integer multiple of num
+        self._num = int(dec.scaleb(places))  # step == num / scale
+        self._float_scale = float(self._scale)
+        self.max_units = max_units
+        formats: dict[str, Callable[[int], object]] = {
+            "float": self.to_float,
+            "str": self.to_str,
+            "decimal": self.to_decimal,
+        }
+        if number_format not in formats:
+            raise InvalidOrderError(f"number_format must be one of {sorted(formats)}, got {number_format!r}")
+        self.to_output: Callable[[int], object] = formats[number_format]
+
+    def to_units(self, value: object) -> int:
+        """Return ``value`` as a positive whole number of steps.
+
+        Raises InvalidOrderError for a wrong type, NaN/infinity, zero or negative values, values off the
+        grid and values above ``max_units`` steps.
+        """
+        kind = type(value)
+        if kind is float:
+            assert isinstance(value, float)
+            if value != value or value in (math.inf, -math.inf):
+                raise InvalidOrderError(f"{self.name} must be finite, got {value!r}")
+            scaled = value * self._scale
+            if -1e15 < scaled < 1e15:
+                n = round(scaled)
+                # ``n / scale == value`` exactly when value is the float nearest to the decimal n/scale.
+                if n / self._float_scale == value:
+                    units, rest = divmod(n, self._num)
+                    if rest:
+                        self._off_grid(value)
+                    return self._check_range(units, value)
+                self._off_grid(value)
+        elif kind is int:
+            assert isinstance(value, int)
+            units, rest = divmod(value * self._scale, self._num)
+            if rest:
+                self._off_grid(value)
+            return self._check_range(units, value)
+        dec = to_decimal(value, self.name)
+        if dec.adjusted() > 30:
+            raise InvalidOrderError(f"{self.name} {value!r} is too large")
+        numerator, denominator = dec.as_integer_ratio()
+        units, rest = divmod(numerator * self._scale, denominator * self._num)
+        if rest:
+            self._off_grid(value)
+        return self._check_range(units, value)
+
+    def _check_range(self, units: int, value: object) -> int:
+        if units <= 0:
+            raise InvalidOrderError(f"{self.name} must be positive, got {value!r}")
+        if units > self.max_units:
+            raise InvalidOrderError(f"{self.name} {value!r} is too large (at most {self.to_str(self.max_units)})")
+        return units
+
+    def _off_grid(self, value: object) -> None:
+        raise InvalidOrderError(f"{self.name} {value!r} is not a multiple of the {self.name} step {self.step}")
+
+    def to_float(self, units: int) -> float:
+        """The float nearest to ``units * step`` (exact for values with an exact float)."""
+        return units * self._num / self._float_scale if self._scale != 1 else float(units * self._num)
+
+    def to_decimal(self, units: int) -> Decimal:
+        """``units * step`` as an exact Decimal with the grid's decimal places."""
+        return Decimal(units * self._num).scaleb(-self._exp)
+
+    def to_str(self, units: int) -> str:
+        """``units * step`` as an exact decimal string with the grid's decimal places."""
+        return format(self.to_decimal(units), "f")
