@@ -79,6 +79,8 @@ E_LEVEL_REMOVED = EVENT_INDEX[EventType.PRICE_LEVEL_REMOVED]
 E_CLEARED = EVENT_INDEX[EventType.BOOK_CLEARED]
 E_ERROR = EVENT_INDEX[EventType.ERROR]
 
+_PLAIN_SIDES = {"buy": BUY, "sell": SELL, "BUY": BUY, "SELL": SELL, "Buy": BUY, "Sell": SELL}
+_PLAIN_TIFS = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "gtc": GTC, "ioc": IOC, "fok": FOK}
 _STOP_TYPES = frozenset({STOP_LIMIT, STOP_MARKET, TRAILING_STOP})
 _ORDER_ID_MAX_LEN = 128
 _COMPACT_MIN_DEAD = 64
@@ -154,11 +156,7 @@ class OrderBook:
         self._id_prefix = order_id_prefix
         self._px = self._price_grid.to_output
         self._qx = self._qty_grid.to_output
-        self._money: Callable[[Decimal], object] = {
-            "float": float,
-            "str": lambda d: format(d, "f"),
-            "decimal": lambda d: d,
-        }[number_format]
+        self._money: Callable[[Decimal], object] = _MONEY_FORMATS[number_format]
         self._h = self.event_manager.handlers
         self._lock = threading.RLock()
         self._max_trade_history = max_trade_history
@@ -172,12 +170,12 @@ class OrderBook:
         self._trades: deque[Trade] = deque(maxlen=max_trade_history)
         self._last_price: int | None = None
         self._stats = {
-            "orders_added": 0,
             "orders_cancelled": 0,
             "orders_expired": 0,
             "orders_modified": 0,
             "orders_triggered": 0,
         }
+        self._added = 0
         self._volume = 0  # lots traded
         self._notional = 0  # tick-lots traded
 
@@ -253,10 +251,22 @@ class OrderBook:
         """
         with self._lock:
             now = self._clock()
-            order = self._build(
-                side, price, quantity, order_id, time_in_force, expiry_time, user_id, order_type,
-                stop_price, trail_value, trail_is_percent, displayed_quantity, self_trade_prevention, now,
-            )
+            order = None
+            if (
+                order_type is None
+                and expiry_time is None
+                and stop_price is None
+                and trail_value is None
+                and displayed_quantity is None
+                and self_trade_prevention is None
+            ):
+                order = self._build_plain(side, price, quantity, order_id, time_in_force, user_id, now)
+            if order is None:
+                order = self._build(
+                    side, price, quantity, order_id, time_in_force, expiry_time, user_id, order_type,
+                    stop_price, trail_value, trail_is_percent, displayed_quantity, self_trade_prevention,
+                    now,
+                )
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
             self._enter(order, now)
@@ -567,6 +577,7 @@ class OrderBook:
                 "trade_history_size": len(self._trades),
             }
             stats.update(self._stats)
+            stats["orders_added"] = self._added
             stats["trades"] = self._trade_no
             return stats
 
@@ -686,9 +697,42 @@ class OrderBook:
             if order_id in self._orders or (reserved is not None and order_id in reserved):
                 raise DuplicateOrderIdError(f"order id {order_id!r} is already used by a live order")
             oid = order_id
-        order = Order(oid, side_, price_units, qty, kind, tif, expiry, user_id,  # type: ignore[arg-type]
-                      now, stp_mode, peak, stop_units, trail, bool(trail_is_percent))
-        return order
+        assert user_id is None or isinstance(user_id, (str, int))
+        return Order(oid, side_, price_units, qty, kind, tif, expiry, user_id,
+                     now, stp_mode, peak, stop_units, trail, bool(trail_is_percent))
+
+    def _build_plain(self, side: object, price: object, quantity: object, order_id: object,
+                     time_in_force: object, user_id: object, now: float) -> Order | None:
+        """The fast path of ``_build`` for plain limit and market orders with well-formed arguments.
+
+        Returns None whenever anything is unusual; ``_build`` then validates (and explains) in full."""
+        side_ = _PLAIN_SIDES.get(side) if isinstance(side, str) else None
+        if side_ is None:
+            return None
+        if time_in_force is None:
+            tif = GTC
+        else:
+            found = _PLAIN_TIFS.get(time_in_force) if isinstance(time_in_force, str) else None
+            if found is None:
+                return None
+            tif = found
+        if quantity is None or (user_id is not None and not isinstance(user_id, str)):
+            return None
+        if order_id is None:
+            oid = self._new_order_id(None)
+        elif isinstance(order_id, str) and 0 < len(order_id) <= _ORDER_ID_MAX_LEN and order_id not in self._orders:
+            oid = order_id
+        else:
+            return None
+        price_units = None if price is None else self._price_grid.to_units(price)
+        try:
+            qty = self._qty_grid.to_units(quantity)
+        except InvalidOrderError:
+            if order_id is None:
+                self._next_order_no -= 1
+            raise
+        return Order(oid, side_, price_units, qty, LIMIT if price_units is not None else MARKET, tif, None,
+                     user_id, now, self.default_stp)
 
     def _new_order_id(self, reserved: set[str] | None) -> str:
         while True:
@@ -701,8 +745,9 @@ class OrderBook:
 
     def _enter(self, order: Order, now: float) -> None:
         """Process a validated new order: announce it, then match/rest it or hold it as a stop."""
-        self._stats["orders_added"] += 1
+        self._added += 1
         if order.order_type in _STOP_TYPES:
+            self._sequence += 1
             self._announce(order, now)
             self._hold_stop(order)
         else:
@@ -711,7 +756,7 @@ class OrderBook:
             self._run_stops(now)
 
     def _announce(self, order: Order, now: float) -> None:
-        self._sequence += 1
+        """Queue ORDER_ADDED for ``order`` (its sequence number is already taken)."""
         handlers = self._h[E_ADDED]
         if handlers:
             data = self._order_dict(order)
@@ -737,7 +782,9 @@ class OrderBook:
                 self._emit_order(E_CANCELLED, order, now, "fok", order.open)
                 return
             if announce:
-                self._announce(order, now)
+                self._sequence += 1
+                if self._h[E_ADDED]:
+                    self._announce(order, now)
             if not self._match(order, now):
                 return  # self-trade prevention ended the order
         else:
@@ -745,7 +792,9 @@ class OrderBook:
                 self._emit_order(E_CANCELLED, order, now, "fok", order.open)
                 return
             if announce:
-                self._announce(order, now)
+                self._sequence += 1
+                if self._h[E_ADDED]:
+                    self._announce(order, now)
         if order.open:
             if price is None or order.tif is IOC or order.tif is FOK:
                 self._emit_order(E_CANCELLED, order, now, "ioc", order.open)
@@ -1040,10 +1089,13 @@ class OrderBook:
             order.trail_ref = self._last_price
             self._update_trailing_stop(order)
             self._trailing[order.order_id] = order
-        elif order.side is BUY:
-            heapq.heappush(self._buy_stops, (order.stop_price, order.rank, order))  # type: ignore[arg-type]
         else:
-            heapq.heappush(self._sell_stops, (-order.stop_price, order.rank, order))  # type: ignore[operator]
+            stop = order.stop_price
+            assert stop is not None
+            if order.side is BUY:
+                heapq.heappush(self._buy_stops, (stop, order.rank, order))
+            else:
+                heapq.heappush(self._sell_stops, (-stop, order.rank, order))
         if self._last_price is not None and self._lo is None:
             self._lo = self._hi = self._last_price
 
@@ -1130,9 +1182,11 @@ class OrderBook:
         if handlers:
             data = self._order_dict(order)
             if index == E_CANCELLED:
+                data["status"] = "cancelled"
                 data["reason"] = reason
                 data["cancelled_quantity"] = self._qx(amount)
             elif index == E_EXPIRED:
+                data["status"] = "expired"
                 data["expired_quantity"] = self._qx(amount)
             elif index == E_TRIGGERED:
                 data["trigger_price"] = None if self._last_price is None else self._px(self._last_price)
@@ -1362,6 +1416,21 @@ class OrderBook:
 
 
 _EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
+
+
+def _money_str(value: Decimal) -> object:
+    return format(value, "f")
+
+
+def _money_decimal(value: Decimal) -> object:
+    return value
+
+
+_MONEY_FORMATS: dict[str, Callable[[Decimal], object]] = {
+    "float": float,
+    "str": _money_str,
+    "decimal": _money_decimal,
+}
 _ADD_ORDER_KEYS = frozenset({
     "side", "price", "quantity", "order_id", "time_in_force", "expiry_time", "user_id", "order_type",
     "stop_price", "trail_value", "trail_is_percent", "displayed_quantity", "self_trade_prevention",

@@ -91,10 +91,18 @@ class Order:
 
     def copy(self) -> Order:
         """A detached copy with the same fields (not resting anywhere)."""
-        clone = Order.__new__(Order)
-        for name in Order.__slots__:
-            setattr(clone, name, getattr(self, name))
-        clone.level = None
+        clone = Order(
+            self.order_id, self.side, self.price, self.quantity, self.order_type, self.tif, self.expiry,
+            self.user_id, self.timestamp, self.stp, self.peak, self.stop_price, self.trail,
+            self.trail_is_percent,
+        )
+        clone.filled = self.filled
+        clone.open = self.open
+        clone.visible = self.visible
+        clone.trail_ref = self.trail_ref
+        clone.pending = self.pending
+        clone.triggered = self.triggered
+        clone.rank = self.rank
         return clone
 
     def __repr__(self) -> str:
@@ -130,7 +138,7 @@ class PriceLevel:
 
     def compact(self) -> None:
         """Drop cancelled entries from the queue."""
-        self.orders = deque(o for o in self.orders if o.level is self)
+        self.orders = deque([o for o in self.orders if o.level is self])
         self.dead = 0
 
 
