@@ -37,11 +37,9 @@ from .enums import (
 )
 from .errors import DuplicateOrderIdError, InvalidOrderError
 from .events import EVENT_INDEX, EventHandler, EventManager
+from .model import Order, PriceLevel, Trade
 from .numbers import Grid, NumberFormat, to_decimal
 from .price_index import PriceIndex
-
-# One import per name keeps attribute look-ups off the hot path.
-from .model import Order, PriceLevel, Trade
 
 __all__ = ["OrderBook"]
 
@@ -263,8 +261,19 @@ class OrderBook:
                 order = self._build_plain(side, price, quantity, order_id, time_in_force, user_id, now)
             if order is None:
                 order = self._build(
-                    side, price, quantity, order_id, time_in_force, expiry_time, user_id, order_type,
-                    stop_price, trail_value, trail_is_percent, displayed_quantity, self_trade_prevention,
+                    side,
+                    price,
+                    quantity,
+                    order_id,
+                    time_in_force,
+                    expiry_time,
+                    user_id,
+                    order_type,
+                    stop_price,
+                    trail_value,
+                    trail_is_percent,
+                    displayed_quantity,
+                    self_trade_prevention,
                     now,
                 )
             if self._expiries and self._expiries[0][0] <= now:
@@ -294,11 +303,21 @@ class OrderBook:
                         raise InvalidOrderError(f"batch item {index}: unknown field(s) {sorted(unknown)}")
                     try:
                         order = self._build(
-                            item.get("side"), item.get("price"), item.get("quantity"), item.get("order_id"),
-                            item.get("time_in_force"), item.get("expiry_time"), item.get("user_id"),
-                            item.get("order_type"), item.get("stop_price"), item.get("trail_value"),
-                            item.get("trail_is_percent", False), item.get("displayed_quantity"),
-                            item.get("self_trade_prevention"), now, reserved=seen,
+                            item.get("side"),
+                            item.get("price"),
+                            item.get("quantity"),
+                            item.get("order_id"),
+                            item.get("time_in_force"),
+                            item.get("expiry_time"),
+                            item.get("user_id"),
+                            item.get("order_type"),
+                            item.get("stop_price"),
+                            item.get("trail_value"),
+                            item.get("trail_is_percent", False),
+                            item.get("displayed_quantity"),
+                            item.get("self_trade_prevention"),
+                            now,
+                            reserved=seen,
                         )
                     except InvalidOrderError as exc:
                         raise type(exc)(f"batch item {index}: {exc}") from None
@@ -384,8 +403,11 @@ class OrderBook:
                 expiry = _check_expiry(new_expiry_time, now)
             reprices = price != order.price
             grows = quantity - order.filled > order.open
-            if reprices and order.order_type is POST_ONLY and not order.pending and self._crosses(
-                order.side, price
+            if (
+                reprices
+                and order.order_type is POST_ONLY
+                and not order.pending
+                and self._crosses(order.side, price)
             ):
                 raise InvalidOrderError("post-only order would cross the book at the new price")
             if not reprices and quantity == order.quantity and expiry == order.expiry:
@@ -397,14 +419,18 @@ class OrderBook:
                         self._dispatch()
                     return False
             self._stats["orders_modified"] += 1
-            changes = {
-                "old_price": None if order.price is None else self._px(order.price),
-                "new_price": None if price is None else self._px(price),
-                "old_quantity": self._qx(order.quantity),
-                "new_quantity": self._qx(quantity),
-                "old_expiry_time": order.expiry,
-                "new_expiry_time": expiry,
-            } if self._h[E_MODIFIED] else None
+            changes = (
+                {
+                    "old_price": None if order.price is None else self._px(order.price),
+                    "new_price": None if price is None else self._px(price),
+                    "old_quantity": self._qx(order.quantity),
+                    "new_quantity": self._qx(quantity),
+                    "old_expiry_time": order.expiry,
+                    "new_expiry_time": expiry,
+                }
+                if self._h[E_MODIFIED]
+                else None
+            )
             if order.pending or not (reprices or grows):
                 self._modify_in_place(order, price, quantity, expiry)
                 self._emit_modified(order, now, changes, priority_kept=True)
@@ -453,10 +479,17 @@ class OrderBook:
             handlers = self._h[E_CLEARED]
             if handlers:
                 self._pending.append(
-                    (handlers, EventType.BOOK_CLEARED, {
-                        "symbol": self.symbol, "timestamp": now, "sequence": self._sequence,
-                        "order_count": len(ids), "order_ids": ids,
-                    })
+                    (
+                        handlers,
+                        EventType.BOOK_CLEARED,
+                        {
+                            "symbol": self.symbol,
+                            "timestamp": now,
+                            "sequence": self._sequence,
+                            "order_count": len(ids),
+                            "order_ids": ids,
+                        },
+                    )
                 )
             if self._pending:
                 self._dispatch()
@@ -469,7 +502,9 @@ class OrderBook:
             order = self._orders.get(order_id)
             return None if order is None else self._order_dict(order)
 
-    def get_orders(self, side: Side | str | None = None, user_id: str | int | None = None) -> list[dict[str, Any]]:
+    def get_orders(
+        self, side: Side | str | None = None, user_id: str | int | None = None
+    ) -> list[dict[str, Any]]:
         """Live orders as dicts: bids best first, then asks best first (each level in time priority),
         then untriggered stops in arrival order. Filter by ``side`` and/or ``user_id``."""
         with self._lock:
@@ -511,8 +546,9 @@ class OrderBook:
                 "asks": self._side_levels(self._ask_prices.ascending(), self._ask_levels, limit),
             }
 
-    def _side_levels(self, prices: Iterable[int], levels: dict[int, PriceLevel],
-                     limit: int | None) -> list[dict[str, Any]]:
+    def _side_levels(
+        self, prices: Iterable[int], levels: dict[int, PriceLevel], limit: int | None
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         px, qx = self._px, self._qx
         for price in prices:
@@ -688,21 +724,47 @@ class OrderBook:
             raise InvalidOrderError(f"trail_value is not allowed on {kind.value} orders")
         stp_mode = self.default_stp if stp is None else parse_stp(stp)
         if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, (str, int))):
-            raise InvalidOrderError(f"user_id must be a string, an integer or None, not {type(user_id).__name__}")
+            raise InvalidOrderError(
+                f"user_id must be a string, an integer or None, not {type(user_id).__name__}"
+            )
         if order_id is None:
             oid = self._new_order_id(reserved)
         else:
             if not isinstance(order_id, str) or not order_id or len(order_id) > _ORDER_ID_MAX_LEN:
-                raise InvalidOrderError(f"order_id must be a non-empty string of at most {_ORDER_ID_MAX_LEN} characters")
+                raise InvalidOrderError(
+                    f"order_id must be a non-empty string of at most {_ORDER_ID_MAX_LEN} characters"
+                )
             if order_id in self._orders or (reserved is not None and order_id in reserved):
                 raise DuplicateOrderIdError(f"order id {order_id!r} is already used by a live order")
             oid = order_id
         assert user_id is None or isinstance(user_id, (str, int))
-        return Order(oid, side_, price_units, qty, kind, tif, expiry, user_id,
-                     now, stp_mode, peak, stop_units, trail, bool(trail_is_percent))
+        return Order(
+            oid,
+            side_,
+            price_units,
+            qty,
+            kind,
+            tif,
+            expiry,
+            user_id,
+            now,
+            stp_mode,
+            peak,
+            stop_units,
+            trail,
+            bool(trail_is_percent),
+        )
 
-    def _build_plain(self, side: object, price: object, quantity: object, order_id: object,
-                     time_in_force: object, user_id: object, now: float) -> Order | None:
+    def _build_plain(
+        self,
+        side: object,
+        price: object,
+        quantity: object,
+        order_id: object,
+        time_in_force: object,
+        user_id: object,
+        now: float,
+    ) -> Order | None:
         """The fast path of ``_build`` for plain limit and market orders with well-formed arguments.
 
         Returns None whenever anything is unusual; ``_build`` then validates (and explains) in full."""
@@ -720,7 +782,11 @@ class OrderBook:
             return None
         if order_id is None:
             oid = self._new_order_id(None)
-        elif isinstance(order_id, str) and 0 < len(order_id) <= _ORDER_ID_MAX_LEN and order_id not in self._orders:
+        elif (
+            isinstance(order_id, str)
+            and 0 < len(order_id) <= _ORDER_ID_MAX_LEN
+            and order_id not in self._orders
+        ):
             oid = order_id
         else:
             return None
@@ -731,8 +797,18 @@ class OrderBook:
             if order_id is None:
                 self._next_order_no -= 1
             raise
-        return Order(oid, side_, price_units, qty, LIMIT if price_units is not None else MARKET, tif, None,
-                     user_id, now, self.default_stp)
+        return Order(
+            oid,
+            side_,
+            price_units,
+            qty,
+            LIMIT if price_units is not None else MARKET,
+            tif,
+            None,
+            user_id,
+            now,
+            self.default_stp,
+        )
 
     def _new_order_id(self, reserved: set[str] | None) -> str:
         while True:
@@ -955,8 +1031,13 @@ class OrderBook:
             level.total -= maker.visible - visible
             maker.visible = visible
             level.reserve += (maker.open - maker.visible) - hidden_before
-            self._emit_modified(maker, now, self._stp_changes(maker, old_quantity),
-                                priority_kept=True, reason="self_trade_prevention")
+            self._emit_modified(
+                maker,
+                now,
+                self._stp_changes(maker, old_quantity),
+                priority_kept=True,
+                reason="self_trade_prevention",
+            )
         if cut == taker.open:
             self._emit_order(E_CANCELLED, taker, now, "self_trade_prevention", cut)
             taker.open = 0
@@ -965,8 +1046,13 @@ class OrderBook:
         old_quantity = taker.quantity
         taker.open -= cut
         taker.quantity -= cut
-        self._emit_modified(taker, now, self._stp_changes(taker, old_quantity),
-                            priority_kept=True, reason="self_trade_prevention")
+        self._emit_modified(
+            taker,
+            now,
+            self._stp_changes(taker, old_quantity),
+            priority_kept=True,
+            reason="self_trade_prevention",
+        )
         return True
 
     def _stp_changes(self, order: Order, old_quantity: int) -> dict[str, Any] | None:
@@ -974,9 +1060,12 @@ class OrderBook:
             return None
         price = None if order.price is None else self._px(order.price)
         return {
-            "old_price": price, "new_price": price,
-            "old_quantity": self._qx(old_quantity), "new_quantity": self._qx(order.quantity),
-            "old_expiry_time": order.expiry, "new_expiry_time": order.expiry,
+            "old_price": price,
+            "new_price": price,
+            "old_quantity": self._qx(old_quantity),
+            "new_quantity": self._qx(order.quantity),
+            "old_expiry_time": order.expiry,
+            "new_expiry_time": order.expiry,
         }
 
     def _cancel_resting_for_stp(self, maker: Order, now: float) -> None:
@@ -1019,8 +1108,13 @@ class OrderBook:
         self._sequence += 1
         handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
         if handlers:
-            self._pending.append((handlers, EventType.PRICE_LEVEL_ADDED if created
-                                  else EventType.PRICE_LEVEL_CHANGED, self._level_dict(level, now)))
+            self._pending.append(
+                (
+                    handlers,
+                    EventType.PRICE_LEVEL_ADDED if created else EventType.PRICE_LEVEL_CHANGED,
+                    self._level_dict(level, now),
+                )
+            )
 
     def _remove(self, order: Order) -> PriceLevel | None:
         """Take a live order out of the book without any event; return the level it rested in (None
@@ -1133,9 +1227,13 @@ class OrderBook:
             assert last is not None
             for order in list(self._trailing.values()):
                 if order.side is SELL:
-                    order.trail_ref = hi if order.trail_ref is None or hi > order.trail_ref else order.trail_ref
+                    order.trail_ref = (
+                        hi if order.trail_ref is None or hi > order.trail_ref else order.trail_ref
+                    )
                 else:
-                    order.trail_ref = lo if order.trail_ref is None or lo < order.trail_ref else order.trail_ref
+                    order.trail_ref = (
+                        lo if order.trail_ref is None or lo < order.trail_ref else order.trail_ref
+                    )
                 self._update_trailing_stop(order)
                 stop = order.stop_price
                 assert stop is not None
@@ -1171,8 +1269,9 @@ class OrderBook:
 
     # ------------------------------------------------------------------ events
 
-    def _emit_order(self, index: int, order: Order, now: float, reason: str | None = None,
-                    amount: int = 0) -> None:
+    def _emit_order(
+        self, index: int, order: Order, now: float, reason: str | None = None, amount: int = 0
+    ) -> None:
         """Queue an ORDER_CANCELLED (``reason``, ``amount`` = cancelled lots), ORDER_EXPIRED (``amount``
         = expired lots) or ORDER_TRIGGERED event about ``order``."""
         self._sequence += 1
@@ -1195,8 +1294,14 @@ class OrderBook:
             data["event_time"] = now
             self._pending.append((handlers, _EVENT_TYPES[index], data))
 
-    def _emit_modified(self, order: Order, now: float, changes: dict[str, Any] | None,
-                       priority_kept: bool, reason: str = "user") -> None:
+    def _emit_modified(
+        self,
+        order: Order,
+        now: float,
+        changes: dict[str, Any] | None,
+        priority_kept: bool,
+        reason: str = "user",
+    ) -> None:
         self._sequence += 1
         handlers = self._h[E_MODIFIED]
         if handlers:
@@ -1220,10 +1325,12 @@ class OrderBook:
             self._pending.append((handlers, EventType.TRADE_EXECUTED, data))
         handlers = h[E_FILLED]
         if handlers:
-            self._pending.append((handlers, EventType.ORDER_FILLED,
-                                  self._fill_dict(trade, maker, True, seq + 1, now)))
-            self._pending.append((handlers, EventType.ORDER_FILLED,
-                                  self._fill_dict(trade, taker, False, seq + 2, now)))
+            self._pending.append(
+                (handlers, EventType.ORDER_FILLED, self._fill_dict(trade, maker, True, seq + 1, now))
+            )
+            self._pending.append(
+                (handlers, EventType.ORDER_FILLED, self._fill_dict(trade, taker, False, seq + 2, now))
+            )
 
     def _emit_level(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
@@ -1262,21 +1369,28 @@ class OrderBook:
             pending.clear()
             self._dispatching = False
 
-    def _emit_error(self, handler: EventHandler, event_type: EventType, data: dict[str, Any],
-                    exc: Exception) -> None:
+    def _emit_error(
+        self, handler: EventHandler, event_type: EventType, data: dict[str, Any], exc: Exception
+    ) -> None:
         self._sequence += 1
         handlers = self._h[E_ERROR]
         if handlers:
-            self._pending.append((handlers, EventType.ERROR, {
-                "symbol": self.symbol,
-                "timestamp": data.get("event_time", data.get("timestamp")),
-                "sequence": self._sequence,
-                "message": f"{type(exc).__name__}: {exc}",
-                "error_type": type(exc).__name__,
-                "handler": getattr(handler, "__qualname__", repr(handler)),
-                "event_type": event_type.value,
-                "event_sequence": data.get("sequence"),
-            }))
+            self._pending.append(
+                (
+                    handlers,
+                    EventType.ERROR,
+                    {
+                        "symbol": self.symbol,
+                        "timestamp": data.get("event_time", data.get("timestamp")),
+                        "sequence": self._sequence,
+                        "message": f"{type(exc).__name__}: {exc}",
+                        "error_type": type(exc).__name__,
+                        "handler": getattr(handler, "__qualname__", repr(handler)),
+                        "event_type": event_type.value,
+                        "event_sequence": data.get("sequence"),
+                    },
+                )
+            )
 
     # ------------------------------------------------------------------ dictionaries
 
@@ -1343,7 +1457,9 @@ class OrderBook:
             "sequence": trade.sequence,
         }
 
-    def _fill_dict(self, trade: Trade, order: Order, is_maker: bool, sequence: int, now: float) -> dict[str, Any]:
+    def _fill_dict(
+        self, trade: Trade, order: Order, is_maker: bool, sequence: int, now: float
+    ) -> dict[str, Any]:
         unit = self._maker_fee_unit if is_maker else self._taker_fee_unit
         return {
             "order_id": order.order_id,
@@ -1389,8 +1505,10 @@ class OrderBook:
             bid, ask = self._bid_prices.max(), self._ask_prices.min()
             assert bid is None or ask is None or bid < ask, f"book crossed: bid {bid} >= ask {ask}"
             seen: set[str] = set()
-            for side, levels, index in ((BUY, self._bid_levels, self._bid_prices),
-                                        (SELL, self._ask_levels, self._ask_prices)):
+            for side, levels, index in (
+                (BUY, self._bid_levels, self._bid_prices),
+                (SELL, self._ask_levels, self._ask_prices),
+            ):
                 index.check_invariants()
                 assert sorted(levels) == list(index.ascending()), "price index out of sync"
                 for price, level in levels.items():
@@ -1431,10 +1549,23 @@ _MONEY_FORMATS: dict[str, Callable[[Decimal], object]] = {
     "str": _money_str,
     "decimal": _money_decimal,
 }
-_ADD_ORDER_KEYS = frozenset({
-    "side", "price", "quantity", "order_id", "time_in_force", "expiry_time", "user_id", "order_type",
-    "stop_price", "trail_value", "trail_is_percent", "displayed_quantity", "self_trade_prevention",
-})
+_ADD_ORDER_KEYS = frozenset(
+    {
+        "side",
+        "price",
+        "quantity",
+        "order_id",
+        "time_in_force",
+        "expiry_time",
+        "user_id",
+        "order_type",
+        "stop_price",
+        "trail_value",
+        "trail_is_percent",
+        "displayed_quantity",
+        "self_trade_prevention",
+    }
+)
 
 
 def _check_expiry(value: object, now: float) -> float:
@@ -1449,7 +1580,4 @@ def _check_expiry(value: object, now: float) -> float:
 
 
 def _report_handler_failure(handler: EventHandler, event_type: EventType, exc: Exception) -> None:
-    _LOG.error(
-        "event handler %r failed on %s: %s", handler, event_type.name, exc, exc_info=exc
-    )
-
+    _LOG.error("event handler %r failed on %s: %s", handler, event_type.name, exc, exc_info=exc)

@@ -92,8 +92,19 @@ class Order:
     def copy(self) -> Order:
         """A detached copy with the same fields (not resting anywhere)."""
         clone = Order(
-            self.order_id, self.side, self.price, self.quantity, self.order_type, self.tif, self.expiry,
-            self.user_id, self.timestamp, self.stp, self.peak, self.stop_price, self.trail,
+            self.order_id,
+            self.side,
+            self.price,
+            self.quantity,
+            self.order_type,
+            self.tif,
+            self.expiry,
+            self.user_id,
+            self.timestamp,
+            self.stp,
+            self.peak,
+            self.stop_price,
+            self.trail,
             self.trail_is_percent,
         )
         clone.filled = self.filled

@@ -59,8 +59,9 @@ class Grid:
 
     __slots__ = ("_exp", "_float_scale", "_num", "_scale", "max_units", "name", "step", "to_output")
 
-    def __init__(self, step: object, name: str, number_format: NumberFormat = "float",
-                 max_units: int = MAX_UNITS) -> None:
+    def __init__(
+        self, step: object, name: str, number_format: NumberFormat = "float", max_units: int = MAX_UNITS
+    ) -> None:
         dec = to_decimal(step, f"{name} step")
         if dec <= 0:
             raise InvalidOrderError(f"{name} step must be positive, got {step!r}")
@@ -123,11 +124,15 @@ class Grid:
         if units <= 0:
             raise InvalidOrderError(f"{self.name} must be positive, got {value!r}")
         if units > self.max_units:
-            raise InvalidOrderError(f"{self.name} {value!r} is too large (at most {self.to_str(self.max_units)})")
+            raise InvalidOrderError(
+                f"{self.name} {value!r} is too large (at most {self.to_str(self.max_units)})"
+            )
         return units
 
     def _off_grid(self, value: object) -> None:
-        raise InvalidOrderError(f"{self.name} {value!r} is not a multiple of the {self.name} step {self.step}")
+        raise InvalidOrderError(
+            f"{self.name} {value!r} is not a multiple of the {self.name} step {self.step}"
+        )
 
     def to_float(self, units: int) -> float:
         """The float nearest to ``units * step`` (exact for values with an exact float)."""
