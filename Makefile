@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+COMPILED := .venv-compiled
+.PHONY: run test lint bench clean compiled test-compiled
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +20,23 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+test: lint test-compiled
 	$(BIN)/python -m pytest
 
-bench: $(BIN)/.installed
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python -m benchmarks.run
+# The same order book source compiled with mypyc, installed (not editable) in its own venv.
+$(COMPILED)/.installed: pyproject.toml setup.py $(wildcard src/manticore_orderbook/*.py)
+	$(PYTHON) -m venv $(COMPILED)
+	$(COMPILED)/bin/pip install --quiet --upgrade pip
+	$(COMPILED)/bin/pip install --quiet '.[dev]' setuptools wheel
+	rm -rf build
+	MANTICORE_MYPYC=1 $(COMPILED)/bin/pip install --quiet --no-build-isolation --force-reinstall --no-deps .
+	touch $@
+
+compiled: $(COMPILED)/.installed
+
+test-compiled: compiled
+	MANTICORE_EXPECT_COMPILED=1 $(COMPILED)/bin/python -m pytest -p no:cacheprovider -q -m "not pure_only" \
+		tests/orderbook
 
 clean:
-	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(COMPILED) build .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,74 @@
+"""Adapter for our engine: ``manticore_orderbook`` from this repository (``pip install -e .``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.adapters._common import EventCounter, manticore_native, snapshot_summary, subscribe_all
+from manticore_orderbook import EventManager, EventType, OrderBook
+
+LABEL = "manticore (ours)"
+SUPPORTS_EVENTS = True
+SYMBOL = "BTC/USD"
+
+_book: Any = None
+_counter: EventCounter | None = None
+
+
+def describe() -> dict[str, Any]:
+    """Version and import location of the engine (the run checks it is this repository's ``src/``)."""
+    import manticore_orderbook
+
+    return {
+        "version": str(getattr(manticore_orderbook, "__version__", "dev")),
+        "file": str(manticore_orderbook.__file__),
+        "event_types": len(list(EventType)),
+        "how_subscribed": "OrderBook(symbol, event_manager=em); em.subscribe(t, handler) for t in EventType",
+    }
+
+
+def setup(subscriber: bool) -> None:
+    """A fresh book wired to its own EventManager; with ``subscriber`` one counting handler on every type."""
+    global _book, _counter
+    manager = EventManager()
+    _book = OrderBook(symbol=SYMBOL, event_manager=manager)
+    _counter = None
+    if subscriber:
+        _counter = EventCounter()
+        subscribe_all(manager.subscribe, list(EventType), _counter.handler)
+
+
+native = manticore_native
+
+
+def bound() -> tuple[Callable[..., Any], Callable[[Any], Any]]:
+    """``(book.add_order, book.cancel_order)``."""
+    return _book.add_order, _book.cancel_order
+
+
+def add(side: str, price: int, qty: int, oid: int) -> Any:
+    """Add a limit order (price in ticks, quantity in lots, integer id)."""
+    return _book.add_order(side, float(price), float(qty), f"o{oid}")
+
+
+def cancel(oid: int) -> bool:
+    """Cancel by integer id; True when the order was live."""
+    return bool(_book.cancel_order(f"o{oid}"))
+
+
+def summary() -> dict[str, int]:
+    """Final book from ``get_snapshot(depth=None)`` (full depth)."""
+    return snapshot_summary(_book.get_snapshot(depth=None), "order_count")
+
+
+def event_counts() -> dict[str, int]:
+    """Deliveries to the counting subscriber, by event type name (empty without a subscriber)."""
+    return _counter.by_name() if _counter is not None else {}
+
+
+def teardown() -> None:
+    """Drop the book and the subscriber."""
+    global _book, _counter
+    _book = None
+    _counter = None

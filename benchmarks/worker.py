@@ -1,0 +1,245 @@
+"""One measurement in a fresh process, inside the engine's own virtualenv; prints one JSON object.
+
+Usage (from the repository root, with the engine's interpreter)::
+
+    python -m benchmarks.worker --engine legacy --workload benchmarks/.build/workloads/full/mix.pkl \
+        --mode time [--subscriber]
+
+``--mode time`` builds the book twice from the same prefill. Pass 1 times the whole op list with a single
+pair of ``time.perf_counter_ns`` reads (throughput: ``ns_per_op``), then checks the final book against the
+workload's expected result. Pass 2 times every op on its own (latency percentiles per op kind, in ns;
+they include the ~tens of ns of the two clock reads, reported as ``timer_overhead_ns``). Garbage
+collection stays enabled, as in a real process; ``gc.collect()`` runs before each timed pass.
+
+``--mode memory`` builds the book once, runs the ops without timing and reports the peak resident memory
+growth in KiB: ``ru_maxrss`` at the end minus the resident size just before the book was created (after
+the workload was loaded and converted). It covers C/C++ allocations as well as Python objects.
+
+``--mode describe`` prints the adapter's ``describe()`` (version, import location).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from benchmarks.workloads import KIND_NAMES, load
+
+NativeOp = tuple[bool, Any]
+
+
+def _adapter(engine: str) -> ModuleType:
+    return importlib.import_module(f"benchmarks.adapters.{engine}")
+
+
+def _apply(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]) -> None:
+    for is_cancel, args in ops:
+        if is_cancel:
+            cancel(args)
+        else:
+            add(*args)
+
+
+def _time_total(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]) -> int:
+    """Nanoseconds to run all ``ops``: one clock read before and one after."""
+    clock = time.perf_counter_ns
+    start = clock()
+    for is_cancel, args in ops:
+        if is_cancel:
+            cancel(args)
+        else:
+            add(*args)
+    return clock() - start
+
+
+def _time_each(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]) -> list[int]:
+    """Nanoseconds of every op, one clock pair around each call."""
+    clock = time.perf_counter_ns
+    out = [0] * len(ops)
+    for i, (is_cancel, args) in enumerate(ops):
+        start = clock()
+        if is_cancel:
+            cancel(args)
+        else:
+            add(*args)
+        out[i] = clock() - start
+    return out
+
+
+def _percentile(sorted_values: Sequence[int], q: float) -> int:
+    """Nearest-rank percentile (``q`` in 0..100) of already sorted values."""
+    if not sorted_values:
+        return 0
+    rank = max(1, min(len(sorted_values), int(-(-q * len(sorted_values) // 100))))
+    return int(sorted_values[rank - 1])
+
+
+def _latency_stats(latencies: Sequence[int], kinds: Sequence[int]) -> dict[str, dict[str, float]]:
+    """Per op kind (and ``all``): count, mean, p50, p90, p99, p99.9 and max, in ns."""
+    groups: dict[str, list[int]] = {"all": list(latencies)}
+    for value, kind in zip(latencies, kinds, strict=True):
+        groups.setdefault(KIND_NAMES[kind], []).append(value)
+    stats: dict[str, dict[str, float]] = {}
+    for name, values in groups.items():
+        values.sort()
+        stats[name] = {
+            "n": len(values),
+            "mean": sum(values) / len(values) if values else 0.0,
+            "p50": _percentile(values, 50),
+            "p90": _percentile(values, 90),
+            "p99": _percentile(values, 99),
+            "p999": _percentile(values, 99.9),
+            "max": values[-1] if values else 0,
+        }
+    return stats
+
+
+def _timer_overhead() -> int:
+    """Median ns between two back-to-back ``perf_counter_ns`` reads (what each latency sample includes)."""
+    clock = time.perf_counter_ns
+    samples = []
+    for _ in range(10_000):
+        start = clock()
+        samples.append(clock() - start)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def _loop_overhead(ops: Sequence[NativeOp]) -> float:
+    """Ns per op of the timed loop itself, with do-nothing engine calls (context for the fastest engine)."""
+
+    def noop(*_: Any) -> None:
+        return None
+
+    return _time_total(ops, noop, noop) / max(1, len(ops))
+
+
+def _check(summary: dict[str, int], expected: dict[str, int], events: dict[str, int]) -> list[str]:
+    """Differences between an engine's final book and the reference (keys the engine can report)."""
+    problems = [
+        f"{key}: got {value}, expected {expected[key]}"
+        for key, value in sorted(summary.items())
+        if key in expected and value != expected[key]
+    ]
+    if events and "TRADE_EXECUTED" in events and events["TRADE_EXECUTED"] != expected["trades"]:
+        problems.append(
+            f"TRADE_EXECUTED events: got {events['TRADE_EXECUTED']}, expected {expected['trades']}"
+        )
+    return problems
+
+
+def _rss_kib() -> int:
+    """Current resident set size in KiB (Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm") as fh:
+        pages = int(fh.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def run_time(engine: str, workload_path: Path, subscriber: bool) -> dict[str, Any]:
+    """Throughput pass, correctness check and latency pass; see the module docstring."""
+    adapter = _adapter(engine)
+    wl = load(workload_path)
+    prefill = [adapter.native(op) for op in wl["prefill"]]
+    ops = [adapter.native(op) for op in wl["ops"]]
+    kinds = [op[0] for op in wl["ops"]]
+
+    adapter.setup(subscriber)
+    add, cancel = adapter.bound()
+    _apply(prefill, add, cancel)
+    gc.collect()
+    total_ns = _time_total(ops, add, cancel)
+    summary = adapter.summary()
+    events = adapter.event_counts()
+    adapter.teardown()
+    del add, cancel
+    problems = _check(summary, wl["expected"], events)
+
+    adapter.setup(subscriber)
+    add, cancel = adapter.bound()
+    _apply(prefill, add, cancel)
+    gc.collect()
+    latencies = _time_each(ops, add, cancel)
+    adapter.teardown()
+    del add, cancel
+
+    return {
+        "engine": engine,
+        "workload": wl["name"],
+        "mode": "time",
+        "subscriber": subscriber,
+        "n_ops": len(ops),
+        "total_ns": total_ns,
+        "ns_per_op": total_ns / max(1, len(ops)),
+        "latency_ns": _latency_stats(latencies, kinds),
+        "timer_overhead_ns": _timer_overhead(),
+        "loop_overhead_ns": _loop_overhead(ops),
+        "summary": summary,
+        "expected": wl["expected"],
+        "events": events,
+        "events_per_op": sum(events.values()) / max(1, len(ops)),
+        "problems": problems,
+        "python": sys.version.split()[0],
+    }
+
+
+def run_memory(engine: str, workload_path: Path) -> dict[str, Any]:
+    """Peak RSS growth while building the book and running the ops once, without a subscriber."""
+    adapter = _adapter(engine)
+    wl = load(workload_path)
+    prefill = [adapter.native(op) for op in wl["prefill"]]
+    ops = [adapter.native(op) for op in wl["ops"]]
+    gc.collect()
+    before_kib = _rss_kib()
+    adapter.setup(False)
+    add, cancel = adapter.bound()
+    _apply(prefill, add, cancel)
+    after_prefill_kib = _rss_kib()
+    _apply(ops, add, cancel)
+    end_kib = _rss_kib()
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "engine": engine,
+        "workload": wl["name"],
+        "mode": "memory",
+        "subscriber": False,
+        "rss_before_kib": before_kib,
+        "rss_after_prefill_kib": after_prefill_kib,
+        "rss_end_kib": end_kib,
+        "peak_growth_kib": max(0, peak_kib - before_kib),
+        "end_growth_kib": max(0, end_kib - before_kib),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, run one measurement, print its JSON on one line; exit code 0 on success."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", required=True, help="adapter module name: ours, legacy or lob")
+    parser.add_argument("--workload", type=Path, help="pickle written by benchmarks.workloads")
+    parser.add_argument("--mode", choices=("time", "memory", "describe"), default="time")
+    parser.add_argument("--subscriber", action="store_true", help="subscribe a handler to every event type")
+    args = parser.parse_args(argv)
+    if args.mode == "describe":
+        result: dict[str, Any] = {"engine": args.engine, **_adapter(args.engine).describe()}
+    elif args.workload is None:
+        parser.error("--workload is required for --mode time/memory")
+    elif args.mode == "time":
+        result = run_time(args.engine, args.workload, args.subscriber)
+    else:
+        result = run_memory(args.engine, args.workload)
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
