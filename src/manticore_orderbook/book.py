@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
+from typing import Any, Final
 
 from .enums import (
     EventType,
@@ -45,43 +45,57 @@ __all__ = ["OrderBook"]
 
 _LOG = logging.getLogger("manticore_orderbook.events")
 
-BUY = Side.BUY
-SELL = Side.SELL
-LIMIT = OrderType.LIMIT
-MARKET = OrderType.MARKET
-POST_ONLY = OrderType.POST_ONLY
-STOP_LIMIT = OrderType.STOP_LIMIT
-STOP_MARKET = OrderType.STOP_MARKET
-TRAILING_STOP = OrderType.TRAILING_STOP
-ICEBERG = OrderType.ICEBERG
-GTC = TimeInForce.GTC
-IOC = TimeInForce.IOC
-FOK = TimeInForce.FOK
-GTD = TimeInForce.GTD
-STP_NONE = SelfTradePrevention.NONE
-STP_NEWEST = SelfTradePrevention.CANCEL_NEWEST
-STP_OLDEST = SelfTradePrevention.CANCEL_OLDEST
-STP_BOTH = SelfTradePrevention.CANCEL_BOTH
-STP_DECREMENT = SelfTradePrevention.DECREMENT
+BUY: Final = Side.BUY
+SELL: Final = Side.SELL
+LIMIT: Final = OrderType.LIMIT
+MARKET: Final = OrderType.MARKET
+POST_ONLY: Final = OrderType.POST_ONLY
+STOP_LIMIT: Final = OrderType.STOP_LIMIT
+STOP_MARKET: Final = OrderType.STOP_MARKET
+TRAILING_STOP: Final = OrderType.TRAILING_STOP
+ICEBERG: Final = OrderType.ICEBERG
+GTC: Final = TimeInForce.GTC
+IOC: Final = TimeInForce.IOC
+FOK: Final = TimeInForce.FOK
+GTD: Final = TimeInForce.GTD
+STP_NONE: Final = SelfTradePrevention.NONE
+STP_NEWEST: Final = SelfTradePrevention.CANCEL_NEWEST
+STP_OLDEST: Final = SelfTradePrevention.CANCEL_OLDEST
+STP_BOTH: Final = SelfTradePrevention.CANCEL_BOTH
+STP_DECREMENT: Final = SelfTradePrevention.DECREMENT
 
-E_ADDED = EVENT_INDEX[EventType.ORDER_ADDED]
-E_MODIFIED = EVENT_INDEX[EventType.ORDER_MODIFIED]
-E_CANCELLED = EVENT_INDEX[EventType.ORDER_CANCELLED]
-E_FILLED = EVENT_INDEX[EventType.ORDER_FILLED]
-E_EXPIRED = EVENT_INDEX[EventType.ORDER_EXPIRED]
-E_TRIGGERED = EVENT_INDEX[EventType.ORDER_TRIGGERED]
-E_TRADE = EVENT_INDEX[EventType.TRADE_EXECUTED]
-E_LEVEL_ADDED = EVENT_INDEX[EventType.PRICE_LEVEL_ADDED]
-E_LEVEL_CHANGED = EVENT_INDEX[EventType.PRICE_LEVEL_CHANGED]
-E_LEVEL_REMOVED = EVENT_INDEX[EventType.PRICE_LEVEL_REMOVED]
-E_CLEARED = EVENT_INDEX[EventType.BOOK_CLEARED]
-E_ERROR = EVENT_INDEX[EventType.ERROR]
+E_ADDED: Final = 0
+E_MODIFIED: Final = 1
+E_CANCELLED: Final = 2
+E_FILLED: Final = 3
+E_EXPIRED: Final = 4
+E_TRIGGERED: Final = 5
+E_TRADE: Final = 6
+E_LEVEL_ADDED: Final = 7
+E_LEVEL_CHANGED: Final = 8
+E_LEVEL_REMOVED: Final = 9
+E_CLEARED: Final = 10
+E_ERROR: Final = 11
+# The literals above are the declaration order of EventType (kept literal so compiled code inlines them).
+assert [EVENT_INDEX[t] for t in EventType] == [
+    E_ADDED,
+    E_MODIFIED,
+    E_CANCELLED,
+    E_FILLED,
+    E_EXPIRED,
+    E_TRIGGERED,
+    E_TRADE,
+    E_LEVEL_ADDED,
+    E_LEVEL_CHANGED,
+    E_LEVEL_REMOVED,
+    E_CLEARED,
+    E_ERROR,
+]
 
-_PLAIN_SIDES = {"buy": BUY, "sell": SELL, "BUY": BUY, "SELL": SELL, "Buy": BUY, "Sell": SELL}
-_PLAIN_TIFS = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "gtc": GTC, "ioc": IOC, "fok": FOK}
-_STOP_TYPES = frozenset({STOP_LIMIT, STOP_MARKET, TRAILING_STOP})
-_ORDER_ID_MAX_LEN = 128
-_COMPACT_MIN_DEAD = 64
+_PLAIN_SIDES: Final = {"buy": BUY, "sell": SELL, "BUY": BUY, "SELL": SELL, "Buy": BUY, "Sell": SELL}
+_PLAIN_TIFS: Final = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "gtc": GTC, "ioc": IOC, "fok": FOK}
+_ORDER_ID_MAX_LEN: Final = 128
+_COMPACT_MIN_DEAD: Final = 64
 
 Clock = Callable[[], float]
 Pending = tuple[tuple[EventHandler, ...], EventType, dict[str, Any]]
@@ -569,22 +583,26 @@ class OrderBook:
 
     def get_best_bid(self) -> object:
         """The highest bid price, or None."""
-        best = self._bid_prices.max()
+        with self._lock:
+            best = self._bid_prices.max()
         return None if best is None else self._px(best)
 
     def get_best_ask(self) -> object:
         """The lowest ask price, or None."""
-        best = self._ask_prices.min()
+        with self._lock:
+            best = self._ask_prices.min()
         return None if best is None else self._px(best)
 
     def get_spread(self) -> object:
         """Best ask minus best bid, or None when a side is empty."""
-        bid, ask = self._bid_prices.max(), self._ask_prices.min()
+        with self._lock:
+            bid, ask = self._bid_prices.max(), self._ask_prices.min()
         return None if bid is None or ask is None else self._px(ask - bid)
 
     def get_mid_price(self) -> object:
         """The mean of best bid and best ask (exact in "decimal"/"str" formats), or None."""
-        bid, ask = self._bid_prices.max(), self._ask_prices.min()
+        with self._lock:
+            bid, ask = self._bid_prices.max(), self._ask_prices.min()
         if bid is None or ask is None:
             return None
         mid = (self._price_grid.to_decimal(bid) + self._price_grid.to_decimal(ask)) / 2
@@ -682,7 +700,7 @@ class OrderBook:
             raise InvalidOrderError(f"expiry_time is only allowed with GTD, not {tif.value}")
         peak = 0
         stop_units: int | None = None
-        trail: object = None
+        trail: int | Decimal | None = None
         if kind is LIMIT or kind is POST_ONLY or kind is ICEBERG or kind is STOP_LIMIT:
             if price_units is None:
                 raise InvalidOrderError(f"{kind.value} orders need a price")
@@ -738,22 +756,13 @@ class OrderBook:
                 raise DuplicateOrderIdError(f"order id {order_id!r} is already used by a live order")
             oid = order_id
         assert user_id is None or isinstance(user_id, (str, int))
-        return Order(
-            oid,
-            side_,
-            price_units,
-            qty,
-            kind,
-            tif,
-            expiry,
-            user_id,
-            now,
-            stp_mode,
-            peak,
-            stop_units,
-            trail,
-            bool(trail_is_percent),
-        )
+        order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, stp_mode)
+        order.expiry = expiry
+        order.peak = peak
+        order.stop_price = stop_units
+        order.trail = trail
+        order.trail_is_percent = bool(trail_is_percent)
+        return order
 
     def _build_plain(
         self,
@@ -804,7 +813,6 @@ class OrderBook:
             qty,
             LIMIT if price_units is not None else MARKET,
             tif,
-            None,
             user_id,
             now,
             self.default_stp,
@@ -822,7 +830,8 @@ class OrderBook:
     def _enter(self, order: Order, now: float) -> None:
         """Process a validated new order: announce it, then match/rest it or hold it as a stop."""
         self._added += 1
-        if order.order_type in _STOP_TYPES:
+        kind = order.order_type
+        if kind is STOP_LIMIT or kind is STOP_MARKET or kind is TRAILING_STOP:
             self._sequence += 1
             self._announce(order, now)
             self._hold_stop(order)
@@ -1404,12 +1413,11 @@ class OrderBook:
             status = "partially_filled"
         else:
             status = "open"
-        trail = order.trail
-        if trail is not None and not order.trail_is_percent:
-            assert isinstance(trail, int)
-            trail = px(trail)
-        elif trail is not None:
-            trail = self._money(trail)  # type: ignore[arg-type]
+        trail: object = None
+        if isinstance(order.trail, Decimal):
+            trail = self._money(order.trail)
+        elif order.trail is not None:
+            trail = px(order.trail)
         return {
             "order_id": order.order_id,
             "symbol": self.symbol,
@@ -1549,7 +1557,7 @@ _MONEY_FORMATS: dict[str, Callable[[Decimal], object]] = {
     "str": _money_str,
     "decimal": _money_decimal,
 }
-_ADD_ORDER_KEYS = frozenset(
+_ADD_ORDER_KEYS: Final = frozenset(
     {
         "side",
         "price",

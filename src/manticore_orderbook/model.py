@@ -8,6 +8,7 @@ They are exposed for type hints and advanced use; treat instances you receive as
 from __future__ import annotations
 
 from collections import deque
+from decimal import Decimal
 
 from .enums import OrderType, SelfTradePrevention, Side, TimeInForce
 
@@ -57,14 +58,9 @@ class Order:
         quantity: int,
         order_type: OrderType,
         tif: TimeInForce,
-        expiry: float | None,
         user_id: str | int | None,
         timestamp: float,
         stp: SelfTradePrevention,
-        peak: int = 0,
-        stop_price: int | None = None,
-        trail: object = None,
-        trail_is_percent: bool = False,
     ) -> None:
         self.order_id = order_id
         self.side = side
@@ -73,16 +69,16 @@ class Order:
         self.filled = 0
         self.open = quantity
         self.visible = 0
-        self.peak = peak
+        self.peak = 0
         self.order_type = order_type
         self.tif = tif
-        self.expiry = expiry
+        self.expiry: float | None = None
         self.user_id = user_id
         self.timestamp = timestamp
         self.stp = stp
-        self.stop_price = stop_price
-        self.trail = trail
-        self.trail_is_percent = trail_is_percent
+        self.stop_price: int | None = None
+        self.trail: int | Decimal | None = None
+        self.trail_is_percent = False
         self.trail_ref: int | None = None
         self.pending = False
         self.triggered = False
@@ -98,15 +94,15 @@ class Order:
             self.quantity,
             self.order_type,
             self.tif,
-            self.expiry,
             self.user_id,
             self.timestamp,
             self.stp,
-            self.peak,
-            self.stop_price,
-            self.trail,
-            self.trail_is_percent,
         )
+        clone.expiry = self.expiry
+        clone.peak = self.peak
+        clone.stop_price = self.stop_price
+        clone.trail = self.trail
+        clone.trail_is_percent = self.trail_is_percent
         clone.filled = self.filled
         clone.open = self.open
         clone.visible = self.visible

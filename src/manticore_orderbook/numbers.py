@@ -10,7 +10,6 @@ exact decimal with the grid's number of decimal places.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Literal
@@ -71,7 +70,7 @@ class Grid:
         self.name = name
         self.step = dec
         self._exp = places
-        self._scale = 10**places  # value * scale is an integer multiple of num
+        self._scale: int = int(10**places)  # value * scale is an integer multiple of num
         self._num = int(dec.scaleb(places))  # step == num / scale
         self._float_scale = float(self._scale)
         self.max_units = max_units
@@ -93,23 +92,28 @@ class Grid:
         kind = type(value)
         if kind is float:
             assert isinstance(value, float)
-            if value != value or value in (math.inf, -math.inf):
-                raise InvalidOrderError(f"{self.name} must be finite, got {value!r}")
-            scaled = value * self._scale
-            if -1e15 < scaled < 1e15:
+            scaled = value * self._float_scale
+            if -1e15 < scaled < 1e15:  # also false for NaN and infinities, which the Decimal path rejects
                 n = round(scaled)
                 # ``n / scale == value`` exactly when value is the float nearest to the decimal n/scale.
                 if n / self._float_scale == value:
-                    units, rest = divmod(n, self._num)
-                    if rest:
+                    num = self._num
+                    units = n // num
+                    if units * num != n:
                         self._off_grid(value)
+                    if 0 < units <= self.max_units:
+                        return units
                     return self._check_range(units, value)
                 self._off_grid(value)
         elif kind is int:
             assert isinstance(value, int)
-            units, rest = divmod(value * self._scale, self._num)
-            if rest:
+            num = self._num
+            scaled_int = value * self._scale
+            units = scaled_int // num
+            if units * num != scaled_int:
                 self._off_grid(value)
+            if 0 < units <= self.max_units:
+                return units
             return self._check_range(units, value)
         dec = to_decimal(value, self.name)
         if dec.adjusted() > 30:
