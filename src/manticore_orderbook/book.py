@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Context, Decimal
 from typing import Any, Final
 
 from .enums import (
@@ -157,9 +157,11 @@ class OrderBook:
         self.number_format = number_format
         self.maker_fee_rate = self._fee_rate(maker_fee_rate, "maker_fee_rate")
         self.taker_fee_rate = self._fee_rate(taker_fee_rate, "taker_fee_rate")
-        unit = self._price_grid.step * self._qty_grid.step  # notional of one tick times one lot
-        self._maker_fee_unit = unit * self.maker_fee_rate
-        self._taker_fee_unit = unit * self.taker_fee_rate
+        unit = _EXACT.multiply(
+            self._price_grid.step, self._qty_grid.step
+        )  # notional of one tick times one lot
+        self._maker_fee_unit = _EXACT.multiply(unit, self.maker_fee_rate)
+        self._taker_fee_unit = _EXACT.multiply(unit, self.taker_fee_rate)
         self._notional_unit = unit
         self.default_stp = parse_stp(self_trade_prevention)
         self._clock: Clock = clock if clock is not None else time.time
@@ -202,8 +204,8 @@ class OrderBook:
         self._sell_stops: list[tuple[int, int, Order]] = []
         self._trailing: dict[str, Order] = {}
         self._stop_count = 0
-        self._lo: int | None = None  # lowest / highest trade price of the command, for stop triggers
-        self._hi: int | None = None
+        # (lowest, highest, ascending) trade prices of each sweep since stops were last checked
+        self._sweeps: list[tuple[int, int, bool]] = []
 
     @staticmethod
     def _fee_rate(value: object, what: str) -> Decimal:
@@ -351,7 +353,7 @@ class OrderBook:
     def cancel_order(self, order_id: str) -> bool:
         """Cancel a live order (resting or untriggered stop); return False if there is none by that id."""
         with self._lock:
-            order = self._orders.get(order_id)
+            order = self._orders.get(_checked_id(order_id))
             if order is None:
                 return False
             now = self._clock()
@@ -391,7 +393,7 @@ class OrderBook:
         requested; nothing is changed then.
         """
         with self._lock:
-            order = self._orders.get(order_id)
+            order = self._orders.get(_checked_id(order_id))
             if order is None:
                 return False
             if new_price is None and new_quantity is None and new_expiry_time is None:
@@ -424,14 +426,16 @@ class OrderBook:
                 and self._crosses(order.side, price)
             ):
                 raise InvalidOrderError("post-only order would cross the book at the new price")
-            if not reprices and quantity == order.quantity and expiry == order.expiry:
-                return True
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
                 if self._orders.get(order_id) is not order:
                     if self._pending:
                         self._dispatch()
                     return False
+            if not reprices and quantity == order.quantity and expiry == order.expiry:
+                if self._pending:
+                    self._dispatch()
+                return True
             self._stats["orders_modified"] += 1
             changes = (
                 {
@@ -462,7 +466,7 @@ class OrderBook:
                 if level is not None:
                     self._emit_level_after_removal(level, now)
                 self._execute(fresh, now, announce=False)
-                if self._lo is not None:
+                if self._sweeps:
                     self._run_stops(now)
             if self._pending:
                 self._dispatch()
@@ -513,7 +517,7 @@ class OrderBook:
     def get_order(self, order_id: str) -> dict[str, Any] | None:
         """A copy of a live order (resting, or a stop waiting for its trigger) as a dict, or None."""
         with self._lock:
-            order = self._orders.get(order_id)
+            order = self._orders.get(_checked_id(order_id))
             return None if order is None else self._order_dict(order)
 
     def get_orders(
@@ -605,7 +609,7 @@ class OrderBook:
             bid, ask = self._bid_prices.max(), self._ask_prices.min()
         if bid is None or ask is None:
             return None
-        mid = (self._price_grid.to_decimal(bid) + self._price_grid.to_decimal(ask)) / 2
+        mid = _EXACT.divide(self._price_grid.to_decimal(bid + ask), 2)
         return self._money(mid)
 
     def get_statistics(self) -> dict[str, Any]:
@@ -625,9 +629,9 @@ class OrderBook:
                 "spread": None if bid is None or ask is None else self._px(ask - bid),
                 "last_trade_price": self.last_trade_price,
                 "total_volume": self._qx(self._volume),
-                "total_notional": self._money(self._notional * self._notional_unit),
-                "maker_fees": self._money(self._notional * self._maker_fee_unit),
-                "taker_fees": self._money(self._notional * self._taker_fee_unit),
+                "total_notional": self._money(_EXACT.multiply(self._notional, self._notional_unit)),
+                "maker_fees": self._money(_EXACT.multiply(self._notional, self._maker_fee_unit)),
+                "taker_fees": self._money(_EXACT.multiply(self._notional, self._taker_fee_unit)),
                 "trade_history_size": len(self._trades),
             }
             stats.update(self._stats)
@@ -789,23 +793,15 @@ class OrderBook:
             tif = found
         if quantity is None or (user_id is not None and not isinstance(user_id, str)):
             return None
-        if order_id is None:
-            oid = self._new_order_id(None)
-        elif (
+        if order_id is not None and not (
             isinstance(order_id, str)
             and 0 < len(order_id) <= _ORDER_ID_MAX_LEN
             and order_id not in self._orders
         ):
-            oid = order_id
-        else:
             return None
         price_units = None if price is None else self._price_grid.to_units(price)
-        try:
-            qty = self._qty_grid.to_units(quantity)
-        except InvalidOrderError:
-            if order_id is None:
-                self._next_order_no -= 1
-            raise
+        qty = self._qty_grid.to_units(quantity)
+        oid = self._new_order_id(None) if order_id is None else order_id
         return Order(
             oid,
             side_,
@@ -837,7 +833,7 @@ class OrderBook:
             self._hold_stop(order)
         else:
             self._execute(order, now, announce=True)
-        if self._lo is not None:
+        if self._sweeps:
             self._run_stops(now)
 
     def _announce(self, order: Order, now: float) -> None:
@@ -847,7 +843,8 @@ class OrderBook:
             data = self._order_dict(order)
             data["symbol"] = self.symbol
             data["sequence"] = self._sequence
-            data["event_time"] = now
+            data["order_timestamp"] = order.timestamp
+            data["timestamp"] = now
             self._pending.append((handlers, EventType.ORDER_ADDED, data))
 
     def _execute(self, order: Order, now: float, announce: bool) -> None:
@@ -1008,9 +1005,8 @@ class OrderBook:
                 self._emit_level_removed(level, now)
             if not alive:
                 break
-        if lo is not None:
-            self._lo = lo if self._lo is None or lo < self._lo else self._lo
-            self._hi = hi if self._hi is None or hi > self._hi else self._hi  # type: ignore[operator]
+        if lo is not None and hi is not None:
+            self._sweeps.append((lo, hi, buy))
         return alive
 
     def _self_trade(self, taker: Order, maker: Order, level: PriceLevel, now: float) -> bool:
@@ -1199,8 +1195,32 @@ class OrderBook:
                 heapq.heappush(self._buy_stops, (stop, order.rank, order))
             else:
                 heapq.heappush(self._sell_stops, (-stop, order.rank, order))
-        if self._last_price is not None and self._lo is None:
-            self._lo = self._hi = self._last_price
+        if self._last_price is not None:
+            self._sweeps.append((self._last_price, self._last_price, True))
+
+    def _trail_through(self, order: Order, lo: int, hi: int, ascending: bool) -> bool:
+        """Move a trailing stop along one sweep of prints (``lo`` first when ``ascending``, else ``hi``
+        first) and return whether a print reached its stop."""
+        if order.side is SELL:  # follows the highest print, fires on a print at or below the stop
+            if ascending and self._trail_hit(order, lo):
+                return True
+            if order.trail_ref is None or hi > order.trail_ref:
+                order.trail_ref = hi
+                self._update_trailing_stop(order)
+            return not ascending and self._trail_hit(order, lo)
+        if not ascending and self._trail_hit(order, hi):  # follows the lowest print, fires at or above
+            return True
+        if order.trail_ref is None or lo < order.trail_ref:
+            order.trail_ref = lo
+            self._update_trailing_stop(order)
+        return ascending and self._trail_hit(order, hi)
+
+    @staticmethod
+    def _trail_hit(order: Order, price: int) -> bool:
+        stop = order.stop_price
+        if stop is None:
+            return False
+        return price <= stop if order.side is SELL else price >= stop
 
     def _update_trailing_stop(self, order: Order) -> None:
         ref = order.trail_ref
@@ -1216,12 +1236,13 @@ class OrderBook:
 
     def _run_stops(self, now: float) -> None:
         """Trigger every stop whose condition the command's trades met, in arrival order, repeatedly."""
-        while self._lo is not None:
-            lo, hi = self._lo, self._hi
-            assert hi is not None
-            self._lo = self._hi = None
+        while self._sweeps:
+            sweeps = self._sweeps
+            self._sweeps = []
             if not self._stop_count:
                 return
+            lo = min(sweep[0] for sweep in sweeps)
+            hi = max(sweep[1] for sweep in sweeps)
             fired: list[Order] = []
             buys, sells = self._buy_stops, self._sell_stops
             while buys and buys[0][0] <= hi:
@@ -1232,22 +1253,11 @@ class OrderBook:
                 order = heapq.heappop(sells)[2]
                 if order.pending and self._orders.get(order.order_id) is order:
                     fired.append(order)
-            last = self._last_price
-            assert last is not None
             for order in list(self._trailing.values()):
-                if order.side is SELL:
-                    order.trail_ref = (
-                        hi if order.trail_ref is None or hi > order.trail_ref else order.trail_ref
-                    )
-                else:
-                    order.trail_ref = (
-                        lo if order.trail_ref is None or lo < order.trail_ref else order.trail_ref
-                    )
-                self._update_trailing_stop(order)
-                stop = order.stop_price
-                assert stop is not None
-                if (last <= stop) if order.side is SELL else (last >= stop):
-                    fired.append(order)
+                for sweep_lo, sweep_hi, ascending in sweeps:
+                    if self._trail_through(order, sweep_lo, sweep_hi, ascending):
+                        fired.append(order)
+                        break
             fired.sort(key=lambda o: o.rank)
             for order in fired:
                 if not order.pending:
@@ -1300,7 +1310,8 @@ class OrderBook:
                 data["trigger_price"] = None if self._last_price is None else self._px(self._last_price)
             data["symbol"] = self.symbol
             data["sequence"] = self._sequence
-            data["event_time"] = now
+            data["order_timestamp"] = order.timestamp
+            data["timestamp"] = now
             self._pending.append((handlers, _EVENT_TYPES[index], data))
 
     def _emit_modified(
@@ -1321,7 +1332,8 @@ class OrderBook:
             data["reason"] = reason
             data["symbol"] = self.symbol
             data["sequence"] = self._sequence
-            data["event_time"] = now
+            data["order_timestamp"] = order.timestamp
+            data["timestamp"] = now
             self._pending.append((handlers, EventType.ORDER_MODIFIED, data))
 
     def _emit_fill(self, trade: Trade, maker: Order, taker: Order, now: float) -> None:
@@ -1390,7 +1402,7 @@ class OrderBook:
                     EventType.ERROR,
                     {
                         "symbol": self.symbol,
-                        "timestamp": data.get("event_time", data.get("timestamp")),
+                        "timestamp": data.get("timestamp"),
                         "sequence": self._sequence,
                         "message": f"{type(exc).__name__}: {exc}",
                         "error_type": type(exc).__name__,
@@ -1443,7 +1455,7 @@ class OrderBook:
         }
 
     def _trade_dict(self, trade: Trade) -> dict[str, Any]:
-        notional = Decimal(trade.price * trade.quantity)
+        notional = trade.price * trade.quantity
         buyer_is_taker = trade.taker_side is BUY
         return {
             "trade_id": f"{self._id_prefix}T{trade.number}",
@@ -1457,8 +1469,8 @@ class OrderBook:
             "buy_order_id": trade.taker_order_id if buyer_is_taker else trade.maker_order_id,
             "sell_order_id": trade.maker_order_id if buyer_is_taker else trade.taker_order_id,
             "taker_side": trade.taker_side.value,
-            "maker_fee": self._money(notional * self._maker_fee_unit),
-            "taker_fee": self._money(notional * self._taker_fee_unit),
+            "maker_fee": self._money(_EXACT.multiply(notional, self._maker_fee_unit)),
+            "taker_fee": self._money(_EXACT.multiply(notional, self._taker_fee_unit)),
             "maker_fee_rate": self._money(self.maker_fee_rate),
             "taker_fee_rate": self._money(self.taker_fee_rate),
             "timestamp": trade.timestamp,
@@ -1481,7 +1493,7 @@ class OrderBook:
             "filled_quantity": self._qx(order.filled),
             "remaining_quantity": self._qx(order.open),
             "is_maker": is_maker,
-            "fee": self._money(Decimal(trade.price * trade.quantity) * unit),
+            "fee": self._money(_EXACT.multiply(trade.price * trade.quantity, unit)),
             "user_id": order.user_id,
             "order_type": order.order_type.value,
             "status": "partially_filled" if order.open else "filled",
@@ -1542,6 +1554,8 @@ class OrderBook:
 
 
 _EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
+#: Arithmetic on fees and notionals must never round: 28 digits (the default context) is not enough.
+_EXACT: Final = Context(prec=999, rounding=ROUND_FLOOR, Emax=999999, Emin=-999999)
 
 
 def _money_str(value: Decimal) -> object:
@@ -1574,6 +1588,12 @@ _ADD_ORDER_KEYS: Final = frozenset(
         "self_trade_prevention",
     }
 )
+
+
+def _checked_id(order_id: object) -> str:
+    if not isinstance(order_id, str):
+        raise InvalidOrderError(f"order_id must be a string, not {type(order_id).__name__}")
+    return order_id
 
 
 def _check_expiry(value: object, now: float) -> float:

@@ -11,7 +11,7 @@ exact decimal with the grid's number of decimal places.
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Literal
 
 from .errors import InvalidOrderError
@@ -19,6 +19,8 @@ from .errors import InvalidOrderError
 __all__ = ["MAX_UNITS", "Grid", "NumberFormat", "to_decimal"]
 
 NumberFormat = Literal["float", "str", "decimal"]
+
+_EXACT = Context(prec=999, Emax=999999, Emin=-999999)
 
 #: Largest number of steps a price or quantity may have by default: 2**53 - 1, so that every value
 #: also has an exact float neighbour and integer arithmetic on it stays cheap.
@@ -144,7 +146,7 @@ class Grid:
 
     def to_decimal(self, units: int) -> Decimal:
         """``units * step`` as an exact Decimal with the grid's decimal places."""
-        return Decimal(units * self._num).scaleb(-self._exp)
+        return _EXACT.scaleb(Decimal(units * self._num), -self._exp)
 
     def to_str(self, units: int) -> str:
         """``units * step`` as an exact decimal string with the grid's decimal places."""
