@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from decimal import ROUND_FLOOR, Context, Decimal
+from enum import Enum
 from typing import Any, Final
 
 from .enums import (
@@ -95,7 +96,6 @@ assert [EVENT_INDEX[t] for t in EventType] == [
 _PLAIN_SIDES: Final = {"buy": BUY, "sell": SELL, "BUY": BUY, "SELL": SELL, "Buy": BUY, "Sell": SELL}
 _PLAIN_TIFS: Final = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "gtc": GTC, "ioc": IOC, "fok": FOK}
 _ORDER_ID_MAX_LEN: Final = 128
-_COMPACT_MIN_DEAD: Final = 64
 
 Clock = Callable[[], float]
 Pending = tuple[tuple[EventHandler, ...], EventType, dict[str, Any]]
@@ -168,9 +168,8 @@ class OrderBook:
         if order_id_prefix is None:
             order_id_prefix = re.sub(r"[^A-Za-z0-9]", "", symbol) + "-"
         self._id_prefix = order_id_prefix
-        self._px = self._price_grid.to_output
-        self._qx = self._qty_grid.to_output
         self._money: Callable[[Decimal], object] = _MONEY_FORMATS[number_format]
+        self._zero_money = self._money(Decimal(0))
         self._h = self.event_manager.handlers
         self._lock = threading.RLock()
         self._max_trade_history = max_trade_history
@@ -234,7 +233,7 @@ class OrderBook:
     @property
     def last_trade_price(self) -> object:
         """The price of the most recent trade, or None before the first trade."""
-        return None if self._last_price is None else self._px(self._last_price)
+        return None if self._last_price is None else self._price_grid.to_output(self._last_price)
 
     # ------------------------------------------------------------------ commands
 
@@ -410,7 +409,7 @@ class OrderBook:
                 if quantity <= order.filled:
                     raise InvalidOrderError(
                         f"new quantity {new_quantity!r} must exceed the filled quantity "
-                        f"{self._qx(order.filled)!r}"
+                        f"{self._qty_grid.to_output(order.filled)!r}"
                     )
             expiry = order.expiry
             if new_expiry_time is not None:
@@ -439,10 +438,10 @@ class OrderBook:
             self._stats["orders_modified"] += 1
             changes = (
                 {
-                    "old_price": None if order.price is None else self._px(order.price),
-                    "new_price": None if price is None else self._px(price),
-                    "old_quantity": self._qx(order.quantity),
-                    "new_quantity": self._qx(quantity),
+                    "old_price": None if order.price is None else self._price_grid.to_output(order.price),
+                    "new_price": None if price is None else self._price_grid.to_output(price),
+                    "old_quantity": self._qty_grid.to_output(order.quantity),
+                    "new_quantity": self._qty_grid.to_output(quantity),
                     "old_expiry_time": order.expiry,
                     "new_expiry_time": expiry,
                 }
@@ -568,12 +567,18 @@ class OrderBook:
         self, prices: Iterable[int], levels: dict[int, PriceLevel], limit: int | None
     ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        px, qx = self._px, self._qx
+        pg, qg = self._price_grid, self._qty_grid
         for price in prices:
             if limit is not None and len(out) >= limit:
                 break
             level = levels[price]
-            out.append({"price": px(price), "quantity": qx(level.total), "order_count": level.count})
+            out.append(
+                {
+                    "price": pg.to_output(price),
+                    "quantity": qg.to_output(level.total),
+                    "order_count": level.count,
+                }
+            )
         return out
 
     def get_trade_history(self, limit: int | None = 100) -> list[dict[str, Any]]:
@@ -589,19 +594,19 @@ class OrderBook:
         """The highest bid price, or None."""
         with self._lock:
             best = self._bid_prices.max()
-        return None if best is None else self._px(best)
+        return None if best is None else self._price_grid.to_output(best)
 
     def get_best_ask(self) -> object:
         """The lowest ask price, or None."""
         with self._lock:
             best = self._ask_prices.min()
-        return None if best is None else self._px(best)
+        return None if best is None else self._price_grid.to_output(best)
 
     def get_spread(self) -> object:
         """Best ask minus best bid, or None when a side is empty."""
         with self._lock:
             bid, ask = self._bid_prices.max(), self._ask_prices.min()
-        return None if bid is None or ask is None else self._px(ask - bid)
+        return None if bid is None or ask is None else self._price_grid.to_output(ask - bid)
 
     def get_mid_price(self) -> object:
         """The mean of best bid and best ask (exact in "decimal"/"str" formats), or None."""
@@ -624,11 +629,11 @@ class OrderBook:
                 "bid_orders": sum(level.count for level in self._bid_levels.values()),
                 "ask_orders": sum(level.count for level in self._ask_levels.values()),
                 "pending_stop_orders": self._stop_count,
-                "best_bid": None if bid is None else self._px(bid),
-                "best_ask": None if ask is None else self._px(ask),
-                "spread": None if bid is None or ask is None else self._px(ask - bid),
+                "best_bid": None if bid is None else self._price_grid.to_output(bid),
+                "best_ask": None if ask is None else self._price_grid.to_output(ask),
+                "spread": None if bid is None or ask is None else self._price_grid.to_output(ask - bid),
                 "last_trade_price": self.last_trade_price,
-                "total_volume": self._qx(self._volume),
+                "total_volume": self._qty_grid.to_output(self._volume),
                 "total_notional": self._money(_EXACT.multiply(self._notional, self._notional_unit)),
                 "maker_fees": self._money(_EXACT.multiply(self._notional, self._maker_fee_unit)),
                 "taker_fees": self._money(_EXACT.multiply(self._notional, self._taker_fee_unit)),
@@ -1063,12 +1068,12 @@ class OrderBook:
     def _stp_changes(self, order: Order, old_quantity: int) -> dict[str, Any] | None:
         if not self._h[E_MODIFIED]:
             return None
-        price = None if order.price is None else self._px(order.price)
+        price = None if order.price is None else self._price_grid.to_output(order.price)
         return {
             "old_price": price,
             "new_price": price,
-            "old_quantity": self._qx(old_quantity),
-            "new_quantity": self._qx(order.quantity),
+            "old_quantity": self._qty_grid.to_output(old_quantity),
+            "new_quantity": self._qty_grid.to_output(order.quantity),
             "old_expiry_time": order.expiry,
             "new_expiry_time": order.expiry,
         }
@@ -1142,7 +1147,7 @@ class OrderBook:
     def _emit_level_after_removal(self, level: PriceLevel, now: float) -> None:
         """After ``_remove`` of a resting order: drop its level if empty, and report the level."""
         if level.count:
-            if level.dead > _COMPACT_MIN_DEAD and level.dead > level.count:
+            if level.dead > level.count:  # keeps dead entries <= live ones: bounded memory, O(1) amortized
                 level.compact()
             self._emit_level(level, now)
             return
@@ -1302,12 +1307,14 @@ class OrderBook:
             if index == E_CANCELLED:
                 data["status"] = "cancelled"
                 data["reason"] = reason
-                data["cancelled_quantity"] = self._qx(amount)
+                data["cancelled_quantity"] = self._qty_grid.to_output(amount)
             elif index == E_EXPIRED:
                 data["status"] = "expired"
-                data["expired_quantity"] = self._qx(amount)
+                data["expired_quantity"] = self._qty_grid.to_output(amount)
             elif index == E_TRIGGERED:
-                data["trigger_price"] = None if self._last_price is None else self._px(self._last_price)
+                data["trigger_price"] = (
+                    None if self._last_price is None else self._price_grid.to_output(self._last_price)
+                )
             data["symbol"] = self.symbol
             data["sequence"] = self._sequence
             data["order_timestamp"] = order.timestamp
@@ -1346,11 +1353,20 @@ class OrderBook:
             self._pending.append((handlers, EventType.TRADE_EXECUTED, data))
         handlers = h[E_FILLED]
         if handlers:
+            trade_id = self._trade_id(trade)
             self._pending.append(
-                (handlers, EventType.ORDER_FILLED, self._fill_dict(trade, maker, True, seq + 1, now))
+                (
+                    handlers,
+                    EventType.ORDER_FILLED,
+                    self._fill_dict(trade, trade_id, maker, True, seq + 1, now),
+                )
             )
             self._pending.append(
-                (handlers, EventType.ORDER_FILLED, self._fill_dict(trade, taker, False, seq + 2, now))
+                (
+                    handlers,
+                    EventType.ORDER_FILLED,
+                    self._fill_dict(trade, trade_id, taker, False, seq + 2, now),
+                )
             )
 
     def _emit_level(self, level: PriceLevel, now: float) -> None:
@@ -1364,7 +1380,7 @@ class OrderBook:
         handlers = self._h[E_LEVEL_REMOVED]
         if handlers:
             data = self._level_dict(level, now)
-            data["quantity"] = self._qx(0)
+            data["quantity"] = self._qty_grid.to_output(0)
             data["order_count"] = 0
             self._pending.append((handlers, EventType.PRICE_LEVEL_REMOVED, data))
 
@@ -1416,7 +1432,7 @@ class OrderBook:
     # ------------------------------------------------------------------ dictionaries
 
     def _order_dict(self, order: Order) -> dict[str, Any]:
-        px, qx = self._px, self._qx
+        pg, qg = self._price_grid, self._qty_grid
         if order.pending:
             status = "pending"
         elif order.open == 0:
@@ -1429,48 +1445,57 @@ class OrderBook:
         if isinstance(order.trail, Decimal):
             trail = self._money(order.trail)
         elif order.trail is not None:
-            trail = px(order.trail)
+            trail = pg.to_output(order.trail)
         return {
             "order_id": order.order_id,
             "symbol": self.symbol,
-            "side": order.side.value,
-            "price": None if order.price is None else px(order.price),
-            "quantity": qx(order.quantity),
-            "filled_quantity": qx(order.filled),
-            "remaining_quantity": qx(order.open),
-            "visible_quantity": qx(order.visible),
-            "displayed_quantity": qx(order.peak) if order.peak else None,
-            "order_type": order.order_type.value,
-            "time_in_force": order.tif.value,
+            "side": _name(order.side),
+            "price": None if order.price is None else pg.to_output(order.price),
+            "quantity": qg.to_output(order.quantity),
+            "filled_quantity": qg.to_output(order.filled),
+            "remaining_quantity": qg.to_output(order.open),
+            "visible_quantity": qg.to_output(order.visible),
+            "displayed_quantity": qg.to_output(order.peak) if order.peak else None,
+            "order_type": _name(order.order_type),
+            "time_in_force": _name(order.tif),
             "expiry_time": order.expiry,
             "user_id": order.user_id,
             "timestamp": order.timestamp,
-            "stop_price": None if order.stop_price is None else px(order.stop_price),
+            "stop_price": None if order.stop_price is None else pg.to_output(order.stop_price),
             "trail_value": trail,
             "trail_is_percent": order.trail_is_percent,
-            "self_trade_prevention": order.stp.value,
+            "self_trade_prevention": _name(order.stp),
             "triggered": order.triggered,
             "status": status,
             "priority": order.rank,
         }
 
+    def _trade_id(self, trade: Trade) -> str:
+        return f"{self._id_prefix}T{trade.number}"
+
+    def _fee(self, notional: int, unit: Decimal) -> object:
+        """The fee on ``notional`` tick-lots at ``unit`` (fee per tick-lot), in the output format."""
+        if not unit:
+            return self._zero_money
+        return self._money(_EXACT.multiply(notional, unit))
+
     def _trade_dict(self, trade: Trade) -> dict[str, Any]:
         notional = trade.price * trade.quantity
         buyer_is_taker = trade.taker_side is BUY
         return {
-            "trade_id": f"{self._id_prefix}T{trade.number}",
+            "trade_id": self._trade_id(trade),
             "symbol": self.symbol,
-            "price": self._px(trade.price),
-            "quantity": self._qx(trade.quantity),
+            "price": self._price_grid.to_output(trade.price),
+            "quantity": self._qty_grid.to_output(trade.quantity),
             "maker_order_id": trade.maker_order_id,
             "taker_order_id": trade.taker_order_id,
             "maker_user_id": trade.maker_user_id,
             "taker_user_id": trade.taker_user_id,
             "buy_order_id": trade.taker_order_id if buyer_is_taker else trade.maker_order_id,
             "sell_order_id": trade.maker_order_id if buyer_is_taker else trade.taker_order_id,
-            "taker_side": trade.taker_side.value,
-            "maker_fee": self._money(_EXACT.multiply(notional, self._maker_fee_unit)),
-            "taker_fee": self._money(_EXACT.multiply(notional, self._taker_fee_unit)),
+            "taker_side": _name(trade.taker_side),
+            "maker_fee": self._fee(notional, self._maker_fee_unit),
+            "taker_fee": self._fee(notional, self._taker_fee_unit),
             "maker_fee_rate": self._money(self.maker_fee_rate),
             "taker_fee_rate": self._money(self.taker_fee_rate),
             "timestamp": trade.timestamp,
@@ -1478,24 +1503,24 @@ class OrderBook:
         }
 
     def _fill_dict(
-        self, trade: Trade, order: Order, is_maker: bool, sequence: int, now: float
+        self, trade: Trade, trade_id: str, order: Order, is_maker: bool, sequence: int, now: float
     ) -> dict[str, Any]:
         unit = self._maker_fee_unit if is_maker else self._taker_fee_unit
         return {
             "order_id": order.order_id,
             "symbol": self.symbol,
-            "trade_id": f"{self._id_prefix}T{trade.number}",
-            "side": order.side.value,
-            "price": None if order.price is None else self._px(order.price),
-            "quantity": self._qx(order.quantity),
-            "fill_price": self._px(trade.price),
-            "fill_quantity": self._qx(trade.quantity),
-            "filled_quantity": self._qx(order.filled),
-            "remaining_quantity": self._qx(order.open),
+            "trade_id": trade_id,
+            "side": _name(order.side),
+            "price": None if order.price is None else self._price_grid.to_output(order.price),
+            "quantity": self._qty_grid.to_output(order.quantity),
+            "fill_price": self._price_grid.to_output(trade.price),
+            "fill_quantity": self._qty_grid.to_output(trade.quantity),
+            "filled_quantity": self._qty_grid.to_output(order.filled),
+            "remaining_quantity": self._qty_grid.to_output(order.open),
             "is_maker": is_maker,
-            "fee": self._money(_EXACT.multiply(trade.price * trade.quantity, unit)),
+            "fee": self._fee(trade.price * trade.quantity, unit),
             "user_id": order.user_id,
-            "order_type": order.order_type.value,
+            "order_type": _name(order.order_type),
             "status": "partially_filled" if order.open else "filled",
             "timestamp": now,
             "sequence": sequence,
@@ -1506,9 +1531,9 @@ class OrderBook:
             "symbol": self.symbol,
             "timestamp": now,
             "sequence": self._sequence,
-            "side": level.side.value,
-            "price": self._px(level.price),
-            "quantity": self._qx(level.total),
+            "side": _name(level.side),
+            "price": self._price_grid.to_output(level.price),
+            "quantity": self._qty_grid.to_output(level.total),
             "order_count": level.count,
         }
 
@@ -1588,6 +1613,12 @@ _ADD_ORDER_KEYS: Final = frozenset(
         "self_trade_prevention",
     }
 )
+
+
+def _name(member: Enum) -> str:
+    """The string value of one of our ``str`` enums, without Enum's slow ``value`` descriptor."""
+    value: str = member._value_
+    return value
 
 
 def _checked_id(order_id: object) -> str:

@@ -10,7 +10,6 @@ exact decimal with the grid's number of decimal places.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Context, Decimal, InvalidOperation
 from typing import Literal
 
@@ -58,7 +57,7 @@ class Grid:
     ``step`` must be a positive decimal (``0.01``, ``"0.5"``, ``1``). ``units = value / step``.
     """
 
-    __slots__ = ("_exp", "_float_scale", "_num", "_scale", "max_units", "name", "step", "to_output")
+    __slots__ = ("_exp", "_float_scale", "_format", "_num", "_scale", "max_units", "name", "step")
 
     def __init__(
         self, step: object, name: str, number_format: NumberFormat = "float", max_units: int = MAX_UNITS
@@ -76,14 +75,21 @@ class Grid:
         self._num = int(dec.scaleb(places))  # step == num / scale
         self._float_scale = float(self._scale)
         self.max_units = max_units
-        formats: dict[str, Callable[[int], object]] = {
-            "float": self.to_float,
-            "str": self.to_str,
-            "decimal": self.to_decimal,
-        }
-        if number_format not in formats:
-            raise InvalidOrderError(f"number_format must be one of {sorted(formats)}, got {number_format!r}")
-        self.to_output: Callable[[int], object] = formats[number_format]
+        if number_format not in ("float", "str", "decimal"):
+            raise InvalidOrderError(
+                f"number_format must be 'float', 'str' or 'decimal', got {number_format!r}"
+            )
+        self._format = number_format
+
+    def to_output(self, units: int) -> object:
+        """``units * step`` in this grid's number format (float, exact str or Decimal)."""
+        if self._format == "float":
+            if self._scale == 1:
+                return float(units * self._num)
+            return units * self._num / self._float_scale
+        if self._format == "str":
+            return self.to_str(units)
+        return self.to_decimal(units)
 
     def to_units(self, value: object) -> int:
         """Return ``value`` as a positive whole number of steps.
