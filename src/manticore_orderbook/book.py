@@ -170,6 +170,9 @@ class OrderBook:
         self._id_prefix = order_id_prefix
         self._money: Callable[[Decimal], object] = _MONEY_FORMATS[number_format]
         self._zero_money = self._money(Decimal(0))
+        # Float outputs on a grid of 10**-k are ``units / 10**k`` (exact division, one rounding).
+        self._price_div = self._price_grid.float_divisor()
+        self._qty_div = self._qty_grid.float_divisor()
         self._h = self.event_manager.handlers
         self._lock = threading.RLock()
         self._max_trade_history = max_trade_history
@@ -1433,6 +1436,17 @@ class OrderBook:
 
     def _order_dict(self, order: Order) -> dict[str, Any]:
         pg, qg = self._price_grid, self._qty_grid
+        qdiv = self._qty_div
+        if qdiv:  # the common float format on a 10**-k grid: inline the exact conversion
+            quantity: object = order.quantity / qdiv
+            filled: object = order.filled / qdiv
+            remaining: object = order.open / qdiv
+            visible: object = order.visible / qdiv
+        else:
+            quantity = qg.to_output(order.quantity)
+            filled = qg.to_output(order.filled)
+            remaining = qg.to_output(order.open)
+            visible = qg.to_output(order.visible)
         if order.pending:
             status = "pending"
         elif order.open == 0:
@@ -1449,22 +1463,22 @@ class OrderBook:
         return {
             "order_id": order.order_id,
             "symbol": self.symbol,
-            "side": _name(order.side),
+            "side": order.side._value_,
             "price": None if order.price is None else pg.to_output(order.price),
-            "quantity": qg.to_output(order.quantity),
-            "filled_quantity": qg.to_output(order.filled),
-            "remaining_quantity": qg.to_output(order.open),
-            "visible_quantity": qg.to_output(order.visible),
+            "quantity": quantity,
+            "filled_quantity": filled,
+            "remaining_quantity": remaining,
+            "visible_quantity": visible,
             "displayed_quantity": qg.to_output(order.peak) if order.peak else None,
-            "order_type": _name(order.order_type),
-            "time_in_force": _name(order.tif),
+            "order_type": order.order_type._value_,
+            "time_in_force": order.tif._value_,
             "expiry_time": order.expiry,
             "user_id": order.user_id,
             "timestamp": order.timestamp,
             "stop_price": None if order.stop_price is None else pg.to_output(order.stop_price),
             "trail_value": trail,
             "trail_is_percent": order.trail_is_percent,
-            "self_trade_prevention": _name(order.stp),
+            "self_trade_prevention": order.stp._value_,
             "triggered": order.triggered,
             "status": status,
             "priority": order.rank,
@@ -1527,13 +1541,15 @@ class OrderBook:
         }
 
     def _level_dict(self, level: PriceLevel, now: float) -> dict[str, Any]:
+        qdiv = self._qty_div
+        pdiv = self._price_div
         return {
             "symbol": self.symbol,
             "timestamp": now,
             "sequence": self._sequence,
-            "side": _name(level.side),
-            "price": self._price_grid.to_output(level.price),
-            "quantity": self._qty_grid.to_output(level.total),
+            "side": level.side._value_,
+            "price": level.price / pdiv if pdiv else self._price_grid.to_output(level.price),
+            "quantity": level.total / qdiv if qdiv else self._qty_grid.to_output(level.total),
             "order_count": level.count,
         }
 

@@ -81,6 +81,13 @@ class Grid:
             )
         self._format = number_format
 
+    def float_divisor(self) -> float:
+        """``d`` such that ``units / d`` is this grid's float output, or 0.0 when that does not hold
+        (a non-float format, or a step that is not a power of ten)."""
+        if self._format == "float" and self._num == 1:
+            return self._float_scale
+        return 0.0
+
     def to_output(self, units: int) -> object:
         """``units * step`` in this grid's number format (float, exact str or Decimal)."""
         if self._format == "float":
