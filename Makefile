@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 COMPILED := .venv-compiled
-.PHONY: run test lint bench clean compiled test-compiled
+.PHONY: run test lint bench bench-quick clean compiled test-compiled
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,18 @@ compiled: $(COMPILED)/.installed
 test-compiled: compiled
 	MANTICORE_EXPECT_COMPILED=1 $(COMPILED)/bin/python -m pytest -p no:cacheprovider -q -m "not pure_only" \
 		tests/orderbook
+
+# Full benchmark run (~8 min): writes docs/benchmarks.md and docs/benchmarks.png. Measures the
+# pure-Python build (.venv) and the mypyc build (.venv-compiled) against the competitors, whose
+# virtualenvs (benchmarks/.venvs/) are created and installed on first use.
+bench: $(BIN)/.installed compiled
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m benchmarks.run
+
+# Smoke run (well under a minute): small sizes, one repeat, report under benchmarks/.build/quick/.
+bench-quick: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m benchmarks.run --quick
 
 clean:
 	rm -rf $(VENV) $(COMPILED) build .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -4,6 +4,7 @@ manticore-orderbook 1.0.1 installs a top-level package named ``manticore_orderbo
 ours, so every engine gets its own interpreter:
 
 * ``ours``: the project's interpreter (``.venv``, where ``pip install -e .`` put ``src/``);
+* ``ours_compiled`` (optional): the same source compiled with mypyc, ``.venv-compiled`` (``make compiled``);
 * ``legacy``: ``benchmarks/.venvs/legacy`` with ``manticore-orderbook==1.0.1``;
 * ``lob``: ``benchmarks/.venvs/lob`` with ``limit-order-book==2.0.0``, an sdist whose C++ extension is
   compiled by pip (needs g++; its ``setup.py`` uses plain setuptools, no pybind11 or cmake).
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENGINES", "REPO", "Engine", "EngineUnavailable", "ensure", "worker_env"]
+__all__ = ["COMPILED_PYTHON", "ENGINES", "REPO", "Engine", "EngineUnavailable", "ensure", "worker_env"]
 
 REPO = Path(__file__).resolve().parent.parent
 VENVS = REPO / "benchmarks" / ".venvs"
@@ -36,23 +37,29 @@ class EngineUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Engine:
-    """One engine under test: adapter module name, display label and what to pip-install (if a venv)."""
+    """One engine under test: key, adapter module, label, what to pip-install (competitors only)."""
 
     key: str
+    adapter: str
     label: str
-    requirement: str | None
+    requirement: str | None = None
+    optional: bool = False  # skipped with a note (not an error) when its interpreter is missing
 
     @property
     def venv(self) -> Path | None:
-        """The engine's own virtualenv, or None for ours (the project's interpreter)."""
+        """The competitor's own virtualenv; None for our engine's variants."""
         return None if self.requirement is None else VENVS / self.key
 
 
 ENGINES: dict[str, Engine] = {
-    "ours": Engine("ours", "manticore (ours)", None),
-    "legacy": Engine("legacy", "manticore-orderbook 1.0.1", "manticore-orderbook==1.0.1"),
-    "lob": Engine("lob", "limit-order-book 2.0.0 (C++)", "limit-order-book==2.0.0"),
+    "ours": Engine("ours", "ours", "manticore (ours, pure Python)"),
+    "ours_compiled": Engine("ours_compiled", "ours", "manticore (ours, mypyc)", optional=True),
+    "legacy": Engine("legacy", "legacy", "manticore-orderbook 1.0.1", "manticore-orderbook==1.0.1"),
+    "lob": Engine("lob", "lob", "limit-order-book 2.0.0 (C++)", "limit-order-book==2.0.0"),
 }
+
+#: The mypyc build of our engine (``make compiled``).
+COMPILED_PYTHON = REPO / ".venv-compiled" / "bin" / "python"
 
 
 def worker_env() -> dict[str, str]:
@@ -80,6 +87,26 @@ def _describe(python: Path, key: str) -> dict[str, Any]:
     return info
 
 
+def _ours_compiled(log: Callable[[str], None]) -> dict[str, Any]:
+    if not COMPILED_PYTHON.exists():
+        raise EngineUnavailable(
+            f"ours_compiled: {COMPILED_PYTHON.relative_to(REPO)} missing; run `make compiled`"
+        )
+    info = _describe(COMPILED_PYTHON, "ours")
+    if not info.get("compiled"):
+        raise EngineUnavailable(f"ours_compiled: {info['file']} is not the mypyc build; run `make compiled`")
+    marker = COMPILED_PYTHON.parent.parent / ".installed"
+    sources = list((REPO / "src" / "manticore_orderbook").glob("*.py"))
+    newest = max((p.stat().st_mtime for p in sources), default=0.0)
+    info["stale"] = not marker.exists() or marker.stat().st_mtime < newest
+    if info["stale"]:
+        log(
+            "[yellow]ours_compiled: src/ changed after the last `make compiled`; "
+            "measuring the old build[/yellow]"
+        )
+    return info
+
+
 def _ours(log: Callable[[str], None]) -> dict[str, Any]:
     candidates = [Path(sys.executable), REPO / ".venv" / "bin" / "python"]
     errors = []
@@ -96,6 +123,11 @@ def _ours(log: Callable[[str], None]) -> dict[str, Any]:
                 f"ours: {python} imports manticore_orderbook from {info['file']}, not {REPO / 'src'}"
             )
             continue
+        if info.get("compiled"):
+            log(
+                "[yellow]ours: src/ holds compiled extension modules: "
+                "the 'pure Python' figures are not[/yellow]"
+            )
         return info
     hint = "run `make bench` (or `.venv/bin/pip install -e '.[dev,bench]'`) first"
     raise EngineUnavailable("\n".join([*errors, f"ours: not importable; {hint}"]))
@@ -149,6 +181,8 @@ def ensure(key: str, log: Callable[[str], None] = print) -> dict[str, Any]:
     Raises :class:`EngineUnavailable` with a readable reason when that is not possible.
     """
     engine = ENGINES[key]
-    if engine.requirement is None:
+    if key == "ours":
         return _ours(log)
+    if key == "ours_compiled":
+        return _ours_compiled(log)
     return _competitor(engine, log)

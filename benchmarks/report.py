@@ -20,19 +20,23 @@ from typing import Any
 
 from rich.table import Table
 
-__all__ = ["Targets", "console_summary", "main", "targets", "write_report"]
+__all__ = ["DISTURBED_SHARE", "Targets", "console_summary", "main", "targets", "write_report"]
 
-ENGINE_ORDER = ("ours", "legacy", "lob")
-ENGINE_COLORS = {"ours": "#1f77b4", "legacy": "#d62728", "lob": "#7f7f7f"}
+ENGINE_ORDER = ("ours", "ours_compiled", "legacy", "lob")
+OURS = ("ours", "ours_compiled")
+ENGINE_COLORS = {"ours": "#1f77b4", "ours_compiled": "#2ca02c", "legacy": "#d62728", "lob": "#7f7f7f"}
 KINDS = ("add", "cancel", "aggressive")
+#: A run during which other processes used more than this share of a core is "disturbed".
+DISTURBED_SHARE = 0.25
 WORKLOAD_ORDER = ("add_only", "cancel_heavy", "mix", "deep_sweeps", "scale_small", "scale_large")
 
 
 # ------------------------------------------------------------------------------------------ aggregation
 def _ok_runs(
     data: dict[str, Any], engine: str, role: str, subscriber: bool, mode: str = "time"
-) -> list[dict]:
-    return [
+) -> list[dict[str, Any]]:
+    """Successful runs of one combination; disturbed runs are left out while at least half are clean."""
+    runs = [
         r
         for r in data["runs"]
         if r["engine"] == engine
@@ -41,11 +45,28 @@ def _ok_runs(
         and r["subscriber"] == subscriber
         and "error" not in r
     ]
+    clean = [r for r in runs if not _disturbed(r)]
+    return clean if 2 * len(clean) >= len(runs) else runs
+
+
+def _disturbed(run: dict[str, Any]) -> bool:
+    return float(run.get("foreign_cpu_share", 0.0)) > DISTURBED_SHARE
 
 
 def _median(values: Iterable[float]) -> float | None:
     vals = [v for v in values if v is not None]
     return statistics.median(vals) if vals else None
+
+
+def _us_spread(data: dict[str, Any], engine: str, role: str, subscriber: bool) -> str:
+    """``median [min-max]`` of the throughput pass over the repeats, in µs per op."""
+    values = [r["ns_per_op"] for r in _ok_runs(data, engine, role, subscriber)]
+    if not values:
+        return "n/a"
+    text = _us(statistics.median(values))
+    if len(values) > 1:
+        text += f" [{_us(min(values))}-{_us(max(values))}]"
+    return text
 
 
 def per_op_ns(data: dict[str, Any], engine: str, role: str, subscriber: bool = False) -> float | None:
@@ -99,64 +120,76 @@ def _engines(data: dict[str, Any]) -> list[str]:
     return [e for e in ENGINE_ORDER if e in data["engines"]]
 
 
+def _ours(data: dict[str, Any]) -> list[str]:
+    """Our engine's variants present in the run (pure Python and/or mypyc-compiled)."""
+    return [e for e in OURS if e in data["engines"]]
+
+
 def _label(data: dict[str, Any], engine: str) -> str:
     labels = {
-        "ours": "manticore (ours)",
+        "ours": "manticore (ours, pure Python)",
+        "ours_compiled": "manticore (ours, mypyc)",
         "legacy": f"manticore-orderbook {data['engines'].get('legacy', {}).get('version', '1.0.1')}",
         "lob": f"limit-order-book {data['engines'].get('lob', {}).get('version', '2.0.0')} (C++)",
     }
     return labels[engine]
 
 
+def _short(engine: str) -> str:
+    return {"ours": "ours", "ours_compiled": "ours (mypyc)", "legacy": "legacy", "lob": "lob"}[engine]
+
+
 # ---------------------------------------------------------------------------------------------- targets
 @dataclass(frozen=True)
 class Targets:
-    """One row of the targets table."""
+    """One row of the targets table: the goal and, per variant of our engine, (measured, passed)."""
 
     name: str
-    measured: str
     target: str
-    passed: bool | None
+    results: dict[str, tuple[str, bool | None]]
 
 
 def targets(data: dict[str, Any]) -> list[Targets]:
-    """The issue's targets, evaluated on this run (``passed`` None when something is missing)."""
-    rows: list[Targets] = []
+    """The issue's targets, evaluated on this run for each variant of our engine present.
 
-    def speedup(engine: str, role: str, sub: bool) -> float | None:
-        return _ratio(per_op_ns(data, engine, role, sub), per_op_ns(data, "ours", role, sub))
-
-    r = speedup("legacy", "mix", False)
-    rows.append(
-        Targets("mix, no subscriber: ours vs manticore-orderbook 1.0.1", _x(r), ">= 10x", _ge(r, 10.0))
-    )
-    r = speedup("lob", "mix", False)
-    rows.append(Targets("mix, no subscriber: ours vs limit-order-book (C++)", _x(r), ">= 0.6x", _ge(r, 0.6)))
-    r = speedup("legacy", "mix", True)
-    rows.append(
-        Targets(
-            "mix, subscriber on every event: ours vs manticore-orderbook 1.0.1", _x(r), ">= 4x", _ge(r, 4.0)
-        )
-    )
-    small, large = per_op_ns(data, "ours", "scale_small"), per_op_ns(data, "ours", "scale_large")
-    r = _ratio(large, small)
+    ``passed`` is None when something needed was not measured.
+    """
+    variants = _ours(data)
     levels = _levels_label(data)
-    rows.append(
-        Targets(
-            f"ours: per-op cost of the mix at {levels[1]} vs {levels[0]} levels", _x(r), "<= 2x", _le(r, 2.0)
-        )
-    )
-    for role, what in (("add_only", "add-only"), ("mix", "mix (resting adds)")):
-        p99 = latency_ns(data, "ours", role, "add", "p99")
-        rows.append(
-            Targets(
-                f"ours: p99 add latency, {what}",
-                "n/a" if p99 is None else f"{p99 / 1000:.2f} µs",
-                "< 20 µs",
-                None if p99 is None else p99 < 20_000,
-            )
-        )
-    return rows
+
+    def speedup(ours: str, other: str, sub: bool, bound: float) -> tuple[str, bool | None]:
+        r = _ratio(per_op_ns(data, other, "mix", sub), per_op_ns(data, ours, "mix", sub))
+        return _x(r), _ge(r, bound)
+
+    def scaling(ours: str) -> tuple[str, bool | None]:
+        r = _ratio(per_op_ns(data, ours, "scale_large"), per_op_ns(data, ours, "scale_small"))
+        return _x(r), _le(r, 2.0)
+
+    def p99_add(ours: str, role: str) -> tuple[str, bool | None]:
+        p99 = latency_ns(data, ours, role, "add", "p99")
+        return ("n/a", None) if p99 is None else (f"{p99 / 1000:.2f} µs", p99 < 20_000)
+
+    specs: list[tuple[str, str, Callable[[str], tuple[str, bool | None]]]] = [
+        (
+            "mix, no subscriber: speed vs manticore-orderbook 1.0.1",
+            ">= 10x",
+            lambda o: speedup(o, "legacy", False, 10.0),
+        ),
+        (
+            "mix, no subscriber: speed vs limit-order-book (C++)",
+            ">= 0.6x",
+            lambda o: speedup(o, "lob", False, 0.6),
+        ),
+        (
+            "mix, subscriber on every event: speed vs manticore-orderbook 1.0.1",
+            ">= 4x",
+            lambda o: speedup(o, "legacy", True, 4.0),
+        ),
+        (f"per-op cost of the mix at {levels[1]} vs {levels[0]} levels", "<= 2x", scaling),
+        ("p99 add latency, add-only", "< 20 µs", lambda o: p99_add(o, "add_only")),
+        ("p99 add latency, mix (resting adds)", "< 20 µs", lambda o: p99_add(o, "mix")),
+    ]
+    return [Targets(name, goal, {o: fn(o) for o in variants}) for name, goal, fn in specs]
 
 
 def _ge(value: float | None, bound: float) -> bool | None:
@@ -175,6 +208,18 @@ def _levels_label(data: dict[str, Any]) -> tuple[str, str]:
         except KeyError:
             out.append("?")
     return out[0], out[1]
+
+
+def _targets_table(data: dict[str, Any]) -> list[str]:
+    variants = _ours(data)
+    if not variants:
+        return ["Our engine was not part of this run."]
+    header = ["target", "goal", *[f"{_label(data, v)}" for v in variants]]
+    rows = [
+        [t.name, t.target, *[f"{m} {_verdict(p)}" for m, p in (t.results[v] for v in variants)]]
+        for t in targets(data)
+    ]
+    return _table(header, rows)
 
 
 def _verdict(passed: bool | None) -> str:
@@ -202,20 +247,19 @@ def _throughput_rows(data: dict[str, Any]) -> list[tuple[str, str, bool]]:
 def _throughput_section(data: dict[str, Any]) -> list[str]:
     engines = _engines(data)
     header = ["workload", *[f"{_label(data, e)} µs/op" for e in engines]]
-    if "ours" in engines:
-        header += [f"ours vs {e}" for e in engines if e != "ours"]
+    pairs = [(o, e) for o in _ours(data) for e in engines if e not in OURS]
+    header += [f"{_short(o)} vs {e}" for o, e in pairs]
     rows = []
     for role, name, sub in _throughput_rows(data):
-        cells = [name] + [_us(per_op_ns(data, e, role, sub)) for e in engines]
-        if "ours" in engines:
-            ours = per_op_ns(data, "ours", role, sub)
-            cells += [_x(_ratio(per_op_ns(data, e, role, sub), ours)) for e in engines if e != "ours"]
+        cells = [name] + [_us_spread(data, e, role, sub) for e in engines]
+        cells += [_x(_ratio(per_op_ns(data, e, role, sub), per_op_ns(data, o, role, sub))) for o, e in pairs]
         rows.append(cells)
     return [
         "## Throughput",
         "",
         "Mean time per operation (µs/op: total time of the timed op list / number of ops; lower is better),",
-        'median of the repeats. "ours vs X" is X\'s time divided by ours: above 1x we are faster.',
+        'median of the repeats, with the fastest and slowest repeat in brackets. "ours vs X" is X\'s',
+        "median time divided by ours: above 1x we are faster.",
         "",
         *_table(header, rows),
         "",
@@ -348,10 +392,10 @@ def _memory_section(data: dict[str, Any]) -> list[str]:
     return [
         "## Peak memory",
         "",
-        "Peak resident-memory growth (MiB) of a fresh process while it builds the book and runs the ops once",
-        "(no subscriber): `ru_maxrss` at the end minus the resident size just before the book was created",
-        "(after the workload was loaded). Counts C/C++ allocations too; small values are within the noise of",
-        "the allocator (~1 MiB).",
+        "Peak resident-memory growth (MiB) of a fresh process while it builds the book and runs the ops",
+        "once (no subscriber): the resident high-water mark (`VmHWM`, reset just before the book is created)",
+        "minus the resident size at that moment (after the workload was loaded). Counts C/C++ allocations",
+        "too; values under ~1 MiB are within the noise of the allocator.",
         "",
         *_table(["workload", *[f"{_label(data, e)} MiB" for e in engines]], rows),
         "",
@@ -441,13 +485,17 @@ def _engines_section(data: dict[str, Any]) -> list[str]:
     for e in _engines(data):
         info = data["engines"][e]
         lines.append(f"- **{_label(data, e)}** (`{info['version']}`): {ENGINE_NOTES[e]}")
-        if e != "lob":
+        if info.get("stale"):
+            lines.append("  **Stale build**: `src/` changed after the last `make compiled`.")
+        if e in ("ours", "legacy"):
             lines.append(f"  Subscriber wiring used: `{info.get('how_subscribed', '?')}`.")
     lines.append("")
     return lines
 
 
 ENGINE_NOTES = {
+    "ours_compiled": "the same source compiled with mypyc (`make compiled`, installed into "
+    "`.venv-compiled`). Same adapter and calls as the pure-Python build.",
     "ours": "this repository's `src/manticore_orderbook`, run from the project's `.venv` (editable install). "
     'Called as the integration guide does: `OrderBook(symbol="BTC/USD", event_manager=em)`, '
     "`add_order(side, price, quantity, order_id)` with float prices/quantities, `cancel_order(order_id)`.",
@@ -476,8 +524,11 @@ Observed while building this suite (with each library's public API only):
   quantities and a NaN price are accepted; zero/negative ones raise `ValueError`.
 - `EventManager.subscribe` reads `handler.__name__`, so a callable object (anything but a function or
   method) fails with `AttributeError`.
-- Each `OrderBook` starts a background expiry thread (`check_expiry_interval=1.0` s), which competes for
-  the GIL with the caller.
+- Each `OrderBook` starts a background expiry thread (`check_expiry_interval=1.0` s) that walks the book's
+  order dictionary without synchronisation while the caller changes it: on large books it keeps failing
+  with "Error in expiry checker: dictionary changed size during iteration" (see "Messages printed by the
+  engines"), so order expiry cannot be relied on there, and the thread competes for the GIL with the
+  caller.
 - By default it writes INFO log lines for every add and cancel (formatted, to stderr); `enable_logging=False`
   does not silence all of them (e.g. "Cancelled order ..."), hence the process-wide `logging.disable(INFO)`
   in its adapter. Rejections are still reported as "Error adding order: ..." lines.
@@ -504,6 +555,29 @@ Observed while building this suite (with each library's public API only):
 """
 
 
+def _stderr_section(data: dict[str, Any]) -> list[str]:
+    """What the engines printed to stderr during successful runs (summed over runs, top lines)."""
+    rows = []
+    for e in _engines(data):
+        totals: dict[str, int] = {}
+        for r in data["runs"]:
+            if r["engine"] == e and "error" not in r:
+                for line, n in r.get("stderr", {}).items():
+                    totals[line] = totals.get(line, 0) + n
+        for line, n in sorted(totals.items(), key=lambda kv: -kv[1])[:5]:
+            rows.append([_label(data, e), f"{n:,}", "`" + line.replace("|", "/").replace("`", "'") + "`"])
+    if not rows:
+        return []
+    return [
+        "## Messages printed by the engines",
+        "",
+        "Lines written to stderr during the runs above (most frequent first, summed over all runs).",
+        "",
+        *_table(["engine", "times", "line"], rows),
+        "",
+    ]
+
+
 def _method_section(data: dict[str, Any]) -> list[str]:
     meta = data["meta"]
     machine = meta["machine"]
@@ -520,10 +594,28 @@ def _method_section(data: dict[str, Any]) -> list[str]:
         "  `for is_cancel, args in ops: cancel(args) if is_cancel else add(*args)` over the engine's bound",
         "  methods; the loop itself costs " + _loop_overhead_text(data) + " per op with do-nothing calls.",
         "- Memory: a separate fresh process per engine and workload (see Peak memory).",
+        f"- Load average (1 min) at the start and end of the run: {_load_text(meta)}. Other work on the",
+        "  machine inflates the times of whichever engine it coincides with, so before each job the",
+        f"  runner waits (up to {meta.get('settle_s', 0):g} s each; "
+        f"{meta.get('settle_waited_s', 0):g} s in all) for other processes",
+        "  to go quiet, and it records how much CPU other processes used while each job ran. Runs where",
+        f"  that exceeded {DISTURBED_SHARE:.0%} of a core are left out of the medians when at least half the",
+        f"  runs are clean: {_disturbed_text(data)}.",
         f"- Workload seed {meta['seed']}; revision {meta['revision']}; "
         f"the run took {meta['duration_s'] / 60:.1f} min.",
         "",
     ]
+
+
+def _disturbed_text(data: dict[str, Any]) -> str:
+    timed = [r for r in data["runs"] if "error" not in r]
+    bad = [r for r in timed if _disturbed(r)]
+    return f"{len(bad)} of {len(timed)} runs were disturbed"
+
+
+def _load_text(meta: dict[str, Any]) -> str:
+    loads = meta.get("loadavg", [])
+    return " / ".join(f"{x:.2f}" for x in loads) if loads else "n/a"
 
 
 def _loop_overhead_text(data: dict[str, Any]) -> str:
@@ -543,10 +635,7 @@ def render_markdown(data: dict[str, Any], images: Sequence[str]) -> str:
         "",
         "## Targets",
         "",
-        *_table(
-            ["target", "measured", "goal", "result"],
-            [[t.name, t.measured, t.target, _verdict(t.passed)] for t in targets(data)],
-        ),
+        *_targets_table(data),
         "",
     ]
     for image in images:
@@ -562,6 +651,7 @@ def render_markdown(data: dict[str, Any], images: Sequence[str]) -> str:
     lines += _engines_section(data)
     lines += _method_section(data)
     lines += [COMPETITOR_FINDINGS]
+    lines += _stderr_section(data)
     failures = [r for r in data["runs"] if "error" in r]
     if failures:
         lines += ["## Failed runs", ""]
@@ -576,22 +666,25 @@ def render_markdown(data: dict[str, Any], images: Sequence[str]) -> str:
 
 # ------------------------------------------------------------------------------------------------- plots
 def _plot(data: dict[str, Any], path: Path) -> bool:
-    """Three panels: throughput per workload, mix latency percentiles, cost vs book size (log axes)."""
+    """Throughput per workload (top); latency p50/p99 by op kind in the mix and cost vs book size (bottom)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib import ticker
     except ImportError:
         return False
     engines = _engines(data)
     rows = _throughput_rows(data)
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [2.6, 1.4, 1.0]})
+    fig = plt.figure(figsize=(15, 10))
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.1, 1.0], width_ratios=[1.3, 1.0])
 
-    ax = axes[0]
+    ax = fig.add_subplot(grid[0, :])
     width = 0.8 / max(1, len(engines))
     for i, e in enumerate(engines):
-        xs, ys = [], []
+        xs: list[float] = []
+        ys: list[float] = []
         for j, (role, _, sub) in enumerate(rows):
             v = per_op_ns(data, e, role, sub)
             if v is not None:
@@ -599,54 +692,63 @@ def _plot(data: dict[str, Any], path: Path) -> bool:
                 ys.append(v / 1000)
         ax.bar(xs, ys, width=width, label=_label(data, e), color=ENGINE_COLORS[e])
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([name.replace(" + subscriber", "\n+ subscriber") for _, name, _ in rows], fontsize=8)
+    ax.set_xticklabels(
+        [name.replace(" + subscriber", "\n+ subscriber").replace(" @ ", "\n@ ") for _, name, _ in rows],
+        fontsize=8,
+    )
     ax.set_yscale("log")
-    ax.set_ylabel("µs per operation (log scale, lower is better)")
-    ax.set_title("Throughput: mean time per op")
+    ax.set_ylabel("µs per operation (log scale)")
+    ax.set_title("Throughput: mean time per operation (lower is better)")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(axis="y", which="both", alpha=0.3)
+
+    ax = fig.add_subplot(grid[1, 0])
+    for i, e in enumerate(engines):
+        for k, kind in enumerate(KINDS):
+            p50 = latency_ns(data, e, "mix", kind, "p50")
+            p99 = latency_ns(data, e, "mix", kind, "p99")
+            if p50 is None or p99 is None:
+                continue
+            x = k + (i - (len(engines) - 1) / 2) * width
+            ax.bar(x, p99 / 1000, width=width, color=ENGINE_COLORS[e], label=_short(e) if k == 0 else None)
+            ax.plot([x], [p50 / 1000], marker="_", markersize=14, color="black")
+    ax.set_xticks(range(len(KINDS)))
+    ax.set_xticklabels(["resting add", "cancel", "aggressive (sweep)"])
+    ax.set_yscale("log")
+    ax.set_ylabel("µs (log scale)")
+    ax.set_title("Realistic mix: p99 latency (bars) and p50 (black ticks)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", which="both", alpha=0.3)
 
-    ax = axes[1]
-    stats = ("p50", "p90", "p99", "p999")
-    for e in engines:
-        for kind, style in (("add", "-o"), ("cancel", "--s"), ("aggressive", ":^")):
-            ys = [latency_ns(data, e, "mix", kind, s) for s in stats]
-            if all(y is not None for y in ys):
-                ax.plot(
-                    range(len(stats)),
-                    [(y or 0) / 1000 for y in ys],
-                    style,
-                    color=ENGINE_COLORS[e],
-                    label=f"{e}: {kind}",
-                    markersize=4,
-                )
-    ax.set_xticks(range(len(stats)))
-    ax.set_xticklabels(["p50", "p90", "p99", "p99.9"])
-    ax.set_yscale("log")
-    ax.set_ylabel("µs (log scale)")
-    ax.set_title("Latency percentiles, realistic mix")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(which="both", alpha=0.3)
-
-    ax = axes[2]
+    ax = fig.add_subplot(grid[1, 1])
     if {"scale_small", "scale_large"} <= set(_roles(data)):
         levels = [_workload(data, r)["scale_levels"] for r in ("scale_small", "scale_large")]
         for e in engines:
-            ys = [per_op_ns(data, e, r) for r in ("scale_small", "scale_large")]
-            if all(y is not None for y in ys):
-                ax.plot(levels, [(y or 0) / 1000 for y in ys], "-o", color=ENGINE_COLORS[e], label=e)
+            cost = [per_op_ns(data, e, r) for r in ("scale_small", "scale_large")]
+            if all(y is not None for y in cost):
+                ax.plot(
+                    levels, [(y or 0.0) / 1000 for y in cost], "-o", color=ENGINE_COLORS[e], label=_short(e)
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("price levels in the book at start")
+        ax.set_xlabel("price levels in the book at the start")
         ax.set_ylabel("µs per op of the mix (log scale)")
         ax.legend(fontsize=8)
         ax.grid(which="both", alpha=0.3)
     ax.set_title("Cost versus book size")
 
-    fig.suptitle(f"Manticore order book benchmarks ({data['meta']['tag']} run, {data['meta']['date']})")
+    for axis in fig.axes:
+        for which in (axis.yaxis, axis.xaxis):
+            if which.get_scale() == "log":
+                which.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+                which.set_minor_formatter(ticker.NullFormatter())
+    meta = data["meta"]
+    fig.suptitle(
+        f"Manticore order book benchmarks ({meta['tag']} run, {meta['repeats']} repeat(s), {meta['date']})"
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
 
@@ -670,15 +772,21 @@ def write_report(data: dict[str, Any], out_dir: Path) -> list[Path]:
 def console_summary(data: dict[str, Any]) -> Table:
     """The targets as a rich table, for the end of a run."""
     table = Table(title=f"Targets ({data['meta']['tag']} run, {data['meta']['repeats']} repeat(s))")
-    for col in ("target", "measured", "goal", "result"):
+    for col in ("target", "goal", *(_short(v) for v in _ours(data))):
         table.add_column(col)
     colors: dict[bool | None, Callable[[str], str]] = {
         True: lambda s: f"[green]{s}[/green]",
         False: lambda s: f"[red]{s}[/red]",
         None: lambda s: f"[yellow]{s}[/yellow]",
     }
-    for t in targets(data):
-        table.add_row(t.name, t.measured, t.target, colors[t.passed](_verdict(t.passed).strip("*")))
+    rows = targets(data)
+    variants = list(rows[0].results) if rows else []
+    for t in rows:
+        cells = [
+            f"{measured} " + colors[passed](_verdict(passed).strip("*"))
+            for measured, passed in (t.results[v] for v in variants)
+        ]
+        table.add_row(t.name, t.target, *cells)
     return table
 
 

@@ -12,8 +12,9 @@ they include the ~tens of ns of the two clock reads, reported as ``timer_overhea
 collection stays enabled, as in a real process; ``gc.collect()`` runs before each timed pass.
 
 ``--mode memory`` builds the book once, runs the ops without timing and reports the peak resident memory
-growth in KiB: ``ru_maxrss`` at the end minus the resident size just before the book was created (after
-the workload was loaded and converted). It covers C/C++ allocations as well as Python objects.
+growth in KiB: the resident high-water mark (``VmHWM``, reset just before the book is created) at the end
+minus the resident size at that moment (after the workload was loaded and converted). It covers C/C++
+allocations as well as Python objects.
 
 ``--mode describe`` prints the adapter's ``describe()`` (version, import location).
 """
@@ -145,6 +146,32 @@ def _rss_kib() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
+def _reset_peak_rss() -> bool:
+    """Reset this process's resident high-water mark (``VmHWM``) to the current RSS, where Linux allows.
+
+    Needed because ``ru_maxrss`` survives ``fork``/``exec``: a worker would otherwise report its parent's
+    (larger) peak.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_rss_kib() -> int:
+    """Peak resident set size in KiB: ``VmHWM`` from ``/proc/self/status``, else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def run_time(engine: str, workload_path: Path, subscriber: bool) -> dict[str, Any]:
     """Throughput pass, correctness check and latency pass; see the module docstring."""
     adapter = _adapter(engine)
@@ -199,6 +226,7 @@ def run_memory(engine: str, workload_path: Path) -> dict[str, Any]:
     prefill = [adapter.native(op) for op in wl["prefill"]]
     ops = [adapter.native(op) for op in wl["ops"]]
     gc.collect()
+    peak_reset = _reset_peak_rss()
     before_kib = _rss_kib()
     adapter.setup(False)
     add, cancel = adapter.bound()
@@ -206,7 +234,7 @@ def run_memory(engine: str, workload_path: Path) -> dict[str, Any]:
     after_prefill_kib = _rss_kib()
     _apply(ops, add, cancel)
     end_kib = _rss_kib()
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = _peak_rss_kib()
     return {
         "engine": engine,
         "workload": wl["name"],
@@ -217,6 +245,7 @@ def run_memory(engine: str, workload_path: Path) -> dict[str, Any]:
         "rss_end_kib": end_kib,
         "peak_growth_kib": max(0, peak_kib - before_kib),
         "end_growth_kib": max(0, end_kib - before_kib),
+        "peak_reset": peak_reset,
     }
 
 

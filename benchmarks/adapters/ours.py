@@ -19,10 +19,12 @@ _counter: EventCounter | None = None
 def describe() -> dict[str, Any]:
     """Version and import location of the engine (the run checks it is this repository's ``src/``)."""
     import manticore_orderbook
+    import manticore_orderbook.book
 
     return {
         "version": str(getattr(manticore_orderbook, "__version__", "dev")),
         "file": str(manticore_orderbook.__file__),
+        "compiled": str(manticore_orderbook.book.__file__).endswith((".so", ".pyd")),
         "event_types": len(list(EventType)),
         "how_subscribed": "OrderBook(symbol, event_manager=em); em.subscribe(t, handler) for t in EventType",
     }
