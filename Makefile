@@ -42,12 +42,12 @@ test-compiled: compiled
 # pure-Python build (.venv) and the mypyc build (.venv-compiled) against the competitors, whose
 # virtualenvs (benchmarks/.venvs/) are created and installed on first use.
 bench: $(BIN)/.installed compiled
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/python -m benchmarks.run
 
 # Smoke run (well under a minute): small sizes, one repeat, report under benchmarks/.build/quick/.
 bench-quick: $(BIN)/.installed
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/python -m benchmarks.run --quick
 
 clean:
