@@ -242,21 +242,27 @@ class OrderBook:
 
     def add_order(
         self,
-        side: Side | str,
+        side: object,
         price: object,
         quantity: object,
-        order_id: str | None = None,
-        time_in_force: TimeInForce | str | None = None,
-        expiry_time: float | None = None,
-        user_id: str | int | None = None,
-        order_type: OrderType | str | None = None,
+        order_id: object = None,
+        time_in_force: object = None,
+        expiry_time: object = None,
+        user_id: object = None,
+        order_type: object = None,
         stop_price: object = None,
         trail_value: object = None,
-        trail_is_percent: bool = False,
+        trail_is_percent: object = False,
         displayed_quantity: object = None,
-        self_trade_prevention: SelfTradePrevention | str | None = None,
+        self_trade_prevention: object = None,
     ) -> str:
         """Submit an order; return its id (the given ``order_id`` or a generated one).
+
+        Types: ``side``/``order_type``/``time_in_force``/``self_trade_prevention`` are enum members or
+        strings; ``price``, ``quantity``, ``stop_price``, ``trail_value`` and ``displayed_quantity`` are
+        int, float, str or Decimal; ``order_id`` a str; ``user_id`` a str or int; ``expiry_time`` seconds
+        (int or float). Parameters are annotated ``object`` because anything else is answered with
+        :class:`InvalidOrderError`, never ``TypeError``.
 
         ``price=None`` is a market order. The order type is inferred when omitted: ``stop_price`` makes
         a stop (limit when a price is given, market otherwise), ``trail_value`` a trailing stop,
@@ -301,7 +307,7 @@ class OrderBook:
                 self._dispatch()
             return order.order_id
 
-    def batch_add_orders(self, orders: Iterable[Mapping[str, Any]]) -> list[str]:
+    def batch_add_orders(self, orders: Iterable[Mapping[str, Any]] | object) -> list[str]:
         """Submit several orders given as dicts of ``add_order`` arguments; return their ids in order.
 
         Every item is validated before any is applied (including duplicate ids within the batch); if
@@ -312,6 +318,8 @@ class OrderBook:
             saved_counter = self._next_order_no
             built: list[Order] = []
             seen: set[str] = set()
+            if isinstance(orders, (str, bytes, Mapping)) or not isinstance(orders, Iterable):
+                raise InvalidOrderError("batch_add_orders takes a list of order dicts")
             try:
                 for index, item in enumerate(orders):
                     if not isinstance(item, Mapping):
@@ -352,7 +360,7 @@ class OrderBook:
                 self._dispatch()
             return [order.order_id for order in built]
 
-    def cancel_order(self, order_id: str) -> bool:
+    def cancel_order(self, order_id: object) -> bool:
         """Cancel a live order (resting or untriggered stop); return False if there is none by that id."""
         with self._lock:
             order = self._orders.get(_checked_id(order_id))
@@ -361,7 +369,7 @@ class OrderBook:
             now = self._clock()
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
-                if self._orders.get(order_id) is not order:
+                if self._orders.get(order.order_id) is not order:
                     if self._pending:
                         self._dispatch()
                     return False
@@ -373,17 +381,21 @@ class OrderBook:
                 self._dispatch()
             return True
 
-    def batch_cancel_orders(self, order_ids: Iterable[str]) -> dict[str, bool]:
-        """Cancel each id in turn; return ``{order_id: cancelled?}``."""
+    def batch_cancel_orders(self, order_ids: Iterable[str] | object) -> dict[str, bool]:
+        """Cancel each id in turn; return ``{order_id: cancelled?}``. Every id is checked to be a string
+        before any is cancelled."""
+        if isinstance(order_ids, (str, bytes)) or not isinstance(order_ids, Iterable):
+            raise InvalidOrderError("batch_cancel_orders takes a list of order ids")
+        ids = [_checked_id(order_id) for order_id in order_ids]
         with self._lock:
-            return {order_id: self.cancel_order(order_id) for order_id in list(order_ids)}
+            return {order_id: self.cancel_order(order_id) for order_id in ids}
 
     def modify_order(
         self,
-        order_id: str,
+        order_id: object,
         new_price: object = None,
         new_quantity: object = None,
-        new_expiry_time: float | None = None,
+        new_expiry_time: object = None,
     ) -> bool:
         """Change a live order's price, total quantity or GTD expiry; return False if it is not live.
 
@@ -430,7 +442,7 @@ class OrderBook:
                 raise InvalidOrderError("post-only order would cross the book at the new price")
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
-                if self._orders.get(order_id) is not order:
+                if self._orders.get(order.order_id) is not order:
                     if self._pending:
                         self._dispatch()
                     return False
@@ -516,15 +528,13 @@ class OrderBook:
 
     # ------------------------------------------------------------------ queries
 
-    def get_order(self, order_id: str) -> dict[str, Any] | None:
+    def get_order(self, order_id: object) -> dict[str, Any] | None:
         """A copy of a live order (resting, or a stop waiting for its trigger) as a dict, or None."""
         with self._lock:
             order = self._orders.get(_checked_id(order_id))
             return None if order is None else self._order_dict(order)
 
-    def get_orders(
-        self, side: Side | str | None = None, user_id: str | int | None = None
-    ) -> list[dict[str, Any]]:
+    def get_orders(self, side: object = None, user_id: object = None) -> list[dict[str, Any]]:
         """Live orders as dicts: bids best first, then asks best first (each level in time priority),
         then untriggered stops in arrival order. Filter by ``side`` and/or ``user_id``."""
         with self._lock:
@@ -547,7 +557,7 @@ class OrderBook:
             if side in (None, order.side):
                 yield order
 
-    def get_snapshot(self, depth: int | None = None) -> dict[str, Any]:
+    def get_snapshot(self, depth: object = None) -> dict[str, Any]:
         """The visible book: ``{"symbol", "timestamp", "sequence", "bids", "asks"}``.
 
         ``bids`` and ``asks`` are lists of ``{"price", "quantity", "order_count"}``, best price first,
@@ -584,8 +594,10 @@ class OrderBook:
             )
         return out
 
-    def get_trade_history(self, limit: int | None = 100) -> list[dict[str, Any]]:
+    def get_trade_history(self, limit: object = 100) -> list[dict[str, Any]]:
         """Recent trades as dicts, newest first, at most ``limit`` (None: all that are kept)."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise InvalidOrderError(f"limit must be a non-negative integer or None, got {limit!r}")
         with self._lock:
             trades = list(self._trades)
             trades.reverse()

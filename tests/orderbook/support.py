@@ -54,7 +54,15 @@ REQUIRED_KEYS: dict[EventType, frozenset[str]] = {
         }
     ),
     EventType.ORDER_MODIFIED: frozenset(
-        {"order_id", "old_price", "new_price", "old_quantity", "new_quantity", "old_expiry_time", "new_expiry_time"}
+        {
+            "order_id",
+            "old_price",
+            "new_price",
+            "old_quantity",
+            "new_quantity",
+            "old_expiry_time",
+            "new_expiry_time",
+        }
     ),
     EventType.ORDER_CANCELLED: frozenset({"order_id", "reason"}),
     EventType.ORDER_EXPIRED: frozenset({"order_id"}),
@@ -107,7 +115,7 @@ class Recorder:
 def make_book(
     symbol: str = "TEST/USD", clock: FakeClock | None = None, **kwargs: Any
 ) -> tuple[OrderBook, Recorder, FakeClock]:
-    """A book on a fake clock with a recorder subscribed to every event (tick 0.01, lot 0.001 unless given)."""
+    """A book on a fake clock with a recorder on every event (tick 0.01, lot 0.001 unless given)."""
     clock = clock if clock is not None else FakeClock()
     kwargs.setdefault("tick_size", "0.01")
     kwargs.setdefault("lot_size", "0.001")
@@ -143,6 +151,13 @@ def cancelled_quantity(data: dict[str, Any]) -> Decimal:
     """The quantity an ORDER_CANCELLED event says was left (and is now cancelled)."""
     value = data.get("cancelled_quantity", data.get("remaining_quantity"))
     return dec(value)
+
+
+def order_of(book: OrderBook, order_id: str) -> dict[str, Any]:
+    """``book.get_order(order_id)``, which must exist."""
+    order = book.get_order(order_id)
+    assert order is not None, f"order {order_id!r} is not live"
+    return order
 
 
 def state_of(book: OrderBook) -> tuple[Any, ...]:

@@ -1,0 +1,83 @@
+"""PriceIndex: a sorted set of integer prices, checked against a plain Python set."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from manticore_orderbook.price_index import PriceIndex
+
+
+def test_empty_index() -> None:
+    index = PriceIndex()
+    assert len(index) == 0
+    assert not index
+    assert index.min() is None
+    assert index.max() is None
+    assert list(index.ascending()) == []
+    assert list(index.descending()) == []
+    assert 5 not in index
+
+
+def test_add_remove_min_max_and_order() -> None:
+    index = PriceIndex()
+    for price in (50, 10, 30, 20, 40):
+        index.add(price)
+    assert index.min() == 10
+    assert index.max() == 50
+    assert list(index.ascending()) == [10, 20, 30, 40, 50]
+    assert list(index.descending()) == [50, 40, 30, 20, 10]
+    index.remove(10)
+    index.remove(50)
+    assert (index.min(), index.max(), len(index)) == (20, 40, 3)
+    assert 30 in index
+    assert 10 not in index
+    index.check_invariants()
+
+
+def test_clear_empties_the_index() -> None:
+    index = PriceIndex(load=2)
+    for price in range(20):
+        index.add(price)
+    index.clear()
+    assert len(index) == 0
+    assert index.min() is None
+    index.add(7)
+    assert list(index.ascending()) == [7]
+
+
+@given(
+    operations=st.lists(st.tuples(st.booleans(), st.integers(min_value=-50, max_value=50)), max_size=300),
+    load=st.sampled_from([1, 2, 4, 256]),
+)
+def test_matches_a_sorted_set_under_random_operations(operations: list[tuple[bool, int]], load: int) -> None:
+    index = PriceIndex(load=load)
+    reference: set[int] = set()
+    for insert, price in operations:
+        if insert and price not in reference:
+            index.add(price)
+            reference.add(price)
+        elif not insert and price in reference:
+            index.remove(price)
+            reference.discard(price)
+        index.check_invariants()
+        assert len(index) == len(reference)
+        assert index.min() == (min(reference) if reference else None)
+        assert index.max() == (max(reference) if reference else None)
+    assert list(index.ascending()) == sorted(reference)
+    assert list(index.descending()) == sorted(reference, reverse=True)
+    for price in range(-51, 52):
+        assert (price in index) == (price in reference)
+
+
+def test_many_levels_split_into_chunks_and_stay_sorted() -> None:
+    index = PriceIndex(load=8)
+    prices = [(i * 7919) % 10007 for i in range(5000)]
+    for price in dict.fromkeys(prices):
+        index.add(price)
+    index.check_invariants()
+    assert list(index.ascending()) == sorted(set(prices))
+    for price in sorted(set(prices))[::2]:
+        index.remove(price)
+    index.check_invariants()
+    assert list(index.ascending()) == sorted(set(prices))[1::2]
