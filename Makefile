@@ -27,7 +27,7 @@ test: lint test-compiled
 $(COMPILED)/.installed: pyproject.toml setup.py $(wildcard src/manticore_orderbook/*.py)
 	$(PYTHON) -m venv $(COMPILED)
 	$(COMPILED)/bin/pip install --quiet --upgrade pip
-	$(COMPILED)/bin/pip install --quiet '.[dev]' setuptools wheel
+	$(COMPILED)/bin/pip install --quiet '.[dev]' setuptools==80.9.0 wheel==0.48.0
 	rm -rf build
 	MANTICORE_MYPYC=1 $(COMPILED)/bin/pip install --quiet --no-build-isolation --force-reinstall --no-deps .
 	touch $@
