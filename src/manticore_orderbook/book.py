@@ -464,9 +464,10 @@ class OrderBook:
                 else None
             )
             if order.pending or not (reprices or grows):
+                resized = quantity != order.quantity
                 self._modify_in_place(order, price, quantity, expiry)
                 self._emit_modified(order, now, changes, priority_kept=True)
-                if order.level is not None:
+                if order.level is not None and resized:
                     self._emit_level(order.level, now)
             else:
                 level = self._remove(order)

@@ -396,3 +396,13 @@ def test_modifying_to_the_same_total_keeps_time_priority() -> None:
     assert book.modify_order("a", new_price=10, new_quantity=2) is True
     book.add_order("buy", 10, 1, order_id="t")
     assert trades_of(rec) == [("a", "t", Decimal(10), Decimal(1))]
+
+
+def test_expiry_only_modify_publishes_no_level_event() -> None:
+    """Regression: changing only a GTD expiry used to publish a PRICE_LEVEL_CHANGED with no change."""
+    book, rec, _ = make_book(clock=FakeClock(100.0))
+    book.add_order("buy", 10, 1, order_id="g", expiry_time=200.0)
+    start = len(rec.events)
+    assert book.modify_order("g", new_expiry_time=300.0)
+    assert [event for event, _ in rec.since(start)] == [EventType.ORDER_MODIFIED]
+    assert book.get_order("g")["expiry_time"] == 300.0  # type: ignore[index]
