@@ -271,7 +271,9 @@ class OrderBook:
         changed; an order that cannot trade or rest as asked (FOK, IOC, POST_ONLY) is accepted and
         cancelled, which its events report.
         """
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             now = self._clock()
             order = None
             if (
@@ -306,6 +308,8 @@ class OrderBook:
             if self._pending:
                 self._dispatch()
             return order.order_id
+        finally:
+            lock.release()
 
     def batch_add_orders(self, orders: Iterable[Mapping[str, Any]] | object) -> list[str]:
         """Submit several orders given as dicts of ``add_order`` arguments; return their ids in order.
@@ -362,7 +366,9 @@ class OrderBook:
 
     def cancel_order(self, order_id: object) -> bool:
         """Cancel a live order (resting or untriggered stop); return False if there is none by that id."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             order = self._orders.get(_checked_id(order_id))
             if order is None:
                 return False
@@ -380,6 +386,8 @@ class OrderBook:
             if self._pending:
                 self._dispatch()
             return True
+        finally:
+            lock.release()
 
     def batch_cancel_orders(self, order_ids: Iterable[str] | object) -> dict[str, bool]:
         """Cancel each id in turn; return ``{order_id: cancelled?}``. Every id is checked to be a string
