@@ -175,6 +175,8 @@ class OrderBook:
         self._qty_div = self._qty_grid.float_divisor()
         self._h = self.event_manager.handlers
         self._lock = threading.RLock()
+        self._acquire = self._lock.acquire  # bound once: the hot commands lock without a method lookup
+        self._release = self._lock.release
         self._max_trade_history = max_trade_history
         self._pending: list[Pending] = []
         self._dispatching = False
@@ -271,8 +273,7 @@ class OrderBook:
         changed; an order that cannot trade or rest as asked (FOK, IOC, POST_ONLY) is accepted and
         cancelled, which its events report.
         """
-        lock = self._lock
-        lock.acquire()
+        self._acquire()
         try:
             now = self._clock()
             order = None
@@ -309,7 +310,7 @@ class OrderBook:
                 self._dispatch()
             return order.order_id
         finally:
-            lock.release()
+            self._release()
 
     def batch_add_orders(self, orders: Iterable[Mapping[str, Any]] | object) -> list[str]:
         """Submit several orders given as dicts of ``add_order`` arguments; return their ids in order.
@@ -366,8 +367,7 @@ class OrderBook:
 
     def cancel_order(self, order_id: object) -> bool:
         """Cancel a live order (resting or untriggered stop); return False if there is none by that id."""
-        lock = self._lock
-        lock.acquire()
+        self._acquire()
         try:
             order = self._orders.get(_checked_id(order_id))
             if order is None:
@@ -387,7 +387,7 @@ class OrderBook:
                 self._dispatch()
             return True
         finally:
-            lock.release()
+            self._release()
 
     def batch_cancel_orders(self, order_ids: Iterable[str] | object) -> dict[str, bool]:
         """Cancel each id in turn; return ``{order_id: cancelled?}``. Every id is checked to be a string
