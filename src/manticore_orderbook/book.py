@@ -519,19 +519,8 @@ class OrderBook:
             self._sequence += 1
             handlers = self._h[E_CLEARED]
             if handlers:
-                self._pending.append(
-                    (
-                        handlers,
-                        EventType.BOOK_CLEARED,
-                        {
-                            "symbol": self.symbol,
-                            "timestamp": now,
-                            "sequence": self._sequence,
-                            "order_count": len(ids),
-                            "order_ids": ids,
-                        },
-                    )
-                )
+                data = {"order_count": len(ids), "order_ids": ids}
+                self._queue(handlers, EventType.BOOK_CLEARED, data, now)
             if self._pending:
                 self._dispatch()
 
@@ -870,11 +859,8 @@ class OrderBook:
         handlers = self._h[E_ADDED]
         if handlers:
             data = self._order_dict(order)
-            data["symbol"] = self.symbol
-            data["sequence"] = self._sequence
             data["order_timestamp"] = order.timestamp
-            data["timestamp"] = now
-            self._pending.append((handlers, EventType.ORDER_ADDED, data))
+            self._queue(handlers, EventType.ORDER_ADDED, data, now)
 
     def _execute(self, order: Order, now: float, announce: bool) -> None:
         """Match ``order`` as a taker, then rest, or cancel what is left of it."""
@@ -1339,11 +1325,8 @@ class OrderBook:
                 data["trigger_price"] = (
                     None if self._last_price is None else self._price_grid.to_output(self._last_price)
                 )
-            data["symbol"] = self.symbol
-            data["sequence"] = self._sequence
             data["order_timestamp"] = order.timestamp
-            data["timestamp"] = now
-            self._pending.append((handlers, _EVENT_TYPES[index], data))
+            self._queue(handlers, _EVENT_TYPES[index], data, now)
 
     def _emit_modified(
         self,
@@ -1361,11 +1344,17 @@ class OrderBook:
                 data.update(changes)
             data["priority_kept"] = priority_kept
             data["reason"] = reason
-            data["symbol"] = self.symbol
-            data["sequence"] = self._sequence
             data["order_timestamp"] = order.timestamp
-            data["timestamp"] = now
-            self._pending.append((handlers, EventType.ORDER_MODIFIED, data))
+            self._queue(handlers, EventType.ORDER_MODIFIED, data, now)
+
+    def _queue(
+        self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any], now: object
+    ) -> None:
+        """Stamp ``data`` with the book's symbol, ``now`` and the current sequence; queue it for delivery."""
+        data["symbol"] = self.symbol
+        data["sequence"] = self._sequence
+        data["timestamp"] = now
+        self._pending.append((handlers, event_type, data))
 
     def _emit_fill(self, trade: Trade, maker: Order, taker: Order, now: float) -> None:
         """Queue TRADE_EXECUTED and the two ORDER_FILLED events of ``trade`` (sequence already taken)."""
@@ -1436,22 +1425,14 @@ class OrderBook:
         self._sequence += 1
         handlers = self._h[E_ERROR]
         if handlers:
-            self._pending.append(
-                (
-                    handlers,
-                    EventType.ERROR,
-                    {
-                        "symbol": self.symbol,
-                        "timestamp": data.get("timestamp"),
-                        "sequence": self._sequence,
-                        "message": f"{type(exc).__name__}: {exc}",
-                        "error_type": type(exc).__name__,
-                        "handler": getattr(handler, "__qualname__", repr(handler)),
-                        "event_type": event_type.value,
-                        "event_sequence": data.get("sequence"),
-                    },
-                )
-            )
+            error = {
+                "message": f"{type(exc).__name__}: {exc}",
+                "error_type": type(exc).__name__,
+                "handler": getattr(handler, "__qualname__", repr(handler)),
+                "event_type": event_type.value,
+                "event_sequence": data.get("sequence"),
+            }
+            self._queue(handlers, EventType.ERROR, error, data.get("timestamp"))
 
     # ------------------------------------------------------------------ dictionaries
 
