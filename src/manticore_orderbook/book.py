@@ -183,7 +183,6 @@ class OrderBook:
         self._sequence = 0
         self._next_order_no = 0
         self._trade_no = 0
-        self._rank = 0
         self._reset_state()
         self._trades: deque[Trade] = deque(maxlen=max_trade_history)
         self._last_price: int | None = None
@@ -485,6 +484,7 @@ class OrderBook:
                 fresh.open = quantity - order.filled
                 fresh.visible = 0
                 fresh.expiry = expiry
+                fresh.rank = self._sequence + 1  # re-enters the book at its ORDER_MODIFIED event
                 self._emit_modified(fresh, now, changes, priority_kept=False)
                 if level is not None:
                     self._emit_level_after_removal(level, now)
@@ -847,8 +847,9 @@ class OrderBook:
         kind = order.order_type
         if kind is STOP_LIMIT or kind is STOP_MARKET or kind is TRAILING_STOP:
             self._sequence += 1
-            self._announce(order, now)
+            order.rank = self._sequence
             self._hold_stop(order)
+            self._announce(order, now)
         else:
             self._execute(order, now, announce=True)
         if self._sweeps:
@@ -880,6 +881,7 @@ class OrderBook:
                 return
             if announce:
                 self._sequence += 1
+                order.rank = self._sequence
                 if self._h[E_ADDED]:
                     self._announce(order, now)
             if not self._match(order, now):
@@ -890,6 +892,7 @@ class OrderBook:
                 return
             if announce:
                 self._sequence += 1
+                order.rank = self._sequence
                 if self._h[E_ADDED]:
                     self._announce(order, now)
         if order.open:
@@ -990,22 +993,21 @@ class OrderBook:
                 trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
                 if self._max_trade_history:
                     trades.append(trade)
-                if h[E_TRADE] or h[E_FILLED]:
-                    self._emit_fill(trade, maker, taker, now)
                 if not maker.visible:
                     queue.popleft()
-                    if maker.open:
+                    if maker.open:  # an iceberg's next slice joins the back of the queue
                         refill = maker.peak if maker.peak < maker.open else maker.open
                         maker.visible = refill
                         level.total += refill
                         level.reserve -= refill
-                        self._rank += 1
-                        maker.rank = self._rank
+                        maker.rank = self._sequence - 1  # the sequence of the maker's ORDER_FILLED
                         queue.append(maker)
                     else:
                         maker.level = None
                         level.count -= 1
                         del orders[maker.order_id]
+                if h[E_TRADE] or h[E_FILLED]:
+                    self._emit_fill(trade, maker, taker, now)
             if traded:
                 lo = best if lo is None or best < lo else lo
                 hi = best if hi is None or best > hi else hi
@@ -1120,8 +1122,6 @@ class OrderBook:
         level.count += 1
         level.orders.append(order)
         order.level = level
-        self._rank += 1
-        order.rank = self._rank
         self._orders[order.order_id] = order
         if order.expiry is not None:
             heapq.heappush(self._expiries, (order.expiry, order.rank, order))
@@ -1194,8 +1194,6 @@ class OrderBook:
     def _hold_stop(self, order: Order) -> None:
         order.pending = True
         self._stop_count += 1
-        self._rank += 1
-        order.rank = self._rank
         self._orders[order.order_id] = order
         if order.expiry is not None:
             heapq.heappush(self._expiries, (order.expiry, order.rank, order))
@@ -1268,17 +1266,25 @@ class OrderBook:
                 order = heapq.heappop(sells)[2]
                 if order.pending and self._orders.get(order.order_id) is order:
                     fired.append(order)
+            moved: list[tuple[Order, int | None]] = []
             for order in list(self._trailing.values()):
+                old_stop = order.stop_price
                 for sweep_lo, sweep_hi, ascending in sweeps:
                     if self._trail_through(order, sweep_lo, sweep_hi, ascending):
                         fired.append(order)
                         break
+                else:
+                    if order.stop_price != old_stop:
+                        moved.append((order, old_stop))
+            for order, old_stop in sorted(moved, key=lambda item: item[0].rank):
+                self._emit_trailing_moved(order, old_stop, now)
             fired.sort(key=lambda o: o.rank)
             for order in fired:
                 if not order.pending:
                     continue
                 self._remove(order)
                 order.triggered = True
+                order.rank = self._sequence + 1  # re-enters the book at its ORDER_TRIGGERED event
                 self._stats["orders_triggered"] += 1
                 self._emit_order(E_TRIGGERED, order, now)
                 self._execute(order, now, announce=False)
@@ -1344,6 +1350,25 @@ class OrderBook:
                 data.update(changes)
             data["priority_kept"] = priority_kept
             data["reason"] = reason
+            data["order_timestamp"] = order.timestamp
+            self._queue(handlers, EventType.ORDER_MODIFIED, data, now)
+
+    def _emit_trailing_moved(self, order: Order, old_stop: int | None, now: float) -> None:
+        """Queue ORDER_MODIFIED (reason ``trailing_stop``) for a trailing stop whose stop price moved."""
+        self._sequence += 1
+        handlers = self._h[E_MODIFIED]
+        if handlers:
+            pg = self._price_grid
+            price = None if order.price is None else pg.to_output(order.price)
+            quantity = self._qty_grid.to_output(order.quantity)
+            data = self._order_dict(order)
+            data["old_price"] = data["new_price"] = price
+            data["old_quantity"] = data["new_quantity"] = quantity
+            data["old_expiry_time"] = data["new_expiry_time"] = order.expiry
+            data["old_stop_price"] = None if old_stop is None else pg.to_output(old_stop)
+            data["new_stop_price"] = None if order.stop_price is None else pg.to_output(order.stop_price)
+            data["priority_kept"] = True
+            data["reason"] = "trailing_stop"
             data["order_timestamp"] = order.timestamp
             self._queue(handlers, EventType.ORDER_MODIFIED, data, now)
 
@@ -1480,6 +1505,7 @@ class OrderBook:
             "stop_price": None if order.stop_price is None else pg.to_output(order.stop_price),
             "trail_value": trail,
             "trail_is_percent": order.trail_is_percent,
+            "trail_reference_price": None if order.trail_ref is None else pg.to_output(order.trail_ref),
             "self_trade_prevention": order.stp._value_,
             "triggered": order.triggered,
             "status": status,
@@ -1533,6 +1559,8 @@ class OrderBook:
             "fill_quantity": self._qty_grid.to_output(trade.quantity),
             "filled_quantity": self._qty_grid.to_output(order.filled),
             "remaining_quantity": self._qty_grid.to_output(order.open),
+            "visible_quantity": self._qty_grid.to_output(order.visible),
+            "priority": order.rank,
             "is_maker": is_maker,
             "fee": self._fee(trade.price * trade.quantity, unit),
             "user_id": order.user_id,

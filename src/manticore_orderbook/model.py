@@ -22,7 +22,9 @@ class Order:
     self-trade decrement or a modify). ``visible`` is the part shown in its price level (an iceberg's
     current slice, otherwise ``open``); ``peak`` is an iceberg's display size (0 for other orders).
     ``level`` is the price level the order rests in, or None while it is not resting. ``rank`` orders
-    time priority: the lower, the earlier it reached its place in its level's queue.
+    time priority: it is the book's event sequence number at which the order took its current place
+    (its ORDER_ADDED, ORDER_TRIGGERED or priority-losing ORDER_MODIFIED, or the ORDER_FILLED that
+    refilled an iceberg slice), so the lower, the earlier it reached its place in its level's queue.
     """
 
     __slots__ = (
