@@ -670,6 +670,187 @@ class OrderBook:
             f"best_ask={self.get_best_ask()}, sequence={self._sequence})"
         )
 
+    # ------------------------------------------------------------------ state transfer
+
+    def export_state(self) -> dict[str, Any]:
+        """Everything :meth:`restore_state` needs to rebuild this book: a JSON-serialisable dict.
+
+        Keys: ``symbol``, ``sequence`` (of the last event), ``last_trade_price``, ``trade_count`` (trades
+        so far; the next trade id continues from it), ``generated_order_count`` (the counter behind
+        generated order ids) and ``orders``: every live order as :meth:`get_order` shows it, in
+        :meth:`get_orders` order. Trade history and statistics are not part of the state.
+        """
+        with self._lock:
+            return {
+                "symbol": self.symbol,
+                "sequence": self._sequence,
+                "last_trade_price": self.last_trade_price,
+                "trade_count": self._trade_no,
+                "generated_order_count": self._next_order_no,
+                "orders": [self._order_dict(order) for order in self._iter_orders()],
+            }
+
+    def restore_state(self, state: Mapping[str, Any] | object) -> int:
+        """Load live orders and counters into this empty book without publishing any event.
+
+        ``state`` has the keys :meth:`export_state` returns; only ``orders`` is required. Each order
+        needs ``order_id, side, quantity, filled_quantity, remaining_quantity, order_type,
+        time_in_force, timestamp, priority`` and, as they apply, ``price, visible_quantity,
+        displayed_quantity, expiry_time, user_id, stop_price, trail_value, trail_is_percent,
+        trail_reference_price, self_trade_prevention, triggered, status`` (``"pending"`` for a stop
+        that has not triggered). Orders keep their ``priority``: within a price level they queue in
+        ascending priority, whatever order the list is in. GTD orders whose expiry has passed are
+        restored and expire, with their events, at the next command. ``sequence`` continues from the
+        given value (at least the largest priority).
+
+        Returns the number of orders restored. Raises :class:`InvalidOrderError` if the book is not
+        empty or anything in ``state`` is invalid; nothing is changed then.
+        """
+        if not isinstance(state, Mapping):
+            raise InvalidOrderError("state must be a mapping like export_state() returns")
+        records = state.get("orders", [])
+        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+            raise InvalidOrderError("state['orders'] must be a list of order dicts")
+        with self._lock:
+            if self._orders:
+                raise InvalidOrderError("restore_state needs an empty book")
+            reserved: set[str] = set()
+            ranks: set[int] = set()
+            orders: list[Order] = []
+            for index, record in enumerate(records):
+                try:
+                    order = self._restored_order(record, reserved)
+                except InvalidOrderError as exc:
+                    raise InvalidOrderError(f"state order {index}: {exc}") from None
+                if order.rank in ranks:
+                    raise InvalidOrderError(f"state order {index}: priority {order.rank} is used twice")
+                ranks.add(order.rank)
+                reserved.add(order.order_id)
+                orders.append(order)
+            sequence = _counter(state.get("sequence", 0), "sequence")
+            if ranks and max(ranks) > sequence:
+                sequence = max(ranks)
+            trade_count = _counter(state.get("trade_count", 0), "trade_count")
+            generated = _counter(state.get("generated_order_count", 0), "generated_order_count")
+            last = state.get("last_trade_price")
+            last_price = None if last is None else self._price_grid.to_units(last)
+            self._place_restored(orders)
+            self._sequence = max(self._sequence, sequence)
+            self._trade_no = max(self._trade_no, trade_count)
+            self._next_order_no = max(self._next_order_no, generated)
+            if last_price is not None:
+                self._last_price = last_price
+            return len(orders)
+
+    def _restored_order(self, record: object, reserved: set[str]) -> Order:
+        """Validate one ``restore_state`` order record and return the Order (not placed anywhere)."""
+        if not isinstance(record, Mapping):
+            raise InvalidOrderError("each order must be a dict")
+        get = record.get
+        timestamp = get("timestamp")
+        if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)) or timestamp != timestamp:
+            raise InvalidOrderError("timestamp must be a number of seconds")
+        order_id = get("order_id")
+        if order_id is None:
+            raise InvalidOrderError("order_id is required")
+        order = self._build(
+            get("side"),
+            get("price"),
+            get("quantity"),
+            order_id,
+            get("time_in_force"),
+            get("expiry_time"),
+            get("user_id"),
+            get("order_type"),
+            None if _is_trailing(get("order_type")) else get("stop_price"),
+            get("trail_value"),
+            get("trail_is_percent", False),
+            get("displayed_quantity"),
+            get("self_trade_prevention"),
+            float(timestamp),
+            reserved,
+        )
+        qty_grid = self._qty_grid
+        filled_value = get("filled_quantity")
+        order.filled = 0 if filled_value in (None, 0, "0") else qty_grid.to_units(filled_value)
+        order.open = qty_grid.to_units(get("remaining_quantity"))
+        if order.filled + order.open != order.quantity:
+            raise InvalidOrderError("filled_quantity + remaining_quantity must equal quantity")
+        rank = get("priority")
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0:
+            raise InvalidOrderError("priority must be a positive integer")
+        order.rank = rank
+        order.triggered = bool(get("triggered", False))
+        kind = order.order_type
+        is_stop = kind is STOP_LIMIT or kind is STOP_MARKET or kind is TRAILING_STOP
+        order.pending = get("status") == "pending"
+        if order.pending:
+            if not is_stop or order.triggered:
+                raise InvalidOrderError("only an untriggered stop can be pending")
+            if kind is TRAILING_STOP:
+                ref = get("trail_reference_price")
+                order.trail_ref = None if ref is None else self._price_grid.to_units(ref)
+                order.stop_price = None
+                self._update_trailing_stop(order)
+            return order
+        if is_stop and not order.triggered:
+            raise InvalidOrderError("a stop that has not triggered must have status 'pending'")
+        if order.price is None or kind is MARKET or kind is STOP_MARKET:
+            raise InvalidOrderError("a resting order needs a limit price")
+        if order.tif is IOC or order.tif is FOK:
+            raise InvalidOrderError(f"{order.tif.value} orders never rest")
+        visible = get("visible_quantity")
+        order.visible = (
+            (order.peak if order.peak and order.peak < order.open else order.open)
+            if visible is None
+            else qty_grid.to_units(visible)
+        )
+        if order.visible > order.open or (order.peak and order.visible > order.peak):
+            raise InvalidOrderError("visible_quantity exceeds the open or displayed quantity")
+        if kind is TRAILING_STOP:
+            ref = get("trail_reference_price")
+            order.trail_ref = None if ref is None else self._price_grid.to_units(ref)
+        return order
+
+    def _place_restored(self, orders: list[Order]) -> None:
+        """Put validated restored orders in place: resting ones in their levels by priority, stops held."""
+        orders.sort(key=lambda o: o.rank)
+        for order in orders:
+            self._orders[order.order_id] = order
+            if order.expiry is not None:
+                heapq.heappush(self._expiries, (order.expiry, order.rank, order))
+            if order.pending:
+                self._stop_count += 1
+                if order.order_type is TRAILING_STOP:
+                    self._trailing[order.order_id] = order
+                elif order.side is BUY:
+                    assert order.stop_price is not None
+                    heapq.heappush(self._buy_stops, (order.stop_price, order.rank, order))
+                else:
+                    assert order.stop_price is not None
+                    heapq.heappush(self._sell_stops, (-order.stop_price, order.rank, order))
+                continue
+            price = order.price
+            assert price is not None
+            if order.side is BUY:
+                levels, index = self._bid_levels, self._bid_prices
+            else:
+                levels, index = self._ask_levels, self._ask_prices
+            level = levels.get(price)
+            if level is None:
+                level = PriceLevel(price, order.side)
+                levels[price] = level
+                index.add(price)
+            level.total += order.visible
+            level.reserve += order.open - order.visible
+            level.count += 1
+            level.orders.append(order)
+            order.level = level
+        bid, ask = self._bid_prices.max(), self._ask_prices.min()
+        if bid is not None and ask is not None and bid >= ask:
+            self._reset_state()
+            raise InvalidOrderError(f"the restored book would be crossed (bid {bid} >= ask {ask} ticks)")
+
     # ------------------------------------------------------------------ validation
 
     def _build(
@@ -1443,6 +1624,8 @@ class OrderBook:
         finally:
             pending.clear()
             self._dispatching = False
+        for listener in self.event_manager.command_listeners:
+            listener(self.symbol, self._sequence)
 
     def _emit_error(
         self, handler: EventHandler, event_type: EventType, data: dict[str, Any], exc: Exception
@@ -1671,6 +1854,18 @@ def _checked_id(order_id: object) -> str:
     if not isinstance(order_id, str):
         raise InvalidOrderError(f"order_id must be a string, not {type(order_id).__name__}")
     return order_id
+
+
+def _is_trailing(order_type: object) -> bool:
+    return order_type is TRAILING_STOP or (
+        isinstance(order_type, str) and order_type.strip().upper() == TRAILING_STOP.value.upper()
+    )
+
+
+def _counter(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidOrderError(f"{what} must be a non-negative integer")
+    return value
 
 
 def _check_expiry(value: object, now: float) -> float:
