@@ -234,6 +234,15 @@ class OrderBook:
         """The quantity step."""
         return self._qty_grid.step
 
+    def counters(self) -> tuple[int, int, int]:
+        """``(sequence, trade_count, generated_order_count)``: where the book's numbering stands."""
+        return self._sequence, self._trade_no, self._next_order_no
+
+    @property
+    def order_id_prefix(self) -> str:
+        """The prefix of generated order ids (and, followed by ``T``, of trade ids)."""
+        return self._id_prefix
+
     @property
     def last_trade_price(self) -> object:
         """The price of the most recent trade, or None before the first trade."""
@@ -800,11 +809,11 @@ class OrderBook:
         if order.tif is IOC or order.tif is FOK:
             raise InvalidOrderError(f"{order.tif.value} orders never rest")
         visible = get("visible_quantity")
-        order.visible = (
-            (order.peak if order.peak and order.peak < order.open else order.open)
-            if visible is None
-            else qty_grid.to_units(visible)
-        )
+        if visible is None or to_decimal(visible, "visible_quantity") == 0:
+            # Not shown yet (a taker's payloads precede its resting): it rests with a fresh slice.
+            order.visible = order.peak if order.peak and order.peak < order.open else order.open
+        else:
+            order.visible = qty_grid.to_units(visible)
         if order.visible > order.open or (order.peak and order.visible > order.peak):
             raise InvalidOrderError("visible_quantity exceeds the open or displayed quantity")
         if kind is TRAILING_STOP:

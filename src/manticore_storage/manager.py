@@ -1,0 +1,623 @@
+"""StorageManager: the integration guide's storage API over SQL, plus attach / restore / reconcile."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, create_engine, event, select, text, update
+from sqlalchemy.engine import make_url
+
+from manticore_orderbook import EventType, InvalidOrderError, OrderBook
+
+from . import schema
+from .apply import Unit, apply_units, insert_ignore, upsert_orders
+from .migrations import upgrade
+from .persister import BookPersister, Mode
+from .reconcile import ReconcileReport, compare
+from .records import Market, exact, order_row, row_to_order, row_to_trade, trade_row
+from .writer import WriteBehindWriter, is_transient
+
+__all__ = ["PersistenceError", "StorageError", "StorageManager"]
+
+_LOG = logging.getLogger("manticore_storage")
+
+
+class StorageError(Exception):
+    """A storage operation could not be done (bad input, unknown order, ambiguous id)."""
+
+
+class PersistenceError(StorageError):
+    """A synchronous write could not be made durable; the command must not be acknowledged."""
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, EventType):
+        return value.value
+    return str(value)
+
+
+class StorageManager:
+    """Orders, trades and markets in a SQL database (SQLite by default, PostgreSQL with the same code).
+
+    Args:
+        connection_string: a SQLAlchemy URL: ``sqlite:///path/to/file.db`` (the default is
+            ``sqlite:///manticore.db``; SQLite runs in WAL mode) or ``postgresql+psycopg://user@host/db``.
+        sqlite_synchronous: SQLite's ``synchronous`` pragma. ``"NORMAL"`` (default) survives a killed
+            process; ``"FULL"`` also survives a power cut, at a cost per commit.
+        max_pending_events / max_batch_events: the write-behind queue bound and group-commit size.
+        sync_timeout: how long a synchronous write retries a lost connection before giving up.
+
+    The schema is created or upgraded on first use. Numbers are stored exactly (see ``schema``); the
+    query methods return them as :class:`~decimal.Decimal`. All methods are thread-safe.
+    """
+
+    def __init__(
+        self,
+        connection_string: str = "sqlite:///manticore.db",
+        *,
+        sqlite_synchronous: str = "NORMAL",
+        max_pending_events: int = 100_000,
+        max_batch_events: int = 20_000,
+        sync_timeout: float = 30.0,
+        echo: bool = False,
+    ) -> None:
+        url = make_url(connection_string)
+        self.dialect = url.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise StorageError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+        if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise StorageError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
+        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        if self.dialect == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.dialect == "sqlite":
+            _configure_sqlite(self.engine, sqlite_synchronous.upper())
+        self.sync_timeout = sync_timeout
+        self.schema_version = upgrade(self.engine)
+        self._lock = threading.RLock()
+        self._markets: dict[str, Market] = {}
+        self._persisters: dict[int, BookPersister] = {}
+        self._writer_options = {"max_pending_events": max_pending_events, "max_batch_events": max_batch_events}
+        self._writer: WriteBehindWriter | None = None
+        self._closed = False
+        self._load_markets()
+        _OPEN.add(self)
+
+    # ------------------------------------------------------------------ markets
+
+    def _load_markets(self) -> None:
+        with self.engine.connect() as connection:
+            for row in connection.execute(select(schema.markets)).mappings():
+                self._markets[row["symbol"]] = Market(
+                    row["symbol"],
+                    row["tick_size"],
+                    row["lot_size"],
+                    row["maker_fee_rate"],
+                    row["taker_fee_rate"],
+                    row["order_id_prefix"],
+                )
+
+    def save_market(
+        self,
+        symbol: str,
+        tick_size: object = "0.00000001",
+        lot_size: object = "0.00000001",
+        maker_fee_rate: object = 0,
+        taker_fee_rate: object = 0,
+        order_id_prefix: str | None = None,
+    ) -> dict[str, Any]:
+        """Create or update a market's configuration; return it as :meth:`get_market_configs` shows it."""
+        if not isinstance(symbol, str) or not symbol:
+            raise StorageError("symbol must be a non-empty string")
+        try:
+            market = Market(
+                symbol,
+                _positive(tick_size, "tick_size"),
+                _positive(lot_size, "lot_size"),
+                exact(maker_fee_rate, None, "maker_fee_rate") or Decimal(0),
+                exact(taker_fee_rate, None, "taker_fee_rate") or Decimal(0),
+                order_id_prefix,
+            )
+        except InvalidOrderError as exc:
+            raise StorageError(str(exc)) from None
+        self._save_market(market)
+        return market.as_dict()
+
+    def _save_market(self, market: Market) -> None:
+        values = {**market.as_dict(), "order_id_prefix": market.order_id_prefix, "updated_at": time.time()}
+        with self.engine.begin() as connection:
+            found = connection.execute(
+                select(schema.markets.c.symbol).where(schema.markets.c.symbol == market.symbol)
+            ).first()
+            if found is None:
+                connection.execute(schema.markets.insert().values(**values, last_sequence=0))
+            else:
+                connection.execute(
+                    update(schema.markets).where(schema.markets.c.symbol == market.symbol).values(**values)
+                )
+        with self._lock:
+            self._markets[market.symbol] = market
+
+    def get_market_configs(self) -> dict[str, dict[str, Any]]:
+        """Every stored market: ``{symbol: {"symbol", "tick_size", "lot_size", "maker_fee_rate",
+        "taker_fee_rate", "last_sequence", "last_trade_price", "trade_count"}}`` (Decimals)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(schema.markets).order_by(schema.markets.c.symbol)).mappings()
+            return {
+                row["symbol"]: {
+                    "symbol": row["symbol"],
+                    "tick_size": row["tick_size"],
+                    "lot_size": row["lot_size"],
+                    "maker_fee_rate": row["maker_fee_rate"],
+                    "taker_fee_rate": row["taker_fee_rate"],
+                    "last_sequence": row["last_sequence"],
+                    "last_trade_price": row["last_trade_price"],
+                    "trade_count": row["trade_count"],
+                }
+                for row in rows
+            }
+
+    def _market(self, symbol: str | None) -> Market | None:
+        return None if symbol is None else self._markets.get(symbol)
+
+    # ------------------------------------------------------------------ the guide's write methods
+
+    def save_order(self, order_data: Mapping[str, Any]) -> None:
+        """Insert or replace an order (a dict like ORDER_ADDED's data or ``get_order``'s).
+
+        Keyed by ``(symbol, order_id)``: saving the same order twice leaves one row. Raises
+        :class:`StorageError` for a dict that is not an order (nothing is written then).
+        """
+        self.batch_save_orders([order_data])
+
+    def batch_save_orders(self, orders: Iterable[Mapping[str, Any]]) -> int:
+        """Save several orders in one transaction (all or none); return how many."""
+        rows = [self._order_row(data) for data in _items(orders, "orders")]
+        with self.engine.begin() as connection:
+            upsert_orders(connection, rows, guarded=False)
+        return len(rows)
+
+    def _order_row(self, data: object) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise StorageError("an order must be a dict")
+        try:
+            return order_row(data, self._market(data.get("symbol")), int(data.get("sequence") or 0), time.time())
+        except (InvalidOrderError, TypeError, ValueError) as exc:
+            raise StorageError(f"invalid order: {exc}") from None
+
+    def save_trade(self, trade_data: Mapping[str, Any]) -> None:
+        """Store a trade (a dict like TRADE_EXECUTED's data); a trade id already stored is left alone."""
+        self.batch_save_trades([trade_data])
+
+    def batch_save_trades(self, trades: Iterable[Mapping[str, Any]]) -> int:
+        """Store several trades in one transaction (all or none); return how many were given."""
+        rows = []
+        for data in _items(trades, "trades"):
+            if not isinstance(data, Mapping):
+                raise StorageError("a trade must be a dict")
+            try:
+                rows.append(trade_row(data, self._market(data.get("symbol"))))
+            except (InvalidOrderError, TypeError, ValueError) as exc:
+                raise StorageError(f"invalid trade: {exc}") from None
+        with self.engine.begin() as connection:
+            insert_ignore(connection, schema.trades, rows)
+        return len(rows)
+
+    def update_order(self, order_id: str, order_data: Mapping[str, Any], symbol: str | None = None) -> bool:
+        """Apply a change (ORDER_MODIFIED's data, or any dict of order fields) to a stored order.
+
+        ``new_price`` / ``new_quantity`` / ``new_expiry_time`` are understood as well as plain field
+        names. Returns False if no such order is stored.
+        """
+        if not isinstance(order_data, Mapping):
+            raise StorageError("order_data must be a dict")
+        with self.engine.begin() as connection:
+            row = self._find(connection, order_id, symbol or order_data.get("symbol"))
+            if row is None:
+                return False
+            merged = row_to_order(row)
+            merged.update({k: v for k, v in order_data.items() if k in merged and k != "order_id"})
+            for key in ("price", "quantity", "expiry_time"):
+                if f"new_{key}" in order_data:
+                    merged[key] = order_data[f"new_{key}"]
+            if "remaining_quantity" not in order_data and "quantity" in merged:
+                merged.pop("remaining_quantity")
+            merged["symbol"] = row["symbol"]
+            new_row = self._order_row(merged)
+            new_row["last_sequence"] = max(int(row["last_sequence"]), int(order_data.get("sequence") or 0))
+            upsert_orders(connection, [new_row], guarded=False)
+            return True
+
+    def mark_order_cancelled(self, order_id: str, symbol: str | None = None, reason: str = "user") -> bool:
+        """Mark a stored order cancelled; return False if no such order is stored. Idempotent."""
+        with self.engine.begin() as connection:
+            row = self._find(connection, order_id, symbol)
+            if row is None:
+                return False
+            connection.execute(
+                update(schema.orders)
+                .where(and_(schema.orders.c.symbol == row["symbol"], schema.orders.c.order_id == order_id))
+                .values(status="cancelled", cancel_reason=reason, updated_at=time.time())
+            )
+            return True
+
+    def update_order_fill(self, order_id: str, filled_quantity: object, symbol: str | None = None) -> bool:
+        """Set an order's cumulative filled quantity (as ORDER_FILLED's ``filled_quantity`` reports it).
+
+        The open quantity and status follow. Returns False if no such order is stored. Raises
+        :class:`StorageError` for a quantity that is negative or larger than the order.
+        """
+        with self.engine.begin() as connection:
+            row = self._find(connection, order_id, symbol)
+            if row is None:
+                return False
+            market = self._market(row["symbol"])
+            try:
+                filled = exact(filled_quantity, None if market is None else market.quantity_grid(), "filled")
+            except InvalidOrderError as exc:
+                raise StorageError(str(exc)) from None
+            assert filled is not None
+            quantity: Decimal = row["quantity"]
+            if filled < 0 or filled > quantity:
+                raise StorageError(f"filled quantity {filled_quantity!r} is outside 0..{quantity}")
+            remaining = quantity - filled
+            status = row["status"]
+            if status in schema.LIVE_STATUSES and status != "pending":
+                status = "filled" if remaining == 0 else ("partially_filled" if filled else "open")
+            connection.execute(
+                update(schema.orders)
+                .where(and_(schema.orders.c.symbol == row["symbol"], schema.orders.c.order_id == order_id))
+                .values(filled_quantity=filled, remaining_quantity=remaining, status=status, updated_at=time.time())
+            )
+            return True
+
+    def save_failed_event(self, event_type: object, event_data: Mapping[str, Any], error: object) -> None:
+        """Record an event that could not be processed, for inspection and :meth:`replay_failed_events`."""
+        kind = event_type.value if isinstance(event_type, EventType) else str(event_type)
+        row = {
+            "symbol": event_data.get("symbol"),
+            "sequence": event_data.get("sequence"),
+            "event_type": kind,
+            "payload": json.dumps(dict(event_data), default=_json_default, sort_keys=True),
+            "error": str(error),
+            "created_at": time.time(),
+        }
+        with self.engine.begin() as connection:
+            insert_ignore(connection, schema.failed_events, [row])
+
+    def get_failed_events(self, include_replayed: bool = False) -> list[dict[str, Any]]:
+        """Recorded failed events, oldest first (``payload`` decoded from JSON)."""
+        query = select(schema.failed_events).order_by(schema.failed_events.c.id)
+        if not include_replayed:
+            query = query.where(schema.failed_events.c.replayed_at.is_(None))
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        return [{**dict(row), "payload": json.loads(row["payload"])} for row in rows]
+
+    def replay_failed_events(self) -> int:
+        """Apply every unreplayed failed event (in sequence order per symbol); return how many."""
+        failed = self.get_failed_events()
+        if not failed:
+            return 0
+        by_symbol: dict[str, list[dict[str, Any]]] = {}
+        for item in failed:
+            by_symbol.setdefault(item["symbol"] or "DEFAULT", []).append(item)
+        with self.engine.begin() as connection:
+            for symbol, items in by_symbol.items():
+                items.sort(key=lambda item: item["sequence"] or 0)
+                events = [(EventType(item["event_type"]), item["payload"]) for item in items]
+                unit = Unit(symbol, events, max(item["sequence"] or 0 for item in items))
+                apply_units(connection, self._market(symbol), [unit])
+            connection.execute(
+                update(schema.failed_events)
+                .where(schema.failed_events.c.id.in_([item["id"] for item in failed]))
+                .values(replayed_at=time.time())
+            )
+        return len(failed)
+
+    # ------------------------------------------------------------------ reads
+
+    def _find(self, connection: Connection, order_id: object, symbol: object) -> Any:
+        if not isinstance(order_id, str):
+            raise StorageError("order_id must be a string")
+        query = select(schema.orders).where(schema.orders.c.order_id == order_id)
+        if symbol is not None:
+            query = query.where(schema.orders.c.symbol == symbol)
+        rows = connection.execute(query).mappings().all()
+        if len(rows) > 1:
+            live = [row for row in rows if row["status"] in schema.LIVE_STATUSES]
+            if len(live) != 1:
+                raise StorageError(f"order id {order_id!r} exists in several markets: pass symbol=")
+            return live[0]
+        return rows[0] if rows else None
+
+    def get_order(self, order_id: str, symbol: str | None = None) -> dict[str, Any] | None:
+        """The stored order as a dict (keys of the book's ``get_order`` plus ``cancel_reason`` and
+        ``last_sequence``; numbers as Decimal), or None."""
+        with self.engine.connect() as connection:
+            row = self._find(connection, order_id, symbol)
+        return None if row is None else row_to_order(row)
+
+    def get_active_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """Live stored orders (open, partially filled, untriggered stops) in time priority.
+
+        Shaped for the guide's restart loop: ``quantity`` is the quantity still open (what to add back),
+        while ``original_quantity`` and ``filled_quantity`` keep the history. :meth:`restore` rebuilds
+        a book exactly, including priority, iceberg reserves and stops; prefer it.
+        """
+        query = select(schema.orders).where(schema.orders.c.status.in_(schema.LIVE_STATUSES))
+        if symbol is not None:
+            query = query.where(schema.orders.c.symbol == symbol)
+        query = query.order_by(schema.orders.c.priority, schema.orders.c.timestamp)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        result = []
+        for row in rows:
+            order = row_to_order(row)
+            order["original_quantity"] = order["quantity"]
+            order["quantity"] = order["remaining_quantity"]
+            result.append(order)
+        return result
+
+    def get_trades(self, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Stored trades, newest first."""
+        query = select(schema.trades)
+        if symbol is not None:
+            query = query.where(schema.trades.c.symbol == symbol)
+        query = query.order_by(schema.trades.c.timestamp.desc(), schema.trades.c.sequence.desc()).limit(limit)
+        with self.engine.connect() as connection:
+            return [row_to_trade(row) for row in connection.execute(query).mappings()]
+
+    def check_connection(self) -> bool:
+        """Whether the database answers a trivial query now."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def get_pending_write_count(self) -> int:
+        """Events accepted from attached books and not yet committed."""
+        writer = self._writer
+        buffered = sum(p.buffered for p in list(self._persisters.values()))
+        return buffered + (0 if writer is None else writer.pending_events)
+
+    # ------------------------------------------------------------------ attach: the persister
+
+    def attach(self, book: OrderBook, mode: Mode = "write_behind") -> BookPersister:
+        """Persist every order, fill, trade and clear of ``book`` from now on.
+
+        Registers the book's market (tick/lot size, fee rates). ``mode="write_behind"`` (default)
+        queues each command's events for the background writer; ``mode="sync"`` commits them before
+        the book call returns. Attach after :meth:`restore` when resuming a market.
+        """
+        if mode not in ("write_behind", "sync"):
+            raise StorageError("mode must be 'write_behind' or 'sync'")
+        with self._lock:
+            if self._closed:
+                raise StorageError("storage is closed")
+            if id(book) in self._persisters:
+                raise StorageError(f"book {book.symbol!r} is already attached")
+            market = Market.of_book(book)
+            self._save_market(market)
+            deliver = self._write_sync if mode == "sync" else self._submit
+            if mode == "write_behind" and self._writer is None:
+                self._writer = WriteBehindWriter(
+                    self._write_units, self._record_failed_unit, **self._writer_options
+                )
+            persister = BookPersister(book, market, mode, deliver)
+            persister.start()
+            self._persisters[id(book)] = persister
+            return persister
+
+    def detach(self, book: OrderBook) -> bool:
+        """Stop persisting ``book`` (queued writes still complete); return whether it was attached."""
+        with self._lock:
+            persister = self._persisters.pop(id(book), None)
+        if persister is None:
+            return False
+        persister.stop()
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued write is committed; return False on timeout."""
+        writer = self._writer
+        return True if writer is None else writer.flush(timeout)
+
+    def _submit(self, unit: Unit) -> None:
+        writer = self._writer
+        assert writer is not None
+        writer.submit(unit)
+
+    def _write_units(self, units: list[Unit]) -> None:
+        with self.engine.begin() as connection:
+            start = 0
+            for i in range(1, len(units) + 1):  # consecutive units of one market share a call
+                if i == len(units) or units[i].symbol != units[start].symbol:
+                    apply_units(connection, self._market(units[start].symbol), units[start:i])
+                    start = i
+
+    def _write_sync(self, unit: Unit) -> None:
+        deadline = time.monotonic() + self.sync_timeout
+        delay = 0.05
+        while True:
+            try:
+                self._write_units([unit])
+                return
+            except Exception as exc:
+                if is_transient(exc) and time.monotonic() + delay < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                if not is_transient(exc):
+                    self._record_failed_unit(unit, exc)
+                raise PersistenceError(f"could not persist sequence {unit.sequence}: {exc}") from exc
+
+    def _record_failed_unit(self, unit: Unit, exc: BaseException) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        for event_type, data in unit.events:
+            self.save_failed_event(event_type, data, message)
+
+    # ------------------------------------------------------------------ restore and reconcile
+
+    def restore(self, book: OrderBook) -> int:
+        """Rebuild ``book`` (empty, same symbol) from storage without publishing or storing anything.
+
+        Restores every live order with its open quantity, time priority, iceberg slice and reserve,
+        stop and trailing state and GTD expiry; the book's event sequence, trade numbering and
+        generated-id numbering continue where the stored stream stopped. Queued writes are flushed
+        first. Returns the number of orders restored. Raises :class:`StorageError` if the stored
+        state does not fit the book (a different grid, say); the book is unchanged then.
+        """
+        self.flush()
+        with self.engine.connect() as connection:
+            market = connection.execute(
+                select(schema.markets).where(schema.markets.c.symbol == book.symbol)
+            ).mappings().first()
+            rows = connection.execute(
+                select(schema.orders)
+                .where(
+                    and_(
+                        schema.orders.c.symbol == book.symbol,
+                        schema.orders.c.status.in_(schema.LIVE_STATUSES),
+                    )
+                )
+                .order_by(schema.orders.c.priority, schema.orders.c.timestamp)
+            ).mappings().all()
+        orders = [row_to_order(row) for row in rows]
+        top = max((o["priority"] for o in orders), default=0)
+        for order in orders:  # rows written by the guide's methods carry no priority: arrival order
+            if not order["priority"]:
+                top += 1
+                order["priority"] = top
+        state: dict[str, Any] = {"orders": orders}
+        if market is not None:
+            state["sequence"] = int(market["last_sequence"])
+            state["trade_count"] = int(market["trade_count"])
+            state["generated_order_count"] = int(market["generated_order_count"])
+            state["last_trade_price"] = market["last_trade_price"]
+        try:
+            return book.restore_state(state)
+        except InvalidOrderError as exc:
+            raise StorageError(f"cannot restore {book.symbol!r}: {exc}") from None
+
+    def reconcile(self, book: OrderBook, repair: bool = False) -> ReconcileReport:
+        """Compare the book's live orders with storage's; with ``repair``, make storage match the book.
+
+        Queued writes are flushed first, so on a quiet book a clean report means storage is exact.
+        Repair rewrites every differing or missing order from the book and marks orders that storage
+        holds live but the book does not as cancelled (reason ``reconcile``).
+        """
+        self.flush()
+        state = book.export_state()
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(schema.orders).where(
+                    and_(
+                        schema.orders.c.symbol == book.symbol,
+                        schema.orders.c.status.in_(schema.LIVE_STATUSES),
+                    )
+                )
+            ).mappings().all()
+        stored = {row["order_id"]: row_to_order(row) for row in rows}
+        market = self._market(book.symbol) or Market.of_book(book)
+        report = compare(book.symbol, state["orders"], stored, market)
+        if repair and not report.ok:
+            self._repair(book, state, report, market)
+            report.repaired = True
+        return report
+
+    def _repair(self, book: OrderBook, state: dict[str, Any], report: ReconcileReport, market: Market) -> None:
+        live = {order["order_id"]: order for order in state["orders"]}
+        wrong = set(report.missing_in_storage) | {m.order_id for m in report.mismatches}
+        rows = [order_row(live[oid], market, state["sequence"], time.time(), book.symbol) for oid in wrong]
+        with self.engine.begin() as connection:
+            upsert_orders(connection, rows, guarded=False)
+            if report.missing_in_book:
+                connection.execute(
+                    update(schema.orders)
+                    .where(
+                        and_(
+                            schema.orders.c.symbol == book.symbol,
+                            schema.orders.c.order_id.in_(report.missing_in_book),
+                        )
+                    )
+                    .values(status="cancelled", cancel_reason="reconcile", updated_at=time.time())
+                )
+
+    # ------------------------------------------------------------------ shutdown
+
+    def close(self, timeout: float | None = 30.0) -> bool:
+        """Detach every book, write what is queued (up to ``timeout`` seconds) and release connections.
+
+        Returns whether every accepted event was written. Safe to call twice.
+        """
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+            persisters = list(self._persisters.values())
+            self._persisters.clear()
+        for persister in persisters:
+            persister.stop()
+        complete = True
+        if self._writer is not None:
+            complete = self._writer.close(timeout)
+            if not complete:
+                _LOG.error("storage closed with %d events unwritten", self._writer.pending_events)
+        self.engine.dispose()
+        _OPEN.discard(self)
+        return complete
+
+    def __enter__(self) -> StorageManager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+def _positive(value: object, what: str) -> Decimal:
+    dec = exact(value, None, what)
+    if dec is None or dec <= 0:
+        raise InvalidOrderError(f"{what} must be positive")
+    return dec
+
+
+def _items(values: object, what: str) -> list[Any]:
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise StorageError(f"{what} must be a list of dicts")
+    return list(values)
+
+
+_OPEN: weakref.WeakSet[StorageManager] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for storage in list(_OPEN):
+        try:
+            storage.close(timeout=30.0)
+        except Exception:
+            _LOG.exception("flushing storage at exit failed")

@@ -1,0 +1,66 @@
+"""A versioned schema: numbered migrations applied in order, recorded in ``manticore_schema_version``.
+
+Each migration is a function of a connection inside the migration transaction. ``upgrade`` applies
+the ones the database has not seen; it is safe to call on every start-up and from several processes
+(the version row is re-read inside the transaction, and DDL uses ``IF NOT EXISTS`` semantics through
+``checkfirst``). Add a migration by appending a function; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Column, Connection, Engine, Float, Integer, MetaData, String, Table, select
+
+from . import schema
+
+__all__ = ["CURRENT_VERSION", "MIGRATIONS", "schema_version", "upgrade"]
+
+_version_metadata = MetaData()
+version_table = Table(
+    "manticore_schema_version",
+    _version_metadata,
+    Column("version", Integer, primary_key=True),
+    Column("description", String(200), nullable=False),
+    Column("applied_at", Float(precision=53), nullable=False),
+)
+
+
+def _v1_initial(connection: Connection) -> None:
+    """Markets, orders, trades and failed events."""
+    schema.metadata.create_all(connection, checkfirst=True)
+
+
+Migration = Callable[[Connection], None]
+MIGRATIONS: list[tuple[int, str, Migration]] = [
+    (1, "markets, orders, trades, failed events", _v1_initial),
+]
+CURRENT_VERSION = MIGRATIONS[-1][0]
+
+
+def schema_version(connection: Connection) -> int:
+    """The highest applied migration (0 for an empty database)."""
+    if not connection.dialect.has_table(connection, version_table.name):
+        return 0
+    found = connection.execute(select(version_table.c.version).order_by(version_table.c.version.desc()))
+    row = found.first()
+    return 0 if row is None else int(row[0])
+
+
+def upgrade(engine: Engine) -> int:
+    """Apply every pending migration, each in its own transaction; return the resulting version."""
+    with engine.begin() as connection:
+        _version_metadata.create_all(connection, checkfirst=True)
+    version = 0
+    for number, description, migrate in MIGRATIONS:
+        with engine.begin() as connection:
+            version = schema_version(connection)
+            if number <= version:
+                continue
+            migrate(connection)
+            connection.execute(
+                version_table.insert().values(version=number, description=description, applied_at=time.time())
+            )
+            version = number
+    return version

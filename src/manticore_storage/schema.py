@@ -1,0 +1,159 @@
+"""The tables, in SQLAlchemy Core, and the exact decimal column type they use.
+
+Prices, quantities and fees are :class:`ExactDecimal` columns: ``NUMERIC`` on PostgreSQL,
+``DECIMAL(65, 30)`` on MySQL/MariaDB and decimal text on SQLite (whose NUMERIC affinity would turn
+``"0.1"`` into a binary float). Timestamps are seconds since the epoch as double precision, like the
+book's clock. Sequences and priorities are 64-bit integers.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+__all__ = ["LIVE_STATUSES", "ExactDecimal", "failed_events", "markets", "metadata", "orders", "trades"]
+
+#: Order statuses that mean "still in the book" (resting or a stop waiting for its trigger).
+LIVE_STATUSES = ("open", "partially_filled", "pending")
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A decimal stored without rounding on every backend; Python values are :class:`Decimal`."""
+
+    impl = String(80)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.NUMERIC(asdecimal=True))
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DECIMAL(precision=65, scale=30, asdecimal=True))
+        return dialect.type_descriptor(String(80))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        dec = value if isinstance(value, Decimal) else Decimal(str(value))
+        if dialect.name in ("postgresql", "mysql", "mariadb"):
+            return dec
+        return format(dec, "f")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        dec = value if isinstance(value, Decimal) else Decimal(value)
+        if dialect.name in ("mysql", "mariadb"):
+            dec = _strip_zeros(dec)
+        return dec
+
+
+def _strip_zeros(value: Decimal) -> Decimal:
+    """``1.500000`` -> ``1.5`` without scientific notation for integers (``100`` stays ``100``)."""
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value.normalize()
+
+
+metadata = MetaData()
+
+markets = Table(
+    "manticore_markets",
+    metadata,
+    Column("symbol", String(64), primary_key=True),
+    Column("tick_size", ExactDecimal(), nullable=False),
+    Column("lot_size", ExactDecimal(), nullable=False),
+    Column("maker_fee_rate", ExactDecimal(), nullable=False),
+    Column("taker_fee_rate", ExactDecimal(), nullable=False),
+    Column("order_id_prefix", String(64), nullable=True),
+    # Where the persisted event stream stands: restore continues the book from here.
+    Column("last_sequence", BigInteger, nullable=False, default=0),
+    Column("last_trade_price", ExactDecimal(), nullable=True),
+    Column("trade_count", BigInteger, nullable=False, default=0),
+    Column("generated_order_count", BigInteger, nullable=False, default=0),
+    Column("updated_at", Float(precision=53), nullable=True),
+)
+
+orders = Table(
+    "manticore_orders",
+    metadata,
+    Column("symbol", String(64), primary_key=True),
+    Column("order_id", String(128), primary_key=True),
+    Column("side", String(4), nullable=False),
+    Column("price", ExactDecimal(), nullable=True),
+    Column("quantity", ExactDecimal(), nullable=False),
+    Column("filled_quantity", ExactDecimal(), nullable=False),
+    Column("remaining_quantity", ExactDecimal(), nullable=False),
+    Column("visible_quantity", ExactDecimal(), nullable=True),
+    Column("displayed_quantity", ExactDecimal(), nullable=True),
+    Column("order_type", String(16), nullable=False),
+    Column("time_in_force", String(4), nullable=False),
+    Column("expiry_time", Float(precision=53), nullable=True),
+    Column("user_id", String(128), nullable=True),
+    Column("user_id_is_int", Boolean, nullable=False, default=False),
+    Column("timestamp", Float(precision=53), nullable=False),
+    Column("stop_price", ExactDecimal(), nullable=True),
+    Column("trail_value", ExactDecimal(), nullable=True),
+    Column("trail_is_percent", Boolean, nullable=False, default=False),
+    Column("trail_reference_price", ExactDecimal(), nullable=True),
+    Column("self_trade_prevention", String(16), nullable=True),
+    Column("triggered", Boolean, nullable=False, default=False),
+    Column("status", String(20), nullable=False),
+    Column("cancel_reason", String(32), nullable=True),
+    # Time priority: the book's sequence number at which the order took its place in its queue.
+    Column("priority", BigInteger, nullable=False, default=0),
+    # Sequence of the last event applied to this row (0 for rows written by the guide's methods).
+    Column("last_sequence", BigInteger, nullable=False, default=0),
+    Column("updated_at", Float(precision=53), nullable=True),
+)
+Index("ix_manticore_orders_live", orders.c.symbol, orders.c.status, orders.c.priority)
+Index("ix_manticore_orders_user", orders.c.user_id, orders.c.symbol)
+
+trades = Table(
+    "manticore_trades",
+    metadata,
+    Column("symbol", String(64), primary_key=True),
+    Column("trade_id", String(160), primary_key=True),
+    Column("sequence", BigInteger, nullable=True),
+    Column("price", ExactDecimal(), nullable=False),
+    Column("quantity", ExactDecimal(), nullable=False),
+    Column("maker_order_id", String(128), nullable=True),
+    Column("taker_order_id", String(128), nullable=True),
+    Column("maker_user_id", String(128), nullable=True),
+    Column("taker_user_id", String(128), nullable=True),
+    Column("taker_side", String(4), nullable=True),
+    Column("maker_fee", ExactDecimal(), nullable=True),
+    Column("taker_fee", ExactDecimal(), nullable=True),
+    Column("timestamp", Float(precision=53), nullable=False),
+)
+Index("ix_manticore_trades_sequence", trades.c.symbol, trades.c.sequence)
+
+failed_events = Table(
+    "manticore_failed_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("symbol", String(64), nullable=True),
+    Column("sequence", BigInteger, nullable=True),
+    Column("event_type", String(32), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON, numbers as decimal strings
+    Column("error", Text, nullable=False),
+    Column("created_at", Float(precision=53), nullable=False),
+    Column("replayed_at", Float(precision=53), nullable=True),
+    UniqueConstraint("symbol", "sequence", "event_type", name="uq_manticore_failed_event"),
+)

@@ -1,0 +1,184 @@
+"""The write-behind writer: a background thread that group-commits queued units of events.
+
+Producers (book threads) call :meth:`WriteBehindWriter.submit`; it blocks while the queue holds
+``max_pending_events`` events or more (back-pressure instead of unbounded memory). The thread takes
+everything queued (up to ``max_batch_events``) and writes it in one transaction, so a crash leaves the
+database at a unit boundary: a prefix of the event stream made of whole commands. Transient database
+errors (a lost connection, a locked database) are retried with exponential backoff on a fresh
+connection, for as long as it takes; any other error is isolated to the unit that causes it, whose
+events are then recorded in the failed-events table and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+
+from .apply import Unit
+
+__all__ = ["WriteBehindWriter", "is_transient"]
+
+_LOG = logging.getLogger("manticore_storage.writer")
+
+#: Writes ``units`` in one transaction; raises on failure (nothing written then).
+WriteUnits = Callable[[list[Unit]], None]
+#: Records a unit that cannot be written, with the error.
+RecordFailure = Callable[[Unit, BaseException], None]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` means "try again later" (connection lost, server gone, database locked)."""
+    if isinstance(exc, (OperationalError, DisconnectionError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class WriteBehindWriter:
+    """A bounded queue of units and the thread that writes them.
+
+    Args:
+        write: writes a list of units in one transaction.
+        record_failure: called for a unit that fails on its own with a non-transient error.
+        max_pending_events: queue bound, in events.
+        max_batch_events: the most events one transaction takes.
+        backoff: first retry delay in seconds (doubling up to ``max_backoff``).
+    """
+
+    def __init__(
+        self,
+        write: WriteUnits,
+        record_failure: RecordFailure,
+        *,
+        name: str = "manticore-storage-writer",
+        max_pending_events: int = 100_000,
+        max_batch_events: int = 20_000,
+        backoff: float = 0.05,
+        max_backoff: float = 2.0,
+    ) -> None:
+        self._write = write
+        self._record_failure = record_failure
+        self._max_pending = max_pending_events
+        self._max_batch = max_batch_events
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._queue: deque[Unit] = deque()
+        self._queued_events = 0
+        self._in_flight = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self._abandon = False
+        self.retries = 0
+        self.batches = 0
+        self.events_written = 0
+        self.last_error: str | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ producers
+
+    def submit(self, unit: Unit) -> None:
+        """Queue ``unit``; block while the queue is full. Raises RuntimeError after :meth:`close`."""
+        size = len(unit.events)
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("the storage writer is closed")
+            while self._queued_events >= self._max_pending and not self._closing:
+                self._cond.wait()
+            self._queue.append(unit)
+            self._queued_events += size
+            self._cond.notify_all()
+
+    @property
+    def pending_events(self) -> int:
+        """Events queued or being written."""
+        with self._cond:
+            return self._queued_events + self._in_flight
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is written; return False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._queued_events or self._in_flight:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def close(self, timeout: float | None = 30.0) -> bool:
+        """Write what is queued (waiting up to ``timeout``), then stop; return whether all was written."""
+        done = self.flush(timeout)
+        with self._cond:
+            self._closing = True
+            if not done:
+                self._abandon = True
+            self._cond.notify_all()
+        self._thread.join(5.0 if not done else None)
+        return done
+
+    # ------------------------------------------------------------------ the thread
+
+    def _take(self) -> list[Unit] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closing:
+                    return None
+                self._cond.wait()
+            taken: list[Unit] = []
+            events = 0
+            while self._queue and (not taken or events + len(self._queue[0].events) <= self._max_batch):
+                unit = self._queue.popleft()
+                taken.append(unit)
+                events += len(unit.events)
+            self._queued_events -= events
+            self._in_flight = events
+            self._cond.notify_all()
+            return taken
+
+    def _done(self, units: list[Unit]) -> None:
+        with self._cond:
+            self._in_flight = 0
+            self.batches += 1
+            self.events_written += sum(len(u.events) for u in units)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            units = self._take()
+            if units is None:
+                return
+            self._write_with_retry(units)
+            self._done(units)
+
+    def _write_with_retry(self, units: list[Unit]) -> None:
+        delay = self._backoff
+        while True:
+            try:
+                self._write(units)
+                return
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if is_transient(exc):
+                    if self._abandon:
+                        _LOG.error("storage writer gave up on %d unwritten units: %s", len(units), exc)
+                        return
+                    self.retries += 1
+                    _LOG.warning("storage write failed (%s); retrying in %.2fs", exc, delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, self._max_backoff)
+                    continue
+                if len(units) > 1:
+                    for unit in units:  # isolate the unit that fails
+                        self._write_with_retry([unit])
+                    return
+                _LOG.error("storage write failed for good; recording the events as failed: %s", exc)
+                try:
+                    self._record_failure(units[0], exc)
+                except Exception:
+                    _LOG.exception("could not record failed events either")
+                return
