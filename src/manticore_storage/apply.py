@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
 
 from manticore_orderbook import EventType
 
@@ -50,7 +49,7 @@ class Unit:
     last_trade_price: object = None
 
 
-def _dialect_insert(connection: Connection, table: Any) -> Insert:
+def _dialect_insert(connection: Connection, table: Any) -> Any:
     name = connection.dialect.name
     if name == "postgresql":
         return postgresql.insert(table)
@@ -123,9 +122,9 @@ class _Batch:
             key = (str(data["symbol"]), str(data["order_id"]))
             change = fill_update(data, self.market, sequence)
             change["updated_at"] = self.now
-            row = self.full.get(key)
-            if row is not None:
-                row.update(change)
+            stored = self.full.get(key)
+            if stored is not None:
+                stored.update(change)
             else:
                 self.fills[key] = change
         elif event_type is EventType.TRADE_EXECUTED:

@@ -88,7 +88,10 @@ class StorageManager:
         self._lock = threading.RLock()
         self._markets: dict[str, Market] = {}
         self._persisters: dict[int, BookPersister] = {}
-        self._writer_options = {"max_pending_events": max_pending_events, "max_batch_events": max_batch_events}
+        self._writer_options = {
+            "max_pending_events": max_pending_events,
+            "max_batch_events": max_batch_events,
+        }
         self._writer: WriteBehindWriter | None = None
         self._closed = False
         self._load_markets()
@@ -192,7 +195,9 @@ class StorageManager:
         if not isinstance(data, Mapping):
             raise StorageError("an order must be a dict")
         try:
-            return order_row(data, self._market(data.get("symbol")), int(data.get("sequence") or 0), time.time())
+            return order_row(
+                data, self._market(data.get("symbol")), int(data.get("sequence") or 0), time.time()
+            )
         except (InvalidOrderError, TypeError, ValueError) as exc:
             raise StorageError(f"invalid order: {exc}") from None
 
@@ -278,7 +283,12 @@ class StorageManager:
             connection.execute(
                 update(schema.orders)
                 .where(and_(schema.orders.c.symbol == row["symbol"], schema.orders.c.order_id == order_id))
-                .values(filled_quantity=filled, remaining_quantity=remaining, status=status, updated_at=time.time())
+                .values(
+                    filled_quantity=filled,
+                    remaining_quantity=remaining,
+                    status=status,
+                    updated_at=time.time(),
+                )
             )
             return True
 
@@ -415,7 +425,10 @@ class StorageManager:
             deliver = self._write_sync if mode == "sync" else self._submit
             if mode == "write_behind" and self._writer is None:
                 self._writer = WriteBehindWriter(
-                    self._write_units, self._record_failed_unit, **self._writer_options
+                    self._write_units,
+                    self._record_failed_unit,
+                    max_pending_events=self._writer_options["max_pending_events"],
+                    max_batch_events=self._writer_options["max_batch_events"],
                 )
             persister = BookPersister(book, market, mode, deliver)
             persister.start()
@@ -483,19 +496,25 @@ class StorageManager:
         """
         self.flush()
         with self.engine.connect() as connection:
-            market = connection.execute(
-                select(schema.markets).where(schema.markets.c.symbol == book.symbol)
-            ).mappings().first()
-            rows = connection.execute(
-                select(schema.orders)
-                .where(
-                    and_(
-                        schema.orders.c.symbol == book.symbol,
-                        schema.orders.c.status.in_(schema.LIVE_STATUSES),
+            market = (
+                connection.execute(select(schema.markets).where(schema.markets.c.symbol == book.symbol))
+                .mappings()
+                .first()
+            )
+            rows = (
+                connection.execute(
+                    select(schema.orders)
+                    .where(
+                        and_(
+                            schema.orders.c.symbol == book.symbol,
+                            schema.orders.c.status.in_(schema.LIVE_STATUSES),
+                        )
                     )
+                    .order_by(schema.orders.c.priority, schema.orders.c.timestamp)
                 )
-                .order_by(schema.orders.c.priority, schema.orders.c.timestamp)
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
         orders = [row_to_order(row) for row in rows]
         top = max((o["priority"] for o in orders), default=0)
         for order in orders:  # rows written by the guide's methods carry no priority: arrival order
@@ -523,14 +542,18 @@ class StorageManager:
         self.flush()
         state = book.export_state()
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(schema.orders).where(
-                    and_(
-                        schema.orders.c.symbol == book.symbol,
-                        schema.orders.c.status.in_(schema.LIVE_STATUSES),
+            rows = (
+                connection.execute(
+                    select(schema.orders).where(
+                        and_(
+                            schema.orders.c.symbol == book.symbol,
+                            schema.orders.c.status.in_(schema.LIVE_STATUSES),
+                        )
                     )
                 )
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
         stored = {row["order_id"]: row_to_order(row) for row in rows}
         market = self._market(book.symbol) or Market.of_book(book)
         report = compare(book.symbol, state["orders"], stored, market)
@@ -539,7 +562,9 @@ class StorageManager:
             report.repaired = True
         return report
 
-    def _repair(self, book: OrderBook, state: dict[str, Any], report: ReconcileReport, market: Market) -> None:
+    def _repair(
+        self, book: OrderBook, state: dict[str, Any], report: ReconcileReport, market: Market
+    ) -> None:
         live = {order["order_id"]: order for order in state["orders"]}
         wrong = set(report.missing_in_storage) | {m.order_id for m in report.mismatches}
         rows = [order_row(live[oid], market, state["sequence"], time.time(), book.symbol) for oid in wrong]

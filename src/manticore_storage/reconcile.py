@@ -97,4 +97,3 @@ def compare(
                 report.mismatches.append(Mismatch(order_id, name, mine, theirs))
     report.missing_in_book = sorted(order_id for order_id in stored if order_id not in seen)
     return report
-

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Context, Decimal
 from typing import Any
 
+from sqlalchemy import RowMapping
+
 from manticore_orderbook import InvalidOrderError, OrderBook
 from manticore_orderbook.numbers import Grid, to_decimal
 
@@ -130,7 +132,9 @@ def order_row(
         "stop_price": exact(data.get("stop_price"), price_grid, "stop_price"),
         "trail_value": exact(trail, None if trail_is_percent else price_grid, "trail_value"),
         "trail_is_percent": trail_is_percent,
-        "trail_reference_price": exact(data.get("trail_reference_price"), price_grid, "trail_reference_price"),
+        "trail_reference_price": exact(
+            data.get("trail_reference_price"), price_grid, "trail_reference_price"
+        ),
         "self_trade_prevention": data.get("self_trade_prevention"),
         "triggered": bool(data.get("triggered", False)),
         "status": str(status),
@@ -190,9 +194,9 @@ def trade_row(data: Mapping[str, Any], market: Market | None, symbol: str | None
     }
 
 
-def row_to_order(row: Mapping[str, Any]) -> dict[str, Any]:
+def row_to_order(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
     """An order row as a dict shaped like the book's ``get_order`` (numbers as Decimal)."""
-    user_id: object = row["user_id"]
+    user_id: Any = row["user_id"]
     if user_id is not None and row["user_id_is_int"]:
         user_id = int(user_id)
     return {
@@ -223,6 +227,6 @@ def row_to_order(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def row_to_trade(row: Mapping[str, Any]) -> dict[str, Any]:
+def row_to_trade(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
     """A trade row as a dict with the keys of TRADE_EXECUTED (numbers as Decimal)."""
     return {key: row[key] for key in row.keys()}  # noqa: SIM118 (RowMapping)

@@ -1,0 +1,53 @@
+"""Storage fixtures: every test runs on SQLite, and on PostgreSQL when MANTICORE_TEST_POSTGRES_URL is set.
+
+``storage_url`` is parametrised over the backends. A PostgreSQL test starts from an empty schema (the
+manticore tables are dropped first). Without the variable the PostgreSQL cases are skipped with a reason
+that says so; ``.ci/run`` always sets it, and fails first if the server does not answer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from manticore_storage import StorageManager
+
+POSTGRES_URL = os.environ.get("MANTICORE_TEST_POSTGRES_URL")
+_TABLES = (
+    "manticore_failed_events",
+    "manticore_trades",
+    "manticore_orders",
+    "manticore_markets",
+    "manticore_schema_version",
+)
+
+
+def reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for table in _TABLES:
+            connection.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'manticore.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL not configured: set MANTICORE_TEST_POSTGRES_URL to run these cases")
+    reset_postgres(POSTGRES_URL)
+    yield POSTGRES_URL
+
+
+@pytest.fixture
+def storage(storage_url: str) -> Iterator[StorageManager]:
+    manager = StorageManager(storage_url)
+    yield manager
+    manager.close()
