@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from decimal import ROUND_FLOOR, Context, Decimal
 from typing import Any
 
@@ -46,10 +47,17 @@ class Market:
         )
 
     def price_grid(self) -> Grid:
-        return Grid(self.tick_size, "price", "decimal", max_units=1 << 200)
+        return self._grids[0]
 
     def quantity_grid(self) -> Grid:
-        return Grid(self.lot_size, "quantity", "decimal", max_units=1 << 200)
+        return self._grids[1]
+
+    @cached_property
+    def _grids(self) -> tuple[Grid, Grid]:
+        return (
+            Grid(self.tick_size, "price", "decimal", max_units=1 << 200),
+            Grid(self.lot_size, "quantity", "decimal", max_units=1 << 200),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
