@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from decimal import ROUND_FLOOR, Context, Decimal
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import RowMapping

@@ -40,10 +40,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 
 from manticore_orderbook import EventType
-from manticore_storage import StorageManager, schema
+from manticore_storage import StorageError, StorageManager, schema
 from manticore_storage.persister import Mode
 from tests.command_streams import Clock, apply, make_stream, new_book
 
@@ -106,10 +107,6 @@ def child_main(argv: list[str]) -> None:
         time.sleep(60)
 
 
-if __name__ == "__main__":
-    child_main(sys.argv[1:])
-
-
 # ---------------------------------------------------------------------------------------------- the parent
 
 
@@ -147,6 +144,42 @@ class Crash:
         return self.acks[-1].index if self.acks else -1
 
 
+def _application_name(plan: Plan) -> str:
+    return f"manticore-crash {plan.symbol}"
+
+
+def child_url(url: str, plan: Plan) -> str:
+    """The child's database URL: on PostgreSQL its connections carry an application name of the run."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return url
+    named = parsed.update_query_dict({"application_name": _application_name(plan)})
+    return named.render_as_string(hide_password=False)
+
+
+def wait_for_disconnect(url: str, plan: Plan) -> None:
+    """Wait until PostgreSQL has ended the killed child's sessions.
+
+    A COMMIT the child sent just before it died is still applied by its server process, which only
+    notices the closed connection afterwards; until those processes are gone, a restore could race it
+    (and read the market row and the orders from different commits). SQLite needs no wait: a killed
+    process commits nothing more.
+    """
+    if make_url(url).get_backend_name() != "postgresql":
+        return
+    engine = create_engine(url)
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    try:
+        with engine.connect() as connection:
+            while connection.execute(query, {"name": _application_name(plan)}).scalar_one():
+                assert time.monotonic() < deadline, f"the killed child's sessions linger: {plan}"
+                connection.rollback()  # a fresh snapshot of pg_stat_activity
+                time.sleep(0.01)
+    finally:
+        engine.dispose()
+
+
 def run_child(url: str, mode: Mode, plan: Plan, workdir: Path) -> Crash:
     """Start the child, wait for ``plan.kill_after`` acks (or ``done``) and ``plan.delay``, SIGKILL it.
 
@@ -154,6 +187,7 @@ def run_child(url: str, mode: Mode, plan: Plan, workdir: Path) -> Crash:
     Fails if the child does not start, stalls, or dies by itself.
     """
     err_path = workdir / f"child-{mode}-{plan.run}.stderr"
+    url = child_url(url, plan)
     args = [sys.executable, "-m", "tests.storage.test_crash", url, plan.symbol, mode, str(plan.seed)]
     with open(err_path, "wb") as err:
         child = subprocess.Popen([*args, str(plan.length)], cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
@@ -183,6 +217,7 @@ def run_child(url: str, mode: Mode, plan: Plan, workdir: Path) -> Crash:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         reader.join(10.0)
+        wait_for_disconnect(url, plan)
     while True:
         try:
             received.append(lines.get_nowait())
@@ -285,7 +320,8 @@ def check_not_torn(stored: Stored, sequence: int, where: str) -> None:
     for trade in stored.trades:
         for role in ("maker_order_id", "taker_order_id"):
             order_id = trade[role]
-            assert order_id in stored.orders, f"trade {trade['trade_id']} without its {role} {order_id}: {where}"
+            missing = f"trade {trade['trade_id']} without its {role} {order_id}"
+            assert order_id in stored.orders, f"{missing}: {where}"
             filled[order_id] += trade["quantity"]
     for order_id, row in stored.orders.items():
         assert row["filled_quantity"] == filled[order_id], (
@@ -316,7 +352,8 @@ def describe_mismatch(restored: dict[str, Any], reference: Reference, legal: ran
     """Why ``restored`` is none of the legal states: the nearest state by sequence, and what differs."""
     beyond = [k for k, state in enumerate(reference.states) if state == restored]
     if beyond:
-        return f"it is the state after {beyond[0]} commands, outside the legal {legal.start}..{legal.stop - 1}"
+        outside = f"outside the legal {legal.start}..{legal.stop - 1}"
+        return f"it is the state after {beyond[0]} commands, {outside}"
     nearest = min(legal, key=lambda k: abs(reference.states[k]["sequence"] - restored["sequence"]))
     state = reference.states[nearest]
     keys = [key for key in state if key != "orders" and state[key] != restored.get(key)]
@@ -352,7 +389,10 @@ def crash_and_check(url: str, mode: Mode, plan: Plan, workdir: Path) -> int:
     legal = range(last + 1, upto + 1) if mode == "sync" else range(0, upto + 1)
     book = new_book(plan.symbol, clock=Clock())
     with StorageManager(url) as storage:
-        storage.restore(book)
+        try:
+            storage.restore(book)
+        except StorageError as exc:  # a torn state can make the stored orders impossible to load
+            raise AssertionError(f"storage cannot be restored after the crash: {exc}; {where}") from exc
         restored = book.export_state()
         stored = read_tables(storage, plan.symbol)
     book.check_invariants()
@@ -374,7 +414,7 @@ def plans(mode: Mode, runs: int, length: int, max_kill_after: int, max_delay: fl
     return [
         Plan(
             run=run,
-            symbol=f"CRASH{run}/USD",
+            symbol=f"CRASH-{mode}-{run}/USD",
             seed=rng.randrange(10**9),
             length=length,
             kill_after=rng.randint(1, max_kill_after),
@@ -400,3 +440,7 @@ def test_write_behind_crash_restores_a_whole_prefix(storage_url: str, tmp_path: 
         for plan in plans("write_behind", runs=6, length=3000, max_kill_after=1500, max_delay=0.02)
     ]
     assert any(prefixes), f"no run restored a non-empty prefix (MANTICORE_CRASH_SEED={MASTER_SEED})"
+
+
+if __name__ == "__main__":
+    child_main(sys.argv[1:])
