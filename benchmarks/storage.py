@@ -65,7 +65,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from benchmarks.envs import BUILD, REPO
-from benchmarks.run import _git_revision, _loadavg, _machine
+from benchmarks.run import _busy_cpu_s, _children_cpu_s, _git_revision, _loadavg, _machine, _wait_for_quiet
 from benchmarks.workloads import CANCEL, Sizes, mix
 from manticore_orderbook import EventType, OrderBook
 from manticore_storage import PERSISTED_EVENTS, StorageManager
@@ -92,6 +92,9 @@ POSTGRES_TABLES = (
 WORK_DIR = BUILD / "storage"
 PERSIST_TARGET = 0.5
 RESTORE_TARGET_S = 10.0
+#: Longest wait for a quiet machine before each run of the full benchmark, and the most the run waits in all.
+SETTLE_S = 20.0
+SETTLE_BUDGET_S = 300.0
 #: Setups of a stream run: no storage, a no-op subscriber on every event type, the two persister modes.
 SETUPS = ("none", "noop", "write_behind", "sync")
 
@@ -554,6 +557,36 @@ def _spread(values: Sequence[float], fmt: str) -> str:
     return text_
 
 
+class Foreign:
+    """Measures the share of a core other processes used while a run was going (Linux ``/proc/stat``)."""
+
+    def __init__(self) -> None:
+        self.busy, self.own, self.started = _busy_cpu_s(), _children_cpu_s(), time.perf_counter()
+
+    def share(self) -> float | None:
+        """Other processes' CPU seconds per wall second since construction (None where unknown)."""
+        busy = _busy_cpu_s()
+        if busy is None or self.busy is None:
+            return None
+        foreign = (busy - self.busy) - (_children_cpu_s() - self.own)
+        return round(max(0.0, foreign) / max(time.perf_counter() - self.started, 1e-9), 3)
+
+
+class Settle:
+    """Waits for a quiet machine before each run (at most ``limit_s``), within a total ``budget_s``."""
+
+    def __init__(self, limit_s: float, budget_s: float = SETTLE_BUDGET_S) -> None:
+        self.limit_s = limit_s
+        self.budget_s = budget_s
+        self.waited = 0.0
+
+    def wait(self) -> None:
+        """Wait until other processes use less than a small share of a core, or the limit passes."""
+        limit = min(self.limit_s, max(0.0, self.budget_s - self.waited))
+        if limit > 0:
+            self.waited += _wait_for_quiet(limit)
+
+
 def _ok(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in runs if "error" not in r]
 
@@ -600,7 +633,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"Python {machine['python']}, {', '.join(meta['databases'])}. Pure-Python build of the order book "
         "(`.venv`). Every figure is the median of "
         f"{sizes['repeats']} repeats (restore: {sizes['restore_repeats']}), with the slowest and fastest "
-        "repeat in brackets; setups are interleaved within each repeat.",
+        "repeat in brackets; setups are interleaved within each repeat. " + _noise_note(data),
         "",
         "## Targets",
         "",
@@ -731,6 +764,28 @@ def render_markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _noise_note(data: dict[str, Any]) -> str:
+    """How busy the rest of the machine was during the runs."""
+    meta = data["meta"]
+    shares = [
+        float(r["foreign_cpu_share"])
+        for r in [*data["streams"], *data["restores"]]
+        if r.get("foreign_cpu_share") is not None
+    ]
+    text_ = ""
+    if meta.get("settle_s"):
+        text_ += (
+            f"Before each run the benchmark waited up to {meta['settle_s']:g} s for a quiet machine "
+            f"({meta['settle_waited_s']:g} s in all). "
+        )
+    if shares:
+        text_ += (
+            f"Other processes used {statistics.median(shares):.0%} of one core during the median run "
+            f"(at most {max(shares):.0%})."
+        )
+    return text_
+
+
 def _db_label(backend: str) -> str:
     return {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(backend, backend)
 
@@ -740,19 +795,25 @@ def _checks(runs: Sequence[dict[str, Any]]) -> str:
     return "ok" if not bad else f"**{bad} of {len(runs)} failed**"
 
 
+def _one_line(message: str, limit: int = 300) -> str:
+    """The first line of ``message``, shortened to ``limit`` characters."""
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def _all_problems(data: dict[str, Any]) -> list[str]:
     out = []
     for r in data["streams"]:
         label = f"{r['setup']} {r['backend'] or ''}".strip()
         if "error" in r:
-            out.append(f"{label}: {r['error']}")
-        out += [f"{label}: {p}" for p in r.get("problems", [])]
+            out.append(f"{label}: {_one_line(r['error'])}")
+        out += [f"{label}: {_one_line(p)}" for p in r.get("problems", [])]
     for r in data["restores"]:
         if "error" in r:
-            out.append(f"restore: {r['error']}")
-        out += [f"restore: {p}" for p in r.get("problems", [])]
+            out.append(f"restore: {_one_line(r['error'])}")
+        out += [f"restore: {_one_line(p)}" for p in r.get("problems", [])]
     if data.get("restore_error"):
-        out.append(f"restore database: {data['restore_error']}")
+        out.append(f"restore database: {_one_line(data['restore_error'])}")
     return out
 
 
@@ -818,6 +879,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--out", type=Path, help="report file (default docs/benchmarks-storage.md, --quick: .build)"
     )
     parser.add_argument("--seed", type=int, default=20240601, help="workload seed")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        help=f"longest wait for a quiet machine before each run, s (default {SETTLE_S:g}, --quick: 0)",
+    )
     args = parser.parse_args(argv)
 
     console = Console()
@@ -832,6 +898,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         levels = max(1, min(sizes.restore_levels_per_side, args.restore_orders // 20))
         sizes = dataclasses.replace(sizes, restore_orders=args.restore_orders, restore_levels_per_side=levels)
     tag = "quick" if args.quick else "full"
+    settle = Settle(args.settle if args.settle is not None else (0.0 if args.quick else SETTLE_S))
 
     with console.status("generating the command stream..."):
         commands = build_commands(sizes, args.seed)
@@ -881,7 +948,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress.update(
                 task, description=f"{setup} {backend.name if backend else ''} ({n_ops:,} commands)"
             )
+            settle.wait()
+            foreign = Foreign()
             result = run_stream(setup, commands, n_ops, backend)
+            result["foreign_cpu_share"] = foreign.share()
             data["streams"].append(result)
             if "error" in result or result.get("problems"):
                 progress.console.print(
@@ -905,7 +975,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress.advance(task)
                 for _ in range(sizes.restore_repeats):
                     progress.update(task, description=f"restoring {db.orders:,} orders")
+                    settle.wait()
+                    foreign = Foreign()
                     result = run_restore(db)
+                    result["foreign_cpu_share"] = foreign.share()
                     data["restores"].append(result)
                     if "error" in result or result.get("problems"):
                         progress.console.print(
@@ -939,6 +1012,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "backends": [b.name for b in backends],
         "postgres_skipped": pg_skipped,
         "duration_s": round(time.perf_counter() - started, 1),
+        "settle_s": settle.limit_s,
+        "settle_waited_s": round(settle.waited, 1),
         "loadavg": [x for x in (load_start, _loadavg()) if x is not None],
     }
     data["meta"]["command"] = data["meta"]["command"].strip()

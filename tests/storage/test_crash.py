@@ -93,7 +93,6 @@ def child_main(argv: list[str]) -> None:
     clean exit would flush the write-behind queue and defeat the crash).
     """
     url, symbol, mode, seed, length = argv
-    exec(os.environ.get("CRASH_MUTATION", ""), {})  # TEMPORARY
     clock = Clock()
     book = new_book(symbol, clock=clock)
     storage = StorageManager(url)
