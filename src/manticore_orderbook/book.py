@@ -774,11 +774,15 @@ class OrderBook:
             None if _is_trailing(get("order_type")) else get("stop_price"),
             get("trail_value"),
             get("trail_is_percent", False),
-            get("displayed_quantity"),
+            # The display size is set below: a self-trade decrement may leave an iceberg smaller than it.
+            None if get("displayed_quantity") is None else get("quantity"),
             get("self_trade_prevention"),
             float(timestamp),
             reserved,
         )
+        displayed = get("displayed_quantity")
+        if displayed is not None:
+            order.peak = self._qty_grid.to_units(displayed)
         qty_grid = self._qty_grid
         filled_value = get("filled_quantity")
         order.filled = 0 if filled_value in (None, 0, "0") else qty_grid.to_units(filled_value)
@@ -1458,13 +1462,13 @@ class OrderBook:
                     fired.append(order)
             moved: list[tuple[Order, int | None]] = []
             for order in list(self._trailing.values()):
-                old_stop = order.stop_price
+                old_stop, old_ref = order.stop_price, order.trail_ref
                 for sweep_lo, sweep_hi, ascending in sweeps:
                     if self._trail_through(order, sweep_lo, sweep_hi, ascending):
                         fired.append(order)
                         break
                 else:
-                    if order.stop_price != old_stop:
+                    if order.stop_price != old_stop or order.trail_ref != old_ref:
                         moved.append((order, old_stop))
             for order, old_stop in sorted(moved, key=lambda item: item[0].rank):
                 self._emit_trailing_moved(order, old_stop, now)

@@ -63,6 +63,7 @@ ACK_TIMEOUT = 30.0
 
 
 def _master_seed() -> int:
+    """``MANTICORE_CRASH_SEED``, else a fixed seed under CI, else a fresh random one."""
     env = os.environ.get("MANTICORE_CRASH_SEED")
     if env:
         return int(env)
@@ -187,10 +188,12 @@ def run_child(url: str, mode: Mode, plan: Plan, workdir: Path) -> Crash:
     Fails if the child does not start, stalls, or dies by itself.
     """
     err_path = workdir / f"child-{mode}-{plan.run}.stderr"
-    args = [sys.executable, "-m", "tests.storage.test_crash", child_url(url, plan), plan.symbol, mode]
+    module = "tests.storage.test_crash"
+    args = [child_url(url, plan), plan.symbol, mode, str(plan.seed), str(plan.length)]
     with open(err_path, "wb") as err:
-        args += [str(plan.seed), str(plan.length)]
-        child = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
+        child = subprocess.Popen(
+            [sys.executable, "-m", module, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=err
+        )
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:

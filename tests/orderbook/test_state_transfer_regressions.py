@@ -1,0 +1,40 @@
+"""Regressions found by the storage crash test: states the book reaches must restore exactly."""
+
+from __future__ import annotations
+
+from tests.command_streams import Clock, new_book
+
+
+def test_iceberg_decremented_below_its_display_size_restores() -> None:
+    book = new_book(clock=Clock())
+    book.add_order(
+        "buy", "99.5", "1.0", order_id="ice", user_id="carol", order_type="iceberg", displayed_quantity="0.4"
+    )
+    book.add_order("sell", "99.5", "0.7", order_id="s", user_id="carol", self_trade_prevention="decrement")
+    twin = new_book(clock=Clock())
+    twin.restore_state(book.export_state())
+    assert twin.export_state() == book.export_state()
+
+
+def test_trailing_reference_move_is_published_even_when_the_stop_stays() -> None:
+    book = new_book(clock=Clock())
+    moved: list[dict[str, object]] = []
+    book.event_manager.subscribe("order_modified", lambda _e, d: moved.append(d))
+    book.add_order("buy", "99.5", "1", order_id="b1", user_id="alice")
+    book.add_order("sell", "99.5", "0.1", order_id="s1", user_id="bob")
+    book.add_order(
+        "sell",
+        None,
+        "1",
+        order_id="ts",
+        user_id="carol",
+        order_type="trailing_stop",
+        trail_value="2.5",
+        trail_is_percent=True,
+    )
+    book.add_order("sell", "100", "0.1", order_id="s2", user_id="bob")
+    book.add_order("buy", "100", "0.1", order_id="b2", user_id="alice")
+    assert moved and moved[-1]["trail_reference_price"] == 100.0
+    twin = new_book(clock=Clock())
+    twin.restore_state(book.export_state())
+    assert twin.export_state() == book.export_state()
