@@ -475,7 +475,10 @@ class StorageManager:
                     delay = min(delay * 2, 2.0)
                     continue
                 if not is_transient(exc):
-                    self._record_failed_unit(unit, exc)
+                    try:
+                        self._record_failed_unit(unit, exc)
+                    except Exception:
+                        _LOG.exception("could not record the failed events either")
                 raise PersistenceError(f"could not persist sequence {unit.sequence}: {exc}") from exc
 
     def _record_failed_unit(self, unit: Unit, exc: BaseException) -> None:
@@ -599,9 +602,10 @@ class StorageManager:
             persister.stop()
         complete = True
         if self._writer is not None:
+            unwritten = self._writer.pending_events
             complete = self._writer.close(timeout)
             if not complete:
-                _LOG.error("storage closed with %d events unwritten", self._writer.pending_events)
+                _LOG.error("storage closed with up to %d events unwritten", unwritten)
         self.engine.dispose()
         _OPEN.discard(self)
         return complete

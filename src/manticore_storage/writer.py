@@ -31,11 +31,26 @@ WriteUnits = Callable[[list[Unit]], None]
 RecordFailure = Callable[[Unit, BaseException], None]
 
 
+#: SQLite raises OperationalError for missing tables too; only these messages mean "try again later".
+_SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open")
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` means "try again later" (connection lost, server gone, database locked)."""
-    if isinstance(exc, (OperationalError, DisconnectionError)):
+    """Whether ``exc`` means "try again later" (connection lost, server gone, database locked).
+
+    A missing table or a syntax error is not transient, even where the driver calls it operational.
+    """
+    if isinstance(exc, DisconnectionError):
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        message = str(exc.orig).lower()
+        if "no such table" in message or "syntax error" in message:
+            return False
+        module = type(exc.orig).__module__
+        return not module.startswith("sqlite3") or any(word in message for word in _SQLITE_TRANSIENT)
+    return False
 
 
 class WriteBehindWriter:

@@ -240,3 +240,18 @@ def test_schema_is_versioned(storage: StorageManager) -> None:
         assert count == CURRENT_VERSION
     finally:
         again.close()
+
+
+def test_a_missing_table_is_not_retried_forever(tmp_path: Any) -> None:
+    """Regression: SQLite's "no such table" is an OperationalError but not a transient one."""
+    storage = StorageManager(f"sqlite:///{tmp_path / 'gone.db'}", sync_timeout=60)
+    try:
+        book = new_book()
+        storage.attach(book, mode="write_behind")
+        with storage.engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE manticore_orders")
+        book.add_order("buy", "99", "1", order_id="a")
+        assert storage.flush(10), "the writer kept retrying a permanent error"
+        assert [f["event_type"] for f in storage.get_failed_events()] == ["order_added"]
+    finally:
+        storage.close()
