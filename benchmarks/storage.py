@@ -69,7 +69,15 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from benchmarks.envs import BUILD, REPO
-from benchmarks.run import _busy_cpu_s, _children_cpu_s, _git_revision, _loadavg, _machine, _wait_for_quiet
+from benchmarks.run import (
+    SETTLE_S,
+    _busy_cpu_s,
+    _children_cpu_s,
+    _git_revision,
+    _loadavg,
+    _machine,
+    _wait_for_quiet,
+)
 from benchmarks.workloads import CANCEL, Sizes, mix
 from manticore_orderbook import EventType, OrderBook
 from manticore_storage import PERSISTED_EVENTS, StorageManager
@@ -97,7 +105,6 @@ WORK_DIR = BUILD / "storage"
 PERSIST_TARGET = 0.5
 RESTORE_TARGET_S = 10.0
 #: Longest wait for a quiet machine before each run of the full benchmark, and the most the run waits in all.
-SETTLE_S = 20.0
 SETTLE_BUDGET_S = 300.0
 #: Orders restored under ``--profile`` (cProfile makes the restore ~2.5x slower).
 PROFILE_RESTORE_ORDERS = 200_000

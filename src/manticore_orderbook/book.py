@@ -829,36 +829,10 @@ class OrderBook:
         """Put validated restored orders in place: resting ones in their levels by priority, stops held."""
         orders.sort(key=lambda o: o.rank)
         for order in orders:
-            self._orders[order.order_id] = order
-            if order.expiry is not None:
-                heapq.heappush(self._expiries, (order.expiry, order.rank, order))
             if order.pending:
-                self._stop_count += 1
-                if order.order_type is TRAILING_STOP:
-                    self._trailing[order.order_id] = order
-                elif order.side is BUY:
-                    assert order.stop_price is not None
-                    heapq.heappush(self._buy_stops, (order.stop_price, order.rank, order))
-                else:
-                    assert order.stop_price is not None
-                    heapq.heappush(self._sell_stops, (-order.stop_price, order.rank, order))
-                continue
-            price = order.price
-            assert price is not None
-            if order.side is BUY:
-                levels, index = self._bid_levels, self._bid_prices
+                self._register_stop(order)
             else:
-                levels, index = self._ask_levels, self._ask_prices
-            level = levels.get(price)
-            if level is None:
-                level = PriceLevel(price, order.side)
-                levels[price] = level
-                index.add(price)
-            level.total += order.visible
-            level.reserve += order.open - order.visible
-            level.count += 1
-            level.orders.append(order)
-            order.level = level
+                self._join_level(order)
         bid, ask = self._bid_prices.max(), self._ask_prices.min()
         if bid is not None and ask is not None and bid >= ask:
             self._reset_state()
@@ -1250,7 +1224,7 @@ class OrderBook:
             self._emit_modified(
                 maker,
                 now,
-                self._stp_changes(maker, old_quantity),
+                self._quantity_changes(maker, old_quantity),
                 priority_kept=True,
                 reason="self_trade_prevention",
             )
@@ -1265,13 +1239,14 @@ class OrderBook:
         self._emit_modified(
             taker,
             now,
-            self._stp_changes(taker, old_quantity),
+            self._quantity_changes(taker, old_quantity),
             priority_kept=True,
             reason="self_trade_prevention",
         )
         return True
 
-    def _stp_changes(self, order: Order, old_quantity: int) -> dict[str, Any] | None:
+    def _quantity_changes(self, order: Order, old_quantity: int) -> dict[str, Any] | None:
+        """ORDER_MODIFIED's old/new keys for a change of quantity only (None when nobody listens)."""
         if not self._h[E_MODIFIED]:
             return None
         price = None if order.price is None else self._price_grid.to_output(order.price)
@@ -1296,7 +1271,23 @@ class OrderBook:
         self._emit_order(E_CANCELLED, maker, now, "self_trade_prevention", maker.open)
 
     def _rest(self, order: Order, now: float) -> None:
-        """Put ``order`` at the back of its price level (creating the level if needed)."""
+        """Put ``order`` at the back of its price level with a fresh slice, and report the level."""
+        order.visible = order.peak if order.peak and order.peak < order.open else order.open
+        level, created = self._join_level(order)
+        self._sequence += 1
+        handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
+        if handlers:
+            self._pending.append(
+                (
+                    handlers,
+                    EventType.PRICE_LEVEL_ADDED if created else EventType.PRICE_LEVEL_CHANGED,
+                    self._level_dict(level, now),
+                )
+            )
+
+    def _join_level(self, order: Order) -> tuple[PriceLevel, bool]:
+        """Append ``order`` (its ``visible`` already set) to the back of its price level, creating the
+        level if needed, and index it; return the level and whether it was created. No event."""
         price = order.price
         assert price is not None
         if order.side is BUY:
@@ -1309,26 +1300,15 @@ class OrderBook:
             level = PriceLevel(price, order.side)
             levels[price] = level
             index.add(price)
-        visible = order.peak if order.peak and order.peak < order.open else order.open
-        order.visible = visible
-        level.total += visible
-        level.reserve += order.open - visible
+        level.total += order.visible
+        level.reserve += order.open - order.visible
         level.count += 1
         level.orders.append(order)
         order.level = level
         self._orders[order.order_id] = order
         if order.expiry is not None:
             heapq.heappush(self._expiries, (order.expiry, order.rank, order))
-        self._sequence += 1
-        handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
-        if handlers:
-            self._pending.append(
-                (
-                    handlers,
-                    EventType.PRICE_LEVEL_ADDED if created else EventType.PRICE_LEVEL_CHANGED,
-                    self._level_dict(level, now),
-                )
-            )
+        return level, created
 
     def _remove(self, order: Order) -> PriceLevel | None:
         """Take a live order out of the book without any event; return the level it rested in (None
@@ -1386,14 +1366,22 @@ class OrderBook:
     # ------------------------------------------------------------------ stops
 
     def _hold_stop(self, order: Order) -> None:
+        """Hold a new stop off the book until its trigger (a trailing stop starts at the last price)."""
+        if order.order_type is TRAILING_STOP:
+            order.trail_ref = self._last_price
+            self._update_trailing_stop(order)
+        self._register_stop(order)
+        if self._last_price is not None:
+            self._sweeps.append((self._last_price, self._last_price, True))
+
+    def _register_stop(self, order: Order) -> None:
+        """Index a waiting stop (its stop or trailing state already set) where triggers look for it."""
         order.pending = True
         self._stop_count += 1
         self._orders[order.order_id] = order
         if order.expiry is not None:
             heapq.heappush(self._expiries, (order.expiry, order.rank, order))
         if order.order_type is TRAILING_STOP:
-            order.trail_ref = self._last_price
-            self._update_trailing_stop(order)
             self._trailing[order.order_id] = order
         else:
             stop = order.stop_price
@@ -1402,8 +1390,6 @@ class OrderBook:
                 heapq.heappush(self._buy_stops, (stop, order.rank, order))
             else:
                 heapq.heappush(self._sell_stops, (-stop, order.rank, order))
-        if self._last_price is not None:
-            self._sweeps.append((self._last_price, self._last_price, True))
 
     def _trail_through(self, order: Order, lo: int, hi: int, ascending: bool) -> bool:
         """Move a trailing stop along one sweep of prints (``lo`` first when ``ascending``, else ``hi``
@@ -1548,23 +1534,13 @@ class OrderBook:
             self._queue(handlers, EventType.ORDER_MODIFIED, data, now)
 
     def _emit_trailing_moved(self, order: Order, old_stop: int | None, now: float) -> None:
-        """Queue ORDER_MODIFIED (reason ``trailing_stop``) for a trailing stop whose stop price moved."""
-        self._sequence += 1
-        handlers = self._h[E_MODIFIED]
-        if handlers:
+        """Queue ORDER_MODIFIED (reason ``trailing_stop``) for a trailing stop whose reference moved."""
+        changes = self._quantity_changes(order, order.quantity)  # price, quantity and expiry stay
+        if changes is not None:
             pg = self._price_grid
-            price = None if order.price is None else pg.to_output(order.price)
-            quantity = self._qty_grid.to_output(order.quantity)
-            data = self._order_dict(order)
-            data["old_price"] = data["new_price"] = price
-            data["old_quantity"] = data["new_quantity"] = quantity
-            data["old_expiry_time"] = data["new_expiry_time"] = order.expiry
-            data["old_stop_price"] = None if old_stop is None else pg.to_output(old_stop)
-            data["new_stop_price"] = None if order.stop_price is None else pg.to_output(order.stop_price)
-            data["priority_kept"] = True
-            data["reason"] = "trailing_stop"
-            data["order_timestamp"] = order.timestamp
-            self._queue(handlers, EventType.ORDER_MODIFIED, data, now)
+            changes["old_stop_price"] = None if old_stop is None else pg.to_output(old_stop)
+            changes["new_stop_price"] = None if order.stop_price is None else pg.to_output(order.stop_price)
+        self._emit_modified(order, now, changes, priority_kept=True, reason="trailing_stop")
 
     def _queue(
         self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any], now: object

@@ -55,7 +55,8 @@ def _dialect_insert(connection: Connection, table: Any) -> Any:
         return postgresql.insert(table)
     if name == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"upserts are not implemented for {name}")
+    # StorageManager refuses other databases at construction, so this is never reached from it.
+    raise ValueError(f"manticore_storage writes only to SQLite and PostgreSQL, not {name}")
 
 
 def upsert_orders(connection: Connection, rows: Sequence[dict[str, Any]], guarded: bool = True) -> None:

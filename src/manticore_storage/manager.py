@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, event, select, text, update
+from sqlalchemy import Connection, Engine, Select, and_, create_engine, event, select, text, update
 from sqlalchemy.engine import make_url
 
 from manticore_orderbook import EventType, InvalidOrderError, OrderBook
@@ -366,12 +366,8 @@ class StorageManager:
         while ``original_quantity`` and ``filled_quantity`` keep the history. :meth:`restore` rebuilds
         a book exactly, including priority, iceberg reserves and stops; prefer it.
         """
-        query = select(schema.orders).where(schema.orders.c.status.in_(schema.LIVE_STATUSES))
-        if symbol is not None:
-            query = query.where(schema.orders.c.symbol == symbol)
-        query = query.order_by(schema.orders.c.priority, schema.orders.c.timestamp)
         with self.engine.connect() as connection:
-            rows = connection.execute(query).mappings().all()
+            rows = connection.execute(_live_orders(symbol)).mappings().all()
         result = []
         for row in rows:
             order = row_to_order(row)
@@ -504,20 +500,7 @@ class StorageManager:
                 .mappings()
                 .first()
             )
-            rows = (
-                connection.execute(
-                    select(schema.orders)
-                    .where(
-                        and_(
-                            schema.orders.c.symbol == book.symbol,
-                            schema.orders.c.status.in_(schema.LIVE_STATUSES),
-                        )
-                    )
-                    .order_by(schema.orders.c.priority, schema.orders.c.timestamp)
-                )
-                .mappings()
-                .all()
-            )
+            rows = connection.execute(_live_orders(book.symbol)).mappings().all()
         orders = [row_to_order(row) for row in rows]
         top = max((o["priority"] for o in orders), default=0)
         for order in orders:  # rows written by the guide's methods carry no priority: arrival order
@@ -545,18 +528,7 @@ class StorageManager:
         self.flush()
         state = book.export_state()
         with self.engine.connect() as connection:
-            rows = (
-                connection.execute(
-                    select(schema.orders).where(
-                        and_(
-                            schema.orders.c.symbol == book.symbol,
-                            schema.orders.c.status.in_(schema.LIVE_STATUSES),
-                        )
-                    )
-                )
-                .mappings()
-                .all()
-            )
+            rows = connection.execute(_live_orders(book.symbol)).mappings().all()
         stored = {row["order_id"]: row_to_order(row) for row in rows}
         market = self._market(book.symbol) or Market.of_book(book)
         report = compare(book.symbol, state["orders"], stored, market)
@@ -625,6 +597,14 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+def _live_orders(symbol: str | None) -> Select[Any]:
+    """Live orders (of ``symbol``, or of every market) in time priority."""
+    query = select(schema.orders).where(schema.orders.c.status.in_(schema.LIVE_STATUSES))
+    if symbol is not None:
+        query = query.where(schema.orders.c.symbol == symbol)
+    return query.order_by(schema.orders.c.priority, schema.orders.c.timestamp)
 
 
 def _positive(value: object, what: str) -> Decimal:
