@@ -785,7 +785,9 @@ class OrderBook:
             order.peak = self._qty_grid.to_units(displayed)
         qty_grid = self._qty_grid
         filled_value = get("filled_quantity")
-        order.filled = 0 if filled_value in (None, 0, "0") else qty_grid.to_units(filled_value)
+        # A zero fill comes in every number format ("0.0" from a str book): only a non-zero one is on the grid.
+        unfilled = filled_value is None or to_decimal(filled_value, "filled_quantity") == 0
+        order.filled = 0 if unfilled else qty_grid.to_units(filled_value)
         order.open = qty_grid.to_units(get("remaining_quantity"))
         if order.filled + order.open != order.quantity:
             raise InvalidOrderError("filled_quantity + remaining_quantity must equal quantity")

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -376,12 +376,36 @@ class StorageManager:
             result.append(order)
         return result
 
-    def get_trades(self, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Stored trades, newest first."""
+    def get_orders(
+        self, user_id: str | None = None, symbol: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Stored orders of every status (as :meth:`get_order` shows them), newest first (by arrival).
+
+        Filter by ``user_id`` and/or ``symbol``; at most ``limit`` (1..10000) rows."""
+        orders = schema.orders
+        query = select(orders)
+        if user_id is not None:
+            query = query.where(orders.c.user_id == str(user_id))
+        if symbol is not None:
+            query = query.where(orders.c.symbol == symbol)
+        query = query.order_by(orders.c.timestamp.desc(), orders.c.priority.desc()).limit(_limit(limit))
+        with self.engine.connect() as connection:
+            return [row_to_order(row) for row in connection.execute(query).mappings()]
+
+    def get_trades(
+        self, symbol: str | None = None, limit: int = 100, user_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored trades, newest first; with ``user_id`` only those where the user was maker or taker."""
         query = select(schema.trades)
         if symbol is not None:
             query = query.where(schema.trades.c.symbol == symbol)
-        query = query.order_by(schema.trades.c.timestamp.desc(), schema.trades.c.sequence.desc()).limit(limit)
+        if user_id is not None:
+            query = query.where(
+                (schema.trades.c.maker_user_id == str(user_id)) | (schema.trades.c.taker_user_id == str(user_id))
+            )
+        query = query.order_by(schema.trades.c.timestamp.desc(), schema.trades.c.sequence.desc()).limit(
+            _limit(limit)
+        )
         with self.engine.connect() as connection:
             return [row_to_trade(row) for row in connection.execute(query).mappings()]
 
@@ -402,12 +426,22 @@ class StorageManager:
 
     # ------------------------------------------------------------------ attach: the persister
 
-    def attach(self, book: OrderBook, mode: Mode = "write_behind") -> BookPersister:
+    def attach(
+        self,
+        book: OrderBook,
+        mode: Mode = "write_behind",
+        *,
+        deliver: Callable[[Unit], None] | None = None,
+    ) -> BookPersister:
         """Persist every order, fill, trade and clear of ``book`` from now on.
 
         Registers the book's market (tick/lot size, fee rates). ``mode="write_behind"`` (default)
         queues each command's events for the background writer; ``mode="sync"`` commits them before
         the book call returns. Attach after :meth:`restore` when resuming a market.
+
+        ``deliver`` (write-behind only) takes each command's unit of events instead of the writer: a
+        service that journals commands holds the unit until its command is durable, then passes it to
+        :meth:`submit`, so that storage never shows a command that a crash could still undo.
         """
         if mode not in ("write_behind", "sync"):
             raise StorageError("mode must be 'write_behind' or 'sync'")
@@ -418,7 +452,10 @@ class StorageManager:
                 raise StorageError(f"book {book.symbol!r} is already attached")
             market = Market.of_book(book)
             self._save_market(market)
-            deliver = self._write_sync if mode == "sync" else self._submit
+            if deliver is not None and mode != "write_behind":
+                raise StorageError("deliver is only available in write_behind mode")
+            if deliver is None:
+                deliver = self._write_sync if mode == "sync" else self.submit
             if mode == "write_behind" and self._writer is None:
                 self._writer = WriteBehindWriter(
                     self._write_units,
@@ -445,9 +482,14 @@ class StorageManager:
         writer = self._writer
         return True if writer is None else writer.flush(timeout)
 
-    def _submit(self, unit: Unit) -> None:
+    def submit(self, unit: Unit) -> None:
+        """Queue one command's unit of events (from a persister) for the background writer.
+
+        Blocks while the writer's queue is full. Raises StorageError if no book is attached in
+        write-behind mode or storage is closed."""
         writer = self._writer
-        assert writer is not None
+        if writer is None or self._closed:
+            raise StorageError("no write-behind writer: attach a book in write_behind mode first")
         writer.submit(unit)
 
     def _write_units(self, units: list[Unit]) -> None:
@@ -605,6 +647,12 @@ def _live_orders(symbol: str | None) -> Select[Any]:
     if symbol is not None:
         query = query.where(schema.orders.c.symbol == symbol)
     return query.order_by(schema.orders.c.priority, schema.orders.c.timestamp)
+
+
+def _limit(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+        raise StorageError("limit must be an integer from 1 to 10000")
+    return value
 
 
 def _positive(value: object, what: str) -> Decimal:

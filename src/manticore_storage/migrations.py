@@ -32,9 +32,16 @@ def _v1_initial(connection: Connection) -> None:
     schema.metadata.create_all(connection, checkfirst=True)
 
 
+def _v2_user_indexes(connection: Connection) -> None:
+    """Indexes for a user's order history and fills (the exchange's per-user queries)."""
+    for index in (schema.orders_by_user_time, schema.trades_by_maker, schema.trades_by_taker):
+        index.create(connection, checkfirst=True)
+
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "markets, orders, trades, failed events", _v1_initial),
+    (2, "indexes for per-user order history and fills", _v2_user_indexes),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

@@ -143,6 +143,10 @@ trades = Table(
     Column("timestamp", Float(precision=53), nullable=False),
 )
 Index("ix_manticore_trades_sequence", trades.c.symbol, trades.c.sequence)
+# Added by migration 2 (per-user history and fills).
+orders_by_user_time = Index("ix_manticore_orders_user_time", orders.c.user_id, orders.c.timestamp)
+trades_by_maker = Index("ix_manticore_trades_maker_user", trades.c.maker_user_id, trades.c.timestamp)
+trades_by_taker = Index("ix_manticore_trades_taker_user", trades.c.taker_user_id, trades.c.timestamp)
 
 failed_events = Table(
     "manticore_failed_events",

@@ -38,3 +38,17 @@ def test_trailing_reference_move_is_published_even_when_the_stop_stays() -> None
     twin = new_book(clock=Clock())
     twin.restore_state(book.export_state())
     assert twin.export_state() == book.export_state()
+
+
+def test_unfilled_orders_of_a_str_book_restore() -> None:
+    """A book with ``number_format="str"`` exports a zero fill as "0.0"; restoring it must not read that as
+    a quantity that has to be positive."""
+    book = new_book(number_format="str")
+    book.add_order("buy", "99.5", "1.2", order_id="a")
+    book.add_order("sell", "101", "2", order_id="b")
+    book.add_order("buy", "101", "0.5", order_id="c")  # b becomes partially filled
+    state = book.export_state()
+    assert {o["order_id"]: o["filled_quantity"] for o in state["orders"]} == {"a": "0.0", "b": "0.5"}
+    restored = new_book(number_format="str")
+    assert restored.restore_state(state) == 2
+    assert restored.export_state() == state

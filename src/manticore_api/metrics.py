@@ -1,0 +1,55 @@
+"""Prometheus metrics: request counts by route and status, orders placed, and exchange gauges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .service import ExchangeService
+
+__all__ = ["Metrics"]
+
+
+class _ExchangeCollector(Collector):
+    """Reads the exchange's counters at scrape time."""
+
+    def __init__(self, service: ExchangeService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self.service.exchange.statistics()
+        for key, help_text in (
+            ("journal_appended", "journal records appended"),
+            ("journal_durable", "journal records on disk"),
+            ("journal_batches", "journal group commits"),
+            ("storage_pending", "events waiting for the storage writer"),
+            ("orders_resting", "live orders in all books"),
+            ("handler_errors", "event handlers that raised"),
+        ):
+            yield GaugeMetricFamily(f"manticore_{key}", help_text, value=float(stats[key]))
+        yield GaugeMetricFamily(
+            "manticore_stream_connections", "open WebSocket connections", value=float(self.service.hub.connection_count)
+        )
+
+
+class Metrics:
+    """One registry per app (tests create many apps in one process)."""
+
+    def __init__(self, service: ExchangeService) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "manticore_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.orders_placed = Counter("manticore_orders_placed", "orders accepted", registry=self.registry)
+        self.registry.register(_ExchangeCollector(service))
+
+    def observe_request(self, method: str, route: str, status: int) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

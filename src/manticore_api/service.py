@@ -1,0 +1,144 @@
+"""The exchange as the server runs it: the Exchange plus auth, on one asyncio loop.
+
+:class:`ExchangeService` is what the HTTP and WebSocket handlers talk to. Commands run on the loop
+thread (each takes microseconds); acknowledgements wait asynchronously for the journal's group commit
+(:meth:`ExchangeService.durable`), so many requests share one ``fsync``. A timer expires GTD orders.
+Stream messages arrive from the journal's writer thread and are handed to the loop, where
+:class:`~manticore_api.streams.StreamHub` fans them out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import time
+from typing import Any
+
+from manticore_auth import AuthManager
+from manticore_matching import Exchange, ServiceUnavailable
+
+from .streams import StreamHub
+
+__all__ = ["ExchangeService"]
+
+log = logging.getLogger("manticore_api")
+
+
+class ExchangeService:
+    """Binds an opened :class:`Exchange` and an :class:`AuthManager` to the running event loop.
+
+    Args:
+        exchange: an opened exchange (the service closes it in :meth:`stop`).
+        auth: the user and key store.
+        require_auth: False only for the loopback-only development mode (see ``manticore serve``).
+        expiry_interval: seconds between GTD expiry sweeps.
+    """
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        auth: AuthManager,
+        *,
+        require_auth: bool = True,
+        expiry_interval: float = 0.25,
+    ) -> None:
+        self.exchange = exchange
+        self.auth = auth
+        self.require_auth = require_auth
+        self.expiry_interval = expiry_interval
+        self.hub = StreamHub(exchange)
+        self.started_at = time.time()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiter_no = 0
+        self._timer: asyncio.Task[None] | None = None
+        self.commands = 0
+
+    async def start(self) -> None:
+        """Attach to the running loop: stream and durability callbacks, the expiry timer."""
+        self._loop = asyncio.get_running_loop()
+        self.exchange.add_listener(self._from_journal_thread)
+        self.exchange.add_durable_listener(self._durable_from_journal_thread)
+        self._timer = asyncio.create_task(self._expire_forever(), name="manticore-expiry")
+
+    async def stop(self) -> None:
+        """Stop the timer, close the streams and the exchange (writing a checkpoint)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+        await self.hub.close()
+        self.exchange.remove_listener(self._from_journal_thread)
+        self.exchange.close()
+
+    # ------------------------------------------------------------------ acknowledgements
+
+    async def durable(self, position: int, timeout: float = 30.0) -> None:
+        """Wait until the command at ``position`` is durable; ServiceUnavailable on timeout or failure."""
+        if self.exchange.journal.durable >= position:
+            return
+        if not self.exchange.journal.healthy:
+            raise ServiceUnavailable("the command journal cannot write")
+        assert self._loop is not None
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._waiter_no += 1
+        bisect.insort(self._waiters, (position, self._waiter_no, future))
+        self._release_waiters(self.exchange.journal.durable)  # it may have become durable meanwhile
+        try:
+            await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise ServiceUnavailable("the command could not be made durable in time") from None
+
+    def _durable_from_journal_thread(self, position: int) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._release_waiters, position)
+
+    def _release_waiters(self, position: int) -> None:
+        waiters = self._waiters
+        count = 0
+        for entry in waiters:
+            if entry[0] > position:
+                break
+            count += 1
+            if not entry[2].done():
+                entry[2].set_result(None)
+        if count:
+            del waiters[:count]
+
+    # ------------------------------------------------------------------ streams and timers
+
+    def _from_journal_thread(self, batch: list[dict[str, Any]]) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.hub.publish, batch)
+
+    async def _expire_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.expiry_interval)
+            try:
+                self.exchange.expire_due()
+            except ServiceUnavailable:
+                log.error("expiry sweep skipped: the journal cannot write")
+            except Exception:
+                log.exception("expiry sweep failed")
+
+    def health(self) -> dict[str, Any]:
+        """The health report: ``status`` ok/degraded and the state of each component."""
+        stats = self.exchange.statistics()
+        storage = self.exchange.storage
+        storage_ok = storage is not None and storage.check_connection()
+        journal_ok = self.exchange.journal.healthy
+        return {
+            "status": "ok" if storage_ok and journal_ok else "degraded",
+            "components": {
+                "journal": {"ok": journal_ok, "durable_position": stats["journal_durable"]},
+                "storage": {"ok": storage_ok, "pending_writes": stats["storage_pending"]},
+                "streams": {"connections": self.hub.connection_count},
+            },
+            "markets": list(self.exchange.markets),
+            "orders_resting": stats["orders_resting"],
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+        }

@@ -1,0 +1,154 @@
+"""WebSocket fan-out: public book and trade channels per market, and each user's private channel.
+
+Protocol (JSON text frames). The client sends::
+
+    {"op": "subscribe", "channel": "book", "symbol": "BTC/USD"}
+    {"op": "subscribe", "channel": "trades", "symbol": "BTC/USD"}
+    {"op": "auth", "api_key": ..., "timestamp": ..., "signature": ...}   # signed like GET /ws with no body
+    {"op": "auth", "token": ...}                                           # or a session token
+    {"op": "subscribe", "channel": "private"}                              # after auth
+    {"op": "unsubscribe", "channel": ..., "symbol": ...}
+    {"op": "ping"}
+
+The server answers ``subscribed``/``unsubscribed``/``authenticated``/``pong``/``error`` frames and
+then streams: on a book subscription a ``snapshot`` (``symbol, sequence, bids, asks``) followed by
+``book`` diffs (see :mod:`manticore_matching.feed`). Diffs whose ``last_sequence`` is at most the
+snapshot's ``sequence`` are already in it; after that each diff's ``first_sequence`` must be the
+previous ``last_sequence + 1``, otherwise the client has missed something and re-subscribes.
+``trade`` frames on the trades channel; ``order``, ``fill`` and ``balances`` frames on the private
+channel. A client that does not read fast enough (more than ``max_queue`` frames pending) is
+disconnected with close code 1013 and resynchronises on reconnecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from manticore_matching import Exchange
+
+__all__ = ["StreamConnection", "StreamHub"]
+
+_PRIVATE_TYPES = frozenset({"order", "fill", "balances"})
+
+
+class StreamConnection:
+    """One WebSocket client: what it subscribed to, who it is, and its outgoing queue."""
+
+    __slots__ = ("_send", "closed", "overflowed", "queue", "subscriptions", "user_id")
+
+    def __init__(self, send: Any, max_queue: int = 10_000) -> None:
+        self._send = send
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(max_queue)
+        self.subscriptions: set[tuple[str, str]] = set()
+        self.user_id: str | None = None
+        self.closed = False
+        self.overflowed = False
+
+    def push(self, message: dict[str, Any] | str) -> None:
+        """Queue a frame; a full queue marks the connection as too slow (it is closed)."""
+        if self.closed:
+            return
+        frame = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.closed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.get_nowait()
+                self.queue.put_nowait(None)
+
+    async def pump(self) -> None:
+        """Send queued frames until the connection closes (run as a task)."""
+        while True:
+            frame = await self.queue.get()
+            if frame is None:
+                return
+            await self._send(frame)
+
+
+class StreamHub:
+    """Routes each durable command's messages to the connections that asked for them."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        self._channels: dict[tuple[str, str], set[StreamConnection]] = {}
+        self._users: dict[str, set[StreamConnection]] = {}
+        self._connections: set[StreamConnection] = set()
+        self.messages_published = 0
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def add(self, connection: StreamConnection) -> None:
+        self._connections.add(connection)
+
+    def remove(self, connection: StreamConnection) -> None:
+        """Forget a connection and all its subscriptions."""
+        self._connections.discard(connection)
+        for key in connection.subscriptions:
+            if key[0] == "private":
+                self._users.get(key[1], set()).discard(connection)
+            else:
+                self._channels.get(key, set()).discard(connection)
+        connection.subscriptions.clear()
+        connection.closed = True
+
+    def subscribe(self, connection: StreamConnection, channel: str, symbol: str | None) -> dict[str, Any]:
+        """Add a subscription and return the acknowledgement frame; the book channel also queues a
+        snapshot. Raises ValueError with a client-facing message on a bad request."""
+        if channel == "private":
+            if connection.user_id is None:
+                raise ValueError("authenticate first: send {\"op\": \"auth\", ...}")
+            connection.subscriptions.add(("private", connection.user_id))
+            self._users.setdefault(connection.user_id, set()).add(connection)
+            return {"type": "subscribed", "channel": "private"}
+        if channel not in ("book", "trades"):
+            raise ValueError("channel must be book, trades or private")
+        if not isinstance(symbol, str) or symbol not in self.exchange.markets:
+            raise ValueError(f"unknown market {str(symbol)[:40]!r}")
+        key = (channel, symbol)
+        connection.subscriptions.add(key)
+        self._channels.setdefault(key, set()).add(connection)
+        acknowledgement = {"type": "subscribed", "channel": channel, "symbol": symbol}
+        if channel == "book":
+            connection.push(acknowledgement)
+            snapshot = self.exchange.get_snapshot(symbol)
+            connection.push({"type": "snapshot", **snapshot})
+            return {}
+        return acknowledgement
+
+    def unsubscribe(self, connection: StreamConnection, channel: str, symbol: str | None) -> dict[str, Any]:
+        key = ("private", connection.user_id or "") if channel == "private" else (channel, str(symbol))
+        connection.subscriptions.discard(key)
+        if key[0] == "private":
+            self._users.get(key[1], set()).discard(connection)
+        else:
+            self._channels.get(key, set()).discard(connection)
+        return {"type": "unsubscribed", "channel": channel, "symbol": symbol}
+
+    def publish(self, batch: list[dict[str, Any]]) -> None:
+        """Deliver one command's messages (called on the loop thread, in journal order)."""
+        for message in batch:
+            kind = message["type"]
+            if kind in _PRIVATE_TYPES:
+                targets = self._users.get(message["user_id"])
+            else:
+                targets = self._channels.get(("book" if kind == "book" else "trades", message["symbol"]))
+            if not targets:
+                continue
+            frame = json.dumps(message, separators=(",", ":"), default=str)
+            self.messages_published += 1
+            for connection in list(targets):
+                connection.push(frame)
+
+    async def close(self) -> None:
+        """Ask every connection's sender to stop."""
+        for connection in list(self._connections):
+            connection.closed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                connection.queue.put_nowait(None)

@@ -1,0 +1,36 @@
+"""manticore_matching: the exchange service core - many markets, risk -> book, a command journal.
+
+See docs/architecture.md for how durability, replay and stream publication fit together.
+"""
+
+from .config import DEFAULT_MARKETS, ConfigError, MarketConfig, load_markets
+from .errors import (
+    ExchangeError,
+    InvalidCommand,
+    MarketExists,
+    OrderNotFound,
+    OrderRejected,
+    ServiceUnavailable,
+    UnknownMarket,
+)
+from .exchange import Exchange, Receipt
+from .journal import Journal, JournalClosed, JournalCorrupt
+
+__all__ = [
+    "DEFAULT_MARKETS",
+    "ConfigError",
+    "Exchange",
+    "ExchangeError",
+    "InvalidCommand",
+    "Journal",
+    "JournalClosed",
+    "JournalCorrupt",
+    "MarketConfig",
+    "MarketExists",
+    "OrderNotFound",
+    "OrderRejected",
+    "Receipt",
+    "ServiceUnavailable",
+    "UnknownMarket",
+    "load_markets",
+]

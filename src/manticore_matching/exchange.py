@@ -1,0 +1,983 @@
+"""The exchange: many markets behind one order-entry pipeline (risk -> book), journaled and restorable.
+
+An :class:`Exchange` owns one :class:`~manticore_orderbook.OrderBook` per market, a
+:class:`~manticore_risk.RiskManager` that holds and settles funds from the books' events, a
+:class:`~manticore_matching.journal.Journal` of accepted commands, and a
+:class:`~manticore_storage.StorageManager` that records orders and trades for queries.
+
+Durability: every command that changed something is appended to the journal with its clock reading,
+and is acknowledged (:meth:`Exchange.wait_durable`) once the journal's group commit has put it on disk.
+On start the exchange loads its last checkpoint (every book's exported state, the risk ledger and the
+journal position) and replays the journal after it through the same code, with the recorded clock
+readings: the books are deterministic, so the replay reproduces every event, and each record carries
+the book's resulting sequence so that a divergence is detected rather than silently accepted.
+
+What leaves the process follows the journal: stream messages and storage writes of a command are
+released only after its journal record is durable, so nobody outside ever sees a command that a crash
+could undo.
+
+Threading: commands are meant to be called from one thread (the server's event loop); a lock makes
+other callers safe. Durability callbacks (storage hand-off, message listeners) run on the journal's
+writer thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from manticore_orderbook import EventManager, EventType, OrderBook, OrderBookError
+from manticore_risk import RiskError, RiskLimits, RiskManager
+from manticore_storage import StorageManager
+
+from .config import MarketConfig
+from .errors import (
+    ExchangeError,
+    InvalidCommand,
+    MarketExists,
+    OrderNotFound,
+    OrderRejected,
+    ServiceUnavailable,
+    UnknownMarket,
+)
+from .feed import CommandCapture, messages
+from .journal import Journal, JournalClosed, JournalCorrupt
+
+__all__ = ["Exchange", "Receipt"]
+
+log = logging.getLogger("manticore_matching")
+
+Listener = Callable[[list[dict[str, Any]]], None]
+
+_CHECKPOINT = "checkpoint.json"
+_ORDER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_GENERATED_PREFIX = "MC-"
+_SIDES = frozenset({"buy", "sell"})
+_ORDER_TYPES = frozenset(
+    {"limit", "market", "post_only", "stop_limit", "stop_market", "trailing_stop", "iceberg"}
+)
+_TIME_IN_FORCE = frozenset({"GTC", "IOC", "FOK", "GTD"})
+_STP = frozenset({"none", "cancel_newest", "cancel_oldest", "cancel_both", "decrement"})
+_TERMINAL = frozenset({"filled", "cancelled", "expired"})
+_RECENT_ORDERS = 10_000
+_MAX_EXPONENT = 24  # numbers beyond 10**24 or below 10**-24 are never a price or a quantity
+_RECENT_TRADES = 1_000
+_TRADE_KEYS = ("trade_id", "price", "quantity", "taker_side", "timestamp", "sequence")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The result of an accepted command.
+
+    ``position`` is the command's journal position: the command is acknowledged once
+    ``exchange.wait_durable(position)`` returns True. ``order`` is the order as the command left it
+    (``status`` open, partially_filled, filled, cancelled, pending for an untriggered stop), for order
+    commands."""
+
+    position: int
+    order_id: str | None = None
+    order: dict[str, Any] | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Market:
+    config: MarketConfig
+    book: OrderBook
+    capture: CommandCapture
+    trades: deque[dict[str, Any]]
+
+
+def _decimal(value: object, what: str, *, optional: bool = False) -> Decimal | None:
+    """A finite Decimal from int, float, str or Decimal; InvalidCommand otherwise (None if optional)."""
+    if value is None:
+        if optional:
+            return None
+        raise InvalidCommand(f"{what} is required")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise InvalidCommand(f"{what} must be a decimal number")
+    if isinstance(value, str) and len(value) > 64:
+        raise InvalidCommand(f"{what} is too long")
+    try:
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        raise InvalidCommand(f"{what} must be a decimal number, not {str(value)[:32]!r}") from None
+    if not number.is_finite():
+        raise InvalidCommand(f"{what} must be finite")
+    if number <= 0:
+        raise InvalidCommand(f"{what} must be positive")
+    if not -_MAX_EXPONENT <= number.adjusted() <= _MAX_EXPONENT:
+        raise InvalidCommand(f"{what} is out of range")
+    return number
+
+
+def _on_grid(value: Decimal | None, step: Decimal, what: str) -> None:
+    if value is None:
+        return
+    try:
+        on_grid = value % step == 0
+    except InvalidOperation:
+        on_grid = False
+    if not on_grid:
+        raise InvalidCommand(f"{what} {value} is not a multiple of {step}")
+
+
+def _choice(value: object, allowed: frozenset[str], what: str, upper: bool = False) -> str:
+    if not isinstance(value, str):
+        raise InvalidCommand(f"{what} must be a string")
+    text = value.upper() if upper else value.lower()
+    if text not in allowed:
+        raise InvalidCommand(f"{what} must be one of {', '.join(sorted(allowed))}")
+    return text
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+class Exchange:
+    """Many markets, one pipeline, a journal.
+
+    Args:
+        data_dir: where the journal and checkpoint live (created if missing), and the SQLite database
+            when no ``storage_url`` is given.
+        markets: markets to create if they do not exist yet (existing ones keep their stored config).
+        storage_url: SQLAlchemy URL of the order/trade store (default ``sqlite:///<data_dir>/manticore.db``).
+        risk_limits: pre-trade limits (see :class:`manticore_risk.RiskLimits`).
+        clock: wall clock in seconds; readings never go backwards inside the exchange.
+        fsync: fsync the journal (default). Off only for tests and benchmarks that accept losing
+            acknowledged commands on a machine crash.
+        checkpoint_every: write a checkpoint after this many journal records (0: only on close).
+
+    Call :meth:`open` before use and :meth:`close` at the end.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        markets: Iterable[MarketConfig] = (),
+        storage_url: str | None = None,
+        risk_limits: RiskLimits | None = None,
+        clock: Callable[[], float] = time.time,
+        fsync: bool = True,
+        checkpoint_every: int = 100_000,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._initial_markets = tuple(markets)
+        self._storage_url = storage_url or f"sqlite:///{self.data_dir / 'manticore.db'}"
+        self._risk_limits = risk_limits if risk_limits is not None else RiskLimits()
+        self._clock = clock
+        self._fsync = fsync
+        self._checkpoint_every = checkpoint_every
+        self._lock = threading.RLock()
+        self._now = 0.0
+        self._markets: dict[str, _Market] = {}
+        self._next_order_no = 0
+        self._replaying = False
+        self._opened = False
+        self._failed = False
+        self._durable_listeners: list[Callable[[int], None]] = []
+        self._units: list[Any] = []
+        self._unreleased: deque[tuple[int, list[Any], list[dict[str, Any]]]] = deque()
+        self._listeners: list[Listener] = []
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._since_checkpoint = 0
+        self._checkpoint_position = 0
+        self.risk = RiskManager(limits=self._risk_limits)
+        self.storage: StorageManager | None = None
+        self.journal = Journal(self.data_dir / "journal", fsync=fsync, on_durable=self._on_durable)
+        self.handler_errors = 0
+        self.started_at = 0.0
+        self.replayed_records = 0
+
+    # ------------------------------------------------------------------ life cycle
+
+    def open(self) -> None:
+        """Restore the last checkpoint, replay the journal after it, create missing configured markets.
+
+        Raises :class:`~manticore_matching.journal.JournalCorrupt` if the journal is damaged or the
+        replay does not reproduce a recorded result."""
+        with self._lock:
+            if self._opened:
+                raise RuntimeError("the exchange is already open")
+            started = time.perf_counter()
+            self.storage = StorageManager(self._storage_url)
+            position = self._load_checkpoint()
+            self._replaying = True
+            try:
+                for record in self.journal.read(after=position):
+                    self._apply_record(record)
+                    self.replayed_records += 1
+            finally:
+                self._replaying = False
+            self.storage.flush()
+            self.journal.start()
+            self._opened = True
+            for config in self._initial_markets:
+                if config.symbol not in self._markets:
+                    self.create_market(config)
+            self.wait_durable(self.journal.appended)
+            self.started_at = time.time()
+            log.info(
+                "exchange open: %d markets, checkpoint at %d, %d journal records replayed in %.2f s",
+                len(self._markets),
+                position,
+                self.replayed_records,
+                time.perf_counter() - started,
+            )
+
+    def close(self) -> None:
+        """Write a checkpoint, then stop the journal and storage (flushing both)."""
+        with self._lock:
+            if not self._opened:
+                return
+            try:
+                self.checkpoint()
+            finally:
+                self._opened = False
+                self.journal.close()
+                if self.storage is not None:
+                    self.storage.close()
+
+    def __enter__(self) -> Exchange:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ durability
+
+    def wait_durable(self, position: int, timeout: float | None = 30.0) -> bool:
+        """Block until the command at ``position`` is on disk (True) or ``timeout`` passes (False).
+
+        Raises ServiceUnavailable if the journal can no longer write."""
+        try:
+            return self.journal.wait(position, timeout)
+        except JournalClosed as exc:
+            raise ServiceUnavailable("the command journal cannot write") from exc
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(messages)`` with each durable command's stream messages, in journal order,
+        from the journal's writer thread (see :mod:`manticore_matching.feed` for the shapes)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener``."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def add_durable_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(position)`` from the journal's writer thread each time commands up to
+        ``position`` become durable (after their messages went to the stream listeners)."""
+        self._durable_listeners.append(listener)
+
+    def _on_durable(self, position: int) -> None:
+        unreleased = self._unreleased
+        storage = self.storage
+        while unreleased and unreleased[0][0] <= position:
+            _, units, batch = unreleased.popleft()
+            if storage is not None:
+                for unit in units:
+                    storage.submit(unit)
+            if batch:
+                for listener in list(self._listeners):
+                    try:
+                        listener(batch)
+                    except Exception:
+                        log.exception("stream listener failed")
+        for durable_listener in list(self._durable_listeners):
+            try:
+                durable_listener(position)
+            except Exception:
+                log.exception("durability listener failed")
+
+    # ------------------------------------------------------------------ markets
+
+    @property
+    def markets(self) -> dict[str, MarketConfig]:
+        """Market configs by symbol, in creation order."""
+        return {symbol: market.config for symbol, market in self._markets.items()}
+
+    def book(self, symbol: str) -> OrderBook:
+        """The live book of ``symbol`` (read it; send commands through the exchange)."""
+        return self._market(symbol).book
+
+    def _market(self, symbol: object) -> _Market:
+        market = self._markets.get(symbol) if isinstance(symbol, str) else None
+        if market is None:
+            raise UnknownMarket(f"unknown market {str(symbol)[:40]!r}")
+        return market
+
+    def create_market(self, config: MarketConfig) -> Receipt:
+        """Add a market. Raises MarketExists if the symbol is taken."""
+        with self._lock, self._command(None) as now:
+            if config.symbol in self._markets:
+                raise MarketExists(f"market {config.symbol} already exists")
+            self._install_market(config)
+            return self._commit({"op": "market", "ts": now, "market": config.to_dict()}, None, now)
+
+    def _install_market(
+        self,
+        config: MarketConfig,
+        state: dict[str, Any] | None = None,
+        trades: Iterable[dict[str, Any]] = (),
+    ) -> _Market:
+        manager = EventManager()
+        book = OrderBook(
+            config.symbol,
+            event_manager=manager,
+            maker_fee_rate=config.maker_fee_rate,
+            taker_fee_rate=config.taker_fee_rate,
+            tick_size=config.tick_size,
+            lot_size=config.lot_size,
+            number_format="str",
+            clock=self._book_clock,
+            order_id_prefix=config.symbol.replace("/", "") + "-",
+        )
+        if state is not None:
+            book.restore_state(state)
+        capture = CommandCapture()
+        manager.subscribe_all(self.risk.on_event)
+        manager.subscribe_all(capture)
+        manager.subscribe(EventType.ERROR, self._on_handler_error)
+        self.risk.register_market(
+            symbol=config.symbol, base_asset=config.base_asset, quote_asset=config.quote_asset, book=book
+        )
+        assert self.storage is not None
+        self.storage.attach(book, deliver=self._units.append)
+        market = _Market(config, book, capture, deque(trades, maxlen=_RECENT_TRADES))
+        self._markets[config.symbol] = market
+        return market
+
+    def _on_handler_error(self, _event_type: EventType, data: dict[str, Any]) -> None:
+        self.handler_errors += 1
+        log.error("an event handler failed: %s", data.get("message"))
+
+    def _book_clock(self) -> float:
+        return self._now
+
+    # ------------------------------------------------------------------ commands
+
+    def place_order(
+        self,
+        user_id: str,
+        symbol: str,
+        side: str,
+        quantity: object,
+        price: object = None,
+        order_type: str = "limit",
+        time_in_force: str | None = None,
+        expiry_time: object = None,
+        stop_price: object = None,
+        displayed_quantity: object = None,
+        trail_value: object = None,
+        trail_is_percent: bool = False,
+        self_trade_prevention: str | None = None,
+        client_order_id: str | None = None,
+    ) -> Receipt:
+        """Check with risk, hold funds, send to the book. Returns the receipt with the order's id.
+
+        ``price`` None is a market order (``order_type`` then defaults to market). Raises
+        InvalidCommand for bad input, UnknownMarket, OrderRejected (``code`` from risk) when risk
+        refuses, ServiceUnavailable if the journal cannot write; nothing changes then.
+        """
+        with self._lock:
+            market = self._market(symbol)
+            config = market.config
+            args = self._order_args(
+                config,
+                side,
+                quantity,
+                price,
+                order_type,
+                time_in_force,
+                expiry_time,
+                stop_price,
+                displayed_quantity,
+                trail_value,
+                trail_is_percent,
+                self_trade_prevention,
+            )
+            if not isinstance(user_id, str) or not user_id:
+                raise InvalidCommand("user_id must be a non-empty string")
+            order_id = self._new_order_id(client_order_id)
+            with self._command(market) as now:
+                decision = self.risk.check_order(
+                    user_id=user_id,
+                    symbol=config.symbol,
+                    side=args["side"],
+                    order_type=args["order_type"],
+                    price=_decimal(args["price"], "price", optional=True),
+                    quantity=Decimal(args["quantity"]),
+                    stop_price=_decimal(args["stop_price"], "stop_price", optional=True),
+                    time_in_force=args["time_in_force"],
+                    self_trade_prevention=args["self_trade_prevention"],
+                    now=now,
+                )
+                if not decision["approved"]:
+                    raise OrderRejected(decision["reason"], decision.get("code") or "rejected")
+                record = {"op": "place", "ts": now, "order_id": order_id, "user_id": user_id, **args}
+                self._place(market, record)
+                if client_order_id is None:
+                    self._next_order_no += 1
+                return self._commit(record, market, now, order_id)
+
+    def _order_args(
+        self,
+        config: MarketConfig,
+        side: object,
+        quantity: object,
+        price: object,
+        order_type: object,
+        time_in_force: object,
+        expiry_time: object,
+        stop_price: object,
+        displayed_quantity: object,
+        trail_value: object,
+        trail_is_percent: object,
+        self_trade_prevention: object,
+    ) -> dict[str, Any]:
+        """Validate and normalise order arguments into the journal record's exact, JSON-ready form."""
+        side_text = _choice(side, _SIDES, "side")
+        kind = _choice(order_type if order_type is not None else "limit", _ORDER_TYPES, "order_type")
+        price_value = _decimal(price, "price", optional=True)
+        if price_value is None and kind in ("limit", "post_only", "iceberg", "stop_limit"):
+            raise InvalidCommand(f"a {kind} order needs a price")
+        if price_value is not None and kind in ("market", "stop_market", "trailing_stop"):
+            raise InvalidCommand(f"a {kind} order takes no price")
+        quantity_value = _decimal(quantity, "quantity")
+        stop_value = _decimal(stop_price, "stop_price", optional=True)
+        if kind in ("stop_limit", "stop_market") and stop_value is None:
+            raise InvalidCommand(f"a {kind} order needs a stop_price")
+        if kind not in ("stop_limit", "stop_market", "trailing_stop") and stop_value is not None:
+            raise InvalidCommand("stop_price is only for stop orders")
+        displayed = _decimal(displayed_quantity, "displayed_quantity", optional=True)
+        if (displayed is None) != (kind != "iceberg"):
+            raise InvalidCommand("displayed_quantity is required for iceberg orders and only for them")
+        trail = _decimal(trail_value, "trail_value", optional=True)
+        if (trail is None) != (kind != "trailing_stop"):
+            raise InvalidCommand("trail_value is required for trailing_stop orders and only for them")
+        if not isinstance(trail_is_percent, bool):
+            raise InvalidCommand("trail_is_percent must be a boolean")
+        tif = _choice(time_in_force if time_in_force is not None else "GTC", _TIME_IN_FORCE, "time_in_force", True)
+        expiry: float | None = None
+        if expiry_time is not None:
+            if isinstance(expiry_time, bool) or not isinstance(expiry_time, (int, float)):
+                raise InvalidCommand("expiry_time must be a number of seconds since the epoch")
+            expiry = float(expiry_time)
+            if expiry != expiry or expiry in (float("inf"), float("-inf")):
+                raise InvalidCommand("expiry_time must be finite")
+        if (tif == "GTD") != (expiry is not None):
+            raise InvalidCommand("expiry_time is required for GTD orders and only for them")
+        stp = None
+        if self_trade_prevention is not None:
+            stp = _choice(self_trade_prevention, _STP, "self_trade_prevention")
+        _on_grid(price_value, config.tick_size, "price")
+        _on_grid(stop_value, config.tick_size, "stop_price")
+        _on_grid(quantity_value, config.lot_size, "quantity")
+        _on_grid(displayed, config.lot_size, "displayed_quantity")
+        return {
+            "symbol": config.symbol,
+            "side": side_text,
+            "order_type": kind,
+            "price": _text(price_value),
+            "quantity": str(quantity_value),
+            "time_in_force": tif,
+            "expiry_time": expiry,
+            "stop_price": _text(stop_value),
+            "displayed_quantity": _text(displayed),
+            "trail_value": _text(trail),
+            "trail_is_percent": trail_is_percent,
+            "self_trade_prevention": stp,
+        }
+
+    def _new_order_id(self, client_order_id: object) -> str:
+        if client_order_id is None:
+            return f"{_GENERATED_PREFIX}{self._next_order_no + 1}"
+        if not isinstance(client_order_id, str) or not _ORDER_ID.match(client_order_id):
+            raise InvalidCommand("client_order_id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+        if client_order_id.startswith(_GENERATED_PREFIX):
+            raise InvalidCommand(f"client_order_id must not start with {_GENERATED_PREFIX!r}")
+        if self._find_live(client_order_id) is not None or client_order_id in self._recent:
+            raise InvalidCommand(f"order id {client_order_id!r} is already used")
+        assert self.storage is not None
+        if self.storage.get_order(client_order_id) is not None:
+            raise InvalidCommand(f"order id {client_order_id!r} is already used")
+        return client_order_id
+
+    def _place(self, market: _Market, record: dict[str, Any]) -> None:
+        """Hold the funds and send the order of a ``place`` record to the book (live and in replay)."""
+        order_id = record["order_id"]
+        risk_args = {
+            "user_id": record["user_id"],
+            "symbol": record["symbol"],
+            "side": record["side"],
+            "order_type": record["order_type"],
+            "price": _decimal(record["price"], "price", optional=True),
+            "quantity": Decimal(record["quantity"]),
+            "stop_price": _decimal(record["stop_price"], "stop_price", optional=True),
+            "time_in_force": record["time_in_force"],
+            "self_trade_prevention": record["self_trade_prevention"],
+            "now": record["ts"],
+        }
+        try:
+            self.risk.reserve(order_id, **risk_args)
+        except RiskError as exc:
+            raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
+        except ValueError as exc:
+            raise InvalidCommand(str(exc)) from None
+        try:
+            market.book.add_order(
+                side=record["side"],
+                price=record["price"],
+                quantity=record["quantity"],
+                order_id=order_id,
+                time_in_force=record["time_in_force"],
+                expiry_time=record["expiry_time"],
+                user_id=record["user_id"],
+                order_type=record["order_type"],
+                stop_price=record["stop_price"],
+                trail_value=record["trail_value"],
+                trail_is_percent=record["trail_is_percent"],
+                displayed_quantity=record["displayed_quantity"],
+                self_trade_prevention=record["self_trade_prevention"],
+            )
+        except OrderBookError as exc:
+            self.risk.release_unplaced(order_id)
+            raise InvalidCommand(str(exc)) from None
+
+    def cancel_order(self, user_id: str | None, order_id: object) -> Receipt:
+        """Cancel a live order of ``user_id`` (any user's when ``user_id`` is None: admin).
+
+        Raises OrderNotFound when no live order of this user has the id."""
+        with self._lock:
+            market = self._owned(user_id, order_id)
+            with self._command(market) as now:
+                if not market.book.cancel_order(order_id):
+                    raise OrderNotFound(f"order {str(order_id)[:64]!r} not found")
+                record = {"op": "cancel", "ts": now, "symbol": market.config.symbol, "order_id": order_id}
+                return self._commit(record, market, now, str(order_id))
+
+    def modify_order(
+        self,
+        user_id: str | None,
+        order_id: object,
+        new_price: object = None,
+        new_quantity: object = None,
+        new_expiry_time: object = None,
+    ) -> Receipt:
+        """Change a live order's price, total quantity or expiry (see ``OrderBook.modify_order``).
+
+        A larger quantity or a new price is checked by risk like a new order. Raises OrderNotFound,
+        InvalidCommand, OrderRejected."""
+        with self._lock:
+            market = self._owned(user_id, order_id)
+            config = market.config
+            price = _decimal(new_price, "new_price", optional=True)
+            quantity = _decimal(new_quantity, "new_quantity", optional=True)
+            _on_grid(price, config.tick_size, "new_price")
+            _on_grid(quantity, config.lot_size, "new_quantity")
+            expiry: float | None = None
+            if new_expiry_time is not None:
+                if isinstance(new_expiry_time, bool) or not isinstance(new_expiry_time, (int, float)):
+                    raise InvalidCommand("new_expiry_time must be a number of seconds since the epoch")
+                expiry = float(new_expiry_time)
+            if price is None and quantity is None and expiry is None:
+                raise InvalidCommand("nothing to modify: give new_price, new_quantity or new_expiry_time")
+            with self._command(market) as now:
+                decision = self.risk.check_modify(order_id, new_price=price, new_quantity=quantity, now=now)
+                if not decision["approved"]:
+                    raise OrderRejected(decision["reason"], decision.get("code") or "rejected")
+                record = {
+                    "op": "modify",
+                    "ts": now,
+                    "symbol": config.symbol,
+                    "order_id": order_id,
+                    "new_price": _text(price),
+                    "new_quantity": _text(quantity),
+                    "new_expiry_time": expiry,
+                }
+                self._modify(market, record)
+                return self._commit(record, market, now, str(order_id))
+
+    def _modify(self, market: _Market, record: dict[str, Any]) -> None:
+        try:
+            changed = market.book.modify_order(
+                record["order_id"],
+                new_price=record["new_price"],
+                new_quantity=record["new_quantity"],
+                new_expiry_time=record["new_expiry_time"],
+            )
+        except OrderBookError as exc:
+            raise InvalidCommand(str(exc)) from None
+        if not changed:
+            raise OrderNotFound(f"order {record['order_id']!r} not found")
+
+    def _owned(self, user_id: str | None, order_id: object) -> _Market:
+        if not isinstance(order_id, str) or not _ORDER_ID.match(order_id):
+            raise OrderNotFound(f"order {str(order_id)[:64]!r} not found")
+        found = self._find_live(order_id)
+        if found is None:
+            raise OrderNotFound(f"order {order_id!r} not found")
+        market, order = found
+        if user_id is not None and order.get("user_id") != user_id:
+            raise OrderNotFound(f"order {order_id!r} not found")
+        return market
+
+    def _find_live(self, order_id: str) -> tuple[_Market, dict[str, Any]] | None:
+        for market in self._markets.values():
+            if order_id in market.book:
+                order = market.book.get_order(order_id)
+                if order is not None:
+                    return market, order
+        return None
+
+    def deposit(self, user_id: str, asset: str, amount: object) -> Receipt:
+        """Credit ``amount`` of ``asset`` to ``user_id`` (admin operation)."""
+        return self._transfer("deposit", user_id, asset, amount)
+
+    def withdraw(self, user_id: str, asset: str, amount: object) -> Receipt:
+        """Debit ``amount`` of ``asset`` from the user's available balance; OrderRejected
+        (``insufficient_balance``) if it is not there."""
+        return self._transfer("withdraw", user_id, asset, amount)
+
+    def _transfer(self, op: str, user_id: str, asset: str, amount: object) -> Receipt:
+        with self._lock:
+            if not isinstance(user_id, str) or not user_id:
+                raise InvalidCommand("user_id must be a non-empty string")
+            if not isinstance(asset, str) or not re.match(r"^[A-Z0-9]{1,16}$", asset):
+                raise InvalidCommand("asset must be 1-16 upper-case letters or digits")
+            value = _decimal(amount, "amount")
+            with self._command(None) as now:
+                record = {"op": op, "ts": now, "user_id": user_id, "asset": asset, "amount": str(value)}
+                self._apply_transfer(record)
+                extra = [{"type": "balances", "user_id": user_id, **self.balances(user_id)}]
+                return self._commit(record, None, now, extra=extra)
+
+    def _apply_transfer(self, record: dict[str, Any]) -> None:
+        amount = Decimal(record["amount"])
+        try:
+            if record["op"] == "deposit":
+                self.risk.deposit(record["user_id"], record["asset"], amount)
+            else:
+                self.risk.withdraw(record["user_id"], record["asset"], amount)
+        except RiskError as exc:
+            raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
+        except ValueError as exc:
+            raise InvalidCommand(str(exc)) from None
+
+    def expire_due(self) -> int:
+        """Expire the GTD orders whose time has come, in every market; return how many expired.
+
+        The server calls this from a timer; commands also expire due orders before they run."""
+        expired = 0
+        with self._lock:
+            for market in list(self._markets.values()):
+                with self._command(market) as now:
+                    count = market.book.clean_expired_orders()
+                    if count:
+                        expired += count
+                        self._commit({"op": "expire", "ts": now, "symbol": market.config.symbol}, market, now)
+        return expired
+
+    # ------------------------------------------------------------------ command frame
+
+    @contextmanager
+    def _command(self, market: _Market | None, ts: float | None = None) -> Iterator[float]:
+        """Set the clock for one command and discard what a failed command captured."""
+        if not self._opened and not self._replaying:
+            raise ServiceUnavailable("the exchange is not open")
+        if self._failed or not self.journal.healthy:
+            self._failed = True
+            raise ServiceUnavailable("the command journal cannot write: the exchange accepts no commands")
+        now = ts if ts is not None else max(self._clock(), self._now)
+        self._now = now
+        before = market.book.sequence if market is not None else 0
+        try:
+            yield now
+        except BaseException:
+            if market is not None:
+                market.capture.take()
+                if market.book.sequence != before:
+                    log.critical("a failed command changed book %s", market.config.symbol)
+            self._units.clear()
+            raise
+
+    def _commit(
+        self,
+        record: dict[str, Any],
+        market: _Market | None,
+        now: float,
+        order_id: str | None = None,
+        extra: list[dict[str, Any]] | None = None,
+    ) -> Receipt:
+        """Journal a command that has been applied, and queue what it releases once durable."""
+        batch: list[dict[str, Any]] = list(extra or ())
+        order: dict[str, Any] | None = None
+        if market is not None:
+            events = market.capture.take()
+            sequence = market.book.sequence
+            if not self._replaying:
+                record["seq"] = sequence
+                record["check"] = _fingerprint(market.book)
+            first = sequence - len(events) + 1
+            order = self._track_orders(events, order_id)
+            trades = market.trades
+            for event_type, data in events:
+                if event_type is EventType.TRADE_EXECUTED:
+                    trades.append({key: data[key] for key in _TRADE_KEYS})
+            if not self._replaying:
+                batch = messages(market.config.symbol, first, sequence, now, events)
+                batch.extend(self._balance_messages(events))
+        units = self._units[:]
+        self._units.clear()
+        if self._replaying:
+            assert self.storage is not None
+            for unit in units:
+                self.storage.submit(unit)
+            return Receipt(record.get("n", 0), order_id, order)
+        # Queued before the append: the writer may make the record durable before append() returns.
+        entry = (self.journal.appended + 1, units, batch)
+        self._unreleased.append(entry)
+        try:
+            position = self.journal.append(record)
+        except JournalClosed as exc:
+            self._unreleased.remove(entry)
+            self._failed = True
+            raise ServiceUnavailable("the command journal cannot write") from exc
+        self._since_checkpoint += 1
+        if self._checkpoint_every and self._since_checkpoint >= self._checkpoint_every:
+            self.checkpoint()
+        return Receipt(position, order_id, order)
+
+    def _balance_messages(self, events: list[tuple[EventType, dict[str, Any]]]) -> list[dict[str, Any]]:
+        users: dict[str, None] = {}
+        for _event_type, data in events:
+            for key in ("user_id", "maker_user_id", "taker_user_id"):
+                user = data.get(key)
+                if isinstance(user, str):
+                    users[user] = None
+        return [{"type": "balances", "user_id": user, **self.balances(user)} for user in users]
+
+    def _track_orders(
+        self, events: list[tuple[EventType, dict[str, Any]]], order_id: str | None
+    ) -> dict[str, Any] | None:
+        """Remember finished orders (for lookups before storage has them); return ``order_id``'s
+        final state in this command."""
+        state: dict[str, Any] | None = None
+        recent = self._recent
+        for event_type, data in events:
+            if event_type in (EventType.TRADE_EXECUTED, EventType.ERROR) or "order_id" not in data:
+                continue
+            if event_type.value.startswith("price_level"):
+                continue
+            oid = data["order_id"]
+            if oid == order_id:
+                state = dict(data) if state is None or event_type is not EventType.ORDER_FILLED else state
+                if event_type is EventType.ORDER_FILLED:
+                    for key in ("filled_quantity", "remaining_quantity", "visible_quantity", "status"):
+                        state[key] = data[key]
+            if data.get("status") in _TERMINAL:
+                snapshot = dict(data)
+                if event_type is EventType.ORDER_FILLED:
+                    snapshot["status"] = "filled"
+                recent[oid] = snapshot
+                recent.move_to_end(oid)
+                if len(recent) > _RECENT_ORDERS:
+                    recent.popitem(last=False)
+        if state is not None:
+            for key in ("fill_price", "fill_quantity", "trade_id", "is_maker", "fee"):
+                state.pop(key, None)
+        return state
+
+    # ------------------------------------------------------------------ replay
+
+    def _apply_record(self, record: dict[str, Any]) -> None:
+        op = record.get("op")
+        ts = float(record["ts"])
+        if op == "market":
+            config = MarketConfig.from_dict(record["market"])
+            with self._command(None, ts):
+                self._install_market(config)
+            return
+        if op in ("deposit", "withdraw"):
+            with self._command(None, ts):
+                self._apply_transfer(record)
+            return
+        market = self._market(record["symbol"])
+        with self._command(market, ts) as now:
+            if op == "place":
+                self._place(market, record)
+                if record["order_id"].startswith(_GENERATED_PREFIX):
+                    self._next_order_no = max(
+                        self._next_order_no, int(record["order_id"][len(_GENERATED_PREFIX) :])
+                    )
+            elif op == "cancel":
+                if not market.book.cancel_order(record["order_id"]):
+                    raise JournalCorrupt(f"replay of record {record['n']}: cancel found no order")
+            elif op == "modify":
+                self._modify(market, record)
+            elif op == "expire":
+                market.book.clean_expired_orders()
+            else:
+                raise JournalCorrupt(f"record {record.get('n')}: unknown operation {op!r}")
+            found = (market.book.sequence, _fingerprint(market.book))
+            if found != (record.get("seq"), record.get("check")):
+                raise JournalCorrupt(
+                    f"replay of record {record['n']} diverged: (sequence, [live orders, trades]) is {found}, "
+                    f"the journal says {(record.get('seq'), record.get('check'))}"
+                )
+            self._commit(record, market, now)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint(self) -> int:
+        """Write every book's state and the ledger at the current journal position; return it.
+
+        Waits for the journal and storage to catch up first, then starts a new journal segment."""
+        with self._lock:
+            position = self.journal.appended
+            self.wait_durable(position, None)
+            if self.storage is not None:
+                self.storage.flush()
+            state = {
+                "version": 1,
+                "position": position,
+                "time": self._now,
+                "next_order_no": self._next_order_no,
+                "markets": [market.config.to_dict() for market in self._markets.values()],
+                "books": {symbol: market.book.export_state() for symbol, market in self._markets.items()},
+                "trades": {symbol: list(market.trades) for symbol, market in self._markets.items()},
+                "risk": self.risk.export_state(),
+            }
+            path = self.data_dir / _CHECKPOINT
+            temporary = path.with_suffix(".tmp")
+            with temporary.open("w") as handle:
+                json.dump(state, handle, separators=(",", ":"))
+                handle.flush()
+                if self._fsync:
+                    os.fsync(handle.fileno())
+            os.replace(temporary, path)
+            self.journal.rotate(position)
+            self._since_checkpoint = 0
+            self._checkpoint_position = position
+            return position
+
+    def _load_checkpoint(self) -> int:
+        path = self.data_dir / _CHECKPOINT
+        if not path.exists():
+            return 0
+        with path.open() as handle:
+            state = json.load(handle)
+        if state.get("version") != 1:
+            raise JournalCorrupt(f"{path} has an unknown version")
+        self._now = float(state["time"])
+        self._next_order_no = int(state["next_order_no"])
+        self._replaying = True
+        try:
+            for entry in state["markets"]:
+                config = MarketConfig.from_dict(entry)
+                self._install_market(
+                    config, state["books"][config.symbol], state.get("trades", {}).get(config.symbol, ())
+                )
+        finally:
+            self._replaying = False
+        self.risk.restore_state(state["risk"])
+        self._checkpoint_position = int(state["position"])
+        return self._checkpoint_position
+
+    # ------------------------------------------------------------------ queries
+
+    def balances(self, user_id: str) -> dict[str, Any]:
+        """``{"balances": {asset: {"available", "held"}}}`` with exact decimal strings."""
+        return {"balances": self.risk.balances(user_id)}
+
+    def get_snapshot(self, symbol: str, depth: int | None = None) -> dict[str, Any]:
+        """The book's snapshot (exact strings) with its ``sequence``."""
+        with self._lock:
+            return self._market(symbol).book.get_snapshot(depth)
+
+    def get_order(self, user_id: str | None, order_id: str) -> dict[str, Any] | None:
+        """A user's order (live, recently finished, or stored), with ``symbol``; None if not theirs."""
+        with self._lock:
+            if not isinstance(order_id, str) or not _ORDER_ID.match(order_id):
+                return None
+            found = self._find_live(order_id)
+            if found is not None:
+                order = {"symbol": found[0].config.symbol, **found[1]}
+            elif order_id in self._recent:
+                order = dict(self._recent[order_id])
+            else:
+                assert self.storage is not None
+                stored = self.storage.get_order(order_id)
+                order = None if stored is None else _jsonable(stored)
+        if order is None or (user_id is not None and order.get("user_id") != user_id):
+            return None
+        return order
+
+    def open_orders(self, user_id: str, symbol: str | None = None) -> list[dict[str, Any]]:
+        """The user's live orders (resting and untriggered stops), per market in book order."""
+        with self._lock:
+            markets = [self._market(symbol)] if symbol is not None else list(self._markets.values())
+            result = []
+            for market in markets:
+                for order in market.book.get_orders(user_id=user_id):
+                    result.append({"symbol": market.config.symbol, **order})
+            return result
+
+    def order_history(self, user_id: str, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The user's orders of every status from storage, newest first (storage trails the journal by
+        the write-behind delay, normally milliseconds)."""
+        assert self.storage is not None
+        return [_jsonable(order) for order in self.storage.get_orders(user_id, symbol, limit)]
+
+    def fills(self, user_id: str, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Trades in which the user was maker or taker, newest first, from storage."""
+        assert self.storage is not None
+        return [_jsonable(trade) for trade in self.storage.get_trades(symbol, limit, user_id)]
+
+    def recent_trades(self, symbol: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The market's latest trades (up to 1000 kept), newest first: ``trade_id, price, quantity,
+        taker_side, timestamp, sequence``."""
+        with self._lock:
+            trades = self._market(symbol).trades
+            count = max(0, min(limit, len(trades)))
+            return [trades[-1 - i] for i in range(count)]
+
+    def statistics(self) -> dict[str, Any]:
+        """Counters for health and metrics."""
+        return {
+            "markets": len(self._markets),
+            "journal_appended": self.journal.appended,
+            "journal_durable": self.journal.durable,
+            "journal_batches": self.journal.batches,
+            "checkpoint_position": self._checkpoint_position,
+            "replayed_records": self.replayed_records,
+            "handler_errors": self.handler_errors,
+            "storage_pending": 0 if self.storage is None else self.storage.get_pending_write_count(),
+            "orders_resting": sum(len(market.book) for market in self._markets.values()),
+        }
+
+
+def _fingerprint(book: OrderBook) -> list[int]:
+    """Cheap facts about a book after a command, journaled so that a replay that diverges is caught."""
+    return [len(book), book.counters()[1]]
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: (str(value) if isinstance(value, Decimal) else value) for key, value in data.items()}
+

@@ -1,0 +1,101 @@
+"""What the outside world is told about one command: market data and private updates.
+
+:class:`CommandCapture` collects the events a book publishes during one command; :func:`messages` turns
+them into the messages that streams deliver:
+
+- ``{"type": "book", "symbol", "first_sequence", "last_sequence", "timestamp", "bids", "asks"}``: the
+  levels the command changed, each ``{"price", "quantity", "order_count"}`` with the level's new visible
+  total (``"0"`` when it is gone). Sequences are the book's event sequences; a command's diff covers
+  every sequence it used, so consecutive diffs of one symbol are contiguous and a gap means a lost
+  message. Applying the diffs with ``first_sequence == last + 1`` to a snapshot at sequence ``last``
+  keeps it equal to the book.
+- ``{"type": "trade", "symbol", "trade_id", "price", "quantity", "taker_side", "timestamp", "sequence"}``.
+- private ones carry ``user_id``: ``{"type": "order", "user_id", "event", "order"}`` for each order event
+  and ``{"type": "fill", "user_id", ...ORDER_FILLED data}`` for each fill.
+
+Prices and quantities are exact decimal strings (books run with ``number_format="str"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from manticore_orderbook import EventType
+
+__all__ = ["CommandCapture", "messages"]
+
+_LEVEL_EVENTS = frozenset(
+    {EventType.PRICE_LEVEL_ADDED, EventType.PRICE_LEVEL_CHANGED, EventType.PRICE_LEVEL_REMOVED}
+)
+_ORDER_EVENTS = frozenset(
+    {
+        EventType.ORDER_ADDED,
+        EventType.ORDER_MODIFIED,
+        EventType.ORDER_CANCELLED,
+        EventType.ORDER_EXPIRED,
+        EventType.ORDER_TRIGGERED,
+    }
+)
+_TRADE_KEYS = ("symbol", "trade_id", "price", "quantity", "taker_side", "timestamp", "sequence")
+
+
+class CommandCapture:
+    """The events of the command in progress, in sequence order (a book's ``subscribe_all`` handler)."""
+
+    __slots__ = ("events",)
+
+    def __init__(self) -> None:
+        self.events: list[tuple[EventType, dict[str, Any]]] = []
+
+    def __call__(self, event_type: EventType, data: dict[str, Any]) -> None:
+        self.events.append((event_type, data))
+
+    def take(self) -> list[tuple[EventType, dict[str, Any]]]:
+        """The captured events; the capture starts empty again."""
+        events = self.events
+        self.events = []
+        return events
+
+
+def messages(
+    symbol: str, first_sequence: int, last_sequence: int, timestamp: float, events: list[tuple[EventType, Any]]
+) -> list[dict[str, Any]]:
+    """The stream messages of one command on ``symbol`` that used sequences ``first..last``."""
+    result: list[dict[str, Any]] = []
+    if last_sequence < first_sequence:
+        return result
+    levels: dict[tuple[str, str], dict[str, Any]] = {}
+    trades: list[dict[str, Any]] = []
+    private: list[dict[str, Any]] = []
+    for event_type, data in events:
+        if event_type in _LEVEL_EVENTS:
+            levels[(data["side"], data["price"])] = {
+                "price": data["price"],
+                "quantity": data["quantity"],
+                "order_count": data["order_count"],
+            }
+        elif event_type is EventType.TRADE_EXECUTED:
+            trades.append({key: data[key] for key in _TRADE_KEYS})
+        elif event_type is EventType.ORDER_FILLED:
+            if data.get("user_id") is not None:
+                private.append({"type": "fill", **data})
+        elif event_type in _ORDER_EVENTS and data.get("user_id") is not None:
+            private.append(
+                {"type": "order", "user_id": data["user_id"], "event": event_type.value, "order": data}
+            )
+    bids = [level for (side, _), level in levels.items() if side == "buy"]
+    asks = [level for (side, _), level in levels.items() if side == "sell"]
+    result.append(
+        {
+            "type": "book",
+            "symbol": symbol,
+            "first_sequence": first_sequence,
+            "last_sequence": last_sequence,
+            "timestamp": timestamp,
+            "bids": bids,
+            "asks": asks,
+        }
+    )
+    result.extend({"type": "trade", **trade} for trade in trades)
+    result.extend(private)
+    return result

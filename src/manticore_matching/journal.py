@@ -1,0 +1,258 @@
+"""The command journal: an append-only file of accepted commands, made durable by group commit.
+
+Every command that changed the exchange is appended as one line ``<crc32 hex> <json>\\n`` and gets a
+position (1, 2, 3, ...). A background thread writes whatever has been appended since its last round
+and calls ``fsync`` once for the whole batch (group commit), then advances :attr:`Journal.durable`.
+A client is acknowledged only when its command's position is durable, so an acknowledged command
+survives ``kill -9`` and power loss (with ``fsync=True``).
+
+The journal lives in segment files ``journal-<first position>.log`` under one directory. After a
+checkpoint at position ``p`` has been written, :meth:`Journal.rotate` starts a new segment and deletes
+the segments that only hold positions ``<= p``.
+
+Recovery (:meth:`Journal.read`): a last line that is incomplete or fails its checksum is the tail of a
+batch whose ``fsync`` never finished; it was never acknowledged and is cut off. A bad line anywhere
+else is corruption and raises :class:`JournalCorrupt`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Journal", "JournalClosed", "JournalCorrupt"]
+
+_PREFIX = "journal-"
+_SUFFIX = ".log"
+
+
+class JournalCorrupt(Exception):
+    """A journal line other than the last one is damaged: the journal cannot be trusted."""
+
+
+class JournalClosed(RuntimeError):
+    """The journal is closed, or its writer failed; no command can be acknowledged."""
+
+
+def _segment_name(first: int) -> str:
+    return f"{_PREFIX}{first:016d}{_SUFFIX}"
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    body = json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
+    return b"%08x " % zlib.crc32(body) + body + b"\n"
+
+
+def _decode(line: bytes) -> dict[str, Any] | None:
+    """The record of one complete line, or None if the line is damaged."""
+    if len(line) < 10 or line[8:9] != b" " or not line.endswith(b"\n"):
+        return None
+    body = line[9:-1]
+    try:
+        if int(line[:8], 16) != zlib.crc32(body):
+            return None
+        record = json.loads(body)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("n"), int) else None
+
+
+class Journal:
+    """Append-only, group-committed command log.
+
+    Args:
+        directory: where the segment files live (created if missing).
+        fsync: call ``os.fsync`` after each batch (default). Without it a batch is durable against a
+            crash of the process but not of the machine.
+        on_durable: called from the writer thread with the new durable position after each batch.
+
+    Use: :meth:`read` the existing records once, then :meth:`start`, then :meth:`append` (returns the
+    position, does not wait) and :meth:`wait` (blocks until a position is durable).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        fsync: bool = True,
+        on_durable: Callable[[int], None] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._fsync = fsync
+        self._on_durable = on_durable
+        self._cond = threading.Condition()
+        self._pending: list[dict[str, Any]] = []
+        self._appended = 0
+        self._durable = 0
+        self._file: Any = None
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._failure: BaseException | None = None
+        self.batches = 0
+        self.records_written = 0
+
+    # ------------------------------------------------------------------ recovery
+
+    def segments(self) -> list[Path]:
+        """The segment files, oldest first."""
+        return sorted(self.directory.glob(f"{_PREFIX}*{_SUFFIX}"))
+
+    def read(self, after: int = 0) -> Iterator[dict[str, Any]]:
+        """Yield every record with position ``> after``, oldest first, repairing a torn tail.
+
+        Positions must rise by exactly one; a gap or a damaged line before the last raises
+        :class:`JournalCorrupt`. Afterwards :attr:`appended` and :attr:`durable` are the last
+        position found (at least ``after``).
+        """
+        last = after
+        segments = self.segments()
+        for index, path in enumerate(segments):
+            final_segment = index == len(segments) - 1
+            good_bytes = 0
+            with path.open("rb") as handle:
+                lines = handle.readlines()
+            for number, line in enumerate(lines):
+                record = _decode(line)
+                if record is None:
+                    if final_segment and number == len(lines) - 1:
+                        break  # a torn tail: never acknowledged
+                    raise JournalCorrupt(f"{path.name}: line {number + 1} is damaged")
+                good_bytes += len(line)
+                position = record["n"]
+                if position <= last:
+                    if position <= after:
+                        continue
+                    raise JournalCorrupt(f"{path.name}: position {position} repeats")
+                if position != last + 1:
+                    raise JournalCorrupt(f"{path.name}: position {last + 1} is missing")
+                last = position
+                yield record
+            if final_segment and good_bytes < path.stat().st_size:
+                with path.open("r+b") as handle:
+                    handle.truncate(good_bytes)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        self._appended = self._durable = last
+
+    # ------------------------------------------------------------------ writing
+
+    def start(self) -> None:
+        """Open the newest segment for appending (a new one if none) and start the writer thread."""
+        segments = self.segments()
+        path = segments[-1] if segments else self.directory / _segment_name(self._appended + 1)
+        self._file = path.open("ab")
+        self._sync_directory()
+        self._thread = threading.Thread(target=self._run, name="manticore-journal", daemon=True)
+        self._thread.start()
+
+    @property
+    def healthy(self) -> bool:
+        """False once the writer has failed or the journal is closed."""
+        return self._failure is None and not self._closing
+
+    @property
+    def appended(self) -> int:
+        """Position of the last appended record."""
+        return self._appended
+
+    @property
+    def durable(self) -> int:
+        """Position up to which every record is on disk."""
+        return self._durable
+
+    def append(self, record: dict[str, Any]) -> int:
+        """Queue ``record`` (JSON-serialisable, not mutated afterwards); return its position."""
+        with self._cond:
+            if self._closing or self._failure is not None:
+                raise JournalClosed("the journal is closed") from self._failure
+            self._appended += 1
+            record["n"] = self._appended
+            self._pending.append(record)
+            self._cond.notify_all()
+            return self._appended
+
+    def wait(self, position: int, timeout: float | None = None) -> bool:
+        """Block until ``position`` is durable; False on timeout. Raises JournalClosed if writing failed."""
+        with self._cond:
+            ok = self._cond.wait_for(
+                lambda: self._durable >= position or self._failure is not None or self._thread is None,
+                timeout,
+            )
+            if self._durable >= position:
+                return True
+            if self._failure is not None:
+                raise JournalClosed("the journal writer failed") from self._failure
+            return ok and self._durable >= position
+
+    def rotate(self, checkpoint: int) -> None:
+        """After a checkpoint at ``checkpoint`` (durable, nothing newer appended): start a new segment
+        and delete the segments it makes unnecessary."""
+        with self._cond:
+            if self._appended != checkpoint or self._durable != checkpoint or self._pending:
+                raise RuntimeError("rotate needs a quiet journal at the checkpoint position")
+            old = self.segments()
+            if self._file is not None:
+                self._file.close()
+            fresh = self.directory / _segment_name(checkpoint + 1)
+            self._file = fresh.open("ab")
+            self._sync_directory()
+            for path in old:
+                if path != fresh:
+                    path.unlink()
+            self._sync_directory()
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Write what is pending, then stop the writer and close the file."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _sync_directory(self) -> None:
+        if not self._fsync:
+            return
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                batch = self._pending
+                self._pending = []
+            try:
+                data = b"".join(map(_encode, batch))
+                handle = self._file
+                handle.write(data)
+                handle.flush()
+                if self._fsync:
+                    os.fsync(handle.fileno())
+            except BaseException as exc:  # a disk that refuses writes: nothing more can be acknowledged
+                with self._cond:
+                    self._failure = exc
+                    self._cond.notify_all()
+                return
+            position = batch[-1]["n"]
+            with self._cond:
+                self._durable = position
+                self.batches += 1
+                self.records_written += len(batch)
+                self._cond.notify_all()
+            if self._on_durable is not None:
+                self._on_durable(position)
