@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 COMPILED := .venv-compiled
-.PHONY: run test lint bench bench-quick clean compiled test-compiled
+.PHONY: run demo test lint bench bench-quick clean compiled test-compiled
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# The exchange server on its embedded SQLite store, http://127.0.0.1:8000 (data in ./manticore-data).
 run: $(BIN)/.installed
+	$(BIN)/manticore serve
+
+demo: $(BIN)/.installed
 	$(BIN)/python -m manticore_orderbook.demo
 
 lint: $(BIN)/.installed

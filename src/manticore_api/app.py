@@ -42,8 +42,17 @@ MAX_WS_FRAME = 16 * 1024
 
 CurrentUser = Annotated[Caller, Depends(authenticate)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "invalid request"},
-    401: {"model": ErrorOut, "description": "missing or invalid credentials"},
+    status: {"model": ErrorOut, "description": description}
+    for status, description in (
+        (400, "invalid request"),
+        (401, "missing or invalid credentials"),
+        (403, "not allowed for this user"),
+        (404, "unknown order, market or user"),
+        (409, "already exists"),
+        (413, "request body too large"),
+        (422, "refused by a risk check (code says which)"),
+        (503, "the command journal cannot make the command durable"),
+    )
 }
 
 
@@ -82,7 +91,9 @@ def create_app(service: ExchangeService) -> FastAPI:
     _install_error_handlers(app)
 
     @app.middleware("http")
-    async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         response = await call_next(request)
         route = request.scope.get("route")
         registry.observe_request(request.method, getattr(route, "path", "unmatched"), response.status_code)
@@ -138,8 +149,8 @@ def create_app(service: ExchangeService) -> FastAPI:
         orders = await run_in_threadpool(exchange.order_history, caller.user_id, symbol, limit)
         return {"orders": orders}
 
-    @app.get("/api/orders/{order_id}", tags=["orders"], responses=_ERRORS)
-    async def get_order(order_id: str, caller: CurrentUser) -> dict[str, Any]:
+    @app.get("/api/orders/{order_id}", tags=["orders"], responses=_ERRORS, response_model=None)
+    async def get_order(order_id: str, caller: CurrentUser) -> dict[str, Any] | JSONResponse:
         """One of the caller's orders, live or finished."""
         order = exchange.get_order(None if caller.is_admin else caller.user_id, order_id)
         if order is None:
@@ -177,7 +188,7 @@ def create_app(service: ExchangeService) -> FastAPI:
         (``depth=0`` is the whole book)."""
         return exchange.get_snapshot(symbol, depth or None)
 
-    @app.get("/api/markets", tags=["market data"])
+    @app.get("/api/markets", tags=["market data"], responses=_ERRORS)
     async def markets() -> dict[str, Any]:
         """Every market with its tick size, lot size and fee rates."""
         return {"markets": [config.to_dict() for config in exchange.markets.values()]}
@@ -321,7 +332,7 @@ def create_app(service: ExchangeService) -> FastAPI:
     return app
 
 
-def _not_found(order_id: str) -> Any:
+def _not_found(order_id: str) -> JSONResponse:
     return _error(404, "order_not_found", f"Order {order_id[:64]} not found")
 
 
@@ -371,7 +382,9 @@ async def _serve_stream(websocket: WebSocket, connection: StreamConnection, serv
                 if reply:
                     connection.push(reply)
             elif op == "unsubscribe":
-                connection.push(hub.unsubscribe(connection, str(request.get("channel")), request.get("symbol")))
+                connection.push(
+                    hub.unsubscribe(connection, str(request.get("channel")), request.get("symbol"))
+                )
             else:
                 raise ValueError("op must be ping, auth, subscribe or unsubscribe")
         except AuthError as exc:

@@ -51,7 +51,9 @@ def main() -> None:
     is_flag=True,
     help="Development only: accept requests without credentials (refused on non-loopback addresses).",
 )
-@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"]))
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
+)
 def serve(
     host: str,
     port: int,
@@ -73,7 +75,8 @@ def serve(
     if markets is not None:
         options.markets = markets
     service = build_service(options)
-    click.echo(f"Manticore on http://{host}:{port}  (API docs: /docs; admin credentials: {data_dir / ADMIN_CREDENTIALS})")
+    credentials = data_dir / ADMIN_CREDENTIALS
+    click.echo(f"Manticore on http://{host}:{port}  (API docs: /docs; admin credentials: {credentials})")
     uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, ws_max_size=64 * 1024)
 
 

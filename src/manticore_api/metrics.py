@@ -33,7 +33,9 @@ class _ExchangeCollector(Collector):
         ):
             yield GaugeMetricFamily(f"manticore_{key}", help_text, value=float(stats[key]))
         yield GaugeMetricFamily(
-            "manticore_stream_connections", "open WebSocket connections", value=float(self.service.hub.connection_count)
+            "manticore_stream_connections",
+            "open WebSocket connections",
+            value=float(self.service.hub.connection_count),
         )
 
 

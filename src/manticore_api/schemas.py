@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 Number = StrictStr | StrictInt | StrictFloat
-_NUMBER = {"examples": ["0.5"], "description": "decimal string (exact) or JSON number"}
+_NUMBER_HELP = "decimal string (exact) or JSON number"
 
 
 class _Strict(BaseModel):
@@ -35,13 +35,19 @@ class OrderIn(_Strict):
 
     symbol: StrictStr = Field("BTC/USD", max_length=40)
     side: Literal["buy", "sell", "BUY", "SELL"]
-    quantity: Number = Field(json_schema_extra=_NUMBER)
-    price: Number | None = Field(None, json_schema_extra=_NUMBER)
+    quantity: Number = Field(description=_NUMBER_HELP, examples=["0.5"])
+    price: Number | None = Field(
+        None, description=_NUMBER_HELP + "; omit for a market order", examples=["30000"]
+    )
     order_type: StrictStr | None = Field(
-        None, max_length=20, description="limit, market, post_only, stop_limit, stop_market, trailing_stop, iceberg"
+        None,
+        max_length=20,
+        description="limit, market, post_only, stop_limit, stop_market, trailing_stop, iceberg",
     )
     time_in_force: StrictStr | None = Field(None, max_length=4, description="GTC, IOC, FOK or GTD")
-    expiry_time: StrictInt | StrictFloat | None = Field(None, description="GTD expiry, seconds since the epoch")
+    expiry_time: StrictInt | StrictFloat | None = Field(
+        None, description="GTD expiry, seconds since the epoch"
+    )
     stop_price: Number | None = None
     displayed_quantity: Number | None = None
     trail_value: Number | None = None

@@ -103,7 +103,7 @@ class StreamHub:
         snapshot. Raises ValueError with a client-facing message on a bad request."""
         if channel == "private":
             if connection.user_id is None:
-                raise ValueError("authenticate first: send {\"op\": \"auth\", ...}")
+                raise ValueError('authenticate first: send {"op": "auth", ...}')
             connection.subscriptions.add(("private", connection.user_id))
             self._users.setdefault(connection.user_id, set()).add(connection)
             return {"type": "subscribed", "channel": "private"}

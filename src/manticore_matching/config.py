@@ -114,9 +114,15 @@ class MarketConfig:
 
 
 DEFAULT_MARKETS: tuple[MarketConfig, ...] = (
-    MarketConfig("BTC/USD", "BTC", "USD", Decimal("0.01"), Decimal("0.00001"), Decimal("0.001"), Decimal("0.002")),
-    MarketConfig("ETH/USD", "ETH", "USD", Decimal("0.01"), Decimal("0.0001"), Decimal("0.001"), Decimal("0.002")),
-    MarketConfig("ETH/BTC", "ETH", "BTC", Decimal("0.00001"), Decimal("0.0001"), Decimal("0.001"), Decimal("0.002")),
+    MarketConfig(
+        "BTC/USD", "BTC", "USD", Decimal("0.01"), Decimal("0.00001"), Decimal("0.001"), Decimal("0.002")
+    ),
+    MarketConfig(
+        "ETH/USD", "ETH", "USD", Decimal("0.01"), Decimal("0.0001"), Decimal("0.001"), Decimal("0.002")
+    ),
+    MarketConfig(
+        "ETH/BTC", "ETH", "BTC", Decimal("0.00001"), Decimal("0.0001"), Decimal("0.001"), Decimal("0.002")
+    ),
 )
 
 

@@ -43,7 +43,6 @@ from manticore_storage import StorageManager
 
 from .config import MarketConfig
 from .errors import (
-    ExchangeError,
     InvalidCommand,
     MarketExists,
     OrderNotFound,
@@ -473,7 +472,9 @@ class Exchange:
             raise InvalidCommand("trail_value is required for trailing_stop orders and only for them")
         if not isinstance(trail_is_percent, bool):
             raise InvalidCommand("trail_is_percent must be a boolean")
-        tif = _choice(time_in_force if time_in_force is not None else "GTC", _TIME_IN_FORCE, "time_in_force", True)
+        tif = _choice(
+            time_in_force if time_in_force is not None else "GTC", _TIME_IN_FORCE, "time_in_force", True
+        )
         expiry: float | None = None
         if expiry_time is not None:
             if isinstance(expiry_time, bool) or not isinstance(expiry_time, (int, float)):
@@ -917,6 +918,7 @@ class Exchange:
             if not isinstance(order_id, str) or not _ORDER_ID.match(order_id):
                 return None
             found = self._find_live(order_id)
+            order: dict[str, Any] | None
             if found is not None:
                 order = {"symbol": found[0].config.symbol, **found[1]}
             elif order_id in self._recent:
@@ -939,7 +941,9 @@ class Exchange:
                     result.append({"symbol": market.config.symbol, **order})
             return result
 
-    def order_history(self, user_id: str, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def order_history(
+        self, user_id: str, symbol: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
         """The user's orders of every status from storage, newest first (storage trails the journal by
         the write-behind delay, normally milliseconds)."""
         assert self.storage is not None
@@ -980,4 +984,3 @@ def _fingerprint(book: OrderBook) -> list[int]:
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return {key: (str(value) if isinstance(value, Decimal) else value) for key, value in data.items()}
-

@@ -58,7 +58,11 @@ class CommandCapture:
 
 
 def messages(
-    symbol: str, first_sequence: int, last_sequence: int, timestamp: float, events: list[tuple[EventType, Any]]
+    symbol: str,
+    first_sequence: int,
+    last_sequence: int,
+    timestamp: float,
+    events: list[tuple[EventType, Any]],
 ) -> list[dict[str, Any]]:
     """The stream messages of one command on ``symbol`` that used sequences ``first..last``."""
     result: list[dict[str, Any]] = []

@@ -18,7 +18,9 @@ class SignedClient:
         self.api_key = api_key
         self.api_secret = api_secret
 
-    def headers(self, method: str, path: str, body: bytes = b"", timestamp: str | None = None) -> dict[str, str]:
+    def headers(
+        self, method: str, path: str, body: bytes = b"", timestamp: str | None = None
+    ) -> dict[str, str]:
         stamp = timestamp or current_timestamp()
         return {
             "X-MC-APIKEY": self.api_key,

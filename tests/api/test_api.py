@@ -45,11 +45,17 @@ def _levels(levels: list[dict[str, Any]]) -> list[tuple[Decimal, Decimal, int]]:
 
 def _state(client: TestClient, *users: SignedClient) -> Any:
     book = client.get("/api/orderbook?symbol=BTC/USD&depth=0").json()
-    return book, [user.get("/api/balances").json() for user in users], [user.get("/api/orders").json() for user in users]
+    return (
+        book,
+        [user.get("/api/balances").json() for user in users],
+        [user.get("/api/orders").json() for user in users],
+    )
 
 
 def test_place_fill_cancel(client: TestClient, alice: SignedClient, bob: SignedClient) -> None:
-    placed = alice.post("/api/orders", {"symbol": "BTC/USD", "side": "sell", "price": "30000", "quantity": "0.5"})
+    placed = alice.post(
+        "/api/orders", {"symbol": "BTC/USD", "side": "sell", "price": "30000", "quantity": "0.5"}
+    )
     assert placed.status_code == 201, placed.text
     body = placed.json()
     assert body["status"] == "success" and body["order"]["status"] == "open"
@@ -60,7 +66,9 @@ def test_place_fill_cancel(client: TestClient, alice: SignedClient, bob: SignedC
     assert taken.status_code == 201 and taken.json()["order"]["status"] == "filled"
     trades = client.get("/api/trades?symbol=BTC/USD").json()["trades"]
     assert [(Decimal(t["price"]), Decimal(t["quantity"])) for t in trades] == [(30000, Decimal("0.2"))]
-    assert Decimal(alice.get(f"/api/orders/{sell_id}").json()["order"]["remaining_quantity"]) == Decimal("0.3")
+    assert Decimal(alice.get(f"/api/orders/{sell_id}").json()["order"]["remaining_quantity"]) == Decimal(
+        "0.3"
+    )
     assert bob.get(f"/api/orders/{sell_id}").status_code == 404
     assert bob.delete(f"/api/orders/{sell_id}").status_code == 404
     cancelled = alice.delete(f"/api/orders/{sell_id}")
@@ -157,7 +165,9 @@ def test_authentication_failures(client: TestClient, alice: SignedClient, bob: S
     replay = client.post("/api/orders", content=body, headers=headers)
     assert replay.status_code == 401 and replay.json()["code"] == "replayed"
     other_body = json.dumps({**order, "quantity": "2"}).encode()
-    tampered = client.post("/api/orders", content=other_body, headers=alice.headers("POST", "/api/orders", body))
+    tampered = client.post(
+        "/api/orders", content=other_body, headers=alice.headers("POST", "/api/orders", body)
+    )
     assert tampered.json()["code"] == "bad_signature"
     unknown = SignedClient(client, "no-such-key", "secret")
     assert unknown.get("/api/balances").status_code == 401
@@ -184,7 +194,9 @@ def test_unknown_routes_and_methods_are_json_errors(client: TestClient) -> None:
     assert client.get("/openapi.json").status_code == 200
 
 
-def test_websocket_book_and_private_streams(client: TestClient, alice: SignedClient, bob: SignedClient) -> None:
+def test_websocket_book_and_private_streams(
+    client: TestClient, alice: SignedClient, bob: SignedClient
+) -> None:
     login = client.post("/api/session", json={"username": "alice", "password": "alice-password"}).json()
     with client.websocket_connect("/ws") as ws:
         ws.send_json({"op": "subscribe", "channel": "book", "symbol": "BTC/USD"})

@@ -105,20 +105,25 @@ def test_order_life_cycle_over_http(server: Server) -> None:
         admin = _admin(server, http)
         alice = new_user(admin, "alice", {"USD": "100000", "BTC": "5"})
         bob = new_user(admin, "bob", {"USD": "100000", "BTC": "5"})
-        placed = alice.post("/api/orders", {"symbol": "BTC/USD", "side": "sell", "price": "30000", "quantity": "1"})
+        placed = alice.post(
+            "/api/orders", {"symbol": "BTC/USD", "side": "sell", "price": "30000", "quantity": "1"}
+        )
         assert placed.status_code == 201, placed.text
         order_id = placed.json()["order_id"]
-        filled = bob.post("/api/orders", {"symbol": "BTC/USD", "side": "buy", "price": "30000", "quantity": "0.4"})
+        filled = bob.post(
+            "/api/orders", {"symbol": "BTC/USD", "side": "buy", "price": "30000", "quantity": "0.4"}
+        )
         assert filled.json()["order"]["status"] == "filled"
         assert alice.delete(f"/api/orders/{order_id}").status_code == 200
         assert alice.delete(f"/api/orders/{order_id}").status_code == 404
         book = http.get("/api/orderbook", params={"symbol": "BTC/USD"}).json()
         assert book["asks"] == [] and book["bids"] == []
-        assert [t["quantity"] for t in http.get("/api/trades", params={"symbol": "BTC/USD"}).json()["trades"]] == ["0.4"]
+        trades = http.get("/api/trades", params={"symbol": "BTC/USD"}).json()["trades"]
+        assert [Decimal(t["quantity"]) for t in trades] == [Decimal("0.4")]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not bob.get("/api/fills").json()["fills"]:
             time.sleep(0.05)
-        assert [f["quantity"] for f in bob.get("/api/fills").json()["fills"]] == ["0.4"]
+        assert [Decimal(f["quantity"]) for f in bob.get("/api/fills").json()["fills"]] == [Decimal("0.4")]
         assert http.get("/docs").status_code == 200
         assert "manticore_http_requests_total" in http.get("/metrics").text
 
@@ -135,7 +140,9 @@ def test_websocket_client_rebuilds_the_book(server: Server) -> None:
     rng = random.Random(5)
     with httpx.Client(base_url=server.url, timeout=10) as http:
         admin = _admin(server, http)
-        traders = [new_user(admin, name, {"USD": "1000000", "BTC": "100"}) for name in ("alice", "bob", "carol")]
+        traders = [
+            new_user(admin, name, {"USD": "1000000", "BTC": "100"}) for name in ("alice", "bob", "carol")
+        ]
         for _ in range(20):  # a book exists before the client connects
             assert rng.choice(traders).post("/api/orders", _order(rng)).status_code == 201
         ws_url = server.url.replace("http", "ws") + "/ws"
@@ -219,7 +226,9 @@ def test_kill_9_keeps_every_acknowledged_order(server: Server) -> None:
 def test_kill_9_during_load_loses_nothing_acknowledged(server: Server) -> None:
     with httpx.Client(base_url=server.url, timeout=10) as http:
         admin = _admin(server, http)
-        traders = [new_user(admin, name, {"USD": "1000000", "BTC": "100"}) for name in ("alice", "bob", "carol")]
+        traders = [
+            new_user(admin, name, {"USD": "1000000", "BTC": "100"}) for name in ("alice", "bob", "carol")
+        ]
     acknowledged: list[tuple[int, str]] = []
     lock = threading.Lock()
 

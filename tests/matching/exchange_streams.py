@@ -17,7 +17,9 @@ from manticore_matching import Exchange, ExchangeError, MarketConfig
 START = 1_700_000_000.0
 MARKETS = (
     MarketConfig("BTC/USD", "BTC", "USD", Decimal("0.5"), Decimal("0.1"), Decimal("0.001"), Decimal("0.002")),
-    MarketConfig("ETH/USD", "ETH", "USD", Decimal("0.01"), Decimal("0.01"), Decimal("-0.0005"), Decimal("0.002")),
+    MarketConfig(
+        "ETH/USD", "ETH", "USD", Decimal("0.01"), Decimal("0.01"), Decimal("-0.0005"), Decimal("0.002")
+    ),
 )
 USERS = ("alice", "bob", "carol")
 
@@ -49,7 +51,11 @@ def make_stream(seed: int, length: int) -> list[dict[str, Any]]:
         if roll < 0.6 or placed == 0:
             placed += 1
             symbol = rng.choice(["BTC/USD", "BTC/USD", "ETH/USD"])
-            centre, tick, lot = (100, Decimal("0.5"), Decimal("0.1")) if symbol == "BTC/USD" else (20, Decimal("0.01"), Decimal("0.01"))
+            centre, tick, lot = (
+                (100, Decimal("0.5"), Decimal("0.1"))
+                if symbol == "BTC/USD"
+                else (20, Decimal("0.01"), Decimal("0.01"))
+            )
             args: dict[str, Any] = {
                 "user_id": rng.choice(USERS),
                 "symbol": symbol,
@@ -78,13 +84,21 @@ def make_stream(seed: int, length: int) -> list[dict[str, Any]]:
             else:
                 args.update(
                     price=price,
-                    self_trade_prevention=rng.choice(["cancel_newest", "cancel_oldest", "cancel_both", "decrement"]),
+                    self_trade_prevention=rng.choice(
+                        ["cancel_newest", "cancel_oldest", "cancel_both", "decrement"]
+                    ),
                 )
             commands.append({"op": "place", **args})
         elif roll < 0.78:
-            commands.append({"op": "cancel", "user_id": rng.choice(USERS), "order_id": f"MC-{rng.randint(1, placed)}"})
+            commands.append(
+                {"op": "cancel", "user_id": rng.choice(USERS), "order_id": f"MC-{rng.randint(1, placed)}"}
+            )
         elif roll < 0.9:
-            change: dict[str, Any] = {"op": "modify", "user_id": rng.choice(USERS), "order_id": f"MC-{rng.randint(1, placed)}"}
+            change: dict[str, Any] = {
+                "op": "modify",
+                "user_id": rng.choice(USERS),
+                "order_id": f"MC-{rng.randint(1, placed)}",
+            }
             if rng.random() < 0.5:
                 change["new_quantity"] = str(Decimal("0.1") * rng.randint(1, 40))
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -97,7 +98,11 @@ def test_rejections_change_nothing(exchange: Exchange) -> None:
         exchange.place_order("alice", "DOGE/USD", "buy", "1", price="1")
     with pytest.raises(OrderNotFound):
         exchange.cancel_order("alice", "MC-999")
-    assert (exchange.journal.appended, exchange.book("BTC/USD").sequence, exchange.risk.export_state()) == before
+    assert (
+        exchange.journal.appended,
+        exchange.book("BTC/USD").sequence,
+        exchange.risk.export_state(),
+    ) == before
 
 
 def test_users_only_touch_their_own_orders(exchange: Exchange) -> None:
@@ -117,7 +122,10 @@ def test_users_only_touch_their_own_orders(exchange: Exchange) -> None:
 
 def test_client_order_ids(exchange: Exchange) -> None:
     _fund(exchange, "alice")
-    assert exchange.place_order("alice", "BTC/USD", "buy", "1", price="90", client_order_id="mine-1").order_id == "mine-1"
+    assert (
+        exchange.place_order("alice", "BTC/USD", "buy", "1", price="90", client_order_id="mine-1").order_id
+        == "mine-1"
+    )
     for bad in ("mine-1", "MC-77", "has space", "x" * 65):
         with pytest.raises(InvalidCommand):
             exchange.place_order("alice", "BTC/USD", "buy", "1", price="90", client_order_id=bad)
@@ -134,7 +142,7 @@ def test_messages_leave_only_after_the_journal_is_durable(exchange: Exchange) ->
     assert kinds.count("trade") == 1
     books = [message for message in seen if message["type"] == "book"]
     assert books[0]["first_sequence"] == 1
-    for previous, current in zip(books, books[1:]):
+    for previous, current in itertools.pairwise(books):
         assert current["first_sequence"] == previous["last_sequence"] + 1
     assert books[-1]["last_sequence"] == exchange.book("BTC/USD").sequence
     assert books[-1]["asks"] == [{"price": "100.0", "quantity": "0.6", "order_count": 1}]
@@ -193,7 +201,11 @@ def test_a_tampered_journal_is_detected(tmp_path: Path, clock: Clock) -> None:
 
 
 @settings(max_examples=15)
-@given(seed=st.integers(0, 10_000), cuts=st.lists(st.integers(0, 120), max_size=4), every=st.sampled_from([0, 7, 50]))
+@given(
+    seed=st.integers(0, 10_000),
+    cuts=st.lists(st.integers(0, 120), max_size=4),
+    every=st.sampled_from([0, 7, 50]),
+)
 def test_restarts_anywhere_give_the_same_exchange(
     tmp_path_factory: pytest.TempPathFactory, seed: int, cuts: list[int], every: int
 ) -> None:
@@ -224,4 +236,3 @@ def test_restarts_anywhere_give_the_same_exchange(
         deposits = sum(Decimal(c["amount"]) for c in stream if c["op"] == "deposit" and c["asset"] == asset)
         assert exchange.risk.total(asset) == deposits
     exchange.close()
-
