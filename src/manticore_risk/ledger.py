@@ -1,0 +1,139 @@
+"""The ledger: per user and asset an available and a held amount, plus the fees collected.
+
+Every method moves money between places without creating or destroying any, except ``deposit`` and
+``withdraw``, which also count the net amount brought in (``net_deposits``). Hence for every asset,
+always and exactly: ``sum(available + held over users) + fees == net_deposits``.
+
+Amounts are exact Decimals (see :mod:`.amounts`). The ledger does not check policy; callers check that
+an amount is available before they ``hold`` it. Methods never raise for missing entries: a user or
+asset is created on first use.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from .amounts import ZERO, add, sub
+from .errors import InsufficientFunds
+
+__all__ = ["Balance", "Ledger", "UserId"]
+
+UserId = str | int
+
+
+class Balance:
+    """One user's amounts of one asset: ``available`` (free to use) and ``held`` (reserved for orders)."""
+
+    __slots__ = ("available", "held")
+
+    def __init__(self, available: Decimal = ZERO, held: Decimal = ZERO) -> None:
+        self.available = available
+        self.held = held
+
+
+class Ledger:
+    """Balances by user then asset (insertion order), fees by asset, net deposits by asset."""
+
+    __slots__ = ("_accounts", "fees", "net_deposits")
+
+    def __init__(self) -> None:
+        self._accounts: dict[UserId, dict[str, Balance]] = {}
+        self.fees: dict[str, Decimal] = {}
+        self.net_deposits: dict[str, Decimal] = {}
+
+    def replace_with(self, other: Ledger) -> None:
+        """Take over ``other``'s contents (used to restore a state atomically)."""
+        self._accounts = other._accounts
+        self.fees = other.fees
+        self.net_deposits = other.net_deposits
+
+    # ------------------------------------------------------------------ queries
+
+    def accounts(self) -> dict[UserId, dict[str, Balance]]:
+        """The live account table (read-only by convention)."""
+        return self._accounts
+
+    def balance(self, user_id: UserId, asset: str) -> Balance:
+        """The user's balance of ``asset``, created (zero) if missing."""
+        assets = self._accounts.get(user_id)
+        if assets is None:
+            assets = self._accounts[user_id] = {}
+        balance = assets.get(asset)
+        if balance is None:
+            balance = assets[asset] = Balance()
+        return balance
+
+    def available(self, user_id: UserId, asset: str) -> Decimal:
+        """The user's available amount of ``asset`` (0 if none); creates nothing."""
+        balance = self._accounts.get(user_id, {}).get(asset)
+        return ZERO if balance is None else balance.available
+
+    def total(self, asset: str) -> Decimal:
+        """Sum over users of available + held of ``asset``, plus the fees collected in it."""
+        result = self.fees.get(asset, ZERO)
+        for assets in self._accounts.values():
+            balance = assets.get(asset)
+            if balance is not None:
+                result = add(result, add(balance.available, balance.held))
+        return result
+
+    def assets(self) -> list[str]:
+        """Every asset the ledger has seen, in first-seen order."""
+        seen: dict[str, None] = dict.fromkeys(self.net_deposits)
+        for assets in self._accounts.values():
+            seen.update(dict.fromkeys(assets))
+        seen.update(dict.fromkeys(self.fees))
+        return list(seen)
+
+    # ------------------------------------------------------------------ money in and out
+
+    def deposit(self, user_id: UserId, asset: str, amount: Decimal) -> None:
+        """Bring ``amount`` (> 0, checked by the caller) into the user's available balance."""
+        balance = self.balance(user_id, asset)
+        balance.available = add(balance.available, amount)
+        self.net_deposits[asset] = add(self.net_deposits.get(asset, ZERO), amount)
+
+    def withdraw(self, user_id: UserId, asset: str, amount: Decimal) -> None:
+        """Take ``amount`` out of the user's available balance; ``InsufficientFunds`` (nothing changed)
+        when less is available."""
+        have = self.available(user_id, asset)
+        if have < amount:
+            raise InsufficientFunds(
+                f"user {user_id!r} has {have} {asset} available, cannot withdraw {amount}"
+            )
+        balance = self.balance(user_id, asset)
+        balance.available = sub(balance.available, amount)
+        self.net_deposits[asset] = sub(self.net_deposits.get(asset, ZERO), amount)
+
+    # ------------------------------------------------------------------ moves inside the ledger
+
+    def hold(self, user_id: UserId, asset: str, amount: Decimal) -> None:
+        """Move ``amount`` from available to held (the caller made sure it is available)."""
+        balance = self.balance(user_id, asset)
+        balance.available = sub(balance.available, amount)
+        balance.held = add(balance.held, amount)
+
+    def release(self, user_id: UserId, asset: str, amount: Decimal) -> None:
+        """Move ``amount`` from held back to available."""
+        balance = self.balance(user_id, asset)
+        balance.held = sub(balance.held, amount)
+        balance.available = add(balance.available, amount)
+
+    def spend_held(self, user_id: UserId, asset: str, amount: Decimal) -> None:
+        """Remove ``amount`` from the user's held balance (it goes to a counterparty or the fees)."""
+        balance = self.balance(user_id, asset)
+        balance.held = sub(balance.held, amount)
+
+    def spend_available(self, user_id: UserId, asset: str, amount: Decimal) -> None:
+        """Remove ``amount`` from the user's available balance (settlement without a hold)."""
+        balance = self.balance(user_id, asset)
+        balance.available = sub(balance.available, amount)
+
+    def credit(self, user_id: UserId, asset: str, amount: Decimal) -> None:
+        """Add ``amount`` to the user's available balance (received from a counterparty)."""
+        balance = self.balance(user_id, asset)
+        balance.available = add(balance.available, amount)
+
+    def collect_fee(self, asset: str, amount: Decimal) -> None:
+        """Add ``amount`` (may be negative: a rebate paid out) to the fees collected in ``asset``."""
+        self.fees[asset] = add(self.fees.get(asset, ZERO), amount)

@@ -1,0 +1,351 @@
+"""RiskManager: pre-trade checks and a ledger of available and held funds settled from book events.
+
+See docs/risk.md for the rules. In one paragraph: every user has, per asset, an ``available`` and a
+``held`` amount. An order about to enter a book first passes :meth:`RiskManager.check_order`, then
+:meth:`RiskManager.reserve` moves the funds it may need from available to held (buys hold quote, sells
+base). The book's events, delivered to :meth:`RiskManager.on_event`, settle every trade from those
+holds, return surpluses, and release what is left when an order ends. Money is conserved exactly: for
+every asset, the sum over users of available + held plus the fees collected always equals deposits
+minus withdrawals.
+
+Not thread-safe: call it from one thread, or under the lock that serialises your order entry (its
+``check_order`` reads books, and books deliver events to it under their own locks).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from manticore_orderbook import OrderBook
+
+from .amounts import ZERO, add, amount_str, parse_amount
+from .checks import PreTradeChecks, check_grid, check_now, check_user_id
+from .decisions import Decision
+from .errors import InsufficientFunds
+from .holds import hold_asset, market_sweep, new_order_hold
+from .ledger import Ledger, UserId
+from .limits import RiskLimits
+from .markets import Market
+from .order_spec import parse_order
+from .rate_limit import RateLimiter
+from .settlement import Settlement
+from .state import build_state, export_state
+from .tracking import OrderRegistry, TrackedOrder, required_hold
+
+__all__ = ["RiskManager"]
+
+
+class RiskManager:
+    """Pre-trade risk checks and the funds ledger of an exchange (see the module docstring).
+
+    Args:
+        limits: the limits of :meth:`check_order` / :meth:`check_modify` (default: none).
+    """
+
+    __slots__ = ("_checks", "_ledger", "_limiter", "_limits", "_markets", "_registry", "_settlement")
+
+    def __init__(self, limits: RiskLimits | None = None) -> None:
+        if limits is None:
+            limits = RiskLimits()
+        if not isinstance(limits, RiskLimits):
+            raise ValueError(f"limits must be RiskLimits, not {type(limits).__name__}")
+        self._limits = limits
+        self._markets: dict[str, Market] = {}
+        self._ledger = Ledger()
+        self._registry = OrderRegistry()
+        self._limiter: RateLimiter | None = None
+        if limits.rate_limit_orders is not None and limits.rate_limit_window is not None:
+            self._limiter = RateLimiter(limits.rate_limit_orders, limits.rate_limit_window)
+        self._checks = PreTradeChecks(self._markets, self._registry, self._ledger, limits, self._limiter)
+        self._settlement = Settlement(self._markets, self._registry, self._ledger)
+
+    @property
+    def limits(self) -> RiskLimits:
+        """The manager's limits (fixed at construction)."""
+        return self._limits
+
+    # ------------------------------------------------------------------ markets
+
+    def register_market(
+        self,
+        symbol: str,
+        base_asset: str,
+        quote_asset: str,
+        book: OrderBook,
+        limits: RiskLimits | None = None,
+    ) -> None:
+        """Make a market known: ``symbol`` (the book's), its base and quote assets and its book.
+
+        The book must give exact numbers (``number_format="str"`` or ``"decimal"``); its fee rates are
+        read now (``book.maker_fee_rate``, ``book.taker_fee_rate``). ``limits``, if given, replace the
+        manager's per-order limits (quantity, notional, price band) for this market; the per-user limits
+        (open orders, rate) are always the manager's. Subscribe :meth:`on_event` to the book's event
+        manager (``book.event_manager.subscribe_all(risk.on_event)``), once per manager. Raises
+        ``ValueError`` for a symbol already registered or an unusable market (see
+        :class:`~manticore_risk.markets.Market`).
+        """
+        if symbol in self._markets:
+            raise ValueError(f"market {symbol!r} is already registered")
+        self._markets[symbol] = Market(symbol, base_asset, quote_asset, book, limits)
+
+    # ------------------------------------------------------------------ money in and out
+
+    def deposit(self, user_id: UserId, asset: str, amount: Decimal | str | int) -> None:
+        """Add ``amount`` (> 0; Decimal, int or str, not float) of ``asset`` to the user's available
+        balance. Raises ``ValueError`` (nothing changed) for a bad amount, asset or user id."""
+        user = check_user_id(user_id)
+        _check_asset(asset)
+        self._ledger.deposit(user, asset, parse_amount(amount))
+
+    def withdraw(self, user_id: UserId, asset: str, amount: Decimal | str | int) -> None:
+        """Take ``amount`` (> 0) of ``asset`` out of the user's available balance. Raises
+        :class:`InsufficientFunds` when less is available and ``ValueError`` for a bad argument; nothing
+        is changed then."""
+        user = check_user_id(user_id)
+        _check_asset(asset)
+        self._ledger.withdraw(user, asset, parse_amount(amount))
+
+    # ------------------------------------------------------------------ checks
+
+    def check_order(
+        self,
+        *,
+        user_id: UserId,
+        symbol: str,
+        side: str,
+        order_type: str,
+        price: Decimal | None,
+        quantity: Decimal,
+        stop_price: Decimal | None = None,
+        now: float,
+        time_in_force: str | None = None,
+        self_trade_prevention: str | None = None,
+    ) -> Decision:
+        """Decide whether an order may be sent: ``{"approved", "reason", "code"}``. Never raises.
+
+        ``side``, ``order_type``, ``time_in_force`` and ``self_trade_prevention`` are strings in any
+        case or the book's enums; prices and quantity Decimal, int, str (or float, read as it prints);
+        ``now`` the caller's clock in seconds (the rate limiter's only time source). ``time_in_force``
+        (default GTC) exempts IOC/FOK orders from ``max_open_orders``; ``self_trade_prevention``
+        (default: the book's) tells a market buy's bound whether the user's own orders may be skipped.
+        Pass the same ``now`` to :meth:`reserve` and use it as the book's clock for the command.
+
+        Rejection codes: see :data:`manticore_risk.CODES` and docs/risk.md. Nothing changes except that
+        an approval is counted by the rate limiter.
+        """
+        return self._checks.check_order(
+            user_id,
+            symbol,
+            side,
+            order_type,
+            price,
+            quantity,
+            stop_price,
+            now,
+            time_in_force,
+            self_trade_prevention,
+        )
+
+    def check_modify(
+        self,
+        order_id: object,
+        new_price: Decimal | None = None,
+        new_quantity: Decimal | None = None,
+        *,
+        now: float,
+    ) -> Decision:
+        """Decide whether a live order may be modified (same shape as :meth:`check_order`, never raises).
+
+        ``new_quantity`` is the new total quantity, as in ``OrderBook.modify_order``. A larger hold (a
+        higher buy price, a larger quantity) needs the difference available; the quantity, notional and
+        price-band limits apply to a modify that changes the price or grows the quantity; the rate
+        limit applies to every modify. Code ``unknown_order`` for an order that is not live. The hold
+        itself changes when the book publishes ORDER_MODIFIED.
+        """
+        return self._checks.check_modify(order_id, new_price, new_quantity, now)
+
+    # ------------------------------------------------------------------ holds
+
+    def reserve(
+        self,
+        order_id: str,
+        *,
+        user_id: UserId,
+        symbol: str,
+        side: str,
+        order_type: str,
+        price: Decimal | None,
+        quantity: Decimal,
+        stop_price: Decimal | None = None,
+        time_in_force: str | None = None,
+        self_trade_prevention: str | None = None,
+        now: float | None = None,
+    ) -> Decimal:
+        """Hold the funds of an order about to be sent to the book; return the amount held (quote for a
+        buy, base for a sell).
+
+        Applies no limits (it also serves to replay a journal of approved commands); call it after an
+        approved :meth:`check_order` with the same arguments. A market buy's hold is its sweep bound
+        computed from the book now (pass ``now`` as to ``check_order`` so that orders about to expire
+        are left out). Raises ``ValueError`` for invalid arguments, an unknown market, an order type
+        that cannot be held for, or an ``order_id`` already tracked; :class:`InsufficientFunds` when the
+        hold exceeds the available balance (impossible right after an approval). Nothing is changed
+        when it raises.
+        """
+        if not isinstance(order_id, str) or not order_id:
+            raise ValueError("order_id must be a non-empty string")
+        if order_id in self._registry.by_id:
+            raise ValueError(f"order {order_id!r} already has a hold")
+        user = check_user_id(user_id)
+        market = self._markets.get(symbol) if isinstance(symbol, str) else None
+        if market is None:
+            raise ValueError(f"there is no market {symbol!r}")
+        seconds = None if now is None else check_now(now)
+        spec = parse_order(
+            side, order_type, price, quantity, stop_price, time_in_force, self_trade_prevention
+        )
+        check_grid(market, spec)
+        swept = None
+        if spec.order_type == "market" and spec.is_buy:
+            swept = market_sweep(self._registry, market, user, spec, seconds)
+        hold = new_order_hold(market, spec, swept)
+        asset = hold_asset(market, spec.is_buy)
+        available = self._ledger.available(user, asset)
+        if hold > available:
+            raise InsufficientFunds(
+                f"order {order_id!r} needs {amount_str(hold)} {asset} held, user {user!r} has "
+                f"{amount_str(available)} available"
+            )
+        order = TrackedOrder(
+            order_id,
+            market.symbol,
+            user,
+            spec.is_buy,
+            spec.order_type,
+            spec.price,
+            spec.stop_price,
+            spec.quantity,
+            asset,
+            market.margin,
+        )
+        order.hold = hold
+        self._ledger.hold(user, asset, hold)
+        self._registry.add(order)
+        return hold
+
+    def release_unplaced(self, order_id: str) -> bool:
+        """Give back the hold of an order the book did not take (``add_order`` raised) and forget it.
+
+        Returns False, changing nothing, when the order is not tracked or the book has already
+        announced it (its ORDER_ADDED arrived: it is live, and its own events will release it).
+        """
+        order = self._registry.by_id.get(order_id) if isinstance(order_id, str) else None
+        if order is None or order.seen:
+            return False
+        self._settlement.finish(order)
+        return True
+
+    # ------------------------------------------------------------------ events
+
+    def on_event(self, event_type: object, data: dict[str, Any]) -> None:
+        """The book event handler: ``book.event_manager.subscribe_all(risk.on_event)``.
+
+        Settles trades and releases holds (see :mod:`manticore_risk.settlement`); ignores event types it
+        does not need, books it does not know and events it has already applied. Raises
+        :class:`RiskError` only after applying an event that broke the ledger's contract.
+        """
+        self._settlement.on_event(event_type, data)
+
+    # ------------------------------------------------------------------ queries
+
+    def balances(self, user_id: UserId) -> dict[str, dict[str, str]]:
+        """``{asset: {"available": str, "held": str}}`` for the user (exact decimal strings), in the
+        order the assets first appeared; ``{}`` for an unknown user."""
+        return {
+            asset: {"available": amount_str(b.available), "held": amount_str(b.held)}
+            for asset, b in self._ledger.accounts().get(user_id, {}).items()
+        }
+
+    def fees_collected(self) -> dict[str, Decimal]:
+        """Fees collected so far per asset (net of maker rebates paid)."""
+        return dict(self._ledger.fees)
+
+    def total(self, asset: str) -> Decimal:
+        """Sum over users of available + held of ``asset`` plus the fees collected in it; always equal to
+        the deposits minus the withdrawals of ``asset``."""
+        return self._ledger.total(asset)
+
+    def open_order_count(self, user_id: UserId) -> int:
+        """Number of the user's live orders with a hold (resting, or stops waiting), over all markets."""
+        return len(self._registry.of_user(user_id))
+
+    def orders(self, user_id: UserId | None = None) -> list[dict[str, Any]]:
+        """The orders funds are held for (all, or the user's), oldest first: ``order_id, symbol,
+        user_id, side, order_type, price, quantity, open_quantity, asset, hold`` (decimal strings)."""
+        source = self._registry.by_id if user_id is None else self._registry.of_user(user_id)
+        return [
+            {
+                "order_id": o.order_id,
+                "symbol": o.symbol,
+                "user_id": o.user_id,
+                "side": "buy" if o.is_buy else "sell",
+                "order_type": o.order_type,
+                "price": None if o.price is None else amount_str(o.price),
+                "quantity": amount_str(o.quantity),
+                "open_quantity": amount_str(o.open),
+                "asset": o.asset,
+                "hold": amount_str(o.hold),
+            }
+            for o in source.values()
+        ]
+
+    def check_invariants(self) -> None:
+        """Raise ``AssertionError`` if the ledger is inconsistent: an asset whose balances plus fees differ
+        from its net deposits, a negative amount, a held balance that is not the sum of its orders'
+        holds, or an order whose hold is not what its open quantity needs. For tests and monitoring."""
+        ledger = self._ledger
+        for asset in ledger.assets():
+            total, net = ledger.total(asset), ledger.net_deposits.get(asset, ZERO)
+            assert total == net, f"{asset}: balances + fees {total} != deposits - withdrawals {net}"
+        holds: dict[tuple[UserId, str], Decimal] = {}
+        for order in self._registry.by_id.values():
+            if not order.market_buy:
+                assert order.hold == required_hold(order), f"order {order.order_id}: hold {order.hold}"
+            key = (order.user_id, order.asset)
+            holds[key] = add(holds.get(key, ZERO), order.hold)
+        for user_id, assets in ledger.accounts().items():
+            for asset, balance in assets.items():
+                assert balance.available >= 0, f"{user_id!r} {asset}: available {balance.available} < 0"
+                assert balance.held >= 0, f"{user_id!r} {asset}: held {balance.held} < 0"
+                expected = holds.pop((user_id, asset), ZERO)
+                assert balance.held == expected, (
+                    f"{user_id!r} {asset}: held {balance.held} != orders {expected}"
+                )
+        assert not any(holds.values()), f"holds without a balance: {holds}"
+
+    # ------------------------------------------------------------------ state
+
+    def export_state(self) -> dict[str, Any]:
+        """The ledger, tracked orders and rate-limiter window as a JSON-serialisable dict (see
+        docs/risk.md). Markets and limits are configuration and not included."""
+        return export_state(self._ledger, self._registry, self._limiter)
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Replace the ledger, tracked orders and rate-limiter window with ``state`` (from
+        :meth:`export_state`). The markets of its orders must be registered; the books should hold the
+        same live orders (restore them from the same moment). Raises ``ValueError`` and changes nothing
+        when ``state`` is malformed or inconsistent (negative amounts, holds that do not add up, money
+        not conserved)."""
+        ledger, registry, rate_entries = build_state(state, self._markets)
+        self._ledger.replace_with(ledger)
+        self._registry.replace_with(registry)
+        if self._limiter is not None:
+            self._limiter.load(rate_entries)
+        for market in self._markets.values():
+            market.last_sequence = market.book.sequence
+
+
+def _check_asset(asset: object) -> None:
+    if not isinstance(asset, str) or not asset:
+        raise ValueError(f"asset must be a non-empty string, got {asset!r}")

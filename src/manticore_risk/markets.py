@@ -1,0 +1,84 @@
+"""A market the risk manager knows: its book, its two assets and the numbers holds are computed from."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from manticore_orderbook import OrderBook
+
+from .amounts import EXACT, ZERO, add
+from .limits import RiskLimits
+
+__all__ = ["Market"]
+
+_EXACT_FORMATS = ("str", "decimal")
+
+
+class Market:
+    """One registered market.
+
+    ``margin`` is ``1 + max(maker_fee_rate, taker_fee_rate, 0)``: a buy holds its limit price x open
+    quantity x margin in quote, enough for the notional plus the highest fee it can be charged.
+    ``limits`` overrides the manager's per-order limits for this market (None: use the manager's).
+    ``last_sequence`` is the sequence of the last event of this book the manager applied (an event
+    delivered twice, for example through two subscriptions, is applied once).
+    """
+
+    __slots__ = (
+        "base",
+        "book",
+        "last_sequence",
+        "limits",
+        "lot_size",
+        "margin",
+        "quote",
+        "symbol",
+        "tick_size",
+    )
+
+    def __init__(
+        self, symbol: str, base: str, quote: str, book: OrderBook, limits: RiskLimits | None
+    ) -> None:
+        """Validate and describe a market. Raises ``ValueError`` when ``symbol`` is not the book's
+        symbol, the assets are empty or equal, the book does not give exact numbers
+        (``number_format`` must be ``"str"`` or ``"decimal"``), or the fee rates could make the fee
+        account pay out more than it takes in on a trade (``maker_fee_rate + taker_fee_rate < 0``)."""
+        if not isinstance(book, OrderBook):
+            raise ValueError(f"book must be an OrderBook, not {type(book).__name__}")
+        if not isinstance(symbol, str) or symbol != book.symbol:
+            raise ValueError(f"symbol {symbol!r} is not the book's symbol {book.symbol!r}")
+        for name, asset in (("base_asset", base), ("quote_asset", quote)):
+            if not isinstance(asset, str) or not asset:
+                raise ValueError(f"{name} must be a non-empty string, got {asset!r}")
+        if base == quote:
+            raise ValueError(f"base and quote asset must differ, both are {base!r}")
+        if book.number_format not in _EXACT_FORMATS:
+            raise ValueError(
+                f"book {symbol!r} has number_format={book.number_format!r}; the risk manager needs exact "
+                "numbers: create it with number_format='str' (or 'decimal')"
+            )
+        maker, taker = book.maker_fee_rate, book.taker_fee_rate
+        if add(maker, taker) < 0:
+            raise ValueError(
+                f"maker_fee_rate {maker} + taker_fee_rate {taker} is negative: every trade would pay out "
+                "more rebate than it collects"
+            )
+        if limits is not None and not isinstance(limits, RiskLimits):
+            raise ValueError(f"limits must be RiskLimits or None, not {type(limits).__name__}")
+        self.symbol = symbol
+        self.base = base
+        self.quote = quote
+        self.book = book
+        self.limits = limits
+        self.margin: Decimal = add(Decimal(1), max(maker, taker, ZERO))
+        self.tick_size: Decimal = book.tick_size
+        self.lot_size: Decimal = book.lot_size
+        self.last_sequence: int = book.sequence
+
+    def on_price_grid(self, price: Decimal) -> bool:
+        """Whether ``price`` is a whole number of ticks."""
+        return not EXACT.remainder(price, self.tick_size)
+
+    def on_lot_grid(self, quantity: Decimal) -> bool:
+        """Whether ``quantity`` is a whole number of lots."""
+        return not EXACT.remainder(quantity, self.lot_size)

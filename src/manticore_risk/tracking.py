@@ -1,0 +1,181 @@
+"""The orders the risk manager holds funds for, and the indexes over them.
+
+A :class:`TrackedOrder` exists from ``reserve`` until the book reports the order's end (or
+``release_unplaced``). Its ``hold`` is exactly the amount of ``asset`` held for it in the ledger; the
+sum of the holds of a user's orders in an asset is the user's held balance of that asset.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from decimal import Decimal
+
+from .amounts import ZERO, mul, sub
+from .ledger import UserId
+
+__all__ = ["OrderRegistry", "TrackedOrder", "limit_hold", "required_hold"]
+
+
+class TrackedOrder:
+    """One order with funds held for it.
+
+    ``price`` is the limit price the hold is computed from (None for a market order and for stops
+    without a limit); ``quantity`` the order's total and ``open`` its open quantity (both in base
+    units, kept equal to the book's by the events); ``margin`` the market's ``1 + max fee rate``;
+    ``market_buy`` marks a buy whose hold is a sweep bound rather than a formula. ``pending`` is True
+    while a stop waits for its trigger, ``seen`` once the book has announced the order (ORDER_ADDED),
+    ``expiry`` its GTD expiry (seconds) or None.
+    """
+
+    __slots__ = (
+        "asset",
+        "expiry",
+        "hold",
+        "is_buy",
+        "margin",
+        "market_buy",
+        "open",
+        "order_id",
+        "order_type",
+        "pending",
+        "price",
+        "quantity",
+        "seen",
+        "stop_price",
+        "symbol",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        order_id: str,
+        symbol: str,
+        user_id: UserId,
+        is_buy: bool,
+        order_type: str,
+        price: Decimal | None,
+        stop_price: Decimal | None,
+        quantity: Decimal,
+        asset: str,
+        margin: Decimal,
+    ) -> None:
+        self.order_id = order_id
+        self.symbol = symbol
+        self.user_id = user_id
+        self.is_buy = is_buy
+        self.order_type = order_type
+        self.price = price
+        self.stop_price = stop_price
+        self.quantity = quantity
+        self.open = quantity
+        self.asset = asset
+        self.margin = margin
+        self.market_buy = is_buy and price is None
+        self.hold = ZERO
+        self.pending = order_type in ("stop_limit", "stop_market", "trailing_stop")
+        self.seen = False
+        self.expiry: float | None = None
+
+    @property
+    def filled(self) -> Decimal:
+        """Base quantity filled so far (``quantity - open``)."""
+        return sub(self.quantity, self.open)
+
+
+def limit_hold(price: Decimal, quantity: Decimal, margin: Decimal) -> Decimal:
+    """``price x quantity x margin``: the quote a buy at limit ``price`` holds for ``quantity``."""
+    return mul(mul(price, quantity), margin)
+
+
+def required_hold(order: TrackedOrder) -> Decimal:
+    """The hold ``order`` needs for its open quantity now.
+
+    A sell: its open quantity (base). A buy with a limit price: ``price x open x margin`` (quote). A
+    market buy: what is left of its sweep bound while it is open, 0 once it is done.
+    """
+    if not order.is_buy:
+        return order.open
+    if order.price is not None:
+        return limit_hold(order.price, order.open, order.margin)
+    return order.hold if order.open else ZERO
+
+
+class OrderRegistry:
+    """Tracked orders by id, by user and by market, plus per-market heaps of GTD expiries.
+
+    Order ids are unique over all markets among tracked orders. Iteration orders are insertion orders.
+    """
+
+    __slots__ = ("_by_market", "_by_user", "_expiries", "by_id")
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, TrackedOrder] = {}
+        self._by_user: dict[UserId, dict[str, TrackedOrder]] = {}
+        self._by_market: dict[str, dict[str, TrackedOrder]] = {}
+        self._expiries: dict[str, list[tuple[float, str]]] = {}
+
+    def replace_with(self, other: OrderRegistry) -> None:
+        """Take over ``other``'s contents (used to restore a state atomically)."""
+        self.by_id = other.by_id
+        self._by_user = other._by_user
+        self._by_market = other._by_market
+        self._expiries = other._expiries
+
+    def add(self, order: TrackedOrder) -> None:
+        """Start tracking ``order`` (its id must not be tracked)."""
+        self.by_id[order.order_id] = order
+        self._by_user.setdefault(order.user_id, {})[order.order_id] = order
+        self._by_market.setdefault(order.symbol, {})[order.order_id] = order
+        if order.expiry is not None:
+            self.note_expiry(order)
+
+    def remove(self, order: TrackedOrder) -> None:
+        """Stop tracking ``order``."""
+        del self.by_id[order.order_id]
+        user_orders = self._by_user[order.user_id]
+        del user_orders[order.order_id]
+        if not user_orders:
+            del self._by_user[order.user_id]
+        del self._by_market[order.symbol][order.order_id]
+
+    def of_user(self, user_id: UserId) -> dict[str, TrackedOrder]:
+        """The user's tracked orders (a live view; do not mutate)."""
+        return self._by_user.get(user_id, {})
+
+    def of_market(self, symbol: str) -> dict[str, TrackedOrder]:
+        """The market's tracked orders (a live view; do not mutate)."""
+        return self._by_market.get(symbol, {})
+
+    def note_expiry(self, order: TrackedOrder) -> None:
+        """Index ``order.expiry`` (set by the caller) so that :meth:`expiring` finds it."""
+        expiry = order.expiry
+        if expiry is None:
+            return
+        heap = self._expiries.setdefault(order.symbol, [])
+        heapq.heappush(heap, (expiry, order.order_id))
+        market_orders = self._by_market.get(order.symbol, {})
+        if len(heap) > 64 and len(heap) > 2 * len(market_orders):  # stale entries: rebuild
+            heap[:] = [(o.expiry, o.order_id) for o in market_orders.values() if o.expiry is not None]
+            heapq.heapify(heap)
+
+    def expiring(self, symbol: str, now: float) -> Iterator[TrackedOrder]:
+        """Tracked orders of ``symbol`` whose GTD expiry is at or before ``now``: those the book removes
+        at the start of its next command at time ``now``. Cost: O(entries due), not O(orders)."""
+        heap = self._expiries.get(symbol)
+        if not heap:
+            return
+        market_orders = self._by_market.get(symbol, {})
+        seen: set[str] = set()
+        stack = [0]
+        while stack:
+            i = stack.pop()
+            if i >= len(heap) or heap[i][0] > now:
+                continue
+            expiry, order_id = heap[i]
+            order = market_orders.get(order_id)
+            if order is not None and order.expiry == expiry and order_id not in seen:
+                seen.add(order_id)
+                yield order
+            stack.append(2 * i + 1)
+            stack.append(2 * i + 2)
