@@ -3,7 +3,14 @@
 See docs/architecture.md for how durability, replay and stream publication fit together.
 """
 
-from .config import DEFAULT_MARKETS, ConfigError, MarketConfig, load_markets
+from .config import (
+    DEFAULT_MARKETS,
+    DEFAULT_RISK_LIMITS,
+    ConfigError,
+    MarketConfig,
+    load_markets,
+    load_risk_limits,
+)
 from .errors import (
     ExchangeError,
     InvalidCommand,
@@ -18,6 +25,7 @@ from .journal import Journal, JournalClosed, JournalCorrupt
 
 __all__ = [
     "DEFAULT_MARKETS",
+    "DEFAULT_RISK_LIMITS",
     "ConfigError",
     "Exchange",
     "ExchangeError",
@@ -33,4 +41,5 @@ __all__ = [
     "ServiceUnavailable",
     "UnknownMarket",
     "load_markets",
+    "load_risk_limits",
 ]

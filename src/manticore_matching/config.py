@@ -1,6 +1,6 @@
 """Market definitions: what a market is, the built-in defaults, and loading them from TOML.
 
-A TOML file lists markets as an array of tables::
+A TOML file lists markets as an array of tables, and may set the risk limits in a ``[risk]`` table::
 
     [[markets]]
     symbol = "BTC/USD"
@@ -10,6 +10,12 @@ A TOML file lists markets as an array of tables::
     lot_size = "0.00001"
     maker_fee_rate = "0.001"
     taker_fee_rate = "0.002"
+
+    [risk]                    # every key optional; see manticore_risk.RiskLimits
+    price_band = "0.10"
+    max_open_orders = 500
+    rate_limit_orders = 100
+    rate_limit_window = 1.0
 """
 
 from __future__ import annotations
@@ -27,7 +33,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["DEFAULT_MARKETS", "ConfigError", "MarketConfig", "load_markets"]
+from manticore_risk import RiskLimits
+
+__all__ = [
+    "DEFAULT_MARKETS",
+    "DEFAULT_RISK_LIMITS",
+    "ConfigError",
+    "MarketConfig",
+    "load_markets",
+    "load_risk_limits",
+]
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,16}/[A-Z0-9]{1,16}$")
 _ASSET = re.compile(r"^[A-Z0-9]{1,16}$")
@@ -126,15 +141,49 @@ DEFAULT_MARKETS: tuple[MarketConfig, ...] = (
 )
 
 
-def load_markets(path: Path) -> tuple[MarketConfig, ...]:
-    """Markets from a TOML file (see the module docstring). Raises ConfigError naming the problem."""
+#: What the server applies when the config file sets no ``[risk]`` table: a 10% fat-finger band, 500 live
+#: orders and 100 orders (or modifies) per second per user.
+DEFAULT_RISK_LIMITS = RiskLimits(
+    price_band=Decimal("0.10"), max_open_orders=500, rate_limit_orders=100, rate_limit_window=1.0
+)
+
+
+def _read(path: Path) -> dict[str, Any]:
     try:
         with Path(path).open("rb") as handle:
-            document = tomllib.load(handle)
+            return tomllib.load(handle)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def load_risk_limits(path: Path) -> RiskLimits:
+    """The ``[risk]`` table of a TOML file as RiskLimits (DEFAULT_RISK_LIMITS when there is none)."""
+    table = _read(path).get("risk")
+    if table is None:
+        return DEFAULT_RISK_LIMITS
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [risk] must be a table")
+    allowed = set(RiskLimits.__dataclass_fields__)
+    unknown = set(table) - allowed
+    if unknown:
+        raise ConfigError(f"{path}: unknown [risk] keys: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in ("max_order_quantity", "max_order_notional", "price_band"):
+            values[key] = _decimal(value, key)
+        else:
+            values[key] = value
+    try:
+        return RiskLimits(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: [risk]: {exc}") from None
+
+
+def load_markets(path: Path) -> tuple[MarketConfig, ...]:
+    """Markets from a TOML file (see the module docstring). Raises ConfigError naming the problem."""
+    document = _read(path)
     entries = document.get("markets")
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path} must define at least one [[markets]] table")

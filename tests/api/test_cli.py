@@ -16,7 +16,8 @@ def test_help_lists_the_commands() -> None:
 
 
 def test_serve_refuses_no_auth_on_a_public_address(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["serve", "--no-auth", "--host", "0.0.0.0", "--data-dir", str(tmp_path)])
+    arguments = ["serve", "--no-auth", "--host", "0.0.0.0", "--data-dir", str(tmp_path)]
+    result = CliRunner().invoke(main, arguments)
     assert result.exit_code == 2
     assert "refusing to serve without authentication" in result.output
     assert not any(tmp_path.iterdir())  # nothing was started or written

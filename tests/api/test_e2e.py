@@ -266,3 +266,57 @@ def test_kill_9_during_load_loses_nothing_acknowledged(server: Server) -> None:
             assert response.status_code == 200, (order_id, response.text)
         health = http.get("/api/health").json()
         assert health["status"] == "ok"
+
+
+def test_auth_failures_and_hostile_inputs_over_http(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        admin = _admin(server, http)
+        alice = new_user(admin, "alice", {"USD": "100000", "BTC": "5"})
+        bob = new_user(admin, "bob", {"USD": "100000", "BTC": "5"})
+        mine = alice.post("/api/orders", {"side": "buy", "price": "29000", "quantity": "0.1"}).json()[
+            "order_id"
+        ]
+        order = json.dumps({"side": "buy", "price": "29000", "quantity": "0.1"}).encode()
+        signed = alice.headers("POST", "/api/orders", order)
+        placed = http.post("/api/orders", content=order, headers=signed)
+        assert placed.status_code == 201
+        replay = http.post("/api/orders", content=order, headers=signed)
+        assert alice.delete(f"/api/orders/{placed.json()['order_id']}").status_code == 200
+        before = _everything(http, [alice, bob])
+        stale_headers = alice.headers("POST", "/api/orders", order, "1")
+        refusals = {
+            "no key": http.post("/api/orders", content=order),
+            "bad signature": http.post(
+                "/api/orders", content=order, headers={**signed, "X-MC-SIGNATURE": "ab" * 32}
+            ),
+            "stale": http.post("/api/orders", content=order, headers=stale_headers),
+            "replay": replay,
+            "another user's order": bob.delete(f"/api/orders/{mine}"),
+            "trader as admin": alice.post("/api/deposits", {"user_id": "x", "asset": "USD", "amount": "1"}),
+        }
+        hostile: list[Any] = [
+            {"side": "buy", "price": "29000", "quantity": "NaN"},
+            {"side": "buy", "price": "Infinity", "quantity": "1"},
+            {"side": "buy", "price": "1e99999999", "quantity": "1"},
+            {"side": "buy", "price": 1e308, "quantity": "1"},
+            {"side": "buy", "price": "29000", "quantity": 10**400},
+            {"side": ["buy"], "price": "29000", "quantity": "1"},
+            {"side": "buy", "price": {"$gt": 0}, "quantity": "1"},
+            {"side": "buy", "price": "29000", "quantity": "1", "symbol": "../../etc/passwd"},
+            {"side": "buy", "price": "29000", "quantity": "1", "order_type": "x" * 10_000},
+            "\x00\x01",
+            None,
+        ]
+        for payload in hostile:
+            refusals[f"hostile {str(payload)[:40]}"] = alice.post("/api/orders", payload)
+        huge = b"[" * 100_000
+        refusals["oversized"] = http.post(
+            "/api/orders", content=huge, headers=alice.headers("POST", "/api/orders", huge)
+        )
+        for name, response in refusals.items():
+            assert 400 <= response.status_code < 500, (name, response.status_code, response.text[:200])
+            assert response.json()["status"] == "error", name
+        assert refusals["replay"].json()["code"] == "replayed"
+        assert refusals["another user's order"].status_code == 404
+        assert refusals["trader as admin"].status_code == 403
+        assert _everything(http, [alice, bob]) == before
