@@ -12,9 +12,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# The exchange server on its embedded SQLite store, http://127.0.0.1:8000 (data in ./manticore-data).
+# The exchange server on its embedded SQLite store, http://127.0.0.1:8000 (data in ./manticore-data),
+# in local demo mode: demo users alice/bob and simulated traders, so the web page shows a live market.
 run: $(BIN)/.installed
-	$(BIN)/manticore serve
+	$(BIN)/manticore serve --demo
 
 demo: $(BIN)/.installed
 	$(BIN)/python -m manticore_orderbook.demo

@@ -13,12 +13,15 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -39,6 +42,14 @@ log = logging.getLogger("manticore_api")
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 64 * 1024
 MAX_WS_FRAME = 16 * 1024
+# The page runs only its own scripts and talks only to this server (its session token lives in
+# sessionStorage, so no injected script may run next to it).
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
 
 CurrentUser = Annotated[Caller, Depends(authenticate)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -83,7 +94,10 @@ def create_app(service: ExchangeService) -> FastAPI:
         description="Order entry, market data and account endpoints. Prices and quantities are "
         "exact decimal strings. Authenticate with a signed API key or a session token.",
         lifespan=lifespan,
+        docs_url=None,  # served below from local files: no CDN
+        redoc_url=None,
     )
+    _install_docs(app)
     app.state.service = service
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     registry = metrics.Metrics(service)
@@ -326,10 +340,29 @@ def create_app(service: ExchangeService) -> FastAPI:
     async def index() -> Response:
         page = STATIC / "index.html"
         if page.exists():
-            return FileResponse(page)
+            return FileResponse(page, headers=PAGE_HEADERS)
         return JSONResponse({"name": "Manticore", "docs": "/docs", "api": "/api/markets"})
 
+    if STATIC.is_dir():  # the page's scripts and styles (docs/web.md)
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` with its script and styles served by this server (the machines running
+    it may have no internet). The assets come from the ``fastapi-swagger`` package."""
+    assets = resources.files("fastapi_swagger") / "resources"
+    app.mount("/docs-assets", StaticFiles(directory=str(assets)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - docs",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
 
 def _not_found(order_id: str) -> JSONResponse:

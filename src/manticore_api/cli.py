@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 import uvicorn
 
-from manticore_matching import ConfigError, load_markets
+from manticore_matching import ConfigError, load_markets, load_risk_limits
 
 from .app import create_app
 from .security import is_loopback
 from .server import ADMIN_CREDENTIALS, ServerOptions, build_service
+from .simulation import start_demo
 
 __all__ = ["main"]
 
@@ -44,12 +45,19 @@ def main() -> None:
     "config_path",
     default=None,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="TOML file with [[markets]] tables (default: built-in BTC/USD, ETH/USD, ETH/BTC).",
+    help="TOML file with [[markets]] tables and an optional [risk] table (default: built-in BTC/USD, "
+    "ETH/USD, ETH/BTC; 10% price band, 500 open orders and 100 orders/s per user).",
 )
 @click.option(
     "--no-auth",
     is_flag=True,
     help="Development only: accept requests without credentials (refused on non-loopback addresses).",
+)
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Local demo: demo users alice and bob (well-known passwords, printed) and simulated traders "
+    "keeping the markets alive (refused on non-loopback addresses).",
 )
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
@@ -61,23 +69,31 @@ def serve(
     database_url: str | None,
     config_path: Path | None,
     no_auth: bool,
+    demo: bool,
     log_level: str,
 ) -> None:
     """Run the exchange server (REST + WebSocket + web page) until interrupted."""
     if no_auth and not is_loopback(host):
         raise click.UsageError(f"refusing to serve without authentication on non-loopback address {host}")
+    if demo and not is_loopback(host):
+        raise click.UsageError(
+            f"refusing to run the demo (well-known passwords) on non-loopback address {host}"
+        )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        markets = load_markets(config_path) if config_path is not None else None
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
     options = ServerOptions(data_dir=data_dir, database_url=database_url, require_auth=not no_auth)
-    if markets is not None:
-        options.markets = markets
+    if config_path is not None:
+        try:
+            options.markets = load_markets(config_path)
+            options.risk_limits = load_risk_limits(config_path)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
     service = build_service(options)
     credentials = data_dir / ADMIN_CREDENTIALS
     click.echo(f"Manticore on http://{host}:{port}  (API docs: /docs; admin credentials: {credentials})")
-    uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, ws_max_size=64 * 1024)
+    app = create_app(service)
+    if demo:
+        start_demo(app, service, click.echo)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, ws_max_size=64 * 1024)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from manticore_auth import AuthManager, load_or_create_master_key
-from manticore_matching import DEFAULT_MARKETS, Exchange, MarketConfig
+from manticore_matching import DEFAULT_MARKETS, DEFAULT_RISK_LIMITS, Exchange, MarketConfig
 from manticore_risk import RiskLimits
 
 from .service import ExchangeService
@@ -42,7 +42,7 @@ class ServerOptions:
     markets: tuple[MarketConfig, ...] = DEFAULT_MARKETS
     require_auth: bool = True
     fsync: bool = True
-    risk_limits: RiskLimits | None = None
+    risk_limits: RiskLimits = DEFAULT_RISK_LIMITS
 
 
 def build_service(options: ServerOptions) -> ExchangeService:

@@ -220,3 +220,12 @@ def test_websocket_book_and_private_streams(
         assert diffs[0]["first_sequence"] == snapshot["sequence"] + 1
         ws.send_json({"op": "bogus"})
         assert ws.receive_json()["type"] == "error"
+
+
+def test_the_api_docs_need_no_internet(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "/docs-assets/swagger-ui-bundle.js" in page.text and "cdn" not in page.text.lower()
+    script = client.get("/docs-assets/swagger-ui-bundle.js")
+    assert script.status_code == 200 and len(script.content) > 100_000
+    assert client.get("/docs-assets/swagger-ui.css").status_code == 200

@@ -70,7 +70,11 @@ def test_bad_market_files_name_the_problem(tmp_path: Path, text: str, message: s
 
 @pytest.mark.parametrize(
     ("risk", "message"),
-    [("colour = 1", "unknown"), ('price_band = "-1"', "price_band"), ("rate_limit_orders = 5", "rate_limit_window")],
+    [
+        ("colour = 1", "unknown"),
+        ('price_band = "-1"', "price_band"),
+        ("rate_limit_orders = 5", "rate_limit_window"),
+    ],
 )
 def test_bad_risk_tables_name_the_problem(tmp_path: Path, risk: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
