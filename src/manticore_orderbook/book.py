@@ -785,7 +785,8 @@ class OrderBook:
             order.peak = self._qty_grid.to_units(displayed)
         qty_grid = self._qty_grid
         filled_value = get("filled_quantity")
-        # A zero fill comes in every number format ("0.0" from a str book): only a non-zero one is on the grid.
+        # A zero fill comes in every number format ("0.0" from a str book): only a non-zero one is on
+        # the grid.
         unfilled = filled_value is None or to_decimal(filled_value, "filled_quantity") == 0
         order.filled = 0 if unfilled else qty_grid.to_units(filled_value)
         order.open = qty_grid.to_units(get("remaining_quantity"))
@@ -822,10 +823,209 @@ class OrderBook:
             order.visible = qty_grid.to_units(visible)
         if order.visible > order.open or (order.peak and order.visible > order.peak):
             raise InvalidOrderError("visible_quantity exceeds the open or displayed quantity")
-        if kind is TRAILING_STOP:
+        if kind is TRAILING_STOP:  # triggered: keeps the stop price it triggered at
             ref = get("trail_reference_price")
             order.trail_ref = None if ref is None else self._price_grid.to_units(ref)
+            stop = get("stop_price")
+            order.stop_price = None if stop is None else self._price_grid.to_units(stop)
         return order
+
+    def _restore_trusted(
+        self,
+        records: Iterable[tuple[Any, ...]],
+        prices: Mapping[Any, int | None],
+        lots: Mapping[Any, int | None],
+        sequence: int,
+        trade_count: int,
+        generated_order_count: int,
+        last_trade_price: int | None,
+    ) -> int:
+        """``restore_state`` for a trusted source: :mod:`manticore_storage` restoring rows it wrote.
+
+        Nothing is parsed twice and only cheap invariants are checked (ids unique, priorities rising,
+        quantities positive and consistent, kinds that can rest or wait, the book not crossed), instead
+        of validating every order as a new command. ``records`` must be in ascending priority; each is
+        a tuple ``(order_id, side, price, quantity, filled_quantity, remaining_quantity,
+        visible_quantity, displayed_quantity, order_type, time_in_force, expiry_time, user_id,
+        timestamp, stop_price, trail_value, trail_is_percent, trail_reference_price,
+        self_trade_prevention, triggered, pending, priority, user_id_is_int)``. Prices (``price``,
+        ``stop_price``, ``trail_reference_price``, a non-percent ``trail_value``) are keys of ``prices`` and
+        quantities keys of ``lots``: mappings from the stored value to whole ticks or lots (None to
+        None). ``visible_quantity`` None or 0 means a fresh slice; a percent ``trail_value`` is a
+        decimal; the enum fields are the book's own values; a true ``user_id_is_int`` turns a text
+        ``user_id`` into an int. Raises :class:`InvalidOrderError` and
+        leaves the book empty if anything does not hold.
+        """
+        with self._lock:
+            if self._orders:
+                raise InvalidOrderError("restore_state needs an empty book")
+            sequence = _counter(sequence, "sequence")
+            trade_count = _counter(trade_count, "trade_count")
+            generated = _counter(generated_order_count, "generated_order_count")
+            if last_trade_price is not None and last_trade_price <= 0:
+                raise InvalidOrderError("last_trade_price must be positive")
+            try:
+                count, top = self._load_trusted(records, prices, lots)
+                bid, ask = self._bid_prices.max(), self._ask_prices.min()
+                if bid is not None and ask is not None and bid >= ask:
+                    raise InvalidOrderError(
+                        f"the restored book would be crossed (bid {bid} >= ask {ask} ticks)"
+                    )
+            except BaseException:
+                self._reset_state()
+                raise
+            self._sequence = max(self._sequence, sequence, top)
+            self._trade_no = max(self._trade_no, trade_count)
+            self._next_order_no = max(self._next_order_no, generated)
+            if last_trade_price is not None:
+                self._last_price = last_trade_price
+            return count
+
+    def _load_trusted(
+        self,
+        records: Iterable[tuple[Any, ...]],
+        prices: Mapping[Any, int | None],
+        lots: Mapping[Any, int | None],
+    ) -> tuple[int, int]:
+        """Build and place the orders of ``_restore_trusted``; return their count and top priority."""
+        book_orders = self._orders
+        max_price = self._price_grid.max_units
+        max_qty = self._qty_grid.max_units
+        sides = _TRUSTED_SIDES
+        kinds = _TRUSTED_KINDS
+        tifs = _TRUSTED_TIFS
+        stps = _TRUSTED_STPS
+        default_stp = self.default_stp
+        bid_levels, ask_levels = self._bid_levels, self._ask_levels
+        bid_prices, ask_prices = self._bid_prices, self._ask_prices
+        expiries = self._expiries
+        last_rank = 0
+        index = 0
+        for record in records:
+            (
+                order_id,
+                side_value,
+                price_value,
+                quantity_value,
+                filled_value,
+                open_value,
+                visible_value,
+                peak_value,
+                kind_value,
+                tif_value,
+                expiry,
+                user_id,
+                timestamp,
+                stop_value,
+                trail_value,
+                trail_is_percent,
+                trail_ref_value,
+                stp_value,
+                triggered,
+                pending,
+                rank,
+                user_id_is_int,
+            ) = record
+            side = sides.get(side_value)
+            kind = kinds.get(kind_value)
+            tif = tifs.get(tif_value)
+            stp = default_stp if stp_value is None else stps.get(stp_value)
+            if side is None or kind is None or tif is None or stp is None:
+                raise InvalidOrderError(
+                    f"state order {index}: unknown side, order type, time in force or STP"
+                )
+            if not isinstance(order_id, str) or not order_id or order_id in book_orders:
+                raise InvalidOrderError(f"state order {index}: order_id missing or used twice")
+            if user_id_is_int and user_id is not None:
+                user_id = int(user_id)
+            if rank <= last_rank:
+                raise InvalidOrderError(
+                    f"state order {index}: priority {rank!r} is not above the previous one"
+                )
+            last_rank = rank
+            price = prices[price_value]
+            quantity = lots[quantity_value]
+            filled = lots[filled_value]
+            open_ = lots[open_value]
+            if quantity is None or filled is None or open_ is None:
+                raise InvalidOrderError(f"state order {index}: quantities missing")
+            if not 0 < quantity <= max_qty or filled < 0 or open_ <= 0 or filled + open_ != quantity:
+                raise InvalidOrderError(f"state order {index}: inconsistent quantities")
+            if price is not None and not 0 < price <= max_price:
+                raise InvalidOrderError(f"state order {index}: price out of range")
+            if (tif is GTD) != (expiry is not None):
+                raise InvalidOrderError(f"state order {index}: GTD orders, and only they, have an expiry")
+            peak = 0 if peak_value is None else lots[peak_value]
+            if peak:
+                if kind is LIMIT:
+                    kind = ICEBERG  # as add_order reads a limit order with a display size
+                elif kind is not ICEBERG:
+                    raise InvalidOrderError(f"state order {index}: only icebergs have a displayed_quantity")
+            elif kind is ICEBERG:
+                raise InvalidOrderError(f"state order {index}: an iceberg needs a displayed_quantity")
+            order = Order(order_id, side, price, quantity, kind, tif, user_id, timestamp, stp)
+            order.filled = filled
+            order.open = open_
+            order.expiry = expiry
+            order.peak = peak or 0
+            order.rank = rank
+            order.triggered = bool(triggered)
+            is_stop = kind is STOP_LIMIT or kind is STOP_MARKET or kind is TRAILING_STOP
+            if kind is TRAILING_STOP:
+                if trail_value is None:
+                    raise InvalidOrderError(f"state order {index}: a trailing stop needs a trail_value")
+                order.trail_is_percent = bool(trail_is_percent)
+                order.trail = (
+                    to_decimal(trail_value, "trail_value") if trail_is_percent else prices[trail_value]
+                )
+                order.trail_ref = prices[trail_ref_value]
+                if not pending and stop_value is not None:  # triggered: keeps the stop it triggered at
+                    order.stop_price = prices[stop_value]
+            elif is_stop:
+                stop = prices[stop_value]
+                if stop is None or not 0 < stop <= max_price:
+                    raise InvalidOrderError(f"state order {index}: a stop needs a valid stop_price")
+                order.stop_price = stop
+            index += 1
+            if pending:
+                if not is_stop or order.triggered:
+                    raise InvalidOrderError(f"state order {index}: only an untriggered stop can be pending")
+                if kind is TRAILING_STOP:
+                    self._update_trailing_stop(order)
+                self._register_stop(order)
+                continue
+            if is_stop and not order.triggered:
+                raise InvalidOrderError(f"state order {index}: an untriggered stop must be pending")
+            if price is None or kind is MARKET or kind is STOP_MARKET or tif is IOC or tif is FOK:
+                raise InvalidOrderError(f"state order {index}: this order cannot rest")
+            visible = open_ if visible_value is None else lots[visible_value]
+            if not visible:
+                visible = peak if peak and peak < open_ else open_
+            elif visible > open_ or (peak and visible > peak):
+                raise InvalidOrderError(f"state order {index}: visible_quantity out of range")
+            order.visible = visible
+            # _join_level, inlined: a million calls add up
+            if side is BUY:
+                level = bid_levels.get(price)
+                if level is None:
+                    level = PriceLevel(price, side)
+                    bid_levels[price] = level
+                    bid_prices.add(price)
+            else:
+                level = ask_levels.get(price)
+                if level is None:
+                    level = PriceLevel(price, side)
+                    ask_levels[price] = level
+                    ask_prices.add(price)
+            level.total += visible
+            level.reserve += open_ - visible
+            level.count += 1
+            level.orders.append(order)
+            order.level = level
+            book_orders[order_id] = order
+            if order.expiry is not None:
+                heapq.heappush(expiries, (order.expiry, rank, order))
+        return index, last_rank
 
     def _place_restored(self, orders: list[Order]) -> None:
         """Put validated restored orders in place: resting ones in their levels by priority, stops held."""
@@ -1799,6 +1999,11 @@ class OrderBook:
 
 
 _EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
+#: Enum members by their exact values, for ``_restore_trusted`` (records carry the book's own values).
+_TRUSTED_SIDES: Final[dict[object, Side]] = {m.value: m for m in Side}
+_TRUSTED_KINDS: Final[dict[object, OrderType]] = {m.value: m for m in OrderType}
+_TRUSTED_TIFS: Final[dict[object, TimeInForce]] = {m.value: m for m in TimeInForce}
+_TRUSTED_STPS: Final[dict[object, SelfTradePrevention]] = {m.value: m for m in SelfTradePrevention}
 #: Arithmetic on fees and notionals must never round: 28 digits (the default context) is not enough.
 _EXACT: Final = Context(prec=999, rounding=ROUND_FLOOR, Emax=999999, Emin=-999999)
 

@@ -23,6 +23,7 @@ from .migrations import upgrade
 from .persister import BookPersister, Mode
 from .reconcile import ReconcileReport, compare
 from .records import Market, exact, order_row, row_to_order, row_to_trade, trade_row
+from .restore import restore_book
 from .writer import WriteBehindWriter, is_transient
 
 __all__ = ["PersistenceError", "StorageError", "StorageManager"]
@@ -401,7 +402,8 @@ class StorageManager:
             query = query.where(schema.trades.c.symbol == symbol)
         if user_id is not None:
             query = query.where(
-                (schema.trades.c.maker_user_id == str(user_id)) | (schema.trades.c.taker_user_id == str(user_id))
+                (schema.trades.c.maker_user_id == str(user_id))
+                | (schema.trades.c.taker_user_id == str(user_id))
             )
         query = query.order_by(schema.trades.c.timestamp.desc(), schema.trades.c.sequence.desc()).limit(
             _limit(limit)
@@ -542,23 +544,10 @@ class StorageManager:
                 .mappings()
                 .first()
             )
-            rows = connection.execute(_live_orders(book.symbol)).mappings().all()
-        orders = [row_to_order(row) for row in rows]
-        top = max((o["priority"] for o in orders), default=0)
-        for order in orders:  # rows written by the guide's methods carry no priority: arrival order
-            if not order["priority"]:
-                top += 1
-                order["priority"] = top
-        state: dict[str, Any] = {"orders": orders}
-        if market is not None:
-            state["sequence"] = int(market["last_sequence"])
-            state["trade_count"] = int(market["trade_count"])
-            state["generated_order_count"] = int(market["generated_order_count"])
-            state["last_trade_price"] = market["last_trade_price"]
-        try:
-            return book.restore_state(state)
-        except InvalidOrderError as exc:
-            raise StorageError(f"cannot restore {book.symbol!r}: {exc}") from None
+            try:
+                return restore_book(connection, book, market)
+            except InvalidOrderError as exc:
+                raise StorageError(f"cannot restore {book.symbol!r}: {exc}") from None
 
     def reconcile(self, book: OrderBook, repair: bool = False) -> ReconcileReport:
         """Compare the book's live orders with storage's; with ``repair``, make storage match the book.

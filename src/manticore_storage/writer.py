@@ -31,6 +31,10 @@ WriteUnits = Callable[[list[Unit]], None]
 RecordFailure = Callable[[Unit, BaseException], None]
 
 
+#: A producer that submits at least this many units within ``_LINGER`` seconds is busy.
+_BUSY_UNITS = 8
+_LINGER = 0.002
+
 #: SQLite raises OperationalError for missing tables too; only these messages mean "try again later".
 _SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open")
 
@@ -62,6 +66,13 @@ class WriteBehindWriter:
         max_pending_events: queue bound, in events.
         max_batch_events: the most events one transaction takes.
         backoff: first retry delay in seconds (doubling up to ``max_backoff``).
+        max_delay: the longest the writer holds off while a producer is busy (see below).
+
+    The writer yields to a busy producer: while units keep arriving quickly (at least
+    ``_BUSY_UNITS`` within ``_LINGER`` seconds), it waits instead of competing for the GIL with the
+    book, until the producer pauses, ``max_delay`` seconds have passed since the oldest queued unit
+    arrived, half of ``max_pending_events`` is queued, or someone flushes or closes. A burst is then
+    absorbed at the book's own speed and written right after it.
     """
 
     def __init__(
@@ -74,6 +85,7 @@ class WriteBehindWriter:
         max_batch_events: int = 20_000,
         backoff: float = 0.05,
         max_backoff: float = 2.0,
+        max_delay: float = 0.5,
     ) -> None:
         self._write = write
         self._record_failure = record_failure
@@ -81,8 +93,13 @@ class WriteBehindWriter:
         self._max_batch = max_batch_events
         self._backoff = backoff
         self._max_backoff = max_backoff
+        self._max_delay = max_delay
         self._queue: deque[Unit] = deque()
         self._queued_events = 0
+        self._submitted = 0  # units ever submitted (the writer watches it to see a busy producer)
+        self._oldest = 0.0  # when the oldest queued unit arrived
+        self._idle = False  # the writer waits for work: a submit must wake it
+        self._flushing = 0  # callers waiting in flush()
         self._in_flight = 0
         self._cond = threading.Condition()
         self._closing = False
@@ -103,10 +120,16 @@ class WriteBehindWriter:
             if self._closing:
                 raise RuntimeError("the storage writer is closed")
             while self._queued_events >= self._max_pending and not self._closing:
+                self._cond.notify_all()
                 self._cond.wait()
+            if not self._queue:
+                self._oldest = time.monotonic()
             self._queue.append(unit)
             self._queued_events += size
-            self._cond.notify_all()
+            self._submitted += 1
+            if self._idle:
+                self._idle = False
+                self._cond.notify_all()
 
     @property
     def pending_events(self) -> int:
@@ -118,12 +141,17 @@ class WriteBehindWriter:
         """Wait until everything submitted so far is written; return False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._queued_events or self._in_flight:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return True
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                while self._queued_events or self._in_flight:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+                return True
+            finally:
+                self._flushing -= 1
 
     def close(self, timeout: float | None = 30.0) -> bool:
         """Write what is queued (waiting up to ``timeout``), then stop; return whether all was written."""
@@ -143,7 +171,14 @@ class WriteBehindWriter:
             while not self._queue:
                 if self._closing:
                     return None
+                self._idle = True
                 self._cond.wait()
+            self._idle = False
+            while self._producer_busy():
+                seen = self._submitted
+                self._cond.wait(_LINGER)
+                if self._submitted - seen < _BUSY_UNITS:
+                    break
             taken: list[Unit] = []
             events = 0
             while self._queue and (not taken or events + len(self._queue[0].events) <= self._max_batch):
@@ -154,6 +189,15 @@ class WriteBehindWriter:
             self._in_flight = events
             self._cond.notify_all()
             return taken
+
+    def _producer_busy(self) -> bool:
+        """Whether to hold off (called with the lock held and units queued)."""
+        return (
+            not self._closing
+            and not self._flushing
+            and self._queued_events < self._max_pending // 2
+            and time.monotonic() - self._oldest < self._max_delay
+        )
 
     def _done(self, units: list[Unit]) -> None:
         with self._cond:

@@ -52,3 +52,22 @@ def test_unfilled_orders_of_a_str_book_restore() -> None:
     restored = new_book(number_format="str")
     assert restored.restore_state(state) == 2
     assert restored.export_state() == state
+
+
+def test_a_triggered_trailing_stop_keeps_its_stop_price() -> None:
+    """Found by the risk tests: restore dropped the stop price of a trailing stop that had triggered and
+    rests as a limit order."""
+    book = new_book(clock=Clock())
+    book.add_order("sell", "100", "1", order_id="m1", user_id="a")
+    book.add_order("buy", "100", "1", order_id="t1", user_id="b")  # last price 100
+    book.add_order(
+        "buy", "99", "1", order_id="trail", user_id="c", order_type="trailing_stop", trail_value="1"
+    )
+    book.add_order("sell", "101", "1", order_id="m2", user_id="a")
+    book.add_order("buy", "101", "1", order_id="t2", user_id="b")  # 101 reaches the stop: it triggers
+    state = book.export_state()
+    (trailing,) = [order for order in state["orders"] if order["order_id"] == "trail"]
+    assert trailing["triggered"] and trailing["stop_price"] is not None
+    twin = new_book(clock=Clock())
+    twin.restore_state(state)
+    assert twin.export_state() == state
