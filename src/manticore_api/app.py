@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from manticore_auth import AuthError
-from manticore_matching import ConfigError, ExchangeError, InvalidCommand, MarketConfig
+from manticore_matching import ConfigError, ExchangeError, InvalidCommand, MarketConfig, Receipt
 
 from . import metrics
 from .limits import BodySizeLimit
@@ -104,14 +104,7 @@ def create_app(service: ExchangeService) -> FastAPI:
     app.state.metrics = registry
     _install_error_handlers(app)
 
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        route = request.scope.get("route")
-        registry.observe_request(request.method, getattr(route, "path", "unmatched"), response.status_code)
-        return response
+    app.add_middleware(metrics.RequestCounter, metrics=registry)
 
     exchange = service.exchange
     auth = service.auth
@@ -261,21 +254,21 @@ def create_app(service: ExchangeService) -> FastAPI:
 
     # ------------------------------------------------------------------ administration
 
+    async def transfer(receipt: Receipt, user_id: str) -> dict[str, Any]:
+        await service.durable(receipt.position)
+        return {"status": "success", "user_id": user_id, **exchange.balances(user_id)}
+
     @app.post("/api/deposits", tags=["admin"], status_code=201, responses=_ERRORS)
     async def deposit(body: DepositIn, caller: CurrentUser) -> dict[str, Any]:
         """Credit a user's balance (admin)."""
         _require_admin(caller)
-        receipt = exchange.deposit(body.user_id, body.asset, body.amount)
-        await service.durable(receipt.position)
-        return {"status": "success", "user_id": body.user_id, **exchange.balances(body.user_id)}
+        return await transfer(exchange.deposit(body.user_id, body.asset, body.amount), body.user_id)
 
     @app.post("/api/withdrawals", tags=["admin"], status_code=201, responses=_ERRORS)
     async def withdraw(body: DepositIn, caller: CurrentUser) -> dict[str, Any]:
         """Debit a user's available balance (admin)."""
         _require_admin(caller)
-        receipt = exchange.withdraw(body.user_id, body.asset, body.amount)
-        await service.durable(receipt.position)
-        return {"status": "success", "user_id": body.user_id, **exchange.balances(body.user_id)}
+        return await transfer(exchange.withdraw(body.user_id, body.asset, body.amount), body.user_id)
 
     @app.post("/api/markets", tags=["admin"], status_code=201, responses=_ERRORS)
     async def create_market(body: MarketIn, caller: CurrentUser) -> dict[str, Any]:

@@ -8,12 +8,7 @@ balances and trades are exactly as acknowledged.
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,56 +21,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from manticore_api.server import ADMIN_CREDENTIALS
-from tests.api.support import SignedClient, new_user
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """One ``manticore serve`` process over a data directory (restartable)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = data_dir.parent / f"{data_dir.name}-server.log"
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "manticore_api.cli", "serve", "--port", str(self.port)]
-        command += ["--data-dir", str(self.data_dir), "--log-level", "warning"]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not become healthy: {self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+from tests.api.support import Server, SignedClient, new_user
 
 
 @pytest.fixture
@@ -84,11 +30,6 @@ def server(tmp_path: Path) -> Iterator[Server]:
     running.start()
     yield running
     running.stop()
-
-
-def _admin(server: Server, http: httpx.Client) -> SignedClient:
-    credentials = json.loads((server.data_dir / ADMIN_CREDENTIALS).read_text())
-    return SignedClient(http, credentials["api_key"], credentials["api_secret"])
 
 
 def _order(rng: random.Random) -> dict[str, Any]:
@@ -102,7 +43,7 @@ def _order(rng: random.Random) -> dict[str, Any]:
 
 def test_order_life_cycle_over_http(server: Server) -> None:
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        admin = _admin(server, http)
+        admin = server.admin(http)
         alice = new_user(admin, "alice", {"USD": "100000", "BTC": "5"})
         bob = new_user(admin, "bob", {"USD": "100000", "BTC": "5"})
         placed = alice.post(
@@ -139,7 +80,7 @@ def _apply_diff(book: dict[str, dict[str, str]], levels: list[dict[str, Any]]) -
 def test_websocket_client_rebuilds_the_book(server: Server) -> None:
     rng = random.Random(5)
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        admin = _admin(server, http)
+        admin = server.admin(http)
         traders = [
             new_user(admin, name, {"USD": "1000000", "BTC": "100"}) for name in ("alice", "bob", "carol")
         ]
@@ -208,7 +149,7 @@ def _everything(http: httpx.Client, clients: list[SignedClient]) -> Any:
 def test_kill_9_keeps_every_acknowledged_order(server: Server) -> None:
     rng = random.Random(3)
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        admin = _admin(server, http)
+        admin = server.admin(http)
         traders = [new_user(admin, name, {"USD": "1000000", "BTC": "100"}) for name in ("alice", "bob")]
         acknowledged = []
         for _ in range(60):
@@ -225,7 +166,7 @@ def test_kill_9_keeps_every_acknowledged_order(server: Server) -> None:
 
 def test_kill_9_during_load_loses_nothing_acknowledged(server: Server) -> None:
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        admin = _admin(server, http)
+        admin = server.admin(http)
         traders = [
             new_user(admin, name, {"USD": "1000000", "BTC": "100"}) for name in ("alice", "bob", "carol")
         ]
@@ -270,7 +211,7 @@ def test_kill_9_during_load_loses_nothing_acknowledged(server: Server) -> None:
 
 def test_auth_failures_and_hostile_inputs_over_http(server: Server) -> None:
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        admin = _admin(server, http)
+        admin = server.admin(http)
         alice = new_user(admin, "alice", {"USD": "100000", "BTC": "5"})
         bob = new_user(admin, "bob", {"USD": "100000", "BTC": "5"})
         mine = alice.post("/api/orders", {"side": "buy", "price": "29000", "quantity": "0.1"}).json()[

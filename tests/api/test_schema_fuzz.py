@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
 from manticore_api.server import ADMIN_CREDENTIALS
-from tests.api.test_e2e import Server
+from tests.api.support import Server
 
 
 @pytest.fixture(scope="module")
