@@ -37,8 +37,8 @@ def main() -> None:
 @click.option(
     "--database-url",
     default=None,
-    help="SQLAlchemy URL for orders, trades and users, e.g. postgresql+psycopg://user@host/db "
-    "(default: SQLite files in the data directory).",
+    help="SQLAlchemy URL for orders, trades and users, e.g. postgresql+psycopg://user@host/db or "
+    "mysql+pymysql://user@host/db (MariaDB/MySQL) (default: SQLite files in the data directory).",
 )
 @click.option(
     "--config",

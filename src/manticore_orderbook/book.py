@@ -25,6 +25,16 @@ from decimal import ROUND_FLOOR, Context, Decimal
 from enum import Enum
 from typing import Any, Final
 
+from .changes import (
+    CHANGE_ADDED,
+    CHANGE_CANCELLED,
+    CHANGE_CLEARED,
+    CHANGE_EXPIRED,
+    CHANGE_ORDER,
+    CHANGE_TRADE,
+    ChangeEntry,
+    ChangeRecorder,
+)
 from .enums import (
     EventType,
     OrderType,
@@ -180,6 +190,9 @@ class OrderBook:
         self._max_trade_history = max_trade_history
         self._pending: list[Pending] = []
         self._dispatching = False
+        # The change log of the command in progress; None while no change recorder is registered.
+        self._changes: list[ChangeEntry] | None = None
+        self._recorders: tuple[ChangeRecorder, ...] = ()
         self._sequence = 0
         self._next_order_no = 0
         self._trade_no = 0
@@ -237,6 +250,40 @@ class OrderBook:
     def counters(self) -> tuple[int, int, int]:
         """``(sequence, trade_count, generated_order_count)``: where the book's numbering stands."""
         return self._sequence, self._trade_no, self._next_order_no
+
+    @property
+    def last_trade_ticks(self) -> int | None:
+        """The last trade price in ticks (None before the first trade)."""
+        return self._last_price
+
+    def add_change_recorder(self, recorder: ChangeRecorder) -> None:
+        """Call ``recorder(entries, sequence)`` once after each command that changed orders or traded.
+
+        ``entries`` is the command's change log (see :mod:`manticore_orderbook.changes`), in event
+        order, and ``sequence`` the book's sequence number after the command. Recorders run in the
+        book's thread, under its lock, after the command's events were delivered and before the
+        event manager's command listeners; an exception raised by one leaves the book call (the
+        command itself is applied). Registering the first recorder starts the log; nothing is
+        recorded while none is registered.
+        """
+        if not callable(recorder):
+            raise TypeError(f"recorder must be callable, not {type(recorder).__name__}")
+        with self._lock:
+            self._recorders = (*self._recorders, recorder)
+            if self._changes is None:
+                self._changes = []
+
+    def remove_change_recorder(self, recorder: ChangeRecorder) -> bool:
+        """Stop calling ``recorder``; return whether it was registered. The last one stops the log."""
+        with self._lock:
+            current = list(self._recorders)
+            if recorder not in current:
+                return False
+            current.remove(recorder)
+            self._recorders = tuple(current)
+            if not current:
+                self._changes = None
+            return True
 
     @property
     def order_id_prefix(self) -> str:
@@ -314,7 +361,7 @@ class OrderBook:
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
             self._enter(order, now)
-            if self._pending:
+            if self._pending or self._changes:
                 self._dispatch()
             return order.order_id
         finally:
@@ -369,7 +416,7 @@ class OrderBook:
                 self._expire_due(now)
             for order in built:
                 self._enter(order, now)
-            if self._pending:
+            if self._pending or self._changes:
                 self._dispatch()
             return [order.order_id for order in built]
 
@@ -384,14 +431,14 @@ class OrderBook:
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
                 if self._orders.get(order.order_id) is not order:
-                    if self._pending:
+                    if self._pending or self._changes:
                         self._dispatch()
                     return False
             level = self._remove(order)
             self._emit_order(E_CANCELLED, order, now, "user", order.open)
             if level is not None:
                 self._emit_level_after_removal(level, now)
-            if self._pending:
+            if self._pending or self._changes:
                 self._dispatch()
             return True
         finally:
@@ -459,11 +506,11 @@ class OrderBook:
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
                 if self._orders.get(order.order_id) is not order:
-                    if self._pending:
+                    if self._pending or self._changes:
                         self._dispatch()
                     return False
             if not reprices and quantity == order.quantity and expiry == order.expiry:
-                if self._pending:
+                if self._pending or self._changes:
                     self._dispatch()
                 return True
             self._stats["orders_modified"] += 1
@@ -500,7 +547,7 @@ class OrderBook:
                 self._execute(fresh, now, announce=False)
                 if self._sweeps:
                     self._run_stops(now)
-            if self._pending:
+            if self._pending or self._changes:
                 self._dispatch()
             return True
 
@@ -509,7 +556,7 @@ class OrderBook:
         with self._lock:
             now = self._clock()
             removed = self._expire_due(now) if self._expiries and self._expiries[0][0] <= now else 0
-            if self._pending:
+            if self._pending or self._changes:
                 self._dispatch()
             return removed
 
@@ -526,11 +573,13 @@ class OrderBook:
                 order.pending = False
             self._reset_state()
             self._sequence += 1
+            if self._changes is not None:
+                self._changes.append((CHANGE_CLEARED, None, self._sequence, None))
             handlers = self._h[E_CLEARED]
             if handlers:
                 data = {"order_count": len(ids), "order_ids": ids}
                 self._queue(handlers, EventType.BOOK_CLEARED, data, now)
-            if self._pending:
+            if self._pending or self._changes:
                 self._dispatch()
 
     # ------------------------------------------------------------------ queries
@@ -833,6 +882,8 @@ class OrderBook:
     def _restore_trusted(
         self,
         records: Iterable[tuple[Any, ...]],
+        kinds: Mapping[object, tuple[Any, ...]],
+        details: Mapping[Any, tuple[Any, ...]],
         prices: Mapping[Any, int | None],
         lots: Mapping[Any, int | None],
         sequence: int,
@@ -845,16 +896,19 @@ class OrderBook:
         Nothing is parsed twice and only cheap invariants are checked (ids unique, priorities rising,
         quantities positive and consistent, kinds that can rest or wait, the book not crossed), instead
         of validating every order as a new command. ``records`` must be in ascending priority; each is
-        a tuple ``(order_id, side, price, quantity, filled_quantity, remaining_quantity,
-        visible_quantity, displayed_quantity, order_type, time_in_force, expiry_time, user_id,
-        timestamp, stop_price, trail_value, trail_is_percent, trail_reference_price,
-        self_trade_prevention, triggered, pending, priority, user_id_is_int)``. Prices (``price``,
-        ``stop_price``, ``trail_reference_price``, a non-percent ``trail_value``) are keys of ``prices`` and
-        quantities keys of ``lots``: mappings from the stored value to whole ticks or lots (None to
-        None). ``visible_quantity`` None or 0 means a fresh slice; a percent ``trail_value`` is a
-        decimal; the enum fields are the book's own values; a true ``user_id_is_int`` turns a text
-        ``user_id`` into an int. Raises :class:`InvalidOrderError` and
-        leaves the book empty if anything does not hold.
+        a tuple ``(order_id, price, remaining_quantity, user_id, timestamp, priority, kind)``, and
+        ``kinds[kind]`` is ``(side, order_type, time_in_force, self_trade_prevention, pending,
+        triggered, user_id_is_int, detailed)``: the enum fields are the book's own values (an STP of
+        None means the book's default) and a true ``user_id_is_int`` turns a text ``user_id`` into an
+        int. The other fields of a ``detailed`` order are ``details[priority]``: ``(priority,
+        quantity, filled_quantity, visible_quantity, displayed_quantity, expiry_time, stop_price,
+        trail_value, trail_is_percent, trail_reference_price)``. Any other order has nothing filled,
+        is fully visible and has no display size, expiry, stop or trail. Prices (``price``,
+        ``stop_price``, ``trail_reference_price``, a non-percent ``trail_value``) are keys of
+        ``prices`` and quantities keys of ``lots``: mappings from the stored value to whole ticks or
+        lots (None to None). ``visible_quantity`` None or 0 means a fresh slice; a percent
+        ``trail_value`` is a decimal. Raises :class:`InvalidOrderError` and leaves the book empty if
+        anything does not hold.
         """
         with self._lock:
             if self._orders:
@@ -865,7 +919,7 @@ class OrderBook:
             if last_trade_price is not None and last_trade_price <= 0:
                 raise InvalidOrderError("last_trade_price must be positive")
             try:
-                count, top = self._load_trusted(records, prices, lots)
+                top = self._load_trusted(records, kinds, details, prices, lots)
                 bid, ask = self._bid_prices.max(), self._ask_prices.min()
                 if bid is not None and ask is not None and bid >= ask:
                     raise InvalidOrderError(
@@ -879,153 +933,270 @@ class OrderBook:
             self._next_order_no = max(self._next_order_no, generated)
             if last_trade_price is not None:
                 self._last_price = last_trade_price
-            return count
+            return len(self._orders)
 
     def _load_trusted(
         self,
         records: Iterable[tuple[Any, ...]],
+        kinds: Mapping[object, tuple[Any, ...]],
+        details: Mapping[Any, tuple[Any, ...]],
         prices: Mapping[Any, int | None],
         lots: Mapping[Any, int | None],
-    ) -> tuple[int, int]:
-        """Build and place the orders of ``_restore_trusted``; return their count and top priority."""
+    ) -> int:
+        """Build and place the orders of ``_restore_trusted``; return the top priority.
+
+        A plain order (limit or post-only, GTC, not detailed, not a stop) that passes the checks is
+        built here, inlined because a million calls add up; any other record goes through
+        ``_load_detailed``, which also makes the error of a record that fails a check."""
         book_orders = self._orders
         max_price = self._price_grid.max_units
         max_qty = self._qty_grid.max_units
-        sides = _TRUSTED_SIDES
-        kinds = _TRUSTED_KINDS
-        tifs = _TRUSTED_TIFS
-        stps = _TRUSTED_STPS
-        default_stp = self.default_stp
-        bid_levels, ask_levels = self._bid_levels, self._ask_levels
-        bid_prices, ask_prices = self._bid_prices, self._ask_prices
-        expiries = self._expiries
+        decoded: dict[
+            object,
+            tuple[
+                Side,
+                OrderType,
+                TimeInForce,
+                SelfTradePrevention,
+                bool,
+                bool,
+                bool,
+                bool,
+                bool,
+                dict[int, PriceLevel],
+                PriceIndex,
+            ],
+        ] = {}
         last_rank = 0
-        index = 0
-        for record in records:
-            (
-                order_id,
-                side_value,
-                price_value,
-                quantity_value,
-                filled_value,
-                open_value,
-                visible_value,
-                peak_value,
-                kind_value,
-                tif_value,
-                expiry,
-                user_id,
-                timestamp,
-                stop_value,
-                trail_value,
-                trail_is_percent,
-                trail_ref_value,
-                stp_value,
-                triggered,
-                pending,
-                rank,
-                user_id_is_int,
-            ) = record
-            side = sides.get(side_value)
-            kind = kinds.get(kind_value)
-            tif = tifs.get(tif_value)
-            stp = default_stp if stp_value is None else stps.get(stp_value)
-            if side is None or kind is None or tif is None or stp is None:
-                raise InvalidOrderError(
-                    f"state order {index}: unknown side, order type, time in force or STP"
-                )
-            if not isinstance(order_id, str) or not order_id or order_id in book_orders:
-                raise InvalidOrderError(f"state order {index}: order_id missing or used twice")
+        for order_id, price_value, open_value, user_id, timestamp, rank, key in records:
+            kind = decoded.get(key)
+            if kind is None:
+                kind = self._trusted_kind(kinds, key, len(book_orders))
+                decoded[key] = kind
+            side, order_type, tif, stp, _, _, user_id_is_int, _, plain, levels, level_prices = kind
             if user_id_is_int and user_id is not None:
-                user_id = int(user_id)
+                user_id = self._trusted_user_id(user_id, len(book_orders))
             if rank <= last_rank:
                 raise InvalidOrderError(
-                    f"state order {index}: priority {rank!r} is not above the previous one"
+                    f"state order {len(book_orders)}: priority {rank!r} is not above the previous one"
                 )
             last_rank = rank
             price = prices[price_value]
-            quantity = lots[quantity_value]
-            filled = lots[filled_value]
-            open_ = lots[open_value]
-            if quantity is None or filled is None or open_ is None:
-                raise InvalidOrderError(f"state order {index}: quantities missing")
-            if not 0 < quantity <= max_qty or filled < 0 or open_ <= 0 or filled + open_ != quantity:
-                raise InvalidOrderError(f"state order {index}: inconsistent quantities")
-            if price is not None and not 0 < price <= max_price:
-                raise InvalidOrderError(f"state order {index}: price out of range")
-            if (tif is GTD) != (expiry is not None):
-                raise InvalidOrderError(f"state order {index}: GTD orders, and only they, have an expiry")
-            peak = 0 if peak_value is None else lots[peak_value]
-            if peak:
-                if kind is LIMIT:
-                    kind = ICEBERG  # as add_order reads a limit order with a display size
-                elif kind is not ICEBERG:
-                    raise InvalidOrderError(f"state order {index}: only icebergs have a displayed_quantity")
-            elif kind is ICEBERG:
-                raise InvalidOrderError(f"state order {index}: an iceberg needs a displayed_quantity")
-            order = Order(order_id, side, price, quantity, kind, tif, user_id, timestamp, stp)
-            order.filled = filled
-            order.open = open_
-            order.expiry = expiry
-            order.peak = peak or 0
-            order.rank = rank
-            order.triggered = bool(triggered)
-            is_stop = kind is STOP_LIMIT or kind is STOP_MARKET or kind is TRAILING_STOP
-            if kind is TRAILING_STOP:
-                if trail_value is None:
-                    raise InvalidOrderError(f"state order {index}: a trailing stop needs a trail_value")
-                order.trail_is_percent = bool(trail_is_percent)
-                order.trail = (
-                    to_decimal(trail_value, "trail_value") if trail_is_percent else prices[trail_value]
+            quantity = lots[open_value]
+            if (
+                not plain
+                or price is None
+                or quantity is None
+                or not 0 < price <= max_price
+                or not 0 < quantity <= max_qty
+                or not isinstance(order_id, str)
+                or not order_id
+                or order_id in book_orders
+            ):
+                self._load_detailed(
+                    order_id, price_value, open_value, user_id, timestamp, rank, kind, details, prices, lots
                 )
-                order.trail_ref = prices[trail_ref_value]
-                if not pending and stop_value is not None:  # triggered: keeps the stop it triggered at
-                    order.stop_price = prices[stop_value]
-            elif is_stop:
-                stop = prices[stop_value]
-                if stop is None or not 0 < stop <= max_price:
-                    raise InvalidOrderError(f"state order {index}: a stop needs a valid stop_price")
-                order.stop_price = stop
-            index += 1
-            if pending:
-                if not is_stop or order.triggered:
-                    raise InvalidOrderError(f"state order {index}: only an untriggered stop can be pending")
-                if kind is TRAILING_STOP:
-                    self._update_trailing_stop(order)
-                self._register_stop(order)
                 continue
-            if is_stop and not order.triggered:
-                raise InvalidOrderError(f"state order {index}: an untriggered stop must be pending")
-            if price is None or kind is MARKET or kind is STOP_MARKET or tif is IOC or tif is FOK:
-                raise InvalidOrderError(f"state order {index}: this order cannot rest")
-            visible = open_ if visible_value is None else lots[visible_value]
-            if not visible:
-                visible = peak if peak and peak < open_ else open_
-            elif visible > open_ or (peak and visible > peak):
-                raise InvalidOrderError(f"state order {index}: visible_quantity out of range")
-            order.visible = visible
-            # _join_level, inlined: a million calls add up
-            if side is BUY:
-                level = bid_levels.get(price)
-                if level is None:
-                    level = PriceLevel(price, side)
-                    bid_levels[price] = level
-                    bid_prices.add(price)
-            else:
-                level = ask_levels.get(price)
-                if level is None:
-                    level = PriceLevel(price, side)
-                    ask_levels[price] = level
-                    ask_prices.add(price)
-            level.total += visible
-            level.reserve += open_ - visible
+            order = Order(order_id, side, price, quantity, order_type, tif, user_id, timestamp, stp)
+            order.visible = quantity
+            order.rank = rank
+            # _join_level, inlined
+            level = levels.get(price)
+            if level is None:
+                level = PriceLevel(price, side)
+                levels[price] = level
+                level_prices.add(price)
+            level.total += quantity
             level.count += 1
             level.orders.append(order)
             order.level = level
             book_orders[order_id] = order
-            if order.expiry is not None:
-                heapq.heappush(expiries, (order.expiry, rank, order))
-        return index, last_rank
+        return last_rank
+
+    def _trusted_kind(
+        self, kinds: Mapping[object, tuple[Any, ...]], key: object, index: int
+    ) -> tuple[
+        Side,
+        OrderType,
+        TimeInForce,
+        SelfTradePrevention,
+        bool,
+        bool,
+        bool,
+        bool,
+        bool,
+        dict[int, PriceLevel],
+        PriceIndex,
+    ]:
+        """Decode one kind key of ``_restore_trusted`` (``_load_trusted`` does it once per key)."""
+        values = kinds.get(key)
+        if values is None or len(values) != 8:
+            raise InvalidOrderError(f"state order {index}: unknown side, order type, time in force or STP")
+        side_value, type_value, tif_value, stp_value, pending, triggered, user_id_is_int, detailed = values
+        side = _TRUSTED_SIDES.get(side_value)
+        order_type = _TRUSTED_KINDS.get(type_value)
+        tif = _TRUSTED_TIFS.get(tif_value)
+        stp = self.default_stp if stp_value is None else _TRUSTED_STPS.get(stp_value)
+        if side is None or order_type is None or tif is None or stp is None:
+            raise InvalidOrderError(f"state order {index}: unknown side, order type, time in force or STP")
+        plain = (
+            not (pending or triggered or detailed)
+            and (order_type is LIMIT or order_type is POST_ONLY)
+            and tif is GTC
+        )
+        levels, level_prices = (
+            (self._bid_levels, self._bid_prices) if side is BUY else (self._ask_levels, self._ask_prices)
+        )
+        return (
+            side,
+            order_type,
+            tif,
+            stp,
+            bool(pending),
+            bool(triggered),
+            bool(user_id_is_int),
+            bool(detailed),
+            plain,
+            levels,
+            level_prices,
+        )
+
+    @staticmethod
+    def _trusted_user_id(user_id: Any, index: int) -> int:
+        """A ``user_id`` of ``_restore_trusted`` that ``user_id_is_int`` says is an int."""
+        try:
+            return int(user_id)
+        except (TypeError, ValueError):
+            raise InvalidOrderError(f"state order {index}: user_id {user_id!r} is not an int") from None
+
+    def _load_detailed(
+        self,
+        order_id: Any,
+        price_value: Any,
+        open_value: Any,
+        user_id: Any,
+        timestamp: Any,
+        rank: int,
+        kind: tuple[
+            Side,
+            OrderType,
+            TimeInForce,
+            SelfTradePrevention,
+            bool,
+            bool,
+            bool,
+            bool,
+            bool,
+            dict[int, PriceLevel],
+            PriceIndex,
+        ],
+        details: Mapping[Any, tuple[Any, ...]],
+        prices: Mapping[Any, int | None],
+        lots: Mapping[Any, int | None],
+    ) -> None:
+        """Check, build and place one order of ``_restore_trusted``, whatever its kind and details."""
+        book_orders = self._orders
+        index = len(book_orders)
+        side, kind_, tif, stp, pending, triggered, _, detailed, _, levels, level_prices = kind
+        if not isinstance(order_id, str) or not order_id or order_id in book_orders:
+            raise InvalidOrderError(f"state order {index}: order_id missing or used twice")
+        price = prices[price_value]
+        open_ = lots[open_value]
+        if detailed:
+            row = details.get(rank)
+            if row is None or len(row) != 10:
+                raise InvalidOrderError(f"state order {index}: its details are missing")
+            (
+                _,
+                quantity_value,
+                filled_value,
+                visible_value,
+                peak_value,
+                expiry,
+                stop_value,
+                trail_value,
+                trail_is_percent,
+                trail_ref_value,
+            ) = row
+            quantity = lots[quantity_value]
+            filled = lots[filled_value]
+        else:
+            visible_value = peak_value = expiry = stop_value = trail_value = trail_ref_value = None
+            trail_is_percent = False
+            quantity = open_
+            filled = 0
+        max_price = self._price_grid.max_units
+        max_qty = self._qty_grid.max_units
+        if quantity is None or filled is None or open_ is None:
+            raise InvalidOrderError(f"state order {index}: quantities missing")
+        if not 0 < quantity <= max_qty or filled < 0 or open_ <= 0 or filled + open_ != quantity:
+            raise InvalidOrderError(f"state order {index}: inconsistent quantities")
+        if price is not None and not 0 < price <= max_price:
+            raise InvalidOrderError(f"state order {index}: price out of range")
+        if (tif is GTD) != (expiry is not None):
+            raise InvalidOrderError(f"state order {index}: GTD orders, and only they, have an expiry")
+        peak = 0 if peak_value is None else lots[peak_value]
+        if peak is None or peak < 0:
+            raise InvalidOrderError(f"state order {index}: displayed_quantity out of range")
+        if peak:
+            if kind_ is LIMIT:
+                kind_ = ICEBERG  # as add_order reads a limit order with a display size
+            elif kind_ is not ICEBERG:
+                raise InvalidOrderError(f"state order {index}: only icebergs have a displayed_quantity")
+        elif kind_ is ICEBERG:
+            raise InvalidOrderError(f"state order {index}: an iceberg needs a displayed_quantity")
+        order = Order(order_id, side, price, quantity, kind_, tif, user_id, timestamp, stp)
+        order.filled = filled
+        order.open = open_
+        order.expiry = expiry
+        order.peak = peak
+        order.rank = rank
+        order.triggered = triggered
+        is_stop = kind_ is STOP_LIMIT or kind_ is STOP_MARKET or kind_ is TRAILING_STOP
+        if kind_ is TRAILING_STOP:
+            if trail_value is None:
+                raise InvalidOrderError(f"state order {index}: a trailing stop needs a trail_value")
+            order.trail_is_percent = bool(trail_is_percent)
+            order.trail = to_decimal(trail_value, "trail_value") if trail_is_percent else prices[trail_value]
+            order.trail_ref = prices[trail_ref_value]
+            if not pending and stop_value is not None:  # triggered: keeps the stop it triggered at
+                order.stop_price = prices[stop_value]
+        elif is_stop:
+            stop = prices[stop_value]
+            if stop is None or not 0 < stop <= max_price:
+                raise InvalidOrderError(f"state order {index}: a stop needs a valid stop_price")
+            order.stop_price = stop
+        if pending:
+            if not is_stop or triggered:
+                raise InvalidOrderError(f"state order {index}: only an untriggered stop can be pending")
+            if kind_ is TRAILING_STOP:
+                self._update_trailing_stop(order)
+            self._register_stop(order)
+            return
+        if is_stop and not triggered:
+            raise InvalidOrderError(f"state order {index}: an untriggered stop must be pending")
+        if price is None or kind_ is MARKET or kind_ is STOP_MARKET or tif is IOC or tif is FOK:
+            raise InvalidOrderError(f"state order {index}: this order cannot rest")
+        visible = open_ if visible_value is None else lots[visible_value]
+        if not visible:
+            visible = peak if peak and peak < open_ else open_
+        elif visible < 0 or visible > open_ or (peak and visible > peak):
+            raise InvalidOrderError(f"state order {index}: visible_quantity out of range")
+        order.visible = visible
+        # _join_level, inlined (levels and level_prices are those of the order's side)
+        level = levels.get(price)
+        if level is None:
+            level = PriceLevel(price, side)
+            levels[price] = level
+            level_prices.add(price)
+        level.total += visible
+        level.reserve += open_ - visible
+        level.count += 1
+        level.orders.append(order)
+        order.level = level
+        book_orders[order_id] = order
+        if expiry is not None:
+            heapq.heappush(self._expiries, (expiry, rank, order))
 
     def _place_restored(self, orders: list[Order]) -> None:
         """Put validated restored orders in place: resting ones in their levels by priority, stops held."""
@@ -1227,6 +1398,9 @@ class OrderBook:
 
     def _announce(self, order: Order, now: float) -> None:
         """Queue ORDER_ADDED for ``order`` (its sequence number is already taken)."""
+        changes = self._changes
+        if changes is not None:
+            changes.append((CHANGE_ADDED, order, self._sequence, None))
         handlers = self._h[E_ADDED]
         if handlers:
             data = self._order_dict(order)
@@ -1252,7 +1426,7 @@ class OrderBook:
             if announce:
                 self._sequence += 1
                 order.rank = self._sequence
-                if self._h[E_ADDED]:
+                if self._h[E_ADDED] or self._changes is not None:
                     self._announce(order, now)
             if not self._match(order, now):
                 return  # self-trade prevention ended the order
@@ -1263,7 +1437,7 @@ class OrderBook:
             if announce:
                 self._sequence += 1
                 order.rank = self._sequence
-                if self._h[E_ADDED]:
+                if self._h[E_ADDED] or self._changes is not None:
                     self._announce(order, now)
         if order.open:
             if price is None or order.tif is IOC or order.tif is FOK:
@@ -1326,6 +1500,7 @@ class OrderBook:
         limit = taker.price
         own = taker.user_id if taker.stp is not STP_NONE else None
         h = self._h
+        changes = self._changes
         trades = self._trades
         orders = self._orders
         alive = True
@@ -1378,6 +1553,8 @@ class OrderBook:
                         del orders[maker.order_id]
                 if h[E_TRADE] or h[E_FILLED]:
                     self._emit_fill(trade, maker, taker, now)
+                if changes is not None:
+                    changes.append((CHANGE_TRADE, trade, maker, taker))
             if traded:
                 lo = best if lo is None or best < lo else lo
                 hi = best if hi is None or best > hi else hi
@@ -1699,6 +1876,16 @@ class OrderBook:
         self._sequence += 1
         if index == E_CANCELLED:
             self._stats["orders_cancelled"] += 1
+        changes = self._changes
+        if changes is not None:
+            kind = CHANGE_ORDER
+            if index == E_CANCELLED:
+                kind = CHANGE_CANCELLED
+            elif index == E_EXPIRED:
+                kind = CHANGE_EXPIRED
+            # A cancelled taker's open quantity is zeroed after this event: keep what it reports.
+            extra = None if kind == CHANGE_ORDER else (reason, order.open, order.quantity)
+            changes.append((kind, order, self._sequence, extra))
         handlers = self._h[index]
         if handlers:
             data = self._order_dict(order)
@@ -1725,6 +1912,9 @@ class OrderBook:
         reason: str = "user",
     ) -> None:
         self._sequence += 1
+        log = self._changes
+        if log is not None:
+            log.append((CHANGE_ORDER, order, self._sequence, None))
         handlers = self._h[E_MODIFIED]
         if handlers:
             data = self._order_dict(order)
@@ -1815,6 +2005,11 @@ class OrderBook:
         finally:
             pending.clear()
             self._dispatching = False
+        changes = self._changes
+        if changes:
+            self._changes = []
+            for recorder in self._recorders:
+                recorder(changes, self._sequence)
         for listener in self.event_manager.command_listeners:
             listener(self.symbol, self._sequence)
 

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, bindparam, case, update
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from manticore_orderbook import EventType
 
 from . import schema
+from .capture import RECORD_CLEARED, RECORD_FILL, RECORD_ORDER, Record, RowBuilder
 from .records import Market, exact, fill_update, order_row, trade_row
 
-__all__ = ["Unit", "apply_units", "insert_ignore", "upsert_orders"]
+__all__ = ["Unit", "UnitTuple", "apply_units", "as_unit", "insert_ignore", "unit_size", "upsert_orders"]
 
 _FULL_STATE = frozenset(
     {
@@ -37,16 +37,63 @@ _FULL_STATE = frozenset(
 _ORDER_KEY_COLUMNS = ("symbol", "order_id")
 
 
-@dataclass(slots=True)
-class Unit:
-    """The events of one book command (or one replayed slice of a stream) and where the book stood after."""
+class Unit(NamedTuple):
+    """What one book command changed (or one replayed slice of a stream) and where the book stood after.
+
+    A unit carries event dicts (``events``, from replays and the guide's path) or captured records
+    (``changes``, from an attached persister: see :mod:`manticore_storage.capture`), applied in that
+    order. ``last_trade_price`` is a number in the book's format, or ticks when ``price_in_ticks``.
+    A tuple, so that a queue of captured units (which hold only strings and numbers) is left alone
+    by the garbage collector.
+    """
 
     symbol: str
-    events: list[tuple[EventType, dict[str, Any]]] = field(default_factory=list)
+    events: Sequence[tuple[EventType, dict[str, Any]]] = ()
     sequence: int = 0
     trade_count: int | None = None
     generated_order_count: int | None = None
     last_trade_price: object = None
+    changes: tuple[Record, ...] = ()
+    id_prefix: str = ""
+    price_in_ticks: bool = False
+
+    def as_events(self, market: Market | None) -> list[tuple[EventType, dict[str, Any]]]:
+        """The unit as event dicts (captured records converted, which needs the market)."""
+        events = list(self.events)
+        if self.changes:
+            if market is None:
+                raise ValueError(f"captured changes of {self.symbol!r} need its market row")
+            events.extend(RowBuilder(self.symbol, market, self.id_prefix).events(self.changes))
+        return events
+
+
+_MYSQL_DIALECTS = ("mysql", "mariadb")
+
+
+#: A unit as a plain tuple in :class:`Unit`'s field order. Persisters hand these out: unlike instances
+#: of a tuple subclass, plain tuples of strings and numbers are untracked by the garbage collector.
+#: Every function that takes units takes either form.
+UnitTuple = tuple[
+    str,
+    Sequence[tuple[EventType, dict[str, Any]]],
+    int,
+    "int | None",
+    "int | None",
+    object,
+    "tuple[Record, ...]",
+    str,
+    bool,
+]
+
+
+def as_unit(unit: UnitTuple) -> Unit:
+    """``unit`` as a :class:`Unit` (unchanged if it is one)."""
+    return unit if type(unit) is Unit else Unit._make(unit)
+
+
+def unit_size(unit: UnitTuple) -> int:
+    """Events plus captured records of ``unit``: what the writer's queue bound counts."""
+    return len(unit[1]) + len(unit[6])
 
 
 def _dialect_insert(connection: Connection, table: Any) -> Any:
@@ -55,8 +102,10 @@ def _dialect_insert(connection: Connection, table: Any) -> Any:
         return postgresql.insert(table)
     if name == "sqlite":
         return sqlite.insert(table)
+    if name in _MYSQL_DIALECTS:
+        return mysql.insert(table)
     # StorageManager refuses other databases at construction, so this is never reached from it.
-    raise ValueError(f"manticore_storage writes only to SQLite and PostgreSQL, not {name}")
+    raise ValueError(f"manticore_storage writes only to SQLite, PostgreSQL and MySQL/MariaDB, not {name}")
 
 
 def upsert_orders(connection: Connection, rows: Sequence[dict[str, Any]], guarded: bool = True) -> None:
@@ -64,22 +113,60 @@ def upsert_orders(connection: Connection, rows: Sequence[dict[str, Any]], guarde
     if not rows:
         return
     statement: Any = _dialect_insert(connection, schema.orders)
-    excluded = statement.excluded
     columns = [c.name for c in schema.orders.columns if c.name not in _ORDER_KEY_COLUMNS]
-    where = schema.orders.c.last_sequence < excluded.last_sequence if guarded else None
-    statement = statement.on_conflict_do_update(
-        index_elements=list(_ORDER_KEY_COLUMNS),
-        set_={name: excluded[name] for name in columns},
-        where=where,
-    )
+    if connection.dialect.name in _MYSQL_DIALECTS:
+        statement = statement.on_duplicate_key_update(_mysql_order_assignments(statement, columns, guarded))
+    else:
+        excluded = statement.excluded
+        where = schema.orders.c.last_sequence < excluded.last_sequence if guarded else None
+        statement = statement.on_conflict_do_update(
+            index_elements=list(_ORDER_KEY_COLUMNS),
+            set_={name: excluded[name] for name in columns},
+            where=where,
+        )
     connection.execute(statement, list(rows))
+
+
+def _mysql_order_assignments(statement: Any, columns: list[str], guarded: bool) -> list[tuple[str, Any]]:
+    """``ON DUPLICATE KEY UPDATE`` assignments for :func:`upsert_orders` (MySQL has no WHERE there).
+
+    Guarded, every column becomes ``CASE WHEN last_sequence < VALUES(last_sequence) THEN VALUES(col)
+    ELSE col END``. MySQL applies the assignments left to right, and a later one sees the columns the
+    earlier ones set, so ``last_sequence`` (which the condition reads) is assigned last.
+    """
+    new = statement.inserted  # VALUES(col); MySQL 8.0.20+ renders a row alias instead
+    if not guarded:
+        return [(name, new[name]) for name in columns]
+    orders = schema.orders.c
+    newer = orders.last_sequence < new.last_sequence
+    names = [name for name in columns if name != "last_sequence"] + ["last_sequence"]
+    return [(name, case((newer, new[name]), else_=orders[name])) for name in names]
 
 
 def insert_ignore(connection: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows, skipping those whose primary key exists already."""
-    if rows:
-        connection.execute(_dialect_insert(connection, table).on_conflict_do_nothing(), list(rows))
+    if not rows:
+        return
+    statement: Any = _dialect_insert(connection, table)
+    if connection.dialect.name in _MYSQL_DIALECTS:
+        # A no-op assignment rather than INSERT IGNORE, which would also hide other errors (a value
+        # too long, a NULL in a NOT NULL column) as warnings.
+        key = next(iter(table.primary_key.columns))
+        statement = statement.on_duplicate_key_update({key.name: key})
+    else:
+        statement = statement.on_conflict_do_nothing()
+    connection.execute(statement, list(rows))
 
+
+_FILL_COLUMNS = (
+    "filled_quantity",
+    "remaining_quantity",
+    "visible_quantity",
+    "priority",
+    "status",
+    "last_sequence",
+    "updated_at",
+)
 
 _FILL_UPDATE = (
     update(schema.orders)
@@ -131,12 +218,35 @@ class _Batch:
         elif event_type is EventType.TRADE_EXECUTED:
             self.trades.append(trade_row(data, self.market))
 
+    def add_record(self, builder: RowBuilder, symbol: str, record: Record) -> None:
+        """Add one captured record (later than everything added so far; not RECORD_CLEARED)."""
+        tag = record[0]
+        if tag == RECORD_ORDER:
+            row = builder.order_row(record, self.now)
+            key = (symbol, row["order_id"])
+            self.fills.pop(key, None)
+            self.full[key] = row
+        elif tag == RECORD_FILL:
+            change = builder.fill_change(record, self.now)
+            key = (symbol, change["b_order_id"])
+            stored = self.full.get(key)
+            if stored is not None:
+                for name in _FILL_COLUMNS:
+                    stored[name] = change[name]
+            else:
+                self.fills[key] = change
+        else:
+            self.trades.append(builder.trade_row(record))
+
     def write(self, connection: Connection) -> None:
         upsert_orders(connection, list(self.full.values()))
         if self.fills:
             params = []
             for (symbol, order_id), change in self.fills.items():
-                params.append({"b_symbol": symbol, "b_order_id": order_id, **change})
+                if "b_order_id" in change:
+                    params.append(change)
+                else:
+                    params.append({"b_symbol": symbol, "b_order_id": order_id, **change})
             connection.execute(_FILL_UPDATE, params)
         insert_ignore(connection, schema.trades, self.trades)
         self.full, self.fills, self.trades = {}, {}, []
@@ -156,13 +266,15 @@ def _clear(connection: Connection, symbol: str, sequence: int, now: float) -> No
     )
 
 
-def apply_units(connection: Connection, market: Market | None, units: Iterable[Unit]) -> int:
+def apply_units(connection: Connection, market: Market | None, units: Iterable[UnitTuple]) -> int:
     """Write ``units`` (in stream order) inside the caller's transaction; return the events applied."""
     now = time.time()
     batch = _Batch(market, now)
     applied = 0
     last: Unit | None = None
-    for unit in units:
+    builder: RowBuilder | None = None  # every unit of one call is of one market
+    for packed in units:
+        unit = as_unit(packed)
         for event_type, data in unit.events:
             if event_type is EventType.BOOK_CLEARED:
                 batch.write(connection)
@@ -170,6 +282,18 @@ def apply_units(connection: Connection, market: Market | None, units: Iterable[U
             else:
                 batch.add(event_type, data)
             applied += 1
+        if unit.changes:
+            if market is None:
+                raise ValueError(f"captured changes of {unit.symbol!r} need its market row")
+            if builder is None:
+                builder = RowBuilder(unit.symbol, market, unit.id_prefix)
+            for record in unit.changes:
+                if record[0] == RECORD_CLEARED:
+                    batch.write(connection)
+                    _clear(connection, unit.symbol, record[1], now)
+                else:
+                    batch.add_record(builder, unit.symbol, record)
+            applied += len(unit.changes)
         last = unit
     batch.write(connection)
     if last is not None:
@@ -185,7 +309,11 @@ def _advance_market(connection: Connection, market: Market | None, unit: Unit, n
         values["generated_order_count"] = unit.generated_order_count
     if unit.last_trade_price is not None:
         grid = None if market is None else market.price_grid()
-        values["last_trade_price"] = exact(unit.last_trade_price, grid, "last_trade_price")
+        if unit.price_in_ticks and grid is not None:
+            assert isinstance(unit.last_trade_price, int)
+            values["last_trade_price"] = grid.to_decimal(unit.last_trade_price)
+        else:
+            values["last_trade_price"] = exact(unit.last_trade_price, grid, "last_trade_price")
     connection.execute(
         update(schema.markets)
         .where(and_(schema.markets.c.symbol == unit.symbol, schema.markets.c.last_sequence < unit.sequence))

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from manticore_orderbook import EventType, InvalidOrderError, OrderBook
 
 from . import schema
-from .apply import Unit, apply_units, insert_ignore, upsert_orders
+from .apply import Unit, UnitTuple, apply_units, as_unit, insert_ignore, upsert_orders
 from .migrations import upgrade
 from .persister import BookPersister, Mode
 from .reconcile import ReconcileReport, compare
@@ -48,11 +48,13 @@ def _json_default(value: object) -> object:
 
 
 class StorageManager:
-    """Orders, trades and markets in a SQL database (SQLite by default, PostgreSQL with the same code).
+    """Orders, trades and markets in a SQL database (SQLite by default; PostgreSQL and MySQL/MariaDB
+    with the same code).
 
     Args:
         connection_string: a SQLAlchemy URL: ``sqlite:///path/to/file.db`` (the default is
-            ``sqlite:///manticore.db``; SQLite runs in WAL mode) or ``postgresql+psycopg://user@host/db``.
+            ``sqlite:///manticore.db``; SQLite runs in WAL mode), ``postgresql+psycopg://user@host/db``
+            or ``mysql+pymysql://user@host/db`` (``mariadb+pymysql://`` too).
         sqlite_synchronous: SQLite's ``synchronous`` pragma. ``"NORMAL"`` (default) survives a killed
             process; ``"FULL"`` also survives a power cut, at a cost per commit.
         max_pending_events / max_batch_events: the write-behind queue bound and group-commit size.
@@ -74,13 +76,22 @@ class StorageManager:
     ) -> None:
         url = make_url(connection_string)
         self.dialect = url.get_backend_name()
-        if self.dialect not in ("sqlite", "postgresql"):
-            raise StorageError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+        if self.dialect not in ("sqlite", "postgresql", "mysql", "mariadb"):
+            raise StorageError(
+                f"unsupported database {self.dialect!r}: use sqlite, postgresql or mysql/mariadb (+pymysql)"
+            )
+        if self.dialect in ("mysql", "mariadb") and url.get_driver_name() != "pymysql":
+            raise StorageError(
+                f"MySQL/MariaDB is supported through PyMySQL: use {self.dialect}+pymysql://, "
+                f"not {url.drivername}://"
+            )
         if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise StorageError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        elif self.dialect in ("mysql", "mariadb"):
+            kwargs.update(_mysql_options(url.query))
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, sqlite_synchronous.upper())
@@ -433,7 +444,7 @@ class StorageManager:
         book: OrderBook,
         mode: Mode = "write_behind",
         *,
-        deliver: Callable[[Unit], None] | None = None,
+        deliver: Callable[[UnitTuple], None] | None = None,
     ) -> BookPersister:
         """Persist every order, fill, trade and clear of ``book`` from now on.
 
@@ -484,7 +495,7 @@ class StorageManager:
         writer = self._writer
         return True if writer is None else writer.flush(timeout)
 
-    def submit(self, unit: Unit) -> None:
+    def submit(self, unit: UnitTuple) -> None:
         """Queue one command's unit of events (from a persister) for the background writer.
 
         Blocks while the writer's queue is full. Raises StorageError if no book is attached in
@@ -494,15 +505,15 @@ class StorageManager:
             raise StorageError("no write-behind writer: attach a book in write_behind mode first")
         writer.submit(unit)
 
-    def _write_units(self, units: list[Unit]) -> None:
+    def _write_units(self, units: list[UnitTuple]) -> None:
         with self.engine.begin() as connection:
             start = 0
             for i in range(1, len(units) + 1):  # consecutive units of one market share a call
-                if i == len(units) or units[i].symbol != units[start].symbol:
-                    apply_units(connection, self._market(units[start].symbol), units[start:i])
+                if i == len(units) or units[i][0] != units[start][0]:
+                    apply_units(connection, self._market(units[start][0]), units[start:i])
                     start = i
 
-    def _write_sync(self, unit: Unit) -> None:
+    def _write_sync(self, unit: UnitTuple) -> None:
         deadline = time.monotonic() + self.sync_timeout
         delay = 0.05
         while True:
@@ -519,11 +530,12 @@ class StorageManager:
                         self._record_failed_unit(unit, exc)
                     except Exception:
                         _LOG.exception("could not record the failed events either")
-                raise PersistenceError(f"could not persist sequence {unit.sequence}: {exc}") from exc
+                raise PersistenceError(f"could not persist sequence {unit[2]}: {exc}") from exc
 
-    def _record_failed_unit(self, unit: Unit, exc: BaseException) -> None:
+    def _record_failed_unit(self, packed: UnitTuple, exc: BaseException) -> None:
+        unit = as_unit(packed)
         message = f"{type(exc).__name__}: {exc}"
-        for event_type, data in unit.events:
+        for event_type, data in unit.as_events(self._market(unit.symbol)):
             self.save_failed_event(event_type, data, message)
 
     # ------------------------------------------------------------------ restore and reconcile
@@ -628,6 +640,21 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+def _mysql_options(query: Mapping[str, object]) -> dict[str, Any]:
+    """Engine options for MySQL/MariaDB: PostgreSQL's isolation level, strict SQL, utf8mb4.
+
+    READ COMMITTED (the servers default to REPEATABLE READ) is what the code is written for and
+    avoids InnoDB's gap locks, which make concurrent upserts deadlock. The strict SQL mode makes a
+    value too long for its column an error, never a silently truncated id. Options given in the
+    URL's query string win.
+    """
+    connect_args = {"charset": "utf8mb4", "sql_mode": "TRADITIONAL"}
+    return {
+        "isolation_level": "READ COMMITTED",
+        "connect_args": {key: value for key, value in connect_args.items() if key not in query},
+    }
 
 
 def _live_orders(symbol: str | None) -> Select[Any]:

@@ -4,11 +4,16 @@ Prices, quantities and fees are :class:`ExactDecimal` columns: ``NUMERIC`` on Po
 ``DECIMAL(65, 30)`` on MySQL/MariaDB and decimal text on SQLite (whose NUMERIC affinity would turn
 ``"0.1"`` into a binary float). Timestamps are seconds since the epoch as double precision, like the
 book's clock. Sequences and priorities are 64-bit integers.
+
+Ids, symbols and user ids are :class:`Identifier` columns: plain ``VARCHAR`` on SQLite and PostgreSQL;
+on MySQL/MariaDB ``VARCHAR`` in utf8mb4 with a binary, no-pad collation, so that ``"a"``, ``"A"`` and
+``"a "`` stay three different ids as they are in the book (the servers' default collations compare
+case-insensitively and ignore trailing spaces). The tables are InnoDB in utf8mb4 there.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -28,7 +33,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["LIVE_STATUSES", "ExactDecimal", "failed_events", "markets", "metadata", "orders", "trades"]
+__all__ = [
+    "LIVE_STATUSES",
+    "ExactDecimal",
+    "Identifier",
+    "failed_events",
+    "markets",
+    "metadata",
+    "orders",
+    "trades",
+]
 
 #: Order statuses that mean "still in the book" (resting or a stop waiting for its trigger).
 LIVE_STATUSES = ("open", "partially_filled", "pending")
@@ -51,7 +65,10 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if value is None:
             return None
         dec = value if isinstance(value, Decimal) else Decimal(str(value))
-        if dialect.name in ("postgresql", "mysql", "mariadb"):
+        if dialect.name == "postgresql":
+            return dec
+        if dialect.name in ("mysql", "mariadb"):
+            _check_mysql_decimal(dec)
             return dec
         return format(dec, "f")
 
@@ -64,11 +81,63 @@ class ExactDecimal(TypeDecorator[Decimal]):
         return dec
 
 
+#: Wide enough for any DECIMAL(65, 30) value: normalize / quantize never round with it.
+_WIDE = Context(prec=100)
+_MYSQL_SCALE = Decimal(1).scaleb(-30)
+
+
 def _strip_zeros(value: Decimal) -> Decimal:
     """``1.500000`` -> ``1.5`` without scientific notation for integers (``100`` stays ``100``)."""
     if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
+        return value.quantize(Decimal(1), context=_WIDE)
+    return value.normalize(_WIDE)
+
+
+def _check_mysql_decimal(value: Decimal) -> None:
+    """Refuse what DECIMAL(65, 30) cannot hold exactly (MySQL would round the fraction silently)."""
+    if not value.is_finite():
+        raise ValueError(f"{value} cannot be stored in a DECIMAL column")
+    if value and value.adjusted() >= 35:
+        raise ValueError(f"{value} has more than 35 integer digits, too many for DECIMAL(65, 30)")
+    if int(value.as_tuple().exponent) < -30 and value.quantize(_MYSQL_SCALE, context=_WIDE) != value:
+        raise ValueError(f"{value} has more than 30 decimal places, too many for DECIMAL(65, 30)")
+
+
+def _binary_collation(dialect: Dialect) -> str:
+    """A case-sensitive collation that does not ignore trailing spaces, on MariaDB or MySQL."""
+    if getattr(dialect, "is_mariadb", False) or dialect.name == "mariadb":
+        return "utf8mb4_nopad_bin"
+    version = getattr(dialect, "server_version_info", None)
+    if version is not None and tuple(version[:1]) >= (8,):
+        return "utf8mb4_0900_bin"
+    return "utf8mb4_bin"  # MySQL 5.7: case-sensitive, but trailing spaces are ignored
+
+
+class Identifier(TypeDecorator[str]):
+    """An id or name compared exactly: ``VARCHAR(length)``, binary and no-pad on MySQL/MariaDB."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(
+                mysql.VARCHAR(self.length, charset="utf8mb4", collation=_binary_collation(dialect))
+            )
+        return dialect.type_descriptor(String(self.length))
+
+
+#: InnoDB in utf8mb4 on MySQL/MariaDB (the SQLAlchemy dialects read their own prefixes); ignored elsewhere.
+_MYSQL_TABLE: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mariadb_engine": "InnoDB",
+    "mariadb_charset": "utf8mb4",
+}
 
 
 metadata = MetaData()
@@ -76,7 +145,7 @@ metadata = MetaData()
 markets = Table(
     "manticore_markets",
     metadata,
-    Column("symbol", String(64), primary_key=True),
+    Column("symbol", Identifier(64), primary_key=True),
     Column("tick_size", ExactDecimal(), nullable=False),
     Column("lot_size", ExactDecimal(), nullable=False),
     Column("maker_fee_rate", ExactDecimal(), nullable=False),
@@ -88,13 +157,14 @@ markets = Table(
     Column("trade_count", BigInteger, nullable=False, default=0),
     Column("generated_order_count", BigInteger, nullable=False, default=0),
     Column("updated_at", Float(precision=53), nullable=True),
+    **_MYSQL_TABLE,
 )
 
 orders = Table(
     "manticore_orders",
     metadata,
-    Column("symbol", String(64), primary_key=True),
-    Column("order_id", String(128), primary_key=True),
+    Column("symbol", Identifier(64), primary_key=True),
+    Column("order_id", Identifier(128), primary_key=True),
     Column("side", String(4), nullable=False),
     Column("price", ExactDecimal(), nullable=True),
     Column("quantity", ExactDecimal(), nullable=False),
@@ -105,7 +175,7 @@ orders = Table(
     Column("order_type", String(16), nullable=False),
     Column("time_in_force", String(4), nullable=False),
     Column("expiry_time", Float(precision=53), nullable=True),
-    Column("user_id", String(128), nullable=True),
+    Column("user_id", Identifier(128), nullable=True),
     Column("user_id_is_int", Boolean, nullable=False, default=False),
     Column("timestamp", Float(precision=53), nullable=False),
     Column("stop_price", ExactDecimal(), nullable=True),
@@ -121,6 +191,7 @@ orders = Table(
     # Sequence of the last event applied to this row (0 for rows written by the guide's methods).
     Column("last_sequence", BigInteger, nullable=False, default=0),
     Column("updated_at", Float(precision=53), nullable=True),
+    **_MYSQL_TABLE,
 )
 Index("ix_manticore_orders_live", orders.c.symbol, orders.c.status, orders.c.priority)
 Index("ix_manticore_orders_user", orders.c.user_id, orders.c.symbol)
@@ -128,19 +199,20 @@ Index("ix_manticore_orders_user", orders.c.user_id, orders.c.symbol)
 trades = Table(
     "manticore_trades",
     metadata,
-    Column("symbol", String(64), primary_key=True),
-    Column("trade_id", String(160), primary_key=True),
+    Column("symbol", Identifier(64), primary_key=True),
+    Column("trade_id", Identifier(160), primary_key=True),
     Column("sequence", BigInteger, nullable=True),
     Column("price", ExactDecimal(), nullable=False),
     Column("quantity", ExactDecimal(), nullable=False),
-    Column("maker_order_id", String(128), nullable=True),
-    Column("taker_order_id", String(128), nullable=True),
-    Column("maker_user_id", String(128), nullable=True),
-    Column("taker_user_id", String(128), nullable=True),
+    Column("maker_order_id", Identifier(128), nullable=True),
+    Column("taker_order_id", Identifier(128), nullable=True),
+    Column("maker_user_id", Identifier(128), nullable=True),
+    Column("taker_user_id", Identifier(128), nullable=True),
     Column("taker_side", String(4), nullable=True),
     Column("maker_fee", ExactDecimal(), nullable=True),
     Column("taker_fee", ExactDecimal(), nullable=True),
     Column("timestamp", Float(precision=53), nullable=False),
+    **_MYSQL_TABLE,
 )
 Index("ix_manticore_trades_sequence", trades.c.symbol, trades.c.sequence)
 # Added by migration 2 (per-user history and fills).
@@ -152,7 +224,7 @@ failed_events = Table(
     "manticore_failed_events",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("symbol", String(64), nullable=True),
+    Column("symbol", Identifier(64), nullable=True),
     Column("sequence", BigInteger, nullable=True),
     Column("event_type", String(32), nullable=False),
     Column("payload", Text, nullable=False),  # JSON, numbers as decimal strings
@@ -160,4 +232,5 @@ failed_events = Table(
     Column("created_at", Float(precision=53), nullable=False),
     Column("replayed_at", Float(precision=53), nullable=True),
     UniqueConstraint("symbol", "sequence", "event_type", name="uq_manticore_failed_event"),
+    **_MYSQL_TABLE,
 )

@@ -16,19 +16,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
-from .apply import Unit
+from .apply import UnitTuple, unit_size
 
 __all__ = ["WriteBehindWriter", "is_transient"]
 
 _LOG = logging.getLogger("manticore_storage.writer")
 
 #: Writes ``units`` in one transaction; raises on failure (nothing written then).
-WriteUnits = Callable[[list[Unit]], None]
+WriteUnits = Callable[[list[UnitTuple]], None]
 #: Records a unit that cannot be written, with the error.
-RecordFailure = Callable[[Unit, BaseException], None]
+RecordFailure = Callable[[UnitTuple, BaseException], None]
 
 
 #: A producer that submits at least this many units within ``_LINGER`` seconds is busy.
@@ -37,17 +38,48 @@ _LINGER = 0.002
 
 #: SQLite raises OperationalError for missing tables too; only these messages mean "try again later".
 _SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open")
+#: The MySQL/MariaDB error codes that mean "try again later". The drivers raise OperationalError for
+#: every server error without a class of its own (an unknown column too), so the code decides.
+_MYSQL_TRANSIENT = frozenset(
+    {
+        1040,  # too many connections
+        1047,  # unknown command: a Galera node that is not ready
+        1053,  # server shutdown in progress
+        1077,  # normal shutdown
+        1078,  # got signal, aborting
+        1079,  # shutdown complete
+        1080,  # forcing close of a thread
+        1152,  # aborted connection
+        1158,  # network read error
+        1159,  # network read timeout
+        1160,  # network write error
+        1161,  # network write timeout
+        1205,  # lock wait timeout
+        1213,  # deadlock (rolled back)
+        1927,  # MariaDB: connection was killed
+        2002,  # cannot connect through the socket
+        2003,  # cannot connect to the server
+        2006,  # server has gone away
+        2013,  # lost connection during a query
+        2055,  # lost connection (extended)
+        4031,  # MySQL: the server closed an idle connection
+    }
+)
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` means "try again later" (connection lost, server gone, database locked).
 
     A missing table or a syntax error is not transient, even where the driver calls it operational.
+    MySQL/MariaDB errors are judged by their code (``_MYSQL_TRANSIENT``).
     """
     if isinstance(exc, DisconnectionError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    if isinstance(exc, DBAPIError) and type(exc.orig).__module__.startswith(("pymysql", "MySQLdb")):
+        args: tuple[Any, ...] = getattr(exc.orig, "args", ())
+        return bool(args) and args[0] in _MYSQL_TRANSIENT
     if isinstance(exc, OperationalError):
         message = str(exc.orig).lower()
         if "no such table" in message or "syntax error" in message:
@@ -94,7 +126,7 @@ class WriteBehindWriter:
         self._backoff = backoff
         self._max_backoff = max_backoff
         self._max_delay = max_delay
-        self._queue: deque[Unit] = deque()
+        self._queue: deque[UnitTuple] = deque()
         self._queued_events = 0
         self._submitted = 0  # units ever submitted (the writer watches it to see a busy producer)
         self._oldest = 0.0  # when the oldest queued unit arrived
@@ -113,9 +145,9 @@ class WriteBehindWriter:
 
     # ------------------------------------------------------------------ producers
 
-    def submit(self, unit: Unit) -> None:
+    def submit(self, unit: UnitTuple) -> None:
         """Queue ``unit``; block while the queue is full. Raises RuntimeError after :meth:`close`."""
-        size = len(unit.events)
+        size = unit_size(unit)
         with self._cond:
             if self._closing:
                 raise RuntimeError("the storage writer is closed")
@@ -166,7 +198,7 @@ class WriteBehindWriter:
 
     # ------------------------------------------------------------------ the thread
 
-    def _take(self) -> list[Unit] | None:
+    def _take(self) -> list[UnitTuple] | None:
         with self._cond:
             while not self._queue:
                 if self._closing:
@@ -179,12 +211,12 @@ class WriteBehindWriter:
                 self._cond.wait(_LINGER)
                 if self._submitted - seen < _BUSY_UNITS:
                     break
-            taken: list[Unit] = []
+            taken: list[UnitTuple] = []
             events = 0
-            while self._queue and (not taken or events + len(self._queue[0].events) <= self._max_batch):
+            while self._queue and (not taken or events + unit_size(self._queue[0]) <= self._max_batch):
                 unit = self._queue.popleft()
                 taken.append(unit)
-                events += len(unit.events)
+                events += unit_size(unit)
             self._queued_events -= events
             self._in_flight = events
             self._cond.notify_all()
@@ -199,11 +231,11 @@ class WriteBehindWriter:
             and time.monotonic() - self._oldest < self._max_delay
         )
 
-    def _done(self, units: list[Unit]) -> None:
+    def _done(self, units: list[UnitTuple]) -> None:
         with self._cond:
             self._in_flight = 0
             self.batches += 1
-            self.events_written += sum(len(u.events) for u in units)
+            self.events_written += sum(unit_size(u) for u in units)
             self._cond.notify_all()
 
     def _run(self) -> None:
@@ -214,7 +246,7 @@ class WriteBehindWriter:
             self._write_with_retry(units)
             self._done(units)
 
-    def _write_with_retry(self, units: list[Unit]) -> None:
+    def _write_with_retry(self, units: list[UnitTuple]) -> None:
         delay = self._backoff
         while True:
             try:

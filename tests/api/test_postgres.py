@@ -1,6 +1,7 @@
-"""The server on PostgreSQL (``--database-url``): orders, trades, users and keys in PostgreSQL, the
-journal in the data directory; a restart gives the same exchange. Skipped, saying so, without
-MANTICORE_TEST_POSTGRES_URL (``.ci/run`` always sets it)."""
+"""The server on PostgreSQL and on MariaDB (``--database-url``): orders, trades, users and keys in the
+server database, the journal in the data directory; a restart gives the same exchange. Each case is
+skipped, saying so, without MANTICORE_TEST_POSTGRES_URL / MANTICORE_TEST_MARIADB_URL (``.ci/run``
+always sets both)."""
 
 from __future__ import annotations
 
@@ -22,18 +23,21 @@ from tests.auth.conftest import reset_postgres as reset_auth_tables
 from tests.storage.conftest import reset_postgres as reset_storage_tables
 
 POSTGRES_URL = os.environ.get("MANTICORE_TEST_POSTGRES_URL")
-
-pytestmark = pytest.mark.skipif(
-    not POSTGRES_URL, reason="PostgreSQL not configured: set MANTICORE_TEST_POSTGRES_URL to run these cases"
-)
+MARIADB_URL = os.environ.get("MANTICORE_TEST_MARIADB_URL")
 
 
-@pytest.fixture
-def database_url() -> Iterator[str]:
-    assert POSTGRES_URL is not None
-    reset_storage_tables(POSTGRES_URL)
-    reset_auth_tables(POSTGRES_URL)
-    yield POSTGRES_URL
+@pytest.fixture(params=["postgresql", "mariadb"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    url, variable = (
+        (POSTGRES_URL, "MANTICORE_TEST_POSTGRES_URL")
+        if request.param == "postgresql"
+        else (MARIADB_URL, "MANTICORE_TEST_MARIADB_URL")
+    )
+    if not url:
+        pytest.skip(f"{request.param} not configured: set {variable} to run these cases")
+    reset_storage_tables(url)
+    reset_auth_tables(url)
+    yield url
 
 
 def _client(data_dir: Path, url: str) -> TestClient:
@@ -41,7 +45,7 @@ def _client(data_dir: Path, url: str) -> TestClient:
     return TestClient(create_app(build_service(options)))
 
 
-def test_the_server_keeps_its_rows_in_postgres(tmp_path: Path, database_url: str) -> None:
+def test_the_server_keeps_its_rows_in_the_database(tmp_path: Path, database_url: str) -> None:
     with _client(tmp_path, database_url) as http:
         credentials = json.loads((tmp_path / ADMIN_CREDENTIALS).read_text())
         admin = SignedClient(http, credentials["api_key"], credentials["api_secret"])

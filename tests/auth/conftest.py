@@ -1,6 +1,7 @@
-"""Auth fixtures: every database test runs on SQLite, and on PostgreSQL when MANTICORE_TEST_POSTGRES_URL
-is set (a PostgreSQL case starts by dropping the auth tables, and only those). Clocks are injected;
-scrypt runs with cheap parameters except where a test says otherwise."""
+"""Auth fixtures: every database test runs on SQLite, on PostgreSQL when MANTICORE_TEST_POSTGRES_URL is
+set and on MariaDB when MANTICORE_TEST_MARIADB_URL is set (a server case starts by dropping the auth
+tables, and only those). Clocks are injected; scrypt runs with cheap parameters except where a test
+says otherwise."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import create_engine, text
 from manticore_auth import AuthManager, ScryptParams
 
 POSTGRES_URL = os.environ.get("MANTICORE_TEST_POSTGRES_URL")
+MARIADB_URL = os.environ.get("MANTICORE_TEST_MARIADB_URL")
 AUTH_TABLES = ("manticore_sessions", "manticore_api_keys", "manticore_users", "manticore_auth_schema_version")
 CHEAP_SCRYPT = ScryptParams(n=2**4, r=1, p=1)
 #: An exact instant in seconds whose millisecond value is an integer.
@@ -45,17 +47,23 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def auth_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty auth database on each backend."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'auth.db'}"
         return
-    if not POSTGRES_URL:
-        pytest.skip("PostgreSQL not configured: set MANTICORE_TEST_POSTGRES_URL to run these cases")
-    reset_postgres(POSTGRES_URL)
-    yield POSTGRES_URL
-    reset_postgres(POSTGRES_URL)
+    if request.param == "postgresql":
+        if not POSTGRES_URL:
+            pytest.skip("PostgreSQL not configured: set MANTICORE_TEST_POSTGRES_URL to run these cases")
+        url = POSTGRES_URL
+    else:
+        if not MARIADB_URL:
+            pytest.skip("MariaDB not configured: set MANTICORE_TEST_MARIADB_URL to run these cases")
+        url = MARIADB_URL
+    reset_postgres(url)
+    yield url
+    reset_postgres(url)
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
-"""Storage fixtures: every test runs on SQLite, and on PostgreSQL when MANTICORE_TEST_POSTGRES_URL is set.
+"""Storage fixtures: every test runs on SQLite, on PostgreSQL when MANTICORE_TEST_POSTGRES_URL is set and
+on MariaDB/MySQL when MANTICORE_TEST_MARIADB_URL is set.
 
-``storage_url`` is parametrised over the backends. A PostgreSQL test starts from an empty schema (the
-manticore tables are dropped first). Without the variable the PostgreSQL cases are skipped with a reason
-that says so; ``.ci/run`` always sets it, and fails first if the server does not answer.
+``storage_url`` is parametrised over the backends. A server test starts from an empty schema (the
+manticore tables are dropped first). Without its variable a server's cases are skipped with a reason
+that says so; ``.ci/run`` always sets both, and fails first if a server does not answer.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import create_engine, text
 from manticore_storage import StorageManager
 
 POSTGRES_URL = os.environ.get("MANTICORE_TEST_POSTGRES_URL")
+MARIADB_URL = os.environ.get("MANTICORE_TEST_MARIADB_URL")
 _TABLES = (
     "manticore_failed_events",
     "manticore_trades",
@@ -26,7 +28,8 @@ _TABLES = (
 )
 
 
-def reset_postgres(url: str) -> None:
+def reset_database(url: str) -> None:
+    """Drop the manticore tables of the server database at ``url``."""
     engine = create_engine(url)
     with engine.begin() as connection:
         for table in _TABLES:
@@ -34,16 +37,25 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+reset_postgres = reset_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL of an empty database on each backend."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'manticore.db'}"
         return
-    if not POSTGRES_URL:
-        pytest.skip("PostgreSQL not configured: set MANTICORE_TEST_POSTGRES_URL to run these cases")
-    reset_postgres(POSTGRES_URL)
-    yield POSTGRES_URL
+    if request.param == "postgresql":
+        if not POSTGRES_URL:
+            pytest.skip("PostgreSQL not configured: set MANTICORE_TEST_POSTGRES_URL to run these cases")
+        url = POSTGRES_URL
+    else:
+        if not MARIADB_URL:
+            pytest.skip("MariaDB not configured: set MANTICORE_TEST_MARIADB_URL to run these cases")
+        url = MARIADB_URL
+    reset_database(url)
+    yield url
 
 
 @pytest.fixture

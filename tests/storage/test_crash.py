@@ -158,22 +158,53 @@ def child_url(url: str, plan: Plan) -> str:
     return named.render_as_string(hide_password=False)
 
 
-def wait_for_disconnect(url: str, plan: Plan) -> None:
-    """Wait until PostgreSQL has ended the killed child's sessions.
+_MYSQL_SESSIONS = text(
+    "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+)
+
+
+def sessions_before_child(url: str) -> set[int] | None:
+    """On MariaDB/MySQL, the sessions on the database before the child starts (None elsewhere).
+
+    MariaDB shows no application name without the performance schema, so the child's sessions are
+    the ones that were not there before it.
+    """
+    if make_url(url).get_backend_name() not in ("mysql", "mariadb"):
+        return None
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return set(connection.execute(_MYSQL_SESSIONS).scalars())
+    finally:
+        engine.dispose()
+
+
+def wait_for_disconnect(url: str, plan: Plan, before: set[int] | None = None) -> None:
+    """Wait until the server (PostgreSQL, MariaDB/MySQL) has ended the killed child's sessions.
 
     A COMMIT the child sent just before it died is still applied by its server process, which only
     notices the closed connection afterwards; until those processes are gone, a restore could race it
     (and read the market row and the orders from different commits). SQLite needs no wait: a killed
-    process commits nothing more.
+    process commits nothing more. ``before`` is :func:`sessions_before_child`'s answer.
     """
-    if make_url(url).get_backend_name() != "postgresql":
+    backend = make_url(url).get_backend_name()
+    if backend == "postgresql":
+        query = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
+        params = {"name": _application_name(plan)}
+    elif backend in ("mysql", "mariadb"):
+        assert before is not None
+        query, params = _MYSQL_SESSIONS, {}
+    else:
         return
     engine = create_engine(url)
-    query = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
     deadline = time.monotonic() + STARTUP_TIMEOUT
     try:
         with engine.connect() as connection:
-            while connection.execute(query, {"name": _application_name(plan)}).scalar_one():
+            while True:
+                found = connection.execute(query, params)
+                lingering = found.scalar_one() if before is None else set(found.scalars()) - before
+                if not lingering:
+                    break
                 assert time.monotonic() < deadline, f"the killed child's sessions linger: {plan}"
                 connection.rollback()  # a fresh snapshot of pg_stat_activity
                 time.sleep(0.01)
@@ -190,6 +221,7 @@ def run_child(url: str, mode: Mode, plan: Plan, workdir: Path) -> Crash:
     err_path = workdir / f"child-{mode}-{plan.run}.stderr"
     module = "tests.storage.test_crash"
     args = [child_url(url, plan), plan.symbol, mode, str(plan.seed), str(plan.length)]
+    before = sessions_before_child(url)
     with open(err_path, "wb") as err:
         child = subprocess.Popen(
             [sys.executable, "-m", module, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=err
@@ -220,7 +252,7 @@ def run_child(url: str, mode: Mode, plan: Plan, workdir: Path) -> Crash:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         reader.join(10.0)
-        wait_for_disconnect(url, plan)
+        wait_for_disconnect(url, plan, before)
     while True:
         try:
             received.append(lines.get_nowait())

@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from manticore_orderbook import EventManager, EventType, OrderBook
 from manticore_storage import StorageManager
 from manticore_storage import schema as tables
+from manticore_storage.apply import Unit, as_unit
 from tests.command_streams import Clock, apply, make_stream, new_book
 
-from .conftest import POSTGRES_URL, reset_postgres
+from .conftest import MARIADB_URL, POSTGRES_URL, reset_database, reset_postgres
 
 
 def _recording_book(clock: Clock) -> tuple[OrderBook, list[tuple[str, dict[str, Any]]]]:
@@ -75,6 +76,18 @@ def test_postgres_persisted_stream_restores_to_the_same_book(
     _run_and_restore(POSTGRES_URL, seed, cut, tail, mode)
 
 
+@pytest.mark.skipif(not MARIADB_URL, reason="MariaDB not configured (MANTICORE_TEST_MARIADB_URL)")
+@pytest.mark.parametrize("mode", ["write_behind", "sync"])
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10**9), cut=st.integers(0, 250), tail=st.integers(1, 40))
+def test_mariadb_persisted_stream_restores_to_the_same_book(
+    mode: str, seed: int, cut: int, tail: int
+) -> None:
+    assert MARIADB_URL is not None
+    reset_database(MARIADB_URL)
+    _run_and_restore(MARIADB_URL, seed, cut, tail, mode)
+
+
 def _table_dump(storage: StorageManager) -> dict[str, list[tuple[Any, ...]]]:
     dump = {}
     with storage.engine.connect() as connection:
@@ -96,11 +109,51 @@ def test_replaying_an_event_stream_twice_leaves_the_same_rows(storage: StorageMa
         apply(book, clock, command)
     before = _table_dump(storage)
     wanted = [(e, d) for e, d in recorded if e in set(persister_types())]
+    # The persister wrote captured changes; the event path must find nothing left to change.
     for half in (wanted[: len(wanted) // 2], wanted):  # a partial replay, then the whole stream again
-        for event_type, data in half:
-            persister._handler(event_type, data)
-        persister.on_command(book.symbol, book.sequence)
+        storage._write_units([Unit(book.symbol, list(half), book.sequence)])
     assert _table_dump(storage) == before
+    assert persister.mode == "sync"
+
+
+@pytest.mark.parametrize("seed", [3, 11, 29, 47])
+def test_captured_changes_write_the_same_rows_as_their_events(tmp_path: Any, seed: int) -> None:
+    """The persister's change capture and the event path (replays, failed events) are interchangeable."""
+    clock = Clock()
+    book = new_book(clock=clock)
+    recorded: list[tuple[EventType, dict[str, Any]]] = []
+    book.event_manager.subscribe_all(lambda e, d: recorded.append((e, d)))
+    captured = StorageManager(f"sqlite:///{tmp_path / 'captured.db'}")
+    from_events = StorageManager(f"sqlite:///{tmp_path / 'events.db'}")
+    try:
+        captured.attach(book, mode="write_behind")
+        from_events.save_market(book.symbol, book.tick_size, book.lot_size, "0.001", "0.002")
+        sequence = 0
+        for command in make_stream(seed, 400):
+            apply(book, clock, command)
+            if book.sequence != sequence:  # one unit per command, as the persister cuts them
+                events = [(e, d) for e, d in recorded if e in set(persister_types())]
+                from_events._write_units([Unit(book.symbol, events, book.sequence)])
+                sequence = book.sequence
+            recorded.clear()
+        captured.flush()
+        got, want = _table_dump(captured), _table_dump(from_events)
+        # The event path keeps the visible quantity an order had at its last event; an order that
+        # rests after its ORDER_ADDED or ORDER_MODIFIED shows 0 there. Capture stores the true value.
+        visible = [c.name for c in tables.orders.columns if c.name != "updated_at"].index("visible_quantity")
+        for table, rows in want.items():
+            assert len(got[table]) == len(rows)
+            for mine, theirs in zip(got[table], rows, strict=True):
+                if table == tables.orders.name:
+                    mine = mine[:visible] + mine[visible + 1 :]
+                    theirs = theirs[:visible] + theirs[visible + 1 :]
+                assert mine == theirs, [(a, b) for a, b in zip(mine, theirs, strict=True) if a != b]
+        for row in captured.get_active_orders(book.symbol):
+            live = book.get_order(row["order_id"])
+            assert live is not None and Decimal(str(live["visible_quantity"])) == row["visible_quantity"]
+    finally:
+        captured.close()
+        from_events.close()
 
 
 def persister_types() -> tuple[EventType, ...]:
@@ -186,7 +239,8 @@ def test_failed_units_are_recorded_and_replayed(
     real = manager_module.apply_units
 
     def broken(connection: Any, market: Any, units: Any) -> int:
-        if any(data.get("order_id") == "poison" for unit in units for _, data in unit.events):
+        events = [data for unit in units for _, data in as_unit(unit).as_events(market)]
+        if any(data.get("order_id") == "poison" for data in events):
             raise ValueError("cannot store this one")
         return real(connection, market, units)
 
@@ -204,23 +258,39 @@ def test_failed_units_are_recorded_and_replayed(
     assert storage.reconcile(book).ok
 
 
-def test_sync_mode_survives_a_killed_connection() -> None:
-    if not POSTGRES_URL:
-        pytest.skip("PostgreSQL not configured (MANTICORE_TEST_POSTGRES_URL)")
-    reset_postgres(POSTGRES_URL)
+def _kill_other_sessions(storage: StorageManager) -> None:
+    """End every other session on the storage's database, the way a server restart or a proxy would."""
+    with storage.engine.connect() as admin:
+        if storage.dialect == "postgresql":
+            admin.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        else:
+            sessions = admin.exec_driver_sql(
+                "SELECT id FROM information_schema.processlist "
+                "WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+            ).scalars()
+            for session in list(sessions):
+                admin.exec_driver_sql(f"KILL {int(session)}")
+        admin.commit()
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_sync_mode_survives_a_killed_connection(server: str) -> None:
+    url = POSTGRES_URL if server == "postgresql" else MARIADB_URL
+    if not url:
+        variable = "MANTICORE_TEST_POSTGRES_URL" if server == "postgresql" else "MANTICORE_TEST_MARIADB_URL"
+        pytest.skip(f"{server} not configured ({variable})")
+    reset_database(url)
     for mode in ("sync", "write_behind"):
-        storage = StorageManager(POSTGRES_URL)
+        storage = StorageManager(url)
         try:
             book = new_book(symbol=f"KILL/{mode}")
             storage.attach(book, mode=mode)  # type: ignore[arg-type]
             book.add_order("buy", "99", "1", order_id=f"{mode}-a")
             storage.flush(10)
-            with storage.engine.connect() as admin:
-                admin.exec_driver_sql(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-                admin.commit()
+            _kill_other_sessions(storage)
             book.add_order("buy", "98", "1", order_id=f"{mode}-b")
             assert storage.flush(30)
             assert storage.get_order(f"{mode}-b") is not None

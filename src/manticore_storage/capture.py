@@ -1,0 +1,337 @@
+"""Capturing a book's changes for storage without event dictionaries, and turning them into rows.
+
+The persister registers a change recorder on its book (:mod:`manticore_orderbook.changes`). At the end
+of each command, in the book's thread, :func:`capture` copies what storage needs out of the change
+log into a tuple of flat records. That is all the book thread pays. The writer thread later turns the
+records into table rows (:class:`RowBuilder`), converting ticks and lots into exact decimals on the
+market's grid.
+
+Records hold only strings, numbers, booleans and None. Such tuples are untracked by Python's cyclic
+garbage collector once they survive a collection, so a long queue of captured commands costs the
+collector (and the book thread it interrupts) almost nothing; holding the book's own order and trade
+objects, or dictionaries, would make every full collection scan the whole queue.
+
+The rows are those the event path would write for the same command: an order with an event other
+than fills gets a full row, an order that was only filled gets the fill columns, and every order row
+carries the sequence of the last event about that order (``last_sequence``), so writes stay
+idempotent and interchangeable with replayed events. One difference: the event path stores the
+visible quantity an order had at its last event, which is 0 for an order that rested after its
+ORDER_ADDED or ORDER_MODIFIED; captured rows hold the visible quantity the order really has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from decimal import ROUND_FLOOR, Context, Decimal
+from typing import Any, Final
+
+from manticore_orderbook import EventType
+from manticore_orderbook.changes import (
+    CHANGE_ADDED,
+    CHANGE_CANCELLED,
+    CHANGE_CLEARED,
+    CHANGE_EXPIRED,
+    CHANGE_TRADE,
+    ChangeEntry,
+)
+
+from .records import Market
+
+__all__ = ["RECORD_CLEARED", "RECORD_FILL", "RECORD_ORDER", "RECORD_TRADE", "RowBuilder", "capture"]
+
+_EXACT = Context(prec=999, rounding=ROUND_FLOOR, Emax=999999, Emin=-999999)
+
+#: ``(RECORD_ORDER, last_sequence, kind, reason, order_id, side, order_type, tif, user_id, timestamp,
+#: stp, peak, trail, trail_is_percent, price, quantity, filled, open, visible, expiry, stop_price,
+#: trail_ref, triggered, pending, rank)``: an order's full state (``kind`` is its last full-state
+#: change kind from :mod:`manticore_orderbook.changes`; enums as their string values).
+RECORD_ORDER: Final = 0
+#: ``(RECORD_FILL, last_sequence, order_id, filled, open, visible, rank)``: an order that was only filled.
+RECORD_FILL: Final = 1
+#: ``(RECORD_TRADE, number, sequence, price, quantity, maker_order_id, taker_order_id, maker_user_id,
+#: taker_user_id, taker_side, timestamp)``.
+RECORD_TRADE: Final = 2
+#: ``(RECORD_CLEARED, sequence)``: ``clear()`` cancelled every live order of the symbol.
+RECORD_CLEARED: Final = 3
+
+Record = tuple[Any, ...]
+
+
+def capture(entries: list[ChangeEntry]) -> tuple[Record, ...]:
+    """Copy what storage needs out of one command's change log (runs in the book's thread).
+
+    Returns the records in an order that can be applied as given: per stretch between ``clear()``
+    calls, one record per touched order, then the trades.
+    """
+    if len(entries) == 1:  # most commands: an order rests, or is cancelled, without trading
+        kind, order, sequence, extra = entries[0]
+        if kind != CHANGE_TRADE and kind != CHANGE_CLEARED:
+            return (_order_record(order, sequence, kind, extra),)
+    records: list[Record] = []
+    # order_id -> [order, last_sequence, full, kind, extra]
+    touched: dict[str, list[Any]] = {}
+    trades: list[Record] = []
+    for kind, a, b, c in entries:
+        if kind == CHANGE_TRADE:
+            sequence = a.sequence
+            trades.append(
+                (
+                    RECORD_TRADE,
+                    a.number,
+                    sequence,
+                    a.price,
+                    a.quantity,
+                    a.maker_order_id,
+                    a.taker_order_id,
+                    a.maker_user_id,
+                    a.taker_user_id,
+                    a.taker_side._value_,
+                    a.timestamp,
+                )
+            )
+            for order, seq in ((b, sequence + 1), (c, sequence + 2)):
+                state = touched.get(order.order_id)
+                if state is None:
+                    touched[order.order_id] = [order, seq, False, kind, None]
+                else:
+                    state[0] = order
+                    state[1] = seq
+        elif kind == CHANGE_CLEARED:
+            _snapshot(touched, records)
+            records.extend(trades)
+            touched, trades = {}, []
+            records.append((RECORD_CLEARED, b))
+        else:
+            touched[a.order_id] = [a, b, True, kind, c]
+    _snapshot(touched, records)
+    records.extend(trades)
+    return tuple(records)
+
+
+def _snapshot(touched: dict[str, list[Any]], records: list[Record]) -> None:
+    for order, sequence, is_full, kind, extra in touched.values():
+        if not is_full:
+            records.append(
+                (RECORD_FILL, sequence, order.order_id, order.filled, order.open, order.visible, order.rank)
+            )
+            continue
+        records.append(_order_record(order, sequence, kind, extra))
+
+
+def _order_record(order: Any, sequence: int, kind: int, extra: Any) -> Record:
+    if extra is None:
+        reason, open_, quantity = None, order.open, order.quantity
+    else:
+        reason, open_, quantity = extra
+    return (
+        RECORD_ORDER,
+        sequence,
+        kind,
+        reason,
+        order.order_id,
+        order.side._value_,
+        order.order_type._value_,
+        order.tif._value_,
+        order.user_id,
+        order.timestamp,
+        order.stp._value_,
+        order.peak,
+        order.trail,
+        order.trail_is_percent,
+        order.price,
+        quantity,
+        order.filled,
+        open_,
+        order.visible,
+        order.expiry,
+        order.stop_price,
+        order.trail_ref,
+        order.triggered,
+        order.pending,
+        order.rank,
+    )
+
+
+#: The event type a full row is reported as, by the kind of the order's last full-state change (a
+#: replay applies the full state whatever the type; modifies and triggers report ORDER_MODIFIED).
+_FULL_STATE_TYPES = {
+    CHANGE_ADDED: EventType.ORDER_ADDED,
+    CHANGE_CANCELLED: EventType.ORDER_CANCELLED,
+    CHANGE_EXPIRED: EventType.ORDER_EXPIRED,
+}
+
+
+class RowBuilder:
+    """Turns one market's records into rows (runs in the writer's thread).
+
+    Decimals are exact on the market's grid; the values met recently are remembered, since prices and
+    quantities repeat.
+    """
+
+    __slots__ = ("_id_prefix", "_maker_rate", "_price", "_qty", "_symbol", "_taker_rate")
+
+    def __init__(self, symbol: str, market: Market, id_prefix: str) -> None:
+        self._symbol = symbol
+        self._id_prefix = id_prefix
+        self._price = _Decimals(market.price_grid().to_decimal)
+        self._qty = _Decimals(market.quantity_grid().to_decimal)
+        self._maker_rate = market.maker_fee_rate
+        self._taker_rate = market.taker_fee_rate
+
+    def order_row(self, record: Record, now: float | None) -> dict[str, Any]:
+        """The full ``manticore_orders`` row of a :data:`RECORD_ORDER`."""
+        (
+            _,
+            sequence,
+            kind,
+            reason,
+            order_id,
+            side,
+            order_type,
+            tif,
+            user_id,
+            timestamp,
+            stp,
+            peak,
+            trail,
+            trail_is_percent,
+            price_ticks,
+            quantity,
+            filled,
+            open_,
+            visible,
+            expiry,
+            stop_ticks,
+            trail_ref,
+            triggered,
+            pending,
+            rank,
+        ) = record
+        price, qty = self._price, self._qty
+        if trail is None:
+            trail_value = None
+        elif trail_is_percent:
+            trail_value = Decimal(trail)
+        else:
+            trail_value = price(trail)
+        status = _status(kind, filled, open_, pending)
+        return {
+            "symbol": self._symbol,
+            "order_id": order_id,
+            "side": side,
+            "price": None if price_ticks is None else price(price_ticks),
+            "quantity": qty(quantity),
+            "filled_quantity": qty(filled),
+            "remaining_quantity": qty(open_),
+            "visible_quantity": qty(visible),
+            "displayed_quantity": qty(peak) if peak else None,
+            "order_type": order_type,
+            "time_in_force": tif,
+            "expiry_time": expiry,
+            "user_id": None if user_id is None else str(user_id),
+            "user_id_is_int": isinstance(user_id, int) and not isinstance(user_id, bool),
+            "timestamp": timestamp,
+            "stop_price": None if stop_ticks is None else price(stop_ticks),
+            "trail_value": trail_value,
+            "trail_is_percent": trail_is_percent,
+            "trail_reference_price": None if trail_ref is None else price(trail_ref),
+            "self_trade_prevention": stp,
+            "triggered": triggered,
+            "status": status,
+            "cancel_reason": reason if status == "cancelled" else None,
+            "priority": rank,
+            "last_sequence": sequence,
+            "updated_at": now,
+        }
+
+    def fill_change(self, record: Record, now: float | None) -> dict[str, Any]:
+        """The fill columns of a :data:`RECORD_FILL` (keyed ``b_symbol``/``b_order_id`` for the update)."""
+        _, sequence, order_id, filled, open_, visible, rank = record
+        qty = self._qty
+        return {
+            "b_symbol": self._symbol,
+            "b_order_id": order_id,
+            "filled_quantity": qty(filled),
+            "remaining_quantity": qty(open_),
+            "visible_quantity": qty(visible),
+            "priority": rank,
+            "status": "partially_filled" if open_ else "filled",
+            "last_sequence": sequence,
+            "updated_at": now,
+        }
+
+    def trade_row(self, record: Record) -> dict[str, Any]:
+        """The ``manticore_trades`` row of a :data:`RECORD_TRADE`, fees exact from the market's rates."""
+        _, number, sequence, ticks, lots, maker_id, taker_id, maker_user, taker_user, taker_side, ts = record
+        price = self._price(ticks)
+        quantity = self._qty(lots)
+        notional = _EXACT.multiply(price, quantity)
+        return {
+            "symbol": self._symbol,
+            "trade_id": f"{self._id_prefix}T{number}",
+            "sequence": sequence,
+            "price": price,
+            "quantity": quantity,
+            "maker_order_id": maker_id,
+            "taker_order_id": taker_id,
+            "maker_user_id": None if maker_user is None else str(maker_user),
+            "taker_user_id": None if taker_user is None else str(taker_user),
+            "taker_side": taker_side,
+            "maker_fee": _EXACT.multiply(notional, self._maker_rate),
+            "taker_fee": _EXACT.multiply(notional, self._taker_rate),
+            "timestamp": ts,
+        }
+
+    def events(self, records: Iterable[Record]) -> list[tuple[EventType, dict[str, Any]]]:
+        """The records as event-shaped dicts, in sequence order (for the failed-events table)."""
+        events: list[tuple[EventType, dict[str, Any]]] = []
+        for record in records:
+            tag = record[0]
+            if tag == RECORD_ORDER:
+                data = self.order_row(record, None)
+                data["sequence"] = data["last_sequence"]
+                data["order_timestamp"] = data["timestamp"]
+                data["reason"] = data["cancel_reason"]
+                events.append((_FULL_STATE_TYPES.get(record[2], EventType.ORDER_MODIFIED), data))
+            elif tag == RECORD_FILL:
+                data = self.fill_change(record, None)
+                data["symbol"] = data.pop("b_symbol")
+                data["order_id"] = data.pop("b_order_id")
+                data["sequence"] = data["last_sequence"]
+                events.append((EventType.ORDER_FILLED, data))
+            elif tag == RECORD_TRADE:
+                events.append((EventType.TRADE_EXECUTED, self.trade_row(record)))
+            else:
+                events.append((EventType.BOOK_CLEARED, {"symbol": self._symbol, "sequence": record[1]}))
+        events.sort(key=lambda item: int(item[1]["sequence"]))
+        return events
+
+
+class _Decimals:
+    """Units -> exact Decimal on one grid, remembering up to 4096 values."""
+
+    __slots__ = ("_cache", "_convert")
+
+    def __init__(self, convert: Callable[[int], Decimal]) -> None:
+        self._convert = convert
+        self._cache: dict[int, Decimal] = {0: Decimal(0)}  # zero without decimal places, as events give
+
+    def __call__(self, units: int) -> Decimal:
+        value = self._cache.get(units)
+        if value is None:
+            value = self._convert(units)
+            if len(self._cache) < 4096:
+                self._cache[units] = value
+        return value
+
+
+def _status(kind: int, filled: int, open_: int, pending: bool) -> str:
+    if kind == CHANGE_CANCELLED:
+        return "cancelled"
+    if kind == CHANGE_EXPIRED:
+        return "expired"
+    if pending:
+        return "pending"
+    if open_ == 0:
+        return "filled" if filled else "cancelled"
+    return "partially_filled" if filled else "open"
