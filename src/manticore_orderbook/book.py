@@ -893,22 +893,27 @@ class OrderBook:
     ) -> int:
         """``restore_state`` for a trusted source: :mod:`manticore_storage` restoring rows it wrote.
 
-        Nothing is parsed twice and only cheap invariants are checked (ids unique, priorities rising,
-        quantities positive and consistent, kinds that can rest or wait, the book not crossed), instead
-        of validating every order as a new command. ``records`` must be in ascending priority; each is
-        a tuple ``(order_id, price, remaining_quantity, user_id, timestamp, priority, kind)``, and
-        ``kinds[kind]`` is ``(side, order_type, time_in_force, self_trade_prevention, pending,
-        triggered, user_id_is_int, detailed)``: the enum fields are the book's own values (an STP of
-        None means the book's default) and a true ``user_id_is_int`` turns a text ``user_id`` into an
-        int. The other fields of a ``detailed`` order are ``details[priority]``: ``(priority,
-        quantity, filled_quantity, visible_quantity, displayed_quantity, expiry_time, stop_price,
-        trail_value, trail_is_percent, trail_reference_price)``. Any other order has nothing filled,
-        is fully visible and has no display size, expiry, stop or trail. Prices (``price``,
-        ``stop_price``, ``trail_reference_price``, a non-percent ``trail_value``) are keys of
-        ``prices`` and quantities keys of ``lots``: mappings from the stored value to whole ticks or
-        lots (None to None). ``visible_quantity`` None or 0 means a fresh slice; a percent
-        ``trail_value`` is a decimal. Raises :class:`InvalidOrderError` and leaves the book empty if
-        anything does not hold.
+        Nothing is parsed twice and only cheap invariants are checked (ids unique, priorities unique
+        and rising in each price level, quantities positive and consistent, kinds that can rest or
+        wait, the book not crossed), instead of validating every order as a new command.
+
+        Each record is a tuple ``(order_id, price, remaining_quantity, user_id, timestamp, priority,
+        kind)``. The records of the resting orders must come grouped by price (consecutive records
+        with equal ``price`` values join the same level; a price that comes back in a later group
+        costs a sort of its level) and in ascending priority within each group; untriggered stops
+        may come anywhere. ``kinds[kind]`` is ``(side, order_type, time_in_force,
+        self_trade_prevention, pending, triggered, user_id_is_int, detailed)``: the enum fields are
+        the book's own values (an STP of None means the book's default) and a true
+        ``user_id_is_int`` turns a text ``user_id`` into an int. The other fields of a ``detailed``
+        order are ``details[priority]``: ``(priority, quantity, filled_quantity, visible_quantity,
+        displayed_quantity, expiry_time, stop_price, trail_value, trail_is_percent,
+        trail_reference_price)``. Any other order has nothing filled, is fully visible and has no
+        display size, expiry, stop or trail. Prices (``price``, ``stop_price``,
+        ``trail_reference_price``, a non-percent ``trail_value``) are keys of ``prices`` and
+        quantities keys of ``lots``: mappings from the stored value to whole ticks or lots (None to
+        None). ``visible_quantity`` None or 0 means a fresh slice; a percent ``trail_value`` is a
+        decimal. Raises :class:`InvalidOrderError` and leaves the book empty if anything does not
+        hold.
         """
         with self._lock:
             if self._orders:
@@ -945,12 +950,19 @@ class OrderBook:
     ) -> int:
         """Build and place the orders of ``_restore_trusted``; return the top priority.
 
-        A plain order (limit or post-only, GTC, not detailed, not a stop) that passes the checks is
-        built here, inlined because a million calls add up; any other record goes through
-        ``_load_detailed``, which also makes the error of a record that fails a check."""
+        One price level at a time: a level is looked up once per group of records and its totals are
+        added once, which keeps a million orders over many levels fast. A plain order (limit or
+        post-only, GTC, not detailed, not a stop) that passes the checks is built here; any other
+        goes through ``_trusted_order``, which also makes the error of a record that fails a check.
+        Untriggered stops are registered last, in ascending priority."""
         book_orders = self._orders
+        expiries = self._expiries
         max_price = self._price_grid.max_units
         max_qty = self._qty_grid.max_units
+        ranks: set[int] = set()
+        seen = ranks.add
+        stops: list[Order] = []
+        revisited: dict[int, PriceLevel] = {}
         decoded: dict[
             object,
             tuple[
@@ -967,51 +979,107 @@ class OrderBook:
                 PriceIndex,
             ],
         ] = {}
-        last_rank = 0
+        no_key = current = object()  # the kind key and price value of the last record, none yet
+        last_key: object = no_key
+        side = BUY
+        order_type = LIMIT
+        tif = GTC
+        stp = self.default_stp
+        pending = user_id_is_int = plain = False
+        levels = self._bid_levels
+        level_prices = self._bid_prices
+        level: PriceLevel | None = None
+        append = deque[Order]().append
+        price = total = count = last_rank = placed = 0
         for order_id, price_value, open_value, user_id, timestamp, rank, key in records:
-            kind = decoded.get(key)
-            if kind is None:
-                kind = self._trusted_kind(kinds, key, len(book_orders))
-                decoded[key] = kind
-            side, order_type, tif, stp, _, _, user_id_is_int, _, plain, levels, level_prices = kind
+            if key != last_key:
+                found = decoded.get(key)
+                if found is None:
+                    found = self._trusted_kind(kinds, key, len(book_orders))
+                    decoded[key] = found
+                kind = found
+                side, order_type, tif, stp, pending, _, user_id_is_int, _, plain, levels, level_prices = kind
+                last_key = key
+                if not pending and level is not None and side is not level.side:
+                    current = no_key  # same price, other side: another level (and a crossed book)
             if user_id_is_int and user_id is not None:
                 user_id = self._trusted_user_id(user_id, len(book_orders))
+            seen(rank)
+            if pending:
+                order = self._trusted_order(
+                    order_id, price_value, open_value, user_id, timestamp, rank, kind, details, prices, lots
+                )
+                book_orders[order_id] = order
+                stops.append(order)
+                continue
+            if price_value != current:  # the next level: settle this one, find or make that one
+                if level is not None:
+                    level.total += total
+                    level.count += count
+                    placed += count
+                price_units = prices[price_value]
+                if price_units is None or not 0 < price_units <= max_price:
+                    raise InvalidOrderError(
+                        f"state order {len(book_orders)}: no price to rest at, or out of range"
+                    )
+                price = price_units
+                level = levels.get(price)
+                if level is None:
+                    level = PriceLevel(price, side)
+                    levels[price] = level
+                    level_prices.add(price)
+                elif level.orders:
+                    revisited[id(level)] = level
+                append = level.orders.append
+                current = price_value
+                total = count = last_rank = 0
+            assert level is not None
             if rank <= last_rank:
                 raise InvalidOrderError(
                     f"state order {len(book_orders)}: priority {rank!r} is not above the previous one"
+                    " of its price level"
                 )
             last_rank = rank
-            price = prices[price_value]
             quantity = lots[open_value]
             if (
-                not plain
-                or price is None
-                or quantity is None
-                or not 0 < price <= max_price
-                or not 0 < quantity <= max_qty
-                or not isinstance(order_id, str)
-                or not order_id
-                or order_id in book_orders
-            ):
-                self._load_detailed(
+                plain
+                and quantity is not None
+                and 0 < quantity <= max_qty
+                and isinstance(order_id, str)
+                and order_id
+            ):  # a repeated order_id shows in the count of book_orders at the end
+                order = Order(order_id, side, price, quantity, order_type, tif, user_id, timestamp, stp)
+                order.visible = quantity
+                order.rank = rank
+                total += quantity
+            else:
+                order = self._trusted_order(
                     order_id, price_value, open_value, user_id, timestamp, rank, kind, details, prices, lots
                 )
-                continue
-            order = Order(order_id, side, price, quantity, order_type, tif, user_id, timestamp, stp)
-            order.visible = quantity
-            order.rank = rank
-            # _join_level, inlined
-            level = levels.get(price)
-            if level is None:
-                level = PriceLevel(price, side)
-                levels[price] = level
-                level_prices.add(price)
-            level.total += quantity
-            level.count += 1
-            level.orders.append(order)
+                total += order.visible
+                level.reserve += order.open - order.visible
+                if order.expiry is not None:
+                    heapq.heappush(expiries, (order.expiry, rank, order))
             order.level = level
+            append(order)
+            count += 1
             book_orders[order_id] = order
-        return last_rank
+        if level is not None:
+            level.total += total
+            level.count += count
+            placed += count
+        if len(book_orders) != placed + len(stops):
+            raise InvalidOrderError("two orders have the same order_id")
+        if len(ranks) != len(book_orders):
+            raise InvalidOrderError("two orders have the same priority")
+        for level in revisited.values():  # a level in two groups (a price spelt two ways): reorder
+            level.orders = deque(sorted(level.orders, key=lambda o: o.rank))
+        stops.sort(key=lambda o: o.rank)
+        for order in stops:
+            if order.order_type is TRAILING_STOP:
+                self._update_trailing_stop(order)
+            self._register_stop(order)
+        return max(ranks, default=0)
 
     def _trusted_kind(
         self, kinds: Mapping[object, tuple[Any, ...]], key: object, index: int
@@ -1069,7 +1137,7 @@ class OrderBook:
         except (TypeError, ValueError):
             raise InvalidOrderError(f"state order {index}: user_id {user_id!r} is not an int") from None
 
-    def _load_detailed(
+    def _trusted_order(
         self,
         order_id: Any,
         price_value: Any,
@@ -1093,11 +1161,12 @@ class OrderBook:
         details: Mapping[Any, tuple[Any, ...]],
         prices: Mapping[Any, int | None],
         lots: Mapping[Any, int | None],
-    ) -> None:
-        """Check, build and place one order of ``_restore_trusted``, whatever its kind and details."""
+    ) -> Order:
+        """Check and build one order of ``_restore_trusted``, whatever its kind and details: a resting
+        order with its visible quantity, not placed yet, or an untriggered stop, not registered yet."""
         book_orders = self._orders
         index = len(book_orders)
-        side, kind_, tif, stp, pending, triggered, _, detailed, _, levels, level_prices = kind
+        side, kind_, tif, stp, pending, triggered, _, detailed, _, _, _ = kind
         if not isinstance(order_id, str) or not order_id or order_id in book_orders:
             raise InvalidOrderError(f"state order {index}: order_id missing or used twice")
         price = prices[price_value]
@@ -1169,10 +1238,7 @@ class OrderBook:
         if pending:
             if not is_stop or triggered:
                 raise InvalidOrderError(f"state order {index}: only an untriggered stop can be pending")
-            if kind_ is TRAILING_STOP:
-                self._update_trailing_stop(order)
-            self._register_stop(order)
-            return
+            return order
         if is_stop and not triggered:
             raise InvalidOrderError(f"state order {index}: an untriggered stop must be pending")
         if price is None or kind_ is MARKET or kind_ is STOP_MARKET or tif is IOC or tif is FOK:
@@ -1183,20 +1249,7 @@ class OrderBook:
         elif visible < 0 or visible > open_ or (peak and visible > peak):
             raise InvalidOrderError(f"state order {index}: visible_quantity out of range")
         order.visible = visible
-        # _join_level, inlined (levels and level_prices are those of the order's side)
-        level = levels.get(price)
-        if level is None:
-            level = PriceLevel(price, side)
-            levels[price] = level
-            level_prices.add(price)
-        level.total += visible
-        level.reserve += open_ - visible
-        level.count += 1
-        level.orders.append(order)
-        order.level = level
-        book_orders[order_id] = order
-        if expiry is not None:
-            heapq.heappush(self._expiries, (expiry, rank, order))
+        return order
 
     def _place_restored(self, orders: list[Order]) -> None:
         """Put validated restored orders in place: resting ones in their levels by priority, stops held."""

@@ -7,19 +7,23 @@ or type processing), every stored decimal is turned into ticks or lots once per 
 invariants instead of validating every order as a new command would be.
 
 What costs most in a restore of a million orders is the driver turning column values into Python
-objects (roughly 0.1 us a column, even for a NULL) and the book building orders. So each live order
-is read as seven columns: the kind columns (side, order type, time in force, STP, pending, triggered,
-user id type) are folded into one small integer by the database, and the columns that are usually
-empty or implied (an unfilled order's quantity and filled quantity, a visible quantity equal to the
-open one, the iceberg, expiry, stop and trailing fields) are read, by a second query, only for the
-orders that need them ("detailed" orders, flagged in the same integer).
+objects (roughly 0.1 us a column, even for a NULL) and the book touching its levels. So each live
+order is read as seven columns: the kind columns (side, order type, time in force, STP, pending,
+triggered, user id type) are folded into one small integer by the database, and the columns that are
+usually empty or implied (an unfilled order's quantity and filled quantity, a visible quantity equal
+to the open one, the iceberg, expiry, stop and trailing fields) are read, by a second query, only for
+the orders that need them ("detailed" orders, flagged in the same integer). And the rows come sorted
+by price, then priority: the book fills one level at a time instead of jumping between many levels
+at every order (a price stored in two spellings, which SQLite sorts apart, still ends up in one level
+in priority order).
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
+from functools import cache
 from itertools import chain, product
 from typing import Any
 
@@ -52,8 +56,8 @@ _KEY_COLUMNS: tuple[tuple[str, tuple[str | None, ...]], ...] = (
 _DETAILED = (
     "displayed_quantity IS NOT NULL OR expiry_time IS NOT NULL OR stop_price IS NOT NULL"
     " OR trail_value IS NOT NULL OR trail_reference_price IS NOT NULL"
-    " OR quantity <> remaining_quantity OR filled_quantity <> 0"
-    " OR (visible_quantity IS NOT NULL AND visible_quantity <> 0"
+    " OR quantity <> remaining_quantity OR filled_quantity <> '0'"
+    " OR (visible_quantity IS NOT NULL AND visible_quantity <> '0'"
     " AND visible_quantity <> remaining_quantity)"
 )
 #: The yes/no conditions folded into the key, after the enum columns.
@@ -75,11 +79,17 @@ _DETAIL_COLUMNS = (
 _CHUNK = 2000
 
 
-def _kind_key_sql() -> str:
-    """The SQL expression of an order's kind key: a mixed-radix number of the key's fields."""
+@cache
+def _kind_key_sql(dialect: str) -> str:
+    """The SQL expression of an order's kind key: a mixed-radix number of the key's fields.
+
+    MySQL and MariaDB compare the text columns as bytes here: their usual collations ignore case and
+    trailing spaces, which would let ``'BUY'`` pass for ``'buy'``."""
+    binary = dialect in ("mysql", "mariadb")
     terms = []
     weight = 1
-    for column, values in _KEY_COLUMNS:
+    for name, values in _KEY_COLUMNS:
+        column = f"CAST({name} AS BINARY)" if binary else name
         whens = " ".join(
             f"WHEN {column} IS NULL THEN {i}" if value is None else f"WHEN {column} = '{value}' THEN {i}"
             for i, value in enumerate(values)
@@ -87,6 +97,8 @@ def _kind_key_sql() -> str:
         terms.append(f"{weight} * (CASE {whens} END)")
         weight *= len(values)
     for condition in _KEY_FLAGS:
+        if binary:
+            condition = condition.replace("status = ", "CAST(status AS BINARY) = ")
         terms.append(f"(CASE WHEN {condition} THEN {weight} ELSE 0 END)")
         weight *= 2
     return " + ".join(terms)
@@ -107,18 +119,10 @@ def _kind_keys() -> dict[object, tuple[Any, ...]]:
     return keys
 
 
-_KIND_KEY_SQL = _kind_key_sql()
 _KIND_KEYS = _kind_keys()
-#: The columns of a restore record: the record layout of ``OrderBook._restore_trusted``.
-_COLUMNS = (
-    "order_id",
-    "price",
-    "remaining_quantity",
-    "user_id",
-    "timestamp",
-    "priority",
-    f"{_KIND_KEY_SQL} AS kind_key",
-)
+#: The columns of a restore record, the record layout of ``OrderBook._restore_trusted``, but for the
+#: kind key that ends it.
+_COLUMNS = ("order_id", "price", "remaining_quantity", "user_id", "timestamp", "priority")
 _PRIORITY = _COLUMNS.index("priority")
 
 
@@ -142,32 +146,67 @@ def _select(connection: Connection, what: str, where: str, order_by: str = "") -
     )
 
 
+class _Details(Mapping[Any, tuple[Any, ...]]):
+    """The details of the detailed orders by priority, read at the first look-up: a book of plain
+    orders (the usual big book) never pays for the query."""
+
+    def __init__(self, rows: dict[Any, tuple[Any, ...]], load: Callable[[], list[Any]]) -> None:
+        self._rows = rows
+        self._load: Callable[[], list[Any]] | None = load
+
+    def _loaded(self) -> dict[Any, tuple[Any, ...]]:
+        if self._load is not None:
+            load, self._load = self._load, None
+            for row in load():
+                self._rows[row[0]] = tuple(row)
+        return self._rows
+
+    def __getitem__(self, rank: Any) -> tuple[Any, ...]:
+        return self._loaded()[rank]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+    def get(self, rank: Any, default: Any = None) -> Any:
+        return self._loaded().get(rank, default)
+
+
 def _live_rows(
     connection: Connection, cursor: Any, symbol: str
-) -> tuple[Iterator[tuple[Any, ...]], dict[int, tuple[Any, ...]]]:
-    """The symbol's live orders as ``_restore_trusted`` records, in time priority, streamed, and the
-    details of the detailed ones by priority.
+) -> tuple[Iterator[tuple[Any, ...]], Mapping[Any, tuple[Any, ...]]]:
+    """The symbol's live orders as ``_restore_trusted`` records, by price and then priority, streamed,
+    and the details of the detailed ones by priority.
 
     Rows written by the guide's methods carry no priority: they come last, by arrival, numbered on
     from the highest stored priority."""
-    what = ", ".join(_COLUMNS)
+    what = ", ".join((*_COLUMNS, f"{_kind_key_sql(connection.dialect.name)} AS kind_key"))
     details_what = ", ".join(_DETAIL_COLUMNS)
     cursor.execute(_select(connection, "max(priority)", "priority > 0"), (symbol,))
     top = cursor.fetchone()[0] or 0
     cursor.execute(_select(connection, f"{what}, {details_what}", "priority <= 0", "timestamp"), (symbol,))
     unprioritised = []
-    details: dict[int, tuple[Any, ...]] = {}
-    width = len(_COLUMNS)
+    known: dict[Any, tuple[Any, ...]] = {}
+    width = len(_COLUMNS) + 1
     for rank, row in enumerate(cursor.fetchall(), top + 1):
         unprioritised.append((*row[:_PRIORITY], rank, *row[_PRIORITY + 1 : width]))
-        details[rank] = (rank, *row[width + 1 :])
-    cursor.execute(_select(connection, details_what, f"priority > 0 AND ({_DETAILED})"), (symbol,))
-    for row in cursor.fetchall():
-        details[row[0]] = row
-    cursor.execute(_select(connection, what, "priority > 0", "priority"), (symbol,))
+        known[rank] = (rank, *row[width + 1 :])
+
+    def load() -> list[Any]:  # on a cursor of its own: the main one is in the middle of its rows
+        details_cursor = connection.connection.cursor()
+        try:
+            sql = _select(connection, details_what, f"priority > 0 AND ({_DETAILED})")
+            details_cursor.execute(sql, (symbol,))
+            return list(details_cursor.fetchall())
+        finally:
+            details_cursor.close()
+
+    cursor.execute(_select(connection, what, "priority > 0", "price, priority"), (symbol,))
     # PyMySQL's fetchmany ends with (), the other drivers' with []: any empty chunk ends the stream.
     rows = chain(chain.from_iterable(iter(lambda: cursor.fetchmany(_CHUNK) or [], [])), unprioritised)
-    return rows, details
+    return rows, _Details(known, load)
 
 
 class UnitCache(dict[object, int | None]):
@@ -256,4 +295,19 @@ def restore_book(connection: Connection, book: OrderBook, market: Any) -> int:
     finally:
         cursor.close()
         if gc_was_enabled:
+            _age_everything()
             gc.enable()
+
+
+def _age_everything() -> None:
+    """Put every object the collector tracks in its oldest generation, in constant time.
+
+    A restore makes millions of long-lived objects while the collector is off; turned back on, it
+    would go through all of them in a young-generation collection at once (about 0.4 s a million
+    orders), and again in the next generation. Moving them straight to the oldest generation skips
+    those scans: only full collections look at them, as they would soon anyway. Skipped when the
+    process keeps objects frozen (``gc.freeze()``, say before forking): unfreezing would undo that.
+    """
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from decimal import Decimal
+from itertools import product
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from manticore_orderbook import EventManager, InvalidOrderError, OrderBook
-from manticore_storage import StorageError, StorageManager
+from manticore_orderbook import (
+    EventManager,
+    InvalidOrderError,
+    OrderBook,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
+from manticore_storage import StorageError, StorageManager, restore
+from manticore_storage import schema as tables
 from manticore_storage.restore import UnitCache
 
 
@@ -129,3 +141,223 @@ def test_a_triggered_trailing_stop_restores_with_its_stop_price(storage_url: str
         twin = _book()
         storage.restore(twin)
     assert twin.export_state() == book.export_state()
+
+
+# ------------------------------------------------------------------ the seven-column restore
+
+
+def _sql(storage: StorageManager, statement: str) -> None:
+    with storage.engine.begin() as connection:
+        connection.execute(text(statement))
+
+
+def test_kind_keys_decode_exactly_what_the_database_encodes(storage_url: str) -> None:
+    """Every combination of the kind columns, encoded by the database and decoded by ``_KIND_KEYS``;
+    the detailed flag for each way an order's quantities can be stored."""
+    shapes = {  # quantity, filled, remaining, visible, expiry: and whether the row is detailed
+        "plain": ("1", "0", "1", None, None, False),
+        "fresh": ("1", "0", "1", "0", None, False),
+        "shown": ("1", "0", "1", "1", None, False),
+        "expiry": ("1", "0", "1", None, 5.0, True),
+        "filled": ("2", "1", "1", "1", None, True),
+        "slice": ("1", "0", "1", "0.5", None, True),
+    }
+    combinations = product(
+        [m.value for m in Side],
+        [m.value for m in OrderType],
+        [m.value for m in TimeInForce],
+        [None, *(m.value for m in SelfTradePrevention)],
+        [False, True],
+        [False, True],
+        [False, True],
+    )
+    rows: list[dict[str, Any]] = []
+    wanted = []
+    for n, (side, kind, tif, stp, pending, triggered, int_id) in enumerate(combinations):
+        name = list(shapes)[n % len(shapes)]
+        quantity, filled, remaining, visible, expiry, detailed = shapes[name]
+        rows.append(
+            {
+                "symbol": "K/Y",
+                "order_id": f"o{n}",
+                "side": side,
+                "quantity": quantity,
+                "filled_quantity": filled,
+                "remaining_quantity": remaining,
+                "visible_quantity": visible,
+                "order_type": kind,
+                "time_in_force": tif,
+                "expiry_time": expiry,
+                "user_id_is_int": int_id,
+                "timestamp": 1.0,
+                "trail_is_percent": False,
+                "self_trade_prevention": stp,
+                "triggered": triggered,
+                "status": "pending" if pending else "open",
+                "priority": n + 1,
+            }
+        )
+        wanted.append((side, kind, tif, stp, pending, triggered, int_id, detailed))
+    rows.append({**rows[0], "order_id": "unknown", "side": "BUY", "priority": len(rows) + 1})
+    storage = StorageManager(storage_url)
+    encode = restore._kind_key_sql(storage.engine.dialect.name)
+    try:
+        with storage.engine.begin() as connection:
+            connection.execute(tables.orders.insert(), rows)
+            keys = (
+                connection.execute(text(f"SELECT {encode} FROM manticore_orders ORDER BY priority"))
+                .scalars()
+                .all()
+            )
+    finally:
+        storage.close()
+    assert [restore._KIND_KEYS[key] for key in keys[:-1]] == wanted
+    assert keys[-1] is None  # a value the book does not know: the book refuses the row
+
+
+def test_restore_puts_a_level_stored_in_two_spellings_in_priority_order(storage_url: str) -> None:
+    """Rows come sorted by the stored price; on SQLite '100' and '100.00' sort apart, one level."""
+    storage = StorageManager(storage_url)
+    try:
+        book = _book()
+        storage.attach(book)
+        for order_id in ("a", "b", "c"):
+            book.add_order("buy", "100.00", "1", order_id=order_id)
+        book.add_order("buy", "99.00", "1", order_id="d")
+        book.add_order("sell", "101.00", "1", order_id="e")
+        storage.flush()
+        _sql(storage, "UPDATE manticore_orders SET price = '100' WHERE order_id = 'b'")
+        twin = _book()
+        assert storage.restore(twin) == 5
+        twin.check_invariants()
+        assert [o["order_id"] for o in twin.get_orders()] == ["a", "b", "c", "d", "e"]
+        assert twin.export_state() == book.export_state()
+    finally:
+        storage.close()
+
+
+def test_restore_refuses_two_orders_with_one_priority(storage_url: str) -> None:
+    storage = StorageManager(storage_url)
+    try:
+        book = _book()
+        storage.attach(book)
+        book.add_order("buy", "100.00", "1", order_id="a")
+        book.add_order("buy", "100.00", "1", order_id="b")
+        book.add_order("buy", "99.00", "1", order_id="c")
+        storage.flush()
+        first = book.get_order("a")["priority"]  # type: ignore[index]
+        for other, error in (("c", "same priority"), ("b", "not above the previous one")):
+            _sql(storage, f"UPDATE manticore_orders SET priority = {first} WHERE order_id = '{other}'")
+            twin = _book()
+            with pytest.raises(StorageError, match=error):
+                storage.restore(twin)
+            assert len(twin) == 0 and twin.get_snapshot()["bids"] == []
+            _sql(storage, f"UPDATE manticore_orders SET priority = {first + 10} WHERE order_id = '{other}'")
+    finally:
+        storage.close()
+
+
+def test_restore_refuses_a_price_with_orders_on_both_sides(storage_url: str) -> None:
+    storage = StorageManager(storage_url)
+    try:
+        book = _book()
+        storage.attach(book)
+        book.add_order("buy", "100.00", "1", order_id="a")
+        book.add_order("sell", "101.00", "1", order_id="b")
+        book.add_order("buy", "100.00", "1", order_id="c")
+        storage.flush()
+        _sql(storage, "UPDATE manticore_orders SET price = '100.00' WHERE order_id = 'b'")
+        twin = _book()
+        with pytest.raises(StorageError, match="crossed"):
+            storage.restore(twin)
+        assert len(twin) == 0
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize(
+    ("update", "error"),
+    [
+        ("visible_quantity = '-0.5'", "visible_quantity"),
+        ("displayed_quantity = '-1'", "displayed_quantity"),
+        ("user_id_is_int = TRUE", "user_id"),
+        ("expiry_time = 5000", "GTD"),
+        ("order_type = 'STOP_LIMIT'", "stop"),
+        ("side = 'BUY'", "unknown side"),
+    ],
+)
+def test_restore_refuses_corrupt_details(storage_url: str, update: str, error: str) -> None:
+    storage = StorageManager(storage_url)
+    try:
+        book = _book()
+        storage.attach(book)
+        book.add_order("buy", "99.00", "1", order_id="z", user_id="ann")
+        book.add_order("buy", "100.00", "1", order_id="a", user_id="bob")
+        storage.flush()
+        _sql(storage, f"UPDATE manticore_orders SET {update} WHERE order_id = 'a'")
+        twin = _book()
+        with pytest.raises(StorageError, match=error):
+            storage.restore(twin)
+        assert len(twin) == 0
+    finally:
+        storage.close()
+
+
+def _trusted(book: OrderBook, records: list[tuple[Any, ...]], details: dict[int, tuple[Any, ...]]) -> int:
+    kinds: dict[object, tuple[Any, ...]] = {
+        0: ("buy", "LIMIT", "GTC", None, False, False, False, False),
+        1: ("sell", "TRAILING_STOP", "GTC", None, True, False, False, True),
+        2: ("buy", "LIMIT", "GTD", None, False, False, False, True),
+    }
+    prices = UnitCache(Decimal("0.01"), "price")
+    lots = UnitCache(Decimal("0.0001"), "quantity")
+    return book._restore_trusted(records, kinds, details, prices, lots, 0, 0, 0, None)
+
+
+def test_trusted_restore_reorders_split_levels_and_registers_stops_by_priority() -> None:
+    book = _book()
+    trail = {rank: (rank, "1", "0", None, None, None, None, "1", False, "101") for rank in (3, 4)}
+    records = [
+        ("x", "100", "1", "u", 1.0, 5, 0),
+        ("s2", None, "1", "u", 1.0, 4, 1),
+        ("g", "99", "2", "u", 1.0, 6, 2),
+        ("y", "100.0", "1", "u", 1.0, 2, 0),
+        ("s1", None, "1", "u", 1.0, 3, 1),
+    ]
+    details = {**trail, 6: (6, "2", "0", None, None, 2000.0, None, None, False, None)}
+    assert _trusted(book, records, details) == 5
+    book.check_invariants()
+    assert [o["order_id"] for o in book.get_orders()] == ["y", "x", "g", "s1", "s2"]
+    assert list(book._trailing) == ["s1", "s2"]  # trailing stops move in arrival order
+    assert book.sequence == 6
+    assert book.get_snapshot()["bids"][0]["quantity"] == 2 and book.get_order("g")["expiry_time"] == 2000.0  # type: ignore[index]
+    with pytest.raises(InvalidOrderError, match="details are missing"):
+        _trusted(_book(), records, trail)
+
+
+def test_trusted_restore_refuses_an_order_id_used_twice() -> None:
+    records = [("x", "100", "1", "u", 1.0, 1, 0), ("x", "99", "1", "u", 1.0, 2, 0)]
+    book = _book()
+    with pytest.raises(InvalidOrderError, match="same order_id"):
+        _trusted(book, records, {})
+    assert len(book) == 0 and book.get_snapshot()["bids"] == []
+
+
+def test_restore_turns_the_collector_back_on_and_keeps_frozen_objects_frozen(tmp_path: object) -> None:
+    """Restore pauses the garbage collector and hands what it built to the oldest generation."""
+    storage = StorageManager(f"sqlite:///{tmp_path}/gc.db")
+    try:
+        book = _book()
+        storage.attach(book)
+        book.add_order("buy", "100.00", "1", order_id="a")
+        storage.flush()
+        assert storage.restore(_book()) == 1
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        gc.freeze()
+        try:
+            assert storage.restore(_book()) == 1
+            assert gc.isenabled() and gc.get_freeze_count() > 0  # still frozen
+        finally:
+            gc.unfreeze()
+    finally:
+        storage.close()
