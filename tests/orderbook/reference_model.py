@@ -206,9 +206,9 @@ class Model:
             out.result = False
             return out
         out.result = True
+        self._expire(now)  # every accepted command expires what is due, a modify that changes nothing too
         if not reprices and quantity == order.quantity and expiry == order.expiry:
             return out
-        self._expire(now)
         out.modified.append(oid)
         if pending or not (reprices or grows):
             order.price = price
