@@ -109,6 +109,22 @@ _ORDER_ID_MAX_LEN: Final = 128
 
 Clock = Callable[[], float]
 Pending = tuple[tuple[EventHandler, ...], EventType, dict[str, Any]]
+#: A decoded kind key of the trusted restore: side, type, time in force, STP, pending, triggered, user id
+#: is an int, detailed, plain (a GTC limit or post-only order needing no details), and the side's
+#: levels and price index (see ``_trusted_kind``).
+_TrustedKind = tuple[
+    Side,
+    OrderType,
+    TimeInForce,
+    SelfTradePrevention,
+    bool,
+    bool,
+    bool,
+    bool,
+    bool,
+    dict[int, PriceLevel],
+    PriceIndex,
+]
 
 
 class OrderBook:
@@ -963,22 +979,7 @@ class OrderBook:
         seen = ranks.add
         stops: list[Order] = []
         revisited: dict[int, PriceLevel] = {}
-        decoded: dict[
-            object,
-            tuple[
-                Side,
-                OrderType,
-                TimeInForce,
-                SelfTradePrevention,
-                bool,
-                bool,
-                bool,
-                bool,
-                bool,
-                dict[int, PriceLevel],
-                PriceIndex,
-            ],
-        ] = {}
+        decoded: dict[object, _TrustedKind] = {}
         no_key = current = object()  # the kind key and price value of the last record, none yet
         last_key: object = no_key
         side = BUY
@@ -1081,21 +1082,7 @@ class OrderBook:
             self._register_stop(order)
         return max(ranks, default=0)
 
-    def _trusted_kind(
-        self, kinds: Mapping[object, tuple[Any, ...]], key: object, index: int
-    ) -> tuple[
-        Side,
-        OrderType,
-        TimeInForce,
-        SelfTradePrevention,
-        bool,
-        bool,
-        bool,
-        bool,
-        bool,
-        dict[int, PriceLevel],
-        PriceIndex,
-    ]:
+    def _trusted_kind(self, kinds: Mapping[object, tuple[Any, ...]], key: object, index: int) -> _TrustedKind:
         """Decode one kind key of ``_restore_trusted`` (``_load_trusted`` does it once per key)."""
         values = kinds.get(key)
         if values is None or len(values) != 8:

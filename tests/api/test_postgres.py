@@ -6,7 +6,6 @@ always sets both)."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -20,21 +19,13 @@ from manticore_api import create_app
 from manticore_api.server import ADMIN_CREDENTIALS, ServerOptions, build_service
 from tests.api.support import SignedClient, new_user
 from tests.auth.conftest import reset_postgres as reset_auth_tables
+from tests.databases import server_url
 from tests.storage.conftest import reset_postgres as reset_storage_tables
-
-POSTGRES_URL = os.environ.get("MANTICORE_TEST_POSTGRES_URL")
-MARIADB_URL = os.environ.get("MANTICORE_TEST_MARIADB_URL")
 
 
 @pytest.fixture(params=["postgresql", "mariadb"])
 def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    url, variable = (
-        (POSTGRES_URL, "MANTICORE_TEST_POSTGRES_URL")
-        if request.param == "postgresql"
-        else (MARIADB_URL, "MANTICORE_TEST_MARIADB_URL")
-    )
-    if not url:
-        pytest.skip(f"{request.param} not configured: set {variable} to run these cases")
+    url = server_url(request.param)
     reset_storage_tables(url)
     reset_auth_tables(url)
     yield url

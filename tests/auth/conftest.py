@@ -5,17 +5,14 @@ says otherwise."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from manticore_auth import AuthManager, ScryptParams
+from tests.databases import drop_tables, server_url
 
-POSTGRES_URL = os.environ.get("MANTICORE_TEST_POSTGRES_URL")
-MARIADB_URL = os.environ.get("MANTICORE_TEST_MARIADB_URL")
 AUTH_TABLES = ("manticore_sessions", "manticore_api_keys", "manticore_users", "manticore_auth_schema_version")
 CHEAP_SCRYPT = ScryptParams(n=2**4, r=1, p=1)
 #: An exact instant in seconds whose millisecond value is an integer.
@@ -40,11 +37,8 @@ class FakeClock:
 
 
 def reset_postgres(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        for table in AUTH_TABLES:
-            connection.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
-    engine.dispose()
+    """Drop the auth tables (and only those) of the server database at ``url``."""
+    drop_tables(url, AUTH_TABLES)
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
@@ -53,14 +47,7 @@ def auth_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'auth.db'}"
         return
-    if request.param == "postgresql":
-        if not POSTGRES_URL:
-            pytest.skip("PostgreSQL not configured: set MANTICORE_TEST_POSTGRES_URL to run these cases")
-        url = POSTGRES_URL
-    else:
-        if not MARIADB_URL:
-            pytest.skip("MariaDB not configured: set MANTICORE_TEST_MARIADB_URL to run these cases")
-        url = MARIADB_URL
+    url = server_url(request.param)
     reset_postgres(url)
     yield url
     reset_postgres(url)

@@ -8,17 +8,15 @@ that says so; ``.ci/run`` always sets both, and fails first if a server does not
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from manticore_storage import StorageManager
+from tests.databases import MARIADB_URL, POSTGRES_URL, drop_tables, server_url
 
-POSTGRES_URL = os.environ.get("MANTICORE_TEST_POSTGRES_URL")
-MARIADB_URL = os.environ.get("MANTICORE_TEST_MARIADB_URL")
+__all__ = ["MARIADB_URL", "POSTGRES_URL", "reset_database", "reset_postgres"]
 _TABLES = (
     "manticore_failed_events",
     "manticore_trades",
@@ -30,11 +28,7 @@ _TABLES = (
 
 def reset_database(url: str) -> None:
     """Drop the manticore tables of the server database at ``url``."""
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        for table in _TABLES:
-            connection.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
-    engine.dispose()
+    drop_tables(url, _TABLES)
 
 
 reset_postgres = reset_database
@@ -46,14 +40,7 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'manticore.db'}"
         return
-    if request.param == "postgresql":
-        if not POSTGRES_URL:
-            pytest.skip("PostgreSQL not configured: set MANTICORE_TEST_POSTGRES_URL to run these cases")
-        url = POSTGRES_URL
-    else:
-        if not MARIADB_URL:
-            pytest.skip("MariaDB not configured: set MANTICORE_TEST_MARIADB_URL to run these cases")
-        url = MARIADB_URL
+    url = server_url(request.param)
     reset_database(url)
     yield url
 

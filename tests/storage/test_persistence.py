@@ -16,6 +16,7 @@ from manticore_storage import StorageManager
 from manticore_storage import schema as tables
 from manticore_storage.apply import Unit, as_unit
 from tests.command_streams import Clock, apply, make_stream, new_book
+from tests.databases import server_url
 
 from .conftest import MARIADB_URL, POSTGRES_URL, reset_database, reset_postgres
 
@@ -278,10 +279,7 @@ def _kill_other_sessions(storage: StorageManager) -> None:
 
 @pytest.mark.parametrize("server", ["postgresql", "mariadb"])
 def test_sync_mode_survives_a_killed_connection(server: str) -> None:
-    url = POSTGRES_URL if server == "postgresql" else MARIADB_URL
-    if not url:
-        variable = "MANTICORE_TEST_POSTGRES_URL" if server == "postgresql" else "MANTICORE_TEST_MARIADB_URL"
-        pytest.skip(f"{server} not configured ({variable})")
+    url = server_url(server)
     reset_database(url)
     for mode in ("sync", "write_behind"):
         storage = StorageManager(url)
