@@ -57,7 +57,9 @@ class StorageManager:
             or ``mysql+pymysql://user@host/db`` (``mariadb+pymysql://`` too).
         sqlite_synchronous: SQLite's ``synchronous`` pragma. ``"NORMAL"`` (default) survives a killed
             process; ``"FULL"`` also survives a power cut, at a cost per commit.
-        max_pending_events / max_batch_events: the write-behind queue bound and group-commit size.
+        max_pending_units: the write-behind queue bound, in commands (each command's changes form
+            one unit); book calls wait while it is reached.
+        max_batch_events: the most events (captured order and trade records) one transaction takes.
         sync_timeout: how long a synchronous write retries a lost connection before giving up.
 
     The schema is created or upgraded on first use. Numbers are stored exactly (see ``schema``); the
@@ -69,7 +71,7 @@ class StorageManager:
         connection_string: str = "sqlite:///manticore.db",
         *,
         sqlite_synchronous: str = "NORMAL",
-        max_pending_events: int = 100_000,
+        max_pending_units: int = 100_000,
         max_batch_events: int = 20_000,
         sync_timeout: float = 30.0,
         echo: bool = False,
@@ -101,7 +103,7 @@ class StorageManager:
         self._markets: dict[str, Market] = {}
         self._persisters: dict[int, BookPersister] = {}
         self._writer_options = {
-            "max_pending_events": max_pending_events,
+            "max_pending_units": max_pending_units,
             "max_batch_events": max_batch_events,
         }
         self._writer: WriteBehindWriter | None = None
@@ -473,7 +475,7 @@ class StorageManager:
                 self._writer = WriteBehindWriter(
                     self._write_units,
                     self._record_failed_unit,
-                    max_pending_events=self._writer_options["max_pending_events"],
+                    max_pending_units=self._writer_options["max_pending_units"],
                     max_batch_events=self._writer_options["max_batch_events"],
                 )
             persister = BookPersister(book, market, mode, deliver)
