@@ -273,10 +273,12 @@ class OrderBook:
         return self._last_price
 
     def add_change_recorder(self, recorder: ChangeRecorder) -> None:
-        """Call ``recorder(entries, sequence)`` once after each command that changed orders or traded.
+        """Call ``recorder(entries, sequence, trade_count, generated_count, last_trade_ticks)`` once
+        after each command that changed orders or traded.
 
         ``entries`` is the command's change log (see :mod:`manticore_orderbook.changes`), in event
-        order, and ``sequence`` the book's sequence number after the command. Recorders run in the
+        order; the other arguments are where the book stands after the command, as :meth:`counters`
+        and :attr:`last_trade_ticks` give them (what a persister stores with it). Recorders run in the
         book's thread, under its lock, after the command's events were delivered and before the
         event manager's command listeners; an exception raised by one leaves the book call (the
         command itself is applied). Registering the first recorder starts the log; nothing is
@@ -2028,28 +2030,29 @@ class OrderBook:
         """Deliver queued events in sequence order; report failing handlers with ERROR events."""
         if self._dispatching:
             return  # a handler called back into the book; the outer loop delivers its events
-        self._dispatching = True
         pending = self._pending
-        try:
-            i = 0
-            while i < len(pending):
-                handlers, event_type, data = pending[i]
-                i += 1
-                for handler in handlers:
-                    try:
-                        handler(event_type, data)
-                    except Exception as exc:
-                        _report_handler_failure(handler, event_type, exc)
-                        if event_type is not EventType.ERROR:
-                            self._emit_error(handler, event_type, data, exc)
-        finally:
-            pending.clear()
-            self._dispatching = False
+        if pending:
+            self._dispatching = True
+            try:
+                i = 0
+                while i < len(pending):
+                    handlers, event_type, data = pending[i]
+                    i += 1
+                    for handler in handlers:
+                        try:
+                            handler(event_type, data)
+                        except Exception as exc:
+                            _report_handler_failure(handler, event_type, exc)
+                            if event_type is not EventType.ERROR:
+                                self._emit_error(handler, event_type, data, exc)
+            finally:
+                pending.clear()
+                self._dispatching = False
         changes = self._changes
         if changes:
             self._changes = []
             for recorder in self._recorders:
-                recorder(changes, self._sequence)
+                recorder(changes, self._sequence, self._trade_no, self._next_order_no, self._last_price)
         for listener in self.event_manager.command_listeners:
             listener(self.symbol, self._sequence)
 

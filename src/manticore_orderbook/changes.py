@@ -4,7 +4,7 @@ Building event dictionaries costs more than matching does. A consumer that only 
 of what a command changed (storage, say) can instead register a *change recorder* with
 :meth:`OrderBook.add_change_recorder`. While one is registered, the book appends one tuple per touch
 to the log of the command in progress, and after the command's events were delivered it calls every
-recorder once with that log and the book's sequence number. No dictionary is built for this.
+recorder once with that log and the book's counters. No dictionary is built for this.
 
 Each entry is a 4-tuple whose first item is its kind:
 
@@ -50,5 +50,7 @@ CHANGE_ADDED: Final = 5
 #: One entry of a command's change log (see the module docstring for the layout per kind).
 ChangeEntry = tuple[int, Any, Any, Any]
 
-#: ``recorder(entries, sequence)``: called once per command that changed something.
-ChangeRecorder = Callable[[list[ChangeEntry], int], None]
+#: ``recorder(entries, sequence, trade_count, generated_count, last_trade_ticks)``: called once per
+#: command that changed something, with the book's counters after it (``last_trade_ticks`` is None
+#: before the first trade).
+ChangeRecorder = Callable[[list[ChangeEntry], int, int, int, "int | None"], None]

@@ -70,29 +70,32 @@ class Unit(NamedTuple):
 _MYSQL_DIALECTS = ("mysql", "mariadb")
 
 
-#: A unit as a plain tuple in :class:`Unit`'s field order. Persisters hand these out: unlike instances
-#: of a tuple subclass, plain tuples of strings and numbers are untracked by the garbage collector.
-#: Every function that takes units takes either form.
-UnitTuple = tuple[
-    str,
-    Sequence[tuple[EventType, dict[str, Any]]],
-    int,
-    "int | None",
-    "int | None",
-    object,
-    "tuple[Record, ...]",
-    str,
-    bool,
-]
+#: A unit as a plain tuple, in one of two layouts. Persisters hand these out: unlike instances of a
+#: tuple subclass, plain tuples of strings and numbers are untracked by the garbage collector.
+#:
+#: * packed: :class:`Unit`'s fields in order (``unit[1]``, the events, is a sequence);
+#: * one order: ``(symbol, sequence, trade_count, generated_order_count, last_trade_ticks, id_prefix,
+#:   *record)`` with a :data:`~manticore_storage.capture.RECORD_ORDER` record, for a command that
+#:   touched one order without trading (``unit[1]`` is an int). One tuple per command instead of
+#:   three keeps the collector's youngest generation, and so its full collections, rarer.
+#:
+#: Every function that takes units takes either layout or a :class:`Unit`.
+UnitTuple = tuple[Any, ...]
 
 
 def as_unit(unit: UnitTuple) -> Unit:
     """``unit`` as a :class:`Unit` (unchanged if it is one)."""
-    return unit if type(unit) is Unit else Unit._make(unit)
+    if type(unit) is Unit:
+        return unit
+    if type(unit[1]) is int:
+        return Unit(unit[0], (), unit[1], unit[2], unit[3], unit[4], (unit[6:],), unit[5], True)
+    return Unit._make(unit)
 
 
 def unit_size(unit: UnitTuple) -> int:
-    """Events plus captured records of ``unit``: what the writer's queue bound counts."""
+    """Events plus captured records of ``unit``: what a write-behind transaction counts."""
+    if type(unit[1]) is int:
+        return 1
     return len(unit[1]) + len(unit[6])
 
 

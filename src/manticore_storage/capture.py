@@ -37,7 +37,15 @@ from manticore_orderbook.changes import (
 
 from .records import Market
 
-__all__ = ["RECORD_CLEARED", "RECORD_FILL", "RECORD_ORDER", "RECORD_TRADE", "RowBuilder", "capture"]
+__all__ = [
+    "RECORD_CLEARED",
+    "RECORD_FILL",
+    "RECORD_ORDER",
+    "RECORD_TRADE",
+    "RowBuilder",
+    "capture",
+    "order_record",
+]
 
 _EXACT = Context(prec=999, rounding=ROUND_FLOOR, Emax=999999, Emin=-999999)
 
@@ -63,10 +71,6 @@ def capture(entries: list[ChangeEntry]) -> tuple[Record, ...]:
     Returns the records in an order that can be applied as given: per stretch between ``clear()``
     calls, one record per touched order, then the trades.
     """
-    if len(entries) == 1:  # most commands: an order rests, or is cancelled, without trading
-        kind, order, sequence, extra = entries[0]
-        if kind != CHANGE_TRADE and kind != CHANGE_CLEARED:
-            return (_order_record(order, sequence, kind, extra),)
     records: list[Record] = []
     # order_id -> [order, last_sequence, full, kind, extra]
     touched: dict[str, list[Any]] = {}
@@ -115,10 +119,11 @@ def _snapshot(touched: dict[str, list[Any]], records: list[Record]) -> None:
                 (RECORD_FILL, sequence, order.order_id, order.filled, order.open, order.visible, order.rank)
             )
             continue
-        records.append(_order_record(order, sequence, kind, extra))
+        records.append(order_record(order, sequence, kind, extra))
 
 
-def _order_record(order: Any, sequence: int, kind: int, extra: Any) -> Record:
+def order_record(order: Any, sequence: int, kind: int, extra: Any) -> Record:
+    """The full-state record of ``order`` for one change log entry ``(kind, order, sequence, extra)``."""
     if extra is None:
         reason, open_, quantity = None, order.open, order.quantity
     else:

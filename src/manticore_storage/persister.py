@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Literal
 
 from manticore_orderbook import EventType, OrderBook
-from manticore_orderbook.changes import ChangeEntry
+from manticore_orderbook.changes import CHANGE_CLEARED, CHANGE_TRADE, ChangeEntry
 
 from .apply import UnitTuple
-from .capture import capture
+from .capture import capture, order_record
 from .records import Market
 
 __all__ = ["PERSISTED_EVENTS", "BookPersister", "Mode"]
@@ -40,7 +40,8 @@ PERSISTED_EVENTS: tuple[EventType, ...] = (
 class BookPersister:
     """Captures one book's changes per command and passes them on as one unit.
 
-    Units are plain tuples in :class:`~manticore_storage.apply.Unit`'s field order.
+    Units are plain tuples (:data:`~manticore_storage.apply.UnitTuple`): a command that touched one
+    order without trading, the most common kind, becomes a single flat tuple.
 
     It registers a change recorder on the book (no event dictionaries are built for storage): at the
     end of each command it copies the touched orders' integer fields and the command's trades
@@ -59,24 +60,22 @@ class BookPersister:
         self._deliver = deliver
         symbol = self.symbol
         id_prefix = book.order_id_prefix
-        counters = book.counters
 
-        def on_changes(entries: list[ChangeEntry], sequence: int) -> None:
-            _, trade_count, generated = counters()
+        def on_changes(
+            entries: list[ChangeEntry],
+            sequence: int,
+            trade_count: int,
+            generated: int,
+            last_trade: int | None,
+        ) -> None:
+            if len(entries) == 1:  # most commands: one order rests, or is cancelled, without trading
+                kind, order, order_sequence, extra = entries[0]
+                if kind != CHANGE_TRADE and kind != CHANGE_CLEARED:
+                    header = (symbol, sequence, trade_count, generated, last_trade, id_prefix)
+                    deliver(header + order_record(order, order_sequence, kind, extra))
+                    return
             records = capture(entries)
-            deliver(
-                (
-                    symbol,
-                    (),
-                    sequence,
-                    trade_count,
-                    generated,
-                    book.last_trade_ticks,
-                    records,
-                    id_prefix,
-                    True,
-                )
-            )
+            deliver((symbol, (), sequence, trade_count, generated, last_trade, records, id_prefix, True))
 
         self._recorder = on_changes
 

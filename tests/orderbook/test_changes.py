@@ -62,8 +62,10 @@ def test_the_log_covers_every_order_event_once_per_command(seed: int) -> None:
     book = new_book(clock=clock)
     events: list[tuple[EventType, dict[str, Any]]] = []
     book.event_manager.subscribe_all(lambda e, d: events.append((e, d)))
-    calls: list[tuple[list[ChangeEntry], int]] = []
-    book.add_change_recorder(lambda entries, sequence: calls.append((list(entries), sequence)))
+    calls: list[tuple[list[ChangeEntry], tuple[int, int, int, int | None]]] = []
+    book.add_change_recorder(
+        lambda entries, *position: calls.append((list(entries), position))  # type: ignore[arg-type]
+    )
     for command in [*make_stream(seed, 500), None]:
         events.clear()
         calls.clear()
@@ -77,8 +79,8 @@ def test_the_log_covers_every_order_event_once_per_command(seed: int) -> None:
             assert calls == [] or book.sequence != before
             continue
         assert len(calls) == 1, command
-        entries, sequence = calls[0]
-        assert sequence == book.sequence
+        entries, position = calls[0]
+        assert position == (*book.counters(), book.last_trade_ticks)
         by_sequence = {data["sequence"]: event_type for event_type, data in events}
         assert _logged_keys(entries, by_sequence) == expected
 
@@ -86,7 +88,7 @@ def test_the_log_covers_every_order_event_once_per_command(seed: int) -> None:
 def test_cancelled_entries_keep_the_quantities_of_their_event() -> None:
     book = OrderBook("X/Y", tick_size="1", lot_size="1", self_trade_prevention="cancel_newest")
     calls: list[list[ChangeEntry]] = []
-    book.add_change_recorder(lambda entries, _sequence: calls.append(list(entries)))
+    book.add_change_recorder(lambda entries, *_position: calls.append(list(entries)))
     book.add_order("sell", 10, 5, order_id="maker", user_id="u")
     book.add_order("buy", 10, 3, order_id="taker", user_id="u")  # cancelled by self-trade prevention
     (kind, order, _sequence, extra) = calls[-1][-1]
@@ -101,7 +103,7 @@ def test_recorders_do_not_change_the_event_stream() -> None:
         stream: list[tuple[str, dict[str, Any]]] = []
         book.event_manager.subscribe_all(lambda e, d: stream.append((e.value, dict(d))))
         if record:
-            book.add_change_recorder(lambda _entries, _sequence: None)
+            book.add_change_recorder(lambda _entries, *_position: None)
         for command in make_stream(5, 400):
             apply(book, clock, command)
         return stream
@@ -113,7 +115,7 @@ def test_removing_the_last_recorder_stops_the_log() -> None:
     book = OrderBook("X/Y", tick_size="1", lot_size="1")
     calls: list[int] = []
 
-    def recorder(_entries: list[ChangeEntry], sequence: int) -> None:
+    def recorder(_entries: list[ChangeEntry], sequence: int, *_counters: int | None) -> None:
         calls.append(sequence)
 
     book.add_change_recorder(recorder)

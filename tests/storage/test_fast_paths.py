@@ -22,6 +22,8 @@ from manticore_orderbook import (
 )
 from manticore_storage import StorageError, StorageManager, restore
 from manticore_storage import schema as tables
+from manticore_storage.apply import as_unit, unit_size
+from manticore_storage.capture import RECORD_ORDER
 from manticore_storage.restore import UnitCache
 
 
@@ -359,5 +361,33 @@ def test_restore_turns_the_collector_back_on_and_keeps_frozen_objects_frozen(tmp
             assert gc.isenabled() and gc.get_freeze_count() > 0  # still frozen
         finally:
             gc.unfreeze()
+    finally:
+        storage.close()
+
+
+def test_a_command_touching_one_order_becomes_one_flat_unit(tmp_path: object) -> None:
+    storage = StorageManager(f"sqlite:///{tmp_path}/flat.db")
+    units: list[tuple[Any, ...]] = []
+    try:
+        book = _book()
+        storage.attach(book, deliver=units.append)
+        book.add_order("sell", "100.00", "0.0002", order_id="maker")  # rests: one order touched
+        book.add_order("buy", "100.00", "0.0001", order_id="taker")  # trades: two orders and a trade
+        book.cancel_order("maker")
+        rests, trades, cancels = units
+        for flat in (rests, cancels):
+            assert type(flat[1]) is int and unit_size(flat) == 1
+            unit = as_unit(flat)
+            assert unit.price_in_ticks and unit.id_prefix == book.order_id_prefix
+            ((record,),) = (unit.changes,)
+            assert record[0] == RECORD_ORDER and record[4] == "maker"
+        assert as_unit(rests).sequence < as_unit(cancels).sequence == book.sequence
+        assert as_unit(cancels).trade_count == 1 and as_unit(cancels).last_trade_price == 10000
+        assert type(trades[1]) is tuple and unit_size(trades) == 3  # maker fill, taker, trade
+        for unit in units:
+            storage.submit(unit)
+        storage.flush()
+        assert storage.reconcile(book).ok
+        assert storage.get_order("maker")["status"] == "cancelled"
     finally:
         storage.close()
