@@ -63,9 +63,7 @@ def test_the_log_covers_every_order_event_once_per_command(seed: int) -> None:
     events: list[tuple[EventType, dict[str, Any]]] = []
     book.event_manager.subscribe_all(lambda e, d: events.append((e, d)))
     calls: list[tuple[list[ChangeEntry], tuple[int, int, int, int | None]]] = []
-    book.add_change_recorder(
-        lambda entries, *position: calls.append((list(entries), position))  # type: ignore[arg-type]
-    )
+    book.add_change_recorder(lambda entries, *position: calls.append((list(entries), position)))
     for command in [*make_stream(seed, 500), None]:
         events.clear()
         calls.clear()

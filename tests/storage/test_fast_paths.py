@@ -377,9 +377,9 @@ def test_a_command_touching_one_order_becomes_one_flat_unit(tmp_path: object) ->
         rests, trades, cancels = units
         for flat in (rests, cancels):
             assert type(flat[1]) is int and unit_size(flat) == 1
-            unit = as_unit(flat)
-            assert unit.price_in_ticks and unit.id_prefix == book.order_id_prefix
-            ((record,),) = (unit.changes,)
+            unpacked = as_unit(flat)
+            assert unpacked.price_in_ticks and unpacked.id_prefix == book.order_id_prefix
+            ((record,),) = (unpacked.changes,)
             assert record[0] == RECORD_ORDER and record[4] == "maker"
         assert as_unit(rests).sequence < as_unit(cancels).sequence == book.sequence
         assert as_unit(cancels).trade_count == 1 and as_unit(cancels).last_trade_price == 10000
