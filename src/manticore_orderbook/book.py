@@ -196,6 +196,12 @@ class OrderBook:
         self._id_prefix = order_id_prefix
         self._money: Callable[[Decimal], object] = _MONEY_FORMATS[number_format]
         self._zero_money = self._money(Decimal(0))
+        self._maker_rate_out = self._money(self.maker_fee_rate)
+        self._taker_rate_out = self._money(self.taker_fee_rate)
+        # Float fees are ``notional * num / den`` (one correctly rounded division, like float(Decimal)).
+        self._float_fees = number_format == "float"
+        self._maker_fee_num, self._maker_fee_den = _ratio(self._maker_fee_unit)
+        self._taker_fee_num, self._taker_fee_den = _ratio(self._taker_fee_unit)
         # Float outputs on a grid of 10**-k are ``units / 10**k`` (exact division, one rounding).
         self._price_div = self._price_grid.float_divisor()
         self._qty_div = self._qty_grid.float_divisor()
@@ -1989,25 +1995,28 @@ class OrderBook:
         """Queue TRADE_EXECUTED and the two ORDER_FILLED events of ``trade`` (sequence already taken)."""
         h = self._h
         seq = trade.sequence
-        handlers = h[E_TRADE]
-        if handlers:
-            data = self._trade_dict(trade)
-            self._pending.append((handlers, EventType.TRADE_EXECUTED, data))
-        handlers = h[E_FILLED]
-        if handlers:
-            trade_id = self._trade_id(trade)
+        trade_handlers = h[E_TRADE]
+        fill_handlers = h[E_FILLED]
+        if not trade_handlers and not fill_handlers:
+            return
+        trade_id = self._trade_id(trade)
+        maker_fee, taker_fee = self._trade_fees(trade)
+        if trade_handlers:
+            data = self._trade_dict(trade, trade_id, maker_fee, taker_fee)
+            self._pending.append((trade_handlers, EventType.TRADE_EXECUTED, data))
+        if fill_handlers:
             self._pending.append(
                 (
-                    handlers,
+                    fill_handlers,
                     EventType.ORDER_FILLED,
-                    self._fill_dict(trade, trade_id, maker, True, seq + 1, now),
+                    self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, now),
                 )
             )
             self._pending.append(
                 (
-                    handlers,
+                    fill_handlers,
                     EventType.ORDER_FILLED,
-                    self._fill_dict(trade, trade_id, taker, False, seq + 2, now),
+                    self._fill_dict(trade, trade_id, taker, False, taker_fee, seq + 2, now),
                 )
             )
 
@@ -2103,7 +2112,7 @@ class OrderBook:
             "order_id": order.order_id,
             "symbol": self.symbol,
             "side": order.side._value_,
-            "price": None if order.price is None else pg.to_output(order.price),
+            "price": None if order.price is None else self._price_out(order.price),
             "quantity": quantity,
             "filled_quantity": filled,
             "remaining_quantity": remaining,
@@ -2127,56 +2136,99 @@ class OrderBook:
     def _trade_id(self, trade: Trade) -> str:
         return f"{self._id_prefix}T{trade.number}"
 
+    def _trade_fees(self, trade: Trade) -> tuple[object, object]:
+        """``(maker fee, taker fee)`` of ``trade``, exact, in the output format."""
+        notional = trade.price * trade.quantity
+        if self._float_fees:
+            return (
+                notional * self._maker_fee_num / self._maker_fee_den,
+                notional * self._taker_fee_num / self._taker_fee_den,
+            )
+        return self._fee(notional, self._maker_fee_unit), self._fee(notional, self._taker_fee_unit)
+
     def _fee(self, notional: int, unit: Decimal) -> object:
         """The fee on ``notional`` tick-lots at ``unit`` (fee per tick-lot), in the output format."""
         if not unit:
             return self._zero_money
         return self._money(_EXACT.multiply(notional, unit))
 
-    def _trade_dict(self, trade: Trade) -> dict[str, Any]:
-        notional = trade.price * trade.quantity
+    def _price_out(self, ticks: int) -> object:
+        pdiv = self._price_div
+        return ticks / pdiv if pdiv else self._price_grid.to_output(ticks)
+
+    def _qty_out(self, lots: int) -> object:
+        qdiv = self._qty_div
+        return lots / qdiv if qdiv else self._qty_grid.to_output(lots)
+
+    def _trade_dict(
+        self, trade: Trade, trade_id: str | None = None, maker_fee: object = None, taker_fee: object = None
+    ) -> dict[str, Any]:
+        """TRADE_EXECUTED's data (without the fees and id given, they are computed)."""
+        if trade_id is None:
+            trade_id = self._trade_id(trade)
+            maker_fee, taker_fee = self._trade_fees(trade)
         buyer_is_taker = trade.taker_side is BUY
         return {
-            "trade_id": self._trade_id(trade),
+            "trade_id": trade_id,
             "symbol": self.symbol,
-            "price": self._price_grid.to_output(trade.price),
-            "quantity": self._qty_grid.to_output(trade.quantity),
+            "price": self._price_out(trade.price),
+            "quantity": self._qty_out(trade.quantity),
             "maker_order_id": trade.maker_order_id,
             "taker_order_id": trade.taker_order_id,
             "maker_user_id": trade.maker_user_id,
             "taker_user_id": trade.taker_user_id,
             "buy_order_id": trade.taker_order_id if buyer_is_taker else trade.maker_order_id,
             "sell_order_id": trade.maker_order_id if buyer_is_taker else trade.taker_order_id,
-            "taker_side": _name(trade.taker_side),
-            "maker_fee": self._fee(notional, self._maker_fee_unit),
-            "taker_fee": self._fee(notional, self._taker_fee_unit),
-            "maker_fee_rate": self._money(self.maker_fee_rate),
-            "taker_fee_rate": self._money(self.taker_fee_rate),
+            "taker_side": trade.taker_side._value_,
+            "maker_fee": maker_fee,
+            "taker_fee": taker_fee,
+            "maker_fee_rate": self._maker_rate_out,
+            "taker_fee_rate": self._taker_rate_out,
             "timestamp": trade.timestamp,
             "sequence": trade.sequence,
         }
 
     def _fill_dict(
-        self, trade: Trade, trade_id: str, order: Order, is_maker: bool, sequence: int, now: float
+        self,
+        trade: Trade,
+        trade_id: str,
+        order: Order,
+        is_maker: bool,
+        fee: object,
+        sequence: int,
+        now: float,
     ) -> dict[str, Any]:
-        unit = self._maker_fee_unit if is_maker else self._taker_fee_unit
+        qdiv = self._qty_div
+        if qdiv:
+            quantity: object = order.quantity / qdiv
+            fill_quantity: object = trade.quantity / qdiv
+            filled: object = order.filled / qdiv
+            remaining: object = order.open / qdiv
+            visible: object = order.visible / qdiv
+        else:
+            qg = self._qty_grid
+            quantity = qg.to_output(order.quantity)
+            fill_quantity = qg.to_output(trade.quantity)
+            filled = qg.to_output(order.filled)
+            remaining = qg.to_output(order.open)
+            visible = qg.to_output(order.visible)
         return {
             "order_id": order.order_id,
             "symbol": self.symbol,
             "trade_id": trade_id,
-            "side": _name(order.side),
-            "price": None if order.price is None else self._price_grid.to_output(order.price),
-            "quantity": self._qty_grid.to_output(order.quantity),
-            "fill_price": self._price_grid.to_output(trade.price),
-            "fill_quantity": self._qty_grid.to_output(trade.quantity),
-            "filled_quantity": self._qty_grid.to_output(order.filled),
-            "remaining_quantity": self._qty_grid.to_output(order.open),
-            "visible_quantity": self._qty_grid.to_output(order.visible),
+            "side": order.side._value_,
+            "price": None if order.price is None else self._price_out(order.price),
+            "quantity": quantity,
+            "fill_price": self._price_out(trade.price),
+            "fill_quantity": fill_quantity,
+            "filled_quantity": filled,
+            "remaining_quantity": remaining,
+            "visible_quantity": visible,
             "priority": order.rank,
             "is_maker": is_maker,
-            "fee": self._fee(trade.price * trade.quantity, unit),
+            "fee": fee,
             "user_id": order.user_id,
-            "order_type": _name(order.order_type),
+            "order_type": order.order_type._value_,
             "status": "partially_filled" if order.open else "filled",
             "timestamp": now,
             "sequence": sequence,
@@ -2276,6 +2328,15 @@ _ADD_ORDER_KEYS: Final = frozenset(
         "self_trade_prevention",
     }
 )
+
+
+def _ratio(value: Decimal) -> tuple[int, int]:
+    """``(num, den)`` with ``value == num / den`` exactly and ``den`` a power of ten."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int), "fee units are finite"
+    if exponent >= 0:
+        return int(value), 1
+    return int(value.scaleb(-exponent, _EXACT)), 10**-exponent
 
 
 def _name(member: Enum) -> str:

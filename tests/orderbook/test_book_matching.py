@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal, localcontext
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from manticore_orderbook import EventType
 
@@ -174,6 +176,36 @@ def test_fees_in_float_format_are_the_nearest_float() -> None:
     trade = rec.of(EventType.TRADE_EXECUTED)[0]
     assert trade["maker_fee"] == float(Decimal("0.03") * Decimal("0.001"))
     assert trade["taker_fee"] == float(Decimal("0.03") * Decimal("0.002"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    tick=st.sampled_from(["1", "0.5", "0.01", "0.00000001", "25"]),
+    lot=st.sampled_from(["1", "0.001", "0.00000001", "0.2"]),
+    maker_rate=st.decimals("-0.01", "0.01", places=6),
+    taker_rate=st.decimals("0", "0.05", places=7),
+    price_ticks=st.integers(1, 10**9),
+    lots=st.integers(1, 10**9),
+)
+def test_float_fees_are_the_nearest_float_to_the_exact_fee(
+    tick: str, lot: str, maker_rate: Decimal, taker_rate: Decimal, price_ticks: int, lots: int
+) -> None:
+    """Trade and fill events compute float fees without Decimal; they must equal float(exact fee)."""
+    book, rec, _ = make_book(
+        tick_size=tick, lot_size=lot, maker_fee_rate=str(maker_rate), taker_fee_rate=str(taker_rate)
+    )
+    price, quantity = Decimal(tick) * price_ticks, Decimal(lot) * lots
+    book.add_order("sell", str(price), str(quantity), order_id="m")
+    book.add_order("buy", str(price), str(quantity), order_id="t")
+    (trade,) = rec.of(EventType.TRADE_EXECUTED)
+    with localcontext() as ctx:
+        ctx.prec = 200
+        expected_maker = float(price * quantity * maker_rate)
+        expected_taker = float(price * quantity * taker_rate)
+    assert (trade["maker_fee"], trade["taker_fee"]) == (expected_maker, expected_taker)
+    fees = {fill["order_id"]: fill["fee"] for fill in rec.of(EventType.ORDER_FILLED)}
+    assert fees == {"m": expected_maker, "t": expected_taker}
+    assert trade["maker_fee_rate"] == float(maker_rate) and trade["taker_fee_rate"] == float(taker_rate)
 
 
 def test_negative_maker_fee_is_a_rebate() -> None:
