@@ -127,6 +127,94 @@ _TrustedKind = tuple[
 ]
 
 
+#: The keys of an order's dict (``get_order``), in their published order.
+_ORDER_KEYS: Final = (
+    "order_id",
+    "symbol",
+    "side",
+    "price",
+    "quantity",
+    "filled_quantity",
+    "remaining_quantity",
+    "visible_quantity",
+    "displayed_quantity",
+    "order_type",
+    "time_in_force",
+    "expiry_time",
+    "user_id",
+    "timestamp",
+    "stop_price",
+    "trail_value",
+    "trail_is_percent",
+    "trail_reference_price",
+    "self_trade_prevention",
+    "triggered",
+    "status",
+    "priority",
+)
+_ORDER_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(_ORDER_KEYS)
+#: Event payload templates: every key of the event, in order (``_queue`` sets the stamped ones).
+_ADDED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys((*_ORDER_KEYS, "order_timestamp", "sequence"))
+_CANCELLED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
+    (*_ORDER_KEYS, "reason", "cancelled_quantity", "order_timestamp", "sequence")
+)
+_EXPIRED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
+    (*_ORDER_KEYS, "expired_quantity", "order_timestamp", "sequence")
+)
+_TRIGGERED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
+    (*_ORDER_KEYS, "trigger_price", "order_timestamp", "sequence")
+)
+_EVENT_TEMPLATES: Final[dict[int, dict[str, Any]]] = {
+    E_CANCELLED: _CANCELLED_TEMPLATE,
+    E_EXPIRED: _EXPIRED_TEMPLATE,
+    E_TRIGGERED: _TRIGGERED_TEMPLATE,
+}
+_TRADE_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
+    (
+        "trade_id",
+        "symbol",
+        "price",
+        "quantity",
+        "maker_order_id",
+        "taker_order_id",
+        "maker_user_id",
+        "taker_user_id",
+        "buy_order_id",
+        "sell_order_id",
+        "taker_side",
+        "maker_fee",
+        "taker_fee",
+        "maker_fee_rate",
+        "taker_fee_rate",
+        "timestamp",
+        "sequence",
+    )
+)
+_FILL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
+    (
+        "order_id",
+        "symbol",
+        "trade_id",
+        "side",
+        "price",
+        "quantity",
+        "fill_price",
+        "fill_quantity",
+        "filled_quantity",
+        "remaining_quantity",
+        "visible_quantity",
+        "priority",
+        "is_maker",
+        "fee",
+        "user_id",
+        "order_type",
+        "status",
+        "timestamp",
+        "sequence",
+    )
+)
+
+
 class OrderBook:
     """A price-time priority limit order book for one symbol.
 
@@ -1451,9 +1539,9 @@ class OrderBook:
             changes.append((CHANGE_ADDED, order, self._sequence, None))
         handlers = self._h[E_ADDED]
         if handlers:
-            data = self._order_dict(order)
+            data = self._order_dict(order, _ADDED_TEMPLATE)
             data["order_timestamp"] = order.timestamp
-            self._queue(handlers, EventType.ORDER_ADDED, data, now)
+            self._queue(handlers, _ET_ORDER_ADDED, data, now)
 
     def _execute(self, order: Order, now: float, announce: bool) -> None:
         """Match ``order`` as a taker, then rest, or cancel what is left of it."""
@@ -1707,7 +1795,7 @@ class OrderBook:
             self._pending.append(
                 (
                     handlers,
-                    EventType.PRICE_LEVEL_ADDED if created else EventType.PRICE_LEVEL_CHANGED,
+                    _ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED,
                     self._level_dict(level, now),
                 )
             )
@@ -1936,7 +2024,7 @@ class OrderBook:
             changes.append((kind, order, self._sequence, extra))
         handlers = self._h[index]
         if handlers:
-            data = self._order_dict(order)
+            data = self._order_dict(order, _EVENT_TEMPLATES[index])
             if index == E_CANCELLED:
                 data["status"] = "cancelled"
                 data["reason"] = reason
@@ -1971,7 +2059,7 @@ class OrderBook:
             data["priority_kept"] = priority_kept
             data["reason"] = reason
             data["order_timestamp"] = order.timestamp
-            self._queue(handlers, EventType.ORDER_MODIFIED, data, now)
+            self._queue(handlers, _ET_ORDER_MODIFIED, data, now)
 
     def _emit_trailing_moved(self, order: Order, old_stop: int | None, now: float) -> None:
         """Queue ORDER_MODIFIED (reason ``trailing_stop``) for a trailing stop whose reference moved."""
@@ -2003,19 +2091,19 @@ class OrderBook:
         maker_fee, taker_fee = self._trade_fees(trade)
         if trade_handlers:
             data = self._trade_dict(trade, trade_id, maker_fee, taker_fee)
-            self._pending.append((trade_handlers, EventType.TRADE_EXECUTED, data))
+            self._pending.append((trade_handlers, _ET_TRADE_EXECUTED, data))
         if fill_handlers:
             self._pending.append(
                 (
                     fill_handlers,
-                    EventType.ORDER_FILLED,
+                    _ET_ORDER_FILLED,
                     self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, now),
                 )
             )
             self._pending.append(
                 (
                     fill_handlers,
-                    EventType.ORDER_FILLED,
+                    _ET_ORDER_FILLED,
                     self._fill_dict(trade, trade_id, taker, False, taker_fee, seq + 2, now),
                 )
             )
@@ -2024,7 +2112,7 @@ class OrderBook:
         self._sequence += 1
         handlers = self._h[E_LEVEL_CHANGED]
         if handlers:
-            self._pending.append((handlers, EventType.PRICE_LEVEL_CHANGED, self._level_dict(level, now)))
+            self._pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, self._level_dict(level, now)))
 
     def _emit_level_removed(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
@@ -2033,7 +2121,7 @@ class OrderBook:
             data = self._level_dict(level, now)
             data["quantity"] = self._qty_grid.to_output(0)
             data["order_count"] = 0
-            self._pending.append((handlers, EventType.PRICE_LEVEL_REMOVED, data))
+            self._pending.append((handlers, _ET_PRICE_LEVEL_REMOVED, data))
 
     def _dispatch(self) -> None:
         """Deliver queued events in sequence order; report failing handlers with ERROR events."""
@@ -2082,7 +2170,10 @@ class OrderBook:
 
     # ------------------------------------------------------------------ dictionaries
 
-    def _order_dict(self, order: Order) -> dict[str, Any]:
+    def _order_dict(self, order: Order, template: dict[str, Any] = _ORDER_TEMPLATE) -> dict[str, Any]:
+        """``order`` as a dict: a copy of ``template`` (the keys of an event type, in their published
+        order) with the order's keys filled in; the event's own keys are left for the caller.
+        Filling a presized copy costs less than building a dict of this size key by key."""
         pg, qg = self._price_grid, self._qty_grid
         qdiv = self._qty_div
         if qdiv:  # the common float format on a 10**-k grid: inline the exact conversion
@@ -2108,30 +2199,30 @@ class OrderBook:
             trail = self._money(order.trail)
         elif order.trail is not None:
             trail = pg.to_output(order.trail)
-        return {
-            "order_id": order.order_id,
-            "symbol": self.symbol,
-            "side": order.side._value_,
-            "price": None if order.price is None else self._price_out(order.price),
-            "quantity": quantity,
-            "filled_quantity": filled,
-            "remaining_quantity": remaining,
-            "visible_quantity": visible,
-            "displayed_quantity": qg.to_output(order.peak) if order.peak else None,
-            "order_type": order.order_type._value_,
-            "time_in_force": order.tif._value_,
-            "expiry_time": order.expiry,
-            "user_id": order.user_id,
-            "timestamp": order.timestamp,
-            "stop_price": None if order.stop_price is None else pg.to_output(order.stop_price),
-            "trail_value": trail,
-            "trail_is_percent": order.trail_is_percent,
-            "trail_reference_price": None if order.trail_ref is None else pg.to_output(order.trail_ref),
-            "self_trade_prevention": order.stp._value_,
-            "triggered": order.triggered,
-            "status": status,
-            "priority": order.rank,
-        }
+        data = template.copy()
+        data["order_id"] = order.order_id
+        data["symbol"] = self.symbol
+        data["side"] = order.side._value_
+        data["price"] = None if order.price is None else self._price_out(order.price)
+        data["quantity"] = quantity
+        data["filled_quantity"] = filled
+        data["remaining_quantity"] = remaining
+        data["visible_quantity"] = visible
+        data["displayed_quantity"] = qg.to_output(order.peak) if order.peak else None
+        data["order_type"] = order.order_type._value_
+        data["time_in_force"] = order.tif._value_
+        data["expiry_time"] = order.expiry
+        data["user_id"] = order.user_id
+        data["timestamp"] = order.timestamp
+        data["stop_price"] = None if order.stop_price is None else pg.to_output(order.stop_price)
+        data["trail_value"] = trail
+        data["trail_is_percent"] = order.trail_is_percent
+        data["trail_reference_price"] = None if order.trail_ref is None else pg.to_output(order.trail_ref)
+        data["self_trade_prevention"] = order.stp._value_
+        data["triggered"] = order.triggered
+        data["status"] = status
+        data["priority"] = order.rank
+        return data
 
     def _trade_id(self, trade: Trade) -> str:
         return f"{self._id_prefix}T{trade.number}"
@@ -2168,25 +2259,25 @@ class OrderBook:
             trade_id = self._trade_id(trade)
             maker_fee, taker_fee = self._trade_fees(trade)
         buyer_is_taker = trade.taker_side is BUY
-        return {
-            "trade_id": trade_id,
-            "symbol": self.symbol,
-            "price": self._price_out(trade.price),
-            "quantity": self._qty_out(trade.quantity),
-            "maker_order_id": trade.maker_order_id,
-            "taker_order_id": trade.taker_order_id,
-            "maker_user_id": trade.maker_user_id,
-            "taker_user_id": trade.taker_user_id,
-            "buy_order_id": trade.taker_order_id if buyer_is_taker else trade.maker_order_id,
-            "sell_order_id": trade.maker_order_id if buyer_is_taker else trade.taker_order_id,
-            "taker_side": trade.taker_side._value_,
-            "maker_fee": maker_fee,
-            "taker_fee": taker_fee,
-            "maker_fee_rate": self._maker_rate_out,
-            "taker_fee_rate": self._taker_rate_out,
-            "timestamp": trade.timestamp,
-            "sequence": trade.sequence,
-        }
+        data = _TRADE_TEMPLATE.copy()
+        data["trade_id"] = trade_id
+        data["symbol"] = self.symbol
+        data["price"] = self._price_out(trade.price)
+        data["quantity"] = self._qty_out(trade.quantity)
+        data["maker_order_id"] = trade.maker_order_id
+        data["taker_order_id"] = trade.taker_order_id
+        data["maker_user_id"] = trade.maker_user_id
+        data["taker_user_id"] = trade.taker_user_id
+        data["buy_order_id"] = trade.taker_order_id if buyer_is_taker else trade.maker_order_id
+        data["sell_order_id"] = trade.maker_order_id if buyer_is_taker else trade.taker_order_id
+        data["taker_side"] = trade.taker_side._value_
+        data["maker_fee"] = maker_fee
+        data["taker_fee"] = taker_fee
+        data["maker_fee_rate"] = self._maker_rate_out
+        data["taker_fee_rate"] = self._taker_rate_out
+        data["timestamp"] = trade.timestamp
+        data["sequence"] = trade.sequence
+        return data
 
     def _fill_dict(
         self,
@@ -2212,27 +2303,27 @@ class OrderBook:
             filled = qg.to_output(order.filled)
             remaining = qg.to_output(order.open)
             visible = qg.to_output(order.visible)
-        return {
-            "order_id": order.order_id,
-            "symbol": self.symbol,
-            "trade_id": trade_id,
-            "side": order.side._value_,
-            "price": None if order.price is None else self._price_out(order.price),
-            "quantity": quantity,
-            "fill_price": self._price_out(trade.price),
-            "fill_quantity": fill_quantity,
-            "filled_quantity": filled,
-            "remaining_quantity": remaining,
-            "visible_quantity": visible,
-            "priority": order.rank,
-            "is_maker": is_maker,
-            "fee": fee,
-            "user_id": order.user_id,
-            "order_type": order.order_type._value_,
-            "status": "partially_filled" if order.open else "filled",
-            "timestamp": now,
-            "sequence": sequence,
-        }
+        data = _FILL_TEMPLATE.copy()
+        data["order_id"] = order.order_id
+        data["symbol"] = self.symbol
+        data["trade_id"] = trade_id
+        data["side"] = order.side._value_
+        data["price"] = None if order.price is None else self._price_out(order.price)
+        data["quantity"] = quantity
+        data["fill_price"] = self._price_out(trade.price)
+        data["fill_quantity"] = fill_quantity
+        data["filled_quantity"] = filled
+        data["remaining_quantity"] = remaining
+        data["visible_quantity"] = visible
+        data["priority"] = order.rank
+        data["is_maker"] = is_maker
+        data["fee"] = fee
+        data["user_id"] = order.user_id
+        data["order_type"] = order.order_type._value_
+        data["status"] = "partially_filled" if order.open else "filled"
+        data["timestamp"] = now
+        data["sequence"] = sequence
+        return data
 
     def _level_dict(self, level: PriceLevel, now: float) -> dict[str, Any]:
         qdiv = self._qty_div
@@ -2289,6 +2380,15 @@ class OrderBook:
 
 
 _EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
+# Enum class attribute lookups cost ~150 ns each (EnumType's metaclass machinery); module constants
+# do not. The hot paths name event types through these.
+_ET_ORDER_ADDED: Final = EventType.ORDER_ADDED
+_ET_PRICE_LEVEL_ADDED: Final = EventType.PRICE_LEVEL_ADDED
+_ET_PRICE_LEVEL_CHANGED: Final = EventType.PRICE_LEVEL_CHANGED
+_ET_PRICE_LEVEL_REMOVED: Final = EventType.PRICE_LEVEL_REMOVED
+_ET_TRADE_EXECUTED: Final = EventType.TRADE_EXECUTED
+_ET_ORDER_FILLED: Final = EventType.ORDER_FILLED
+_ET_ORDER_MODIFIED: Final = EventType.ORDER_MODIFIED
 #: Enum members by their exact values, for ``_restore_trusted`` (records carry the book's own values).
 _TRUSTED_SIDES: Final[dict[object, Side]] = {m.value: m for m in Side}
 _TRUSTED_KINDS: Final[dict[object, OrderType]] = {m.value: m for m in OrderType}
