@@ -44,6 +44,7 @@ import json
 import os
 import pstats
 import random
+import re
 import sqlite3
 import statistics
 import sys
@@ -188,6 +189,23 @@ class Backend:
             with engine.begin() as connection:
                 for table in POSTGRES_TABLES:
                     connection.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+        finally:
+            engine.dispose()
+
+    def ensure_exists(self) -> None:
+        """Create the PostgreSQL database the URL names if the server does not have it yet."""
+        if self.name == "sqlite":
+            return
+        url = make_url(self.url)
+        name = url.database or ""
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"benchmark database name {name!r}: use letters, digits and underscores")
+        engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                query = text("SELECT 1 FROM pg_database WHERE datname = :name")
+                if connection.execute(query, {"name": name}).scalar() is None:
+                    connection.execute(text(f'CREATE DATABASE "{name}"'))
         finally:
             engine.dispose()
 
@@ -965,6 +983,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     databases = []
     for backend in backends:
         try:
+            backend.ensure_exists()
             databases.append(backend.version())
         except Exception as exc:
             console.print(f"[red]{backend.name} unavailable[/red]: {exc}")
