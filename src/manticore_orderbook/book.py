@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from decimal import ROUND_FLOOR, Context, Decimal
 from enum import Enum
+from operator import truediv
 from typing import Any, Final
 
 from .changes import (
@@ -2231,9 +2232,11 @@ class OrderBook:
         """``(maker fee, taker fee)`` of ``trade``, exact, in the output format."""
         notional = trade.price * trade.quantity
         if self._float_fees:
+            # operator.truediv, not ``/``: mypyc compiles int / int to a division of two doubles, which
+            # rounds twice once the numerator passes 2**53; Python's int division rounds once.
             return (
-                notional * self._maker_fee_num / self._maker_fee_den,
-                notional * self._taker_fee_num / self._taker_fee_den,
+                truediv(notional * self._maker_fee_num, self._maker_fee_den),
+                truediv(notional * self._taker_fee_num, self._taker_fee_den),
             )
         return self._fee(notional, self._maker_fee_unit), self._fee(notional, self._taker_fee_unit)
 
