@@ -171,9 +171,12 @@ class WriteBehindWriter:
 
     @property
     def pending_events(self) -> int:
-        """Events queued or being written (the writer's count: captured records plus events)."""
-        with self._cond:
-            return sum(map(unit_size, tuple(self._queue))) + self._in_flight
+        """Events queued or being written (the writer's count: captured records plus events).
+
+        Counts the queue from a copy taken without the writer's lock (O(queued units)), so a status
+        request never holds up the writer; while the writer takes a batch it may miss one unit."""
+        queued = tuple(self._queue)  # one C call: atomic under the GIL
+        return sum(map(unit_size, queued)) + self._in_flight
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far is written; return False on timeout."""
@@ -221,12 +224,13 @@ class WriteBehindWriter:
                 if len(self._queue) - seen < _BUSY_UNITS:
                     break
             taken: list[UnitTuple] = []
-            events = 0
-            while self._queue and (not taken or events + unit_size(self._queue[0]) <= self._max_batch):
+            self._in_flight = 0  # counted unit by unit, so pending_events (lock-free) stays close
+            while self._queue and (
+                not taken or self._in_flight + unit_size(self._queue[0]) <= self._max_batch
+            ):
                 unit = self._queue.popleft()
                 taken.append(unit)
-                events += unit_size(unit)
-            self._in_flight = events
+                self._in_flight += unit_size(unit)
             self._cond.notify_all()
             return taken
 
