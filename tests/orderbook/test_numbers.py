@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -97,6 +98,38 @@ def test_outputs_round_trip_exactly(units: int, step: str) -> None:
 def test_float_input_reads_as_the_decimal_the_user_wrote(text: Decimal) -> None:
     value = float(str(text))
     assert Grid("0.01", "price").to_units(value) == int(text * 100)
+
+
+def _units_of_the_written_decimal(grid: Grid, value: float) -> int | None:
+    """The reference for float input: the units of the decimal the float's repr spells, or None when
+    that decimal is not a positive whole number of steps within range."""
+    if not math.isfinite(value):
+        return None
+    units = Fraction(repr(value)) / Fraction(grid.step)
+    if units.denominator != 1 or not 0 < units <= grid.max_units:
+        return None
+    return int(units)
+
+
+@given(
+    value=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(min_value=-(10**13), max_value=10**13).map(lambda n: n / 100),
+        st.integers(min_value=1, max_value=10**15).map(lambda n: n / 10**8),
+        st.integers(min_value=1, max_value=10**6).map(lambda n: n * 0.05),
+    ),
+    step=st.sampled_from(["0.01", "0.00000001", "0.05", "0.5", "1", "5", "0.25"]),
+)
+def test_float_input_is_read_as_its_shortest_decimal_on_every_grid(value: float, step: str) -> None:
+    """The float fast path (scale, round to the nearest integer, check the round trip) agrees with the
+    exact reading of ``repr(value)``: the same units, or a rejection."""
+    grid = Grid(step, "price")
+    expected = _units_of_the_written_decimal(grid, value)
+    if expected is None:
+        with pytest.raises(InvalidOrderError):
+            grid.to_units(value)
+    else:
+        assert grid.to_units(value) == expected
 
 
 def test_str_output_has_the_grid_decimal_places() -> None:
