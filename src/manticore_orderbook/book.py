@@ -191,6 +191,9 @@ _TRADE_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
         "sequence",
     )
 )
+_LEVEL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
+    ("symbol", "timestamp", "sequence", "side", "price", "quantity", "order_count")
+)
 _FILL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
     (
         "order_id",
@@ -295,6 +298,7 @@ class OrderBook:
         self._price_div = self._price_grid.float_divisor()
         self._qty_div = self._qty_grid.float_divisor()
         self._h = self.event_manager.handlers
+        self._build_templates()
         self._lock = threading.RLock()
         self._acquire = self._lock.acquire  # bound once: the hot commands lock without a method lookup
         self._release = self._lock.release
@@ -1528,6 +1532,10 @@ class OrderBook:
             changes.append((CHANGE_ADDED, order, self._sequence, None))
         handlers = self._h[E_ADDED]
         if handlers:
+            plain = self._plain_order_event(order, True, now)
+            if plain is not None:
+                self._pending.append((handlers, _ET_ORDER_ADDED, plain))
+                return
             data = self._order_dict(order, _ADDED_TEMPLATE)
             data["order_timestamp"] = order.timestamp
             self._queue(handlers, _ET_ORDER_ADDED, data, now)
@@ -2013,6 +2021,13 @@ class OrderBook:
             changes.append((kind, order, self._sequence, extra))
         handlers = self._h[index]
         if handlers:
+            if index == E_CANCELLED:
+                plain = self._plain_order_event(order, False, now)
+                if plain is not None:
+                    plain["reason"] = reason
+                    plain["cancelled_quantity"] = self._qty_out(amount)
+                    self._pending.append((handlers, _ET_ORDER_CANCELLED, plain))
+                    return
             data = self._order_dict(order, _EVENT_TEMPLATES[index])
             if index == E_CANCELLED:
                 data["status"] = "cancelled"
@@ -2159,6 +2174,100 @@ class OrderBook:
 
     # ------------------------------------------------------------------ dictionaries
 
+    def _build_templates(self) -> None:
+        """Prefill this book's payload templates with what is the same for every event of its kind.
+
+        Per side: ORDER_ADDED / ORDER_CANCELLED of a plain order (no iceberg, expiry, stop or trail;
+        limit, GTC and no self-trade prevention until the fill-in says otherwise), ORDER_FILLED and
+        the price level events; and TRADE_EXECUTED. The symbol is baked in, so the templates are
+        rebuilt when ``symbol`` is reassigned (``_templates_symbol`` tells)."""
+        symbol = self.symbol
+        self._templates_symbol = symbol
+        self._zero_qty_out: object = self._qty_out(0)
+        sides = (BUY, SELL)
+        common = {
+            "symbol": symbol,
+            "order_type": LIMIT._value_,
+            "time_in_force": GTC._value_,
+            "trail_is_percent": False,
+            "self_trade_prevention": STP_NONE._value_,
+            "triggered": False,
+        }
+        added = tuple({**_ADDED_TEMPLATE, **common, "side": side._value_} for side in sides)
+        cancelled = tuple(
+            {**_CANCELLED_TEMPLATE, **common, "side": side._value_, "status": "cancelled"} for side in sides
+        )
+        fills = tuple(
+            {**_FILL_TEMPLATE, "symbol": symbol, "side": side._value_, "order_type": LIMIT._value_}
+            for side in sides
+        )
+        levels = tuple({**_LEVEL_TEMPLATE, "symbol": symbol, "side": side._value_} for side in sides)
+        self._added_templates = (added[0], added[1])
+        self._cancelled_templates = (cancelled[0], cancelled[1])
+        self._fill_templates = (fills[0], fills[1])
+        self._level_templates = (levels[0], levels[1])
+        self._trade_template = {
+            **_TRADE_TEMPLATE,
+            "symbol": symbol,
+            "maker_fee_rate": self._maker_rate_out,
+            "taker_fee_rate": self._taker_rate_out,
+        }
+
+    def _plain_order_event(self, order: Order, added: bool, now: float) -> dict[str, Any] | None:
+        """ORDER_ADDED (``added``) or ORDER_CANCELLED data of a plain order, stamped with ``now`` and
+        the current sequence, but without the cancel's reason and quantity; None when ``order`` is not
+        plain (an iceberg, an order with an expiry, a stop or a trail, or a triggered one), which
+        ``_order_dict`` then builds.
+
+        The same keys, order and values as the general path: a copy of a template prefilled with every
+        value a plain order shares, then the order's own. Quantities that are equal share one output
+        object (they are immutable)."""
+        if (
+            order.peak
+            or order.expiry is not None
+            or order.stop_price is not None
+            or order.trail is not None
+            or order.trail_ref is not None
+            or order.triggered
+        ):
+            return None
+        if self.symbol is not self._templates_symbol:
+            self._build_templates()
+        buy = order.side is BUY
+        if added:
+            data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
+        else:
+            data = (self._cancelled_templates[0] if buy else self._cancelled_templates[1]).copy()
+        data["order_id"] = order.order_id
+        if order.price is not None:
+            data["price"] = self._price_out(order.price)
+        lots = order.quantity
+        open_lots = order.open
+        quantity = self._qty_out(lots)
+        data["quantity"] = quantity
+        data["filled_quantity"] = self._zero_qty_out if not order.filled else self._qty_out(order.filled)
+        remaining = quantity if open_lots == lots else self._qty_out(open_lots)
+        data["remaining_quantity"] = remaining
+        data["visible_quantity"] = remaining if order.visible == open_lots else self._qty_out(order.visible)
+        if order.order_type is not LIMIT:
+            data["order_type"] = order.order_type._value_
+        if order.tif is not GTC:
+            data["time_in_force"] = order.tif._value_
+        if order.user_id is not None:
+            data["user_id"] = order.user_id
+        data["timestamp"] = now
+        if order.stp is not STP_NONE:
+            data["self_trade_prevention"] = order.stp._value_
+        if added:
+            if not open_lots:
+                data["status"] = "filled" if order.filled else "cancelled"
+            else:
+                data["status"] = "partially_filled" if order.filled else "open"
+        data["priority"] = order.rank
+        data["order_timestamp"] = order.timestamp
+        data["sequence"] = self._sequence
+        return data
+
     def _order_dict(self, order: Order, template: dict[str, Any] = _ORDER_TEMPLATE) -> dict[str, Any]:
         """``order`` as a dict: a copy of ``template`` (the keys of an event type, in their published
         order) with the order's keys filled in; the event's own keys are left for the caller.
@@ -2218,6 +2327,8 @@ class OrderBook:
 
     def _trade_fees(self, trade: Trade) -> tuple[object, object]:
         """``(maker fee, taker fee)`` of ``trade``, exact, in the output format."""
+        if not self._maker_fee_num and not self._taker_fee_num:
+            return self._zero_money, self._zero_money  # no fees: spares two big-integer products
         notional = trade.price * trade.quantity
         if self._float_fees:
             # operator.truediv, not ``/``: mypyc compiles int / int to a division of two doubles, which
@@ -2249,23 +2360,29 @@ class OrderBook:
         if trade_id is None:
             trade_id = self._trade_id(trade)
             maker_fee, taker_fee = self._trade_fees(trade)
+        if self.symbol is not self._templates_symbol:
+            self._build_templates()
         buyer_is_taker = trade.taker_side is BUY
-        data = _TRADE_TEMPLATE.copy()
+        data = self._trade_template.copy()
         data["trade_id"] = trade_id
-        data["symbol"] = self.symbol
         data["price"] = self._price_out(trade.price)
         data["quantity"] = self._qty_out(trade.quantity)
         data["maker_order_id"] = trade.maker_order_id
         data["taker_order_id"] = trade.taker_order_id
-        data["maker_user_id"] = trade.maker_user_id
-        data["taker_user_id"] = trade.taker_user_id
-        data["buy_order_id"] = trade.taker_order_id if buyer_is_taker else trade.maker_order_id
-        data["sell_order_id"] = trade.maker_order_id if buyer_is_taker else trade.taker_order_id
-        data["taker_side"] = trade.taker_side._value_
+        if trade.maker_user_id is not None:
+            data["maker_user_id"] = trade.maker_user_id
+        if trade.taker_user_id is not None:
+            data["taker_user_id"] = trade.taker_user_id
+        if buyer_is_taker:
+            data["buy_order_id"] = trade.taker_order_id
+            data["sell_order_id"] = trade.maker_order_id
+            data["taker_side"] = _BUY_VALUE
+        else:
+            data["buy_order_id"] = trade.maker_order_id
+            data["sell_order_id"] = trade.taker_order_id
+            data["taker_side"] = _SELL_VALUE
         data["maker_fee"] = maker_fee
         data["taker_fee"] = taker_fee
-        data["maker_fee_rate"] = self._maker_rate_out
-        data["taker_fee_rate"] = self._taker_rate_out
         data["timestamp"] = trade.timestamp
         data["sequence"] = trade.sequence
         return data
@@ -2280,54 +2397,54 @@ class OrderBook:
         sequence: int,
         now: float,
     ) -> dict[str, Any]:
-        qdiv = self._qty_div
-        if qdiv:
-            quantity: object = order.quantity / qdiv
-            fill_quantity: object = trade.quantity / qdiv
-            filled: object = order.filled / qdiv
-            remaining: object = order.open / qdiv
-            visible: object = order.visible / qdiv
-        else:
-            qg = self._qty_grid
-            quantity = qg.to_output(order.quantity)
-            fill_quantity = qg.to_output(trade.quantity)
-            filled = qg.to_output(order.filled)
-            remaining = qg.to_output(order.open)
-            visible = qg.to_output(order.visible)
-        data = _FILL_TEMPLATE.copy()
+        if self.symbol is not self._templates_symbol:
+            self._build_templates()
+        data = (self._fill_templates[0] if order.side is BUY else self._fill_templates[1]).copy()
         data["order_id"] = order.order_id
-        data["symbol"] = self.symbol
         data["trade_id"] = trade_id
-        data["side"] = order.side._value_
-        data["price"] = None if order.price is None else self._price_out(order.price)
+        if order.price is not None:
+            data["price"] = self._price_out(order.price)
+        lots = order.quantity
+        fill_lots = trade.quantity
+        filled_lots = order.filled
+        quantity = self._qty_out(lots)
         data["quantity"] = quantity
         data["fill_price"] = self._price_out(trade.price)
+        fill_quantity = quantity if fill_lots == lots else self._qty_out(fill_lots)
         data["fill_quantity"] = fill_quantity
-        data["filled_quantity"] = filled
+        if filled_lots == lots:
+            data["filled_quantity"] = quantity
+        elif filled_lots == fill_lots:
+            data["filled_quantity"] = fill_quantity
+        else:
+            data["filled_quantity"] = self._qty_out(filled_lots)
+        open_lots = order.open
+        remaining = self._zero_qty_out if not open_lots else self._qty_out(open_lots)
         data["remaining_quantity"] = remaining
-        data["visible_quantity"] = visible
+        data["visible_quantity"] = remaining if order.visible == open_lots else self._qty_out(order.visible)
         data["priority"] = order.rank
         data["is_maker"] = is_maker
         data["fee"] = fee
-        data["user_id"] = order.user_id
-        data["order_type"] = order.order_type._value_
-        data["status"] = "partially_filled" if order.open else "filled"
+        if order.user_id is not None:
+            data["user_id"] = order.user_id
+        if order.order_type is not LIMIT:
+            data["order_type"] = order.order_type._value_
+        data["status"] = "partially_filled" if open_lots else "filled"
         data["timestamp"] = now
         data["sequence"] = sequence
         return data
 
     def _level_dict(self, level: PriceLevel, now: float) -> dict[str, Any]:
-        qdiv = self._qty_div
-        pdiv = self._price_div
-        return {
-            "symbol": self.symbol,
-            "timestamp": now,
-            "sequence": self._sequence,
-            "side": level.side._value_,
-            "price": level.price / pdiv if pdiv else self._price_grid.to_output(level.price),
-            "quantity": level.total / qdiv if qdiv else self._qty_grid.to_output(level.total),
-            "order_count": level.count,
-        }
+        """A price level event's data: symbol, timestamp, sequence, side, price, quantity, order_count."""
+        if self.symbol is not self._templates_symbol:
+            self._build_templates()
+        data = (self._level_templates[0] if level.side is BUY else self._level_templates[1]).copy()
+        data["timestamp"] = now
+        data["sequence"] = self._sequence
+        data["price"] = self._price_out(level.price)
+        data["quantity"] = self._qty_out(level.total)
+        data["order_count"] = level.count
+        return data
 
     # ------------------------------------------------------------------ self-check
 
@@ -2373,7 +2490,10 @@ class OrderBook:
 _EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
 # Enum class attribute lookups cost ~150 ns each (EnumType's metaclass machinery); module constants
 # do not. The hot paths name event types through these.
+_BUY_VALUE: Final = "buy"
+_SELL_VALUE: Final = "sell"
 _ET_ORDER_ADDED: Final = EventType.ORDER_ADDED
+_ET_ORDER_CANCELLED: Final = EventType.ORDER_CANCELLED
 _ET_PRICE_LEVEL_ADDED: Final = EventType.PRICE_LEVEL_ADDED
 _ET_PRICE_LEVEL_CHANGED: Final = EventType.PRICE_LEVEL_CHANGED
 _ET_PRICE_LEVEL_REMOVED: Final = EventType.PRICE_LEVEL_REMOVED
