@@ -314,12 +314,10 @@ class OrderBook:
         self._reset_state()
         self._trades: deque[Trade] = deque(maxlen=max_trade_history)
         self._last_price: int | None = None
-        self._stats = {
-            "orders_cancelled": 0,
-            "orders_expired": 0,
-            "orders_modified": 0,
-            "orders_triggered": 0,
-        }
+        self._cancelled_count = 0
+        self._expired_count = 0
+        self._modified_count = 0
+        self._triggered_count = 0
         self._added = 0
         self._volume = 0  # lots traded
         self._notional = 0  # tick-lots traded
@@ -630,7 +628,7 @@ class OrderBook:
                 if self._pending or self._changes:
                     self._dispatch()
                 return True
-            self._stats["orders_modified"] += 1
+            self._modified_count += 1
             changes = (
                 {
                     "old_price": None if order.price is None else self._price_grid.to_output(order.price),
@@ -827,7 +825,10 @@ class OrderBook:
                 "taker_fees": self._money(_EXACT.multiply(self._notional, self._taker_fee_unit)),
                 "trade_history_size": len(self._trades),
             }
-            stats.update(self._stats)
+            stats["orders_cancelled"] = self._cancelled_count
+            stats["orders_expired"] = self._expired_count
+            stats["orders_modified"] = self._modified_count
+            stats["orders_triggered"] = self._triggered_count
             stats["orders_added"] = self._added
             stats["trades"] = self._trade_no
             return stats
@@ -1469,9 +1470,19 @@ class OrderBook:
         """The fast path of ``_build`` for plain limit and market orders with well-formed arguments.
 
         Returns None whenever anything is unusual; ``_build`` then validates (and explains) in full."""
-        side_ = _PLAIN_SIDES.get(side) if isinstance(side, str) else None
-        if side_ is None:
+        # ``==`` before the table: a str comparison is cheaper than a dict lookup (members compare equal
+        # to their values, so Side.BUY takes this path too)
+        if not isinstance(side, str):
             return None
+        if side == "buy":
+            side_ = BUY
+        elif side == "sell":
+            side_ = SELL
+        else:
+            found_side = _PLAIN_SIDES.get(side)
+            if found_side is None:
+                return None
+            side_ = found_side
         if time_in_force is None:
             tif = GTC
         else:
@@ -1543,12 +1554,13 @@ class OrderBook:
     def _execute(self, order: Order, now: float, announce: bool) -> None:
         """Match ``order`` as a taker, then rest, or cancel what is left of it."""
         price = order.price
+        # The best opposite price read from the index's chunks (as _match does): no boxed Optional.
         if order.side is BUY:
-            best = self._ask_prices.min()
-            crosses = best is not None and (price is None or best <= price)
+            chunks = self._ask_prices._chunks
+            crosses = bool(chunks) and (price is None or chunks[0][0] <= price)
         else:
-            best = self._bid_prices.max()
-            crosses = best is not None and (price is None or best >= price)
+            chunks = self._bid_prices._chunks
+            crosses = bool(chunks) and (price is None or chunks[-1][-1] >= price)
         if crosses:
             if order.order_type is POST_ONLY:
                 self._emit_order(E_CANCELLED, order, now, "post_only", order.open)
@@ -1977,7 +1989,7 @@ class OrderBook:
                 self._remove(order)
                 order.triggered = True
                 order.rank = self._sequence + 1  # re-enters the book at its ORDER_TRIGGERED event
-                self._stats["orders_triggered"] += 1
+                self._triggered_count += 1
                 self._emit_order(E_TRIGGERED, order, now)
                 self._execute(order, now, announce=False)
 
@@ -1993,7 +2005,7 @@ class OrderBook:
                 continue
             level = self._remove(order)
             removed += 1
-            self._stats["orders_expired"] += 1
+            self._expired_count += 1
             self._emit_order(E_EXPIRED, order, now, None, order.open)
             if level is not None:
                 self._emit_level_after_removal(level, now)
@@ -2008,7 +2020,7 @@ class OrderBook:
         = expired lots) or ORDER_TRIGGERED event about ``order``."""
         self._sequence += 1
         if index == E_CANCELLED:
-            self._stats["orders_cancelled"] += 1
+            self._cancelled_count += 1
         changes = self._changes
         if changes is not None:
             kind = CHANGE_ORDER
