@@ -109,7 +109,6 @@ _PLAIN_TIFS: Final = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "gtc": GTC, "ioc": IOC
 _ORDER_ID_MAX_LEN: Final = 128
 
 Clock = Callable[[], float]
-Pending = tuple[tuple[EventHandler, ...], EventType, dict[str, Any]]
 #: A decoded kind key of the trusted restore: side, type, time in force, STP, pending, triggered, user id
 #: is an int, detailed, plain (a GTC limit or post-only order needing no details), and the side's
 #: levels and price index (see ``_trusted_kind``).
@@ -286,6 +285,7 @@ class OrderBook:
         if order_id_prefix is None:
             order_id_prefix = re.sub(r"[^A-Za-z0-9]", "", symbol) + "-"
         self._id_prefix = order_id_prefix
+        self._trade_id_prefix = f"{order_id_prefix}T"
         self._money: Callable[[Decimal], object] = _MONEY_FORMATS[number_format]
         self._zero_money = self._money(Decimal(0))
         self._maker_rate_out = self._money(self.maker_fee_rate)
@@ -303,7 +303,11 @@ class OrderBook:
         self._acquire = self._lock.acquire  # bound once: the hot commands lock without a method lookup
         self._release = self._lock.release
         self._max_trade_history = max_trade_history
-        self._pending: list[Pending] = []
+        # Events of the command in progress, one entry per event in the three lists: the handlers
+        # subscribed when it was queued, its type and its data (``_push``; ``_dispatch`` delivers).
+        self._pending: list[dict[str, Any]] = []
+        self._pending_handlers: list[tuple[EventHandler, ...]] = []
+        self._pending_types: list[EventType] = []
         self._dispatching = False
         # The change log of the command in progress; None while no change recorder is registered.
         self._changes: list[ChangeEntry] | None = None
@@ -1545,7 +1549,7 @@ class OrderBook:
         if handlers:
             plain = self._plain_order_event(order, True, now)
             if plain is not None:
-                self._pending.append((handlers, _ET_ORDER_ADDED, plain))
+                self._push(handlers, _ET_ORDER_ADDED, plain)
                 return
             data = self._order_dict(order, _ADDED_TEMPLATE)
             data["order_timestamp"] = order.timestamp
@@ -1801,13 +1805,8 @@ class OrderBook:
         self._sequence += 1
         handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
         if handlers:
-            self._pending.append(
-                (
-                    handlers,
-                    _ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED,
-                    self._level_dict(level, now),
-                )
-            )
+            event_type = _ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED
+            self._push(handlers, event_type, self._level_dict(level, now))
 
     def _join_level(self, order: Order) -> tuple[PriceLevel, bool]:
         """Append ``order`` (its ``visible`` already set) to the back of its price level, creating the
@@ -2038,7 +2037,7 @@ class OrderBook:
                 if plain is not None:
                     plain["reason"] = reason
                     plain["cancelled_quantity"] = self._qty_out(amount)
-                    self._pending.append((handlers, _ET_ORDER_CANCELLED, plain))
+                    self._push(handlers, _ET_ORDER_CANCELLED, plain)
                     return
             data = self._order_dict(order, _EVENT_TEMPLATES[index])
             if index == E_CANCELLED:
@@ -2086,6 +2085,12 @@ class OrderBook:
             changes["new_stop_price"] = None if order.stop_price is None else pg.to_output(order.stop_price)
         self._emit_modified(order, now, changes, priority_kept=True, reason="trailing_stop")
 
+    def _push(self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any]) -> None:
+        """Queue one event for delivery at the end of the command (three appends, no tuple)."""
+        self._pending_handlers.append(handlers)
+        self._pending_types.append(event_type)
+        self._pending.append(data)
+
     def _queue(
         self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any], now: object
     ) -> None:
@@ -2093,7 +2098,7 @@ class OrderBook:
         data["symbol"] = self.symbol
         data["sequence"] = self._sequence
         data["timestamp"] = now
-        self._pending.append((handlers, event_type, data))
+        self._push(handlers, event_type, data)
 
     def _emit_fill(self, trade: Trade, maker: Order, taker: Order, now: float) -> None:
         """Queue TRADE_EXECUTED and the two ORDER_FILLED events of ``trade`` (sequence already taken)."""
@@ -2107,28 +2112,24 @@ class OrderBook:
         maker_fee, taker_fee = self._trade_fees(trade)
         if trade_handlers:
             data = self._trade_dict(trade, trade_id, maker_fee, taker_fee)
-            self._pending.append((trade_handlers, _ET_TRADE_EXECUTED, data))
+            self._push(trade_handlers, _ET_TRADE_EXECUTED, data)
         if fill_handlers:
-            self._pending.append(
-                (
-                    fill_handlers,
-                    _ET_ORDER_FILLED,
-                    self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, now),
-                )
+            self._push(
+                fill_handlers,
+                _ET_ORDER_FILLED,
+                self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, now),
             )
-            self._pending.append(
-                (
-                    fill_handlers,
-                    _ET_ORDER_FILLED,
-                    self._fill_dict(trade, trade_id, taker, False, taker_fee, seq + 2, now),
-                )
+            self._push(
+                fill_handlers,
+                _ET_ORDER_FILLED,
+                self._fill_dict(trade, trade_id, taker, False, taker_fee, seq + 2, now),
             )
 
     def _emit_level(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
         handlers = self._h[E_LEVEL_CHANGED]
         if handlers:
-            self._pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, self._level_dict(level, now)))
+            self._push(handlers, _ET_PRICE_LEVEL_CHANGED, self._level_dict(level, now))
 
     def _emit_level_removed(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
@@ -2137,7 +2138,7 @@ class OrderBook:
             data = self._level_dict(level, now)
             data["quantity"] = self._qty_grid.to_output(0)
             data["order_count"] = 0
-            self._pending.append((handlers, _ET_PRICE_LEVEL_REMOVED, data))
+            self._push(handlers, _ET_PRICE_LEVEL_REMOVED, data)
 
     def _dispatch(self) -> None:
         """Deliver queued events in sequence order; report failing handlers with ERROR events."""
@@ -2146,10 +2147,14 @@ class OrderBook:
         pending = self._pending
         if pending:
             self._dispatching = True
+            all_handlers = self._pending_handlers
+            types = self._pending_types
             try:
                 i = 0
-                while i < len(pending):
-                    handlers, event_type, data = pending[i]
+                while i < len(pending):  # handlers that call back into the book add to the end
+                    data = pending[i]
+                    event_type = types[i]
+                    handlers = all_handlers[i]
                     i += 1
                     for handler in handlers:
                         try:
@@ -2160,6 +2165,8 @@ class OrderBook:
                                 self._emit_error(handler, event_type, data, exc)
             finally:
                 pending.clear()
+                types.clear()
+                all_handlers.clear()
                 self._dispatching = False
         changes = self._changes
         if changes:
@@ -2204,8 +2211,9 @@ class OrderBook:
             "trail_is_percent": False,
             "self_trade_prevention": STP_NONE._value_,
             "triggered": False,
+            "filled_quantity": self._zero_qty_out,
         }
-        added = tuple({**_ADDED_TEMPLATE, **common, "side": side._value_} for side in sides)
+        added = tuple({**_ADDED_TEMPLATE, **common, "side": side._value_, "status": "open"} for side in sides)
         cancelled = tuple(
             {**_CANCELLED_TEMPLATE, **common, "side": side._value_, "status": "cancelled"} for side in sides
         )
@@ -2257,7 +2265,8 @@ class OrderBook:
         open_lots = order.open
         quantity = self._qty_out(lots)
         data["quantity"] = quantity
-        data["filled_quantity"] = self._zero_qty_out if not order.filled else self._qty_out(order.filled)
+        if order.filled:  # the templates say 0
+            data["filled_quantity"] = self._qty_out(order.filled)
         remaining = quantity if open_lots == lots else self._qty_out(open_lots)
         data["remaining_quantity"] = remaining
         data["visible_quantity"] = remaining if order.visible == open_lots else self._qty_out(order.visible)
@@ -2270,11 +2279,11 @@ class OrderBook:
         data["timestamp"] = now
         if order.stp is not STP_NONE:
             data["self_trade_prevention"] = order.stp._value_
-        if added:
+        if added and (order.filled or not open_lots):  # the template says "open"
             if not open_lots:
                 data["status"] = "filled" if order.filled else "cancelled"
             else:
-                data["status"] = "partially_filled" if order.filled else "open"
+                data["status"] = "partially_filled"
         data["priority"] = order.rank
         data["order_timestamp"] = order.timestamp
         data["sequence"] = self._sequence
@@ -2335,7 +2344,7 @@ class OrderBook:
         return data
 
     def _trade_id(self, trade: Trade) -> str:
-        return f"{self._id_prefix}T{trade.number}"
+        return self._trade_id_prefix + str(trade.number)
 
     def _trade_fees(self, trade: Trade) -> tuple[object, object]:
         """``(maker fee, taker fee)`` of ``trade``, exact, in the output format."""
