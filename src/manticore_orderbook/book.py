@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import ROUND_FLOOR, Context, Decimal
 from enum import Enum
 from operator import truediv
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from .changes import (
     CHANGE_ADDED,
@@ -303,11 +303,10 @@ class OrderBook:
         self._acquire = self._lock.acquire  # bound once: the hot commands lock without a method lookup
         self._release = self._lock.release
         self._max_trade_history = max_trade_history
-        # Events of the command in progress, one entry per event in the three lists: the handlers
-        # subscribed when it was queued, its type and its data (``_push``; ``_dispatch`` delivers).
-        self._pending: list[dict[str, Any]] = []
-        self._pending_handlers: list[tuple[EventHandler, ...]] = []
-        self._pending_types: list[EventType] = []
+        # Events of the command in progress, three items per event: the handlers subscribed when it
+        # was queued, its type and its data (``_push``; ``_dispatch`` delivers). One flat list costs
+        # one allocation per command, where a tuple per event or a list per field cost more.
+        self._pending: list[object] = []
         self._dispatching = False
         # The change log of the command in progress; None while no change recorder is registered.
         self._changes: list[ChangeEntry] | None = None
@@ -2086,10 +2085,11 @@ class OrderBook:
         self._emit_modified(order, now, changes, priority_kept=True, reason="trailing_stop")
 
     def _push(self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any]) -> None:
-        """Queue one event for delivery at the end of the command (three appends, no tuple)."""
-        self._pending_handlers.append(handlers)
-        self._pending_types.append(event_type)
-        self._pending.append(data)
+        """Queue one event for delivery at the end of the command."""
+        pending = self._pending
+        pending.append(handlers)
+        pending.append(event_type)
+        pending.append(data)
 
     def _queue(
         self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any], now: object
@@ -2147,15 +2147,13 @@ class OrderBook:
         pending = self._pending
         if pending:
             self._dispatching = True
-            all_handlers = self._pending_handlers
-            types = self._pending_types
             try:
                 i = 0
                 while i < len(pending):  # handlers that call back into the book add to the end
-                    data = pending[i]
-                    event_type = types[i]
-                    handlers = all_handlers[i]
-                    i += 1
+                    handlers = cast(tuple[EventHandler, ...], pending[i])
+                    event_type = cast(EventType, pending[i + 1])
+                    data = cast(dict[str, Any], pending[i + 2])
+                    i += 3
                     for handler in handlers:
                         try:
                             handler(event_type, data)
@@ -2165,8 +2163,6 @@ class OrderBook:
                                 self._emit_error(handler, event_type, data, exc)
             finally:
                 pending.clear()
-                types.clear()
-                all_handlers.clear()
                 self._dispatching = False
         changes = self._changes
         if changes:
@@ -2218,13 +2214,21 @@ class OrderBook:
             {**_CANCELLED_TEMPLATE, **common, "side": side._value_, "status": "cancelled"} for side in sides
         )
         fills = tuple(
-            {**_FILL_TEMPLATE, "symbol": symbol, "side": side._value_, "order_type": LIMIT._value_}
+            {
+                **_FILL_TEMPLATE,
+                "symbol": symbol,
+                "side": side._value_,
+                "is_maker": is_maker,
+                "order_type": LIMIT._value_,
+                "status": "filled",
+            }
             for side in sides
+            for is_maker in (True, False)
         )
         levels = tuple({**_LEVEL_TEMPLATE, "symbol": symbol, "side": side._value_} for side in sides)
         self._added_templates = (added[0], added[1])
         self._cancelled_templates = (cancelled[0], cancelled[1])
-        self._fill_templates = (fills[0], fills[1])
+        self._fill_templates = (fills[0], fills[1], fills[2], fills[3])
         self._level_templates = (levels[0], levels[1])
         self._trade_template = {
             **_TRADE_TEMPLATE,
@@ -2420,7 +2424,11 @@ class OrderBook:
     ) -> dict[str, Any]:
         if self.symbol is not self._templates_symbol:
             self._build_templates()
-        data = (self._fill_templates[0] if order.side is BUY else self._fill_templates[1]).copy()
+        templates = self._fill_templates  # buy maker, buy taker, sell maker, sell taker
+        if order.side is BUY:
+            data = (templates[0] if is_maker else templates[1]).copy()
+        else:
+            data = (templates[2] if is_maker else templates[3]).copy()
         data["order_id"] = order.order_id
         data["trade_id"] = trade_id
         if order.price is not None:
@@ -2444,13 +2452,13 @@ class OrderBook:
         data["remaining_quantity"] = remaining
         data["visible_quantity"] = remaining if order.visible == open_lots else self._qty_out(order.visible)
         data["priority"] = order.rank
-        data["is_maker"] = is_maker
         data["fee"] = fee
         if order.user_id is not None:
             data["user_id"] = order.user_id
         if order.order_type is not LIMIT:
             data["order_type"] = order.order_type._value_
-        data["status"] = "partially_filled" if open_lots else "filled"
+        if open_lots:  # the template says "filled"
+            data["status"] = "partially_filled"
         data["timestamp"] = now
         data["sequence"] = sequence
         return data
