@@ -81,3 +81,69 @@ def test_many_levels_split_into_chunks_and_stay_sorted() -> None:
         index.remove(price)
     index.check_invariants()
     assert list(index.ascending()) == sorted(set(prices))[1::2]
+
+
+def test_removal_away_from_the_ends_is_a_mark_that_iteration_and_membership_respect() -> None:
+    index = PriceIndex(load=4)
+    for price in range(1, 21):
+        index.add(price)
+    for price in (5, 6, 7, 15):
+        index.remove(price)
+    index.check_invariants()
+    assert index._marked == {5, 6, 7, 15}  # still in the chunks, only marked
+    assert len(index) == 16
+    assert 6 not in index and 8 in index
+    assert list(index.ascending()) == [p for p in range(1, 21) if p not in {5, 6, 7, 15}]
+    assert list(index.descending()) == sorted(index.ascending(), reverse=True)
+    index.add(6)  # a marked price comes back without being inserted again
+    assert 6 in index and index._marked == {5, 7, 15}
+    index.check_invariants()
+
+
+def test_an_end_that_reaches_marked_prices_sweeps_them_out() -> None:
+    index = PriceIndex(load=4)
+    for price in range(1, 11):
+        index.add(price)
+    for price in (2, 3, 4, 8, 9):
+        index.remove(price)
+    index.remove(1)  # the lowest: 2, 3 and 4 behind it are marked, so 5 becomes the lowest
+    index.remove(10)  # the highest: 9 and 8 go with it
+    index.check_invariants()
+    assert (index.min(), index.max()) == (5, 7)
+    assert index._marked == set()
+    assert index._chunks == [[5, 6, 7]]
+
+
+def test_marks_that_outnumber_the_present_prices_are_rebuilt_away() -> None:
+    index = PriceIndex(load=2)
+    for price in range(100):
+        index.add(price)
+    for price in range(1, 99):  # all but the two ends
+        index.remove(price)
+        index.check_invariants()  # checks the bound on marks after every step
+    assert list(index.ascending()) == [0, 99]
+    assert sum(len(chunk) for chunk in index._chunks) < 10
+
+
+@given(
+    operations=st.lists(st.tuples(st.booleans(), st.integers(min_value=0, max_value=40)), max_size=400),
+    load=st.sampled_from([1, 2, 3, 8]),
+)
+def test_lazy_removal_matches_a_sorted_set(operations: list[tuple[bool, int]], load: int) -> None:
+    """Many removals away from the ends (the lazy path), re-adds of marked prices and sweeps."""
+    index = PriceIndex(load=load)
+    reference: set[int] = set()
+    for price in range(0, 41, 2):
+        index.add(price)
+        reference.add(price)
+    for insert, price in operations:
+        if insert and price not in reference:
+            index.add(price)
+            reference.add(price)
+        elif not insert and price in reference:
+            index.remove(price)
+            reference.discard(price)
+        index.check_invariants()
+        assert (index.min(), index.max()) == ((min(reference), max(reference)) if reference else (None, None))
+        assert list(index.ascending()) == sorted(reference)
+    assert [price in index for price in range(-1, 42)] == [price in reference for price in range(-1, 42)]

@@ -1,0 +1,107 @@
+"""Instructions per operation of one workload, counted by valgrind: a figure the machine's noise cannot move.
+
+Usage (from the repository root)::
+
+    python -m benchmarks.instructions                      # the mypyc build (.venv-compiled), realistic mix
+    python -m benchmarks.instructions --subscriber         # the same with a counting subscriber on every event
+    python -m benchmarks.instructions --python .venv/bin/python --workload add_only
+
+Timings on these shared 2-core machines move by 10-30% from run to run and between machines of one type;
+the instruction count of the same build on the same workload is repeatable to a few parts in a million.
+It is the way to tell whether a change to the hot path helps before a ``make bench`` run says by how much.
+It is not a time: instructions differ in cost (a cache miss, an allocation), so confirm with timings.
+
+How: the workload's ops run under ``valgrind --tool=callgrind`` in a fresh process, once with and once
+without the timed ops (imports, workload loading and the book's prefill are the same in both runs), and
+the difference is divided by the number of ops. The workload pickles come from ``benchmarks.run``
+(``benchmarks/.build/workloads/full/``); missing ones are generated with the same seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.workloads import Sizes, build_all, load
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKLOADS = ROOT / "benchmarks" / ".build" / "workloads" / "full"
+
+#: Runs inside the measured interpreter: the adapter of our engine, the prefill, and the ops if asked.
+_CHILD = """
+import gc, sys
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from benchmarks.adapters import ours
+from benchmarks.workloads import load
+wl = load(Path({workload!r}))
+prefill = [ours.native(op) for op in wl["prefill"]]
+ops = [ours.native(op) for op in wl["ops"]]
+ours.setup({subscriber!r})
+add, cancel = ours.bound()
+for is_cancel, args in prefill:
+    cancel(args) if is_cancel else add(*args)
+gc.collect()
+for is_cancel, args in ops if {run_ops!r} else ():
+    if is_cancel:
+        cancel(args)
+    else:
+        add(*args)
+"""
+
+_TOTAL = re.compile(r"(?:Collected|I\s+refs):\s*([\d,]+)")
+
+
+def workload_path(name: str) -> Path:
+    """The pickle of workload ``name``, generated (full sizes, the default seed) when missing."""
+    path = WORKLOADS / f"{name}.pkl"
+    if not path.exists():
+        for workload in build_all(Sizes.full()):
+            workload.save(WORKLOADS / f"{workload.name}.pkl")
+    if not path.exists():
+        raise SystemExit(f"no workload named {name!r} (see benchmarks/workloads.py)")
+    return path
+
+
+def count(python: str, workload: Path, subscriber: bool, run_ops: bool) -> int:
+    """Instructions executed by one child process (valgrind's total)."""
+    code = _CHILD.format(root=str(ROOT), workload=str(workload), subscriber=subscriber, run_ops=run_ops)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", python, "-c", code],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    found = _TOTAL.findall(out.stderr)
+    if out.returncode != 0 or not found:
+        raise SystemExit(f"valgrind run failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    return int(found[-1].replace(",", ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--python", default=str(ROOT / ".venv-compiled" / "bin" / "python"))
+    parser.add_argument("--workload", default="mix", help="a workload name from benchmarks/workloads.py")
+    parser.add_argument("--subscriber", action="store_true", help="one counting handler on every event type")
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
+        return 2
+    path = workload_path(args.workload)
+    n_ops = len(load(path)["ops"])
+    with_ops = count(args.python, path, args.subscriber, run_ops=True)
+    without = count(args.python, path, args.subscriber, run_ops=False)
+    per_op = (with_ops - without) / n_ops
+    sub = " + subscriber" if args.subscriber else ""
+    print(f"{args.workload}{sub} on {args.python}: {per_op:,.0f} instructions/op ({n_ops:,} ops)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
