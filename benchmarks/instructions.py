@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     python -m benchmarks.instructions                      # the mypyc build (.venv-compiled), realistic mix
-    python -m benchmarks.instructions --subscriber         # the same with a counting subscriber on every event
+    python -m benchmarks.instructions --subscriber         # the same, a counting subscriber on every event
     python -m benchmarks.instructions --python .venv/bin/python --workload add_only
 
 Timings on these shared 2-core machines move by 10-30% from run to run and between machines of one type;
