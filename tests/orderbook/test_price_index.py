@@ -8,6 +8,18 @@ from hypothesis import strategies as st
 from manticore_orderbook.price_index import PriceIndex
 
 
+def apply(index: PriceIndex, reference: set[int], insert: bool, price: int) -> None:
+    """Add or remove ``price`` in both the index and the reference set (when that is a valid step for
+    the index), then check the index's invariants."""
+    if insert and price not in reference:
+        index.add(price)
+        reference.add(price)
+    elif not insert and price in reference:
+        index.remove(price)
+        reference.discard(price)
+    index.check_invariants()
+
+
 def test_empty_index() -> None:
     index = PriceIndex()
     assert len(index) == 0
@@ -54,13 +66,7 @@ def test_matches_a_sorted_set_under_random_operations(operations: list[tuple[boo
     index = PriceIndex(load=load)
     reference: set[int] = set()
     for insert, price in operations:
-        if insert and price not in reference:
-            index.add(price)
-            reference.add(price)
-        elif not insert and price in reference:
-            index.remove(price)
-            reference.discard(price)
-        index.check_invariants()
+        apply(index, reference, insert, price)
         assert len(index) == len(reference)
         assert index.min() == (min(reference) if reference else None)
         assert index.max() == (max(reference) if reference else None)
@@ -137,13 +143,7 @@ def test_lazy_removal_matches_a_sorted_set(operations: list[tuple[bool, int]], l
         index.add(price)
         reference.add(price)
     for insert, price in operations:
-        if insert and price not in reference:
-            index.add(price)
-            reference.add(price)
-        elif not insert and price in reference:
-            index.remove(price)
-            reference.discard(price)
-        index.check_invariants()
+        apply(index, reference, insert, price)
         assert (index.min(), index.max()) == ((min(reference), max(reference)) if reference else (None, None))
         assert list(index.ascending()) == sorted(reference)
     assert [price in index for price in range(-1, 42)] == [price in reference for price in range(-1, 42)]
