@@ -327,8 +327,11 @@ class OrderBook:
 
     def _reset_state(self) -> None:
         self._orders: dict[str, Order] = {}
+        # Price -> level. A level emptied away from the top may stay here with count 0 (readers go
+        # through the price index, which never yields it); see _emit_level_after_removal.
         self._bid_levels: dict[int, PriceLevel] = {}
         self._ask_levels: dict[int, PriceLevel] = {}
+        self._kept_empty = 0  # emptied levels kept in the two dicts, at most about half of them
         self._bid_prices = PriceIndex()
         self._ask_prices = PriceIndex()
         self._expiries: list[tuple[float, int, Order]] = []
@@ -893,6 +896,7 @@ class OrderBook:
         with self._lock:
             if self._orders:
                 raise InvalidOrderError("restore_state needs an empty book")
+            self._drop_empty_levels()
             reserved: set[str] = set()
             ranks: set[int] = set()
             orders: list[Order] = []
@@ -1039,6 +1043,7 @@ class OrderBook:
         with self._lock:
             if self._orders:
                 raise InvalidOrderError("restore_state needs an empty book")
+            self._drop_empty_levels()
             sequence = _counter(sequence, "sequence")
             trade_count = _counter(trade_count, "trade_count")
             generated = _counter(generated_order_count, "generated_order_count")
@@ -1817,10 +1822,13 @@ class OrderBook:
         else:
             levels, index = self._ask_levels, self._ask_prices
         level = levels.get(price)
-        created = level is None
+        created = level is None or not level.count
         if level is None:
             level = PriceLevel(price, order.side)
             levels[price] = level
+            index.add(price)
+        elif created:  # an emptied level kept for its price: live again
+            self._kept_empty -= 1
             index.add(price)
         level.total += order.visible
         level.reserve += order.open - order.visible
@@ -1858,14 +1866,32 @@ class OrderBook:
             self._emit_level(level, now)
             return
         if level.side is BUY:
-            del self._bid_levels[level.price]
-            self._bid_prices.remove(level.price)
+            levels, index = self._bid_levels, self._bid_prices
         else:
-            del self._ask_levels[level.price]
-            self._ask_prices.remove(level.price)
+            levels, index = self._ask_levels, self._ask_prices
+        price = level.price
+        chunks = index._chunks
+        at_an_end = price == chunks[0][0] or price == chunks[-1][-1]
+        index.remove(price)
         level.orders.clear()
         level.dead = 0
+        if at_an_end:
+            del levels[price]
+        else:
+            # Away from the top the emptied level stays (count 0) and the index only marks its
+            # price: a cancel deep in a large book then frees nothing and touches no more cold
+            # memory. Kept levels are dropped in one pass once they pass about half of the levels.
+            self._kept_empty += 1
+            if self._kept_empty > (len(self._bid_levels) + len(self._ask_levels)) // 2 + 64:
+                self._drop_empty_levels()
         self._emit_level_removed(level, now)
+
+    def _drop_empty_levels(self) -> None:
+        """Delete the emptied levels kept in the level dicts (O(levels), amortised over the removals)."""
+        for levels in (self._bid_levels, self._ask_levels):
+            for price in [price for price, level in levels.items() if not level.count]:
+                del levels[price]
+        self._kept_empty = 0
 
     def _modify_in_place(self, order: Order, price: int | None, quantity: int, expiry: float | None) -> None:
         """Apply a modify that keeps priority (or any modify of an untriggered stop)."""
@@ -2488,13 +2514,20 @@ class OrderBook:
             bid, ask = self._bid_prices.max(), self._ask_prices.min()
             assert bid is None or ask is None or bid < ask, f"book crossed: bid {bid} >= ask {ask}"
             seen: set[str] = set()
+            kept = 0
             for side, levels, index in (
                 (BUY, self._bid_levels, self._bid_prices),
                 (SELL, self._ask_levels, self._ask_prices),
             ):
                 index.check_invariants()
-                assert sorted(levels) == list(index.ascending()), "price index out of sync"
+                live_prices = sorted(price for price, level in levels.items() if level.count)
+                assert live_prices == list(index.ascending()), "price index out of sync"
                 for price, level in levels.items():
+                    if not level.count:  # an emptied level kept for its price
+                        assert not level.orders and not level.total and not level.reserve and not level.dead
+                        assert price not in index and level.price == price and level.side is side
+                        kept += 1
+                        continue
                     live = level.live_orders()
                     assert level.price == price and level.side is side
                     assert live, f"empty level kept at {price}"
@@ -2511,6 +2544,7 @@ class OrderBook:
                         assert self._orders.get(o.order_id) is o, "resting order not indexed"
                         assert o.order_id not in seen
                         seen.add(o.order_id)
+            assert kept == self._kept_empty, "kept empty level count out of date"
             stops = [o for o in self._orders.values() if o.pending]
             assert len(stops) == self._stop_count, "stop count mismatch"
             assert len(seen) + len(stops) == len(self._orders), "orders index holds dead orders"
