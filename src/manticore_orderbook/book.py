@@ -1879,7 +1879,7 @@ class OrderBook:
             del levels[price]
         else:
             # Away from the top the emptied level stays (count 0) and the index only marks its
-            # price: a cancel deep in a large book then frees nothing and touches no more cold
+            # price: a cancel deep in a large book then frees no level and touches no more cold
             # memory. Kept levels are dropped in one pass once they pass about half of the levels.
             self._kept_empty += 1
             if self._kept_empty > (len(self._bid_levels) + len(self._ask_levels)) // 2 + 64:
