@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from itertools import product
 from typing import Any
@@ -33,6 +35,18 @@ def _book(symbol: str = "BTC/USD") -> OrderBook:
     )
 
 
+@contextmanager
+def _attached_book(url: str) -> Iterator[tuple[StorageManager, OrderBook]]:
+    """A StorageManager on ``url`` with a fresh ``_book()`` attached; the storage is closed on exit."""
+    storage = StorageManager(url)
+    try:
+        book = _book()
+        storage.attach(book)
+        yield storage, book
+    finally:
+        storage.close()
+
+
 def test_unit_cache_is_exact_and_rejects_values_off_the_grid() -> None:
     lots = UnitCache(Decimal("0.0001"), "quantity")
     assert lots["1.5000"] == 15000
@@ -52,10 +66,7 @@ def test_unit_cache_is_exact_and_rejects_values_off_the_grid() -> None:
 
 
 def test_restore_keeps_integer_user_ids_and_numbers_unprioritised_rows_last(storage_url: str) -> None:
-    storage = StorageManager(storage_url)
-    try:
-        book = _book()
-        storage.attach(book)
+    with _attached_book(storage_url) as (storage, book):
         book.add_order("buy", "100.00", "1", order_id="a", user_id=42)
         book.add_order("buy", "100.00", "2", order_id="b", user_id="bob")
         storage.flush()
@@ -76,15 +87,10 @@ def test_restore_keeps_integer_user_ids_and_numbers_unprioritised_rows_last(stor
         assert twin.get_order("b")["user_id"] == "bob"
         assert [o["order_id"] for o in twin.export_state()["orders"]] == ["a", "b", "g"]
         assert twin.get_order("g")["priority"] > twin.get_order("b")["priority"]
-    finally:
-        storage.close()
 
 
 def test_restore_refuses_inconsistent_rows_and_leaves_the_book_empty(storage_url: str) -> None:
-    storage = StorageManager(storage_url)
-    try:
-        book = _book()
-        storage.attach(book)
+    with _attached_book(storage_url) as (storage, book):
         book.add_order("buy", "100.00", "1", order_id="a")
         book.add_order("sell", "101.00", "1", order_id="b")
         storage.flush()
@@ -104,8 +110,6 @@ def test_restore_refuses_inconsistent_rows_and_leaves_the_book_empty(storage_url
         with pytest.raises(StorageError, match="quantities"):
             storage.restore(twin)
         assert len(twin) == 0
-    finally:
-        storage.close()
 
 
 def test_writer_holds_off_for_a_busy_book_and_writes_within_max_delay(tmp_path: object) -> None:
@@ -219,10 +223,7 @@ def test_kind_keys_decode_exactly_what_the_database_encodes(storage_url: str) ->
 
 def test_restore_puts_a_level_stored_in_two_spellings_in_priority_order(storage_url: str) -> None:
     """Rows come sorted by the stored price; on SQLite '100' and '100.00' sort apart, one level."""
-    storage = StorageManager(storage_url)
-    try:
-        book = _book()
-        storage.attach(book)
+    with _attached_book(storage_url) as (storage, book):
         for order_id in ("a", "b", "c"):
             book.add_order("buy", "100.00", "1", order_id=order_id)
         book.add_order("buy", "99.00", "1", order_id="d")
@@ -234,15 +235,10 @@ def test_restore_puts_a_level_stored_in_two_spellings_in_priority_order(storage_
         twin.check_invariants()
         assert [o["order_id"] for o in twin.get_orders()] == ["a", "b", "c", "d", "e"]
         assert twin.export_state() == book.export_state()
-    finally:
-        storage.close()
 
 
 def test_restore_refuses_two_orders_with_one_priority(storage_url: str) -> None:
-    storage = StorageManager(storage_url)
-    try:
-        book = _book()
-        storage.attach(book)
+    with _attached_book(storage_url) as (storage, book):
         book.add_order("buy", "100.00", "1", order_id="a")
         book.add_order("buy", "100.00", "1", order_id="b")
         book.add_order("buy", "99.00", "1", order_id="c")
@@ -255,15 +251,10 @@ def test_restore_refuses_two_orders_with_one_priority(storage_url: str) -> None:
                 storage.restore(twin)
             assert len(twin) == 0 and twin.get_snapshot()["bids"] == []
             _sql(storage, f"UPDATE manticore_orders SET priority = {first + 10} WHERE order_id = '{other}'")
-    finally:
-        storage.close()
 
 
 def test_restore_refuses_a_price_with_orders_on_both_sides(storage_url: str) -> None:
-    storage = StorageManager(storage_url)
-    try:
-        book = _book()
-        storage.attach(book)
+    with _attached_book(storage_url) as (storage, book):
         book.add_order("buy", "100.00", "1", order_id="a")
         book.add_order("sell", "101.00", "1", order_id="b")
         book.add_order("buy", "100.00", "1", order_id="c")
@@ -273,8 +264,6 @@ def test_restore_refuses_a_price_with_orders_on_both_sides(storage_url: str) -> 
         with pytest.raises(StorageError, match="crossed"):
             storage.restore(twin)
         assert len(twin) == 0
-    finally:
-        storage.close()
 
 
 @pytest.mark.parametrize(
@@ -289,10 +278,7 @@ def test_restore_refuses_a_price_with_orders_on_both_sides(storage_url: str) -> 
     ],
 )
 def test_restore_refuses_corrupt_details(storage_url: str, update: str, error: str) -> None:
-    storage = StorageManager(storage_url)
-    try:
-        book = _book()
-        storage.attach(book)
+    with _attached_book(storage_url) as (storage, book):
         book.add_order("buy", "99.00", "1", order_id="z", user_id="ann")
         book.add_order("buy", "100.00", "1", order_id="a", user_id="bob")
         storage.flush()
@@ -301,8 +287,6 @@ def test_restore_refuses_corrupt_details(storage_url: str, update: str, error: s
         with pytest.raises(StorageError, match=error):
             storage.restore(twin)
         assert len(twin) == 0
-    finally:
-        storage.close()
 
 
 def _trusted(book: OrderBook, records: list[tuple[Any, ...]], details: dict[int, tuple[Any, ...]]) -> int:
