@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from manticore_auth import AuthError
+from manticore_auth import AuthError, User
 from manticore_matching import ConfigError, ExchangeError, InvalidCommand, MarketConfig, Receipt
 
 from . import metrics
@@ -291,6 +291,26 @@ def create_app(service: ExchangeService) -> FastAPI:
             await run_in_threadpool(auth.set_password, user.user_id, body.password)
         credentials = auth.create_api_key(user.user_id)
         return {"user_id": user.user_id, "username": user.username, "role": user.role, **credentials}
+
+    def find_user(user: str) -> User:
+        found = auth.get_user(user) or auth.get_user_by_name(user)
+        if found is None:
+            raise AuthError("unknown_user", f"no user is named {user[:64]!r} or has that id")
+        return found
+
+    @app.get("/api/users/{user}", tags=["admin"], responses=_ERRORS)
+    async def get_user(user: str, caller: CurrentUser) -> dict[str, Any]:
+        """A user by id or username (admin)."""
+        _require_admin(caller)
+        found = find_user(user)
+        return {"user_id": found.user_id, "username": found.username, "role": found.role}
+
+    @app.post("/api/users/{user}/api-keys", tags=["admin"], status_code=201, responses=_ERRORS)
+    async def create_user_api_key(user: str, caller: CurrentUser) -> dict[str, Any]:
+        """A new API key for a user given by id or username (admin). The secret is in this answer only."""
+        _require_admin(caller)
+        found = find_user(user)
+        return {"user_id": found.user_id, "username": found.username, **auth.create_api_key(found.user_id)}
 
     # ------------------------------------------------------------------ operations
 

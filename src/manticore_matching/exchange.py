@@ -52,6 +52,7 @@ from .errors import (
 )
 from .feed import CommandCapture, messages
 from .journal import Journal, JournalClosed, JournalCorrupt
+from .lock import DataDirectoryLock
 
 __all__ = ["Exchange", "Receipt"]
 
@@ -158,8 +159,11 @@ class Exchange:
         fsync: fsync the journal (default). Off only for tests and benchmarks that accept losing
             acknowledged commands on a machine crash.
         checkpoint_every: write a checkpoint after this many journal records (0: only on close).
+        lock: the caller's held lock on ``data_dir`` (it stays the caller's to release). Without one,
+            :meth:`open` takes the lock first and :meth:`close` releases it.
 
-    Call :meth:`open` before use and :meth:`close` at the end.
+    Call :meth:`open` before use and :meth:`close` at the end. One exchange owns a data directory at a
+    time: :meth:`open` raises :class:`~manticore_matching.DataDirectoryLocked` while another holds it.
     """
 
     def __init__(
@@ -172,6 +176,7 @@ class Exchange:
         clock: Callable[[], float] = time.time,
         fsync: bool = True,
         checkpoint_every: int = 100_000,
+        lock: DataDirectoryLock | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -201,17 +206,53 @@ class Exchange:
         self.handler_errors = 0
         self.started_at = 0.0
         self.replayed_records = 0
+        self.directory_lock = lock
+        self._owns_directory_lock = lock is None
 
     # ------------------------------------------------------------------ life cycle
 
     def open(self) -> None:
-        """Restore the last checkpoint, replay the journal after it, create missing configured markets.
+        """Lock the data directory, restore the last checkpoint, replay the journal after it, create
+        missing configured markets.
 
-        Raises :class:`~manticore_matching.journal.JournalCorrupt` if the journal is damaged or the
-        replay does not reproduce a recorded result."""
+        Raises :class:`~manticore_matching.DataDirectoryLocked` if another exchange holds the
+        directory (nothing there was read or written), and
+        :class:`~manticore_matching.journal.JournalCorrupt` if the journal is damaged or the replay
+        does not reproduce a recorded result. A failed open writes no checkpoint and releases the lock."""
         with self._lock:
             if self._opened:
                 raise RuntimeError("the exchange is already open")
+            if self._owns_directory_lock:
+                self.directory_lock = DataDirectoryLock.acquire(self.data_dir)
+            elif (
+                self.directory_lock is None
+                or not self.directory_lock.held
+                or self.directory_lock.directory != self.data_dir.resolve()
+            ):
+                raise RuntimeError(f"the lock given to the exchange is not held on {self.data_dir}")
+            try:
+                self._restore()
+            except BaseException:
+                self._abandon()
+                raise
+
+    def _abandon(self) -> None:
+        """After a failed open: stop the journal and storage without a checkpoint, drop the lock."""
+        self._opened = False
+        try:
+            self.journal.close()
+            if self.storage is not None:
+                self.storage.close()
+        finally:
+            self._release_directory()
+
+    def _release_directory(self) -> None:
+        if self._owns_directory_lock and self.directory_lock is not None:
+            self.directory_lock.release()
+            self.directory_lock = None
+
+    def _restore(self) -> None:
+        with self._lock:
             started = time.perf_counter()
             self.storage = StorageManager(self._storage_url)
             position = self._load_checkpoint()
@@ -238,18 +279,24 @@ class Exchange:
                 time.perf_counter() - started,
             )
 
-    def close(self) -> None:
-        """Write a checkpoint, then stop the journal and storage (flushing both)."""
+    def close(self, *, checkpoint: bool = True) -> None:
+        """Write a checkpoint, then stop the journal and storage (flushing both) and release the data
+        directory. ``checkpoint=False`` (a start that failed half-way) leaves checkpoint and journal
+        segments as they are: the next open replays the journal."""
         with self._lock:
             if not self._opened:
                 return
             try:
-                self.checkpoint()
+                if checkpoint:
+                    self.checkpoint()
             finally:
                 self._opened = False
-                self.journal.close()
-                if self.storage is not None:
-                    self.storage.close()
+                try:
+                    self.journal.close()
+                    if self.storage is not None:
+                        self.storage.close()
+                finally:
+                    self._release_directory()
 
     def __enter__(self) -> Exchange:
         self.open()

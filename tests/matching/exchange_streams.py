@@ -38,6 +38,12 @@ def new_exchange(data_dir: Path, clock: Clock, **kwargs: Any) -> Exchange:
     return Exchange(data_dir, markets=MARKETS, clock=clock, fsync=False, **kwargs)
 
 
+def crash_releases_lock(exchange: Exchange) -> None:
+    """What the kernel does when the process holding ``exchange`` dies: its data directory lock goes."""
+    assert exchange.directory_lock is not None
+    exchange.directory_lock.release()
+
+
 def make_stream(seed: int, length: int) -> list[dict[str, Any]]:
     """``length`` reproducible commands; the first ones fund every user."""
     rng = random.Random(seed)

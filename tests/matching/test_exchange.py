@@ -21,7 +21,15 @@ from manticore_matching import (
     OrderRejected,
     UnknownMarket,
 )
-from tests.matching.exchange_streams import MARKETS, Clock, apply, make_stream, new_exchange, state
+from tests.matching.exchange_streams import (
+    MARKETS,
+    Clock,
+    apply,
+    crash_releases_lock,
+    make_stream,
+    new_exchange,
+    state,
+)
 
 
 @pytest.fixture
@@ -170,6 +178,7 @@ def test_restart_without_close_replays_the_journal(tmp_path: Path, clock: Clock)
     exchange.wait_durable(exchange.journal.appended, 10)
     expected = state(exchange)
     exchange.journal.close()  # the process dies: no checkpoint, storage not flushed
+    crash_releases_lock(exchange)
     with new_exchange(tmp_path, clock) as restored:
         assert restored.replayed_records == exchange.journal.appended  # the market records too
         assert state(restored) == expected
@@ -186,6 +195,7 @@ def test_a_tampered_journal_is_detected(tmp_path: Path, clock: Clock) -> None:
     exchange.place_order("bob", "BTC/USD", "buy", "1", price="100")
     exchange.wait_durable(exchange.journal.appended, 10)
     exchange.journal.close()
+    crash_releases_lock(exchange)
     (segment,) = exchange.journal.segments()
     lines = segment.read_bytes().splitlines(keepends=True)
     # Rewrite the last record consistently (valid checksum) but with a different quantity.
@@ -228,6 +238,7 @@ def test_restarts_anywhere_give_the_same_exchange(
             else:
                 exchange.journal.close()
                 exchange.storage.close()  # type: ignore[union-attr]
+                crash_releases_lock(exchange)
             exchange = new_exchange(directory, clock, checkpoint_every=every)
             exchange.open()
         apply(exchange, clock, command)
