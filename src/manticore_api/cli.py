@@ -219,7 +219,12 @@ def deposit(
         data_dir, database_url, url, lambda target: target.deposit(user_name_or_id, asset, amount)
     )
     balance = result["balances"].get(asset, {"available": "0", "held": "0"})
-    line = f"{asset} of {result['user_id']}: available {balance['available']}, held {balance['held']}"
+    who = (
+        result["user_id"]
+        if user_name_or_id == result["user_id"]
+        else f"{user_name_or_id} ({result['user_id']})"
+    )
+    line = f"{asset} of {who}: available {balance['available']}, held {balance['held']}"
     _emit(result, as_json, [line])
 
 
