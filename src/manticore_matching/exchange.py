@@ -428,7 +428,7 @@ class Exchange:
                     now=now,
                 )
                 if not decision["approved"]:
-                    raise OrderRejected(decision["reason"], decision.get("code") or "rejected")
+                    raise OrderRejected.from_decision(decision)
                 record = {"op": "place", "ts": now, "order_id": order_id, "user_id": user_id, **args}
                 self._place(market, record)
                 if client_order_id is None:
@@ -602,7 +602,7 @@ class Exchange:
             with self._command(market) as now:
                 decision = self.risk.check_modify(order_id, new_price=price, new_quantity=quantity, now=now)
                 if not decision["approved"]:
-                    raise OrderRejected(decision["reason"], decision.get("code") or "rejected")
+                    raise OrderRejected.from_decision(decision)
                 record = {
                     "op": "modify",
                     "ts": now,
