@@ -920,13 +920,13 @@ class Exchange:
             found = self._find_live(order_id)
             order: dict[str, Any] | None
             if found is not None:
-                order = {"symbol": found[0].config.symbol, **found[1]}
+                order = _rest_order({"symbol": found[0].config.symbol, **found[1]})
             elif order_id in self._recent:
                 order = dict(self._recent[order_id])
             else:
                 assert self.storage is not None
                 stored = self.storage.get_order(order_id)
-                order = None if stored is None else _jsonable(stored)
+                order = None if stored is None else _rest_order(_jsonable(stored))
         if order is None or (user_id is not None and order.get("user_id") != user_id):
             return None
         return order
@@ -938,7 +938,7 @@ class Exchange:
             result = []
             for market in markets:
                 for order in market.book.get_orders(user_id=user_id):
-                    result.append({"symbol": market.config.symbol, **order})
+                    result.append(_rest_order({"symbol": market.config.symbol, **order}))
             return result
 
     def order_history(
@@ -947,7 +947,7 @@ class Exchange:
         """The user's orders of every status from storage, newest first (storage trails the journal by
         the write-behind delay, normally milliseconds)."""
         assert self.storage is not None
-        return [_jsonable(order) for order in self.storage.get_orders(user_id, symbol, limit)]
+        return [_rest_order(_jsonable(order)) for order in self.storage.get_orders(user_id, symbol, limit)]
 
     def fills(self, user_id: str, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Trades in which the user was maker or taker, newest first, from storage."""
@@ -980,6 +980,16 @@ class Exchange:
 def _fingerprint(book: OrderBook) -> list[int]:
     """Cheap facts about a book after a command, journaled so that a replay that diverges is caught."""
     return [len(book), book.counters()[1]]
+
+
+def _rest_order(order: dict[str, Any]) -> dict[str, Any]:
+    """The API's order shape from a book or storage read: ``quantity`` is the total, as in the order
+    events and the place answer (the reads give the open quantity there, the total as
+    ``original_quantity``); ``remaining_quantity`` is the open quantity."""
+    total = order.pop("original_quantity", None)
+    if total is not None:
+        order["quantity"] = total
+    return order
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
