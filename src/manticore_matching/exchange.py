@@ -51,6 +51,7 @@ from .errors import (
     UnknownMarket,
 )
 from .feed import CommandCapture, messages
+from .formatting import format_order
 from .journal import Journal, JournalClosed, JournalCorrupt
 
 __all__ = ["Exchange", "Receipt"]
@@ -903,6 +904,10 @@ class Exchange:
 
     # ------------------------------------------------------------------ queries
 
+    def _config_of(self, record: dict[str, Any]) -> MarketConfig | None:
+        market = self._markets.get(record.get("symbol"))  # type: ignore[arg-type]
+        return None if market is None else market.config
+
     def balances(self, user_id: str) -> dict[str, Any]:
         """``{"balances": {asset: {"available", "held"}}}`` with exact decimal strings."""
         return {"balances": self.risk.balances(user_id)}
@@ -920,13 +925,13 @@ class Exchange:
             found = self._find_live(order_id)
             order: dict[str, Any] | None
             if found is not None:
-                order = _rest_order({"symbol": found[0].config.symbol, **found[1]})
+                order = _rest_order({"symbol": found[0].config.symbol, **found[1]}, found[0].config)
             elif order_id in self._recent:
                 order = dict(self._recent[order_id])
             else:
                 assert self.storage is not None
                 stored = self.storage.get_order(order_id)
-                order = None if stored is None else _rest_order(_jsonable(stored))
+                order = None if stored is None else _rest_order(stored, self._config_of(stored))
         if order is None or (user_id is not None and order.get("user_id") != user_id):
             return None
         return order
@@ -938,7 +943,7 @@ class Exchange:
             result = []
             for market in markets:
                 for order in market.book.get_orders(user_id=user_id):
-                    result.append(_rest_order({"symbol": market.config.symbol, **order}))
+                    result.append(_rest_order({"symbol": market.config.symbol, **order}, market.config))
             return result
 
     def order_history(
@@ -947,12 +952,18 @@ class Exchange:
         """The user's orders of every status from storage, newest first (storage trails the journal by
         the write-behind delay, normally milliseconds)."""
         assert self.storage is not None
-        return [_rest_order(_jsonable(order)) for order in self.storage.get_orders(user_id, symbol, limit)]
+        return [
+            _rest_order(order, self._config_of(order))
+            for order in self.storage.get_orders(user_id, symbol, limit)
+        ]
 
     def fills(self, user_id: str, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Trades in which the user was maker or taker, newest first, from storage."""
         assert self.storage is not None
-        return [_jsonable(trade) for trade in self.storage.get_trades(symbol, limit, user_id)]
+        return [
+            _rest_order(trade, self._config_of(trade))
+            for trade in self.storage.get_trades(symbol, limit, user_id)
+        ]
 
     def recent_trades(self, symbol: str, limit: int = 100) -> list[dict[str, Any]]:
         """The market's latest trades (up to 1000 kept), newest first: ``trade_id, price, quantity,
@@ -982,14 +993,18 @@ def _fingerprint(book: OrderBook) -> list[int]:
     return [len(book), book.counters()[1]]
 
 
-def _rest_order(order: dict[str, Any]) -> dict[str, Any]:
-    """The API's order shape from a book or storage read: ``quantity`` is the total, as in the order
-    events and the place answer (the reads give the open quantity there, the total as
-    ``original_quantity``); ``remaining_quantity`` is the open quantity."""
+def _rest_order(order: dict[str, Any], config: MarketConfig | None) -> dict[str, Any]:
+    """The API's order (or trade) shape from a book or storage read: ``quantity`` is the total, as in
+    the order events and the place answer (the reads give the open quantity there, the total as
+    ``original_quantity``); ``remaining_quantity`` is the open quantity. Numbers are written by the
+    rule of :mod:`.formatting` (grid decimals for prices and quantities, amounts trimmed)."""
+    order = dict(order)
     total = order.pop("original_quantity", None)
     if total is not None:
         order["quantity"] = total
-    return order
+    if config is not None:
+        order = format_order(order, config.tick_size, config.lot_size)
+    return _jsonable(order)
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
