@@ -138,6 +138,11 @@ def test_numbers_fit_at_1024_and_own_orders_are_marked(server: Server, browser: 
         expect(open_orders).to_contain_text("1,234.50000")
         expect(page.get_by_test_id("tape").locator(".tape-row").first).to_contain_text("30,020.00")
 
+        # the form's notional estimate too (30000 x 1234.5 in USD)
+        page.get_by_test_id("price").fill("30000.00")
+        page.get_by_test_id("quantity").fill("1234.5")
+        expect(page.get_by_test_id("notional")).to_have_text("≈ 37,035,000.00 USD")
+
         # nothing overflows with the open orders, the history and the fills shown
         for tab in ("open", "history", "fills"):
             page.locator(f"[data-tab={tab}]").click()
