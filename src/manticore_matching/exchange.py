@@ -905,7 +905,9 @@ class Exchange:
     # ------------------------------------------------------------------ queries
 
     def _config_of(self, record: dict[str, Any]) -> MarketConfig | None:
-        market = self._markets.get(record.get("symbol"))  # type: ignore[arg-type]
+        """The configuration of the market a stored order or trade belongs to (None if unknown)."""
+        symbol = record.get("symbol")
+        market = self._markets.get(symbol) if isinstance(symbol, str) else None
         return None if market is None else market.config
 
     def balances(self, user_id: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
-__all__ = ["PRICE_KEYS", "QUANTITY_KEYS", "MONEY_KEYS", "format_order", "format_trade", "money", "on_grid"]
+__all__ = ["MONEY_KEYS", "PRICE_KEYS", "QUANTITY_KEYS", "format_order", "money", "on_grid", "places"]
 
 PRICE_KEYS = ("price", "stop_price", "trail_reference_price")
 QUANTITY_KEYS = (
@@ -77,7 +77,7 @@ def money(value: object) -> object:
 
 
 def format_order(order: Mapping[str, Any], tick_size: Decimal, lot_size: Decimal) -> dict[str, Any]:
-    """A copy of an order (or fill) dict with its prices, quantities and fees written by the rule."""
+    """A copy of an order, fill or trade dict with its prices, quantities and fees written by the rule."""
     result = dict(order)
     for key in PRICE_KEYS:
         if result.get(key) is not None:
@@ -92,8 +92,3 @@ def format_order(order: Mapping[str, Any], tick_size: Decimal, lot_size: Decimal
     if trail is not None:
         result["trail_value"] = money(trail) if result.get("trail_is_percent") else on_grid(trail, tick_size)
     return result
-
-
-def format_trade(trade: Mapping[str, Any], tick_size: Decimal, lot_size: Decimal) -> dict[str, Any]:
-    """A copy of a trade dict with price and quantity on the grid and fees as amounts."""
-    return format_order(trade, tick_size, lot_size)
