@@ -5,11 +5,10 @@ them into the messages that streams deliver:
 
 - ``{"type": "book", "symbol", "first_sequence", "last_sequence", "timestamp", "bids", "asks"}``: the
   levels the command changed, each ``{"price", "quantity", "order_count"}`` with the level's new visible
-  total (zero on the grid, ``"0.00000"`` on a 0.00001 lot, when it is gone).
-  Sequences are the book's event sequences; a command's diff covers
-  every sequence it used, so consecutive diffs of one symbol are contiguous and a gap means a lost
-  message. Applying the diffs with ``first_sequence == last + 1`` to a snapshot at sequence ``last``
-  keeps it equal to the book.
+  total (zero on the grid, ``"0.00000"`` on a 0.00001 lot, when it is gone). Sequences are the book's
+  event sequences; a command's diff covers every sequence it used, so consecutive diffs of one symbol
+  are contiguous and a gap means a lost message. Applying the diffs with ``first_sequence == last + 1``
+  to a snapshot at sequence ``last`` keeps it equal to the book.
 - ``{"type": "trade", "symbol", "trade_id", "price", "quantity", "taker_side", "timestamp", "sequence"}``.
 - private ones carry ``user_id``: ``{"type": "order", "user_id", "event", "order"}`` for each order event
   and ``{"type": "fill", "user_id", ...ORDER_FILLED data}`` for each fill.
