@@ -62,13 +62,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (409, "already exists"),
         (413, "request body too large"),
         (422, "refused by a risk check (code says which)"),
+        (429, "rate_limited: too many orders; retry after the Retry-After header's seconds"),
         (503, "the command journal cannot make the command durable"),
     )
 }
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"status": "error", "code": code, "message": message}, status_code=status)
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"status": "error", "code": code, "message": message}, status_code=status, headers=headers
+    )
 
 
 def _require_admin(caller: Caller) -> None:
@@ -385,7 +388,7 @@ def _not_found(order_id: str) -> JSONResponse:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ExchangeError)
     async def exchange_error(_request: Request, exc: ExchangeError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
+        return _error(exc.status, exc.code, exc.message, exc.headers or None)
 
     @app.exception_handler(AuthError)
     async def auth_error(_request: Request, exc: AuthError) -> JSONResponse:

@@ -51,6 +51,7 @@ from .errors import (
     UnknownMarket,
 )
 from .feed import CommandCapture, messages
+from .formatting import format_order
 from .journal import Journal, JournalClosed, JournalCorrupt
 from .lock import DataDirectoryLock
 
@@ -475,7 +476,7 @@ class Exchange:
                     now=now,
                 )
                 if not decision["approved"]:
-                    raise OrderRejected(decision["reason"], decision.get("code") or "rejected")
+                    raise OrderRejected.from_decision(decision)
                 record = {"op": "place", "ts": now, "order_id": order_id, "user_id": user_id, **args}
                 self._place(market, record)
                 if client_order_id is None:
@@ -649,7 +650,7 @@ class Exchange:
             with self._command(market) as now:
                 decision = self.risk.check_modify(order_id, new_price=price, new_quantity=quantity, now=now)
                 if not decision["approved"]:
-                    raise OrderRejected(decision["reason"], decision.get("code") or "rejected")
+                    raise OrderRejected.from_decision(decision)
                 record = {
                     "op": "modify",
                     "ts": now,
@@ -950,6 +951,12 @@ class Exchange:
 
     # ------------------------------------------------------------------ queries
 
+    def _config_of(self, record: dict[str, Any]) -> MarketConfig | None:
+        """The configuration of the market a stored order or trade belongs to (None if unknown)."""
+        symbol = record.get("symbol")
+        market = self._markets.get(symbol) if isinstance(symbol, str) else None
+        return None if market is None else market.config
+
     def balances(self, user_id: str) -> dict[str, Any]:
         """``{"balances": {asset: {"available", "held"}}}`` with exact decimal strings."""
         return {"balances": self.risk.balances(user_id)}
@@ -967,13 +974,13 @@ class Exchange:
             found = self._find_live(order_id)
             order: dict[str, Any] | None
             if found is not None:
-                order = {"symbol": found[0].config.symbol, **found[1]}
+                order = _rest_order({"symbol": found[0].config.symbol, **found[1]}, found[0].config)
             elif order_id in self._recent:
                 order = dict(self._recent[order_id])
             else:
                 assert self.storage is not None
                 stored = self.storage.get_order(order_id)
-                order = None if stored is None else _jsonable(stored)
+                order = None if stored is None else _rest_order(stored, self._config_of(stored))
         if order is None or (user_id is not None and order.get("user_id") != user_id):
             return None
         return order
@@ -985,7 +992,7 @@ class Exchange:
             result = []
             for market in markets:
                 for order in market.book.get_orders(user_id=user_id):
-                    result.append({"symbol": market.config.symbol, **order})
+                    result.append(_rest_order({"symbol": market.config.symbol, **order}, market.config))
             return result
 
     def order_history(
@@ -994,12 +1001,18 @@ class Exchange:
         """The user's orders of every status from storage, newest first (storage trails the journal by
         the write-behind delay, normally milliseconds)."""
         assert self.storage is not None
-        return [_jsonable(order) for order in self.storage.get_orders(user_id, symbol, limit)]
+        return [
+            _rest_order(order, self._config_of(order))
+            for order in self.storage.get_orders(user_id, symbol, limit)
+        ]
 
     def fills(self, user_id: str, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Trades in which the user was maker or taker, newest first, from storage."""
         assert self.storage is not None
-        return [_jsonable(trade) for trade in self.storage.get_trades(symbol, limit, user_id)]
+        return [
+            _rest_order(trade, self._config_of(trade))
+            for trade in self.storage.get_trades(symbol, limit, user_id)
+        ]
 
     def recent_trades(self, symbol: str, limit: int = 100) -> list[dict[str, Any]]:
         """The market's latest trades (up to 1000 kept), newest first: ``trade_id, price, quantity,
@@ -1027,6 +1040,20 @@ class Exchange:
 def _fingerprint(book: OrderBook) -> list[int]:
     """Cheap facts about a book after a command, journaled so that a replay that diverges is caught."""
     return [len(book), book.counters()[1]]
+
+
+def _rest_order(order: dict[str, Any], config: MarketConfig | None) -> dict[str, Any]:
+    """The API's order (or trade) shape from a book or storage read: ``quantity`` is the total, as in
+    the order events and the place answer (the reads give the open quantity there, the total as
+    ``original_quantity``); ``remaining_quantity`` is the open quantity. Numbers are written by the
+    rule of :mod:`.formatting` (grid decimals for prices and quantities, amounts trimmed)."""
+    order = dict(order)
+    total = order.pop("original_quantity", None)
+    if total is not None:
+        order["quantity"] = total
+    if config is not None:
+        order = format_order(order, config.tick_size, config.lot_size)
+    return _jsonable(order)
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

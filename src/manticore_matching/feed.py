@@ -5,15 +5,16 @@ them into the messages that streams deliver:
 
 - ``{"type": "book", "symbol", "first_sequence", "last_sequence", "timestamp", "bids", "asks"}``: the
   levels the command changed, each ``{"price", "quantity", "order_count"}`` with the level's new visible
-  total (``"0"`` when it is gone). Sequences are the book's event sequences; a command's diff covers
-  every sequence it used, so consecutive diffs of one symbol are contiguous and a gap means a lost
-  message. Applying the diffs with ``first_sequence == last + 1`` to a snapshot at sequence ``last``
-  keeps it equal to the book.
+  total (zero on the grid, ``"0.00000"`` on a 0.00001 lot, when it is gone). Sequences are the book's
+  event sequences; a command's diff covers every sequence it used, so consecutive diffs of one symbol
+  are contiguous and a gap means a lost message. Applying the diffs with ``first_sequence == last + 1``
+  to a snapshot at sequence ``last`` keeps it equal to the book.
 - ``{"type": "trade", "symbol", "trade_id", "price", "quantity", "taker_side", "timestamp", "sequence"}``.
 - private ones carry ``user_id``: ``{"type": "order", "user_id", "event", "order"}`` for each order event
   and ``{"type": "fill", "user_id", ...ORDER_FILLED data}`` for each fill.
 
-Prices and quantities are exact decimal strings (books run with ``number_format="str"``).
+Prices and quantities are exact decimal strings with the market's grid decimals (books run with
+``number_format="str"``); a fill's ``fee`` is an amount without trailing zeros (see :mod:`.formatting`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from manticore_orderbook import EventType
+
+from .formatting import money
 
 __all__ = ["CommandCapture", "messages"]
 
@@ -82,7 +85,7 @@ def messages(
             trades.append({key: data[key] for key in _TRADE_KEYS})
         elif event_type is EventType.ORDER_FILLED:
             if data.get("user_id") is not None:
-                private.append({"type": "fill", **data})
+                private.append({"type": "fill", **data, "fee": money(data.get("fee"))})
         elif event_type in _ORDER_EVENTS and data.get("user_id") is not None:
             private.append(
                 {"type": "order", "user_id": data["user_id"], "event": event_type.value, "order": data}

@@ -153,6 +153,11 @@ _ORDER_KEYS: Final = (
     "priority",
 )
 _ORDER_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(_ORDER_KEYS)
+#: The keys of an order as readers get it (``get_order``, ``get_orders``): ``quantity`` is the open
+#: quantity and ``original_quantity`` the total, as the original library's readers use them.
+_READ_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
+    (*_ORDER_KEYS[:5], "original_quantity", *_ORDER_KEYS[5:])
+)
 #: Event payload templates: every key of the event, in order (``_queue`` sets the stamped ones).
 _ADDED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys((*_ORDER_KEYS, "order_timestamp", "sequence"))
 _CANCELLED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
@@ -272,13 +277,15 @@ class OrderBook:
         if max_quantity is not None:
             self._qty_grid.max_units = Grid(lot_size, "quantity").to_units(max_quantity)
         self.number_format = number_format
-        self.maker_fee_rate = self._fee_rate(maker_fee_rate, "maker_fee_rate")
-        self.taker_fee_rate = self._fee_rate(taker_fee_rate, "taker_fee_rate")
+        self._maker_fee_rate = self._fee_rate(maker_fee_rate, "maker_fee_rate")
+        self._taker_fee_rate = self._fee_rate(taker_fee_rate, "taker_fee_rate")
+        self._maker_fee_rate_given: object = maker_fee_rate
+        self._taker_fee_rate_given: object = taker_fee_rate
         unit = _EXACT.multiply(
             self._price_grid.step, self._qty_grid.step
         )  # notional of one tick times one lot
-        self._maker_fee_unit = _EXACT.multiply(unit, self.maker_fee_rate)
-        self._taker_fee_unit = _EXACT.multiply(unit, self.taker_fee_rate)
+        self._maker_fee_unit = _EXACT.multiply(unit, self._maker_fee_rate)
+        self._taker_fee_unit = _EXACT.multiply(unit, self._taker_fee_rate)
         self._notional_unit = unit
         self.default_stp = parse_stp(self_trade_prevention)
         self._clock: Clock = clock if clock is not None else time.time
@@ -288,8 +295,8 @@ class OrderBook:
         self._trade_id_prefix = f"{order_id_prefix}T"
         self._money: Callable[[Decimal], object] = _MONEY_FORMATS[number_format]
         self._zero_money = self._money(Decimal(0))
-        self._maker_rate_out = self._money(self.maker_fee_rate)
-        self._taker_rate_out = self._money(self.taker_fee_rate)
+        self._maker_rate_out = self._money(self._maker_fee_rate)
+        self._taker_rate_out = self._money(self._taker_fee_rate)
         # Float fees are ``notional * num / den`` (one correctly rounded division, like float(Decimal)).
         self._float_fees = number_format == "float"
         self._maker_fee_num, self._maker_fee_den = _ratio(self._maker_fee_unit)
@@ -355,6 +362,23 @@ class OrderBook:
     def sequence(self) -> int:
         """The sequence number of the last event this book published (0 before the first)."""
         return self._sequence
+
+    @property
+    def maker_fee_rate(self) -> Any:
+        """The maker fee rate as it was given (a float reads back as the same float, a str or
+        Decimal as given); :attr:`fee_rates` has the exact values the book computes with."""
+        return self._maker_fee_rate_given
+
+    @property
+    def taker_fee_rate(self) -> Any:
+        """The taker fee rate as it was given (see :attr:`maker_fee_rate`)."""
+        return self._taker_fee_rate_given
+
+    @property
+    def fee_rates(self) -> tuple[Decimal, Decimal]:
+        """``(maker, taker)`` fee rates as exact Decimals (a float given is read as the decimal it
+        prints as: ``0.001`` is ``Decimal("0.001")``)."""
+        return self._maker_fee_rate, self._taker_fee_rate
 
     @property
     def tick_size(self) -> Decimal:
@@ -706,21 +730,33 @@ class OrderBook:
     # ------------------------------------------------------------------ queries
 
     def get_order(self, order_id: object) -> dict[str, Any] | None:
-        """A copy of a live order (resting, or a stop waiting for its trigger) as a dict, or None."""
+        """A copy of a live order (resting, or a stop waiting for its trigger) as a dict, or None.
+
+        ``quantity`` is the quantity still open (it goes down with each fill, as in the original
+        library) and equals ``remaining_quantity``; ``original_quantity`` is the order's total (after a
+        modify: the new total), ``filled_quantity`` what has traded. Event payloads differ: there
+        ``quantity`` is the total (docs/events.md)."""
         with self._lock:
             order = self._orders.get(_checked_id(order_id))
-            return None if order is None else self._order_dict(order)
+            return None if order is None else self._read_dict(order)
 
     def get_orders(self, side: object = None, user_id: object = None) -> list[dict[str, Any]]:
-        """Live orders as dicts: bids best first, then asks best first (each level in time priority),
-        then untriggered stops in arrival order. Filter by ``side`` and/or ``user_id``."""
+        """Live orders as dicts (shaped as :meth:`get_order`): bids best first, then asks best first
+        (each level in time priority), then untriggered stops in arrival order. Filter by ``side``
+        and/or ``user_id``."""
         with self._lock:
             wanted = None if side is None else parse_side(side)
             result: list[dict[str, Any]] = []
             for order in self._iter_orders(wanted):
                 if user_id is None or order.user_id == user_id:
-                    result.append(self._order_dict(order))
+                    result.append(self._read_dict(order))
             return result
+
+    def _read_dict(self, order: Order) -> dict[str, Any]:
+        data = self._order_dict(order, _READ_TEMPLATE)
+        data["original_quantity"] = data["quantity"]
+        data["quantity"] = data["remaining_quantity"]
+        return data
 
     def _iter_orders(self, side: Side | None = None) -> Iterable[Order]:
         if side in (None, BUY):
@@ -859,8 +895,10 @@ class OrderBook:
 
         Keys: ``symbol``, ``sequence`` (of the last event), ``last_trade_price``, ``trade_count`` (trades
         so far; the next trade id continues from it), ``generated_order_count`` (the counter behind
-        generated order ids) and ``orders``: every live order as :meth:`get_order` shows it, in
-        :meth:`get_orders` order. Trade history and statistics are not part of the state.
+        generated order ids) and ``orders``: every live order with the keys of its events (as
+        :meth:`get_order` shows it, but ``quantity`` is the total and there is no
+        ``original_quantity``), in :meth:`get_orders` order. Trade history and statistics are not part
+        of the state.
         """
         with self._lock:
             return {

@@ -329,10 +329,15 @@ class PreTradeChecks:
         limiter = self.limiter
         if limiter is None or limiter.allows(user, now):
             return None
-        return rejected(
+        wait = limiter.retry_after(user, now)
+        decision = rejected(
             "rate_limited",
-            f"too many orders: at most {limiter.limit} per {limiter.window:g} seconds; try again shortly",
+            f"too many orders: at most {limiter.limit} per {limiter.window:g} seconds; "
+            f"try again in {wait:.3g} s",
         )
+        decision["retry_after"] = wait
+        decision["rate_limit"] = limiter.limit
+        return decision
 
     def _funds(self, user: UserId, asset: str, need: Decimal, what: str) -> Decision | None:
         have = self.ledger.available(user, asset)
