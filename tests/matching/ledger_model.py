@@ -9,6 +9,7 @@ and compares them with ``Exchange.balances``, the fee account and the exchange's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -98,22 +99,38 @@ class LedgerModel:
 
     def check(self, exchange: Exchange) -> None:
         """Balances, fees, conservation and the live orders all exactly as the model says."""
-        for user in sorted(self.users()):
-            got = exchange.balances(user)["balances"]
-            for asset, want in self.expected(user).items():
-                have = got.get(asset, {"available": "0", "held": "0"})
-                assert Decimal(have["available"]) == want["available"], (user, asset, have, want)
-                assert Decimal(have["held"]) == want["held"], (user, asset, have, want)
         quote = self.market.quote_asset
         assert exchange.risk.fees_collected().get(quote, ZERO) == self.fees
         for asset in (quote, self.market.base_asset):
             deposited = sum((v for (_, a), v in self.deposits.items() if a == asset), ZERO)
             assert exchange.risk.total(asset) == deposited
         exchange.risk.check_invariants()
+        self.check_views(
+            lambda user: exchange.balances(user)["balances"],
+            exchange.open_orders,
+            exchange.recent_trades(self.market.symbol, 1000),
+        )
+
+    def check_views(
+        self,
+        balances_of: Callable[[str], dict[str, dict[str, str]]],
+        open_orders_of: Callable[[str], list[dict[str, Any]]],
+        trades_newest_first: list[dict[str, Any]],
+    ) -> None:
+        """Each user's balances and live orders, and the market's prints, exactly as the model says (the
+        views as the exchange or its REST API give them). Every user's total is exact, so money is
+        conserved: sum of the totals + the model's fees == deposits."""
+        for user in sorted(self.users()):
+            got = balances_of(user)
+            for asset, want in self.expected(user).items():
+                have = got.get(asset, {"available": "0", "held": "0"})
+                assert Decimal(have["available"]) == want["available"], (user, asset, have, want)
+                assert Decimal(have["held"]) == want["held"], (user, asset, have, want)
         live: dict[str, Any] = {}
         for user in self.users():
-            for order in exchange.open_orders(user):
-                live[order["order_id"]] = order
+            for order in open_orders_of(user):
+                if order.get("symbol", self.market.symbol) == self.market.symbol:
+                    live[order["order_id"]] = order
         assert set(live) == set(self.live), (sorted(live), sorted(self.live))
         for order_id, want in self.live.items():
             have = live[order_id]
@@ -122,6 +139,6 @@ class LedgerModel:
             assert have["status"] == want.status, (order_id, have["status"], want.status)
         prints = [
             (Decimal(t["price"]), Decimal(t["quantity"]), t["taker_side"])
-            for t in reversed(exchange.recent_trades(self.market.symbol, 1000))
+            for t in reversed(trades_newest_first)
         ]
         assert prints == [(p, q, side) for _, _, side, p, q in self.trades]
