@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from manticore_matching import Exchange, InvalidCommand, OrderNotFound
 from manticore_matching.journal import _decode, _encode
@@ -182,3 +184,51 @@ def test_an_old_checkpoint_loads(tmp_path: Path, clock: Clock) -> None:
         assert again.get_order("alice", "MC-1")["client_order_id"] is None  # type: ignore[index]
         with pytest.raises(InvalidCommand):
             _place(again, "alice", "old-name")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["place", "place", "cancel", "cross"]),
+            st.sampled_from(["alice", "bob"]),
+            st.sampled_from(["a", "b", "c"]),
+        ),
+        max_size=40,
+    )
+)
+def test_names_follow_a_reference_model(tmp_path_factory: pytest.TempPathFactory, steps: list[Any]) -> None:
+    """Against a model: a name is taken exactly while an order of that user with that name is live; a
+    lookup by name finds the user's newest order of that name; nobody sees another user's names."""
+    with new_exchange(tmp_path_factory.mktemp("model"), Clock()) as exchange:
+        for user in ("alice", "bob", "carol"):
+            exchange.deposit(user, "USD", "100000")
+            exchange.deposit(user, "BTC", "100")
+        live: dict[tuple[str, str], str] = {}
+        newest: dict[tuple[str, str], str] = {}
+        for action, user, name in steps:
+            key = (user, name)
+            if action == "place":
+                if key in live:
+                    with pytest.raises(InvalidCommand):
+                        _place(exchange, user, name)
+                    continue
+                order_id = _place(exchange, user, name).order_id
+                live[key] = newest[key] = order_id
+            elif action == "cancel":
+                if key in live:
+                    assert exchange.cancel_order_by_client_id(user, name).order_id == live.pop(key)
+                else:
+                    with pytest.raises(OrderNotFound):
+                        exchange.cancel_order_by_client_id(user, name)
+            else:  # carol sells into every bid at 90: the user's live orders of that name fill and end
+                resting = sum(1 for (owner, _), _ in live.items() if owner in ("alice", "bob"))
+                if resting:
+                    exchange.place_order("carol", "BTC/USD", "sell", str(resting), price="90")
+                    live.clear()
+            for (owner, label), order_id in newest.items():
+                found = exchange.get_order_by_client_id(owner, label)
+                assert found is not None and found["order_id"] == order_id
+                assert found["client_order_id"] == label
+                assert exchange.get_order_by_client_id("carol", label) is None
+            assert exchange._live_client_ids == {key: oid for key, oid in live.items()}
