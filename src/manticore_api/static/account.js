@@ -160,16 +160,16 @@ export class Account {
 
   _renderFills() {
     const rows = this.fills.map((fill) => {
-      const taker = fill.taker_user_id === this.userId;
-      const side = taker ? fill.taker_side : fill.taker_side === "buy" ? "sell" : "buy";
+      // A fill is the user's own side of a trade (GET /api/fills): side, role and fee are theirs.
+      const side = fill.side;
       return h("tr", { dataset: { tradeId: fill.trade_id } },
         h("td", {}, clock(fill.timestamp)),
         h("td", {}, fill.symbol),
         h("td", { class: side }, side),
         h("td", { class: "num" }, this.formats.price(fill.symbol, fill.price)),
         h("td", { class: "num" }, this.formats.quantity(fill.symbol, fill.quantity)),
-        h("td", { class: "num" }, this.formats.amount(this.formats.quoteOf(fill.symbol), taker ? fill.taker_fee : fill.maker_fee)),
-        h("td", {}, taker ? "taker" : "maker"));
+        h("td", { class: "num" }, this.formats.amount(fill.fee_asset || this.formats.quoteOf(fill.symbol), fill.fee)),
+        h("td", {}, fill.role));
     });
     this._table("fills", ["Time", "Market", "Side", "Price", "Quantity", "Fee", "Role"], rows, "no fills yet");
   }
