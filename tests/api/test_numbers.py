@@ -107,7 +107,7 @@ def test_rest_and_websocket_write_numbers_the_same_way(server: Server) -> None:
             gone = [f for f in seen if f["type"] == "book" and f["asks"]][-1]
             assert gone["asks"] == [{"price": "30000.00", "quantity": "0.00000", "order_count": 0}]
             fill = seen[-1]
-            assert PRICE.match(fill["price"]) and QUANTITY.match(fill["fill_quantity"]), fill
+            assert PRICE.match(fill["price"]) and QUANTITY.match(fill["quantity"]), fill
             assert fill["fee"] == "15", fill  # 30000 x 0.5 x the maker rate 0.001, trimmed
             assert http.get("/api/orderbook", params={"symbol": "BTC/USD"}).json()["asks"] == []
 

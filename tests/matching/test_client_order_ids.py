@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from manticore_matching import Exchange, InvalidCommand, OrderNotFound
 from manticore_matching.journal import _decode, _encode
-from tests.matching.exchange_streams import Clock, new_exchange
+from tests.matching.exchange_streams import Clock, crash_releases_lock, new_exchange
 
 
 @pytest.fixture
@@ -119,6 +119,7 @@ def test_restarts_keep_both_ids_and_the_uniqueness(tmp_path: Path, clock: Clock,
         exchange.journal.close()
         assert exchange.storage is not None
         exchange.storage.close()
+        crash_releases_lock(exchange)
     with new_exchange(tmp_path, clock) as again:
         assert again.replayed_records == (0 if checkpoint else 6)  # 2 markets, 4 commands
         assert again.get_order_by_client_id("alice", "keep")["order_id"] == live  # type: ignore[index]
@@ -148,6 +149,7 @@ def test_an_old_journal_replays_and_a_client_given_order_id_stays_the_order_id(
     exchange.journal.close()
     assert exchange.storage is not None
     exchange.storage.close()
+    crash_releases_lock(exchange)
 
     def to_old_form(record: dict[str, Any]) -> dict[str, Any]:
         record.pop("client_order_id", None)
