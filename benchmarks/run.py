@@ -50,7 +50,16 @@ from benchmarks.workloads import Sizes, Workload, build_all
 OURS = ("ours", "ours_compiled")
 
 #: Workloads that also run with a subscriber on every event type (for engines that have events).
-SUBSCRIBER_WORKLOADS = ("add_only", "cancel_heavy", "mix", "deep_sweeps")
+SUBSCRIBER_WORKLOADS = (
+    "user_mix",
+    "user_mix_str",
+    "user_mix_decimal",
+    "user_deep",
+    "add_only",
+    "cancel_heavy",
+    "mix",
+    "deep_sweeps",
+)
 #: Per (engine, workload role) cap on repeats, for combinations too slow to repeat within the time budget.
 #: manticore-orderbook 1.0.1 needs ~tens of seconds just to build a 100,000-level book.
 REPEAT_CAPS = {("legacy", "scale_large"): 1}
@@ -370,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "description": wl.description,
                 "role": _roles(workloads)[wl.name],
                 "expected": wl.expected,
-                **wl.meta,
+                **{key: value for key, value in wl.meta.items() if key != "ioc_filled"},
             }
             for wl in workloads
         },

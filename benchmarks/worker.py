@@ -17,6 +17,11 @@ minus the resident size at that moment (after the workload was loaded and conver
 allocations as well as Python objects.
 
 ``--mode describe`` prints the adapter's ``describe()`` (version, import location).
+
+A user-convention workload (``meta["convention"]``) is called with keyword arguments where the adapter
+says so (``converter(meta)`` returns ``keywords=True``): the timed loop then calls
+``add(side=a[0], price=a[1], quantity=a[2], order_id=a[3], user_id=a[4], time_in_force=a[5])``, a call
+site like a user's; otherwise ``add(*args)``.
 """
 
 from __future__ import annotations
@@ -51,6 +56,14 @@ def _apply(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[A
             add(*args)
 
 
+def _apply_kw(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]) -> None:
+    for is_cancel, a in ops:
+        if is_cancel:
+            cancel(a)
+        else:
+            add(side=a[0], price=a[1], quantity=a[2], order_id=a[3], user_id=a[4], time_in_force=a[5])
+
+
 def _time_total(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]) -> int:
     """Nanoseconds to run all ``ops``: one clock read before and one after."""
     clock = time.perf_counter_ns
@@ -61,6 +74,34 @@ def _time_total(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callab
         else:
             add(*args)
     return clock() - start
+
+
+def _time_total_kw(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]) -> int:
+    """:func:`_time_total` with keyword-argument adds (see the module docstring)."""
+    clock = time.perf_counter_ns
+    start = clock()
+    for is_cancel, a in ops:
+        if is_cancel:
+            cancel(a)
+        else:
+            add(side=a[0], price=a[1], quantity=a[2], order_id=a[3], user_id=a[4], time_in_force=a[5])
+    return clock() - start
+
+
+def _time_each_kw(
+    ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]
+) -> list[int]:
+    """:func:`_time_each` with keyword-argument adds."""
+    clock = time.perf_counter_ns
+    out = [0] * len(ops)
+    for i, (is_cancel, a) in enumerate(ops):
+        start = clock()
+        if is_cancel:
+            cancel(a)
+        else:
+            add(side=a[0], price=a[1], quantity=a[2], order_id=a[3], user_id=a[4], time_in_force=a[5])
+        out[i] = clock() - start
+    return out
 
 
 def _time_each(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]) -> list[int]:
@@ -116,13 +157,22 @@ def _timer_overhead() -> int:
     return samples[len(samples) // 2]
 
 
-def _loop_overhead(ops: Sequence[NativeOp]) -> float:
+def _loop_overhead(ops: Sequence[NativeOp], keywords: bool = False) -> float:
     """Ns per op of the timed loop itself, with do-nothing engine calls (context for the fastest engine)."""
 
-    def noop(*_: Any) -> None:
+    def noop(*_: Any, **__: Any) -> None:
         return None
 
-    return _time_total(ops, noop, noop) / max(1, len(ops))
+    timer = _time_total_kw if keywords else _time_total
+    return timer(ops, noop, noop) / max(1, len(ops))
+
+
+def _conversion(adapter: ModuleType, meta: dict[str, Any]) -> tuple[Callable[[Any], NativeOp], bool]:
+    """The adapter's ``converter(meta)`` (``(convert, keywords)``), or its plain ``native`` positional."""
+    if hasattr(adapter, "converter"):
+        convert, keywords = adapter.converter(meta)
+        return convert, bool(keywords)
+    return adapter.native, False
 
 
 def _check(summary: dict[str, int], expected: dict[str, int], events: dict[str, int]) -> list[str]:
@@ -176,15 +226,19 @@ def run_time(engine: str, workload_path: Path, subscriber: bool) -> dict[str, An
     """Throughput pass, correctness check and latency pass; see the module docstring."""
     adapter = _adapter(engine)
     wl = load(workload_path)
-    prefill = [adapter.native(op) for op in wl["prefill"]]
-    ops = [adapter.native(op) for op in wl["ops"]]
+    convert, keywords = _conversion(adapter, wl["meta"])
+    prefill = [convert(op) for op in wl["prefill"]]
+    ops = [convert(op) for op in wl["ops"]]
     kinds = [op[0] for op in wl["ops"]]
+    apply, time_total, time_each = (
+        (_apply_kw, _time_total_kw, _time_each_kw) if keywords else (_apply, _time_total, _time_each)
+    )
 
     adapter.setup(subscriber)
     add, cancel = adapter.bound()
-    _apply(prefill, add, cancel)
+    apply(prefill, add, cancel)
     gc.collect()
-    total_ns = _time_total(ops, add, cancel)
+    total_ns = time_total(ops, add, cancel)
     summary = adapter.summary()
     events = adapter.event_counts()
     adapter.teardown()
@@ -193,9 +247,9 @@ def run_time(engine: str, workload_path: Path, subscriber: bool) -> dict[str, An
 
     adapter.setup(subscriber)
     add, cancel = adapter.bound()
-    _apply(prefill, add, cancel)
+    apply(prefill, add, cancel)
     gc.collect()
-    latencies = _time_each(ops, add, cancel)
+    latencies = time_each(ops, add, cancel)
     adapter.teardown()
     del add, cancel
 
@@ -209,7 +263,8 @@ def run_time(engine: str, workload_path: Path, subscriber: bool) -> dict[str, An
         "ns_per_op": total_ns / max(1, len(ops)),
         "latency_ns": _latency_stats(latencies, kinds),
         "timer_overhead_ns": _timer_overhead(),
-        "loop_overhead_ns": _loop_overhead(ops),
+        "loop_overhead_ns": _loop_overhead(ops, keywords),
+        "keywords": keywords,
         "summary": summary,
         "expected": wl["expected"],
         "events": events,
@@ -223,16 +278,18 @@ def run_memory(engine: str, workload_path: Path) -> dict[str, Any]:
     """Peak RSS growth while building the book and running the ops once, without a subscriber."""
     adapter = _adapter(engine)
     wl = load(workload_path)
-    prefill = [adapter.native(op) for op in wl["prefill"]]
-    ops = [adapter.native(op) for op in wl["ops"]]
+    convert, keywords = _conversion(adapter, wl["meta"])
+    prefill = [convert(op) for op in wl["prefill"]]
+    ops = [convert(op) for op in wl["ops"]]
+    apply = _apply_kw if keywords else _apply
     gc.collect()
     peak_reset = _reset_peak_rss()
     before_kib = _rss_kib()
     adapter.setup(False)
     add, cancel = adapter.bound()
-    _apply(prefill, add, cancel)
+    apply(prefill, add, cancel)
     after_prefill_kib = _rss_kib()
-    _apply(ops, add, cancel)
+    apply(ops, add, cancel)
     end_kib = _rss_kib()
     peak_kib = _peak_rss_kib()
     return {
