@@ -100,6 +100,11 @@ def _mypyc_problem() -> str | None:
 _decision: list[bool] = []
 
 
+def _building() -> bool:
+    """Whether this setup.py run builds the package (not only its metadata, which pip asks for first)."""
+    return bool(_BUILD_COMMANDS.intersection(sys.argv[1:]))
+
+
 def compile_now() -> bool:
     """Whether this build compiles the order book (decided once per process; see the module docstring).
 
@@ -146,15 +151,14 @@ def main() -> None:
         """A distribution that has extension modules exactly when the order book is compiled."""
 
         def has_ext_modules(self) -> bool:
-            return compile_now()
+            return _building() and compile_now()
 
     class BuildExt(build_ext):
         """Generates the mypyc extensions when the build compiles; builds nothing in place or editable."""
 
         def finalize_options(self) -> None:
             in_place = bool(self.inplace or getattr(self, "editable_mode", False))
-            building = bool(_BUILD_COMMANDS.intersection(sys.argv[1:]))
-            if building and not in_place and compile_now():
+            if _building() and not in_place and compile_now():
                 from mypyc.build import mypycify
 
                 paths = [str(PACKAGE_DIR / f"{name}.py") for name in compiled_modules()]

@@ -40,7 +40,12 @@ def test_quick_benchmark_of_our_engine_runs_and_verifies_its_books(tmp_path: Pat
     assert report.exists(), sorted(p.name for p in tmp_path.iterdir())
     text = report.read_text()
     assert "## Headline: the book called the way users call it" in text
-    for row in ("| user mix (float) |", "| user mix (str) |", "| user mix (Decimal) |", "| user deep sweeps |"):
+    for row in (
+        "| user mix (float) |",
+        "| user mix (str) |",
+        "| user mix (Decimal) |",
+        "| user deep sweeps |",
+    ):
         assert row in text
     assert "user mix (float) + subscriber" in text
     assert "| realistic mix |" in text
