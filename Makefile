@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 COMPILED := .venv-compiled
 RUN_VENV := .venv-run
 BOOK_SOURCES := pyproject.toml setup.py $(wildcard src/manticore_orderbook/*.py)
-ALL_SOURCES := pyproject.toml setup.py $(shell find src -type f -not -path '*/__pycache__/*')
+ALL_SOURCES := pyproject.toml setup.py $(shell find src -type f -not -path '*/__pycache__/*' -not -path '*.egg-info/*')
 SAY_BUILD := import manticore_orderbook as m; \
 	print('order book build:', 'compiled (mypyc)' if m.COMPILED else 'PURE PYTHON (not compiled)')
 

@@ -765,6 +765,14 @@ def _method_section(data: dict[str, Any]) -> list[str]:
         "  and times each op individually (latency). The timed loop is the same for every engine:",
         "  `for is_cancel, args in ops: cancel(args) if is_cancel else add(*args)` over the engine's bound",
         "  methods; the loop itself costs " + _loop_overhead_text(data) + " per op with do-nothing calls.",
+        "- Clock: "
+        + (
+            "each worker thread's CPU time (`--clock cpu`, `time.thread_time_ns`), for a machine too busy "
+            "for stable wall times: it leaves out the time other processes held the core, not their effect "
+            "on the caches."
+            if meta.get("clock") == "cpu"
+            else "the wall clock (`time.perf_counter_ns`)."
+        ),
         "- Memory: a separate fresh process per engine and workload (see Peak memory).",
         f"- Load average (1 min) at the start and end of the run: {_load_text(meta)}. Other work on the",
         "  machine inflates the times of whichever engine it coincides with, so before each job the",

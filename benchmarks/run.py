@@ -130,7 +130,7 @@ def plan(
     return jobs
 
 
-def run_job(job: Job, python: str, settle_s: float = 0.0) -> dict[str, Any]:
+def run_job(job: Job, python: str, settle_s: float = 0.0, clock: str = "wall") -> dict[str, Any]:
     """Run one worker; its JSON result plus the job's identity, or an ``error`` entry.
 
     With ``settle_s`` > 0 it first waits (up to that many seconds) for the other processes on the
@@ -139,7 +139,7 @@ def run_job(job: Job, python: str, settle_s: float = 0.0) -> dict[str, Any]:
     """
     adapter = ENGINES[job.engine].adapter
     cmd = [python, "-m", "benchmarks.worker", "--engine", adapter, "--workload", str(job.path)]
-    cmd += ["--mode", job.mode] + (["--subscriber"] if job.subscriber else [])
+    cmd += ["--mode", job.mode, "--clock", clock] + (["--subscriber"] if job.subscriber else [])
     ident: dict[str, Any] = {
         "engine": job.engine,
         "workload": job.workload,
@@ -283,6 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         help=f"longest wait for a quiet machine before each job, s (default {SETTLE_S:g}, --quick: 0)",
     )
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="time ops by the wall clock (default) or by the worker thread's CPU time (a busy machine)",
+    )
     args = parser.parse_args(argv)
 
     console = Console()
@@ -347,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for job in jobs:
             progress.update(task, description=job.label())
             wait = min(settle_s, max(0.0, SETTLE_BUDGET_S - waited))
-            result = run_job(job, engines[job.engine]["python"], settle_s=wait)
+            result = run_job(job, engines[job.engine]["python"], settle_s=wait, clock=args.clock)
             waited += float(result.get("waited_s", 0.0))
             results.append(result)
             if "error" in result:
@@ -367,10 +373,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "settle_waited_s": round(waited, 1),
             "disturbed_threshold": DISTURBED_SHARE,
             "seed": args.seed,
+            "clock": args.clock,
             "machine": _machine(),
             "revision": _git_revision(),
             "duration_s": 0.0,
-            "command": "python -m benchmarks.run" + (" --quick" if args.quick else ""),
+            "command": "python -m benchmarks.run"
+            + (" --quick" if args.quick else "")
+            + (" --clock cpu" if args.clock == "cpu" else ""),
         },
         "engines": engines,
         "workloads": {
