@@ -186,6 +186,8 @@ def main() -> None:
             _fall_back(problem)
             self.distribution.ext_modules = []
 
+    if _EDITABLE_COMMANDS.intersection(sys.argv[1:]):
+        compile_now()  # always pure; refuses MANTICORE_BUILD=compiled
     setup(distclass=MaybeCompiled, cmdclass={"build_ext": BuildExt})
 
 
