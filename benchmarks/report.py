@@ -860,7 +860,7 @@ def _plot(data: dict[str, Any], path: Path) -> bool:
         return False
     engines = _engines(data)
     rows = _throughput_rows(data)
-    fig = plt.figure(figsize=(15, 10))
+    fig = plt.figure(figsize=(18, 10))
     grid = fig.add_gridspec(2, 2, height_ratios=[1.1, 1.0], width_ratios=[1.3, 1.0])
 
     ax = fig.add_subplot(grid[0, :])
@@ -876,8 +876,14 @@ def _plot(data: dict[str, Any], path: Path) -> bool:
         ax.bar(xs, ys, width=width, label=_label(data, e), color=ENGINE_COLORS[e])
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(
-        [name.replace(" + subscriber", "\n+ subscriber").replace(" @ ", "\n@ ") for _, name, _ in rows],
-        fontsize=8,
+        [
+            name.replace(" + subscriber", "\n+ sub")
+            .replace(" @ ", "\n@ ")
+            .replace(" (", "\n(")
+            .replace(" sweeps", "\nsweeps")
+            for _, name, _ in rows
+        ],
+        fontsize=7,
     )
     ax.set_yscale("log")
     ax.set_ylabel("µs per operation (log scale)")
