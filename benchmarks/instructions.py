@@ -2,8 +2,9 @@
 
 Usage (from the repository root)::
 
-    python -m benchmarks.instructions                      # the mypyc build (.venv-compiled), realistic mix
+    python -m benchmarks.instructions                      # the mypyc build (.venv-compiled), user mix
     python -m benchmarks.instructions --subscriber         # the same, a counting subscriber on every event
+    python -m benchmarks.instructions --workload mix       # the positional mix of issue 2
     python -m benchmarks.instructions --python .venv/bin/python --workload add_only
 
 Timings on these shared 2-core machines move by 10-30% from run to run and between machines of one type;
@@ -13,8 +14,10 @@ It is not a time: instructions differ in cost (a cache miss, an allocation), so 
 
 How: the workload's ops run under ``valgrind --tool=callgrind`` in a fresh process, once with and once
 without the timed ops (imports, workload loading and the book's prefill are the same in both runs), and
-the difference is divided by the number of ops. The workload pickles come from ``benchmarks.run``
-(``benchmarks/.build/workloads/full/``); missing ones are generated with the same seed.
+the difference is divided by the number of ops. The ``user_*`` workloads are called as in the benchmark
+(keyword arguments, see :mod:`benchmarks.worker`), the others positionally. The workload pickles come
+from ``benchmarks.run`` (``benchmarks/.build/workloads/full/``); missing ones are generated with the
+same seed.
 """
 
 from __future__ import annotations
@@ -40,18 +43,33 @@ from pathlib import Path
 from benchmarks.adapters import ours
 from benchmarks.workloads import load
 wl = load(Path({workload!r}))
-prefill = [ours.native(op) for op in wl["prefill"]]
-ops = [ours.native(op) for op in wl["ops"]]
+convert, keywords = ours.converter(wl["meta"])
+prefill = [convert(op) for op in wl["prefill"]]
+ops = [convert(op) for op in wl["ops"]]
 ours.setup({subscriber!r})
 add, cancel = ours.bound()
-for is_cancel, args in prefill:
-    cancel(args) if is_cancel else add(*args)
-gc.collect()
-for is_cancel, args in ops if {run_ops!r} else ():
+for is_cancel, a in prefill:
     if is_cancel:
-        cancel(args)
+        cancel(a)
+    elif keywords:
+        add(side=a[0], price=a[1], quantity=a[2], order_id=a[3], user_id=a[4], time_in_force=a[5])
     else:
-        add(*args)
+        add(*a)
+gc.collect()
+if not {run_ops!r}:
+    pass
+elif keywords:
+    for is_cancel, a in ops:
+        if is_cancel:
+            cancel(a)
+        else:
+            add(side=a[0], price=a[1], quantity=a[2], order_id=a[3], user_id=a[4], time_in_force=a[5])
+else:
+    for is_cancel, a in ops:
+        if is_cancel:
+            cancel(a)
+        else:
+            add(*a)
 """
 
 _TOTAL = re.compile(r"(?:Collected|I\s+refs):\s*([\d,]+)")
@@ -68,12 +86,24 @@ def workload_path(name: str) -> Path:
     return path
 
 
-def count(python: str, workload: Path, subscriber: bool, run_ops: bool) -> int:
-    """Instructions executed by one child process (valgrind's total)."""
+#: The compiled book's entry points (mypyc's wrapper names): a profile counts only inside these calls.
+_ENTRY_POINTS = ("CPyPy_book___OrderBook___add_order", "CPyPy_book___OrderBook___cancel_order")
+
+
+def count(python: str, workload: Path, subscriber: bool, run_ops: bool, profile: Path | None = None) -> int:
+    """Instructions executed by one child process (valgrind's total).
+
+    With ``profile`` the callgrind output is kept there and counts only the calls of the compiled
+    book's ``add_order`` and ``cancel_order`` (argument parsing included; the prefill's adds too), for
+    ``callgrind_annotate``.
+    """
     code = _CHILD.format(root=str(ROOT), workload=str(workload), subscriber=subscriber, run_ops=run_ops)
     with tempfile.TemporaryDirectory() as tmp:
+        options = [f"--callgrind-out-file={profile or tmp + '/out'}"]
+        if profile is not None:
+            options += ["--collect-atstart=no", *(f"--toggle-collect={name}" for name in _ENTRY_POINTS)]
         out = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", python, "-c", code],
+            ["valgrind", "--tool=callgrind", *options, python, "-c", code],
             capture_output=True,
             text=True,
             check=False,
@@ -87,14 +117,32 @@ def count(python: str, workload: Path, subscriber: bool, run_ops: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--python", default=str(ROOT / ".venv-compiled" / "bin" / "python"))
-    parser.add_argument("--workload", default="mix", help="a workload name from benchmarks/workloads.py")
+    parser.add_argument(
+        "--workload",
+        default="user_mix",
+        help="a workload name from benchmarks/workloads.py (default: the user-convention mix)",
+    )
     parser.add_argument("--subscriber", action="store_true", help="one counting handler on every event type")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="instead, write a callgrind profile of the compiled book's add_order/cancel_order calls to "
+        "this file (read it with callgrind_annotate --inclusive=yes FILE)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
     path = workload_path(args.workload)
-    n_ops = len(load(path)["ops"])
+    data = load(path)
+    n_ops = len(data["ops"])
+    if args.profile is not None:
+        calls = n_ops + len(data["prefill"])
+        total = count(args.python, path, args.subscriber, run_ops=True, profile=args.profile)
+        print(f"{args.profile}: {total / calls:,.0f} instructions per call inside the book's entry points")
+        print(f"({calls:,} calls: the prefill's adds and the ops)")
+        print(f"callgrind_annotate --inclusive=yes {args.profile} | head -60")
+        return 0
     with_ops = count(args.python, path, args.subscriber, run_ops=True)
     without = count(args.python, path, args.subscriber, run_ops=False)
     per_op = (with_ops - without) / n_ops

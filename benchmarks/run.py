@@ -50,7 +50,16 @@ from benchmarks.workloads import Sizes, Workload, build_all
 OURS = ("ours", "ours_compiled")
 
 #: Workloads that also run with a subscriber on every event type (for engines that have events).
-SUBSCRIBER_WORKLOADS = ("add_only", "cancel_heavy", "mix", "deep_sweeps")
+SUBSCRIBER_WORKLOADS = (
+    "user_mix",
+    "user_mix_str",
+    "user_mix_decimal",
+    "user_deep",
+    "add_only",
+    "cancel_heavy",
+    "mix",
+    "deep_sweeps",
+)
 #: Per (engine, workload role) cap on repeats, for combinations too slow to repeat within the time budget.
 #: manticore-orderbook 1.0.1 needs ~tens of seconds just to build a 100,000-level book.
 REPEAT_CAPS = {("legacy", "scale_large"): 1}
@@ -121,7 +130,7 @@ def plan(
     return jobs
 
 
-def run_job(job: Job, python: str, settle_s: float = 0.0) -> dict[str, Any]:
+def run_job(job: Job, python: str, settle_s: float = 0.0, clock: str = "wall") -> dict[str, Any]:
     """Run one worker; its JSON result plus the job's identity, or an ``error`` entry.
 
     With ``settle_s`` > 0 it first waits (up to that many seconds) for the other processes on the
@@ -130,7 +139,7 @@ def run_job(job: Job, python: str, settle_s: float = 0.0) -> dict[str, Any]:
     """
     adapter = ENGINES[job.engine].adapter
     cmd = [python, "-m", "benchmarks.worker", "--engine", adapter, "--workload", str(job.path)]
-    cmd += ["--mode", job.mode] + (["--subscriber"] if job.subscriber else [])
+    cmd += ["--mode", job.mode, "--clock", clock] + (["--subscriber"] if job.subscriber else [])
     ident: dict[str, Any] = {
         "engine": job.engine,
         "workload": job.workload,
@@ -274,6 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         help=f"longest wait for a quiet machine before each job, s (default {SETTLE_S:g}, --quick: 0)",
     )
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="time ops by the wall clock (default) or by the worker thread's CPU time (a busy machine)",
+    )
     args = parser.parse_args(argv)
 
     console = Console()
@@ -338,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for job in jobs:
             progress.update(task, description=job.label())
             wait = min(settle_s, max(0.0, SETTLE_BUDGET_S - waited))
-            result = run_job(job, engines[job.engine]["python"], settle_s=wait)
+            result = run_job(job, engines[job.engine]["python"], settle_s=wait, clock=args.clock)
             waited += float(result.get("waited_s", 0.0))
             results.append(result)
             if "error" in result:
@@ -358,10 +373,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "settle_waited_s": round(waited, 1),
             "disturbed_threshold": DISTURBED_SHARE,
             "seed": args.seed,
+            "clock": args.clock,
             "machine": _machine(),
             "revision": _git_revision(),
             "duration_s": 0.0,
-            "command": "python -m benchmarks.run" + (" --quick" if args.quick else ""),
+            "command": "python -m benchmarks.run"
+            + (" --quick" if args.quick else "")
+            + (" --clock cpu" if args.clock == "cpu" else ""),
         },
         "engines": engines,
         "workloads": {
@@ -370,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "description": wl.description,
                 "role": _roles(workloads)[wl.name],
                 "expected": wl.expected,
-                **wl.meta,
+                **{key: value for key, value in wl.meta.items() if key != "ioc_filled"},
             }
             for wl in workloads
         },

@@ -16,7 +16,14 @@ growth in KiB: the resident high-water mark (``VmHWM``, reset just before the bo
 minus the resident size at that moment (after the workload was loaded and converted). It covers C/C++
 allocations as well as Python objects.
 
+``--clock cpu`` times with the thread's CPU time instead of the wall clock (see :data:`CLOCKS`).
+
 ``--mode describe`` prints the adapter's ``describe()`` (version, import location).
+
+A user-convention workload (``meta["convention"]``) is called with keyword arguments where the adapter
+says so (``converter(meta)`` returns ``keywords=True``): the timed loop then calls
+``add(side=a[0], price=a[1], quantity=a[2], order_id=a[3], user_id=a[4], time_in_force=a[5])``, a call
+site like a user's; otherwise ``add(*args)``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,12 @@ from benchmarks.workloads import KIND_NAMES, load
 
 NativeOp = tuple[bool, Any]
 
+#: ``--clock``: ``wall`` (``perf_counter_ns``, the default: what a caller waits) or ``cpu`` (this
+#: thread's CPU time, ``thread_time_ns``: leaves out the time other processes hold the core, for a
+#: machine too busy to give stable wall times; reads cost more, so latencies include more overhead).
+CLOCKS: dict[str, Callable[[], int]] = {"wall": time.perf_counter_ns, "cpu": time.thread_time_ns}
+_clock = "wall"
+
 
 def _adapter(engine: str) -> ModuleType:
     return importlib.import_module(f"benchmarks.adapters.{engine}")
@@ -51,9 +64,17 @@ def _apply(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[A
             add(*args)
 
 
+def _apply_kw(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]) -> None:
+    for is_cancel, a in ops:
+        if is_cancel:
+            cancel(a)
+        else:
+            add(side=a[0], price=a[1], quantity=a[2], order_id=a[3], user_id=a[4], time_in_force=a[5])
+
+
 def _time_total(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]) -> int:
     """Nanoseconds to run all ``ops``: one clock read before and one after."""
-    clock = time.perf_counter_ns
+    clock = CLOCKS[_clock]
     start = clock()
     for is_cancel, args in ops:
         if is_cancel:
@@ -63,9 +84,37 @@ def _time_total(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callab
     return clock() - start
 
 
+def _time_total_kw(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]) -> int:
+    """:func:`_time_total` with keyword-argument adds (see the module docstring)."""
+    clock = CLOCKS[_clock]
+    start = clock()
+    for is_cancel, a in ops:
+        if is_cancel:
+            cancel(a)
+        else:
+            add(side=a[0], price=a[1], quantity=a[2], order_id=a[3], user_id=a[4], time_in_force=a[5])
+    return clock() - start
+
+
+def _time_each_kw(
+    ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]
+) -> list[int]:
+    """:func:`_time_each` with keyword-argument adds."""
+    clock = CLOCKS[_clock]
+    out = [0] * len(ops)
+    for i, (is_cancel, a) in enumerate(ops):
+        start = clock()
+        if is_cancel:
+            cancel(a)
+        else:
+            add(side=a[0], price=a[1], quantity=a[2], order_id=a[3], user_id=a[4], time_in_force=a[5])
+        out[i] = clock() - start
+    return out
+
+
 def _time_each(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]) -> list[int]:
     """Nanoseconds of every op, one clock pair around each call."""
-    clock = time.perf_counter_ns
+    clock = CLOCKS[_clock]
     out = [0] * len(ops)
     for i, (is_cancel, args) in enumerate(ops):
         start = clock()
@@ -107,7 +156,7 @@ def _latency_stats(latencies: Sequence[int], kinds: Sequence[int]) -> dict[str, 
 
 def _timer_overhead() -> int:
     """Median ns between two back-to-back ``perf_counter_ns`` reads (what each latency sample includes)."""
-    clock = time.perf_counter_ns
+    clock = CLOCKS[_clock]
     samples = []
     for _ in range(10_000):
         start = clock()
@@ -116,13 +165,22 @@ def _timer_overhead() -> int:
     return samples[len(samples) // 2]
 
 
-def _loop_overhead(ops: Sequence[NativeOp]) -> float:
+def _loop_overhead(ops: Sequence[NativeOp], keywords: bool = False) -> float:
     """Ns per op of the timed loop itself, with do-nothing engine calls (context for the fastest engine)."""
 
-    def noop(*_: Any) -> None:
+    def noop(*_: Any, **__: Any) -> None:
         return None
 
-    return _time_total(ops, noop, noop) / max(1, len(ops))
+    timer = _time_total_kw if keywords else _time_total
+    return timer(ops, noop, noop) / max(1, len(ops))
+
+
+def _conversion(adapter: ModuleType, meta: dict[str, Any]) -> tuple[Callable[[Any], NativeOp], bool]:
+    """The adapter's ``converter(meta)`` (``(convert, keywords)``), or its plain ``native`` positional."""
+    if hasattr(adapter, "converter"):
+        convert, keywords = adapter.converter(meta)
+        return convert, bool(keywords)
+    return adapter.native, False
 
 
 def _check(summary: dict[str, int], expected: dict[str, int], events: dict[str, int]) -> list[str]:
@@ -176,15 +234,19 @@ def run_time(engine: str, workload_path: Path, subscriber: bool) -> dict[str, An
     """Throughput pass, correctness check and latency pass; see the module docstring."""
     adapter = _adapter(engine)
     wl = load(workload_path)
-    prefill = [adapter.native(op) for op in wl["prefill"]]
-    ops = [adapter.native(op) for op in wl["ops"]]
+    convert, keywords = _conversion(adapter, wl["meta"])
+    prefill = [convert(op) for op in wl["prefill"]]
+    ops = [convert(op) for op in wl["ops"]]
     kinds = [op[0] for op in wl["ops"]]
+    apply, time_total, time_each = (
+        (_apply_kw, _time_total_kw, _time_each_kw) if keywords else (_apply, _time_total, _time_each)
+    )
 
     adapter.setup(subscriber)
     add, cancel = adapter.bound()
-    _apply(prefill, add, cancel)
+    apply(prefill, add, cancel)
     gc.collect()
-    total_ns = _time_total(ops, add, cancel)
+    total_ns = time_total(ops, add, cancel)
     summary = adapter.summary()
     events = adapter.event_counts()
     adapter.teardown()
@@ -193,9 +255,9 @@ def run_time(engine: str, workload_path: Path, subscriber: bool) -> dict[str, An
 
     adapter.setup(subscriber)
     add, cancel = adapter.bound()
-    _apply(prefill, add, cancel)
+    apply(prefill, add, cancel)
     gc.collect()
-    latencies = _time_each(ops, add, cancel)
+    latencies = time_each(ops, add, cancel)
     adapter.teardown()
     del add, cancel
 
@@ -209,13 +271,15 @@ def run_time(engine: str, workload_path: Path, subscriber: bool) -> dict[str, An
         "ns_per_op": total_ns / max(1, len(ops)),
         "latency_ns": _latency_stats(latencies, kinds),
         "timer_overhead_ns": _timer_overhead(),
-        "loop_overhead_ns": _loop_overhead(ops),
+        "loop_overhead_ns": _loop_overhead(ops, keywords),
+        "keywords": keywords,
         "summary": summary,
         "expected": wl["expected"],
         "events": events,
         "events_per_op": sum(events.values()) / max(1, len(ops)),
         "problems": problems,
         "python": sys.version.split()[0],
+        "clock": _clock,
     }
 
 
@@ -223,16 +287,18 @@ def run_memory(engine: str, workload_path: Path) -> dict[str, Any]:
     """Peak RSS growth while building the book and running the ops once, without a subscriber."""
     adapter = _adapter(engine)
     wl = load(workload_path)
-    prefill = [adapter.native(op) for op in wl["prefill"]]
-    ops = [adapter.native(op) for op in wl["ops"]]
+    convert, keywords = _conversion(adapter, wl["meta"])
+    prefill = [convert(op) for op in wl["prefill"]]
+    ops = [convert(op) for op in wl["ops"]]
+    apply = _apply_kw if keywords else _apply
     gc.collect()
     peak_reset = _reset_peak_rss()
     before_kib = _rss_kib()
     adapter.setup(False)
     add, cancel = adapter.bound()
-    _apply(prefill, add, cancel)
+    apply(prefill, add, cancel)
     after_prefill_kib = _rss_kib()
-    _apply(ops, add, cancel)
+    apply(ops, add, cancel)
     end_kib = _rss_kib()
     peak_kib = _peak_rss_kib()
     return {
@@ -256,7 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workload", type=Path, help="pickle written by benchmarks.workloads")
     parser.add_argument("--mode", choices=("time", "memory", "describe"), default="time")
     parser.add_argument("--subscriber", action="store_true", help="subscribe a handler to every event type")
+    parser.add_argument(
+        "--clock", choices=sorted(CLOCKS), default="wall", help="what is timed (default wall)"
+    )
     args = parser.parse_args(argv)
+    global _clock
+    _clock = args.clock
     if args.mode == "describe":
         result: dict[str, Any] = {"engine": args.engine, **_adapter(args.engine).describe()}
     elif args.workload is None:

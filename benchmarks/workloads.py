@@ -11,6 +11,12 @@ of the opposite side, so it trades and may rest its remainder). ``side`` is ``"b
 ``price`` an integer number of ticks (tick size 1, so the integer *is* the price), ``quantity`` an
 integer number of lots (lot size 1) and ``order_id`` a unique positive integer.
 
+The user-convention workloads (``user_*``, the headline rows) use the same tuples on a finer grid: their
+``meta["convention"]`` (see :data:`USER_CONVENTION`) says that a price is a number of cents (10,000.00 is
+``1_000_000``) and a quantity a number of thousandths, that the adapters pass them as float, ``str`` or
+``Decimal`` keyword arguments with a ``user_id`` and ``time_in_force="GTC"``, and that an aggressive order
+is an IOC limit at its protection price (what it cannot fill is cancelled, never rests).
+
 Workloads are generated with a seeded :class:`random.Random` while a small reference book
 (:class:`ReferenceBook`, exact integer price-time priority) is kept in step, so that every cancel targets
 an order that is really live at that moment and the expected final book (orders, quantities, trades) is
@@ -36,6 +42,7 @@ __all__ = [
     "ReferenceBook",
     "Sizes",
     "Workload",
+    "USER_CONVENTION",
     "build_all",
     "load",
 ]
@@ -53,6 +60,19 @@ _OPPOSITE: Final = {"buy": "sell", "sell": "buy"}
 #: Largest quantity (lots) of an aggressive order in the mix; resting orders are 1..100 lots.
 AGGRESSIVE_MAX_QTY = 250
 
+#: How the user-convention workloads are called (``meta["convention"]``, plus ``numbers``: float, str or
+#: decimal). Prices are integers of 10**-price_decimals (cents around 10,000.00), quantities integers of
+#: 10**-quantity_decimals; resting orders are 0.001-2.000, aggressive ones up to 5.000.
+USER_CONVENTION: Final = {
+    "price_decimals": 2,
+    "quantity_decimals": 3,
+    "aggressive_time_in_force": "IOC",
+    "users": 50,
+}
+_USER_MID: Final = 1_000_000  # 10,000.00 in cents
+_USER_MAX_QTY: Final = 2_000
+_USER_MAX_AGGRESSIVE: Final = 5_000
+
 
 class ReferenceBook:
     """A plain, obviously-correct price-time-priority book on integers, used only while generating.
@@ -68,6 +88,7 @@ class ReferenceBook:
         self.live: list[int] = []
         self._live_pos: dict[int, int] = {}
         self.trades = 0  # maker fills (one per maker order touched by a taker)
+        self.last_unfilled = 0  # quantity the last add did not fill (rested, or cancelled with ioc)
 
     # -- queries -------------------------------------------------------------------------------------
     def best(self, side: str) -> int | None:
@@ -103,8 +124,8 @@ class ReferenceBook:
         return len(self.prices["buy"]) + len(self.prices["sell"])
 
     # -- commands ------------------------------------------------------------------------------------
-    def add(self, side: str, price: int, quantity: int, order_id: int) -> int:
-        """Match a limit order, rest any remainder; return the number of maker fills."""
+    def add(self, side: str, price: int, quantity: int, order_id: int, ioc: bool = False) -> int:
+        """Match a limit order, rest any remainder (cancel it with ``ioc``); return the maker fills."""
         opposite = _OPPOSITE[side]
         opp_prices = self.prices[opposite]
         opp_levels = self.levels[opposite]
@@ -132,7 +153,8 @@ class ReferenceBook:
                 else:
                     opp_prices.pop()
         self.trades += fills
-        if quantity > 0:
+        self.last_unfilled = quantity
+        if quantity > 0 and not ioc:
             levels = self.levels[side]
             queue_or_none = levels.get(price)
             if queue_or_none is None:
@@ -265,10 +287,15 @@ class Sizes:
 class _Gen:
     """A seeded generator that keeps a :class:`ReferenceBook` in step with the ops it emits."""
 
-    def __init__(self, seed: int, mid: int) -> None:
+    def __init__(
+        self, seed: int, mid: int, max_qty: int = 100, max_aggressive: int = AGGRESSIVE_MAX_QTY
+    ) -> None:
         self.rng = random.Random(seed)
         self.book = ReferenceBook()
         self.mid = mid
+        self.max_qty = max_qty
+        self.max_aggressive = max_aggressive
+        self.ioc_filled: dict[int, int] = {}  # order id -> quantity an IOC order filled
         self.next_id = 1
         self.last_swept: list[int] = []
 
@@ -278,8 +305,8 @@ class _Gen:
         return oid
 
     def quantity(self) -> int:
-        """A random order size, 1..100 lots."""
-        return self.rng.randint(1, 100)
+        """A random order size, 1..max_qty lots (100 unless given)."""
+        return self.rng.randint(1, self.max_qty)
 
     def band_add(self, levels_per_side: int) -> Op:
         """A resting add at a uniformly chosen level within ``levels_per_side`` ticks of the mid."""
@@ -329,12 +356,15 @@ class _Gen:
         self.book.cancel(oid)
         return (CANCEL, side, 0, 0, oid)
 
-    def aggressive(self, min_levels: int, max_levels: int, exact: bool = False) -> Op | None:
+    def aggressive(
+        self, min_levels: int, max_levels: int, exact: bool = False, ioc: bool = False
+    ) -> Op | None:
         """A limit order priced at the k-th best opposite level, k drawn uniformly from [min, max].
 
         With ``exact`` its quantity is exactly what rests on those k levels, so it empties all of them
-        and nothing rests. Otherwise the quantity is drawn from 1..AGGRESSIVE_MAX_QTY lots: it sweeps as
-        far as that reaches (at most to the k-th level) and rests any remainder at its limit price.
+        and nothing rests. Otherwise the quantity is drawn from 1..max_aggressive lots: it sweeps as
+        far as that reaches (at most to the k-th level) and rests any remainder at its limit price, or
+        with ``ioc`` cancels it (the k-th level's price is then its protection price).
         """
         rng = self.rng
         side = "buy" if rng.random() < 0.5 else "sell"
@@ -349,20 +379,55 @@ class _Gen:
         if exact:
             qty = sum(self.book.level_quantity(opposite, p) for p in prices)
         else:
-            qty = rng.randint(1, AGGRESSIVE_MAX_QTY)
+            qty = rng.randint(1, self.max_aggressive)
         self.last_swept = prices
         oid = self._new_id()
-        self.book.add(side, prices[-1], qty, oid)
+        self.book.add(side, prices[-1], qty, oid, ioc=ioc)
+        if ioc:
+            self.ioc_filled[oid] = qty - self.book.last_unfilled
         return (AGGRESSIVE, side, prices[-1], qty, oid)
 
-    def mix_op(self) -> Op:
-        """One op of the realistic mix: 60% resting adds, 30% cancels, 10% sweeps of 1-5 levels."""
+    def sweep_fills(self, min_fills: int, max_fills: int) -> Op | None:
+        """An IOC limit that empties whole levels until it has made ``min_fills``..``max_fills`` fills.
+
+        The fill target is drawn uniformly; the order takes whole levels from the touch until their
+        orders reach it (so it may make a few more, never fewer unless the side runs out), and its
+        quantity is exactly what rests on them.
+        """
+        rng = self.rng
+        side = "buy" if rng.random() < 0.5 else "sell"
+        opposite = _OPPOSITE[side]
+        target = rng.randint(min_fills, max_fills)
+        book = self.book
+        prices = book.prices[opposite]
+        ordered = reversed(prices) if opposite == "buy" else iter(prices)
+        swept: list[int] = []
+        orders = 0
+        for price in ordered:
+            swept.append(price)
+            orders += len(book.levels[opposite][price])
+            if orders >= target:
+                break
+        if not swept:
+            return None
+        qty = sum(book.level_quantity(opposite, p) for p in swept)
+        self.last_swept = swept
+        oid = self._new_id()
+        book.add(side, swept[-1], qty, oid, ioc=True)
+        self.ioc_filled[oid] = qty
+        return (AGGRESSIVE, side, swept[-1], qty, oid)
+
+    def mix_op(self, ioc: bool = False) -> Op:
+        """One op of the realistic mix: 60% resting adds, 30% cancels, 10% sweeps of 1-5 levels.
+
+        With ``ioc`` the sweeps are IOC limits (their remainder is cancelled instead of resting).
+        """
         r = self.rng.random()
         op: Op | None = None
         if r < 0.30:
             op = self.cancel_random()
         elif r < 0.40:
-            op = self.aggressive(1, 5)
+            op = self.aggressive(1, 5, ioc=ioc)
         return op if op is not None else self.near_top_add()
 
 
@@ -423,8 +488,8 @@ def cancel_heavy(sizes: Sizes, seed: int) -> Workload:
     )
 
 
-def _mix(gen: _Gen, n_ops: int) -> list[Op]:
-    return [gen.mix_op() for _ in range(n_ops)]
+def _mix(gen: _Gen, n_ops: int, ioc: bool = False) -> list[Op]:
+    return [gen.mix_op(ioc) for _ in range(n_ops)]
 
 
 def mix(sizes: Sizes, seed: int) -> Workload:
@@ -502,9 +567,82 @@ def scale(sizes: Sizes, seed: int, levels: int) -> Workload:
     )
 
 
+#: The user-convention mix with each kind of number input: workload name suffix and title.
+USER_NUMBERS: Final = {"float": ("", "float"), "str": ("_str", "str"), "decimal": ("_decimal", "Decimal")}
+
+
+def _user_meta(gen: _Gen, numbers: str) -> dict[str, Any]:
+    """``convention`` plus ``ioc_filled`` (what each IOC order filled: for engines without IOC)."""
+    return {"convention": {**USER_CONVENTION, "numbers": numbers}, "ioc_filled": dict(gen.ioc_filled)}
+
+
+def user_mix(sizes: Sizes, seed: int, numbers: str) -> Workload:
+    """The realistic mix called as the integration guide does, with ``numbers`` (float/str/decimal) inputs.
+
+    The same ``seed`` gives the same order stream for every kind of number.
+    """
+    gen = _Gen(seed, mid=_USER_MID, max_qty=_USER_MAX_QTY, max_aggressive=_USER_MAX_AGGRESSIVE)
+    prefill = [gen.band_add(sizes.mix_levels_per_side) for _ in range(sizes.mix_prefill)]
+    levels_before = gen.book.level_count()
+    ops = _mix(gen, sizes.mix_ops, ioc=True)
+    suffix, label = USER_NUMBERS[numbers]
+    return _finish(
+        gen,
+        f"user_mix{suffix}",
+        f"user mix ({label})",
+        f"the realistic mix as users call it: keyword arguments, {label} prices of two decimals around "
+        f"10,000.00 and quantities of up to three decimals (0.001-2.000), a user_id and "
+        f'time_in_force="GTC" on every order, aggressive orders (up to 5.000) as IOC limits at a '
+        f"protection price 1-5 levels deep; book built with the defaults; {len(prefill):,} orders "
+        f"pre-filled, then {len(ops):,} ops",
+        prefill,
+        ops,
+        levels_before=levels_before,
+        **_user_meta(gen, numbers),
+    )
+
+
+def user_deep_sweeps(sizes: Sizes, seed: int) -> Workload:
+    """IOC limits that each make 100-400 fills, called as users do, each followed by refilling adds."""
+    gen = _Gen(seed, mid=_USER_MID, max_qty=_USER_MAX_QTY, max_aggressive=_USER_MAX_AGGRESSIVE)
+    rng = gen.rng
+    n = sizes.deep_levels_per_side
+    slots: list[tuple[str, int]] = []
+    for i in range(1, n + 1):
+        slots.extend([("buy", gen.mid - i)] * rng.randint(1, 3))
+        slots.extend([("sell", gen.mid + i)] * rng.randint(1, 3))
+    rng.shuffle(slots)
+    prefill = [gen.rest(side, price) for side, price in slots]
+    levels_before = gen.book.level_count()
+    ops: list[Op] = []
+    for _ in range(sizes.deep_rounds):
+        sweep = gen.sweep_fills(100, 400)
+        if sweep is None:  # pragma: no cover - the book never empties thanks to the refills
+            break
+        ops.append(sweep)
+        swept_side = _OPPOSITE[sweep[1]]
+        for price in reversed(gen.last_swept):
+            for _ in range(rng.randint(1, 3)):
+                ops.append(gen.rest(swept_side, price))
+    return _finish(
+        gen,
+        "user_deep",
+        "user deep sweeps",
+        f"book of 2 x {n:,} levels (1-3 orders each), called as users do (float keyword arguments); "
+        f"{sizes.deep_rounds} IOC limits that each make 100-400 fills (whole levels, exact quantity), "
+        "each followed by resting adds that refill the swept levels",
+        prefill,
+        ops,
+        levels_before=levels_before,
+        **_user_meta(gen, "float"),
+    )
+
+
 def build_all(sizes: Sizes, seed: int = 20240601) -> list[Workload]:
     """Every workload of a run, in report order. Same ``sizes`` and ``seed`` give identical workloads."""
     return [
+        *(user_mix(sizes, seed + 10, numbers) for numbers in USER_NUMBERS),
+        user_deep_sweeps(sizes, seed + 11),
         add_only(sizes, seed + 1),
         cancel_heavy(sizes, seed + 2),
         mix(sizes, seed + 3),

@@ -9,9 +9,26 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from benchmarks.workloads import CANCEL, Op
+from benchmarks.workloads import AGGRESSIVE, CANCEL, Op
 
-__all__ = ["EventCounter", "manticore_native", "snapshot_summary", "subscribe_all"]
+__all__ = [
+    "KEYWORDS",
+    "EventCounter",
+    "NativeOp",
+    "lots_of",
+    "manticore_converter",
+    "manticore_native",
+    "number_maker",
+    "snapshot_summary",
+    "subscribe_all",
+]
+
+#: ``(is_cancel, args)``: a cancel's argument, or the positional arguments of an add (a tuple in the
+#: order of :data:`KEYWORDS` when the workload is called with keyword arguments).
+NativeOp = tuple[bool, Any]
+
+#: The keyword arguments of a user-convention ``add_order`` call, in the order of its ``args`` tuple.
+KEYWORDS = ("side", "price", "quantity", "order_id", "user_id", "time_in_force")
 
 
 class EventCounter:
@@ -47,17 +64,68 @@ def manticore_native(op: Op) -> tuple[bool, Any]:
     return False, (side, float(price), float(qty), f"o{oid}")
 
 
+def number_maker(numbers: str, decimals: int) -> Callable[[int], Any]:
+    """Converts an integer of ``10**-decimals`` units to the input a user passes: float, str or Decimal.
+
+    A float is the one nearest to the decimal value (``1_000_001 / 100`` is the float ``10000.01``); a
+    str and a Decimal carry exactly ``decimals`` decimals (``"10000.01"``, ``Decimal("0.125")``).
+    """
+    scale = 10**decimals
+    if numbers == "float":
+        return lambda units: units / scale
+    if numbers == "str":
+        return lambda units: str(Decimal(units).scaleb(-decimals))
+    if numbers == "decimal":
+        return lambda units: Decimal(units).scaleb(-decimals)
+    raise ValueError(f"unknown kind of number input: {numbers!r}")
+
+
+def lots_of(meta: Mapping[str, Any]) -> Decimal:
+    """The quantity one workload lot stands for: 1, or ``10**-quantity_decimals`` in a user convention."""
+    convention = meta.get("convention")
+    return Decimal(1) if not convention else Decimal(1).scaleb(-int(convention["quantity_decimals"]))
+
+
+def manticore_converter(
+    meta: Mapping[str, Any], numbers: str | None = None
+) -> tuple[Callable[[Op], NativeOp], bool]:
+    """``(convert, keywords)`` for the Manticore API: :func:`manticore_native` and positional calls for
+    plain workloads; for a user convention keyword arguments (:data:`KEYWORDS`) with ``numbers``
+    inputs (default: the workload's own), ``user_id`` ``"u<id mod users>"`` and ``time_in_force``
+    ``"GTC"``, or the convention's (IOC) for aggressive orders.
+    """
+    convention = meta.get("convention")
+    if not convention:
+        return manticore_native, False
+    kind_of_number = numbers or str(convention["numbers"])
+    price_of = number_maker(kind_of_number, int(convention["price_decimals"]))
+    quantity_of = number_maker(kind_of_number, int(convention["quantity_decimals"]))
+    users = int(convention["users"])
+    aggressive_tif = str(convention["aggressive_time_in_force"])
+
+    def convert(op: Op) -> NativeOp:
+        kind, side, price, qty, oid = op
+        if kind == CANCEL:
+            return True, f"o{oid}"
+        tif = aggressive_tif if kind == AGGRESSIVE else "GTC"
+        return False, (side, price_of(price), quantity_of(qty), f"o{oid}", f"u{oid % users}", tif)
+
+    return convert, True
+
+
 def snapshot_summary(
-    snapshot: Mapping[str, Any], count_key: str | Callable[[Mapping[str, Any]], int]
+    snapshot: Mapping[str, Any],
+    count_key: str | Callable[[Mapping[str, Any]], int],
+    lot: Decimal = Decimal(1),
 ) -> dict[str, int]:
     """Orders, lots and levels per side from a ``get_snapshot()`` dict (bids/asks lists of levels).
 
-    Quantities are summed exactly (as Decimals of their ``str``) and must be whole lots; a fractional
-    total is reported as -1 so that the check fails visibly.
+    Quantities are summed exactly (as Decimals of their ``str``) and must be whole multiples of ``lot``;
+    a total off that grid is reported as -1 so that the check fails visibly.
     """
     out: dict[str, int] = {}
     for key, levels in (("bid", snapshot.get("bids", [])), ("ask", snapshot.get("asks", []))):
-        total = sum((Decimal(str(level["quantity"])) for level in levels), Decimal(0))
+        total = sum((Decimal(str(level["quantity"])) for level in levels), Decimal(0)) / lot
         out[f"{key}_levels"] = len(levels)
         out[f"{key}_orders"] = sum(_count(level, count_key) for level in levels)
         out[f"{key}_qty"] = int(total) if total == total.to_integral_value() else -1

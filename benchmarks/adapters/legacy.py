@@ -11,9 +11,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
-from benchmarks.adapters._common import EventCounter, manticore_native, snapshot_summary, subscribe_all
+from benchmarks.adapters._common import (
+    EventCounter,
+    NativeOp,
+    lots_of,
+    manticore_converter,
+    manticore_native,
+    snapshot_summary,
+    subscribe_all,
+)
+from benchmarks.workloads import Op
 from manticore_orderbook import EventManager, EventType, OrderBook
 
 LABEL = "manticore-orderbook 1.0.1"
@@ -22,6 +32,7 @@ SYMBOL = "BTC/USD"
 
 _book: Any = None
 _counter: EventCounter | None = None
+_lot = Decimal(1)
 _how = "not set up yet"
 
 
@@ -88,6 +99,18 @@ def setup(subscriber: bool) -> None:
 native = manticore_native
 
 
+def converter(meta: dict[str, Any]) -> tuple[Callable[[Op], NativeOp], bool]:
+    """``(convert, keywords)`` for a workload (see :func:`manticore_converter`).
+
+    It takes floats only: a ``str`` price raises ``TypeError`` in ``add_order`` and a ``Decimal`` one
+    when it trades (``float * Decimal``). So its ``str`` and ``Decimal`` workloads pass it the same
+    values as floats, converted before timing, which spares it the parsing our book does.
+    """
+    global _lot
+    _lot = lots_of(meta)
+    return manticore_converter(meta, "float" if meta.get("convention") else None)
+
+
 def bound() -> tuple[Callable[..., Any], Callable[[Any], Any]]:
     """``(book.add_order, book.cancel_order)``."""
     return _book.add_order, _book.cancel_order
@@ -105,7 +128,7 @@ def cancel(oid: int) -> bool:
 
 def summary() -> dict[str, int]:
     """Final book from ``get_snapshot()`` (its default depth=None is the full book; depth=0 is empty)."""
-    return snapshot_summary(_book.get_snapshot(), "orderCount")
+    return snapshot_summary(_book.get_snapshot(), "orderCount", _lot)
 
 
 def event_counts() -> dict[str, int]:

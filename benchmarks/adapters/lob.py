@@ -14,7 +14,7 @@ from typing import Any
 
 from limit_order_book import LimitOrderBook
 
-from benchmarks.workloads import CANCEL, Op
+from benchmarks.workloads import AGGRESSIVE, CANCEL, Op
 
 LABEL = "limit-order-book 2.0.0 (C++)"
 SUPPORTS_EVENTS = False
@@ -50,6 +50,29 @@ def native(op: Op) -> tuple[bool, Any]:
     if kind == CANCEL:
         return True, oid
     return False, (side == "buy", oid, qty, price)
+
+
+def converter(meta: dict[str, Any]) -> tuple[Callable[[Op], tuple[bool, Any]], bool]:
+    """``(convert, keywords)``: always positional integer calls (its only API).
+
+    In a user-convention workload the integers are cents and thousandths, and an aggressive order is an
+    IOC limit, which this library does not have: it is sent as a limit for exactly the quantity the IOC
+    order fills (known from the reference book, ``meta["ioc_filled"]``), so it trades the same and never
+    rests, in one call. That spares it the cancel of the remainder: the most favourable reading.
+    """
+    if not meta.get("convention"):
+        return native, False
+    filled: dict[int, int] = meta["ioc_filled"]
+
+    def convert(op: Op) -> tuple[bool, Any]:
+        kind, side, price, qty, oid = op
+        if kind == CANCEL:
+            return True, oid
+        if kind == AGGRESSIVE:
+            qty = filled[oid]
+        return False, (side == "buy", oid, qty, price)
+
+    return convert, False
 
 
 def bound() -> tuple[Callable[..., Any], Callable[[Any], Any]]:

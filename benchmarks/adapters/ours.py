@@ -1,11 +1,24 @@
-"""Adapter for our engine: ``manticore_orderbook`` from this repository (``pip install -e .``)."""
+"""Adapter for our engine: ``manticore_orderbook`` from this repository (``pip install -e .`` for the
+pure-Python build, ``.venv-compiled`` for the compiled one). The book is built with its defaults
+(``OrderBook(symbol=..., event_manager=em)``: tick and lot 0.00000001, float outputs), so the
+user-convention prices (two decimals) and quantities (three) are on its grid."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
-from benchmarks.adapters._common import EventCounter, manticore_native, snapshot_summary, subscribe_all
+from benchmarks.adapters._common import (
+    EventCounter,
+    NativeOp,
+    lots_of,
+    manticore_converter,
+    manticore_native,
+    snapshot_summary,
+    subscribe_all,
+)
+from benchmarks.workloads import Op
 from manticore_orderbook import EventManager, EventType, OrderBook
 
 LABEL = "manticore (ours)"
@@ -14,6 +27,7 @@ SYMBOL = "BTC/USD"
 
 _book: Any = None
 _counter: EventCounter | None = None
+_lot = Decimal(1)
 
 
 def describe() -> dict[str, Any]:
@@ -44,6 +58,14 @@ def setup(subscriber: bool) -> None:
 native = manticore_native
 
 
+def converter(meta: dict[str, Any]) -> tuple[Callable[[Op], NativeOp], bool]:
+    """``(convert, keywords)`` for a workload (see :func:`manticore_converter`); float, str and Decimal
+    inputs are all passed as they are."""
+    global _lot
+    _lot = lots_of(meta)
+    return manticore_converter(meta)
+
+
 def bound() -> tuple[Callable[..., Any], Callable[[Any], Any]]:
     """``(book.add_order, book.cancel_order)``."""
     return _book.add_order, _book.cancel_order
@@ -61,7 +83,7 @@ def cancel(oid: int) -> bool:
 
 def summary() -> dict[str, int]:
     """Final book from ``get_snapshot(depth=None)`` (full depth)."""
-    return snapshot_summary(_book.get_snapshot(depth=None), "order_count")
+    return snapshot_summary(_book.get_snapshot(depth=None), "order_count", _lot)
 
 
 def event_counts() -> dict[str, int]:

@@ -4,6 +4,9 @@ Pass your :class:`EventManager` to the book (``OrderBook(symbol, event_manager=e
 without one publishes to its own manager, ``book.event_manager``, and your manager hears nothing.
 """
 
+from importlib.machinery import EXTENSION_SUFFIXES as _EXTENSION_SUFFIXES
+
+from . import book as _book
 from . import rules
 from .book import OrderBook
 from .enums import EventType, OrderType, SelfTradePrevention, Side, TimeInForce
@@ -12,6 +15,7 @@ from .events import EventHandler, EventManager
 from .model import Order, PriceLevel, Trade
 
 __all__ = [
+    "COMPILED",
     "DuplicateOrderIdError",
     "EventHandler",
     "EventManager",
@@ -31,3 +35,7 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+#: True when the book's modules are the mypyc-compiled extension modules, False for the pure-Python
+#: source (see setup.py: ``MANTICORE_BUILD``, and docs/performance.md).
+COMPILED: bool = (_book.__file__ or "").endswith(tuple(_EXTENSION_SUFFIXES))
