@@ -2,7 +2,7 @@
 
 ``make run`` is ``manticore serve --demo`` in the checkout, so the test starts exactly that in a fresh
 working directory (relative paths such as ``manticore-data/admin-credentials.json`` and
-``.venv/bin/manticore`` resolve there as in a checkout) on port 8000. When 8000 is taken (another
+``.venv-run/bin/manticore`` resolve there as in a checkout) on port 8000. When 8000 is taken (another
 server, another test run on this machine) it uses a free port and rewrites ``127.0.0.1:8000`` in the
 snippets to it: the only change made to a snippet. Each snippet runs twice, since users paste them
 again. A snippet is left out only behind a ``<!-- readme-test: skip (reason) -->`` line.
@@ -76,7 +76,7 @@ class DemoServer:
 @pytest.fixture(scope="module")
 def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     workdir = tmp_path_factory.mktemp("checkout")
-    (workdir / ".venv").symlink_to(Path(sys.prefix))  # .venv/bin/manticore, .venv/bin/python
+    (workdir / ".venv-run").symlink_to(Path(sys.prefix))  # .venv-run/bin/manticore, .venv-run/bin/python
     port = 8000 if _port_free(8000) else free_port()
     log = workdir / "server.log"
     command = [sys.executable, "-m", "manticore_api.cli", "serve", "--demo", "--port", str(port)]
@@ -108,7 +108,7 @@ def test_the_readme_shows_the_server_from_python_and_the_command_line() -> None:
     assert [s.skip_reason for s in everything if s.skip_reason is not None] == [
         "the set-up commands themselves; the test starts `manticore serve --demo`"
     ]
-    server_snippets = [s for s in SNIPPETS if "127.0.0.1:8000" in s.code or ".venv/bin/manticore" in s.code]
+    server_snippets = [s for s in SNIPPETS if "127.0.0.1:8000" in s.code or ".venv-run/bin/manticore" in s.code]
     assert {s.language for s in server_snippets} == {"python", "bash"}
     for word in ("user add", "deposit", "api-key create", "markets"):
         assert any(f"manticore {word}" in s.code for s in SNIPPETS), word
@@ -133,7 +133,7 @@ def test_snippet_runs_as_pasted(snippet: Snippet, make_run: DemoServer) -> None:
             m for m in _imports(code) if m not in sys.stdlib_module_names and not m.startswith("manticore")
         }
         assert not foreign, f"README snippet imports what the runtime does not install: {foreign}"
-        command = [str(make_run.workdir / ".venv/bin/python"), "-c", code]
+        command = [str(make_run.workdir / ".venv-run/bin/python"), "-c", code]
     else:
         command = ["bash", "-e", "-o", "pipefail", "-c", code]
     for attempt in (1, 2):
