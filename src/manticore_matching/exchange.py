@@ -480,7 +480,7 @@ class Exchange:
                 raise InvalidCommand("user_id must be a non-empty string")
             client_id = self._free_client_order_id(user_id, client_order_id)
             order_id = f"{_GENERATED_PREFIX}{self._next_order_no + 1}"
-            with self._command(market) as now:
+            with self._command(market, self._expire_due_in(market)[0]) as now:
                 decision = self.risk.check_order(
                     user_id=user_id,
                     symbol=config.symbol,
@@ -649,7 +649,7 @@ class Exchange:
         Raises OrderNotFound when no live order of this user has the id."""
         with self._lock:
             market = self._owned(user_id, order_id)
-            with self._command(market) as now:
+            with self._command(market, self._expire_due_in(market)[0]) as now:
                 if not market.book.cancel_order(order_id):
                     raise OrderNotFound(f"order {str(order_id)[:64]!r} not found")
                 record = {"op": "cancel", "ts": now, "symbol": market.config.symbol, "order_id": order_id}
@@ -697,7 +697,9 @@ class Exchange:
                 expiry = float(new_expiry_time)
             if price is None and quantity is None and expiry is None:
                 raise InvalidCommand("nothing to modify: give new_price, new_quantity or new_expiry_time")
-            with self._command(market) as now:
+            ts = self._expire_due_in(market)[0]
+            self._owned(user_id, order_id)  # it may just have expired
+            with self._command(market, ts) as now:
                 decision = self.risk.check_modify(order_id, new_price=price, new_quantity=quantity, now=now)
                 if not decision["approved"]:
                     raise OrderRejected.from_decision(decision)
@@ -786,12 +788,20 @@ class Exchange:
         expired = 0
         with self._lock:
             for market in list(self._markets.values()):
-                with self._command(market) as now:
-                    count = market.book.clean_expired_orders()
-                    if count:
-                        expired += count
-                        self._commit({"op": "expire", "ts": now, "symbol": market.config.symbol}, market, now)
+                expired += self._expire_due_in(market)[1]
         return expired
+
+    def _expire_due_in(self, market: _Market) -> tuple[float, int]:
+        """Expire the market's due GTD orders as a command of their own; return its clock reading (for
+        the command about to run, so it finds nothing more due) and how many expired.
+
+        The book also expires due orders lazily inside a command; a command that then fails would have
+        changed the book and lost those events, so each command runs this first."""
+        with self._command(market) as now:
+            count = market.book.clean_expired_orders()
+            if count:
+                self._commit({"op": "expire", "ts": now, "symbol": market.config.symbol}, market, now)
+            return now, count
 
     # ------------------------------------------------------------------ command frame
 

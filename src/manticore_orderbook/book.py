@@ -163,8 +163,9 @@ _ORDER_KEYS: Final = (
 _ORDER_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(_ORDER_KEYS)
 #: The keys of an order as readers get it (``get_order``, ``get_orders``): ``quantity`` is the open
 #: quantity and ``original_quantity`` the total, as the original library's readers use them.
+_QUANTITY_AT: Final = _ORDER_KEYS.index("quantity") + 1
 _READ_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    (*_ORDER_KEYS[:5], "original_quantity", *_ORDER_KEYS[5:])
+    (*_ORDER_KEYS[:_QUANTITY_AT], "original_quantity", *_ORDER_KEYS[_QUANTITY_AT:])
 )
 #: Event payload templates: every key of the event, in order (``_queue`` sets the stamped ones).
 _ADDED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys((*_ORDER_KEYS, "order_timestamp", "sequence"))

@@ -108,7 +108,9 @@ def test_the_readme_shows_the_server_from_python_and_the_command_line() -> None:
     assert [s.skip_reason for s in everything if s.skip_reason is not None] == [
         "the set-up commands themselves; the test starts `manticore serve --demo`"
     ]
-    server_snippets = [s for s in SNIPPETS if "127.0.0.1:8000" in s.code or ".venv-run/bin/manticore" in s.code]
+    server_snippets = [
+        s for s in SNIPPETS if "127.0.0.1:8000" in s.code or ".venv-run/bin/manticore" in s.code
+    ]
     assert {s.language for s in server_snippets} == {"python", "bash"}
     for word in ("user add", "deposit", "api-key create", "markets"):
         assert any(f"manticore {word}" in s.code for s in SNIPPETS), word
