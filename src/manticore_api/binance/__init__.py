@@ -13,6 +13,7 @@ from ..service import ExchangeService
 from .errors import BinanceError
 from .klines import Klines
 from .markets import BinanceMarkets
+from .orders import BinanceOrders, FillLedger
 from .rest import install_rest
 from .streams import install_streams
 from .ws_api import install_ws_api
@@ -25,13 +26,19 @@ def mount_binance(app: FastAPI, service: ExchangeService) -> None:
 
     Call it while creating the app, before the service takes commands: the candles are loaded from
     storage here and follow the exchange from then on. ``app.state.binance_markets`` and
-    ``app.state.binance_klines`` hold the shared :class:`BinanceMarkets` and :class:`Klines`."""
+    ``app.state.binance_klines`` hold the shared :class:`BinanceMarkets` and :class:`Klines`, and
+    ``app.state.binance_orders`` the :class:`~.orders.BinanceOrders` (order entry for REST and WS API)."""
     exchange = service.exchange
     markets = BinanceMarkets(exchange, exchange.risk.limits)
     klines = Klines(markets)
     klines.attach(exchange)
+    ledger = FillLedger()
+    ledger.load(exchange.storage)
+    exchange.add_listener(ledger.on_messages)
+    orders = BinanceOrders(service, markets, ledger)
     app.state.binance_markets = markets
     app.state.binance_klines = klines
-    install_rest(app, service, markets, klines)
+    app.state.binance_orders = orders
+    install_rest(app, service, markets, klines, orders)
     install_streams(app, service, markets)
     install_ws_api(app, service, markets)

@@ -22,10 +22,11 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import threading
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import select
 
@@ -33,7 +34,9 @@ from manticore_storage import schema
 
 from .markets import BinanceMarkets
 
-__all__ = ["INTERVALS", "Klines", "interval_open", "interval_close"]
+__all__ = ["DAY_MS", "INTERVALS", "Klines", "WindowTrade", "interval_close", "interval_open"]
+
+DAY_MS = 86_400_000
 
 #: Every Binance interval and its length in ms (months vary: 0 marks calendar arithmetic).
 INTERVALS: dict[str, int] = {
@@ -93,6 +96,20 @@ class Candle:
     taker_buy_quote: Decimal
 
 
+class WindowTrade(NamedTuple):
+    """One trade of the rolling 24 h window (for tickers): time in ms, Binance trade id, price, quantity."""
+
+    time_ms: int
+    trade_no: int
+    price: Decimal
+    quantity: Decimal
+
+
+def _trade_no(trade_id: object) -> int:
+    tail = str(trade_id).rsplit("T", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
 class _Series:
     __slots__ = ("candles", "opens")
 
@@ -125,6 +142,8 @@ class Klines:
         self._series: dict[tuple[str, str], _Series] = {}
         self._last_sequence: dict[str, int] = {}
         self._exchange: _HasStorage | None = None
+        self._window: dict[str, deque[WindowTrade]] = {}
+        self._before: dict[str, Decimal] = {}
 
     # ------------------------------------------------------------------ feeding
 
@@ -144,11 +163,12 @@ class Klines:
                 trades.c.taker_side,
                 trades.c.timestamp,
                 trades.c.sequence,
+                trades.c.trade_id,
             ).order_by(trades.c.symbol, trades.c.sequence, trades.c.timestamp)
             with storage.engine.connect() as connection:
                 result = connection.execution_options(yield_per=5000).execute(query)
                 for row in result:
-                    self.on_trade(row[0], row[1], row[2], row[4], row[3], row[5])
+                    self.on_trade(row[0], row[1], row[2], row[4], row[3], row[5], row[6])
         exchange.add_listener(self._on_messages)
         self._exchange = exchange
 
@@ -168,6 +188,7 @@ class Klines:
                     message["timestamp"],
                     message.get("taker_side"),
                     message.get("sequence"),
+                    message.get("trade_id"),
                 )
 
     def on_trade(
@@ -178,6 +199,7 @@ class Klines:
         timestamp: float,
         taker_side: str | None = None,
         sequence: int | None = None,
+        trade_id: str | None = None,
     ) -> None:
         """Add one trade of ``symbol`` (``BASE/QUOTE``) at ``timestamp`` (seconds) to every interval.
 
@@ -193,6 +215,12 @@ class Klines:
                 if sequence <= self._last_sequence.get(symbol, -1):
                     return
                 self._last_sequence[symbol] = sequence
+            window = self._window.get(symbol)
+            if window is None:
+                window = self._window[symbol] = deque()
+            window.append(WindowTrade(time_ms, _trade_no(trade_id), price, quantity))
+            while window and window[0].time_ms < time_ms - DAY_MS:
+                self._before[symbol] = window.popleft().price
             for interval in INTERVALS:
                 series = self._series.get((symbol, interval))
                 if series is None:
@@ -225,6 +253,27 @@ class Klines:
                     candle.taker_buy_quote += notional
 
     # ------------------------------------------------------------------ reading
+
+    def window(
+        self, symbol: str, now_ms: int, span_ms: int = DAY_MS
+    ) -> tuple[list[WindowTrade], Decimal | None]:
+        """The trades of ``symbol`` in ``(now_ms - span_ms, now_ms]`` (span at most a day), oldest first,
+        and the price of the last trade before them (None if unknown)."""
+        with self._lock:
+            trades = list(self._window.get(symbol, ()))
+            before = self._before.get(symbol)
+        start = now_ms - span_ms
+        chosen = [trade for trade in trades if start < trade.time_ms <= now_ms]
+        earlier = [trade for trade in trades if trade.time_ms <= start]
+        if earlier:
+            before = earlier[-1].price
+        return chosen, before
+
+    def last_price(self, symbol: str) -> Decimal | None:
+        """The price of the market's last trade (None if it never traded)."""
+        with self._lock:
+            series = self._series.get((symbol, "1s"))
+            return series.candles[-1].close if series is not None and series.candles else None
 
     def klines(
         self,
