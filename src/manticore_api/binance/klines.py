@@ -208,7 +208,7 @@ class Klines:
         price = Decimal(price)
         quantity = Decimal(quantity)
         notional = price * quantity
-        time_ms = round(float(timestamp) * 1000)
+        time_ms = int(float(timestamp) * 1000)
         taker_buys = taker_side == "buy"
         with self._lock:
             if sequence is not None:

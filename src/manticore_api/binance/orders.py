@@ -129,7 +129,7 @@ def client_id(order: dict[str, Any]) -> str:
 
 
 def _ms(seconds: object) -> int:
-    return round(float(seconds) * 1000) if isinstance(seconds, (int, float)) else 0
+    return int(float(seconds) * 1000) if isinstance(seconds, (int, float)) else 0
 
 
 # ---------------------------------------------------------------------- statuses and types

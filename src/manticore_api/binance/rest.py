@@ -285,7 +285,7 @@ def install_rest(
             "price": markets.price(native, price),
             "qty": markets.qty(native, quantity),
             "quoteQty": markets.quote(native, price * quantity),
-            "time": round(float(trade["timestamp"]) * 1000),
+            "time": int(float(trade["timestamp"]) * 1000),
             "isBuyerMaker": trade.get("taker_side") == "sell",
             "isBestMatch": True,
         }
@@ -298,7 +298,7 @@ def install_rest(
             "q": markets.qty(native, trade["quantity"]),
             "f": number,
             "l": number,
-            "T": round(float(trade["timestamp"]) * 1000),
+            "T": int(float(trade["timestamp"]) * 1000),
             "m": trade.get("taker_side") == "sell",
             "M": True,
         }
@@ -339,7 +339,7 @@ def install_rest(
                 if start_ms is not None:
                     statement = statement.where(table.c.timestamp >= start_ms / 1000)
                 if end_ms is not None:
-                    statement = statement.where(table.c.timestamp <= end_ms / 1000)
+                    statement = statement.where(table.c.timestamp < (end_ms + 1) / 1000)
                 statement = statement.order_by(table.c.sequence).limit(limit)
                 return [dict(row) for row in connection.execute(statement).mappings()]
 
@@ -655,7 +655,7 @@ def install_rest(
             "quoteQty": markets.quote(native, price * quantity),
             "commission": markets.quote(native, Decimal(str(fee or 0))),
             "commissionAsset": fill.get("fee_asset") or asset,
-            "time": round(float(fill["timestamp"]) * 1000),
+            "time": int(float(fill["timestamp"]) * 1000),
             "isBuyer": side == "buy",
             "isMaker": maker,
             "isBestMatch": True,
