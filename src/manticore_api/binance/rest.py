@@ -9,7 +9,6 @@ client's mistake is never a 5xx. Orders are answered only once durable (:mod:`.o
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -45,7 +44,6 @@ Handler = Callable[[Request], Awaitable[Any]]
 def binance_errors(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Answer a route's result as JSON, and any error as Binance's ``{"code", "msg"}``."""
 
-    @functools.wraps(handler)
     async def run(request: Request) -> Response:
         try:
             result = await handler(request)
@@ -59,6 +57,8 @@ def binance_errors(handler: Handler) -> Callable[[Request], Awaitable[Response]]
             return result
         return JSONResponse(result)
 
+    run.__name__ = handler.__name__  # FastAPI reads the wrapper's own signature: one ``request``
+    run.__doc__ = handler.__doc__
     return run
 
 
