@@ -281,3 +281,35 @@ def test_ccxt_pro_trades_ticker_and_ohlcv(
             await exchange.close()
 
     asyncio.run(scenario())
+
+
+def test_all_market_tickers_and_a_closing_candle(
+    server: Server, pair: tuple[SignedClient, SignedClient]
+) -> None:
+    alice, bob = pair
+    with _ws(server, "/binance/stream?streams=!miniTicker@arr/ethbtc@kline_1s") as ws:
+        frames: list[dict[str, Any]] = []
+
+        def next_frame(stream: str, accept: Any = lambda data: True) -> dict[str, Any]:
+            while True:
+                frame = json.loads(ws.recv(timeout=10))
+                frames.append(frame)
+                if frame["stream"] == stream and accept(frame["data"]):
+                    data: dict[str, Any] = frame["data"]
+                    return data
+
+        everything = next_frame("!miniTicker@arr")
+        assert {ticker["s"] for ticker in everything} == {"BTCUSD", "ETHUSD", "ETHBTC"}
+        assert all(ticker["e"] == "24hrMiniTicker" for ticker in everything)
+        place(alice, "sell", "0.05100", "0.3", "ETH/BTC")
+        place(bob, "buy", "0.05100", "0.3", "ETH/BTC")
+        changed = next_frame("!miniTicker@arr", lambda data: any(t["c"] == "0.05100" for t in data))
+        assert [ticker["s"] for ticker in changed] == ["ETHBTC"]
+        closed = next_frame(
+            "ethbtc@kline_1s", lambda data: data["k"]["x"] is True and data["k"]["c"] == "0.05100"
+        )
+        assert closed["k"]["i"] == "1s" and Decimal(closed["k"]["v"]) >= Decimal("0.3")
+        assert closed["k"]["T"] == closed["k"]["t"] + 999
+        following = next_frame("ethbtc@kline_1s")
+        assert following["k"]["x"] is False and following["k"]["t"] > closed["k"]["t"]
+        assert following["k"]["o"] == following["k"]["c"] == "0.05100"  # a candle without trades

@@ -266,6 +266,29 @@ def test_ws_api_order_place_cancel_and_events(server: Server, http: httpx.Client
         report = _event(ws, "executionReport", x="CANCELED")
         assert (report["i"], report["X"], report["z"]) == (result["orderId"], "CANCELED", "0.10000")
 
+        place(erin, "sell", "29100.00", "0.05")
+        ioc = _call(
+            ws,
+            "o4",
+            "order.place",
+            _signed(
+                dave,
+                {
+                    "symbol": "BTCUSD",
+                    "side": "BUY",
+                    "type": "LIMIT",
+                    "timeInForce": "IOC",
+                    "quantity": "0.1",
+                    "price": "29100",
+                },
+            ),
+        )
+        assert ioc["status"] == 200, ioc
+        partial = _event(ws, "executionReport", x="TRADE", i=ioc["result"]["orderId"])
+        assert (partial["X"], partial["l"], partial["f"]) == ("PARTIALLY_FILLED", "0.05000", "IOC")
+        expired = _event(ws, "executionReport", i=ioc["result"]["orderId"])
+        assert (expired["x"], expired["X"], expired["z"]) == ("EXPIRED", "EXPIRED", "0.05000")
+
         wrong = _call(
             ws,
             "o2",
