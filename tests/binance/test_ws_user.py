@@ -289,6 +289,12 @@ def test_ws_api_order_place_cancel_and_events(server: Server, http: httpx.Client
         expired = _event(ws, "executionReport", i=ioc["result"]["orderId"])
         assert (expired["x"], expired["X"], expired["z"]) == ("EXPIRED", "EXPIRED", "0.05000")
 
+        native = place(dave, "buy", "28000.00", "0.01")
+        changed = dave.patch(f"/api/orders/{native['order_id']}", {"new_price": "28100.00"})
+        assert changed.status_code == 200, changed.text
+        replaced = _event(ws, "executionReport", x="REPLACED")
+        assert (replaced["p"], replaced["X"], replaced["q"]) == ("28100.00", "NEW", "0.01000")
+
         wrong = _call(
             ws,
             "o2",
@@ -369,6 +375,22 @@ def test_python_binance_socket_manager_and_ws_api(server: Server, http: httpx.Cl
                 )
                 rest = await client.get_order_book(symbol="ETHUSD", limit=5)
                 assert book["lastUpdateId"] <= rest["lastUpdateId"]
+            streams = ["ethusd@kline_1m", "ethusd@ticker"]
+            async with manager.multiplex_socket(streams) as combined, manager.kline_socket("ETHUSD") as kline:
+                candle = await asyncio.wait_for(kline.recv(), 15)
+                assert (candle["e"], candle["k"]["i"], candle["k"]["c"]) == ("kline", "1m", "2100.00")
+                seen: dict[str, dict[str, Any]] = {}
+                while set(seen) != set(streams):
+                    frame = await asyncio.wait_for(combined.recv(), 15)
+                    seen[frame["stream"]] = frame["data"]
+                assert seen["ethusd@kline_1m"]["k"] == candle["k"]
+                ticker = seen["ethusd@ticker"]
+                rest_ticker = await client.get_ticker(symbol="ETHUSD")
+                assert (ticker["c"], ticker["v"], ticker["b"]) == (
+                    rest_ticker["lastPrice"],
+                    rest_ticker["volume"],
+                    "2050.00",
+                )
         finally:
             await client.close_connection()
 
