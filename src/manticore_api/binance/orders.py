@@ -214,8 +214,10 @@ class FillLedger:
             if message.get("type") != "fill":
                 continue
             oid = str(message["order_id"])
-            price = Decimal(str(message["fill_price"]))
-            quantity = Decimal(str(message["fill_quantity"]))
+            if "fill_price" in message:  # ORDER_FILLED data (the order's price is "price" there)
+                price, quantity = Decimal(str(message["fill_price"])), Decimal(str(message["fill_quantity"]))
+            else:  # the owner's fill view: this fill's price and quantity
+                price, quantity = Decimal(str(message["price"])), Decimal(str(message["quantity"]))
             fill = _Fill(str(message.get("trade_id")), price, quantity, _dec(message.get("fee")))
             with self._lock:
                 self._quote[oid] = self._quote.get(oid, Decimal(0)) + price * quantity
