@@ -104,7 +104,6 @@ class MarketFeed:
         self._index: dict[tuple[str, str], set[str]] = {}
         self._pending: dict[tuple[str, int], _PendingDiff] = {}
         self._best_sent: dict[str, tuple[Any, ...]] = {}
-        self._partial_sent: dict[str, int] = {}
         self._kline_sent: dict[str, list[Any]] = {}
         self._traded: set[str] = set()
         self._quoted: set[str] = set()
@@ -143,7 +142,6 @@ class MarketFeed:
                 names.discard(name)
                 if not names:
                     del self._index[(spec.kind, spec.native)]
-            self._partial_sent.pop(name, None)
             self._kline_sent.pop(name, None)
 
     @property
@@ -322,9 +320,7 @@ class MarketFeed:
             if spec.kind == "kline" and (slow or name in fresh):
                 self._send_kline(spec, now)
             elif spec.kind in ("ticker", "miniTicker") and (slow or name in fresh):
-                changed = self._traded if spec.kind == "miniTicker" else self._traded | self._quoted
-                if spec.native in changed or name in fresh:
-                    self._send([name], self._ticker(spec.native, spec.kind, now))
+                self._send([name], self._ticker(spec.native, spec.kind, now))
             elif spec.kind in ("!ticker@arr", "!miniTicker@arr") and (slow or name in fresh):
                 single = spec.kind[1:-4]
                 changed = self._traded if single == "miniTicker" else self._traded | self._quoted
@@ -356,9 +352,6 @@ class MarketFeed:
         mirror = self.mirrors.get(spec.native)
         if mirror is None:
             return
-        if self._partial_sent.get(spec.name) == mirror.sequence and spec.name not in self._fresh:
-            return
-        self._partial_sent[spec.name] = mirror.sequence
         native = spec.native
         price, qty = self._markets.price, self._markets.qty
         payload = {
@@ -377,8 +370,6 @@ class MarketFeed:
             closed = self._klines.klines(spec.native, spec.interval, start_ms=previous[0], limit=1)
             if closed and closed[0][0] == previous[0]:
                 self._send([spec.name], self._kline_payload(spec, closed[0], now, True))
-        elif previous == row and spec.name not in self._fresh:
-            return
         self._kline_sent[spec.name] = row
         self._send([spec.name], self._kline_payload(spec, row, now, False))
 

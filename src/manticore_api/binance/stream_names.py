@@ -7,7 +7,7 @@ name has the symbol in lower case, the rest as Binance spells it):
 - ``<symbol>@depth<N>`` / ``@depth<N>@100ms`` / ``@depth<N>@1000ms`` with N in 5, 10, 20: partial books.
 - ``<symbol>@trade``, ``<symbol>@aggTrade``: each trade (real time).
 - ``<symbol>@kline_<interval>``: the open candle, every second.
-- ``<symbol>@ticker``, ``<symbol>@miniTicker``: 24 h rolling statistics, every second when changed.
+- ``<symbol>@ticker``, ``<symbol>@miniTicker``: 24 h rolling statistics, every second.
 - ``<symbol>@bookTicker``: best bid and ask, real time.
 - ``!ticker@arr``, ``!miniTicker@arr``: the changed tickers of every market, every second.
 """
