@@ -169,9 +169,17 @@ class UserFeed:
         order.setdefault("symbol", fill["symbol"])
         order.setdefault("side", fill["side"])
         order.setdefault("user_id", user_id)
+        if fill.get("client_order_id") and not order.get("client_order_id"):
+            order["client_order_id"] = fill["client_order_id"]
         native = fill["symbol"]
-        price = Decimal(fill["fill_price"])
-        quantity = Decimal(fill["fill_quantity"])
+        # Two shapes: the book's ORDER_FILLED data (fill_price, fill_quantity, is_maker) and the owner's
+        # fill view (price, quantity, role, fee_asset) once fills are per user.
+        if "fill_price" in fill:
+            price, quantity = Decimal(fill["fill_price"]), Decimal(fill["fill_quantity"])
+            maker = bool(fill.get("is_maker"))
+        else:
+            price, quantity = Decimal(fill["price"]), Decimal(fill["quantity"])
+            maker = fill.get("role") == "maker"
         last_quote = price * quantity
         cumulative = self._quote.get(order_id)
         if cumulative is None:  # fills before this server saw the order: REST's figure includes this one
@@ -181,16 +189,17 @@ class UserFeed:
         self._quote[order_id] = cumulative
         when = _ms(fill["timestamp"])
         markets = self._markets
-        quote_asset = markets.config(native).quote_asset
+        fee = Decimal(str(fill.get("fee") or 0))
+        fee_asset = fill.get("fee_asset") or markets.config(native).quote_asset
         report = self._report(order, "TRADE", when, cumulative=cumulative)
         report.update(
             {
                 "l": markets.qty(native, quantity),
                 "L": markets.price(native, price),
-                "n": str(Decimal(str(fill.get("fee") or 0)).normalize()) if fill.get("fee") else "0",
-                "N": quote_asset if fill.get("fee") else None,
+                "n": f"{fee:f}" if fee else "0",
+                "N": fee_asset if fee else None,
                 "t": trade_no(fill["trade_id"]),
-                "m": bool(fill.get("is_maker")),
+                "m": maker,
                 "Y": markets.quote(native, last_quote),
             }
         )
