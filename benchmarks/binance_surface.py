@@ -1,6 +1,7 @@
 """Acknowledged orders per second through the Binance surface beside the native API, in one server run.
 
-Starts ``manticore serve`` (fsynced journal, SQLite) on a free port with a fresh data directory, creates
+Starts ``manticore serve`` (fsynced journal, SQLite; BTC/USD with the per-user order rate and open-order
+limits raised out of the way) on a free port with a fresh data directory, creates
 and funds ``--clients`` traders, then, after a short warm-up, runs rounds on the two surfaces (alternating
 which goes first): in each round every client thread sends ``--orders`` limit orders (a crossing mix
 around one price, the same random sequence on both surfaces) and waits for each answer. Native orders are
@@ -33,6 +34,24 @@ from urllib.parse import urlencode
 import httpx
 
 from benchmarks.server import _free_port, _signed
+
+#: BTC/USD with the default grid and fees; the per-user limits raised so that they never refuse an order here.
+CONFIG = """
+[[markets]]
+symbol = "BTC/USD"
+base_asset = "BTC"
+quote_asset = "USD"
+tick_size = "0.01"
+lot_size = "0.00001"
+maker_fee_rate = "0.001"
+taker_fee_rate = "0.002"
+
+[risk]
+price_band = "0.10"
+max_open_orders = 1000000
+rate_limit_orders = 1000000
+rate_limit_window = 1.0
+"""
 
 Sender = Callable[[httpx.Client, tuple[str, str], dict[str, str]], httpx.Response]
 
@@ -122,25 +141,23 @@ def main() -> None:
         data = Path(directory)
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        command = [
-            sys.executable,
-            "-m",
-            "manticore_api.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-        ]
+        config = data / "bench.toml"
+        config.write_text(CONFIG)
+        command = [sys.executable, "-m", "manticore_api.cli", "serve", "--port", str(port)]
+        command += ["--data-dir", str(data / "data"), "--config", str(config)]
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            for _ in range(300):
+            deadline = time.monotonic() + 120
+            while True:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the server did not start")
                 try:
                     if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
                         break
                 except httpx.TransportError:
-                    time.sleep(0.1)
-            traders = _setup(url, data, args.clients)
+                    pass
+                time.sleep(0.1)
+            traders = _setup(url, data / "data", args.clients)
             _round(url, traders, max(1, args.orders // 10), _native, 201, -1)  # warm-up, not counted
             surfaces: list[tuple[str, Sender, int]] = [("native", _native, 201), ("binance", _binance, 200)]
             for number in range(args.rounds):
