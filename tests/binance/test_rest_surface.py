@@ -94,6 +94,8 @@ def test_public_endpoints(venue: Venue) -> None:
         ("/nothing/here", {}, 404, -1000),
     ]:
         assert error_of(http.get(f"{API}{path}", params=params)) == (status, code), path
+    for path in ("/binance/sapi/v1/capital/config/getall", "/binance/fapi/v1/exchangeInfo"):
+        assert error_of(http.get(path)) == (404, -1000), path
 
 
 def test_depth_follows_the_native_book_sequence(venue: Venue) -> None:

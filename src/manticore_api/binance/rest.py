@@ -663,8 +663,11 @@ def install_rest(
 
     # ------------------------------------------------------------------ anything else
 
-    @route("/{path:path}", "GET", "POST", "PUT", "DELETE")
-    async def unknown(_request: Request) -> Any:
+    async def unknown(_request: Request) -> Response:
         return JSONResponse({"code": -1000, "msg": "Unknown endpoint."}, status_code=404)
 
+    methods = ["GET", "POST", "PUT", "DELETE"]
+    router.add_api_route("/{path:path}", unknown, methods=methods, include_in_schema=False)
     app.include_router(router)
+    # sapi, fapi, api/v1 ...: not served, answered the Binance way (HTTP only; WebSockets pass through)
+    app.add_api_route("/binance/{path:path}", unknown, methods=methods, include_in_schema=False)
