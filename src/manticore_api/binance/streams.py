@@ -34,7 +34,7 @@ from .market_feed import MarketFeed
 from .markets import BinanceMarkets
 from .stream_names import StreamSpec, parse_stream
 
-__all__ = ["BinanceStreamConnection", "install_streams"]
+__all__ = ["BinanceStreamConnection", "install_streams", "pump_then_close"]
 
 MAX_FRAME = 16 * 1024
 MAX_STREAMS = 1024
@@ -67,7 +67,7 @@ def install_streams(app: FastAPI, service: ExchangeService, markets: BinanceMark
     async def serve(websocket: WebSocket, combined: bool, names: list[str]) -> None:
         await websocket.accept()
         connection = BinanceStreamConnection(websocket.send_text, combined)
-        sender = asyncio.create_task(connection.pump())
+        sender = asyncio.create_task(pump_then_close(websocket, connection))
         try:
             try:
                 specs = [parse_stream(name, markets) for name in names[: MAX_STREAMS + 1]]
@@ -94,9 +94,6 @@ def install_streams(app: FastAPI, service: ExchangeService, markets: BinanceMark
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
-            if connection.overflowed:
-                with contextlib.suppress(Exception):
-                    await websocket.close(code=1013, reason="too slow: resubscribe")
 
     @app.websocket("/binance/ws")
     async def raw_streams(websocket: WebSocket) -> None:
@@ -111,6 +108,15 @@ def install_streams(app: FastAPI, service: ExchangeService, markets: BinanceMark
     async def combined_streams(websocket: WebSocket) -> None:
         streams = websocket.query_params.get("streams", "")
         await serve(websocket, True, [name for name in streams.split("/") if name])
+
+
+async def pump_then_close(websocket: WebSocket, connection: StreamConnection) -> None:
+    """Send the connection's frames; when it fell too far behind, close it (code 1013) so that the client
+    notices at once and resubscribes, instead of waiting on a stream that no longer sends."""
+    await connection.pump()
+    if connection.overflowed:
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1013, reason="too slow: resubscribe")
 
 
 def _error(code: int, msg: str, request_id: object = None) -> dict[str, Any]:

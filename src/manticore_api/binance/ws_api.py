@@ -41,6 +41,7 @@ from .errors import BinanceError, from_auth_error, from_exchange_error
 from .markets import BinanceMarkets
 from .orders import cancel, place
 from .signing import verify
+from .streams import pump_then_close
 from .user_feed import UserFeed
 
 __all__ = ["install_ws_api"]
@@ -103,7 +104,7 @@ def install_ws_api(app: FastAPI, service: ExchangeService, markets: BinanceMarke
         await websocket.accept()
         connection = StreamConnection(websocket.send_text)
         session = _Session(connection)
-        sender = asyncio.create_task(connection.pump())
+        sender = asyncio.create_task(pump_then_close(websocket, connection))
         try:
             while not connection.closed:
                 text = await websocket.receive_text()
@@ -118,9 +119,6 @@ def install_ws_api(app: FastAPI, service: ExchangeService, markets: BinanceMarke
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
-            if connection.overflowed:
-                with contextlib.suppress(Exception):
-                    await websocket.close(code=1013, reason="too slow")
 
 
 def _signed_user(service: ExchangeService, params: dict[str, Any]) -> tuple[str, str]:
