@@ -1,5 +1,8 @@
 """Binance spot REST routes under ``/binance/api/v3`` over the exchange service.
 
+The routes are left out of the OpenAPI schema (``/openapi.json`` describes the native API): their
+parameters and answers are Binance's (docs/binance.md), read from the raw request, not from a model.
+
 Parameters are read the Binance way: from the raw query string and, for POST/PUT/DELETE, a form-encoded
 body (the query wins when a name is in both; the Content-Type header is ignored, python-binance labels its
 forms JSON). SIGNED routes verify ``X-MBX-APIKEY`` + ``signature`` (:mod:`.signing`) with the caller's
@@ -141,7 +144,9 @@ def install_rest(
 
     def route(path: str, *methods: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            router.add_api_route(path, binance_errors(handler), methods=list(methods), include_in_schema=True)
+            router.add_api_route(
+                path, binance_errors(handler), methods=list(methods), include_in_schema=False
+            )
             return handler
 
         return register
@@ -383,7 +388,7 @@ def install_rest(
         limit = _limit(params, 500, 1000)
         return klines.klines(native, interval, _int(params, "startTime"), _int(params, "endTime"), limit)
 
-    router.add_api_route("/uiKlines", binance_errors(get_klines), methods=["GET"])
+    router.add_api_route("/uiKlines", binance_errors(get_klines), methods=["GET"], include_in_schema=False)
 
     @route("/ticker/24hr", "GET")
     async def ticker(request: Request) -> Any:
