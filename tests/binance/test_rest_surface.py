@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import ccxt
 import httpx
 import pytest
+from binance.client import Client
+from binance.exceptions import BinanceAPIException
 
 from manticore_api.binance.klines import INTERVALS
-from tests.binance.rest_support import Trader, Venue, start_venue
+from tests.binance.rest_support import Trader, Venue, ccxt_config, start_venue
 
 API = "/binance/api/v3"
 
@@ -227,6 +230,20 @@ def test_rate_limit_is_429_with_retry_after(tmp_path: Path) -> None:
         assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
         assert answers[-1].json()["code"] == -1003
         assert int(answers[-1].headers["Retry-After"]) >= 1
+        # what the clients raise: ccxt 4.5.90 turns every 429 into DDoSProtection before reading the body
+        # (as against Binance); python-binance keeps Binance's code
+        exchange = ccxt.binance(ccxt_config(venue.url, venue.alice))
+        with pytest.raises(ccxt.DDoSProtection, match="-1003"):
+            exchange.create_order("BTC/USD", "limit", "buy", 0.01, 20000)
+
+        class Local(Client):
+            API_URL = f"{venue.url}/binance/api"
+
+        with pytest.raises(BinanceAPIException) as caught:
+            Local(venue.alice.api_key, venue.alice.api_secret).order_limit_buy(
+                symbol="BTCUSD", quantity="0.01", price="20000"
+            )
+        assert (caught.value.status_code, caught.value.code) == (429, -1003)
 
 
 def test_candles_survive_a_restart(tmp_path: Path) -> None:
