@@ -82,6 +82,8 @@ def _replay(count: int) -> float:
         exchange.journal.close()  # a crash: no checkpoint
         assert exchange.storage is not None
         exchange.storage.close()
+        assert exchange.directory_lock is not None
+        exchange.directory_lock.release()  # as the kernel does for a dead process
         restarted = Exchange(directory, markets=[MARKET], checkpoint_every=0, fsync=False)
         started = time.perf_counter()
         restarted.open()

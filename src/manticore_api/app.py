@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from manticore_auth import AuthError
+from manticore_auth import AuthError, User
 from manticore_matching import ConfigError, ExchangeError, InvalidCommand, MarketConfig, Receipt
 
 from . import metrics
@@ -63,13 +63,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (409, "already exists"),
         (413, "request body too large"),
         (422, "refused by a risk check (code says which)"),
+        (429, "rate_limited: too many orders; retry after the Retry-After header's seconds"),
         (503, "the command journal cannot make the command durable"),
     )
 }
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"status": "error", "code": code, "message": message}, status_code=status)
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"status": "error", "code": code, "message": message}, status_code=status, headers=headers
+    )
 
 
 def _require_admin(caller: Caller) -> None:
@@ -157,6 +160,32 @@ def create_app(service: ExchangeService) -> FastAPI:
         orders = await run_in_threadpool(exchange.order_history, caller.user_id, symbol, limit)
         return {"orders": orders}
 
+    @app.get(
+        "/api/orders/by-client-id/{client_order_id}", tags=["orders"], responses=_ERRORS, response_model=None
+    )
+    async def get_order_by_client_id(
+        client_order_id: str, caller: CurrentUser
+    ) -> dict[str, Any] | JSONResponse:
+        """The caller's newest order with this ``client_order_id`` (live or finished); 404 if none. Other
+        users' client order ids are never seen."""
+        order = await run_in_threadpool(exchange.get_order_by_client_id, caller.user_id, client_order_id)
+        if order is None:
+            return _error(404, "order_not_found", f"no order with client_order_id {client_order_id[:64]!r}")
+        return {"status": "success", "order": order}
+
+    @app.delete("/api/orders/by-client-id/{client_order_id}", tags=["orders"], responses=_ERRORS)
+    async def cancel_order_by_client_id(client_order_id: str, caller: CurrentUser) -> dict[str, Any]:
+        """Cancel the caller's live order with this ``client_order_id``: 200, or 404 if there is none."""
+        receipt = exchange.cancel_order_by_client_id(caller.user_id, client_order_id)
+        await service.durable(receipt.position)
+        return {
+            "status": "success",
+            "order_id": receipt.order_id,
+            "client_order_id": client_order_id,
+            "order": receipt.order,
+            "message": f"Order {receipt.order_id} cancelled",
+        }
+
     @app.get("/api/orders/{order_id}", tags=["orders"], responses=_ERRORS, response_model=None)
     async def get_order(order_id: str, caller: CurrentUser) -> dict[str, Any] | JSONResponse:
         """One of the caller's orders, live or finished."""
@@ -217,7 +246,9 @@ def create_app(service: ExchangeService) -> FastAPI:
         symbol: Annotated[str | None, Query(max_length=40)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
-        """Trades in which the caller was maker or taker, newest first."""
+        """The caller's fills, newest first: for each trade the caller was on, their own ``trade_id, symbol,
+        order_id, client_order_id, side, role`` (maker/taker), ``price, quantity, fee`` (in ``fee_asset``,
+        the market's quote asset) and ``timestamp``; never the counterparty's user or order."""
         if symbol is not None:
             exchange.book(symbol)
         return {"fills": await run_in_threadpool(exchange.fills, caller.user_id, symbol, limit)}
@@ -292,6 +323,26 @@ def create_app(service: ExchangeService) -> FastAPI:
             await run_in_threadpool(auth.set_password, user.user_id, body.password)
         credentials = auth.create_api_key(user.user_id)
         return {"user_id": user.user_id, "username": user.username, "role": user.role, **credentials}
+
+    def find_user(user: str) -> User:
+        found = auth.get_user(user) or auth.get_user_by_name(user)
+        if found is None:
+            raise AuthError("unknown_user", f"no user is named {user[:64]!r} or has that id")
+        return found
+
+    @app.get("/api/users/{user}", tags=["admin"], responses=_ERRORS)
+    async def get_user(user: str, caller: CurrentUser) -> dict[str, Any]:
+        """A user by id or username (admin)."""
+        _require_admin(caller)
+        found = find_user(user)
+        return {"user_id": found.user_id, "username": found.username, "role": found.role}
+
+    @app.post("/api/users/{user}/api-keys", tags=["admin"], status_code=201, responses=_ERRORS)
+    async def create_user_api_key(user: str, caller: CurrentUser) -> dict[str, Any]:
+        """A new API key for a user given by id or username (admin). The secret is in this answer only."""
+        _require_admin(caller)
+        found = find_user(user)
+        return {"user_id": found.user_id, "username": found.username, **auth.create_api_key(found.user_id)}
 
     # ------------------------------------------------------------------ operations
 
@@ -368,7 +419,7 @@ def _not_found(order_id: str) -> JSONResponse:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ExchangeError)
     async def exchange_error(_request: Request, exc: ExchangeError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
+        return _error(exc.status, exc.code, exc.message, exc.headers or None)
 
     @app.exception_handler(AuthError)
     async def auth_error(_request: Request, exc: AuthError) -> JSONResponse:

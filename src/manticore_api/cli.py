@@ -1,45 +1,83 @@
-"""The ``manticore`` command line: ``manticore serve`` runs the exchange server."""
+"""The ``manticore`` command line: ``manticore serve`` runs the exchange server; ``user add``,
+``deposit``, ``api-key create`` and ``markets`` administer a data directory (see
+:mod:`manticore_api.admin`)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
-import uvicorn
 
+import manticore_orderbook
 from manticore_matching import ConfigError, load_markets, load_risk_limits
 
-from .app import create_app
+from . import admin
 from .security import is_loopback
-from .server import ADMIN_CREDENTIALS, ServerOptions, build_service
-from .simulation import start_demo
+from .server import ServerOptions, StartError, run_server
 
 __all__ = ["main"]
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _order_book_build() -> str:
+    compiled = getattr(manticore_orderbook, "COMPILED", False)
+    return "compiled with mypyc" if compiled else "pure Python"
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option("0.1.0", prog_name="manticore")
+@click.version_option(
+    package_name="manticore",
+    prog_name="manticore",
+    message=f"%(prog)s %(version)s (order book: {_order_book_build()})",
+)
 def main() -> None:
     """Manticore: an exchange core - order books, risk, storage, API."""
+
+
+_DATA_DIR_HELP = "Journal, checkpoint, SQLite databases and keys."
+_DATABASE_URL_HELP = (
+    "SQLAlchemy URL for orders, trades and users, e.g. postgresql+psycopg://user@host/db or "
+    "mysql+pymysql://user@host/db (MariaDB/MySQL) (default: SQLite files in the data directory)."
+)
+
+
+def _data_dir_option(function: F) -> F:
+    return click.option(
+        "--data-dir",
+        default="./manticore-data",
+        show_default=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help=_DATA_DIR_HELP,
+    )(function)
+
+
+def _database_url_option(function: F) -> F:
+    return click.option("--database-url", default=None, help=_DATABASE_URL_HELP)(function)
+
+
+def _admin_options(function: F) -> F:
+    """--data-dir, --database-url, --url and --json for the admin commands."""
+    function = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(function)
+    function = click.option(
+        "--url",
+        default=None,
+        help="Talk to the server at this URL (default: the server holding the data directory, as its "
+        "server.json says; none: work on the directory directly).",
+    )(function)
+    return _data_dir_option(_database_url_option(function))
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
-@click.option(
-    "--data-dir",
-    default="./manticore-data",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Journal, checkpoint, SQLite databases and keys.",
-)
-@click.option(
-    "--database-url",
-    default=None,
-    help="SQLAlchemy URL for orders, trades and users, e.g. postgresql+psycopg://user@host/db or "
-    "mysql+pymysql://user@host/db (MariaDB/MySQL) (default: SQLite files in the data directory).",
-)
+@_data_dir_option
+@_database_url_option
 @click.option(
     "--config",
     "config_path",
@@ -72,7 +110,9 @@ def serve(
     demo: bool,
     log_level: str,
 ) -> None:
-    """Run the exchange server (REST + WebSocket + web page) until interrupted."""
+    """Run the exchange server (REST + WebSocket + web page) until interrupted (Ctrl-C).
+
+    One server per data directory: a second one on a directory in use exits at once (status 1)."""
     if no_auth and not is_loopback(host):
         raise click.UsageError(f"refusing to serve without authentication on non-loopback address {host}")
     if demo and not is_loopback(host):
@@ -87,13 +127,134 @@ def serve(
             options.risk_limits = load_risk_limits(config_path)
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None
-    service = build_service(options)
-    credentials = data_dir / ADMIN_CREDENTIALS
-    click.echo(f"Manticore on http://{host}:{port}  (API docs: /docs; admin credentials: {credentials})")
-    app = create_app(service)
-    if demo:
-        start_demo(app, service, click.echo)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, ws_max_size=64 * 1024)
+    try:
+        run_server(options, host=host, port=port, log_level=log_level, demo=demo, echo=click.echo)
+    except StartError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+ADMIN_HELP_EPILOG = (
+    "Works on the data directory directly when no server runs on it, or through the running "
+    "server's admin API (signed with the admin key in admin-credentials.json) when one does."
+)
+
+
+def _run_admin(
+    data_dir: Path, database_url: str | None, url: str | None, action: Callable[[admin.Admin], Any]
+) -> Any:
+    try:
+        with admin.connect(data_dir, database_url=database_url, url=url) as target:
+            return action(target)
+    except admin.AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _emit(result: Any, as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add", epilog=ADMIN_HELP_EPILOG)
+@click.argument("name")
+@click.option(
+    "--password",
+    "ask_password",
+    is_flag=True,
+    help="Ask for the password (typed twice, not shown) instead of generating one.",
+)
+@click.option("--role", default="trader", show_default=True, type=click.Choice(["trader", "admin"]))
+@_admin_options
+def user_add(
+    name: str,
+    ask_password: bool,
+    role: str,
+    data_dir: Path,
+    database_url: str | None,
+    url: str | None,
+    as_json: bool,
+) -> None:
+    """Create the user NAME and its first API key; print its id, key and secret (and the password
+    when generated): the secret and a generated password are shown only this once."""
+    if ask_password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = secrets.token_urlsafe(12)
+    created = _run_admin(data_dir, database_url, url, lambda target: target.add_user(name, password, role))
+    lines = [
+        f"user_id: {created['user_id']}",
+        f"username: {created['username']}",
+        f"role: {created['role']}",
+    ]
+    if not ask_password:
+        lines.append(f"password: {password}")
+        created = {**created, "password": password}
+    lines += [f"api_key: {created['api_key']}", f"api_secret: {created['api_secret']}"]
+    _emit(created, as_json, lines)
+
+
+@main.command(epilog=ADMIN_HELP_EPILOG)
+@click.argument("user_name_or_id", metavar="USER")
+@click.argument("asset")
+@click.argument("amount")
+@_admin_options
+def deposit(
+    user_name_or_id: str,
+    asset: str,
+    amount: str,
+    data_dir: Path,
+    database_url: str | None,
+    url: str | None,
+    as_json: bool,
+) -> None:
+    """Credit AMOUNT of ASSET to USER (a username or user id); print the new balance."""
+    result = _run_admin(
+        data_dir, database_url, url, lambda target: target.deposit(user_name_or_id, asset, amount)
+    )
+    balance = result["balances"].get(asset, {"available": "0", "held": "0"})
+    who = (
+        result["user_id"]
+        if user_name_or_id == result["user_id"]
+        else f"{user_name_or_id} ({result['user_id']})"
+    )
+    line = f"{asset} of {who}: available {balance['available']}, held {balance['held']}"
+    _emit(result, as_json, [line])
+
+
+@main.group("api-key")
+def api_key() -> None:
+    """Manage API keys."""
+
+
+@api_key.command("create", epilog=ADMIN_HELP_EPILOG)
+@click.argument("user_name_or_id", metavar="USER")
+@_admin_options
+def api_key_create(
+    user_name_or_id: str, data_dir: Path, database_url: str | None, url: str | None, as_json: bool
+) -> None:
+    """Create an API key for USER (a username or user id); its secret is printed only this once."""
+    created = _run_admin(data_dir, database_url, url, lambda target: target.create_api_key(user_name_or_id))
+    lines = [
+        f"user_id: {created['user_id']}",
+        f"api_key: {created['api_key']}",
+        f"api_secret: {created['api_secret']}",
+    ]
+    _emit(created, as_json, lines)
+
+
+@main.command(epilog=ADMIN_HELP_EPILOG)
+@_admin_options
+def markets(data_dir: Path, database_url: str | None, url: str | None, as_json: bool) -> None:
+    """List the markets with tick size, lot size and fee rates."""
+    found: list[dict[str, str]] = _run_admin(data_dir, database_url, url, lambda target: target.markets())
+    _emit({"markets": found}, as_json, admin.market_table(found))
 
 
 if __name__ == "__main__":  # pragma: no cover

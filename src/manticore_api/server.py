@@ -2,6 +2,8 @@
 
 Layout of the data directory (created on first start)::
 
+    LOCK                        held (flock) by the one process that has the directory open; its PID
+    server.json                 the running server's address (while it runs; removed at shutdown)
     journal/                    the command journal (acknowledged commands; replayed on start)
     checkpoint.json             the last checkpoint (books, ledger, journal position)
     manticore.db                orders and trades (SQLite; unless --database-url)
@@ -12,25 +14,53 @@ Layout of the data directory (created on first start)::
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import logging
 import os
 import secrets
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
 from manticore_auth import AuthManager, load_or_create_master_key
-from manticore_matching import DEFAULT_MARKETS, DEFAULT_RISK_LIMITS, Exchange, MarketConfig
+from manticore_matching import (
+    DEFAULT_MARKETS,
+    DEFAULT_RISK_LIMITS,
+    DataDirectoryLock,
+    DataDirectoryLocked,
+    Exchange,
+    MarketConfig,
+)
 from manticore_risk import RiskLimits
 
+from .app import create_app
 from .service import ExchangeService
+from .simulation import start_demo
 
-__all__ = ["ServerOptions", "build_service"]
+__all__ = [
+    "ADMIN_CREDENTIALS",
+    "SERVER_FILE",
+    "ServerOptions",
+    "StartError",
+    "bind_socket",
+    "build_service",
+    "open_data_dir",
+    "read_server_file",
+    "remove_server_file",
+    "run_server",
+    "write_server_file",
+]
 
 log = logging.getLogger("manticore_api")
 
 ADMIN_CREDENTIALS = "admin-credentials.json"
+SERVER_FILE = "server.json"
 
 
 @dataclass
@@ -45,26 +75,112 @@ class ServerOptions:
     risk_limits: RiskLimits = DEFAULT_RISK_LIMITS
 
 
-def build_service(options: ServerOptions) -> ExchangeService:
-    """Open the exchange (restoring checkpoint and journal), the auth store, and the first admin."""
+class StartError(Exception):
+    """``manticore serve`` cannot start (data directory in use, address in use); nothing in the data
+    directory was read or written."""
+
+
+def run_server(
+    options: ServerOptions,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    demo: bool = False,
+    echo: Callable[[str], None] = print,
+) -> None:
+    """Serve until interrupted: lock the data directory, bind the port, only then open the exchange.
+
+    The order makes a failed start harmless: a second server on a directory in use stops at the lock
+    and one whose port is taken stops before it opens anything, both with :class:`StartError`. While
+    it runs, ``server.json`` in the data directory tells the admin commands where it listens.
+    """
     data_dir = Path(options.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = DataDirectoryLock.acquire(data_dir)
+    except DataDirectoryLocked as exc:
+        raise StartError(str(exc)) from None
+    with lock:
+        try:
+            sock = bind_socket(host, port)
+        except OSError as exc:
+            raise StartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        with sock:
+            _serve(sock, options, lock, host=host, log_level=log_level, demo=demo, echo=echo)
+
+
+def _serve(
+    sock: socket.socket,
+    options: ServerOptions,
+    lock: DataDirectoryLock,
+    *,
+    host: str,
+    log_level: str,
+    demo: bool,
+    echo: Callable[[str], None],
+) -> None:
+    port = int(sock.getsockname()[1])
+    service = build_service(options, lock=lock)
+    serving = False
+    try:
+        app = create_app(service)
+        if demo:
+            start_demo(app, service, echo)
+        credentials = Path(options.data_dir) / ADMIN_CREDENTIALS
+        echo(f"Manticore on {client_url(host, port)}  (API docs: /docs; admin credentials: {credentials})")
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws_max_size=64 * 1024)
+        write_server_file(options.data_dir, host, port)
+        try:
+            serving = True
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            remove_server_file(options.data_dir)
+    finally:
+        # The app's shutdown has closed the exchange (with a checkpoint) unless it never started.
+        service.exchange.close(checkpoint=serving)
+        service.auth.close()
+
+
+def build_service(options: ServerOptions, *, lock: DataDirectoryLock | None = None) -> ExchangeService:
+    """Open the exchange (restoring checkpoint and journal), the auth store, and the first admin.
+
+    ``lock``: the caller's held lock on ``options.data_dir`` (it stays the caller's to release);
+    without one the exchange takes it and releases it when closed. Raises
+    :class:`~manticore_matching.DataDirectoryLocked` when another process holds the directory."""
+    exchange, auth = open_data_dir(options, lock=lock)
+    return ExchangeService(exchange, auth, require_auth=options.require_auth)
+
+
+def open_data_dir(
+    options: ServerOptions, *, lock: DataDirectoryLock | None = None
+) -> tuple[Exchange, AuthManager]:
+    """The opened exchange and auth store of a data directory, with the first admin created.
+
+    The exchange locks the directory (or checks ``lock``) before anything there is read or written:
+    :class:`~manticore_matching.DataDirectoryLocked` when another process holds it. Close the
+    exchange (which writes a checkpoint) and the auth store when done."""
+    data_dir = Path(options.data_dir)
     exchange = Exchange(
         data_dir,
         markets=options.markets,
         storage_url=options.database_url,
         risk_limits=options.risk_limits,
         fsync=options.fsync,
+        lock=lock,
     )
     exchange.open()
     try:
         auth_url = options.database_url or f"sqlite:///{data_dir / 'auth.db'}"
         auth = AuthManager(auth_url, master_key=load_or_create_master_key(data_dir / "master.key"))
-        _bootstrap_admin(auth, data_dir)
+        try:
+            _bootstrap_admin(auth, data_dir)
+        except BaseException:
+            auth.close()
+            raise
     except BaseException:
-        exchange.close()
+        exchange.close(checkpoint=False)
         raise
-    return ExchangeService(exchange, auth, require_auth=options.require_auth)
+    return exchange, auth
 
 
 def _bootstrap_admin(auth: AuthManager, data_dir: Path) -> None:
@@ -85,3 +201,54 @@ def _bootstrap_admin(auth: AuthManager, data_dir: Path) -> None:
     with os.fdopen(descriptor, "w") as handle:
         json.dump(credentials, handle, indent=2)
     log.warning("created the first admin user; its password and API key are in %s", path)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (0: any free port), not yet listening. OSError if the
+    address is in use or cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not SO_REUSEPORT: one owner
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def client_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses to reach a server listening on ``host``:``port``."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def write_server_file(data_dir: Path, host: str, port: int) -> None:
+    """Record the running server's address (``url``, ``host``, ``port``, ``pid``) in ``server.json``,
+    where the admin commands find it (write it only while holding the directory's lock)."""
+    content = {"url": client_url(host, port), "host": host, "port": port, "pid": os.getpid()}
+    path = Path(data_dir) / SERVER_FILE
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(content, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def remove_server_file(data_dir: Path) -> None:
+    """Remove ``server.json`` (at a clean shutdown, before the lock is released)."""
+    with contextlib.suppress(FileNotFoundError):
+        (Path(data_dir) / SERVER_FILE).unlink()
+
+
+def read_server_file(data_dir: Path) -> dict[str, Any] | None:
+    """The running server's record from ``server.json``, or None if there is none (or it is damaged)."""
+    try:
+        content = json.loads((Path(data_dir) / SERVER_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return content if isinstance(content, dict) and isinstance(content.get("url"), str) else None

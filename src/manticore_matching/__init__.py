@@ -22,11 +22,14 @@ from .errors import (
 )
 from .exchange import Exchange, Receipt
 from .journal import Journal, JournalClosed, JournalCorrupt
+from .lock import DataDirectoryLock, DataDirectoryLocked
 
 __all__ = [
     "DEFAULT_MARKETS",
     "DEFAULT_RISK_LIMITS",
     "ConfigError",
+    "DataDirectoryLock",
+    "DataDirectoryLocked",
     "Exchange",
     "ExchangeError",
     "InvalidCommand",

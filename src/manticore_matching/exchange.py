@@ -37,7 +37,17 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from manticore_orderbook import EventManager, EventType, OrderBook, OrderBookError
+from manticore_orderbook import (
+    EventManager,
+    EventType,
+    InvalidOrderError,
+    OrderBook,
+    OrderBookError,
+    OrderType,
+    SelfTradePrevention,
+    TimeInForce,
+    rules,
+)
 from manticore_risk import RiskError, RiskLimits, RiskManager
 from manticore_storage import StorageManager
 
@@ -51,7 +61,9 @@ from .errors import (
     UnknownMarket,
 )
 from .feed import CommandCapture, messages
+from .formatting import format_order
 from .journal import Journal, JournalClosed, JournalCorrupt
+from .lock import DataDirectoryLock
 
 __all__ = ["Exchange", "Receipt"]
 
@@ -63,11 +75,9 @@ _CHECKPOINT = "checkpoint.json"
 _ORDER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _GENERATED_PREFIX = "MC-"
 _SIDES = frozenset({"buy", "sell"})
-_ORDER_TYPES = frozenset(
-    {"limit", "market", "post_only", "stop_limit", "stop_market", "trailing_stop", "iceberg"}
-)
-_TIME_IN_FORCE = frozenset({"GTC", "IOC", "FOK", "GTD"})
-_STP = frozenset({"none", "cancel_newest", "cancel_oldest", "cancel_both", "decrement"})
+_ORDER_TYPES = frozenset(kind.value.lower() for kind in OrderType)
+_TIME_IN_FORCE = frozenset(tif.value for tif in TimeInForce)
+_STP = frozenset(mode.value for mode in SelfTradePrevention)
 _TERMINAL = frozenset({"filled", "cancelled", "expired"})
 _RECENT_ORDERS = 10_000
 _MAX_EXPONENT = 24  # numbers beyond 10**24 or below 10**-24 are never a price or a quantity
@@ -158,8 +168,11 @@ class Exchange:
         fsync: fsync the journal (default). Off only for tests and benchmarks that accept losing
             acknowledged commands on a machine crash.
         checkpoint_every: write a checkpoint after this many journal records (0: only on close).
+        lock: the caller's held lock on ``data_dir`` (it stays the caller's to release). Without one,
+            :meth:`open` takes the lock first and :meth:`close` releases it.
 
-    Call :meth:`open` before use and :meth:`close` at the end.
+    Call :meth:`open` before use and :meth:`close` at the end. One exchange owns a data directory at a
+    time: :meth:`open` raises :class:`~manticore_matching.DataDirectoryLocked` while another holds it.
     """
 
     def __init__(
@@ -172,6 +185,7 @@ class Exchange:
         clock: Callable[[], float] = time.time,
         fsync: bool = True,
         checkpoint_every: int = 100_000,
+        lock: DataDirectoryLock | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +207,10 @@ class Exchange:
         self._unreleased: deque[tuple[int, list[Any], list[dict[str, Any]]]] = deque()
         self._listeners: list[Listener] = []
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # (user id, client order id) -> order id: of the user's live order, and of the newest recently
+        # finished one (in ``_recent``); both rebuilt by replay and from a checkpoint's books.
+        self._live_client_ids: dict[tuple[str, str], str] = {}
+        self._recent_client_ids: dict[tuple[str, str], str] = {}
         self._since_checkpoint = 0
         self._checkpoint_position = 0
         self.risk = RiskManager(limits=self._risk_limits)
@@ -201,17 +219,53 @@ class Exchange:
         self.handler_errors = 0
         self.started_at = 0.0
         self.replayed_records = 0
+        self.directory_lock = lock
+        self._owns_directory_lock = lock is None
 
     # ------------------------------------------------------------------ life cycle
 
     def open(self) -> None:
-        """Restore the last checkpoint, replay the journal after it, create missing configured markets.
+        """Lock the data directory, restore the last checkpoint, replay the journal after it, create
+        missing configured markets.
 
-        Raises :class:`~manticore_matching.journal.JournalCorrupt` if the journal is damaged or the
-        replay does not reproduce a recorded result."""
+        Raises :class:`~manticore_matching.DataDirectoryLocked` if another exchange holds the
+        directory (nothing there was read or written), and
+        :class:`~manticore_matching.journal.JournalCorrupt` if the journal is damaged or the replay
+        does not reproduce a recorded result. A failed open writes no checkpoint and releases the lock."""
         with self._lock:
             if self._opened:
                 raise RuntimeError("the exchange is already open")
+            if self._owns_directory_lock:
+                self.directory_lock = DataDirectoryLock.acquire(self.data_dir)
+            elif (
+                self.directory_lock is None
+                or not self.directory_lock.held
+                or self.directory_lock.directory != self.data_dir.resolve()
+            ):
+                raise RuntimeError(f"the lock given to the exchange is not held on {self.data_dir}")
+            try:
+                self._restore()
+            except BaseException:
+                self._abandon()
+                raise
+
+    def _abandon(self) -> None:
+        """After a failed open: stop the journal and storage without a checkpoint, drop the lock."""
+        self._opened = False
+        try:
+            self.journal.close()
+            if self.storage is not None:
+                self.storage.close()
+        finally:
+            self._release_directory()
+
+    def _release_directory(self) -> None:
+        if self._owns_directory_lock and self.directory_lock is not None:
+            self.directory_lock.release()
+            self.directory_lock = None
+
+    def _restore(self) -> None:
+        with self._lock:
             started = time.perf_counter()
             self.storage = StorageManager(self._storage_url)
             position = self._load_checkpoint()
@@ -238,18 +292,24 @@ class Exchange:
                 time.perf_counter() - started,
             )
 
-    def close(self) -> None:
-        """Write a checkpoint, then stop the journal and storage (flushing both)."""
+    def close(self, *, checkpoint: bool = True) -> None:
+        """Write a checkpoint, then stop the journal and storage (flushing both) and release the data
+        directory. ``checkpoint=False`` (a start that failed half-way) leaves checkpoint and journal
+        segments as they are: the next open replays the journal."""
         with self._lock:
             if not self._opened:
                 return
             try:
-                self.checkpoint()
+                if checkpoint:
+                    self.checkpoint()
             finally:
                 self._opened = False
-                self.journal.close()
-                if self.storage is not None:
-                    self.storage.close()
+                try:
+                    self.journal.close()
+                    if self.storage is not None:
+                        self.storage.close()
+                finally:
+                    self._release_directory()
 
     def __enter__(self) -> Exchange:
         self.open()
@@ -390,9 +450,14 @@ class Exchange:
     ) -> Receipt:
         """Check with risk, hold funds, send to the book. Returns the receipt with the order's id.
 
-        ``price`` None is a market order (``order_type`` then defaults to market). Raises
-        InvalidCommand for bad input, UnknownMarket, OrderRejected (``code`` from risk) when risk
-        refuses, ServiceUnavailable if the journal cannot write; nothing changes then.
+        The exchange names every order ``MC-<n>`` (``n`` rises by one per accepted order).
+        ``client_order_id`` (1-64 characters of ``A-Z a-z 0-9 _ . : -``) is the user's own name for it,
+        returned on the order, its events, stream frames, history and fills; it must not be the name of
+        another of this user's live orders (InvalidCommand, code ``duplicate_client_order_id``), and
+        may be reused once that order has ended. Other users' client order ids do not matter.
+        Which fields each order type takes is :mod:`manticore_orderbook.rules`. Raises InvalidCommand
+        for bad input, UnknownMarket, OrderRejected (``code`` from risk) when risk refuses,
+        ServiceUnavailable if the journal cannot write; nothing changes then.
         """
         with self._lock:
             market = self._market(symbol)
@@ -413,7 +478,8 @@ class Exchange:
             )
             if not isinstance(user_id, str) or not user_id:
                 raise InvalidCommand("user_id must be a non-empty string")
-            order_id = self._new_order_id(client_order_id)
+            client_id = self._free_client_order_id(user_id, client_order_id)
+            order_id = f"{_GENERATED_PREFIX}{self._next_order_no + 1}"
             with self._command(market) as now:
                 decision = self.risk.check_order(
                     user_id=user_id,
@@ -428,11 +494,17 @@ class Exchange:
                     now=now,
                 )
                 if not decision["approved"]:
-                    raise OrderRejected(decision["reason"], decision.get("code") or "rejected")
-                record = {"op": "place", "ts": now, "order_id": order_id, "user_id": user_id, **args}
+                    raise OrderRejected.from_decision(decision)
+                record = {
+                    "op": "place",
+                    "ts": now,
+                    "order_id": order_id,
+                    "client_order_id": client_id,
+                    "user_id": user_id,
+                    **args,
+                }
                 self._place(market, record)
-                if client_order_id is None:
-                    self._next_order_no += 1
+                self._next_order_no += 1
                 return self._commit(record, market, now, order_id)
 
     def _order_args(
@@ -450,26 +522,18 @@ class Exchange:
         trail_is_percent: object,
         self_trade_prevention: object,
     ) -> dict[str, Any]:
-        """Validate and normalise order arguments into the journal record's exact, JSON-ready form."""
+        """Validate and normalise order arguments into the journal record's exact, JSON-ready form.
+
+        Which fields each order type and time in force take is :mod:`manticore_orderbook.rules`; this
+        adds the exchange's own checks (exact decimals on the market's grid, a finite expiry)."""
         side_text = _choice(side, _SIDES, "side")
-        kind = _choice(order_type if order_type is not None else "limit", _ORDER_TYPES, "order_type")
+        kind_text = _choice(order_type if order_type is not None else "limit", _ORDER_TYPES, "order_type")
         price_value = _decimal(price, "price", optional=True)
-        if price_value is None and kind in ("limit", "post_only", "iceberg", "stop_limit"):
-            raise InvalidCommand(f"a {kind} order needs a price")
-        if price_value is not None and kind in ("market", "stop_market", "trailing_stop"):
-            raise InvalidCommand(f"a {kind} order takes no price")
         quantity_value = _decimal(quantity, "quantity")
+        assert quantity_value is not None
         stop_value = _decimal(stop_price, "stop_price", optional=True)
-        if kind in ("stop_limit", "stop_market") and stop_value is None:
-            raise InvalidCommand(f"a {kind} order needs a stop_price")
-        if kind not in ("stop_limit", "stop_market", "trailing_stop") and stop_value is not None:
-            raise InvalidCommand("stop_price is only for stop orders")
         displayed = _decimal(displayed_quantity, "displayed_quantity", optional=True)
-        if (displayed is None) != (kind != "iceberg"):
-            raise InvalidCommand("displayed_quantity is required for iceberg orders and only for them")
         trail = _decimal(trail_value, "trail_value", optional=True)
-        if (trail is None) != (kind != "trailing_stop"):
-            raise InvalidCommand("trail_value is required for trailing_stop orders and only for them")
         if not isinstance(trail_is_percent, bool):
             raise InvalidCommand("trail_is_percent must be a boolean")
         tif = _choice(
@@ -482,8 +546,22 @@ class Exchange:
             expiry = float(expiry_time)
             if expiry != expiry or expiry in (float("inf"), float("-inf")):
                 raise InvalidCommand("expiry_time must be finite")
-        if (tif == "GTD") != (expiry is not None):
-            raise InvalidCommand("expiry_time is required for GTD orders and only for them")
+        try:
+            kind = rules.check_fields(
+                OrderType(kind_text.upper()),
+                TimeInForce(tif),
+                has_price=price_value is not None,
+                has_stop=stop_value is not None,
+                has_trail=trail is not None,
+                has_displayed=displayed is not None,
+                has_expiry=expiry is not None,
+            )
+            if displayed is not None:
+                rules.check_display_size(displayed, quantity_value)
+            if trail is not None and trail_is_percent:
+                rules.check_trail_percent(trail)
+        except InvalidOrderError as exc:
+            raise InvalidCommand(str(exc)) from None
         stp = None
         if self_trade_prevention is not None:
             stp = _choice(self_trade_prevention, _STP, "self_trade_prevention")
@@ -491,10 +569,12 @@ class Exchange:
         _on_grid(stop_value, config.tick_size, "stop_price")
         _on_grid(quantity_value, config.lot_size, "quantity")
         _on_grid(displayed, config.lot_size, "displayed_quantity")
+        if not trail_is_percent:
+            _on_grid(trail, config.tick_size, "trail_value")
         return {
             "symbol": config.symbol,
             "side": side_text,
-            "order_type": kind,
+            "order_type": kind.value.lower(),
             "price": _text(price_value),
             "quantity": str(quantity_value),
             "time_in_force": tif,
@@ -506,19 +586,20 @@ class Exchange:
             "self_trade_prevention": stp,
         }
 
-    def _new_order_id(self, client_order_id: object) -> str:
+    def _free_client_order_id(self, user_id: str, client_order_id: object) -> str | None:
+        """A valid client order id that none of ``user_id``'s live orders has (None stays None)."""
         if client_order_id is None:
-            return f"{_GENERATED_PREFIX}{self._next_order_no + 1}"
-        if not isinstance(client_order_id, str) or not _ORDER_ID.match(client_order_id):
-            raise InvalidCommand("client_order_id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
-        if client_order_id.startswith(_GENERATED_PREFIX):
-            raise InvalidCommand(f"client_order_id must not start with {_GENERATED_PREFIX!r}")
-        if self._find_live(client_order_id) is not None or client_order_id in self._recent:
-            raise InvalidCommand(f"order id {client_order_id!r} is already used")
-        assert self.storage is not None
-        if self.storage.get_order(client_order_id) is not None:
-            raise InvalidCommand(f"order id {client_order_id!r} is already used")
-        return client_order_id
+            return None
+        try:
+            client_id = rules.check_client_order_id(client_order_id)
+        except InvalidOrderError as exc:
+            raise InvalidCommand(str(exc)) from None
+        if (user_id, client_id) in self._live_client_ids:
+            raise InvalidCommand(
+                f"client_order_id {client_id!r} is already used by one of your open orders",
+                "duplicate_client_order_id",
+            )
+        return client_id
 
     def _place(self, market: _Market, record: dict[str, Any]) -> None:
         """Hold the funds and send the order of a ``place`` record to the book (live and in replay)."""
@@ -556,6 +637,7 @@ class Exchange:
                 trail_is_percent=record["trail_is_percent"],
                 displayed_quantity=record["displayed_quantity"],
                 self_trade_prevention=record["self_trade_prevention"],
+                client_order_id=record.get("client_order_id"),
             )
         except OrderBookError as exc:
             self.risk.release_unplaced(order_id)
@@ -572,6 +654,22 @@ class Exchange:
                     raise OrderNotFound(f"order {str(order_id)[:64]!r} not found")
                 record = {"op": "cancel", "ts": now, "symbol": market.config.symbol, "order_id": order_id}
                 return self._commit(record, market, now, str(order_id))
+
+    def cancel_order_by_client_id(self, user_id: str, client_order_id: object) -> Receipt:
+        """Cancel the live order that ``user_id`` named ``client_order_id``.
+
+        Raises OrderNotFound when this user has no live order by that name (another user's names are
+        never found)."""
+        with self._lock:
+            order_id = self._live_client_order(user_id, client_order_id)
+            if order_id is None:
+                raise OrderNotFound(f"no open order with client_order_id {str(client_order_id)[:64]!r}")
+            return self.cancel_order(user_id, order_id)
+
+    def _live_client_order(self, user_id: object, client_order_id: object) -> str | None:
+        if not isinstance(user_id, str) or not isinstance(client_order_id, str):
+            return None
+        return self._live_client_ids.get((user_id, client_order_id))
 
     def modify_order(
         self,
@@ -602,7 +700,7 @@ class Exchange:
             with self._command(market) as now:
                 decision = self.risk.check_modify(order_id, new_price=price, new_quantity=quantity, now=now)
                 if not decision["approved"]:
-                    raise OrderRejected(decision["reason"], decision.get("code") or "rejected")
+                    raise OrderRejected.from_decision(decision)
                 record = {
                     "op": "modify",
                     "ts": now,
@@ -742,7 +840,9 @@ class Exchange:
                 if event_type is EventType.TRADE_EXECUTED:
                     trades.append({key: data[key] for key in _TRADE_KEYS})
             if not self._replaying:
-                batch = messages(market.config.symbol, first, sequence, now, events)
+                batch = messages(
+                    market.config.symbol, first, sequence, now, events, market.config.quote_asset
+                )
                 batch.extend(self._balance_messages(events))
         units = self._units[:]
         self._units.clear()
@@ -781,12 +881,18 @@ class Exchange:
         final state in this command."""
         state: dict[str, Any] | None = None
         recent = self._recent
+        live_names = self._live_client_ids
         for event_type, data in events:
             if event_type in (EventType.TRADE_EXECUTED, EventType.ERROR) or "order_id" not in data:
                 continue
             if event_type.value.startswith("price_level"):
                 continue
             oid = data["order_id"]
+            client_id = data.get("client_order_id")
+            name = None if client_id is None else (str(data.get("user_id")), client_id)
+            added = event_type is EventType.ORDER_ADDED
+            if name is not None and added and data.get("status") not in _TERMINAL:
+                live_names[name] = oid
             if oid == order_id:
                 state = dict(data) if state is None or event_type is not EventType.ORDER_FILLED else state
                 if event_type is EventType.ORDER_FILLED:
@@ -798,12 +904,33 @@ class Exchange:
                     snapshot["status"] = "filled"
                 recent[oid] = snapshot
                 recent.move_to_end(oid)
+                if name is not None:
+                    if live_names.get(name) == oid:
+                        del live_names[name]
+                    self._recent_client_ids[name] = oid
                 if len(recent) > _RECENT_ORDERS:
-                    recent.popitem(last=False)
+                    _, gone = recent.popitem(last=False)
+                    self._forget_recent_name(gone)
         if state is not None:
             for key in ("fill_price", "fill_quantity", "trade_id", "is_maker", "fee"):
                 state.pop(key, None)
         return state
+
+    def _forget_recent_name(self, order: dict[str, Any]) -> None:
+        client_id = order.get("client_order_id")
+        if client_id is not None:
+            name = (str(order.get("user_id")), client_id)
+            if self._recent_client_ids.get(name) == order.get("order_id"):
+                del self._recent_client_ids[name]
+
+    def _index_live_client_ids(self) -> None:
+        """Rebuild the live client order id index from the books (after a checkpoint is loaded)."""
+        self._live_client_ids.clear()
+        for market in self._markets.values():
+            for order in market.book.get_orders():
+                if order.get("client_order_id") is not None:
+                    name = (str(order.get("user_id")), order["client_order_id"])
+                    self._live_client_ids[name] = order["order_id"]
 
     # ------------------------------------------------------------------ replay
 
@@ -822,6 +949,8 @@ class Exchange:
         market = self._market(record["symbol"])
         with self._command(market, ts) as now:
             if op == "place":
+                if "client_order_id" not in record:  # written before order ids were always MC-<n>
+                    record["client_order_id"] = _legacy_client_id(record["order_id"])
                 self._place(market, record)
                 if record["order_id"].startswith(_GENERATED_PREFIX):
                     self._next_order_no = max(
@@ -892,16 +1021,25 @@ class Exchange:
         try:
             for entry in state["markets"]:
                 config = MarketConfig.from_dict(entry)
-                self._install_market(
-                    config, state["books"][config.symbol], state.get("trades", {}).get(config.symbol, ())
-                )
+                book_state = state["books"][config.symbol]
+                for order in book_state.get("orders", ()):
+                    if "client_order_id" not in order:  # a checkpoint written before client order ids
+                        order["client_order_id"] = _legacy_client_id(order["order_id"])
+                self._install_market(config, book_state, state.get("trades", {}).get(config.symbol, ()))
         finally:
             self._replaying = False
+        self._index_live_client_ids()
         self.risk.restore_state(state["risk"])
         self._checkpoint_position = int(state["position"])
         return self._checkpoint_position
 
     # ------------------------------------------------------------------ queries
+
+    def _config_of(self, record: dict[str, Any]) -> MarketConfig | None:
+        """The configuration of the market a stored order or trade belongs to (None if unknown)."""
+        symbol = record.get("symbol")
+        market = self._markets.get(symbol) if isinstance(symbol, str) else None
+        return None if market is None else market.config
 
     def balances(self, user_id: str) -> dict[str, Any]:
         """``{"balances": {asset: {"available", "held"}}}`` with exact decimal strings."""
@@ -920,16 +1058,35 @@ class Exchange:
             found = self._find_live(order_id)
             order: dict[str, Any] | None
             if found is not None:
-                order = {"symbol": found[0].config.symbol, **found[1]}
+                order = _rest_order({"symbol": found[0].config.symbol, **found[1]}, found[0].config)
             elif order_id in self._recent:
                 order = dict(self._recent[order_id])
             else:
                 assert self.storage is not None
                 stored = self.storage.get_order(order_id)
-                order = None if stored is None else _jsonable(stored)
+                order = None if stored is None else _rest_order(stored, self._config_of(stored))
         if order is None or (user_id is not None and order.get("user_id") != user_id):
             return None
         return order
+
+    def get_order_by_client_id(self, user_id: str, client_order_id: str) -> dict[str, Any] | None:
+        """The newest order that ``user_id`` named ``client_order_id`` (live, recently finished, or
+        stored), shaped like :meth:`get_order`; None if there is none (another user's are never seen)."""
+        with self._lock:
+            if not isinstance(user_id, str) or not isinstance(client_order_id, str):
+                return None
+            if not rules.CLIENT_ORDER_ID_PATTERN.fullmatch(client_order_id):
+                return None
+            order_id = self._live_client_order(user_id, client_order_id)
+            if order_id is None:
+                order_id = self._recent_client_ids.get((user_id, client_order_id))
+            if order_id is not None:
+                found = self.get_order(user_id, order_id)
+                if found is not None and found.get("client_order_id") == client_order_id:
+                    return found
+            assert self.storage is not None
+            stored = self.storage.get_order_by_client_id(user_id, client_order_id)
+        return None if stored is None else _jsonable(stored)
 
     def open_orders(self, user_id: str, symbol: str | None = None) -> list[dict[str, Any]]:
         """The user's live orders (resting and untriggered stops), per market in book order."""
@@ -938,7 +1095,7 @@ class Exchange:
             result = []
             for market in markets:
                 for order in market.book.get_orders(user_id=user_id):
-                    result.append({"symbol": market.config.symbol, **order})
+                    result.append(_rest_order({"symbol": market.config.symbol, **order}, market.config))
             return result
 
     def order_history(
@@ -947,12 +1104,42 @@ class Exchange:
         """The user's orders of every status from storage, newest first (storage trails the journal by
         the write-behind delay, normally milliseconds)."""
         assert self.storage is not None
-        return [_jsonable(order) for order in self.storage.get_orders(user_id, symbol, limit)]
+        return [
+            _rest_order(order, self._config_of(order))
+            for order in self.storage.get_orders(user_id, symbol, limit)
+        ]
 
     def fills(self, user_id: str, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Trades in which the user was maker or taker, newest first, from storage."""
+        """The user's fills, newest first, at most ``limit``, from storage: one per side of a trade the
+        user was on (a self-trade gives two), each exactly ``trade_id, symbol, order_id,
+        client_order_id, side, role`` (``maker``/``taker``), ``price, quantity, fee`` (exact strings;
+        the fee is in ``fee_asset``, the market's quote asset, negative for a rebate), ``fee_asset``,
+        ``timestamp``. The counterparty (its user and its order) is never shown."""
         assert self.storage is not None
-        return [_jsonable(trade) for trade in self.storage.get_trades(symbol, limit, user_id)]
+        result: list[dict[str, Any]] = []
+        for trade in self.storage.get_trades(symbol, limit, user_id):
+            market = self._markets.get(trade["symbol"])
+            fee_asset = None if market is None else market.config.quote_asset
+            taker_side = trade["taker_side"]
+            for role in ("taker", "maker"):
+                if trade[f"{role}_user_id"] != user_id:
+                    continue
+                side = taker_side if role == "taker" else ("sell" if taker_side == "buy" else "buy")
+                fill = {
+                    "trade_id": trade["trade_id"],
+                    "symbol": trade["symbol"],
+                    "order_id": trade[f"{role}_order_id"],
+                    "client_order_id": trade.get(f"{role}_client_order_id"),
+                    "side": side,
+                    "role": role,
+                    "price": trade["price"],
+                    "quantity": trade["quantity"],
+                    "fee": trade[f"{role}_fee"],
+                    "fee_asset": fee_asset,
+                    "timestamp": trade["timestamp"],
+                }
+                result.append(_rest_order(fill, None if market is None else market.config))
+        return result[: max(0, limit)]
 
     def recent_trades(self, symbol: str, limit: int = 100) -> list[dict[str, Any]]:
         """The market's latest trades (up to 1000 kept), newest first: ``trade_id, price, quantity,
@@ -977,9 +1164,29 @@ class Exchange:
         }
 
 
+def _legacy_client_id(order_id: str) -> str | None:
+    """The client order id of an order journaled before the exchange always assigned ``MC-<n>``: a
+    client-given order id was the client's name for the order, and it stays its order id too."""
+    return None if order_id.startswith(_GENERATED_PREFIX) else order_id
+
+
 def _fingerprint(book: OrderBook) -> list[int]:
     """Cheap facts about a book after a command, journaled so that a replay that diverges is caught."""
     return [len(book), book.counters()[1]]
+
+
+def _rest_order(order: dict[str, Any], config: MarketConfig | None) -> dict[str, Any]:
+    """The API's order (or trade) shape from a book or storage read: ``quantity`` is the total, as in
+    the order events and the place answer (the reads give the open quantity there, the total as
+    ``original_quantity``); ``remaining_quantity`` is the open quantity. Numbers are written by the
+    rule of :mod:`.formatting` (grid decimals for prices and quantities, amounts trimmed)."""
+    order = dict(order)
+    total = order.pop("original_quantity", None)
+    if total is not None:
+        order["quantity"] = total
+    if config is not None:
+        order = format_order(order, config.tick_size, config.lot_size)
+    return _jsonable(order)
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,13 @@ from .events import EVENT_INDEX, EventHandler, EventManager
 from .model import Order, PriceLevel, Trade
 from .numbers import Grid, NumberFormat, to_decimal
 from .price_index import PriceIndex
+from .rules import (
+    check_client_order_id,
+    check_display_size,
+    check_fields,
+    check_trail_percent,
+    infer_order_type,
+)
 
 __all__ = ["OrderBook"]
 
@@ -130,6 +137,7 @@ _TrustedKind = tuple[
 #: The keys of an order's dict (``get_order``), in their published order.
 _ORDER_KEYS: Final = (
     "order_id",
+    "client_order_id",
     "symbol",
     "side",
     "price",
@@ -153,6 +161,11 @@ _ORDER_KEYS: Final = (
     "priority",
 )
 _ORDER_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(_ORDER_KEYS)
+#: The keys of an order as readers get it (``get_order``, ``get_orders``): ``quantity`` is the open
+#: quantity and ``original_quantity`` the total, as the original library's readers use them.
+_READ_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
+    (*_ORDER_KEYS[:5], "original_quantity", *_ORDER_KEYS[5:])
+)
 #: Event payload templates: every key of the event, in order (``_queue`` sets the stamped ones).
 _ADDED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys((*_ORDER_KEYS, "order_timestamp", "sequence"))
 _CANCELLED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
@@ -196,6 +209,7 @@ _LEVEL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
 _FILL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
     (
         "order_id",
+        "client_order_id",
         "symbol",
         "trade_id",
         "side",
@@ -272,13 +286,15 @@ class OrderBook:
         if max_quantity is not None:
             self._qty_grid.max_units = Grid(lot_size, "quantity").to_units(max_quantity)
         self.number_format = number_format
-        self.maker_fee_rate = self._fee_rate(maker_fee_rate, "maker_fee_rate")
-        self.taker_fee_rate = self._fee_rate(taker_fee_rate, "taker_fee_rate")
+        self._maker_fee_rate = self._fee_rate(maker_fee_rate, "maker_fee_rate")
+        self._taker_fee_rate = self._fee_rate(taker_fee_rate, "taker_fee_rate")
+        self._maker_fee_rate_given: object = maker_fee_rate
+        self._taker_fee_rate_given: object = taker_fee_rate
         unit = _EXACT.multiply(
             self._price_grid.step, self._qty_grid.step
         )  # notional of one tick times one lot
-        self._maker_fee_unit = _EXACT.multiply(unit, self.maker_fee_rate)
-        self._taker_fee_unit = _EXACT.multiply(unit, self.taker_fee_rate)
+        self._maker_fee_unit = _EXACT.multiply(unit, self._maker_fee_rate)
+        self._taker_fee_unit = _EXACT.multiply(unit, self._taker_fee_rate)
         self._notional_unit = unit
         self.default_stp = parse_stp(self_trade_prevention)
         self._clock: Clock = clock if clock is not None else time.time
@@ -288,8 +304,8 @@ class OrderBook:
         self._trade_id_prefix = f"{order_id_prefix}T"
         self._money: Callable[[Decimal], object] = _MONEY_FORMATS[number_format]
         self._zero_money = self._money(Decimal(0))
-        self._maker_rate_out = self._money(self.maker_fee_rate)
-        self._taker_rate_out = self._money(self.taker_fee_rate)
+        self._maker_rate_out = self._money(self._maker_fee_rate)
+        self._taker_rate_out = self._money(self._taker_fee_rate)
         # Float fees are ``notional * num / den`` (one correctly rounded division, like float(Decimal)).
         self._float_fees = number_format == "float"
         self._maker_fee_num, self._maker_fee_den = _ratio(self._maker_fee_unit)
@@ -355,6 +371,23 @@ class OrderBook:
     def sequence(self) -> int:
         """The sequence number of the last event this book published (0 before the first)."""
         return self._sequence
+
+    @property
+    def maker_fee_rate(self) -> Any:
+        """The maker fee rate as it was given (a float reads back as the same float, a str or
+        Decimal as given); :attr:`fee_rates` has the exact values the book computes with."""
+        return self._maker_fee_rate_given
+
+    @property
+    def taker_fee_rate(self) -> Any:
+        """The taker fee rate as it was given (see :attr:`maker_fee_rate`)."""
+        return self._taker_fee_rate_given
+
+    @property
+    def fee_rates(self) -> tuple[Decimal, Decimal]:
+        """``(maker, taker)`` fee rates as exact Decimals (a float given is read as the decimal it
+        prints as: ``0.001`` is ``Decimal("0.001")``)."""
+        return self._maker_fee_rate, self._taker_fee_rate
 
     @property
     def tick_size(self) -> Decimal:
@@ -433,6 +466,7 @@ class OrderBook:
         trail_is_percent: object = False,
         displayed_quantity: object = None,
         self_trade_prevention: object = None,
+        client_order_id: object = None,
     ) -> str:
         """Submit an order; return its id (the given ``order_id`` or a generated one).
 
@@ -445,13 +479,17 @@ class OrderBook:
         ``price=None`` is a market order. The order type is inferred when omitted: ``stop_price`` makes
         a stop (limit when a price is given, market otherwise), ``trail_value`` a trailing stop,
         ``displayed_quantity`` an iceberg. ``time_in_force`` defaults to GTC (GTD when ``expiry_time``
-        is given). Raises :class:`InvalidOrderError` (a ``ValueError``) for invalid input, with nothing
-        changed; an order that cannot trade or rest as asked (FOK, IOC, POST_ONLY) is accepted and
-        cancelled, which its events report.
+        is given). ``client_order_id`` (1-64 characters of ``A-Z a-z 0-9 _ . : -``) is the caller's own
+        name for the order: the book stores it and returns it in the order's dicts and events, and
+        does not check it for uniqueness (the order id is the book's key). The rules per order type are
+        those of :mod:`manticore_orderbook.rules`. Raises :class:`InvalidOrderError` (a ``ValueError``)
+        for invalid input, with nothing changed; an order that cannot trade or rest as asked (FOK, IOC,
+        POST_ONLY) is accepted and cancelled, which its events report.
         """
         self._acquire()
         try:
             now = self._clock()
+            client_id = None if client_order_id is None else check_client_order_id(client_order_id)
             order = None
             if (
                 order_type is None
@@ -479,6 +517,8 @@ class OrderBook:
                     self_trade_prevention,
                     now,
                 )
+            if client_id is not None:
+                order.client_order_id = client_id
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
             self._enter(order, now)
@@ -526,6 +566,9 @@ class OrderBook:
                             now,
                             reserved=seen,
                         )
+                        client_id = item.get("client_order_id")
+                        if client_id is not None:
+                            order.client_order_id = check_client_order_id(client_id)
                     except InvalidOrderError as exc:
                         raise type(exc)(f"batch item {index}: {exc}") from None
                     seen.add(order.order_id)
@@ -706,21 +749,33 @@ class OrderBook:
     # ------------------------------------------------------------------ queries
 
     def get_order(self, order_id: object) -> dict[str, Any] | None:
-        """A copy of a live order (resting, or a stop waiting for its trigger) as a dict, or None."""
+        """A copy of a live order (resting, or a stop waiting for its trigger) as a dict, or None.
+
+        ``quantity`` is the quantity still open (it goes down with each fill, as in the original
+        library) and equals ``remaining_quantity``; ``original_quantity`` is the order's total (after a
+        modify: the new total), ``filled_quantity`` what has traded. Event payloads differ: there
+        ``quantity`` is the total (docs/events.md)."""
         with self._lock:
             order = self._orders.get(_checked_id(order_id))
-            return None if order is None else self._order_dict(order)
+            return None if order is None else self._read_dict(order)
 
     def get_orders(self, side: object = None, user_id: object = None) -> list[dict[str, Any]]:
-        """Live orders as dicts: bids best first, then asks best first (each level in time priority),
-        then untriggered stops in arrival order. Filter by ``side`` and/or ``user_id``."""
+        """Live orders as dicts (shaped as :meth:`get_order`): bids best first, then asks best first
+        (each level in time priority), then untriggered stops in arrival order. Filter by ``side``
+        and/or ``user_id``."""
         with self._lock:
             wanted = None if side is None else parse_side(side)
             result: list[dict[str, Any]] = []
             for order in self._iter_orders(wanted):
                 if user_id is None or order.user_id == user_id:
-                    result.append(self._order_dict(order))
+                    result.append(self._read_dict(order))
             return result
+
+    def _read_dict(self, order: Order) -> dict[str, Any]:
+        data = self._order_dict(order, _READ_TEMPLATE)
+        data["original_quantity"] = data["quantity"]
+        data["quantity"] = data["remaining_quantity"]
+        return data
 
     def _iter_orders(self, side: Side | None = None) -> Iterable[Order]:
         if side in (None, BUY):
@@ -859,8 +914,10 @@ class OrderBook:
 
         Keys: ``symbol``, ``sequence`` (of the last event), ``last_trade_price``, ``trade_count`` (trades
         so far; the next trade id continues from it), ``generated_order_count`` (the counter behind
-        generated order ids) and ``orders``: every live order as :meth:`get_order` shows it, in
-        :meth:`get_orders` order. Trade history and statistics are not part of the state.
+        generated order ids) and ``orders``: every live order with the keys of its events (as
+        :meth:`get_order` shows it, but ``quantity`` is the total and there is no
+        ``original_quantity``), in :meth:`get_orders` order. Trade history and statistics are not part
+        of the state.
         """
         with self._lock:
             return {
@@ -879,7 +936,8 @@ class OrderBook:
         needs ``order_id, side, quantity, filled_quantity, remaining_quantity, order_type,
         time_in_force, timestamp, priority`` and, as they apply, ``price, visible_quantity,
         displayed_quantity, expiry_time, user_id, stop_price, trail_value, trail_is_percent,
-        trail_reference_price, self_trade_prevention, triggered, status`` (``"pending"`` for a stop
+        trail_reference_price, self_trade_prevention, triggered, status, client_order_id``
+        (``status`` is ``"pending"`` for a stop
         that has not triggered). Orders keep their ``priority``: within a price level they queue in
         ascending priority, whatever order the list is in. GTD orders whose expiry has passed are
         restored and expire, with their events, at the next command. ``sequence`` continues from the
@@ -957,6 +1015,9 @@ class OrderBook:
         displayed = get("displayed_quantity")
         if displayed is not None:
             order.peak = self._qty_grid.to_units(displayed)
+        client_id = get("client_order_id")
+        if client_id is not None:
+            order.client_order_id = check_client_order_id(client_id)
         qty_grid = self._qty_grid
         filled_value = get("filled_quantity")
         # A zero fill comes in every number format ("0.0" from a str book): only a non-zero one is on
@@ -1015,6 +1076,7 @@ class OrderBook:
         trade_count: int,
         generated_order_count: int,
         last_trade_price: int | None,
+        client_order_ids: Mapping[str, str] | None = None,
     ) -> int:
         """``restore_state`` for a trusted source: :mod:`manticore_storage` restoring rows it wrote.
 
@@ -1037,8 +1099,8 @@ class OrderBook:
         ``trail_reference_price``, a non-percent ``trail_value``) are keys of ``prices`` and
         quantities keys of ``lots``: mappings from the stored value to whole ticks or lots (None to
         None). ``visible_quantity`` None or 0 means a fresh slice; a percent ``trail_value`` is a
-        decimal. Raises :class:`InvalidOrderError` and leaves the book empty if anything does not
-        hold.
+        decimal. ``client_order_ids`` maps order ids to their client order ids (orders not in it have
+        none). Raises :class:`InvalidOrderError` and leaves the book empty if anything does not hold.
         """
         with self._lock:
             if self._orders:
@@ -1051,6 +1113,12 @@ class OrderBook:
                 raise InvalidOrderError("last_trade_price must be positive")
             try:
                 top = self._load_trusted(records, kinds, details, prices, lots)
+                if client_order_ids:
+                    book_orders = self._orders
+                    for order_id, client_id in client_order_ids.items():
+                        found = book_orders.get(order_id)
+                        if found is not None:
+                            found.client_order_id = check_client_order_id(client_id)
                 bid, ask = self._bid_prices.max(), self._ask_prices.min()
                 if bid is not None and ask is not None and bid >= ask:
                     raise InvalidOrderError(
@@ -1374,14 +1442,12 @@ class OrderBook:
         side_ = side if side is BUY or side is SELL else parse_side(side)
         assert isinstance(side_, Side)
         if order_type is None:
-            if trail_value is not None:
-                kind = TRAILING_STOP
-            elif stop_price is not None:
-                kind = STOP_LIMIT if price is not None else STOP_MARKET
-            elif displayed_quantity is not None:
-                kind = ICEBERG
-            else:
-                kind = LIMIT if price is not None else MARKET
+            kind = infer_order_type(
+                price is not None,
+                stop_price is not None,
+                trail_value is not None,
+                displayed_quantity is not None,
+            )
         else:
             kind = parse_order_type(order_type)
         price_units = None if price is None else self._price_grid.to_units(price)
@@ -1392,55 +1458,29 @@ class OrderBook:
             tif = GTD if expiry_time is not None else GTC
         else:
             tif = parse_time_in_force(time_in_force)
-        expiry: float | None = None
-        if tif is GTD:
-            if expiry_time is None:
-                raise InvalidOrderError("GTD orders need an expiry_time")
-            expiry = _check_expiry(expiry_time, now)
-        elif expiry_time is not None:
-            raise InvalidOrderError(f"expiry_time is only allowed with GTD, not {tif.value}")
+        kind = check_fields(
+            kind,
+            tif,
+            has_price=price_units is not None,
+            has_stop=stop_price is not None,
+            has_trail=trail_value is not None,
+            has_displayed=displayed_quantity is not None,
+            has_expiry=expiry_time is not None,
+        )
+        expiry = None if expiry_time is None else _check_expiry(expiry_time, now)
         peak = 0
-        stop_units: int | None = None
-        trail: int | Decimal | None = None
-        if kind is LIMIT or kind is POST_ONLY or kind is ICEBERG or kind is STOP_LIMIT:
-            if price_units is None:
-                raise InvalidOrderError(f"{kind.value} orders need a price")
-        elif price_units is not None and kind is not TRAILING_STOP:
-            raise InvalidOrderError(f"{kind.value} orders take no price (use a LIMIT order)")
-        if kind is MARKET and tif is GTD:
-            raise InvalidOrderError("market orders cannot be GTD")
-        if kind is POST_ONLY and tif in (IOC, FOK):
-            raise InvalidOrderError("post-only orders must be able to rest (GTC or GTD)")
         if displayed_quantity is not None:
-            if kind is LIMIT:
-                kind = ICEBERG
-            if kind is not ICEBERG:
-                raise InvalidOrderError(f"displayed_quantity is not allowed on {kind.value} orders")
             peak = self._qty_grid.to_units(displayed_quantity)
-            if peak > qty:
-                raise InvalidOrderError("displayed_quantity must not exceed quantity")
-            if tif in (IOC, FOK):
-                raise InvalidOrderError("iceberg orders must be able to rest (GTC or GTD)")
-        elif kind is ICEBERG:
-            raise InvalidOrderError("iceberg orders need a displayed_quantity")
-        if kind is STOP_LIMIT or kind is STOP_MARKET:
-            if stop_price is None:
-                raise InvalidOrderError(f"{kind.value} orders need a stop_price")
-            stop_units = self._price_grid.to_units(stop_price)
-        elif stop_price is not None:
-            raise InvalidOrderError(f"stop_price is not allowed on {kind.value} orders")
-        if kind is TRAILING_STOP:
-            if trail_value is None:
-                raise InvalidOrderError("trailing stops need a trail_value")
+            check_display_size(peak, qty)
+        stop_units = None if stop_price is None else self._price_grid.to_units(stop_price)
+        trail: int | Decimal | None = None
+        if trail_value is not None:
             if trail_is_percent:
                 pct = to_decimal(trail_value, "trail_value")
-                if not 0 < pct < 100:
-                    raise InvalidOrderError("a percentage trail_value must be between 0 and 100")
+                check_trail_percent(pct)
                 trail = pct
             else:
                 trail = self._price_grid.to_units(trail_value)
-        elif trail_value is not None:
-            raise InvalidOrderError(f"trail_value is not allowed on {kind.value} orders")
         stp_mode = self.default_stp if stp is None else parse_stp(stp)
         if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, (str, int))):
             raise InvalidOrderError(
@@ -2289,6 +2329,8 @@ class OrderBook:
         else:
             data = (self._cancelled_templates[0] if buy else self._cancelled_templates[1]).copy()
         data["order_id"] = order.order_id
+        if order.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = order.client_order_id
         if order.price is not None:
             data["price"] = self._price_out(order.price)
         lots = order.quantity
@@ -2350,6 +2392,8 @@ class OrderBook:
             trail = pg.to_output(order.trail)
         data = template.copy()
         data["order_id"] = order.order_id
+        if order.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = order.client_order_id
         data["symbol"] = self.symbol
         data["side"] = order.side._value_
         data["price"] = None if order.price is None else self._price_out(order.price)
@@ -2456,6 +2500,8 @@ class OrderBook:
         else:
             data = (templates[2] if is_maker else templates[3]).copy()
         data["order_id"] = order.order_id
+        if order.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = order.client_order_id
         data["trade_id"] = trade_id
         if order.price is not None:
             data["price"] = self._price_out(order.price)
@@ -2600,6 +2646,7 @@ _ADD_ORDER_KEYS: Final = frozenset(
         "trail_is_percent",
         "displayed_quantity",
         "self_trade_prevention",
+        "client_order_id",
     }
 )
 

@@ -12,13 +12,22 @@ __all__ = [
 ]
 
 
-class Decision(TypedDict):
-    """``approved``; ``reason``: "" when approved, else a sentence for the user; ``code``: "" when
-    approved, else one of :data:`CODES`."""
-
+class _DecisionFields(TypedDict):
     approved: bool
     reason: str
     code: str
+
+
+class Decision(_DecisionFields, total=False):
+    """``approved``; ``reason``: "" when approved, else a sentence for the user; ``code``: "" when
+    approved, else one of :data:`CODES`.
+
+    A ``rate_limited`` rejection also carries ``retry_after`` (seconds from the check's ``now`` until
+    the oldest counted approval leaves the window, so that the same request would pass the rate
+    check) and ``rate_limit`` (the limit, in approvals per window)."""
+
+    retry_after: float
+    rate_limit: int
 
 
 #: Every rejection code and what it means.

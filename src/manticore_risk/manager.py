@@ -78,7 +78,7 @@ class RiskManager:
         """Make a market known: ``symbol`` (the book's), its base and quote assets and its book.
 
         The book must give exact numbers (``number_format="str"`` or ``"decimal"``); its fee rates are
-        read now (``book.maker_fee_rate``, ``book.taker_fee_rate``). ``limits``, if given, replace the
+        read now (``book.fee_rates``). ``limits``, if given, replace the
         manager's per-order limits (quantity, notional, price band) for this market; the per-user limits
         (open orders, rate) are always the manager's. Subscribe :meth:`on_event` to the book's event
         manager (``book.event_manager.subscribe_all(risk.on_event)``), once per manager. Raises

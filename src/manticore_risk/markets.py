@@ -57,7 +57,7 @@ class Market:
                 f"book {symbol!r} has number_format={book.number_format!r}; the risk manager needs exact "
                 "numbers: create it with number_format='str' (or 'decimal')"
             )
-        maker, taker = book.maker_fee_rate, book.taker_fee_rate
+        maker, taker = book.fee_rates
         if add(maker, taker) < 0:
             raise ValueError(
                 f"maker_fee_rate {maker} + taker_fee_rate {taker} is negative: every trade would pay out "

@@ -32,6 +32,20 @@ class RateLimiter:
         horizon = now - self.window
         return sum(1 for t in times if t > horizon) < self.limit
 
+    def retry_after(self, user_id: UserId, now: float) -> float:
+        """Seconds from ``now`` until one more event for ``user_id`` would be allowed: 0 when it is
+        allowed now, else the time until enough of the counted events (the oldest first) have left the
+        window. Changes nothing."""
+        times = self._times.get(user_id)
+        if not times:
+            return 0.0
+        horizon = now - self.window
+        counted = [t for t in times if t > horizon]
+        excess = len(counted) - self.limit
+        if excess < 0:
+            return 0.0
+        return max(0.0, counted[excess] + self.window - now)
+
     def record(self, user_id: UserId, now: float) -> None:
         """Count one event for ``user_id`` at ``now`` (and forget the times no window can count again,
         assuming ``now`` does not go back by more than a window)."""

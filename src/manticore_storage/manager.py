@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, and_, create_engine, event, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from manticore_orderbook import EventType, InvalidOrderError, OrderBook
 
@@ -22,7 +23,7 @@ from .apply import Unit, UnitTuple, apply_units, as_unit, insert_ignore, upsert_
 from .migrations import upgrade
 from .persister import BookPersister, Mode
 from .reconcile import ReconcileReport, compare
-from .records import Market, exact, order_row, row_to_order, row_to_trade, trade_row
+from .records import Market, exact, order_row, read_order, row_to_order, row_to_trade, trade_row
 from .restore import restore_book
 from .writer import WriteBehindWriter, is_transient
 
@@ -37,6 +38,56 @@ class StorageError(Exception):
 
 class PersistenceError(StorageError):
     """A synchronous write could not be made durable; the command must not be acknowledged."""
+
+
+#: What a connection string looks like, for error messages.
+EXPECTED_URLS = (
+    "Expected a SQLAlchemy URL: sqlite:///path/to/file.db, postgresql+psycopg://user@host/db "
+    "or mysql+pymysql://user@host/db (mariadb+pymysql:// too)"
+)
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_DRIVERS = {
+    "sqlite": ("pysqlite",),
+    "postgresql": ("psycopg",),
+    "mysql": ("pymysql",),
+    "mariadb": ("pymysql",),
+}
+
+
+def _parse_url(connection_string: object) -> URL:
+    """The URL of a connection string this manager can use; StorageError naming the expected forms
+    for anything else (not a string, unparsable, an unknown database or driver)."""
+    if isinstance(connection_string, URL):
+        url = connection_string
+    elif not isinstance(connection_string, str):
+        raise StorageError(
+            f"connection_string must be a string, not {type(connection_string).__name__}. {EXPECTED_URLS}"
+        )
+    else:
+        try:
+            url = make_url(connection_string)
+        except (ArgumentError, ValueError) as exc:
+            shown = connection_string if len(connection_string) <= 80 else connection_string[:77] + "..."
+            raise StorageError(f"not a database URL: {shown!r}. {EXPECTED_URLS}") from exc
+    backend = url.get_backend_name()
+    drivers = _DRIVERS.get(backend)
+    if drivers is None:
+        raise StorageError(f"unsupported database {backend!r} in {_shown(url)}. {EXPECTED_URLS}")
+    if url.get_driver_name() not in drivers:
+        raise StorageError(
+            f"unsupported driver {url.drivername!r} in {_shown(url)}: use {backend}+{drivers[0]}://. "
+            + EXPECTED_URLS
+        )
+    return url
+
+
+def _shown(url: URL) -> str:
+    """``url`` for a message, its password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _json_default(value: object) -> object:
@@ -76,29 +127,27 @@ class StorageManager:
         sync_timeout: float = 30.0,
         echo: bool = False,
     ) -> None:
-        url = make_url(connection_string)
+        url = _parse_url(connection_string)
         self.dialect = url.get_backend_name()
-        if self.dialect not in ("sqlite", "postgresql", "mysql", "mariadb"):
-            raise StorageError(
-                f"unsupported database {self.dialect!r}: use sqlite, postgresql or mysql/mariadb (+pymysql)"
-            )
-        if self.dialect in ("mysql", "mariadb") and url.get_driver_name() != "pymysql":
-            raise StorageError(
-                f"MySQL/MariaDB is supported through PyMySQL: use {self.dialect}+pymysql://, "
-                f"not {url.drivername}://"
-            )
-        if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        if not isinstance(sqlite_synchronous, str) or sqlite_synchronous.upper() not in _SYNCHRONOUS:
             raise StorageError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         elif self.dialect in ("mysql", "mariadb"):
             kwargs.update(_mysql_options(url.query))
-        self.engine: Engine = create_engine(url, **kwargs)
+        try:
+            self.engine: Engine = create_engine(url, **kwargs)
+        except (SQLAlchemyError, ImportError, ValueError, TypeError) as exc:
+            raise StorageError(f"cannot use {_shown(url)}: {exc}. {EXPECTED_URLS}") from exc
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, sqlite_synchronous.upper())
         self.sync_timeout = sync_timeout
-        self.schema_version = upgrade(self.engine)
+        try:
+            self.schema_version = upgrade(self.engine)
+        except (SQLAlchemyError, ValueError) as exc:
+            self.engine.dispose()
+            raise StorageError(f"cannot open the database {_shown(url)}: {_first_line(exc)}") from exc
         self._lock = threading.RLock()
         self._markets: dict[str, Market] = {}
         self._persisters: dict[int, BookPersister] = {}
@@ -191,7 +240,8 @@ class StorageManager:
     # ------------------------------------------------------------------ the guide's write methods
 
     def save_order(self, order_data: Mapping[str, Any]) -> None:
-        """Insert or replace an order (a dict like ORDER_ADDED's data or ``get_order``'s).
+        """Insert or replace an order (a dict like ORDER_ADDED's data or ``get_order``'s; with
+        ``original_quantity`` present that is the total, else ``quantity`` is).
 
         Keyed by ``(symbol, order_id)``: saving the same order twice leaves one row. Raises
         :class:`StorageError` for a dict that is not an order (nothing is written then).
@@ -247,6 +297,8 @@ class StorageManager:
                 return False
             merged = row_to_order(row)
             merged.update({k: v for k, v in order_data.items() if k in merged and k != "order_id"})
+            if order_data.get("original_quantity") is not None:  # a read's shape: the total is here
+                merged["quantity"] = order_data["original_quantity"]
             for key in ("price", "quantity", "expiry_time"):
                 if f"new_{key}" in order_data:
                     merged[key] = order_data[f"new_{key}"]
@@ -368,27 +420,42 @@ class StorageManager:
 
     def get_order(self, order_id: str, symbol: str | None = None) -> dict[str, Any] | None:
         """The stored order as a dict (keys of the book's ``get_order`` plus ``cancel_reason`` and
-        ``last_sequence``; numbers as Decimal), or None."""
+        ``last_sequence``; numbers as Decimal), or None.
+
+        As in the book's ``get_order``: ``quantity`` is the quantity still open (0 once the order is
+        filled, cancelled or expired), ``original_quantity`` the total and ``filled_quantity`` what
+        traded."""
         with self.engine.connect() as connection:
             row = self._find(connection, order_id, symbol)
+        return None if row is None else read_order(row)
+
+    def get_order_by_client_id(self, user_id: str | int, client_order_id: str) -> dict[str, Any] | None:
+        """The newest stored order (by arrival) that ``user_id`` named ``client_order_id``, as
+        :meth:`get_order` shows it, or None. Another user's orders are never returned."""
+        if not isinstance(client_order_id, str):
+            raise StorageError("client_order_id must be a string")
+        orders = schema.orders
+        query = (
+            select(orders)
+            .where(orders.c.user_id == str(user_id), orders.c.client_order_id == client_order_id)
+            .order_by(orders.c.timestamp.desc(), orders.c.priority.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).mappings().first()
         return None if row is None else row_to_order(row)
 
     def get_active_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
-        """Live stored orders (open, partially filled, untriggered stops) in time priority.
+        """Live stored orders (open, partially filled, untriggered stops) in time priority, shaped as
+        :meth:`get_order`.
 
-        Shaped for the guide's restart loop: ``quantity`` is the quantity still open (what to add back),
+        Made for the guide's restart loop: ``quantity`` is the quantity still open (what to add back),
         while ``original_quantity`` and ``filled_quantity`` keep the history. :meth:`restore` rebuilds
         a book exactly, including priority, iceberg reserves and stops; prefer it.
         """
         with self.engine.connect() as connection:
             rows = connection.execute(_live_orders(symbol)).mappings().all()
-        result = []
-        for row in rows:
-            order = row_to_order(row)
-            order["original_quantity"] = order["quantity"]
-            order["quantity"] = order["remaining_quantity"]
-            result.append(order)
-        return result
+        return [read_order(row) for row in rows]
 
     def get_orders(
         self, user_id: str | None = None, symbol: str | None = None, limit: int = 100
@@ -404,7 +471,7 @@ class StorageManager:
             query = query.where(orders.c.symbol == symbol)
         query = query.order_by(orders.c.timestamp.desc(), orders.c.priority.desc()).limit(_limit(limit))
         with self.engine.connect() as connection:
-            return [row_to_order(row) for row in connection.execute(query).mappings()]
+            return [read_order(row) for row in connection.execute(query).mappings()]
 
     def get_trades(
         self, symbol: str | None = None, limit: int = 100, user_id: str | None = None

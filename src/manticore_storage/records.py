@@ -19,7 +19,7 @@ from sqlalchemy import RowMapping
 from manticore_orderbook import InvalidOrderError, OrderBook
 from manticore_orderbook.numbers import Grid, to_decimal
 
-__all__ = ["Market", "order_row", "row_to_order", "trade_row", "row_to_trade", "exact"]
+__all__ = ["Market", "order_row", "read_order", "row_to_order", "trade_row", "row_to_trade", "exact"]
 
 _EXACT = Context(prec=999, rounding=ROUND_FLOOR, Emax=999999, Emin=-999999)
 
@@ -41,8 +41,7 @@ class Market:
             book.symbol,
             book.tick_size,
             book.lot_size,
-            book.maker_fee_rate,
-            book.taker_fee_rate,
+            *book.fee_rates,
             book.order_id_prefix,
         )
 
@@ -99,7 +98,11 @@ def order_row(
     now: float | None = None,
     symbol: str | None = None,
 ) -> dict[str, Any]:
-    """A full ``manticore_orders`` row from an order dict (an order event, ``get_order``, a user dict)."""
+    """A full ``manticore_orders`` row from an order dict (an order event, ``get_order``, a user dict).
+
+    The row's ``quantity`` is the order's total: ``original_quantity`` when the dict has one (the
+    shape of the book's and storage's reads, whose ``quantity`` is the open quantity), else
+    ``quantity`` (the shape of order events)."""
     price_grid = None if market is None else market.price_grid()
     qty_grid = None if market is None else market.quantity_grid()
     order_id = data.get("order_id")
@@ -108,7 +111,8 @@ def order_row(
     side = str(data.get("side", "")).lower()
     if side not in ("buy", "sell"):
         raise InvalidOrderError(f"side must be 'buy' or 'sell', got {data.get('side')!r}")
-    quantity = exact(data.get("quantity"), qty_grid, "quantity")
+    total = data.get("original_quantity")
+    quantity = exact(data.get("quantity") if total is None else total, qty_grid, "quantity")
     if quantity is None:
         raise InvalidOrderError("an order needs a quantity")
     filled = exact(data.get("filled_quantity", 0), qty_grid, "filled_quantity") or Decimal(0)
@@ -150,6 +154,7 @@ def order_row(
         "priority": int(data.get("priority") or 0),
         "last_sequence": sequence,
         "updated_at": now,
+        "client_order_id": data.get("client_order_id"),
     }
 
 
@@ -199,16 +204,20 @@ def trade_row(data: Mapping[str, Any], market: Market | None, symbol: str | None
         "maker_fee": maker_fee,
         "taker_fee": taker_fee,
         "timestamp": float(timestamp) if timestamp is not None else 0.0,
+        "maker_client_order_id": data.get("maker_client_order_id"),
+        "taker_client_order_id": data.get("taker_client_order_id"),
     }
 
 
 def row_to_order(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
-    """An order row as a dict shaped like the book's ``get_order`` (numbers as Decimal)."""
+    """An order row as a dict with the row's fields (``quantity``: the total; numbers as Decimal);
+    :func:`read_order` is the shape readers get."""
     user_id: Any = row["user_id"]
     if user_id is not None and row["user_id_is_int"]:
         user_id = int(user_id)
     return {
         "order_id": row["order_id"],
+        "client_order_id": row["client_order_id"],
         "symbol": row["symbol"],
         "side": row["side"],
         "price": row["price"],
@@ -238,3 +247,17 @@ def row_to_order(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
 def row_to_trade(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
     """A trade row as a dict with the keys of TRADE_EXECUTED (numbers as Decimal)."""
     return {key: row[key] for key in row.keys()}  # noqa: SIM118 (RowMapping)
+
+
+def read_order(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
+    """An order row as storage's readers get it, shaped like the book's ``get_order``: ``quantity`` is
+    the open quantity (``remaining_quantity``), ``original_quantity`` the total (numbers as Decimal)."""
+    order = row_to_order(row)
+    result: dict[str, Any] = {}
+    for key, value in order.items():
+        if key == "quantity":
+            result["quantity"] = order["remaining_quantity"]
+            result["original_quantity"] = value
+        else:
+            result[key] = value
+    return result

@@ -38,6 +38,12 @@ def new_exchange(data_dir: Path, clock: Clock, **kwargs: Any) -> Exchange:
     return Exchange(data_dir, markets=MARKETS, clock=clock, fsync=False, **kwargs)
 
 
+def crash_releases_lock(exchange: Exchange) -> None:
+    """What the kernel does when the process holding ``exchange`` dies: its data directory lock goes."""
+    assert exchange.directory_lock is not None
+    exchange.directory_lock.release()
+
+
 def make_stream(seed: int, length: int) -> list[dict[str, Any]]:
     """``length`` reproducible commands; the first ones fund every user."""
     rng = random.Random(seed)
@@ -77,10 +83,16 @@ def make_stream(seed: int, length: int) -> list[dict[str, Any]]:
                 args["quantity"] = str(lot * rng.randint(6, 40))
             elif kind < 0.82:
                 args.update(price=price, order_type="post_only")
-            elif kind < 0.9:
+            elif kind < 0.86:
                 args.update(
                     price=price, order_type="stop_limit", stop_price=str(centre + tick * rng.randint(-8, 8))
                 )
+            elif kind < 0.88:
+                args.update(order_type="stop_market", stop_price=str(centre + tick * rng.randint(-8, 8)))
+            elif kind < 0.9:
+                args.update(order_type="trailing_stop", trail_value=str(tick * rng.randint(1, 4)))
+                if args["side"] == "buy" or rng.random() < 0.5:  # a buy needs its protection limit
+                    args["price"] = price
             else:
                 args.update(
                     price=price,
@@ -88,6 +100,8 @@ def make_stream(seed: int, length: int) -> list[dict[str, Any]]:
                         ["cancel_newest", "cancel_oldest", "cancel_both", "decrement"]
                     ),
                 )
+            if rng.random() < 0.3:  # a small pool of names: duplicates among live orders are refused
+                args["client_order_id"] = f"c{rng.randint(1, 6)}"
             commands.append({"op": "place", **args})
         elif roll < 0.78:
             commands.append(
@@ -143,5 +157,8 @@ def state(exchange: Exchange) -> dict[str, Any]:
         "books": {symbol: exchange.book(symbol).export_state() for symbol in exchange.markets},
         "risk": exchange.risk.export_state(),
         "next_order_no": exchange._next_order_no,
+        "live_client_ids": sorted(
+            f"{user}/{name}={oid}" for (user, name), oid in exchange._live_client_ids.items()
+        ),
         "markets": [config.to_dict() for config in exchange.markets.values()],
     }

@@ -342,8 +342,8 @@ def test_str_format_outputs_exact_strings() -> None:
     order = book.get_order("s")
     assert order is not None
     assert order["price"] == "0.10"
-    assert order["quantity"] == "0.300"
-    assert order["remaining_quantity"] == "0.200"
+    assert order["original_quantity"] == "0.300"
+    assert order["quantity"] == order["remaining_quantity"] == "0.200"
     trade = rec.of(EventType.TRADE_EXECUTED)[0]
     assert trade["price"] == "0.10"
     assert trade["quantity"] == "0.100"

@@ -72,9 +72,9 @@ def test_new_quantity_is_the_new_total_after_a_partial_fill() -> None:
     assert book.modify_order("a", new_quantity=8) is True
     order = book.get_order("a")
     assert order is not None
-    assert dec(order["quantity"]) == 8
+    assert dec(order["original_quantity"]) == 8
     assert dec(order["filled_quantity"]) == 4
-    assert dec(order["remaining_quantity"]) == 4
+    assert dec(order["quantity"]) == dec(order["remaining_quantity"]) == 4
     assert levels(book, "asks") == [(Decimal(10), Decimal(9), 2)]
     book.add_order("buy", 10, 4, order_id="t")  # reduction kept priority: 'a' fills first, fully
     assert trades_of(rec) == [("a", "t", Decimal(10), Decimal(4))]

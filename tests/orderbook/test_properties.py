@@ -760,12 +760,13 @@ class OrderBookMachine(RuleBasedStateMachine):
         assert ids == [o.oid for o in model_orders], f"orders {ids} != model {[o.oid for o in model_orders]}"
         for got, want in zip(listed, model_orders, strict=True):
             pending = want in self.model.stops
+            assert got["quantity"] == got["remaining_quantity"]  # a read's quantity is the open one
             seen = (
                 got["side"],
                 self.price_units(got["price"]),
-                self.qty_units(got["quantity"]),
+                self.qty_units(got["original_quantity"]),
                 self.qty_units(got["filled_quantity"]),
-                self.qty_units(got["remaining_quantity"]),
+                self.qty_units(got["quantity"]),
                 0 if pending else self.qty_units(got["visible_quantity"]),
                 self.price_units(got["stop_price"]) if pending else None,
             )

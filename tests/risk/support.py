@@ -56,7 +56,7 @@ def new_book(symbol: str, clock: Clock, **kwargs: Any) -> OrderBook:
 
 def margin_of(book: OrderBook) -> Decimal:
     """``1 + max(maker, taker, 0)`` for ``book``, computed by the test."""
-    return EXACT.add(1, max(book.maker_fee_rate, book.taker_fee_rate, Decimal(0)))
+    return EXACT.add(1, max(*book.fee_rates, Decimal(0)))
 
 
 @dataclass

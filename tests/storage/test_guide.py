@@ -146,3 +146,94 @@ def test_unknown_orders_answer_false(storage: StorageManager) -> None:
 def test_unsupported_database_is_refused() -> None:
     with pytest.raises(StorageError, match="unsupported"):
         StorageManager("oracle://x@y/z")
+
+
+def test_book_and_storage_reads_agree_on_quantity(storage: StorageManager) -> None:
+    """``quantity`` is the open quantity in the book's and storage's reads, ``original_quantity`` the
+    total; the guide's restore loop built on ``get_active_orders`` gives back the open quantities."""
+    book = OrderBook(symbol="BTC/USD", number_format="decimal", tick_size="0.01", lot_size="0.001")
+    storage.attach(book, mode="sync")
+    book.add_order(side="buy", price="9000", quantity="1", user_id="alice", order_id="b1")
+    book.add_order(side="buy", price="8990", quantity="2", user_id="alice", order_id="b2")
+    book.add_order(side="sell", price="9000", quantity="0.4", user_id="bob", order_id="s1")  # fills b1
+    book.modify_order("b2", new_quantity="1.5")
+    keys = ("order_id", "quantity", "original_quantity", "filled_quantity", "remaining_quantity", "status")
+    live = [tuple(order[key] for key in keys) for order in book.get_orders()]
+    assert live[0] == ("b1", Decimal("0.6"), Decimal("1"), Decimal("0.4"), Decimal("0.6"), "partially_filled")
+    for read in (storage.get_active_orders("BTC/USD"), [storage.get_order("b1"), storage.get_order("b2")]):
+        assert [tuple(order[key] for key in keys) for order in read] == live  # type: ignore[index]
+    stored = {o["order_id"]: o for o in storage.get_orders(symbol="BTC/USD")}
+    assert stored["s1"]["quantity"] == 0 and stored["s1"]["original_quantity"] == Decimal("0.4")
+    assert [tuple(stored[oid][key] for key in keys) for oid in ("b1", "b2")] == live
+
+    # The guide's restore pattern, verbatim in behaviour, into a fresh book
+    restarted = OrderBook(symbol="BTC/USD", number_format="decimal", tick_size="0.01", lot_size="0.001")
+    for order in sorted(storage.get_active_orders(symbol="BTC/USD"), key=lambda x: x["timestamp"]):
+        restarted.add_order(
+            order_id=order["order_id"],
+            side=order["side"],
+            price=order["price"],
+            quantity=order["quantity"],
+            time_in_force=order["time_in_force"],
+            expiry_time=order["expiry_time"],
+            user_id=order["user_id"],
+            order_type=order["order_type"],
+        )
+    assert restarted.get_snapshot()["bids"] == book.get_snapshot()["bids"]
+    assert [o["quantity"] for o in restarted.get_orders()] == [Decimal("0.6"), Decimal("1.5")]
+
+
+def test_a_read_order_saved_back_keeps_its_total(storage: StorageManager) -> None:
+    """``save_order`` / ``update_order`` take a read's shape too: ``original_quantity`` is the total."""
+    book = OrderBook(symbol="S", number_format="str", tick_size="0.01", lot_size="0.001")
+    book.add_order(side="buy", price="10", quantity="1", user_id="u", order_id="b")
+    book.add_order(side="sell", price="10", quantity="0.25", user_id="v", order_id="s")
+    read = book.get_order("b")
+    assert read is not None
+    storage.save_order(read)
+    stored = storage.get_order("b")
+    assert stored is not None
+    assert (stored["quantity"], stored["original_quantity"], stored["filled_quantity"]) == (
+        Decimal("0.75"),
+        Decimal("1"),
+        Decimal("0.25"),
+    )
+    assert storage.update_order("b", stored) is True
+    again = storage.get_order("b")
+    assert again is not None and (again["quantity"], again["original_quantity"]) == (
+        Decimal("0.75"),
+        Decimal("1"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("connection_string", "says"),
+    [
+        ("file.db", "not a database URL"),
+        ("", "not a database URL"),
+        ("sqlite:/x.db", "not a database URL"),
+        ("foo://x", "unsupported database 'foo'"),
+        ("postgresql+psycopg2://u@127.0.0.1/d", "unsupported driver"),
+        ("mysql://u@127.0.0.1/d", "use mysql+pymysql://"),
+        (None, "must be a string, not NoneType"),
+        (5, "must be a string, not int"),
+        (b"sqlite:///x.db", "must be a string, not bytes"),
+        ("sqlite:///\0", "cannot open the database"),
+    ],
+)
+def test_malformed_connection_strings_name_the_expected_forms(connection_string: Any, says: str) -> None:
+    with pytest.raises(StorageError) as refused:
+        StorageManager(connection_string)
+    message = str(refused.value)
+    assert says in message
+    for form in ("sqlite:///", "postgresql+psycopg://", "mysql+pymysql://"):
+        assert form in message or says == "cannot open the database", message
+
+
+def test_an_unreachable_database_is_a_storage_error_without_the_password(tmp_path: Any) -> None:
+    with pytest.raises(StorageError, match="cannot open the database") as refused:
+        StorageManager(f"sqlite:///{tmp_path}/missing-directory/x.db")
+    assert isinstance(refused.value.__cause__, Exception)  # the driver's error stays chained
+    with pytest.raises(StorageError) as hidden:
+        StorageManager("postgresql+psycopg://user:secret-word@127.0.0.1:1/db?connect_timeout=2")
+    assert "secret-word" not in str(hidden.value) and "***" in str(hidden.value)

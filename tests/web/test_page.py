@@ -162,7 +162,7 @@ def test_trade_cancel_modify_and_survive_a_restart(tmp_path: Path, page_factory:
             expect(bob_page.get_by_test_id("order-result")).to_contain_text("filled")
 
             tape = alice_page.get_by_test_id("tape")
-            expect(tape.locator(".tape-row").first).to_contain_text("29990.00")
+            expect(tape.locator(".tape-row").first).to_contain_text("29,990.00")
             expect(tape.locator(".tape-row").first).to_contain_text("0.20000")
             expect(bid_row).to_have_attribute("data-quantity", "0.30000")
             expect(balances.locator("tr[data-asset=BTC]")).to_have_attribute("data-available", "5.2")

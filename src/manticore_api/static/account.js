@@ -7,16 +7,18 @@
 // (re)connection and each command the page sends.
 
 import { h, clock } from "./dom.js";
-import { trim } from "./decimal.js";
+import { Formats } from "./format.js";
 
 const FINISHED = new Set(["filled", "cancelled", "expired", "rejected"]);
 
 export class Account {
-  /** `root`: element holding the account tables; `actions`: {cancel(order), modify(order)}. */
+  /** `root`: element holding the account tables; `actions`: {cancel(order), modify(order), changed()}
+   * (`changed` runs after each render, e.g. to mark the user's orders in the ladder). */
   constructor(api, root, actions) {
     this.api = api;
     this.root = root;
     this.actions = actions;
+    this.formats = new Formats();
     this.userId = null;
     this.open = new Map();
     this.balances = {};
@@ -100,6 +102,7 @@ export class Account {
     this._renderOpen();
     this._renderHistory();
     this._renderFills();
+    if (this.actions.changed) this.actions.changed();
   }
 
   _table(testid, head, rows, emptyText) {
@@ -113,7 +116,9 @@ export class Account {
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([asset, entry]) =>
         h("tr", { dataset: { asset, available: entry.available, held: entry.held } },
-          h("td", {}, asset), h("td", { class: "num" }, trim(entry.available)), h("td", { class: "num" }, trim(entry.held))));
+          h("td", {}, asset),
+          h("td", { class: "num" }, this.formats.amount(asset, entry.available)),
+          h("td", { class: "num" }, this.formats.amount(asset, entry.held))));
     this._table("balances", ["Asset", "Available", "Held"], rows, this.userId ? "no funds" : "sign in to see balances");
   }
 
@@ -125,10 +130,10 @@ export class Account {
         h("td", {}, order.symbol),
         h("td", { class: order.side }, order.side),
         h("td", {}, String(order.order_type).toLowerCase()),
-        h("td", { class: "num" }, order.price ?? "market"),
-        h("td", { class: "num" }, order.stop_price ?? ""),
-        h("td", { class: "num" }, order.quantity),
-        h("td", { class: "num" }, order.filled_quantity),
+        h("td", { class: "num" }, order.price == null ? "market" : this.formats.price(order.symbol, order.price)),
+        h("td", { class: "num" }, this.formats.price(order.symbol, order.stop_price)),
+        h("td", { class: "num" }, this.formats.quantity(order.symbol, order.quantity)),
+        h("td", { class: "num" }, this.formats.quantity(order.symbol, order.filled_quantity)),
         h("td", {}, order.status),
         h("td", { class: "actions" },
           h("button", { class: "small", "data-action": "modify", onclick: () => this.actions.modify(order) }, "Modify"),
@@ -146,25 +151,25 @@ export class Account {
         h("td", {}, order.symbol),
         h("td", { class: order.side }, order.side),
         h("td", {}, String(order.order_type).toLowerCase()),
-        h("td", { class: "num" }, order.price ?? "market"),
-        h("td", { class: "num" }, order.quantity),
-        h("td", { class: "num" }, order.filled_quantity),
+        h("td", { class: "num" }, order.price == null ? "market" : this.formats.price(order.symbol, order.price)),
+        h("td", { class: "num" }, this.formats.quantity(order.symbol, order.quantity)),
+        h("td", { class: "num" }, this.formats.quantity(order.symbol, order.filled_quantity)),
         h("td", {}, order.status + (order.cancel_reason ? ` (${order.cancel_reason})` : ""))));
     this._table("history", ["Time", "Market", "Side", "Type", "Price", "Quantity", "Filled", "Status"], rows, "no orders yet");
   }
 
   _renderFills() {
     const rows = this.fills.map((fill) => {
-      const taker = fill.taker_user_id === this.userId;
-      const side = taker ? fill.taker_side : fill.taker_side === "buy" ? "sell" : "buy";
+      // A fill is the user's own side of a trade (GET /api/fills): side, role and fee are theirs.
+      const side = fill.side;
       return h("tr", { dataset: { tradeId: fill.trade_id } },
         h("td", {}, clock(fill.timestamp)),
         h("td", {}, fill.symbol),
         h("td", { class: side }, side),
-        h("td", { class: "num" }, fill.price),
-        h("td", { class: "num" }, fill.quantity),
-        h("td", { class: "num" }, trim(taker ? fill.taker_fee : fill.maker_fee)),
-        h("td", {}, taker ? "taker" : "maker"));
+        h("td", { class: "num" }, this.formats.price(fill.symbol, fill.price)),
+        h("td", { class: "num" }, this.formats.quantity(fill.symbol, fill.quantity)),
+        h("td", { class: "num" }, this.formats.amount(fill.fee_asset || this.formats.quoteOf(fill.symbol), fill.fee)),
+        h("td", {}, fill.role));
     });
     this._table("fills", ["Time", "Market", "Side", "Price", "Quantity", "Fee", "Role"], rows, "no fills yet");
   }

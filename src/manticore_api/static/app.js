@@ -16,6 +16,7 @@ import { drawCandles, drawDepth } from "./charts.js";
 import { decimalsOf, onGrid, positive, trim } from "./decimal.js";
 import { $, clock, h } from "./dom.js";
 import { OrderForm } from "./entry.js";
+import { Formats } from "./format.js";
 import { renderLadder } from "./ladder.js";
 import { Stream } from "./stream.js";
 
@@ -36,10 +37,11 @@ const state = {
   renderPending: false,
   tradesPending: false,
   resyncs: 0,
+  formats: new Formats(),
 };
 
 const api = new Api();
-const account = new Account(api, document, { cancel: cancelOrder, modify: openModify });
+const account = new Account(api, document, { cancel: cancelOrder, modify: openModify, changed: scheduleRender });
 const form = new OrderForm($("#order-form"), async (payload) => {
   const answer = await api.post("/api/orders", payload);
   account.refreshSoon(50);
@@ -190,11 +192,24 @@ function renderBook() {
   const asks = state.book.askLevels(LADDER_DEPTH);
   renderLadder($("#ladder"), bids, asks, {
     decimals,
+    quantityDecimals: decimalsOf(current.lot_size),
+    own: ownPrices(current.symbol),
     sequence: state.book.sequence,
     synced: state.book.synced,
     onPick: (price) => form.pickPrice(price),
   });
   drawDepth($("#depth-chart"), state.book.bidLevels(50), state.book.askLevels(50), decimals);
+}
+
+/** The prices at which the signed-in user has orders resting on `symbol` (untriggered stops do not
+ * rest), from the open orders the private channel and REST keep current. */
+function ownPrices(symbol) {
+  const own = { bids: [], asks: [] };
+  for (const order of account.open.values()) {
+    if (order.symbol !== symbol || order.status === "pending" || order.price === null || order.price === undefined) continue;
+    (order.side === "buy" ? own.bids : own.asks).push(order.price);
+  }
+  return own;
 }
 
 function renderTrades() {
@@ -204,12 +219,13 @@ function renderTrades() {
   $("[data-testid=tape]").replaceChildren(
     ...latest.map((trade) =>
       h("div", { class: "tape-row " + (trade.taker_side === "buy" ? "bid" : "ask"), dataset: { tradeId: trade.trade_id } },
-        h("span", { class: "price" }, trade.price),
-        h("span", { class: "size" }, trade.quantity),
+        h("span", { class: "price" }, state.formats.price(current.symbol, trade.price)),
+        h("span", { class: "size" }, state.formats.quantity(current.symbol, trade.quantity)),
         h("span", { class: "time" }, clock(trade.timestamp)))));
   const last = $("[data-testid=last-price]");
   if (latest.length) {
-    last.textContent = latest[0].price;
+    last.textContent = state.formats.price(current.symbol, latest[0].price);
+    last.dataset.price = latest[0].price;
     last.className = "last-price " + (latest[0].taker_side === "buy" ? "bid" : "ask");
   } else {
     last.textContent = "–";
@@ -381,7 +397,10 @@ async function loadMarkets() {
 }
 
 async function start() {
-  for (const entry of await loadMarkets()) state.markets.set(entry.symbol, entry);
+  const markets = await loadMarkets();
+  for (const entry of markets) state.markets.set(entry.symbol, entry);
+  state.formats = new Formats(markets);
+  account.formats = state.formats;
   const select = $("#market");
   select.replaceChildren(...[...state.markets.keys()].map((symbol) => h("option", { value: symbol }, symbol)));
   select.addEventListener("change", () => selectMarket(select.value));

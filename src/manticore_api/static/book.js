@@ -1,7 +1,7 @@
 // The local copy of one market's order book, kept from the book channel: a snapshot, then diffs.
 //
 // Contract (docs/api.md): a snapshot carries `sequence`; a diff carries `first_sequence` and
-// `last_sequence` and lists each changed level's new total ("0": gone). Diffs with
+// `last_sequence` and lists each changed level's new total (zero on the grid, "0.00000": gone). Diffs with
 // last_sequence <= the book's sequence are already included and skipped; otherwise first_sequence must
 // be sequence + 1, or something was missed: applyDiff answers "gap", the book becomes unsynced, and the
 // caller subscribes again for a fresh snapshot. Diffs arriving while unsynced are ignored.

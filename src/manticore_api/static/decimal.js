@@ -84,3 +84,12 @@ export function subtract(a, b) {
   const [x, y, s] = align(parse(a), parse(b));
   return toText({ n: x - y, s });
 }
+
+/** a + b for non-negative decimal strings, exact (null when one is not a decimal). */
+export function add(a, b) {
+  const x = parse(a);
+  const y = parse(b);
+  if (!x || !y) return null;
+  const [m, n, s] = align(x, y);
+  return toText({ n: m + n, s });
+}

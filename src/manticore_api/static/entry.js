@@ -4,7 +4,8 @@
 // code and message.
 
 import { $ } from "./dom.js";
-import { multiply, onGrid, positive, trim } from "./decimal.js";
+import { decimalsOf, multiply, onGrid, positive, trim } from "./decimal.js";
+import { formatDecimal } from "./format.js";
 
 const NEEDS_PRICE = new Set(["limit", "post_only", "stop_limit"]);
 const NEEDS_STOP = new Set(["stop_limit", "stop_market"]);
@@ -116,7 +117,9 @@ export class OrderForm {
     $("[data-testid=form-error]", this.root).textContent = touched && error ? error : "";
     const notional = payload && payload.price ? multiply(payload.price, payload.quantity) : null;
     $("[data-testid=notional]", this.root).textContent =
-      notional && this.market ? `≈ ${trim(notional)} ${this.market.quote_asset}` : "";
+      notional && this.market
+        ? `≈ ${formatDecimal(notional, decimalsOf(this.market.tick_size))} ${this.market.quote_asset}`
+        : "";
     const submit = $("[type=submit]", this.root);
     submit.disabled = !this.enabled || !payload;
     const base = this.market ? this.market.base_asset : "";
@@ -134,7 +137,10 @@ export class OrderForm {
     try {
       const answer = await this.submit(payload);
       const order = answer.order || {};
-      const filled = order.filled_quantity && positive(order.filled_quantity) ? `, filled ${order.filled_quantity}` : "";
+      const lot = this.market ? decimalsOf(this.market.lot_size) : 8;
+      const filled = order.filled_quantity && positive(order.filled_quantity)
+        ? `, filled ${formatDecimal(order.filled_quantity, lot)}`
+        : "";
       const reason = order.cancel_reason || order.reason;
       this.showResult({ ok: true, text: `Order ${answer.order_id}: ${order.status}${filled}${reason ? ` (${reason})` : ""}` });
     } catch (failure) {
