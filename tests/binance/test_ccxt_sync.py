@@ -203,7 +203,7 @@ def test_self_trade_prevention(venue: Venue, alice: Any, bob: Any) -> None:
     assert alice.fetch_order(resting["id"], SYMBOL)["info"]["status"] == "EXPIRED_IN_MATCH"
 
 
-def test_lookups_by_both_ids_and_cancel_all(venue: Venue, alice: Any) -> None:
+def test_lookups_by_both_ids_and_cancel_all(venue: Venue, alice: Any, bob: Any) -> None:
     placed = alice.create_order(SYMBOL, "limit", "buy", 0.1, 29000, {"clientOrderId": "alice-lookup-1"})
     assert placed["clientOrderId"] == "alice-lookup-1"
     by_id = alice.fetch_order(placed["id"], SYMBOL)
@@ -214,10 +214,20 @@ def test_lookups_by_both_ids_and_cancel_all(venue: Venue, alice: Any) -> None:
     assert placed["id"] in [order["id"] for order in alice.fetch_open_orders()]
     assert placed["id"] in [order["id"] for order in alice.fetch_orders(SYMBOL)]
 
+    with pytest.raises(ccxt.InvalidOrder, match="Duplicate order sent"):  # live ids are unique per user
+        alice.create_order(SYMBOL, "limit", "buy", 0.1, 29000, {"clientOrderId": "alice-lookup-1"})
+    bobs = bob.create_order(SYMBOL, "limit", "buy", 0.1, 29000, {"clientOrderId": "alice-lookup-1"})
+    assert bobs["id"] != placed["id"]  # another user's ids do not matter
+    assert bob.fetch_order(None, SYMBOL, {"origClientOrderId": "alice-lookup-1"})["id"] == bobs["id"]
+
     cancelled = alice.cancel_order(None, SYMBOL, {"origClientOrderId": "alice-lookup-1"})
     assert cancelled["status"] == "canceled" and cancelled["info"]["origClientOrderId"] == "alice-lookup-1"
     assert alice.fetch_order(placed["id"], SYMBOL)["status"] == "canceled"
     assert placed["id"] in [order["id"] for order in alice.fetch_canceled_orders(SYMBOL)]
+    again = alice.create_order(SYMBOL, "limit", "buy", 0.1, 29000, {"clientOrderId": "alice-lookup-1"})
+    assert again["id"] != placed["id"]  # reusable once the order has ended
+    assert alice.fetch_order(None, SYMBOL, {"origClientOrderId": "alice-lookup-1"})["id"] == again["id"]
+    alice.cancel_order(again["id"], SYMBOL)
 
     ids = {alice.create_order(SYMBOL, "limit", "buy", 0.1, price)["id"] for price in (29001, 29002, 29003)}
     gone = alice.cancel_all_orders(SYMBOL)

@@ -104,7 +104,7 @@ _EXPIRING_REASONS = frozenset({"ioc", "fok", "post_only", "market", "expired"})
 
 
 def order_no(native_id: object) -> int:
-    """``"MC-17"`` -> 17; -1 for an id not made by the exchange (none exist once client ids are separate)."""
+    """``"MC-17"`` -> 17 (the exchange names every order so); -1 for anything else."""
     if isinstance(native_id, str) and native_id.startswith(_PREFIX) and native_id[3:].isdigit():
         return int(native_id[3:])
     return -1
@@ -209,15 +209,13 @@ class FillLedger:
                             self._quote[oid] = self._quote.get(oid, Decimal(0)) + notional
 
     def on_messages(self, batch: Iterable[dict[str, Any]]) -> None:
-        """Record the ``fill`` messages of one durable command."""
+        """Record the ``fill`` messages of one durable command (the owner's view of each fill: this fill's
+        ``price`` and ``quantity``, its ``fee``, ``trade_id`` and ``order_id``)."""
         for message in batch:
             if message.get("type") != "fill":
                 continue
             oid = str(message["order_id"])
-            if "fill_price" in message:  # ORDER_FILLED data (the order's price is "price" there)
-                price, quantity = Decimal(str(message["fill_price"])), Decimal(str(message["fill_quantity"]))
-            else:  # the owner's fill view: this fill's price and quantity
-                price, quantity = Decimal(str(message["price"])), Decimal(str(message["quantity"]))
+            price, quantity = Decimal(str(message["price"])), Decimal(str(message["quantity"]))
             fill = _Fill(str(message.get("trade_id")), price, quantity, _dec(message.get("fee")))
             with self._lock:
                 self._quote[oid] = self._quote.get(oid, Decimal(0)) + price * quantity
@@ -446,9 +444,6 @@ class BinanceOrders:
             raise BinanceError(-1013, "Filter failure: NOTIONAL")
         return quantity
 
-    def _supports_client_ids(self) -> bool:
-        return hasattr(self.exchange, "get_order_by_client_id")
-
     async def place(self, user_id: str, params: dict[str, str], *, test: bool = False) -> dict[str, Any]:
         """Place a Binance new-order request for ``user_id``; answered once durable, in the
         ``newOrderRespType`` shape. ``test`` validates only (``order/test``) and answers ``{}``."""
@@ -475,7 +470,7 @@ class BinanceOrders:
                 ),
                 displayed_quantity=None if order.displayed is None else str(order.displayed),
                 self_trade_prevention=order.stp,
-                client_order_id=order.client_order_id if self._supports_client_ids() else None,
+                client_order_id=order.client_order_id,
             )
         except ExchangeError as exc:
             raise from_exchange_error(exc) from None
@@ -483,8 +478,6 @@ class BinanceOrders:
         self.placed += 1
         state = dict(receipt.order or {})
         state.setdefault("order_id", receipt.order_id)
-        if order.client_order_id and not state.get("client_order_id"):
-            state["client_order_id"] = order.client_order_id
         if order.order_type == "post_only" and state.get("reason") == "post_only":
             if order.binance_type == "LIMIT_MAKER":
                 raise BinanceError(-2010, "Order would immediately match and take.")
@@ -639,12 +632,7 @@ class BinanceOrders:
             assert original is not None
             if not _CLIENT_ID.match(original):
                 raise missing
-            by_client = getattr(self.exchange, "get_order_by_client_id", None)
-            state = (
-                by_client(user_id, original)
-                if by_client is not None
-                else self.exchange.get_order(user_id, original)
-            )
+            state = self.exchange.get_order_by_client_id(user_id, original)
         if state is None or state.get("symbol") != native:
             raise missing
         return state

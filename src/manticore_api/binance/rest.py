@@ -625,7 +625,7 @@ def install_rest(
         asset = markets.config(native).quote_asset
         chosen = []
         for fill in reversed(fills):
-            view = fill_view(native, user_id, fill, asset)
+            view = fill_view(native, fill, asset)
             if only_order is not None and view["orderId"] != only_order:
                 continue
             if from_no is not None and view["id"] < from_no:
@@ -637,18 +637,11 @@ def install_rest(
             chosen.append(view)
         return chosen[:limit] if from_no is not None or start is not None else chosen[-limit:]
 
-    def fill_view(native: str, user_id: str, fill: dict[str, Any], asset: str) -> dict[str, Any]:
-        if "role" in fill:
-            maker = fill["role"] == "maker"
-            side = str(fill["side"]).lower()
-            fee = fill.get("fee")
-            native_id = str(fill["order_id"])
-        else:  # the exchange's trade rows (before per-user fills): take the caller's side of the trade
-            maker = fill.get("maker_user_id") == user_id
-            taker_side = str(fill.get("taker_side"))
-            side = taker_side if not maker else ("sell" if taker_side == "buy" else "buy")
-            fee = fill.get("maker_fee") if maker else fill.get("taker_fee")
-            native_id = str(fill.get("maker_order_id") if maker else fill.get("taker_order_id"))
+    def fill_view(native: str, fill: dict[str, Any], asset: str) -> dict[str, Any]:
+        maker = fill["role"] == "maker"
+        side = str(fill["side"]).lower()
+        fee = fill.get("fee")
+        native_id = str(fill["order_id"])
         price, quantity = Decimal(str(fill["price"])), Decimal(str(fill["quantity"]))
         return {
             "symbol": markets.binance_symbol(native),
