@@ -177,24 +177,28 @@ def test_partial_book_and_book_ticker_show_the_durable_top(
     alice, bob = pair
     trade_randomly(alice, bob, 20, seed=21)
     with _ws(server, "/binance/stream?streams=btcusd@depth5@100ms/btcusd@bookTicker") as ws:
-        place(alice, "buy", "29800.00", "0.01")  # a change, so bookTicker speaks
+        before = _depth(http)
+        better_bid = Decimal(before["bids"][0][0]) + Decimal("0.01")
+        assert better_bid < Decimal(before["asks"][0][0])
+        place(alice, "buy", str(better_bid), "0.01")  # a new top, so bookTicker speaks
         depth = _depth(http)
         seen: dict[str, dict[str, Any]] = {}
-        while (
-            "btcusd@depth5@100ms" not in seen
-            or seen["btcusd@depth5@100ms"]["lastUpdateId"] < depth["lastUpdateId"]
-        ):
+        for _ in range(1000):
             frame = json.loads(ws.recv(timeout=10))
             seen[frame["stream"]] = frame["data"]
+            if (
+                len(seen) == 2
+                and min(seen["btcusd@depth5@100ms"]["lastUpdateId"], seen["btcusd@bookTicker"]["u"])
+                >= depth["lastUpdateId"]
+            ):
+                break
         partial = seen["btcusd@depth5@100ms"]
         assert partial["lastUpdateId"] == depth["lastUpdateId"]
         assert partial["bids"] == depth["bids"][:5] and partial["asks"] == depth["asks"][:5]
-        while "btcusd@bookTicker" not in seen or seen["btcusd@bookTicker"]["u"] < depth["lastUpdateId"]:
-            frame = json.loads(ws.recv(timeout=10))
-            seen[frame["stream"]] = frame["data"]
         top = seen["btcusd@bookTicker"]
-        assert top["s"] == "BTCUSD"
-        assert [top["b"], top["B"]] == depth["bids"][0] and [top["a"], top["A"]] == depth["asks"][0]
+        assert (top["s"], top["u"]) == ("BTCUSD", depth["lastUpdateId"])
+        assert [top["b"], top["B"]] == depth["bids"][0] == [f"{better_bid:.2f}", "0.01000"]
+        assert [top["a"], top["A"]] == depth["asks"][0]
 
 
 # ---------------------------------------------------------------------- ccxt.pro

@@ -295,6 +295,17 @@ def test_ws_api_order_place_cancel_and_events(server: Server, http: httpx.Client
         replaced = _event(ws, "executionReport", x="REPLACED")
         assert (replaced["p"], replaced["X"], replaced["q"]) == ("28100.00", "NEW", "0.01000")
 
+        dave_id = user_id_of(dave)
+        deposit = server.admin(http).post(
+            "/api/deposits", {"user_id": dave_id, "asset": "BTC", "amount": "0.75"}
+        )
+        assert deposit.status_code == 201, deposit.text
+        credited = _event(ws, "balanceUpdate")
+        assert (credited["a"], credited["d"]) == ("BTC", "0.75000000")
+        after = _event(ws, "outboundAccountPosition")
+        native_btc = Decimal(_native_balances(dave)["BTC"]["available"])
+        assert Decimal({entry["a"]: entry["f"] for entry in after["B"]}["BTC"]) == native_btc
+
         wrong = _call(
             ws,
             "o2",

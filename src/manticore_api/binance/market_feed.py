@@ -123,9 +123,14 @@ class MarketFeed:
         self._index.setdefault((spec.kind, spec.native), set()).add(spec.name)
         if spec.kind in _TIMED_KINDS:
             self._fresh.add(spec.name)
-        if spec.kind == "bookTicker":
+        if spec.kind == "bookTicker":  # the current top at once, then on every change
             self._best_sent.pop(spec.native, None)
+            mirror = self.mirrors.get(spec.native)
+            if mirror is not None:
+                self._send_book_ticker(spec.native, mirror)
         if self._task is None or self._task.done():
+            self._traded.clear()  # changes seen while nobody listened are not news
+            self._quoted.clear()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="binance-market-feed")
 
     def unsubscribe(self, subscriber: Subscriber, name: str) -> None:
