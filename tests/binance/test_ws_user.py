@@ -117,6 +117,7 @@ def test_ccxt_pro_watch_orders_my_trades_and_balance(server: Server, http: httpx
                 fetched["clientOrderId"],
                 "open",
             )
+            assert seen["clientOrderId"] == order["clientOrderId"]
             assert (seen["side"], seen["type"], seen["price"], seen["amount"]) == (
                 "sell",
                 "limit",
@@ -230,9 +231,10 @@ def test_ws_api_order_place_cancel_and_events(server: Server, http: httpx.Client
         new = _event(ws, "executionReport", x="NEW")
         rest = ccxt.binance(ccxt_config(server, dave.api_key, dave.api_secret))
         fetched = rest.fetch_order(str(result["orderId"]), "BTC/USD")
+        assert fetched["clientOrderId"] == "dave-1"
         assert (new["i"], new["c"], new["X"], new["S"], new["o"], new["f"]) == (
             result["orderId"],
-            fetched["clientOrderId"],
+            "dave-1",
             "NEW",
             "BUY",
             "LIMIT",
@@ -259,7 +261,7 @@ def test_ws_api_order_place_cancel_and_events(server: Server, http: httpx.Client
         assert trades[0]["trade_id"].endswith(f"T{fill['t']}")
 
         cancelled = _call(
-            ws, "c1", "order.cancel", _signed(dave, {"symbol": "BTCUSD", "orderId": result["orderId"]})
+            ws, "c1", "order.cancel", _signed(dave, {"symbol": "BTCUSD", "origClientOrderId": "dave-1"})
         )
         assert cancelled["status"] == 200, cancelled
         assert cancelled["result"]["status"] == "CANCELED"

@@ -172,14 +172,9 @@ class UserFeed:
         if fill.get("client_order_id") and not order.get("client_order_id"):
             order["client_order_id"] = fill["client_order_id"]
         native = fill["symbol"]
-        # Two shapes: the book's ORDER_FILLED data (fill_price, fill_quantity, is_maker) and the owner's
-        # fill view (price, quantity, role, fee_asset) once fills are per user.
-        if "fill_price" in fill:
-            price, quantity = Decimal(fill["fill_price"]), Decimal(fill["fill_quantity"])
-            maker = bool(fill.get("is_maker"))
-        else:
-            price, quantity = Decimal(fill["price"]), Decimal(fill["quantity"])
-            maker = fill.get("role") == "maker"
+        # The owner's fill view (manticore_matching.feed.fill_view): this fill's price and quantity.
+        price, quantity = Decimal(fill["price"]), Decimal(fill["quantity"])
+        maker = fill.get("role") == "maker"
         last_quote = price * quantity
         cumulative = self._quote.get(order_id)
         if cumulative is None:  # fills before this server saw the order: REST's figure includes this one
