@@ -245,7 +245,7 @@ def test_ccxt_pro_trades_ticker_and_ohlcv(
         try:
             await exchange.load_markets()
             trades_task = asyncio.ensure_future(exchange.watch_trades("ETH/USD"))
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(2.0)  # subscribed (ccxt.pro has no call that waits for the acknowledgement)
             await asyncio.to_thread(place, alice, "buy", "1990.00", "0.5", "ETH/USD")
             await asyncio.to_thread(place, alice, "sell", "2020.00", "0.125", "ETH/USD")
             await asyncio.to_thread(place, bob, "buy", "2020.00", "0.125", "ETH/USD")

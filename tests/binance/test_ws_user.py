@@ -106,7 +106,8 @@ def test_ccxt_pro_watch_orders_my_trades_and_balance(server: Server, http: httpx
             balance_task = asyncio.ensure_future(exchange.watch_balance())
             orders_task = asyncio.ensure_future(exchange.watch_orders("BTC/USD"))
             trades_task = asyncio.ensure_future(exchange.watch_my_trades("BTC/USD"))
-            await asyncio.sleep(1.0)
+            await exchange.ensure_user_data_stream_ws_subscribe_signature("spot")  # acknowledged
+            await asyncio.sleep(0.2)  # the watch tasks wait on their events now
 
             order = await exchange.create_order("BTC/USD", "limit", "sell", 0.5, 31000)
             orders = await asyncio.wait_for(orders_task, 15)
