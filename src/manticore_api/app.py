@@ -29,6 +29,7 @@ from manticore_auth import AuthError, User
 from manticore_matching import ConfigError, ExchangeError, InvalidCommand, MarketConfig, Receipt
 
 from . import metrics
+from .binance import mount_binance
 from .limits import BodySizeLimit
 from .schemas import ApiKeyOut, DepositIn, ErrorOut, LoginIn, MarketIn, ModifyIn, OrderIn, OrderPlaced, UserIn
 from .security import Caller, authenticate
@@ -377,6 +378,8 @@ def create_app(service: ExchangeService) -> FastAPI:
             if connection.overflowed:
                 with contextlib.suppress(Exception):
                     await websocket.close(code=1013, reason="too slow: resubscribe")
+
+    mount_binance(app, service)  # the Binance-compatible surface: docs/binance.md
 
     # ------------------------------------------------------------------ web page
 

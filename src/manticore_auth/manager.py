@@ -392,6 +392,26 @@ class AuthManager:
             raise AuthError("stale_timestamp", f"timestamp is older than {self.window_seconds:g} s")
         return entry.user
 
+    def verify_signature(self, *, api_key: str | None, message: bytes, signature: str | None) -> User:
+        """Check an HMAC-SHA256 ``signature`` (hex, any case) of ``message`` under ``api_key``'s secret and
+        return the key's user. For another signing scheme over the same keys (the Binance surface): the
+        caller checks its own timestamp window; this checks no time and keeps no replay record.
+
+        Raises:
+            AuthError: ``missing_credentials``, ``malformed`` (key or signature), ``unknown_key``,
+                ``revoked_key`` or ``bad_signature`` (all status 401).
+        """
+        if _is_missing(api_key) or _is_missing(signature):
+            raise AuthError("missing_credentials", "api key and signature are both required")
+        key = canonical_api_key(api_key)
+        given = canonical_signature(signature)
+        entry = self._key(key, self._now())
+        if entry.mac is None:  # never for a live key; kept for the type checker
+            raise AuthError("revoked_key", "api key has been revoked")
+        if not hmac.compare_digest(signature_of(entry.mac, message), given):
+            raise AuthError("bad_signature", "signature does not match the request")
+        return entry.user
+
     def _key(self, api_key: str, now: float) -> CachedKey:
         entry = self._keys.get(api_key, now)
         if entry is None:
