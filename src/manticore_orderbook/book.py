@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import ROUND_FLOOR, Context, Decimal
 from enum import Enum
 from operator import truediv
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from .changes import (
     CHANGE_ADDED,
@@ -306,7 +306,7 @@ class OrderBook:
         # Events of the command in progress, three items per event: the handlers subscribed when it
         # was queued, its type and its data (``_push``; ``_dispatch`` delivers). One flat list costs
         # one allocation per command, where a tuple per event or a list per field cost more.
-        self._pending: list[object] = []
+        self._pending: list[Any] = []
         self._dispatching = False
         # The change log of the command in progress; None while no change recorder is registered.
         self._changes: list[ChangeEntry] | None = None
@@ -1553,7 +1553,10 @@ class OrderBook:
         if handlers:
             plain = self._plain_order_event(order, True, now)
             if plain is not None:
-                self._push(handlers, _ET_ORDER_ADDED, plain)
+                pending = self._pending
+                pending.append(handlers)
+                pending.append(_ET_ORDER_ADDED)
+                pending.append(plain)
                 return
             data = self._order_dict(order, _ADDED_TEMPLATE)
             data["order_timestamp"] = order.timestamp
@@ -1809,8 +1812,10 @@ class OrderBook:
         self._sequence += 1
         handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
         if handlers:
-            event_type = _ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED
-            self._push(handlers, event_type, self._level_dict(level, now))
+            pending = self._pending
+            pending.append(handlers)
+            pending.append(_ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED)
+            pending.append(self._level_dict(level, now))
 
     def _join_level(self, order: Order) -> tuple[PriceLevel, bool]:
         """Append ``order`` (its ``visible`` already set) to the back of its price level, creating the
@@ -2061,8 +2066,12 @@ class OrderBook:
                 plain = self._plain_order_event(order, False, now)
                 if plain is not None:
                     plain["reason"] = reason
-                    plain["cancelled_quantity"] = self._qty_out(amount)
-                    self._push(handlers, _ET_ORDER_CANCELLED, plain)
+                    qdiv = self._qty_div
+                    plain["cancelled_quantity"] = amount / qdiv if qdiv else self._qty_out(amount)
+                    pending = self._pending
+                    pending.append(handlers)
+                    pending.append(_ET_ORDER_CANCELLED)
+                    pending.append(plain)
                     return
             data = self._order_dict(order, _EVENT_TEMPLATES[index])
             if index == E_CANCELLED:
@@ -2134,28 +2143,32 @@ class OrderBook:
         fill_handlers = h[E_FILLED]
         if not trade_handlers and not fill_handlers:
             return
-        trade_id = self._trade_id(trade)
-        maker_fee, taker_fee = self._trade_fees(trade)
+        trade_id = self._trade_id_prefix + str(trade.number)
+        if not self._maker_fee_num and not self._taker_fee_num:
+            maker_fee = taker_fee = self._zero_money
+        else:
+            maker_fee, taker_fee = self._trade_fees(trade)
+        pending = self._pending  # appended here: a call to _push each costs more in pure Python
         if trade_handlers:
-            data = self._trade_dict(trade, trade_id, maker_fee, taker_fee)
-            self._push(trade_handlers, _ET_TRADE_EXECUTED, data)
+            pending.append(trade_handlers)
+            pending.append(_ET_TRADE_EXECUTED)
+            pending.append(self._trade_dict(trade, trade_id, maker_fee, taker_fee))
         if fill_handlers:
-            self._push(
-                fill_handlers,
-                _ET_ORDER_FILLED,
-                self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, now),
-            )
-            self._push(
-                fill_handlers,
-                _ET_ORDER_FILLED,
-                self._fill_dict(trade, trade_id, taker, False, taker_fee, seq + 2, now),
-            )
+            pending.append(fill_handlers)
+            pending.append(_ET_ORDER_FILLED)
+            pending.append(self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, now))
+            pending.append(fill_handlers)
+            pending.append(_ET_ORDER_FILLED)
+            pending.append(self._fill_dict(trade, trade_id, taker, False, taker_fee, seq + 2, now))
 
     def _emit_level(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
         handlers = self._h[E_LEVEL_CHANGED]
         if handlers:
-            self._push(handlers, _ET_PRICE_LEVEL_CHANGED, self._level_dict(level, now))
+            pending = self._pending
+            pending.append(handlers)
+            pending.append(_ET_PRICE_LEVEL_CHANGED)
+            pending.append(self._level_dict(level, now))
 
     def _emit_level_removed(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
@@ -2176,9 +2189,11 @@ class OrderBook:
             try:
                 i = 0
                 while i < len(pending):  # handlers that call back into the book add to the end
-                    handlers = cast(tuple[EventHandler, ...], pending[i])
-                    event_type = cast(EventType, pending[i + 1])
-                    data = cast(dict[str, Any], pending[i + 2])
+                    # Annotated locals, not ``cast()``: a call per item in pure Python; under mypyc
+                    # both are one type check.
+                    handlers: tuple[EventHandler, ...] = pending[i]
+                    event_type: EventType = pending[i + 1]
+                    data: dict[str, Any] = pending[i + 2]
                     i += 3
                     for handler in handlers:
                         try:
@@ -2289,17 +2304,31 @@ class OrderBook:
         else:
             data = (self._cancelled_templates[0] if buy else self._cancelled_templates[1]).copy()
         data["order_id"] = order.order_id
-        if order.price is not None:
-            data["price"] = self._price_out(order.price)
+        price = order.price
+        if price is not None:
+            pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
+            data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
         lots = order.quantity
         open_lots = order.open
-        quantity = self._qty_out(lots)
-        data["quantity"] = quantity
-        if order.filled:  # the templates say 0
-            data["filled_quantity"] = self._qty_out(order.filled)
-        remaining = quantity if open_lots == lots else self._qty_out(open_lots)
-        data["remaining_quantity"] = remaining
-        data["visible_quantity"] = remaining if order.visible == open_lots else self._qty_out(order.visible)
+        qdiv = self._qty_div
+        if qdiv:
+            quantity: object = lots / qdiv
+            data["quantity"] = quantity
+            if order.filled:  # the templates say 0
+                data["filled_quantity"] = order.filled / qdiv
+            remaining = quantity if open_lots == lots else open_lots / qdiv
+            data["remaining_quantity"] = remaining
+            data["visible_quantity"] = remaining if order.visible == open_lots else order.visible / qdiv
+        else:
+            quantity = self._qty_out(lots)
+            data["quantity"] = quantity
+            if order.filled:
+                data["filled_quantity"] = self._qty_out(order.filled)
+            remaining = quantity if open_lots == lots else self._qty_out(open_lots)
+            data["remaining_quantity"] = remaining
+            data["visible_quantity"] = (
+                remaining if order.visible == open_lots else self._qty_out(order.visible)
+            )
         if order.order_type is not LIMIT:
             data["order_type"] = order.order_type._value_
         if order.tif is not GTC:
@@ -2416,8 +2445,10 @@ class OrderBook:
         buyer_is_taker = trade.taker_side is BUY
         data = self._trade_template.copy()
         data["trade_id"] = trade_id
-        data["price"] = self._price_out(trade.price)
-        data["quantity"] = self._qty_out(trade.quantity)
+        pdiv = self._price_div
+        qdiv = self._qty_div
+        data["price"] = trade.price / pdiv if pdiv else self._price_grid.to_output(trade.price)
+        data["quantity"] = trade.quantity / qdiv if qdiv else self._qty_grid.to_output(trade.quantity)
         data["maker_order_id"] = trade.maker_order_id
         data["taker_order_id"] = trade.taker_order_id
         if trade.maker_user_id is not None:
@@ -2457,26 +2488,38 @@ class OrderBook:
             data = (templates[2] if is_maker else templates[3]).copy()
         data["order_id"] = order.order_id
         data["trade_id"] = trade_id
-        if order.price is not None:
-            data["price"] = self._price_out(order.price)
+        pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
+        qdiv = self._qty_div
+        price = order.price
+        if price is not None:
+            data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
         lots = order.quantity
         fill_lots = trade.quantity
         filled_lots = order.filled
-        quantity = self._qty_out(lots)
+        quantity = lots / qdiv if qdiv else self._qty_out(lots)
         data["quantity"] = quantity
-        data["fill_price"] = self._price_out(trade.price)
-        fill_quantity = quantity if fill_lots == lots else self._qty_out(fill_lots)
+        data["fill_price"] = trade.price / pdiv if pdiv else self._price_grid.to_output(trade.price)
+        if fill_lots == lots:
+            fill_quantity = quantity
+        else:
+            fill_quantity = fill_lots / qdiv if qdiv else self._qty_out(fill_lots)
         data["fill_quantity"] = fill_quantity
         if filled_lots == lots:
             data["filled_quantity"] = quantity
         elif filled_lots == fill_lots:
             data["filled_quantity"] = fill_quantity
         else:
-            data["filled_quantity"] = self._qty_out(filled_lots)
+            data["filled_quantity"] = filled_lots / qdiv if qdiv else self._qty_out(filled_lots)
         open_lots = order.open
-        remaining = self._zero_qty_out if not open_lots else self._qty_out(open_lots)
+        if not open_lots:
+            remaining = self._zero_qty_out
+        else:
+            remaining = open_lots / qdiv if qdiv else self._qty_out(open_lots)
         data["remaining_quantity"] = remaining
-        data["visible_quantity"] = remaining if order.visible == open_lots else self._qty_out(order.visible)
+        if order.visible == open_lots:
+            data["visible_quantity"] = remaining
+        else:
+            data["visible_quantity"] = order.visible / qdiv if qdiv else self._qty_out(order.visible)
         data["priority"] = order.rank
         data["fee"] = fee
         if order.user_id is not None:
@@ -2496,8 +2539,10 @@ class OrderBook:
         data = (self._level_templates[0] if level.side is BUY else self._level_templates[1]).copy()
         data["timestamp"] = now
         data["sequence"] = self._sequence
-        data["price"] = self._price_out(level.price)
-        data["quantity"] = self._qty_out(level.total)
+        pdiv = self._price_div
+        qdiv = self._qty_div
+        data["price"] = level.price / pdiv if pdiv else self._price_grid.to_output(level.price)
+        data["quantity"] = level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
         data["order_count"] = level.count
         return data
 
