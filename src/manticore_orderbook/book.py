@@ -1100,7 +1100,7 @@ class OrderBook:
         levels = self._bid_levels
         level_prices = self._bid_prices
         level: PriceLevel | None = None
-        append = deque[Order]().append
+        append = list[Order]().append
         price = total = count = last_rank = placed = 0
         for order_id, price_value, open_value, user_id, timestamp, rank, key in records:
             if key != last_key:
@@ -1139,7 +1139,7 @@ class OrderBook:
                     level = PriceLevel(price, side)
                     levels[price] = level
                     level_prices.add(price)
-                elif level.orders:
+                elif level.count or len(level.orders) > level.head:
                     revisited[id(level)] = level
                 append = level.orders.append
                 current = price_value
@@ -1184,7 +1184,8 @@ class OrderBook:
         if len(ranks) != len(book_orders):
             raise InvalidOrderError("two orders have the same priority")
         for level in revisited.values():  # a level in two groups (a price spelt two ways): reorder
-            level.orders = deque(sorted(level.orders, key=lambda o: o.rank))
+            level.orders = sorted(level.orders[level.head :], key=lambda o: o.rank)
+            level.head = 0
         stops.sort(key=lambda o: o.rank)
         for order in stops:
             if order.order_type is TRAILING_STOP:
@@ -1669,9 +1670,9 @@ class OrderBook:
             queue = level.orders
             traded = 0  # lots traded at this level
             while taker.open and level.count:
-                maker = queue[0]
+                maker = queue[level.head]
                 if maker.level is not level:
-                    queue.popleft()
+                    level.head += 1
                     level.dead -= 1
                     continue
                 if own is not None and maker.user_id == own:
@@ -1693,7 +1694,7 @@ class OrderBook:
                 if self._max_trade_history:
                     trades.append(trade)
                 if not maker.visible:
-                    queue.popleft()
+                    level.head += 1
                     if maker.open:  # an iceberg's next slice joins the back of the queue
                         refill = maker.peak if maker.peak < maker.open else maker.open
                         maker.visible = refill
@@ -1718,10 +1719,13 @@ class OrderBook:
                 hi = best if hi is None or best > hi else hi
                 self._last_price = best
             if level.count:
+                head = level.head
+                if head >= 32 and head + head > len(queue):  # spent entries dominate: drop them
+                    del queue[:head]
+                    level.head = 0
                 self._emit_level(level, now)
             else:
-                queue.clear()
-                level.dead = 0
+                level.clear()
                 del levels[best]
                 index.remove(best)
                 self._emit_level_removed(level, now)
@@ -1799,7 +1803,7 @@ class OrderBook:
     def _cancel_resting_for_stp(self, maker: Order, now: float) -> None:
         level = maker.level
         assert level is not None
-        level.orders.popleft()
+        level.advance()
         maker.level = None
         level.count -= 1
         level.total -= maker.visible
@@ -1880,8 +1884,7 @@ class OrderBook:
         chunks = index._chunks
         at_an_end = price == chunks[0][0] or price == chunks[-1][-1]
         index.remove(price)
-        level.orders.clear()
-        level.dead = 0
+        level.clear()
         if at_an_end:
             del levels[price]
         else:
@@ -2571,7 +2574,8 @@ class OrderBook:
                 assert live_prices == list(index.ascending()), "price index out of sync"
                 for price, level in levels.items():
                     if not level.count:  # an emptied level kept for its price
-                        assert not level.orders and not level.total and not level.reserve and not level.dead
+                        assert not level.orders and not level.head
+                        assert not level.total and not level.reserve and not level.dead
                         assert price not in index and level.price == price and level.side is side
                         kept += 1
                         continue
@@ -2581,7 +2585,9 @@ class OrderBook:
                     assert level.count == len(live), "level count mismatch"
                     assert level.total == sum(o.visible for o in live), "level total mismatch"
                     assert level.reserve == sum(o.open - o.visible for o in live), "level reserve mismatch"
-                    assert level.dead == len(level.orders) - len(live), "dead entry count mismatch"
+                    queued = len(level.orders) - level.head
+                    assert level.dead == queued - len(live), "dead entry count mismatch"
+                    assert level.head < 32 or level.head <= queued, "spent entries kept"
                     ranks = [o.rank for o in live]
                     assert ranks == sorted(ranks), "queue not in time priority"
                     for o in live:
