@@ -14,6 +14,7 @@ COMPILED_MODULES = [
     "src/manticore_orderbook/model.py",
     "src/manticore_orderbook/numbers.py",
     "src/manticore_orderbook/price_index.py",
+    "src/manticore_orderbook/rules.py",
 ]
 
 ext_modules = []

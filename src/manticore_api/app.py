@@ -156,6 +156,32 @@ def create_app(service: ExchangeService) -> FastAPI:
         orders = await run_in_threadpool(exchange.order_history, caller.user_id, symbol, limit)
         return {"orders": orders}
 
+    @app.get(
+        "/api/orders/by-client-id/{client_order_id}", tags=["orders"], responses=_ERRORS, response_model=None
+    )
+    async def get_order_by_client_id(
+        client_order_id: str, caller: CurrentUser
+    ) -> dict[str, Any] | JSONResponse:
+        """The caller's newest order with this ``client_order_id`` (live or finished); 404 if none. Other
+        users' client order ids are never seen."""
+        order = await run_in_threadpool(exchange.get_order_by_client_id, caller.user_id, client_order_id)
+        if order is None:
+            return _error(404, "order_not_found", f"no order with client_order_id {client_order_id[:64]!r}")
+        return {"status": "success", "order": order}
+
+    @app.delete("/api/orders/by-client-id/{client_order_id}", tags=["orders"], responses=_ERRORS)
+    async def cancel_order_by_client_id(client_order_id: str, caller: CurrentUser) -> dict[str, Any]:
+        """Cancel the caller's live order with this ``client_order_id``: 200, or 404 if there is none."""
+        receipt = exchange.cancel_order_by_client_id(caller.user_id, client_order_id)
+        await service.durable(receipt.position)
+        return {
+            "status": "success",
+            "order_id": receipt.order_id,
+            "client_order_id": client_order_id,
+            "order": receipt.order,
+            "message": f"Order {receipt.order_id} cancelled",
+        }
+
     @app.get("/api/orders/{order_id}", tags=["orders"], responses=_ERRORS, response_model=None)
     async def get_order(order_id: str, caller: CurrentUser) -> dict[str, Any] | JSONResponse:
         """One of the caller's orders, live or finished."""
@@ -216,7 +242,9 @@ def create_app(service: ExchangeService) -> FastAPI:
         symbol: Annotated[str | None, Query(max_length=40)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
-        """Trades in which the caller was maker or taker, newest first."""
+        """The caller's fills, newest first: for each trade the caller was on, their own ``trade_id, symbol,
+        order_id, client_order_id, side, role`` (maker/taker), ``price, quantity, fee`` (in ``fee_asset``,
+        the market's quote asset) and ``timestamp``; never the counterparty's user or order."""
         if symbol is not None:
             exchange.book(symbol)
         return {"fills": await run_in_threadpool(exchange.fills, caller.user_id, symbol, limit)}

@@ -16,8 +16,12 @@ then streams: on a book subscription a ``snapshot`` (``symbol, sequence, bids, a
 snapshot's ``sequence`` are already in it; after that each diff's ``first_sequence`` must be the
 previous ``last_sequence + 1``, otherwise the client has missed something and re-subscribes.
 ``trade`` frames on the trades channel; ``order``, ``fill`` and ``balances`` frames on the private
-channel. A client that does not read fast enough (more than ``max_queue`` frames pending) is
-disconnected with close code 1013 and resynchronises on reconnecting.
+channel, each only to the user it is about: an ``order`` frame carries the user's own order (with its
+``client_order_id``), a ``fill`` frame the user's own side of a trade (``trade_id, symbol, order_id,
+client_order_id, side, role, price, quantity, fee, fee_asset, timestamp`` and the order's ``status,
+filled_quantity, remaining_quantity`` after it), never the counterparty's user or order. A client that
+does not read fast enough (more than ``max_queue`` frames pending) is disconnected with close code 1013
+and resynchronises on reconnecting.
 """
 
 from __future__ import annotations

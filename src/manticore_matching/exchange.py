@@ -37,7 +37,17 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from manticore_orderbook import EventManager, EventType, OrderBook, OrderBookError
+from manticore_orderbook import (
+    EventManager,
+    EventType,
+    InvalidOrderError,
+    OrderBook,
+    OrderBookError,
+    OrderType,
+    SelfTradePrevention,
+    TimeInForce,
+    rules,
+)
 from manticore_risk import RiskError, RiskLimits, RiskManager
 from manticore_storage import StorageManager
 
@@ -63,11 +73,9 @@ _CHECKPOINT = "checkpoint.json"
 _ORDER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _GENERATED_PREFIX = "MC-"
 _SIDES = frozenset({"buy", "sell"})
-_ORDER_TYPES = frozenset(
-    {"limit", "market", "post_only", "stop_limit", "stop_market", "trailing_stop", "iceberg"}
-)
-_TIME_IN_FORCE = frozenset({"GTC", "IOC", "FOK", "GTD"})
-_STP = frozenset({"none", "cancel_newest", "cancel_oldest", "cancel_both", "decrement"})
+_ORDER_TYPES = frozenset(kind.value.lower() for kind in OrderType)
+_TIME_IN_FORCE = frozenset(tif.value for tif in TimeInForce)
+_STP = frozenset(mode.value for mode in SelfTradePrevention)
 _TERMINAL = frozenset({"filled", "cancelled", "expired"})
 _RECENT_ORDERS = 10_000
 _MAX_EXPONENT = 24  # numbers beyond 10**24 or below 10**-24 are never a price or a quantity
@@ -193,6 +201,10 @@ class Exchange:
         self._unreleased: deque[tuple[int, list[Any], list[dict[str, Any]]]] = deque()
         self._listeners: list[Listener] = []
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # (user id, client order id) -> order id: of the user's live order, and of the newest recently
+        # finished one (in ``_recent``); both rebuilt by replay and from a checkpoint's books.
+        self._live_client_ids: dict[tuple[str, str], str] = {}
+        self._recent_client_ids: dict[tuple[str, str], str] = {}
         self._since_checkpoint = 0
         self._checkpoint_position = 0
         self.risk = RiskManager(limits=self._risk_limits)
@@ -390,9 +402,14 @@ class Exchange:
     ) -> Receipt:
         """Check with risk, hold funds, send to the book. Returns the receipt with the order's id.
 
-        ``price`` None is a market order (``order_type`` then defaults to market). Raises
-        InvalidCommand for bad input, UnknownMarket, OrderRejected (``code`` from risk) when risk
-        refuses, ServiceUnavailable if the journal cannot write; nothing changes then.
+        The exchange names every order ``MC-<n>`` (``n`` rises by one per accepted order).
+        ``client_order_id`` (1-64 characters of ``A-Z a-z 0-9 _ . : -``) is the user's own name for it,
+        returned on the order, its events, stream frames, history and fills; it must not be the name of
+        another of this user's live orders (InvalidCommand, code ``duplicate_client_order_id``), and
+        may be reused once that order has ended. Other users' client order ids do not matter.
+        Which fields each order type takes is :mod:`manticore_orderbook.rules`. Raises InvalidCommand
+        for bad input, UnknownMarket, OrderRejected (``code`` from risk) when risk refuses,
+        ServiceUnavailable if the journal cannot write; nothing changes then.
         """
         with self._lock:
             market = self._market(symbol)
@@ -413,7 +430,8 @@ class Exchange:
             )
             if not isinstance(user_id, str) or not user_id:
                 raise InvalidCommand("user_id must be a non-empty string")
-            order_id = self._new_order_id(client_order_id)
+            client_id = self._free_client_order_id(user_id, client_order_id)
+            order_id = f"{_GENERATED_PREFIX}{self._next_order_no + 1}"
             with self._command(market) as now:
                 decision = self.risk.check_order(
                     user_id=user_id,
@@ -429,10 +447,16 @@ class Exchange:
                 )
                 if not decision["approved"]:
                     raise OrderRejected(decision["reason"], decision.get("code") or "rejected")
-                record = {"op": "place", "ts": now, "order_id": order_id, "user_id": user_id, **args}
+                record = {
+                    "op": "place",
+                    "ts": now,
+                    "order_id": order_id,
+                    "client_order_id": client_id,
+                    "user_id": user_id,
+                    **args,
+                }
                 self._place(market, record)
-                if client_order_id is None:
-                    self._next_order_no += 1
+                self._next_order_no += 1
                 return self._commit(record, market, now, order_id)
 
     def _order_args(
@@ -450,26 +474,18 @@ class Exchange:
         trail_is_percent: object,
         self_trade_prevention: object,
     ) -> dict[str, Any]:
-        """Validate and normalise order arguments into the journal record's exact, JSON-ready form."""
+        """Validate and normalise order arguments into the journal record's exact, JSON-ready form.
+
+        Which fields each order type and time in force take is :mod:`manticore_orderbook.rules`; this
+        adds the exchange's own checks (exact decimals on the market's grid, a finite expiry)."""
         side_text = _choice(side, _SIDES, "side")
-        kind = _choice(order_type if order_type is not None else "limit", _ORDER_TYPES, "order_type")
+        kind_text = _choice(order_type if order_type is not None else "limit", _ORDER_TYPES, "order_type")
         price_value = _decimal(price, "price", optional=True)
-        if price_value is None and kind in ("limit", "post_only", "iceberg", "stop_limit"):
-            raise InvalidCommand(f"a {kind} order needs a price")
-        if price_value is not None and kind in ("market", "stop_market", "trailing_stop"):
-            raise InvalidCommand(f"a {kind} order takes no price")
         quantity_value = _decimal(quantity, "quantity")
+        assert quantity_value is not None
         stop_value = _decimal(stop_price, "stop_price", optional=True)
-        if kind in ("stop_limit", "stop_market") and stop_value is None:
-            raise InvalidCommand(f"a {kind} order needs a stop_price")
-        if kind not in ("stop_limit", "stop_market", "trailing_stop") and stop_value is not None:
-            raise InvalidCommand("stop_price is only for stop orders")
         displayed = _decimal(displayed_quantity, "displayed_quantity", optional=True)
-        if (displayed is None) != (kind != "iceberg"):
-            raise InvalidCommand("displayed_quantity is required for iceberg orders and only for them")
         trail = _decimal(trail_value, "trail_value", optional=True)
-        if (trail is None) != (kind != "trailing_stop"):
-            raise InvalidCommand("trail_value is required for trailing_stop orders and only for them")
         if not isinstance(trail_is_percent, bool):
             raise InvalidCommand("trail_is_percent must be a boolean")
         tif = _choice(
@@ -482,8 +498,22 @@ class Exchange:
             expiry = float(expiry_time)
             if expiry != expiry or expiry in (float("inf"), float("-inf")):
                 raise InvalidCommand("expiry_time must be finite")
-        if (tif == "GTD") != (expiry is not None):
-            raise InvalidCommand("expiry_time is required for GTD orders and only for them")
+        try:
+            kind = rules.check_fields(
+                OrderType(kind_text.upper()),
+                TimeInForce(tif),
+                has_price=price_value is not None,
+                has_stop=stop_value is not None,
+                has_trail=trail is not None,
+                has_displayed=displayed is not None,
+                has_expiry=expiry is not None,
+            )
+            if displayed is not None:
+                rules.check_display_size(displayed, quantity_value)
+            if trail is not None and trail_is_percent:
+                rules.check_trail_percent(trail)
+        except InvalidOrderError as exc:
+            raise InvalidCommand(str(exc)) from None
         stp = None
         if self_trade_prevention is not None:
             stp = _choice(self_trade_prevention, _STP, "self_trade_prevention")
@@ -491,10 +521,12 @@ class Exchange:
         _on_grid(stop_value, config.tick_size, "stop_price")
         _on_grid(quantity_value, config.lot_size, "quantity")
         _on_grid(displayed, config.lot_size, "displayed_quantity")
+        if not trail_is_percent:
+            _on_grid(trail, config.tick_size, "trail_value")
         return {
             "symbol": config.symbol,
             "side": side_text,
-            "order_type": kind,
+            "order_type": kind.value.lower(),
             "price": _text(price_value),
             "quantity": str(quantity_value),
             "time_in_force": tif,
@@ -506,19 +538,20 @@ class Exchange:
             "self_trade_prevention": stp,
         }
 
-    def _new_order_id(self, client_order_id: object) -> str:
+    def _free_client_order_id(self, user_id: str, client_order_id: object) -> str | None:
+        """A valid client order id that none of ``user_id``'s live orders has (None stays None)."""
         if client_order_id is None:
-            return f"{_GENERATED_PREFIX}{self._next_order_no + 1}"
-        if not isinstance(client_order_id, str) or not _ORDER_ID.match(client_order_id):
-            raise InvalidCommand("client_order_id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
-        if client_order_id.startswith(_GENERATED_PREFIX):
-            raise InvalidCommand(f"client_order_id must not start with {_GENERATED_PREFIX!r}")
-        if self._find_live(client_order_id) is not None or client_order_id in self._recent:
-            raise InvalidCommand(f"order id {client_order_id!r} is already used")
-        assert self.storage is not None
-        if self.storage.get_order(client_order_id) is not None:
-            raise InvalidCommand(f"order id {client_order_id!r} is already used")
-        return client_order_id
+            return None
+        try:
+            client_id = rules.check_client_order_id(client_order_id)
+        except InvalidOrderError as exc:
+            raise InvalidCommand(str(exc)) from None
+        if (user_id, client_id) in self._live_client_ids:
+            raise InvalidCommand(
+                f"client_order_id {client_id!r} is already used by one of your open orders",
+                "duplicate_client_order_id",
+            )
+        return client_id
 
     def _place(self, market: _Market, record: dict[str, Any]) -> None:
         """Hold the funds and send the order of a ``place`` record to the book (live and in replay)."""
@@ -556,6 +589,7 @@ class Exchange:
                 trail_is_percent=record["trail_is_percent"],
                 displayed_quantity=record["displayed_quantity"],
                 self_trade_prevention=record["self_trade_prevention"],
+                client_order_id=record.get("client_order_id"),
             )
         except OrderBookError as exc:
             self.risk.release_unplaced(order_id)
@@ -572,6 +606,22 @@ class Exchange:
                     raise OrderNotFound(f"order {str(order_id)[:64]!r} not found")
                 record = {"op": "cancel", "ts": now, "symbol": market.config.symbol, "order_id": order_id}
                 return self._commit(record, market, now, str(order_id))
+
+    def cancel_order_by_client_id(self, user_id: str, client_order_id: object) -> Receipt:
+        """Cancel the live order that ``user_id`` named ``client_order_id``.
+
+        Raises OrderNotFound when this user has no live order by that name (another user's names are
+        never found)."""
+        with self._lock:
+            order_id = self._live_client_order(user_id, client_order_id)
+            if order_id is None:
+                raise OrderNotFound(f"no open order with client_order_id {str(client_order_id)[:64]!r}")
+            return self.cancel_order(user_id, order_id)
+
+    def _live_client_order(self, user_id: object, client_order_id: object) -> str | None:
+        if not isinstance(user_id, str) or not isinstance(client_order_id, str):
+            return None
+        return self._live_client_ids.get((user_id, client_order_id))
 
     def modify_order(
         self,
@@ -742,7 +792,9 @@ class Exchange:
                 if event_type is EventType.TRADE_EXECUTED:
                     trades.append({key: data[key] for key in _TRADE_KEYS})
             if not self._replaying:
-                batch = messages(market.config.symbol, first, sequence, now, events)
+                batch = messages(
+                    market.config.symbol, first, sequence, now, events, market.config.quote_asset
+                )
                 batch.extend(self._balance_messages(events))
         units = self._units[:]
         self._units.clear()
@@ -781,12 +833,18 @@ class Exchange:
         final state in this command."""
         state: dict[str, Any] | None = None
         recent = self._recent
+        live_names = self._live_client_ids
         for event_type, data in events:
             if event_type in (EventType.TRADE_EXECUTED, EventType.ERROR) or "order_id" not in data:
                 continue
             if event_type.value.startswith("price_level"):
                 continue
             oid = data["order_id"]
+            client_id = data.get("client_order_id")
+            name = None if client_id is None else (str(data.get("user_id")), client_id)
+            added = event_type is EventType.ORDER_ADDED
+            if name is not None and added and data.get("status") not in _TERMINAL:
+                live_names[name] = oid
             if oid == order_id:
                 state = dict(data) if state is None or event_type is not EventType.ORDER_FILLED else state
                 if event_type is EventType.ORDER_FILLED:
@@ -798,12 +856,33 @@ class Exchange:
                     snapshot["status"] = "filled"
                 recent[oid] = snapshot
                 recent.move_to_end(oid)
+                if name is not None:
+                    if live_names.get(name) == oid:
+                        del live_names[name]
+                    self._recent_client_ids[name] = oid
                 if len(recent) > _RECENT_ORDERS:
-                    recent.popitem(last=False)
+                    _, gone = recent.popitem(last=False)
+                    self._forget_recent_name(gone)
         if state is not None:
             for key in ("fill_price", "fill_quantity", "trade_id", "is_maker", "fee"):
                 state.pop(key, None)
         return state
+
+    def _forget_recent_name(self, order: dict[str, Any]) -> None:
+        client_id = order.get("client_order_id")
+        if client_id is not None:
+            name = (str(order.get("user_id")), client_id)
+            if self._recent_client_ids.get(name) == order.get("order_id"):
+                del self._recent_client_ids[name]
+
+    def _index_live_client_ids(self) -> None:
+        """Rebuild the live client order id index from the books (after a checkpoint is loaded)."""
+        self._live_client_ids.clear()
+        for market in self._markets.values():
+            for order in market.book.get_orders():
+                if order.get("client_order_id") is not None:
+                    name = (str(order.get("user_id")), order["client_order_id"])
+                    self._live_client_ids[name] = order["order_id"]
 
     # ------------------------------------------------------------------ replay
 
@@ -822,6 +901,8 @@ class Exchange:
         market = self._market(record["symbol"])
         with self._command(market, ts) as now:
             if op == "place":
+                if "client_order_id" not in record:  # written before order ids were always MC-<n>
+                    record["client_order_id"] = _legacy_client_id(record["order_id"])
                 self._place(market, record)
                 if record["order_id"].startswith(_GENERATED_PREFIX):
                     self._next_order_no = max(
@@ -892,11 +973,14 @@ class Exchange:
         try:
             for entry in state["markets"]:
                 config = MarketConfig.from_dict(entry)
-                self._install_market(
-                    config, state["books"][config.symbol], state.get("trades", {}).get(config.symbol, ())
-                )
+                book_state = state["books"][config.symbol]
+                for order in book_state.get("orders", ()):
+                    if "client_order_id" not in order:  # a checkpoint written before client order ids
+                        order["client_order_id"] = _legacy_client_id(order["order_id"])
+                self._install_market(config, book_state, state.get("trades", {}).get(config.symbol, ()))
         finally:
             self._replaying = False
+        self._index_live_client_ids()
         self.risk.restore_state(state["risk"])
         self._checkpoint_position = int(state["position"])
         return self._checkpoint_position
@@ -931,6 +1015,25 @@ class Exchange:
             return None
         return order
 
+    def get_order_by_client_id(self, user_id: str, client_order_id: str) -> dict[str, Any] | None:
+        """The newest order that ``user_id`` named ``client_order_id`` (live, recently finished, or
+        stored), shaped like :meth:`get_order`; None if there is none (another user's are never seen)."""
+        with self._lock:
+            if not isinstance(user_id, str) or not isinstance(client_order_id, str):
+                return None
+            if not rules.CLIENT_ORDER_ID_PATTERN.fullmatch(client_order_id):
+                return None
+            order_id = self._live_client_order(user_id, client_order_id)
+            if order_id is None:
+                order_id = self._recent_client_ids.get((user_id, client_order_id))
+            if order_id is not None:
+                found = self.get_order(user_id, order_id)
+                if found is not None and found.get("client_order_id") == client_order_id:
+                    return found
+            assert self.storage is not None
+            stored = self.storage.get_order_by_client_id(user_id, client_order_id)
+        return None if stored is None else _jsonable(stored)
+
     def open_orders(self, user_id: str, symbol: str | None = None) -> list[dict[str, Any]]:
         """The user's live orders (resting and untriggered stops), per market in book order."""
         with self._lock:
@@ -950,9 +1053,36 @@ class Exchange:
         return [_jsonable(order) for order in self.storage.get_orders(user_id, symbol, limit)]
 
     def fills(self, user_id: str, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Trades in which the user was maker or taker, newest first, from storage."""
+        """The user's fills, newest first, at most ``limit``, from storage: one per side of a trade the
+        user was on (a self-trade gives two), each exactly ``trade_id, symbol, order_id,
+        client_order_id, side, role`` (``maker``/``taker``), ``price, quantity, fee`` (exact strings;
+        the fee is in ``fee_asset``, the market's quote asset, negative for a rebate), ``fee_asset``,
+        ``timestamp``. The counterparty (its user and its order) is never shown."""
         assert self.storage is not None
-        return [_jsonable(trade) for trade in self.storage.get_trades(symbol, limit, user_id)]
+        result: list[dict[str, Any]] = []
+        for trade in self.storage.get_trades(symbol, limit, user_id):
+            market = self._markets.get(trade["symbol"])
+            fee_asset = None if market is None else market.config.quote_asset
+            taker_side = trade["taker_side"]
+            for role in ("taker", "maker"):
+                if trade[f"{role}_user_id"] != user_id:
+                    continue
+                side = taker_side if role == "taker" else ("sell" if taker_side == "buy" else "buy")
+                fill = {
+                    "trade_id": trade["trade_id"],
+                    "symbol": trade["symbol"],
+                    "order_id": trade[f"{role}_order_id"],
+                    "client_order_id": trade.get(f"{role}_client_order_id"),
+                    "side": side,
+                    "role": role,
+                    "price": trade["price"],
+                    "quantity": trade["quantity"],
+                    "fee": trade[f"{role}_fee"],
+                    "fee_asset": fee_asset,
+                    "timestamp": trade["timestamp"],
+                }
+                result.append(_jsonable(fill))
+        return result[: max(0, limit)]
 
     def recent_trades(self, symbol: str, limit: int = 100) -> list[dict[str, Any]]:
         """The market's latest trades (up to 1000 kept), newest first: ``trade_id, price, quantity,
@@ -975,6 +1105,12 @@ class Exchange:
             "storage_pending": 0 if self.storage is None else self.storage.get_pending_write_count(),
             "orders_resting": sum(len(market.book) for market in self._markets.values()),
         }
+
+
+def _legacy_client_id(order_id: str) -> str | None:
+    """The client order id of an order journaled before the exchange always assigned ``MC-<n>``: a
+    client-given order id was the client's name for the order, and it stays its order id too."""
+    return None if order_id.startswith(_GENERATED_PREFIX) else order_id
 
 
 def _fingerprint(book: OrderBook) -> list[int]:

@@ -10,8 +10,12 @@ them into the messages that streams deliver:
   message. Applying the diffs with ``first_sequence == last + 1`` to a snapshot at sequence ``last``
   keeps it equal to the book.
 - ``{"type": "trade", "symbol", "trade_id", "price", "quantity", "taker_side", "timestamp", "sequence"}``.
-- private ones carry ``user_id``: ``{"type": "order", "user_id", "event", "order"}`` for each order event
-  and ``{"type": "fill", "user_id", ...ORDER_FILLED data}`` for each fill.
+- private ones carry ``user_id`` (the owner, whom they are routed to): ``{"type": "order", "user_id",
+  "event", "order"}`` for each event about one of the user's orders (the whole order, with its
+  ``client_order_id``), and for each fill of one of the user's orders ``{"type": "fill", "user_id",
+  ...}`` with the keys of :func:`fill_view` plus the order's progress after it (``status``,
+  ``filled_quantity``, ``remaining_quantity``). A fill never names the counterparty (neither its user nor
+  its order).
 
 Prices and quantities are exact decimal strings (books run with ``number_format="str"``).
 """
@@ -22,7 +26,7 @@ from typing import Any
 
 from manticore_orderbook import EventType
 
-__all__ = ["CommandCapture", "messages"]
+__all__ = ["FILL_KEYS", "CommandCapture", "fill_view", "messages"]
 
 _LEVEL_EVENTS = frozenset(
     {EventType.PRICE_LEVEL_ADDED, EventType.PRICE_LEVEL_CHANGED, EventType.PRICE_LEVEL_REMOVED}
@@ -37,6 +41,40 @@ _ORDER_EVENTS = frozenset(
     }
 )
 _TRADE_KEYS = ("symbol", "trade_id", "price", "quantity", "taker_side", "timestamp", "sequence")
+#: The keys of one fill as its owner sees it (``Exchange.fills`` and the private ``fill`` frames).
+FILL_KEYS = (
+    "trade_id",
+    "symbol",
+    "order_id",
+    "client_order_id",
+    "side",
+    "role",
+    "price",
+    "quantity",
+    "fee",
+    "fee_asset",
+    "timestamp",
+)
+
+
+def fill_view(data: dict[str, Any], fee_asset: str | None) -> dict[str, Any]:
+    """One side of a trade as the owner of that side's order sees it, from the order's ORDER_FILLED data:
+    ``trade_id, symbol, order_id, client_order_id, side, role`` (``maker``/``taker``), ``price`` and
+    ``quantity`` (of this fill), ``fee`` (paid in ``fee_asset``, the market's quote asset; negative is a
+    rebate), ``timestamp``."""
+    return {
+        "trade_id": data["trade_id"],
+        "symbol": data["symbol"],
+        "order_id": data["order_id"],
+        "client_order_id": data.get("client_order_id"),
+        "side": data["side"],
+        "role": "maker" if data["is_maker"] else "taker",
+        "price": data["fill_price"],
+        "quantity": data["fill_quantity"],
+        "fee": data["fee"],
+        "fee_asset": fee_asset,
+        "timestamp": data["timestamp"],
+    }
 
 
 class CommandCapture:
@@ -63,8 +101,10 @@ def messages(
     last_sequence: int,
     timestamp: float,
     events: list[tuple[EventType, Any]],
+    fee_asset: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The stream messages of one command on ``symbol`` that used sequences ``first..last``."""
+    """The stream messages of one command on ``symbol`` that used sequences ``first..last``; fees are in
+    ``fee_asset`` (the market's quote asset)."""
     result: list[dict[str, Any]] = []
     if last_sequence < first_sequence:
         return result
@@ -82,7 +122,16 @@ def messages(
             trades.append({key: data[key] for key in _TRADE_KEYS})
         elif event_type is EventType.ORDER_FILLED:
             if data.get("user_id") is not None:
-                private.append({"type": "fill", **data})
+                private.append(
+                    {
+                        "type": "fill",
+                        "user_id": data["user_id"],
+                        **fill_view(data, fee_asset),
+                        "status": data["status"],
+                        "filled_quantity": data["filled_quantity"],
+                        "remaining_quantity": data["remaining_quantity"],
+                    }
+                )
         elif event_type in _ORDER_EVENTS and data.get("user_id") is not None:
             private.append(
                 {"type": "order", "user_id": data["user_id"], "event": event_type.value, "order": data}

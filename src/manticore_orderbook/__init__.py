@@ -4,6 +4,7 @@ Pass your :class:`EventManager` to the book (``OrderBook(symbol, event_manager=e
 without one publishes to its own manager, ``book.event_manager``, and your manager hears nothing.
 """
 
+from . import rules
 from .book import OrderBook
 from .enums import EventType, OrderType, SelfTradePrevention, Side, TimeInForce
 from .errors import DuplicateOrderIdError, InvalidOrderError, OrderBookError, OrderNotFoundError
@@ -26,6 +27,7 @@ __all__ = [
     "Side",
     "TimeInForce",
     "Trade",
+    "rules",
 ]
 
 __version__ = "0.1.0"

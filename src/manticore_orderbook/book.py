@@ -52,6 +52,13 @@ from .events import EVENT_INDEX, EventHandler, EventManager
 from .model import Order, PriceLevel, Trade
 from .numbers import Grid, NumberFormat, to_decimal
 from .price_index import PriceIndex
+from .rules import (
+    check_client_order_id,
+    check_display_size,
+    check_fields,
+    check_trail_percent,
+    infer_order_type,
+)
 
 __all__ = ["OrderBook"]
 
@@ -130,6 +137,7 @@ _TrustedKind = tuple[
 #: The keys of an order's dict (``get_order``), in their published order.
 _ORDER_KEYS: Final = (
     "order_id",
+    "client_order_id",
     "symbol",
     "side",
     "price",
@@ -196,6 +204,7 @@ _LEVEL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
 _FILL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
     (
         "order_id",
+        "client_order_id",
         "symbol",
         "trade_id",
         "side",
@@ -433,6 +442,7 @@ class OrderBook:
         trail_is_percent: object = False,
         displayed_quantity: object = None,
         self_trade_prevention: object = None,
+        client_order_id: object = None,
     ) -> str:
         """Submit an order; return its id (the given ``order_id`` or a generated one).
 
@@ -445,13 +455,17 @@ class OrderBook:
         ``price=None`` is a market order. The order type is inferred when omitted: ``stop_price`` makes
         a stop (limit when a price is given, market otherwise), ``trail_value`` a trailing stop,
         ``displayed_quantity`` an iceberg. ``time_in_force`` defaults to GTC (GTD when ``expiry_time``
-        is given). Raises :class:`InvalidOrderError` (a ``ValueError``) for invalid input, with nothing
-        changed; an order that cannot trade or rest as asked (FOK, IOC, POST_ONLY) is accepted and
-        cancelled, which its events report.
+        is given). ``client_order_id`` (1-64 characters of ``A-Z a-z 0-9 _ . : -``) is the caller's own
+        name for the order: the book stores it and returns it in the order's dicts and events, and
+        does not check it for uniqueness (the order id is the book's key). The rules per order type are
+        those of :mod:`manticore_orderbook.rules`. Raises :class:`InvalidOrderError` (a ``ValueError``)
+        for invalid input, with nothing changed; an order that cannot trade or rest as asked (FOK, IOC,
+        POST_ONLY) is accepted and cancelled, which its events report.
         """
         self._acquire()
         try:
             now = self._clock()
+            client_id = None if client_order_id is None else check_client_order_id(client_order_id)
             order = None
             if (
                 order_type is None
@@ -479,6 +493,8 @@ class OrderBook:
                     self_trade_prevention,
                     now,
                 )
+            if client_id is not None:
+                order.client_order_id = client_id
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
             self._enter(order, now)
@@ -526,6 +542,9 @@ class OrderBook:
                             now,
                             reserved=seen,
                         )
+                        client_id = item.get("client_order_id")
+                        if client_id is not None:
+                            order.client_order_id = check_client_order_id(client_id)
                     except InvalidOrderError as exc:
                         raise type(exc)(f"batch item {index}: {exc}") from None
                     seen.add(order.order_id)
@@ -879,7 +898,8 @@ class OrderBook:
         needs ``order_id, side, quantity, filled_quantity, remaining_quantity, order_type,
         time_in_force, timestamp, priority`` and, as they apply, ``price, visible_quantity,
         displayed_quantity, expiry_time, user_id, stop_price, trail_value, trail_is_percent,
-        trail_reference_price, self_trade_prevention, triggered, status`` (``"pending"`` for a stop
+        trail_reference_price, self_trade_prevention, triggered, status, client_order_id``
+        (``status`` is ``"pending"`` for a stop
         that has not triggered). Orders keep their ``priority``: within a price level they queue in
         ascending priority, whatever order the list is in. GTD orders whose expiry has passed are
         restored and expire, with their events, at the next command. ``sequence`` continues from the
@@ -957,6 +977,9 @@ class OrderBook:
         displayed = get("displayed_quantity")
         if displayed is not None:
             order.peak = self._qty_grid.to_units(displayed)
+        client_id = get("client_order_id")
+        if client_id is not None:
+            order.client_order_id = check_client_order_id(client_id)
         qty_grid = self._qty_grid
         filled_value = get("filled_quantity")
         # A zero fill comes in every number format ("0.0" from a str book): only a non-zero one is on
@@ -1015,6 +1038,7 @@ class OrderBook:
         trade_count: int,
         generated_order_count: int,
         last_trade_price: int | None,
+        client_order_ids: Mapping[str, str] | None = None,
     ) -> int:
         """``restore_state`` for a trusted source: :mod:`manticore_storage` restoring rows it wrote.
 
@@ -1037,8 +1061,8 @@ class OrderBook:
         ``trail_reference_price``, a non-percent ``trail_value``) are keys of ``prices`` and
         quantities keys of ``lots``: mappings from the stored value to whole ticks or lots (None to
         None). ``visible_quantity`` None or 0 means a fresh slice; a percent ``trail_value`` is a
-        decimal. Raises :class:`InvalidOrderError` and leaves the book empty if anything does not
-        hold.
+        decimal. ``client_order_ids`` maps order ids to their client order ids (orders not in it have
+        none). Raises :class:`InvalidOrderError` and leaves the book empty if anything does not hold.
         """
         with self._lock:
             if self._orders:
@@ -1051,6 +1075,12 @@ class OrderBook:
                 raise InvalidOrderError("last_trade_price must be positive")
             try:
                 top = self._load_trusted(records, kinds, details, prices, lots)
+                if client_order_ids:
+                    book_orders = self._orders
+                    for order_id, client_id in client_order_ids.items():
+                        found = book_orders.get(order_id)
+                        if found is not None:
+                            found.client_order_id = check_client_order_id(client_id)
                 bid, ask = self._bid_prices.max(), self._ask_prices.min()
                 if bid is not None and ask is not None and bid >= ask:
                     raise InvalidOrderError(
@@ -1375,14 +1405,12 @@ class OrderBook:
         side_ = side if side is BUY or side is SELL else parse_side(side)
         assert isinstance(side_, Side)
         if order_type is None:
-            if trail_value is not None:
-                kind = TRAILING_STOP
-            elif stop_price is not None:
-                kind = STOP_LIMIT if price is not None else STOP_MARKET
-            elif displayed_quantity is not None:
-                kind = ICEBERG
-            else:
-                kind = LIMIT if price is not None else MARKET
+            kind = infer_order_type(
+                price is not None,
+                stop_price is not None,
+                trail_value is not None,
+                displayed_quantity is not None,
+            )
         else:
             kind = parse_order_type(order_type)
         price_units = None if price is None else self._price_grid.to_units(price)
@@ -1393,55 +1421,29 @@ class OrderBook:
             tif = GTD if expiry_time is not None else GTC
         else:
             tif = parse_time_in_force(time_in_force)
-        expiry: float | None = None
-        if tif is GTD:
-            if expiry_time is None:
-                raise InvalidOrderError("GTD orders need an expiry_time")
-            expiry = _check_expiry(expiry_time, now)
-        elif expiry_time is not None:
-            raise InvalidOrderError(f"expiry_time is only allowed with GTD, not {tif.value}")
+        kind = check_fields(
+            kind,
+            tif,
+            has_price=price_units is not None,
+            has_stop=stop_price is not None,
+            has_trail=trail_value is not None,
+            has_displayed=displayed_quantity is not None,
+            has_expiry=expiry_time is not None,
+        )
+        expiry = None if expiry_time is None else _check_expiry(expiry_time, now)
         peak = 0
-        stop_units: int | None = None
-        trail: int | Decimal | None = None
-        if kind is LIMIT or kind is POST_ONLY or kind is ICEBERG or kind is STOP_LIMIT:
-            if price_units is None:
-                raise InvalidOrderError(f"{kind.value} orders need a price")
-        elif price_units is not None and kind is not TRAILING_STOP:
-            raise InvalidOrderError(f"{kind.value} orders take no price (use a LIMIT order)")
-        if kind is MARKET and tif is GTD:
-            raise InvalidOrderError("market orders cannot be GTD")
-        if kind is POST_ONLY and tif in (IOC, FOK):
-            raise InvalidOrderError("post-only orders must be able to rest (GTC or GTD)")
         if displayed_quantity is not None:
-            if kind is LIMIT:
-                kind = ICEBERG
-            if kind is not ICEBERG:
-                raise InvalidOrderError(f"displayed_quantity is not allowed on {kind.value} orders")
             peak = self._qty_grid.to_units(displayed_quantity)
-            if peak > qty:
-                raise InvalidOrderError("displayed_quantity must not exceed quantity")
-            if tif in (IOC, FOK):
-                raise InvalidOrderError("iceberg orders must be able to rest (GTC or GTD)")
-        elif kind is ICEBERG:
-            raise InvalidOrderError("iceberg orders need a displayed_quantity")
-        if kind is STOP_LIMIT or kind is STOP_MARKET:
-            if stop_price is None:
-                raise InvalidOrderError(f"{kind.value} orders need a stop_price")
-            stop_units = self._price_grid.to_units(stop_price)
-        elif stop_price is not None:
-            raise InvalidOrderError(f"stop_price is not allowed on {kind.value} orders")
-        if kind is TRAILING_STOP:
-            if trail_value is None:
-                raise InvalidOrderError("trailing stops need a trail_value")
+            check_display_size(peak, qty)
+        stop_units = None if stop_price is None else self._price_grid.to_units(stop_price)
+        trail: int | Decimal | None = None
+        if trail_value is not None:
             if trail_is_percent:
                 pct = to_decimal(trail_value, "trail_value")
-                if not 0 < pct < 100:
-                    raise InvalidOrderError("a percentage trail_value must be between 0 and 100")
+                check_trail_percent(pct)
                 trail = pct
             else:
                 trail = self._price_grid.to_units(trail_value)
-        elif trail_value is not None:
-            raise InvalidOrderError(f"trail_value is not allowed on {kind.value} orders")
         stp_mode = self.default_stp if stp is None else parse_stp(stp)
         if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, (str, int))):
             raise InvalidOrderError(
@@ -2309,6 +2311,8 @@ class OrderBook:
         else:
             data = (self._cancelled_templates[0] if buy else self._cancelled_templates[1]).copy()
         data["order_id"] = order.order_id
+        if order.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = order.client_order_id
         price = order.price
         if price is not None:
             pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
@@ -2384,6 +2388,8 @@ class OrderBook:
             trail = pg.to_output(order.trail)
         data = template.copy()
         data["order_id"] = order.order_id
+        if order.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = order.client_order_id
         data["symbol"] = self.symbol
         data["side"] = order.side._value_
         data["price"] = None if order.price is None else self._price_out(order.price)
@@ -2492,6 +2498,8 @@ class OrderBook:
         else:
             data = (templates[2] if is_maker else templates[3]).copy()
         data["order_id"] = order.order_id
+        if order.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = order.client_order_id
         data["trade_id"] = trade_id
         pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
         qdiv = self._qty_div
@@ -2653,6 +2661,7 @@ _ADD_ORDER_KEYS: Final = frozenset(
         "trail_is_percent",
         "displayed_quantity",
         "self_trade_prevention",
+        "client_order_id",
     }
 )
 

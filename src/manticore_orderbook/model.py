@@ -24,9 +24,11 @@ class Order:
     time priority: it is the book's event sequence number at which the order took its current place
     (its ORDER_ADDED, ORDER_TRIGGERED or priority-losing ORDER_MODIFIED, or the ORDER_FILLED that
     refilled an iceberg slice), so the lower, the earlier it reached its place in its level's queue.
+    ``client_order_id`` is the name the order's owner gave it (None when none was given).
     """
 
     __slots__ = (
+        "client_order_id",
         "expiry",
         "filled",
         "level",
@@ -64,6 +66,7 @@ class Order:
         stp: SelfTradePrevention,
     ) -> None:
         self.order_id = order_id
+        self.client_order_id: str | None = None
         self.side = side
         self.price = price
         self.quantity = quantity
@@ -99,6 +102,7 @@ class Order:
             self.timestamp,
             self.stp,
         )
+        clone.client_order_id = self.client_order_id
         clone.expiry = self.expiry
         clone.peak = self.peak
         clone.stop_price = self.stop_price

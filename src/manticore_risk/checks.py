@@ -10,8 +10,9 @@ The checks, in the order they are applied (the first that fails is reported):
 5. ``no_liquidity``: a MARKET order while the opposite side is empty.
 6. ``price_band``: see :func:`band_violation`.
 7. ``max_notional``: see :func:`order_notional`.
-8. ``max_open_orders``: the user's live orders (all markets) already at the limit; orders that cannot
-   rest (MARKET, IOC, FOK) are not limited.
+8. ``max_open_orders``: the user's live orders (all markets) already at the limit; orders that can
+   neither rest nor wait for a trigger (MARKET, IOC and FOK limits, see ``manticore_orderbook.rules``)
+   are not limited.
 9. ``rate_limited``: the user's approved checks in the sliding window already at the limit.
 10. ``insufficient_balance``: the hold (for a modify: its increase) above the available balance.
 
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+
+from manticore_orderbook import OrderType, TimeInForce, rules
 
 from .amounts import EXACT, ZERO, add, amount_str, mul, sub
 from .decisions import Decision, approved, rejected
@@ -206,7 +209,9 @@ class PreTradeChecks:
         if decision is not None:
             return decision
         max_open = self.limits.max_open_orders
-        can_rest = spec.order_type != "market" and spec.time_in_force not in ("ioc", "fok")
+        kind = OrderType(spec.order_type.upper())
+        tif = TimeInForce((spec.time_in_force or "gtc").upper())
+        can_rest = rules.is_stop(kind) or rules.may_rest(kind, tif, spec.price is not None)
         if max_open is not None and can_rest and len(self.registry.of_user(user)) >= max_open:
             return rejected("max_open_orders", f"you already have the maximum of {max_open} open orders")
         decision = self._rate(user, now)

@@ -4,12 +4,16 @@
 * A buy with a limit price (LIMIT, POST_ONLY, ICEBERG, STOP_LIMIT, a TRAILING_STOP with a price)
   holds ``price x quantity x margin`` of the quote asset, margin = ``1 + max(maker, taker, 0)``.
 * A MARKET buy holds ``sweep cost x margin``, the sweep bounded from the book at check time.
-* STOP_MARKET buys and TRAILING_STOP buys without a price cannot be bounded: unsupported.
+* STOP_MARKET buys and TRAILING_STOP buys without a price cannot be bounded: unsupported (the rule is
+  :func:`manticore_orderbook.rules.unbounded_buy_reason`; a trailing-stop buy takes a protection limit
+  price instead, and holds like any limit buy).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+
+from manticore_orderbook import OrderType, rules
 
 from .amounts import ZERO, add, mul
 from .ledger import UserId
@@ -35,19 +39,7 @@ class Unsupported(ValueError):
 
 def unsupported(spec: OrderSpec) -> str | None:
     """Why ``spec`` cannot be held for, or None when it can."""
-    if not spec.is_buy or spec.price is not None:
-        return None
-    if spec.order_type == "stop_market":
-        return (
-            "stop-market buys are not supported: their cost cannot be bounded before they trigger "
-            "(use a stop-limit buy)"
-        )
-    if spec.order_type == "trailing_stop":
-        return (
-            "trailing-stop buys without a limit price are not supported: their cost cannot be bounded "
-            "before they trigger (give the trailing stop a limit price)"
-        )
-    return None
+    return rules.unbounded_buy_reason(OrderType(spec.order_type.upper()), spec.is_buy, spec.price is not None)
 
 
 def hold_asset(market: Market, is_buy: bool) -> str:

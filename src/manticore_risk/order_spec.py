@@ -1,8 +1,8 @@
 """What an order request asks for: its arguments parsed and checked for consistency.
 
-This module knows the order book's vocabulary (sides, order types, time in force, self-trade
-prevention modes, given as strings in any case or as the book's ``str`` enums) and which arguments
-each order type takes. It knows nothing about money.
+This module reads the order book's vocabulary (sides, order types, time in force, self-trade
+prevention modes, given as strings in any case or as the book's ``str`` enums); which arguments each
+order type takes is :mod:`manticore_orderbook.rules`'. It knows nothing about money.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
+
+from manticore_orderbook import OrderType, SelfTradePrevention, TimeInForce, rules
 
 from .amounts import parse_number
 
@@ -24,15 +26,16 @@ __all__ = [
     "word",
 ]
 
-ORDER_TYPES = frozenset(
-    {"limit", "market", "post_only", "stop_limit", "stop_market", "trailing_stop", "iceberg"}
-)
+#: Order type names as risk spells them (lower case), from the order book's rules.
+ORDER_TYPES = frozenset(kind.value.lower() for kind in OrderType)
 #: Types that wait off the book for a trigger (they publish ORDER_ADDED on arrival).
-STOP_TYPES = frozenset({"stop_limit", "stop_market", "trailing_stop"})
+STOP_TYPES = frozenset(kind.value.lower() for kind in OrderType if rules.is_stop(kind))
 #: Types that must carry a limit price.
-LIMIT_PRICED = frozenset({"limit", "post_only", "iceberg", "stop_limit"})
-_TIFS = frozenset({"gtc", "ioc", "fok", "gtd"})
-_STP_MODES = frozenset({"none", "cancel_newest", "cancel_oldest", "cancel_both", "decrement"})
+LIMIT_PRICED = frozenset(
+    kind.value.lower() for kind, rule in rules.RULES.items() if rule.price == rules.REQUIRED
+)
+_STP_MODES = frozenset(mode.value for mode in SelfTradePrevention)
+_TIFS = frozenset(tif.value.lower() for tif in TimeInForce)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +90,9 @@ def parse_order(
 ) -> OrderSpec:
     """Parse and cross-check an order request; raise ``ValueError`` with a clear message when invalid.
 
-    Rules (the order book's): LIMIT, POST_ONLY, ICEBERG and STOP_LIMIT need a price; MARKET and
-    STOP_MARKET take none; TRAILING_STOP may have one. STOP_LIMIT and STOP_MARKET need a stop price,
-    other types take none. MARKET cannot be GTD; POST_ONLY and ICEBERG cannot be IOC or FOK.
+    The rules are the order book's (:func:`manticore_orderbook.rules.check_fields`): which types need,
+    allow or refuse a price and a stop price, and which time in force each may have. Risk does not see
+    the trail, display size or expiry, so it takes them as given where the type needs them.
     """
     side_word = word(side)
     if side_word not in ("buy", "sell"):
@@ -106,22 +109,18 @@ def parse_order(
     if self_trade_prevention is not None and stp not in _STP_MODES:
         raise ValueError(f"unknown self-trade prevention mode {self_trade_prevention!r}")
     qty = parse_quantity(quantity)
-    limit: Decimal | None = None
-    if price is not None:
-        if kind in ("market", "stop_market"):
-            raise ValueError(f"{kind} orders take no price")
-        limit = parse_price(price)
-    elif kind in LIMIT_PRICED:
-        raise ValueError(f"{kind} orders need a price")
-    stop: Decimal | None = None
-    if kind in ("stop_limit", "stop_market"):
-        if stop_price is None:
-            raise ValueError(f"{kind} orders need a stop_price")
-        stop = parse_price(stop_price, "stop_price")
-    elif stop_price is not None:
-        raise ValueError(f"stop_price is not allowed on {kind} orders")
-    if kind == "market" and tif == "gtd":
-        raise ValueError("market orders cannot be GTD")
-    if kind in ("post_only", "iceberg") and tif in ("ioc", "fok"):
-        raise ValueError(f"{kind} orders must be able to rest (GTC or GTD)")
+    book_type = OrderType(kind.upper())
+    book_tif = TimeInForce.GTC if tif is None else TimeInForce(tif.upper())
+    book_rule = rules.RULES[book_type]
+    rules.check_fields(
+        book_type,
+        book_tif,
+        has_price=price is not None,
+        has_stop=stop_price is not None,
+        has_trail=book_rule.trail_value == rules.REQUIRED,
+        has_displayed=book_rule.displayed_quantity == rules.REQUIRED,
+        has_expiry=book_tif is TimeInForce.GTD,
+    )
+    limit = None if price is None else parse_price(price)
+    stop = None if stop_price is None else parse_price(stop_price, "stop_price")
     return OrderSpec(side_word, kind, limit, qty, stop, tif, stp)

@@ -51,13 +51,13 @@ _EXACT = Context(prec=999, rounding=ROUND_FLOOR, Emax=999999, Emin=-999999)
 
 #: ``(RECORD_ORDER, last_sequence, kind, reason, order_id, side, order_type, tif, user_id, timestamp,
 #: stp, peak, trail, trail_is_percent, price, quantity, filled, open, visible, expiry, stop_price,
-#: trail_ref, triggered, pending, rank)``: an order's full state (``kind`` is its last full-state
-#: change kind from :mod:`manticore_orderbook.changes`; enums as their string values).
+#: trail_ref, triggered, pending, rank, client_order_id)``: an order's full state (``kind`` is its last
+#: full-state change kind from :mod:`manticore_orderbook.changes`; enums as their string values).
 RECORD_ORDER: Final = 0
 #: ``(RECORD_FILL, last_sequence, order_id, filled, open, visible, rank)``: an order that was only filled.
 RECORD_FILL: Final = 1
 #: ``(RECORD_TRADE, number, sequence, price, quantity, maker_order_id, taker_order_id, maker_user_id,
-#: taker_user_id, taker_side, timestamp)``.
+#: taker_user_id, taker_side, timestamp, maker_client_order_id, taker_client_order_id)``.
 RECORD_TRADE: Final = 2
 #: ``(RECORD_CLEARED, sequence)``: ``clear()`` cancelled every live order of the symbol.
 RECORD_CLEARED: Final = 3
@@ -91,6 +91,8 @@ def capture(entries: list[ChangeEntry]) -> tuple[Record, ...]:
                     a.taker_user_id,
                     a.taker_side._value_,
                     a.timestamp,
+                    b.client_order_id,
+                    c.client_order_id,
                 )
             )
             for order, seq in ((b, sequence + 1), (c, sequence + 2)):
@@ -154,6 +156,7 @@ def order_record(order: Any, sequence: int, kind: int, extra: Any) -> Record:
         order.triggered,
         order.pending,
         order.rank,
+        order.client_order_id,
     )
 
 
@@ -211,6 +214,7 @@ class RowBuilder:
             triggered,
             pending,
             rank,
+            client_order_id,
         ) = record
         price, qty = self._price, self._qty
         if trail is None:
@@ -247,6 +251,7 @@ class RowBuilder:
             "priority": rank,
             "last_sequence": sequence,
             "updated_at": now,
+            "client_order_id": client_order_id,
         }
 
     def fill_change(self, record: Record, now: float | None) -> dict[str, Any]:
@@ -267,7 +272,21 @@ class RowBuilder:
 
     def trade_row(self, record: Record) -> dict[str, Any]:
         """The ``manticore_trades`` row of a :data:`RECORD_TRADE`, fees exact from the market's rates."""
-        _, number, sequence, ticks, lots, maker_id, taker_id, maker_user, taker_user, taker_side, ts = record
+        (
+            _,
+            number,
+            sequence,
+            ticks,
+            lots,
+            maker_id,
+            taker_id,
+            maker_user,
+            taker_user,
+            taker_side,
+            ts,
+            maker_client_id,
+            taker_client_id,
+        ) = record
         price = self._price(ticks)
         quantity = self._qty(lots)
         notional = _EXACT.multiply(price, quantity)
@@ -285,6 +304,8 @@ class RowBuilder:
             "maker_fee": _EXACT.multiply(notional, self._maker_rate),
             "taker_fee": _EXACT.multiply(notional, self._taker_rate),
             "timestamp": ts,
+            "maker_client_order_id": maker_client_id,
+            "taker_client_order_id": taker_client_id,
         }
 
     def events(self, records: Iterable[Record]) -> list[tuple[EventType, dict[str, Any]]]:

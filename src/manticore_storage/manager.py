@@ -373,6 +373,22 @@ class StorageManager:
             row = self._find(connection, order_id, symbol)
         return None if row is None else row_to_order(row)
 
+    def get_order_by_client_id(self, user_id: str | int, client_order_id: str) -> dict[str, Any] | None:
+        """The newest stored order (by arrival) that ``user_id`` named ``client_order_id``, as
+        :meth:`get_order` shows it, or None. Another user's orders are never returned."""
+        if not isinstance(client_order_id, str):
+            raise StorageError("client_order_id must be a string")
+        orders = schema.orders
+        query = (
+            select(orders)
+            .where(orders.c.user_id == str(user_id), orders.c.client_order_id == client_order_id)
+            .order_by(orders.c.timestamp.desc(), orders.c.priority.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).mappings().first()
+        return None if row is None else row_to_order(row)
+
     def get_active_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """Live stored orders (open, partially filled, untriggered stops) in time priority.
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Column, Connection, Engine, Float, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Connection, Engine, Float, Integer, MetaData, String, Table, inspect, select
+from sqlalchemy.schema import CreateColumn
 
 from . import schema
 
@@ -38,10 +39,29 @@ def _v2_user_indexes(connection: Connection) -> None:
         index.create(connection, checkfirst=True)
 
 
+def _v3_client_order_ids(connection: Connection) -> None:
+    """``client_order_id`` on orders (indexed with ``user_id``) and the two client ids on trades.
+
+    A database created by migration 1 from today's tables already has the columns; older ones get them
+    (NULL for the rows already there: those orders were placed without a separate client id)."""
+    inspector = inspect(connection)
+    for table, names in (
+        (schema.orders, ("client_order_id",)),
+        (schema.trades, ("maker_client_order_id", "taker_client_order_id")),
+    ):
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for name in names:
+            if name not in present:
+                spec = CreateColumn(table.c[name]).compile(dialect=connection.dialect)
+                connection.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {spec}")
+    schema.orders_by_client_id.create(connection, checkfirst=True)
+
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "markets, orders, trades, failed events", _v1_initial),
     (2, "indexes for per-user order history and fills", _v2_user_indexes),
+    (3, "client order ids on orders and trades", _v3_client_order_ids),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

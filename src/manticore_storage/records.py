@@ -150,6 +150,7 @@ def order_row(
         "priority": int(data.get("priority") or 0),
         "last_sequence": sequence,
         "updated_at": now,
+        "client_order_id": data.get("client_order_id"),
     }
 
 
@@ -199,6 +200,8 @@ def trade_row(data: Mapping[str, Any], market: Market | None, symbol: str | None
         "maker_fee": maker_fee,
         "taker_fee": taker_fee,
         "timestamp": float(timestamp) if timestamp is not None else 0.0,
+        "maker_client_order_id": data.get("maker_client_order_id"),
+        "taker_client_order_id": data.get("taker_client_order_id"),
     }
 
 
@@ -209,6 +212,7 @@ def row_to_order(row: RowMapping | Mapping[str, Any]) -> dict[str, Any]:
         user_id = int(user_id)
     return {
         "order_id": row["order_id"],
+        "client_order_id": row["client_order_id"],
         "symbol": row["symbol"],
         "side": row["side"],
         "price": row["price"],

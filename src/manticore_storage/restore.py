@@ -280,6 +280,10 @@ def restore_book(connection: Connection, book: OrderBook, market: Any) -> int:
     gc.disable()  # a million new objects would trigger full collections many times over
     cursor = connection.connection.cursor()
     try:
+        cursor.execute(
+            _select(connection, "order_id, client_order_id", "client_order_id IS NOT NULL"), (book.symbol,)
+        )
+        client_ids = dict(cursor.fetchall())
         records, details = _live_rows(connection, cursor, book.symbol)
         return book._restore_trusted(
             records,
@@ -291,6 +295,7 @@ def restore_book(connection: Connection, book: OrderBook, market: Any) -> int:
             trade_count,
             generated,
             last_price,
+            client_ids,
         )
     finally:
         cursor.close()

@@ -191,6 +191,8 @@ orders = Table(
     # Sequence of the last event applied to this row (0 for rows written by the guide's methods).
     Column("last_sequence", BigInteger, nullable=False, default=0),
     Column("updated_at", Float(precision=53), nullable=True),
+    # Added by migration 3: the owner's own name for the order (unique among a user's live orders).
+    Column("client_order_id", Identifier(64), nullable=True),
     **_MYSQL_TABLE,
 )
 Index("ix_manticore_orders_live", orders.c.symbol, orders.c.status, orders.c.priority)
@@ -212,6 +214,9 @@ trades = Table(
     Column("maker_fee", ExactDecimal(), nullable=True),
     Column("taker_fee", ExactDecimal(), nullable=True),
     Column("timestamp", Float(precision=53), nullable=False),
+    # Added by migration 3: the client order ids of the two orders.
+    Column("maker_client_order_id", Identifier(64), nullable=True),
+    Column("taker_client_order_id", Identifier(64), nullable=True),
     **_MYSQL_TABLE,
 )
 Index("ix_manticore_trades_sequence", trades.c.symbol, trades.c.sequence)
@@ -219,6 +224,8 @@ Index("ix_manticore_trades_sequence", trades.c.symbol, trades.c.sequence)
 orders_by_user_time = Index("ix_manticore_orders_user_time", orders.c.user_id, orders.c.timestamp)
 trades_by_maker = Index("ix_manticore_trades_maker_user", trades.c.maker_user_id, trades.c.timestamp)
 trades_by_taker = Index("ix_manticore_trades_taker_user", trades.c.taker_user_id, trades.c.timestamp)
+# Added by migration 3 (an order by its owner's client order id).
+orders_by_client_id = Index("ix_manticore_orders_client_id", orders.c.user_id, orders.c.client_order_id)
 
 failed_events = Table(
     "manticore_failed_events",

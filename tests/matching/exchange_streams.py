@@ -77,10 +77,16 @@ def make_stream(seed: int, length: int) -> list[dict[str, Any]]:
                 args["quantity"] = str(lot * rng.randint(6, 40))
             elif kind < 0.82:
                 args.update(price=price, order_type="post_only")
-            elif kind < 0.9:
+            elif kind < 0.86:
                 args.update(
                     price=price, order_type="stop_limit", stop_price=str(centre + tick * rng.randint(-8, 8))
                 )
+            elif kind < 0.88:
+                args.update(order_type="stop_market", stop_price=str(centre + tick * rng.randint(-8, 8)))
+            elif kind < 0.9:
+                args.update(order_type="trailing_stop", trail_value=str(tick * rng.randint(1, 4)))
+                if args["side"] == "buy" or rng.random() < 0.5:  # a buy needs its protection limit
+                    args["price"] = price
             else:
                 args.update(
                     price=price,
@@ -88,6 +94,8 @@ def make_stream(seed: int, length: int) -> list[dict[str, Any]]:
                         ["cancel_newest", "cancel_oldest", "cancel_both", "decrement"]
                     ),
                 )
+            if rng.random() < 0.3:  # a small pool of names: duplicates among live orders are refused
+                args["client_order_id"] = f"c{rng.randint(1, 6)}"
             commands.append({"op": "place", **args})
         elif roll < 0.78:
             commands.append(
@@ -143,5 +151,8 @@ def state(exchange: Exchange) -> dict[str, Any]:
         "books": {symbol: exchange.book(symbol).export_state() for symbol in exchange.markets},
         "risk": exchange.risk.export_state(),
         "next_order_no": exchange._next_order_no,
+        "live_client_ids": sorted(
+            f"{user}/{name}={oid}" for (user, name), oid in exchange._live_client_ids.items()
+        ),
         "markets": [config.to_dict() for config in exchange.markets.values()],
     }

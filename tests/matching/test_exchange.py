@@ -120,17 +120,6 @@ def test_users_only_touch_their_own_orders(exchange: Exchange) -> None:
     assert finished is not None and finished["status"] == "cancelled"
 
 
-def test_client_order_ids(exchange: Exchange) -> None:
-    _fund(exchange, "alice")
-    assert (
-        exchange.place_order("alice", "BTC/USD", "buy", "1", price="90", client_order_id="mine-1").order_id
-        == "mine-1"
-    )
-    for bad in ("mine-1", "MC-77", "has space", "x" * 65):
-        with pytest.raises(InvalidCommand):
-            exchange.place_order("alice", "BTC/USD", "buy", "1", price="90", client_order_id=bad)
-
-
 def test_messages_leave_only_after_the_journal_is_durable(exchange: Exchange) -> None:
     _fund(exchange, "alice", "bob")
     seen: list[dict[str, Any]] = []

@@ -1,9 +1,11 @@
 """Event payloads are pinned: keys, their order and every value, over a seeded stream of every command.
 
-The digests below were taken from the book before its payload fast paths (prefilled per-book templates,
-shared quantity objects, the zero-fee shortcut) existed, and those paths must reproduce them exactly, in
-both the pure-Python and the mypyc build. A change that alters a payload on purpose updates them
+The digests below were first taken from the book before its payload fast paths (prefilled per-book
+templates, shared quantity objects, the zero-fee shortcut) existed, and those paths must reproduce them
+exactly, in both the pure-Python and the mypyc build. A change that alters a payload on purpose updates them
 (``python -m tests.orderbook.test_payload_golden`` prints the current ones) and says so in docs/events.md.
+They were last regenerated when orders gained ``client_order_id`` (issue 13): every third order of the
+stream is given one, so both the default (None) and a set value are pinned on every order-event path.
 """
 
 from __future__ import annotations
@@ -38,11 +40,11 @@ CASES: dict[str, tuple[dict[str, Any], int]] = {
 }
 
 DIGESTS: dict[str, str] = {
-    "decimal, no fees": "2fc3d539e77cb1b8bc1c5830b315306cadbc15066aa3e4a69023755dea88cf6d",
-    "float, fees": "7e6269e5d8397ceaff61a012a661e0c7366a22336b293c263622b7868f547753",
-    "float, no fees, default grid": "331faec330c82a7e5684899446a90e22ec8c76c5421b955afef6cb4b080ed4ea",
-    "float, stp default cancel_both": "2723c9d512c144a3102dd911af625568616294aec8db2377e1b2821faa365cc8",
-    "str, negative maker fee": "b685db1050808c7763d9fbc3b9ea94121233273577b68dfff0e7ccea77017a11",
+    "decimal, no fees": "cf73f48ed6ff2c605cc78f5ef8d50bae2254c8b95845763fed237361e2bc4573",
+    "float, fees": "07831eea9c54ca3644fae6f0a40ea66363d3fdd09d0d249163af3156c90d8a71",
+    "float, no fees, default grid": "af0869807f112c856b68571f6ada355ca616d0c31801935ec124f2bf1e518671",
+    "float, stp default cancel_both": "2bca9c6f8631a0c91051e4f0217582e81535337892d945e945a1a190ffd6fc63",
+    "str, negative maker fee": "7fbc6c681ba34c40bb828de8bfa7b2c446b04c8a6052b116ffc66b7da2071356",
 }
 
 
@@ -55,7 +57,9 @@ def ordered_stream(kwargs: dict[str, Any], seed: int) -> str:
         lambda event_type, data: events.append([event_type.value, list(data.items())])
     )
     ids: list[str] = []
-    for name, args in random_commands(seed, 600):
+    for number, (name, args) in enumerate(random_commands(seed, 600)):
+        if name == "add" and number % 3 == 0:
+            args = {**args, "client_order_id": f"client.{number}"}
         try:
             if name == "add":
                 ids.append(book.add_order(**args))

@@ -155,16 +155,16 @@ export class Account {
 
   _renderFills() {
     const rows = this.fills.map((fill) => {
-      const taker = fill.taker_user_id === this.userId;
-      const side = taker ? fill.taker_side : fill.taker_side === "buy" ? "sell" : "buy";
+      // A fill is the user's own side of a trade (GET /api/fills): side, role and fee are theirs.
+      const side = fill.side;
       return h("tr", { dataset: { tradeId: fill.trade_id } },
         h("td", {}, clock(fill.timestamp)),
         h("td", {}, fill.symbol),
         h("td", { class: side }, side),
         h("td", { class: "num" }, fill.price),
         h("td", { class: "num" }, fill.quantity),
-        h("td", { class: "num" }, trim(taker ? fill.taker_fee : fill.maker_fee)),
-        h("td", {}, taker ? "taker" : "maker"));
+        h("td", { class: "num" }, trim(fill.fee)),
+        h("td", {}, fill.role));
     });
     this._table("fills", ["Time", "Market", "Side", "Price", "Quantity", "Fee", "Role"], rows, "no fills yet");
   }
