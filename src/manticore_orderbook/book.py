@@ -497,7 +497,14 @@ class OrderBook:
                 order.client_order_id = client_id
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
-            self._enter(order, now)
+            kind = order.order_type
+            if kind is LIMIT or kind is MARKET:  # _enter's common case, without a call
+                self._added += 1
+                self._execute(order, now, True)
+                if self._sweeps:
+                    self._run_stops(now)
+            else:
+                self._enter(order, now)
             if self._pending or self._changes:
                 self._dispatch()
             return order.order_id
