@@ -7,7 +7,6 @@ They are exposed for type hints and advanced use; treat instances you receive as
 
 from __future__ import annotations
 
-from collections import deque
 from decimal import Decimal
 
 from .enums import OrderType, SelfTradePrevention, Side, TimeInForce
@@ -128,18 +127,22 @@ class Order:
 class PriceLevel:
     """The queue of orders resting at one price on one side.
 
-    ``orders`` is in time priority; cancelled orders stay in it until they reach the front or the
-    queue is compacted (lazy deletion, so a cancel is O(1)): they are recognised by ``order.level``
-    no longer being this level. ``total`` is the visible quantity, ``reserve`` the hidden iceberg
-    quantity and ``count`` the number of live orders.
+    The queue is ``orders[head:]``, in time priority: taking the front order advances ``head``
+    (entries before it are spent and dropped in one slice once they are many; a plain list indexes
+    and appends natively under mypyc, where every ``deque`` operation is a generic method call).
+    Cancelled orders stay in the queue until they reach the front or the queue is compacted (lazy
+    deletion, so a cancel is O(1)): they are recognised by ``order.level`` no longer being this
+    level, and ``dead`` counts them. ``total`` is the visible quantity, ``reserve`` the hidden
+    iceberg quantity and ``count`` the number of live orders.
     """
 
-    __slots__ = ("count", "dead", "orders", "price", "reserve", "side", "total")
+    __slots__ = ("count", "dead", "head", "orders", "price", "reserve", "side", "total")
 
     def __init__(self, price: int, side: Side) -> None:
         self.price = price
         self.side = side
-        self.orders: deque[Order] = deque()
+        self.orders: list[Order] = []
+        self.head = 0
         self.total = 0
         self.reserve = 0
         self.count = 0
@@ -147,11 +150,26 @@ class PriceLevel:
 
     def live_orders(self) -> list[Order]:
         """The live orders in time priority."""
-        return [o for o in self.orders if o.level is self]
+        return [o for o in self.orders[self.head :] if o.level is self]
+
+    def advance(self) -> None:
+        """Take the front entry off the queue (it must have one)."""
+        head = self.head + 1
+        if head >= 32 and head + head > len(self.orders):  # spent entries dominate: drop them
+            del self.orders[:head]
+            head = 0
+        self.head = head
+
+    def clear(self) -> None:
+        """Empty the queue (the level has no live order left)."""
+        self.orders.clear()
+        self.head = 0
+        self.dead = 0
 
     def compact(self) -> None:
-        """Drop cancelled entries from the queue."""
-        self.orders = deque([o for o in self.orders if o.level is self])
+        """Drop spent and cancelled entries from the queue."""
+        self.orders = [o for o in self.orders[self.head :] if o.level is self]
+        self.head = 0
         self.dead = 0
 
 

@@ -63,13 +63,18 @@ class PriceIndex:
             self._chunks.append([price])
             maxes.append(price)
             return
-        i = bisect_left(maxes, price)
-        if i == len(maxes):
-            i -= 1
+        # A new best price (where a book adds most often) needs no binary search.
+        if price > maxes[-1]:
+            i = len(maxes) - 1
             chunk = self._chunks[i]
             chunk.append(price)
             maxes[i] = price
+        elif price < self._chunks[0][0]:
+            i = 0
+            chunk = self._chunks[0]
+            chunk.insert(0, price)
         else:
+            i = bisect_left(maxes, price)
             chunk = self._chunks[i]
             insort(chunk, price)
         if len(chunk) > 2 * self._load:
@@ -118,6 +123,24 @@ class PriceIndex:
     def _take_out(self, price: int) -> None:
         """Delete ``price`` from its chunk (it must be there), dropping the chunk if it empties."""
         maxes = self._maxes
+        chunks = self._chunks
+        # Either end (where a book removes most often) needs no binary search.
+        last = chunks[-1]
+        if price == last[-1]:
+            last.pop()
+            if last:
+                maxes[-1] = last[-1]
+            else:
+                chunks.pop()
+                maxes.pop()
+            return
+        first = chunks[0]
+        if price == first[0]:
+            del first[0]
+            if not first:
+                del chunks[0]
+                del maxes[0]
+            return
         i = bisect_left(maxes, price)
         chunk = self._chunks[i]
         j = bisect_left(chunk, price)

@@ -19,6 +19,7 @@ from types import ModuleType
 import pytest
 
 import manticore_orderbook
+from manticore_orderbook import numbers
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "src" / "manticore_orderbook"
@@ -140,3 +141,8 @@ def test_compiled_without_a_compiler_fails_loudly(
     monkeypatch.setenv("MANTICORE_BUILD", "compiled")
     with pytest.raises(SystemExit, match="MANTICORE_BUILD=compiled but no working C compiler"):
         hook.compile_now()
+
+
+def test_the_numbers_module_knows_which_build_it_is() -> None:
+    """``numbers._INTERPRETED`` picks the float memo (interpreter only); it must match the build."""
+    assert numbers._INTERPRETED is not _is_extension(numbers)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from manticore_orderbook import InvalidOrderError
@@ -221,3 +221,54 @@ def test_float_outputs_are_the_nearest_float_of_the_exact_value() -> None:
     assert order["price"] == 0.07
     assert order["quantity"] == 0.001
     assert not math.isnan(order["price"])
+
+
+def _answer(grid: Grid, value: object) -> object:
+    """``grid.to_units(value)``, or the error message it raised."""
+    try:
+        return grid.to_units(value)
+    except InvalidOrderError as exc:
+        return f"error: {exc}"
+
+
+_REMEMBERED_INPUTS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(10**9), max_value=10**9).map(lambda n: n / 100),
+    st.integers(min_value=-(10**9), max_value=10**9).map(lambda n: f"{n / 100:.2f}"),
+    st.integers(min_value=-(10**9), max_value=10**9).map(lambda n: Decimal(n).scaleb(-3)),
+    st.floats(allow_nan=False, allow_infinity=False).map(Decimal),  # exact binary values
+    st.sampled_from([Decimal("NaN"), Decimal("sNaN"), Decimal("-Infinity"), "nan", " 1.5 ", "1e2"]),
+    st.integers(min_value=-5, max_value=10**6),
+    st.booleans(),
+)
+
+
+@given(
+    values=st.lists(_REMEMBERED_INPUTS, min_size=1, max_size=40), step=st.sampled_from(["0.01", "0.1", "5"])
+)
+@example(values=[0.1, Decimal(0.1), "0.1", 0.1], step="0.1")  # noqa: RUF032 (the exact binary value)
+@example(values=[1.0, True, 1, Decimal(1)], step="0.01")
+def test_a_grid_remembering_inputs_answers_like_a_fresh_grid(values: list[object], step: str) -> None:
+    """Float and str inputs are remembered per grid: every answer (units or error message),
+    asked once or again in any order, is the one a grid that never saw an input gives. In particular
+    ``Decimal(0.1) == 0.1`` but only the float is on a 0.1 grid, and True is not 1."""
+    remembering = Grid(step, "price")
+    for value in values + values[::-1]:
+        assert _answer(remembering, value) == _answer(Grid(step, "price"), value)
+
+
+def test_a_lowered_max_units_applies_to_remembered_inputs() -> None:
+    grid = Grid("0.01", "price")
+    assert grid.to_units(5.0) == 500 and grid.to_units("5.00") == 500 and grid.to_units(Decimal(5)) == 500
+    grid.max_units = 499
+    for value in (5.0, "5.00", Decimal(5)):
+        with pytest.raises(InvalidOrderError, match="too large"):
+            grid.to_units(value)
+
+
+def test_the_memory_of_a_grid_is_bounded() -> None:
+    grid = Grid("0.01", "price")
+    for n in range(1, 10_000):
+        assert grid.to_units(n / 100) == n
+        assert grid.to_units(f"{n / 100:.2f}") == n
+    assert len(grid._cache) <= 4096
