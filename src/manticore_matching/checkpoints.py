@@ -17,8 +17,16 @@ from typing import Any, TypedDict
 
 from .commands import legacy_client_id
 from .journal import JournalCorrupt
+from .market import Market
 
-__all__ = ["CHECKPOINT", "VERSION", "CheckpointState", "read_checkpoint", "write_checkpoint"]
+__all__ = [
+    "CHECKPOINT",
+    "VERSION",
+    "CheckpointState",
+    "build_checkpoint",
+    "read_checkpoint",
+    "write_checkpoint",
+]
 
 #: The checkpoint's file name inside the data directory.
 CHECKPOINT = "checkpoint.json"
@@ -37,6 +45,23 @@ class CheckpointState(TypedDict):
     books: dict[str, dict[str, Any]]
     trades: dict[str, list[dict[str, Any]]]
     risk: dict[str, Any]
+
+
+def build_checkpoint(
+    position: int, now: float, next_order_no: int, markets: dict[str, Market], risk: dict[str, Any]
+) -> CheckpointState:
+    """The checkpoint of ``markets`` (by symbol, in creation order) and the risk ledger's exported
+    ``risk`` at journal ``position``, clock reading ``now``."""
+    return {
+        "version": VERSION,
+        "position": position,
+        "time": now,
+        "next_order_no": next_order_no,
+        "markets": [market.config.to_dict() for market in markets.values()],
+        "books": {symbol: market.book.export_state() for symbol, market in markets.items()},
+        "trades": {symbol: list(market.trades) for symbol, market in markets.items()},
+        "risk": risk,
+    }
 
 
 def write_checkpoint(data_dir: Path, state: CheckpointState, *, fsync: bool) -> None:

@@ -10,6 +10,7 @@ is the whole command.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -21,13 +22,16 @@ from .errors import InvalidCommand
 __all__ = [
     "GENERATED_PREFIX",
     "ORDER_ID",
+    "Receipt",
     "check_client_order_id",
     "check_user_id",
     "decimal_arg",
     "legacy_client_id",
     "modify_args",
+    "modify_record",
     "on_grid",
     "order_args",
+    "place_record",
     "risk_args",
     "text",
     "transfer_args",
@@ -43,6 +47,21 @@ _ORDER_TYPES = frozenset(kind.value.lower() for kind in OrderType)
 _TIME_IN_FORCE = frozenset(tif.value for tif in TimeInForce)
 _STP = frozenset(mode.value for mode in SelfTradePrevention)
 _MAX_EXPONENT = 24  # numbers beyond 10**24 or below 10**-24 are never a price or a quantity
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The result of an accepted command.
+
+    ``position`` is the command's journal position: the command is acknowledged once
+    ``exchange.wait_durable(position)`` returns True. ``order`` is the order as the command left it
+    (``status`` open, partially_filled, filled, cancelled, pending for an untriggered stop), for order
+    commands."""
+
+    position: int
+    order_id: str | None = None
+    order: dict[str, Any] | None = None
+    result: dict[str, Any] = field(default_factory=dict)
 
 
 def decimal_arg(value: object, what: str, *, optional: bool = False) -> Decimal | None:
@@ -198,6 +217,21 @@ def order_args(
     }
 
 
+def place_record(
+    now: float, order_id: str, client_order_id: str | None, user_id: str, args: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``place`` record of an order: its clock reading ``ts``, both ids, its user and the
+    normalised arguments of :func:`order_args`."""
+    return {
+        "op": "place",
+        "ts": now,
+        "order_id": order_id,
+        "client_order_id": client_order_id,
+        "user_id": user_id,
+        **args,
+    }
+
+
 def risk_args(record: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments of ``RiskManager.check_and_reserve`` / ``reserve`` for a ``place`` record
     (its decimal strings as Decimals, its clock reading as ``now``)."""
@@ -230,6 +264,26 @@ def modify_args(
     if price is None and quantity is None and expiry is None:
         raise InvalidCommand("nothing to modify: give new_price, new_quantity or new_expiry_time")
     return price, quantity, expiry
+
+
+def modify_record(
+    now: float,
+    symbol: str,
+    order_id: str,
+    price: Decimal | None,
+    quantity: Decimal | None,
+    expiry: float | None,
+) -> dict[str, Any]:
+    """The ``modify`` record of :func:`modify_args`' result."""
+    return {
+        "op": "modify",
+        "ts": now,
+        "symbol": symbol,
+        "order_id": order_id,
+        "new_price": text(price),
+        "new_quantity": text(quantity),
+        "new_expiry_time": expiry,
+    }
 
 
 def transfer_args(user_id: object, asset: object, amount: object) -> tuple[str, str, Decimal]:

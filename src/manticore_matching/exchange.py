@@ -29,21 +29,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from manticore_orderbook import EventManager, EventType, OrderBook, OrderBookError
-from manticore_risk import RiskError, RiskLimits, RiskManager
+from manticore_orderbook import ErrorPayload, EventManager, EventType, OrderBook
+from manticore_risk import RiskLimits, RiskManager
 from manticore_storage import StorageManager
 
-from . import commands, queries
-from .checkpoints import VERSION, CheckpointState, read_checkpoint, write_checkpoint
-from .commands import GENERATED_PREFIX, ORDER_ID
+from . import apply, commands, queries
+from .checkpoints import build_checkpoint, read_checkpoint, write_checkpoint
+from .commands import GENERATED_PREFIX, Receipt
 from .config import MarketConfig
 from .errors import (
-    InvalidCommand,
     MarketExists,
     OrderNotFound,
     OrderRejected,
@@ -53,29 +50,13 @@ from .errors import (
 from .feed import CommandCapture, messages
 from .journal import Journal, JournalClosed, JournalCorrupt
 from .lock import DataDirectoryLock
-from .market import RECENT_TRADES, TRADE_KEYS, Market, find_live
+from .market import RECENT_TRADES, TRADE_KEYS, Market, owned
 from .recent import RecentOrders
+from .release import Listener, Release
 
 __all__ = ["Exchange", "Receipt"]
 
 log = logging.getLogger("manticore_matching")
-
-Listener = Callable[[list[dict[str, Any]]], None]
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """The result of an accepted command.
-
-    ``position`` is the command's journal position: the command is acknowledged once
-    ``exchange.wait_durable(position)`` returns True. ``order`` is the order as the command left it
-    (``status`` open, partially_filled, filled, cancelled, pending for an untriggered stop), for order
-    commands."""
-
-    position: int
-    order_id: str | None = None
-    order: dict[str, Any] | None = None
-    result: dict[str, Any] = field(default_factory=dict)
 
 
 class Exchange:
@@ -125,10 +106,8 @@ class Exchange:
         self._replaying = False
         self._opened = False
         self._failed = False
-        self._durable_listeners: list[Callable[[int], None]] = []
         self._units: list[Any] = []
-        self._unreleased: deque[tuple[int, list[Any], list[dict[str, Any]]]] = deque()
-        self._listeners: list[Listener] = []
+        self._release = Release()
         self._orders = RecentOrders()
         # Aliases of the view's parts (the same objects), read by tests and debugging.
         self._recent = self._orders.recent
@@ -255,37 +234,20 @@ class Exchange:
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(messages)`` with each durable command's stream messages, in journal order,
         from the journal's writer thread (see :mod:`manticore_matching.feed` for the shapes)."""
-        self._listeners.append(listener)
+        self._release.listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
         """Stop calling ``listener``."""
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        if listener in self._release.listeners:
+            self._release.listeners.remove(listener)
 
     def add_durable_listener(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(position)`` from the journal's writer thread each time commands up to
         ``position`` become durable (after their messages went to the stream listeners)."""
-        self._durable_listeners.append(listener)
+        self._release.durable_listeners.append(listener)
 
     def _on_durable(self, position: int) -> None:
-        unreleased = self._unreleased
-        storage = self.storage
-        while unreleased and unreleased[0][0] <= position:
-            _, units, batch = unreleased.popleft()
-            if storage is not None:
-                for unit in units:
-                    storage.submit(unit)
-            if batch:
-                for listener in list(self._listeners):
-                    try:
-                        listener(batch)
-                    except Exception:
-                        log.exception("stream listener failed")
-        for durable_listener in list(self._durable_listeners):
-            try:
-                durable_listener(position)
-            except Exception:
-                log.exception("durability listener failed")
+        self._release.on_durable(position, self.storage)
 
     # ------------------------------------------------------------------ markets
 
@@ -346,8 +308,9 @@ class Exchange:
         return market
 
     def _on_handler_error(self, _event_type: EventType, data: dict[str, Any]) -> None:
+        error = cast(ErrorPayload, data)
         self.handler_errors += 1
-        log.error("an event handler failed: %s", data.get("message"))
+        log.error("an event handler failed: %s", error["message"])
 
     def _book_clock(self) -> float:
         return self._now
@@ -400,75 +363,20 @@ class Exchange:
                 self_trade_prevention,
             )
             commands.check_user_id(user_id)
-            client_id = self._free_client_order_id(user_id, client_order_id)
+            client_id = self._orders.free_client_order_id(user_id, client_order_id)
             order_id = f"{GENERATED_PREFIX}{self._next_order_no + 1}"
             with self._command(market) as now:
-                record = {
-                    "op": "place",
-                    "ts": now,
-                    "order_id": order_id,
-                    "client_order_id": client_id,
-                    "user_id": user_id,
-                    **args,
-                }
-                self._place(market, record, check=True)
+                record = commands.place_record(now, order_id, client_id, user_id, args)
+                apply.place(self.risk, market.book, record, check=True)
                 self._next_order_no += 1
                 return self._commit(record, market, now, order_id)
-
-    def _free_client_order_id(self, user_id: str, client_order_id: object) -> str | None:
-        """A valid client order id that none of ``user_id``'s live orders has (None stays None)."""
-        client_id = commands.check_client_order_id(client_order_id)
-        if client_id is None:
-            return None
-        if (user_id, client_id) in self._orders.live_names:
-            raise InvalidCommand(
-                f"client_order_id {client_id!r} is already used by one of your open orders",
-                "duplicate_client_order_id",
-            )
-        return client_id
-
-    def _place(self, market: Market, record: dict[str, Any], *, check: bool = False) -> None:
-        """Hold the funds and send the order of a ``place`` record to the book: after risk's checks in
-        the same call when ``check`` (live), without them in replay (the record was approved)."""
-        order_id = record["order_id"]
-        try:
-            if check:
-                decision = self.risk.check_and_reserve(order_id, **commands.risk_args(record))
-                if not decision["approved"]:
-                    raise OrderRejected.from_decision(decision)
-            else:
-                self.risk.reserve(order_id, **commands.risk_args(record))
-        except RiskError as exc:
-            raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
-        except ValueError as exc:
-            raise InvalidCommand(str(exc)) from None
-        try:
-            market.book.add_order(
-                side=record["side"],
-                price=record["price"],
-                quantity=record["quantity"],
-                order_id=order_id,
-                time_in_force=record["time_in_force"],
-                expiry_time=record["expiry_time"],
-                user_id=record["user_id"],
-                order_type=record["order_type"],
-                stop_price=record["stop_price"],
-                trail_value=record["trail_value"],
-                trail_is_percent=record["trail_is_percent"],
-                displayed_quantity=record["displayed_quantity"],
-                self_trade_prevention=record["self_trade_prevention"],
-                client_order_id=record.get("client_order_id"),
-            )
-        except OrderBookError as exc:
-            self.risk.release_unplaced(order_id)
-            raise InvalidCommand(str(exc)) from None
 
     def cancel_order(self, user_id: str | None, order_id: object) -> Receipt:
         """Cancel a live order of ``user_id`` (any user's when ``user_id`` is None: admin).
 
         Raises OrderNotFound when no live order of this user has the id."""
         with self._lock:
-            market = self._owned(user_id, order_id)
+            market = owned(self._markets, user_id, order_id)
             with self._command(market) as now:
                 if not market.book.cancel_order(order_id):
                     raise OrderNotFound(f"order {str(order_id)[:64]!r} not found")
@@ -499,48 +407,16 @@ class Exchange:
         A larger quantity or a new price is checked by risk like a new order. Raises OrderNotFound,
         InvalidCommand, OrderRejected."""
         with self._lock:
-            market = self._owned(user_id, order_id)
+            market = owned(self._markets, user_id, order_id)
             config = market.config
             price, quantity, expiry = commands.modify_args(config, new_price, new_quantity, new_expiry_time)
             with self._command(market) as now:
                 decision = self.risk.check_modify(order_id, new_price=price, new_quantity=quantity, now=now)
                 if not decision["approved"]:
                     raise OrderRejected.from_decision(decision)
-                record = {
-                    "op": "modify",
-                    "ts": now,
-                    "symbol": config.symbol,
-                    "order_id": order_id,
-                    "new_price": commands.text(price),
-                    "new_quantity": commands.text(quantity),
-                    "new_expiry_time": expiry,
-                }
-                self._modify(market, record)
+                record = commands.modify_record(now, config.symbol, str(order_id), price, quantity, expiry)
+                apply.modify(market.book, record)
                 return self._commit(record, market, now, str(order_id))
-
-    def _modify(self, market: Market, record: dict[str, Any]) -> None:
-        try:
-            changed = market.book.modify_order(
-                record["order_id"],
-                new_price=record["new_price"],
-                new_quantity=record["new_quantity"],
-                new_expiry_time=record["new_expiry_time"],
-            )
-        except OrderBookError as exc:
-            raise InvalidCommand(str(exc)) from None
-        if not changed:
-            raise OrderNotFound(f"order {record['order_id']!r} not found")
-
-    def _owned(self, user_id: str | None, order_id: object) -> Market:
-        if not isinstance(order_id, str) or not ORDER_ID.match(order_id):
-            raise OrderNotFound(f"order {str(order_id)[:64]!r} not found")
-        found = find_live(self._markets, order_id)
-        if found is None:
-            raise OrderNotFound(f"order {order_id!r} not found")
-        market, order = found
-        if user_id is not None and order.get("user_id") != user_id:
-            raise OrderNotFound(f"order {order_id!r} not found")
-        return market
 
     def deposit(self, user_id: str, asset: str, amount: object) -> Receipt:
         """Credit ``amount`` of ``asset`` to ``user_id`` (admin operation)."""
@@ -556,21 +432,9 @@ class Exchange:
             user_id, asset, value = commands.transfer_args(user_id, asset, amount)
             with self._command(None) as now:
                 record = {"op": op, "ts": now, "user_id": user_id, "asset": asset, "amount": str(value)}
-                self._apply_transfer(record)
+                apply.transfer(self.risk, record)
                 extra = [{"type": "balances", "user_id": user_id, **self.balances(user_id)}]
                 return self._commit(record, None, now, extra=extra)
-
-    def _apply_transfer(self, record: dict[str, Any]) -> None:
-        amount = Decimal(record["amount"])
-        try:
-            if record["op"] == "deposit":
-                self.risk.deposit(record["user_id"], record["asset"], amount)
-            else:
-                self.risk.withdraw(record["user_id"], record["asset"], amount)
-        except RiskError as exc:
-            raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
-        except ValueError as exc:
-            raise InvalidCommand(str(exc)) from None
 
     def expire_due(self) -> int:
         """Expire the GTD orders whose time has come, in every market; return how many expired.
@@ -625,7 +489,7 @@ class Exchange:
             sequence = market.book.sequence
             if not self._replaying:
                 record["seq"] = sequence
-                record["check"] = _fingerprint(market.book)
+                record["check"] = apply.fingerprint(market.book)
             first = sequence - len(events) + 1
             order = self._orders.track(events, order_id)
             trades = market.trades
@@ -646,11 +510,11 @@ class Exchange:
             return Receipt(record.get("n", 0), order_id, order)
         # Queued before the append: the writer may make the record durable before append() returns.
         entry = (self.journal.appended + 1, units, batch)
-        self._unreleased.append(entry)
+        self._release.unreleased.append(entry)
         try:
             position = self.journal.append(record)
         except JournalClosed as exc:
-            self._unreleased.remove(entry)
+            self._release.unreleased.remove(entry)
             self._failed = True
             raise ServiceUnavailable("the command journal cannot write") from exc
         self._since_checkpoint += 1
@@ -679,14 +543,14 @@ class Exchange:
             return
         if op in ("deposit", "withdraw"):
             with self._command(None, ts):
-                self._apply_transfer(record)
+                apply.transfer(self.risk, record)
             return
         market = self._market(record["symbol"])
         with self._command(market, ts) as now:
             if op == "place":
                 if "client_order_id" not in record:  # written before order ids were always MC-<n>
                     record["client_order_id"] = commands.legacy_client_id(record["order_id"])
-                self._place(market, record)
+                apply.place(self.risk, market.book, record, check=False)
                 if record["order_id"].startswith(GENERATED_PREFIX):
                     self._next_order_no = max(
                         self._next_order_no, int(record["order_id"][len(GENERATED_PREFIX) :])
@@ -695,12 +559,12 @@ class Exchange:
                 if not market.book.cancel_order(record["order_id"]):
                     raise JournalCorrupt(f"replay of record {record['n']}: cancel found no order")
             elif op == "modify":
-                self._modify(market, record)
+                apply.modify(market.book, record)
             elif op == "expire":
                 market.book.clean_expired_orders()
             else:
                 raise JournalCorrupt(f"record {record.get('n')}: unknown operation {op!r}")
-            found = (market.book.sequence, _fingerprint(market.book))
+            found = (market.book.sequence, apply.fingerprint(market.book))
             if found != (record.get("seq"), record.get("check")):
                 raise JournalCorrupt(
                     f"replay of record {record['n']} diverged: (sequence, [live orders, trades]) is {found}, "
@@ -719,16 +583,9 @@ class Exchange:
             self.wait_durable(position, None)
             if self.storage is not None:
                 self.storage.flush()
-            state: CheckpointState = {
-                "version": VERSION,
-                "position": position,
-                "time": self._now,
-                "next_order_no": self._next_order_no,
-                "markets": [market.config.to_dict() for market in self._markets.values()],
-                "books": {symbol: market.book.export_state() for symbol, market in self._markets.items()},
-                "trades": {symbol: list(market.trades) for symbol, market in self._markets.items()},
-                "risk": self.risk.export_state(),
-            }
+            state = build_checkpoint(
+                position, self._now, self._next_order_no, self._markets, self.risk.export_state()
+            )
             write_checkpoint(self.data_dir, state, fsync=self._fsync)
             self.journal.rotate(position)
             self._since_checkpoint = 0
@@ -825,8 +682,3 @@ class Exchange:
             "storage_pending": 0 if self.storage is None else self.storage.get_pending_write_count(),
             "orders_resting": sum(len(market.book) for market in self._markets.values()),
         }
-
-
-def _fingerprint(book: OrderBook) -> list[int]:
-    """Cheap facts about a book after a command, journaled so that a replay that diverges is caught."""
-    return [len(book), book.counters()[1]]

@@ -14,6 +14,8 @@ from typing import Any
 
 from manticore_orderbook import EventType
 
+from .commands import check_client_order_id
+from .errors import InvalidCommand
 from .market import Market
 
 __all__ = ["RECENT_ORDERS", "TERMINAL", "ClientName", "RecentOrders"]
@@ -45,6 +47,19 @@ class RecentOrders:
         if not isinstance(user_id, str) or not isinstance(client_order_id, str):
             return None
         return self.live_names.get((user_id, client_order_id))
+
+    def free_client_order_id(self, user_id: str, client_order_id: object) -> str | None:
+        """``client_order_id`` if it is valid and none of ``user_id``'s live orders has it (None stays
+        None); InvalidCommand (code ``duplicate_client_order_id`` for a name in use) otherwise."""
+        client_id = check_client_order_id(client_order_id)
+        if client_id is None:
+            return None
+        if (user_id, client_id) in self.live_names:
+            raise InvalidCommand(
+                f"client_order_id {client_id!r} is already used by one of your open orders",
+                "duplicate_client_order_id",
+            )
+        return client_id
 
     def track(
         self, events: Iterable[tuple[EventType, dict[str, Any]]], order_id: str | None
