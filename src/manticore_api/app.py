@@ -62,6 +62,6 @@ def create_app(service: ExchangeService) -> FastAPI:
         page.router,
     ):
         app.include_router(router)
-    # Other API surfaces mount here, on the same service (e.g. the Binance-compatible one).
+    # Other API surfaces mount here, on the same service: mount_binance(app, service) goes on this line.
     page.mount_static(app)
     return app
