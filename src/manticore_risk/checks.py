@@ -178,33 +178,6 @@ class PreTradeChecks:
 
     # ------------------------------------------------------------------ new orders
 
-    def check_order(
-        self,
-        user_id: object,
-        symbol: object,
-        side: object,
-        order_type: object,
-        price: object,
-        quantity: object,
-        stop_price: object,
-        now: object,
-        time_in_force: object,
-        self_trade_prevention: object,
-    ) -> Decision:
-        """See :meth:`manticore_risk.RiskManager.check_order`."""
-        return self.admit(
-            user_id,
-            symbol,
-            side,
-            order_type,
-            price,
-            quantity,
-            stop_price,
-            now,
-            time_in_force,
-            self_trade_prevention,
-        )[0]
-
     def admit(
         self,
         user_id: object,
@@ -218,7 +191,8 @@ class PreTradeChecks:
         time_in_force: object,
         self_trade_prevention: object,
     ) -> tuple[Decision, Admission | None]:
-        """:meth:`check_order`'s decision and, when approved, what the order must hold (parsed once)."""
+        """The decision of :meth:`manticore_risk.RiskManager.check_order` and, when approved, what the
+        order must hold (the order parsed once, a market order's sweep bounded once)."""
         try:
             seconds = check_now(now)
             user = check_user_id(user_id)

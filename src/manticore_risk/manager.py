@@ -135,7 +135,7 @@ class RiskManager:
         Rejection codes: see :data:`manticore_risk.CODES` and docs/risk.md. Nothing changes except that
         an approval is counted by the rate limiter.
         """
-        return self._checks.check_order(
+        return self._checks.admit(
             user_id,
             symbol,
             side,
@@ -146,7 +146,7 @@ class RiskManager:
             now,
             time_in_force,
             self_trade_prevention,
-        )
+        )[0]
 
     def check_modify(
         self,
