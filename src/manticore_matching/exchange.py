@@ -16,6 +16,11 @@ What leaves the process follows the journal: stream messages and storage writes 
 released only after its journal record is durable, so nobody outside ever sees a command that a crash
 could undo.
 
+This module is the exchange's life cycle, market registry, command frame and commit, and replay; the
+jobs around them have their own modules: :mod:`.commands` (arguments -> journal records), :mod:`.apply`
+(records -> risk and book), :mod:`.checkpoints`, :mod:`.release` (what leaves after durability),
+:mod:`.recent` and :mod:`.queries` (order reads).
+
 Threading: commands are meant to be called from one thread (the server's event loop); a lock makes
 other callers safe. Durability callbacks (storage hand-off, message listeners) run on the journal's
 writer thread.
