@@ -1,5 +1,7 @@
 """What route handlers depend on: the service, the metrics and the caller, from ``request.app.state``
-(set by ``create_app``), as FastAPI dependencies that add nothing to the OpenAPI schema."""
+(set by ``create_app``), as FastAPI dependencies that add nothing to the OpenAPI schema. They are
+``async`` so that FastAPI calls them on the loop (a plain function would cost a thread-pool hop per
+request)."""
 
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ from ..service import ExchangeService
 __all__ = ["AppMetrics", "CurrentUser", "Service", "require_admin"]
 
 
-def service_of(request: Request) -> ExchangeService:
+async def service_of(request: Request) -> ExchangeService:
     """The app's :class:`~manticore_api.service.ExchangeService`."""
     service: ExchangeService = request.app.state.service
     return service
 
 
-def metrics_of(request: Request) -> Metrics:
+async def metrics_of(request: Request) -> Metrics:
     """The app's metrics registry."""
     metrics: Metrics = request.app.state.metrics
     return metrics
