@@ -1,4 +1,4 @@
-"""The API's routes, one module per area, each an ``APIRouter`` that ``create_app`` includes:
+"""The API's routes, one module per area, each an ``APIRouter`` whose routes ``create_app`` adds:
 
 - :mod:`.orders`: place, read, modify and cancel orders (``/api/orders...``);
 - :mod:`.market_data`: books, markets and trades (public);

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from manticore_matching import InvalidCommand
 
 from ..schemas import ApiKeyOut, LoginIn
-from .deps import CurrentUser, Service
+from .deps import CurrentUser, service_of
 from .errors import ERRORS
 
 __all__ = ["router"]
@@ -20,14 +20,15 @@ router = APIRouter()
 
 @router.get("/api/fills", tags=["account"], responses=ERRORS)
 async def fills(
+    request: Request,
     caller: CurrentUser,
-    service: Service,
     symbol: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """The caller's fills, newest first: for each trade the caller was on, their own ``trade_id, symbol,
     order_id, client_order_id, side, role`` (maker/taker), ``price, quantity, fee`` (in ``fee_asset``,
     the market's quote asset) and ``timestamp``; never the counterparty's user or order."""
+    service = service_of(request)
     exchange = service.exchange
     if symbol is not None:
         exchange.book(symbol)
@@ -35,8 +36,9 @@ async def fills(
 
 
 @router.get("/api/balances", tags=["account"], responses=ERRORS)
-async def balances(caller: CurrentUser, service: Service) -> dict[str, Any]:
+async def balances(request: Request, caller: CurrentUser) -> dict[str, Any]:
     """The caller's available and held amounts per asset."""
+    service = service_of(request)
     return {"user_id": caller.user_id, **service.exchange.balances(caller.user_id)}
 
 
@@ -46,16 +48,18 @@ async def me(caller: CurrentUser) -> dict[str, Any]:
 
 
 @router.post("/api/api-keys", tags=["account"], status_code=201, response_model=ApiKeyOut, responses=ERRORS)
-async def create_api_key(caller: CurrentUser, service: Service) -> dict[str, Any]:
+async def create_api_key(request: Request, caller: CurrentUser) -> dict[str, Any]:
     """A new API key for the caller. The secret is in this answer only."""
+    service = service_of(request)
     if not service.require_auth:
         raise InvalidCommand("API keys need authentication enabled")
     return dict(service.auth.create_api_key(caller.user_id))
 
 
 @router.post("/api/session", tags=["account"], responses=ERRORS)
-async def login(body: LoginIn, service: Service) -> dict[str, Any]:
+async def login(request: Request, body: LoginIn) -> dict[str, Any]:
     """Exchange a username and password for a session token (``Authorization: Bearer``)."""
+    service = service_of(request)
     auth = service.auth
     token = await run_in_threadpool(auth.login, body.username, body.password)
     user = auth.get_user_by_name(body.username)
@@ -64,7 +68,8 @@ async def login(body: LoginIn, service: Service) -> dict[str, Any]:
 
 
 @router.delete("/api/session", tags=["account"], responses=ERRORS)
-async def logout(request: Request, caller: CurrentUser, service: Service) -> dict[str, Any]:
+async def logout(request: Request, caller: CurrentUser) -> dict[str, Any]:
+    service = service_of(request)
     _, _, token = request.headers.get("authorization", "").partition(" ")
     if token:
         service.auth.logout(token.strip())

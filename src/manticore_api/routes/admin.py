@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from manticore_auth import AuthError, User
@@ -12,7 +12,7 @@ from manticore_matching import ConfigError, InvalidCommand, MarketConfig, Receip
 
 from ..schemas import DepositIn, MarketIn, UserIn
 from ..service import ExchangeService
-from .deps import CurrentUser, Service, require_admin
+from .deps import CurrentUser, require_admin, service_of
 from .errors import ERRORS
 
 __all__ = ["router"]
@@ -26,24 +26,27 @@ async def _transfer(service: ExchangeService, receipt: Receipt, user_id: str) ->
 
 
 @router.post("/api/deposits", tags=["admin"], status_code=201, responses=ERRORS)
-async def deposit(body: DepositIn, caller: CurrentUser, service: Service) -> dict[str, Any]:
+async def deposit(request: Request, body: DepositIn, caller: CurrentUser) -> dict[str, Any]:
     """Credit a user's balance (admin)."""
+    service = service_of(request)
     require_admin(caller)
     receipt = service.exchange.deposit(body.user_id, body.asset, body.amount)
     return await _transfer(service, receipt, body.user_id)
 
 
 @router.post("/api/withdrawals", tags=["admin"], status_code=201, responses=ERRORS)
-async def withdraw(body: DepositIn, caller: CurrentUser, service: Service) -> dict[str, Any]:
+async def withdraw(request: Request, body: DepositIn, caller: CurrentUser) -> dict[str, Any]:
     """Debit a user's available balance (admin)."""
+    service = service_of(request)
     require_admin(caller)
     receipt = service.exchange.withdraw(body.user_id, body.asset, body.amount)
     return await _transfer(service, receipt, body.user_id)
 
 
 @router.post("/api/markets", tags=["admin"], status_code=201, responses=ERRORS)
-async def create_market(body: MarketIn, caller: CurrentUser, service: Service) -> dict[str, Any]:
+async def create_market(request: Request, body: MarketIn, caller: CurrentUser) -> dict[str, Any]:
     """Open a new market (admin)."""
+    service = service_of(request)
     require_admin(caller)
     try:
         config = MarketConfig.from_dict(body.model_dump())
@@ -55,8 +58,9 @@ async def create_market(body: MarketIn, caller: CurrentUser, service: Service) -
 
 
 @router.post("/api/users", tags=["admin"], status_code=201, responses=ERRORS)
-async def create_user(body: UserIn, caller: CurrentUser, service: Service) -> dict[str, Any]:
+async def create_user(request: Request, body: UserIn, caller: CurrentUser) -> dict[str, Any]:
     """Create a user with an API key (admin). The key's secret is in this answer only."""
+    service = service_of(request)
     require_admin(caller)
     auth = service.auth
     user = auth.create_user(body.username, role=body.role)
@@ -74,16 +78,18 @@ def _find_user(service: ExchangeService, user: str) -> User:
 
 
 @router.get("/api/users/{user}", tags=["admin"], responses=ERRORS)
-async def get_user(user: str, caller: CurrentUser, service: Service) -> dict[str, Any]:
+async def get_user(request: Request, user: str, caller: CurrentUser) -> dict[str, Any]:
     """A user by id or username (admin)."""
+    service = service_of(request)
     require_admin(caller)
     found = _find_user(service, user)
     return {"user_id": found.user_id, "username": found.username, "role": found.role}
 
 
 @router.post("/api/users/{user}/api-keys", tags=["admin"], status_code=201, responses=ERRORS)
-async def create_user_api_key(user: str, caller: CurrentUser, service: Service) -> dict[str, Any]:
+async def create_user_api_key(request: Request, user: str, caller: CurrentUser) -> dict[str, Any]:
     """A new API key for a user given by id or username (admin). The secret is in this answer only."""
+    service = service_of(request)
     require_admin(caller)
     found = _find_user(service, user)
     return {

@@ -1,7 +1,6 @@
-"""What route handlers depend on: the service, the metrics and the caller, from ``request.app.state``
-(set by ``create_app``), as FastAPI dependencies that add nothing to the OpenAPI schema. They are
-``async`` so that FastAPI calls them on the loop (a plain function would cost a thread-pool hop per
-request)."""
+"""What route handlers need: the service and the metrics from ``request.app.state`` (set by
+``create_app``), read by plain calls (``service_of(request)``; a FastAPI dependency per handler would
+cost several percent of a request), and the authenticated caller as a dependency (:data:`CurrentUser`)."""
 
 from __future__ import annotations
 
@@ -15,23 +14,21 @@ from ..metrics import Metrics
 from ..security import Caller, authenticate
 from ..service import ExchangeService
 
-__all__ = ["AppMetrics", "CurrentUser", "Service", "require_admin"]
+__all__ = ["CurrentUser", "metrics_of", "require_admin", "service_of"]
 
 
-async def service_of(request: Request) -> ExchangeService:
+def service_of(request: Request) -> ExchangeService:
     """The app's :class:`~manticore_api.service.ExchangeService`."""
     service: ExchangeService = request.app.state.service
     return service
 
 
-async def metrics_of(request: Request) -> Metrics:
+def metrics_of(request: Request) -> Metrics:
     """The app's metrics registry."""
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-Service = Annotated[ExchangeService, Depends(service_of)]
-AppMetrics = Annotated[Metrics, Depends(metrics_of)]
 CurrentUser = Annotated[Caller, Depends(authenticate)]
 
 

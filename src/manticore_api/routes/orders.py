@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from manticore_matching import InvalidCommand
 
 from ..schemas import ModifyIn, OrderIn, OrderPlaced
-from .deps import AppMetrics, CurrentUser, Service
+from .deps import CurrentUser, metrics_of, service_of
 from .errors import ERRORS, error, order_not_found
 
 __all__ = ["router"]
@@ -20,10 +20,10 @@ router = APIRouter()
 
 
 @router.post("/api/orders", status_code=201, response_model=OrderPlaced, responses=ERRORS, tags=["orders"])
-async def place_order(
-    body: OrderIn, caller: CurrentUser, service: Service, metrics: AppMetrics
-) -> dict[str, Any]:
+async def place_order(request: Request, body: OrderIn, caller: CurrentUser) -> dict[str, Any]:
     """Place an order; answered when it is durable. 422 when risk refuses it (``code`` says why)."""
+    service = service_of(request)
+    metrics = metrics_of(request)
     if body.user_id is not None and service.require_auth and body.user_id != caller.user_id:
         raise InvalidCommand("user_id does not match the authenticated user")
     user_id = body.user_id if body.user_id is not None and not service.require_auth else caller.user_id
@@ -50,20 +50,22 @@ async def place_order(
 
 @router.get("/api/orders", tags=["orders"], responses=ERRORS)
 async def open_orders(
-    caller: CurrentUser, service: Service, symbol: Annotated[str | None, Query(max_length=40)] = None
+    request: Request, caller: CurrentUser, symbol: Annotated[str | None, Query(max_length=40)] = None
 ) -> dict[str, Any]:
     """The caller's live orders (resting and untriggered stops)."""
+    service = service_of(request)
     return {"orders": service.exchange.open_orders(caller.user_id, symbol)}
 
 
 @router.get("/api/orders/history", tags=["orders"], responses=ERRORS)
 async def order_history(
+    request: Request,
     caller: CurrentUser,
-    service: Service,
     symbol: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """The caller's orders of every status, newest first."""
+    service = service_of(request)
     exchange = service.exchange
     if symbol is not None:
         exchange.book(symbol)
@@ -75,10 +77,11 @@ async def order_history(
     "/api/orders/by-client-id/{client_order_id}", tags=["orders"], responses=ERRORS, response_model=None
 )
 async def get_order_by_client_id(
-    client_order_id: str, caller: CurrentUser, service: Service
+    request: Request, client_order_id: str, caller: CurrentUser
 ) -> dict[str, Any] | JSONResponse:
     """The caller's newest order with this ``client_order_id`` (live or finished); 404 if none. Other
     users' client order ids are never seen."""
+    service = service_of(request)
     order = await run_in_threadpool(service.exchange.get_order_by_client_id, caller.user_id, client_order_id)
     if order is None:
         return error(404, "order_not_found", f"no order with client_order_id {client_order_id[:64]!r}")
@@ -87,9 +90,10 @@ async def get_order_by_client_id(
 
 @router.delete("/api/orders/by-client-id/{client_order_id}", tags=["orders"], responses=ERRORS)
 async def cancel_order_by_client_id(
-    client_order_id: str, caller: CurrentUser, service: Service
+    request: Request, client_order_id: str, caller: CurrentUser
 ) -> dict[str, Any]:
     """Cancel the caller's live order with this ``client_order_id``: 200, or 404 if there is none."""
+    service = service_of(request)
     receipt = service.exchange.cancel_order_by_client_id(caller.user_id, client_order_id)
     await service.durable(receipt.position)
     return {
@@ -102,8 +106,9 @@ async def cancel_order_by_client_id(
 
 
 @router.get("/api/orders/{order_id}", tags=["orders"], responses=ERRORS, response_model=None)
-async def get_order(order_id: str, caller: CurrentUser, service: Service) -> dict[str, Any] | JSONResponse:
+async def get_order(request: Request, order_id: str, caller: CurrentUser) -> dict[str, Any] | JSONResponse:
     """One of the caller's orders, live or finished."""
+    service = service_of(request)
     order = service.exchange.get_order(None if caller.is_admin else caller.user_id, order_id)
     if order is None:
         return order_not_found(order_id)
@@ -112,9 +117,10 @@ async def get_order(order_id: str, caller: CurrentUser, service: Service) -> dic
 
 @router.patch("/api/orders/{order_id}", tags=["orders"], responses=ERRORS)
 async def modify_order(
-    order_id: str, body: ModifyIn, caller: CurrentUser, service: Service
+    request: Request, order_id: str, body: ModifyIn, caller: CurrentUser
 ) -> dict[str, Any]:
     """Change price, total quantity or expiry of a live order (see docs/orderbook.md for priority)."""
+    service = service_of(request)
     receipt = service.exchange.modify_order(
         None if caller.is_admin else caller.user_id,
         order_id,
@@ -127,8 +133,9 @@ async def modify_order(
 
 
 @router.delete("/api/orders/{order_id}", tags=["orders"], responses=ERRORS)
-async def cancel_order(order_id: str, caller: CurrentUser, service: Service) -> dict[str, Any]:
+async def cancel_order(request: Request, order_id: str, caller: CurrentUser) -> dict[str, Any]:
     """Cancel a live order: 200, or 404 if the caller has no such live order."""
+    service = service_of(request)
     receipt = service.exchange.cancel_order(None if caller.is_admin else caller.user_id, order_id)
     await service.durable(receipt.position)
     return {"status": "success", "message": f"Order {order_id} cancelled"}
