@@ -16,6 +16,11 @@ What leaves the process follows the journal: stream messages and storage writes 
 released only after its journal record is durable, so nobody outside ever sees a command that a crash
 could undo.
 
+This module is the exchange's life cycle, market registry, command frame and commit, and replay; the
+jobs around them have their own modules: :mod:`.commands` (arguments -> journal records), :mod:`.apply`
+(records -> risk and book), :mod:`.checkpoints`, :mod:`.release` (what leaves after durability),
+:mod:`.recent` and :mod:`.queries` (order reads).
+
 Threading: commands are meant to be called from one thread (the server's event loop); a lock makes
 other callers safe. Durability callbacks (storage hand-off, message listeners) run on the journal's
 writer thread.
@@ -23,37 +28,24 @@ writer thread.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from manticore_orderbook import (
-    EventManager,
-    EventType,
-    InvalidOrderError,
-    OrderBook,
-    OrderBookError,
-    OrderType,
-    SelfTradePrevention,
-    TimeInForce,
-    rules,
-)
-from manticore_risk import RiskError, RiskLimits, RiskManager
+from manticore_orderbook import ErrorPayload, EventManager, EventType, OrderBook
+from manticore_risk import RiskLimits, RiskManager
 from manticore_storage import StorageManager
 
+from . import apply, commands, queries
+from .checkpoints import build_checkpoint, read_checkpoint, write_checkpoint
+from .commands import GENERATED_PREFIX, Receipt
 from .config import MarketConfig
 from .errors import (
-    InvalidCommand,
     MarketExists,
     OrderNotFound,
     OrderRejected,
@@ -61,98 +53,15 @@ from .errors import (
     UnknownMarket,
 )
 from .feed import CommandCapture, messages
-from .formatting import format_order
 from .journal import Journal, JournalClosed, JournalCorrupt
 from .lock import DataDirectoryLock
+from .market import RECENT_TRADES, TRADE_KEYS, Market, owned
+from .recent import RecentOrders
+from .release import Listener, Release
 
 __all__ = ["Exchange", "Receipt"]
 
 log = logging.getLogger("manticore_matching")
-
-Listener = Callable[[list[dict[str, Any]]], None]
-
-_CHECKPOINT = "checkpoint.json"
-_ORDER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_GENERATED_PREFIX = "MC-"
-_SIDES = frozenset({"buy", "sell"})
-_ORDER_TYPES = frozenset(kind.value.lower() for kind in OrderType)
-_TIME_IN_FORCE = frozenset(tif.value for tif in TimeInForce)
-_STP = frozenset(mode.value for mode in SelfTradePrevention)
-_TERMINAL = frozenset({"filled", "cancelled", "expired"})
-_RECENT_ORDERS = 10_000
-_MAX_EXPONENT = 24  # numbers beyond 10**24 or below 10**-24 are never a price or a quantity
-_RECENT_TRADES = 1_000
-_TRADE_KEYS = ("trade_id", "price", "quantity", "taker_side", "timestamp", "sequence")
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """The result of an accepted command.
-
-    ``position`` is the command's journal position: the command is acknowledged once
-    ``exchange.wait_durable(position)`` returns True. ``order`` is the order as the command left it
-    (``status`` open, partially_filled, filled, cancelled, pending for an untriggered stop), for order
-    commands."""
-
-    position: int
-    order_id: str | None = None
-    order: dict[str, Any] | None = None
-    result: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _Market:
-    config: MarketConfig
-    book: OrderBook
-    capture: CommandCapture
-    trades: deque[dict[str, Any]]
-
-
-def _decimal(value: object, what: str, *, optional: bool = False) -> Decimal | None:
-    """A finite Decimal from int, float, str or Decimal; InvalidCommand otherwise (None if optional)."""
-    if value is None:
-        if optional:
-            return None
-        raise InvalidCommand(f"{what} is required")
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
-        raise InvalidCommand(f"{what} must be a decimal number")
-    if isinstance(value, str) and len(value) > 64:
-        raise InvalidCommand(f"{what} is too long")
-    try:
-        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    except InvalidOperation:
-        raise InvalidCommand(f"{what} must be a decimal number, not {str(value)[:32]!r}") from None
-    if not number.is_finite():
-        raise InvalidCommand(f"{what} must be finite")
-    if number <= 0:
-        raise InvalidCommand(f"{what} must be positive")
-    if not -_MAX_EXPONENT <= number.adjusted() <= _MAX_EXPONENT:
-        raise InvalidCommand(f"{what} is out of range")
-    return number
-
-
-def _on_grid(value: Decimal | None, step: Decimal, what: str) -> None:
-    if value is None:
-        return
-    try:
-        on_grid = value % step == 0
-    except InvalidOperation:
-        on_grid = False
-    if not on_grid:
-        raise InvalidCommand(f"{what} {value} is not a multiple of {step}")
-
-
-def _choice(value: object, allowed: frozenset[str], what: str, upper: bool = False) -> str:
-    if not isinstance(value, str):
-        raise InvalidCommand(f"{what} must be a string")
-    text = value.upper() if upper else value.lower()
-    if text not in allowed:
-        raise InvalidCommand(f"{what} must be one of {', '.join(sorted(allowed))}")
-    return text
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
 
 
 class Exchange:
@@ -197,20 +106,18 @@ class Exchange:
         self._checkpoint_every = checkpoint_every
         self._lock = threading.RLock()
         self._now = 0.0
-        self._markets: dict[str, _Market] = {}
+        self._markets: dict[str, Market] = {}
         self._next_order_no = 0
         self._replaying = False
         self._opened = False
         self._failed = False
-        self._durable_listeners: list[Callable[[int], None]] = []
         self._units: list[Any] = []
-        self._unreleased: deque[tuple[int, list[Any], list[dict[str, Any]]]] = deque()
-        self._listeners: list[Listener] = []
-        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        # (user id, client order id) -> order id: of the user's live order, and of the newest recently
-        # finished one (in ``_recent``); both rebuilt by replay and from a checkpoint's books.
-        self._live_client_ids: dict[tuple[str, str], str] = {}
-        self._recent_client_ids: dict[tuple[str, str], str] = {}
+        self._release = Release()
+        self._orders = RecentOrders()
+        # Aliases of the view's parts (the same objects), read by tests and debugging.
+        self._recent = self._orders.recent
+        self._live_client_ids = self._orders.live_names
+        self._recent_client_ids = self._orders.recent_names
         self._since_checkpoint = 0
         self._checkpoint_position = 0
         self.risk = RiskManager(limits=self._risk_limits)
@@ -332,37 +239,20 @@ class Exchange:
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(messages)`` with each durable command's stream messages, in journal order,
         from the journal's writer thread (see :mod:`manticore_matching.feed` for the shapes)."""
-        self._listeners.append(listener)
+        self._release.listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
         """Stop calling ``listener``."""
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        if listener in self._release.listeners:
+            self._release.listeners.remove(listener)
 
     def add_durable_listener(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(position)`` from the journal's writer thread each time commands up to
         ``position`` become durable (after their messages went to the stream listeners)."""
-        self._durable_listeners.append(listener)
+        self._release.durable_listeners.append(listener)
 
     def _on_durable(self, position: int) -> None:
-        unreleased = self._unreleased
-        storage = self.storage
-        while unreleased and unreleased[0][0] <= position:
-            _, units, batch = unreleased.popleft()
-            if storage is not None:
-                for unit in units:
-                    storage.submit(unit)
-            if batch:
-                for listener in list(self._listeners):
-                    try:
-                        listener(batch)
-                    except Exception:
-                        log.exception("stream listener failed")
-        for durable_listener in list(self._durable_listeners):
-            try:
-                durable_listener(position)
-            except Exception:
-                log.exception("durability listener failed")
+        self._release.on_durable(position, self.storage)
 
     # ------------------------------------------------------------------ markets
 
@@ -375,7 +265,7 @@ class Exchange:
         """The live book of ``symbol`` (read it; send commands through the exchange)."""
         return self._market(symbol).book
 
-    def _market(self, symbol: object) -> _Market:
+    def _market(self, symbol: object) -> Market:
         market = self._markets.get(symbol) if isinstance(symbol, str) else None
         if market is None:
             raise UnknownMarket(f"unknown market {str(symbol)[:40]!r}")
@@ -394,7 +284,7 @@ class Exchange:
         config: MarketConfig,
         state: dict[str, Any] | None = None,
         trades: Iterable[dict[str, Any]] = (),
-    ) -> _Market:
+    ) -> Market:
         manager = EventManager()
         book = OrderBook(
             config.symbol,
@@ -418,13 +308,14 @@ class Exchange:
         )
         assert self.storage is not None
         self.storage.attach(book, deliver=self._units.append)
-        market = _Market(config, book, capture, deque(trades, maxlen=_RECENT_TRADES))
+        market = Market(config, book, capture, deque(trades, maxlen=RECENT_TRADES))
         self._markets[config.symbol] = market
         return market
 
     def _on_handler_error(self, _event_type: EventType, data: dict[str, Any]) -> None:
+        error = cast(ErrorPayload, data)
         self.handler_errors += 1
-        log.error("an event handler failed: %s", data.get("message"))
+        log.error("an event handler failed: %s", error["message"])
 
     def _book_clock(self) -> float:
         return self._now
@@ -462,7 +353,7 @@ class Exchange:
         with self._lock:
             market = self._market(symbol)
             config = market.config
-            args = self._order_args(
+            args = commands.order_args(
                 config,
                 side,
                 quantity,
@@ -476,179 +367,21 @@ class Exchange:
                 trail_is_percent,
                 self_trade_prevention,
             )
-            if not isinstance(user_id, str) or not user_id:
-                raise InvalidCommand("user_id must be a non-empty string")
-            client_id = self._free_client_order_id(user_id, client_order_id)
-            order_id = f"{_GENERATED_PREFIX}{self._next_order_no + 1}"
+            commands.check_user_id(user_id)
+            client_id = self._orders.free_client_order_id(user_id, client_order_id)
+            order_id = f"{GENERATED_PREFIX}{self._next_order_no + 1}"
             with self._command(market, self._expire_due_in(market)[0]) as now:
-                decision = self.risk.check_order(
-                    user_id=user_id,
-                    symbol=config.symbol,
-                    side=args["side"],
-                    order_type=args["order_type"],
-                    price=_decimal(args["price"], "price", optional=True),
-                    quantity=Decimal(args["quantity"]),
-                    stop_price=_decimal(args["stop_price"], "stop_price", optional=True),
-                    time_in_force=args["time_in_force"],
-                    self_trade_prevention=args["self_trade_prevention"],
-                    now=now,
-                )
-                if not decision["approved"]:
-                    raise OrderRejected.from_decision(decision)
-                record = {
-                    "op": "place",
-                    "ts": now,
-                    "order_id": order_id,
-                    "client_order_id": client_id,
-                    "user_id": user_id,
-                    **args,
-                }
-                self._place(market, record)
+                record = commands.place_record(now, order_id, client_id, user_id, args)
+                apply.place(self.risk, market.book, record, check=True)
                 self._next_order_no += 1
                 return self._commit(record, market, now, order_id)
-
-    def _order_args(
-        self,
-        config: MarketConfig,
-        side: object,
-        quantity: object,
-        price: object,
-        order_type: object,
-        time_in_force: object,
-        expiry_time: object,
-        stop_price: object,
-        displayed_quantity: object,
-        trail_value: object,
-        trail_is_percent: object,
-        self_trade_prevention: object,
-    ) -> dict[str, Any]:
-        """Validate and normalise order arguments into the journal record's exact, JSON-ready form.
-
-        Which fields each order type and time in force take is :mod:`manticore_orderbook.rules`; this
-        adds the exchange's own checks (exact decimals on the market's grid, a finite expiry)."""
-        side_text = _choice(side, _SIDES, "side")
-        kind_text = _choice(order_type if order_type is not None else "limit", _ORDER_TYPES, "order_type")
-        price_value = _decimal(price, "price", optional=True)
-        quantity_value = _decimal(quantity, "quantity")
-        assert quantity_value is not None
-        stop_value = _decimal(stop_price, "stop_price", optional=True)
-        displayed = _decimal(displayed_quantity, "displayed_quantity", optional=True)
-        trail = _decimal(trail_value, "trail_value", optional=True)
-        if not isinstance(trail_is_percent, bool):
-            raise InvalidCommand("trail_is_percent must be a boolean")
-        tif = _choice(
-            time_in_force if time_in_force is not None else "GTC", _TIME_IN_FORCE, "time_in_force", True
-        )
-        expiry: float | None = None
-        if expiry_time is not None:
-            if isinstance(expiry_time, bool) or not isinstance(expiry_time, (int, float)):
-                raise InvalidCommand("expiry_time must be a number of seconds since the epoch")
-            expiry = float(expiry_time)
-            if expiry != expiry or expiry in (float("inf"), float("-inf")):
-                raise InvalidCommand("expiry_time must be finite")
-        try:
-            kind = rules.check_fields(
-                OrderType(kind_text.upper()),
-                TimeInForce(tif),
-                has_price=price_value is not None,
-                has_stop=stop_value is not None,
-                has_trail=trail is not None,
-                has_displayed=displayed is not None,
-                has_expiry=expiry is not None,
-            )
-            if displayed is not None:
-                rules.check_display_size(displayed, quantity_value)
-            if trail is not None and trail_is_percent:
-                rules.check_trail_percent(trail)
-        except InvalidOrderError as exc:
-            raise InvalidCommand(str(exc)) from None
-        stp = None
-        if self_trade_prevention is not None:
-            stp = _choice(self_trade_prevention, _STP, "self_trade_prevention")
-        _on_grid(price_value, config.tick_size, "price")
-        _on_grid(stop_value, config.tick_size, "stop_price")
-        _on_grid(quantity_value, config.lot_size, "quantity")
-        _on_grid(displayed, config.lot_size, "displayed_quantity")
-        if not trail_is_percent:
-            _on_grid(trail, config.tick_size, "trail_value")
-        return {
-            "symbol": config.symbol,
-            "side": side_text,
-            "order_type": kind.value.lower(),
-            "price": _text(price_value),
-            "quantity": str(quantity_value),
-            "time_in_force": tif,
-            "expiry_time": expiry,
-            "stop_price": _text(stop_value),
-            "displayed_quantity": _text(displayed),
-            "trail_value": _text(trail),
-            "trail_is_percent": trail_is_percent,
-            "self_trade_prevention": stp,
-        }
-
-    def _free_client_order_id(self, user_id: str, client_order_id: object) -> str | None:
-        """A valid client order id that none of ``user_id``'s live orders has (None stays None)."""
-        if client_order_id is None:
-            return None
-        try:
-            client_id = rules.check_client_order_id(client_order_id)
-        except InvalidOrderError as exc:
-            raise InvalidCommand(str(exc)) from None
-        if (user_id, client_id) in self._live_client_ids:
-            raise InvalidCommand(
-                f"client_order_id {client_id!r} is already used by one of your open orders",
-                "duplicate_client_order_id",
-            )
-        return client_id
-
-    def _place(self, market: _Market, record: dict[str, Any]) -> None:
-        """Hold the funds and send the order of a ``place`` record to the book (live and in replay)."""
-        order_id = record["order_id"]
-        risk_args = {
-            "user_id": record["user_id"],
-            "symbol": record["symbol"],
-            "side": record["side"],
-            "order_type": record["order_type"],
-            "price": _decimal(record["price"], "price", optional=True),
-            "quantity": Decimal(record["quantity"]),
-            "stop_price": _decimal(record["stop_price"], "stop_price", optional=True),
-            "time_in_force": record["time_in_force"],
-            "self_trade_prevention": record["self_trade_prevention"],
-            "now": record["ts"],
-        }
-        try:
-            self.risk.reserve(order_id, **risk_args)
-        except RiskError as exc:
-            raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
-        except ValueError as exc:
-            raise InvalidCommand(str(exc)) from None
-        try:
-            market.book.add_order(
-                side=record["side"],
-                price=record["price"],
-                quantity=record["quantity"],
-                order_id=order_id,
-                time_in_force=record["time_in_force"],
-                expiry_time=record["expiry_time"],
-                user_id=record["user_id"],
-                order_type=record["order_type"],
-                stop_price=record["stop_price"],
-                trail_value=record["trail_value"],
-                trail_is_percent=record["trail_is_percent"],
-                displayed_quantity=record["displayed_quantity"],
-                self_trade_prevention=record["self_trade_prevention"],
-                client_order_id=record.get("client_order_id"),
-            )
-        except OrderBookError as exc:
-            self.risk.release_unplaced(order_id)
-            raise InvalidCommand(str(exc)) from None
 
     def cancel_order(self, user_id: str | None, order_id: object) -> Receipt:
         """Cancel a live order of ``user_id`` (any user's when ``user_id`` is None: admin).
 
         Raises OrderNotFound when no live order of this user has the id."""
         with self._lock:
-            market = self._owned(user_id, order_id)
+            market = owned(self._markets, user_id, order_id)
             with self._command(market, self._expire_due_in(market)[0]) as now:
                 if not market.book.cancel_order(order_id):
                     raise OrderNotFound(f"order {str(order_id)[:64]!r} not found")
@@ -661,15 +394,10 @@ class Exchange:
         Raises OrderNotFound when this user has no live order by that name (another user's names are
         never found)."""
         with self._lock:
-            order_id = self._live_client_order(user_id, client_order_id)
+            order_id = self._orders.live_client_order(user_id, client_order_id)
             if order_id is None:
                 raise OrderNotFound(f"no open order with client_order_id {str(client_order_id)[:64]!r}")
             return self.cancel_order(user_id, order_id)
-
-    def _live_client_order(self, user_id: object, client_order_id: object) -> str | None:
-        if not isinstance(user_id, str) or not isinstance(client_order_id, str):
-            return None
-        return self._live_client_ids.get((user_id, client_order_id))
 
     def modify_order(
         self,
@@ -684,68 +412,18 @@ class Exchange:
         A larger quantity or a new price is checked by risk like a new order. Raises OrderNotFound,
         InvalidCommand, OrderRejected."""
         with self._lock:
-            market = self._owned(user_id, order_id)
+            market = owned(self._markets, user_id, order_id)
             config = market.config
-            price = _decimal(new_price, "new_price", optional=True)
-            quantity = _decimal(new_quantity, "new_quantity", optional=True)
-            _on_grid(price, config.tick_size, "new_price")
-            _on_grid(quantity, config.lot_size, "new_quantity")
-            expiry: float | None = None
-            if new_expiry_time is not None:
-                if isinstance(new_expiry_time, bool) or not isinstance(new_expiry_time, (int, float)):
-                    raise InvalidCommand("new_expiry_time must be a number of seconds since the epoch")
-                expiry = float(new_expiry_time)
-            if price is None and quantity is None and expiry is None:
-                raise InvalidCommand("nothing to modify: give new_price, new_quantity or new_expiry_time")
+            price, quantity, expiry = commands.modify_args(config, new_price, new_quantity, new_expiry_time)
             ts = self._expire_due_in(market)[0]
-            self._owned(user_id, order_id)  # it may just have expired
+            owned(self._markets, user_id, order_id)  # it may just have expired
             with self._command(market, ts) as now:
                 decision = self.risk.check_modify(order_id, new_price=price, new_quantity=quantity, now=now)
                 if not decision["approved"]:
                     raise OrderRejected.from_decision(decision)
-                record = {
-                    "op": "modify",
-                    "ts": now,
-                    "symbol": config.symbol,
-                    "order_id": order_id,
-                    "new_price": _text(price),
-                    "new_quantity": _text(quantity),
-                    "new_expiry_time": expiry,
-                }
-                self._modify(market, record)
+                record = commands.modify_record(now, config.symbol, str(order_id), price, quantity, expiry)
+                apply.modify(market.book, record)
                 return self._commit(record, market, now, str(order_id))
-
-    def _modify(self, market: _Market, record: dict[str, Any]) -> None:
-        try:
-            changed = market.book.modify_order(
-                record["order_id"],
-                new_price=record["new_price"],
-                new_quantity=record["new_quantity"],
-                new_expiry_time=record["new_expiry_time"],
-            )
-        except OrderBookError as exc:
-            raise InvalidCommand(str(exc)) from None
-        if not changed:
-            raise OrderNotFound(f"order {record['order_id']!r} not found")
-
-    def _owned(self, user_id: str | None, order_id: object) -> _Market:
-        if not isinstance(order_id, str) or not _ORDER_ID.match(order_id):
-            raise OrderNotFound(f"order {str(order_id)[:64]!r} not found")
-        found = self._find_live(order_id)
-        if found is None:
-            raise OrderNotFound(f"order {order_id!r} not found")
-        market, order = found
-        if user_id is not None and order.get("user_id") != user_id:
-            raise OrderNotFound(f"order {order_id!r} not found")
-        return market
-
-    def _find_live(self, order_id: str) -> tuple[_Market, dict[str, Any]] | None:
-        for market in self._markets.values():
-            if order_id in market.book:
-                order = market.book.get_order(order_id)
-                if order is not None:
-                    return market, order
-        return None
 
     def deposit(self, user_id: str, asset: str, amount: object) -> Receipt:
         """Credit ``amount`` of ``asset`` to ``user_id`` (admin operation)."""
@@ -758,28 +436,12 @@ class Exchange:
 
     def _transfer(self, op: str, user_id: str, asset: str, amount: object) -> Receipt:
         with self._lock:
-            if not isinstance(user_id, str) or not user_id:
-                raise InvalidCommand("user_id must be a non-empty string")
-            if not isinstance(asset, str) or not re.match(r"^[A-Z0-9]{1,16}$", asset):
-                raise InvalidCommand("asset must be 1-16 upper-case letters or digits")
-            value = _decimal(amount, "amount")
+            user_id, asset, value = commands.transfer_args(user_id, asset, amount)
             with self._command(None) as now:
                 record = {"op": op, "ts": now, "user_id": user_id, "asset": asset, "amount": str(value)}
-                self._apply_transfer(record)
+                apply.transfer(self.risk, record)
                 extra = [{"type": "balances", "user_id": user_id, **self.balances(user_id)}]
                 return self._commit(record, None, now, extra=extra)
-
-    def _apply_transfer(self, record: dict[str, Any]) -> None:
-        amount = Decimal(record["amount"])
-        try:
-            if record["op"] == "deposit":
-                self.risk.deposit(record["user_id"], record["asset"], amount)
-            else:
-                self.risk.withdraw(record["user_id"], record["asset"], amount)
-        except RiskError as exc:
-            raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
-        except ValueError as exc:
-            raise InvalidCommand(str(exc)) from None
 
     def expire_due(self) -> int:
         """Expire the GTD orders whose time has come, in every market; return how many expired.
@@ -791,7 +453,7 @@ class Exchange:
                 expired += self._expire_due_in(market)[1]
         return expired
 
-    def _expire_due_in(self, market: _Market) -> tuple[float, int]:
+    def _expire_due_in(self, market: Market) -> tuple[float, int]:
         """Expire the market's due GTD orders as a command of their own; return its clock reading (for
         the command about to run, so it finds nothing more due) and how many expired.
 
@@ -806,7 +468,7 @@ class Exchange:
     # ------------------------------------------------------------------ command frame
 
     @contextmanager
-    def _command(self, market: _Market | None, ts: float | None = None) -> Iterator[float]:
+    def _command(self, market: Market | None, ts: float | None = None) -> Iterator[float]:
         """Set the clock for one command and discard what a failed command captured."""
         if not self._opened and not self._replaying:
             raise ServiceUnavailable("the exchange is not open")
@@ -829,7 +491,7 @@ class Exchange:
     def _commit(
         self,
         record: dict[str, Any],
-        market: _Market | None,
+        market: Market | None,
         now: float,
         order_id: str | None = None,
         extra: list[dict[str, Any]] | None = None,
@@ -842,13 +504,13 @@ class Exchange:
             sequence = market.book.sequence
             if not self._replaying:
                 record["seq"] = sequence
-                record["check"] = _fingerprint(market.book)
+                record["check"] = apply.fingerprint(market.book)
             first = sequence - len(events) + 1
-            order = self._track_orders(events, order_id)
+            order = self._orders.track(events, order_id)
             trades = market.trades
             for event_type, data in events:
                 if event_type is EventType.TRADE_EXECUTED:
-                    trades.append({key: data[key] for key in _TRADE_KEYS})
+                    trades.append({key: data[key] for key in TRADE_KEYS})
             if not self._replaying:
                 batch = messages(
                     market.config.symbol, first, sequence, now, events, market.config.quote_asset
@@ -863,11 +525,11 @@ class Exchange:
             return Receipt(record.get("n", 0), order_id, order)
         # Queued before the append: the writer may make the record durable before append() returns.
         entry = (self.journal.appended + 1, units, batch)
-        self._unreleased.append(entry)
+        self._release.unreleased.append(entry)
         try:
             position = self.journal.append(record)
         except JournalClosed as exc:
-            self._unreleased.remove(entry)
+            self._release.unreleased.remove(entry)
             self._failed = True
             raise ServiceUnavailable("the command journal cannot write") from exc
         self._since_checkpoint += 1
@@ -884,64 +546,6 @@ class Exchange:
                     users[user] = None
         return [{"type": "balances", "user_id": user, **self.balances(user)} for user in users]
 
-    def _track_orders(
-        self, events: list[tuple[EventType, dict[str, Any]]], order_id: str | None
-    ) -> dict[str, Any] | None:
-        """Remember finished orders (for lookups before storage has them); return ``order_id``'s
-        final state in this command."""
-        state: dict[str, Any] | None = None
-        recent = self._recent
-        live_names = self._live_client_ids
-        for event_type, data in events:
-            if event_type in (EventType.TRADE_EXECUTED, EventType.ERROR) or "order_id" not in data:
-                continue
-            if event_type.value.startswith("price_level"):
-                continue
-            oid = data["order_id"]
-            client_id = data.get("client_order_id")
-            name = None if client_id is None else (str(data.get("user_id")), client_id)
-            added = event_type is EventType.ORDER_ADDED
-            if name is not None and added and data.get("status") not in _TERMINAL:
-                live_names[name] = oid
-            if oid == order_id:
-                state = dict(data) if state is None or event_type is not EventType.ORDER_FILLED else state
-                if event_type is EventType.ORDER_FILLED:
-                    for key in ("filled_quantity", "remaining_quantity", "visible_quantity", "status"):
-                        state[key] = data[key]
-            if data.get("status") in _TERMINAL:
-                snapshot = dict(data)
-                if event_type is EventType.ORDER_FILLED:
-                    snapshot["status"] = "filled"
-                recent[oid] = snapshot
-                recent.move_to_end(oid)
-                if name is not None:
-                    if live_names.get(name) == oid:
-                        del live_names[name]
-                    self._recent_client_ids[name] = oid
-                if len(recent) > _RECENT_ORDERS:
-                    _, gone = recent.popitem(last=False)
-                    self._forget_recent_name(gone)
-        if state is not None:
-            for key in ("fill_price", "fill_quantity", "trade_id", "is_maker", "fee"):
-                state.pop(key, None)
-        return state
-
-    def _forget_recent_name(self, order: dict[str, Any]) -> None:
-        client_id = order.get("client_order_id")
-        if client_id is not None:
-            name = (str(order.get("user_id")), client_id)
-            if self._recent_client_ids.get(name) == order.get("order_id"):
-                del self._recent_client_ids[name]
-
-    def _index_live_client_ids(self) -> None:
-        """Rebuild the live client order id index from the books (after a checkpoint is loaded)."""
-        self._live_client_ids.clear()
-        for market in self._markets.values():
-            for order in market.book.get_orders():
-                if order.get("client_order_id") is not None:
-                    name = (str(order.get("user_id")), order["client_order_id"])
-                    self._live_client_ids[name] = order["order_id"]
-
     # ------------------------------------------------------------------ replay
 
     def _apply_record(self, record: dict[str, Any]) -> None:
@@ -954,28 +558,28 @@ class Exchange:
             return
         if op in ("deposit", "withdraw"):
             with self._command(None, ts):
-                self._apply_transfer(record)
+                apply.transfer(self.risk, record)
             return
         market = self._market(record["symbol"])
         with self._command(market, ts) as now:
             if op == "place":
                 if "client_order_id" not in record:  # written before order ids were always MC-<n>
-                    record["client_order_id"] = _legacy_client_id(record["order_id"])
-                self._place(market, record)
-                if record["order_id"].startswith(_GENERATED_PREFIX):
+                    record["client_order_id"] = commands.legacy_client_id(record["order_id"])
+                apply.place(self.risk, market.book, record, check=False)
+                if record["order_id"].startswith(GENERATED_PREFIX):
                     self._next_order_no = max(
-                        self._next_order_no, int(record["order_id"][len(_GENERATED_PREFIX) :])
+                        self._next_order_no, int(record["order_id"][len(GENERATED_PREFIX) :])
                     )
             elif op == "cancel":
                 if not market.book.cancel_order(record["order_id"]):
                     raise JournalCorrupt(f"replay of record {record['n']}: cancel found no order")
             elif op == "modify":
-                self._modify(market, record)
+                apply.modify(market.book, record)
             elif op == "expire":
                 market.book.clean_expired_orders()
             else:
                 raise JournalCorrupt(f"record {record.get('n')}: unknown operation {op!r}")
-            found = (market.book.sequence, _fingerprint(market.book))
+            found = (market.book.sequence, apply.fingerprint(market.book))
             if found != (record.get("seq"), record.get("check")):
                 raise JournalCorrupt(
                     f"replay of record {record['n']} diverged: (sequence, [live orders, trades]) is {found}, "
@@ -994,62 +598,40 @@ class Exchange:
             self.wait_durable(position, None)
             if self.storage is not None:
                 self.storage.flush()
-            state = {
-                "version": 1,
-                "position": position,
-                "time": self._now,
-                "next_order_no": self._next_order_no,
-                "markets": [market.config.to_dict() for market in self._markets.values()],
-                "books": {symbol: market.book.export_state() for symbol, market in self._markets.items()},
-                "trades": {symbol: list(market.trades) for symbol, market in self._markets.items()},
-                "risk": self.risk.export_state(),
-            }
-            path = self.data_dir / _CHECKPOINT
-            temporary = path.with_suffix(".tmp")
-            with temporary.open("w") as handle:
-                json.dump(state, handle, separators=(",", ":"))
-                handle.flush()
-                if self._fsync:
-                    os.fsync(handle.fileno())
-            os.replace(temporary, path)
+            state = build_checkpoint(
+                position, self._now, self._next_order_no, self._markets, self.risk.export_state()
+            )
+            write_checkpoint(self.data_dir, state, fsync=self._fsync)
             self.journal.rotate(position)
             self._since_checkpoint = 0
             self._checkpoint_position = position
             return position
 
     def _load_checkpoint(self) -> int:
-        path = self.data_dir / _CHECKPOINT
-        if not path.exists():
+        state = read_checkpoint(self.data_dir)
+        if state is None:
             return 0
-        with path.open() as handle:
-            state = json.load(handle)
-        if state.get("version") != 1:
-            raise JournalCorrupt(f"{path} has an unknown version")
         self._now = float(state["time"])
         self._next_order_no = int(state["next_order_no"])
         self._replaying = True
         try:
             for entry in state["markets"]:
                 config = MarketConfig.from_dict(entry)
-                book_state = state["books"][config.symbol]
-                for order in book_state.get("orders", ()):
-                    if "client_order_id" not in order:  # a checkpoint written before client order ids
-                        order["client_order_id"] = _legacy_client_id(order["order_id"])
-                self._install_market(config, book_state, state.get("trades", {}).get(config.symbol, ()))
+                trades = state.get("trades", {}).get(config.symbol, ())
+                self._install_market(config, state["books"][config.symbol], trades)
         finally:
             self._replaying = False
-        self._index_live_client_ids()
+        self._orders.index_live(self._markets.values())
         self.risk.restore_state(state["risk"])
         self._checkpoint_position = int(state["position"])
         return self._checkpoint_position
 
     # ------------------------------------------------------------------ queries
 
-    def _config_of(self, record: dict[str, Any]) -> MarketConfig | None:
-        """The configuration of the market a stored order or trade belongs to (None if unknown)."""
-        symbol = record.get("symbol")
-        market = self._markets.get(symbol) if isinstance(symbol, str) else None
-        return None if market is None else market.config
+    def _storage(self) -> StorageManager:
+        if self.storage is None:
+            raise ServiceUnavailable("the exchange is not open")
+        return self.storage
 
     def balances(self, user_id: str) -> dict[str, Any]:
         """``{"balances": {asset: {"available", "held"}}}`` with exact decimal strings."""
@@ -1063,61 +645,28 @@ class Exchange:
     def get_order(self, user_id: str | None, order_id: str) -> dict[str, Any] | None:
         """A user's order (live, recently finished, or stored), with ``symbol``; None if not theirs."""
         with self._lock:
-            if not isinstance(order_id, str) or not _ORDER_ID.match(order_id):
-                return None
-            found = self._find_live(order_id)
-            order: dict[str, Any] | None
-            if found is not None:
-                order = _rest_order({"symbol": found[0].config.symbol, **found[1]}, found[0].config)
-            elif order_id in self._recent:
-                order = dict(self._recent[order_id])
-            else:
-                assert self.storage is not None
-                stored = self.storage.get_order(order_id)
-                order = None if stored is None else _rest_order(stored, self._config_of(stored))
-        if order is None or (user_id is not None and order.get("user_id") != user_id):
-            return None
-        return order
+            return queries.get_order(self._markets, self._orders, self._storage(), user_id, order_id)
 
     def get_order_by_client_id(self, user_id: str, client_order_id: str) -> dict[str, Any] | None:
         """The newest order that ``user_id`` named ``client_order_id`` (live, recently finished, or
         stored), shaped like :meth:`get_order`; None if there is none (another user's are never seen)."""
         with self._lock:
-            if not isinstance(user_id, str) or not isinstance(client_order_id, str):
-                return None
-            if not rules.CLIENT_ORDER_ID_PATTERN.fullmatch(client_order_id):
-                return None
-            order_id = self._live_client_order(user_id, client_order_id)
-            if order_id is None:
-                order_id = self._recent_client_ids.get((user_id, client_order_id))
-            if order_id is not None:
-                found = self.get_order(user_id, order_id)
-                if found is not None and found.get("client_order_id") == client_order_id:
-                    return found
-            assert self.storage is not None
-            stored = self.storage.get_order_by_client_id(user_id, client_order_id)
-        return None if stored is None else _jsonable(stored)
+            return queries.get_order_by_client_id(
+                self._markets, self._orders, self._storage(), user_id, client_order_id
+            )
 
     def open_orders(self, user_id: str, symbol: str | None = None) -> list[dict[str, Any]]:
         """The user's live orders (resting and untriggered stops), per market in book order."""
         with self._lock:
             markets = [self._market(symbol)] if symbol is not None else list(self._markets.values())
-            result = []
-            for market in markets:
-                for order in market.book.get_orders(user_id=user_id):
-                    result.append(_rest_order({"symbol": market.config.symbol, **order}, market.config))
-            return result
+            return queries.open_orders(markets, user_id)
 
     def order_history(
         self, user_id: str, symbol: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         """The user's orders of every status from storage, newest first (storage trails the journal by
         the write-behind delay, normally milliseconds)."""
-        assert self.storage is not None
-        return [
-            _rest_order(order, self._config_of(order))
-            for order in self.storage.get_orders(user_id, symbol, limit)
-        ]
+        return queries.order_history(self._markets, self._storage(), user_id, symbol, limit)
 
     def fills(self, user_id: str, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The user's fills, newest first, at most ``limit``, from storage: one per side of a trade the
@@ -1125,31 +674,7 @@ class Exchange:
         client_order_id, side, role`` (``maker``/``taker``), ``price, quantity, fee`` (exact strings;
         the fee is in ``fee_asset``, the market's quote asset, negative for a rebate), ``fee_asset``,
         ``timestamp``. The counterparty (its user and its order) is never shown."""
-        assert self.storage is not None
-        result: list[dict[str, Any]] = []
-        for trade in self.storage.get_trades(symbol, limit, user_id):
-            market = self._markets.get(trade["symbol"])
-            fee_asset = None if market is None else market.config.quote_asset
-            taker_side = trade["taker_side"]
-            for role in ("taker", "maker"):
-                if trade[f"{role}_user_id"] != user_id:
-                    continue
-                side = taker_side if role == "taker" else ("sell" if taker_side == "buy" else "buy")
-                fill = {
-                    "trade_id": trade["trade_id"],
-                    "symbol": trade["symbol"],
-                    "order_id": trade[f"{role}_order_id"],
-                    "client_order_id": trade.get(f"{role}_client_order_id"),
-                    "side": side,
-                    "role": role,
-                    "price": trade["price"],
-                    "quantity": trade["quantity"],
-                    "fee": trade[f"{role}_fee"],
-                    "fee_asset": fee_asset,
-                    "timestamp": trade["timestamp"],
-                }
-                result.append(_rest_order(fill, None if market is None else market.config))
-        return result[: max(0, limit)]
+        return queries.fills(self._markets, self._storage(), user_id, symbol, limit)
 
     def recent_trades(self, symbol: str, limit: int = 100) -> list[dict[str, Any]]:
         """The market's latest trades (up to 1000 kept), newest first: ``trade_id, price, quantity,
@@ -1172,32 +697,3 @@ class Exchange:
             "storage_pending": 0 if self.storage is None else self.storage.get_pending_write_count(),
             "orders_resting": sum(len(market.book) for market in self._markets.values()),
         }
-
-
-def _legacy_client_id(order_id: str) -> str | None:
-    """The client order id of an order journaled before the exchange always assigned ``MC-<n>``: a
-    client-given order id was the client's name for the order, and it stays its order id too."""
-    return None if order_id.startswith(_GENERATED_PREFIX) else order_id
-
-
-def _fingerprint(book: OrderBook) -> list[int]:
-    """Cheap facts about a book after a command, journaled so that a replay that diverges is caught."""
-    return [len(book), book.counters()[1]]
-
-
-def _rest_order(order: dict[str, Any], config: MarketConfig | None) -> dict[str, Any]:
-    """The API's order (or trade) shape from a book or storage read: ``quantity`` is the total, as in
-    the order events and the place answer (the reads give the open quantity there, the total as
-    ``original_quantity``); ``remaining_quantity`` is the open quantity. Numbers are written by the
-    rule of :mod:`.formatting` (grid decimals for prices and quantities, amounts trimmed)."""
-    order = dict(order)
-    total = order.pop("original_quantity", None)
-    if total is not None:
-        order["quantity"] = total
-    if config is not None:
-        order = format_order(order, config.tick_size, config.lot_size)
-    return _jsonable(order)
-
-
-def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
-    return {key: (str(value) if isinstance(value, Decimal) else value) for key, value in data.items()}

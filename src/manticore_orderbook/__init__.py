@@ -13,8 +13,30 @@ from .enums import EventType, OrderType, SelfTradePrevention, Side, TimeInForce
 from .errors import DuplicateOrderIdError, InvalidOrderError, OrderBookError, OrderNotFoundError
 from .events import EventHandler, EventManager
 from .model import Order, PriceLevel, Trade
+from .payloads import (
+    BookClearedPayload,
+    ErrorPayload,
+    OrderCancelledPayload,
+    OrderExpiredPayload,
+    OrderFilledPayload,
+    OrderModifiedPayload,
+    OrderPayload,
+    OrderTriggeredPayload,
+    PriceLevelPayload,
+    TradePayload,
+)
 
 __all__ = [
+    "BookClearedPayload",
+    "ErrorPayload",
+    "OrderCancelledPayload",
+    "OrderExpiredPayload",
+    "OrderFilledPayload",
+    "OrderModifiedPayload",
+    "OrderPayload",
+    "OrderTriggeredPayload",
+    "PriceLevelPayload",
+    "TradePayload",
     "COMPILED",
     "DuplicateOrderIdError",
     "EventHandler",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from typing import NamedTuple
 
 from manticore_orderbook import OrderType, TimeInForce, rules
 
@@ -40,7 +41,15 @@ from .order_spec import OrderSpec, parse_order, parse_price, parse_quantity
 from .rate_limit import RateLimiter
 from .tracking import OrderRegistry, TrackedOrder, limit_hold
 
-__all__ = ["PreTradeChecks", "band_violation", "check_grid", "check_now", "check_user_id", "order_notional"]
+__all__ = [
+    "Admission",
+    "PreTradeChecks",
+    "band_violation",
+    "check_grid",
+    "check_now",
+    "check_user_id",
+    "order_notional",
+]
 
 
 def check_now(now: object) -> float:
@@ -138,6 +147,16 @@ def order_notional(
     return None if reference is None else mul(reference, quantity)
 
 
+class Admission(NamedTuple):
+    """What an approved new order holds: ``need`` of :func:`~.holds.hold_asset` for ``spec`` in
+    ``market`` (checked against ``user``'s available balance at approval)."""
+
+    user: UserId
+    market: Market
+    spec: OrderSpec
+    need: Decimal
+
+
 class PreTradeChecks:
     """The check logic over the manager's markets, orders, ledger, limits and rate limiter."""
 
@@ -159,7 +178,7 @@ class PreTradeChecks:
 
     # ------------------------------------------------------------------ new orders
 
-    def check_order(
+    def admit(
         self,
         user_id: object,
         symbol: object,
@@ -171,58 +190,70 @@ class PreTradeChecks:
         now: object,
         time_in_force: object,
         self_trade_prevention: object,
-    ) -> Decision:
-        """See :meth:`manticore_risk.RiskManager.check_order`."""
+    ) -> tuple[Decision, Admission | None]:
+        """The decision of :meth:`manticore_risk.RiskManager.check_order` and, when approved, what the
+        order must hold (the order parsed once, a market order's sweep bounded once)."""
         try:
             seconds = check_now(now)
             user = check_user_id(user_id)
             market = self.markets.get(symbol) if isinstance(symbol, str) else None
             if market is None:
-                return rejected("unknown_market", f"there is no market {symbol!r}")
+                return rejected("unknown_market", f"there is no market {symbol!r}"), None
             spec = parse_order(
                 side, order_type, price, quantity, stop_price, time_in_force, self_trade_prevention
             )
             check_grid(market, spec)
-            return self._check_new(user, market, spec, seconds)
+            decision, need = self._check_new(user, market, spec, seconds)
         except (ValueError, ArithmeticError) as exc:
-            return rejected("invalid", str(exc) or type(exc).__name__)
+            return rejected("invalid", str(exc) or type(exc).__name__), None
+        if not decision["approved"]:
+            return decision, None
+        assert need is not None
+        return decision, Admission(user, market, spec, need)
 
-    def _check_new(self, user: UserId, market: Market, spec: OrderSpec, now: float) -> Decision:
+    def _check_new(
+        self, user: UserId, market: Market, spec: OrderSpec, now: float
+    ) -> tuple[Decision, Decimal | None]:
+        """The decision on a parsed new order and, when approved, the amount it must hold."""
         reason = unsupported(spec)
         if reason is not None:
-            return rejected("unsupported_order", reason)
+            return rejected("unsupported_order", reason), None
         limits = market.limits or self.limits
         if limits.max_order_quantity is not None and spec.quantity > limits.max_order_quantity:
             return rejected(
                 "max_quantity",
                 f"quantity {amount_str(spec.quantity)} is above the maximum "
                 f"{limits.max_order_quantity} per order",
-            )
+            ), None
         swept: Sweep | None = None
         if spec.order_type == "market":
             swept = market_sweep(self.registry, market, user, spec, now)
             if swept is None:
                 side = "asks" if spec.is_buy else "bids"
-                return rejected("no_liquidity", f"there are no {side} in {market.symbol} for a market order")
+                return rejected(
+                    "no_liquidity", f"there are no {side} in {market.symbol} for a market order"
+                ), None
         reference = reference_price(market.book)
         decision = self._market_limits(limits, spec, spec.price, spec.quantity, reference, True, swept)
         if decision is not None:
-            return decision
+            return decision, None
         max_open = self.limits.max_open_orders
         kind = OrderType(spec.order_type.upper())
         tif = TimeInForce((spec.time_in_force or "gtc").upper())
         can_rest = rules.is_stop(kind) or rules.may_rest(kind, tif, spec.price is not None)
         if max_open is not None and can_rest and len(self.registry.of_user(user)) >= max_open:
-            return rejected("max_open_orders", f"you already have the maximum of {max_open} open orders")
+            return rejected(
+                "max_open_orders", f"you already have the maximum of {max_open} open orders"
+            ), None
         decision = self._rate(user, now)
         if decision is not None:
-            return decision
+            return decision, None
         need = new_order_hold(market, spec, swept)
         asset = hold_asset(market, spec.is_buy)
         decision = self._funds(user, asset, need, self._hold_words(spec))
         if decision is not None:
-            return decision
-        return self._approve(user, now)
+            return decision, None
+        return self._approve(user, now), need
 
     # ------------------------------------------------------------------ modifies
 

@@ -1,12 +1,13 @@
 """RiskManager: pre-trade checks and a ledger of available and held funds settled from book events.
 
 See docs/risk.md for the rules. In one paragraph: every user has, per asset, an ``available`` and a
-``held`` amount. An order about to enter a book first passes :meth:`RiskManager.check_order`, then
-:meth:`RiskManager.reserve` moves the funds it may need from available to held (buys hold quote, sells
-base). The book's events, delivered to :meth:`RiskManager.on_event`, settle every trade from those
-holds, return surpluses, and release what is left when an order ends. Money is conserved exactly: for
-every asset, the sum over users of available + held plus the fees collected always equals deposits
-minus withdrawals.
+``held`` amount. An order about to enter a book passes :meth:`RiskManager.check_and_reserve`, which
+checks it and, if approved, moves the funds it may need from available to held (buys hold quote, sells
+base) in the same pass (:meth:`RiskManager.check_order` then :meth:`RiskManager.reserve` do the same in
+two calls). The book's events, delivered to :meth:`RiskManager.on_event`, settle every trade from
+those holds, return surpluses, and release what is left when an order ends. Money is conserved
+exactly: for every asset, the sum over users of available + held plus the fees collected always equals
+deposits minus withdrawals.
 
 Not thread-safe: call it from one thread, or under the lock that serialises your order entry (its
 ``check_order`` reads books, and books deliver events to it under their own locks).
@@ -27,7 +28,7 @@ from .holds import hold_asset, market_sweep, new_order_hold
 from .ledger import Ledger, UserId
 from .limits import RiskLimits
 from .markets import Market
-from .order_spec import parse_order
+from .order_spec import OrderSpec, parse_order
 from .rate_limit import RateLimiter
 from .settlement import Settlement
 from .state import build_state, export_state
@@ -134,7 +135,7 @@ class RiskManager:
         Rejection codes: see :data:`manticore_risk.CODES` and docs/risk.md. Nothing changes except that
         an approval is counted by the rate limiter.
         """
-        return self._checks.check_order(
+        return self._checks.admit(
             user_id,
             symbol,
             side,
@@ -145,7 +146,7 @@ class RiskManager:
             now,
             time_in_force,
             self_trade_prevention,
-        )
+        )[0]
 
     def check_modify(
         self,
@@ -166,6 +167,46 @@ class RiskManager:
         return self._checks.check_modify(order_id, new_price, new_quantity, now)
 
     # ------------------------------------------------------------------ holds
+
+    def check_and_reserve(
+        self,
+        order_id: str,
+        *,
+        user_id: UserId,
+        symbol: str,
+        side: str,
+        order_type: str,
+        price: Decimal | None,
+        quantity: Decimal,
+        stop_price: Decimal | None = None,
+        now: float,
+        time_in_force: str | None = None,
+        self_trade_prevention: str | None = None,
+    ) -> Decision:
+        """:meth:`check_order` and, when it approves, :meth:`reserve` in one pass (the order is parsed
+        and, for a market order, its sweep bounded once): returns the decision; an approved order's
+        funds are held under ``order_id``. Use ``now`` as the book's clock for the command.
+
+        Raises ``ValueError`` (nothing changed) for an ``order_id`` that is empty, not a string or
+        already tracked; everything else about the order is reported in the decision, as by
+        :meth:`check_order`. A rejection changes nothing; an approval is counted by the rate limiter.
+        """
+        self._check_new_id(order_id)
+        decision, admission = self._checks.admit(
+            user_id,
+            symbol,
+            side,
+            order_type,
+            price,
+            quantity,
+            stop_price,
+            now,
+            time_in_force,
+            self_trade_prevention,
+        )
+        if admission is not None:
+            self._hold(order_id, admission.user, admission.market, admission.spec, admission.need)
+        return decision
 
     def reserve(
         self,
@@ -193,10 +234,7 @@ class RiskManager:
         hold exceeds the available balance (impossible right after an approval). Nothing is changed
         when it raises.
         """
-        if not isinstance(order_id, str) or not order_id:
-            raise ValueError("order_id must be a non-empty string")
-        if order_id in self._registry.by_id:
-            raise ValueError(f"order {order_id!r} already has a hold")
+        self._check_new_id(order_id)
         user = check_user_id(user_id)
         market = self._markets.get(symbol) if isinstance(symbol, str) else None
         if market is None:
@@ -209,7 +247,17 @@ class RiskManager:
         swept = None
         if spec.order_type == "market" and spec.is_buy:
             swept = market_sweep(self._registry, market, user, spec, seconds)
-        hold = new_order_hold(market, spec, swept)
+        return self._hold(order_id, user, market, spec, new_order_hold(market, spec, swept))
+
+    def _check_new_id(self, order_id: object) -> None:
+        if not isinstance(order_id, str) or not order_id:
+            raise ValueError("order_id must be a non-empty string")
+        if order_id in self._registry.by_id:
+            raise ValueError(f"order {order_id!r} already has a hold")
+
+    def _hold(self, order_id: str, user: UserId, market: Market, spec: OrderSpec, hold: Decimal) -> Decimal:
+        """Hold ``hold`` for a new order and track it; InsufficientFunds (nothing changed) if the user's
+        available balance is smaller."""
         asset = hold_asset(market, spec.is_buy)
         available = self._ledger.available(user, asset)
         if hold > available:

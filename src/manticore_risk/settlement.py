@@ -30,9 +30,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from manticore_orderbook import EventType
+from manticore_orderbook import (
+    BookClearedPayload,
+    EventType,
+    OrderModifiedPayload,
+    OrderPayload,
+    OrderTriggeredPayload,
+    TradePayload,
+)
 
 from .amounts import ZERO, add, amount_str, mul, sub, to_decimal
 from .errors import RiskError
@@ -42,7 +49,9 @@ from .tracking import OrderRegistry, TrackedOrder, required_hold
 
 __all__ = ["Settlement"]
 
-Handler = Callable[[Market, dict[str, Any]], None]
+# Each handler takes the payload shape of the event types it is registered for (see
+# manticore_orderbook.payloads); ``on_event`` is the one place a plain payload dict meets that type.
+Handler = Callable[[Market, Any], None]
 
 
 class Settlement:
@@ -94,7 +103,7 @@ class Settlement:
             return None
         return order
 
-    def _added(self, market: Market, data: dict[str, Any]) -> None:
+    def _added(self, market: Market, data: OrderPayload) -> None:
         order = self._order(market, data.get("order_id"))
         if order is None:
             return
@@ -104,23 +113,23 @@ class Settlement:
             order.expiry = float(expiry)
             self.registry.note_expiry(order)
 
-    def _triggered(self, market: Market, data: dict[str, Any]) -> None:
+    def _triggered(self, market: Market, data: OrderTriggeredPayload) -> None:
         order = self._order(market, data.get("order_id"))
         if order is not None:
             order.pending = False
 
-    def _ended(self, market: Market, data: dict[str, Any]) -> None:
+    def _ended(self, market: Market, data: OrderPayload) -> None:
         order = self._order(market, data.get("order_id"))
         if order is not None:
             self.finish(order)
 
-    def _cleared(self, market: Market, data: dict[str, Any]) -> None:
+    def _cleared(self, market: Market, data: BookClearedPayload) -> None:
         for order_id in data.get("order_ids", ()):
             order = self._order(market, order_id)
             if order is not None:
                 self.finish(order)
 
-    def _modified(self, market: Market, data: dict[str, Any]) -> None:
+    def _modified(self, market: Market, data: OrderModifiedPayload) -> None:
         if data.get("reason") == "trailing_stop":
             return  # only the stop price moved; holds do not depend on it
         order = self._order(market, data.get("order_id"))
@@ -167,7 +176,7 @@ class Settlement:
 
     # ------------------------------------------------------------------ trades
 
-    def _trade(self, market: Market, data: dict[str, Any]) -> None:
+    def _trade(self, market: Market, data: TradePayload) -> None:
         price = to_decimal(data["price"])
         quantity = to_decimal(data["quantity"])
         notional = mul(price, quantity)
@@ -175,12 +184,16 @@ class Settlement:
         taker_fee = to_decimal(data["taker_fee"])
         buy_id = data["buy_order_id"]
         buyer_is_maker = buy_id == data["maker_order_id"]
+        # An order without a user (possible in a book without risk) has no hold either; _pay reports
+        # it as a problem, so the user ids are read as the ledger's type here.
+        maker_user = cast(UserId, data["maker_user_id"])
+        taker_user = cast(UserId, data["taker_user_id"])
         if buyer_is_maker:
             buyer_fee, seller_fee = maker_fee, taker_fee
-            buyer_user, seller_user = data["maker_user_id"], data["taker_user_id"]
+            buyer_user, seller_user = maker_user, taker_user
         else:
             buyer_fee, seller_fee = taker_fee, maker_fee
-            buyer_user, seller_user = data["taker_user_id"], data["maker_user_id"]
+            buyer_user, seller_user = taker_user, maker_user
         buy = self._order(market, buy_id)
         sell = self._order(market, data["sell_order_id"])
         ledger = self.ledger

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, and_, bindparam, case, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -20,10 +20,29 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from manticore_orderbook import EventType
 
 from . import schema
-from .capture import RECORD_CLEARED, RECORD_FILL, RECORD_ORDER, Record, RowBuilder
+from .capture import (
+    RECORD_CLEARED,
+    RECORD_FILL,
+    RECORD_ORDER,
+    FillRecord,
+    OrderRecord,
+    Record,
+    RowBuilder,
+    TradeRecord,
+)
 from .records import Market, exact, fill_update, order_row, trade_row
 
-__all__ = ["Unit", "UnitTuple", "apply_units", "as_unit", "insert_ignore", "unit_size", "upsert_orders"]
+__all__ = [
+    "OneOrderHeader",
+    "PackedUnit",
+    "Unit",
+    "UnitTuple",
+    "apply_units",
+    "as_unit",
+    "insert_ignore",
+    "unit_size",
+    "upsert_orders",
+]
 
 _FULL_STATE = frozenset(
     {
@@ -81,6 +100,22 @@ _MYSQL_DIALECTS = ("mysql", "mariadb")
 #:
 #: Every function that takes units takes either layout or a :class:`Unit`.
 UnitTuple = tuple[Any, ...]
+#: The packed layout of :data:`UnitTuple` (:class:`Unit`'s fields in order).
+PackedUnit = tuple[
+    str,
+    Sequence[tuple[EventType, dict[str, Any]]],
+    int,
+    "int | None",
+    "int | None",
+    object,
+    tuple[Record, ...],
+    str,
+    bool,
+]
+#: The header of the one-order layout of :data:`UnitTuple`: ``(symbol, sequence, trade_count,
+#: generated_order_count, last_trade_ticks, id_prefix)``, followed in the unit by the items of an
+#: :data:`~manticore_storage.capture.OrderRecord`.
+OneOrderHeader = tuple[str, int, int, int, "int | None", str]
 
 
 def as_unit(unit: UnitTuple) -> Unit:
@@ -225,12 +260,12 @@ class _Batch:
         """Add one captured record (later than everything added so far; not RECORD_CLEARED)."""
         tag = record[0]
         if tag == RECORD_ORDER:
-            row = builder.order_row(record, self.now)
+            row = builder.order_row(cast(OrderRecord, record), self.now)
             key = (symbol, row["order_id"])
             self.fills.pop(key, None)
             self.full[key] = row
         elif tag == RECORD_FILL:
-            change = builder.fill_change(record, self.now)
+            change = builder.fill_change(cast(FillRecord, record), self.now)
             key = (symbol, change["b_order_id"])
             stored = self.full.get(key)
             if stored is not None:
@@ -239,7 +274,7 @@ class _Batch:
             else:
                 self.fills[key] = change
         else:
-            self.trades.append(builder.trade_row(record))
+            self.trades.append(builder.trade_row(cast(TradeRecord, record)))
 
     def write(self, connection: Connection) -> None:
         upsert_orders(connection, list(self.full.values()))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from decimal import ROUND_FLOOR, Context, Decimal
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from manticore_orderbook import EventType
 from manticore_orderbook.changes import (
@@ -42,7 +42,12 @@ __all__ = [
     "RECORD_FILL",
     "RECORD_ORDER",
     "RECORD_TRADE",
+    "ClearedRecord",
+    "FillRecord",
+    "OrderRecord",
+    "Record",
     "RowBuilder",
+    "TradeRecord",
     "capture",
     "order_record",
 ]
@@ -62,7 +67,48 @@ RECORD_TRADE: Final = 2
 #: ``(RECORD_CLEARED, sequence)``: ``clear()`` cancelled every live order of the symbol.
 RECORD_CLEARED: Final = 3
 
-Record = tuple[Any, ...]
+#: A user id as the book keeps it (str or int, None for an anonymous order).
+UserIdValue = str | int | None
+
+#: The layout of :data:`RECORD_ORDER` (ticks and lots as ints; see the comment above it).
+OrderRecord = tuple[
+    int,  # RECORD_ORDER
+    int,  # last_sequence
+    int,  # kind
+    "str | None",  # reason
+    str,  # order_id
+    str,  # side
+    str,  # order_type
+    str,  # tif
+    UserIdValue,  # user_id
+    float,  # timestamp
+    str,  # stp
+    "int | None",  # peak
+    Any,  # trail (ticks, or a percentage when trail_is_percent)
+    bool,  # trail_is_percent
+    "int | None",  # price
+    int,  # quantity
+    int,  # filled
+    int,  # open
+    int,  # visible
+    "float | None",  # expiry
+    "int | None",  # stop_price
+    "int | None",  # trail_ref
+    bool,  # triggered
+    bool,  # pending
+    int,  # rank
+    "str | None",  # client_order_id
+]
+#: The layout of :data:`RECORD_FILL`.
+FillRecord = tuple[int, int, str, int, int, int, int]
+#: The layout of :data:`RECORD_TRADE`.
+TradeRecord = tuple[
+    int, int, int, int, int, str, str, UserIdValue, UserIdValue, str, float, "str | None", "str | None"
+]
+#: The layout of :data:`RECORD_CLEARED`.
+ClearedRecord = tuple[int, int]
+#: Any captured record; its first item says which layout it has.
+Record = OrderRecord | FillRecord | TradeRecord | ClearedRecord
 
 
 def capture(entries: list[ChangeEntry]) -> tuple[Record, ...]:
@@ -74,7 +120,7 @@ def capture(entries: list[ChangeEntry]) -> tuple[Record, ...]:
     records: list[Record] = []
     # order_id -> [order, last_sequence, full, kind, extra]
     touched: dict[str, list[Any]] = {}
-    trades: list[Record] = []
+    trades: list[TradeRecord] = []
     for kind, a, b, c in entries:
         if kind == CHANGE_TRADE:
             sequence = a.sequence
@@ -124,7 +170,7 @@ def _snapshot(touched: dict[str, list[Any]], records: list[Record]) -> None:
         records.append(order_record(order, sequence, kind, extra))
 
 
-def order_record(order: Any, sequence: int, kind: int, extra: Any) -> Record:
+def order_record(order: Any, sequence: int, kind: int, extra: Any) -> OrderRecord:
     """The full-state record of ``order`` for one change log entry ``(kind, order, sequence, extra)``."""
     if extra is None:
         reason, open_, quantity = None, order.open, order.quantity
@@ -186,7 +232,7 @@ class RowBuilder:
         self._maker_rate = market.maker_fee_rate
         self._taker_rate = market.taker_fee_rate
 
-    def order_row(self, record: Record, now: float | None) -> dict[str, Any]:
+    def order_row(self, record: OrderRecord, now: float | None) -> dict[str, Any]:
         """The full ``manticore_orders`` row of a :data:`RECORD_ORDER`."""
         (
             _,
@@ -254,7 +300,7 @@ class RowBuilder:
             "client_order_id": client_order_id,
         }
 
-    def fill_change(self, record: Record, now: float | None) -> dict[str, Any]:
+    def fill_change(self, record: FillRecord, now: float | None) -> dict[str, Any]:
         """The fill columns of a :data:`RECORD_FILL` (keyed ``b_symbol``/``b_order_id`` for the update)."""
         _, sequence, order_id, filled, open_, visible, rank = record
         qty = self._qty
@@ -270,7 +316,7 @@ class RowBuilder:
             "updated_at": now,
         }
 
-    def trade_row(self, record: Record) -> dict[str, Any]:
+    def trade_row(self, record: TradeRecord) -> dict[str, Any]:
         """The ``manticore_trades`` row of a :data:`RECORD_TRADE`, fees exact from the market's rates."""
         (
             _,
@@ -314,19 +360,20 @@ class RowBuilder:
         for record in records:
             tag = record[0]
             if tag == RECORD_ORDER:
-                data = self.order_row(record, None)
+                order = cast(OrderRecord, record)
+                data = self.order_row(order, None)
                 data["sequence"] = data["last_sequence"]
                 data["order_timestamp"] = data["timestamp"]
                 data["reason"] = data["cancel_reason"]
-                events.append((_FULL_STATE_TYPES.get(record[2], EventType.ORDER_MODIFIED), data))
+                events.append((_FULL_STATE_TYPES.get(order[2], EventType.ORDER_MODIFIED), data))
             elif tag == RECORD_FILL:
-                data = self.fill_change(record, None)
+                data = self.fill_change(cast(FillRecord, record), None)
                 data["symbol"] = data.pop("b_symbol")
                 data["order_id"] = data.pop("b_order_id")
                 data["sequence"] = data["last_sequence"]
                 events.append((EventType.ORDER_FILLED, data))
             elif tag == RECORD_TRADE:
-                events.append((EventType.TRADE_EXECUTED, self.trade_row(record)))
+                events.append((EventType.TRADE_EXECUTED, self.trade_row(cast(TradeRecord, record))))
             else:
                 events.append((EventType.BOOK_CLEARED, {"symbol": self._symbol, "sequence": record[1]}))
         events.sort(key=lambda item: int(item[1]["sequence"]))

@@ -15,7 +15,7 @@ from typing import Literal
 from manticore_orderbook import EventType, OrderBook
 from manticore_orderbook.changes import CHANGE_CLEARED, CHANGE_TRADE, ChangeEntry
 
-from .apply import UnitTuple
+from .apply import OneOrderHeader, PackedUnit, UnitTuple
 from .capture import capture, order_record
 from .records import Market
 
@@ -71,11 +71,21 @@ class BookPersister:
             if len(entries) == 1:  # most commands: one order rests, or is cancelled, without trading
                 kind, order, order_sequence, extra = entries[0]
                 if kind != CHANGE_TRADE and kind != CHANGE_CLEARED:
-                    header = (symbol, sequence, trade_count, generated, last_trade, id_prefix)
+                    header: OneOrderHeader = (symbol, sequence, trade_count, generated, last_trade, id_prefix)
                     deliver(header + order_record(order, order_sequence, kind, extra))
                     return
-            records = capture(entries)
-            deliver((symbol, (), sequence, trade_count, generated, last_trade, records, id_prefix, True))
+            packed: PackedUnit = (
+                symbol,
+                (),
+                sequence,
+                trade_count,
+                generated,
+                last_trade,
+                capture(entries),
+                id_prefix,
+                True,
+            )
+            deliver(packed)
 
         self._recorder = on_changes
 

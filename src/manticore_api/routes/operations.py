@@ -1,0 +1,33 @@
+"""Operations: health (503 when degraded) and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from .deps import metrics_of, service_of
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get("/api/health", tags=["operations"])
+async def health(
+    request: Request,
+) -> JSONResponse:
+    """``status`` ok or degraded, and each component's state (503 when degraded)."""
+    service = service_of(request)
+    report = await run_in_threadpool(service.health)
+    return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response)
+async def prometheus_metrics(
+    request: Request,
+) -> Response:
+    """Prometheus text exposition."""
+    metrics = metrics_of(request)
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,141 @@
+"""Order entry and order reads: ``/api/orders...``. Commands are answered once they are durable."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from manticore_matching import InvalidCommand
+
+from ..schemas import ModifyIn, OrderIn, OrderPlaced
+from .deps import CurrentUser, metrics_of, service_of
+from .errors import ERRORS, error, order_not_found
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.post("/api/orders", status_code=201, response_model=OrderPlaced, responses=ERRORS, tags=["orders"])
+async def place_order(request: Request, body: OrderIn, caller: CurrentUser) -> dict[str, Any]:
+    """Place an order; answered when it is durable. 422 when risk refuses it (``code`` says why)."""
+    service = service_of(request)
+    metrics = metrics_of(request)
+    if body.user_id is not None and service.require_auth and body.user_id != caller.user_id:
+        raise InvalidCommand("user_id does not match the authenticated user")
+    user_id = body.user_id if body.user_id is not None and not service.require_auth else caller.user_id
+    receipt = service.exchange.place_order(
+        user_id,
+        body.symbol,
+        body.side.lower(),
+        body.quantity,
+        price=body.price,
+        order_type=body.order_type or ("limit" if body.price is not None else "market"),
+        time_in_force=body.time_in_force,
+        expiry_time=body.expiry_time,
+        stop_price=body.stop_price,
+        displayed_quantity=body.displayed_quantity,
+        trail_value=body.trail_value,
+        trail_is_percent=body.trail_is_percent,
+        self_trade_prevention=body.self_trade_prevention,
+        client_order_id=body.client_order_id,
+    )
+    await service.durable(receipt.position)
+    metrics.orders_placed.inc()
+    return {"status": "success", "order_id": receipt.order_id, "order": receipt.order}
+
+
+@router.get("/api/orders", tags=["orders"], responses=ERRORS)
+async def open_orders(
+    request: Request, caller: CurrentUser, symbol: Annotated[str | None, Query(max_length=40)] = None
+) -> dict[str, Any]:
+    """The caller's live orders (resting and untriggered stops)."""
+    service = service_of(request)
+    return {"orders": service.exchange.open_orders(caller.user_id, symbol)}
+
+
+@router.get("/api/orders/history", tags=["orders"], responses=ERRORS)
+async def order_history(
+    request: Request,
+    caller: CurrentUser,
+    symbol: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The caller's orders of every status, newest first."""
+    service = service_of(request)
+    exchange = service.exchange
+    if symbol is not None:
+        exchange.book(symbol)
+    orders = await run_in_threadpool(exchange.order_history, caller.user_id, symbol, limit)
+    return {"orders": orders}
+
+
+@router.get(
+    "/api/orders/by-client-id/{client_order_id}", tags=["orders"], responses=ERRORS, response_model=None
+)
+async def get_order_by_client_id(
+    request: Request, client_order_id: str, caller: CurrentUser
+) -> dict[str, Any] | JSONResponse:
+    """The caller's newest order with this ``client_order_id`` (live or finished); 404 if none. Other
+    users' client order ids are never seen."""
+    service = service_of(request)
+    order = await run_in_threadpool(service.exchange.get_order_by_client_id, caller.user_id, client_order_id)
+    if order is None:
+        return error(404, "order_not_found", f"no order with client_order_id {client_order_id[:64]!r}")
+    return {"status": "success", "order": order}
+
+
+@router.delete("/api/orders/by-client-id/{client_order_id}", tags=["orders"], responses=ERRORS)
+async def cancel_order_by_client_id(
+    request: Request, client_order_id: str, caller: CurrentUser
+) -> dict[str, Any]:
+    """Cancel the caller's live order with this ``client_order_id``: 200, or 404 if there is none."""
+    service = service_of(request)
+    receipt = service.exchange.cancel_order_by_client_id(caller.user_id, client_order_id)
+    await service.durable(receipt.position)
+    return {
+        "status": "success",
+        "order_id": receipt.order_id,
+        "client_order_id": client_order_id,
+        "order": receipt.order,
+        "message": f"Order {receipt.order_id} cancelled",
+    }
+
+
+@router.get("/api/orders/{order_id}", tags=["orders"], responses=ERRORS, response_model=None)
+async def get_order(request: Request, order_id: str, caller: CurrentUser) -> dict[str, Any] | JSONResponse:
+    """One of the caller's orders, live or finished."""
+    service = service_of(request)
+    order = service.exchange.get_order(None if caller.is_admin else caller.user_id, order_id)
+    if order is None:
+        return order_not_found(order_id)
+    return {"status": "success", "order": order}
+
+
+@router.patch("/api/orders/{order_id}", tags=["orders"], responses=ERRORS)
+async def modify_order(
+    request: Request, order_id: str, body: ModifyIn, caller: CurrentUser
+) -> dict[str, Any]:
+    """Change price, total quantity or expiry of a live order (see docs/orderbook.md for priority)."""
+    service = service_of(request)
+    receipt = service.exchange.modify_order(
+        None if caller.is_admin else caller.user_id,
+        order_id,
+        new_price=body.new_price,
+        new_quantity=body.new_quantity,
+        new_expiry_time=body.new_expiry_time,
+    )
+    await service.durable(receipt.position)
+    return {"status": "success", "order_id": order_id, "order": receipt.order}
+
+
+@router.delete("/api/orders/{order_id}", tags=["orders"], responses=ERRORS)
+async def cancel_order(request: Request, order_id: str, caller: CurrentUser) -> dict[str, Any]:
+    """Cancel a live order: 200, or 404 if the caller has no such live order."""
+    service = service_of(request)
+    receipt = service.exchange.cancel_order(None if caller.is_admin else caller.user_id, order_id)
+    await service.durable(receipt.position)
+    return {"status": "success", "message": f"Order {order_id} cancelled"}

@@ -1,0 +1,92 @@
+"""Applying a journal record's command to the risk manager and a book, the same live and in replay.
+
+A record (built by :mod:`.commands`) is the whole command: these functions read nothing else, so that
+the replay of a record reproduces exactly what the live command did. They raise the exchange's errors
+(:class:`~manticore_matching.errors.InvalidCommand`, ``OrderRejected``, ``OrderNotFound``) and leave
+the book and the ledger unchanged when they do.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from manticore_orderbook import OrderBook, OrderBookError
+from manticore_risk import RiskError, RiskManager
+
+from .commands import risk_args
+from .errors import InvalidCommand, OrderNotFound, OrderRejected
+
+__all__ = ["fingerprint", "modify", "place", "transfer"]
+
+
+def place(risk: RiskManager, book: OrderBook, record: dict[str, Any], *, check: bool) -> None:
+    """Hold the funds of a ``place`` record's order and send it to ``book``: after risk's checks in the
+    same call when ``check`` (a live command), without them in replay (the record was approved)."""
+    order_id = record["order_id"]
+    try:
+        if check:
+            decision = risk.check_and_reserve(order_id, **risk_args(record))
+            if not decision["approved"]:
+                raise OrderRejected.from_decision(decision)
+        else:
+            risk.reserve(order_id, **risk_args(record))
+    except RiskError as exc:
+        raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
+    except ValueError as exc:
+        raise InvalidCommand(str(exc)) from None
+    try:
+        book.add_order(
+            side=record["side"],
+            price=record["price"],
+            quantity=record["quantity"],
+            order_id=order_id,
+            time_in_force=record["time_in_force"],
+            expiry_time=record["expiry_time"],
+            user_id=record["user_id"],
+            order_type=record["order_type"],
+            stop_price=record["stop_price"],
+            trail_value=record["trail_value"],
+            trail_is_percent=record["trail_is_percent"],
+            displayed_quantity=record["displayed_quantity"],
+            self_trade_prevention=record["self_trade_prevention"],
+            client_order_id=record.get("client_order_id"),
+        )
+    except OrderBookError as exc:
+        risk.release_unplaced(order_id)
+        raise InvalidCommand(str(exc)) from None
+
+
+def modify(book: OrderBook, record: dict[str, Any]) -> None:
+    """Apply a ``modify`` record to ``book`` (risk follows from its ORDER_MODIFIED event)."""
+    try:
+        changed = book.modify_order(
+            record["order_id"],
+            new_price=record["new_price"],
+            new_quantity=record["new_quantity"],
+            new_expiry_time=record["new_expiry_time"],
+        )
+    except OrderBookError as exc:
+        raise InvalidCommand(str(exc)) from None
+    if not changed:
+        raise OrderNotFound(f"order {record['order_id']!r} not found")
+
+
+def transfer(risk: RiskManager, record: dict[str, Any]) -> None:
+    """Apply a ``deposit`` or ``withdraw`` record to the ledger."""
+    amount = Decimal(record["amount"])
+    try:
+        if record["op"] == "deposit":
+            risk.deposit(record["user_id"], record["asset"], amount)
+        else:
+            risk.withdraw(record["user_id"], record["asset"], amount)
+    except RiskError as exc:
+        raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
+    except ValueError as exc:
+        raise InvalidCommand(str(exc)) from None
+
+
+def fingerprint(book: OrderBook) -> list[int]:
+    """Cheap facts about a book after a command (live orders, trades), journaled so that a replay that
+    diverges is caught."""
+    return [len(book), book.counters()[1]]

@@ -1,0 +1,96 @@
+"""The checkpoint file: its format, and writing and reading it safely.
+
+``<data_dir>/checkpoint.json`` holds one JSON object (:class:`CheckpointState`): ``version`` (1), the
+journal ``position`` it covers, the exchange's clock reading ``time``, the order-id counter
+``next_order_no``, every market's config (``markets``, in creation order), every book's
+``export_state()`` (``books``), each market's recent trades oldest first (``trades``) and the risk
+ledger (``risk``). It is written to a temporary file, fsynced and renamed over the old one, so a crash
+leaves either the old or the new checkpoint, never a torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, TypedDict
+
+from .commands import legacy_client_id
+from .journal import JournalCorrupt
+from .market import Market
+
+__all__ = [
+    "CHECKPOINT",
+    "VERSION",
+    "CheckpointState",
+    "build_checkpoint",
+    "read_checkpoint",
+    "write_checkpoint",
+]
+
+#: The checkpoint's file name inside the data directory.
+CHECKPOINT = "checkpoint.json"
+#: The format written (and the only one read).
+VERSION = 1
+
+
+class CheckpointState(TypedDict):
+    """The checkpoint's content (see the module docstring)."""
+
+    version: int
+    position: int
+    time: float
+    next_order_no: int
+    markets: list[dict[str, Any]]
+    books: dict[str, dict[str, Any]]
+    trades: dict[str, list[dict[str, Any]]]
+    risk: dict[str, Any]
+
+
+def build_checkpoint(
+    position: int, now: float, next_order_no: int, markets: dict[str, Market], risk: dict[str, Any]
+) -> CheckpointState:
+    """The checkpoint of ``markets`` (by symbol, in creation order) and the risk ledger's exported
+    ``risk`` at journal ``position``, clock reading ``now``."""
+    return {
+        "version": VERSION,
+        "position": position,
+        "time": now,
+        "next_order_no": next_order_no,
+        "markets": [market.config.to_dict() for market in markets.values()],
+        "books": {symbol: market.book.export_state() for symbol, market in markets.items()},
+        "trades": {symbol: list(market.trades) for symbol, market in markets.items()},
+        "risk": risk,
+    }
+
+
+def write_checkpoint(data_dir: Path, state: CheckpointState, *, fsync: bool) -> None:
+    """Replace ``data_dir``'s checkpoint with ``state`` atomically (fsynced first when ``fsync``)."""
+    path = data_dir / CHECKPOINT
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("w") as handle:
+        json.dump(state, handle, separators=(",", ":"))
+        handle.flush()
+        if fsync:
+            os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def read_checkpoint(data_dir: Path) -> CheckpointState | None:
+    """``data_dir``'s checkpoint, or None when there is none. Raises
+    :class:`~manticore_matching.journal.JournalCorrupt` for an unknown version.
+
+    Orders of a checkpoint written before client order ids were separate (issue 13) gain their
+    ``client_order_id`` here (see :func:`~manticore_matching.commands.legacy_client_id`)."""
+    path = data_dir / CHECKPOINT
+    if not path.exists():
+        return None
+    with path.open() as handle:
+        state: CheckpointState = json.load(handle)
+    if state.get("version") != VERSION:
+        raise JournalCorrupt(f"{path} has an unknown version")
+    for book_state in state["books"].values():
+        for order in book_state.get("orders", ()):
+            if "client_order_id" not in order:
+                order["client_order_id"] = legacy_client_id(order["order_id"])
+    return state

@@ -1,0 +1,56 @@
+"""What a command releases once durable: its storage units and stream messages, in journal order.
+
+Nothing leaves the process before the command's journal record is on disk: :class:`Release` queues
+each command's storage units and messages under its journal position, and the journal's writer thread
+(:meth:`Release.on_durable`) hands them on when the position becomes durable: units to storage,
+messages to the stream listeners, then the position to the durability listeners.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from manticore_storage import StorageManager
+
+__all__ = ["Entry", "Listener", "Release"]
+
+log = logging.getLogger("manticore_matching")
+
+#: ``listener(messages)``: one durable command's stream messages.
+Listener = Callable[[list[dict[str, Any]]], None]
+#: ``(journal position, storage units, stream messages)`` of one command.
+Entry = tuple[int, list[Any], list[dict[str, Any]]]
+
+
+class Release:
+    """The queue of commands waiting for durability, and who is told when they are durable."""
+
+    __slots__ = ("durable_listeners", "listeners", "unreleased")
+
+    def __init__(self) -> None:
+        self.unreleased: deque[Entry] = deque()
+        self.listeners: list[Listener] = []
+        self.durable_listeners: list[Callable[[int], None]] = []
+
+    def on_durable(self, position: int, storage: StorageManager | None) -> None:
+        """Release every queued command up to ``position`` (the journal's writer thread calls this)."""
+        unreleased = self.unreleased
+        while unreleased and unreleased[0][0] <= position:
+            _, units, batch = unreleased.popleft()
+            if storage is not None:
+                for unit in units:
+                    storage.submit(unit)
+            if batch:
+                for listener in list(self.listeners):
+                    try:
+                        listener(batch)
+                    except Exception:
+                        log.exception("stream listener failed")
+        for durable_listener in list(self.durable_listeners):
+            try:
+                durable_listener(position)
+            except Exception:
+                log.exception("durability listener failed")
