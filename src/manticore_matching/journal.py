@@ -108,8 +108,12 @@ class Journal:
 
         Positions must rise by exactly one; a gap or a damaged line before the last raises
         :class:`JournalCorrupt`. Afterwards :attr:`appended` and :attr:`durable` are the last
-        position found (at least ``after``).
+        position found (at least ``after``). This is recovery: it may cut the last segment, so it
+        raises RuntimeError once :meth:`start` has run (use :meth:`durable_records` on a running
+        journal).
         """
+        if self._thread is not None or self._file is not None:
+            raise RuntimeError("read() recovers a journal before start(); use durable_records() now")
         last = after
         segments = self.segments()
         for index, path in enumerate(segments):
@@ -139,6 +143,19 @@ class Journal:
                     handle.flush()
                     os.fsync(handle.fileno())
         self._appended = self._durable = last
+
+    def durable_records(self, after: int = 0) -> Iterator[dict[str, Any]]:
+        """Yield the durable records with position ``> after``, oldest first, without changing anything
+        (safe while the writer runs: a line past :attr:`durable` may still be being written)."""
+        durable = self._durable
+        for path in self.segments():
+            with path.open("rb") as handle:
+                for line in handle:
+                    record = _decode(line)
+                    if record is None or record["n"] > durable:
+                        return
+                    if record["n"] > after:
+                        yield record
 
     # ------------------------------------------------------------------ writing
 

@@ -44,7 +44,8 @@ def test_the_exchange_names_orders_and_keeps_the_clients_name_beside(exchange: E
     assert second.order is not None and second.order["client_order_id"] is None
     assert exchange.get_order("alice", "MC-1")["client_order_id"] == "mine-1"  # type: ignore[index]
     assert exchange.get_order_by_client_id("alice", "mine-1")["order_id"] == "MC-1"  # type: ignore[index]
-    place = [r for r in exchange.journal.read() if r["op"] == "place"]
+    assert exchange.wait_durable(exchange.journal.appended, 10)
+    place = [r for r in exchange.journal.durable_records() if r["op"] == "place"]
     assert [(r["order_id"], r["client_order_id"]) for r in place] == [("MC-1", "mine-1"), ("MC-2", None)]
 
 

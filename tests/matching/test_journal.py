@@ -115,3 +115,19 @@ def test_rotate_refuses_a_busy_journal(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         journal.rotate(0)
     journal.close()
+
+
+def test_a_running_journal_is_read_without_repairs(tmp_path: Path) -> None:
+    """Regression: read() on a running journal reset its counters and could cut a line being written."""
+    journal = Journal(tmp_path)
+    list(journal.read())
+    journal.start()
+    for i in range(5):
+        journal.append({"i": i})
+    assert journal.wait(5, 10)
+    with pytest.raises(RuntimeError, match="before start"):
+        list(journal.read())
+    assert [r["i"] for r in journal.durable_records()] == [0, 1, 2, 3, 4]
+    assert [r["n"] for r in journal.durable_records(after=3)] == [4, 5]
+    assert (journal.appended, journal.durable) == (5, 5)
+    journal.close()
