@@ -287,6 +287,18 @@ class OrderBook:
             deterministic runs.
         order_id_prefix: prefix of generated order ids (default: the symbol's letters and digits).
         max_price / max_quantity: largest accepted price / quantity (default 2**53 - 1 steps).
+
+    The code reads top to bottom in sections (``# ---- name`` lines); *hot* ones run on every order
+    and are measured instruction by instruction (docs/performance.md):
+
+    * properties, commands (``add_order`` ... ``clear``; hot), queries (``get_*``), state transfer
+      (thin methods; the code is in :mod:`manticore_orderbook.restore`, cold);
+    * validation (``_build``; ``_build_plain`` is the hot fast path), entering orders: matching,
+      self-trade prevention, resting and removal (``_enter`` ... ``_modify_in_place``; hot);
+    * stops and expiry (``_hold_stop`` ... ``_expire_due``; hot only when stops or GTD orders exist);
+    * events: queueing and delivery (``_emit_*``, ``_queue``, ``_dispatch``; hot);
+    * dictionaries: event payloads and order dicts built from templates (hot when subscribed);
+    * self-check (``check_invariants``, for tests; cold).
     """
 
     def __init__(
