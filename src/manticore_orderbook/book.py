@@ -51,6 +51,17 @@ from .errors import DuplicateOrderIdError, InvalidOrderError
 from .events import EVENT_INDEX, EventHandler, EventManager
 from .model import Order, PriceLevel, Trade
 from .numbers import Grid, NumberFormat, to_decimal
+from .payloads import (
+    ORDER_ADDED_KEYS,
+    ORDER_CANCELLED_KEYS,
+    ORDER_EXPIRED_KEYS,
+    ORDER_FILLED_KEYS,
+    ORDER_KEYS,
+    ORDER_TRIGGERED_KEYS,
+    PRICE_LEVEL_KEYS,
+    READ_ORDER_KEYS,
+    TRADE_KEYS,
+)
 from .price_index import PriceIndex
 from .restore import export_state as _export_state
 from .restore import restore_state as _restore_state
@@ -168,103 +179,24 @@ _ADD_ORDER_KEYS: Final = frozenset(
 Clock = Callable[[], float]
 
 
-#: The keys of an order's dict (``get_order``), in their published order.
-_ORDER_KEYS: Final = (
-    "order_id",
-    "client_order_id",
-    "symbol",
-    "side",
-    "price",
-    "quantity",
-    "filled_quantity",
-    "remaining_quantity",
-    "visible_quantity",
-    "displayed_quantity",
-    "order_type",
-    "time_in_force",
-    "expiry_time",
-    "user_id",
-    "timestamp",
-    "stop_price",
-    "trail_value",
-    "trail_is_percent",
-    "trail_reference_price",
-    "self_trade_prevention",
-    "triggered",
-    "status",
-    "priority",
-)
-_ORDER_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(_ORDER_KEYS)
-#: The keys of an order as readers get it (``get_order``, ``get_orders``): ``quantity`` is the open
-#: quantity and ``original_quantity`` the total, as the original library's readers use them.
-_QUANTITY_AT: Final = _ORDER_KEYS.index("quantity") + 1
-_READ_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    (*_ORDER_KEYS[:_QUANTITY_AT], "original_quantity", *_ORDER_KEYS[_QUANTITY_AT:])
-)
-#: Event payload templates: every key of the event, in order (``_queue`` sets the stamped ones).
-_ADDED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys((*_ORDER_KEYS, "order_timestamp", "sequence"))
-_CANCELLED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    (*_ORDER_KEYS, "reason", "cancelled_quantity", "order_timestamp", "sequence")
-)
-_EXPIRED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    (*_ORDER_KEYS, "expired_quantity", "order_timestamp", "sequence")
-)
-_TRIGGERED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    (*_ORDER_KEYS, "trigger_price", "order_timestamp", "sequence")
-)
+#: Templates of the dicts the book builds: every key, in its published order (the key tuples are in
+#: :mod:`manticore_orderbook.payloads`), values None; the book fills copies of them.
+_ORDER_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_KEYS)
+#: An order as readers get it (``get_order``, ``get_orders``).
+_READ_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(READ_ORDER_KEYS)
+#: Event payload templates (``_queue`` sets the stamped keys).
+_ADDED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_ADDED_KEYS)
+_CANCELLED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_CANCELLED_KEYS)
+_EXPIRED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_EXPIRED_KEYS)
+_TRIGGERED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_TRIGGERED_KEYS)
 _EVENT_TEMPLATES: Final[dict[int, dict[str, Any]]] = {
     E_CANCELLED: _CANCELLED_TEMPLATE,
     E_EXPIRED: _EXPIRED_TEMPLATE,
     E_TRIGGERED: _TRIGGERED_TEMPLATE,
 }
-_TRADE_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    (
-        "trade_id",
-        "symbol",
-        "price",
-        "quantity",
-        "maker_order_id",
-        "taker_order_id",
-        "maker_user_id",
-        "taker_user_id",
-        "buy_order_id",
-        "sell_order_id",
-        "taker_side",
-        "maker_fee",
-        "taker_fee",
-        "maker_fee_rate",
-        "taker_fee_rate",
-        "timestamp",
-        "sequence",
-    )
-)
-_LEVEL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    ("symbol", "timestamp", "sequence", "side", "price", "quantity", "order_count")
-)
-_FILL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    (
-        "order_id",
-        "client_order_id",
-        "symbol",
-        "trade_id",
-        "side",
-        "price",
-        "quantity",
-        "fill_price",
-        "fill_quantity",
-        "filled_quantity",
-        "remaining_quantity",
-        "visible_quantity",
-        "priority",
-        "is_maker",
-        "fee",
-        "user_id",
-        "order_type",
-        "status",
-        "timestamp",
-        "sequence",
-    )
-)
+_TRADE_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(TRADE_KEYS)
+_LEVEL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(PRICE_LEVEL_KEYS)
+_FILL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_FILLED_KEYS)
 
 
 class OrderBook:
