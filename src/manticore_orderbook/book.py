@@ -51,7 +51,20 @@ from .errors import DuplicateOrderIdError, InvalidOrderError
 from .events import EVENT_INDEX, EventHandler, EventManager
 from .model import Order, PriceLevel, Trade
 from .numbers import Grid, NumberFormat, to_decimal
+from .payloads import (
+    ORDER_ADDED_KEYS,
+    ORDER_CANCELLED_KEYS,
+    ORDER_EXPIRED_KEYS,
+    ORDER_FILLED_KEYS,
+    ORDER_KEYS,
+    ORDER_TRIGGERED_KEYS,
+    PRICE_LEVEL_KEYS,
+    READ_ORDER_KEYS,
+    TRADE_KEYS,
+)
 from .price_index import PriceIndex
+from .restore import export_state as _export_state
+from .restore import restore_state as _restore_state
 from .rules import (
     check_client_order_id,
     check_display_size,
@@ -114,123 +127,76 @@ assert [EVENT_INDEX[t] for t in EventType] == [
 _PLAIN_SIDES: Final = {"buy": BUY, "sell": SELL, "BUY": BUY, "SELL": SELL, "Buy": BUY, "Sell": SELL}
 _PLAIN_TIFS: Final = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "gtc": GTC, "ioc": IOC, "fok": FOK}
 _ORDER_ID_MAX_LEN: Final = 128
+_EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
+# Enum class attribute lookups cost ~150 ns each (EnumType's metaclass machinery); module constants
+# do not. The hot paths name event types through these.
+_BUY_VALUE: Final = "buy"
+_SELL_VALUE: Final = "sell"
+_ET_ORDER_ADDED: Final = EventType.ORDER_ADDED
+_ET_ORDER_CANCELLED: Final = EventType.ORDER_CANCELLED
+_ET_PRICE_LEVEL_ADDED: Final = EventType.PRICE_LEVEL_ADDED
+_ET_PRICE_LEVEL_CHANGED: Final = EventType.PRICE_LEVEL_CHANGED
+_ET_PRICE_LEVEL_REMOVED: Final = EventType.PRICE_LEVEL_REMOVED
+_ET_TRADE_EXECUTED: Final = EventType.TRADE_EXECUTED
+_ET_ORDER_FILLED: Final = EventType.ORDER_FILLED
+_ET_ORDER_MODIFIED: Final = EventType.ORDER_MODIFIED
+#: Arithmetic on fees and notionals must never round: 28 digits (the default context) is not enough.
+_EXACT: Final = Context(prec=999, rounding=ROUND_FLOOR, Emax=999999, Emin=-999999)
+
+
+def _money_str(value: Decimal) -> object:
+    return format(value, "f")
+
+
+def _money_decimal(value: Decimal) -> object:
+    return value
+
+
+_MONEY_FORMATS: dict[str, Callable[[Decimal], object]] = {
+    "float": float,
+    "str": _money_str,
+    "decimal": _money_decimal,
+}
+_ADD_ORDER_KEYS: Final = frozenset(
+    {
+        "side",
+        "price",
+        "quantity",
+        "order_id",
+        "time_in_force",
+        "expiry_time",
+        "user_id",
+        "order_type",
+        "stop_price",
+        "trail_value",
+        "trail_is_percent",
+        "displayed_quantity",
+        "self_trade_prevention",
+        "client_order_id",
+    }
+)
 
 Clock = Callable[[], float]
-#: A decoded kind key of the trusted restore: side, type, time in force, STP, pending, triggered, user id
-#: is an int, detailed, plain (a GTC limit or post-only order needing no details), and the side's
-#: levels and price index (see ``_trusted_kind``).
-_TrustedKind = tuple[
-    Side,
-    OrderType,
-    TimeInForce,
-    SelfTradePrevention,
-    bool,
-    bool,
-    bool,
-    bool,
-    bool,
-    dict[int, PriceLevel],
-    PriceIndex,
-]
 
 
-#: The keys of an order's dict (``get_order``), in their published order.
-_ORDER_KEYS: Final = (
-    "order_id",
-    "client_order_id",
-    "symbol",
-    "side",
-    "price",
-    "quantity",
-    "filled_quantity",
-    "remaining_quantity",
-    "visible_quantity",
-    "displayed_quantity",
-    "order_type",
-    "time_in_force",
-    "expiry_time",
-    "user_id",
-    "timestamp",
-    "stop_price",
-    "trail_value",
-    "trail_is_percent",
-    "trail_reference_price",
-    "self_trade_prevention",
-    "triggered",
-    "status",
-    "priority",
-)
-_ORDER_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(_ORDER_KEYS)
-#: The keys of an order as readers get it (``get_order``, ``get_orders``): ``quantity`` is the open
-#: quantity and ``original_quantity`` the total, as the original library's readers use them.
-_QUANTITY_AT: Final = _ORDER_KEYS.index("quantity") + 1
-_READ_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    (*_ORDER_KEYS[:_QUANTITY_AT], "original_quantity", *_ORDER_KEYS[_QUANTITY_AT:])
-)
-#: Event payload templates: every key of the event, in order (``_queue`` sets the stamped ones).
-_ADDED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys((*_ORDER_KEYS, "order_timestamp", "sequence"))
-_CANCELLED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    (*_ORDER_KEYS, "reason", "cancelled_quantity", "order_timestamp", "sequence")
-)
-_EXPIRED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    (*_ORDER_KEYS, "expired_quantity", "order_timestamp", "sequence")
-)
-_TRIGGERED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    (*_ORDER_KEYS, "trigger_price", "order_timestamp", "sequence")
-)
+#: Templates of the dicts the book builds: every key, in its published order (the key tuples are in
+#: :mod:`manticore_orderbook.payloads`), values None; the book fills copies of them.
+_ORDER_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_KEYS)
+#: An order as readers get it (``get_order``, ``get_orders``).
+_READ_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(READ_ORDER_KEYS)
+#: Event payload templates (``_queue`` sets the stamped keys).
+_ADDED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_ADDED_KEYS)
+_CANCELLED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_CANCELLED_KEYS)
+_EXPIRED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_EXPIRED_KEYS)
+_TRIGGERED_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_TRIGGERED_KEYS)
 _EVENT_TEMPLATES: Final[dict[int, dict[str, Any]]] = {
     E_CANCELLED: _CANCELLED_TEMPLATE,
     E_EXPIRED: _EXPIRED_TEMPLATE,
     E_TRIGGERED: _TRIGGERED_TEMPLATE,
 }
-_TRADE_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    (
-        "trade_id",
-        "symbol",
-        "price",
-        "quantity",
-        "maker_order_id",
-        "taker_order_id",
-        "maker_user_id",
-        "taker_user_id",
-        "buy_order_id",
-        "sell_order_id",
-        "taker_side",
-        "maker_fee",
-        "taker_fee",
-        "maker_fee_rate",
-        "taker_fee_rate",
-        "timestamp",
-        "sequence",
-    )
-)
-_LEVEL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    ("symbol", "timestamp", "sequence", "side", "price", "quantity", "order_count")
-)
-_FILL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(
-    (
-        "order_id",
-        "client_order_id",
-        "symbol",
-        "trade_id",
-        "side",
-        "price",
-        "quantity",
-        "fill_price",
-        "fill_quantity",
-        "filled_quantity",
-        "remaining_quantity",
-        "visible_quantity",
-        "priority",
-        "is_maker",
-        "fee",
-        "user_id",
-        "order_type",
-        "status",
-        "timestamp",
-        "sequence",
-    )
-)
+_TRADE_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(TRADE_KEYS)
+_LEVEL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(PRICE_LEVEL_KEYS)
+_FILL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_FILLED_KEYS)
 
 
 class OrderBook:
@@ -253,6 +219,18 @@ class OrderBook:
             deterministic runs.
         order_id_prefix: prefix of generated order ids (default: the symbol's letters and digits).
         max_price / max_quantity: largest accepted price / quantity (default 2**53 - 1 steps).
+
+    The code reads top to bottom in sections (``# ---- name`` lines); *hot* ones run on every order
+    and are measured instruction by instruction (docs/performance.md):
+
+    * properties, commands (``add_order`` ... ``clear``; hot), queries (``get_*``), state transfer
+      (thin methods; the code is in :mod:`manticore_orderbook.restore`, cold);
+    * validation (``_build``; ``_build_plain`` is the hot fast path), entering orders: matching,
+      self-trade prevention, resting and removal (``_enter`` ... ``_modify_in_place``; hot);
+    * stops and expiry (``_hold_stop`` ... ``_expire_due``; hot only when stops or GTD orders exist);
+    * events: queueing and delivery (``_emit_*``, ``_queue``, ``_dispatch``; hot);
+    * dictionaries: event payloads and order dicts built from templates (hot when subscribed);
+    * self-check (``check_invariants``, for tests; cold).
     """
 
     def __init__(
@@ -368,6 +346,14 @@ class OrderBook:
 
     # ------------------------------------------------------------------ properties
 
+    def now(self) -> float:
+        """The book's clock reading, in seconds: the injected ``clock`` (``time.time`` by default).
+
+        What the book would take as "now" for a command started at this moment (GTD expiry, event
+        timestamps). Reads the clock once; takes no lock and changes nothing.
+        """
+        return self._clock()
+
     @property
     def sequence(self) -> int:
         """The sequence number of the last event this book published (0 before the first)."""
@@ -416,10 +402,9 @@ class OrderBook:
         ``entries`` is the command's change log (see :mod:`manticore_orderbook.changes`), in event
         order; the other arguments are where the book stands after the command, as :meth:`counters`
         and :attr:`last_trade_ticks` give them (what a persister stores with it). Recorders run in the
-        book's thread, under its lock, after the command's events were delivered and before the
-        event manager's command listeners; an exception raised by one leaves the book call (the
-        command itself is applied). Registering the first recorder starts the log; nothing is
-        recorded while none is registered.
+        book's thread, under its lock, after the command's events were delivered; an exception raised
+        by one leaves the book call (the command itself is applied). Registering the first recorder
+        starts the log; nothing is recorded while none is registered.
         """
         if not callable(recorder):
             raise TypeError(f"recorder must be callable, not {type(recorder).__name__}")
@@ -915,7 +900,7 @@ class OrderBook:
             f"best_ask={self.get_best_ask()}, sequence={self._sequence})"
         )
 
-    # ------------------------------------------------------------------ state transfer
+    # ------------------------------------------------------------------ state transfer (cold: restore.py)
 
     def export_state(self) -> dict[str, Any]:
         """Everything :meth:`restore_state` needs to rebuild this book: a JSON-serialisable dict.
@@ -927,15 +912,7 @@ class OrderBook:
         ``original_quantity``), in :meth:`get_orders` order. Trade history and statistics are not part
         of the state.
         """
-        with self._lock:
-            return {
-                "symbol": self.symbol,
-                "sequence": self._sequence,
-                "last_trade_price": self.last_trade_price,
-                "trade_count": self._trade_no,
-                "generated_order_count": self._next_order_no,
-                "orders": [self._order_dict(order) for order in self._iter_orders()],
-            }
+        return _export_state(self)
 
     def restore_state(self, state: Mapping[str, Any] | object) -> int:
         """Load live orders and counters into this empty book without publishing any event.
@@ -952,479 +929,10 @@ class OrderBook:
         given value (at least the largest priority).
 
         Returns the number of orders restored. Raises :class:`InvalidOrderError` if the book is not
-        empty or anything in ``state`` is invalid; nothing is changed then.
+        empty or anything in ``state`` is invalid; nothing is changed then. (Storage loads rows it wrote
+        itself through :func:`manticore_orderbook.restore.load_trusted`, which checks less.)
         """
-        if not isinstance(state, Mapping):
-            raise InvalidOrderError("state must be a mapping like export_state() returns")
-        records = state.get("orders", [])
-        if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
-            raise InvalidOrderError("state['orders'] must be a list of order dicts")
-        with self._lock:
-            if self._orders:
-                raise InvalidOrderError("restore_state needs an empty book")
-            self._drop_empty_levels()
-            reserved: set[str] = set()
-            ranks: set[int] = set()
-            orders: list[Order] = []
-            for index, record in enumerate(records):
-                try:
-                    order = self._restored_order(record, reserved)
-                except InvalidOrderError as exc:
-                    raise InvalidOrderError(f"state order {index}: {exc}") from None
-                if order.rank in ranks:
-                    raise InvalidOrderError(f"state order {index}: priority {order.rank} is used twice")
-                ranks.add(order.rank)
-                reserved.add(order.order_id)
-                orders.append(order)
-            sequence = _counter(state.get("sequence", 0), "sequence")
-            if ranks and max(ranks) > sequence:
-                sequence = max(ranks)
-            trade_count = _counter(state.get("trade_count", 0), "trade_count")
-            generated = _counter(state.get("generated_order_count", 0), "generated_order_count")
-            last = state.get("last_trade_price")
-            last_price = None if last is None else self._price_grid.to_units(last)
-            self._place_restored(orders)
-            self._sequence = max(self._sequence, sequence)
-            self._trade_no = max(self._trade_no, trade_count)
-            self._next_order_no = max(self._next_order_no, generated)
-            if last_price is not None:
-                self._last_price = last_price
-            return len(orders)
-
-    def _restored_order(self, record: object, reserved: set[str]) -> Order:
-        """Validate one ``restore_state`` order record and return the Order (not placed anywhere)."""
-        if not isinstance(record, Mapping):
-            raise InvalidOrderError("each order must be a dict")
-        get = record.get
-        timestamp = get("timestamp")
-        if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)) or timestamp != timestamp:
-            raise InvalidOrderError("timestamp must be a number of seconds")
-        order_id = get("order_id")
-        if order_id is None:
-            raise InvalidOrderError("order_id is required")
-        order = self._build(
-            get("side"),
-            get("price"),
-            get("quantity"),
-            order_id,
-            get("time_in_force"),
-            get("expiry_time"),
-            get("user_id"),
-            get("order_type"),
-            None if _is_trailing(get("order_type")) else get("stop_price"),
-            get("trail_value"),
-            get("trail_is_percent", False),
-            # The display size is set below: a self-trade decrement may leave an iceberg smaller than it.
-            None if get("displayed_quantity") is None else get("quantity"),
-            get("self_trade_prevention"),
-            float(timestamp),
-            reserved,
-        )
-        displayed = get("displayed_quantity")
-        if displayed is not None:
-            order.peak = self._qty_grid.to_units(displayed)
-        client_id = get("client_order_id")
-        if client_id is not None:
-            order.client_order_id = check_client_order_id(client_id)
-        qty_grid = self._qty_grid
-        filled_value = get("filled_quantity")
-        # A zero fill comes in every number format ("0.0" from a str book): only a non-zero one is on
-        # the grid.
-        unfilled = filled_value is None or to_decimal(filled_value, "filled_quantity") == 0
-        order.filled = 0 if unfilled else qty_grid.to_units(filled_value)
-        order.open = qty_grid.to_units(get("remaining_quantity"))
-        if order.filled + order.open != order.quantity:
-            raise InvalidOrderError("filled_quantity + remaining_quantity must equal quantity")
-        rank = get("priority")
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank <= 0:
-            raise InvalidOrderError("priority must be a positive integer")
-        order.rank = rank
-        order.triggered = bool(get("triggered", False))
-        kind = order.order_type
-        is_stop = kind is STOP_LIMIT or kind is STOP_MARKET or kind is TRAILING_STOP
-        order.pending = get("status") == "pending"
-        if order.pending:
-            if not is_stop or order.triggered:
-                raise InvalidOrderError("only an untriggered stop can be pending")
-            if kind is TRAILING_STOP:
-                ref = get("trail_reference_price")
-                order.trail_ref = None if ref is None else self._price_grid.to_units(ref)
-                order.stop_price = None
-                self._update_trailing_stop(order)
-            return order
-        if is_stop and not order.triggered:
-            raise InvalidOrderError("a stop that has not triggered must have status 'pending'")
-        if order.price is None or kind is MARKET or kind is STOP_MARKET:
-            raise InvalidOrderError("a resting order needs a limit price")
-        if order.tif is IOC or order.tif is FOK:
-            raise InvalidOrderError(f"{order.tif.value} orders never rest")
-        visible = get("visible_quantity")
-        if visible is None or to_decimal(visible, "visible_quantity") == 0:
-            # Not shown yet (a taker's payloads precede its resting): it rests with a fresh slice.
-            order.visible = order.peak if order.peak and order.peak < order.open else order.open
-        else:
-            order.visible = qty_grid.to_units(visible)
-        if order.visible > order.open or (order.peak and order.visible > order.peak):
-            raise InvalidOrderError("visible_quantity exceeds the open or displayed quantity")
-        if kind is TRAILING_STOP:  # triggered: keeps the stop price it triggered at
-            ref = get("trail_reference_price")
-            order.trail_ref = None if ref is None else self._price_grid.to_units(ref)
-            stop = get("stop_price")
-            order.stop_price = None if stop is None else self._price_grid.to_units(stop)
-        return order
-
-    def _restore_trusted(
-        self,
-        records: Iterable[tuple[Any, ...]],
-        kinds: Mapping[object, tuple[Any, ...]],
-        details: Mapping[Any, tuple[Any, ...]],
-        prices: Mapping[Any, int | None],
-        lots: Mapping[Any, int | None],
-        sequence: int,
-        trade_count: int,
-        generated_order_count: int,
-        last_trade_price: int | None,
-        client_order_ids: Mapping[str, str] | None = None,
-    ) -> int:
-        """``restore_state`` for a trusted source: :mod:`manticore_storage` restoring rows it wrote.
-
-        Nothing is parsed twice and only cheap invariants are checked (ids unique, priorities unique
-        and rising in each price level, quantities positive and consistent, kinds that can rest or
-        wait, the book not crossed), instead of validating every order as a new command.
-
-        Each record is a tuple ``(order_id, price, remaining_quantity, user_id, timestamp, priority,
-        kind)``. The records of the resting orders must come grouped by price (consecutive records
-        with equal ``price`` values join the same level; a price that comes back in a later group
-        costs a sort of its level) and in ascending priority within each group; untriggered stops
-        may come anywhere. ``kinds[kind]`` is ``(side, order_type, time_in_force,
-        self_trade_prevention, pending, triggered, user_id_is_int, detailed)``: the enum fields are
-        the book's own values (an STP of None means the book's default) and a true
-        ``user_id_is_int`` turns a text ``user_id`` into an int. The other fields of a ``detailed``
-        order are ``details[priority]``: ``(priority, quantity, filled_quantity, visible_quantity,
-        displayed_quantity, expiry_time, stop_price, trail_value, trail_is_percent,
-        trail_reference_price)``. Any other order has nothing filled, is fully visible and has no
-        display size, expiry, stop or trail. Prices (``price``, ``stop_price``,
-        ``trail_reference_price``, a non-percent ``trail_value``) are keys of ``prices`` and
-        quantities keys of ``lots``: mappings from the stored value to whole ticks or lots (None to
-        None). ``visible_quantity`` None or 0 means a fresh slice; a percent ``trail_value`` is a
-        decimal. ``client_order_ids`` maps order ids to their client order ids (orders not in it have
-        none). Raises :class:`InvalidOrderError` and leaves the book empty if anything does not hold.
-        """
-        with self._lock:
-            if self._orders:
-                raise InvalidOrderError("restore_state needs an empty book")
-            self._drop_empty_levels()
-            sequence = _counter(sequence, "sequence")
-            trade_count = _counter(trade_count, "trade_count")
-            generated = _counter(generated_order_count, "generated_order_count")
-            if last_trade_price is not None and last_trade_price <= 0:
-                raise InvalidOrderError("last_trade_price must be positive")
-            try:
-                top = self._load_trusted(records, kinds, details, prices, lots)
-                if client_order_ids:
-                    book_orders = self._orders
-                    for order_id, client_id in client_order_ids.items():
-                        found = book_orders.get(order_id)
-                        if found is not None:
-                            found.client_order_id = check_client_order_id(client_id)
-                bid, ask = self._bid_prices.max(), self._ask_prices.min()
-                if bid is not None and ask is not None and bid >= ask:
-                    raise InvalidOrderError(
-                        f"the restored book would be crossed (bid {bid} >= ask {ask} ticks)"
-                    )
-            except BaseException:
-                self._reset_state()
-                raise
-            self._sequence = max(self._sequence, sequence, top)
-            self._trade_no = max(self._trade_no, trade_count)
-            self._next_order_no = max(self._next_order_no, generated)
-            if last_trade_price is not None:
-                self._last_price = last_trade_price
-            return len(self._orders)
-
-    def _load_trusted(
-        self,
-        records: Iterable[tuple[Any, ...]],
-        kinds: Mapping[object, tuple[Any, ...]],
-        details: Mapping[Any, tuple[Any, ...]],
-        prices: Mapping[Any, int | None],
-        lots: Mapping[Any, int | None],
-    ) -> int:
-        """Build and place the orders of ``_restore_trusted``; return the top priority.
-
-        One price level at a time: a level is looked up once per group of records and its totals are
-        added once, which keeps a million orders over many levels fast. A plain order (limit or
-        post-only, GTC, not detailed, not a stop) that passes the checks is built here; any other
-        goes through ``_trusted_order``, which also makes the error of a record that fails a check.
-        Untriggered stops are registered last, in ascending priority."""
-        book_orders = self._orders
-        expiries = self._expiries
-        max_price = self._price_grid.max_units
-        max_qty = self._qty_grid.max_units
-        ranks: set[int] = set()
-        seen = ranks.add
-        stops: list[Order] = []
-        revisited: dict[int, PriceLevel] = {}
-        decoded: dict[object, _TrustedKind] = {}
-        no_key = current = object()  # the kind key and price value of the last record, none yet
-        last_key: object = no_key
-        side = BUY
-        order_type = LIMIT
-        tif = GTC
-        stp = self.default_stp
-        pending = user_id_is_int = plain = False
-        levels = self._bid_levels
-        level_prices = self._bid_prices
-        level: PriceLevel | None = None
-        append = list[Order]().append
-        price = total = count = last_rank = placed = 0
-        for order_id, price_value, open_value, user_id, timestamp, rank, key in records:
-            if key != last_key:
-                found = decoded.get(key)
-                if found is None:
-                    found = self._trusted_kind(kinds, key, len(book_orders))
-                    decoded[key] = found
-                kind = found
-                side, order_type, tif, stp, pending, _, user_id_is_int, _, plain, levels, level_prices = kind
-                last_key = key
-                if not pending and level is not None and side is not level.side:
-                    current = no_key  # same price, other side: another level (and a crossed book)
-            if user_id_is_int and user_id is not None:
-                user_id = self._trusted_user_id(user_id, len(book_orders))
-            seen(rank)
-            if pending:
-                order = self._trusted_order(
-                    order_id, price_value, open_value, user_id, timestamp, rank, kind, details, prices, lots
-                )
-                book_orders[order_id] = order
-                stops.append(order)
-                continue
-            if price_value != current:  # the next level: settle this one, find or make that one
-                if level is not None:
-                    level.total += total
-                    level.count += count
-                    placed += count
-                price_units = prices[price_value]
-                if price_units is None or not 0 < price_units <= max_price:
-                    raise InvalidOrderError(
-                        f"state order {len(book_orders)}: no price to rest at, or out of range"
-                    )
-                price = price_units
-                level = levels.get(price)
-                if level is None:
-                    level = PriceLevel(price, side)
-                    levels[price] = level
-                    level_prices.add(price)
-                elif level.count or len(level.orders) > level.head:
-                    revisited[id(level)] = level
-                append = level.orders.append
-                current = price_value
-                total = count = last_rank = 0
-            assert level is not None
-            if rank <= last_rank:
-                raise InvalidOrderError(
-                    f"state order {len(book_orders)}: priority {rank!r} is not above the previous one"
-                    " of its price level"
-                )
-            last_rank = rank
-            quantity = lots[open_value]
-            if (
-                plain
-                and quantity is not None
-                and 0 < quantity <= max_qty
-                and isinstance(order_id, str)
-                and order_id
-            ):  # a repeated order_id shows in the count of book_orders at the end
-                order = Order(order_id, side, price, quantity, order_type, tif, user_id, timestamp, stp)
-                order.visible = quantity
-                order.rank = rank
-                total += quantity
-            else:
-                order = self._trusted_order(
-                    order_id, price_value, open_value, user_id, timestamp, rank, kind, details, prices, lots
-                )
-                total += order.visible
-                level.reserve += order.open - order.visible
-                if order.expiry is not None:
-                    heapq.heappush(expiries, (order.expiry, rank, order))
-            order.level = level
-            append(order)
-            count += 1
-            book_orders[order_id] = order
-        if level is not None:
-            level.total += total
-            level.count += count
-            placed += count
-        if len(book_orders) != placed + len(stops):
-            raise InvalidOrderError("two orders have the same order_id")
-        if len(ranks) != len(book_orders):
-            raise InvalidOrderError("two orders have the same priority")
-        for level in revisited.values():  # a level in two groups (a price spelt two ways): reorder
-            level.orders = sorted(level.orders[level.head :], key=lambda o: o.rank)
-            level.head = 0
-        stops.sort(key=lambda o: o.rank)
-        for order in stops:
-            if order.order_type is TRAILING_STOP:
-                self._update_trailing_stop(order)
-            self._register_stop(order)
-        return max(ranks, default=0)
-
-    def _trusted_kind(self, kinds: Mapping[object, tuple[Any, ...]], key: object, index: int) -> _TrustedKind:
-        """Decode one kind key of ``_restore_trusted`` (``_load_trusted`` does it once per key)."""
-        values = kinds.get(key)
-        if values is None or len(values) != 8:
-            raise InvalidOrderError(f"state order {index}: unknown side, order type, time in force or STP")
-        side_value, type_value, tif_value, stp_value, pending, triggered, user_id_is_int, detailed = values
-        side = _TRUSTED_SIDES.get(side_value)
-        order_type = _TRUSTED_KINDS.get(type_value)
-        tif = _TRUSTED_TIFS.get(tif_value)
-        stp = self.default_stp if stp_value is None else _TRUSTED_STPS.get(stp_value)
-        if side is None or order_type is None or tif is None or stp is None:
-            raise InvalidOrderError(f"state order {index}: unknown side, order type, time in force or STP")
-        plain = (
-            not (pending or triggered or detailed)
-            and (order_type is LIMIT or order_type is POST_ONLY)
-            and tif is GTC
-        )
-        levels, level_prices = (
-            (self._bid_levels, self._bid_prices) if side is BUY else (self._ask_levels, self._ask_prices)
-        )
-        return (
-            side,
-            order_type,
-            tif,
-            stp,
-            bool(pending),
-            bool(triggered),
-            bool(user_id_is_int),
-            bool(detailed),
-            plain,
-            levels,
-            level_prices,
-        )
-
-    @staticmethod
-    def _trusted_user_id(user_id: Any, index: int) -> int:
-        """A ``user_id`` of ``_restore_trusted`` that ``user_id_is_int`` says is an int."""
-        try:
-            return int(user_id)
-        except (TypeError, ValueError):
-            raise InvalidOrderError(f"state order {index}: user_id {user_id!r} is not an int") from None
-
-    def _trusted_order(
-        self,
-        order_id: Any,
-        price_value: Any,
-        open_value: Any,
-        user_id: Any,
-        timestamp: Any,
-        rank: int,
-        kind: _TrustedKind,
-        details: Mapping[Any, tuple[Any, ...]],
-        prices: Mapping[Any, int | None],
-        lots: Mapping[Any, int | None],
-    ) -> Order:
-        """Check and build one order of ``_restore_trusted``, whatever its kind and details: a resting
-        order with its visible quantity, not placed yet, or an untriggered stop, not registered yet."""
-        book_orders = self._orders
-        index = len(book_orders)
-        side, kind_, tif, stp, pending, triggered, _, detailed, _, _, _ = kind
-        if not isinstance(order_id, str) or not order_id or order_id in book_orders:
-            raise InvalidOrderError(f"state order {index}: order_id missing or used twice")
-        price = prices[price_value]
-        open_ = lots[open_value]
-        if detailed:
-            row = details.get(rank)
-            if row is None or len(row) != 10:
-                raise InvalidOrderError(f"state order {index}: its details are missing")
-            (
-                _,
-                quantity_value,
-                filled_value,
-                visible_value,
-                peak_value,
-                expiry,
-                stop_value,
-                trail_value,
-                trail_is_percent,
-                trail_ref_value,
-            ) = row
-            quantity = lots[quantity_value]
-            filled = lots[filled_value]
-        else:
-            visible_value = peak_value = expiry = stop_value = trail_value = trail_ref_value = None
-            trail_is_percent = False
-            quantity = open_
-            filled = 0
-        max_price = self._price_grid.max_units
-        max_qty = self._qty_grid.max_units
-        if quantity is None or filled is None or open_ is None:
-            raise InvalidOrderError(f"state order {index}: quantities missing")
-        if not 0 < quantity <= max_qty or filled < 0 or open_ <= 0 or filled + open_ != quantity:
-            raise InvalidOrderError(f"state order {index}: inconsistent quantities")
-        if price is not None and not 0 < price <= max_price:
-            raise InvalidOrderError(f"state order {index}: price out of range")
-        if (tif is GTD) != (expiry is not None):
-            raise InvalidOrderError(f"state order {index}: GTD orders, and only they, have an expiry")
-        peak = 0 if peak_value is None else lots[peak_value]
-        if peak is None or peak < 0:
-            raise InvalidOrderError(f"state order {index}: displayed_quantity out of range")
-        if peak:
-            if kind_ is LIMIT:
-                kind_ = ICEBERG  # as add_order reads a limit order with a display size
-            elif kind_ is not ICEBERG:
-                raise InvalidOrderError(f"state order {index}: only icebergs have a displayed_quantity")
-        elif kind_ is ICEBERG:
-            raise InvalidOrderError(f"state order {index}: an iceberg needs a displayed_quantity")
-        order = Order(order_id, side, price, quantity, kind_, tif, user_id, timestamp, stp)
-        order.filled = filled
-        order.open = open_
-        order.expiry = expiry
-        order.peak = peak
-        order.rank = rank
-        order.triggered = triggered
-        is_stop = kind_ is STOP_LIMIT or kind_ is STOP_MARKET or kind_ is TRAILING_STOP
-        if kind_ is TRAILING_STOP:
-            if trail_value is None:
-                raise InvalidOrderError(f"state order {index}: a trailing stop needs a trail_value")
-            order.trail_is_percent = bool(trail_is_percent)
-            order.trail = to_decimal(trail_value, "trail_value") if trail_is_percent else prices[trail_value]
-            order.trail_ref = prices[trail_ref_value]
-            if not pending and stop_value is not None:  # triggered: keeps the stop it triggered at
-                order.stop_price = prices[stop_value]
-        elif is_stop:
-            stop = prices[stop_value]
-            if stop is None or not 0 < stop <= max_price:
-                raise InvalidOrderError(f"state order {index}: a stop needs a valid stop_price")
-            order.stop_price = stop
-        if pending:
-            if not is_stop or triggered:
-                raise InvalidOrderError(f"state order {index}: only an untriggered stop can be pending")
-            return order
-        if is_stop and not triggered:
-            raise InvalidOrderError(f"state order {index}: an untriggered stop must be pending")
-        if price is None or kind_ is MARKET or kind_ is STOP_MARKET or tif is IOC or tif is FOK:
-            raise InvalidOrderError(f"state order {index}: this order cannot rest")
-        visible = open_ if visible_value is None else lots[visible_value]
-        if not visible:
-            visible = peak if peak and peak < open_ else open_
-        elif visible < 0 or visible > open_ or (peak and visible > peak):
-            raise InvalidOrderError(f"state order {index}: visible_quantity out of range")
-        order.visible = visible
-        return order
-
-    def _place_restored(self, orders: list[Order]) -> None:
-        """Put validated restored orders in place: resting ones in their levels by priority, stops held."""
-        orders.sort(key=lambda o: o.rank)
-        for order in orders:
-            if order.pending:
-                self._register_stop(order)
-            else:
-                self._join_level(order)
-        bid, ask = self._bid_prices.max(), self._ask_prices.min()
-        if bid is not None and ask is not None and bid >= ask:
-            self._reset_state()
-            raise InvalidOrderError(f"the restored book would be crossed (bid {bid} >= ask {ask} ticks)")
+        return _restore_state(self, state)
 
     # ------------------------------------------------------------------ validation
 
@@ -2263,8 +1771,6 @@ class OrderBook:
             self._changes = []
             for recorder in self._recorders:
                 recorder(changes, self._sequence, self._trade_no, self._next_order_no, self._last_price)
-        for listener in self.event_manager.command_listeners:
-            listener(self.symbol, self._sequence)
 
     def _emit_error(
         self, handler: EventHandler, event_type: EventType, data: dict[str, Any], exc: Exception
@@ -2657,61 +2163,6 @@ class OrderBook:
             assert len(seen) + len(stops) == len(self._orders), "orders index holds dead orders"
 
 
-_EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
-# Enum class attribute lookups cost ~150 ns each (EnumType's metaclass machinery); module constants
-# do not. The hot paths name event types through these.
-_BUY_VALUE: Final = "buy"
-_SELL_VALUE: Final = "sell"
-_ET_ORDER_ADDED: Final = EventType.ORDER_ADDED
-_ET_ORDER_CANCELLED: Final = EventType.ORDER_CANCELLED
-_ET_PRICE_LEVEL_ADDED: Final = EventType.PRICE_LEVEL_ADDED
-_ET_PRICE_LEVEL_CHANGED: Final = EventType.PRICE_LEVEL_CHANGED
-_ET_PRICE_LEVEL_REMOVED: Final = EventType.PRICE_LEVEL_REMOVED
-_ET_TRADE_EXECUTED: Final = EventType.TRADE_EXECUTED
-_ET_ORDER_FILLED: Final = EventType.ORDER_FILLED
-_ET_ORDER_MODIFIED: Final = EventType.ORDER_MODIFIED
-#: Enum members by their exact values, for ``_restore_trusted`` (records carry the book's own values).
-_TRUSTED_SIDES: Final[dict[object, Side]] = {m.value: m for m in Side}
-_TRUSTED_KINDS: Final[dict[object, OrderType]] = {m.value: m for m in OrderType}
-_TRUSTED_TIFS: Final[dict[object, TimeInForce]] = {m.value: m for m in TimeInForce}
-_TRUSTED_STPS: Final[dict[object, SelfTradePrevention]] = {m.value: m for m in SelfTradePrevention}
-#: Arithmetic on fees and notionals must never round: 28 digits (the default context) is not enough.
-_EXACT: Final = Context(prec=999, rounding=ROUND_FLOOR, Emax=999999, Emin=-999999)
-
-
-def _money_str(value: Decimal) -> object:
-    return format(value, "f")
-
-
-def _money_decimal(value: Decimal) -> object:
-    return value
-
-
-_MONEY_FORMATS: dict[str, Callable[[Decimal], object]] = {
-    "float": float,
-    "str": _money_str,
-    "decimal": _money_decimal,
-}
-_ADD_ORDER_KEYS: Final = frozenset(
-    {
-        "side",
-        "price",
-        "quantity",
-        "order_id",
-        "time_in_force",
-        "expiry_time",
-        "user_id",
-        "order_type",
-        "stop_price",
-        "trail_value",
-        "trail_is_percent",
-        "displayed_quantity",
-        "self_trade_prevention",
-        "client_order_id",
-    }
-)
-
-
 def _ratio(value: Decimal) -> tuple[int, int]:
     """``(num, den)`` with ``value == num / den`` exactly and ``den`` a power of ten."""
     exponent = value.as_tuple().exponent
@@ -2731,18 +2182,6 @@ def _checked_id(order_id: object) -> str:
     if not isinstance(order_id, str):
         raise InvalidOrderError(f"order_id must be a string, not {type(order_id).__name__}")
     return order_id
-
-
-def _is_trailing(order_type: object) -> bool:
-    return order_type is TRAILING_STOP or (
-        isinstance(order_type, str) and order_type.strip().upper() == TRAILING_STOP.value.upper()
-    )
-
-
-def _counter(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidOrderError(f"{what} must be a non-negative integer")
-    return value
 
 
 def _check_expiry(value: object, now: float) -> float:

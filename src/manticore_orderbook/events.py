@@ -18,11 +18,9 @@ from typing import Any
 
 from .enums import EventType, parse_event_type
 
-__all__ = ["CommandListener", "EventHandler", "EventManager"]
+__all__ = ["EventHandler", "EventManager"]
 
 EventHandler = Callable[[EventType, dict[str, Any]], object]
-#: ``listener(symbol, sequence)``: called once after the events of one book command were delivered.
-CommandListener = Callable[[str, int], object]
 
 _LOG = logging.getLogger("manticore_orderbook.events")
 
@@ -39,37 +37,11 @@ class EventManager:
     and books can read it without locking.
     """
 
-    __slots__ = ("_lock", "command_listeners", "handlers")
+    __slots__ = ("_lock", "handlers")
 
     def __init__(self) -> None:
         self.handlers: list[tuple[EventHandler, ...]] = [() for _ in ALL_EVENT_TYPES]
-        self.command_listeners: tuple[CommandListener, ...] = ()
         self._lock = threading.Lock()
-
-    def add_command_listener(self, listener: CommandListener) -> None:
-        """Call ``listener(symbol, sequence)`` each time a book has delivered the events of one command.
-
-        ``sequence`` is the book's sequence after the command (its last event). The call happens after
-        every handler ran, still inside the command and under the book's lock, and only for commands
-        that queued at least one event for a subscribed type. Use it to treat a command's events as one
-        unit (a storage transaction). Unlike handlers, a listener that raises is not contained: the
-        exception leaves the book call (whose state change is already complete), which is what a
-        synchronous persister needs to refuse acknowledging a command it could not make durable.
-        """
-        if not callable(listener):
-            raise TypeError(f"listener must be callable, not {type(listener).__name__}")
-        with self._lock:
-            self.command_listeners = (*self.command_listeners, listener)
-
-    def remove_command_listener(self, listener: CommandListener) -> bool:
-        """Stop calling ``listener``; return whether it was registered."""
-        with self._lock:
-            current = list(self.command_listeners)
-            if listener not in current:
-                return False
-            current.remove(listener)
-            self.command_listeners = tuple(current)
-            return True
 
     def subscribe(self, event_type: EventType | str, handler: EventHandler) -> None:
         """Call ``handler(event_type, data)`` for every event of ``event_type`` from now on.

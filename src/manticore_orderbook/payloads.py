@@ -1,6 +1,8 @@
 """The shapes of event payloads, as ``TypedDict`` types for consumers to check their key reads.
 
-Types only (standard library, no runtime cost): the book builds plain dicts, and a handler keeps the
+Types (standard library, no runtime cost) and, at the end, the keys of each payload in their published
+order (tuples the book builds its dict templates from once, at import): the book builds plain dicts,
+and a handler keeps the
 public ``(event_type, data)`` signature with ``data: dict[str, Any]``, reading it through one
 ``typing.cast`` to the shape of its event type. docs/events.md is the contract these types follow; every
 payload has ``symbol``, ``sequence`` and ``timestamp``. Prices, quantities and fees are numbers in the
@@ -10,9 +12,18 @@ book's ``number_format`` (:data:`Number`): float by default, ``str`` or ``Decima
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TypedDict
+from typing import Final, TypedDict
 
 __all__ = [
+    "ORDER_ADDED_KEYS",
+    "ORDER_CANCELLED_KEYS",
+    "ORDER_EXPIRED_KEYS",
+    "ORDER_FILLED_KEYS",
+    "ORDER_KEYS",
+    "ORDER_TRIGGERED_KEYS",
+    "PRICE_LEVEL_KEYS",
+    "READ_ORDER_KEYS",
+    "TRADE_KEYS",
     "BookClearedPayload",
     "ErrorPayload",
     "Number",
@@ -168,3 +179,87 @@ class ErrorPayload(_Event):
     handler: str
     event_type: str
     event_sequence: int
+
+
+# ------------------------------------------------------------------ key order of each payload
+
+#: The keys of an order's dict (``export_state`` orders, the common part of order events), in order.
+ORDER_KEYS: Final = (
+    "order_id",
+    "client_order_id",
+    "symbol",
+    "side",
+    "price",
+    "quantity",
+    "filled_quantity",
+    "remaining_quantity",
+    "visible_quantity",
+    "displayed_quantity",
+    "order_type",
+    "time_in_force",
+    "expiry_time",
+    "user_id",
+    "timestamp",
+    "stop_price",
+    "trail_value",
+    "trail_is_percent",
+    "trail_reference_price",
+    "self_trade_prevention",
+    "triggered",
+    "status",
+    "priority",
+)
+_QUANTITY_AT: Final = ORDER_KEYS.index("quantity") + 1
+#: An order as readers get it (``get_order``, ``get_orders``): ``quantity`` is the open quantity and
+#: ``original_quantity`` the total, as the original library's readers use them.
+READ_ORDER_KEYS: Final = (*ORDER_KEYS[:_QUANTITY_AT], "original_quantity", *ORDER_KEYS[_QUANTITY_AT:])
+#: ORDER_ADDED, ORDER_CANCELLED, ORDER_EXPIRED, ORDER_TRIGGERED (ORDER_MODIFIED adds its own keys).
+ORDER_ADDED_KEYS: Final = (*ORDER_KEYS, "order_timestamp", "sequence")
+ORDER_CANCELLED_KEYS: Final = (*ORDER_KEYS, "reason", "cancelled_quantity", "order_timestamp", "sequence")
+ORDER_EXPIRED_KEYS: Final = (*ORDER_KEYS, "expired_quantity", "order_timestamp", "sequence")
+ORDER_TRIGGERED_KEYS: Final = (*ORDER_KEYS, "trigger_price", "order_timestamp", "sequence")
+#: TRADE_EXECUTED.
+TRADE_KEYS: Final = (
+    "trade_id",
+    "symbol",
+    "price",
+    "quantity",
+    "maker_order_id",
+    "taker_order_id",
+    "maker_user_id",
+    "taker_user_id",
+    "buy_order_id",
+    "sell_order_id",
+    "taker_side",
+    "maker_fee",
+    "taker_fee",
+    "maker_fee_rate",
+    "taker_fee_rate",
+    "timestamp",
+    "sequence",
+)
+#: PRICE_LEVEL_ADDED / _CHANGED / _REMOVED.
+PRICE_LEVEL_KEYS: Final = ("symbol", "timestamp", "sequence", "side", "price", "quantity", "order_count")
+#: ORDER_FILLED.
+ORDER_FILLED_KEYS: Final = (
+    "order_id",
+    "client_order_id",
+    "symbol",
+    "trade_id",
+    "side",
+    "price",
+    "quantity",
+    "fill_price",
+    "fill_quantity",
+    "filled_quantity",
+    "remaining_quantity",
+    "visible_quantity",
+    "priority",
+    "is_maker",
+    "fee",
+    "user_id",
+    "order_type",
+    "status",
+    "timestamp",
+    "sequence",
+)

@@ -89,14 +89,13 @@ def market_sweep(
     """The bounded sweep of a MARKET order (None when the opposite side is empty).
 
     Orders expire at the book's clock: the horizon is the later of ``now`` and the book's clock reading
-    (``get_snapshot``'s timestamp), so a caller that passes no ``now`` is still safe with an injected
+    (``book.now()``), so a caller that passes no ``now`` is still safe with an injected
     book clock."""
     book = market.book
     mode = spec.self_trade_prevention or book.default_stp.value
     horizon = now
-    book_now = book.get_snapshot(depth=1)["timestamp"]
-    if isinstance(book_now, (int, float)) and not isinstance(book_now, bool):
-        horizon = float(book_now) if now is None else max(now, float(book_now))
+    book_now = float(book.now())
+    horizon = book_now if now is None else max(now, book_now)
     excluded = excluded_liquidity(registry, market, user_id, spec.is_buy, mode, horizon)
     return sweep(book, spec.is_buy, spec.quantity, excluded)
 

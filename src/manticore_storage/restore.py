@@ -1,10 +1,10 @@
 """Restore: a symbol's live order rows straight into an empty book, in integer units.
 
 Storage restores rows it wrote itself, so it takes the book's trusted path
-(``OrderBook._restore_trusted``): the rows are read with the driver's own cursor (no SQLAlchemy row
-or type processing), every stored decimal is turned into ticks or lots once per distinct value
-(exactly, on the book's grid; a value off the grid is an error), and the book checks only cheap
-invariants instead of validating every order as a new command would be.
+(:func:`manticore_orderbook.restore.load_trusted`): the rows are read with the driver's own cursor
+(no SQLAlchemy row or type processing), every stored decimal is turned into ticks or lots once per
+distinct value (exactly, on the book's grid; a value off the grid is an error), and the book checks
+only cheap invariants instead of validating every order as a new command would be.
 
 What costs most in a restore of a million orders is the driver turning column values into Python
 objects (roughly 0.1 us a column, even for a NULL) and the book touching its levels. So each live
@@ -37,6 +37,7 @@ from manticore_orderbook import (
     Side,
     TimeInForce,
 )
+from manticore_orderbook.restore import load_trusted
 
 from . import schema
 
@@ -62,7 +63,7 @@ _DETAILED = (
 )
 #: The yes/no conditions folded into the key, after the enum columns.
 _KEY_FLAGS = ("status = 'pending'", "triggered", "user_id_is_int", _DETAILED)
-#: A detailed order's extra columns, in the layout of ``OrderBook._restore_trusted``'s details.
+#: A detailed order's extra columns, in the layout of ``load_trusted``'s details.
 _DETAIL_COLUMNS = (
     "priority",
     "quantity",
@@ -106,7 +107,7 @@ def _kind_key_sql(dialect: str) -> str:
 
 def _kind_keys() -> dict[object, tuple[Any, ...]]:
     """Every kind key -> ``(side, order_type, time_in_force, self_trade_prevention, pending,
-    triggered, user_id_is_int, detailed)``, the record layout of ``OrderBook._restore_trusted``."""
+    triggered, user_id_is_int, detailed)``, the record layout of ``load_trusted``."""
     fields = [values for _, values in _KEY_COLUMNS] + [(False, True)] * len(_KEY_FLAGS)
     keys: dict[object, tuple[Any, ...]] = {}
     for combination in product(*(tuple(enumerate(values)) for values in fields)):
@@ -120,7 +121,7 @@ def _kind_keys() -> dict[object, tuple[Any, ...]]:
 
 
 _KIND_KEYS = _kind_keys()
-#: The columns of a restore record, the record layout of ``OrderBook._restore_trusted``, but for the
+#: The columns of a restore record, the record layout of ``load_trusted``, but for the
 #: kind key that ends it.
 _COLUMNS = ("order_id", "price", "remaining_quantity", "user_id", "timestamp", "priority")
 _PRIORITY = _COLUMNS.index("priority")
@@ -177,7 +178,7 @@ class _Details(Mapping[Any, tuple[Any, ...]]):
 def _live_rows(
     connection: Connection, cursor: Any, symbol: str
 ) -> tuple[Iterator[tuple[Any, ...]], Mapping[Any, tuple[Any, ...]]]:
-    """The symbol's live orders as ``_restore_trusted`` records, by price and then priority, streamed,
+    """The symbol's live orders as ``load_trusted`` records, by price and then priority, streamed,
     and the details of the detailed ones by priority.
 
     Rows written by the guide's methods carry no priority: they come last, by arrival, numbered on
@@ -285,7 +286,8 @@ def restore_book(connection: Connection, book: OrderBook, market: Any) -> int:
         )
         client_ids = dict(cursor.fetchall())
         records, details = _live_rows(connection, cursor, book.symbol)
-        return book._restore_trusted(
+        return load_trusted(
+            book,
             records,
             _KIND_KEYS,
             details,

@@ -87,6 +87,18 @@ def test_event_timestamps_come_from_the_injected_clock() -> None:
     assert {d["timestamp"] for _, d in rec.since(start)} == {5_007.0}
 
 
+def test_now_reads_the_injected_clock_and_changes_nothing() -> None:
+    book, rec, clock = make_book(clock=FakeClock(5_000.0))
+    book.add_order("buy", 10, 1, order_id="a", expiry_time=5_001.0)
+    assert book.now() == 5_000.0
+    clock.advance(7)
+    assert book.now() == 5_007.0
+    # Reading the clock is not a command: the passed expiry waits for the next one.
+    assert "a" in book and len(rec.events) == 2 and book.sequence == 2
+    book.clean_expired_orders()
+    assert "a" not in book
+
+
 def test_event_timestamp_is_when_the_event_happened() -> None:
     """Cancellations, expiries, triggers and modifications are stamped with their own time."""
     book, rec, clock = make_book(clock=FakeClock(100.0))

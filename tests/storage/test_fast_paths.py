@@ -22,6 +22,7 @@ from manticore_orderbook import (
     Side,
     TimeInForce,
 )
+from manticore_orderbook.restore import load_trusted
 from manticore_storage import StorageError, StorageManager, restore
 from manticore_storage import schema as tables
 from manticore_storage.apply import as_unit, unit_size
@@ -299,7 +300,7 @@ def _trusted(book: OrderBook, records: list[tuple[Any, ...]], details: dict[int,
     }
     prices = UnitCache(Decimal("0.01"), "price")
     lots = UnitCache(Decimal("0.0001"), "quantity")
-    return book._restore_trusted(records, kinds, details, prices, lots, 0, 0, 0, None)
+    return load_trusted(book, records, kinds, details, prices, lots, 0, 0, 0, None)
 
 
 def test_trusted_restore_reorders_split_levels_and_registers_stops_by_priority() -> None:
