@@ -11,9 +11,10 @@ from fastapi import FastAPI
 
 from ..service import ExchangeService
 from .errors import BinanceError
+from .fill_ledger import FillLedger
 from .klines import Klines
 from .markets import BinanceMarkets
-from .orders import BinanceOrders, FillLedger
+from .orders import BinanceOrders
 from .rest import install_rest
 from .streams import install_streams
 from .ws_api import install_ws_api

@@ -1,4 +1,5 @@
-"""Orders the Binance way: ids, statuses, types, order and trade objects, and order entry.
+"""Orders the Binance way: ids, statuses, types, order and trade objects, and order entry (the fills per
+order are kept by :mod:`.fill_ledger`).
 
 Ids. Manticore's exchange names every order ``MC-<n>``; Binance's integer ``orderId`` is that ``n``
 (:func:`order_no` / :func:`order_id`), so it is stable across restarts. A trade ``BTCUSD-T<n>`` has the
@@ -30,29 +31,24 @@ EXPIRED_IN_MATCH, a GTD expiry -> EXPIRED.
 from __future__ import annotations
 
 import re
-import threading
 import time
 import weakref
-from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from manticore_matching import ExchangeError
-from manticore_storage import schema
 
 from ..service import ExchangeService
 from .errors import BinanceError, from_exchange_error
+from .fill_ledger import FillLedger, decimal_or_zero
 from .markets import BinanceMarkets
 
 __all__ = [
     "ORDER_TYPES",
     "BinanceOrders",
-    "FillLedger",
     "binance_order",
     "cancel",
     "client_id",
@@ -139,7 +135,7 @@ def binance_status(order: dict[str, Any]) -> str:
     """The Binance status of a Manticore order dict (see the module docstring)."""
     status = str(order.get("status", "")).lower()
     if status in ("open", "pending"):
-        return "PARTIALLY_FILLED" if _dec(order.get("filled_quantity")) > 0 else "NEW"
+        return "PARTIALLY_FILLED" if decimal_or_zero(order.get("filled_quantity")) > 0 else "NEW"
     if status == "partially_filled":
         return "PARTIALLY_FILLED"
     if status == "filled":
@@ -159,82 +155,6 @@ def binance_status(order: dict[str, Any]) -> str:
 def binance_type(order: dict[str, Any]) -> str:
     """The Binance type of a Manticore order dict (take-profits placed here show as LIMIT_MAKER later)."""
     return _TYPES_OUT.get(str(order.get("order_type", "LIMIT")).upper(), "LIMIT")
-
-
-def _dec(value: object) -> Decimal:
-    if value is None:
-        return Decimal(0)
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return Decimal(0)
-
-
-# ---------------------------------------------------------------------- fills per order
-
-
-@dataclass(slots=True)
-class _Fill:
-    trade_id: str
-    price: Decimal
-    quantity: Decimal
-    fee: Decimal
-
-
-class FillLedger:
-    """Executed quantity and quote (``cummulativeQuoteQty``) of every order, and the fills of recent ones.
-
-    Loaded from the stored trades at start (:meth:`load`) and kept current from the exchange's durable
-    ``fill`` messages (:meth:`on_messages`, an exchange listener on the journal thread; it runs before the
-    service releases the commands' waiters, so an answered order's fills are here). Thread-safe."""
-
-    def __init__(self, keep_fills_of: int = 20_000) -> None:
-        self._lock = threading.Lock()
-        self._quote: dict[str, Decimal] = {}
-        self._fills: OrderedDict[str, list[_Fill]] = OrderedDict()
-        self._keep = keep_fills_of
-
-    def load(self, storage: Any) -> None:
-        """Add every stored trade to its maker's and taker's totals (call before following live fills)."""
-        if storage is None:
-            return
-        trades = schema.trades
-        query = select(trades.c.maker_order_id, trades.c.taker_order_id, trades.c.price, trades.c.quantity)
-        with storage.engine.connect() as connection:
-            for maker, taker, price, quantity in connection.execution_options(yield_per=5000).execute(query):
-                notional = Decimal(price) * Decimal(quantity)
-                with self._lock:
-                    for oid in (maker, taker):
-                        if oid is not None:
-                            self._quote[oid] = self._quote.get(oid, Decimal(0)) + notional
-
-    def on_messages(self, batch: Iterable[dict[str, Any]]) -> None:
-        """Record the ``fill`` messages of one durable command (the owner's view of each fill: this fill's
-        ``price`` and ``quantity``, its ``fee``, ``trade_id`` and ``order_id``)."""
-        for message in batch:
-            if message.get("type") != "fill":
-                continue
-            oid = str(message["order_id"])
-            price, quantity = Decimal(str(message["price"])), Decimal(str(message["quantity"]))
-            fill = _Fill(str(message.get("trade_id")), price, quantity, _dec(message.get("fee")))
-            with self._lock:
-                self._quote[oid] = self._quote.get(oid, Decimal(0)) + price * quantity
-                fills = self._fills.get(oid)
-                if fills is None:
-                    fills = self._fills[oid] = []
-                    if len(self._fills) > self._keep:
-                        self._fills.popitem(last=False)
-                fills.append(fill)
-
-    def quote(self, native_id: str) -> Decimal:
-        """The quote amount the order has executed (price x quantity summed over its fills)."""
-        with self._lock:
-            return self._quote.get(native_id, Decimal(0))
-
-    def fills(self, native_id: str) -> list[_Fill]:
-        """The fills of a recent order, oldest first."""
-        with self._lock:
-            return list(self._fills.get(native_id, ()))
 
 
 # ---------------------------------------------------------------------- new orders
@@ -554,16 +474,16 @@ class BinanceOrders:
             "orderId": order_no(oid),
             "orderListId": -1,
             "clientOrderId": client_id(state),
-            "price": markets.price(native, _dec(price)),
-            "origQty": markets.qty(native, _dec(state.get("quantity"))),
-            "executedQty": markets.qty(native, _dec(state.get("filled_quantity"))),
+            "price": markets.price(native, decimal_or_zero(price)),
+            "origQty": markets.qty(native, decimal_or_zero(state.get("quantity"))),
+            "executedQty": markets.qty(native, decimal_or_zero(state.get("filled_quantity"))),
             "cummulativeQuoteQty": markets.quote(native, self.ledger.quote(oid)),
             "status": binance_status(state),
             "timeInForce": str(tif).upper() if str(tif).upper() in _TIFS else "GTC",
             "type": kind,
             "side": str(state.get("side", "")).upper(),
-            "stopPrice": markets.price(native, _dec(stop)),
-            "icebergQty": markets.qty(native, _dec(displayed)),
+            "stopPrice": markets.price(native, decimal_or_zero(stop)),
+            "icebergQty": markets.qty(native, decimal_or_zero(displayed)),
             "time": created,
             "updateTime": updated,
             "isWorking": not pending,
