@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from . import metrics
 from .binance import mount_binance
+from .gcpolicy import GcPauseRecorder, GcPolicy
 from .limits import BodySizeLimit
 from .routes import account, admin, market_data, operations, orders, page, stream
 from .routes.errors import install_error_handlers
@@ -24,16 +25,25 @@ __all__ = ["MAX_BODY_BYTES", "create_app"]
 MAX_BODY_BYTES = 64 * 1024
 
 
-def create_app(service: ExchangeService) -> FastAPI:
+def create_app(service: ExchangeService, *, gc_policy: GcPolicy | None = None) -> FastAPI:
     """The application serving ``service`` (whose exchange is open; the app's lifespan starts the
-    service's timers and stream hand-off, and closes the exchange at shutdown)."""
+    service's timers and stream hand-off, and closes the exchange at shutdown).
+
+    ``gc_policy``: applied to the process once the service has started, just before serving (``manticore
+    serve`` passes one; tests that build many apps in one process do not). Either way the lifespan
+    records the collector's pauses from then on, for ``GET /api/metrics/gc``."""
+    recorder = GcPauseRecorder()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        if gc_policy is not None:
+            gc_policy.apply()
+        recorder.install()
         try:
             yield
         finally:
+            recorder.uninstall()
             await service.stop()
 
     app = FastAPI(
@@ -47,6 +57,7 @@ def create_app(service: ExchangeService) -> FastAPI:
     )
     app.state.service = service
     app.state.metrics = registry = metrics.Metrics(service)
+    app.state.gc_recorder = recorder
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     install_error_handlers(app)
     app.add_middleware(metrics.RequestCounter, metrics=registry)
