@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from . import metrics
 from .binance import mount_binance
@@ -78,6 +79,18 @@ def create_app(service: ExchangeService, *, gc_policy: GcPolicy | None = None) -
         page.router,
     ):
         app.router.routes.extend(router.routes)
+    _insert_lean_routes(app)
     mount_binance(app, service)  # the Binance-compatible surface on the same service: docs/binance.md
     page.mount_static(app)
     return app
+
+
+def _insert_lean_routes(app: FastAPI) -> None:
+    """Put each of :data:`orders.LEAN_ROUTES` right before the FastAPI route it stands in for: the lean
+    one answers, the FastAPI one (never reached) keeps documenting the endpoint in the OpenAPI schema."""
+    routes = app.router.routes
+    for endpoint, lean in orders.LEAN_ROUTES:
+        index = next(
+            i for i, route in enumerate(routes) if isinstance(route, APIRoute) and route.endpoint is endpoint
+        )
+        routes.insert(index, lean)
