@@ -348,6 +348,11 @@ def _write_profile(path: Path) -> None:
             layers[_layer(stat.module, stat.name)] += stat.tsub
         for layer, seconds in sorted(layers.items(), key=lambda item: -item[1]):
             lines.append(f"  {layer:22s} {seconds / per * 1e6:8.1f} us/order")
+        for layer in sorted(layers, key=lambda name: -layers[name])[:8]:
+            mine = [stat for stat in stats if _layer(stat.module, stat.name) == layer]
+            top = sorted(mine, key=lambda stat: -stat.tsub)[:6]
+            names = ", ".join(f"{stat.name} {stat.tsub / per * 1e6:.1f}" for stat in top)
+            lines.append(f"  [{layer}] {names}")
         lines.append("  top functions by self time:")
         for stat in sorted(stats, key=lambda stat: -stat.tsub)[:25]:
             where = f"{Path(stat.module).name}:{stat.lineno}"
