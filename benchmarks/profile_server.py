@@ -184,7 +184,9 @@ def _signed_headers(key: str, secret: str, method: str, path: str, body: bytes) 
     }
 
 
-def _run_manticore(args: argparse.Namespace, workdir: Path, profile: str | None) -> dict[str, float]:
+def _run_manticore(
+    args: argparse.Namespace, workdir: Path, profile: str | None, variant: tuple[str, list[str]] | None = None
+) -> dict[str, float]:
     port = _free_port()
     data = workdir / f"data-{port}"
     config = workdir / "markets.toml"
@@ -195,7 +197,11 @@ def _run_manticore(args: argparse.Namespace, workdir: Path, profile: str | None)
     command += ["--log-level", "warning", *args.server_arg]
     if args.no_auth:
         command.append("--no-auth")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+    environment = dict(os.environ)
+    if variant is not None:  # another checkout's src/ first on the path, and its extra flags
+        environment["PYTHONPATH"] = variant[0]
+        command += variant[1]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=sys.stderr, env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(f"{url}/api/health", process)
@@ -411,6 +417,13 @@ def main() -> None:
     parser.add_argument("--server-arg", action="append", default=[], help="extra manticore serve flag")
     parser.add_argument("--reference-access-log", action="store_true")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME=SRC_DIR[:FLAG...]: also run manticore from another checkout's src/ (e.g. a worktree of "
+        "an older commit) with extra serve flags, interleaved with the others",
+    )
     parser.add_argument("--server-cpu", type=int, default=1)
     parser.add_argument("--client-cpu", type=int, default=0)
     parser.add_argument("--wrk", default="/usr/bin/wrk")
@@ -422,19 +435,31 @@ def main() -> None:
             if not args.skip_reference:
                 results["fastapi"].append(_run_reference(args, workdir))
             profile = args.profile if round_number == 0 else None
+            for variant in args.variant:
+                name, _, rest = variant.partition("=")
+                source, *flags = rest.split(":")
+                results[name].append(_run_manticore(args, workdir, None, (source, flags)))
             results["manticore"].append(_run_manticore(args, workdir, profile))
             for name, runs in results.items():
                 print(f"round {round_number + 1} {name}: {json.dumps(runs[-1])}", flush=True)
+            print(flush=True)
     print("\nmedians:")
     for name, runs in results.items():
         keys = runs[0].keys()
         medians = {key: round(statistics.median(run.get(key, 0.0) for run in runs), 2) for key in keys}
         print(f"  {name:10s} {json.dumps(medians)}")
     if "fastapi" in results:
-        ratio = statistics.median(run["requests_per_s"] for run in results["manticore"]) / statistics.median(
-            run["requests_per_s"] for run in results["fastapi"]
-        )
-        print(f"  manticore / fastapi requests/s: {ratio:.2f}x")
+        reference = results["fastapi"]
+        for name, runs in results.items():
+            if name == "fastapi":
+                continue
+            rate = statistics.median(run["requests_per_s"] for run in runs) / statistics.median(
+                run["requests_per_s"] for run in reference
+            )
+            cpu = statistics.median(run["cpu_us_per_request"] for run in reference) / statistics.median(
+                run["cpu_us_per_request"] for run in runs
+            )
+            print(f"  {name} / fastapi: requests/s {rate:.2f}x, CPU per request {cpu:.2f}x")
 
 
 if __name__ == "__main__":
