@@ -93,6 +93,8 @@ BODIES: list[bytes | None] = [
     b'{"side": "buy", "price": "100", "quantity": "1", "client_order_id": "\\ud800"}',
     b'{"side": "buy", "price": "100", "quantity": "1", "trail_is_percent": "yes"}',
     b'{"side": "buy", "side": "sell", "price": "100", "quantity": "1"}',
+    b'{"side": "buy", "price": "100", "quantity": "1", "time_in_force": "GTD", "expiry_time": 1e300}',
+    b'{"side": "buy", "price": "1", "quantity": "1", "time_in_force": "GTD", "expiry_time": 9' + b"9" * 20 + b"}",
     b'{"side": "buy", ',
     b"[]",
     b'"not an object"',
@@ -185,6 +187,15 @@ def test_open_mode_answers_match_fastapi(tmp_path: Path) -> None:
                 for http in (lean, reference)
             ]
             assert answers[0] == answers[1], body
+
+
+def test_json_response_falls_back_for_what_orjson_cannot_write() -> None:
+    from decimal import Decimal
+
+    from manticore_api.routes.deps import json_response
+
+    assert json.loads(json_response({"a": 2**70, "b": Decimal("1.5")}).body) == {"a": 2**70, "b": "1.5"}
+    assert json_response({"a": "é", "b": [1, None, True]}, 201).body == '{"a":"é","b":[1,null,true]}'.encode()
 
 
 def test_the_lean_routes_serve_and_the_schema_is_unchanged(tmp_path: Path) -> None:

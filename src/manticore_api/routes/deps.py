@@ -139,7 +139,16 @@ def validated_body(adapter: TypeAdapter[T], body: Any) -> T:
         raise RequestValidationError(problems, body=body) from None
 
 
+_ANY: TypeAdapter[Any] = TypeAdapter(Any)
+
+
 def json_response(content: Any, status_code: int = 200) -> Response:
-    """A JSON answer serialized with orjson (the same bytes as the JSON answers elsewhere: compact,
-    UTF-8)."""
-    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
+    """A JSON answer serialized with orjson (compact UTF-8, as the FastAPI routes answer; a float may
+    be spelled differently, e.g. ``1e+29`` there and ``1e29`` here, the same number). What orjson
+    cannot serialize (an integer beyond 64 bits, a Decimal) is serialized by pydantic, as FastAPI
+    would."""
+    try:
+        payload = orjson.dumps(content)
+    except TypeError:
+        payload = _ANY.dump_json(content)
+    return Response(payload, status_code=status_code, media_type="application/json")
