@@ -94,7 +94,9 @@ BODIES: list[bytes | None] = [
     b'{"side": "buy", "price": "100", "quantity": "1", "trail_is_percent": "yes"}',
     b'{"side": "buy", "side": "sell", "price": "100", "quantity": "1"}',
     b'{"side": "buy", "price": "100", "quantity": "1", "time_in_force": "GTD", "expiry_time": 1e300}',
-    b'{"side": "buy", "price": "1", "quantity": "1", "time_in_force": "GTD", "expiry_time": 9' + b"9" * 20 + b"}",
+    b'{"side": "buy", "price": "1", "quantity": "1", "time_in_force": "GTD", "expiry_time": '
+    + b"9" * 21
+    + b"}",
     b'{"side": "buy", ',
     b"[]",
     b'"not an object"',
