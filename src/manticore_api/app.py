@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from . import metrics
 from .binance import mount_binance
+from .gcpolicy import GcPauseRecorder, GcPolicy
 from .limits import BodySizeLimit
 from .routes import account, admin, market_data, operations, orders, page, stream
 from .routes.errors import install_error_handlers
@@ -24,16 +26,25 @@ __all__ = ["MAX_BODY_BYTES", "create_app"]
 MAX_BODY_BYTES = 64 * 1024
 
 
-def create_app(service: ExchangeService) -> FastAPI:
+def create_app(service: ExchangeService, *, gc_policy: GcPolicy | None = None) -> FastAPI:
     """The application serving ``service`` (whose exchange is open; the app's lifespan starts the
-    service's timers and stream hand-off, and closes the exchange at shutdown)."""
+    service's timers and stream hand-off, and closes the exchange at shutdown).
+
+    ``gc_policy``: applied to the process once the service has started, just before serving (``manticore
+    serve`` passes one; tests that build many apps in one process do not). Either way the lifespan
+    records the collector's pauses from then on, for ``GET /api/metrics/gc``."""
+    recorder = GcPauseRecorder()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        if gc_policy is not None:
+            gc_policy.apply()
+        recorder.install()
         try:
             yield
         finally:
+            recorder.uninstall()
             await service.stop()
 
     app = FastAPI(
@@ -47,6 +58,7 @@ def create_app(service: ExchangeService) -> FastAPI:
     )
     app.state.service = service
     app.state.metrics = registry = metrics.Metrics(service)
+    app.state.gc_recorder = recorder
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     install_error_handlers(app)
     app.add_middleware(metrics.RequestCounter, metrics=registry)
@@ -67,6 +79,18 @@ def create_app(service: ExchangeService) -> FastAPI:
         page.router,
     ):
         app.router.routes.extend(router.routes)
+    _insert_lean_routes(app)
     mount_binance(app, service)  # the Binance-compatible surface on the same service: docs/binance.md
     page.mount_static(app)
     return app
+
+
+def _insert_lean_routes(app: FastAPI) -> None:
+    """Put each of :data:`orders.LEAN_ROUTES` right before the FastAPI route it stands in for: the lean
+    one answers, the FastAPI one (never reached) keeps documenting the endpoint in the OpenAPI schema."""
+    routes = app.router.routes
+    for endpoint, lean in orders.LEAN_ROUTES:
+        index = next(
+            i for i, route in enumerate(routes) if isinstance(route, APIRoute) and route.endpoint is endpoint
+        )
+        routes.insert(index, lean)

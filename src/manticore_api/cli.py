@@ -100,6 +100,11 @@ def _admin_options(function: F) -> F:
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
 )
+@click.option(
+    "--access-log",
+    is_flag=True,
+    help="Log a line per HTTP request (off by default: it costs several percent of a request).",
+)
 def serve(
     host: str,
     port: int,
@@ -109,6 +114,7 @@ def serve(
     no_auth: bool,
     demo: bool,
     log_level: str,
+    access_log: bool,
 ) -> None:
     """Run the exchange server (REST + WebSocket + web page) until interrupted (Ctrl-C).
 
@@ -128,7 +134,15 @@ def serve(
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None
     try:
-        run_server(options, host=host, port=port, log_level=log_level, demo=demo, echo=click.echo)
+        run_server(
+            options,
+            host=host,
+            port=port,
+            log_level=log_level,
+            demo=demo,
+            echo=click.echo,
+            access_log=access_log,
+        )
     except StartError as exc:
         raise click.ClickException(str(exc)) from None
 

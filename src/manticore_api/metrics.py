@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -50,9 +50,16 @@ class Metrics:
         )
         self.orders_placed = Counter("manticore_orders_placed", "orders accepted", registry=self.registry)
         self.registry.register(_ExchangeCollector(service))
+        # The labelled child counter per (method, route, status): ``labels()`` validates and locks on
+        # every call; the children it returns are stable, so look each up once.
+        self._request_counters: dict[tuple[str, str, int], Any] = {}
 
     def observe_request(self, method: str, route: str, status: int) -> None:
-        self.requests.labels(method, route, str(status)).inc()
+        key = (method, route, status)
+        counter = self._request_counters.get(key)
+        if counter is None:
+            counter = self._request_counters[key] = self.requests.labels(method, route, str(status))
+        counter.inc()
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

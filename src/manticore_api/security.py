@@ -14,6 +14,7 @@ the user named by the ``X-MC-User`` header (default ``local``) with admin rights
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -41,38 +42,85 @@ class Caller:
         return self.role == "admin"
 
 
+# A path or query made only of these characters is the same in ``request.url`` as in the ASGI scope
+# (no character that the URL parsing would escape, split on or strip).
+_PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
+
+
 def signed_path(request: Request) -> str:
-    """The path as signed: path plus ``?query`` when there is one."""
-    query = request.url.query
-    return request.url.path + ("?" + query if query else "")
+    """The path as signed: path plus ``?query`` when there is one (as ``request.url`` gives them;
+    read straight from the ASGI scope when that is the same, which saves building the URL)."""
+    scope = request.scope
+    path: str = scope["path"]
+    query: str = scope.get("query_string", b"").decode("latin-1")
+    if _PLAIN.fullmatch(path) and _PLAIN.fullmatch(query) and not path.startswith("//"):
+        return path + ("?" + query if query else "")
+    url = request.url
+    return url.path + ("?" + url.query if url.query else "")
+
+
+def _headers(request: Request) -> dict[bytes, bytes]:
+    """The request's headers by lower-case name, the first of repeated ones winning (as
+    ``request.headers.get``), without building Starlette's Headers."""
+    headers: dict[bytes, bytes] = {}
+    for name, value in request.scope["headers"]:
+        if name not in headers:
+            headers[name] = value
+    return headers
+
+
+_KEY = KEY_HEADER.lower().encode()
+_TIMESTAMP = TIMESTAMP_HEADER.lower().encode()
+_SIGNATURE = SIGNATURE_HEADER.lower().encode()
+_USER = USER_HEADER.lower().encode()
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+#: Callers by (user_id, username, role): one immutable Caller per user instead of one per request.
+_CALLERS: dict[tuple[str, str, str], Caller] = {}
+_MAX_CALLERS = 10_000
+
+
+def _caller(user_id: str, username: str, role: str) -> Caller:
+    key = (user_id, username, role)
+    caller = _CALLERS.get(key)
+    if caller is None:
+        if len(_CALLERS) >= _MAX_CALLERS:
+            _CALLERS.clear()
+        caller = _CALLERS[key] = Caller(user_id, username, role)
+    return caller
 
 
 async def authenticate(request: Request) -> Caller:
     """The caller of ``request``; raises AuthError (401) without valid credentials."""
     service = request.app.state.service
     auth = service.auth
-    authorization = request.headers.get("authorization")
+    headers = _headers(request)
+    authorization = _text(headers.get(b"authorization"))
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise AuthError("malformed", "Authorization must be 'Bearer <session token>'")
         user = auth.authenticate_session(token.strip())
-        return Caller(user.user_id, user.username, user.role)
-    api_key = request.headers.get(KEY_HEADER)
+        return _caller(user.user_id, user.username, user.role)
+    api_key = _text(headers.get(_KEY))
     if api_key is not None:
         body = await request.body()
         user = auth.authenticate_request(
             api_key=api_key,
-            timestamp=request.headers.get(TIMESTAMP_HEADER),
-            signature=request.headers.get(SIGNATURE_HEADER),
-            method=request.method,
+            timestamp=_text(headers.get(_TIMESTAMP)),
+            signature=_text(headers.get(_SIGNATURE)),
+            method=request.scope["method"],
             path=signed_path(request),
             body=body,
         )
-        return Caller(user.user_id, user.username, user.role)
+        return _caller(user.user_id, user.username, user.role)
     if not service.require_auth:
-        name = request.headers.get(USER_HEADER) or "local"
-        return Caller(name[:128], name[:128], "admin")
+        name = _text(headers.get(_USER)) or "local"
+        return _caller(name[:128], name[:128], "admin")
     raise AuthError("missing_credentials", "send an API key signature or a session token")
 
 

@@ -26,6 +26,11 @@ __all__ = ["ExchangeService"]
 log = logging.getLogger("manticore_api")
 
 
+def _time_out(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(ServiceUnavailable("the command could not be made durable in time"))
+
+
 class ExchangeService:
     """Binds an opened :class:`Exchange` and an :class:`AuthManager` to the running event loop.
 
@@ -86,10 +91,12 @@ class ExchangeService:
         self._waiter_no += 1
         bisect.insort(self._waiters, (position, self._waiter_no, future))
         self._release_waiters(self.exchange.journal.durable)  # it may have become durable meanwhile
+        # One timer per waiter, cancelled on release (asyncio.wait_for costs ~3 us more per request).
+        timer = self._loop.call_later(timeout, _time_out, future)
         try:
-            await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            raise ServiceUnavailable("the command could not be made durable in time") from None
+            await future
+        finally:
+            timer.cancel()
 
     def _durable_from_journal_thread(self, position: int) -> None:
         loop = self._loop

@@ -1,11 +1,14 @@
-"""Operations: health (503 when degraded) and Prometheus metrics."""
+"""Operations: health (503 when degraded), Prometheus metrics and the garbage collector's pauses."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from ..gcpolicy import GcPauseRecorder
 from .deps import metrics_of, service_of
 
 __all__ = ["router"]
@@ -31,3 +34,12 @@ async def prometheus_metrics(
     metrics = metrics_of(request)
     body, content_type = metrics.render()
     return Response(body, media_type=content_type)
+
+
+@router.get("/api/metrics/gc", tags=["operations"])
+async def gc_metrics(request: Request) -> dict[str, Any]:
+    """The cyclic garbage collector since the server started serving: ``collections`` per generation,
+    ``pauses`` (one per collection), ``total_pause_ms``, ``max_pause_ms``, ``pauses_over_10ms``, and
+    the process's ``frozen_objects`` (see ``gc.freeze``) and ``thresholds``. Public, like /metrics."""
+    recorder: GcPauseRecorder = request.app.state.gc_recorder
+    return recorder.snapshot()
