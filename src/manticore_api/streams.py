@@ -77,8 +77,10 @@ class StreamConnection:
 class StreamHub:
     """Routes each durable command's messages to the connections that asked for them."""
 
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, max_queue: int = 10_000) -> None:
         self.exchange = exchange
+        #: Frames a connection may have pending before it is closed as too slow (1013).
+        self.max_queue = max_queue
         self._channels: dict[tuple[str, str], set[StreamConnection]] = {}
         self._users: dict[str, set[StreamConnection]] = {}
         self._connections: set[StreamConnection] = set()
