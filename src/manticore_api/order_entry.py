@@ -102,7 +102,9 @@ def modify(service: ExchangeService, caller: Caller, order_id: str, body: Modify
         new_quantity=body.new_quantity,
         new_expiry_time=body.new_expiry_time,
     )
-    return Submitted(receipt.position, 200, {"status": "success", "order_id": order_id, "order": receipt.order})
+    return Submitted(
+        receipt.position, 200, {"status": "success", "order_id": order_id, "order": receipt.order}
+    )
 
 
 def cancel(service: ExchangeService, caller: Caller, order_id: str) -> Submitted:

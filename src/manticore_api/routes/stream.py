@@ -40,7 +40,9 @@ log = logging.getLogger("manticore_api")
 #: The largest frame a client may send, in characters.
 MAX_WS_FRAME = 16 * 1024
 
-#: Accepted order commands of one connection waiting for durability before the server stops reading it.
+#: Accepted order commands of one connection waiting for durability before the server stops reading it
+#: (at most a quarter of the connection's queue, so that the answers released by one group commit, with
+#: the private frames of the same commands, never make a client that reads promptly too slow).
 MAX_IN_FLIGHT = 1024
 
 _ORDER_OPS = frozenset({"order.place", "order.modify", "order.cancel"})
@@ -134,12 +136,13 @@ class _Replies:
     refusals at once, accepted commands in journal order once durable (one waiter for the connection:
     the connection's commands are journaled in the order they run)."""
 
-    __slots__ = ("_connection", "_metrics", "_pending", "_room", "_service", "_wakeup")
+    __slots__ = ("_connection", "_limit", "_metrics", "_pending", "_room", "_service", "_wakeup")
 
     def __init__(self, connection: StreamConnection, service: ExchangeService, metrics: Metrics) -> None:
         self._connection = connection
         self._service = service
         self._metrics = metrics
+        self._limit = max(1, min(MAX_IN_FLIGHT, service.hub.max_queue // 4))
         #: (position, request id, status, body, is a placement), positions ascending.
         self._pending: deque[tuple[int, object, int, dict[str, Any], bool]] = deque()
         self._wakeup = asyncio.Event()
@@ -148,10 +151,10 @@ class _Replies:
 
     @property
     def full(self) -> bool:
-        return len(self._pending) >= MAX_IN_FLIGHT
+        return len(self._pending) >= self._limit
 
     async def room(self) -> None:
-        """Wait until fewer than MAX_IN_FLIGHT commands wait for durability."""
+        """Wait until fewer than the in-flight limit of commands wait for durability."""
         await self._room.wait()
 
     def submit(self, request: dict[str, Any], caller: Caller | None) -> None:
@@ -169,11 +172,13 @@ class _Replies:
         self._pending.append(
             (submitted.position, request_id, submitted.status, submitted.body, request["op"] == "order.place")
         )
-        if len(self._pending) >= MAX_IN_FLIGHT:
+        if len(self._pending) >= self._limit:
             self._room.clear()
         self._wakeup.set()
 
-    def _run(self, request: dict[str, Any], request_id: object, caller: Caller | None) -> order_entry.Submitted:
+    def _run(
+        self, request: dict[str, Any], request_id: object, caller: Caller | None
+    ) -> order_entry.Submitted:
         if request_id is None or isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
             raise _Invalid("id is required: a string or an integer")
         if caller is None:
@@ -231,7 +236,7 @@ class _Replies:
                     connection.push({"type": "response", "id": request_id, "status": status, "result": body})
                 if placed:
                     self._metrics.orders_placed.inc(placed)
-            if len(pending) < MAX_IN_FLIGHT:
+            if len(pending) < self._limit:
                 self._room.set()
 
 
