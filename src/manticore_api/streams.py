@@ -9,6 +9,11 @@ Protocol (JSON text frames). The client sends::
     {"op": "subscribe", "channel": "private"}                              # after auth
     {"op": "unsubscribe", "channel": ..., "symbol": ...}
     {"op": "ping"}
+    {"op": "order.place" | "order.modify" | "order.cancel", "id": ..., ...}   # after auth: order entry
+
+Order entry is handled by :mod:`manticore_api.routes.stream` (answers ``{"type": "response", "id", "status",
+"result" | "error"}``, each once its command is durable; see docs/api.md); its answers share the
+connection's queue with the stream frames.
 
 The server answers ``subscribed``/``unsubscribed``/``authenticated``/``pong``/``error`` frames and
 then streams: on a book subscription a ``snapshot`` (``symbol, sequence, bids, asks``) followed by

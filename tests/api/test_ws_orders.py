@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.api.support import Server, SignedClient, new_user
 from tests.api.ws_orders_support import CONFIG, WsTrader, key
@@ -380,3 +381,22 @@ def test_pipelined_requests_each_get_one_answer(admin: SignedClient, ws: WsTrade
     )
     placed = {r[0]["result"]["order_id"] for k, r in ws.responses.items() if r[0]["status"] == 201}
     assert len(placed) == count
+
+
+def test_a_frame_over_the_size_limit_closes_only_that_connection(admin: SignedClient, server: Server) -> None:
+    alice = trader(admin, "alice")
+    huge, other = WsTrader(server.url), WsTrader(server.url)
+    try:
+        huge.auth_signed(alice)
+        other.auth_signed(alice)
+        huge.send(
+            {"op": "order.place", "id": 1, "side": "buy", "price": "1", "quantity": "1", "pad": "x" * 70_000}
+        )
+        with pytest.raises(ConnectionClosed) as closed:
+            huge.read()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        assert alice.get("/api/orders").json()["orders"] == []
+        assert other.call("order.place", 2, side="buy", price="1", quantity="1")["status"] == 201
+    finally:
+        huge.close()
+        other.close()
