@@ -1,6 +1,6 @@
-"""``/ws`` under uvicorn in this process (so that the per-connection queue can be made small): a client
-that only listens and falls too far behind is closed with 1013 and forgotten, as the Binance streams do;
-and order entry in the no-auth development mode."""
+"""``/ws`` under uvicorn in this process (so that the per-connection queue can be made small and the
+journal broken): a client that only listens and falls too far behind is closed with 1013 and forgotten, as
+the Binance streams do; order entry in the no-auth development mode; 503 when the journal cannot write."""
 
 from __future__ import annotations
 
@@ -130,4 +130,32 @@ def test_order_entry_without_auth_acts_as_the_named_user(served: InProcess) -> N
             assert cancelled["status"] == 200
             assert http.get("/api/orders", headers={"X-MC-User": "carol"}).json()["orders"] == []
         finally:
+            trader.close()
+
+
+def test_a_journal_that_cannot_write_is_503_unavailable_as_rest(served: InProcess) -> None:
+    with httpx.Client(base_url=served.url, timeout=20) as http:
+        deposit = {"user_id": "erin", "asset": "USD", "amount": "1000"}
+        assert http.post("/api/deposits", json=deposit).status_code == 201
+        trader = WsTrader(served.url)
+        try:
+            trader.send({"op": "auth", "user": "erin"})
+            assert trader.next_other()["type"] == "authenticated"
+            assert trader.call("order.place", 1, side="buy", price="10", quantity="1")["status"] == 201
+            served.service.exchange.journal._failure = OSError("the disk is gone")  # as a failed write
+            answer = trader.call("order.place", 2, side="buy", price="10", quantity="1")
+            rest = http.post(
+                "/api/orders",
+                json={"side": "buy", "price": "10", "quantity": "1"},
+                headers={"X-MC-User": "erin"},
+            )
+            assert rest.status_code == 503
+            assert answer == {
+                "type": "response",
+                "id": 2,
+                "status": 503,
+                "error": {"code": rest.json()["code"], "message": rest.json()["message"]},
+            }
+        finally:
+            served.service.exchange.journal._failure = None  # let the server shut down cleanly
             trader.close()
