@@ -329,7 +329,13 @@ def test_order_requests_need_auth_and_an_id(admin: SignedClient, ws: WsTrader) -
     assert answer["status"] == 400 and answer["error"]["code"] == "invalid"
 
     # malformed frames get an error frame and the connection stays usable
-    for text in ("{not json", "[1, 2]", json.dumps({"op": "order.teleport", "id": 1})):
+    malformed = (
+        "{not json",
+        "[1, 2]",
+        json.dumps({"op": "order.teleport", "id": 1}),
+        json.dumps({"op": ["x"]}),
+    )
+    for text in malformed:
         ws.send(text)
         assert ws.next_other()["type"] == "error"
     ws.send("x" * (64 * 1024 - 100))

@@ -105,7 +105,7 @@ async def _serve_stream(
             if not isinstance(request, dict):
                 raise ValueError("send a JSON object")
             op = request.get("op")
-            if op in _ORDER_OPS:
+            if isinstance(op, str) and op in _ORDER_OPS:
                 replies.submit(request, caller)
             elif op == "ping":
                 connection.push({"type": "pong"})
