@@ -9,6 +9,11 @@ Protocol (JSON text frames). The client sends::
     {"op": "subscribe", "channel": "private"}                              # after auth
     {"op": "unsubscribe", "channel": ..., "symbol": ...}
     {"op": "ping"}
+    {"op": "order.place" | "order.modify" | "order.cancel", "id": ..., ...}   # after auth: order entry
+
+Order entry is handled by :mod:`manticore_api.routes.stream` (answers ``{"type": "response", "id", "status",
+"result" | "error"}``, each once its command is durable; see docs/api.md); its answers share the
+connection's queue with the stream frames.
 
 The server answers ``subscribed``/``unsubscribed``/``authenticated``/``pong``/``error`` frames and
 then streams: on a book subscription a ``snapshot`` (``symbol, sequence, bids, asks``) followed by
@@ -77,8 +82,10 @@ class StreamConnection:
 class StreamHub:
     """Routes each durable command's messages to the connections that asked for them."""
 
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, max_queue: int = 10_000) -> None:
         self.exchange = exchange
+        #: Frames a connection may have pending before it is closed as too slow (1013).
+        self.max_queue = max_queue
         self._channels: dict[tuple[str, str], set[StreamConnection]] = {}
         self._users: dict[str, set[StreamConnection]] = {}
         self._connections: set[StreamConnection] = set()

@@ -1,11 +1,25 @@
-"""The WebSocket stream ``/ws``: subscribe to market data and, once authenticated, to one's own order
-updates (see docs/api.md for the frames). A subscriber too slow to keep up is closed with 1013."""
+"""The WebSocket ``/ws``: market data and, once authenticated, one's own order updates and order entry
+(see docs/api.md for the frames).
+
+Order entry (``order.place``, ``order.modify``, ``order.cancel``) runs the same commands, validation and
+error mapping as REST (:mod:`manticore_api.order_entry`). Each request is executed when its frame is
+read, in the order the frames arrive, and answered with exactly one ``response`` frame carrying the
+request's ``id``: a refusal at once (it changed nothing), an accepted command only once the journal has
+made it durable. So a client may pipeline requests; answers are matched by ``id``. At most
+:data:`MAX_IN_FLIGHT` accepted commands per connection wait for durability; past that the server stops
+reading the connection until some are answered.
+
+A client too slow to read its frames (more than the connection's queue holds) is closed with 1013, also
+when it sends nothing itself.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import logging
+from collections import deque
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -13,13 +27,28 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from manticore_auth import AuthError
 from manticore_matching import ExchangeError
 
+from .. import order_entry
+from ..metrics import Metrics
+from ..security import Caller
 from ..service import ExchangeService
 from ..streams import StreamConnection
 
-__all__ = ["MAX_WS_FRAME", "router"]
+__all__ = ["MAX_IN_FLIGHT", "MAX_WS_FRAME", "router"]
+
+log = logging.getLogger("manticore_api")
 
 #: The largest frame a client may send, in characters.
 MAX_WS_FRAME = 16 * 1024
+
+#: Accepted order commands of one connection waiting for durability before the server stops reading it
+#: (at most a quarter of the connection's queue, so that the answers released by one group commit, with
+#: the private frames of the same commands, never make a client that reads promptly too slow).
+MAX_IN_FLIGHT = 1024
+
+_ORDER_OPS = frozenset({"order.place", "order.modify", "order.cancel"})
+_ID_KEYS = frozenset({"op", "id"})
+_MODIFY_KEYS = frozenset({"op", "id", "order_id"})
+_CANCEL_KEYS = frozenset({"op", "id", "order_id", "client_order_id"})
 
 router = APIRouter()
 
@@ -27,27 +56,46 @@ router = APIRouter()
 @router.websocket("/ws")
 async def stream(websocket: WebSocket) -> None:
     service: ExchangeService = websocket.app.state.service
+    metrics: Metrics = websocket.app.state.metrics
     await websocket.accept()
-    connection = StreamConnection(websocket.send_text)
+    connection = StreamConnection(websocket.send_text, service.hub.max_queue)
     service.hub.add(connection)
-    sender = asyncio.create_task(connection.pump())
+    sender = asyncio.create_task(_pump_then_close(websocket, connection))
+    replies = _Replies(connection, service, metrics)
+    replier = asyncio.create_task(replies.run())
     try:
-        await _serve_stream(websocket, connection, service)
+        await _serve_stream(websocket, connection, service, replies)
     except WebSocketDisconnect:
         pass
     finally:
         service.hub.remove(connection)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sender
+        for task in (replier, sender):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if connection.overflowed:
             with contextlib.suppress(Exception):
                 await websocket.close(code=1013, reason="too slow: resubscribe")
 
 
-async def _serve_stream(websocket: WebSocket, connection: StreamConnection, service: ExchangeService) -> None:
+async def _pump_then_close(websocket: WebSocket, connection: StreamConnection) -> None:
+    """Send the connection's frames; when it fell too far behind, close it with 1013 at once, so that a
+    client that only listens (the reader is then waiting for a frame that never comes) is closed too."""
+    await connection.pump()
+    if connection.overflowed:
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1013, reason="too slow: resubscribe")
+
+
+async def _serve_stream(
+    websocket: WebSocket, connection: StreamConnection, service: ExchangeService, replies: _Replies
+) -> None:
     hub = service.hub
+    caller: Caller | None = None
     while not connection.closed:
+        if replies.full:
+            await replies.room()
+            continue
         text = await websocket.receive_text()
         if len(text) > MAX_WS_FRAME:
             connection.push({"type": "error", "code": "too_large", "message": "frame too large"})
@@ -57,12 +105,14 @@ async def _serve_stream(websocket: WebSocket, connection: StreamConnection, serv
             if not isinstance(request, dict):
                 raise ValueError("send a JSON object")
             op = request.get("op")
-            if op == "ping":
+            if isinstance(op, str) and op in _ORDER_OPS:
+                replies.submit(request, caller)
+            elif op == "ping":
                 connection.push({"type": "pong"})
             elif op == "auth":
-                user = _stream_auth(service, request)
-                connection.user_id = user
-                connection.push({"type": "authenticated", "user_id": user})
+                caller = _stream_auth(service, request)
+                connection.user_id = caller.user_id
+                connection.push({"type": "authenticated", "user_id": caller.user_id})
             elif op == "subscribe":
                 reply = hub.subscribe(connection, str(request.get("channel")), request.get("symbol"))
                 if reply:
@@ -72,20 +122,138 @@ async def _serve_stream(websocket: WebSocket, connection: StreamConnection, serv
                     hub.unsubscribe(connection, str(request.get("channel")), request.get("symbol"))
                 )
             else:
-                raise ValueError("op must be ping, auth, subscribe or unsubscribe")
+                raise ValueError(
+                    "op must be ping, auth, subscribe, unsubscribe, order.place, order.modify or order.cancel"
+                )
         except AuthError as exc:
             connection.push({"type": "error", "code": exc.code, "message": exc.message})
         except (ValueError, ExchangeError) as exc:
             connection.push({"type": "error", "code": "invalid", "message": str(exc)[:200]})
 
 
-def _stream_auth(service: ExchangeService, request: dict[str, Any]) -> str:
+class _Replies:
+    """The order requests of one connection: runs each command when its frame is read and answers it,
+    refusals at once, accepted commands in journal order once durable (one waiter for the connection:
+    the connection's commands are journaled in the order they run)."""
+
+    __slots__ = ("_connection", "_limit", "_metrics", "_pending", "_room", "_service", "_wakeup")
+
+    def __init__(self, connection: StreamConnection, service: ExchangeService, metrics: Metrics) -> None:
+        self._connection = connection
+        self._service = service
+        self._metrics = metrics
+        self._limit = max(1, min(MAX_IN_FLIGHT, service.hub.max_queue // 4))
+        #: (position, request id, status, body, is a placement), positions ascending.
+        self._pending: deque[tuple[int, object, int, dict[str, Any], bool]] = deque()
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    @property
+    def full(self) -> bool:
+        return len(self._pending) >= self._limit
+
+    async def room(self) -> None:
+        """Wait until fewer than the in-flight limit of commands wait for durability."""
+        await self._room.wait()
+
+    def submit(self, request: dict[str, Any], caller: Caller | None) -> None:
+        """Run one order request (never raises): queue its answer for durability, or answer at once."""
+        request_id = request.get("id")
+        try:
+            submitted = self._run(request, request_id, caller)
+        except Exception as exc:
+            answer = order_entry.error_answer(exc)
+            if answer is None:
+                log.exception("WebSocket order request failed")
+                answer = (500, {"code": "internal", "message": "internal error"})
+            self._respond_error(request_id, *answer)
+            return
+        self._pending.append(
+            (submitted.position, request_id, submitted.status, submitted.body, request["op"] == "order.place")
+        )
+        if len(self._pending) >= self._limit:
+            self._room.clear()
+        self._wakeup.set()
+
+    def _run(
+        self, request: dict[str, Any], request_id: object, caller: Caller | None
+    ) -> order_entry.Submitted:
+        if request_id is None or isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
+            raise _Invalid("id is required: a string or an integer")
+        if caller is None:
+            raise AuthError("missing_credentials", 'authenticate first: send {"op": "auth", ...}')
+        service = self._service
+        op = request["op"]
+        if op == "order.place":
+            fields = {key: value for key, value in request.items() if key not in _ID_KEYS}
+            return order_entry.place(service, caller, order_entry.parse_order(fields))
+        order_id = request.get("order_id")
+        if op == "order.modify":
+            if not isinstance(order_id, str):
+                raise _Invalid("order_id: a string is required")
+            fields = {key: value for key, value in request.items() if key not in _MODIFY_KEYS}
+            return order_entry.modify(service, caller, order_id, order_entry.parse_modify(fields))
+        extra = sorted(key for key in request if key not in _CANCEL_KEYS)
+        if extra:
+            raise _Invalid(f"{str(extra[0])[:40]}: Extra inputs are not permitted")
+        client_order_id = request.get("client_order_id")
+        if (order_id is None) == (client_order_id is None):
+            raise _Invalid("send order_id or client_order_id (one of them)")
+        if client_order_id is not None:
+            if not isinstance(client_order_id, str):
+                raise _Invalid("client_order_id: a string is required")
+            return order_entry.cancel_by_client_id(service, caller, client_order_id)
+        if not isinstance(order_id, str):
+            raise _Invalid("order_id: a string is required")
+        return order_entry.cancel(service, caller, order_id)
+
+    def _respond_error(self, request_id: object, status: int, error: dict[str, Any]) -> None:
+        self._connection.push({"type": "response", "id": request_id, "status": status, "error": error})
+
+    async def run(self) -> None:
+        """Answer accepted commands as they become durable (run as a task until cancelled)."""
+        pending = self._pending
+        connection = self._connection
+        journal = self._service.exchange.journal
+        while True:
+            if not pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            try:
+                await self._service.durable(pending[0][0])
+            except ExchangeError as exc:  # the journal cannot write: 503, as REST
+                _, request_id, _, _, _ = pending.popleft()
+                status, error = order_entry.error_answer(exc) or (503, {"code": "unavailable"})
+                self._respond_error(request_id, status, error)
+            else:
+                durable = journal.durable
+                placed = 0
+                while pending and pending[0][0] <= durable:
+                    _, request_id, status, body, is_placement = pending.popleft()
+                    placed += is_placement
+                    connection.push({"type": "response", "id": request_id, "status": status, "result": body})
+                if placed:
+                    self._metrics.orders_placed.inc(placed)
+            if len(pending) < self._limit:
+                self._room.set()
+
+
+class _Invalid(ExchangeError):
+    """A malformed order request: 400 ``invalid``, as REST answers a malformed body."""
+
+    code = "invalid"
+
+
+def _stream_auth(service: ExchangeService, request: dict[str, Any]) -> Caller:
     auth = service.auth
     token = request.get("token")
     if token is not None:
         if not isinstance(token, str):
             raise AuthError("malformed", "token must be a string")
-        return auth.authenticate_session(token).user_id
+        user = auth.authenticate_session(token)
+        return Caller(user.user_id, user.username, user.role)
     if "api_key" in request:
         user = auth.authenticate_request(
             api_key=request.get("api_key"),
@@ -95,8 +263,9 @@ def _stream_auth(service: ExchangeService, request: dict[str, Any]) -> str:
             path="/ws",
             body=b"",
         )
-        return user.user_id
+        return Caller(user.user_id, user.username, user.role)
     if not service.require_auth:
         name = request.get("user")
-        return name[:128] if isinstance(name, str) and name else "local"
+        name = name[:128] if isinstance(name, str) and name else "local"
+        return Caller(name, name, "admin")  # as REST without auth: the named user, with admin rights
     raise AuthError("missing_credentials", "send api_key, timestamp and signature, or token")

@@ -1,0 +1,158 @@
+"""Order entry independent of the transport: the commands behind ``POST /api/orders``, ``PATCH`` and
+``DELETE /api/orders/...``, and the error mapping of the REST API, for transports that are not FastAPI
+routes (the WebSocket order entry of ``/ws``, :mod:`manticore_api.routes.stream`).
+
+Contracts:
+
+- :func:`place`, :func:`modify`, :func:`cancel` and :func:`cancel_by_client_id` run one command on the
+  exchange (on the loop thread, like the REST handlers) and return a :class:`Submitted`: the command's
+  journal position and the success status and body that REST answers for it. The caller must not send
+  that body before ``service.durable(submitted.position)`` has returned. A command that raises has
+  changed nothing (nothing was journaled).
+- :func:`error_answer` maps an exception to ``(status, {"code", "message", ...})`` exactly as the REST
+  error handlers (:mod:`manticore_api.routes.errors`) do: :class:`~manticore_matching.ExchangeError` and
+  :class:`~manticore_auth.AuthError` keep their status and code; a pydantic ``ValidationError`` is 400
+  ``invalid`` with the same message REST gives for the same body. A rate-limit refusal (429
+  ``rate_limited``) also carries ``retry_after`` (whole seconds, REST's ``Retry-After`` header) and,
+  when known, ``rate_limit`` (REST's ``X-RateLimit-Limit``).
+- :func:`parse_order` / :func:`parse_modify` validate a body with the REST request models
+  (:class:`~manticore_api.schemas.OrderIn`, :class:`~manticore_api.schemas.ModifyIn`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from pydantic import ValidationError
+
+from manticore_auth import AuthError
+from manticore_matching import ExchangeError, InvalidCommand, OrderRejected
+
+from .schemas import ModifyIn, OrderIn
+from .security import Caller
+from .service import ExchangeService
+
+__all__ = [
+    "Submitted",
+    "cancel",
+    "cancel_by_client_id",
+    "error_answer",
+    "modify",
+    "parse_modify",
+    "parse_order",
+    "place",
+    "validation_message",
+]
+
+
+class Submitted(NamedTuple):
+    """An accepted command: answer ``status`` with ``body`` once ``position`` is durable."""
+
+    position: int
+    status: int
+    body: dict[str, Any]
+
+
+def parse_order(fields: Mapping[str, Any]) -> OrderIn:
+    """The order body, validated as ``POST /api/orders`` validates it (pydantic ValidationError)."""
+    return OrderIn.model_validate(fields)
+
+
+def parse_modify(fields: Mapping[str, Any]) -> ModifyIn:
+    """The modify body, validated as ``PATCH /api/orders/{id}`` validates it (pydantic ValidationError)."""
+    return ModifyIn.model_validate(fields)
+
+
+def place(service: ExchangeService, caller: Caller, body: OrderIn) -> Submitted:
+    """Place ``body`` for ``caller`` (201 and ``{"status", "order_id", "order"}``, as REST).
+
+    ``body.user_id``, if given, must be the caller's when auth is required (InvalidCommand otherwise);
+    without auth it names the user the order is placed for."""
+    if body.user_id is not None and service.require_auth and body.user_id != caller.user_id:
+        raise InvalidCommand("user_id does not match the authenticated user")
+    user_id = body.user_id if body.user_id is not None and not service.require_auth else caller.user_id
+    receipt = service.exchange.place_order(
+        user_id,
+        body.symbol,
+        body.side.lower(),
+        body.quantity,
+        price=body.price,
+        order_type=body.order_type or ("limit" if body.price is not None else "market"),
+        time_in_force=body.time_in_force,
+        expiry_time=body.expiry_time,
+        stop_price=body.stop_price,
+        displayed_quantity=body.displayed_quantity,
+        trail_value=body.trail_value,
+        trail_is_percent=body.trail_is_percent,
+        self_trade_prevention=body.self_trade_prevention,
+        client_order_id=body.client_order_id,
+    )
+    return Submitted(
+        receipt.position, 201, {"status": "success", "order_id": receipt.order_id, "order": receipt.order}
+    )
+
+
+def modify(service: ExchangeService, caller: Caller, order_id: str, body: ModifyIn) -> Submitted:
+    """Modify the caller's live order (any user's for an admin), 200 as REST's PATCH."""
+    receipt = service.exchange.modify_order(
+        None if caller.is_admin else caller.user_id,
+        order_id,
+        new_price=body.new_price,
+        new_quantity=body.new_quantity,
+        new_expiry_time=body.new_expiry_time,
+    )
+    return Submitted(
+        receipt.position, 200, {"status": "success", "order_id": order_id, "order": receipt.order}
+    )
+
+
+def cancel(service: ExchangeService, caller: Caller, order_id: str) -> Submitted:
+    """Cancel the caller's live order (any user's for an admin), 200 as REST's DELETE."""
+    receipt = service.exchange.cancel_order(None if caller.is_admin else caller.user_id, order_id)
+    return Submitted(receipt.position, 200, {"status": "success", "message": f"Order {order_id} cancelled"})
+
+
+def cancel_by_client_id(service: ExchangeService, caller: Caller, client_order_id: str) -> Submitted:
+    """Cancel the caller's own live order named ``client_order_id``, 200 as REST's
+    ``DELETE /api/orders/by-client-id/{client_order_id}``."""
+    receipt = service.exchange.cancel_order_by_client_id(caller.user_id, client_order_id)
+    return Submitted(
+        receipt.position,
+        200,
+        {
+            "status": "success",
+            "order_id": receipt.order_id,
+            "client_order_id": client_order_id,
+            "order": receipt.order,
+            "message": f"Order {receipt.order_id} cancelled",
+        },
+    )
+
+
+def validation_message(errors: Sequence[Any]) -> str:
+    """REST's 400 ``invalid`` message for pydantic errors: ``field: problem`` for the first five,
+    joined by ``; `` (the ``body`` location prefix of a request body is left out)."""
+    problems = []
+    for item in errors[:5]:
+        where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+        problems.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+    return "; ".join(problems) or "invalid request"
+
+
+def error_answer(exc: Exception) -> tuple[int, dict[str, Any]] | None:
+    """``(status, error)`` for an exception the REST API answers with a 4xx/503 and a code; None for
+    any other exception (a bug: REST would answer 500)."""
+    if isinstance(exc, ExchangeError):
+        error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if isinstance(exc, OrderRejected) and exc.code == "rate_limited":
+            headers = exc.headers
+            error["retry_after"] = int(headers["Retry-After"])
+            if exc.rate_limit is not None:
+                error["rate_limit"] = exc.rate_limit
+        return exc.status, error
+    if isinstance(exc, AuthError):
+        return exc.status, {"code": exc.code, "message": exc.message}
+    if isinstance(exc, ValidationError):
+        return 400, {"code": "invalid", "message": validation_message(exc.errors())}
+    return None
