@@ -34,7 +34,9 @@ import cProfile
 import json
 import os
 import random
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -117,7 +119,9 @@ def order_entry(
 ) -> dict[str, float]:
     """One run: ``count`` orders by ``tasks`` tasks; orders/s, p50 and p99 latency in ms."""
     with tempfile.TemporaryDirectory() as directory:
-        exchange = Exchange(Path(directory) / "data", markets=[MARKET], risk_limits=LIMITS, checkpoint_every=0)
+        exchange = Exchange(
+            Path(directory) / "data", markets=[MARKET], risk_limits=LIMITS, checkpoint_every=0
+        )
         exchange.open()
         auth = AuthManager(f"sqlite:///{directory}/auth.db", master_key=os.urandom(32))
         _fund(exchange, users)
@@ -202,6 +206,36 @@ def replay(count: int, users: int) -> dict[str, float]:
     return {"records_per_s": records / elapsed, "cpu_us": cpu / records * 1e6, "seconds": elapsed}
 
 
+_TOTAL = re.compile(r"(?:Collected|I\s+refs):\s*([\d,]+)")
+
+
+def _valgrind(args: list[str]) -> int:
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = _TOTAL.findall(out.stderr)
+    if out.returncode != 0 or not found:
+        raise SystemExit(f"valgrind run failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    return int(found[-1].replace(",", ""))
+
+
+def instructions(small: int, large: int, tasks: int, users: int, storage: bool) -> float:
+    """Instructions per order of the order-entry run (every thread), counted by valgrind: the
+    difference between a run of ``large`` and one of ``small`` orders, divided by their difference.
+    Repeatable to about a percent (the journal's batches depend on thread scheduling)."""
+    counts = []
+    for count in (small, large):
+        code = (
+            f"import sys; sys.path.insert(0, {str(Path.cwd())!r}); import benchmarks.exchange as b; "
+            f"b.order_entry({count}, {tasks}, {users}, {storage})"
+        )
+        counts.append(_valgrind(["-c", code]))
+    return (counts[1] - counts[0]) / (large - small)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--orders", type=int, default=20_000, help="orders per order-entry run")
@@ -212,7 +246,18 @@ def main() -> None:
     parser.add_argument("--storage", choices=("on", "off", "both"), default="both")
     parser.add_argument("--profile", type=Path, default=None, help="cProfile one storage-on run to FILE")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instructions per order under valgrind (runs of --orders/4 and --orders orders) instead",
+    )
     args = parser.parse_args()
+    if args.instructions:
+        modes = {"on": [True], "off": [False], "both": [True, False]}[args.storage]
+        for storage in modes:
+            per_order = instructions(args.orders // 4, args.orders, args.tasks, args.users, storage)
+            print(f"  order entry, storage {'on' if storage else 'off'}: {per_order:,.0f} instructions/order")
+        return
     if args.profile is not None:
         order_entry(args.orders, args.tasks, args.users, True, args.profile)
         print(f"profile written to {args.profile}")

@@ -29,7 +29,7 @@ from manticore_orderbook import EventType
 
 from .formatting import money
 
-__all__ = ["FILL_KEYS", "CommandCapture", "fill_view", "messages"]
+__all__ = ["FILL_KEYS", "CommandCapture", "fill_view", "messages", "users_of"]
 
 _LEVEL_EVENTS = frozenset(
     {EventType.PRICE_LEVEL_ADDED, EventType.PRICE_LEVEL_CHANGED, EventType.PRICE_LEVEL_REMOVED}
@@ -78,6 +78,24 @@ def fill_view(data: dict[str, Any], fee_asset: str | None) -> dict[str, Any]:
         "fee_asset": fee_asset,
         "timestamp": data["timestamp"],
     }
+
+
+_NO_USER = _LEVEL_EVENTS | {EventType.BOOK_CLEARED}
+_USER_KEYS = ("user_id", "maker_user_id", "taker_user_id")
+
+
+def users_of(events: list[tuple[EventType, Any]]) -> list[str]:
+    """The users whose balances a command's events may have changed, in the order the events first
+    name them (``user_id``, then ``maker_user_id``, then ``taker_user_id`` of each event)."""
+    users: dict[str, None] = {}
+    for event_type, data in events:
+        if event_type in _NO_USER:
+            continue
+        for key in _USER_KEYS:
+            user = data.get(key)
+            if isinstance(user, str):
+                users[user] = None
+    return list(users)
 
 
 class CommandCapture:

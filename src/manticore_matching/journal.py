@@ -23,6 +23,7 @@ import json
 import os
 import threading
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,12 +103,17 @@ class Journal:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
         self._on_durable = on_durable
+        # Hand-off to the writer without a lock the writer takes: appenders (serialised by
+        # ``_append_lock``) push encoded lines on ``_pending`` (a deque: atomic appends and pops); the
+        # writer drains it. The writer sleeps on ``_work`` only after announcing it in
+        # ``_writer_idle`` and finding ``_pending`` empty, and an appender that sees the flag set
+        # takes ``_work``'s lock to notify it, so no line waits for a later append.
+        self._append_lock = threading.Lock()
         lock = threading.Lock()
         #: The writer waits on ``_work`` for lines; :meth:`wait` waits on ``_done`` for durability.
         self._work = threading.Condition(lock)
         self._done = threading.Condition(lock)
-        self._pending: list[bytes] = []
-        self._pending_last = 0
+        self._pending: deque[bytes] = deque()
         self._writer_idle = False
         self._appended = 0
         self._durable = 0
@@ -207,21 +213,19 @@ class Journal:
     def append(self, record: dict[str, Any]) -> int:
         """Give ``record`` its position (``record["n"]``), encode it and queue the line for the writer;
         return the position (it does not wait). TypeError, with nothing queued, if the record is not
-        JSON-serialisable."""
-        lock = self._work
-        with lock:
+        JSON-serialisable; JournalClosed once the journal is closed or its writer failed."""
+        with self._append_lock:
             if self._closing or self._failure is not None:
                 raise JournalClosed("the journal is closed") from self._failure
             position = self._appended + 1
             record["n"] = position
             line = _encode(record)
-            self._appended = position
             self._pending.append(line)
-            self._pending_last = position
-            if self._writer_idle:
-                self._writer_idle = False
-                lock.notify()
-            return position
+            self._appended = position
+        if self._writer_idle:
+            with self._work:
+                self._work.notify()
+        return position
 
     def wait(self, position: int, timeout: float | None = None) -> bool:
         """Block until ``position`` is durable; False on timeout. Raises JournalClosed if writing failed."""
@@ -257,7 +261,7 @@ class Journal:
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Write what is pending, then stop the writer and close the file."""
-        with self._done:
+        with self._append_lock, self._done:
             self._closing = True
             self._work.notify_all()
             self._done.notify_all()
@@ -278,17 +282,25 @@ class Journal:
 
     def _run(self) -> None:
         work = self._work
+        pending = self._pending
+        take = pending.popleft
         while True:
-            with work:
-                while not self._pending and not self._closing:
-                    self._writer_idle = True
-                    work.wait()
-                self._writer_idle = False
-                if not self._pending:
-                    return
-                batch = self._pending
-                position = self._pending_last
-                self._pending = []
+            if not pending:
+                with work:
+                    while True:
+                        closing = self._closing  # read before the queue: a closed journal gets no more
+                        if pending:
+                            break
+                        if closing:
+                            return
+                        self._writer_idle = True
+                        if pending:  # appended before the flag was seen
+                            self._writer_idle = False
+                            break
+                        work.wait()
+                        self._writer_idle = False
+            batch = [take() for _ in range(len(pending))]
+            position = self._durable + len(batch)
             try:
                 handle = self._file
                 handle.write(b"".join(batch))
