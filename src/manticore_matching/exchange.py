@@ -19,7 +19,7 @@ could undo.
 This module is the exchange's life cycle, market registry, command frame and commit, and replay; the
 jobs around them have their own modules: :mod:`.commands` (arguments -> journal records), :mod:`.apply`
 (records -> risk and book), :mod:`.checkpoints`, :mod:`.release` (what leaves after durability),
-:mod:`.recent` and :mod:`.queries` (order reads).
+:mod:`.recent`, :mod:`.queries` and :mod:`.reads` (the read side).
 
 Threading: commands are meant to be called from one thread (the server's event loop); a lock makes
 other callers safe. Durability callbacks (storage hand-off, message listeners) run on the journal's
@@ -58,7 +58,7 @@ from .lock import DataDirectoryLock
 from .market import RECENT_TRADES, TRADE_KEYS, Market, new_book, owned
 from .reads import ExchangeReads
 from .recent import RecentOrders
-from .release import Listener, Release
+from .release import Listeners, Release
 
 __all__ = ["Exchange", "Receipt"]
 
@@ -67,7 +67,7 @@ log = logging.getLogger("manticore_matching")
 TRADE_EXECUTED = EventType.TRADE_EXECUTED
 
 
-class Exchange(ExchangeReads):
+class Exchange(ExchangeReads, Listeners):
     """Many markets, one pipeline, a journal.
 
     Args:
@@ -244,21 +244,6 @@ class Exchange(ExchangeReads):
             return self.journal.wait(position, timeout)
         except JournalClosed as exc:
             raise ServiceUnavailable("the command journal cannot write") from exc
-
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(messages)`` with each durable command's stream messages, in journal order,
-        from the journal's writer thread (see :mod:`manticore_matching.feed` for the shapes)."""
-        self._release.listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        """Stop calling ``listener``."""
-        if listener in self._release.listeners:
-            self._release.listeners.remove(listener)
-
-    def add_durable_listener(self, listener: Callable[[int], None]) -> None:
-        """Call ``listener(position)`` from the journal's writer thread each time commands up to
-        ``position`` become durable (after their messages went to the stream listeners)."""
-        self._release.durable_listeners.append(listener)
 
     def _on_durable(self, position: int) -> None:
         self._release.on_durable(position, self.storage)
