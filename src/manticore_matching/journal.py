@@ -55,8 +55,13 @@ _crc32 = zlib.crc32
 
 def _encode(record: dict[str, Any]) -> bytes:
     """One journal line: ``<crc32 of the JSON, 8 hex digits> <JSON>\\n`` (compact JSON, keys in the
-    record's order). TypeError for a value JSON cannot hold."""
-    body = _dumps(record)
+    record's order). What orjson refuses but JSON can hold (a lone surrogate in a string, an integer
+    beyond 64 bits) is written by the standard library, as before; TypeError for a value JSON cannot
+    hold."""
+    try:
+        body = _dumps(record)
+    except TypeError:
+        body = json.dumps(record, separators=(",", ":")).encode()
     return b"%08x %b\n" % (_crc32(body), body)
 
 

@@ -147,3 +147,23 @@ def test_an_unserialisable_record_is_refused_and_takes_no_position(tmp_path: Pat
     assert journal.wait(1, 10)
     journal.close()
     assert [r["op"] for r in Journal(tmp_path).read()] == ["good"]
+
+
+def test_what_orjson_refuses_but_json_holds_is_journaled_and_replayed(tmp_path: Path) -> None:
+    """A user id with a lone surrogate (orjson refuses to encode it) is journaled as before."""
+    clock = Clock(START)
+    user = "odd\ud800user"
+    exchange = new_exchange(tmp_path, clock)
+    exchange.open()
+    exchange.deposit(user, "USD", "1000")
+    exchange.place_order(user, "BTC/USD", "buy", "1", price="97.5")
+    exchange.wait_durable(exchange.journal.appended, 10)
+    before = (exchange.book("BTC/USD").export_state(), exchange.risk.balances(user))
+    exchange.journal.close()
+    assert exchange.storage is not None
+    exchange.storage.close()
+    crash_releases_lock(exchange)
+    with new_exchange(tmp_path, clock) as again:
+        assert (again.book("BTC/USD").export_state(), again.risk.balances(user)) == before
+    big: dict[str, Any] = {"op": "big", "value": 2**70, "n": 1}
+    assert _decode(_encode(big)) == big
