@@ -16,8 +16,9 @@ from manticore_risk import RiskError, RiskManager
 
 from .commands import risk_args
 from .errors import InvalidCommand, OrderNotFound, OrderRejected
+from .journal import JournalCorrupt
 
-__all__ = ["fingerprint", "modify", "place", "transfer"]
+__all__ = ["fingerprint", "modify", "place", "replay", "transfer"]
 
 
 def place(risk: RiskManager, book: OrderBook, record: dict[str, Any], *, check: bool) -> None:
@@ -90,3 +91,27 @@ def fingerprint(book: OrderBook) -> list[int]:
     """Cheap facts about a book after a command (live orders, trades), journaled so that a replay that
     diverges is caught."""
     return [len(book), book.counters()[1]]
+
+
+def replay(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
+    """Apply a journaled ``place``, ``cancel``, ``modify`` or ``expire`` record of ``book`` again (a
+    place without risk's checks: it was approved), then compare the book's sequence and
+    :func:`fingerprint` with the record's; JournalCorrupt if they differ or the record is unknown."""
+    op = record.get("op")
+    if op == "place":
+        place(risk, book, record, check=False)
+    elif op == "cancel":
+        if not book.cancel_order(record["order_id"]):
+            raise JournalCorrupt(f"replay of record {record['n']}: cancel found no order")
+    elif op == "modify":
+        modify(book, record)
+    elif op == "expire":
+        book.clean_expired_orders()
+    else:
+        raise JournalCorrupt(f"record {record.get('n')}: unknown operation {op!r}")
+    found = (book.sequence, fingerprint(book))
+    if found != (record.get("seq"), record.get("check")):
+        raise JournalCorrupt(
+            f"replay of record {record['n']} diverged: (sequence, [live orders, trades]) is {found}, "
+            f"the journal says {(record.get('seq'), record.get('check'))}"
+        )

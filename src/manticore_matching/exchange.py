@@ -19,7 +19,7 @@ could undo.
 This module is the exchange's life cycle, market registry, command frame and commit, and replay; the
 jobs around them have their own modules: :mod:`.commands` (arguments -> journal records), :mod:`.apply`
 (records -> risk and book), :mod:`.checkpoints`, :mod:`.release` (what leaves after durability),
-:mod:`.recent` and :mod:`.queries` (order reads).
+:mod:`.recent`, :mod:`.queries` and :mod:`.reads` (the read side).
 
 Threading: commands are meant to be called from one thread (the server's event loop); a lock makes
 other callers safe. Durability callbacks (storage hand-off, message listeners) run on the journal's
@@ -28,6 +28,7 @@ writer thread.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -37,11 +38,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from manticore_orderbook import ErrorPayload, EventManager, EventType, OrderBook
+from manticore_orderbook import ErrorPayload, EventManager, EventType
 from manticore_risk import RiskLimits, RiskManager
 from manticore_storage import StorageManager
 
-from . import apply, commands, queries
+from . import apply, commands
 from .checkpoints import build_checkpoint, read_checkpoint, write_checkpoint
 from .commands import GENERATED_PREFIX, Receipt
 from .config import MarketConfig
@@ -50,21 +51,23 @@ from .errors import (
     OrderNotFound,
     OrderRejected,
     ServiceUnavailable,
-    UnknownMarket,
 )
-from .feed import CommandCapture, messages
-from .journal import Journal, JournalClosed, JournalCorrupt
+from .feed import CommandCapture, messages, users_of
+from .journal import Journal, JournalClosed
 from .lock import DataDirectoryLock
-from .market import RECENT_TRADES, TRADE_KEYS, Market, owned
+from .market import RECENT_TRADES, TRADE_KEYS, Market, new_book, owned
+from .reads import ExchangeReads
 from .recent import RecentOrders
-from .release import Listener, Release
+from .release import Listeners, Release
 
 __all__ = ["Exchange", "Receipt"]
 
 log = logging.getLogger("manticore_matching")
 
+TRADE_EXECUTED = EventType.TRADE_EXECUTED
 
-class Exchange:
+
+class Exchange(ExchangeReads, Listeners):
     """Many markets, one pipeline, a journal.
 
     Args:
@@ -175,14 +178,20 @@ class Exchange:
         with self._lock:
             started = time.perf_counter()
             self.storage = StorageManager(self._storage_url)
-            position = self._load_checkpoint()
-            self._replaying = True
+            # Loading and replay build the long-lived state (orders, levels, ledger) and little garbage:
+            # the cyclic collector would traverse the growing heap again and again for nothing.
+            collecting = gc.isenabled()
+            gc.disable()
             try:
+                position = self._load_checkpoint()
+                self._replaying = True
                 for record in self.journal.read(after=position):
                     self._apply_record(record)
                     self.replayed_records += 1
             finally:
                 self._replaying = False
+                if collecting:
+                    gc.enable()
             self.storage.flush()
             self.journal.start()
             self._opened = True
@@ -236,21 +245,6 @@ class Exchange:
         except JournalClosed as exc:
             raise ServiceUnavailable("the command journal cannot write") from exc
 
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(messages)`` with each durable command's stream messages, in journal order,
-        from the journal's writer thread (see :mod:`manticore_matching.feed` for the shapes)."""
-        self._release.listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        """Stop calling ``listener``."""
-        if listener in self._release.listeners:
-            self._release.listeners.remove(listener)
-
-    def add_durable_listener(self, listener: Callable[[int], None]) -> None:
-        """Call ``listener(position)`` from the journal's writer thread each time commands up to
-        ``position`` become durable (after their messages went to the stream listeners)."""
-        self._release.durable_listeners.append(listener)
-
     def _on_durable(self, position: int) -> None:
         self._release.on_durable(position, self.storage)
 
@@ -260,16 +254,6 @@ class Exchange:
     def markets(self) -> dict[str, MarketConfig]:
         """Market configs by symbol, in creation order."""
         return {symbol: market.config for symbol, market in self._markets.items()}
-
-    def book(self, symbol: str) -> OrderBook:
-        """The live book of ``symbol`` (read it; send commands through the exchange)."""
-        return self._market(symbol).book
-
-    def _market(self, symbol: object) -> Market:
-        market = self._markets.get(symbol) if isinstance(symbol, str) else None
-        if market is None:
-            raise UnknownMarket(f"unknown market {str(symbol)[:40]!r}")
-        return market
 
     def create_market(self, config: MarketConfig) -> Receipt:
         """Add a market. Raises MarketExists if the symbol is taken."""
@@ -286,17 +270,7 @@ class Exchange:
         trades: Iterable[dict[str, Any]] = (),
     ) -> Market:
         manager = EventManager()
-        book = OrderBook(
-            config.symbol,
-            event_manager=manager,
-            maker_fee_rate=config.maker_fee_rate,
-            taker_fee_rate=config.taker_fee_rate,
-            tick_size=config.tick_size,
-            lot_size=config.lot_size,
-            number_format="str",
-            clock=self._book_clock,
-            order_id_prefix=config.symbol.replace("/", "") + "-",
-        )
+        book = new_book(config, manager, self._book_clock)
         if state is not None:
             book.restore_state(state)
         capture = CommandCapture()
@@ -458,23 +432,35 @@ class Exchange:
         the command about to run, so it finds nothing more due) and how many expired.
 
         The book also expires due orders lazily inside a command; a command that then fails would have
-        changed the book and lost those events, so each command runs this first."""
-        with self._command(market) as now:
+        changed the book and lost those events, so each command runs this first. O(1) when no order
+        of the market is due (:attr:`Market.expiries`)."""
+        now = max(self._clock(), self._now)
+        due = market.next_expiry()
+        if due is None or due > now:
+            self._check_accepting()
+            self._now = now
+            return now, 0
+        with self._command(market, now):
             count = market.book.clean_expired_orders()
+            market.forget_expiries(now)
             if count:
                 self._commit({"op": "expire", "ts": now, "symbol": market.config.symbol}, market, now)
             return now, count
 
     # ------------------------------------------------------------------ command frame
 
-    @contextmanager
-    def _command(self, market: Market | None, ts: float | None = None) -> Iterator[float]:
-        """Set the clock for one command and discard what a failed command captured."""
+    def _check_accepting(self) -> None:
+        """ServiceUnavailable unless the exchange is open (or replaying) and its journal can write."""
         if not self._opened and not self._replaying:
             raise ServiceUnavailable("the exchange is not open")
         if self._failed or not self.journal.healthy:
             self._failed = True
             raise ServiceUnavailable("the command journal cannot write: the exchange accepts no commands")
+
+    @contextmanager
+    def _command(self, market: Market | None, ts: float | None = None) -> Iterator[float]:
+        """Set the clock for one command and discard what a failed command captured."""
+        self._check_accepting()
         now = ts if ts is not None else max(self._clock(), self._now)
         self._now = now
         before = market.book.sequence if market is not None else 0
@@ -497,28 +483,38 @@ class Exchange:
         extra: list[dict[str, Any]] | None = None,
     ) -> Receipt:
         """Journal a command that has been applied, and queue what it releases once durable."""
-        batch: list[dict[str, Any]] = list(extra or ())
+        replaying = self._replaying
+        batch: list[dict[str, Any]] = extra if extra is not None else []
         order: dict[str, Any] | None = None
         if market is not None:
             events = market.capture.take()
-            sequence = market.book.sequence
-            if not self._replaying:
+            book = market.book
+            sequence = book.sequence
+            if not replaying:
                 record["seq"] = sequence
-                record["check"] = apply.fingerprint(market.book)
-            first = sequence - len(events) + 1
+                record["check"] = apply.fingerprint(book)
+            if record["op"] == "place":
+                market.expires(record["expiry_time"], record["order_id"])
+            elif record["op"] == "modify":
+                market.expires(record["new_expiry_time"], record["order_id"])
             order = self._orders.track(events, order_id)
             trades = market.trades
             for event_type, data in events:
-                if event_type is EventType.TRADE_EXECUTED:
+                if event_type is TRADE_EXECUTED:
                     trades.append({key: data[key] for key in TRADE_KEYS})
-            if not self._replaying:
+            if not replaying:
+                config = market.config
                 batch = messages(
-                    market.config.symbol, first, sequence, now, events, market.config.quote_asset
+                    config.symbol, sequence - len(events) + 1, sequence, now, events, config.quote_asset
                 )
-                batch.extend(self._balance_messages(events))
+                balances = self.risk.balances
+                batch.extend(
+                    {"type": "balances", "user_id": user, "balances": balances(user)}
+                    for user in users_of(events)
+                )
         units = self._units[:]
         self._units.clear()
-        if self._replaying:
+        if replaying:
             assert self.storage is not None
             for unit in units:
                 self.storage.submit(unit)
@@ -537,15 +533,6 @@ class Exchange:
             self.checkpoint()
         return Receipt(position, order_id, order)
 
-    def _balance_messages(self, events: list[tuple[EventType, dict[str, Any]]]) -> list[dict[str, Any]]:
-        users: dict[str, None] = {}
-        for _event_type, data in events:
-            for key in ("user_id", "maker_user_id", "taker_user_id"):
-                user = data.get(key)
-                if isinstance(user, str):
-                    users[user] = None
-        return [{"type": "balances", "user_id": user, **self.balances(user)} for user in users]
-
     # ------------------------------------------------------------------ replay
 
     def _apply_record(self, record: dict[str, Any]) -> None:
@@ -562,29 +549,12 @@ class Exchange:
             return
         market = self._market(record["symbol"])
         with self._command(market, ts) as now:
-            if op == "place":
-                if "client_order_id" not in record:  # written before order ids were always MC-<n>
-                    record["client_order_id"] = commands.legacy_client_id(record["order_id"])
-                apply.place(self.risk, market.book, record, check=False)
-                if record["order_id"].startswith(GENERATED_PREFIX):
-                    self._next_order_no = max(
-                        self._next_order_no, int(record["order_id"][len(GENERATED_PREFIX) :])
-                    )
-            elif op == "cancel":
-                if not market.book.cancel_order(record["order_id"]):
-                    raise JournalCorrupt(f"replay of record {record['n']}: cancel found no order")
-            elif op == "modify":
-                apply.modify(market.book, record)
-            elif op == "expire":
-                market.book.clean_expired_orders()
-            else:
-                raise JournalCorrupt(f"record {record.get('n')}: unknown operation {op!r}")
-            found = (market.book.sequence, apply.fingerprint(market.book))
-            if found != (record.get("seq"), record.get("check")):
-                raise JournalCorrupt(
-                    f"replay of record {record['n']} diverged: (sequence, [live orders, trades]) is {found}, "
-                    f"the journal says {(record.get('seq'), record.get('check'))}"
-                )
+            if op == "place" and "client_order_id" not in record:  # before ids were always MC-<n>
+                record["client_order_id"] = commands.legacy_client_id(record["order_id"])
+            apply.replay(self.risk, market.book, record)
+            if op == "place" and record["order_id"].startswith(GENERATED_PREFIX):
+                number = int(record["order_id"][len(GENERATED_PREFIX) :])
+                self._next_order_no = max(self._next_order_no, number)
             self._commit(record, market, now)
 
     # ------------------------------------------------------------------ checkpoints
@@ -622,78 +592,8 @@ class Exchange:
         finally:
             self._replaying = False
         self._orders.index_live(self._markets.values())
+        for market in self._markets.values():
+            market.index_expiries()
         self.risk.restore_state(state["risk"])
         self._checkpoint_position = int(state["position"])
         return self._checkpoint_position
-
-    # ------------------------------------------------------------------ queries
-
-    def _storage(self) -> StorageManager:
-        if self.storage is None:
-            raise ServiceUnavailable("the exchange is not open")
-        return self.storage
-
-    def balances(self, user_id: str) -> dict[str, Any]:
-        """``{"balances": {asset: {"available", "held"}}}`` with exact decimal strings."""
-        return {"balances": self.risk.balances(user_id)}
-
-    def get_snapshot(self, symbol: str, depth: int | None = None) -> dict[str, Any]:
-        """The book's snapshot (exact strings) with its ``sequence``."""
-        with self._lock:
-            return self._market(symbol).book.get_snapshot(depth)
-
-    def get_order(self, user_id: str | None, order_id: str) -> dict[str, Any] | None:
-        """A user's order (live, recently finished, or stored), with ``symbol``; None if not theirs."""
-        with self._lock:
-            return queries.get_order(self._markets, self._orders, self._storage(), user_id, order_id)
-
-    def get_order_by_client_id(self, user_id: str, client_order_id: str) -> dict[str, Any] | None:
-        """The newest order that ``user_id`` named ``client_order_id`` (live, recently finished, or
-        stored), shaped like :meth:`get_order`; None if there is none (another user's are never seen)."""
-        with self._lock:
-            return queries.get_order_by_client_id(
-                self._markets, self._orders, self._storage(), user_id, client_order_id
-            )
-
-    def open_orders(self, user_id: str, symbol: str | None = None) -> list[dict[str, Any]]:
-        """The user's live orders (resting and untriggered stops), per market in book order."""
-        with self._lock:
-            markets = [self._market(symbol)] if symbol is not None else list(self._markets.values())
-            return queries.open_orders(markets, user_id)
-
-    def order_history(
-        self, user_id: str, symbol: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
-        """The user's orders of every status from storage, newest first (storage trails the journal by
-        the write-behind delay, normally milliseconds)."""
-        return queries.order_history(self._markets, self._storage(), user_id, symbol, limit)
-
-    def fills(self, user_id: str, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """The user's fills, newest first, at most ``limit``, from storage: one per side of a trade the
-        user was on (a self-trade gives two), each exactly ``trade_id, symbol, order_id,
-        client_order_id, side, role`` (``maker``/``taker``), ``price, quantity, fee`` (exact strings;
-        the fee is in ``fee_asset``, the market's quote asset, negative for a rebate), ``fee_asset``,
-        ``timestamp``. The counterparty (its user and its order) is never shown."""
-        return queries.fills(self._markets, self._storage(), user_id, symbol, limit)
-
-    def recent_trades(self, symbol: str, limit: int = 100) -> list[dict[str, Any]]:
-        """The market's latest trades (up to 1000 kept), newest first: ``trade_id, price, quantity,
-        taker_side, timestamp, sequence``."""
-        with self._lock:
-            trades = self._market(symbol).trades
-            count = max(0, min(limit, len(trades)))
-            return [trades[-1 - i] for i in range(count)]
-
-    def statistics(self) -> dict[str, Any]:
-        """Counters for health and metrics."""
-        return {
-            "markets": len(self._markets),
-            "journal_appended": self.journal.appended,
-            "journal_durable": self.journal.durable,
-            "journal_batches": self.journal.batches,
-            "checkpoint_position": self._checkpoint_position,
-            "replayed_records": self.replayed_records,
-            "handler_errors": self.handler_errors,
-            "storage_pending": 0 if self.storage is None else self.storage.get_pending_write_count(),
-            "orders_resting": sum(len(market.book) for market in self._markets.values()),
-        }

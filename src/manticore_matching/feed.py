@@ -25,11 +25,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from manticore_orderbook import EventType
+from manticore_orderbook import (
+    EventType,
+    OrderFilledPayload,
+    OrderPayload,
+    PriceLevelPayload,
+    TradePayload,
+)
 
 from .formatting import money
 
-__all__ = ["FILL_KEYS", "CommandCapture", "fill_view", "messages"]
+__all__ = ["FILL_KEYS", "CommandCapture", "fill_view", "messages", "users_of"]
 
 _LEVEL_EVENTS = frozenset(
     {EventType.PRICE_LEVEL_ADDED, EventType.PRICE_LEVEL_CHANGED, EventType.PRICE_LEVEL_REMOVED}
@@ -43,7 +49,8 @@ _ORDER_EVENTS = frozenset(
         EventType.ORDER_TRIGGERED,
     }
 )
-_TRADE_KEYS = ("symbol", "trade_id", "price", "quantity", "taker_side", "timestamp", "sequence")
+_TRADE = EventType.TRADE_EXECUTED
+_FILLED = EventType.ORDER_FILLED
 #: The keys of one fill as its owner sees it (``Exchange.fills`` and the private ``fill`` frames).
 FILL_KEYS = (
     "trade_id",
@@ -60,7 +67,7 @@ FILL_KEYS = (
 )
 
 
-def fill_view(data: dict[str, Any], fee_asset: str | None) -> dict[str, Any]:
+def fill_view(data: OrderFilledPayload, fee_asset: str | None) -> dict[str, Any]:
     """One side of a trade as the owner of that side's order sees it, from the order's ORDER_FILLED data:
     ``trade_id, symbol, order_id, client_order_id, side, role`` (``maker``/``taker``), ``price`` and
     ``quantity`` (of this fill), ``fee`` (paid in ``fee_asset``, the market's quote asset; negative is a
@@ -78,6 +85,24 @@ def fill_view(data: dict[str, Any], fee_asset: str | None) -> dict[str, Any]:
         "fee_asset": fee_asset,
         "timestamp": data["timestamp"],
     }
+
+
+_NO_USER = _LEVEL_EVENTS | {EventType.BOOK_CLEARED}
+_USER_KEYS = ("user_id", "maker_user_id", "taker_user_id")
+
+
+def users_of(events: list[tuple[EventType, Any]]) -> list[str]:
+    """The users whose balances a command's events may have changed, in the order the events first
+    name them (``user_id``, then ``maker_user_id``, then ``taker_user_id`` of each event)."""
+    users: dict[str, None] = {}
+    for event_type, data in events:
+        if event_type in _NO_USER:
+            continue
+        for key in _USER_KEYS:
+            user = data.get(key)
+            if isinstance(user, str):
+                users[user] = None
+    return list(users)
 
 
 class CommandCapture:
@@ -111,35 +136,51 @@ def messages(
     result: list[dict[str, Any]] = []
     if last_sequence < first_sequence:
         return result
-    levels: dict[tuple[str, str], dict[str, Any]] = {}
+    levels: dict[tuple[str, object], dict[str, Any]] = {}
     trades: list[dict[str, Any]] = []
     private: list[dict[str, Any]] = []
     for event_type, data in events:
         if event_type in _LEVEL_EVENTS:
-            levels[(data["side"], data["price"])] = {
-                "price": data["price"],
-                "quantity": data["quantity"],
-                "order_count": data["order_count"],
+            level: PriceLevelPayload = data
+            levels[(level["side"], level["price"])] = {
+                "price": level["price"],
+                "quantity": level["quantity"],
+                "order_count": level["order_count"],
             }
-        elif event_type is EventType.TRADE_EXECUTED:
-            trades.append({key: data[key] for key in _TRADE_KEYS})
-        elif event_type is EventType.ORDER_FILLED:
-            if data.get("user_id") is not None:
+        elif event_type is _TRADE:
+            trade: TradePayload = data
+            trades.append(
+                {
+                    "type": "trade",
+                    "symbol": trade["symbol"],
+                    "trade_id": trade["trade_id"],
+                    "price": trade["price"],
+                    "quantity": trade["quantity"],
+                    "taker_side": trade["taker_side"],
+                    "timestamp": trade["timestamp"],
+                    "sequence": trade["sequence"],
+                }
+            )
+        elif event_type is _FILLED:
+            fill: OrderFilledPayload = data
+            if fill.get("user_id") is not None:
                 private.append(
                     {
                         "type": "fill",
-                        "user_id": data["user_id"],
-                        **fill_view(data, fee_asset),
-                        "fee": money(data["fee"]),
-                        "status": data["status"],
-                        "filled_quantity": data["filled_quantity"],
-                        "remaining_quantity": data["remaining_quantity"],
+                        "user_id": fill["user_id"],
+                        **fill_view(fill, fee_asset),
+                        "fee": money(fill["fee"]),
+                        "status": fill["status"],
+                        "filled_quantity": fill["filled_quantity"],
+                        "remaining_quantity": fill["remaining_quantity"],
                     }
                 )
-        elif event_type in _ORDER_EVENTS and data.get("user_id") is not None:
-            private.append(
-                {"type": "order", "user_id": data["user_id"], "event": event_type.value, "order": data}
-            )
+        elif event_type in _ORDER_EVENTS:
+            order: OrderPayload = data
+            if order.get("user_id") is not None:
+                private.append(
+                    {"type": "order", "user_id": order["user_id"], "event": event_type.value, "order": order}
+                )
     bids = [level for (side, _), level in levels.items() if side == "buy"]
     asks = [level for (side, _), level in levels.items() if side == "sell"]
     result.append(
@@ -153,6 +194,6 @@ def messages(
             "asks": asks,
         }
     )
-    result.extend({"type": "trade", **trade} for trade in trades)
+    result.extend(trades)
     result.extend(private)
     return result

@@ -1,8 +1,10 @@
 """The command journal: an append-only file of accepted commands, made durable by group commit.
 
 Every command that changed the exchange is appended as one line ``<crc32 hex> <json>\\n`` and gets a
-position (1, 2, 3, ...). A background thread writes whatever has been appended since its last round
-and calls ``fsync`` once for the whole batch (group commit), then advances :attr:`Journal.durable`.
+position (1, 2, 3, ...). The line is encoded (orjson) by :meth:`Journal.append`, in the caller's thread,
+so the record may change afterwards and the writer thread only joins bytes. A background thread writes
+whatever has been appended since its last round and calls ``fsync`` once for the whole batch (group
+commit), then advances :attr:`Journal.durable`.
 A client is acknowledged only when its command's position is durable, so an acknowledged command
 survives ``kill -9`` and power loss (with ``fsync=True``).
 
@@ -21,9 +23,12 @@ import json
 import os
 import threading
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 __all__ = ["Journal", "JournalClosed", "JournalCorrupt"]
 
@@ -43,23 +48,40 @@ def _segment_name(first: int) -> str:
     return f"{_PREFIX}{first:016d}{_SUFFIX}"
 
 
+_dumps = orjson.dumps
+_loads = orjson.loads
+_crc32 = zlib.crc32
+
+
 def _encode(record: dict[str, Any]) -> bytes:
-    body = json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
-    return b"%08x " % zlib.crc32(body) + body + b"\n"
+    """One journal line: ``<crc32 of the JSON, 8 hex digits> <JSON>\\n`` (compact JSON, keys in the
+    record's order). What orjson refuses but JSON can hold (a lone surrogate in a string, an integer
+    beyond 64 bits) is written by the standard library, as before; TypeError for a value JSON cannot
+    hold."""
+    try:
+        body = _dumps(record)
+    except TypeError:
+        body = json.dumps(record, separators=(",", ":")).encode()
+    return b"%08x %b\n" % (_crc32(body), body)
 
 
 def _decode(line: bytes) -> dict[str, Any] | None:
-    """The record of one complete line, or None if the line is damaged."""
-    if len(line) < 10 or line[8:9] != b" " or not line.endswith(b"\n"):
+    """The record of one complete line, or None if the line is damaged. Reads every line the journal
+    ever wrote (older ones: ``json.dumps`` with sorted keys, which orjson reads too, except the
+    non-standard ``NaN``/``Infinity`` that only the standard library reads)."""
+    if len(line) < 10 or line[8] != 0x20 or line[-1] != 0x0A:
         return None
     body = line[9:-1]
     try:
-        if int(line[:8], 16) != zlib.crc32(body):
+        if int(line[:8], 16) != _crc32(body):
             return None
-        record = json.loads(body)
+        try:
+            record = _loads(body)
+        except ValueError:
+            record = json.loads(body)
     except ValueError:
         return None
-    return record if isinstance(record, dict) and isinstance(record.get("n"), int) else None
+    return record if type(record) is dict and type(record.get("n")) is int else None
 
 
 class Journal:
@@ -86,8 +108,18 @@ class Journal:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
         self._on_durable = on_durable
-        self._cond = threading.Condition()
-        self._pending: list[dict[str, Any]] = []
+        # Hand-off to the writer without a lock the writer takes: appenders (serialised by
+        # ``_append_lock``) push encoded lines on ``_pending`` (a deque: atomic appends and pops); the
+        # writer drains it. The writer sleeps on ``_work`` only after announcing it in
+        # ``_writer_idle`` and finding ``_pending`` empty, and an appender that sees the flag set
+        # takes ``_work``'s lock to notify it, so no line waits for a later append.
+        self._append_lock = threading.Lock()
+        lock = threading.Lock()
+        #: The writer waits on ``_work`` for lines; :meth:`wait` waits on ``_done`` for durability.
+        self._work = threading.Condition(lock)
+        self._done = threading.Condition(lock)
+        self._pending: deque[bytes] = deque()
+        self._writer_idle = False
         self._appended = 0
         self._durable = 0
         self._file: Any = None
@@ -184,20 +216,28 @@ class Journal:
         return self._durable
 
     def append(self, record: dict[str, Any]) -> int:
-        """Queue ``record`` (JSON-serialisable, not mutated afterwards); return its position."""
-        with self._cond:
+        """Give ``record`` its position (``record["n"]``), encode it and queue the line for the writer;
+        return the position (it does not wait). TypeError, with nothing queued, if the record is not
+        JSON-serialisable; JournalClosed once the journal is closed or its writer failed."""
+        with self._append_lock:
             if self._closing or self._failure is not None:
                 raise JournalClosed("the journal is closed") from self._failure
-            self._appended += 1
-            record["n"] = self._appended
-            self._pending.append(record)
-            self._cond.notify_all()
-            return self._appended
+            position = self._appended + 1
+            record["n"] = position
+            line = _encode(record)
+            self._pending.append(line)
+            self._appended = position
+        if self._writer_idle:
+            with self._work:
+                self._work.notify()
+        return position
 
     def wait(self, position: int, timeout: float | None = None) -> bool:
         """Block until ``position`` is durable; False on timeout. Raises JournalClosed if writing failed."""
-        with self._cond:
-            ok = self._cond.wait_for(
+        with self._done:
+            if self._durable >= position:
+                return True
+            ok = self._done.wait_for(
                 lambda: self._durable >= position or self._failure is not None or self._thread is None,
                 timeout,
             )
@@ -210,7 +250,7 @@ class Journal:
     def rotate(self, checkpoint: int) -> None:
         """After a checkpoint at ``checkpoint`` (durable, nothing newer appended): start a new segment
         and delete the segments it makes unnecessary."""
-        with self._cond:
+        with self._done:
             if self._appended != checkpoint or self._durable != checkpoint or self._pending:
                 raise RuntimeError("rotate needs a quiet journal at the checkpoint position")
             old = self.segments()
@@ -226,9 +266,10 @@ class Journal:
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Write what is pending, then stop the writer and close the file."""
-        with self._cond:
+        with self._append_lock, self._done:
             self._closing = True
-            self._cond.notify_all()
+            self._work.notify_all()
+            self._done.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
         if self._file is not None:
@@ -245,31 +286,41 @@ class Journal:
             os.close(fd)
 
     def _run(self) -> None:
+        work = self._work
+        pending = self._pending
+        take = pending.popleft
         while True:
-            with self._cond:
-                while not self._pending and not self._closing:
-                    self._cond.wait()
-                if not self._pending:
-                    return
-                batch = self._pending
-                self._pending = []
+            if not pending:
+                with work:
+                    while True:
+                        closing = self._closing  # read before the queue: a closed journal gets no more
+                        if pending:
+                            break
+                        if closing:
+                            return
+                        self._writer_idle = True
+                        if pending:  # appended before the flag was seen
+                            self._writer_idle = False
+                            break
+                        work.wait()
+                        self._writer_idle = False
+            batch = [take() for _ in range(len(pending))]
+            position = self._durable + len(batch)
             try:
-                data = b"".join(map(_encode, batch))
                 handle = self._file
-                handle.write(data)
+                handle.write(b"".join(batch))
                 handle.flush()
                 if self._fsync:
                     os.fsync(handle.fileno())
             except BaseException as exc:  # a disk that refuses writes: nothing more can be acknowledged
-                with self._cond:
+                with work:
                     self._failure = exc
-                    self._cond.notify_all()
+                    self._done.notify_all()
                 return
-            position = batch[-1]["n"]
-            with self._cond:
+            with work:
                 self._durable = position
                 self.batches += 1
                 self.records_written += len(batch)
-                self._cond.notify_all()
+                self._done.notify_all()
             if self._on_durable is not None:
                 self._on_durable(position)

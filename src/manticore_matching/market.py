@@ -3,18 +3,20 @@ trades."""
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from manticore_orderbook import OrderBook
+from manticore_orderbook import EventManager, OrderBook
 
 from .commands import ORDER_ID
 from .config import MarketConfig
 from .errors import OrderNotFound
 from .feed import CommandCapture
 
-__all__ = ["RECENT_TRADES", "TRADE_KEYS", "Market", "find_live", "owned"]
+__all__ = ["RECENT_TRADES", "TRADE_KEYS", "Market", "find_live", "new_book", "owned"]
 
 #: How many trades each market keeps for ``Exchange.recent_trades`` (and its checkpoint).
 RECENT_TRADES = 1_000
@@ -24,12 +26,58 @@ TRADE_KEYS = ("trade_id", "price", "quantity", "taker_side", "timestamp", "seque
 
 @dataclass
 class Market:
-    """A market's parts: ``trades`` holds the latest :data:`RECENT_TRADES` trades, oldest first."""
+    """A market's parts: ``trades`` holds the latest :data:`RECENT_TRADES` trades, oldest first.
+
+    ``expiries`` is a min-heap of ``(expiry time, order id)`` with an entry for every GTD expiry a live
+    order of the book may have (entries of orders that ended or changed their expiry stay until they
+    are due): when its first time is in the future, no order of the book is due, which lets a command
+    skip the expiry step in O(1)."""
 
     config: MarketConfig
     book: OrderBook
     capture: CommandCapture
     trades: deque[dict[str, Any]]
+    expiries: list[tuple[float, str]] = field(default_factory=list)
+
+    def expires(self, at: float | None, order_id: str) -> None:
+        """Note that the live order ``order_id`` expires at ``at`` (None: never)."""
+        if at is not None:
+            heapq.heappush(self.expiries, (at, order_id))
+
+    def index_expiries(self) -> None:
+        """Rebuild :attr:`expiries` from the book's live orders (after a checkpoint is loaded)."""
+        self.expiries = [
+            (order["expiry_time"], order["order_id"])
+            for order in self.book.get_orders()
+            if order.get("expiry_time") is not None
+        ]
+        heapq.heapify(self.expiries)
+
+    def next_expiry(self) -> float | None:
+        """The earliest time at which an order of the book may be due (None: none is)."""
+        return self.expiries[0][0] if self.expiries else None
+
+    def forget_expiries(self, now: float) -> None:
+        """Drop the entries due at ``now``, once the book has expired its due orders."""
+        expiries = self.expiries
+        while expiries and expiries[0][0] <= now:
+            heapq.heappop(expiries)
+
+
+def new_book(config: MarketConfig, manager: EventManager, clock: Callable[[], float]) -> OrderBook:
+    """An empty book for ``config``'s market, publishing to ``manager``, reading ``clock``: exact
+    string numbers, order ids ``<symbol without "/">-<n>`` for the book's own ids."""
+    return OrderBook(
+        config.symbol,
+        event_manager=manager,
+        maker_fee_rate=config.maker_fee_rate,
+        taker_fee_rate=config.taker_fee_rate,
+        tick_size=config.tick_size,
+        lot_size=config.lot_size,
+        number_format="str",
+        clock=clock,
+        order_id_prefix=config.symbol.replace("/", "") + "-",
+    )
 
 
 def find_live(markets: dict[str, Market], order_id: str) -> tuple[Market, dict[str, Any]] | None:

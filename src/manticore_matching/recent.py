@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from manticore_orderbook import EventType
+from manticore_orderbook import EventType, OrderFilledPayload, OrderPayload
 
 from .commands import check_client_order_id
 from .errors import InvalidCommand
@@ -28,6 +28,16 @@ TERMINAL = frozenset({"filled", "cancelled", "expired"})
 ClientName = tuple[str, str]
 _FILL_ONLY = ("fill_price", "fill_quantity", "trade_id", "is_maker", "fee")
 _PROGRESS = ("filled_quantity", "remaining_quantity", "visible_quantity", "status")
+#: The events about one order (every event but trades, level changes and errors).
+_ORDER_EVENTS = frozenset(EventType) - {
+    EventType.TRADE_EXECUTED,
+    EventType.ERROR,
+    EventType.PRICE_LEVEL_ADDED,
+    EventType.PRICE_LEVEL_CHANGED,
+    EventType.PRICE_LEVEL_REMOVED,
+}
+_ADDED = EventType.ORDER_ADDED
+_FILLED = EventType.ORDER_FILLED
 
 
 class RecentOrders:
@@ -61,33 +71,32 @@ class RecentOrders:
             )
         return client_id
 
-    def track(
-        self, events: Iterable[tuple[EventType, dict[str, Any]]], order_id: str | None
-    ) -> dict[str, Any] | None:
+    def track(self, events: Iterable[tuple[EventType, Any]], order_id: str | None) -> dict[str, Any] | None:
         """Take one command's events in order: remember orders that finished and the names of orders
         that went live; return ``order_id``'s state after the command (None if no event was about it)."""
         state: dict[str, Any] | None = None
         recent = self.recent
         live_names = self.live_names
         for event_type, data in events:
-            if event_type in (EventType.TRADE_EXECUTED, EventType.ERROR) or "order_id" not in data:
+            if event_type not in _ORDER_EVENTS or "order_id" not in data:
                 continue
-            if event_type.value.startswith("price_level"):
-                continue
-            oid = data["order_id"]
-            client_id = data.get("client_order_id")
-            name = None if client_id is None else (str(data.get("user_id")), client_id)
-            added = event_type is EventType.ORDER_ADDED
-            if name is not None and added and data.get("status") not in TERMINAL:
+            order: OrderPayload | OrderFilledPayload = data
+            oid = order["order_id"]
+            status = order.get("status")
+            client_id = order.get("client_order_id")
+            name = None if client_id is None else (str(order.get("user_id")), client_id)
+            filled = event_type is _FILLED
+            if name is not None and event_type is _ADDED and status not in TERMINAL:
                 live_names[name] = oid
             if oid == order_id:
-                state = dict(data) if state is None or event_type is not EventType.ORDER_FILLED else state
-                if event_type is EventType.ORDER_FILLED:
+                if state is None or not filled:
+                    state = dict(order)
+                if filled:
                     for key in _PROGRESS:
                         state[key] = data[key]
-            if data.get("status") in TERMINAL:
-                snapshot = dict(data)
-                if event_type is EventType.ORDER_FILLED:
+            if status in TERMINAL:
+                snapshot = dict(order)
+                if filled:
                     snapshot["status"] = "filled"
                 recent[oid] = snapshot
                 recent.move_to_end(oid)

@@ -15,7 +15,7 @@ from typing import Any
 
 from manticore_storage import StorageManager
 
-__all__ = ["Entry", "Listener", "Release"]
+__all__ = ["Entry", "Listener", "Listeners", "Release"]
 
 log = logging.getLogger("manticore_matching")
 
@@ -54,3 +54,24 @@ class Release:
                 durable_listener(position)
             except Exception:
                 log.exception("durability listener failed")
+
+
+class Listeners:
+    """Who an exchange tells about durable commands (the exchange's ``_release`` is a :class:`Release`)."""
+
+    _release: Release
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(messages)`` with each durable command's stream messages, in journal order,
+        from the journal's writer thread (see :mod:`manticore_matching.feed` for the shapes)."""
+        self._release.listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener``."""
+        if listener in self._release.listeners:
+            self._release.listeners.remove(listener)
+
+    def add_durable_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(position)`` from the journal's writer thread each time commands up to
+        ``position`` become durable (after their messages went to the stream listeners)."""
+        self._release.durable_listeners.append(listener)

@@ -1,0 +1,320 @@
+"""The in-process exchange as the server drives it: durable orders per second, and restart replay.
+
+Order entry (``orders/s``): one asyncio loop, ``--tasks`` tasks in flight, each placing a limit order
+with ``Exchange.place_order`` on the loop thread and then awaiting its durability through
+:class:`manticore_api.service.ExchangeService` (the server's own acknowledgement path: the journal's
+group commit + fsync, the durability listener, ``call_soon_threadsafe``, the stream hub's publish).
+The orders come from ``--users`` funded users, prices uniform over +-40 ticks around 30,000 (so about
+half of them cross and trade, the rest rest), risk on with the server's default limits except the
+per-user rate limit, raised so that it is checked but never refuses. Latency is per order, from the
+call of ``place_order`` to the wake-up of its awaiting task.
+
+Storage: the server runs with the SQL read model writer attached, so the benchmark measures both:
+``storage on`` (every durable command's storage unit goes to the SQLite writer thread, as in
+``manticore serve``) and ``storage off`` (the units are built by the book's persister but dropped
+instead of written: what the exchange costs without the SQL writer's GIL time).
+
+Replay (``records/s``): ``--replay-records`` place records are written, the exchange is abandoned
+without a checkpoint (as ``kill -9`` leaves it), and a new exchange's ``open()`` is timed: reading the
+journal, checking every record's fingerprint, rebuilding books, ledger and views, storage catch-up
+included. The replayed state is compared with the state before the crash.
+
+Run: ``.venv/bin/python -m benchmarks.exchange`` (pure-Python book) or, for the compiled book,
+``make compiled && .venv-compiled/bin/python -m benchmarks.exchange``. Options: ``--orders N``
+(per repeat), ``--tasks``, ``--repeats``, ``--replay-records``, ``--storage on|off|both``,
+``--profile FILE`` (cProfile of one storage-on run, the loop thread only), ``--json``.
+Prints medians of the interleaved repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import gc
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from manticore_api.service import ExchangeService
+from manticore_auth import AuthManager
+from manticore_matching import DEFAULT_RISK_LIMITS, Exchange, MarketConfig
+from manticore_orderbook import COMPILED
+from manticore_risk import RiskLimits
+
+MARKET = MarketConfig(
+    "BTC/USD", "BTC", "USD", Decimal("0.5"), Decimal("0.001"), Decimal("0.001"), Decimal("0.002")
+)
+#: The server's default limits (price band, open orders), with a rate limit that is checked but never
+#: reached by the benchmark.
+LIMITS = RiskLimits(
+    price_band=DEFAULT_RISK_LIMITS.price_band,
+    max_open_orders=DEFAULT_RISK_LIMITS.max_open_orders,
+    rate_limit_orders=10_000_000,
+    rate_limit_window=1.0,
+)
+Order = tuple[str, str, str, str]
+
+
+def orders(count: int, users: int, seed: int = 7) -> list[Order]:
+    """``count`` limit orders ``(user, side, price, quantity)``: prices +-40 ticks around 30,000."""
+    rng = random.Random(seed)
+    names = [f"user{i}" for i in range(users)]
+    result = []
+    for _ in range(count):
+        side = rng.choice(("buy", "sell"))
+        price = str(Decimal(30000) + Decimal("0.5") * rng.randint(-40, 40))
+        result.append((rng.choice(names), side, price, str(Decimal("0.001") * rng.randint(1, 500))))
+    return result
+
+
+def _fund(exchange: Exchange, users: int) -> None:
+    for i in range(users):
+        exchange.deposit(f"user{i}", "USD", "100000000000")
+        exchange.deposit(f"user{i}", "BTC", "10000000")
+    exchange.wait_durable(exchange.journal.appended)
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def _drive(
+    exchange: Exchange, service: ExchangeService, work: list[Order], tasks: int
+) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    rejected = 0
+    queue = iter(work)
+    place = exchange.place_order
+    clock = time.perf_counter
+
+    async def client() -> None:
+        nonlocal rejected
+        for user, side, price, quantity in queue:
+            started = clock()
+            try:
+                receipt = place(user, "BTC/USD", side, quantity, price=price)
+            except Exception:
+                rejected += 1
+                continue
+            await service.durable(receipt.position)
+            latencies.append(clock() - started)
+
+    started = clock()
+    await asyncio.gather(*(client() for _ in range(tasks)))
+    return clock() - started, latencies, rejected
+
+
+def order_entry(
+    count: int,
+    tasks: int,
+    users: int,
+    storage: bool,
+    profile: Path | None = None,
+    freeze: bool = False,
+) -> dict[str, float]:
+    """One run: ``count`` orders by ``tasks`` tasks; orders/s, p50 and p99 latency in ms, CPU time
+    of the process (every thread) per order. ``freeze``: ``gc.freeze()`` the state built before the
+    orders (funded users, markets), as a server may after its start."""
+    with tempfile.TemporaryDirectory() as directory:
+        exchange = Exchange(
+            Path(directory) / "data", markets=[MARKET], risk_limits=LIMITS, checkpoint_every=0
+        )
+        exchange.open()
+        auth = AuthManager(f"sqlite:///{directory}/auth.db", master_key=os.urandom(32))
+        _fund(exchange, users)
+        if not storage:
+            assert exchange.storage is not None
+            exchange.storage.submit = lambda unit: None  # type: ignore[method-assign]
+        service = ExchangeService(exchange, auth, require_auth=False)
+        work = orders(count, users)
+
+        cpu = 0.0
+
+        async def main() -> tuple[float, list[float], int]:
+            nonlocal cpu
+            await service.start()
+            try:
+                if freeze:
+                    gc.collect()
+                    gc.freeze()
+                cpu = time.process_time()
+                result = await _drive(exchange, service, work, tasks)
+                cpu = time.process_time() - cpu
+                return result
+            finally:
+                await service.stop()
+                gc.unfreeze()
+
+        profiler = cProfile.Profile() if profile is not None else None
+        if profiler is not None:
+            profiler.enable()
+        elapsed, latencies, rejected = asyncio.run(main())
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)  # type: ignore[arg-type]
+        trades = exchange.statistics()
+        auth.close()
+    return {
+        "orders_per_s": len(latencies) / elapsed,
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "cpu_us": cpu / len(latencies) * 1e6,
+        "rejected": rejected,
+        "resting_after": trades["orders_resting"],
+        "batches": trades["journal_batches"],
+    }
+
+
+def _state(exchange: Exchange) -> Any:
+    book = exchange.book("BTC/USD")
+    ledger = exchange.risk.export_state()
+    ledger.pop("rate_limiter", None)  # recent request times: not journaled, not part of the state
+    return (
+        book.export_state(),
+        ledger,
+        list(exchange._markets["BTC/USD"].trades),
+        list(exchange._orders.recent.items()),
+        exchange._next_order_no,
+    )
+
+
+def replay(count: int, users: int) -> dict[str, float]:
+    """Journal records replayed per second by ``open()`` after a crash (no checkpoint)."""
+    with tempfile.TemporaryDirectory() as directory:
+        data = Path(directory) / "data"
+        exchange = Exchange(data, markets=[MARKET], risk_limits=LIMITS, checkpoint_every=0, fsync=False)
+        exchange.open()
+        _fund(exchange, users)
+        for user, side, price, quantity in orders(count, users, seed=11):
+            with contextlib.suppress(Exception):
+                exchange.place_order(user, "BTC/USD", side, quantity, price=price)
+        exchange.wait_durable(exchange.journal.appended)
+        assert exchange.storage is not None
+        exchange.storage.flush()
+        before = _state(exchange)
+        exchange.journal.close()  # kill -9: no checkpoint
+        exchange.storage.close()
+        assert exchange.directory_lock is not None
+        exchange.directory_lock.release()  # as the kernel does for a dead process
+        restarted = Exchange(data, markets=[MARKET], risk_limits=LIMITS, checkpoint_every=0, fsync=False)
+        started = time.perf_counter()
+        cpu = time.process_time()
+        restarted.open()
+        cpu = time.process_time() - cpu
+        elapsed = time.perf_counter() - started
+        records = restarted.replayed_records
+        if _state(restarted) != before:
+            raise AssertionError("the replay did not reproduce the state before the crash")
+        restarted.close(checkpoint=False)
+    return {"records_per_s": records / elapsed, "cpu_us": cpu / records * 1e6, "seconds": elapsed}
+
+
+_TOTAL = re.compile(r"(?:Collected|I\s+refs):\s*([\d,]+)")
+
+
+def _valgrind(args: list[str]) -> int:
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = _TOTAL.findall(out.stderr)
+    if out.returncode != 0 or not found:
+        raise SystemExit(f"valgrind run failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    return int(found[-1].replace(",", ""))
+
+
+def instructions(small: int, large: int, tasks: int, users: int, storage: bool) -> float:
+    """Instructions per order of the order-entry run (every thread), counted by valgrind: the
+    difference between a run of ``large`` and one of ``small`` orders, divided by their difference.
+    Repeatable to about a percent (the journal's batches depend on thread scheduling)."""
+    counts = []
+    for count in (small, large):
+        code = (
+            f"import sys; sys.path.insert(0, {str(Path.cwd())!r}); import benchmarks.exchange as b; "
+            f"b.order_entry({count}, {tasks}, {users}, {storage})"
+        )
+        counts.append(_valgrind(["-c", code]))
+    return (counts[1] - counts[0]) / (large - small)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--orders", type=int, default=20_000, help="orders per order-entry run")
+    parser.add_argument("--tasks", type=int, default=64, help="orders in flight")
+    parser.add_argument("--users", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--replay-records", type=int, default=20_000)
+    parser.add_argument("--storage", choices=("on", "off", "both"), default="both")
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile one storage-on run to FILE")
+    parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() before the orders")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instructions per order under valgrind (runs of --orders/4 and --orders orders) instead",
+    )
+    args = parser.parse_args()
+    if args.instructions:
+        modes = {"on": [True], "off": [False], "both": [True, False]}[args.storage]
+        for storage in modes:
+            per_order = instructions(args.orders // 4, args.orders, args.tasks, args.users, storage)
+            print(f"  order entry, storage {'on' if storage else 'off'}: {per_order:,.0f} instructions/order")
+        return
+    if args.profile is not None:
+        order_entry(args.orders, args.tasks, args.users, True, args.profile)
+        print(f"profile written to {args.profile}")
+        return
+    modes = {"on": [True], "off": [False], "both": [True, False]}[args.storage]
+    runs: dict[str, list[dict[str, float]]] = {}
+    for _ in range(args.repeats):  # interleaved: machine noise hits every case alike
+        for storage in modes:
+            name = f"storage {'on' if storage else 'off'}"
+            runs.setdefault(name, []).append(
+                order_entry(args.orders, args.tasks, args.users, storage, freeze=args.gc_freeze)
+            )
+        if args.replay_records:
+            runs.setdefault("replay", []).append(replay(args.replay_records, args.users))
+    build = "compiled" if COMPILED else "pure-Python"
+    print(
+        f"benchmarks.exchange: {build} book, Python {sys.version.split()[0]}, {args.orders} orders x "
+        f"{args.repeats} repeats, {args.tasks} tasks in flight, {args.users} users; medians"
+    )
+    for name, results in runs.items():
+        if name == "replay":
+            values = [r["records_per_s"] for r in results]
+            cpu = statistics.median(r["cpu_us"] for r in results)
+            print(
+                f"  restart replay ({args.replay_records} orders): {statistics.median(values):>9,.0f} "
+                f"records/s  CPU {cpu:.0f} us/record  (runs {', '.join(f'{v:,.0f}' for v in values)})"
+            )
+            continue
+        rates = [r["orders_per_s"] for r in results]
+        p50 = statistics.median(r["p50_ms"] for r in results)
+        p99 = statistics.median(r["p99_ms"] for r in results)
+        rejected = sum(r["rejected"] for r in results)
+        cpu = statistics.median(r["cpu_us"] for r in results)
+        print(
+            f"  order entry, {name}: {statistics.median(rates):>9,.0f} orders/s  p50 {p50:.2f} ms  "
+            f"p99 {p99:.2f} ms  CPU {cpu:.0f} us/order  "
+            f"(runs {', '.join(f'{v:,.0f}' for v in rates)}; rejected {rejected})"
+        )
+    if args.json:
+        print(json.dumps(runs, indent=1))
+
+
+if __name__ == "__main__":
+    main()
