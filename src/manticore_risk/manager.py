@@ -85,6 +85,19 @@ class RiskManager:
         "_settlement",
     )
 
+    #: The event types :meth:`on_event` acts on. ``subscribe_all`` is the simple wiring; subscribing to
+    #: these only (``for t in RiskManager.EVENT_TYPES: manager.subscribe(t, risk.on_event)``) spares
+    #: the book building payloads nobody else reads (ORDER_FILLED, the price level events).
+    EVENT_TYPES: tuple[EventType, ...] = (
+        EventType.ORDER_ADDED,
+        EventType.TRADE_EXECUTED,
+        EventType.ORDER_MODIFIED,
+        EventType.ORDER_TRIGGERED,
+        EventType.ORDER_CANCELLED,
+        EventType.ORDER_EXPIRED,
+        EventType.BOOK_CLEARED,
+    )
+
     def __init__(self, limits: RiskLimits | None = None) -> None:
         if limits is None:
             limits = RiskLimits()

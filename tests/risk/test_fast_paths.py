@@ -172,3 +172,29 @@ def test_event_types_risk_ignores_change_nothing() -> None:
     assert ex.risk.export_state() == before
     assert ex.place("o", "BTC/USD", "u1", "buy", "limit", D("100"), D("1"))["approved"]  # seq not moved
     verify(ex)
+
+
+def test_event_types_are_the_ones_settlement_handles() -> None:
+    """RiskManager.EVENT_TYPES (what a caller may subscribe to instead of everything) is exactly the
+    set of types on_event acts on; a subscription to them only settles like subscribe_all."""
+    risk = RiskManager()
+    assert set(RiskManager.EVENT_TYPES) == set(risk._settlement._handlers)
+    assert len(RiskManager.EVENT_TYPES) == len(set(RiskManager.EVENT_TYPES))
+
+
+def test_subscribing_to_event_types_only_settles_like_subscribe_all() -> None:
+    runs = []
+    for only_needed in (False, True):
+        ex = FastExchange(limits=LIMITS)
+        if only_needed:
+            for book in ex.books.values():
+                manager = book.event_manager
+                manager.unsubscribe_all(ex.risk.on_event)
+                for event_type in RiskManager.EVENT_TYPES:
+                    manager.subscribe(event_type, ex.risk.on_event)
+        run = Run(ex)
+        for n, command in enumerate(make_stream(7, 120)):
+            run.step(n, command)
+            verify(ex)
+        runs.append(ex.risk.export_state())
+    assert runs[0] == runs[1]
