@@ -21,8 +21,11 @@ hits them alike:
   event payloads costs the book whoever listens (the exchange always has a subscriber: its command
   capture), to read how much of ``book+risk - book`` is the events and how much risk itself.
 
-Risk per order is ``book+risk - book``: everything the exchange pays for risk, the payloads the book
-builds for it included. The target of issue 17 is risk per order < book per order.
+Risk per order is ``book+risk - book``: everything risk adds to the book alone, the payloads the book
+builds for its subscriber included; *risk's own code* is ``book+risk - book+events``, what the exchange
+pays for risk (its command capture makes the book build every payload anyway). The target of issue 17
+is risk per order < book per order; the report says PASS or FAIL for risk's own code.
+``--subscribe needed`` subscribes risk (and the no-op handler) to ``RiskManager.EVENT_TYPES`` only.
 
 The stream (seeded): a market like the default BTC/USD (tick 0.01, lot 0.00001, fees 0.001 / 0.002) and
 the server's default limits (10% band, 500 open orders, 100 orders/s per user); 50 funded users; a
