@@ -35,7 +35,7 @@ from .decisions import Decision, approved, rejected
 from .holds import hold_asset, market_sweep, new_order_hold, unsupported
 from .ledger import Ledger, UserId
 from .limits import RiskLimits
-from .liquidity import Sweep, reference_price
+from .liquidity import Sweep
 from .markets import Market
 from .order_spec import OrderSpec, parse_order, parse_price, parse_quantity
 from .rate_limit import RateLimiter
@@ -233,7 +233,7 @@ class PreTradeChecks:
                 return rejected(
                     "no_liquidity", f"there are no {side} in {market.symbol} for a market order"
                 ), None
-        reference = reference_price(market.book)
+        reference = market.reference()
         decision = self._market_limits(limits, spec, spec.price, spec.quantity, reference, True, swept)
         if decision is not None:
             return decision, None
@@ -304,7 +304,7 @@ class PreTradeChecks:
                     f"quantity {amount_str(quantity)} is above the maximum "
                     f"{limits.max_order_quantity} per order",
                 )
-            reference = reference_price(market.book)
+            reference = market.reference()
             side = "buy" if order.is_buy else "sell"
             spec = OrderSpec(side, order.order_type, price, quantity, order.stop_price, None, None)
             decision = self._market_limits(limits, spec, price, quantity, reference, order.pending, None)

@@ -105,6 +105,12 @@ class Ledger:
         balance.available = sub(balance.available, amount)
         self.net_deposits[asset] = sub(self.net_deposits.get(asset, ZERO), amount)
 
+    def external(self, asset: str, amount: Decimal) -> None:
+        """Count ``amount`` of ``asset`` (negative: going out) that crossed the ledger's edge without a
+        deposit or withdrawal: the side of a trade whose order has no user (it bypassed the risk
+        manager). Like a deposit it moves ``net_deposits``, so conservation still holds exactly."""
+        self.net_deposits[asset] = add(self.net_deposits.get(asset, ZERO), amount)
+
     # ------------------------------------------------------------------ moves inside the ledger
 
     def hold(self, user_id: UserId, asset: str, amount: Decimal) -> None:

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from manticore_orderbook import OrderBook
 
-from .amounts import EXACT, ZERO, add
+from .amounts import EXACT, ZERO, add, to_decimal
 from .limits import RiskLimits
 
 __all__ = ["Market"]
@@ -25,6 +25,12 @@ class Market:
     """
 
     __slots__ = (
+        "_band",
+        "_band_ref",
+        "_ref_price",
+        "_ref_ticks",
+        "band_high",
+        "band_low",
         "base",
         "book",
         "last_sequence",
@@ -74,6 +80,37 @@ class Market:
         self.tick_size: Decimal = book.tick_size
         self.lot_size: Decimal = book.lot_size
         self.last_sequence: int = book.sequence
+        self._ref_ticks: int | None = None
+        self._ref_price: Decimal = ZERO
+        self._band: Decimal | None = None
+        self._band_ref: Decimal | None = None
+        self.band_low: Decimal = ZERO
+        self.band_high: Decimal = ZERO
+
+    def reference(self) -> Decimal | None:
+        """The price band's reference: the book's last trade price, else its mid price, else None.
+
+        The same number as :func:`~.liquidity.reference_price`, read from the book's last trade in ticks
+        (no string, no parse) and kept until the last trade price changes."""
+        ticks = self.book.last_trade_ticks
+        if ticks is None:
+            mid = self.book.get_mid_price()
+            return None if mid is None else to_decimal(mid)
+        if ticks != self._ref_ticks:
+            self._ref_price = EXACT.multiply(self.tick_size, ticks)
+            self._ref_ticks = ticks
+        return self._ref_price
+
+    def band(self, band: Decimal, reference: Decimal) -> tuple[Decimal, Decimal]:
+        """``(reference - band x reference, reference + band x reference)``, exact; computed once per
+        reference and band (also left in :attr:`band_low` / :attr:`band_high`)."""
+        if reference is not self._band_ref or band is not self._band:
+            width = EXACT.multiply(reference, band)
+            self.band_low = EXACT.subtract(reference, width)
+            self.band_high = EXACT.add(reference, width)
+            self._band_ref = reference
+            self._band = band
+        return self.band_low, self.band_high
 
     def on_price_grid(self, price: Decimal) -> bool:
         """Whether ``price`` is a whole number of ticks."""

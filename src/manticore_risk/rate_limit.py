@@ -27,8 +27,8 @@ class RateLimiter:
     def allows(self, user_id: UserId, now: float) -> bool:
         """Whether one more event for ``user_id`` at ``now`` stays within the limit. Changes nothing."""
         times = self._times.get(user_id)
-        if not times:
-            return True
+        if times is None or len(times) < self.limit:
+            return True  # fewer recorded times than the limit: no window can hold too many
         horizon = now - self.window
         return sum(1 for t in times if t > horizon) < self.limit
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from manticore_orderbook import (
     BookClearedPayload,
@@ -41,7 +41,7 @@ from manticore_orderbook import (
     TradePayload,
 )
 
-from .amounts import ZERO, add, amount_str, mul, sub, to_decimal
+from .amounts import EXACT, ZERO, add, amount_str, mul, sub, to_decimal
 from .errors import RiskError
 from .ledger import Ledger, UserId
 from .markets import Market
@@ -184,10 +184,10 @@ class Settlement:
         taker_fee = to_decimal(data["taker_fee"])
         buy_id = data["buy_order_id"]
         buyer_is_maker = buy_id == data["maker_order_id"]
-        # An order without a user (possible in a book without risk) has no hold either; _pay reports
-        # it as a problem, so the user ids are read as the ledger's type here.
-        maker_user = cast(UserId, data["maker_user_id"])
-        taker_user = cast(UserId, data["taker_user_id"])
+        # An order without a user (sent to the book without risk) has no hold either: _pay settles its
+        # side against the outside of the ledger and reports it; None never becomes a ledger account.
+        maker_user = data["maker_user_id"]
+        taker_user = data["taker_user_id"]
         if buyer_is_maker:
             buyer_fee, seller_fee = maker_fee, taker_fee
             buyer_user, seller_user = maker_user, taker_user
@@ -199,28 +199,45 @@ class Settlement:
         ledger = self.ledger
         # Buyer: pays notional + fee in quote, receives the base quantity.
         buyer = self._pay(buy, buyer_user, market.quote, add(notional, buyer_fee), quantity, buy_id)
-        ledger.credit(buyer, market.base, quantity)
+        self._credit(buyer, market.base, quantity)
         # Seller: gives the base quantity, receives notional - fee in quote.
         seller = self._pay(sell, seller_user, market.base, quantity, quantity, data["sell_order_id"])
-        ledger.credit(seller, market.quote, sub(notional, seller_fee))
+        self._credit(seller, market.quote, sub(notional, seller_fee))
         ledger.collect_fee(market.quote, add(maker_fee, taker_fee))
         if buy is not None:
             self.rehold(buy)
         if sell is not None:
             self.rehold(sell)
 
+    def _credit(self, user: UserId | None, asset: str, amount: Decimal) -> None:
+        """Pay ``amount`` of ``asset`` into ``user``'s available balance; with no user (an order that
+        bypassed risk without a user id) it leaves the ledger, counted like a withdrawal."""
+        if user is None:
+            self.ledger.external(asset, EXACT.minus(amount))
+        else:
+            self.ledger.credit(user, asset, amount)
+
     def _pay(
         self,
         order: TrackedOrder | None,
-        user: UserId,
+        user: UserId | None,
         asset: str,
         amount: Decimal,
         filled: Decimal,
         order_id: object,
-    ) -> UserId:
-        """Take ``amount`` of ``asset`` for a fill of ``filled`` from ``order``'s hold; return the user."""
+    ) -> UserId | None:
+        """Take ``amount`` of ``asset`` for a fill of ``filled`` from ``order``'s hold; return the user
+        (None for an untracked order without a valid user id: the amount then comes from outside the
+        ledger, counted like a deposit, and the trade is reported)."""
         ledger = self.ledger
         if order is None:
+            if user is None or isinstance(user, bool) or not isinstance(user, (str, int)):
+                self._problems.append(
+                    f"order {order_id!r} without a user traded without a hold; its side of the trade "
+                    "was settled against the outside of the ledger"
+                )
+                ledger.external(asset, amount)
+                return None
             self._problems.append(f"order {order_id!r} of user {user!r} traded without a hold")
             ledger.spend_available(user, asset, amount)
             return user

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from .amounts import ZERO, mul, sub
-from .ledger import UserId
+from .ledger import Balance, UserId
 
 __all__ = ["OrderRegistry", "TrackedOrder", "limit_hold", "required_hold"]
 
@@ -26,10 +26,15 @@ class TrackedOrder:
     ``market_buy`` marks a buy whose hold is a sweep bound rather than a formula. ``pending`` is True
     while a stop waits for its trigger, ``seen`` once the book has announced the order (ORDER_ADDED),
     ``expiry`` its GTD expiry (seconds) or None.
+
+    ``balance`` and ``proceeds`` are caches for settlement: the ledger's :class:`~.ledger.Balance` of
+    the user in ``asset`` (what the hold comes out of) and in the other asset of the market (what fills
+    pay in), linked on first use; they are the ledger's own objects, never copies.
     """
 
     __slots__ = (
         "asset",
+        "balance",
         "expiry",
         "hold",
         "is_buy",
@@ -40,6 +45,7 @@ class TrackedOrder:
         "order_type",
         "pending",
         "price",
+        "proceeds",
         "quantity",
         "seen",
         "stop_price",
@@ -76,6 +82,8 @@ class TrackedOrder:
         self.pending = order_type in ("stop_limit", "stop_market", "trailing_stop")
         self.seen = False
         self.expiry: float | None = None
+        self.balance: Balance | None = None
+        self.proceeds: Balance | None = None
 
     @property
     def filled(self) -> Decimal:
@@ -107,25 +115,25 @@ class OrderRegistry:
     Order ids are unique over all markets among tracked orders. Iteration orders are insertion orders.
     """
 
-    __slots__ = ("_by_market", "_by_user", "_expiries", "by_id")
+    __slots__ = ("_by_market", "_expiries", "by_id", "by_user")
 
     def __init__(self) -> None:
         self.by_id: dict[str, TrackedOrder] = {}
-        self._by_user: dict[UserId, dict[str, TrackedOrder]] = {}
+        self.by_user: dict[UserId, dict[str, TrackedOrder]] = {}
         self._by_market: dict[str, dict[str, TrackedOrder]] = {}
         self._expiries: dict[str, list[tuple[float, str]]] = {}
 
     def replace_with(self, other: OrderRegistry) -> None:
         """Take over ``other``'s contents (used to restore a state atomically)."""
         self.by_id = other.by_id
-        self._by_user = other._by_user
+        self.by_user = other.by_user
         self._by_market = other._by_market
         self._expiries = other._expiries
 
     def add(self, order: TrackedOrder) -> None:
         """Start tracking ``order`` (its id must not be tracked)."""
         self.by_id[order.order_id] = order
-        self._by_user.setdefault(order.user_id, {})[order.order_id] = order
+        self.by_user.setdefault(order.user_id, {})[order.order_id] = order
         self._by_market.setdefault(order.symbol, {})[order.order_id] = order
         if order.expiry is not None:
             self.note_expiry(order)
@@ -133,15 +141,15 @@ class OrderRegistry:
     def remove(self, order: TrackedOrder) -> None:
         """Stop tracking ``order``."""
         del self.by_id[order.order_id]
-        user_orders = self._by_user[order.user_id]
+        user_orders = self.by_user[order.user_id]
         del user_orders[order.order_id]
         if not user_orders:
-            del self._by_user[order.user_id]
+            del self.by_user[order.user_id]
         del self._by_market[order.symbol][order.order_id]
 
     def of_user(self, user_id: UserId) -> dict[str, TrackedOrder]:
         """The user's tracked orders (a live view; do not mutate)."""
-        return self._by_user.get(user_id, {})
+        return self.by_user.get(user_id, {})
 
     def of_market(self, symbol: str) -> dict[str, TrackedOrder]:
         """The market's tracked orders (a live view; do not mutate)."""

@@ -462,3 +462,37 @@ def test_amounts_beyond_28_digits_stay_exact() -> None:
     assert ex.risk.fees_collected()["USD"] == big.multiply(notional, D("0.003"))
     assert ex.risk.total("USD") == D("9" * 20)
     verify(ex)
+
+
+@pytest.mark.parametrize("anonymous_side", ["sell", "buy"])
+def test_a_trade_with_an_order_without_a_user_keeps_none_out_of_the_ledger(anonymous_side: str) -> None:
+    """Regression: an order without a user id (sent to the book directly) that traded with a tracked
+    order was settled to a ledger account of user None, which export_state wrote and restore_state then
+    refused. Now that side is settled against the outside, like a deposit or a withdrawal (money stays
+    conserved against the ledger's net deposits), and the trade is reported as an error."""
+    ex = funded()
+    book = ex.books["BTC/USD"]
+    tracked_side = "buy" if anonymous_side == "sell" else "sell"
+    book.add_order(anonymous_side, "100", "1", order_id="anon")  # no user id, no hold
+    ex.risk.reserve(
+        "t",
+        user_id="alice",
+        symbol="BTC/USD",
+        side=tracked_side,
+        order_type="limit",
+        price=D("100"),
+        quantity=D("1"),
+    )
+    book.add_order(tracked_side, "100", "1", order_id="t", user_id="alice")
+    assert len(ex.errors) == 1 and "without a user" in ex.errors[0]["message"]
+    state = ex.risk.export_state()
+    assert [a["user_id"] for a in state["accounts"]] == ["alice"] * 3 + ["bob"] * 3 + ["carol"] * 3
+    ex.risk.check_invariants()  # balances + fees == the ledger's net deposits, for every asset
+    if tracked_side == "buy":  # alice paid 100 + the taker fee 0.2 and got 1 BTC
+        assert usd(ex, "alice") == ("9899.8", "0") and asset(ex, "alice", "BTC") == ("11", "0")
+    else:  # alice gave 1 BTC and got 100 - the taker fee 0.2
+        assert usd(ex, "alice") == ("10099.8", "0") and asset(ex, "alice", "BTC") == ("9", "0")
+    twin = RiskManager()
+    twin.register_market("BTC/USD", "BTC", "USD", book)
+    twin.restore_state(state)
+    assert twin.export_state() == state

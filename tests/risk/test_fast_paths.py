@@ -1,0 +1,200 @@
+"""The fast paths decide, hold and settle exactly as the general paths do.
+
+``check_and_reserve`` approves and holds a plain limit order without the general parsing, and ``on_event``
+settles a trade between two tracked limit orders without the general settlement; everything else goes to
+the general paths. A random stream (every order type, cancels, modifies, expiries, clears) runs twice:
+once through ``check_order`` + ``reserve`` with the trade fast path switched off, once through
+``check_and_reserve`` with it on. Decisions, the exported state and every invariant must agree after each
+command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from manticore_orderbook import EventType, InvalidOrderError
+from manticore_risk import Decision, RiskManager
+
+from .support import MARKETS, Exchange, verify
+from .test_properties import LIMITS, SYMBOLS, Run, make_stream
+
+D = Decimal
+
+
+class GeneralRisk(RiskManager):
+    """A manager that settles every trade through the general settlement."""
+
+    __slots__ = ()
+
+    def _fast_trade(self, data: dict[str, Any]) -> bool:
+        return False
+
+
+@dataclass
+class GeneralExchange(Exchange):
+    """The test pipeline (``check_order`` then ``reserve``) on a manager without the trade fast path."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.risk = GeneralRisk(limits=self.limits)
+        for symbol, book in self.books.items():
+            manager = book.event_manager
+            manager.unsubscribe_all(manager.handlers[0][0])  # the first manager's on_event
+            base, quote = MARKETS[symbol][:2]
+            self.risk.register_market(symbol=symbol, base_asset=base, quote_asset=quote, book=book)
+            manager.subscribe_all(self.risk.on_event)
+
+
+@dataclass
+class FastExchange(Exchange):
+    """The exchange's pipeline: ``check_and_reserve``, then the book (``release_unplaced`` if it refuses)."""
+
+    def place(
+        self,
+        order_id: str,
+        symbol: str,
+        user: str,
+        side: str,
+        order_type: str,
+        price: Any,
+        quantity: Any,
+        **kw: Any,
+    ) -> Decision:
+        risk_kw = {k: kw[k] for k in ("stop_price", "time_in_force", "self_trade_prevention") if k in kw}
+        decision = self.risk.check_and_reserve(
+            order_id,
+            user_id=user,
+            symbol=symbol,
+            side=side,
+            order_type=order_type,
+            price=price,
+            quantity=quantity,
+            now=kw.get("now", self.clock.now),
+            **risk_kw,
+        )
+        if not decision["approved"]:
+            return decision
+        book_kw = {k: v for k, v in kw.items() if k != "now"}
+        try:
+            self.books[symbol].add_order(
+                side,
+                None if price is None else str(price),
+                str(quantity),
+                order_id=order_id,
+                user_id=user,
+                order_type=order_type,
+                **{k: (str(v) if isinstance(v, Decimal) else v) for k, v in book_kw.items()},
+            )
+        except InvalidOrderError:
+            assert self.risk.release_unplaced(order_id)
+        return decision
+
+
+def test_the_general_exchange_really_has_no_trade_fast_path() -> None:
+    """The comparison below means something only if the two exchanges differ where claimed."""
+    ex = GeneralExchange()
+    for symbol in SYMBOLS:
+        handlers = ex.books[symbol].event_manager.handlers
+        assert all(h == (ex.risk.on_event,) for h in handlers[:-1])  # ERROR (last) also has the test's
+    ex.deposit("u1", "USD", "1000")
+    ex.deposit("u2", "BTC", "10")
+    assert ex.place("s", "BTC/USD", "u2", "sell", "limit", D("100"), D("1"))["approved"]
+    assert ex.place("b", "BTC/USD", "u1", "buy", "limit", D("100"), D("1"))["approved"]
+    assert isinstance(ex.risk, GeneralRisk)
+    verify(ex)
+
+
+@settings(max_examples=120, deadline=None)
+@given(seed=st.integers(0, 2**32), length=st.integers(1, 150))
+def test_fast_and_general_paths_agree_on_random_streams(seed: int, length: int) -> None:
+    general = Run(GeneralExchange(limits=LIMITS))
+    fast = Run(FastExchange(limits=LIMITS))
+    for n, command in enumerate(make_stream(seed, length)):
+        assert fast.step(n, command) == general.step(n, command)
+        verify(fast.ex)
+        verify(general.ex)
+        assert fast.ex.risk.export_state() == general.ex.risk.export_state()
+        for user in ("u1", "u2", "u3"):
+            assert fast.ex.risk.balances(user) == general.ex.risk.balances(user)
+
+
+def test_fast_path_rejections_are_the_general_paths() -> None:
+    """Every way a plain limit order can fail gives the general path's code and changes nothing."""
+    ex = FastExchange(limits=LIMITS)
+    ex.deposit("u1", "USD", "100")
+    ex.deposit("u2", "BTC", "1")
+    before = ex.risk.export_state()
+    cases = [
+        (("BTC/USD", "u1", "buy", "limit", D("100.25"), D("0.1")), "invalid"),  # off the tick grid
+        (("BTC/USD", "u1", "buy", "limit", D("100"), D("0.05")), "invalid"),  # off the lot grid
+        (("BTC/USD", "u1", "buy", "limit", D("-100"), D("1")), "invalid"),
+        (("BTC/USD", "u1", "buy", "limit", D("NaN"), D("1")), "invalid"),
+        (("BTC/USD", "u1", "buy", "limit", D("100"), D("Infinity")), "invalid"),
+        (("BTC/USD", "u1", "buy", "limit", D("100"), D("20")), "max_notional"),
+        (("BTC/USD", "u1", "buy", "limit", D("100"), D("1")), "insufficient_balance"),
+        (("BTC/USD", "u2", "sell", "limit", D("100"), D("2")), "insufficient_balance"),
+        (("XXX/USD", "u1", "buy", "limit", D("100"), D("0.1")), "unknown_market"),
+        (("BTC/USD", "u3", "buy", "limit", D("100"), D("0.1")), "insufficient_balance"),
+    ]
+    for args, code in cases:
+        decision = ex.place("o", *args)
+        assert decision["code"] == code, (args, decision)
+        assert ex.risk.export_state() == before
+    assert ex.place("o", "BTC/USD", "u1", "buy", "limit", D("100"), D("0.1"))["approved"]
+    verify(ex)
+
+
+def test_a_price_band_rejection_on_the_fast_path_names_the_reference() -> None:
+    ex = FastExchange(limits=LIMITS)
+    for user in ("u1", "u2"):
+        ex.deposit(user, "USD", "10000")
+        ex.deposit(user, "BTC", "10")
+    assert ex.place("s", "BTC/USD", "u2", "sell", "limit", D("100"), D("1"))["approved"]
+    assert ex.place("b", "BTC/USD", "u1", "buy", "limit", D("100"), D("1"))["approved"]
+    inside = ex.place("in", "BTC/USD", "u1", "buy", "limit", D("94"), D("1"))
+    assert inside["approved"], inside  # 6% band around the last trade 100: 94 is its edge
+    outside = ex.place("out", "BTC/USD", "u1", "buy", "limit", D("93.5"), D("1"))
+    assert outside["code"] == "price_band" and "reference price 100" in outside["reason"]
+    verify(ex)
+
+
+def test_event_types_risk_ignores_change_nothing() -> None:
+    ex = FastExchange()
+    ex.deposit("u1", "USD", "1000")
+    before = ex.risk.export_state()
+    for event_type in (EventType.ORDER_FILLED, EventType.PRICE_LEVEL_CHANGED):
+        ex.risk.on_event(event_type, {"symbol": "BTC/USD", "sequence": 10**9})
+    assert ex.risk.export_state() == before
+    assert ex.place("o", "BTC/USD", "u1", "buy", "limit", D("100"), D("1"))["approved"]  # seq not moved
+    verify(ex)
+
+
+def test_event_types_are_the_ones_settlement_handles() -> None:
+    """RiskManager.EVENT_TYPES (what a caller may subscribe to instead of everything) is exactly the
+    set of types on_event acts on; a subscription to them only settles like subscribe_all."""
+    risk = RiskManager()
+    assert set(RiskManager.EVENT_TYPES) == set(risk._settlement._handlers)
+    assert len(RiskManager.EVENT_TYPES) == len(set(RiskManager.EVENT_TYPES))
+
+
+def test_subscribing_to_event_types_only_settles_like_subscribe_all() -> None:
+    runs = []
+    for only_needed in (False, True):
+        ex = FastExchange(limits=LIMITS)
+        if only_needed:
+            for book in ex.books.values():
+                manager = book.event_manager
+                manager.unsubscribe_all(ex.risk.on_event)
+                for event_type in RiskManager.EVENT_TYPES:
+                    manager.subscribe(event_type, ex.risk.on_event)
+        run = Run(ex)
+        for n, command in enumerate(make_stream(7, 120)):
+            run.step(n, command)
+            verify(ex)
+        runs.append(ex.risk.export_state())
+    assert runs[0] == runs[1]
