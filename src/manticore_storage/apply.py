@@ -304,9 +304,34 @@ def _clear(connection: Connection, symbol: str, sequence: int, now: float) -> No
     )
 
 
-def apply_units(connection: Connection, market: Market | None, units: Iterable[UnitTuple]) -> int:
-    """Write ``units`` (in stream order) inside the caller's transaction; return the events applied."""
+def apply_units(connection: Connection, market: Market | None, units: Sequence[UnitTuple]) -> int:
+    """Write ``units`` of one market (in stream order) inside the caller's transaction; return the
+    events and records applied.
+
+    Runs of captured units (a persister's) go through :func:`manticore_storage.batch.write_captured`:
+    prebuilt statements, one ``executemany`` per table for the whole run. Units of event dicts (a
+    replay of failed events) are collapsed here and written through SQLAlchemy Core statements.
+    """
+    from .batch import is_captured, statements_for, write_captured  # batch imports this module
+
     now = time.time()
+    applied = 0
+    start = 0
+    for i in range(1, len(units) + 1):
+        if i < len(units) and is_captured(units[i]) == is_captured(units[start]):
+            continue
+        run = units[start:i]
+        if is_captured(run[0]):
+            applied += write_captured(connection, statements_for(connection), market, run, now)
+        else:
+            applied += _apply_events(connection, market, run, now)
+        start = i
+    return applied
+
+
+def _apply_events(
+    connection: Connection, market: Market | None, units: Iterable[UnitTuple], now: float
+) -> int:
     batch = _Batch(market, now)
     applied = 0
     last: Unit | None = None

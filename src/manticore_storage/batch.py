@@ -1,0 +1,393 @@
+"""The write-behind writer's path: a batch of captured units in one ``executemany`` per table.
+
+Persisters hand the writer units of captured records (:mod:`manticore_storage.capture`). A batch of
+one market's units is collapsed in memory first: one row per touched order (its last full
+state with later fills merged in, or only its latest fill), the trades, and the market's stream
+position after the batch's last unit. Then it is written with prebuilt statements, as driver SQL with
+rows as plain tuples in column order (:mod:`manticore_storage.rows`): one upsert of the order rows,
+one update of the fill-only rows, one insert of the trades and one update of the market row. SQLAlchemy
+builds no statement, compiles nothing and processes no parameter per row; only the decimals are
+converted, once per distinct value, to what the driver takes (:func:`store_decimal`).
+
+The writes are those of :func:`manticore_storage.apply.apply_units` for the same units: every order
+write is guarded by the row's ``last_sequence``, trades are inserted at most once and the market row
+only moves forward, so a batch written twice (a retry, a replay after a restart) changes nothing the
+second time. ``clear()`` records split the batch: what came before is written, then the clear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Connection, Dialect
+
+from . import schema
+from .apply import UnitTuple
+from .capture import (
+    RECORD_CLEARED,
+    RECORD_FILL,
+    RECORD_ORDER,
+    FillRecord,
+    OrderRecord,
+    Record,
+    RowBuilder,
+    StoreDecimal,
+    TradeRecord,
+)
+from .records import Market
+from .rows import (
+    FILL_COLUMNS,
+    FILL_POSITIONS,
+    ORDER_COLUMNS,
+    ORDER_KEY_COLUMNS,
+    TRADE_COLUMNS,
+    FillValues,
+    OrderValues,
+    TradeValues,
+)
+from .schema import _check_mysql_decimal
+
+__all__ = ["Statements", "is_captured", "statements_for", "store_decimal", "write_captured"]
+
+_MYSQL = ("mysql", "mariadb")
+
+
+def _decimal_text(value: Decimal) -> object:
+    return format(value, "f")
+
+
+def _same(value: Decimal) -> object:
+    return value
+
+
+def _mysql_decimal(value: Decimal) -> object:
+    _check_mysql_decimal(value)
+    return value
+
+
+def store_decimal(dialect_name: str) -> StoreDecimal:
+    """How :class:`~manticore_storage.schema.ExactDecimal` binds a Decimal on ``dialect_name``: decimal
+    text on SQLite, the Decimal on PostgreSQL, the Decimal checked to fit DECIMAL(65, 30) on MySQL."""
+    if dialect_name == "sqlite":
+        return _decimal_text
+    if dialect_name in _MYSQL:
+        return _mysql_decimal
+    return _same
+
+
+class Statements:
+    """The writer's statements as driver SQL for one dialect (built once per dialect).
+
+    SQLite and MySQL/MariaDB take each statement once per batch with ``executemany`` and a list of row
+    tuples (sqlite3 loops in C; PyMySQL sends an INSERT's rows as one multi-row INSERT). PostgreSQL
+    takes multi-row statements (``VALUES (...), (...)``) with the rows' values flattened, one round
+    trip per chunk of up to :data:`PG_CHUNK` rows: psycopg runs ``executemany`` in pipeline mode,
+    which burns CPU polling the socket while the server works, and binds arrays (``unnest``) in
+    Python, element by element; scalars it binds in C. :meth:`sized` gives the statement for ``n``
+    rows (``n`` a power of two, so that few distinct texts exist and the server prepares each).
+    """
+
+    __slots__ = (
+        "_sized",
+        "_templates",
+        "advance_market",
+        "clear",
+        "insert_trades",
+        "multirow",
+        "store",
+        "update_fills",
+        "upsert_orders",
+    )
+
+    def __init__(self, dialect: Dialect) -> None:
+        name = dialect.name
+        quote = dialect.identifier_preparer.quote
+        self.store = store_decimal(name)
+        self.multirow = name == "postgresql"
+        self._sized: dict[tuple[str, int], str] = {}
+        orders, trades, markets = (quote(t.name) for t in (schema.orders, schema.trades, schema.markets))
+        seq = quote("last_sequence")
+        if self.multirow:  # numbered, for psycopg's raw cursor (see write_captured)
+
+            def marks(n: int, start: int = 0) -> list[str]:
+                return [f"${i}" for i in range(start + 1, start + n + 1)]
+
+        else:
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+
+            def marks(n: int, start: int = 0) -> list[str]:
+                return [mark] * n
+
+        def row(table: Any, names: Sequence[str]) -> Callable[[int], str]:
+            """The placeholders of one row whose first value is parameter ``start``."""
+            if not self.multirow:
+                return lambda start: "(" + ", ".join(marks(len(names), start)) + ")"
+            # Every value typed: the server infers nothing from a VALUES list of parameters.
+            types = [table.c[n].type.compile(dialect=dialect) for n in names]
+            return lambda start: (
+                "("
+                + ", ".join(f"{m}::{t}" for m, t in zip(marks(len(names), start), types, strict=True))
+                + ")"
+            )
+
+        insert = f"INSERT INTO {orders} ({', '.join(map(quote, ORDER_COLUMNS))}) VALUES "
+        updated = [name for name in ORDER_COLUMNS if name not in ORDER_KEY_COLUMNS]
+        if name in _MYSQL:
+            # MySQL has no WHERE on ON DUPLICATE KEY UPDATE: each column is guarded by a CASE, and
+            # last_sequence (which the guard reads) is assigned last, since MySQL applies the
+            # assignments left to right and a later one sees what the earlier ones set.
+            guard = f"{orders}.{seq} < VALUES({seq})"
+            ordered = [n for n in updated if n != "last_sequence"] + ["last_sequence"]
+            assignments = ", ".join(
+                f"{quote(n)} = CASE WHEN {guard} THEN VALUES({quote(n)}) ELSE {orders}.{quote(n)} END"
+                for n in ordered
+            )
+            upsert_tail = f" ON DUPLICATE KEY UPDATE {assignments}"
+            key = quote("symbol")
+            trade_tail = f" ON DUPLICATE KEY UPDATE {key} = {trades}.{key}"
+        else:
+            assignments = ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in updated)
+            upsert_tail = (
+                f" ON CONFLICT ({', '.join(map(quote, ORDER_KEY_COLUMNS))}) DO UPDATE SET "
+                f"{assignments} WHERE {orders}.{seq} < excluded.{seq}"
+            )
+            trade_tail = " ON CONFLICT DO NOTHING"
+        order_row = row(schema.orders, ORDER_COLUMNS)
+        trade_row = row(schema.trades, TRADE_COLUMNS)
+        trade_insert = f"INSERT INTO {trades} ({', '.join(map(quote, TRADE_COLUMNS))}) VALUES "
+        fill_names = (*FILL_COLUMNS, "symbol", "order_id")
+        fill_update = (
+            f"UPDATE {orders} SET {', '.join(f'{quote(n)} = v.{quote(n)}' for n in FILL_COLUMNS)} "
+            "FROM (VALUES "
+        )
+        fill_tail = (
+            f") AS v({', '.join(map(quote, fill_names))}) "
+            f"WHERE {orders}.{quote('symbol')} = v.{quote('symbol')} "
+            f"AND {orders}.{quote('order_id')} = v.{quote('order_id')} AND {orders}.{seq} < v.{seq}"
+        )
+        #: kind -> (head, one row, values per row, tail) of the multi-row statements.
+        self._templates = {
+            "orders": (insert, order_row, len(ORDER_COLUMNS), upsert_tail),
+            "trades": (trade_insert, trade_row, len(TRADE_COLUMNS), trade_tail),
+            "fills": (fill_update, row(schema.orders, fill_names), len(fill_names), fill_tail),
+        }
+        self.upsert_orders = insert + order_row(0) + upsert_tail
+        self.insert_trades = trade_insert + trade_row(0) + trade_tail
+        #: Row by row (SQLite, MySQL): ``*fill values, symbol, order_id, last_sequence``.
+        m = marks(10)
+        sets = ", ".join(f"{quote(n)} = {m[i]}" for i, n in enumerate(FILL_COLUMNS))
+        self.update_fills = (
+            f"UPDATE {orders} SET {sets} WHERE {quote('symbol')} = {m[7]} "
+            f"AND {quote('order_id')} = {m[8]} AND {seq} < {m[9]}"
+        )
+        live = ", ".join(f"'{status}'" for status in schema.LIVE_STATUSES)
+        m = marks(4)
+        self.clear = (
+            f"UPDATE {orders} SET {quote('status')} = 'cancelled', {quote('cancel_reason')} = 'clear', "
+            f"{seq} = {m[0]}, {quote('updated_at')} = {m[1]} WHERE {quote('symbol')} = {m[2]} "
+            f"AND {quote('status')} IN ({live}) AND {seq} < {m[3]}"
+        )
+        price = quote("last_trade_price")
+        m = marks(7)
+        # PostgreSQL cannot tell a bare parameter's type inside COALESCE: cast it there.
+        last_price = (
+            f"{m[4]}::{schema.markets.c.last_trade_price.type.compile(dialect=dialect)}"
+            if self.multirow
+            else m[4]
+        )
+        self.advance_market = (
+            f"UPDATE {markets} SET {seq} = {m[0]}, {quote('updated_at')} = {m[1]}, "
+            f"{quote('trade_count')} = {m[2]}, {quote('generated_order_count')} = {m[3]}, "
+            f"{price} = COALESCE({last_price}, {price}) WHERE {quote('symbol')} = {m[5]} AND {seq} < {m[6]}"
+        )
+
+    def sized(self, kind: str, n: int) -> str:
+        """The multi-row statement of ``kind`` (``orders``, ``trades``, ``fills``) for ``n`` rows."""
+        statement = self._sized.get((kind, n))
+        if statement is None:
+            head, one, width, tail = self._templates[kind]
+            rows = ", ".join([one(i * width) for i in range(n)])
+            statement = self._sized[(kind, n)] = head + rows + tail
+        return statement
+
+    def execute_rows(self, connection: Connection, kind: str, rows: Sequence[Sequence[object]]) -> None:
+        """Send ``rows`` (sequences in the statement's column order) as multi-row statements, in
+        chunks of a power of two rows."""
+        done = 0
+        total = len(rows)
+        while done < total:
+            n = PG_CHUNK
+            while n > total - done:
+                n >>= 1
+            values = tuple([value for row in rows[done : done + n] for value in row])
+            connection.exec_driver_sql(self.sized(kind, n), values)
+            done += n
+
+
+#: The most rows one multi-row statement takes (a power of two; 256 order rows bind 6,912 values).
+PG_CHUNK = 256
+
+
+_BUILT: dict[tuple[str, str, str], Statements] = {}
+
+
+def statements_for(connection: Connection) -> Statements:
+    """The :class:`Statements` of ``connection``'s dialect (built on first use, then shared)."""
+    dialect = connection.dialect
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    statements = _BUILT.get(key)
+    if statements is None:
+        statements = _BUILT[key] = Statements(dialect)
+    return statements
+
+
+def is_captured(unit: UnitTuple) -> bool:
+    """Whether ``unit`` holds captured records only, with the market counters (a persister's unit),
+    which :func:`write_captured` takes; units of event dicts go through ``apply_units``."""
+    if type(unit[1]) is int:
+        return True
+    return not unit[1] and unit[8] is True and unit[3] is not None and unit[4] is not None
+
+
+#: Per market, the stream position after the batch: ``(sequence, trade_count, generated_order_count,
+#: last trade price in ticks or None)``.
+_Position = tuple[int, int, int, "int | None"]
+
+
+class _Pending:
+    """One batch's collapsed writes, across markets."""
+
+    __slots__ = ("fills", "full", "trades")
+
+    def __init__(self) -> None:
+        self.full: dict[tuple[str, str], OrderValues] = {}
+        self.fills: dict[tuple[str, str], FillValues] = {}
+        self.trades: list[TradeValues] = []
+
+    def add(self, builder: RowBuilder, symbol: str, record: Record, now: float) -> None:
+        tag = record[0]
+        if tag == RECORD_ORDER:
+            order = cast(OrderRecord, record)
+            key = (symbol, order[4])
+            if self.fills:
+                self.fills.pop(key, None)
+            self.full[key] = builder.order_values(order, now)
+        elif tag == RECORD_FILL:
+            fill = builder.fill_values(cast(FillRecord, record), now)
+            key = (symbol, fill[7])
+            stored = self.full.get(key)
+            if stored is None:
+                self.fills[key] = fill
+            else:
+                for position, value in zip(FILL_POSITIONS, fill, strict=False):
+                    stored[position] = value
+        else:
+            self.trades.append(builder.trade_values(cast(TradeRecord, record)))
+
+    def write(self, connection: Connection, statements: Statements) -> None:
+        if statements.multirow:
+            self._write_multirow(connection, statements)
+            return
+        if self.full:
+            connection.exec_driver_sql(statements.upsert_orders, [tuple(row) for row in self.full.values()])
+            self.full = {}
+        if self.fills:
+            connection.exec_driver_sql(
+                statements.update_fills,
+                [(*fill[:7], symbol, fill[7], fill[5]) for (symbol, _), fill in self.fills.items()],
+            )
+            self.fills = {}
+        if self.trades:
+            connection.exec_driver_sql(statements.insert_trades, self.trades)
+            self.trades = []
+
+    def _write_multirow(self, connection: Connection, statements: Statements) -> None:
+        if self.full:
+            statements.execute_rows(connection, "orders", list(self.full.values()))
+            self.full = {}
+        if self.fills:
+            rows = [(*fill[:7], symbol, fill[7]) for (symbol, _), fill in self.fills.items()]
+            statements.execute_rows(connection, "fills", rows)
+            self.fills = {}
+        if self.trades:
+            statements.execute_rows(connection, "trades", self.trades)
+            self.trades = []
+
+
+def write_captured(
+    connection: Connection,
+    statements: Statements,
+    market: Market | None,
+    units: Sequence[UnitTuple],
+    now: float,
+) -> int:
+    """Write captured ``units`` of ``market`` (see :func:`is_captured`; in stream order) inside the
+    caller's transaction; return the records applied. Raises ValueError without a market."""
+    symbol: str = units[0][0]
+    if market is None:
+        raise ValueError(f"captured changes of {symbol!r} need its market row")
+    with _raw_cursors(connection, statements.multirow):
+        return _write(connection, statements, market, symbol, units, now)
+
+
+@contextmanager
+def _raw_cursors(connection: Connection, raw: bool) -> Iterator[None]:
+    """With ``raw``, execute through psycopg's raw cursors (``$1`` placeholders, sent as they are):
+    its default cursors rewrite ``%s`` placeholders in Python on every execution of a statement with
+    more than 50 parameters, which costs more than the rest of the write."""
+    if not raw:
+        yield
+        return
+    import psycopg
+
+    dbapi: Any = connection.connection.dbapi_connection
+    previous = dbapi.cursor_factory
+    dbapi.cursor_factory = psycopg.RawCursor
+    try:
+        yield
+    finally:
+        dbapi.cursor_factory = previous
+
+
+def _write(
+    connection: Connection,
+    statements: Statements,
+    market: Market,
+    symbol: str,
+    units: Sequence[UnitTuple],
+    now: float,
+) -> int:
+    first = units[0]
+    builder = RowBuilder(symbol, market, first[5] if type(first[1]) is int else first[7], statements.store)
+    pending = _Pending()
+    add = pending.add
+    applied = 0
+    position: _Position | None = None
+    for unit in units:
+        if type(unit[1]) is int:  # the one-order layout: header, then the order's record
+            add(builder, symbol, cast(OrderRecord, unit[6:]), now)
+            position = (unit[1], unit[2], unit[3], unit[4])
+            applied += 1
+            continue
+        for record in unit[6]:
+            if record[0] == RECORD_CLEARED:
+                pending.write(connection, statements)
+                sequence = record[1]
+                connection.exec_driver_sql(statements.clear, (sequence, now, symbol, sequence))
+            else:
+                add(builder, symbol, record, now)
+        applied += len(unit[6])
+        position = (unit[2], unit[3], unit[4], unit[5])
+    pending.write(connection, statements)
+    if position is not None:
+        sequence, trade_count, generated, last_trade = position
+        price: Any = None
+        if last_trade is not None:
+            price = statements.store(market.price_grid().to_decimal(last_trade))
+        connection.exec_driver_sql(
+            statements.advance_market, (sequence, now, trade_count, generated, price, symbol, sequence)
+        )
+    return applied
