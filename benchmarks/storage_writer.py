@@ -107,7 +107,9 @@ def _writer_clock() -> int:
     raise RuntimeError("no storage writer thread")
 
 
-def measure(url: str, pattern: str, quick: bool, rate: float, group: int) -> dict[str, Any]:
+def measure(
+    url: str, pattern: str, quick: bool, rate: float, group: int, gather_delay: float | None = None
+) -> dict[str, Any]:
     """One run: submit the captured units into a fresh database at ``url``; the writer's CPU per unit."""
     from benchmarks.storage import new_book
     from manticore_storage import StorageManager
@@ -115,7 +117,8 @@ def measure(url: str, pattern: str, quick: bool, rate: float, group: int) -> dic
     with tempfile.TemporaryDirectory() as scratch:
         book, prefill, units = _capture(quick, Path(scratch))
         _reset(url)
-        storage = StorageManager(url)
+        options = {} if gather_delay is None else {"gather_delay": gather_delay}
+        storage = StorageManager(url, **options)
         try:
             storage.attach(new_book(), deliver=lambda _unit: None)  # the market row and the writer
             for unit in prefill:
@@ -159,7 +162,7 @@ def measure(url: str, pattern: str, quick: bool, rate: float, group: int) -> dic
 
 
 def _child(args: argparse.Namespace) -> None:
-    result = measure(args.url, args.pattern, args.quick, args.rate, args.group)
+    result = measure(args.url, args.pattern, args.quick, args.rate, args.group, args.gather_delay)
     print(json.dumps(result))
 
 
@@ -182,6 +185,8 @@ def _run_child(src: Path, url: str, pattern: str, args: argparse.Namespace) -> d
     ]
     if args.quick:
         command.append("--quick")
+    if args.gather_delay is not None and src == REPO / "src":
+        command += ["--gather-delay", str(args.gather_delay)]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{done.stderr[-3000:]}")
@@ -202,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="paced: commands per second")
     parser.add_argument("--group", type=int, default=2, help="paced: units per group commit")
     parser.add_argument("--patterns", default=",".join(PATTERNS))
+    parser.add_argument(
+        "--gather-delay", type=float, help="the current tree's StorageManager(gather_delay=...)"
+    )
     parser.add_argument("--out", type=Path, default=BUILD / "storage-writer.md")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)

@@ -83,14 +83,15 @@ class Statements:
 
     SQLite and MySQL/MariaDB take each statement once per batch with ``executemany`` and a list of row
     tuples (sqlite3 loops in C; PyMySQL sends an INSERT's rows as one multi-row INSERT). PostgreSQL
-    takes multi-row statements (``VALUES (...), (...)``) with the rows' values flattened, one round
-    trip per chunk of up to :data:`PG_CHUNK` rows: psycopg runs ``executemany`` in pipeline mode,
-    which burns CPU polling the socket while the server works, and binds arrays (``unnest``) in
-    Python, element by element; scalars it binds in C. :meth:`sized` gives the statement for ``n``
-    rows (``n`` a power of two, so that few distinct texts exist and the server prepares each).
+    takes the batch's order rows, fills and trades in one statement (:meth:`combined`: multi-row
+    ``VALUES`` lists in data-modifying ``WITH`` parts), one round trip for up to :data:`PG_CHUNK`
+    rows of each kind: psycopg runs ``executemany`` in pipeline mode, which burns CPU polling the
+    socket while the server works, and binds arrays (``unnest``) in Python, element by element;
+    scalars it binds in C.
     """
 
     __slots__ = (
+        "_builders",
         "_sized",
         "_templates",
         "advance_market",
@@ -107,13 +108,15 @@ class Statements:
         quote = dialect.identifier_preparer.quote
         self.store = store_decimal(name)
         self.multirow = name == "postgresql"
-        self._sized: dict[tuple[str, int], str] = {}
+        self._sized: dict[tuple[int, int, int], str] = {}
+        self._builders: dict[tuple[Market, str], RowBuilder] = {}
         orders, trades, markets = (quote(t.name) for t in (schema.orders, schema.trades, schema.markets))
         seq = quote("last_sequence")
         if self.multirow:  # numbered, for psycopg's raw cursor (see write_captured)
+            dollars = _dollars()
 
             def marks(n: int, start: int = 0) -> list[str]:
-                return [f"${i}" for i in range(start + 1, start + n + 1)]
+                return dollars[start : start + n]
 
         else:
             mark = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -121,16 +124,18 @@ class Statements:
             def marks(n: int, start: int = 0) -> list[str]:
                 return [mark] * n
 
-        def row(table: Any, names: Sequence[str]) -> Callable[[int], str]:
-            """The placeholders of one row whose first value is parameter ``start``."""
-            if not self.multirow:
-                return lambda start: "(" + ", ".join(marks(len(names), start)) + ")"
-            # Every value typed: the server infers nothing from a VALUES list of parameters.
+        def row(table: Any, names: Sequence[str], typed: bool = False) -> Callable[[int], str]:
+            """The placeholders of one row whose first value is parameter ``start``.
+
+            ``typed`` casts each to its column's type: the first row of a ``VALUES`` list that is not
+            an INSERT's needs it (the later rows take the types of the first); an INSERT's rows take
+            the table's column types."""
+            width = len(names)
+            if not typed:
+                return lambda start: "(" + ", ".join(marks(width, start)) + ")"
             types = [table.c[n].type.compile(dialect=dialect) for n in names]
             return lambda start: (
-                "("
-                + ", ".join(f"{m}::{t}" for m, t in zip(marks(len(names), start), types, strict=True))
-                + ")"
+                "(" + ", ".join(f"{m}::{t}" for m, t in zip(marks(width, start), types, strict=True)) + ")"
             )
 
         insert = f"INSERT INTO {orders} ({', '.join(map(quote, ORDER_COLUMNS))}) VALUES "
@@ -168,11 +173,17 @@ class Statements:
             f"WHERE {orders}.{quote('symbol')} = v.{quote('symbol')} "
             f"AND {orders}.{quote('order_id')} = v.{quote('order_id')} AND {orders}.{seq} < v.{seq}"
         )
-        #: kind -> (head, one row, values per row, tail) of the multi-row statements.
+        #: kind -> (head, first row, later rows, values per row, tail) of the multi-row statements.
         self._templates = {
-            "orders": (insert, order_row, len(ORDER_COLUMNS), upsert_tail),
-            "trades": (trade_insert, trade_row, len(TRADE_COLUMNS), trade_tail),
-            "fills": (fill_update, row(schema.orders, fill_names), len(fill_names), fill_tail),
+            "orders": (insert, order_row, order_row, len(ORDER_COLUMNS), upsert_tail),
+            "trades": (trade_insert, trade_row, trade_row, len(TRADE_COLUMNS), trade_tail),
+            "fills": (
+                fill_update,
+                row(schema.orders, fill_names, typed=True),
+                row(schema.orders, fill_names),
+                len(fill_names),
+                fill_tail,
+            ),
         }
         self.upsert_orders = insert + order_row(0) + upsert_tail
         self.insert_trades = trade_insert + trade_row(0) + trade_tail
@@ -204,31 +215,56 @@ class Statements:
             f"{price} = COALESCE({last_price}, {price}) WHERE {quote('symbol')} = {m[5]} AND {seq} < {m[6]}"
         )
 
-    def sized(self, kind: str, n: int) -> str:
-        """The multi-row statement of ``kind`` (``orders``, ``trades``, ``fills``) for ``n`` rows."""
-        statement = self._sized.get((kind, n))
+    def builder(self, market: Market, id_prefix: str) -> RowBuilder:
+        """The row builder of ``market`` (kept: its caches of converted decimals last across batches)."""
+        builder = self._builders.get((market, id_prefix))
+        if builder is None:
+            if len(self._builders) >= _MAX_BUILDERS:
+                self._builders.clear()
+            builder = self._builders[(market, id_prefix)] = RowBuilder(
+                market.symbol, market, id_prefix, self.store
+            )
+        return builder
+
+    def combined(self, n_orders: int, n_fills: int, n_trades: int) -> str:
+        """One statement that upserts ``n_orders`` order rows, updates ``n_fills`` fill-only rows and
+        inserts ``n_trades`` trades (PostgreSQL: data-modifying ``WITH`` parts), its parameters the
+        rows' values in that order. The parts touch disjoint rows (an order is either in the full rows
+        or in the fills of one batch), as PostgreSQL requires of one statement."""
+        key = (n_orders, n_fills, n_trades)
+        statement = self._sized.get(key)
         if statement is None:
-            head, one, width, tail = self._templates[kind]
-            rows = ", ".join([one(i * width) for i in range(n)])
-            statement = self._sized[(kind, n)] = head + rows + tail
+            parts = []
+            offset = 0
+            for name, n in zip(("orders", "fills", "trades"), key, strict=True):
+                if n:
+                    head, first, later, width, tail = self._templates[name]
+                    rows = ", ".join([first(offset)] + [later(offset + i * width) for i in range(1, n)])
+                    parts.append(f"{name[0]} AS ({head}{rows}{tail})")
+                    offset += n * width
+            if len(self._sized) >= _MAX_STATEMENTS:
+                self._sized.clear()
+            statement = self._sized[key] = "WITH " + ", ".join(parts) + " SELECT 1"
         return statement
 
-    def execute_rows(self, connection: Connection, kind: str, rows: Sequence[Sequence[object]]) -> None:
-        """Send ``rows`` (sequences in the statement's column order) as multi-row statements, in
-        chunks of a power of two rows."""
-        done = 0
-        total = len(rows)
-        while done < total:
-            n = PG_CHUNK
-            while n > total - done:
-                n >>= 1
-            values = tuple([value for row in rows[done : done + n] for value in row])
-            connection.exec_driver_sql(self.sized(kind, n), values)
-            done += n
+
+_DOLLARS: list[str] = []
 
 
-#: The most rows one multi-row statement takes (a power of two; 256 order rows bind 6,912 values).
-PG_CHUNK = 256
+def _dollars() -> list[str]:
+    """``["$1", "$2", ...]``: every PostgreSQL parameter a combined statement may use (built once)."""
+    if not _DOLLARS:
+        _DOLLARS.extend(f"${i}" for i in range(1, 51 * PG_CHUNK + 1))
+    return _DOLLARS
+
+
+#: The most combined statements kept (by their row counts).
+_MAX_STATEMENTS = 512
+#: The most rows of each kind one combined statement takes: 1,000 order rows, fills and trades bind
+#: 51,000 values, within PostgreSQL's 65,535 parameters per statement.
+PG_CHUNK = 1000
+#: The most row builders kept (one per market and id prefix; more only when markets are reconfigured).
+_MAX_BUILDERS = 1024
 
 
 _BUILT: dict[tuple[str, str, str], Statements] = {}
@@ -305,16 +341,18 @@ class _Pending:
             self.trades = []
 
     def _write_multirow(self, connection: Connection, statements: Statements) -> None:
-        if self.full:
-            statements.execute_rows(connection, "orders", list(self.full.values()))
-            self.full = {}
-        if self.fills:
-            rows = [(*fill[:7], symbol, fill[7]) for (symbol, _), fill in self.fills.items()]
-            statements.execute_rows(connection, "fills", rows)
-            self.fills = {}
-        if self.trades:
-            statements.execute_rows(connection, "trades", self.trades)
-            self.trades = []
+        orders = list(self.full.values())
+        fills = [(*fill[:7], symbol, fill[7]) for (symbol, _), fill in self.fills.items()]
+        trades = self.trades
+        self.full, self.fills, self.trades = {}, {}, []
+        done = 0
+        while done < len(orders) or done < len(fills) or done < len(trades):
+            end = done + PG_CHUNK
+            chunks = (orders[done:end], fills[done:end], trades[done:end])
+            values = tuple([value for chunk in chunks for row in chunk for value in row])
+            sql = statements.combined(len(chunks[0]), len(chunks[1]), len(chunks[2]))
+            connection.exec_driver_sql(sql, values)
+            done = end
 
 
 def write_captured(
@@ -361,7 +399,7 @@ def _write(
     now: float,
 ) -> int:
     first = units[0]
-    builder = RowBuilder(symbol, market, first[5] if type(first[1]) is int else first[7], statements.store)
+    builder = statements.builder(market, first[5] if type(first[1]) is int else first[7])
     pending = _Pending()
     add = pending.add
     applied = 0

@@ -10,7 +10,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Select, and_, create_engine, event, select, text, update
 from sqlalchemy.engine import URL, make_url
@@ -23,7 +23,16 @@ from .apply import Unit, UnitTuple, apply_units, as_unit, insert_ignore, upsert_
 from .migrations import upgrade
 from .persister import BookPersister, Mode
 from .reconcile import ReconcileReport, compare
-from .records import Market, exact, order_row, read_order, row_to_order, row_to_trade, trade_row
+from .records import (
+    Market,
+    StoredTradePayload,
+    exact,
+    order_row,
+    read_order,
+    row_to_order,
+    row_to_trade,
+    trade_row,
+)
 from .restore import restore_book
 from .writer import WriteBehindWriter, is_transient
 
@@ -282,7 +291,8 @@ class StorageManager:
             if not isinstance(data, Mapping):
                 raise StorageError("a trade must be a dict")
             try:
-                rows.append(trade_row(data, self._market(data.get("symbol"))))
+                trade = cast(StoredTradePayload, data)  # a user's dict: trade_row checks it
+                rows.append(trade_row(trade, self._market(trade.get("symbol"))))
             except (InvalidOrderError, TypeError, ValueError) as exc:
                 raise StorageError(f"invalid trade: {exc}") from None
         with self.engine.begin() as connection:
