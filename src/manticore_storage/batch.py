@@ -3,16 +3,17 @@
 Persisters hand the writer units of captured records (:mod:`manticore_storage.capture`). A batch of
 one market's units is collapsed in memory first: one row per touched order (its last full
 state with later fills merged in, or only its latest fill), the trades, and the market's stream
-position after the batch's last unit. Then it is written with prebuilt statements, as driver SQL with
-rows as plain tuples in column order (:mod:`manticore_storage.rows`): one upsert of the order rows,
-one update of the fill-only rows, one insert of the trades and one update of the market row. SQLAlchemy
-builds no statement, compiles nothing and processes no parameter per row; only the decimals are
-converted, once per distinct value, to what the driver takes (:func:`store_decimal`).
+position after the batch's last unit. Then it is written with prebuilt statements (:class:`Statements`),
+as driver SQL with rows as plain tuples in column order (:mod:`manticore_storage.rows`): one upsert of
+the order rows, one update of the fill-only rows, one insert of the trades (on PostgreSQL all three in
+one statement) and one update of the market row. SQLAlchemy builds no statement, compiles nothing and
+processes no parameter per row; only the decimals are converted, once per distinct value, to what the
+driver takes (:func:`store_decimal`).
 
-The writes are those of :func:`manticore_storage.apply.apply_units` for the same units: every order
-write is guarded by the row's ``last_sequence``, trades are inserted at most once and the market row
-only moves forward, so a batch written twice (a retry, a replay after a restart) changes nothing the
-second time. ``clear()`` records split the batch: what came before is written, then the clear.
+The rows are those the event path of :mod:`manticore_storage.apply` writes for the same changes (see
+:mod:`manticore_storage.capture`), and so are the guards: every order write is guarded by the
+row's ``last_sequence``, trades are inserted at most once and the market row only moves forward, so a
+batch written twice (a retry, a replay after a restart) changes nothing the second time. ``clear()`` records split the batch: what came before is written, then the clear.
 """
 
 from __future__ import annotations
