@@ -13,7 +13,8 @@ driver takes (:func:`store_decimal`).
 The rows are those the event path of :mod:`manticore_storage.apply` writes for the same changes (see
 :mod:`manticore_storage.capture`), and so are the guards: every order write is guarded by the
 row's ``last_sequence``, trades are inserted at most once and the market row only moves forward, so a
-batch written twice (a retry, a replay after a restart) changes nothing the second time. ``clear()`` records split the batch: what came before is written, then the clear.
+batch written twice (a retry, a replay after a restart) changes nothing the second time. ``clear()``
+records split the batch: what came before is written, then the clear.
 """
 
 from __future__ import annotations
