@@ -137,7 +137,7 @@ class StorageManager:
         max_pending_units: int = 100_000,
         max_batch_events: int = 20_000,
         sync_timeout: float = 30.0,
-        gather_delay: float = 0.05,
+        gather_delay: float = 0.1,
         echo: bool = False,
     ) -> None:
         url = _parse_url(connection_string)

@@ -126,7 +126,7 @@ class WriteBehindWriter:
         backoff: float = 0.05,
         max_backoff: float = 2.0,
         max_delay: float = 0.5,
-        gather_delay: float = 0.05,
+        gather_delay: float = 0.1,
     ) -> None:
         self._write = write
         self._record_failure = record_failure
