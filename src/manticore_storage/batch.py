@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Connection, Dialect
 
@@ -32,12 +32,8 @@ from .capture import (
     RECORD_CLEARED,
     RECORD_FILL,
     RECORD_ORDER,
-    FillRecord,
-    OrderRecord,
-    Record,
     RowBuilder,
     StoreDecimal,
-    TradeRecord,
 )
 from .records import Market
 from .rows import (
@@ -305,16 +301,17 @@ class _Pending:
         self.fills: dict[tuple[str, str], FillValues] = {}
         self.trades: list[TradeValues] = []
 
-    def add(self, builder: RowBuilder, symbol: str, record: Record, now: float) -> None:
+    def add(self, builder: RowBuilder, symbol: str, record: Any, now: float) -> None:
+        """Add one :data:`~manticore_storage.capture.Record` (not RECORD_CLEARED; ``Any`` here only
+        to spare the hot loop ``typing.cast`` calls: the builder's methods take the typed layouts)."""
         tag = record[0]
         if tag == RECORD_ORDER:
-            order = cast(OrderRecord, record)
-            key = (symbol, order[4])
+            key = (symbol, record[4])
             if self.fills:
                 self.fills.pop(key, None)
-            self.full[key] = builder.order_values(order, now)
+            self.full[key] = builder.order_values(record, now)
         elif tag == RECORD_FILL:
-            fill = builder.fill_values(cast(FillRecord, record), now)
+            fill = builder.fill_values(record, now)
             key = (symbol, fill[7])
             stored = self.full.get(key)
             if stored is None:
@@ -323,7 +320,7 @@ class _Pending:
                 for position, value in zip(FILL_POSITIONS, fill, strict=False):
                     stored[position] = value
         else:
-            self.trades.append(builder.trade_values(cast(TradeRecord, record)))
+            self.trades.append(builder.trade_values(record))
 
     def write(self, connection: Connection, statements: Statements) -> None:
         if statements.multirow:
@@ -408,7 +405,7 @@ def _write(
     position: _Position | None = None
     for unit in units:
         if type(unit[1]) is int:  # the one-order layout: header, then the order's record
-            add(builder, symbol, cast(OrderRecord, unit[6:]), now)
+            add(builder, symbol, unit[6:], now)
             position = (unit[1], unit[2], unit[3], unit[4])
             applied += 1
             continue

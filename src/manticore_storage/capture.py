@@ -297,6 +297,9 @@ class RowBuilder:
             client_order_id,
         ) = record
         price, qty = self._price_out, self._qty_out
+        # The caches' own lookups first (most values repeat); a miss, or a falsy stored zero, goes
+        # through the converting call.
+        stored_price, stored_qty = price.cache.get, qty.cache.get
         if trail is None:
             trail_value = None
         elif trail_is_percent:
@@ -308,11 +311,11 @@ class RowBuilder:
             self._symbol,
             order_id,
             side,
-            None if price_ticks is None else price(price_ticks),
-            qty(quantity),
-            qty(filled),
-            qty(open_),
-            qty(visible),
+            None if price_ticks is None else (stored_price(price_ticks) or price(price_ticks)),
+            stored_qty(quantity) or qty(quantity),
+            stored_qty(filled) or qty(filled),
+            stored_qty(open_) or qty(open_),
+            stored_qty(visible) or qty(visible),
             qty(peak) if peak else None,
             order_type,
             tif,
@@ -433,18 +436,18 @@ class RowBuilder:
 class _Decimals:
     """Units -> exact Decimal on one grid (or its stored form), remembering up to 4096 values."""
 
-    __slots__ = ("_cache", "_convert")
+    __slots__ = ("_convert", "cache")
 
     def __init__(self, convert: Callable[[int], Any], zero: object = Decimal(0)) -> None:
         self._convert = convert
-        self._cache: dict[int, Any] = {0: zero}  # zero without decimal places, as events give
+        self.cache: dict[int, Any] = {0: zero}  # zero without decimal places, as events give
 
     def __call__(self, units: int) -> Any:
-        value = self._cache.get(units)
+        value = self.cache.get(units)
         if value is None:
             value = self._convert(units)
-            if len(self._cache) < 4096:
-                self._cache[units] = value
+            if len(self.cache) < 4096:
+                self.cache[units] = value
         return value
 
 
