@@ -18,6 +18,7 @@ from sqlalchemy import Connection, and_, bindparam, case, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from manticore_orderbook import EventType
+from manticore_orderbook.payloads import BookClearedPayload, OrderFilledPayload, OrderPayload
 
 from . import schema
 from .capture import (
@@ -30,7 +31,7 @@ from .capture import (
     RowBuilder,
     TradeRecord,
 )
-from .records import Market, exact, fill_update, order_row, trade_row
+from .records import Market, StoredTradePayload, exact, fill_update, order_row, trade_row
 
 __all__ = [
     "OneOrderHeader",
@@ -238,15 +239,17 @@ class _Batch:
         self.trades: list[dict[str, Any]] = []
 
     def add(self, event_type: EventType, data: dict[str, Any]) -> None:
-        sequence = int(data["sequence"])
+        """Add one event; ``data`` has the payload shape of ``event_type`` (read through its type)."""
         if event_type in _FULL_STATE:
-            row = order_row(data, self.market, sequence, self.now)
+            order = cast(OrderPayload, data)
+            row = order_row(order, self.market, int(order["sequence"]), self.now)
             key = (row["symbol"], row["order_id"])
             self.fills.pop(key, None)
             self.full[key] = row
         elif event_type is EventType.ORDER_FILLED:
-            key = (str(data["symbol"]), str(data["order_id"]))
-            change = fill_update(data, self.market, sequence)
+            fill = cast(OrderFilledPayload, data)
+            key = (str(fill["symbol"]), str(fill["order_id"]))
+            change = fill_update(fill, self.market, int(fill["sequence"]))
             change["updated_at"] = self.now
             stored = self.full.get(key)
             if stored is not None:
@@ -254,7 +257,7 @@ class _Batch:
             else:
                 self.fills[key] = change
         elif event_type is EventType.TRADE_EXECUTED:
-            self.trades.append(trade_row(data, self.market))
+            self.trades.append(trade_row(cast(StoredTradePayload, data), self.market))
 
     def add_record(self, builder: RowBuilder, symbol: str, record: Record) -> None:
         """Add one captured record (later than everything added so far; not RECORD_CLEARED)."""
@@ -304,9 +307,35 @@ def _clear(connection: Connection, symbol: str, sequence: int, now: float) -> No
     )
 
 
-def apply_units(connection: Connection, market: Market | None, units: Iterable[UnitTuple]) -> int:
-    """Write ``units`` (in stream order) inside the caller's transaction; return the events applied."""
+def apply_units(connection: Connection, market: Market | None, units: Sequence[UnitTuple]) -> int:
+    """Write ``units`` of one market (in stream order) inside the caller's transaction; return the
+    events and records applied.
+
+    Runs of captured units (a persister's) go through :func:`manticore_storage.batch.write_captured`:
+    prebuilt statements, one ``executemany`` per table for the whole run. Units of event dicts (a
+    replay of failed events) are collapsed here and written through SQLAlchemy Core statements.
+    """
+    from .batch import is_captured, statements_for, write_captured  # batch imports this module
+
     now = time.time()
+    applied = 0
+    start = 0
+    kinds = [is_captured(unit) for unit in units]
+    for i in range(1, len(units) + 1):
+        if i < len(units) and kinds[i] == kinds[start]:
+            continue
+        run = units[start:i]
+        if kinds[start]:
+            applied += write_captured(connection, statements_for(connection), market, run, now)
+        else:
+            applied += _apply_events(connection, market, run, now)
+        start = i
+    return applied
+
+
+def _apply_events(
+    connection: Connection, market: Market | None, units: Iterable[UnitTuple], now: float
+) -> int:
     batch = _Batch(market, now)
     applied = 0
     last: Unit | None = None
@@ -315,8 +344,9 @@ def apply_units(connection: Connection, market: Market | None, units: Iterable[U
         unit = as_unit(packed)
         for event_type, data in unit.events:
             if event_type is EventType.BOOK_CLEARED:
+                cleared = cast(BookClearedPayload, data)
                 batch.write(connection)
-                _clear(connection, str(data["symbol"]), int(data["sequence"]), now)
+                _clear(connection, str(cleared["symbol"]), int(cleared["sequence"]), now)
             else:
                 batch.add(event_type, data)
             applied += 1

@@ -36,6 +36,7 @@ from manticore_orderbook.changes import (
 )
 
 from .records import Market
+from .rows import FILL_COLUMNS, ORDER_COLUMNS, TRADE_COLUMNS, FillValues, TradeValues
 
 __all__ = [
     "RECORD_CLEARED",
@@ -215,25 +216,58 @@ _FULL_STATE_TYPES = {
 }
 
 
+#: A decimal as the database driver takes it (see :func:`manticore_storage.batch.store_decimal`):
+#: the Decimal itself, or its text on SQLite.
+StoreDecimal = Callable[[Decimal], object]
+
+
+def _same(value: Decimal) -> object:
+    return value
+
+
 class RowBuilder:
     """Turns one market's records into rows (runs in the writer's thread).
 
     Decimals are exact on the market's grid; the values met recently are remembered, since prices and
-    quantities repeat.
+    quantities repeat. :meth:`order_values` and :meth:`trade_values` give rows as lists in the tables'
+    column order (:data:`~manticore_storage.rows.ORDER_COLUMNS`,
+    :data:`~manticore_storage.rows.TRADE_COLUMNS`) with every decimal passed through ``store`` (the
+    form the database driver takes), ready for a prebuilt ``executemany``; :meth:`order_row`,
+    :meth:`fill_change` and :meth:`trade_row` give the same rows as dicts of Decimals.
     """
 
-    __slots__ = ("_id_prefix", "_maker_rate", "_price", "_qty", "_symbol", "_taker_rate")
+    __slots__ = (
+        "_id_prefix",
+        "_maker_rate",
+        "_price",
+        "_price_out",
+        "_qty",
+        "_qty_out",
+        "_store",
+        "_symbol",
+        "_taker_rate",
+    )
 
-    def __init__(self, symbol: str, market: Market, id_prefix: str) -> None:
+    def __init__(self, symbol: str, market: Market, id_prefix: str, store: StoreDecimal = _same) -> None:
         self._symbol = symbol
         self._id_prefix = id_prefix
-        self._price = _Decimals(market.price_grid().to_decimal)
-        self._qty = _Decimals(market.quantity_grid().to_decimal)
+        to_price, to_qty = market.price_grid().to_decimal, market.quantity_grid().to_decimal
+        self._price = _Decimals(to_price)
+        self._qty = _Decimals(to_qty)
+        self._store = store
+        if store is _same:
+            self._price_out: _Decimals = self._price
+            self._qty_out: _Decimals = self._qty
+        else:
+            self._price_out = _Decimals(lambda units: store(to_price(units)), store(Decimal(0)))
+            self._qty_out = _Decimals(lambda units: store(to_qty(units)), store(Decimal(0)))
         self._maker_rate = market.maker_fee_rate
         self._taker_rate = market.taker_fee_rate
 
-    def order_row(self, record: OrderRecord, now: float | None) -> dict[str, Any]:
-        """The full ``manticore_orders`` row of a :data:`RECORD_ORDER`."""
+    def order_values(self, record: OrderRecord, now: float | None) -> list[Any]:
+        """The full ``manticore_orders`` row of a :data:`RECORD_ORDER`, in column order, decimals stored.
+
+        A list, so that a later fill of the same order in one batch can be merged in place."""
         (
             _,
             sequence,
@@ -262,62 +296,66 @@ class RowBuilder:
             rank,
             client_order_id,
         ) = record
-        price, qty = self._price, self._qty
+        price, qty = self._price_out, self._qty_out
+        # The caches' own lookups first (most values repeat); a miss, or a falsy stored zero, goes
+        # through the converting call.
+        stored_price, stored_qty = price.cache.get, qty.cache.get
         if trail is None:
             trail_value = None
         elif trail_is_percent:
-            trail_value = Decimal(trail)
+            trail_value = self._store(Decimal(trail))
         else:
             trail_value = price(trail)
         status = _status(kind, filled, open_, pending)
-        return {
-            "symbol": self._symbol,
-            "order_id": order_id,
-            "side": side,
-            "price": None if price_ticks is None else price(price_ticks),
-            "quantity": qty(quantity),
-            "filled_quantity": qty(filled),
-            "remaining_quantity": qty(open_),
-            "visible_quantity": qty(visible),
-            "displayed_quantity": qty(peak) if peak else None,
-            "order_type": order_type,
-            "time_in_force": tif,
-            "expiry_time": expiry,
-            "user_id": None if user_id is None else str(user_id),
-            "user_id_is_int": isinstance(user_id, int) and not isinstance(user_id, bool),
-            "timestamp": timestamp,
-            "stop_price": None if stop_ticks is None else price(stop_ticks),
-            "trail_value": trail_value,
-            "trail_is_percent": trail_is_percent,
-            "trail_reference_price": None if trail_ref is None else price(trail_ref),
-            "self_trade_prevention": stp,
-            "triggered": triggered,
-            "status": status,
-            "cancel_reason": reason if status == "cancelled" else None,
-            "priority": rank,
-            "last_sequence": sequence,
-            "updated_at": now,
-            "client_order_id": client_order_id,
-        }
+        return [
+            self._symbol,
+            order_id,
+            side,
+            None if price_ticks is None else (stored_price(price_ticks) or price(price_ticks)),
+            stored_qty(quantity) or qty(quantity),
+            stored_qty(filled) or qty(filled),
+            stored_qty(open_) or qty(open_),
+            stored_qty(visible) or qty(visible),
+            qty(peak) if peak else None,
+            order_type,
+            tif,
+            expiry,
+            None if user_id is None else str(user_id),
+            isinstance(user_id, int) and not isinstance(user_id, bool),
+            timestamp,
+            None if stop_ticks is None else price(stop_ticks),
+            trail_value,
+            trail_is_percent,
+            None if trail_ref is None else price(trail_ref),
+            stp,
+            triggered,
+            status,
+            reason if status == "cancelled" else None,
+            rank,
+            sequence,
+            now,
+            client_order_id,
+        ]
 
-    def fill_change(self, record: FillRecord, now: float | None) -> dict[str, Any]:
-        """The fill columns of a :data:`RECORD_FILL` (keyed ``b_symbol``/``b_order_id`` for the update)."""
+    def fill_values(self, record: FillRecord, now: float | None) -> FillValues:
+        """The changed columns of a :data:`RECORD_FILL`, in :data:`~manticore_storage.rows.FILL_COLUMNS`
+        order (decimals stored)."""
         _, sequence, order_id, filled, open_, visible, rank = record
-        qty = self._qty
-        return {
-            "b_symbol": self._symbol,
-            "b_order_id": order_id,
-            "filled_quantity": qty(filled),
-            "remaining_quantity": qty(open_),
-            "visible_quantity": qty(visible),
-            "priority": rank,
-            "status": "partially_filled" if open_ else "filled",
-            "last_sequence": sequence,
-            "updated_at": now,
-        }
+        qty = self._qty_out
+        return (
+            qty(filled),
+            qty(open_),
+            qty(visible),
+            rank,
+            "partially_filled" if open_ else "filled",
+            sequence,
+            now,
+            order_id,
+        )
 
-    def trade_row(self, record: TradeRecord) -> dict[str, Any]:
-        """The ``manticore_trades`` row of a :data:`RECORD_TRADE`, fees exact from the market's rates."""
+    def trade_values(self, record: TradeRecord) -> TradeValues:
+        """The ``manticore_trades`` row of a :data:`RECORD_TRADE` in column order, fees exact from the
+        market's rates (decimals stored)."""
         (
             _,
             number,
@@ -333,26 +371,41 @@ class RowBuilder:
             maker_client_id,
             taker_client_id,
         ) = record
-        price = self._price(ticks)
-        quantity = self._qty(lots)
-        notional = _EXACT.multiply(price, quantity)
-        return {
-            "symbol": self._symbol,
-            "trade_id": f"{self._id_prefix}T{number}",
-            "sequence": sequence,
-            "price": price,
-            "quantity": quantity,
-            "maker_order_id": maker_id,
-            "taker_order_id": taker_id,
-            "maker_user_id": None if maker_user is None else str(maker_user),
-            "taker_user_id": None if taker_user is None else str(taker_user),
-            "taker_side": taker_side,
-            "maker_fee": _EXACT.multiply(notional, self._maker_rate),
-            "taker_fee": _EXACT.multiply(notional, self._taker_rate),
-            "timestamp": ts,
-            "maker_client_order_id": maker_client_id,
-            "taker_client_order_id": taker_client_id,
-        }
+        notional = _EXACT.multiply(self._price(ticks), self._qty(lots))
+        store = self._store
+        return (
+            self._symbol,
+            f"{self._id_prefix}T{number}",
+            sequence,
+            self._price_out(ticks),
+            self._qty_out(lots),
+            maker_id,
+            taker_id,
+            None if maker_user is None else str(maker_user),
+            None if taker_user is None else str(taker_user),
+            taker_side,
+            store(_EXACT.multiply(notional, self._maker_rate)),
+            store(_EXACT.multiply(notional, self._taker_rate)),
+            ts,
+            maker_client_id,
+            taker_client_id,
+        )
+
+    def order_row(self, record: OrderRecord, now: float | None) -> dict[str, Any]:
+        """The full ``manticore_orders`` row of a :data:`RECORD_ORDER` as a dict."""
+        return dict(zip(ORDER_COLUMNS, self.order_values(record, now), strict=True))
+
+    def fill_change(self, record: FillRecord, now: float | None) -> dict[str, Any]:
+        """The fill columns of a :data:`RECORD_FILL` (keyed ``b_symbol``/``b_order_id`` for the update)."""
+        values = self.fill_values(record, now)
+        change = dict(zip(FILL_COLUMNS, values, strict=False))
+        change["b_symbol"] = self._symbol
+        change["b_order_id"] = values[-1]
+        return change
+
+    def trade_row(self, record: TradeRecord) -> dict[str, Any]:
+        """The ``manticore_trades`` row of a :data:`RECORD_TRADE` as a dict."""
+        return dict(zip(TRADE_COLUMNS, self.trade_values(record), strict=True))
 
     def events(self, records: Iterable[Record]) -> list[tuple[EventType, dict[str, Any]]]:
         """The records as event-shaped dicts, in sequence order (for the failed-events table)."""
@@ -381,20 +434,20 @@ class RowBuilder:
 
 
 class _Decimals:
-    """Units -> exact Decimal on one grid, remembering up to 4096 values."""
+    """Units -> exact Decimal on one grid (or its stored form), remembering up to 4096 values."""
 
-    __slots__ = ("_cache", "_convert")
+    __slots__ = ("_convert", "cache")
 
-    def __init__(self, convert: Callable[[int], Decimal]) -> None:
+    def __init__(self, convert: Callable[[int], Any], zero: object = Decimal(0)) -> None:
         self._convert = convert
-        self._cache: dict[int, Decimal] = {0: Decimal(0)}  # zero without decimal places, as events give
+        self.cache: dict[int, Any] = {0: zero}  # zero without decimal places, as events give
 
-    def __call__(self, units: int) -> Decimal:
-        value = self._cache.get(units)
+    def __call__(self, units: int) -> Any:
+        value = self.cache.get(units)
         if value is None:
             value = self._convert(units)
-            if len(self._cache) < 4096:
-                self._cache[units] = value
+            if len(self.cache) < 4096:
+                self.cache[units] = value
         return value
 
 

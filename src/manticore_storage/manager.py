@@ -10,7 +10,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Select, and_, create_engine, event, select, text, update
 from sqlalchemy.engine import URL, make_url
@@ -23,7 +23,16 @@ from .apply import Unit, UnitTuple, apply_units, as_unit, insert_ignore, upsert_
 from .migrations import upgrade
 from .persister import BookPersister, Mode
 from .reconcile import ReconcileReport, compare
-from .records import Market, exact, order_row, read_order, row_to_order, row_to_trade, trade_row
+from .records import (
+    Market,
+    StoredTradePayload,
+    exact,
+    order_row,
+    read_order,
+    row_to_order,
+    row_to_trade,
+    trade_row,
+)
 from .restore import restore_book
 from .writer import WriteBehindWriter, is_transient
 
@@ -112,6 +121,9 @@ class StorageManager:
             one unit); book calls wait while it is reached.
         max_batch_events: the most events (captured order and trade records) one transaction takes.
         sync_timeout: how long a synchronous write retries a lost connection before giving up.
+        gather_delay: how long the write-behind writer lets a batch gather after its first command
+            arrived (see :class:`~manticore_storage.writer.WriteBehindWriter`): the most the tables
+            trail an idle book by, plus the write itself. Larger batches cost less CPU per command.
 
     The schema is created or upgraded on first use. Numbers are stored exactly (see ``schema``); the
     query methods return them as :class:`~decimal.Decimal`. All methods are thread-safe.
@@ -125,6 +137,7 @@ class StorageManager:
         max_pending_units: int = 100_000,
         max_batch_events: int = 20_000,
         sync_timeout: float = 30.0,
+        gather_delay: float = 0.1,
         echo: bool = False,
     ) -> None:
         url = _parse_url(connection_string)
@@ -155,6 +168,8 @@ class StorageManager:
             "max_pending_units": max_pending_units,
             "max_batch_events": max_batch_events,
         }
+        self._gather_delay = gather_delay
+        self._writer_connection: Connection | None = None
         self._writer: WriteBehindWriter | None = None
         self._closed = False
         self._load_markets()
@@ -276,7 +291,8 @@ class StorageManager:
             if not isinstance(data, Mapping):
                 raise StorageError("a trade must be a dict")
             try:
-                rows.append(trade_row(data, self._market(data.get("symbol"))))
+                trade = cast(StoredTradePayload, data)  # a user's dict: trade_row checks it
+                rows.append(trade_row(trade, self._market(trade.get("symbol"))))
             except (InvalidOrderError, TypeError, ValueError) as exc:
                 raise StorageError(f"invalid trade: {exc}") from None
         with self.engine.begin() as connection:
@@ -540,10 +556,11 @@ class StorageManager:
                 deliver = self._write_sync if mode == "sync" else self.submit
             if mode == "write_behind" and self._writer is None:
                 self._writer = WriteBehindWriter(
-                    self._write_units,
+                    self._write_batch,
                     self._record_failed_unit,
                     max_pending_units=self._writer_options["max_pending_units"],
                     max_batch_events=self._writer_options["max_batch_events"],
+                    gather_delay=self._gather_delay,
                 )
             persister = BookPersister(book, market, mode, deliver)
             persister.start()
@@ -575,12 +592,42 @@ class StorageManager:
         writer.submit(unit)
 
     def _write_units(self, units: list[UnitTuple]) -> None:
+        """Write ``units`` in one transaction (a sync persister's; any thread)."""
         with self.engine.begin() as connection:
-            start = 0
-            for i in range(1, len(units) + 1):  # consecutive units of one market share a call
-                if i == len(units) or units[i][0] != units[start][0]:
-                    apply_units(connection, self._market(units[start][0]), units[start:i])
-                    start = i
+            self._apply(connection, units)
+
+    def _write_batch(self, units: list[UnitTuple]) -> None:
+        """Write ``units`` in one transaction on the writer thread's own connection.
+
+        The connection is kept between batches (no pool check-out and liveness ping per batch); after
+        any failure it is dropped, and the retry checks out a fresh one."""
+        connection = self._writer_connection
+        if connection is None:
+            connection = self._writer_connection = self.engine.connect()
+        try:
+            with connection.begin():
+                self._apply(connection, units)
+        except BaseException:
+            self._writer_connection = None
+            try:
+                connection.close()
+            except Exception:
+                _LOG.debug("closing a failed writer connection failed", exc_info=True)
+            raise
+
+    def _apply(self, connection: Connection, units: list[UnitTuple]) -> None:
+        """Write ``units`` (in stream order) inside the caller's transaction: one
+        :func:`~manticore_storage.apply.apply_units` call per market, with that market's units in
+        their order (markets' rows are disjoint, so only the order within a market matters)."""
+        first = units[0][0]
+        if all(unit[0] == first for unit in units):
+            apply_units(connection, self._market(first), units)
+            return
+        by_market: dict[str, list[UnitTuple]] = {}
+        for unit in units:
+            by_market.setdefault(unit[0], []).append(unit)
+        for symbol, mine in by_market.items():
+            apply_units(connection, self._market(symbol), mine)
 
     def _write_sync(self, unit: UnitTuple) -> None:
         deadline = time.monotonic() + self.sync_timeout
@@ -690,6 +737,12 @@ class StorageManager:
             complete = self._writer.close(timeout)
             if not complete:
                 _LOG.error("storage closed with up to %d events unwritten", unwritten)
+        if self._writer_connection is not None:
+            try:
+                self._writer_connection.close()
+            except Exception:
+                _LOG.debug("closing the writer connection failed", exc_info=True)
+            self._writer_connection = None
         self.engine.dispose()
         _OPEN.discard(self)
         return complete

@@ -18,8 +18,29 @@ from sqlalchemy import RowMapping
 
 from manticore_orderbook import InvalidOrderError, OrderBook
 from manticore_orderbook.numbers import Grid, to_decimal
+from manticore_orderbook.payloads import OrderFilledPayload, TradePayload
 
-__all__ = ["Market", "order_row", "read_order", "row_to_order", "trade_row", "row_to_trade", "exact"]
+__all__ = [
+    "Market",
+    "StoredTradePayload",
+    "exact",
+    "fill_update",
+    "order_row",
+    "read_order",
+    "row_to_order",
+    "row_to_trade",
+    "trade_row",
+]
+
+
+class StoredTradePayload(TradePayload, total=False):
+    """A trade as storage takes it: TRADE_EXECUTED's payload, optionally with the two orders' client
+    order ids (which storage keeps and the book's payload does not carry). Defined here: the book's
+    :mod:`~manticore_orderbook.payloads` has no such type."""
+
+    maker_client_order_id: str | None
+    taker_client_order_id: str | None
+
 
 _EXACT = Context(prec=999, rounding=ROUND_FLOOR, Emax=999999, Emin=-999999)
 
@@ -158,7 +179,7 @@ def order_row(
     }
 
 
-def fill_update(data: Mapping[str, Any], market: Market | None, sequence: int) -> dict[str, Any]:
+def fill_update(data: OrderFilledPayload, market: Market | None, sequence: int) -> dict[str, Any]:
     """The columns an ORDER_FILLED event changes."""
     qty_grid = None if market is None else market.quantity_grid()
     return {
@@ -171,8 +192,12 @@ def fill_update(data: Mapping[str, Any], market: Market | None, sequence: int) -
     }
 
 
-def trade_row(data: Mapping[str, Any], market: Market | None, symbol: str | None = None) -> dict[str, Any]:
-    """A ``manticore_trades`` row; fees recomputed exactly when the market is known."""
+def trade_row(data: StoredTradePayload, market: Market | None, symbol: str | None = None) -> dict[str, Any]:
+    """A ``manticore_trades`` row; fees recomputed exactly when the market is known.
+
+    ``data`` is read as TRADE_EXECUTED's payload; the guide's ``save_trade`` passes users' dicts of
+    that shape through the same function (checked at run time: a missing id, price or quantity is an
+    :class:`InvalidOrderError`)."""
     price_grid = None if market is None else market.price_grid()
     qty_grid = None if market is None else market.quantity_grid()
     trade_id = data.get("trade_id")

@@ -103,3 +103,25 @@ def test_close_writes_what_is_queued_and_refuses_later_units() -> None:
     assert len(sink.units) == 100
     with pytest.raises(RuntimeError, match="closed"):
         writer.submit(unit(100))
+
+
+def test_units_gather_into_one_batch_and_are_written_without_a_flush() -> None:
+    """A batch gathers for ``gather_delay`` (a flush ends the wait at once); an idle writer still writes
+    what it holds once the delay has passed, with no flush."""
+    sink = Sink()
+    writer = WriteBehindWriter(sink.write, sink.failed, gather_delay=60.0, max_delay=60.0)
+    for n in range(50):
+        writer.submit(unit(n))
+    assert writer.flush(10)
+    assert writer.batches == 1  # the writer was still gathering when the flush came
+    writer.close()
+
+    sink = Sink()
+    writer = WriteBehindWriter(sink.write, sink.failed, gather_delay=0.05)
+    for n in range(5):
+        writer.submit(unit(n))
+    deadline = time.monotonic() + 10
+    while len(sink.units) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [u[2] for u in sink.units] == [0, 1, 2, 3, 4]
+    writer.close()
