@@ -37,11 +37,25 @@ from .changes import (
     ChangeRecorder,
 )
 from .enums import (
+    BUY,
+    FOK,
+    GTC,
+    GTD,
+    IOC,
+    LIMIT,
+    MARKET,
+    POST_ONLY,
+    SELL,
+    STOP_LIMIT,
+    STOP_MARKET,
+    STP_BOTH,
+    STP_NEWEST,
+    STP_NONE,
+    STP_OLDEST,
+    TRAILING_STOP,
     EventType,
-    OrderType,
     SelfTradePrevention,
     Side,
-    TimeInForce,
     parse_order_type,
     parse_side,
     parse_stp,
@@ -77,24 +91,6 @@ __all__ = ["OrderBook"]
 
 _LOG = logging.getLogger("manticore_orderbook.events")
 
-BUY: Final = Side.BUY
-SELL: Final = Side.SELL
-LIMIT: Final = OrderType.LIMIT
-MARKET: Final = OrderType.MARKET
-POST_ONLY: Final = OrderType.POST_ONLY
-STOP_LIMIT: Final = OrderType.STOP_LIMIT
-STOP_MARKET: Final = OrderType.STOP_MARKET
-TRAILING_STOP: Final = OrderType.TRAILING_STOP
-ICEBERG: Final = OrderType.ICEBERG
-GTC: Final = TimeInForce.GTC
-IOC: Final = TimeInForce.IOC
-FOK: Final = TimeInForce.FOK
-GTD: Final = TimeInForce.GTD
-STP_NONE: Final = SelfTradePrevention.NONE
-STP_NEWEST: Final = SelfTradePrevention.CANCEL_NEWEST
-STP_OLDEST: Final = SelfTradePrevention.CANCEL_OLDEST
-STP_BOTH: Final = SelfTradePrevention.CANCEL_BOTH
-STP_DECREMENT: Final = SelfTradePrevention.DECREMENT
 
 E_ADDED: Final = 0
 E_MODIFIED: Final = 1
@@ -1407,10 +1403,7 @@ class OrderBook:
         # _join_level inlined (a call each costs more in pure Python). The level dicts are looked up
         # with the order's own price object: narrowing it to ``int`` first would unbox it and box
         # it again (a new int object per add) under mypyc.
-        if order.side is BUY:
-            levels = self._bid_levels
-        else:
-            levels = self._ask_levels
+        levels = self._bid_levels if order.side is BUY else self._ask_levels
         level = levels.get(order.price)  # type: ignore[arg-type]
         if level is None or not level.count:
             level = self._new_level(order, level)
