@@ -37,11 +37,25 @@ from .changes import (
     ChangeRecorder,
 )
 from .enums import (
+    BUY,
+    FOK,
+    GTC,
+    GTD,
+    IOC,
+    LIMIT,
+    MARKET,
+    POST_ONLY,
+    SELL,
+    STOP_LIMIT,
+    STOP_MARKET,
+    STP_BOTH,
+    STP_NEWEST,
+    STP_NONE,
+    STP_OLDEST,
+    TRAILING_STOP,
     EventType,
-    OrderType,
     SelfTradePrevention,
     Side,
-    TimeInForce,
     parse_order_type,
     parse_side,
     parse_stp,
@@ -50,7 +64,7 @@ from .enums import (
 from .errors import DuplicateOrderIdError, InvalidOrderError
 from .events import EVENT_INDEX, EventHandler, EventManager
 from .model import Order, PriceLevel, Trade
-from .numbers import Grid, NumberFormat, to_decimal
+from .numbers import _INTERPRETED, Grid, NumberFormat, to_decimal
 from .payloads import (
     ORDER_ADDED_KEYS,
     ORDER_CANCELLED_KEYS,
@@ -77,24 +91,6 @@ __all__ = ["OrderBook"]
 
 _LOG = logging.getLogger("manticore_orderbook.events")
 
-BUY: Final = Side.BUY
-SELL: Final = Side.SELL
-LIMIT: Final = OrderType.LIMIT
-MARKET: Final = OrderType.MARKET
-POST_ONLY: Final = OrderType.POST_ONLY
-STOP_LIMIT: Final = OrderType.STOP_LIMIT
-STOP_MARKET: Final = OrderType.STOP_MARKET
-TRAILING_STOP: Final = OrderType.TRAILING_STOP
-ICEBERG: Final = OrderType.ICEBERG
-GTC: Final = TimeInForce.GTC
-IOC: Final = TimeInForce.IOC
-FOK: Final = TimeInForce.FOK
-GTD: Final = TimeInForce.GTD
-STP_NONE: Final = SelfTradePrevention.NONE
-STP_NEWEST: Final = SelfTradePrevention.CANCEL_NEWEST
-STP_OLDEST: Final = SelfTradePrevention.CANCEL_OLDEST
-STP_BOTH: Final = SelfTradePrevention.CANCEL_BOTH
-STP_DECREMENT: Final = SelfTradePrevention.DECREMENT
 
 E_ADDED: Final = 0
 E_MODIFIED: Final = 1
@@ -581,7 +577,9 @@ class OrderBook:
         """Cancel a live order (resting or untriggered stop); return False if there is none by that id."""
         self._acquire()
         try:
-            order = self._orders.get(_checked_id(order_id))
+            if not isinstance(order_id, str):  # _checked_id inlined
+                raise InvalidOrderError(f"order_id must be a string, not {type(order_id).__name__}")
+            order = self._orders.get(order_id)
             if order is None:
                 return False
             now = self._clock()
@@ -592,9 +590,17 @@ class OrderBook:
                         self._dispatch()
                     return False
             level = self._remove(order)
-            self._emit_order(E_CANCELLED, order, now, "user", order.open)
+            h = self._h
+            if self._changes is None and not h[E_CANCELLED]:  # _emit_order's work when unheard
+                self._sequence += 1
+                self._cancelled_count += 1
+            else:
+                self._emit_order(E_CANCELLED, order, now, "user", order.open)
             if level is not None:
-                self._emit_level_after_removal(level, now)
+                if level.count and level.dead <= level.count and not h[E_LEVEL_CHANGED]:
+                    self._sequence += 1  # _emit_level_after_removal's work: the level stays, unheard
+                else:
+                    self._emit_level_after_removal(level, now)
             if self._pending or self._changes:
                 self._dispatch()
             return True
@@ -1050,8 +1056,14 @@ class OrderBook:
             side_ = found_side
         if time_in_force is None:
             tif = GTC
+        elif not isinstance(time_in_force, str):
+            return None
+        elif time_in_force == "GTC":  # ``==`` before the table, as for the side
+            tif = GTC
+        elif time_in_force == "IOC":
+            tif = IOC
         else:
-            found = _PLAIN_TIFS.get(time_in_force) if isinstance(time_in_force, str) else None
+            found = _PLAIN_TIFS.get(time_in_force)
             if found is None:
                 return None
             tif = found
@@ -1063,8 +1075,26 @@ class OrderBook:
             and order_id not in self._orders
         ):
             return None
-        price_units = None if price is None else self._price_grid.to_units(price)
-        qty = self._qty_grid.to_units(quantity)
+        # Grid.to_units' memo read inline (a call each costs more in pure Python); see to_units for
+        # which inputs it holds and why the bound is checked again.
+        price_units: int | None = None
+        if price is not None:
+            grid = self._price_grid
+            kind = type(price)
+            if kind is str or (kind is float and _INTERPRETED):
+                price_units = grid._cache.get(price)
+                if price_units is not None and price_units > grid.max_units:
+                    price_units = None
+            if price_units is None:
+                price_units = grid.to_units(price)
+        grid = self._qty_grid
+        kind = type(quantity)
+        qty_units: int | None = None
+        if kind is str or (kind is float and _INTERPRETED):
+            qty_units = grid._cache.get(quantity)
+            if qty_units is not None and qty_units > grid.max_units:
+                qty_units = None
+        qty = grid.to_units(quantity) if qty_units is None else qty_units
         oid = self._new_order_id(None) if order_id is None else order_id
         return Order(
             oid,
@@ -1370,7 +1400,24 @@ class OrderBook:
     def _rest(self, order: Order, now: float) -> None:
         """Put ``order`` at the back of its price level with a fresh slice, and report the level."""
         order.visible = order.peak if order.peak and order.peak < order.open else order.open
-        level, created = self._join_level(order)
+        # _join_level inlined (a call each costs more in pure Python). The level dicts are looked up
+        # with the order's own price object: narrowing it to ``int`` first would unbox it and box
+        # it again (a new int object per add) under mypyc.
+        levels = self._bid_levels if order.side is BUY else self._ask_levels
+        level = levels.get(order.price)  # type: ignore[arg-type]
+        if level is None or not level.count:
+            level = self._new_level(order, level)
+            created = True
+        else:
+            created = False
+        level.total += order.visible
+        level.reserve += order.open - order.visible
+        level.count += 1
+        level.orders.append(order)
+        order.level = level
+        self._orders[order.order_id] = order
+        if order.expiry is not None:
+            heapq.heappush(self._expiries, (order.expiry, order.rank, order))
         self._sequence += 1
         handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
         if handlers:
@@ -1384,19 +1431,11 @@ class OrderBook:
         level if needed, and index it; return the level and whether it was created. No event."""
         price = order.price
         assert price is not None
-        if order.side is BUY:
-            levels, index = self._bid_levels, self._bid_prices
-        else:
-            levels, index = self._ask_levels, self._ask_prices
+        levels = self._bid_levels if order.side is BUY else self._ask_levels
         level = levels.get(price)
         created = level is None or not level.count
-        if level is None:
-            level = PriceLevel(price, order.side)
-            levels[price] = level
-            index.add(price)
-        elif created:  # an emptied level kept for its price: live again
-            self._kept_empty -= 1
-            index.add(price)
+        if level is None or not level.count:
+            level = self._new_level(order, level)
         level.total += order.visible
         level.reserve += order.open - order.visible
         level.count += 1
@@ -1406,6 +1445,23 @@ class OrderBook:
         if order.expiry is not None:
             heapq.heappush(self._expiries, (order.expiry, order.rank, order))
         return level, created
+
+    def _new_level(self, order: Order, kept: PriceLevel | None) -> PriceLevel:
+        """The level ``order`` opens at its price: ``kept`` (an emptied level kept for its price, live
+        again) or a new one; the price joins the side's index either way. Nothing joins the level."""
+        price = order.price
+        assert price is not None
+        if order.side is BUY:
+            levels, index = self._bid_levels, self._bid_prices
+        else:
+            levels, index = self._ask_levels, self._ask_prices
+        if kept is None:
+            kept = PriceLevel(price, order.side)
+            levels[price] = kept
+        else:
+            self._kept_empty -= 1
+        index.add(price)
+        return kept
 
     def _remove(self, order: Order) -> PriceLevel | None:
         """Take a live order out of the book without any event; return the level it rested in (None

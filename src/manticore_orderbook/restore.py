@@ -18,7 +18,24 @@ import heapq
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from .enums import OrderType, SelfTradePrevention, Side, TimeInForce
+from .enums import (
+    BUY,
+    FOK,
+    GTC,
+    GTD,
+    ICEBERG,
+    IOC,
+    LIMIT,
+    MARKET,
+    POST_ONLY,
+    STOP_LIMIT,
+    STOP_MARKET,
+    TRAILING_STOP,
+    OrderType,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
 from .errors import InvalidOrderError
 from .model import Order, PriceLevel
 from .numbers import to_decimal
@@ -30,18 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = ["export_state", "load_trusted", "restore_state"]
 
-BUY: Final = Side.BUY
-LIMIT: Final = OrderType.LIMIT
-MARKET: Final = OrderType.MARKET
-POST_ONLY: Final = OrderType.POST_ONLY
-STOP_LIMIT: Final = OrderType.STOP_LIMIT
-STOP_MARKET: Final = OrderType.STOP_MARKET
-TRAILING_STOP: Final = OrderType.TRAILING_STOP
-ICEBERG: Final = OrderType.ICEBERG
-GTC: Final = TimeInForce.GTC
-IOC: Final = TimeInForce.IOC
-FOK: Final = TimeInForce.FOK
-GTD: Final = TimeInForce.GTD
 
 #: Enum members by their exact values, for :func:`load_trusted` (records carry the book's own values).
 _TRUSTED_SIDES: Final[dict[object, Side]] = {m.value: m for m in Side}
