@@ -12,25 +12,25 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Select, and_, create_engine, event, select, text, update
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, and_, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from manticore_orderbook import EventType, InvalidOrderError, OrderBook
 
 from . import schema
 from .apply import Unit, UnitTuple, apply_units, as_unit, insert_ignore, upsert_orders
+from .engines import first_line, open_engine, parse_url, shown_url
+from .errors import PersistenceError, StorageError
 from .migrations import upgrade
 from .persister import BookPersister, Mode
+from .reads import StorageReads, live_orders
 from .reconcile import ReconcileReport, compare
 from .records import (
     Market,
     StoredTradePayload,
     exact,
     order_row,
-    read_order,
     row_to_order,
-    row_to_trade,
     trade_row,
 )
 from .restore import restore_book
@@ -41,64 +41,6 @@ __all__ = ["PersistenceError", "StorageError", "StorageManager"]
 _LOG = logging.getLogger("manticore_storage")
 
 
-class StorageError(Exception):
-    """A storage operation could not be done (bad input, unknown order, ambiguous id)."""
-
-
-class PersistenceError(StorageError):
-    """A synchronous write could not be made durable; the command must not be acknowledged."""
-
-
-#: What a connection string looks like, for error messages.
-EXPECTED_URLS = (
-    "Expected a SQLAlchemy URL: sqlite:///path/to/file.db, postgresql+psycopg://user@host/db "
-    "or mysql+pymysql://user@host/db (mariadb+pymysql:// too)"
-)
-_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-_DRIVERS = {
-    "sqlite": ("pysqlite",),
-    "postgresql": ("psycopg",),
-    "mysql": ("pymysql",),
-    "mariadb": ("pymysql",),
-}
-
-
-def _parse_url(connection_string: object) -> URL:
-    """The URL of a connection string this manager can use; StorageError naming the expected forms
-    for anything else (not a string, unparsable, an unknown database or driver)."""
-    if isinstance(connection_string, URL):
-        url = connection_string
-    elif not isinstance(connection_string, str):
-        raise StorageError(
-            f"connection_string must be a string, not {type(connection_string).__name__}. {EXPECTED_URLS}"
-        )
-    else:
-        try:
-            url = make_url(connection_string)
-        except (ArgumentError, ValueError) as exc:
-            shown = connection_string if len(connection_string) <= 80 else connection_string[:77] + "..."
-            raise StorageError(f"not a database URL: {shown!r}. {EXPECTED_URLS}") from exc
-    backend = url.get_backend_name()
-    drivers = _DRIVERS.get(backend)
-    if drivers is None:
-        raise StorageError(f"unsupported database {backend!r} in {_shown(url)}. {EXPECTED_URLS}")
-    if url.get_driver_name() not in drivers:
-        raise StorageError(
-            f"unsupported driver {url.drivername!r} in {_shown(url)}: use {backend}+{drivers[0]}://. "
-            + EXPECTED_URLS
-        )
-    return url
-
-
-def _shown(url: URL) -> str:
-    """``url`` for a message, its password hidden."""
-    return url.render_as_string(hide_password=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def _json_default(value: object) -> object:
     if isinstance(value, Decimal):
         return format(value, "f")
@@ -107,7 +49,7 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
-class StorageManager:
+class StorageManager(StorageReads):
     """Orders, trades and markets in a SQL database (SQLite by default; PostgreSQL and MySQL/MariaDB
     with the same code).
 
@@ -140,27 +82,15 @@ class StorageManager:
         gather_delay: float = 0.1,
         echo: bool = False,
     ) -> None:
-        url = _parse_url(connection_string)
+        url = parse_url(connection_string)
         self.dialect = url.get_backend_name()
-        if not isinstance(sqlite_synchronous, str) or sqlite_synchronous.upper() not in _SYNCHRONOUS:
-            raise StorageError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
-        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
-        if self.dialect == "sqlite":
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        elif self.dialect in ("mysql", "mariadb"):
-            kwargs.update(_mysql_options(url.query))
-        try:
-            self.engine: Engine = create_engine(url, **kwargs)
-        except (SQLAlchemyError, ImportError, ValueError, TypeError) as exc:
-            raise StorageError(f"cannot use {_shown(url)}: {exc}. {EXPECTED_URLS}") from exc
-        if self.dialect == "sqlite":
-            _configure_sqlite(self.engine, sqlite_synchronous.upper())
+        self.engine: Engine = open_engine(url, sqlite_synchronous=sqlite_synchronous, echo=echo)
         self.sync_timeout = sync_timeout
         try:
             self.schema_version = upgrade(self.engine)
         except (SQLAlchemyError, ValueError) as exc:
             self.engine.dispose()
-            raise StorageError(f"cannot open the database {_shown(url)}: {_first_line(exc)}") from exc
+            raise StorageError(f"cannot open the database {shown_url(url)}: {first_line(exc)}") from exc
         self._lock = threading.RLock()
         self._markets: dict[str, Market] = {}
         self._persisters: dict[int, BookPersister] = {}
@@ -418,94 +348,7 @@ class StorageManager:
             )
         return len(failed)
 
-    # ------------------------------------------------------------------ reads
-
-    def _find(self, connection: Connection, order_id: object, symbol: object) -> Any:
-        if not isinstance(order_id, str):
-            raise StorageError("order_id must be a string")
-        query = select(schema.orders).where(schema.orders.c.order_id == order_id)
-        if symbol is not None:
-            query = query.where(schema.orders.c.symbol == symbol)
-        rows = connection.execute(query).mappings().all()
-        if len(rows) > 1:
-            live = [row for row in rows if row["status"] in schema.LIVE_STATUSES]
-            if len(live) != 1:
-                raise StorageError(f"order id {order_id!r} exists in several markets: pass symbol=")
-            return live[0]
-        return rows[0] if rows else None
-
-    def get_order(self, order_id: str, symbol: str | None = None) -> dict[str, Any] | None:
-        """The stored order as a dict (keys of the book's ``get_order`` plus ``cancel_reason`` and
-        ``last_sequence``; numbers as Decimal), or None.
-
-        As in the book's ``get_order``: ``quantity`` is the quantity still open (0 once the order is
-        filled, cancelled or expired), ``original_quantity`` the total and ``filled_quantity`` what
-        traded."""
-        with self.engine.connect() as connection:
-            row = self._find(connection, order_id, symbol)
-        return None if row is None else read_order(row)
-
-    def get_order_by_client_id(self, user_id: str | int, client_order_id: str) -> dict[str, Any] | None:
-        """The newest stored order (by arrival) that ``user_id`` named ``client_order_id``, as
-        :meth:`get_order` shows it, or None. Another user's orders are never returned."""
-        if not isinstance(client_order_id, str):
-            raise StorageError("client_order_id must be a string")
-        orders = schema.orders
-        query = (
-            select(orders)
-            .where(orders.c.user_id == str(user_id), orders.c.client_order_id == client_order_id)
-            .order_by(orders.c.timestamp.desc(), orders.c.priority.desc())
-            .limit(1)
-        )
-        with self.engine.connect() as connection:
-            row = connection.execute(query).mappings().first()
-        return None if row is None else row_to_order(row)
-
-    def get_active_orders(self, symbol: str | None = None) -> list[dict[str, Any]]:
-        """Live stored orders (open, partially filled, untriggered stops) in time priority, shaped as
-        :meth:`get_order`.
-
-        Made for the guide's restart loop: ``quantity`` is the quantity still open (what to add back),
-        while ``original_quantity`` and ``filled_quantity`` keep the history. :meth:`restore` rebuilds
-        a book exactly, including priority, iceberg reserves and stops; prefer it.
-        """
-        with self.engine.connect() as connection:
-            rows = connection.execute(_live_orders(symbol)).mappings().all()
-        return [read_order(row) for row in rows]
-
-    def get_orders(
-        self, user_id: str | None = None, symbol: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
-        """Stored orders of every status (as :meth:`get_order` shows them), newest first (by arrival).
-
-        Filter by ``user_id`` and/or ``symbol``; at most ``limit`` (1..10000) rows."""
-        orders = schema.orders
-        query = select(orders)
-        if user_id is not None:
-            query = query.where(orders.c.user_id == str(user_id))
-        if symbol is not None:
-            query = query.where(orders.c.symbol == symbol)
-        query = query.order_by(orders.c.timestamp.desc(), orders.c.priority.desc()).limit(_limit(limit))
-        with self.engine.connect() as connection:
-            return [read_order(row) for row in connection.execute(query).mappings()]
-
-    def get_trades(
-        self, symbol: str | None = None, limit: int = 100, user_id: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Stored trades, newest first; with ``user_id`` only those where the user was maker or taker."""
-        query = select(schema.trades)
-        if symbol is not None:
-            query = query.where(schema.trades.c.symbol == symbol)
-        if user_id is not None:
-            query = query.where(
-                (schema.trades.c.maker_user_id == str(user_id))
-                | (schema.trades.c.taker_user_id == str(user_id))
-            )
-        query = query.order_by(schema.trades.c.timestamp.desc(), schema.trades.c.sequence.desc()).limit(
-            _limit(limit)
-        )
-        with self.engine.connect() as connection:
-            return [row_to_trade(row) for row in connection.execute(query).mappings()]
+    # ------------------------------------------------------------------ health
 
     def check_connection(self) -> bool:
         """Whether the database answers a trivial query now."""
@@ -687,7 +530,7 @@ class StorageManager:
         self.flush()
         state = book.export_state()
         with self.engine.connect() as connection:
-            rows = connection.execute(_live_orders(book.symbol)).mappings().all()
+            rows = connection.execute(live_orders(book.symbol)).mappings().all()
         stored = {row["order_id"]: row_to_order(row) for row in rows}
         market = self._market(book.symbol) or Market.of_book(book)
         report = compare(book.symbol, state["orders"], stored, market)
@@ -752,45 +595,6 @@ class StorageManager:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _configure_sqlite(engine: Engine, synchronous: str) -> None:
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-
-def _mysql_options(query: Mapping[str, object]) -> dict[str, Any]:
-    """Engine options for MySQL/MariaDB: PostgreSQL's isolation level, strict SQL, utf8mb4.
-
-    READ COMMITTED (the servers default to REPEATABLE READ) is what the code is written for and
-    avoids InnoDB's gap locks, which make concurrent upserts deadlock. The strict SQL mode makes a
-    value too long for its column an error, never a silently truncated id. Options given in the
-    URL's query string win.
-    """
-    connect_args = {"charset": "utf8mb4", "sql_mode": "TRADITIONAL"}
-    return {
-        "isolation_level": "READ COMMITTED",
-        "connect_args": {key: value for key, value in connect_args.items() if key not in query},
-    }
-
-
-def _live_orders(symbol: str | None) -> Select[Any]:
-    """Live orders (of ``symbol``, or of every market) in time priority."""
-    query = select(schema.orders).where(schema.orders.c.status.in_(schema.LIVE_STATUSES))
-    if symbol is not None:
-        query = query.where(schema.orders.c.symbol == symbol)
-    return query.order_by(schema.orders.c.priority, schema.orders.c.timestamp)
-
-
-def _limit(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
-        raise StorageError("limit must be an integer from 1 to 10000")
-    return value
 
 
 def _positive(value: object, what: str) -> Decimal:
