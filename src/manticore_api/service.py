@@ -38,7 +38,8 @@ class ExchangeService:
         exchange: an opened exchange (the service closes it in :meth:`stop`).
         auth: the user and key store.
         require_auth: False only for the loopback-only development mode (see ``manticore serve``).
-        expiry_interval: seconds between GTD expiry sweeps.
+        expiry_interval: seconds between GTD expiry sweeps; each also answers every waiting command
+            ServiceUnavailable once the journal has failed.
     """
 
     def __init__(
@@ -122,9 +123,19 @@ class ExchangeService:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self.hub.publish, batch)
 
+    def _fail_waiters_if_journal_failed(self) -> None:
+        """Answer every waiting command with ServiceUnavailable once the journal has failed: a failed
+        journal makes nothing durable any more, so they would otherwise wait for their timeout."""
+        if self._waiters and not self.exchange.journal.healthy:
+            waiters, self._waiters = self._waiters, []
+            for _position, _number, future in waiters:
+                if not future.done():
+                    future.set_exception(ServiceUnavailable("the command journal cannot write"))
+
     async def _expire_forever(self) -> None:
         while True:
             await asyncio.sleep(self.expiry_interval)
+            self._fail_waiters_if_journal_failed()
             try:
                 self.exchange.expire_due()
             except ServiceUnavailable:

@@ -64,10 +64,15 @@ def user_id_of(client: SignedClient) -> str:
 def place(
     client: SignedClient, side: str, price: str, quantity: str, symbol: str = "BTC/USD"
 ) -> dict[str, Any]:
-    """Place a limit order through the native API; the answer's JSON."""
-    response = client.post(
-        "/api/orders", {"symbol": symbol, "side": side, "price": price, "quantity": quantity}
-    )
+    """Place a limit order through the native API; the answer's JSON. Like a real client, it waits and
+    sends again when the per-user order rate limit answers 429 (``Retry-After`` seconds)."""
+    body = {"symbol": symbol, "side": side, "price": price, "quantity": quantity}
+    response = client.post("/api/orders", body)
+    for _ in range(5):
+        if response.status_code != 429:
+            break
+        time.sleep(float(response.headers["Retry-After"]))
+        response = client.post("/api/orders", body)
     assert response.status_code == 201, response.text
     result: dict[str, Any] = response.json()
     return result
