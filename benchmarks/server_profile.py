@@ -220,9 +220,13 @@ def _window(
     requests = server.requests_file(workdir / f"window-{number}.tsv", count)
     os.kill(server.process.pid, signal.SIGUSR1)
     time.sleep(0.2)
+    tree_before = server.cpu()
     result = bench.run_wrk(wrk, settings, server, requests, seconds)
+    tree = server.cpu() - tree_before
     os.kill(server.process.pid, signal.SIGUSR2)
     record = _wait_for(workdir / "stats" / f"window-{number}.json")
+    # CPU of the server's child processes, if it has any (the threads' CPU is in the record)
+    record["children_cpu"] = max(0.0, tree - sum(record["threads"].values()))
     acknowledged = int(result["status"].get("201", 0))
     return record, acknowledged, result["duration_us"] / 1e6
 
@@ -241,12 +245,14 @@ def table(
     shares of their functions' own time in the profile. The profiler adds a cost to every call it
     records, so call-heavy layers are overstated there: the "calls per request" column shows where."""
     threads = unprofiled["threads"]
+    children = unprofiled.get("children_cpu", 0.0)
     cpu_total = sum(threads.values())
-    per_request = cpu_total / acknowledged * 1e6
+    per_request = (cpu_total + children) / acknowledged * 1e6
+    children_us = children / acknowledged * 1e6
     gc_us = unprofiled["gc"]["total_s"] / acknowledged * 1e6
     journal_us = threads.get("manticore-journal", 0.0) / acknowledged * 1e6
     storage_us = sum(v for k, v in threads.items() if k.startswith("manticore-storage")) / acknowledged * 1e6
-    serving_us = max(per_request - journal_us - storage_us - gc_us, 0.0)
+    serving_us = max(per_request - journal_us - storage_us - gc_us - children_us, 0.0)
     own: dict[str, float] = dict.fromkeys(LAYERS, 0.0)
     calls: dict[str, float] = dict.fromkeys(LAYERS, 0.0)
     for function in profiled["functions"]:
@@ -276,6 +282,8 @@ def table(
         else:
             layer_text = layer
         lines.append(f"| {layer_text} | {share:.1%} | {calls[layer]:,.0f} | {us:,.0f} |")
+    if children_us >= 1:
+        lines.append(f"| child processes of the server (measured; not profiled) | | | {children_us:,.0f} |")
     lines.append(f"| **total (measured, unprofiled)** | | | **{per_request:,.0f}** |")
     return lines
 
@@ -331,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if not plain_ack or not profiled["functions"]:
         raise SystemExit("no acknowledged request or no profile: see the server log")
     mode = "--no-auth" if args.no_auth else "signed requests"
-    cpu_total = sum(plain["threads"].values())
+    cpu_total = sum(plain["threads"].values()) + plain.get("children_cpu", 0.0)
     lines = [
         f"Profile by layer: `manticore serve` ({mode}, {args.scenario} orders), wrk {args.connections} "
         f"connections, {args.duration:g} s windows, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
