@@ -560,6 +560,16 @@ def report(runs: list[Run], settings: Settings, header: list[str]) -> str:
             + (f"; vs raw ASGI {signed / raw:.2f}x" if raw else "")
             + "."
         )
+    cpu_signed = [r.cpu_us for r in by.get("signed_resting", []) if r.cpu_us]
+    cpu_fastapi = [r.cpu_us for r in by.get("fastapi", []) if r.cpu_us]
+    if cpu_signed and cpu_fastapi:
+        implied = statistics.median(cpu_fastapi) / statistics.median(cpu_signed)
+        lines.append(
+            f"By server CPU per acknowledged request (steadier than req/s on a busy machine): signed resting "
+            f"{statistics.median(cpu_signed):,.0f} µs vs FastAPI {statistics.median(cpu_fastapi):,.0f} µs, "
+            f"**{implied:.2f}x** the FastAPI rate when both are CPU-bound on their core "
+            f"(target >= 0.75x: {'PASS' if implied >= 0.75 else 'FAIL'})."
+        )
     ws = median_rate("ws_resting")
     if ws and signed:
         verdict = "PASS" if ws / signed >= 2 else "FAIL"
