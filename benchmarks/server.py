@@ -698,6 +698,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.duration, args.warmup = 1, min(args.duration, 2.0), 1.0
+    if args.duration > 25 or args.warmup > 25:
+        parser.error(
+            "--duration and --warmup at most 25 s: signed requests are generated just before a run and "
+            "the server refuses timestamps older than 30 s"
+        )
     names = [n for n in args.targets.split(",") if n]
     unknown = set(names) - {t.name for t in TARGETS}
     if unknown:

@@ -305,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25, help="also list the N functions with most own time")
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     args = parser.parse_args(argv)
+    if args.duration > 25:
+        parser.error("--duration at most 25 s (signed requests must reach the server within 30 s)")
     try:
         import yappi  # noqa: F401
     except ImportError:
