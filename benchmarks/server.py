@@ -27,6 +27,7 @@ Every server gets a config (``--config``) with the default market and price band
 
 Run: ``python -m benchmarks.server`` (``make bench-server``; ``--help`` for options; ``--quick`` for a
 smoke run). Needs Linux (``/proc``); installs Debian's ``wrk`` with apt-get when missing (as root).
+Exit status 1 when a run failed (the report still shows the others and the failure's reason).
 """
 
 from __future__ import annotations
@@ -533,6 +534,8 @@ def report(runs: list[Run], settings: Settings, header: list[str]) -> str:
                 other[key] = other.get(key, 0) + value
             if run.exhausted:
                 other["pool exhausted"] = other.get("pool exhausted", 0) + run.exhausted
+            if run.note.startswith("failed"):
+                other["failed runs"] = other.get("failed runs", 0) + 1
         other_text = ", ".join(f"{k}: {v}" for k, v in sorted(other.items())) or "none"
         p50 = median_text([r.p50_ms for r in chosen if r.p50_ms is not None], 1)
         p99 = median_text([r.p99_ms for r in chosen if r.p99_ms is not None], 1)
@@ -729,13 +732,16 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(directory)
         for repeat in range(1, args.repeats + 1):
             for target in targets:
-                if target.transport == "ws":
-                    if not ws_supported:
-                        continue
-                    run = measure_ws(target, settings, workdir, repeat)
-                    ws_supported = not run.note
-                else:
-                    run = measure_http(wrk, target, settings, workdir, repeat)
+                try:
+                    if target.transport == "ws":
+                        if not ws_supported:
+                            continue
+                        run = measure_ws(target, settings, workdir, repeat)
+                        ws_supported = not run.note
+                    else:
+                        run = measure_http(wrk, target, settings, workdir, repeat)
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:  # report it, go on
+                    run = Run(target.name, repeat, note=f"failed: {str(exc)[:300]}")
                 runs.append(run)
                 rate = "n/a" if run.rate is None else f"{run.rate:,.0f}/s"
                 extra = f" paced p99 {run.paced['latency_ms']['p99']} ms" if run.paced else ""
@@ -752,7 +758,10 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(text)
     if args.json:
         args.json.write_text(json.dumps([run.__dict__ for run in runs], indent=2))
-    return 0
+    failed = [run for run in runs if run.note.startswith("failed")]
+    for run in failed:
+        print(f"repeat {run.repeat} {run.target} {run.note}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

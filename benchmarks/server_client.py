@@ -237,7 +237,12 @@ async def _ws(
                 await websocket.send(request())
             in_flight = window
             while in_flight:
-                frame = json.loads(await websocket.recv())
+                try:
+                    text = await asyncio.wait_for(websocket.recv(), timeout=30.0)
+                except asyncio.TimeoutError:  # a request that never got its reply
+                    statuses["unanswered"] += in_flight
+                    return
+                frame = json.loads(text)
                 if frame.get("type") != "response":
                     continue
                 in_flight -= 1
