@@ -176,6 +176,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The helpers that benchmarks/binance_surface.py and binance_streams.py import from here.
+_free_port = free_port
+
+
+def _signed(
+    http: httpx.Client, key: str, secret: str, method: str, path: str, payload: object
+) -> httpx.Response:
+    """Send ``payload`` as JSON, signed with ``key`` and ``secret`` (X-MC-* headers)."""
+    body = json.dumps(payload).encode()
+    stamp = current_timestamp()
+    headers = {
+        "X-MC-APIKEY": key,
+        "X-MC-TIMESTAMP": stamp,
+        "X-MC-SIGNATURE": sign_request(secret, stamp, method, path, body),
+        "content-type": "application/json",
+    }
+    return http.request(method, path, content=body, headers=headers)
+
+
 def _descendants(pid: int) -> list[int]:
     found: list[int] = []
     with contextlib.suppress(OSError):
