@@ -84,3 +84,16 @@ bench-quick: $(BIN)/.installed
 clean:
 	rm -rf $(VENV) $(COMPILED) $(RUN_VENV) build .mypy_cache .pytest_cache .ruff_cache .hypothesis
 	find src -name '*.so' -delete
+
+# Server benchmark (issue 17; ~10 min): raw ASGI and bare FastAPI references beside `manticore serve`
+# (signed, crossing, --no-auth, WebSocket), wrk + paced client, 3 interleaved repeats. The servers run
+# in .venv-run (the compiled book, as `make run`); the harness and clients in .venv. Options:
+# `make bench-server SERVER_BENCH_ARGS="--quick"`; see `python -m benchmarks.server --help`.
+SERVER_BENCH_ARGS ?=
+.PHONY: bench-server bench-server-profile
+bench-server: $(BIN)/.installed $(RUN_VENV)/.installed
+	$(BIN)/python -m benchmarks.server --python $(RUN_VENV)/bin/python $(SERVER_BENCH_ARGS)
+
+# CPU per request of `manticore serve` by layer (yappi, in .venv: the pure-Python book).
+bench-server-profile: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.server_profile $(SERVER_BENCH_ARGS)
