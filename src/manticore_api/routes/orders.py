@@ -18,8 +18,7 @@ from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from manticore_matching import InvalidCommand
-
+from .. import order_entry
 from ..schemas import ModifyIn, OrderIn, OrderPlaced
 from ..security import Caller, authenticate
 from .deps import (
@@ -46,29 +45,10 @@ async def place_order(request: Request, body: OrderIn, caller: CurrentUser) -> d
 
 async def _place(request: Request, body: OrderIn, caller: Caller) -> dict[str, Any]:
     service = service_of(request)
-    metrics = metrics_of(request)
-    if body.user_id is not None and service.require_auth and body.user_id != caller.user_id:
-        raise InvalidCommand("user_id does not match the authenticated user")
-    user_id = body.user_id if body.user_id is not None and not service.require_auth else caller.user_id
-    receipt = service.exchange.place_order(
-        user_id,
-        body.symbol,
-        body.side.lower(),
-        body.quantity,
-        price=body.price,
-        order_type=body.order_type or ("limit" if body.price is not None else "market"),
-        time_in_force=body.time_in_force,
-        expiry_time=body.expiry_time,
-        stop_price=body.stop_price,
-        displayed_quantity=body.displayed_quantity,
-        trail_value=body.trail_value,
-        trail_is_percent=body.trail_is_percent,
-        self_trade_prevention=body.self_trade_prevention,
-        client_order_id=body.client_order_id,
-    )
-    await service.durable(receipt.position)
-    metrics.orders_placed.inc()
-    return {"status": "success", "order_id": receipt.order_id, "order": receipt.order}
+    submitted = order_entry.place(service, caller, body)
+    await service.durable(submitted.position)
+    metrics_of(request).orders_placed.inc()
+    return submitted.body
 
 
 @router.get("/api/orders", tags=["orders"], responses=ERRORS)
@@ -117,15 +97,9 @@ async def cancel_order_by_client_id(
 ) -> dict[str, Any]:
     """Cancel the caller's live order with this ``client_order_id``: 200, or 404 if there is none."""
     service = service_of(request)
-    receipt = service.exchange.cancel_order_by_client_id(caller.user_id, client_order_id)
-    await service.durable(receipt.position)
-    return {
-        "status": "success",
-        "order_id": receipt.order_id,
-        "client_order_id": client_order_id,
-        "order": receipt.order,
-        "message": f"Order {receipt.order_id} cancelled",
-    }
+    submitted = order_entry.cancel_by_client_id(service, caller, client_order_id)
+    await service.durable(submitted.position)
+    return submitted.body
 
 
 @router.get("/api/orders/{order_id}", tags=["orders"], responses=ERRORS, response_model=None)
@@ -148,15 +122,9 @@ async def modify_order(
 
 async def _modify(request: Request, order_id: str, body: ModifyIn, caller: Caller) -> dict[str, Any]:
     service = service_of(request)
-    receipt = service.exchange.modify_order(
-        None if caller.is_admin else caller.user_id,
-        order_id,
-        new_price=body.new_price,
-        new_quantity=body.new_quantity,
-        new_expiry_time=body.new_expiry_time,
-    )
-    await service.durable(receipt.position)
-    return {"status": "success", "order_id": order_id, "order": receipt.order}
+    submitted = order_entry.modify(service, caller, order_id, body)
+    await service.durable(submitted.position)
+    return submitted.body
 
 
 @router.delete("/api/orders/{order_id}", tags=["orders"], responses=ERRORS)
@@ -167,9 +135,9 @@ async def cancel_order(request: Request, order_id: str, caller: CurrentUser) -> 
 
 async def _cancel(request: Request, order_id: str, caller: Caller) -> dict[str, Any]:
     service = service_of(request)
-    receipt = service.exchange.cancel_order(None if caller.is_admin else caller.user_id, order_id)
-    await service.durable(receipt.position)
-    return {"status": "success", "message": f"Order {order_id} cancelled"}
+    submitted = order_entry.cancel(service, caller, order_id)
+    await service.durable(submitted.position)
+    return submitted.body
 
 
 # ---------------------------------------------------------------------- the lean hot path
