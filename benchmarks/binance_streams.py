@@ -29,7 +29,7 @@ import httpx
 from websockets.sync.client import connect
 
 from benchmarks.binance_surface import CONFIG, _setup
-from benchmarks.server import _free_port, _signed
+from benchmarks.http_support import free_port, signed_request
 
 STREAMS = "btcusd@trade/btcusd@depth@100ms"
 
@@ -71,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         data = Path(directory)
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         config = data / "bench.toml"
         config.write_text(CONFIG)
@@ -100,13 +100,13 @@ def main() -> None:
             with httpx.Client(base_url=url, timeout=30) as http:
                 for number in range(1, args.trades + 1):
                     order = {"symbol": "BTC/USD", "price": "30000", "quantity": "0.001"}
-                    maker = _signed(
+                    maker = signed_request(
                         http, maker_key, maker_secret, "POST", "/api/orders", {**order, "side": "sell"}
                     )
                     if maker.status_code != 201:
                         raise SystemExit(f"maker order refused: {maker.text}")
                     sent[number] = time.perf_counter()
-                    taker = _signed(
+                    taker = signed_request(
                         http, taker_key, taker_secret, "POST", "/api/orders", {**order, "side": "buy"}
                     )
                     if taker.status_code != 201:

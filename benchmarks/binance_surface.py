@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from benchmarks.server import _free_port, _signed
+from benchmarks.http_support import free_port, signed_request
 
 #: BTC/USD with the default grid and fees; the per-user limits raised so that they never refuse an order here.
 CONFIG = """
@@ -58,7 +58,7 @@ Sender = Callable[[httpx.Client, tuple[str, str], dict[str, str]], httpx.Respons
 
 def _native(http: httpx.Client, trader: tuple[str, str], order: dict[str, str]) -> httpx.Response:
     payload = {"symbol": "BTC/USD", **order}
-    return _signed(http, trader[0], trader[1], "POST", "/api/orders", payload)
+    return signed_request(http, trader[0], trader[1], "POST", "/api/orders", payload)
 
 
 def _binance(http: httpx.Client, trader: tuple[str, str], order: dict[str, str]) -> httpx.Response:
@@ -117,7 +117,7 @@ def _setup(url: str, data: Path, clients: int) -> list[tuple[str, str]]:
     traders = []
     with httpx.Client(base_url=url, timeout=30) as http:
         for n in range(clients):
-            user = _signed(
+            user = signed_request(
                 http, admin["api_key"], admin["api_secret"], "POST", "/api/users", {"username": f"t{n}"}
             )
             if user.status_code != 201:
@@ -125,7 +125,7 @@ def _setup(url: str, data: Path, clients: int) -> list[tuple[str, str]]:
             created = user.json()
             for asset, amount in (("USD", "1000000000"), ("BTC", "100000")):
                 deposit = {"user_id": created["user_id"], "asset": asset, "amount": amount}
-                _signed(http, admin["api_key"], admin["api_secret"], "POST", "/api/deposits", deposit)
+                signed_request(http, admin["api_key"], admin["api_secret"], "POST", "/api/deposits", deposit)
             traders.append((created["api_key"], created["api_secret"]))
     return traders
 
@@ -139,7 +139,7 @@ def main() -> None:
     results: dict[str, list[tuple[float, list[float], list[str]]]] = {"native": [], "binance": []}
     with tempfile.TemporaryDirectory() as directory:
         data = Path(directory)
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         config = data / "bench.toml"
         config.write_text(CONFIG)

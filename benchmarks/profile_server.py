@@ -26,7 +26,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from manticore_auth import current_timestamp, sign_request
+from .http_support import cpu_seconds, free_port, signed_headers
 
 TRADERS = 8
 _LUA = r"""
@@ -82,17 +81,6 @@ taker_fee_rate = "0.002"
 price_band = "0.10"
 max_open_orders = 10000000
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -156,7 +144,7 @@ def _wrk(args: argparse.Namespace, url: str, lines: list[str], workdir: Path) ->
 
 
 def _run_reference(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
-    port = _free_port()
+    port = free_port()
     command = ["taskset", "-c", str(args.server_cpu), sys.executable, "-m", "benchmarks.profile_server"]
     command += ["_reference", "--port", str(port)]
     if args.reference_access_log:
@@ -165,29 +153,19 @@ def _run_reference(args: argparse.Namespace, workdir: Path) -> dict[str, float]:
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/health", process)
         lines = [f"\t\t\t\t{body.decode()}" for body in _order_bodies(5000, 1)]
-        before = _cpu_seconds(process.pid)
+        before = cpu_seconds(process.pid)
         args.path = "/orders"
         result = _wrk(args, f"http://127.0.0.1:{port}", lines, workdir)
-        result["cpu_us_per_request"] = (_cpu_seconds(process.pid) - before) / result["requests"] * 1e6
+        result["cpu_us_per_request"] = (cpu_seconds(process.pid) - before) / result["requests"] * 1e6
         return result
     finally:
         _stop(process)
 
 
-def _signed_headers(key: str, secret: str, method: str, path: str, body: bytes) -> dict[str, str]:
-    stamp = current_timestamp()
-    return {
-        "X-MC-APIKEY": key,
-        "X-MC-TIMESTAMP": stamp,
-        "X-MC-SIGNATURE": sign_request(secret, stamp, method, path, body),
-        "content-type": "application/json",
-    }
-
-
 def _run_manticore(
     args: argparse.Namespace, workdir: Path, profile: str | None, variant: tuple[str, list[str]] | None = None
 ) -> dict[str, float]:
-    port = _free_port()
+    port = free_port()
     data = workdir / f"data-{port}"
     config = workdir / "markets.toml"
     config.write_text(_RISK_CONFIG)
@@ -214,7 +192,7 @@ def _run_manticore(
                     headers = {"content-type": "application/json", "X-MC-User": "admin"}
                 else:
                     credentials = json.loads((data / "admin-credentials.json").read_text())
-                    headers = _signed_headers(
+                    headers = signed_headers(
                         credentials["api_key"], credentials["api_secret"], "POST", path, body
                     )
                 answer = http.post(path, content=body, headers=headers)
@@ -238,11 +216,11 @@ def _run_manticore(
             if args.no_auth:
                 lines.append(f"\t\t\t{user}\t{body.decode()}")
             else:
-                headers = _signed_headers(key, secret, "POST", "/api/orders", body)
+                headers = signed_headers(key, secret, "POST", "/api/orders", body)
                 lines.append(
                     f"{key}\t{headers['X-MC-TIMESTAMP']}\t{headers['X-MC-SIGNATURE']}\t\t{body.decode()}"
                 )
-        before = _cpu_seconds(process.pid)
+        before = cpu_seconds(process.pid)
         gc_before = _gc_metrics(url)
         args.path = "/api/orders"
         if profile:
@@ -251,7 +229,7 @@ def _run_manticore(
         if profile:
             process.send_signal(signal.SIGUSR2)
             time.sleep(2)
-        result["cpu_us_per_request"] = (_cpu_seconds(process.pid) - before) / result["requests"] * 1e6
+        result["cpu_us_per_request"] = (cpu_seconds(process.pid) - before) / result["requests"] * 1e6
         gc_after = _gc_metrics(url)
         if gc_before is not None and gc_after is not None:
             result["gc_pauses"] = gc_after["pauses"] - gc_before["pauses"]

@@ -37,7 +37,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,8 +49,7 @@ from typing import Any
 
 import httpx
 
-from manticore_auth import current_timestamp, sign_request
-
+from .http_support import cpu_seconds, free_port, signed_headers
 from .server_orders import Trader, write_requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,52 +168,6 @@ def pinned(cpu: str | None, command: list[str]) -> list[str]:
     return ["taskset", "-c", cpu, *command] if cpu is not None else command
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-# The helpers that benchmarks/binance_surface.py and binance_streams.py import from here.
-_free_port = free_port
-
-
-def _signed(
-    http: httpx.Client, key: str, secret: str, method: str, path: str, payload: object
-) -> httpx.Response:
-    """Send ``payload`` as JSON, signed with ``key`` and ``secret`` (X-MC-* headers)."""
-    body = json.dumps(payload).encode()
-    stamp = current_timestamp()
-    headers = {
-        "X-MC-APIKEY": key,
-        "X-MC-TIMESTAMP": stamp,
-        "X-MC-SIGNATURE": sign_request(secret, stamp, method, path, body),
-        "content-type": "application/json",
-    }
-    return http.request(method, path, content=body, headers=headers)
-
-
-def _descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                for child in (task / "children").read_text().split():
-                    found += [int(child), *_descendants(int(child))]
-    return found
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (all its threads) and of its live descendants (a
-    server may move work into child processes), from /proc."""
-    total = 0.0
-    for process in (pid, *_descendants(pid)):
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
 def median_text(values: list[float], digits: int = 0) -> str:
     """``median [min-max]`` of ``values`` (or n/a)."""
     if not values:
@@ -319,14 +271,7 @@ class Server:
         body = json.dumps(payload).encode()
         headers = {"content-type": "application/json"}
         if admin is not None:
-            stamp = current_timestamp()
-            headers.update(
-                {
-                    "X-MC-APIKEY": admin["api_key"],
-                    "X-MC-TIMESTAMP": stamp,
-                    "X-MC-SIGNATURE": sign_request(admin["api_secret"], stamp, "POST", path, body),
-                }
-            )
+            headers = signed_headers(admin["api_key"], admin["api_secret"], "POST", path, body)
         response = http.post(path, content=body, headers=headers)
         if response.status_code != 201:
             raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")

@@ -22,8 +22,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +37,8 @@ from websockets.asyncio.client import connect
 
 from manticore_auth import current_timestamp, sign_request
 
+from .http_support import cpu_seconds, free_port, signed_request
+
 CONFIG = """
 [[markets]]
 symbol = "BTC/USD"
@@ -52,26 +52,6 @@ max_open_orders = 10000000
 rate_limit_orders = 10000000
 rate_limit_window = 1
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _signed(
-    http: httpx.Client, key: str, secret: str, method: str, path: str, payload: object
-) -> httpx.Response:
-    body = json.dumps(payload).encode()
-    stamp = current_timestamp()
-    headers = {
-        "X-MC-APIKEY": key,
-        "X-MC-TIMESTAMP": stamp,
-        "X-MC-SIGNATURE": sign_request(secret, stamp, method, path, body),
-        "content-type": "application/json",
-    }
-    return http.request(method, path, content=body, headers=headers)
 
 
 def _orders(seed: int) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -92,11 +72,6 @@ def _orders(seed: int) -> Iterator[tuple[int, dict[str, Any]]]:
         )
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _rest_round(url: str, keys: list[tuple[str, str]], clients: int, orders: int, seed: int) -> int:
     done = [0] * clients
 
@@ -105,7 +80,7 @@ def _rest_round(url: str, keys: list[tuple[str, str]], clients: int, orders: int
             for n, (who, order) in enumerate(_orders(seed + index * orders)):
                 if n == orders:
                     return
-                answer = _signed(http, *keys[who], "POST", "/api/orders", order)
+                answer = signed_request(http, *keys[who], "POST", "/api/orders", order)
                 assert answer.status_code == 201, answer.text
                 done[index] += 1
 
@@ -174,7 +149,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         data = Path(directory)
         (data / "markets.toml").write_text(CONFIG)
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "manticore_api.cli", "serve", "--port", str(port)]
         command += ["--data-dir", str(data / "data"), "--config", str(data / "markets.toml")]
@@ -196,14 +171,14 @@ def main() -> None:
             keys: list[tuple[str, str]] = []
             with httpx.Client(base_url=url, timeout=60) as http:
                 for name in ("bench-buyer", "bench-seller"):
-                    user = _signed(
+                    user = signed_request(
                         http, admin["api_key"], admin["api_secret"], "POST", "/api/users", {"username": name}
                     )
                     assert user.status_code == 201, user.text
                     created = user.json()
                     for asset in ("USD", "BTC"):
                         deposit = {"user_id": created["user_id"], "asset": asset, "amount": "1000000000"}
-                        answer = _signed(
+                        answer = signed_request(
                             http, admin["api_key"], admin["api_secret"], "POST", "/api/deposits", deposit
                         )
                         assert answer.status_code == 201, answer.text
@@ -213,12 +188,12 @@ def main() -> None:
             for repeat in range(args.repeats):
                 for kind in ("REST", "WS") if repeat % 2 == 0 else ("WS", "REST"):
                     seed += 10_000_000
-                    cpu, start = _cpu_seconds(server.pid), time.perf_counter()
+                    cpu, start = cpu_seconds(server.pid), time.perf_counter()
                     if kind == "REST":
                         count = _rest_round(url, keys, args.clients, args.orders, seed)
                     else:
                         count = _ws_round(url, keys, args.connections, args.orders, args.window, seed)
-                    elapsed, used = time.perf_counter() - start, _cpu_seconds(server.pid) - cpu
+                    elapsed, used = time.perf_counter() - start, cpu_seconds(server.pid) - cpu
                     rows[kind].append((count / elapsed, used / count * 1e6))
                     print(
                         f"round {repeat + 1} {kind:4}: {count} orders, {count / elapsed:8.0f} acknowledged/s,"
