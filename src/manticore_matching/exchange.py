@@ -562,12 +562,18 @@ class Exchange(ExchangeReads, Listeners):
     def checkpoint(self) -> int:
         """Write every book's state and the ledger at the current journal position; return it.
 
-        Waits for the journal and storage to catch up first, then starts a new journal segment."""
+        Waits for the journal and storage to catch up first (storage's commits synced to disk), then
+        starts a new journal segment. If storage cannot sync now (SQLite readers holding its
+        write-ahead log), no checkpoint is written and the previous checkpoint's position is returned:
+        the journal keeps the records, so a restart replays them, into storage too."""
         with self._lock:
             position = self.journal.appended
             self.wait_durable(position, None)
-            if self.storage is not None:
-                self.storage.flush()
+            # A checkpoint ends the replay of the records before it, storage's rows included, so it
+            # may be written only once storage holds those rows on disk.
+            if self.storage is not None and not self.storage.make_durable() and self._fsync:
+                log.warning("storage could not sync its commits to disk now: checkpoint postponed")
+                return self._checkpoint_position
             state = build_checkpoint(
                 position, self._now, self._next_order_no, self._markets, self.risk.export_state()
             )

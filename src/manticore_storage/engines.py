@@ -11,7 +11,15 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from .errors import StorageError
 
-__all__ = ["EXPECTED_URLS", "first_line", "open_engine", "parse_url", "shown_url"]
+__all__ = [
+    "EXPECTED_URLS",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "WAL_SYNC_WAIT_MS",
+    "first_line",
+    "open_engine",
+    "parse_url",
+    "shown_url",
+]
 
 #: What a connection string looks like, for error messages.
 EXPECTED_URLS = (
@@ -19,6 +27,10 @@ EXPECTED_URLS = (
     "or mysql+pymysql://user@host/db (mariadb+pymysql:// too)"
 )
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+# How long an SQLite statement waits for a lock held by another connection.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long syncing the write-ahead log to the database file waits for readers on older snapshots.
+WAL_SYNC_WAIT_MS = 2_000
 _DRIVERS = {
     "sqlite": ("pysqlite",),
     "postgresql": ("psycopg",),
@@ -91,7 +103,7 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
 

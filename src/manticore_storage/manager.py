@@ -19,7 +19,7 @@ from manticore_orderbook import EventType, InvalidOrderError, OrderBook
 
 from . import schema
 from .apply import Unit, UnitTuple, apply_units, as_unit, insert_ignore, upsert_orders
-from .engines import first_line, open_engine, parse_url, shown_url
+from .engines import SQLITE_BUSY_TIMEOUT_MS, WAL_SYNC_WAIT_MS, first_line, open_engine, parse_url, shown_url
 from .errors import PersistenceError, StorageError
 from .migrations import upgrade
 from .persister import BookPersister, Mode
@@ -423,6 +423,28 @@ class StorageManager(StorageReads):
         """Wait until every queued write is committed; return False on timeout."""
         writer = self._writer
         return True if writer is None else writer.flush(timeout)
+
+    def make_durable(self, timeout: float | None = None) -> bool:
+        """Wait until every queued write is committed and those commits are on disk; return False if
+        that could not be done now (a timeout, or SQLite readers that kept the WAL busy).
+
+        PostgreSQL and MySQL/MariaDB make a commit durable themselves. SQLite with ``synchronous=NORMAL``
+        (the default) keeps commits in its write-ahead log unsynced until a WAL checkpoint, so a power
+        cut can roll the latest ones back; a full WAL checkpoint here syncs them. The exchange calls
+        this before it drops journal segments that could otherwise rewrite those rows."""
+        if not self.flush(timeout):
+            return False
+        if self.engine.dialect.name != "sqlite":
+            return True
+        with self.engine.connect() as connection:
+            # Readers on an older snapshot hold a full checkpoint back: wait for them briefly, not for
+            # the engine's usual busy timeout.
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={WAL_SYNC_WAIT_MS}")
+            try:
+                busy = connection.exec_driver_sql("PRAGMA wal_checkpoint(FULL)").scalar()
+            finally:
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        return busy == 0
 
     def submit(self, unit: UnitTuple) -> None:
         """Queue one command's unit of events (from a persister) for the background writer.
