@@ -13,7 +13,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 COMPILED := .venv-compiled
 RUN_VENV := .venv-run
-BOOK_SOURCES := pyproject.toml setup.py $(wildcard src/manticore_orderbook/*.py)
 ALL_SOURCES := pyproject.toml setup.py $(shell find src -type f -not -path '*/__pycache__/*' -not -path '*.egg-info/*')
 SAY_BUILD := import manticore_orderbook as m; \
 	print('order book build:', 'compiled (mypyc)' if m.COMPILED else 'PURE PYTHON (not compiled)')
@@ -57,8 +56,10 @@ lint: $(BIN)/.installed
 test: lint test-compiled
 	$(BIN)/python -m pytest
 
-# The same order book source compiled with mypyc, installed (not editable) in its own venv.
-$(COMPILED)/.installed: $(BOOK_SOURCES)
+# The same order book source compiled with mypyc, installed (not editable) in its own venv. Rebuilt when
+# any source changes, not only the book's: its installed copies of the other packages (matching, risk,
+# storage, api) are what benchmarks of the compiled build run.
+$(COMPILED)/.installed: $(ALL_SOURCES)
 	$(PYTHON) -m venv $(COMPILED)
 	$(COMPILED)/bin/pip install --quiet --upgrade pip
 	rm -rf build
