@@ -38,6 +38,7 @@ from manticore_matching import (
     MarketConfig,
 )
 from manticore_risk import RiskLimits
+from manticore_storage import DatabaseInUse
 
 from .app import create_app
 from .gcpolicy import GcPolicy
@@ -95,8 +96,9 @@ def run_server(
 
     ``access_log``: uvicorn's line per request (off by default: it cost ~8% of a request's CPU).
 
-    The order makes a failed start harmless: a second server on a directory in use stops at the lock
-    and one whose port is taken stops before it opens anything, both with :class:`StartError`. While
+    The order makes a failed start harmless: a second server on a directory in use stops at the lock,
+    one whose port is taken stops before it opens anything, and one whose ``--database-url`` another
+    exchange writes stops when its exchange opens, all with :class:`StartError`. While
     it runs, ``server.json`` in the data directory tells the admin commands where it listens.
     """
     data_dir = Path(options.data_dir)
@@ -134,7 +136,10 @@ def _serve(
     access_log: bool,
 ) -> None:
     port = int(sock.getsockname()[1])
-    service = build_service(options, lock=lock)
+    try:
+        service = build_service(options, lock=lock)
+    except DatabaseInUse as exc:
+        raise StartError(str(exc)) from None
     serving = False
     try:
         # Freeze what start-up built and raise the collector's thresholds once serving starts.

@@ -178,6 +178,7 @@ class Exchange(ExchangeReads, Listeners):
         with self._lock:
             started = time.perf_counter()
             self.storage = StorageManager(self._storage_url)
+            self.storage.claim_ownership()
             # Loading and replay build the long-lived state (orders, levels, ledger) and little garbage:
             # the cyclic collector would traverse the growing heap again and again for nothing.
             collecting = gc.isenabled()

@@ -6,12 +6,14 @@ priority, and reconciliation of storage against a live book. See docs/storage.md
 """
 
 from .manager import PersistenceError, StorageError, StorageManager
+from .owner import DatabaseInUse
 from .persister import PERSISTED_EVENTS, BookPersister
 from .reconcile import Mismatch, ReconcileReport
 
 __all__ = [
     "PERSISTED_EVENTS",
     "BookPersister",
+    "DatabaseInUse",
     "Mismatch",
     "PersistenceError",
     "ReconcileReport",

@@ -22,6 +22,7 @@ from .apply import Unit, UnitTuple, apply_units, as_unit, insert_ignore, upsert_
 from .engines import SQLITE_BUSY_TIMEOUT_MS, WAL_SYNC_WAIT_MS, first_line, open_engine, parse_url, shown_url
 from .errors import PersistenceError, StorageError
 from .migrations import upgrade
+from .owner import DatabaseOwner
 from .persister import BookPersister, Mode
 from .reads import StorageReads, live_orders
 from .reconcile import ReconcileReport, compare
@@ -92,6 +93,7 @@ class StorageManager(StorageReads):
             self.engine.dispose()
             raise StorageError(f"cannot open the database {shown_url(url)}: {first_line(exc)}") from exc
         self._lock = threading.RLock()
+        self._owner: DatabaseOwner | None = None
         self._markets: dict[str, Market] = {}
         self._persisters: dict[int, BookPersister] = {}
         self._writer_options = {
@@ -424,6 +426,22 @@ class StorageManager(StorageReads):
         writer = self._writer
         return True if writer is None else writer.flush(timeout)
 
+    def claim_ownership(self) -> None:
+        """Take this database for the calling exchange until :meth:`close` (see
+        :mod:`~manticore_storage.owner`); idempotent.
+
+        Raises:
+            DatabaseInUse: another exchange (in any process) holds it.
+        """
+        if self._owner is None:
+            self._owner = DatabaseOwner.acquire(self.engine, shown_url(self.engine.url))
+
+    def release_ownership(self) -> None:
+        """Give the database back (idempotent); :meth:`close` does it."""
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.release()
+
     def make_durable(self, timeout: float | None = None) -> bool:
         """Wait until every queued write is committed and those commits are on disk; return False if
         that could not be done now (a timeout, or SQLite readers that kept the WAL busy).
@@ -608,6 +626,7 @@ class StorageManager(StorageReads):
             except Exception:
                 _LOG.debug("closing the writer connection failed", exc_info=True)
             self._writer_connection = None
+        self.release_ownership()
         self.engine.dispose()
         _OPEN.discard(self)
         return complete

@@ -126,3 +126,28 @@ def test_a_server_whose_port_is_taken_opens_nothing(tmp_path: Path) -> None:
     assert result.returncode == 1, result
     assert f"cannot listen on 127.0.0.1:{blocker.port}" in result.stderr
     assert sorted(path.name for path in data_dir.iterdir()) == ["LOCK"]  # nothing opened or written
+
+
+def test_a_second_server_on_the_same_database_stops_before_serving(tmp_path: Path) -> None:
+    """Another data directory but the same --database-url: two exchanges would write one read model.
+    The second stops at start with a clear message; the first goes on."""
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = Server(tmp_path / "first", extra=("--database-url", database))
+    first.start()
+    try:
+        second = manticore(
+            "serve",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path / "second"),
+            "--database-url",
+            database,
+        )
+        assert second.returncode == 1, second
+        assert "in use by another Manticore exchange" in second.stderr
+        assert "Traceback" not in second.stderr
+        with httpx.Client(base_url=first.url, timeout=30) as http:
+            assert http.get("/api/health").status_code == 200
+    finally:
+        first.stop()

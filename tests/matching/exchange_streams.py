@@ -39,9 +39,12 @@ def new_exchange(data_dir: Path, clock: Clock, **kwargs: Any) -> Exchange:
 
 
 def crash_releases_lock(exchange: Exchange) -> None:
-    """What the kernel does when the process holding ``exchange`` dies: its data directory lock goes."""
+    """What the kernel does when the process holding ``exchange`` dies: its data directory lock and its
+    ownership of the storage database go."""
     assert exchange.directory_lock is not None
     exchange.directory_lock.release()
+    if exchange.storage is not None:
+        exchange.storage.release_ownership()
 
 
 def make_stream(seed: int, length: int) -> list[dict[str, Any]]:
