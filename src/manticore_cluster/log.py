@@ -289,9 +289,11 @@ class JetStreamJournal:
         self._ensure_loop()
         last = after
         last_sequence = 0
+        highest = 0
         for sequence, batch in self._messages(start_sequence, None, self._follow_until):
             for record in batch:
                 position = record["n"]
+                highest = max(highest, position)
                 if position <= last:
                     if position <= after:
                         continue
@@ -315,8 +317,8 @@ class JetStreamJournal:
                     f"{self.subject} is empty but the checkpoint is at position {after}: the stream lost "
                     "acknowledged records or is not this shard's log"
                 )
-        elif last < after:
-            raise JournalCorrupt(f"{self.subject} ends at position {last} before the checkpoint's {after}")
+        elif highest < after:
+            raise JournalCorrupt(f"{self.subject} ends at position {highest} before the checkpoint's {after}")
         self._appended = self._durable = max(last, after)
         self._last_sequence = last_sequence
         self._read_done = True

@@ -13,6 +13,7 @@ different settings raises :class:`ClusterConfigError` (nothing is changed or del
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,6 +30,8 @@ __all__ = [
     "ensure_lease_bucket",
     "ensure_log_stream",
 ]
+
+log = logging.getLogger("manticore_cluster")
 
 _PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _SHARD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -109,6 +112,15 @@ async def connect(options: NatsOptions) -> Client:
     """A connection to ``options.servers`` that reconnects forever (the caller closes it)."""
     import nats
 
+    async def error(exc: Exception) -> None:
+        log.warning("nats connection %s: %r", options.name, exc)
+
+    async def disconnected() -> None:
+        log.warning("nats connection %s: disconnected", options.name)
+
+    async def reconnected() -> None:
+        log.warning("nats connection %s: reconnected", options.name)
+
     return await nats.connect(
         list(options.servers),
         name=options.name,
@@ -116,6 +128,9 @@ async def connect(options: NatsOptions) -> Client:
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.25,
         allow_reconnect=True,
+        error_cb=error,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
     )
 
 
