@@ -99,7 +99,6 @@ class ShardOptions:
         risk_limits: pre-trade limits (every instance of a shard must use the same).
         storage_url: the read model's SQLAlchemy URL (default SQLite in ``data_dir``); one per instance.
         checkpoint_every: the leader writes a local checkpoint after this many records.
-        expiry_interval: seconds between the leader's sweeps of due GTD orders.
         instance_id: this instance's id in the lease (default ``host:pid:random``).
     """
 
@@ -111,7 +110,6 @@ class ShardOptions:
     risk_limits: RiskLimits = DEFAULT_RISK_LIMITS
     storage_url: str | None = None
     checkpoint_every: int = 100_000
-    expiry_interval: float = 0.25
     instance_id: str = ""
 
     def __post_init__(self) -> None:
@@ -352,23 +350,18 @@ class ShardInstance:
             raise ServiceUnavailable("the configured markets could not be made durable")
 
     async def _serve(self, exchange: Exchange) -> int:
-        """The leader's loop: expire due GTD orders; return 0 when stopped, non-zero when the journal
-        failed."""
+        """The leader's watch (the command server runs the expiry timer): 0 when stopped, non-zero when
+        the journal failed."""
+        journal = exchange.journal
         while not self._stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.options.expiry_interval)
+                await asyncio.wait_for(self._stop.wait(), 0.25)
             self._check_lease()
-            if not exchange.journal.healthy:
+            if not journal.healthy and not self._stop.is_set():
                 if self._journal is not None and self._journal.fenced:
                     _die(EXIT_FENCED, f"shard {self.options.name}: journal fenced: exiting")
                 log.critical("shard %s: the journal failed: exiting", self.options.name)
                 return EXIT_JOURNAL_FAILED
-            try:
-                exchange.expire_due()
-            except ServiceUnavailable:
-                continue
-            except Exception:
-                log.exception("expiry sweep failed")
         return 0
 
 
