@@ -147,6 +147,78 @@ def serve(
         raise click.ClickException(str(exc)) from None
 
 
+@main.command()
+@click.option("--nats", "nats_url", required=True, help="NATS server URL(s), comma-separated.")
+@click.option("--shard", required=True, help="The shard whose leader serves this gateway.")
+@click.option("--prefix", default="mc", show_default=True, help="NATS subject prefix of the cluster.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@_data_dir_option
+@click.option(
+    "--database-url",
+    default=None,
+    help="SQLAlchemy URL of the shared auth store (users, keys, sessions) (default: auth.db in the "
+    "data directory).",
+)
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Development only: accept requests without credentials (refused on non-loopback addresses).",
+)
+@click.option(
+    "--request-timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Seconds one attempt waits for the shard's answer.",
+)
+@click.option(
+    "--retry-deadline",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Seconds a request is retried while no shard leader answers (then 503).",
+)
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
+)
+def gateway(
+    nats_url: str,
+    shard: str,
+    prefix: str,
+    host: str,
+    port: int,
+    data_dir: Path,
+    database_url: str | None,
+    no_auth: bool,
+    request_timeout: float,
+    retry_deadline: float,
+    log_level: str,
+) -> None:
+    """Run a stateless gateway: the REST + WebSocket API of SHARD, whose leader runs on NATS
+    (docs/scale-out.md). Any number may run at once; the data directory holds only the shared auth
+    store (auth.db, master.key) unless --database-url names one."""
+    if no_auth and not is_loopback(host):
+        raise click.UsageError(f"refusing to serve without authentication on non-loopback address {host}")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from manticore_cluster.gateway import GatewayOptions, run_gateway  # imported here: it needs nats
+
+    options = GatewayOptions(
+        nats_url=nats_url,
+        shard=shard,
+        prefix=prefix,
+        data_dir=data_dir,
+        database_url=database_url,
+        require_auth=not no_auth,
+        attempt_timeout=request_timeout,
+        deadline=retry_deadline,
+    )
+    try:
+        run_gateway(options, host=host, port=port, log_level=log_level, echo=click.echo)
+    except OSError as exc:
+        raise click.ClickException(f"cannot start the gateway: {exc}") from None
+
+
 ADMIN_HELP_EPILOG = (
     "Works on the data directory directly when no server runs on it, or through the running "
     "server's admin API (signed with the admin key in admin-credentials.json) when one does."
