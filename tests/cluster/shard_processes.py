@@ -30,7 +30,7 @@ def write_config(path: Path) -> Path:
         lines.append("[[markets]]")
         lines += [f'{key} = "{value}"' for key, value in market.to_dict().items()]
         lines.append("")
-    lines += ["[risk]", "max_open_orders = 100000", "rate_limit_orders = 100000", ""]
+    lines += ["[risk]", "max_open_orders = 100000", "rate_limit_orders = 100000", "rate_limit_window = 1.0", ""]
     path.write_text("\n".join(lines))
     return path
 
@@ -120,6 +120,10 @@ def shard_processes(*shards: ShardProcess) -> Iterator[tuple[ShardProcess, ...]]
             shard.stop()
 
 
+class NoLeader(Exception):
+    """Nobody subscribed the command subject when the request arrived (no leader at that moment)."""
+
+
 class ProtocolClient:
     """Requests of the gateway protocol on a NATS connection of its own, each with a private inbox:
     every reply a request gets is recorded (``replies[cmd]``), not just the first."""
@@ -146,6 +150,11 @@ class ProtocolClient:
 
     async def _on_reply(self, msg: Any) -> None:
         cmd = msg.subject.rsplit(".", 1)[1]
+        if msg.headers and msg.headers.get("Status") == "503":  # the server: nobody subscribes
+            waiter = self._waiters.pop(cmd, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(NoLeader(cmd))
+            return
         self.replies.setdefault(cmd, []).append((time.monotonic(), bytes(msg.data)))
         waiter = self._waiters.pop(cmd, None)
         if waiter is not None and not waiter.done():
@@ -164,7 +173,8 @@ class ProtocolClient:
         self, op: str, args: dict[str, Any], *, cmd: str | None = None, retry: bool = False, timeout: float = 3.0
     ) -> Any:
         """Send a command and wait for its first reply: the decoded result (or the exchange error it
-        describes raised); asyncio.TimeoutError when nothing answered in ``timeout`` seconds."""
+        describes raised); asyncio.TimeoutError when nothing answered in ``timeout`` seconds, NoLeader
+        when nobody subscribed."""
         cmd = cmd or self.new_cmd()
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiters[cmd] = future
