@@ -467,6 +467,11 @@ def shard(
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help=_SHARD_CONFIG_HELP,
 )
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Development only: gateways accept requests without credentials (loopback addresses only).",
+)
 def cluster(
     nats_url: str,
     gateways: int,
@@ -478,6 +483,7 @@ def cluster(
     name: str,
     lease_ttl: float,
     config_path: Path | None,
+    no_auth: bool,
 ) -> None:
     """Start a local cluster to try: one shard (a leader and STANDBYS standbys) and GATEWAYS gateways
     on consecutive ports, as child processes; a shard instance that exits is started again. Ctrl-C
@@ -485,6 +491,8 @@ def cluster(
     from manticore_cluster.local import LocalCluster, plan
 
     _nats_options(nats_url, prefix, 1)  # validate before starting anything
+    if no_auth and not is_loopback(host):
+        raise click.UsageError(f"refusing to serve without authentication on non-loopback address {host}")
     cluster_plan = plan(
         nats_url=nats_url,
         data_dir=data_dir,
@@ -496,6 +504,7 @@ def cluster(
         shard=name,
         lease_ttl=lease_ttl,
         config_path=config_path,
+        gateway_args=["--no-auth"] if no_auth else [],
     )
     raise SystemExit(LocalCluster(cluster_plan, echo=click.echo).run())
 

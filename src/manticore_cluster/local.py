@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,9 @@ class Child:
     name: str
     argv: list[str]
     restart: bool
+    #: A gateway's port: the next child starts once it accepts connections (the first gateway creates
+    #: the shared auth store's first admin; the others find it).
+    port: int | None = None
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -70,7 +74,8 @@ def plan(
 ) -> ClusterPlan:
     """The processes of a local cluster: shard instances ``shard-0`` .. ``shard-<standbys>`` with data
     directories ``<data_dir>/shard-<i>`` (whichever wins the lease leads), and gateways
-    ``gateway-0`` .. listening on ``port``, ``port + 1``, ... (``gateway_args`` are added to each)."""
+    ``gateway-0`` .. listening on ``port``, ``port + 1``, ..., sharing the auth store in
+    ``<data_dir>/gateway`` (``gateway_args`` are added to each)."""
     common = ["--nats", nats_url, "--prefix", prefix]
     config = ["--config", str(config_path)] if config_path is not None else []
     shards = tuple(
@@ -105,9 +110,12 @@ def plan(
                 host,
                 "--port",
                 str(port + index),
+                "--data-dir",
+                str(data_dir / "gateway"),
                 *gateway_args,
             ],
             restart=False,
+            port=port + index,
         )
         for index in range(gateways)
     )
@@ -138,10 +146,30 @@ class LocalCluster:
         self.grace = grace
         self._stopping = False
 
-    def start(self) -> None:
-        """Start every child (shards first, so that the gateways find a leader soon)."""
+    def start(self, *, ready_timeout: float = 60.0) -> None:
+        """Start every child: shards first, so that the gateways find a leader soon; each gateway once
+        the previous one listens (at most ``ready_timeout`` seconds each)."""
         for child in self.plan.children:
             self._spawn(child)
+            if child.port is not None:
+                self._wait_listening(child, ready_timeout)
+
+    def _wait_listening(self, child: Child, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        host = self._host_of(child)
+        while time.monotonic() < deadline:
+            assert child.process is not None and child.port is not None
+            if child.process.poll() is not None:
+                return  # poll() reports it
+            with contextlib.suppress(OSError), socket.create_connection((host, child.port), timeout=0.2):
+                return
+            time.sleep(0.1)
+        self.echo(f"{child.name} does not listen on port {child.port} after {timeout} s")
+
+    @staticmethod
+    def _host_of(child: Child) -> str:
+        host = child.argv[child.argv.index("--host") + 1] if "--host" in child.argv else "127.0.0.1"
+        return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
 
     def _spawn(self, child: Child) -> None:
         # Its own process group: Ctrl-C reaches the parent only, which stops the children in order.

@@ -30,7 +30,13 @@ def write_config(path: Path) -> Path:
         lines.append("[[markets]]")
         lines += [f'{key} = "{value}"' for key, value in market.to_dict().items()]
         lines.append("")
-    lines += ["[risk]", "max_open_orders = 100000", "rate_limit_orders = 100000", "rate_limit_window = 1.0", ""]
+    lines += [
+        "[risk]",
+        "max_open_orders = 100000",
+        "rate_limit_orders = 100000",
+        "rate_limit_window = 1.0",
+        "",
+    ]
     path.write_text("\n".join(lines))
     return path
 
@@ -87,7 +93,9 @@ class ShardProcess:
             if needle in self.text():
                 return time.monotonic()
             if self.process is not None and self.process.poll() is not None and needle not in self.text():
-                raise AssertionError(f"shard exited ({self.process.returncode}) before {needle!r}:\n{self.text()}")
+                raise AssertionError(
+                    f"shard exited ({self.process.returncode}) before {needle!r}:\n{self.text()}"
+                )
             time.sleep(0.02)
         raise AssertionError(f"{needle!r} not in the shard's log after {timeout} s:\n{self.text()}")
 
@@ -170,7 +178,13 @@ class ProtocolClient:
         await self._nc.flush()
 
     async def command(
-        self, op: str, args: dict[str, Any], *, cmd: str | None = None, retry: bool = False, timeout: float = 3.0
+        self,
+        op: str,
+        args: dict[str, Any],
+        *,
+        cmd: str | None = None,
+        retry: bool = False,
+        timeout: float = 3.0,
     ) -> Any:
         """Send a command and wait for its first reply: the decoded result (or the exchange error it
         describes raised); asyncio.TimeoutError when nothing answered in ``timeout`` seconds, NoLeader

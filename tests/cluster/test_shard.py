@@ -81,7 +81,9 @@ class Load:
         retry = False
         while True:
             try:
-                result = await self.client.command(op, args, cmd=cmd, retry=retry, timeout=self.attempt_timeout)
+                result = await self.client.command(
+                    op, args, cmd=cmd, retry=retry, timeout=self.attempt_timeout
+                )
             except (asyncio.TimeoutError, NoLeader) as exc:
                 if time.monotonic() - started > deadline:
                     raise AssertionError(f"no leader answered {op} {args} in {deadline} s") from None
@@ -160,7 +162,8 @@ async def state_of_leader(client: ProtocolClient, order_ids: list[tuple[str, str
         "balances": {user: await client.query("balances", {"user_id": user}) for user in USERS},
         "books": {m.symbol: _book(await client.query("get_snapshot", {"symbol": m.symbol})) for m in MARKETS},
         "orders": {
-            oid: _order(await client.query("get_order", {"user_id": u, "order_id": oid})) for u, oid in order_ids
+            oid: _order(await client.query("get_order", {"user_id": u, "order_id": oid}))
+            for u, oid in order_ids
         },
     }
 
@@ -201,7 +204,9 @@ def check_log_against_answers(options: NatsOptions, load: Load) -> list[tuple[st
             orders.append((args["user_id"], result["order_id"]))
         elif op == "cancel_order_by_client_id":
             record = places[(args["user_id"], args["client_order_id"])]
-            assert cancels.get(record["order_id"]) == 1, f"acknowledged cancel of {record['order_id']} not in the log"
+            assert cancels.get(record["order_id"]) == 1, (
+                f"acknowledged cancel of {record['order_id']} not in the log"
+            )
     return orders
 
 
@@ -220,7 +225,10 @@ def check_against_rebuild(
         order = result.get("order") if op == "place_order" else None
         if order is not None and order["status"] in TERMINAL:  # an ended order keeps what the client saw
             final = leader["orders"][result["order_id"]]
-            assert (final["status"], final["filled_quantity"]) == (order["status"], order["filled_quantity"]), cmd
+            assert (final["status"], final["filled_quantity"]) == (
+                order["status"],
+                order["filled_quantity"],
+            ), cmd
 
 
 def test_kill_9_of_the_leader_mid_load_loses_nothing_acknowledged(
@@ -367,7 +375,9 @@ def test_a_restart_of_every_instance_gives_the_same_balances_and_books(
             rebuilt.close()
 
 
-def test_a_second_instance_on_the_same_directory_is_refused(tmp_path: Path, nats_options: NatsOptions) -> None:
+def test_a_second_instance_on_the_same_directory_is_refused(
+    tmp_path: Path, nats_options: NatsOptions
+) -> None:
     config = write_config(tmp_path / "markets.toml")
     first = ShardProcess(nats_options, tmp_path / "a", config).start()
     again = ShardProcess(nats_options, tmp_path / "a", config)
