@@ -8,19 +8,26 @@ leader against an exchange rebuilt from the log here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import random
+import re
 import signal
+import subprocess
+import sys
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from manticore_cluster import protocol
 from manticore_cluster.natsconf import NatsOptions
 from manticore_matching import Exchange, ExchangeError, OrderNotFound
+from tests.cluster.conftest import free_port
 from tests.cluster.helpers import journal_factory, raw_records
 from tests.cluster.shard_processes import (
     LEASE_TTL,
@@ -406,3 +413,67 @@ def test_an_unknown_order_is_an_error_answer_not_a_crash(tmp_path: Path, nats_op
                 assert receipt["position"] == len(MARKETS) + 1
 
         asyncio.run(scenario())
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie - exited, not yet reaped - counts as gone)."""
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"
+    except (ProcessLookupError, OSError):
+        return False
+
+
+def _health(port: int, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    health: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).json()
+            if health.get("status") == "ok":
+                break
+        time.sleep(0.2)
+    return health
+
+
+def test_manticore_cluster_runs_restarts_and_stops_its_processes(
+    tmp_path: Path, nats_options: NatsOptions
+) -> None:
+    port = free_port()
+    output = tmp_path / "cluster.log"
+    argv = [sys.executable, "-m", "manticore_api.cli", "cluster", "--nats", nats_options.servers[0]]
+    argv += ["--prefix", nats_options.prefix, "--data-dir", str(tmp_path / "data"), "--port", str(port)]
+    argv += ["--gateways", "1", "--standbys", "1", "--lease-ttl", str(LEASE_TTL), "--no-auth"]
+    with output.open("ab") as handle:
+        cluster = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT)
+    children: set[int] = set()
+
+    def started() -> set[int]:
+        return {int(pid) for pid in re.findall(r"started \S+ \(pid (\d+)\)", output.read_text())}
+
+    try:
+        assert _health(port, 60).get("status") == "ok", output.read_text()
+        children = started()
+        assert len(children) == 3
+        leader_pid = int(re.findall(r": leader \S+:(\d+):", output.read_text())[-1])
+        os.kill(leader_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and output.read_text().count(": leader ") < 2:
+            time.sleep(0.1)
+        assert _health(port, 30).get("status") == "ok", output.read_text()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(started()) < 4:
+            time.sleep(0.1)
+        children = started()
+        assert len(children) == 4, output.read_text()  # the killed shard instance was started again
+        cluster.send_signal(signal.SIGINT)
+        assert cluster.wait(40) == 0, output.read_text()
+        assert not [pid for pid in children if _alive(pid)]
+    finally:
+        if cluster.poll() is None:
+            cluster.kill()
+            cluster.wait(10)
+        for pid in children:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
