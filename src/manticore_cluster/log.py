@@ -481,6 +481,7 @@ class JetStreamJournal:
         if writer is not None:
             with contextlib.suppress(Exception):
                 writer.result(timeout)
+            writer.cancel()
         with self._done:
             self._done.notify_all()
         self._stop_loop()
@@ -521,6 +522,11 @@ class JetStreamJournal:
                         self._on_durable(self._durable)
                     except Exception:
                         log.exception("the journal's on_durable callback failed")
+        except (asyncio.CancelledError, GeneratorExit):
+            with self._done:
+                self._failure = JournalClosed("the journal's writer was stopped")
+                self._done.notify_all()
+            raise
         except BaseException as exc:
             with self._done:
                 self._failure = exc

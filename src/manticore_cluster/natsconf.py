@@ -29,6 +29,7 @@ __all__ = [
     "connect",
     "ensure_lease_bucket",
     "ensure_log_stream",
+    "wait_for_jetstream",
 ]
 
 log = logging.getLogger("manticore_cluster")
@@ -134,6 +135,27 @@ async def connect(options: NatsOptions) -> Client:
     )
 
 
+async def wait_for_jetstream(js: JetStreamContext, timeout: float) -> None:
+    """Return once JetStream answers (a cluster that just started elects its meta leader first);
+    the last error after ``timeout`` seconds."""
+    import asyncio
+    import time
+
+    from nats.errors import NoRespondersError
+    from nats.errors import TimeoutError as NatsTimeout
+    from nats.js.errors import ServiceUnavailableError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await js.account_info()
+            return
+        except (ServiceUnavailableError, NoRespondersError, NatsTimeout):
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 async def ensure_log_stream(js: JetStreamContext, options: NatsOptions) -> None:
     """Create the command-log stream if it does not exist; check its settings if it does.
 
@@ -142,6 +164,7 @@ async def ensure_log_stream(js: JetStreamContext, options: NatsOptions) -> None:
     from nats.js import api
     from nats.js.errors import NotFoundError
 
+    await wait_for_jetstream(js, options.connect_timeout)
     wanted = api.StreamConfig(
         name=options.log_stream,
         subjects=[options.log_subjects],
@@ -189,6 +212,7 @@ async def ensure_lease_bucket(js: JetStreamContext, options: NatsOptions, ttl: f
 
     if not ttl > 0:
         raise ClusterConfigError("lease ttl: more than 0 seconds")
+    await wait_for_jetstream(js, options.connect_timeout)
     try:
         kv = await js.key_value(options.lease_bucket)
     except (BucketNotFoundError, NotFoundError):

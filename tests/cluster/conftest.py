@@ -69,12 +69,18 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        args = [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)]
-        if self.config is not None:
+        args = [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port)]
+        if self.config is not None:  # the store directory is in the config
             args += ["-c", str(self.config)]
-        log = (self.store.parent / f"nats-{self.port}.log").open("ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port(self.port, self.process)
+        else:
+            args += ["-sd", str(self.store)]
+        log_path = self.store.parent / f"nats-{self.port}.log"
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(self.port, self.process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {log_path.read_text()[-2000:]}") from None
 
     def kill(self) -> None:
         if self.process is not None:
@@ -140,7 +146,7 @@ def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Nats
         config.write_text(
             f'server_name: "n{index}"\n'
             f'jetstream {{ store_dir: "{store}" }}\n'
-            f'cluster {{ name: "mc-test" listen: "127.0.0.1:{cluster_port}" routes: [{routes}] }}\n'
+            f'cluster {{\n  name: "mc-test"\n  listen: "127.0.0.1:{cluster_port}"\n  routes: [{routes}]\n}}\n'
         )
         servers.append(NatsServer(store, config=config))
     try:
