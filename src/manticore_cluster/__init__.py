@@ -1,1 +1,15 @@
-"""manticore_cluster: Manticore scaled out on NATS JetStream (see docs/scale-out.md)."""
+"""manticore_cluster: Manticore scaled out on NATS JetStream (see docs/scale-out.md).
+
+Phase 1: one shard is one :class:`~manticore_matching.Exchange` whose command journal is a JetStream
+stream (:class:`~manticore_cluster.log.JetStreamJournal`) instead of the file journal; a warm standby
+tails the same stream and takes over through a KV lease (:class:`~manticore_cluster.lease.Lease`).
+
+Only this package imports ``nats``; the embedded server (``manticore serve`` without NATS options)
+never imports it.
+"""
+
+from __future__ import annotations
+
+from .natsconf import NatsOptions
+
+__all__ = ["NatsOptions"]

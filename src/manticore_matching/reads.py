@@ -17,7 +17,7 @@ from manticore_storage import StorageManager
 
 from . import queries
 from .errors import ServiceUnavailable, UnknownMarket
-from .journal import Journal
+from .journal import CommandLog
 from .market import Market, find_live
 from .recent import RecentOrders
 
@@ -33,7 +33,7 @@ class ExchangeReads:
     _checkpoint_position: int
     risk: RiskManager
     storage: StorageManager | None
-    journal: Journal
+    journal: CommandLog
     replayed_records: int
     handler_errors: int
 
