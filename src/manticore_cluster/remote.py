@@ -167,9 +167,10 @@ class RemoteExchange:
 
     # ------------------------------------------------------------------ requests
 
-    async def request(self, op: str, args: dict[str, Any]) -> Any:
+    async def request(self, op: str, args: dict[str, Any], deadline: float | None = None) -> Any:
         """Send ``op`` (a command or a read) with keyword arguments ``args`` to the leader, retrying as
-        the module doc says; return its result or raise its error. Runs on the NATS thread's loop."""
+        the module doc says until ``deadline`` seconds (default: the exchange's) have passed; return its
+        result or raise its error. Runs on the NATS thread's loop."""
         nc = self._nc
         if nc is None:
             raise ServiceUnavailable("the gateway is not connected to NATS")
@@ -177,7 +178,7 @@ class RemoteExchange:
         subject = self._cmd_subject if command else self._query_subject
         repeatable = not command or op in _REPEATABLE
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.deadline
+        give_up = loop.time() + (self.deadline if deadline is None else deadline)
         cmd = uuid.uuid4().hex
         maybe_delivered = False
         pause = 0.02
@@ -206,15 +207,17 @@ class RemoteExchange:
             await asyncio.sleep(pause)
             pause = min(0.5, pause * 2)
 
-    def call(self, op: str, **args: Any) -> Any:
+    def call(self, op: str, deadline: float | None = None, **args: Any) -> Any:
         """:meth:`request` from any thread but the NATS thread, blocking until it returns."""
         loop = self._loop
         if loop is None:
             raise ServiceUnavailable("the gateway is not connected to NATS")
         if threading.current_thread() is self._thread:
             raise RuntimeError("RemoteExchange.call would block its own NATS thread")
-        future = asyncio.run_coroutine_threadsafe(self.request(op, args), loop)
-        return future.result(timeout=self.deadline + self.attempt_timeout + 5)
+        future = asyncio.run_coroutine_threadsafe(self.request(op, args, deadline), loop)
+        return future.result(
+            timeout=(self.deadline if deadline is None else deadline) + self.attempt_timeout + 5
+        )
 
     def _submit(self, op: str, args: dict[str, Any]) -> Receipt:
         """Send a command without waiting: its receipt, whose ``position`` is the ticket to wait for."""
@@ -464,6 +467,7 @@ class RemoteExchange:
         return result
 
     def component_health(self) -> dict[str, Any]:
-        """The leader's part of the health report (:meth:`manticore_matching.Exchange.component_health`)."""
-        result: dict[str, Any] = self.call("component_health")
+        """The leader's part of the health report (:meth:`manticore_matching.Exchange.component_health`);
+        one attempt only (ServiceUnavailable at once while no leader answers: health must not wait)."""
+        result: dict[str, Any] = self.call("component_health", deadline=self.attempt_timeout)
         return result

@@ -270,13 +270,9 @@ class CommandServer:
 
     def _release(self, position: int) -> None:
         waiting = self._waiting
-        released = False
         while waiting and waiting[0][0] <= position:
             _, reply, body, _ = waiting.popleft()
-            self._outbox.append((reply, body))
-            released = True
-        if released:
-            self._outbox_ready.set()
+            self._send(reply, body)
 
     def _fail_overdue(self) -> None:
         """Answer 503 to commands that waited too long, or to all of them once the journal failed."""

@@ -23,7 +23,7 @@ from nats.aio.client import Client
 
 from manticore_api.server import ADMIN_CREDENTIALS
 from manticore_cluster.server import CommandServer
-from manticore_matching import DEFAULT_MARKETS, Exchange
+from manticore_matching import DEFAULT_MARKETS, DEFAULT_RISK_LIMITS, Exchange
 
 from ..api.support import SignedClient, free_port
 
@@ -50,7 +50,9 @@ class ServedShard:
     ) -> None:
         self.shard = shard
         self.prefix = prefix or unique_prefix()
-        self.exchange = Exchange(data_dir, markets=DEFAULT_MARKETS, fsync=False)
+        self.exchange = Exchange(
+            data_dir, markets=DEFAULT_MARKETS, risk_limits=DEFAULT_RISK_LIMITS, fsync=False
+        )
         self.exchange.open()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
