@@ -11,9 +11,11 @@ Life of an instance (:meth:`ShardInstance.run`):
 1. lock the data directory (one instance per directory), connect to NATS, make sure the lease bucket
    exists;
 2. **standby**: open the exchange on the log - restore the local checkpoint and replay the log after it
-   (fingerprint-checked), then keep applying each new record as the leader writes it (the journal's
-   ``follow_until``: the same replay path, in the opening thread) - while campaigning for the lease
-   ``<shard>`` every ``ttl / 6`` seconds;
+   (fingerprint-checked), then keep applying each new record as the leader writes it. This is the
+   exchange's own replay loop: the journal's ``follow_until`` makes :meth:`Exchange.open` keep reading
+   until promotion, in a worker thread, so every record takes exactly the path a restart takes (no
+   change to the exchange). Meanwhile the instance campaigns for the lease ``<shard>`` every
+   ``ttl / 6`` seconds;
 3. **takeover** once the lease is won: renew it every ``ttl / 3``, apply the log to its end (so the
    instance holds every acknowledged command), switch the journal to appending, fenced on the stream
    sequence of the last message it read, create the configured markets the log does not have yet, start
@@ -81,6 +83,8 @@ log = logging.getLogger("manticore_cluster")
 EXIT_LEASE_LOST = 3
 #: Exit status of an instance whose journal was fenced off by another instance.
 EXIT_FENCED = 4
+#: A standby collects every generation once in this many campaign rounds (the young ones every round).
+_FULL_COLLECTION_EVERY = 100
 #: Exit status when the journal failed (NATS unreachable for every retry) or the log is corrupt.
 EXIT_JOURNAL_FAILED = 5
 
@@ -286,12 +290,17 @@ class ShardInstance:
         """Try to take the lease until it is won (True)."""
         lease = self._lease
         assert lease is not None
+        tick = 0
         while not self._stop.is_set():
             if await lease.acquire():
                 return True
-            # Following runs with the cyclic collector off (the exchange's replay does that): collect
-            # the young generations now and then, so that a long standby does not accumulate cycles.
-            gc.collect(1)
+            # Following is the exchange's replay, which turns the cyclic collector off for the whole
+            # process until it returns: collect here instead, so that a long standby does not grow.
+            tick += 1
+            if tick % _FULL_COLLECTION_EVERY == 0:
+                gc.collect()
+            else:
+                gc.collect(1)
             await asyncio.sleep(self.options.lease_ttl / 6)
         return False
 

@@ -544,25 +544,6 @@ class Exchange(ExchangeReads, Listeners):
 
     # ------------------------------------------------------------------ replay
 
-    def follow(self, record: dict[str, Any]) -> None:
-        """Apply a record another instance journaled, as a replay does (a warm standby tailing the
-        leader's log calls this with each new record, in log order).
-
-        The record goes through the replay path: no risk checks (the leader approved it), the recorded
-        clock reading and order id, storage written directly, no stream messages, nothing appended to
-        this exchange's own journal (whose position is the caller's business). Raises
-        :class:`~manticore_matching.journal.JournalCorrupt` when the result differs from the recorded
-        fingerprint (the exchange must then be abandoned), RuntimeError when it is not open."""
-        with self._lock:
-            if not self._opened:
-                raise RuntimeError("the exchange is not open")
-            self._replaying = True
-            try:
-                self._apply_record(record)
-                self.replayed_records += 1
-            finally:
-                self._replaying = False
-
     def _apply_record(self, record: dict[str, Any]) -> None:
         op = record.get("op")
         ts = float(record["ts"])
