@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +26,7 @@ import httpx
 import pytest
 
 from manticore_cluster import protocol
+from manticore_cluster.log import JetStreamJournal
 from manticore_cluster.natsconf import NatsOptions
 from manticore_matching import Exchange, ExchangeError, OrderNotFound
 from tests.cluster.conftest import free_port
@@ -37,7 +39,7 @@ from tests.cluster.shard_processes import (
     shard_processes,
     write_config,
 )
-from tests.matching.exchange_streams import MARKETS
+from tests.matching.exchange_streams import MARKETS, START, Clock
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -477,3 +479,71 @@ def test_manticore_cluster_runs_restarts_and_stops_its_processes(
         for pid in children:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_leader_fenced_by_another_writer_exits_and_its_successor_has_that_record(
+    tmp_path: Path, nats_options: NatsOptions
+) -> None:
+    config = write_config(tmp_path / "markets.toml")
+    first = ShardProcess(nats_options, tmp_path / "a", config).start()
+    second = ShardProcess(nats_options, tmp_path / "b", config)
+    with shard_processes(first, second):
+        first.wait_for(": leader ")
+
+        async def scenario() -> None:
+            async with ProtocolClient(nats_options) as client:
+                await client.wait_for_leader()
+                await client.command("deposit", {"user_id": "u0", "asset": "USD", "amount": "10"})
+                # Another writer (a second instance started by mistake, say) appends to the log.
+                intruder = JetStreamJournal(nats_options, "main")
+                await asyncio.to_thread(lambda: list(intruder.read()))
+                intruder.start()
+                record = {"op": "deposit", "ts": time.time(), "user_id": "u0", "asset": "USD", "amount": "5"}
+                assert await asyncio.to_thread(intruder.wait, intruder.append(record), 10)
+                intruder.close()
+                cmd = client.new_cmd()
+                await client.send("deposit", {"user_id": "u0", "asset": "USD", "amount": "1"}, cmd=cmd)
+                assert await asyncio.to_thread(first.wait, 15.0) == 4, first.text()
+                await asyncio.sleep(0.3)
+                answers = [protocol.loads(data) for _, data in client.replies.get(cmd, [])]
+                assert not [answer for answer in answers if answer["ok"]], answers
+                second.start()
+                await asyncio.to_thread(second.wait_for, ": leader ", 20.0)
+                balances = await client.query("balances", {"user_id": "u0"})
+                assert balances["balances"]["USD"]["available"] == "15"
+
+        asyncio.run(scenario())
+        assert "FENCED" in first.text()
+
+
+def test_a_successor_behind_in_clock_never_stamps_earlier_than_the_log(
+    tmp_path: Path, nats_options: NatsOptions
+) -> None:
+    ahead = Clock(START + 3600)
+    leader = Exchange(
+        tmp_path / "leader", clock=ahead, fsync=False, journal_factory=journal_factory(nats_options)
+    )
+    leader.open()
+    leader.deposit("u0", "USD", "100")
+    assert leader.wait_durable(leader.deposit("u0", "USD", "1").position, 10)
+    last = leader.journal.appended
+    leader.close()
+    promote = threading.Event()
+    promote.set()
+    behind = Clock(START)
+    successor = Exchange(
+        tmp_path / "successor",
+        clock=behind,
+        fsync=False,
+        journal_factory=journal_factory(nats_options, follow_until=promote),
+    )
+    successor.open()
+    try:
+        receipt = successor.deposit("u0", "USD", "2")
+        assert successor.wait_durable(receipt.position, 10)
+        records = raw_records(nats_options)
+        assert receipt.position == last + 1
+        assert [record["ts"] for record in records] == sorted(record["ts"] for record in records)
+        assert records[-1]["ts"] >= START + 3600
+    finally:
+        successor.close()
