@@ -292,8 +292,11 @@ class ShardInstance:
         assert lease is not None
         tick = 0
         while not self._stop.is_set():
-            if await lease.acquire():
-                return True
+            try:
+                if await lease.acquire():
+                    return True
+            except Exception as exc:  # NATS unreachable for a moment: campaign on
+                log.warning("shard %s: lease request failed (%r); trying again", self.options.name, exc)
             # Following is the exchange's replay, which turns the cyclic collector off for the whole
             # process until it returns: collect here instead, so that a long standby does not grow.
             tick += 1
