@@ -101,7 +101,8 @@ class JetStreamJournal:
             :func:`~manticore_cluster.natsconf.ensure_log_stream`).
         shard: the shard's name (``[A-Za-z0-9_-]``, 1-64 characters).
         on_durable: called from the journal's thread with each new durable position.
-        on_fenced: called once, from the journal's thread, when the journal is fenced off.
+        on_fenced: called once, from the journal's thread, when the journal is fenced off (after
+            :attr:`fenced` turned True, before any :meth:`wait` raises JournalFenced).
         follow_until: warm standby: :meth:`read` does not stop at the end of the log but keeps
             yielding records as they are written, until this event is set; then it reads to the end
             of the log as it is at that moment and returns (the caller must hold the shard's lease by
@@ -152,6 +153,7 @@ class JetStreamJournal:
         self._started = False
         self._closing = False
         self._failure: BaseException | None = None
+        self._fence: JournalFenced | None = None
         self._writer_idle = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -168,12 +170,12 @@ class JetStreamJournal:
     @property
     def healthy(self) -> bool:
         """False once the journal has failed, been fenced off, or is closed."""
-        return self._failure is None and not self._closing
+        return self._failure is None and self._fence is None and not self._closing
 
     @property
     def fenced(self) -> bool:
         """True once another instance has written to this shard: this one must stop."""
-        return isinstance(self._failure, JournalFenced)
+        return self._fence is not None
 
     @property
     def appended(self) -> int:
@@ -215,7 +217,8 @@ class JetStreamJournal:
         ready.wait()
         self._loop, self._thread = loop, thread
         try:
-            self._call(self._connect(), self.options.connect_timeout + 2 * self.options.request_timeout)
+            options = self.options
+            self._call(self._connect(), 3 * options.connect_timeout + 2 * options.request_timeout + 1)
         except BaseException:
             self._stop_loop()
             raise
@@ -243,10 +246,8 @@ class JetStreamJournal:
         loop, thread = self._loop, self._thread
         if loop is None:
             return
-        if self._nc is not None:
-            nc = self._nc
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(nc.close(), loop).result(5)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._shut_down(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
@@ -254,6 +255,18 @@ class JetStreamJournal:
             loop.close()
         self._loop = self._thread = None
         self._nc = self._js = None
+
+    async def _shut_down(self) -> None:
+        """Close the connection, then cancel whatever still runs on the loop."""
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.close(), 5)
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
 
     @property
     def _jetstream(self) -> JetStreamContext:
@@ -429,12 +442,10 @@ class JetStreamJournal:
         the position (it does not wait). TypeError, with nothing queued, if the record is not
         JSON-serialisable; JournalClosed (JournalFenced once fenced) when it cannot be written."""
         with self._append_lock:
+            if self._fence is not None:
+                raise JournalFenced("the journal was fenced off by another instance") from self._fence
             if self._failure is not None:
-                raise (
-                    JournalFenced("the journal was fenced off by another instance")
-                    if self.fenced
-                    else JournalClosed("the journal writer failed")
-                ) from self._failure
+                raise JournalClosed("the journal writer failed") from self._failure
             if self._closing or not self._started:
                 raise JournalClosed("the journal is " + ("closed" if self._closing else "not started"))
             position = self._appended + 1
@@ -487,12 +498,18 @@ class JetStreamJournal:
         self._stop_loop()
 
     async def _write_loop(self) -> None:
+        """Group commit: one message at a time, holding every record appended since the last one.
+        ``on_durable`` for a message runs while the next message is in flight."""
         pending = self._pending
         wake = self._wake
         assert wake is not None
+        told = 0  # the last position on_durable was called with
         try:
             while True:
                 if not pending:
+                    if told < self._durable:
+                        told = self._tell_durable(self._durable)
+                        continue
                     if self._closing:
                         return
                     wake.clear()
@@ -510,28 +527,24 @@ class JetStreamJournal:
                     size += len(part) + 1
                 first = self._durable + 1
                 payload = b"[" + b",".join(parts) + b"]"
-                ack = await self._publish(payload, first)
+                publish = asyncio.ensure_future(self._publish(payload, first))
+                if told < self._durable:
+                    told = self._tell_durable(self._durable)
+                ack = await publish
                 with self._done:
                     self._last_sequence = ack
                     self._durable = first + len(parts) - 1
                     self.batches += 1
                     self.records_written += len(parts)
                     self._done.notify_all()
-                if self._on_durable is not None:
-                    try:
-                        self._on_durable(self._durable)
-                    except Exception:
-                        log.exception("the journal's on_durable callback failed")
         except (asyncio.CancelledError, GeneratorExit):
             with self._done:
                 self._failure = JournalClosed("the journal's writer was stopped")
                 self._done.notify_all()
             raise
         except BaseException as exc:
-            with self._done:
-                self._failure = exc
-                self._done.notify_all()
             if isinstance(exc, JournalFenced):
+                self._fence = exc  # unhealthy and refusing appends now; waiters learn it below
                 log.critical(
                     "journal of shard %s FENCED: another instance wrote to %s; this instance accepts "
                     "no more commands and must exit (%s)",
@@ -546,8 +559,19 @@ class JetStreamJournal:
                         log.exception("the journal's on_fenced callback failed")
             else:
                 log.critical("journal of shard %s failed, no more commands: %r", self.shard, exc)
+            with self._done:
+                self._failure = exc
+                self._done.notify_all()
             if not isinstance(exc, Exception):
                 raise
+
+    def _tell_durable(self, position: int) -> int:
+        if self._on_durable is not None:
+            try:
+                self._on_durable(position)
+            except Exception:
+                log.exception("the journal's on_durable callback failed")
+        return position
 
     def _message_limit(self) -> int:
         server = self._nc.max_payload if self._nc is not None else 1024 * 1024

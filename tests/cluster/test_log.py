@@ -196,6 +196,22 @@ def own_server(tmp_path: Path) -> Any:
     server.kill()
 
 
+def wait_until_stopped(pid: int, timeout: float = 10.0) -> None:
+    """Until every thread of ``pid`` is stopped (SIGSTOP takes effect asynchronously)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            stat = (task / "stat").read_text()
+            states.append(stat[stat.rindex(")") + 2])
+        if all(state in "Tt" for state in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop")
+
+
 def test_a_publish_that_timed_out_is_retried_without_a_duplicate(own_server: NatsServer) -> None:
     """The server is frozen (SIGSTOP) while a message is in flight: the publish times out and is sent
     again with the same id; after SIGCONT the server has the original and the retries: one copy."""
@@ -212,6 +228,7 @@ def test_a_publish_that_timed_out_is_retried_without_a_duplicate(own_server: Nat
     pid = own_server.process.pid
     os.kill(pid, signal.SIGSTOP)
     try:
+        wait_until_stopped(pid)
         position = journal.append({"op": "during"})
         deadline = time.monotonic() + 10
         while journal.publish_retries < 2 and time.monotonic() < deadline:
