@@ -164,6 +164,7 @@ class JetStreamJournal:
         self.batches = 0
         self.records_written = 0
         self.publish_retries = 0
+        self.messages_read = 0
 
     # ------------------------------------------------------------------ state
 
@@ -285,12 +286,13 @@ class JetStreamJournal:
             return 0
         return int(message.seq or 0)
 
-    def read(self, after: int = 0, *, start_sequence: int = 1) -> Iterator[dict[str, Any]]:
+    def read(self, after: int = 0, *, start_sequence: int | None = None) -> Iterator[dict[str, Any]]:
         """Recovery before :meth:`start`: yield the shard's records with position ``> after``, oldest
         first (with ``follow_until``: until that event is set, see the class).
 
-        ``start_sequence`` is the stream sequence to start scanning at (a caller that knows where
-        position ``after + 1`` is can skip the older messages). Afterwards :attr:`appended` and
+        ``start_sequence`` is the stream sequence to start scanning at; by default the message that
+        holds position ``after + 1`` (:meth:`sequence_of`, a binary search), so a restart from a
+        checkpoint reads only the log after it. Afterwards :attr:`appended` and
         :attr:`durable` are the last position found (at least ``after``) and
         :attr:`stream_sequence` is the fence for the next message.
 
@@ -300,6 +302,8 @@ class JetStreamJournal:
         if self._started:
             raise RuntimeError("read() recovers the journal before start(); use durable_records() now")
         self._ensure_loop()
+        if start_sequence is None:
+            start_sequence = self.sequence_of(after + 1) if after else 1
         last = after
         last_sequence = 0
         highest = 0
@@ -340,15 +344,41 @@ class JetStreamJournal:
         """Yield the durable records with position ``> after``, oldest first (safe while the journal
         runs; reads the stream up to the message of the current :attr:`durable` position)."""
         self._ensure_loop()
-        durable, end = self._durable, self._last_sequence
-        if end == 0:
+        with self._done:
+            durable, end = self._durable, self._last_sequence
+        if end == 0 or durable <= after:
             return
-        for _sequence, batch in self._messages(1, end, None):
+        for _sequence, batch in self._messages(self.sequence_of(after + 1), end, None):
             for record in batch:
                 if record["n"] > durable:
                     return
                 if record["n"] > after:
                     yield record
+
+    def sequence_of(self, position: int) -> int:
+        """Stream sequence of the shard's message that holds record ``position``: the last message whose
+        first position is ``<= position`` (1 if there is none). A binary search with direct gets:
+        O(log(messages)) requests. Reading from there yields ``position`` first if the log has it."""
+        return self._call(self._sequence_of(position))
+
+    async def _sequence_of(self, position: int) -> int:
+        from nats.js.errors import NotFoundError
+
+        last = await self._last_subject_sequence()
+        low, high, found = 1, last, 1
+        while low <= high:
+            middle = (low + high) // 2
+            try:
+                message = await self._jetstream.get_msg(self.stream, middle, subject=self.subject, next=True)
+            except NotFoundError:  # nothing of this shard at or after middle
+                high = middle - 1
+                continue
+            sequence = int(message.seq or middle)
+            if _first_position(message.headers, message.data) <= position:
+                found, low = sequence, sequence + 1
+            else:
+                high = middle - 1
+        return found
 
     def _messages(
         self, start: int, end: int | None, follow: threading.Event | None
@@ -376,6 +406,7 @@ class JetStreamJournal:
                         waiting = False
                 fetched = self._call(self._fetch(reader, 0.25 if waiting else self.options.request_timeout))
                 for sequence, payload in fetched:
+                    self.messages_read += 1
                     position = sequence
                     end = max(end, sequence)
                     yield sequence, decode_batch(payload)
@@ -640,3 +671,13 @@ class JetStreamJournal:
         if headers.get("Nats-Msg-Id") == msg_id and message.data == payload:
             return int(message.seq or 0)
         return 0
+
+
+def _first_position(headers: dict[str, str] | None, payload: bytes | None) -> int:
+    """The first record position of a log message: from its ``Nats-Msg-Id`` (``<shard>:<first>``),
+    else from its records."""
+    msg_id = (headers or {}).get("Nats-Msg-Id", "")
+    _, _, first = msg_id.rpartition(":")
+    if first.isdigit():
+        return int(first)
+    return int(decode_batch(payload or b"")[0]["n"])

@@ -290,3 +290,35 @@ def test_a_standby_follows_the_log_until_promoted(nats_options: NatsOptions) -> 
     assert standby.wait(standby.append({"op": "x", "i": 31}), 10)
     standby.close()
     assert [r["i"] for r in raw_records(nats_options)] == list(range(32))
+
+
+def test_reading_after_a_position_starts_at_its_message(nats_options: NatsOptions) -> None:
+    journal = JetStreamJournal(nats_options, "main")
+    other = JetStreamJournal(nats_options, "other")  # interleaved messages of another shard
+    list(journal.read())
+    list(other.read())
+    journal.start()
+    other.start()
+    for i in range(120):
+        assert journal.wait(journal.append({"op": "x", "i": i}), 10)  # one message per record
+        if i % 3 == 0:
+            other.wait(other.append({"op": "y"}), 10)
+    journal.close()
+    other.close()
+    messages = raw_messages(nats_options)
+    reader = JetStreamJournal(nats_options, "main")
+    for position in (1, 2, 60, 119, 120, 121):
+        sequence = reader.sequence_of(position)
+        holding = [seq for seq, _, payload in messages if decode_batch(payload)[0]["n"] <= position]
+        assert sequence == holding[-1]
+    records = list(reader.read(after=100))
+    assert [r["i"] for r in records] == list(range(100, 120))
+    assert reader.messages_read == 20  # not the 100 before
+    assert reader.appended == 120 and reader.stream_sequence == messages[-1][0]
+    reader.close()
+    at_end = JetStreamJournal(nats_options, "main")
+    assert list(at_end.read(after=120)) == [] and at_end.appended == 120
+    assert at_end.messages_read == 1
+    at_end.start()
+    assert [r["n"] for r in at_end.durable_records(after=117)] == [118, 119, 120]
+    at_end.close()
