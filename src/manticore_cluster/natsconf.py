@@ -110,7 +110,11 @@ def check_shard(shard: str) -> str:
 
 
 async def connect(options: NatsOptions) -> Client:
-    """A connection to ``options.servers`` that reconnects forever (the caller closes it)."""
+    """A connection to ``options.servers`` that, once made, reconnects forever (the caller closes it).
+
+    ConnectionError if no server answers within about twice ``options.connect_timeout``."""
+    import asyncio
+
     import nats
 
     async def error(exc: Exception) -> None:
@@ -122,7 +126,7 @@ async def connect(options: NatsOptions) -> Client:
     async def reconnected() -> None:
         log.warning("nats connection %s: reconnected", options.name)
 
-    return await nats.connect(
+    connecting = nats.connect(
         list(options.servers),
         name=options.name,
         connect_timeout=options.connect_timeout,
@@ -133,6 +137,10 @@ async def connect(options: NatsOptions) -> Client:
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,
     )
+    try:
+        return await asyncio.wait_for(connecting, 2 * options.connect_timeout + 0.5)
+    except asyncio.TimeoutError:
+        raise ConnectionError(f"no NATS server reachable at {', '.join(options.servers)}") from None
 
 
 async def wait_for_jetstream(js: JetStreamContext, timeout: float) -> None:

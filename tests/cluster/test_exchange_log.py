@@ -237,3 +237,13 @@ def test_a_process_killed_while_appending_loses_nothing_it_reported_durable(
         assert state(restored) == expected
     messages = raw_messages(nats_options)
     assert len(messages) < stored  # the child's records went out in groups
+
+
+def test_an_unreachable_nats_fails_the_open_and_frees_the_directory(tmp_path: Path) -> None:
+    from tests.cluster.conftest import free_port
+
+    options = NatsOptions(servers=(f"nats://127.0.0.1:{free_port()}",), prefix="gone", connect_timeout=0.5)
+    exchange = js_exchange(tmp_path, Clock(), options)
+    with pytest.raises(ConnectionError, match="no NATS server"):
+        exchange.open()
+    new_exchange(tmp_path, Clock()).open()  # the directory lock was released

@@ -196,6 +196,22 @@ def own_server(tmp_path: Path) -> Any:
     server.kill()
 
 
+def wait_until_stopped(pid: int, timeout: float = 10.0) -> None:
+    """Until every thread of ``pid`` is stopped (SIGSTOP takes effect asynchronously)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            stat = (task / "stat").read_text()
+            states.append(stat[stat.rindex(")") + 2])
+        if all(state in "Tt" for state in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop")
+
+
 def test_a_publish_that_timed_out_is_retried_without_a_duplicate(own_server: NatsServer) -> None:
     """The server is frozen (SIGSTOP) while a message is in flight: the publish times out and is sent
     again with the same id; after SIGCONT the server has the original and the retries: one copy."""
@@ -212,6 +228,7 @@ def test_a_publish_that_timed_out_is_retried_without_a_duplicate(own_server: Nat
     pid = own_server.process.pid
     os.kill(pid, signal.SIGSTOP)
     try:
+        wait_until_stopped(pid)
         position = journal.append({"op": "during"})
         deadline = time.monotonic() + 10
         while journal.publish_retries < 2 and time.monotonic() < deadline:
@@ -273,3 +290,35 @@ def test_a_standby_follows_the_log_until_promoted(nats_options: NatsOptions) -> 
     assert standby.wait(standby.append({"op": "x", "i": 31}), 10)
     standby.close()
     assert [r["i"] for r in raw_records(nats_options)] == list(range(32))
+
+
+def test_reading_after_a_position_starts_at_its_message(nats_options: NatsOptions) -> None:
+    journal = JetStreamJournal(nats_options, "main")
+    other = JetStreamJournal(nats_options, "other")  # interleaved messages of another shard
+    list(journal.read())
+    list(other.read())
+    journal.start()
+    other.start()
+    for i in range(120):
+        assert journal.wait(journal.append({"op": "x", "i": i}), 10)  # one message per record
+        if i % 3 == 0:
+            other.wait(other.append({"op": "y"}), 10)
+    journal.close()
+    other.close()
+    messages = raw_messages(nats_options)
+    reader = JetStreamJournal(nats_options, "main")
+    for position in (1, 2, 60, 119, 120, 121):
+        sequence = reader.sequence_of(position)
+        holding = [seq for seq, _, payload in messages if decode_batch(payload)[0]["n"] <= position]
+        assert sequence == holding[-1]
+    records = list(reader.read(after=100))
+    assert [r["i"] for r in records] == list(range(100, 120))
+    assert reader.messages_read == 20  # not the 100 before
+    assert reader.appended == 120 and reader.stream_sequence == messages[-1][0]
+    reader.close()
+    at_end = JetStreamJournal(nats_options, "main")
+    assert list(at_end.read(after=120)) == [] and at_end.appended == 120
+    assert at_end.messages_read == 1
+    at_end.start()
+    assert [r["n"] for r in at_end.durable_records(after=117)] == [118, 119, 120]
+    at_end.close()
