@@ -22,10 +22,12 @@ import nats
 from nats.aio.client import Client
 
 from manticore_api.server import ADMIN_CREDENTIALS
+from manticore_cluster.natsconf import NatsOptions
 from manticore_cluster.server import CommandServer
 from manticore_matching import DEFAULT_MARKETS, DEFAULT_RISK_LIMITS, Exchange
 
 from ..api.support import SignedClient, free_port
+from .helpers import journal_factory
 
 T = TypeVar("T")
 
@@ -37,7 +39,8 @@ def unique_prefix() -> str:
 class ServedShard:
     """An opened Exchange in ``data_dir`` served as shard ``shard`` by a CommandServer (or a subclass:
     ``server_class``) on a private loop thread; ``start_server``/``stop_server`` model gaining and
-    losing the leadership."""
+    losing the leadership. ``journal``: the exchange's journal is the shard's subject of that JetStream
+    stream (the subjects then share its prefix); the file journal without it."""
 
     def __init__(
         self,
@@ -47,11 +50,16 @@ class ServedShard:
         shard: str = "s1",
         prefix: str | None = None,
         server_class: type[CommandServer] = CommandServer,
+        journal: NatsOptions | None = None,
     ) -> None:
         self.shard = shard
-        self.prefix = prefix or unique_prefix()
+        self.prefix = journal.prefix if journal is not None else prefix or unique_prefix()
         self.exchange = Exchange(
-            data_dir, markets=DEFAULT_MARKETS, risk_limits=DEFAULT_RISK_LIMITS, fsync=False
+            data_dir,
+            markets=DEFAULT_MARKETS,
+            risk_limits=DEFAULT_RISK_LIMITS,
+            fsync=False,
+            journal_factory=None if journal is None else journal_factory(journal, shard),
         )
         self.exchange.open()
         self.loop = asyncio.new_event_loop()

@@ -36,6 +36,7 @@ FUNDS = {"USD": "100000", "BTC": "10", "ETH": "100"}
 
 @pytest.fixture
 def shard(nats_server: Any, tmp_path: Path) -> Iterator[ServedShard]:
+    """A shard on the file journal."""
     served = ServedShard(nats_server.url, tmp_path / "shard")
     served.start_server()
     try:
@@ -44,9 +45,21 @@ def shard(nats_server: Any, tmp_path: Path) -> Iterator[ServedShard]:
         served.close()
 
 
+@pytest.fixture(params=["file journal", "JetStream journal"])
+def any_shard(request: pytest.FixtureRequest, nats_server: Any, tmp_path: Path) -> Iterator[ServedShard]:
+    """A shard on the file journal, then on a JetStream journal (the phase-1 shard)."""
+    journal = request.getfixturevalue("nats_options") if request.param == "JetStream journal" else None
+    served = ServedShard(nats_server.url, tmp_path / "shard", journal=journal)
+    served.start_server()
+    try:
+        yield served
+    finally:
+        served.close()
+
+
 @pytest.fixture
-def gateway(nats_server: Any, shard: ServedShard, tmp_path: Path) -> Iterator[Gateway]:
-    process = Gateway(nats_server.url, shard, tmp_path / "gateway")
+def gateway(nats_server: Any, any_shard: ServedShard, tmp_path: Path) -> Iterator[Gateway]:
+    process = Gateway(nats_server.url, any_shard, tmp_path / "gateway")
     process.start()
     try:
         yield process
@@ -231,13 +244,21 @@ def _id(names: dict[str, str], name: str) -> str:
     return next(user_id for user_id, known in names.items() if known == name)
 
 
-def test_gateway_answers_as_the_embedded_server(gateway: Gateway, tmp_path: Path) -> None:
-    embedded = Server(tmp_path / "embedded")
+@pytest.fixture(scope="module")
+def embedded_answers(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, int, Any]]:
+    """The scenario's answers from ``manticore serve``."""
+    embedded = Server(tmp_path_factory.mktemp("embedded") / "data")
     embedded.start()
     try:
-        expected = _scenario(embedded.url, embedded.admin)
+        return _scenario(embedded.url, embedded.admin)
     finally:
         embedded.stop()
+
+
+def test_gateway_answers_as_the_embedded_server(
+    gateway: Gateway, embedded_answers: list[tuple[str, int, Any]]
+) -> None:
+    expected = embedded_answers
     got = _scenario(gateway.url, gateway.admin)
     assert [(label, status) for label, status, _ in got] == [(label, status) for label, status, _ in expected]
     differences = [
@@ -267,8 +288,9 @@ def _frames_for(batches: list[list[dict[str, Any]]], user_id: str, symbol: str) 
 
 
 def test_stream_subscriber_on_the_gateway_gets_the_embedded_frames(
-    gateway: Gateway, shard: ServedShard
+    gateway: Gateway, any_shard: ServedShard
 ) -> None:
+    shard = any_shard
     rng = random.Random(7)
     with httpx.Client(base_url=gateway.url, timeout=30) as http:
         admin = gateway.admin(http)
