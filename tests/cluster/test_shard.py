@@ -273,7 +273,8 @@ def test_kill_9_of_the_leader_mid_load_loses_nothing_acknowledged(
 
         load, leader, orders, takeover, first_ack = asyncio.run(scenario())
         print(
-            f"failover: leader killed -> standby leads {takeover:.2f} s, first acknowledgement {first_ack:.2f} s"
+            f"failover: leader killed -> standby leads {takeover:.2f} s, "
+            f"first acknowledgement {first_ack:.2f} s"
         )
         assert second.leading and second.process is not None and second.process.poll() is None
         assert takeover < LEASE_TTL + 6, takeover  # TTL + catch-up, on a busy 2-core machine
