@@ -233,7 +233,7 @@ class JetStreamJournal:
         future = asyncio.run_coroutine_threadsafe(coroutine, loop)
         try:
             return future.result(timeout)
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:
             future.cancel()
             raise
 

@@ -322,3 +322,42 @@ def test_reading_after_a_position_starts_at_its_message(nats_options: NatsOption
     at_end.start()
     assert [r["n"] for r in at_end.durable_records(after=117)] == [118, 119, 120]
     at_end.close()
+
+
+def test_a_nats_server_killed_and_restarted_loses_no_acknowledged_record(own_server: NatsServer) -> None:
+    """R1: kill -9 of nats-server while a shard appends; the server restarts on its store; the journal
+    retries and goes on; every record acknowledged before or after is stored once, in order."""
+    import time
+
+    options = NatsOptions(servers=(own_server.url,), prefix="restart", request_timeout=1.0)
+    journal = JetStreamJournal(options, "main", publish_timeout=1.0, publish_attempts=30)
+    list(journal.read())
+    journal.start()
+    stop = threading.Event()
+
+    def append() -> None:
+        while not stop.is_set() and journal.healthy:
+            journal.append({"op": "x"})
+            time.sleep(0.001)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        while journal.durable < 200:
+            time.sleep(0.01)
+        acknowledged = journal.durable
+        own_server.kill()
+        time.sleep(0.5)
+        own_server.start()
+        deadline = time.monotonic() + 30
+        while journal.durable < acknowledged + 200 and time.monotonic() < deadline:
+            assert journal.healthy
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        writer.join(10)
+    assert journal.wait(journal.appended, 30) and journal.healthy
+    total = journal.durable
+    assert total >= acknowledged + 200
+    journal.close()
+    assert [r["n"] for r in raw_records(options)] == list(range(1, total + 1))
