@@ -552,7 +552,7 @@ class JetStreamJournal:
                     self._writer_idle = False
                     continue
                 parts = [pending.popleft()]
-                size = len(parts[0])
+                size = len(parts[0]) + 2  # the brackets of the list
                 limit = self._message_limit()
                 while pending and size + len(pending[0]) + 1 <= limit:
                     part = pending.popleft()
