@@ -191,7 +191,9 @@ class JetStreamJournal:
     @property
     def stream_sequence(self) -> int:
         """Stream sequence of this shard's last message as this instance knows it (read or written);
-        0 when the shard has none. It is the next message's expected last subject sequence."""
+        0 when the shard has none. It is the next message's expected last subject sequence. It rises
+        while :meth:`read` runs, so a standby's lag is ``last_stream_sequence() - stream_sequence``
+        (in stream sequences, which other shards' messages also advance)."""
         return self._last_sequence
 
     def last_stream_sequence(self) -> int:
@@ -233,7 +235,7 @@ class JetStreamJournal:
         future = asyncio.run_coroutine_threadsafe(coroutine, loop)
         try:
             return future.result(timeout)
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:
             future.cancel()
             raise
 
@@ -319,7 +321,7 @@ class JetStreamJournal:
                     raise JournalCorrupt(f"{self.subject}: position {last + 1} is missing (seq {sequence})")
                 last = position
                 yield record
-            last_sequence = sequence
+            last_sequence = self._last_sequence = sequence  # progress, for a standby's lag
         if last_sequence == 0:  # nothing scanned: an empty log, or start_sequence past its end
             last_sequence = self._call(self._last_subject_sequence())
             if last_sequence:
@@ -550,7 +552,7 @@ class JetStreamJournal:
                     self._writer_idle = False
                     continue
                 parts = [pending.popleft()]
-                size = len(parts[0])
+                size = len(parts[0]) + 2  # the brackets of the list
                 limit = self._message_limit()
                 while pending and size + len(pending[0]) + 1 <= limit:
                     part = pending.popleft()

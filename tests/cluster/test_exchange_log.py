@@ -148,8 +148,14 @@ def test_a_stale_exchange_is_fenced_and_refuses_commands(tmp_path: Path, nats_op
     with pytest.raises(ServiceUnavailable):
         old.deposit("alice", "USD", "7")
     assert new.wait_durable(new.deposit("alice", "USD", "2").position, 10)
+    expected = state(new)
     new.close()
-    old.close(checkpoint=False)
+    with pytest.raises(ServiceUnavailable):
+        old.close()  # no checkpoint of the stale state (it holds a deposit the log does not)
+    assert not (tmp_path / "old" / "checkpoint.json").exists()
+    with js_exchange(tmp_path / "old", clock, nats_options) as restarted:
+        assert state(restarted) == expected  # the log's state, not the stale memory
+        assert restarted.balances("alice")["balances"]["USD"]["available"] == "1003"
     assert [(r["op"], r["amount"]) for r in raw_records(nats_options) if r["op"] == "deposit"] == [
         ("deposit", "1000"),
         ("deposit", "1"),
