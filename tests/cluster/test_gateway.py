@@ -345,6 +345,71 @@ def test_stream_subscriber_on_the_gateway_gets_the_embedded_frames(
         assert positions == sorted(positions)
 
 
+def test_websocket_order_entry_through_the_gateway(gateway: Gateway) -> None:
+    with httpx.Client(base_url=gateway.url, timeout=30) as http:
+        new_user(gateway.admin(http), "alice", FUNDS)
+        token = http.post("/api/session", json={"username": "alice", "password": "alice-password"}).json()[
+            "token"
+        ]
+        order = {"symbol": "BTC/USD", "side": "buy", "quantity": "1", "price": "100"}
+        with connect(gateway.url.replace("http", "ws") + "/ws") as ws:
+            ws.send(json.dumps({"op": "auth", "token": token}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "authenticated"
+            requests = [
+                {"op": "order.place", "id": 1, **order, "client_order_id": "ws1"},
+                {"op": "order.place", "id": 2, **order, "price": "100.001"},
+                {"op": "order.place", "id": 3, **order, "quantity": "5000"},
+                {"op": "order.place", "id": 4, **order, "client_order_id": "ws1"},
+                {"op": "order.modify", "id": 5, "order_id": "MC-1", "new_quantity": "2"},
+                {"op": "order.cancel", "id": 6, "client_order_id": "ws1"},
+                {"op": "order.cancel", "id": 7, "order_id": "MC-1"},
+            ]
+            for request in requests:  # pipelined
+                ws.send(json.dumps(request))
+            answers = {}
+            while len(answers) < len(requests):
+                frame = json.loads(ws.recv(timeout=20))
+                if frame["type"] == "response":
+                    answers[frame["id"]] = frame
+        statuses = {number: answer["status"] for number, answer in answers.items()}
+        assert statuses == {1: 201, 2: 400, 3: 422, 4: 400, 5: 200, 6: 200, 7: 404}
+        assert answers[1]["result"]["order"]["client_order_id"] == "ws1"
+        assert answers[4]["error"]["code"] == "duplicate_client_order_id"
+        assert answers[5]["result"]["order"]["quantity"] == "2.00000"  # on the lot grid, as REST answers
+        assert answers[6]["result"]["order"]["status"] == "cancelled"
+
+
+def test_concurrent_clients_are_all_answered(gateway: Gateway, any_shard: ServedShard) -> None:
+    with httpx.Client(base_url=gateway.url, timeout=30) as http:
+        admin = gateway.admin(http)
+        traders = [new_user(admin, f"trader{number}", FUNDS) for number in range(8)]  # one key per thread
+    placed: list[str] = []
+    failures: list[str] = []
+
+    def trade(number: int) -> None:
+        with httpx.Client(base_url=gateway.url, timeout=60) as own:
+            mine = traders[number % len(traders)]
+            client = SignedClient(own, mine.api_key, mine.api_secret)
+            for index in range(15):
+                price = str(95 + (number + index) % 5)
+                answer = client.post(
+                    "/api/orders", {"symbol": "BTC/USD", "side": "buy", "quantity": "0.1", "price": price}
+                )
+                if answer.status_code == 201:
+                    placed.append(answer.json()["order_id"])
+                else:
+                    failures.append(answer.text)
+
+    workers = [threading.Thread(target=trade, args=(number,)) for number in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert not failures
+    assert len(placed) == len(set(placed)) == 120
+    assert any_shard.exchange.statistics()["orders_resting"] == 120
+
+
 # ---------------------------------------------------------------------- retries
 
 
