@@ -49,7 +49,8 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from manticore_matching import MarketConfig, Receipt, ServiceUnavailable
 
-from . import protocol
+from . import natsconf, protocol
+from .natsconf import NatsOptions
 
 __all__ = ["GENERATED_CLIENT_PREFIX", "RemoteExchange"]
 
@@ -73,6 +74,8 @@ class RemoteExchange:
             durability, so keep it well above the journal's commit time).
         deadline: seconds after which a request that no leader answered fails with ServiceUnavailable
             (set it above the lease TTL plus the standby's catch-up).
+        connect_deadline: seconds :meth:`open` tries to reach NATS (ConnectionError then); once
+            connected, the connection reconnects forever (:func:`.natsconf.connect`).
     """
 
     def __init__(
@@ -83,8 +86,10 @@ class RemoteExchange:
         *,
         attempt_timeout: float = 5.0,
         deadline: float = 30.0,
+        connect_deadline: float = 15.0,
     ) -> None:
         self.servers = servers
+        self.connect_deadline = connect_deadline
         self.shard = shard
         self.prefix = prefix
         self.attempt_timeout = attempt_timeout
@@ -106,7 +111,8 @@ class RemoteExchange:
     # ------------------------------------------------------------------ life cycle
 
     def open(self) -> None:
-        """Start the NATS thread and connect (raises what ``nats.connect`` raises when it cannot)."""
+        """Start the NATS thread and connect: ConnectionError when NATS cannot be reached within
+        ``connect_deadline`` seconds, ClusterConfigError for a bad prefix."""
         if self._thread is not None:
             return
         loop = asyncio.new_event_loop()
@@ -124,7 +130,14 @@ class RemoteExchange:
         asyncio.set_event_loop(loop)
 
         async def connect() -> None:
-            nc = await nats.connect(self.servers, name=f"manticore-gateway-{self.shard}")
+            servers = (self.servers,) if isinstance(self.servers, str) else tuple(self.servers)
+            options = NatsOptions(servers=servers, prefix=self.prefix, name=f"manticore-gateway-{self.shard}")
+            try:
+                nc = await asyncio.wait_for(natsconf.connect(options), self.connect_deadline)
+            except asyncio.TimeoutError:
+                raise ConnectionError(
+                    f"cannot reach NATS at {', '.join(servers)} within {self.connect_deadline:g} s"
+                ) from None
             await nc.subscribe(self._md_subject, cb=self._on_batch)
             await nc.flush()
             self._nc = nc

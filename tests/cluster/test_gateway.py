@@ -559,3 +559,40 @@ def test_no_leader_past_the_deadline_is_503(nats_server: Any, tmp_path: Path) ->
     finally:
         gateway.stop()
         shard.close()
+
+
+def test_gateway_command_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "manticore_api.cli", "gateway"]
+    helped = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0
+    for option in ("--nats", "--shard", "--prefix", "--port", "--database-url", "--retry-deadline"):
+        assert option in helped.stdout
+    refused = subprocess.run(
+        [*command, "--nats", "nats://127.0.0.1:1", "--shard", "s1", "--host", "0.0.0.0", "--no-auth"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "non-loopback" in refused.stderr
+    bad = subprocess.run(
+        [
+            *command,
+            "--nats",
+            "nats://127.0.0.1:1",
+            "--shard",
+            "s1",
+            "--prefix",
+            "Bad",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "gw"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1 and "prefix 'Bad'" in bad.stderr
