@@ -457,6 +457,27 @@ def test_a_retried_request_is_recognised_by_the_leader(shard: ServedShard) -> No
     )
     assert late["order_id"] == first["order_id"] and late["order"]["status"] == "cancelled"
     assert shard.exchange.open_orders("u1") == []
+    # A market order that filled: its retry answers the filled order (shaped like a placement's
+    # answer) and trades nothing more.
+    shard.call(lambda: shard.exchange.deposit("u2", "BTC", "5"))
+    resting = {"user_id": "u2", "symbol": "BTC/USD", "side": "sell", "quantity": "1", "price": "100"}
+    protocol.decode_reply(shard.request("cmd", protocol.encode_request("x6", "place_order", resting)))
+    market = {
+        "user_id": "u1",
+        "symbol": "BTC/USD",
+        "side": "buy",
+        "quantity": "0.5",
+        "order_type": "market",
+        "client_order_id": "m-1",
+    }
+    bought = protocol.decode_reply(shard.request("cmd", protocol.encode_request("x7", "place_order", market)))
+    repeated = protocol.decode_reply(
+        shard.request("cmd", protocol.encode_request("x7", "place_order", market, retry=True))
+    )
+    assert repeated["order_id"] == bought["order_id"]
+    assert repeated["order"]["status"] == "filled" and "fill_price" not in repeated["order"]
+    assert set(repeated["order"]) <= set(bought["order"]) | {"sequence"}
+    assert [order["remaining_quantity"] for order in shard.exchange.open_orders("u2")] == ["0.50000"]
 
 
 class _LosesFirstAnswer(CommandServer):
