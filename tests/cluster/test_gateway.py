@@ -552,6 +552,10 @@ def test_requests_wait_for_a_leader(nats_server: Any, tmp_path: Path) -> None:
             assert not answers  # still retrying
             health = http.get("/api/health")
             assert health.status_code == 503 and health.json()["components"]["shard"]["ok"] is False
+            started = time.monotonic()
+            assert alice.get("/api/balances").status_code == 503  # a read on the loop gives up
+            assert time.monotonic() - started < 10  # after 2 s, not the 15 s retry deadline
+            assert not answers  # while the place is still retried
             shard.start_server()  # a leader again
             worker.join(30)
             assert len(answers) == 1 and answers[0].status_code == 201, answers
