@@ -215,8 +215,8 @@ def gateway(
     )
     try:
         run_gateway(options, host=host, port=port, log_level=log_level, echo=click.echo)
-    except OSError as exc:
-        raise click.ClickException(f"cannot start the gateway: {exc}") from None
+    except (OSError, ValueError) as exc:  # ConnectionError, a taken port, a bad prefix or shard name
+        raise click.ClickException(f"cannot start the gateway: {exc or type(exc).__name__}") from None
 
 
 ADMIN_HELP_EPILOG = (

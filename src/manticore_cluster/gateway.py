@@ -109,6 +109,7 @@ class GatewayOptions:
     require_auth: bool = True
     attempt_timeout: float = 5.0
     deadline: float = 30.0
+    loop_deadline: float = 2.0
 
 
 def build_gateway(options: GatewayOptions) -> GatewayService:
@@ -121,6 +122,7 @@ def build_gateway(options: GatewayOptions) -> GatewayService:
         options.prefix,
         attempt_timeout=options.attempt_timeout,
         deadline=options.deadline,
+        loop_deadline=options.loop_deadline,
     )
     remote.open()
     try:

@@ -7,7 +7,8 @@ code runs unchanged on top of it:
 * **Reads** (``get_snapshot``, ``balances``, ``open_orders``, ``get_order``, ``fills``, ``markets``
   ...) are synchronous, as on the embedded exchange: the caller's thread blocks for one round trip
   (the API calls some of them on its event loop, as it does the in-memory reads of the embedded
-  exchange; a round trip on loopback is ~0.2-0.5 ms).
+  exchange; a round trip on loopback is ~0.2-0.5 ms). On an event loop's thread a read gives up after
+  ``loop_deadline`` (503) rather than the full retry deadline.
 * **Commands** (``place_order``, ``modify_order``, ``cancel_order`` ...) return at once, before the
   leader has answered: a :class:`~manticore_matching.Receipt` whose ``position`` is a local *ticket*
   (rising per gateway) and whose other fields are filled in from the reply. The caller waits for the
@@ -49,7 +50,8 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from manticore_matching import MarketConfig, Receipt, ServiceUnavailable
 
-from . import protocol
+from . import natsconf, protocol
+from .natsconf import NatsOptions
 
 __all__ = ["GENERATED_CLIENT_PREFIX", "RemoteExchange"]
 
@@ -73,6 +75,9 @@ class RemoteExchange:
             durability, so keep it well above the journal's commit time).
         deadline: seconds after which a request that no leader answered fails with ServiceUnavailable
             (set it above the lease TTL plus the standby's catch-up).
+        connect_deadline: seconds :meth:`open` tries to reach NATS (ConnectionError then); once
+            connected, the connection reconnects forever (:func:`.natsconf.connect`).
+        loop_deadline: the deadline of a read called on an event loop's thread (see :meth:`call`).
     """
 
     def __init__(
@@ -83,8 +88,12 @@ class RemoteExchange:
         *,
         attempt_timeout: float = 5.0,
         deadline: float = 30.0,
+        connect_deadline: float = 15.0,
+        loop_deadline: float = 2.0,
     ) -> None:
+        self.loop_deadline = loop_deadline
         self.servers = servers
+        self.connect_deadline = connect_deadline
         self.shard = shard
         self.prefix = prefix
         self.attempt_timeout = attempt_timeout
@@ -106,7 +115,8 @@ class RemoteExchange:
     # ------------------------------------------------------------------ life cycle
 
     def open(self) -> None:
-        """Start the NATS thread and connect (raises what ``nats.connect`` raises when it cannot)."""
+        """Start the NATS thread and connect: ConnectionError when NATS cannot be reached within
+        ``connect_deadline`` seconds, ClusterConfigError for a bad prefix."""
         if self._thread is not None:
             return
         loop = asyncio.new_event_loop()
@@ -124,7 +134,14 @@ class RemoteExchange:
         asyncio.set_event_loop(loop)
 
         async def connect() -> None:
-            nc = await nats.connect(self.servers, name=f"manticore-gateway-{self.shard}")
+            servers = (self.servers,) if isinstance(self.servers, str) else tuple(self.servers)
+            options = NatsOptions(servers=servers, prefix=self.prefix, name=f"manticore-gateway-{self.shard}")
+            try:
+                nc = await asyncio.wait_for(natsconf.connect(options), self.connect_deadline)
+            except asyncio.TimeoutError:
+                raise ConnectionError(
+                    f"cannot reach NATS at {', '.join(servers)} within {self.connect_deadline:g} s"
+                ) from None
             await nc.subscribe(self._md_subject, cb=self._on_batch)
             await nc.flush()
             self._nc = nc
@@ -208,12 +225,17 @@ class RemoteExchange:
             pause = min(0.5, pause * 2)
 
     def call(self, op: str, deadline: float | None = None, **args: Any) -> Any:
-        """:meth:`request` from any thread but the NATS thread, blocking until it returns."""
+        """:meth:`request` from any thread but the NATS thread, blocking until it returns. Called on a
+        thread that runs an event loop (the API's, whose in-memory reads are synchronous), the deadline
+        is at most ``loop_deadline``: during a failover such reads answer 503 quickly instead of
+        stopping the loop (and every other request of the gateway) for the whole retry deadline."""
         loop = self._loop
         if loop is None:
             raise ServiceUnavailable("the gateway is not connected to NATS")
         if threading.current_thread() is self._thread:
             raise RuntimeError("RemoteExchange.call would block its own NATS thread")
+        if _on_event_loop():
+            deadline = min(self.loop_deadline, self.deadline if deadline is None else deadline)
         future = asyncio.run_coroutine_threadsafe(self.request(op, args, deadline), loop)
         return future.result(
             timeout=(self.deadline if deadline is None else deadline) + self.attempt_timeout + 5
@@ -471,3 +493,12 @@ class RemoteExchange:
         one attempt only (ServiceUnavailable at once while no leader answers: health must not wait)."""
         result: dict[str, Any] = self.call("component_health", deadline=self.attempt_timeout)
         return result
+
+
+def _on_event_loop() -> bool:
+    """Whether the calling thread is running an asyncio event loop (a synchronous call blocks it)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -68,6 +68,8 @@ __all__ = ["CommandServer"]
 
 log = logging.getLogger("manticore_cluster")
 
+#: The keys of a fill event that an order's state after a command does not carry.
+_FILL_ONLY = frozenset({"fill_price", "fill_quantity", "trade_id", "is_maker", "fee"})
 #: Reads that may query storage: run in a worker thread.
 _STORAGE_QUERIES = frozenset(
     {"get_order", "get_order_by_client_id", "order_history", "fills", "component_health"}
@@ -245,7 +247,11 @@ class CommandServer:
             and _same_number(order.get("quantity"), args.get("quantity"))
             and _same_number(order.get("price"), args.get("price"))
         )
-        return order if same else None
+        if not same:
+            return None
+        # A finished order's last state is its last event (a fill's keys too): shape it like the
+        # order a placement answers with.
+        return {key: value for key, value in order.items() if key not in _FILL_ONLY}
 
     def _cancelled_before(self, op: str, args: dict[str, Any]) -> dict[str, Any] | None:
         """The user's recently finished order this cancel names, if it ended cancelled."""

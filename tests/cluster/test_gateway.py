@@ -345,6 +345,71 @@ def test_stream_subscriber_on_the_gateway_gets_the_embedded_frames(
         assert positions == sorted(positions)
 
 
+def test_websocket_order_entry_through_the_gateway(gateway: Gateway) -> None:
+    with httpx.Client(base_url=gateway.url, timeout=30) as http:
+        new_user(gateway.admin(http), "alice", FUNDS)
+        token = http.post("/api/session", json={"username": "alice", "password": "alice-password"}).json()[
+            "token"
+        ]
+        order = {"symbol": "BTC/USD", "side": "buy", "quantity": "1", "price": "100"}
+        with connect(gateway.url.replace("http", "ws") + "/ws") as ws:
+            ws.send(json.dumps({"op": "auth", "token": token}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "authenticated"
+            requests = [
+                {"op": "order.place", "id": 1, **order, "client_order_id": "ws1"},
+                {"op": "order.place", "id": 2, **order, "price": "100.001"},
+                {"op": "order.place", "id": 3, **order, "quantity": "5000"},
+                {"op": "order.place", "id": 4, **order, "client_order_id": "ws1"},
+                {"op": "order.modify", "id": 5, "order_id": "MC-1", "new_quantity": "2"},
+                {"op": "order.cancel", "id": 6, "client_order_id": "ws1"},
+                {"op": "order.cancel", "id": 7, "order_id": "MC-1"},
+            ]
+            for request in requests:  # pipelined
+                ws.send(json.dumps(request))
+            answers = {}
+            while len(answers) < len(requests):
+                frame = json.loads(ws.recv(timeout=20))
+                if frame["type"] == "response":
+                    answers[frame["id"]] = frame
+        statuses = {number: answer["status"] for number, answer in answers.items()}
+        assert statuses == {1: 201, 2: 400, 3: 422, 4: 400, 5: 200, 6: 200, 7: 404}
+        assert answers[1]["result"]["order"]["client_order_id"] == "ws1"
+        assert answers[4]["error"]["code"] == "duplicate_client_order_id"
+        assert answers[5]["result"]["order"]["quantity"] == "2.00000"  # on the lot grid, as REST answers
+        assert answers[6]["result"]["order"]["status"] == "cancelled"
+
+
+def test_concurrent_clients_are_all_answered(gateway: Gateway, any_shard: ServedShard) -> None:
+    with httpx.Client(base_url=gateway.url, timeout=30) as http:
+        admin = gateway.admin(http)
+        traders = [new_user(admin, f"trader{number}", FUNDS) for number in range(8)]  # one key per thread
+    placed: list[str] = []
+    failures: list[str] = []
+
+    def trade(number: int) -> None:
+        with httpx.Client(base_url=gateway.url, timeout=60) as own:
+            mine = traders[number % len(traders)]
+            client = SignedClient(own, mine.api_key, mine.api_secret)
+            for index in range(15):
+                price = str(95 + (number + index) % 5)
+                answer = client.post(
+                    "/api/orders", {"symbol": "BTC/USD", "side": "buy", "quantity": "0.1", "price": price}
+                )
+                if answer.status_code == 201:
+                    placed.append(answer.json()["order_id"])
+                else:
+                    failures.append(answer.text)
+
+    workers = [threading.Thread(target=trade, args=(number,)) for number in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert not failures
+    assert len(placed) == len(set(placed)) == 120
+    assert any_shard.exchange.statistics()["orders_resting"] == 120
+
+
 # ---------------------------------------------------------------------- retries
 
 
@@ -392,6 +457,27 @@ def test_a_retried_request_is_recognised_by_the_leader(shard: ServedShard) -> No
     )
     assert late["order_id"] == first["order_id"] and late["order"]["status"] == "cancelled"
     assert shard.exchange.open_orders("u1") == []
+    # A market order that filled: its retry answers the filled order (shaped like a placement's
+    # answer) and trades nothing more.
+    shard.call(lambda: shard.exchange.deposit("u2", "BTC", "5"))
+    resting = {"user_id": "u2", "symbol": "BTC/USD", "side": "sell", "quantity": "1", "price": "100"}
+    protocol.decode_reply(shard.request("cmd", protocol.encode_request("x6", "place_order", resting)))
+    market = {
+        "user_id": "u1",
+        "symbol": "BTC/USD",
+        "side": "buy",
+        "quantity": "0.5",
+        "order_type": "market",
+        "client_order_id": "m-1",
+    }
+    bought = protocol.decode_reply(shard.request("cmd", protocol.encode_request("x7", "place_order", market)))
+    repeated = protocol.decode_reply(
+        shard.request("cmd", protocol.encode_request("x7", "place_order", market, retry=True))
+    )
+    assert repeated["order_id"] == bought["order_id"]
+    assert repeated["order"]["status"] == "filled" and "fill_price" not in repeated["order"]
+    assert set(repeated["order"]) <= set(bought["order"]) | {"sequence"}
+    assert [order["remaining_quantity"] for order in shard.exchange.open_orders("u2")] == ["0.50000"]
 
 
 class _LosesFirstAnswer(CommandServer):
@@ -466,6 +552,10 @@ def test_requests_wait_for_a_leader(nats_server: Any, tmp_path: Path) -> None:
             assert not answers  # still retrying
             health = http.get("/api/health")
             assert health.status_code == 503 and health.json()["components"]["shard"]["ok"] is False
+            started = time.monotonic()
+            assert alice.get("/api/balances").status_code == 503  # a read on the loop gives up
+            assert time.monotonic() - started < 10  # after 2 s, not the 15 s retry deadline
+            assert not answers  # while the place is still retried
             shard.start_server()  # a leader again
             worker.join(30)
             assert len(answers) == 1 and answers[0].status_code == 201, answers
@@ -494,3 +584,40 @@ def test_no_leader_past_the_deadline_is_503(nats_server: Any, tmp_path: Path) ->
     finally:
         gateway.stop()
         shard.close()
+
+
+def test_gateway_command_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "manticore_api.cli", "gateway"]
+    helped = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0
+    for option in ("--nats", "--shard", "--prefix", "--port", "--database-url", "--retry-deadline"):
+        assert option in helped.stdout
+    refused = subprocess.run(
+        [*command, "--nats", "nats://127.0.0.1:1", "--shard", "s1", "--host", "0.0.0.0", "--no-auth"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "non-loopback" in refused.stderr
+    bad = subprocess.run(
+        [
+            *command,
+            "--nats",
+            "nats://127.0.0.1:1",
+            "--shard",
+            "s1",
+            "--prefix",
+            "Bad",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "gw"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1 and "prefix 'Bad'" in bad.stderr
