@@ -26,13 +26,18 @@ __all__ = ["MAX_BODY_BYTES", "create_app"]
 MAX_BODY_BYTES = 64 * 1024
 
 
-def create_app(service: ExchangeService, *, gc_policy: GcPolicy | None = None) -> FastAPI:
+def create_app(
+    service: ExchangeService, *, gc_policy: GcPolicy | None = None, binance: bool = True
+) -> FastAPI:
     """The application serving ``service`` (whose exchange is open; the app's lifespan starts the
     service's timers and stream hand-off, and closes the exchange at shutdown).
 
     ``gc_policy``: applied to the process once the service has started, just before serving (``manticore
     serve`` passes one; tests that build many apps in one process do not). Either way the lifespan
-    records the collector's pauses from then on, for ``GET /api/metrics/gc``."""
+    records the collector's pauses from then on, for ``GET /api/metrics/gc``.
+
+    ``binance``: mount the Binance-compatible surface (a gateway, whose exchange is remote, does not:
+    that surface reads the exchange's storage and books directly)."""
     recorder = GcPauseRecorder()
 
     @asynccontextmanager
@@ -80,7 +85,8 @@ def create_app(service: ExchangeService, *, gc_policy: GcPolicy | None = None) -
     ):
         app.router.routes.extend(router.routes)
     _insert_lean_routes(app)
-    mount_binance(app, service)  # the Binance-compatible surface on the same service: docs/binance.md
+    if binance:
+        mount_binance(app, service)  # the Binance-compatible surface on the same service: docs/binance.md
     page.mount_static(app)
     return app
 

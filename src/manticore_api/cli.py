@@ -147,6 +147,78 @@ def serve(
         raise click.ClickException(str(exc)) from None
 
 
+@main.command()
+@click.option("--nats", "nats_url", required=True, help="NATS server URL(s), comma-separated.")
+@click.option("--shard", required=True, help="The shard whose leader serves this gateway.")
+@click.option("--prefix", default="mc", show_default=True, help="NATS subject prefix of the cluster.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@_data_dir_option
+@click.option(
+    "--database-url",
+    default=None,
+    help="SQLAlchemy URL of the shared auth store (users, keys, sessions) (default: auth.db in the "
+    "data directory).",
+)
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Development only: accept requests without credentials (refused on non-loopback addresses).",
+)
+@click.option(
+    "--request-timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Seconds one attempt waits for the shard's answer.",
+)
+@click.option(
+    "--retry-deadline",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Seconds a request is retried while no shard leader answers (then 503).",
+)
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
+)
+def gateway(
+    nats_url: str,
+    shard: str,
+    prefix: str,
+    host: str,
+    port: int,
+    data_dir: Path,
+    database_url: str | None,
+    no_auth: bool,
+    request_timeout: float,
+    retry_deadline: float,
+    log_level: str,
+) -> None:
+    """Run a stateless gateway: the REST + WebSocket API of SHARD, whose leader runs on NATS
+    (docs/scale-out.md). Any number may run at once; the data directory holds only the shared auth
+    store (auth.db, master.key) unless --database-url names one."""
+    if no_auth and not is_loopback(host):
+        raise click.UsageError(f"refusing to serve without authentication on non-loopback address {host}")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from manticore_cluster.gateway import GatewayOptions, run_gateway  # imported here: it needs nats
+
+    options = GatewayOptions(
+        nats_url=nats_url,
+        shard=shard,
+        prefix=prefix,
+        data_dir=data_dir,
+        database_url=database_url,
+        require_auth=not no_auth,
+        attempt_timeout=request_timeout,
+        deadline=retry_deadline,
+    )
+    try:
+        run_gateway(options, host=host, port=port, log_level=log_level, echo=click.echo)
+    except (OSError, ValueError) as exc:  # ConnectionError, a taken port, a bad prefix or shard name
+        raise click.ClickException(f"cannot start the gateway: {exc or type(exc).__name__}") from None
+
+
 ADMIN_HELP_EPILOG = (
     "Works on the data directory directly when no server runs on it, or through the running "
     "server's admin API (signed with the admin key in admin-credentials.json) when one does."
@@ -269,6 +341,172 @@ def markets(data_dir: Path, database_url: str | None, url: str | None, as_json: 
     """List the markets with tick size, lot size and fee rates."""
     found: list[dict[str, str]] = _run_admin(data_dir, database_url, url, lambda target: target.markets())
     _emit({"markets": found}, as_json, admin.market_table(found))
+
+
+# ---------------------------------------------------------------------- scale-out (docs/scale-out.md)
+
+
+def _nats_options(nats_url: str, prefix: str, replicas: int) -> Any:
+    from manticore_cluster.natsconf import ClusterConfigError, NatsOptions
+
+    servers = tuple(url.strip() for url in nats_url.split(",") if url.strip())
+    try:
+        return NatsOptions(servers=servers, prefix=prefix, replicas=replicas)
+    except ClusterConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _markets_and_limits(config_path: Path | None) -> dict[str, Any]:
+    if config_path is None:
+        return {}
+    try:
+        return {"markets": load_markets(config_path), "risk_limits": load_risk_limits(config_path)}
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+_NATS_HELP = "NATS server URL(s), comma-separated (the seeds of a cluster)."
+_PREFIX_HELP = "Name prefix of the streams, subjects and buckets of this Manticore cluster."
+_SHARD_CONFIG_HELP = "TOML file with [[markets]] and [risk], as for serve (every instance the same)."
+
+
+@main.command()
+@click.option("--nats", "nats_url", required=True, help=_NATS_HELP)
+@click.option("--name", default="main", show_default=True, help="The shard's name (log subject, lease key).")
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="This instance's own directory: lock, checkpoint, SQLite read model.",
+)
+@click.option("--prefix", default="mc", show_default=True, help=_PREFIX_HELP)
+@click.option(
+    "--lease-ttl",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds without renewal after which the leader's lease expires and a standby takes over.",
+)
+@click.option(
+    "--replicas", default=1, show_default=True, type=click.IntRange(1, 5), help="Log copies (R3: 3)."
+)
+@_database_url_option
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help=_SHARD_CONFIG_HELP,
+)
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
+)
+def shard(
+    nats_url: str,
+    name: str,
+    data_dir: Path,
+    prefix: str,
+    lease_ttl: float,
+    replicas: int,
+    database_url: str | None,
+    config_path: Path | None,
+    log_level: str,
+) -> None:
+    """Run one instance of a shard: follow its log as a warm standby, lead once it holds the lease.
+
+    Exit status: 0 after SIGTERM/Ctrl-C (checkpoint written, lease released), 3 lease lost, 4 fenced
+    off by another instance, 5 log unreadable or journal failed; 1 if the data directory is in use."""
+    from manticore_cluster.shard import ShardOptions, run_shard
+    from manticore_matching import DataDirectoryLocked
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        options = ShardOptions(
+            nats=_nats_options(nats_url, prefix, replicas),
+            name=name,
+            data_dir=data_dir,
+            lease_ttl=lease_ttl,
+            storage_url=database_url,
+            **_markets_and_limits(config_path),
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        status = run_shard(options)
+    except DataDirectoryLocked as exc:
+        raise click.ClickException(str(exc)) from None
+    raise SystemExit(status)
+
+
+@main.command()
+@click.option("--nats", "nats_url", default="nats://127.0.0.1:4222", show_default=True, help=_NATS_HELP)
+@click.option(
+    "--gateways", default=1, show_default=True, type=click.IntRange(0, 64), help="Gateway processes."
+)
+@click.option(
+    "--standbys", default=1, show_default=True, type=click.IntRange(0, 16), help="Standby instances."
+)
+@click.option(
+    "--data-dir",
+    default="./manticore-cluster",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Parent of each shard instance's directory (shard-0, shard-1, ...).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the gateways listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="First gateway's port."
+)
+@click.option("--prefix", default="mc", show_default=True, help=_PREFIX_HELP)
+@click.option("--name", default="main", show_default=True, help="The shard's name.")
+@click.option("--lease-ttl", default=5.0, show_default=True, type=click.FloatRange(min=0.1))
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help=_SHARD_CONFIG_HELP,
+)
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Development only: gateways accept requests without credentials (loopback addresses only).",
+)
+def cluster(
+    nats_url: str,
+    gateways: int,
+    standbys: int,
+    data_dir: Path,
+    host: str,
+    port: int,
+    prefix: str,
+    name: str,
+    lease_ttl: float,
+    config_path: Path | None,
+    no_auth: bool,
+) -> None:
+    """Start a local cluster to try: one shard (a leader and STANDBYS standbys) and GATEWAYS gateways
+    on consecutive ports, as child processes; a shard instance that exits is started again. Ctrl-C
+    stops them all."""
+    from manticore_cluster.local import LocalCluster, plan
+
+    _nats_options(nats_url, prefix, 1)  # validate before starting anything
+    if no_auth and not is_loopback(host):
+        raise click.UsageError(f"refusing to serve without authentication on non-loopback address {host}")
+    cluster_plan = plan(
+        nats_url=nats_url,
+        data_dir=data_dir,
+        standbys=standbys,
+        gateways=gateways,
+        host=host,
+        port=port,
+        prefix=prefix,
+        shard=name,
+        lease_ttl=lease_ttl,
+        config_path=config_path,
+        gateway_args=["--no-auth"] if no_auth else [],
+    )
+    raise SystemExit(LocalCluster(cluster_plan, echo=click.echo).run())
 
 
 if __name__ == "__main__":  # pragma: no cover

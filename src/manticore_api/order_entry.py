@@ -21,13 +21,13 @@ Contracts:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
 from manticore_auth import AuthError
-from manticore_matching import ExchangeError, InvalidCommand, OrderRejected
+from manticore_matching import ExchangeError, InvalidCommand, OrderRejected, Receipt
 
 from .schemas import ModifyIn, OrderIn
 from .security import Caller
@@ -47,11 +47,21 @@ __all__ = [
 
 
 class Submitted(NamedTuple):
-    """An accepted command: answer ``status`` with ``body`` once ``position`` is durable."""
+    """An accepted command: answer ``status`` with ``body`` once ``position`` is durable.
+
+    ``body`` is built from the command's receipt when it is read: read it only after
+    ``service.durable(position)`` has returned (a gateway's receipt is filled in by the shard's answer,
+    see :mod:`manticore_cluster.remote`)."""
 
     position: int
     status: int
-    body: dict[str, Any]
+    receipt: Receipt
+    answer: Callable[[Receipt], dict[str, Any]]
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The success body (see the class doc)."""
+        return self.answer(self.receipt)
 
 
 def parse_order(fields: Mapping[str, Any]) -> OrderIn:
@@ -88,9 +98,7 @@ def place(service: ExchangeService, caller: Caller, body: OrderIn) -> Submitted:
         self_trade_prevention=body.self_trade_prevention,
         client_order_id=body.client_order_id,
     )
-    return Submitted(
-        receipt.position, 201, {"status": "success", "order_id": receipt.order_id, "order": receipt.order}
-    )
+    return Submitted(receipt.position, 201, receipt, _placed)
 
 
 def modify(service: ExchangeService, caller: Caller, order_id: str, body: ModifyIn) -> Submitted:
@@ -102,32 +110,45 @@ def modify(service: ExchangeService, caller: Caller, order_id: str, body: Modify
         new_quantity=body.new_quantity,
         new_expiry_time=body.new_expiry_time,
     )
-    return Submitted(
-        receipt.position, 200, {"status": "success", "order_id": order_id, "order": receipt.order}
-    )
+    return Submitted(receipt.position, 200, receipt, _modified)
 
 
 def cancel(service: ExchangeService, caller: Caller, order_id: str) -> Submitted:
     """Cancel the caller's live order (any user's for an admin), 200 as REST's DELETE."""
     receipt = service.exchange.cancel_order(None if caller.is_admin else caller.user_id, order_id)
-    return Submitted(receipt.position, 200, {"status": "success", "message": f"Order {order_id} cancelled"})
+    return Submitted(receipt.position, 200, receipt, _cancelled)
 
 
 def cancel_by_client_id(service: ExchangeService, caller: Caller, client_order_id: str) -> Submitted:
     """Cancel the caller's own live order named ``client_order_id``, 200 as REST's
     ``DELETE /api/orders/by-client-id/{client_order_id}``."""
     receipt = service.exchange.cancel_order_by_client_id(caller.user_id, client_order_id)
-    return Submitted(
-        receipt.position,
-        200,
-        {
+    return Submitted(receipt.position, 200, receipt, _cancelled_by_client_id(client_order_id))
+
+
+def _placed(receipt: Receipt) -> dict[str, Any]:
+    return {"status": "success", "order_id": receipt.order_id, "order": receipt.order}
+
+
+def _modified(receipt: Receipt) -> dict[str, Any]:
+    return {"status": "success", "order_id": receipt.order_id, "order": receipt.order}
+
+
+def _cancelled(receipt: Receipt) -> dict[str, Any]:
+    return {"status": "success", "message": f"Order {receipt.order_id} cancelled"}
+
+
+def _cancelled_by_client_id(client_order_id: str) -> Callable[[Receipt], dict[str, Any]]:
+    def answer(receipt: Receipt) -> dict[str, Any]:
+        return {
             "status": "success",
             "order_id": receipt.order_id,
             "client_order_id": client_order_id,
             "order": receipt.order,
             "message": f"Order {receipt.order_id} cancelled",
-        },
-    )
+        }
+
+    return answer
 
 
 def validation_message(errors: Sequence[Any]) -> str:

@@ -51,6 +51,7 @@ __all__ = [
     "ServerOptions",
     "StartError",
     "bind_socket",
+    "bootstrap_admin",
     "build_service",
     "open_data_dir",
     "read_server_file",
@@ -195,7 +196,7 @@ def open_data_dir(
         auth_url = options.database_url or f"sqlite:///{data_dir / 'auth.db'}"
         auth = AuthManager(auth_url, master_key=load_or_create_master_key(data_dir / "master.key"))
         try:
-            _bootstrap_admin(auth, data_dir)
+            bootstrap_admin(auth, data_dir)
         except BaseException:
             auth.close()
             raise
@@ -205,9 +206,9 @@ def open_data_dir(
     return exchange, auth
 
 
-def _bootstrap_admin(auth: AuthManager, data_dir: Path) -> None:
-    """On a store without users, create ``admin`` and write its credentials to a 0600 file (never to
-    the log)."""
+def bootstrap_admin(auth: AuthManager, data_dir: Path) -> None:
+    """On a store without users, create ``admin`` and write its credentials to ``data_dir`` in a 0600
+    file (never to the log)."""
     if auth.list_users():
         return
     password = secrets.token_urlsafe(18)

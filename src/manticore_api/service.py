@@ -99,6 +99,10 @@ class ExchangeService:
         finally:
             timer.cancel()
 
+    def is_durable(self, position: int) -> bool:
+        """True once the command at ``position`` is durable (no waiting; :meth:`durable` waits)."""
+        return self.exchange.journal.durable >= position
+
     def _durable_from_journal_thread(self, position: int) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -145,18 +149,16 @@ class ExchangeService:
 
     def health(self) -> dict[str, Any]:
         """The health report: ``status`` ok/degraded and the state of each component."""
-        stats = self.exchange.statistics()
-        storage = self.exchange.storage
-        storage_ok = storage is not None and storage.check_connection()
-        journal_ok = self.exchange.journal.healthy
+        parts = self.exchange.component_health()
+        journal, storage = parts["journal"], parts["storage"]
         return {
-            "status": "ok" if storage_ok and journal_ok else "degraded",
+            "status": "ok" if storage["ok"] and journal["ok"] else "degraded",
             "components": {
-                "journal": {"ok": journal_ok, "durable_position": stats["journal_durable"]},
-                "storage": {"ok": storage_ok, "pending_writes": stats["storage_pending"]},
+                "journal": journal,
+                "storage": storage,
                 "streams": {"connections": self.hub.connection_count},
             },
             "markets": list(self.exchange.markets),
-            "orders_resting": stats["orders_resting"],
+            "orders_resting": parts["orders_resting"],
             "uptime_seconds": round(time.time() - self.started_at, 3),
         }

@@ -21,7 +21,7 @@ from .errors import (
     UnknownMarket,
 )
 from .exchange import Exchange, Receipt
-from .journal import Journal, JournalClosed, JournalCorrupt
+from .journal import CommandLog, Journal, JournalClosed, JournalCorrupt
 from .lock import DataDirectoryLock, DataDirectoryLocked
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "Exchange",
     "ExchangeError",
     "InvalidCommand",
+    "CommandLog",
     "Journal",
     "JournalClosed",
     "JournalCorrupt",

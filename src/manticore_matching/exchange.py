@@ -53,7 +53,7 @@ from .errors import (
     ServiceUnavailable,
 )
 from .feed import CommandCapture, messages, users_of
-from .journal import Journal, JournalClosed
+from .journal import CommandLog, Journal, JournalClosed
 from .lock import DataDirectoryLock
 from .market import RECENT_TRADES, TRADE_KEYS, Market, new_book, owned
 from .reads import ExchangeReads
@@ -82,6 +82,10 @@ class Exchange(ExchangeReads, Listeners):
         checkpoint_every: write a checkpoint after this many journal records (0: only on close).
         lock: the caller's held lock on ``data_dir`` (it stays the caller's to release). Without one,
             :meth:`open` takes the lock first and :meth:`close` releases it.
+        journal_factory: builds the command log, given the callback it must call with each new durable
+            position (:class:`~manticore_matching.journal.CommandLog`); default: the file
+            :class:`~manticore_matching.journal.Journal` in ``data_dir/journal``. ``data_dir`` still
+            holds the checkpoint and the lock either way.
 
     Call :meth:`open` before use and :meth:`close` at the end. One exchange owns a data directory at a
     time: :meth:`open` raises :class:`~manticore_matching.DataDirectoryLocked` while another holds it.
@@ -98,6 +102,7 @@ class Exchange(ExchangeReads, Listeners):
         fsync: bool = True,
         checkpoint_every: int = 100_000,
         lock: DataDirectoryLock | None = None,
+        journal_factory: Callable[[Callable[[int], None]], CommandLog] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +130,11 @@ class Exchange(ExchangeReads, Listeners):
         self._checkpoint_position = 0
         self.risk = RiskManager(limits=self._risk_limits)
         self.storage: StorageManager | None = None
-        self.journal = Journal(self.data_dir / "journal", fsync=fsync, on_durable=self._on_durable)
+        self.journal: CommandLog
+        if journal_factory is None:
+            self.journal = Journal(self.data_dir / "journal", fsync=fsync, on_durable=self._on_durable)
+        else:
+            self.journal = journal_factory(self._on_durable)
         self.handler_errors = 0
         self.started_at = 0.0
         self.replayed_records = 0

@@ -26,11 +26,11 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-__all__ = ["Journal", "JournalClosed", "JournalCorrupt"]
+__all__ = ["CommandLog", "Journal", "JournalClosed", "JournalCorrupt"]
 
 _PREFIX = "journal-"
 _SUFFIX = ".log"
@@ -42,6 +42,72 @@ class JournalCorrupt(Exception):
 
 class JournalClosed(RuntimeError):
     """The journal is closed, or its writer failed; no command can be acknowledged."""
+
+
+class CommandLog(Protocol):
+    """What :class:`~manticore_matching.exchange.Exchange` needs of its command log.
+
+    Implemented by the file :class:`Journal` (the default) and by
+    ``manticore_cluster.log.JetStreamJournal`` (a JetStream stream). The contract, for any backend:
+
+    * Positions are 1, 2, 3, ... with no gaps; :meth:`append` stores the position in ``record["n"]``.
+    * Life cycle: :meth:`read` (recovery, once, before :meth:`start`), :meth:`start`, then
+      :meth:`append` / :meth:`wait` from the exchange's threads, :meth:`close` at the end.
+    * ``on_durable`` (given to the log's factory) is called from the log's own thread with the new
+      :attr:`durable` position each time it advances, in increasing order.
+    * A log that can no longer make records durable turns :attr:`healthy` False; :meth:`wait` and
+      :meth:`append` then raise :class:`JournalClosed` (or a subclass).
+    """
+
+    batches: int
+
+    def read(self, after: int = 0) -> Iterator[dict[str, Any]]:
+        """Recovery before :meth:`start`: yield every record with position ``> after``, oldest first;
+        afterwards :attr:`appended` and :attr:`durable` are the last position found (at least ``after``).
+        JournalCorrupt if positions do not rise by one."""
+        ...
+
+    def durable_records(self, after: int = 0) -> Iterator[dict[str, Any]]:
+        """The durable records with position ``> after``, oldest first, while the log runs."""
+        ...
+
+    def start(self) -> None:
+        """Start accepting appends (after :meth:`read`)."""
+        ...
+
+    @property
+    def healthy(self) -> bool:
+        """False once the log has failed (or was fenced off) or is closed."""
+        ...
+
+    @property
+    def appended(self) -> int:
+        """Position of the last appended record."""
+        ...
+
+    @property
+    def durable(self) -> int:
+        """Position up to which every record is durable."""
+        ...
+
+    def append(self, record: dict[str, Any]) -> int:
+        """Give ``record`` the next position (``record["n"]``), queue it, return the position without
+        waiting. TypeError (nothing queued) if it is not JSON-serialisable; JournalClosed when closed."""
+        ...
+
+    def wait(self, position: int, timeout: float | None = None) -> bool:
+        """Block until ``position`` is durable (True) or ``timeout`` seconds pass (False); JournalClosed
+        if the log failed."""
+        ...
+
+    def rotate(self, checkpoint: int) -> None:
+        """A checkpoint at ``checkpoint`` (durable, nothing newer appended) was written: drop what it
+        makes unnecessary (a no-op where retention is the log's own business)."""
+        ...
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Make what is pending durable if possible, then stop."""
+        ...
 
 
 def _segment_name(first: int) -> str:

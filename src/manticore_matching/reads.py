@@ -17,8 +17,8 @@ from manticore_storage import StorageManager
 
 from . import queries
 from .errors import ServiceUnavailable, UnknownMarket
-from .journal import Journal
-from .market import Market
+from .journal import CommandLog
+from .market import Market, find_live
 from .recent import RecentOrders
 
 __all__ = ["ExchangeReads"]
@@ -33,13 +33,53 @@ class ExchangeReads:
     _checkpoint_position: int
     risk: RiskManager
     storage: StorageManager | None
-    journal: Journal
+    journal: CommandLog
     replayed_records: int
     handler_errors: int
 
     def book(self, symbol: str) -> OrderBook:
         """The live book of ``symbol`` (read it; send commands through the exchange)."""
         return self._market(symbol).book
+
+    def require_market(self, symbol: object) -> None:
+        """Nothing if ``symbol`` is a market; UnknownMarket otherwise (as :meth:`book` raises)."""
+        self._market(symbol)
+
+    def recent_order_by_client_id(self, user_id: object, client_order_id: object) -> dict[str, Any] | None:
+        """The order that ``user_id`` named ``client_order_id`` if it is live or recently finished
+        (in memory: never storage), shaped like :meth:`get_order`; None otherwise."""
+        with self._lock:
+            order_id = self._orders.live_client_order(user_id, client_order_id)
+            if order_id is None and isinstance(user_id, str) and isinstance(client_order_id, str):
+                order_id = self._orders.recent_names.get((user_id, client_order_id))
+            if order_id is None or not isinstance(user_id, str):
+                return None
+            found = find_live(self._markets, order_id)
+            if found is not None:
+                return queries.rest_order({"symbol": found[0].config.symbol, **found[1]}, found[0].config)
+            order = self._orders.recent.get(order_id)
+            return None if order is None else dict(order)
+
+    def journal_state(self) -> dict[str, Any]:
+        """The command journal: ``healthy`` (it can write), ``appended`` (last position given out) and
+        ``durable`` (last position on disk); a command at position ``p`` is acknowledged once
+        ``durable >= p``."""
+        journal = self.journal
+        return {"healthy": journal.healthy, "appended": journal.appended, "durable": journal.durable}
+
+    def component_health(self) -> dict[str, Any]:
+        """The exchange's part of the health report: ``journal`` (``ok``, ``durable_position``),
+        ``storage`` (``ok``: a query works, ``pending_writes``), ``orders_resting``."""
+        stats = self.statistics()
+        storage = self.storage
+        return {
+            "journal": {"ok": self.journal.healthy, "durable_position": stats["journal_durable"]},
+            "storage": {
+                "ok": storage is not None and storage.check_connection(),
+                "pending_writes": stats["storage_pending"],
+            },
+            "orders_resting": stats["orders_resting"],
+        }
 
     def _market(self, symbol: object) -> Market:
         market = self._markets.get(symbol) if isinstance(symbol, str) else None

@@ -15,12 +15,14 @@ from typing import Any
 
 from manticore_storage import StorageManager
 
-__all__ = ["Entry", "Listener", "Listeners", "Release"]
+__all__ = ["BatchListener", "Entry", "Listener", "Listeners", "Release"]
 
 log = logging.getLogger("manticore_matching")
 
 #: ``listener(messages)``: one durable command's stream messages.
 Listener = Callable[[list[dict[str, Any]]], None]
+#: ``listener(position, messages)``: one durable command's journal position and stream messages.
+BatchListener = Callable[[int, list[dict[str, Any]]], None]
 #: ``(journal position, storage units, stream messages)`` of one command.
 Entry = tuple[int, list[Any], list[dict[str, Any]]]
 
@@ -28,18 +30,19 @@ Entry = tuple[int, list[Any], list[dict[str, Any]]]
 class Release:
     """The queue of commands waiting for durability, and who is told when they are durable."""
 
-    __slots__ = ("durable_listeners", "listeners", "unreleased")
+    __slots__ = ("batch_listeners", "durable_listeners", "listeners", "unreleased")
 
     def __init__(self) -> None:
         self.unreleased: deque[Entry] = deque()
         self.listeners: list[Listener] = []
+        self.batch_listeners: list[BatchListener] = []
         self.durable_listeners: list[Callable[[int], None]] = []
 
     def on_durable(self, position: int, storage: StorageManager | None) -> None:
         """Release every queued command up to ``position`` (the journal's writer thread calls this)."""
         unreleased = self.unreleased
         while unreleased and unreleased[0][0] <= position:
-            _, units, batch = unreleased.popleft()
+            released, units, batch = unreleased.popleft()
             if storage is not None:
                 for unit in units:
                     storage.submit(unit)
@@ -47,6 +50,11 @@ class Release:
                 for listener in list(self.listeners):
                     try:
                         listener(batch)
+                    except Exception:
+                        log.exception("stream listener failed")
+                for batch_listener in list(self.batch_listeners):
+                    try:
+                        batch_listener(released, batch)
                     except Exception:
                         log.exception("stream listener failed")
         for durable_listener in list(self.durable_listeners):
@@ -75,3 +83,18 @@ class Listeners:
         """Call ``listener(position)`` from the journal's writer thread each time commands up to
         ``position`` become durable (after their messages went to the stream listeners)."""
         self._release.durable_listeners.append(listener)
+
+    def remove_durable_listener(self, listener: Callable[[int], None]) -> None:
+        """Stop calling ``listener``."""
+        if listener in self._release.durable_listeners:
+            self._release.durable_listeners.remove(listener)
+
+    def add_batch_listener(self, listener: BatchListener) -> None:
+        """Like :meth:`add_listener`, with each command's journal position first:
+        ``listener(position, messages)`` (positions rise; commands without messages are skipped)."""
+        self._release.batch_listeners.append(listener)
+
+    def remove_batch_listener(self, listener: BatchListener) -> None:
+        """Stop calling ``listener``."""
+        if listener in self._release.batch_listeners:
+            self._release.batch_listeners.remove(listener)

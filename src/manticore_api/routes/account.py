@@ -31,7 +31,7 @@ async def fills(
     service = service_of(request)
     exchange = service.exchange
     if symbol is not None:
-        exchange.book(symbol)
+        exchange.require_market(symbol)
     return {"fills": await run_in_threadpool(exchange.fills, caller.user_id, symbol, limit)}
 
 

@@ -71,7 +71,7 @@ async def order_history(
     service = service_of(request)
     exchange = service.exchange
     if symbol is not None:
-        exchange.book(symbol)
+        exchange.require_market(symbol)
     orders = await run_in_threadpool(exchange.order_history, caller.user_id, symbol, limit)
     return {"orders": orders}
 

@@ -143,8 +143,8 @@ class _Replies:
         self._service = service
         self._metrics = metrics
         self._limit = max(1, min(MAX_IN_FLIGHT, service.hub.max_queue // 4))
-        #: (position, request id, status, body, is a placement), positions ascending.
-        self._pending: deque[tuple[int, object, int, dict[str, Any], bool]] = deque()
+        #: (position, request id, the accepted command, is a placement), positions ascending.
+        self._pending: deque[tuple[int, object, order_entry.Submitted, bool]] = deque()
         self._wakeup = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -169,9 +169,7 @@ class _Replies:
                 answer = (500, {"code": "internal", "message": "internal error"})
             self._respond_error(request_id, *answer)
             return
-        self._pending.append(
-            (submitted.position, request_id, submitted.status, submitted.body, request["op"] == "order.place")
-        )
+        self._pending.append((submitted.position, request_id, submitted, request["op"] == "order.place"))
         if len(self._pending) >= self._limit:
             self._room.clear()
         self._wakeup.set()
@@ -215,25 +213,34 @@ class _Replies:
         """Answer accepted commands as they become durable (run as a task until cancelled)."""
         pending = self._pending
         connection = self._connection
-        journal = self._service.exchange.journal
+        service = self._service
         while True:
             if not pending:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
             try:
-                await self._service.durable(pending[0][0])
-            except ExchangeError as exc:  # the journal cannot write: 503, as REST
-                _, request_id, _, _, _ = pending.popleft()
-                status, error = order_entry.error_answer(exc) or (503, {"code": "unavailable"})
+                await service.durable(pending[0][0])
+            except Exception as exc:  # the journal cannot write (503), or a gateway's shard refused it
+                _, request_id, _, _ = pending.popleft()
+                status, error = order_entry.error_answer(exc) or (
+                    500,
+                    {"code": "internal", "message": "internal error"},
+                )
                 self._respond_error(request_id, status, error)
             else:
-                durable = journal.durable
                 placed = 0
-                while pending and pending[0][0] <= durable:
-                    _, request_id, status, body, is_placement = pending.popleft()
+                while pending and service.is_durable(pending[0][0]):
+                    _, request_id, submitted, is_placement = pending.popleft()
                     placed += is_placement
-                    connection.push({"type": "response", "id": request_id, "status": status, "result": body})
+                    connection.push(
+                        {
+                            "type": "response",
+                            "id": request_id,
+                            "status": submitted.status,
+                            "result": submitted.body,
+                        }
+                    )
                 if placed:
                     self._metrics.orders_placed.inc(placed)
             if len(pending) < self._limit:

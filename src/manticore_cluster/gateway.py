@@ -1,0 +1,160 @@
+"""A stateless gateway: today's native REST/WebSocket API (:mod:`manticore_api`) over a remote shard.
+
+:class:`GatewayService` is the API's :class:`~manticore_api.service.ExchangeService` with a
+:class:`~.remote.RemoteExchange` in place of the exchange: the routes, validation, authentication,
+error mapping and answers are the embedded server's own code. What differs:
+
+* ``durable(position)`` waits for the command's ticket: the leader answers a command once it is
+  durable, or with its error, which is raised here (so a refusal reaches the client after the round
+  trip instead of at the call; REST answers the same status and body; WebSocket order entry answers
+  it in order with the accepted ones);
+* stream messages come from the shard's market-data subject (the leader publishes them in journal
+  order once durable), and are fanned out by the same :class:`~manticore_api.streams.StreamHub`;
+* there is no expiry timer (the leader runs it) and no data directory lock: any number of gateways
+  may serve one shard. The auth store (users, keys, sessions) is shared: ``--database-url`` (e.g.
+  PostgreSQL) or the SQLite ``auth.db`` and ``master.key`` of ``--data-dir``; a gateway that finds
+  the store without users creates the first admin as ``manticore serve`` does (credentials in
+  ``admin-credentials.json`` of its data directory): start one gateway first on a new store;
+* the Binance-compatible surface is not mounted (it reads the exchange's storage directly);
+* ``GET /api/health`` adds ``components.shard`` (the leader answered, and the gateway's retry count)
+  and is degraded (503) while no leader answers.
+
+This module imports :mod:`manticore_api` (the one package that does); ``manticore gateway`` imports it
+only when run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import uvicorn
+
+from manticore_api.app import create_app
+from manticore_api.server import bind_socket, bootstrap_admin, client_url
+from manticore_api.service import ExchangeService
+from manticore_auth import AuthManager, load_or_create_master_key
+from manticore_matching import Exchange, ExchangeError
+
+from .remote import RemoteExchange
+
+__all__ = ["GatewayOptions", "GatewayService", "build_gateway", "run_gateway"]
+
+log = logging.getLogger("manticore_cluster")
+
+
+class GatewayService(ExchangeService):
+    """The API's service over ``remote`` (see the module doc). ``remote`` must be open; :meth:`stop`
+    closes it and the auth store is the caller's to close."""
+
+    def __init__(self, remote: RemoteExchange, auth: AuthManager, *, require_auth: bool = True) -> None:
+        # The API is typed against Exchange; RemoteExchange has the methods the native API calls
+        # (tests/cluster run the native API's answers through it).
+        super().__init__(cast(Exchange, remote), auth, require_auth=require_auth)
+        self.remote = remote
+
+    async def start(self) -> None:
+        """Attach the market-data feed to the running loop's stream hub."""
+        self._loop = asyncio.get_running_loop()
+        self.remote.add_listener(self._from_journal_thread)
+
+    async def stop(self) -> None:
+        """Close the streams and the NATS connection."""
+        await self.hub.close()
+        self.remote.remove_listener(self._from_journal_thread)
+        await asyncio.get_running_loop().run_in_executor(None, self.remote.close)
+
+    async def durable(self, position: int, timeout: float = 30.0) -> None:
+        """Wait for command ticket ``position``'s answer; raise the leader's error (``timeout`` is the
+        remote exchange's deadline, which always ends the wait)."""
+        await self.remote.wait_ticket(position)
+
+    def is_durable(self, position: int) -> bool:
+        """True once ticket ``position`` was answered successfully (see ``RemoteExchange.ticket_done``)."""
+        return self.remote.ticket_done(position)
+
+    def health(self) -> dict[str, Any]:
+        """The embedded report read from the leader, plus ``components.shard``; degraded (with the
+        reason) while no leader answers."""
+        shard = {"name": self.remote.shard, "retries": self.remote.retries}
+        try:
+            report = super().health()
+        except ExchangeError as exc:
+            return {
+                "status": "degraded",
+                "components": {
+                    "shard": {**shard, "ok": False, "message": exc.message},
+                    "streams": {"connections": self.hub.connection_count},
+                },
+                "uptime_seconds": round(time.time() - self.started_at, 3),
+            }
+        report["components"]["shard"] = {**shard, "ok": True}
+        return report
+
+
+@dataclass
+class GatewayOptions:
+    """What ``manticore gateway`` was asked for (see its ``--help``)."""
+
+    nats_url: str  # one URL, or several comma-separated
+    shard: str
+    prefix: str = "mc"
+    data_dir: Path = Path("./manticore-data")
+    database_url: str | None = None
+    require_auth: bool = True
+    attempt_timeout: float = 5.0
+    deadline: float = 30.0
+    loop_deadline: float = 2.0
+
+
+def build_gateway(options: GatewayOptions) -> GatewayService:
+    """Connect to NATS and open the shared auth store; the service to serve (its app closes the
+    connection at shutdown; close ``service.auth`` after)."""
+    servers = [url.strip() for url in options.nats_url.split(",") if url.strip()]
+    remote = RemoteExchange(
+        servers,
+        options.shard,
+        options.prefix,
+        attempt_timeout=options.attempt_timeout,
+        deadline=options.deadline,
+        loop_deadline=options.loop_deadline,
+    )
+    remote.open()
+    try:
+        data_dir = Path(options.data_dir)
+        auth_url = options.database_url or f"sqlite:///{data_dir / 'auth.db'}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        auth = AuthManager(auth_url, master_key=load_or_create_master_key(data_dir / "master.key"))
+        try:
+            bootstrap_admin(auth, data_dir)
+        except BaseException:
+            auth.close()
+            raise
+    except BaseException:
+        remote.close()
+        raise
+    return GatewayService(remote, auth, require_auth=options.require_auth)
+
+
+def run_gateway(
+    options: GatewayOptions, *, host: str, port: int, log_level: str = "info", echo: Any = print
+) -> None:
+    """Serve the native API over shard ``options.shard`` until interrupted. OSError if the port is
+    taken (nothing was started then)."""
+    sock: socket.socket = bind_socket(host, port)
+    with sock:
+        port = int(sock.getsockname()[1])
+        service = build_gateway(options)
+        try:
+            app = create_app(service, binance=False)
+            echo(f"Manticore gateway for shard {options.shard} on {client_url(host, port)}")
+            config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws_max_size=64 * 1024)
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            service.remote.close()
+            service.auth.close()

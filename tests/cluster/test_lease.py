@@ -1,0 +1,119 @@
+"""Lease on a real KV bucket: acquire, renew past the TTL, expiry lets another take it, CAS failure = loss."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from manticore_cluster.lease import Lease, current_holder
+from manticore_cluster.natsconf import ClusterConfigError, NatsOptions, connect, ensure_lease_bucket
+
+TTL = 1.0
+
+
+def run(options: NatsOptions, body: Callable[[Any], Awaitable[None]]) -> None:
+    async def main() -> None:
+        nc = await connect(options)
+        try:
+            kv = await ensure_lease_bucket(nc.jetstream(), options, TTL)
+            await body(kv)
+        finally:
+            await nc.close()
+
+    asyncio.run(main())
+
+
+def test_one_holder_at_a_time_and_renewal_keeps_it(nats_options: NatsOptions) -> None:
+    async def body(kv: Any) -> None:
+        lost: list[str] = []
+        first = Lease(kv, "main", "first", TTL, on_lost=lost.append)
+        second = Lease(kv, "main", "second", TTL)
+        assert await first.acquire()
+        assert first.held
+        assert not await second.acquire()
+        assert await current_holder(kv, "main") == "first"
+        first.start()
+        await asyncio.sleep(3 * TTL)  # well past the TTL: renewals keep it
+        assert first.held and first.renewals >= 4 and not lost
+        assert not await second.acquire()
+        await first.release()
+        assert not first.held and not lost
+        assert await second.acquire()  # released: free at once
+        assert await current_holder(kv, "main") == "second"
+        other_key = Lease(kv, "other", "first", TTL)
+        assert await other_key.acquire()  # one lease per shard
+        await second.release()
+        await other_key.release()
+
+    run(nats_options, body)
+
+
+def test_an_expired_lease_is_taken_and_the_old_holder_learns_it_lost(nats_options: NatsOptions) -> None:
+    async def body(kv: Any) -> None:
+        lost: list[str] = []
+        old = Lease(kv, "main", "old", TTL, on_lost=lost.append)
+        assert await old.acquire()
+        # The holder stops renewing (paused, partitioned): after the TTL another instance takes it.
+        new = Lease(kv, "main", "new", TTL)
+        started = time.monotonic()
+        assert await new.acquire_wait(timeout=10 * TTL, poll=0.1)
+        waited = time.monotonic() - started
+        assert TTL * 0.5 <= waited <= 8 * TTL, waited
+        assert await current_holder(kv, "main") == "new"
+        # The old holder wakes up: its renewal is refused (or it sees the TTL has passed): lost.
+        assert not await old.renew()
+        assert not old.held and len(lost) == 1
+        assert await current_holder(kv, "main") == "new"
+        await old.release()  # a release after the loss does not touch the new holder's key
+        assert await current_holder(kv, "main") == "new"
+        await new.release()
+
+    run(nats_options, body)
+
+
+def test_a_compare_and_swap_failure_reports_the_loss(nats_options: NatsOptions) -> None:
+    async def body(kv: Any) -> None:
+        lost: list[str] = []
+        lease = Lease(kv, "main", "me", TTL, on_lost=lost.append, renew_every=0.05)
+        assert await lease.acquire()
+        task = lease.start()
+        await asyncio.sleep(0.2)
+        assert lease.held
+        await kv.put("main", b"intruder")  # someone else writes the key: the next renewal's CAS fails
+        await asyncio.wait_for(task, 5)
+        assert not lease.held
+        assert len(lost) == 1 and "compare-and-swap" in lost[0]
+        assert lease.lost_reason == lost[0]
+        await lease.release()
+        assert await current_holder(kv, "main") == "intruder"
+
+    run(nats_options, body)
+
+
+def test_a_renewal_later_than_the_ttl_is_a_loss_even_if_nobody_took_it(nats_options: NatsOptions) -> None:
+    async def body(kv: Any) -> None:
+        lost: list[str] = []
+        lease = Lease(kv, "main", "me", TTL, on_lost=lost.append)
+        assert await lease.acquire()
+        await asyncio.sleep(TTL * 1.2)  # e.g. the process was stopped (SIGSTOP) past its TTL
+        assert not await lease.renew()
+        assert not lease.held and len(lost) == 1 and "not renewed" in lost[0]
+
+    run(nats_options, body)
+
+
+def test_the_bucket_keeps_one_ttl(nats_options: NatsOptions) -> None:
+    async def body(kv: Any) -> None:
+        nc = await connect(nats_options)
+        try:
+            with pytest.raises(ClusterConfigError, match="ttl"):
+                await ensure_lease_bucket(nc.jetstream(), nats_options, TTL * 5)
+            assert (await ensure_lease_bucket(nc.jetstream(), nats_options, TTL)) is not None
+        finally:
+            await nc.close()
+
+    run(nats_options, body)
