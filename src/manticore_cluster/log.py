@@ -235,7 +235,11 @@ class JetStreamJournal:
         JournalClosed if the journal is closed meanwhile."""
         loop = self._loop
         if loop is None:
-            loop = self._ensure_loop()
+            try:
+                loop = self._ensure_loop()
+            except BaseException:
+                coroutine.close()
+                raise
         if timeout is None:
             timeout = 4 * self.options.request_timeout + 5
         try:
