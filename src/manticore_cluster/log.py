@@ -155,6 +155,7 @@ class JetStreamJournal:
         self._failure: BaseException | None = None
         self._fence: JournalFenced | None = None
         self._writer_idle = False
+        self._lifecycle = threading.Lock()  # creating and stopping the loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._nc: Client | None = None
@@ -203,22 +204,23 @@ class JetStreamJournal:
     # ------------------------------------------------------------------ the loop thread
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is not None:
-            return self._loop
-        if self._closing:
-            raise JournalClosed("the journal is closed")
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
+        with self._lifecycle:
+            if self._loop is not None:
+                return self._loop
+            if self._closing:
+                raise JournalClosed("the journal is closed")
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
 
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            loop.run_forever()
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
 
-        thread = threading.Thread(target=run, name=f"manticore-jetstream-{self.shard}", daemon=True)
-        thread.start()
-        ready.wait()
-        self._loop, self._thread = loop, thread
+            thread = threading.Thread(target=run, name=f"manticore-jetstream-{self.shard}", daemon=True)
+            thread.start()
+            ready.wait()
+            self._loop, self._thread = loop, thread
         try:
             options = self.options
             self._call(self._connect(), 3 * options.connect_timeout + 2 * options.request_timeout + 1)
@@ -228,15 +230,35 @@ class JetStreamJournal:
         return loop
 
     def _call(self, coroutine: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
-        """Run ``coroutine`` on the journal's loop and return its result (from another thread)."""
+        """Run ``coroutine`` on the journal's loop and return its result (from another thread, never
+        the loop's own). ``timeout`` defaults to a bound above every request's own timeout;
+        JournalClosed if the journal is closed meanwhile."""
         loop = self._loop
         if loop is None:
-            loop = self._ensure_loop()
-        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+            try:
+                loop = self._ensure_loop()
+            except BaseException:
+                coroutine.close()
+                raise
+        if timeout is None:
+            timeout = 4 * self.options.request_timeout + 5
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        except RuntimeError:  # the loop is closed: the journal was closed meanwhile
+            coroutine.close()
+            raise JournalClosed("the journal was closed") from None
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
+            if self._closing:
+                raise JournalClosed("the journal was closed") from None
+            raise
+        except (concurrent.futures.CancelledError, asyncio.CancelledError):
+            raise JournalClosed("the journal was closed") from None
+        except Exception as exc:
+            if self._closing:  # e.g. the connection closed under a read
+                raise JournalClosed("the journal was closed") from exc
             raise
 
     async def _connect(self) -> None:
@@ -246,9 +268,12 @@ class JetStreamJournal:
         await ensure_log_stream(self._js, self.options)
 
     def _stop_loop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None:
-            return
+        """Close the connection and stop the loop (once, whichever thread comes first)."""
+        with self._lifecycle:
+            loop, thread = self._loop, self._thread
+            if loop is None:
+                return
+            self._loop = self._thread = None
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(self._shut_down(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
@@ -256,7 +281,6 @@ class JetStreamJournal:
             thread.join(5)
         if not loop.is_running():
             loop.close()
-        self._loop = self._thread = None
         self._nc = self._js = None
 
     async def _shut_down(self) -> None:

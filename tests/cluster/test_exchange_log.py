@@ -223,6 +223,8 @@ def test_a_process_killed_while_appending_loses_nothing_it_reported_durable(
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
     assert reported >= 400
     records = raw_records(nats_options)
     positions = [r["n"] for r in records]

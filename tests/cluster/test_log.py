@@ -405,3 +405,26 @@ def test_the_log_is_the_list_of_appended_records(
         records = decode_batch(payload)
         assert headers["Nats-Msg-Id"] == f"{shard}:{records[0]['n']}"
         assert len(payload) <= limit or len(records) == 1
+
+
+def test_closing_a_following_standby_ends_its_read(nats_options: NatsOptions) -> None:
+    import time
+
+    standby = JetStreamJournal(nats_options, "main", follow_until=threading.Event())
+    outcome: list[BaseException | None] = []
+
+    def follow() -> None:
+        try:
+            list(standby.read())
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    time.sleep(0.5)  # (closing while it still connects must end it too)
+    assert follower.is_alive()
+    standby.close()
+    follower.join(15)
+    assert not follower.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], JournalClosed), outcome
