@@ -10,6 +10,8 @@ never imports it.
 
 from __future__ import annotations
 
-from .natsconf import NatsOptions
+from .lease import Lease
+from .log import JetStreamJournal, JournalFenced
+from .natsconf import ClusterConfigError, NatsOptions
 
-__all__ = ["NatsOptions"]
+__all__ = ["ClusterConfigError", "JetStreamJournal", "JournalFenced", "Lease", "NatsOptions"]

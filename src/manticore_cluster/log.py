@@ -101,7 +101,8 @@ class JetStreamJournal:
             :func:`~manticore_cluster.natsconf.ensure_log_stream`).
         shard: the shard's name (``[A-Za-z0-9_-]``, 1-64 characters).
         on_durable: called from the journal's thread with each new durable position.
-        on_fenced: called once, from the journal's thread, when the journal is fenced off.
+        on_fenced: called once, from the journal's thread, when the journal is fenced off (after
+            :attr:`fenced` turned True, before any :meth:`wait` raises JournalFenced).
         follow_until: warm standby: :meth:`read` does not stop at the end of the log but keeps
             yielding records as they are written, until this event is set; then it reads to the end
             of the log as it is at that moment and returns (the caller must hold the shard's lease by
@@ -152,7 +153,9 @@ class JetStreamJournal:
         self._started = False
         self._closing = False
         self._failure: BaseException | None = None
+        self._fence: JournalFenced | None = None
         self._writer_idle = False
+        self._lifecycle = threading.Lock()  # creating and stopping the loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._nc: Client | None = None
@@ -162,18 +165,19 @@ class JetStreamJournal:
         self.batches = 0
         self.records_written = 0
         self.publish_retries = 0
+        self.messages_read = 0
 
     # ------------------------------------------------------------------ state
 
     @property
     def healthy(self) -> bool:
         """False once the journal has failed, been fenced off, or is closed."""
-        return self._failure is None and not self._closing
+        return self._failure is None and self._fence is None and not self._closing
 
     @property
     def fenced(self) -> bool:
         """True once another instance has written to this shard: this one must stop."""
-        return isinstance(self._failure, JournalFenced)
+        return self._fence is not None
 
     @property
     def appended(self) -> int:
@@ -188,7 +192,9 @@ class JetStreamJournal:
     @property
     def stream_sequence(self) -> int:
         """Stream sequence of this shard's last message as this instance knows it (read or written);
-        0 when the shard has none. It is the next message's expected last subject sequence."""
+        0 when the shard has none. It is the next message's expected last subject sequence. It rises
+        while :meth:`read` runs, so a standby's lag is ``last_stream_sequence() - stream_sequence``
+        (in stream sequences, which other shards' messages also advance)."""
         return self._last_sequence
 
     def last_stream_sequence(self) -> int:
@@ -198,39 +204,57 @@ class JetStreamJournal:
     # ------------------------------------------------------------------ the loop thread
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is not None:
-            return self._loop
-        if self._closing:
-            raise JournalClosed("the journal is closed")
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
+        with self._lifecycle:
+            if self._loop is not None:
+                return self._loop
+            if self._closing:
+                raise JournalClosed("the journal is closed")
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
 
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
-            loop.run_forever()
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
 
-        thread = threading.Thread(target=run, name=f"manticore-jetstream-{self.shard}", daemon=True)
-        thread.start()
-        ready.wait()
-        self._loop, self._thread = loop, thread
+            thread = threading.Thread(target=run, name=f"manticore-jetstream-{self.shard}", daemon=True)
+            thread.start()
+            ready.wait()
+            self._loop, self._thread = loop, thread
         try:
-            self._call(self._connect(), self.options.connect_timeout + 2 * self.options.request_timeout)
+            options = self.options
+            self._call(self._connect(), 3 * options.connect_timeout + 2 * options.request_timeout + 1)
         except BaseException:
             self._stop_loop()
             raise
         return loop
 
     def _call(self, coroutine: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
-        """Run ``coroutine`` on the journal's loop and return its result (from another thread)."""
+        """Run ``coroutine`` on the journal's loop and return its result (from another thread, never
+        the loop's own). ``timeout`` defaults to a bound above every request's own timeout;
+        JournalClosed if the journal is closed meanwhile."""
         loop = self._loop
         if loop is None:
             loop = self._ensure_loop()
-        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        if timeout is None:
+            timeout = 4 * self.options.request_timeout + 5
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        except RuntimeError:  # the loop is closed: the journal was closed meanwhile
+            coroutine.close()
+            raise JournalClosed("the journal was closed") from None
         try:
             return future.result(timeout)
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:
             future.cancel()
+            if self._closing:
+                raise JournalClosed("the journal was closed") from None
+            raise
+        except (concurrent.futures.CancelledError, asyncio.CancelledError):
+            raise JournalClosed("the journal was closed") from None
+        except Exception as exc:
+            if self._closing:  # e.g. the connection closed under a read
+                raise JournalClosed("the journal was closed") from exc
             raise
 
     async def _connect(self) -> None:
@@ -240,20 +264,32 @@ class JetStreamJournal:
         await ensure_log_stream(self._js, self.options)
 
     def _stop_loop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None:
-            return
-        if self._nc is not None:
-            nc = self._nc
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(nc.close(), loop).result(5)
+        """Close the connection and stop the loop (once, whichever thread comes first)."""
+        with self._lifecycle:
+            loop, thread = self._loop, self._thread
+            if loop is None:
+                return
+            self._loop = self._thread = None
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._shut_down(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
         if not loop.is_running():
             loop.close()
-        self._loop = self._thread = None
         self._nc = self._js = None
+
+    async def _shut_down(self) -> None:
+        """Close the connection, then cancel whatever still runs on the loop."""
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.close(), 5)
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
 
     @property
     def _jetstream(self) -> JetStreamContext:
@@ -272,12 +308,13 @@ class JetStreamJournal:
             return 0
         return int(message.seq or 0)
 
-    def read(self, after: int = 0, *, start_sequence: int = 1) -> Iterator[dict[str, Any]]:
+    def read(self, after: int = 0, *, start_sequence: int | None = None) -> Iterator[dict[str, Any]]:
         """Recovery before :meth:`start`: yield the shard's records with position ``> after``, oldest
         first (with ``follow_until``: until that event is set, see the class).
 
-        ``start_sequence`` is the stream sequence to start scanning at (a caller that knows where
-        position ``after + 1`` is can skip the older messages). Afterwards :attr:`appended` and
+        ``start_sequence`` is the stream sequence to start scanning at; by default the message that
+        holds position ``after + 1`` (:meth:`sequence_of`, a binary search), so a restart from a
+        checkpoint reads only the log after it. Afterwards :attr:`appended` and
         :attr:`durable` are the last position found (at least ``after``) and
         :attr:`stream_sequence` is the fence for the next message.
 
@@ -287,6 +324,8 @@ class JetStreamJournal:
         if self._started:
             raise RuntimeError("read() recovers the journal before start(); use durable_records() now")
         self._ensure_loop()
+        if start_sequence is None:
+            start_sequence = self.sequence_of(after + 1) if after else 1
         last = after
         last_sequence = 0
         highest = 0
@@ -302,7 +341,7 @@ class JetStreamJournal:
                     raise JournalCorrupt(f"{self.subject}: position {last + 1} is missing (seq {sequence})")
                 last = position
                 yield record
-            last_sequence = sequence
+            last_sequence = self._last_sequence = sequence  # progress, for a standby's lag
         if last_sequence == 0:  # nothing scanned: an empty log, or start_sequence past its end
             last_sequence = self._call(self._last_subject_sequence())
             if last_sequence:
@@ -327,15 +366,41 @@ class JetStreamJournal:
         """Yield the durable records with position ``> after``, oldest first (safe while the journal
         runs; reads the stream up to the message of the current :attr:`durable` position)."""
         self._ensure_loop()
-        durable, end = self._durable, self._last_sequence
-        if end == 0:
+        with self._done:
+            durable, end = self._durable, self._last_sequence
+        if end == 0 or durable <= after:
             return
-        for _sequence, batch in self._messages(1, end, None):
+        for _sequence, batch in self._messages(self.sequence_of(after + 1), end, None):
             for record in batch:
                 if record["n"] > durable:
                     return
                 if record["n"] > after:
                     yield record
+
+    def sequence_of(self, position: int) -> int:
+        """Stream sequence of the shard's message that holds record ``position``: the last message whose
+        first position is ``<= position`` (1 if there is none). A binary search with direct gets:
+        O(log(messages)) requests. Reading from there yields ``position`` first if the log has it."""
+        return self._call(self._sequence_of(position))
+
+    async def _sequence_of(self, position: int) -> int:
+        from nats.js.errors import NotFoundError
+
+        last = await self._last_subject_sequence()
+        low, high, found = 1, last, 1
+        while low <= high:
+            middle = (low + high) // 2
+            try:
+                message = await self._jetstream.get_msg(self.stream, middle, subject=self.subject, next=True)
+            except NotFoundError:  # nothing of this shard at or after middle
+                high = middle - 1
+                continue
+            sequence = int(message.seq or middle)
+            if _first_position(message.headers, message.data) <= position:
+                found, low = sequence, sequence + 1
+            else:
+                high = middle - 1
+        return found
 
     def _messages(
         self, start: int, end: int | None, follow: threading.Event | None
@@ -363,6 +428,7 @@ class JetStreamJournal:
                         waiting = False
                 fetched = self._call(self._fetch(reader, 0.25 if waiting else self.options.request_timeout))
                 for sequence, payload in fetched:
+                    self.messages_read += 1
                     position = sequence
                     end = max(end, sequence)
                     yield sequence, decode_batch(payload)
@@ -429,12 +495,10 @@ class JetStreamJournal:
         the position (it does not wait). TypeError, with nothing queued, if the record is not
         JSON-serialisable; JournalClosed (JournalFenced once fenced) when it cannot be written."""
         with self._append_lock:
+            if self._fence is not None:
+                raise JournalFenced("the journal was fenced off by another instance") from self._fence
             if self._failure is not None:
-                raise (
-                    JournalFenced("the journal was fenced off by another instance")
-                    if self.fenced
-                    else JournalClosed("the journal writer failed")
-                ) from self._failure
+                raise JournalClosed("the journal writer failed") from self._failure
             if self._closing or not self._started:
                 raise JournalClosed("the journal is " + ("closed" if self._closing else "not started"))
             position = self._appended + 1
@@ -487,12 +551,18 @@ class JetStreamJournal:
         self._stop_loop()
 
     async def _write_loop(self) -> None:
+        """Group commit: one message at a time, holding every record appended since the last one.
+        ``on_durable`` for a message runs while the next message is in flight."""
         pending = self._pending
         wake = self._wake
         assert wake is not None
+        told = 0  # the last position on_durable was called with
         try:
             while True:
                 if not pending:
+                    if told < self._durable:
+                        told = self._tell_durable(self._durable)
+                        continue
                     if self._closing:
                         return
                     wake.clear()
@@ -502,7 +572,7 @@ class JetStreamJournal:
                     self._writer_idle = False
                     continue
                 parts = [pending.popleft()]
-                size = len(parts[0])
+                size = len(parts[0]) + 2  # the brackets of the list
                 limit = self._message_limit()
                 while pending and size + len(pending[0]) + 1 <= limit:
                     part = pending.popleft()
@@ -510,28 +580,24 @@ class JetStreamJournal:
                     size += len(part) + 1
                 first = self._durable + 1
                 payload = b"[" + b",".join(parts) + b"]"
-                ack = await self._publish(payload, first)
+                publish = asyncio.ensure_future(self._publish(payload, first))
+                if told < self._durable:
+                    told = self._tell_durable(self._durable)
+                ack = await publish
                 with self._done:
                     self._last_sequence = ack
                     self._durable = first + len(parts) - 1
                     self.batches += 1
                     self.records_written += len(parts)
                     self._done.notify_all()
-                if self._on_durable is not None:
-                    try:
-                        self._on_durable(self._durable)
-                    except Exception:
-                        log.exception("the journal's on_durable callback failed")
         except (asyncio.CancelledError, GeneratorExit):
             with self._done:
                 self._failure = JournalClosed("the journal's writer was stopped")
                 self._done.notify_all()
             raise
         except BaseException as exc:
-            with self._done:
-                self._failure = exc
-                self._done.notify_all()
             if isinstance(exc, JournalFenced):
+                self._fence = exc  # unhealthy and refusing appends now; waiters learn it below
                 log.critical(
                     "journal of shard %s FENCED: another instance wrote to %s; this instance accepts "
                     "no more commands and must exit (%s)",
@@ -546,8 +612,19 @@ class JetStreamJournal:
                         log.exception("the journal's on_fenced callback failed")
             else:
                 log.critical("journal of shard %s failed, no more commands: %r", self.shard, exc)
+            with self._done:
+                self._failure = exc
+                self._done.notify_all()
             if not isinstance(exc, Exception):
                 raise
+
+    def _tell_durable(self, position: int) -> int:
+        if self._on_durable is not None:
+            try:
+                self._on_durable(position)
+            except Exception:
+                log.exception("the journal's on_durable callback failed")
+        return position
 
     def _message_limit(self) -> int:
         server = self._nc.max_payload if self._nc is not None else 1024 * 1024
@@ -616,3 +693,13 @@ class JetStreamJournal:
         if headers.get("Nats-Msg-Id") == msg_id and message.data == payload:
             return int(message.seq or 0)
         return 0
+
+
+def _first_position(headers: dict[str, str] | None, payload: bytes | None) -> int:
+    """The first record position of a log message: from its ``Nats-Msg-Id`` (``<shard>:<first>``),
+    else from its records."""
+    msg_id = (headers or {}).get("Nats-Msg-Id", "")
+    _, _, first = msg_id.rpartition(":")
+    if first.isdigit():
+        return int(first)
+    return int(decode_batch(payload or b"")[0]["n"])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # nats is imported only when a cluster is used
     from nats.aio.client import Client
@@ -110,7 +110,11 @@ def check_shard(shard: str) -> str:
 
 
 async def connect(options: NatsOptions) -> Client:
-    """A connection to ``options.servers`` that reconnects forever (the caller closes it)."""
+    """A connection to ``options.servers`` that, once made, reconnects forever (the caller closes it).
+
+    ConnectionError if no server answers within about twice ``options.connect_timeout``."""
+    import asyncio
+
     import nats
 
     async def error(exc: Exception) -> None:
@@ -122,7 +126,7 @@ async def connect(options: NatsOptions) -> Client:
     async def reconnected() -> None:
         log.warning("nats connection %s: reconnected", options.name)
 
-    return await nats.connect(
+    connecting = nats.connect(
         list(options.servers),
         name=options.name,
         connect_timeout=options.connect_timeout,
@@ -133,6 +137,10 @@ async def connect(options: NatsOptions) -> Client:
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,
     )
+    try:
+        return await asyncio.wait_for(connecting, 2 * options.connect_timeout + 0.5)
+    except asyncio.TimeoutError:
+        raise ConnectionError(f"no NATS server reachable at {', '.join(options.servers)}") from None
 
 
 async def wait_for_jetstream(js: JetStreamContext, timeout: float) -> None:
@@ -180,7 +188,7 @@ async def ensure_log_stream(js: JetStreamContext, options: NatsOptions) -> None:
         info = await js.stream_info(options.log_stream)
     except NotFoundError:
         try:
-            await js.add_stream(wanted)
+            await _add_stream(js, wanted, options.connect_timeout)
             return
         except Exception:  # another process created it at the same moment: check what is there
             info = await js.stream_info(options.log_stream)
@@ -201,6 +209,24 @@ async def ensure_log_stream(js: JetStreamContext, options: NatsOptions) -> None:
         raise ClusterConfigError(
             f"stream {options.log_stream} exists with other settings ({', '.join(differences)})"
         )
+
+
+async def _add_stream(js: JetStreamContext, config: Any, timeout: float) -> None:
+    """``add_stream``, retried while a cluster that is still forming has too few peers (err_code 10005)."""
+    import asyncio
+    import time
+
+    from nats.js.errors import APIError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await js.add_stream(config)
+            return
+        except APIError as exc:
+            if exc.err_code != 10005 or time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.25)
 
 
 async def ensure_lease_bucket(js: JetStreamContext, options: NatsOptions, ttl: float) -> KeyValue:

@@ -148,8 +148,14 @@ def test_a_stale_exchange_is_fenced_and_refuses_commands(tmp_path: Path, nats_op
     with pytest.raises(ServiceUnavailable):
         old.deposit("alice", "USD", "7")
     assert new.wait_durable(new.deposit("alice", "USD", "2").position, 10)
+    expected = state(new)
     new.close()
-    old.close(checkpoint=False)
+    with pytest.raises(ServiceUnavailable):
+        old.close()  # no checkpoint of the stale state (it holds a deposit the log does not)
+    assert not (tmp_path / "old" / "checkpoint.json").exists()
+    with js_exchange(tmp_path / "old", clock, nats_options) as restarted:
+        assert state(restarted) == expected  # the log's state, not the stale memory
+        assert restarted.balances("alice")["balances"]["USD"]["available"] == "1003"
     assert [(r["op"], r["amount"]) for r in raw_records(nats_options) if r["op"] == "deposit"] == [
         ("deposit", "1000"),
         ("deposit", "1"),
@@ -237,3 +243,13 @@ def test_a_process_killed_while_appending_loses_nothing_it_reported_durable(
         assert state(restored) == expected
     messages = raw_messages(nats_options)
     assert len(messages) < stored  # the child's records went out in groups
+
+
+def test_an_unreachable_nats_fails_the_open_and_frees_the_directory(tmp_path: Path) -> None:
+    from tests.cluster.conftest import free_port
+
+    options = NatsOptions(servers=(f"nats://127.0.0.1:{free_port()}",), prefix="gone", connect_timeout=0.5)
+    exchange = js_exchange(tmp_path, Clock(), options)
+    with pytest.raises(ConnectionError, match="no NATS server"):
+        exchange.open()
+    new_exchange(tmp_path, Clock()).open()  # the directory lock was released

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from manticore_cluster.log import JetStreamJournal, JournalFenced, decode_batch
 from manticore_cluster.natsconf import NatsOptions
@@ -196,6 +198,22 @@ def own_server(tmp_path: Path) -> Any:
     server.kill()
 
 
+def wait_until_stopped(pid: int, timeout: float = 10.0) -> None:
+    """Until every thread of ``pid`` is stopped (SIGSTOP takes effect asynchronously)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            stat = (task / "stat").read_text()
+            states.append(stat[stat.rindex(")") + 2])
+        if all(state in "Tt" for state in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop")
+
+
 def test_a_publish_that_timed_out_is_retried_without_a_duplicate(own_server: NatsServer) -> None:
     """The server is frozen (SIGSTOP) while a message is in flight: the publish times out and is sent
     again with the same id; after SIGCONT the server has the original and the retries: one copy."""
@@ -212,6 +230,7 @@ def test_a_publish_that_timed_out_is_retried_without_a_duplicate(own_server: Nat
     pid = own_server.process.pid
     os.kill(pid, signal.SIGSTOP)
     try:
+        wait_until_stopped(pid)
         position = journal.append({"op": "during"})
         deadline = time.monotonic() + 10
         while journal.publish_retries < 2 and time.monotonic() < deadline:
@@ -273,3 +292,139 @@ def test_a_standby_follows_the_log_until_promoted(nats_options: NatsOptions) -> 
     assert standby.wait(standby.append({"op": "x", "i": 31}), 10)
     standby.close()
     assert [r["i"] for r in raw_records(nats_options)] == list(range(32))
+
+
+def test_reading_after_a_position_starts_at_its_message(nats_options: NatsOptions) -> None:
+    journal = JetStreamJournal(nats_options, "main")
+    other = JetStreamJournal(nats_options, "other")  # interleaved messages of another shard
+    list(journal.read())
+    list(other.read())
+    journal.start()
+    other.start()
+    for i in range(120):
+        assert journal.wait(journal.append({"op": "x", "i": i}), 10)  # one message per record
+        if i % 3 == 0:
+            other.wait(other.append({"op": "y"}), 10)
+    journal.close()
+    other.close()
+    messages = raw_messages(nats_options)
+    reader = JetStreamJournal(nats_options, "main")
+    for position in (1, 2, 60, 119, 120, 121):
+        sequence = reader.sequence_of(position)
+        holding = [seq for seq, _, payload in messages if decode_batch(payload)[0]["n"] <= position]
+        assert sequence == holding[-1]
+    records = list(reader.read(after=100))
+    assert [r["i"] for r in records] == list(range(100, 120))
+    assert reader.messages_read == 20  # not the 100 before
+    assert reader.appended == 120 and reader.stream_sequence == messages[-1][0]
+    reader.close()
+    at_end = JetStreamJournal(nats_options, "main")
+    assert list(at_end.read(after=120)) == [] and at_end.appended == 120
+    assert at_end.messages_read == 1
+    at_end.start()
+    assert [r["n"] for r in at_end.durable_records(after=117)] == [118, 119, 120]
+    at_end.close()
+
+
+def test_a_nats_server_killed_and_restarted_loses_no_acknowledged_record(own_server: NatsServer) -> None:
+    """R1: kill -9 of nats-server while a shard appends; the server restarts on its store; the journal
+    retries and goes on; every record acknowledged before or after is stored once, in order."""
+    import time
+
+    options = NatsOptions(servers=(own_server.url,), prefix="restart", request_timeout=1.0)
+    journal = JetStreamJournal(options, "main", publish_timeout=1.0, publish_attempts=30)
+    list(journal.read())
+    journal.start()
+    stop = threading.Event()
+
+    def append() -> None:
+        while not stop.is_set() and journal.healthy:
+            journal.append({"op": "x"})
+            time.sleep(0.001)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        while journal.durable < 200:
+            time.sleep(0.01)
+        acknowledged = journal.durable
+        own_server.kill()
+        time.sleep(0.5)
+        own_server.start()
+        deadline = time.monotonic() + 30
+        while journal.durable < acknowledged + 200 and time.monotonic() < deadline:
+            assert journal.healthy
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        writer.join(10)
+    assert journal.wait(journal.appended, 30) and journal.healthy
+    total = journal.durable
+    assert total >= acknowledged + 200
+    journal.close()
+    assert [r["n"] for r in raw_records(options)] == list(range(1, total + 1))
+
+
+_example = iter(range(1_000_000))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rounds=st.lists(
+        st.tuples(st.lists(st.text(max_size=40), max_size=40), st.booleans(), st.integers(0, 200)),
+        min_size=1,
+        max_size=4,
+    ),
+    limit=st.sampled_from([64, 300, 512 * 1024]),
+)
+def test_the_log_is_the_list_of_appended_records(
+    nats_options: NatsOptions, rounds: list[tuple[list[str], bool, int]], limit: int
+) -> None:
+    """Model: the log is the list of every record appended by the successive writers (each writer
+    starts where the previous one stopped); read(after) is its suffix; messages are bounded (a
+    record larger than the bound goes alone) and each names its first position."""
+    shard = f"p{next(_example)}"
+    model: list[str] = []
+    for texts, wait_each, after in rounds:
+        journal = JetStreamJournal(nats_options, shard, max_message_bytes=limit)
+        after = min(after, len(model))
+        assert [r["v"] for r in journal.read(after=after)] == model[after:]
+        assert journal.appended == len(model)
+        journal.start()
+        for text in texts:
+            position = journal.append({"v": text})
+            model.append(text)
+            assert position == len(model)
+            if wait_each:
+                assert journal.wait(position, 10)
+        assert journal.wait(len(model), 10)
+        journal.close()
+    messages = raw_messages(nats_options, shard)
+    assert [r["v"] for _, _, payload in messages for r in decode_batch(payload)] == model
+    for _, headers, payload in messages:
+        records = decode_batch(payload)
+        assert headers["Nats-Msg-Id"] == f"{shard}:{records[0]['n']}"
+        assert len(payload) <= limit or len(records) == 1
+
+
+def test_closing_a_following_standby_ends_its_read(nats_options: NatsOptions) -> None:
+    import time
+
+    standby = JetStreamJournal(nats_options, "main", follow_until=threading.Event())
+    outcome: list[BaseException | None] = []
+
+    def follow() -> None:
+        try:
+            list(standby.read())
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    time.sleep(0.5)  # (closing while it still connects must end it too)
+    assert follower.is_alive()
+    standby.close()
+    follower.join(15)
+    assert not follower.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], JournalClosed), outcome

@@ -56,3 +56,20 @@ def test_the_stream_is_created_once_and_checked(nats_options: NatsOptions) -> No
             await nc.close()
 
     asyncio.run(main())
+
+
+def test_the_embedded_server_does_not_import_nats(tmp_path: object) -> None:
+    """Embedded mode needs no NATS: neither the server's modules nor an exchange on its file journal
+    (nor importing manticore_cluster itself) import the client."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tempfile\n"
+        "import manticore_api.cli, manticore_cluster, manticore_cluster.log, manticore_cluster.lease\n"
+        "from manticore_matching import Exchange\n"
+        "with Exchange(tempfile.mkdtemp()) as exchange:\n"
+        "    exchange.deposit('alice', 'USD', '1')\n"
+        "assert not [m for m in sys.modules if m == 'nats' or m.startswith('nats.')], 'nats imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
