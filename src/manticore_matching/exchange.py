@@ -123,6 +123,8 @@ class Exchange(ExchangeReads, Listeners):
         self._recent_client_ids = self._orders.recent_names
         self._since_checkpoint = 0
         self._checkpoint_position = 0
+        self._stored_position = 0
+        self._replayed_to = 0
         self.risk = RiskManager(limits=self._risk_limits)
         self.storage: StorageManager | None = None
         self.journal = Journal(self.data_dir / "journal", fsync=fsync, on_durable=self._on_durable)
@@ -184,14 +186,26 @@ class Exchange(ExchangeReads, Listeners):
             gc.disable()
             try:
                 position = self._load_checkpoint()
+                self._stored_position = self._storage_position(position)
                 self._replaying = True
+                last: dict[str, Any] | None = None
+                self._replayed_to = position
+                self._storage_capture(self._stored_position <= position)
                 for record in self.journal.read(after=position):
+                    if record["n"] == self._stored_position + 1:
+                        self._storage_capture(True)
                     self._apply_record(record)
+                    self._replayed_to = record["n"]
                     self.replayed_records += 1
+                    last = record
+                if last is not None and last["n"] > self._stored_position and self._markets:
+                    self.storage.submit_journal_position(last["n"], last["ts"])
             finally:
                 self._replaying = False
+                self._storage_capture(True)
                 if collecting:
                     gc.enable()
+            self._capture_all(self._streaming())
             self.storage.flush()
             self.journal.start()
             self._opened = True
@@ -274,17 +288,34 @@ class Exchange(ExchangeReads, Listeners):
         if state is not None:
             book.restore_state(state)
         capture = CommandCapture()
-        manager.subscribe_all(self.risk.on_event)
-        manager.subscribe_all(capture)
+        # Only what each handler reads: the book builds no payload that nobody takes.
+        for event_type in RiskManager.EVENT_TYPES:
+            manager.subscribe(event_type, self.risk.on_event)
+        capture.attach(manager, self._streaming())
         manager.subscribe(EventType.ERROR, self._on_handler_error)
         self.risk.register_market(
             symbol=config.symbol, base_asset=config.base_asset, quote_asset=config.quote_asset, book=book
         )
         assert self.storage is not None
-        self.storage.attach(book, deliver=self._units.append)
-        market = Market(config, book, capture, deque(trades, maxlen=RECENT_TRADES))
+        persister = self.storage.attach(book, deliver=self._units.append)
+        if self._replaying and self._stored_position > self._replayed_to:
+            persister.stop()  # storage holds this market's rows up to further on
+        market = Market(config, book, capture, deque(trades, maxlen=RECENT_TRADES), persister=persister)
         self._markets[config.symbol] = market
         return market
+
+    def _streaming(self) -> bool:
+        """Whether commands build stream messages: while a stream listener is there, never in replay."""
+        return bool(self._release.listeners) and not self._replaying
+
+    def _listeners_changed(self) -> None:
+        with self._lock:
+            self._capture_all(self._streaming())
+
+    def _capture_all(self, complete: bool) -> None:
+        """Make every market's capture complete (every event, for stream messages) or not."""
+        for market in self._markets.values():
+            market.capture.listen(market.book.event_manager, complete)
 
     def _on_handler_error(self, _event_type: EventType, data: dict[str, Any]) -> None:
         error = cast(ErrorPayload, data)
@@ -414,7 +445,9 @@ class Exchange(ExchangeReads, Listeners):
             with self._command(None) as now:
                 record = {"op": op, "ts": now, "user_id": user_id, "asset": asset, "amount": str(value)}
                 apply.transfer(self.risk, record)
-                extra = [{"type": "balances", "user_id": user_id, **self.balances(user_id)}]
+                extra = None
+                if self._release.listeners:
+                    extra = [{"type": "balances", "user_id": user_id, **self.balances(user_id)}]
                 return self._commit(record, None, now, extra=extra)
 
     def expire_due(self) -> int:
@@ -502,7 +535,7 @@ class Exchange(ExchangeReads, Listeners):
             for event_type, data in events:
                 if event_type is TRADE_EXECUTED:
                     trades.append({key: data[key] for key in TRADE_KEYS})
-            if not replaying:
+            if not replaying and market.capture.complete:  # messages only while a listener takes them
                 config = market.config
                 batch = messages(
                     config.symbol, sequence - len(events) + 1, sequence, now, events, config.quote_asset
@@ -515,12 +548,15 @@ class Exchange(ExchangeReads, Listeners):
         units = self._units[:]
         self._units.clear()
         if replaying:
-            assert self.storage is not None
-            for unit in units:
-                self.storage.submit(unit)
+            # Storage committed the units of the records up to _stored_position before the restart.
+            if units and record.get("n", 0) > self._stored_position:
+                assert self.storage is not None
+                submit = self.storage.submit
+                for unit in units:
+                    submit(unit)
             return Receipt(record.get("n", 0), order_id, order)
         # Queued before the append: the writer may make the record durable before append() returns.
-        entry = (self.journal.appended + 1, units, batch)
+        entry = (self.journal.appended + 1, units, batch, now)
         self._release.unreleased.append(entry)
         try:
             position = self.journal.append(record)
@@ -556,6 +592,38 @@ class Exchange(ExchangeReads, Listeners):
                 number = int(record["order_id"][len(GENERATED_PREFIX) :])
                 self._next_order_no = max(self._next_order_no, number)
             self._commit(record, market, now)
+
+    def _storage_capture(self, on: bool) -> None:
+        """Start (``on``) or stop every market's storage persister: a replay stops them while it
+        replays the commands whose rows storage holds, so that the books keep no change log for them."""
+        for market in self._markets.values():
+            if market.persister is not None:
+                if on:
+                    market.persister.start()
+                else:
+                    market.persister.stop()
+
+    def _storage_position(self, checkpoint: int) -> int:
+        """The journal position up to which storage has committed the rows of every command, if the
+        replay after ``checkpoint`` reaches it (0 otherwise: every replayed command's rows are
+        submitted again, which changes nothing where they are stored already).
+
+        Storage names the position and the clock reading of the command there; a journal that has no
+        such command (storage ahead of it, a fresh journal beside an old database) or another one
+        there (a database of another history) is not trusted to match storage."""
+        assert self.storage is not None
+        position, stamp = self.storage.journal_position()
+        if position <= checkpoint:
+            return 0
+        record = self.journal.record_at(position)
+        if record is None or record.get("ts") != stamp:
+            log.warning(
+                "storage holds rows up to journal position %d, which this journal does not match: "
+                "replay submits every command's rows again",
+                position,
+            )
+            return 0
+        return position
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -176,6 +176,32 @@ class Journal:
                     os.fsync(handle.fileno())
         self._appended = self._durable = last
 
+    def record_at(self, position: int) -> dict[str, Any] | None:
+        """The intact record at ``position``, or None if the journal has none there (read-only: safe
+        before :meth:`read`). Reads only the segment that would hold it."""
+        if position < 1:
+            return None
+        holder: Path | None = None
+        for path in self.segments():
+            if int(path.name[len(_PREFIX) : -len(_SUFFIX)]) > position:
+                break
+            holder = path
+        if holder is None:
+            return None
+        first = int(holder.name[len(_PREFIX) : -len(_SUFFIX)])
+        with holder.open("rb") as handle:
+            lines = handle.readlines()
+        index = position - first
+        if 0 <= index < len(lines):
+            record = _decode(lines[index])
+            if record is not None and record["n"] == position:
+                return record
+        for line in lines:  # not where positions rising by one put it: look at every line
+            record = _decode(line)
+            if record is not None and record["n"] == position:
+                return record
+        return None
+
     def durable_records(self, after: int = 0) -> Iterator[dict[str, Any]]:
         """Yield the durable records with position ``> after``, oldest first, without changing anything
         (safe while the writer runs: a line past :attr:`durable` may still be being written)."""

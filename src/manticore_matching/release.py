@@ -3,7 +3,10 @@
 Nothing leaves the process before the command's journal record is on disk: :class:`Release` queues
 each command's storage units and messages under its journal position, and the journal's writer thread
 (:meth:`Release.on_durable`) hands them on when the position becomes durable: units to storage,
-messages to the stream listeners, then the position to the durability listeners.
+messages to the stream listeners, then the position to the durability listeners. After the units of
+a round it submits the journal position of the last command they belong to
+(:meth:`~manticore_storage.StorageManager.submit_journal_position`), which storage commits in the same
+transaction as their rows: a restart replays the journal without submitting those units again.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ log = logging.getLogger("manticore_matching")
 
 #: ``listener(messages)``: one durable command's stream messages.
 Listener = Callable[[list[dict[str, Any]]], None]
-#: ``(journal position, storage units, stream messages)`` of one command.
-Entry = tuple[int, list[Any], list[dict[str, Any]]]
+#: ``(journal position, storage units, stream messages, clock reading)`` of one command.
+Entry = tuple[int, list[Any], list[dict[str, Any]], float]
 
 
 class Release:
@@ -38,17 +41,25 @@ class Release:
     def on_durable(self, position: int, storage: StorageManager | None) -> None:
         """Release every queued command up to ``position`` (the journal's writer thread calls this)."""
         unreleased = self.unreleased
+        submitted: Entry | None = None
         while unreleased and unreleased[0][0] <= position:
-            _, units, batch = unreleased.popleft()
-            if storage is not None:
+            entry = unreleased.popleft()
+            _, units, batch, _ = entry
+            if storage is not None and units:
+                submit = storage.submit
                 for unit in units:
-                    storage.submit(unit)
+                    submit(unit)
+                submitted = entry
             if batch:
                 for listener in list(self.listeners):
                     try:
                         listener(batch)
                     except Exception:
                         log.exception("stream listener failed")
+        if submitted is not None:
+            assert storage is not None
+            # Committed with the rows of the units before it: a restart need not submit them again.
+            storage.submit_journal_position(submitted[0], submitted[3])
         for durable_listener in list(self.durable_listeners):
             try:
                 durable_listener(position)
@@ -65,11 +76,17 @@ class Listeners:
         """Call ``listener(messages)`` with each durable command's stream messages, in journal order,
         from the journal's writer thread (see :mod:`manticore_matching.feed` for the shapes)."""
         self._release.listeners.append(listener)
+        self._listeners_changed()
 
     def remove_listener(self, listener: Listener) -> None:
         """Stop calling ``listener``."""
         if listener in self._release.listeners:
             self._release.listeners.remove(listener)
+        self._listeners_changed()
+
+    def _listeners_changed(self) -> None:
+        """Called after a stream listener was added or removed (the exchange builds stream messages
+        only while it has one)."""
 
     def add_durable_listener(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(position)`` from the journal's writer thread each time commands up to
