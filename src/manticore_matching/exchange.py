@@ -33,8 +33,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -65,6 +64,33 @@ __all__ = ["Exchange", "Receipt"]
 log = logging.getLogger("manticore_matching")
 
 TRADE_EXECUTED = EventType.TRADE_EXECUTED
+
+
+class _CommandFrame:
+    """The frame of one command (what :meth:`Exchange._command` returns): ``now`` on entry; on an
+    exception, the command's captured events and storage units are dropped (a class rather than a
+    generator-based context manager: it runs for every command)."""
+
+    __slots__ = ("_before", "_exchange", "_market", "_now")
+
+    def __init__(self, exchange: Exchange, market: Market | None, now: float) -> None:
+        self._exchange = exchange
+        self._market = market
+        self._now = now
+        self._before = market.book.sequence if market is not None else 0
+
+    def __enter__(self) -> float:
+        return self._now
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            return
+        market = self._market
+        if market is not None:
+            market.capture.take()
+            if market.book.sequence != self._before:
+                log.critical("a failed command changed book %s", market.config.symbol)
+        self._exchange._units.clear()
 
 
 class Exchange(ExchangeReads, Listeners):
@@ -490,22 +516,13 @@ class Exchange(ExchangeReads, Listeners):
             self._failed = True
             raise ServiceUnavailable("the command journal cannot write: the exchange accepts no commands")
 
-    @contextmanager
-    def _command(self, market: Market | None, ts: float | None = None) -> Iterator[float]:
-        """Set the clock for one command and discard what a failed command captured."""
+    def _command(self, market: Market | None, ts: float | None = None) -> _CommandFrame:
+        """Set the clock for one command (``with self._command(...) as now``) and discard what a
+        failed command captured."""
         self._check_accepting()
         now = ts if ts is not None else max(self._clock(), self._now)
         self._now = now
-        before = market.book.sequence if market is not None else 0
-        try:
-            yield now
-        except BaseException:
-            if market is not None:
-                market.capture.take()
-                if market.book.sequence != before:
-                    log.critical("a failed command changed book %s", market.config.symbol)
-            self._units.clear()
-            raise
+        return _CommandFrame(self, market, now)
 
     def _commit(
         self,

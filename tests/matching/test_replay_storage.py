@@ -289,3 +289,47 @@ def test_record_at_finds_each_record_and_nothing_else(records: Exchange) -> None
         assert journal.record_at(position) == record
     assert journal.record_at(0) is None
     assert journal.record_at(max(by_position) + 1) is None
+
+
+def _apply_diff(levels: dict[tuple[str, str], str], message: dict[str, Any]) -> None:
+    for side, key in (("buy", "bids"), ("sell", "asks")):
+        for level in message[key]:
+            if level["order_count"] == 0:
+                levels.pop((side, level["price"]), None)
+            else:
+                levels[(side, level["price"])] = level["quantity"]
+
+
+def _levels(snapshot: dict[str, Any]) -> dict[tuple[str, str], str]:
+    levels = {("buy", level["price"]): level["quantity"] for level in snapshot["bids"]}
+    levels.update({("sell", level["price"]): level["quantity"] for level in snapshot["asks"]})
+    return levels
+
+
+def test_stream_messages_start_complete_whenever_a_listener_comes(tmp_path: Path) -> None:
+    """Without a listener the exchange builds no messages and its books no price level payloads; a
+    listener added (or added again) later gets book diffs that continue the book's snapshot exactly."""
+    clock = Clock()
+    commands = make_stream(9, 150)
+    with new_exchange(tmp_path / "data", clock) as exchange:
+        _run(exchange, clock, commands[:50])
+        book = exchange.book("BTC/USD")
+        assert not book.event_manager.has_subscribers("price_level_changed")
+        for start, end in ((50, 100), (100, 150)):
+            snapshot = book.get_snapshot()
+            frames: list[dict[str, Any]] = []
+            exchange.add_listener(frames.extend)
+            assert book.event_manager.has_subscribers("price_level_changed")
+            _run(exchange, clock, commands[start:end])
+            exchange.remove_listener(frames.extend)
+            assert not book.event_manager.has_subscribers("price_level_changed")
+            diffs = [frame for frame in frames if frame["type"] == "book" and frame["symbol"] == "BTC/USD"]
+            assert diffs, "the stream moved the book"
+            sequence = snapshot["sequence"]
+            levels = _levels(snapshot)
+            for diff in diffs:
+                assert diff["first_sequence"] == sequence + 1
+                sequence = diff["last_sequence"]
+                _apply_diff(levels, diff)
+            assert sequence == book.sequence
+            assert levels == _levels(book.get_snapshot())
