@@ -232,6 +232,7 @@ class Exchange(ExchangeReads, Listeners):
                 if collecting:
                     gc.enable()
             self._capture_all(self._streaming())
+            self._release.released = self.journal.appended  # replayed: storage has their units
             self.storage.flush()
             self.journal.start()
             self._opened = True
@@ -651,6 +652,10 @@ class Exchange(ExchangeReads, Listeners):
         with self._lock:
             position = self.journal.appended
             self.wait_durable(position, None)
+            # The journal's thread hands the units on just after it marks them durable: storage must
+            # have them before the checkpoint makes the journal forget their commands.
+            if not self._release.wait_released(position, 30.0):
+                log.error("checkpoint at %d: storage may miss the last commands' rows", position)
             if self.storage is not None:
                 self.storage.flush()
             state = build_checkpoint(

@@ -12,6 +12,7 @@ transaction as their rows: a restart replays the journal without submitting thos
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -31,12 +32,21 @@ Entry = tuple[int, list[Any], list[dict[str, Any]], float]
 class Release:
     """The queue of commands waiting for durability, and who is told when they are durable."""
 
-    __slots__ = ("durable_listeners", "listeners", "unreleased")
+    __slots__ = ("_released_changed", "durable_listeners", "listeners", "released", "unreleased")
 
     def __init__(self) -> None:
         self.unreleased: deque[Entry] = deque()
         self.listeners: list[Listener] = []
         self.durable_listeners: list[Callable[[int], None]] = []
+        #: Every command up to this journal position has been handed on (units to storage).
+        self.released = 0
+        self._released_changed = threading.Condition()
+
+    def wait_released(self, position: int, timeout: float | None = None) -> bool:
+        """Block until :meth:`on_durable` has handed on every command up to ``position`` (its units
+        are in storage's queue); False on timeout."""
+        with self._released_changed:
+            return self._released_changed.wait_for(lambda: self.released >= position, timeout)
 
     def on_durable(self, position: int, storage: StorageManager | None) -> None:
         """Release every queued command up to ``position`` (the journal's writer thread calls this)."""
@@ -60,6 +70,9 @@ class Release:
             assert storage is not None
             # Committed with the rows of the units before it: a restart need not submit them again.
             storage.submit_journal_position(submitted[0], submitted[3])
+        with self._released_changed:
+            self.released = position
+            self._released_changed.notify_all()
         for durable_listener in list(self.durable_listeners):
             try:
                 durable_listener(position)
