@@ -151,6 +151,7 @@ class Exchange(ExchangeReads, Listeners):
         self._checkpoint_position = 0
         self._stored_position = 0
         self._replayed_to = 0
+        self._capture_stale = False
         self.risk = RiskManager(limits=self._risk_limits)
         self.storage: StorageManager | None = None
         self.journal = Journal(self.data_dir / "journal", fsync=fsync, on_durable=self._on_durable)
@@ -336,11 +337,13 @@ class Exchange(ExchangeReads, Listeners):
         return bool(self._release.listeners) and not self._replaying
 
     def _listeners_changed(self) -> None:
-        with self._lock:
-            self._capture_all(self._streaming())
+        # Applied by the next command's frame, which holds the exchange's lock: taking the lock here
+        # could deadlock a listener removed from the journal's thread against a waiting checkpoint.
+        self._capture_stale = True
 
     def _capture_all(self, complete: bool) -> None:
         """Make every market's capture complete (every event, for stream messages) or not."""
+        self._capture_stale = False
         for market in self._markets.values():
             market.capture.listen(market.book.event_manager, complete)
 
@@ -521,6 +524,8 @@ class Exchange(ExchangeReads, Listeners):
         """Set the clock for one command (``with self._command(...) as now``) and discard what a
         failed command captured."""
         self._check_accepting()
+        if self._capture_stale:
+            self._capture_all(self._streaming())
         now = ts if ts is not None else max(self._clock(), self._now)
         self._now = now
         return _CommandFrame(self, market, now)

@@ -310,7 +310,7 @@ def test_stream_messages_start_complete_whenever_a_listener_comes(tmp_path: Path
     """Without a listener the exchange builds no messages and its books no price level payloads; a
     listener added (or added again) later gets book diffs that continue the book's snapshot exactly."""
     clock = Clock()
-    commands = make_stream(9, 150)
+    commands = make_stream(9, 200)
     with new_exchange(tmp_path / "data", clock) as exchange:
         _run(exchange, clock, commands[:50])
         book = exchange.book("BTC/USD")
@@ -319,10 +319,9 @@ def test_stream_messages_start_complete_whenever_a_listener_comes(tmp_path: Path
             snapshot = book.get_snapshot()
             frames: list[dict[str, Any]] = []
             exchange.add_listener(frames.extend)
-            assert book.event_manager.has_subscribers("price_level_changed")
             _run(exchange, clock, commands[start:end])
+            assert book.event_manager.has_subscribers("price_level_changed")
             exchange.remove_listener(frames.extend)
-            assert not book.event_manager.has_subscribers("price_level_changed")
             diffs = [frame for frame in frames if frame["type"] == "book" and frame["symbol"] == "BTC/USD"]
             assert diffs, "the stream moved the book"
             sequence = snapshot["sequence"]
@@ -333,6 +332,8 @@ def test_stream_messages_start_complete_whenever_a_listener_comes(tmp_path: Path
                 _apply_diff(levels, diff)
             assert sequence == book.sequence
             assert levels == _levels(book.get_snapshot())
+        _run(exchange, clock, commands[150:])
+        assert not book.event_manager.has_subscribers("price_level_changed")
 
 
 def test_a_checkpoint_waits_until_storage_has_the_units_of_the_commands_it_covers(tmp_path: Path) -> None:
