@@ -474,6 +474,29 @@ class JetStreamJournal:
             await self._jetstream.delete_consumer(self.stream, info.name)
         await reader.unsubscribe()
 
+    def record_at(self, position: int) -> dict[str, Any] | None:
+        """The shard's record at ``position``, or None if its log holds none there (a binary search
+        for the message that would hold it, then one direct get; safe before :meth:`read`)."""
+        if position < 1:
+            return None
+        self._ensure_loop()
+        if not self._call(self._last_subject_sequence()):
+            return None
+        message = self._call(self._shard_message_at(self.sequence_of(position)))
+        if message is None:
+            return None
+        for record in message:
+            if record["n"] == position:
+                return record
+        return None
+
+    async def _shard_message_at(self, sequence: int) -> list[dict[str, Any]] | None:
+        """The records of the shard's message at stream ``sequence``, None if that one is another's."""
+        message = await self._jetstream.get_msg(self.stream, sequence)
+        if message.subject != self.subject:
+            return None
+        return decode_batch(message.data or b"")
+
     async def _message_at(self, sequence: int) -> list[dict[str, Any]]:
         message = await self._jetstream.get_msg(self.stream, sequence)
         return decode_batch(message.data or b"")

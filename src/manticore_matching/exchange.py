@@ -33,8 +33,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -65,6 +64,33 @@ __all__ = ["Exchange", "Receipt"]
 log = logging.getLogger("manticore_matching")
 
 TRADE_EXECUTED = EventType.TRADE_EXECUTED
+
+
+class _CommandFrame:
+    """The frame of one command (what :meth:`Exchange._command` returns): ``now`` on entry; on an
+    exception, the command's captured events and storage units are dropped (a class rather than a
+    generator-based context manager: it runs for every command)."""
+
+    __slots__ = ("_before", "_exchange", "_market", "_now")
+
+    def __init__(self, exchange: Exchange, market: Market | None, now: float) -> None:
+        self._exchange = exchange
+        self._market = market
+        self._now = now
+        self._before = market.book.sequence if market is not None else 0
+
+    def __enter__(self) -> float:
+        return self._now
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            return
+        market = self._market
+        if market is not None:
+            market.capture.take()
+            if market.book.sequence != self._before:
+                log.critical("a failed command changed book %s", market.config.symbol)
+        self._exchange._units.clear()
 
 
 class Exchange(ExchangeReads, Listeners):
@@ -128,6 +154,9 @@ class Exchange(ExchangeReads, Listeners):
         self._recent_client_ids = self._orders.recent_names
         self._since_checkpoint = 0
         self._checkpoint_position = 0
+        self._stored_position = 0
+        self._replayed_to = 0
+        self._capture_stale = False
         self.risk = RiskManager(limits=self._risk_limits)
         self.storage: StorageManager | None = None
         self.journal: CommandLog
@@ -194,14 +223,27 @@ class Exchange(ExchangeReads, Listeners):
             gc.disable()
             try:
                 position = self._load_checkpoint()
+                self._stored_position = self._storage_position(position)
                 self._replaying = True
+                last: dict[str, Any] | None = None
+                self._replayed_to = position
+                self._storage_capture(self._stored_position <= position)
                 for record in self.journal.read(after=position):
+                    if record["n"] == self._stored_position + 1:
+                        self._storage_capture(True)
                     self._apply_record(record)
+                    self._replayed_to = record["n"]
                     self.replayed_records += 1
+                    last = record
+                if last is not None and last["n"] > self._stored_position and self._markets:
+                    self.storage.submit_journal_position(last["n"], last["ts"])
             finally:
                 self._replaying = False
+                self._storage_capture(True)
                 if collecting:
                     gc.enable()
+            self._capture_all(self._streaming())
+            self._release.released = self.journal.appended  # replayed: storage has their units
             self.storage.flush()
             self.journal.start()
             self._opened = True
@@ -284,17 +326,37 @@ class Exchange(ExchangeReads, Listeners):
         if state is not None:
             book.restore_state(state)
         capture = CommandCapture()
-        manager.subscribe_all(self.risk.on_event)
-        manager.subscribe_all(capture)
+        # Only what each handler reads: the book builds no payload that nobody takes.
+        for event_type in RiskManager.EVENT_TYPES:
+            manager.subscribe(event_type, self.risk.on_event)
+        capture.attach(manager, self._streaming())
         manager.subscribe(EventType.ERROR, self._on_handler_error)
         self.risk.register_market(
             symbol=config.symbol, base_asset=config.base_asset, quote_asset=config.quote_asset, book=book
         )
         assert self.storage is not None
-        self.storage.attach(book, deliver=self._units.append)
-        market = Market(config, book, capture, deque(trades, maxlen=RECENT_TRADES))
+        persister = self.storage.attach(book, deliver=self._units.append)
+        if self._replaying and self._stored_position > self._replayed_to:
+            persister.stop()  # storage holds this market's rows up to further on
+        market = Market(config, book, capture, deque(trades, maxlen=RECENT_TRADES), persister=persister)
         self._markets[config.symbol] = market
         return market
+
+    def _streaming(self) -> bool:
+        """Whether commands build stream messages: while a stream listener is there, never in replay."""
+        release = self._release
+        return bool(release.listeners or release.batch_listeners) and not self._replaying
+
+    def _listeners_changed(self) -> None:
+        # Applied by the next command's frame, which holds the exchange's lock: taking the lock here
+        # could deadlock a listener removed from the journal's thread against a waiting checkpoint.
+        self._capture_stale = True
+
+    def _capture_all(self, complete: bool) -> None:
+        """Make every market's capture complete (every event, for stream messages) or not."""
+        self._capture_stale = False
+        for market in self._markets.values():
+            market.capture.listen(market.book.event_manager, complete)
 
     def _on_handler_error(self, _event_type: EventType, data: dict[str, Any]) -> None:
         error = cast(ErrorPayload, data)
@@ -424,7 +486,9 @@ class Exchange(ExchangeReads, Listeners):
             with self._command(None) as now:
                 record = {"op": op, "ts": now, "user_id": user_id, "asset": asset, "amount": str(value)}
                 apply.transfer(self.risk, record)
-                extra = [{"type": "balances", "user_id": user_id, **self.balances(user_id)}]
+                extra = None
+                if self._release.listeners or self._release.batch_listeners:
+                    extra = [{"type": "balances", "user_id": user_id, **self.balances(user_id)}]
                 return self._commit(record, None, now, extra=extra)
 
     def expire_due(self) -> int:
@@ -467,22 +531,15 @@ class Exchange(ExchangeReads, Listeners):
             self._failed = True
             raise ServiceUnavailable("the command journal cannot write: the exchange accepts no commands")
 
-    @contextmanager
-    def _command(self, market: Market | None, ts: float | None = None) -> Iterator[float]:
-        """Set the clock for one command and discard what a failed command captured."""
+    def _command(self, market: Market | None, ts: float | None = None) -> _CommandFrame:
+        """Set the clock for one command (``with self._command(...) as now``) and discard what a
+        failed command captured."""
         self._check_accepting()
+        if self._capture_stale:
+            self._capture_all(self._streaming())
         now = ts if ts is not None else max(self._clock(), self._now)
         self._now = now
-        before = market.book.sequence if market is not None else 0
-        try:
-            yield now
-        except BaseException:
-            if market is not None:
-                market.capture.take()
-                if market.book.sequence != before:
-                    log.critical("a failed command changed book %s", market.config.symbol)
-            self._units.clear()
-            raise
+        return _CommandFrame(self, market, now)
 
     def _commit(
         self,
@@ -512,7 +569,7 @@ class Exchange(ExchangeReads, Listeners):
             for event_type, data in events:
                 if event_type is TRADE_EXECUTED:
                     trades.append({key: data[key] for key in TRADE_KEYS})
-            if not replaying:
+            if not replaying and market.capture.complete:  # messages only while a listener takes them
                 config = market.config
                 batch = messages(
                     config.symbol, sequence - len(events) + 1, sequence, now, events, config.quote_asset
@@ -525,12 +582,15 @@ class Exchange(ExchangeReads, Listeners):
         units = self._units[:]
         self._units.clear()
         if replaying:
-            assert self.storage is not None
-            for unit in units:
-                self.storage.submit(unit)
+            # Storage committed the units of the records up to _stored_position before the restart.
+            if units and record.get("n", 0) > self._stored_position:
+                assert self.storage is not None
+                submit = self.storage.submit
+                for unit in units:
+                    submit(unit)
             return Receipt(record.get("n", 0), order_id, order)
         # Queued before the append: the writer may make the record durable before append() returns.
-        entry = (self.journal.appended + 1, units, batch)
+        entry = (self.journal.appended + 1, units, batch, now)
         self._release.unreleased.append(entry)
         try:
             position = self.journal.append(record)
@@ -567,6 +627,38 @@ class Exchange(ExchangeReads, Listeners):
                 self._next_order_no = max(self._next_order_no, number)
             self._commit(record, market, now)
 
+    def _storage_capture(self, on: bool) -> None:
+        """Start (``on``) or stop every market's storage persister: a replay stops them while it
+        replays the commands whose rows storage holds, so that the books keep no change log for them."""
+        for market in self._markets.values():
+            if market.persister is not None:
+                if on:
+                    market.persister.start()
+                else:
+                    market.persister.stop()
+
+    def _storage_position(self, checkpoint: int) -> int:
+        """The journal position up to which storage has committed the rows of every command, if the
+        replay after ``checkpoint`` reaches it (0 otherwise: every replayed command's rows are
+        submitted again, which changes nothing where they are stored already).
+
+        Storage names the position and the clock reading of the command there; a journal that has no
+        such command (storage ahead of it, a fresh journal beside an old database) or another one
+        there (a database of another history) is not trusted to match storage."""
+        assert self.storage is not None
+        position, stamp = self.storage.journal_position()
+        if position <= checkpoint:
+            return 0
+        record = self.journal.record_at(position)
+        if record is None or record.get("ts") != stamp:
+            log.warning(
+                "storage holds rows up to journal position %d, which this journal does not match: "
+                "replay submits every command's rows again",
+                position,
+            )
+            return 0
+        return position
+
     # ------------------------------------------------------------------ checkpoints
 
     def checkpoint(self) -> int:
@@ -579,10 +671,14 @@ class Exchange(ExchangeReads, Listeners):
         with self._lock:
             position = self.journal.appended
             self.wait_durable(position, None)
-            # A checkpoint ends the replay of the records before it, storage's rows included, so it
-            # may be written only once storage holds those rows on disk.
-            if self.storage is not None and not self.storage.make_durable() and self._fsync:
-                log.warning("storage could not sync its commits to disk now: checkpoint postponed")
+            # The journal's thread hands the units on just after it marks them durable, and storage
+            # must hold their rows on disk before the checkpoint ends their replay.
+            released = self._release.wait_released(position, 30.0)
+            if not released or (self.storage is not None and not self.storage.make_durable() and self._fsync):
+                log.warning(
+                    "checkpoint at %d postponed: storage does not hold every command's rows on disk yet",
+                    position,
+                )
                 return self._checkpoint_position
             state = build_checkpoint(
                 position, self._now, self._next_order_no, self._markets, self.risk.export_state()

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from manticore_orderbook import (
+    EventManager,
     EventType,
     OrderFilledPayload,
     OrderPayload,
@@ -35,7 +36,15 @@ from manticore_orderbook import (
 
 from .formatting import money
 
-__all__ = ["FILL_KEYS", "CommandCapture", "fill_view", "messages", "users_of"]
+__all__ = [
+    "CORE_EVENTS",
+    "FILL_KEYS",
+    "MESSAGE_ONLY_EVENTS",
+    "CommandCapture",
+    "fill_view",
+    "messages",
+    "users_of",
+]
 
 _LEVEL_EVENTS = frozenset(
     {EventType.PRICE_LEVEL_ADDED, EventType.PRICE_LEVEL_CHANGED, EventType.PRICE_LEVEL_REMOVED}
@@ -105,13 +114,51 @@ def users_of(events: list[tuple[EventType, Any]]) -> list[str]:
     return list(users)
 
 
-class CommandCapture:
-    """The events of the command in progress, in sequence order (a book's ``subscribe_all`` handler)."""
+#: What the exchange itself reads from a command's events (its recent-orders view, recent trades):
+#: every event type but the price level events and ERROR, which only stream messages need.
+CORE_EVENTS: tuple[EventType, ...] = tuple(
+    event_type
+    for event_type in EventType
+    if event_type not in _LEVEL_EVENTS and event_type is not EventType.ERROR
+)
+#: What a capture adds while stream messages are built (:meth:`CommandCapture.listen`).
+MESSAGE_ONLY_EVENTS: tuple[EventType, ...] = tuple(
+    event_type for event_type in EventType if event_type not in CORE_EVENTS
+)
 
-    __slots__ = ("events",)
+
+class CommandCapture:
+    """The events of the command in progress, in sequence order (a book's handler).
+
+    A capture subscribes to :data:`CORE_EVENTS`, and to every event type while :attr:`complete`
+    (:meth:`listen`): only a complete capture may be turned into stream messages (:func:`messages`
+    counts its events as the command's sequences). Without the price level events the book builds no
+    payload for them (nobody else subscribes to them), which is most of what an order costs it."""
+
+    __slots__ = ("complete", "events")
 
     def __init__(self) -> None:
         self.events: list[tuple[EventType, dict[str, Any]]] = []
+        self.complete = False
+
+    def attach(self, manager: EventManager, complete: bool) -> None:
+        """Subscribe to ``manager``'s :data:`CORE_EVENTS`, and to all event types if ``complete``."""
+        for event_type in CORE_EVENTS:
+            manager.subscribe(event_type, self)
+        self.complete = False
+        self.listen(manager, complete)
+
+    def listen(self, manager: EventManager, complete: bool) -> None:
+        """Capture every event type (``complete``) or only :data:`CORE_EVENTS` from the next event on
+        (call between commands)."""
+        if complete == self.complete:
+            return
+        for event_type in MESSAGE_ONLY_EVENTS:
+            if complete:
+                manager.subscribe(event_type, self)
+            else:
+                manager.unsubscribe(event_type, self)
+        self.complete = complete
 
     def __call__(self, event_type: EventType, data: dict[str, Any]) -> None:
         self.events.append((event_type, data))

@@ -100,6 +100,10 @@ class CommandLog(Protocol):
         if the log failed."""
         ...
 
+    def record_at(self, position: int) -> dict[str, Any] | None:
+        """The record at ``position``, or None if the log holds none there (safe before :meth:`read`)."""
+        ...
+
     def rotate(self, checkpoint: int) -> None:
         """A checkpoint at ``checkpoint`` (durable, nothing newer appended) was written: drop what it
         makes unnecessary (a no-op where retention is the log's own business)."""
@@ -241,6 +245,32 @@ class Journal:
                     handle.flush()
                     os.fsync(handle.fileno())
         self._appended = self._durable = last
+
+    def record_at(self, position: int) -> dict[str, Any] | None:
+        """The intact record at ``position``, or None if the journal has none there (read-only: safe
+        before :meth:`read`). Reads only the segment that would hold it."""
+        if position < 1:
+            return None
+        holder: Path | None = None
+        for path in self.segments():
+            if int(path.name[len(_PREFIX) : -len(_SUFFIX)]) > position:
+                break
+            holder = path
+        if holder is None:
+            return None
+        first = int(holder.name[len(_PREFIX) : -len(_SUFFIX)])
+        with holder.open("rb") as handle:
+            lines = handle.readlines()
+        index = position - first
+        if 0 <= index < len(lines):
+            record = _decode(lines[index])
+            if record is not None and record["n"] == position:
+                return record
+        for line in lines:  # not where positions rising by one put it: look at every line
+            record = _decode(line)
+            if record is not None and record["n"] == position:
+                return record
+        return None
 
     def durable_records(self, after: int = 0) -> Iterator[dict[str, Any]]:
         """Yield the durable records with position ``> after``, oldest first, without changing anything

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from manticore_orderbook import EventManager, OrderBook
+from manticore_storage.persister import BookPersister
 
 from .commands import ORDER_ID
 from .config import MarketConfig
@@ -31,13 +32,16 @@ class Market:
     ``expiries`` is a min-heap of ``(expiry time, order id)`` with an entry for every GTD expiry a live
     order of the book may have (entries of orders that ended or changed their expiry stay until they
     are due): when its first time is in the future, no order of the book is due, which lets a command
-    skip the expiry step in O(1)."""
+    skip the expiry step in O(1). ``persister`` records the book's changes for storage; a replay
+    stops it while it replays commands that storage holds already."""
 
     config: MarketConfig
     book: OrderBook
     capture: CommandCapture
     trades: deque[dict[str, Any]]
     expiries: list[tuple[float, str]] = field(default_factory=list)
+    #: The storage persister attached to the book (its change log feeds storage).
+    persister: BookPersister | None = None
 
     def expires(self, at: float | None, order_id: str) -> None:
         """Note that the live order ``order_id`` expires at ``at`` (None: never)."""

@@ -3,12 +3,16 @@
 Nothing leaves the process before the command's journal record is on disk: :class:`Release` queues
 each command's storage units and messages under its journal position, and the journal's writer thread
 (:meth:`Release.on_durable`) hands them on when the position becomes durable: units to storage,
-messages to the stream listeners, then the position to the durability listeners.
+messages to the stream listeners, then the position to the durability listeners. After the units of
+a round it submits the journal position of the last command they belong to
+(:meth:`~manticore_storage.StorageManager.submit_journal_position`), which storage commits in the same
+transaction as their rows: a restart replays the journal without submitting those units again.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -23,29 +27,49 @@ log = logging.getLogger("manticore_matching")
 Listener = Callable[[list[dict[str, Any]]], None]
 #: ``listener(position, messages)``: one durable command's journal position and stream messages.
 BatchListener = Callable[[int, list[dict[str, Any]]], None]
-#: ``(journal position, storage units, stream messages)`` of one command.
-Entry = tuple[int, list[Any], list[dict[str, Any]]]
+#: ``(journal position, storage units, stream messages, clock reading)`` of one command.
+Entry = tuple[int, list[Any], list[dict[str, Any]], float]
 
 
 class Release:
     """The queue of commands waiting for durability, and who is told when they are durable."""
 
-    __slots__ = ("batch_listeners", "durable_listeners", "listeners", "unreleased")
+    __slots__ = (
+        "_released_changed",
+        "batch_listeners",
+        "durable_listeners",
+        "listeners",
+        "released",
+        "unreleased",
+    )
 
     def __init__(self) -> None:
         self.unreleased: deque[Entry] = deque()
         self.listeners: list[Listener] = []
         self.batch_listeners: list[BatchListener] = []
         self.durable_listeners: list[Callable[[int], None]] = []
+        #: Every command up to this journal position has been handed on (units to storage).
+        self.released = 0
+        self._released_changed = threading.Condition()
+
+    def wait_released(self, position: int, timeout: float | None = None) -> bool:
+        """Block until :meth:`on_durable` has handed on every command up to ``position`` (its units
+        are in storage's queue); False on timeout."""
+        with self._released_changed:
+            return self._released_changed.wait_for(lambda: self.released >= position, timeout)
 
     def on_durable(self, position: int, storage: StorageManager | None) -> None:
         """Release every queued command up to ``position`` (the journal's writer thread calls this)."""
         unreleased = self.unreleased
+        submitted: Entry | None = None
         while unreleased and unreleased[0][0] <= position:
-            released, units, batch = unreleased.popleft()
-            if storage is not None:
+            entry = unreleased.popleft()
+            released, units, batch, _ = entry
+            if storage is not None and units:
+                submit = storage.submit
                 for unit in units:
-                    storage.submit(unit)
+                    submit(unit)
+                submitted = entry
             if batch:
                 for listener in list(self.listeners):
                     try:
@@ -57,6 +81,13 @@ class Release:
                         batch_listener(released, batch)
                     except Exception:
                         log.exception("stream listener failed")
+        if submitted is not None:
+            assert storage is not None
+            # Committed with the rows of the units before it: a restart need not submit them again.
+            storage.submit_journal_position(submitted[0], submitted[3])
+        with self._released_changed:
+            self.released = position
+            self._released_changed.notify_all()
         for durable_listener in list(self.durable_listeners):
             try:
                 durable_listener(position)
@@ -73,11 +104,17 @@ class Listeners:
         """Call ``listener(messages)`` with each durable command's stream messages, in journal order,
         from the journal's writer thread (see :mod:`manticore_matching.feed` for the shapes)."""
         self._release.listeners.append(listener)
+        self._listeners_changed()
 
     def remove_listener(self, listener: Listener) -> None:
         """Stop calling ``listener``."""
         if listener in self._release.listeners:
             self._release.listeners.remove(listener)
+        self._listeners_changed()
+
+    def _listeners_changed(self) -> None:
+        """Called after a stream listener was added or removed (the exchange builds stream messages
+        only while it has one)."""
 
     def add_durable_listener(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(position)`` from the journal's writer thread each time commands up to
@@ -93,8 +130,10 @@ class Listeners:
         """Like :meth:`add_listener`, with each command's journal position first:
         ``listener(position, messages)`` (positions rise; commands without messages are skipped)."""
         self._release.batch_listeners.append(listener)
+        self._listeners_changed()
 
     def remove_batch_listener(self, listener: BatchListener) -> None:
         """Stop calling ``listener``."""
         if listener in self._release.batch_listeners:
             self._release.batch_listeners.remove(listener)
+        self._listeners_changed()

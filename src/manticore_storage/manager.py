@@ -40,6 +40,8 @@ from .writer import WriteBehindWriter, is_transient
 __all__ = ["PersistenceError", "StorageError", "StorageManager"]
 
 _LOG = logging.getLogger("manticore_storage")
+#: The name of the exchange's journal in ``manticore_journal_positions``.
+JOURNAL = "journal"
 
 
 def _json_default(value: object) -> object:
@@ -474,6 +476,26 @@ class StorageManager(StorageReads):
             raise StorageError("no write-behind writer: attach a book in write_behind mode first")
         writer.submit(unit)
 
+    def submit_journal_position(self, position: int, stamp: float | None = None) -> None:
+        """Queue a marker after the units submitted so far: the transaction that writes them records
+        ``position`` (and ``stamp``, what identifies the command there: its clock reading) as the
+        journal position storage holds every unit up to (:meth:`journal_position`).
+
+        For a service that journals commands and submits each one's units once it is durable, in
+        journal order: after a restart it need not submit the units of the commands up to that
+        position again. Raises StorageError like :meth:`submit`."""
+        self.submit((None, position, stamp))
+
+    def journal_position(self, name: str = JOURNAL) -> tuple[int, float | None]:
+        """The last committed :meth:`submit_journal_position`: ``(position, stamp)``, ``(0, None)`` if
+        none was ever committed (a fresh database, or one written without a journal)."""
+        table = schema.journal_positions
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(table.c.position, table.c.stamp).where(table.c.name == name)
+            ).first()
+        return (0, None) if row is None else (int(row[0]), row[1])
+
     def _write_units(self, units: list[UnitTuple]) -> None:
         """Write ``units`` in one transaction (a sync persister's; any thread)."""
         with self.engine.begin() as connection:
@@ -502,15 +524,23 @@ class StorageManager(StorageReads):
         """Write ``units`` (in stream order) inside the caller's transaction: one
         :func:`~manticore_storage.apply.apply_units` call per market, with that market's units in
         their order (markets' rows are disjoint, so only the order within a market matters)."""
-        first = units[0][0]
-        if all(unit[0] == first for unit in units):
-            apply_units(connection, self._market(first), units)
-            return
-        by_market: dict[str, list[UnitTuple]] = {}
-        for unit in units:
-            by_market.setdefault(unit[0], []).append(unit)
-        for symbol, mine in by_market.items():
-            apply_units(connection, self._market(symbol), mine)
+        marker: UnitTuple | None = None
+        if units[-1][0] is None or any(unit[0] is None for unit in units):
+            markers = [unit for unit in units if unit[0] is None]
+            marker = max(markers, key=lambda unit: int(unit[1]))
+            units = [unit for unit in units if unit[0] is not None]
+        if units:
+            first = units[0][0]
+            if all(unit[0] == first for unit in units):
+                apply_units(connection, self._market(first), units)
+            else:
+                by_market: dict[str, list[UnitTuple]] = {}
+                for unit in units:
+                    by_market.setdefault(unit[0], []).append(unit)
+                for symbol, mine in by_market.items():
+                    apply_units(connection, self._market(symbol), mine)
+        if marker is not None:
+            _record_journal_position(connection, int(marker[1]), marker[2])
 
     def _write_sync(self, unit: UnitTuple) -> None:
         deadline = time.monotonic() + self.sync_timeout
@@ -532,6 +562,9 @@ class StorageManager(StorageReads):
                 raise PersistenceError(f"could not persist sequence {unit[2]}: {exc}") from exc
 
     def _record_failed_unit(self, packed: UnitTuple, exc: BaseException) -> None:
+        if packed[0] is None:  # a journal position marker: there are no events to keep
+            _LOG.error("could not record journal position %s: %s", packed[1], exc)
+            return
         unit = as_unit(packed)
         message = f"{type(exc).__name__}: {exc}"
         for event_type, data in unit.as_events(self._market(unit.symbol)):
@@ -636,6 +669,19 @@ class StorageManager(StorageReads):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _record_journal_position(connection: Connection, position: int, stamp: object) -> None:
+    """Set the journal's committed position and stamp (one row per journal name)."""
+    table = schema.journal_positions
+    now = time.time()
+    changed = connection.execute(
+        update(table).where(table.c.name == JOURNAL).values(position=position, stamp=stamp, updated_at=now)
+    ).rowcount
+    if not changed:
+        connection.execute(
+            table.insert().values(name=JOURNAL, position=position, stamp=stamp, updated_at=now)
+        )
 
 
 def _positive(value: object, what: str) -> Decimal:

@@ -90,4 +90,8 @@ def upgrade(engine: Engine) -> int:
                 version_table.insert().values(version=number, description=description, applied_at=time.time())
             )
             version = number
+    with engine.begin() as connection:
+        # Bookkeeping of the write-behind writer, not of the data model (like the version table):
+        # created whenever missing rather than by a numbered migration.
+        schema.journal_positions.create(connection, checkfirst=True)
     return version

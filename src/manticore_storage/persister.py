@@ -48,7 +48,7 @@ class BookPersister:
     (:func:`~manticore_storage.capture.capture`), and the writer turns those into rows.
     """
 
-    __slots__ = ("_deliver", "_recorder", "book", "market", "mode", "symbol")
+    __slots__ = ("_deliver", "_recorder", "_started", "book", "market", "mode", "symbol")
 
     def __init__(
         self, book: OrderBook, market: Market, mode: Mode, deliver: Callable[[UnitTuple], None]
@@ -58,6 +58,7 @@ class BookPersister:
         self.mode: Mode = mode
         self.symbol = book.symbol
         self._deliver = deliver
+        self._started = False
         symbol = self.symbol
         id_prefix = book.order_id_prefix
 
@@ -90,10 +91,16 @@ class BookPersister:
         self._recorder = on_changes
 
     def start(self) -> None:
-        self.book.add_change_recorder(self._recorder)
+        """Record the book's changes from its next command on (again after :meth:`stop`); idempotent."""
+        if not self._started:
+            self.book.add_change_recorder(self._recorder)
+            self._started = True
 
     def stop(self) -> None:
-        self.book.remove_change_recorder(self._recorder)
+        """Stop recording the book's changes (no change log is kept while stopped); idempotent."""
+        if self._started:
+            self.book.remove_change_recorder(self._recorder)
+            self._started = False
 
     @property
     def buffered(self) -> int:

@@ -38,6 +38,7 @@ __all__ = [
     "ExactDecimal",
     "Identifier",
     "failed_events",
+    "journal_positions",
     "markets",
     "metadata",
     "orders",
@@ -239,5 +240,19 @@ failed_events = Table(
     Column("created_at", Float(precision=53), nullable=False),
     Column("replayed_at", Float(precision=53), nullable=True),
     UniqueConstraint("symbol", "sequence", "event_type", name="uq_manticore_failed_event"),
+    **_MYSQL_TABLE,
+)
+
+# Added by migration 4: how far a journaling writer's units are committed (see
+# ``StorageManager.submit_journal_position``). One row per journal (``name``), updated in the same
+# transaction as the rows of the commands up to ``position``; ``stamp`` identifies the command at that
+# position (its clock reading), so that a journal of another history is not mistaken for this one.
+journal_positions = Table(
+    "manticore_journal_positions",
+    metadata,
+    Column("name", Identifier(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("stamp", Float(precision=53), nullable=True),
+    Column("updated_at", Float(precision=53), nullable=True),
     **_MYSQL_TABLE,
 )

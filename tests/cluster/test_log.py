@@ -428,3 +428,29 @@ def test_closing_a_following_standby_ends_its_read(nats_options: NatsOptions) ->
     follower.join(15)
     assert not follower.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], JournalClosed), outcome
+
+
+def test_record_at_finds_a_record_of_this_shard_only(nats_options: NatsOptions) -> None:
+    """What a restart asks to check storage's position against the log (both journals answer it)."""
+    empty = JetStreamJournal(nats_options, "main")
+    assert empty.record_at(1) is None  # an empty log
+    empty.close()
+    other = JetStreamJournal(nats_options, "other")
+    list(other.read())
+    other.start()
+    main = JetStreamJournal(nats_options, "main")
+    list(main.read())
+    main.start()
+    for i in range(40):  # interleaved with another shard's messages in the same stream
+        other.append({"op": "o", "i": i})
+        assert main.wait(main.append({"op": "m", "i": i}), 10)
+    assert other.wait(40, 10)
+    main.close()
+    other.close()
+    reader = JetStreamJournal(nats_options, "main")
+    assert reader.record_at(1) == {"op": "m", "i": 0, "n": 1}
+    assert reader.record_at(27) == {"op": "m", "i": 26, "n": 27}
+    assert reader.record_at(40) == {"op": "m", "i": 39, "n": 40}
+    assert reader.record_at(41) is None
+    assert reader.record_at(0) is None
+    reader.close()
