@@ -556,8 +556,13 @@ class RiskManager:
                 given = buy_hold - buy_need  # the payment and the surplus
                 buy_release = given - (notional + buyer_fee)
                 sell_open = sell.open - quantity
-                sell_left = sell.hold - quantity
-                if buy_open < 0 or buy_release < 0 or sell_open < 0 or sell_left != sell_open:
+                if sell.hold is sell.open:  # a sell holds its open quantity: usually the same object
+                    sell_left = sell_open
+                else:
+                    sell_left = sell.hold - quantity
+                    if sell_left != sell_open:
+                        return False
+                if buy_open < ZERO or buy_release < ZERO or sell_open < ZERO:
                     return False
                 proceeds = notional - seller_fee
                 fees = maker_fee + taker_fee
