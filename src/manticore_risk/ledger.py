@@ -42,10 +42,15 @@ class Ledger:
         self.net_deposits: dict[str, Decimal] = {}
 
     def replace_with(self, other: Ledger) -> None:
-        """Take over ``other``'s contents (used to restore a state atomically)."""
-        self._accounts = other._accounts
-        self.fees = other.fees
-        self.net_deposits = other.net_deposits
+        """Take over ``other``'s contents (used to restore a state atomically). The tables stay the
+        same objects (their contents are replaced), so a reference to :meth:`accounts` or :attr:`fees`
+        taken before stays valid."""
+        self._accounts.clear()
+        self._accounts.update(other._accounts)
+        self.fees.clear()
+        self.fees.update(other.fees)
+        self.net_deposits.clear()
+        self.net_deposits.update(other.net_deposits)
 
     # ------------------------------------------------------------------ queries
 

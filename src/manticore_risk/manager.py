@@ -60,13 +60,6 @@ _IGNORED = (
 )
 
 
-def _decimal(value: object) -> Decimal:
-    """A book output (exact ``str`` or ``Decimal``) as a Decimal; ``ValueError`` for anything else."""
-    if type(value) is str:
-        return Decimal(value)
-    return to_decimal(value)
-
-
 class RiskManager:
     """Pre-trade risk checks and the funds ledger of an exchange (see the module docstring).
 
@@ -75,6 +68,9 @@ class RiskManager:
     """
 
     __slots__ = (
+        "_accounts",
+        "_by_id",
+        "_by_user",
         "_checks",
         "_ledger",
         "_limiter",
@@ -113,6 +109,10 @@ class RiskManager:
         self._checks = PreTradeChecks(self._markets, self._registry, self._ledger, limits, self._limiter)
         self._settlement = Settlement(self._markets, self._registry, self._ledger)
         self._parse_cache: dict[str, Decimal] = {}
+        # The ledger's and the registry's tables, read on every order (they stay the same objects).
+        self._accounts = self._ledger.accounts()
+        self._by_id = self._registry.by_id
+        self._by_user = self._registry.by_user
 
     @property
     def limits(self) -> RiskLimits:
@@ -247,31 +247,33 @@ class RiskManager:
         # The fast path: a plain limit order that passes every check (the exchange's common case).
         # It decides exactly as the general path below and holds the same amount; anything it does not
         # cover, and every rejection, goes to the general path, before which nothing has changed.
-        registry = self._registry
         market = self._markets.get(symbol) if type(symbol) is str else None
         if (
             market is not None
-            and type(order_id) is str
-            and order_id
-            and order_id not in registry.by_id
             and stop_price is None
             and type(price) is Decimal
             and type(quantity) is Decimal
             and type(user_id) is str
             and type(now) is float
-            and type(side) is str
+            and type(order_id) is str
             and type(order_type) is str
             and (order_type == "limit" or order_type == "LIMIT")
+            and type(side) is str
+            and (time_in_force is None or type(time_in_force) is str)
             and (
                 self_trade_prevention is None
                 or (type(self_trade_prevention) is str and self_trade_prevention in _STP_WORDS)
             )
         ):
             is_buy = _SIDE_WORDS.get(side)
-            rests = (
-                _TIF_RESTS.get(time_in_force) if type(time_in_force) is str or time_in_force is None else None
-            )
-            if is_buy is not None and rests is not None and isfinite(now):
+            rests = _TIF_RESTS.get(time_in_force)
+            if (
+                is_buy is not None
+                and rests is not None
+                and order_id
+                and order_id not in self._by_id
+                and isfinite(now)
+            ):
                 try:
                     held = self._fast_limit(order_id, user_id, market, is_buy, rests, price, quantity, now)
                 except ArithmeticError:
@@ -310,47 +312,61 @@ class RiskManager:
         return True; or return False, having changed nothing, whenever any check might fail (the
         general path then decides and words the rejection). The checks are the general path's for a
         limit order: positive finite numbers on the grid, the quantity, price band and notional limits,
-        max open orders (orders that can rest), the rate limit and the available balance."""
-        if not (price.is_finite() and quantity.is_finite() and price > 0 and quantity > 0):
-            return False
-        if EXACT.remainder(price, market.tick_size) or EXACT.remainder(quantity, market.lot_size):
+        max open orders (orders that can rest), the available balance and the rate limit (last: it is
+        the only check that records something).
+
+        Comparisons and remainders are exact in any context (a NaN or an infinity compares false or
+        raises, and leaves a non-zero remainder or raises: the general path then reports it); the
+        products and sums that make amounts go through the exact context."""
+        if not (price > ZERO and quantity > ZERO) or price % market.tick_size or quantity % market.lot_size:
             return False
         limits = market.limits or self._limits
-        if limits.max_order_quantity is not None and quantity > limits.max_order_quantity:
+        cap = limits.max_order_quantity
+        if cap is not None and quantity > cap:
             return False
         band = limits.price_band
         if band is not None:
-            reference = market.reference()
-            if reference is not None:
-                if reference is not market._band_ref or band is not market._band:
+            ticks = market.book.last_trade_ticks
+            if (
+                ticks is None
+                or ticks != market._ref_ticks
+                or band is not market._band
+                or market._band_ref is not market._ref_price
+            ):
+                reference = market.reference()  # and the band around it, computed once per reference
+                if reference is not None:
                     market.band(band, reference)
-                if price < market.band_low or price > market.band_high:
-                    return False
-        notional = mul(price, quantity)
-        if limits.max_order_notional is not None and notional > limits.max_order_notional:
-            return False
-        registry = self._registry
-        max_open = self._limits.max_open_orders
-        if rests and max_open is not None:
-            mine = registry.by_user.get(user)
-            if mine is not None and len(mine) >= max_open:
+            else:
+                reference = market._ref_price
+            if reference is not None and (price < market.band_low or price > market.band_high):
                 return False
-        limiter = self._limiter
-        if limiter is not None and not limiter.allows(user, now):
-            return False
+        cap = limits.max_order_notional
+        notional = None
+        if cap is not None:
+            notional = mul(price, quantity)
+            if notional > cap:
+                return False
+        mine = self._by_user.get(user)
+        if rests and mine is not None:
+            max_open = self._limits.max_open_orders
+            if max_open is not None and len(mine) >= max_open:
+                return False
         if is_buy:
-            need = mul(notional, market.margin)
+            need = mul(price if notional is None else notional, market.margin)
+            if notional is None:
+                need = mul(need, quantity)
             asset = market.quote
         else:
             need = quantity
             asset = market.base
-        assets = self._ledger.accounts().get(user)
+        assets = self._accounts.get(user)
         balance = None if assets is None else assets.get(asset)
         if balance is None or need > balance.available:
             return False
-        # Approved: count it, hold the funds, track the order (as _approve and _hold do).
-        if limiter is not None:
-            limiter.record(user, now)
+        limiter = self._limiter
+        if limiter is not None and not limiter.take(user, now):
+            return False
+        # Approved (and counted by the rate limiter): hold the funds, track the order (as _hold does).
         order = TrackedOrder(
             order_id, market.symbol, user, is_buy, "limit", price, None, quantity, asset, market.margin
         )
@@ -358,7 +374,7 @@ class RiskManager:
         order.balance = balance
         balance.available = sub(balance.available, need)
         balance.held = add(balance.held, need)
-        registry.add(order)
+        self._registry.add(order)
         return True
 
     def reserve(
@@ -460,30 +476,27 @@ class RiskManager:
             if not self._fast_trade(data):
                 self._settlement.on_event(event_type, data)
         elif event_type is _ORDER_ADDED:
-            self._added(data)
+            # As Settlement applies it, without the dispatch: the order is in the book; note its expiry.
+            symbol = data.get("symbol")
+            market = self._markets.get(symbol) if isinstance(symbol, str) else None
+            if market is None:
+                return
+            sequence = data.get("sequence")
+            if isinstance(sequence, int):
+                if sequence <= market.last_sequence:
+                    return
+                market.last_sequence = sequence
+            order_id = data.get("order_id")
+            order = self._by_id.get(order_id) if isinstance(order_id, str) else None
+            if order is None or order.symbol != symbol:
+                return
+            order.seen = True
+            expiry = data.get("expiry_time")
+            if expiry is not None and expiry != order.expiry:
+                order.expiry = float(expiry)
+                self._registry.note_expiry(order)
         elif event_type not in _IGNORED:  # identity first: an enum's hash is a Python call
             self._settlement.on_event(event_type, data)
-
-    def _added(self, data: dict[str, Any]) -> None:
-        """ORDER_ADDED, as :class:`~.settlement.Settlement` applies it, without the dispatch."""
-        symbol = data.get("symbol")
-        market = self._markets.get(symbol) if isinstance(symbol, str) else None
-        if market is None:
-            return
-        sequence = data.get("sequence")
-        if isinstance(sequence, int):
-            if sequence <= market.last_sequence:
-                return
-            market.last_sequence = sequence
-        order_id = data.get("order_id")
-        order = self._registry.by_id.get(order_id) if isinstance(order_id, str) else None
-        if order is None or order.symbol != market.symbol:
-            return
-        order.seen = True
-        expiry = data.get("expiry_time")
-        if expiry is not None and expiry != order.expiry:
-            order.expiry = float(expiry)
-            self._registry.note_expiry(order)
 
     def _fast_trade(self, data: dict[str, Any]) -> bool:
         """Settle a TRADE_EXECUTED between two tracked limit orders exactly as
@@ -502,7 +515,7 @@ class RiskManager:
         sequence = data.get("sequence")
         if type(sequence) is not int or sequence <= market.last_sequence:
             return False
-        by_id = self._registry.by_id
+        by_id = self._by_id
         buy_id = data.get("buy_order_id")
         sell_id = data.get("sell_order_id")
         buy = by_id.get(buy_id) if type(buy_id) is str else None
@@ -519,10 +532,19 @@ class RiskManager:
         setcontext(EXACT)
         try:
             try:
-                price = self._parsed(data["price"])
-                quantity = self._parsed(data["quantity"])
-                maker_fee = _decimal(data["maker_fee"])
-                taker_fee = _decimal(data["taker_fee"])
+                cache = self._parse_cache
+                given_price = data["price"]
+                price = cache.get(given_price) if type(given_price) is str else None
+                if price is None:
+                    price = self._parsed(given_price)
+                given_quantity = data["quantity"]
+                quantity = cache.get(given_quantity) if type(given_quantity) is str else None
+                if quantity is None:
+                    quantity = self._parsed(given_quantity)
+                fee = data["maker_fee"]
+                maker_fee = Decimal(fee) if type(fee) is str else to_decimal(fee)
+                fee = data["taker_fee"]
+                taker_fee = Decimal(fee) if type(fee) is str else to_decimal(fee)
                 notional = price * quantity
                 if buy_id == data["maker_order_id"]:
                     buyer_fee, seller_fee = maker_fee, taker_fee
@@ -534,8 +556,13 @@ class RiskManager:
                 given = buy_hold - buy_need  # the payment and the surplus
                 buy_release = given - (notional + buyer_fee)
                 sell_open = sell.open - quantity
-                sell_left = sell.hold - quantity
-                if buy_open < 0 or buy_release < 0 or sell_open < 0 or sell_left != sell_open:
+                if sell.hold is sell.open:  # a sell holds its open quantity: usually the same object
+                    sell_left = sell_open
+                else:
+                    sell_left = sell.hold - quantity
+                    if sell_left != sell_open:
+                        return False
+                if buy_open < ZERO or buy_release < ZERO or sell_open < ZERO:
                     return False
                 proceeds = notional - seller_fee
                 fees = maker_fee + taker_fee

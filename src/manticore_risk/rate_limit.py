@@ -55,6 +55,21 @@ class RateLimiter:
             times.popleft()
         times.append(now)
 
+    def take(self, user_id: UserId, now: float) -> bool:
+        """:meth:`allows` and, when it does, :meth:`record`, in one call: True when the event at ``now``
+        was within the limit and is now counted; False, changing nothing, when it was not."""
+        times = self._times.get(user_id)
+        if times is None:
+            self._times[user_id] = deque((now,))
+            return True
+        horizon = now - self.window
+        if len(times) >= self.limit and sum(1 for t in times if t > horizon) >= self.limit:
+            return False
+        while times and times[0] <= horizon:
+            times.popleft()
+        times.append(now)
+        return True
+
     def export(self) -> list[list[object]]:
         """``[[user_id, [t, ...]], ...]``: the recorded times still inside some window."""
         return [[user_id, list(times)] for user_id, times in self._times.items() if times]

@@ -124,17 +124,32 @@ class OrderRegistry:
         self._expiries: dict[str, list[tuple[float, str]]] = {}
 
     def replace_with(self, other: OrderRegistry) -> None:
-        """Take over ``other``'s contents (used to restore a state atomically)."""
-        self.by_id = other.by_id
-        self.by_user = other.by_user
-        self._by_market = other._by_market
-        self._expiries = other._expiries
+        """Take over ``other``'s contents (used to restore a state atomically). The indexes stay the
+        same objects (their contents are replaced), so a reference to :attr:`by_id` or :attr:`by_user`
+        taken before stays valid."""
+        self.by_id.clear()
+        self.by_id.update(other.by_id)
+        self.by_user.clear()
+        self.by_user.update(other.by_user)
+        self._by_market.clear()
+        self._by_market.update(other._by_market)
+        self._expiries.clear()
+        self._expiries.update(other._expiries)
 
     def add(self, order: TrackedOrder) -> None:
         """Start tracking ``order`` (its id must not be tracked)."""
-        self.by_id[order.order_id] = order
-        self.by_user.setdefault(order.user_id, {})[order.order_id] = order
-        self._by_market.setdefault(order.symbol, {})[order.order_id] = order
+        order_id = order.order_id
+        self.by_id[order_id] = order
+        mine = self.by_user.get(order.user_id)
+        if mine is None:
+            self.by_user[order.user_id] = {order_id: order}
+        else:
+            mine[order_id] = order
+        market_orders = self._by_market.get(order.symbol)
+        if market_orders is None:
+            self._by_market[order.symbol] = {order_id: order}
+        else:
+            market_orders[order_id] = order
         if order.expiry is not None:
             self.note_expiry(order)
 

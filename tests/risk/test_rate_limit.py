@@ -67,3 +67,29 @@ def test_a_rate_limited_decision_carries_the_wait_and_the_limit() -> None:
     assert refused["code"] == "rate_limited"
     assert refused["retry_after"] == 1.75 and refused["rate_limit"] == 2
     assert "1.75" in refused["reason"]
+
+
+@given(
+    limit=st.integers(min_value=1, max_value=5),
+    window=st.integers(min_value=1, max_value=20),
+    steps=st.lists(
+        st.tuples(st.sampled_from(["u", "v"]), st.integers(min_value=0, max_value=8)), min_size=1, max_size=40
+    ),
+)
+def test_take_is_allows_then_record(limit: int, window: int, steps: list[tuple[str, int]]) -> None:
+    """``take`` (the fast path's one call) answers as ``allows`` and, when it allows, counts as
+    ``record``: two limiters fed the same events, one each way, agree on every answer and export the
+    same window; a refused ``take`` changes nothing."""
+    one_call = RateLimiter(limit=limit, window=float(window))
+    two_calls = RateLimiter(limit=limit, window=float(window))
+    now = 0
+    for user, gap in steps:
+        now += gap
+        before = one_call.export()
+        allowed = two_calls.allows(user, now)
+        if allowed:
+            two_calls.record(user, now)
+        assert one_call.take(user, now) == allowed
+        if not allowed:
+            assert one_call.export() == before
+        assert one_call.export() == two_calls.export()

@@ -13,7 +13,7 @@ import pytest
 
 from manticore_risk import RiskLimits, RiskManager
 
-from .support import Exchange, new_book, verify
+from .support import Clock, Exchange, new_book, verify
 
 D = Decimal
 LIMITS = RiskLimits(rate_limit_orders=3, rate_limit_window=10.0, max_open_orders=5)
@@ -160,3 +160,26 @@ def test_bad_state_raises_value_error_and_changes_nothing(
 def test_restore_needs_a_mapping() -> None:
     with pytest.raises(ValueError):
         RiskManager().restore_state([])  # type: ignore[arg-type]
+
+
+def test_the_fast_path_holds_in_the_restored_tables() -> None:
+    """``restore_state`` replaces the contents of the ledger's and the registry's tables, which the
+    ``check_and_reserve`` fast path keeps references to: an order approved after a restore is held in
+    the restored balances and tracked in the restored registry, and nothing of the old state remains."""
+    source = RiskManager(limits=RiskLimits(max_open_orders=10))
+    book = new_book("BTC/USD", Clock())
+    source.register_market("BTC/USD", "BTC", "USD", book)
+    source.deposit("alice", "USD", "1000")
+    target = RiskManager(limits=RiskLimits(max_open_orders=10))
+    target_book = new_book("BTC/USD", Clock())
+    target.register_market("BTC/USD", "BTC", "USD", target_book)
+    target.deposit("bob", "USD", "5")
+    target.restore_state(json.loads(json.dumps(source.export_state())))
+    assert target.balances("bob") == {}
+    args = {"user_id": "alice", "symbol": "BTC/USD", "side": "buy", "order_type": "limit"}
+    decision = target.check_and_reserve("o1", **args, price=Decimal("10"), quantity=Decimal("1"), now=1.0)
+    assert decision["approved"]
+    held = Decimal(target.balances("alice")["USD"]["held"])
+    assert held > 0 and Decimal(target.balances("alice")["USD"]["available"]) == 1000 - held
+    assert [o["order_id"] for o in target.orders("alice")] == ["o1"]
+    target.check_invariants()
