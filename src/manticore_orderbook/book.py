@@ -1882,16 +1882,23 @@ class OrderBook:
             for is_maker in (True, False)
         )
         levels = tuple({**_LEVEL_TEMPLATE, "symbol": symbol, "side": side._value_} for side in sides)
-        self._added_templates = (added[0], added[1])
-        self._cancelled_templates = (cancelled[0], cancelled[1])
-        self._fill_templates = (fills[0], fills[1], fills[2], fills[3])
-        self._level_templates = (levels[0], levels[1])
-        self._trade_template = {
-            **_TRADE_TEMPLATE,
-            "symbol": symbol,
-            "maker_fee_rate": self._maker_rate_out,
-            "taker_fee_rate": self._taker_rate_out,
-        }
+        self._added_templates = (_shared_keys(added[0]), _shared_keys(added[1]))
+        self._cancelled_templates = (_shared_keys(cancelled[0]), _shared_keys(cancelled[1]))
+        self._fill_templates = (
+            _shared_keys(fills[0]),
+            _shared_keys(fills[1]),
+            _shared_keys(fills[2]),
+            _shared_keys(fills[3]),
+        )
+        self._level_templates = (_shared_keys(levels[0]), _shared_keys(levels[1]))
+        self._trade_template = _shared_keys(
+            {
+                **_TRADE_TEMPLATE,
+                "symbol": symbol,
+                "maker_fee_rate": self._maker_rate_out,
+                "taker_fee_rate": self._taker_rate_out,
+            }
+        )
 
     def _plain_order_event(self, order: Order, added: bool, now: float) -> dict[str, Any] | None:
         """ORDER_ADDED (``added``) or ORDER_CANCELLED data of a plain order, stamped with ``now`` and
@@ -2217,6 +2224,32 @@ class OrderBook:
             stops = [o for o in self._orders.values() if o.pending]
             assert len(stops) == self._stop_count, "stop count mismatch"
             assert len(seen) + len(stops) == len(self._orders), "orders index holds dead orders"
+
+
+#: The classes whose instance dicts hold payload templates, by their tuple of keys (``_shared_keys``).
+_KEY_HOLDERS: dict[tuple[str, ...], Any] = {}
+
+
+def _shared_keys(template: dict[str, Any]) -> dict[str, Any]:
+    """An equal dict (same keys, order and values) whose copies share one table of keys.
+
+    CPython keeps the keys of an instance's ``__dict__`` in a table shared by the instances of its
+    class (a "split" dict), and ``dict.copy()`` of such a dict shares that table too: copying it only
+    copies the values, and freeing a copy frees no keys. A payload is a copy of a template, so this
+    spares about 400 instructions per event (docs/performance.md, session 9). A copy is an ordinary
+    ``dict``; setting a key the template lacks, or deleting one, turns it into a combined dict, with
+    the same result. Where the interpreter cannot share the keys (more than 30 of them), the
+    attribute dict is combined and simply costs what a copy of ``template`` costs.
+    """
+    keys = tuple(template)
+    cls = _KEY_HOLDERS.get(keys)
+    if cls is None:  # one class per key tuple: its instances' dicts share one table of keys
+        cls = _KEY_HOLDERS[keys] = type("PayloadKeys", (), {"__module__": __name__})
+    holder = cls()
+    for key, value in template.items():
+        setattr(holder, key, value)
+    shared: dict[str, Any] = holder.__dict__
+    return shared
 
 
 def _ratio(value: Decimal) -> tuple[int, int]:
