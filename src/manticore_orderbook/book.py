@@ -63,7 +63,7 @@ from .enums import (
 )
 from .errors import DuplicateOrderIdError, InvalidOrderError
 from .events import EVENT_INDEX, EventHandler, EventManager
-from .model import Order, PriceLevel, Trade
+from .model import Order, PriceLevel, Trade, plain_order
 from .numbers import _INTERPRETED, Grid, NumberFormat, to_decimal
 from .payloads import (
     ORDER_ADDED_KEYS,
@@ -468,9 +468,13 @@ class OrderBook:
         for invalid input, with nothing changed; an order that cannot trade or rest as asked (FOK, IOC,
         POST_ONLY) is accepted and cancelled, which its events report.
         """
-        self._acquire()
+        # The bound lock methods and the clock are called through locals: in the interpreter a method
+        # call on an instance attribute (``self._acquire()``) is never specialised, a plain load is.
+        acquire = self._acquire
+        acquire()
         try:
-            now = self._clock()
+            clock = self._clock
+            now = clock()
             client_id = None if client_order_id is None else check_client_order_id(client_order_id)
             order = None
             if (
@@ -515,7 +519,8 @@ class OrderBook:
                 self._dispatch()
             return order.order_id
         finally:
-            self._release()
+            release = self._release
+            release()
 
     def batch_add_orders(self, orders: Iterable[Mapping[str, Any]] | object) -> list[str]:
         """Submit several orders given as dicts of ``add_order`` arguments; return their ids in order.
@@ -575,14 +580,16 @@ class OrderBook:
 
     def cancel_order(self, order_id: object) -> bool:
         """Cancel a live order (resting or untriggered stop); return False if there is none by that id."""
-        self._acquire()
+        acquire = self._acquire  # through locals, as in add_order
+        acquire()
         try:
             if not isinstance(order_id, str):  # _checked_id inlined
                 raise InvalidOrderError(f"order_id must be a string, not {type(order_id).__name__}")
             order = self._orders.get(order_id)
             if order is None:
                 return False
-            now = self._clock()
+            clock = self._clock
+            now = clock()
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
                 if self._orders.get(order.order_id) is not order:
@@ -605,7 +612,8 @@ class OrderBook:
                 self._dispatch()
             return True
         finally:
-            self._release()
+            release = self._release
+            release()
 
     def batch_cancel_orders(self, order_ids: Iterable[str] | object) -> dict[str, bool]:
         """Cancel each id in turn; return ``{order_id: cancelled?}``. Every id is checked to be a string
@@ -1096,6 +1104,18 @@ class OrderBook:
                 qty_units = None
         qty = grid.to_units(quantity) if qty_units is None else qty_units
         oid = self._new_order_id(None) if order_id is None else order_id
+        if _INTERPRETED:  # the same Order, without calling the class (see plain_order)
+            return plain_order(
+                oid,
+                side_,
+                price_units,
+                qty,
+                LIMIT if price_units is not None else MARKET,
+                tif,
+                user_id,
+                now,
+                self.default_stp,
+            )
         return Order(
             oid,
             side_,
