@@ -1206,7 +1206,34 @@ class OrderBook:
             if price is None or order.tif is IOC or order.tif is FOK:
                 self._emit_order(E_CANCELLED, order, now, "ioc", order.open)
             else:
-                self._rest(order, now)
+                # Rest: put ``order`` at the back of its price level with a fresh slice and report the
+                # level. Inlined (only this path rests an order; a call costs more in pure Python), and
+                # so is _join_level. The level dicts are looked up with the order's own price object:
+                # narrowing it to ``int`` first would unbox it and box it again (a new int object per
+                # add) under mypyc.
+                order.visible = order.peak if order.peak and order.peak < order.open else order.open
+                levels = self._bid_levels if order.side is BUY else self._ask_levels
+                level = levels.get(order.price)  # type: ignore[arg-type]
+                if level is None or not level.count:
+                    level = self._new_level(order, level)
+                    created = True
+                else:
+                    created = False
+                level.total += order.visible
+                level.reserve += order.open - order.visible
+                level.count += 1
+                level.orders.append(order)
+                order.level = level
+                self._orders[order.order_id] = order
+                if order.expiry is not None:
+                    heapq.heappush(self._expiries, (order.expiry, order.rank, order))
+                self._sequence += 1
+                handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
+                if handlers:
+                    pending = self._pending
+                    pending.append(handlers)
+                    pending.append(_ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED)
+                    pending.append(self._level_dict(level, now))
 
     def _crosses(self, side: Side, price: int | None) -> bool:
         if side is BUY:
@@ -1416,35 +1443,6 @@ class OrderBook:
         level.reserve -= maker.open - maker.visible
         del self._orders[maker.order_id]
         self._emit_order(E_CANCELLED, maker, now, "self_trade_prevention", maker.open)
-
-    def _rest(self, order: Order, now: float) -> None:
-        """Put ``order`` at the back of its price level with a fresh slice, and report the level."""
-        order.visible = order.peak if order.peak and order.peak < order.open else order.open
-        # _join_level inlined (a call each costs more in pure Python). The level dicts are looked up
-        # with the order's own price object: narrowing it to ``int`` first would unbox it and box
-        # it again (a new int object per add) under mypyc.
-        levels = self._bid_levels if order.side is BUY else self._ask_levels
-        level = levels.get(order.price)  # type: ignore[arg-type]
-        if level is None or not level.count:
-            level = self._new_level(order, level)
-            created = True
-        else:
-            created = False
-        level.total += order.visible
-        level.reserve += order.open - order.visible
-        level.count += 1
-        level.orders.append(order)
-        order.level = level
-        self._orders[order.order_id] = order
-        if order.expiry is not None:
-            heapq.heappush(self._expiries, (order.expiry, order.rank, order))
-        self._sequence += 1
-        handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
-        if handlers:
-            pending = self._pending
-            pending.append(handlers)
-            pending.append(_ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED)
-            pending.append(self._level_dict(level, now))
 
     def _join_level(self, order: Order) -> tuple[PriceLevel, bool]:
         """Append ``order`` (its ``visible`` already set) to the back of its price level, creating the

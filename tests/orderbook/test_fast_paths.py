@@ -56,7 +56,7 @@ def test_cancels_and_rests_number_events_alike_whoever_listens() -> None:
 
 
 def test_plain_order_sets_every_slot_as_order_init_does() -> None:
-    from manticore_orderbook.enums import BUY, GTC, LIMIT, SELL, STP_NONE, IOC, MARKET, STP_OLDEST
+    from manticore_orderbook.enums import BUY, GTC, IOC, LIMIT, MARKET, SELL, STP_NONE, STP_OLDEST
     from manticore_orderbook.model import Order, plain_order
 
     for args in (
@@ -85,7 +85,7 @@ def test_payloads_are_fresh_plain_dicts_a_handler_may_change() -> None:
         got: list[dict[str, Any]] = []
         if spoil:
             book.event_manager.subscribe_all(vandal)
-        book.event_manager.subscribe_all(lambda event_type, data: got.append(data))
+        book.event_manager.subscribe_all(lambda event_type, data, got=got: got.append(data))
         for _ in range(3):
             oid = book.add_order("buy", 100.25, 1.5, user_id="u1")
             book.add_order("sell", 100.25, 0.5, user_id="u2", time_in_force="IOC")
