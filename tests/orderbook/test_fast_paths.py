@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
+
 from manticore_orderbook import EventType, OrderBook
 
 
@@ -55,6 +57,7 @@ def test_cancels_and_rests_number_events_alike_whoever_listens() -> None:
         book.check_invariants()
 
 
+@pytest.mark.pure_only  # mypyc's native classes cannot be made without calling them
 def test_plain_order_sets_every_slot_as_order_init_does() -> None:
     from manticore_orderbook.enums import BUY, GTC, IOC, LIMIT, MARKET, SELL, STP_NONE, STP_OLDEST
     from manticore_orderbook.model import Order, plain_order
