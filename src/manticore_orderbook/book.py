@@ -63,7 +63,7 @@ from .enums import (
 )
 from .errors import DuplicateOrderIdError, InvalidOrderError
 from .events import EVENT_INDEX, EventHandler, EventManager
-from .model import Order, PriceLevel, Trade
+from .model import Order, PriceLevel, Trade, plain_order
 from .numbers import _INTERPRETED, Grid, NumberFormat, to_decimal
 from .payloads import (
     ORDER_ADDED_KEYS,
@@ -468,9 +468,13 @@ class OrderBook:
         for invalid input, with nothing changed; an order that cannot trade or rest as asked (FOK, IOC,
         POST_ONLY) is accepted and cancelled, which its events report.
         """
-        self._acquire()
+        # The bound lock methods and the clock are called through locals: in the interpreter a method
+        # call on an instance attribute (``self._acquire()``) is never specialised, a plain load is.
+        acquire = self._acquire
+        acquire()
         try:
-            now = self._clock()
+            clock = self._clock
+            now = clock()
             client_id = None if client_order_id is None else check_client_order_id(client_order_id)
             order = None
             if (
@@ -515,7 +519,8 @@ class OrderBook:
                 self._dispatch()
             return order.order_id
         finally:
-            self._release()
+            release = self._release
+            release()
 
     def batch_add_orders(self, orders: Iterable[Mapping[str, Any]] | object) -> list[str]:
         """Submit several orders given as dicts of ``add_order`` arguments; return their ids in order.
@@ -575,14 +580,16 @@ class OrderBook:
 
     def cancel_order(self, order_id: object) -> bool:
         """Cancel a live order (resting or untriggered stop); return False if there is none by that id."""
-        self._acquire()
+        acquire = self._acquire  # through locals, as in add_order
+        acquire()
         try:
             if not isinstance(order_id, str):  # _checked_id inlined
                 raise InvalidOrderError(f"order_id must be a string, not {type(order_id).__name__}")
             order = self._orders.get(order_id)
             if order is None:
                 return False
-            now = self._clock()
+            clock = self._clock
+            now = clock()
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
                 if self._orders.get(order.order_id) is not order:
@@ -605,7 +612,8 @@ class OrderBook:
                 self._dispatch()
             return True
         finally:
-            self._release()
+            release = self._release
+            release()
 
     def batch_cancel_orders(self, order_ids: Iterable[str] | object) -> dict[str, bool]:
         """Cancel each id in turn; return ``{order_id: cancelled?}``. Every id is checked to be a string
@@ -1096,6 +1104,18 @@ class OrderBook:
                 qty_units = None
         qty = grid.to_units(quantity) if qty_units is None else qty_units
         oid = self._new_order_id(None) if order_id is None else order_id
+        if _INTERPRETED:  # the same Order, without calling the class (see plain_order)
+            return plain_order(
+                oid,
+                side_,
+                price_units,
+                qty,
+                LIMIT if price_units is not None else MARKET,
+                tif,
+                user_id,
+                now,
+                self.default_stp,
+            )
         return Order(
             oid,
             side_,
@@ -1186,7 +1206,34 @@ class OrderBook:
             if price is None or order.tif is IOC or order.tif is FOK:
                 self._emit_order(E_CANCELLED, order, now, "ioc", order.open)
             else:
-                self._rest(order, now)
+                # Rest: put ``order`` at the back of its price level with a fresh slice and report the
+                # level. Inlined (only this path rests an order; a call costs more in pure Python), and
+                # so is _join_level. The level dicts are looked up with the order's own price object:
+                # narrowing it to ``int`` first would unbox it and box it again (a new int object per
+                # add) under mypyc.
+                order.visible = order.peak if order.peak and order.peak < order.open else order.open
+                levels = self._bid_levels if order.side is BUY else self._ask_levels
+                level = levels.get(order.price)  # type: ignore[arg-type]
+                if level is None or not level.count:
+                    level = self._new_level(order, level)
+                    created = True
+                else:
+                    created = False
+                level.total += order.visible
+                level.reserve += order.open - order.visible
+                level.count += 1
+                level.orders.append(order)
+                order.level = level
+                self._orders[order.order_id] = order
+                if order.expiry is not None:
+                    heapq.heappush(self._expiries, (order.expiry, order.rank, order))
+                self._sequence += 1
+                handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
+                if handlers:
+                    pending = self._pending
+                    pending.append(handlers)
+                    pending.append(_ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED)
+                    pending.append(self._level_dict(level, now))
 
     def _crosses(self, side: Side, price: int | None) -> bool:
         if side is BUY:
@@ -1396,35 +1443,6 @@ class OrderBook:
         level.reserve -= maker.open - maker.visible
         del self._orders[maker.order_id]
         self._emit_order(E_CANCELLED, maker, now, "self_trade_prevention", maker.open)
-
-    def _rest(self, order: Order, now: float) -> None:
-        """Put ``order`` at the back of its price level with a fresh slice, and report the level."""
-        order.visible = order.peak if order.peak and order.peak < order.open else order.open
-        # _join_level inlined (a call each costs more in pure Python). The level dicts are looked up
-        # with the order's own price object: narrowing it to ``int`` first would unbox it and box
-        # it again (a new int object per add) under mypyc.
-        levels = self._bid_levels if order.side is BUY else self._ask_levels
-        level = levels.get(order.price)  # type: ignore[arg-type]
-        if level is None or not level.count:
-            level = self._new_level(order, level)
-            created = True
-        else:
-            created = False
-        level.total += order.visible
-        level.reserve += order.open - order.visible
-        level.count += 1
-        level.orders.append(order)
-        order.level = level
-        self._orders[order.order_id] = order
-        if order.expiry is not None:
-            heapq.heappush(self._expiries, (order.expiry, order.rank, order))
-        self._sequence += 1
-        handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
-        if handlers:
-            pending = self._pending
-            pending.append(handlers)
-            pending.append(_ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED)
-            pending.append(self._level_dict(level, now))
 
     def _join_level(self, order: Order) -> tuple[PriceLevel, bool]:
         """Append ``order`` (its ``visible`` already set) to the back of its price level, creating the
@@ -1882,16 +1900,23 @@ class OrderBook:
             for is_maker in (True, False)
         )
         levels = tuple({**_LEVEL_TEMPLATE, "symbol": symbol, "side": side._value_} for side in sides)
-        self._added_templates = (added[0], added[1])
-        self._cancelled_templates = (cancelled[0], cancelled[1])
-        self._fill_templates = (fills[0], fills[1], fills[2], fills[3])
-        self._level_templates = (levels[0], levels[1])
-        self._trade_template = {
-            **_TRADE_TEMPLATE,
-            "symbol": symbol,
-            "maker_fee_rate": self._maker_rate_out,
-            "taker_fee_rate": self._taker_rate_out,
-        }
+        self._added_templates = (_shared_keys(added[0]), _shared_keys(added[1]))
+        self._cancelled_templates = (_shared_keys(cancelled[0]), _shared_keys(cancelled[1]))
+        self._fill_templates = (
+            _shared_keys(fills[0]),
+            _shared_keys(fills[1]),
+            _shared_keys(fills[2]),
+            _shared_keys(fills[3]),
+        )
+        self._level_templates = (_shared_keys(levels[0]), _shared_keys(levels[1]))
+        self._trade_template = _shared_keys(
+            {
+                **_TRADE_TEMPLATE,
+                "symbol": symbol,
+                "maker_fee_rate": self._maker_rate_out,
+                "taker_fee_rate": self._taker_rate_out,
+            }
+        )
 
     def _plain_order_event(self, order: Order, added: bool, now: float) -> dict[str, Any] | None:
         """ORDER_ADDED (``added``) or ORDER_CANCELLED data of a plain order, stamped with ``now`` and
@@ -2217,6 +2242,32 @@ class OrderBook:
             stops = [o for o in self._orders.values() if o.pending]
             assert len(stops) == self._stop_count, "stop count mismatch"
             assert len(seen) + len(stops) == len(self._orders), "orders index holds dead orders"
+
+
+#: The classes whose instance dicts hold payload templates, by their tuple of keys (``_shared_keys``).
+_KEY_HOLDERS: dict[tuple[str, ...], Any] = {}
+
+
+def _shared_keys(template: dict[str, Any]) -> dict[str, Any]:
+    """An equal dict (same keys, order and values) whose copies share one table of keys.
+
+    CPython keeps the keys of an instance's ``__dict__`` in a table shared by the instances of its
+    class (a "split" dict), and ``dict.copy()`` of such a dict shares that table too: copying it only
+    copies the values, and freeing a copy frees no keys. A payload is a copy of a template, so this
+    spares about 400 instructions per event (docs/performance.md, session 9). A copy is an ordinary
+    ``dict``; setting a key the template lacks, or deleting one, turns it into a combined dict, with
+    the same result. Where the interpreter cannot share the keys (more than 30 of them), the
+    attribute dict is combined and simply costs what a copy of ``template`` costs.
+    """
+    keys = tuple(template)
+    cls = _KEY_HOLDERS.get(keys)
+    if cls is None:  # one class per key tuple: its instances' dicts share one table of keys
+        cls = _KEY_HOLDERS[keys] = type("PayloadKeys", (), {"__module__": __name__})
+    holder = cls()
+    for key, value in template.items():
+        setattr(holder, key, value)
+    shared: dict[str, Any] = holder.__dict__
+    return shared
 
 
 def _ratio(value: Decimal) -> tuple[int, int]:

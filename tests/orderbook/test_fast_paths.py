@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
+
 from manticore_orderbook import EventType, OrderBook
 
 
@@ -53,3 +55,49 @@ def test_cancels_and_rests_number_events_alike_whoever_listens() -> None:
         assert all(state == states[0] for state in states[1:]), f"books differ after command {n}"
     for book in books:
         book.check_invariants()
+
+
+@pytest.mark.pure_only  # mypyc's native classes cannot be made without calling them
+def test_plain_order_sets_every_slot_as_order_init_does() -> None:
+    from manticore_orderbook.enums import BUY, GTC, IOC, LIMIT, MARKET, SELL, STP_NONE, STP_OLDEST
+    from manticore_orderbook.model import Order, plain_order
+
+    for args in (
+        ("o1", BUY, 10**12, 5, LIMIT, GTC, "u1", 1.5, STP_NONE),
+        ("o2", SELL, None, 7, MARKET, IOC, 42, 2.0, STP_OLDEST),
+    ):
+        made, called = plain_order(*args), Order(*args)  # type: ignore[arg-type]
+        assert type(made) is Order
+        for name in Order.__slots__:
+            assert getattr(made, name) == getattr(called, name), name
+
+
+def test_payloads_are_fresh_plain_dicts_a_handler_may_change() -> None:
+    """Templates share their keys (split dicts): each delivery still gets its own ordinary dict, and
+    a handler that adds, changes or deletes keys affects neither later events nor the book."""
+    seen: list[dict[str, Any]] = []
+
+    def vandal(event_type: EventType, data: dict[str, Any]) -> None:
+        seen.append(dict(data))
+        data["price"] = "changed"
+        data["extra"] = 1
+        del data["symbol"]
+
+    for spoil in (False, True):
+        book = OrderBook("FP/USD", clock=lambda: 1000.0)
+        got: list[dict[str, Any]] = []
+        if spoil:
+            book.event_manager.subscribe_all(vandal)
+        book.event_manager.subscribe_all(lambda event_type, data, got=got: got.append(data))
+        for _ in range(3):
+            oid = book.add_order("buy", 100.25, 1.5, user_id="u1")
+            book.add_order("sell", 100.25, 0.5, user_id="u2", time_in_force="IOC")
+            book.cancel_order(oid)
+        if not spoil:
+            clean = got
+        else:
+            assert [type(d) for d in got] == [dict] * len(got)
+            assert seen == clean  # what the first handler saw is what an untouched stream holds
+            assert all(d["price"] == "changed" and "symbol" not in d for d in got)
+    assert len({id(d) for d in clean}) == len(clean)
+    assert all(type(d) is dict and d["symbol"] == "FP/USD" for d in clean)
