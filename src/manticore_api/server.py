@@ -52,6 +52,7 @@ __all__ = [
     "StartError",
     "bind_socket",
     "bootstrap_admin",
+    "open_auth",
     "build_service",
     "open_data_dir",
     "read_server_file",
@@ -193,17 +194,24 @@ def open_data_dir(
     )
     exchange.open()
     try:
-        auth_url = options.database_url or f"sqlite:///{data_dir / 'auth.db'}"
-        auth = AuthManager(auth_url, master_key=load_or_create_master_key(data_dir / "master.key"))
-        try:
-            bootstrap_admin(auth, data_dir)
-        except BaseException:
-            auth.close()
-            raise
+        auth = open_auth(data_dir, options.database_url)
     except BaseException:
         exchange.close(checkpoint=False)
         raise
     return exchange, auth
+
+
+def open_auth(data_dir: Path, database_url: str | None) -> AuthManager:
+    """The auth store (``database_url``, default ``auth.db`` in ``data_dir``) with the first admin
+    created; its secrets are sealed with ``data_dir/master.key`` (created on first use)."""
+    auth_url = database_url or f"sqlite:///{data_dir / 'auth.db'}"
+    auth = AuthManager(auth_url, master_key=load_or_create_master_key(data_dir / "master.key"))
+    try:
+        bootstrap_admin(auth, data_dir)
+    except BaseException:
+        auth.close()
+        raise
+    return auth
 
 
 def bootstrap_admin(auth: AuthManager, data_dir: Path) -> None:

@@ -36,9 +36,9 @@ from typing import Any, cast
 import uvicorn
 
 from manticore_api.app import create_app
-from manticore_api.server import bind_socket, bootstrap_admin, client_url
+from manticore_api.server import bind_socket, client_url, open_auth
 from manticore_api.service import ExchangeService
-from manticore_auth import AuthManager, load_or_create_master_key
+from manticore_auth import AuthManager
 from manticore_matching import Exchange, ExchangeError
 
 from .remote import RemoteExchange
@@ -127,14 +127,8 @@ def build_gateway(options: GatewayOptions) -> GatewayService:
     remote.open()
     try:
         data_dir = Path(options.data_dir)
-        auth_url = options.database_url or f"sqlite:///{data_dir / 'auth.db'}"
         data_dir.mkdir(parents=True, exist_ok=True)
-        auth = AuthManager(auth_url, master_key=load_or_create_master_key(data_dir / "master.key"))
-        try:
-            bootstrap_admin(auth, data_dir)
-        except BaseException:
-            auth.close()
-            raise
+        auth = open_auth(data_dir, options.database_url)
     except BaseException:
         remote.close()
         raise

@@ -71,6 +71,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def start_healthy(command: list[str], log_path: Path, url: str, what: str) -> subprocess.Popen[bytes]:
+    """Start ``command`` (output appended to ``log_path``) and wait up to 60 s until ``url``/api/health
+    answers 200; RuntimeError with the log's tail if it exits or never does."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not become healthy: {log_path.read_text()[-3000:]}")
+
+
 class Server:
     """``manticore serve`` over one data directory and one port, restartable (``extra``: e.g. --demo)."""
 
@@ -85,19 +103,7 @@ class Server:
     def start(self) -> None:
         command = [sys.executable, "-m", "manticore_api.cli", "serve", "--port", str(self.port)]
         command += ["--data-dir", str(self.data_dir), "--log-level", "warning", *self.extra]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not become healthy: {self.log.read_text()[-2000:]}")
+        self.process = start_healthy(command, self.log, self.url, "server")
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""

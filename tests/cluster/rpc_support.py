@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -25,6 +24,7 @@ from manticore_api.server import ADMIN_CREDENTIALS
 from manticore_cluster.natsconf import NatsOptions
 from manticore_cluster.server import CommandServer
 from manticore_matching import DEFAULT_MARKETS, DEFAULT_RISK_LIMITS, Exchange
+from tests.api.support import start_healthy
 
 from ..api.support import SignedClient, free_port
 from .helpers import journal_factory
@@ -150,19 +150,7 @@ class Gateway:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"gateway did not become healthy: {self.log.read_text()[-3000:]}")
+        self.process = start_healthy(self.command, self.log, self.url, "gateway")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
