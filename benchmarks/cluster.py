@@ -441,7 +441,6 @@ def measure_failover(
         if leader is None:
             raise RuntimeError("no instance logged that it leads")
         standby = 1 - leader
-        cluster.shard_text(standby)
         with SteadyLoad(cluster.url, cluster.traders, rate, workers) as load:
             time.sleep(max(1.0, settings.warmup))
             killed = time.monotonic()
