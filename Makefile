@@ -95,6 +95,15 @@ SERVER_BENCH_ARGS ?=
 bench-server: $(BIN)/.installed $(RUN_VENV)/.installed
 	$(BIN)/python -m benchmarks.server --python $(RUN_VENV)/bin/python $(SERVER_BENCH_ARGS)
 
+# Cluster benchmark (issue 18 point 5; ~6 min): embedded `manticore serve` beside 1 shard leader +
+# 1, 2, 4 gateways on a private nats-server, 3 interleaved repeats, then the failover time (leader
+# killed with kill -9 under load). Options: `make bench-cluster CLUSTER_BENCH_ARGS="--quick"`; see
+# `python -m benchmarks.cluster --help`.
+CLUSTER_BENCH_ARGS ?=
+.PHONY: bench-cluster
+bench-cluster: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.cluster $(CLUSTER_BENCH_ARGS)
+
 # CPU per request of `manticore serve` by layer (yappi, in .venv: the pure-Python book).
 bench-server-profile: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.server_profile $(SERVER_BENCH_ARGS)

@@ -1,0 +1,63 @@
+"""The cluster benchmark's plumbing works: a private nats-server, a shard leader and gateways that
+acknowledge signed orders spread over their ports, and a failover that a new leader answers.
+
+No speed is asserted: only that orders are acknowledged (none refused as replayed or stale), that every
+configuration was measured and that the failover was observed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NATS_SERVER = "/usr/sbin/nats-server"
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(
+    shutil.which("wrk") is None or shutil.which("taskset") is None or not os.path.exists(NATS_SERVER),
+    reason="needs wrk, taskset and nats-server",
+)
+def test_a_tiny_cluster_benchmark_run_acknowledges_orders_and_sees_a_failover(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.cluster",
+            "--quick",
+            "--duration",
+            "1",
+            "--users",
+            "2",
+            "--json",
+            str(tmp_path / "runs.json"),
+            "--out",
+            str(tmp_path / "report.md"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=290,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    data = json.loads((tmp_path / "runs.json").read_text())
+    runs = {run["target"]: run for run in data["runs"]}
+    assert set(runs) == {"embedded", "gateways-1", "gateways-2"}
+    for run in runs.values():
+        assert run["acknowledged"] > 0, run
+        assert run["other"] == {}, run  # no 401 (replayed, stale), no 4xx/5xx, no socket errors
+        assert run["exhausted"] == 0, run
+    for name in ("gateways-1", "gateways-2"):
+        assert runs[name]["shard_cpu_us"] > 0 and runs[name]["gateway_cpu_us"] > 0
+    (failover,) = data["failovers"]
+    assert failover["seconds"] is not None and failover["seconds"] > 0, failover
+    assert failover["acknowledged_before"] > 0 and failover["acknowledged_after"] > 0, failover
+    report = (tmp_path / "report.md").read_text()
+    assert "Failover time" in report and "1 shard leader + 2 gateway(s)" in report
