@@ -87,6 +87,12 @@ class Lease:
         return self.revision is not None
 
     @property
+    def expires_at(self) -> float:
+        """When the lease runs out unless renewed first: the last successful acquire or renewal plus the
+        TTL, in ``time.monotonic()`` seconds (meaningful while :attr:`held`)."""
+        return self._renewed_at + self.ttl
+
+    @property
     def lost_reason(self) -> str | None:
         """Why the lease was lost (None while held, before acquiring, or after a release)."""
         return self._lost_reason

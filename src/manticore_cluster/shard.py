@@ -177,8 +177,7 @@ class ShardInstance:
             return False
         if not lease.held:
             return True
-        renewed_at: float = lease._renewed_at  # the lease's own deadline, read only
-        return time.monotonic() - renewed_at >= lease.ttl
+        return time.monotonic() >= lease.expires_at
 
     def _check_lease(self) -> None:
         if self._lease_deadline_passed():

@@ -39,6 +39,7 @@ def test_one_holder_at_a_time_and_renewal_keeps_it(nats_options: NatsOptions) ->
         first.start()
         await asyncio.sleep(3 * TTL)  # well past the TTL: renewals keep it
         assert first.held and first.renewals >= 4 and not lost
+        assert time.monotonic() < first.expires_at <= time.monotonic() + TTL  # moved on by the renewals
         assert not await second.acquire()
         await first.release()
         assert not first.held and not lost
