@@ -95,16 +95,21 @@ def fingerprint(book: OrderBook) -> list[int]:
 
 def replay(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
     """Apply a journaled ``place``, ``cancel``, ``modify`` or ``expire`` record of ``book`` again (a
-    place without risk's checks: it was approved), then compare the book's sequence and
+    place without risk's checks: it was approved; places and modifies still count against the user's
+    rate limit, as their approval did), then compare the book's sequence and
     :func:`fingerprint` with the record's; JournalCorrupt if they differ or the record is unknown."""
     op = record.get("op")
     if op == "place":
         place(risk, book, record, check=False)
+        risk.count_command(record["user_id"], float(record["ts"]))  # the rate limit's window
     elif op == "cancel":
         if not book.cancel_order(record["order_id"]):
             raise JournalCorrupt(f"replay of record {record['n']}: cancel found no order")
     elif op == "modify":
+        order = book.get_order(record["order_id"])
         modify(book, record)
+        if order is not None:
+            risk.count_command(order["user_id"], float(record["ts"]))
     elif op == "expire":
         book.clean_expired_orders()
     else:

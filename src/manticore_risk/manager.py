@@ -686,6 +686,13 @@ class RiskManager:
                 )
         assert not any(holds.values()), f"holds without a balance: {holds}"
 
+    def count_command(self, user_id: UserId, now: float) -> None:
+        """Count one approved order command (a place or a modify) of ``user_id`` at ``now`` against the
+        rate limit, as an approval by :meth:`check_order` / :meth:`check_modify` does. For replaying a
+        journal of approved commands, whose checks do not run again; nothing without a rate limit."""
+        if self._limiter is not None:
+            self._limiter.record(user_id, now)
+
     # ------------------------------------------------------------------ state
 
     def export_state(self) -> dict[str, Any]:

@@ -290,3 +290,34 @@ def test_a_checkpoint_waits_while_sqlite_readers_hold_the_log_and_a_restart_repl
     with Exchange(data, markets=MARKETS, clock=clock, fsync=True) as restarted:
         assert restarted.replayed_records == 1
         assert restarted.get_order("alice", placed.order_id) is not None
+
+
+def test_the_rate_limit_window_survives_a_restart_that_replays_the_journal(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """Regression: replay skips risk's checks, so it did not count the replayed places and modifies, and a
+    user could send a full window's worth of orders again right after a restart."""
+    from manticore_risk import RiskLimits
+
+    limits = RiskLimits(rate_limit_orders=3, rate_limit_window=60)
+    exchange = new_exchange(tmp_path, clock, risk_limits=limits)
+    exchange.open()
+    _fund(exchange, "alice")
+    first = exchange.place_order("alice", "BTC/USD", "buy", "0.1", price="100")
+    exchange.place_order("alice", "BTC/USD", "buy", "0.1", price="101")
+    clock.now += 1
+    exchange.modify_order("alice", first.order_id, new_price="99")  # the third counted command
+    with pytest.raises(OrderRejected) as refused:
+        exchange.place_order("alice", "BTC/USD", "buy", "0.1", price="102")
+    assert refused.value.code == "rate_limited"
+    exchange.wait_durable(exchange.journal.appended, 10)
+    exchange.journal.close()  # the process dies: no checkpoint
+    crash_releases_lock(exchange)
+    clock.now += 1
+    with new_exchange(tmp_path, clock, risk_limits=limits) as restarted:
+        assert restarted.replayed_records > 0
+        with pytest.raises(OrderRejected) as again:
+            restarted.place_order("alice", "BTC/USD", "buy", "0.1", price="102")
+        assert again.value.code == "rate_limited"
+        clock.now += 60  # the window has passed
+        restarted.place_order("alice", "BTC/USD", "buy", "0.1", price="102")
