@@ -101,8 +101,8 @@ bench-server: $(BIN)/.installed $(RUN_VENV)/.installed
 # `python -m benchmarks.cluster --help`.
 CLUSTER_BENCH_ARGS ?=
 .PHONY: bench-cluster
-bench-cluster: $(BIN)/.installed
-	$(BIN)/python -m benchmarks.cluster $(CLUSTER_BENCH_ARGS)
+bench-cluster: $(BIN)/.installed $(RUN_VENV)/.installed
+	$(BIN)/python -m benchmarks.cluster --python $(RUN_VENV)/bin/python $(CLUSTER_BENCH_ARGS)
 
 # CPU per request of `manticore serve` by layer (yappi, in .venv: the pure-Python book).
 bench-server-profile: $(BIN)/.installed

@@ -567,16 +567,24 @@ def header_lines(settings: Settings, wrk: str, repeats: int, gateways: list[int]
     version = subprocess.run([NATS_SERVER, "--version"], capture_output=True, text=True, check=False)
     wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
     wrk_line = (wrk_version.stdout or wrk_version.stderr).splitlines()[0:1]
+    compiled = subprocess.run(
+        [settings.python, "-c", "import manticore_orderbook as m; print(m.COMPILED)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    build = "compiled (mypyc)" if compiled.stdout.strip() == "True" else "pure Python"
     load = os.getloadavg()
     return [
         f"Cluster benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {repeats} interleaved "
         f"repeats of embedded and G = {', '.join(map(str, gateways))} gateways, {settings.duration:g} s per "
         f"run after {settings.warmup:g} s warm-up, {settings.users} funded users, "
         f"{settings.connections} connections in all, signed POST /api/orders (resting).",
-        f"Python {sys.version.split()[0]}; {version.stdout.strip() or 'nats-server'} (private, R1); "
+        f"Python {sys.version.split()[0]}, order book {build} ({settings.python}); "
+        f"{version.stdout.strip() or 'nats-server'} (private, R1); "
         f"{wrk_line[0] if wrk_line else 'wrk'}; every server process (nats-server, shard, gateways, embedded "
         f"server) on CPU {settings.server_cpu}, load generators on CPU {settings.load_cpu}; "
-        f"{os.cpu_count()} CPUs; measured under load: load average {load[0]:.2f} / {load[1]:.2f} / "
+        f"{os.cpu_count()} CPUs; load average {load[0]:.2f} / {load[1]:.2f} / "
         f"{load[2]:.2f} at start.",
     ]
 
@@ -590,6 +598,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--gateways", default="1,2,4", help="comma-separated gateway counts")
     parser.add_argument("--failovers", type=int, default=3, help="failover measurements (0: none)")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter whose installed manticore runs the servers (make bench-cluster: .venv-run, the "
+        "README's compiled install)",
+    )
     parser.add_argument("--lease-ttl", type=float, default=5.0, help="of the failover's shard instances")
     parser.add_argument("--failover-rate", type=float, default=200.0, help="orders/s of the steady load")
     parser.add_argument("--failover-workers", type=int, default=32, help="client threads of the steady load")
@@ -623,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         users=args.users,
         ws_window=0,
         paced=(),
-        python=sys.executable,
+        python=args.python,
         server_cpu=args.server_cpu if pin else None,
         load_cpu=args.load_cpu if pin else None,
         server_args=(),

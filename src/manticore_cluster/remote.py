@@ -206,7 +206,7 @@ class RemoteExchange:
                 msg = await nc.request(subject, body, timeout=wait)
                 return protocol.decode_reply(msg.data)
             except NoRespondersError:
-                pass
+                pass  # no leader is subscribed (none elected yet): try again after the pause below
             except ServiceUnavailable:
                 if not repeatable:
                     raise
