@@ -98,15 +98,18 @@ class Lease:
         return self._lost_reason
 
     async def acquire(self) -> bool:
-        """Take the lease if nobody holds it; True if taken (then :meth:`start` the renewals)."""
-        from nats.js.errors import KeyWrongLastSequenceError
+        """Take the lease if nobody holds it; True if taken (then :meth:`start` the renewals).
+
+        False when another holds it, including when that holder's key expires while ``create`` looks
+        at it (its put found the key, its read then found none): the next attempt takes it."""
+        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
         if self.held:
             return True
         started = time.monotonic()
         try:
             revision = await self.kv.create(self.key, self.holder.encode())
-        except KeyWrongLastSequenceError:
+        except (KeyWrongLastSequenceError, KeyNotFoundError):
             return False
         self.revision, self._renewed_at, self._lost_reason = revision, started, None
         log.info("lease %s acquired by %s (revision %d)", self.key, self.holder, revision)

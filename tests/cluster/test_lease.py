@@ -118,3 +118,31 @@ def test_the_bucket_keeps_one_ttl(nats_options: NatsOptions) -> None:
             await nc.close()
 
     run(nats_options, body)
+
+
+def test_a_lease_expiring_while_acquire_looks_at_it_is_not_an_error(nats_options: NatsOptions) -> None:
+    """Regression: ``kv.create`` fails its put because the key exists, then reads the key to tell a
+    deleted one from a live one; when the holder's key expires in between (the bucket's TTL), that read
+    raised KeyNotFoundError out of ``acquire``/``acquire_wait`` (seen under load). The interleaving is
+    forced here by letting the read wait until the key has expired."""
+
+    async def body(kv: Any) -> None:
+        old = Lease(kv, "main", "old", TTL)
+        assert await old.acquire()  # held, never renewed: expires TTL after this
+        real_get = kv._get
+
+        async def get_after_expiry(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(TTL * 1.5)
+            return await real_get(*args, **kwargs)
+
+        kv._get = get_after_expiry
+        try:
+            new = Lease(kv, "main", "new", TTL)
+            assert not await new.acquire()  # the key existed when the put was tried
+        finally:
+            kv._get = real_get
+        assert await new.acquire_wait(timeout=5 * TTL)  # and it is free now
+        assert await current_holder(kv, "main") == "new"
+        await new.release()
+
+    run(nats_options, body)
