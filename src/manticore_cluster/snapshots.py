@@ -19,8 +19,10 @@ is never seen.
 from ``rotate`` (the exchange's checkpoint step, on the exchange's thread, with the file just written);
 a background thread uploads the newest offered checkpoint, deletes all but the newest ``keep`` of the
 shard's snapshots and, with retention on, purges the shard's log subject below the message that holds
-the oldest kept snapshot's position (never above it: every kept snapshot, and the local checkpoint of
-any instance at least as new, still has its whole log after it).
+the oldest kept snapshot's position, or the lowest position a follower (a storage writer) reported in
+the KV bucket ``<prefix>_followers`` if that is lower (never above either: every kept snapshot, the
+local checkpoint of any instance at least as new, and every reporting follower still have their whole
+log after them).
 
 Threading: :class:`SnapshotStore` runs nats-py on its own asyncio loop in its own thread; every public
 method blocks the calling thread (never call them from that loop).
@@ -63,6 +65,7 @@ __all__ = [
     "local_checkpoint_position",
     "open_snapshots",
     "restore_newest",
+    "followers_bucket",
     "snapshot_bucket",
     "snapshot_name",
 ]
@@ -85,6 +88,12 @@ class SnapshotInvalid(ValueError):
 def snapshot_bucket(options: NatsOptions) -> str:
     """The Object Store bucket of every shard's snapshots, ``<prefix>_snapshots``."""
     return f"{options.prefix}_snapshots"
+
+
+def followers_bucket(options: NatsOptions) -> str:
+    """The KV bucket where followers of the logs (storage writers) report what they still need,
+    ``<prefix>_followers`` (key ``<shard>.<follower>``, value the position as text)."""
+    return f"{options.prefix}_followers"
 
 
 def snapshot_name(shard: str, position: int) -> str:
@@ -340,6 +349,68 @@ class SnapshotStore:
         )
         await self._objects.put(name, body, meta=meta)
 
+    # ------------------------------------------------------------------ followers
+
+    def report_follower(self, name: str, position: int) -> None:
+        """Record that the follower ``name`` of this shard (a storage writer) still needs the log after
+        ``position``: retention never purges a record above the lowest reported position. A follower
+        that is retired for good must be removed with :meth:`forget_follower`, or it holds the log."""
+        self._call(self._followers_put(f"{self.shard}.{check_shard(name)}", position))
+
+    def forget_follower(self, name: str) -> None:
+        """Remove the follower ``name`` of this shard (see :meth:`report_follower`)."""
+        self._call(self._followers_delete(f"{self.shard}.{check_shard(name)}"))
+
+    def follower_positions(self) -> dict[str, int]:
+        """The positions the shard's followers reported, by follower name."""
+        return self._call(self._followers_read())
+
+    async def _followers(self) -> Any:
+        from nats.js import api
+        from nats.js.errors import BucketNotFoundError, NotFoundError
+
+        assert self._js is not None
+        bucket = followers_bucket(self.options)
+        try:
+            return await self._js.key_value(bucket)
+        except (BucketNotFoundError, NotFoundError):
+            try:
+                return await self._js.create_key_value(
+                    api.KeyValueConfig(
+                        bucket=bucket, history=1, replicas=self.options.replicas, storage=api.StorageType.FILE
+                    )
+                )
+            except Exception:  # created by another process meanwhile
+                return await self._js.key_value(bucket)
+
+    async def _followers_put(self, key: str, position: int) -> None:
+        kv = await self._followers()
+        await kv.put(key, str(position).encode())
+
+    async def _followers_delete(self, key: str) -> None:
+        kv = await self._followers()
+        await kv.delete(key)
+
+    async def _followers_read(self) -> dict[str, int]:
+        from nats.js.errors import NoKeysError, NotFoundError
+
+        kv = await self._followers()
+        try:
+            keys = await kv.keys()
+        except (NoKeysError, NotFoundError):
+            return {}
+        found: dict[str, int] = {}
+        for key in keys:
+            shard, _, name = key.partition(".")
+            if shard != self.shard:
+                continue
+            try:
+                entry = await kv.get(key)
+            except NotFoundError:
+                continue
+            found[name] = int(entry.value or b"0")
+        return found
+
     def purge_log_below(self, sequence: int) -> None:
         """Remove the shard's log messages with stream sequence ``< sequence`` (no-op for 1 or less)."""
         if sequence > 1:
@@ -497,14 +568,17 @@ class SnapshotPublisher:
         if not self._retention or self._log_reader is None:
             return
         kept = self.store.snapshots()
-        if not kept or kept[0].position <= 0:
+        if not kept:
             return
-        floor = kept[0].position
+        followers = self.store.follower_positions()
+        floor = min([kept[0].position, *followers.values()])
+        if floor <= 0:
+            return
         sequence = self._log_reader.sequence_of(floor)
         self.store.purge_log_below(sequence)
         log.info(
             "shard %s: log purged below stream sequence %d (the message holding position %d, the oldest "
-            "kept snapshot)",
+            "kept snapshot or the lowest follower)",
             self.store.shard,
             sequence,
             floor,

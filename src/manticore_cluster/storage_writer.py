@@ -22,6 +22,7 @@ It never writes to the log: :meth:`FollowingJournal.append` refuses.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
@@ -86,6 +87,10 @@ class StorageWriterOptions:
         snapshots: restore the newest snapshot at or below the database's position when it is newer
             than the local checkpoint (shortens the replay after a restart).
         risk_limits: the shard's risk limits (as its instances use them).
+        name: the writer's name among the shard's followers: it reports its database's position as
+            ``<shard>.<name>`` in the KV bucket ``<prefix>_followers`` so that log retention keeps what
+            it still needs (two writers of one shard need two names).
+        report_every: seconds between two reports.
     """
 
     nats: NatsOptions
@@ -94,9 +99,12 @@ class StorageWriterOptions:
     data_dir: Path
     snapshots: bool = True
     risk_limits: RiskLimits = field(default_factory=RiskLimits)
+    name: str = "storage"
+    report_every: float = 1.0
 
     def __post_init__(self) -> None:
         check_shard(self.shard)
+        check_shard(self.name)
 
 
 class StorageWriter:
@@ -112,6 +120,8 @@ class StorageWriter:
         self.position = 0
         self.exchange: Exchange | None = None
         self.journal: FollowingJournal | None = None
+        self._store: SnapshotStore | None = None
+        self._reported = -1
 
     def request_stop(self) -> None:
         """Stop following: the writer reads to the log's end, writes its checkpoint and returns."""
@@ -164,12 +174,20 @@ class StorageWriter:
                 stored,
             )
             (options.data_dir / CHECKPOINT).unlink()
-        if options.snapshots:
-            store = SnapshotStore(options.nats, options.shard)
-            try:
-                restore_newest(options.data_dir, store, at_most=stored)
-            finally:
-                store.close()
+        self._report(stored)
+        if options.snapshots and self._store is not None:
+            restore_newest(options.data_dir, self._store, at_most=stored)
+
+    def _report(self, position: int) -> None:
+        """Tell retention that this writer still needs the log after ``position`` (logged on failure:
+        the next report tries again)."""
+        if self._store is None or position == self._reported:
+            return
+        try:
+            self._store.report_follower(self.options.name, position)
+            self._reported = position
+        except Exception as exc:
+            log.warning("storage writer %s: position %d not reported (%r)", self.options.shard, position, exc)
 
     def run(self) -> int:
         """Follow until stopped; return 0 after a clean stop, :data:`EXIT_LOG_FAILED` when the log
@@ -178,6 +196,7 @@ class StorageWriter:
 
         options = self.options
         lock = DataDirectoryLock.acquire(options.data_dir)
+        self._store = SnapshotStore(options.nats, options.shard)
         try:
             self._prepare()
             self.exchange = Exchange(
@@ -201,18 +220,26 @@ class StorageWriter:
             follower = threading.Thread(target=follow, name=f"manticore-storage-writer-{options.shard}")
             follower.start()
             tick = 0
+            reported = time.monotonic()
             while follower.is_alive():
                 follower.join(0.5)
                 # The replay turns the cyclic collector off until it returns: collect here.
                 tick += 1
                 gc.collect(2 if tick % 100 == 0 else 1)
+                storage = self.exchange.storage
+                if storage is not None and time.monotonic() - reported >= options.report_every:
+                    reported = time.monotonic()
+                    with contextlib.suppress(Exception):
+                        self._report(storage.journal_position()[0])
             if failure:
                 log.critical("storage writer %s: the log cannot be followed: %r", options.shard, failure[0])
                 return EXIT_LOG_FAILED
             self.exchange.close()
+            self._report(self.position)  # the database holds every row up to here now
             log.info("storage writer %s: stopped at log position %d", options.shard, self.position)
             return 0
         finally:
+            self._store.close()
             lock.release()
 
 

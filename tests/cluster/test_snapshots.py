@@ -204,6 +204,35 @@ def test_retention_purges_the_log_below_the_oldest_kept_snapshot_only(
         blind.open()
 
 
+def test_retention_keeps_what_a_reporting_follower_still_needs(
+    tmp_path: Path, nats_options: NatsOptions
+) -> None:
+    clock = Clock()
+    commands = make_stream(16, 300)
+    writer, publisher = publishing(
+        tmp_path / "a", clock, nats_options, keep=1, retention=True, checkpoint_every=0
+    )
+    publisher.store.report_follower("storage", 7)  # a storage writer whose database is at 7
+    writer.open()
+    for start in range(0, 300, 100):
+        run(writer, clock, commands[start : start + 100])
+        writer.checkpoint()
+        assert publisher.flush(30)
+    assert publisher.store.follower_positions() == {"storage": 7}
+    first_kept = min(int(h["Nats-Msg-Id"].rpartition(":")[2]) for _, h, _ in raw_messages(nats_options))
+    assert first_kept <= 7
+    assert len(publisher.store.snapshots()) == 1
+
+    publisher.store.report_follower("storage", 120)  # it caught up: the next upload purges to it
+    run(writer, clock, make_stream(17, 50)[9:])
+    writer.checkpoint()
+    assert publisher.flush(30)
+    first_kept = min(int(h["Nats-Msg-Id"].rpartition(":")[2]) for _, h, _ in raw_messages(nats_options))
+    assert 7 < first_kept <= 120
+    writer.close(checkpoint=False)
+    publisher.close()
+
+
 def test_an_upload_killed_half_way_leaves_the_older_snapshot_usable(
     tmp_path: Path, nats_options: NatsOptions
 ) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from manticore_cluster.natsconf import NatsOptions
+from manticore_cluster.snapshots import SnapshotStore
 from manticore_cluster.storage_writer import StorageWriter, StorageWriterOptions
 from manticore_matching.journal import JournalClosed
 from manticore_storage import StorageManager
@@ -83,6 +84,11 @@ def test_the_writer_keeps_the_rows_an_embedded_exchange_writes(
     assert status == [0]
     assert stored_position(url) == end
     assert tables(url) == expected
+    store = SnapshotStore(nats_options, "main")  # retention keeps the log after what it stored
+    try:
+        assert store.follower_positions() == {"storage": end}
+    finally:
+        store.close()
 
 
 def _writer_process(
