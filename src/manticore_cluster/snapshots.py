@@ -196,6 +196,9 @@ class SnapshotStore:
             raise
 
     def _ensure_loop(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.AbstractEventLoop:
+        """The connected loop (connecting on first use, under the lock, so that no caller ever sees a
+        loop that is not connected yet). A failed connection leaves the store unconnected, not closed:
+        the next call tries again."""
         with self._lifecycle:
             if self._closed:
                 coroutine.close()
@@ -213,16 +216,16 @@ class SnapshotStore:
             thread = threading.Thread(target=run, name=f"manticore-snapshots-{self.shard}", daemon=True)
             thread.start()
             ready.wait()
+            try:
+                asyncio.run_coroutine_threadsafe(self._connect(), loop).result(
+                    3 * self.options.connect_timeout + 2 * self.options.request_timeout + 1
+                )
+            except BaseException:
+                coroutine.close()
+                self._stop(loop, thread)
+                raise
             self._loop, self._thread = loop, thread
-        try:
-            asyncio.run_coroutine_threadsafe(self._connect(), loop).result(
-                3 * self.options.connect_timeout + 2 * self.options.request_timeout + 1
-            )
-        except BaseException:
-            coroutine.close()
-            self.close()
-            raise
-        return loop
+            return loop
 
     async def _connect(self) -> None:
         from nats.js import api
@@ -252,8 +255,10 @@ class SnapshotStore:
             self._closed = True
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
-        if loop is None:
-            return
+        if loop is not None:
+            self._stop(loop, thread)
+
+    def _stop(self, loop: asyncio.AbstractEventLoop, thread: threading.Thread | None) -> None:
         nc = self._nc
         if nc is not None:
             with contextlib.suppress(Exception):

@@ -27,6 +27,7 @@ from manticore_cluster.snapshots import (
 )
 from manticore_matching import Exchange
 from manticore_matching.journal import JournalCorrupt
+from tests.cluster.conftest import NatsServer
 from tests.cluster.helpers import js_exchange, raw_messages
 from tests.matching.exchange_streams import Clock, apply, make_stream, state
 
@@ -284,3 +285,21 @@ def test_an_upload_killed_half_way_leaves_the_older_snapshot_usable(
     finally:
         fresh.close(checkpoint=False)
         fresh_publisher.close()
+
+
+def test_a_store_that_could_not_connect_tries_again_on_its_next_call(tmp_path: Path) -> None:
+    """Regression: a failed first connection closed the store for good, so a publisher that started
+    during a NATS outage never uploaded anything."""
+    server = NatsServer(tmp_path / "store")
+    options = NatsOptions(servers=(server.url,), prefix="late", connect_timeout=0.5, request_timeout=1.0)
+    store = SnapshotStore(options, "main")
+    try:
+        with pytest.raises(ConnectionError):  # nobody listens yet
+            store.snapshots()
+        server.start()
+        assert store.snapshots() == []
+        store.put(3, b'{"version": 1, "position": 3}')
+        assert [info.position for info in store.snapshots()] == [3]
+    finally:
+        store.close()
+        server.kill()
