@@ -482,6 +482,20 @@ def shard(
 )
 @click.option("--prefix", default="mc", show_default=True, help=_PREFIX_HELP)
 @click.option(
+    "--replicas",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 5),
+    help="Copies of the log, as its shard instances were given (R3: 3).",
+)
+@click.option(
+    "--name",
+    "follower_name",
+    default="storage",
+    show_default=True,
+    help="This writer's name among the shard's followers (log retention keeps what it still needs).",
+)
+@click.option(
     "--snapshots/--no-snapshots",
     default=True,
     show_default=True,
@@ -504,6 +518,8 @@ def storage_writer(
     database_url: str,
     data_dir: Path,
     prefix: str,
+    replicas: int,
+    follower_name: str,
     snapshots: bool,
     config_path: Path | None,
     log_level: str,
@@ -521,11 +537,12 @@ def storage_writer(
     limits = _markets_and_limits(config_path).get("risk_limits")
     try:
         options = StorageWriterOptions(
-            nats=_nats_options(nats_url, prefix, 1),
+            nats=_nats_options(nats_url, prefix, replicas),
             shard=shard,
             database_url=database_url,
             data_dir=data_dir,
             snapshots=snapshots,
+            name=follower_name,
             **({"risk_limits": limits} if limits is not None else {}),
         )
     except ValueError as exc:
