@@ -1,5 +1,5 @@
 """The storage writer follows a shard's log into the SQL read model (private nats-server; SQLite and,
-when configured, PostgreSQL).
+when configured, PostgreSQL and MariaDB).
 
 The reference is an embedded exchange (file journal, SQLite) that ran the same commands with the same
 clock: the writer's tables must equal its tables (``updated_at`` aside), also after the writer was
@@ -31,7 +31,7 @@ from tests.matching.test_replay_storage import _reference, _tables, _url
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
