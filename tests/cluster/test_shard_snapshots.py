@@ -20,6 +20,7 @@ import pytest
 
 from manticore_cluster.natsconf import NatsOptions
 from manticore_cluster.snapshots import SnapshotStore
+from manticore_storage import StorageManager
 from tests.cluster.helpers import raw_messages
 from tests.cluster.shard_processes import (
     LEASE_TTL,
@@ -111,3 +112,10 @@ def test_a_standby_on_an_empty_directory_restores_a_snapshot_of_a_purged_log(
             assert leader.wait(20) == 0, leader.text()
             standby.wait_for(": leader ")
             assert asyncio.run(observe()) == expected
+            # Its own read model holds the rows after the snapshot; none of its writes failed (orders
+            # restored from the snapshot and changed later are written whole).
+            storage = StorageManager(f"sqlite:///{tmp_path / 'b' / 'manticore.db'}")
+            try:
+                assert storage.get_failed_events(include_replayed=True) == []
+            finally:
+                storage.close()
