@@ -39,7 +39,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -65,6 +65,7 @@ __all__ = [
     "local_checkpoint_position",
     "open_snapshots",
     "restore_newest",
+    "same_history",
     "followers_bucket",
     "snapshot_bucket",
     "snapshot_name",
@@ -106,17 +107,21 @@ def snapshot_name(shard: str, position: int) -> str:
 @dataclass(frozen=True)
 class SnapshotInfo:
     """One listed snapshot: object ``name``, ``shard``, journal ``position``, ``sha256`` (hex) of the
-    body and its ``size`` in bytes."""
+    body, its ``size`` in bytes, and ``stamp``: the clock reading (``ts``) of the log's record at
+    ``position``, which identifies the history the snapshot belongs to."""
 
     name: str
     shard: str
     position: int
     sha256: str
     size: int
+    stamp: float | None = None
 
 
-def _describe(shard: str, position: int, digest: str) -> str:
-    return json.dumps({"format": SNAPSHOT_FORMAT, "shard": shard, "position": position, "sha256": digest})
+def _describe(shard: str, position: int, digest: str, stamp: float | None) -> str:
+    return json.dumps(
+        {"format": SNAPSHOT_FORMAT, "shard": shard, "position": position, "sha256": digest, "stamp": stamp}
+    )
 
 
 def _parse_info(name: str, description: str | None, size: int | None) -> SnapshotInfo | None:
@@ -134,9 +139,11 @@ def _parse_info(name: str, description: str | None, size: int | None) -> Snapsho
         or meta.get("shard") != match["shard"]
         or meta.get("position") != int(match["position"])
         or type(meta.get("sha256")) is not str
+        or type(meta.get("stamp")) not in (int, float, type(None))
     ):
         return None
-    return SnapshotInfo(name, match["shard"], int(match["position"]), meta["sha256"], int(size or 0))
+    stamp = meta.get("stamp")
+    return SnapshotInfo(name, match["shard"], int(match["position"]), meta["sha256"], int(size or 0), stamp)
 
 
 def check_body(info: SnapshotInfo, body: bytes) -> dict[str, Any]:
@@ -314,17 +321,23 @@ class SnapshotStore:
         return bytes(result.data or b"")
 
     def newest_valid(
-        self, after: int, at_most: int | None = None
+        self,
+        after: int,
+        at_most: int | None = None,
+        check: Callable[[SnapshotInfo], None] | None = None,
     ) -> tuple[SnapshotInfo, bytes, dict[str, Any]] | None:
         """The newest valid snapshot with position ``> after`` (and ``<= at_most`` when given), its body
-        and checkpoint; None if there is none. Each invalid one met on the way is refused with a
-        WARNING line and the next older one tried."""
+        and checkpoint; None if there is none. ``check(info)`` may refuse one before it is read (by
+        raising SnapshotInvalid). Each invalid one met on the way is refused with a WARNING line and
+        the next older one tried."""
         for info in reversed(self.snapshots()):
             if info.position <= after:
                 break
             if at_most is not None and info.position > at_most:
                 continue
             try:
+                if check is not None:
+                    check(info)
                 body, state = self.fetch(info)
             except SnapshotInvalid as exc:
                 log.warning("snapshot %s of shard %s refused: %s", info.name, self.shard, exc)
@@ -334,13 +347,14 @@ class SnapshotStore:
 
     # ------------------------------------------------------------------ writing
 
-    def put(self, position: int, body: bytes) -> SnapshotInfo:
-        """Upload ``body`` (a checkpoint at journal ``position``) as a snapshot, then delete all but
-        the newest :attr:`keep` snapshots of the shard; return what was stored."""
+    def put(self, position: int, body: bytes, stamp: float | None = None) -> SnapshotInfo:
+        """Upload ``body`` (a checkpoint at journal ``position``, whose record there has the clock
+        reading ``stamp``) as a snapshot, then delete all but the newest :attr:`keep` snapshots of
+        the shard; return what was stored."""
         digest = hashlib.sha256(body).hexdigest()
         name = snapshot_name(self.shard, position)
-        self._call(self._put(name, body, _describe(self.shard, position, digest)))
-        info = SnapshotInfo(name, self.shard, position, digest, len(body))
+        self._call(self._put(name, body, _describe(self.shard, position, digest, stamp)))
+        info = SnapshotInfo(name, self.shard, position, digest, len(body), stamp)
         for old in self.snapshots()[: -self.keep]:
             with contextlib.suppress(Exception):
                 self._call(self._objects.delete(old.name))
@@ -444,15 +458,42 @@ def local_checkpoint_position(data_dir: Path) -> int:
         return 0
 
 
-def restore_newest(data_dir: Path, store: SnapshotStore, *, at_most: int | None = None) -> int:
+def same_history(log_reader: JetStreamJournal) -> Callable[[SnapshotInfo], None]:
+    """A ``check`` for :meth:`SnapshotStore.newest_valid`: the log must hold a record at the
+    snapshot's position with the snapshot's stamp (else the snapshot belongs to another history of
+    the shard, e.g. a log stream deleted and created again, and is refused)."""
+
+    def check(info: SnapshotInfo) -> None:
+        record = log_reader.record_at(info.position)
+        if record is None:
+            raise SnapshotInvalid(f"the log has no record at position {info.position}")
+        if info.stamp is None or record.get("ts") != info.stamp:
+            raise SnapshotInvalid(
+                f"the log's record at position {info.position} is another command (stamp "
+                f"{record.get('ts')!r}, the snapshot's {info.stamp!r}): a snapshot of another history"
+            )
+
+    return check
+
+
+def restore_newest(
+    data_dir: Path,
+    store: SnapshotStore,
+    *,
+    at_most: int | None = None,
+    log_reader: JetStreamJournal | None = None,
+) -> int:
     """Put the newest valid snapshot newer than ``data_dir``'s checkpoint (and ``<= at_most``) in
     its place (fsynced, atomic rename); return the position of the checkpoint now there (0: none).
+    With ``log_reader``, a snapshot whose position is not the same command in the log is refused
+    (:func:`same_history`).
 
     The caller holds the data directory's lock. Reading the Object Store may fail (NATS down): the
     local checkpoint is kept then and a WARNING says so."""
     local = local_checkpoint_position(data_dir)
+    check = same_history(log_reader) if log_reader is not None else None
     try:
-        found = store.newest_valid(local, at_most)
+        found = store.newest_valid(local, at_most, check)
     except Exception as exc:
         log.warning(
             "snapshots of shard %s cannot be listed (%r): the local checkpoint is used", store.shard, exc
@@ -485,8 +526,9 @@ class SnapshotPublisher:
     Args:
         store: the shard's snapshot store (the publisher closes it in :meth:`close`).
         data_dir: the instance's data directory (where the exchange writes ``checkpoint.json``).
-        log_reader: a journal of the shard used only for ``sequence_of`` (which message holds a
-            position), required for retention; the publisher closes it in :meth:`close`.
+        log_reader: a journal of the shard used only to read (the record at a checkpoint's position,
+            whose clock reading stamps the snapshot; ``sequence_of`` for retention); the publisher
+            closes it in :meth:`close`.
         retention: purge the shard's log below the oldest kept snapshot after each upload.
     """
 
@@ -566,7 +608,14 @@ class SnapshotPublisher:
                     self._condition.notify_all()
 
     def _publish(self, position: int, body: bytes) -> None:
-        info = self.store.put(position, body)
+        stamp: float | None = None
+        if self._log_reader is not None:
+            record = self._log_reader.record_at(position)
+            if record is None:
+                log.warning("checkpoint at %d: the log has no record there; not uploaded", position)
+                return
+            stamp = float(record["ts"])
+        info = self.store.put(position, body, stamp)
         self.uploaded += 1
         self.last_position = max(self.last_position, position)
         log.info("shard %s: snapshot %s uploaded (%d bytes)", self.store.shard, info.name, info.size)
@@ -598,10 +647,11 @@ def open_snapshots(
     of the checkpoints it will write (give its :meth:`~SnapshotPublisher.offer` to the journal as
     ``on_checkpoint``; :meth:`~SnapshotPublisher.close` it after the exchange is closed)."""
     store = SnapshotStore(options, shard, keep=keep)
+    reader = JetStreamJournal(options, shard)
     try:
-        restore_newest(data_dir, store)
-        reader = JetStreamJournal(options, shard) if retention else None
+        restore_newest(data_dir, store, log_reader=reader)
         return SnapshotPublisher(store, data_dir, log_reader=reader, retention=retention)
     except BaseException:
         store.close()
+        reader.close()
         raise

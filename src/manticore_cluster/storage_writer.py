@@ -176,7 +176,11 @@ class StorageWriter:
             (options.data_dir / CHECKPOINT).unlink()
         self._report(stored)
         if options.snapshots and self._store is not None:
-            restore_newest(options.data_dir, self._store, at_most=stored)
+            reader = JetStreamJournal(options.nats, options.shard)
+            try:
+                restore_newest(options.data_dir, self._store, at_most=stored, log_reader=reader)
+            finally:
+                reader.close()
 
     def _report(self, position: int) -> None:
         """Tell retention that this writer still needs the log after ``position`` (logged on failure:

@@ -38,7 +38,7 @@ def main() -> None:
     body = Path(path).read_bytes()
     store = SnapshotStore(NatsOptions(servers=(url,), prefix=prefix), shard)
     store.snapshots()  # connect (and create the bucket)
-    description = _describe(shard, int(position), hashlib.sha256(body).hexdigest())
+    description = _describe(shard, int(position), hashlib.sha256(body).hexdigest(), None)
     name = snapshot_name(shard, int(position))
     store._call(store._put(name, HalfReader(body, 128 * 1024), description))  # type: ignore[arg-type]
 

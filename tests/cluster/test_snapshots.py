@@ -7,6 +7,7 @@ checks that they restore exactly the state the writer had, reading only the log 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import subprocess
@@ -128,19 +129,21 @@ def test_a_corrupt_snapshot_is_refused_and_an_older_one_is_used(
     assert publisher.flush(30)
     run(writer, clock, commands[200:])
     expected, end = state(writer), writer.journal.appended
+    end_stamp = writer.journal.record_at(end)["ts"]  # type: ignore[attr-defined]
     writer.close(checkpoint=False)
     publisher.close()
 
     # The newest snapshot's bytes change under its recorded digest (a bit flip, a bad disk).
     store = SnapshotStore(nats_options, "main")
     try:
-        body, _ = store.fetch(store.snapshots()[-1])
+        info = store.snapshots()[-1]
+        body, _ = store.fetch(info)
         damaged = body.replace(b'"position":', b'"position": ', 1)
-        description = _describe("main", newer, hashlib.sha256(body).hexdigest())
+        description = _describe("main", newer, hashlib.sha256(body).hexdigest(), info.stamp)
         store._call(store._put(snapshot_name("main", newer), damaged, description))
-        # And one newer still that is not a checkpoint at all, with a matching digest.
+        # And one newer still that is not a checkpoint at all, with a matching digest and stamp.
         garbage = b'{"version": 1, "position": 5}'
-        description = _describe("main", end, hashlib.sha256(garbage).hexdigest())
+        description = _describe("main", end, hashlib.sha256(garbage).hexdigest(), end_stamp)
         store._call(store._put(snapshot_name("main", end), garbage, description))
         assert [info.position for info in store.snapshots()] == [older, newer, end]
     finally:
@@ -158,6 +161,52 @@ def test_a_corrupt_snapshot_is_refused_and_an_older_one_is_used(
     finally:
         fresh.close(checkpoint=False)
         fresh_publisher.close()
+
+
+def test_a_snapshot_of_another_history_is_refused(
+    tmp_path: Path, nats_options: NatsOptions, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log stream is deleted and the shard starts again from nothing, with the same positions: the
+    old snapshot's position exists in the new log but is another command there."""
+    clock = Clock()
+    writer, publisher = publishing(tmp_path / "a", clock, nats_options, checkpoint_every=0)
+    writer.open()
+    run(writer, clock, make_stream(18, 150))
+    old = writer.checkpoint()
+    assert publisher.flush(30)
+    writer.close(checkpoint=False)
+    publisher.close()
+    asyncio.run(_delete_log(nats_options))
+
+    clock = Clock(clock.now + 1000)
+    second = js_exchange(tmp_path / "second", clock, nats_options, checkpoint_every=0)
+    second.open()
+    run(second, clock, make_stream(19, 250))
+    expected, end = state(second), second.journal.appended
+    second.close(checkpoint=False)
+    assert end > old
+
+    caplog.set_level(logging.WARNING, logger="manticore_cluster")
+    fresh, fresh_publisher = publishing(tmp_path / "fresh", Clock(clock.now), nats_options)
+    assert any("another history" in r.getMessage() for r in caplog.records)
+    assert local_checkpoint_position(tmp_path / "fresh") == 0
+    fresh.open()
+    try:
+        assert fresh.replayed_records == end
+        assert state(fresh) == expected
+    finally:
+        fresh.close(checkpoint=False)
+        fresh_publisher.close()
+
+
+async def _delete_log(options: NatsOptions) -> None:
+    import nats
+
+    nc = await nats.connect(list(options.servers))
+    try:
+        await nc.jetstream().delete_stream(options.log_stream)
+    finally:
+        await nc.close()
 
 
 def test_retention_purges_the_log_below_the_oldest_kept_snapshot_only(
