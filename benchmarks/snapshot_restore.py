@@ -119,7 +119,9 @@ def main() -> None:
     parser.add_argument("--prefix", default="bench", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.open is not None:
-        open_fresh(NatsOptions(servers=(args.url,), prefix=args.prefix), args.open)
+        # valgrind slows the client ~50x: generous timeouts, so that no read gives up
+        slow = NatsOptions(servers=(args.url,), prefix=args.prefix, connect_timeout=60, request_timeout=60)
+        open_fresh(slow, args.open)
         return
     with tempfile.TemporaryDirectory() as scratch, socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
