@@ -104,7 +104,10 @@ class StorageWriterOptions:
 
     def __post_init__(self) -> None:
         check_shard(self.shard)
-        check_shard(self.name)
+        try:
+            check_shard(self.name)
+        except ValueError:
+            raise ValueError(f"follower name {self.name!r}: 1-64 characters of A-Z a-z 0-9 _ -") from None
 
 
 class StorageWriter:
