@@ -401,6 +401,28 @@ _SHARD_CONFIG_HELP = "TOML file with [[markets]] and [risk], as for serve (every
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
 )
+@click.option(
+    "--checkpoint-every",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Write a checkpoint (and publish it as a snapshot) after this many log records; 0: on stop only.",
+)
+@click.option(
+    "--snapshots-keep",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Snapshots of the shard kept in the Object Store bucket <prefix>_snapshots; a starting "
+    "instance restores the newest valid one newer than its checkpoint. 0: no snapshots.",
+)
+@click.option(
+    "--log-retention/--no-log-retention",
+    default=False,
+    show_default=True,
+    help="Purge the shard's log below the oldest kept snapshot after each upload (needs snapshots; "
+    "a storage writer must not lag behind that snapshot, see docs/scale-out.md).",
+)
 def shard(
     nats_url: str,
     name: str,
@@ -411,6 +433,9 @@ def shard(
     database_url: str | None,
     config_path: Path | None,
     log_level: str,
+    checkpoint_every: int,
+    snapshots_keep: int,
+    log_retention: bool,
 ) -> None:
     """Run one instance of a shard: follow its log as a warm standby, lead once it holds the lease.
 
@@ -427,12 +452,103 @@ def shard(
             data_dir=data_dir,
             lease_ttl=lease_ttl,
             storage_url=database_url,
+            checkpoint_every=checkpoint_every,
+            snapshots_keep=snapshots_keep,
+            log_retention=log_retention,
             **_markets_and_limits(config_path),
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     try:
         status = run_shard(options)
+    except DataDirectoryLocked as exc:
+        raise click.ClickException(str(exc)) from None
+    raise SystemExit(status)
+
+
+@main.command("storage-writer")
+@click.option("--nats", "nats_url", required=True, help=_NATS_HELP)
+@click.option("--shard", default="main", show_default=True, help="The shard whose log is followed.")
+@click.option(
+    "--database-url",
+    required=True,
+    help="The read model's SQLAlchemy URL (sqlite:///..., postgresql+psycopg://..., mysql+pymysql://...).",
+)
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The writer's own directory: its lock and local checkpoint.",
+)
+@click.option("--prefix", default="mc", show_default=True, help=_PREFIX_HELP)
+@click.option(
+    "--replicas",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 5),
+    help="Copies of the log, as its shard instances were given (R3: 3).",
+)
+@click.option(
+    "--name",
+    "follower_name",
+    default="storage",
+    show_default=True,
+    help="This writer's name among the shard's followers (log retention keeps what it still needs).",
+)
+@click.option(
+    "--snapshots/--no-snapshots",
+    default=True,
+    show_default=True,
+    help="Start from the newest snapshot at or below the database's position when it is newer than "
+    "the local checkpoint.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The shard's TOML file (its [risk] limits are used).",
+)
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
+)
+def storage_writer(
+    nats_url: str,
+    shard: str,
+    database_url: str,
+    data_dir: Path,
+    prefix: str,
+    replicas: int,
+    follower_name: str,
+    snapshots: bool,
+    config_path: Path | None,
+    log_level: str,
+) -> None:
+    """Keep the SQL read model (orders, trades, markets) of one shard by following its log: the rows
+    an embedded exchange writes, committed with the log position they reach, so a restart (or kill -9)
+    resumes with nothing lost and nothing written twice. It never writes to the log or campaigns.
+
+    Exit status: 0 after SIGTERM/Ctrl-C, 5 if the log cannot be followed, 1 if the data directory is
+    in use."""
+    from manticore_cluster.storage_writer import StorageWriterOptions, run_storage_writer
+    from manticore_matching import DataDirectoryLocked
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limits = _markets_and_limits(config_path).get("risk_limits")
+    try:
+        options = StorageWriterOptions(
+            nats=_nats_options(nats_url, prefix, replicas),
+            shard=shard,
+            database_url=database_url,
+            data_dir=data_dir,
+            snapshots=snapshots,
+            name=follower_name,
+            **({"risk_limits": limits} if limits is not None else {}),
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        status = run_storage_writer(options)
     except DataDirectoryLocked as exc:
         raise click.ClickException(str(exc)) from None
     raise SystemExit(status)

@@ -112,6 +112,9 @@ class JetStreamJournal:
             and fails (unhealthy, not fenced).
         max_message_bytes: upper bound of one message's payload (a single larger record still goes
             alone; the server's ``max_payload`` is the hard limit).
+        on_checkpoint: called from :meth:`rotate` (the exchange's checkpoint step, on its thread) with
+            the position of the checkpoint just written: the hook of
+            :class:`~manticore_cluster.snapshots.SnapshotPublisher`.
 
     Life cycle as the file journal: :meth:`read` (once), :meth:`start`, :meth:`append` /
     :meth:`wait`, :meth:`close`. :meth:`start` without :meth:`read` continues after the last record
@@ -129,6 +132,7 @@ class JetStreamJournal:
         publish_timeout: float | None = None,
         publish_attempts: int = 5,
         max_message_bytes: int = 512 * 1024,
+        on_checkpoint: Callable[[int], None] | None = None,
     ) -> None:
         if publish_attempts < 1:
             raise ValueError("publish_attempts: at least 1")
@@ -142,6 +146,7 @@ class JetStreamJournal:
         self._publish_timeout = publish_timeout if publish_timeout is not None else options.request_timeout
         self._publish_attempts = publish_attempts
         self._max_message_bytes = max_message_bytes
+        self._on_checkpoint = on_checkpoint
         self._append_lock = threading.Lock()
         self._done = threading.Condition(threading.Lock())
         self._pending: deque[bytes] = deque()
@@ -560,7 +565,13 @@ class JetStreamJournal:
         return self._closing and (self._writer is None or self._writer.done())
 
     def rotate(self, checkpoint: int) -> None:
-        """Nothing to do: the stream's retention (``max_age``) decides what is kept."""
+        """The exchange wrote its checkpoint at ``checkpoint``: tell ``on_checkpoint`` (the log itself
+        is purged by the snapshot publisher's retention, or expires by ``max_age``)."""
+        if self._on_checkpoint is not None:
+            try:
+                self._on_checkpoint(checkpoint)
+            except Exception:
+                log.exception("the journal's on_checkpoint callback failed")
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Publish what is pending (unless failed), stop the writer, close the connection."""

@@ -64,6 +64,7 @@ from manticore_risk import RiskLimits
 from .lease import Lease
 from .log import JetStreamJournal, JournalFenced
 from .natsconf import NatsOptions, check_shard, connect, ensure_lease_bucket
+from .snapshots import SnapshotPublisher, open_snapshots
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -104,6 +105,9 @@ class ShardOptions:
         storage_url: the read model's SQLAlchemy URL (default SQLite in ``data_dir``); one per instance.
         checkpoint_every: the leader writes a local checkpoint after this many records.
         instance_id: this instance's id in the lease (default ``host:pid:random``).
+        snapshots_keep: snapshots of the shard kept in the Object Store (0: none are read or written;
+            see :mod:`~manticore_cluster.snapshots`).
+        log_retention: purge the shard's log below the oldest kept snapshot (needs snapshots).
     """
 
     nats: NatsOptions
@@ -115,9 +119,15 @@ class ShardOptions:
     storage_url: str | None = None
     checkpoint_every: int = 100_000
     instance_id: str = ""
+    snapshots_keep: int = 3
+    log_retention: bool = False
 
     def __post_init__(self) -> None:
         check_shard(self.name)
+        if self.snapshots_keep < 0:
+            raise ValueError("snapshots to keep: 0 or more")
+        if self.log_retention and not self.snapshots_keep:
+            raise ValueError("log retention needs snapshots (keep at least 1)")
         if not self.lease_ttl > 0:
             raise ValueError("lease ttl: more than 0 seconds")
         if not self.instance_id:
@@ -167,6 +177,7 @@ class ShardInstance:
         self._leading = False
         self._watchdog: threading.Thread | None = None
         self._journal: JetStreamJournal | None = None
+        self._snapshots: SnapshotPublisher | None = None
 
     # ------------------------------------------------------------------ the zombie guards
 
@@ -225,8 +236,19 @@ class ShardInstance:
         try:
             nc = await connect(options.nats)
             try:
+                if options.snapshots_keep:  # restore the newest snapshot before the exchange opens
+                    self._snapshots = await asyncio.to_thread(
+                        open_snapshots,
+                        options.nats,
+                        options.name,
+                        options.data_dir,
+                        keep=options.snapshots_keep,
+                        retention=options.log_retention,
+                    )
                 return await self._run_connected(nc, lock)
             finally:
+                if self._snapshots is not None:
+                    await asyncio.to_thread(self._snapshots.close)
                 with contextlib.suppress(Exception):
                     await nc.close()
         finally:
@@ -239,6 +261,7 @@ class ShardInstance:
             on_durable=on_durable,
             on_fenced=self._on_fenced,
             follow_until=self._caught_up,
+            on_checkpoint=self._snapshots.offer if self._snapshots is not None else None,
         )
         return self._journal
 

@@ -112,7 +112,12 @@ async def _delete_prefix(options: NatsOptions) -> None:
     nc = await nats.connect(list(options.servers), connect_timeout=2, max_reconnect_attempts=1)
     try:
         js = nc.jetstream()
-        for name in (options.log_stream, f"KV_{options.lease_bucket}"):
+        for name in (
+            options.log_stream,
+            f"KV_{options.lease_bucket}",
+            f"OBJ_{options.prefix}_snapshots",
+            f"KV_{options.prefix}_followers",
+        ):
             with contextlib.suppress(Exception):
                 await js.delete_stream(name)
     finally:
