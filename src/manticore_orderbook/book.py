@@ -1886,6 +1886,10 @@ class OrderBook:
         cancelled = tuple(
             {**_CANCELLED_TEMPLATE, **common, "side": side._value_, "status": "cancelled"} for side in sides
         )
+        # Without fees every fee is the same zero: the templates hold it (``_fill_dict`` and
+        # ``_trade_dict`` then set no fee key).
+        self._has_fees = bool(self._maker_fee_num or self._taker_fee_num)
+        zero_fee = None if self._has_fees else self._zero_money
         fills = tuple(
             {
                 **_FILL_TEMPLATE,
@@ -1894,6 +1898,7 @@ class OrderBook:
                 "is_maker": is_maker,
                 "order_type": LIMIT._value_,
                 "status": "filled",
+                "fee": zero_fee,
             }
             for side in sides
             for is_maker in (True, False)
@@ -1908,14 +1913,20 @@ class OrderBook:
             _shared_keys(fills[3]),
         )
         self._level_templates = (_shared_keys(levels[0]), _shared_keys(levels[1]))
-        self._trade_template = _shared_keys(
+        trades = tuple(
             {
                 **_TRADE_TEMPLATE,
                 "symbol": symbol,
+                "taker_side": taker_side,
+                "maker_fee": zero_fee,
+                "taker_fee": zero_fee,
                 "maker_fee_rate": self._maker_rate_out,
                 "taker_fee_rate": self._taker_rate_out,
             }
+            for taker_side in (_BUY_VALUE, _SELL_VALUE)
         )
+        # by the taker's side: buy, sell
+        self._trade_templates = (_shared_keys(trades[0]), _shared_keys(trades[1]))
 
     def _plain_order_event(self, order: Order, added: bool, now: float) -> dict[str, Any] | None:
         """ORDER_ADDED (``added``) or ORDER_CANCELLED data of a plain order, stamped with ``now`` and
@@ -2086,7 +2097,7 @@ class OrderBook:
         if self.symbol is not self._templates_symbol:
             self._build_templates()
         buyer_is_taker = trade.taker_side is BUY
-        data = self._trade_template.copy()
+        data = (self._trade_templates[0] if buyer_is_taker else self._trade_templates[1]).copy()
         data["trade_id"] = trade_id
         pdiv = self._price_div
         qdiv = self._qty_div
@@ -2098,16 +2109,15 @@ class OrderBook:
             data["maker_user_id"] = trade.maker_user_id
         if trade.taker_user_id is not None:
             data["taker_user_id"] = trade.taker_user_id
-        if buyer_is_taker:
+        if buyer_is_taker:  # the template holds taker_side
             data["buy_order_id"] = trade.taker_order_id
             data["sell_order_id"] = trade.maker_order_id
-            data["taker_side"] = _BUY_VALUE
         else:
             data["buy_order_id"] = trade.maker_order_id
             data["sell_order_id"] = trade.taker_order_id
-            data["taker_side"] = _SELL_VALUE
-        data["maker_fee"] = maker_fee
-        data["taker_fee"] = taker_fee
+        if self._has_fees:  # otherwise the template holds the zero fees
+            data["maker_fee"] = maker_fee
+            data["taker_fee"] = taker_fee
         data["timestamp"] = trade.timestamp
         data["sequence"] = trade.sequence
         return data
@@ -2166,7 +2176,8 @@ class OrderBook:
         else:
             data["visible_quantity"] = order.visible / qdiv if qdiv else self._qty_out(order.visible)
         data["priority"] = order.rank
-        data["fee"] = fee
+        if self._has_fees:  # otherwise the template holds the zero fee
+            data["fee"] = fee
         if order.user_id is not None:
             data["user_id"] = order.user_id
         if order.order_type is not LIMIT:
