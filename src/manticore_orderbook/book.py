@@ -19,7 +19,6 @@ import logging
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from decimal import ROUND_FLOOR, Context, Decimal
 from enum import Enum
@@ -307,7 +306,10 @@ class OrderBook:
         self._next_order_no = 0
         self._trade_no = 0
         self._reset_state()
-        self._trades: deque[Trade] = deque(maxlen=max_trade_history)
+        # The last ``max_trade_history`` trades: a ring once full (``_trade_pos`` is the oldest). A list
+        # item store is native under mypyc, where ``deque.append`` is a generic method call.
+        self._trades: list[Trade] = []
+        self._trade_pos = 0
         self._last_price: int | None = None
         self._cancelled_count = 0
         self._expired_count = 0
@@ -837,7 +839,8 @@ class OrderBook:
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise InvalidOrderError(f"limit must be a non-negative integer or None, got {limit!r}")
         with self._lock:
-            trades = list(self._trades)
+            pos = self._trade_pos
+            trades = self._trades[pos:] + self._trades[:pos]  # oldest first
             trades.reverse()
             if limit is not None:
                 trades = trades[: max(limit, 0)]
@@ -1291,9 +1294,13 @@ class OrderBook:
         h = self._h
         changes = self._changes
         trades = self._trades
+        max_history = self._max_trade_history
         orders = self._orders
         alive = True
-        lo = hi = None
+        # The sweep's lowest and highest trade prices and its last one, as plain ints (an ``int | None``
+        # boxes every assignment under mypyc; prices in 1e-8 ticks pass 2**30): valid once ``swept``.
+        swept = False
+        lo = hi = last = 0
         while taker.open and chunks:
             best = chunks[0][0] if buy else chunks[-1][-1]
             if limit is not None and (best > limit if buy else best < limit):
@@ -1323,8 +1330,13 @@ class OrderBook:
                 self._trade_no += 1
                 self._sequence += 3
                 trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
-                if self._max_trade_history:
+                if len(trades) < max_history:
                     trades.append(trade)
+                elif max_history:  # full: overwrite the oldest
+                    pos = self._trade_pos
+                    trades[pos] = trade
+                    pos += 1
+                    self._trade_pos = 0 if pos == max_history else pos
                 if not maker.visible:
                     level.head += 1
                     if maker.open:  # an iceberg's next slice joins the back of the queue
@@ -1347,9 +1359,14 @@ class OrderBook:
                 # mypyc multiplies and adds as boxed Python ints (about 1,200 instructions).
                 self._volume += traded
                 self._notional += traded * best
-                lo = best if lo is None or best < lo else lo
-                hi = best if hi is None or best > hi else hi
-                self._last_price = best
+                if not swept:
+                    swept = True
+                    lo = hi = best
+                elif best < lo:
+                    lo = best
+                elif best > hi:
+                    hi = best
+                last = best
             if level.count:
                 head = level.head
                 if head >= 32 and head + head > len(queue):  # spent entries dominate: drop them
@@ -1363,7 +1380,8 @@ class OrderBook:
                 self._emit_level_removed(level, now)
             if not alive:
                 break
-        if lo is not None and hi is not None:
+        if swept:
+            self._last_price = last
             self._sweeps.append((lo, hi, buy))
         return alive
 
