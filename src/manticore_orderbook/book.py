@@ -1382,7 +1382,10 @@ class OrderBook:
                 break
         if swept:
             self._last_price = last
-            self._sweeps.append((lo, hi, buy))
+            # Only waiting stops read the sweeps: with none, _run_stops would drop this one unread
+            # (no stop can be held between here and that call within the command).
+            if self._stop_count:
+                self._sweeps.append((lo, hi, buy))
         return alive
 
     def _self_trade(self, taker: Order, maker: Order, level: PriceLevel, now: float) -> bool:
