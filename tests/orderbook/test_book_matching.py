@@ -143,6 +143,35 @@ def test_trade_history_keeps_at_most_max_trade_history() -> None:
     assert [t["maker_order_id"] for t in book.get_trade_history(limit=None)] == ["a3", "a2"]
 
 
+@pytest.mark.parametrize("keep", [1, 3, 7])
+def test_trade_history_wraps_around_in_order_over_many_commands(keep: int) -> None:
+    """The history is a ring once full: after any number of trades it holds the last ``keep``,
+    newest first, whether they came one per command or several per command."""
+    book, _, _ = make_book(max_trade_history=keep)
+    makers: list[str] = []
+    for i in range(23):
+        for j in range(1 + i % 3):
+            oid = f"a{i}-{j}"
+            book.add_order("sell", 100, 1, order_id=oid)
+            makers.append(oid)
+        book.add_order("buy", 100, 1 + i % 3)
+        history = book.get_trade_history(limit=None)
+        assert [t["maker_order_id"] for t in history] == makers[::-1][:keep]
+        assert [t["trade_id"] for t in history] == sorted(
+            (t["trade_id"] for t in history), key=lambda tid: -int(tid.rsplit("T", 1)[1])
+        )
+        assert book.get_statistics()["trade_history_size"] == min(len(makers), keep)
+    assert [t["maker_order_id"] for t in book.get_trade_history(limit=2)] == makers[::-1][: min(2, keep)]
+
+
+def test_no_trade_history_is_kept_when_max_trade_history_is_zero() -> None:
+    book, _, _ = make_book(max_trade_history=0)
+    book.add_order("sell", 100, 1, order_id="a")
+    book.add_order("buy", 100, 1)
+    assert book.get_trade_history(limit=None) == []
+    assert book.last_trade_price == 100
+
+
 def test_trade_records_buyer_and_seller() -> None:
     book, rec, _ = make_book()
     book.add_order("buy", 10, 1, order_id="bid", user_id="alice")

@@ -265,6 +265,25 @@ def test_sell_stop_triggers_when_the_last_trade_reaches_it_from_above() -> None:
     assert ("stop", Decimal(95)) in [(t[1], t[2]) for t in trades_of(rec)]
 
 
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_stop_placed_after_a_sweep_is_checked_against_the_last_trade_only(batched: bool) -> None:
+    """A sweep made while no stop waits is not kept for stops that come later, in a later command or
+    later in the same batch: the new buy stop at 96 sees the last price 90, not the sweep's high 99."""
+    book, rec, _ = make_market()
+    stop = {"side": "buy", "price": None, "quantity": 1, "order_id": "stop", "order_type": "STOP_MARKET"}
+    if batched:
+        book.batch_add_orders([{"side": "sell", "price": None, "quantity": 25}, {**stop, "stop_price": 96}])
+    else:
+        book.add_order("sell", None, 25)  # trades at 99, 95, 90 while no stop waits
+        book.add_order(**stop, stop_price=96)
+    assert [d["price"] for d in rec.of(EventType.TRADE_EXECUTED)] == [99, 95, 90]
+    assert not rec.of(EventType.ORDER_TRIGGERED)
+    assert book.get_order("stop") is not None
+    book.add_order("sell", 100, 1)
+    book.add_order("buy", 100, 1)  # trades at 100: now the stop triggers
+    assert [d["order_id"] for d in rec.of(EventType.ORDER_TRIGGERED)] == ["stop"]
+
+
 def test_sell_stop_does_not_trigger_on_rising_prices() -> None:
     book, rec, _ = make_market()
     book.add_order("sell", None, 1, order_id="stop", order_type="STOP_MARKET", stop_price=98)
