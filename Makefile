@@ -70,7 +70,7 @@ compiled: $(COMPILED)/.installed
 
 test-compiled: compiled
 	MANTICORE_EXPECT_COMPILED=1 $(COMPILED)/bin/python -m pytest -p no:cacheprovider -q -m "not pure_only" \
-		tests/orderbook
+		tests/orderbook tests/risk
 
 # Full benchmark run (~15 min): writes docs/benchmarks.md and docs/benchmarks.png. Measures the
 # pure-Python build (.venv) and the mypyc build (.venv-compiled) against the competitors, whose

@@ -1,4 +1,5 @@
-"""Build hook: the order book (``manticore_orderbook``) is compiled with mypyc whenever it can be.
+"""Build hook: the order book (``manticore_orderbook``) and the risk manager (``manticore_risk``) are
+compiled with mypyc whenever they can be.
 
 ``MANTICORE_BUILD`` chooses the build of ``pip install .``, ``pip wheel .`` and ``python -m build``:
 
@@ -12,9 +13,12 @@ Editable installs (``pip install -e .``) always use the pure source, so an edite
 runs: no extension module is built next to the sources. ``MANTICORE_BUILD=compiled`` with an editable
 install is an error. The ``.py`` sources are installed with the extension modules in every build.
 
-The compiled modules are every module of the package except :data:`INTERPRETED`
-(:func:`compiled_modules`). ``tests/orderbook/test_build.py`` loads this file to check the installed
-build against the same list, which is why ``setup()`` only runs when the file is executed.
+The compiled modules are every module of the order book except :data:`INTERPRETED`
+(:func:`compiled_modules`), and every module of each package of :data:`ALSO_COMPILED` except the ones
+named there (:func:`compiled_modules_of`); all of them are compiled together in one mypyc run, so calls
+between them (risk calling the book) are native calls. ``tests/orderbook/test_build.py`` and
+``tests/risk/test_build.py`` load this file to check the installed build against the same lists, which
+is why ``setup()`` only runs when the file is executed.
 """
 
 from __future__ import annotations
@@ -41,6 +45,18 @@ INTERPRETED = {
 }
 
 #: setup.py commands that make an editable install.
+#: Further packages compiled in the same build (one mypyc run with the order book), each with its modules
+#: that stay interpreted and why.
+ALSO_COMPILED: dict[str, dict[str, str]] = {
+    "manticore_risk": {
+        "__init__": "the package entry point: re-exports the public names and reports COMPILED",
+        "errors": "exceptions that callers catch and may subclass: a compiled class cannot be subclassed "
+        "by interpreted code",
+        "limits": "a frozen dataclass that takes Decimal, int or str limits and converts them in "
+        "__post_init__: compiled, its fields' declared types (Decimal) would refuse an int or a str",
+    },
+}
+
 _EDITABLE_COMMANDS = frozenset({"editable_wheel", "develop"})
 #: setup.py commands that build the package; the others (egg_info, dist_info, sdist: what pip runs to
 #: read metadata) do not need the extensions generated, which takes mypyc a type-check of the package.
@@ -52,6 +68,23 @@ def compiled_modules() -> list[str]:
     """Names (without the package) of the modules mypyc compiles: all but :data:`INTERPRETED`, sorted."""
     names = (path.stem for path in (HERE / PACKAGE_DIR).glob("*.py"))
     return sorted(name for name in names if name not in INTERPRETED)
+
+
+def compiled_modules_of(package: str) -> list[str]:
+    """Names (without the package) of the modules of ``package`` (the order book or a key of
+    :data:`ALSO_COMPILED`) that mypyc compiles, sorted."""
+    interpreted = INTERPRETED if package == PACKAGE else ALSO_COMPILED[package]
+    names = (path.stem for path in (HERE / "src" / package).glob("*.py"))
+    return sorted(name for name in names if name not in interpreted)
+
+
+def compiled_paths() -> list[str]:
+    """The source paths (relative to this file) of every module the compiled build compiles."""
+    return [
+        str(Path("src") / package / f"{name}.py")
+        for package in (PACKAGE, *ALSO_COMPILED)
+        for name in compiled_modules_of(package)
+    ]
 
 
 def build_mode() -> str:
@@ -161,8 +194,9 @@ def main() -> None:
             if _building() and not in_place and compile_now():
                 from mypyc.build import mypycify
 
-                paths = [str(PACKAGE_DIR / f"{name}.py") for name in compiled_modules()]
-                print(f"{_PREFIX} compiling {len(paths)} modules of {PACKAGE} with mypyc", flush=True)
+                paths = compiled_paths()
+                packages = ", ".join((PACKAGE, *ALSO_COMPILED))
+                print(f"{_PREFIX} compiling {len(paths)} modules of {packages} with mypyc", flush=True)
                 try:
                     self.distribution.ext_modules = mypycify(paths, opt_level="3")
                 except (Exception, SystemExit) as exc:

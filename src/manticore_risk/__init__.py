@@ -15,9 +15,16 @@ if decision["approved"]:
 ```
 """
 
+from importlib.machinery import EXTENSION_SUFFIXES as _EXTENSION_SUFFIXES
+
+from . import manager as _manager
 from .decisions import CODES, Decision
 from .errors import InsufficientFunds, RiskError
 from .limits import RiskLimits
 from .manager import RiskManager
 
-__all__ = ["CODES", "Decision", "InsufficientFunds", "RiskError", "RiskLimits", "RiskManager"]
+__all__ = ["CODES", "COMPILED", "Decision", "InsufficientFunds", "RiskError", "RiskLimits", "RiskManager"]
+
+#: True when the risk manager's modules are the mypyc-compiled extension modules (built with the order
+#: book, see setup.py: ``MANTICORE_BUILD``), False for the pure-Python source.
+COMPILED: bool = (_manager.__file__ or "").endswith(tuple(_EXTENSION_SUFFIXES))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from decimal import Decimal, getcontext, setcontext
 from math import isfinite
-from typing import Any
+from typing import Any, ClassVar
 
 from manticore_orderbook import EventType, OrderBook, OrderType, SelfTradePrevention, TimeInForce, rules
 
@@ -35,7 +35,12 @@ from .settlement import Settlement
 from .state import build_state, export_state
 from .tracking import OrderRegistry, TrackedOrder, required_hold
 
-__all__ = ["RiskManager"]
+__all__ = ["Number", "RiskManager"]
+
+#: A price or quantity argument: Decimal, int, str or float (read as the decimal it prints as). The
+#: public methods are typed ``... | object`` where they answer a wrong type with a decision or a
+#: ``ValueError`` rather than a ``TypeError`` (the mypyc build checks declared argument types).
+Number = Decimal | int | str | float | object
 
 #: The fast path's vocabulary (check_and_reserve): exact spellings only; anything else (other cases,
 #: spaces, the book's enums) takes the general path, which reads every spelling.
@@ -84,7 +89,7 @@ class RiskManager:
     #: The event types :meth:`on_event` acts on. ``subscribe_all`` is the simple wiring; subscribing to
     #: these only (``for t in RiskManager.EVENT_TYPES: manager.subscribe(t, risk.on_event)``) spares
     #: the book building payloads nobody else reads (ORDER_FILLED, the price level events).
-    EVENT_TYPES: tuple[EventType, ...] = (
+    EVENT_TYPES: ClassVar[tuple[EventType, ...]] = (
         EventType.ORDER_ADDED,
         EventType.TRADE_EXECUTED,
         EventType.ORDER_MODIFIED,
@@ -94,7 +99,7 @@ class RiskManager:
         EventType.BOOK_CLEARED,
     )
 
-    def __init__(self, limits: RiskLimits | None = None) -> None:
+    def __init__(self, limits: RiskLimits | object | None = None) -> None:
         if limits is None:
             limits = RiskLimits()
         if not isinstance(limits, RiskLimits):
@@ -123,11 +128,11 @@ class RiskManager:
 
     def register_market(
         self,
-        symbol: str,
-        base_asset: str,
-        quote_asset: str,
-        book: OrderBook,
-        limits: RiskLimits | None = None,
+        symbol: str | object,
+        base_asset: str | object,
+        quote_asset: str | object,
+        book: OrderBook | object,
+        limits: RiskLimits | object | None = None,
     ) -> None:
         """Make a market known: ``symbol`` (the book's), its base and quote assets and its book.
 
@@ -139,42 +144,47 @@ class RiskManager:
         ``ValueError`` for a symbol already registered or an unusable market (see
         :class:`~manticore_risk.markets.Market`).
         """
-        if symbol in self._markets:
+        if isinstance(symbol, str) and symbol in self._markets:
             raise ValueError(f"market {symbol!r} is already registered")
-        self._markets[symbol] = Market(symbol, base_asset, quote_asset, book, limits)
+        market = Market(symbol, base_asset, quote_asset, book, limits)
+        if market.symbol in self._markets:
+            raise ValueError(f"market {symbol!r} is already registered")
+        self._markets[market.symbol] = market
 
     # ------------------------------------------------------------------ money in and out
 
-    def deposit(self, user_id: UserId, asset: str, amount: Decimal | str | int) -> None:
+    def deposit(
+        self, user_id: UserId | object, asset: str | object, amount: Decimal | str | int | object
+    ) -> None:
         """Add ``amount`` (> 0; Decimal, int or str, not float) of ``asset`` to the user's available
         balance. Raises ``ValueError`` (nothing changed) for a bad amount, asset or user id."""
         user = check_user_id(user_id)
-        _check_asset(asset)
-        self._ledger.deposit(user, asset, parse_amount(amount))
+        self._ledger.deposit(user, _check_asset(asset), parse_amount(amount))
 
-    def withdraw(self, user_id: UserId, asset: str, amount: Decimal | str | int) -> None:
+    def withdraw(
+        self, user_id: UserId | object, asset: str | object, amount: Decimal | str | int | object
+    ) -> None:
         """Take ``amount`` (> 0) of ``asset`` out of the user's available balance. Raises
         :class:`InsufficientFunds` when less is available and ``ValueError`` for a bad argument; nothing
         is changed then."""
         user = check_user_id(user_id)
-        _check_asset(asset)
-        self._ledger.withdraw(user, asset, parse_amount(amount))
+        self._ledger.withdraw(user, _check_asset(asset), parse_amount(amount))
 
     # ------------------------------------------------------------------ checks
 
     def check_order(
         self,
         *,
-        user_id: UserId,
-        symbol: str,
-        side: str,
-        order_type: str,
-        price: Decimal | None,
-        quantity: Decimal,
-        stop_price: Decimal | None = None,
-        now: float,
-        time_in_force: str | None = None,
-        self_trade_prevention: str | None = None,
+        user_id: UserId | object,
+        symbol: str | object,
+        side: str | object,
+        order_type: str | object,
+        price: Number | None,
+        quantity: Number,
+        stop_price: Number | None = None,
+        now: float | object,
+        time_in_force: str | object | None = None,
+        self_trade_prevention: str | object | None = None,
     ) -> Decision:
         """Decide whether an order may be sent: ``{"approved", "reason", "code"}``. Never raises.
 
@@ -204,10 +214,10 @@ class RiskManager:
     def check_modify(
         self,
         order_id: object,
-        new_price: Decimal | None = None,
-        new_quantity: Decimal | None = None,
+        new_price: Number | None = None,
+        new_quantity: Number | None = None,
         *,
-        now: float,
+        now: float | object,
     ) -> Decision:
         """Decide whether a live order may be modified (same shape as :meth:`check_order`, never raises).
 
@@ -223,18 +233,18 @@ class RiskManager:
 
     def check_and_reserve(
         self,
-        order_id: str,
+        order_id: str | object,
         *,
-        user_id: UserId,
-        symbol: str,
-        side: str,
-        order_type: str,
-        price: Decimal | None,
-        quantity: Decimal,
-        stop_price: Decimal | None = None,
-        now: float,
-        time_in_force: str | None = None,
-        self_trade_prevention: str | None = None,
+        user_id: UserId | object,
+        symbol: str | object,
+        side: str | object,
+        order_type: str | object,
+        price: Number | None,
+        quantity: Number,
+        stop_price: Number | None = None,
+        now: float | object,
+        time_in_force: str | object | None = None,
+        self_trade_prevention: str | object | None = None,
     ) -> Decision:
         """:meth:`check_order` and, when it approves, :meth:`reserve` in one pass (the order is parsed
         and, for a market order, its sweep bounded once): returns the decision; an approved order's
@@ -280,7 +290,7 @@ class RiskManager:
                     held = False  # an amount beyond the exact context: the general path reports it
                 if held:
                     return {"approved": True, "reason": "", "code": ""}
-        self._check_new_id(order_id)
+        new_id = self._check_new_id(order_id)
         decision, admission = self._checks.admit(
             user_id,
             symbol,
@@ -294,7 +304,7 @@ class RiskManager:
             self_trade_prevention,
         )
         if admission is not None:
-            self._hold(order_id, admission.user, admission.market, admission.spec, admission.need)
+            self._hold(new_id, admission.user, admission.market, admission.spec, admission.need)
         return decision
 
     def _fast_limit(
@@ -379,18 +389,18 @@ class RiskManager:
 
     def reserve(
         self,
-        order_id: str,
+        order_id: str | object,
         *,
-        user_id: UserId,
-        symbol: str,
-        side: str,
-        order_type: str,
-        price: Decimal | None,
-        quantity: Decimal,
-        stop_price: Decimal | None = None,
-        time_in_force: str | None = None,
-        self_trade_prevention: str | None = None,
-        now: float | None = None,
+        user_id: UserId | object,
+        symbol: str | object,
+        side: str | object,
+        order_type: str | object,
+        price: Number | None,
+        quantity: Number,
+        stop_price: Number | None = None,
+        time_in_force: str | object | None = None,
+        self_trade_prevention: str | object | None = None,
+        now: float | object | None = None,
     ) -> Decimal:
         """Hold the funds of an order about to be sent to the book; return the amount held (quote for a
         buy, base for a sell).
@@ -403,7 +413,7 @@ class RiskManager:
         hold exceeds the available balance (impossible right after an approval). Nothing is changed
         when it raises.
         """
-        self._check_new_id(order_id)
+        new_id = self._check_new_id(order_id)
         user = check_user_id(user_id)
         market = self._markets.get(symbol) if isinstance(symbol, str) else None
         if market is None:
@@ -416,13 +426,14 @@ class RiskManager:
         swept = None
         if spec.order_type == "market" and spec.is_buy:
             swept = market_sweep(self._registry, market, user, spec, seconds)
-        return self._hold(order_id, user, market, spec, new_order_hold(market, spec, swept))
+        return self._hold(new_id, user, market, spec, new_order_hold(market, spec, swept))
 
-    def _check_new_id(self, order_id: object) -> None:
+    def _check_new_id(self, order_id: object) -> str:
         if not isinstance(order_id, str) or not order_id:
             raise ValueError("order_id must be a non-empty string")
         if order_id in self._registry.by_id:
             raise ValueError(f"order {order_id!r} already has a hold")
+        return order_id
 
     def _hold(self, order_id: str, user: UserId, market: Market, spec: OrderSpec, hold: Decimal) -> Decimal:
         """Hold ``hold`` for a new order and track it; InsufficientFunds (nothing changed) if the user's
@@ -451,7 +462,7 @@ class RiskManager:
         self._registry.add(order)
         return hold
 
-    def release_unplaced(self, order_id: str) -> bool:
+    def release_unplaced(self, order_id: str | object) -> bool:
         """Give back the hold of an order the book did not take (``add_order`` raised) and forget it.
 
         Returns False, changing nothing, when the order is not tracked or the book has already
@@ -700,7 +711,7 @@ class RiskManager:
         docs/risk.md). Markets and limits are configuration and not included."""
         return export_state(self._ledger, self._registry, self._limiter)
 
-    def restore_state(self, state: dict[str, Any]) -> None:
+    def restore_state(self, state: dict[str, Any] | object) -> None:
         """Replace the ledger, tracked orders and rate-limiter window with ``state`` (from
         :meth:`export_state`). The markets of its orders must be registered; the books should hold the
         same live orders (restore them from the same moment). Raises ``ValueError`` and changes nothing
@@ -715,6 +726,7 @@ class RiskManager:
             market.last_sequence = market.book.sequence
 
 
-def _check_asset(asset: object) -> None:
+def _check_asset(asset: object) -> str:
     if not isinstance(asset, str) or not asset:
         raise ValueError(f"asset must be a non-empty string, got {asset!r}")
+    return asset

@@ -43,7 +43,12 @@ class Market:
     )
 
     def __init__(
-        self, symbol: str, base: str, quote: str, book: OrderBook, limits: RiskLimits | None
+        self,
+        symbol: str | object,
+        base: str | object,
+        quote: str | object,
+        book: OrderBook | object,
+        limits: RiskLimits | object | None,
     ) -> None:
         """Validate and describe a market. Raises ``ValueError`` when ``symbol`` is not the book's
         symbol, the assets are empty or equal, the book does not give exact numbers
@@ -53,9 +58,10 @@ class Market:
             raise ValueError(f"book must be an OrderBook, not {type(book).__name__}")
         if not isinstance(symbol, str) or symbol != book.symbol:
             raise ValueError(f"symbol {symbol!r} is not the book's symbol {book.symbol!r}")
-        for name, asset in (("base_asset", base), ("quote_asset", quote)):
-            if not isinstance(asset, str) or not asset:
-                raise ValueError(f"{name} must be a non-empty string, got {asset!r}")
+        if not isinstance(base, str) or not base:
+            raise ValueError(f"base_asset must be a non-empty string, got {base!r}")
+        if not isinstance(quote, str) or not quote:
+            raise ValueError(f"quote_asset must be a non-empty string, got {quote!r}")
         if base == quote:
             raise ValueError(f"base and quote asset must differ, both are {base!r}")
         if book.number_format not in _EXACT_FORMATS:
