@@ -18,6 +18,15 @@ Contracts:
   ``{"position", "messages"}`` in journal order (positions rise; a gap means messages were missed, e.g.
   across a change of leader).
 
+**Command ids**: every command runs with the request's ``cmd`` as its command id
+(:mod:`manticore_matching.command_ids`): the exchange journals it with the command and remembers the
+command's receipt under it (rebuilt by replay and kept in checkpoints, for 300 s of exchange time), so a
+request sent again with the same ``cmd`` - to this leader, or to its successor after a failover - is
+answered with the original receipt and applied once. This covers every command (place, modify,
+cancel, deposit, withdraw, create_market). The rules below remain for a repeated request whose ``cmd``
+is not remembered (its first attempt was journaled by a leader without command ids, or longer ago
+than the window):
+
 **Retries** (``"retry": true``, set by the gateway on the second and later attempts of one request,
 with the same body) are answered from the exchange's state where the first attempt may have been
 applied already, so that a retry never applies a command twice:
@@ -33,8 +42,7 @@ applied already, so that a retry never applies a command twice:
 * ``cancel_order`` / ``cancel_order_by_client_id``: ``order_not_found`` while the user's order by that
   id/name is recently finished with status ``cancelled`` is answered as a successful cancel.
 * ``create_market``: ``market_exists`` with the same configuration is answered as created.
-* Everything else (modify, deposit, withdraw) is not idempotent: the gateway never retries it after a
-  timeout (only when no leader was subscribed, i.e. the request was not delivered).
+* Everything else (modify, deposit, withdraw) relies on its command id alone.
 """
 
 from __future__ import annotations
@@ -201,10 +209,12 @@ class CommandServer:
         exchange = self.exchange
         args = request.args
         op = request.op
+        if request.retry and (original := exchange.command_receipt(request.cmd)) is not None:
+            return original
         if op == "create_market":
             config = MarketConfig.from_dict(args["config"])
             try:
-                return exchange.create_market(config)
+                return exchange.create_market(config, command_id=request.cmd)
             except MarketExists:
                 if request.retry and exchange.markets.get(config.symbol) == config:
                     return self._current()
@@ -218,7 +228,7 @@ class CommandServer:
                 return self._current(found["order_id"], found)
         method: Callable[..., Receipt] = getattr(exchange, op)
         try:
-            return method(**args)
+            return method(**args, command_id=request.cmd)
         except OrderNotFound:
             if request.retry and op in ("cancel_order", "cancel_order_by_client_id"):
                 found = self._cancelled_before(op, args)

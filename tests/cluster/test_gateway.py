@@ -451,9 +451,15 @@ def test_a_retried_request_is_recognised_by_the_leader(shard: ServedShard) -> No
     assert retried["order_id"] == first["order_id"]
     with pytest.raises(OrderNotFound):
         protocol.decode_reply(shard.request("cmd", protocol.encode_request("x5", "cancel_order", cancel)))
-    # The finished order is still found by its name: the retry of its placement returns it, cancelled.
-    late = protocol.decode_reply(
+    # The same request id again gets the original answer (the command id the leader remembers).
+    original = protocol.decode_reply(
         shard.request("cmd", protocol.encode_request("x1", "place_order", args, retry=True))
+    )
+    assert original == first and original["order"]["status"] == "open"
+    # A retry under an id the leader does not remember (its first attempt journaled without one) is
+    # recognised by the order's name: the finished order is returned, cancelled.
+    late = protocol.decode_reply(
+        shard.request("cmd", protocol.encode_request("x9", "place_order", args, retry=True))
     )
     assert late["order_id"] == first["order_id"] and late["order"]["status"] == "cancelled"
     assert shard.exchange.open_orders("u1") == []
