@@ -235,6 +235,14 @@ class RemoteExchange:
             timeout=(self.deadline if deadline is None else deadline) + self.attempt_timeout + 5
         )
 
+    async def read(self, op: str, **args: Any) -> Any:
+        """:meth:`request` awaited on the caller's event loop (any loop but the NATS thread's): the loop
+        goes on serving while the request waits for its answer, a leader, or the deadline."""
+        loop = self._loop
+        if loop is None:
+            raise ServiceUnavailable("the gateway is not connected to NATS")
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.request(op, args), loop))
+
     def _submit(self, op: str, args: dict[str, Any]) -> Receipt:
         """Send a command without waiting: its receipt, whose ``position`` is the ticket to wait for."""
         loop = self._loop

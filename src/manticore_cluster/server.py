@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -68,6 +69,7 @@ from manticore_matching import (
     Receipt,
     ServiceUnavailable,
 )
+from manticore_storage import trade_history
 
 from . import protocol
 from .protocol import COMMANDS, QUERIES, Request
@@ -80,8 +82,21 @@ log = logging.getLogger("manticore_cluster")
 _FILL_ONLY = frozenset({"fill_price", "fill_quantity", "trade_id", "is_maker", "fee"})
 #: Reads that may query storage: run in a worker thread.
 _STORAGE_QUERIES = frozenset(
-    {"get_order", "get_order_by_client_id", "order_history", "fills", "component_health"}
+    {
+        "get_order",
+        "get_order_by_client_id",
+        "order_history",
+        "fills",
+        "component_health",
+        "stored_trades",
+        "trade_rows",
+        "flush_storage",
+    }
 )
+#: Reads of a gateway's Binance surface (:meth:`CommandServer._surface_query`).
+_SURFACE_QUERIES = frozenset({"risk_limits", "stored_trades", "trade_rows", "flush_storage"})
+#: Rows per page of ``trade_rows`` (well under NATS's 1 MiB per message).
+TRADE_PAGE = 2000
 
 
 class CommandServer:
@@ -347,6 +362,8 @@ class CommandServer:
         try:
             if request.op == "markets":
                 result: Any = {symbol: config.to_dict() for symbol, config in exchange.markets.items()}
+            elif request.op in _SURFACE_QUERIES:
+                result = self._surface_query(request)
             else:
                 result = getattr(exchange, request.op)(**request.args)
             return protocol.encode_ok(result)
@@ -354,6 +371,30 @@ class CommandServer:
             if not isinstance(exc, ExchangeError):
                 log.exception("shard %s: read %s failed", self.shard, request.op)
             return protocol.encode_error(exc)
+
+    def _surface_query(self, request: Request) -> Any:
+        """The reads of a gateway's Binance surface (risk limits, the stored trade history, a storage
+        flush), answered from this exchange's storage (in a worker thread)."""
+        exchange = self.exchange
+        args = request.args
+        if request.op == "risk_limits":
+            return dataclasses.asdict(exchange.risk.limits)
+        storage = exchange.storage
+        if storage is None:
+            raise ServiceUnavailable("the shard has no storage")
+        flushed = storage.flush(10.0)
+        if request.op == "flush_storage":
+            return flushed
+        if request.op == "trade_rows":
+            limit = min(int(args.get("limit", TRADE_PAGE)), TRADE_PAGE)
+            return trade_history.trade_rows(storage.engine, int(args["offset"]), limit)
+        symbol = str(args["symbol"])
+        exchange.require_market(symbol)
+        from_no = args.get("from_no")
+        first = None if from_no is None else f"{exchange.book(symbol).order_id_prefix}T{int(from_no)}"
+        return trade_history.stored_trades(
+            storage.engine, symbol, first, args.get("start_ms"), args.get("end_ms"), int(args["limit"])
+        )
 
     # ------------------------------------------------------------------ sending
 

@@ -44,6 +44,7 @@ from manticore_matching import ExchangeError
 from ..service import ExchangeService
 from .errors import BinanceError, from_exchange_error
 from .fill_ledger import FillLedger, decimal_or_zero
+from .history import TradeHistory
 from .markets import BinanceMarkets
 
 __all__ = [
@@ -204,8 +205,11 @@ def _not_allowed(name: str) -> BinanceError:
 class BinanceOrders:
     """Order entry and order views for one service (shared by REST and the WebSocket API)."""
 
-    def __init__(self, service: ExchangeService, markets: BinanceMarkets, ledger: FillLedger) -> None:
+    def __init__(
+        self, service: ExchangeService, markets: BinanceMarkets, ledger: FillLedger, history: TradeHistory
+    ) -> None:
         self.service = service
+        self.trade_history = history
         self.exchange = service.exchange
         self.markets = markets
         self.ledger = ledger
@@ -404,11 +408,12 @@ class BinanceOrders:
             raise BinanceError(-2010, "Order would trigger immediately.")
         return self.new_order_response(state, order)
 
-    async def _durable(self, position: int) -> None:
+    async def _durable(self, position: int, *, cancelling: bool = False) -> None:
+        # A gateway's exchange raises a command's refusal here, not at the call (see GatewayService).
         try:
             await self.service.durable(position)
         except ExchangeError as exc:
-            raise from_exchange_error(exc) from None
+            raise from_exchange_error(exc, cancelling=cancelling) from None
 
     def new_order_response(self, state: dict[str, Any], order: NewOrder) -> dict[str, Any]:
         """The answer to a new order in ``order.response_type`` (ACK, RESULT or FULL)."""
@@ -564,7 +569,7 @@ class BinanceOrders:
         native = self.markets.native(params["symbol"])
         state = self.find(user_id, native, params, cancelling=True)
         receipt = self._cancel(user_id, str(state["order_id"]))
-        await self._durable(receipt.position)
+        await self._durable(receipt.position, cancelling=True)
         final = {**state, **(receipt.order or {})}
         return self.cancel_view(final, params.get("newClientOrderId") or _cancel_id())
 
@@ -589,7 +594,7 @@ class BinanceOrders:
             receipt = self._cancel(user_id, str(state["order_id"]))
             last = max(last, receipt.position)
             answers.append(self.cancel_view({**state, **(receipt.order or {})}, _cancel_id()))
-        await self._durable(last)
+        await self._durable(last, cancelling=True)
         return answers
 
     async def history(self, user_id: str, native: str) -> list[dict[str, Any]]:
@@ -601,9 +606,7 @@ class BinanceOrders:
 
     async def flush_storage(self) -> None:
         """Wait until storage holds everything durable (the lists below read storage)."""
-        storage = self.exchange.storage
-        if storage is not None:
-            await run_in_threadpool(storage.flush, 10.0)
+        await self.trade_history.flush()
 
 
 _REGISTRY: weakref.WeakKeyDictionary[BinanceMarkets, BinanceOrders] = weakref.WeakKeyDictionary()

@@ -20,12 +20,10 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from manticore_auth import AuthError
 from manticore_matching import ExchangeError
-from manticore_storage import schema
 
 from ..service import ExchangeService
 from .errors import BinanceError, from_auth_error, from_exchange_error
@@ -211,7 +209,7 @@ def install_rest(
             chosen = [markets.native(name) for name in _symbol_list(params) or []]
         else:
             chosen = [config.symbol for config in markets.all()]
-        limits = exchange.risk.limits
+        limits = markets.limits
         rate_limits = []
         if limits.rate_limit_orders is not None and limits.rate_limit_window is not None:
             rate_limits.append(
@@ -233,7 +231,7 @@ def install_rest(
     def symbol_info(native: str) -> dict[str, Any]:
         config = markets.config(native)
         filters = markets.filters(native)
-        if limits_open := exchange.risk.limits.max_open_orders:
+        if limits_open := markets.limits.max_open_orders:
             filters.append({"filterType": "MAX_NUM_ORDERS", "maxNumOrders": limits_open})
         base_digits = markets.qty_decimals(native)
         quote_digits = markets.quote_decimals(native)
@@ -321,34 +319,7 @@ def install_rest(
     ) -> list[dict[str, Any]]:
         """Trades of ``native`` from storage, oldest first: from trade number ``from_no`` on, or within
         ``[start_ms, end_ms]``; at most ``limit``."""
-        await orders.flush_storage()
-        table = schema.trades
-        prefix = exchange.book(native).order_id_prefix
-
-        def query() -> list[dict[str, Any]]:
-            statement = select(
-                table.c.trade_id, table.c.price, table.c.quantity, table.c.taker_side, table.c.timestamp
-            ).where(table.c.symbol == native)
-            storage = exchange.storage
-            assert storage is not None
-            with storage.engine.connect() as connection:
-                if from_no is not None:
-                    sequence = connection.execute(
-                        select(table.c.sequence).where(
-                            table.c.symbol == native, table.c.trade_id == f"{prefix}T{from_no}"
-                        )
-                    ).scalar()
-                    if sequence is None:
-                        return []
-                    statement = statement.where(table.c.sequence >= sequence)
-                if start_ms is not None:
-                    statement = statement.where(table.c.timestamp >= start_ms / 1000)
-                if end_ms is not None:
-                    statement = statement.where(table.c.timestamp < (end_ms + 1) / 1000)
-                statement = statement.order_by(table.c.sequence).limit(limit)
-                return [dict(row) for row in connection.execute(statement).mappings()]
-
-        return await run_in_threadpool(query)
+        return await orders.trade_history.stored_trades(native, from_no, start_ms, end_ms, limit)
 
     @route("/historicalTrades", "GET")
     async def historical_trades(request: Request) -> Any:
