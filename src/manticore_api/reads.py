@@ -53,6 +53,11 @@ class AsyncReads:
         """One order of the user (any user's for None), live or finished; None if not found."""
         return self.exchange.get_order(user_id, order_id)
 
+    async def get_order_by_client_id(self, user_id: str, client_order_id: str) -> dict[str, Any] | None:
+        """The user's newest order named ``client_order_id`` (may read storage: the native route runs
+        it in a worker thread; the Binance surface has always called it here)."""
+        return self.exchange.get_order_by_client_id(user_id, client_order_id)
+
     async def statistics(self) -> dict[str, Any]:
         """The exchange's counters."""
         return self.exchange.statistics()

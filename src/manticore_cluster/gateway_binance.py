@@ -17,6 +17,7 @@ API comes from the shard's leader:
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 from collections.abc import Iterable
@@ -35,21 +36,33 @@ __all__ = ["RemoteTradeHistory"]
 
 
 class _CachedMarkets:
-    """The leader's market list, read again when older than ``ttl`` seconds."""
+    """The leader's market list: read (blocking) the first time, at mount; afterwards a list older
+    than ``ttl`` seconds is answered as it is while a fresh one is read in the background, so the
+    surface's handlers never wait for it on the event loop."""
 
     def __init__(self, remote: RemoteExchange, ttl: float = 1.0) -> None:
         self._remote = remote
         self._ttl = ttl
-        self._read_at = -ttl
-        self._markets: dict[str, MarketConfig] = {}
+        self._read_at = 0.0
+        self._markets: dict[str, MarketConfig] | None = None
+        self._reading: concurrent.futures.Future[Any] | None = None
 
     @property
     def markets(self) -> dict[str, MarketConfig]:
-        now = time.monotonic()
-        if now - self._read_at >= self._ttl:
+        if self._markets is None:
             self._markets = self._remote.markets
-            self._read_at = now
+            self._read_at = time.monotonic()
+        elif time.monotonic() - self._read_at >= self._ttl and self._reading is None:
+            self._reading = self._remote.start_read("markets")
+            self._reading.add_done_callback(self._read)
         return self._markets
+
+    def _read(self, future: concurrent.futures.Future[Any]) -> None:
+        self._reading = None
+        self._read_at = time.monotonic()
+        if not future.cancelled() and future.exception() is None:
+            answer = future.result()
+            self._markets = {symbol: MarketConfig.from_dict(config) for symbol, config in answer.items()}
 
 
 class _Handoff:

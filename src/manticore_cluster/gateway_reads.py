@@ -58,6 +58,12 @@ class RemoteReads(AsyncReads):
         )
         return result
 
+    async def get_order_by_client_id(self, user_id: str, client_order_id: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = await self.remote.read(
+            "get_order_by_client_id", user_id=user_id, client_order_id=client_order_id
+        )
+        return result
+
     async def statistics(self) -> dict[str, Any]:
         result: dict[str, Any] = await self.remote.read("statistics")
         return result

@@ -5,10 +5,10 @@ calls, each implemented as a request to the shard's current leader (:mod:`.proto
 code runs unchanged on top of it:
 
 * **Reads** (``get_snapshot``, ``balances``, ``open_orders``, ``get_order``, ``fills``, ``markets``
-  ...) are synchronous, as on the embedded exchange: the caller's thread blocks for one round trip
-  (the API calls some of them on its event loop, as it does the in-memory reads of the embedded
-  exchange; a round trip on loopback is ~0.2-0.5 ms). On an event loop's thread a read gives up after
-  ``loop_deadline`` (503) rather than the full retry deadline.
+  ...): :meth:`read` awaits one on the caller's event loop (what the API's handlers do, through
+  :class:`~.gateway_reads.RemoteReads`), so the loop serves other requests while it waits. The
+  synchronous methods block the caller's thread for the round trip (~0.2-0.5 ms on loopback); on an
+  event loop's thread they give up after ``loop_deadline`` (503) rather than the full retry deadline.
 * **Commands** (``place_order``, ``modify_order``, ``cancel_order`` ...) return at once, before the
   leader has answered: a :class:`~manticore_matching.Receipt` whose ``position`` is a local *ticket*
   (rising per gateway) and whose other fields are filled in from the reply. The caller waits for the
@@ -238,10 +238,14 @@ class RemoteExchange:
     async def read(self, op: str, **args: Any) -> Any:
         """:meth:`request` awaited on the caller's event loop (any loop but the NATS thread's): the loop
         goes on serving while the request waits for its answer, a leader, or the deadline."""
+        return await asyncio.wrap_future(self.start_read(op, **args))
+
+    def start_read(self, op: str, **args: Any) -> concurrent.futures.Future[Any]:
+        """:meth:`request` started on the NATS thread from any thread, without waiting: its future."""
         loop = self._loop
         if loop is None:
             raise ServiceUnavailable("the gateway is not connected to NATS")
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.request(op, args), loop))
+        return asyncio.run_coroutine_threadsafe(self.request(op, args), loop)
 
     def _submit(self, op: str, args: dict[str, Any]) -> Receipt:
         """Send a command without waiting: its receipt, whose ``position`` is the ticket to wait for."""

@@ -27,7 +27,7 @@ __all__ = ["CAPACITY", "WINDOW", "CommandResults", "check_command_id"]
 #: Seconds of exchange time an id is remembered (well above a gateway's retry deadline).
 WINDOW = 300.0
 #: The most ids remembered at once.
-CAPACITY = 200_000
+CAPACITY = 100_000
 
 
 def check_command_id(command_id: object) -> str | None:
