@@ -14,12 +14,16 @@ import bisect
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from manticore_auth import AuthManager
 from manticore_matching import Exchange, ServiceUnavailable
 
+from .reads import AsyncReads
 from .streams import StreamHub
+
+if TYPE_CHECKING:
+    from .binance.history import TradeHistory
 
 __all__ = ["ExchangeService"]
 
@@ -51,16 +55,29 @@ class ExchangeService:
         expiry_interval: float = 0.25,
     ) -> None:
         self.exchange = exchange
+        #: Reads for handlers on the loop (a gateway's await the shard: :mod:`.reads`).
+        self.reads = self.make_reads()
         self.auth = auth
         self.require_auth = require_auth
         self.expiry_interval = expiry_interval
-        self.hub = StreamHub(exchange)
+        self.hub = StreamHub(self.reads)
         self.started_at = time.time()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._waiter_no = 0
         self._timer: asyncio.Task[None] | None = None
         self.commands = 0
+
+    def make_reads(self) -> AsyncReads:
+        """The awaitable reads of :attr:`exchange` (a service over a remote exchange overrides it)."""
+        return AsyncReads(self.exchange)
+
+    def trade_history(self) -> TradeHistory:
+        """What the Binance surface reads beside the native API (limits, stored trades): the exchange's
+        own here (:mod:`.binance.history`)."""
+        from .binance.history import TradeHistory
+
+        return TradeHistory(self.exchange)
 
     async def start(self) -> None:
         """Attach to the running loop: stream and durability callbacks, the expiry timer."""

@@ -36,7 +36,7 @@ import contextlib
 import json
 from typing import Any
 
-from manticore_matching import Exchange
+from .reads import AsyncReads
 
 __all__ = ["StreamConnection", "StreamHub"]
 
@@ -82,8 +82,8 @@ class StreamConnection:
 class StreamHub:
     """Routes each durable command's messages to the connections that asked for them."""
 
-    def __init__(self, exchange: Exchange, max_queue: int = 10_000) -> None:
-        self.exchange = exchange
+    def __init__(self, reads: AsyncReads, max_queue: int = 10_000) -> None:
+        self.reads = reads
         #: Frames a connection may have pending before it is closed as too slow (1013).
         self.max_queue = max_queue
         self._channels: dict[tuple[str, str], set[StreamConnection]] = {}
@@ -109,9 +109,15 @@ class StreamHub:
         connection.subscriptions.clear()
         connection.closed = True
 
-    def subscribe(self, connection: StreamConnection, channel: str, symbol: str | None) -> dict[str, Any]:
+    async def subscribe(
+        self, connection: StreamConnection, channel: str, symbol: str | None
+    ) -> dict[str, Any]:
         """Add a subscription and return the acknowledgement frame; the book channel also queues a
-        snapshot. Raises ValueError with a client-facing message on a bad request."""
+        snapshot. Raises ValueError with a client-facing message on a bad request.
+
+        The reads are awaited before the subscription is added (nothing is awaited after), so the
+        subscriber gets the acknowledgement, then the snapshot, then the messages published after it;
+        on the embedded exchange nothing is awaited at all."""
         if channel == "private":
             if connection.user_id is None:
                 raise ValueError('authenticate first: send {"op": "auth", ...}')
@@ -120,15 +126,17 @@ class StreamHub:
             return {"type": "subscribed", "channel": "private"}
         if channel not in ("book", "trades"):
             raise ValueError("channel must be book, trades or private")
-        if not isinstance(symbol, str) or symbol not in self.exchange.markets:
+        if not isinstance(symbol, str) or symbol not in await self.reads.markets():
             raise ValueError(f"unknown market {str(symbol)[:40]!r}")
+        snapshot = await self.reads.get_snapshot(symbol) if channel == "book" else None
+        if connection.closed:
+            return {}
         key = (channel, symbol)
         connection.subscriptions.add(key)
         self._channels.setdefault(key, set()).add(connection)
         acknowledgement = {"type": "subscribed", "channel": channel, "symbol": symbol}
-        if channel == "book":
+        if snapshot is not None:
             connection.push(acknowledgement)
-            snapshot = self.exchange.get_snapshot(symbol)
             connection.push({"type": "snapshot", **snapshot})
             return {}
         return acknowledgement

@@ -15,7 +15,8 @@ error mapping and answers are the embedded server's own code. What differs:
   PostgreSQL) or the SQLite ``auth.db`` and ``master.key`` of ``--data-dir``; a gateway that finds
   the store without users creates the first admin as ``manticore serve`` does (credentials in
   ``admin-credentials.json`` of its data directory): start one gateway first on a new store;
-* the Binance-compatible surface is not mounted (it reads the exchange's storage directly);
+* the Binance-compatible surface is mounted as on ``manticore serve``; what it reads beside the native
+  API (risk limits, stored trades, a storage flush) comes from the leader (:mod:`.gateway_binance`);
 * ``GET /api/health`` adds ``components.shard`` (the leader answered, and the gateway's retry count)
   and is degraded (503) while no leader answers.
 
@@ -41,6 +42,8 @@ from manticore_api.service import ExchangeService
 from manticore_auth import AuthManager
 from manticore_matching import Exchange, ExchangeError
 
+from .gateway_binance import RemoteTradeHistory
+from .gateway_reads import RemoteReads
 from .remote import RemoteExchange
 
 __all__ = ["GatewayOptions", "GatewayService", "build_gateway", "run_gateway"]
@@ -57,6 +60,14 @@ class GatewayService(ExchangeService):
         # (tests/cluster run the native API's answers through it).
         super().__init__(cast(Exchange, remote), auth, require_auth=require_auth)
         self.remote = remote
+
+    def trade_history(self) -> RemoteTradeHistory:
+        """The Binance surface's reads from the leader (:mod:`.gateway_binance`)."""
+        return RemoteTradeHistory(self.remote)
+
+    def make_reads(self) -> RemoteReads:
+        """Reads awaited on the loop (:mod:`.gateway_reads`): a read never blocks the loop."""
+        return RemoteReads(cast(RemoteExchange, self.exchange))
 
     async def start(self) -> None:
         """Attach the market-data feed to the running loop's stream hub."""
@@ -145,7 +156,7 @@ def run_gateway(
         port = int(sock.getsockname()[1])
         service = build_gateway(options)
         try:
-            app = create_app(service, binance=False)
+            app = create_app(service)
             echo(f"Manticore gateway for shard {options.shard} on {client_url(host, port)}")
             config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws_max_size=64 * 1024)
             uvicorn.Server(config).run(sockets=[sock])

@@ -94,6 +94,11 @@ QUERIES = frozenset(
         "require_market",
         "journal_state",
         "component_health",
+        # For a gateway's Binance-compatible surface:
+        "risk_limits",
+        "stored_trades",
+        "trade_rows",
+        "flush_storage",
     }
 )
 

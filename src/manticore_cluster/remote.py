@@ -5,10 +5,10 @@ calls, each implemented as a request to the shard's current leader (:mod:`.proto
 code runs unchanged on top of it:
 
 * **Reads** (``get_snapshot``, ``balances``, ``open_orders``, ``get_order``, ``fills``, ``markets``
-  ...) are synchronous, as on the embedded exchange: the caller's thread blocks for one round trip
-  (the API calls some of them on its event loop, as it does the in-memory reads of the embedded
-  exchange; a round trip on loopback is ~0.2-0.5 ms). On an event loop's thread a read gives up after
-  ``loop_deadline`` (503) rather than the full retry deadline.
+  ...): :meth:`read` awaits one on the caller's event loop (what the API's handlers do, through
+  :class:`~.gateway_reads.RemoteReads`), so the loop serves other requests while it waits. The
+  synchronous methods block the caller's thread for the round trip (~0.2-0.5 ms on loopback); on an
+  event loop's thread they give up after ``loop_deadline`` (503) rather than the full retry deadline.
 * **Commands** (``place_order``, ``modify_order``, ``cancel_order`` ...) return at once, before the
   leader has answered: a :class:`~manticore_matching.Receipt` whose ``position`` is a local *ticket*
   (rising per gateway) and whose other fields are filled in from the reply. The caller waits for the
@@ -23,11 +23,13 @@ embedded exchange calls them from its journal thread.
 
 **Retries**: a request that gets no answer is sent again, with the same body marked as a retry, until a
 leader answers or ``deadline`` seconds pass (then ServiceUnavailable, 503): always when no leader was
-subscribed (the request was not delivered), and after a timeout or a 503 answer only for requests that
-are safe to repeat (reads, ``place_order``, ``cancel_order``, ``cancel_order_by_client_id``,
-``create_market``: the leader recognises their earlier effect, see :mod:`.server`). A placement without
-a ``client_order_id`` gets a generated one (``gw-`` and 32 hex digits) so that its retry is recognised;
-the order then carries that id where the embedded server would show none.
+subscribed (the request was not delivered), and after a timeout or a 503 answer. Every request has an
+id (``cmd``, 32 hex digits, generated per client request and the same on each of its attempts); a
+command's id is its command id on the leader, which journals it and answers a repetition with the
+original result without applying it again, also after a failover (see :mod:`.server` and
+:mod:`manticore_matching.command_ids`). A placement without a ``client_order_id`` gets a generated one
+(``gw-`` and 32 hex digits), which the leader's older retry rule (by client order id) needs; the order
+then carries that id where the embedded server would show none.
 """
 
 from __future__ import annotations
@@ -59,8 +61,6 @@ log = logging.getLogger("manticore_cluster")
 
 #: The prefix of the client order ids a gateway generates for orders placed without one.
 GENERATED_CLIENT_PREFIX = "gw-"
-#: Requests the leader recognises when repeated (see :mod:`.server`).
-_REPEATABLE = frozenset({"place_order", "cancel_order", "cancel_order_by_client_id", "create_market"})
 Listener = Callable[[list[dict[str, Any]]], None]
 
 
@@ -191,9 +191,7 @@ class RemoteExchange:
         nc = self._nc
         if nc is None:
             raise ServiceUnavailable("the gateway is not connected to NATS")
-        command = op in protocol.COMMANDS
-        subject = self._cmd_subject if command else self._query_subject
-        repeatable = not command or op in _REPEATABLE
+        subject = self._cmd_subject if op in protocol.COMMANDS else self._query_subject
         loop = asyncio.get_running_loop()
         give_up = loop.time() + (self.deadline if deadline is None else deadline)
         cmd = uuid.uuid4().hex
@@ -207,17 +205,13 @@ class RemoteExchange:
                 return protocol.decode_reply(msg.data)
             except NoRespondersError:
                 pass  # no leader is subscribed (none elected yet): try again after the pause below
-            except ServiceUnavailable:
-                if not repeatable:
-                    raise
-                maybe_delivered = True
-            except (NatsTimeout, asyncio.TimeoutError, nats.errors.ConnectionReconnectingError):
-                if not repeatable:
-                    raise ServiceUnavailable(
-                        f"shard {self.shard} did not answer in time: the command may or may not have been "
-                        "applied"
-                    ) from None
-                maybe_delivered = True
+            except (
+                ServiceUnavailable,
+                NatsTimeout,
+                asyncio.TimeoutError,
+                nats.errors.ConnectionReconnectingError,
+            ):
+                maybe_delivered = True  # the leader recognises the repetition by its cmd (see .server)
             if loop.time() + pause >= give_up:
                 raise ServiceUnavailable(f"no leader of shard {self.shard} answered")
             self.retries += 1
@@ -240,6 +234,18 @@ class RemoteExchange:
         return future.result(
             timeout=(self.deadline if deadline is None else deadline) + self.attempt_timeout + 5
         )
+
+    async def read(self, op: str, **args: Any) -> Any:
+        """:meth:`request` awaited on the caller's event loop (any loop but the NATS thread's): the loop
+        goes on serving while the request waits for its answer, a leader, or the deadline."""
+        return await asyncio.wrap_future(self.start_read(op, **args))
+
+    def start_read(self, op: str, **args: Any) -> concurrent.futures.Future[Any]:
+        """:meth:`request` started on the NATS thread from any thread, without waiting: its future."""
+        loop = self._loop
+        if loop is None:
+            raise ServiceUnavailable("the gateway is not connected to NATS")
+        return asyncio.run_coroutine_threadsafe(self.request(op, args), loop)
 
     def _submit(self, op: str, args: dict[str, Any]) -> Receipt:
         """Send a command without waiting: its receipt, whose ``position`` is the ticket to wait for."""

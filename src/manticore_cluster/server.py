@@ -18,6 +18,15 @@ Contracts:
   ``{"position", "messages"}`` in journal order (positions rise; a gap means messages were missed, e.g.
   across a change of leader).
 
+**Command ids**: every command runs with the request's ``cmd`` as its command id
+(:mod:`manticore_matching.command_ids`): the exchange journals it with the command and remembers the
+command's receipt under it (rebuilt by replay and kept in checkpoints, for 300 s of exchange time), so a
+request sent again with the same ``cmd`` - to this leader, or to its successor after a failover - is
+answered with the original receipt and applied once. This covers every command (place, modify,
+cancel, deposit, withdraw, create_market). The rules below remain for a repeated request whose ``cmd``
+is not remembered (its first attempt was journaled by a leader without command ids, or longer ago
+than the window):
+
 **Retries** (``"retry": true``, set by the gateway on the second and later attempts of one request,
 with the same body) are answered from the exchange's state where the first attempt may have been
 applied already, so that a retry never applies a command twice:
@@ -33,14 +42,14 @@ applied already, so that a retry never applies a command twice:
 * ``cancel_order`` / ``cancel_order_by_client_id``: ``order_not_found`` while the user's order by that
   id/name is recently finished with status ``cancelled`` is answered as a successful cancel.
 * ``create_market``: ``market_exists`` with the same configuration is answered as created.
-* Everything else (modify, deposit, withdraw) is not idempotent: the gateway never retries it after a
-  timeout (only when no leader was subscribed, i.e. the request was not delivered).
+* Everything else (modify, deposit, withdraw) relies on its command id alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -60,6 +69,7 @@ from manticore_matching import (
     Receipt,
     ServiceUnavailable,
 )
+from manticore_storage import trade_history
 
 from . import protocol
 from .protocol import COMMANDS, QUERIES, Request
@@ -72,8 +82,21 @@ log = logging.getLogger("manticore_cluster")
 _FILL_ONLY = frozenset({"fill_price", "fill_quantity", "trade_id", "is_maker", "fee"})
 #: Reads that may query storage: run in a worker thread.
 _STORAGE_QUERIES = frozenset(
-    {"get_order", "get_order_by_client_id", "order_history", "fills", "component_health"}
+    {
+        "get_order",
+        "get_order_by_client_id",
+        "order_history",
+        "fills",
+        "component_health",
+        "stored_trades",
+        "trade_rows",
+        "flush_storage",
+    }
 )
+#: Reads of a gateway's Binance surface (:meth:`CommandServer._surface_query`).
+_SURFACE_QUERIES = frozenset({"risk_limits", "stored_trades", "trade_rows", "flush_storage"})
+#: Rows per page of ``trade_rows`` (well under NATS's 1 MiB per message).
+TRADE_PAGE = 2000
 
 
 class CommandServer:
@@ -201,10 +224,12 @@ class CommandServer:
         exchange = self.exchange
         args = request.args
         op = request.op
+        if request.retry and (original := exchange.command_receipt(request.cmd)) is not None:
+            return original
         if op == "create_market":
             config = MarketConfig.from_dict(args["config"])
             try:
-                return exchange.create_market(config)
+                return exchange.create_market(config, command_id=request.cmd)
             except MarketExists:
                 if request.retry and exchange.markets.get(config.symbol) == config:
                     return self._current()
@@ -218,7 +243,7 @@ class CommandServer:
                 return self._current(found["order_id"], found)
         method: Callable[..., Receipt] = getattr(exchange, op)
         try:
-            return method(**args)
+            return method(**args, command_id=request.cmd)
         except OrderNotFound:
             if request.retry and op in ("cancel_order", "cancel_order_by_client_id"):
                 found = self._cancelled_before(op, args)
@@ -337,6 +362,8 @@ class CommandServer:
         try:
             if request.op == "markets":
                 result: Any = {symbol: config.to_dict() for symbol, config in exchange.markets.items()}
+            elif request.op in _SURFACE_QUERIES:
+                result = self._surface_query(request)
             else:
                 result = getattr(exchange, request.op)(**request.args)
             return protocol.encode_ok(result)
@@ -344,6 +371,30 @@ class CommandServer:
             if not isinstance(exc, ExchangeError):
                 log.exception("shard %s: read %s failed", self.shard, request.op)
             return protocol.encode_error(exc)
+
+    def _surface_query(self, request: Request) -> Any:
+        """The reads of a gateway's Binance surface (risk limits, the stored trade history, a storage
+        flush), answered from this exchange's storage (in a worker thread)."""
+        exchange = self.exchange
+        args = request.args
+        if request.op == "risk_limits":
+            return dataclasses.asdict(exchange.risk.limits)
+        storage = exchange.storage
+        if storage is None:
+            raise ServiceUnavailable("the shard has no storage")
+        flushed = storage.flush(10.0)
+        if request.op == "flush_storage":
+            return flushed
+        if request.op == "trade_rows":
+            limit = min(int(args.get("limit", TRADE_PAGE)), TRADE_PAGE)
+            return trade_history.trade_rows(storage.engine, int(args["offset"]), limit)
+        symbol = str(args["symbol"])
+        exchange.require_market(symbol)
+        from_no = args.get("from_no")
+        first = None if from_no is None else f"{exchange.book(symbol).order_id_prefix}T{int(from_no)}"
+        return trade_history.stored_trades(
+            storage.engine, symbol, first, args.get("start_ms"), args.get("end_ms"), int(args["limit"])
+        )
 
     # ------------------------------------------------------------------ sending
 

@@ -3,9 +3,11 @@
 ``<data_dir>/checkpoint.json`` holds one JSON object (:class:`CheckpointState`): ``version`` (1), the
 journal ``position`` it covers, the exchange's clock reading ``time``, the order-id counter
 ``next_order_no``, every market's config (``markets``, in creation order), every book's
-``export_state()`` (``books``), each market's recent trades oldest first (``trades``) and the risk
-ledger (``risk``). It is written to a temporary file, fsynced and renamed over the old one, so a crash
-leaves either the old or the new checkpoint, never a torn one. Written and read with orjson (the
+``export_state()`` (``books``), each market's recent trades oldest first (``trades``), the risk
+ledger (``risk``) and, when there are any, the remembered command ids (``commands``, see
+:mod:`.command_ids`; a checkpoint without them is read as remembering none). It is written to a
+temporary file, fsynced and renamed over the old one, so a crash leaves either the old or the new
+checkpoint, never a torn one. Written and read with orjson (the
 standard library only for what orjson refuses: ~10x faster on a large book, and the command thread
 waits for it).
 """
@@ -38,8 +40,8 @@ CHECKPOINT = "checkpoint.json"
 VERSION = 1
 
 
-class CheckpointState(TypedDict):
-    """The checkpoint's content (see the module docstring)."""
+class _Required(TypedDict):
+    """The keys every checkpoint has."""
 
     version: int
     position: int
@@ -51,12 +53,25 @@ class CheckpointState(TypedDict):
     risk: dict[str, Any]
 
 
+class CheckpointState(_Required, total=False):
+    """The checkpoint's content (see the module docstring)."""
+
+    #: Remembered command ids (:meth:`~.command_ids.CommandResults.export_state`); absent before them.
+    commands: list[list[Any]]
+
+
 def build_checkpoint(
-    position: int, now: float, next_order_no: int, markets: dict[str, Market], risk: dict[str, Any]
+    position: int,
+    now: float,
+    next_order_no: int,
+    markets: dict[str, Market],
+    risk: dict[str, Any],
+    *,
+    commands: list[list[Any]] | None = None,
 ) -> CheckpointState:
-    """The checkpoint of ``markets`` (by symbol, in creation order) and the risk ledger's exported
-    ``risk`` at journal ``position``, clock reading ``now``."""
-    return {
+    """The checkpoint of ``markets`` (by symbol, in creation order), the risk ledger's exported
+    ``risk`` and the remembered command ids ``commands`` at journal ``position``, clock reading ``now``."""
+    state: CheckpointState = {
         "version": VERSION,
         "position": position,
         "time": now,
@@ -66,6 +81,9 @@ def build_checkpoint(
         "trades": {symbol: list(market.trades) for symbol, market in markets.items()},
         "risk": risk,
     }
+    if commands:
+        state["commands"] = commands
+    return state
 
 
 def write_checkpoint(data_dir: Path, state: CheckpointState, *, fsync: bool) -> None:

@@ -43,6 +43,7 @@ from manticore_storage import StorageManager
 
 from . import apply, commands
 from .checkpoints import build_checkpoint, read_checkpoint, write_checkpoint
+from .command_ids import CommandResults, check_command_id
 from .commands import GENERATED_PREFIX, Receipt
 from .config import MarketConfig
 from .errors import (
@@ -148,6 +149,7 @@ class Exchange(ExchangeReads, Listeners):
         self._units: list[Any] = []
         self._release = Release()
         self._orders = RecentOrders()
+        self._commands = CommandResults()
         # Aliases of the view's parts (the same objects), read by tests and debugging.
         self._recent = self._orders.recent
         self._live_client_ids = self._orders.live_names
@@ -307,13 +309,30 @@ class Exchange(ExchangeReads, Listeners):
         """Market configs by symbol, in creation order."""
         return {symbol: market.config for symbol, market in self._markets.items()}
 
-    def create_market(self, config: MarketConfig) -> Receipt:
+    def command_receipt(self, command_id: object) -> Receipt | None:
+        """The receipt of the command journaled recently under ``command_id`` (:mod:`.command_ids`),
+        None if there is none."""
+        if not isinstance(command_id, str):
+            return None
+        with self._lock:
+            return self._commands.get(command_id)
+
+    def create_market(self, config: MarketConfig, *, command_id: str | None = None) -> Receipt:
         """Add a market. Raises MarketExists if the symbol is taken."""
+        with self._lock:
+            if (repeated := self._commands.lookup(check_command_id(command_id), "market")) is not None:
+                return repeated
+            return self._create_market(config, command_id)
+
+    def _create_market(self, config: MarketConfig, command_id: str | None) -> Receipt:
         with self._lock, self._command(None) as now:
             if config.symbol in self._markets:
                 raise MarketExists(f"market {config.symbol} already exists")
             self._install_market(config)
-            return self._commit({"op": "market", "ts": now, "market": config.to_dict()}, None, now)
+            record: dict[str, Any] = {"op": "market", "ts": now, "market": config.to_dict()}
+            if command_id is not None:
+                record["cid"] = command_id
+            return self._commit(record, None, now)
 
     def _install_market(
         self,
@@ -384,6 +403,8 @@ class Exchange(ExchangeReads, Listeners):
         trail_is_percent: bool = False,
         self_trade_prevention: str | None = None,
         client_order_id: str | None = None,
+        *,
+        command_id: str | None = None,
     ) -> Receipt:
         """Check with risk, hold funds, send to the book. Returns the receipt with the order's id.
 
@@ -395,8 +416,14 @@ class Exchange(ExchangeReads, Listeners):
         Which fields each order type takes is :mod:`manticore_orderbook.rules`. Raises InvalidCommand
         for bad input, UnknownMarket, OrderRejected (``code`` from risk) when risk refuses,
         ServiceUnavailable if the journal cannot write; nothing changes then.
+
+        ``command_id`` (every command takes one): the sender's id of this command; a command sent again
+        under the id of one journaled recently gets that command's receipt and changes nothing
+        (:mod:`.command_ids`).
         """
         with self._lock:
+            if (repeated := self._commands.lookup(check_command_id(command_id), "place")) is not None:
+                return repeated
             market = self._market(symbol)
             config = market.config
             args = commands.order_args(
@@ -418,32 +445,44 @@ class Exchange(ExchangeReads, Listeners):
             order_id = f"{GENERATED_PREFIX}{self._next_order_no + 1}"
             with self._command(market, self._expire_due_in(market)[0]) as now:
                 record = commands.place_record(now, order_id, client_id, user_id, args)
+                if command_id is not None:
+                    record["cid"] = command_id
                 apply.place(self.risk, market.book, record, check=True)
                 self._next_order_no += 1
                 return self._commit(record, market, now, order_id)
 
-    def cancel_order(self, user_id: str | None, order_id: object) -> Receipt:
+    def cancel_order(
+        self, user_id: str | None, order_id: object, *, command_id: str | None = None
+    ) -> Receipt:
         """Cancel a live order of ``user_id`` (any user's when ``user_id`` is None: admin).
 
         Raises OrderNotFound when no live order of this user has the id."""
         with self._lock:
+            if (repeated := self._commands.lookup(check_command_id(command_id), "cancel")) is not None:
+                return repeated
             market = owned(self._markets, user_id, order_id)
             with self._command(market, self._expire_due_in(market)[0]) as now:
                 if not market.book.cancel_order(order_id):
                     raise OrderNotFound(f"order {str(order_id)[:64]!r} not found")
                 record = {"op": "cancel", "ts": now, "symbol": market.config.symbol, "order_id": order_id}
+                if command_id is not None:
+                    record["cid"] = command_id
                 return self._commit(record, market, now, str(order_id))
 
-    def cancel_order_by_client_id(self, user_id: str, client_order_id: object) -> Receipt:
+    def cancel_order_by_client_id(
+        self, user_id: str, client_order_id: object, *, command_id: str | None = None
+    ) -> Receipt:
         """Cancel the live order that ``user_id`` named ``client_order_id``.
 
         Raises OrderNotFound when this user has no live order by that name (another user's names are
         never found)."""
         with self._lock:
+            if (repeated := self._commands.lookup(check_command_id(command_id), "cancel")) is not None:
+                return repeated
             order_id = self._orders.live_client_order(user_id, client_order_id)
             if order_id is None:
                 raise OrderNotFound(f"no open order with client_order_id {str(client_order_id)[:64]!r}")
-            return self.cancel_order(user_id, order_id)
+            return self.cancel_order(user_id, order_id, command_id=command_id)
 
     def modify_order(
         self,
@@ -452,12 +491,16 @@ class Exchange(ExchangeReads, Listeners):
         new_price: object = None,
         new_quantity: object = None,
         new_expiry_time: object = None,
+        *,
+        command_id: str | None = None,
     ) -> Receipt:
         """Change a live order's price, total quantity or expiry (see ``OrderBook.modify_order``).
 
         A larger quantity or a new price is checked by risk like a new order. Raises OrderNotFound,
         InvalidCommand, OrderRejected."""
         with self._lock:
+            if (repeated := self._commands.lookup(check_command_id(command_id), "modify")) is not None:
+                return repeated
             market = owned(self._markets, user_id, order_id)
             config = market.config
             price, quantity, expiry = commands.modify_args(config, new_price, new_quantity, new_expiry_time)
@@ -468,23 +511,29 @@ class Exchange(ExchangeReads, Listeners):
                 if not decision["approved"]:
                     raise OrderRejected.from_decision(decision)
                 record = commands.modify_record(now, config.symbol, str(order_id), price, quantity, expiry)
+                if command_id is not None:
+                    record["cid"] = command_id
                 apply.modify(market.book, record)
                 return self._commit(record, market, now, str(order_id))
 
-    def deposit(self, user_id: str, asset: str, amount: object) -> Receipt:
+    def deposit(self, user_id: str, asset: str, amount: object, *, command_id: str | None = None) -> Receipt:
         """Credit ``amount`` of ``asset`` to ``user_id`` (admin operation)."""
-        return self._transfer("deposit", user_id, asset, amount)
+        return self._transfer("deposit", user_id, asset, amount, command_id)
 
-    def withdraw(self, user_id: str, asset: str, amount: object) -> Receipt:
+    def withdraw(self, user_id: str, asset: str, amount: object, *, command_id: str | None = None) -> Receipt:
         """Debit ``amount`` of ``asset`` from the user's available balance; OrderRejected
         (``insufficient_balance``) if it is not there."""
-        return self._transfer("withdraw", user_id, asset, amount)
+        return self._transfer("withdraw", user_id, asset, amount, command_id)
 
-    def _transfer(self, op: str, user_id: str, asset: str, amount: object) -> Receipt:
+    def _transfer(self, op: str, user_id: str, asset: str, amount: object, command_id: str | None) -> Receipt:
         with self._lock:
+            if (repeated := self._commands.lookup(check_command_id(command_id), op)) is not None:
+                return repeated
             user_id, asset, value = commands.transfer_args(user_id, asset, amount)
             with self._command(None) as now:
                 record = {"op": op, "ts": now, "user_id": user_id, "asset": asset, "amount": str(value)}
+                if command_id is not None:
+                    record["cid"] = command_id
                 apply.transfer(self.risk, record)
                 extra = None
                 if self._release.listeners or self._release.batch_listeners:
@@ -588,7 +637,10 @@ class Exchange(ExchangeReads, Listeners):
                 submit = self.storage.submit
                 for unit in units:
                     submit(unit)
-            return Receipt(record.get("n", 0), order_id, order)
+            receipt = Receipt(record.get("n", 0), order_id, order)
+            if "cid" in record:
+                self._commands.remember(record["cid"], record["op"], now, receipt)
+            return receipt
         # Queued before the append: the writer may make the record durable before append() returns.
         entry = (self.journal.appended + 1, units, batch, now)
         self._release.unreleased.append(entry)
@@ -598,10 +650,13 @@ class Exchange(ExchangeReads, Listeners):
             self._release.unreleased.remove(entry)
             self._failed = True
             raise ServiceUnavailable("the command journal cannot write") from exc
+        receipt = Receipt(position, order_id, order)
+        if "cid" in record:
+            self._commands.remember(record["cid"], record["op"], now, receipt)
         self._since_checkpoint += 1
         if self._checkpoint_every and self._since_checkpoint >= self._checkpoint_every:
             self.checkpoint()
-        return Receipt(position, order_id, order)
+        return receipt
 
     # ------------------------------------------------------------------ replay
 
@@ -612,10 +667,12 @@ class Exchange(ExchangeReads, Listeners):
             config = MarketConfig.from_dict(record["market"])
             with self._command(None, ts):
                 self._install_market(config)
+            self._remember_replayed(record, ts)
             return
         if op in ("deposit", "withdraw"):
             with self._command(None, ts):
                 apply.transfer(self.risk, record)
+            self._remember_replayed(record, ts)
             return
         market = self._market(record["symbol"])
         with self._command(market, ts) as now:
@@ -625,7 +682,13 @@ class Exchange(ExchangeReads, Listeners):
             if op == "place" and record["order_id"].startswith(GENERATED_PREFIX):
                 number = int(record["order_id"][len(GENERATED_PREFIX) :])
                 self._next_order_no = max(self._next_order_no, number)
-            self._commit(record, market, now)
+            # A command id's receipt names the order the command was about (placed, cancelled, modified).
+            self._commit(record, market, now, record.get("order_id") if "cid" in record else None)
+
+    def _remember_replayed(self, record: dict[str, Any], ts: float) -> None:
+        """Remember the command id of a replayed record that does not pass through :meth:`_commit`."""
+        if "cid" in record:
+            self._commands.remember(record["cid"], record["op"], ts, Receipt(record["n"]))
 
     def _storage_capture(self, on: bool) -> None:
         """Start (``on``) or stop every market's storage persister: a replay stops them while it
@@ -681,7 +744,12 @@ class Exchange(ExchangeReads, Listeners):
                 )
                 return self._checkpoint_position
             state = build_checkpoint(
-                position, self._now, self._next_order_no, self._markets, self.risk.export_state()
+                position,
+                self._now,
+                self._next_order_no,
+                self._markets,
+                self.risk.export_state(),
+                commands=self._commands.export_state(),
             )
             write_checkpoint(self.data_dir, state, fsync=self._fsync)
             self.journal.rotate(position)
@@ -707,5 +775,6 @@ class Exchange(ExchangeReads, Listeners):
         for market in self._markets.values():
             market.index_expiries()
         self.risk.restore_state(state["risk"])
+        self._commands.restore_state(state.get("commands", []))
         self._checkpoint_position = int(state["position"])
         return self._checkpoint_position

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,7 @@ class ProtocolClient:
         self.query_subject = protocol.query_subject(options.prefix, shard)
         self.replies: dict[str, list[tuple[float, bytes]]] = {}
         self._numbers = itertools.count(1)
+        self._session = uuid.uuid4().hex[:12]
         self._nc: Any = None
         self._waiters: dict[str, asyncio.Future[bytes]] = {}
 
@@ -169,7 +171,8 @@ class ProtocolClient:
             waiter.set_result(bytes(msg.data))
 
     def new_cmd(self) -> str:
-        return f"c{next(self._numbers)}"
+        """A request id unique across clients (the leader remembers command ids across connections)."""
+        return f"c{self._session}-{next(self._numbers)}"
 
     async def send(self, op: str, args: dict[str, Any], *, cmd: str, retry: bool = False) -> None:
         """Publish a command without waiting for anything."""

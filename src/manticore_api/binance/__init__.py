@@ -29,14 +29,12 @@ def mount_binance(app: FastAPI, service: ExchangeService) -> None:
     storage here and follow the exchange from then on. ``app.state.binance_markets`` and
     ``app.state.binance_klines`` hold the shared :class:`BinanceMarkets` and :class:`Klines`, and
     ``app.state.binance_orders`` the :class:`~.orders.BinanceOrders` (order entry for REST and WS API)."""
-    exchange = service.exchange
-    markets = BinanceMarkets(exchange, exchange.risk.limits)
+    history = service.trade_history()
+    markets = BinanceMarkets(history.market_source, history.risk_limits())
     klines = Klines(markets)
-    klines.attach(exchange)
     ledger = FillLedger()
-    ledger.load(exchange.storage)
-    exchange.add_listener(ledger.on_messages)
-    orders = BinanceOrders(service, markets, ledger)
+    history.load(klines, ledger)
+    orders = BinanceOrders(service, markets, ledger, history)
     app.state.binance_markets = markets
     app.state.binance_klines = klines
     app.state.binance_orders = orders

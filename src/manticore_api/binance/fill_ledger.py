@@ -58,11 +58,15 @@ class FillLedger:
         query = select(trades.c.maker_order_id, trades.c.taker_order_id, trades.c.price, trades.c.quantity)
         with storage.engine.connect() as connection:
             for maker, taker, price, quantity in connection.execution_options(yield_per=5000).execute(query):
-                notional = Decimal(price) * Decimal(quantity)
-                with self._lock:
-                    for oid in (maker, taker):
-                        if oid is not None:
-                            self._quote[oid] = self._quote.get(oid, Decimal(0)) + notional
+                self.add_trade(maker, taker, price, quantity)
+
+    def add_trade(self, maker: str | None, taker: str | None, price: object, quantity: object) -> None:
+        """Add one stored trade (its maker and taker order ids) to both orders' executed quote."""
+        notional = Decimal(str(price)) * Decimal(str(quantity))
+        with self._lock:
+            for oid in (maker, taker):
+                if oid is not None:
+                    self._quote[oid] = self._quote.get(oid, Decimal(0)) + notional
 
     def on_messages(self, batch: Iterable[dict[str, Any]]) -> None:
         """Record the ``fill`` messages of one durable command (the owner's view of each fill: this fill's

@@ -169,16 +169,16 @@ class Klines:
                 result = connection.execution_options(yield_per=5000).execute(query)
                 for row in result:
                     self.on_trade(row[0], row[1], row[2], row[4], row[3], row[5], row[6])
-        exchange.add_listener(self._on_messages)
+        exchange.add_listener(self.on_messages)
         self._exchange = exchange
 
     def detach(self) -> None:
         """Stop following the exchange."""
         if self._exchange is not None:
-            self._exchange.remove_listener(self._on_messages)
+            self._exchange.remove_listener(self.on_messages)
             self._exchange = None
 
-    def _on_messages(self, batch: Iterable[dict[str, Any]]) -> None:
+    def on_messages(self, batch: Iterable[dict[str, Any]]) -> None:
         for message in batch:
             if message.get("type") == "trade":
                 self.on_trade(

@@ -60,6 +60,11 @@ class BinanceMarkets:
         self._by_native: dict[str, MarketConfig] = {}
         self._refresh()
 
+    @property
+    def limits(self) -> RiskLimits:
+        """The risk limits the surface describes (exchangeInfo, filters)."""
+        return self._limits
+
     def _refresh(self) -> None:
         markets = self._exchange.markets
         self._by_native = dict(markets)

@@ -44,6 +44,7 @@ from manticore_matching import ExchangeError
 from ..service import ExchangeService
 from .errors import BinanceError, from_exchange_error
 from .fill_ledger import FillLedger, decimal_or_zero
+from .history import TradeHistory
 from .markets import BinanceMarkets
 
 __all__ = [
@@ -204,8 +205,11 @@ def _not_allowed(name: str) -> BinanceError:
 class BinanceOrders:
     """Order entry and order views for one service (shared by REST and the WebSocket API)."""
 
-    def __init__(self, service: ExchangeService, markets: BinanceMarkets, ledger: FillLedger) -> None:
+    def __init__(
+        self, service: ExchangeService, markets: BinanceMarkets, ledger: FillLedger, history: TradeHistory
+    ) -> None:
         self.service = service
+        self.trade_history = history
         self.exchange = service.exchange
         self.markets = markets
         self.ledger = ledger
@@ -332,8 +336,8 @@ class BinanceOrders:
 
     # ------------------------------------------------------------------ placing
 
-    def _take_profit_check(self, order: NewOrder) -> None:
-        trades = self.exchange.recent_trades(order.symbol, 1)
+    async def _take_profit_check(self, order: NewOrder) -> None:
+        trades = await self.service.reads.recent_trades(order.symbol, 1)
         if not trades or order.stop_price is None:
             return
         last = Decimal(str(trades[0]["price"]))
@@ -341,11 +345,11 @@ class BinanceOrders:
         if reached:
             raise BinanceError(-2010, "Order would trigger immediately.")
 
-    def _quote_quantity(self, order: NewOrder) -> Decimal:
+    async def _quote_quantity(self, order: NewOrder) -> Decimal:
         """The base quantity that ``quoteOrderQty`` buys (or sells for) against the book now."""
         assert order.quote_order_qty is not None
         config = self.markets.config(order.symbol)
-        book = self.exchange.get_snapshot(order.symbol, None)
+        book = await self.service.reads.get_snapshot(order.symbol, None)
         levels = book["asks"] if order.side == "buy" else book["bids"]
         if not levels:
             raise BinanceError(-2010, "Order book liquidity is less than LOT_SIZE filter minimum quantity.")
@@ -371,9 +375,9 @@ class BinanceOrders:
         if test:
             return {}
         if order.binance_type in ("TAKE_PROFIT", "TAKE_PROFIT_LIMIT"):
-            self._take_profit_check(order)
+            await self._take_profit_check(order)
         if order.quote_order_qty is not None:
-            order.quantity = self._quote_quantity(order)
+            order.quantity = await self._quote_quantity(order)
         try:
             receipt = self.exchange.place_order(
                 user_id,
@@ -404,11 +408,12 @@ class BinanceOrders:
             raise BinanceError(-2010, "Order would trigger immediately.")
         return self.new_order_response(state, order)
 
-    async def _durable(self, position: int) -> None:
+    async def _durable(self, position: int, *, cancelling: bool = False) -> None:
+        # A gateway's exchange raises a command's refusal here, not at the call (see GatewayService).
         try:
             await self.service.durable(position)
         except ExchangeError as exc:
-            raise from_exchange_error(exc) from None
+            raise from_exchange_error(exc, cancelling=cancelling) from None
 
     def new_order_response(self, state: dict[str, Any], order: NewOrder) -> dict[str, Any]:
         """The answer to a new order in ``order.response_type`` (ACK, RESULT or FULL)."""
@@ -523,7 +528,7 @@ class BinanceOrders:
 
     # ------------------------------------------------------------------ lookups and cancels
 
-    def find(
+    async def find(
         self, user_id: str, native: str, params: dict[str, str], *, cancelling: bool = False
     ) -> dict[str, Any]:
         """The caller's order named by ``orderId`` or ``origClientOrderId`` in market ``native``;
@@ -545,14 +550,14 @@ class BinanceOrders:
                 raise BinanceError(
                     -1100, "Illegal characters found in parameter 'orderId'; legal range is '^[0-9]{1,20}$'."
                 )
-            state = self.exchange.get_order(user_id, order_id(int(number)))
+            state = await self.service.reads.get_order(user_id, order_id(int(number)))
             if state is not None and original and client_id(state) != original:
                 state = None
         else:
             assert original is not None
             if not _CLIENT_ID.match(original):
                 raise missing
-            state = self.exchange.get_order_by_client_id(user_id, original)
+            state = await self.service.reads.get_order_by_client_id(user_id, original)
         if state is None or state.get("symbol") != native:
             raise missing
         return state
@@ -562,9 +567,9 @@ class BinanceOrders:
         if not params.get("symbol"):
             raise _mandatory("symbol")
         native = self.markets.native(params["symbol"])
-        state = self.find(user_id, native, params, cancelling=True)
+        state = await self.find(user_id, native, params, cancelling=True)
         receipt = self._cancel(user_id, str(state["order_id"]))
-        await self._durable(receipt.position)
+        await self._durable(receipt.position, cancelling=True)
         final = {**state, **(receipt.order or {})}
         return self.cancel_view(final, params.get("newClientOrderId") or _cancel_id())
 
@@ -580,7 +585,7 @@ class BinanceOrders:
         if not params.get("symbol"):
             raise _mandatory("symbol")
         native = self.markets.native(params["symbol"])
-        live = self.exchange.open_orders(user_id, native)
+        live = await self.service.reads.open_orders(user_id, native)
         if not live:
             raise BinanceError(-2011, "Unknown order sent.")
         answers = []
@@ -589,7 +594,7 @@ class BinanceOrders:
             receipt = self._cancel(user_id, str(state["order_id"]))
             last = max(last, receipt.position)
             answers.append(self.cancel_view({**state, **(receipt.order or {})}, _cancel_id()))
-        await self._durable(last)
+        await self._durable(last, cancelling=True)
         return answers
 
     async def history(self, user_id: str, native: str) -> list[dict[str, Any]]:
@@ -601,9 +606,7 @@ class BinanceOrders:
 
     async def flush_storage(self) -> None:
         """Wait until storage holds everything durable (the lists below read storage)."""
-        storage = self.exchange.storage
-        if storage is not None:
-            await run_in_threadpool(storage.flush, 10.0)
+        await self.trade_history.flush()
 
 
 _REGISTRY: weakref.WeakKeyDictionary[BinanceMarkets, BinanceOrders] = weakref.WeakKeyDictionary()

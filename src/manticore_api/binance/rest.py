@@ -20,12 +20,10 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from manticore_auth import AuthError
 from manticore_matching import ExchangeError
-from manticore_storage import schema
 
 from ..service import ExchangeService
 from .errors import BinanceError, from_auth_error, from_exchange_error
@@ -140,6 +138,7 @@ def install_rest(
     """Add the REST routes to ``app``."""
     router = APIRouter(prefix=PREFIX, tags=["binance"])
     exchange = service.exchange
+    reads = service.reads  # awaited: a gateway's reads are round trips to the shard
     auth = service.auth
 
     def route(path: str, *methods: str) -> Callable[[Handler], Handler]:
@@ -187,10 +186,14 @@ def install_rest(
             return [config.symbol for config in markets.all()], False
         return [markets.native(name) for name in names], False
 
-    def many(params: dict[str, str], one: Callable[[str], dict[str, Any]]) -> Any:
+    async def many(params: dict[str, str], one: Callable[[str], Awaitable[dict[str, Any]]]) -> Any:
         chosen, single = natives(params)
-        results = [one(native) for native in chosen]
+        results = [await one(native) for native in chosen]
         return results[0] if single else results
+
+    async def top_of_book(native: str) -> _TopOfBook:
+        """The best levels of ``native``, read once (awaited) for the ticker functions."""
+        return _TopOfBook(await reads.get_snapshot(native, 1))
 
     # ------------------------------------------------------------------ general
 
@@ -211,7 +214,7 @@ def install_rest(
             chosen = [markets.native(name) for name in _symbol_list(params) or []]
         else:
             chosen = [config.symbol for config in markets.all()]
-        limits = exchange.risk.limits
+        limits = markets.limits
         rate_limits = []
         if limits.rate_limit_orders is not None and limits.rate_limit_window is not None:
             rate_limits.append(
@@ -233,7 +236,7 @@ def install_rest(
     def symbol_info(native: str) -> dict[str, Any]:
         config = markets.config(native)
         filters = markets.filters(native)
-        if limits_open := exchange.risk.limits.max_open_orders:
+        if limits_open := markets.limits.max_open_orders:
             filters.append({"filterType": "MAX_NUM_ORDERS", "maxNumOrders": limits_open})
         base_digits = markets.qty_decimals(native)
         quote_digits = markets.quote_decimals(native)
@@ -271,7 +274,7 @@ def install_rest(
         params = await public_params(request)
         native = symbol_param(params)
         limit = _limit(params, 100, 5000)
-        book = exchange.get_snapshot(native, limit)
+        book = await reads.get_snapshot(native, limit)
         price, qty = markets.price, markets.qty
         return {
             "lastUpdateId": book["sequence"],
@@ -313,7 +316,7 @@ def install_rest(
         params = await public_params(request)
         native = symbol_param(params)
         limit = _limit(params, 500, 1000)
-        recent = exchange.recent_trades(native, limit)
+        recent = await reads.recent_trades(native, limit)
         return [trade_view(native, trade) for trade in reversed(recent)]
 
     async def stored_trades(
@@ -321,34 +324,7 @@ def install_rest(
     ) -> list[dict[str, Any]]:
         """Trades of ``native`` from storage, oldest first: from trade number ``from_no`` on, or within
         ``[start_ms, end_ms]``; at most ``limit``."""
-        await orders.flush_storage()
-        table = schema.trades
-        prefix = exchange.book(native).order_id_prefix
-
-        def query() -> list[dict[str, Any]]:
-            statement = select(
-                table.c.trade_id, table.c.price, table.c.quantity, table.c.taker_side, table.c.timestamp
-            ).where(table.c.symbol == native)
-            storage = exchange.storage
-            assert storage is not None
-            with storage.engine.connect() as connection:
-                if from_no is not None:
-                    sequence = connection.execute(
-                        select(table.c.sequence).where(
-                            table.c.symbol == native, table.c.trade_id == f"{prefix}T{from_no}"
-                        )
-                    ).scalar()
-                    if sequence is None:
-                        return []
-                    statement = statement.where(table.c.sequence >= sequence)
-                if start_ms is not None:
-                    statement = statement.where(table.c.timestamp >= start_ms / 1000)
-                if end_ms is not None:
-                    statement = statement.where(table.c.timestamp < (end_ms + 1) / 1000)
-                statement = statement.order_by(table.c.sequence).limit(limit)
-                return [dict(row) for row in connection.execute(statement).mappings()]
-
-        return await run_in_threadpool(query)
+        return await orders.trade_history.stored_trades(native, from_no, start_ms, end_ms, limit)
 
     @route("/historicalTrades", "GET")
     async def historical_trades(request: Request) -> Any:
@@ -370,7 +346,7 @@ def install_rest(
         from_no = _int(params, "fromId")
         start, end = _int(params, "startTime"), _int(params, "endTime")
         if from_no is None and start is None and end is None:
-            return [agg_view(native, trade) for trade in reversed(exchange.recent_trades(native, limit))]
+            return [agg_view(native, trade) for trade in reversed(await reads.recent_trades(native, limit))]
         found = await stored_trades(native, from_no, start, end, limit)
         return [agg_view(native, trade) for trade in found]
 
@@ -394,17 +370,29 @@ def install_rest(
     async def ticker(request: Request) -> Any:
         params = await public_params(request)
         now = int(time.time() * 1000)
-        return many(params, lambda native: ticker_24hr(exchange, markets, klines, native, now))
+
+        async def one(native: str) -> dict[str, Any]:
+            return ticker_24hr(await top_of_book(native), markets, klines, native, now)
+
+        return await many(params, one)
 
     @route("/ticker/price", "GET")
     async def ticker_price(request: Request) -> Any:
         params = await public_params(request)
-        return many(params, lambda native: price_ticker(markets, klines, native))
+
+        async def one(native: str) -> dict[str, Any]:
+            return price_ticker(markets, klines, native)
+
+        return await many(params, one)
 
     @route("/ticker/bookTicker", "GET")
     async def ticker_book(request: Request) -> Any:
         params = await public_params(request)
-        return many(params, lambda native: book_ticker(exchange, markets, native))
+
+        async def one(native: str) -> dict[str, Any]:
+            return book_ticker(await top_of_book(native), markets, native)
+
+        return await many(params, one)
 
     @route("/avgPrice", "GET")
     async def average_price(request: Request) -> Any:
@@ -424,7 +412,7 @@ def install_rest(
         user_id, params = await signed(request)
         omit_zero = params.get("omitZeroBalances", "false").lower() == "true"
         balances = []
-        for asset, amounts in exchange.balances(user_id)["balances"].items():
+        for asset, amounts in (await reads.balances(user_id))["balances"].items():
             free, locked = Decimal(str(amounts["available"])), Decimal(str(amounts["held"]))
             if omit_zero and free == 0 and locked == 0:
                 continue
@@ -510,7 +498,7 @@ def install_rest(
     async def query_order(request: Request) -> Any:
         user_id, params = await signed(request)
         native = symbol_param(params)
-        return orders.order_view(orders.find(user_id, native, params))
+        return orders.order_view(await orders.find(user_id, native, params))
 
     @route("/order", "DELETE")
     async def cancel_order(request: Request) -> Any:
@@ -586,7 +574,7 @@ def install_rest(
     async def open_orders(request: Request) -> Any:
         user_id, params = await signed(request)
         native = symbol_param(params) if params.get("symbol") else None
-        return [orders.order_view(state) for state in exchange.open_orders(user_id, native)]
+        return [orders.order_view(state) for state in await reads.open_orders(user_id, native)]
 
     @route("/openOrders", "DELETE")
     async def cancel_open_orders(request: Request) -> Any:
@@ -669,3 +657,15 @@ def install_rest(
     app.include_router(router)
     # sapi, fapi, api/v1 ...: not served, answered the Binance way (HTTP only; WebSockets pass through)
     app.add_api_route("/binance/{path:path}", unknown, methods=methods, include_in_schema=False)
+
+
+class _TopOfBook:
+    """One book snapshot read beforehand, served to the ticker functions as ``get_snapshot``."""
+
+    __slots__ = ("_book",)
+
+    def __init__(self, book: dict[str, Any]) -> None:
+        self._book = book
+
+    def get_snapshot(self, symbol: str, depth: int | None = None) -> dict[str, Any]:
+        return self._book

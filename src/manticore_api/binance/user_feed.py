@@ -80,11 +80,23 @@ class UserFeed:
 
     # ------------------------------------------------------------------ subscriptions
 
-    def subscribe(self, user_id: str, subscriber: UserSubscriber, subscription_id: int) -> None:
-        """Deliver ``user_id``'s events to ``subscriber`` wrapped with ``subscription_id``."""
+    def follows(self, user_id: str) -> bool:
+        """Whether the feed keeps ``user_id``'s balances already (:meth:`subscribe` needs none then)."""
+        return user_id in self._balances
+
+    def subscribe(
+        self,
+        user_id: str,
+        subscriber: UserSubscriber,
+        subscription_id: int,
+        balances: dict[str, Any] | None = None,
+    ) -> None:
+        """Deliver ``user_id``'s events to ``subscriber`` wrapped with ``subscription_id``. ``balances``:
+        the user's balances now (``Exchange.balances(user)["balances"]``), read here when not given."""
         self._subscriptions.setdefault(user_id, {})[(id(subscriber), subscription_id)] = subscriber
         if user_id not in self._balances:
-            balances = self._exchange.balances(user_id)["balances"]
+            if balances is None:
+                balances = self._exchange.balances(user_id)["balances"]
             self._balances[user_id] = {asset: Decimal(v["available"]) for asset, v in balances.items()}
 
     def unsubscribe(self, user_id: str, subscriber: UserSubscriber, subscription_id: int) -> None:

@@ -29,17 +29,16 @@ async def fills(
     order_id, client_order_id, side, role`` (maker/taker), ``price, quantity, fee`` (in ``fee_asset``,
     the market's quote asset) and ``timestamp``; never the counterparty's user or order."""
     service = service_of(request)
-    exchange = service.exchange
     if symbol is not None:
-        exchange.require_market(symbol)
-    return {"fills": await run_in_threadpool(exchange.fills, caller.user_id, symbol, limit)}
+        await service.reads.require_market(symbol)
+    return {"fills": await run_in_threadpool(service.exchange.fills, caller.user_id, symbol, limit)}
 
 
 @router.get("/api/balances", tags=["account"], responses=ERRORS)
 async def balances(request: Request, caller: CurrentUser) -> dict[str, Any]:
     """The caller's available and held amounts per asset."""
     service = service_of(request)
-    return {"user_id": caller.user_id, **service.exchange.balances(caller.user_id)}
+    return {"user_id": caller.user_id, **(await service.reads.balances(caller.user_id))}
 
 
 @router.get("/api/me", tags=["account"], responses=ERRORS)

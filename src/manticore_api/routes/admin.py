@@ -22,7 +22,7 @@ router = APIRouter()
 
 async def _transfer(service: ExchangeService, receipt: Receipt, user_id: str) -> dict[str, Any]:
     await service.durable(receipt.position)
-    return {"status": "success", "user_id": user_id, **service.exchange.balances(user_id)}
+    return {"status": "success", "user_id": user_id, **(await service.reads.balances(user_id))}
 
 
 @router.post("/api/deposits", tags=["admin"], status_code=201, responses=ERRORS)

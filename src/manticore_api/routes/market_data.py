@@ -23,7 +23,7 @@ async def orderbook(
     """The book: bids and asks best first, with the sequence of the last event included
     (``depth=0`` is the whole book)."""
     service = service_of(request)
-    return service.exchange.get_snapshot(symbol, depth or None)
+    return await service.reads.get_snapshot(symbol, depth or None)
 
 
 @router.get("/api/markets", tags=["market data"], responses=ERRORS)
@@ -32,7 +32,7 @@ async def markets(
 ) -> dict[str, Any]:
     """Every market with its tick size, lot size and fee rates."""
     service = service_of(request)
-    return {"markets": [config.to_dict() for config in service.exchange.markets.values()]}
+    return {"markets": [config.to_dict() for config in (await service.reads.markets()).values()]}
 
 
 @router.get("/api/trades", tags=["market data"], responses=ERRORS)
@@ -43,4 +43,4 @@ async def trades(
 ) -> dict[str, Any]:
     """The market's recent trades, newest first."""
     service = service_of(request)
-    return {"trades": service.exchange.recent_trades(symbol, limit)}
+    return {"trades": await service.reads.recent_trades(symbol, limit)}

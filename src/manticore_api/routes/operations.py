@@ -32,7 +32,8 @@ async def prometheus_metrics(
 ) -> Response:
     """Prometheus text exposition."""
     metrics = metrics_of(request)
-    body, content_type = metrics.render()
+    # The exchange's counters are read at scrape time: a remote exchange's read must not block the loop.
+    body, content_type = await run_in_threadpool(metrics.render)
     return Response(body, media_type=content_type)
 
 

@@ -57,7 +57,7 @@ async def open_orders(
 ) -> dict[str, Any]:
     """The caller's live orders (resting and untriggered stops)."""
     service = service_of(request)
-    return {"orders": service.exchange.open_orders(caller.user_id, symbol)}
+    return {"orders": await service.reads.open_orders(caller.user_id, symbol)}
 
 
 @router.get("/api/orders/history", tags=["orders"], responses=ERRORS)
@@ -69,10 +69,9 @@ async def order_history(
 ) -> dict[str, Any]:
     """The caller's orders of every status, newest first."""
     service = service_of(request)
-    exchange = service.exchange
     if symbol is not None:
-        exchange.require_market(symbol)
-    orders = await run_in_threadpool(exchange.order_history, caller.user_id, symbol, limit)
+        await service.reads.require_market(symbol)
+    orders = await run_in_threadpool(service.exchange.order_history, caller.user_id, symbol, limit)
     return {"orders": orders}
 
 
@@ -106,7 +105,7 @@ async def cancel_order_by_client_id(
 async def get_order(request: Request, order_id: str, caller: CurrentUser) -> dict[str, Any] | JSONResponse:
     """One of the caller's orders, live or finished."""
     service = service_of(request)
-    order = service.exchange.get_order(None if caller.is_admin else caller.user_id, order_id)
+    order = await service.reads.get_order(None if caller.is_admin else caller.user_id, order_id)
     if order is None:
         return order_not_found(order_id)
     return {"status": "success", "order": order}

@@ -114,7 +114,7 @@ async def _serve_stream(
                 connection.user_id = caller.user_id
                 connection.push({"type": "authenticated", "user_id": caller.user_id})
             elif op == "subscribe":
-                reply = hub.subscribe(connection, str(request.get("channel")), request.get("symbol"))
+                reply = await hub.subscribe(connection, str(request.get("channel")), request.get("symbol"))
                 if reply:
                     connection.push(reply)
             elif op == "unsubscribe":
