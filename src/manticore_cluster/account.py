@@ -526,10 +526,40 @@ class AccountState:
                 [n, {**route, "funding": {a: str(v) for a, v in route["funding"].items()}}]
                 for n, route in self.routes.items()
             ],
-            "orders": self.orders,
-            "applied": self.applied,
+            "orders": copy.deepcopy(self.orders),
+            "applied": dict(self.applied),
             "limiter": [] if self.limiter is None else self.limiter.export(),
         }
+
+    def load(self, state: dict[str, Any]) -> None:
+        """Replace the state with an :meth:`export` (a checkpoint's); answers kept for retries are not
+        in it."""
+
+        def table(values: dict[str, dict[str, str]]) -> dict[str, dict[str, Decimal]]:
+            return {
+                user: {asset: Decimal(amount) for asset, amount in assets.items()}
+                for user, assets in values.items()
+            }
+
+        self.position = int(state["position"])
+        self.available = table(state["available"])
+        self.transit = table(state["transit"])
+        self.mirror = {shard: table(held) for shard, held in state["mirror"].items()}
+        self.net = {asset: Decimal(amount) for asset, amount in state["net"].items()}
+        self.routes = {
+            int(n): {**route, "funding": {a: Decimal(v) for a, v in route["funding"].items()}}
+            for n, route in state["routes"]
+        }
+        self.orders = {order_id: dict(order) for order_id, order in state["orders"].items()}
+        self.names = {
+            (order["user_id"], order["client_order_id"]): order_id
+            for order_id, order in self.orders.items()
+            if order["client_order_id"] is not None
+        }
+        self.applied = {shard: int(seq) for shard, seq in state["applied"].items()}
+        self.results = OrderedDict()
+        if self.limiter is not None:
+            self.limiter.load([(user, [float(t) for t in times]) for user, times in state["limiter"]])
 
     def check_invariants(self) -> None:
         """AssertionError on a negative amount or a name index that disagrees with the live orders."""

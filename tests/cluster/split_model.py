@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from manticore_cluster.account import AccountState
+from manticore_cluster.account_shard import AccountLedger
 from manticore_cluster.conservation import check, market_view
 from manticore_matching import Exchange, ExchangeError, MarketConfig
 from manticore_risk import RiskLimits
@@ -52,12 +53,14 @@ class SplitSystem:
         self.markets: dict[str, Exchange] = {}
         for shard in SHARDS:
             self.markets[shard] = self._open_market(shard)
-        self.account = self._new_account()
+        self.account = self.new_account()
         self.log: list[dict[str, Any]] = []
+        #: the account's journaled form, when a test gives one (its state is :attr:`account`)
+        self.ledger: AccountLedger | None = None
         #: route position -> the settlement the client saw (its answer), first time only
         self.answers: dict[int, dict[str, Any]] = {}
 
-    def _new_account(self) -> AccountState:
+    def new_account(self) -> AccountState:
         routing = {config.symbol: (config, shard) for shard, configs in SHARDS.items() for config in configs}
         return AccountState("acct", routing, ACCOUNT_LIMITS)
 
@@ -76,11 +79,19 @@ class SplitSystem:
     # ------------------------------------------------------------------ the account's journal
 
     def journal(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Journal an account record at the next position and apply it (as a JSON round trip)."""
+        """Journal an account record at the next position and apply it (as a JSON round trip); through
+        :attr:`ledger` when one is set."""
+        if self.ledger is not None:
+            record = self.ledger.commit(_copy(record))
+            self.log.append(_copy(record))
+            return record
         record = _copy({**record, "n": len(self.log) + 1})
         self.log.append(record)
         self.account.apply(record)
         return record
+
+    def next_position(self) -> int:
+        return self.ledger.journal.appended + 1 if self.ledger is not None else len(self.log) + 1
 
     def command(self, op: str, *args: Any, **kwargs: Any) -> dict[str, Any] | ExchangeError:
         """Run an account command (``place``, ``cancel``, ``modify``, ``deposit``, ``withdraw``): its
@@ -89,7 +100,7 @@ class SplitSystem:
         account = self.account
         try:
             if op == "place":
-                record = account.place_record(now, len(self.log) + 1, *args, **kwargs)
+                record = account.place_record(now, self.next_position(), *args, **kwargs)
             elif op == "cancel":
                 record = account.cancel_record(now, *args, **kwargs)
             elif op == "modify":
@@ -172,7 +183,7 @@ class SplitSystem:
 
     def rebuild_account(self) -> None:
         """Replace the account by one rebuilt from its log; it must be the same state."""
-        rebuilt = self._new_account()
+        rebuilt = self.new_account()
         for record in self.log:
             rebuilt.apply(_copy(record))
         assert rebuilt.export() == self.account.export()
