@@ -555,6 +555,12 @@ class Exchange(ExchangeReads, Listeners):
                 self._commit(record, market, now, order_id)
                 return outbox.pending[outbox.last]
 
+    def settlements(self, after: int = 0) -> list[dict[str, Any]]:
+        """A market shard's pending settlements after its position ``after``, oldest first (what the
+        account shard has not confirmed yet); [] on a whole exchange."""
+        with self._lock:
+            return [] if self.outbox is None else self.outbox.after(after)
+
     def _apply_routed(self, record: dict[str, Any], market: Market | None, *, live: bool) -> str | None:
         """Credit a ``routed`` record's funding and apply its action (live: with the checks, writing
         ``error`` and the normalised action into the record; replay: as recorded). Returns the
