@@ -47,9 +47,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from manticore_matching import (
     DEFAULT_MARKETS,
@@ -61,6 +61,8 @@ from manticore_matching import (
 )
 from manticore_risk import RiskLimits
 
+from .account import AccountState
+from .account_shard import AccountLedger
 from .lease import Lease
 from .log import JetStreamJournal, JournalFenced
 from .natsconf import NatsOptions, check_shard, connect, ensure_lease_bucket
@@ -115,9 +117,18 @@ class ShardOptions:
     storage_url: str | None = None
     checkpoint_every: int = 100_000
     instance_id: str = ""
+    #: ``whole`` (phase 1: every market and the ledger), ``market`` (phase 2: the books of ``markets``,
+    #: funded by routed commands) or ``account`` (phase 2: balances; ``routing`` names the markets)
+    role: str = "whole"
+    #: the account role's markets: symbol -> (config, market shard owning it)
+    routing: dict[str, tuple[MarketConfig, str]] | None = None
 
     def __post_init__(self) -> None:
         check_shard(self.name)
+        if self.role not in ("whole", "market", "account"):
+            raise ValueError("role: whole, market or account")
+        if self.role == "account" and not self.routing:
+            raise ValueError("an account shard needs the routing of its markets")
         if not self.lease_ttl > 0:
             raise ValueError("lease ttl: more than 0 seconds")
         if not self.instance_id:
@@ -133,10 +144,14 @@ class CommandServing(Protocol):
 
 
 #: Builds the command server of a leader: ``(nc, exchange, shard name, prefix)``.
-ServerFactory = Callable[["Client", Exchange, str, str], CommandServing]
+ServerFactory = Callable[["Client", Any, str, str], CommandServing]
 
 
-def _default_server(nc: Client, exchange: Exchange, shard: str, prefix: str) -> CommandServing:
+def _default_server(nc: Client, exchange: Any, shard: str, prefix: str) -> CommandServing:
+    if isinstance(exchange, AccountLedger):
+        from .account_server import AccountServer
+
+        return AccountServer(nc, exchange, shard, prefix)
     from .server import CommandServer
 
     server: CommandServing = CommandServer(nc, exchange, shard, prefix)
@@ -245,14 +260,28 @@ class ShardInstance:
     async def _run_connected(self, nc: Client, lock: DataDirectoryLock) -> int:
         options = self.options
         kv = await ensure_lease_bucket(nc.jetstream(), options.nats, options.lease_ttl)
-        exchange = Exchange(
-            options.data_dir,
-            storage_url=options.storage_url,
-            risk_limits=options.risk_limits,
-            checkpoint_every=options.checkpoint_every,
-            lock=lock,
-            journal_factory=self._journal_factory,
-        )
+        exchange: Any
+        if options.role == "account":
+            assert options.routing is not None
+            exchange = AccountLedger(
+                options.data_dir,
+                AccountState(options.name, options.routing, options.risk_limits),
+                self._journal_factory(lambda _position: None),
+                checkpoint_every=options.checkpoint_every,
+            )
+        else:
+            limits = options.risk_limits
+            if options.role == "market":  # the account shard applies the per-user limits
+                limits = replace(limits, max_open_orders=None, rate_limit_orders=None, rate_limit_window=None)
+            exchange = Exchange(
+                options.data_dir,
+                storage_url=options.storage_url,
+                risk_limits=limits,
+                checkpoint_every=options.checkpoint_every,
+                lock=lock,
+                journal_factory=self._journal_factory,
+                settle_as=options.name if options.role == "market" else None,
+            )
         self.role = "standby"
         log.info("shard %s: instance %s following the log", options.name, options.instance_id)
         opening = asyncio.ensure_future(asyncio.to_thread(exchange.open))
@@ -306,7 +335,7 @@ class ShardInstance:
             await asyncio.sleep(self.options.lease_ttl / 6)
         return False
 
-    async def _lead(self, nc: Client, exchange: Exchange, opening: asyncio.Future[None]) -> int:
+    async def _lead(self, nc: Client, exchange: Any, opening: asyncio.Future[None]) -> int:
         options = self.options
         lease = self._lease
         assert lease is not None
@@ -351,7 +380,9 @@ class ShardInstance:
                 await lease.release()
             log.info("shard %s: leader %s stopped (status %d)", options.name, options.instance_id, status)
 
-    def _create_markets(self, exchange: Exchange) -> None:
+    def _create_markets(self, exchange: Any) -> None:
+        if not isinstance(exchange, Exchange):
+            return  # an account shard has no books
         created = [
             exchange.create_market(config).position
             for config in self.options.markets
@@ -360,7 +391,7 @@ class ShardInstance:
         if created and not exchange.wait_durable(created[-1]):
             raise ServiceUnavailable("the configured markets could not be made durable")
 
-    async def _serve(self, exchange: Exchange) -> int:
+    async def _serve(self, exchange: Any) -> int:
         """The leader's watch (the command server runs the expiry timer): 0 when stopped, non-zero when
         the journal failed."""
         journal = exchange.journal

@@ -5,16 +5,12 @@ leader with routes pending (resent by the new leader), rebuilds from the logs.""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import uuid
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-import nats
 import pytest
-from nats.aio.client import Client
 
 from manticore_cluster import protocol
 from manticore_cluster.account import AccountState
@@ -27,26 +23,9 @@ from manticore_cluster.server import CommandServer
 from manticore_matching import Exchange, ExchangeError
 from tests.cluster.helpers import journal_factory
 from tests.cluster.split_model import ACCOUNT_LIMITS, SHARDS
+from tests.cluster.split_support import Loop
 
 T = TypeVar("T")
-
-
-class Loop:
-    """An event loop on its own thread with one NATS connection."""
-
-    def __init__(self, url: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.nc: Client = self.run(nats.connect(url))
-
-    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.run(self.nc.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 class Split:
