@@ -296,7 +296,7 @@ class AccountServer:
             request = protocol.decode_request(msg.data, ACCOUNT_QUERIES)
             state = self.ledger.state
             if request.op == "balances":
-                result: Any = state.balances(request.args["user_id"])
+                result: Any = {"balances": state.balances(request.args["user_id"])}
             elif request.op == "markets":
                 result = {symbol: config.to_dict() for symbol, (config, _shard) in state.markets.items()}
             elif request.op == "require_market":

@@ -5,13 +5,18 @@ leader with routes pending (resent by the new leader), rebuilds from the logs.""
 
 from __future__ import annotations
 
+import json
+import signal
+import sys
 import threading
 import uuid
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
+from manticore_api.server import ADMIN_CREDENTIALS
 from manticore_cluster import protocol
 from manticore_cluster.account import AccountState
 from manticore_cluster.account_server import AccountServer
@@ -21,6 +26,7 @@ from manticore_cluster.log import JetStreamJournal
 from manticore_cluster.natsconf import NatsOptions
 from manticore_cluster.server import CommandServer
 from manticore_matching import Exchange, ExchangeError
+from tests.api.support import SignedClient, free_port, new_user, start_healthy
 from tests.cluster.helpers import journal_factory
 from tests.cluster.split_model import ACCOUNT_LIMITS, SHARDS
 from tests.cluster.split_support import Loop
@@ -185,7 +191,7 @@ def test_orders_trade_across_shards_and_money_is_conserved(split: Split) -> None
     assert split.ledger is not None
     check(split.ledger.state, split.views(), quiescent=True)
     balances = split.request("balances", user_id="alice")
-    assert balances["BTC"]["available"] == "12"
+    assert balances["balances"]["BTC"]["available"] == "12"
 
 
 def test_a_new_account_leader_resends_pending_routes(split: Split, tmp_path: Path) -> None:
@@ -204,3 +210,73 @@ def test_a_new_account_leader_resends_pending_routes(split: Split, tmp_path: Pat
     assert split.ledger.state.orders[f"MC-{record['n']}"]["user_id"] == "bob"
     check(split.ledger.state, split.views(), quiescent=True)
     assert len(split.markets["m1"].book("BTC/USD").get_orders()) == 1
+
+
+def test_a_gateway_serves_http_over_the_account_and_market_shards(split: Split, tmp_path: Path) -> None:
+    """`manticore gateway --shard acct --market-shard ...`: orders, balances, books and trades over HTTP."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path / "gateway"
+    command = [
+        sys.executable,
+        "-m",
+        "manticore_api.cli",
+        "gateway",
+        "--nats",
+        split.options.servers[0],
+        "--shard",
+        "acct",
+        "--prefix",
+        split.prefix,
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--market-shard",
+        "m1=BTC/USD",
+        "--market-shard",
+        "m2=ETH/USD",
+        "--log-level",
+        "warning",
+    ]
+    process = start_healthy(command, tmp_path / "gateway.log", url, "gateway")
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            credentials = json.loads((data_dir / ADMIN_CREDENTIALS).read_text())
+            admin = SignedClient(http, credentials["api_key"], credentials["api_secret"])
+            alice = new_user(admin, "alice", {"USD": "10000", "ETH": "10"})
+            bob = new_user(admin, "bob", {"BTC": "5"})
+            sold = bob.post(
+                "/api/orders", {"symbol": "BTC/USD", "side": "sell", "quantity": "2", "price": "100"}
+            )
+            assert sold.status_code == 201, sold.text
+            bought = alice.post(
+                "/api/orders", {"symbol": "BTC/USD", "side": "buy", "quantity": "1", "price": "100"}
+            )
+            assert bought.status_code == 201, bought.text
+            assert bought.json()["order"]["status"] == "filled"
+            rested = alice.post(
+                "/api/orders", {"symbol": "ETH/USD", "side": "sell", "quantity": "1", "price": "25"}
+            )
+            assert rested.status_code == 201, rested.text
+            refused = alice.post(
+                "/api/orders", {"symbol": "BTC/USD", "side": "buy", "quantity": "1000", "price": "100"}
+            )
+            assert refused.status_code == 422 and refused.json()["code"] == "insufficient_balance"
+            book = http.get("/api/orderbook", params={"symbol": "BTC/USD"})
+            assert book.status_code == 200, book.text
+            assert [level["quantity"] for level in book.json()["asks"]] in (["1"], ["1.0"])
+            trades = http.get("/api/trades", params={"symbol": "BTC/USD"}).json()
+            assert len(trades["trades"]) == 1
+            _quiet(split)
+            balances = alice.get("/api/balances").json()
+            assert balances["balances"]["BTC"]["available"] == "1"
+            assert balances["balances"]["ETH"] == {"available": "9", "held": "1"}
+            cancelled = alice.delete(f"/api/orders/{rested.json()['order_id']}")
+            assert cancelled.status_code == 200, cancelled.text
+            _quiet(split)
+            assert split.ledger is not None
+            check(split.ledger.state, split.views(), quiescent=True)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
