@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 import manticore_orderbook
-from manticore_matching import ConfigError, load_markets, load_risk_limits
+from manticore_matching import DEFAULT_MARKETS, ConfigError, load_markets, load_risk_limits
 
 from . import admin
 from .security import is_loopback
@@ -387,7 +387,6 @@ def _split_roles(
     role: str, configured: dict[str, Any], symbols: str | None, shards: tuple[str, ...]
 ) -> dict[str, Any]:
     """The shard options of a phase-2 role: a market shard's own markets, an account shard's routing."""
-    from manticore_matching import DEFAULT_MARKETS
 
     markets = {config.symbol: config for config in configured.get("markets", DEFAULT_MARKETS)}
     if role == "market" and symbols:
@@ -536,7 +535,16 @@ def shard(
     is_flag=True,
     help="Development only: gateways accept requests without credentials (loopback addresses only).",
 )
+@click.option(
+    "--market-shards",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 16),
+    help="Phase 2: split the configured markets over this many market shards beside an account shard "
+    "(--name); 0: one whole shard (phase 1).",
+)
 def cluster(
+    market_shards: int,
     nats_url: str,
     gateways: int,
     standbys: int,
@@ -569,6 +577,10 @@ def cluster(
         lease_ttl=lease_ttl,
         config_path=config_path,
         gateway_args=["--no-auth"] if no_auth else [],
+        market_shards=market_shards,
+        symbols=[
+            config.symbol for config in _markets_and_limits(config_path).get("markets", DEFAULT_MARKETS)
+        ],
     )
     raise SystemExit(LocalCluster(cluster_plan, echo=click.echo).run())
 

@@ -12,12 +12,15 @@ import contextlib
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from manticore_cluster import protocol
@@ -27,6 +30,7 @@ from manticore_cluster.conservation import check, market_view
 from manticore_cluster.log import JetStreamJournal
 from manticore_cluster.natsconf import NatsOptions
 from manticore_matching import Exchange, ExchangeError
+from tests.api.support import free_port
 from tests.cluster.helpers import journal_factory
 from tests.cluster.shard_processes import ShardProcess, write_config
 from tests.cluster.split_support import Loop
@@ -235,3 +239,40 @@ def AccountLedger_records(options: NatsOptions) -> list[dict[str, Any]]:
         return list(journal.read(0))
     finally:
         journal.close()
+
+
+def test_manticore_cluster_starts_a_split_cluster(tmp_path: Path, nats_options: NatsOptions) -> None:
+    """`manticore cluster --market-shards 2`: an account shard, two market shards, a gateway routing
+    to them; Ctrl-C stops every child."""
+    port = free_port()
+    output = tmp_path / "cluster.log"
+    argv = [sys.executable, "-m", "manticore_api.cli", "cluster", "--nats", nats_options.servers[0]]
+    argv += ["--prefix", nats_options.prefix, "--data-dir", str(tmp_path / "data"), "--port", str(port)]
+    argv += ["--gateways", "1", "--standbys", "0", "--market-shards", "2", "--lease-ttl", "1", "--no-auth"]
+    with output.open("ab") as handle:
+        cluster = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        markets: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/markets", timeout=2)
+                if answer.status_code == 200:
+                    markets = answer.json()
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        symbols = sorted(market["symbol"] for market in markets.get("markets", []))
+        assert len(symbols) >= 2, output.read_text()
+        for symbol in symbols:
+            book = httpx.get(f"http://127.0.0.1:{port}/api/orderbook", params={"symbol": symbol}, timeout=10)
+            assert book.status_code == 200, book.text
+        text = output.read_text()
+        assert "m0-0" in text and "m1-0" in text and "shard-0" in text
+        cluster.send_signal(signal.SIGINT)
+        assert cluster.wait(40) == 0, output.read_text()
+    finally:
+        if cluster.poll() is None:
+            cluster.kill()
+            cluster.wait(10)
