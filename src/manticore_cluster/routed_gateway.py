@@ -28,6 +28,7 @@ class RoutedExchange(RemoteExchange):
     ) -> None:
         super().__init__(servers, shard, prefix, **kwargs)
         self.market_shards = dict(market_shards)
+        self._wrapped: dict[Listener, Listener] = {}
         self.remotes = {
             name: RemoteExchange(servers, name, prefix, **kwargs)
             for name in sorted(set(market_shards.values()))
@@ -56,12 +57,18 @@ class RoutedExchange(RemoteExchange):
     # ------------------------------------------------------------------ market data
 
     def add_listener(self, listener: Listener) -> None:
+        """Every market shard's stream messages, without their ``balances`` messages: a market shard
+        holds only what its books need (its balances are not the user's; read them with
+        :meth:`balances`, from the account shard)."""
+        wrapped = self._wrapped.setdefault(listener, _without_balances(listener))
         for remote in self.remotes.values():
-            remote.add_listener(listener)
+            remote.add_listener(wrapped)
 
     def remove_listener(self, listener: Listener) -> None:
-        for remote in self.remotes.values():
-            remote.remove_listener(listener)
+        wrapped = self._wrapped.pop(listener, None)
+        if wrapped is not None:
+            for remote in self.remotes.values():
+                remote.remove_listener(wrapped)
 
     # ------------------------------------------------------------------ reads
 
@@ -131,3 +138,12 @@ class RoutedExchange(RemoteExchange):
         """The first market shard's report (journal, storage, resting orders of its books)."""
         first = next(iter(self.remotes.values()))
         return first.component_health()
+
+
+def _without_balances(listener: Listener) -> Listener:
+    def deliver(messages: list[dict[str, Any]]) -> None:
+        kept = [message for message in messages if message.get("type") != "balances"]
+        if kept:
+            listener(kept)
+
+    return deliver
