@@ -67,6 +67,7 @@ class AccountLedger:
             if path.exists():
                 saved = orjson.loads(path.read_bytes())
                 self.state.load(saved["state"])
+                self.state.results.update((int(n), entry) for n, entry in saved.get("results", []))
                 self._now = float(saved["time"])
             for record in self.journal.read(after=self.state.position):
                 self._now = max(self._now, float(record["ts"]))
@@ -88,7 +89,13 @@ class AccountLedger:
         with self._lock:
             position = self.journal.appended
             self.wait_durable(position, None)
-            body = orjson.dumps({"time": self._now, "state": self.state.export()})
+            body = orjson.dumps(
+                {
+                    "time": self._now,
+                    "state": self.state.export(),
+                    "results": [[n, entry] for n, entry in self.state.results.items()],
+                }
+            )
             path = self.data_dir / CHECKPOINT
             temporary = path.with_suffix(".tmp")
             with temporary.open("wb") as handle:

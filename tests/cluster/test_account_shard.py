@@ -54,6 +54,8 @@ def _run(tmp_path: Path, factory: Any, restart: str) -> tuple[dict[str, Any], di
     _trade(system, 5, 60)
     assert ledger.wait_durable(ledger.journal.appended, 10)
     before = ledger.state.export()
+    results = dict(ledger.state.results)
+    assert results
     if restart == "clean":
         ledger.close()
     else:
@@ -62,6 +64,8 @@ def _run(tmp_path: Path, factory: Any, restart: str) -> tuple[dict[str, Any], di
     ledger.open()
     assert ledger.replayed_records == (0 if restart == "clean" else len(system.log))
     after = ledger.state.export()
+    # the answers kept for recognising retried places survive the restart, checkpoint or not
+    assert ledger.state.results == results
     system.account, system.ledger = ledger.state, ledger
     _trade(system, 6, 60)
     system.quiesce()
