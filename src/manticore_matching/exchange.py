@@ -525,8 +525,9 @@ class Exchange(ExchangeReads, Listeners):
         funding then comes back whole). A command seen before returns its first settlement (or
         ``{"stale": True}`` once the account has applied it), journaling nothing. ``below``: every
         route of ``source`` at or below it is settled there; ``acked``: the account applied every
-        settlement of this shard up to that position. ServiceUnavailable if the journal cannot write;
-        RuntimeError on a whole exchange."""
+        settlement of this shard up to that position. InvalidCommand (nothing journaled) for a malformed
+        user, funding or action object; ServiceUnavailable if the journal cannot write; RuntimeError on
+        a whole exchange."""
         outbox = self.outbox
         if outbox is None:
             raise RuntimeError("routed commands go to a market shard (Exchange(settle_as=...))")
@@ -534,6 +535,11 @@ class Exchange(ExchangeReads, Listeners):
             found = outbox.lookup(source, source_n)
             if found is not None:
                 return found
+            commands.check_user_id(user_id)
+            if not isinstance(funding, dict) or not isinstance(action, dict):
+                raise InvalidCommand("a routed command has a funding object and an action object")
+            for asset, amount in funding.items():
+                commands.transfer_args(user_id, asset, amount)  # InvalidCommand before anything changes
             symbol = action.get("symbol")
             market = self._markets.get(symbol) if isinstance(symbol, str) else None
             ts = self._expire_due_in(market)[0] if market is not None else None

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from manticore_matching import Exchange, ExchangeError, OrderRejected
+from manticore_matching import Exchange, ExchangeError, InvalidCommand, OrderRejected
 from manticore_risk.amounts import amount_str
 from tests.cluster.split_model import BTC, SplitSystem
 from tests.matching.exchange_streams import Clock
@@ -122,3 +122,14 @@ def test_a_whole_exchange_takes_no_routed_commands(tmp_path: Path) -> None:
             exchange.routed(
                 "acct", 1, 0, 0, "bob", {}, {"kind": "cancel", "symbol": "BTC/USD", "order_id": "x"}
             )
+
+
+def test_malformed_funding_changes_nothing_and_journals_nothing(system: SplitSystem) -> None:
+    exchange = system.markets["m1"]
+    appended = exchange.journal.appended
+    action = {"kind": "cancel", "symbol": "BTC/USD", "order_id": "MC-1"}
+    for funding in ({"USD": "10", "BTC": "-1"}, {"USD": "abc"}, {"usd": "1"}):
+        with pytest.raises(InvalidCommand):
+            exchange.routed("acct", 1, 0, 0, "bob", funding, action)
+    assert exchange.journal.appended == appended
+    assert exchange.risk.balances("bob") == {}
