@@ -41,7 +41,13 @@ from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from manticore_matching import ExchangeError, InvalidCommand, ServiceUnavailable, UnknownMarket
+from manticore_matching import (
+    ExchangeError,
+    InvalidCommand,
+    OrderNotFound,
+    ServiceUnavailable,
+    UnknownMarket,
+)
 
 from . import protocol
 from .account_shard import AccountLedger
@@ -166,10 +172,17 @@ class AccountServer:
             record = ledger.place(
                 args.pop("user_id"), args.pop("symbol"), args.pop("side"), args.pop("quantity"), **args
             )
-        elif op == "cancel_order":
-            record = ledger.cancel(args.get("user_id"), args.get("order_id"))
-        elif op == "cancel_order_by_client_id":
-            record = ledger.cancel(args["user_id"], None, args.get("client_order_id"))
+        elif op in ("cancel_order", "cancel_order_by_client_id"):
+            try:
+                if op == "cancel_order":
+                    record = ledger.cancel(args.get("user_id"), args.get("order_id"))
+                else:
+                    record = ledger.cancel(args["user_id"], None, args.get("client_order_id"))
+            except OrderNotFound:
+                found = self._cancelled_before(args) if request.retry else None
+                if found is None:
+                    raise
+                return await self._result(found)
         else:
             record = ledger.modify(
                 args.get("user_id"),
@@ -193,6 +206,25 @@ class AccountServer:
         for position in reversed(state.results):
             order = state.results[position].get("order") or {}
             if order.get("user_id") == user and order.get("client_order_id") == name:
+                return int(position)
+        return None
+
+    def _cancelled_before(self, args: dict[str, Any]) -> int | None:
+        """The route position of a successful cancel of this user's order (by id or name) among the
+        kept answers: a retried cancel whose first attempt went through gets its answer."""
+        user = args.get("user_id")
+        state = self.ledger.state
+        for position in reversed(state.results):
+            entry = state.results[position]
+            order = entry.get("order") or {}
+            if entry["error"] is not None or order.get("status") != "cancelled":
+                continue
+            if user is not None and order.get("user_id") != user:
+                continue
+            if order.get("order_id") == args.get("order_id") or (
+                args.get("client_order_id") is not None
+                and order.get("client_order_id") == args.get("client_order_id")
+            ):
                 return int(position)
         return None
 

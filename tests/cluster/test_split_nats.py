@@ -185,7 +185,14 @@ def test_orders_trade_across_shards_and_money_is_conserved(split: Split) -> None
         client_order_id="a1",
     )
     assert again["order_id"] == buy["order_id"]
-    split.request("cancel_order_by_client_id", user_id="alice", client_order_id="a1")
+    cancelled = split.request("cancel_order_by_client_id", user_id="alice", client_order_id="a1")
+    assert cancelled["order"]["status"] == "cancelled"
+    # a retried cancel whose first attempt went through gets the first answer, not order_not_found
+    retried = split.request("cancel_order_by_client_id", retry=True, user_id="alice", client_order_id="a1")
+    assert retried == cancelled
+    with pytest.raises(ExchangeError) as missing:
+        split.request("cancel_order_by_client_id", user_id="alice", client_order_id="a1")
+    assert missing.value.code == "order_not_found"
     split.request("withdraw", user_id="bob", asset="USD", amount="50")
     _quiet(split)
     assert split.ledger is not None
