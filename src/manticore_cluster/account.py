@@ -94,6 +94,9 @@ class AccountState:
         self.applied: dict[str, int] = {}
         #: route position -> its settlement (the market's answer), the most recent RESULTS_KEPT
         self.results: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        #: (user, client order id) -> position of the most recent place routed under that name, the
+        #: most recent RESULTS_KEPT (a retried place is recognised by it even when it was refused)
+        self.routed_names: OrderedDict[tuple[str, str], int] = OrderedDict()
         self.limiter: RateLimiter | None = None
         if self.limits.rate_limit_orders is not None and self.limits.rate_limit_window is not None:
             self.limiter = RateLimiter(self.limits.rate_limit_orders, self.limits.rate_limit_window)
@@ -368,6 +371,12 @@ class AccountState:
             action = record["action"]
             if self.limiter is not None and action["kind"] in ("place", "modify"):
                 self.limiter.record(user, float(record["ts"]))
+            name = action.get("client_order_id")
+            if action["kind"] == "place" and isinstance(name, str):
+                self.routed_names.pop((user, name), None)
+                self.routed_names[(user, name)] = n
+                while len(self.routed_names) > RESULTS_KEPT:
+                    self.routed_names.popitem(last=False)
             self.routes[n] = {
                 "user_id": user,
                 "shard": record["shard"],
@@ -558,6 +567,7 @@ class AccountState:
         }
         self.applied = {shard: int(seq) for shard, seq in state["applied"].items()}
         self.results = OrderedDict()
+        self.routed_names = OrderedDict()
         if self.limiter is not None:
             self.limiter.load([(user, [float(t) for t in times]) for user, times in state["limiter"]])
 

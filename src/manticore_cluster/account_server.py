@@ -194,20 +194,27 @@ class AccountServer:
         return await self._result(record["n"])
 
     def _routed_before(self, args: dict[str, Any]) -> int | None:
-        """The route position of this user's place with this client order id, if already routed."""
+        """The route position of this user's latest place under this client order id (pending,
+        settled, or refused by the market), if it is the same order; None otherwise."""
         user, name = args.get("user_id"), args.get("client_order_id")
-        if not isinstance(name, str):
+        if not isinstance(user, str) or not isinstance(name, str):
             return None
         state = self.ledger.state
-        for position, route in state.routes.items():
-            action = route["action"]
-            if route["user_id"] == user and action["kind"] == "place" and action["client_order_id"] == name:
-                return int(position)
-        for position in reversed(state.results):
-            order = state.results[position].get("order") or {}
-            if order.get("user_id") == user and order.get("client_order_id") == name:
-                return int(position)
-        return None
+        position = state.routed_names.get((user, name))
+        if position is None:
+            return None
+        record = self.ledger.journal.record_at(position)
+        if record is None or record.get("op") != "route":
+            return None
+        action = record["action"]
+        for key in ("symbol", "side"):
+            if action.get(key) != args.get(key):
+                return None
+        if not _same_number(action.get("quantity"), args.get("quantity")) or not _same_number(
+            action.get("price"), args.get("price")
+        ):
+            return None
+        return position
 
     def _cancelled_before(self, args: dict[str, Any]) -> int | None:
         """The route position of a successful cancel of this user's order (by id or name) among the
@@ -348,3 +355,13 @@ def held_total(ledger: AccountLedger, asset: str) -> Decimal:
     """Sum over users of what is held of ``asset`` (for monitoring)."""
     state = ledger.state
     return sum((state.held(user, asset) for user in state.users()), Decimal(0))
+
+
+def _same_number(stored: object, given: object) -> bool:
+    """Whether a journaled decimal string and a request's number are the same value (None = None)."""
+    if stored is None or given is None:
+        return stored is None and given is None
+    try:
+        return Decimal(str(stored)) == Decimal(str(given))
+    except ArithmeticError:
+        return False

@@ -68,6 +68,7 @@ class AccountLedger:
                 saved = orjson.loads(path.read_bytes())
                 self.state.load(saved["state"])
                 self.state.results.update((int(n), entry) for n, entry in saved.get("results", []))
+                self.state.routed_names.update(((u, c), int(n)) for u, c, n in saved.get("routed_names", []))
                 self._now = float(saved["time"])
             for record in self.journal.read(after=self.state.position):
                 self._now = max(self._now, float(record["ts"]))
@@ -94,6 +95,7 @@ class AccountLedger:
                     "time": self._now,
                     "state": self.state.export(),
                     "results": [[n, entry] for n, entry in self.state.results.items()],
+                    "routed_names": [[u, c, n] for (u, c), n in self.state.routed_names.items()],
                 }
             )
             path = self.data_dir / CHECKPOINT

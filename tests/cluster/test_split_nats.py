@@ -169,6 +169,22 @@ def test_orders_trade_across_shards_and_money_is_conserved(split: Split) -> None
             "place_order", user_id="bob", symbol="BTC/USD", side="buy", quantity="1", order_type="market"
         )
     assert refused.value.code == "no_liquidity"  # the market shard's refusal reaches the client
+    refusal = {"user_id": "bob", "symbol": "BTC/USD", "side": "buy", "quantity": "1", "order_type": "market"}
+    with pytest.raises(ExchangeError):
+        split.request("place_order", client_order_id="r1", **refusal)
+    # its retry is answered with the same refusal, never routed again (regression: it was re-placed)
+    with pytest.raises(ExchangeError) as again:
+        split.request("place_order", retry=True, client_order_id="r1", **refusal)
+    assert again.value.code == "no_liquidity"
+    assert split.ledger is not None
+    routed = [
+        n
+        for n in range(1, split.ledger.journal.appended + 1)
+        if (record := split.ledger.journal.record_at(n)) is not None
+        and record["op"] == "route"
+        and record["action"].get("client_order_id") == "r1"
+    ]
+    assert len(routed) == 1
     modified = split.request(
         "modify_order", user_id="alice", order_id=eth["order_id"], new_quantity="4", new_price="19.5"
     )
