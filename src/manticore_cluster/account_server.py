@@ -89,6 +89,10 @@ class AccountServer:
         #: route position -> the task delivering it (one at a time per route)
         self._delivering: dict[int, asyncio.Task[None]] = {}
         self._running = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._woken: list[asyncio.Future[None]] = []
+        #: settlements received that do not apply yet (an earlier one of their shard is on its way)
+        self._early: dict[tuple[str, int], dict[str, Any]] = {}
         self.commands = 0
         self.deliveries = 0
 
@@ -97,6 +101,8 @@ class AccountServer:
         if self._running:
             return
         self._running = True
+        self._loop = asyncio.get_running_loop()
+        self.ledger.durable_listeners.append(self._durable_from_journal_thread)
         nc = self.nc
         self._subscriptions = [
             await nc.subscribe(protocol.cmd_subject(self.prefix, self.shard), cb=self._on_command),
@@ -113,6 +119,8 @@ class AccountServer:
         if not self._running:
             return
         self._running = False
+        with contextlib.suppress(ValueError):
+            self.ledger.durable_listeners.remove(self._durable_from_journal_thread)
         for subscription in self._subscriptions:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
@@ -253,17 +261,31 @@ class AccountServer:
         return {"position": position, "order_id": entry["order_id"], "order": entry["order"], "result": {}}
 
     async def _durable(self, position: int) -> None:
+        """Wait until the account journal has made ``position`` durable (woken by the ledger's
+        durability callback; checked at least every 50 ms in case it is not wired)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.durable_timeout
         journal = self.ledger.journal
-        pause = 0.0005
         while journal.durable < position:
             if not journal.healthy:
                 raise ServiceUnavailable("the account journal failed")
             if loop.time() > deadline:
                 raise ServiceUnavailable("the account journal did not make the command durable in time")
-            await asyncio.sleep(pause)
-            pause = min(0.01, pause * 2)
+            woken = loop.create_future()
+            self._woken.append(woken)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(woken, 0.05)
+
+    def _durable_from_journal_thread(self, _position: int) -> None:
+        loop = self._loop
+        if loop is not None and self._woken:
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        woken, self._woken = self._woken, []
+        for future in woken:
+            if not future.done():
+                future.set_result(None)
 
     # ------------------------------------------------------------------ routes out, settlements in
 
@@ -305,8 +327,20 @@ class AccountServer:
         await self._durable(self.ledger.journal.appended)
 
     def _settle(self, entries: list[dict[str, Any]]) -> None:
-        if entries:
-            self.ledger.settle(entries)
+        """Journal what applies of ``entries`` and of the early ones kept from before; keep the rest
+        (each market shard's reply carries only its own settlement, which may overtake another's)."""
+        early = self._early
+        for entry in entries:
+            if isinstance(entry, dict) and "seq" in entry:
+                early[(entry["source"], entry["seq"])] = entry
+        if not early:
+            return
+        self.ledger.settle(list(early.values()))
+        applied = self.ledger.state.applied
+        for key in [key for key in early if key[1] <= applied.get(key[0], 0)]:
+            del early[key]
+        if len(early) > 100_000:  # never expected: the pull recovers whatever is dropped
+            early.clear()
 
     async def _pull_forever(self) -> None:
         shards = sorted({shard for _config, shard in self.ledger.state.markets.values()})

@@ -58,6 +58,15 @@ class AccountLedger:
         self._checkpoint_every = checkpoint_every
         self._since_checkpoint = 0
         self.replayed_records = 0
+        #: called with each new durable position, from the journal's thread (see :meth:`on_durable`)
+        self.durable_listeners: list[Callable[[int], None]] = []
+
+    def on_durable(self, position: int) -> None:
+        """The journal's durability callback: build the journal with it
+        (``JetStreamJournal(..., on_durable=ledger.on_durable)``) to have :attr:`durable_listeners`
+        called."""
+        for listener in list(self.durable_listeners):
+            listener(position)
 
     def open(self) -> None:
         """Load the checkpoint, replay the log after it (a following journal keeps yielding until its

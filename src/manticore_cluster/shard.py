@@ -263,12 +263,14 @@ class ShardInstance:
         exchange: Any
         if options.role == "account":
             assert options.routing is not None
+            durable: list[Callable[[int], None]] = []
             exchange = AccountLedger(
                 options.data_dir,
                 AccountState(options.name, options.routing, options.risk_limits),
-                self._journal_factory(lambda _position: None),
+                self._journal_factory(lambda position: durable[0](position) if durable else None),
                 checkpoint_every=options.checkpoint_every,
             )
+            durable.append(exchange.on_durable)
         else:
             limits = options.risk_limits
             if options.role == "market":  # the account shard applies the per-user limits

@@ -68,7 +68,10 @@ class Split:
         return AccountState("acct", routing, ACCOUNT_LIMITS)
 
     def start_account(self, data_dir: Path) -> None:
-        ledger = AccountLedger(data_dir, self.new_state(), JetStreamJournal(self.options, "acct"))
+        hooks: list[Any] = []
+        journal = JetStreamJournal(self.options, "acct", on_durable=lambda n: hooks[0](n) if hooks else None)
+        ledger = AccountLedger(data_dir, self.new_state(), journal)
+        hooks.append(ledger.on_durable)
         ledger.open()
         server = AccountServer(
             self.loop.nc, ledger, "acct", self.prefix, attempt_timeout=1.0, pull_interval=0.1
