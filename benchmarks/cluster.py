@@ -58,6 +58,8 @@ from typing import Any
 
 import httpx
 
+from manticore_matching import load_markets
+
 from .http_support import cpu_seconds, free_port, signed_headers
 from .server import (
     CONFIG,
@@ -164,6 +166,7 @@ class Cluster(Server):
         gateways: int,
         instances: int = 1,
         lease_ttl: float = 5.0,
+        split: bool = False,
     ) -> None:
         # Server.__init__ starts `manticore serve`: set the fields it would, start the cluster instead.
         self.target = EMBEDDED
@@ -185,15 +188,41 @@ class Cluster(Server):
         self.urls = [f"http://127.0.0.1:{port}" for port in self.ports]
         self.url = self.urls[0]
         self.port = self.ports[0]
+        routing: list[str] = []
+        shard_name = SHARD
+        if split:  # phase 2: an account shard and one market shard with every market
+            symbols = ",".join(market.symbol for market in load_markets(config))
+            routing = ["--market-shard", f"m0={symbols}"]
+            argv = [settings.python, *CLI, "shard", *common, "--name", "m0", "--role", "market"]
+            argv += [
+                "--data-dir",
+                str(self.root / "m0"),
+                "--lease-ttl",
+                str(lease_ttl),
+                "--config",
+                str(config),
+            ]
+            self.shard_logs.append(self.root / "m0.log")
+            self.shards.append(self._spawn(argv, self.shard_logs[-1]))
+            shard_name = "acct"
         try:
             for index in range(instances):
-                argv = [settings.python, *CLI, "shard", *common, "--name", SHARD]
+                argv = [
+                    settings.python,
+                    *CLI,
+                    "shard",
+                    *common,
+                    "--name",
+                    shard_name,
+                    *(["--role", "account", *routing] if split else []),
+                ]
                 argv += ["--data-dir", str(self.root / f"shard-{index}"), "--lease-ttl", str(lease_ttl)]
                 argv += ["--config", str(config)]
                 self.shard_logs.append(self.root / f"shard-{index}.log")
                 self.shards.append(self._spawn(argv, self.shard_logs[-1]))
             for index, port in enumerate(self.ports):
-                argv = [settings.python, *CLI, "gateway", *common, "--shard", SHARD, "--port", str(port)]
+                argv = [settings.python, *CLI, "gateway", *common, "--shard", shard_name, "--port", str(port)]
+                argv += routing
                 argv += ["--data-dir", str(self.data), "--log-level", "warning"]
                 self.gateways.append(self._spawn(argv, self.root / f"gateway-{index}.log"))
                 self._wait_healthy(index)  # the first creates the admin of the shared auth store
@@ -307,11 +336,18 @@ def spread_wrk(
 
 
 def measure_cluster(
-    wrk: str, gateways: int, settings: Settings, workdir: Path, nats: NatsServer, repeat: int
+    wrk: str,
+    gateways: int,
+    settings: Settings,
+    workdir: Path,
+    nats: NatsServer,
+    repeat: int,
+    split: bool = False,
 ) -> ClusterRun:
-    run = ClusterRun(f"gateways-{gateways}", repeat, gateways=gateways)
+    name = f"split-{gateways}" if split else f"gateways-{gateways}"
+    run = ClusterRun(name, repeat, gateways=gateways)
     with cluster_serving(
-        settings, workdir, nats, f"gateways-{gateways}-{repeat}", gateways=gateways
+        settings, workdir, nats, f"{name}-{repeat}", gateways=gateways, split=split
     ) as cluster:
         warm = spread_wrk(
             wrk, settings, cluster, cluster.requests_file(workdir / "warm.tsv", 30_000), settings.warmup
@@ -489,7 +525,12 @@ def report(
     embedded_rates = [r.rate for r in by.get("embedded", []) if r.rate]
     embedded = statistics.median(embedded_rates) if embedded_rates else None
     for name, chosen in by.items():
-        label = EMBEDDED.label if name == "embedded" else f"1 shard leader + {chosen[0].gateways} gateway(s)"
+        if name == "embedded":
+            label = EMBEDDED.label
+        elif name.startswith("split"):
+            label = f"account shard + 1 market shard + {chosen[0].gateways} gateway(s)"
+        else:
+            label = f"1 shard leader + {chosen[0].gateways} gateway(s)"
         rates = [r.rate for r in chosen if r.rate]
         other: dict[str, int] = {}
         for run in chosen:
@@ -613,6 +654,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 1 repeat, G = 1, 2, 2 s runs, 1 failover (TTL 1 s)"
     )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="also measure phase 2: an account shard + one market shard + G gateways (rows split-G)",
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep-logs", type=Path)
@@ -653,13 +699,20 @@ def main(argv: list[str] | None = None) -> int:
         nats = NatsServer(workdir / "nats", settings.server_cpu)
         try:
             for repeat in range(1, args.repeats + 1):
-                for name in ["embedded", *(f"gateways-{g}" for g in gateways)]:
+                split_names = [f"split-{g}" for g in gateways] if args.split else []
+                for name in ["embedded", *(f"gateways-{g}" for g in gateways), *split_names]:
                     try:
                         if name == "embedded":
                             run = measure_embedded(wrk, settings, workdir, repeat)
                         else:
                             run = measure_cluster(
-                                wrk, int(name.split("-")[1]), settings, workdir, nats, repeat
+                                wrk,
+                                int(name.split("-")[1]),
+                                settings,
+                                workdir,
+                                nats,
+                                repeat,
+                                split=name.startswith("split"),
                             )
                     except (RuntimeError, subprocess.TimeoutExpired) as exc:
                         run = ClusterRun(name, repeat, note=f"failed: {str(exc)[:300]}")

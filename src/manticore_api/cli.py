@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 import manticore_orderbook
-from manticore_matching import ConfigError, load_markets, load_risk_limits
+from manticore_matching import DEFAULT_MARKETS, ConfigError, load_markets, load_risk_limits
 
 from . import admin
 from .security import is_loopback
@@ -182,6 +182,12 @@ def serve(
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
 )
+@click.option(
+    "--market-shard",
+    "market_shards",
+    multiple=True,
+    help="Phase 2, repeatable: NAME=SYMBOL[,SYMBOL...]; --shard is then the account shard.",
+)
 def gateway(
     nats_url: str,
     shard: str,
@@ -194,6 +200,7 @@ def gateway(
     request_timeout: float,
     retry_deadline: float,
     log_level: str,
+    market_shards: tuple[str, ...],
 ) -> None:
     """Run a stateless gateway: the REST + WebSocket API of SHARD, whose leader runs on NATS
     (docs/scale-out.md). Any number may run at once; the data directory holds only the shared auth
@@ -212,6 +219,7 @@ def gateway(
         require_auth=not no_auth,
         attempt_timeout=request_timeout,
         deadline=retry_deadline,
+        market_shards=_symbol_owners(market_shards) or None,
     )
     try:
         run_gateway(options, host=host, port=port, log_level=log_level, echo=click.echo)
@@ -365,6 +373,40 @@ def _markets_and_limits(config_path: Path | None) -> dict[str, Any]:
         raise click.UsageError(str(exc)) from None
 
 
+def _symbol_owners(entries: tuple[str, ...]) -> dict[str, str]:
+    """``NAME=SYMBOL[,SYMBOL...]`` options as symbol -> shard name."""
+    owners: dict[str, str] = {}
+    for entry in entries:
+        name, _, listed = entry.partition("=")
+        for symbol in (part.strip() for part in listed.split(",") if part.strip()):
+            owners[symbol] = name.strip()
+    return owners
+
+
+def _split_roles(
+    role: str, configured: dict[str, Any], symbols: str | None, shards: tuple[str, ...]
+) -> dict[str, Any]:
+    """The shard options of a phase-2 role: a market shard's own markets, an account shard's routing."""
+
+    markets = {config.symbol: config for config in configured.get("markets", DEFAULT_MARKETS)}
+    if role == "market" and symbols:
+        wanted = [symbol.strip() for symbol in symbols.split(",") if symbol.strip()]
+        unknown = [symbol for symbol in wanted if symbol not in markets]
+        if unknown:
+            raise click.UsageError(f"--markets: not configured: {', '.join(unknown)}")
+        configured = {**configured, "markets": tuple(markets[symbol] for symbol in wanted)}
+    if role == "account":
+        routing: dict[str, tuple[Any, str]] = {}
+        for symbol, shard_name in _symbol_owners(shards).items():
+            if symbol not in markets:
+                raise click.UsageError(f"--market-shard: {symbol} is not configured")
+            routing[symbol] = (markets[symbol], shard_name)
+        if not routing:
+            raise click.UsageError("an account shard needs --market-shard NAME=SYMBOL[,SYMBOL...]")
+        configured = {**configured, "routing": routing}
+    return configured
+
+
 _NATS_HELP = "NATS server URL(s), comma-separated (the seeds of a cluster)."
 _PREFIX_HELP = "Name prefix of the streams, subjects and buckets of this Manticore cluster."
 _SHARD_CONFIG_HELP = "TOML file with [[markets]] and [risk], as for serve (every instance the same)."
@@ -423,6 +465,23 @@ _SHARD_CONFIG_HELP = "TOML file with [[markets]] and [risk], as for serve (every
     help="Purge the shard's log below the oldest kept snapshot after each upload (needs snapshots; "
     "a storage writer must not lag behind that snapshot, see docs/scale-out.md).",
 )
+@click.option(
+    "--role",
+    default="whole",
+    show_default=True,
+    type=click.Choice(["whole", "market", "account"]),
+    help="whole: every market and the ledger (phase 1); market: books of --markets funded by the account "
+    "shard; account: balances and holds, routing to the market shards of --market-shard.",
+)
+@click.option(
+    "--markets", "market_symbols", default=None, help="Market role: the symbols it owns (comma-separated)."
+)
+@click.option(
+    "--market-shard",
+    "market_shards",
+    multiple=True,
+    help="Account role, repeatable: NAME=SYMBOL[,SYMBOL...], the market shard owning those markets.",
+)
 def shard(
     nats_url: str,
     name: str,
@@ -436,6 +495,9 @@ def shard(
     checkpoint_every: int,
     snapshots_keep: int,
     log_retention: bool,
+    role: str,
+    market_symbols: str | None,
+    market_shards: tuple[str, ...],
 ) -> None:
     """Run one instance of a shard: follow its log as a warm standby, lead once it holds the lease.
 
@@ -455,7 +517,8 @@ def shard(
             checkpoint_every=checkpoint_every,
             snapshots_keep=snapshots_keep,
             log_retention=log_retention,
-            **_markets_and_limits(config_path),
+            role=role,
+            **_split_roles(role, _markets_and_limits(config_path), market_symbols, market_shards),
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -588,7 +651,16 @@ def storage_writer(
     is_flag=True,
     help="Development only: gateways accept requests without credentials (loopback addresses only).",
 )
+@click.option(
+    "--market-shards",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 16),
+    help="Phase 2: split the configured markets over this many market shards beside an account shard "
+    "(--name); 0: one whole shard (phase 1).",
+)
 def cluster(
+    market_shards: int,
     nats_url: str,
     gateways: int,
     standbys: int,
@@ -621,6 +693,10 @@ def cluster(
         lease_ttl=lease_ttl,
         config_path=config_path,
         gateway_args=["--no-auth"] if no_auth else [],
+        market_shards=market_shards,
+        symbols=[
+            config.symbol for config in _markets_and_limits(config_path).get("markets", DEFAULT_MARKETS)
+        ],
     )
     raise SystemExit(LocalCluster(cluster_plan, echo=click.echo).run())
 

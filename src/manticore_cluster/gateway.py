@@ -121,20 +121,26 @@ class GatewayOptions:
     attempt_timeout: float = 5.0
     deadline: float = 30.0
     loop_deadline: float = 2.0
+    #: phase 2: symbol -> market shard; ``shard`` is then the account shard
+    market_shards: dict[str, str] | None = None
 
 
 def build_gateway(options: GatewayOptions) -> GatewayService:
     """Connect to NATS and open the shared auth store; the service to serve (its app closes the
     connection at shutdown; close ``service.auth`` after)."""
     servers = [url.strip() for url in options.nats_url.split(",") if url.strip()]
-    remote = RemoteExchange(
-        servers,
-        options.shard,
-        options.prefix,
-        attempt_timeout=options.attempt_timeout,
-        deadline=options.deadline,
-        loop_deadline=options.loop_deadline,
-    )
+    timing: dict[str, Any] = {
+        "attempt_timeout": options.attempt_timeout,
+        "deadline": options.deadline,
+        "loop_deadline": options.loop_deadline,
+    }
+    remote: RemoteExchange
+    if options.market_shards:
+        from .routed_gateway import RoutedExchange
+
+        remote = RoutedExchange(servers, options.shard, options.prefix, options.market_shards, **timing)
+    else:
+        remote = RemoteExchange(servers, options.shard, options.prefix, **timing)
     remote.open()
     try:
         data_dir = Path(options.data_dir)

@@ -71,14 +71,53 @@ def plan(
     lease_ttl: float,
     config_path: Path | None,
     gateway_args: Sequence[str] = (),
+    market_shards: int = 0,
+    symbols: Sequence[str] = (),
 ) -> ClusterPlan:
     """The processes of a local cluster: shard instances ``shard-0`` .. ``shard-<standbys>`` with data
     directories ``<data_dir>/shard-<i>`` (whichever wins the lease leads), and gateways
     ``gateway-0`` .. listening on ``port``, ``port + 1``, ..., sharing the auth store in
-    ``<data_dir>/gateway`` (``gateway_args`` are added to each)."""
+    ``<data_dir>/gateway`` (``gateway_args`` are added to each).
+
+    With ``market_shards`` M > 0 (phase 2) the markets ``symbols`` are dealt round-robin to market
+    shards ``m0`` .. ``m<M-1>`` (instances ``m<j>-<i>``), ``shard`` is the account shard (instances
+    ``shard-<i>``), each with ``standbys`` standbys, and the gateways route to them."""
     common = ["--nats", nats_url, "--prefix", prefix]
     config = ["--config", str(config_path)] if config_path is not None else []
-    shards = tuple(
+    split_args: list[str] = []
+    market_children: list[Child] = []
+    if market_shards > 0:
+        owned: dict[str, list[str]] = {f"m{j}": [] for j in range(market_shards)}
+        for index, symbol in enumerate(symbols):
+            owned[f"m{index % market_shards}"].append(symbol)
+        owned = {name: listed for name, listed in owned.items() if listed}
+        for name, listed in owned.items():
+            split_args += ["--market-shard", f"{name}={','.join(listed)}"]
+            for index in range(standbys + 1):
+                market_children.append(
+                    Child(
+                        f"{name}-{index}",
+                        [
+                            *CLI,
+                            "shard",
+                            *common,
+                            "--name",
+                            name,
+                            "--role",
+                            "market",
+                            "--markets",
+                            ",".join(listed),
+                            "--data-dir",
+                            str(data_dir / f"{name}-{index}"),
+                            "--lease-ttl",
+                            str(lease_ttl),
+                            *config,
+                        ],
+                        restart=True,
+                    )
+                )
+    account_args = ["--role", "account", *split_args] if split_args else []
+    shards = tuple(market_children) + tuple(
         Child(
             f"shard-{index}",
             [
@@ -92,6 +131,7 @@ def plan(
                 "--lease-ttl",
                 str(lease_ttl),
                 *config,
+                *account_args,
             ],
             restart=True,
         )
@@ -112,6 +152,7 @@ def plan(
                 str(port + index),
                 "--data-dir",
                 str(data_dir / "gateway"),
+                *split_args,
                 *gateway_args,
             ],
             restart=False,

@@ -75,6 +75,7 @@ COMMANDS = frozenset(
         "withdraw",
         "create_market",
         "expire_due",
+        "routed",
     }
 )
 #: Reads: ``Exchange`` read methods (``markets`` is the property), answered at once.
@@ -99,6 +100,7 @@ QUERIES = frozenset(
         "stored_trades",
         "trade_rows",
         "flush_storage",
+        "settlements",
     }
 )
 
@@ -238,6 +240,11 @@ def _exception(error: dict[str, Any]) -> Exception:
             rate_limit=rate_limit if isinstance(rate_limit, int) else None,
         )
     return cls(message, code if isinstance(code, str) else None)
+
+
+def error_of(error: dict[str, Any]) -> Exception:
+    """The exception a failed reply's ``error`` object describes (as :func:`decode_reply` raises it)."""
+    return _exception(error)
 
 
 def receipt_result(receipt: Receipt) -> dict[str, Any]:

@@ -234,6 +234,11 @@ class CommandServer:
                 if request.retry and exchange.markets.get(config.symbol) == config:
                     return self._current()
                 raise
+        if op == "routed":  # a market shard (phase 2): answered with the route's own settlement
+            entry = exchange.routed(**args)
+            stale = bool(entry.get("stale"))
+            position = exchange.journal.appended if stale else int(entry["seq"])
+            return Receipt(position, result={"stale": stale, "settlements": [] if stale else [entry]})
         if op == "expire_due":
             count = exchange.expire_due()
             return Receipt(exchange.journal.appended, result={"expired": count})

@@ -47,9 +47,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from manticore_matching import (
     DEFAULT_MARKETS,
@@ -61,6 +61,8 @@ from manticore_matching import (
 )
 from manticore_risk import RiskLimits
 
+from .account import AccountState
+from .account_shard import AccountLedger
 from .lease import Lease
 from .log import JetStreamJournal, JournalFenced
 from .natsconf import NatsOptions, check_shard, connect, ensure_lease_bucket
@@ -106,8 +108,10 @@ class ShardOptions:
         checkpoint_every: the leader writes a local checkpoint after this many records.
         instance_id: this instance's id in the lease (default ``host:pid:random``).
         snapshots_keep: snapshots of the shard kept in the Object Store (0: none are read or written;
-            see :mod:`~manticore_cluster.snapshots`).
-        log_retention: purge the shard's log below the oldest kept snapshot (needs snapshots).
+            see :mod:`~manticore_cluster.snapshots`); an account shard has none yet (its checkpoints
+            are local).
+        log_retention: purge the shard's log below the oldest kept snapshot (needs snapshots; not for
+            an account shard).
     """
 
     nats: NatsOptions
@@ -121,6 +125,11 @@ class ShardOptions:
     instance_id: str = ""
     snapshots_keep: int = 3
     log_retention: bool = False
+    #: ``whole`` (phase 1: every market and the ledger), ``market`` (phase 2: the books of ``markets``,
+    #: funded by routed commands) or ``account`` (phase 2: balances; ``routing`` names the markets)
+    role: str = "whole"
+    #: the account role's markets: symbol -> (config, market shard owning it)
+    routing: dict[str, tuple[MarketConfig, str]] | None = None
 
     def __post_init__(self) -> None:
         check_shard(self.name)
@@ -128,6 +137,12 @@ class ShardOptions:
             raise ValueError("snapshots to keep: 0 or more")
         if self.log_retention and not self.snapshots_keep:
             raise ValueError("log retention needs snapshots (keep at least 1)")
+        if self.role not in ("whole", "market", "account"):
+            raise ValueError("role: whole, market or account")
+        if self.role == "account" and not self.routing:
+            raise ValueError("an account shard needs the routing of its markets")
+        if self.role == "account" and self.log_retention:
+            raise ValueError("log retention: not for an account shard (its checkpoints are not snapshots yet)")
         if not self.lease_ttl > 0:
             raise ValueError("lease ttl: more than 0 seconds")
         if not self.instance_id:
@@ -143,10 +158,14 @@ class CommandServing(Protocol):
 
 
 #: Builds the command server of a leader: ``(nc, exchange, shard name, prefix)``.
-ServerFactory = Callable[["Client", Exchange, str, str], CommandServing]
+ServerFactory = Callable[["Client", Any, str, str], CommandServing]
 
 
-def _default_server(nc: Client, exchange: Exchange, shard: str, prefix: str) -> CommandServing:
+def _default_server(nc: Client, exchange: Any, shard: str, prefix: str) -> CommandServing:
+    if isinstance(exchange, AccountLedger):
+        from .account_server import AccountServer
+
+        return AccountServer(nc, exchange, shard, prefix)
     from .server import CommandServer
 
     server: CommandServing = CommandServer(nc, exchange, shard, prefix)
@@ -236,7 +255,9 @@ class ShardInstance:
         try:
             nc = await connect(options.nats)
             try:
-                if options.snapshots_keep:  # restore the newest snapshot before the exchange opens
+                # Restore the newest snapshot before the exchange opens. An account shard's checkpoint
+                # (account_shard.CHECKPOINT) is not an exchange checkpoint: no snapshots for it yet.
+                if options.snapshots_keep and options.role != "account":
                     self._snapshots = await asyncio.to_thread(
                         open_snapshots,
                         options.nats,
@@ -268,14 +289,30 @@ class ShardInstance:
     async def _run_connected(self, nc: Client, lock: DataDirectoryLock) -> int:
         options = self.options
         kv = await ensure_lease_bucket(nc.jetstream(), options.nats, options.lease_ttl)
-        exchange = Exchange(
-            options.data_dir,
-            storage_url=options.storage_url,
-            risk_limits=options.risk_limits,
-            checkpoint_every=options.checkpoint_every,
-            lock=lock,
-            journal_factory=self._journal_factory,
-        )
+        exchange: Any
+        if options.role == "account":
+            assert options.routing is not None
+            durable: list[Callable[[int], None]] = []
+            exchange = AccountLedger(
+                options.data_dir,
+                AccountState(options.name, options.routing, options.risk_limits),
+                self._journal_factory(lambda position: durable[0](position) if durable else None),
+                checkpoint_every=options.checkpoint_every,
+            )
+            durable.append(exchange.on_durable)
+        else:
+            limits = options.risk_limits
+            if options.role == "market":  # the account shard applies the per-user limits
+                limits = replace(limits, max_open_orders=None, rate_limit_orders=None, rate_limit_window=None)
+            exchange = Exchange(
+                options.data_dir,
+                storage_url=options.storage_url,
+                risk_limits=limits,
+                checkpoint_every=options.checkpoint_every,
+                lock=lock,
+                journal_factory=self._journal_factory,
+                settle_as=options.name if options.role == "market" else None,
+            )
         self.role = "standby"
         log.info("shard %s: instance %s following the log", options.name, options.instance_id)
         opening = asyncio.ensure_future(asyncio.to_thread(exchange.open))
@@ -329,7 +366,7 @@ class ShardInstance:
             await asyncio.sleep(self.options.lease_ttl / 6)
         return False
 
-    async def _lead(self, nc: Client, exchange: Exchange, opening: asyncio.Future[None]) -> int:
+    async def _lead(self, nc: Client, exchange: Any, opening: asyncio.Future[None]) -> int:
         options = self.options
         lease = self._lease
         assert lease is not None
@@ -374,7 +411,9 @@ class ShardInstance:
                 await lease.release()
             log.info("shard %s: leader %s stopped (status %d)", options.name, options.instance_id, status)
 
-    def _create_markets(self, exchange: Exchange) -> None:
+    def _create_markets(self, exchange: Any) -> None:
+        if not isinstance(exchange, Exchange):
+            return  # an account shard has no books
         created = [
             exchange.create_market(config).position
             for config in self.options.markets
@@ -383,7 +422,7 @@ class ShardInstance:
         if created and not exchange.wait_durable(created[-1]):
             raise ServiceUnavailable("the configured markets could not be made durable")
 
-    async def _serve(self, exchange: Exchange) -> int:
+    async def _serve(self, exchange: Any) -> int:
         """The leader's watch (the command server runs the expiry timer): 0 when stopped, non-zero when
         the journal failed."""
         journal = exchange.journal

@@ -34,6 +34,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
@@ -44,21 +45,25 @@ from manticore_storage import StorageManager
 from . import apply, commands
 from .checkpoints import build_checkpoint, read_checkpoint, write_checkpoint
 from .command_ids import CommandResults, check_command_id
-from .commands import GENERATED_PREFIX, Receipt
+from .commands import GENERATED_PREFIX, ORDER_ID, Receipt
 from .config import MarketConfig
 from .errors import (
+    ExchangeError,
+    InvalidCommand,
     MarketExists,
     OrderNotFound,
     OrderRejected,
     ServiceUnavailable,
+    UnknownMarket,
 )
 from .feed import CommandCapture, messages, users_of
-from .journal import CommandLog, Journal, JournalClosed
+from .journal import CommandLog, Journal, JournalClosed, JournalCorrupt
 from .lock import DataDirectoryLock
 from .market import RECENT_TRADES, TRADE_KEYS, Market, new_book, owned
 from .reads import ExchangeReads
 from .recent import RecentOrders
 from .release import Listeners, Release
+from .routed import Outbox, ended_orders, settlement, sweep
 
 __all__ = ["Exchange", "Receipt"]
 
@@ -113,6 +118,10 @@ class Exchange(ExchangeReads, Listeners):
             position (:class:`~manticore_matching.journal.CommandLog`); default: the file
             :class:`~manticore_matching.journal.Journal` in ``data_dir/journal``. ``data_dir`` still
             holds the checkpoint and the lock either way.
+        settle_as: makes this exchange a market shard named so (docs/scale-out.md, phase 2): it takes
+            :meth:`routed` commands from an account shard, and after every command that touches users
+            their available balances are swept back and reported in :attr:`outbox`
+            (:mod:`manticore_matching.routed`). None (default): a whole exchange, as always.
 
     Call :meth:`open` before use and :meth:`close` at the end. One exchange owns a data directory at a
     time: :meth:`open` raises :class:`~manticore_matching.DataDirectoryLocked` while another holds it.
@@ -130,6 +139,7 @@ class Exchange(ExchangeReads, Listeners):
         checkpoint_every: int = 100_000,
         lock: DataDirectoryLock | None = None,
         journal_factory: Callable[[Callable[[int], None]], CommandLog] | None = None,
+        settle_as: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -160,6 +170,9 @@ class Exchange(ExchangeReads, Listeners):
         self._replayed_to = 0
         self._capture_stale = False
         self.risk = RiskManager(limits=self._risk_limits)
+        self._settle_as = settle_as
+        #: A market shard's settlements not yet applied by the account shard (None: a whole exchange).
+        self.outbox: Outbox | None = Outbox() if settle_as is not None else None
         self.storage: StorageManager | None = None
         self.journal: CommandLog
         if journal_factory is None:
@@ -540,6 +553,200 @@ class Exchange(ExchangeReads, Listeners):
                     extra = [{"type": "balances", "user_id": user_id, **self.balances(user_id)}]
                 return self._commit(record, None, now, extra=extra)
 
+    def routed(
+        self,
+        source: str,
+        source_n: int,
+        below: int,
+        acked: int,
+        user_id: str,
+        funding: dict[str, str],
+        action: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Apply a command routed by the account shard ``source`` from its journal position
+        ``source_n`` (a market shard only): credit ``funding`` ``{asset: amount}`` to ``user_id``, run
+        ``action`` (``{"kind": "place", "order_id", "client_order_id", "symbol", <place_order's
+        arguments>}``, ``{"kind": "cancel", "symbol", "order_id"}`` or ``{"kind": "modify", "symbol",
+        "order_id", "new_price", "new_quantity", "new_expiry_time"}``), sweep, journal.
+
+        Returns the command's settlement (:mod:`.routed`): its ``seq`` is the journal position to
+        wait for; ``error`` (``{"type", "code", "message"}``) says why the action was refused (the
+        funding then comes back whole). A command seen before returns its first settlement (or
+        ``{"stale": True}`` once the account has applied it), journaling nothing. ``below``: every
+        route of ``source`` at or below it is settled there; ``acked``: the account applied every
+        settlement of this shard up to that position. InvalidCommand (nothing journaled) for a malformed
+        user, funding or action object; ServiceUnavailable if the journal cannot write; RuntimeError on
+        a whole exchange."""
+        outbox = self.outbox
+        if outbox is None:
+            raise RuntimeError("routed commands go to a market shard (Exchange(settle_as=...))")
+        with self._lock:
+            found = outbox.lookup(source, source_n)
+            if found is not None:
+                return found
+            commands.check_user_id(user_id)
+            if not isinstance(funding, dict) or not isinstance(action, dict):
+                raise InvalidCommand("a routed command has a funding object and an action object")
+            for asset, amount in funding.items():
+                commands.transfer_args(user_id, asset, amount)  # InvalidCommand before anything changes
+            symbol = action.get("symbol")
+            market = self._markets.get(symbol) if isinstance(symbol, str) else None
+            ts = self._expire_due_in(market)[0] if market is not None else None
+            with self._command(market, ts) as now:
+                record: dict[str, Any] = {
+                    "op": "routed",
+                    "ts": now,
+                    "source": source,
+                    "source_n": source_n,
+                    "below": below,
+                    "acked": acked,
+                    "user_id": user_id,
+                    "funding": dict(funding),
+                    "symbol": symbol if market is not None else None,
+                    "action": dict(action),
+                    "error": None,
+                }
+                order_id = self._apply_routed(record, market, live=True)
+                self._commit(record, market, now, order_id)
+                return outbox.pending[outbox.last]
+
+    def settlements(self, after: int = 0) -> list[dict[str, Any]]:
+        """A market shard's pending settlements after its position ``after``, oldest first (what the
+        account shard has not confirmed yet); [] on a whole exchange."""
+        with self._lock:
+            return [] if self.outbox is None else self.outbox.after(after)
+
+    def _apply_routed(self, record: dict[str, Any], market: Market | None, *, live: bool) -> str | None:
+        """Credit a ``routed`` record's funding and apply its action (live: with the checks, writing
+        ``error`` and the normalised action into the record; replay: as recorded). Returns the
+        action's order id."""
+        user = record["user_id"]
+        for asset, amount in record["funding"].items():
+            self.risk.deposit(user, asset, Decimal(amount))
+        action = record["action"]
+        order_id = action.get("order_id")
+        order_id = order_id if isinstance(order_id, str) else None
+        if record["error"] is not None:
+            return order_id
+        if not live:
+            assert market is not None
+            kind = action["kind"]
+            if kind == "place":
+                apply.place(self.risk, market.book, self._routed_place_record(record), check=False)
+            elif kind == "cancel":
+                if not market.book.cancel_order(action["order_id"]):
+                    raise JournalCorrupt(f"replay of record {record['n']}: cancel found no order")
+            else:
+                apply.modify(market.book, action)
+            return order_id
+        try:
+            if market is None:
+                raise UnknownMarket(f"there is no market {str(record['symbol'])[:64]!r} on this shard")
+            record["action"] = action = self._routed_action(record, market)
+            if action["kind"] == "place":
+                apply.place(self.risk, market.book, self._routed_place_record(record), check=True)
+            elif action["kind"] == "cancel":
+                owned({market.config.symbol: market}, user, action["order_id"])
+                if not market.book.cancel_order(action["order_id"]):
+                    raise OrderNotFound(f"order {action['order_id']!r} not found")
+            else:
+                owned({market.config.symbol: market}, user, action["order_id"])
+                decision = self.risk.check_modify(
+                    action["order_id"],
+                    new_price=None if action["new_price"] is None else Decimal(action["new_price"]),
+                    new_quantity=None if action["new_quantity"] is None else Decimal(action["new_quantity"]),
+                    now=record["ts"],
+                )
+                if not decision["approved"]:
+                    raise OrderRejected.from_decision(decision)
+                apply.modify(market.book, action)
+        except ExchangeError as exc:
+            record["error"] = {"type": type(exc).__name__, "code": exc.code, "message": exc.message}
+        return order_id
+
+    def _routed_action(self, record: dict[str, Any], market: Market) -> dict[str, Any]:
+        """A routed action validated and normalised into its journaled form; InvalidCommand,
+        OrderNotFound for a bad one."""
+        action = record["action"]
+        kind = action.get("kind")
+        order_id = action.get("order_id")
+        if not isinstance(order_id, str) or not ORDER_ID.match(order_id):
+            raise InvalidCommand("a routed command names its order_id")
+        symbol = market.config.symbol
+        if kind == "place":
+            args = commands.order_args(
+                market.config,
+                action.get("side"),
+                action.get("quantity"),
+                action.get("price"),
+                action.get("order_type", "limit"),
+                action.get("time_in_force"),
+                action.get("expiry_time"),
+                action.get("stop_price"),
+                action.get("displayed_quantity"),
+                action.get("trail_value"),
+                action.get("trail_is_percent", False),
+                action.get("self_trade_prevention"),
+            )
+            client_id = self._orders.free_client_order_id(record["user_id"], action.get("client_order_id"))
+            return {"kind": "place", "order_id": order_id, "client_order_id": client_id, **args}
+        if kind == "cancel":
+            return {"kind": "cancel", "symbol": symbol, "order_id": order_id}
+        if kind == "modify":
+            price, quantity, expiry = commands.modify_args(
+                market.config,
+                action.get("new_price"),
+                action.get("new_quantity"),
+                action.get("new_expiry_time"),
+            )
+            return {
+                "kind": "modify",
+                **commands.modify_record(record["ts"], symbol, order_id, price, quantity, expiry),
+            }
+        raise InvalidCommand(f"unknown routed command {str(kind)[:32]!r}")
+
+    @staticmethod
+    def _routed_place_record(record: dict[str, Any]) -> dict[str, Any]:
+        action = record["action"]
+        args = {
+            key: value for key, value in action.items() if key not in ("kind", "order_id", "client_order_id")
+        }
+        return commands.place_record(
+            record["ts"], action["order_id"], action["client_order_id"], record["user_id"], args
+        )
+
+    def _settle(
+        self,
+        record: dict[str, Any],
+        market: Market | None,
+        events: list[tuple[EventType, Any]],
+        order_id: str | None,
+        order: dict[str, Any] | None,
+    ) -> None:
+        """A market shard's sweep after a command: the touched users' available balances go back to
+        the account shard, reported as a settlement in the outbox (live and in replay alike)."""
+        outbox = self.outbox
+        assert outbox is not None
+        position = record["n"] if self._replaying else self.journal.appended + 1
+        users = users_of(events)
+        routed = None
+        if record["op"] == "routed":
+            routed = [record["source"], record["source_n"]]
+            if record["user_id"] not in users:
+                users.append(record["user_id"])
+            outbox.note_route(
+                record["source"], record["source_n"], record["below"], record["acked"], position
+            )
+        elif not users:
+            return
+        report = sweep(self.risk, users)
+        ended = [] if market is None else ended_orders(market.book, events)
+        outbox.add(
+            settlement(
+                self._settle_as or "", position, routed, order_id, order, record.get("error"), report, ended
+            )
+        )
+
     def expire_due(self) -> int:
         """Expire the GTD orders whose time has come, in every market; return how many expired.
 
@@ -613,7 +820,15 @@ class Exchange(ExchangeReads, Listeners):
                 market.expires(record["expiry_time"], record["order_id"])
             elif record["op"] == "modify":
                 market.expires(record["new_expiry_time"], record["order_id"])
+            elif record["op"] == "routed" and record["error"] is None:
+                action = record["action"]
+                if action["kind"] == "place":
+                    market.expires(action["expiry_time"], action["order_id"])
+                elif action["kind"] == "modify":
+                    market.expires(action["new_expiry_time"], action["order_id"])
             order = self._orders.track(events, order_id)
+            if self.outbox is not None:
+                self._settle(record, market, events, order_id, order)
             trades = market.trades
             for event_type, data in events:
                 if event_type is TRADE_EXECUTED:
@@ -628,6 +843,8 @@ class Exchange(ExchangeReads, Listeners):
                     {"type": "balances", "user_id": user, "balances": balances(user)}
                     for user in users_of(events)
                 )
+        elif self.outbox is not None and record["op"] == "routed":
+            self._settle(record, None, [], order_id, None)
         units = self._units[:]
         self._units.clear()
         if replaying:
@@ -674,6 +891,15 @@ class Exchange(ExchangeReads, Listeners):
                 apply.transfer(self.risk, record)
             self._remember_replayed(record, ts)
             return
+        if op == "routed":
+            symbol = record["symbol"]
+            routed_market = None if symbol is None else self._market(symbol)
+            with self._command(routed_market, ts) as now:
+                order_id = self._apply_routed(record, routed_market, live=False)
+                if routed_market is not None:
+                    self._check_replayed(record, routed_market)
+                self._commit(record, routed_market, now, order_id)
+            return
         market = self._market(record["symbol"])
         with self._command(market, ts) as now:
             if op == "place" and "client_order_id" not in record:  # before ids were always MC-<n>
@@ -689,6 +915,17 @@ class Exchange(ExchangeReads, Listeners):
         """Remember the command id of a replayed record that does not pass through :meth:`_commit`."""
         if "cid" in record:
             self._commands.remember(record["cid"], record["op"], ts, Receipt(record["n"]))
+
+    @staticmethod
+    def _check_replayed(record: dict[str, Any], market: Market) -> None:
+        """JournalCorrupt unless the book's sequence and fingerprint after a replayed record are the
+        recorded ones."""
+        found = (market.book.sequence, apply.fingerprint(market.book))
+        if found != (record.get("seq"), record.get("check")):
+            raise JournalCorrupt(
+                f"replay of record {record['n']} diverged: (sequence, [live orders, trades]) is {found}, "
+                f"the journal says {(record.get('seq'), record.get('check'))}"
+            )
 
     def _storage_capture(self, on: bool) -> None:
         """Start (``on``) or stop every market's storage persister: a replay stops them while it
@@ -751,6 +988,8 @@ class Exchange(ExchangeReads, Listeners):
                 self.risk.export_state(),
                 commands=self._commands.export_state(),
             )
+            if self.outbox is not None:
+                cast(dict[str, Any], state)["routing"] = self.outbox.export()
             write_checkpoint(self.data_dir, state, fsync=self._fsync)
             self.journal.rotate(position)
             self._since_checkpoint = 0
@@ -776,5 +1015,7 @@ class Exchange(ExchangeReads, Listeners):
             market.index_expiries()
         self.risk.restore_state(state["risk"])
         self._commands.restore_state(state.get("commands", []))
+        if self.outbox is not None:
+            self.outbox.load(cast(dict[str, Any], state).get("routing", {}))
         self._checkpoint_position = int(state["position"])
         return self._checkpoint_position

@@ -45,7 +45,16 @@ def write_config(path: Path) -> Path:
 class ShardProcess:
     """``manticore shard`` as a child process; its log goes to ``<data_dir>.log``."""
 
-    def __init__(self, options: NatsOptions, data_dir: Path, config: Path, *, name: str = "main") -> None:
+    def __init__(
+        self,
+        options: NatsOptions,
+        data_dir: Path,
+        config: Path,
+        *,
+        name: str = "main",
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.extra_args = extra_args
         self.options = options
         self.data_dir = data_dir
         self.config = config
@@ -72,6 +81,7 @@ class ShardProcess:
             str(LEASE_TTL),
             "--config",
             str(self.config),
+            *self.extra_args,
         ]
         handle = self.log_path.open("ab")
         self.process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT)
