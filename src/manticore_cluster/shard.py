@@ -142,7 +142,7 @@ class ShardOptions:
         if self.role == "account" and not self.routing:
             raise ValueError("an account shard needs the routing of its markets")
         if self.role == "account" and self.log_retention:
-            raise ValueError("log retention: not for an account shard (its checkpoints are not snapshots yet)")
+            raise ValueError("log retention: not for an account shard (no snapshots of it yet)")
         if not self.lease_ttl > 0:
             raise ValueError("lease ttl: more than 0 seconds")
         if not self.instance_id:
