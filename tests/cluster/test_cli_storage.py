@@ -68,3 +68,25 @@ def test_a_bad_follower_name_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "follower name 'no spaces'" in result.output
     assert not (tmp_path / "w").exists()
+
+
+def test_retention_on_an_account_shard_is_refused(tmp_path: Path) -> None:
+    """An account shard's checkpoints are not published as snapshots, so its log cannot be purged."""
+    result = CliRunner().invoke(
+        main,
+        [
+            "shard",
+            "--nats",
+            "nats://127.0.0.1:1",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--role",
+            "account",
+            "--market-shard",
+            "m1=BTC/USD",
+            "--log-retention",
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert "not for an account shard" in result.output
+    assert not (tmp_path / "d").exists()
