@@ -36,8 +36,8 @@ def create_app(
     serve`` passes one; tests that build many apps in one process do not). Either way the lifespan
     records the collector's pauses from then on, for ``GET /api/metrics/gc``.
 
-    ``binance``: mount the Binance-compatible surface (a gateway, whose exchange is remote, does not:
-    that surface reads the exchange's storage and books directly)."""
+    ``binance``: mount the Binance-compatible surface (default; a split-mode gateway, whose commands go
+    to an account shard and reads to market shards, does not mount it yet: docs/scale-out.md)."""
     recorder = GcPauseRecorder()
 
     @asynccontextmanager

@@ -153,7 +153,14 @@ def serve(
 @click.option("--prefix", default="mc", show_default=True, help="NATS subject prefix of the cluster.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
-@_data_dir_option
+@click.option(
+    "--data-dir",
+    default="./manticore-data",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The auth store (auth.db, master.key) unless --database-url names one, and the first admin's "
+    "credentials (admin-credentials.json). A gateway keeps no other state.",
+)
 @click.option(
     "--database-url",
     default=None,

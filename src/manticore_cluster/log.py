@@ -45,7 +45,7 @@ import orjson
 
 from manticore_matching.journal import JournalClosed, JournalCorrupt
 
-from .natsconf import NatsOptions, check_shard, connect, ensure_log_stream
+from .natsconf import NatsOptions, check_shard, connect, ensure_log_stream, start_loop_thread
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -214,17 +214,7 @@ class JetStreamJournal:
                 return self._loop
             if self._closing:
                 raise JournalClosed("the journal is closed")
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
-
-            def run() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
-
-            thread = threading.Thread(target=run, name=f"manticore-jetstream-{self.shard}", daemon=True)
-            thread.start()
-            ready.wait()
+            loop, thread = start_loop_thread(f"manticore-jetstream-{self.shard}")
             self._loop, self._thread = loop, thread
         try:
             options = self.options

@@ -13,8 +13,10 @@ different settings raises :class:`ClusterConfigError` (nothing is changed or del
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:  # nats is imported only when a cluster is used
     from nats.js.kv import KeyValue
 
 __all__ = [
+    "start_loop_thread",
     "ClusterConfigError",
     "NatsOptions",
     "connect",
@@ -262,3 +265,20 @@ async def ensure_lease_bucket(js: JetStreamContext, options: NatsOptions, ttl: f
 
 def _seconds(value: float | None) -> float:
     return 0.0 if value is None else float(value)
+
+
+def start_loop_thread(name: str) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+    """A new event loop running forever in a new daemon thread called ``name``; returns once the loop
+    runs. Stop it with ``loop.call_soon_threadsafe(loop.stop)``, join the thread, close the loop."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    ready.wait()
+    return loop, thread

@@ -10,6 +10,7 @@ The request path is RemoteExchange's own (retries, deadlines, tickets), unchange
 
 from __future__ import annotations
 
+import concurrent.futures
 from typing import Any
 
 from manticore_matching import MarketConfig, UnknownMarket
@@ -17,6 +18,13 @@ from manticore_matching import MarketConfig, UnknownMarket
 from .remote import Listener, RemoteExchange
 
 __all__ = ["RoutedExchange"]
+
+#: Reads whose ``symbol`` argument (when given) names the market shard that answers them.
+_BY_SYMBOL = frozenset(
+    {"require_market", "get_snapshot", "recent_trades", "open_orders", "order_history", "fills"}
+)
+#: Reads the account shard answers.
+_ACCOUNT_READS = frozenset({"balances"})
 
 
 class RoutedExchange(RemoteExchange):
@@ -33,6 +41,8 @@ class RoutedExchange(RemoteExchange):
             name: RemoteExchange(servers, name, prefix, **kwargs)
             for name in sorted(set(market_shards.values()))
         }
+        # Reads that ask several shards run their blocking round trips here, off the caller's loop.
+        self._fan_out = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="routed-read")
 
     def open(self) -> None:
         super().open()
@@ -44,9 +54,38 @@ class RoutedExchange(RemoteExchange):
             raise
 
     def close(self) -> None:
+        self._fan_out.shutdown(wait=False, cancel_futures=True)
         for remote in self.remotes.values():
             remote.close()
         super().close()
+
+    def start_read(self, op: str, **args: Any) -> concurrent.futures.Future[Any]:
+        """A read (see :meth:`RemoteExchange.start_read`, which :meth:`read` awaits) sent where the
+        split deployment answers it: ``balances`` to the account shard; a read of one market (``symbol``
+        given) to the market shard owning it; a read of every market (the market list, a user's orders
+        or history over all markets, an order by id, statistics) to every market shard, merged as the
+        synchronous methods below merge them, in a worker thread. The future's result has the shape of
+        the leader's answer (the market list as configuration dicts)."""
+        if op in _ACCOUNT_READS:
+            return super().start_read(op, **args)
+        symbol = args.get("symbol")
+        if op in _BY_SYMBOL and symbol is not None:
+            try:
+                owner = self._owner(symbol)
+            except UnknownMarket as exc:
+                failed: concurrent.futures.Future[Any] = concurrent.futures.Future()
+                failed.set_exception(exc)
+                return failed
+            return owner.start_read(op, **args)
+        if op == "markets":
+            return self._fan_out.submit(self._market_dicts)
+        return self._fan_out.submit(getattr(self, op), **args)
+
+    def _market_dicts(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {}
+        for remote in self.remotes.values():
+            answer.update(remote.call("markets"))
+        return answer
 
     def _owner(self, symbol: object) -> RemoteExchange:
         name = self.market_shards.get(symbol) if isinstance(symbol, str) else None

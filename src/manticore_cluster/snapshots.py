@@ -49,7 +49,7 @@ import orjson
 from manticore_matching.checkpoints import CHECKPOINT, VERSION
 
 from .log import JetStreamJournal
-from .natsconf import NatsOptions, check_shard, connect, wait_for_jetstream
+from .natsconf import NatsOptions, check_shard, connect, start_loop_thread, wait_for_jetstream
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -212,17 +212,7 @@ class SnapshotStore:
                 raise RuntimeError("the snapshot store is closed")
             if self._loop is not None:
                 return self._loop
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
-
-            def run() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
-
-            thread = threading.Thread(target=run, name=f"manticore-snapshots-{self.shard}", daemon=True)
-            thread.start()
-            ready.wait()
+            loop, thread = start_loop_thread(f"manticore-snapshots-{self.shard}")
             try:
                 asyncio.run_coroutine_threadsafe(self._connect(), loop).result(
                     3 * self.options.connect_timeout + 2 * self.options.request_timeout + 1

@@ -298,6 +298,16 @@ def test_a_gateway_serves_http_over_the_account_and_market_shards(split: Split, 
             balances = alice.get("/api/balances").json()
             assert balances["balances"]["BTC"]["available"] == "1"
             assert balances["balances"]["ETH"] == {"available": "9", "held": "1"}
+            # Reads over every market shard (merged by the gateway) and by order id.
+            markets = http.get("/api/markets")
+            assert markets.status_code == 200, markets.text
+            assert {"BTC/USD", "ETH/USD"} <= {market["symbol"] for market in markets.json()["markets"]}
+            mine = alice.get("/api/orders")
+            assert mine.status_code == 200, mine.text
+            assert [order["order_id"] for order in mine.json()["orders"]] == [rested.json()["order_id"]]
+            one = alice.get(f"/api/orders/{bought.json()['order_id']}")
+            assert one.status_code == 200 and one.json()["order"]["status"] == "filled", one.text
+            assert alice.get(f"/api/orders/{sold.json()['order_id']}").status_code == 404  # bob's
             cancelled = alice.delete(f"/api/orders/{rested.json()['order_id']}")
             assert cancelled.status_code == 200, cancelled.text
             _quiet(split)
