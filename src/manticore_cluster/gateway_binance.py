@@ -21,7 +21,7 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from manticore_api.binance.fill_ledger import FillLedger
 from manticore_api.binance.history import MarketSource, TradeHistory
@@ -144,4 +144,4 @@ class RemoteTradeHistory(TradeHistory):
 
 def _as_exchange(remote: RemoteExchange) -> Exchange:
     # TradeHistory's base methods are all overridden here; it keeps the remote as its exchange.
-    return remote  # type: ignore[return-value]
+    return cast(Exchange, remote)
