@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ from manticore_cluster.snapshots import SnapshotStore
 from manticore_storage import StorageManager
 from tests.cluster.helpers import raw_messages
 from tests.cluster.shard_processes import (
-    LEASE_TTL,
     ProtocolClient,
     ShardProcess,
     shard_processes,
@@ -34,38 +31,8 @@ from tests.cluster.test_shard import Load, fund, state_of_leader
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 
-class SnapshottingShard(ShardProcess):
-    """A shard instance that checkpoints every 25 records, keeps 2 snapshots and purges its log."""
-
-    def start(self) -> SnapshottingShard:
-        argv = [
-            sys.executable,
-            "-m",
-            "manticore_api.cli",
-            "shard",
-            "--nats",
-            ",".join(self.options.servers),
-            "--prefix",
-            self.options.prefix,
-            "--name",
-            self.name,
-            "--data-dir",
-            str(self.data_dir),
-            "--lease-ttl",
-            str(LEASE_TTL),
-            "--config",
-            str(self.config),
-            "--checkpoint-every",
-            "25",
-            "--snapshots-keep",
-            "2",
-            "--log-retention",
-        ]
-        handle = self.log_path.open("ab")
-        self.process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT)
-        handle.close()
-        self.started_at = time.monotonic()
-        return self
+#: A shard instance that checkpoints every 25 records, keeps 2 snapshots and purges its log.
+SNAPSHOTTING = ("--checkpoint-every", "25", "--snapshots-keep", "2", "--log-retention")
 
 
 def test_a_standby_on_an_empty_directory_restores_a_snapshot_of_a_purged_log(
@@ -85,7 +52,7 @@ def test_a_standby_on_an_empty_directory_restores_a_snapshot_of_a_purged_log(
             await client.wait_for_leader()
             return await state_of_leader(client, [])
 
-    leader = SnapshottingShard(nats_options, tmp_path / "a", config).start()
+    leader = ShardProcess(nats_options, tmp_path / "a", config, extra_args=SNAPSHOTTING).start()
     with shard_processes(leader):
         leader.wait_for(": leader ")
         expected = asyncio.run(drive())
@@ -102,7 +69,7 @@ def test_a_standby_on_an_empty_directory_restores_a_snapshot_of_a_purged_log(
         first = min(int(h["Nats-Msg-Id"].rpartition(":")[2]) for _, h, _ in raw_messages(nats_options))
         assert 1 < first <= kept[0]
 
-        standby = SnapshottingShard(nats_options, tmp_path / "b", config).start()
+        standby = ShardProcess(nats_options, tmp_path / "b", config, extra_args=SNAPSHOTTING).start()
         with shard_processes(standby):
             standby.wait_for("following the log")
             restored = re.search(r"restored snapshot main\.(\d+)", standby.text())
