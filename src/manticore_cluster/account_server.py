@@ -13,7 +13,8 @@ phase-1 shard:
   ``{"position": <route position>, "order_id", "order"}`` or the market's refusal (same error class,
   code and message as the embedded exchange).
 * ``deposit``, ``withdraw``: journaled here, answered when durable.
-* reads: ``balances`` (available, and held = in transit + on market shards), ``markets``.
+* reads: ``balances`` (available, and held = in transit + on market shards), ``markets``, and
+  ``risk_limits`` (the configured limits, which a gateway's Binance surface publishes).
 
 **Outbox.** Pending routes are state (they are in the log): on :meth:`start` (a new leader) every
 pending route is sent again, and a route whose delivery failed is retried every ``retry_interval``.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from decimal import Decimal
 from typing import Any
@@ -59,7 +61,7 @@ log = logging.getLogger("manticore_cluster")
 ACCOUNT_COMMANDS = frozenset(
     {"place_order", "modify_order", "cancel_order", "cancel_order_by_client_id", "deposit", "withdraw"}
 )
-ACCOUNT_QUERIES = frozenset({"balances", "markets", "require_market", "component_health"})
+ACCOUNT_QUERIES = frozenset({"balances", "markets", "require_market", "risk_limits", "component_health"})
 _ROUTE_OPS = frozenset({"place_order", "modify_order", "cancel_order", "cancel_order_by_client_id"})
 
 
@@ -377,6 +379,8 @@ class AccountServer:
                 if symbol not in state.markets:
                     raise UnknownMarket(f"there is no market {str(symbol)[:64]!r}")
                 result = None
+            elif request.op == "risk_limits":
+                result = dataclasses.asdict(state.limits)
             else:
                 result = {"status": "ok", "journal": {"appended": self.ledger.journal.appended}}
             body = protocol.encode_ok(result)

@@ -162,10 +162,7 @@ def run_gateway(
         port = int(sock.getsockname()[1])
         service = build_gateway(options)
         try:
-            # The Binance-compatible surface needs queries (risk limits, stored trades) that the
-            # account and market shards of phase 2 do not answer yet: split-mode gateways serve the
-            # native API only.
-            app = create_app(service, binance=not options.market_shards)
+            app = create_app(service)
             echo(f"Manticore gateway for shard {options.shard} on {client_url(host, port)}")
             config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws_max_size=64 * 1024)
             uvicorn.Server(config).run(sockets=[sock])

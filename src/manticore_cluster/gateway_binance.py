@@ -2,12 +2,14 @@
 :class:`~manticore_api.binance.history.TradeHistory` of a :class:`~.remote.RemoteExchange`.
 
 The surface (``manticore_api.binance``) runs on the gateway unchanged; what it reads beside the native
-API comes from the shard's leader:
+API comes from the shard's leader (in a split deployment: the limits from the account shard, trades
+from the market shard owning their market, see :mod:`.routed_gateway`):
 
 * the risk limits (``risk_limits``, read once when the surface is mounted: they are configuration);
 * the market list, read again at most once a second (a market created meanwhile is known to the
   surface within a second);
-* at mount, every stored trade, in pages of ``trade_rows`` (the leader flushes its storage first), for
+* at mount, every stored trade, in pages of ``trade_rows`` from each of ``remote.trade_sources`` (the
+  leader flushes its storage first), for
   the candles and the executed quote amounts of orders; live trades and fills then follow from the
   shard's market-data subject. Messages that arrive while the pages load are held and applied after
   them: candles skip a trade whose book sequence they have seen, the quote amounts skip a fill whose
@@ -118,16 +120,17 @@ class RemoteTradeHistory(TradeHistory):
         handoff = _Handoff(klines, ledger)
         self.remote.add_listener(handoff.on_messages)
         loaded: set[str] = set()
-        offset = 0
-        while True:
-            rows = self.remote.call("trade_rows", offset=offset, limit=TRADE_PAGE)
-            for symbol, price, quantity, taker_side, stamp, sequence, trade, maker, taker in rows:
-                klines.on_trade(symbol, price, quantity, stamp, taker_side, sequence, trade)
-                ledger.add_trade(maker, taker, price, quantity)
-                loaded.add(str(trade))
-            offset += len(rows)
-            if len(rows) < TRADE_PAGE:
-                break
+        for source in self.remote.trade_sources:
+            offset = 0
+            while True:
+                rows = source.call("trade_rows", offset=offset, limit=TRADE_PAGE)
+                for symbol, price, quantity, taker_side, stamp, sequence, trade, maker, taker in rows:
+                    klines.on_trade(symbol, price, quantity, stamp, taker_side, sequence, trade)
+                    ledger.add_trade(maker, taker, price, quantity)
+                    loaded.add(str(trade))
+                offset += len(rows)
+                if len(rows) < TRADE_PAGE:
+                    break
         handoff.release(loaded)
 
     async def flush(self) -> None:

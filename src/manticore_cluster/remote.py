@@ -424,6 +424,11 @@ class RemoteExchange:
     # ------------------------------------------------------------------ reads
 
     @property
+    def trade_sources(self) -> list[RemoteExchange]:
+        """The shards whose stored trades (``trade_rows``) make up the trade history: this one."""
+        return [self]
+
+    @property
     def markets(self) -> dict[str, MarketConfig]:
         """Market configs by symbol, in creation order (read from the leader)."""
         answer = self.call("markets")

@@ -6,6 +6,12 @@ balances go there: it holds funds and routes orders) that also keeps one ``Remot
 of orders (open orders, one order, history, fills) ask every market shard, and every market shard's
 stream messages reach the gateway's listeners (WebSocket fan-out), each shard's in its journal order.
 The request path is RemoteExchange's own (retries, deadlines, tickets), unchanged.
+
+The Binance-compatible surface reads the configured risk limits from the account shard (``call``, as
+every op not routed here), the stored trades of one market from the market shard owning it, and flushes
+every market shard's storage before a read of stored orders (:meth:`flush_storage`);
+:class:`~.gateway_binance.RemoteTradeHistory` loads the stored trade history from each market shard of
+:attr:`RoutedExchange.trade_sources` in turn.
 """
 
 from __future__ import annotations
@@ -21,7 +27,15 @@ __all__ = ["RoutedExchange"]
 
 #: Reads whose ``symbol`` argument (when given) names the market shard that answers them.
 _BY_SYMBOL = frozenset(
-    {"require_market", "get_snapshot", "recent_trades", "open_orders", "order_history", "fills"}
+    {
+        "require_market",
+        "get_snapshot",
+        "recent_trades",
+        "open_orders",
+        "order_history",
+        "fills",
+        "stored_trades",
+    }
 )
 #: Reads the account shard answers.
 _ACCOUNT_READS = frozenset({"balances"})
@@ -80,6 +94,15 @@ class RoutedExchange(RemoteExchange):
         if op == "markets":
             return self._fan_out.submit(self._market_dicts)
         return self._fan_out.submit(getattr(self, op), **args)
+
+    @property
+    def trade_sources(self) -> list[RemoteExchange]:
+        """The market shards, each answering ``trade_rows`` (its stored trades, paged) for its markets."""
+        return list(self.remotes.values())
+
+    def flush_storage(self) -> bool:
+        """Flush every market shard's storage (blocking); True when every one flushed in time."""
+        return all([bool(remote.call("flush_storage")) for remote in self.remotes.values()])
 
     def _market_dicts(self) -> dict[str, Any]:
         answer: dict[str, Any] = {}

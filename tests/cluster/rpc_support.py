@@ -120,6 +120,7 @@ class Gateway:
         *,
         request_timeout: float = 2.0,
         retry_deadline: float = 15.0,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
@@ -146,6 +147,7 @@ class Gateway:
             str(retry_deadline),
             "--log-level",
             "warning",
+            *extra_args,
         ]
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -1,0 +1,217 @@
+"""The Binance-compatible surface on split-mode gateways: real ``manticore shard --role account|market``
+processes and ``manticore gateway --market-shard ...`` processes on the private nats-server, driven by
+ccxt and checked against the native API of the same gateways."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import ccxt
+import httpx
+import pytest
+
+from manticore_cluster.natsconf import NatsOptions
+from tests.binance.rest_support import Trader, ccxt_config, make_trader
+from tests.cluster.rpc_support import Gateway
+from tests.cluster.shard_processes import ShardProcess, shard_processes, write_config
+
+pytestmark = pytest.mark.timeout(240)
+
+FUNDS = {"USD": "1000000", "BTC": "100", "ETH": "1000"}
+ROUTES = ("--market-shard", "m1=BTC/USD", "--market-shard", "m2=ETH/USD")
+T = TypeVar("T")
+
+
+@dataclass
+class _Shard:
+    shard: str
+    prefix: str
+
+
+@dataclass
+class Split:
+    first: Gateway
+    second: Gateway
+    alice: Trader
+    bob: Trader
+    http: httpx.Client
+    new_gateway: Callable[[], Gateway]
+
+
+@pytest.fixture
+def split(tmp_path: Path, nats_options: NatsOptions) -> Iterator[Split]:
+    config = write_config(tmp_path / "markets.toml")
+
+    def shard(name: str, extra: tuple[str, ...]) -> ShardProcess:
+        return ShardProcess(nats_options, tmp_path / name, config, name=name, extra_args=extra)
+
+    processes = (
+        shard("m1", ("--role", "market", "--markets", "BTC/USD")),
+        shard("m2", ("--role", "market", "--markets", "ETH/USD")),
+        shard("acct", ("--role", "account", *ROUTES)),
+    )
+    with shard_processes(*processes):
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.wait_for(": leader ", 30)
+        account = _Shard("acct", nats_options.prefix)
+
+        def new_gateway() -> Gateway:
+            return Gateway(nats_options.servers[0], account, tmp_path / "gateway", extra_args=ROUTES)  # type: ignore[arg-type]
+
+        first, second = new_gateway(), new_gateway()
+        try:
+            first.start()  # creates the admin in the shared auth store
+            second.start()
+            with httpx.Client(base_url=first.url, timeout=30) as http:
+                admin = first.admin(http)
+                alice = make_trader(admin, "alice", FUNDS)
+                bob = make_trader(admin, "bob", FUNDS)
+                yield Split(first, second, alice, bob, http, new_gateway)
+        finally:
+            second.stop()
+            first.stop()
+
+
+def _ccxt(gateway: Gateway, trader: Trader) -> Any:
+    client = ccxt.binance(ccxt_config(gateway.url, trader))
+    client.load_markets()
+    return client
+
+
+def _native_balances(trader: Trader) -> dict[str, tuple[Decimal, Decimal]]:
+    return {
+        asset: (Decimal(row["available"]), Decimal(row["held"])) for asset, row in trader.balances().items()
+    }
+
+
+def _ccxt_balances(client: Any) -> dict[str, tuple[Decimal, Decimal]]:
+    rows = client.fetch_balance()["info"]["balances"]
+    return {row["asset"]: (Decimal(row["free"]), Decimal(row["locked"])) for row in rows}
+
+
+def _eventually(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 15.0) -> T:
+    """``read()`` again until ``done`` holds (settlements reach the account shard asynchronously)."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = read()
+    return value
+
+
+def test_ccxt_trades_on_two_market_shards_through_split_gateways(split: Split) -> None:
+    alice = _ccxt(split.first, split.alice)
+    bob = _ccxt(split.second, split.bob)  # the other gateway
+    assert set(alice.markets) == {"BTC/USD", "ETH/USD"}
+    assert Decimal(str(alice.market("ETH/USD")["precision"]["price"])) == Decimal("0.01")
+    assert _ccxt_balances(alice) == _native_balances(split.alice)
+
+    # An order resting on each market shard, found, listed and cancelled through ccxt.
+    btc = alice.create_order("BTC/USD", "limit", "buy", 2, 90)
+    eth = alice.create_order("ETH/USD", "limit", "sell", 3, "25.5")
+    assert btc["status"] == eth["status"] == "open"
+    assert btc["id"] != eth["id"]
+    assert alice.fetch_order(eth["id"], "ETH/USD")["status"] == "open"
+    assert {order["id"] for order in alice.fetch_open_orders()} == {btc["id"], eth["id"]}
+    native_open = split.alice.native.get("/api/orders").json()["orders"]
+    assert {order["order_id"] for order in native_open} == {f"MC-{btc['id']}", f"MC-{eth['id']}"}
+    usd_free, usd_locked = _ccxt_balances(alice)["USD"]
+    assert usd_locked == Decimal("180.36")  # the price and the taker fee held by the account shard
+    assert usd_free + usd_locked == Decimal(FUNDS["USD"])
+    assert alice.cancel_order(btc["id"], "BTC/USD")["status"] == "canceled"
+    assert [order["id"] for order in alice.fetch_open_orders("BTC/USD")] == []
+
+    # Trades on both shards, each side on its own gateway.
+    bought = bob.create_order("ETH/USD", "limit", "buy", 3, "25.5")
+    assert bought["status"] == "closed" and Decimal(str(bought["filled"])) == 3
+    alice.create_order("BTC/USD", "limit", "sell", "0.5", 100)
+    taken = bob.create_order("BTC/USD", "limit", "buy", "0.5", 100)
+    assert taken["status"] == "closed"
+    for symbol in ("BTC/USD", "ETH/USD"):
+        mine = bob.fetch_my_trades(symbol)
+        fills = split.bob.native.get(f"/api/fills?symbol={symbol}").json()["fills"]
+        assert len(mine) == len(fills) == 1
+        assert Decimal(str(mine[0]["amount"])) == Decimal(fills[0]["quantity"])
+        assert Decimal(str(mine[0]["fee"]["cost"])) == Decimal(fills[0]["fee"])
+    for trader, client in ((split.alice, alice), (split.bob, bob)):
+        native = _eventually(lambda t=trader: _native_balances(t), lambda b: b["USD"][1] == 0)
+        assert _ccxt_balances(client) == native
+    assert _native_balances(split.bob)["ETH"] == (Decimal(1003), Decimal(0))
+
+    # Public and stored data, read from the market shard that owns each market.
+    book = alice.fetch_order_book("ETH/USD")
+    assert book["bids"] == [] and book["asks"] == []
+    public = alice.fetch_trades("BTC/USD")
+    assert [Decimal(str(t["price"])) for t in public] == [Decimal(100)]
+    first_eth = alice.fetch_trades("ETH/USD")[0]["id"]
+    raw = httpx.get(
+        f"{split.second.url}/binance/api/v3/historicalTrades",
+        params={"symbol": "ETHUSD", "fromId": first_eth},
+    )
+    assert raw.status_code == 200, raw.text
+    assert [(Decimal(t["price"]), Decimal(t["qty"])) for t in raw.json()] == [(Decimal("25.5"), Decimal(3))]
+    for gateway in (split.first, split.second):
+        candles = httpx.get(
+            f"{gateway.url}/binance/api/v3/klines", params={"symbol": "BTCUSD", "interval": "1m"}
+        ).json()
+        assert [(Decimal(c[4]), Decimal(c[5])) for c in candles] == [(Decimal(100), Decimal("0.5"))]
+    history = alice.fetch_orders("BTC/USD")
+    assert [order["status"] for order in history] == ["canceled", "closed"]
+    limits = httpx.get(f"{split.first.url}/binance/api/v3/exchangeInfo").json()
+    assert {symbol["symbol"] for symbol in limits["symbols"]} == {"BTCUSD", "ETHUSD"}
+
+    # A gateway started after the trades loads them from both market shards' storage.
+    late = split.new_gateway()
+    late.start()
+    try:
+        for symbol in ("BTCUSD", "ETHUSD"):
+            params = {"symbol": symbol, "interval": "1m"}
+            seen = httpx.get(f"{split.first.url}/binance/api/v3/klines", params=params).json()
+            loaded = httpx.get(f"{late.url}/binance/api/v3/klines", params=params).json()
+            assert loaded == seen and len(loaded) == 1, symbol
+        costs = [Decimal(str(order["cost"])) for order in _ccxt(late, split.bob).fetch_orders("ETH/USD")]
+        assert costs == [Decimal("76.5")]
+    finally:
+        late.stop()
+
+
+def test_ws_api_order_entry_and_execution_reports_on_a_split_gateway(split: Split) -> None:
+    """The WebSocket API of a split gateway: a signed user data subscription, an order placed there and
+    filled by a counterparty on the other gateway, each reported by an execution report."""
+    from websockets.sync.client import connect
+
+    from tests.binance.test_ws_user import _call, _event, _signed
+
+    with connect(f"ws://127.0.0.1:{split.first.port}/binance/ws-api/v3", open_timeout=10) as ws:
+        subscribed = _call(ws, "s", "userDataStream.subscribe.signature", _signed(split.alice.native, {}))
+        assert subscribed == {"id": "s", "status": 200, "result": {"subscriptionId": 0}}
+        order = {
+            "symbol": "ETHUSD",
+            "side": "SELL",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.4",
+            "price": "30",
+            "newClientOrderId": "ws-1",
+            "newOrderRespType": "RESULT",
+        }
+        placed = _call(ws, "o1", "order.place", _signed(split.alice.native, order))
+        assert placed["status"] == 200, placed
+        assert (placed["result"]["clientOrderId"], placed["result"]["status"]) == ("ws-1", "NEW")
+        new = _event(ws, "executionReport", x="NEW")
+        assert (new["c"], new["S"], Decimal(new["q"])) == ("ws-1", "SELL", Decimal("0.4"))
+        _ccxt(split.second, split.bob).create_order("ETH/USD", "limit", "buy", "0.4", 30)
+        filled = _event(ws, "executionReport", x="TRADE")
+        assert (filled["c"], filled["X"], Decimal(filled["l"]), Decimal(filled["Z"])) == (
+            "ws-1",
+            "FILLED",
+            Decimal("0.4"),
+            Decimal(12),
+        )
