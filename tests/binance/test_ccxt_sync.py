@@ -127,6 +127,12 @@ def test_market_data(venue: Venue, alice: Any, bob: Any) -> None:
     assert alice.fetch_trades(SYMBOL, since=since)[0]["id"] == trades[-1]["id"]
     plain = alice.fetch_trades(SYMBOL, params={"fetchTradesMethod": "publicGetTrades"})
     assert plain[-1]["id"] == trades[-1]["id"]
+    # Binance's fromId is the first trade id wanted: one before the first trade (0) starts at the first.
+    for from_id in (0, 1):
+        oldest = venue.http.get(
+            "/binance/api/v3/historicalTrades", params={"symbol": "BTCUSD", "fromId": from_id, "limit": 1}
+        )
+        assert oldest.status_code == 200 and [t["id"] for t in oldest.json()] == [1], oldest.text
 
     ticker = alice.fetch_ticker(SYMBOL)
     assert ticker["last"] == 30000.0

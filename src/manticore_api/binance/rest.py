@@ -323,7 +323,10 @@ def install_rest(
         native: str, from_no: int | None, start_ms: int | None, end_ms: int | None, limit: int
     ) -> list[dict[str, Any]]:
         """Trades of ``native`` from storage, oldest first: from trade number ``from_no`` on, or within
-        ``[start_ms, end_ms]``; at most ``limit``."""
+        ``[start_ms, end_ms]``; at most ``limit``. Trade numbers start at 1: a ``from_no`` below it
+        starts at the first trade, as Binance answers a ``fromId`` older than every trade."""
+        if from_no is not None and from_no < 1:
+            from_no = 1
         return await orders.trade_history.stored_trades(native, from_no, start_ms, end_ms, limit)
 
     @route("/historicalTrades", "GET")
