@@ -23,8 +23,11 @@ server asks each market shard for its settlements after the last one applied (qu
 Every message is derived from durable state and every receiver de-duplicates, so re-sending after a
 failover is harmless.
 
-A gateway retry (``"retry": true``) of a place with a client order id that the account already routed
-is answered with that route's result, never placed twice.
+Every command is journaled under the request's ``cmd`` as its command id (:mod:`.account_shard`): a
+gateway retry (``"retry": true``) of a request journaled before, by this leader or its predecessor, is
+answered with that command's result (a deposit or withdrawal once durable, a route once settled) and
+never journaled twice. A retried place with a client order id that the account already routed is
+recognised by that name too.
 """
 
 from __future__ import annotations
@@ -62,6 +65,15 @@ ACCOUNT_COMMANDS = frozenset(
     {"place_order", "modify_order", "cancel_order", "cancel_order_by_client_id", "deposit", "withdraw"}
 )
 ACCOUNT_QUERIES = frozenset({"balances", "markets", "require_market", "risk_limits", "component_health"})
+#: The kind of record each command journals (its command id names one kind only).
+_KINDS = {
+    "place_order": "place",
+    "modify_order": "modify",
+    "cancel_order": "cancel",
+    "cancel_order_by_client_id": "cancel",
+    "deposit": "deposit",
+    "withdraw": "withdraw",
+}
 _ROUTE_OPS = frozenset({"place_order", "modify_order", "cancel_order", "cancel_order_by_client_id"})
 
 
@@ -170,24 +182,39 @@ class AccountServer:
         ledger = self.ledger
         args = request.args
         op = request.op
+        cmd = request.cmd
+        if request.retry:
+            # The same request again (a gateway's retry after a timeout or a failover): the command
+            # journaled under its id the first time, by this leader or a predecessor, answers it.
+            position = ledger.repeated(cmd, _KINDS[op])
+            if position is not None:
+                if op in ("deposit", "withdraw"):
+                    await self._durable(position)
+                    return _transfer_receipt(position)
+                return await self._result(position)
         if op in ("deposit", "withdraw"):
-            record = getattr(ledger, op)(args["user_id"], args["asset"], args["amount"])
+            record = getattr(ledger, op)(args["user_id"], args["asset"], args["amount"], command_id=cmd)
             await self._durable(record["n"])
-            return {"position": record["n"], "order_id": None, "order": None, "result": {}}
+            return _transfer_receipt(record["n"])
         if op == "place_order" and request.retry:
             found = self._routed_before(args)
             if found is not None:
                 return await self._result(found)
         if op == "place_order":
             record = ledger.place(
-                args.pop("user_id"), args.pop("symbol"), args.pop("side"), args.pop("quantity"), **args
+                args.pop("user_id"),
+                args.pop("symbol"),
+                args.pop("side"),
+                args.pop("quantity"),
+                command_id=cmd,
+                **args,
             )
         elif op in ("cancel_order", "cancel_order_by_client_id"):
             try:
                 if op == "cancel_order":
-                    record = ledger.cancel(args.get("user_id"), args.get("order_id"))
+                    record = ledger.cancel(args.get("user_id"), args.get("order_id"), command_id=cmd)
                 else:
-                    record = ledger.cancel(args["user_id"], None, args.get("client_order_id"))
+                    record = ledger.cancel(args["user_id"], None, args.get("client_order_id"), command_id=cmd)
             except OrderNotFound:
                 found = self._cancelled_before(args) if request.retry else None
                 if found is None:
@@ -197,6 +224,7 @@ class AccountServer:
             record = ledger.modify(
                 args.get("user_id"),
                 args.get("order_id"),
+                command_id=cmd,
                 new_price=args.get("new_price"),
                 new_quantity=args.get("new_quantity"),
                 new_expiry_time=args.get("new_expiry_time"),
@@ -387,6 +415,10 @@ class AccountServer:
         except Exception as exc:
             body = protocol.encode_error(exc)
         await self.nc.publish(reply, body)
+
+
+def _transfer_receipt(position: int) -> dict[str, Any]:
+    return {"position": position, "order_id": None, "order": None, "result": {}}
 
 
 def held_total(ledger: AccountLedger, asset: str) -> Decimal:

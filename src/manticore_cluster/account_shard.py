@@ -8,6 +8,12 @@ group-committed, followed by a warm standby exactly as a market shard's), and ap
 restart loads ``<data_dir>/account-checkpoint.json`` and replays the log after it; the state is a pure
 function of the records, so a rebuild from the log alone gives the same state.
 
+**Command ids** (as :mod:`manticore_matching.command_ids` for a market shard): a command given a
+``command_id`` (a gateway's request ``cmd``, the same on every retry) carries it in its record
+(``"cid"``); :attr:`AccountLedger.commands` remembers ``id -> position`` when the record is journaled,
+in replay, and across checkpoints, so a retry after a timeout or a failover finds the command journaled
+the first time (:meth:`AccountLedger.repeated`) instead of journaling it again.
+
 Threading: one lock serialises commands; durability is waited for with :meth:`wait_durable`.
 """
 
@@ -23,6 +29,8 @@ from typing import Any
 import orjson
 
 from manticore_matching import CommandLog, ServiceUnavailable
+from manticore_matching.command_ids import CommandResults, check_command_id
+from manticore_matching.commands import Receipt
 from manticore_matching.journal import JournalClosed
 
 from .account import AccountState
@@ -58,6 +66,8 @@ class AccountLedger:
         self._checkpoint_every = checkpoint_every
         self._since_checkpoint = 0
         self.replayed_records = 0
+        #: recently journaled command ids (see the module doc)
+        self.commands = CommandResults()
         #: called with each new durable position, from the journal's thread (see :meth:`on_durable`)
         self.durable_listeners: list[Callable[[int], None]] = []
 
@@ -78,10 +88,12 @@ class AccountLedger:
                 self.state.load(saved["state"])
                 self.state.results.update((int(n), entry) for n, entry in saved.get("results", []))
                 self.state.routed_names.update(((u, c), int(n)) for u, c, n in saved.get("routed_names", []))
+                self.commands.restore_state(saved.get("commands", []))
                 self._now = float(saved["time"])
             for record in self.journal.read(after=self.state.position):
                 self._now = max(self._now, float(record["ts"]))
                 self.state.apply(record)
+                self._remember(record)
                 self.replayed_records += 1
             self.journal.start()
 
@@ -105,6 +117,7 @@ class AccountLedger:
                     "state": self.state.export(),
                     "results": [[n, entry] for n, entry in self.state.results.items()],
                     "routed_names": [[u, c, n] for (u, c), n in self.state.routed_names.items()],
+                    "commands": self.commands.export_state(),
                 }
             )
             path = self.data_dir / CHECKPOINT
@@ -131,51 +144,98 @@ class AccountLedger:
         self._now = max(self._clock(), self._now)
         return self._now
 
-    def commit(self, record: dict[str, Any]) -> dict[str, Any]:
+    def repeated(self, command_id: object, kind: str) -> int | None:
+        """The position of the command journaled recently under ``command_id``, or None (not given,
+        or not known). ``kind``: ``deposit``, ``withdraw``, or a route's action (``place``, ``cancel``,
+        ``modify``). InvalidCommand (``duplicate_command_id``) if the id named a command of another
+        kind, (``invalid_command_id``) if it is not a valid id."""
+        with self._lock:
+            found = self.commands.lookup(check_command_id(command_id), kind)
+            return None if found is None else found.position
+
+    def _remember(self, record: dict[str, Any]) -> None:
+        command_id = record.get("cid")
+        if command_id is not None:
+            kind = record["action"]["kind"] if record["op"] == "route" else record["op"]
+            self.commands.remember(command_id, kind, float(record["ts"]), Receipt(int(record["n"])))
+
+    def commit(self, record: dict[str, Any], command_id: str | None = None) -> dict[str, Any]:
         """Journal and apply a record built by the state's ``*_record`` methods just now (under the
-        caller's serialisation of commands); return it with its position ``n``."""
+        caller's serialisation of commands), under ``command_id`` when given (see the module doc);
+        return it with its position ``n``."""
         if not self.journal.healthy:
             raise ServiceUnavailable("the account journal cannot write")
+        if command_id is not None:
+            record["cid"] = command_id
         try:
             self.journal.append(record)  # sets record["n"]
         except JournalClosed as exc:
             raise ServiceUnavailable("the account journal cannot write") from exc
         self.state.apply(record)
+        self._remember(record)
         self._since_checkpoint += 1
         if self._checkpoint_every and self._since_checkpoint >= self._checkpoint_every:
             self.checkpoint()
         return record
 
-    def place(self, user_id: str, symbol: str, side: str, quantity: object, **kwargs: Any) -> dict[str, Any]:
+    def place(
+        self,
+        user_id: str,
+        symbol: str,
+        side: str,
+        quantity: object,
+        command_id: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         """Check and hold a new order; its ``route`` record (order id ``MC-<n>``)."""
         with self._lock:
+            command_id = check_command_id(command_id)
             now = self._tick()
             record = self.state.place_record(
                 now, self.journal.appended + 1, user_id, symbol, side, quantity, **kwargs
             )
-            return self.commit(record)
+            return self.commit(record, command_id)
 
     def cancel(
-        self, user_id: str | None, order_id: object = None, client_order_id: object = None
+        self,
+        user_id: str | None,
+        order_id: object = None,
+        client_order_id: object = None,
+        command_id: str | None = None,
     ) -> dict[str, Any]:
         """The ``route`` record of a cancel."""
         with self._lock:
-            return self.commit(self.state.cancel_record(self._tick(), user_id, order_id, client_order_id))
+            command_id = check_command_id(command_id)
+            record = self.state.cancel_record(self._tick(), user_id, order_id, client_order_id)
+            return self.commit(record, command_id)
 
-    def modify(self, user_id: str | None, order_id: object, **kwargs: Any) -> dict[str, Any]:
+    def modify(
+        self, user_id: str | None, order_id: object, command_id: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         """The ``route`` record of a modify."""
         with self._lock:
-            return self.commit(self.state.modify_record(self._tick(), user_id, order_id, **kwargs))
+            command_id = check_command_id(command_id)
+            return self.commit(
+                self.state.modify_record(self._tick(), user_id, order_id, **kwargs), command_id
+            )
 
-    def deposit(self, user_id: str, asset: str, amount: object) -> dict[str, Any]:
+    def deposit(
+        self, user_id: str, asset: str, amount: object, command_id: str | None = None
+    ) -> dict[str, Any]:
         """A deposit's record."""
         with self._lock:
-            return self.commit(self.state.transfer_record(self._tick(), "deposit", user_id, asset, amount))
+            command_id = check_command_id(command_id)
+            record = self.state.transfer_record(self._tick(), "deposit", user_id, asset, amount)
+            return self.commit(record, command_id)
 
-    def withdraw(self, user_id: str, asset: str, amount: object) -> dict[str, Any]:
+    def withdraw(
+        self, user_id: str, asset: str, amount: object, command_id: str | None = None
+    ) -> dict[str, Any]:
         """A withdrawal's record (OrderRejected ``insufficient_balance`` above the available balance)."""
         with self._lock:
-            return self.commit(self.state.transfer_record(self._tick(), "withdraw", user_id, asset, amount))
+            command_id = check_command_id(command_id)
+            record = self.state.transfer_record(self._tick(), "withdraw", user_id, asset, amount)
+            return self.commit(record, command_id)
 
     def settle(self, entries: list[dict[str, Any]]) -> dict[str, Any] | None:
         """Journal the market shards' settlements among ``entries`` that apply next; None if none does."""

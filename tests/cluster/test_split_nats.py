@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -316,3 +317,51 @@ def test_a_gateway_serves_http_over_the_account_and_market_shards(split: Split, 
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(30)
+
+
+def test_a_retried_command_is_applied_once_even_by_a_new_account_leader(split: Split, tmp_path: Path) -> None:
+    """A gateway retries a request with the same ``cmd`` after a timeout or a failover: deposits,
+    withdrawals, modifies and places without a client order id get their first answer and are journaled
+    once, by the leader that journaled them and by its successor (which replayed the log)."""
+    assert split.ledger is not None
+    deposit = split.request("deposit", cmd="dep-1", user_id="alice", asset="USD", amount="1000")
+    assert split.request("deposit", retry=True, cmd="dep-1", user_id="alice", asset="USD", amount="1000") == (
+        deposit
+    )
+    split.request("deposit", cmd="dep-2", user_id="bob", asset="BTC", amount="5")
+    withdrawal = split.request("withdraw", cmd="wd-1", user_id="alice", asset="USD", amount="10")
+    order = {"user_id": "alice", "symbol": "BTC/USD", "side": "buy", "quantity": "1", "price": "90"}
+    placed = split.request("place_order", cmd="pl-1", **order)
+    modify = {"user_id": "alice", "order_id": placed["order_id"], "new_price": "91"}
+    modified = split.request("modify_order", cmd="md-1", **modify)
+    split.ledger.wait_durable(split.ledger.journal.appended, 10)
+    split.stop_account()  # the leader dies; its successor replays the log
+    split.start_account(tmp_path / "acct-2")
+    again = {
+        "wd-1": ("withdraw", {"user_id": "alice", "asset": "USD", "amount": "10"}),
+        "pl-1": ("place_order", order),
+        "md-1": ("modify_order", modify),
+        "dep-1": ("deposit", {"user_id": "alice", "asset": "USD", "amount": "1000"}),
+    }
+    answers = {cmd: split.request(op, retry=True, cmd=cmd, **args) for cmd, (op, args) in again.items()}
+    assert answers["wd-1"] == withdrawal and answers["dep-1"] == deposit
+    assert answers["pl-1"]["order_id"] == placed["order_id"]
+    assert answers["md-1"]["position"] == modified["position"]
+    with pytest.raises(ExchangeError) as mixed:  # an id names one command only
+        split.request("withdraw", retry=True, cmd="dep-1", user_id="alice", asset="USD", amount="1")
+    assert mixed.value.code == "duplicate_command_id"
+    _quiet(split)
+    records = [split.ledger.journal.record_at(n) for n in range(1, split.ledger.journal.appended + 1)]
+    ops = [
+        (r["op"], r.get("action", {}).get("kind")) for r in records if r is not None and r["op"] != "settle"
+    ]
+    assert ops == [
+        ("deposit", None),
+        ("deposit", None),
+        ("withdraw", None),
+        ("route", "place"),
+        ("route", "modify"),
+    ]
+    usd = split.request("balances", user_id="alice")["balances"]["USD"]
+    assert Decimal(usd["available"]) + Decimal(usd["held"]) == Decimal(990)
+    check(split.ledger.state, split.views(), quiescent=True)
