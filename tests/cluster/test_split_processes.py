@@ -1,10 +1,12 @@
 """Phase 2 with real processes: `manticore shard --role market` (m1 with a standby, m2) and
 `--role account` (with a standby) on a private nats-server, driven over the gateway protocol by client
-threads that retry unanswered requests with the same client order id. Mid-load the m1 leader and then
-the account leader are killed with `kill -9`; the standbys take over. Then: every place a client saw
-acknowledged is in the account's log exactly once with the answered order id, and the market's
-settlement the account journaled for it names the same order; no client order id was routed twice;
-every shard rebuilt from its log alone passes its invariant checks and money is conserved."""
+threads (places, cancels, modifies, deposits, withdrawals) that retry unanswered requests with the same
+`cmd`, as gateways do. Mid-load the m1 leader and then the account leader are killed with `kill -9`;
+the standbys take over. Then: every place a client saw acknowledged is in the account's log exactly
+once with the answered order id, and the market's settlement the account journaled for it names the
+same order; every acknowledged deposit and withdrawal is in the log once, at the answered position; no
+client order id was routed twice and no command id is in the log twice; every shard rebuilt from its
+log alone passes its invariant checks and money is conserved."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import sys
 import threading
 import time
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +53,14 @@ class Client:
         self.loop = Loop(options.servers[0])
         self.prefix = options.prefix
         self.acknowledged: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (args, result)
+        #: acknowledged deposits and withdrawals: (cmd, op, args, result)
+        self.transfers: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
         self.lock = threading.Lock()
 
-    def request(self, op: str, args: dict[str, Any], deadline: float = 40.0) -> Any:
+    def request(self, op: str, args: dict[str, Any], deadline: float = 40.0, cmd: str | None = None) -> Any:
+        """Send until answered (a refusal raises its ExchangeError), retrying with the same ``cmd``."""
         subject = protocol.cmd_subject(self.prefix, "acct")
-        cmd = uuid.uuid4().hex
+        cmd = cmd or uuid.uuid4().hex
         retry = False
         give_up = time.monotonic() + deadline
         while True:
@@ -68,9 +74,7 @@ class Client:
             except Exception:
                 if time.monotonic() > give_up:
                     raise
-            retry = op == "place_order"  # a place is recognised by its client order id
-            if op != "place_order" and op not in ("deposit",):
-                raise TimeoutError(f"{op} unanswered")  # not repeatable: the outcome is unknown
+            retry = True  # the same cmd: a command journaled before is answered, not applied again
             time.sleep(0.1)
 
     def query(self, shard: str, op: str, args: dict[str, Any]) -> Any:
@@ -90,6 +94,18 @@ def _load(client: Client, seed: int, stop: threading.Event) -> None:
     while not stop.is_set():
         n += 1
         user = rng.choice(USERS)
+        roll = rng.random()
+        if roll < 0.08:
+            op = "deposit" if roll < 0.05 else "withdraw"
+            transfer = {"user_id": user, "asset": rng.choice(("USD", "BTC", "ETH")), "amount": "1"}
+            cmd = uuid.uuid4().hex
+            try:
+                answer = client.request(op, transfer, cmd=cmd)
+            except Exception:
+                continue  # refused (insufficient balance) or unanswered: not acknowledged
+            with client.lock:
+                client.transfers.append((cmd, op, transfer, answer))
+            continue
         symbol, centre = rng.choice((("BTC/USD", 100), ("ETH/USD", 20)))
         args: dict[str, Any] = {
             "user_id": user,
@@ -98,12 +114,11 @@ def _load(client: Client, seed: int, stop: threading.Event) -> None:
             "quantity": "1" if symbol == "BTC/USD" else "0.5",
             "client_order_id": f"c{seed}-{n}",
         }
-        roll = rng.random()
-        if roll < 0.15:
+        if roll < 0.2:
             args["order_type"] = "market"
         else:
             args["price"] = str(centre + rng.randint(-3, 3))
-            if roll < 0.35:
+            if roll < 0.4:
                 args["time_in_force"] = "IOC"
         try:
             result = client.request("place_order", args)
@@ -113,9 +128,19 @@ def _load(client: Client, seed: int, stop: threading.Event) -> None:
             continue  # unanswered: unknown outcome, not acknowledged
         with client.lock:
             client.acknowledged.append((args, result))
-        if rng.random() < 0.2:
+        then = rng.random()
+        resting = result["order"]["status"] in ("open", "partially_filled")
+        if then < 0.2:
             with contextlib.suppress(Exception):
                 client.request("cancel_order", {"user_id": user, "order_id": result["order_id"]}, deadline=5)
+        elif then < 0.4 and resting:
+            change = {
+                "user_id": user,
+                "order_id": result["order_id"],
+                "new_price": str(centre + rng.randint(-3, 3)),
+            }
+            with contextlib.suppress(Exception):
+                client.request("modify_order", change, deadline=5)
 
 
 def _rebuild(options: NatsOptions, root: Path) -> tuple[AccountState, dict[str, Exchange]]:
@@ -234,6 +259,18 @@ def test_split_cluster_survives_kill_9_of_leaders(tmp_path: Path, nats_options: 
                 if r["action"]["kind"] == "place"
             ]
             assert len(names) == len(set(names)), "a client order id was routed twice"
+            command_ids = [r["cid"] for r in log if "cid" in r]
+            assert len(command_ids) == len(set(command_ids)), "a command id was journaled twice"
+            by_position = {r["n"]: r for r in log}
+            assert client.transfers, "the load made no deposit or withdrawal"
+            for cmd, op, transfer, answer in client.transfers:
+                record = by_position[answer["position"]]
+                assert (record["op"], record.get("cid")) == (op, cmd)
+                assert (record["user_id"], record["asset"], Decimal(record["amount"])) == (
+                    transfer["user_id"],
+                    transfer["asset"],
+                    Decimal(transfer["amount"]),
+                )
             for args, result in client.acknowledged:
                 position = result["position"]
                 route = routes[position]
