@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -56,6 +57,7 @@ from manticore_matching import (
 
 from . import protocol
 from .account_shard import AccountLedger
+from .server import REPEAT_WINDOW
 
 __all__ = ["ACCOUNT_COMMANDS", "ACCOUNT_QUERIES", "AccountServer"]
 
@@ -196,8 +198,8 @@ class AccountServer:
             record = getattr(ledger, op)(args["user_id"], args["asset"], args["amount"], command_id=cmd)
             await self._durable(record["n"])
             return _transfer_receipt(record["n"])
-        if op == "place_order" and request.retry:
-            found = self._routed_before(args)
+        if op == "place_order" and (request.retry or args.get("client_order_id") is not None):
+            found = self._routed_before(args, None if request.retry else REPEAT_WINDOW)
             if found is not None:
                 return await self._result(found)
         if op == "place_order":
@@ -231,9 +233,10 @@ class AccountServer:
             )
         return await self._result(record["n"])
 
-    def _routed_before(self, args: dict[str, Any]) -> int | None:
+    def _routed_before(self, args: dict[str, Any], window: float | None) -> int | None:
         """The route position of this user's latest place under this client order id (pending,
-        settled, or refused by the market), if it is the same order; None otherwise."""
+        settled, or refused by the market), if it is the same order (and, with a ``window``, was
+        journaled at most ``window`` seconds ago); None otherwise."""
         user, name = args.get("user_id"), args.get("client_order_id")
         if not isinstance(user, str) or not isinstance(name, str):
             return None
@@ -244,6 +247,8 @@ class AccountServer:
         record = self.ledger.journal.record_at(position)
         if record is None or record.get("op") != "route":
             return None
+        if window is not None and time.time() - float(record["ts"]) > window:
+            return None
         action = record["action"]
         for key in ("symbol", "side"):
             if action.get(key) != args.get(key):
@@ -252,7 +257,17 @@ class AccountServer:
             action.get("price"), args.get("price")
         ):
             return None
+        if window is not None and self._cancelled_by_user(f"MC-{position}"):
+            return None  # its user cancelled it: the name is being reused, not the order repeated
         return position
+
+    def _cancelled_by_user(self, order_id: str) -> bool:
+        """Whether a kept settlement says a cancel command of its user ended ``order_id``."""
+        for entry in reversed(self.ledger.state.results.values()):
+            order = entry.get("order") or {}
+            if order.get("order_id") == order_id and order.get("status") == "cancelled":
+                return order.get("reason") == "user"
+        return False
 
     def _cancelled_before(self, args: dict[str, Any]) -> int | None:
         """The route position of a successful cancel of this user's order (by id or name) among the

@@ -39,6 +39,9 @@ applied already, so that a retry never applies a command twice:
   retried safely. A retry that matches no such order is placed as new (the first attempt never
   arrived). The one ambiguity: a user who reuses a client order id for an identical order right after
   the previous order of that name ended, and whose first attempt is lost, gets the previous order.
+* ``place_order`` with a ``client_order_id``, not marked as a retry (a client repeating its placement
+  through another gateway after its gateway died): the same rule, for an order placed at most
+  :data:`REPEAT_WINDOW` seconds ago.
 * ``cancel_order`` / ``cancel_order_by_client_id``: ``order_not_found`` while the user's order by that
   id/name is recently finished with status ``cancelled`` is answered as a successful cancel.
 * ``create_market``: ``market_exists`` with the same configuration is answered as created.
@@ -51,6 +54,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -79,6 +83,10 @@ __all__ = ["CommandServer"]
 log = logging.getLogger("manticore_cluster")
 
 #: The keys of a fill event that an order's state after a command does not carry.
+#: Seconds after a placement during which the same order sent again under the same client order id -
+#: by a client retrying at another gateway after its gateway died, so not marked as a retry - is
+#: answered with the order placed the first time instead of being placed (or refused) again.
+REPEAT_WINDOW = 60.0
 _FILL_ONLY = frozenset({"fill_price", "fill_quantity", "trade_id", "is_maker", "fee"})
 #: Reads that may query storage: run in a worker thread.
 _STORAGE_QUERIES = frozenset(
@@ -242,8 +250,8 @@ class CommandServer:
         if op == "expire_due":
             count = exchange.expire_due()
             return Receipt(exchange.journal.appended, result={"expired": count})
-        if request.retry and op == "place_order":
-            found = self._placed_before(args)
+        if op == "place_order" and (request.retry or args.get("client_order_id") is not None):
+            found = self._placed_before(args, None if request.retry else REPEAT_WINDOW)
             if found is not None:
                 return self._current(found["order_id"], found)
         method: Callable[..., Receipt] = getattr(exchange, op)
@@ -261,14 +269,21 @@ class CommandServer:
         durable (the earlier attempt may still be on its way to disk)."""
         return Receipt(self.exchange.journal.appended, order_id, order)
 
-    def _placed_before(self, args: dict[str, Any]) -> dict[str, Any] | None:
-        """The user's live or recent order named like this placement, if it is the same order."""
+    def _placed_before(self, args: dict[str, Any], window: float | None) -> dict[str, Any] | None:
+        """The user's live or recent order named like this placement, if it is the same order (and,
+        with a ``window``, was placed at most ``window`` seconds ago)."""
         user_id, client_order_id = args.get("user_id"), args.get("client_order_id")
         if client_order_id is None:
             return None
         order = self.exchange.recent_order_by_client_id(user_id, client_order_id)
         if order is None:
             return None
+        if window is not None:
+            placed_at = order.get("order_timestamp", order.get("timestamp"))
+            if not isinstance(placed_at, int | float) or time.time() - placed_at > window:
+                return None
+            if order.get("status") == "cancelled" and order.get("reason") == "user":
+                return None  # cancelled by its user: the name is being reused, not the order repeated
         side = args.get("side")
         same = (
             order.get("symbol") == args.get("symbol")

@@ -365,3 +365,31 @@ def test_a_retried_command_is_applied_once_even_by_a_new_account_leader(split: S
     usd = split.request("balances", user_id="alice")["balances"]["USD"]
     assert Decimal(usd["available"]) + Decimal(usd["held"]) == Decimal(990)
     check(split.ledger.state, split.views(), quiescent=True)
+
+
+def test_an_order_repeated_through_another_gateway_is_the_first_one(split: Split) -> None:
+    """A client whose gateway died repeats its order, under the same client order id, through another
+    gateway (a new ``cmd``, not a retry): the account answers with the order placed the first time, live
+    or finished; a name reused after its user cancelled the order places a new one."""
+    split.request("deposit", user_id="alice", asset="USD", amount="10000")
+    split.request("deposit", user_id="bob", asset="BTC", amount="10")
+    order = {"user_id": "alice", "symbol": "BTC/USD", "side": "buy", "quantity": "1", "price": "90"}
+    live = split.request("place_order", client_order_id="live", **order)
+    assert split.request("place_order", client_order_id="live", **order)["order_id"] == live["order_id"]
+    with pytest.raises(ExchangeError) as other:  # another order under a live name
+        split.request("place_order", client_order_id="live", **{**order, "price": "89"})
+    assert other.value.code == "duplicate_client_order_id"
+    split.request("place_order", user_id="bob", symbol="BTC/USD", side="sell", quantity="1", price="95")
+    taker = {**order, "price": "95", "time_in_force": "IOC"}
+    filled = split.request("place_order", client_order_id="ioc", **taker)
+    assert filled["order"]["status"] == "filled"
+    again = split.request("place_order", client_order_id="ioc", **taker)
+    assert again["order_id"] == filled["order_id"]  # not a second trade
+    split.request("cancel_order", user_id="alice", order_id=live["order_id"])
+    reused = split.request("place_order", client_order_id="live", **order)
+    assert reused["order_id"] != live["order_id"] and reused["order"]["status"] == "open"
+    _quiet(split)
+    assert split.ledger is not None
+    usd = split.request("balances", user_id="alice")["balances"]["USD"]
+    assert Decimal(usd["held"]) == Decimal("90.18")  # one resting order of 1 x 90 and its 0.2% fee
+    check(split.ledger.state, split.views(), quiescent=True)
