@@ -40,6 +40,22 @@ _ADDED = EventType.ORDER_ADDED
 _FILLED = EventType.ORDER_FILLED
 
 
+def _rested(order: dict[str, Any]) -> None:
+    """Set a live order's ``visible_quantity`` to what the book shows of it once the command is done:
+    the events that carried its state (``ORDER_ADDED``, a taker's ``ORDER_FILLED``) were raised before
+    it rested and say 0. A stop that has not triggered rests nowhere: 0 stays."""
+    if not order.get("triggered") and (
+        order.get("stop_price") is not None or order.get("trail_value") is not None
+    ):
+        return
+    remaining = order.get("remaining_quantity")
+    displayed = order.get("displayed_quantity")
+    if displayed is not None and remaining is not None and displayed < remaining:
+        order["visible_quantity"] = displayed
+    else:
+        order["visible_quantity"] = remaining
+
+
 class RecentOrders:
     """Finished orders by id (``recent``, oldest first) and the client order id indexes: ``live_names``
     maps a user's name to their live order's id, ``recent_names`` to the newest recently finished
@@ -110,6 +126,8 @@ class RecentOrders:
         if state is not None:
             for key in _FILL_ONLY:
                 state.pop(key, None)
+            if state.get("status") not in TERMINAL:
+                _rested(state)
         return state
 
     def _forget_name(self, order: dict[str, Any]) -> None:
