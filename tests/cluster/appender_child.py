@@ -14,7 +14,6 @@ from manticore_cluster.natsconf import NatsOptions
 from tests.cluster.helpers import js_exchange
 from tests.matching.exchange_streams import Clock, apply, make_stream
 
-
 IN_FLIGHT = 200
 
 
