@@ -203,6 +203,7 @@ class JetStreamJournal:
         #: headers of every message (a leader's term and id, from :meth:`claim`)
         self._headers: dict[str, str] = {}
         self._lifecycle = threading.Lock()  # creating and stopping the loop
+        self._connecting = threading.Event()  # set once the loop's connection is made (or failed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._nc: Client | None = None
@@ -251,19 +252,34 @@ class JetStreamJournal:
     # ------------------------------------------------------------------ the loop thread
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        """The journal's loop, connected: started and connected by the first caller; a caller from
+        another thread meanwhile waits for that connection (JournalClosed if it failed)."""
+        options = self.options
+        bound = 3 * options.connect_timeout + 2 * options.request_timeout + 1
         with self._lifecycle:
-            if self._loop is not None:
-                return self._loop
-            if self._closing:
-                raise JournalClosed("the journal is closed")
-            loop, thread = start_loop_thread(f"manticore-jetstream-{self.shard}")
-            self._loop, self._thread = loop, thread
+            loop, connecting = self._loop, self._connecting
+            if loop is None:
+                if self._closing:
+                    raise JournalClosed("the journal is closed")
+                loop, thread = start_loop_thread(f"manticore-jetstream-{self.shard}")
+                self._loop, self._thread = loop, thread
+                connecting = self._connecting = threading.Event()
+            elif connecting.is_set():
+                return loop
+            else:
+                loop = None  # another thread connects: wait for it below
+        if loop is None:
+            connecting.wait(bound + 1)
+            if self._js is None or self._loop is None:
+                raise JournalClosed("the journal could not connect")
+            return self._loop
         try:
-            options = self.options
-            self._call(self._connect(), 3 * options.connect_timeout + 2 * options.request_timeout + 1)
+            self._call(self._connect(), bound)
         except BaseException:
             self._stop_loop()
             raise
+        finally:
+            connecting.set()
         return loop
 
     def _call(self, coroutine: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
@@ -579,6 +595,7 @@ class JetStreamJournal:
         after :data:`CLAIM_ATTEMPTS` claims; JournalClosed if it cannot be published."""
         if self._started or self._read_done:
             raise RuntimeError("claim() comes before the follower stops reading and before start()")
+        self._ensure_loop()  # (the follower may be connecting it right now)
         timeout = CLAIM_ATTEMPTS * (self._publish_attempts * (self._publish_timeout + 1) + 4)
         return self._call(self._claim(term, writer, expected), timeout)
 

@@ -221,3 +221,43 @@ async def _publish_late(
         return False
     finally:
         await nc.close()
+
+
+def test_a_claim_while_the_follower_is_still_connecting_waits_for_the_connection(
+    nats_options: NatsOptions,
+) -> None:
+    """Regression: an account shard wins its lease within a millisecond of starting to follow; its
+    claim ran on the journal's loop before the follower's connection was made ("the journal is not
+    connected": exit 5). Whichever thread starts the loop, the other now waits for its connection."""
+    for index in range(5):
+        promote = threading.Event()
+        journal = JetStreamJournal(nats_options, f"race{index}", follow_until=promote)
+        read: list[Any] = []
+        failures: list[BaseException] = []
+
+        def follow(
+            journal: JetStreamJournal = journal,
+            read: list[Any] = read,
+            failures: list[BaseException] = failures,
+        ) -> None:
+            try:
+                read.extend(journal.read())
+            except BaseException as exc:
+                failures.append(exc)
+
+        reading = threading.Thread(target=follow)
+        reading.start()
+        try:
+            claim = journal.claim(1, "x")
+        finally:
+            promote.set()
+            reading.join(20)
+        assert not failures, failures
+        assert read == [] and journal.stream_sequence == claim
+        journal.start()
+        assert journal.wait(journal.append({"op": "noop"}), 10)
+        journal.close()
+        assert [message_term(headers) for _, headers, _ in raw_messages(nats_options, f"race{index}")] == [
+            1,
+            1,
+        ]
