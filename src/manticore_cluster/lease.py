@@ -2,11 +2,25 @@
 
 * :meth:`Lease.acquire` takes the key with ``create`` (succeeds only if nobody holds it: the key is
   absent, deleted, or its holder stopped renewing for a TTL, so its entry expired);
+* a grant counts from the moment it was *requested* (the entry was written no earlier, so it expires no
+  earlier than a TTL after that). A grant whose answer took half a TTL or more (a busy machine, a slow
+  server) is **not used**: the lease would expire before, or right after, the first renewal could run,
+  and a leader on it would be deposed by its own watchdog at once. The instance stays a candidate and
+  keeps the revision as *unconfirmed*; its next :meth:`Lease.acquire` renews that entry with
+  ``update(last=revision)`` instead of ``create``. The compare-and-swap succeeds only while the entry
+  is still the one it was granted (not expired, nobody else's since), so a successful confirmation is
+  a lease in NATS's view too, running from the confirmation's own request; a failed one forgets the
+  revision and the next attempt is a ``create`` again. A grant that is never confirmed expires with
+  the bucket's TTL like any unrenewed lease;
 * the holder renews it with ``update(last=revision)`` every ``ttl / 3`` (:meth:`Lease.run`);
 * the lease is **lost** at the first compare-and-swap failure (someone else took it, or it expired and
   was taken) or when no renewal has succeeded for a whole TTL (e.g. the process was stopped, or NATS was
   unreachable): ``on_lost`` is called once with the reason, and :attr:`Lease.held` turns False;
-* :meth:`Lease.release` (clean stop) deletes the key only if it still holds this revision.
+* :meth:`Lease.release` (clean stop) deletes the key only if it still holds this revision;
+* :attr:`Lease.term` is the revision at which the current holding began. Revisions are the bucket's
+  stream sequences, so every later holder of the key has a higher term: the command log records the
+  term of the leader that wrote each message (see :mod:`.log`), which tells a successor a late message
+  of a deposed leader (lower term) from one of another live leader (equal or higher).
 
 A lease is advisory: a paused holder may still believe it leads for up to a TTL. The command log's
 fence (``Nats-Expected-Last-Subject-Sequence``, see :mod:`.log`) is what makes a stale leader harmless.
@@ -75,7 +89,13 @@ class Lease:
         self.ttl = ttl
         self.renew_every = renew_every if renew_every is not None else ttl / 3
         self._on_lost = on_lost
+        #: a grant answered this long (seconds) after its request is not used (see the module docstring)
+        self.grant_within = ttl / 2
         self.revision: int | None = None
+        #: the revision at which the current holding began (None while not held)
+        self.term: int | None = None
+        #: the revision of a grant that came too late, to be confirmed by the next :meth:`acquire`
+        self._unconfirmed: int | None = None
         self._renewed_at = 0.0
         self._lost_reason: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -98,20 +118,46 @@ class Lease:
         return self._lost_reason
 
     async def acquire(self) -> bool:
-        """Take the lease if nobody holds it; True if taken (then :meth:`start` the renewals).
+        """Take the lease if nobody holds it; True if it is held now (then :meth:`start` the renewals).
 
         False when another holds it, including when that holder's key expires while ``create`` looks
-        at it (its put found the key, its read then found none): the next attempt takes it."""
+        at it (its put found the key, its read then found none): the next attempt takes it. False as
+        well when the grant's answer took :attr:`grant_within` (half the TTL) or longer: that grant is
+        kept unconfirmed, and the next call confirms it with ``update(last=revision)`` (held if that
+        answer is in time) or, when the entry expired or was taken meanwhile, forgets it."""
         from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
         if self.held:
             return True
+        unconfirmed = self._unconfirmed
         started = time.monotonic()
         try:
-            revision = await self.kv.create(self.key, self.holder.encode())
+            if unconfirmed is None:
+                revision = await self.kv.create(self.key, self.holder.encode())
+            else:
+                revision = await self.kv.update(self.key, self.holder.encode(), last=unconfirmed)
         except (KeyWrongLastSequenceError, KeyNotFoundError):
+            if unconfirmed is not None:
+                self._unconfirmed = None
+                log.info(
+                    "lease %s: the late grant %d expired or was taken; campaigning", self.key, unconfirmed
+                )
             return False
-        self.revision, self._renewed_at, self._lost_reason = revision, started, None
+        elapsed = time.monotonic() - started
+        if elapsed >= self.grant_within:
+            self._unconfirmed = revision
+            log.warning(
+                "lease %s granted to %s %.3f s after the request (revision %d, ttl %s s): too late to "
+                "lead on; confirming it first",
+                self.key,
+                self.holder,
+                elapsed,
+                revision,
+                self.ttl,
+            )
+            return False
+        self._unconfirmed = None
+        self.revision, self.term, self._renewed_at, self._lost_reason = revision, revision, started, None
         log.info("lease %s acquired by %s (revision %d)", self.key, self.holder, revision)
         return True
 
@@ -155,7 +201,9 @@ class Lease:
     async def run(self) -> None:
         """Renew every ``renew_every`` seconds while held (returns when lost or released)."""
         while self.revision is not None:
-            await asyncio.sleep(self.renew_every)
+            # Counted from the last renewal's request (where the deadline counts from), not from its
+            # answer, so a slow answer does not push the next renewal towards the deadline.
+            await asyncio.sleep(max(0.0, self._renewed_at + self.renew_every - time.monotonic()))
             if not await self.renew():
                 return
 
@@ -166,10 +214,13 @@ class Lease:
         return self._task
 
     async def release(self) -> None:
-        """Stop renewing and delete the key if it still holds this lease's revision."""
+        """Stop renewing and delete the key if it still holds this lease's revision (or that of a grant
+        not confirmed yet)."""
         from nats.js.errors import KeyWrongLastSequenceError
 
-        revision, self.revision = self.revision, None
+        revision, self.revision, self.term = self.revision, None, None
+        if revision is None:  # a grant never confirmed: free it too
+            revision, self._unconfirmed = self._unconfirmed, None
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -184,7 +235,7 @@ class Lease:
     def _lose(self, reason: str) -> None:
         if self.revision is None:
             return
-        self.revision = None
+        self.revision = self.term = None
         self._lost_reason = reason
         log.error("lease %s LOST by %s: %s", self.key, self.holder, reason)
         if self._on_lost is not None:

@@ -20,6 +20,24 @@ up to ``max_message_bytes``). Headers:
 Because the fence names the stream sequence of the previous message, which is known only from its
 acknowledgement, at most one message per shard is in flight (the group commit's batch grows instead).
 
+Terms and the takeover claim. A shard leader's journal carries its lease's term (the KV revision at
+which its holding began, :attr:`~manticore_cluster.lease.Lease.term`; a later holder always has a
+higher one) on every message, ``Manticore-Term: <term>`` (and ``Manticore-Writer: <instance id>``).
+A successor must not be fenced by the deposed leader's last message: that leader, frozen with a
+publish in flight, may wake after the lease passed on and its message land on top of the log the
+successor read. It can land only while the shard's last message is still the one that leader
+expected, i.e. before the successor's first write. So a new leader's first write is a **claim**
+(:meth:`JetStreamJournal.claim`), made while it still follows the log, before any command of its own:
+an empty message (payload ``[]``, ``Nats-Msg-Id: <shard>:term<term>:<next position>``, no record) on
+top of the log's last message. If the claim is fenced, the messages that landed meanwhile are
+inspected: each of a **lower term** is a late message of a deposed leader, a valid command of its term;
+the follower applies it as it applies every record, and the claim is made again on top of it. A
+message without a term, or of an equal or higher term, means another leader is writing: the claim
+fails with :class:`JournalFenced` (the process exits). Once the claim is stored no message written
+with an older expectation can land any more, so the successor's own commands are never fenced by
+its predecessor, and a fence after the claim always means another live writer (exit). The claim holds
+no record, so positions and replays are unchanged; readers skip it.
+
 Durability: a position is durable when the server acknowledged its message (PubAck). On one
 nats-server 2.9 (R1) that survives ``kill -9`` of any process but not a power loss (the server does not
 fsync per message); R3 survives the loss of one machine. See docs/scale-out.md.
@@ -52,14 +70,36 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
     from nats.js.api import PubAck
 
-__all__ = ["FENCE_ERROR", "JetStreamJournal", "JournalFenced", "decode_batch", "encode_record"]
+__all__ = [
+    "FENCE_ERROR",
+    "TERM_HEADER",
+    "WRITER_HEADER",
+    "JetStreamJournal",
+    "JournalFenced",
+    "decode_batch",
+    "encode_record",
+    "message_term",
+]
 
 log = logging.getLogger("manticore_cluster")
 
 #: JetStream's err_code for a failed ``Nats-Expected-Last-(Subject-)Sequence``: "wrong last sequence".
 FENCE_ERROR = 10071
 
+#: Header of a leader's messages: the term (lease revision) under which it wrote them.
+TERM_HEADER = "Manticore-Term"
+#: Header of a leader's messages: its instance id (diagnostics only).
+WRITER_HEADER = "Manticore-Writer"
+#: Times a takeover claim is made again on top of late messages of deposed leaders before giving up.
+CLAIM_ATTEMPTS = 20
+
 _T = TypeVar("_T")
+
+
+def message_term(headers: dict[str, str] | None) -> int | None:
+    """The term a log message was written under (its ``Manticore-Term`` header), None if it has none."""
+    value = (headers or {}).get(TERM_HEADER, "")
+    return int(value) if value.isdigit() else None
 
 
 class JournalFenced(JournalClosed):
@@ -160,7 +200,10 @@ class JetStreamJournal:
         self._failure: BaseException | None = None
         self._fence: JournalFenced | None = None
         self._writer_idle = False
+        #: headers of every message (a leader's term and id, from :meth:`claim`)
+        self._headers: dict[str, str] = {}
         self._lifecycle = threading.Lock()  # creating and stopping the loop
+        self._connecting = threading.Event()  # set once the loop's connection is made (or failed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._nc: Client | None = None
@@ -209,19 +252,34 @@ class JetStreamJournal:
     # ------------------------------------------------------------------ the loop thread
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        """The journal's loop, connected: started and connected by the first caller; a caller from
+        another thread meanwhile waits for that connection (JournalClosed if it failed)."""
+        options = self.options
+        bound = 3 * options.connect_timeout + 2 * options.request_timeout + 1
         with self._lifecycle:
-            if self._loop is not None:
-                return self._loop
-            if self._closing:
-                raise JournalClosed("the journal is closed")
-            loop, thread = start_loop_thread(f"manticore-jetstream-{self.shard}")
-            self._loop, self._thread = loop, thread
+            loop, connecting = self._loop, self._connecting
+            if loop is None:
+                if self._closing:
+                    raise JournalClosed("the journal is closed")
+                loop, thread = start_loop_thread(f"manticore-jetstream-{self.shard}")
+                self._loop, self._thread = loop, thread
+                connecting = self._connecting = threading.Event()
+            elif connecting.is_set():
+                return loop
+            else:
+                loop = None  # another thread connects: wait for it below
+        if loop is None:
+            connecting.wait(bound + 1)
+            if self._js is None or self._loop is None:
+                raise JournalClosed("the journal could not connect")
+            return self._loop
         try:
-            options = self.options
-            self._call(self._connect(), 3 * options.connect_timeout + 2 * options.request_timeout + 1)
+            self._call(self._connect(), bound)
         except BaseException:
             self._stop_loop()
             raise
+        finally:
+            connecting.set()
         return loop
 
     def _call(self, coroutine: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
@@ -328,7 +386,8 @@ class JetStreamJournal:
         last = after
         last_sequence = 0
         highest = 0
-        for sequence, batch in self._messages(start_sequence, None, self._follow_until):
+        for sequence, batch, end in self._messages(start_sequence, None, self._follow_until):
+            highest = max(highest, end)  # a claim holds no record, but marks where the log was
             for record in batch:
                 position = record["n"]
                 highest = max(highest, position)
@@ -344,7 +403,7 @@ class JetStreamJournal:
         if last_sequence == 0:  # nothing scanned: an empty log, or start_sequence past its end
             last_sequence = self._call(self._last_subject_sequence())
             if last_sequence:
-                tail = self._call(self._message_at(last_sequence))[-1]["n"]
+                tail = self._call(self._last_position_at(last_sequence))
                 if tail != after:
                     raise JournalCorrupt(
                         f"{self.subject} ends at position {tail}, not at {after} where reading started "
@@ -369,7 +428,7 @@ class JetStreamJournal:
             durable, end = self._durable, self._last_sequence
         if end == 0 or durable <= after:
             return
-        for _sequence, batch in self._messages(self.sequence_of(after + 1), end, None):
+        for _sequence, batch, _end in self._messages(self.sequence_of(after + 1), end, None):
             for record in batch:
                 if record["n"] > durable:
                     return
@@ -403,8 +462,9 @@ class JetStreamJournal:
 
     def _messages(
         self, start: int, end: int | None, follow: threading.Event | None
-    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-        """(stream sequence, records) of the shard's messages from stream sequence ``start``, up to
+    ) -> Iterator[tuple[int, list[dict[str, Any]], int]]:
+        """(stream sequence, records, last position) of the shard's messages from stream sequence
+        ``start`` (the last position of a claim is the one before its first), up to
         ``end`` (None: the last message when reading starts; with ``follow``: keep reading until the
         event is set, then up to the last message at that moment)."""
         if end is None:
@@ -426,11 +486,13 @@ class JetStreamJournal:
                             return
                         waiting = False
                 fetched = self._call(self._fetch(reader, 0.25 if waiting else self.options.request_timeout))
-                for sequence, payload in fetched:
+                for sequence, payload, headers in fetched:
                     self.messages_read += 1
                     position = sequence
                     end = max(end, sequence)
-                    yield sequence, decode_batch(payload)
+                    batch = decode_batch(payload)
+                    last = int(batch[-1]["n"]) if batch else _first_position(headers, payload) - 1
+                    yield sequence, batch, last
                 if fetched or waiting:
                     empty = 0
                     continue
@@ -454,14 +516,14 @@ class JetStreamJournal:
         )
         return await self._jetstream.pull_subscribe(self.subject, stream=self.stream, config=config)
 
-    async def _fetch(self, reader: Any, timeout: float) -> list[tuple[int, bytes]]:
+    async def _fetch(self, reader: Any, timeout: float) -> list[tuple[int, bytes, dict[str, str]]]:
         from nats.errors import TimeoutError as NatsTimeout
 
         try:
             messages = await reader.fetch(64, timeout=timeout)
         except (NatsTimeout, asyncio.TimeoutError):
             return []
-        return [(int(m.metadata.sequence.stream), bytes(m.data)) for m in messages]
+        return [(int(m.metadata.sequence.stream), bytes(m.data), dict(m.headers or {})) for m in messages]
 
     async def _close_reader(self, reader: Any) -> None:
         with contextlib.suppress(Exception):
@@ -492,11 +554,88 @@ class JetStreamJournal:
             return None
         return decode_batch(message.data or b"")
 
-    async def _message_at(self, sequence: int) -> list[dict[str, Any]]:
+    async def _last_position_at(self, sequence: int) -> int:
+        """The last record position of the shard's message at stream ``sequence`` (0 for sequence 0);
+        for a claim, which holds no record, the position before its first."""
+        if not sequence:
+            return 0
         message = await self._jetstream.get_msg(self.stream, sequence)
-        return decode_batch(message.data or b"")
+        records = decode_batch(message.data or b"")
+        if records:
+            return int(records[-1]["n"])
+        return _first_position(message.headers, message.data) - 1
+
+    async def _messages_after(self, sequence: int) -> list[tuple[int, dict[str, str]]]:
+        """(stream sequence, headers) of the shard's messages after stream ``sequence``, in order."""
+        from nats.js.errors import NotFoundError
+
+        found: list[tuple[int, dict[str, str]]] = []
+        while True:
+            try:
+                message = await self._jetstream.get_msg(
+                    self.stream, sequence + 1, subject=self.subject, next=True
+                )
+            except NotFoundError:
+                return found
+            sequence = int(message.seq or sequence + 1)
+            found.append((sequence, dict(message.headers or {})))
 
     # ------------------------------------------------------------------ writing
+
+    def claim(self, term: int, writer: str, *, expected: int | None = None) -> int:
+        """A new leader's first write (see the module docstring): store an empty claim message under
+        ``term`` on top of the shard's log, absorbing late messages of lower terms; from then on every
+        message carries ``term`` and ``writer``. Returns the claim's stream sequence.
+
+        Call it while :meth:`read` still follows the log (before ``follow_until`` is set: a late message
+        that lands before the claim is then applied by the follower, and :meth:`read` ends after the
+        claim), or before :meth:`read`. ``expected`` is the stream sequence the claim goes on top of
+        (default: the shard's last message now); the messages after it that land first are
+        inspected. JournalFenced if one has no term or a term ``>= term`` (another leader writes), or
+        after :data:`CLAIM_ATTEMPTS` claims; JournalClosed if it cannot be published."""
+        if self._started or self._read_done:
+            raise RuntimeError("claim() comes before the follower stops reading and before start()")
+        self._ensure_loop()  # (the follower may be connecting it right now)
+        timeout = CLAIM_ATTEMPTS * (self._publish_attempts * (self._publish_timeout + 1) + 4)
+        return self._call(self._claim(term, writer, expected), timeout)
+
+    async def _claim(self, term: int, writer: str, expected: int | None) -> int:
+        headers = {TERM_HEADER: str(term), WRITER_HEADER: writer}
+        if expected is None:
+            expected = await self._last_subject_sequence()
+        for _ in range(CLAIM_ATTEMPTS):
+            first = await self._last_position_at(expected) + 1
+            msg_id = f"{self.shard}:term{term}:{first}"
+            try:
+                sequence = await self._publish(
+                    b"[]", first, msg_id=msg_id, expected=expected, headers=headers
+                )
+            except JournalFenced as exc:
+                later = await self._messages_after(expected)
+                if not later:
+                    raise
+                for their_sequence, their_headers in later:
+                    theirs = message_term(their_headers)
+                    if theirs is None or theirs >= term:
+                        raise JournalFenced(
+                            f"{self.subject}: message {their_sequence} was written under term {theirs} "
+                            f"(this leader's is {term}): another leader writes to the shard"
+                        ) from exc
+                log.warning(
+                    "shard %s: %d late message(s) of a deposed leader (terms %s) landed on the log after "
+                    "sequence %d; they are applied as every record is, and term %d claims the log on top",
+                    self.shard,
+                    len(later),
+                    sorted({message_term(their_headers) or 0 for _, their_headers in later}),
+                    expected,
+                    term,
+                )
+                expected = later[-1][0]
+                continue
+            self._headers = headers
+            log.info("shard %s: term %d claims the log at stream sequence %d", self.shard, term, sequence)
+            return sequence
+        raise JournalFenced(f"{self.subject}: {CLAIM_ATTEMPTS} claims of term {term} were fenced")
 
     def start(self) -> None:
         """Start the writer. Without a :meth:`read` before, continue after the log's last record."""
@@ -506,7 +645,7 @@ class JetStreamJournal:
         if not self._read_done:
             sequence = self._call(self._last_subject_sequence())
             if sequence:
-                last = self._call(self._message_at(sequence))[-1]["n"]
+                last = self._call(self._last_position_at(sequence))
                 self._appended = self._durable = last
             self._last_sequence = sequence
         self._started = True
@@ -658,27 +797,39 @@ class JetStreamJournal:
         server = self._nc.max_payload if self._nc is not None else 1024 * 1024
         return max(1, min(self._max_message_bytes, server - 4096))
 
-    async def _publish(self, payload: bytes, first: int) -> int:
+    async def _publish(
+        self,
+        payload: bytes,
+        first: int,
+        *,
+        msg_id: str | None = None,
+        expected: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> int:
         """Store one message, retrying timeouts with the same ``Nats-Msg-Id``; return its stream sequence.
 
-        JournalFenced when another instance has written to the shard since :attr:`stream_sequence`;
-        JournalClosed when every attempt failed."""
+        ``msg_id`` defaults to ``<shard>:<first>``, ``expected`` to :attr:`stream_sequence`, ``headers``
+        (more headers) to the term's. JournalFenced when another instance has written to the shard
+        since ``expected``; JournalClosed when every attempt failed."""
         from nats.errors import ConnectionClosedError, NoRespondersError
         from nats.errors import TimeoutError as NatsTimeout
         from nats.js.errors import APIError, NoStreamResponseError
 
         js = self._jetstream
-        msg_id = f"{self.shard}:{first}"
-        expected = self._last_sequence
+        if msg_id is None:
+            msg_id = f"{self.shard}:{first}"
+        if expected is None:
+            expected = self._last_sequence
+        extra = self._headers if headers is None else headers
         problem: BaseException | None = None
         for attempt in range(self._publish_attempts):
             if attempt:
                 self.publish_retries += 1
                 await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
-            headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Last-Subject-Sequence": str(expected)}
+            sent = {"Nats-Msg-Id": msg_id, "Nats-Expected-Last-Subject-Sequence": str(expected), **extra}
             try:
                 ack: PubAck = await js.publish(
-                    self.subject, payload, timeout=self._publish_timeout, headers=headers
+                    self.subject, payload, timeout=self._publish_timeout, headers=sent
                 )
             except APIError as exc:
                 if exc.err_code == FENCE_ERROR:
@@ -724,7 +875,8 @@ class JetStreamJournal:
 
 
 def _first_position(headers: dict[str, str] | None, payload: bytes | None) -> int:
-    """The first record position of a log message: from its ``Nats-Msg-Id`` (``<shard>:<first>``),
+    """The first record position of a log message: from its ``Nats-Msg-Id`` (``<shard>:<first>``, or
+    ``<shard>:term<term>:<first>`` for a claim, whose first is the position after the log's last),
     else from its records."""
     msg_id = (headers or {}).get("Nats-Msg-Id", "")
     _, _, first = msg_id.rpartition(":")

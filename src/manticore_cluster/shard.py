@@ -16,16 +16,24 @@ Life of an instance (:meth:`ShardInstance.run`):
    until promotion, in a worker thread, so every record takes exactly the path a restart takes (no
    change to the exchange). Meanwhile the instance campaigns for the lease ``<shard>`` every
    ``ttl / 6`` seconds;
-3. **takeover** once the lease is won: renew it every ``ttl / 3``, apply the log to its end (so the
-   instance holds every acknowledged command), switch the journal to appending, fenced on the stream
-   sequence of the last message it read, create the configured markets the log does not have yet, start
+3. **takeover** once the lease is won (a grant answered too late to lead on is confirmed first, see
+   :mod:`.lease`): renew it every ``ttl / 3``; **claim** the log while still following it
+   (:meth:`~manticore_cluster.log.JetStreamJournal.claim`: an empty message under the lease's term on
+   top of the log's last message; late messages of a deposed leader - lower term - that land first are
+   applied as a follower applies every record, and the claim is made again on top of them; a message of
+   an equal or higher term, or of no term, means another leader: exit :data:`EXIT_FENCED`); apply the
+   log to its end (so the instance holds every acknowledged command, and the deposed leader's in-flight
+   message can no longer land: its expectation is stale), switch the journal to appending, fenced on
+   the stream sequence of the claim, create the configured markets the log does not have yet, start
    the command server, log ``leader``;
 4. **leader** until stopped. It exits at once, non-zero, when it loses the lease
    (:data:`EXIT_LEASE_LOST`: a renewal's compare-and-swap failed, or no renewal succeeded for a TTL -
    checked by a watchdog thread and on SIGCONT as well, so a paused process never answers after
-   waking) or when its journal is fenced (:data:`EXIT_FENCED`: another instance wrote to the log) or
-   fails (:data:`EXIT_JOURNAL_FAILED`). A zombie must not answer: the exit is ``os._exit``, with
-   nothing flushed but the log line, and commands it had not made durable were never acknowledged.
+   waking) or when its journal is fenced (:data:`EXIT_FENCED`: another instance wrote to the log after
+   the claim - a writer that read the claim, i.e. another live leader or a stray process, never a late
+   message of the leader it replaced) or fails (:data:`EXIT_JOURNAL_FAILED`). A zombie must not
+   answer: the exit is ``os._exit``, with nothing flushed but the log line, and commands it had not
+   made durable were never acknowledged.
 5. **SIGTERM / SIGINT**: clean stop - stop the command server, write the checkpoint (the leader waits
    for its journal first), release the lease so that a standby takes over at once, exit 0.
 
@@ -234,9 +242,10 @@ class ShardInstance:
     # ------------------------------------------------------------------ life
 
     def request_stop(self) -> None:
-        """Ask :meth:`run` to stop cleanly (SIGTERM/SIGINT do this)."""
+        """Ask :meth:`run` to stop cleanly (SIGTERM/SIGINT do this; call it on :meth:`run`'s loop)."""
         self._stop.set()
-        self._caught_up.set()  # a standby stops following: it reads to the log's end and closes
+        if not self._leading:  # a standby stops following: it reads to the log's end and closes
+            self._caught_up.set()  # (a leader taking over ends the follow itself, after its claim)
 
     async def run(self) -> int:
         """Run the instance until stopped; return the exit status (0 after a clean stop).
@@ -326,7 +335,7 @@ class ShardInstance:
             if opening in done and opening.exception() is not None:
                 return self._failed_open(opening.exception())
             won = campaign in done and campaign.result()
-            if not won:  # stopping as a standby: read to the end, checkpoint there
+            if not won or self._stop.is_set():  # stopping as a standby: read to the end, checkpoint there
                 campaign.cancel()
                 self._caught_up.set()
                 try:
@@ -334,6 +343,8 @@ class ShardInstance:
                 except Exception as exc:
                     return self._failed_open(exc)
                 await asyncio.to_thread(exchange.close)
+                with contextlib.suppress(Exception):
+                    await self._lease.release()  # won while stopping, or a grant not confirmed yet
                 log.info("shard %s: standby %s stopped", options.name, options.instance_id)
                 return 0
             return await self._lead(nc, exchange, opening)
@@ -375,7 +386,14 @@ class ShardInstance:
         lease.start()
         self._watchdog = threading.Thread(target=self._watch, name="manticore-lease-watchdog", daemon=True)
         self._watchdog.start()
-        log.info("shard %s: lease won by %s; applying the log to its end", options.name, options.instance_id)
+        log.info(
+            "shard %s: lease won by %s (term %s); claiming the log",
+            options.name,
+            options.instance_id,
+            lease.term,
+        )
+        await self._claim_log(lease)
+        log.info("shard %s: applying the log to its end", options.name)
         self._caught_up.set()
         server: CommandServing | None = None
         status = EXIT_JOURNAL_FAILED  # until the leader has served and stopped cleanly
@@ -410,6 +428,21 @@ class ShardInstance:
             with contextlib.suppress(Exception):
                 await lease.release()
             log.info("shard %s: leader %s stopped (status %d)", options.name, options.instance_id, status)
+
+    async def _claim_log(self, lease: Lease) -> None:
+        """The takeover's first write, while the exchange still follows the log (see the module
+        docstring); the process exits if it is fenced by another leader or cannot be written."""
+        journal = self._journal
+        assert journal is not None and lease.term is not None
+        try:
+            await asyncio.to_thread(journal.claim, lease.term, self.options.instance_id)
+        except JournalFenced as exc:
+            _die(EXIT_FENCED, f"shard {self.options.name}: the log cannot be claimed ({exc}): exiting")
+        except Exception as exc:
+            _die(
+                EXIT_JOURNAL_FAILED,
+                f"shard {self.options.name}: the log cannot be claimed ({exc!r}): exiting",
+            )
 
     def _create_markets(self, exchange: Any) -> None:
         if not isinstance(exchange, Exchange):

@@ -53,8 +53,11 @@ class ShardProcess:
         *,
         name: str = "main",
         extra_args: tuple[str, ...] = (),
+        command: tuple[str, ...] = ("manticore_api.cli",),
     ) -> None:
         self.extra_args = extra_args
+        #: the module run with ``python -m`` and its first arguments, before ``shard <options>``
+        self.command = command
         self.options = options
         self.data_dir = data_dir
         self.config = config
@@ -67,7 +70,7 @@ class ShardProcess:
         argv = [
             sys.executable,
             "-m",
-            "manticore_api.cli",
+            *self.command,
             "shard",
             "--nats",
             ",".join(self.options.servers),

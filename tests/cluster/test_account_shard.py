@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 from manticore_cluster.account_shard import AccountLedger
 from manticore_cluster.log import JetStreamJournal
 from manticore_cluster.natsconf import NatsOptions
-from manticore_matching import CommandLog, Journal
+from manticore_matching import CommandLog, Journal, ServiceUnavailable
 from tests.cluster.split_model import SplitSystem
 from tests.matching.exchange_streams import Clock
 
@@ -97,3 +99,53 @@ def test_the_account_ledger_restarts_on_jetstream(tmp_path: Path, nats_options: 
 
     before, after, _final = _run(tmp_path, factory, "crash")
     assert after == before
+
+
+def test_an_account_successor_absorbs_the_deposed_leader_s_late_message(
+    tmp_path: Path, nats_options: NatsOptions
+) -> None:
+    """The account shard takes over on the same claim as a market shard (one ShardInstance path): a
+    late message of the deposed account leader (lower term) that lands where the successor claims is
+    applied by the following ledger; the successor writes on top of it, unfenced."""
+    system = SplitSystem(tmp_path / "markets", Clock())
+    old_journal = JetStreamJournal(nats_options, "account")
+    old_journal.claim(10, "old")
+    old = AccountLedger(tmp_path / "old", system.new_account(), old_journal, clock=system.clock)
+    old.open()
+    old.deposit("alice", "USD", "100")
+    assert old.wait_durable(old.journal.appended, 10)
+    promote = threading.Event()
+    new_journal = JetStreamJournal(nats_options, "account", follow_until=promote)
+    new = AccountLedger(tmp_path / "new", system.new_account(), new_journal, clock=system.clock)
+    opening = threading.Thread(target=new.open)
+    opening.start()
+    deadline = time.monotonic() + 20
+    while new_journal.stream_sequence < old_journal.stream_sequence:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    seen = new_journal.stream_sequence
+    late = old.deposit("alice", "USD", "5")  # in flight while the lease passed on: it lands now
+    assert old.wait_durable(late["n"], 10)
+    new_journal.claim(20, "new", expected=seen)
+    promote.set()
+    opening.join(20)
+    assert not opening.is_alive()
+    assert new.state.export() == old.state.export()  # the late deposit included
+    mine = new.deposit("alice", "USD", "2")
+    assert new.wait_durable(mine["n"], 10) and mine["n"] == late["n"] + 1
+    stale = old.deposit("bob", "USD", "1")
+    with pytest.raises(ServiceUnavailable):
+        old.wait_durable(stale["n"], 10)
+    expected = new.state.export()
+    new.journal.close()
+    old.journal.close()
+    rebuilt = AccountLedger(
+        tmp_path / "rebuilt",
+        system.new_account(),
+        JetStreamJournal(nats_options, "account"),
+        clock=system.clock,
+    )
+    rebuilt.open()
+    assert rebuilt.state.export() == expected
+    rebuilt.journal.close()
+    system.close()

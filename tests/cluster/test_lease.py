@@ -146,3 +146,70 @@ def test_a_lease_expiring_while_acquire_looks_at_it_is_not_an_error(nats_options
         await new.release()
 
     run(nats_options, body)
+
+
+def _slow_grants(kv: Any, delay: float, count: int = 1) -> list[int]:
+    """Make the first ``count`` ``kv.create`` calls answer ``delay`` seconds after the server granted
+    them (a busy machine): the real create, then a wait. Returns the revisions granted so."""
+    real_create = kv.create
+    granted: list[int] = []
+
+    async def create(*args: Any, **kwargs: Any) -> int:
+        revision = int(await real_create(*args, **kwargs))
+        if len(granted) < count:
+            granted.append(revision)
+            await asyncio.sleep(delay)
+        return revision
+
+    kv.create = create
+    return granted
+
+
+def test_a_grant_answered_after_half_the_ttl_is_confirmed_before_it_counts(nats_options: NatsOptions) -> None:
+    """Regression: a ``create`` answered late was taken as a lease that runs from the request, so the
+    holder's deadline had (nearly) passed when it learnt it led, and the shard's watchdog ended it."""
+
+    async def body(kv: Any) -> None:
+        granted = _slow_grants(kv, TTL * 0.7)
+        lost: list[str] = []
+        lease = Lease(kv, "main", "me", TTL, on_lost=lost.append)
+        assert not await lease.acquire()  # granted, but too late to lead on
+        assert granted and not lease.held and lease.term is None
+        assert await current_holder(kv, "main") == "me"  # the entry is ours in NATS's view ...
+        assert not await Lease(kv, "main", "other", TTL).acquire()  # ... so nobody else takes it
+        started = time.monotonic()
+        assert await lease.acquire()  # confirmed: update(last=the late revision)
+        assert lease.held and lease.term is not None and lease.term > granted[0]
+        assert lease.revision == lease.term
+        assert started < lease.expires_at - TTL + 0.5 and lease.expires_at > time.monotonic() + TTL / 2
+        lease.start()
+        await asyncio.sleep(2 * TTL)  # renewed from there on
+        assert lease.held and not lost
+        await lease.release()
+        assert await current_holder(kv, "main") is None
+
+    run(nats_options, body)
+
+
+def test_a_late_grant_that_expired_or_was_taken_is_forgotten(nats_options: NatsOptions) -> None:
+    async def body(kv: Any) -> None:
+        granted = _slow_grants(kv, TTL * 1.5, count=2)
+        lease = Lease(kv, "main", "me", TTL)
+        assert not await lease.acquire()  # answered after its own TTL: the entry has expired meanwhile
+        assert len(granted) == 1 and not lease.held
+        assert not await lease.acquire()  # the confirmation's compare-and-swap fails: forgotten
+        assert not lease.held
+        other = Lease(kv, "main", "other", TTL)
+        assert not await other.acquire()  # (its create is answered late too) ...
+        assert await lease.acquire()  # a fresh create, answered in time
+        assert lease.held and lease.term is not None and lease.term > granted[1]
+        await lease.release()
+        # ... and once answered late, that holder loses the confirmation to the one that took the key.
+        assert await current_holder(kv, "main") is None
+        assert await lease.acquire()
+        assert not await other.acquire()
+        assert not await other.acquire()
+        assert await current_holder(kv, "main") == "me"
+        await lease.release()
+
+    run(nats_options, body)
