@@ -221,6 +221,11 @@ class SteadyLoad:
                 with self._lock:
                     self.answers.append((sent, time.monotonic(), status))
 
+    def acknowledged(self) -> int:
+        """How many 201 answers so far."""
+        with self._lock:
+            return sum(1 for _sent, _answered, status in self.answers if status == 201)
+
     def first_ack_sent_after(self, moment: float) -> float | None:
         with self._lock:
             times = [answered for sent, answered, status in self.answers if sent > moment and status == 201]
@@ -250,6 +255,12 @@ def measure_failover(
         standby = "shard-1" if leader == "shard-0" else "shard-0"
         with SteadyLoad(cluster.url, cluster.traders, rate, workers) as load:
             time.sleep(max(1.0, settings.warmup))
+            # Kill under acknowledged load: on a busy machine the first answers can take longer.
+            deadline = time.monotonic() + 30
+            while not load.acknowledged() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not load.acknowledged():
+                raise RuntimeError("no order acknowledged within 30 s before the kill")
             killed = time.monotonic()
             os.kill(cluster.processes[leader].pid, signal.SIGKILL)
             cluster.processes[leader].wait(10)
