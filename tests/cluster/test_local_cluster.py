@@ -104,6 +104,13 @@ def _rows(path: Path, table: str) -> list[dict[str, Any]]:
         engine.dispose()
 
 
+def _comparable(rows: list[dict[str, Any]]) -> list[tuple[tuple[str, Any], ...]]:
+    """Rows without their write time, in a stable order."""
+    return sorted(
+        (tuple(sorted((k, v) for k, v in row.items() if k != "updated_at")) for row in rows), key=repr
+    )
+
+
 @pytest.mark.parametrize("market_shards", [0, 2], ids=["whole", "split"])
 def test_a_local_clusters_orders_and_trades_reach_its_sql_read_model(
     tmp_path: Path, nats_options: NatsOptions, market_shards: int
@@ -153,13 +160,27 @@ def test_a_local_clusters_orders_and_trades_reach_its_sql_read_model(
             taker = post(
                 "alice", "/api/orders", {"symbol": "BTC/USD", "side": "buy", "quantity": "1", "price": "100"}
             )
+            other = post(
+                "bob", "/api/orders", {"symbol": "ETH/USD", "side": "sell", "quantity": "3", "price": "60"}
+            )
+            other_id = other["order"]["order_id"]
+            patched = http.patch(
+                f"/api/orders/{other_id}",
+                json={"new_price": "55", "new_quantity": "1"},
+                headers={"X-MC-User": "bob"},
+            )
+            assert patched.status_code == 200, patched.text
+            cancelled = http.delete(f"/api/orders/{other_id}", headers={"X-MC-User": "bob"})
+            assert cancelled.status_code == 200, cancelled.text
         assert (resting["order"]["status"], maker["order"]["status"]) == ("open", "open")
         assert taker["order"]["status"] == "filled", taker
-        # What the read model must come to: the gateway's answers, the maker filled by the taker since.
+        # What the read model must come to: the gateway's answers, the maker filled by the taker since,
+        # the other order modified (price 55, quantity 1), then cancelled.
         expected = {
             resting["order"]["order_id"]: {**resting["order"], "final": ("open", Decimal(0))},
             maker["order"]["order_id"]: {**maker["order"], "final": ("filled", Decimal(1))},
             taker["order"]["order_id"]: {**taker["order"], "final": ("filled", Decimal(1))},
+            other_id: {**other["order"], "price": "55", "quantity": "1", "final": ("cancelled", Decimal(0))},
         }
         if market_shards:
             databases = {"BTC/USD": data / "read-model-m0.db", "ETH/USD": data / "read-model-m1.db"}
@@ -207,6 +228,18 @@ def test_a_local_clusters_orders_and_trades_reach_its_sql_read_model(
         final = output.read_text()
         for writer in writers:
             assert f"stopped {writer} (status 0)" in final, final[-3000:]
+        # Stopped cleanly, each writer's database has exactly the rows of the instance it followed
+        # (each shard instance keeps its own SQLite read model in its directory).
+        followed = {"storage-m0": "m0-0", "storage-m1": "m1-0", "storage-main": "shard-0"}
+        for writer in writers:
+            model = data / (f"read-model-{writer[8:]}.db" if market_shards else "read-model.db")
+            instance = data / followed[writer] / "manticore.db"
+            for table in ("manticore_orders", "manticore_trades", "manticore_markets"):
+                assert _comparable(_rows(model, table)) == _comparable(_rows(instance, table)), (
+                    writer,
+                    table,
+                )
+            assert _rows(model, "manticore_orders"), writer
     finally:
         if cluster.poll() is None:
             os.kill(cluster.pid, signal.SIGKILL)
