@@ -95,9 +95,10 @@ SERVER_BENCH_ARGS ?=
 bench-server: $(BIN)/.installed $(RUN_VENV)/.installed
 	$(BIN)/python -m benchmarks.server --python $(RUN_VENV)/bin/python $(SERVER_BENCH_ARGS)
 
-# Cluster benchmark (issue 18 point 5; ~6 min): embedded `manticore serve` beside 1 shard leader +
-# 1, 2, 4 gateways on a private nats-server, 3 interleaved repeats, then the failover time (leader
-# killed with kill -9 under load). Options: `make bench-cluster CLUSTER_BENCH_ARGS="--quick"`; see
+# Cluster benchmark (issue 18 point 5; ~6-7 min): embedded `manticore serve`, 1 whole shard + 1 gateway
+# and an account shard + M market shards + G gateways (G/M = 1/1, 2/2, 4/4) on a private nats-server,
+# orders spread over 4 markets, 3 interleaved repeats, then the failover time (leader killed with
+# kill -9 under load). Options: `make bench-cluster CLUSTER_BENCH_ARGS="--quick"`; see
 # `python -m benchmarks.cluster --help`.
 CLUSTER_BENCH_ARGS ?=
 .PHONY: bench-cluster

@@ -666,8 +666,16 @@ def storage_writer(
     help="Phase 2: split the configured markets over this many market shards beside an account shard "
     "(--name); 0: one whole shard (phase 1).",
 )
+@click.option(
+    "--storage-writer/--no-storage-writer",
+    default=True,
+    show_default=True,
+    help="Keep the SQL read model (orders, trades, markets) like serve: a storage writer per shard with "
+    "orders follows its log into DATA_DIR/read-model.db (split: read-model-m<j>.db per market shard).",
+)
 def cluster(
     market_shards: int,
+    storage_writer: bool,
     nats_url: str,
     gateways: int,
     standbys: int,
@@ -680,9 +688,9 @@ def cluster(
     config_path: Path | None,
     no_auth: bool,
 ) -> None:
-    """Start a local cluster to try: one shard (a leader and STANDBYS standbys) and GATEWAYS gateways
-    on consecutive ports, as child processes; a shard instance that exits is started again. Ctrl-C
-    stops them all."""
+    """Start a local cluster to try: one shard (a leader and STANDBYS standbys), GATEWAYS gateways on
+    consecutive ports and a storage writer (the SQL read model), as child processes; a shard instance
+    or storage writer that exits is started again. Ctrl-C stops them all."""
     from manticore_cluster.local import LocalCluster, plan
 
     _nats_options(nats_url, prefix, 1)  # validate before starting anything
@@ -704,6 +712,7 @@ def cluster(
         symbols=[
             config.symbol for config in _markets_and_limits(config_path).get("markets", DEFAULT_MARKETS)
         ],
+        storage_writer=storage_writer,
     )
     raise SystemExit(LocalCluster(cluster_plan, echo=click.echo).run())
 

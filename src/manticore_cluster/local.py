@@ -1,9 +1,10 @@
 """``manticore cluster``: a whole local cluster as child processes, for trying it on one machine.
 
 :func:`plan` lists the processes (one shard leader candidate per instance directory, gateways on
-consecutive ports); :class:`LocalCluster` starts them, restarts a shard instance that exits on its own
-(a fenced or deposed leader comes back as a standby, as a service manager would do it), and stops them
-all - SIGTERM, then SIGKILL after a grace period - when asked (Ctrl-C) or when a gateway cannot run.
+consecutive ports, and a storage writer per shard that keeps a read model); :class:`LocalCluster`
+starts them, restarts a shard instance or storage writer that exits on its own (a fenced or deposed
+leader comes back as a standby, as a service manager would do it), and stops them all - SIGTERM, then
+SIGKILL after a grace period - when asked (Ctrl-C) or when a gateway cannot run.
 
 Every child is addressed by its process id only; nothing else on the machine is signalled.
 """
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Child", "ClusterPlan", "LocalCluster", "plan"]
+__all__ = ["Child", "ClusterPlan", "LocalCluster", "plan", "read_model_url"]
 
 #: ``python -m manticore_api.cli``: the same interpreter and package as the parent.
 CLI = (sys.executable, "-m", "manticore_api.cli")
@@ -48,14 +49,24 @@ class Child:
 
 @dataclass(frozen=True)
 class ClusterPlan:
-    """What ``manticore cluster`` runs: ``shards`` (leader candidate + standbys) and ``gateways``."""
+    """What ``manticore cluster`` runs: ``shards`` (leader candidate + standbys), ``gateways`` and
+    ``writers`` (storage writers), started in that order."""
 
     shards: tuple[Child, ...] = field(default_factory=tuple)
     gateways: tuple[Child, ...] = field(default_factory=tuple)
+    writers: tuple[Child, ...] = field(default_factory=tuple)
 
     @property
     def children(self) -> tuple[Child, ...]:
-        return self.shards + self.gateways
+        return self.shards + self.gateways + self.writers
+
+
+def read_model_url(data_dir: Path, shard: str, *, split: bool) -> str:
+    """The SQLite URL of the read model the local cluster's storage writer of ``shard`` keeps:
+    ``<data_dir>/read-model.db`` for the whole shard, ``<data_dir>/read-model-<shard>.db`` for each
+    market shard of a split cluster (one database per log: a database records one log position)."""
+    name = f"read-model-{shard}.db" if split else "read-model.db"
+    return f"sqlite:///{(data_dir / name).resolve()}"
 
 
 def plan(
@@ -73,6 +84,7 @@ def plan(
     gateway_args: Sequence[str] = (),
     market_shards: int = 0,
     symbols: Sequence[str] = (),
+    storage_writer: bool = True,
 ) -> ClusterPlan:
     """The processes of a local cluster: shard instances ``shard-0`` .. ``shard-<standbys>`` with data
     directories ``<data_dir>/shard-<i>`` (whichever wins the lease leads), and gateways
@@ -81,13 +93,20 @@ def plan(
 
     With ``market_shards`` M > 0 (phase 2) the markets ``symbols`` are dealt round-robin to market
     shards ``m0`` .. ``m<M-1>`` (instances ``m<j>-<i>``), ``shard`` is the account shard (instances
-    ``shard-<i>``), each with ``standbys`` standbys, and the gateways route to them."""
+    ``shard-<i>``), each with ``standbys`` standbys, and the gateways route to them.
+
+    With ``storage_writer`` (the default) a ``manticore storage-writer`` follows the log of each shard
+    that has orders and trades - the whole shard (child ``storage-<shard>``), or each market shard of a
+    split cluster (``storage-m<j>``; the account shard keeps no SQL read model) - into the SQLite
+    database :func:`read_model_url`, with its own directory ``<data_dir>/storage-<shard>``; it is
+    restarted like a shard instance when it exits."""
     common = ["--nats", nats_url, "--prefix", prefix]
     config = ["--config", str(config_path)] if config_path is not None else []
     split_args: list[str] = []
     market_children: list[Child] = []
+    owned: dict[str, list[str]] = {}
     if market_shards > 0:
-        owned: dict[str, list[str]] = {f"m{j}": [] for j in range(market_shards)}
+        owned = {f"m{j}": [] for j in range(market_shards)}
         for index, symbol in enumerate(symbols):
             owned[f"m{index % market_shards}"].append(symbol)
         owned = {name: listed for name, listed in owned.items() if listed}
@@ -160,7 +179,27 @@ def plan(
         )
         for index in range(gateways)
     )
-    return ClusterPlan(shards, gateway_children)
+    followed = list(owned) if market_shards > 0 else [shard]
+    writers = tuple(
+        Child(
+            f"storage-{name}",
+            [
+                *CLI,
+                "storage-writer",
+                *common,
+                "--shard",
+                name,
+                "--database-url",
+                read_model_url(data_dir, name, split=market_shards > 0),
+                "--data-dir",
+                str(data_dir / f"storage-{name}"),
+                *config,
+            ],
+            restart=True,
+        )
+        for name in (followed if storage_writer else [])
+    )
+    return ClusterPlan(shards, gateway_children, writers)
 
 
 class LocalCluster:
@@ -262,10 +301,11 @@ class LocalCluster:
                 signal.signal(sig, handler)
 
     def stop(self) -> None:
-        """SIGTERM to every running child (gateways first), wait up to ``grace`` seconds, SIGKILL what
-        is left; each by its process id."""
+        """SIGTERM to every running child (gateways, shards, then storage writers, which read the log
+        to its end before they stop), wait up to ``grace`` seconds, SIGKILL what is left; each by its
+        process id."""
         self._stopping = True
-        order = self.plan.gateways + self.plan.shards
+        order = self.plan.gateways + self.plan.shards + self.plan.writers
         running = [child for child in order if child.process is not None and child.process.poll() is None]
         for child in running:
             assert child.process is not None

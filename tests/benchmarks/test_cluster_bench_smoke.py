@@ -1,5 +1,6 @@
-"""The cluster benchmark's plumbing works: a private nats-server, a shard leader and gateways that
-acknowledge signed orders spread over their ports, and a failover that a new leader answers.
+"""The cluster benchmark's plumbing works: a private nats-server, a whole shard and gateways, an account
+shard with one and two market shards, each acknowledging signed orders spread over their gateways'
+ports and over every market, and a failover that a new leader answers.
 
 No speed is asserted: only that orders are acknowledged (none refused as replayed or stale), that every
 configuration was measured and that the failover was observed.
@@ -49,15 +50,25 @@ def test_a_tiny_cluster_benchmark_run_acknowledges_orders_and_sees_a_failover(tm
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     data = json.loads((tmp_path / "runs.json").read_text())
     runs = {run["target"]: run for run in data["runs"]}
-    assert set(runs) == {"embedded", "gateways-1", "gateways-2"}
+    assert set(runs) == {"embedded", "whole-1", "split-1/1", "split-2/2"}
     for run in runs.values():
         assert run["acknowledged"] > 0, run
         assert run["other"] == {}, run  # no 401 (replayed, stale), no 4xx/5xx, no socket errors
         assert run["exhausted"] == 0, run
-    for name in ("gateways-1", "gateways-2"):
-        assert runs[name]["shard_cpu_us"] > 0 and runs[name]["gateway_cpu_us"] > 0
+    for name in ("whole-1", "split-1/1", "split-2/2"):
+        assert runs[name]["shard_cpu_us"] > 0 and runs[name]["gateway_cpu_us"] > 0, runs[name]
+    for name in ("split-1/1", "split-2/2"):  # the account shard worked for every order
+        assert runs[name]["account_cpu_us"] > 0, runs[name]
+    assert (runs["split-2/2"]["gateways"], runs["split-2/2"]["market_shards"]) == (2, 2)
+    for run in runs.values():  # the load reached every market (so every market shard) ...
+        assert set(run["book_levels"]) == {"BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD"}, run
+        assert min(run["book_levels"].values()) > 0, run
+    # ... and every gateway acknowledged orders
+    assert len(runs["split-2/2"]["acknowledged_by_gateway"]) == 2
+    assert min(runs["split-2/2"]["acknowledged_by_gateway"]) > 0, runs["split-2/2"]
     (failover,) = data["failovers"]
     assert failover["seconds"] is not None and failover["seconds"] > 0, failover
     assert failover["acknowledged_before"] > 0 and failover["acknowledged_after"] > 0, failover
     report = (tmp_path / "report.md").read_text()
-    assert "Failover time" in report and "1 shard leader + 2 gateway(s)" in report
+    assert "Failover time" in report
+    assert "account shard + 2 market shard(s) + 2 gateway(s)" in report

@@ -451,6 +451,7 @@ def test_manticore_cluster_runs_restarts_and_stops_its_processes(
     argv = [sys.executable, "-m", "manticore_api.cli", "cluster", "--nats", nats_options.servers[0]]
     argv += ["--prefix", nats_options.prefix, "--data-dir", str(tmp_path / "data"), "--port", str(port)]
     argv += ["--gateways", "1", "--standbys", "1", "--lease-ttl", str(LEASE_TTL), "--no-auth"]
+    argv += ["--no-storage-writer"]  # its storage writer: tests/cluster/test_local_cluster.py
     with output.open("ab") as handle:
         cluster = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT)
     children: set[int] = set()
@@ -461,7 +462,8 @@ def test_manticore_cluster_runs_restarts_and_stops_its_processes(
     try:
         assert _health(port, 60).get("status") == "ok", output.read_text()
         children = started()
-        assert len(children) == 3
+        assert len(children) == 3  # two shard instances and a gateway: no storage writer when told so
+        assert "started storage-" not in output.read_text()
         leader_pid = int(re.findall(r": leader \S+:(\d+):", output.read_text())[-1])
         os.kill(leader_pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
