@@ -216,20 +216,28 @@ class Lease:
     async def release(self) -> None:
         """Stop renewing and delete the key if it still holds this lease's revision (or that of a grant
         not confirmed yet)."""
-        from nats.js.errors import KeyWrongLastSequenceError
+        from nats.js.errors import BadRequestError, KeyWrongLastSequenceError
 
-        revision, self.revision, self.term = self.revision, None, None
-        if revision is None:  # a grant never confirmed: free it too
-            revision, self._unconfirmed = self._unconfirmed, None
+        # Stop the renewals first: a renewal in flight moves the key's revision, so the revision to
+        # delete at is read only once none can be.
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        revision, self.revision, self.term = self.revision, None, None
+        if revision is None:  # a grant never confirmed: free it too
+            revision, self._unconfirmed = self._unconfirmed, None
         if revision is None:
             return
-        with contextlib.suppress(KeyWrongLastSequenceError):  # taken by someone else: leave it
+        try:
             await self.kv.delete(self.key, last=revision)
+        except KeyWrongLastSequenceError:
+            return  # taken by someone else: leave it
+        except BadRequestError as exc:
+            if exc.err_code != 10071:  # JetStream's "wrong last sequence", as delete reports it
+                raise
+            return
         log.info("lease %s released by %s", self.key, self.holder)
 
     def _lose(self, reason: str) -> None:
