@@ -253,8 +253,10 @@ def build_name() -> str:
     import manticore_risk
 
     risk = "compiled" if getattr(manticore_risk, "COMPILED", False) else "pure-Python"
-    source = Path(manticore_matching.__file__).resolve()
-    where = "src/" if ROOT / "src" in source.parents else "installed"
+    source = Path(manticore_matching.__file__).resolve().parent.parent
+    where = (
+        "src/" if source == ROOT / "src" else "installed" if source.name == "site-packages" else str(source)
+    )
     return f"book {'compiled' if COMPILED else 'pure-Python'}, risk {risk}, matching {where}"
 
 
