@@ -19,11 +19,24 @@ without a checkpoint (as ``kill -9`` leaves it), and a new exchange's ``open()``
 journal, checking every record's fingerprint, rebuilding books, ledger and views, storage catch-up
 included. The replayed state is compared with the state before the crash.
 
-Run: ``.venv/bin/python -m benchmarks.exchange`` (pure-Python book) or, for the compiled book,
-``make compiled && .venv-compiled/bin/python -m benchmarks.exchange``. Options: ``--orders N``
-(per repeat), ``--tasks``, ``--repeats``, ``--replay-records``, ``--storage on|off|both``,
-``--profile FILE`` (cProfile of one storage-on run, the loop thread only), ``--json``.
-Prints medians of the interleaved repeats.
+Builds: the headline figures are the build users get (``make run`` installs the compiled book and
+compiled risk): every measurement runs in a fresh process of ``--python`` (default
+``.venv-compiled/bin/python``, brought up to date with ``make compiled`` first, so that its installed
+copies of the other packages are this tree's; ``--no-build`` skips that). A side row runs the
+``storage on`` order entry in ``--pure-python`` (default ``.venv/bin/python``: the editable source, the
+pure-Python book and risk); ``--no-pure`` skips it. Every line says which build it used.
+
+Garbage collector: by default the order entry runs under the server's policy
+(:class:`manticore_api.gcpolicy.GcPolicy`: one full collection and ``gc.freeze()`` after start-up,
+thresholds 5,000/4/1,000), applied once the users are funded, as ``manticore serve`` applies it once
+the exchange is open; ``--gc default`` keeps CPython's defaults (what this benchmark measured until
+session 11).
+
+Run: ``.venv/bin/python -m benchmarks.exchange`` (any interpreter of the project: it only starts the
+measured ones). Options: ``--orders N`` (per repeat), ``--tasks``, ``--repeats``, ``--replay-records``,
+``--storage on|off|both``, ``--profile FILE`` (cProfile of one storage-on run in this process, the loop
+thread only), ``--json``, ``--instructions`` (valgrind, the same interpreters). Prints medians of the
+interleaved repeats.
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from manticore_api.gcpolicy import GcPolicy
 from manticore_api.service import ExchangeService
 from manticore_auth import AuthManager
 from manticore_matching import DEFAULT_RISK_LIMITS, Exchange, MarketConfig
@@ -123,10 +137,13 @@ def order_entry(
     storage: bool,
     profile: Path | None = None,
     freeze: bool = False,
+    gc_policy: str = "server",
 ) -> dict[str, float]:
     """One run: ``count`` orders by ``tasks`` tasks; orders/s, p50 and p99 latency in ms, CPU time
     of the process (every thread) per order. ``freeze``: ``gc.freeze()`` the state built before the
-    orders (funded users, markets), as a server may after its start."""
+    orders (funded users, markets), as a server may after its start. ``gc_policy``: ``server`` applies
+    the server's :class:`~manticore_api.gcpolicy.GcPolicy` before the orders (and restores CPython's
+    thresholds after), ``default`` leaves the collector as CPython starts it."""
     with tempfile.TemporaryDirectory() as directory:
         exchange = Exchange(
             Path(directory) / "data", markets=[MARKET], risk_limits=LIMITS, checkpoint_every=0
@@ -145,7 +162,10 @@ def order_entry(
         async def main() -> tuple[float, list[float], int]:
             nonlocal cpu
             await service.start()
+            thresholds = gc.get_threshold()
             try:
+                if gc_policy == "server":
+                    GcPolicy().apply()
                 if freeze:
                     gc.collect()
                     gc.freeze()
@@ -156,6 +176,7 @@ def order_entry(
             finally:
                 await service.stop()
                 gc.unfreeze()
+                gc.set_threshold(*thresholds)
 
         profiler = cProfile.Profile() if profile is not None else None
         if profiler is not None:
@@ -222,14 +243,30 @@ def replay(count: int, users: int) -> dict[str, float]:
 
 
 _TOTAL = re.compile(r"(?:Collected|I\s+refs):\s*([\d,]+)")
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def _valgrind(args: list[str]) -> int:
+def build_name() -> str:
+    """Which build this interpreter runs: the book's and risk's (compiled with mypyc or pure Python),
+    and where ``manticore_matching`` comes from."""
+    import manticore_matching
+    import manticore_risk
+
+    risk = "compiled" if getattr(manticore_risk, "COMPILED", False) else "pure-Python"
+    source = Path(manticore_matching.__file__).resolve().parent.parent
+    where = (
+        "src/" if source == ROOT / "src" else "installed" if source.name == "site-packages" else str(source)
+    )
+    return f"book {'compiled' if COMPILED else 'pure-Python'}, risk {risk}, matching {where}"
+
+
+def _valgrind(python: str, args: list[str]) -> int:
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, *args],
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python, *args],
         capture_output=True,
         text=True,
         check=False,
+        cwd=ROOT,
     )
     found = _TOTAL.findall(out.stderr)
     if out.returncode != 0 or not found:
@@ -237,18 +274,73 @@ def _valgrind(args: list[str]) -> int:
     return int(found[-1].replace(",", ""))
 
 
-def instructions(small: int, large: int, tasks: int, users: int, storage: bool) -> float:
-    """Instructions per order of the order-entry run (every thread), counted by valgrind: the
-    difference between a run of ``large`` and one of ``small`` orders, divided by their difference.
+def instructions(
+    python: str, small: int, large: int, tasks: int, users: int, storage: bool, gc_policy: str
+) -> float:
+    """Instructions per order of the order-entry run (every thread) in ``python``, counted by valgrind:
+    the difference between a run of ``large`` and one of ``small`` orders, divided by their difference.
     Repeatable to about a percent (the journal's batches depend on thread scheduling)."""
     counts = []
     for count in (small, large):
         code = (
-            f"import sys; sys.path.insert(0, {str(Path.cwd())!r}); import benchmarks.exchange as b; "
-            f"b.order_entry({count}, {tasks}, {users}, {storage})"
+            f"import sys; sys.path.insert(0, {str(ROOT)!r}); import benchmarks.exchange as b; "
+            f"b.order_entry({count}, {tasks}, {users}, {storage}, gc_policy={gc_policy!r})"
         )
-        counts.append(_valgrind(["-c", code]))
+        counts.append(_valgrind(python, ["-c", code]))
     return (counts[1] - counts[0]) / (large - small)
+
+
+def _worker(python: str, job: dict[str, Any]) -> dict[str, Any]:
+    """Run one measurement (``job``) in a fresh process of ``python``; its result as a dict."""
+    out = subprocess.run(
+        [python, "-m", "benchmarks.exchange", "--job", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{python} -m benchmarks.exchange --job {job} failed:\n{out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _job(job: dict[str, Any]) -> dict[str, Any]:
+    """The measurement a worker process runs (``--job``)."""
+    if job["kind"] == "build":
+        return {"build": build_name()}
+    if job["kind"] == "replay":
+        result: dict[str, Any] = replay(job["records"], job["users"])
+    else:
+        result = order_entry(
+            job["orders"],
+            job["tasks"],
+            job["users"],
+            job["storage"],
+            freeze=job["freeze"],
+            gc_policy=job["gc"],
+        )
+    result["build"] = build_name()
+    return result
+
+
+def _make_compiled() -> None:
+    """``make compiled``: the compiled venv holds this tree's packages (a no-op when it is current)."""
+    done = subprocess.run(["make", "compiled"], cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"make compiled failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+def _print_order_entry(name: str, results: list[dict[str, Any]]) -> None:
+    rates = [r["orders_per_s"] for r in results]
+    p50 = statistics.median(r["p50_ms"] for r in results)
+    p99 = statistics.median(r["p99_ms"] for r in results)
+    rejected = sum(r["rejected"] for r in results)
+    cpu = statistics.median(r["cpu_us"] for r in results)
+    print(
+        f"  order entry, {name}: {statistics.median(rates):>9,.0f} orders/s  p50 {p50:.2f} ms  "
+        f"p99 {p99:.2f} ms  CPU {cpu:.0f} us/order  "
+        f"(runs {', '.join(f'{v:,.0f}' for v in rates)}; rejected {rejected}) [{results[0]['build']}]"
+    )
 
 
 def main() -> None:
@@ -263,35 +355,76 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() before the orders")
     parser.add_argument(
+        "--gc",
+        choices=("server", "default"),
+        default="server",
+        help="the collector policy of the order entry: the server's GcPolicy (default) or CPython's",
+    )
+    parser.add_argument(
+        "--python",
+        default=str(ROOT / ".venv-compiled" / "bin" / "python"),
+        help="the interpreter of the headline figures (default: the compiled build, .venv-compiled)",
+    )
+    parser.add_argument(
+        "--pure-python",
+        default=str(ROOT / ".venv" / "bin" / "python"),
+        help="the interpreter of the pure-Python side row (default .venv)",
+    )
+    parser.add_argument("--no-pure", action="store_true", help="skip the pure-Python side row")
+    parser.add_argument("--no-build", action="store_true", help="do not run `make compiled` first")
+    parser.add_argument(
         "--instructions",
         action="store_true",
         help="instructions per order under valgrind (runs of --orders/4 and --orders orders) instead",
     )
+    parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.instructions:
-        modes = {"on": [True], "off": [False], "both": [True, False]}[args.storage]
-        for storage in modes:
-            per_order = instructions(args.orders // 4, args.orders, args.tasks, args.users, storage)
-            print(f"  order entry, storage {'on' if storage else 'off'}: {per_order:,.0f} instructions/order")
+    if args.job is not None:
+        print(json.dumps(_job(json.loads(args.job))))
         return
     if args.profile is not None:
-        order_entry(args.orders, args.tasks, args.users, True, args.profile)
-        print(f"profile written to {args.profile}")
+        order_entry(args.orders, args.tasks, args.users, True, args.profile, gc_policy=args.gc)
+        print(f"profile written to {args.profile} ({build_name()})")
         return
+    if not args.no_build and args.python == str(ROOT / ".venv-compiled" / "bin" / "python"):
+        _make_compiled()
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.storage]
-    runs: dict[str, list[dict[str, float]]] = {}
+    builds = [("headline", args.python)]
+    if not args.no_pure:
+        builds.append(("pure", args.pure_python))
+    if args.instructions:
+        for label, python in builds:
+            for storage in modes if label == "headline" else [True]:
+                per_order = instructions(
+                    python, args.orders // 4, args.orders, args.tasks, args.users, storage, args.gc
+                )
+                print(
+                    f"  order entry, storage {'on' if storage else 'off'}: {per_order:,.0f} "
+                    f"instructions/order [{_worker(python, {'kind': 'build'})['build']}]"
+                )
+        return
+    runs: dict[str, list[dict[str, Any]]] = {}
     for _ in range(args.repeats):  # interleaved: machine noise hits every case alike
-        for storage in modes:
-            name = f"storage {'on' if storage else 'off'}"
-            runs.setdefault(name, []).append(
-                order_entry(args.orders, args.tasks, args.users, storage, freeze=args.gc_freeze)
-            )
+        for label, python in builds:
+            for storage in modes if label == "headline" else [True]:
+                name = f"storage {'on' if storage else 'off'}" + (" (side row)" if label == "pure" else "")
+                job = {
+                    "kind": "order_entry",
+                    "orders": args.orders,
+                    "tasks": args.tasks,
+                    "users": args.users,
+                    "storage": storage,
+                    "freeze": args.gc_freeze,
+                    "gc": args.gc,
+                }
+                runs.setdefault(name, []).append(_worker(python, job))
         if args.replay_records:
-            runs.setdefault("replay", []).append(replay(args.replay_records, args.users))
-    build = "compiled" if COMPILED else "pure-Python"
+            job = {"kind": "replay", "records": args.replay_records, "users": args.users}
+            runs.setdefault("replay", []).append(_worker(args.python, job))
     print(
-        f"benchmarks.exchange: {build} book, Python {sys.version.split()[0]}, {args.orders} orders x "
-        f"{args.repeats} repeats, {args.tasks} tasks in flight, {args.users} users; medians"
+        f"benchmarks.exchange: Python {sys.version.split()[0]}, {args.orders} orders x {args.repeats} "
+        f"repeats, {args.tasks} tasks in flight, {args.users} users, collector policy {args.gc}; "
+        f"medians; [the build of each line]"
     )
     for name, results in runs.items():
         if name == "replay":
@@ -299,19 +432,11 @@ def main() -> None:
             cpu = statistics.median(r["cpu_us"] for r in results)
             print(
                 f"  restart replay ({args.replay_records} orders): {statistics.median(values):>9,.0f} "
-                f"records/s  CPU {cpu:.0f} us/record  (runs {', '.join(f'{v:,.0f}' for v in values)})"
+                f"records/s  CPU {cpu:.0f} us/record  (runs {', '.join(f'{v:,.0f}' for v in values)}) "
+                f"[{results[0]['build']}]"
             )
             continue
-        rates = [r["orders_per_s"] for r in results]
-        p50 = statistics.median(r["p50_ms"] for r in results)
-        p99 = statistics.median(r["p99_ms"] for r in results)
-        rejected = sum(r["rejected"] for r in results)
-        cpu = statistics.median(r["cpu_us"] for r in results)
-        print(
-            f"  order entry, {name}: {statistics.median(rates):>9,.0f} orders/s  p50 {p50:.2f} ms  "
-            f"p99 {p99:.2f} ms  CPU {cpu:.0f} us/order  "
-            f"(runs {', '.join(f'{v:,.0f}' for v in rates)}; rejected {rejected})"
-        )
+        _print_order_entry(name, results)
     if args.json:
         print(json.dumps(runs, indent=1))
 

@@ -160,6 +160,41 @@ def order_args(
 
     Which fields each order type and time in force take is :mod:`manticore_orderbook.rules`; this
     adds the exchange's own checks (exact decimals on the market's grid, a finite expiry)."""
+    if (
+        price is not None
+        and type(side) is str
+        and side in _SIDES
+        and type(order_type) is str
+        and order_type == "limit"
+        and time_in_force is None
+        and expiry_time is None
+        and stop_price is None
+        and displayed_quantity is None
+        and trail_value is None
+        and trail_is_percent is False
+        and self_trade_prevention is None
+    ):
+        # A plain GTC limit order (the common case): the general path below with every field it does
+        # not have left out; it gives the same record and raises the same errors.
+        price_value = decimal_arg(price, "price")
+        quantity_value = decimal_arg(quantity, "quantity")
+        assert price_value is not None and quantity_value is not None
+        on_grid(price_value, config.tick_size, "price")
+        on_grid(quantity_value, config.lot_size, "quantity")
+        return {
+            "symbol": config.symbol,
+            "side": side,
+            "order_type": "limit",
+            "price": str(price_value),
+            "quantity": str(quantity_value),
+            "time_in_force": "GTC",
+            "expiry_time": None,
+            "stop_price": None,
+            "displayed_quantity": None,
+            "trail_value": None,
+            "trail_is_percent": False,
+            "self_trade_prevention": None,
+        }
     side_text = _choice(side, _SIDES, "side")
     kind_text = _choice(order_type if order_type is not None else "limit", _ORDER_TYPES, "order_type")
     price_value = decimal_arg(price, "price", optional=True)

@@ -105,10 +105,14 @@ def users_of(events: list[tuple[EventType, Any]]) -> list[str]:
     name them (``user_id``, then ``maker_user_id``, then ``taker_user_id`` of each event)."""
     users: dict[str, None] = {}
     for event_type, data in events:
-        if event_type in _NO_USER:
-            continue
-        for key in _USER_KEYS:
-            user = data.get(key)
+        if event_type is _TRADE:
+            for key in _USER_KEYS:
+                user = data.get(key)
+                if isinstance(user, str):
+                    users[user] = None
+        elif event_type not in _NO_USER:
+            # Only a trade's payload names a maker and a taker; every other payload one user at most.
+            user = data.get("user_id")
             if isinstance(user, str):
                 users[user] = None
     return list(users)
@@ -211,12 +215,22 @@ def messages(
         elif event_type is _FILLED:
             fill: OrderFilledPayload = data
             if fill.get("user_id") is not None:
+                # fill_view's keys in its order, written out (one dict per fill instead of two).
                 private.append(
                     {
                         "type": "fill",
                         "user_id": fill["user_id"],
-                        **fill_view(fill, fee_asset),
+                        "trade_id": fill["trade_id"],
+                        "symbol": fill["symbol"],
+                        "order_id": fill["order_id"],
+                        "client_order_id": fill.get("client_order_id"),
+                        "side": fill["side"],
+                        "role": "maker" if fill["is_maker"] else "taker",
+                        "price": fill["fill_price"],
+                        "quantity": fill["fill_quantity"],
                         "fee": money(fill["fee"]),
+                        "fee_asset": fee_asset,
+                        "timestamp": fill["timestamp"],
                         "status": fill["status"],
                         "filled_quantity": fill["filled_quantity"],
                         "remaining_quantity": fill["remaining_quantity"],

@@ -73,7 +73,18 @@ def money(value: object) -> object:
         return value
     if not number:
         return "0"
-    return format(_EXACT.normalize(number), "f")
+    # ``str`` writes an amount with an exponent <= 0 that is not below 1e-6 without an exponent and
+    # with every digit: only trailing zeros (and a bare point) must go. Half the cost of normalize and
+    # format (a fee in every fill message); anything else, or a number of more digits than the
+    # context keeps, takes the general way.
+    text = str(number)
+    if "E" in text or len(text) > 200:
+        return format(_EXACT.normalize(number), "f")
+    if "." in text:
+        text = text.rstrip("0")
+        if text[-1] == ".":
+            text = text[:-1]
+    return text
 
 
 def format_order(order: Mapping[str, Any], tick_size: Decimal, lot_size: Decimal) -> dict[str, Any]:

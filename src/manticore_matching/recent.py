@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from manticore_orderbook import EventType, OrderFilledPayload, OrderPayload
+from manticore_orderbook import EventType
 
 from .commands import check_client_order_id
 from .errors import InvalidCommand
@@ -89,45 +89,63 @@ class RecentOrders:
 
     def track(self, events: Iterable[tuple[EventType, Any]], order_id: str | None) -> dict[str, Any] | None:
         """Take one command's events in order: remember orders that finished and the names of orders
-        that went live; return ``order_id``'s state after the command (None if no event was about it)."""
-        state: dict[str, Any] | None = None
+        that went live; return ``order_id``'s state after the command (None if no event was about it).
+
+        The state is the last non-fill event about ``order_id`` (or its first event) with the progress
+        of the fills after it; it is copied once, at the end."""
+        base: dict[str, Any] | None = None
+        fills: list[dict[str, Any]] = []
         recent = self.recent
         live_names = self.live_names
+        order_events = _ORDER_EVENTS
         for event_type, data in events:
-            if event_type not in _ORDER_EVENTS or "order_id" not in data:
+            if event_type not in order_events:
                 continue
-            order: OrderPayload | OrderFilledPayload = data
-            oid = order["order_id"]
-            status = order.get("status")
-            client_id = order.get("client_order_id")
-            name = None if client_id is None else (str(order.get("user_id")), client_id)
+            oid = data.get("order_id")
+            if oid is None and "order_id" not in data:
+                continue
             filled = event_type is _FILLED
-            if name is not None and event_type is _ADDED and status not in TERMINAL:
-                live_names[name] = oid
             if oid == order_id:
-                if state is None or not filled:
-                    state = dict(order)
+                if base is None or not filled:
+                    base = data
+                    fills = []
                 if filled:
-                    for key in _PROGRESS:
-                        state[key] = data[key]
-            if status in TERMINAL:
-                snapshot = dict(order)
-                if filled:
-                    snapshot["status"] = "filled"
-                recent[oid] = snapshot
-                recent.move_to_end(oid)
-                if name is not None:
-                    if live_names.get(name) == oid:
-                        del live_names[name]
-                    self.recent_names[name] = oid
-                if len(recent) > RECENT_ORDERS:
-                    _, gone = recent.popitem(last=False)
-                    self._forget_name(gone)
-        if state is not None:
-            for key in _FILL_ONLY:
-                state.pop(key, None)
-            if state.get("status") not in TERMINAL:
-                _rested(state)
+                    fills.append(data)
+            status = data.get("status")
+            client_id = data.get("client_order_id")
+            if client_id is None:
+                if status not in TERMINAL:
+                    continue
+                name = None
+            else:
+                name = (str(data.get("user_id")), client_id)
+                if event_type is _ADDED and status not in TERMINAL:
+                    live_names[name] = oid
+                    continue
+                if status not in TERMINAL:
+                    continue
+            snapshot = dict(data)
+            if filled:
+                snapshot["status"] = "filled"
+            recent[oid] = snapshot
+            recent.move_to_end(oid)
+            if name is not None:
+                if live_names.get(name) == oid:
+                    del live_names[name]
+                self.recent_names[name] = oid
+            if len(recent) > RECENT_ORDERS:
+                _, gone = recent.popitem(last=False)
+                self._forget_name(gone)
+        if base is None:
+            return None
+        state = dict(base)
+        for fill in fills:
+            for key in _PROGRESS:
+                state[key] = fill[key]
+        for key in _FILL_ONLY:
+            state.pop(key, None)
+        if state.get("status") not in TERMINAL:
+            _rested(state)
         return state
 
     def _forget_name(self, order: dict[str, Any]) -> None:
