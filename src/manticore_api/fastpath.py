@@ -17,9 +17,10 @@ doing itself, in one frame, what those layers do for them:
 
 The fast path is only taken when it cannot change an answer: the app's middleware is exactly what
 ``create_app`` installs, no FastAPI telemetry is active (no OpenTelemetry provider configured, decided
-when the app starts), debug is off, and no route before the lean one matches its path. Otherwise, and
-for every other request, :class:`ExchangeApp` is FastAPI. ``tests/api/test_fastpath.py`` compares both
-paths' answers and metrics.
+when the app starts), debug is off, and no route before the lean one matches its path. Then the other
+requests skip FastAPI's per-request telemetry check (three OpenTelemetry provider look-ups) and go
+straight to Starlette's stack; otherwise :class:`ExchangeApp` is FastAPI.
+``tests/api/test_fastpath.py`` compares both paths' answers and metrics.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette._utils import is_async_callable
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.exceptions import ExceptionMiddleware
@@ -195,9 +197,15 @@ class ExchangeApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = self.fast_path
-        if fast is not None and scope["type"] == "http":
-            found = fast.route_for(scope)
-            if found is not None:
-                await fast.serve(found[0], found[1], scope, receive, send)
-                return
+        if fast is not None and scope["type"] in ("http", "websocket"):
+            if scope["type"] == "http":
+                found = fast.route_for(scope)
+                if found is not None:
+                    await fast.serve(found[0], found[1], scope, receive, send)
+                    return
+            # What FastAPI.__call__ does for a request when its telemetry is off and no root_path is
+            # set (both checked by enable_fast_path), without asking the OpenTelemetry API for its
+            # providers again on every request.
+            await Starlette.__call__(self, scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
