@@ -32,15 +32,17 @@ __all__ = ["DEFAULT_THRESHOLDS", "LONG_PAUSE_MS", "GcPauseRecorder", "GcPolicy"]
 
 #: gen-0, gen-1, gen-2 thresholds for the serving process (CPython's default: 700, 10, 10). A young
 #: collection's pause grows with the objects it walks (the requests in flight and what survived since
-#: the last one): gen 0 every 2,000 net allocations of tracked objects, gen 1 every 5 gen-0 collections,
-#: and a full collection only after 1,000 gen-1 ones (CPython also waits until the objects that survived
-#: since the last full one are 25% of the long-lived ones), which walks every long-lived object created
-#: since start-up (~1.7 ms CPU per 1,000 resting orders). Measured (benchmarks.server_inprocess, signed
-#: orders, 64 in flight, thread CPU per pause): (5,000, 4) had gen-1 pauses of up to 9-12 ms and gen-0
-#: ones up to 5-6 ms; (2,000, 4) up to 5 and 4 ms, for ~2 us more collector CPU per request; 1,000 for
-#: gen 0 halves the pauses no further and doubles the collector's CPU. 50,000 for gen 0 cost pauses of
-#: 55 ms; the default thresholds, gen-2 pauses of 60+ ms every few seconds.
-DEFAULT_THRESHOLDS: tuple[int, int, int] = (2_000, 4, 1_000)
+#: the last one): gen 0 every 2,000 net allocations of tracked objects, gen 1 every 5 gen-0 collections.
+#: Measured (benchmarks.server_inprocess, signed orders, 64 in flight, thread CPU per pause): (5,000, 4)
+#: had gen-1 pauses of up to 9-17 ms and gen-0 ones up to 5-8 ms; (2,000, 4) up to 5 and 4 ms, for
+#: ~1-2 us more collector CPU per request; 1,000 for gen 0 lowers the pauses no further and doubles the
+#: collector's CPU. 50,000 for gen 0 cost pauses of 55 ms; the default thresholds, gen-2 pauses of 60+
+#: ms every few seconds. A full collection walks every long-lived object created since start-up (~2 ms
+#: CPU per 1,000 resting orders), so it comes only after 3,000 gen-1 collections (CPython also waits
+#: until the objects that survived since the last full one are 25% of the long-lived ones): one gen-0
+#: collection per ~250 signed orders was measured, so that is one full collection per ~3.7 million
+#: orders (about an hour at 1,000 orders/s), as often as (5,000, 4, 1,000) had them.
+DEFAULT_THRESHOLDS: tuple[int, int, int] = (2_000, 4, 3_000)
 
 #: Pauses longer than this (milliseconds) are counted apart (``pauses_over_10ms``).
 LONG_PAUSE_MS = 10.0
