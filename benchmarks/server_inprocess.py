@@ -237,7 +237,8 @@ async def run(args: argparse.Namespace) -> str:
         lines.append(
             f"{done} signed POST /api/orders after {args.warmup} warm-up, {args.concurrency} in flight, "
             f"{args.users} users, GC policy {'off' if args.no_gc_policy else 'on'} "
-            f"thresholds {gc.get_threshold()}, fast path {'on' if app.fast_path else 'off'}; "
+            f"thresholds {gc.get_threshold()}, "
+            f"fast path {'on' if getattr(app, 'fast_path', None) else 'off'}; "
             f"{resting} resting orders"
         )
         lines.append(f"answers: {dict(statuses)}")
