@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 
 from . import metrics
 from .binance import mount_binance
+from .fastpath import ExchangeApp
 from .gcpolicy import GcPauseRecorder, GcPolicy
 from .limits import BodySizeLimit
 from .routes import account, admin, market_data, operations, orders, page, stream
@@ -28,7 +29,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 def create_app(
     service: ExchangeService, *, gc_policy: GcPolicy | None = None, binance: bool = True
-) -> FastAPI:
+) -> ExchangeApp:
     """The application serving ``service`` (whose exchange is open; the app's lifespan starts the
     service's timers and stream hand-off, and closes the exchange at shutdown).
 
@@ -43,6 +44,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        app.enable_fast_path(registry, MAX_BODY_BYTES)
         if gc_policy is not None:
             gc_policy.apply()
         recorder.install()
@@ -52,7 +54,7 @@ def create_app(
             recorder.uninstall()
             await service.stop()
 
-    app = FastAPI(
+    app = ExchangeApp(
         title="Manticore exchange API",
         version="0.1.0",
         description="Order entry, market data and account endpoints. Prices and quantities are "

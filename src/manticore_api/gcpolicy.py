@@ -8,6 +8,13 @@ replayed and the app is about to serve, a one-off full collection, :func:`gc.fre
 at start-up moves to the permanent generation, which the collector never traverses; refcounting still
 frees those objects) and higher thresholds (fewer young collections per request, rarer full ones).
 
+The freeze is safe because what it freezes is either meant to live as long as the process (modules, the
+app, markets, users) or is freed by reference counting when it goes: a restored resting order's book
+and risk state hold no reference cycle, so cancelling or filling it frees them although they are frozen
+(``tests/api/test_gc_freeze_safety.py``). Cyclic garbage among frozen objects would never be collected;
+nothing is frozen after start-up, so no request in flight (whose coroutines and exceptions do form
+cycles) is ever frozen.
+
 :class:`GcPauseRecorder` measures every collection with :data:`gc.callbacks` (start to stop, monotonic
 clock) and is what ``GET /api/metrics/gc`` reports.
 """
@@ -24,13 +31,18 @@ from typing import Any
 __all__ = ["DEFAULT_THRESHOLDS", "LONG_PAUSE_MS", "GcPauseRecorder", "GcPolicy"]
 
 #: gen-0, gen-1, gen-2 thresholds for the serving process (CPython's default: 700, 10, 10). A young
-#: collection's pause grows with the objects it walks: gen 0 every 5,000 net allocations of tracked
-#: objects (measured: <= 4 ms CPU under order load), gen 1 every 4 gen-0 collections (<= 6 ms), and a
-#: full collection only after 1,000 gen-1 ones (CPython also waits until the objects that survived
-#: since the last full one are 25% of the long-lived ones): at ~1,000 orders/s that is one full
-#: collection per ~10 minutes, which walks every long-lived object created since start-up. 50,000
-#: for gen 0 cost pauses of 55 ms; the default thresholds, gen-2 pauses of 60+ ms every few seconds.
-DEFAULT_THRESHOLDS: tuple[int, int, int] = (5_000, 4, 1_000)
+#: collection's pause grows with the objects it walks (the requests in flight and what survived since
+#: the last one): gen 0 every 2,000 net allocations of tracked objects, gen 1 every 5 gen-0 collections.
+#: Measured (benchmarks.server_inprocess, signed orders, 64 in flight, thread CPU per pause): (5,000, 4)
+#: had gen-1 pauses of up to 9-17 ms and gen-0 ones up to 5-8 ms; (2,000, 4) up to 5 and 4 ms, for
+#: ~1-2 us more collector CPU per request; 1,000 for gen 0 lowers the pauses no further and doubles the
+#: collector's CPU. 50,000 for gen 0 cost pauses of 55 ms; the default thresholds, gen-2 pauses of 60+
+#: ms every few seconds. A full collection walks every long-lived object created since start-up (~2 ms
+#: CPU per 1,000 resting orders), so it comes only after 3,000 gen-1 collections (CPython also waits
+#: until the objects that survived since the last full one are 25% of the long-lived ones): one gen-0
+#: collection per ~250 signed orders was measured, so that is one full collection per ~3.7 million
+#: orders (about an hour at 1,000 orders/s), as often as (5,000, 4, 1,000) had them.
+DEFAULT_THRESHOLDS: tuple[int, int, int] = (2_000, 4, 3_000)
 
 #: Pauses longer than this (milliseconds) are counted apart (``pauses_over_10ms``).
 LONG_PAUSE_MS = 10.0
