@@ -182,10 +182,12 @@ class PriceLevel:
     Cancelled orders stay in the queue until they reach the front or the queue is compacted (lazy
     deletion, so a cancel is O(1)): they are recognised by ``order.level`` no longer being this
     level, and ``dead`` counts them. ``total`` is the visible quantity, ``reserve`` the hidden
-    iceberg quantity and ``count`` the number of live orders.
+    iceberg quantity and ``count`` the number of live orders. ``price_out`` is the book's output
+    number for ``price`` (a float by default), kept by the book once an event has needed it, so that the
+    level's events and the trades at it share one object instead of converting the price again.
     """
 
-    __slots__ = ("count", "dead", "head", "orders", "price", "reserve", "side", "total")
+    __slots__ = ("count", "dead", "head", "orders", "price", "price_out", "reserve", "side", "total")
 
     def __init__(self, price: int, side: Side) -> None:
         self.price = price
@@ -196,6 +198,7 @@ class PriceLevel:
         self.reserve = 0
         self.count = 0
         self.dead = 0
+        self.price_out: object = None
 
     def live_orders(self) -> list[Order]:
         """The live orders in time priority."""
