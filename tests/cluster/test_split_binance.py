@@ -9,16 +9,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import ccxt
 import httpx
 import pytest
 
 from manticore_cluster.natsconf import NatsOptions
-from tests.binance.rest_support import Trader, ccxt_config, make_trader
+from tests.binance.rest_support import Trader, make_trader
 from tests.cluster.rpc_support import Gateway
 from tests.cluster.shard_processes import ShardProcess, shard_processes, write_config
+from tests.cluster.test_gateway_binance import _ccxt, _ccxt_balances, _native_balances
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -77,23 +77,6 @@ def split(tmp_path: Path, nats_options: NatsOptions) -> Iterator[Split]:
         finally:
             second.stop()
             first.stop()
-
-
-def _ccxt(gateway: Gateway, trader: Trader) -> Any:
-    client = ccxt.binance(ccxt_config(gateway.url, trader))
-    client.load_markets()
-    return client
-
-
-def _native_balances(trader: Trader) -> dict[str, tuple[Decimal, Decimal]]:
-    return {
-        asset: (Decimal(row["available"]), Decimal(row["held"])) for asset, row in trader.balances().items()
-    }
-
-
-def _ccxt_balances(client: Any) -> dict[str, tuple[Decimal, Decimal]]:
-    rows = client.fetch_balance()["info"]["balances"]
-    return {row["asset"]: (Decimal(row["free"]), Decimal(row["locked"])) for row in rows}
 
 
 def _eventually(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 15.0) -> T:
