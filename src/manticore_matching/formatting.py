@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
+from manticore_risk.amounts import plain_digits
+
 __all__ = ["MONEY_KEYS", "PRICE_KEYS", "QUANTITY_KEYS", "format_order", "money", "on_grid", "places"]
 
 PRICE_KEYS = ("price", "stop_price", "trail_reference_price")
@@ -73,17 +75,10 @@ def money(value: object) -> object:
         return value
     if not number:
         return "0"
-    # ``str`` writes an amount with an exponent <= 0 that is not below 1e-6 without an exponent and
-    # with every digit: only trailing zeros (and a bare point) must go. Half the cost of normalize and
-    # format (a fee in every fill message); anything else, or a number of more digits than the
-    # context keeps, takes the general way.
-    text = str(number)
-    if "E" in text or len(text) > 200:
+    # A number of more digits than the context keeps takes the general way (which rounds it).
+    text = plain_digits(number)
+    if text is None or len(text) > 200:
         return format(_EXACT.normalize(number), "f")
-    if "." in text:
-        text = text.rstrip("0")
-        if text[-1] == ".":
-            text = text[:-1]
     return text
 
 

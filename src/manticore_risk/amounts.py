@@ -18,6 +18,7 @@ __all__ = [
     "mul",
     "parse_amount",
     "parse_number",
+    "plain_digits",
     "sub",
     "to_decimal",
 ]
@@ -88,18 +89,24 @@ def parse_amount(value: object, what: str = "amount") -> Decimal:
     return amount
 
 
-def amount_str(value: Decimal) -> str:
-    """The canonical exact string of an amount: no exponent, no trailing zeros (``"0"``, ``"12.5"``)."""
-    if not value:
-        return "0"
-    # ``str`` writes a finite amount without an exponent whenever its exponent is <= 0 and it is not
-    # below 1e-6: its digits are then exact, and only trailing zeros (and a bare point) need to go.
-    # That is about half the cost of normalize + format, and every balance message pays it four times.
+def plain_digits(value: Decimal) -> str | None:
+    """``value`` (finite, not zero) written without trailing zeros when ``str`` writes it without an
+    exponent (its exponent <= 0 and it is not below 1e-6: every digit exact); None otherwise.
+
+    About half the cost of normalize + format, which every balance message and fill fee paid."""
     text = str(value)
-    if "E" in text or not value.is_finite():
-        return format(EXACT.normalize(value), "f")
+    if "E" in text:
+        return None
     if "." in text:
         text = text.rstrip("0")
         if text[-1] == ".":
             text = text[:-1]
     return text
+
+
+def amount_str(value: Decimal) -> str:
+    """The canonical exact string of an amount: no exponent, no trailing zeros (``"0"``, ``"12.5"``)."""
+    if not value:
+        return "0"
+    text = plain_digits(value) if value.is_finite() else None
+    return format(EXACT.normalize(value), "f") if text is None else text
