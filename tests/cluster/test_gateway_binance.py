@@ -4,6 +4,7 @@ the native API of the same gateways."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -206,37 +207,52 @@ def test_python_binance_and_a_stream_seen_through_the_other_gateway(cluster: Clu
     assert Decimal(assets["BTC"]["free"]) == Decimal(native["BTC"]["available"])
 
 
-def test_ws_api_order_entry_and_user_data_on_a_gateway(cluster: Cluster) -> None:
-    """The WebSocket API of a gateway: a signed user data subscription, an order placed and filled by a
-    counterparty on the other gateway, each reported as on ``manticore serve``."""
+@contextlib.contextmanager
+def ws_order_filled_through_another_gateway(
+    first: Gateway, second: Gateway, seller: Trader, buyer: Trader, symbol: str, price: int
+) -> Iterator[Any]:
+    """On ``first``'s WebSocket API: ``seller`` subscribes to its user data and places a 0.4 sell at
+    ``price`` on ``symbol`` (ccxt's name); ``buyer`` fills it through ``second`` with ccxt. Checks the
+    answer and the NEW and TRADE execution reports; yields the connection after the TRADE report."""
     from tests.binance.test_ws_user import _call, _event, _signed
 
-    with connect(f"ws://127.0.0.1:{cluster.first.port}/binance/ws-api/v3", open_timeout=10) as ws:
-        subscribed = _call(ws, "s", "userDataStream.subscribe.signature", _signed(cluster.alice.native, {}))
+    with connect(f"ws://127.0.0.1:{first.port}/binance/ws-api/v3", open_timeout=10) as ws:
+        subscribed = _call(ws, "s", "userDataStream.subscribe.signature", _signed(seller.native, {}))
         assert subscribed == {"id": "s", "status": 200, "result": {"subscriptionId": 0}}
         order = {
-            "symbol": "BTCUSD",
+            "symbol": symbol.replace("/", ""),
             "side": "SELL",
             "type": "LIMIT",
             "timeInForce": "GTC",
             "quantity": "0.4",
-            "price": "100",
+            "price": str(price),
             "newClientOrderId": "ws-1",
             "newOrderRespType": "RESULT",
         }
-        placed = _call(ws, "o1", "order.place", _signed(cluster.alice.native, order))
+        placed = _call(ws, "o1", "order.place", _signed(seller.native, order))
         assert placed["status"] == 200, placed
         assert (placed["result"]["clientOrderId"], placed["result"]["status"]) == ("ws-1", "NEW")
         new = _event(ws, "executionReport", x="NEW")
         assert (new["c"], new["S"], Decimal(new["q"])) == ("ws-1", "SELL", Decimal("0.4"))
-        _ccxt(cluster.second, cluster.bob).create_order(SYMBOL, "limit", "buy", "0.4", 100)
+        _ccxt(second, buyer).create_order(symbol, "limit", "buy", "0.4", price)
         filled = _event(ws, "executionReport", x="TRADE")
         assert (filled["c"], filled["X"], Decimal(filled["l"]), Decimal(filled["Z"])) == (
             "ws-1",
             "FILLED",
             Decimal("0.4"),
-            Decimal(40),
+            Decimal("0.4") * price,
         )
+        yield ws
+
+
+def test_ws_api_order_entry_and_user_data_on_a_gateway(cluster: Cluster) -> None:
+    """The WebSocket API of a gateway: a signed user data subscription, an order placed and filled by a
+    counterparty on the other gateway, each reported as on ``manticore serve``."""
+    from tests.binance.test_ws_user import _event
+
+    with ws_order_filled_through_another_gateway(
+        cluster.first, cluster.second, cluster.alice, cluster.bob, SYMBOL, 100
+    ) as ws:
         account = _event(ws, "outboundAccountPosition")
         assets = {row["a"]: row for row in account["B"]}
         native = cluster.alice.balances()
