@@ -19,17 +19,31 @@ from manticore_auth import current_timestamp, sign_request
 
 
 class SignedClient:
-    """Sends requests signed with one API key (``X-MC-*`` headers) through an httpx-style client."""
+    """Sends requests signed with one API key (``X-MC-*`` headers) through an httpx-style client.
+
+    The server refuses a signature it has accepted before, and identical requests signed in the same
+    millisecond have the same one: the client gives a request identical to its last one a later timestamp.
+    """
 
     def __init__(self, http: Any, api_key: str, api_secret: str) -> None:
         self.http = http
         self.api_key = api_key
         self.api_secret = api_secret
+        self._last_signed: tuple[str, str, bytes, int] = ("", "", b"", 0)
+
+    def fresh_timestamp(self, method: str, path: str, body: bytes = b"") -> str:
+        """Now in milliseconds, or 1 ms after the last stamp if this request is the same as the last one."""
+        stamp = int(current_timestamp())
+        last_method, last_path, last_body, last_stamp = self._last_signed
+        if (method, path, body) == (last_method, last_path, last_body) and stamp <= last_stamp:
+            stamp = last_stamp + 1
+        self._last_signed = (method, path, body, stamp)
+        return str(stamp)
 
     def headers(
         self, method: str, path: str, body: bytes = b"", timestamp: str | None = None
     ) -> dict[str, str]:
-        stamp = timestamp or current_timestamp()
+        stamp = timestamp or self.fresh_timestamp(method, path, body)
         return {
             "X-MC-APIKEY": self.api_key,
             "X-MC-TIMESTAMP": stamp,

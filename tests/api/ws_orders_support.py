@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
-from manticore_auth import current_timestamp
 from tests.api.support import SignedClient
 
 #: A market and risk limits that the order-entry tests can reach without tripping unrelated limits.
@@ -35,9 +34,6 @@ def key(request_id: object) -> str:
 
 class WsTrader:
     """One ``/ws`` connection: sends requests, keeps each ``response`` by id and every other frame."""
-
-    last_login_ms: ClassVar[int] = 0
-    """The timestamp of the last signed login from this process (each one is later)."""
 
     def __init__(self, url: str) -> None:
         self._stack = contextlib.ExitStack()
@@ -83,10 +79,7 @@ class WsTrader:
 
     def auth_signed(self, client: SignedClient) -> str:
         """Authenticate with ``client``'s API key; the user id."""
-        # Two logins with one key in one millisecond would sign the same message: the second is a replay.
-        stamp = max(int(current_timestamp()), WsTrader.last_login_ms + 1)
-        WsTrader.last_login_ms = stamp
-        timestamp = str(stamp)
+        timestamp = client.fresh_timestamp("GET", "/ws")
         signature = client.headers("GET", "/ws", timestamp=timestamp)["X-MC-SIGNATURE"]
         self.send({"op": "auth", "api_key": client.api_key, "timestamp": timestamp, "signature": signature})
         frame = self.next_other()
