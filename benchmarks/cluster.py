@@ -21,12 +21,14 @@ pre-signed and replayed by one wrk whose threads are dealt round robin over the 
 run (one histogram for all gateways). CPU per acknowledged order is read from ``/proc`` for each kind
 of process (account shard, whole or market shards, gateways, nats-server, embedded server).
 
-Then the failover time: a whole shard's leader and a warm standby (``--lease-ttl``) behind one gateway,
-a steady open-loop load of signed orders (``--failover-rate``, sent by ``--failover-workers`` client
-threads); the leader is killed with ``kill -9``; the time from the kill to the first 201 answer to a
-request *sent after the kill* (only the new leader can have answered it) is one measurement;
-``--failovers`` of them. The longest wait of a request that was in flight at the kill is reported
-beside it (the gateway re-sends it after its ``--request-timeout``, 5 s by default).
+Then the failover time, for each of ``--failover-kinds``: ``whole``, a whole shard's leader and a warm
+standby; ``account`` and ``market``, a split cluster (an account shard, one market shard) where the
+named shard has a leader and a warm standby (``--lease-ttl``); one gateway and a steady open-loop load
+of signed orders (``--failover-rate``, sent on time whatever the answers, up to
+``--failover-connections`` in flight); the leader is killed with ``kill -9``; the time from the kill to
+the first 201 answer to a request *sent after the kill* (only the new leader can have answered it) is
+one measurement; ``--failovers`` of each kind. The longest wait of a request that was in flight at the
+kill is reported beside it (the gateway re-sends it after its ``--request-timeout``, 5 s by default).
 
 CPUs: every server-side process (nats-server, shards, gateways, the embedded server) runs on
 ``--server-cpu`` (default ``0,1``: the whole machine, so that more market shards and gateways can use
@@ -40,10 +42,10 @@ Exit status 1 when a run failed (the report still shows the others and the failu
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
-import queue
 import shutil
 import signal
 import statistics
@@ -82,9 +84,18 @@ class ClusterRun(Run):
     book_levels: dict[str, int] = field(default_factory=dict)
 
 
+#: What a failover run kills -> (the configuration, the name of the killed shard's instance group).
+FAILOVER_TOPOLOGIES = {
+    "whole": (Topology("whole", gateways=1, instances=2), "shard"),
+    "account": (Topology("split", gateways=1, market_shards=1, instances=2), "acct"),
+    "market": (Topology("split", gateways=1, market_shards=1, market_instances=2), "m0"),
+}
+
+
 @dataclass
 class Failover:
     repeat: int
+    shard: str = "whole"  # a key of FAILOVER_TOPOLOGIES: whose leader was killed
     seconds: float | None = None  # kill -> first 201 to a request sent after the kill
     takeover_s: float | None = None  # the new leader's own "takeover T s"
     in_flight_wait_s: float | None = None  # longest wait of a request in flight at the kill
@@ -163,63 +174,61 @@ def book_levels(url: str, symbols: tuple[str, ...]) -> dict[str, int]:
 
 
 class SteadyLoad:
-    """An open-loop load of signed resting orders through ``url``: a pacer makes one order due every
-    ``1 / rate`` seconds; ``workers`` client threads (one HTTP connection each) send the due orders,
-    each as soon as a worker is free, so that requests keep being sent while some wait for an answer.
-    Every answer is recorded as (sent, answered, status), monotonic seconds (status 0: no answer)."""
+    """A truly open-loop load of signed resting orders through ``url``: one order is sent every
+    ``1 / rate`` seconds whatever the answers to earlier ones (an asyncio client in its own thread, up
+    to ``connections`` requests in flight, each on its own connection), so that requests sent after a
+    kill are not held back behind requests waiting for a dead leader. Every answer is recorded as
+    (sent, answered, status), monotonic seconds (status 0: no answer)."""
 
-    def __init__(self, url: str, traders: list[Trader], rate: float, workers: int) -> None:
+    def __init__(self, url: str, traders: list[Trader], rate: float, connections: int) -> None:
         self.url = url
         self.traders = traders
         self.interval = 1.0 / rate
+        self.connections = connections
         self.answers: list[tuple[float, float, int]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._due: queue.Queue[int] = queue.Queue()
-        self._threads = [threading.Thread(target=self._pace, daemon=True)]
-        self._threads += [threading.Thread(target=self._send, daemon=True) for _ in range(workers)]
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
     def __enter__(self) -> SteadyLoad:
-        for thread in self._threads:
-            thread.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        for thread in self._threads:
-            thread.join(70)
+        self._thread.join(90)
 
-    def _pace(self) -> None:
-        number = 0
-        due = time.monotonic()
-        while not self._stop.is_set():
-            number += 1
-            self._due.put(number)
-            due += self.interval
-            time.sleep(max(0.0, due - time.monotonic()))
-
-    def _send(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=60) as http:
+    async def _run(self) -> None:
+        limits = httpx.Limits(max_connections=self.connections, max_keepalive_connections=self.connections)
+        async with httpx.AsyncClient(base_url=self.url, timeout=60, limits=limits) as http:
+            sending: set[asyncio.Task[None]] = set()
+            number = 0
+            due = time.monotonic()
             while not self._stop.is_set():
-                try:
-                    number = self._due.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                user = number % len(self.traders)
-                trader = self.traders[user]
-                # counters far above the wrk runs' so no body repeats one sent before by this user
-                body = json.dumps(
-                    order_body("resting", 10_000_000 + number // len(self.traders), user),
-                    separators=(",", ":"),
-                ).encode()
-                headers = signed_headers(trader.api_key, trader.api_secret, "POST", "/api/orders", body)
-                sent = time.monotonic()
-                try:
-                    status = http.post("/api/orders", content=body, headers=headers).status_code
-                except httpx.HTTPError:
-                    status = 0
-                with self._lock:
-                    self.answers.append((sent, time.monotonic(), status))
+                number += 1
+                task = asyncio.create_task(self._send(http, number))
+                sending.add(task)
+                task.add_done_callback(sending.discard)
+                due += self.interval
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+            if sending:
+                await asyncio.wait(sending, timeout=75)
+
+    async def _send(self, http: httpx.AsyncClient, number: int) -> None:
+        user = number % len(self.traders)
+        trader = self.traders[user]
+        # counters far above the wrk runs' so no body repeats one sent before by this user
+        body = json.dumps(
+            order_body("resting", 10_000_000 + number // len(self.traders), user), separators=(",", ":")
+        ).encode()
+        headers = signed_headers(trader.api_key, trader.api_secret, "POST", "/api/orders", body)
+        sent = time.monotonic()
+        try:
+            status = (await http.post("/api/orders", content=body, headers=headers)).status_code
+        except httpx.HTTPError:
+            status = 0
+        with self._lock:
+            self.answers.append((sent, time.monotonic(), status))
 
     def acknowledged(self) -> int:
         """How many 201 answers so far."""
@@ -244,16 +253,20 @@ def measure_failover(
     repeat: int,
     lease_ttl: float,
     rate: float,
-    workers: int,
+    connections: int,
+    shard: str = "whole",
 ) -> Failover:
-    result = Failover(repeat)
-    topology = Topology("whole", gateways=1, instances=2)
-    with deployed(settings, workdir, f"failover-{repeat}", topology, nats, lease_ttl=lease_ttl) as cluster:
-        leader = cluster.leader()
+    """Kill the leader of ``shard`` (a key of :data:`FAILOVER_TOPOLOGIES`) under a steady load and time
+    the first acknowledgement of an order sent after the kill (only the standby can give it)."""
+    result = Failover(repeat, shard)
+    topology, group = FAILOVER_TOPOLOGIES[shard]
+    name = f"failover-{shard}-{repeat}"
+    with deployed(settings, workdir, name, topology, nats, lease_ttl=lease_ttl) as cluster:
+        leader = cluster.leader(group)
         if leader is None:
-            raise RuntimeError("no instance logged that it leads")
-        standby = "shard-1" if leader == "shard-0" else "shard-0"
-        with SteadyLoad(cluster.url, cluster.traders, rate, workers) as load:
+            raise RuntimeError(f"no instance of {group} logged that it leads")
+        standby = f"{group}-1" if leader == f"{group}-0" else f"{group}-0"
+        with SteadyLoad(cluster.url, cluster.traders, rate, connections) as load:
             time.sleep(max(1.0, settings.warmup))
             # Kill under acknowledged load: on a busy machine the first answers can take longer.
             deadline = time.monotonic() + 30
@@ -402,36 +415,38 @@ def _ceilings(runs: list[ClusterRun]) -> list[str]:
 
 
 def _failover_lines(failovers: list[Failover], lease_ttl: float, rate: float) -> list[str]:
-    times = [f.seconds for f in failovers if f.seconds is not None]
-    takeovers = [f.takeover_s for f in failovers if f.takeover_s is not None]
     lines = [
         "",
-        f"Failover (whole shard, leader + standby, lease TTL {lease_ttl:g} s, one gateway, "
-        f"{rate:g} orders/s):",
+        f"Failover (the killed shard's leader + one standby, lease TTL {lease_ttl:g} s, one gateway, "
+        f"{rate:g} orders/s; whole: one shard with every market; account / market: an account shard and "
+        "one market shard, the named one with a standby):",
         "",
     ]
     lines.append(
-        "| repeat | kill -> first 201 to a request sent after the kill, s | new leader's takeover, s "
-        "| longest wait of a request in flight at the kill, s | 201 before / after the kill "
-        "| other answers |"
+        "| leader killed | repeat | kill -> first 201 to a request sent after the kill, s "
+        "| new leader's takeover, s | longest wait of a request in flight at the kill, s "
+        "| 201 before / after the kill | other answers |"
     )
-    lines.append("|---:|---:|---:|---:|---|---|")
+    lines.append("|---|---:|---:|---:|---:|---|---|")
     for f in failovers:
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(f.other.items())) or "none"
         seconds = "n/a" if f.seconds is None else f"{f.seconds:.2f}"
         takeover = "n/a" if f.takeover_s is None else f"{f.takeover_s:.2f}"
         waited = "n/a" if f.in_flight_wait_s is None else f"{f.in_flight_wait_s:.2f}"
         lines.append(
-            f"| {f.repeat} | {seconds} | {takeover} | {waited} "
+            f"| {f.shard} | {f.repeat} | {seconds} | {takeover} | {waited} "
             f"| {f.acknowledged_before} / {f.acknowledged_after} | {answers} {f.note} |"
         )
-    lines += [
-        "",
-        f"**Failover time: {median_text(times, 2)} s** (median [min-max], lease TTL {lease_ttl:g} s).",
-    ]
-    if takeovers:
-        lines[-1] += f" Takeover logged by the new leader: {median_text(takeovers, 2)} s."
-    return lines
+    lines.append("")
+    for shard in dict.fromkeys(f.shard for f in failovers):
+        of = [f for f in failovers if f.shard == shard]
+        times = [f.seconds for f in of if f.seconds is not None]
+        takeovers = [f.takeover_s for f in of if f.takeover_s is not None]
+        line = f"**Failover time, {shard} shard: {median_text(times, 2)} s** (median [min-max])."
+        if takeovers:
+            line += f" Takeover logged by the new leader: {median_text(takeovers, 2)} s."
+        lines += [line, ""]
+    return lines[:-1]
 
 
 def header_lines(settings: Settings, wrk: str, repeats: int, topologies: list[Topology]) -> list[str]:
@@ -503,7 +518,14 @@ def main(argv: list[str] | None = None) -> int:
         default="1/1,2/2,4/4",
         help="phase-2 rows: GATEWAYS/MARKET_SHARDS beside one account shard, comma-separated ('' for none)",
     )
-    parser.add_argument("--failovers", type=int, default=3, help="failover measurements (0: none)")
+    parser.add_argument("--failovers", type=int, default=3, help="failover measurements per kind (0: none)")
+    parser.add_argument(
+        "--failover-kinds",
+        default=",".join(FAILOVER_TOPOLOGIES),
+        help="whose leader the failover runs kill, comma-separated: "
+        + ", ".join(FAILOVER_TOPOLOGIES)
+        + " (a whole shard; the account or the market shard of a split cluster)",
+    )
     parser.add_argument(
         "--python",
         default=sys.executable,
@@ -512,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--lease-ttl", type=float, default=5.0, help="of the failover's shard instances")
     parser.add_argument("--failover-rate", type=float, default=200.0, help="orders/s of the steady load")
-    parser.add_argument("--failover-workers", type=int, default=32, help="client threads of the steady load")
+    parser.add_argument(
+        "--failover-connections", type=int, default=2000, help="most requests of the steady load in flight"
+    )
     parser.add_argument("--server-cpu", default="0,1", help="taskset CPU list of every server process")
     parser.add_argument("--load-cpu", default="1", help="taskset CPU list of the load generators")
     parser.add_argument("--no-pin", action="store_true")
@@ -538,6 +562,10 @@ def main(argv: list[str] | None = None) -> int:
         topologies = topologies_of(args.whole, args.scale)
     except ValueError as exc:
         parser.error(str(exc))
+    failover_kinds = [kind.strip() for kind in args.failover_kinds.split(",") if kind.strip()]
+    unknown = [kind for kind in failover_kinds if kind not in FAILOVER_TOPOLOGIES]
+    if unknown:
+        parser.error(f"--failover-kinds: unknown {', '.join(unknown)}")
     if not os.path.exists(NATS_SERVER):
         raise SystemExit(f"{NATS_SERVER} is not installed")
     pin = not args.no_pin and shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
@@ -585,24 +613,26 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
             for repeat in range(1, args.failovers + 1):
-                try:
-                    failover = measure_failover(
-                        settings,
-                        workdir,
-                        nats,
-                        repeat,
-                        args.lease_ttl,
-                        args.failover_rate,
-                        args.failover_workers,
+                for kind in failover_kinds:
+                    try:
+                        failover = measure_failover(
+                            settings,
+                            workdir,
+                            nats,
+                            repeat,
+                            args.lease_ttl,
+                            args.failover_rate,
+                            args.failover_connections,
+                            kind,
+                        )
+                    except (RuntimeError, subprocess.TimeoutExpired, httpx.HTTPError) as exc:
+                        failover = Failover(repeat, kind, note=f"failed: {str(exc)[:300]}")
+                    failovers.append(failover)
+                    print(
+                        f"[{time.monotonic() - started:5.0f} s] failover {repeat} ({kind}): "
+                        f"{failover.seconds} s {failover.note}",
+                        flush=True,
                     )
-                except (RuntimeError, subprocess.TimeoutExpired, httpx.HTTPError) as exc:
-                    failover = Failover(repeat, note=f"failed: {str(exc)[:300]}")
-                failovers.append(failover)
-                print(
-                    f"[{time.monotonic() - started:5.0f} s] failover {repeat}: {failover.seconds} s "
-                    f"{failover.note}",
-                    flush=True,
-                )
         finally:
             nats.kill()
     text = report(runs, failovers, header, args.lease_ttl, args.failover_rate)

@@ -38,12 +38,14 @@ EMBEDDED = Target("embedded", "`manticore serve` (embedded, file journal)", "man
 class Topology:
     """One configuration: ``kind`` embedded, whole (phase 1: one shard with every market) or split
     (phase 2: an account shard and ``market_shards`` market shards); ``gateways`` gateways (none for
-    embedded); ``instances`` instances of the whole shard (a leader and standbys; failover runs)."""
+    embedded); ``instances`` instances of the whole or account shard and ``market_instances`` of each
+    market shard (a leader and standbys; failover runs)."""
 
     kind: str
     gateways: int = 0
     market_shards: int = 0
     instances: int = 1
+    market_instances: int = 1
 
     @property
     def name(self) -> str:
@@ -150,7 +152,8 @@ class Deployment(Server):
         self.config.write_text(config_text(symbols))
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, Path] = {}
-        self.leaders: list[str] = []  # names of the processes that must log ": leader " before use
+        # groups of instances (a shard's leader and standbys): one of each must log ": leader " before use
+        self.leaders: list[list[str]] = []
         python = settings.python
         try:
             if topology.kind == "embedded":
@@ -180,19 +183,20 @@ class Deployment(Server):
             account = "acct"
             for shard, listed in market_owners(self.symbols, topology.market_shards).items():
                 routing += ["--market-shard", f"{shard}={','.join(listed)}"]
-                argv = [python, *CLI, "shard", *common, "--name", shard, "--role", "market"]
-                argv += ["--markets", ",".join(listed), "--data-dir", str(self.root / shard), *shard_args]
-                self._spawn(f"{shard}-0", argv)
-                self.leaders.append(f"{shard}-0")
-        for index in range(topology.instances):
-            name = f"acct-{index}" if topology.kind == "split" else f"shard-{index}"
+                group = [f"{shard}-{index}" for index in range(topology.market_instances)]
+                for name in group:
+                    argv = [python, *CLI, "shard", *common, "--name", shard, "--role", "market"]
+                    argv += ["--markets", ",".join(listed), "--data-dir", str(self.root / name), *shard_args]
+                    self._spawn(name, argv)
+                self.leaders.append(group)
+        group = [f"acct-{i}" if topology.kind == "split" else f"shard-{i}" for i in range(topology.instances)]
+        for name in group:
             argv = [python, *CLI, "shard", *common, "--name", account, *shard_args]
             argv += ["--data-dir", str(self.root / name)]
             if topology.kind == "split":
                 argv += ["--role", "account", *routing]
             self._spawn(name, argv)
-        if topology.instances == 1:
-            self.leaders.append("acct-0" if topology.kind == "split" else "shard-0")
+        self.leaders.append(group)
         self.data = self.root / "gateway"
         self.urls = []
         for index in range(topology.gateways):
@@ -235,19 +239,20 @@ class Deployment(Server):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_running()
-            if all(": leader " in self.text(name) for name in self.leaders):
+            if all(self.leader(group[0].rsplit("-", 1)[0]) for group in self.leaders):
                 return
             time.sleep(0.1)
-        missing = [name for name in self.leaders if ": leader " not in self.text(name)]
+        missing = [group for group in self.leaders if not self.leader(group[0].rsplit("-", 1)[0])]
         raise RuntimeError(f"no leader after {timeout} s: {missing}")
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Every entry point was healthy (and every shard led) when the constructor returned."""
 
-    def leader(self) -> str | None:
-        """The name of a running whole-shard instance that logged that it leads, if any."""
+    def leader(self, shard: str = "shard") -> str | None:
+        """The name of a running instance of ``shard`` (``shard``: the whole shard, ``acct``, ``m0`` ..)
+        that logged that it leads, if any."""
         for name, process in self.processes.items():
-            if name.startswith("shard-") and process.poll() is None and ": leader " in self.text(name):
+            if name.rsplit("-", 1)[0] == shard and process.poll() is None and ": leader " in self.text(name):
                 return name
         return None
 
