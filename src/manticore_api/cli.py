@@ -105,6 +105,12 @@ def _admin_options(function: F) -> F:
     is_flag=True,
     help="Log a line per HTTP request (off by default: it costs several percent of a request).",
 )
+@click.option(
+    "--ws-compression",
+    is_flag=True,
+    help="Offer WebSocket compression (permessage-deflate) to clients that ask for it (off by default: "
+    "it costs CPU for every frame of every connection).",
+)
 def serve(
     host: str,
     port: int,
@@ -115,6 +121,7 @@ def serve(
     demo: bool,
     log_level: str,
     access_log: bool,
+    ws_compression: bool,
 ) -> None:
     """Run the exchange server (REST + WebSocket + web page) until interrupted (Ctrl-C).
 
@@ -142,6 +149,7 @@ def serve(
             demo=demo,
             echo=click.echo,
             access_log=access_log,
+            ws_compression=ws_compression,
         )
     except StartError as exc:
         raise click.ClickException(str(exc)) from None
@@ -195,6 +203,12 @@ def serve(
     multiple=True,
     help="Phase 2, repeatable: NAME=SYMBOL[,SYMBOL...]; --shard is then the account shard.",
 )
+@click.option(
+    "--ws-compression",
+    is_flag=True,
+    help="Offer WebSocket compression (permessage-deflate) to clients that ask for it (off by default: "
+    "it costs CPU for every frame of every connection).",
+)
 def gateway(
     nats_url: str,
     shard: str,
@@ -208,6 +222,7 @@ def gateway(
     retry_deadline: float,
     log_level: str,
     market_shards: tuple[str, ...],
+    ws_compression: bool,
 ) -> None:
     """Run a stateless gateway: the REST + WebSocket API of SHARD, whose leader runs on NATS
     (docs/scale-out.md). Any number may run at once; the data directory holds only the shared auth
@@ -229,7 +244,9 @@ def gateway(
         market_shards=_symbol_owners(market_shards) or None,
     )
     try:
-        run_gateway(options, host=host, port=port, log_level=log_level, echo=click.echo)
+        run_gateway(
+            options, host=host, port=port, log_level=log_level, echo=click.echo, ws_compression=ws_compression
+        )
     except (OSError, ValueError) as exc:  # ConnectionError, a taken port, a bad prefix or shard name
         raise click.ClickException(f"cannot start the gateway: {exc or type(exc).__name__}") from None
 

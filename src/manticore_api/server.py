@@ -84,6 +84,37 @@ class StartError(Exception):
     directory was read or written."""
 
 
+#: The largest WebSocket message a client may send, in bytes (larger ones close the connection: 1009).
+WS_MAX_SIZE = 64 * 1024
+
+
+def uvicorn_config(
+    app: Any,
+    host: str,
+    port: int,
+    log_level: str,
+    *,
+    access_log: bool = False,
+    ws_compression: bool = False,
+) -> uvicorn.Config:
+    """How ``manticore serve`` and ``manticore gateway`` run ``app`` under uvicorn.
+
+    ``access_log``: uvicorn's line per request (off by default: it cost ~8% of a request's CPU).
+    ``ws_compression``: offer WebSocket permessage-deflate to clients that ask for it (off by default:
+    the server then compresses every frame once per connection, a market-data frame once per
+    subscriber; measured ~5 µs of CPU per order request and its answer, ~5% of a WebSocket order).
+    """
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws_max_size=WS_MAX_SIZE,
+        access_log=access_log,
+        ws_per_message_deflate=ws_compression,
+    )
+
+
 def run_server(
     options: ServerOptions,
     *,
@@ -93,10 +124,11 @@ def run_server(
     demo: bool = False,
     echo: Callable[[str], None] = print,
     access_log: bool = False,
+    ws_compression: bool = False,
 ) -> None:
     """Serve until interrupted: lock the data directory, bind the port, only then open the exchange.
 
-    ``access_log``: uvicorn's line per request (off by default: it cost ~8% of a request's CPU).
+    ``access_log`` and ``ws_compression``: see :func:`uvicorn_config`.
 
     The order makes a failed start harmless: a second server on a directory in use stops at the lock,
     one whose port is taken stops before it opens anything, and one whose ``--database-url`` another
@@ -123,6 +155,7 @@ def run_server(
                 demo=demo,
                 echo=echo,
                 access_log=access_log,
+                ws_compression=ws_compression,
             )
 
 
@@ -136,6 +169,7 @@ def _serve(
     demo: bool,
     echo: Callable[[str], None],
     access_log: bool,
+    ws_compression: bool,
 ) -> None:
     port = int(sock.getsockname()[1])
     try:
@@ -150,8 +184,8 @@ def _serve(
             start_demo(app, service, echo)
         credentials = Path(options.data_dir) / ADMIN_CREDENTIALS
         echo(f"Manticore on {client_url(host, port)}  (API docs: /docs; admin credentials: {credentials})")
-        config = uvicorn.Config(
-            app, host=host, port=port, log_level=log_level, ws_max_size=64 * 1024, access_log=access_log
+        config = uvicorn_config(
+            app, host, port, log_level, access_log=access_log, ws_compression=ws_compression
         )
         write_server_file(options.data_dir, host, port)
         try:

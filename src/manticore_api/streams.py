@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Any
 
+from .jsontext import dumps_text
 from .reads import AsyncReads
 
 __all__ = ["StreamConnection", "StreamHub"]
@@ -60,7 +60,7 @@ class StreamConnection:
         """Queue a frame; a full queue marks the connection as too slow (it is closed)."""
         if self.closed:
             return
-        frame = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
+        frame = message if isinstance(message, str) else dumps_text(message)
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -160,7 +160,7 @@ class StreamHub:
                 targets = self._channels.get(("book" if kind == "book" else "trades", message["symbol"]))
             if not targets:
                 continue
-            frame = json.dumps(message, separators=(",", ":"), default=str)
+            frame = dumps_text(message)
             self.messages_published += 1
             for connection in list(targets):
                 connection.push(frame)

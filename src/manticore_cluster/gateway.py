@@ -37,7 +37,7 @@ from typing import Any, cast
 import uvicorn
 
 from manticore_api.app import create_app
-from manticore_api.server import bind_socket, client_url, open_auth
+from manticore_api.server import bind_socket, client_url, open_auth, uvicorn_config
 from manticore_api.service import ExchangeService
 from manticore_auth import AuthManager
 from manticore_matching import Exchange, ExchangeError
@@ -153,10 +153,17 @@ def build_gateway(options: GatewayOptions) -> GatewayService:
 
 
 def run_gateway(
-    options: GatewayOptions, *, host: str, port: int, log_level: str = "info", echo: Any = print
+    options: GatewayOptions,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    echo: Any = print,
+    ws_compression: bool = False,
 ) -> None:
     """Serve the native API over shard ``options.shard`` until interrupted. OSError if the port is
-    taken (nothing was started then)."""
+    taken (nothing was started then). ``ws_compression``: see
+    :func:`manticore_api.server.uvicorn_config`."""
     sock: socket.socket = bind_socket(host, port)
     with sock:
         port = int(sock.getsockname()[1])
@@ -164,7 +171,7 @@ def run_gateway(
         try:
             app = create_app(service)
             echo(f"Manticore gateway for shard {options.shard} on {client_url(host, port)}")
-            config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws_max_size=64 * 1024)
+            config = uvicorn_config(app, host, port, log_level, ws_compression=ws_compression)
             uvicorn.Server(config).run(sockets=[sock])
         finally:
             service.remote.close()

@@ -24,6 +24,7 @@ from starlette.types import Scope
 
 from manticore_auth import AuthError
 
+from .. import jsontext
 from ..metrics import Metrics
 from ..security import Caller, authenticate
 from ..service import ExchangeService
@@ -97,8 +98,8 @@ async def read_json_body(request: Request) -> Any:
     JSON (``application/json`` or ``application/*+json``), the raw bytes for another content type or
     none, :data:`NO_BODY` when empty. A body that is not valid JSON raises RequestValidationError
     (answered 400 ``invalid``, "<position>: JSON decode error", as FastAPI's); a body that cannot be
-    read or decoded raises HTTPException 400. orjson parses; whatever it refuses is parsed again by the
-    standard library, so exactly the documents FastAPI accepted are accepted, with the same values."""
+    read or decoded raises HTTPException 400. Parsed by :func:`manticore_api.jsontext.loads`, so exactly
+    the documents FastAPI accepted are accepted, with the same values."""
     try:
         body = await request.body()
         if not body:
@@ -106,10 +107,7 @@ async def read_json_body(request: Request) -> Any:
         content_type = request.headers.get("content-type")
         if content_type is None or not _is_json_content_type(content_type):
             return body
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return json.loads(body)
+        return jsontext.loads(body)
     except json.JSONDecodeError as exc:
         problem = {
             "type": "json_invalid",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from typing import Any
@@ -27,7 +26,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from manticore_auth import AuthError
 from manticore_matching import ExchangeError
 
-from .. import order_entry
+from .. import jsontext, order_entry
 from ..metrics import Metrics
 from ..security import Caller
 from ..service import ExchangeService
@@ -101,7 +100,7 @@ async def _serve_stream(
             connection.push({"type": "error", "code": "too_large", "message": "frame too large"})
             continue
         try:
-            request = json.loads(text)
+            request = jsontext.loads(text)
             if not isinstance(request, dict):
                 raise ValueError("send a JSON object")
             op = request.get("op")

@@ -1,0 +1,71 @@
+"""``manticore_api.jsontext``: the standard library's values at orjson's speed (regression: orjson read an
+integer beyond 64 bits, a WebSocket request id or a REST number, as a float)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from manticore_api.jsontext import dumps_text, loads
+
+_atoms = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 10, max_value=2**200)
+    | st.integers(min_value=-(2**200), max_value=-(2**63) + 10)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_values = st.recursive(
+    _atoms,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal with the same types all the way down (1 and 1.0 differ; -0.0 and 0.0 too)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    return bool(a == b)
+
+
+@given(_values)
+def test_loads_reads_what_the_standard_library_reads(value: Any) -> None:
+    document = json.dumps(value)
+    assert _same(loads(document), json.loads(document))
+    assert _same(loads(document.encode()), json.loads(document))
+
+
+@given(_values)
+def test_dumps_text_round_trips_exactly(value: Any) -> None:
+    assert _same(json.loads(dumps_text(value)), value)
+
+
+def test_an_integer_beyond_64_bits_stays_an_integer() -> None:
+    assert loads('{"id": 123456789012345678901}') == {"id": 123456789012345678901}
+    assert loads(b"[18446744073709551616]") == [2**64]
+    assert dumps_text({"id": 2**70}) == '{"id":1180591620717411303424}'
+
+
+def test_what_only_the_standard_library_reads_is_read() -> None:
+    assert math.isnan(loads("NaN"))
+    assert loads("[Infinity]") == [math.inf]
+
+
+@pytest.mark.parametrize("document", ["{", "", "[1,]", b"\xff"])
+def test_a_document_that_is_not_json_raises_value_error(document: str | bytes) -> None:
+    with pytest.raises(ValueError):
+        loads(document)
