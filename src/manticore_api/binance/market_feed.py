@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from manticore_matching import Exchange
 
+from ..jsontext import dumps_text
 from .book_mirror import BookMirror
 from .klines import Klines
 from .markets import BinanceMarkets, binance_symbol
@@ -163,7 +164,7 @@ class MarketFeed:
     # ------------------------------------------------------------------ sending
 
     def _send(self, names: set[str] | list[str], payload: Any) -> None:
-        raw = json.dumps(payload, separators=(",", ":"))
+        raw = dumps_text(payload)
         for name in list(names):
             subscribers = self._subscribers.get(name)
             if not subscribers:

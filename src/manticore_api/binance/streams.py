@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
+from .. import jsontext
 from ..service import ExchangeService
 from ..streams import StreamConnection
 from .errors import BinanceError
@@ -140,7 +140,7 @@ def _handle(
     if len(text) > MAX_FRAME:
         return _error(2, "Invalid request: frame too large")
     try:
-        request = json.loads(text)
+        request = jsontext.loads(text)
     except ValueError as exc:
         return _error(3, f"Invalid JSON: {str(exc)[:120]}")
     if not isinstance(request, dict):

@@ -22,7 +22,6 @@ durable yet: messages come from the exchange's durable listener, handed to the e
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from typing import Any, Protocol
 
 from manticore_matching import Exchange
 
+from ..jsontext import dumps_text
 from .markets import BinanceMarkets
 from .orders import binance_order, trade_no
 
@@ -115,7 +115,7 @@ class UserFeed:
         subscriptions = self._subscriptions.get(user_id)
         if not subscriptions:
             return
-        body = json.dumps(event, separators=(",", ":"))
+        body = dumps_text(event)
         for (_, subscription_id), subscriber in list(subscriptions.items()):
             subscriber.push(f'{{"subscriptionId":{subscription_id},"event":{body}}}')
             self.events_sent += 1

@@ -35,6 +35,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from manticore_auth import AuthError
 from manticore_matching import ExchangeError
 
+from .. import jsontext
 from ..service import ExchangeService
 from ..streams import StreamConnection
 from .errors import BinanceError, from_auth_error, from_exchange_error
@@ -167,7 +168,7 @@ async def _answer(
         if len(text) > MAX_FRAME:
             raise BinanceError(-1100, "Request frame too large.")
         try:
-            request = json.loads(text)
+            request = jsontext.loads(text)
         except ValueError:
             raise BinanceError(-1100, "Malformed request: invalid JSON.") from None
         if not isinstance(request, dict):
