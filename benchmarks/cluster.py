@@ -186,6 +186,8 @@ class SteadyLoad:
         self.interval = 1.0 / rate
         self.connections = connections
         self.answers: list[tuple[float, float, int]] = []
+        #: requests that got no HTTP answer, by the client's exception
+        self.errors: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
@@ -225,8 +227,10 @@ class SteadyLoad:
         sent = time.monotonic()
         try:
             status = (await http.post("/api/orders", content=body, headers=headers)).status_code
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
             status = 0
+            with self._lock:
+                self.errors[type(exc).__name__] = self.errors.get(type(exc).__name__, 0) + 1
         with self._lock:
             self.answers.append((sent, time.monotonic(), status))
 
@@ -290,8 +294,10 @@ def measure_failover(
                     result.acknowledged_before += 1
                 else:
                     result.acknowledged_after += 1
-            else:
+            elif status:
                 result.other[str(status)] = result.other.get(str(status), 0) + 1
+        for error, count in load.errors.items():
+            result.other[f"no answer ({error})"] = count
         text = cluster.text(standby)
         marker = text.rfind("takeover ")
         if marker >= 0:
