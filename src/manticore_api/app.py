@@ -8,7 +8,7 @@ has made them durable. The routes live in :mod:`manticore_api.routes`, one modul
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -45,14 +45,13 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await service.start()
         app.enable_fast_path(registry, MAX_BODY_BYTES)
-        if gc_policy is not None:
-            gc_policy.apply()
-        recorder.install()
-        try:
-            yield
-        finally:
-            recorder.uninstall()
-            await service.stop()
+        with gc_policy.serving() if gc_policy is not None else nullcontext():
+            recorder.install()
+            try:
+                yield
+            finally:
+                recorder.uninstall()
+                await service.stop()
 
     app = ExchangeApp(
         title="Manticore exchange API",
