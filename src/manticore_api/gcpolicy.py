@@ -20,9 +20,11 @@ state hold no reference cycle, so cancelling or filling it frees them although t
 (``tests/api/test_gc_freeze_safety.py``); an asyncio task or future awaiting durability breaks its
 cycles when it completes. Cyclic garbage whose objects were frozen while alive would never be collected
 (the price of the policy): measured, none is left by order entry, churn of place/cancel or HTTP requests
-on fresh connections, errors included (``benchmarks/gc_pauses.py`` unfreezes and collects after its run:
-0 objects; docs/performance.md, session 12), and ``frozen_objects`` in ``GET /api/metrics/gc`` lets an
-operator see the frozen heap stay in step with the live state.
+(fresh or keep-alive connections, errors included; ``benchmarks/gc_pauses.py`` unfreezes and collects
+after its run: 0 objects; docs/performance.md, session 12); uvicorn's HTTP protocol of a WebSocket
+connection was one such cycle, which ``manticore serve`` breaks (:func:`.server.http_protocol`).
+``frozen_objects`` in ``GET /api/metrics/gc`` lets an operator see the frozen heap stay in step with the
+live state (it walks the frozen list: ~50 ms per 700,000 objects, so do not poll it often).
 
 :class:`GcPauseRecorder` measures every collection with :data:`gc.callbacks` (start to stop, monotonic
 clock) and is what ``GET /api/metrics/gc`` reports.
