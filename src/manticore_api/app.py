@@ -33,9 +33,10 @@ def create_app(
     """The application serving ``service`` (whose exchange is open; the app's lifespan starts the
     service's timers and stream hand-off, and closes the exchange at shutdown).
 
-    ``gc_policy``: applied to the process once the service has started, just before serving (``manticore
-    serve`` passes one; tests that build many apps in one process do not). Either way the lifespan
-    records the collector's pauses from then on, for ``GET /api/metrics/gc``.
+    ``gc_policy``: applied to the process once the service has started, just before serving, and kept
+    (its refreezing) until shutdown (:meth:`GcPolicy.serving`; ``manticore serve`` passes one; tests
+    that build many apps in one process do not). Either way the lifespan records the collector's pauses
+    from then on, for ``GET /api/metrics/gc``.
 
     ``binance``: mount the Binance-compatible surface (default; a split-mode gateway, whose commands go
     to an account shard and reads to market shards, does not mount it yet: docs/scale-out.md)."""
