@@ -28,9 +28,9 @@ pure-Python book and risk); ``--no-pure`` skips it. Every line says which build 
 
 Garbage collector: by default the order entry runs under the server's policy
 (:class:`manticore_api.gcpolicy.GcPolicy`: one full collection and ``gc.freeze()`` after start-up,
-thresholds 5,000/4/1,000), applied once the users are funded, as ``manticore serve`` applies it once
-the exchange is open; ``--gc default`` keeps CPython's defaults (what this benchmark measured until
-session 11).
+its thresholds, and its refreezing while serving), applied once the users are funded, as
+``manticore serve`` applies it once the exchange is open; ``--gc default`` keeps CPython's defaults
+(what this benchmark measured until session 11).
 
 Run: ``.venv/bin/python -m benchmarks.exchange`` (any interpreter of the project: it only starts the
 measured ones). Options: ``--orders N`` (per repeat), ``--tasks``, ``--repeats``, ``--replay-records``,
@@ -163,9 +163,10 @@ def order_entry(
             nonlocal cpu
             await service.start()
             thresholds = gc.get_threshold()
+            policy = contextlib.ExitStack()
             try:
                 if gc_policy == "server":
-                    GcPolicy().apply()
+                    policy.enter_context(GcPolicy().serving())
                 if freeze:
                     gc.collect()
                     gc.freeze()
@@ -175,6 +176,7 @@ def order_entry(
                 return result
             finally:
                 await service.stop()
+                policy.close()
                 gc.unfreeze()
                 gc.set_threshold(*thresholds)
 

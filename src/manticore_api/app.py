@@ -8,7 +8,7 @@ has made them durable. The routes live in :mod:`manticore_api.routes`, one modul
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -33,9 +33,10 @@ def create_app(
     """The application serving ``service`` (whose exchange is open; the app's lifespan starts the
     service's timers and stream hand-off, and closes the exchange at shutdown).
 
-    ``gc_policy``: applied to the process once the service has started, just before serving (``manticore
-    serve`` passes one; tests that build many apps in one process do not). Either way the lifespan
-    records the collector's pauses from then on, for ``GET /api/metrics/gc``.
+    ``gc_policy``: applied to the process once the service has started, just before serving, and kept
+    (its refreezing) until shutdown (:meth:`GcPolicy.serving`; ``manticore serve`` passes one; tests
+    that build many apps in one process do not). Either way the lifespan records the collector's pauses
+    from then on, for ``GET /api/metrics/gc``.
 
     ``binance``: mount the Binance-compatible surface (default; a split-mode gateway, whose commands go
     to an account shard and reads to market shards, does not mount it yet: docs/scale-out.md)."""
@@ -45,14 +46,13 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await service.start()
         app.enable_fast_path(registry, MAX_BODY_BYTES)
-        if gc_policy is not None:
-            gc_policy.apply()
-        recorder.install()
-        try:
-            yield
-        finally:
-            recorder.uninstall()
-            await service.stop()
+        with gc_policy.serving() if gc_policy is not None else nullcontext():
+            recorder.install()
+            try:
+                yield
+            finally:
+                recorder.uninstall()
+                await service.stop()
 
     app = ExchangeApp(
         title="Manticore exchange API",

@@ -54,6 +54,7 @@ __all__ = [
     "bootstrap_admin",
     "open_auth",
     "build_service",
+    "http_protocol",
     "open_data_dir",
     "read_server_file",
     "remove_server_file",
@@ -77,6 +78,30 @@ class ServerOptions:
     require_auth: bool = True
     fsync: bool = True
     risk_limits: RiskLimits = DEFAULT_RISK_LIMITS
+
+
+def http_protocol() -> Any:
+    """The ``http`` of ``manticore serve``'s uvicorn config: uvicorn's httptools protocol, except that
+    it drops its request parser once it has handed its connection to a WebSocket protocol.
+
+    The parser holds the protocol's bound callbacks and the protocol holds the parser: a reference
+    cycle that lives as long as the WebSocket connection and becomes cyclic garbage when it closes.
+    Under the serving GC policy (:mod:`.gcpolicy`) that cycle has been frozen by then and would never
+    be collected: ~20 objects per WebSocket connection (measured; docs/performance.md, session 12).
+    Without it, reference counting frees the upgraded protocol when the connection ends. ``"auto"``
+    when httptools is not installed (uvicorn's h11 protocol, left as it is)."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - httptools is a dependency of the server
+        return "auto"
+
+    class HttpProtocol(HttpToolsProtocol):
+        def handle_websocket_upgrade(self) -> None:
+            super().handle_websocket_upgrade()
+            # The transport belongs to the WebSocket protocol now; this one never parses again.
+            del self.parser
+
+    return HttpProtocol
 
 
 class StartError(Exception):
@@ -103,6 +128,7 @@ def uvicorn_config(
     ``ws_compression``: offer WebSocket permessage-deflate to clients that ask for it (off by default:
     the server then compresses every frame once per connection, a market-data frame once per
     subscriber; measured ~5 µs of CPU per order request and its answer, ~5% of a WebSocket order).
+    HTTP is :func:`http_protocol`'s.
     """
     return uvicorn.Config(
         app,
@@ -112,6 +138,7 @@ def uvicorn_config(
         ws_max_size=WS_MAX_SIZE,
         access_log=access_log,
         ws_per_message_deflate=ws_compression,
+        http=http_protocol(),
     )
 
 

@@ -4,6 +4,7 @@ log flag of ``manticore serve``."""
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,14 @@ from fastapi.testclient import TestClient
 
 from manticore_api import create_app
 from manticore_api.cli import main
-from manticore_api.gcpolicy import DEFAULT_THRESHOLDS, GcPauseRecorder, GcPolicy
+from manticore_api.gcpolicy import (
+    DEFAULT_THRESHOLDS,
+    GcPauseRecorder,
+    GcPolicy,
+    _refreeze,
+    start_refreezing,
+    stop_refreezing,
+)
 from manticore_api.server import ServerOptions, build_service
 from tests.api.support import Server
 
@@ -159,3 +167,104 @@ def test_serve_help_lists_the_access_log_flag() -> None:
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0
     assert "--access-log" in result.output
+
+
+class _Cycle:
+    """An object in a reference cycle with itself (only the cyclic collector frees it)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def _frozen(obj: object) -> bool:
+    """Whether ``obj`` is in the permanent generation (tracked, but in no collected generation)."""
+    return gc.is_tracked(obj) and not any(o is obj for g in range(3) for o in gc.get_objects(g))
+
+
+@pytest.fixture
+def refreezing_off() -> Iterator[None]:
+    """Leaves the collector as the test found it: refreezing stopped, nothing frozen, thresholds."""
+    thresholds = gc.get_threshold()
+    try:
+        yield
+    finally:
+        stop_refreezing()
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+def test_refreezing_freezes_the_survivors_of_full_collections_only(
+    quiet_gc: None, refreezing_off: None
+) -> None:
+    start_refreezing()
+    start_refreezing()  # idempotent: one hook
+    assert gc.callbacks.count(_refreeze) == 1
+    survivor = _Cycle()
+    gc.collect(0)
+    gc.collect(1)
+    assert not _frozen(survivor)  # young collections leave it to the collector
+    gc.collect(2)
+    assert _frozen(survivor)
+    later = _Cycle()
+    assert not _frozen(later)
+    stop_refreezing()
+    stop_refreezing()
+    gc.collect(2)
+    assert not _frozen(later)
+    assert _refreeze not in gc.callbacks
+
+
+def test_refreezing_from_gen_1(quiet_gc: None, refreezing_off: None) -> None:
+    start_refreezing(1)
+    survivor = _Cycle()
+    gc.collect(0)
+    assert not _frozen(survivor)
+    gc.collect(1)
+    assert _frozen(survivor)
+    with pytest.raises(ValueError):
+        start_refreezing(3)
+
+
+def test_frozen_cyclic_garbage_waits_for_unfreeze_and_full_garbage_is_collected_first(
+    quiet_gc: None, refreezing_off: None
+) -> None:
+    """What refreezing costs: a cycle that dies after it was frozen is only found after
+    ``gc.unfreeze()``; one that is garbage at the full collection is collected, not frozen."""
+    start_refreezing()
+    kept = _Cycle()
+    dead = weakref.ref(_Cycle())
+    assert dead() is not None  # only the collector frees it
+    gc.collect(2)  # frees the dead cycle, freezes ``kept``
+    assert dead() is None
+    assert _frozen(kept)
+    kept_ref = weakref.ref(kept)
+    del kept
+    gc.collect(2)
+    assert kept_ref() is not None  # frozen: never examined again
+    gc.unfreeze()
+    gc.collect(2)
+    assert kept_ref() is None
+
+
+def test_serving_applies_and_stops_refreezing(refreezing_off: None) -> None:
+    policy = GcPolicy()
+    assert policy.refreeze == 1
+    with policy.serving():
+        assert gc.get_threshold() == DEFAULT_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+        assert _refreeze in gc.callbacks
+    assert _refreeze not in gc.callbacks
+    with GcPolicy(refreeze=None).serving():
+        assert _refreeze not in gc.callbacks
+
+
+def test_an_app_with_a_policy_refreezes_while_it_serves(tmp_path: Path, refreezing_off: None) -> None:
+    service = build_service(ServerOptions(data_dir=tmp_path, fsync=False))
+    with TestClient(create_app(service, gc_policy=GcPolicy())) as http:
+        assert _refreeze in gc.callbacks
+        frozen = http.get("/api/metrics/gc").json()["frozen_objects"]
+        survivor = _Cycle()
+        gc.collect()
+        assert _frozen(survivor)
+        assert http.get("/api/metrics/gc").json()["frozen_objects"] > frozen
+    assert _refreeze not in gc.callbacks

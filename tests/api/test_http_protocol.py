@@ -1,0 +1,90 @@
+"""``manticore serve``'s uvicorn protocol frees a WebSocket connection's HTTP protocol by reference
+counting: under the serving GC policy a cycle that outlives a refreeze is never collected, and uvicorn's
+httptools protocol and its parser form one for as long as the upgraded connection lives."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from websockets.sync.client import connect
+
+from manticore_api.server import http_protocol
+from tests.api.support import free_port
+
+
+async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app: a WebSocket that answers each text frame with the same text."""
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    assert scope["type"] == "websocket"
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while (message := await receive())["type"] == "websocket.receive":
+        await send({"type": "websocket.send", "text": message["text"]})
+
+
+def _serve(http: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(_echo, host="127.0.0.1", port=port, log_level="warning", http=http)
+    )
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    return server, thread, port
+
+
+@pytest.fixture
+def no_collector() -> Iterator[None]:
+    """Only reference counting frees objects during the test."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _http_protocols_alive() -> int:
+    return sum(issubclass(type(o), HttpToolsProtocol) for o in gc.get_objects())
+
+
+def _closed_connections_left(http: Any) -> int:
+    """HTTP protocols still alive after three WebSocket connections have come and gone."""
+    gc.collect()
+    server, thread, port = _serve(http)
+    try:
+        before = _http_protocols_alive()
+        for _ in range(3):
+            with connect(f"ws://127.0.0.1:{port}/") as ws:
+                ws.send("ping")
+                assert ws.recv(timeout=5) == "ping"
+        time.sleep(0.5)  # the server's side of the closes
+        return _http_protocols_alive() - before
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_the_upgraded_http_protocol_is_freed_without_the_collector(no_collector: None) -> None:
+    assert _closed_connections_left(http_protocol()) == 0
+
+
+def test_uvicorns_own_protocol_leaves_a_cycle_behind(no_collector: None) -> None:
+    """The control: what the test above would see without the fix (the cycle exists)."""
+    assert _closed_connections_left(HttpToolsProtocol) == 3
