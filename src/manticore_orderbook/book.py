@@ -193,6 +193,9 @@ _EVENT_TEMPLATES: Final[dict[int, dict[str, Any]]] = {
 _TRADE_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(TRADE_KEYS)
 _LEVEL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(PRICE_LEVEL_KEYS)
 _FILL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_FILLED_KEYS)
+#: What ``_pending`` grows by when full: one event's three slots, or the three events of a fill.
+_EVENT_SLOTS: Final[tuple[None, None, None]] = (None, None, None)
+_FILL_EVENT_SLOTS: Final[tuple[None, ...]] = (None,) * 9
 
 
 class OrderBook:
@@ -295,9 +298,13 @@ class OrderBook:
         self._lock: Final[BookLock] = cast(BookLock, threading.RLock()) if _INTERPRETED else BookLock()
         self._max_trade_history = max_trade_history
         # Events of the command in progress, three items per event: the handlers subscribed when it
-        # was queued, its type and its data (``_push``; ``_dispatch`` delivers). One flat list costs
-        # one allocation per command, where a tuple per event or a list per field cost more.
+        # was queued, its type and its data (``_push``; ``_dispatch`` delivers). One flat list, where
+        # a tuple per event or a list per field cost more. Its first ``_npending`` items are the queued
+        # events; the list keeps its length between commands (delivered slots hold None), because
+        # emptying it frees its array and every command would then grow it again from nothing: a
+        # free and three reallocations per command (docs/performance.md, session 12).
         self._pending: list[Any] = []
+        self._npending = 0
         self._dispatching = False
         # The clock reading the events' ``timestamp`` keys hold, as one float object (``_stamp_of``).
         self._stamp: object = None
@@ -525,7 +532,7 @@ class OrderBook:
                     self._run_stops(now)
             else:
                 self._enter(order, now)
-            if self._pending or self._changes:
+            if self._npending or self._changes:
                 self._dispatch()
             return order.order_id
         finally:
@@ -583,7 +590,7 @@ class OrderBook:
                 self._expire_due(now)
             for order in built:
                 self._enter(order, now)
-            if self._pending or self._changes:
+            if self._npending or self._changes:
                 self._dispatch()
             return [order.order_id for order in built]
 
@@ -602,7 +609,7 @@ class OrderBook:
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
                 if self._orders.get(order.order_id) is not order:
-                    if self._pending or self._changes:
+                    if self._npending or self._changes:
                         self._dispatch()
                     return False
             level = self._remove(order)
@@ -617,7 +624,7 @@ class OrderBook:
                     self._sequence += 1  # _emit_level_after_removal's work: the level stays, unheard
                 else:
                     self._emit_level_after_removal(level, now)
-            if self._pending or self._changes:
+            if self._npending or self._changes:
                 self._dispatch()
             return True
         finally:
@@ -685,11 +692,11 @@ class OrderBook:
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
                 if self._orders.get(order.order_id) is not order:
-                    if self._pending or self._changes:
+                    if self._npending or self._changes:
                         self._dispatch()
                     return False
             if not reprices and quantity == order.quantity and expiry == order.expiry:
-                if self._pending or self._changes:
+                if self._npending or self._changes:
                     self._dispatch()
                 return True
             self._modified_count += 1
@@ -726,7 +733,7 @@ class OrderBook:
                 self._execute(fresh, now, announce=False)
                 if self._sweeps:
                     self._run_stops(now)
-            if self._pending or self._changes:
+            if self._npending or self._changes:
                 self._dispatch()
             return True
 
@@ -735,7 +742,7 @@ class OrderBook:
         with self._lock:
             now = self._clock()
             removed = self._expire_due(now) if self._expiries and self._expiries[0][0] <= now else 0
-            if self._pending or self._changes:
+            if self._npending or self._changes:
                 self._dispatch()
             return removed
 
@@ -758,7 +765,7 @@ class OrderBook:
             if handlers:
                 data = {"order_count": len(ids), "order_ids": ids}
                 self._queue(handlers, EventType.BOOK_CLEARED, data, now)
-            if self._pending or self._changes:
+            if self._npending or self._changes:
                 self._dispatch()
 
     # ------------------------------------------------------------------ queries
@@ -1169,10 +1176,14 @@ class OrderBook:
         if handlers:
             plain = self._plain_order_event(order, True, now)
             if plain is not None:
-                pending = self._pending
-                pending.append(handlers)
-                pending.append(_ET_ORDER_ADDED)
-                pending.append(plain)
+                pending = self._pending  # _push inlined (a call costs more in pure Python)
+                n = self._npending
+                if n == len(pending):
+                    pending.extend(_EVENT_SLOTS)
+                pending[n] = handlers
+                pending[n + 1] = _ET_ORDER_ADDED
+                pending[n + 2] = plain
+                self._npending = n + 3
                 return
             data = self._order_dict(order, _ADDED_TEMPLATE)
             data["order_timestamp"] = order.timestamp
@@ -1239,10 +1250,14 @@ class OrderBook:
                 self._sequence += 1
                 handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
                 if handlers:
-                    pending = self._pending
-                    pending.append(handlers)
-                    pending.append(_ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED)
-                    pending.append(self._level_dict(level, now))
+                    pending = self._pending  # _push inlined (a call costs more in pure Python)
+                    n = self._npending
+                    if n == len(pending):
+                        pending.extend(_EVENT_SLOTS)
+                    pending[n] = handlers
+                    pending[n + 1] = _ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED
+                    pending[n + 2] = self._level_dict(level, now)
+                    self._npending = n + 3
 
     def _crosses(self, side: Side, price: int | None) -> bool:
         if side is BUY:
@@ -1729,10 +1744,14 @@ class OrderBook:
             if index == E_CANCELLED:
                 plain = self._plain_order_event(order, False, now, reason, amount)
                 if plain is not None:
-                    pending = self._pending
-                    pending.append(handlers)
-                    pending.append(_ET_ORDER_CANCELLED)
-                    pending.append(plain)
+                    pending = self._pending  # _push inlined (a call costs more in pure Python)
+                    n = self._npending
+                    if n == len(pending):
+                        pending.extend(_EVENT_SLOTS)
+                    pending[n] = handlers
+                    pending[n + 1] = _ET_ORDER_CANCELLED
+                    pending[n + 2] = plain
+                    self._npending = n + 3
                     return
             data = self._order_dict(order, _EVENT_TEMPLATES[index])
             if index == E_CANCELLED:
@@ -1783,9 +1802,13 @@ class OrderBook:
     def _push(self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any]) -> None:
         """Queue one event for delivery at the end of the command."""
         pending = self._pending
-        pending.append(handlers)
-        pending.append(event_type)
-        pending.append(data)
+        n = self._npending
+        if n == len(pending):  # the list is full: three more slots
+            pending.extend(_EVENT_SLOTS)
+        pending[n] = handlers
+        pending[n + 1] = event_type
+        pending[n + 2] = data
+        self._npending = n + 3
 
     def _queue(
         self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any], now: object
@@ -1837,7 +1860,11 @@ class OrderBook:
         if price is None:
             price = self._level_price(level)
         stamp = now if _INTERPRETED else self._stamp_of(now)
-        pending = self._pending  # appended here: a call to _push each costs more in pure Python
+        # Queued here (``_push`` inlined: a call each costs more in pure Python); room for all three.
+        pending = self._pending
+        n = self._npending
+        if n + 9 > len(pending):
+            pending.extend(_FILL_EVENT_SLOTS)
         if trade_handlers:
             last = self._sweep_trade
             if last is None:
@@ -1845,31 +1872,38 @@ class OrderBook:
             else:
                 data = self._next_trade_dict(last, trade, trade_id, maker_fee, taker_fee, price)
             self._sweep_trade = data
-            pending.append(trade_handlers)
-            pending.append(_ET_TRADE_EXECUTED)
-            pending.append(data)
+            pending[n] = trade_handlers
+            pending[n + 1] = _ET_TRADE_EXECUTED
+            pending[n + 2] = data
+            n += 3
         if fill_handlers:
-            pending.append(fill_handlers)
-            pending.append(_ET_ORDER_FILLED)
-            pending.append(self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, price, stamp))
+            pending[n] = fill_handlers
+            pending[n + 1] = _ET_ORDER_FILLED
+            pending[n + 2] = self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, price, stamp)
             last = self._sweep_fill
             if last is None:
                 data = self._fill_dict(trade, trade_id, taker, False, taker_fee, seq + 2, price, stamp)
             else:
                 data = self._next_taker_fill(last, trade, trade_id, taker, taker_fee, seq + 2, price)
             self._sweep_fill = data
-            pending.append(fill_handlers)
-            pending.append(_ET_ORDER_FILLED)
-            pending.append(data)
+            pending[n + 3] = fill_handlers
+            pending[n + 4] = _ET_ORDER_FILLED
+            pending[n + 5] = data
+            n += 6
+        self._npending = n
 
     def _emit_level(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
         handlers = self._h[E_LEVEL_CHANGED]
         if handlers:
-            pending = self._pending
-            pending.append(handlers)
-            pending.append(_ET_PRICE_LEVEL_CHANGED)
-            pending.append(self._level_dict(level, now))
+            pending = self._pending  # _push inlined (a call costs more in pure Python)
+            n = self._npending
+            if n == len(pending):
+                pending.extend(_EVENT_SLOTS)
+            pending[n] = handlers
+            pending[n + 1] = _ET_PRICE_LEVEL_CHANGED
+            pending[n + 2] = self._level_dict(level, now)
+            self._npending = n + 3
 
     def _emit_level_removed(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
@@ -1888,17 +1922,21 @@ class OrderBook:
         """Deliver queued events in sequence order; report failing handlers with ERROR events."""
         if self._dispatching:
             return  # a handler called back into the book; the outer loop delivers its events
-        pending = self._pending
-        if pending:
+        if self._npending:
+            pending = self._pending
             self._dispatching = True
+            i = 0
             try:
-                i = 0
-                while i < len(pending):  # handlers that call back into the book add to the end
+                while i < self._npending:  # handlers that call back into the book add to the end
                     # Annotated locals, not ``cast()``: a call per item in pure Python; under mypyc
                     # both are one type check.
                     handlers: tuple[EventHandler, ...] = pending[i]
                     event_type: EventType = pending[i + 1]
                     data: dict[str, Any] = pending[i + 2]
+                    # The slots let go of the event at once (the event type is a module constant):
+                    # the list keeps no handler or payload alive after its delivery.
+                    pending[i] = None
+                    pending[i + 2] = None
                     i += 3
                     for handler in handlers:
                         try:
@@ -1908,7 +1946,12 @@ class OrderBook:
                             if event_type is not EventType.ERROR:
                                 self._emit_error(handler, event_type, data, exc)
             finally:
-                pending.clear()
+                # Events left undelivered (a handler raised a BaseException) are dropped, as before.
+                while i < self._npending:
+                    pending[i] = None
+                    pending[i + 2] = None
+                    i += 3
+                self._npending = 0
                 self._dispatching = False
         changes = self._changes
         if changes:
@@ -1984,12 +2027,11 @@ class OrderBook:
             _shared_keys(fills[2]),
             _shared_keys(fills[3]),
         )
-        # Level events have 7 keys: a copy of an ordinary dict that small is cheaper than one of a
-        # split dict, whose values array has room for 30 keys (docs/performance.md, session 11).
-        self._level_templates = levels
-        self._removed_templates = tuple(
-            {**template, "quantity": self._zero_qty_out, "order_count": 0} for template in levels
-        )
+        # Level events have 7 keys: split too, now that a copy's values array has 8 slots, not 30
+        # (``_shared_keys``; an ordinary dict's copy was cheaper at 30: docs/performance.md).
+        self._level_templates = (_shared_keys(levels[0]), _shared_keys(levels[1]))
+        zero_level = {"quantity": self._zero_qty_out, "order_count": 0}
+        self._removed_templates = tuple(_shared_keys({**template, **zero_level}) for template in levels)
         trades = tuple(
             {
                 **_TRADE_TEMPLATE,
@@ -2434,6 +2476,8 @@ class OrderBook:
 
 #: The classes whose instance dicts hold payload templates, by their tuple of keys (``_shared_keys``).
 _KEY_HOLDERS: dict[tuple[str, ...], Any] = {}
+#: The most room for new keys a class's shared key table starts with (CPython 3.11: 30).
+_SHARED_KEYS_ROOM: Final = 30
 
 
 def _shared_keys(template: dict[str, Any]) -> dict[str, Any]:
@@ -2454,6 +2498,14 @@ def _shared_keys(template: dict[str, Any]) -> dict[str, Any]:
     holder = cls()
     for key, value in template.items():
         setattr(holder, key, value)
+    # A copy's values array has a slot per key plus the table's spare room for new attributes, which
+    # starts at 30 and shrinks by one with every instance made (CPython 3.11). With the keys all
+    # entered, throwaway instances shrink it to one slot: a copy of a 7-key level template then
+    # copies and frees 8 slots, not 30, and costs less than copying an ordinary dict (~170
+    # instructions per event less; docs/performance.md, session 12). Values, keys and order are
+    # unchanged; other versions of CPython ignore this.
+    for _ in range(_SHARED_KEYS_ROOM):
+        cls()
     shared: dict[str, Any] = holder.__dict__
     return shared
 
