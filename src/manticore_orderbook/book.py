@@ -127,6 +127,7 @@ _EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
 # Enum class attribute lookups cost ~150 ns each (EnumType's metaclass machinery); module constants
 # do not. The hot paths name event types through these.
 _BUY_VALUE: Final = "buy"
+_IOC_VALUE: Final = "IOC"
 _SELL_VALUE: Final = "sell"
 _ET_ORDER_ADDED: Final = EventType.ORDER_ADDED
 _ET_ORDER_CANCELLED: Final = EventType.ORDER_CANCELLED
@@ -193,9 +194,6 @@ _EVENT_TEMPLATES: Final[dict[int, dict[str, Any]]] = {
 _TRADE_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(TRADE_KEYS)
 _LEVEL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(PRICE_LEVEL_KEYS)
 _FILL_TEMPLATE: Final[dict[str, Any]] = dict.fromkeys(ORDER_FILLED_KEYS)
-#: What ``_pending`` grows by when full: one event's three slots, or the three events of a fill.
-_EVENT_SLOTS: Final[tuple[None, None, None]] = (None, None, None)
-_FILL_EVENT_SLOTS: Final[tuple[None, ...]] = (None,) * 9
 
 
 class OrderBook:
@@ -298,13 +296,9 @@ class OrderBook:
         self._lock: Final[BookLock] = cast(BookLock, threading.RLock()) if _INTERPRETED else BookLock()
         self._max_trade_history = max_trade_history
         # Events of the command in progress, three items per event: the handlers subscribed when it
-        # was queued, its type and its data (``_push``; ``_dispatch`` delivers). One flat list, where
-        # a tuple per event or a list per field cost more. Its first ``_npending`` items are the queued
-        # events; the list keeps its length between commands (delivered slots hold None), because
-        # emptying it frees its array and every command would then grow it again from nothing: a
-        # free and three reallocations per command (docs/performance.md, session 12).
+        # was queued, its type and its data (``_push``; ``_dispatch`` delivers). One flat list costs
+        # one allocation per command, where a tuple per event or a list per field cost more.
         self._pending: list[Any] = []
-        self._npending = 0
         self._dispatching = False
         # The clock reading the events' ``timestamp`` keys hold, as one float object (``_stamp_of``).
         self._stamp: object = None
@@ -532,7 +526,7 @@ class OrderBook:
                     self._run_stops(now)
             else:
                 self._enter(order, now)
-            if self._npending or self._changes:
+            if self._pending or self._changes:
                 self._dispatch()
             return order.order_id
         finally:
@@ -590,7 +584,7 @@ class OrderBook:
                 self._expire_due(now)
             for order in built:
                 self._enter(order, now)
-            if self._npending or self._changes:
+            if self._pending or self._changes:
                 self._dispatch()
             return [order.order_id for order in built]
 
@@ -609,7 +603,7 @@ class OrderBook:
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
                 if self._orders.get(order.order_id) is not order:
-                    if self._npending or self._changes:
+                    if self._pending or self._changes:
                         self._dispatch()
                     return False
             level = self._remove(order)
@@ -624,7 +618,7 @@ class OrderBook:
                     self._sequence += 1  # _emit_level_after_removal's work: the level stays, unheard
                 else:
                     self._emit_level_after_removal(level, now)
-            if self._npending or self._changes:
+            if self._pending or self._changes:
                 self._dispatch()
             return True
         finally:
@@ -692,11 +686,11 @@ class OrderBook:
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
                 if self._orders.get(order.order_id) is not order:
-                    if self._npending or self._changes:
+                    if self._pending or self._changes:
                         self._dispatch()
                     return False
             if not reprices and quantity == order.quantity and expiry == order.expiry:
-                if self._npending or self._changes:
+                if self._pending or self._changes:
                     self._dispatch()
                 return True
             self._modified_count += 1
@@ -733,7 +727,7 @@ class OrderBook:
                 self._execute(fresh, now, announce=False)
                 if self._sweeps:
                     self._run_stops(now)
-            if self._npending or self._changes:
+            if self._pending or self._changes:
                 self._dispatch()
             return True
 
@@ -742,7 +736,7 @@ class OrderBook:
         with self._lock:
             now = self._clock()
             removed = self._expire_due(now) if self._expiries and self._expiries[0][0] <= now else 0
-            if self._npending or self._changes:
+            if self._pending or self._changes:
                 self._dispatch()
             return removed
 
@@ -765,7 +759,7 @@ class OrderBook:
             if handlers:
                 data = {"order_count": len(ids), "order_ids": ids}
                 self._queue(handlers, EventType.BOOK_CLEARED, data, now)
-            if self._npending or self._changes:
+            if self._pending or self._changes:
                 self._dispatch()
 
     # ------------------------------------------------------------------ queries
@@ -1176,14 +1170,10 @@ class OrderBook:
         if handlers:
             plain = self._plain_order_event(order, True, now)
             if plain is not None:
-                pending = self._pending  # _push inlined (a call costs more in pure Python)
-                n = self._npending
-                if n == len(pending):
-                    pending.extend(_EVENT_SLOTS)
-                pending[n] = handlers
-                pending[n + 1] = _ET_ORDER_ADDED
-                pending[n + 2] = plain
-                self._npending = n + 3
+                pending = self._pending
+                pending.append(handlers)
+                pending.append(_ET_ORDER_ADDED)
+                pending.append(plain)
                 return
             data = self._order_dict(order, _ADDED_TEMPLATE)
             data["order_timestamp"] = order.timestamp
@@ -1250,14 +1240,10 @@ class OrderBook:
                 self._sequence += 1
                 handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
                 if handlers:
-                    pending = self._pending  # _push inlined (a call costs more in pure Python)
-                    n = self._npending
-                    if n == len(pending):
-                        pending.extend(_EVENT_SLOTS)
-                    pending[n] = handlers
-                    pending[n + 1] = _ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED
-                    pending[n + 2] = self._level_dict(level, now)
-                    self._npending = n + 3
+                    pending = self._pending
+                    pending.append(handlers)
+                    pending.append(_ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED)
+                    pending.append(self._level_dict(level, now))
 
     def _crosses(self, side: Side, price: int | None) -> bool:
         if side is BUY:
@@ -1744,14 +1730,10 @@ class OrderBook:
             if index == E_CANCELLED:
                 plain = self._plain_order_event(order, False, now, reason, amount)
                 if plain is not None:
-                    pending = self._pending  # _push inlined (a call costs more in pure Python)
-                    n = self._npending
-                    if n == len(pending):
-                        pending.extend(_EVENT_SLOTS)
-                    pending[n] = handlers
-                    pending[n + 1] = _ET_ORDER_CANCELLED
-                    pending[n + 2] = plain
-                    self._npending = n + 3
+                    pending = self._pending
+                    pending.append(handlers)
+                    pending.append(_ET_ORDER_CANCELLED)
+                    pending.append(plain)
                     return
             data = self._order_dict(order, _EVENT_TEMPLATES[index])
             if index == E_CANCELLED:
@@ -1802,13 +1784,9 @@ class OrderBook:
     def _push(self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any]) -> None:
         """Queue one event for delivery at the end of the command."""
         pending = self._pending
-        n = self._npending
-        if n == len(pending):  # the list is full: three more slots
-            pending.extend(_EVENT_SLOTS)
-        pending[n] = handlers
-        pending[n + 1] = event_type
-        pending[n + 2] = data
-        self._npending = n + 3
+        pending.append(handlers)
+        pending.append(event_type)
+        pending.append(data)
 
     def _queue(
         self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any], now: object
@@ -1860,11 +1838,7 @@ class OrderBook:
         if price is None:
             price = self._level_price(level)
         stamp = now if _INTERPRETED else self._stamp_of(now)
-        # Queued here (``_push`` inlined: a call each costs more in pure Python); room for all three.
-        pending = self._pending
-        n = self._npending
-        if n + 9 > len(pending):
-            pending.extend(_FILL_EVENT_SLOTS)
+        pending = self._pending  # appended here: a call to _push each costs more in pure Python
         if trade_handlers:
             last = self._sweep_trade
             if last is None:
@@ -1872,38 +1846,31 @@ class OrderBook:
             else:
                 data = self._next_trade_dict(last, trade, trade_id, maker_fee, taker_fee, price)
             self._sweep_trade = data
-            pending[n] = trade_handlers
-            pending[n + 1] = _ET_TRADE_EXECUTED
-            pending[n + 2] = data
-            n += 3
+            pending.append(trade_handlers)
+            pending.append(_ET_TRADE_EXECUTED)
+            pending.append(data)
         if fill_handlers:
-            pending[n] = fill_handlers
-            pending[n + 1] = _ET_ORDER_FILLED
-            pending[n + 2] = self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, price, stamp)
+            pending.append(fill_handlers)
+            pending.append(_ET_ORDER_FILLED)
+            pending.append(self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, price, stamp))
             last = self._sweep_fill
             if last is None:
                 data = self._fill_dict(trade, trade_id, taker, False, taker_fee, seq + 2, price, stamp)
             else:
                 data = self._next_taker_fill(last, trade, trade_id, taker, taker_fee, seq + 2, price)
             self._sweep_fill = data
-            pending[n + 3] = fill_handlers
-            pending[n + 4] = _ET_ORDER_FILLED
-            pending[n + 5] = data
-            n += 6
-        self._npending = n
+            pending.append(fill_handlers)
+            pending.append(_ET_ORDER_FILLED)
+            pending.append(data)
 
     def _emit_level(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
         handlers = self._h[E_LEVEL_CHANGED]
         if handlers:
-            pending = self._pending  # _push inlined (a call costs more in pure Python)
-            n = self._npending
-            if n == len(pending):
-                pending.extend(_EVENT_SLOTS)
-            pending[n] = handlers
-            pending[n + 1] = _ET_PRICE_LEVEL_CHANGED
-            pending[n + 2] = self._level_dict(level, now)
-            self._npending = n + 3
+            pending = self._pending
+            pending.append(handlers)
+            pending.append(_ET_PRICE_LEVEL_CHANGED)
+            pending.append(self._level_dict(level, now))
 
     def _emit_level_removed(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
@@ -1922,21 +1889,17 @@ class OrderBook:
         """Deliver queued events in sequence order; report failing handlers with ERROR events."""
         if self._dispatching:
             return  # a handler called back into the book; the outer loop delivers its events
-        if self._npending:
-            pending = self._pending
+        pending = self._pending
+        if pending:
             self._dispatching = True
-            i = 0
             try:
-                while i < self._npending:  # handlers that call back into the book add to the end
+                i = 0
+                while i < len(pending):  # handlers that call back into the book add to the end
                     # Annotated locals, not ``cast()``: a call per item in pure Python; under mypyc
                     # both are one type check.
                     handlers: tuple[EventHandler, ...] = pending[i]
                     event_type: EventType = pending[i + 1]
                     data: dict[str, Any] = pending[i + 2]
-                    # The slots let go of the event at once (the event type is a module constant):
-                    # the list keeps no handler or payload alive after its delivery.
-                    pending[i] = None
-                    pending[i + 2] = None
                     i += 3
                     for handler in handlers:
                         try:
@@ -1946,12 +1909,7 @@ class OrderBook:
                             if event_type is not EventType.ERROR:
                                 self._emit_error(handler, event_type, data, exc)
             finally:
-                # Events left undelivered (a handler raised a BaseException) are dropped, as before.
-                while i < self._npending:
-                    pending[i] = None
-                    pending[i + 2] = None
-                    i += 3
-                self._npending = 0
+                pending.clear()
                 self._dispatching = False
         changes = self._changes
         if changes:
@@ -2111,8 +2069,9 @@ class OrderBook:
                 data["cancelled_quantity"] = amount / qdiv if qdiv else self._qty_out(amount)
         if order.order_type is not LIMIT:
             data["order_type"] = order.order_type._value_
-        if order.tif is not GTC:
-            data["time_in_force"] = order.tif._value_
+        tif = order.tif
+        if tif is not GTC:  # IOC spelled out: reading an Enum's ``_value_`` is a generic attribute lookup
+            data["time_in_force"] = _IOC_VALUE if tif is IOC else tif._value_
         if order.user_id is not None:
             data["user_id"] = order.user_id
         stamp = now if _INTERPRETED else self._stamp_of(now)
