@@ -161,8 +161,9 @@ def cache_misses(
         for line in parts[0].read_text().splitlines():
             if line.startswith("events:"):
                 events = line.split()[1:]
-            elif line.startswith("summary:") or line.startswith("totals:"):
+            elif line.startswith("summary:"):  # the dump's own counts ("totals:" differs)
                 totals = [int(x) for x in line.split()[1:]]
+                break
     found = dict(zip(events, totals, strict=False))
     return {
         "instructions": found.get("Ir", 0),
