@@ -6,6 +6,7 @@ Usage (from the repository root)::
     python -m benchmarks.instructions --subscriber         # the same, a counting subscriber on every event
     python -m benchmarks.instructions --workload mix       # the positional mix of issue 2
     python -m benchmarks.instructions --python .venv/bin/python --workload add_only
+    python -m benchmarks.instructions --workload scale_100000 --cache 33554432   # cache misses per op
 
 Timings on these shared 2-core machines move by 10-30% from run to run and between machines of one type;
 the instruction count of the same build on the same workload is repeatable to a few parts in a million.
@@ -23,6 +24,7 @@ same seed.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -56,6 +58,7 @@ for is_cancel, a in prefill:
     else:
         add(*a)
 gc.collect()
+gc.get_freeze_count()  # a marker: --cache zeroes valgrind's counters here
 if not {run_ops!r}:
     pass
 elif keywords:
@@ -70,6 +73,7 @@ else:
             cancel(a)
         else:
             add(*a)
+gc.is_finalized(ops)  # a marker: --cache dumps valgrind's counters here
 """
 
 _TOTAL = re.compile(r"(?:Collected|I\s+refs):\s*([\d,]+)")
@@ -114,6 +118,60 @@ def count(python: str, workload: Path, subscriber: bool, run_ops: bool, profile:
     return int(found[-1].replace(",", ""))
 
 
+def cache_misses(
+    python: str, workload: Path, subscriber: bool, last_level: int, profile: Path | None = None
+) -> dict[str, int]:
+    """Instructions, L1 data read misses and last-level data read misses of the ops alone.
+
+    Callgrind simulates this machine's 32 KiB L1 caches and a last level of ``last_level`` bytes (16
+    ways; 1 MiB is the L2 here, 32 MiB the L3). Its counters are zeroed after the prefill and
+    ``gc.collect()`` and read after the last op (the child's two marker calls), so the prefill, the
+    workload's loading and the interpreter's exit are left out. Hash seeds are fixed. With
+    ``profile`` the ops' part of the callgrind output is kept as ``PROFILE.1`` (``callgrind_annotate
+    --sort=DLmr PROFILE.1`` lists the functions that miss).
+    """
+    code = _CHILD.format(root=str(ROOT), workload=str(workload), subscriber=subscriber, run_ops=True)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={profile or tmp + '/out'}",
+                "--cache-sim=yes",
+                "--I1=32768,8,64",
+                "--D1=32768,8,64",
+                f"--LL={last_level},16,64",
+                "--zero-before=gc_get_freeze_count",
+                "--dump-before=gc_is_finalized",
+                python,
+                "-c",
+                code,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
+        parts = [Path(f"{profile}.1")] if profile is not None else sorted(Path(tmp).glob("out.*"))
+        if out.returncode != 0 or not parts:
+            raise SystemExit(f"valgrind run failed ({out.returncode}):\n{out.stderr[-2000:]}")
+        events: list[str] = []
+        totals: list[int] = []
+        for line in parts[0].read_text().splitlines():
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith("summary:"):  # the dump's own counts ("totals:" differs)
+                totals = [int(x) for x in line.split()[1:]]
+                break
+    found = dict(zip(events, totals, strict=False))
+    return {
+        "instructions": found.get("Ir", 0),
+        "L1 data misses": found.get("D1mr", 0),
+        "last-level data misses": found.get("DLmr", 0),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--python", default=str(ROOT / ".venv-compiled" / "bin" / "python"))
@@ -129,6 +187,13 @@ def main(argv: list[str] | None = None) -> int:
         help="instead, write a callgrind profile of the compiled book's add_order/cancel_order calls to "
         "this file (read it with callgrind_annotate --inclusive=yes FILE)",
     )
+    parser.add_argument(
+        "--cache",
+        type=int,
+        metavar="BYTES",
+        help="instead, simulate the caches (32 KiB L1, a last level of BYTES) and print the misses per op "
+        "of the ops alone (1048576: this machine's L2; 33554432: its L3, so misses are memory reads)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
@@ -136,12 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     path = workload_path(args.workload)
     data = load(path)
     n_ops = len(data["ops"])
-    if args.profile is not None:
+    if args.profile is not None and args.cache is None:
         calls = n_ops + len(data["prefill"])
         total = count(args.python, path, args.subscriber, run_ops=True, profile=args.profile)
         print(f"{args.profile}: {total / calls:,.0f} instructions per call inside the book's entry points")
         print(f"({calls:,} calls: the prefill's adds and the ops)")
         print(f"callgrind_annotate --inclusive=yes {args.profile} | head -60")
+        return 0
+    if args.cache is not None:
+        misses = cache_misses(args.python, path, args.subscriber, args.cache, args.profile)
+        sub = " + subscriber" if args.subscriber else ""
+        per_op = ", ".join(f"{name} {value / n_ops:,.2f}" for name, value in misses.items())
+        print(f"{args.workload}{sub}, last level {args.cache:,} B, per op: {per_op} ({n_ops:,} ops)")
         return 0
     with_ops = count(args.python, path, args.subscriber, run_ops=True)
     without = count(args.python, path, args.subscriber, run_ops=False)
