@@ -12,8 +12,11 @@ Modes: ``sync`` (``background_checkpoints=False``: the checkpoint runs inside th
 the count, as before session 12) and ``background`` (the fork-based checkpoint). Reported per mode, as
 the median of ``--runs`` runs: the longest command call and acknowledgement while the checkpoint was
 in progress, the longest call in the 100 commands before it (the machine's noise floor), and the
-checkpoint's total time (trigger to installed and journal segments retired). Wall clock on a shared
-machine: read the figures as orders of magnitude.
+checkpoint's total time (trigger to installed and journal segments retired). Also the largest CPU time
+of the command thread in one call while the checkpoint ran (``max_call_cpu``: what the command path
+itself spent, whatever the machine's load) and, for ``background``, the fork: its wall time and the
+forking thread's CPU time (kernel included; the command thread waits for it). Wall clock on a shared
+machine: read the wall figures as orders of magnitude.
 
 Run: ``.venv/bin/python -m benchmarks.checkpoint_stall [--orders 100000 --runs 3 --modes sync,background]``.
 """
@@ -76,24 +79,27 @@ def run(count: int, mode: str) -> dict[str, float]:
         exchange = build(Path(scratch) / "data", count, mode == "background", stages)
         gc.collect()
         before = exchange._checkpoint_position
-        calls: list[tuple[float, float, float]] = []  # (start, call, acknowledgement)
+        calls: list[tuple[float, float, float, float]] = []  # (start, call, acknowledgement, call CPU)
         index = 0
         done_at: int | None = None
+        fork = (0.0, 0.0)
+        order_id: str | None = None
         while done_at is None or index < done_at + AFTER:
             user = f"user{index % USERS}"
-            started = time.perf_counter()
-            receipt = exchange.place_order(user, "BTC/USD", "buy", "0.01", price="28000")
-            called = time.perf_counter()
-            exchange.wait_durable(receipt.position)
-            acked = time.perf_counter()
-            calls.append((started, called - started, acked - started))
-            started = time.perf_counter()
-            receipt = exchange.cancel_order(user, receipt.order_id)
-            called = time.perf_counter()
-            exchange.wait_durable(receipt.position)
-            acked = time.perf_counter()
-            calls.append((started, called - started, acked - started))
+            for cancel in (False, True):
+                started, cpu = time.perf_counter(), time.thread_time()
+                if cancel:
+                    receipt = exchange.cancel_order(user, order_id)
+                else:
+                    receipt = exchange.place_order(user, "BTC/USD", "buy", "0.01", price="28000")
+                    order_id = receipt.order_id
+                called, used = time.perf_counter(), time.thread_time() - cpu
+                exchange.wait_durable(receipt.position)
+                calls.append((started, called - started, time.perf_counter() - started, used))
             index += 2
+            flight = exchange._flight
+            if flight is not None:
+                fork = (flight.fork_seconds, flight.fork_cpu_seconds)
             if (
                 done_at is None
                 and exchange._checkpoint_position != before
@@ -111,6 +117,9 @@ def run(count: int, mode: str) -> dict[str, float]:
             "max_call": max(c[1] for c in window) * 1000,
             "max_ack": max(c[2] for c in window) * 1000,
             "trigger_call": calls[trigger][1] * 1000,
+            "max_call_cpu": max(c[3] for c in window) * 1000,
+            "fork": fork[0] * 1000,
+            "fork_cpu": fork[1] * 1000,
             "commands_during": float(len(window)),
             "total": (end - trigger_start) * 1000,
         }
@@ -127,13 +136,23 @@ def main() -> None:
     parser.add_argument("--modes", default="sync,background")
     args = parser.parse_args()
     print(f"{args.orders} resting orders, median of {args.runs} runs, wall clock (shared machine), ms")
-    keys = ["trigger_call", "max_call", "max_ack", "noise_max_call", "total", "commands_during"]
-    print(f"{'mode':<11}" + "".join(f"{key:>16}" for key in keys))
+    keys = [
+        "trigger_call",
+        "max_call",
+        "max_ack",
+        "noise_max_call",
+        "max_call_cpu",
+        "fork",
+        "fork_cpu",
+        "total",
+        "commands_during",
+    ]
+    print(f"{'mode':<11}" + "".join(f"{key:>15}" for key in keys))
     for mode in args.modes.split(","):
         results: list[dict[str, Any]] = [run(args.orders, mode) for _ in range(args.runs)]
         for result in results:
-            print(f"  {mode:<9}" + "".join(f"{result[key]:>16.1f}" for key in keys), flush=True)
-        print(f"{mode:<11}" + "".join(f"{statistics.median(r[key] for r in results):>16.1f}" for key in keys))
+            print(f"  {mode:<9}" + "".join(f"{result[key]:>15.1f}" for key in keys), flush=True)
+        print(f"{mode:<11}" + "".join(f"{statistics.median(r[key] for r in results):>15.1f}" for key in keys))
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ a :class:`Flight`'s thread.
 The child runs only code that takes no lock another thread of the parent might have held at the fork
 (those threads do not exist in the child): it touches no journal, storage, logging or socket object,
 closes every inherited file descriptor first (the data directory's ``flock``, listening sockets, the
-journal's file), disables the cyclic garbage collector (no finalizer runs), restores default signal
-dispositions, asks the kernel to kill it if its parent thread dies (``PR_SET_PDEATHSIG``: a ``kill -9``
-of the exchange leaves no orphan writer behind), and ends with ``os._exit`` (no ``atexit`` handler,
-no flush of a buffer copied from the parent).
+journal's file; standard input and outputs become ``/dev/null``), disables the cyclic garbage collector
+(no finalizer runs), restores default signal dispositions, asks the kernel to kill it if its parent
+thread dies (``PR_SET_PDEATHSIG``: a ``kill -9`` of the exchange leaves no orphan writer behind), and
+ends with ``os._exit`` (no ``atexit`` handler, no flush of a buffer copied from the parent).
 
 Memory: the child touches (reference counts) most of the pages of the state it exports, so they are
 copied while it runs: expect up to the state's size again, for about a second per 100,000 orders.
@@ -116,6 +116,10 @@ def _child(
             signal.set_wakeup_fd(-1)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
         os.closerange(3, _max_fd())
+        null = os.open(os.devnull, os.O_RDWR)
+        for standard in (0, 1, 2):  # nobody waits for the end of a pipe because of this process
+            os.dup2(null, standard)
+        os.close(null)
         body = encode_checkpoint(build())
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
@@ -151,6 +155,10 @@ class Flight:
         self.position = position
         self.temporary = temporary
         self.pid: int | None = None
+        #: The fork's duration (wall clock) and the forking thread's CPU time in it (kernel included):
+        #: what the command thread waited for.
+        self.fork_seconds = 0.0
+        self.fork_cpu_seconds = 0.0
         self.ok = False
         self.installed = False
         self.forked = threading.Event()

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import queue
 import sys
 import threading
 import time
@@ -185,6 +186,9 @@ class Exchange(ExchangeReads, Listeners):
         self._checkpoint_hook = checkpoint_hook
         #: The background checkpoint in flight (from the fork until its thread is done), if any.
         self._flight: Flight | None = None
+        #: The thread that waits for the background checkpoints (started at the first one).
+        self._checkpoint_worker: threading.Thread | None = None
+        self._checkpoint_queue: queue.SimpleQueue[Flight | None] = queue.SimpleQueue()
         #: :meth:`_commit` calls :meth:`_checkpoint_step` once ``_since_checkpoint`` reaches this: the
         #: next checkpoint's count, or 0 when a background checkpoint's thread wants the command thread.
         self._checkpoint_due = checkpoint_every or sys.maxsize
@@ -256,6 +260,7 @@ class Exchange(ExchangeReads, Listeners):
         self._opened = False
         try:
             self._settle_flight(install=False)
+            self._stop_checkpoint_worker()
             self.journal.close()
             if self.storage is not None:
                 self.storage.close()
@@ -326,6 +331,7 @@ class Exchange(ExchangeReads, Listeners):
                 return
             try:
                 self._settle_flight(install=checkpoint)
+                self._stop_checkpoint_worker()
                 if checkpoint:
                     self.checkpoint()
             finally:
@@ -1089,24 +1095,48 @@ class Exchange(ExchangeReads, Listeners):
             self.checkpoint()
 
     def _launch(self) -> None:
-        """Start a background checkpoint at the current journal position (lock held): its thread forks
-        the writer while this thread waits, so the writer sees the state of this instant."""
+        """Start a background checkpoint at the current journal position (lock held), forking the writer
+        before this returns, so that the writer sees the state of this instant.
+
+        On the main thread (the server's event loop) the fork happens right here; on another thread the
+        checkpoint worker forks while this thread waits: the kernel kills the writer when the thread
+        that forked it ends (``PR_SET_PDEATHSIG``), and the worker lives as long as the exchange."""
         position = self.journal.appended
         flight = Flight(position, self.data_dir / background.temporary_name(position))
         self._since_checkpoint = 0
-        thread = threading.Thread(target=self._fly, args=(flight,), name="manticore-checkpoint", daemon=True)
-        thread.start()
+        worker = self._checkpoint_worker
+        if worker is None or not worker.is_alive():
+            worker = threading.Thread(target=self._work_checkpoints, name="manticore-checkpoint", daemon=True)
+            worker.start()
+            self._checkpoint_worker = worker
+        if threading.current_thread() is threading.main_thread():
+            self._fork(flight)
+        self._checkpoint_queue.put(flight)
         flight.forked.wait()
         if flight.pid is None:  # the fork failed (logged): try again after another checkpoint_every
             self._checkpoint_due = self._checkpoint_every
             return
         self._flight = flight
 
-    def _fly(self, flight: Flight) -> None:
-        """A background checkpoint's thread: fork the writer, wait for it and for the journal and
-        storage to be durable up to the position, have the command thread install the file, then sync
-        the directory and retire the journal segments the checkpoint covers."""
+    def _work_checkpoints(self) -> None:
+        """The checkpoint worker thread: one flight after the other, until a None in the queue."""
+        while True:
+            flight = self._checkpoint_queue.get()
+            if flight is None:
+                return
+            if not flight.forked.is_set():
+                self._fork(flight)
+            self._fly(flight)
+
+    def _stop_checkpoint_worker(self) -> None:
+        if self._checkpoint_worker is not None:
+            self._checkpoint_queue.put(None)
+            self._checkpoint_worker = None
+
+    def _fork(self, flight: Flight) -> None:
+        """Fork the writer of ``flight`` (while the command thread holds the lock)."""
         position = flight.position
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
             flight.pid = background.spawn_writer(
                 lambda: self._checkpoint_state(position), flight.temporary, fsync=self._fsync
@@ -1114,7 +1144,15 @@ class Exchange(ExchangeReads, Listeners):
         except OSError:
             log.exception("background checkpoint at %d: the writer could not be forked", position)
         finally:
+            flight.fork_seconds = time.perf_counter() - started
+            flight.fork_cpu_seconds = time.thread_time() - cpu
             flight.forked.set()
+
+    def _fly(self, flight: Flight) -> None:
+        """A background checkpoint's part on the worker thread: wait for the writer and for the journal
+        and storage to be durable up to the position, have the command thread install the file, then
+        sync the directory and retire the journal segments the checkpoint covers."""
+        position = flight.position
         if flight.pid is None:
             flight.prepared.set()
             flight.landed.set()
