@@ -1018,6 +1018,14 @@ class Exchange(ExchangeReads, Listeners):
         flight = self._flight
         return flight is not None and not flight.done.is_set()
 
+    def finish_checkpoint(self) -> int:
+        """Wait for the background checkpoint in flight, if any, to be written, install it and wait
+        for its journal segments to be retired; return the position of the checkpoint on disk. Holds
+        the exchange lock meanwhile (commands wait): for tests and tools, not the command path."""
+        with self._lock:
+            self._settle_flight(install=True, stop_writer=False)
+            return self._checkpoint_position
+
     def checkpoint(self) -> int:
         """Write every book's state and the ledger at the current journal position, synchronously;
         return the position.
@@ -1212,13 +1220,14 @@ class Exchange(ExchangeReads, Listeners):
                 self._checkpoint_position = flight.position
         flight.landed.set()
 
-    def _settle_flight(self, *, install: bool) -> None:
-        """End the background checkpoint in flight, if any (lock held): stop its writer unless it is
-        prepared already, install it if ``install`` and it is ready, and wait for its thread."""
+    def _settle_flight(self, *, install: bool, stop_writer: bool = True) -> None:
+        """End the background checkpoint in flight, if any (lock held): stop its writer (if
+        ``stop_writer``) unless it is prepared already, install it if ``install`` and it is ready, and
+        wait for its thread."""
         flight = self._flight
         if flight is None:
             return
-        if not flight.prepared.is_set():
+        if stop_writer and not flight.prepared.is_set():
             flight.kill()
         flight.prepared.wait()
         if not flight.landed.is_set():

@@ -395,3 +395,21 @@ def test_exchange_default_writes_automatic_checkpoints_in_the_background(tmp_pat
     exchange.deposit("alice", "USD", "5")
     exchange.close()
     assert "forked" in seen
+
+
+def test_finish_checkpoint_installs_the_one_in_flight(tmp_path: Path) -> None:
+    stages = Stages(hold="forked")
+    clock = Clock()
+    exchange = new_exchange(tmp_path, clock, checkpoint_every=15, checkpoint_hook=stages)
+    exchange.open()
+    start_checkpoint(exchange, clock, make_stream(8, 100), 0)
+    captured = exchange._flight.position  # type: ignore[union-attr]
+    assert stages.reached.wait(30)
+    finisher = threading.Thread(target=lambda: stages.seen.append(("finished", exchange.finish_checkpoint())))
+    finisher.start()
+    stages.release.set()
+    finisher.join(30)
+    assert stages.seen[-1] == ("finished", captured)
+    assert checkpoint_position(tmp_path) == captured
+    assert not exchange.checkpoint_in_flight
+    exchange.close()
