@@ -147,12 +147,12 @@ def main() -> None:
         "total",
         "commands_during",
     ]
-    print(f"{'mode':<11}" + "".join(f"{key:>15}" for key in keys))
+    print(f"{'mode':<11}" + "".join(f" {key:>15}" for key in keys))
     for mode in args.modes.split(","):
         results: list[dict[str, Any]] = [run(args.orders, mode) for _ in range(args.runs)]
         for result in results:
-            print(f"  {mode:<9}" + "".join(f"{result[key]:>15.1f}" for key in keys), flush=True)
-        print(f"{mode:<11}" + "".join(f"{statistics.median(r[key] for r in results):>15.1f}" for key in keys))
+            print(f"  {mode:<9}" + "".join(f"{result[key]:>16.1f}" for key in keys), flush=True)
+        print(f"{mode:<11}" + "".join(f"{statistics.median(r[key] for r in results):>16.1f}" for key in keys))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ page tables, not pages). The rest of the protocol (waiting for the journal and s
 up to the captured position, installing the file, retiring journal segments) is the exchange's, run by
 a :class:`Flight`'s thread.
 
+What the child reads (books, ledger, command ids, outbox) is changed, and the books' own locks are
+taken, only under the exchange lock, which the command thread holds across the fork: so the image is
+consistent and no lock the child needs is held by a thread that does not exist there. (Were it ever
+otherwise, the writer would hang: :data:`WRITER_TIMEOUT` kills it, and the next checkpoint retries.)
+
 The child runs only code that takes no lock another thread of the parent might have held at the fork
 (those threads do not exist in the child): it touches no journal, storage, logging or socket object,
 closes every inherited file descriptor first (the data directory's ``flock``, listening sockets, the
@@ -36,6 +41,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -54,6 +60,9 @@ _SIGNALS = tuple(
     if hasattr(signal, name)
 )
 _PR_SET_PDEATHSIG = 1
+#: Seconds a writer may run before it is killed and its checkpoint counted as failed (a guard: a
+#: million resting orders take about 15 s).
+WRITER_TIMEOUT = 600.0
 _counter = itertools.count(1)
 _prctl: Callable[..., int] | None = None
 #: Prefix of the temporary files of background checkpoints in the data directory.
@@ -168,11 +177,20 @@ class Flight:
         self._reaped = False
         self._reap_lock = threading.Lock()
 
-    def wait_writer(self) -> int:
-        """Wait for the writer to exit; return its exit status (negative: killed by that signal)."""
+    def wait_writer(self, timeout: float = WRITER_TIMEOUT) -> int:
+        """Wait for the writer to exit; return its exit status (negative: killed by that signal). A
+        writer still running after ``timeout`` seconds is killed (status ``-SIGKILL``)."""
         assert self.pid is not None
         # Wait without reaping first, so that kill() never signals a reused pid.
-        os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+        deadline = time.monotonic() + timeout
+        pause = 0.001
+        while os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is None:
+            if time.monotonic() > deadline:
+                self.kill()
+                os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+                break
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
         with self._reap_lock:
             self._reaped = True
             _, status = os.waitpid(self.pid, 0)

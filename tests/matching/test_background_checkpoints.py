@@ -413,3 +413,40 @@ def test_finish_checkpoint_installs_the_one_in_flight(tmp_path: Path) -> None:
     assert checkpoint_position(tmp_path) == captured
     assert not exchange.checkpoint_in_flight
     exchange.close()
+
+
+def _state_at(position: int) -> Any:
+    return {"version": 1, "position": position, "markets": []}
+
+
+def test_the_writer_writes_the_file_and_a_hanging_writer_is_killed(tmp_path: Path) -> None:
+    target = tmp_path / "out.tmp"
+    flight = background.Flight(7, target)
+    flight.pid = background.spawn_writer(lambda: _state_at(7), target, fsync=True)
+    assert flight.wait_writer() == 0
+    assert json.loads(target.read_bytes()) == _state_at(7)
+
+    def hang() -> Any:
+        threading.Event().wait()
+
+    stuck = background.Flight(8, tmp_path / "stuck.tmp")
+    stuck.pid = background.spawn_writer(hang, stuck.temporary, fsync=False)
+    assert stuck.wait_writer(timeout=0.3) == -signal.SIGKILL
+    assert not stuck.temporary.exists()
+
+
+def test_the_writer_closes_every_inherited_descriptor_before_it_builds(tmp_path: Path) -> None:
+    with (tmp_path / "held").open("wb") as held:
+        descriptor = held.fileno()
+
+        def build() -> Any:
+            try:
+                os.fstat(descriptor)
+            except OSError:  # closed in the writer (still open here)
+                return _state_at(1)
+            raise AssertionError("the parent's descriptor is still open in the writer")
+
+        flight = background.Flight(1, tmp_path / "out.tmp")
+        flight.pid = background.spawn_writer(build, flight.temporary, fsync=False)
+        assert flight.wait_writer() == 0
+        os.fstat(descriptor)  # the parent's own stays open
