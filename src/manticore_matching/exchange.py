@@ -277,10 +277,10 @@ class Exchange(ExchangeReads, Listeners):
             started = time.perf_counter()
             self.storage = StorageManager(self._storage_url)
             self.storage.claim_ownership()
-            # Loading and replay build the long-lived state (orders, levels, ledger) and little garbage:
-            # the cyclic collector would traverse the growing heap again and again for nothing.
             for stale in self.data_dir.glob(f"{background.TEMPORARY_PREFIX}*{background.TEMPORARY_SUFFIX}"):
                 stale.unlink(missing_ok=True)  # a background checkpoint that a crash interrupted
+            # Loading and replay build the long-lived state (orders, levels, ledger) and little garbage:
+            # the cyclic collector would traverse the growing heap again and again for nothing.
             collecting = gc.isenabled()
             gc.disable()
             try:
