@@ -12,9 +12,10 @@ the ``flock``, not the file's content). POSIX only (Linux, macOS).
 
 A process the holder forked shares its ``flock`` until it closes its copy of the descriptor: the
 exchange's background checkpoint writer (:mod:`.background`) closes it first thing, and dies with its
-parent, but right after a ``kill -9`` of the holder it may not have run yet. So when the lock is taken
-and the process id in the file names a process that no longer exists, :meth:`DataDirectoryLock.acquire`
-tries again for up to :data:`ORPHAN_WAIT` seconds before it gives up.
+parent, but right after a ``kill -9`` of the holder (or a release by it) it may not have run yet. So
+when the lock is taken and the file names no process (a release empties it) or one that no longer
+exists, :meth:`DataDirectoryLock.acquire` tries again for up to :data:`ORPHAN_WAIT` seconds before it
+gives up (a live holder writes its id right after it takes the lock, and is refused at once).
 """
 
 from __future__ import annotations
@@ -110,8 +111,9 @@ class DataDirectoryLock:
 
 
 def _lock(descriptor: int) -> None:
-    """``flock`` the descriptor; while the recorded holder is a process that no longer exists, retry for
-    up to :data:`ORPHAN_WAIT` seconds. BlockingIOError if it stays held."""
+    """``flock`` the descriptor; while the lock file names no holder (emptied by a release, or not
+    written yet) or a process that no longer exists, retry for up to :data:`ORPHAN_WAIT` seconds.
+    BlockingIOError if it stays held."""
     deadline = time.monotonic() + ORPHAN_WAIT
     while True:
         try:
@@ -119,7 +121,8 @@ def _lock(descriptor: int) -> None:
             return
         except BlockingIOError:
             pid = _read_pid(descriptor)
-            if pid is None or pid == os.getpid() or _alive(pid) or time.monotonic() > deadline:
+            orphaned = pid is None or (pid != os.getpid() and not _alive(pid))
+            if not orphaned or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
 

@@ -15,6 +15,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -295,11 +296,10 @@ def test_restarts_after_many_background_checkpoints_replay_to_the_same_state(
 
 
 def reference_states(seed: int, length: int, after: list[int]) -> dict[int, dict[str, Any]]:
-    """The exchange's state after the first ``n`` commands of the stream, for each ``n`` in ``after``."""
+    """The exchange's state after the first ``n`` commands of the stream, for each ``n`` in ``after``
+    that the stream reaches."""
     states: dict[int, dict[str, Any]] = {}
     clock = Clock()
-    import tempfile
-
     with tempfile.TemporaryDirectory() as scratch, new_exchange(Path(scratch), clock) as reference:
         if 0 in after:
             states[0] = state(reference)
@@ -339,6 +339,8 @@ def run_and_kill(
     try:
         for line in child.stdout:
             words = line.split()
+            if not words:
+                continue
             if words[0] == "ACK":
                 acknowledged = int(words[1]) + 1
                 if held:
@@ -353,6 +355,11 @@ def run_and_kill(
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(30)
+        # The child ran ahead of this reader: its last acknowledgement is in what the pipe still holds.
+        for line in child.stdout:
+            words = line.split()
+            if words and words[0] == "ACK":
+                acknowledged = int(words[1]) + 1
         child.stdout.close()
     return acknowledged
 
@@ -368,8 +375,7 @@ def test_kill_9_during_a_background_checkpoint_loses_nothing_acknowledged(tmp_pa
     with new_exchange(tmp_path, Clock()) as restored:
         found = state(restored)
     assert not list(tmp_path.glob("checkpoint-*.tmp"))  # the interrupted one's file was cleared
-    expected = reference_states(seed, length, [acknowledged, acknowledged + 1])
-    assert found in (expected[acknowledged], expected[acknowledged + 1])
+    assert found in reference_states(seed, length, [acknowledged, acknowledged + 1]).values()
 
 
 @pytest.mark.parametrize("run", range(3))
@@ -383,7 +389,7 @@ def test_kill_9_at_a_random_moment_of_frequent_checkpoints_loses_nothing_acknowl
     with new_exchange(tmp_path, Clock()) as restored:
         found = state(restored)
     expected = reference_states(seed, length, [acknowledged, acknowledged + 1])
-    assert found in (expected[acknowledged], expected[acknowledged + 1]), f"seed {seed}, every {every}"
+    assert found in expected.values(), f"seed {seed}, every {every}, {acknowledged} acknowledged"
 
 
 def test_exchange_default_writes_automatic_checkpoints_in_the_background(tmp_path: Path) -> None:
