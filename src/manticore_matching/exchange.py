@@ -1121,8 +1121,9 @@ class Exchange(ExchangeReads, Listeners):
             self._fork(flight)
         self._checkpoint_queue.put(flight)
         flight.forked.wait()
-        if flight.pid is None:  # the fork failed (logged): try again after another checkpoint_every
+        if flight.pid is None:  # the fork failed (logged; no memory for it?): write it here instead
             self._checkpoint_due = self._checkpoint_every
+            self.checkpoint()
             return
         self._flight = flight
 
@@ -1149,8 +1150,11 @@ class Exchange(ExchangeReads, Listeners):
             flight.pid = background.spawn_writer(
                 lambda: self._checkpoint_state(position), flight.temporary, fsync=self._fsync
             )
-        except OSError:
-            log.exception("background checkpoint at %d: the writer could not be forked", position)
+        except Exception:
+            log.exception(
+                "background checkpoint at %d: the writer could not be forked; writing it synchronously",
+                position,
+            )
         finally:
             flight.fork_seconds = time.perf_counter() - started
             flight.fork_cpu_seconds = time.thread_time() - cpu

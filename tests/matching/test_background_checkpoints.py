@@ -456,3 +456,24 @@ def test_the_writer_closes_every_inherited_descriptor_before_it_builds(tmp_path:
         flight.pid = background.spawn_writer(build, flight.temporary, fsync=False)
         assert flight.wait_writer() == 0
         os.fstat(descriptor)  # the parent's own stays open
+
+
+def test_a_refused_fork_writes_the_checkpoint_synchronously(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(*_: object, **__: object) -> int:
+        raise OSError(12, "Cannot allocate memory (injected)")
+
+    monkeypatch.setattr(background, "spawn_writer", refuse)
+    clock = Clock()
+    exchange = new_exchange(tmp_path, clock, checkpoint_every=10)
+    exchange.open()
+    with caplog.at_level(logging.ERROR, logger="manticore_matching"):
+        for command in make_stream(9, 60):
+            apply(exchange, clock, command)
+            if exchange._checkpoint_position:
+                break
+    assert any("could not be forked" in r.message for r in caplog.records)
+    assert not exchange.checkpoint_in_flight
+    assert checkpoint_position(tmp_path) == exchange._checkpoint_position > 0
+    exchange.close()
