@@ -380,6 +380,10 @@ class Journal:
                     return
                 written = self._durable  # no batch is being written: every durable record is in a file
                 if self._file_first != written + 1:
+                    if not self._fsync:
+                        # A segment that is no longer the last must never have a torn tail (read()
+                        # repairs only the last one), even where batches are not synced.
+                        os.fsync(self._file.fileno())
                     fresh = self.directory / _segment_name(written + 1)
                     handle = fresh.open("ab")
                     self._file.close()
