@@ -163,6 +163,8 @@ class Flight:
     def __init__(self, position: int, temporary: Path) -> None:
         self.position = position
         self.temporary = temporary
+        #: ``time.perf_counter()`` when the flight began.
+        self.started = time.perf_counter()
         self.pid: int | None = None
         #: The fork's duration (wall clock) and the forking thread's CPU time in it (kernel included):
         #: what the command thread waited for.

@@ -1201,6 +1201,13 @@ class Exchange(ExchangeReads, Listeners):
                 if self._fsync:
                     sync_directory(self.data_dir)  # the rename is durable before any segment goes
                 self.journal.rotate(position)
+                log.info(
+                    "checkpoint at %d written in the background in %.2f s (the command path waited %.1f ms "
+                    "for the fork)",
+                    position,
+                    time.perf_counter() - flight.started,
+                    flight.fork_seconds * 1000,
+                )
                 self._hook("retired", position)
             else:
                 flight.temporary.unlink(missing_ok=True)
