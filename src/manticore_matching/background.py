@@ -115,6 +115,12 @@ def _child(
     status = 1
     try:
         gc.disable()
+        # First the descriptors: until they are closed this process shares the data directory's flock.
+        os.closerange(3, _max_fd())
+        null = os.open(os.devnull, os.O_RDWR)
+        for standard in (0, 1, 2):  # nobody waits for the end of a pipe because of this process
+            os.dup2(null, standard)
+        os.close(null)
         if prctl is not None:
             prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the death signal was asked for
@@ -124,11 +130,6 @@ def _child(
         with contextlib.suppress(ValueError):
             signal.set_wakeup_fd(-1)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        os.closerange(3, _max_fd())
-        null = os.open(os.devnull, os.O_RDWR)
-        for standard in (0, 1, 2):  # nobody waits for the end of a pipe because of this process
-            os.dup2(null, standard)
-        os.close(null)
         body = encode_checkpoint(build())
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
