@@ -152,7 +152,8 @@ class JetStreamJournal:
             and fails (unhealthy, not fenced).
         max_message_bytes: upper bound of one message's payload (a single larger record still goes
             alone; the server's ``max_payload`` is the hard limit).
-        on_checkpoint: called from :meth:`rotate` (the exchange's checkpoint step, on its thread) with
+        on_checkpoint: called from :meth:`rotate` (the exchange's checkpoint step: on the exchange's
+            background checkpoint thread, or on its command thread for a synchronous one) with
             the position of the checkpoint just written: the hook of
             :class:`~manticore_cluster.snapshots.SnapshotPublisher`.
 
@@ -188,6 +189,8 @@ class JetStreamJournal:
         self._max_message_bytes = max_message_bytes
         self._on_checkpoint = on_checkpoint
         self._append_lock = threading.Lock()
+        #: Held by :meth:`rotate` (its ``on_checkpoint`` call) and by :meth:`close`.
+        self._rotate_lock = threading.Lock()
         self._done = threading.Condition(threading.Lock())
         self._pending: deque[bytes] = deque()
         self._appended = 0
@@ -695,8 +698,14 @@ class JetStreamJournal:
 
     def rotate(self, checkpoint: int) -> None:
         """The exchange wrote its checkpoint at ``checkpoint``: tell ``on_checkpoint`` (the log itself
-        is purged by the snapshot publisher's retention, or expires by ``max_age``)."""
-        if self._on_checkpoint is not None:
+        is purged by the snapshot publisher's retention, or expires by ``max_age``). Called from the
+        exchange's background checkpoint thread while records go on being appended; nothing happens
+        once the journal is closed (:meth:`close` waits for a call in progress)."""
+        if self._on_checkpoint is None:
+            return
+        with self._rotate_lock:
+            if self._closing:
+                return
             try:
                 self._on_checkpoint(checkpoint)
             except Exception:
@@ -704,7 +713,7 @@ class JetStreamJournal:
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Publish what is pending (unless failed), stop the writer, close the connection."""
-        with self._append_lock:
+        with self._rotate_lock, self._append_lock:
             self._closing = True
         loop, wake, writer = self._loop, self._wake, self._writer
         if loop is not None and wake is not None:

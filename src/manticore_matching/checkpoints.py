@@ -7,9 +7,14 @@ journal ``position`` it covers, the exchange's clock reading ``time``, the order
 ledger (``risk``) and, when there are any, the remembered command ids (``commands``, see
 :mod:`.command_ids`; a checkpoint without them is read as remembering none). It is written to a
 temporary file, fsynced and renamed over the old one, so a crash leaves either the old or the new
-checkpoint, never a torn one. Written and read with orjson (the
-standard library only for what orjson refuses: ~10x faster on a large book, and the command thread
-waits for it).
+checkpoint, never a torn one; with ``fsync`` the directory is synced after the rename, before any
+journal segment the new checkpoint makes unnecessary is deleted. Written and read with orjson (the
+standard library only for what orjson refuses: ~10x faster on a large book).
+
+Who writes it: the exchange's automatic checkpoints (every ``checkpoint_every`` records) are built and
+written by a forked copy of the process while commands go on (:mod:`.background`), then installed
+with :func:`install_checkpoint`; :meth:`~manticore_matching.exchange.Exchange.checkpoint` (explicit,
+and on close) writes one synchronously with :func:`write_checkpoint`.
 """
 
 from __future__ import annotations
@@ -30,7 +35,10 @@ __all__ = [
     "VERSION",
     "CheckpointState",
     "build_checkpoint",
+    "encode_checkpoint",
+    "install_checkpoint",
     "read_checkpoint",
+    "sync_directory",
     "write_checkpoint",
 ]
 
@@ -86,20 +94,44 @@ def build_checkpoint(
     return state
 
 
+def encode_checkpoint(state: CheckpointState) -> bytes:
+    """The file body of ``state``: orjson, or the standard library for what orjson refuses (an integer
+    beyond 64 bits, say)."""
+    try:
+        return orjson.dumps(state)
+    except TypeError:
+        return json.dumps(state, separators=(",", ":")).encode()
+
+
 def write_checkpoint(data_dir: Path, state: CheckpointState, *, fsync: bool) -> None:
-    """Replace ``data_dir``'s checkpoint with ``state`` atomically (fsynced first when ``fsync``)."""
+    """Replace ``data_dir``'s checkpoint with ``state`` atomically (the file and then the directory
+    fsynced when ``fsync``)."""
     path = data_dir / CHECKPOINT
     temporary = path.with_suffix(".tmp")
-    try:
-        body = orjson.dumps(state)
-    except TypeError:  # what orjson refuses but JSON holds (an integer beyond 64 bits, say)
-        body = json.dumps(state, separators=(",", ":")).encode()
+    body = encode_checkpoint(state)
     with temporary.open("wb") as handle:
         handle.write(body)
         handle.flush()
         if fsync:
             os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    install_checkpoint(data_dir, temporary)
+    if fsync:
+        sync_directory(data_dir)
+
+
+def install_checkpoint(data_dir: Path, temporary: Path) -> None:
+    """Rename the complete (and, if wanted, fsynced) checkpoint file ``temporary`` over ``data_dir``'s
+    checkpoint. The rename is atomic; it is durable once :func:`sync_directory` has run."""
+    os.replace(temporary, data_dir / CHECKPOINT)
+
+
+def sync_directory(directory: Path) -> None:
+    """fsync ``directory`` (makes a rename or a new file in it durable)."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def read_checkpoint(data_dir: Path) -> CheckpointState | None:

@@ -12,6 +12,18 @@ journal position) and replays the journal after it through the same code, with t
 readings: the books are deterministic, so the replay reproduces every event, and each record carries
 the book's resulting sequence so that a divergence is detected rather than silently accepted.
 
+Checkpoints: every ``checkpoint_every`` journal records the exchange writes one **in the background**
+(Linux; :mod:`.background`): the command that reaches the count forks the process under the exchange
+lock (a few milliseconds) and goes on; the forked copy builds and writes the checkpoint of that
+instant to a temporary file. A thread then waits for the journal and storage to be durable up to the
+captured position; the next command (or the expiry timer) renames the file into place (microseconds),
+and the thread syncs the directory and lets the journal drop the segments whose records are all
+covered (:meth:`~.journal.Journal.rotate`). A crash at any moment leaves the previous checkpoint (or
+the new one, once renamed) and a journal that still holds every record after it; a failed background
+checkpoint is logged, leaves the previous one, and the next one retries. One is in flight at a time.
+:meth:`Exchange.checkpoint` (explicit, and on close) writes one synchronously, as do platforms
+without ``fork``.
+
 What leaves the process follows the journal: stream messages and storage writes of a command are
 released only after its journal record is durable, so nobody outside ever sees a command that a crash
 could undo.
@@ -30,6 +42,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -42,8 +56,16 @@ from manticore_orderbook import ErrorPayload, EventManager, EventType
 from manticore_risk import RiskLimits, RiskManager
 from manticore_storage import StorageManager
 
-from . import apply, commands
-from .checkpoints import build_checkpoint, read_checkpoint, write_checkpoint
+from . import apply, background, commands
+from .background import Flight
+from .checkpoints import (
+    CheckpointState,
+    build_checkpoint,
+    install_checkpoint,
+    read_checkpoint,
+    sync_directory,
+    write_checkpoint,
+)
 from .command_ids import CommandResults, check_command_id
 from .commands import GENERATED_PREFIX, ORDER_ID, Receipt
 from .config import MarketConfig
@@ -111,7 +133,8 @@ class Exchange(ExchangeReads, Listeners):
         clock: wall clock in seconds; readings never go backwards inside the exchange.
         fsync: fsync the journal (default). Off only for tests and benchmarks that accept losing
             acknowledged commands on a machine crash.
-        checkpoint_every: write a checkpoint after this many journal records (0: only on close).
+        checkpoint_every: write a checkpoint after this many journal records (0: only on close), in the
+            background where the platform allows (see the module docstring).
         lock: the caller's held lock on ``data_dir`` (it stays the caller's to release). Without one,
             :meth:`open` takes the lock first and :meth:`close` releases it.
         journal_factory: builds the command log, given the callback it must call with each new durable
@@ -122,6 +145,14 @@ class Exchange(ExchangeReads, Listeners):
             :meth:`routed` commands from an account shard, and after every command that touches users
             their available balances are swept back and reported in :attr:`outbox`
             (:mod:`manticore_matching.routed`). None (default): a whole exchange, as always.
+        background_checkpoints: write the automatic checkpoints in the background (default, where
+            :data:`~manticore_matching.background.AVAILABLE`); False: on the command path, as before.
+        checkpoint_hook: for tests and monitoring: called from a background checkpoint's thread with
+            ``(stage, position)`` at ``"forked"`` (the writer process runs), ``"written"`` (it wrote the
+            file), ``"prepared"`` (journal and storage durable up to ``position``), ``"installed"``
+            (renamed into place by the command thread), ``"retired"`` (directory synced, journal
+            segments dropped) and ``"failed"``. An exception from the hook before
+            ``"prepared"`` fails that checkpoint (and is logged).
 
     Call :meth:`open` before use and :meth:`close` at the end. One exchange owns a data directory at a
     time: :meth:`open` raises :class:`~manticore_matching.DataDirectoryLocked` while another holds it.
@@ -140,6 +171,8 @@ class Exchange(ExchangeReads, Listeners):
         lock: DataDirectoryLock | None = None,
         journal_factory: Callable[[Callable[[int], None]], CommandLog] | None = None,
         settle_as: str | None = None,
+        background_checkpoints: bool = True,
+        checkpoint_hook: Callable[[str, int], None] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -149,6 +182,16 @@ class Exchange(ExchangeReads, Listeners):
         self._clock = clock
         self._fsync = fsync
         self._checkpoint_every = checkpoint_every
+        self._background_checkpoints = background_checkpoints and background.AVAILABLE
+        self._checkpoint_hook = checkpoint_hook
+        #: The background checkpoint in flight (from the fork until its thread is done), if any.
+        self._flight: Flight | None = None
+        #: The thread that waits for the background checkpoints (started at the first one).
+        self._checkpoint_worker: threading.Thread | None = None
+        self._checkpoint_queue: queue.SimpleQueue[Flight | None] = queue.SimpleQueue()
+        #: :meth:`_commit` calls :meth:`_checkpoint_step` once ``_since_checkpoint`` reaches this: the
+        #: next checkpoint's count, or 0 when a background checkpoint's thread wants the command thread.
+        self._checkpoint_due = checkpoint_every or sys.maxsize
         self._lock = threading.RLock()
         self._now = 0.0
         self._markets: dict[str, Market] = {}
@@ -216,6 +259,8 @@ class Exchange(ExchangeReads, Listeners):
         """After a failed open: stop the journal and storage without a checkpoint, drop the lock."""
         self._opened = False
         try:
+            self._settle_flight(install=False)
+            self._stop_checkpoint_worker()
             self.journal.close()
             if self.storage is not None:
                 self.storage.close()
@@ -232,6 +277,8 @@ class Exchange(ExchangeReads, Listeners):
             started = time.perf_counter()
             self.storage = StorageManager(self._storage_url)
             self.storage.claim_ownership()
+            for stale in self.data_dir.glob(f"{background.TEMPORARY_PREFIX}*{background.TEMPORARY_SUFFIX}"):
+                stale.unlink(missing_ok=True)  # a background checkpoint that a crash interrupted
             # Loading and replay build the long-lived state (orders, levels, ledger) and little garbage:
             # the cyclic collector would traverse the growing heap again and again for nothing.
             collecting = gc.isenabled()
@@ -283,6 +330,8 @@ class Exchange(ExchangeReads, Listeners):
             if not self._opened:
                 return
             try:
+                self._settle_flight(install=checkpoint)
+                self._stop_checkpoint_worker()
                 if checkpoint:
                     self.checkpoint()
             finally:
@@ -755,6 +804,8 @@ class Exchange(ExchangeReads, Listeners):
         with self._lock:
             for market in list(self._markets.values()):
                 expired += self._expire_due_in(market)[1]
+            if self._opened and self._since_checkpoint >= self._checkpoint_due:
+                self._checkpoint_step()  # an idle exchange installs its background checkpoint here
         return expired
 
     def _expire_due_in(self, market: Market) -> tuple[float, int]:
@@ -871,8 +922,8 @@ class Exchange(ExchangeReads, Listeners):
         if "cid" in record:
             self._commands.remember(record["cid"], record["op"], now, receipt)
         self._since_checkpoint += 1
-        if self._checkpoint_every and self._since_checkpoint >= self._checkpoint_every:
-            self.checkpoint()
+        if self._since_checkpoint >= self._checkpoint_due:
+            self._checkpoint_step()
         return receipt
 
     # ------------------------------------------------------------------ replay
@@ -961,40 +1012,248 @@ class Exchange(ExchangeReads, Listeners):
 
     # ------------------------------------------------------------------ checkpoints
 
+    @property
+    def checkpoint_in_flight(self) -> bool:
+        """A background checkpoint has started and its thread has not finished yet."""
+        flight = self._flight
+        return flight is not None and not flight.done.is_set()
+
+    def finish_checkpoint(self) -> int:
+        """Wait for the background checkpoint in flight, if any, to be written, install it and wait
+        for its journal segments to be retired; return the position of the checkpoint on disk. Holds
+        the exchange lock meanwhile (commands wait): for tests and tools, not the command path."""
+        with self._lock:
+            self._settle_flight(install=True, stop_writer=False)
+            return self._checkpoint_position
+
     def checkpoint(self) -> int:
-        """Write every book's state and the ledger at the current journal position; return it.
+        """Write every book's state and the ledger at the current journal position, synchronously;
+        return the position.
 
         Waits for the journal and storage to catch up first (storage's commits synced to disk), then
-        starts a new journal segment. If storage cannot sync now (SQLite readers holding its
-        write-ahead log), no checkpoint is written and the previous checkpoint's position is returned:
-        the journal keeps the records, so a restart replays them, into storage too."""
+        lets the journal drop the segments the checkpoint covers. If storage cannot sync now (SQLite
+        readers holding its write-ahead log), no checkpoint is written and the previous checkpoint's
+        position is returned: the journal keeps the records, so a restart replays them, into storage
+        too. A background checkpoint in flight is settled first: installed if it is ready, else its
+        writer is stopped (this checkpoint supersedes it)."""
         with self._lock:
+            self._settle_flight(install=True)
             position = self.journal.appended
             self.wait_durable(position, None)
-            # The journal's thread hands the units on just after it marks them durable, and storage
-            # must hold their rows on disk before the checkpoint ends their replay.
-            released = self._release.wait_released(position, 30.0)
-            if not released or (self.storage is not None and not self.storage.make_durable() and self._fsync):
+            if not self._storage_holds(position):
                 log.warning(
                     "checkpoint at %d postponed: storage does not hold every command's rows on disk yet",
                     position,
                 )
                 return self._checkpoint_position
-            state = build_checkpoint(
-                position,
-                self._now,
-                self._next_order_no,
-                self._markets,
-                self.risk.export_state(),
-                commands=self._commands.export_state(),
-            )
-            if self.outbox is not None:
-                cast(dict[str, Any], state)["routing"] = self.outbox.export()
-            write_checkpoint(self.data_dir, state, fsync=self._fsync)
+            write_checkpoint(self.data_dir, self._checkpoint_state(position), fsync=self._fsync)
             self.journal.rotate(position)
             self._since_checkpoint = 0
+            self._checkpoint_due = self._checkpoint_every or sys.maxsize
             self._checkpoint_position = position
             return position
+
+    def _storage_holds(self, position: int) -> bool:
+        """Wait until storage holds the rows of every command up to ``position`` on disk; False if it
+        cannot now. The journal's thread hands the units on just after it marks them durable, and
+        storage must hold their rows on disk before a checkpoint ends their replay."""
+        if not self._release.wait_released(position, 30.0):
+            return False
+        return self.storage is None or self.storage.make_durable() or not self._fsync
+
+    def _checkpoint_state(self, position: int) -> CheckpointState:
+        """The checkpoint of the exchange as it is now, at journal ``position`` (lock held, or in a
+        background checkpoint's forked writer)."""
+        state = build_checkpoint(
+            position,
+            self._now,
+            self._next_order_no,
+            self._markets,
+            self.risk.export_state(),
+            commands=self._commands.export_state(),
+        )
+        if self.outbox is not None:
+            cast(dict[str, Any], state)["routing"] = self.outbox.export()
+        return state
+
+    # ------------------------------------------------------------------ background checkpoints
+
+    def _checkpoint_step(self) -> None:
+        """The command thread's part of the automatic checkpoints (lock held): install a background
+        checkpoint that is ready, forget one whose thread is done, start the next one when due."""
+        # Reset first: a wake-up (``_checkpoint_due = 0``) from the flight's thread after this line is
+        # not lost, and one before it is seen in the flight's events below.
+        self._checkpoint_due = sys.maxsize
+        flight = self._flight
+        if flight is not None:
+            if flight.prepared.is_set() and not flight.landed.is_set():
+                self._land(flight, install=True)
+            if not flight.done.is_set():
+                return  # its thread wakes this step again when it is done
+            self._flight = None
+        every = self._checkpoint_every
+        if not every:
+            return
+        if self._since_checkpoint < every:
+            self._checkpoint_due = every
+        elif self._background_checkpoints and self._opened:
+            self._launch()
+        else:
+            self._checkpoint_due = every
+            self.checkpoint()
+
+    def _launch(self) -> None:
+        """Start a background checkpoint at the current journal position (lock held), forking the writer
+        before this returns, so that the writer sees the state of this instant.
+
+        On the main thread (the server's event loop) the fork happens right here; on another thread the
+        checkpoint worker forks while this thread waits: the kernel kills the writer when the thread
+        that forked it ends (``PR_SET_PDEATHSIG``), and the worker lives as long as the exchange."""
+        position = self.journal.appended
+        flight = Flight(position, self.data_dir / background.temporary_name(position))
+        self._since_checkpoint = 0
+        worker = self._checkpoint_worker
+        if worker is None or not worker.is_alive():
+            worker = threading.Thread(target=self._work_checkpoints, name="manticore-checkpoint", daemon=True)
+            worker.start()
+            self._checkpoint_worker = worker
+        if threading.current_thread() is threading.main_thread():
+            self._fork(flight)
+        self._checkpoint_queue.put(flight)
+        flight.forked.wait()
+        if flight.pid is None:  # the fork failed (logged; no memory for it?): write it here instead
+            self._checkpoint_due = self._checkpoint_every
+            self.checkpoint()
+            return
+        self._flight = flight
+
+    def _work_checkpoints(self) -> None:
+        """The checkpoint worker thread: one flight after the other, until a None in the queue."""
+        while True:
+            flight = self._checkpoint_queue.get()
+            if flight is None:
+                return
+            if not flight.forked.is_set():
+                self._fork(flight)
+            self._fly(flight)
+
+    def _stop_checkpoint_worker(self) -> None:
+        if self._checkpoint_worker is not None:
+            self._checkpoint_queue.put(None)
+            self._checkpoint_worker = None
+
+    def _fork(self, flight: Flight) -> None:
+        """Fork the writer of ``flight`` (while the command thread holds the lock)."""
+        position = flight.position
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            flight.pid = background.spawn_writer(
+                lambda: self._checkpoint_state(position), flight.temporary, fsync=self._fsync
+            )
+        except Exception:
+            log.exception(
+                "background checkpoint at %d: the writer could not be forked; writing it synchronously",
+                position,
+            )
+        finally:
+            flight.fork_seconds = time.perf_counter() - started
+            flight.fork_cpu_seconds = time.thread_time() - cpu
+            flight.forked.set()
+
+    def _fly(self, flight: Flight) -> None:
+        """A background checkpoint's part on the worker thread: wait for the writer and for the journal
+        and storage to be durable up to the position, have the command thread install the file, then
+        sync the directory and retire the journal segments the checkpoint covers."""
+        position = flight.position
+        if flight.pid is None:
+            flight.prepared.set()
+            flight.landed.set()
+            flight.done.set()
+            return
+        try:
+            self._hook("forked", position)
+            status = flight.wait_writer()
+            if status != 0:
+                raise RuntimeError(f"the checkpoint writer exited with status {status}")
+            self._hook("written", position)
+            if not self.wait_durable(position, None):
+                raise RuntimeError("the journal closed before the checkpoint's position was durable")
+            if self._storage_holds(position):
+                self._hook("prepared", position)
+                flight.ok = True
+            else:
+                log.warning(
+                    "background checkpoint at %d dropped: storage does not hold every command's rows on "
+                    "disk yet (the next one retries)",
+                    position,
+                )
+        except Exception:
+            log.exception(
+                "background checkpoint at %d failed; the previous checkpoint stays (the next one retries)",
+                position,
+            )
+        flight.prepared.set()
+        self._checkpoint_due = 0  # the command thread installs (or drops) the file: _checkpoint_step
+        flight.landed.wait()
+        try:
+            if flight.installed:
+                self._hook("installed", position)
+                if self._fsync:
+                    sync_directory(self.data_dir)  # the rename is durable before any segment goes
+                self.journal.rotate(position)
+                log.info(
+                    "checkpoint at %d written in the background in %.2f s (the command path waited %.1f ms "
+                    "for the fork)",
+                    position,
+                    time.perf_counter() - flight.started,
+                    flight.fork_seconds * 1000,
+                )
+                self._hook("retired", position)
+            else:
+                flight.temporary.unlink(missing_ok=True)
+                self._hook("failed", position)
+        except Exception:
+            log.exception("background checkpoint at %d: retiring the journal failed", position)
+        finally:
+            flight.done.set()
+            self._checkpoint_due = 0  # the command thread forgets the flight and may start the next
+
+    def _land(self, flight: Flight, *, install: bool) -> None:
+        """Install a prepared background checkpoint (``install`` and it succeeded) or drop it (lock held:
+        the checkpoint position changes only on the command thread)."""
+        if install and flight.ok:
+            try:
+                install_checkpoint(self.data_dir, flight.temporary)
+            except OSError:
+                log.exception("background checkpoint at %d could not be installed", flight.position)
+            else:
+                flight.installed = True
+                self._checkpoint_position = flight.position
+        flight.landed.set()
+
+    def _settle_flight(self, *, install: bool, stop_writer: bool = True) -> None:
+        """End the background checkpoint in flight, if any (lock held): stop its writer (if
+        ``stop_writer``) unless it is prepared already, install it if ``install`` and it is ready, and
+        wait for its thread."""
+        flight = self._flight
+        if flight is None:
+            return
+        if stop_writer and not flight.prepared.is_set():
+            flight.kill()
+        flight.prepared.wait()
+        if not flight.landed.is_set():
+            self._land(flight, install=install)
+        flight.done.wait()
+        self._flight = None
+        self._checkpoint_due = (
+            0
+            if self._checkpoint_every and self._since_checkpoint >= self._checkpoint_every
+            else self._checkpoint_every or sys.maxsize
+        )
+
+    def _hook(self, stage: str, position: int) -> None:
+        if self._checkpoint_hook is not None:
+            self._checkpoint_hook(stage, position)
 
     def _load_checkpoint(self) -> int:
         state = read_checkpoint(self.data_dir)

@@ -8,9 +8,12 @@ commit), then advances :attr:`Journal.durable`.
 A client is acknowledged only when its command's position is durable, so an acknowledged command
 survives ``kill -9`` and power loss (with ``fsync=True``).
 
-The journal lives in segment files ``journal-<first position>.log`` under one directory. After a
-checkpoint at position ``p`` has been written, :meth:`Journal.rotate` starts a new segment and deletes
-the segments that only hold positions ``<= p``.
+The journal lives in segment files ``journal-<first position>.log`` under one directory. Once a
+checkpoint at position ``p`` is durably on disk, :meth:`Journal.rotate` starts a new segment at the next
+record written (so that the current one can go at a later checkpoint) and deletes every segment whose
+records are all ``<= p``. Records after ``p`` may have been appended meanwhile (the exchange writes its
+automatic checkpoints in the background while commands go on): they stay, and a replay from the
+checkpoint skips the records ``<= p`` that share a segment with them.
 
 Recovery (:meth:`Journal.read`): a last line that is incomplete or fails its checksum is the tail of a
 batch whose ``fsync`` never finished; it was never acknowledged and is cut off. A bad line anywhere
@@ -19,6 +22,7 @@ else is corruption and raises :class:`JournalCorrupt`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -105,8 +109,11 @@ class CommandLog(Protocol):
         ...
 
     def rotate(self, checkpoint: int) -> None:
-        """A checkpoint at ``checkpoint`` (durable, nothing newer appended) was written: drop what it
-        makes unnecessary (a no-op where retention is the log's own business)."""
+        """A checkpoint at ``checkpoint`` (``<=`` :attr:`durable`) is durably on disk: drop the records it
+        makes unnecessary, i.e. only records ``<= checkpoint`` (a no-op where retention is the log's own
+        business). Newer records may have been appended meanwhile and may be appended concurrently
+        (from another thread than the appender's); they are kept. Nothing happens once the log is
+        closed, and :meth:`close` waits for a rotation in progress."""
         ...
 
     def close(self, timeout: float | None = 30.0) -> None:
@@ -116,6 +123,11 @@ class CommandLog(Protocol):
 
 def _segment_name(first: int) -> str:
     return f"{_PREFIX}{first:016d}{_SUFFIX}"
+
+
+def _first_position(path: Path) -> int:
+    """The position of the first record of the segment file ``path`` (from its name)."""
+    return int(path.name[len(_PREFIX) : -len(_SUFFIX)])
 
 
 _dumps = orjson.dumps
@@ -193,6 +205,13 @@ class Journal:
         self._appended = 0
         self._durable = 0
         self._file: Any = None
+        #: Position of the first record of the segment ``_file`` appends to.
+        self._file_first = 0
+        #: Held by the writer while it writes a batch and advances ``_durable``, and by :meth:`rotate`
+        #: while it switches segments: a segment switch falls between two batches.
+        self._file_lock = threading.Lock()
+        #: Held by :meth:`rotate` throughout and by :meth:`close`: no segment is deleted once closed.
+        self._rotate_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closing = False
         self._failure: BaseException | None = None
@@ -253,12 +272,12 @@ class Journal:
             return None
         holder: Path | None = None
         for path in self.segments():
-            if int(path.name[len(_PREFIX) : -len(_SUFFIX)]) > position:
+            if _first_position(path) > position:
                 break
             holder = path
         if holder is None:
             return None
-        first = int(holder.name[len(_PREFIX) : -len(_SUFFIX)])
+        first = _first_position(holder)
         with holder.open("rb") as handle:
             lines = handle.readlines()
         index = position - first
@@ -292,6 +311,7 @@ class Journal:
         segments = self.segments()
         path = segments[-1] if segments else self.directory / _segment_name(self._appended + 1)
         self._file = path.open("ab")
+        self._file_first = _first_position(path)
         self._sync_directory()
         self._thread = threading.Thread(target=self._run, name="manticore-journal", daemon=True)
         self._thread.start()
@@ -344,25 +364,45 @@ class Journal:
             return ok and self._durable >= position
 
     def rotate(self, checkpoint: int) -> None:
-        """After a checkpoint at ``checkpoint`` (durable, nothing newer appended): start a new segment
-        and delete the segments it makes unnecessary."""
-        with self._done:
-            if self._appended != checkpoint or self._durable != checkpoint or self._pending:
-                raise RuntimeError("rotate needs a quiet journal at the checkpoint position")
-            old = self.segments()
-            if self._file is not None:
-                self._file.close()
-            fresh = self.directory / _segment_name(checkpoint + 1)
-            self._file = fresh.open("ab")
-            self._sync_directory()
-            for path in old:
-                if path != fresh:
-                    path.unlink()
-            self._sync_directory()
+        """A checkpoint at ``checkpoint`` is durably on disk: start a new segment at the next record
+        written (unless the current one is still empty), then delete every segment whose records are
+        all ``<= checkpoint`` (the newest segment is never deleted). Safe while records are appended
+        and written: the switch falls between two of the writer's batches. Nothing happens once the
+        journal is closed (:meth:`close` waits for a rotation in progress). ValueError if
+        ``checkpoint`` is beyond :attr:`durable`."""
+        with self._rotate_lock:
+            if self._closing or self._file is None:
+                return
+            if checkpoint > self._durable:
+                raise ValueError(f"checkpoint {checkpoint} is beyond the durable position {self._durable}")
+            with self._file_lock:
+                if self._failure is not None:
+                    return
+                written = self._durable  # no batch is being written: every durable record is in a file
+                if self._file_first != written + 1:
+                    if not self._fsync:
+                        # A segment that is no longer the last must never have a torn tail (read()
+                        # repairs only the last one), even where batches are not synced.
+                        os.fsync(self._file.fileno())
+                    fresh = self.directory / _segment_name(written + 1)
+                    handle = fresh.open("ab")
+                    self._file.close()
+                    self._file = handle
+                    self._file_first = written + 1
+                    self._sync_directory()
+            segments = self.segments()
+            retired = False
+            for older, newer in itertools.pairwise(segments):
+                if _first_position(newer) - 1 > checkpoint:
+                    break
+                older.unlink()
+                retired = True
+            if retired:
+                self._sync_directory()
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Write what is pending, then stop the writer and close the file."""
-        with self._append_lock, self._done:
+        with self._rotate_lock, self._append_lock, self._done:
             self._closing = True
             self._work.notify_all()
             self._done.notify_all()
@@ -401,22 +441,23 @@ class Journal:
                         work.wait()
                         self._writer_idle = False
             batch = [take() for _ in range(len(pending))]
-            position = self._durable + len(batch)
-            try:
-                handle = self._file
-                handle.write(b"".join(batch))
-                handle.flush()
-                if self._fsync:
-                    os.fsync(handle.fileno())
-            except BaseException as exc:  # a disk that refuses writes: nothing more can be acknowledged
+            with self._file_lock:  # rotate() switches segments only between batches
+                position = self._durable + len(batch)
+                try:
+                    handle = self._file
+                    handle.write(b"".join(batch))
+                    handle.flush()
+                    if self._fsync:
+                        os.fsync(handle.fileno())
+                except BaseException as exc:  # a disk that refuses writes: nothing more can be acknowledged
+                    with work:
+                        self._failure = exc
+                        self._done.notify_all()
+                    return
                 with work:
-                    self._failure = exc
+                    self._durable = position
+                    self.batches += 1
+                    self.records_written += len(batch)
                     self._done.notify_all()
-                return
-            with work:
-                self._durable = position
-                self.batches += 1
-                self.records_written += len(batch)
-                self._done.notify_all()
             if self._on_durable is not None:
                 self._on_durable(position)

@@ -9,6 +9,13 @@ The lock is ``flock(LOCK_EX | LOCK_NB)`` on the lock file: the kernel drops it w
 descriptor closes, so a process killed with ``kill -9`` never leaves a lock behind. The file stays in
 place; while held it contains the holder's process id (for the error message only: the lock itself is
 the ``flock``, not the file's content). POSIX only (Linux, macOS).
+
+A process the holder forked shares its ``flock`` until it closes its copy of the descriptor: the
+exchange's background checkpoint writer (:mod:`.background`) closes it first thing, and dies with its
+parent, but right after a ``kill -9`` of the holder (or a release by it) it may not have run yet. So
+when the lock is taken and the file names no process (a release empties it) or one that no longer
+exists, :meth:`DataDirectoryLock.acquire` tries again for up to :data:`ORPHAN_WAIT` seconds before it
+gives up (a live holder writes its id right after it takes the lock, and is refused at once).
 """
 
 from __future__ import annotations
@@ -16,11 +23,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from pathlib import Path
 
 __all__ = ["LOCK_FILE", "DataDirectoryLock", "DataDirectoryLocked"]
 
 LOCK_FILE = "LOCK"
+#: Seconds to wait for a lock whose recorded holder is gone (held by a process it forked).
+ORPHAN_WAIT = 3.0
 
 
 class DataDirectoryLocked(RuntimeError):
@@ -64,7 +74,7 @@ class DataDirectoryLock:
         path.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock(descriptor)
         except BlockingIOError:
             pid = _read_pid(descriptor)
             os.close(descriptor)
@@ -98,6 +108,34 @@ class DataDirectoryLock:
 
     def __repr__(self) -> str:
         return f"DataDirectoryLock({str(self.directory)!r}, held={self.held})"
+
+
+def _lock(descriptor: int) -> None:
+    """``flock`` the descriptor; while the lock file names no holder (emptied by a release, or not
+    written yet) or a process that no longer exists, retry for up to :data:`ORPHAN_WAIT` seconds.
+    BlockingIOError if it stays held."""
+    deadline = time.monotonic() + ORPHAN_WAIT
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pid = _read_pid(descriptor)
+            orphaned = pid is None or (pid != os.getpid() and not _alive(pid))
+            if not orphaned or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    """A process ``pid`` exists (a zombie counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _read_pid(descriptor: int) -> int | None:

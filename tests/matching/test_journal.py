@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from manticore_matching.journal import Journal, JournalCorrupt
 
@@ -106,15 +109,62 @@ def test_rotation_keeps_only_what_follows_the_checkpoint(tmp_path: Path) -> None
         list(Journal(tmp_path).read())
 
 
-def test_rotate_refuses_a_busy_journal(tmp_path: Path) -> None:
+def test_rotate_refuses_a_checkpoint_beyond_the_durable_position(tmp_path: Path) -> None:
+    """Session 12: rotate() no longer needs a quiet journal (background checkpoints rotate while
+    records are appended), but a checkpoint must never be ahead of what the journal holds on disk."""
     journal = Journal(tmp_path)
     list(journal.read())
     journal.start()
     journal.append({"i": 0})
     journal.wait(1, 10)
-    with pytest.raises(RuntimeError):
-        journal.rotate(0)
+    with pytest.raises(ValueError):
+        journal.rotate(2)
+    journal.rotate(0)  # covers nothing: nothing goes
+    assert [r["i"] for r in journal.durable_records()] == [0]
     journal.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(0, 12), st.integers(0, 20)), min_size=1, max_size=12))
+def test_rotate_keeps_every_record_after_the_checkpoint(
+    tmp_path_factory: pytest.TempPathFactory, steps: list[tuple[int, int]]
+) -> None:
+    """Appends and rotations at checkpoints anywhere up to the durable position, as background
+    checkpoints do: after each rotation the segments still hold every record after the checkpoint
+    (a replay from it finds no gap), a segment goes only when all its records are covered, and a
+    reopened journal reads the rest and continues the positions."""
+    directory = tmp_path_factory.mktemp("journal")
+    journal = Journal(directory, fsync=False)
+    list(journal.read())
+    journal.start()
+    checkpoint = 0
+    for appends, back in steps:
+        for _ in range(appends):
+            journal.append({"x": 1})
+        assert journal.wait(journal.appended, 10)
+        checkpoint = max(checkpoint, journal.durable - back)  # checkpoints only move forward
+        journal.rotate(checkpoint)
+        held = [r["n"] for r in journal.durable_records()]
+        if held:
+            assert held[0] <= checkpoint + 1  # nothing after the checkpoint went
+            assert held == list(range(held[0], journal.durable + 1))
+        else:
+            assert journal.durable == checkpoint
+        for path in journal.segments()[:-1]:  # every older segment holds a record after the checkpoint
+            last = _last_position(path)
+            assert last is None or last > checkpoint
+    end = journal.appended
+    journal.close()
+    reopened = Journal(directory, fsync=False)
+    assert [r["n"] for r in reopened.read(after=checkpoint)] == list(range(checkpoint + 1, end + 1))
+    reopened.start()
+    assert reopened.append({"x": 2}) == end + 1
+    reopened.close()
+
+
+def _last_position(path: Path) -> int | None:
+    lines = path.read_bytes().splitlines()
+    return json.loads(lines[-1][9:])["n"] if lines else None
 
 
 def test_a_running_journal_is_read_without_repairs(tmp_path: Path) -> None:

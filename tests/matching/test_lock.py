@@ -70,6 +70,31 @@ def test_a_killed_holder_leaves_no_lock_behind(tmp_path: Path) -> None:
     DataDirectoryLock.acquire(tmp_path).release()
 
 
+def test_a_lock_left_to_a_forked_child_of_a_killed_holder_is_waited_for(tmp_path: Path) -> None:
+    """Session 12: a background checkpoint writer is a forked child that shares the holder's flock until
+    it closes its copy. Killed holder, child still holding: acquire() waits for the child (up to
+    ORPHAN_WAIT) instead of refusing; a live holder is still refused at once (test above)."""
+    script = (
+        "import os, sys, time\n"
+        "from manticore_matching import DataDirectoryLock\n"
+        "DataDirectoryLock.acquire(sys.argv[1])\n"
+        "if os.fork() == 0:\n"
+        "    sys.stdout.close()\n"
+        "    time.sleep(0.5)\n"  # the orphan keeps the descriptor a while, then exits
+        "    os._exit(0)\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"locked\n"
+    finally:
+        holder.kill()
+        holder.wait(10)
+    DataDirectoryLock.acquire(tmp_path).release()  # the orphan still holds it at first: waited for
+
+
 def test_a_second_exchange_on_a_directory_in_use_changes_nothing(tmp_path: Path) -> None:
     clock = Clock()
     with new_exchange(tmp_path, clock, checkpoint_every=0) as first:

@@ -1,0 +1,162 @@
+"""How long an automatic checkpoint blocks the command path, at 100,000 resting orders (issue 17).
+
+Builds an :class:`~manticore_matching.Exchange` (file journal with fsync, SQLite storage: what
+``manticore serve`` runs) holding ``--orders`` resting limit orders of 250 funded users, through the
+real API (``deposit``, ``place_order``), with ``checkpoint_every`` set so that the automatic checkpoint
+falls due at the 100th command of the measured run. The run then alternates ``place_order`` (a new
+resting order) and ``cancel_order`` (of that order) and times every call (the command path: the exchange
+lock is held for the whole call) and every acknowledgement (call + ``wait_durable``), until the
+checkpoint is complete and 200 more commands have passed.
+
+Modes: ``sync`` (``background_checkpoints=False``: the checkpoint runs inside the command that reaches
+the count, as before session 12) and ``background`` (the fork-based checkpoint). Reported per mode, as
+the median of ``--runs`` runs: the longest command call and acknowledgement while the checkpoint was
+in progress, the longest call in the 100 commands before it (the machine's noise floor), and the
+checkpoint's total time (trigger to installed and journal segments retired). Also the largest CPU time
+of the command thread in one call while the checkpoint ran (``max_call_cpu``: what the command path
+itself spent, whatever the machine's load; ``other_call_cpu``: the same without the call that started
+the checkpoint) and, for ``background``, the fork: its wall time and the
+forking thread's CPU time (kernel included; the command thread waits for it). Wall clock on a shared
+machine: read the wall figures as orders of magnitude.
+
+Run: ``.venv/bin/python -m benchmarks.checkpoint_stall [--orders 100000 --runs 3 --modes sync,background]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.exchange import LIMITS, MARKET
+from manticore_matching import Exchange
+
+USERS = 250
+WARMUP = 100
+AFTER = 200
+
+
+def build(directory: Path, count: int, background: bool, stages: dict[str, float]) -> Exchange:
+    """An open exchange with ``count`` resting orders whose next checkpoint falls due after WARMUP
+    more records."""
+    records = 1 + 2 * USERS + count  # the market, the deposits, the orders
+
+    def hook(stage: str, _position: int) -> None:
+        stages[stage] = time.perf_counter()
+
+    exchange = Exchange(
+        directory,
+        markets=[MARKET],
+        risk_limits=LIMITS,
+        checkpoint_every=records + WARMUP,
+        background_checkpoints=background,
+        checkpoint_hook=hook,
+    )
+    exchange.open()
+    for i in range(USERS):
+        exchange.deposit(f"user{i}", "USD", "100000000000")
+        exchange.deposit(f"user{i}", "BTC", "10000000")
+    rng = random.Random(1)
+    for n in range(count):
+        user = f"user{n % USERS}"
+        if n % 2:
+            exchange.place_order(user, "BTC/USD", "buy", "0.01", price=str(29000 + rng.randrange(1800) / 2))
+        else:
+            exchange.place_order(user, "BTC/USD", "sell", "0.01", price=str(30100 + rng.randrange(1800) / 2))
+    exchange.wait_durable(exchange.journal.appended)
+    assert exchange.journal.appended == records, "every order rests"
+    return exchange
+
+
+def run(count: int, mode: str) -> dict[str, float]:
+    """One measured run; the figures in milliseconds."""
+    stages: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        exchange = build(Path(scratch) / "data", count, mode == "background", stages)
+        gc.collect()
+        before = exchange._checkpoint_position
+        calls: list[tuple[float, float, float, float]] = []  # (start, call, acknowledgement, call CPU)
+        index = 0
+        done_at: int | None = None
+        fork = (0.0, 0.0)
+        order_id: str | None = None
+        while done_at is None or index < done_at + AFTER:
+            user = f"user{index % USERS}"
+            for cancel in (False, True):
+                started, cpu = time.perf_counter(), time.thread_time()
+                if cancel:
+                    receipt = exchange.cancel_order(user, order_id)
+                else:
+                    receipt = exchange.place_order(user, "BTC/USD", "buy", "0.01", price="28000")
+                    order_id = receipt.order_id
+                called, used = time.perf_counter(), time.thread_time() - cpu
+                exchange.wait_durable(receipt.position)
+                calls.append((started, called - started, time.perf_counter() - started, used))
+            index += 2
+            flight = exchange._flight
+            if flight is not None:
+                fork = (flight.fork_seconds, flight.fork_cpu_seconds)
+            if (
+                done_at is None
+                and exchange._checkpoint_position != before
+                and not exchange.checkpoint_in_flight
+            ):
+                done_at = index
+            if index > 2_000_000:
+                raise RuntimeError("the checkpoint never completed")
+        trigger = WARMUP - 1  # the command whose record reaches checkpoint_every
+        trigger_start = calls[trigger][0]
+        end = stages.get("retired", calls[done_at - 1][0] + calls[done_at - 1][2])
+        window = [c for c in calls[trigger:] if c[0] <= end]
+        result = {
+            "noise_max_call": max(c[1] for c in calls[: trigger - 1]) * 1000,
+            "max_call": max(c[1] for c in window) * 1000,
+            "max_ack": max(c[2] for c in window) * 1000,
+            "trigger_call": calls[trigger][1] * 1000,
+            "max_call_cpu": max(c[3] for c in window) * 1000,
+            "other_call_cpu": max((c[3] for c in window[1:]), default=0.0) * 1000,
+            "fork": fork[0] * 1000,
+            "fork_cpu": fork[1] * 1000,
+            "commands_during": float(len(window)),
+            "total": (end - trigger_start) * 1000,
+        }
+        exchange.close(checkpoint=False)
+        return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--modes", default="sync,background")
+    args = parser.parse_args()
+    print(f"{args.orders} resting orders, median of {args.runs} runs, wall clock (shared machine), ms")
+    keys = [
+        "trigger_call",
+        "max_call",
+        "max_ack",
+        "noise_max_call",
+        "max_call_cpu",
+        "other_call_cpu",
+        "fork",
+        "fork_cpu",
+        "total",
+        "commands_during",
+    ]
+    print(f"{'mode':<11}" + "".join(f" {key:>15}" for key in keys))
+    for mode in args.modes.split(","):
+        results: list[dict[str, Any]] = [run(args.orders, mode) for _ in range(args.runs)]
+        for result in results:
+            print(f"  {mode:<9}" + "".join(f"{result[key]:>16.1f}" for key in keys), flush=True)
+        print(f"{mode:<11}" + "".join(f"{statistics.median(r[key] for r in results):>16.1f}" for key in keys))
+
+
+if __name__ == "__main__":
+    main()

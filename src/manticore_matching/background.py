@@ -1,0 +1,207 @@
+"""Checkpoints written in the background by a forked copy of the process (Linux).
+
+A checkpoint holds every book's exported state: at 100,000 resting orders building and serialising it
+takes about a second of Python, and the exchange's command path must not wait that long. So the
+automatic checkpoint (:class:`~manticore_matching.exchange.Exchange`'s ``checkpoint_every``) is written
+like Redis' ``BGSAVE``: while the command thread holds the exchange lock, :func:`spawn_writer` forks
+the process; the child's memory is a copy-on-write image of that instant, from which it builds the
+checkpoint, writes it to a temporary file, fsyncs it and exits. The parent goes on with its next
+command as soon as ``fork`` returns (a few milliseconds for a few hundred megabytes: the kernel copies
+page tables, not pages). The rest of the protocol (waiting for the journal and storage to be durable
+up to the captured position, installing the file, retiring journal segments) is the exchange's, run by
+a :class:`Flight`'s thread.
+
+What the child reads (books, ledger, command ids, outbox) is changed, and the books' own locks are
+taken, only under the exchange lock, which the command thread holds across the fork: so the image is
+consistent and no lock the child needs is held by a thread that does not exist there. (Were it ever
+otherwise, the writer would hang: :data:`WRITER_TIMEOUT` kills it, and the next checkpoint retries.)
+
+The child runs only code that takes no lock another thread of the parent might have held at the fork
+(those threads do not exist in the child): it touches no journal, storage, logging or socket object,
+closes every inherited file descriptor first (the data directory's ``flock``, listening sockets, the
+journal's file; standard input and outputs become ``/dev/null``), disables the cyclic garbage collector
+(no finalizer runs), restores default signal dispositions, asks the kernel to kill it if its parent
+thread dies (``PR_SET_PDEATHSIG``: a ``kill -9`` of the exchange leaves no orphan writer behind), and
+ends with ``os._exit`` (no ``atexit`` handler, no flush of a buffer copied from the parent).
+
+Memory: the child touches (reference counts) most of the pages of the state it exports, so they are
+copied while it runs: expect up to the state's size again, for about a second per 100,000 orders.
+
+:data:`AVAILABLE` is False where ``fork`` is missing or unsafe with threads (not Linux): the exchange
+then writes its checkpoints synchronously, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import itertools
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+from .checkpoints import CheckpointState, encode_checkpoint
+
+__all__ = ["AVAILABLE", "Flight", "spawn_writer", "temporary_name"]
+
+#: Background checkpoints are possible here (Linux: ``fork`` and ``prctl``).
+AVAILABLE = sys.platform.startswith("linux") and hasattr(os, "fork")
+
+#: Signals whose handlers the child resets to the default (a Ctrl-C to the process group ends it).
+_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE")
+    if hasattr(signal, name)
+)
+_PR_SET_PDEATHSIG = 1
+#: Seconds a writer may run before it is killed and its checkpoint counted as failed (a guard: a
+#: million resting orders take about 15 s).
+WRITER_TIMEOUT = 600.0
+_counter = itertools.count(1)
+_prctl: Callable[..., int] | None = None
+#: Prefix of the temporary files of background checkpoints in the data directory.
+TEMPORARY_PREFIX = "checkpoint-"
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def temporary_name(position: int) -> str:
+    """A temporary file name for a background checkpoint at ``position``, unique in this process."""
+    return f"{TEMPORARY_PREFIX}{os.getpid()}-{next(_counter)}-{position}{TEMPORARY_SUFFIX}"
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    global _prctl
+    if _prctl is None:
+        try:
+            _prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):  # no libc prctl: the child cannot follow its parent's death
+            return None
+    return _prctl
+
+
+def spawn_writer(build: Callable[[], CheckpointState], temporary: Path, *, fsync: bool) -> int:
+    """Fork a child that writes ``build()`` (called in the child) to ``temporary`` (fsynced when
+    ``fsync``) and exits with status 0, or 1 on any failure; return its pid.
+
+    Call it while nothing can change the state ``build`` reads (the exchange lock held by the command
+    thread) from the thread that will wait for the child (the kernel ties ``PR_SET_PDEATHSIG`` to the
+    forking thread). OSError if ``fork`` fails."""
+    prctl = _load_prctl()
+    parent = os.getpid()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _child(build, temporary, fsync, parent, prctl)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return pid
+
+
+def _child(
+    build: Callable[[], CheckpointState],
+    temporary: Path,
+    fsync: bool,
+    parent: int,
+    prctl: Callable[..., int] | None,
+) -> NoReturn:
+    """The forked writer: never returns into the parent's code, never runs finalizers."""
+    status = 1
+    try:
+        gc.disable()
+        # First the descriptors: until they are closed this process shares the data directory's flock.
+        os.closerange(3, _max_fd())
+        null = os.open(os.devnull, os.O_RDWR)
+        for standard in (0, 1, 2):  # nobody waits for the end of a pipe because of this process
+            os.dup2(null, standard)
+        os.close(null)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the death signal was asked for
+            os._exit(1)
+        for signum in _SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        with contextlib.suppress(ValueError):
+            signal.set_wakeup_fd(-1)
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        body = encode_checkpoint(build())
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(descriptor, view) :]
+            if fsync:
+                os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _max_fd() -> int:
+    try:
+        return max(int(os.sysconf("SC_OPEN_MAX")), 1024)
+    except (ValueError, OSError):
+        return 65536
+
+
+class Flight:
+    """One background checkpoint at journal ``position``, from the fork to the retired segments.
+
+    Stages, each an event: ``forked`` (the writer exists, or ``pid`` is None when the fork failed);
+    ``prepared`` (``ok`` says whether the file is written and the journal and storage are durable up to
+    ``position``; set by the flight's thread); ``landed`` (the command thread installed the file, or
+    dropped it: ``installed``); ``done`` (the flight's thread finished: segments retired, or the
+    temporary file removed)."""
+
+    def __init__(self, position: int, temporary: Path) -> None:
+        self.position = position
+        self.temporary = temporary
+        #: ``time.perf_counter()`` when the flight began.
+        self.started = time.perf_counter()
+        self.pid: int | None = None
+        #: The fork's duration (wall clock) and the forking thread's CPU time in it (kernel included):
+        #: what the command thread waited for.
+        self.fork_seconds = 0.0
+        self.fork_cpu_seconds = 0.0
+        self.ok = False
+        self.installed = False
+        self.forked = threading.Event()
+        self.prepared = threading.Event()
+        self.landed = threading.Event()
+        self.done = threading.Event()
+        self._reaped = False
+        self._reap_lock = threading.Lock()
+
+    def wait_writer(self, timeout: float = WRITER_TIMEOUT) -> int:
+        """Wait for the writer to exit; return its exit status (negative: killed by that signal). A
+        writer still running after ``timeout`` seconds is killed (status ``-SIGKILL``)."""
+        assert self.pid is not None
+        # Wait without reaping first, so that kill() never signals a reused pid.
+        deadline = time.monotonic() + timeout
+        pause = 0.001
+        while os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is None:
+            if time.monotonic() > deadline:
+                self.kill()
+                os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+                break
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        with self._reap_lock:
+            self._reaped = True
+            _, status = os.waitpid(self.pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    def kill(self) -> None:
+        """Stop the writer if it still runs (the checkpoint is no longer wanted)."""
+        with self._reap_lock:
+            if self.pid is not None and not self._reaped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)

@@ -1,0 +1,479 @@
+"""Automatic checkpoints written in the background (issue 17): commands go on while one is written,
+the journal keeps every record a durable checkpoint does not cover, and a crash at any moment of one
+loses nothing acknowledged.
+
+The checkpoint is made observable (and slow) through the exchange's ``checkpoint_hook``, never through
+the wall clock: a hook that blocks on an event holds a background checkpoint at a stage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from manticore_matching import Exchange, background
+from manticore_matching.checkpoints import read_checkpoint
+from tests.matching.exchange_streams import (
+    Clock,
+    apply,
+    crash_releases_lock,
+    make_stream,
+    new_exchange,
+    state,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(not background.AVAILABLE, reason="background checkpoints need Linux fork")
+
+
+class Stages:
+    """A checkpoint hook that records the stages and can hold one stage until released."""
+
+    def __init__(self, hold: str | None = None) -> None:
+        self.hold = hold
+        self.seen: list[tuple[str, int]] = []
+        self.reached = threading.Event()
+        self.release = threading.Event()
+        self.changed = threading.Condition()
+        self.check: Any = None  # called at the held stage, before it blocks
+
+    def __call__(self, stage: str, position: int) -> None:
+        with self.changed:
+            self.seen.append((stage, position))
+            self.changed.notify_all()
+        if stage == self.hold:
+            self.hold = None  # only the first time
+            if self.check is not None:
+                self.check(position)
+            self.reached.set()
+            assert self.release.wait(30)
+
+
+def segments(data_dir: Path) -> list[Path]:
+    return sorted((data_dir / "journal").glob("journal-*.log"))
+
+
+def segment_positions(data_dir: Path) -> list[int]:
+    """Every position held by the journal's segments, in order (complete lines only)."""
+    return [
+        json.loads(line[9:])["n"]
+        for path in segments(data_dir)
+        for line in path.read_bytes().splitlines(keepends=True)
+        if line.endswith(b"\n")
+    ]
+
+
+def start_checkpoint(exchange: Exchange, clock: Clock, stream: list[dict[str, Any]], index: int) -> int:
+    """Apply commands from ``index`` until a background checkpoint is in flight; return the next index."""
+    while not exchange.checkpoint_in_flight:
+        apply(exchange, clock, stream[index])
+        index += 1
+    return index
+
+
+def land(exchange: Exchange) -> None:
+    """Let the background checkpoint in flight finish: once it is prepared, an expiry round (as the
+    server's timer runs) installs it; then wait for its thread (the next one may start meanwhile)."""
+    flight = exchange._flight
+    assert flight is not None
+    assert flight.prepared.wait(30)
+    exchange.expire_due()
+    assert flight.done.wait(30)
+
+
+def checkpoint_position(data_dir: Path) -> int:
+    saved = read_checkpoint(data_dir)
+    return 0 if saved is None else saved["position"]
+
+
+def test_commands_are_acknowledged_while_a_checkpoint_is_in_flight(tmp_path: Path) -> None:
+    stages = Stages(hold="written")
+    clock = Clock()
+    stream = make_stream(3, 200)
+    exchange = new_exchange(tmp_path, clock, checkpoint_every=20, checkpoint_hook=stages)
+    exchange.open()
+    index = start_checkpoint(exchange, clock, stream, 0)
+    assert stages.reached.wait(30)
+    assert exchange.checkpoint_in_flight
+    held_position = next(position for stage, position in stages.seen if stage == "written")
+    acknowledged_while_held = 0
+    for command in stream[index : index + 60]:  # three times checkpoint_every: no second one starts
+        position = apply(exchange, clock, command)
+        index += 1
+        if position is not None:
+            assert exchange.wait_durable(position, 10)
+            acknowledged_while_held += 1
+    assert acknowledged_while_held > 20
+    assert exchange.checkpoint_in_flight
+    assert checkpoint_position(tmp_path) == 0  # nothing installed yet
+    assert [s for s, _ in stages.seen].count("forked") == 1  # one in flight at a time
+    stages.release.set()
+    land(exchange)
+    assert [s for s, _ in stages.seen][-3:] == ["prepared", "installed", "retired"]
+    assert checkpoint_position(tmp_path) == held_position
+    for command in stream[index:]:
+        apply(exchange, clock, command)
+    expected = state(exchange)
+    exchange.close()
+    with new_exchange(tmp_path, Clock()) as restored:
+        assert state(restored) == expected
+
+
+def test_segments_go_only_once_the_checkpoint_covering_them_is_durable(tmp_path: Path) -> None:
+    stages = Stages(hold="prepared")
+    clock = Clock()
+    stream = make_stream(4, 400)
+    exchange = new_exchange(tmp_path, clock, checkpoint_every=30, checkpoint_hook=stages)
+    exchange.open()
+
+    def nothing_retired_yet(position: int) -> None:
+        # Prepared: the file is written and the journal durable up to the position, not installed yet.
+        assert checkpoint_position(tmp_path) < position
+        assert segment_positions(tmp_path)[0] == 1
+
+    stages.check = nothing_retired_yet
+    index = start_checkpoint(exchange, clock, stream, 0)
+    assert stages.reached.wait(30)
+    for command in stream[index : index + 10]:
+        apply(exchange, clock, command)
+    index += 10
+    assert segment_positions(tmp_path)[0] == 1
+    stages.release.set()
+    land(exchange)
+    position = next(p for s, p in stages.seen if s == "retired")
+    positions = segment_positions(tmp_path)
+    assert checkpoint_position(tmp_path) == position
+    # What the journal still holds starts at or before the record after the checkpoint, and nothing
+    # after the checkpoint was dropped.
+    assert positions[0] <= position + 1
+    assert positions == list(range(positions[0], exchange.journal.durable + 1))
+    # Later checkpoints drop the segment that held records on both sides of this one.
+    for command in stream[index:]:
+        apply(exchange, clock, command)
+    exchange.wait_durable(exchange.journal.appended)
+    land(exchange)
+    later = [p for s, p in stages.seen if s == "retired"][-1]
+    assert later > position
+    assert segment_positions(tmp_path)[0] > position
+    assert segment_positions(tmp_path)[0] <= later + 1
+    expected = state(exchange)
+    exchange.close()
+    with new_exchange(tmp_path, Clock()) as restored:
+        assert state(restored) == expected
+
+
+def test_a_failed_background_checkpoint_keeps_the_old_one_and_the_next_retries(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    failures = {"left": 1}
+    seen: list[tuple[str, int]] = []
+
+    def hook(stage: str, position: int) -> None:
+        seen.append((stage, position))
+        if stage == "written" and failures["left"]:
+            failures["left"] -= 1
+            raise OSError("disk full (injected)")
+
+    clock = Clock()
+    stream = make_stream(5, 300)
+    exchange = new_exchange(tmp_path, clock, checkpoint_every=25, checkpoint_hook=hook)
+    exchange.open()
+    with caplog.at_level(logging.ERROR, logger="manticore_matching"):
+        for command in stream:
+            apply(exchange, clock, command)
+            exchange.wait_durable(exchange.journal.appended)
+        for _ in range(200):  # go on until a later checkpoint is complete
+            if "retired" in [s for s, _ in seen]:
+                break
+            apply(exchange, clock, {"op": "deposit", "user_id": "alice", "asset": "USD", "amount": "1"})
+            if exchange.checkpoint_in_flight:
+                land(exchange)
+    assert any("background checkpoint" in r.message and "failed" in r.message for r in caplog.records)
+    stages = [s for s, _ in seen]
+    assert stages.index("failed") < stages.index("retired")  # the next one retried and succeeded
+    failed = next(p for s, p in seen if s == "failed")
+    assert not list(tmp_path.glob(f"checkpoint-*-{failed}.tmp"))  # the failed one's file is gone
+    expected = state(exchange)
+    exchange.close()
+    with new_exchange(tmp_path, Clock()) as restored:
+        assert state(restored) == expected
+
+
+def test_close_settles_a_checkpoint_in_flight_and_writes_the_final_one(tmp_path: Path) -> None:
+    stages = Stages(hold="forked")
+    clock = Clock()
+    exchange = new_exchange(tmp_path, clock, checkpoint_every=10, checkpoint_hook=stages)
+    exchange.open()
+    stream = make_stream(6, 100)
+    start_checkpoint(exchange, clock, stream, 0)
+    assert stages.reached.wait(30)
+    closer = threading.Thread(target=exchange.close)
+    closer.start()
+    stages.release.set()
+    closer.join(30)
+    assert not closer.is_alive()
+    assert checkpoint_position(tmp_path) == exchange.journal.appended
+    assert not exchange.checkpoint_in_flight
+    assert not list(tmp_path.glob("checkpoint-*.tmp"))
+
+
+def test_without_background_checkpoints_the_command_path_writes_them(tmp_path: Path) -> None:
+    seen: list[str] = []
+    clock = Clock()
+    exchange = new_exchange(
+        tmp_path,
+        clock,
+        checkpoint_every=10,
+        background_checkpoints=False,
+        checkpoint_hook=lambda stage, _: seen.append(stage),
+    )
+    exchange.open()
+    for command in make_stream(7, 80):
+        apply(exchange, clock, command)
+        assert not exchange.checkpoint_in_flight
+    assert seen == []
+    assert checkpoint_position(tmp_path) == exchange._checkpoint_position > 0
+    exchange.close()
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    every=st.sampled_from([3, 7, 20]),
+    cuts=st.lists(st.integers(0, 150), max_size=3),
+)
+def test_restarts_after_many_background_checkpoints_replay_to_the_same_state(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, every: int, cuts: list[int]
+) -> None:
+    """Many background checkpoints (each installed whenever its thread is ready), clean restarts and
+    abandoned exchanges at random points: the same state as one uninterrupted run, and the journal
+    always replays from the checkpoint on disk."""
+    stream = make_stream(seed, 150)
+    reference_clock = Clock()
+    with new_exchange(tmp_path_factory.mktemp("reference"), reference_clock) as reference:
+        for command in stream:
+            apply(reference, reference_clock, command)
+        expected = state(reference)
+    directory = tmp_path_factory.mktemp("background")
+    clock = Clock()
+    exchange = new_exchange(directory, clock, checkpoint_every=every)
+    exchange.open()
+    for index, command in enumerate(stream):
+        if index in cuts:
+            exchange.wait_durable(exchange.journal.appended, 10)
+            if index % 2:
+                exchange.close()
+            else:  # what a kill leaves, in-process: the journal as it is, no final checkpoint (a
+                # checkpoint in flight is never installed: only the abandoned exchange would do it)
+                exchange.journal.close()
+                exchange.storage.close()  # type: ignore[union-attr]
+                crash_releases_lock(exchange)
+            exchange = new_exchange(directory, clock, checkpoint_every=every)
+            exchange.open()
+        apply(exchange, clock, command)
+    exchange.wait_durable(exchange.journal.appended, 10)
+    assert state(exchange) == expected
+    exchange.close()
+    with new_exchange(directory, Clock()) as restored:
+        assert state(restored) == expected
+
+
+# ---------------------------------------------------------------------- kill -9
+
+
+def reference_states(seed: int, length: int, after: list[int]) -> dict[int, dict[str, Any]]:
+    """The exchange's state after the first ``n`` commands of the stream, for each ``n`` in ``after``
+    that the stream reaches."""
+    states: dict[int, dict[str, Any]] = {}
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as scratch, new_exchange(Path(scratch), clock) as reference:
+        if 0 in after:
+            states[0] = state(reference)
+        for index, command in enumerate(make_stream(seed, length)[: max(after)]):
+            apply(reference, clock, command)
+            if index + 1 in after:
+                states[index + 1] = state(reference)
+    return states
+
+
+def run_and_kill(
+    data_dir: Path, seed: int, length: int, every: int, stage: str, occurrence: int, extra_acks: int
+) -> int:
+    """Run the child until it holds ``stage`` (its ``occurrence``-th time) and acknowledged
+    ``extra_acks`` more commands, or, for stage ``none``, until ``extra_acks`` acknowledgements; SIGKILL
+    it; return how many commands it acknowledged."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.matching.checkpoint_child",
+            str(data_dir),
+            str(seed),
+            str(length),
+            str(every),
+            stage,
+            str(occurrence),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    acknowledged = 0
+    held = stage == "none"
+    after_held = 0
+    try:
+        for line in child.stdout:
+            words = line.split()
+            if not words:
+                continue
+            if words[0] == "ACK":
+                acknowledged = int(words[1]) + 1
+                if held:
+                    after_held += 1
+            elif words[0] == "STAGE" and words[1] == stage:
+                occurrence -= 1
+                held = occurrence == 0
+            elif words[0] == "END":
+                break
+            if held and after_held >= extra_acks:
+                break
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+        # The child ran ahead of this reader: its last acknowledgement is in what the pipe still holds.
+        for line in child.stdout:
+            words = line.split()
+            if words and words[0] == "ACK":
+                acknowledged = int(words[1]) + 1
+        child.stdout.close()
+    return acknowledged
+
+
+@pytest.mark.parametrize("stage", ["forked", "written", "prepared", "installed", "retired"])
+def test_kill_9_during_a_background_checkpoint_loses_nothing_acknowledged(tmp_path: Path, stage: str) -> None:
+    """SIGKILL while a background checkpoint is held at each stage (the second checkpoint: a first one
+    is on disk), after a few more commands were acknowledged: the restart has every acknowledged
+    command (and at most the one in progress besides)."""
+    seed, length, every = 21, 1500, 40
+    acknowledged = run_and_kill(tmp_path, seed, length, every, stage, 2, extra_acks=5)
+    assert acknowledged < len(make_stream(seed, length)), "the child held the stage before its stream ended"
+    with new_exchange(tmp_path, Clock()) as restored:
+        found = state(restored)
+    assert not list(tmp_path.glob("checkpoint-*.tmp"))  # the interrupted one's file was cleared
+    assert found in reference_states(seed, length, [acknowledged, acknowledged + 1]).values()
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_kill_9_at_a_random_moment_of_frequent_checkpoints_loses_nothing_acknowledged(
+    tmp_path: Path, run: int
+) -> None:
+    rng = random.Random(f"{os.environ.get('MANTICORE_CRASH_SEED', 'checkpoints')}-{run}")
+    seed, length = rng.randrange(10_000), 500
+    every = rng.choice([3, 9, 25])
+    acknowledged = run_and_kill(tmp_path, seed, length, every, "none", 0, extra_acks=rng.randrange(30, 450))
+    with new_exchange(tmp_path, Clock()) as restored:
+        found = state(restored)
+    expected = reference_states(seed, length, [acknowledged, acknowledged + 1])
+    assert found in expected.values(), f"seed {seed}, every {every}, {acknowledged} acknowledged"
+
+
+def test_exchange_default_writes_automatic_checkpoints_in_the_background(tmp_path: Path) -> None:
+    seen: list[str] = []
+    exchange = Exchange(
+        tmp_path, checkpoint_every=1, fsync=False, checkpoint_hook=lambda s, _: seen.append(s)
+    )
+    exchange.open()
+    exchange.deposit("alice", "USD", "5")
+    exchange.close()
+    assert "forked" in seen
+
+
+def test_finish_checkpoint_installs_the_one_in_flight(tmp_path: Path) -> None:
+    stages = Stages(hold="forked")
+    clock = Clock()
+    exchange = new_exchange(tmp_path, clock, checkpoint_every=15, checkpoint_hook=stages)
+    exchange.open()
+    start_checkpoint(exchange, clock, make_stream(8, 100), 0)
+    captured = exchange._flight.position  # type: ignore[union-attr]
+    assert stages.reached.wait(30)
+    finisher = threading.Thread(target=lambda: stages.seen.append(("finished", exchange.finish_checkpoint())))
+    finisher.start()
+    stages.release.set()
+    finisher.join(30)
+    assert stages.seen[-1] == ("finished", captured)
+    assert checkpoint_position(tmp_path) == captured
+    assert not exchange.checkpoint_in_flight
+    exchange.close()
+
+
+def _state_at(position: int) -> Any:
+    return {"version": 1, "position": position, "markets": []}
+
+
+def test_the_writer_writes_the_file_and_a_hanging_writer_is_killed(tmp_path: Path) -> None:
+    target = tmp_path / "out.tmp"
+    flight = background.Flight(7, target)
+    flight.pid = background.spawn_writer(lambda: _state_at(7), target, fsync=True)
+    assert flight.wait_writer() == 0
+    assert json.loads(target.read_bytes()) == _state_at(7)
+
+    def hang() -> Any:
+        threading.Event().wait()
+
+    stuck = background.Flight(8, tmp_path / "stuck.tmp")
+    stuck.pid = background.spawn_writer(hang, stuck.temporary, fsync=False)
+    assert stuck.wait_writer(timeout=0.3) == -signal.SIGKILL
+    assert not stuck.temporary.exists()
+
+
+def test_the_writer_closes_every_inherited_descriptor_before_it_builds(tmp_path: Path) -> None:
+    with (tmp_path / "held").open("wb") as held:
+        descriptor = held.fileno()
+
+        def build() -> Any:
+            try:
+                os.fstat(descriptor)
+            except OSError:  # closed in the writer (still open here)
+                return _state_at(1)
+            raise AssertionError("the parent's descriptor is still open in the writer")
+
+        flight = background.Flight(1, tmp_path / "out.tmp")
+        flight.pid = background.spawn_writer(build, flight.temporary, fsync=False)
+        assert flight.wait_writer() == 0
+        os.fstat(descriptor)  # the parent's own stays open
+
+
+def test_a_refused_fork_writes_the_checkpoint_synchronously(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(*_: object, **__: object) -> int:
+        raise OSError(12, "Cannot allocate memory (injected)")
+
+    monkeypatch.setattr(background, "spawn_writer", refuse)
+    clock = Clock()
+    exchange = new_exchange(tmp_path, clock, checkpoint_every=10)
+    exchange.open()
+    with caplog.at_level(logging.ERROR, logger="manticore_matching"):
+        for command in make_stream(9, 60):
+            apply(exchange, clock, command)
+            if exchange._checkpoint_position:
+                break
+    assert any("could not be forked" in r.message for r in caplog.records)
+    assert not exchange.checkpoint_in_flight
+    assert checkpoint_position(tmp_path) == exchange._checkpoint_position > 0
+    exchange.close()
