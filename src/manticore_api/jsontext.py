@@ -27,12 +27,12 @@ def loads(document: str | bytes) -> Any:
     """The value of a JSON document, as ``json.loads`` reads it (``ValueError``, a
     ``json.JSONDecodeError`` with its position, when it is not JSON)."""
     pattern = _LONG_DIGITS_BYTES if isinstance(document, bytes) else _LONG_DIGITS
-    if pattern.search(document) is None:  # type: ignore[arg-type]
-        try:
-            return orjson.loads(document)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(document)
+    if pattern.search(document) is not None:  # type: ignore[arg-type]
+        return json.loads(document)
+    try:
+        return orjson.loads(document)
+    except orjson.JSONDecodeError:  # NaN, Infinity, or not JSON (then with json's message)
+        return json.loads(document)
 
 
 def dumps_text(value: Any) -> str:
