@@ -61,6 +61,16 @@ def _database_url_option(function: F) -> F:
     return click.option("--database-url", default=None, help=_DATABASE_URL_HELP)(function)
 
 
+def _ws_compression_option(function: F) -> F:
+    """--ws-compression, for serve and gateway."""
+    return click.option(
+        "--ws-compression",
+        is_flag=True,
+        help="Offer WebSocket compression (permessage-deflate) to clients that ask for it (off by "
+        "default: it costs CPU for every frame of every connection).",
+    )(function)
+
+
 def _admin_options(function: F) -> F:
     """--data-dir, --database-url, --url and --json for the admin commands."""
     function = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(function)
@@ -105,12 +115,7 @@ def _admin_options(function: F) -> F:
     is_flag=True,
     help="Log a line per HTTP request (off by default: it costs several percent of a request).",
 )
-@click.option(
-    "--ws-compression",
-    is_flag=True,
-    help="Offer WebSocket compression (permessage-deflate) to clients that ask for it (off by default: "
-    "it costs CPU for every frame of every connection).",
-)
+@_ws_compression_option
 def serve(
     host: str,
     port: int,
@@ -203,12 +208,7 @@ def serve(
     multiple=True,
     help="Phase 2, repeatable: NAME=SYMBOL[,SYMBOL...]; --shard is then the account shard.",
 )
-@click.option(
-    "--ws-compression",
-    is_flag=True,
-    help="Offer WebSocket compression (permessage-deflate) to clients that ask for it (off by default: "
-    "it costs CPU for every frame of every connection).",
-)
+@_ws_compression_option
 def gateway(
     nats_url: str,
     shard: str,
