@@ -49,18 +49,6 @@ class _StepClock:
         return self.now
 
 
-@pytest.fixture
-def quiet_gc() -> Iterator[None]:
-    """No automatic collections during the test (explicit gc.collect still runs the callbacks)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def test_the_recorder_counts_each_collection_and_its_pause(quiet_gc: None) -> None:
     recorder = GcPauseRecorder(clock=_StepClock(0.015))  # every pause reads as 15 ms
     recorder.install()

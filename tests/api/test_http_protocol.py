@@ -8,10 +8,8 @@ import asyncio
 import gc
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from websockets.sync.client import connect
@@ -48,18 +46,6 @@ def _serve(http: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
     return server, thread, port
 
 
-@pytest.fixture
-def no_collector() -> Iterator[None]:
-    """Only reference counting frees objects during the test."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _http_protocols_alive() -> int:
     return sum(issubclass(type(o), HttpToolsProtocol) for o in gc.get_objects())
 
@@ -81,10 +67,10 @@ def _closed_connections_left(http: Any) -> int:
         thread.join(10)
 
 
-def test_the_upgraded_http_protocol_is_freed_without_the_collector(no_collector: None) -> None:
+def test_the_upgraded_http_protocol_is_freed_without_the_collector(quiet_gc: None) -> None:
     assert _closed_connections_left(http_protocol()) == 0
 
 
-def test_uvicorns_own_protocol_leaves_a_cycle_behind(no_collector: None) -> None:
+def test_uvicorns_own_protocol_leaves_a_cycle_behind(quiet_gc: None) -> None:
     """The control: what the test above would see without the fix (the cycle exists)."""
     assert _closed_connections_left(HttpToolsProtocol) == 3
