@@ -17,7 +17,11 @@ The HTTP load generator is ``wrk`` (``benchmarks/server_wrk.lua`` replays the pr
 64 connections) for the maximum rate; only 201 answers count, others are reported apart. Then, on
 the same server, the open-loop paced client (``benchmarks/server_client.py``) sends at half of that
 rate and reports latency percentiles from each request's due time, and the server's GC pauses over
-that run from ``GET /api/metrics/gc`` (n/a when the server has no such endpoint). The server is
+that run from ``GET /api/metrics/gc`` (n/a when the server has no such endpoint), and whether an
+automatic checkpoint was installed during it: ``manticore serve`` runs with ``--checkpoint-every
+20000`` here (``--checkpoint-every``; the server's default is 100,000), so that every paced window,
+which sends more records than that at this machine's rates, holds at least one background
+checkpoint; the report names the checkpoint positions before and after each window. The server is
 pinned to one core and every load generator to the other (taskset). Server CPU per acknowledged
 request is read from ``/proc/PID/stat``.
 
@@ -36,6 +40,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -54,6 +59,7 @@ from .server_orders import Trader, write_requests
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "server_wrk.lua"
+_CHECKPOINT_POSITION = re.compile(rb'"position"\s*:\s*(\d+)')
 
 CONFIG = """\
 [[markets]]
@@ -122,6 +128,7 @@ class Settings:
     load_cpu: str | None
     server_args: tuple[str, ...]
     keep_logs: Path | None
+    checkpoint_every: int = 100_000
 
 
 @dataclass
@@ -207,7 +214,8 @@ class Server:
             config = workdir / "bench.toml"
             config.write_text(CONFIG)
             command = [python, *entry, "serve", "--port", str(self.port)]
-            command += ["--data-dir", str(self.data), "--config", str(config), *settings.server_args]
+            command += ["--data-dir", str(self.data), "--config", str(config)]
+            command += ["--checkpoint-every", str(settings.checkpoint_every), *settings.server_args]
             if not target.signed:
                 command.append("--no-auth")
         else:
@@ -286,6 +294,21 @@ class Server:
         write_requests(path, self.target.scenario, self.traders, count, start=self.counter)
         self.counter += count
         return path
+
+    def checkpoint_position(self) -> int | None:
+        """The journal position of the data directory's checkpoint file (0: none yet; None: not a
+        manticore server). Reads only the head of the file, where ``position`` is written."""
+        if self.target.app != "manticore":
+            return None
+        try:
+            with (self.data / "checkpoint.json").open("rb") as file:
+                head = file.read(4096)
+        except FileNotFoundError:
+            return 0
+        found = _CHECKPOINT_POSITION.search(head)
+        if found is None:
+            raise RuntimeError(f"no position at the head of {self.data / 'checkpoint.json'}")
+        return int(found.group(1))
 
     def gc_metrics(self) -> dict[str, Any] | None:
         """``GET /api/metrics/gc`` (issue 17 interface 1), or None when the server has none."""
@@ -388,16 +411,27 @@ def measure_http(wrk: str, target: Target, settings: Settings, workdir: Path, re
     return run
 
 
+def checkpoint_cell(paced: dict[str, Any]) -> str:
+    """The report's cell for the checkpoint file's positions around a paced window (n/a: a reference
+    app)."""
+    before, after = paced.get("checkpoint_positions") or (None, None)
+    if before is None or after is None:
+        return "n/a"
+    return f"{before:,} -> {after:,}" + (" (installed in window)" if after != before else "")
+
+
 def measure_paced(
     target: Target, settings: Settings, workdir: Path, server: Server, rate: float
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     count = max(1, int(rate * settings.duration))
     requests = server.requests_file(workdir / "paced.tsv", count)
     gc_before = server.gc_metrics()
+    checkpoint_before = server.checkpoint_position()
     arguments = ["paced", "--url", server.url, "--requests", str(requests), "--rate", f"{rate:.3f}"]
     arguments += ["--connections", str(settings.connections)]
     paced = run_client(settings, arguments, timeout=settings.duration * 3 + 120)
     gc_after = server.gc_metrics()
+    paced["checkpoint_positions"] = [checkpoint_before, server.checkpoint_position()]
     gc: dict[str, Any] | None = None
     if gc_before is not None and gc_after is not None:
         gc = {
@@ -552,9 +586,10 @@ def report(runs: list[Run], settings: Settings, header: list[str]) -> str:
         ]
         lines.append(
             "| what | repeat | rate asked | acknowledged | other answers | p50 / p99 / p99.9 / max ms "
-            "| GC pauses (over 10 ms) | GC total ms | GC max pause ms (since start) |"
+            "| GC pauses (over 10 ms) | GC total ms | GC max pause ms (since start) "
+            "| checkpoint position before -> after |"
         )
-        lines.append("|---|---:|---:|---:|---|---:|---:|---:|---:|")
+        lines.append("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
         label = {t.name: t.label for t in TARGETS}
         for run in paced_runs:
             assert run.paced is not None
@@ -575,7 +610,7 @@ def report(runs: list[Run], settings: Settings, header: list[str]) -> str:
                 )
             lines.append(
                 f"| {label[run.target]} | {run.repeat} | {p['rate_asked']:,.0f}/s | {p['acknowledged']:,} "
-                f"| {other_text} | {lat_text} | {gc_cells} |"
+                f"| {other_text} | {lat_text} | {gc_cells} | {checkpoint_cell(p)} |"
             )
         p99s = [r.paced["latency_ms"]["p99"] for r in paced_runs if r.target == "signed_resting" and r.paced]
         p99s = [v for v in p99s if v is not None]
@@ -652,6 +687,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     parser.add_argument("--server-arg", action="append", default=[], help="extra argument of manticore serve")
     parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=20_000,
+        help="manticore serve's --checkpoint-every: below the records of one paced window, so that "
+        "background checkpoints fall inside it (the server's own default is 100,000)",
+    )
+    parser.add_argument(
         "--no-in-process", action="store_true", help="skip benchmarks.exchange / benchmarks.risk"
     )
     parser.add_argument(
@@ -687,6 +729,7 @@ def main(argv: list[str] | None = None) -> int:
         load_cpu=args.load_cpu if pin else None,
         server_args=tuple(args.server_arg),
         keep_logs=args.keep_logs,
+        checkpoint_every=args.checkpoint_every,
     )
     wrk = ensure_wrk()
     targets = [t for t in TARGETS if t.name in names]

@@ -116,6 +116,14 @@ def _admin_options(function: F) -> F:
     help="Log a line per HTTP request (off by default: it costs several percent of a request).",
 )
 @_ws_compression_option
+@click.option(
+    "--checkpoint-every",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Write a checkpoint in the background after this many journal records (a restart replays at "
+    "most that many); 0: only when the server stops.",
+)
 def serve(
     host: str,
     port: int,
@@ -127,6 +135,7 @@ def serve(
     log_level: str,
     access_log: bool,
     ws_compression: bool,
+    checkpoint_every: int,
 ) -> None:
     """Run the exchange server (REST + WebSocket + web page) until interrupted (Ctrl-C).
 
@@ -138,7 +147,12 @@ def serve(
             f"refusing to run the demo (well-known passwords) on non-loopback address {host}"
         )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = ServerOptions(data_dir=data_dir, database_url=database_url, require_auth=not no_auth)
+    options = ServerOptions(
+        data_dir=data_dir,
+        database_url=database_url,
+        require_auth=not no_auth,
+        checkpoint_every=checkpoint_every,
+    )
     if config_path is not None:
         try:
             options.markets = load_markets(config_path)

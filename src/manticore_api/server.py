@@ -78,6 +78,8 @@ class ServerOptions:
     require_auth: bool = True
     fsync: bool = True
     risk_limits: RiskLimits = DEFAULT_RISK_LIMITS
+    #: Journal records between automatic (background) checkpoints; 0: only when the server stops.
+    checkpoint_every: int = 100_000
 
 
 def http_protocol() -> Any:
@@ -251,6 +253,7 @@ def open_data_dir(
         storage_url=options.database_url,
         risk_limits=options.risk_limits,
         fsync=options.fsync,
+        checkpoint_every=options.checkpoint_every,
         lock=lock,
     )
     exchange.open()
