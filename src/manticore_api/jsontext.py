@@ -18,9 +18,10 @@ import orjson
 
 __all__ = ["dumps_text", "loads"]
 
-#: 20 digits in a row: the shortest text of an integer that may not fit in 64 bits (2**64 has 20).
-_LONG_DIGITS = re.compile(r"\d{20}")
-_LONG_DIGITS_BYTES = re.compile(rb"\d{20}")
+#: The shortest texts of an integer orjson may not read as one: 20 digits in a row (orjson reads
+#: integers up to 2**64 - 1, which has 20), or a minus and 19 digits (down to -2**63, which has 19).
+_LONG_DIGITS = re.compile(r"\d{20}|-\d{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{20}|-\d{19}")
 
 
 def loads(document: str | bytes) -> Any:

@@ -60,6 +60,16 @@ def test_an_integer_beyond_64_bits_stays_an_integer() -> None:
     assert dumps_text({"id": 2**70}) == '{"id":1180591620717411303424}'
 
 
+def test_a_negative_integer_below_64_bits_stays_an_integer() -> None:
+    # Regression: 19 digits after a minus can be below -2**63, which orjson reads as a float.
+    below = -(2**63) - 1
+    assert loads(str(below)) == below
+    assert loads(f'{{"id": {below}}}'.encode()) == {"id": below}
+    assert loads("[-9999999999999999999]") == [-9999999999999999999]
+    assert loads(str(-(2**63))) == -(2**63)
+    assert type(loads(str(below))) is int
+
+
 def test_what_only_the_standard_library_reads_is_read() -> None:
     assert math.isnan(loads("NaN"))
     assert loads("[Infinity]") == [math.inf]
