@@ -3,8 +3,11 @@
 :class:`ExchangeService` is what the HTTP and WebSocket handlers talk to. Commands run on the loop
 thread (each takes microseconds); acknowledgements wait asynchronously for the journal's group commit
 (:meth:`ExchangeService.durable`), so many requests share one ``fsync``. A timer expires GTD orders.
-Stream messages arrive from the journal's writer thread and are handed to the loop, where
-:class:`~manticore_api.streams.StreamHub` fans them out.
+Each durable round's stream messages and position arrive from the journal's writer thread and are
+handed to the loop in one call (one wake-up per round, not per command), where
+:class:`~manticore_api.streams.StreamHub` fans the messages out before the round's acknowledgements
+are released. The exchange builds only the messages the hub's subscriptions read (its
+:class:`~manticore_matching.Demand`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from manticore_auth import AuthManager
 from manticore_matching import Exchange, ServiceUnavailable
 
+from .handoff import LoopHandoff
 from .reads import AsyncReads
 from .streams import StreamHub
 
@@ -67,6 +71,7 @@ class ExchangeService:
         self._waiter_no = 0
         self._timer: asyncio.Task[None] | None = None
         self.commands = 0
+        self._handoff = LoopHandoff(lambda: self._loop, self.hub.publish)
 
     def make_reads(self) -> AsyncReads:
         """The awaitable reads of :attr:`exchange` (a service over a remote exchange overrides it)."""
@@ -80,10 +85,10 @@ class ExchangeService:
         return TradeHistory(self.exchange)
 
     async def start(self) -> None:
-        """Attach to the running loop: stream and durability callbacks, the expiry timer."""
+        """Attach to the running loop: the durable rounds' callback, the expiry timer."""
         self._loop = asyncio.get_running_loop()
-        self.exchange.add_listener(self._from_journal_thread)
-        self.exchange.add_durable_listener(self._durable_from_journal_thread)
+        self.hub.on_demand = self.exchange.demand_changed
+        self.exchange.add_round_listener(self._round_from_journal_thread, self.hub.demand)
         self._timer = asyncio.create_task(self._expire_forever(), name="manticore-expiry")
 
     async def stop(self) -> None:
@@ -93,8 +98,8 @@ class ExchangeService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
         await self.hub.close()
-        self.exchange.remove_listener(self._from_journal_thread)
-        self.exchange.close()
+        self.exchange.close()  # its last rounds still release their waiters
+        self.exchange.remove_round_listener(self._round_from_journal_thread)
 
     # ------------------------------------------------------------------ acknowledgements
 
@@ -120,10 +125,17 @@ class ExchangeService:
         """True once the command at ``position`` is durable (no waiting; :meth:`durable` waits)."""
         return self.exchange.journal.durable >= position
 
-    def _durable_from_journal_thread(self, position: int) -> None:
+    def _round_from_journal_thread(self, position: int, batches: list[list[dict[str, Any]]]) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._release_waiters, position)
+            loop.call_soon_threadsafe(self._on_round, position, batches)
+
+    def _on_round(self, position: int, batches: list[list[dict[str, Any]]]) -> None:
+        """A durable round on the loop: its messages to the streams, then its acknowledgements."""
+        publish = self.hub.publish
+        for batch in batches:
+            publish(batch)
+        self._release_waiters(position)
 
     def _release_waiters(self, position: int) -> None:
         waiters = self._waiters
@@ -140,9 +152,8 @@ class ExchangeService:
     # ------------------------------------------------------------------ streams and timers
 
     def _from_journal_thread(self, batch: list[dict[str, Any]]) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.hub.publish, batch)
+        """One command's messages from a remote exchange's thread (a gateway's feed) to the loop."""
+        self._handoff.put(batch)
 
     def _fail_waiters_if_journal_failed(self) -> None:
         """Answer every waiting command with ServiceUnavailable once the journal has failed: a failed
