@@ -93,6 +93,8 @@ __all__ = ["Exchange", "Receipt"]
 log = logging.getLogger("manticore_matching")
 
 TRADE_EXECUTED = EventType.TRADE_EXECUTED
+#: What :meth:`Exchange._commit` returns for a replayed command without a command id (unread).
+_REPLAYED = Receipt(0)
 
 
 class _CommandFrame:
@@ -910,9 +912,10 @@ class Exchange(ExchangeReads, Listeners):
                 submit = self.storage.submit
                 for unit in units:
                     submit(unit)
+            if "cid" not in record:
+                return _REPLAYED  # nobody reads a replayed command's receipt but its command id's
             receipt = Receipt(record.get("n", 0), order_id, order)
-            if "cid" in record:
-                self._commands.remember(record["cid"], record["op"], now, receipt)
+            self._commands.remember(record["cid"], record["op"], now, receipt)
             return receipt
         # Queued before the append: the writer may make the record durable before append() returns.
         entry = (self.journal.appended + 1, units, batch, now)
@@ -957,15 +960,20 @@ class Exchange(ExchangeReads, Listeners):
                 self._commit(record, routed_market, now, order_id)
             return
         market = self._market(record["symbol"])
-        with self._command(market, ts) as now:
-            if op == "place" and "client_order_id" not in record:  # before ids were always MC-<n>
+        # No command frame: a replayed record that fails fails the whole open, which drops the state.
+        self._now = ts
+        if op == "place":
+            if "client_order_id" not in record:  # before ids were always MC-<n>
                 record["client_order_id"] = commands.legacy_client_id(record["order_id"])
             apply.replay(self.risk, market.book, record)
-            if op == "place" and record["order_id"].startswith(GENERATED_PREFIX):
+            if record["order_id"].startswith(GENERATED_PREFIX):
                 number = int(record["order_id"][len(GENERATED_PREFIX) :])
-                self._next_order_no = max(self._next_order_no, number)
-            # A command id's receipt names the order the command was about (placed, cancelled, modified).
-            self._commit(record, market, now, record.get("order_id") if "cid" in record else None)
+                if number > self._next_order_no:
+                    self._next_order_no = number
+        else:
+            apply.replay(self.risk, market.book, record)
+        # A command id's receipt names the order the command was about (placed, cancelled, modified).
+        self._commit(record, market, ts, record.get("order_id") if "cid" in record else None)
 
     def _remember_replayed(self, record: dict[str, Any], ts: float) -> None:
         """Remember the command id of a replayed record that does not pass through :meth:`_commit`."""
