@@ -9,7 +9,7 @@ difference of the record counts, so start-up and imports cancel out.
 The counted process ends with ``os._exit`` once the exchange is closed: the interpreter's finalization
 (its collections over the whole heap, which grows with the replayed state) is not part of a restart's
 replay, which is what ``benchmarks.exchange`` times. ``--with-finalization`` counts it too (what this
-benchmark counted until session 13: about 10% more per record).
+benchmark counted until session 13: 2,000-10,000 instructions more per record).
 
 ``--forget-stored-position`` deletes storage's journal position first: the replay then captures and
 submits every command's storage units again (what replay did before storage recorded its position).
