@@ -9,6 +9,12 @@ half of them cross and trade, the rest rest), risk on with the server's default 
 per-user rate limit, raised so that it is checked but never refuses. Latency is per order, from the
 call of ``place_order`` to the wake-up of its awaiting task.
 
+Stream readers: by default the only stream listener is the service's hub, with no WebSocket subscriber,
+so the exchange builds no stream messages (it builds only what a listener's demand names:
+:mod:`manticore_matching.demand`). ``--readers everything`` adds an exchange listener that reads every
+message, as the Binance surface's klines, fill ledger and user feed do in ``manticore serve`` today:
+every command then builds its book diff, trades, private and balance messages.
+
 Storage: the server runs with the SQL read model writer attached, so the benchmark measures both:
 ``storage on`` (every durable command's storage unit goes to the SQLite writer thread, as in
 ``manticore serve``) and ``storage off`` (the units are built by the book's persister but dropped
@@ -138,6 +144,7 @@ def order_entry(
     profile: Path | None = None,
     freeze: bool = False,
     gc_policy: str = "server",
+    readers: str = "hub",
 ) -> dict[str, float]:
     """One run: ``count`` orders by ``tasks`` tasks; orders/s, p50 and p99 latency in ms, CPU time
     of the process (every thread) per order. ``freeze``: ``gc.freeze()`` the state built before the
@@ -155,6 +162,8 @@ def order_entry(
             assert exchange.storage is not None
             exchange.storage.submit = lambda unit: None  # type: ignore[method-assign]
         service = ExchangeService(exchange, auth, require_auth=False)
+        if readers == "everything":
+            exchange.add_listener(len)  # reads every message (a demand of None): all are built
         work = orders(count, users)
 
         cpu = 0.0
@@ -277,7 +286,14 @@ def _valgrind(python: str, args: list[str]) -> int:
 
 
 def instructions(
-    python: str, small: int, large: int, tasks: int, users: int, storage: bool, gc_policy: str
+    python: str,
+    small: int,
+    large: int,
+    tasks: int,
+    users: int,
+    storage: bool,
+    gc_policy: str,
+    readers: str = "hub",
 ) -> float:
     """Instructions per order of the order-entry run (every thread) in ``python``, counted by valgrind:
     the difference between a run of ``large`` and one of ``small`` orders, divided by their difference.
@@ -286,7 +302,8 @@ def instructions(
     for count in (small, large):
         code = (
             f"import sys; sys.path.insert(0, {str(ROOT)!r}); import benchmarks.exchange as b; "
-            f"b.order_entry({count}, {tasks}, {users}, {storage}, gc_policy={gc_policy!r})"
+            f"b.order_entry({count}, {tasks}, {users}, {storage}, gc_policy={gc_policy!r}, "
+            f"readers={readers!r})"
         )
         counts.append(_valgrind(python, ["-c", code]))
     return (counts[1] - counts[0]) / (large - small)
@@ -320,6 +337,7 @@ def _job(job: dict[str, Any]) -> dict[str, Any]:
             job["storage"],
             freeze=job["freeze"],
             gc_policy=job["gc"],
+            readers=job.get("readers", "hub"),
         )
     result["build"] = build_name()
     return result
@@ -363,6 +381,13 @@ def main() -> None:
         help="the collector policy of the order entry: the server's GcPolicy (default) or CPython's",
     )
     parser.add_argument(
+        "--readers",
+        choices=("hub", "everything"),
+        default="hub",
+        help="stream readers: the service's hub without subscribers (default), or also a listener that "
+        "reads every message (what the Binance surface's listeners make `manticore serve` build)",
+    )
+    parser.add_argument(
         "--python",
         default=str(ROOT / ".venv-compiled" / "bin" / "python"),
         help="the interpreter of the headline figures (default: the compiled build, .venv-compiled)",
@@ -385,7 +410,9 @@ def main() -> None:
         print(json.dumps(_job(json.loads(args.job))))
         return
     if args.profile is not None:
-        order_entry(args.orders, args.tasks, args.users, True, args.profile, gc_policy=args.gc)
+        order_entry(
+            args.orders, args.tasks, args.users, True, args.profile, gc_policy=args.gc, readers=args.readers
+        )
         print(f"profile written to {args.profile} ({build_name()})")
         return
     if not args.no_build and args.python == str(ROOT / ".venv-compiled" / "bin" / "python"):
@@ -398,7 +425,14 @@ def main() -> None:
         for label, python in builds:
             for storage in modes if label == "headline" else [True]:
                 per_order = instructions(
-                    python, args.orders // 4, args.orders, args.tasks, args.users, storage, args.gc
+                    python,
+                    args.orders // 4,
+                    args.orders,
+                    args.tasks,
+                    args.users,
+                    storage,
+                    args.gc,
+                    args.readers,
                 )
                 print(
                     f"  order entry, storage {'on' if storage else 'off'}: {per_order:,.0f} "
@@ -418,6 +452,7 @@ def main() -> None:
                     "storage": storage,
                     "freeze": args.gc_freeze,
                     "gc": args.gc,
+                    "readers": args.readers,
                 }
                 runs.setdefault(name, []).append(_worker(python, job))
         if args.replay_records:
@@ -425,7 +460,8 @@ def main() -> None:
             runs.setdefault("replay", []).append(_worker(args.python, job))
     print(
         f"benchmarks.exchange: Python {sys.version.split()[0]}, {args.orders} orders x {args.repeats} "
-        f"repeats, {args.tasks} tasks in flight, {args.users} users, collector policy {args.gc}; "
+        f"repeats, {args.tasks} tasks in flight, {args.users} users, collector policy {args.gc}, "
+        f"stream readers {args.readers}; "
         f"medians; [the build of each line]"
     )
     for name, results in runs.items():

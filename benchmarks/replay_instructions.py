@@ -6,6 +6,11 @@ without a checkpoint (``kill -9``), then counts the instructions of a process th
 of it (replay and storage catch-up). The result is the difference of the two counts over the
 difference of the record counts, so start-up and imports cancel out.
 
+The counted process ends with ``os._exit`` once the exchange is closed: the interpreter's finalization
+(its collections over the whole heap, which grows with the replayed state) is not part of a restart's
+replay, which is what ``benchmarks.exchange`` times. ``--with-finalization`` counts it too (what this
+benchmark counted until session 13: 2,000-10,000 instructions more per record).
+
 ``--forget-stored-position`` deletes storage's journal position first: the replay then captures and
 submits every command's storage units again (what replay did before storage recorded its position).
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import shutil
 import sqlite3
@@ -46,18 +52,21 @@ def make(directory: Path, count: int) -> None:
     exchange.directory_lock.release()
 
 
-def open_copy(directory: Path) -> None:
-    """Open a copy of ``directory`` (the replay) and close it without a checkpoint."""
+def open_copy(directory: Path, finalize: bool = True) -> None:
+    """Open a copy of ``directory`` (the replay) and close it without a checkpoint; without
+    ``finalize``, end the process right there (``os._exit``: no interpreter finalization)."""
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / "data"
         shutil.copytree(directory, copy)
         exchange = Exchange(copy, markets=[MARKET], risk_limits=LIMITS, checkpoint_every=0, fsync=False)
         exchange.open()
-        print(f"replayed {exchange.replayed_records}")
+        print(f"replayed {exchange.replayed_records}", flush=True)
         exchange.close(checkpoint=False)
+        if not finalize:
+            os._exit(0)
 
 
-def instructions(directory: Path) -> int:
+def instructions(directory: Path, finalize: bool) -> int:
     out = subprocess.run(
         [
             "valgrind",
@@ -68,6 +77,7 @@ def instructions(directory: Path) -> int:
             "benchmarks.replay_instructions",
             "--open",
             str(directory),
+            *(["--with-finalization"] if finalize else []),
         ],
         capture_output=True,
         text=True,
@@ -84,10 +94,15 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--large", type=int, default=6000)
     parser.add_argument("--forget-stored-position", action="store_true")
+    parser.add_argument(
+        "--with-finalization",
+        action="store_true",
+        help="count the interpreter's finalization too (the method before session 13)",
+    )
     parser.add_argument("--open", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.open is not None:
-        open_copy(args.open)
+        open_copy(args.open, finalize=args.with_finalization)
         return
     with tempfile.TemporaryDirectory() as scratch:
         counts = []
@@ -98,9 +113,13 @@ def main() -> None:
                 with contextlib.closing(sqlite3.connect(directory / "manticore.db")) as connection:
                     connection.execute("DELETE FROM manticore_journal_positions")
                     connection.commit()
-            counts.append(instructions(directory))
+            counts.append(instructions(directory, args.with_finalization))
     per_record = (counts[1] - counts[0]) / (args.large - args.small)
-    print(f"replay: {per_record:,.0f} instructions per record ({args.small} and {args.large} orders)")
+    how = "with" if args.with_finalization else "without"
+    print(
+        f"replay: {per_record:,.0f} instructions per record ({args.small} and {args.large} orders, "
+        f"{how} the interpreter's finalization)"
+    )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@
 :class:`ExchangeService` is what the HTTP and WebSocket handlers talk to. Commands run on the loop
 thread (each takes microseconds); acknowledgements wait asynchronously for the journal's group commit
 (:meth:`ExchangeService.durable`), so many requests share one ``fsync``. A timer expires GTD orders.
-Stream messages arrive from the journal's writer thread and are handed to the loop, where
-:class:`~manticore_api.streams.StreamHub` fans them out.
+Each durable round's stream messages and position arrive from the journal's writer thread and are
+handed to the loop in one call (one wake-up per round, not per command), where
+:class:`~manticore_api.streams.StreamHub` fans the messages out before the round's acknowledgements
+are released. The exchange builds only the messages the hub's subscriptions read (its
+:class:`~manticore_matching.Demand`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from manticore_auth import AuthManager
 from manticore_matching import Exchange, ServiceUnavailable
 
+from .handoff import LoopHandoff
 from .reads import AsyncReads
 from .streams import StreamHub
 
@@ -28,11 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["ExchangeService"]
 
 log = logging.getLogger("manticore_api")
-
-
-def _time_out(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_exception(ServiceUnavailable("the command could not be made durable in time"))
 
 
 class ExchangeService:
@@ -63,10 +62,15 @@ class ExchangeService:
         self.hub = StreamHub(self.reads)
         self.started_at = time.time()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        #: Commands waiting for durability: (position, number, future, deadline on the loop's clock).
+        self._waiters: list[tuple[int, int, asyncio.Future[None], float]] = []
         self._waiter_no = 0
+        #: The one timer that times out overdue waiters, and when it fires.
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._deadline_at = 0.0
         self._timer: asyncio.Task[None] | None = None
         self.commands = 0
+        self._handoff = LoopHandoff(lambda: self._loop, self.hub.publish)
 
     def make_reads(self) -> AsyncReads:
         """The awaitable reads of :attr:`exchange` (a service over a remote exchange overrides it)."""
@@ -80,10 +84,10 @@ class ExchangeService:
         return TradeHistory(self.exchange)
 
     async def start(self) -> None:
-        """Attach to the running loop: stream and durability callbacks, the expiry timer."""
+        """Attach to the running loop: the durable rounds' callback, the expiry timer."""
         self._loop = asyncio.get_running_loop()
-        self.exchange.add_listener(self._from_journal_thread)
-        self.exchange.add_durable_listener(self._durable_from_journal_thread)
+        self.hub.on_demand = self.exchange.demand_changed
+        self.exchange.add_round_listener(self._round_from_journal_thread, self.hub.demand)
         self._timer = asyncio.create_task(self._expire_forever(), name="manticore-expiry")
 
     async def stop(self) -> None:
@@ -92,9 +96,12 @@ class ExchangeService:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
         await self.hub.close()
-        self.exchange.remove_listener(self._from_journal_thread)
-        self.exchange.close()
+        self.exchange.close()  # its last rounds still release their waiters
+        self.exchange.remove_round_listener(self._round_from_journal_thread)
 
     # ------------------------------------------------------------------ acknowledgements
 
@@ -104,26 +111,55 @@ class ExchangeService:
             return
         if not self.exchange.journal.healthy:
             raise ServiceUnavailable("the command journal cannot write")
-        assert self._loop is not None
-        future: asyncio.Future[None] = self._loop.create_future()
+        loop = self._loop
+        assert loop is not None
+        future: asyncio.Future[None] = loop.create_future()
         self._waiter_no += 1
-        bisect.insort(self._waiters, (position, self._waiter_no, future))
+        deadline = loop.time() + timeout
+        bisect.insort(self._waiters, (position, self._waiter_no, future, deadline))
         self._release_waiters(self.exchange.journal.durable)  # it may have become durable meanwhile
-        # One timer per waiter, cancelled on release (asyncio.wait_for costs ~3 us more per request).
-        timer = self._loop.call_later(timeout, _time_out, future)
-        try:
-            await future
-        finally:
-            timer.cancel()
+        # One timer for every waiter (not one each: a timer per request is a heap push and a cancel).
+        if self._deadline_timer is None or deadline < self._deadline_at:
+            self._time_out_at(deadline)
+        await future
+
+    def _time_out_at(self, deadline: float) -> None:
+        assert self._loop is not None
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+        self._deadline_at = deadline
+        self._deadline_timer = self._loop.call_at(deadline, self._time_out_waiters)
+
+    def _time_out_waiters(self) -> None:
+        """Answer ServiceUnavailable to every waiter past its deadline; set the timer for the next."""
+        assert self._loop is not None
+        self._deadline_timer = None
+        now = self._loop.time()
+        waiting = []
+        for entry in self._waiters:
+            if entry[3] > now:
+                waiting.append(entry)
+            elif not entry[2].done():
+                entry[2].set_exception(ServiceUnavailable("the command could not be made durable in time"))
+        self._waiters = waiting
+        if waiting:
+            self._time_out_at(min(entry[3] for entry in waiting))
 
     def is_durable(self, position: int) -> bool:
         """True once the command at ``position`` is durable (no waiting; :meth:`durable` waits)."""
         return self.exchange.journal.durable >= position
 
-    def _durable_from_journal_thread(self, position: int) -> None:
+    def _round_from_journal_thread(self, position: int, batches: list[list[dict[str, Any]]]) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._release_waiters, position)
+            loop.call_soon_threadsafe(self._on_round, position, batches)
+
+    def _on_round(self, position: int, batches: list[list[dict[str, Any]]]) -> None:
+        """A durable round on the loop: its messages to the streams, then its acknowledgements."""
+        publish = self.hub.publish
+        for batch in batches:
+            publish(batch)
+        self._release_waiters(position)
 
     def _release_waiters(self, position: int) -> None:
         waiters = self._waiters
@@ -140,16 +176,15 @@ class ExchangeService:
     # ------------------------------------------------------------------ streams and timers
 
     def _from_journal_thread(self, batch: list[dict[str, Any]]) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.hub.publish, batch)
+        """One command's messages from a remote exchange's thread (a gateway's feed) to the loop."""
+        self._handoff.put(batch)
 
     def _fail_waiters_if_journal_failed(self) -> None:
         """Answer every waiting command with ServiceUnavailable once the journal has failed: a failed
         journal makes nothing durable any more, so they would otherwise wait for their timeout."""
         if self._waiters and not self.exchange.journal.healthy:
             waiters, self._waiters = self._waiters, []
-            for _position, _number, future in waiters:
+            for _position, _number, future, _deadline in waiters:
                 if not future.done():
                     future.set_exception(ServiceUnavailable("the command journal cannot write"))
 

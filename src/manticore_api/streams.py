@@ -33,7 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
+
+from manticore_matching import Demand
 
 from .jsontext import dumps_text
 from .reads import AsyncReads
@@ -80,7 +83,13 @@ class StreamConnection:
 
 
 class StreamHub:
-    """Routes each durable command's messages to the connections that asked for them."""
+    """Routes each durable command's messages to the connections that asked for them.
+
+    :attr:`demand` names what the subscriptions read (the book diffs and trades of the markets with a
+    subscriber, the private messages of the users with one); it is updated on every change of
+    subscriptions, and :attr:`on_demand` (the exchange's ``demand_changed``) is called then. A book
+    subscription turns its market's diffs on before its snapshot is read, so every diff after the
+    snapshot is built."""
 
     def __init__(self, reads: AsyncReads, max_queue: int = 10_000) -> None:
         self.reads = reads
@@ -90,6 +99,10 @@ class StreamHub:
         self._users: dict[str, set[StreamConnection]] = {}
         self._connections: set[StreamConnection] = set()
         self.messages_published = 0
+        self.demand = Demand()
+        self.on_demand: Callable[[], None] | None = None
+        #: Book subscriptions waiting for their snapshot, by market (their diffs are built already).
+        self._opening: dict[str, int] = {}
 
     @property
     def connection_count(self) -> int:
@@ -108,6 +121,24 @@ class StreamHub:
                 self._channels.get(key, set()).discard(connection)
         connection.subscriptions.clear()
         connection.closed = True
+        self._refresh_demand()
+
+    def _refresh_demand(self) -> None:
+        """Recompute :attr:`demand` from the subscriptions and tell the exchange if it changed."""
+        demand = self.demand
+        books = {
+            symbol for (channel, symbol), targets in self._channels.items() if channel == "book" and targets
+        }
+        books.update(self._opening)
+        trades = {
+            symbol for (channel, symbol), targets in self._channels.items() if channel == "trades" and targets
+        }
+        users = {user for user, targets in self._users.items() if targets}
+        if (books, trades, users) == (demand.books, demand.trades, demand.users):
+            return
+        demand.books, demand.trades, demand.users = books, trades, users
+        if self.on_demand is not None:
+            self.on_demand()
 
     async def subscribe(
         self, connection: StreamConnection, channel: str, symbol: str | None
@@ -123,23 +154,37 @@ class StreamHub:
                 raise ValueError('authenticate first: send {"op": "auth", ...}')
             connection.subscriptions.add(("private", connection.user_id))
             self._users.setdefault(connection.user_id, set()).add(connection)
+            self._refresh_demand()
             return {"type": "subscribed", "channel": "private"}
         if channel not in ("book", "trades"):
             raise ValueError("channel must be book, trades or private")
         if not isinstance(symbol, str) or symbol not in await self.reads.markets():
             raise ValueError(f"unknown market {str(symbol)[:40]!r}")
-        snapshot = await self.reads.get_snapshot(symbol) if channel == "book" else None
+        snapshot = await self._snapshot(symbol) if channel == "book" else None
         if connection.closed:
+            self._refresh_demand()
             return {}
         key = (channel, symbol)
         connection.subscriptions.add(key)
         self._channels.setdefault(key, set()).add(connection)
+        self._refresh_demand()
         acknowledgement = {"type": "subscribed", "channel": channel, "symbol": symbol}
         if snapshot is not None:
             connection.push(acknowledgement)
             connection.push({"type": "snapshot", **snapshot})
             return {}
         return acknowledgement
+
+    async def _snapshot(self, symbol: str) -> dict[str, Any]:
+        """``symbol``'s book snapshot, read after its diffs are turned on (they stay on meanwhile)."""
+        self._opening[symbol] = self._opening.get(symbol, 0) + 1
+        self._refresh_demand()
+        try:
+            return await self.reads.get_snapshot(symbol)
+        finally:
+            left = self._opening.pop(symbol) - 1
+            if left:
+                self._opening[symbol] = left
 
     def unsubscribe(self, connection: StreamConnection, channel: str, symbol: str | None) -> dict[str, Any]:
         key = ("private", connection.user_id or "") if channel == "private" else (channel, str(symbol))
@@ -148,6 +193,7 @@ class StreamHub:
             self._users.get(key[1], set()).discard(connection)
         else:
             self._channels.get(key, set()).discard(connection)
+        self._refresh_demand()
         return {"type": "unsubscribed", "channel": channel, "symbol": symbol}
 
     def publish(self, batch: list[dict[str, Any]]) -> None:

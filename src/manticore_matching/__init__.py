@@ -11,6 +11,7 @@ from .config import (
     load_markets,
     load_risk_limits,
 )
+from .demand import Demand
 from .errors import (
     ExchangeError,
     InvalidCommand,
@@ -30,6 +31,7 @@ __all__ = [
     "ConfigError",
     "DataDirectoryLock",
     "DataDirectoryLocked",
+    "Demand",
     "Exchange",
     "ExchangeError",
     "InvalidCommand",

@@ -69,6 +69,7 @@ from .checkpoints import (
 from .command_ids import CommandResults, check_command_id
 from .commands import GENERATED_PREFIX, ORDER_ID, Receipt
 from .config import MarketConfig
+from .demand import Wanted
 from .errors import (
     ExchangeError,
     InvalidCommand,
@@ -78,7 +79,7 @@ from .errors import (
     ServiceUnavailable,
     UnknownMarket,
 )
-from .feed import CommandCapture, messages, users_of
+from .feed import CommandCapture, command_messages, users_of
 from .journal import CommandLog, Journal, JournalClosed, JournalCorrupt
 from .lock import DataDirectoryLock
 from .market import RECENT_TRADES, TRADE_KEYS, Market, new_book, owned
@@ -92,6 +93,8 @@ __all__ = ["Exchange", "Receipt"]
 log = logging.getLogger("manticore_matching")
 
 TRADE_EXECUTED = EventType.TRADE_EXECUTED
+#: What :meth:`Exchange._commit` returns for a replayed command without a command id (unread).
+_REPLAYED = Receipt(0)
 
 
 class _CommandFrame:
@@ -212,6 +215,8 @@ class Exchange(ExchangeReads, Listeners):
         self._stored_position = 0
         self._replayed_to = 0
         self._capture_stale = False
+        #: What the stream listeners read (None: no listener, or a replay): :meth:`_refresh_wanted`.
+        self._wanted: Wanted | None = None
         self.risk = RiskManager(limits=self._risk_limits)
         self._settle_as = settle_as
         #: A market shard's settlements not yet applied by the account shard (None: a whole exchange).
@@ -304,7 +309,7 @@ class Exchange(ExchangeReads, Listeners):
                 self._storage_capture(True)
                 if collecting:
                     gc.enable()
-            self._capture_all(self._streaming())
+            self._refresh_wanted()
             self._release.released = self.journal.appended  # replayed: storage has their units
             self.storage.flush()
             self.journal.start()
@@ -410,7 +415,7 @@ class Exchange(ExchangeReads, Listeners):
         # Only what each handler reads: the book builds no payload that nobody takes.
         for event_type in RiskManager.EVENT_TYPES:
             manager.subscribe(event_type, self.risk.on_event)
-        capture.attach(manager, self._streaming())
+        capture.attach(manager, self._wanted is not None and self._wanted.book(config.symbol))
         manager.subscribe(EventType.ERROR, self._on_handler_error)
         self.risk.register_market(
             symbol=config.symbol, base_asset=config.base_asset, quote_asset=config.quote_asset, book=book
@@ -423,21 +428,19 @@ class Exchange(ExchangeReads, Listeners):
         self._markets[config.symbol] = market
         return market
 
-    def _streaming(self) -> bool:
-        """Whether commands build stream messages: while a stream listener is there, never in replay."""
-        release = self._release
-        return bool(release.listeners or release.batch_listeners) and not self._replaying
-
     def _listeners_changed(self) -> None:
         # Applied by the next command's frame, which holds the exchange's lock: taking the lock here
         # could deadlock a listener removed from the journal's thread against a waiting checkpoint.
         self._capture_stale = True
 
-    def _capture_all(self, complete: bool) -> None:
-        """Make every market's capture complete (every event, for stream messages) or not."""
-        self._capture_stale = False
-        for market in self._markets.values():
-            market.capture.listen(market.book.event_manager, complete)
+    def _refresh_wanted(self) -> None:
+        """Read what the stream listeners want now (never in replay: nothing is streamed then) and make
+        each market's capture complete (every event, for its book diffs) only if they read its diffs."""
+        self._capture_stale = False  # first: a change from another thread after this is seen next time
+        wanted = None if self._replaying else self._release.wanted()
+        self._wanted = wanted
+        for symbol, market in self._markets.items():
+            market.capture.listen(market.book.event_manager, wanted is not None and wanted.book(symbol))
 
     def _on_handler_error(self, _event_type: EventType, data: dict[str, Any]) -> None:
         error = cast(ErrorPayload, data)
@@ -598,7 +601,8 @@ class Exchange(ExchangeReads, Listeners):
                     record["cid"] = command_id
                 apply.transfer(self.risk, record)
                 extra = None
-                if self._release.listeners or self._release.batch_listeners:
+                wanted = self._wanted
+                if wanted is not None and (wanted.users is None or user_id in wanted.users):
                     extra = [{"type": "balances", "user_id": user_id, **self.balances(user_id)}]
                 return self._commit(record, None, now, extra=extra)
 
@@ -843,7 +847,7 @@ class Exchange(ExchangeReads, Listeners):
         failed command captured."""
         self._check_accepting()
         if self._capture_stale:
-            self._capture_all(self._streaming())
+            self._refresh_wanted()
         now = ts if ts is not None else max(self._clock(), self._now)
         self._now = now
         return _CommandFrame(self, market, now)
@@ -884,15 +888,18 @@ class Exchange(ExchangeReads, Listeners):
             for event_type, data in events:
                 if event_type is TRADE_EXECUTED:
                     trades.append({key: data[key] for key in TRADE_KEYS})
-            if not replaying and market.capture.complete:  # messages only while a listener takes them
+            wanted = self._wanted
+            if wanted is not None and not replaying:  # messages only while a listener reads them
                 config = market.config
-                batch = messages(
-                    config.symbol, sequence - len(events) + 1, sequence, now, events, config.quote_asset
-                )
-                balances = self.risk.balances
-                batch.extend(
-                    {"type": "balances", "user_id": user, "balances": balances(user)}
-                    for user in users_of(events)
+                batch = command_messages(
+                    wanted,
+                    config.symbol,
+                    config.quote_asset,
+                    market.capture.complete,
+                    sequence,
+                    now,
+                    events,
+                    self.risk.balances,
                 )
         elif self.outbox is not None and record["op"] == "routed":
             self._settle(record, None, [], order_id, None)
@@ -905,9 +912,10 @@ class Exchange(ExchangeReads, Listeners):
                 submit = self.storage.submit
                 for unit in units:
                     submit(unit)
+            if "cid" not in record:
+                return _REPLAYED  # nobody reads a replayed command's receipt but its command id's
             receipt = Receipt(record.get("n", 0), order_id, order)
-            if "cid" in record:
-                self._commands.remember(record["cid"], record["op"], now, receipt)
+            self._commands.remember(record["cid"], record["op"], now, receipt)
             return receipt
         # Queued before the append: the writer may make the record durable before append() returns.
         entry = (self.journal.appended + 1, units, batch, now)
@@ -952,15 +960,20 @@ class Exchange(ExchangeReads, Listeners):
                 self._commit(record, routed_market, now, order_id)
             return
         market = self._market(record["symbol"])
-        with self._command(market, ts) as now:
-            if op == "place" and "client_order_id" not in record:  # before ids were always MC-<n>
+        # No command frame: a replayed record that fails fails the whole open, which drops the state.
+        self._now = ts
+        if op == "place":
+            if "client_order_id" not in record:  # before ids were always MC-<n>
                 record["client_order_id"] = commands.legacy_client_id(record["order_id"])
             apply.replay(self.risk, market.book, record)
-            if op == "place" and record["order_id"].startswith(GENERATED_PREFIX):
+            if record["order_id"].startswith(GENERATED_PREFIX):
                 number = int(record["order_id"][len(GENERATED_PREFIX) :])
-                self._next_order_no = max(self._next_order_no, number)
-            # A command id's receipt names the order the command was about (placed, cancelled, modified).
-            self._commit(record, market, now, record.get("order_id") if "cid" in record else None)
+                if number > self._next_order_no:
+                    self._next_order_no = number
+        else:
+            apply.replay(self.risk, market.book, record)
+        # A command id's receipt names the order the command was about (placed, cancelled, modified).
+        self._commit(record, market, ts, record.get("order_id") if "cid" in record else None)
 
     def _remember_replayed(self, record: dict[str, Any], ts: float) -> None:
         """Remember the command id of a replayed record that does not pass through :meth:`_commit`."""

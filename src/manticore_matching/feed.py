@@ -23,6 +23,7 @@ Prices and quantities are exact decimal strings with the market's grid decimals 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Container
 from typing import Any
 
 from manticore_orderbook import (
@@ -34,6 +35,7 @@ from manticore_orderbook import (
     TradePayload,
 )
 
+from .demand import Wanted
 from .formatting import money
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "FILL_KEYS",
     "MESSAGE_ONLY_EVENTS",
     "CommandCapture",
+    "command_messages",
     "fill_view",
     "messages",
     "users_of",
@@ -181,17 +184,28 @@ def messages(
     timestamp: float,
     events: list[tuple[EventType, Any]],
     fee_asset: str | None = None,
+    *,
+    book: bool = True,
+    trades: bool = True,
+    users: Container[str] | None = None,
+    fills: bool = False,
 ) -> list[dict[str, Any]]:
     """The stream messages of one command on ``symbol`` that used sequences ``first..last``; fees are in
-    ``fee_asset`` (the market's quote asset)."""
+    ``fee_asset`` (the market's quote asset).
+
+    Only the ones asked for, in the same order: the ``book`` diff (its sequences count ``events``, so
+    they must be every event of the command), the ``trades``, and the private messages of ``users``
+    (None: everyone's) plus, with ``fills``, every user's fill messages."""
     result: list[dict[str, Any]] = []
     if last_sequence < first_sequence:
         return result
     levels: dict[tuple[str, object], dict[str, Any]] = {}
-    trades: list[dict[str, Any]] = []
+    trade_messages: list[dict[str, Any]] = []
     private: list[dict[str, Any]] = []
     for event_type, data in events:
         if event_type in _LEVEL_EVENTS:
+            if not book:
+                continue
             level: PriceLevelPayload = data
             levels[(level["side"], level["price"])] = {
                 "price": level["price"],
@@ -199,8 +213,10 @@ def messages(
                 "order_count": level["order_count"],
             }
         elif event_type is _TRADE:
+            if not trades:
+                continue
             trade: TradePayload = data
-            trades.append(
+            trade_messages.append(
                 {
                     "type": "trade",
                     "symbol": trade["symbol"],
@@ -214,7 +230,8 @@ def messages(
             )
         elif event_type is _FILLED:
             fill: OrderFilledPayload = data
-            if fill.get("user_id") is not None:
+            owner = fill.get("user_id")
+            if owner is not None and (fills or users is None or owner in users):
                 # fill_view's keys in its order, written out (one dict per fill instead of two).
                 private.append(
                     {
@@ -238,23 +255,64 @@ def messages(
                 )
         elif event_type in _ORDER_EVENTS:
             order: OrderPayload = data
-            if order.get("user_id") is not None:
+            owner = order.get("user_id")
+            if owner is not None and (users is None or owner in users):
                 private.append(
                     {"type": "order", "user_id": order["user_id"], "event": event_type.value, "order": order}
                 )
-    bids = [level for (side, _), level in levels.items() if side == "buy"]
-    asks = [level for (side, _), level in levels.items() if side == "sell"]
-    result.append(
-        {
-            "type": "book",
-            "symbol": symbol,
-            "first_sequence": first_sequence,
-            "last_sequence": last_sequence,
-            "timestamp": timestamp,
-            "bids": bids,
-            "asks": asks,
-        }
-    )
-    result.extend(trades)
+    if book:
+        bids = [level for (side, _), level in levels.items() if side == "buy"]
+        asks = [level for (side, _), level in levels.items() if side == "sell"]
+        result.append(
+            {
+                "type": "book",
+                "symbol": symbol,
+                "first_sequence": first_sequence,
+                "last_sequence": last_sequence,
+                "timestamp": timestamp,
+                "bids": bids,
+                "asks": asks,
+            }
+        )
+    result.extend(trade_messages)
     result.extend(private)
     return result
+
+
+def command_messages(
+    wanted: Wanted,
+    symbol: str,
+    fee_asset: str | None,
+    complete: bool,
+    sequence: int,
+    timestamp: float,
+    events: list[tuple[EventType, Any]],
+    balances: Callable[[str], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """What the stream listeners read (``wanted``) of one command's messages on ``symbol``: its book
+    diff if the capture was ``complete`` (every event: only then may the events be counted as its
+    sequences, up to ``sequence``), its trades, the private messages, and a ``balances`` message for
+    each wanted user that its events name (``balances(user)``, read now)."""
+    users = wanted.users
+    trades = wanted.trade(symbol)
+    if not (complete or trades or wanted.fills or users is None or users):
+        return []
+    batch = messages(
+        symbol,
+        sequence - len(events) + 1,
+        sequence,
+        timestamp,
+        events,
+        fee_asset,
+        book=complete,
+        trades=trades,
+        users=users,
+        fills=wanted.fills,
+    )
+    if users is None or users:
+        batch.extend(
+            {"type": "balances", "user_id": user, "balances": balances(user)}
+            for user in users_of(events)
+            if users is None or user in users
+        )
+    return batch

@@ -3,7 +3,8 @@
 Nothing leaves the process before the command's journal record is on disk: :class:`Release` queues
 each command's storage units and messages under its journal position, and the journal's writer thread
 (:meth:`Release.on_durable`) hands them on when the position becomes durable: units to storage,
-messages to the stream listeners, then the position to the durability listeners. After the units of
+messages to the stream listeners (each command's to the per-command listeners, then the whole round's
+to the round listeners in one call), then the position to the durability listeners. After the units of
 a round it submits the journal position of the last command they belong to
 (:meth:`~manticore_storage.StorageManager.submit_journal_position`), which storage commits in the same
 transaction as their rows: a restart replays the journal without submitting those units again.
@@ -19,7 +20,9 @@ from typing import Any
 
 from manticore_storage import StorageManager
 
-__all__ = ["BatchListener", "Entry", "Listener", "Listeners", "Release"]
+from .demand import Demand, Wanted
+
+__all__ = ["BatchListener", "Entry", "Listener", "Listeners", "Release", "RoundListener"]
 
 log = logging.getLogger("manticore_matching")
 
@@ -27,6 +30,9 @@ log = logging.getLogger("manticore_matching")
 Listener = Callable[[list[dict[str, Any]]], None]
 #: ``listener(position, messages)``: one durable command's journal position and stream messages.
 BatchListener = Callable[[int, list[dict[str, Any]]], None]
+#: ``listener(position, batches)``: one durable round: its last journal position and the stream
+#: messages of its commands (one list per command that has any, in journal order; maybe none).
+RoundListener = Callable[[int, list[list[dict[str, Any]]]], None]
 #: ``(journal position, storage units, stream messages, clock reading)`` of one command.
 Entry = tuple[int, list[Any], list[dict[str, Any]], float]
 
@@ -37,9 +43,11 @@ class Release:
     __slots__ = (
         "_released_changed",
         "batch_listeners",
+        "demands",
         "durable_listeners",
         "listeners",
         "released",
+        "round_listeners",
         "unreleased",
     )
 
@@ -47,7 +55,10 @@ class Release:
         self.unreleased: deque[Entry] = deque()
         self.listeners: list[Listener] = []
         self.batch_listeners: list[BatchListener] = []
+        self.round_listeners: list[RoundListener] = []
         self.durable_listeners: list[Callable[[int], None]] = []
+        #: Every stream listener (per command, batch or round) with its demand (None: every message).
+        self.demands: list[tuple[object, Demand | None]] = []
         #: Every command up to this journal position has been handed on (units to storage).
         self.released = 0
         self._released_changed = threading.Condition()
@@ -58,10 +69,16 @@ class Release:
         with self._released_changed:
             return self._released_changed.wait_for(lambda: self.released >= position, timeout)
 
+    def wanted(self) -> Wanted | None:
+        """What the stream listeners read, together (None: there is no stream listener)."""
+        demands = list(self.demands)
+        return Wanted(demand for _, demand in demands) if demands else None
+
     def on_durable(self, position: int, storage: StorageManager | None) -> None:
         """Release every queued command up to ``position`` (the journal's writer thread calls this)."""
         unreleased = self.unreleased
         submitted: Entry | None = None
+        rounds: list[list[dict[str, Any]]] | None = [] if self.round_listeners else None
         while unreleased and unreleased[0][0] <= position:
             entry = unreleased.popleft()
             released, units, batch, _ = entry
@@ -81,6 +98,8 @@ class Release:
                         batch_listener(released, batch)
                     except Exception:
                         log.exception("stream listener failed")
+                if rounds is not None:
+                    rounds.append(batch)
         if submitted is not None:
             assert storage is not None
             # Committed with the rows of the units before it: a restart need not submit them again.
@@ -88,6 +107,12 @@ class Release:
         with self._released_changed:
             self.released = position
             self._released_changed.notify_all()
+        if rounds is not None:
+            for round_listener in list(self.round_listeners):
+                try:
+                    round_listener(position, rounds)
+                except Exception:
+                    log.exception("stream listener failed")
         for durable_listener in list(self.durable_listeners):
             try:
                 durable_listener(position)
@@ -96,25 +121,73 @@ class Release:
 
 
 class Listeners:
-    """Who an exchange tells about durable commands (the exchange's ``_release`` is a :class:`Release`)."""
+    """Who an exchange tells about durable commands (the exchange's ``_release`` is a :class:`Release`).
+
+    Every stream listener may name a :class:`~manticore_matching.demand.Demand`: what it reads of the
+    messages. Without one it is given every message; with one, at least the messages it names (the
+    exchange builds only what some listener reads: :mod:`manticore_matching.demand`)."""
 
     _release: Release
 
-    def add_listener(self, listener: Listener) -> None:
+    def add_listener(self, listener: Listener, demand: Demand | None = None) -> None:
         """Call ``listener(messages)`` with each durable command's stream messages, in journal order,
         from the journal's writer thread (see :mod:`manticore_matching.feed` for the shapes)."""
         self._release.listeners.append(listener)
-        self._listeners_changed()
+        self._add_demand(listener, demand)
 
     def remove_listener(self, listener: Listener) -> None:
         """Stop calling ``listener``."""
         if listener in self._release.listeners:
             self._release.listeners.remove(listener)
+        self._drop_demand(listener)
+
+    def add_batch_listener(self, listener: BatchListener, demand: Demand | None = None) -> None:
+        """Like :meth:`add_listener`, with each command's journal position first:
+        ``listener(position, messages)`` (positions rise; commands without messages are skipped)."""
+        self._release.batch_listeners.append(listener)
+        self._add_demand(listener, demand)
+
+    def remove_batch_listener(self, listener: BatchListener) -> None:
+        """Stop calling ``listener``."""
+        if listener in self._release.batch_listeners:
+            self._release.batch_listeners.remove(listener)
+        self._drop_demand(listener)
+
+    def add_round_listener(self, listener: RoundListener, demand: Demand | None = None) -> None:
+        """Call ``listener(position, batches)`` once per durable round, from the journal's writer thread:
+        ``position`` is the round's last journal position, ``batches`` the stream messages of its
+        commands (one list per command that has any, in journal order; an empty list when none has).
+        Called after the round's per-command listeners and storage's hand-off, before the durability
+        listeners: one call (one hand-off to another thread) per round instead of one per command."""
+        self._release.round_listeners.append(listener)
+        self._add_demand(listener, demand)
+
+    def remove_round_listener(self, listener: RoundListener) -> None:
+        """Stop calling ``listener``."""
+        if listener in self._release.round_listeners:
+            self._release.round_listeners.remove(listener)
+        self._drop_demand(listener)
+
+    def demand_changed(self) -> None:
+        """Tell the exchange that a listener's :class:`~manticore_matching.demand.Demand` changed; it
+        applies from the next command on."""
+        self._listeners_changed()
+
+    def _add_demand(self, listener: object, demand: Demand | None) -> None:
+        self._release.demands.append((listener, demand))
+        self._listeners_changed()
+
+    def _drop_demand(self, listener: object) -> None:
+        demands = self._release.demands
+        for index, (known, _) in enumerate(demands):
+            if known == listener:
+                del demands[index]
+                break
         self._listeners_changed()
 
     def _listeners_changed(self) -> None:
-        """Called after a stream listener was added or removed (the exchange builds stream messages
-        only while it has one)."""
+        """Called after a stream listener or its demand changed (the exchange builds stream messages
+        only while some listener reads them)."""
 
     def add_durable_listener(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(position)`` from the journal's writer thread each time commands up to
@@ -125,15 +198,3 @@ class Listeners:
         """Stop calling ``listener``."""
         if listener in self._release.durable_listeners:
             self._release.durable_listeners.remove(listener)
-
-    def add_batch_listener(self, listener: BatchListener) -> None:
-        """Like :meth:`add_listener`, with each command's journal position first:
-        ``listener(position, messages)`` (positions rise; commands without messages are skipped)."""
-        self._release.batch_listeners.append(listener)
-        self._listeners_changed()
-
-    def remove_batch_listener(self, listener: BatchListener) -> None:
-        """Stop calling ``listener``."""
-        if listener in self._release.batch_listeners:
-            self._release.batch_listeners.remove(listener)
-        self._listeners_changed()

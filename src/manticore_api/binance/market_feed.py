@@ -29,8 +29,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
-from manticore_matching import Exchange
+from manticore_matching import Demand, Exchange
 
+from ..handoff import LoopHandoff
 from ..jsontext import dumps_text
 from .book_mirror import BookMirror
 from .klines import Klines
@@ -112,7 +113,13 @@ class MarketFeed:
         self._task: asyncio.Task[None] | None = None
         self._ticks = 0
         self.frames_sent = 0
-        exchange.add_listener(self._from_journal_thread)
+        #: What the feed reads: every market's book diffs (the mirrors follow them) and trades.
+        self.demand = Demand(books=None, trades=None)
+        self._handoff = LoopHandoff(loop, self.publish)
+        if isinstance(exchange, Exchange):
+            exchange.add_listener(self._handoff.put, self.demand)
+        else:  # a gateway's remote exchange: it forwards every message
+            exchange.add_listener(self._handoff.put)
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -183,11 +190,6 @@ class MarketFeed:
         return self._index.get((kind, native), set())
 
     # ------------------------------------------------------------------ durable messages
-
-    def _from_journal_thread(self, batch: list[dict[str, Any]]) -> None:
-        loop = self._loop()
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.publish, batch)
 
     def publish(self, batch: list[dict[str, Any]]) -> None:
         """Take one durable command's messages (on the loop, in journal order)."""
