@@ -30,6 +30,7 @@ from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import select
 
+from manticore_matching import Demand
 from manticore_storage import schema
 
 from .markets import BinanceMarkets
@@ -121,7 +122,7 @@ class _Series:
 class _HasStorage(Protocol):
     storage: Any
 
-    def add_listener(self, listener: Any) -> None: ...
+    def add_listener(self, listener: Any, demand: Demand | None = None) -> None: ...
 
     def remove_listener(self, listener: Any) -> None: ...
 
@@ -169,7 +170,7 @@ class Klines:
                 result = connection.execution_options(yield_per=5000).execute(query)
                 for row in result:
                     self.on_trade(row[0], row[1], row[2], row[4], row[3], row[5], row[6])
-        exchange.add_listener(self.on_messages)
+        exchange.add_listener(self.on_messages, Demand(trades=None))  # every market's trades, nothing else
         self._exchange = exchange
 
     def detach(self) -> None:
