@@ -55,6 +55,7 @@ from .enums import (
     EventType,
     SelfTradePrevention,
     Side,
+    TimeInForce,
     parse_order_type,
     parse_side,
     parse_stp,
@@ -222,7 +223,7 @@ class OrderBook:
 
     * properties, commands (``add_order`` ... ``clear``; hot), queries (``get_*``), state transfer
       (thin methods; the code is in :mod:`manticore_orderbook.restore`, cold);
-    * validation (``_build``; ``_build_plain`` is the hot fast path), entering orders: matching,
+    * validation (``_build``; ``add_order`` holds the hot fast path), entering orders: matching,
       self-trade prevention, resting and removal (``_enter`` ... ``_modify_in_place``; hot);
     * stops and expiry (``_hold_stop`` ... ``_expire_due``; hot only when stops or GTD orders exist);
     * events: queueing and delivery (``_emit_*``, ``_queue``, ``_dispatch``; hot);
@@ -487,7 +488,12 @@ class OrderBook:
             clock = self._clock
             now = clock()
             client_id = None if client_order_id is None else check_client_order_id(client_order_id)
-            order = None
+            order: Order | None = None
+            # The fast path for plain limit and market orders with well-formed arguments, inlined (a
+            # call costs a frame in pure Python). Anything unusual leaves ``order`` None, and ``_build``
+            # then validates (and explains) in full. ``==`` before the tables: a str comparison is
+            # cheaper than a dict lookup (members compare equal to their values, so Side.BUY and
+            # TimeInForce.GTC take this path too).
             if (
                 order_type is None
                 and expiry_time is None
@@ -495,8 +501,53 @@ class OrderBook:
                 and trail_value is None
                 and displayed_quantity is None
                 and self_trade_prevention is None
+                and quantity is not None
+                and isinstance(side, str)
+                and (user_id is None or isinstance(user_id, str))
+                and (time_in_force is None or isinstance(time_in_force, str))
+                and (
+                    order_id is None
+                    or (
+                        isinstance(order_id, str)
+                        and order_id
+                        and len(order_id) <= _ORDER_ID_MAX_LEN
+                        and order_id not in self._orders
+                    )
+                )
             ):
-                order = self._build_plain(side, price, quantity, order_id, time_in_force, user_id, now)
+                side_ = BUY if side == "buy" else SELL if side == "sell" else _PLAIN_SIDES.get(side)
+                if time_in_force is None or time_in_force == "GTC":
+                    tif: TimeInForce | None = GTC
+                else:
+                    tif = IOC if time_in_force == "IOC" else _PLAIN_TIFS.get(time_in_force)
+                if side_ is not None and tif is not None:
+                    # Grid.to_units' memo read inline; see to_units for which inputs it holds and why
+                    # the bound is checked again. Floats first: the user convention's numbers.
+                    price_units: int | None = None
+                    if price is not None:
+                        grid = self._price_grid
+                        number_type = type(price)
+                        if (number_type is float and _INTERPRETED) or number_type is str:
+                            price_units = grid._cache.get(price)
+                            if price_units is not None and price_units > grid.max_units:
+                                price_units = None
+                        if price_units is None:
+                            price_units = grid.to_units(price)
+                    grid = self._qty_grid
+                    number_type = type(quantity)
+                    qty_units: int | None = None
+                    if (number_type is float and _INTERPRETED) or number_type is str:
+                        qty_units = grid._cache.get(quantity)
+                        if qty_units is not None and qty_units > grid.max_units:
+                            qty_units = None
+                    qty = grid.to_units(quantity) if qty_units is None else qty_units
+                    oid = self._new_order_id(None) if order_id is None else order_id
+                    kind = LIMIT if price_units is not None else MARKET
+                    stp = self.default_stp
+                    if _INTERPRETED:  # the same Order, without calling the class (see plain_order)
+                        order = plain_order(oid, side_, price_units, qty, kind, tif, user_id, now, stp)
+                    else:
+                        order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, stp)
             if order is None:
                 order = self._build(
                     side,
@@ -1045,98 +1096,6 @@ class OrderBook:
         order.trail = trail
         order.trail_is_percent = bool(trail_is_percent)
         return order
-
-    def _build_plain(
-        self,
-        side: object,
-        price: object,
-        quantity: object,
-        order_id: object,
-        time_in_force: object,
-        user_id: object,
-        now: float,
-    ) -> Order | None:
-        """The fast path of ``_build`` for plain limit and market orders with well-formed arguments.
-
-        Returns None whenever anything is unusual; ``_build`` then validates (and explains) in full."""
-        # ``==`` before the table: a str comparison is cheaper than a dict lookup (members compare equal
-        # to their values, so Side.BUY takes this path too)
-        if not isinstance(side, str):
-            return None
-        if side == "buy":
-            side_ = BUY
-        elif side == "sell":
-            side_ = SELL
-        else:
-            found_side = _PLAIN_SIDES.get(side)
-            if found_side is None:
-                return None
-            side_ = found_side
-        if time_in_force is None:
-            tif = GTC
-        elif not isinstance(time_in_force, str):
-            return None
-        elif time_in_force == "GTC":  # ``==`` before the table, as for the side
-            tif = GTC
-        elif time_in_force == "IOC":
-            tif = IOC
-        else:
-            found = _PLAIN_TIFS.get(time_in_force)
-            if found is None:
-                return None
-            tif = found
-        if quantity is None or (user_id is not None and not isinstance(user_id, str)):
-            return None
-        if order_id is not None and not (
-            isinstance(order_id, str)
-            and 0 < len(order_id) <= _ORDER_ID_MAX_LEN
-            and order_id not in self._orders
-        ):
-            return None
-        # Grid.to_units' memo read inline (a call each costs more in pure Python); see to_units for
-        # which inputs it holds and why the bound is checked again.
-        price_units: int | None = None
-        if price is not None:
-            grid = self._price_grid
-            kind = type(price)
-            if kind is str or (kind is float and _INTERPRETED):
-                price_units = grid._cache.get(price)
-                if price_units is not None and price_units > grid.max_units:
-                    price_units = None
-            if price_units is None:
-                price_units = grid.to_units(price)
-        grid = self._qty_grid
-        kind = type(quantity)
-        qty_units: int | None = None
-        if kind is str or (kind is float and _INTERPRETED):
-            qty_units = grid._cache.get(quantity)
-            if qty_units is not None and qty_units > grid.max_units:
-                qty_units = None
-        qty = grid.to_units(quantity) if qty_units is None else qty_units
-        oid = self._new_order_id(None) if order_id is None else order_id
-        if _INTERPRETED:  # the same Order, without calling the class (see plain_order)
-            return plain_order(
-                oid,
-                side_,
-                price_units,
-                qty,
-                LIMIT if price_units is not None else MARKET,
-                tif,
-                user_id,
-                now,
-                self.default_stp,
-            )
-        return Order(
-            oid,
-            side_,
-            price_units,
-            qty,
-            LIMIT if price_units is not None else MARKET,
-            tif,
-            user_id,
-            now,
-            self.default_stp,
-        )
 
     def _new_order_id(self, reserved: set[str] | None) -> str:
         while True:
