@@ -64,7 +64,7 @@ from .enums import (
 from .errors import DuplicateOrderIdError, InvalidOrderError
 from .events import EVENT_INDEX, EventHandler, EventManager
 from .lock import BookLock
-from .model import Order, PriceLevel, Trade, plain_order
+from .model import Order, PriceLevel, Trade
 from .numbers import _INTERPRETED, Grid, NumberFormat, to_decimal
 from .payloads import (
     ORDER_ADDED_KEYS,
@@ -124,6 +124,7 @@ assert [EVENT_INDEX[t] for t in EventType] == [
 _PLAIN_SIDES: Final = {"buy": BUY, "sell": SELL, "BUY": BUY, "SELL": SELL, "Buy": BUY, "Sell": SELL}
 _PLAIN_TIFS: Final = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "gtc": GTC, "ioc": IOC, "fok": FOK}
 _ORDER_ID_MAX_LEN: Final = 128
+_new_object: Final = object.__new__
 _EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
 # Enum class attribute lookups cost ~150 ns each (EnumType's metaclass machinery); module constants
 # do not. The hot paths name event types through these.
@@ -544,8 +545,35 @@ class OrderBook:
                     oid = self._new_order_id(None) if order_id is None else order_id
                     kind = LIMIT if price_units is not None else MARKET
                     stp = self.default_stp
-                    if _INTERPRETED:  # the same Order, without calling the class (see plain_order)
-                        order = plain_order(oid, side_, price_units, qty, kind, tif, user_id, now, stp)
+                    if _INTERPRETED:
+                        # The same Order, without calling the class: in the interpreter a call to a
+                        # class runs ``__init__`` in a frame of its own (through ``type.__call__``) and
+                        # a call to a helper costs a frame too. Every slot ``Order.__init__`` sets, to
+                        # the same value (tests/orderbook/test_fast_paths.py compares them all).
+                        order = _new_object(Order)
+                        order.order_id = oid
+                        order.client_order_id = None
+                        order.side = side_
+                        order.price = price_units
+                        order.quantity = qty
+                        order.filled = 0
+                        order.open = qty
+                        order.visible = 0
+                        order.peak = 0
+                        order.order_type = kind
+                        order.tif = tif
+                        order.expiry = None
+                        order.user_id = user_id
+                        order.timestamp = now
+                        order.stp = stp
+                        order.stop_price = None
+                        order.trail = None
+                        order.trail_is_percent = False
+                        order.trail_ref = None
+                        order.pending = False
+                        order.triggered = False
+                        order.level = None
+                        order.rank = 0
                     else:
                         order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, stp)
             if order is None:

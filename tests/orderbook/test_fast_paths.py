@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -57,19 +58,34 @@ def test_cancels_and_rests_number_events_alike_whoever_listens() -> None:
         book.check_invariants()
 
 
-@pytest.mark.pure_only  # mypyc's native classes cannot be made without calling them
-def test_plain_order_sets_every_slot_as_order_init_does() -> None:
-    from manticore_orderbook.enums import BUY, GTC, IOC, LIMIT, MARKET, SELL, STP_NONE, STP_OLDEST
-    from manticore_orderbook.model import Order, plain_order
+@pytest.mark.parametrize(
+    "call",
+    [
+        {"side": "buy", "price": 100.25, "quantity": 0.5, "order_id": "o1", "user_id": "u1"},
+        {"side": "sell", "price": "101.5", "quantity": "2", "time_in_force": "GTC"},
+        {"side": "Buy", "price": Decimal("99.75"), "quantity": 3, "order_id": "o3", "time_in_force": "gtc"},
+    ],
+)
+def test_the_plain_fast_path_makes_the_same_order_as_full_validation(call: dict[str, Any]) -> None:
+    """add_order's inlined fast path (which, in the interpreter, sets each slot itself instead of
+    calling ``Order``) and ``_build`` (taken here because self_trade_prevention is given) leave the
+    same resting order, slot for slot."""
+    from manticore_orderbook.model import Order
 
-    for args in (
-        ("o1", BUY, 10**12, 5, LIMIT, GTC, "u1", 1.5, STP_NONE),
-        ("o2", SELL, None, 7, MARKET, IOC, 42, 2.0, STP_OLDEST),
-    ):
-        made, called = plain_order(*args), Order(*args)  # type: ignore[arg-type]
-        assert type(made) is Order
-        for name in Order.__slots__:
-            assert getattr(made, name) == getattr(called, name), name
+    fast = OrderBook("FP/USD", clock=lambda: 1000.0)
+    full = OrderBook("FP/USD", clock=lambda: 1000.0)
+    fast_id = fast.add_order(**call)
+    full_id = full.add_order(**call, self_trade_prevention="none")
+    assert fast_id == full_id
+    made, built = fast._orders[fast_id], full._orders[full_id]
+    assert type(made) is Order
+    for name in Order.__slots__:
+        if name == "level":  # each book has its own level objects
+            assert made.level is not None and built.level is not None
+            assert (made.level.price, made.level.side) == (built.level.price, built.level.side)
+        else:
+            assert getattr(made, name) == getattr(built, name), name
+            assert type(getattr(made, name)) is type(getattr(built, name)), name
 
 
 def test_payloads_are_fresh_plain_dicts_a_handler_may_change() -> None:
