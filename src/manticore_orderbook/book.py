@@ -1169,8 +1169,10 @@ class OrderBook:
     def _execute(self, order: Order, now: float, announce: bool) -> None:
         """Match ``order`` as a taker, then rest, or cancel what is left of it."""
         price = order.price
+        buy = order.side is BUY
+        tif = order.tif  # fields read once into locals: each read is a bytecode or more in pure Python
         # The best opposite price read from the index's chunks (as _match does): no boxed Optional.
-        if order.side is BUY:
+        if buy:
             chunks = self._ask_prices._chunks
             crosses = bool(chunks) and (price is None or chunks[0][0] <= price)
         else:
@@ -1180,7 +1182,7 @@ class OrderBook:
             if order.order_type is POST_ONLY:
                 self._emit_order(E_CANCELLED, order, now, "post_only", order.open)
                 return
-            if order.tif is FOK and not self._fok_fillable(order):
+            if tif is FOK and not self._fok_fillable(order):
                 self._emit_order(E_CANCELLED, order, now, "fok", order.open)
                 return
             if announce:
@@ -1191,7 +1193,7 @@ class OrderBook:
             if not self._match(order, now):
                 return  # self-trade prevention ended the order
         else:
-            if order.tif is FOK:
+            if tif is FOK:
                 self._emit_order(E_CANCELLED, order, now, "fok", order.open)
                 return
             if announce:
@@ -1200,7 +1202,7 @@ class OrderBook:
                 if self._h[E_ADDED] or self._changes is not None:
                     self._announce(order, now)
         if order.open:
-            if price is None or order.tif is IOC or order.tif is FOK:
+            if price is None or tif is IOC or tif is FOK:
                 self._emit_order(E_CANCELLED, order, now, "ioc", order.open)
             else:
                 # Rest: put ``order`` at the back of its price level with a fresh slice and report the
@@ -1208,16 +1210,20 @@ class OrderBook:
                 # so is _join_level. The level dicts are looked up with the order's own price object:
                 # narrowing it to ``int`` first would unbox it and box it again (a new int object per
                 # add) under mypyc.
-                order.visible = order.peak if order.peak and order.peak < order.open else order.open
-                levels = self._bid_levels if order.side is BUY else self._ask_levels
+                open_ = order.open
+                peak = order.peak
+                visible = peak if peak and peak < open_ else open_
+                order.visible = visible
+                levels = self._bid_levels if buy else self._ask_levels
                 level = levels.get(order.price)  # type: ignore[arg-type]
                 if level is None or not level.count:
                     level = self._new_level(order, level)
                     created = True
                 else:
                     created = False
-                level.total += order.visible
-                level.reserve += order.open - order.visible
+                level.total += visible
+                if visible != open_:  # an iceberg's hidden part
+                    level.reserve += open_ - visible
                 level.count += 1
                 level.orders.append(order)
                 order.level = level
