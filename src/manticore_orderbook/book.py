@@ -1517,8 +1517,10 @@ class OrderBook:
         assert level is not None
         order.level = None
         level.count -= 1
-        level.total -= order.visible
-        level.reserve -= order.open - order.visible
+        visible = order.visible
+        level.total -= visible
+        if order.open != visible:  # an iceberg's hidden part
+            level.reserve -= order.open - visible
         level.dead += 1
         return level
 
