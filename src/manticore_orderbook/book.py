@@ -1332,7 +1332,20 @@ class OrderBook:
                 traded += fill
                 self._trade_no += 1
                 self._sequence += 3
-                trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
+                if _INTERPRETED:  # Trade(...)'s fields set without calling the class, as add_order does
+                    trade = _new_object(Trade)
+                    trade.number = self._trade_no
+                    trade.price = best
+                    trade.quantity = fill
+                    trade.maker_order_id = maker.order_id
+                    trade.maker_user_id = maker.user_id
+                    trade.taker_order_id = taker.order_id
+                    trade.taker_user_id = taker.user_id
+                    trade.taker_side = taker.side
+                    trade.timestamp = now
+                    trade.sequence = self._sequence - 2
+                else:
+                    trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
                 if len(trades) < max_history:
                     trades.append(trade)
                 elif max_history:  # full: overwrite the oldest
