@@ -55,6 +55,7 @@ from .enums import (
     EventType,
     SelfTradePrevention,
     Side,
+    TimeInForce,
     parse_order_type,
     parse_side,
     parse_stp,
@@ -63,7 +64,7 @@ from .enums import (
 from .errors import DuplicateOrderIdError, InvalidOrderError
 from .events import EVENT_INDEX, EventHandler, EventManager
 from .lock import BookLock
-from .model import Order, PriceLevel, Trade, plain_order
+from .model import Order, PriceLevel, Trade
 from .numbers import _INTERPRETED, Grid, NumberFormat, to_decimal
 from .payloads import (
     ORDER_ADDED_KEYS,
@@ -123,6 +124,7 @@ assert [EVENT_INDEX[t] for t in EventType] == [
 _PLAIN_SIDES: Final = {"buy": BUY, "sell": SELL, "BUY": BUY, "SELL": SELL, "Buy": BUY, "Sell": SELL}
 _PLAIN_TIFS: Final = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "gtc": GTC, "ioc": IOC, "fok": FOK}
 _ORDER_ID_MAX_LEN: Final = 128
+_new_object: Final = object.__new__
 _EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
 # Enum class attribute lookups cost ~150 ns each (EnumType's metaclass machinery); module constants
 # do not. The hot paths name event types through these.
@@ -222,7 +224,7 @@ class OrderBook:
 
     * properties, commands (``add_order`` ... ``clear``; hot), queries (``get_*``), state transfer
       (thin methods; the code is in :mod:`manticore_orderbook.restore`, cold);
-    * validation (``_build``; ``_build_plain`` is the hot fast path), entering orders: matching,
+    * validation (``_build``; ``add_order`` holds the hot fast path), entering orders: matching,
       self-trade prevention, resting and removal (``_enter`` ... ``_modify_in_place``; hot);
     * stops and expiry (``_hold_stop`` ... ``_expire_due``; hot only when stops or GTD orders exist);
     * events: queueing and delivery (``_emit_*``, ``_queue``, ``_dispatch``; hot);
@@ -487,7 +489,12 @@ class OrderBook:
             clock = self._clock
             now = clock()
             client_id = None if client_order_id is None else check_client_order_id(client_order_id)
-            order = None
+            order: Order | None = None
+            # The fast path for plain limit and market orders with well-formed arguments, inlined (a
+            # call costs a frame in pure Python). Anything unusual leaves ``order`` None, and ``_build``
+            # then validates (and explains) in full. ``==`` before the tables: a str comparison is
+            # cheaper than a dict lookup (members compare equal to their values, so Side.BUY and
+            # TimeInForce.GTC take this path too).
             if (
                 order_type is None
                 and expiry_time is None
@@ -495,8 +502,80 @@ class OrderBook:
                 and trail_value is None
                 and displayed_quantity is None
                 and self_trade_prevention is None
+                and quantity is not None
+                and isinstance(side, str)
+                and (user_id is None or isinstance(user_id, str))
+                and (time_in_force is None or isinstance(time_in_force, str))
+                and (
+                    order_id is None
+                    or (
+                        isinstance(order_id, str)
+                        and order_id
+                        and len(order_id) <= _ORDER_ID_MAX_LEN
+                        and order_id not in self._orders
+                    )
+                )
             ):
-                order = self._build_plain(side, price, quantity, order_id, time_in_force, user_id, now)
+                side_ = BUY if side == "buy" else SELL if side == "sell" else _PLAIN_SIDES.get(side)
+                if time_in_force is None or time_in_force == "GTC":
+                    tif: TimeInForce | None = GTC
+                else:
+                    tif = IOC if time_in_force == "IOC" else _PLAIN_TIFS.get(time_in_force)
+                if side_ is not None and tif is not None:
+                    # Grid.to_units' memo read inline; see to_units for which inputs it holds and why
+                    # the bound is checked again. Floats first: the user convention's numbers.
+                    price_units: int | None = None
+                    if price is not None:
+                        grid = self._price_grid
+                        number_type = type(price)
+                        if (number_type is float and _INTERPRETED) or number_type is str:
+                            price_units = grid._cache.get(price)
+                            if price_units is not None and price_units > grid.max_units:
+                                price_units = None
+                        if price_units is None:
+                            price_units = grid.to_units(price)
+                    grid = self._qty_grid
+                    number_type = type(quantity)
+                    qty_units: int | None = None
+                    if (number_type is float and _INTERPRETED) or number_type is str:
+                        qty_units = grid._cache.get(quantity)
+                        if qty_units is not None and qty_units > grid.max_units:
+                            qty_units = None
+                    qty = grid.to_units(quantity) if qty_units is None else qty_units
+                    oid = self._new_order_id(None) if order_id is None else order_id
+                    kind = LIMIT if price_units is not None else MARKET
+                    stp = self.default_stp
+                    if _INTERPRETED:
+                        # The same Order, without calling the class: in the interpreter a call to a
+                        # class runs ``__init__`` in a frame of its own (through ``type.__call__``) and
+                        # a call to a helper costs a frame too. Every slot ``Order.__init__`` sets, to
+                        # the same value (tests/orderbook/test_fast_paths.py compares them all).
+                        order = _new_object(Order)
+                        order.order_id = oid
+                        order.client_order_id = None
+                        order.side = side_
+                        order.price = price_units
+                        order.quantity = qty
+                        order.filled = 0
+                        order.open = qty
+                        order.visible = 0
+                        order.peak = 0
+                        order.order_type = kind
+                        order.tif = tif
+                        order.expiry = None
+                        order.user_id = user_id
+                        order.timestamp = now
+                        order.stp = stp
+                        order.stop_price = None
+                        order.trail = None
+                        order.trail_is_percent = False
+                        order.trail_ref = None
+                        order.pending = False
+                        order.triggered = False
+                        order.level = None
+                        order.rank = 0
+                    else:
+                        order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, stp)
             if order is None:
                 order = self._build(
                     side,
@@ -1046,98 +1125,6 @@ class OrderBook:
         order.trail_is_percent = bool(trail_is_percent)
         return order
 
-    def _build_plain(
-        self,
-        side: object,
-        price: object,
-        quantity: object,
-        order_id: object,
-        time_in_force: object,
-        user_id: object,
-        now: float,
-    ) -> Order | None:
-        """The fast path of ``_build`` for plain limit and market orders with well-formed arguments.
-
-        Returns None whenever anything is unusual; ``_build`` then validates (and explains) in full."""
-        # ``==`` before the table: a str comparison is cheaper than a dict lookup (members compare equal
-        # to their values, so Side.BUY takes this path too)
-        if not isinstance(side, str):
-            return None
-        if side == "buy":
-            side_ = BUY
-        elif side == "sell":
-            side_ = SELL
-        else:
-            found_side = _PLAIN_SIDES.get(side)
-            if found_side is None:
-                return None
-            side_ = found_side
-        if time_in_force is None:
-            tif = GTC
-        elif not isinstance(time_in_force, str):
-            return None
-        elif time_in_force == "GTC":  # ``==`` before the table, as for the side
-            tif = GTC
-        elif time_in_force == "IOC":
-            tif = IOC
-        else:
-            found = _PLAIN_TIFS.get(time_in_force)
-            if found is None:
-                return None
-            tif = found
-        if quantity is None or (user_id is not None and not isinstance(user_id, str)):
-            return None
-        if order_id is not None and not (
-            isinstance(order_id, str)
-            and 0 < len(order_id) <= _ORDER_ID_MAX_LEN
-            and order_id not in self._orders
-        ):
-            return None
-        # Grid.to_units' memo read inline (a call each costs more in pure Python); see to_units for
-        # which inputs it holds and why the bound is checked again.
-        price_units: int | None = None
-        if price is not None:
-            grid = self._price_grid
-            kind = type(price)
-            if kind is str or (kind is float and _INTERPRETED):
-                price_units = grid._cache.get(price)
-                if price_units is not None and price_units > grid.max_units:
-                    price_units = None
-            if price_units is None:
-                price_units = grid.to_units(price)
-        grid = self._qty_grid
-        kind = type(quantity)
-        qty_units: int | None = None
-        if kind is str or (kind is float and _INTERPRETED):
-            qty_units = grid._cache.get(quantity)
-            if qty_units is not None and qty_units > grid.max_units:
-                qty_units = None
-        qty = grid.to_units(quantity) if qty_units is None else qty_units
-        oid = self._new_order_id(None) if order_id is None else order_id
-        if _INTERPRETED:  # the same Order, without calling the class (see plain_order)
-            return plain_order(
-                oid,
-                side_,
-                price_units,
-                qty,
-                LIMIT if price_units is not None else MARKET,
-                tif,
-                user_id,
-                now,
-                self.default_stp,
-            )
-        return Order(
-            oid,
-            side_,
-            price_units,
-            qty,
-            LIMIT if price_units is not None else MARKET,
-            tif,
-            user_id,
-            now,
-            self.default_stp,
-        )
-
     def _new_order_id(self, reserved: set[str] | None) -> str:
         while True:
             self._next_order_no += 1
@@ -1182,8 +1169,10 @@ class OrderBook:
     def _execute(self, order: Order, now: float, announce: bool) -> None:
         """Match ``order`` as a taker, then rest, or cancel what is left of it."""
         price = order.price
+        buy = order.side is BUY
+        tif = order.tif  # fields read once into locals: each read is a bytecode or more in pure Python
         # The best opposite price read from the index's chunks (as _match does): no boxed Optional.
-        if order.side is BUY:
+        if buy:
             chunks = self._ask_prices._chunks
             crosses = bool(chunks) and (price is None or chunks[0][0] <= price)
         else:
@@ -1193,7 +1182,7 @@ class OrderBook:
             if order.order_type is POST_ONLY:
                 self._emit_order(E_CANCELLED, order, now, "post_only", order.open)
                 return
-            if order.tif is FOK and not self._fok_fillable(order):
+            if tif is FOK and not self._fok_fillable(order):
                 self._emit_order(E_CANCELLED, order, now, "fok", order.open)
                 return
             if announce:
@@ -1204,7 +1193,7 @@ class OrderBook:
             if not self._match(order, now):
                 return  # self-trade prevention ended the order
         else:
-            if order.tif is FOK:
+            if tif is FOK:
                 self._emit_order(E_CANCELLED, order, now, "fok", order.open)
                 return
             if announce:
@@ -1213,7 +1202,7 @@ class OrderBook:
                 if self._h[E_ADDED] or self._changes is not None:
                     self._announce(order, now)
         if order.open:
-            if price is None or order.tif is IOC or order.tif is FOK:
+            if price is None or tif is IOC or tif is FOK:
                 self._emit_order(E_CANCELLED, order, now, "ioc", order.open)
             else:
                 # Rest: put ``order`` at the back of its price level with a fresh slice and report the
@@ -1221,16 +1210,20 @@ class OrderBook:
                 # so is _join_level. The level dicts are looked up with the order's own price object:
                 # narrowing it to ``int`` first would unbox it and box it again (a new int object per
                 # add) under mypyc.
-                order.visible = order.peak if order.peak and order.peak < order.open else order.open
-                levels = self._bid_levels if order.side is BUY else self._ask_levels
+                open_ = order.open
+                peak = order.peak
+                visible = peak if peak and peak < open_ else open_
+                order.visible = visible
+                levels = self._bid_levels if buy else self._ask_levels
                 level = levels.get(order.price)  # type: ignore[arg-type]
                 if level is None or not level.count:
                     level = self._new_level(order, level)
                     created = True
                 else:
                     created = False
-                level.total += order.visible
-                level.reserve += order.open - order.visible
+                level.total += visible
+                if visible != open_:  # an iceberg's hidden part
+                    level.reserve += open_ - visible
                 level.count += 1
                 level.orders.append(order)
                 order.level = level
@@ -1339,7 +1332,20 @@ class OrderBook:
                 traded += fill
                 self._trade_no += 1
                 self._sequence += 3
-                trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
+                if _INTERPRETED:  # Trade(...)'s fields set without calling the class, as add_order does
+                    trade = _new_object(Trade)
+                    trade.number = self._trade_no
+                    trade.price = best
+                    trade.quantity = fill
+                    trade.maker_order_id = maker.order_id
+                    trade.maker_user_id = maker.user_id
+                    trade.taker_order_id = taker.order_id
+                    trade.taker_user_id = taker.user_id
+                    trade.taker_side = taker.side
+                    trade.timestamp = now
+                    trade.sequence = self._sequence - 2
+                else:
+                    trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
                 if len(trades) < max_history:
                     trades.append(trade)
                 elif max_history:  # full: overwrite the oldest
@@ -1524,8 +1530,10 @@ class OrderBook:
         assert level is not None
         order.level = None
         level.count -= 1
-        level.total -= order.visible
-        level.reserve -= order.open - order.visible
+        visible = order.visible
+        level.total -= visible
+        if order.open != visible:  # an iceberg's hidden part
+            level.reserve -= order.open - visible
         level.dead += 1
         return level
 

@@ -124,55 +124,6 @@ class Order:
         )
 
 
-_new_object = object.__new__
-
-
-def plain_order(
-    order_id: str,
-    side: Side,
-    price: int | None,
-    quantity: int,
-    order_type: OrderType,
-    tif: TimeInForce,
-    user_id: str | int | None,
-    timestamp: float,
-    stp: SelfTradePrevention,
-) -> Order:
-    """The same object as ``Order(...)`` with these arguments, made without calling the class.
-
-    For the interpreter only (the book calls it when it runs as Python source): there, calling a class
-    runs ``__init__`` in a frame of its own through ``type.__call__``, which costs about 440
-    instructions more than this function. mypyc's native classes must be made by calling them.
-    Sets every field ``Order.__init__`` sets, to the same values; ``tests/orderbook/test_model.py``
-    checks that the two agree on every slot.
-    """
-    order: Order = _new_object(Order)
-    order.order_id = order_id
-    order.client_order_id = None
-    order.side = side
-    order.price = price
-    order.quantity = quantity
-    order.filled = 0
-    order.open = quantity
-    order.visible = 0
-    order.peak = 0
-    order.order_type = order_type
-    order.tif = tif
-    order.expiry = None
-    order.user_id = user_id
-    order.timestamp = timestamp
-    order.stp = stp
-    order.stop_price = None
-    order.trail = None
-    order.trail_is_percent = False
-    order.trail_ref = None
-    order.pending = False
-    order.triggered = False
-    order.level = None
-    order.rank = 0
-    return order
-
-
 class PriceLevel:
     """The queue of orders resting at one price on one side.
 

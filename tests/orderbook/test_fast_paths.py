@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from manticore_orderbook import EventType, OrderBook
+from manticore_orderbook import EventType, Order, OrderBook
+from manticore_orderbook.enums import BUY, IOC, LIMIT, STP_NONE
 
 
 def _books() -> list[OrderBook]:
@@ -57,19 +59,60 @@ def test_cancels_and_rests_number_events_alike_whoever_listens() -> None:
         book.check_invariants()
 
 
-@pytest.mark.pure_only  # mypyc's native classes cannot be made without calling them
-def test_plain_order_sets_every_slot_as_order_init_does() -> None:
-    from manticore_orderbook.enums import BUY, GTC, IOC, LIMIT, MARKET, SELL, STP_NONE, STP_OLDEST
-    from manticore_orderbook.model import Order, plain_order
+def _fields(cls: type) -> tuple[str, ...]:
+    """The fields of a model class (a mypyc native class has no ``__slots__``)."""
+    names: tuple[str, ...] = getattr(cls, "__slots__", None) or getattr(cls, "__mypyc_attrs__", ())
+    return names
 
-    for args in (
-        ("o1", BUY, 10**12, 5, LIMIT, GTC, "u1", 1.5, STP_NONE),
-        ("o2", SELL, None, 7, MARKET, IOC, 42, 2.0, STP_OLDEST),
-    ):
-        made, called = plain_order(*args), Order(*args)  # type: ignore[arg-type]
-        assert type(made) is Order
-        for name in Order.__slots__:
-            assert getattr(made, name) == getattr(called, name), name
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        {"side": "buy", "price": 100.25, "quantity": 0.5, "order_id": "o1", "user_id": "u1"},
+        {"side": "sell", "price": "101.5", "quantity": "2", "time_in_force": "GTC"},
+        {"side": "Buy", "price": Decimal("99.75"), "quantity": 3, "order_id": "o3", "time_in_force": "gtc"},
+    ],
+)
+def test_the_plain_fast_path_makes_the_same_order_as_full_validation(call: dict[str, Any]) -> None:
+    """add_order's inlined fast path (which, in the interpreter, sets each slot itself instead of
+    calling ``Order``) and ``_build`` (taken here because self_trade_prevention is given) leave the
+    same resting order, slot for slot."""
+    fast = OrderBook("FP/USD", clock=lambda: 1000.0)
+    full = OrderBook("FP/USD", clock=lambda: 1000.0)
+    fast_id = fast.add_order(**call)
+    full_id = full.add_order(**call, self_trade_prevention="none")
+    assert fast_id == full_id
+    made, built = fast._orders[fast_id], full._orders[full_id]
+    assert type(made) is Order
+    names = _fields(Order)
+    assert len(names) == 23
+    for name in names:
+        if name == "level":  # each book has its own level objects
+            assert made.level is not None and built.level is not None
+            assert (made.level.price, made.level.side) == (built.level.price, built.level.side)
+        else:
+            assert getattr(made, name) == getattr(built, name), name
+            assert type(getattr(made, name)) is type(getattr(built, name)), name
+
+
+def test_a_match_records_the_same_trade_as_the_trade_class_makes() -> None:
+    """_match sets a trade's fields itself in the interpreter (no class call); the record equals
+    ``Trade(...)`` of the same values, field for field."""
+    from manticore_orderbook.model import Trade
+
+    book = OrderBook("FP/USD", clock=lambda: 1000.0)
+    book.add_order(side="sell", price=100.5, quantity=1.25, order_id="m1", user_id="maker")
+    book.add_order(side="buy", price=100.5, quantity=0.5, order_id="t1", time_in_force="IOC")
+    (recorded,) = book._trades
+    maker = book._orders["m1"]
+    taker = Order("t1", BUY, recorded.price, 50_000_000, LIMIT, IOC, None, 1000.0, STP_NONE)
+    made = Trade(1, recorded.price, 50_000_000, maker, taker, 1000.0, recorded.sequence)
+    assert type(recorded) is Trade
+    names = _fields(Trade)
+    assert len(names) == 10
+    for name in names:
+        assert getattr(recorded, name) == getattr(made, name), name
+        assert type(getattr(recorded, name)) is type(getattr(made, name)), name
 
 
 def test_payloads_are_fresh_plain_dicts_a_handler_may_change() -> None:
