@@ -35,13 +35,17 @@ from .capture import (
     RowBuilder,
     StoreDecimal,
 )
+from .inline import InlinedStatement
 from .records import Market
 from .rows import (
     FILL_COLUMNS,
     FILL_POSITIONS,
     ORDER_COLUMNS,
+    ORDER_FLAGS,
     ORDER_KEY_COLUMNS,
+    ORDER_NULLABLE,
     TRADE_COLUMNS,
+    TRADE_NULLABLE,
     FillValues,
     OrderValues,
     TradeValues,
@@ -94,6 +98,7 @@ class Statements:
         "_templates",
         "advance_market",
         "clear",
+        "inline",
         "insert_trades",
         "multirow",
         "store",
@@ -185,6 +190,14 @@ class Statements:
         }
         self.upsert_orders = insert + order_row(0) + upsert_tail
         self.insert_trades = trade_insert + trade_row(0) + trade_tail
+        #: SQLite: the order upsert and the trade insert with NULLs and flags written in (see
+        #: :mod:`manticore_storage.inline`); None elsewhere (PyMySQL binds None in Python, cheaply).
+        self.inline: tuple[InlinedStatement, InlinedStatement] | None = None
+        if name == "sqlite":
+            self.inline = (
+                InlinedStatement(insert, len(ORDER_COLUMNS), ORDER_NULLABLE, ORDER_FLAGS, upsert_tail),
+                InlinedStatement(trade_insert, len(TRADE_COLUMNS), TRADE_NULLABLE, (), trade_tail),
+            )
         #: Row by row (SQLite, MySQL): ``*fill values, symbol, order_id, last_sequence``.
         m = marks(10)
         sets = ", ".join(f"{quote(n)} = {m[i]}" for i, n in enumerate(FILL_COLUMNS))
@@ -326,8 +339,13 @@ class _Pending:
         if statements.multirow:
             self._write_multirow(connection, statements)
             return
+        inline = statements.inline
         if self.full:
-            connection.exec_driver_sql(statements.upsert_orders, [tuple(row) for row in self.full.values()])
+            if inline is None:
+                rows = [tuple(row) for row in self.full.values()]
+                connection.exec_driver_sql(statements.upsert_orders, rows)
+            else:
+                inline[0].execute(connection, self.full.values())
             self.full = {}
         if self.fills:
             connection.exec_driver_sql(
@@ -336,7 +354,10 @@ class _Pending:
             )
             self.fills = {}
         if self.trades:
-            connection.exec_driver_sql(statements.insert_trades, self.trades)
+            if inline is None:
+                connection.exec_driver_sql(statements.insert_trades, self.trades)
+            else:
+                inline[1].execute(connection, self.trades)
             self.trades = []
 
     def _write_multirow(self, connection: Connection, statements: Statements) -> None:
