@@ -6,9 +6,10 @@ state with later fills merged in, or only its latest fill), the trades, and the 
 position after the batch's last unit. Then it is written with prebuilt statements (:class:`Statements`),
 as driver SQL with rows as plain tuples in column order (:mod:`manticore_storage.rows`): one upsert of
 the order rows, one update of the fill-only rows, one insert of the trades (on PostgreSQL all three in
-one statement) and one update of the market row. SQLAlchemy builds no statement, compiles nothing and
-processes no parameter per row; only the decimals are converted, once per distinct value, to what the
-driver takes (:func:`store_decimal`).
+one statement; on SQLite the upsert and the insert once per shape of row, their NULLs and flags
+written into the statement: :mod:`manticore_storage.inline`) and one update of the market row.
+SQLAlchemy builds no statement, compiles nothing and processes no parameter per row; only the
+decimals are converted, once per distinct value, to what the driver takes (:func:`store_decimal`).
 
 The rows are those the event path of :mod:`manticore_storage.apply` writes for the same changes (see
 :mod:`manticore_storage.capture`), and so are the guards: every order write is guarded by the

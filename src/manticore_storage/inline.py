@@ -6,8 +6,8 @@ freshly built tuple, then two attribute lookups, one of which raises and discard
 with a formatted message. That is ~3,400 instructions per value, and an order row of the writer has
 about ten such columns (a plain limit order has no stop, trail, iceberg peak, expiry or client id).
 
-:class:`InlinedStatement` groups a batch's rows by their *shape*, which of their optional columns hold
-``None``, ``True`` or ``False``, and runs one ``executemany`` per shape whose ``VALUES`` list has
+:class:`InlinedStatement` groups a batch's rows by their *shape*, which of their nullable columns hold
+``None`` and what their boolean columns hold, and runs one ``executemany`` per shape whose ``VALUES`` list has
 those values written in as ``NULL``, ``1`` and ``0``; only the other values are bound. The stored rows
 are the same: SQLite keeps booleans as the integers 1 and 0, and a column's affinity applies to a
 literal as to a bound value. A batch has a handful of shapes (resting, cancelled, with a client id...).
@@ -16,20 +16,32 @@ literal as to a bound value. A batch has a handful of shapes (resting, cancelled
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from itertools import compress
-from operator import itemgetter
-from typing import Any, Final
+from operator import is_, itemgetter
+from typing import Any
 
 from sqlalchemy import Connection
 
 __all__ = ["InlinedStatement"]
 
-#: What a nullable column's value is written as when it is None (other values are bound).
-_NULLABLE: Final[dict[object, str]] = {None: "NULL"}
-#: What a boolean column's value is written as (it only ever holds a bool).
-_FLAG: Final[dict[object, str]] = {True: "1", False: "0"}
 #: The most statements kept per :class:`InlinedStatement` (one per shape met).
 _MAX_SHAPES = 256
+
+#: Picks some of a row's values, always as a tuple.
+_Pick = Callable[[Sequence[Any]], tuple[Any, ...]]
+#: A row's shape: which nullable columns hold None, and the flags' values.
+_Shape = tuple[tuple[bool, ...], tuple[Any, ...]]
+
+
+def _picker(positions: Sequence[int]) -> _Pick:
+    """The values of a row at ``positions``, as a tuple (``itemgetter`` of one position gives the
+    value itself; this gives a 1-tuple)."""
+    if len(positions) == 1:
+        position = positions[0]
+        return lambda row: (row[position],)
+    if not positions:
+        return lambda row: ()
+    pick: _Pick = itemgetter(*positions)
+    return pick
 
 
 class InlinedStatement:
@@ -38,51 +50,52 @@ class InlinedStatement:
     Args:
         head: the statement up to ``VALUES`` (``INSERT INTO t (a, b, c) VALUES ``).
         width: the values per row.
-        nullable: positions of the columns whose ``None`` is written in.
-        flags: positions of the boolean columns (their values are always bools), written in as 1/0.
+        nullable: positions of the columns whose ``None`` is written in as ``NULL``.
+        flags: positions of the boolean columns, whose True and False are written in as 1 and 0.
         tail: what follows the row (``ON CONFLICT ...``).
     """
 
-    __slots__ = ("_head", "_lookups", "_optional", "_positions", "_shapes", "_tail", "_width")
+    __slots__ = ("_flags", "_head", "_nones", "_nullable", "_nulls", "_shapes", "_tail", "_width")
 
     def __init__(
-        self, head: str, width: int, nullable: Iterable[int], flags: Iterable[int], tail: str
+        self, head: str, width: int, nullable: Sequence[int], flags: Sequence[int], tail: str
     ) -> None:
-        kinds = {position: _NULLABLE for position in nullable}
-        kinds.update((position, _FLAG) for position in flags)
-        self._positions = tuple(sorted(kinds))
-        self._lookups = tuple(kinds[position] for position in self._positions)
-        self._optional: Callable[[Sequence[Any]], tuple[Any, ...]] = itemgetter(*self._positions)
+        self._nullable = tuple(nullable)
+        self._nulls = _picker(self._nullable)
+        self._nones = (None,) * len(self._nullable)
+        self._flags = (tuple(flags), _picker(flags))
         self._head = head
         self._tail = tail
         self._width = width
-        #: shape -> (statement, which of a row's values are bound)
-        self._shapes: dict[tuple[str | None, ...], tuple[str, tuple[bool, ...]]] = {}
+        #: shape -> (statement, the values a row binds)
+        self._shapes: dict[_Shape, tuple[str, _Pick]] = {}
 
     def execute(self, connection: Connection, rows: Iterable[Sequence[Any]]) -> None:
         """Write ``rows`` (in column order): one ``executemany`` per shape."""
-        # shape -> (statement, which values are bound, the rows' bound values)
-        groups: dict[tuple[str | None, ...], tuple[str, tuple[bool, ...], list[tuple[Any, ...]]]] = {}
-        shapes, optional, lookups = self._shapes, self._optional, self._lookups
+        # shape -> (statement, the values a row binds, the rows' bound values)
+        groups: dict[_Shape, tuple[str, _Pick, list[tuple[Any, ...]]]] = {}
+        shapes, nulls, nones, flags = self._shapes, self._nulls, self._nones, self._flags[1]
         for row in rows:
-            shape = tuple(map(dict.get, lookups, optional(row)))
+            shape = (tuple(map(is_, nulls(row), nones)), flags(row))
             group = groups.get(shape)
             if group is None:
-                statement, selector = shapes.get(shape) or self._build(shape)
-                group = groups[shape] = (statement, selector, [])
-            group[2].append(tuple(compress(row, group[1])))
+                statement, bound = shapes.get(shape) or self._build(shape)
+                group = groups[shape] = (statement, bound, [])
+            group[2].append(group[1](row))
         for statement, _, bound_rows in groups.values():
             connection.exec_driver_sql(statement, bound_rows)
 
-    def _build(self, shape: tuple[str | None, ...]) -> tuple[str, tuple[bool, ...]]:
-        literals: dict[int, str] = {
-            position: literal
-            for position, literal in zip(self._positions, shape, strict=True)
-            if literal is not None
-        }
+    def _build(self, shape: _Shape) -> tuple[str, _Pick]:
+        empty, flag_values = shape
+        literals = {position: "NULL" for position, none in zip(self._nullable, empty, strict=True) if none}
+        literals.update(
+            (position, "1" if value else "0")
+            for position, value in zip(self._flags[0], flag_values, strict=True)
+            if value is True or value is False
+        )
         values = ", ".join(literals.get(position, "?") for position in range(self._width))
-        selector = tuple(position not in literals for position in range(self._width))
+        bound = _picker([position for position in range(self._width) if position not in literals])
         if len(self._shapes) >= _MAX_SHAPES:
             self._shapes.clear()
-        built = self._shapes[shape] = (f"{self._head}({values}){self._tail}", selector)
+        built = self._shapes[shape] = (f"{self._head}({values}){self._tail}", bound)
         return built

@@ -25,7 +25,7 @@ _rows = st.lists(
         st.one_of(st.none(), st.sampled_from(["0", "1", "1.5", ""])),
         st.one_of(st.none(), st.sampled_from([0.0, 1.0, 1.5, 1e9])),
         st.one_of(st.none(), st.sampled_from(["u1", "None", "1", ""])),
-        st.booleans(),
+        st.one_of(st.none(), st.booleans()),
         st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.sampled_from(["x", "NULL"])),
     ),
     max_size=12,
