@@ -6,9 +6,10 @@ state with later fills merged in, or only its latest fill), the trades, and the 
 position after the batch's last unit. Then it is written with prebuilt statements (:class:`Statements`),
 as driver SQL with rows as plain tuples in column order (:mod:`manticore_storage.rows`): one upsert of
 the order rows, one update of the fill-only rows, one insert of the trades (on PostgreSQL all three in
-one statement) and one update of the market row. SQLAlchemy builds no statement, compiles nothing and
-processes no parameter per row; only the decimals are converted, once per distinct value, to what the
-driver takes (:func:`store_decimal`).
+one statement; on SQLite the upsert and the insert once per shape of row, their NULLs and flags
+written into the statement: :mod:`manticore_storage.inline`) and one update of the market row.
+SQLAlchemy builds no statement, compiles nothing and processes no parameter per row; only the
+decimals are converted, once per distinct value, to what the driver takes (:func:`store_decimal`).
 
 The rows are those the event path of :mod:`manticore_storage.apply` writes for the same changes (see
 :mod:`manticore_storage.capture`), and so are the guards: every order write is guarded by the
@@ -35,13 +36,17 @@ from .capture import (
     RowBuilder,
     StoreDecimal,
 )
+from .inline import InlinedStatement
 from .records import Market
 from .rows import (
     FILL_COLUMNS,
     FILL_POSITIONS,
     ORDER_COLUMNS,
+    ORDER_FLAGS,
     ORDER_KEY_COLUMNS,
+    ORDER_NULLABLE,
     TRADE_COLUMNS,
+    TRADE_NULLABLE,
     FillValues,
     OrderValues,
     TradeValues,
@@ -94,6 +99,7 @@ class Statements:
         "_templates",
         "advance_market",
         "clear",
+        "inline",
         "insert_trades",
         "multirow",
         "store",
@@ -185,6 +191,14 @@ class Statements:
         }
         self.upsert_orders = insert + order_row(0) + upsert_tail
         self.insert_trades = trade_insert + trade_row(0) + trade_tail
+        #: SQLite: the order upsert and the trade insert with NULLs and flags written in (see
+        #: :mod:`manticore_storage.inline`); None elsewhere (PyMySQL binds None in Python, cheaply).
+        self.inline: tuple[InlinedStatement, InlinedStatement] | None = None
+        if name == "sqlite":
+            self.inline = (
+                InlinedStatement(insert, len(ORDER_COLUMNS), ORDER_NULLABLE, ORDER_FLAGS, upsert_tail),
+                InlinedStatement(trade_insert, len(TRADE_COLUMNS), TRADE_NULLABLE, (), trade_tail),
+            )
         #: Row by row (SQLite, MySQL): ``*fill values, symbol, order_id, last_sequence``.
         m = marks(10)
         sets = ", ".join(f"{quote(n)} = {m[i]}" for i, n in enumerate(FILL_COLUMNS))
@@ -326,8 +340,13 @@ class _Pending:
         if statements.multirow:
             self._write_multirow(connection, statements)
             return
+        inline = statements.inline
         if self.full:
-            connection.exec_driver_sql(statements.upsert_orders, [tuple(row) for row in self.full.values()])
+            if inline is None:
+                rows = [tuple(row) for row in self.full.values()]
+                connection.exec_driver_sql(statements.upsert_orders, rows)
+            else:
+                inline[0].execute(connection, self.full.values())
             self.full = {}
         if self.fills:
             connection.exec_driver_sql(
@@ -336,7 +355,10 @@ class _Pending:
             )
             self.fills = {}
         if self.trades:
-            connection.exec_driver_sql(statements.insert_trades, self.trades)
+            if inline is None:
+                connection.exec_driver_sql(statements.insert_trades, self.trades)
+            else:
+                inline[1].execute(connection, self.trades)
             self.trades = []
 
     def _write_multirow(self, connection: Connection, statements: Statements) -> None:

@@ -14,8 +14,11 @@ __all__ = [
     "FILL_COLUMNS",
     "FILL_POSITIONS",
     "ORDER_COLUMNS",
+    "ORDER_FLAGS",
     "ORDER_KEY_COLUMNS",
+    "ORDER_NULLABLE",
     "TRADE_COLUMNS",
+    "TRADE_NULLABLE",
     "FillValues",
     "OrderValues",
     "TradeValues",
@@ -51,6 +54,25 @@ ORDER_COLUMNS: Final = (
     "updated_at",
     "client_order_id",
 )
+#: Positions in an order row of the columns the writer may leave empty (None).
+ORDER_NULLABLE: Final = tuple(
+    ORDER_COLUMNS.index(name)
+    for name in (
+        "price",
+        "displayed_quantity",
+        "expiry_time",
+        "user_id",
+        "stop_price",
+        "trail_value",
+        "trail_reference_price",
+        "cancel_reason",
+        "client_order_id",
+    )
+)
+#: Positions in an order row of the boolean columns (always a bool in the writer's rows).
+ORDER_FLAGS: Final = tuple(
+    ORDER_COLUMNS.index(name) for name in ("user_id_is_int", "trail_is_percent", "triggered")
+)
 #: The primary key of ``manticore_orders``.
 ORDER_KEY_COLUMNS: Final = ("symbol", "order_id")
 #: The columns a fill changes, in the order of :data:`FillValues`.
@@ -82,6 +104,11 @@ TRADE_COLUMNS: Final = (
     "timestamp",
     "maker_client_order_id",
     "taker_client_order_id",
+)
+#: Positions in a trade row of the columns the writer may leave empty (None).
+TRADE_NULLABLE: Final = tuple(
+    TRADE_COLUMNS.index(name)
+    for name in ("maker_user_id", "taker_user_id", "maker_client_order_id", "taker_client_order_id")
 )
 
 #: An order row's values in :data:`ORDER_COLUMNS` order (27 items). A list rather than a tuple: a fill
