@@ -71,6 +71,13 @@ def _ws_compression_option(function: F) -> F:
     )(function)
 
 
+def _checkpoint_every_option(help_text: str) -> Callable[[F], F]:
+    """--checkpoint-every (100,000 records by default), for serve and shard."""
+    return click.option(
+        "--checkpoint-every", default=100_000, show_default=True, type=click.IntRange(min=0), help=help_text
+    )
+
+
 def _admin_options(function: F) -> F:
     """--data-dir, --database-url, --url and --json for the admin commands."""
     function = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(function)
@@ -116,13 +123,9 @@ def _admin_options(function: F) -> F:
     help="Log a line per HTTP request (off by default: it costs several percent of a request).",
 )
 @_ws_compression_option
-@click.option(
-    "--checkpoint-every",
-    default=100_000,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Write a checkpoint in the background after this many journal records (a restart replays at "
-    "most that many); 0: only when the server stops.",
+@_checkpoint_every_option(
+    "Write a checkpoint in the background after this many journal records (a restart replays at most "
+    "that many); 0: only when the server stops."
 )
 def serve(
     host: str,
@@ -481,12 +484,8 @@ _SHARD_CONFIG_HELP = "TOML file with [[markets]] and [risk], as for serve (every
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
 )
-@click.option(
-    "--checkpoint-every",
-    default=100_000,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Write a checkpoint (and publish it as a snapshot) after this many log records; 0: on stop only.",
+@_checkpoint_every_option(
+    "Write a checkpoint (and publish it as a snapshot) after this many log records; 0: on stop only."
 )
 @click.option(
     "--snapshots-keep",
