@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from decimal import Decimal, getcontext, setcontext
 from math import isfinite
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from manticore_orderbook import EventType, OrderBook, OrderType, SelfTradePrevention, TimeInForce, rules
 
@@ -44,20 +44,20 @@ Number = Decimal | int | str | float | object
 
 #: The fast path's vocabulary (check_and_reserve): exact spellings only; anything else (other cases,
 #: spaces, the book's enums) takes the general path, which reads every spelling.
-_SIDE_WORDS: dict[str, bool] = {"buy": True, "sell": False, "BUY": True, "SELL": False}
+_SIDE_WORDS: Final[dict[str, bool]] = {"buy": True, "sell": False, "BUY": True, "SELL": False}
 #: Time in force -> whether a LIMIT order with it can rest (the book's rule; None is GTC). GTD takes the
 #: general path.
-_TIF_RESTS: dict[str | None, bool] = {None: rules.may_rest(OrderType.LIMIT, TimeInForce.GTC, True)}
+_TIF_RESTS: Final[dict[str | None, bool]] = {None: rules.may_rest(OrderType.LIMIT, TimeInForce.GTC, True)}
 for _tif in (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK):
     for _spelling in (_tif.value.lower(), _tif.value.upper()):
         _TIF_RESTS[_spelling] = rules.may_rest(OrderType.LIMIT, _tif, True)
-_STP_WORDS = frozenset(mode.value for mode in SelfTradePrevention)
+_STP_WORDS: Final = frozenset(mode.value for mode in SelfTradePrevention)
 #: How many event strings :meth:`RiskManager._parsed` remembers before it starts again.
-_PARSED_MAX = 4096
-_TRADE_EXECUTED = EventType.TRADE_EXECUTED
-_ORDER_ADDED = EventType.ORDER_ADDED
+_PARSED_MAX: Final = 4096
+_TRADE_EXECUTED: Final = EventType.TRADE_EXECUTED
+_ORDER_ADDED: Final = EventType.ORDER_ADDED
 #: Event types the manager does not need; on_event returns at once (the general dispatch would too).
-_IGNORED = (
+_IGNORED: Final = (
     EventType.ORDER_FILLED,
     EventType.PRICE_LEVEL_ADDED,
     EventType.PRICE_LEVEL_CHANGED,
