@@ -13,6 +13,8 @@ from decimal import Decimal
 
 from .amounts import ZERO, mul, sub
 from .ledger import Balance, UserId
+from .markets import Market
+from .units import from_units, to_units
 
 __all__ = ["OrderRegistry", "TrackedOrder", "limit_hold", "required_hold"]
 
@@ -36,18 +38,23 @@ class TrackedOrder:
         "asset",
         "balance",
         "expiry",
-        "hold",
+        "hold_exp",
+        "hold_units",
         "is_buy",
         "margin",
         "market_buy",
-        "open",
+        "open_exp",
+        "open_units",
         "order_id",
         "order_type",
         "pending",
-        "price",
+        "price_exp",
+        "price_units",
+        "priced",
         "proceeds",
         "quantity",
         "seen",
+        "standard_margin",
         "stop_price",
         "symbol",
         "user_id",
@@ -56,7 +63,7 @@ class TrackedOrder:
     def __init__(
         self,
         order_id: str,
-        symbol: str,
+        market: Market,
         user_id: UserId,
         is_buy: bool,
         order_type: str,
@@ -65,25 +72,75 @@ class TrackedOrder:
         quantity: Decimal,
         asset: str,
         margin: Decimal,
+        price_units: int | None = None,
+        open_units: int | None = None,
     ) -> None:
+        """``price_units`` and ``open_units``, when given, are ``price`` and ``quantity`` in the market's
+        units (see :class:`~.markets.Market`), already known to the caller."""
         self.order_id = order_id
-        self.symbol = symbol
+        self.symbol = market.symbol
         self.user_id = user_id
         self.is_buy = is_buy
         self.order_type = order_type
-        self.price = price
         self.stop_price = stop_price
         self.quantity = quantity
-        self.open = quantity
         self.asset = asset
         self.margin = margin
+        self.standard_margin = margin is market.margin or margin == market.margin
         self.market_buy = is_buy and price is None
-        self.hold = ZERO
+        # Amounts in integer units (see .units), each with its own exponent, starting at the market's.
+        self.price_exp = market.price_exp
+        self.priced = price is not None
+        self.price_units = 0
+        if price_units is not None:
+            self.price_units = price_units
+        elif price is not None:
+            self.price = price
+        self.open_exp = market.quantity_exp
+        if open_units is None:
+            self.open_units = 0
+            self.open = quantity
+        else:
+            self.open_units = open_units
+        self.hold_exp = market.quote_exp if asset == market.quote else market.quantity_exp
+        self.hold_units = 0
         self.pending = order_type in ("stop_limit", "stop_market", "trailing_stop")
         self.seen = False
         self.expiry: float | None = None
         self.balance: Balance | None = None
         self.proceeds: Balance | None = None
+
+    @property
+    def price(self) -> Decimal | None:
+        """The limit price the hold is computed from, or None."""
+        return from_units(self.price_units, self.price_exp) if self.priced else None
+
+    @price.setter
+    def price(self, value: Decimal | None) -> None:
+        if value is None:
+            self.priced = False
+            self.price_units = 0
+            return
+        self.price_units, self.price_exp = to_units(value, self.price_exp)
+        self.priced = True
+
+    @property
+    def open(self) -> Decimal:
+        """The open quantity (base)."""
+        return from_units(self.open_units, self.open_exp)
+
+    @open.setter
+    def open(self, value: Decimal) -> None:
+        self.open_units, self.open_exp = to_units(value, self.open_exp)
+
+    @property
+    def hold(self) -> Decimal:
+        """The amount of ``asset`` held for the order."""
+        return from_units(self.hold_units, self.hold_exp)
+
+    @hold.setter
+    def hold(self, value: Decimal) -> None:
+        self.hold_units, self.hold_exp = to_units(value, self.hold_exp)
 
     @property
     def filled(self) -> Decimal:
