@@ -65,12 +65,14 @@ class Balance:
             self.held_units *= factor
             self.exp = exp
 
-    def at(self, exp: int) -> bool:
-        """Make the balance count in ``10**-exp`` when it counts coarser (no value changes); True when it
-        now counts in exactly that unit, False when it counts finer."""
-        if self.exp < exp:
-            self.widen(exp)
-        return self.exp == exp
+    def scale(self, exp: int) -> int:
+        """The factor that turns an amount in ``10**-exp`` into this balance's units (1 when they are the
+        same); a balance that counts coarser is widened to ``exp`` first (no value changes)."""
+        if self.exp <= exp:
+            if self.exp < exp:
+                self.widen(exp)
+            return 1
+        return pow10(self.exp - exp)
 
 
 class Ledger:

@@ -373,7 +373,10 @@ class RiskManager:
             exp = market.quantity_exp
         assets = self._accounts.get(user)
         balance = None if assets is None else assets.get(asset)
-        if balance is None or not balance.at(exp) or need > balance.avail:
+        if balance is None:
+            return False
+        scale = balance.scale(exp)  # the balance may count in finer units than the market
+        if need * scale > balance.avail:
             return False
         limiter = self._limiter
         if limiter is not None and not limiter.take(user, now):
@@ -395,8 +398,8 @@ class RiskManager:
         )
         order.hold_units = need
         order.balance = balance
-        balance.avail -= need
-        balance.held_units += need
+        balance.avail -= need * scale
+        balance.held_units += need * scale
         self._registry.add(order)
         return True
 
@@ -527,7 +530,7 @@ class RiskManager:
         :meth:`~.settlement.Settlement._trade` does and return True; or return False, having changed
         nothing, for anything else (an unknown market or order, a market buy, a repeated event, a
         payment the holds do not cover, an amount that is not a plain decimal in the market's units, an
-        order or balance kept in finer units): the general settlement then applies it.
+        order kept in finer units): the general settlement then applies it.
 
         For a buy: the notional plus its fee and the surplus of its hold over what its open quantity
         still needs leave the hold; the fee and the notional leave the ledger's quote of the buyer, the
@@ -594,28 +597,24 @@ class RiskManager:
         if seller_gets is None:
             seller_gets = sell.proceeds = ledger.balance(sell.user_id, market.quote)
         pool = ledger.fee_pool(market.quote)
-        # Every balance counts in the market's units from here (widening changes no value), or the
-        # general settlement applies the trade.
-        if not (
-            buyer_pays.at(quote_exp)
-            and buyer_gets.at(quantity_exp)
-            and seller_pays.at(quantity_exp)
-            and seller_gets.at(quote_exp)
-            and pool.at(quote_exp)
-        ):
-            return False
+        # Each balance may count in finer units than the market (another market's): scale into them.
+        buyer_scale = buyer_pays.scale(quote_exp)
+        buyer_gets_scale = buyer_gets.scale(quantity_exp)
+        seller_scale = seller_pays.scale(quantity_exp)
+        seller_gets_scale = seller_gets.scale(quote_exp)
+        pool_scale = pool.scale(quote_exp)
         # Everything is known: apply it.
         market.last_sequence = sequence
-        buyer_pays.held_units -= given
-        buyer_pays.avail += buy_release
+        buyer_pays.held_units -= given * buyer_scale
+        buyer_pays.avail += buy_release * buyer_scale
         buy.hold_units = buy_need
         buy.open_units = buy_open
-        buyer_gets.avail += quantity
-        seller_pays.held_units -= quantity
+        buyer_gets.avail += quantity * buyer_gets_scale
+        seller_pays.held_units -= quantity * seller_scale
         sell.hold_units = sell_open
         sell.open_units = sell_open
-        seller_gets.avail += notional - seller_fee
-        pool.avail += maker_fee + taker_fee
+        seller_gets.avail += (notional - seller_fee) * seller_gets_scale
+        pool.avail += (maker_fee + taker_fee) * pool_scale
         registry = self._registry
         if not buy_open:
             registry.remove(buy)
