@@ -16,7 +16,6 @@ Not thread-safe: call it from one thread, or under the lock that serialises your
 from __future__ import annotations
 
 from decimal import Decimal
-from math import isfinite
 from typing import Any, ClassVar, Final
 
 from manticore_orderbook import EventType, OrderBook, OrderType, SelfTradePrevention, TimeInForce, rules
@@ -52,6 +51,9 @@ _TIF_RESTS: Final[dict[str | None, bool]] = {None: rules.may_rest(OrderType.LIMI
 for _tif in (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK):
     for _spelling in (_tif.value.lower(), _tif.value.upper()):
         _TIF_RESTS[_spelling] = rules.may_rest(OrderType.LIMIT, _tif, True)
+#: Read from a C static in the compiled build (an imported name is a module-dict lookup per use).
+_DECIMAL: Final = Decimal
+_APPROVED: Final[Decision] = {"approved": True, "reason": "", "code": ""}
 _STP_WORDS: Final = frozenset(mode.value for mode in SelfTradePrevention)
 #: How many event strings :meth:`RiskManager._units` remembers (per market and kind) before it starts again.
 _PARSED_MAX: Final = 4096
@@ -260,8 +262,8 @@ class RiskManager:
         if (
             market is not None
             and stop_price is None
-            and type(price) is Decimal
-            and type(quantity) is Decimal
+            and type(price) is _DECIMAL
+            and type(quantity) is _DECIMAL
             and type(user_id) is str
             and type(now) is float
             and type(order_id) is str
@@ -281,14 +283,14 @@ class RiskManager:
                 and rests is not None
                 and order_id
                 and order_id not in self._by_id
-                and isfinite(now)
+                and now - now == 0.0  # finite: inf - inf and nan - nan are nan
             ):
                 try:
                     held = self._fast_limit(order_id, user_id, market, is_buy, rests, price, quantity, now)
                 except ArithmeticError:
                     held = False  # an amount beyond the exact context: the general path reports it
                 if held:
-                    return {"approved": True, "reason": "", "code": ""}
+                    return _APPROVED.copy()
         new_id = self._check_new_id(order_id)
         decision, admission = self._checks.admit(
             user_id,
@@ -364,7 +366,8 @@ class RiskManager:
             if max_open is not None and len(mine) >= max_open:
                 return False
         if is_buy:
-            need = price_units * quantity_units * market.hold_factor
+            # Small factors first: mypyc multiplies natively only while both factors are below 2**30.
+            need = price_units * (quantity_units * market.hold_factor)
             asset = market.quote
             exp = market.quote_exp
         else:
@@ -376,7 +379,8 @@ class RiskManager:
         if balance is None:
             return False
         scale = balance.scale(exp)  # the balance may count in finer units than the market
-        if need * scale > balance.avail:
+        held = need if scale == 1 else need * scale  # in the balance's units
+        if held > balance.avail:
             return False
         limiter = self._limiter
         if limiter is not None and not limiter.take(user, now):
@@ -398,8 +402,8 @@ class RiskManager:
         )
         order.hold_units = need
         order.balance = balance
-        balance.avail -= need * scale
-        balance.held_units += need * scale
+        balance.avail -= held
+        balance.held_units += held
         self._registry.add(order)
         return True
 
@@ -571,13 +575,13 @@ class RiskManager:
         taker_fee = parse_units(fee, quote_exp) if type(fee) is str else None
         if price is None or quantity is None or maker_fee is None or taker_fee is None:
             return False
-        notional = price * quantity * market.notional_factor
+        notional = price * (quantity * market.notional_factor)  # small factors first (native)
         if buy_id == data.get("maker_order_id"):
             buyer_fee, seller_fee = maker_fee, taker_fee
         else:
             buyer_fee, seller_fee = taker_fee, maker_fee
         buy_open = buy.open_units - quantity
-        buy_need = buy.price_units * buy_open * market.hold_factor
+        buy_need = buy.price_units * (buy_open * market.hold_factor)
         given = buy.hold_units - buy_need  # the payment and the surplus
         buy_release = given - (notional + buyer_fee)
         sell_open = sell.open_units - quantity
@@ -605,16 +609,22 @@ class RiskManager:
         pool_scale = pool.scale(quote_exp)
         # Everything is known: apply it.
         market.last_sequence = sequence
-        buyer_pays.held_units -= given * buyer_scale
-        buyer_pays.avail += buy_release * buyer_scale
+        proceeds = notional - seller_fee
+        fees = maker_fee + taker_fee
+        base = quantity
+        if buyer_scale != 1:  # (a multiplication by 1 of a large int is not native: skip it)
+            given *= buyer_scale
+            buy_release *= buyer_scale
+        buyer_pays.held_units -= given
+        buyer_pays.avail += buy_release
         buy.hold_units = buy_need
         buy.open_units = buy_open
-        buyer_gets.avail += quantity * buyer_gets_scale
-        seller_pays.held_units -= quantity * seller_scale
+        buyer_gets.avail += base if buyer_gets_scale == 1 else base * buyer_gets_scale
+        seller_pays.held_units -= base if seller_scale == 1 else base * seller_scale
         sell.hold_units = sell_open
         sell.open_units = sell_open
-        seller_gets.avail += (notional - seller_fee) * seller_gets_scale
-        pool.avail += (maker_fee + taker_fee) * pool_scale
+        seller_gets.avail += proceeds if seller_gets_scale == 1 else proceeds * seller_gets_scale
+        pool.avail += fees if pool_scale == 1 else fees * pool_scale
         registry = self._registry
         if not buy_open:
             registry.remove(buy)

@@ -167,17 +167,16 @@ def required_hold(order: TrackedOrder) -> Decimal:
 
 
 class OrderRegistry:
-    """Tracked orders by id, by user and by market, plus per-market heaps of GTD expiries.
+    """Tracked orders by id and by user, plus per-market heaps of GTD expiries.
 
     Order ids are unique over all markets among tracked orders. Iteration orders are insertion orders.
     """
 
-    __slots__ = ("_by_market", "_expiries", "by_id", "by_user")
+    __slots__ = ("_expiries", "by_id", "by_user")
 
     def __init__(self) -> None:
         self.by_id: dict[str, TrackedOrder] = {}
         self.by_user: dict[UserId, dict[str, TrackedOrder]] = {}
-        self._by_market: dict[str, dict[str, TrackedOrder]] = {}
         self._expiries: dict[str, list[tuple[float, str]]] = {}
 
     def replace_with(self, other: OrderRegistry) -> None:
@@ -188,8 +187,6 @@ class OrderRegistry:
         self.by_id.update(other.by_id)
         self.by_user.clear()
         self.by_user.update(other.by_user)
-        self._by_market.clear()
-        self._by_market.update(other._by_market)
         self._expiries.clear()
         self._expiries.update(other._expiries)
 
@@ -202,11 +199,6 @@ class OrderRegistry:
             self.by_user[order.user_id] = {order_id: order}
         else:
             mine[order_id] = order
-        market_orders = self._by_market.get(order.symbol)
-        if market_orders is None:
-            self._by_market[order.symbol] = {order_id: order}
-        else:
-            market_orders[order_id] = order
         if order.expiry is not None:
             self.note_expiry(order)
 
@@ -217,15 +209,10 @@ class OrderRegistry:
         del user_orders[order.order_id]
         if not user_orders:
             del self.by_user[order.user_id]
-        del self._by_market[order.symbol][order.order_id]
 
     def of_user(self, user_id: UserId) -> dict[str, TrackedOrder]:
         """The user's tracked orders (a live view; do not mutate)."""
         return self.by_user.get(user_id, {})
-
-    def of_market(self, symbol: str) -> dict[str, TrackedOrder]:
-        """The market's tracked orders (a live view; do not mutate)."""
-        return self._by_market.get(symbol, {})
 
     def note_expiry(self, order: TrackedOrder) -> None:
         """Index ``order.expiry`` (set by the caller) so that :meth:`expiring` finds it."""
@@ -234,9 +221,13 @@ class OrderRegistry:
             return
         heap = self._expiries.setdefault(order.symbol, [])
         heapq.heappush(heap, (expiry, order.order_id))
-        market_orders = self._by_market.get(order.symbol, {})
-        if len(heap) > 64 and len(heap) > 2 * len(market_orders):  # stale entries: rebuild
-            heap[:] = [(o.expiry, o.order_id) for o in market_orders.values() if o.expiry is not None]
+        if len(heap) > 64 and len(heap) > 2 * len(self.by_id):  # stale entries: rebuild
+            symbol = order.symbol
+            heap[:] = [
+                (o.expiry, o.order_id)
+                for o in self.by_id.values()
+                if o.symbol == symbol and o.expiry is not None
+            ]
             heapq.heapify(heap)
 
     def expiring(self, symbol: str, now: float) -> Iterator[TrackedOrder]:
@@ -245,7 +236,6 @@ class OrderRegistry:
         heap = self._expiries.get(symbol)
         if not heap:
             return
-        market_orders = self._by_market.get(symbol, {})
         seen: set[str] = set()
         stack = [0]
         while stack:
@@ -253,8 +243,13 @@ class OrderRegistry:
             if i >= len(heap) or heap[i][0] > now:
                 continue
             expiry, order_id = heap[i]
-            order = market_orders.get(order_id)
-            if order is not None and order.expiry == expiry and order_id not in seen:
+            order = self.by_id.get(order_id)
+            if (
+                order is not None
+                and order.symbol == symbol
+                and order.expiry == expiry
+                and order_id not in seen
+            ):
                 seen.add(order_id)
                 yield order
             stack.append(2 * i + 1)

@@ -53,11 +53,10 @@ def from_units(units: int, exp: int) -> Decimal:
 
 def parse_units(text: str, exp: int) -> int | None:
     """The decimal string ``text`` as units of ``10**-exp``, exactly; None when it has more than ``exp``
-    decimal places or is not a plain decimal ending in an ASCII digit (an exponent, an underscore,
-    trailing spaces: ``Decimal`` reads those, this does not). The book's exact number strings are plain
+    decimal places or is not a plain decimal ending in a digit (an exponent, an underscore, trailing
+    spaces: ``Decimal`` reads those, this does not). The book's exact number strings are plain
     decimals, so this spares a ``Decimal`` per amount of an event."""
-    last = text[-1:]
-    if not ("0" <= last <= "9") or "_" in text:
+    if not text[-1:].isdigit() or "_" in text:
         return None
     dot = text.find(".")
     if dot < 0:
