@@ -53,9 +53,9 @@ def from_units(units: int, exp: int) -> Decimal:
 
 def parse_units(text: str, exp: int) -> int | None:
     """The decimal string ``text`` as units of ``10**-exp``, exactly; None when it has more than ``exp``
-    decimal places or is not a plain decimal ending in a digit (an exponent, an underscore, trailing
-    spaces: ``Decimal`` reads those, this does not). The book's exact number strings are plain
-    decimals, so this spares a ``Decimal`` per amount of an event."""
+    decimal places or is not a plain decimal with digits on both sides of its point (an exponent, an
+    underscore, trailing spaces, ``.5``: ``Decimal`` reads those, this does not). The book's exact
+    number strings are plain decimals, so this spares a ``Decimal`` per amount of an event."""
     if not text[-1:].isdigit() or "_" in text:
         return None
     dot = text.find(".")
@@ -64,7 +64,7 @@ def parse_units(text: str, exp: int) -> int | None:
         places = 0
     else:
         places = len(text) - dot - 1
-        if places > exp:
+        if places > exp or not text[dot - 1 : dot].isdigit():  # a digit before the point: no "-.5"
             return None
         digits = text.replace(".", "", 1)
     try:

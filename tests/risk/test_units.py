@@ -52,6 +52,7 @@ def test_parse_units_reads_plain_decimal_strings_exactly(amount: Decimal, exp: i
         assert units is not None and value(units, exp) == amount
 
 
+@settings(max_examples=1000)
 @given(text=st.text(alphabet="0123456789.-+_ eE\u0665\u00b2", max_size=12), exp=exps)
 def test_parse_units_never_misreads_a_string(text: str, exp: int) -> None:
     """Any string: either None (the caller then uses Decimal) or exactly Decimal's reading of it."""
