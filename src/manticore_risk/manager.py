@@ -661,12 +661,12 @@ class RiskManager:
 
     def fees_collected(self) -> dict[str, Decimal]:
         """Fees collected so far per asset (net of maker rebates paid)."""
-        return dict(self._ledger.fees)
+        return {asset: _plain(amount) for asset, amount in self._ledger.fees.items()}
 
     def total(self, asset: str) -> Decimal:
         """Sum over users of available + held of ``asset`` plus the fees collected in it; always equal to
         the deposits minus the withdrawals of ``asset``."""
-        return self._ledger.total(asset)
+        return _plain(self._ledger.total(asset))
 
     def open_order_count(self, user_id: UserId) -> int:
         """Number of the user's live orders with a hold (resting, or stops waiting), over all markets."""
@@ -767,3 +767,9 @@ def _check_asset(asset: object) -> str:
     if not isinstance(asset, str) or not asset:
         raise ValueError(f"asset must be a non-empty string, got {asset!r}")
     return asset
+
+
+def _plain(amount: Decimal) -> Decimal:
+    """``amount`` without the trailing zeros of the ledger's units (``0.0500000000`` -> ``0.05``), as the
+    Decimals the queries returned before the ledger counted in integer units."""
+    return Decimal(amount_str(amount))
