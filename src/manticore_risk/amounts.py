@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, Rounded
+from typing import Final
 
 __all__ = [
     "EXACT",
@@ -23,17 +24,17 @@ __all__ = [
     "to_decimal",
 ]
 
-EXACT = Context(
+EXACT: Final = Context(
     prec=999,
     Emax=999_999,
     Emin=-999_999,
     traps=[InvalidOperation, Inexact, Rounded, Overflow],
 )
-ZERO = Decimal(0)
+ZERO: Final = Decimal(0)
 
-add = EXACT.add
-sub = EXACT.subtract
-mul = EXACT.multiply
+add: Final = EXACT.add
+sub: Final = EXACT.subtract
+mul: Final = EXACT.multiply
 
 
 def to_decimal(value: object) -> Decimal:

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from .amounts import ZERO, add, sub
 from .errors import InsufficientFunds
+from .units import add_units, from_units, pow10, to_units
 
 __all__ = ["Balance", "Ledger", "UserId"]
 
@@ -22,37 +23,93 @@ UserId = str | int
 
 
 class Balance:
-    """One user's amounts of one asset: ``available`` (free to use) and ``held`` (reserved for orders)."""
+    """One user's amounts of one asset: ``available`` (free to use) and ``held`` (reserved for orders).
 
-    __slots__ = ("available", "held")
+    Kept as integer units (:mod:`.units`): ``avail`` and ``held_units`` count ``10**-exp`` of the asset;
+    the Decimal properties convert (and widen ``exp`` when given a finer amount)."""
+
+    __slots__ = ("avail", "exp", "held_units")
 
     def __init__(self, available: Decimal = ZERO, held: Decimal = ZERO) -> None:
+        self.avail = 0
+        self.held_units = 0
+        self.exp = 0
         self.available = available
         self.held = held
+
+    @property
+    def available(self) -> Decimal:
+        return from_units(self.avail, self.exp)
+
+    @available.setter
+    def available(self, value: Decimal) -> None:
+        units, exp = to_units(value, self.exp)
+        self.widen(exp)
+        self.avail = units
+
+    @property
+    def held(self) -> Decimal:
+        return from_units(self.held_units, self.exp)
+
+    @held.setter
+    def held(self, value: Decimal) -> None:
+        units, exp = to_units(value, self.exp)
+        self.widen(exp)
+        self.held_units = units
+
+    def widen(self, exp: int) -> None:
+        """Count in ``10**-exp`` from now on (no-op unless ``exp`` is finer); no value changes."""
+        if exp > self.exp:
+            factor = pow10(exp - self.exp)
+            self.avail *= factor
+            self.held_units *= factor
+            self.exp = exp
+
+    def scale(self, exp: int) -> int:
+        """The factor that turns an amount in ``10**-exp`` into this balance's units (1 when they are the
+        same); a balance that counts coarser is widened to ``exp`` first (no value changes)."""
+        if self.exp <= exp:
+            if self.exp < exp:
+                self.widen(exp)
+            return 1
+        return pow10(self.exp - exp)
 
 
 class Ledger:
     """Balances by user then asset (insertion order), fees by asset, net deposits by asset."""
 
-    __slots__ = ("_accounts", "fees", "net_deposits")
+    __slots__ = ("_accounts", "fee_pools", "net_deposits")
 
     def __init__(self) -> None:
         self._accounts: dict[UserId, dict[str, Balance]] = {}
-        self.fees: dict[str, Decimal] = {}
+        #: Fees collected per asset, each in the ``available`` of a :class:`Balance` (its ``held`` is 0).
+        self.fee_pools: dict[str, Balance] = {}
         self.net_deposits: dict[str, Decimal] = {}
 
     def replace_with(self, other: Ledger) -> None:
         """Take over ``other``'s contents (used to restore a state atomically). The tables stay the
-        same objects (their contents are replaced), so a reference to :meth:`accounts` or :attr:`fees`
+        same objects (their contents are replaced), so a reference to :meth:`accounts` or :attr:`fee_pools`
         taken before stays valid."""
         self._accounts.clear()
         self._accounts.update(other._accounts)
-        self.fees.clear()
-        self.fees.update(other.fees)
+        self.fee_pools.clear()
+        self.fee_pools.update(other.fee_pools)
         self.net_deposits.clear()
         self.net_deposits.update(other.net_deposits)
 
     # ------------------------------------------------------------------ queries
+
+    @property
+    def fees(self) -> dict[str, Decimal]:
+        """Fees collected so far per asset (a new dict)."""
+        return {asset: pool.available for asset, pool in self.fee_pools.items()}
+
+    def fee_pool(self, asset: str) -> Balance:
+        """The pool of the fees collected in ``asset``, created (zero) if missing."""
+        pool = self.fee_pools.get(asset)
+        if pool is None:
+            pool = self.fee_pools[asset] = Balance()
+        return pool
 
     def accounts(self) -> dict[UserId, dict[str, Balance]]:
         """The live account table (read-only by convention)."""
@@ -75,19 +132,20 @@ class Ledger:
 
     def total(self, asset: str) -> Decimal:
         """Sum over users of available + held of ``asset``, plus the fees collected in it."""
-        result = self.fees.get(asset, ZERO)
+        pool = self.fee_pools.get(asset)
+        units, exp = (0, 0) if pool is None else (pool.avail, pool.exp)
         for assets in self._accounts.values():
             balance = assets.get(asset)
             if balance is not None:
-                result = add(result, add(balance.available, balance.held))
-        return result
+                units, exp = add_units(units, exp, balance.avail + balance.held_units, balance.exp)
+        return from_units(units, exp)
 
     def assets(self) -> list[str]:
         """Every asset the ledger has seen, in first-seen order."""
         seen: dict[str, None] = dict.fromkeys(self.net_deposits)
         for assets in self._accounts.values():
             seen.update(dict.fromkeys(assets))
-        seen.update(dict.fromkeys(self.fees))
+        seen.update(dict.fromkeys(self.fee_pools))
         return list(seen)
 
     # ------------------------------------------------------------------ money in and out
@@ -147,4 +205,5 @@ class Ledger:
 
     def collect_fee(self, asset: str, amount: Decimal) -> None:
         """Add ``amount`` (may be negative: a rebate paid out) to the fees collected in ``asset``."""
-        self.fees[asset] = add(self.fees.get(asset, ZERO), amount)
+        pool = self.fee_pool(asset)
+        pool.available = add(pool.available, amount)

@@ -15,13 +15,12 @@ Not thread-safe: call it from one thread, or under the lock that serialises your
 
 from __future__ import annotations
 
-from decimal import Decimal, getcontext, setcontext
-from math import isfinite
-from typing import Any, ClassVar
+from decimal import Decimal
+from typing import Any, ClassVar, Final
 
 from manticore_orderbook import EventType, OrderBook, OrderType, SelfTradePrevention, TimeInForce, rules
 
-from .amounts import EXACT, ZERO, add, amount_str, mul, parse_amount, sub, to_decimal
+from .amounts import ZERO, amount_str, mul, parse_amount
 from .checks import PreTradeChecks, check_grid, check_now, check_user_id
 from .decisions import Decision
 from .errors import InsufficientFunds
@@ -34,6 +33,7 @@ from .rate_limit import RateLimiter
 from .settlement import Settlement
 from .state import build_state, export_state
 from .tracking import OrderRegistry, TrackedOrder, required_hold
+from .units import add_units, from_units, parse_units, same_amount
 
 __all__ = ["Number", "RiskManager"]
 
@@ -44,20 +44,23 @@ Number = Decimal | int | str | float | object
 
 #: The fast path's vocabulary (check_and_reserve): exact spellings only; anything else (other cases,
 #: spaces, the book's enums) takes the general path, which reads every spelling.
-_SIDE_WORDS: dict[str, bool] = {"buy": True, "sell": False, "BUY": True, "SELL": False}
+_SIDE_WORDS: Final[dict[str, bool]] = {"buy": True, "sell": False, "BUY": True, "SELL": False}
 #: Time in force -> whether a LIMIT order with it can rest (the book's rule; None is GTC). GTD takes the
 #: general path.
-_TIF_RESTS: dict[str | None, bool] = {None: rules.may_rest(OrderType.LIMIT, TimeInForce.GTC, True)}
+_TIF_RESTS: Final[dict[str | None, bool]] = {None: rules.may_rest(OrderType.LIMIT, TimeInForce.GTC, True)}
 for _tif in (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK):
     for _spelling in (_tif.value.lower(), _tif.value.upper()):
         _TIF_RESTS[_spelling] = rules.may_rest(OrderType.LIMIT, _tif, True)
-_STP_WORDS = frozenset(mode.value for mode in SelfTradePrevention)
-#: How many event strings :meth:`RiskManager._parsed` remembers before it starts again.
-_PARSED_MAX = 4096
-_TRADE_EXECUTED = EventType.TRADE_EXECUTED
-_ORDER_ADDED = EventType.ORDER_ADDED
+#: Read from a C static in the compiled build (an imported name is a module-dict lookup per use).
+_DECIMAL: Final = Decimal
+_APPROVED: Final[Decision] = {"approved": True, "reason": "", "code": ""}
+_STP_WORDS: Final = frozenset(mode.value for mode in SelfTradePrevention)
+#: How many event strings :meth:`RiskManager._units` remembers (per market and kind) before it starts again.
+_PARSED_MAX: Final = 4096
+_TRADE_EXECUTED: Final = EventType.TRADE_EXECUTED
+_ORDER_ADDED: Final = EventType.ORDER_ADDED
 #: Event types the manager does not need; on_event returns at once (the general dispatch would too).
-_IGNORED = (
+_IGNORED: Final = (
     EventType.ORDER_FILLED,
     EventType.PRICE_LEVEL_ADDED,
     EventType.PRICE_LEVEL_CHANGED,
@@ -81,7 +84,6 @@ class RiskManager:
         "_limiter",
         "_limits",
         "_markets",
-        "_parse_cache",
         "_registry",
         "_settlement",
     )
@@ -113,7 +115,6 @@ class RiskManager:
             self._limiter = RateLimiter(limits.rate_limit_orders, limits.rate_limit_window)
         self._checks = PreTradeChecks(self._markets, self._registry, self._ledger, limits, self._limiter)
         self._settlement = Settlement(self._markets, self._registry, self._ledger)
-        self._parse_cache: dict[str, Decimal] = {}
         # The ledger's and the registry's tables, read on every order (they stay the same objects).
         self._accounts = self._ledger.accounts()
         self._by_id = self._registry.by_id
@@ -261,8 +262,8 @@ class RiskManager:
         if (
             market is not None
             and stop_price is None
-            and type(price) is Decimal
-            and type(quantity) is Decimal
+            and type(price) is _DECIMAL
+            and type(quantity) is _DECIMAL
             and type(user_id) is str
             and type(now) is float
             and type(order_id) is str
@@ -282,14 +283,14 @@ class RiskManager:
                 and rests is not None
                 and order_id
                 and order_id not in self._by_id
-                and isfinite(now)
+                and now - now == 0.0  # finite: inf - inf and nan - nan are nan
             ):
                 try:
                     held = self._fast_limit(order_id, user_id, market, is_buy, rests, price, quantity, now)
                 except ArithmeticError:
                     held = False  # an amount beyond the exact context: the general path reports it
                 if held:
-                    return {"approved": True, "reason": "", "code": ""}
+                    return _APPROVED.copy()
         new_id = self._check_new_id(order_id)
         decision, admission = self._checks.admit(
             user_id,
@@ -325,10 +326,19 @@ class RiskManager:
         max open orders (orders that can rest), the available balance and the rate limit (last: it is
         the only check that records something).
 
-        Comparisons and remainders are exact in any context (a NaN or an infinity compares false or
-        raises, and leaves a non-zero remainder or raises: the general path then reports it); the
-        products and sums that make amounts go through the exact context."""
-        if not (price > ZERO and quantity > ZERO) or price % market.tick_size or quantity % market.lot_size:
+        The grid divisions are exact in any context (a NaN or an infinity leaves a non-zero remainder
+        or raises: the general path then reports it); on the grid, price and quantity become integer
+        units of the market (ticks x tick units, lots x lot units), and everything after is integer
+        arithmetic, the hold included (``price x quantity x margin`` in quote units)."""
+        ticks, rest = divmod(price, market.tick_size)
+        if rest:
+            return False
+        lots, rest = divmod(quantity, market.lot_size)
+        if rest:
+            return False
+        price_units = int(ticks) * market.tick_units
+        quantity_units = int(lots) * market.lot_units
+        if price_units <= 0 or quantity_units <= 0:
             return False
         limits = market.limits or self._limits
         cap = limits.max_order_quantity
@@ -336,54 +346,64 @@ class RiskManager:
             return False
         band = limits.price_band
         if band is not None:
-            ticks = market.book.last_trade_ticks
-            if (
-                ticks is None
-                or ticks != market._ref_ticks
-                or band is not market._band
-                or market._band_ref is not market._ref_price
-            ):
-                reference = market.reference()  # and the band around it, computed once per reference
+            last = market.book.last_trade_ticks
+            banded = True
+            if last is not None:
+                market.band_units(band, last)
+            else:
+                reference = market.reference()  # the mid price, or None for an empty book: no band
+                banded = reference is not None
                 if reference is not None:
                     market.band(band, reference)
-            else:
-                reference = market._ref_price
-            if reference is not None and (price < market.band_low or price > market.band_high):
+            if banded and (price_units < market.band_low_units or price_units > market.band_high_units):
                 return False
         cap = limits.max_order_notional
-        notional = None
-        if cap is not None:
-            notional = mul(price, quantity)
-            if notional > cap:
-                return False
+        if cap is not None and mul(price, quantity) > cap:
+            return False
         mine = self._by_user.get(user)
         if rests and mine is not None:
             max_open = self._limits.max_open_orders
             if max_open is not None and len(mine) >= max_open:
                 return False
         if is_buy:
-            need = mul(price if notional is None else notional, market.margin)
-            if notional is None:
-                need = mul(need, quantity)
+            # Small factors first: mypyc multiplies natively only while both factors are below 2**30.
+            need = price_units * (quantity_units * market.hold_factor)
             asset = market.quote
+            exp = market.quote_exp
         else:
-            need = quantity
+            need = quantity_units
             asset = market.base
+            exp = market.quantity_exp
         assets = self._accounts.get(user)
         balance = None if assets is None else assets.get(asset)
-        if balance is None or need > balance.available:
+        if balance is None:
+            return False
+        scale = balance.scale(exp)  # the balance may count in finer units than the market
+        held = need if scale == 1 else need * scale  # in the balance's units
+        if held > balance.avail:
             return False
         limiter = self._limiter
         if limiter is not None and not limiter.take(user, now):
             return False
         # Approved (and counted by the rate limiter): hold the funds, track the order (as _hold does).
         order = TrackedOrder(
-            order_id, market.symbol, user, is_buy, "limit", price, None, quantity, asset, market.margin
+            order_id,
+            market,
+            user,
+            is_buy,
+            "limit",
+            price,
+            None,
+            quantity,
+            asset,
+            market.margin,
+            price_units,
+            quantity_units,
         )
-        order.hold = need
+        order.hold_units = need
         order.balance = balance
-        balance.available = sub(balance.available, need)
-        balance.held = add(balance.held, need)
+        balance.avail -= held
+        balance.held_units += held
         self._registry.add(order)
         return True
 
@@ -447,7 +467,7 @@ class RiskManager:
             )
         order = TrackedOrder(
             order_id,
-            market.symbol,
+            market,
             user,
             spec.is_buy,
             spec.order_type,
@@ -513,12 +533,14 @@ class RiskManager:
         """Settle a TRADE_EXECUTED between two tracked limit orders exactly as
         :meth:`~.settlement.Settlement._trade` does and return True; or return False, having changed
         nothing, for anything else (an unknown market or order, a market buy, a repeated event, a
-        payment the holds do not cover, a malformed amount): the general settlement then applies it.
+        payment the holds do not cover, an amount that is not a plain decimal in the market's units, an
+        order kept in finer units): the general settlement then applies it.
 
         For a buy: the notional plus its fee and the surplus of its hold over what its open quantity
         still needs leave the hold; the fee and the notional leave the ledger's quote of the buyer, the
         surplus returns to available. For a sell: the quantity leaves its hold. Then the base goes to
-        the buyer, notional minus fee to the seller, both fees to the fee account."""
+        the buyer, notional minus fee to the seller, both fees to the fee account. All in integer units
+        of the market (see :class:`~.markets.Market`)."""
         symbol = data.get("symbol")
         market = self._markets.get(symbol) if type(symbol) is str else None
         if market is None:
@@ -533,81 +555,76 @@ class RiskManager:
         sell = by_id.get(sell_id) if type(sell_id) is str else None
         if buy is None or sell is None or buy.symbol != symbol or sell.symbol != symbol:
             return False
-        limit = buy.price
-        if limit is None:
-            return False  # a market buy: its hold is a bound, not a formula
+        quote_exp = market.quote_exp
+        quantity_exp = market.quantity_exp
+        if (
+            not buy.priced  # a market buy: its hold is a bound, not a formula
+            or not buy.standard_margin
+            or buy.price_exp != market.price_exp
+            or buy.open_exp != quantity_exp
+            or buy.hold_exp != quote_exp
+            or sell.open_exp != quantity_exp
+            or sell.hold_exp != quantity_exp
+        ):
+            return False
+        price = self._units(market.price_cache, data.get("price"), market.price_exp)
+        quantity = self._units(market.quantity_cache, data.get("quantity"), quantity_exp)
+        fee = data.get("maker_fee")
+        maker_fee = parse_units(fee, quote_exp) if type(fee) is str else None
+        fee = data.get("taker_fee")
+        taker_fee = parse_units(fee, quote_exp) if type(fee) is str else None
+        if price is None or quantity is None or maker_fee is None or taker_fee is None:
+            return False
+        notional = price * (quantity * market.notional_factor)  # small factors first (native)
+        if buy_id == data.get("maker_order_id"):
+            buyer_fee, seller_fee = maker_fee, taker_fee
+        else:
+            buyer_fee, seller_fee = taker_fee, maker_fee
+        buy_open = buy.open_units - quantity
+        buy_need = buy.price_units * (buy_open * market.hold_factor)
+        given = buy.hold_units - buy_need  # the payment and the surplus
+        buy_release = given - (notional + buyer_fee)
+        sell_open = sell.open_units - quantity
+        if sell.hold_units - quantity != sell_open or buy_open < 0 or buy_release < 0 or sell_open < 0:
+            return False
         ledger = self._ledger
-        # Decimal operators in the exact context cost about half the context's methods; the switch
-        # costs about two of them and pays for itself from five operations (a trade has some twenty).
-        saved = getcontext()
-        setcontext(EXACT)
-        try:
-            try:
-                cache = self._parse_cache
-                given_price = data["price"]
-                price = cache.get(given_price) if type(given_price) is str else None
-                if price is None:
-                    price = self._parsed(given_price)
-                given_quantity = data["quantity"]
-                quantity = cache.get(given_quantity) if type(given_quantity) is str else None
-                if quantity is None:
-                    quantity = self._parsed(given_quantity)
-                fee = data["maker_fee"]
-                maker_fee = Decimal(fee) if type(fee) is str else to_decimal(fee)
-                fee = data["taker_fee"]
-                taker_fee = Decimal(fee) if type(fee) is str else to_decimal(fee)
-                notional = price * quantity
-                if buy_id == data["maker_order_id"]:
-                    buyer_fee, seller_fee = maker_fee, taker_fee
-                else:
-                    buyer_fee, seller_fee = taker_fee, maker_fee
-                buy_hold = buy.hold
-                buy_open = buy.open - quantity
-                buy_need = limit * buy_open * buy.margin if buy_open else ZERO
-                given = buy_hold - buy_need  # the payment and the surplus
-                buy_release = given - (notional + buyer_fee)
-                sell_open = sell.open - quantity
-                if sell.hold is sell.open:  # a sell holds its open quantity: usually the same object
-                    sell_left = sell_open
-                else:
-                    sell_left = sell.hold - quantity
-                    if sell_left != sell_open:
-                        return False
-                if buy_open < ZERO or buy_release < ZERO or sell_open < ZERO:
-                    return False
-                proceeds = notional - seller_fee
-                fees = maker_fee + taker_fee
-            except (ArithmeticError, ValueError, KeyError):
-                return False
-            # Everything is known: apply it (the sums below are exact or raise like the ledger's own).
-            market.last_sequence = sequence
-            held = buy.balance
-            if held is None:
-                held = buy.balance = ledger.balance(buy.user_id, buy.asset)
-            held.held = held.held - given
-            if buy_release:
-                held.available = held.available + buy_release
-            buy.hold = buy_need
-            buy.open = buy_open
-            got = buy.proceeds
-            if got is None:
-                got = buy.proceeds = ledger.balance(buy.user_id, market.base)
-            got.available = got.available + quantity
-            held = sell.balance
-            if held is None:
-                held = sell.balance = ledger.balance(sell.user_id, sell.asset)
-            held.held = held.held - quantity
-            sell.hold = sell_left
-            sell.open = sell_open
-            got = sell.proceeds
-            if got is None:
-                got = sell.proceeds = ledger.balance(sell.user_id, market.quote)
-            got.available = got.available + proceeds
-            fee_table = ledger.fees
-            quote = market.quote
-            fee_table[quote] = fee_table.get(quote, ZERO) + fees
-        finally:
-            setcontext(saved)
+        buyer_pays = buy.balance
+        if buyer_pays is None:
+            buyer_pays = buy.balance = ledger.balance(buy.user_id, buy.asset)
+        buyer_gets = buy.proceeds
+        if buyer_gets is None:
+            buyer_gets = buy.proceeds = ledger.balance(buy.user_id, market.base)
+        seller_pays = sell.balance
+        if seller_pays is None:
+            seller_pays = sell.balance = ledger.balance(sell.user_id, sell.asset)
+        seller_gets = sell.proceeds
+        if seller_gets is None:
+            seller_gets = sell.proceeds = ledger.balance(sell.user_id, market.quote)
+        pool = ledger.fee_pool(market.quote)
+        # Each balance may count in finer units than the market (another market's): scale into them.
+        buyer_scale = buyer_pays.scale(quote_exp)
+        buyer_gets_scale = buyer_gets.scale(quantity_exp)
+        seller_scale = seller_pays.scale(quantity_exp)
+        seller_gets_scale = seller_gets.scale(quote_exp)
+        pool_scale = pool.scale(quote_exp)
+        # Everything is known: apply it.
+        market.last_sequence = sequence
+        proceeds = notional - seller_fee
+        fees = maker_fee + taker_fee
+        base = quantity
+        if buyer_scale != 1:  # (a multiplication by 1 of a large int is not native: skip it)
+            given *= buyer_scale
+            buy_release *= buyer_scale
+        buyer_pays.held_units -= given
+        buyer_pays.avail += buy_release
+        buy.hold_units = buy_need
+        buy.open_units = buy_open
+        buyer_gets.avail += base if buyer_gets_scale == 1 else base * buyer_gets_scale
+        seller_pays.held_units -= base if seller_scale == 1 else base * seller_scale
+        sell.hold_units = sell_open
+        sell.open_units = sell_open
+        seller_gets.avail += proceeds if seller_gets_scale == 1 else proceeds * seller_gets_scale
+        pool.avail += fees if pool_scale == 1 else fees * pool_scale
         registry = self._registry
         if not buy_open:
             registry.remove(buy)
@@ -615,20 +632,22 @@ class RiskManager:
             registry.remove(sell)
         return True
 
-    def _parsed(self, value: object) -> Decimal:
-        """A price or quantity of an event as a Decimal, remembered: the same strings come back (a
-        level's price, an order's quantity). At most :data:`_PARSED_MAX` are kept."""
-        cache = self._parse_cache
-        if type(value) is str:
-            found = cache.get(value)
-            if found is not None:
-                return found
-            number = Decimal(value)
+    @staticmethod
+    def _units(cache: dict[str, int], value: object, exp: int) -> int | None:
+        """A price or quantity string of an event in units of ``10**-exp``, remembered in ``cache`` (the
+        same strings come back: a level's price, an order's quantity; at most :data:`_PARSED_MAX`);
+        None when it is not a plain decimal string with at most ``exp`` places."""
+        if type(value) is not str:
+            return None
+        found = cache.get(value)
+        if found is not None:
+            return found
+        units = parse_units(value, exp)
+        if units is not None:
             if len(cache) >= _PARSED_MAX:
                 cache.clear()
-            cache[value] = number
-            return number
-        return to_decimal(value)
+            cache[value] = units
+        return units
 
     # ------------------------------------------------------------------ queries
 
@@ -642,12 +661,12 @@ class RiskManager:
 
     def fees_collected(self) -> dict[str, Decimal]:
         """Fees collected so far per asset (net of maker rebates paid)."""
-        return dict(self._ledger.fees)
+        return {asset: _plain(amount) for asset, amount in self._ledger.fees.items()}
 
     def total(self, asset: str) -> Decimal:
         """Sum over users of available + held of ``asset`` plus the fees collected in it; always equal to
         the deposits minus the withdrawals of ``asset``."""
-        return self._ledger.total(asset)
+        return _plain(self._ledger.total(asset))
 
     def open_order_count(self, user_id: UserId) -> int:
         """Number of the user's live orders with a hold (resting, or stops waiting), over all markets."""
@@ -681,21 +700,39 @@ class RiskManager:
         for asset in ledger.assets():
             total, net = ledger.total(asset), ledger.net_deposits.get(asset, ZERO)
             assert total == net, f"{asset}: balances + fees {total} != deposits - withdrawals {net}"
-        holds: dict[tuple[UserId, str], Decimal] = {}
+        holds: dict[tuple[UserId, str], tuple[int, int]] = {}
         for order in self._registry.by_id.values():
-            if not order.market_buy:
-                assert order.hold == required_hold(order), f"order {order.order_id}: hold {order.hold}"
+            if not order.market_buy and not self._hold_is_required(order):
+                raise AssertionError(f"order {order.order_id}: hold {order.hold} != {required_hold(order)}")
             key = (order.user_id, order.asset)
-            holds[key] = add(holds.get(key, ZERO), order.hold)
+            units, exp = holds.get(key, (0, 0))
+            holds[key] = add_units(units, exp, order.hold_units, order.hold_exp)
         for user_id, assets in ledger.accounts().items():
             for asset, balance in assets.items():
-                assert balance.available >= 0, f"{user_id!r} {asset}: available {balance.available} < 0"
-                assert balance.held >= 0, f"{user_id!r} {asset}: held {balance.held} < 0"
-                expected = holds.pop((user_id, asset), ZERO)
-                assert balance.held == expected, (
-                    f"{user_id!r} {asset}: held {balance.held} != orders {expected}"
+                assert balance.avail >= 0, f"{user_id!r} {asset}: available {balance.available} < 0"
+                assert balance.held_units >= 0, f"{user_id!r} {asset}: held {balance.held} < 0"
+                units, exp = holds.pop((user_id, asset), (0, 0))
+                assert same_amount(balance.held_units, balance.exp, units, exp), (
+                    f"{user_id!r} {asset}: held {balance.held} != orders {from_units(units, exp)}"
                 )
-        assert not any(holds.values()), f"holds without a balance: {holds}"
+        assert not any(units for units, _ in holds.values()), f"holds without a balance: {holds}"
+
+    def _hold_is_required(self, order: TrackedOrder) -> bool:
+        """Whether ``order``'s hold is what its open quantity needs (:func:`required_hold`), in integers
+        when the order counts in its market's units."""
+        if not order.is_buy:
+            return same_amount(order.hold_units, order.hold_exp, order.open_units, order.open_exp)
+        market = self._markets.get(order.symbol)
+        if (
+            market is not None
+            and order.priced
+            and order.standard_margin
+            and order.price_exp == market.price_exp
+            and order.open_exp == market.quantity_exp
+            and order.hold_exp == market.quote_exp
+        ):
+            return order.hold_units == order.price_units * order.open_units * market.hold_factor
+        return order.hold == required_hold(order)
 
     def count_command(self, user_id: UserId, now: float) -> None:
         """Count one approved order command (a place or a modify) of ``user_id`` at ``now`` against the
@@ -730,3 +767,9 @@ def _check_asset(asset: object) -> str:
     if not isinstance(asset, str) or not asset:
         raise ValueError(f"asset must be a non-empty string, got {asset!r}")
     return asset
+
+
+def _plain(amount: Decimal) -> Decimal:
+    """``amount`` without the trailing zeros of the ledger's units (``0.0500000000`` -> ``0.05``), as the
+    Decimals the queries returned before the ledger counted in integer units."""
+    return Decimal(amount_str(amount))

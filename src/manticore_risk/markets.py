@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from manticore_orderbook import OrderBook
 
 from .amounts import EXACT, ZERO, add, to_decimal
 from .limits import RiskLimits
+from .units import decimals, pow10
 
 __all__ = ["Market"]
 
@@ -26,20 +27,34 @@ class Market:
 
     __slots__ = (
         "_band",
+        "_band_ratio",
         "_band_ref",
         "_ref_price",
         "_ref_ticks",
+        "_units_band",
+        "_units_ticks",
         "band_high",
+        "band_high_units",
         "band_low",
+        "band_low_units",
         "base",
         "book",
+        "hold_factor",
         "last_sequence",
         "limits",
         "lot_size",
+        "lot_units",
         "margin",
+        "notional_factor",
+        "price_cache",
+        "price_exp",
+        "quantity_cache",
+        "quantity_exp",
         "quote",
+        "quote_exp",
         "symbol",
         "tick_size",
+        "tick_units",
     )
 
     def __init__(
@@ -92,6 +107,30 @@ class Market:
         self._band_ref: Decimal | None = None
         self.band_low: Decimal = ZERO
         self.band_high: Decimal = ZERO
+        # Integer units of the hot paths (see .units): prices count in 10**-price_exp (the tick's
+        # places), quantities and base amounts in 10**-quantity_exp (the lot's), quote amounts in
+        # 10**-quote_exp, fine enough for any price x quantity x margin or fee rate of this market.
+        self.price_exp = decimals(self.tick_size)
+        self.quantity_exp = decimals(self.lot_size)
+        margin_exp = decimals(self.margin)
+        fee_exp = max(decimals(maker), decimals(taker))
+        self.quote_exp = self.price_exp + self.quantity_exp + max(margin_exp, fee_exp)
+        self.tick_units = int(self.tick_size.scaleb(self.price_exp, EXACT))
+        self.lot_units = int(self.lot_size.scaleb(self.quantity_exp, EXACT))
+        #: price units x quantity units x notional_factor = quote units of the notional
+        self.notional_factor = pow10(self.quote_exp - self.price_exp - self.quantity_exp)
+        #: price units x quantity units x hold_factor = quote units a buy holds (margin included)
+        self.hold_factor = int(self.margin.scaleb(margin_exp, EXACT)) * pow10(
+            self.quote_exp - self.price_exp - self.quantity_exp - margin_exp
+        )
+        self.band_low_units = 0
+        self.band_high_units = 0
+        self._units_ticks: int | None = None
+        self._units_band: Decimal | None = None
+        self._band_ratio: tuple[int, int] = (0, 1)
+        #: An event's price and quantity strings in units (they repeat: a level's price, an order's size).
+        self.price_cache: dict[str, int] = {}
+        self.quantity_cache: dict[str, int] = {}
 
     def reference(self) -> Decimal | None:
         """The price band's reference: the book's last trade price, else its mid price, else None.
@@ -114,9 +153,32 @@ class Market:
             width = EXACT.multiply(reference, band)
             self.band_low = EXACT.subtract(reference, width)
             self.band_high = EXACT.add(reference, width)
+            # The band in whole price units: low rounded up, high rounded down (a price is whole units).
+            exp = self.price_exp
+            self.band_low_units = int(self.band_low.scaleb(exp, EXACT).to_integral_value(ROUND_CEILING))
+            self.band_high_units = int(self.band_high.scaleb(exp, EXACT).to_integral_value(ROUND_FLOOR))
             self._band_ref = reference
             self._band = band
+            self._units_ticks = None  # band_units() must recompute its integers
         return self.band_low, self.band_high
+
+    def band_units(self, band: Decimal, ticks: int) -> None:
+        """Set :attr:`band_low_units` / :attr:`band_high_units` for the reference ``ticks`` x tick size (the
+        book's last trade) and ``band``: the prices in whole price units within ``band`` of the
+        reference, exactly as :meth:`band` bounds them, in integers. Computed once per reference and
+        band."""
+        if ticks == self._units_ticks and band is self._units_band:
+            return
+        if band is not self._units_band:
+            self._band_ratio = band.as_integer_ratio()
+            self._units_band = band
+        numerator, denominator = self._band_ratio
+        reference = ticks * self.tick_units
+        width = reference * numerator // denominator  # the band's width, rounded down
+        self.band_low_units = reference - width
+        self.band_high_units = reference + width
+        self._units_ticks = ticks
+        self._band_ref = None  # the Decimal bounds (band()) are no longer the ones in units
 
     def on_price_grid(self, price: Decimal) -> bool:
         """Whether ``price`` is a whole number of ticks."""

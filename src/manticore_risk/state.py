@@ -90,9 +90,12 @@ def build_state(
         ledger.accounts().setdefault(user_id, {})[asset] = Balance(available, held)
     for name in ("fees", "net_deposits"):
         table = _mapping(state.get(name), name)
-        target = ledger.fees if name == "fees" else ledger.net_deposits
         for asset, value in table.items():
-            target[_asset(asset, name)] = _amount(value, f"{name}[{asset!r}]", minimum=ZERO)
+            amount = _amount(value, f"{name}[{asset!r}]", minimum=ZERO)
+            if name == "fees":
+                ledger.fee_pool(_asset(asset, name)).available = amount
+            else:
+                ledger.net_deposits[_asset(asset, name)] = amount
     registry = OrderRegistry()
     for index, record in enumerate(_list(state, "orders")):
         order = _order(_mapping(record, f"orders[{index}]"), markets, f"orders[{index}]")
@@ -135,7 +138,7 @@ def _order(rec: Mapping[str, Any], markets: Mapping[str, Market], where: str) ->
     assert isinstance(symbol, str)
     order = TrackedOrder(
         order_id,
-        symbol,
+        market,
         _user_id(rec.get("user_id"), where),
         is_buy,
         order_type,

@@ -13,6 +13,8 @@ from decimal import Decimal
 
 from .amounts import ZERO, mul, sub
 from .ledger import Balance, UserId
+from .markets import Market
+from .units import from_units, to_units
 
 __all__ = ["OrderRegistry", "TrackedOrder", "limit_hold", "required_hold"]
 
@@ -36,18 +38,23 @@ class TrackedOrder:
         "asset",
         "balance",
         "expiry",
-        "hold",
+        "hold_exp",
+        "hold_units",
         "is_buy",
         "margin",
         "market_buy",
-        "open",
+        "open_exp",
+        "open_units",
         "order_id",
         "order_type",
         "pending",
-        "price",
+        "price_exp",
+        "price_units",
+        "priced",
         "proceeds",
         "quantity",
         "seen",
+        "standard_margin",
         "stop_price",
         "symbol",
         "user_id",
@@ -56,7 +63,7 @@ class TrackedOrder:
     def __init__(
         self,
         order_id: str,
-        symbol: str,
+        market: Market,
         user_id: UserId,
         is_buy: bool,
         order_type: str,
@@ -65,25 +72,75 @@ class TrackedOrder:
         quantity: Decimal,
         asset: str,
         margin: Decimal,
+        price_units: int | None = None,
+        open_units: int | None = None,
     ) -> None:
+        """``price_units`` and ``open_units``, when given, are ``price`` and ``quantity`` in the market's
+        units (see :class:`~.markets.Market`), already known to the caller."""
         self.order_id = order_id
-        self.symbol = symbol
+        self.symbol = market.symbol
         self.user_id = user_id
         self.is_buy = is_buy
         self.order_type = order_type
-        self.price = price
         self.stop_price = stop_price
         self.quantity = quantity
-        self.open = quantity
         self.asset = asset
         self.margin = margin
+        self.standard_margin = margin is market.margin or margin == market.margin
         self.market_buy = is_buy and price is None
-        self.hold = ZERO
+        # Amounts in integer units (see .units), each with its own exponent, starting at the market's.
+        self.price_exp = market.price_exp
+        self.priced = price is not None
+        self.price_units = 0
+        if price_units is not None:
+            self.price_units = price_units
+        elif price is not None:
+            self.price = price
+        self.open_exp = market.quantity_exp
+        if open_units is None:
+            self.open_units = 0
+            self.open = quantity
+        else:
+            self.open_units = open_units
+        self.hold_exp = market.quote_exp if asset == market.quote else market.quantity_exp
+        self.hold_units = 0
         self.pending = order_type in ("stop_limit", "stop_market", "trailing_stop")
         self.seen = False
         self.expiry: float | None = None
         self.balance: Balance | None = None
         self.proceeds: Balance | None = None
+
+    @property
+    def price(self) -> Decimal | None:
+        """The limit price the hold is computed from, or None."""
+        return from_units(self.price_units, self.price_exp) if self.priced else None
+
+    @price.setter
+    def price(self, value: Decimal | None) -> None:
+        if value is None:
+            self.priced = False
+            self.price_units = 0
+            return
+        self.price_units, self.price_exp = to_units(value, self.price_exp)
+        self.priced = True
+
+    @property
+    def open(self) -> Decimal:
+        """The open quantity (base)."""
+        return from_units(self.open_units, self.open_exp)
+
+    @open.setter
+    def open(self, value: Decimal) -> None:
+        self.open_units, self.open_exp = to_units(value, self.open_exp)
+
+    @property
+    def hold(self) -> Decimal:
+        """The amount of ``asset`` held for the order."""
+        return from_units(self.hold_units, self.hold_exp)
+
+    @hold.setter
+    def hold(self, value: Decimal) -> None:
+        self.hold_units, self.hold_exp = to_units(value, self.hold_exp)
 
     @property
     def filled(self) -> Decimal:
@@ -110,17 +167,16 @@ def required_hold(order: TrackedOrder) -> Decimal:
 
 
 class OrderRegistry:
-    """Tracked orders by id, by user and by market, plus per-market heaps of GTD expiries.
+    """Tracked orders by id and by user, plus per-market heaps of GTD expiries.
 
     Order ids are unique over all markets among tracked orders. Iteration orders are insertion orders.
     """
 
-    __slots__ = ("_by_market", "_expiries", "by_id", "by_user")
+    __slots__ = ("_expiries", "by_id", "by_user")
 
     def __init__(self) -> None:
         self.by_id: dict[str, TrackedOrder] = {}
         self.by_user: dict[UserId, dict[str, TrackedOrder]] = {}
-        self._by_market: dict[str, dict[str, TrackedOrder]] = {}
         self._expiries: dict[str, list[tuple[float, str]]] = {}
 
     def replace_with(self, other: OrderRegistry) -> None:
@@ -131,8 +187,6 @@ class OrderRegistry:
         self.by_id.update(other.by_id)
         self.by_user.clear()
         self.by_user.update(other.by_user)
-        self._by_market.clear()
-        self._by_market.update(other._by_market)
         self._expiries.clear()
         self._expiries.update(other._expiries)
 
@@ -145,11 +199,6 @@ class OrderRegistry:
             self.by_user[order.user_id] = {order_id: order}
         else:
             mine[order_id] = order
-        market_orders = self._by_market.get(order.symbol)
-        if market_orders is None:
-            self._by_market[order.symbol] = {order_id: order}
-        else:
-            market_orders[order_id] = order
         if order.expiry is not None:
             self.note_expiry(order)
 
@@ -160,15 +209,10 @@ class OrderRegistry:
         del user_orders[order.order_id]
         if not user_orders:
             del self.by_user[order.user_id]
-        del self._by_market[order.symbol][order.order_id]
 
     def of_user(self, user_id: UserId) -> dict[str, TrackedOrder]:
         """The user's tracked orders (a live view; do not mutate)."""
         return self.by_user.get(user_id, {})
-
-    def of_market(self, symbol: str) -> dict[str, TrackedOrder]:
-        """The market's tracked orders (a live view; do not mutate)."""
-        return self._by_market.get(symbol, {})
 
     def note_expiry(self, order: TrackedOrder) -> None:
         """Index ``order.expiry`` (set by the caller) so that :meth:`expiring` finds it."""
@@ -177,9 +221,13 @@ class OrderRegistry:
             return
         heap = self._expiries.setdefault(order.symbol, [])
         heapq.heappush(heap, (expiry, order.order_id))
-        market_orders = self._by_market.get(order.symbol, {})
-        if len(heap) > 64 and len(heap) > 2 * len(market_orders):  # stale entries: rebuild
-            heap[:] = [(o.expiry, o.order_id) for o in market_orders.values() if o.expiry is not None]
+        if len(heap) > 64 and len(heap) > 2 * len(self.by_id):  # stale entries: rebuild
+            symbol = order.symbol
+            heap[:] = [
+                (o.expiry, o.order_id)
+                for o in self.by_id.values()
+                if o.symbol == symbol and o.expiry is not None
+            ]
             heapq.heapify(heap)
 
     def expiring(self, symbol: str, now: float) -> Iterator[TrackedOrder]:
@@ -188,7 +236,6 @@ class OrderRegistry:
         heap = self._expiries.get(symbol)
         if not heap:
             return
-        market_orders = self._by_market.get(symbol, {})
         seen: set[str] = set()
         stack = [0]
         while stack:
@@ -196,8 +243,13 @@ class OrderRegistry:
             if i >= len(heap) or heap[i][0] > now:
                 continue
             expiry, order_id = heap[i]
-            order = market_orders.get(order_id)
-            if order is not None and order.expiry == expiry and order_id not in seen:
+            order = self.by_id.get(order_id)
+            if (
+                order is not None
+                and order.symbol == symbol
+                and order.expiry == expiry
+                and order_id not in seen
+            ):
                 seen.add(order_id)
                 yield order
             stack.append(2 * i + 1)
