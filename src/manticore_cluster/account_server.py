@@ -56,6 +56,7 @@ from manticore_matching import (
 )
 
 from . import protocol
+from .account_feed import BalanceFeed
 from .account_shard import AccountLedger
 from .server import REPEAT_WINDOW
 
@@ -76,6 +77,8 @@ _KINDS = {
     "deposit": "deposit",
     "withdraw": "withdraw",
 }
+#: Balance messages per NATS message (~200 bytes each: well inside NATS's 1 MB default payload).
+_BALANCES_PER_MESSAGE = 1000
 _ROUTE_OPS = frozenset({"place_order", "modify_order", "cancel_order", "cancel_order_by_client_id"})
 
 
@@ -111,6 +114,8 @@ class AccountServer:
         self._early: dict[tuple[str, int], dict[str, Any]] = {}
         self.commands = 0
         self.deliveries = 0
+        #: each touched user's balances after every durable change, on the account's market-data subject
+        self.feed = BalanceFeed(ledger.state, self._publish_balances)
 
     async def start(self) -> None:
         """Subscribe, resend every pending route, start pulling settlements."""
@@ -119,6 +124,7 @@ class AccountServer:
         self._running = True
         self._loop = asyncio.get_running_loop()
         self.ledger.durable_listeners.append(self._durable_from_journal_thread)
+        self.ledger.commit_listeners.append(self._on_commit)
         nc = self.nc
         self._subscriptions = [
             await nc.subscribe(protocol.cmd_subject(self.prefix, self.shard), cb=self._on_command),
@@ -137,6 +143,9 @@ class AccountServer:
         self._running = False
         with contextlib.suppress(ValueError):
             self.ledger.durable_listeners.remove(self._durable_from_journal_thread)
+        with contextlib.suppress(ValueError):
+            self.ledger.commit_listeners.remove(self._on_commit)
+        self.feed.clear()
         for subscription in self._subscriptions:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
@@ -323,14 +332,39 @@ class AccountServer:
 
     def _durable_from_journal_thread(self, _position: int) -> None:
         loop = self._loop
-        if loop is not None and self._woken:
+        if loop is None:
+            return
+        if self._woken:
             loop.call_soon_threadsafe(self._wake)
+        if self.feed.pending:
+            loop.call_soon_threadsafe(self._release_balances)
 
     def _wake(self) -> None:
         woken, self._woken = self._woken, []
         for future in woken:
             if not future.done():
                 future.set_result(None)
+
+    # ------------------------------------------------------------------ balance messages
+
+    def _on_commit(self, record: dict[str, Any], users: list[str]) -> None:
+        """A ledger commit listener: snapshot the touched users' balances (released once durable)."""
+        self.feed.note(record, users)
+        loop = self._loop
+        if users and loop is not None and self.ledger.journal.durable >= int(record["n"]):
+            loop.call_soon_threadsafe(self._release_balances)  # durable before it was noted
+
+    def _release_balances(self) -> None:
+        if self._running:
+            self.feed.release(self.ledger.journal.durable)
+
+    def _publish_balances(self, position: int, messages: list[dict[str, Any]]) -> None:
+        """Publish released balance messages on the account shard's market-data subject (which every
+        split gateway follows), at most :data:`_BALANCES_PER_MESSAGE` to a NATS message, in order."""
+        subject = protocol.md_subject(self.prefix, self.shard)
+        for start in range(0, len(messages), _BALANCES_PER_MESSAGE):
+            body = protocol.encode_batch(position, messages[start : start + _BALANCES_PER_MESSAGE])
+            self._spawn(self.nc.publish(subject, body))
 
     # ------------------------------------------------------------------ routes out, settlements in
 
