@@ -393,7 +393,7 @@ class AccountServer:
             news = self._news_of(shard)
             try:
                 msg = await news.request(
-                    self.nc, protocol.cmd_subject(self.prefix, shard), body, self.attempt_timeout
+                    self.nc, protocol.cmd_subject(self.prefix, shard), body, self.attempt_timeout, position
                 )
                 result = protocol.decode_reply(msg.data)
                 self.deliveries += 1
@@ -412,7 +412,7 @@ class AccountServer:
                 pass  # no market leader now, or it did not answer in time: the same route again
             except ExchangeError as exc:
                 log.warning("account shard %s: route %d refused by %s: %r", self.shard, position, shard, exc)
-            await news.pause(pause)  # cut short when a new market leader announces itself
+            await news.pause(pause, position)  # woken, oldest route first, by a new market leader
             pause = min(1.0, pause * 2)
         await self._durable(self.ledger.journal.appended)
 

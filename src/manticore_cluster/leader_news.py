@@ -8,8 +8,15 @@ sender (a gateway's :class:`~.remote.RemoteExchange`, the account shard deliveri
 shard) follows the subject and, on each announcement, abandons every attempt still waiting and sends
 it again at once, with the same body marked as a retry: the same command id, so the new leader answers
 a command the old one made durable with its original result and applies one it never made durable once
-(:mod:`manticore_matching.command_ids`). Requests pausing between attempts (no leader was subscribed)
-are woken too.
+(:mod:`manticore_matching.command_ids`).
+
+Requests pausing between attempts because no leader was subscribed ("no responders": every request
+sent after the death, often hundreds) are woken too, and **all are re-sent in the order they were first
+sent**, so the new leader answers the oldest first. (Re-sending the in-flight ones alone was measured:
+the requests still queued in the gateway at the kill, published after it, then waited behind the
+others' natural retries for ~12 s.) Every waiting request has its own wake-up future, set in that order,
+and the in-flight and pausing ones resume through the same number of loop steps, so they publish in
+that order.
 
 :class:`LeaderNews` is that bookkeeping for one shard; use it on one event loop.
 """
@@ -17,7 +24,6 @@ are woken too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -30,46 +36,48 @@ class LeaderChanged(Exception):
 
 
 class LeaderNews:
-    """The attempts waiting for one shard's leader (see the module doc)."""
+    """The requests waiting for one shard's leader (see the module doc)."""
 
     def __init__(self) -> None:
-        self._attempts: set[asyncio.Task[Msg]] = set()
-        self._news: asyncio.Future[None] | None = None
+        #: a waiting request's wake-up -> when the request was first sent (the order of re-sending)
+        self._waiting: dict[asyncio.Future[None], float] = {}
         #: announcements received
         self.announcements = 0
         #: attempts abandoned because of one
         self.abandoned = 0
 
-    async def request(self, nc: Client, subject: str, body: bytes, timeout: float) -> Msg:
-        """``nc.request(subject, body, timeout)``; LeaderChanged if an announcement came first."""
+    async def request(self, nc: Client, subject: str, body: bytes, timeout: float, since: float) -> Msg:
+        """``nc.request(subject, body, timeout)``; LeaderChanged if an announcement came first.
+        ``since``: when the request was first sent (or any number ordering the requests)."""
         attempt = asyncio.ensure_future(nc.request(subject, body, timeout=timeout))
-        attempts = self._attempts
-        attempts.add(attempt)
+        wake = asyncio.get_running_loop().create_future()
+        waiting = self._waiting
+        waiting[wake] = since
         try:
-            # asyncio.wait, not await: cancelling the caller must not look like an announcement
-            await asyncio.wait((attempt,))
+            await asyncio.wait((attempt, wake), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            attempts.discard(attempt)
+            del waiting[wake]
             if not attempt.done():
-                attempt.cancel()  # the caller was cancelled
-        if attempt.cancelled():
-            self.abandoned += 1
-            raise LeaderChanged
-        return attempt.result()
+                attempt.cancel()  # an announcement, or the caller was cancelled
+        if attempt.done() and not attempt.cancelled():
+            return attempt.result()  # answered (or failed) before the announcement
+        self.abandoned += 1
+        raise LeaderChanged
 
-    async def pause(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less if a new leader announces itself meanwhile."""
-        news = self._news
-        if news is None or news.done():
-            news = self._news = asyncio.get_running_loop().create_future()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(news), seconds)
+    async def pause(self, seconds: float, since: float) -> None:
+        """Sleep ``seconds`` between attempts of a request first sent at ``since``, or less if a new
+        leader announces itself meanwhile."""
+        wake = asyncio.get_running_loop().create_future()
+        self._waiting[wake] = since
+        try:
+            await asyncio.wait((wake,), timeout=seconds)
+        finally:
+            del self._waiting[wake]
 
     def announced(self) -> None:
-        """A new leader serves: cut every waiting attempt and pause short (on the loop)."""
+        """A new leader serves: wake every waiting request, oldest first (on the loop)."""
         self.announcements += 1
-        for attempt in list(self._attempts):
-            attempt.cancel()
-        news, self._news = self._news, None
-        if news is not None and not news.done():
-            news.set_result(None)
+        waiting = self._waiting
+        for wake in sorted(waiting, key=waiting.__getitem__):
+            if not wake.done():
+                wake.set_result(None)

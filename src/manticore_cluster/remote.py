@@ -24,8 +24,9 @@ embedded exchange calls them from its journal thread.
 **Retries**: a request that gets no answer is sent again, with the same body marked as a retry, until a
 leader answers or ``deadline`` seconds pass (then ServiceUnavailable, 503): always when no leader was
 subscribed (the request was not delivered), after a timeout or a 503 answer, and **at once when a new
-leader announces itself** while the request waits for an answer or pauses between attempts
-(:mod:`.leader_news`: a request in flight at a leader's death does not wait for its attempt timeout).
+leader announces itself** while the request waits for an answer or between attempts
+(:mod:`.leader_news`: oldest first; a request in flight at a leader's death does not wait for its
+attempt timeout).
 Every request has an id (``cmd``, 32 hex digits, generated per client request and the same on each
 of its attempts); a command's id is its command id on the leader, which journals it and answers a
 repetition with the original result without applying it again, also after a failover (see :mod:`.server` and
@@ -199,7 +200,8 @@ class RemoteExchange:
             raise ServiceUnavailable("the gateway is not connected to NATS")
         subject = self._cmd_subject if op in protocol.COMMANDS else self._query_subject
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + (self.deadline if deadline is None else deadline)
+        first_sent = loop.time()
+        give_up = first_sent + (self.deadline if deadline is None else deadline)
         cmd = uuid.uuid4().hex
         maybe_delivered = False
         pause = 0.02
@@ -207,7 +209,7 @@ class RemoteExchange:
             body = protocol.encode_request(cmd, op, args, retry=maybe_delivered)
             wait = max(0.01, min(self.attempt_timeout, give_up - loop.time()))
             try:
-                msg = await self.leader_news.request(nc, subject, body, wait)
+                msg = await self.leader_news.request(nc, subject, body, wait, first_sent)
                 return protocol.decode_reply(msg.data)
             except LeaderChanged:
                 maybe_delivered = True  # sent to the leader that died: to the new one at once
@@ -225,7 +227,7 @@ class RemoteExchange:
             if loop.time() + pause >= give_up:
                 raise ServiceUnavailable(f"no leader of shard {self.shard} answered")
             self.retries += 1
-            await self.leader_news.pause(pause)  # cut short when a new leader announces itself
+            await self.leader_news.pause(pause, first_sent)  # woken, oldest first, by a new leader
             pause = min(0.5, pause * 2)
 
     def call(self, op: str, deadline: float | None = None, **args: Any) -> Any:
