@@ -40,7 +40,7 @@ async def main():
     news = LeaderNews()
     for _ in range({n}):
         if {through_news}:
-            await news.request(requester, "bench.request", b"{{}}", 5.0)
+            await news.request(requester, "bench.request", b"{{}}", 5.0, 0.0)
         else:
             await requester.request("bench.request", b"{{}}", timeout=5.0)
     await requester.close()
