@@ -98,6 +98,7 @@ def test_released_balances_are_the_states_after_the_durable_records(
         )
     finally:
         ledger.close(checkpoint=False)
+        system.close()
 
 
 def test_touched_users_of_each_record_kind(tmp_path: Path) -> None:
@@ -129,6 +130,7 @@ def test_touched_users_of_each_record_kind(tmp_path: Path) -> None:
         assert isinstance(cancel, dict)
     finally:
         ledger.close(checkpoint=False)
+        system.close()
     assert seen == [
         ("deposit", None, ["alice"]),
         ("deposit", None, ["alice"]),
