@@ -138,6 +138,24 @@ class AccountState:
             total += held.get(user, {}).get(asset, ZERO)
         return total
 
+    def touched_users(self, record: dict[str, Any]) -> list[str]:
+        """The users whose balances applying ``record`` changes (call it before :meth:`apply`): the
+        user of a deposit, withdrawal or funded route; every user a settlement reports and the user of
+        the funded route it ends."""
+        op = record["op"]
+        if op == "deposit" or op == "withdraw":
+            return [record["user_id"]]
+        if op == "route":
+            return [record["user_id"]] if record["funding"] else []
+        users: dict[str, None] = {}
+        for entry in record.get("entries", ()):
+            users.update(dict.fromkeys(entry["users"]))
+            routed = entry["routed"]
+            route = None if routed is None or routed[0] != self.name else self.routes.get(int(routed[1]))
+            if route is not None and route["funding"]:
+                users[route["user_id"]] = None
+        return list(users)
+
     def open_orders(self, user: str) -> int:
         """The user's live orders that rest, with the places in transit that can rest."""
         live = sum(1 for order in self.orders.values() if order["user_id"] == user and order["rests"])

@@ -21,7 +21,8 @@ pending route is sent again, and a route whose delivery failed is retried every 
 Settlements a market shard makes on its own (GTD expiry) are pulled: every ``pull_interval`` the
 server asks each market shard for its settlements after the last one applied (query ``settlements``).
 Every message is derived from durable state and every receiver de-duplicates, so re-sending after a
-failover is harmless.
+failover is harmless: a route waiting for a market shard's leader that died is re-sent the moment its
+successor announces itself (:mod:`.leader_news`), not after the attempt timeout.
 
 Every command is journaled under the request's ``cmd`` as its command id (:mod:`.account_shard`): a
 gateway retry (``"retry": true``) of a request journaled before, by this leader or its predecessor, is
@@ -56,7 +57,9 @@ from manticore_matching import (
 )
 
 from . import protocol
+from .account_feed import BalanceFeed
 from .account_shard import AccountLedger
+from .leader_news import LeaderChanged, LeaderNews
 from .server import REPEAT_WINDOW
 
 __all__ = ["ACCOUNT_COMMANDS", "ACCOUNT_QUERIES", "AccountServer"]
@@ -76,6 +79,8 @@ _KINDS = {
     "deposit": "deposit",
     "withdraw": "withdraw",
 }
+#: Balance messages per NATS message (~200 bytes each: well inside NATS's 1 MB default payload).
+_BALANCES_PER_MESSAGE = 1000
 _ROUTE_OPS = frozenset({"place_order", "modify_order", "cancel_order", "cancel_order_by_client_id"})
 
 
@@ -111,6 +116,10 @@ class AccountServer:
         self._early: dict[tuple[str, int], dict[str, Any]] = {}
         self.commands = 0
         self.deliveries = 0
+        #: market shard -> its leader announcements (routes in flight are re-sent at once on one)
+        self._news: dict[str, LeaderNews] = {}
+        #: each touched user's balances after every durable change, on the account's market-data subject
+        self.feed = BalanceFeed(ledger.state, self._publish_balances)
 
     async def start(self) -> None:
         """Subscribe, resend every pending route, start pulling settlements."""
@@ -119,11 +128,15 @@ class AccountServer:
         self._running = True
         self._loop = asyncio.get_running_loop()
         self.ledger.durable_listeners.append(self._durable_from_journal_thread)
+        self.ledger.commit_listeners.append(self._on_commit)
         nc = self.nc
         self._subscriptions = [
             await nc.subscribe(protocol.cmd_subject(self.prefix, self.shard), cb=self._on_command),
             await nc.subscribe(protocol.query_subject(self.prefix, self.shard), cb=self._on_query),
         ]
+        for shard in sorted({shard for _config, shard in self.ledger.state.markets.values()}):
+            subject = protocol.leader_subject(self.prefix, shard)
+            self._subscriptions.append(await nc.subscribe(subject, cb=self._on_leader))
         await nc.flush()
         for position in sorted(self.ledger.state.routes):
             self._deliver_soon(position)
@@ -137,6 +150,9 @@ class AccountServer:
         self._running = False
         with contextlib.suppress(ValueError):
             self.ledger.durable_listeners.remove(self._durable_from_journal_thread)
+        with contextlib.suppress(ValueError):
+            self.ledger.commit_listeners.remove(self._on_commit)
+        self.feed.clear()
         for subscription in self._subscriptions:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
@@ -323,14 +339,39 @@ class AccountServer:
 
     def _durable_from_journal_thread(self, _position: int) -> None:
         loop = self._loop
-        if loop is not None and self._woken:
+        if loop is None:
+            return
+        if self._woken:
             loop.call_soon_threadsafe(self._wake)
+        if self.feed.pending:
+            loop.call_soon_threadsafe(self._release_balances)
 
     def _wake(self) -> None:
         woken, self._woken = self._woken, []
         for future in woken:
             if not future.done():
                 future.set_result(None)
+
+    # ------------------------------------------------------------------ balance messages
+
+    def _on_commit(self, record: dict[str, Any], users: list[str]) -> None:
+        """A ledger commit listener: snapshot the touched users' balances (released once durable)."""
+        self.feed.note(record, users)
+        loop = self._loop
+        if users and loop is not None and self.ledger.journal.durable >= int(record["n"]):
+            loop.call_soon_threadsafe(self._release_balances)  # durable before it was noted
+
+    def _release_balances(self) -> None:
+        if self._running:
+            self.feed.release(self.ledger.journal.durable)
+
+    def _publish_balances(self, position: int, messages: list[dict[str, Any]]) -> None:
+        """Publish released balance messages on the account shard's market-data subject (which every
+        split gateway follows), at most :data:`_BALANCES_PER_MESSAGE` to a NATS message, in order."""
+        subject = protocol.md_subject(self.prefix, self.shard)
+        for start in range(0, len(messages), _BALANCES_PER_MESSAGE):
+            body = protocol.encode_batch(position, messages[start : start + _BALANCES_PER_MESSAGE])
+            self._spawn(self.nc.publish(subject, body))
 
     # ------------------------------------------------------------------ routes out, settlements in
 
@@ -349,15 +390,19 @@ class AccountServer:
             message = state.message(position)
             shard = message.pop("shard")
             body = protocol.encode_request(f"{self.shard}:{position}", "routed", message, retry=True)
+            news = self._news_of(shard)
             try:
-                msg = await self.nc.request(
-                    protocol.cmd_subject(self.prefix, shard), body, timeout=self.attempt_timeout
+                msg = await news.request(
+                    self.nc, protocol.cmd_subject(self.prefix, shard), body, self.attempt_timeout, position
                 )
                 result = protocol.decode_reply(msg.data)
                 self.deliveries += 1
                 self._settle(result["result"]["settlements"])
                 if position not in state.routes:
                     break
+            except LeaderChanged:
+                pause = 0.02
+                continue  # sent to the market leader that died: to the new one at once
             except (
                 NoRespondersError,
                 NatsTimeout,
@@ -367,9 +412,20 @@ class AccountServer:
                 pass  # no market leader now, or it did not answer in time: the same route again
             except ExchangeError as exc:
                 log.warning("account shard %s: route %d refused by %s: %r", self.shard, position, shard, exc)
-            await asyncio.sleep(pause)
+            await news.pause(pause, position)  # woken, oldest route first, by a new market leader
             pause = min(1.0, pause * 2)
         await self._durable(self.ledger.journal.appended)
+
+    def _news_of(self, shard: str) -> LeaderNews:
+        news = self._news.get(shard)
+        if news is None:
+            news = self._news[shard] = LeaderNews()
+        return news
+
+    async def _on_leader(self, msg: Msg) -> None:
+        """A market shard's new leader serves: re-send the routes waiting for its predecessor now."""
+        shard = msg.subject.rsplit(".", 1)[-1]
+        self._news_of(shard).announced()
 
     def _settle(self, entries: list[dict[str, Any]]) -> None:
         """Journal what applies of ``entries`` and of the early ones kept from before; keep the rest

@@ -70,6 +70,10 @@ class AccountLedger:
         self.commands = CommandResults()
         #: called with each new durable position, from the journal's thread (see :meth:`on_durable`)
         self.durable_listeners: list[Callable[[int], None]] = []
+        #: called as ``listener(record, users)`` after each live command's record is journaled (not
+        #: yet durable) and applied, on the committing thread, under the command lock; ``users``: those
+        #: whose balances it changed (:meth:`AccountState.touched_users`). Not called in replay.
+        self.commit_listeners: list[Callable[[dict[str, Any], list[str]], None]] = []
 
     def on_durable(self, position: int) -> None:
         """The journal's durability callback: build the journal with it
@@ -171,7 +175,11 @@ class AccountLedger:
             self.journal.append(record)  # sets record["n"]
         except JournalClosed as exc:
             raise ServiceUnavailable("the account journal cannot write") from exc
+        listeners = self.commit_listeners
+        users = self.state.touched_users(record) if listeners else []
         self.state.apply(record)
+        for listener in listeners:
+            listener(record, users)
         self._remember(record)
         self._since_checkpoint += 1
         if self._checkpoint_every and self._since_checkpoint >= self._checkpoint_every:

@@ -61,6 +61,13 @@ class GatewayService(ExchangeService):
         super().__init__(cast(Exchange, remote), auth, require_auth=require_auth)
         self.remote = remote
 
+    def _to_hub(self, batch: list[dict[str, Any]]) -> None:
+        """A durable batch to the WebSocket fan-out, the account shard's ``balances`` messages
+        (:mod:`.account_feed`) without their ``transfer`` flag: the embedded server's frame shape."""
+        if batch and "transfer" in batch[0]:
+            batch = [{key: value for key, value in message.items() if key != "transfer"} for message in batch]
+        self._from_journal_thread(batch)
+
     def trade_history(self) -> RemoteTradeHistory:
         """The Binance surface's reads from the leader (:mod:`.gateway_binance`)."""
         return RemoteTradeHistory(self.remote)
@@ -72,12 +79,12 @@ class GatewayService(ExchangeService):
     async def start(self) -> None:
         """Attach the market-data feed to the running loop's stream hub."""
         self._loop = asyncio.get_running_loop()
-        self.remote.add_listener(self._from_journal_thread)
+        self.remote.add_listener(self._to_hub)
 
     async def stop(self) -> None:
         """Close the streams and the NATS connection."""
         await self.hub.close()
-        self.remote.remove_listener(self._from_journal_thread)
+        self.remote.remove_listener(self._to_hub)
         await asyncio.get_running_loop().run_in_executor(None, self.remote.close)
 
     async def durable(self, position: int, timeout: float = 30.0) -> None:

@@ -6,7 +6,9 @@ Subjects (core NATS, request/reply; only the shard's current leader subscribes t
 * ``<prefix>.query.<shard>``: reads (:data:`QUERIES`), answered at once from the leader's memory
   (or its storage for history and fills);
 * ``<prefix>.md.<shard>``: the stream messages of durable commands, published by the leader in journal
-  order, one NATS message per command (:func:`encode_batch`).
+  order, one NATS message per command (:func:`encode_batch`);
+* ``<prefix>.leader.<shard>``: a new leader's announcement that it serves (``{"shard", "instance",
+  "term"}``), on which senders re-send their requests in flight at once (:mod:`.leader_news`).
 
 Bodies are JSON (orjson). A request is ``{"cmd": <command id>, "op": <name>, "args": {...}, "retry":
 <bool>}``: ``op`` is the name of the :class:`~manticore_matching.Exchange` method and ``args`` its
@@ -57,6 +59,7 @@ __all__ = [
     "encode_error",
     "encode_ok",
     "encode_request",
+    "leader_subject",
     "loads",
     "md_subject",
     "query_subject",
@@ -135,6 +138,11 @@ def cmd_subject(prefix: str, shard: str) -> str:
 def query_subject(prefix: str, shard: str) -> str:
     """The read subject of ``shard``."""
     return f"{prefix}.query.{shard}"
+
+
+def leader_subject(prefix: str, shard: str) -> str:
+    """The subject on which a new leader of ``shard`` announces that it serves (:mod:`.leader_news`)."""
+    return f"{prefix}.leader.{shard}"
 
 
 def md_subject(prefix: str, shard: str) -> str:

@@ -23,10 +23,13 @@ embedded exchange calls them from its journal thread.
 
 **Retries**: a request that gets no answer is sent again, with the same body marked as a retry, until a
 leader answers or ``deadline`` seconds pass (then ServiceUnavailable, 503): always when no leader was
-subscribed (the request was not delivered), and after a timeout or a 503 answer. Every request has an
-id (``cmd``, 32 hex digits, generated per client request and the same on each of its attempts); a
-command's id is its command id on the leader, which journals it and answers a repetition with the
-original result without applying it again, also after a failover (see :mod:`.server` and
+subscribed (the request was not delivered), after a timeout or a 503 answer, and **at once when a new
+leader announces itself** while the request waits for an answer or between attempts
+(:mod:`.leader_news`: oldest first; a request in flight at a leader's death does not wait for its
+attempt timeout).
+Every request has an id (``cmd``, 32 hex digits, generated per client request and the same on each
+of its attempts); a command's id is its command id on the leader, which journals it and answers a
+repetition with the original result without applying it again, also after a failover (see :mod:`.server` and
 :mod:`manticore_matching.command_ids`). A placement without a ``client_order_id`` gets a generated one
 (``gw-`` and 32 hex digits), which the leader's older retry rule (by client order id) needs; the order
 then carries that id where the embedded server would show none.
@@ -53,6 +56,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from manticore_matching import MarketConfig, Receipt, ServiceUnavailable
 
 from . import natsconf, protocol
+from .leader_news import LeaderChanged, LeaderNews
 from .natsconf import NatsOptions
 
 __all__ = ["GENERATED_CLIENT_PREFIX", "RemoteExchange"]
@@ -110,6 +114,8 @@ class RemoteExchange:
         self._issued = 0
         self.last_position = 0
         self.retries = 0
+        #: the shard's leader announcements (requests in flight are re-sent at once on one)
+        self.leader_news = LeaderNews()
         self.gaps = 0
 
     # ------------------------------------------------------------------ life cycle
@@ -143,6 +149,7 @@ class RemoteExchange:
                     f"cannot reach NATS at {', '.join(servers)} within {self.connect_deadline:g} s"
                 ) from None
             await nc.subscribe(self._md_subject, cb=self._on_batch)
+            await nc.subscribe(protocol.leader_subject(self.prefix, self.shard), cb=self._on_leader)
             await nc.flush()
             self._nc = nc
 
@@ -193,7 +200,8 @@ class RemoteExchange:
             raise ServiceUnavailable("the gateway is not connected to NATS")
         subject = self._cmd_subject if op in protocol.COMMANDS else self._query_subject
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + (self.deadline if deadline is None else deadline)
+        first_sent = loop.time()
+        give_up = first_sent + (self.deadline if deadline is None else deadline)
         cmd = uuid.uuid4().hex
         maybe_delivered = False
         pause = 0.02
@@ -201,8 +209,12 @@ class RemoteExchange:
             body = protocol.encode_request(cmd, op, args, retry=maybe_delivered)
             wait = max(0.01, min(self.attempt_timeout, give_up - loop.time()))
             try:
-                msg = await nc.request(subject, body, timeout=wait)
+                msg = await self.leader_news.request(nc, subject, body, wait, first_sent)
                 return protocol.decode_reply(msg.data)
+            except LeaderChanged:
+                maybe_delivered = True  # sent to the leader that died: to the new one at once
+                self.retries += 1
+                continue
             except NoRespondersError:
                 pass  # no leader is subscribed (none elected yet): try again after the pause below
             except (
@@ -215,7 +227,7 @@ class RemoteExchange:
             if loop.time() + pause >= give_up:
                 raise ServiceUnavailable(f"no leader of shard {self.shard} answered")
             self.retries += 1
-            await asyncio.sleep(pause)
+            await self.leader_news.pause(pause, first_sent)  # woken, oldest first, by a new leader
             pause = min(0.5, pause * 2)
 
     def call(self, op: str, deadline: float | None = None, **args: Any) -> Any:
@@ -303,6 +315,9 @@ class RemoteExchange:
         for ticket, (future, created) in list(self._tickets.items()):
             if created < cutoff and future.done():
                 self._tickets.pop(ticket, None)
+
+    async def _on_leader(self, _msg: Msg) -> None:
+        self.leader_news.announced()
 
     # ------------------------------------------------------------------ market data
 

@@ -119,18 +119,24 @@ class RoutedExchange(RemoteExchange):
     # ------------------------------------------------------------------ market data
 
     def add_listener(self, listener: Listener) -> None:
-        """Every market shard's stream messages, without their ``balances`` messages: a market shard
-        holds only what its books need (its balances are not the user's; read them with
-        :meth:`balances`, from the account shard)."""
+        """Every market shard's stream messages without their ``balances`` messages (a market shard
+        holds only what its books need: its balances are not the user's), and the account shard's
+        ``balances`` messages, each touched user's balances after every durable change of the account
+        (:mod:`.account_feed`: they carry ``transfer``, true for a deposit or withdrawal). Each shard's
+        messages come in its journal order; a fill's ``order``/``fill`` messages (market shard) come
+        before the ``balances`` message of its settlement (account shard), which is journaled only
+        after the market shard published them."""
         wrapped = self._wrapped.setdefault(listener, _without_balances(listener))
         for remote in self.remotes.values():
             remote.add_listener(wrapped)
+        super().add_listener(listener)
 
     def remove_listener(self, listener: Listener) -> None:
         wrapped = self._wrapped.pop(listener, None)
         if wrapped is not None:
             for remote in self.remotes.values():
                 remote.remove_listener(wrapped)
+        super().remove_listener(listener)
 
     # ------------------------------------------------------------------ reads
 

@@ -69,6 +69,7 @@ from manticore_matching import (
 )
 from manticore_risk import RiskLimits
 
+from . import protocol
 from .account import AccountState
 from .account_shard import AccountLedger
 from .lease import Lease
@@ -406,6 +407,7 @@ class ShardInstance:
             await asyncio.to_thread(self._create_markets, exchange)
             server = self._server_factory(nc, exchange, options.name, options.nats.prefix)
             await server.start()
+            await self._announce(nc, lease)
             self.role = "leader"
             journal = self._journal
             log.info(
@@ -428,6 +430,18 @@ class ShardInstance:
             with contextlib.suppress(Exception):
                 await lease.release()
             log.info("shard %s: leader %s stopped (status %d)", options.name, options.instance_id, status)
+
+    async def _announce(self, nc: Client, lease: Lease) -> None:
+        """Tell the gateways (and the account shard) that this leader serves: they re-send what was
+        in flight to its predecessor at once (:mod:`.leader_news`). A failed announcement only leaves
+        them to their attempt timeouts."""
+        options = self.options
+        body = protocol.dumps({"shard": options.name, "instance": options.instance_id, "term": lease.term})
+        try:
+            await nc.publish(protocol.leader_subject(options.nats.prefix, options.name), body)
+            await nc.flush()
+        except Exception as exc:
+            log.warning("shard %s: the leader announcement failed: %r", options.name, exc)
 
     async def _claim_log(self, lease: Lease) -> None:
         """The takeover's first write, while the exchange still follows the log (see the module

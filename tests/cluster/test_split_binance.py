@@ -4,17 +4,21 @@ ccxt and checked against the native API of the same gateways."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from manticore_cluster.natsconf import NatsOptions
+from tests.api.support import SignedClient
 from tests.binance.rest_support import Trader, make_trader
 from tests.cluster.rpc_support import Gateway
 from tests.cluster.shard_processes import ShardProcess, shard_processes, write_config
@@ -45,6 +49,7 @@ class Split:
     alice: Trader
     bob: Trader
     http: httpx.Client
+    admin: SignedClient
     new_gateway: Callable[[], Gateway]
 
 
@@ -78,7 +83,7 @@ def split(tmp_path: Path, nats_options: NatsOptions) -> Iterator[Split]:
                 admin = first.admin(http)
                 alice = make_trader(admin, "alice", FUNDS)
                 bob = make_trader(admin, "bob", FUNDS)
-                yield Split(first, second, alice, bob, http, new_gateway)
+                yield Split(first, second, alice, bob, http, admin, new_gateway)
         finally:
             second.stop()
             first.stop()
@@ -176,4 +181,124 @@ def test_ws_api_order_entry_and_execution_reports_on_a_split_gateway(split: Spli
     with ws_order_filled_through_another_gateway(
         split.first, split.second, split.alice, split.bob, "ETH/USD", 30
     ):
-        pass  # the NEW and TRADE execution reports were checked; no account message in split mode
+        pass  # the NEW and TRADE execution reports were checked (account positions: the test below)
+
+
+def _balances_until(ws: Any, expected: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """The ``balances`` frames received until one shows ``expected`` (every asset, exactly)."""
+    seen: list[dict[str, Any]] = []
+    while True:
+        frame = json.loads(ws.recv(timeout=15))
+        if frame["type"] != "balances":
+            continue
+        seen.append(frame)
+        if _amounts(frame["balances"]) == _amounts(expected):
+            return seen
+
+
+def _amounts(balances: dict[str, dict[str, str]]) -> dict[str, tuple[Decimal, Decimal]]:
+    return {
+        asset: (Decimal(value["available"]), Decimal(value["held"]))
+        for asset, value in balances.items()
+        if Decimal(value["available"]) or Decimal(value["held"])
+    }
+
+
+def _events_until(ws: Any, expected: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """The user data events received (of any kind) until an ``outboundAccountPosition`` shows
+    ``expected``'s available amounts (free) and held amounts (locked)."""
+    from tests.binance.test_ws_user import _EARLY
+
+    early = _EARLY.setdefault(id(ws), [])
+    seen: list[dict[str, Any]] = []
+    want = _amounts(expected)
+    while True:
+        frame = early.pop(0) if early else json.loads(ws.recv(timeout=15))
+        if "subscriptionId" not in frame:
+            continue
+        event = frame["event"]
+        seen.append(event)
+        if event["e"] == "outboundAccountPosition":
+            shown = {row["a"]: (Decimal(row["f"]), Decimal(row["l"])) for row in event["B"]}
+            if {asset: amounts for asset, amounts in shown.items() if any(amounts)} == want:
+                return seen
+
+
+@contextlib.contextmanager
+def _private_frames(gateway: Gateway, trader: Trader) -> Iterator[Any]:
+    """A native WebSocket on ``gateway``, authenticated as ``trader`` and subscribed to its private
+    channel."""
+    with connect(f"ws://127.0.0.1:{gateway.port}/ws", open_timeout=10) as ws:
+        client = trader.native
+        timestamp = client.fresh_timestamp("GET", "/ws")
+        signature = client.headers("GET", "/ws", timestamp=timestamp)["X-MC-SIGNATURE"]
+        auth = {"op": "auth", "api_key": client.api_key, "timestamp": timestamp, "signature": signature}
+        ws.send(json.dumps(auth))
+        assert json.loads(ws.recv(timeout=10))["type"] == "authenticated"
+        ws.send(json.dumps({"op": "subscribe", "channel": "private"}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "subscribed"
+        yield ws
+
+
+def test_balance_frames_and_account_positions_on_split_gateways(split: Split) -> None:
+    """The account shard publishes each touched user's balances after every durable change; split
+    gateways deliver them as the embedded server does: native private ``balances`` frames (same shape)
+    and Binance ``balanceUpdate`` (deposits and withdrawals only) and ``outboundAccountPosition``."""
+    from tests.binance.test_ws_user import _call, _event, _signed
+
+    alice = split.alice
+    with (
+        _private_frames(split.first, alice) as native,
+        connect(f"ws://127.0.0.1:{split.second.port}/binance/ws-api/v3", open_timeout=10) as binance,
+    ):
+        subscribed = _call(binance, "s", "userDataStream.subscribe.signature", _signed(alice.native, {}))
+        assert subscribed["status"] == 200, subscribed
+
+        # A deposit: one frame with the new balances, a balanceUpdate with the amount.
+        deposited = split.admin.post(
+            "/api/deposits", {"user_id": alice.user_id, "asset": "USD", "amount": "5"}
+        )
+        assert deposited.status_code in (200, 201), deposited.text
+        after_deposit = alice.balances()
+        frames = _balances_until(native, after_deposit)
+        assert set(frames[-1]) == {"type", "user_id", "balances"}  # the embedded frame's shape
+        assert frames[-1]["user_id"] == alice.user_id
+        update = _event(binance, "balanceUpdate")
+        assert (update["a"], Decimal(update["d"])) == ("USD", Decimal(5))
+        _events_until(binance, after_deposit)
+
+        # A resting buy: its hold (account shard) is shown, no balanceUpdate for it.
+        placed = alice.native.post(
+            "/api/orders", {"symbol": "BTC/USD", "side": "buy", "price": "90", "quantity": "1"}
+        )
+        assert placed.status_code == 201, placed.text
+        resting = alice.balances()
+        assert Decimal(resting["USD"]["held"]) > 0
+        _balances_until(native, resting)
+        events = _events_until(binance, resting)
+        assert "balanceUpdate" not in [event["e"] for event in events]
+
+        # Filled by bob through the other gateway: the settlement's balances reach alice's frames.
+        sold = split.bob.native.post(
+            "/api/orders", {"symbol": "BTC/USD", "side": "sell", "price": "90", "quantity": "1"}
+        )
+        assert sold.status_code == 201, sold.text
+        settled = _eventually(alice.balances, lambda b: Decimal(b["USD"]["held"]) == 0)
+        assert Decimal(settled["BTC"]["available"]) == Decimal(FUNDS["BTC"]) + 1
+        _balances_until(native, settled)
+        events = _events_until(binance, settled)
+        assert "balanceUpdate" not in [event["e"] for event in events]
+        if not any(event["e"] == "executionReport" and event["x"] == "TRADE" for event in events):
+            # the market shard's report and the account shard's position travel apart
+            assert _event(binance, "executionReport", x="TRADE")["X"] == "FILLED"
+
+        # A withdrawal: the last change, a balanceUpdate with the negative amount.
+        withdrawn = split.admin.post(
+            "/api/withdrawals", {"user_id": alice.user_id, "asset": "BTC", "amount": "0.5"}
+        )
+        assert withdrawn.status_code in (200, 201), withdrawn.text
+        final = alice.balances()
+        _balances_until(native, final)
+        update = _event(binance, "balanceUpdate")
+        assert (update["a"], Decimal(update["d"])) == ("BTC", Decimal("-0.5"))
+        _events_until(binance, final)

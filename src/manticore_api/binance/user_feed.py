@@ -13,7 +13,8 @@ cancelled, expired), ``fill`` messages and a ``balances`` message (see :mod:`man
   for the order (:func:`.orders.binance_order`), so both surfaces agree.
 - ``outboundAccountPosition`` after every balance change, with the user's assets (``f`` free = available,
   ``l`` locked = held).
-- ``balanceUpdate`` before it when the change was a deposit or withdrawal (``d`` = the signed delta).
+- ``balanceUpdate`` before it when the change was a deposit or withdrawal (``d`` = the signed delta;
+  a split deployment's account shard marks its balances messages with ``transfer``).
 
 Times are integer milliseconds of the command's exchange time. Nothing is sent for commands that are not
 durable yet: messages come from the exchange's durable listener, handed to the event loop in journal order.
@@ -143,7 +144,8 @@ class UserFeed:
                 elif kind == "fill":
                     self._on_fill(user_id, message)
                 elif kind == "balances":
-                    self._on_balances(user_id, message, transfer=user_id not in traded)
+                    transfer = message.get("transfer", user_id not in traded)  # given by an account shard
+                    self._on_balances(user_id, message, transfer=bool(transfer))
             except Exception:
                 log.exception("binance user feed: cannot translate a %s message", kind)
 
