@@ -53,7 +53,7 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from manticore_matching import MarketConfig, Receipt, ServiceUnavailable
+from manticore_matching import Demand, MarketConfig, Receipt, ServiceUnavailable
 
 from . import natsconf, protocol
 from .leader_news import LeaderChanged, LeaderNews
@@ -336,10 +336,16 @@ class RemoteExchange:
             except Exception:
                 log.exception("stream listener failed")
 
-    def add_listener(self, listener: Listener) -> None:
+    def add_listener(self, listener: Listener, demand: Demand | None = None) -> None:
         """Call ``listener(messages)`` with each durable command's stream messages, in journal order,
-        from the NATS thread (as :meth:`manticore_matching.Exchange.add_listener`)."""
+        from the NATS thread (as :meth:`manticore_matching.Exchange.add_listener`). ``demand`` is
+        accepted for that method's signature: a gateway passes on every message the shard
+        published, so each listener still filters what it reads."""
         self._listeners.append(listener)
+
+    def demand_changed(self) -> None:
+        """As :meth:`manticore_matching.Exchange.demand_changed`: nothing to rebuild here (the shard's
+        leader builds its messages for every gateway; see :meth:`add_listener`)."""
 
     def remove_listener(self, listener: Listener) -> None:
         """Stop calling ``listener``."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 from typing import Any
 
-from manticore_matching import MarketConfig, UnknownMarket
+from manticore_matching import Demand, MarketConfig, UnknownMarket
 
 from .remote import Listener, RemoteExchange
 
@@ -118,7 +118,7 @@ class RoutedExchange(RemoteExchange):
 
     # ------------------------------------------------------------------ market data
 
-    def add_listener(self, listener: Listener) -> None:
+    def add_listener(self, listener: Listener, demand: Demand | None = None) -> None:
         """Every market shard's stream messages without their ``balances`` messages (a market shard
         holds only what its books need: its balances are not the user's), and the account shard's
         ``balances`` messages, each touched user's balances after every durable change of the account
@@ -129,7 +129,7 @@ class RoutedExchange(RemoteExchange):
         wrapped = self._wrapped.setdefault(listener, _without_balances(listener))
         for remote in self.remotes.values():
             remote.add_listener(wrapped)
-        super().add_listener(listener)
+        super().add_listener(listener, demand)
 
     def remove_listener(self, listener: Listener) -> None:
         wrapped = self._wrapped.pop(listener, None)

@@ -116,10 +116,7 @@ class MarketFeed:
         #: What the feed reads: every market's book diffs (the mirrors follow them) and trades.
         self.demand = Demand(books=None, trades=None)
         self._handoff = LoopHandoff(loop, self.publish)
-        if isinstance(exchange, Exchange):
-            exchange.add_listener(self._handoff.put, self.demand)
-        else:  # a gateway's remote exchange: it forwards every message
-            exchange.add_listener(self._handoff.put)
+        exchange.add_listener(self._handoff.put, self.demand)
 
     # ------------------------------------------------------------------ subscriptions
 

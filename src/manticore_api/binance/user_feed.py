@@ -23,13 +23,14 @@ durable yet: messages come from the exchange's durable listener, handed to the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any, Protocol
 
-from manticore_matching import Exchange
+from manticore_matching import Demand, Exchange
 
 from ..jsontext import dumps_text
 from .markets import BinanceMarkets
@@ -77,7 +78,11 @@ class UserFeed:
         self._balances: dict[str, dict[str, Decimal]] = {}
         self._execution_no = 0
         self.events_sent = 0
-        exchange.add_listener(self._from_journal_thread)
+        #: The private messages of subscribed users only (the exchange builds no others for this feed).
+        self._demand = Demand(users=())
+        #: Users about to be subscribed (:meth:`following`), by how many subscriptions are under way.
+        self._arriving: dict[str, int] = {}
+        exchange.add_listener(self._from_journal_thread, self._demand)
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -95,6 +100,7 @@ class UserFeed:
         """Deliver ``user_id``'s events to ``subscriber`` wrapped with ``subscription_id``. ``balances``:
         the user's balances now (``Exchange.balances(user)["balances"]``), read here when not given."""
         self._subscriptions.setdefault(user_id, {})[(id(subscriber), subscription_id)] = subscriber
+        self._follow_subscribed_users()
         if user_id not in self._balances:
             if balances is None:
                 balances = self._exchange.balances(user_id)["balances"]
@@ -107,10 +113,34 @@ class UserFeed:
         subscriptions.pop((id(subscriber), subscription_id), None)
         if not subscriptions:
             del self._subscriptions[user_id]
+            self._follow_subscribed_users()
             self._balances.pop(user_id, None)
             for order_id in [oid for oid, order in self._orders.items() if order.get("user_id") == user_id]:
                 self._orders.pop(order_id, None)
                 self._quote.pop(order_id, None)
+
+    @contextlib.contextmanager
+    def following(self, user_id: str) -> Iterator[None]:
+        """Have the exchange build ``user_id``'s private messages from now on while the block runs:
+        read the balances a new subscription starts from, then :meth:`subscribe`, inside it, so that
+        no change after the read goes unseen."""
+        self._arriving[user_id] = self._arriving.get(user_id, 0) + 1
+        self._follow_subscribed_users()
+        try:
+            yield
+        finally:
+            left = self._arriving.pop(user_id) - 1
+            if left:
+                self._arriving[user_id] = left
+            self._follow_subscribed_users()
+
+    def _follow_subscribed_users(self) -> None:
+        """Ask the exchange for the private messages of exactly the subscribed users and those being
+        subscribed, from its next command on (called on the loop when that set may have changed)."""
+        users = set(self._subscriptions).union(self._arriving)
+        if users != self._demand.users:
+            self._demand.users = users
+            self._exchange.demand_changed()
 
     def _send(self, user_id: str, event: dict[str, Any]) -> None:
         subscriptions = self._subscriptions.get(user_id)

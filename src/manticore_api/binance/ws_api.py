@@ -228,9 +228,11 @@ async def _dispatch(
         subscription_id = session.next_subscription
         session.next_subscription += 1
         session.subscriptions[subscription_id] = user_id
-        # The balances a new user's events start from, awaited (a gateway reads them from the shard).
-        known = None if feed.follows(user_id) else (await service.reads.balances(user_id))["balances"]
-        feed.subscribe(user_id, session.connection, subscription_id, known)
+        # The balances a new user's events start from, awaited (a gateway reads them from the shard),
+        # read once the exchange builds the user's messages.
+        with feed.following(user_id):
+            known = None if feed.follows(user_id) else (await service.reads.balances(user_id))["balances"]
+            feed.subscribe(user_id, session.connection, subscription_id, known)
         return {"subscriptionId": subscription_id}
     if method == "userDataStream.unsubscribe":
         wanted = params.get("subscriptionId")
