@@ -9,11 +9,14 @@ half of them cross and trade, the rest rest), risk on with the server's default 
 per-user rate limit, raised so that it is checked but never refuses. Latency is per order, from the
 call of ``place_order`` to the wake-up of its awaiting task.
 
-Stream readers: by default the only stream listener is the service's hub, with no WebSocket subscriber,
-so the exchange builds no stream messages (it builds only what a listener's demand names:
-:mod:`manticore_matching.demand`). ``--readers everything`` adds an exchange listener that reads every
-message, as the Binance surface's klines, fill ledger and user feed do in ``manticore serve`` today:
-every command then builds its book diff, trades, private and balance messages.
+Stream readers (the exchange builds only what a listener's demand names:
+:mod:`manticore_matching.demand`): by default (``--readers server``) the service's hub with no WebSocket
+subscriber plus listeners that read what the Binance surface's listeners read in ``manticore serve``
+(every market's book diffs and trades, every user's fills; no user data subscriber), so every command
+builds its book diff, trades and fills but no order or balance messages. ``--readers hub``: the hub
+alone (no stream message built; a serve without the Binance surface, which ``manticore serve`` always
+mounts). ``--readers everything``: also a listener that reads every message (what ``manticore serve``
+built before the Binance listeners named their demands).
 
 Storage: the server runs with the SQL read model writer attached, so the benchmark measures both:
 ``storage on`` (every durable command's storage unit goes to the SQLite writer thread, as in
@@ -68,7 +71,7 @@ from typing import Any
 from manticore_api.gcpolicy import GcPolicy
 from manticore_api.service import ExchangeService
 from manticore_auth import AuthManager
-from manticore_matching import DEFAULT_RISK_LIMITS, Exchange, MarketConfig
+from manticore_matching import DEFAULT_RISK_LIMITS, Demand, Exchange, MarketConfig
 from manticore_orderbook import COMPILED
 from manticore_risk import RiskLimits
 
@@ -144,7 +147,7 @@ def order_entry(
     profile: Path | None = None,
     freeze: bool = False,
     gc_policy: str = "server",
-    readers: str = "hub",
+    readers: str = "server",
 ) -> dict[str, float]:
     """One run: ``count`` orders by ``tasks`` tasks; orders/s, p50 and p99 latency in ms, CPU time
     of the process (every thread) per order. ``freeze``: ``gc.freeze()`` the state built before the
@@ -164,6 +167,9 @@ def order_entry(
         service = ExchangeService(exchange, auth, require_auth=False)
         if readers == "everything":
             exchange.add_listener(len)  # reads every message (a demand of None): all are built
+        elif readers == "server":  # the Binance market feed (and candles), and the fill ledger
+            exchange.add_listener(len, Demand(books=None, trades=None))
+            exchange.add_listener(len, Demand(fills=True))
         work = orders(count, users)
 
         cpu = 0.0
@@ -293,7 +299,7 @@ def instructions(
     users: int,
     storage: bool,
     gc_policy: str,
-    readers: str = "hub",
+    readers: str = "server",
 ) -> float:
     """Instructions per order of the order-entry run (every thread) in ``python``, counted by valgrind:
     the difference between a run of ``large`` and one of ``small`` orders, divided by their difference.
@@ -337,7 +343,7 @@ def _job(job: dict[str, Any]) -> dict[str, Any]:
             job["storage"],
             freeze=job["freeze"],
             gc_policy=job["gc"],
-            readers=job.get("readers", "hub"),
+            readers=job.get("readers", "server"),
         )
     result["build"] = build_name()
     return result
@@ -382,10 +388,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--readers",
-        choices=("hub", "everything"),
-        default="hub",
-        help="stream readers: the service's hub without subscribers (default), or also a listener that "
-        "reads every message (what the Binance surface's listeners make `manticore serve` build)",
+        choices=("server", "hub", "everything"),
+        default="server",
+        help="stream readers: what manticore serve's listeners read with no subscriber (default: every "
+        "market's diffs and trades, every fill), the hub alone, or everything",
     )
     parser.add_argument(
         "--python",
