@@ -24,6 +24,13 @@ journal's file; standard input and outputs become ``/dev/null``), disables the c
 thread dies (``PR_SET_PDEATHSIG``: a ``kill -9`` of the exchange leaves no orphan writer behind), and
 ends with ``os._exit`` (no ``atexit`` handler, no flush of a buffer copied from the parent).
 
+The child runs at the lowest CPU priority (``nice`` 19): it inherits the server's CPU affinity, so on
+a server pinned to one core (or on a busy machine) it would otherwise take that core from the commands
+for as long as it builds and serialises (hundreds of milliseconds at 100,000 orders), which showed as
+the p99 latency of the commands (``make bench-server``, docs/performance.md, session 13). At nice 19 it
+gets ~1.5% of a core the server keeps busy, so under a saturating load a checkpoint takes longer
+(:data:`WRITER_TIMEOUT` bounds it; the next checkpoint retries), never a command.
+
 Memory: the child touches (reference counts) most of the pages of the state it exports, so they are
 copied while it runs: expect up to the state's size again, for about a second per 100,000 orders.
 
@@ -130,6 +137,7 @@ def _child(
         with contextlib.suppress(ValueError):
             signal.set_wakeup_fd(-1)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        os.nice(19)  # the serving process's threads first: a checkpoint may take longer, a command not
         body = encode_checkpoint(build())
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:

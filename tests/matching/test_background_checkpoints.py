@@ -458,6 +458,17 @@ def test_the_writer_closes_every_inherited_descriptor_before_it_builds(tmp_path:
         os.fstat(descriptor)  # the parent's own stays open
 
 
+def test_the_writer_builds_at_the_lowest_cpu_priority(tmp_path: Path) -> None:
+    """The writer inherits the server's CPU affinity: at nice 19 it yields a shared core to the
+    commands (regression: at the server's priority a checkpoint showed as the commands' p99)."""
+    flight = background.Flight(3, tmp_path / "out.tmp")
+    flight.pid = background.spawn_writer(
+        lambda: {**_state_at(3), "niceness": os.nice(0)}, flight.temporary, fsync=False
+    )
+    assert flight.wait_writer() == 0
+    assert json.loads(flight.temporary.read_bytes())["niceness"] == 19
+
+
 def test_a_refused_fork_writes_the_checkpoint_synchronously(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
