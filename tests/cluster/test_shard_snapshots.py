@@ -58,8 +58,10 @@ def test_a_standby_on_an_empty_directory_restores_a_snapshot_of_a_purged_log(
         expected = asyncio.run(drive())
         store = SnapshotStore(nats_options, "main")
         try:
+            # A new snapshot is published before the oldest beyond --snapshots-keep is deleted, so a
+            # third may exist for a moment (regression: read in that moment, the test saw 3).
             deadline = time.monotonic() + 30
-            while len(store.snapshots()) < 2 and time.monotonic() < deadline:
+            while len(store.snapshots()) != 2 and time.monotonic() < deadline:
                 time.sleep(0.1)
             kept = [info.position for info in store.snapshots()]
         finally:
