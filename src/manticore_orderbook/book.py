@@ -330,7 +330,8 @@ class OrderBook:
         self._notional = 0  # tick-lots traded
 
     def _reset_state(self) -> None:
-        self._orders: dict[str, Order] = {}
+        # Id -> live order, in a table whose entries keep each key's hash (``_hashed_table``).
+        self._orders: dict[str, Order] = _hashed_table()
         # Price -> level. A level emptied away from the top may stay here with count 0 (readers go
         # through the price index, which never yields it); see _emit_level_after_removal.
         self._bid_levels: dict[int, PriceLevel] = {}
@@ -2439,6 +2440,24 @@ class OrderBook:
             stops = [o for o in self._orders.values() if o.pending]
             assert len(stops) == self._stop_count, "stop count mismatch"
             assert len(seen) + len(stops) == len(self._orders), "orders index holds dead orders"
+
+
+def _hashed_table() -> dict[str, Order]:
+    """An empty dict for the order index whose table stores each entry's hash beside its key.
+
+    CPython (3.11+) keeps a dict whose keys are all ``str`` in a compact table that stores no
+    hashes: a probe that meets another key reads that key's string object to get its hash (cached
+    in the string). In a book of many orders those strings are spread over the heap, so a probe
+    that collides costs a cache miss; ``_orders`` is probed by every add (is the id free?), cancel
+    and removal. Entering one key of another type once makes the table a general one, which keeps
+    the hash in the entry (24 bytes instead of 16), so a collision is settled without touching the
+    other key. The key is deleted at once and the table stays general as it grows; contents,
+    order and every operation are those of any dict. Other interpreters just get an empty dict.
+    """
+    table: dict[object, object] = {}
+    table[0] = None
+    del table[0]
+    return cast(dict[str, Order], table)
 
 
 #: The classes whose instance dicts hold payload templates, by their tuple of keys (``_shared_keys``).
