@@ -207,3 +207,29 @@ def test_subscribing_to_event_types_only_settles_like_subscribe_all() -> None:
             verify(ex)
         runs.append(ex.risk.export_state())
     assert runs[0] == runs[1]
+
+
+def test_every_spelling_of_a_decimal_holds_the_same() -> None:
+    """The fast path reads ``str`` of the Decimals (exponents and extra zeros go to the exact division):
+    each spelling of the same price and quantity is approved with the same hold as the plain one, and
+    a price it reads but off the tick grid (100.3 on a 0.5 grid) is the general path's rejection."""
+    plain = (D("100"), D("0.2"))
+    spellings = [(D("1E+2"), D("2E-1")), (D("100.000"), D("0.20")), (D("1.000E+2"), D("0.2000000"))]
+    for is_buy in (True, False):
+        side = "buy" if is_buy else "sell"
+        states = []
+        for price, quantity in [plain, *spellings]:
+            ex = FastExchange(limits=LIMITS)
+            ex.deposit("u1", "USD", "1000")
+            ex.deposit("u1", "BTC", "10")
+            decision = ex.place("o", "BTC/USD", "u1", side, "limit", price, quantity)
+            assert decision["approved"], (price, quantity, decision)
+            verify(ex)
+            states.append(ex.risk.export_state())
+        assert all(state == states[0] for state in states), side
+        ex = FastExchange(limits=LIMITS)
+        ex.deposit("u1", "USD", "1000")
+        ex.deposit("u1", "BTC", "10")
+        before = ex.risk.export_state()
+        assert ex.place("o", "BTC/USD", "u1", side, "limit", D("100.3"), D("0.2"))["code"] == "invalid"
+        assert ex.risk.export_state() == before
