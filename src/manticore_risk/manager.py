@@ -263,8 +263,8 @@ class RiskManager:
         if (
             market is not None
             and stop_price is None
-            and type(price) is _DECIMAL
-            and type(quantity) is _DECIMAL
+            and (type(price) is _DECIMAL or type(price) is str)
+            and (type(quantity) is _DECIMAL or type(quantity) is str)
             and type(user_id) is str
             and type(now) is float
             and type(order_id) is str
@@ -316,8 +316,8 @@ class RiskManager:
         market: Market,
         is_buy: bool,
         rests: bool,
-        price: Decimal,
-        quantity: Decimal,
+        price: Decimal | str,
+        quantity: Decimal | str,
         now: float,
     ) -> bool:
         """Approve and hold a LIMIT order the way :meth:`check_and_reserve`'s general path would, and
@@ -333,15 +333,16 @@ class RiskManager:
         grid divisions, exact in any context (a NaN or an infinity leaves a non-zero remainder or
         raises: the general path then reports it). Everything after is integer arithmetic, the hold
         included (``price x quantity x margin`` in quote units)."""
-        # Price and quantity in the market's units: ``str`` of a Decimal is exact, and a plain decimal
-        # string parses in one native pass (parse_units); anything else (an exponent, more places than
-        # the units, NaN) takes the Decimal division, which is exact in any context.
+        # Price and quantity in the market's units: a plain decimal string (the exchange's record gives
+        # its strings; ``str`` of a Decimal is exact) parses in one native pass (parse_units). Anything
+        # else of a Decimal (an exponent, more places than the units, NaN) takes the Decimal division,
+        # exact in any context; anything else of a string, the general path (it reads every spelling).
         price_units = parse_units(str(price), market.price_exp)
         quantity_units = parse_units(str(quantity), market.quantity_exp)
         if price_units is not None and quantity_units is not None:
             if price_units % market.tick_units or quantity_units % market.lot_units:
                 return False  # off the grid
-        else:
+        elif isinstance(price, Decimal) and isinstance(quantity, Decimal):
             ticks, rest = divmod(price, market.tick_size)
             if rest:
                 return False
@@ -350,10 +351,12 @@ class RiskManager:
                 return False
             price_units = int(ticks) * market.tick_units
             quantity_units = int(lots) * market.lot_units
+        else:
+            return False
         if price_units <= 0 or quantity_units <= 0:
             return False
         cap = market.max_quantity
-        if cap is not None and quantity > cap:
+        if cap is not None and from_units(quantity_units, market.quantity_exp) > cap:
             return False
         band = market.price_band
         if band is not None:
@@ -369,8 +372,12 @@ class RiskManager:
             if banded and (price_units < market.band_low_units or price_units > market.band_high_units):
                 return False
         cap = market.max_notional
-        if cap is not None and mul(price, quantity) > cap:
-            return False
+        if cap is not None:
+            notional = mul(
+                from_units(price_units, market.price_exp), from_units(quantity_units, market.quantity_exp)
+            )
+            if notional > cap:
+                return False
         mine = self._by_user.get(user)
         if rests and mine is not None:
             max_open = self._max_open
@@ -396,16 +403,17 @@ class RiskManager:
         limiter = self._limiter
         if limiter is not None and not limiter.take(user, now):
             return False
-        # Approved (and counted by the rate limiter): hold the funds, track the order (as _hold does).
+        # Approved (and counted by the rate limiter): hold the funds, track the order (as _hold does; the
+        # quantity's Decimal is made from its units if ever read).
         order = TrackedOrder(
             order_id,
             market,
             user,
             is_buy,
             "limit",
-            price,
             None,
-            quantity,
+            None,
+            None,
             asset,
             market.margin,
             price_units,
@@ -415,7 +423,12 @@ class RiskManager:
         order.balance = balance
         balance.avail -= held
         balance.held_units += held
-        self._registry.add(order)
+        # OrderRegistry.add, with the user's orders already looked up (no expiry: not GTD).
+        self._by_id[order_id] = order
+        if mine is None:
+            self._by_user[user] = {order_id: order}
+        else:
+            mine[order_id] = order
         return True
 
     def reserve(
