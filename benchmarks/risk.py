@@ -14,7 +14,8 @@ hits them alike:
 * ``book``: ``OrderBook.add_order`` alone, called as the exchange calls it (``manticore_matching.apply``:
   every keyword, the record's decimal strings), no subscriber;
 * ``book+risk``: what the exchange does per order: ``RiskManager.check_and_reserve`` with the arguments
-  ``manticore_matching.commands.risk_args`` makes of the record (Decimals), then the same ``add_order``,
+  ``manticore_matching.commands.risk_args`` makes of the record (its decimal strings; ``--numbers
+  decimal``: Decimals made of them, as before session 14), then the same ``add_order``,
   with ``risk.on_event`` subscribed to the book's events (``subscribe_all``, as the exchange does) so
   that every fill is settled from the events;
 * ``book+events``: the book with a no-op handler subscribed to every event type: what building the
@@ -172,7 +173,14 @@ def _build(variant: str, risk_source: str, subscribe: str = "all") -> tuple[Any,
 
 
 def run_child(
-    variant: str, risk_source: str, subscribe: str, seed: int, prefill: int, orders: int, timed: bool
+    variant: str,
+    risk_source: str,
+    subscribe: str,
+    seed: int,
+    prefill: int,
+    orders: int,
+    timed: bool,
+    numbers: str = "str",
 ) -> None:
     """Run one variant and print one JSON line: seconds (wall and CPU) of the timed orders, the book's
     final counts and risk's rejections."""
@@ -201,6 +209,7 @@ def run_child(
     rejected = 0
     if risk is not None:
         check = risk.check_and_reserve
+        as_decimal = numbers == "decimal"
 
         def place(o: Order) -> None:
             nonlocal rejected
@@ -210,8 +219,8 @@ def run_child(
                 symbol=SYMBOL,
                 side=o[2],
                 order_type="limit",
-                price=Decimal(o[3]),
-                quantity=Decimal(o[4]),
+                price=Decimal(o[3]) if as_decimal else o[3],
+                quantity=Decimal(o[4]) if as_decimal else o[4],
                 stop_price=None,
                 time_in_force="GTC",
                 self_trade_prevention=None,
@@ -267,6 +276,8 @@ def _child_command(python: str, args: argparse.Namespace, variant: str, timed: b
         str(args.prefill),
         "--orders",
         str(args.orders),
+        "--numbers",
+        args.numbers,
         *([] if timed else ["--untimed"]),
     ]
 
@@ -329,6 +340,14 @@ def main(argv: list[str] | None = None) -> int:
         help="all: risk (and the no-op handler of book+events) on every event type, as the exchange "
         "subscribes (default); needed: on RiskManager.EVENT_TYPES only",
     )
+    parser.add_argument(
+        "--numbers",
+        choices=("str", "decimal"),
+        default="str",
+        help="price and quantity as check_and_reserve gets them: str (the record's decimal strings, as "
+        "manticore_matching.commands.risk_args passes them; default) or decimal (Decimals made of them, "
+        "as risk_args did before session 14)",
+    )
     parser.add_argument("--instructions", action="store_true", help="also count instructions (valgrind)")
     parser.add_argument("--no-wall", action="store_true", help="skip the wall-clock repeats")
     parser.add_argument(
@@ -344,16 +363,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         run_child(
-            args.child, args.risk, args.subscribe, args.seed, args.prefill, args.orders, not args.untimed
+            args.child,
+            args.risk,
+            args.subscribe,
+            args.seed,
+            args.prefill,
+            args.orders,
+            not args.untimed,
+            args.numbers,
         )
         return 0
     python = args.python
     args.risk = _resolve_risk(python, args.risk)
     print(
         f"interpreter {python}; risk from {args.risk}; subscribed to {args.subscribe} event types; "
-        f"{args.orders:,} orders after {args.prefill:,}"
+        f"prices and quantities as {args.numbers}; {args.orders:,} orders after {args.prefill:,}"
     )
-    report: dict[str, Any] = {"python": python, "risk": args.risk, "orders": args.orders}
+    report: dict[str, Any] = {
+        "python": python,
+        "risk": args.risk,
+        "orders": args.orders,
+        "numbers": args.numbers,
+    }
     finals: dict[str, tuple[int, int]] = {}
     if not args.no_wall:
         samples: dict[str, dict[str, list[float]]] = {v: {"wall": [], "cpu": []} for v in VARIANTS}

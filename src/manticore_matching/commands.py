@@ -269,17 +269,16 @@ def place_record(
 
 def risk_args(record: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments of ``RiskManager.check_and_reserve`` / ``reserve`` for a ``place`` record
-    (its decimal strings as Decimals, its clock reading as ``now``)."""
-    price = record["price"]
-    stop_price = record["stop_price"]
+    (its decimal strings as they are: ``str`` of the validated Decimals, which risk reads exactly, a
+    plain one in integer units without a Decimal; its clock reading as ``now``)."""
     return {
         "user_id": record["user_id"],
         "symbol": record["symbol"],
         "side": record["side"],
         "order_type": record["order_type"],
-        "price": None if price is None else Decimal(price),
-        "quantity": Decimal(record["quantity"]),
-        "stop_price": None if stop_price is None else Decimal(stop_price),
+        "price": record["price"],
+        "quantity": record["quantity"],
+        "stop_price": record["stop_price"],
         "time_in_force": record["time_in_force"],
         "self_trade_prevention": record["self_trade_prevention"],
         "now": record["ts"],

@@ -60,12 +60,10 @@ _PARSED_MAX: Final = 4096
 _TRADE_EXECUTED: Final = EventType.TRADE_EXECUTED
 _ORDER_ADDED: Final = EventType.ORDER_ADDED
 #: Event types the manager does not need; on_event returns at once (the general dispatch would too).
-_IGNORED: Final = (
-    EventType.ORDER_FILLED,
-    EventType.PRICE_LEVEL_ADDED,
-    EventType.PRICE_LEVEL_CHANGED,
-    EventType.PRICE_LEVEL_REMOVED,
-)
+_ORDER_FILLED: Final = EventType.ORDER_FILLED
+_LEVEL_ADDED: Final = EventType.PRICE_LEVEL_ADDED
+_LEVEL_CHANGED: Final = EventType.PRICE_LEVEL_CHANGED
+_LEVEL_REMOVED: Final = EventType.PRICE_LEVEL_REMOVED
 
 
 class RiskManager:
@@ -84,6 +82,7 @@ class RiskManager:
         "_limiter",
         "_limits",
         "_markets",
+        "_max_open",
         "_registry",
         "_settlement",
     )
@@ -107,6 +106,7 @@ class RiskManager:
         if not isinstance(limits, RiskLimits):
             raise ValueError(f"limits must be RiskLimits, not {type(limits).__name__}")
         self._limits = limits
+        self._max_open = limits.max_open_orders  # read per order: a native attribute, not RiskLimits'
         self._markets: dict[str, Market] = {}
         self._ledger = Ledger()
         self._registry = OrderRegistry()
@@ -150,6 +150,7 @@ class RiskManager:
         market = Market(symbol, base_asset, quote_asset, book, limits)
         if market.symbol in self._markets:
             raise ValueError(f"market {symbol!r} is already registered")
+        market.use_limits(self._limits)
         self._markets[market.symbol] = market
 
     # ------------------------------------------------------------------ money in and out
@@ -262,8 +263,8 @@ class RiskManager:
         if (
             market is not None
             and stop_price is None
-            and type(price) is _DECIMAL
-            and type(quantity) is _DECIMAL
+            and (type(price) is _DECIMAL or type(price) is str)
+            and (type(quantity) is _DECIMAL or type(quantity) is str)
             and type(user_id) is str
             and type(now) is float
             and type(order_id) is str
@@ -315,8 +316,8 @@ class RiskManager:
         market: Market,
         is_buy: bool,
         rests: bool,
-        price: Decimal,
-        quantity: Decimal,
+        price: Decimal | str,
+        quantity: Decimal | str,
         now: float,
     ) -> bool:
         """Approve and hold a LIMIT order the way :meth:`check_and_reserve`'s general path would, and
@@ -326,25 +327,38 @@ class RiskManager:
         max open orders (orders that can rest), the available balance and the rate limit (last: it is
         the only check that records something).
 
-        The grid divisions are exact in any context (a NaN or an infinity leaves a non-zero remainder
-        or raises: the general path then reports it); on the grid, price and quantity become integer
-        units of the market (ticks x tick units, lots x lot units), and everything after is integer
-        arithmetic, the hold included (``price x quantity x margin`` in quote units)."""
-        ticks, rest = divmod(price, market.tick_size)
-        if rest:
+        Price and quantity become integer units of the market: ``str`` of the Decimal read by
+        :func:`~.units.parse_units` (exact; a whole number of ticks and lots is the grid check), or,
+        for what that does not read (an exponent, more places than the units, NaN, an infinity), the
+        grid divisions, exact in any context (a NaN or an infinity leaves a non-zero remainder or
+        raises: the general path then reports it). Everything after is integer arithmetic, the hold
+        included (``price x quantity x margin`` in quote units)."""
+        # Price and quantity in the market's units: a plain decimal string (the exchange's record gives
+        # its strings; ``str`` of a Decimal is exact) parses in one native pass (parse_units). Anything
+        # else of a Decimal (an exponent, more places than the units, NaN) takes the Decimal division,
+        # exact in any context; anything else of a string, the general path (it reads every spelling).
+        price_units = parse_units(str(price), market.price_exp)
+        quantity_units = parse_units(str(quantity), market.quantity_exp)
+        if price_units is not None and quantity_units is not None:
+            if price_units % market.tick_units or quantity_units % market.lot_units:
+                return False  # off the grid
+        elif isinstance(price, Decimal) and isinstance(quantity, Decimal):
+            ticks, rest = divmod(price, market.tick_size)
+            if rest:
+                return False
+            lots, rest = divmod(quantity, market.lot_size)
+            if rest:
+                return False
+            price_units = int(ticks) * market.tick_units
+            quantity_units = int(lots) * market.lot_units
+        else:
             return False
-        lots, rest = divmod(quantity, market.lot_size)
-        if rest:
-            return False
-        price_units = int(ticks) * market.tick_units
-        quantity_units = int(lots) * market.lot_units
         if price_units <= 0 or quantity_units <= 0:
             return False
-        limits = market.limits or self._limits
-        cap = limits.max_order_quantity
-        if cap is not None and quantity > cap:
+        cap = market.max_quantity
+        if cap is not None and from_units(quantity_units, market.quantity_exp) > cap:
             return False
-        band = limits.price_band
+        band = market.price_band
         if band is not None:
             last = market.book.last_trade_ticks
             banded = True
@@ -357,12 +371,16 @@ class RiskManager:
                     market.band(band, reference)
             if banded and (price_units < market.band_low_units or price_units > market.band_high_units):
                 return False
-        cap = limits.max_order_notional
-        if cap is not None and mul(price, quantity) > cap:
-            return False
+        cap = market.max_notional
+        if cap is not None:
+            notional = mul(
+                from_units(price_units, market.price_exp), from_units(quantity_units, market.quantity_exp)
+            )
+            if notional > cap:
+                return False
         mine = self._by_user.get(user)
         if rests and mine is not None:
-            max_open = self._limits.max_open_orders
+            max_open = self._max_open
             if max_open is not None and len(mine) >= max_open:
                 return False
         if is_buy:
@@ -385,16 +403,17 @@ class RiskManager:
         limiter = self._limiter
         if limiter is not None and not limiter.take(user, now):
             return False
-        # Approved (and counted by the rate limiter): hold the funds, track the order (as _hold does).
+        # Approved (and counted by the rate limiter): hold the funds, track the order (as _hold does; the
+        # quantity's Decimal is made from its units if ever read).
         order = TrackedOrder(
             order_id,
             market,
             user,
             is_buy,
             "limit",
-            price,
             None,
-            quantity,
+            None,
+            None,
             asset,
             market.margin,
             price_units,
@@ -404,7 +423,12 @@ class RiskManager:
         order.balance = balance
         balance.avail -= held
         balance.held_units += held
-        self._registry.add(order)
+        # OrderRegistry.add, with the user's orders already looked up (no expiry: not GTD).
+        self._by_id[order_id] = order
+        if mine is None:
+            self._by_user[user] = {order_id: order}
+        else:
+            mine[order_id] = order
         return True
 
     def reserve(
@@ -526,7 +550,12 @@ class RiskManager:
             if expiry is not None and expiry != order.expiry:
                 order.expiry = float(expiry)
                 self._registry.note_expiry(order)
-        elif event_type not in _IGNORED:  # identity first: an enum's hash is a Python call
+        elif (
+            event_type is not _ORDER_FILLED
+            and event_type is not _LEVEL_ADDED
+            and event_type is not _LEVEL_CHANGED
+            and event_type is not _LEVEL_REMOVED
+        ):  # identities, not ``in`` a tuple: that compares with ``==`` (a call per member)
             self._settlement.on_event(event_type, data)
 
     def _fast_trade(self, data: dict[str, Any]) -> bool:
@@ -568,7 +597,8 @@ class RiskManager:
         ):
             return False
         price = self._units(market.price_cache, data.get("price"), market.price_exp)
-        quantity = self._units(market.quantity_cache, data.get("quantity"), quantity_exp)
+        text = data.get("quantity")  # rarely the same string twice: parsed, not cached
+        quantity = parse_units(text, quantity_exp) if type(text) is str else None
         fee = data.get("maker_fee")
         maker_fee = parse_units(fee, quote_exp) if type(fee) is str else None
         fee = data.get("taker_fee")

@@ -45,10 +45,12 @@ class Market:
         "lot_size",
         "lot_units",
         "margin",
+        "max_notional",
+        "max_quantity",
         "notional_factor",
+        "price_band",
         "price_cache",
         "price_exp",
-        "quantity_cache",
         "quantity_exp",
         "quote",
         "quote_exp",
@@ -97,6 +99,13 @@ class Market:
         self.quote = quote
         self.book = book
         self.limits = limits
+        #: The per-order limits in force (``limits``, or the manager's: :meth:`use_limits`), read by the
+        #: fast path from the market rather than from the (interpreted) ``RiskLimits``.
+        self.max_quantity: Decimal | None = None
+        self.max_notional: Decimal | None = None
+        self.price_band: Decimal | None = None
+        if isinstance(limits, RiskLimits):
+            self.use_limits(limits)
         self.margin: Decimal = add(Decimal(1), max(maker, taker, ZERO))
         self.tick_size: Decimal = book.tick_size
         self.lot_size: Decimal = book.lot_size
@@ -128,9 +137,16 @@ class Market:
         self._units_ticks: int | None = None
         self._units_band: Decimal | None = None
         self._band_ratio: tuple[int, int] = (0, 1)
-        #: An event's price and quantity strings in units (they repeat: a level's price, an order's size).
+        #: An event's price strings in units (they repeat: a level's price).
         self.price_cache: dict[str, int] = {}
-        self.quantity_cache: dict[str, int] = {}
+
+    def use_limits(self, default: RiskLimits) -> None:
+        """Take the per-order limits in force: the market's own ``limits`` if it has them, else
+        ``default`` (the manager's); both are frozen, so this is done once, at registration."""
+        limits = self.limits if isinstance(self.limits, RiskLimits) else default
+        self.max_quantity = limits.max_order_quantity
+        self.max_notional = limits.max_order_notional
+        self.price_band = limits.price_band
 
     def reference(self) -> Decimal | None:
         """The price band's reference: the book's last trade price, else its mid price, else None.

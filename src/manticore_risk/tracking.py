@@ -35,6 +35,9 @@ class TrackedOrder:
     """
 
     __slots__ = (
+        "_quantity",
+        "_quantity_exp",
+        "_quantity_units",
         "asset",
         "balance",
         "expiry",
@@ -52,7 +55,6 @@ class TrackedOrder:
         "price_units",
         "priced",
         "proceeds",
-        "quantity",
         "seen",
         "standard_margin",
         "stop_price",
@@ -69,28 +71,33 @@ class TrackedOrder:
         order_type: str,
         price: Decimal | None,
         stop_price: Decimal | None,
-        quantity: Decimal,
+        quantity: Decimal | None,
         asset: str,
         margin: Decimal,
         price_units: int | None = None,
         open_units: int | None = None,
     ) -> None:
         """``price_units`` and ``open_units``, when given, are ``price`` and ``quantity`` in the market's
-        units (see :class:`~.markets.Market`), already known to the caller."""
+        units (see :class:`~.markets.Market`), already known to the caller; then ``price`` may be None
+        for a limit price given in units only (the order is priced), and ``quantity`` None (its Decimal
+        is made from ``open_units`` when first read)."""
         self.order_id = order_id
         self.symbol = market.symbol
         self.user_id = user_id
         self.is_buy = is_buy
         self.order_type = order_type
         self.stop_price = stop_price
-        self.quantity = quantity
+        self._quantity = quantity
+        self._quantity_units = 0 if open_units is None else open_units
+        self._quantity_exp = market.quantity_exp
         self.asset = asset
         self.margin = margin
         self.standard_margin = margin is market.margin or margin == market.margin
-        self.market_buy = is_buy and price is None
+        priced = price is not None or price_units is not None
+        self.market_buy = is_buy and not priced
         # Amounts in integer units (see .units), each with its own exponent, starting at the market's.
         self.price_exp = market.price_exp
-        self.priced = price is not None
+        self.priced = priced
         self.price_units = 0
         if price_units is not None:
             self.price_units = price_units
@@ -98,6 +105,8 @@ class TrackedOrder:
             self.price = price
         self.open_exp = market.quantity_exp
         if open_units is None:
+            if quantity is None:
+                raise ValueError("a TrackedOrder needs its quantity or its open_units")
             self.open_units = 0
             self.open = quantity
         else:
@@ -109,6 +118,18 @@ class TrackedOrder:
         self.expiry: float | None = None
         self.balance: Balance | None = None
         self.proceeds: Balance | None = None
+
+    @property
+    def quantity(self) -> Decimal:
+        """The order's total quantity (base), kept equal to the book's by ORDER_MODIFIED."""
+        quantity = self._quantity
+        if quantity is None:
+            quantity = self._quantity = from_units(self._quantity_units, self._quantity_exp)
+        return quantity
+
+    @quantity.setter
+    def quantity(self, value: Decimal) -> None:
+        self._quantity = value
 
     @property
     def price(self) -> Decimal | None:

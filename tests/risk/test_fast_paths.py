@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manticore_orderbook import EventType, InvalidOrderError
-from manticore_risk import Decision, RiskManager
+from manticore_risk import Decision, RiskLimits, RiskManager
 
-from .support import MARKETS, Exchange, verify
+from .support import MARKETS, START, Exchange, verify
 from .test_properties import LIMITS, SYMBOLS, Run, make_stream
 
 D = Decimal
@@ -207,3 +207,117 @@ def test_subscribing_to_event_types_only_settles_like_subscribe_all() -> None:
             verify(ex)
         runs.append(ex.risk.export_state())
     assert runs[0] == runs[1]
+
+
+def test_every_spelling_of_a_decimal_holds_the_same() -> None:
+    """The fast path reads ``str`` of the Decimals (exponents and extra zeros go to the exact division):
+    each spelling of the same price and quantity is approved with the same hold as the plain one, and
+    a price it reads but off the tick grid (100.3 on a 0.5 grid) is the general path's rejection."""
+    plain = (D("100"), D("0.2"))
+    spellings = [(D("1E+2"), D("2E-1")), (D("100.000"), D("0.20")), (D("1.000E+2"), D("0.2000000"))]
+    for is_buy in (True, False):
+        side = "buy" if is_buy else "sell"
+        states = []
+        for price, quantity in [plain, *spellings]:
+            ex = FastExchange(limits=LIMITS)
+            ex.deposit("u1", "USD", "1000")
+            ex.deposit("u1", "BTC", "10")
+            decision = ex.place("o", "BTC/USD", "u1", side, "limit", price, quantity)
+            assert decision["approved"], (price, quantity, decision)
+            verify(ex)
+            states.append(ex.risk.export_state())
+        assert all(state == states[0] for state in states), side
+        ex = FastExchange(limits=LIMITS)
+        ex.deposit("u1", "USD", "1000")
+        ex.deposit("u1", "BTC", "10")
+        before = ex.risk.export_state()
+        assert ex.place("o", "BTC/USD", "u1", side, "limit", D("100.3"), D("0.2"))["code"] == "invalid"
+        assert ex.risk.export_state() == before
+
+
+def test_strings_decide_and_hold_as_their_decimals() -> None:
+    """The exchange passes its record's decimal strings: the fast path reads plain ones in units, the
+    general path every other spelling; either way the decision and the hold are the Decimal's. Every
+    rejection of the Decimal test above, given as strings, is the same rejection and changes nothing."""
+    for is_buy in (True, False):
+        side = "buy" if is_buy else "sell"
+        states = []
+        for price, quantity in [(D("100"), D("0.2")), ("100", "0.2"), ("100.00", "0.20"), ("1E+2", " 0.2 ")]:
+            ex = FastExchange(limits=LIMITS)
+            ex.deposit("u1", "USD", "1000")
+            ex.deposit("u1", "BTC", "10")
+            decision = ex.risk.check_and_reserve(
+                "o",
+                user_id="u1",
+                symbol="BTC/USD",
+                side=side,
+                order_type="limit",
+                price=price,
+                quantity=quantity,
+                now=ex.clock.now,
+            )
+            assert decision["approved"], (price, quantity, decision)
+            states.append(ex.risk.export_state())
+        assert all(state == states[0] for state in states), side
+    ex = FastExchange(limits=LIMITS)
+    ex.deposit("u1", "USD", "100")
+    ex.deposit("u2", "BTC", "1")
+    before = ex.risk.export_state()
+    cases = [
+        (("u1", "buy", "100.25", "0.1"), "invalid"),
+        (("u1", "buy", "100.3", "0.1"), "invalid"),  # read in units, off the 0.5 tick grid
+        (("u1", "buy", "100", "0.05"), "invalid"),
+        (("u1", "buy", "-100", "1"), "invalid"),
+        (("u1", "buy", "NaN", "1"), "invalid"),
+        (("u1", "buy", "100", "Infinity"), "invalid"),
+        (("u1", "buy", "100", "20"), "max_notional"),
+        (("u1", "buy", "100", "1"), "insufficient_balance"),
+        (("u2", "sell", "100", "2"), "insufficient_balance"),
+    ]
+    for (user, side, price, quantity), code in cases:
+        decision = ex.risk.check_and_reserve(
+            "o",
+            user_id=user,
+            symbol="BTC/USD",
+            side=side,
+            order_type="limit",
+            price=price,
+            quantity=quantity,
+            now=ex.clock.now,
+        )
+        assert decision["code"] == code, (price, quantity, decision)
+        assert ex.risk.export_state() == before
+
+
+def test_a_markets_own_quantity_limit_applies_on_the_fast_path() -> None:
+    """The per-order limits the fast path reads from the market: the market's own when it was registered
+    with some (here a quantity cap of 1), the manager's otherwise (here none)."""
+    ex = FastExchange(limits=LIMITS)
+    risk = RiskManager(limits=LIMITS)
+    risk.register_market(
+        symbol="BTC/USD",
+        base_asset="BTC",
+        quote_asset="USD",
+        book=ex.books["BTC/USD"],
+        limits=RiskLimits(max_order_quantity=D("1")),
+    )
+    risk.register_market(symbol="ETH/USD", base_asset="ETH", quote_asset="USD", book=ex.books["ETH/USD"])
+    risk.deposit("u1", "BTC", "10")
+    risk.deposit("u1", "ETH", "10")
+    for symbol, quantity, code in (
+        ("BTC/USD", "1.5", "max_quantity"),
+        ("BTC/USD", D("1.5"), "max_quantity"),
+        ("BTC/USD", "1", ""),
+        ("ETH/USD", "1.5", ""),
+    ):
+        decision = risk.check_and_reserve(
+            f"o-{symbol}-{quantity}",
+            user_id="u1",
+            symbol=symbol,
+            side="sell",
+            order_type="limit",
+            price="100",
+            quantity=quantity,
+            now=START,
+        )
+        assert decision["code"] == code, (symbol, quantity, decision)

@@ -233,3 +233,53 @@ def test_balances_match_a_decimal_model_after_every_step(
             else:
                 need = D(order["open_quantity"])
             assert D(order["hold"]) == need, order
+
+
+def test_parse_units_refuses_what_is_not_a_plain_decimal() -> None:
+    """The native digit loop (and its long-string fallback) reads ``-``, ASCII digits and one point
+    between digits, and nothing else: the caller then takes the Decimal path."""
+    for text in (
+        "",
+        "-",
+        ".",
+        "5.",
+        ".5",
+        "-.5",
+        "--5",
+        "+5",
+        " 5",
+        "5 ",
+        "1_0",
+        "1e3",
+        "1E+3",
+        "5-",
+        "1.2.3",
+        "\u0665",
+        "1\u00b2",
+        "NaN",
+        "-Infinity",
+        "1" * 19 + ".",
+        "1" * 19 + "x",
+        "-" + "1" * 25 + ".5.5",
+    ):
+        assert parse_units(text, 6) is None, text
+
+
+def test_parse_units_reads_short_and_long_strings_exactly() -> None:
+    """Both sides of the 64-bit limit of the digit loop (18 characters), negative and zero included."""
+    cases = {
+        "0": 0,
+        "-0": 0,
+        "007.50": 7_500_000,
+        "-0.001": -1_000,
+        "999999999999999999": 999999999999999999 * 10**6,
+        "99999999999.999999": 99999999999999999,
+        "9" * 19: int("9" * 19) * 10**6,
+        "-" + "9" * 30 + ".123456": -int("9" * 30 + "123456"),
+        "1" * 13 + ".12": int("1" * 13 + "12") * 10**4,
+    }
+    for text, units in cases.items():
+        assert parse_units(text, 6) == units, text
+        assert value(units, 6) == D(text)
+    assert parse_units("1.1234567", 6) is None  # more places than the units
+    assert parse_units("1" * 20 + ".1234567", 6) is None
