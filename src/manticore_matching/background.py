@@ -225,6 +225,9 @@ class Flight:
         self.fork_cpu_seconds = 0.0
         self.ok = False
         self.installed = False
+        #: The second name of the checkpoint file this one replaced, removed by the flight's thread
+        #: (:func:`~manticore_matching.checkpoints.install_checkpoint`).
+        self.replaced: Path | None = None
         self.forked = threading.Event()
         self.prepared = threading.Event()
         self.landed = threading.Event()

@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manticore_matching import Exchange, background
-from manticore_matching.checkpoints import read_checkpoint
+from manticore_matching.checkpoints import install_checkpoint, read_checkpoint
 from tests.matching.exchange_streams import (
     MARKETS,
     Clock,
@@ -633,3 +633,45 @@ def test_kill_9_of_the_writer_between_two_chunks_installs_nothing_and_the_next_o
     exchange.close()
     with new_exchange(tmp_path, Clock()) as restored:
         assert state(restored) == expected
+
+
+def test_installing_keeps_a_second_name_for_the_replaced_checkpoint(tmp_path: Path) -> None:
+    """The rename that installs a checkpoint only drops a name of the old file (its blocks are freed
+    when the second name goes, off the command path); the names match the stale temporary files an
+    opening exchange removes."""
+    first = tmp_path / "checkpoint-1-1-5.tmp"
+    first.write_bytes(b'{"position": 5}')
+    assert install_checkpoint(tmp_path, first) is None  # nothing replaced
+    second = tmp_path / "checkpoint-1-2-9.tmp"
+    second.write_bytes(b'{"position": 9}')
+    replaced = install_checkpoint(tmp_path, second)
+    assert replaced is not None
+    assert replaced.read_bytes() == b'{"position": 5}'
+    assert (tmp_path / "checkpoint.json").read_bytes() == b'{"position": 9}'
+    assert replaced.match(f"{background.TEMPORARY_PREFIX}*{background.TEMPORARY_SUFFIX}")
+    assert not second.exists()
+
+
+def test_a_background_checkpoint_removes_the_replaced_file_off_the_command_path(tmp_path: Path) -> None:
+    """The second name of the replaced checkpoint exists from the install until the flight's thread
+    retires the journal segments, then no more: no file is left behind."""
+    seen: list[tuple[str, int, list[str]]] = []
+
+    def hook(stage: str, position: int) -> None:
+        seen.append((stage, position, sorted(p.name for p in tmp_path.glob("checkpoint-*-replaced.tmp"))))
+
+    clock = Clock()
+    stream = make_stream(17, 400)
+    exchange = new_exchange(tmp_path, clock, checkpoint_every=20, checkpoint_hook=hook)
+    exchange.open()
+    index = 0
+    while sum(1 for s, _, _ in seen if s == "retired") < 2:
+        apply(exchange, clock, stream[index])
+        index += 1
+        if exchange.checkpoint_in_flight:
+            land(exchange)
+    installed = [names for s, _, names in seen if s == "installed"]
+    assert installed[0] == []  # the first install replaced nothing
+    assert len(installed[1]) == 1  # the second kept the first one's file under a second name ...
+    assert not list(tmp_path.glob("checkpoint-*.tmp"))  # ... which is gone once the flight is done
+    exchange.close()
