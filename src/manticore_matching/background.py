@@ -31,6 +31,16 @@ the p99 latency of the commands (``make bench-server``, docs/performance.md, ses
 gets ~1.5% of a core the server keeps busy, so under a saturating load a checkpoint takes longer
 (:data:`WRITER_TIMEOUT` bounds it; the next checkpoint retries), never a command.
 
+The file is written in chunks of :data:`CHUNK` bytes and, when it is to be fsynced, each chunk is
+pushed to the disk (``sync_file_range``, waiting for it) before the next one is written, so that the
+final ``fsync`` has almost nothing left to write. Written in one piece, the file (tens of megabytes)
+sat dirty in the page cache until that ``fsync``, and the serving process's journal fsyncs meanwhile
+took 12-31 ms (median; up to 62 ms) instead of about 1 ms: its group commits, so the commands'
+latency, waited behind the checkpoint (docs/performance.md, session 14). The bytes on disk are the
+same; a crash or ``kill -9`` between chunks leaves an incomplete temporary file, which is never
+installed (the exchange installs only a file whose writer exited with status 0, and removes stale
+temporary files when it opens).
+
 Memory: the child touches (reference counts) most of the pages of the state it exports, so they are
 copied while it runs: expect up to the state's size again, for about a second per 100,000 orders.
 
@@ -55,7 +65,7 @@ from typing import NoReturn
 
 from .checkpoints import CheckpointState, encode_checkpoint
 
-__all__ = ["AVAILABLE", "Flight", "spawn_writer", "temporary_name"]
+__all__ = ["AVAILABLE", "CHUNK", "Flight", "spawn_writer", "temporary_name", "write_file"]
 
 #: Background checkpoints are possible here (Linux: ``fork`` and ``prctl``).
 AVAILABLE = sys.platform.startswith("linux") and hasattr(os, "fork")
@@ -67,11 +77,17 @@ _SIGNALS = tuple(
     if hasattr(signal, name)
 )
 _PR_SET_PDEATHSIG = 1
+#: Bytes written (and, with fsync, pushed to the disk) at a time by the writer.
+CHUNK = 1 << 20
+#: ``sync_file_range`` flags: wait for earlier writeback of the range, start it, wait for it.
+_SYNC_FILE_RANGE_WAIT = 1 | 2 | 4
 #: Seconds a writer may run before it is killed and its checkpoint counted as failed (a guard: a
 #: million resting orders take about 15 s).
 WRITER_TIMEOUT = 600.0
 _counter = itertools.count(1)
 _prctl: Callable[..., int] | None = None
+_sync_file_range: Callable[..., int] | None = None
+_libc_loaded = False
 #: Prefix of the temporary files of background checkpoints in the data directory.
 TEMPORARY_PREFIX = "checkpoint-"
 TEMPORARY_SUFFIX = ".tmp"
@@ -82,14 +98,45 @@ def temporary_name(position: int) -> str:
     return f"{TEMPORARY_PREFIX}{os.getpid()}-{next(_counter)}-{position}{TEMPORARY_SUFFIX}"
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    global _prctl
-    if _prctl is None:
-        try:
-            _prctl = ctypes.CDLL(None, use_errno=True).prctl
-        except (OSError, AttributeError):  # no libc prctl: the child cannot follow its parent's death
-            return None
-    return _prctl
+def _load_libc() -> None:
+    """Look up ``prctl`` and ``sync_file_range`` in the C library, once, in the parent (a ``dlopen``
+    in the forked child could wait for a loader lock held by a thread that does not exist there)."""
+    global _prctl, _sync_file_range, _libc_loaded
+    if _libc_loaded:
+        return
+    _libc_loaded = True
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:  # no C library to call: no death signal, no chunked flushing
+        return
+    _prctl = getattr(libc, "prctl", None)
+    flush = getattr(libc, "sync_file_range", None)
+    if flush is not None:
+        flush.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+        flush.restype = ctypes.c_int
+        _sync_file_range = flush
+
+
+def write_file(descriptor: int, body: bytes, *, fsync: bool, chunk: int = CHUNK) -> None:
+    """Write ``body`` to the open file ``descriptor`` from its current offset (0: a fresh file) in
+    pieces of at most ``chunk`` bytes; with ``fsync``, wait after each piece until it is on the disk
+    (``sync_file_range``, where the C library has it) and end with ``fsync``, the call that makes the
+    file durable (a refused ``sync_file_range`` only stops the flushing per piece: the ``fsync`` still
+    decides). The file holds exactly ``body`` either way; OSError as ``os.write`` and ``os.fsync``
+    raise it."""
+    _load_libc()
+    flush = _sync_file_range if fsync else None
+    view = memoryview(body)
+    offset = 0
+    while offset < len(body):
+        end = min(offset + chunk, len(body))
+        start = offset
+        while offset < end:
+            offset += os.write(descriptor, view[offset:end])
+        if flush is not None and flush(descriptor, start, end - start, _SYNC_FILE_RANGE_WAIT) != 0:
+            flush = None  # not supported here (or a disk error, which the fsync below reports)
+    if fsync:
+        os.fsync(descriptor)
 
 
 def spawn_writer(build: Callable[[], CheckpointState], temporary: Path, *, fsync: bool) -> int:
@@ -99,7 +146,8 @@ def spawn_writer(build: Callable[[], CheckpointState], temporary: Path, *, fsync
     Call it while nothing can change the state ``build`` reads (the exchange lock held by the command
     thread) from the thread that will wait for the child (the kernel ties ``PR_SET_PDEATHSIG`` to the
     forking thread). OSError if ``fork`` fails."""
-    prctl = _load_prctl()
+    _load_libc()
+    prctl = _prctl
     parent = os.getpid()
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     try:
@@ -141,11 +189,7 @@ def _child(
         body = encode_checkpoint(build())
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(descriptor, view) :]
-            if fsync:
-                os.fsync(descriptor)
+            write_file(descriptor, body, fsync=fsync)
         finally:
             os.close(descriptor)
         status = 0
@@ -181,6 +225,9 @@ class Flight:
         self.fork_cpu_seconds = 0.0
         self.ok = False
         self.installed = False
+        #: The second name of the checkpoint file this one replaced, removed by the flight's thread
+        #: (:func:`~manticore_matching.checkpoints.install_checkpoint`).
+        self.replaced: Path | None = None
         self.forked = threading.Event()
         self.prepared = threading.Event()
         self.landed = threading.Event()

@@ -1214,6 +1214,8 @@ class Exchange(ExchangeReads, Listeners):
                 if self._fsync:
                     sync_directory(self.data_dir)  # the rename is durable before any segment goes
                 self.journal.rotate(position)
+                if flight.replaced is not None:  # the replaced file's blocks are freed here, not at install
+                    flight.replaced.unlink(missing_ok=True)
                 log.info(
                     "checkpoint at %d written in the background in %.2f s (the command path waited %.1f ms "
                     "for the fork)",
@@ -1236,7 +1238,7 @@ class Exchange(ExchangeReads, Listeners):
         the checkpoint position changes only on the command thread)."""
         if install and flight.ok:
             try:
-                install_checkpoint(self.data_dir, flight.temporary)
+                flight.replaced = install_checkpoint(self.data_dir, flight.temporary)
             except OSError:
                 log.exception("background checkpoint at %d could not be installed", flight.position)
             else:

@@ -25,8 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manticore_matching import Exchange, background
-from manticore_matching.checkpoints import read_checkpoint
+from manticore_matching.checkpoints import install_checkpoint, read_checkpoint
 from tests.matching.exchange_streams import (
+    MARKETS,
     Clock,
     apply,
     crash_releases_lock,
@@ -487,4 +488,190 @@ def test_a_refused_fork_writes_the_checkpoint_synchronously(
     assert any("could not be forked" in r.message for r in caplog.records)
     assert not exchange.checkpoint_in_flight
     assert checkpoint_position(tmp_path) == exchange._checkpoint_position > 0
+    exchange.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    body=st.binary(max_size=5000),
+    chunk=st.integers(min_value=1, max_value=6000),
+    fsync=st.booleans(),
+)
+def test_the_writer_s_chunked_file_holds_exactly_the_body(body: bytes, chunk: int, fsync: bool) -> None:
+    """Whatever the chunk size, the file written holds the body, byte for byte (and, with fsync, every
+    chunk was pushed to the disk in order, covering the body once)."""
+    flushed: list[tuple[int, int]] = []
+    real = background._sync_file_range
+
+    def record(descriptor: int, offset: int, length: int, flags: int) -> int:
+        flushed.append((offset, length))
+        assert real is not None
+        return real(descriptor, offset, length, flags)
+
+    background._load_libc()
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "out.tmp"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            if real is not None:
+                background._sync_file_range = record
+            background.write_file(descriptor, body, fsync=fsync, chunk=chunk)
+        finally:
+            background._sync_file_range = real
+            os.close(descriptor)
+        assert path.read_bytes() == body
+    if fsync and real is not None:
+        starts = list(range(0, len(body), chunk))
+        assert flushed == [(start, min(chunk, len(body) - start)) for start in starts]
+    else:
+        assert flushed == []
+
+
+def test_a_refused_chunk_flush_leaves_the_durability_to_the_final_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sync_file_range`` refused (a file system without it): the writer stops flushing per chunk and
+    still writes the whole file and fsyncs it (``os.fsync`` is what makes it durable, and what fails
+    on a disk error)."""
+    background._load_libc()
+    calls: list[int] = []
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def refuse(descriptor: int, offset: int, length: int, flags: int) -> int:
+        calls.append(offset)
+        return -1
+
+    def fsync(descriptor: int) -> None:
+        synced.append(descriptor)
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(background, "_sync_file_range", refuse)
+    monkeypatch.setattr(os, "fsync", fsync)
+    body = bytes(range(256)) * 40
+    path = tmp_path / "out.tmp"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        background.write_file(descriptor, body, fsync=True, chunk=1000)
+    finally:
+        os.close(descriptor)
+    assert path.read_bytes() == body
+    assert calls == [0]  # refused once, then no more attempts
+    assert synced == [descriptor]
+
+
+def test_kill_9_of_the_writer_between_two_chunks_installs_nothing_and_the_next_one_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer killed after its first chunks are on the disk (a SIGKILL of the writer alone, as a
+    crash would): the partial file is not installed, the old checkpoint stays, the temporary file is
+    removed, and the next checkpoint is complete; a restart finds the same state."""
+    background._load_libc()
+    real = background._sync_file_range
+    stall = tmp_path / "stall"  # while it exists, a writer stops after its second chunk
+    marker = tmp_path / "writer-between-chunks"
+    calls = {"n": 0}
+
+    def stall_after_two(descriptor: int, offset: int, length: int, flags: int) -> int:
+        # Runs in the forked writers (each starts from the parent's count, 0).
+        calls["n"] += 1
+        result = real(descriptor, offset, length, flags) if real is not None else 0
+        if calls["n"] == 2 and stall.exists():
+            marker.write_text(str(os.getpid()))
+            threading.Event().wait()  # until killed
+        return result
+
+    monkeypatch.setattr(background, "_sync_file_range", stall_after_two)
+    real_write = background.write_file
+
+    def small_chunks(descriptor: int, body: bytes, *, fsync: bool, chunk: int = 64) -> None:
+        real_write(descriptor, body, fsync=fsync, chunk=64)
+
+    monkeypatch.setattr(background, "write_file", small_chunks)
+    stages = Stages()
+    clock = Clock()
+    stream = make_stream(13, 400)
+    # fsync on: only a writer that must make its file durable flushes chunk by chunk.
+    exchange = Exchange(
+        tmp_path, markets=MARKETS, clock=clock, fsync=True, checkpoint_every=30, checkpoint_hook=stages
+    )
+    exchange.open()
+    index = 0
+    first: int | None = None
+    while first is None:  # a first checkpoint on disk
+        apply(exchange, clock, stream[index])
+        index += 1
+        if exchange.checkpoint_in_flight:
+            land(exchange)
+            first = checkpoint_position(tmp_path)
+    assert first > 0
+    stall.write_text("")
+    index = start_checkpoint(exchange, clock, stream, index)
+    flight = exchange._flight
+    assert flight is not None
+    while not marker.exists():  # the writer has flushed two chunks and waits
+        assert flight.pid is not None
+        assert os.waitid(os.P_PID, flight.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is None
+        threading.Event().wait(0.01)
+    partial = flight.temporary.read_bytes()
+    os.kill(flight.pid, signal.SIGKILL)
+    assert flight.prepared.wait(30)
+    exchange.expire_due()  # lands (drops) it
+    assert flight.done.wait(30)
+    assert not flight.installed
+    assert len(partial) >= 128
+    assert checkpoint_position(tmp_path) == first  # the old checkpoint stays
+    assert not flight.temporary.exists()
+    stall.unlink()  # the next writers run through
+    while not any(s == "retired" and p > flight.position for s, p in stages.seen):
+        apply(exchange, clock, stream[index])
+        index += 1
+        if exchange.checkpoint_in_flight:
+            land(exchange)
+    assert checkpoint_position(tmp_path) > flight.position
+    expected = state(exchange)
+    exchange.close()
+    with new_exchange(tmp_path, Clock()) as restored:
+        assert state(restored) == expected
+
+
+def test_installing_keeps_a_second_name_for_the_replaced_checkpoint(tmp_path: Path) -> None:
+    """The rename that installs a checkpoint only drops a name of the old file (its blocks are freed
+    when the second name goes, off the command path); the names match the stale temporary files an
+    opening exchange removes."""
+    first = tmp_path / "checkpoint-1-1-5.tmp"
+    first.write_bytes(b'{"position": 5}')
+    assert install_checkpoint(tmp_path, first) is None  # nothing replaced
+    second = tmp_path / "checkpoint-1-2-9.tmp"
+    second.write_bytes(b'{"position": 9}')
+    replaced = install_checkpoint(tmp_path, second)
+    assert replaced is not None
+    assert replaced.read_bytes() == b'{"position": 5}'
+    assert (tmp_path / "checkpoint.json").read_bytes() == b'{"position": 9}'
+    assert replaced.match(f"{background.TEMPORARY_PREFIX}*{background.TEMPORARY_SUFFIX}")
+    assert not second.exists()
+
+
+def test_a_background_checkpoint_removes_the_replaced_file_off_the_command_path(tmp_path: Path) -> None:
+    """The second name of the replaced checkpoint exists from the install until the flight's thread
+    retires the journal segments, then no more: no file is left behind."""
+    seen: list[tuple[str, int, list[str]]] = []
+
+    def hook(stage: str, position: int) -> None:
+        seen.append((stage, position, sorted(p.name for p in tmp_path.glob("checkpoint-*-replaced.tmp"))))
+
+    clock = Clock()
+    stream = make_stream(17, 400)
+    exchange = new_exchange(tmp_path, clock, checkpoint_every=20, checkpoint_hook=hook)
+    exchange.open()
+    index = 0
+    while sum(1 for s, _, _ in seen if s == "retired") < 2:
+        apply(exchange, clock, stream[index])
+        index += 1
+        if exchange.checkpoint_in_flight:
+            land(exchange)
+    installed = [names for s, _, names in seen if s == "installed"]
+    assert installed[0] == []  # the first install replaced nothing
+    assert len(installed[1]) == 1  # the second kept the first one's file under a second name ...
+    assert not list(tmp_path.glob("checkpoint-*.tmp"))  # ... which is gone once the flight is done
     exchange.close()
