@@ -32,6 +32,7 @@ __all__ = [
     "on_grid",
     "order_args",
     "place_record",
+    "receipt",
     "risk_args",
     "text",
     "transfer_args",
@@ -62,6 +63,18 @@ class Receipt:
     order_id: str | None = None
     order: dict[str, Any] | None = None
     result: dict[str, Any] = field(default_factory=dict)
+
+
+_new_object = object.__new__
+
+
+def receipt(position: int, order_id: str | None = None, order: dict[str, Any] | None = None) -> Receipt:
+    """``Receipt(position, order_id, order)``, made without the dataclass's ``__init__`` (a frozen
+    dataclass sets each field through ``object.__setattr__``): the exchange makes one per command.
+    The result is equal to the constructor's in every way (same fields, ``result`` a new empty dict)."""
+    made: Receipt = _new_object(Receipt)
+    made.__dict__.update(position=position, order_id=order_id, order=order, result={})
+    return made
 
 
 def decimal_arg(value: object, what: str, *, optional: bool = False) -> Decimal | None:
