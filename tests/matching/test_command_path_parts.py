@@ -8,6 +8,7 @@
 - Replay checks each record's book sequence and fingerprint (``check``) item by item: a record whose
   ``seq`` or ``check`` differs, or whose ``check`` is malformed, fails the open; an unknown operation
   does too.
+- ``decimal_arg`` of a string (the usual case) accepts exactly the finite positive decimals in range.
 - A command that fails after its frame opened (the written-out frame of ``place_order``) leaves no
   captured event and no storage unit behind for the next command.
 """
@@ -17,13 +18,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import zlib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from manticore_matching import Exchange, JournalCorrupt, OrderRejected
-from manticore_matching.commands import Receipt, receipt
+from manticore_matching import Exchange, InvalidCommand, JournalCorrupt, OrderRejected
+from manticore_matching.commands import Receipt, decimal_arg, receipt
 from manticore_matching.feed import CORE_EVENTS
 from tests.matching.exchange_streams import Clock, crash_releases_lock, new_exchange
 
@@ -157,3 +161,29 @@ def test_a_refused_order_leaves_nothing_for_the_next_command(tmp_path: Path) -> 
         assert exchange.balances("alice") == balances
     finally:
         exchange.close()
+
+
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.decimals(allow_nan=True, allow_infinity=True).map(str),
+        st.from_regex(r"-?[0-9]{1,30}(\.[0-9]{0,30})?([eE][+-]?[0-9]{1,3})?", fullmatch=True),
+    )
+)
+def test_decimal_arg_of_a_string(text: str) -> None:
+    """A string is a finite positive decimal within 10**+-24 of at most 64 characters, or refused with
+    InvalidCommand (never another error)."""
+    try:
+        number = decimal_arg(text, "price")
+    except InvalidCommand:
+        if len(text) > 64:
+            return
+        try:
+            value = Decimal(text)
+        except ArithmeticError:
+            return
+        assert not value.is_finite() or value <= 0 or not -24 <= value.adjusted() <= 24
+        return
+    assert len(text) <= 64
+    assert number == Decimal(text) and number.is_finite() and number > 0
+    assert str(number) == str(Decimal(text))
