@@ -985,7 +985,7 @@ class Exchange(ExchangeReads, Listeners):
 
     def _apply_record(self, record: dict[str, Any]) -> None:
         op = record.get("op")
-        if op in _BOOK_OPS:  # almost every record: the book's own commands first
+        if type(op) is str and op in _BOOK_OPS:  # almost every record: the book's own commands first
             market = self._market(record["symbol"])
             # No command frame: a replayed record that fails fails the whole open, which drops the state.
             ts = self._now = float(record["ts"])

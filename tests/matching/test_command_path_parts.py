@@ -187,3 +187,11 @@ def test_decimal_arg_of_a_string(text: str) -> None:
     assert len(text) <= 64
     assert number == Decimal(text) and number.is_finite() and number > 0
     assert str(number) == str(Decimal(text))
+
+
+@pytest.mark.parametrize("op", [["place"], {"op": "place"}, None, 7])
+def test_replay_refuses_an_operation_that_is_not_a_name(tmp_path: Path, op: object) -> None:
+    segment, lines = _journal_with_orders(tmp_path)
+    _rewrite_last(segment, lines, {"op": op})
+    with pytest.raises(JournalCorrupt, match="unknown operation"):
+        new_exchange(tmp_path, Clock()).open()
