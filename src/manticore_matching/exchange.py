@@ -981,12 +981,49 @@ class Exchange(ExchangeReads, Listeners):
             self._checkpoint_step()
         return receipt
 
+    def _commit_replayed(
+        self, record: dict[str, Any], market: Market, now: float, order_id: str | None
+    ) -> None:
+        """:meth:`_commit` of a replayed ``place``, ``cancel``, ``modify`` or ``expire`` record (the
+        same steps, without those of live commands: no fingerprint to record, no stream message, no
+        journal append)."""
+        events = market.capture.take()
+        op = record["op"]
+        if op == "place":
+            if record["expiry_time"] is not None:
+                market.expires(record["expiry_time"], record["order_id"])
+        elif op == "modify":
+            market.expires(record["new_expiry_time"], record["order_id"])
+        order = self._orders.track(events, order_id)
+        if self.outbox is not None:
+            self._settle(record, market, events, order_id, order)
+        trades = market.trades
+        for event_type, data in events:
+            if event_type is TRADE_EXECUTED:
+                trades.append(dict(zip(TRADE_KEYS, _trade_values(data), strict=True)))
+        pending = self._units
+        if pending:
+            units = pending[:]
+            pending.clear()
+            # Storage committed the units of the records up to _stored_position before the restart.
+            if record.get("n", 0) > self._stored_position:
+                assert self.storage is not None
+                submit = self.storage.submit
+                for unit in units:
+                    submit(unit)
+        if "cid" in record:
+            receipt = Receipt(record.get("n", 0), order_id, order)
+            self._commands.remember(record["cid"], op, now, receipt)
+
     # ------------------------------------------------------------------ replay
 
     def _apply_record(self, record: dict[str, Any]) -> None:
         op = record.get("op")
         if type(op) is str and op in _BOOK_OPS:  # almost every record: the book's own commands first
-            market = self._market(record["symbol"])
+            symbol = record["symbol"]
+            market = self._markets.get(symbol) if type(symbol) is str else None
+            if market is None:
+                market = self._market(symbol)  # UnknownMarket
             # No command frame: a replayed record that fails fails the whole open, which drops the state.
             ts = self._now = float(record["ts"])
             if op == "place":
@@ -1001,7 +1038,7 @@ class Exchange(ExchangeReads, Listeners):
             else:
                 apply.replay(self.risk, market.book, record)
             # A command id's receipt names the order the command was about (placed, cancelled, modified).
-            self._commit(record, market, ts, record.get("order_id") if "cid" in record else None)
+            self._commit_replayed(record, market, ts, record.get("order_id") if "cid" in record else None)
             return
         ts = float(record["ts"])
         if op == "market":
