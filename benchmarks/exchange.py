@@ -277,9 +277,12 @@ def build_name() -> str:
     return f"book {'compiled' if COMPILED else 'pure-Python'}, risk {risk}, matching {where}"
 
 
-def _valgrind(python: str, args: list[str]) -> int:
+def _valgrind(python: str, args: list[str], out_file: Path | None = None) -> int:
+    """The instructions (every thread) of ``python *args`` under callgrind; its profile is written to
+    ``out_file`` (for ``callgrind_annotate``) when one is named, else dropped."""
+    target = "/dev/null" if out_file is None else str(out_file)
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python, *args],
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={target}", python, *args],
         capture_output=True,
         text=True,
         check=False,
@@ -300,10 +303,13 @@ def instructions(
     storage: bool,
     gc_policy: str,
     readers: str = "server",
+    keep: Path | None = None,
 ) -> float:
     """Instructions per order of the order-entry run (every thread) in ``python``, counted by valgrind:
     the difference between a run of ``large`` and one of ``small`` orders, divided by their difference.
-    Repeatable to about a percent (the journal's batches depend on thread scheduling)."""
+    Repeatable to about a percent (the journal's batches depend on thread scheduling). ``keep``: a
+    directory that receives each run's callgrind profile
+    (``callgrind.out.orders-<count>-storage-<on|off>``)."""
     counts = []
     for count in (small, large):
         code = (
@@ -311,7 +317,11 @@ def instructions(
             f"b.order_entry({count}, {tasks}, {users}, {storage}, gc_policy={gc_policy!r}, "
             f"readers={readers!r})"
         )
-        counts.append(_valgrind(python, ["-c", code]))
+        out_file = None
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            out_file = keep.resolve() / f"callgrind.out.orders-{count}-storage-{'on' if storage else 'off'}"
+        counts.append(_valgrind(python, ["-c", code], out_file))
     return (counts[1] - counts[0]) / (large - small)
 
 
@@ -410,6 +420,13 @@ def main() -> None:
         action="store_true",
         help="instructions per order under valgrind (runs of --orders/4 and --orders orders) instead",
     )
+    parser.add_argument(
+        "--callgrind-out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --instructions: keep each valgrind run's callgrind profile in DIR (headline build)",
+    )
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.job is not None:
@@ -439,6 +456,7 @@ def main() -> None:
                     storage,
                     args.gc,
                     args.readers,
+                    args.callgrind_out if label == "headline" else None,
                 )
                 print(
                     f"  order entry, storage {'on' if storage else 'off'}: {per_order:,.0f} "

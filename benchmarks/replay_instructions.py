@@ -66,12 +66,14 @@ def open_copy(directory: Path, finalize: bool = True) -> None:
             os._exit(0)
 
 
-def instructions(directory: Path, finalize: bool) -> int:
+def instructions(directory: Path, finalize: bool, out_file: Path | None = None) -> int:
+    """The instructions (every thread) of a process that replays a copy of ``directory``; its callgrind
+    profile goes to ``out_file`` when one is named (for ``callgrind_annotate``), else it is dropped."""
     out = subprocess.run(
         [
             "valgrind",
             "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
+            f"--callgrind-out-file={'/dev/null' if out_file is None else out_file}",
             sys.executable,
             "-m",
             "benchmarks.replay_instructions",
@@ -99,6 +101,13 @@ def main() -> None:
         action="store_true",
         help="count the interpreter's finalization too (the method before session 13)",
     )
+    parser.add_argument(
+        "--callgrind-out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep each counted replay's callgrind profile in DIR (callgrind.out.replay-<records>)",
+    )
     parser.add_argument("--open", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.open is not None:
@@ -113,7 +122,11 @@ def main() -> None:
                 with contextlib.closing(sqlite3.connect(directory / "manticore.db")) as connection:
                     connection.execute("DELETE FROM manticore_journal_positions")
                     connection.commit()
-            counts.append(instructions(directory, args.with_finalization))
+            out_file = None
+            if args.callgrind_out is not None:
+                args.callgrind_out.mkdir(parents=True, exist_ok=True)
+                out_file = args.callgrind_out.resolve() / f"callgrind.out.replay-{size}"
+            counts.append(instructions(directory, args.with_finalization, out_file))
     per_record = (counts[1] - counts[0]) / (args.large - args.small)
     how = "with" if args.with_finalization else "without"
     print(

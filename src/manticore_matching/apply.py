@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from manticore_orderbook import OrderBook, OrderBookError
-from manticore_risk import RiskError, RiskManager
+from manticore_risk import Decision, RiskError, RiskManager
 
 from .commands import risk_args
 from .errors import InvalidCommand, OrderNotFound, OrderRejected
@@ -27,7 +27,7 @@ def place(risk: RiskManager, book: OrderBook, record: dict[str, Any], *, check: 
     order_id = record["order_id"]
     try:
         if check:
-            decision = risk.check_and_reserve(order_id, **risk_args(record))
+            decision = _check_and_reserve(risk, record)
             if not decision["approved"]:
                 raise OrderRejected.from_decision(decision)
         else:
@@ -49,10 +49,9 @@ def _replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) ->
     the ones the record was approved under) it has changed nothing, and the record, approved when it
     was journaled, is held without the checks and counted, as before."""
     order_id = record["order_id"]
-    args = risk_args(record)
     try:
-        if not risk.check_and_reserve(order_id, **args)["approved"]:
-            risk.reserve(order_id, **args)
+        if not _check_and_reserve(risk, record)["approved"]:
+            risk.reserve(order_id, **risk_args(record))
             risk.count_command(record["user_id"], float(record["ts"]))  # the rate limit's window
     except RiskError as exc:
         raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
@@ -61,26 +60,50 @@ def _replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) ->
     _to_book(risk, book, record)
 
 
+def _check_and_reserve(risk: RiskManager, record: dict[str, Any]) -> Decision:
+    """``risk.check_and_reserve`` of a ``place`` record: the arguments of :func:`risk_args`, named in
+    the call (no keyword dictionary is built and unpacked per order)."""
+    price = record["price"]
+    stop_price = record["stop_price"]
+    return risk.check_and_reserve(
+        record["order_id"],
+        user_id=record["user_id"],
+        symbol=record["symbol"],
+        side=record["side"],
+        order_type=record["order_type"],
+        price=None if price is None else Decimal(price),
+        quantity=Decimal(record["quantity"]),
+        stop_price=None if stop_price is None else Decimal(stop_price),
+        time_in_force=record["time_in_force"],
+        self_trade_prevention=record["self_trade_prevention"],
+        now=record["ts"],
+    )
+
+
 def _to_book(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
     """Send a ``place`` record's order, its funds held, to ``book``; give the hold back (and raise
     InvalidCommand) if the book refuses it."""
     order_id = record["order_id"]
     try:
+        # Positional, in add_order's parameter order (side, price, quantity, order_id, time_in_force,
+        # expiry_time, user_id, order_type, stop_price, trail_value, trail_is_percent,
+        # displayed_quantity, self_trade_prevention, client_order_id): the compiled book parses
+        # positional arguments without matching fourteen keyword names per order.
         book.add_order(
-            side=record["side"],
-            price=record["price"],
-            quantity=record["quantity"],
-            order_id=order_id,
-            time_in_force=record["time_in_force"],
-            expiry_time=record["expiry_time"],
-            user_id=record["user_id"],
-            order_type=record["order_type"],
-            stop_price=record["stop_price"],
-            trail_value=record["trail_value"],
-            trail_is_percent=record["trail_is_percent"],
-            displayed_quantity=record["displayed_quantity"],
-            self_trade_prevention=record["self_trade_prevention"],
-            client_order_id=record.get("client_order_id"),
+            record["side"],
+            record["price"],
+            record["quantity"],
+            order_id,
+            record["time_in_force"],
+            record["expiry_time"],
+            record["user_id"],
+            record["order_type"],
+            record["stop_price"],
+            record["trail_value"],
+            record["trail_is_percent"],
+            record["displayed_quantity"],
+            record["self_trade_prevention"],
+            record.get("client_order_id"),
         )
     except OrderBookError as exc:
         risk.release_unplaced(order_id)
@@ -142,8 +165,17 @@ def replay(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
         book.clean_expired_orders()
     else:
         raise JournalCorrupt(f"record {record.get('n')}: unknown operation {op!r}")
-    found = (book.sequence, fingerprint(book))
-    if found != (record.get("seq"), record.get("check")):
+    # fingerprint(book) compared item by item (no list and tuples built per record).
+    check = record.get("check")
+    sequence = book.sequence
+    if (
+        sequence != record.get("seq")
+        or type(check) is not list
+        or len(check) != 2
+        or check[0] != len(book)
+        or check[1] != book.counters()[1]
+    ):
+        found = (sequence, fingerprint(book))
         raise JournalCorrupt(
             f"replay of record {record['n']} diverged: (sequence, [live orders, trades]) is {found}, "
             f"the journal says {(record.get('seq'), record.get('check'))}"

@@ -40,8 +40,10 @@ writer thread.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
+import operator
 import queue
 import sys
 import threading
@@ -93,6 +95,11 @@ __all__ = ["Exchange", "Receipt"]
 log = logging.getLogger("manticore_matching")
 
 TRADE_EXECUTED = EventType.TRADE_EXECUTED
+#: The journal operations of one book that :func:`.apply.replay` replays.
+_BOOK_OPS = frozenset({"place", "cancel", "modify", "expire"})
+_PREFIX_LENGTH = len(GENERATED_PREFIX)
+#: A recent trade's values out of its TRADE_EXECUTED payload, in :data:`TRADE_KEYS` order.
+_trade_values = operator.itemgetter(*TRADE_KEYS)
 #: What :meth:`Exchange._commit` returns for a replayed command without a command id (unread).
 _REPLAYED = Receipt(0)
 
@@ -116,12 +123,7 @@ class _CommandFrame:
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is None:
             return
-        market = self._market
-        if market is not None:
-            market.capture.take()
-            if market.book.sequence != self._before:
-                log.critical("a failed command changed book %s", market.config.symbol)
-        self._exchange._units.clear()
+        self._exchange._discard(self._market, self._before)
 
 
 class Exchange(ExchangeReads, Listeners):
@@ -197,6 +199,10 @@ class Exchange(ExchangeReads, Listeners):
         self._checkpoint_due = checkpoint_every or sys.maxsize
         self._lock = threading.RLock()
         self._now = 0.0
+        #: The books' clock (:meth:`_book_clock`'s reading, ``_now``) as a callable made of C parts:
+        #: a book reads its clock in every command, and calling a Python method from the compiled
+        #: book costs an interpreter frame each time.
+        self._book_clock_reader: Callable[[], float] = functools.partial(getattr, self, "_now")
         self._markets: dict[str, Market] = {}
         self._next_order_no = 0
         self._replaying = False
@@ -408,7 +414,7 @@ class Exchange(ExchangeReads, Listeners):
         trades: Iterable[dict[str, Any]] = (),
     ) -> Market:
         manager = EventManager()
-        book = new_book(config, manager, self._book_clock)
+        book = new_book(config, manager, self._book_clock_reader)
         if state is not None:
             book.restore_state(state)
         capture = CommandCapture()
@@ -448,6 +454,8 @@ class Exchange(ExchangeReads, Listeners):
         log.error("an event handler failed: %s", error["message"])
 
     def _book_clock(self) -> float:
+        """The clock the books read: the clock reading of the command in progress (``_now``); the books
+        are given :attr:`_book_clock_reader`, which reads the same attribute."""
         return self._now
 
     # ------------------------------------------------------------------ commands
@@ -487,7 +495,10 @@ class Exchange(ExchangeReads, Listeners):
         (:mod:`.command_ids`).
         """
         with self._lock:
-            if (repeated := self._commands.lookup(check_command_id(command_id), "place")) is not None:
+            if (
+                command_id is not None
+                and (repeated := self._commands.lookup(check_command_id(command_id), "place")) is not None
+            ):
                 return repeated
             market = self._market(symbol)
             config = market.config
@@ -506,15 +517,26 @@ class Exchange(ExchangeReads, Listeners):
                 self_trade_prevention,
             )
             commands.check_user_id(user_id)
-            client_id = self._orders.free_client_order_id(user_id, client_order_id)
+            client_id = (
+                None
+                if client_order_id is None
+                else self._orders.free_client_order_id(user_id, client_order_id)
+            )
             order_id = f"{GENERATED_PREFIX}{self._next_order_no + 1}"
-            with self._command(market, self._expire_due_in(market)[0]) as now:
+            now = self._command_now(market)
+            # What the command frame (``with self._command_in(market)``) does, written out in the most
+            # frequent command: no frame object and no calls of its __enter__ and __exit__.
+            before = market.book.sequence
+            try:
                 record = commands.place_record(now, order_id, client_id, user_id, args)
                 if command_id is not None:
                     record["cid"] = command_id
                 apply.place(self.risk, market.book, record, check=True)
                 self._next_order_no += 1
                 return self._commit(record, market, now, order_id)
+            except BaseException:
+                self._discard(market, before)
+                raise
 
     def cancel_order(
         self, user_id: str | None, order_id: object, *, command_id: str | None = None
@@ -526,7 +548,7 @@ class Exchange(ExchangeReads, Listeners):
             if (repeated := self._commands.lookup(check_command_id(command_id), "cancel")) is not None:
                 return repeated
             market = owned(self._markets, user_id, order_id)
-            with self._command(market, self._expire_due_in(market)[0]) as now:
+            with self._command_in(market) as now:
                 if not market.book.cancel_order(order_id):
                     raise OrderNotFound(f"order {str(order_id)[:64]!r} not found")
                 record = {"op": "cancel", "ts": now, "symbol": market.config.symbol, "order_id": order_id}
@@ -820,8 +842,8 @@ class Exchange(ExchangeReads, Listeners):
         changed the book and lost those events, so each command runs this first. O(1) when no order
         of the market is due (:attr:`Market.expiries`)."""
         now = max(self._clock(), self._now)
-        due = market.next_expiry()
-        if due is None or due > now:
+        expiries = market.expiries  # market.next_expiry(), read here: this runs before every command
+        if not expiries or expiries[0][0] > now:
             self._check_accepting()
             self._now = now
             return now, 0
@@ -852,6 +874,30 @@ class Exchange(ExchangeReads, Listeners):
         self._now = now
         return _CommandFrame(self, market, now)
 
+    def _discard(self, market: Market | None, before: int) -> None:
+        """Drop what a failed command captured (its events and storage units); ``before`` is the
+        book's sequence when it started (a failed command must not have changed the book)."""
+        if market is not None:
+            market.capture.take()
+            if market.book.sequence != before:
+                log.critical("a failed command changed book %s", market.config.symbol)
+        self._units.clear()
+
+    def _command_in(self, market: Market) -> _CommandFrame:
+        """The frame of a command on ``market`` (``with self._command_in(market) as now``), after its
+        due orders have expired as a command of their own (:meth:`_expire_due_in`, which also checked
+        that the exchange accepts commands): ``self._command(market, self._expire_due_in(market)[0])``
+        without checking twice."""
+        return _CommandFrame(self, market, self._command_now(market))
+
+    def _command_now(self, market: Market) -> float:
+        """:meth:`_command_in` without the frame: the command's clock reading (set as ``_now``)."""
+        now = self._expire_due_in(market)[0]
+        if self._capture_stale:
+            self._refresh_wanted()
+        self._now = now
+        return now
+
     def _commit(
         self,
         record: dict[str, Any],
@@ -870,12 +916,13 @@ class Exchange(ExchangeReads, Listeners):
             sequence = book.sequence
             if not replaying:
                 record["seq"] = sequence
-                record["check"] = apply.fingerprint(book)
-            if record["op"] == "place":
+                record["check"] = [len(book), book.counters()[1]]  # apply.fingerprint(book)
+            op = record["op"]
+            if op == "place":
                 market.expires(record["expiry_time"], record["order_id"])
-            elif record["op"] == "modify":
+            elif op == "modify":
                 market.expires(record["new_expiry_time"], record["order_id"])
-            elif record["op"] == "routed" and record["error"] is None:
+            elif op == "routed" and record["error"] is None:
                 action = record["action"]
                 if action["kind"] == "place":
                     market.expires(action["expiry_time"], action["order_id"])
@@ -887,7 +934,7 @@ class Exchange(ExchangeReads, Listeners):
             trades = market.trades
             for event_type, data in events:
                 if event_type is TRADE_EXECUTED:
-                    trades.append({key: data[key] for key in TRADE_KEYS})
+                    trades.append(dict(zip(TRADE_KEYS, _trade_values(data), strict=True)))
             wanted = self._wanted
             if wanted is not None and not replaying:  # messages only while a listener reads them
                 config = market.config
@@ -926,7 +973,7 @@ class Exchange(ExchangeReads, Listeners):
             self._release.unreleased.remove(entry)
             self._failed = True
             raise ServiceUnavailable("the command journal cannot write") from exc
-        receipt = Receipt(position, order_id, order)
+        receipt = commands.receipt(position, order_id, order)
         if "cid" in record:
             self._commands.remember(record["cid"], record["op"], now, receipt)
         self._since_checkpoint += 1
@@ -934,10 +981,65 @@ class Exchange(ExchangeReads, Listeners):
             self._checkpoint_step()
         return receipt
 
+    def _commit_replayed(
+        self, record: dict[str, Any], market: Market, now: float, order_id: str | None
+    ) -> None:
+        """:meth:`_commit` of a replayed ``place``, ``cancel``, ``modify`` or ``expire`` record (the
+        same steps, without those of live commands: no fingerprint to record, no stream message, no
+        journal append)."""
+        events = market.capture.take()
+        op = record["op"]
+        if op == "place":
+            if record["expiry_time"] is not None:
+                market.expires(record["expiry_time"], record["order_id"])
+        elif op == "modify":
+            market.expires(record["new_expiry_time"], record["order_id"])
+        order = self._orders.track(events, order_id)
+        if self.outbox is not None:
+            self._settle(record, market, events, order_id, order)
+        trades = market.trades
+        for event_type, data in events:
+            if event_type is TRADE_EXECUTED:
+                trades.append(dict(zip(TRADE_KEYS, _trade_values(data), strict=True)))
+        pending = self._units
+        if pending:
+            units = pending[:]
+            pending.clear()
+            # Storage committed the units of the records up to _stored_position before the restart.
+            if record.get("n", 0) > self._stored_position:
+                assert self.storage is not None
+                submit = self.storage.submit
+                for unit in units:
+                    submit(unit)
+        if "cid" in record:
+            receipt = Receipt(record.get("n", 0), order_id, order)
+            self._commands.remember(record["cid"], op, now, receipt)
+
     # ------------------------------------------------------------------ replay
 
     def _apply_record(self, record: dict[str, Any]) -> None:
         op = record.get("op")
+        if type(op) is str and op in _BOOK_OPS:  # almost every record: the book's own commands first
+            symbol = record["symbol"]
+            market = self._markets.get(symbol) if type(symbol) is str else None
+            if market is None:
+                market = self._market(symbol)  # UnknownMarket
+            # No command frame: a replayed record that fails fails the whole open, which drops the state.
+            ts = self._now = float(record["ts"])
+            if op == "place":
+                order_id = record["order_id"]
+                if "client_order_id" not in record:  # before ids were always MC-<n>
+                    record["client_order_id"] = commands.legacy_client_id(order_id)
+                apply.replay(self.risk, market.book, record)
+                if order_id.startswith(GENERATED_PREFIX):
+                    number = int(order_id[_PREFIX_LENGTH:])
+                    if number > self._next_order_no:
+                        self._next_order_no = number
+            else:
+                apply.replay(self.risk, market.book, record)
+            # A command id's receipt names the order the command was about (placed, cancelled, modified).
+            self._commit_replayed(record, market, ts, record.get("order_id") if "cid" in record else None)
+            return
         ts = float(record["ts"])
         if op == "market":
             config = MarketConfig.from_dict(record["market"])
@@ -960,20 +1062,8 @@ class Exchange(ExchangeReads, Listeners):
                 self._commit(record, routed_market, now, order_id)
             return
         market = self._market(record["symbol"])
-        # No command frame: a replayed record that fails fails the whole open, which drops the state.
         self._now = ts
-        if op == "place":
-            if "client_order_id" not in record:  # before ids were always MC-<n>
-                record["client_order_id"] = commands.legacy_client_id(record["order_id"])
-            apply.replay(self.risk, market.book, record)
-            if record["order_id"].startswith(GENERATED_PREFIX):
-                number = int(record["order_id"][len(GENERATED_PREFIX) :])
-                if number > self._next_order_no:
-                    self._next_order_no = number
-        else:
-            apply.replay(self.risk, market.book, record)
-        # A command id's receipt names the order the command was about (placed, cancelled, modified).
-        self._commit(record, market, ts, record.get("order_id") if "cid" in record else None)
+        apply.replay(self.risk, market.book, record)  # an unknown operation: JournalCorrupt
 
     def _remember_replayed(self, record: dict[str, Any], ts: float) -> None:
         """Remember the command id of a replayed record that does not pass through :meth:`_commit`."""

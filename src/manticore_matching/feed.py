@@ -142,16 +142,20 @@ class CommandCapture:
     counts its events as the command's sequences). Without the price level events the book builds no
     payload for them (nobody else subscribes to them), which is most of what an order costs it."""
 
-    __slots__ = ("complete", "events")
+    __slots__ = ("complete", "events", "handler")
 
     def __init__(self) -> None:
         self.events: list[tuple[EventType, dict[str, Any]]] = []
         self.complete = False
+        #: What is subscribed: the bound method :meth:`record`, made once. The book calls it for every
+        #: event; a bound method is called directly, where calling the instance (``__call__``) goes
+        #: through a type slot that looks the method up and packs the arguments in a tuple every time.
+        self.handler = self.record
 
     def attach(self, manager: EventManager, complete: bool) -> None:
         """Subscribe to ``manager``'s :data:`CORE_EVENTS`, and to all event types if ``complete``."""
         for event_type in CORE_EVENTS:
-            manager.subscribe(event_type, self)
+            manager.subscribe(event_type, self.handler)
         self.complete = False
         self.listen(manager, complete)
 
@@ -162,13 +166,16 @@ class CommandCapture:
             return
         for event_type in MESSAGE_ONLY_EVENTS:
             if complete:
-                manager.subscribe(event_type, self)
+                manager.subscribe(event_type, self.handler)
             else:
-                manager.unsubscribe(event_type, self)
+                manager.unsubscribe(event_type, self.handler)
         self.complete = complete
 
-    def __call__(self, event_type: EventType, data: dict[str, Any]) -> None:
+    def record(self, event_type: EventType, data: dict[str, Any]) -> None:
+        """The book's handler: keep one event of the command in progress."""
         self.events.append((event_type, data))
+
+    __call__ = record
 
     def take(self) -> list[tuple[EventType, dict[str, Any]]]:
         """The captured events; the capture starts empty again."""
@@ -261,8 +268,13 @@ def messages(
                     {"type": "order", "user_id": order["user_id"], "event": event_type.value, "order": order}
                 )
     if book:
-        bids = [level for (side, _), level in levels.items() if side == "buy"]
-        asks = [level for (side, _), level in levels.items() if side == "sell"]
+        bids: list[dict[str, Any]] = []
+        asks: list[dict[str, Any]] = []
+        for (side, _), change in levels.items():  # one pass, no comprehension frames
+            if side == "buy":
+                bids.append(change)
+            elif side == "sell":
+                asks.append(change)
         result.append(
             {
                 "type": "book",

@@ -13,6 +13,7 @@ what comes from elsewhere (storage rows, fees) to the same form.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
@@ -67,9 +68,19 @@ def on_grid(value: object, step: Decimal) -> object:
     return format(_EXACT.quantize(number, Decimal(1).scaleb(-wanted)), "f")
 
 
+#: A decimal string in plain notation without superfluous leading zeros (what the books write, e.g. a
+#: fill's ``fee``): :func:`money` only drops its trailing fractional zeros.
+_PLAIN = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+
+
 def money(value: object) -> object:
     """An amount as an exact decimal string without exponent or trailing zeros; a value that is not a
     number is returned unchanged."""
+    if type(value) is str and len(value) <= 200 and _PLAIN.fullmatch(value) is not None:
+        # The books' plain strings (every fill's fee) without a Decimal: the same text.
+        if "." in value:
+            value = value.rstrip("0").rstrip(".")
+        return "0" if value == "0" or value == "-0" else value
     number = _decimal(value)
     if number is None or not number.is_finite():
         return value

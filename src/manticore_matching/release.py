@@ -79,21 +79,25 @@ class Release:
         unreleased = self.unreleased
         submitted: Entry | None = None
         rounds: list[list[dict[str, Any]]] | None = [] if self.round_listeners else None
+        # The listeners of the round, copied once (a listener added or removed meanwhile counts from
+        # the next round; before, from the next command of the round).
+        listeners = tuple(self.listeners)
+        batch_listeners = tuple(self.batch_listeners)
+        submit = storage.submit if storage is not None else None
         while unreleased and unreleased[0][0] <= position:
             entry = unreleased.popleft()
             released, units, batch, _ = entry
-            if storage is not None and units:
-                submit = storage.submit
+            if submit is not None and units:
                 for unit in units:
                     submit(unit)
                 submitted = entry
             if batch:
-                for listener in list(self.listeners):
+                for listener in listeners:
                     try:
                         listener(batch)
                     except Exception:
                         log.exception("stream listener failed")
-                for batch_listener in list(self.batch_listeners):
+                for batch_listener in batch_listeners:
                     try:
                         batch_listener(released, batch)
                     except Exception:

@@ -297,36 +297,33 @@ class RowBuilder:
             client_order_id,
         ) = record
         price, qty = self._price_out, self._qty_out
-        # The caches' own lookups first (most values repeat); a miss, or a falsy stored zero, goes
-        # through the converting call.
-        stored_price, stored_qty = price.cache.get, qty.cache.get
         if trail is None:
             trail_value = None
         elif trail_is_percent:
             trail_value = self._store(Decimal(trail))
         else:
-            trail_value = price(trail)
+            trail_value = price[trail]
         status = _status(kind, filled, open_, pending)
         return [
             self._symbol,
             order_id,
             side,
-            None if price_ticks is None else (stored_price(price_ticks) or price(price_ticks)),
-            stored_qty(quantity) or qty(quantity),
-            stored_qty(filled) or qty(filled),
-            stored_qty(open_) or qty(open_),
-            stored_qty(visible) or qty(visible),
-            qty(peak) if peak else None,
+            None if price_ticks is None else price[price_ticks],
+            qty[quantity],
+            qty[filled],
+            qty[open_],
+            qty[visible],
+            qty[peak] if peak else None,
             order_type,
             tif,
             expiry,
             None if user_id is None else str(user_id),
             isinstance(user_id, int) and not isinstance(user_id, bool),
             timestamp,
-            None if stop_ticks is None else price(stop_ticks),
+            None if stop_ticks is None else price[stop_ticks],
             trail_value,
             trail_is_percent,
-            None if trail_ref is None else price(trail_ref),
+            None if trail_ref is None else price[trail_ref],
             stp,
             triggered,
             status,
@@ -343,9 +340,9 @@ class RowBuilder:
         _, sequence, order_id, filled, open_, visible, rank = record
         qty = self._qty_out
         return (
-            qty(filled),
-            qty(open_),
-            qty(visible),
+            qty[filled],
+            qty[open_],
+            qty[visible],
             rank,
             "partially_filled" if open_ else "filled",
             sequence,
@@ -371,14 +368,14 @@ class RowBuilder:
             maker_client_id,
             taker_client_id,
         ) = record
-        notional = _EXACT.multiply(self._price(ticks), self._qty(lots))
+        notional = _EXACT.multiply(self._price[ticks], self._qty[lots])
         store = self._store
         return (
             self._symbol,
             f"{self._id_prefix}T{number}",
             sequence,
-            self._price_out(ticks),
-            self._qty_out(lots),
+            self._price_out[ticks],
+            self._qty_out[lots],
             maker_id,
             taker_id,
             None if maker_user is None else str(maker_user),
@@ -433,21 +430,21 @@ class RowBuilder:
         return events
 
 
-class _Decimals:
-    """Units -> exact Decimal on one grid (or its stored form), remembering up to 4096 values."""
+class _Decimals(dict[int, Any]):
+    """Units -> exact Decimal on one grid (or its stored form): ``decimals[units]``, remembering up to
+    4096 values. A dict whose ``__missing__`` converts: a value met before is one dict lookup in C (a
+    call of an instance would go through a type slot and an interpreter frame every time)."""
 
-    __slots__ = ("_convert", "cache")
+    __slots__ = ("_convert",)
 
     def __init__(self, convert: Callable[[int], Any], zero: object = Decimal(0)) -> None:
+        super().__init__({0: zero})  # zero without decimal places, as events give
         self._convert = convert
-        self.cache: dict[int, Any] = {0: zero}  # zero without decimal places, as events give
 
-    def __call__(self, units: int) -> Any:
-        value = self.cache.get(units)
-        if value is None:
-            value = self._convert(units)
-            if len(self.cache) < 4096:
-                self.cache[units] = value
+    def __missing__(self, units: int) -> Any:
+        value = self._convert(units)
+        if len(self) < 4096:
+            self[units] = value
         return value
 
 
