@@ -62,18 +62,17 @@ def _replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) ->
 
 def _check_and_reserve(risk: RiskManager, record: dict[str, Any]) -> Decision:
     """``risk.check_and_reserve`` of a ``place`` record: the arguments of :func:`risk_args`, named in
-    the call (no keyword dictionary is built and unpacked per order)."""
-    price = record["price"]
-    stop_price = record["stop_price"]
+    the call (no keyword dictionary is built and unpacked per order); the decimal strings go as they
+    are, as in :func:`risk_args`."""
     return risk.check_and_reserve(
         record["order_id"],
         user_id=record["user_id"],
         symbol=record["symbol"],
         side=record["side"],
         order_type=record["order_type"],
-        price=None if price is None else Decimal(price),
-        quantity=Decimal(record["quantity"]),
-        stop_price=None if stop_price is None else Decimal(stop_price),
+        price=record["price"],
+        quantity=record["quantity"],
+        stop_price=record["stop_price"],
         time_in_force=record["time_in_force"],
         self_trade_prevention=record["self_trade_prevention"],
         now=record["ts"],
