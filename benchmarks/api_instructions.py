@@ -11,8 +11,8 @@ Modes:
 * ``open`` (default, the first figure of this benchmark): N pairs of REST place + cancel, no auth;
 * ``signed``: N signed ``POST /api/orders`` (resting orders, the request ``benchmarks.server``'s
   ``signed_resting`` target sends: API key headers, HMAC over the body), each answered 201;
-* ``ws``: N ``order.place`` requests on one authenticated ``/ws`` connection, each answered (201)
-  before the next is sent.
+* ``ws``: N ``order.place`` requests on one authenticated ``/ws`` connection, pipelined with at most
+  :data:`WS_WINDOW` unanswered (as the server benchmark's client), every answer 201.
 
 The app is started as under ``manticore serve``, through its lifespan: the service, the fast path of
 the lean order routes, the serving GC policy (before session 14 this benchmark started only the
@@ -44,6 +44,8 @@ from manticore_risk import RiskLimits
 
 ORDER = {"symbol": "BTC/USD", "side": "buy", "quantity": "0.1", "price": "100", "user_id": "alice"}
 MODES = ("open", "signed", "ws")
+#: Unanswered ``order.place`` requests in flight on the WebSocket (as ``benchmarks.server``'s client).
+WS_WINDOW = 64
 
 
 def _scope(method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -156,14 +158,23 @@ async def _ws(app: Any, count: int, api_key: str, secret: str) -> None:
     auth = {"op": "auth", "api_key": api_key, "timestamp": stamp, "signature": signature}
     await inbox.put({"type": "websocket.receive", "text": json.dumps(auth)})
     assert (await frame())["type"] == "authenticated"
-    for i in range(count):
-        request = json.dumps({"op": "order.place", "id": i, **_resting(i)}, separators=(",", ":"))
-        await inbox.put({"type": "websocket.receive", "text": request})
-        while True:
+    slots = asyncio.Semaphore(WS_WINDOW)
+
+    async def read() -> None:
+        answered = 0
+        while answered < count:
             answer = await frame()
             if answer.get("type") == "response":
-                assert answer["id"] == i and answer["status"] == 201, answer
-                break
+                assert answer["status"] == 201, answer
+                answered += 1
+                slots.release()
+
+    reader = asyncio.create_task(read())
+    for i in range(count):
+        await slots.acquire()
+        request = json.dumps({"op": "order.place", "id": i, **_resting(i)}, separators=(",", ":"))
+        await inbox.put({"type": "websocket.receive", "text": request})
+    await reader
     await inbox.put({"type": "websocket.disconnect", "code": 1000})
     await server
 
