@@ -110,7 +110,10 @@ def _caller(user_id: str, username: str, role: str) -> Caller:
 
 async def authenticate(request: Request) -> Caller:
     """The caller of ``request``; raises AuthError (401) without valid credentials."""
-    service = request.app.state.service
+    app = request.scope["app"]
+    service = getattr(app, "exchange_service", None)  # see routes.deps.service_of
+    if service is None:
+        service = app.state.service
     auth = service.auth
     headers = _headers(request)
     authorization = _text(headers.get(b"authorization"))

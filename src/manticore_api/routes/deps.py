@@ -46,15 +46,18 @@ T = TypeVar("T")
 
 
 def service_of(request: Request) -> ExchangeService:
-    """The app's :class:`~manticore_api.service.ExchangeService`."""
-    service: ExchangeService = request.app.state.service
-    return service
+    """The app's :class:`~manticore_api.service.ExchangeService` (``app.state.service``; read from
+    the app's plain attribute when ``create_app`` set one, which is cheaper)."""
+    app = request.scope["app"]
+    service: ExchangeService | None = getattr(app, "exchange_service", None)
+    return service if service is not None else app.state.service
 
 
 def metrics_of(request: Request) -> Metrics:
-    """The app's metrics registry."""
-    metrics: Metrics = request.app.state.metrics
-    return metrics
+    """The app's metrics registry (``app.state.metrics``, as :func:`service_of` reads it)."""
+    app = request.scope["app"]
+    metrics: Metrics | None = getattr(app, "exchange_metrics", None)
+    return metrics if metrics is not None else app.state.metrics
 
 
 CurrentUser = Annotated[Caller, Depends(authenticate)]
