@@ -1,31 +1,60 @@
-"""N REST place + cancel pairs through the in-process ASGI app (no HTTP server, no auth, fsync off),
-for instruction counts of the API's order path::
+"""N order requests through the in-process ASGI app (no HTTP server, fsync off), for instruction counts
+of the API's order paths::
 
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python -m benchmarks.api_instructions N
+    python -m benchmarks.api_instructions N --mode signed      # signed POST /api/orders (API key)
+    python -m benchmarks.api_instructions N --mode ws          # WebSocket order.place (authenticated)
+    python -m benchmarks.api_instructions --count --mode signed  # both valgrind runs, the difference
 
-Run it with two values of N: (instructions(2N) - instructions(N)) / N is the cost of one pair (Python's
-start-up and the set-up cancel out). Counts include the journal thread, whose batching varies from run
-to run (about +-1%).
+Modes:
+
+* ``open`` (default, the first figure of this benchmark): N pairs of REST place + cancel, no auth;
+* ``signed``: N signed ``POST /api/orders`` (resting orders, the request ``benchmarks.server``'s
+  ``signed_resting`` target sends: API key headers, HMAC over the body), each answered 201;
+* ``ws``: N ``order.place`` requests on one authenticated ``/ws`` connection, pipelined with at most
+  :data:`WS_WINDOW` unanswered (as the server benchmark's client), every answer 201.
+
+The app is started as under ``manticore serve``, through its lifespan: the service, the fast path of
+the lean order routes, the serving GC policy (before session 14 this benchmark started only the
+service, and measured the order routes through Starlette's middleware stack and the default GC).
+
+Run it with two values of N: (instructions(2N) - instructions(N)) / N is the cost of one request
+(Python's start-up and the set-up cancel out); ``--count`` does that under valgrind and prints it, for
+the event loop's thread (the request path: HTTP/WebSocket handling, auth, the command on the exchange,
+the acknowledgement) and for all threads. Compare changes by the loop thread's figure: the journal and
+storage threads' work per request depends on how their rounds batch, which the machine's load moves.
+Counts include the journal and storage writer threads, whose batching varies from run to run (about
++-1%). What the server does by the wall clock is switched off (the GTD expiry sweep, the API key
+cache's expiry): valgrind's slow-down would otherwise count it in proportion to the run's duration.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
+import re
+import subprocess
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from manticore_api.app import create_app
+from manticore_api.gcpolicy import GcPolicy
 from manticore_api.server import ServerOptions, build_service
+from manticore_auth import current_timestamp, sign_request
+from manticore_risk import RiskLimits
 
 ORDER = {"symbol": "BTC/USD", "side": "buy", "quantity": "0.1", "price": "100", "user_id": "alice"}
+MODES = ("open", "signed", "ws")
+#: Unanswered ``order.place`` requests in flight on the WebSocket (as ``benchmarks.server``'s client).
+WS_WINDOW = 64
 
 
-async def _call(app: Any, method: str, path: str, body: bytes = b"") -> dict[str, Any]:
-    """One HTTP request straight into the ASGI app: ``{"status", "body"}``."""
-    scope = {
+def _scope(method: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -35,10 +64,22 @@ async def _call(app: Any, method: str, path: str, body: bytes = b"") -> dict[str
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ],
         "client": ("127.0.0.1", 1234),
         "server": ("127.0.0.1", 80),
     }
+
+
+async def _call(
+    app: Any, method: str, path: str, body: bytes = b"", headers: list[tuple[bytes, bytes]] | None = None
+) -> dict[str, Any]:
+    """One HTTP request straight into the ASGI app: ``{"status", "body"}``."""
+    scope = _scope(method, path, body, headers or [])
     sent = False
 
     async def receive() -> dict[str, Any]:
@@ -61,27 +102,191 @@ async def _call(app: Any, method: str, path: str, body: bytes = b"") -> dict[str
     return answer
 
 
-async def run(pairs: int) -> None:
+def _resting(i: int) -> dict[str, Any]:
+    """A buy that rests (below every other order), its price varying so the book grows levels."""
+    return {"symbol": "BTC/USD", "side": "buy", "quantity": "0.001", "price": f"{90 + i % 500 / 100:.2f}"}
+
+
+async def _open(app: Any, pairs: int) -> None:
+    body = json.dumps(ORDER).encode()
+    for _ in range(pairs):
+        placed = await _call(app, "POST", "/api/orders", body)
+        assert placed["status"] == 201, placed
+        order_id = json.loads(placed["body"])["order_id"]
+        cancelled = await _call(app, "DELETE", f"/api/orders/{order_id}")
+        assert cancelled["status"] == 200, cancelled
+
+
+async def _signed(app: Any, count: int, api_key: str, secret: str) -> None:
+    for i in range(count):
+        body = json.dumps(_resting(i), separators=(",", ":")).encode()
+        stamp = current_timestamp()
+        headers = [
+            (b"x-mc-apikey", api_key.encode()),
+            (b"x-mc-timestamp", stamp.encode()),
+            (b"x-mc-signature", sign_request(secret, stamp, "POST", "/api/orders", body).encode()),
+        ]
+        placed = await _call(app, "POST", "/api/orders", body, headers)
+        assert placed["status"] == 201, placed
+
+
+async def _ws(app: Any, count: int, api_key: str, secret: str) -> None:
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1:8000")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+        "subprotocols": [],
+    }
+    await inbox.put({"type": "websocket.connect"})
+    server = asyncio.create_task(app(scope, inbox.get, outbox.put))
+
+    async def frame() -> dict[str, Any]:
+        while True:
+            message = await outbox.get()
+            if message["type"] == "websocket.send":
+                parsed: dict[str, Any] = json.loads(message["text"])
+                return parsed
+            assert message["type"] == "websocket.accept", message
+
+    stamp = current_timestamp()
+    signature = sign_request(secret, stamp, "GET", "/ws", b"")
+    auth = {"op": "auth", "api_key": api_key, "timestamp": stamp, "signature": signature}
+    await inbox.put({"type": "websocket.receive", "text": json.dumps(auth)})
+    assert (await frame())["type"] == "authenticated"
+    slots = asyncio.Semaphore(WS_WINDOW)
+
+    async def read() -> None:
+        answered = 0
+        while answered < count:
+            answer = await frame()
+            if answer.get("type") == "response":
+                assert answer["status"] == 201, answer
+                answered += 1
+                slots.release()
+
+    reader = asyncio.create_task(read())
+    for i in range(count):
+        await slots.acquire()
+        request = json.dumps({"op": "order.place", "id": i, **_resting(i)}, separators=(",", ":"))
+        await inbox.put({"type": "websocket.receive", "text": request})
+    await reader
+    await inbox.put({"type": "websocket.disconnect", "code": 1000})
+    await server
+
+
+class _Lifespan:
+    """The app's lifespan, run through the ASGI lifespan protocol as uvicorn runs it."""
+
+    def __init__(self, app: Any) -> None:
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.task = asyncio.create_task(
+            app({"type": "lifespan", "asgi": {"version": "3.0"}}, self.inbox.get, self.outbox.put)
+        )
+
+    async def step(self, event: str) -> None:
+        await self.inbox.put({"type": f"lifespan.{event}"})
+        answer = await self.outbox.get()
+        assert answer["type"] == f"lifespan.{event}.complete", answer
+
+
+async def _start(app: Any) -> _Lifespan:
+    """Start the app as ``manticore serve`` does: the service, the fast path of the lean order routes,
+    the serving process's GC policy (``create_app``'s lifespan)."""
+    lifespan = _Lifespan(app)
+    await lifespan.step("startup")
+    assert app.fast_path is not None
+    return lifespan
+
+
+async def _stop(lifespan: _Lifespan) -> None:
+    await lifespan.step("shutdown")
+    await lifespan.task
+
+
+async def run(count: int, mode: str = "open") -> None:
+    """``count`` requests of ``mode`` (see the module docstring) against a fresh server's app."""
     with tempfile.TemporaryDirectory() as directory:
-        service = build_service(ServerOptions(data_dir=directory, require_auth=False, fsync=False))
-        app = create_app(service)
-        await service.start()
-        receipt = service.exchange.deposit("alice", "USD", "100000000")
-        service.exchange.wait_durable(receipt.position)
-        body = json.dumps(ORDER).encode()
-        for _ in range(pairs):
-            placed = await _call(app, "POST", "/api/orders", body)
-            assert placed["status"] == 201, placed
-            order_id = json.loads(placed["body"])["order_id"]
-            cancelled = await _call(app, "DELETE", f"/api/orders/{order_id}")
-            assert cancelled["status"] == 200, cancelled
-        await service.stop()
+        options = ServerOptions(data_dir=directory, require_auth=mode != "open", fsync=False)
+        if mode != "open":  # only the transport is measured: no risk limit refuses the orders
+            options.risk_limits = RiskLimits(
+                max_open_orders=10_000_000, rate_limit_orders=10_000_000, rate_limit_window=1.0
+            )
+        service = build_service(options)
+        # Work that runs by the wall clock would be counted in proportion to the run's duration, which
+        # valgrind stretches ~50x (and the machine's load varies): no GTD sweep timer, and the API key
+        # stays cached (its cache re-reads a key from the database every 5 s: ~1M instructions).
+        service.expiry_interval = 3600.0
+        service.auth._keys.ttl_seconds = float("inf")
+        app = create_app(service, gc_policy=GcPolicy())
+        lifespan = await _start(app)
+        if mode == "open":
+            receipt = service.exchange.deposit("alice", "USD", "100000000")
+            service.exchange.wait_durable(receipt.position)
+            await _open(app, count)
+        else:
+            user = service.auth.create_user("bench")
+            key = service.auth.create_api_key(user.user_id)
+            receipt = service.exchange.deposit(user.user_id, "USD", "100000000")
+            service.exchange.wait_durable(receipt.position)
+            if mode == "signed":
+                await _signed(app, count, key["api_key"], key["api_secret"])
+            else:
+                await _ws(app, count, key["api_key"], key["api_secret"])
+        await _stop(lifespan)
         service.auth.close()
 
 
+_TOTAL = re.compile(r"(?:Collected|I\s+refs):\s*([\d,]+)")
+_SUMMARY = re.compile(r"^(?:summary|totals):\s*(\d+)", re.MULTILINE)
+
+
+def _instructions(count: int, mode: str) -> tuple[int, int]:
+    """(instructions of the event loop's thread, of all threads) for ``count`` requests of ``mode``."""
+    with tempfile.TemporaryDirectory() as directory:
+        out = Path(directory) / "cg.out"
+        command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}"]
+        command += [sys.executable, "-m", "benchmarks.api_instructions", str(count), "--mode", mode]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        main_thread = _SUMMARY.search((Path(directory) / "cg.out-01").read_text())
+    totals = _TOTAL.findall(done.stderr)
+    if not totals or main_thread is None:
+        raise SystemExit(f"no instruction total in valgrind's output:\n{done.stderr[-2000:]}")
+    return int(main_thread.group(1)), int(totals[-1].replace(",", ""))
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", type=int, nargs="?", default=200, help="requests (pairs for open)")
+    parser.add_argument("--mode", choices=MODES, default="open")
+    parser.add_argument(
+        "--count",
+        dest="measure",
+        action="store_true",
+        help="run N and 2N under valgrind, print the difference",
+    )
+    args = parser.parse_args()
+    if args.measure:
+        small = _instructions(args.count, args.mode)
+        large = _instructions(2 * args.count, args.mode)
+        loop, every = ((b - a) / args.count for a, b in zip(small, large, strict=True))
+        print(
+            f"{args.mode}: {loop:,.0f} instructions per request on the event loop's thread,"
+            f" {every:,.0f} in all threads (N={args.count})"
+        )
+        return
     logging.disable(logging.WARNING)
-    asyncio.run(run(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
+    asyncio.run(run(args.count, args.mode))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ def create_app(
     )
     app.state.service = service
     app.state.metrics = registry = metrics.Metrics(service)
+    app.exchange_service, app.exchange_metrics = service, registry
     app.state.gc_recorder = recorder
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     install_error_handlers(app)

@@ -178,6 +178,11 @@ class ExchangeApp(FastAPI):
     found it safe (``create_app`` calls it when the app starts)."""
 
     fast_path: FastPath | None = None
+    #: ``state.service`` and ``state.metrics`` as plain attributes (set by ``create_app``): reading
+    #: ``app.state.x`` goes through Starlette's State.__getattr__ after a failed lookup, ~1 µs each,
+    #: three times per order request (:func:`manticore_api.routes.deps.service_of`).
+    exchange_service: Any = None
+    exchange_metrics: Any = None
 
     def enable_fast_path(self, metrics: Metrics, max_body: int) -> bool:
         """Serve the lean routes directly from now on, if that cannot change an answer; say whether."""

@@ -47,14 +47,28 @@ class Caller:
 _PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
 
 
+#: Signed paths of plain (path, query string) pairs already seen: the same few on the hot path.
+_SIGNED_PATHS: dict[tuple[str, bytes], str] = {}
+_MAX_SIGNED_PATHS = 1024
+
+
 def signed_path(request: Request) -> str:
     """The path as signed: path plus ``?query`` when there is one (as ``request.url`` gives them;
     read straight from the ASGI scope when that is the same, which saves building the URL)."""
     scope = request.scope
+    raw_query: bytes = scope.get("query_string", b"")
+    seen = (scope["path"], raw_query)
+    known = _SIGNED_PATHS.get(seen)
+    if known is not None:
+        return known
     path: str = scope["path"]
-    query: str = scope.get("query_string", b"").decode("latin-1")
+    query = raw_query.decode("latin-1")
     if _PLAIN.fullmatch(path) and _PLAIN.fullmatch(query) and not path.startswith("//"):
-        return path + ("?" + query if query else "")
+        signed = path + ("?" + query if query else "")
+        if len(_SIGNED_PATHS) >= _MAX_SIGNED_PATHS:
+            _SIGNED_PATHS.clear()
+        _SIGNED_PATHS[seen] = signed  # a function of (path, query) alone: the same for every request
+        return signed
     url = request.url
     return url.path + ("?" + url.query if url.query else "")
 
@@ -96,7 +110,10 @@ def _caller(user_id: str, username: str, role: str) -> Caller:
 
 async def authenticate(request: Request) -> Caller:
     """The caller of ``request``; raises AuthError (401) without valid credentials."""
-    service = request.app.state.service
+    app = request.scope["app"]
+    service = getattr(app, "exchange_service", None)  # see routes.deps.service_of
+    if service is None:
+        service = app.state.service
     auth = service.auth
     headers = _headers(request)
     authorization = _text(headers.get(b"authorization"))

@@ -111,6 +111,13 @@ class StartError(Exception):
     directory was read or written."""
 
 
+#: uvicorn's WebSocket implementation: the sans-I/O one over the ``websockets`` library's protocol
+#: (frames parsed in ``data_received``; uvicorn's default, the library's asyncio protocol, reads each
+#: frame through a StreamReader and a task, and costs more CPU per frame). The same library, limits
+#: (``ws_max_size``, pings, permessage-deflate) and back-pressure (reading pauses while the app has
+#: messages to read). Measured in docs/performance.md, session 14 (h2).
+WS_PROTOCOL = "websockets-sansio"
+
 #: The largest WebSocket message a client may send, in bytes (larger ones close the connection: 1009).
 WS_MAX_SIZE = 64 * 1024
 
@@ -141,6 +148,7 @@ def uvicorn_config(
         access_log=access_log,
         ws_per_message_deflate=ws_compression,
         http=http_protocol(),
+        ws=WS_PROTOCOL,
     )
 
 

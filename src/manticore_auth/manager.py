@@ -38,8 +38,10 @@ from .signing import (
     canonical_path,
     canonical_signature,
     canonical_timestamp,
+    digest_of,
     mac_for_secret,
     request_body,
+    signature_digest,
     signature_of,
     signing_message,
 )
@@ -364,7 +366,7 @@ class AuthManager:
             raise AuthError("missing_credentials", "api key, timestamp and signature are all required")
         key = canonical_api_key(api_key)
         timestamp_text = canonical_timestamp(timestamp)
-        given = canonical_signature(signature)
+        given = signature_digest(signature)
         message = signing_message(
             timestamp_text, canonical_method(method), canonical_path(path), request_body(body)
         )
@@ -381,7 +383,7 @@ class AuthManager:
         entry = self._key(key, now)
         if entry.mac is None:  # never for a live key; kept for the type checker
             raise AuthError("revoked_key", "api key has been revoked")
-        if not hmac.compare_digest(signature_of(entry.mac, message), given):
+        if not hmac.compare_digest(digest_of(entry.mac, message), given):
             raise AuthError("bad_signature", "signature does not match the request")
         if timestamp_ms < self._started_ms:
             raise AuthError("replayed", "request was signed before this server started")

@@ -4,7 +4,9 @@ A signed request stays acceptable while its timestamp is within the window of "n
 is kept until ``timestamp + window`` has passed and then forgotten: memory is bounded by the number of
 requests accepted in one window (plus the allowed clock lead). "Now" never moves backwards here (the
 highest clock reading seen), so a clock stepped back cannot revive a request that was already forgotten.
-Thread-safe: one lock around check-and-record.
+A signature is remembered as given to :meth:`ReplayGuard.accept`: the caller passes one canonical form
+per signature (the manager passes the 32 digest bytes, so that hex spelled in either case is one
+signature). Thread-safe: one lock around check-and-record.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ class ReplayGuard:
     def __init__(self, window_ms: float) -> None:
         self.window_ms = window_ms
         self._lock = threading.Lock()
-        self._seen: dict[tuple[str, str], float] = {}
-        self._expiries: list[tuple[float, str, str]] = []
+        self._seen: dict[tuple[str, str | bytes], float] = {}
+        self._expiries: list[tuple[float, str, str | bytes]] = []
         self._high_water_ms = float("-inf")
 
     def __len__(self) -> int:
@@ -43,7 +45,7 @@ class ReplayGuard:
     def __repr__(self) -> str:
         return f"ReplayGuard(window_ms={self.window_ms}, remembered={len(self)})"
 
-    def accept(self, api_key: str, signature: str, timestamp_ms: int, now_ms: float) -> ReplayVerdict:
+    def accept(self, api_key: str, signature: str | bytes, timestamp_ms: int, now_ms: float) -> ReplayVerdict:
         """Record the pair if it is new and its timestamp not older than the window; say what happened.
 
         ``STALE`` means the timestamp fell out of the window by the (never decreasing) "now" of this

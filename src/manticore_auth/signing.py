@@ -14,7 +14,6 @@ digits, a method letters, and a path starts with ``/``.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import time
 from collections.abc import Callable
@@ -30,9 +29,12 @@ __all__ = [
     "canonical_signature",
     "canonical_timestamp",
     "current_timestamp",
+    "KeyedHmac",
+    "digest_of",
     "mac_for_secret",
     "request_body",
     "sign_request",
+    "signature_digest",
     "signature_of",
     "signing_message",
 ]
@@ -45,6 +47,8 @@ _METHOD = re.compile(r"[A-Za-z]{1,16}")
 _DIGITS = re.compile(r"[0-9]+")
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Methods that are their own canonical form (checked by a set look-up instead of the pattern).
+_PLAIN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
 def _malformed(what: str) -> AuthError:
@@ -68,7 +72,11 @@ def canonical_timestamp(timestamp: object) -> str:
         if 0 <= timestamp < 10**MAX_TIMESTAMP_DIGITS:
             return str(timestamp)
     elif (
-        isinstance(timestamp, str) and len(timestamp) <= MAX_TIMESTAMP_DIGITS and _DIGITS.fullmatch(timestamp)
+        isinstance(timestamp, str)
+        and len(timestamp) <= MAX_TIMESTAMP_DIGITS
+        # isdigit() alone also takes other scripts' digits; an ASCII digit is exactly [0-9]
+        and timestamp.isascii()
+        and timestamp.isdigit()
     ):
         return timestamp
     raise _malformed("timestamp must be integer milliseconds since the epoch (decimal digits)")
@@ -76,6 +84,8 @@ def canonical_timestamp(timestamp: object) -> str:
 
 def canonical_method(method: object) -> str:
     """The upper-cased HTTP method (1-16 ASCII letters); else ``malformed``."""
+    if type(method) is str and method in _PLAIN_METHODS:
+        return method
     if not isinstance(method, str) or not _METHOD.fullmatch(method):
         raise _malformed("method must be 1-16 ASCII letters")
     return method.upper()
@@ -86,6 +96,8 @@ def canonical_path(path: object) -> bytes:
     characters); else ``malformed``."""
     if not isinstance(path, str) or not 1 <= len(path) <= MAX_PATH_LENGTH or not path.startswith("/"):
         raise _malformed(f"path must be a string starting with '/' of at most {MAX_PATH_LENGTH} characters")
+    if path.isascii() and path.isprintable():  # ASCII without control characters: the common case
+        return path.encode("ascii")
     if _CONTROL.search(path):
         raise _malformed("path must not contain control characters")
     try:
@@ -121,22 +133,72 @@ def canonical_signature(signature: object) -> str:
     return signature.lower()
 
 
+def signature_digest(signature: object) -> bytes:
+    """The 32 bytes that ``signature`` spells if it is 64 hex digits (either case); else ``malformed``.
+    Accepts exactly what :func:`canonical_signature` accepts; equal digests are equal signatures."""
+    if isinstance(signature, str) and len(signature) == 64 and signature.isascii():
+        try:
+            digest = bytes.fromhex(signature)
+        except ValueError:
+            pass
+        else:
+            if len(digest) == 32:  # fromhex skips whitespace: 32 bytes means 64 hex digits, nothing else
+                return digest
+    raise _malformed("signature must be 64 hexadecimal digits (HMAC-SHA256)")
+
+
 def signing_message(timestamp: str, method: str, path: bytes, body: bytes) -> bytes:
     """The exact bytes that are signed, from parts already made canonical."""
     return timestamp.encode("ascii") + method.encode("ascii") + path + body
 
 
-def mac_for_secret(api_secret: str | bytes) -> hmac.HMAC:
-    """A keyed HMAC-SHA256 object, to be ``copy()``-ed per message (saves re-keying on every request)."""
-    key = api_secret.encode("utf-8") if isinstance(api_secret, str) else bytes(api_secret)
-    return hmac.new(key, digestmod=hashlib.sha256)
+#: RFC 2104's pads as translation tables: ``key.translate(_IPAD)`` is the key XOR 0x36 byte by byte.
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
+_BLOCK = 64  # SHA-256's block size in bytes
 
 
-def signature_of(mac: hmac.HMAC, message: bytes) -> str:
-    """The hex HMAC of ``message`` under the key of ``mac`` (which is left unchanged)."""
-    copy = mac.copy()
-    copy.update(message)
-    return copy.hexdigest()
+class KeyedHmac:
+    """HMAC-SHA256 under one key, for many messages: the SHA-256 states after the key's inner and outer
+    pads (RFC 2104), copied per message. The same MAC as ``hmac.new(key, message, hashlib.sha256)``, for
+    less CPU per message than copying a keyed ``hmac.HMAC`` (which copies three OpenSSL contexts;
+    this copies two hashlib states: 0.55 µs against 0.9 µs per message, timeit). Holds state derived
+    from the secret: its repr shows none of it."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def digest(self, message: bytes) -> bytes:
+        """The 32-byte HMAC of ``message`` (this object is left unchanged)."""
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def __repr__(self) -> str:
+        return "KeyedHmac(<secret>)"
+
+
+def mac_for_secret(api_secret: str | bytes) -> KeyedHmac:
+    """The HMAC-SHA256 keyed with the secret (its UTF-8 bytes), ready for many messages."""
+    return KeyedHmac(api_secret.encode("utf-8") if isinstance(api_secret, str) else bytes(api_secret))
+
+
+def signature_of(mac: KeyedHmac, message: bytes) -> str:
+    """The hex HMAC of ``message`` under the key of ``mac``."""
+    return mac.digest(message).hex()
+
+
+def digest_of(mac: KeyedHmac, message: bytes) -> bytes:
+    """The HMAC of ``message`` under the key of ``mac``, as 32 bytes."""
+    return mac.digest(message)
 
 
 def sign_request(

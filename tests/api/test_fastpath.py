@@ -155,3 +155,27 @@ def test_no_fast_path_with_other_middleware(tmp_path: Path) -> None:
     with TestClient(app) as http:
         assert app.fast_path is None
         assert http.get("/api/health").status_code == 200
+
+
+def test_the_apps_service_and_metrics_are_read_from_its_attributes_or_its_state(tmp_path: Path) -> None:
+    """``service_of`` / ``metrics_of`` (and ``authenticate``) read the attributes ``create_app`` sets,
+    the same objects as ``app.state``; an app without them is read through ``app.state``."""
+    from starlette.requests import Request
+
+    from manticore_api.routes.deps import metrics_of, service_of
+
+    app = _app(tmp_path)
+    try:
+        assert app.exchange_service is app.state.service
+        assert app.exchange_metrics is app.state.metrics
+        request = Request({"type": "http", "app": app, "headers": []})
+        assert service_of(request) is app.state.service
+        assert metrics_of(request) is app.state.metrics
+        bare = ExchangeApp()
+        bare.state.service, bare.state.metrics = object(), object()
+        request = Request({"type": "http", "app": bare, "headers": []})
+        assert service_of(request) is bare.state.service  # type: ignore[comparison-overlap]
+        assert metrics_of(request) is bare.state.metrics  # type: ignore[comparison-overlap]
+    finally:
+        app.state.service.exchange.close()
+        app.state.service.auth.close()

@@ -10,11 +10,12 @@ import threading
 import time
 from typing import Any
 
+import pytest
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from websockets.sync.client import connect
 
-from manticore_api.server import http_protocol
+from manticore_api.server import WS_PROTOCOL, http_protocol, uvicorn_config
 from tests.api.support import free_port
 
 
@@ -74,3 +75,50 @@ def test_the_upgraded_http_protocol_is_freed_without_the_collector(quiet_gc: Non
 def test_uvicorns_own_protocol_leaves_a_cycle_behind(quiet_gc: None) -> None:
     """The control: what the test above would see without the fix (the cycle exists)."""
     assert _closed_connections_left(HttpToolsProtocol) == 3
+
+
+def _ws_protocols_left(ws: str) -> int:
+    """WebSocket protocols of ``ws`` (uvicorn's name) still alive after three connections came and went,
+    with ``manticore serve``'s HTTP protocol and no collection."""
+    config = uvicorn_config(_echo, "127.0.0.1", free_port(), "warning")
+    config.ws = ws
+    config.load()
+    protocol_class = config.ws_protocol_class
+    assert protocol_class is not None
+
+    def alive() -> int:
+        return sum(issubclass(type(o), protocol_class) for o in gc.get_objects())
+
+    gc.collect()
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        before = alive()
+        for _ in range(3):
+            with connect(f"ws://127.0.0.1:{config.port}/") as client:
+                client.send("ping")
+                assert client.recv(timeout=5) == "ping"
+        time.sleep(0.5)
+        return alive() - before
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_the_websocket_protocol_of_serve_is_freed_without_the_collector(quiet_gc: None) -> None:
+    """The sans-I/O WebSocket protocol ``manticore serve`` runs (:data:`WS_PROTOCOL`) leaves no cycle
+    behind a closed connection: nothing for a refreeze to make immortal."""
+    assert WS_PROTOCOL == "websockets-sansio"
+    assert _ws_protocols_left(WS_PROTOCOL) == 0
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_uvicorns_default_websocket_protocol_leaves_a_cycle_behind(quiet_gc: None) -> None:
+    """The control: uvicorn's asyncio ``websockets`` protocol (its default before) is left in a cycle
+    per connection, which only the collector frees."""
+    assert _ws_protocols_left("websockets") == 3

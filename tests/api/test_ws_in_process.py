@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from manticore_api import create_app
-from manticore_api.server import ServerOptions, build_service
+from manticore_api.server import ServerOptions, build_service, uvicorn_config
 from manticore_api.service import ExchangeService
 from tests.api.support import free_port
 from tests.api.ws_orders_support import WsTrader
@@ -33,9 +33,8 @@ class InProcess:
         self.service = service
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(service), host="127.0.0.1", port=self.port, log_level="warning", ws_max_size=64 * 1024
-        )
+        # uvicorn as ``manticore serve`` configures it (its HTTP and WebSocket protocols, frame limit).
+        config = uvicorn_config(create_app(service), "127.0.0.1", self.port, "warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

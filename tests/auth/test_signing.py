@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 import pytest
 from hypothesis import given
@@ -98,3 +99,102 @@ def test_signatures_differ_exactly_when_the_signed_bytes_differ(
         other[2].encode() + other[3],
     )
     assert (sign_request(SECRET, timestamp, method, path, body) == sign_request(SECRET, *other)) == same_bytes
+
+
+# ---------------------------------------------------------------- the canonical forms' fast paths
+# Each canonical_* function has a fast path for the common input; these compare it with the reference
+# definition (the documented pattern) on arbitrary input, so the fast path accepts exactly what the
+# pattern accepts and returns the same canonical form.
+
+_ASCII_AND_MORE = st.text(
+    alphabet=st.one_of(
+        st.characters(min_codepoint=0, max_codepoint=127),
+        st.sampled_from("٣０²é\u2028\u00a0 \t\n\x0b\x0c\r"),
+    ),
+    max_size=80,
+)
+
+
+def _outcome(function: object, value: object) -> object:
+    try:
+        return ("ok", function(value))  # type: ignore[operator]
+    except AuthError as exc:
+        return ("error", exc.code)
+
+
+@given(st.one_of(_ASCII_AND_MORE, st.from_regex(r"[0-9]{1,20}", fullmatch=True), st.integers()))
+def test_canonical_timestamp_accepts_exactly_1_to_16_ascii_digits(value: object) -> None:
+    from manticore_auth.signing import canonical_timestamp
+
+    if isinstance(value, int):
+        expected: object = ("ok", str(value)) if 0 <= value < 10**16 else ("error", "malformed")
+    else:
+        assert isinstance(value, str)
+        ok = re.fullmatch(r"[0-9]{1,16}", value) is not None
+        expected = ("ok", value) if ok else ("error", "malformed")
+    assert _outcome(canonical_timestamp, value) == expected
+
+
+@given(
+    st.one_of(
+        _ASCII_AND_MORE,
+        st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "post", "Get"]),
+        st.from_regex(r"[A-Za-z]{1,20}", fullmatch=True),
+    )
+)
+def test_canonical_method_is_the_upper_cased_letters(value: str) -> None:
+    from manticore_auth.signing import canonical_method
+
+    ok = re.fullmatch(r"[A-Za-z]{1,16}", value) is not None
+    assert _outcome(canonical_method, value) == (("ok", value.upper()) if ok else ("error", "malformed"))
+
+
+@given(st.one_of(_ASCII_AND_MORE.map(lambda text: "/" + text), _ASCII_AND_MORE))
+def test_canonical_path_refuses_control_characters_and_encodes_utf8(value: str) -> None:
+    from manticore_auth.signing import canonical_path
+
+    ok = value.startswith("/") and re.search(r"[\x00-\x1f\x7f]", value) is None
+    assert _outcome(canonical_path, value) == (("ok", value.encode()) if ok else ("error", "malformed"))
+
+
+_HEXISH = st.text(alphabet=st.sampled_from("0123456789abcdefABCDEFgG \t\n٣é"), min_size=60, max_size=68)
+
+
+@given(st.one_of(_HEXISH, st.from_regex(r"[0-9a-fA-F]{64}", fullmatch=True), st.binary(), st.integers()))
+def test_signature_digest_accepts_exactly_64_hex_digits(value: object) -> None:
+    from manticore_auth.signing import canonical_signature, signature_digest
+
+    ok = isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{64}", value) is not None
+    expected = ("ok", bytes.fromhex(value)) if ok and isinstance(value, str) else ("error", "malformed")
+    assert _outcome(signature_digest, value) == expected
+    # the same inputs as the hex form, and one digest per signature whatever the case of its digits
+    assert (_outcome(canonical_signature, value)[0] == "ok") == ok
+    if ok and isinstance(value, str):
+        assert bytes.fromhex(canonical_signature(value)) == signature_digest(value)
+
+
+def test_digest_of_is_the_signature_as_bytes() -> None:
+    from manticore_auth.signing import digest_of, mac_for_secret, signature_of
+
+    mac = mac_for_secret(SECRET)
+    message = b"1700000000000POST/api/orders{}"
+    assert digest_of(mac, message).hex() == signature_of(mac, message)
+    assert digest_of(mac, message) == digest_of(mac, message)  # the keyed object is left unchanged
+
+
+@given(st.binary(max_size=200), st.binary(max_size=300))
+def test_keyed_hmac_is_hmac_sha256_for_every_key_length(key: bytes, message: bytes) -> None:
+    from manticore_auth.signing import KeyedHmac
+
+    keyed = KeyedHmac(key)
+    expected = hmac.new(key, message, hashlib.sha256).digest()
+    assert keyed.digest(message) == expected
+    assert keyed.digest(message) == expected  # the keyed states are copied, never consumed
+    assert keyed.digest(b"other" + message) == hmac.new(key, b"other" + message, hashlib.sha256).digest()
+
+
+def test_keyed_hmac_shows_nothing_of_its_secret() -> None:
+    from manticore_auth.signing import mac_for_secret
+
+    mac = mac_for_secret(SECRET)
+    assert SECRET not in repr(mac) and repr(mac) == "KeyedHmac(<secret>)"
