@@ -928,13 +928,7 @@ class Exchange(ExchangeReads, Listeners):
                     market.expires(action["expiry_time"], action["order_id"])
                 elif action["kind"] == "modify":
                     market.expires(action["new_expiry_time"], action["order_id"])
-            order = self._orders.track(events, order_id)
-            if self.outbox is not None:
-                self._settle(record, market, events, order_id, order)
-            trades = market.trades
-            for event_type, data in events:
-                if event_type is TRADE_EXECUTED:
-                    trades.append(dict(zip(TRADE_KEYS, _trade_values(data), strict=True)))
+            order = self._track(record, market, events, order_id)
             wanted = self._wanted
             if wanted is not None and not replaying:  # messages only while a listener reads them
                 config = market.config
@@ -981,6 +975,25 @@ class Exchange(ExchangeReads, Listeners):
             self._checkpoint_step()
         return receipt
 
+    def _track(
+        self,
+        record: dict[str, Any],
+        market: Market,
+        events: list[tuple[EventType, Any]],
+        order_id: str | None,
+    ) -> dict[str, Any] | None:
+        """What every committed book command records from its book's ``events``, live or replayed: the
+        order's state in the recent-orders view (returned), the outbox's settlement (split mode) and
+        the market's recent trades (oldest first)."""
+        order = self._orders.track(events, order_id)
+        if self.outbox is not None:
+            self._settle(record, market, events, order_id, order)
+        trades = market.trades
+        for event_type, data in events:
+            if event_type is TRADE_EXECUTED:
+                trades.append(dict(zip(TRADE_KEYS, _trade_values(data), strict=True)))
+        return order
+
     def _commit_replayed(
         self, record: dict[str, Any], market: Market, now: float, order_id: str | None
     ) -> None:
@@ -994,13 +1007,7 @@ class Exchange(ExchangeReads, Listeners):
                 market.expires(record["expiry_time"], record["order_id"])
         elif op == "modify":
             market.expires(record["new_expiry_time"], record["order_id"])
-        order = self._orders.track(events, order_id)
-        if self.outbox is not None:
-            self._settle(record, market, events, order_id, order)
-        trades = market.trades
-        for event_type, data in events:
-            if event_type is TRADE_EXECUTED:
-                trades.append(dict(zip(TRADE_KEYS, _trade_values(data), strict=True)))
+        order = self._track(record, market, events, order_id)
         pending = self._units
         if pending:
             units = pending[:]
