@@ -14,6 +14,7 @@ digits, a method letters, and a path starts with ``/``.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import time
 from collections.abc import Callable
@@ -29,7 +30,6 @@ __all__ = [
     "canonical_signature",
     "canonical_timestamp",
     "current_timestamp",
-    "KeyedHmac",
     "digest_of",
     "mac_for_secret",
     "request_body",
@@ -152,53 +152,23 @@ def signing_message(timestamp: str, method: str, path: bytes, body: bytes) -> by
     return timestamp.encode("ascii") + method.encode("ascii") + path + body
 
 
-#: RFC 2104's pads as translation tables: ``key.translate(_IPAD)`` is the key XOR 0x36 byte by byte.
-_IPAD = bytes(byte ^ 0x36 for byte in range(256))
-_OPAD = bytes(byte ^ 0x5C for byte in range(256))
-_BLOCK = 64  # SHA-256's block size in bytes
+def mac_for_secret(api_secret: str | bytes) -> hmac.HMAC:
+    """A keyed HMAC-SHA256 object (the secret's UTF-8 bytes), to be ``copy()``-ed per message (saves
+    re-keying on every request)."""
+    key = api_secret.encode("utf-8") if isinstance(api_secret, str) else bytes(api_secret)
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
-class KeyedHmac:
-    """HMAC-SHA256 under one key, for many messages: the SHA-256 states after the key's inner and outer
-    pads (RFC 2104), copied per message. The same MAC as ``hmac.new(key, message, hashlib.sha256)``, for
-    less CPU per message than copying a keyed ``hmac.HMAC`` (which copies three OpenSSL contexts;
-    this copies two hashlib states: 0.55 µs against 0.9 µs per message, timeit). Holds state derived
-    from the secret: its repr shows none of it."""
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) > _BLOCK:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(_BLOCK, b"\0")
-        self._inner = hashlib.sha256(key.translate(_IPAD))
-        self._outer = hashlib.sha256(key.translate(_OPAD))
-
-    def digest(self, message: bytes) -> bytes:
-        """The 32-byte HMAC of ``message`` (this object is left unchanged)."""
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
-
-    def __repr__(self) -> str:
-        return "KeyedHmac(<secret>)"
+def signature_of(mac: hmac.HMAC, message: bytes) -> str:
+    """The hex HMAC of ``message`` under the key of ``mac`` (which is left unchanged)."""
+    return digest_of(mac, message).hex()
 
 
-def mac_for_secret(api_secret: str | bytes) -> KeyedHmac:
-    """The HMAC-SHA256 keyed with the secret (its UTF-8 bytes), ready for many messages."""
-    return KeyedHmac(api_secret.encode("utf-8") if isinstance(api_secret, str) else bytes(api_secret))
-
-
-def signature_of(mac: KeyedHmac, message: bytes) -> str:
-    """The hex HMAC of ``message`` under the key of ``mac``."""
-    return mac.digest(message).hex()
-
-
-def digest_of(mac: KeyedHmac, message: bytes) -> bytes:
-    """The HMAC of ``message`` under the key of ``mac``, as 32 bytes."""
-    return mac.digest(message)
+def digest_of(mac: hmac.HMAC, message: bytes) -> bytes:
+    """The HMAC of ``message`` under the key of ``mac`` (which is left unchanged), as 32 bytes."""
+    copy = mac.copy()
+    copy.update(message)
+    return copy.digest()
 
 
 def sign_request(

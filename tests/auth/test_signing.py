@@ -180,21 +180,3 @@ def test_digest_of_is_the_signature_as_bytes() -> None:
     message = b"1700000000000POST/api/orders{}"
     assert digest_of(mac, message).hex() == signature_of(mac, message)
     assert digest_of(mac, message) == digest_of(mac, message)  # the keyed object is left unchanged
-
-
-@given(st.binary(max_size=200), st.binary(max_size=300))
-def test_keyed_hmac_is_hmac_sha256_for_every_key_length(key: bytes, message: bytes) -> None:
-    from manticore_auth.signing import KeyedHmac
-
-    keyed = KeyedHmac(key)
-    expected = hmac.new(key, message, hashlib.sha256).digest()
-    assert keyed.digest(message) == expected
-    assert keyed.digest(message) == expected  # the keyed states are copied, never consumed
-    assert keyed.digest(b"other" + message) == hmac.new(key, b"other" + message, hashlib.sha256).digest()
-
-
-def test_keyed_hmac_shows_nothing_of_its_secret() -> None:
-    from manticore_auth.signing import mac_for_secret
-
-    mac = mac_for_secret(SECRET)
-    assert SECRET not in repr(mac) and repr(mac) == "KeyedHmac(<secret>)"
