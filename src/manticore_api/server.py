@@ -112,10 +112,11 @@ class StartError(Exception):
 
 
 #: uvicorn's WebSocket implementation: the sans-I/O one over the ``websockets`` library's protocol
-#: (frames parsed in ``data_received``; uvicorn's default, the library's asyncio protocol, reads each
-#: frame through a StreamReader and a task, and costs more CPU per frame). The same library, limits
-#: (``ws_max_size``, pings, permessage-deflate) and back-pressure (reading pauses while the app has
-#: messages to read). Measured in docs/performance.md, session 14 (h2).
+#: (frames parsed in ``data_received``). uvicorn's default, the library's deprecated asyncio protocol,
+#: leaves a reference cycle per closed connection, which the serving GC policy (refreeze) could keep
+#: forever; the CPU per order measured the same (docs/performance.md, session 14 (h2)). The same
+#: library, limits (``ws_max_size``, pings, permessage-deflate) and back-pressure (reading pauses
+#: while the app has messages to read).
 WS_PROTOCOL = "websockets-sansio"
 
 #: The largest WebSocket message a client may send, in bytes (larger ones close the connection: 1009).
