@@ -139,11 +139,10 @@ def signature_digest(signature: object) -> bytes:
     if isinstance(signature, str) and len(signature) == 64 and signature.isascii():
         try:
             digest = bytes.fromhex(signature)
-        except ValueError:
-            pass
-        else:
-            if len(digest) == 32:  # fromhex skips whitespace: 32 bytes means 64 hex digits, nothing else
-                return digest
+        except ValueError:  # a character that is neither a hex digit nor whitespace
+            digest = b""
+        if len(digest) == 32:  # fromhex skips whitespace: 32 bytes means 64 hex digits, nothing else
+            return digest
     raise _malformed("signature must be 64 hexadecimal digits (HMAC-SHA256)")
 
 

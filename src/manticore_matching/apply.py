@@ -18,7 +18,7 @@ from .commands import risk_args
 from .errors import InvalidCommand, OrderNotFound, OrderRejected
 from .journal import JournalCorrupt
 
-__all__ = ["fingerprint", "modify", "place", "replay", "transfer"]
+__all__ = ["check_replayed", "fingerprint", "fingerprint_matches", "modify", "place", "replay", "transfer"]
 
 
 def place(risk: RiskManager, book: OrderBook, record: dict[str, Any], *, check: bool) -> None:
@@ -144,6 +144,13 @@ def fingerprint(book: OrderBook) -> list[int]:
     return [len(book), book.counters()[1]]
 
 
+def fingerprint_matches(book: OrderBook, check: object) -> bool:
+    """``check == fingerprint(book)``, without building the list (it runs for every replayed record)."""
+    return (
+        type(check) is list and len(check) == 2 and check[0] == len(book) and check[1] == book.counters()[1]
+    )
+
+
 def replay(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
     """Apply a journaled ``place``, ``cancel``, ``modify`` or ``expire`` record of ``book`` again (a
     place without risk's checks: it was approved; places and modifies still count against the user's
@@ -164,16 +171,14 @@ def replay(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
         book.clean_expired_orders()
     else:
         raise JournalCorrupt(f"record {record.get('n')}: unknown operation {op!r}")
-    # fingerprint(book) compared item by item (no list and tuples built per record).
-    check = record.get("check")
+    check_replayed(book, record)
+
+
+def check_replayed(book: OrderBook, record: dict[str, Any]) -> None:
+    """JournalCorrupt unless ``book``'s sequence and :func:`fingerprint` after the replay of ``record``
+    are the ones the record holds."""
     sequence = book.sequence
-    if (
-        sequence != record.get("seq")
-        or type(check) is not list
-        or len(check) != 2
-        or check[0] != len(book)
-        or check[1] != book.counters()[1]
-    ):
+    if sequence != record.get("seq") or not fingerprint_matches(book, record.get("check")):
         found = (sequence, fingerprint(book))
         raise JournalCorrupt(
             f"replay of record {record['n']} diverged: (sequence, [live orders, trades]) is {found}, "

@@ -199,9 +199,9 @@ class Exchange(ExchangeReads, Listeners):
         self._checkpoint_due = checkpoint_every or sys.maxsize
         self._lock = threading.RLock()
         self._now = 0.0
-        #: The books' clock (:meth:`_book_clock`'s reading, ``_now``) as a callable made of C parts:
-        #: a book reads its clock in every command, and calling a Python method from the compiled
-        #: book costs an interpreter frame each time.
+        #: The books' clock: the clock reading of the command in progress (``_now``), read by a callable
+        #: made of C parts (a book reads its clock in every command, and calling a Python method from
+        #: the compiled book costs an interpreter frame each time).
         self._book_clock_reader: Callable[[], float] = functools.partial(getattr, self, "_now")
         self._markets: dict[str, Market] = {}
         self._next_order_no = 0
@@ -452,11 +452,6 @@ class Exchange(ExchangeReads, Listeners):
         error = cast(ErrorPayload, data)
         self.handler_errors += 1
         log.error("an event handler failed: %s", error["message"])
-
-    def _book_clock(self) -> float:
-        """The clock the books read: the clock reading of the command in progress (``_now``); the books
-        are given :attr:`_book_clock_reader`, which reads the same attribute."""
-        return self._now
 
     # ------------------------------------------------------------------ commands
 
@@ -916,7 +911,7 @@ class Exchange(ExchangeReads, Listeners):
             sequence = book.sequence
             if not replaying:
                 record["seq"] = sequence
-                record["check"] = [len(book), book.counters()[1]]  # apply.fingerprint(book)
+                record["check"] = apply.fingerprint(book)
             op = record["op"]
             if op == "place":
                 market.expires(record["expiry_time"], record["order_id"])
@@ -1065,7 +1060,7 @@ class Exchange(ExchangeReads, Listeners):
             with self._command(routed_market, ts) as now:
                 order_id = self._apply_routed(record, routed_market, live=False)
                 if routed_market is not None:
-                    self._check_replayed(record, routed_market)
+                    apply.check_replayed(routed_market.book, record)
                 self._commit(record, routed_market, now, order_id)
             return
         market = self._market(record["symbol"])
@@ -1076,17 +1071,6 @@ class Exchange(ExchangeReads, Listeners):
         """Remember the command id of a replayed record that does not pass through :meth:`_commit`."""
         if "cid" in record:
             self._commands.remember(record["cid"], record["op"], ts, Receipt(record["n"]))
-
-    @staticmethod
-    def _check_replayed(record: dict[str, Any], market: Market) -> None:
-        """JournalCorrupt unless the book's sequence and fingerprint after a replayed record are the
-        recorded ones."""
-        found = (market.book.sequence, apply.fingerprint(market.book))
-        if found != (record.get("seq"), record.get("check")):
-            raise JournalCorrupt(
-                f"replay of record {record['n']} diverged: (sequence, [live orders, trades]) is {found}, "
-                f"the journal says {(record.get('seq'), record.get('check'))}"
-            )
 
     def _storage_capture(self, on: bool) -> None:
         """Start (``on``) or stop every market's storage persister: a replay stops them while it

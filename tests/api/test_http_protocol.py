@@ -33,39 +33,38 @@ async def _echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "websocket.send", "text": message["text"]})
 
 
-def _serve(http: Any) -> tuple[uvicorn.Server, threading.Thread, int]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(_echo, host="127.0.0.1", port=port, log_level="warning", http=http)
-    )
+def _left_after_three_connections(config: uvicorn.Config, protocol_class: type) -> int:
+    """Instances of ``protocol_class`` still alive (no collection) after three WebSocket connections to
+    a uvicorn server of ``config`` (serving :func:`_echo`) have come and gone."""
+
+    def alive() -> int:
+        return sum(issubclass(type(o), protocol_class) for o in gc.get_objects())
+
+    gc.collect()
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.01)
-    return server, thread, port
-
-
-def _http_protocols_alive() -> int:
-    return sum(issubclass(type(o), HttpToolsProtocol) for o in gc.get_objects())
+    try:
+        before = alive()
+        for _ in range(3):
+            with connect(f"ws://127.0.0.1:{config.port}/") as ws:
+                ws.send("ping")
+                assert ws.recv(timeout=5) == "ping"
+        time.sleep(0.5)  # the server's side of the closes
+        return alive() - before
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def _closed_connections_left(http: Any) -> int:
     """HTTP protocols still alive after three WebSocket connections have come and gone."""
-    gc.collect()
-    server, thread, port = _serve(http)
-    try:
-        before = _http_protocols_alive()
-        for _ in range(3):
-            with connect(f"ws://127.0.0.1:{port}/") as ws:
-                ws.send("ping")
-                assert ws.recv(timeout=5) == "ping"
-        time.sleep(0.5)  # the server's side of the closes
-        return _http_protocols_alive() - before
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    config = uvicorn.Config(_echo, host="127.0.0.1", port=free_port(), log_level="warning", http=http)
+    return _left_after_three_connections(config, HttpToolsProtocol)
 
 
 def test_the_upgraded_http_protocol_is_freed_without_the_collector(quiet_gc: None) -> None:
@@ -85,29 +84,7 @@ def _ws_protocols_left(ws: str) -> int:
     config.load()
     protocol_class = config.ws_protocol_class
     assert protocol_class is not None
-
-    def alive() -> int:
-        return sum(issubclass(type(o), protocol_class) for o in gc.get_objects())
-
-    gc.collect()
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        before = alive()
-        for _ in range(3):
-            with connect(f"ws://127.0.0.1:{config.port}/") as client:
-                client.send("ping")
-                assert client.recv(timeout=5) == "ping"
-        time.sleep(0.5)
-        return alive() - before
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    return _left_after_three_connections(config, protocol_class)
 
 
 def test_the_websocket_protocol_of_serve_is_freed_without_the_collector(quiet_gc: None) -> None:

@@ -47,6 +47,24 @@ def crash_releases_lock(exchange: Exchange) -> None:
         exchange.storage.release_ownership()
 
 
+def crashed_journal_with_a_trade(data_dir: Path, clock: Clock) -> tuple[Path, list[bytes]]:
+    """Open an exchange in ``data_dir``, fund alice and bob, let them trade 1 BTC at 100, then crash
+    it (journal closed without a checkpoint, lock released): its one journal segment and that
+    segment's lines (each with its newline)."""
+    exchange = new_exchange(data_dir, clock)
+    exchange.open()
+    for user in ("alice", "bob"):
+        exchange.deposit(user, "USD", "10000")
+        exchange.deposit(user, "BTC", "10")
+    exchange.place_order("alice", "BTC/USD", "sell", "1", price="100")
+    exchange.place_order("bob", "BTC/USD", "buy", "1", price="100")
+    exchange.wait_durable(exchange.journal.appended, 10)
+    exchange.journal.close()
+    crash_releases_lock(exchange)
+    (segment,) = exchange.journal.segments()
+    return segment, segment.read_bytes().splitlines(keepends=True)
+
+
 def make_stream(seed: int, length: int) -> list[dict[str, Any]]:
     """``length`` reproducible commands; the first ones fund every user."""
     rng = random.Random(seed)

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from manticore_matching import Exchange, InvalidCommand, JournalCorrupt, OrderRejected
 from manticore_matching.commands import Receipt, decimal_arg, receipt
 from manticore_matching.feed import CORE_EVENTS
-from tests.matching.exchange_streams import Clock, crash_releases_lock, new_exchange
+from tests.matching.exchange_streams import Clock, crashed_journal_with_a_trade, new_exchange
 
 
 def _fund(exchange: Exchange, *users: str) -> None:
@@ -85,20 +85,6 @@ def test_books_read_the_command_clock(tmp_path: Path) -> None:
         exchange.close()
 
 
-def _journal_with_orders(tmp_path: Path) -> tuple[Path, list[bytes]]:
-    clock = Clock()
-    exchange = new_exchange(tmp_path, clock)
-    exchange.open()
-    _fund(exchange, "alice", "bob")
-    exchange.place_order("alice", "BTC/USD", "sell", "1", price="100")
-    exchange.place_order("bob", "BTC/USD", "buy", "1", price="100")
-    exchange.wait_durable(exchange.journal.appended, 10)
-    exchange.journal.close()
-    crash_releases_lock(exchange)
-    (segment,) = exchange.journal.segments()
-    return segment, segment.read_bytes().splitlines(keepends=True)
-
-
 def _rewrite_last(segment: Path, lines: list[bytes], change: dict[str, Any]) -> None:
     record = json.loads(lines[-1][9:])
     record.update(change)
@@ -119,7 +105,7 @@ def _rewrite_last(segment: Path, lines: list[bytes], change: dict[str, Any]) -> 
     ],
 )
 def test_replay_refuses_a_record_whose_book_facts_differ(tmp_path: Path, change: dict[str, Any]) -> None:
-    segment, lines = _journal_with_orders(tmp_path)
+    segment, lines = crashed_journal_with_a_trade(tmp_path, Clock())
     assert json.loads(lines[-1][9:])["check"] == [0, 1]  # both orders filled, one trade
     _rewrite_last(segment, lines, change)
     with pytest.raises(JournalCorrupt, match="diverged"):
@@ -127,7 +113,7 @@ def test_replay_refuses_a_record_whose_book_facts_differ(tmp_path: Path, change:
 
 
 def test_replay_accepts_the_recorded_facts(tmp_path: Path) -> None:
-    segment, lines = _journal_with_orders(tmp_path)
+    segment, lines = crashed_journal_with_a_trade(tmp_path, Clock())
     _rewrite_last(segment, lines, {})  # the same record, written again
     exchange = new_exchange(tmp_path, Clock())
     exchange.open()
@@ -139,7 +125,7 @@ def test_replay_accepts_the_recorded_facts(tmp_path: Path) -> None:
 
 
 def test_replay_refuses_an_unknown_operation(tmp_path: Path) -> None:
-    segment, lines = _journal_with_orders(tmp_path)
+    segment, lines = crashed_journal_with_a_trade(tmp_path, Clock())
     _rewrite_last(segment, lines, {"op": "teleport"})
     with pytest.raises(JournalCorrupt, match="unknown operation"):
         new_exchange(tmp_path, Clock()).open()
@@ -191,7 +177,7 @@ def test_decimal_arg_of_a_string(text: str) -> None:
 
 @pytest.mark.parametrize("op", [["place"], {"op": "place"}, None, 7])
 def test_replay_refuses_an_operation_that_is_not_a_name(tmp_path: Path, op: object) -> None:
-    segment, lines = _journal_with_orders(tmp_path)
+    segment, lines = crashed_journal_with_a_trade(tmp_path, Clock())
     _rewrite_last(segment, lines, {"op": op})
     with pytest.raises(JournalCorrupt, match="unknown operation"):
         new_exchange(tmp_path, Clock()).open()

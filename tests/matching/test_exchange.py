@@ -26,6 +26,7 @@ from tests.matching.exchange_streams import (
     Clock,
     apply,
     crash_releases_lock,
+    crashed_journal_with_a_trade,
     make_stream,
     new_exchange,
     state,
@@ -177,16 +178,7 @@ def test_restart_without_close_replays_the_journal(tmp_path: Path, clock: Clock)
 
 
 def test_a_tampered_journal_is_detected(tmp_path: Path, clock: Clock) -> None:
-    exchange = new_exchange(tmp_path, clock)
-    exchange.open()
-    _fund(exchange, "alice", "bob")
-    exchange.place_order("alice", "BTC/USD", "sell", "1", price="100")
-    exchange.place_order("bob", "BTC/USD", "buy", "1", price="100")
-    exchange.wait_durable(exchange.journal.appended, 10)
-    exchange.journal.close()
-    crash_releases_lock(exchange)
-    (segment,) = exchange.journal.segments()
-    lines = segment.read_bytes().splitlines(keepends=True)
+    segment, lines = crashed_journal_with_a_trade(tmp_path, clock)
     # Rewrite the last record consistently (valid checksum) but with a different quantity.
     import zlib
 

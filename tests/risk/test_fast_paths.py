@@ -132,11 +132,25 @@ def test_fast_and_general_paths_agree_on_random_streams(seed: int, length: int) 
             assert fast.ex.risk.balances(user) == general.ex.risk.balances(user)
 
 
-def test_fast_path_rejections_are_the_general_paths() -> None:
-    """Every way a plain limit order can fail gives the general path's code and changes nothing."""
+def _short_of_funds() -> FastExchange:
+    """An exchange where u1 holds 100 USD and u2 1 BTC (enough for 0.1 BTC at 100, not for 1)."""
     ex = FastExchange(limits=LIMITS)
     ex.deposit("u1", "USD", "100")
     ex.deposit("u2", "BTC", "1")
+    return ex
+
+
+def _funded_u1() -> FastExchange:
+    """An exchange where u1 holds 1,000 USD and 10 BTC."""
+    ex = FastExchange(limits=LIMITS)
+    ex.deposit("u1", "USD", "1000")
+    ex.deposit("u1", "BTC", "10")
+    return ex
+
+
+def test_fast_path_rejections_are_the_general_paths() -> None:
+    """Every way a plain limit order can fail gives the general path's code and changes nothing."""
+    ex = _short_of_funds()
     before = ex.risk.export_state()
     cases = [
         (("BTC/USD", "u1", "buy", "limit", D("100.25"), D("0.1")), "invalid"),  # off the tick grid
@@ -219,17 +233,13 @@ def test_every_spelling_of_a_decimal_holds_the_same() -> None:
         side = "buy" if is_buy else "sell"
         states = []
         for price, quantity in [plain, *spellings]:
-            ex = FastExchange(limits=LIMITS)
-            ex.deposit("u1", "USD", "1000")
-            ex.deposit("u1", "BTC", "10")
+            ex = _funded_u1()
             decision = ex.place("o", "BTC/USD", "u1", side, "limit", price, quantity)
             assert decision["approved"], (price, quantity, decision)
             verify(ex)
             states.append(ex.risk.export_state())
         assert all(state == states[0] for state in states), side
-        ex = FastExchange(limits=LIMITS)
-        ex.deposit("u1", "USD", "1000")
-        ex.deposit("u1", "BTC", "10")
+        ex = _funded_u1()
         before = ex.risk.export_state()
         assert ex.place("o", "BTC/USD", "u1", side, "limit", D("100.3"), D("0.2"))["code"] == "invalid"
         assert ex.risk.export_state() == before
@@ -243,9 +253,7 @@ def test_strings_decide_and_hold_as_their_decimals() -> None:
         side = "buy" if is_buy else "sell"
         states = []
         for price, quantity in [(D("100"), D("0.2")), ("100", "0.2"), ("100.00", "0.20"), ("1E+2", " 0.2 ")]:
-            ex = FastExchange(limits=LIMITS)
-            ex.deposit("u1", "USD", "1000")
-            ex.deposit("u1", "BTC", "10")
+            ex = _funded_u1()
             decision = ex.risk.check_and_reserve(
                 "o",
                 user_id="u1",
@@ -259,9 +267,7 @@ def test_strings_decide_and_hold_as_their_decimals() -> None:
             assert decision["approved"], (price, quantity, decision)
             states.append(ex.risk.export_state())
         assert all(state == states[0] for state in states), side
-    ex = FastExchange(limits=LIMITS)
-    ex.deposit("u1", "USD", "100")
-    ex.deposit("u2", "BTC", "1")
+    ex = _short_of_funds()
     before = ex.risk.export_state()
     cases = [
         (("u1", "buy", "100.25", "0.1"), "invalid"),
