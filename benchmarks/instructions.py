@@ -47,7 +47,6 @@ from benchmarks.workloads import load
 wl = load(Path({workload!r}))
 convert, keywords = ours.converter(wl["meta"])
 prefill = [convert(op) for op in wl["prefill"]]
-ops = [convert(op) for op in wl["ops"]]
 ours.setup({subscriber!r})
 add, cancel = ours.bound()
 for is_cancel, a in prefill:
@@ -57,6 +56,7 @@ for is_cancel, a in prefill:
         add(side=a[0], price=a[1], quantity=a[2], order_id=a[3], user_id=a[4], time_in_force=a[5])
     else:
         add(*a)
+ops = [convert(op) for op in wl["ops"]]  # after the prefill, as worker.py makes them
 gc.collect()
 gc.get_freeze_count()  # a marker: --cache zeroes valgrind's counters here
 if not {run_ops!r}:
