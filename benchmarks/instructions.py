@@ -56,7 +56,7 @@ for is_cancel, a in prefill:
         add(side=a[0], price=a[1], quantity=a[2], order_id=a[3], user_id=a[4], time_in_force=a[5])
     else:
         add(*a)
-ops = [convert(op) for op in wl["ops"]]  # after the prefill, as worker.py makes them
+ops = [convert(op) for op in wl["ops"]]  # after the prefill (worker.py: 100 at a time, untimed)
 gc.collect()
 gc.get_freeze_count()  # a marker: --cache zeroes valgrind's counters here
 if not {run_ops!r}:

@@ -10,9 +10,11 @@ pair of ``time.perf_counter_ns`` reads (throughput: ``ns_per_op``), then checks 
 workload's expected result. Pass 2 times every op on its own (latency percentiles per op kind, in ns;
 they include the ~tens of ns of the two clock reads, reported as ``timer_overhead_ns``). Garbage
 collection stays enabled, as in a real process; ``gc.collect()`` runs before each timed pass.
-The ops' arguments are made after the prefill of each pass, as a caller makes its arguments just
-before the call: made before it, the arguments of every op of a deep book (100,000 orders) were
-evicted from the caches by the prefill and read from memory, a cost of the harness, not of the book.
+The ops' arguments are made :data:`CHUNK` ops at a time, untimed, just before those ops are timed, as
+a caller makes its arguments just before its call: made all at once (before the prefill, as until
+session 15, or after it), the arguments of a deep book's ops (100,000 orders) were evicted from the
+caches by the time their op ran, and the book's cost at 100,000 levels included ~1.3 memory reads per
+op of the harness's own objects (docs/performance.md, "Session 15: the deep book's arguments").
 
 ``--mode memory`` builds the book once, runs the ops without timing and reports the peak resident memory
 growth in KiB: the resident high-water mark (``VmHWM``, reset just before the book is created) at the end
@@ -57,6 +59,24 @@ _clock = "wall"
 
 def _adapter(engine: str) -> ModuleType:
     return importlib.import_module(f"benchmarks.adapters.{engine}")
+
+
+#: Ops converted to call arguments at a time, just before they are timed (see the module docstring).
+CHUNK = 100
+
+
+def _timed_in_chunks(
+    raw_ops: Sequence[Any],
+    convert: Callable[[Any], NativeOp],
+    time_chunk: Callable[[Sequence[NativeOp], Callable[..., Any], Callable[[Any], Any]], Any],
+    add: Callable[..., Any],
+    cancel: Callable[[Any], Any],
+) -> list[Any]:
+    """``time_chunk``'s result for each run of :data:`CHUNK` ops, each converted just before it is timed."""
+    return [
+        time_chunk([convert(op) for op in raw_ops[start : start + CHUNK]], add, cancel)
+        for start in range(0, len(raw_ops), CHUNK)
+    ]
 
 
 def _apply(ops: Sequence[NativeOp], add: Callable[..., Any], cancel: Callable[[Any], Any]) -> None:
@@ -247,9 +267,8 @@ def run_time(engine: str, workload_path: Path, subscriber: bool) -> dict[str, An
     adapter.setup(subscriber)
     add, cancel = adapter.bound()
     apply(prefill, add, cancel)
-    ops = [convert(op) for op in wl["ops"]]  # made after the prefill: see the module docstring
     gc.collect()
-    total_ns = time_total(ops, add, cancel)
+    total_ns = sum(_timed_in_chunks(wl["ops"], convert, time_total, add, cancel))
     summary = adapter.summary()
     events = adapter.event_counts()
     adapter.teardown()
@@ -259,11 +278,11 @@ def run_time(engine: str, workload_path: Path, subscriber: bool) -> dict[str, An
     adapter.setup(subscriber)
     add, cancel = adapter.bound()
     apply(prefill, add, cancel)
-    ops = [convert(op) for op in wl["ops"]]
     gc.collect()
-    latencies = time_each(ops, add, cancel)
+    latencies = [ns for chunk in _timed_in_chunks(wl["ops"], convert, time_each, add, cancel) for ns in chunk]
     adapter.teardown()
     del add, cancel
+    ops = [convert(op) for op in wl["ops"]]
 
     return {
         "engine": engine,
