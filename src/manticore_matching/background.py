@@ -24,12 +24,22 @@ journal's file; standard input and outputs become ``/dev/null``), disables the c
 thread dies (``PR_SET_PDEATHSIG``: a ``kill -9`` of the exchange leaves no orphan writer behind), and
 ends with ``os._exit`` (no ``atexit`` handler, no flush of a buffer copied from the parent).
 
-The child runs at the lowest CPU priority (``nice`` 19): it inherits the server's CPU affinity, so on
-a server pinned to one core (or on a busy machine) it would otherwise take that core from the commands
-for as long as it builds and serialises (hundreds of milliseconds at 100,000 orders), which showed as
-the p99 latency of the commands (``make bench-server``, docs/performance.md, session 13). At nice 19 it
-gets ~1.5% of a core the server keeps busy, so under a saturating load a checkpoint takes longer
-(:data:`WRITER_TIMEOUT` bounds it; the next checkpoint retries), never a command.
+The child runs at the lowest CPU priority the kernel offers without privileges
+(:func:`lower_priority`): it inherits the server's CPU affinity, so on a server pinned to one core (or
+on a busy machine) it would otherwise take that core from the commands for as long as it builds and
+serialises (hundreds of milliseconds at 100,000 orders), which showed as the p99 latency of the
+commands (``make bench-server``, docs/performance.md, sessions 13 to 15). A ``nice`` value alone is
+not enough: it ranks the writer only against the threads of its own scheduling group, and where the
+kernel groups processes by session (``CONFIG_SCHED_AUTOGROUP``, the default of desktop and many server
+kernels) that group is the server's, whose share it then spends at the server's full weight against
+every other group, kernel worker threads included, among them those that complete the journal's
+``fsync``: while a writer at nice 19 built a checkpoint, the journal's fsyncs took ~7 ms instead of
+~1 (docs/performance.md, session 15). So the writer starts a session of its own (its own autogroup,
+whose nice value it sets to 19), runs under ``SCHED_IDLE`` (any runnable thread of its group
+preempts it at once) and at nice 19. Under a saturating load a checkpoint takes longer
+(:data:`WRITER_TIMEOUT` bounds it; the next checkpoint retries), never a command. Its own session
+also means a Ctrl-C to the server's process group does not reach it: the server stops it, or the
+kernel does when the server dies (``PR_SET_PDEATHSIG``).
 
 The file is written in chunks of :data:`CHUNK` bytes and, when it is to be fsynced, each chunk is
 pushed to the disk (``sync_file_range``, waiting for it) before the next one is written, so that the
@@ -65,7 +75,7 @@ from typing import NoReturn
 
 from .checkpoints import CheckpointState, encode_checkpoint
 
-__all__ = ["AVAILABLE", "CHUNK", "Flight", "spawn_writer", "temporary_name", "write_file"]
+__all__ = ["AVAILABLE", "CHUNK", "Flight", "lower_priority", "spawn_writer", "temporary_name", "write_file"]
 
 #: Background checkpoints are possible here (Linux: ``fork`` and ``prctl``).
 AVAILABLE = sys.platform.startswith("linux") and hasattr(os, "fork")
@@ -185,7 +195,7 @@ def _child(
         with contextlib.suppress(ValueError):
             signal.set_wakeup_fd(-1)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        os.nice(19)  # the serving process's threads first: a checkpoint may take longer, a command not
+        lower_priority()  # everything else first: a checkpoint may take longer, a command not
         body = encode_checkpoint(build())
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
@@ -195,6 +205,31 @@ def _child(
         status = 0
     finally:
         os._exit(status)
+
+
+def lower_priority() -> None:
+    """Give the calling process (the forked writer) the lowest CPU priority it can take without
+    privileges, against every other process and thread of the machine: a session of its own (so a
+    scheduling autogroup of its own, where the kernel has them) whose autogroup nice value is 19, the
+    ``SCHED_IDLE`` policy and nice 19. What the system refuses is skipped (no autogroup: no
+    ``/proc/self/autogroup``; no ``SCHED_IDLE``: nice 19 only). Only for the forked writer: the
+    caller leaves its session (unless it leads a process group, when its autogroup is not touched)."""
+    try:
+        os.setsid()
+    except OSError:  # a process group leader: the autogroup is still the server's, leave it alone
+        pass
+    else:
+        with contextlib.suppress(OSError):
+            descriptor = os.open("/proc/self/autogroup", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(descriptor, b"19")
+            finally:
+                os.close(descriptor)
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, idle, os.sched_param(0))
+    os.nice(19)  # an increment, capped at 19
 
 
 def _max_fd() -> int:
