@@ -36,8 +36,10 @@ every other group, kernel worker threads included, among them those that complet
 ``fsync``: while a writer at nice 19 built a checkpoint, the journal's fsyncs took ~7 ms instead of
 ~1 (docs/performance.md, session 15). So the writer starts a session of its own (its own autogroup,
 whose nice value it sets to 19), runs under ``SCHED_IDLE`` (any runnable thread of its group
-preempts it at once) and at nice 19. Under a saturating load a checkpoint takes longer
-(:data:`WRITER_TIMEOUT` bounds it; the next checkpoint retries), never a command. Its own session
+preempts it at once) and at nice 19. Under a saturating load a checkpoint takes longer, never a
+command; a writer still running after :data:`WRITER_RAISE_AFTER` seconds (other processes keeping
+its cores busy) gets its autogroup back to nice 0, and :data:`WRITER_TIMEOUT` bounds it (the next
+checkpoint retries). Its own session
 also means a Ctrl-C to the server's process group does not reach it: the server stops it, or the
 kernel does when the server dies (``PR_SET_PDEATHSIG``).
 
@@ -94,6 +96,11 @@ _SYNC_FILE_RANGE_WAIT = 1 | 2 | 4
 #: Seconds a writer may run before it is killed and its checkpoint counted as failed (a guard: a
 #: million resting orders take about 15 s).
 WRITER_TIMEOUT = 600.0
+#: Seconds after which a writer still running gets its autogroup's nice value back to 0
+#: (:meth:`Flight.wait_writer`): at nice 19 it yields to every other process, so on a core that other
+#: processes keep busy it would barely progress; from then on it competes as a process of the
+#: server's priority (SCHED_IDLE and nice 19 still rank it below the server's own threads).
+WRITER_RAISE_AFTER = 30.0
 _counter = itertools.count(1)
 _prctl: Callable[..., int] | None = None
 _sync_file_range: Callable[..., int] | None = None
@@ -270,15 +277,23 @@ class Flight:
         self._reaped = False
         self._reap_lock = threading.Lock()
 
-    def wait_writer(self, timeout: float = WRITER_TIMEOUT) -> int:
+    def wait_writer(self, timeout: float = WRITER_TIMEOUT, raise_after: float = WRITER_RAISE_AFTER) -> int:
         """Wait for the writer to exit; return its exit status (negative: killed by that signal). A
-        writer still running after ``timeout`` seconds is killed (status ``-SIGKILL``)."""
+        writer still running after ``raise_after`` seconds gets its autogroup's nice value set to 0
+        (where it has an autogroup of its own: :func:`lower_priority`); one still running after
+        ``timeout`` seconds is killed (status ``-SIGKILL``)."""
         assert self.pid is not None
-        # Wait without reaping first, so that kill() never signals a reused pid.
-        deadline = time.monotonic() + timeout
+        # Wait without reaping first, so that kill() and the autogroup never reach a reused pid.
+        started = time.monotonic()
+        deadline = started + timeout
+        raise_at: float | None = started + raise_after
         pause = 0.001
         while os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is None:
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if raise_at is not None and now > raise_at:
+                raise_at = None
+                self._raise_writer()
+            if now > deadline:
                 self.kill()
                 os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
                 break
@@ -288,6 +303,19 @@ class Flight:
             self._reaped = True
             _, status = os.waitpid(self.pid, 0)
         return os.waitstatus_to_exitcode(status)
+
+    def _raise_writer(self) -> None:
+        """Set the writer's autogroup nice value to 0, if it leads an autogroup of its own (its own
+        session: never the server's autogroup)."""
+        assert self.pid is not None
+        with contextlib.suppress(OSError):
+            if os.getsid(self.pid) != self.pid:
+                return
+            descriptor = os.open(f"/proc/{self.pid}/autogroup", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(descriptor, b"0")
+            finally:
+                os.close(descriptor)
 
     def kill(self) -> None:
         """Stop the writer if it still runs (the checkpoint is no longer wanted)."""

@@ -500,6 +500,31 @@ def test_the_writer_builds_at_the_lowest_cpu_priority(tmp_path: Path) -> None:
             assert seen["autogroup"].endswith("nice 19")
 
 
+def test_a_writer_still_running_gets_its_autogroup_back_to_nice_0(tmp_path: Path) -> None:
+    """At nice 19 in its own autogroup a writer barely progresses on cores other processes keep busy:
+    after ``raise_after`` seconds the waiting thread sets that autogroup's nice value to 0 (never
+    the server's own autogroup)."""
+    parent_group = _autogroup()
+    if parent_group is None:
+        pytest.skip("no scheduling autogroups here")
+
+    def build() -> Any:
+        for _ in range(3000):  # until the nice value changes, at most 30 s
+            group = _autogroup()
+            if group is not None and group.endswith("nice 0"):
+                return {**_state_at(5), "autogroup": group}
+            time.sleep(0.01)
+        return {**_state_at(5), "autogroup": _autogroup()}
+
+    flight = background.Flight(5, tmp_path / "out.tmp")
+    flight.pid = background.spawn_writer(build, flight.temporary, fsync=False)
+    assert flight.wait_writer(raise_after=0.2) == 0
+    seen = json.loads(flight.temporary.read_bytes())["autogroup"]
+    assert seen.endswith("nice 0")
+    assert seen.split()[0] != parent_group.split()[0]
+    assert _autogroup() == parent_group
+
+
 #: Spins on one core until a file exists, then prints the share of the core it got.
 _SPIN = """
 import os, sys, time
