@@ -16,16 +16,23 @@ checkpoint's total time (trigger to installed and journal segments retired). Als
 of the command thread in one call while the checkpoint ran (``max_call_cpu``: what the command path
 itself spent, whatever the machine's load; ``other_call_cpu``: the same without the call that started
 the checkpoint) and, for ``background``, the fork: its wall time and the
-forking thread's CPU time (kernel included; the command thread waits for it). Wall clock on a shared
-machine: read the wall figures as orders of magnitude.
+forking thread's CPU time (kernel included; the command thread waits for it). The acknowledgement
+latency (call + durable) of the commands: median of the 100 before the checkpoint
+(``noise_ack_p50``), median and p99 while the writer ran (``writer_ack_p50``, ``writer_ack_p99``: the
+journal's fsyncs in that phase are what the writer's scheduling priority decides, docs/performance.md
+session 15). ``--pin CPU`` runs the process (so the writer it forks) on one core, as ``make
+bench-server`` pins the server. Wall clock on a shared machine: read the wall figures as orders of
+magnitude.
 
-Run: ``.venv/bin/python -m benchmarks.checkpoint_stall [--orders 100000 --runs 3 --modes sync,background]``.
+Run: ``.venv/bin/python -m benchmarks.checkpoint_stall [--orders 100000 --runs 3 --modes sync,background
+--pin 0]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import statistics
 import tempfile
@@ -113,6 +120,8 @@ def run(count: int, mode: str) -> dict[str, float]:
         trigger_start = calls[trigger][0]
         end = stages.get("retired", calls[done_at - 1][0] + calls[done_at - 1][2])
         window = [c for c in calls[trigger:] if c[0] <= end]
+        writing = sorted(c[2] for c in window if c[0] <= stages.get("written", end)) or [0.0]
+        quiet = sorted(c[2] for c in calls[: trigger - 1])
         result = {
             "noise_max_call": max(c[1] for c in calls[: trigger - 1]) * 1000,
             "max_call": max(c[1] for c in window) * 1000,
@@ -123,6 +132,9 @@ def run(count: int, mode: str) -> dict[str, float]:
             "fork": fork[0] * 1000,
             "fork_cpu": fork[1] * 1000,
             "commands_during": float(len(window)),
+            "noise_ack_p50": quiet[len(quiet) // 2] * 1000,
+            "writer_ack_p50": writing[len(writing) // 2] * 1000,
+            "writer_ack_p99": writing[min(len(writing) - 1, len(writing) * 99 // 100)] * 1000,
             "total": (end - trigger_start) * 1000,
         }
         exchange.close(checkpoint=False)
@@ -136,7 +148,12 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--modes", default="sync,background")
+    parser.add_argument(
+        "--pin", type=int, default=None, help="run on this CPU only (as make bench-server pins the server)"
+    )
     args = parser.parse_args()
+    if args.pin is not None:
+        os.sched_setaffinity(0, {args.pin})
     print(f"{args.orders} resting orders, median of {args.runs} runs, wall clock (shared machine), ms")
     keys = [
         "trigger_call",
@@ -149,6 +166,9 @@ def main() -> None:
         "fork_cpu",
         "total",
         "commands_during",
+        "noise_ack_p50",
+        "writer_ack_p50",
+        "writer_ack_p99",
     ]
     print(f"{'mode':<11}" + "".join(f" {key:>15}" for key in keys))
     for mode in args.modes.split(","):

@@ -24,12 +24,24 @@ journal's file; standard input and outputs become ``/dev/null``), disables the c
 thread dies (``PR_SET_PDEATHSIG``: a ``kill -9`` of the exchange leaves no orphan writer behind), and
 ends with ``os._exit`` (no ``atexit`` handler, no flush of a buffer copied from the parent).
 
-The child runs at the lowest CPU priority (``nice`` 19): it inherits the server's CPU affinity, so on
-a server pinned to one core (or on a busy machine) it would otherwise take that core from the commands
-for as long as it builds and serialises (hundreds of milliseconds at 100,000 orders), which showed as
-the p99 latency of the commands (``make bench-server``, docs/performance.md, session 13). At nice 19 it
-gets ~1.5% of a core the server keeps busy, so under a saturating load a checkpoint takes longer
-(:data:`WRITER_TIMEOUT` bounds it; the next checkpoint retries), never a command.
+The child runs at the lowest CPU priority the kernel offers without privileges
+(:func:`lower_priority`): it inherits the server's CPU affinity, so on a server pinned to one core (or
+on a busy machine) it would otherwise take that core from the commands for as long as it builds and
+serialises (hundreds of milliseconds at 100,000 orders), which showed as the p99 latency of the
+commands (``make bench-server``, docs/performance.md, sessions 13 to 15). A ``nice`` value alone is
+not enough: it ranks the writer only against the threads of its own scheduling group, and where the
+kernel groups processes by session (``CONFIG_SCHED_AUTOGROUP``, the default of desktop and many server
+kernels) that group is the server's, whose share it then spends at the server's full weight against
+every other group, kernel worker threads included, among them those that complete the journal's
+``fsync``: while a writer at nice 19 built a checkpoint, the journal's fsyncs took ~7 ms instead of
+~1 (docs/performance.md, session 15). So the writer starts a session of its own (its own autogroup,
+whose nice value it sets to 19), runs under ``SCHED_IDLE`` (any runnable thread of its group
+preempts it at once) and at nice 19. Under a saturating load a checkpoint takes longer, never a
+command; a writer still running after :data:`WRITER_RAISE_AFTER` seconds (other processes keeping
+its cores busy) gets its autogroup back to nice 0, and :data:`WRITER_TIMEOUT` bounds it (the next
+checkpoint retries). Its own session
+also means a Ctrl-C to the server's process group does not reach it: the server stops it, or the
+kernel does when the server dies (``PR_SET_PDEATHSIG``).
 
 The file is written in chunks of :data:`CHUNK` bytes and, when it is to be fsynced, each chunk is
 pushed to the disk (``sync_file_range``, waiting for it) before the next one is written, so that the
@@ -65,7 +77,7 @@ from typing import NoReturn
 
 from .checkpoints import CheckpointState, encode_checkpoint
 
-__all__ = ["AVAILABLE", "CHUNK", "Flight", "spawn_writer", "temporary_name", "write_file"]
+__all__ = ["AVAILABLE", "CHUNK", "Flight", "lower_priority", "spawn_writer", "temporary_name", "write_file"]
 
 #: Background checkpoints are possible here (Linux: ``fork`` and ``prctl``).
 AVAILABLE = sys.platform.startswith("linux") and hasattr(os, "fork")
@@ -84,6 +96,11 @@ _SYNC_FILE_RANGE_WAIT = 1 | 2 | 4
 #: Seconds a writer may run before it is killed and its checkpoint counted as failed (a guard: a
 #: million resting orders take about 15 s).
 WRITER_TIMEOUT = 600.0
+#: Seconds after which a writer still running gets its autogroup's nice value back to 0
+#: (:meth:`Flight.wait_writer`): at nice 19 it yields to every other process, so on a core that other
+#: processes keep busy it would barely progress; from then on it competes as a process of the
+#: server's priority (SCHED_IDLE and nice 19 still rank it below the server's own threads).
+WRITER_RAISE_AFTER = 30.0
 _counter = itertools.count(1)
 _prctl: Callable[..., int] | None = None
 _sync_file_range: Callable[..., int] | None = None
@@ -185,7 +202,7 @@ def _child(
         with contextlib.suppress(ValueError):
             signal.set_wakeup_fd(-1)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        os.nice(19)  # the serving process's threads first: a checkpoint may take longer, a command not
+        lower_priority()  # everything else first: a checkpoint may take longer, a command not
         body = encode_checkpoint(build())
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
@@ -195,6 +212,31 @@ def _child(
         status = 0
     finally:
         os._exit(status)
+
+
+def lower_priority() -> None:
+    """Give the calling process (the forked writer) the lowest CPU priority it can take without
+    privileges, against every other process and thread of the machine: a session of its own (so a
+    scheduling autogroup of its own, where the kernel has them) whose autogroup nice value is 19, the
+    ``SCHED_IDLE`` policy and nice 19. What the system refuses is skipped (no autogroup: no
+    ``/proc/self/autogroup``; no ``SCHED_IDLE``: nice 19 only). Only for the forked writer: the
+    caller leaves its session (unless it leads a process group, when its autogroup is not touched)."""
+    try:
+        os.setsid()
+    except OSError:  # a process group leader: the autogroup is still the server's, leave it alone
+        pass
+    else:
+        with contextlib.suppress(OSError):
+            descriptor = os.open("/proc/self/autogroup", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(descriptor, b"19")
+            finally:
+                os.close(descriptor)
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, idle, os.sched_param(0))
+    os.nice(19)  # an increment, capped at 19
 
 
 def _max_fd() -> int:
@@ -235,15 +277,23 @@ class Flight:
         self._reaped = False
         self._reap_lock = threading.Lock()
 
-    def wait_writer(self, timeout: float = WRITER_TIMEOUT) -> int:
+    def wait_writer(self, timeout: float = WRITER_TIMEOUT, raise_after: float = WRITER_RAISE_AFTER) -> int:
         """Wait for the writer to exit; return its exit status (negative: killed by that signal). A
-        writer still running after ``timeout`` seconds is killed (status ``-SIGKILL``)."""
+        writer still running after ``raise_after`` seconds gets its autogroup's nice value set to 0
+        (where it has an autogroup of its own: :func:`lower_priority`); one still running after
+        ``timeout`` seconds is killed (status ``-SIGKILL``)."""
         assert self.pid is not None
-        # Wait without reaping first, so that kill() never signals a reused pid.
-        deadline = time.monotonic() + timeout
+        # Wait without reaping first, so that kill() and the autogroup never reach a reused pid.
+        started = time.monotonic()
+        deadline = started + timeout
+        raise_at: float | None = started + raise_after
         pause = 0.001
         while os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is None:
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if raise_at is not None and now > raise_at:
+                raise_at = None
+                self._raise_writer()
+            if now > deadline:
                 self.kill()
                 os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
                 break
@@ -253,6 +303,19 @@ class Flight:
             self._reaped = True
             _, status = os.waitpid(self.pid, 0)
         return os.waitstatus_to_exitcode(status)
+
+    def _raise_writer(self) -> None:
+        """Set the writer's autogroup nice value to 0, if it leads an autogroup of its own (its own
+        session: never the server's autogroup)."""
+        assert self.pid is not None
+        with contextlib.suppress(OSError):
+            if os.getsid(self.pid) != self.pid:
+                return
+            descriptor = os.open(f"/proc/{self.pid}/autogroup", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(descriptor, b"0")
+            finally:
+                os.close(descriptor)
 
     def kill(self) -> None:
         """Stop the writer if it still runs (the checkpoint is no longer wanted)."""
