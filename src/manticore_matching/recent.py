@@ -244,14 +244,14 @@ class ReplayFills:
         and return them, with the ORDER_FILLED of each order a trade finished added if they were
         captured without fills; ``book`` is after the command."""
         trades = False
+        facts = self.facts
         for event_type, data in events:
             if event_type is _TRADE:
                 trades = True
             elif event_type in _STATE_EVENTS:
-                if event_type is _ADDED:
-                    self._learn(data["order_id"], data)
-                else:
-                    self.facts[data["order_id"]] = data
+                if event_type is _ADDED and data["displayed_quantity"] is not None:
+                    self.icebergs += 1  # _learn, inlined: it runs for almost every record
+                facts[data["order_id"]] = data
             elif event_type in _END_EVENTS or (event_type is _FILLED and data["status"] == "filled"):
                 self._forget(data["order_id"])
         if complete or not trades:
