@@ -243,38 +243,36 @@ class ReplayFills:
         """Take note of one replayed command's ``events`` (captured with every fill if ``complete``)
         and return them, with the ORDER_FILLED of each order a trade finished added if they were
         captured without fills; ``book`` is after the command."""
-        trades = False
         facts = self.facts
-        for event_type, data in events:
+        # From the first trade on: the index of each order's last event. A trade finished an order iff
+        # it is the last event of the command about it and the order is not live afterwards: an order
+        # that a trade leaves open either stays live or ends with an event of its own (the rest of an
+        # IOC or a market order is cancelled).
+        last: dict[str, int] | None = None
+        first = 0
+        for index, (event_type, data) in enumerate(events):
             if event_type is _TRADE:
-                trades = True
-            elif event_type in _STATE_EVENTS:
+                if last is None:
+                    last = {}
+                    first = index
+                last[data["maker_order_id"]] = index
+                last[data["taker_order_id"]] = index
+                continue
+            if event_type in _STATE_EVENTS:
                 if event_type is _ADDED and data["displayed_quantity"] is not None:
                     self.icebergs += 1  # _learn, inlined: it runs for almost every record
                 facts[data["order_id"]] = data
             elif event_type in _END_EVENTS or (event_type is _FILLED and data["status"] == "filled"):
                 self._forget(data["order_id"])
-        if complete or not trades:
-            return events
-        return self._with_fills(events, book)
-
-    def _with_fills(
-        self, events: list[tuple[EventType, Any]], book: OrderBook
-    ) -> list[tuple[EventType, Any]]:
-        # A trade finished an order iff it is the last event of the command about it and the order is
-        # not live afterwards: an order that a trade leaves open either stays live or ends with an
-        # event of its own (an IOC's or a market order's rest is cancelled).
-        last: dict[str, int] = {}
-        for index, (event_type, data) in enumerate(events):
-            if event_type is _TRADE:
-                last[data["maker_order_id"]] = index
-                last[data["taker_order_id"]] = index
-            else:
+            if last is not None:
                 order_id = data.get("order_id")
                 if order_id is not None:
                     last[order_id] = index
-        result: list[tuple[EventType, Any]] = []
-        for index, event in enumerate(events):
+        if complete or last is None:
+            return events
+        result = events[:first]
+        for index in range(first, len(events)):
+            event = events[index]
             result.append(event)
             if event[0] is _TRADE:
                 trade = event[1]
