@@ -86,7 +86,7 @@ from .journal import CommandLog, Journal, JournalClosed, JournalCorrupt
 from .lock import DataDirectoryLock
 from .market import RECENT_TRADES, TRADE_KEYS, Market, new_book, owned
 from .reads import ExchangeReads
-from .recent import RecentOrders
+from .recent import RecentOrders, ReplayFills
 from .release import Listeners, Release
 from .routed import Outbox, ended_orders, settlement, sweep
 
@@ -220,6 +220,8 @@ class Exchange(ExchangeReads, Listeners):
         self._checkpoint_position = 0
         self._stored_position = 0
         self._replayed_to = 0
+        #: Per market, in a replay of a whole exchange: the fills its replay builds (:class:`ReplayFills`).
+        self._replay_fills: dict[str, ReplayFills] = {}
         self._capture_stale = False
         #: What the stream listeners read (None: no listener, or a replay): :meth:`_refresh_wanted`.
         self._wanted: Wanted | None = None
@@ -312,6 +314,9 @@ class Exchange(ExchangeReads, Listeners):
                     self.storage.submit_journal_position(last["n"], last["ts"])
             finally:
                 self._replaying = False
+                for fills in self._replay_fills.values():
+                    fills.capture_fills(True)
+                self._replay_fills.clear()
                 self._storage_capture(True)
                 if collecting:
                     gc.enable()
@@ -990,12 +995,21 @@ class Exchange(ExchangeReads, Listeners):
         return order
 
     def _commit_replayed(
-        self, record: dict[str, Any], market: Market, now: float, order_id: str | None
+        self,
+        record: dict[str, Any],
+        market: Market,
+        now: float,
+        order_id: str | None,
+        fills: ReplayFills | None = None,
+        complete: bool = True,
     ) -> None:
         """:meth:`_commit` of a replayed ``place``, ``cancel``, ``modify`` or ``expire`` record (the
         same steps, without those of live commands: no fingerprint to record, no stream message, no
-        journal append)."""
+        journal append). ``fills`` follows the market's book unless its events hold every fill
+        (``complete``): it adds those the recent-orders view keeps."""
         events = market.capture.take()
+        if fills is not None:
+            events = fills.follow(events, market.book, complete)
         op = record["op"]
         if op == "place":
             if record["expiry_time"] is not None:
@@ -1028,19 +1042,27 @@ class Exchange(ExchangeReads, Listeners):
                 market = self._market(symbol)  # UnknownMarket
             # No command frame: a replayed record that fails fails the whole open, which drops the state.
             ts = self._now = float(record["ts"])
+            if op == "place" and "client_order_id" not in record:  # before ids were always MC-<n>
+                record["client_order_id"] = commands.legacy_client_id(record["order_id"])
+            fills = self._replay_fills.get(symbol)
+            if fills is None and self.outbox is None:  # a market shard's settlements read every fill
+                fills = self._replay_fills[symbol] = ReplayFills(market.book, market.capture.handler)
+            complete = fills is None or fills.exact(record)
+            if fills is not None and complete:
+                fills.capture_fills(True)
+            apply.replay(self.risk, market.book, record)
             if op == "place":
                 order_id = record["order_id"]
-                if "client_order_id" not in record:  # before ids were always MC-<n>
-                    record["client_order_id"] = commands.legacy_client_id(order_id)
-                apply.replay(self.risk, market.book, record)
                 if order_id.startswith(GENERATED_PREFIX):
                     number = int(order_id[_PREFIX_LENGTH:])
                     if number > self._next_order_no:
                         self._next_order_no = number
-            else:
-                apply.replay(self.risk, market.book, record)
             # A command id's receipt names the order the command was about (placed, cancelled, modified).
-            self._commit_replayed(record, market, ts, record.get("order_id") if "cid" in record else None)
+            self._commit_replayed(
+                record, market, ts, record.get("order_id") if "cid" in record else None, fills, complete
+            )
+            if fills is not None and complete:
+                fills.capture_fills(False)
             return
         ts = float(record["ts"])
         if op == "market":
@@ -1057,6 +1079,9 @@ class Exchange(ExchangeReads, Listeners):
         if op == "routed":
             symbol = record["symbol"]
             routed_market = None if symbol is None else self._market(symbol)
+            stale = self._replay_fills.pop(symbol, None)  # replayed from here on with every fill
+            if stale is not None:
+                stale.capture_fills(True)
             with self._command(routed_market, ts) as now:
                 order_id = self._apply_routed(record, routed_market, live=False)
                 if routed_market is not None:

@@ -12,13 +12,14 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from manticore_orderbook import EventType
+from manticore_orderbook import EventManager, EventType, OrderBook
+from manticore_orderbook.numbers import Grid
 
 from .commands import check_client_order_id
 from .errors import InvalidCommand
 from .market import Market
 
-__all__ = ["RECENT_ORDERS", "TERMINAL", "ClientName", "RecentOrders"]
+__all__ = ["RECENT_ORDERS", "TERMINAL", "ClientName", "RecentOrders", "ReplayFills"]
 
 #: How many finished orders the view keeps (oldest forgotten first).
 RECENT_ORDERS = 10_000
@@ -38,6 +39,11 @@ _ORDER_EVENTS = frozenset(EventType) - {
 }
 _ADDED = EventType.ORDER_ADDED
 _FILLED = EventType.ORDER_FILLED
+_TRADE = EventType.TRADE_EXECUTED
+#: The events whose payload holds an order's whole state as it is from then on.
+_STATE_EVENTS = frozenset({EventType.ORDER_ADDED, EventType.ORDER_MODIFIED, EventType.ORDER_TRIGGERED})
+#: The events after which an order is no longer live (besides its last fill).
+_END_EVENTS = frozenset({EventType.ORDER_CANCELLED, EventType.ORDER_EXPIRED})
 
 
 def _rested(order: dict[str, Any]) -> None:
@@ -163,3 +169,158 @@ class RecentOrders:
                 if order.get("client_order_id") is not None:
                     name = (str(order.get("user_id")), order["client_order_id"])
                     self.live_names[name] = order["order_id"]
+
+
+class ReplayFills:
+    """A book's ORDER_FILLED payloads in replay, built only where the recent-orders view keeps them.
+
+    The book builds two ORDER_FILLED payloads per trade (most of a trade's cost in replay), and the
+    exchange reads them only for :meth:`RecentOrders.track`: the view keeps a filled order as the
+    payload of its last fill, and a command id's receipt holds its order's progress. A replayed command
+    without a command id needs only the fills that finished an order, so while this object follows a
+    book, the capture ``handler`` is unsubscribed from ORDER_FILLED, and :meth:`follow` adds to the
+    captured events the ORDER_FILLED of every order that a trade finished, equal to the book's (the
+    same keys, in the same order, the same values), right after that trade.
+
+    A finished order's fill payload holds, besides what its trade says, the order's own fields
+    (``client_order_id``, ``price``, ``quantity``, ``priority``, ``order_type``): they come from the
+    payload of its last ORDER_ADDED, ORDER_MODIFIED or ORDER_TRIGGERED (``facts``, one per live order;
+    the live orders of a checkpoint from the book). An iceberg's ``priority`` changes at each refill of
+    its visible slice, which no such event reports: while the book holds an iceberg (``icebergs``) or
+    a command places one, :meth:`exact` says the command must be captured with its fills
+    (:meth:`capture_fills`), as must a command with a command id."""
+
+    __slots__ = ("facts", "handler", "icebergs", "manager", "subscribed", "zero")
+
+    def __init__(self, book: OrderBook, handler: Any) -> None:
+        #: The payload (or the book's dict, for an order of the checkpoint) that states each live
+        #: order's fields, by order id.
+        self.facts: dict[str, dict[str, Any]] = {}
+        #: How many live orders of the book are icebergs.
+        self.icebergs = 0
+        for order in book.get_orders():
+            fact = dict(order)
+            fact["quantity"] = order["original_quantity"]  # a reader's "quantity" is the open part
+            self._learn(order["order_id"], fact)
+        #: A filled order's remaining (and visible) quantity: zero in the book's quantity format.
+        self.zero = Grid(book.lot_size, "quantity", "str").to_output(0)
+        self.manager: EventManager = book.event_manager
+        self.handler = handler
+        self.subscribed = True
+        self.capture_fills(False)
+
+    def _learn(self, order_id: str, fact: dict[str, Any]) -> None:
+        if fact.get("displayed_quantity") is not None:
+            self.icebergs += 1
+        self.facts[order_id] = fact
+
+    def _forget(self, order_id: str) -> dict[str, Any] | None:
+        fact = self.facts.pop(order_id, None)
+        if fact is not None and fact.get("displayed_quantity") is not None:
+            self.icebergs -= 1
+        return fact
+
+    def capture_fills(self, on: bool) -> None:
+        """Subscribe the capture's handler to ORDER_FILLED (``on``) or not, from the next event on."""
+        if on != self.subscribed:
+            if on:
+                self.manager.subscribe(_FILLED, self.handler)
+            else:
+                self.manager.unsubscribe(_FILLED, self.handler)
+            self.subscribed = on
+
+    def exact(self, record: dict[str, Any]) -> bool:
+        """Whether the replay of ``record`` must capture every fill (see the class docstring)."""
+        return (
+            self.icebergs > 0
+            or "cid" in record
+            or (record["op"] == "place" and record.get("displayed_quantity") is not None)
+        )
+
+    def follow(
+        self, events: list[tuple[EventType, Any]], book: OrderBook, complete: bool
+    ) -> list[tuple[EventType, Any]]:
+        """Take note of one replayed command's ``events`` (captured with every fill if ``complete``)
+        and return them, with the ORDER_FILLED of each order a trade finished added if they were
+        captured without fills; ``book`` is after the command."""
+        facts = self.facts
+        # From the first trade on: the index of each order's last event. A trade finished an order iff
+        # it is the last event of the command about it and the order is not live afterwards: an order
+        # that a trade leaves open either stays live or ends with an event of its own (the rest of an
+        # IOC or a market order is cancelled).
+        last: dict[str, int] | None = None
+        first = 0
+        for index, (event_type, data) in enumerate(events):
+            if event_type is _TRADE:
+                if last is None:
+                    last = {}
+                    first = index
+                last[data["maker_order_id"]] = index
+                last[data["taker_order_id"]] = index
+                continue
+            if event_type in _STATE_EVENTS:
+                if event_type is _ADDED and data["displayed_quantity"] is not None:
+                    self.icebergs += 1  # _learn, inlined: it runs for almost every record
+                facts[data["order_id"]] = data
+            elif event_type in _END_EVENTS or (event_type is _FILLED and data["status"] == "filled"):
+                self._forget(data["order_id"])
+            if last is not None:
+                order_id = data.get("order_id")
+                if order_id is not None:
+                    last[order_id] = index
+        if complete or last is None:
+            return events
+        result = events[:first]
+        for index in range(first, len(events)):
+            event = events[index]
+            result.append(event)
+            if event[0] is _TRADE:
+                trade = event[1]
+                maker = trade["maker_order_id"]
+                if last[maker] == index and maker not in book:
+                    result.append((_FILLED, self._fill(trade, maker, True)))
+                taker = trade["taker_order_id"]
+                if last[taker] == index and taker not in book:
+                    result.append((_FILLED, self._fill(trade, taker, False)))
+        return result
+
+    def _fill(self, trade: dict[str, Any], order_id: str, is_maker: bool) -> dict[str, Any]:
+        """The ORDER_FILLED payload of the trade ``trade`` that filled ``order_id`` completely, as the
+        book builds it (keys in ``ORDER_FILLED_KEYS`` order)."""
+        fact = self._forget(order_id)
+        if fact is None:
+            raise KeyError(f"replay: no state known for the filled order {order_id!r}")
+        quantity = fact["quantity"]
+        zero = self.zero
+        if is_maker:
+            side = "sell" if trade["taker_side"] == "buy" else "buy"
+            price = trade["price"]  # a maker rests at the trade's price
+            fee = trade["maker_fee"]
+            sequence = trade["sequence"] + 1
+        else:
+            side = trade["taker_side"]
+            price = fact["price"]
+            fee = trade["taker_fee"]
+            sequence = trade["sequence"] + 2
+        return {
+            "order_id": order_id,
+            "client_order_id": fact["client_order_id"],
+            "symbol": trade["symbol"],
+            "trade_id": trade["trade_id"],
+            "side": side,
+            "price": price,
+            "quantity": quantity,
+            "fill_price": trade["price"],
+            "fill_quantity": trade["quantity"],
+            "filled_quantity": quantity,
+            "remaining_quantity": zero,
+            "visible_quantity": zero,
+            "priority": fact["priority"],
+            "is_maker": is_maker,
+            "fee": fee,
+            "user_id": fact["user_id"],
+            "order_type": fact["order_type"],
+            "status": "filled",
+            "timestamp": trade["timestamp"],
+            "sequence": sequence,
+        }
