@@ -279,10 +279,13 @@ def build_name() -> str:
 
 def _valgrind(python: str, args: list[str], out_file: Path | None = None) -> int:
     """The instructions (every thread) of ``python *args`` under callgrind; its profile is written to
-    ``out_file`` (for ``callgrind_annotate``) when one is named, else dropped."""
+    ``out_file`` (for ``callgrind_annotate``) when one is named, one file per thread
+    (``<out_file>-01``, ``-02``, ...: ``--separate-threads=yes``, see :func:`thread_totals`), else
+    dropped."""
     target = "/dev/null" if out_file is None else str(out_file)
+    threads = [] if out_file is None else ["--separate-threads=yes"]
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={target}", python, *args],
+        ["valgrind", "--tool=callgrind", *threads, f"--callgrind-out-file={target}", python, *args],
         capture_output=True,
         text=True,
         check=False,
@@ -292,6 +295,19 @@ def _valgrind(python: str, args: list[str], out_file: Path | None = None) -> int
     if out.returncode != 0 or not found:
         raise SystemExit(f"valgrind run failed ({out.returncode}):\n{out.stderr[-2000:]}")
     return int(found[-1].replace(",", ""))
+
+
+def thread_totals(out_file: Path) -> dict[int, int]:
+    """The instructions of each thread (by callgrind's thread number: 1 is the main thread, the event
+    loop's) in the per-thread profiles of one :func:`_valgrind` run that wrote ``out_file``."""
+    totals: dict[int, int] = {}
+    for part in sorted(out_file.parent.glob(f"{out_file.name}-*")):
+        number = int(part.name.rsplit("-", 1)[1])
+        for line in part.read_text(errors="replace").splitlines():
+            if line.startswith("totals:"):
+                totals[number] = int(line.split()[1])
+                break
+    return totals
 
 
 def instructions(
@@ -308,9 +324,11 @@ def instructions(
     """Instructions per order of the order-entry run (every thread) in ``python``, counted by valgrind:
     the difference between a run of ``large`` and one of ``small`` orders, divided by their difference.
     Repeatable to about a percent (the journal's batches depend on thread scheduling). ``keep``: a
-    directory that receives each run's callgrind profile
-    (``callgrind.out.orders-<count>-storage-<on|off>``)."""
+    directory that receives each run's callgrind profiles, one per thread
+    (``callgrind.out.orders-<count>-storage-<on|off>-<thread>``), and then the per-order figure of each
+    thread is printed too."""
     counts = []
+    files: list[Path] = []
     for count in (small, large):
         code = (
             f"import sys; sys.path.insert(0, {str(ROOT)!r}); import benchmarks.exchange as b; "
@@ -321,7 +339,18 @@ def instructions(
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
             out_file = keep.resolve() / f"callgrind.out.orders-{count}-storage-{'on' if storage else 'off'}"
+        for stale in [] if out_file is None else out_file.parent.glob(f"{out_file.name}-*"):
+            stale.unlink()  # a thread file of an earlier run would be counted with this one's
         counts.append(_valgrind(python, ["-c", code], out_file))
+        if out_file is not None:
+            files.append(out_file)
+    if len(files) == 2:  # per thread, per order: where the instructions go
+        before, after = thread_totals(files[0]), thread_totals(files[1])
+        parts = ", ".join(
+            f"thread {number}: {(after[number] - before.get(number, 0)) / (large - small):,.0f}"
+            for number in sorted(after)
+        )
+        print(f"  per order by thread (1: the event loop; then the journal and storage writers): {parts}")
     return (counts[1] - counts[0]) / (large - small)
 
 
@@ -425,7 +454,8 @@ def main() -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="with --instructions: keep each valgrind run's callgrind profile in DIR (headline build)",
+        help="with --instructions: keep each valgrind run's callgrind profiles (one per thread) in DIR "
+        "and print each thread's instructions per order (headline build)",
     )
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
