@@ -132,6 +132,18 @@ def test_float_input_is_read_as_its_shortest_decimal_on_every_grid(value: float,
         assert grid.to_units(value) == expected
 
 
+@given(
+    units=st.integers(min_value=-(10**20), max_value=10**20),
+    step=st.sampled_from(["0.01", "0.001", "0.5", "1", "5", "1E+2", "0.00000001", "0.25", "2.5"]),
+)
+@example(units=0, step="0.00000001")
+@example(units=-1, step="0.01")
+@example(units=123, step="0.00000001")
+def test_str_output_is_the_decimals_fixed_point_form(units: int, step: str) -> None:
+    grid = Grid(step, "price")
+    assert grid.to_str(units) == format(grid.to_decimal(units), "f")
+
+
 def test_str_output_has_the_grid_decimal_places() -> None:
     assert Grid("0.01", "price").to_str(30) == "0.30"
     assert Grid("0.001", "quantity").to_str(1000) == "1.000"
