@@ -335,7 +335,8 @@ def test_payloads_are_not_built_without_subscribers(monkeypatch: pytest.MonkeyPa
                 calls.append(_name)
                 return {}
 
-            monkeypatch.setattr(book, name, spy)
+            # On the class: a book's attributes are slots, and its methods cannot be shadowed per instance.
+            monkeypatch.setattr(OrderBook, name, spy)
     busy_scenario(book, clock)
     assert calls == []
     assert book.sequence > 0  # events were still numbered
@@ -348,13 +349,13 @@ def test_only_the_subscribed_payloads_are_built(monkeypatch: pytest.MonkeyPatch)
     recorder = Recorder()
     book.event_manager.subscribe(EventType.TRADE_EXECUTED, recorder)
     order_dicts: list[object] = []
-    original = book._order_dict
+    original = OrderBook._order_dict
 
-    def spy(order: Any) -> dict[str, Any]:
+    def spy(self: OrderBook, order: Any, *args: Any) -> dict[str, Any]:
         order_dicts.append(order)
-        return original(order)
+        return original(self, order, *args)
 
-    monkeypatch.setattr(book, "_order_dict", spy)
+    monkeypatch.setattr(OrderBook, "_order_dict", spy)  # on the class, as above
     busy_scenario(book, clock)
     assert recorder.events
     assert order_dicts == []
