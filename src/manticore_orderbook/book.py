@@ -378,10 +378,9 @@ class OrderBook:
         # interpreter, calling its Python methods costs more than RLock's C methods, so RLock it is.
         self._lock: Final[BookLock] = cast(BookLock, threading.RLock()) if _INTERPRETED else BookLock()
         self._max_trade_history = max_trade_history
-        # Events of the command in progress, three items per event: the handlers subscribed when it
-        # was queued, its type and its data (``_push``; ``_dispatch`` delivers). One flat list costs
-        # one allocation per command, where a tuple per event or a list per field cost more.
-        self._pending: list[Any] = []
+        # Events of the command in progress, one tuple per event: the handlers subscribed when it was
+        # queued, its type and its data (``_push``; ``_dispatch`` delivers).
+        self._pending: list[tuple[tuple[EventHandler, ...], EventType, dict[str, Any]]] = []
         self._dispatching = False
         # The clock reading the events' ``timestamp`` keys hold, as one float object (``_stamp_of``).
         self._stamp: object = None
@@ -1240,9 +1239,7 @@ class OrderBook:
             plain = self._plain_order_event(order, True, now)
             if plain is not None:
                 pending = self._pending
-                pending.append(handlers)
-                pending.append(_ET_ORDER_ADDED)
-                pending.append(plain)
+                pending.append((handlers, _ET_ORDER_ADDED, plain))
                 return
             data = self._order_dict(order, _ADDED_TEMPLATE)
             data["order_timestamp"] = order.timestamp
@@ -1316,9 +1313,13 @@ class OrderBook:
                 handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
                 if handlers:
                     pending = self._pending
-                    pending.append(handlers)
-                    pending.append(_ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED)
-                    pending.append(self._level_dict(level, now))
+                    pending.append(
+                        (
+                            handlers,
+                            _ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED,
+                            self._level_dict(level, now),
+                        )
+                    )
 
     def _crosses(self, side: Side, price: int | None) -> bool:
         if side is BUY:
@@ -1821,9 +1822,7 @@ class OrderBook:
                 plain = self._plain_order_event(order, False, now, reason, amount)
                 if plain is not None:
                     pending = self._pending
-                    pending.append(handlers)
-                    pending.append(_ET_ORDER_CANCELLED)
-                    pending.append(plain)
+                    pending.append((handlers, _ET_ORDER_CANCELLED, plain))
                     return
             data = self._order_dict(order, _EVENT_TEMPLATES[index])
             if index == E_CANCELLED:
@@ -1874,9 +1873,7 @@ class OrderBook:
     def _push(self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any]) -> None:
         """Queue one event for delivery at the end of the command."""
         pending = self._pending
-        pending.append(handlers)
-        pending.append(event_type)
-        pending.append(data)
+        pending.append((handlers, event_type, data))
 
     def _queue(
         self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any], now: object
@@ -1936,31 +1933,29 @@ class OrderBook:
             else:
                 data = self._next_trade_dict(last, trade, trade_id, maker_fee, taker_fee, price)
             self._sweep_trade = data
-            pending.append(trade_handlers)
-            pending.append(_ET_TRADE_EXECUTED)
-            pending.append(data)
+            pending.append((trade_handlers, _ET_TRADE_EXECUTED, data))
         if fill_handlers:
-            pending.append(fill_handlers)
-            pending.append(_ET_ORDER_FILLED)
-            pending.append(self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, price, stamp))
+            pending.append(
+                (
+                    fill_handlers,
+                    _ET_ORDER_FILLED,
+                    self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, price, stamp),
+                )
+            )
             last = self._sweep_fill
             if last is None:
                 data = self._fill_dict(trade, trade_id, taker, False, taker_fee, seq + 2, price, stamp)
             else:
                 data = self._next_taker_fill(last, trade, trade_id, taker, taker_fee, seq + 2, price)
             self._sweep_fill = data
-            pending.append(fill_handlers)
-            pending.append(_ET_ORDER_FILLED)
-            pending.append(data)
+            pending.append((fill_handlers, _ET_ORDER_FILLED, data))
 
     def _emit_level(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
         handlers = self._h[E_LEVEL_CHANGED]
         if handlers:
             pending = self._pending
-            pending.append(handlers)
-            pending.append(_ET_PRICE_LEVEL_CHANGED)
-            pending.append(self._level_dict(level, now))
+            pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, self._level_dict(level, now)))
 
     def _emit_level_removed(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
@@ -1983,14 +1978,9 @@ class OrderBook:
         if pending:
             self._dispatching = True
             try:
-                i = 0
-                while i < len(pending):  # handlers that call back into the book add to the end
-                    # Annotated locals, not ``cast()``: a call per item in pure Python; under mypyc
-                    # both are one type check.
-                    handlers: tuple[EventHandler, ...] = pending[i]
-                    event_type: EventType = pending[i + 1]
-                    data: dict[str, Any] = pending[i + 2]
-                    i += 3
+                # Handlers that call back into the book add events to the end of ``pending``: a loop
+                # over a list reads its length at every step, so it delivers them too.
+                for handlers, event_type, data in pending:
                     for handler in handlers:
                         try:
                             handler(event_type, data)
