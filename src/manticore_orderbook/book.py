@@ -768,14 +768,20 @@ class OrderBook:
                     return False
             level = self._remove(order)
             h = self._h
-            if self._changes is None and not h[E_CANCELLED]:  # _emit_order's work when unheard
+            if self._changes is None and not h[E_CANCELLED]:  # _emit_cancelled's work when unheard
                 self._sequence += 1
                 self._cancelled_count += 1
             else:
-                self._emit_order(E_CANCELLED, order, now, "user", order.open)
+                self._emit_cancelled(order, now, "user", order.open)
             if level is not None:
-                if level.count and level.dead <= level.count and not h[E_LEVEL_CHANGED]:
-                    self._sequence += 1  # _emit_level_after_removal's work: the level stays, unheard
+                if level.count and level.dead <= level.count:
+                    # _emit_level_after_removal's work when the level stays, without two calls
+                    self._sequence += 1
+                    handlers = h[E_LEVEL_CHANGED]
+                    if handlers:
+                        self._pending.append(
+                            (handlers, _ET_PRICE_LEVEL_CHANGED, self._level_dict(level, now))
+                        )
                 else:
                     self._emit_level_after_removal(level, now)
             if self._pending or self._changes:
@@ -1230,20 +1236,83 @@ class OrderBook:
             self._run_stops(now)
 
     def _announce(self, order: Order, now: float) -> None:
-        """Queue ORDER_ADDED for ``order`` (its sequence number is already taken)."""
+        """Queue ORDER_ADDED for ``order``, a new order (its sequence number is already taken).
+
+        A plain order's data (no iceberg, expiry, stop or trail) is built here, a call costing a frame
+        in pure Python: a copy of a template prefilled with every value such an order shares, then its
+        own. Others are built by ``_order_dict``. Both give the same keys, order and values; quantities
+        that are equal share one output object (they are immutable)."""
         changes = self._changes
         if changes is not None:
             changes.append((CHANGE_ADDED, order, self._sequence, None))
         handlers = self._h[E_ADDED]
-        if handlers:
-            plain = self._plain_order_event(order, True, now)
-            if plain is not None:
-                pending = self._pending
-                pending.append((handlers, _ET_ORDER_ADDED, plain))
-                return
+        if not handlers:
+            return
+        if (
+            order.peak
+            or order.expiry is not None
+            or order.stop_price is not None
+            or order.trail is not None
+            or order.trail_ref is not None
+            or order.triggered
+        ):
             data = self._order_dict(order, _ADDED_TEMPLATE)
             data["order_timestamp"] = order.timestamp
             self._queue(handlers, _ET_ORDER_ADDED, data, now)
+            return
+        if self.symbol is not self._templates_symbol:
+            self._build_templates()
+        data = (self._added_templates[0] if order.side is BUY else self._added_templates[1]).copy()
+        data["order_id"] = order.order_id
+        if order.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = order.client_order_id
+        price = order.price
+        if price is not None:
+            pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
+            data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
+        lots = order.quantity
+        open_lots = order.open
+        qdiv = self._qty_div
+        if qdiv:
+            quantity: object = lots / qdiv
+            remaining = quantity if open_lots == lots else open_lots / qdiv
+        else:
+            quantity = self._qty_out(lots)
+            remaining = quantity if open_lots == lots else self._qty_out(open_lots)
+        data["quantity"] = quantity
+        data["remaining_quantity"] = remaining
+        filled = order.filled
+        if filled:  # the templates say 0
+            data["filled_quantity"] = filled / qdiv if qdiv else self._qty_out(filled)
+        visible = order.visible
+        if visible:  # the templates say 0 (a new order has no slice in a level yet)
+            data["visible_quantity"] = (
+                remaining if visible == open_lots else visible / qdiv if qdiv else self._qty_out(visible)
+            )
+        if filled or not open_lots:  # the templates say "open"
+            data["status"] = "partially_filled" if open_lots else "filled" if filled else "cancelled"
+        if order.order_type is not LIMIT:
+            data["order_type"] = order.order_type._value_
+        tif = order.tif
+        if tif is not GTC:  # IOC spelled out: reading an Enum's ``_value_`` is a generic attribute lookup
+            data["time_in_force"] = _IOC_VALUE if tif is IOC else tif._value_
+        data["user_id"] = order.user_id
+        if order.stp is not STP_NONE:
+            data["self_trade_prevention"] = order.stp._value_
+        # Compiled, each store of an int or float boxes it: one object each where the values are equal
+        # (a new order's rank is its ORDER_ADDED's sequence, its timestamp the command's clock reading).
+        rank: object = order.rank
+        data["priority"] = rank
+        if _INTERPRETED:
+            data["timestamp"] = now
+            data["order_timestamp"] = order.timestamp
+            data["sequence"] = self._sequence
+        else:
+            stamp = self._stamp_of(now)
+            data["timestamp"] = stamp
+            data["order_timestamp"] = stamp if order.timestamp == now and now else order.timestamp
+            data["sequence"] = rank if order.rank == self._sequence else self._sequence
+        self._pending.append((handlers, _ET_ORDER_ADDED, data))
 
     def _execute(self, order: Order, now: float, announce: bool) -> None:
         """Match ``order`` as a taker, then rest, or cancel what is left of it."""
@@ -1259,10 +1328,10 @@ class OrderBook:
             crosses = bool(chunks) and (price is None or chunks[-1][-1] >= price)
         if crosses:
             if order.order_type is POST_ONLY:
-                self._emit_order(E_CANCELLED, order, now, "post_only", order.open)
+                self._emit_cancelled(order, now, "post_only", order.open)
                 return
             if tif is FOK and not self._fok_fillable(order):
-                self._emit_order(E_CANCELLED, order, now, "fok", order.open)
+                self._emit_cancelled(order, now, "fok", order.open)
                 return
             if announce:
                 self._sequence += 1
@@ -1273,7 +1342,7 @@ class OrderBook:
                 return  # self-trade prevention ended the order
         else:
             if tif is FOK:
-                self._emit_order(E_CANCELLED, order, now, "fok", order.open)
+                self._emit_cancelled(order, now, "fok", order.open)
                 return
             if announce:
                 self._sequence += 1
@@ -1282,7 +1351,7 @@ class OrderBook:
                     self._announce(order, now)
         if order.open:
             if price is None or tif is IOC or tif is FOK:
-                self._emit_order(E_CANCELLED, order, now, "ioc", order.open)
+                self._emit_cancelled(order, now, "ioc", order.open)
             else:
                 # Rest: put ``order`` at the back of its price level with a fresh slice and report the
                 # level. Inlined (only this path rests an order; a call costs more in pure Python), and
@@ -1471,7 +1540,10 @@ class OrderBook:
                 if head >= 32 and head + head > len(queue):  # spent entries dominate: drop them
                     del queue[:head]
                     level.head = 0
-                self._emit_level(level, now)
+                self._sequence += 1  # _emit_level, without a call
+                handlers = h[E_LEVEL_CHANGED]
+                if handlers:
+                    self._pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, self._level_dict(level, now)))
             else:
                 level.clear()
                 del levels[best]
@@ -1495,7 +1567,7 @@ class OrderBook:
         if mode is STP_NEWEST or mode is STP_BOTH:
             if mode is STP_BOTH:
                 self._cancel_resting_for_stp(maker, now)
-            self._emit_order(E_CANCELLED, taker, now, "self_trade_prevention", taker.open)
+            self._emit_cancelled(taker, now, "self_trade_prevention", taker.open)
             taker.open = 0
             return False
         if mode is STP_OLDEST:
@@ -1522,7 +1594,7 @@ class OrderBook:
                 reason="self_trade_prevention",
             )
         if cut == taker.open:
-            self._emit_order(E_CANCELLED, taker, now, "self_trade_prevention", cut)
+            self._emit_cancelled(taker, now, "self_trade_prevention", cut)
             taker.open = 0
             taker.quantity -= cut
             return False
@@ -1561,7 +1633,7 @@ class OrderBook:
         level.total -= maker.visible
         level.reserve -= maker.open - maker.visible
         del self._orders[maker.order_id]
-        self._emit_order(E_CANCELLED, maker, now, "self_trade_prevention", maker.open)
+        self._emit_cancelled(maker, now, "self_trade_prevention", maker.open)
 
     def _join_level(self, order: Order) -> tuple[PriceLevel, bool]:
         """Append ``order`` (its ``visible`` already set) to the back of its price level, creating the
@@ -1791,45 +1863,111 @@ class OrderBook:
             level = self._remove(order)
             removed += 1
             self._expired_count += 1
-            self._emit_order(E_EXPIRED, order, now, None, order.open)
+            self._emit_order(E_EXPIRED, order, now, order.open)
             if level is not None:
                 self._emit_level_after_removal(level, now)
         return removed
 
     # ------------------------------------------------------------------ events
 
-    def _emit_order(
-        self, index: int, order: Order, now: float, reason: str | None = None, amount: int = 0
-    ) -> None:
-        """Queue an ORDER_CANCELLED (``reason``, ``amount`` = cancelled lots), ORDER_EXPIRED (``amount``
-        = expired lots) or ORDER_TRIGGERED event about ``order``."""
+    def _emit_cancelled(self, order: Order, now: float, reason: str, amount: int) -> None:
+        """Queue ORDER_CANCELLED about ``order``: ``reason`` and ``amount``, the cancelled lots.
+
+        A plain order's data is built here, as ``_announce`` builds ORDER_ADDED's; others by
+        ``_order_dict``, with the same keys, order and values."""
         self._sequence += 1
-        if index == E_CANCELLED:
-            self._cancelled_count += 1
+        self._cancelled_count += 1
         changes = self._changes
         if changes is not None:
-            kind = CHANGE_ORDER
-            if index == E_CANCELLED:
-                kind = CHANGE_CANCELLED
-            elif index == E_EXPIRED:
-                kind = CHANGE_EXPIRED
             # A cancelled taker's open quantity is zeroed after this event: keep what it reports.
-            extra = None if kind == CHANGE_ORDER else (reason, order.open, order.quantity)
-            changes.append((kind, order, self._sequence, extra))
+            changes.append((CHANGE_CANCELLED, order, self._sequence, (reason, order.open, order.quantity)))
+        handlers = self._h[E_CANCELLED]
+        if not handlers:
+            return
+        if (
+            order.peak
+            or order.expiry is not None
+            or order.stop_price is not None
+            or order.trail is not None
+            or order.trail_ref is not None
+            or order.triggered
+        ):
+            data = self._order_dict(order, _CANCELLED_TEMPLATE)
+            data["status"] = "cancelled"
+            data["reason"] = reason
+            data["cancelled_quantity"] = self._qty_grid.to_output(amount)
+            data["order_timestamp"] = order.timestamp
+            self._queue(handlers, _ET_ORDER_CANCELLED, data, now)
+            return
+        if self.symbol is not self._templates_symbol:
+            self._build_templates()
+        data = (self._cancelled_templates[0] if order.side is BUY else self._cancelled_templates[1]).copy()
+        data["order_id"] = order.order_id
+        if order.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = order.client_order_id
+        price = order.price
+        if price is not None:
+            pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
+            data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
+        lots = order.quantity
+        open_lots = order.open
+        qdiv = self._qty_div
+        if qdiv:
+            quantity: object = lots / qdiv
+            remaining = quantity if open_lots == lots else open_lots / qdiv
+        else:
+            quantity = self._qty_out(lots)
+            remaining = quantity if open_lots == lots else self._qty_out(open_lots)
+        data["quantity"] = quantity
+        data["remaining_quantity"] = remaining
+        filled = order.filled
+        if filled:  # the templates say 0
+            data["filled_quantity"] = filled / qdiv if qdiv else self._qty_out(filled)
+        visible = order.visible
+        if visible == open_lots:
+            data["visible_quantity"] = remaining
+        else:
+            data["visible_quantity"] = visible / qdiv if qdiv else self._qty_out(visible)
+        if reason != "user":  # the templates say "user"
+            data["reason"] = reason
+        if amount == open_lots:
+            data["cancelled_quantity"] = remaining
+        else:
+            data["cancelled_quantity"] = amount / qdiv if qdiv else self._qty_out(amount)
+        if order.order_type is not LIMIT:
+            data["order_type"] = order.order_type._value_
+        tif = order.tif
+        if tif is not GTC:  # as in _announce
+            data["time_in_force"] = _IOC_VALUE if tif is IOC else tif._value_
+        data["user_id"] = order.user_id
+        if order.stp is not STP_NONE:
+            data["self_trade_prevention"] = order.stp._value_
+        rank: object = order.rank
+        data["priority"] = rank
+        if _INTERPRETED:
+            data["timestamp"] = now
+            data["order_timestamp"] = order.timestamp
+            data["sequence"] = self._sequence
+        else:  # one boxed object each where the values are equal, as in _announce
+            stamp = self._stamp_of(now)
+            data["timestamp"] = stamp
+            data["order_timestamp"] = stamp if order.timestamp == now and now else order.timestamp
+            data["sequence"] = rank if order.rank == self._sequence else self._sequence
+        self._pending.append((handlers, _ET_ORDER_CANCELLED, data))
+
+    def _emit_order(self, index: int, order: Order, now: float, amount: int = 0) -> None:
+        """Queue an ORDER_EXPIRED (``amount`` = expired lots) or ORDER_TRIGGERED event about ``order``."""
+        self._sequence += 1
+        changes = self._changes
+        if changes is not None:
+            if index == E_EXPIRED:
+                changes.append((CHANGE_EXPIRED, order, self._sequence, (None, order.open, order.quantity)))
+            else:
+                changes.append((CHANGE_ORDER, order, self._sequence, None))
         handlers = self._h[index]
         if handlers:
-            if index == E_CANCELLED:
-                plain = self._plain_order_event(order, False, now, reason, amount)
-                if plain is not None:
-                    pending = self._pending
-                    pending.append((handlers, _ET_ORDER_CANCELLED, plain))
-                    return
             data = self._order_dict(order, _EVENT_TEMPLATES[index])
-            if index == E_CANCELLED:
-                data["status"] = "cancelled"
-                data["reason"] = reason
-                data["cancelled_quantity"] = self._qty_grid.to_output(amount)
-            elif index == E_EXPIRED:
+            if index == E_EXPIRED:
                 data["status"] = "expired"
                 data["expired_quantity"] = self._qty_grid.to_output(amount)
             elif index == E_TRIGGERED:
@@ -2034,7 +2172,16 @@ class OrderBook:
             "triggered": False,
             "filled_quantity": self._zero_qty_out,
         }
-        added = tuple({**_ADDED_TEMPLATE, **common, "side": side._value_, "status": "open"} for side in sides)
+        added = tuple(
+            {
+                **_ADDED_TEMPLATE,
+                **common,
+                "side": side._value_,
+                "status": "open",
+                "visible_quantity": self._zero_qty_out,
+            }
+            for side in sides
+        )
         cancelled = tuple(
             {**_CANCELLED_TEMPLATE, **common, "side": side._value_, "status": "cancelled", "reason": "user"}
             for side in sides
@@ -2084,92 +2231,6 @@ class OrderBook:
         )
         # by the taker's side: buy, sell
         self._trade_templates = (_shared_keys(trades[0]), _shared_keys(trades[1]))
-
-    def _plain_order_event(
-        self, order: Order, added: bool, now: float, reason: str | None = None, amount: int = 0
-    ) -> dict[str, Any] | None:
-        """ORDER_ADDED (``added``) or ORDER_CANCELLED data of a plain order, stamped with ``now`` and
-        the current sequence; a cancel's ``reason`` and cancelled lots ``amount``. None when ``order``
-        is not plain (an iceberg, an order with an expiry, a stop or a trail, or a triggered one),
-        which ``_order_dict`` then builds.
-
-        The same keys, order and values as the general path: a copy of a template prefilled with every
-        value a plain order shares, then the order's own. Quantities that are equal share one output
-        object (they are immutable)."""
-        if (
-            order.peak
-            or order.expiry is not None
-            or order.stop_price is not None
-            or order.trail is not None
-            or order.trail_ref is not None
-            or order.triggered
-        ):
-            return None
-        if self.symbol is not self._templates_symbol:
-            self._build_templates()
-        buy = order.side is BUY
-        if added:
-            data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
-        else:
-            data = (self._cancelled_templates[0] if buy else self._cancelled_templates[1]).copy()
-        data["order_id"] = order.order_id
-        if order.client_order_id is not None:  # the templates say None
-            data["client_order_id"] = order.client_order_id
-        price = order.price
-        if price is not None:
-            pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
-            data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
-        lots = order.quantity
-        open_lots = order.open
-        qdiv = self._qty_div
-        if qdiv:
-            quantity: object = lots / qdiv
-            data["quantity"] = quantity
-            if order.filled:  # the templates say 0
-                data["filled_quantity"] = order.filled / qdiv
-            remaining = quantity if open_lots == lots else open_lots / qdiv
-            data["remaining_quantity"] = remaining
-            data["visible_quantity"] = remaining if order.visible == open_lots else order.visible / qdiv
-        else:
-            quantity = self._qty_out(lots)
-            data["quantity"] = quantity
-            if order.filled:
-                data["filled_quantity"] = self._qty_out(order.filled)
-            remaining = quantity if open_lots == lots else self._qty_out(open_lots)
-            data["remaining_quantity"] = remaining
-            data["visible_quantity"] = (
-                remaining if order.visible == open_lots else self._qty_out(order.visible)
-            )
-        if not added:
-            if reason != "user":  # the templates say "user"
-                data["reason"] = reason
-            if amount == open_lots:
-                data["cancelled_quantity"] = remaining
-            else:
-                data["cancelled_quantity"] = amount / qdiv if qdiv else self._qty_out(amount)
-        if order.order_type is not LIMIT:
-            data["order_type"] = order.order_type._value_
-        tif = order.tif
-        if tif is not GTC:  # IOC spelled out: reading an Enum's ``_value_`` is a generic attribute lookup
-            data["time_in_force"] = _IOC_VALUE if tif is IOC else tif._value_
-        if order.user_id is not None:
-            data["user_id"] = order.user_id
-        stamp = now if _INTERPRETED else self._stamp_of(now)
-        data["timestamp"] = stamp
-        if order.stp is not STP_NONE:
-            data["self_trade_prevention"] = order.stp._value_
-        if added and (order.filled or not open_lots):  # the template says "open"
-            if not open_lots:
-                data["status"] = "filled" if order.filled else "cancelled"
-            else:
-                data["status"] = "partially_filled"
-        # One object each where the values are equal (a new order's rank is its ORDER_ADDED's sequence
-        # and its timestamp the command's clock reading): compiled, each store of an int or float boxes.
-        rank: object = order.rank
-        data["priority"] = rank
-        data["order_timestamp"] = stamp if order.timestamp == now and now else order.timestamp
-        data["sequence"] = rank if order.rank == self._sequence else self._sequence
-        return data
 
     def _order_dict(self, order: Order, template: dict[str, Any] = _ORDER_TEMPLATE) -> dict[str, Any]:
         """``order`` as a dict: a copy of ``template`` (the keys of an event type, in their published
