@@ -2047,7 +2047,14 @@ class OrderBook:
 
     def _emit_fill(self, trade: Trade, maker: Order, taker: Order, now: float, level: PriceLevel) -> None:
         """Queue TRADE_EXECUTED and the two ORDER_FILLED events of ``trade`` (sequence already taken);
-        ``level`` is the maker's price level (its price is the trade's)."""
+        ``level`` is the maker's price level (its price is the trade's).
+
+        The maker's fill, and the second and later trade and taker fill of a sweep, are built here (a
+        call costs a frame in pure Python); a sweep's first trade and taker fill by ``_trade_dict``
+        and ``_fill_dict``. A later trade or taker fill is a copy of the previous one, which is still
+        queued and not delivered (handlers run after the command), so as built: the taker's keys, the
+        symbol and the timestamp are the same, and only the trade's, the maker's or the fill's keys
+        are set (docs/performance.md, session 11)."""
         h = self._h
         seq = trade.sequence
         trade_handlers = h[E_TRADE]
@@ -2055,38 +2062,119 @@ class OrderBook:
         if not trade_handlers and not fill_handlers:
             return
         trade_id = self._trade_id_prefix + str(trade.number)
-        if not self._maker_fee_num and not self._taker_fee_num:
-            maker_fee = taker_fee = self._zero_money
-        else:
+        has_fees = self._has_fees
+        if has_fees:
             maker_fee, taker_fee = self._trade_fees(trade)
+        else:
+            maker_fee = taker_fee = self._zero_money
         price = level.price_out  # _level_price inlined
         if price is None:
             price = self._level_price(level)
         stamp = now if _INTERPRETED else self._stamp_of(now)
+        qdiv = self._qty_div
+        fill_lots = trade.quantity
+        if qdiv:
+            fill_quantity: object = fill_lots / qdiv
+        else:
+            fill_quantity = self._qty_out(fill_lots)
         pending = self._pending  # appended here: a call to _push each costs more in pure Python
         if trade_handlers:
-            last = self._sweep_trade
-            if last is None:
+            data = self._sweep_trade
+            if data is None:
                 data = self._trade_dict(trade, trade_id, maker_fee, taker_fee, price, stamp)
             else:
-                data = self._next_trade_dict(last, trade, trade_id, maker_fee, taker_fee, price)
+                data = data.copy()
+                data["trade_id"] = trade_id
+                data["price"] = price
+                data["quantity"] = fill_quantity
+                data["maker_order_id"] = trade.maker_order_id
+                data["maker_user_id"] = trade.maker_user_id  # the last maker's may differ, None included
+                if trade.taker_side is BUY:
+                    data["sell_order_id"] = trade.maker_order_id
+                else:
+                    data["buy_order_id"] = trade.maker_order_id
+                if has_fees:  # otherwise both are the template's zero
+                    data["maker_fee"] = maker_fee
+                    data["taker_fee"] = taker_fee
+                data["sequence"] = trade.sequence
             self._sweep_trade = data
             pending.append((trade_handlers, _ET_TRADE_EXECUTED, data))
-        if fill_handlers:
-            pending.append(
-                (
-                    fill_handlers,
-                    _ET_ORDER_FILLED,
-                    self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, price, stamp),
-                )
-            )
-            last = self._sweep_fill
-            if last is None:
-                data = self._fill_dict(trade, trade_id, taker, False, taker_fee, seq + 2, price, stamp)
+        if not fill_handlers:
+            return
+        if self.symbol is not self._templates_symbol:
+            self._build_templates()
+        # The maker's fill (what _fill_dict builds; a maker's price is the trade's).
+        templates = self._fill_templates  # buy maker, buy taker, sell maker, sell taker
+        data = (templates[0] if maker.side is BUY else templates[2]).copy()
+        data["order_id"] = maker.order_id
+        if maker.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = maker.client_order_id
+        data["trade_id"] = trade_id
+        data["price"] = price
+        data["fill_price"] = price
+        lots = maker.quantity
+        quantity = fill_quantity if fill_lots == lots else lots / qdiv if qdiv else self._qty_out(lots)
+        data["quantity"] = quantity
+        data["fill_quantity"] = fill_quantity
+        filled_lots = maker.filled
+        if filled_lots == lots:
+            data["filled_quantity"] = quantity
+        elif filled_lots == fill_lots:
+            data["filled_quantity"] = fill_quantity
+        else:
+            data["filled_quantity"] = filled_lots / qdiv if qdiv else self._qty_out(filled_lots)
+        open_lots = maker.open
+        if open_lots:
+            remaining = open_lots / qdiv if qdiv else self._qty_out(open_lots)
+            data["status"] = "partially_filled"  # the templates say "filled"
+        else:
+            remaining = self._zero_qty_out
+        data["remaining_quantity"] = remaining
+        visible = maker.visible
+        if visible == open_lots:
+            data["visible_quantity"] = remaining
+        else:
+            data["visible_quantity"] = visible / qdiv if qdiv else self._qty_out(visible)
+        data["priority"] = maker.rank
+        if has_fees:  # otherwise the template holds the zero fee
+            data["fee"] = maker_fee
+        data["user_id"] = maker.user_id
+        if maker.order_type is not LIMIT:
+            data["order_type"] = maker.order_type._value_
+        data["timestamp"] = stamp
+        data["sequence"] = seq + 1
+        pending.append((fill_handlers, _ET_ORDER_FILLED, data))
+        # The taker's fill.
+        data = self._sweep_fill
+        if data is None:
+            data = self._fill_dict(trade, trade_id, taker, False, taker_fee, seq + 2, price, stamp)
+        else:
+            data = data.copy()
+            data["trade_id"] = trade_id
+            data["fill_price"] = price
+            data["fill_quantity"] = fill_quantity
+            filled_lots = taker.filled
+            if filled_lots == fill_lots:  # not after an earlier fill, but as _fill_dict has it
+                data["filled_quantity"] = fill_quantity
             else:
-                data = self._next_taker_fill(last, trade, trade_id, taker, taker_fee, seq + 2, price)
-            self._sweep_fill = data
-            pending.append((fill_handlers, _ET_ORDER_FILLED, data))
+                data["filled_quantity"] = filled_lots / qdiv if qdiv else self._qty_out(filled_lots)
+            open_lots = taker.open
+            if open_lots:
+                remaining = open_lots / qdiv if qdiv else self._qty_out(open_lots)
+            else:
+                remaining = self._zero_qty_out
+                data["status"] = "filled"  # the last fill left the taker open: it said "partially_filled"
+            data["remaining_quantity"] = remaining
+            visible = taker.visible
+            if visible == open_lots:
+                data["visible_quantity"] = remaining
+            else:
+                data["visible_quantity"] = visible / qdiv if qdiv else self._qty_out(visible)
+            if has_fees:  # otherwise the template's zero
+                data["fee"] = taker_fee
+            data["sequence"] = seq + 2
+        self._sweep_fill = data
+        pending.append((fill_handlers, _ET_ORDER_FILLED, data))
 
     def _emit_level(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
@@ -2362,78 +2450,6 @@ class OrderBook:
             data["taker_fee"] = taker_fee
         data["timestamp"] = trade.timestamp if stamp is None else stamp
         data["sequence"] = trade.sequence
-        return data
-
-    def _next_trade_dict(
-        self,
-        last: dict[str, Any],
-        trade: Trade,
-        trade_id: str,
-        maker_fee: object,
-        taker_fee: object,
-        price: object,
-    ) -> dict[str, Any]:
-        """TRADE_EXECUTED's data for ``trade``, the next trade of the taker whose previous one in this
-        sweep had the data ``last`` (queued, not delivered: as built). The taker's keys, the symbol and
-        the timestamp are the same, so it is a copy of ``last`` with the trade's and the maker's keys
-        set: 7 stores instead of 11 (docs/performance.md, session 11)."""
-        data = last.copy()
-        data["trade_id"] = trade_id
-        data["price"] = price
-        qdiv = self._qty_div
-        data["quantity"] = trade.quantity / qdiv if qdiv else self._qty_grid.to_output(trade.quantity)
-        data["maker_order_id"] = trade.maker_order_id
-        data["maker_user_id"] = trade.maker_user_id  # the last maker's may differ, None included
-        if trade.taker_side is BUY:
-            data["sell_order_id"] = trade.maker_order_id
-        else:
-            data["buy_order_id"] = trade.maker_order_id
-        if self._has_fees:  # otherwise both are the template's zero
-            data["maker_fee"] = maker_fee
-            data["taker_fee"] = taker_fee
-        data["sequence"] = trade.sequence
-        return data
-
-    def _next_taker_fill(
-        self,
-        last: dict[str, Any],
-        trade: Trade,
-        trade_id: str,
-        order: Order,
-        fee: object,
-        sequence: int,
-        fill_price: object,
-    ) -> dict[str, Any]:
-        """The taker's ORDER_FILLED data for ``trade`` when its previous fill in this sweep had the data
-        ``last`` (queued, not delivered: as built). The order's own keys (id, price, quantity,
-        priority, user, type) and the timestamp are the same, so it is a copy of ``last`` with the
-        fill's keys set, as ``_fill_dict`` computes them."""
-        data = last.copy()
-        data["trade_id"] = trade_id
-        data["fill_price"] = fill_price
-        qdiv = self._qty_div
-        fill_lots = trade.quantity
-        fill_quantity = fill_lots / qdiv if qdiv else self._qty_out(fill_lots)
-        data["fill_quantity"] = fill_quantity
-        filled_lots = order.filled
-        if filled_lots == fill_lots:  # not after an earlier fill, but as _fill_dict has it
-            data["filled_quantity"] = fill_quantity
-        else:
-            data["filled_quantity"] = filled_lots / qdiv if qdiv else self._qty_out(filled_lots)
-        open_lots = order.open
-        if not open_lots:
-            remaining = self._zero_qty_out
-            data["status"] = "filled"  # the last fill left the taker open: it said "partially_filled"
-        else:
-            remaining = open_lots / qdiv if qdiv else self._qty_out(open_lots)
-        data["remaining_quantity"] = remaining
-        if order.visible == open_lots:
-            data["visible_quantity"] = remaining
-        else:
-            data["visible_quantity"] = order.visible / qdiv if qdiv else self._qty_out(order.visible)
-        if self._has_fees:  # otherwise the template's zero
-            data["fee"] = fee
-        data["sequence"] = sequence
         return data
 
     def _fill_dict(
