@@ -778,10 +778,22 @@ class OrderBook:
                     # _emit_level_after_removal's work when the level stays, without two calls
                     self._sequence += 1
                     handlers = h[E_LEVEL_CHANGED]
-                    if handlers:
-                        self._pending.append(
-                            (handlers, _ET_PRICE_LEVEL_CHANGED, self._level_dict(level, now))
+                    if handlers:  # the level's data (as _level_dict builds it, without a call)
+                        if self.symbol is not self._templates_symbol:
+                            self._build_templates()
+                        data = (
+                            self._level_templates[0] if order.side is BUY else self._level_templates[1]
+                        ).copy()
+                        data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
+                        data["sequence"] = self._sequence
+                        out = level.price_out
+                        data["price"] = self._level_price(level) if out is None else out
+                        qdiv = self._qty_div
+                        data["quantity"] = (
+                            level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
                         )
+                        data["order_count"] = level.count
+                        self._pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, data))
                 else:
                     self._emit_level_after_removal(level, now)
             if self._pending or self._changes:
@@ -1380,14 +1392,19 @@ class OrderBook:
                     heapq.heappush(self._expiries, (order.expiry, order.rank, order))
                 self._sequence += 1
                 handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
-                if handlers:
-                    pending = self._pending
-                    pending.append(
-                        (
-                            handlers,
-                            _ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED,
-                            self._level_dict(level, now),
-                        )
+                if handlers:  # the level's data (as _level_dict builds it, without a call)
+                    if self.symbol is not self._templates_symbol:
+                        self._build_templates()
+                    data = (self._level_templates[0] if buy else self._level_templates[1]).copy()
+                    data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
+                    data["sequence"] = self._sequence
+                    out = level.price_out
+                    data["price"] = self._level_price(level) if out is None else out
+                    qdiv = self._qty_div
+                    data["quantity"] = level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
+                    data["order_count"] = level.count
+                    self._pending.append(
+                        (handlers, _ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED, data)
                     )
 
     def _crosses(self, side: Side, price: int | None) -> bool:
@@ -1542,8 +1559,18 @@ class OrderBook:
                     level.head = 0
                 self._sequence += 1  # _emit_level, without a call
                 handlers = h[E_LEVEL_CHANGED]
-                if handlers:
-                    self._pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, self._level_dict(level, now)))
+                if handlers:  # the level's data (as _level_dict builds it, without a call)
+                    if self.symbol is not self._templates_symbol:
+                        self._build_templates()
+                    data = (self._level_templates[0] if not buy else self._level_templates[1]).copy()
+                    data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
+                    data["sequence"] = self._sequence
+                    out = level.price_out
+                    data["price"] = self._level_price(level) if out is None else out
+                    qdiv = self._qty_div
+                    data["quantity"] = level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
+                    data["order_count"] = level.count
+                    self._pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, data))
             else:
                 level.clear()
                 del levels[best]
