@@ -2234,13 +2234,18 @@ class OrderBook:
                 # Handlers that call back into the book add events to the end of ``pending``: a loop
                 # over a list reads its length at every step, so it delivers them too.
                 for handlers, event_type, data in pending:
+                    if len(handlers) == 1:  # the common case, without an iterator over ``handlers``
+                        handler = handlers[0]
+                        try:
+                            handler(event_type, data)
+                        except Exception as exc:
+                            self._handler_failed(handler, event_type, data, exc)
+                        continue
                     for handler in handlers:
                         try:
                             handler(event_type, data)
                         except Exception as exc:
-                            _report_handler_failure(handler, event_type, exc)
-                            if event_type is not EventType.ERROR:
-                                self._emit_error(handler, event_type, data, exc)
+                            self._handler_failed(handler, event_type, data, exc)
             finally:
                 pending.clear()
                 self._dispatching = False
@@ -2249,6 +2254,15 @@ class OrderBook:
             self._changes = []
             for recorder in self._recorders:
                 recorder(changes, self._sequence, self._trade_no, self._next_order_no, self._last_price)
+
+    def _handler_failed(
+        self, handler: EventHandler, event_type: EventType, data: dict[str, Any], exc: Exception
+    ) -> None:
+        """Log that ``handler`` raised ``exc`` on an event; report it with an ERROR event (not for one
+        about an ERROR event, which could loop)."""
+        _report_handler_failure(handler, event_type, exc)
+        if event_type is not EventType.ERROR:
+            self._emit_error(handler, event_type, data, exc)
 
     def _emit_error(
         self, handler: EventHandler, event_type: EventType, data: dict[str, Any], exc: Exception
