@@ -766,7 +766,19 @@ class OrderBook:
                     if self._pending or self._changes:
                         self._dispatch()
                     return False
-            level = self._remove(order)
+            if order.pending:  # an untriggered stop
+                level = self._remove(order)
+            else:  # _remove's work for a resting order, without a call
+                del self._orders[order.order_id]
+                level = order.level
+                assert level is not None
+                order.level = None
+                level.count -= 1
+                visible = order.visible
+                level.total -= visible
+                if order.open != visible:  # an iceberg's hidden part
+                    level.reserve -= order.open - visible
+                level.dead += 1
             h = self._h
             if self._changes is None and not h[E_CANCELLED]:  # _emit_cancelled's work when unheard
                 self._sequence += 1
