@@ -1260,83 +1260,16 @@ class OrderBook:
             self._run_stops(now)
 
     def _announce(self, order: Order, now: float) -> None:
-        """Queue ORDER_ADDED for ``order``, a new order (its sequence number is already taken).
-
-        A plain order's data (no iceberg, expiry, stop or trail) is built here, a call costing a frame
-        in pure Python: a copy of a template prefilled with every value such an order shares, then its
-        own. Others are built by ``_order_dict``. Both give the same keys, order and values; quantities
-        that are equal share one output object (they are immutable)."""
+        """Queue ORDER_ADDED for ``order``, a new order (its sequence number is already taken), with its
+        data built by ``_order_dict``. (``_execute`` builds a plain order's itself.)"""
         changes = self._changes
         if changes is not None:
             changes.append((CHANGE_ADDED, order, self._sequence, None))
         handlers = self._h[E_ADDED]
-        if not handlers:
-            return
-        if (
-            order.peak
-            or order.expiry is not None
-            or order.stop_price is not None
-            or order.trail is not None
-            or order.trail_ref is not None
-            or order.triggered
-        ):
+        if handlers:
             data = self._order_dict(order, _ADDED_TEMPLATE)
             data["order_timestamp"] = order.timestamp
             self._queue(handlers, _ET_ORDER_ADDED, data, now)
-            return
-        if self.symbol is not self._templates_symbol:
-            self._build_templates()
-        data = (self._added_templates[0] if order.side is BUY else self._added_templates[1]).copy()
-        data["order_id"] = order.order_id
-        if order.client_order_id is not None:  # the templates say None
-            data["client_order_id"] = order.client_order_id
-        price = order.price
-        if price is not None:
-            pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
-            data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
-        lots = order.quantity
-        open_lots = order.open
-        qdiv = self._qty_div
-        if qdiv:
-            quantity: object = lots / qdiv
-            remaining = quantity if open_lots == lots else open_lots / qdiv
-        else:
-            quantity = self._qty_out(lots)
-            remaining = quantity if open_lots == lots else self._qty_out(open_lots)
-        data["quantity"] = quantity
-        data["remaining_quantity"] = remaining
-        filled = order.filled
-        if filled:  # the templates say 0
-            data["filled_quantity"] = filled / qdiv if qdiv else self._qty_out(filled)
-        visible = order.visible
-        if visible:  # the templates say 0 (a new order has no slice in a level yet)
-            data["visible_quantity"] = (
-                remaining if visible == open_lots else visible / qdiv if qdiv else self._qty_out(visible)
-            )
-        if filled or not open_lots:  # the templates say "open"
-            data["status"] = "partially_filled" if open_lots else "filled" if filled else "cancelled"
-        if order.order_type is not LIMIT:
-            data["order_type"] = order.order_type._value_
-        tif = order.tif
-        if tif is not GTC:  # IOC spelled out: reading an Enum's ``_value_`` is a generic attribute lookup
-            data["time_in_force"] = _IOC_VALUE if tif is IOC else tif._value_
-        data["user_id"] = order.user_id
-        if order.stp is not STP_NONE:
-            data["self_trade_prevention"] = order.stp._value_
-        # Compiled, each store of an int or float boxes it: one object each where the values are equal
-        # (a new order's rank is its ORDER_ADDED's sequence, its timestamp the command's clock reading).
-        rank: object = order.rank
-        data["priority"] = rank
-        if _INTERPRETED:
-            data["timestamp"] = now
-            data["order_timestamp"] = order.timestamp
-            data["sequence"] = self._sequence
-        else:
-            stamp = self._stamp_of(now)
-            data["timestamp"] = stamp
-            data["order_timestamp"] = stamp if order.timestamp == now and now else order.timestamp
-            data["sequence"] = rank if order.rank == self._sequence else self._sequence
-        self._pending.append((handlers, _ET_ORDER_ADDED, data))
 
     def _execute(self, order: Order, now: float, announce: bool) -> None:
         """Match ``order`` as a taker, then rest, or cancel what is left of it."""
@@ -1357,22 +1290,88 @@ class OrderBook:
             if tif is FOK and not self._fok_fillable(order):
                 self._emit_cancelled(order, now, "fok", order.open)
                 return
-            if announce:
-                self._sequence += 1
-                order.rank = self._sequence
-                if self._h[E_ADDED] or self._changes is not None:
-                    self._announce(order, now)
-            if not self._match(order, now):
-                return  # self-trade prevention ended the order
-        else:
-            if tif is FOK:
-                self._emit_cancelled(order, now, "fok", order.open)
-                return
-            if announce:
-                self._sequence += 1
-                order.rank = self._sequence
-                if self._h[E_ADDED] or self._changes is not None:
-                    self._announce(order, now)
+        elif tif is FOK:
+            self._emit_cancelled(order, now, "fok", order.open)
+            return
+        if announce:
+            self._sequence += 1
+            order.rank = self._sequence
+            handlers = self._h[E_ADDED]
+            if handlers and not (
+                order.peak
+                or order.expiry is not None
+                or order.stop_price is not None
+                or order.trail is not None
+                or order.trail_ref is not None
+                or order.triggered
+            ):
+                # ORDER_ADDED of a plain order (no iceberg, expiry, stop or trail), built here: a call
+                # costs a frame in pure Python. A copy of a template prefilled with every value such
+                # an order shares, then its own: the keys, order and values ``_order_dict`` gives.
+                # Quantities that are equal share one output object (they are immutable).
+                changes = self._changes
+                if changes is not None:
+                    changes.append((CHANGE_ADDED, order, self._sequence, None))
+                if self.symbol is not self._templates_symbol:
+                    self._build_templates()
+                data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
+                data["order_id"] = order.order_id
+                if order.client_order_id is not None:  # the templates say None
+                    data["client_order_id"] = order.client_order_id
+                if price is not None:
+                    pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
+                    data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
+                lots = order.quantity
+                open_lots = order.open
+                qdiv = self._qty_div
+                if qdiv:
+                    quantity: object = lots / qdiv
+                    remaining = quantity if open_lots == lots else open_lots / qdiv
+                else:
+                    quantity = self._qty_out(lots)
+                    remaining = quantity if open_lots == lots else self._qty_out(open_lots)
+                data["quantity"] = quantity
+                data["remaining_quantity"] = remaining
+                filled = order.filled
+                if filled:  # the templates say 0
+                    data["filled_quantity"] = filled / qdiv if qdiv else self._qty_out(filled)
+                visible = order.visible
+                if visible:  # the templates say 0 (a new order has no slice in a level yet)
+                    data["visible_quantity"] = (
+                        remaining
+                        if visible == open_lots
+                        else visible / qdiv
+                        if qdiv
+                        else self._qty_out(visible)
+                    )
+                if filled or not open_lots:  # the templates say "open"
+                    data["status"] = "partially_filled" if open_lots else "filled" if filled else "cancelled"
+                if order.order_type is not LIMIT:
+                    data["order_type"] = order.order_type._value_
+                if tif is not GTC:  # IOC spelled out: an Enum's ``_value_`` is a generic lookup
+                    data["time_in_force"] = _IOC_VALUE if tif is IOC else tif._value_
+                data["user_id"] = order.user_id
+                if order.stp is not STP_NONE:
+                    data["self_trade_prevention"] = order.stp._value_
+                # Compiled, each store of an int or float boxes it: one object each where the values
+                # are equal (a new order's rank is its ORDER_ADDED's sequence, its timestamp the
+                # command's clock reading).
+                rank: object = order.rank
+                data["priority"] = rank
+                if _INTERPRETED:
+                    data["timestamp"] = now
+                    data["order_timestamp"] = order.timestamp
+                    data["sequence"] = self._sequence
+                else:
+                    stamp = self._stamp_of(now)
+                    data["timestamp"] = stamp
+                    data["order_timestamp"] = stamp if order.timestamp == now and now else order.timestamp
+                    data["sequence"] = rank if order.rank == self._sequence else self._sequence
+                self._pending.append((handlers, _ET_ORDER_ADDED, data))
+            elif handlers or self._changes is not None:
+                self._announce(order, now)
+        if crosses and not self._match(order, now):
+            return  # self-trade prevention ended the order
         if order.open:
             if price is None or tif is IOC or tif is FOK:
                 self._emit_cancelled(order, now, "ioc", order.open)
