@@ -289,13 +289,13 @@ class OrderBook:
         "_sweep_fill",
         "_sweep_trade",
         "_sweeps",
+        "_symbol",
         "_taker_fee_den",
         "_taker_fee_num",
         "_taker_fee_rate",
         "_taker_fee_rate_given",
         "_taker_fee_unit",
         "_taker_rate_out",
-        "_templates_symbol",
         "_trade_id_prefix",
         "_trade_no",
         "_trade_pos",
@@ -310,7 +310,6 @@ class OrderBook:
         "enable_price_improvement",
         "event_manager",
         "number_format",
-        "symbol",
     )
 
     def __init__(
@@ -335,7 +334,7 @@ class OrderBook:
             raise InvalidOrderError("symbol must be a non-empty string")
         if not isinstance(max_trade_history, int) or max_trade_history < 0:
             raise InvalidOrderError("max_trade_history must be a non-negative integer")
-        self.symbol = symbol
+        self._symbol = symbol
         self.event_manager = event_manager if event_manager is not None else EventManager()
         self.enable_price_improvement = bool(enable_price_improvement)
         self._price_grid = Grid(tick_size, "price", number_format)
@@ -443,6 +442,18 @@ class OrderBook:
         timestamps). Reads the clock once; takes no lock and changes nothing.
         """
         return self._clock()
+
+    @property
+    def symbol(self) -> str:
+        """The market's name, carried by every event."""
+        return self._symbol
+
+    @symbol.setter
+    def symbol(self, symbol: str) -> None:
+        # The payload templates hold the symbol: rebuilt here, so that building a payload need not
+        # check whether they are current.
+        self._symbol = symbol
+        self._build_templates()
 
     @property
     def sequence(self) -> int:
@@ -791,8 +802,6 @@ class OrderBook:
                     self._sequence += 1
                     handlers = h[E_LEVEL_CHANGED]
                     if handlers:  # the level's data (as _level_dict builds it, without a call)
-                        if self.symbol is not self._templates_symbol:
-                            self._build_templates()
                         data = (
                             self._level_templates[0] if order.side is BUY else self._level_templates[1]
                         ).copy()
@@ -1007,7 +1016,7 @@ class OrderBook:
         with self._lock:
             limit = depth or None
             return {
-                "symbol": self.symbol,
+                "symbol": self._symbol,
                 "timestamp": self._clock(),
                 "sequence": self._sequence,
                 "bids": self._side_levels(self._bid_prices.descending(), self._bid_levels, limit),
@@ -1076,7 +1085,7 @@ class OrderBook:
         with self._lock:
             bid, ask = self._bid_prices.max(), self._ask_prices.min()
             stats: dict[str, Any] = {
-                "symbol": self.symbol,
+                "symbol": self._symbol,
                 "sequence": self._sequence,
                 "bid_levels": len(self._bid_prices),
                 "ask_levels": len(self._ask_prices),
@@ -1110,7 +1119,7 @@ class OrderBook:
 
     def __repr__(self) -> str:
         return (
-            f"OrderBook({self.symbol!r}, orders={len(self._orders)}, best_bid={self.get_best_bid()}, "
+            f"OrderBook({self._symbol!r}, orders={len(self._orders)}, best_bid={self.get_best_bid()}, "
             f"best_ask={self.get_best_ask()}, sequence={self._sequence})"
         )
 
@@ -1312,8 +1321,6 @@ class OrderBook:
                 changes = self._changes
                 if changes is not None:
                     changes.append((CHANGE_ADDED, order, self._sequence, None))
-                if self.symbol is not self._templates_symbol:
-                    self._build_templates()
                 data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
                 data["order_id"] = order.order_id
                 if order.client_order_id is not None:  # the templates say None
@@ -1404,8 +1411,6 @@ class OrderBook:
                 self._sequence += 1
                 handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
                 if handlers:  # the level's data (as _level_dict builds it, without a call)
-                    if self.symbol is not self._templates_symbol:
-                        self._build_templates()
                     data = (self._level_templates[0] if buy else self._level_templates[1]).copy()
                     data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                     data["sequence"] = self._sequence
@@ -1571,8 +1576,6 @@ class OrderBook:
                 self._sequence += 1  # _emit_level, without a call
                 handlers = h[E_LEVEL_CHANGED]
                 if handlers:  # the level's data (as _level_dict builds it, without a call)
-                    if self.symbol is not self._templates_symbol:
-                        self._build_templates()
                     data = (self._level_templates[0] if not buy else self._level_templates[1]).copy()
                     data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                     data["sequence"] = self._sequence
@@ -1937,8 +1940,6 @@ class OrderBook:
             data["order_timestamp"] = order.timestamp
             self._queue(handlers, _ET_ORDER_CANCELLED, data, now)
             return
-        if self.symbol is not self._templates_symbol:
-            self._build_templates()
         data = (self._cancelled_templates[0] if order.side is BUY else self._cancelled_templates[1]).copy()
         data["order_id"] = order.order_id
         if order.client_order_id is not None:  # the templates say None
@@ -2055,7 +2056,7 @@ class OrderBook:
         self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any], now: object
     ) -> None:
         """Stamp ``data`` with the book's symbol, ``now`` and the current sequence; queue it for delivery."""
-        data["symbol"] = self.symbol
+        data["symbol"] = self._symbol
         data["sequence"] = self._sequence
         data["timestamp"] = now
         self._push(handlers, event_type, data)
@@ -2139,8 +2140,6 @@ class OrderBook:
             pending.append((trade_handlers, _ET_TRADE_EXECUTED, data))
         if not fill_handlers:
             return
-        if self.symbol is not self._templates_symbol:
-            self._build_templates()
         # The maker's fill (what _fill_dict builds; a maker's price is the trade's).
         templates = self._fill_templates  # buy maker, buy taker, sell maker, sell taker
         data = (templates[0] if maker.side is BUY else templates[2]).copy()
@@ -2225,8 +2224,6 @@ class OrderBook:
         self._sequence += 1
         handlers = self._h[E_LEVEL_REMOVED]
         if handlers:
-            if self.symbol is not self._templates_symbol:
-                self._build_templates()
             templates = self._removed_templates  # quantity and order count are zero
             data = (templates[0] if level.side is BUY else templates[1]).copy()
             data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
@@ -2298,9 +2295,8 @@ class OrderBook:
         Per side: ORDER_ADDED / ORDER_CANCELLED of a plain order (no iceberg, expiry, stop or trail;
         limit, GTC and no self-trade prevention until the fill-in says otherwise), ORDER_FILLED and
         the price level events; and TRADE_EXECUTED. The symbol is baked in, so the templates are
-        rebuilt when ``symbol`` is reassigned (``_templates_symbol`` tells)."""
-        symbol = self.symbol
-        self._templates_symbol = symbol
+        rebuilt when ``symbol`` is reassigned (its setter calls this)."""
+        symbol = self._symbol
         self._zero_qty_out: object = self._qty_out(0)
         sides = (BUY, SELL)
         common = {
@@ -2405,7 +2401,7 @@ class OrderBook:
         data["order_id"] = order.order_id
         if order.client_order_id is not None:  # the templates say None
             data["client_order_id"] = order.client_order_id
-        data["symbol"] = self.symbol
+        data["symbol"] = self._symbol
         data["side"] = order.side._value_
         data["price"] = None if order.price is None else self._price_out(order.price)
         data["quantity"] = quantity
@@ -2474,8 +2470,6 @@ class OrderBook:
         if trade_id is None:
             trade_id = self._trade_id(trade)
             maker_fee, taker_fee = self._trade_fees(trade)
-        if self.symbol is not self._templates_symbol:
-            self._build_templates()
         buyer_is_taker = trade.taker_side is BUY
         data = (self._trade_templates[0] if buyer_is_taker else self._trade_templates[1]).copy()
         data["trade_id"] = trade_id
@@ -2517,8 +2511,6 @@ class OrderBook:
     ) -> dict[str, Any]:
         """ORDER_FILLED's data for ``order``'s side of ``trade``: ``fill_price`` is the trade's price in
         the output format and ``stamp`` its timestamp (objects the trade's events share)."""
-        if self.symbol is not self._templates_symbol:
-            self._build_templates()
         templates = self._fill_templates  # buy maker, buy taker, sell maker, sell taker
         if order.side is BUY:
             data = (templates[0] if is_maker else templates[1]).copy()
@@ -2578,8 +2570,6 @@ class OrderBook:
 
     def _level_dict(self, level: PriceLevel, now: float) -> dict[str, Any]:
         """A price level event's data: symbol, timestamp, sequence, side, price, quantity, order_count."""
-        if self.symbol is not self._templates_symbol:
-            self._build_templates()
         data = (self._level_templates[0] if level.side is BUY else self._level_templates[1]).copy()
         data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
         data["sequence"] = self._sequence
