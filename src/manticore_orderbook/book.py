@@ -697,7 +697,27 @@ class OrderBook:
                     self._run_stops(now)
             else:
                 self._enter(order, now)
-            if self._pending or self._changes:
+            pending = self._pending
+            if pending and not self._dispatching:  # _dispatch's delivery, without a call
+                self._dispatching = True
+                try:
+                    for handlers, event_type, data in pending:
+                        if len(handlers) == 1:
+                            handler = handlers[0]
+                            try:
+                                handler(event_type, data)
+                            except Exception as exc:
+                                self._handler_failed(handler, event_type, data, exc)
+                            continue
+                        for handler in handlers:
+                            try:
+                                handler(event_type, data)
+                            except Exception as exc:
+                                self._handler_failed(handler, event_type, data, exc)
+                finally:
+                    pending.clear()
+                    self._dispatching = False
+            if self._changes:
                 self._dispatch()
             return order.order_id
         finally:
@@ -817,7 +837,27 @@ class OrderBook:
                         self._pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, data))
                 else:
                     self._emit_level_after_removal(level, now)
-            if self._pending or self._changes:
+            pending = self._pending
+            if pending and not self._dispatching:  # _dispatch's delivery, without a call
+                self._dispatching = True
+                try:
+                    for handlers, event_type, data in pending:
+                        if len(handlers) == 1:
+                            handler = handlers[0]
+                            try:
+                                handler(event_type, data)
+                            except Exception as exc:
+                                self._handler_failed(handler, event_type, data, exc)
+                            continue
+                        for handler in handlers:
+                            try:
+                                handler(event_type, data)
+                            except Exception as exc:
+                                self._handler_failed(handler, event_type, data, exc)
+                finally:
+                    pending.clear()
+                    self._dispatching = False
+            if self._changes:
                 self._dispatch()
             return True
         finally:
@@ -2232,7 +2272,9 @@ class OrderBook:
             self._push(handlers, _ET_PRICE_LEVEL_REMOVED, data)
 
     def _dispatch(self) -> None:
-        """Deliver queued events in sequence order; report failing handlers with ERROR events."""
+        """Deliver queued events in sequence order; report failing handlers with ERROR events; then
+        pass the command's changes to the change recorders. (``add_order`` and ``cancel_order`` hold
+        a copy of the delivery loop: a call costs a frame in pure Python.)"""
         if self._dispatching:
             return  # a handler called back into the book; the outer loop delivers its events
         pending = self._pending
