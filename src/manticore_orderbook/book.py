@@ -232,6 +232,86 @@ class OrderBook:
     * self-check (``check_invariants``, for tests; cold).
     """
 
+    # Every attribute in a slot. In the interpreter an instance dict of more than 30 keys is no longer
+    # shared with the class, and then CPython 3.11 cannot specialise ``self.method(...)`` (a generic
+    # lookup, ~230 instructions per call) nor cheaply read attributes; slots make both a few
+    # instructions. Compiled, the class is native either way. As compiled, a book takes no new
+    # attributes.
+    __slots__ = (
+        "_added",
+        "_added_templates",
+        "_ask_levels",
+        "_ask_prices",
+        "_bid_levels",
+        "_bid_prices",
+        "_buy_stops",
+        "_cancelled_count",
+        "_cancelled_templates",
+        "_changes",
+        "_clock",
+        "_dispatching",
+        "_expired_count",
+        "_expiries",
+        "_fill_templates",
+        "_float_fees",
+        "_h",
+        "_has_fees",
+        "_id_prefix",
+        "_kept_empty",
+        "_last_price",
+        "_level_templates",
+        "_lock",
+        "_maker_fee_den",
+        "_maker_fee_num",
+        "_maker_fee_rate",
+        "_maker_fee_rate_given",
+        "_maker_fee_unit",
+        "_maker_rate_out",
+        "_max_trade_history",
+        "_modified_count",
+        "_money",
+        "_next_order_no",
+        "_notional",
+        "_notional_unit",
+        "_orders",
+        "_pending",
+        "_price_div",
+        "_price_grid",
+        "_qty_div",
+        "_qty_grid",
+        "_recorders",
+        "_removed_templates",
+        "_sell_stops",
+        "_sequence",
+        "_stamp",
+        "_stamp_at",
+        "_stop_count",
+        "_sweep_fill",
+        "_sweep_trade",
+        "_sweeps",
+        "_symbol",
+        "_taker_fee_den",
+        "_taker_fee_num",
+        "_taker_fee_rate",
+        "_taker_fee_rate_given",
+        "_taker_fee_unit",
+        "_taker_rate_out",
+        "_trade_id_prefix",
+        "_trade_no",
+        "_trade_pos",
+        "_trade_templates",
+        "_trades",
+        "_trailing",
+        "_triggered_count",
+        "_volume",
+        "_zero_money",
+        "_zero_qty_out",
+        "default_stp",
+        "enable_price_improvement",
+        "event_manager",
+        "number_format",
+    )
+
     def __init__(
         self,
         symbol: str = "DEFAULT",
@@ -254,7 +334,7 @@ class OrderBook:
             raise InvalidOrderError("symbol must be a non-empty string")
         if not isinstance(max_trade_history, int) or max_trade_history < 0:
             raise InvalidOrderError("max_trade_history must be a non-negative integer")
-        self.symbol = symbol
+        self._symbol = symbol
         self.event_manager = event_manager if event_manager is not None else EventManager()
         self.enable_price_improvement = bool(enable_price_improvement)
         self._price_grid = Grid(tick_size, "price", number_format)
@@ -297,10 +377,9 @@ class OrderBook:
         # interpreter, calling its Python methods costs more than RLock's C methods, so RLock it is.
         self._lock: Final[BookLock] = cast(BookLock, threading.RLock()) if _INTERPRETED else BookLock()
         self._max_trade_history = max_trade_history
-        # Events of the command in progress, three items per event: the handlers subscribed when it
-        # was queued, its type and its data (``_push``; ``_dispatch`` delivers). One flat list costs
-        # one allocation per command, where a tuple per event or a list per field cost more.
-        self._pending: list[Any] = []
+        # Events of the command in progress, one tuple per event: the handlers subscribed when it was
+        # queued, its type and its data (``_push``; ``_dispatch`` delivers).
+        self._pending: list[tuple[tuple[EventHandler, ...], EventType, dict[str, Any]]] = []
         self._dispatching = False
         # The clock reading the events' ``timestamp`` keys hold, as one float object (``_stamp_of``).
         self._stamp: object = None
@@ -363,6 +442,18 @@ class OrderBook:
         timestamps). Reads the clock once; takes no lock and changes nothing.
         """
         return self._clock()
+
+    @property
+    def symbol(self) -> str:
+        """The market's name, carried by every event."""
+        return self._symbol
+
+    @symbol.setter
+    def symbol(self, symbol: str) -> None:
+        # The payload templates hold the symbol: rebuilt here, so that building a payload need not
+        # check whether they are current.
+        self._symbol = symbol
+        self._build_templates()
 
     @property
     def sequence(self) -> int:
@@ -606,7 +697,27 @@ class OrderBook:
                     self._run_stops(now)
             else:
                 self._enter(order, now)
-            if self._pending or self._changes:
+            pending = self._pending
+            if pending and not self._dispatching:  # _dispatch's delivery, without a call
+                self._dispatching = True
+                try:
+                    for handlers, event_type, data in pending:
+                        if len(handlers) == 1:
+                            handler = handlers[0]
+                            try:
+                                handler(event_type, data)
+                            except Exception as exc:
+                                self._handler_failed(handler, event_type, data, exc)
+                            continue
+                        for handler in handlers:
+                            try:
+                                handler(event_type, data)
+                            except Exception as exc:
+                                self._handler_failed(handler, event_type, data, exc)
+                finally:
+                    pending.clear()
+                    self._dispatching = False
+            if self._changes:
                 self._dispatch()
             return order.order_id
         finally:
@@ -686,19 +797,67 @@ class OrderBook:
                     if self._pending or self._changes:
                         self._dispatch()
                     return False
-            level = self._remove(order)
+            if order.pending:  # an untriggered stop
+                level = self._remove(order)
+            else:  # _remove's work for a resting order, without a call
+                del self._orders[order.order_id]
+                level = order.level
+                assert level is not None
+                order.level = None
+                level.count -= 1
+                visible = order.visible
+                level.total -= visible
+                if order.open != visible:  # an iceberg's hidden part
+                    level.reserve -= order.open - visible
+                level.dead += 1
             h = self._h
-            if self._changes is None and not h[E_CANCELLED]:  # _emit_order's work when unheard
+            if self._changes is None and not h[E_CANCELLED]:  # _emit_cancelled's work when unheard
                 self._sequence += 1
                 self._cancelled_count += 1
             else:
-                self._emit_order(E_CANCELLED, order, now, "user", order.open)
+                self._emit_cancelled(order, now, "user", order.open)
             if level is not None:
-                if level.count and level.dead <= level.count and not h[E_LEVEL_CHANGED]:
-                    self._sequence += 1  # _emit_level_after_removal's work: the level stays, unheard
+                if level.count and level.dead <= level.count:
+                    # _emit_level_after_removal's work when the level stays, without two calls
+                    self._sequence += 1
+                    handlers = h[E_LEVEL_CHANGED]
+                    if handlers:  # the level's data (as _level_dict builds it, without a call)
+                        data = (
+                            self._level_templates[0] if order.side is BUY else self._level_templates[1]
+                        ).copy()
+                        data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
+                        data["sequence"] = self._sequence
+                        out = level.price_out
+                        data["price"] = self._level_price(level) if out is None else out
+                        qdiv = self._qty_div
+                        data["quantity"] = (
+                            level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
+                        )
+                        data["order_count"] = level.count
+                        self._pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, data))
                 else:
                     self._emit_level_after_removal(level, now)
-            if self._pending or self._changes:
+            pending = self._pending
+            if pending and not self._dispatching:  # _dispatch's delivery, without a call
+                self._dispatching = True
+                try:
+                    for handlers, event_type, data in pending:
+                        if len(handlers) == 1:
+                            handler = handlers[0]
+                            try:
+                                handler(event_type, data)
+                            except Exception as exc:
+                                self._handler_failed(handler, event_type, data, exc)
+                            continue
+                        for handler in handlers:
+                            try:
+                                handler(event_type, data)
+                            except Exception as exc:
+                                self._handler_failed(handler, event_type, data, exc)
+                finally:
+                    pending.clear()
+                    self._dispatching = False
+            if self._changes:
                 self._dispatch()
             return True
         finally:
@@ -897,7 +1056,7 @@ class OrderBook:
         with self._lock:
             limit = depth or None
             return {
-                "symbol": self.symbol,
+                "symbol": self._symbol,
                 "timestamp": self._clock(),
                 "sequence": self._sequence,
                 "bids": self._side_levels(self._bid_prices.descending(), self._bid_levels, limit),
@@ -966,7 +1125,7 @@ class OrderBook:
         with self._lock:
             bid, ask = self._bid_prices.max(), self._ask_prices.min()
             stats: dict[str, Any] = {
-                "symbol": self.symbol,
+                "symbol": self._symbol,
                 "sequence": self._sequence,
                 "bid_levels": len(self._bid_prices),
                 "ask_levels": len(self._ask_prices),
@@ -1000,7 +1159,7 @@ class OrderBook:
 
     def __repr__(self) -> str:
         return (
-            f"OrderBook({self.symbol!r}, orders={len(self._orders)}, best_bid={self.get_best_bid()}, "
+            f"OrderBook({self._symbol!r}, orders={len(self._orders)}, best_bid={self.get_best_bid()}, "
             f"best_ask={self.get_best_ask()}, sequence={self._sequence})"
         )
 
@@ -1150,19 +1309,13 @@ class OrderBook:
             self._run_stops(now)
 
     def _announce(self, order: Order, now: float) -> None:
-        """Queue ORDER_ADDED for ``order`` (its sequence number is already taken)."""
+        """Queue ORDER_ADDED for ``order``, a new order (its sequence number is already taken), with its
+        data built by ``_order_dict``. (``_execute`` builds a plain order's itself.)"""
         changes = self._changes
         if changes is not None:
             changes.append((CHANGE_ADDED, order, self._sequence, None))
         handlers = self._h[E_ADDED]
         if handlers:
-            plain = self._plain_order_event(order, True, now)
-            if plain is not None:
-                pending = self._pending
-                pending.append(handlers)
-                pending.append(_ET_ORDER_ADDED)
-                pending.append(plain)
-                return
             data = self._order_dict(order, _ADDED_TEMPLATE)
             data["order_timestamp"] = order.timestamp
             self._queue(handlers, _ET_ORDER_ADDED, data, now)
@@ -1181,30 +1334,94 @@ class OrderBook:
             crosses = bool(chunks) and (price is None or chunks[-1][-1] >= price)
         if crosses:
             if order.order_type is POST_ONLY:
-                self._emit_order(E_CANCELLED, order, now, "post_only", order.open)
+                self._emit_cancelled(order, now, "post_only", order.open)
                 return
             if tif is FOK and not self._fok_fillable(order):
-                self._emit_order(E_CANCELLED, order, now, "fok", order.open)
+                self._emit_cancelled(order, now, "fok", order.open)
                 return
-            if announce:
-                self._sequence += 1
-                order.rank = self._sequence
-                if self._h[E_ADDED] or self._changes is not None:
-                    self._announce(order, now)
-            if not self._match(order, now):
-                return  # self-trade prevention ended the order
-        else:
-            if tif is FOK:
-                self._emit_order(E_CANCELLED, order, now, "fok", order.open)
-                return
-            if announce:
-                self._sequence += 1
-                order.rank = self._sequence
-                if self._h[E_ADDED] or self._changes is not None:
-                    self._announce(order, now)
+        elif tif is FOK:
+            self._emit_cancelled(order, now, "fok", order.open)
+            return
+        if announce:
+            self._sequence += 1
+            order.rank = self._sequence
+            handlers = self._h[E_ADDED]
+            if handlers and not (
+                order.peak
+                or order.expiry is not None
+                or order.stop_price is not None
+                or order.trail is not None
+                or order.trail_ref is not None
+                or order.triggered
+            ):
+                # ORDER_ADDED of a plain order (no iceberg, expiry, stop or trail), built here: a call
+                # costs a frame in pure Python. A copy of a template prefilled with every value such
+                # an order shares, then its own: the keys, order and values ``_order_dict`` gives.
+                # Quantities that are equal share one output object (they are immutable).
+                changes = self._changes
+                if changes is not None:
+                    changes.append((CHANGE_ADDED, order, self._sequence, None))
+                data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
+                data["order_id"] = order.order_id
+                if order.client_order_id is not None:  # the templates say None
+                    data["client_order_id"] = order.client_order_id
+                if price is not None:
+                    pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
+                    data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
+                lots = order.quantity
+                open_lots = order.open
+                qdiv = self._qty_div
+                if qdiv:
+                    quantity: object = lots / qdiv
+                    remaining = quantity if open_lots == lots else open_lots / qdiv
+                else:
+                    quantity = self._qty_out(lots)
+                    remaining = quantity if open_lots == lots else self._qty_out(open_lots)
+                data["quantity"] = quantity
+                data["remaining_quantity"] = remaining
+                filled = order.filled
+                if filled:  # the templates say 0
+                    data["filled_quantity"] = filled / qdiv if qdiv else self._qty_out(filled)
+                visible = order.visible
+                if visible:  # the templates say 0 (a new order has no slice in a level yet)
+                    data["visible_quantity"] = (
+                        remaining
+                        if visible == open_lots
+                        else visible / qdiv
+                        if qdiv
+                        else self._qty_out(visible)
+                    )
+                if filled or not open_lots:  # the templates say "open"
+                    data["status"] = "partially_filled" if open_lots else "filled" if filled else "cancelled"
+                if order.order_type is not LIMIT:
+                    data["order_type"] = order.order_type._value_
+                if tif is not GTC:  # IOC spelled out: an Enum's ``_value_`` is a generic lookup
+                    data["time_in_force"] = _IOC_VALUE if tif is IOC else tif._value_
+                data["user_id"] = order.user_id
+                if order.stp is not STP_NONE:
+                    data["self_trade_prevention"] = order.stp._value_
+                # Compiled, each store of an int or float boxes it: one object each where the values
+                # are equal (a new order's rank is its ORDER_ADDED's sequence, its timestamp the
+                # command's clock reading).
+                rank: object = order.rank
+                data["priority"] = rank
+                if _INTERPRETED:
+                    data["timestamp"] = now
+                    data["order_timestamp"] = order.timestamp
+                    data["sequence"] = self._sequence
+                else:
+                    stamp = self._stamp_of(now)
+                    data["timestamp"] = stamp
+                    data["order_timestamp"] = stamp if order.timestamp == now and now else order.timestamp
+                    data["sequence"] = rank if order.rank == self._sequence else self._sequence
+                self._pending.append((handlers, _ET_ORDER_ADDED, data))
+            elif handlers or self._changes is not None:
+                self._announce(order, now)
+        if crosses and not self._match(order, now):
+            return  # self-trade prevention ended the order
         if order.open:
             if price is None or tif is IOC or tif is FOK:
-                self._emit_order(E_CANCELLED, order, now, "ioc", order.open)
+                self._emit_cancelled(order, now, "ioc", order.open)
             else:
                 # Rest: put ``order`` at the back of its price level with a fresh slice and report the
                 # level. Inlined (only this path rests an order; a call costs more in pure Python), and
@@ -1233,11 +1450,18 @@ class OrderBook:
                     heapq.heappush(self._expiries, (order.expiry, order.rank, order))
                 self._sequence += 1
                 handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
-                if handlers:
-                    pending = self._pending
-                    pending.append(handlers)
-                    pending.append(_ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED)
-                    pending.append(self._level_dict(level, now))
+                if handlers:  # the level's data (as _level_dict builds it, without a call)
+                    data = (self._level_templates[0] if buy else self._level_templates[1]).copy()
+                    data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
+                    data["sequence"] = self._sequence
+                    out = level.price_out
+                    data["price"] = self._level_price(level) if out is None else out
+                    qdiv = self._qty_div
+                    data["quantity"] = level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
+                    data["order_count"] = level.count
+                    self._pending.append(
+                        (handlers, _ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED, data)
+                    )
 
     def _crosses(self, side: Side, price: int | None) -> bool:
         if side is BUY:
@@ -1389,7 +1613,18 @@ class OrderBook:
                 if head >= 32 and head + head > len(queue):  # spent entries dominate: drop them
                     del queue[:head]
                     level.head = 0
-                self._emit_level(level, now)
+                self._sequence += 1  # _emit_level, without a call
+                handlers = h[E_LEVEL_CHANGED]
+                if handlers:  # the level's data (as _level_dict builds it, without a call)
+                    data = (self._level_templates[0] if not buy else self._level_templates[1]).copy()
+                    data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
+                    data["sequence"] = self._sequence
+                    out = level.price_out
+                    data["price"] = self._level_price(level) if out is None else out
+                    qdiv = self._qty_div
+                    data["quantity"] = level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
+                    data["order_count"] = level.count
+                    self._pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, data))
             else:
                 level.clear()
                 del levels[best]
@@ -1413,7 +1648,7 @@ class OrderBook:
         if mode is STP_NEWEST or mode is STP_BOTH:
             if mode is STP_BOTH:
                 self._cancel_resting_for_stp(maker, now)
-            self._emit_order(E_CANCELLED, taker, now, "self_trade_prevention", taker.open)
+            self._emit_cancelled(taker, now, "self_trade_prevention", taker.open)
             taker.open = 0
             return False
         if mode is STP_OLDEST:
@@ -1440,7 +1675,7 @@ class OrderBook:
                 reason="self_trade_prevention",
             )
         if cut == taker.open:
-            self._emit_order(E_CANCELLED, taker, now, "self_trade_prevention", cut)
+            self._emit_cancelled(taker, now, "self_trade_prevention", cut)
             taker.open = 0
             taker.quantity -= cut
             return False
@@ -1479,7 +1714,7 @@ class OrderBook:
         level.total -= maker.visible
         level.reserve -= maker.open - maker.visible
         del self._orders[maker.order_id]
-        self._emit_order(E_CANCELLED, maker, now, "self_trade_prevention", maker.open)
+        self._emit_cancelled(maker, now, "self_trade_prevention", maker.open)
 
     def _join_level(self, order: Order) -> tuple[PriceLevel, bool]:
         """Append ``order`` (its ``visible`` already set) to the back of its price level, creating the
@@ -1709,47 +1944,109 @@ class OrderBook:
             level = self._remove(order)
             removed += 1
             self._expired_count += 1
-            self._emit_order(E_EXPIRED, order, now, None, order.open)
+            self._emit_order(E_EXPIRED, order, now, order.open)
             if level is not None:
                 self._emit_level_after_removal(level, now)
         return removed
 
     # ------------------------------------------------------------------ events
 
-    def _emit_order(
-        self, index: int, order: Order, now: float, reason: str | None = None, amount: int = 0
-    ) -> None:
-        """Queue an ORDER_CANCELLED (``reason``, ``amount`` = cancelled lots), ORDER_EXPIRED (``amount``
-        = expired lots) or ORDER_TRIGGERED event about ``order``."""
+    def _emit_cancelled(self, order: Order, now: float, reason: str, amount: int) -> None:
+        """Queue ORDER_CANCELLED about ``order``: ``reason`` and ``amount``, the cancelled lots.
+
+        A plain order's data is built here, as ``_announce`` builds ORDER_ADDED's; others by
+        ``_order_dict``, with the same keys, order and values."""
         self._sequence += 1
-        if index == E_CANCELLED:
-            self._cancelled_count += 1
+        self._cancelled_count += 1
         changes = self._changes
         if changes is not None:
-            kind = CHANGE_ORDER
-            if index == E_CANCELLED:
-                kind = CHANGE_CANCELLED
-            elif index == E_EXPIRED:
-                kind = CHANGE_EXPIRED
             # A cancelled taker's open quantity is zeroed after this event: keep what it reports.
-            extra = None if kind == CHANGE_ORDER else (reason, order.open, order.quantity)
-            changes.append((kind, order, self._sequence, extra))
+            changes.append((CHANGE_CANCELLED, order, self._sequence, (reason, order.open, order.quantity)))
+        handlers = self._h[E_CANCELLED]
+        if not handlers:
+            return
+        if (
+            order.peak
+            or order.expiry is not None
+            or order.stop_price is not None
+            or order.trail is not None
+            or order.trail_ref is not None
+            or order.triggered
+        ):
+            data = self._order_dict(order, _CANCELLED_TEMPLATE)
+            data["status"] = "cancelled"
+            data["reason"] = reason
+            data["cancelled_quantity"] = self._qty_grid.to_output(amount)
+            data["order_timestamp"] = order.timestamp
+            self._queue(handlers, _ET_ORDER_CANCELLED, data, now)
+            return
+        data = (self._cancelled_templates[0] if order.side is BUY else self._cancelled_templates[1]).copy()
+        data["order_id"] = order.order_id
+        if order.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = order.client_order_id
+        price = order.price
+        if price is not None:
+            pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
+            data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
+        lots = order.quantity
+        open_lots = order.open
+        qdiv = self._qty_div
+        if qdiv:
+            quantity: object = lots / qdiv
+            remaining = quantity if open_lots == lots else open_lots / qdiv
+        else:
+            quantity = self._qty_out(lots)
+            remaining = quantity if open_lots == lots else self._qty_out(open_lots)
+        data["quantity"] = quantity
+        data["remaining_quantity"] = remaining
+        filled = order.filled
+        if filled:  # the templates say 0
+            data["filled_quantity"] = filled / qdiv if qdiv else self._qty_out(filled)
+        visible = order.visible
+        if visible == open_lots:
+            data["visible_quantity"] = remaining
+        else:
+            data["visible_quantity"] = visible / qdiv if qdiv else self._qty_out(visible)
+        if reason != "user":  # the templates say "user"
+            data["reason"] = reason
+        if amount == open_lots:
+            data["cancelled_quantity"] = remaining
+        else:
+            data["cancelled_quantity"] = amount / qdiv if qdiv else self._qty_out(amount)
+        if order.order_type is not LIMIT:
+            data["order_type"] = order.order_type._value_
+        tif = order.tif
+        if tif is not GTC:  # as in _announce
+            data["time_in_force"] = _IOC_VALUE if tif is IOC else tif._value_
+        data["user_id"] = order.user_id
+        if order.stp is not STP_NONE:
+            data["self_trade_prevention"] = order.stp._value_
+        rank: object = order.rank
+        data["priority"] = rank
+        if _INTERPRETED:
+            data["timestamp"] = now
+            data["order_timestamp"] = order.timestamp
+            data["sequence"] = self._sequence
+        else:  # one boxed object each where the values are equal, as in _announce
+            stamp = self._stamp_of(now)
+            data["timestamp"] = stamp
+            data["order_timestamp"] = stamp if order.timestamp == now and now else order.timestamp
+            data["sequence"] = rank if order.rank == self._sequence else self._sequence
+        self._pending.append((handlers, _ET_ORDER_CANCELLED, data))
+
+    def _emit_order(self, index: int, order: Order, now: float, amount: int = 0) -> None:
+        """Queue an ORDER_EXPIRED (``amount`` = expired lots) or ORDER_TRIGGERED event about ``order``."""
+        self._sequence += 1
+        changes = self._changes
+        if changes is not None:
+            if index == E_EXPIRED:
+                changes.append((CHANGE_EXPIRED, order, self._sequence, (None, order.open, order.quantity)))
+            else:
+                changes.append((CHANGE_ORDER, order, self._sequence, None))
         handlers = self._h[index]
         if handlers:
-            if index == E_CANCELLED:
-                plain = self._plain_order_event(order, False, now, reason, amount)
-                if plain is not None:
-                    pending = self._pending
-                    pending.append(handlers)
-                    pending.append(_ET_ORDER_CANCELLED)
-                    pending.append(plain)
-                    return
             data = self._order_dict(order, _EVENT_TEMPLATES[index])
-            if index == E_CANCELLED:
-                data["status"] = "cancelled"
-                data["reason"] = reason
-                data["cancelled_quantity"] = self._qty_grid.to_output(amount)
-            elif index == E_EXPIRED:
+            if index == E_EXPIRED:
                 data["status"] = "expired"
                 data["expired_quantity"] = self._qty_grid.to_output(amount)
             elif index == E_TRIGGERED:
@@ -1793,15 +2090,13 @@ class OrderBook:
     def _push(self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any]) -> None:
         """Queue one event for delivery at the end of the command."""
         pending = self._pending
-        pending.append(handlers)
-        pending.append(event_type)
-        pending.append(data)
+        pending.append((handlers, event_type, data))
 
     def _queue(
         self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any], now: object
     ) -> None:
         """Stamp ``data`` with the book's symbol, ``now`` and the current sequence; queue it for delivery."""
-        data["symbol"] = self.symbol
+        data["symbol"] = self._symbol
         data["sequence"] = self._sequence
         data["timestamp"] = now
         self._push(handlers, event_type, data)
@@ -1831,7 +2126,14 @@ class OrderBook:
 
     def _emit_fill(self, trade: Trade, maker: Order, taker: Order, now: float, level: PriceLevel) -> None:
         """Queue TRADE_EXECUTED and the two ORDER_FILLED events of ``trade`` (sequence already taken);
-        ``level`` is the maker's price level (its price is the trade's)."""
+        ``level`` is the maker's price level (its price is the trade's).
+
+        The maker's fill, and the second and later trade and taker fill of a sweep, are built here (a
+        call costs a frame in pure Python); a sweep's first trade and taker fill by ``_trade_dict``
+        and ``_fill_dict``. A later trade or taker fill is a copy of the previous one, which is still
+        queued and not delivered (handlers run after the command), so as built: the taker's keys, the
+        symbol and the timestamp are the same, and only the trade's, the maker's or the fill's keys
+        are set (docs/performance.md, session 11)."""
         h = self._h
         seq = trade.sequence
         trade_handlers = h[E_TRADE]
@@ -1839,54 +2141,129 @@ class OrderBook:
         if not trade_handlers and not fill_handlers:
             return
         trade_id = self._trade_id_prefix + str(trade.number)
-        if not self._maker_fee_num and not self._taker_fee_num:
-            maker_fee = taker_fee = self._zero_money
-        else:
+        has_fees = self._has_fees
+        if has_fees:
             maker_fee, taker_fee = self._trade_fees(trade)
+        else:
+            maker_fee = taker_fee = self._zero_money
         price = level.price_out  # _level_price inlined
         if price is None:
             price = self._level_price(level)
         stamp = now if _INTERPRETED else self._stamp_of(now)
+        qdiv = self._qty_div
+        fill_lots = trade.quantity
+        if qdiv:
+            fill_quantity: object = fill_lots / qdiv
+        else:
+            fill_quantity = self._qty_out(fill_lots)
         pending = self._pending  # appended here: a call to _push each costs more in pure Python
         if trade_handlers:
-            last = self._sweep_trade
-            if last is None:
+            data = self._sweep_trade
+            if data is None:
                 data = self._trade_dict(trade, trade_id, maker_fee, taker_fee, price, stamp)
             else:
-                data = self._next_trade_dict(last, trade, trade_id, maker_fee, taker_fee, price)
+                data = data.copy()
+                data["trade_id"] = trade_id
+                data["price"] = price
+                data["quantity"] = fill_quantity
+                data["maker_order_id"] = trade.maker_order_id
+                data["maker_user_id"] = trade.maker_user_id  # the last maker's may differ, None included
+                if trade.taker_side is BUY:
+                    data["sell_order_id"] = trade.maker_order_id
+                else:
+                    data["buy_order_id"] = trade.maker_order_id
+                if has_fees:  # otherwise both are the template's zero
+                    data["maker_fee"] = maker_fee
+                    data["taker_fee"] = taker_fee
+                data["sequence"] = trade.sequence
             self._sweep_trade = data
-            pending.append(trade_handlers)
-            pending.append(_ET_TRADE_EXECUTED)
-            pending.append(data)
-        if fill_handlers:
-            pending.append(fill_handlers)
-            pending.append(_ET_ORDER_FILLED)
-            pending.append(self._fill_dict(trade, trade_id, maker, True, maker_fee, seq + 1, price, stamp))
-            last = self._sweep_fill
-            if last is None:
-                data = self._fill_dict(trade, trade_id, taker, False, taker_fee, seq + 2, price, stamp)
+            pending.append((trade_handlers, _ET_TRADE_EXECUTED, data))
+        if not fill_handlers:
+            return
+        # The maker's fill (what _fill_dict builds; a maker's price is the trade's).
+        templates = self._fill_templates  # buy maker, buy taker, sell maker, sell taker
+        data = (templates[0] if maker.side is BUY else templates[2]).copy()
+        data["order_id"] = maker.order_id
+        if maker.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = maker.client_order_id
+        data["trade_id"] = trade_id
+        data["price"] = price
+        data["fill_price"] = price
+        lots = maker.quantity
+        quantity = fill_quantity if fill_lots == lots else lots / qdiv if qdiv else self._qty_out(lots)
+        data["quantity"] = quantity
+        data["fill_quantity"] = fill_quantity
+        filled_lots = maker.filled
+        if filled_lots == lots:
+            data["filled_quantity"] = quantity
+        elif filled_lots == fill_lots:
+            data["filled_quantity"] = fill_quantity
+        else:
+            data["filled_quantity"] = filled_lots / qdiv if qdiv else self._qty_out(filled_lots)
+        open_lots = maker.open
+        if open_lots:
+            remaining = open_lots / qdiv if qdiv else self._qty_out(open_lots)
+            data["status"] = "partially_filled"  # the templates say "filled"
+        else:
+            remaining = self._zero_qty_out
+        data["remaining_quantity"] = remaining
+        visible = maker.visible
+        if visible == open_lots:
+            data["visible_quantity"] = remaining
+        else:
+            data["visible_quantity"] = visible / qdiv if qdiv else self._qty_out(visible)
+        data["priority"] = maker.rank
+        if has_fees:  # otherwise the template holds the zero fee
+            data["fee"] = maker_fee
+        data["user_id"] = maker.user_id
+        if maker.order_type is not LIMIT:
+            data["order_type"] = maker.order_type._value_
+        data["timestamp"] = stamp
+        data["sequence"] = seq + 1
+        pending.append((fill_handlers, _ET_ORDER_FILLED, data))
+        # The taker's fill.
+        data = self._sweep_fill
+        if data is None:
+            data = self._fill_dict(trade, trade_id, taker, False, taker_fee, seq + 2, price, stamp)
+        else:
+            data = data.copy()
+            data["trade_id"] = trade_id
+            data["fill_price"] = price
+            data["fill_quantity"] = fill_quantity
+            filled_lots = taker.filled
+            if filled_lots == fill_lots:  # not after an earlier fill, but as _fill_dict has it
+                data["filled_quantity"] = fill_quantity
             else:
-                data = self._next_taker_fill(last, trade, trade_id, taker, taker_fee, seq + 2, price)
-            self._sweep_fill = data
-            pending.append(fill_handlers)
-            pending.append(_ET_ORDER_FILLED)
-            pending.append(data)
+                data["filled_quantity"] = filled_lots / qdiv if qdiv else self._qty_out(filled_lots)
+            open_lots = taker.open
+            if open_lots:
+                remaining = open_lots / qdiv if qdiv else self._qty_out(open_lots)
+            else:
+                remaining = self._zero_qty_out
+                data["status"] = "filled"  # the last fill left the taker open: it said "partially_filled"
+            data["remaining_quantity"] = remaining
+            visible = taker.visible
+            if visible == open_lots:
+                data["visible_quantity"] = remaining
+            else:
+                data["visible_quantity"] = visible / qdiv if qdiv else self._qty_out(visible)
+            if has_fees:  # otherwise the template's zero
+                data["fee"] = taker_fee
+            data["sequence"] = seq + 2
+        self._sweep_fill = data
+        pending.append((fill_handlers, _ET_ORDER_FILLED, data))
 
     def _emit_level(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
         handlers = self._h[E_LEVEL_CHANGED]
         if handlers:
             pending = self._pending
-            pending.append(handlers)
-            pending.append(_ET_PRICE_LEVEL_CHANGED)
-            pending.append(self._level_dict(level, now))
+            pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, self._level_dict(level, now)))
 
     def _emit_level_removed(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
         handlers = self._h[E_LEVEL_REMOVED]
         if handlers:
-            if self.symbol is not self._templates_symbol:
-                self._build_templates()
             templates = self._removed_templates  # quantity and order count are zero
             data = (templates[0] if level.side is BUY else templates[1]).copy()
             data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
@@ -1895,28 +2272,30 @@ class OrderBook:
             self._push(handlers, _ET_PRICE_LEVEL_REMOVED, data)
 
     def _dispatch(self) -> None:
-        """Deliver queued events in sequence order; report failing handlers with ERROR events."""
+        """Deliver queued events in sequence order; report failing handlers with ERROR events; then
+        pass the command's changes to the change recorders. (``add_order`` and ``cancel_order`` hold
+        a copy of the delivery loop: a call costs a frame in pure Python.)"""
         if self._dispatching:
             return  # a handler called back into the book; the outer loop delivers its events
         pending = self._pending
         if pending:
             self._dispatching = True
             try:
-                i = 0
-                while i < len(pending):  # handlers that call back into the book add to the end
-                    # Annotated locals, not ``cast()``: a call per item in pure Python; under mypyc
-                    # both are one type check.
-                    handlers: tuple[EventHandler, ...] = pending[i]
-                    event_type: EventType = pending[i + 1]
-                    data: dict[str, Any] = pending[i + 2]
-                    i += 3
+                # Handlers that call back into the book add events to the end of ``pending``: a loop
+                # over a list reads its length at every step, so it delivers them too.
+                for handlers, event_type, data in pending:
+                    if len(handlers) == 1:  # the common case, without an iterator over ``handlers``
+                        handler = handlers[0]
+                        try:
+                            handler(event_type, data)
+                        except Exception as exc:
+                            self._handler_failed(handler, event_type, data, exc)
+                        continue
                     for handler in handlers:
                         try:
                             handler(event_type, data)
                         except Exception as exc:
-                            _report_handler_failure(handler, event_type, exc)
-                            if event_type is not EventType.ERROR:
-                                self._emit_error(handler, event_type, data, exc)
+                            self._handler_failed(handler, event_type, data, exc)
             finally:
                 pending.clear()
                 self._dispatching = False
@@ -1925,6 +2304,15 @@ class OrderBook:
             self._changes = []
             for recorder in self._recorders:
                 recorder(changes, self._sequence, self._trade_no, self._next_order_no, self._last_price)
+
+    def _handler_failed(
+        self, handler: EventHandler, event_type: EventType, data: dict[str, Any], exc: Exception
+    ) -> None:
+        """Log that ``handler`` raised ``exc`` on an event; report it with an ERROR event (not for one
+        about an ERROR event, which could loop)."""
+        _report_handler_failure(handler, event_type, exc)
+        if event_type is not EventType.ERROR:
+            self._emit_error(handler, event_type, data, exc)
 
     def _emit_error(
         self, handler: EventHandler, event_type: EventType, data: dict[str, Any], exc: Exception
@@ -1949,9 +2337,8 @@ class OrderBook:
         Per side: ORDER_ADDED / ORDER_CANCELLED of a plain order (no iceberg, expiry, stop or trail;
         limit, GTC and no self-trade prevention until the fill-in says otherwise), ORDER_FILLED and
         the price level events; and TRADE_EXECUTED. The symbol is baked in, so the templates are
-        rebuilt when ``symbol`` is reassigned (``_templates_symbol`` tells)."""
-        symbol = self.symbol
-        self._templates_symbol = symbol
+        rebuilt when ``symbol`` is reassigned (its setter calls this)."""
+        symbol = self._symbol
         self._zero_qty_out: object = self._qty_out(0)
         sides = (BUY, SELL)
         common = {
@@ -1963,7 +2350,16 @@ class OrderBook:
             "triggered": False,
             "filled_quantity": self._zero_qty_out,
         }
-        added = tuple({**_ADDED_TEMPLATE, **common, "side": side._value_, "status": "open"} for side in sides)
+        added = tuple(
+            {
+                **_ADDED_TEMPLATE,
+                **common,
+                "side": side._value_,
+                "status": "open",
+                "visible_quantity": self._zero_qty_out,
+            }
+            for side in sides
+        )
         cancelled = tuple(
             {**_CANCELLED_TEMPLATE, **common, "side": side._value_, "status": "cancelled", "reason": "user"}
             for side in sides
@@ -2014,92 +2410,6 @@ class OrderBook:
         # by the taker's side: buy, sell
         self._trade_templates = (_shared_keys(trades[0]), _shared_keys(trades[1]))
 
-    def _plain_order_event(
-        self, order: Order, added: bool, now: float, reason: str | None = None, amount: int = 0
-    ) -> dict[str, Any] | None:
-        """ORDER_ADDED (``added``) or ORDER_CANCELLED data of a plain order, stamped with ``now`` and
-        the current sequence; a cancel's ``reason`` and cancelled lots ``amount``. None when ``order``
-        is not plain (an iceberg, an order with an expiry, a stop or a trail, or a triggered one),
-        which ``_order_dict`` then builds.
-
-        The same keys, order and values as the general path: a copy of a template prefilled with every
-        value a plain order shares, then the order's own. Quantities that are equal share one output
-        object (they are immutable)."""
-        if (
-            order.peak
-            or order.expiry is not None
-            or order.stop_price is not None
-            or order.trail is not None
-            or order.trail_ref is not None
-            or order.triggered
-        ):
-            return None
-        if self.symbol is not self._templates_symbol:
-            self._build_templates()
-        buy = order.side is BUY
-        if added:
-            data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
-        else:
-            data = (self._cancelled_templates[0] if buy else self._cancelled_templates[1]).copy()
-        data["order_id"] = order.order_id
-        if order.client_order_id is not None:  # the templates say None
-            data["client_order_id"] = order.client_order_id
-        price = order.price
-        if price is not None:
-            pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
-            data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
-        lots = order.quantity
-        open_lots = order.open
-        qdiv = self._qty_div
-        if qdiv:
-            quantity: object = lots / qdiv
-            data["quantity"] = quantity
-            if order.filled:  # the templates say 0
-                data["filled_quantity"] = order.filled / qdiv
-            remaining = quantity if open_lots == lots else open_lots / qdiv
-            data["remaining_quantity"] = remaining
-            data["visible_quantity"] = remaining if order.visible == open_lots else order.visible / qdiv
-        else:
-            quantity = self._qty_out(lots)
-            data["quantity"] = quantity
-            if order.filled:
-                data["filled_quantity"] = self._qty_out(order.filled)
-            remaining = quantity if open_lots == lots else self._qty_out(open_lots)
-            data["remaining_quantity"] = remaining
-            data["visible_quantity"] = (
-                remaining if order.visible == open_lots else self._qty_out(order.visible)
-            )
-        if not added:
-            if reason != "user":  # the templates say "user"
-                data["reason"] = reason
-            if amount == open_lots:
-                data["cancelled_quantity"] = remaining
-            else:
-                data["cancelled_quantity"] = amount / qdiv if qdiv else self._qty_out(amount)
-        if order.order_type is not LIMIT:
-            data["order_type"] = order.order_type._value_
-        tif = order.tif
-        if tif is not GTC:  # IOC spelled out: reading an Enum's ``_value_`` is a generic attribute lookup
-            data["time_in_force"] = _IOC_VALUE if tif is IOC else tif._value_
-        if order.user_id is not None:
-            data["user_id"] = order.user_id
-        stamp = now if _INTERPRETED else self._stamp_of(now)
-        data["timestamp"] = stamp
-        if order.stp is not STP_NONE:
-            data["self_trade_prevention"] = order.stp._value_
-        if added and (order.filled or not open_lots):  # the template says "open"
-            if not open_lots:
-                data["status"] = "filled" if order.filled else "cancelled"
-            else:
-                data["status"] = "partially_filled"
-        # One object each where the values are equal (a new order's rank is its ORDER_ADDED's sequence
-        # and its timestamp the command's clock reading): compiled, each store of an int or float boxes.
-        rank: object = order.rank
-        data["priority"] = rank
-        data["order_timestamp"] = stamp if order.timestamp == now and now else order.timestamp
-        data["sequence"] = rank if order.rank == self._sequence else self._sequence
-        return data
-
     def _order_dict(self, order: Order, template: dict[str, Any] = _ORDER_TEMPLATE) -> dict[str, Any]:
         """``order`` as a dict: a copy of ``template`` (the keys of an event type, in their published
         order) with the order's keys filled in; the event's own keys are left for the caller.
@@ -2133,7 +2443,7 @@ class OrderBook:
         data["order_id"] = order.order_id
         if order.client_order_id is not None:  # the templates say None
             data["client_order_id"] = order.client_order_id
-        data["symbol"] = self.symbol
+        data["symbol"] = self._symbol
         data["side"] = order.side._value_
         data["price"] = None if order.price is None else self._price_out(order.price)
         data["quantity"] = quantity
@@ -2202,8 +2512,6 @@ class OrderBook:
         if trade_id is None:
             trade_id = self._trade_id(trade)
             maker_fee, taker_fee = self._trade_fees(trade)
-        if self.symbol is not self._templates_symbol:
-            self._build_templates()
         buyer_is_taker = trade.taker_side is BUY
         data = (self._trade_templates[0] if buyer_is_taker else self._trade_templates[1]).copy()
         data["trade_id"] = trade_id
@@ -2232,78 +2540,6 @@ class OrderBook:
         data["sequence"] = trade.sequence
         return data
 
-    def _next_trade_dict(
-        self,
-        last: dict[str, Any],
-        trade: Trade,
-        trade_id: str,
-        maker_fee: object,
-        taker_fee: object,
-        price: object,
-    ) -> dict[str, Any]:
-        """TRADE_EXECUTED's data for ``trade``, the next trade of the taker whose previous one in this
-        sweep had the data ``last`` (queued, not delivered: as built). The taker's keys, the symbol and
-        the timestamp are the same, so it is a copy of ``last`` with the trade's and the maker's keys
-        set: 7 stores instead of 11 (docs/performance.md, session 11)."""
-        data = last.copy()
-        data["trade_id"] = trade_id
-        data["price"] = price
-        qdiv = self._qty_div
-        data["quantity"] = trade.quantity / qdiv if qdiv else self._qty_grid.to_output(trade.quantity)
-        data["maker_order_id"] = trade.maker_order_id
-        data["maker_user_id"] = trade.maker_user_id  # the last maker's may differ, None included
-        if trade.taker_side is BUY:
-            data["sell_order_id"] = trade.maker_order_id
-        else:
-            data["buy_order_id"] = trade.maker_order_id
-        if self._has_fees:  # otherwise both are the template's zero
-            data["maker_fee"] = maker_fee
-            data["taker_fee"] = taker_fee
-        data["sequence"] = trade.sequence
-        return data
-
-    def _next_taker_fill(
-        self,
-        last: dict[str, Any],
-        trade: Trade,
-        trade_id: str,
-        order: Order,
-        fee: object,
-        sequence: int,
-        fill_price: object,
-    ) -> dict[str, Any]:
-        """The taker's ORDER_FILLED data for ``trade`` when its previous fill in this sweep had the data
-        ``last`` (queued, not delivered: as built). The order's own keys (id, price, quantity,
-        priority, user, type) and the timestamp are the same, so it is a copy of ``last`` with the
-        fill's keys set, as ``_fill_dict`` computes them."""
-        data = last.copy()
-        data["trade_id"] = trade_id
-        data["fill_price"] = fill_price
-        qdiv = self._qty_div
-        fill_lots = trade.quantity
-        fill_quantity = fill_lots / qdiv if qdiv else self._qty_out(fill_lots)
-        data["fill_quantity"] = fill_quantity
-        filled_lots = order.filled
-        if filled_lots == fill_lots:  # not after an earlier fill, but as _fill_dict has it
-            data["filled_quantity"] = fill_quantity
-        else:
-            data["filled_quantity"] = filled_lots / qdiv if qdiv else self._qty_out(filled_lots)
-        open_lots = order.open
-        if not open_lots:
-            remaining = self._zero_qty_out
-            data["status"] = "filled"  # the last fill left the taker open: it said "partially_filled"
-        else:
-            remaining = open_lots / qdiv if qdiv else self._qty_out(open_lots)
-        data["remaining_quantity"] = remaining
-        if order.visible == open_lots:
-            data["visible_quantity"] = remaining
-        else:
-            data["visible_quantity"] = order.visible / qdiv if qdiv else self._qty_out(order.visible)
-        if self._has_fees:  # otherwise the template's zero
-            data["fee"] = fee
-        data["sequence"] = sequence
-        return data
-
     def _fill_dict(
         self,
         trade: Trade,
@@ -2317,8 +2553,6 @@ class OrderBook:
     ) -> dict[str, Any]:
         """ORDER_FILLED's data for ``order``'s side of ``trade``: ``fill_price`` is the trade's price in
         the output format and ``stamp`` its timestamp (objects the trade's events share)."""
-        if self.symbol is not self._templates_symbol:
-            self._build_templates()
         templates = self._fill_templates  # buy maker, buy taker, sell maker, sell taker
         if order.side is BUY:
             data = (templates[0] if is_maker else templates[1]).copy()
@@ -2378,8 +2612,6 @@ class OrderBook:
 
     def _level_dict(self, level: PriceLevel, now: float) -> dict[str, Any]:
         """A price level event's data: symbol, timestamp, sequence, side, price, quantity, order_count."""
-        if self.symbol is not self._templates_symbol:
-            self._build_templates()
         data = (self._level_templates[0] if level.side is BUY else self._level_templates[1]).copy()
         data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
         data["sequence"] = self._sequence

@@ -298,6 +298,59 @@ def test_handler_may_call_back_into_the_book() -> None:
     assert sequences == list(range(1, len(sequences) + 1))
 
 
+def test_a_lone_handler_that_calls_back_gets_the_nested_events_after_the_current_ones() -> None:
+    """One handler per event type (delivered without iterating the handler tuple): the events its
+    callback queues come after those of the command that triggered it, every sequence once, in order."""
+    book = OrderBook("X", clock=FakeClock(), tick_size="1", lot_size="1")
+    seen: list[tuple[EventType, int, str | None]] = []
+
+    def hedge(event_type: EventType, data: dict[str, Any]) -> None:
+        seen.append((event_type, data["sequence"], data.get("order_id")))
+        if event_type is EventType.TRADE_EXECUTED and data["taker_order_id"] == "t":
+            book.add_order("buy", 5, 1, order_id="hedge")
+
+    book.event_manager.subscribe_all(hedge)
+    book.add_order("sell", 10, 1, order_id="m")
+    book.add_order("buy", 10, 1, order_id="t")
+    assert [sequence for _, sequence, _ in seen] == list(range(1, book.sequence + 1))
+    hedge_added = next(i for i, (_, _, order_id) in enumerate(seen) if order_id == "hedge")
+    assert [event_type for event_type, _, _ in seen[hedge_added:]] == [
+        EventType.ORDER_ADDED,
+        EventType.PRICE_LEVEL_ADDED,
+    ]
+    taker_events = {
+        event_type for event_type, _, _ in seen[:hedge_added] if event_type is not EventType.ORDER_ADDED
+    }
+    assert taker_events >= {EventType.TRADE_EXECUTED, EventType.ORDER_FILLED, EventType.PRICE_LEVEL_REMOVED}
+    assert book.get_order("hedge") is not None
+
+
+def test_a_lone_handler_that_raises_is_logged_and_reported_to_itself(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    book = OrderBook("X", clock=FakeClock(), tick_size="1", lot_size="1")
+    seen: list[tuple[EventType, dict[str, Any]]] = []
+
+    def picky(event_type: EventType, data: dict[str, Any]) -> None:
+        seen.append((event_type, data))
+        if event_type is EventType.ORDER_ADDED:
+            raise RuntimeError("no adds")
+
+    book.event_manager.subscribe_all(picky)
+    with caplog.at_level(logging.ERROR, logger="manticore_orderbook"):
+        book.add_order("buy", 10, 1, order_id="a")
+    assert [event_type for event_type, _ in seen] == [
+        EventType.ORDER_ADDED,
+        EventType.PRICE_LEVEL_ADDED,
+        EventType.ERROR,
+    ]
+    error = seen[-1][1]
+    assert error["event_type"] == "order_added" and error["event_sequence"] == 1
+    assert "no adds" in error["message"] and error["sequence"] == 3
+    assert any("no adds" in (r.getMessage() + str(r.exc_info)) for r in caplog.records)
+    assert book.get_order("a") is not None
+
+
 # ---------------------------------------------------------------------------- laziness
 
 
@@ -335,7 +388,8 @@ def test_payloads_are_not_built_without_subscribers(monkeypatch: pytest.MonkeyPa
                 calls.append(_name)
                 return {}
 
-            monkeypatch.setattr(book, name, spy)
+            # On the class: a book's attributes are slots, and its methods cannot be shadowed per instance.
+            monkeypatch.setattr(OrderBook, name, spy)
     busy_scenario(book, clock)
     assert calls == []
     assert book.sequence > 0  # events were still numbered
@@ -348,13 +402,13 @@ def test_only_the_subscribed_payloads_are_built(monkeypatch: pytest.MonkeyPatch)
     recorder = Recorder()
     book.event_manager.subscribe(EventType.TRADE_EXECUTED, recorder)
     order_dicts: list[object] = []
-    original = book._order_dict
+    original = OrderBook._order_dict
 
-    def spy(order: Any) -> dict[str, Any]:
+    def spy(self: OrderBook, order: Any, *args: Any) -> dict[str, Any]:
         order_dicts.append(order)
-        return original(order)
+        return original(self, order, *args)
 
-    monkeypatch.setattr(book, "_order_dict", spy)
+    monkeypatch.setattr(OrderBook, "_order_dict", spy)  # on the class, as above
     busy_scenario(book, clock)
     assert recorder.events
     assert order_dicts == []
