@@ -4,6 +4,7 @@ of the API's order paths::
     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out python -m benchmarks.api_instructions N
     python -m benchmarks.api_instructions N --mode signed      # signed POST /api/orders (API key)
     python -m benchmarks.api_instructions N --mode ws          # WebSocket order.place (authenticated)
+    python -m benchmarks.api_instructions N --mode http        # signed POST /api/orders through uvicorn
     python -m benchmarks.api_instructions --count --mode signed  # both valgrind runs, the difference
 
 Modes:
@@ -12,7 +13,14 @@ Modes:
 * ``signed``: N signed ``POST /api/orders`` (resting orders, the request ``benchmarks.server``'s
   ``signed_resting`` target sends: API key headers, HMAC over the body), each answered 201;
 * ``ws``: N ``order.place`` requests on one authenticated ``/ws`` connection, pipelined with at most
-  :data:`WS_WINDOW` unanswered (as the server benchmark's client), every answer 201.
+  :data:`WS_WINDOW` unanswered (as the server benchmark's client), every answer 201;
+* ``http``: the requests of ``signed`` as bytes, one after the other on one keep-alive connection,
+  through the HTTP protocol and uvicorn config of ``manticore serve`` (``uvicorn_config``: httptools
+  parsing, uvicorn's request cycle and proxy-headers middleware, the response written out) on an
+  in-memory transport: everything the server does per request but the socket's system calls.
+
+``--loop uvloop`` runs the event loop ``manticore serve`` runs (uvicorn's ``auto`` picks uvloop); the
+default stays asyncio's, for figures comparable with earlier sessions.
 
 The app is started as under ``manticore serve``, through its lifespan: the service, the fast path of
 the lean order routes, the serving GC policy (before session 14 this benchmark started only the
@@ -34,6 +42,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -41,14 +50,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from uvicorn.server import ServerState
+
 from manticore_api.app import create_app
 from manticore_api.gcpolicy import GcPolicy
-from manticore_api.server import ServerOptions, build_service
+from manticore_api.server import ServerOptions, build_service, uvicorn_config
 from manticore_auth import current_timestamp, sign_request
 from manticore_risk import RiskLimits
 
 ORDER = {"symbol": "BTC/USD", "side": "buy", "quantity": "0.1", "price": "100", "user_id": "alice"}
-MODES = ("open", "signed", "ws")
+MODES = ("open", "signed", "ws", "http")
+LOOPS = ("asyncio", "uvloop")
 #: Unanswered ``order.place`` requests in flight on the WebSocket (as ``benchmarks.server``'s client).
 WS_WINDOW = 64
 
@@ -120,14 +132,74 @@ async def _open(app: Any, pairs: int) -> None:
 async def _signed(app: Any, count: int, api_key: str, secret: str) -> None:
     for i in range(count):
         body = json.dumps(_resting(i), separators=(",", ":")).encode()
-        stamp = current_timestamp()
-        headers = [
-            (b"x-mc-apikey", api_key.encode()),
-            (b"x-mc-timestamp", stamp.encode()),
-            (b"x-mc-signature", sign_request(secret, stamp, "POST", "/api/orders", body).encode()),
-        ]
-        placed = await _call(app, "POST", "/api/orders", body, headers)
+        placed = await _call(app, "POST", "/api/orders", body, _signed_headers(api_key, secret, body))
         assert placed["status"] == 201, placed
+
+
+def _signed_headers(api_key: str, secret: str, body: bytes) -> list[tuple[bytes, bytes]]:
+    stamp = current_timestamp()
+    return [
+        (b"x-mc-apikey", api_key.encode()),
+        (b"x-mc-timestamp", stamp.encode()),
+        (b"x-mc-signature", sign_request(secret, stamp, "POST", "/api/orders", body).encode()),
+    ]
+
+
+class _Transport(asyncio.Transport):
+    """An open connection from 127.0.0.1 whose writes are kept in memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 40000)}.get(name, default)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def _http(app: Any, count: int, api_key: str, secret: str) -> None:
+    config = uvicorn_config(app, "127.0.0.1", 8000, "warning")
+    config.load()  # as uvicorn.Server does: the app wrapped in uvicorn's proxy-headers middleware
+    state = ServerState()
+    state.default_headers = [(b"date", b"Fri, 04 Dec 2026 20:00:00 GMT"), *config.encoded_headers]
+    answered: list[asyncio.Future[None]] = []
+
+    class Protocol(config.http_protocol_class):  # type: ignore[misc,name-defined]
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            answered[0].set_result(None)
+
+    loop = asyncio.get_running_loop()
+    protocol = Protocol(config=config, server_state=state, app_state={}, _loop=loop)
+    transport = _Transport()
+    protocol.connection_made(transport)
+    for i in range(count):
+        body = json.dumps(_resting(i), separators=(",", ":")).encode()
+        lines = [b"POST /api/orders HTTP/1.1", b"Host: 127.0.0.1:8000", b"Content-Type: application/json"]
+        lines += [name + b": " + value for name, value in _signed_headers(api_key, secret, body)]
+        lines.append(b"Content-Length: %d" % len(body))
+        answered[:] = [loop.create_future()]
+        transport.written.clear()
+        protocol.data_received(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        await answered[0]
+        status = transport.written[0][:12]
+        assert status == b"HTTP/1.1 201", b"".join(transport.written)
+    protocol.connection_lost(None)
 
 
 async def _ws(app: Any, count: int, api_key: str, secret: str) -> None:
@@ -241,6 +313,8 @@ async def run(count: int, mode: str = "open") -> None:
             service.exchange.wait_durable(receipt.position)
             if mode == "signed":
                 await _signed(app, count, key["api_key"], key["api_secret"])
+            elif mode == "http":
+                await _http(app, count, key["api_key"], key["api_secret"])
             else:
                 await _ws(app, count, key["api_key"], key["api_secret"])
         await _stop(lifespan)
@@ -251,14 +325,22 @@ _TOTAL = re.compile(r"(?:Collected|I\s+refs):\s*([\d,]+)")
 _SUMMARY = re.compile(r"^(?:summary|totals):\s*(\d+)", re.MULTILINE)
 
 
-def _instructions(count: int, mode: str) -> tuple[int, int]:
-    """(instructions of the event loop's thread, of all threads) for ``count`` requests of ``mode``."""
+def _instructions(count: int, mode: str, loop: str, keep: Path | None) -> tuple[int, int]:
+    """(instructions of the event loop's thread, of all threads) for ``count`` requests of ``mode``;
+    with ``keep``, callgrind's file of the loop's thread is copied there."""
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "cg.out"
         command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}"]
         command += [sys.executable, "-m", "benchmarks.api_instructions", str(count), "--mode", mode]
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-        main_thread = _SUMMARY.search((Path(directory) / "cg.out-01").read_text())
+        command += ["--loop", loop]
+        # One hash seed for both runs: with random seeds, start-up's dict probing differs between the N
+        # and 2N runs by millions of instructions (tens of thousands per request at N=100).
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+        loop_thread = (Path(directory) / "cg.out-01").read_text()
+        if keep is not None:
+            keep.write_text(loop_thread)
+        main_thread = _SUMMARY.search(loop_thread)
     totals = _TOTAL.findall(done.stderr)
     if not totals or main_thread is None:
         raise SystemExit(f"no instruction total in valgrind's output:\n{done.stderr[-2000:]}")
@@ -269,24 +351,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int, nargs="?", default=200, help="requests (pairs for open)")
     parser.add_argument("--mode", choices=MODES, default="open")
+    parser.add_argument("--loop", choices=LOOPS, default="asyncio", help="event loop (default asyncio)")
     parser.add_argument(
         "--count",
         dest="measure",
         action="store_true",
         help="run N and 2N under valgrind, print the difference",
     )
+    parser.add_argument(
+        "--callgrind-out",
+        type=Path,
+        default=None,
+        metavar="PREFIX",
+        help="with --count: keep the loop thread's callgrind files as PREFIX.N and PREFIX.2N",
+    )
     args = parser.parse_args()
     if args.measure:
-        small = _instructions(args.count, args.mode)
-        large = _instructions(2 * args.count, args.mode)
+        prefix = args.callgrind_out
+        small, large = (
+            _instructions(n, args.mode, args.loop, None if prefix is None else Path(f"{prefix}.{n}"))
+            for n in (args.count, 2 * args.count)
+        )
         loop, every = ((b - a) / args.count for a, b in zip(small, large, strict=True))
         print(
-            f"{args.mode}: {loop:,.0f} instructions per request on the event loop's thread,"
+            f"{args.mode} ({args.loop}): {loop:,.0f} instructions per request on the event loop's thread,"
             f" {every:,.0f} in all threads (N={args.count})"
         )
         return
     logging.disable(logging.WARNING)
-    asyncio.run(run(args.count, args.mode))
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(run(args.count, args.mode))
+    else:
+        asyncio.run(run(args.count, args.mode))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from manticore_risk import RiskLimits
 from manticore_storage import DatabaseInUse
 
 from .app import create_app
+from .fastpath import ExchangeApp
 from .gcpolicy import GcPolicy
 from .service import ExchangeService
 from .simulation import start_demo
@@ -138,9 +139,13 @@ def uvicorn_config(
     ``ws_compression``: offer WebSocket permessage-deflate to clients that ask for it (off by default:
     the server then compresses every frame once per connection, a market-data frame once per
     subscriber; measured ~5 µs of CPU per order request and its answer, ~5% of a WebSocket order).
-    HTTP is :func:`http_protocol`'s.
+    HTTP is :func:`http_protocol`'s. uvicorn's proxy-headers middleware (``X-Forwarded-For`` /
+    ``-Proto`` from ``FORWARDED_ALLOW_IPS``, default loopback) applies to every request; an
+    :class:`~manticore_api.fastpath.ExchangeApp` applies it itself, past its order-entry fast path,
+    unless the access log (which prints the client address) is on.
     """
-    return uvicorn.Config(
+    inside = isinstance(app, ExchangeApp) and not access_log
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -150,7 +155,11 @@ def uvicorn_config(
         ws_per_message_deflate=ws_compression,
         http=http_protocol(),
         ws=WS_PROTOCOL,
+        proxy_headers=not inside,
     )
+    if inside:
+        app.trust_forwarded_headers(config.forwarded_allow_ips)
+    return config
 
 
 def run_server(

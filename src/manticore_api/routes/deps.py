@@ -32,6 +32,7 @@ from ..service import ExchangeService
 
 __all__ = [
     "CurrentUser",
+    "JsonAnswer",
     "LeanRoute",
     "json_response",
     "metrics_of",
@@ -128,6 +129,14 @@ async def read_body(request: Request) -> bytes:
     return body
 
 
+def _content_type(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """``request.headers.get("content-type")`` (the first one) without building Starlette's Headers."""
+    for name, value in headers:
+        if name == b"content-type":
+            return value.decode("latin-1")
+    return None
+
+
 async def read_json_body(request: Request) -> Any:
     """The request body as a FastAPI body parameter receives it: parsed JSON when the content type is
     JSON (``application/json`` or ``application/*+json``), the raw bytes for another content type or
@@ -139,7 +148,7 @@ async def read_json_body(request: Request) -> Any:
         body = await read_body(request)
         if not body:
             return NO_BODY
-        content_type = request.headers.get("content-type")
+        content_type = _content_type(request.scope["headers"])
         if content_type is None or not _is_json_content_type(content_type):
             return body
         return jsontext.loads(body)
@@ -184,4 +193,23 @@ def json_response(content: Any, status_code: int = 200) -> Response:
         payload = orjson.dumps(content)
     except TypeError:
         payload = _ANY.dump_json(content)
-    return Response(payload, status_code=status_code, media_type="application/json")
+    if status_code < 200 or status_code in (204, 304):  # no body, no Content-Length
+        return Response(payload, status_code=status_code, media_type="application/json")
+    return JsonAnswer(payload, status_code)
+
+
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+class JsonAnswer(Response):
+    """``Response(payload, status_code, media_type="application/json")`` for a status that has a body:
+    the same status, headers (``content-length``, ``content-type``, in that order) and body, built
+    without Response's general header handling."""
+
+    media_type = "application/json"
+
+    def __init__(self, payload: bytes, status_code: int) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = payload
+        self.raw_headers = [(b"content-length", b"%d" % len(payload)), _JSON_TYPE]
