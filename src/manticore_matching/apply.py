@@ -50,20 +50,7 @@ def _replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) ->
     was journaled, is held without the checks and counted, as before."""
     order_id = record["order_id"]
     try:
-        # _check_and_reserve, written out: one frame less for almost every replayed record.
-        decision = risk.check_and_reserve(
-            order_id,
-            user_id=record["user_id"],
-            symbol=record["symbol"],
-            side=record["side"],
-            order_type=record["order_type"],
-            price=record["price"],
-            quantity=record["quantity"],
-            stop_price=record["stop_price"],
-            time_in_force=record["time_in_force"],
-            self_trade_prevention=record["self_trade_prevention"],
-            now=record["ts"],
-        )
+        decision = _check_and_reserve(risk, record)
         if not decision["approved"]:
             risk.reserve(order_id, **risk_args(record))
             risk.count_command(record["user_id"], float(record["ts"]))  # the rate limit's window

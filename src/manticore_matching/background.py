@@ -223,9 +223,10 @@ def lower_priority() -> None:
     caller leaves its session (unless it leads a process group, when its autogroup is not touched)."""
     try:
         os.setsid()
+        own_session = True
     except OSError:  # a process group leader: the autogroup is still the server's, leave it alone
-        pass
-    else:
+        own_session = False
+    if own_session:
         with contextlib.suppress(OSError):
             descriptor = os.open("/proc/self/autogroup", os.O_WRONLY | os.O_CLOEXEC)
             try:
