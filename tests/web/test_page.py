@@ -280,3 +280,62 @@ def test_page_assets_are_served_with_a_strict_policy(tmp_path: Path) -> None:
 
 def test_the_readme_screenshot_exists() -> None:
     assert SCREENSHOT.exists(), "make it: MANTICORE_UPDATE_SCREENSHOT=1 pytest tests/web"
+
+
+def test_an_order_placed_before_the_private_subscription_still_shows(
+    tmp_path: Path, page_factory: Any
+) -> None:
+    """Regression (a CI flake): the page read its open orders when the socket opened, but subscribed to
+    the private channel only after the server's ``authenticated`` answer; an order placed in between
+    was in neither, and the table stayed empty. The page now reads the account again once the private
+    subscription is confirmed. The test holds the page's ``subscribe private`` frame, places an order
+    over REST meanwhile, then lets the frame through."""
+    server = Server(tmp_path / "data")
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            admin = server.admin(http)
+            bob = create_user(admin, "bob", "bob-password", {"USD": "100000", "BTC": "5"})
+            bob_client = SignedClient(http, bob["api_key"], bob["api_secret"])
+
+            held: list[Any] = []
+            routes: list[Any] = []
+
+            def relay(route: Any) -> None:
+                upstream = route.connect_to_server()
+                routes.append(upstream)
+
+                def from_page(message: Any) -> None:
+                    if isinstance(message, str) and '"private"' in message and '"subscribe"' in message:
+                        held.append(message)
+                    else:
+                        upstream.send(message)
+
+                route.on_message(from_page)
+
+            page = page_factory()
+            page.route_web_socket(re.compile(r".*/ws$"), relay)
+            _open(page, server)
+            page.locator("[data-login=key]").click()
+            page.get_by_test_id("key-api-key").fill(bob["api_key"])
+            page.get_by_test_id("key-api-secret").fill(bob["api_secret"])
+            page.get_by_test_id("key-submit").click()
+            expect(page.get_by_test_id("user-name")).to_have_text("bob")
+            for _ in range(100):
+                if held:
+                    break
+                page.wait_for_timeout(50)
+            assert held, "the page never asked for its private channel"
+            open_orders = page.get_by_test_id("open-orders")
+            expect(open_orders.locator("tbody tr[data-order-id]")).to_have_count(0)
+
+            placed = bob_client.post(
+                "/api/orders", {"symbol": "BTC/USD", "side": "sell", "price": "30050.00", "quantity": "0.3"}
+            )
+            assert placed.status_code == 201, placed.text
+            page.wait_for_timeout(300)  # a frame on the private channel would have arrived by now
+            routes[-1].send(held.pop())
+            expect(open_orders.locator("tbody tr[data-order-id]")).to_have_count(1)
+            assert page.errors == []
+    finally:
+        server.stop()

@@ -4,7 +4,8 @@
 // (every order event, with the whole order) and `fill` frames update the open orders at once. History
 // and fills are read from the server's store, which trails the journal by milliseconds, so every
 // private frame also schedules a REST refresh of all four (debounced); a refresh also runs after each
-// (re)connection and each command the page sends.
+// (re)connection, once the private channel's subscription is confirmed (what happened before it came
+// on no channel) and after each command the page sends.
 
 import { h, clock } from "./dom.js";
 import { Formats } from "./format.js";
@@ -26,6 +27,8 @@ export class Account {
     this.fills = [];
     this.timer = null;
     this.generation = 0;
+    this.reads = 0;
+    this.shownRead = 0;
   }
 
   /** Forget the user's data (signed out). */
@@ -40,10 +43,12 @@ export class Account {
     this.render();
   }
 
-  /** Reload everything over REST; a failure leaves the last data (the stream keeps updating). */
+  /** Reload everything over REST; a failure leaves the last data (the stream keeps updating). An
+   * answer older than one already shown is dropped (answers may arrive out of order). */
   async refresh() {
     if (!this.userId) return;
     const generation = this.generation;
+    const read = ++this.reads;
     try {
       const [open, balances, history, fills] = await Promise.all([
         this.api.get("/api/orders"),
@@ -51,7 +56,8 @@ export class Account {
         this.api.get("/api/orders/history?limit=50"),
         this.api.get("/api/fills?limit=50"),
       ]);
-      if (generation !== this.generation) return;
+      if (generation !== this.generation || read < this.shownRead) return;
+      this.shownRead = read;
       this.open = new Map(open.orders.map((order) => [order.order_id, order]));
       this.balances = balances.balances;
       this.history = history.orders;

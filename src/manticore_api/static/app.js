@@ -152,6 +152,10 @@ function onFrame(frame) {
     case "authenticated":
       stream.send({ op: "subscribe", channel: "private" });
       break;
+    case "subscribed":
+      // what happened between the last read and this subscription came on no channel: read again
+      if (frame.channel === "private") account.refresh();
+      break;
     case "error":
       if (AUTH_FAILURES.has(frame.code) && state.user) {
         signOut(`signed out: ${frame.message}`);
