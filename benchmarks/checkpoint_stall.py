@@ -34,6 +34,7 @@ import argparse
 import gc
 import os
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -88,13 +89,17 @@ def run(count: int, mode: str) -> dict[str, float]:
         gc.collect()
         before = exchange._checkpoint_position
         calls: list[tuple[float, float, float, float]] = []  # (start, call, acknowledgement, call CPU)
+        usage: list[tuple[int, float]] = []  # the process's (minor faults, system CPU) before each command
         index = 0
         done_at: int | None = None
         fork = (0.0, 0.0)
+        writer: Any = None
         order_id: str | None = None
         while done_at is None or index < done_at + AFTER:
             user = f"user{index % USERS}"
             for cancel in (False, True):
+                own = resource.getrusage(resource.RUSAGE_SELF)
+                usage.append((own.ru_minflt, own.ru_stime))
                 started, cpu = time.perf_counter(), time.thread_time()
                 if cancel:
                     receipt = exchange.cancel_order(user, order_id)
@@ -108,6 +113,7 @@ def run(count: int, mode: str) -> dict[str, float]:
             flight = exchange._flight
             if flight is not None:
                 fork = (flight.fork_seconds, flight.fork_cpu_seconds)
+                writer = flight
             if (
                 done_at is None
                 and exchange._checkpoint_position != before
@@ -122,6 +128,20 @@ def run(count: int, mode: str) -> dict[str, float]:
         window = [c for c in calls[trigger:] if c[0] <= end]
         writing = sorted(c[2] for c in window if c[0] <= stages.get("written", end)) or [0.0]
         quiet = sorted(c[2] for c in calls[: trigger - 1])
+        # The process's own minor faults and system CPU (the serving side of copy-on-write), per
+        # command: the commands before the checkpoint against those while the writer ran.
+        written = stages.get("written", end)
+        during = [i for i in range(trigger + 1, len(calls) - 1) if calls[i][0] <= written]
+        last = during[-1] + 1 if during else trigger + 2
+        first_100ms = max(
+            (i for i in range(trigger + 1, len(calls)) if calls[i][0] <= calls[trigger][0] + 0.1),
+            default=trigger + 1,
+        )
+        span = max(1, last - (trigger + 1))
+        writer_usage = writer.writer_usage if writer is not None else None
+        call_cpu_quiet = sorted(c[3] for c in calls[: trigger - 1])
+        call_cpu_writer = sorted(calls[i][3] for i in during) or [0.0]
+        call_cpu_after = sorted(c[3] for c in calls[done_at:]) or [0.0]
         result = {
             "noise_max_call": max(c[1] for c in calls[: trigger - 1]) * 1000,
             "max_call": max(c[1] for c in window) * 1000,
@@ -136,6 +156,19 @@ def run(count: int, mode: str) -> dict[str, float]:
             "writer_ack_p50": writing[len(writing) // 2] * 1000,
             "writer_ack_p99": writing[min(len(writing) - 1, len(writing) * 99 // 100)] * 1000,
             "total": (end - trigger_start) * 1000,
+            "noise_faults": (usage[trigger - 1][0] - usage[0][0]) / (trigger - 1),
+            "writer_faults": (usage[last][0] - usage[trigger + 1][0]) / span,
+            "faults_100ms": float(usage[first_100ms + 1][0] - usage[trigger + 1][0]),
+            "fork_faults": float(usage[trigger + 1][0] - usage[trigger][0]),
+            "noise_sys_us": (usage[trigger - 1][1] - usage[0][1]) / (trigger - 1) * 1e6,
+            "writer_sys_us": (usage[last][1] - usage[trigger + 1][1]) / span * 1e6,
+            "noise_cpu_us": call_cpu_quiet[len(call_cpu_quiet) // 2] * 1e6,
+            "after_cpu_us": call_cpu_after[len(call_cpu_after) // 2] * 1e6,
+            "writer_cpu_us": call_cpu_writer[len(call_cpu_writer) // 2] * 1e6,
+            "writer_cpu_p90": call_cpu_writer[len(call_cpu_writer) * 9 // 10] * 1e6,
+            "child_faults": float(writer_usage.ru_minflt) if writer_usage else 0.0,
+            "child_cpu": (writer_usage.ru_utime + writer_usage.ru_stime) * 1000 if writer_usage else 0.0,
+            "child_sys": writer_usage.ru_stime * 1000 if writer_usage else 0.0,
         }
         exchange.close(checkpoint=False)
         return result
@@ -169,6 +202,19 @@ def main() -> None:
         "noise_ack_p50",
         "writer_ack_p50",
         "writer_ack_p99",
+        "noise_faults",
+        "writer_faults",
+        "faults_100ms",
+        "fork_faults",
+        "noise_sys_us",
+        "writer_sys_us",
+        "noise_cpu_us",
+        "after_cpu_us",
+        "writer_cpu_us",
+        "writer_cpu_p90",
+        "child_faults",
+        "child_cpu",
+        "child_sys",
     ]
     print(f"{'mode':<11}" + "".join(f" {key:>15}" for key in keys))
     for mode in args.modes.split(","):

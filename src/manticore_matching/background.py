@@ -67,6 +67,7 @@ import ctypes
 import gc
 import itertools
 import os
+import resource
 import signal
 import sys
 import threading
@@ -203,6 +204,9 @@ def _child(
             signal.set_wakeup_fd(-1)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
         lower_priority()  # everything else first: a checkpoint may take longer, a command not
+        _experiment = os.environ.get("H4_WRITER_CPUS")
+        if _experiment:
+            os.sched_setaffinity(0, {int(c) for c in _experiment.split(",")})
         body = encode_checkpoint(build())
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
@@ -275,6 +279,9 @@ class Flight:
         self.prepared = threading.Event()
         self.landed = threading.Event()
         self.done = threading.Event()
+        #: The writer's resource usage once reaped (:func:`os.wait4`): its CPU time and page faults,
+        #: the copy-on-write copies it made among them. None until :meth:`wait_writer` returns.
+        self.writer_usage: resource.struct_rusage | None = None
         self._reaped = False
         self._reap_lock = threading.Lock()
 
@@ -302,7 +309,7 @@ class Flight:
             pause = min(pause * 2, 0.05)
         with self._reap_lock:
             self._reaped = True
-            _, status = os.waitpid(self.pid, 0)
+            _, status, self.writer_usage = os.wait4(self.pid, 0)
         return os.waitstatus_to_exitcode(status)
 
     def _raise_writer(self) -> None:

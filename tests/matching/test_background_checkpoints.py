@@ -443,6 +443,26 @@ def test_the_writer_writes_the_file_and_a_hanging_writer_is_killed(tmp_path: Pat
     assert not stuck.temporary.exists()
 
 
+def test_the_writers_resource_usage_counts_its_copy_on_write_copies(tmp_path: Path) -> None:
+    pages = 2048
+    shared = bytearray(pages * 4096)  # written here first: private pages the fork then shares
+
+    def build() -> Any:
+        for page in range(pages):  # each write copies a page shared with the parent
+            shared[page * 4096] = 1
+        return _state_at(3)
+
+    flight = background.Flight(3, tmp_path / "out.tmp")
+    assert flight.writer_usage is None
+    flight.pid = background.spawn_writer(build, flight.temporary, fsync=False)
+    assert flight.wait_writer() == 0
+    usage = flight.writer_usage
+    assert usage is not None
+    assert usage.ru_minflt >= pages
+    assert usage.ru_utime + usage.ru_stime > 0
+    assert shared[0] == 0  # the parent's copy is untouched
+
+
 def test_the_writer_closes_every_inherited_descriptor_before_it_builds(tmp_path: Path) -> None:
     with (tmp_path / "held").open("wb") as held:
         descriptor = held.fileno()
