@@ -53,8 +53,14 @@ same; a crash or ``kill -9`` between chunks leaves an incomplete temporary file,
 installed (the exchange installs only a file whose writer exited with status 0, and removes stale
 temporary files when it opens).
 
+The body is encoded piece by piece while it is written (:func:`write_state`): whole, a 37 MiB body
+(50,000 resting orders) cost the writer 9,500 page faults of fresh memory and as much memory again;
+the bytes on disk are the same (docs/performance.md, session 16).
+
 Memory: the child touches (reference counts) most of the pages of the state it exports, so they are
-copied while it runs: expect up to the state's size again, for about a second per 100,000 orders.
+copied while it runs: expect up to the state's size again, for about a second per 100,000 orders. Its
+resource usage (CPU time, page faults: the copies among them) is :attr:`Flight.writer_usage` once it
+has been reaped.
 
 :data:`AVAILABLE` is False where ``fork`` is missing or unsafe with threads (not Linux): the exchange
 then writes its checkpoints synchronously, as before.
@@ -72,13 +78,22 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NoReturn
 
-from .checkpoints import CheckpointState, encode_checkpoint
+from .checkpoints import CheckpointState, encode_checkpoint, iter_checkpoint
 
-__all__ = ["AVAILABLE", "CHUNK", "Flight", "lower_priority", "spawn_writer", "temporary_name", "write_file"]
+__all__ = [
+    "AVAILABLE",
+    "CHUNK",
+    "Flight",
+    "lower_priority",
+    "spawn_writer",
+    "temporary_name",
+    "write_file",
+    "write_state",
+]
 
 #: Background checkpoints are possible here (Linux: ``fork`` and ``prctl``).
 AVAILABLE = sys.platform.startswith("linux") and hasattr(os, "fork")
@@ -135,26 +150,51 @@ def _load_libc() -> None:
         _sync_file_range = flush
 
 
-def write_file(descriptor: int, body: bytes, *, fsync: bool, chunk: int = CHUNK) -> None:
-    """Write ``body`` to the open file ``descriptor`` from its current offset (0: a fresh file) in
-    pieces of at most ``chunk`` bytes; with ``fsync``, wait after each piece until it is on the disk
-    (``sync_file_range``, where the C library has it) and end with ``fsync``, the call that makes the
-    file durable (a refused ``sync_file_range`` only stops the flushing per piece: the ``fsync`` still
-    decides). The file holds exactly ``body`` either way; OSError as ``os.write`` and ``os.fsync``
-    raise it."""
+def write_file(descriptor: int, body: bytes | Iterable[bytes], *, fsync: bool, chunk: int = CHUNK) -> None:
+    """Write ``body`` (bytes, or pieces written one after the other as they come: the file holds their
+    concatenation) to the open file ``descriptor`` from its current offset (0: a fresh file); with
+    ``fsync``, push every ``chunk`` bytes to the disk as soon as they are written, waiting for them
+    (``sync_file_range``, where the C library has it), the last partial chunk at the end, and end with
+    ``fsync``, the call that makes the file durable (a refused ``sync_file_range`` only stops the
+    flushing per chunk: the ``fsync`` still decides). The flushed ranges are the same for bytes and
+    for pieces of the same concatenation. OSError as ``os.write`` and ``os.fsync`` raise it; whatever
+    an iterator of pieces raises, after what came before it was written."""
     _load_libc()
     flush = _sync_file_range if fsync else None
-    view = memoryview(body)
-    offset = 0
-    while offset < len(body):
-        end = min(offset + chunk, len(body))
-        start = offset
-        while offset < end:
-            offset += os.write(descriptor, view[offset:end])
-        if flush is not None and flush(descriptor, start, end - start, _SYNC_FILE_RANGE_WAIT) != 0:
-            flush = None  # not supported here (or a disk error, which the fsync below reports)
+    pieces = (body,) if isinstance(body, (bytes, bytearray, memoryview)) else body
+    written = 0  # bytes of body written so far
+    flushed = 0  # of them, pushed to the disk (a multiple of chunk until the end)
+    for piece in pieces:
+        view = memoryview(piece)
+        offset = 0
+        while offset < len(view):
+            # Never write past the next chunk's end: its flush then follows its last byte at once.
+            end = min(len(view), offset + flushed + chunk - written)
+            count = os.write(descriptor, view[offset:end])
+            offset += count
+            written += count
+            if written - flushed == chunk:
+                if flush is not None and flush(descriptor, flushed, chunk, _SYNC_FILE_RANGE_WAIT) != 0:
+                    flush = None  # not supported here (or a disk error, which the fsync below reports)
+                flushed = written
+    if flush is not None and written > flushed:
+        flush(descriptor, flushed, written - flushed, _SYNC_FILE_RANGE_WAIT)
     if fsync:
         os.fsync(descriptor)
+
+
+def write_state(descriptor: int, state: CheckpointState, *, fsync: bool, chunk: int = CHUNK) -> None:
+    """Write the checkpoint file of ``state`` to the fresh file ``descriptor`` (with :func:`write_file`):
+    the bytes of :func:`~.checkpoints.encode_checkpoint`, encoded piece by piece while written
+    (:func:`~.checkpoints.iter_checkpoint`), so that the body never exists whole in the writer's
+    memory. Where orjson refuses a part, the file is emptied and the standard library's encoding
+    written instead, as ``encode_checkpoint`` does."""
+    try:
+        write_file(descriptor, iter_checkpoint(state), fsync=fsync, chunk=chunk)
+    except TypeError:
+        os.ftruncate(descriptor, 0)
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        write_file(descriptor, encode_checkpoint(state), fsync=fsync, chunk=chunk)
 
 
 def spawn_writer(build: Callable[[], CheckpointState], temporary: Path, *, fsync: bool) -> int:
@@ -204,13 +244,10 @@ def _child(
             signal.set_wakeup_fd(-1)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
         lower_priority()  # everything else first: a checkpoint may take longer, a command not
-        _experiment = os.environ.get("H4_WRITER_CPUS")
-        if _experiment:
-            os.sched_setaffinity(0, {int(c) for c in _experiment.split(",")})
-        body = encode_checkpoint(build())
+        state = build()
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            write_file(descriptor, body, fsync=fsync)
+            write_state(descriptor, state, fsync=fsync)
         finally:
             os.close(descriptor)
         status = 0

@@ -19,8 +19,10 @@ and on close) writes one synchronously with :func:`write_checkpoint`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -36,6 +38,7 @@ __all__ = [
     "CheckpointState",
     "build_checkpoint",
     "encode_checkpoint",
+    "iter_checkpoint",
     "install_checkpoint",
     "read_checkpoint",
     "sync_directory",
@@ -101,6 +104,58 @@ def encode_checkpoint(state: CheckpointState) -> bytes:
         return orjson.dumps(state)
     except TypeError:
         return json.dumps(state, separators=(",", ":")).encode()
+
+
+#: Items of a large list or dict encoded by one ``orjson.dumps`` call in :func:`iter_checkpoint`.
+SLICE = 1_000
+#: Levels of small dicts :func:`iter_checkpoint` descends into (the state, ``books``, one book).
+_DEPTH = 3
+
+
+def iter_checkpoint(state: CheckpointState, *, slice_items: int = SLICE) -> Iterator[bytes]:
+    """The orjson encoding of ``state`` in pieces: their concatenation is ``orjson.dumps(state)`` byte
+    for byte, but no piece holds more than ``slice_items`` items of a large list or dict (the resting
+    orders), so the body of a large checkpoint (tens of megabytes) never exists whole in memory.
+
+    Used by the background writer (:func:`~.background.write_file` writes the pieces as they come):
+    the whole body cost the writer a fresh page per 4 KiB of it (a page fault each) and as much memory
+    again as the file's size. TypeError (``orjson.JSONEncodeError``) when orjson refuses a part, at
+    the piece that holds it: the caller then falls back to :func:`encode_checkpoint`'s standard
+    library encoding, as orjson refusing the whole state would."""
+    return _pieces(state, _DEPTH, max(1, slice_items))
+
+
+def _pieces(value: Any, depth: int, size: int) -> Iterator[bytes]:
+    dumps = orjson.dumps
+    kind = type(value)
+    if kind is list and len(value) > size:
+        yield b"["
+        for start in range(0, len(value), size):
+            part = dumps(value[start : start + size])
+            yield part[1:-1] if start == 0 else b"," + part[1:-1]
+        yield b"]"
+    elif kind is dict and len(value) > size:
+        items = iter(value.items())
+        yield b"{"
+        first = True
+        while part_items := dict(itertools.islice(items, size)):
+            part = dumps(part_items)
+            yield part[1:-1] if first else b"," + part[1:-1]
+            first = False
+        yield b"}"
+    elif kind is dict and depth > 0:
+        yield b"{"
+        first = True
+        for key, item in value.items():
+            if type(key) is not str:  # orjson refuses such a key in a dict: so does this
+                raise orjson.JSONEncodeError("Dict key must be str")
+            head = dumps(key) + b":"
+            yield head if first else b"," + head
+            first = False
+            yield from _pieces(item, depth - 1, size)
+        yield b"}"
+    else:
+        yield dumps(value)
 
 
 def write_checkpoint(data_dir: Path, state: CheckpointState, *, fsync: bool) -> None:

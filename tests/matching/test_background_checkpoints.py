@@ -8,6 +8,7 @@ the wall clock: a hook that blocks on an event holds a background checkpoint at 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -21,12 +22,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manticore_matching import Exchange, background
-from manticore_matching.checkpoints import install_checkpoint, read_checkpoint
+from manticore_matching.checkpoints import (
+    encode_checkpoint,
+    install_checkpoint,
+    iter_checkpoint,
+    read_checkpoint,
+)
 from tests.matching.exchange_streams import (
     MARKETS,
     Clock,
@@ -824,3 +831,101 @@ def test_a_background_checkpoint_removes_the_replaced_file_off_the_command_path(
     assert len(installed[1]) == 1  # the second kept the first one's file under a second name ...
     assert not list(tmp_path.glob("checkpoint-*.tmp"))  # ... which is gone once the flight is done
     exchange.close()
+
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=12) | st.dictionaries(st.text(max_size=6), inner, max_size=12),
+    max_leaves=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    state=st.dictionaries(st.text(max_size=6), _json, max_size=8), size=st.integers(min_value=1, max_value=14)
+)
+def test_the_checkpoint_encoded_in_pieces_is_orjson_s_encoding_byte_for_byte(
+    state: dict[str, Any], size: int
+) -> None:
+    """Whatever the state and the slice size, the pieces join to ``orjson.dumps(state)``."""
+    pieces = list(iter_checkpoint(state, slice_items=size))  # type: ignore[arg-type]
+    assert b"".join(pieces) == orjson.dumps(state)
+
+
+def test_no_piece_of_a_large_checkpoint_holds_more_than_a_slice_of_its_orders() -> None:
+    orders = [{"order_id": f"o{n:05}", "price": "30000.5", "quantity": "0.01"} for n in range(10_000)]
+    state = {"version": 1, "books": {"BTC/USD": {"orders": orders}}, "risk": {"orders": orders}}
+    pieces = list(iter_checkpoint(state, slice_items=500))  # type: ignore[arg-type]
+    body = orjson.dumps(state)
+    assert b"".join(pieces) == body
+    assert max(len(piece) for piece in pieces) < len(orjson.dumps(orders[:501]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    body=st.binary(max_size=5000),
+    cuts=st.lists(st.integers(min_value=0, max_value=5000), max_size=12),
+    chunk=st.integers(min_value=1, max_value=6000),
+)
+def test_the_file_written_from_pieces_is_the_file_written_from_their_bytes(
+    body: bytes, cuts: list[int], chunk: int
+) -> None:
+    """Pieces (any split, empty pieces included) give the same file and the same flushed ranges as
+    their concatenation written whole."""
+    bounds = [0, *sorted(min(cut, len(body)) for cut in cuts), len(body)]
+    pieces = [body[start:end] for start, end in itertools.pairwise(bounds)]
+    real = background._sync_file_range
+    background._load_libc()
+    written: list[tuple[bytes, list[tuple[int, int]]]] = []
+    for source in (body, iter(pieces)):
+        flushed: list[tuple[int, int]] = []
+
+        def record(
+            descriptor: int, offset: int, length: int, flags: int, flushed: list[tuple[int, int]] = flushed
+        ) -> int:
+            flushed.append((offset, length))
+            return 0
+
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "out.tmp"
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                background._sync_file_range = record
+                background.write_file(descriptor, source, fsync=True, chunk=chunk)
+            finally:
+                background._sync_file_range = real
+                os.close(descriptor)
+            written.append((path.read_bytes(), flushed))
+    assert written[0] == written[1]
+    assert written[0][0] == body
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_the_writer_s_file_is_encode_checkpoint_s_bytes_even_where_orjson_refuses_a_late_part(
+    tmp_path: Path, refused: bool
+) -> None:
+    """A value orjson refuses (an integer beyond 64 bits) in the last order, after pieces were already
+    written: the file is emptied and holds the standard library's encoding, as ``encode_checkpoint``
+    gives; otherwise it holds orjson's."""
+    orders: list[dict[str, Any]] = [{"order_id": f"o{n}", "quantity": n} for n in range(3_000)]
+    if refused:
+        orders[-1]["quantity"] = 2**70
+    state: Any = {"version": 1, "books": {"BTC/USD": {"orders": orders}}, "risk": {}}
+    path = tmp_path / "out.tmp"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        background.write_state(descriptor, state, fsync=False, chunk=4096)
+    finally:
+        os.close(descriptor)
+    assert path.read_bytes() == encode_checkpoint(state)
+    if refused:
+        assert str(2**70).encode() in path.read_bytes()
+    else:
+        assert path.read_bytes() == orjson.dumps(state)
