@@ -1322,12 +1322,15 @@ class Exchange(ExchangeReads, Listeners):
                 self.journal.rotate(position)
                 if flight.replaced is not None:  # the replaced file's blocks are freed here, not at install
                     flight.replaced.unlink(missing_ok=True)
+                usage = flight.writer_usage
                 log.info(
                     "checkpoint at %d written in the background in %.2f s (the command path waited %.1f ms "
-                    "for the fork)",
+                    "for the fork; the writer used %.0f ms of CPU, %d page faults)",
                     position,
                     time.perf_counter() - flight.started,
                     flight.fork_seconds * 1000,
+                    (usage.ru_utime + usage.ru_stime) * 1000 if usage is not None else 0.0,
+                    usage.ru_minflt if usage is not None else 0,
                 )
                 self._hook("retired", position)
             else:
