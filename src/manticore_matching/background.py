@@ -150,7 +150,9 @@ def _load_libc() -> None:
         _sync_file_range = flush
 
 
-def write_file(descriptor: int, body: bytes | Iterable[bytes], *, fsync: bool, chunk: int = CHUNK) -> None:
+def write_file(
+    descriptor: int, body: bytes | Iterable[bytes | memoryview], *, fsync: bool, chunk: int = CHUNK
+) -> None:
     """Write ``body`` (bytes, or pieces written one after the other as they come: the file holds their
     concatenation) to the open file ``descriptor`` from its current offset (0: a fresh file); with
     ``fsync``, push every ``chunk`` bytes to the disk as soon as they are written, waiting for them

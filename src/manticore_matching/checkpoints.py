@@ -112,10 +112,11 @@ SLICE = 1_000
 _DEPTH = 3
 
 
-def iter_checkpoint(state: CheckpointState, *, slice_items: int = SLICE) -> Iterator[bytes]:
-    """The orjson encoding of ``state`` in pieces: their concatenation is ``orjson.dumps(state)`` byte
-    for byte, but no piece holds more than ``slice_items`` items of a large list or dict (the resting
-    orders), so the body of a large checkpoint (tens of megabytes) never exists whole in memory.
+def iter_checkpoint(state: CheckpointState, *, slice_items: int = SLICE) -> Iterator[bytes | memoryview]:
+    """The orjson encoding of ``state`` in pieces (bytes, or memoryviews of orjson's output: no piece is
+    copied): their concatenation is ``orjson.dumps(state)`` byte for byte, but no piece holds more
+    than ``slice_items`` items of a large list or dict (the resting orders), so the body of a large
+    checkpoint (tens of megabytes) never exists whole in memory.
 
     Used by the background writer (:func:`~.background.write_file` writes the pieces as they come):
     the whole body cost the writer a fresh page per 4 KiB of it (a page fault each) and as much memory
@@ -125,22 +126,24 @@ def iter_checkpoint(state: CheckpointState, *, slice_items: int = SLICE) -> Iter
     return _pieces(state, _DEPTH, max(1, slice_items))
 
 
-def _pieces(value: Any, depth: int, size: int) -> Iterator[bytes]:
+def _pieces(value: Any, depth: int, size: int) -> Iterator[bytes | memoryview]:
     dumps = orjson.dumps
     kind = type(value)
     if kind is list and len(value) > size:
         yield b"["
         for start in range(0, len(value), size):
-            part = dumps(value[start : start + size])
-            yield part[1:-1] if start == 0 else b"," + part[1:-1]
+            if start:
+                yield b","
+            yield memoryview(dumps(value[start : start + size]))[1:-1]  # no copy of the slice's bytes
         yield b"]"
     elif kind is dict and len(value) > size:
         items = iter(value.items())
         yield b"{"
         first = True
         while part_items := dict(itertools.islice(items, size)):
-            part = dumps(part_items)
-            yield part[1:-1] if first else b"," + part[1:-1]
+            if not first:
+                yield b","
+            yield memoryview(dumps(part_items))[1:-1]
             first = False
         yield b"}"
     elif kind is dict and depth > 0:
