@@ -192,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (each build once per round)")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="benchmarks.worker's clock")
     parser.add_argument("--keep", type=Path, help="build in (and reuse) this directory, not a temporary one")
+    parser.add_argument(
+        "--mypyc-python",
+        type=Path,
+        default=MYPYC_PYTHON,
+        help="the mypyc build's interpreter (.venv-compiled)",
+    )
     parser.add_argument("--no-time", action="store_true", help="instruction counts only")
     parser.add_argument("--no-instructions", action="store_true", help="timings only")
     parser.add_argument(
@@ -206,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.directive:
         name, _, value = item.partition("=")
         directives[name] = {"True": True, "False": False}.get(value, value)
-    if not MYPYC_PYTHON.exists():
-        print(f"no mypyc build ({MYPYC_PYTHON}): run `make compiled` first", file=sys.stderr)
+    mypyc_python: Path = args.mypyc_python
+    if not mypyc_python.exists():
+        print(f"no mypyc build ({mypyc_python}): run `make compiled` first", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="manticore-cython-") as scratch:
         directory = args.keep or Path(scratch)
@@ -215,11 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         cython_path = build(directory, directives)
         builds: dict[str, tuple[str, Path | None]] = {
             "pure": (sys.executable, None),
-            "mypyc": (str(MYPYC_PYTHON), None),
+            "mypyc": (str(mypyc_python), None),
             "cython": (sys.executable, cython_path),
         }
         check_loads("pure", sys.executable, None, SOURCE, extension=False)
-        check_loads("mypyc", str(MYPYC_PYTHON), None, MYPYC_PYTHON.parents[1], extension=True)
+        check_loads("mypyc", str(mypyc_python), None, mypyc_python.parents[1], extension=True)
         check_loads("cython", sys.executable, cython_path, cython_path, extension=True)
         label = args.workload + (" + subscriber" if args.subscriber else "")
         print(f"\nCython {CYTHON_VERSION}, directives {directives}; workload {label}")
