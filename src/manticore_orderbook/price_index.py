@@ -74,24 +74,9 @@ class PriceIndex:
             chunk = self._chunks[0]
             chunk.insert(0, price)
         else:
-            # Near either end of a book of several chunks (where a book adds: its best prices), the
-            # chunk is the first or the last one and the place is found from that end: a few
-            # comparisons with prices that are in the caches instead of two binary searches over
-            # boxed integers scattered through memory (docs/performance.md, session 16 h6).
-            chunks = self._chunks
-            last = len(maxes) - 1
-            if last and price > maxes[last - 1]:
-                i = last
-                chunk = chunks[last]
-                chunk.insert(_place_from_top(chunk, price), price)
-            elif last and price < maxes[0]:
-                i = 0
-                chunk = chunks[0]
-                chunk.insert(_place_from_bottom(chunk, price), price)
-            else:
-                i = bisect_left(maxes, price)
-                chunk = chunks[i]
-                insort(chunk, price)
+            i = bisect_left(maxes, price)
+            chunk = self._chunks[i]
+            insort(chunk, price)
         if len(chunk) > 2 * self._load:
             upper = chunk[self._load :]
             del chunk[self._load :]
@@ -215,37 +200,3 @@ class PriceIndex:
         assert all(self._chunks), "empty chunk kept"
         assert self._maxes == [chunk[-1] for chunk in self._chunks], "chunk maxima out of date"
         assert all(len(chunk) <= 2 * self._load for chunk in self._chunks), "chunk too large"
-
-
-def _place_from_top(chunk: list[int], price: int) -> int:
-    """Where ``price`` goes in the sorted ``chunk``, whose last price is higher and which does not hold
-    ``price``: searched from the top, in steps that double (about 2 log2(d) comparisons for a place d
-    from the top, at most twice a binary search's)."""
-    hi = len(chunk) - 1  # chunk[hi] > price
-    step = 1
-    lo = hi - step
-    while lo > 0 and chunk[lo] > price:
-        hi = lo
-        step += step
-        lo = hi - step
-    if lo <= 0:
-        return bisect_left(chunk, price, 0, hi)
-    # chunk[lo] < price < chunk[hi]
-    return hi if hi - lo == 1 else bisect_left(chunk, price, lo + 1, hi)
-
-
-def _place_from_bottom(chunk: list[int], price: int) -> int:
-    """Where ``price`` goes in the sorted ``chunk``, whose first price is lower and whose last price is
-    higher, and which does not hold ``price``: searched from the bottom, in steps that double."""
-    top = len(chunk) - 1  # chunk[top] > price
-    lo = 0  # chunk[lo] < price
-    step = 1
-    hi = lo + step
-    while hi < top and chunk[hi] < price:
-        lo = hi
-        step += step
-        hi = lo + step
-    if hi >= top:
-        return bisect_left(chunk, price, lo + 1, top)
-    # chunk[lo] < price < chunk[hi]
-    return hi if hi - lo == 1 else bisect_left(chunk, price, lo + 1, hi)
