@@ -20,20 +20,46 @@ __all__ = ["dumps_text", "loads"]
 
 #: The shortest texts of an integer orjson may not read as one: 20 digits in a row (orjson reads
 #: integers up to 2**64 - 1, which has 20), or a minus and 19 digits (down to -2**63, which has 19).
+#: orjson reads such an integer as a float, so the search is only needed when its value holds one.
 _LONG_DIGITS = re.compile(r"\d{20}|-\d{19}")
 _LONG_DIGITS_BYTES = re.compile(rb"\d{20}|-\d{19}")
 
 
 def loads(document: str | bytes) -> Any:
     """The value of a JSON document, as ``json.loads`` reads it (``ValueError``, a
-    ``json.JSONDecodeError`` with its position, when it is not JSON)."""
-    pattern = _LONG_DIGITS_BYTES if isinstance(document, bytes) else _LONG_DIGITS
-    if pattern.search(document) is not None:  # type: ignore[arg-type]
-        return json.loads(document)
+    ``json.JSONDecodeError`` with its position, when it is not JSON).
+
+    orjson's value is json's unless an integer beyond 64 bits became a float in it; a value without
+    any float is kept without searching the document (the search costs three times the parse)."""
     try:
-        return orjson.loads(document)
+        value = orjson.loads(document)
     except orjson.JSONDecodeError:  # NaN, Infinity, or not JSON (then with json's message)
         return json.loads(document)
+    if _holds_float(value):
+        pattern = _LONG_DIGITS_BYTES if isinstance(document, bytes) else _LONG_DIGITS
+        if pattern.search(document) is not None:  # type: ignore[arg-type]
+            return json.loads(document)
+    return value
+
+
+def _holds_float(value: Any) -> bool:
+    """Whether a float is anywhere in ``value`` (orjson's types: dict, list, str, int, float, bool,
+    None), walked without recursion (orjson reads 1,024 levels, more than Python's recursion limit)."""
+    kind = type(value)
+    if kind is float:
+        return True
+    if kind is not dict and kind is not list:
+        return False
+    pending = [value]
+    while pending:
+        container = pending.pop()
+        for item in container.values() if type(container) is dict else container:
+            kind = type(item)
+            if kind is float:
+                return True
+            if kind is dict or kind is list:
+                pending.append(item)
+    return False
 
 
 def dumps_text(value: Any) -> str:

@@ -1,19 +1,76 @@
-"""Prometheus metrics: request counts by route and status, orders placed, and exchange gauges."""
+"""Prometheus metrics: request counts by route and status, orders placed, and exchange gauges.
+
+The two counters are plain tallies (:class:`Tally`) that the scrape reads (:class:`_TallyCollector`),
+not prometheus_client ``Counter`` objects: a ``Counter.inc`` is two Python calls, an observability
+check and a lock, twice per order request. The exposition is the same, byte for byte, as the
+``Counter`` objects gave for the same increments (the ``_total`` and ``_created`` series, ``_created``
+being when the series was first counted, or when the app started for ``orders_placed``; no
+``_created`` lines when prometheus_client's created series are disabled;
+tests/api/test_metrics_tally.py). Tallies are counted on the event loop's thread only (every caller
+is a coroutine of the app); the scrape may read them from another thread.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import metrics as prometheus_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from .service import ExchangeService
 
-__all__ = ["Metrics", "RequestCounter"]
+__all__ = ["Metrics", "RequestCounter", "Tally"]
+
+
+class Tally:
+    """A counter's value and creation time (``time.time()`` when made). :meth:`inc` is called on one
+    thread (the event loop's); a reader on another thread sees some recent value."""
+
+    __slots__ = ("created", "value")
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.created = time.time()
+
+    def inc(self, amount: int = 1) -> None:
+        """Add ``amount`` (ValueError if negative: counters only go up, as prometheus_client's)."""
+        if amount < 0:
+            raise ValueError("Counters can only be incremented by non-negative amounts.")
+        self.value += amount
+
+
+class _TallyCollector(Collector):
+    """The request counter (labelled method, route, status) and the orders counter, read at scrape
+    time in the order and form of the prometheus_client ``Counter`` objects they replace."""
+
+    def __init__(self, requests: dict[tuple[str, str, int], Tally], orders_placed: Tally) -> None:
+        self._requests = requests
+        self._orders_placed = orders_placed
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        created = prometheus_metrics._use_created
+        requests = CounterMetricFamily(
+            "manticore_http_requests", "HTTP requests", labels=("method", "route", "status")
+        )
+        # dict.copy() is one step under the GIL: the loop thread may add series meanwhile.
+        for (method, route, status), tally in self._requests.copy().items():
+            requests.add_metric(
+                (method, route, str(status)), float(tally.value), tally.created if created else None
+            )
+        yield requests
+        placed = self._orders_placed
+        yield CounterMetricFamily(
+            "manticore_orders_placed",
+            "orders accepted",
+            value=float(placed.value),
+            created=placed.created if created else None,
+        )
 
 
 class _ExchangeCollector(Collector):
@@ -45,21 +102,20 @@ class Metrics:
 
     def __init__(self, service: ExchangeService) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "manticore_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
-        )
-        self.orders_placed = Counter("manticore_orders_placed", "orders accepted", registry=self.registry)
+        #: Requests by (method, route template, status), in the order first seen.
+        self.requests: dict[tuple[str, str, int], Tally] = {}
+        #: Orders accepted (``inc()`` per order, or ``inc(n)`` for n at once).
+        self.orders_placed = Tally()
+        self.registry.register(_TallyCollector(self.requests, self.orders_placed))
         self.registry.register(_ExchangeCollector(service))
-        # The labelled child counter per (method, route, status): ``labels()`` validates and locks on
-        # every call; the children it returns are stable, so look each up once.
-        self._request_counters: dict[tuple[str, str, int], Any] = {}
 
     def observe_request(self, method: str, route: str, status: int) -> None:
+        """Count one answered request (on the event loop's thread)."""
         key = (method, route, status)
-        counter = self._request_counters.get(key)
-        if counter is None:
-            counter = self._request_counters[key] = self.requests.labels(method, route, str(status))
-        counter.inc()
+        tally = self.requests.get(key)
+        if tally is None:
+            tally = self.requests[key] = Tally()
+        tally.value += 1
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -79,3 +79,37 @@ def test_what_only_the_standard_library_reads_is_read() -> None:
 def test_a_document_that_is_not_json_raises_value_error(document: str | bytes) -> None:
     with pytest.raises(ValueError):
         loads(document)
+
+
+@given(_values, st.sampled_from(["", " ", "\n"]))
+def test_long_digit_runs_and_floats_together_read_as_the_standard_library(value: Any, space: str) -> None:
+    """A document with a float beside a long integer, or long digit runs in its strings: the values
+    json reads (a float in the document no longer means orjson's value can be kept)."""
+    document = json.dumps(
+        [value, 0.5, 2**70, "12345678901234567890123", {"k": -(2**63) - 1}], indent=space or None
+    )
+    assert _same(loads(document), json.loads(document))
+    assert _same(loads(document.encode()), json.loads(document))
+
+
+def test_digit_runs_in_strings_keep_their_text() -> None:
+    document = '{"client_order_id": "123456789012345678901234", "price": "90.01"}'
+    assert loads(document) == json.loads(document)
+    assert loads(document.encode()) == {"client_order_id": "123456789012345678901234", "price": "90.01"}
+
+
+def test_a_long_integer_deep_in_containers_stays_an_integer() -> None:
+    deep = "[" * 50 + '{"a": [1, {"b": 123456789012345678901}]}' + "]" * 50
+    assert _same(loads(deep), json.loads(deep))
+    assert _same(loads(deep.encode()), json.loads(deep))
+
+
+@pytest.mark.parametrize("depth", [1, 900, 1024])
+def test_nesting_that_was_read_is_still_read(depth: int) -> None:
+    """Nesting orjson reads (up to 1,024 levels) is still read without a recursion error."""
+    document = "[" * depth + "0.5" + "]" * depth
+    value = loads(document)
+    for _ in range(depth):
+        assert isinstance(value, list)
+        value = value[0]
+    assert value == 0.5

@@ -6,7 +6,10 @@ any command) and applies the ``book`` diffs of :mod:`manticore_matching.feed` as
 its state at ``sequence`` is exactly the durable book at that sequence.
 
 Levels are kept per side as ``Decimal price -> quantity text``; the best price is cached and recomputed
-only when the best level goes away, so following a busy book costs O(1) per level change.
+only when the best level goes away, so following a busy book costs O(1) per level change. A level change
+reads its price text through a cache of ``Decimal`` keys (a Decimal made and hashed per change was most
+of its cost) and tells a zero quantity from its text when that is plain digits; every text means what
+``Decimal`` reads from it (tests/api/test_book_mirror_texts.py).
 """
 
 from __future__ import annotations
@@ -15,33 +18,53 @@ import heapq
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["BookMirror", "MirrorSide"]
+__all__ = ["KEY_CACHE_SIZE", "BookMirror", "MirrorSide"]
+
+#: Price texts whose ``Decimal`` a side remembers (then it forgets them all and starts again).
+KEY_CACHE_SIZE = 4096
+
+
+def _is_zero(quantity: str) -> bool:
+    """``Decimal(quantity) == 0`` (the same errors for a text that is no number); plain digit texts
+    with at most one point are answered from their characters."""
+    if quantity == "0":
+        return True
+    if quantity.isascii() and quantity.replace(".", "", 1).isdigit():
+        return not quantity.strip("0.")
+    return bool(Decimal(quantity) == 0)
 
 
 class MirrorSide:
     """One side of a mirrored book. ``descending`` is True for bids (best = highest price)."""
 
-    __slots__ = ("_best", "_best_known", "descending", "levels")
+    __slots__ = ("_best", "_best_known", "_keys", "descending", "levels")
 
     def __init__(self, descending: bool) -> None:
         self.descending = descending
         self.levels: dict[Decimal, str] = {}
         self._best: Decimal | None = None
         self._best_known = True
+        #: ``Decimal(text)`` by price text (a function of the text alone; bounded by KEY_CACHE_SIZE).
+        self._keys: dict[str, Decimal] = {}
 
     def set(self, price: str, quantity: str) -> None:
         """Set a level's visible quantity; ``"0"`` (any zero) removes it."""
-        key = Decimal(price)
-        if Decimal(quantity) == 0:
+        keys = self._keys
+        key = keys.get(price)
+        if key is None:
+            key = Decimal(price)
+            if len(keys) >= KEY_CACHE_SIZE:
+                keys.clear()
+            keys[price] = key
+        if _is_zero(quantity):
             if self.levels.pop(key, None) is not None and key == self._best:
                 self._best_known = False
             return
         self.levels[key] = quantity
-        if self._best_known and (self._best is None or self._better(key, self._best)):
-            self._best = key
-
-    def _better(self, one: Decimal, other: Decimal) -> bool:
-        return one > other if self.descending else one < other
+        if self._best_known:
+            best = self._best
+            if best is None or (key > best if self.descending else key < best):
+                self._best = key
 
     def best(self) -> tuple[Decimal, str] | None:
         """The best level ``(price, quantity)`` or None when the side is empty."""
