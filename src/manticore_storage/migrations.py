@@ -11,7 +11,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Column, Connection, Engine, Float, Integer, MetaData, String, Table, inspect, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.schema import CreateColumn
 
 from . import schema
@@ -57,11 +69,54 @@ def _v3_client_order_ids(connection: Connection) -> None:
     schema.orders_by_client_id.create(connection, checkfirst=True)
 
 
+#: The index migration 4 drops: (user_id, symbol), whose queries ``ix_manticore_orders_user_time`` serves.
+_DROPPED_USER_INDEX = "ix_manticore_orders_user"
+
+
+def _v4_fewer_order_indexes(connection: Connection) -> None:
+    """Two fewer index entries per written order row: drop ``ix_manticore_orders_user``, and on SQLite and
+    PostgreSQL make ``ix_manticore_orders_client_id`` partial (only orders with a client order id) and
+    ordered like its look-up (user_id, client_order_id, timestamp, priority).
+
+    Every order read keeps its answer: a user's orders (of one market or all) are read newest first
+    through ``ix_manticore_orders_user_time`` (user_id, timestamp), and a look-up by client order id
+    compares the column with a value, which only rows in the partial index can match. MariaDB/MySQL have
+    no partial indexes: there only the (user_id, symbol) index goes."""
+    dialect = connection.dialect.name
+    present = {index["name"] for index in inspect(connection).get_indexes(schema.orders.name)}
+    if _DROPPED_USER_INDEX in present:
+        table = connection.dialect.identifier_preparer.quote(schema.orders.name)
+        drop = f"DROP INDEX {_DROPPED_USER_INDEX}"
+        connection.exec_driver_sql(drop + (f" ON {table}" if dialect in ("mysql", "mariadb") else ""))
+    client = schema.orders_by_client_id
+    if dialect not in ("sqlite", "postgresql") or _is_partial(connection, str(client.name)):
+        return
+    if client.name in present:
+        client.drop(connection)
+    client.create(connection)
+
+
+def _is_partial(connection: Connection, index: str) -> bool:
+    """Whether the SQLite or PostgreSQL index ``index`` exists and has a WHERE clause (False on other
+    databases, which have no partial indexes)."""
+    if connection.dialect.name == "sqlite":
+        query = text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :name")
+    elif connection.dialect.name != "postgresql":
+        return False
+    else:
+        query = text(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = :name"
+        )
+    definition = connection.execute(query, {"name": index}).scalar()
+    return definition is not None and " WHERE " in str(definition).upper()
+
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "markets, orders, trades, failed events", _v1_initial),
     (2, "indexes for per-user order history and fills", _v2_user_indexes),
     (3, "client order ids on orders and trades", _v3_client_order_ids),
+    (4, "fewer indexes per order row", _v4_fewer_order_indexes),
 ]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 

@@ -197,7 +197,8 @@ orders = Table(
     **_MYSQL_TABLE,
 )
 Index("ix_manticore_orders_live", orders.c.symbol, orders.c.status, orders.c.priority)
-Index("ix_manticore_orders_user", orders.c.user_id, orders.c.symbol)
+# Migration 1 also made ``ix_manticore_orders_user`` (user_id, symbol); migration 4 drops it: a user's
+# orders (of one market or all, newest first) are read through ``ix_manticore_orders_user_time``.
 
 trades = Table(
     "manticore_trades",
@@ -225,8 +226,22 @@ Index("ix_manticore_trades_sequence", trades.c.symbol, trades.c.sequence)
 orders_by_user_time = Index("ix_manticore_orders_user_time", orders.c.user_id, orders.c.timestamp)
 trades_by_maker = Index("ix_manticore_trades_maker_user", trades.c.maker_user_id, trades.c.timestamp)
 trades_by_taker = Index("ix_manticore_trades_taker_user", trades.c.taker_user_id, trades.c.timestamp)
-# Added by migration 3 (an order by its owner's client order id).
-orders_by_client_id = Index("ix_manticore_orders_client_id", orders.c.user_id, orders.c.client_order_id)
+# Added by migration 3 (an order by its owner's client order id). Since migration 4 (SQLite and
+# PostgreSQL) it is partial: only the orders that have a client order id have an entry (the look-up
+# compares the column with a value, which implies it is not NULL), and it ends with the look-up's
+# ORDER BY columns, so that SQLite's planner takes it without statistics (it took
+# ix_manticore_orders_user_time and read all of the user's orders). MariaDB/MySQL have no partial
+# indexes: there every order has an entry (and a database made before migration 4 keeps migration 3's
+# (user_id, client_order_id)).
+orders_by_client_id = Index(
+    "ix_manticore_orders_client_id",
+    orders.c.user_id,
+    orders.c.client_order_id,
+    orders.c.timestamp,
+    orders.c.priority,
+    sqlite_where=orders.c.client_order_id.isnot(None),
+    postgresql_where=orders.c.client_order_id.isnot(None),
+)
 
 failed_events = Table(
     "manticore_failed_events",

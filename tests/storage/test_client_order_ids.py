@@ -107,7 +107,7 @@ def test_migration_3_adds_the_columns_to_an_older_database(storage_url: str) -> 
         engine.dispose()
     storage = StorageManager(storage_url)
     try:
-        assert storage.schema_version == CURRENT_VERSION == 3
+        assert storage.schema_version == CURRENT_VERSION == 4  # and migration 4 after it
         with storage.engine.connect() as connection:
             inspector = inspect(connection)
             for name, columns in new_columns.items():
@@ -115,7 +115,7 @@ def test_migration_3_adds_the_columns_to_an_older_database(storage_url: str) -> 
             indexes = {index["name"] for index in inspector.get_indexes(tables.orders.name)}
             assert "ix_manticore_orders_client_id" in indexes
             count = connection.execute(select(func.count()).select_from(version_table)).scalar_one()
-            assert count == 3
+            assert count == 4
         legacy = storage.get_order("legacy-1")
         assert legacy is not None and legacy["client_order_id"] is None and legacy["user_id"] == "carol"
     finally:
