@@ -30,9 +30,6 @@ from manticore_orderbook import (
     EventManager,
     EventType,
     OrderFilledPayload,
-    OrderPayload,
-    PriceLevelPayload,
-    TradePayload,
 )
 
 from .demand import Wanted
@@ -202,92 +199,121 @@ def messages(
 
     Only the ones asked for, in the same order: the ``book`` diff (its sequences count ``events``, so
     they must be every event of the command), the ``trades``, and the private messages of ``users``
-    (None: everyone's) plus, with ``fills``, every user's fill messages."""
+    (None: everyone's) plus, with ``fills``, every user's fill messages.
+
+    The events are a book's, as it publishes them (``number_format="str"``): every ORDER_FILLED payload
+    has all its keys, and a fee that is a string is plain fixed-point text as ``format(Decimal, "f")``
+    writes it (the fill message's fee is :func:`~.formatting.money` of it, taken here without
+    ``money``'s check of the text; a fee of another type goes through ``money``)."""
+    return _messages(
+        symbol, first_sequence, last_sequence, timestamp, events, fee_asset, book, trades, users, fills
+    )
+
+
+def _messages(
+    symbol: str,
+    first_sequence: int,
+    last_sequence: int,
+    timestamp: float,
+    events: list[tuple[EventType, Any]],
+    fee_asset: str | None,
+    book: bool,
+    trades: bool,
+    users: Container[str] | None,
+    fills: bool,
+) -> list[dict[str, Any]]:
+    """:func:`messages` with positional arguments (what :func:`command_messages` calls)."""
     result: list[dict[str, Any]] = []
     if last_sequence < first_sequence:
         return result
-    levels: dict[tuple[str, object], dict[str, Any]] = {}
-    trade_messages: list[dict[str, Any]] = []
+    # The book diff's levels by price, one dict per side: a level changed twice keeps its first place.
+    bids: dict[object, dict[str, Any]] = {}
+    asks: dict[object, dict[str, Any]] = {}
     private: list[dict[str, Any]] = []
+    every_fill = fills or users is None
+    orders = users is None or bool(users)  # whether any order message may be wanted
     for event_type, data in events:
-        if event_type in _LEVEL_EVENTS:
-            if not book:
-                continue
-            level: PriceLevelPayload = data
-            levels[(level["side"], level["price"])] = {
-                "price": level["price"],
-                "quantity": level["quantity"],
-                "order_count": level["order_count"],
-            }
-        elif event_type is _TRADE:
-            if not trades:
-                continue
-            trade: TradePayload = data
-            trade_messages.append(
-                {
-                    "type": "trade",
-                    "symbol": trade["symbol"],
-                    "trade_id": trade["trade_id"],
-                    "price": trade["price"],
-                    "quantity": trade["quantity"],
-                    "taker_side": trade["taker_side"],
-                    "timestamp": trade["timestamp"],
-                    "sequence": trade["sequence"],
-                }
-            )
-        elif event_type is _FILLED:
-            fill: OrderFilledPayload = data
-            owner = fill.get("user_id")
-            if owner is not None and (fills or users is None or owner in users):
-                # fill_view's keys in its order, written out (one dict per fill instead of two).
+        if event_type is _FILLED:
+            owner = data["user_id"]
+            if owner is not None and (every_fill or owner in users):  # type: ignore[operator]
+                # fill_view's keys in its order, written out; the fee as money() writes it.
+                fee = data["fee"]
+                if fee.__class__ is str:
+                    if "." in fee:
+                        fee = fee.rstrip("0").rstrip(".")
+                    if fee == "-0":
+                        fee = "0"
+                else:
+                    fee = money(fee)
                 private.append(
                     {
                         "type": "fill",
-                        "user_id": fill["user_id"],
-                        "trade_id": fill["trade_id"],
-                        "symbol": fill["symbol"],
-                        "order_id": fill["order_id"],
-                        "client_order_id": fill.get("client_order_id"),
-                        "side": fill["side"],
-                        "role": "maker" if fill["is_maker"] else "taker",
-                        "price": fill["fill_price"],
-                        "quantity": fill["fill_quantity"],
-                        "fee": money(fill["fee"]),
+                        "user_id": owner,
+                        "trade_id": data["trade_id"],
+                        "symbol": data["symbol"],
+                        "order_id": data["order_id"],
+                        "client_order_id": data["client_order_id"],
+                        "side": data["side"],
+                        "role": "maker" if data["is_maker"] else "taker",
+                        "price": data["fill_price"],
+                        "quantity": data["fill_quantity"],
+                        "fee": fee,
                         "fee_asset": fee_asset,
-                        "timestamp": fill["timestamp"],
-                        "status": fill["status"],
-                        "filled_quantity": fill["filled_quantity"],
-                        "remaining_quantity": fill["remaining_quantity"],
+                        "timestamp": data["timestamp"],
+                        "status": data["status"],
+                        "filled_quantity": data["filled_quantity"],
+                        "remaining_quantity": data["remaining_quantity"],
                     }
                 )
-        elif event_type in _ORDER_EVENTS:
-            order: OrderPayload = data
-            owner = order.get("user_id")
-            if owner is not None and (users is None or owner in users):
-                private.append(
-                    {"type": "order", "user_id": order["user_id"], "event": event_type.value, "order": order}
+        elif event_type in _LEVEL_EVENTS:
+            if book:
+                price = data["price"]
+                side = data["side"]
+                if side == "buy":
+                    bids[price] = {
+                        "price": price,
+                        "quantity": data["quantity"],
+                        "order_count": data["order_count"],
+                    }
+                elif side == "sell":
+                    asks[price] = {
+                        "price": price,
+                        "quantity": data["quantity"],
+                        "order_count": data["order_count"],
+                    }
+        elif event_type is _TRADE:
+            if trades:
+                result.append(
+                    {
+                        "type": "trade",
+                        "symbol": data["symbol"],
+                        "trade_id": data["trade_id"],
+                        "price": data["price"],
+                        "quantity": data["quantity"],
+                        "taker_side": data["taker_side"],
+                        "timestamp": data["timestamp"],
+                        "sequence": data["sequence"],
+                    }
                 )
-    if book:
-        bids: list[dict[str, Any]] = []
-        asks: list[dict[str, Any]] = []
-        for (side, _), change in levels.items():  # one pass, no comprehension frames
-            if side == "buy":
-                bids.append(change)
-            elif side == "sell":
-                asks.append(change)
-        result.append(
+        elif orders and event_type in _ORDER_EVENTS:
+            owner = data.get("user_id")
+            if owner is not None and (users is None or owner in users):
+                private.append({"type": "order", "user_id": owner, "event": event_type.value, "order": data})
+    if book:  # the diff comes first
+        result.insert(
+            0,
             {
                 "type": "book",
                 "symbol": symbol,
                 "first_sequence": first_sequence,
                 "last_sequence": last_sequence,
                 "timestamp": timestamp,
-                "bids": bids,
-                "asks": asks,
-            }
+                "bids": list(bids.values()) if bids else [],
+                "asks": list(asks.values()) if asks else [],
+            },
         )
-    result.extend(trade_messages)
-    result.extend(private)
+    if private:
+        result.extend(private)
     return result
 
 
@@ -306,20 +332,21 @@ def command_messages(
     sequences, up to ``sequence``), its trades, the private messages, and a ``balances`` message for
     each wanted user that its events name (``balances(user)``, read now)."""
     users = wanted.users
-    trades = wanted.trade(symbol)
+    wanted_trades = wanted.trades
+    trades = wanted_trades is None or symbol in wanted_trades  # wanted.trade(symbol), inlined
     if not (complete or trades or wanted.fills or users is None or users):
         return []
-    batch = messages(
+    batch = _messages(
         symbol,
         sequence - len(events) + 1,
         sequence,
         timestamp,
         events,
         fee_asset,
-        book=complete,
-        trades=trades,
-        users=users,
-        fills=wanted.fills,
+        complete,
+        trades,
+        users,
+        wanted.fills,
     )
     if users is None or users:
         batch.extend(

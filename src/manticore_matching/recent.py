@@ -100,6 +100,7 @@ class RecentOrders:
         The state is the last non-fill event about ``order_id`` (or its first event) with the progress
         of the fills after it; it is copied once, at the end."""
         base: dict[str, Any] | None = None
+        base_filled = False
         fills: list[dict[str, Any]] = []
         recent = self.recent
         live_names = self.live_names
@@ -114,6 +115,7 @@ class RecentOrders:
             if oid == order_id:
                 if base is None or not filled:
                     base = data
+                    base_filled = filled
                     fills = []
                 if filled:
                     fills.append(data)
@@ -130,10 +132,10 @@ class RecentOrders:
                     continue
                 if status not in TERMINAL:
                     continue
-            snapshot = dict(data)
-            if filled:
-                snapshot["status"] = "filled"
-            recent[oid] = snapshot
+            # A finished order's last event: an order event's payload is copied (the same dict goes out
+            # in the owner's ``order`` message), a fill's is kept as it is (only this view keeps it, and
+            # no one changes a payload once published; a terminal fill's status is "filled").
+            recent[oid] = data if filled else dict(data)
             recent.move_to_end(oid)
             if name is not None:
                 if live_names.get(name) == oid:
@@ -148,8 +150,9 @@ class RecentOrders:
         for fill in fills:
             for key in _PROGRESS:
                 state[key] = fill[key]
-        for key in _FILL_ONLY:
-            state.pop(key, None)
+        if base_filled:  # only a fill's payload has the fill's own keys
+            for key in _FILL_ONLY:
+                state.pop(key, None)
         if state.get("status") not in TERMINAL:
             _rested(state)
         return state
