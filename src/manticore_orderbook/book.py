@@ -692,8 +692,13 @@ class OrderBook:
             kind = order.order_type
             if kind is LIMIT or kind is MARKET:  # _enter's common case, without a call
                 self._added += 1
-                order_tif = order.tif
-                if (order_tif is GTC or order_tif is IOC) and self._changes is None and not self._h[E_ADDED]:
+                if (
+                    self._h[E_ADDED]
+                    or self._changes is not None
+                    or (order.tif is not GTC and order.tif is not IOC)
+                ):
+                    self._execute(order, now, True)  # heard first: a subscriber's path tests the least
+                else:
                     # _execute's work for a GTC or IOC order whose ORDER_ADDED nobody hears, without
                     # a call (a frame costs ~500 instructions in pure Python): take its sequence
                     # number, trade what crosses, then rest the remainder (GTC limit) or cancel it.
@@ -701,14 +706,15 @@ class OrderBook:
                     order.rank = self._sequence
                     price = order.price
                     buy = order.side is BUY
-                    if buy:
-                        chunks = self._ask_prices._chunks
-                        crosses = bool(chunks) and (price is None or chunks[0][0] <= price)
+                    chunks = self._ask_prices._chunks if buy else self._bid_prices._chunks
+                    if chunks and (
+                        price is None or (chunks[0][0] <= price if buy else chunks[-1][-1] >= price)
+                    ):
+                        alive = self._match(order, now)  # False: self-trade prevention ended it
                     else:
-                        chunks = self._bid_prices._chunks
-                        crosses = bool(chunks) and (price is None or chunks[-1][-1] >= price)
-                    if (not crosses or self._match(order, now)) and order.open:
-                        if price is None or order_tif is IOC:
+                        alive = True
+                    if alive and order.open:
+                        if price is None or order.tif is IOC:
                             self._emit_cancelled(order, now, "ioc", order.open)
                         else:
                             # Rest at the back of its level with a fresh slice, as _execute does
@@ -716,7 +722,9 @@ class OrderBook:
                             open_ = order.open
                             order.visible = open_  # a plain order has no peak: its slice is all of it
                             levels = self._bid_levels if buy else self._ask_levels
-                            level = levels.get(price)
+                            # the order's own price object, not ``price`` narrowed to int: mypyc
+                            # would unbox it and box it again (a new int per add), as in _execute
+                            level = levels.get(order.price)  # type: ignore[arg-type]
                             if level is None or not level.count:
                                 level = self._new_level(order, level)
                                 created = True
@@ -726,9 +734,7 @@ class OrderBook:
                             level.count += 1
                             level.orders.append(order)
                             order.level = level
-                            self._orders[order.order_id] = order
-                            if order.expiry is not None:
-                                heapq.heappush(self._expiries, (order.expiry, order.rank, order))
+                            self._orders[order.order_id] = order  # no expiry to queue: GTD only
                             self._sequence += 1
                             handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
                             if handlers:  # the level's data (as _level_dict builds it, without a call)
@@ -749,8 +755,6 @@ class OrderBook:
                                         data,
                                     )
                                 )
-                else:
-                    self._execute(order, now, True)
                 if self._sweeps:
                     self._run_stops(now)
             else:
