@@ -692,7 +692,69 @@ class OrderBook:
             kind = order.order_type
             if kind is LIMIT or kind is MARKET:  # _enter's common case, without a call
                 self._added += 1
-                self._execute(order, now, True)
+                if (
+                    self._h[E_ADDED]
+                    or self._changes is not None
+                    or (order.tif is not GTC and order.tif is not IOC)
+                ):
+                    self._execute(order, now, True)  # heard first: a subscriber's path tests the least
+                else:
+                    # _execute's work for a GTC or IOC order whose ORDER_ADDED nobody hears, without
+                    # a call (a frame costs ~500 instructions in pure Python): take its sequence
+                    # number, trade what crosses, then rest the remainder (GTC limit) or cancel it.
+                    self._sequence += 1
+                    order.rank = self._sequence
+                    price = order.price
+                    buy = order.side is BUY
+                    chunks = self._ask_prices._chunks if buy else self._bid_prices._chunks
+                    if chunks and (
+                        price is None or (chunks[0][0] <= price if buy else chunks[-1][-1] >= price)
+                    ):
+                        alive = self._match(order, now)  # False: self-trade prevention ended it
+                    else:
+                        alive = True
+                    if alive and order.open:
+                        if price is None or order.tif is IOC:
+                            self._emit_cancelled(order, now, "ioc", order.open)
+                        else:
+                            # Rest at the back of its level with a fresh slice, as _execute does
+                            # (the same code; kept in step by tests/orderbook/test_fast_paths.py).
+                            open_ = order.open
+                            order.visible = open_  # a plain order has no peak: its slice is all of it
+                            levels = self._bid_levels if buy else self._ask_levels
+                            # the order's own price object, not ``price`` narrowed to int: mypyc
+                            # would unbox it and box it again (a new int per add), as in _execute
+                            level = levels.get(order.price)  # type: ignore[arg-type]
+                            if level is None or not level.count:
+                                level = self._new_level(order, level)
+                                created = True
+                            else:
+                                created = False
+                            level.total += open_
+                            level.count += 1
+                            level.orders.append(order)
+                            order.level = level
+                            self._orders[order.order_id] = order  # no expiry to queue: GTD only
+                            self._sequence += 1
+                            handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
+                            if handlers:  # the level's data (as _level_dict builds it, without a call)
+                                data = (self._level_templates[0] if buy else self._level_templates[1]).copy()
+                                data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
+                                data["sequence"] = self._sequence
+                                out = level.price_out
+                                data["price"] = self._level_price(level) if out is None else out
+                                qdiv = self._qty_div
+                                data["quantity"] = (
+                                    level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
+                                )
+                                data["order_count"] = level.count
+                                self._pending.append(
+                                    (
+                                        handlers,
+                                        _ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED,
+                                        data,
+                                    )
+                                )
                 if self._sweeps:
                     self._run_stops(now)
             else:

@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from manticore_orderbook import EventType, Order, OrderBook
 from manticore_orderbook.enums import BUY, IOC, LIMIT, STP_NONE
@@ -144,3 +146,63 @@ def test_payloads_are_fresh_plain_dicts_a_handler_may_change() -> None:
             assert all(d["price"] == "changed" and "symbol" not in d for d in got)
     assert len({id(d) for d in clean}) == len(clean)
     assert all(type(d) is dict and d["symbol"] == "FP/USD" for d in clean)
+
+
+_COMMAND = st.one_of(
+    st.tuples(
+        st.just("add"),
+        st.sampled_from(["buy", "sell"]),
+        st.one_of(st.none(), st.integers(9_990, 10_010)),  # None: a market order
+        st.integers(1, 40),
+        st.sampled_from(["GTC", "IOC", None, "FOK"]),
+        st.sampled_from(["u1", "u2", None]),
+    ),
+    st.tuples(st.just("cancel"), st.integers(0, 60)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    commands=st.lists(_COMMAND, max_size=60), stp=st.sampled_from(["NONE", "CANCEL_NEWEST", "CANCEL_BOTH"])
+)
+def test_an_unheard_add_runs_as_a_heard_one(commands: list[tuple[Any, ...]], stp: str) -> None:
+    """add_order does _execute's work itself when nobody hears ORDER_ADDED and no change recorder is
+    set; a book whose ORDER_ADDED is heard takes _execute. Same commands, same answers, same book,
+    same level events (market, IOC, FOK, self-trade prevention and sweeps included)."""
+    levels: list[list[tuple[Any, ...]]] = [[], []]
+    books = [OrderBook("FP/USD", clock=lambda: 1000.0, self_trade_prevention=stp) for _ in range(2)]
+    for book, seen in zip(books, levels, strict=True):
+        for event_type in (
+            EventType.PRICE_LEVEL_ADDED,
+            EventType.PRICE_LEVEL_CHANGED,
+            EventType.PRICE_LEVEL_REMOVED,
+        ):
+            book.event_manager.subscribe(
+                event_type, lambda t, data, seen=seen: seen.append((t, sorted(data.items())))
+            )
+    books[1].event_manager.subscribe(EventType.ORDER_ADDED, lambda t, data: None)
+    for n, command in enumerate(commands):
+        answers = []
+        for book in books:
+            if command[0] == "add":
+                _, side, ticks, lots, tif, user = command
+                price = None if ticks is None else ticks / 100
+                try:
+                    answer: Any = book.add_order(
+                        side=side,
+                        price=price,
+                        quantity=lots / 10,
+                        order_id=f"o{n}",
+                        user_id=user,
+                        time_in_force=None if price is None and tif in ("GTC", None) else tif,
+                    )
+                except ValueError as exc:
+                    answer = str(exc)
+            else:
+                answer = book.cancel_order(f"o{command[1]}")
+            answers.append(answer)
+        assert answers[0] == answers[1]
+        assert _state(books[0]) == _state(books[1]), f"books differ after command {n}"
+    assert levels[0] == levels[1]
+    for book in books:
+        book.check_invariants()
