@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manticore_api.binance.book_mirror import BookMirror, MirrorSide
@@ -25,14 +25,23 @@ class _Markets:
     )
 
 
-_PRICES = st.integers(min_value=1, max_value=40).map(lambda n: f"{Decimal(n) / 4:.2f}")
-_QUANTITIES = st.sampled_from(["0", "0.000", "1", "2.5", "0.125"])
+_PRICES = st.one_of(
+    st.integers(min_value=1, max_value=60).map(lambda n: f"{Decimal(n) / 4:.2f}"),
+    st.integers(min_value=1, max_value=60).map(lambda n: str(Decimal(n) / 4)),
+    st.sampled_from(["1E+1", "10", "10.000", " 7.5 ", "1_0", "0.25e1"]),
+)
+_QUANTITIES = st.one_of(
+    st.sampled_from(["0", "0.000", "000", "0.", ".0", "0E+3", "-0", " 0 ", "1", "2.5", "0.125", "1E-9"]),
+    st.sampled_from(["00.10", "10", "1_0", "0.0001", "+1", "٣"]),
+    st.from_regex(r"\A[0-9]{1,4}(\.[0-9]{0,4})?\Z"),
+)
 
 
+@settings(max_examples=300)
 @given(
     descending=st.booleans(),
-    operations=st.lists(st.tuples(_PRICES, _QUANTITIES), max_size=80),
-    count=st.integers(min_value=1, max_value=25),
+    operations=st.lists(st.tuples(_PRICES, _QUANTITIES), max_size=60),
+    count=st.integers(min_value=1, max_value=30),
 )
 def test_mirror_side_matches_a_sorted_reference(
     descending: bool, operations: list[tuple[str, str]], count: int
@@ -47,8 +56,8 @@ def test_mirror_side_matches_a_sorted_reference(
             reference[Decimal(price)] = quantity
         ordered = sorted(reference.items(), reverse=descending)
         assert side.best() == (ordered[0] if ordered else None)
-    ordered = sorted(reference.items(), reverse=descending)
-    assert side.top(count) == ordered[:count]
+        assert side.levels == reference
+    assert side.top(count) == sorted(reference.items(), reverse=descending)[:count]
 
 
 def test_mirror_applies_contiguous_diffs_and_refuses_a_gap() -> None:
