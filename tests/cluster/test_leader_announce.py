@@ -92,9 +92,9 @@ def test_orders_in_flight_at_a_kill_get_one_result_each(
     pair: tuple[ShardProcess, ShardProcess], nats_options: NatsOptions
 ) -> None:
     """Four clients place orders (each with a client order id) one after the other through the
-    gateway's remote exchange; the leader is killed with kill -9 mid-load. Every order is answered
-    (those in flight at the kill by the successor, on its announcement), and is in the log exactly once
-    with the order id it was answered with."""
+    gateway's remote exchange; the leader is stopped mid-load (SIGSTOP) and killed (kill -9). Every
+    order is answered (those in flight at the kill by the successor, on its announcement), and is in
+    the log exactly once with the order id it was answered with."""
     leader, standby = pair
     remote = _remote(nats_options)
     answered: dict[str, str] = {}  # client order id -> answered order id
@@ -127,6 +127,11 @@ def test_orders_in_flight_at_a_kill_get_one_result_each(
         time.sleep(1.5)
         with lock:
             before = len(answered)
+        # Stopped first, so that every client's next order is surely in flight to it at the kill
+        # (killed while idle between two answers, it left nothing in flight: each request then
+        # found no responder and waited out a pause instead, and the check below could not hold).
+        leader.signal(signal.SIGSTOP)
+        time.sleep(0.5)
         leader.signal(signal.SIGKILL)
         leader.wait(10)
         standby.wait_for(": leader ", 30)
@@ -138,7 +143,7 @@ def test_orders_in_flight_at_a_kill_get_one_result_each(
             thread.join(60)
         assert not failures, failures
         assert len(answered) >= before + 40  # the load went on after the failover
-        assert remote.leader_news.abandoned >= 1  # requests in flight at the kill were re-sent on it
+        assert remote.leader_news.abandoned >= 4  # each client's order in flight was re-sent on it
     finally:
         stop.set()
         remote.close()
