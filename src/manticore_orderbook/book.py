@@ -64,7 +64,7 @@ from .enums import (
 from .errors import DuplicateOrderIdError, InvalidOrderError
 from .events import EVENT_INDEX, EventHandler, EventManager
 from .lock import BookLock
-from .model import Order, PriceLevel, Trade
+from .model import Order, OrderExtra, PriceLevel, Trade
 from .numbers import _INTERPRETED, Grid, NumberFormat, to_decimal
 from .payloads import (
     ORDER_ADDED_KEYS,
@@ -125,6 +125,8 @@ _PLAIN_SIDES: Final = {"buy": BUY, "sell": SELL, "BUY": BUY, "SELL": SELL, "Buy"
 _PLAIN_TIFS: Final = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "gtc": GTC, "ioc": IOC, "fok": FOK}
 _ORDER_ID_MAX_LEN: Final = 128
 _new_object: Final = object.__new__
+#: The rare fields of every plain order (read only: never set a field of it).
+_NO_EXTRA: Final = OrderExtra()
 _EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
 # Enum class attribute lookups cost ~150 ns each (EnumType's metaclass machinery); module constants
 # do not. The hot paths name event types through these.
@@ -644,26 +646,18 @@ class OrderBook:
                         # the same value (tests/orderbook/test_fast_paths.py compares them all).
                         order = _new_object(Order)
                         order.order_id = oid
-                        order.client_order_id = None
                         order.side = side_
                         order.price = price_units
                         order.quantity = qty
                         order.filled = 0
                         order.open = qty
                         order.visible = 0
-                        order.peak = 0
                         order.order_type = kind
                         order.tif = tif
-                        order.expiry = None
                         order.user_id = user_id
                         order.timestamp = now
                         order.stp = stp
-                        order.stop_price = None
-                        order.trail = None
-                        order.trail_is_percent = False
-                        order.trail_ref = None
-                        order.pending = False
-                        order.triggered = False
+                        order.extra = None
                         order.level = None
                         order.rank = 0
                     else:
@@ -859,7 +853,8 @@ class OrderBook:
                     if self._pending or self._changes:
                         self._dispatch()
                     return False
-            if order.pending:  # an untriggered stop
+            extra = order.extra
+            if extra is not None and extra.pending:  # an untriggered stop
                 level = self._remove(order)
             else:  # _remove's work for a resting order, without a call
                 del self._orders[order.order_id]
@@ -1340,11 +1335,13 @@ class OrderBook:
             oid = order_id
         assert user_id is None or isinstance(user_id, (str, int))
         order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, stp_mode)
-        order.expiry = expiry
-        order.peak = peak
-        order.stop_price = stop_units
-        order.trail = trail
-        order.trail_is_percent = bool(trail_is_percent)
+        if expiry is not None or peak or stop_units is not None or trail is not None or trail_is_percent:
+            extra = order.more()
+            extra.expiry = expiry
+            extra.peak = peak
+            extra.stop_price = stop_units
+            extra.trail = trail
+            extra.trail_is_percent = bool(trail_is_percent)
         return order
 
     def _new_order_id(self, reserved: set[str] | None) -> str:
@@ -1408,13 +1405,17 @@ class OrderBook:
             self._sequence += 1
             order.rank = self._sequence
             handlers = self._h[E_ADDED]
-            if handlers and not (
-                order.peak
-                or order.expiry is not None
-                or order.stop_price is not None
-                or order.trail is not None
-                or order.trail_ref is not None
-                or order.triggered
+            extra = order.extra
+            if handlers and (
+                extra is None
+                or not (
+                    extra.peak
+                    or extra.expiry is not None
+                    or extra.stop_price is not None
+                    or extra.trail is not None
+                    or extra.trail_ref is not None
+                    or extra.triggered
+                )
             ):
                 # ORDER_ADDED of a plain order (no iceberg, expiry, stop or trail), built here: a call
                 # costs a frame in pure Python. A copy of a template prefilled with every value such
@@ -1425,8 +1426,8 @@ class OrderBook:
                     changes.append((CHANGE_ADDED, order, self._sequence, None))
                 data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
                 data["order_id"] = order.order_id
-                if order.client_order_id is not None:  # the templates say None
-                    data["client_order_id"] = order.client_order_id
+                if extra is not None and extra.client_order_id is not None:  # the templates say None
+                    data["client_order_id"] = extra.client_order_id
                 if price is not None:
                     pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
                     data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
@@ -1491,7 +1492,8 @@ class OrderBook:
                 # narrowing it to ``int`` first would unbox it and box it again (a new int object per
                 # add) under mypyc.
                 open_ = order.open
-                peak = order.peak
+                extra = order.extra
+                peak = 0 if extra is None else extra.peak
                 visible = peak if peak and peak < open_ else open_
                 order.visible = visible
                 levels = self._bid_levels if buy else self._ask_levels
@@ -1508,8 +1510,8 @@ class OrderBook:
                 level.orders.append(order)
                 order.level = level
                 self._orders[order.order_id] = order
-                if order.expiry is not None:
-                    heapq.heappush(self._expiries, (order.expiry, order.rank, order))
+                if extra is not None and extra.expiry is not None:
+                    heapq.heappush(self._expiries, (extra.expiry, order.rank, order))
                 self._sequence += 1
                 handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
                 if handlers:  # the level's data (as _level_dict builds it, without a call)
@@ -2027,13 +2029,14 @@ class OrderBook:
         handlers = self._h[E_CANCELLED]
         if not handlers:
             return
-        if (
-            order.peak
-            or order.expiry is not None
-            or order.stop_price is not None
-            or order.trail is not None
-            or order.trail_ref is not None
-            or order.triggered
+        extra = order.extra
+        if extra is not None and (
+            extra.peak
+            or extra.expiry is not None
+            or extra.stop_price is not None
+            or extra.trail is not None
+            or extra.trail_ref is not None
+            or extra.triggered
         ):
             data = self._order_dict(order, _CANCELLED_TEMPLATE)
             data["status"] = "cancelled"
@@ -2044,8 +2047,8 @@ class OrderBook:
             return
         data = (self._cancelled_templates[0] if order.side is BUY else self._cancelled_templates[1]).copy()
         data["order_id"] = order.order_id
-        if order.client_order_id is not None:  # the templates say None
-            data["client_order_id"] = order.client_order_id
+        if extra is not None and extra.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = extra.client_order_id
         price = order.price
         if price is not None:
             pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
@@ -2246,8 +2249,9 @@ class OrderBook:
         templates = self._fill_templates  # buy maker, buy taker, sell maker, sell taker
         data = (templates[0] if maker.side is BUY else templates[2]).copy()
         data["order_id"] = maker.order_id
-        if maker.client_order_id is not None:  # the templates say None
-            data["client_order_id"] = maker.client_order_id
+        extra = maker.extra
+        if extra is not None and extra.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = extra.client_order_id
         data["trade_id"] = trade_id
         data["price"] = price
         data["fill_price"] = price
@@ -2488,7 +2492,10 @@ class OrderBook:
             filled = qg.to_output(order.filled)
             remaining = qg.to_output(order.open)
             visible = qg.to_output(order.visible)
-        if order.pending:
+        extra = order.extra
+        if extra is None:
+            extra = _NO_EXTRA  # a plain order: every rare field has its default
+        if extra.pending:
             status = "pending"
         elif order.open == 0:
             status = "filled" if order.filled else "cancelled"
@@ -2497,14 +2504,14 @@ class OrderBook:
         else:
             status = "open"
         trail: object = None
-        if isinstance(order.trail, Decimal):
-            trail = self._money(order.trail)
-        elif order.trail is not None:
-            trail = pg.to_output(order.trail)
+        if isinstance(extra.trail, Decimal):
+            trail = self._money(extra.trail)
+        elif extra.trail is not None:
+            trail = pg.to_output(extra.trail)
         data = template.copy()
         data["order_id"] = order.order_id
-        if order.client_order_id is not None:  # the templates say None
-            data["client_order_id"] = order.client_order_id
+        if extra.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = extra.client_order_id
         data["symbol"] = self._symbol
         data["side"] = order.side._value_
         data["price"] = None if order.price is None else self._price_out(order.price)
@@ -2512,18 +2519,18 @@ class OrderBook:
         data["filled_quantity"] = filled
         data["remaining_quantity"] = remaining
         data["visible_quantity"] = visible
-        data["displayed_quantity"] = qg.to_output(order.peak) if order.peak else None
+        data["displayed_quantity"] = qg.to_output(extra.peak) if extra.peak else None
         data["order_type"] = order.order_type._value_
         data["time_in_force"] = order.tif._value_
-        data["expiry_time"] = order.expiry
+        data["expiry_time"] = extra.expiry
         data["user_id"] = order.user_id
         data["timestamp"] = order.timestamp
-        data["stop_price"] = None if order.stop_price is None else pg.to_output(order.stop_price)
+        data["stop_price"] = None if extra.stop_price is None else pg.to_output(extra.stop_price)
         data["trail_value"] = trail
-        data["trail_is_percent"] = order.trail_is_percent
-        data["trail_reference_price"] = None if order.trail_ref is None else pg.to_output(order.trail_ref)
+        data["trail_is_percent"] = extra.trail_is_percent
+        data["trail_reference_price"] = None if extra.trail_ref is None else pg.to_output(extra.trail_ref)
         data["self_trade_prevention"] = order.stp._value_
-        data["triggered"] = order.triggered
+        data["triggered"] = extra.triggered
         data["status"] = status
         data["priority"] = order.rank
         return data
@@ -2621,8 +2628,9 @@ class OrderBook:
         else:
             data = (templates[2] if is_maker else templates[3]).copy()
         data["order_id"] = order.order_id
-        if order.client_order_id is not None:  # the templates say None
-            data["client_order_id"] = order.client_order_id
+        extra = order.extra
+        if extra is not None and extra.client_order_id is not None:  # the templates say None
+            data["client_order_id"] = extra.client_order_id
         data["trade_id"] = trade_id
         pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
         qdiv = self._qty_div

@@ -11,7 +11,54 @@ from decimal import Decimal
 
 from .enums import OrderType, SelfTradePrevention, Side, TimeInForce
 
-__all__ = ["Order", "PriceLevel", "Trade"]
+__all__ = ["Order", "OrderExtra", "PriceLevel", "Trade"]
+
+
+class OrderExtra:
+    """The fields of an order that a plain limit or market order leaves at their defaults.
+
+    An :class:`Order` holds one only when one of them is set (``Order.extra``; None for a plain
+    order), so that a plain resting order is a smaller object: fewer stores per add, fewer fields
+    for the cyclic GC to visit, fewer cache lines read by a cancel. The defaults are those of a plain
+    order: None, 0 for ``peak`` and False for the flags. See :class:`Order` for what each one means.
+    """
+
+    __slots__ = (
+        "client_order_id",
+        "expiry",
+        "peak",
+        "pending",
+        "stop_price",
+        "trail",
+        "trail_is_percent",
+        "trail_ref",
+        "triggered",
+    )
+
+    def __init__(self) -> None:
+        self.client_order_id: str | None = None
+        self.expiry: float | None = None
+        self.peak = 0
+        self.stop_price: int | None = None
+        self.trail: int | Decimal | None = None
+        self.trail_is_percent = False
+        self.trail_ref: int | None = None
+        self.pending = False
+        self.triggered = False
+
+    def copy(self) -> OrderExtra:
+        """A copy with the same fields."""
+        clone = OrderExtra()
+        clone.client_order_id = self.client_order_id
+        clone.expiry = self.expiry
+        clone.peak = self.peak
+        clone.stop_price = self.stop_price
+        clone.trail = self.trail
+        clone.trail_is_percent = self.trail_is_percent
+        clone.trail_ref = self.trail_ref
+        clone.pending = self.pending
+        clone.triggered = self.triggered
+        return clone
 
 
 class Order:
@@ -25,30 +72,28 @@ class Order:
     (its ORDER_ADDED, ORDER_TRIGGERED or priority-losing ORDER_MODIFIED, or the ORDER_FILLED that
     refilled an iceberg slice), so the lower, the earlier it reached its place in its level's queue.
     ``client_order_id`` is the name the order's owner gave it (None when none was given).
+
+    The rarely set fields (``client_order_id``, ``expiry``, ``peak``, ``stop_price``, ``trail``,
+    ``trail_is_percent``, ``trail_ref``, ``pending``, ``triggered``) live in ``extra``, an
+    :class:`OrderExtra` made when the first of them is set to something other than its default (None
+    while they all have it). They read and write as attributes of the order (properties); the book's
+    own hot paths read ``extra`` directly.
     """
 
     __slots__ = (
-        "client_order_id",
-        "expiry",
+        "extra",
         "filled",
         "level",
         "open",
         "order_id",
         "order_type",
-        "peak",
-        "pending",
         "price",
         "quantity",
         "rank",
         "side",
-        "stop_price",
         "stp",
         "tif",
         "timestamp",
-        "trail",
-        "trail_is_percent",
-        "trail_ref",
-        "triggered",
         "user_id",
         "visible",
     )
@@ -66,28 +111,119 @@ class Order:
         stp: SelfTradePrevention,
     ) -> None:
         self.order_id = order_id
-        self.client_order_id: str | None = None
         self.side = side
         self.price = price
         self.quantity = quantity
         self.filled = 0
         self.open = quantity
         self.visible = 0
-        self.peak = 0
         self.order_type = order_type
         self.tif = tif
-        self.expiry: float | None = None
         self.user_id = user_id
         self.timestamp = timestamp
         self.stp = stp
-        self.stop_price: int | None = None
-        self.trail: int | Decimal | None = None
-        self.trail_is_percent = False
-        self.trail_ref: int | None = None
-        self.pending = False
-        self.triggered = False
+        self.extra: OrderExtra | None = None
         self.level: PriceLevel | None = None
         self.rank = 0
+
+    def more(self) -> OrderExtra:
+        """The order's :class:`OrderExtra`, made (with every default) if it has none yet."""
+        extra = self.extra
+        if extra is None:
+            extra = self.extra = OrderExtra()
+        return extra
+
+    # The rarely set fields as attributes. A setter given the default leaves a plain order plain.
+
+    @property
+    def client_order_id(self) -> str | None:
+        extra = self.extra
+        return None if extra is None else extra.client_order_id
+
+    @client_order_id.setter
+    def client_order_id(self, value: str | None) -> None:
+        if value is not None or self.extra is not None:
+            self.more().client_order_id = value
+
+    @property
+    def expiry(self) -> float | None:
+        extra = self.extra
+        return None if extra is None else extra.expiry
+
+    @expiry.setter
+    def expiry(self, value: float | None) -> None:
+        if value is not None or self.extra is not None:
+            self.more().expiry = value
+
+    @property
+    def peak(self) -> int:
+        extra = self.extra
+        return 0 if extra is None else extra.peak
+
+    @peak.setter
+    def peak(self, value: int) -> None:
+        if value or self.extra is not None:
+            self.more().peak = value
+
+    @property
+    def stop_price(self) -> int | None:
+        extra = self.extra
+        return None if extra is None else extra.stop_price
+
+    @stop_price.setter
+    def stop_price(self, value: int | None) -> None:
+        if value is not None or self.extra is not None:
+            self.more().stop_price = value
+
+    @property
+    def trail(self) -> int | Decimal | None:
+        extra = self.extra
+        return None if extra is None else extra.trail
+
+    @trail.setter
+    def trail(self, value: int | Decimal | None) -> None:
+        if value is not None or self.extra is not None:
+            self.more().trail = value
+
+    @property
+    def trail_is_percent(self) -> bool:
+        extra = self.extra
+        return False if extra is None else extra.trail_is_percent
+
+    @trail_is_percent.setter
+    def trail_is_percent(self, value: bool) -> None:
+        if value or self.extra is not None:
+            self.more().trail_is_percent = value
+
+    @property
+    def trail_ref(self) -> int | None:
+        extra = self.extra
+        return None if extra is None else extra.trail_ref
+
+    @trail_ref.setter
+    def trail_ref(self, value: int | None) -> None:
+        if value is not None or self.extra is not None:
+            self.more().trail_ref = value
+
+    @property
+    def pending(self) -> bool:
+        extra = self.extra
+        return False if extra is None else extra.pending
+
+    @pending.setter
+    def pending(self, value: bool) -> None:
+        if value or self.extra is not None:
+            self.more().pending = value
+
+    @property
+    def triggered(self) -> bool:
+        extra = self.extra
+        return False if extra is None else extra.triggered
+
+    @triggered.setter
+    def triggered(self, value: bool) -> None:
+        if value or self.extra is not None:
+            self.more().triggered = value
 
     def copy(self) -> Order:
         """A detached copy with the same fields (not resting anywhere)."""
@@ -102,18 +238,11 @@ class Order:
             self.timestamp,
             self.stp,
         )
-        clone.client_order_id = self.client_order_id
-        clone.expiry = self.expiry
-        clone.peak = self.peak
-        clone.stop_price = self.stop_price
-        clone.trail = self.trail
-        clone.trail_is_percent = self.trail_is_percent
+        extra = self.extra
+        clone.extra = None if extra is None else extra.copy()
         clone.filled = self.filled
         clone.open = self.open
         clone.visible = self.visible
-        clone.trail_ref = self.trail_ref
-        clone.pending = self.pending
-        clone.triggered = self.triggered
         clone.rank = self.rank
         return clone
 
