@@ -1821,8 +1821,9 @@ class OrderBook:
         """Take a live order out of the book without any event; return the level it rested in (None
         for an untriggered stop)."""
         del self._orders[order.order_id]
-        if order.pending:
-            order.pending = False
+        extra = order.extra
+        if extra is not None and extra.pending:
+            extra.pending = False
             self._stop_count -= 1
             self._trailing.pop(order.order_id, None)
             return None
