@@ -34,6 +34,7 @@ from manticore_orderbook.changes import (
     CHANGE_TRADE,
     ChangeEntry,
 )
+from manticore_orderbook.model import OrderExtra
 
 from .records import Market
 from .rows import FILL_COLUMNS, ORDER_COLUMNS, TRADE_COLUMNS, FillValues, TradeValues
@@ -53,6 +54,8 @@ __all__ = [
     "order_record",
 ]
 
+#: The rare fields of a plain order (``Order.extra`` None), all at their defaults; never changed.
+_NO_EXTRA: Final = OrderExtra()
 _EXACT = Context(prec=999, rounding=ROUND_FLOOR, Emax=999999, Emin=-999999)
 
 #: ``(RECORD_ORDER, last_sequence, kind, reason, order_id, side, order_type, tif, user_id, timestamp,
@@ -177,6 +180,9 @@ def order_record(order: Any, sequence: int, kind: int, extra: Any) -> OrderRecor
         reason, open_, quantity = None, order.open, order.quantity
     else:
         reason, open_, quantity = extra
+    more = order.extra  # the order's rarely set fields (None: all at their defaults)
+    if more is None:
+        more = _NO_EXTRA
     return (
         RECORD_ORDER,
         sequence,
@@ -189,21 +195,21 @@ def order_record(order: Any, sequence: int, kind: int, extra: Any) -> OrderRecor
         order.user_id,
         order.timestamp,
         order.stp._value_,
-        order.peak,
-        order.trail,
-        order.trail_is_percent,
+        more.peak,
+        more.trail,
+        more.trail_is_percent,
         order.price,
         quantity,
         order.filled,
         open_,
         order.visible,
-        order.expiry,
-        order.stop_price,
-        order.trail_ref,
-        order.triggered,
-        order.pending,
+        more.expiry,
+        more.stop_price,
+        more.trail_ref,
+        more.triggered,
+        more.pending,
         order.rank,
-        order.client_order_id,
+        more.client_order_id,
     )
 
 
