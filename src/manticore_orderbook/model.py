@@ -7,13 +7,39 @@ They are exposed for type hints and advanced use; treat instances you receive as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import TYPE_CHECKING, TypeVar
 
 from .enums import OrderType, SelfTradePrevention, Side, TimeInForce
+
+if TYPE_CHECKING:  # what mypyc reads when it compiles (mypy_extensions is not needed at run time)
+    from mypy_extensions import mypyc_attr
+
+_C = TypeVar("_C")
+
+
+def _same_class(cls: _C) -> _C:
+    return cls
+
+
+def _no_mypyc_attr(*args: object, **kwargs: object) -> Callable[[_C], _C]:
+    """The interpreter's stand-in for ``mypy_extensions.mypyc_attr``: a class decorator that does nothing."""
+    return _same_class
+
+
+# Bound at run time without a branch on TYPE_CHECKING: mypyc compiles an ``else`` of that test as
+# unreachable code (which raises when reached), and the book needs nothing outside the standard library.
+globals().setdefault("mypyc_attr", _no_mypyc_attr)
+
 
 __all__ = ["Order", "OrderExtra", "PriceLevel", "Trade"]
 
 
+# acyclic: no instance can be part of a reference cycle (its fields are numbers, strings, a Decimal or
+# enum members, never a container of book objects), so the compiled class is not tracked by the cyclic
+# GC: no GC header, no traversal in each collection, and allocations that do not count towards one.
+@mypyc_attr(acyclic=True)
 class OrderExtra:
     """The fields of an order that a plain limit or market order leaves at their defaults.
 
@@ -305,6 +331,7 @@ class PriceLevel:
         self.dead = 0
 
 
+@mypyc_attr(acyclic=True)  # as OrderExtra: its fields are numbers, strings and an enum member
 class Trade:
     """One execution: ``quantity`` lots at ``price`` ticks between a resting maker and a taker."""
 

@@ -99,3 +99,22 @@ def test_a_percent_trail_keeps_its_decimal() -> None:
     order.trail = Decimal("1.5")
     order.trail_is_percent = True
     assert order.extra is not None and order.extra.trail == Decimal("1.5") and order.trail_is_percent
+
+
+def test_compiled_records_that_hold_no_book_objects_are_left_out_of_the_cyclic_gc() -> None:
+    """``Trade`` and ``OrderExtra`` are ``acyclic`` for mypyc (untracked when compiled); ``Order`` and
+    ``PriceLevel`` are part of cycles (order -> level -> queue -> order) and stay tracked."""
+    import gc
+
+    from manticore_orderbook import COMPILED
+
+    book = OrderBook("XE/USD", clock=lambda: 1000.0)
+    book.add_order(side="sell", price=100, quantity=2, order_id="m", client_order_id="c-m")
+    book.add_order(side="buy", price=100, quantity=1, order_id="t")
+    (trade,) = book._trades
+    maker = book._orders["m"]
+    assert maker.extra is not None and maker.level is not None
+    assert gc.is_tracked(trade) is not COMPILED
+    assert gc.is_tracked(maker.extra) is not COMPILED
+    assert gc.is_tracked(maker) and gc.is_tracked(maker.level)
+    assert book.get_trade_history()[0]["maker_order_id"] == "m"
