@@ -84,6 +84,22 @@ def _to_book(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None
     """Send a ``place`` record's order, its funds held, to ``book``; give the hold back (and raise
     InvalidCommand) if the book refuses it."""
     order_id = record["order_id"]
+    price = record["price"]
+    order_type = record["order_type"]
+    stop_price = record["stop_price"]
+    trail_value = record["trail_value"]
+    trail_is_percent = record["trail_is_percent"]
+    displayed_quantity = record["displayed_quantity"]
+    if (
+        stop_price is None
+        and trail_value is None
+        and trail_is_percent is False
+        and displayed_quantity is None
+        and (order_type == "limit" if price is not None else order_type == "market")
+    ):
+        # The type the book infers from these fields (add_order's contract): given as None, a plain
+        # order takes the book's fast path instead of its general validation (records always name it).
+        order_type = None
     try:
         # Positional, in add_order's parameter order (side, price, quantity, order_id, time_in_force,
         # expiry_time, user_id, order_type, stop_price, trail_value, trail_is_percent,
@@ -91,17 +107,17 @@ def _to_book(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None
         # positional arguments without matching fourteen keyword names per order.
         book.add_order(
             record["side"],
-            record["price"],
+            price,
             record["quantity"],
             order_id,
             record["time_in_force"],
             record["expiry_time"],
             record["user_id"],
-            record["order_type"],
-            record["stop_price"],
-            record["trail_value"],
-            record["trail_is_percent"],
-            record["displayed_quantity"],
+            order_type,
+            stop_price,
+            trail_value,
+            trail_is_percent,
+            displayed_quantity,
             record["self_trade_prevention"],
             record.get("client_order_id"),
         )
