@@ -41,24 +41,88 @@ def place(risk: RiskManager, book: OrderBook, record: dict[str, Any], *, check: 
 
 def _replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
     """Replay a ``place`` record: hold its funds as its approval did and count it against the user's
-    rate limit, then send it to ``book``.
+    rate limit, send it to ``book``, then :func:`check_replayed`.
 
     An approval of ``check_and_reserve`` holds exactly what ``reserve`` holds and counts the order
     against the rate limit exactly as ``count_command`` does, and its fast path costs less than
     ``reserve``'s general one; so the replay asks for it first. When it refuses (the limits are not
     the ones the record was approved under) it has changed nothing, and the record, approved when it
-    was journaled, is held without the checks and counted, as before."""
+    was journaled, is held without the checks and counted, as before.
+
+    The steps of :func:`_check_and_reserve`, :func:`_to_book` and :func:`check_replayed`, written out
+    in one frame (it runs for almost every replayed record); a book refusal and a divergence go to
+    the same code as theirs."""
     order_id = record["order_id"]
+    user_id = record["user_id"]
+    side = record["side"]
+    order_type = record["order_type"]
+    price = record["price"]
+    quantity = record["quantity"]
+    stop_price = record["stop_price"]
+    time_in_force = record["time_in_force"]
+    self_trade_prevention = record["self_trade_prevention"]
+    ts = record["ts"]
     try:
-        decision = _check_and_reserve(risk, record)
+        decision = risk.check_and_reserve(
+            order_id,
+            user_id=user_id,
+            symbol=record["symbol"],
+            side=side,
+            order_type=order_type,
+            price=price,
+            quantity=quantity,
+            stop_price=stop_price,
+            time_in_force=time_in_force,
+            self_trade_prevention=self_trade_prevention,
+            now=ts,
+        )
         if not decision["approved"]:
             risk.reserve(order_id, **risk_args(record))
-            risk.count_command(record["user_id"], float(record["ts"]))  # the rate limit's window
+            risk.count_command(user_id, float(ts))  # the rate limit's window
     except RiskError as exc:
         raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
     except ValueError as exc:
         raise InvalidCommand(str(exc)) from None
-    _to_book(risk, book, record)
+    trail_value = record["trail_value"]
+    trail_is_percent = record["trail_is_percent"]
+    displayed_quantity = record["displayed_quantity"]
+    if (
+        stop_price is None
+        and trail_value is None
+        and trail_is_percent is False
+        and displayed_quantity is None
+        and (order_type == "limit" if price is not None else order_type == "market")
+    ):
+        order_type = None  # as in _to_book: the type the book infers, for its fast path
+    try:
+        book.add_order(  # positional, as in _to_book
+            side,
+            price,
+            quantity,
+            order_id,
+            time_in_force,
+            record["expiry_time"],
+            user_id,
+            order_type,
+            stop_price,
+            trail_value,
+            trail_is_percent,
+            displayed_quantity,
+            self_trade_prevention,
+            record.get("client_order_id"),
+        )
+    except OrderBookError as exc:
+        risk.release_unplaced(order_id)
+        raise InvalidCommand(str(exc)) from None
+    check = record.get("check")
+    if (  # check_replayed, written out
+        book.sequence != record.get("seq")
+        or type(check) is not list
+        or len(check) != 2
+        or check[0] != len(book)
+        or check[1] != book.counters()[1]
+    ):
+        check_replayed(book, record)
 
 
 def _check_and_reserve(risk: RiskManager, record: dict[str, Any]) -> Decision:
@@ -175,8 +239,9 @@ def replay(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
     :func:`fingerprint` with the record's; JournalCorrupt if they differ or the record is unknown."""
     op = record.get("op")
     if op == "place":
-        _replay_place(risk, book, record)
-    elif op == "cancel":
+        _replay_place(risk, book, record)  # checks the result itself
+        return
+    if op == "cancel":
         if not book.cancel_order(record["order_id"]):
             raise JournalCorrupt(f"replay of record {record['n']}: cancel found no order")
     elif op == "modify":
