@@ -18,7 +18,16 @@ from .commands import risk_args
 from .errors import InvalidCommand, OrderNotFound, OrderRejected
 from .journal import JournalCorrupt
 
-__all__ = ["check_replayed", "fingerprint", "fingerprint_matches", "modify", "place", "replay", "transfer"]
+__all__ = [
+    "check_replayed",
+    "fingerprint",
+    "fingerprint_matches",
+    "modify",
+    "place",
+    "replay",
+    "replay_place",
+    "transfer",
+]
 
 
 def place(risk: RiskManager, book: OrderBook, record: dict[str, Any], *, check: bool) -> None:
@@ -39,7 +48,7 @@ def place(risk: RiskManager, book: OrderBook, record: dict[str, Any], *, check: 
     _to_book(risk, book, record)
 
 
-def _replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
+def replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
     """Replay a ``place`` record: hold its funds as its approval did and count it against the user's
     rate limit, send it to ``book``, then :func:`check_replayed`.
 
@@ -239,7 +248,7 @@ def replay(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
     :func:`fingerprint` with the record's; JournalCorrupt if they differ or the record is unknown."""
     op = record.get("op")
     if op == "place":
-        _replay_place(risk, book, record)  # checks the result itself
+        replay_place(risk, book, record)  # checks the result itself
         return
     if op == "cancel":
         if not book.cancel_order(record["order_id"]):
