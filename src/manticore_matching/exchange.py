@@ -303,11 +303,17 @@ class Exchange(ExchangeReads, Listeners):
                 last: dict[str, Any] | None = None
                 self._replayed_to = position
                 self._storage_capture(self._stored_position <= position)
+                stored_next = self._stored_position + 1
                 for record in self.journal.read(after=position):
-                    if record["n"] == self._stored_position + 1:
+                    n = record["n"]
+                    if n == stored_next:
                         self._storage_capture(True)
-                    self._apply_record(record)
-                    self._replayed_to = record["n"]
+                    op = record.get("op")
+                    if type(op) is str and op in _BOOK_OPS:  # almost every record: no dispatch frame
+                        self._replay_book_record(record, op)
+                    else:
+                        self._apply_record(record)
+                    self._replayed_to = n
                     self.replayed_records += 1
                     last = record
                 if last is not None and last["n"] > self._stored_position and self._markets:
