@@ -18,7 +18,16 @@ from .commands import risk_args
 from .errors import InvalidCommand, OrderNotFound, OrderRejected
 from .journal import JournalCorrupt
 
-__all__ = ["check_replayed", "fingerprint", "fingerprint_matches", "modify", "place", "replay", "transfer"]
+__all__ = [
+    "check_replayed",
+    "fingerprint",
+    "fingerprint_matches",
+    "modify",
+    "place",
+    "replay",
+    "replay_place",
+    "transfer",
+]
 
 
 def place(risk: RiskManager, book: OrderBook, record: dict[str, Any], *, check: bool) -> None:
@@ -39,26 +48,90 @@ def place(risk: RiskManager, book: OrderBook, record: dict[str, Any], *, check: 
     _to_book(risk, book, record)
 
 
-def _replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
+def replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
     """Replay a ``place`` record: hold its funds as its approval did and count it against the user's
-    rate limit, then send it to ``book``.
+    rate limit, send it to ``book``, then :func:`check_replayed`.
 
     An approval of ``check_and_reserve`` holds exactly what ``reserve`` holds and counts the order
     against the rate limit exactly as ``count_command`` does, and its fast path costs less than
     ``reserve``'s general one; so the replay asks for it first. When it refuses (the limits are not
     the ones the record was approved under) it has changed nothing, and the record, approved when it
-    was journaled, is held without the checks and counted, as before."""
+    was journaled, is held without the checks and counted, as before.
+
+    The steps of :func:`_check_and_reserve`, :func:`_to_book` and :func:`check_replayed`, written out
+    in one frame (it runs for almost every replayed record); a book refusal and a divergence go to
+    the same code as theirs."""
     order_id = record["order_id"]
+    user_id = record["user_id"]
+    side = record["side"]
+    order_type = record["order_type"]
+    price = record["price"]
+    quantity = record["quantity"]
+    stop_price = record["stop_price"]
+    time_in_force = record["time_in_force"]
+    self_trade_prevention = record["self_trade_prevention"]
+    ts = record["ts"]
     try:
-        decision = _check_and_reserve(risk, record)
+        decision = risk.check_and_reserve(
+            order_id,
+            user_id=user_id,
+            symbol=record["symbol"],
+            side=side,
+            order_type=order_type,
+            price=price,
+            quantity=quantity,
+            stop_price=stop_price,
+            time_in_force=time_in_force,
+            self_trade_prevention=self_trade_prevention,
+            now=ts,
+        )
         if not decision["approved"]:
             risk.reserve(order_id, **risk_args(record))
-            risk.count_command(record["user_id"], float(record["ts"]))  # the rate limit's window
+            risk.count_command(user_id, float(ts))  # the rate limit's window
     except RiskError as exc:
         raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
     except ValueError as exc:
         raise InvalidCommand(str(exc)) from None
-    _to_book(risk, book, record)
+    trail_value = record["trail_value"]
+    trail_is_percent = record["trail_is_percent"]
+    displayed_quantity = record["displayed_quantity"]
+    if (
+        stop_price is None
+        and trail_value is None
+        and trail_is_percent is False
+        and displayed_quantity is None
+        and (order_type == "limit" if price is not None else order_type == "market")
+    ):
+        order_type = None  # as in _to_book: the type the book infers, for its fast path
+    try:
+        book.add_order(  # positional, as in _to_book
+            side,
+            price,
+            quantity,
+            order_id,
+            time_in_force,
+            record["expiry_time"],
+            user_id,
+            order_type,
+            stop_price,
+            trail_value,
+            trail_is_percent,
+            displayed_quantity,
+            self_trade_prevention,
+            record.get("client_order_id"),
+        )
+    except OrderBookError as exc:
+        risk.release_unplaced(order_id)
+        raise InvalidCommand(str(exc)) from None
+    check = record.get("check")
+    if (  # check_replayed, written out
+        book.sequence != record.get("seq")
+        or type(check) is not list
+        or len(check) != 2
+        or check[0] != len(book)
+        or check[1] != book.counters()[1]
+    ):
+        check_replayed(book, record)
 
 
 def _check_and_reserve(risk: RiskManager, record: dict[str, Any]) -> Decision:
@@ -84,6 +157,22 @@ def _to_book(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None
     """Send a ``place`` record's order, its funds held, to ``book``; give the hold back (and raise
     InvalidCommand) if the book refuses it."""
     order_id = record["order_id"]
+    price = record["price"]
+    order_type = record["order_type"]
+    stop_price = record["stop_price"]
+    trail_value = record["trail_value"]
+    trail_is_percent = record["trail_is_percent"]
+    displayed_quantity = record["displayed_quantity"]
+    if (
+        stop_price is None
+        and trail_value is None
+        and trail_is_percent is False
+        and displayed_quantity is None
+        and (order_type == "limit" if price is not None else order_type == "market")
+    ):
+        # The type the book infers from these fields (add_order's contract): given as None, a plain
+        # order takes the book's fast path instead of its general validation (records always name it).
+        order_type = None
     try:
         # Positional, in add_order's parameter order (side, price, quantity, order_id, time_in_force,
         # expiry_time, user_id, order_type, stop_price, trail_value, trail_is_percent,
@@ -91,17 +180,17 @@ def _to_book(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None
         # positional arguments without matching fourteen keyword names per order.
         book.add_order(
             record["side"],
-            record["price"],
+            price,
             record["quantity"],
             order_id,
             record["time_in_force"],
             record["expiry_time"],
             record["user_id"],
-            record["order_type"],
-            record["stop_price"],
-            record["trail_value"],
-            record["trail_is_percent"],
-            record["displayed_quantity"],
+            order_type,
+            stop_price,
+            trail_value,
+            trail_is_percent,
+            displayed_quantity,
             record["self_trade_prevention"],
             record.get("client_order_id"),
         )
@@ -159,8 +248,9 @@ def replay(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:
     :func:`fingerprint` with the record's; JournalCorrupt if they differ or the record is unknown."""
     op = record.get("op")
     if op == "place":
-        _replay_place(risk, book, record)
-    elif op == "cancel":
+        replay_place(risk, book, record)  # checks the result itself
+        return
+    if op == "cancel":
         if not book.cancel_order(record["order_id"]):
             raise JournalCorrupt(f"replay of record {record['n']}: cancel found no order")
     elif op == "modify":

@@ -303,17 +303,24 @@ class Exchange(ExchangeReads, Listeners):
                 last: dict[str, Any] | None = None
                 self._replayed_to = position
                 self._storage_capture(self._stored_position <= position)
+                stored_next = self._stored_position + 1
                 for record in self.journal.read(after=position):
-                    if record["n"] == self._stored_position + 1:
+                    n = record["n"]
+                    if n == stored_next:
                         self._storage_capture(True)
-                    self._apply_record(record)
-                    self._replayed_to = record["n"]
+                    op = record.get("op")
+                    if type(op) is str and op in _BOOK_OPS:  # almost every record: no dispatch frame
+                        self._replay_book_record(record, op)
+                    else:
+                        self._apply_record(record)
+                    self._replayed_to = n
                     self.replayed_records += 1
                     last = record
                 if last is not None and last["n"] > self._stored_position and self._markets:
                     self.storage.submit_journal_position(last["n"], last["ts"])
             finally:
                 self._replaying = False
+                self._finish_replayed_trades()
                 for fills in self._replay_fills.values():
                     fills.capture_fills(True)
                 self._replay_fills.clear()
@@ -994,75 +1001,12 @@ class Exchange(ExchangeReads, Listeners):
                 trades.append(dict(zip(TRADE_KEYS, _trade_values(data), strict=True)))
         return order
 
-    def _commit_replayed(
-        self,
-        record: dict[str, Any],
-        market: Market,
-        now: float,
-        order_id: str | None,
-        fills: ReplayFills | None = None,
-        complete: bool = True,
-    ) -> None:
-        """:meth:`_commit` of a replayed ``place``, ``cancel``, ``modify`` or ``expire`` record (the
-        same steps, without those of live commands: no fingerprint to record, no stream message, no
-        journal append). ``fills`` follows the market's book unless its events hold every fill
-        (``complete``): it adds those the recent-orders view keeps."""
-        events = market.capture.take()
-        if fills is not None:
-            events = fills.follow(events, market.book, complete)
-        op = record["op"]
-        if op == "place":
-            if record["expiry_time"] is not None:
-                market.expires(record["expiry_time"], record["order_id"])
-        elif op == "modify":
-            market.expires(record["new_expiry_time"], record["order_id"])
-        order = self._track(record, market, events, order_id)
-        pending = self._units
-        if pending:
-            units = pending[:]
-            pending.clear()
-            # Storage committed the units of the records up to _stored_position before the restart.
-            if record.get("n", 0) > self._stored_position:
-                assert self.storage is not None
-                submit = self.storage.submit
-                for unit in units:
-                    submit(unit)
-        if "cid" in record:
-            receipt = Receipt(record.get("n", 0), order_id, order)
-            self._commands.remember(record["cid"], op, now, receipt)
-
     # ------------------------------------------------------------------ replay
 
     def _apply_record(self, record: dict[str, Any]) -> None:
         op = record.get("op")
         if type(op) is str and op in _BOOK_OPS:  # almost every record: the book's own commands first
-            symbol = record["symbol"]
-            market = self._markets.get(symbol) if type(symbol) is str else None
-            if market is None:
-                market = self._market(symbol)  # UnknownMarket
-            # No command frame: a replayed record that fails fails the whole open, which drops the state.
-            ts = self._now = float(record["ts"])
-            if op == "place" and "client_order_id" not in record:  # before ids were always MC-<n>
-                record["client_order_id"] = commands.legacy_client_id(record["order_id"])
-            fills = self._replay_fills.get(symbol)
-            if fills is None and self.outbox is None:  # a market shard's settlements read every fill
-                fills = self._replay_fills[symbol] = ReplayFills(market.book, market.capture.handler)
-            complete = fills is None or fills.exact(record)
-            if fills is not None and complete:
-                fills.capture_fills(True)
-            apply.replay(self.risk, market.book, record)
-            if op == "place":
-                order_id = record["order_id"]
-                if order_id.startswith(GENERATED_PREFIX):
-                    number = int(order_id[_PREFIX_LENGTH:])
-                    if number > self._next_order_no:
-                        self._next_order_no = number
-            # A command id's receipt names the order the command was about (placed, cancelled, modified).
-            self._commit_replayed(
-                record, market, ts, record.get("order_id") if "cid" in record else None, fills, complete
-            )
-            if fills is not None and complete:
-                fills.capture_fills(False)
+            self._replay_book_record(record, op)
             return
         ts = float(record["ts"])
         if op == "market":
@@ -1091,6 +1035,83 @@ class Exchange(ExchangeReads, Listeners):
         market = self._market(record["symbol"])
         self._now = ts
         apply.replay(self.risk, market.book, record)  # an unknown operation: JournalCorrupt
+
+    def _replay_book_record(self, record: dict[str, Any], op: str) -> None:
+        """Replay a ``place``, ``cancel``, ``modify`` or ``expire`` record: apply it to its book (see
+        :mod:`.apply`), then :meth:`_commit`'s steps of a replayed command (no fingerprint to record, no
+        stream message, no journal append), written out in one frame: it runs for almost every record.
+
+        ``ReplayFills`` follows the market's book unless the record's events must hold every fill
+        (:meth:`ReplayFills.exact`): it adds the fills the recent-orders view keeps. A recent trade is
+        kept as its TRADE_EXECUTED payload until the replay ends (:meth:`_finish_replayed_trades`):
+        most are pushed out of the market's last :data:`RECENT_TRADES` before anyone reads them."""
+        symbol = record["symbol"]
+        market = self._markets.get(symbol) if type(symbol) is str else None
+        if market is None:
+            market = self._market(symbol)  # UnknownMarket
+        # No command frame: a replayed record that fails fails the whole open, which drops the state.
+        now = self._now = float(record["ts"])
+        book = market.book
+        fills = self._replay_fills.get(symbol)
+        if fills is None and self.outbox is None:  # a market shard's settlements read every fill
+            fills = self._replay_fills[symbol] = ReplayFills(book, market.capture.handler)
+        complete = fills is None or fills.exact(record)
+        if fills is not None and complete:
+            fills.capture_fills(True)
+        if op == "place":
+            order_id = record["order_id"]
+            if "client_order_id" not in record:  # before ids were always MC-<n>
+                record["client_order_id"] = commands.legacy_client_id(order_id)
+            apply.replay_place(self.risk, book, record)
+            if order_id.startswith(GENERATED_PREFIX):
+                number = int(order_id[_PREFIX_LENGTH:])
+                if number > self._next_order_no:
+                    self._next_order_no = number
+            if record["expiry_time"] is not None:
+                market.expires(record["expiry_time"], order_id)
+        else:
+            apply.replay(self.risk, book, record)
+            if op == "modify":
+                market.expires(record["new_expiry_time"], record["order_id"])
+        capture = market.capture
+        events = capture.events  # capture.take(), written out
+        capture.events = []
+        if fills is not None:
+            events = fills.follow(events, book, complete)
+            if complete:
+                fills.capture_fills(False)
+        cid = "cid" in record
+        # A command id's receipt names the order the command was about (placed, cancelled, modified).
+        order_id = record.get("order_id") if cid else None
+        # _track, written out, with the recent trades kept as their payloads
+        order = self._orders.track(events, order_id)
+        if self.outbox is not None:
+            self._settle(record, market, events, order_id, order)
+        trades = market.trades
+        for event_type, data in events:
+            if event_type is TRADE_EXECUTED:
+                trades.append(data)
+        pending = self._units
+        if pending:
+            units = pending[:]
+            pending.clear()
+            # Storage committed the units of the records up to _stored_position before the restart.
+            if record.get("n", 0) > self._stored_position:
+                assert self.storage is not None
+                submit = self.storage.submit
+                for unit in units:
+                    submit(unit)
+        if cid:
+            self._commands.remember(record["cid"], op, now, Receipt(record.get("n", 0), order_id, order))
+
+    def _finish_replayed_trades(self) -> None:
+        """Turn the recent trades that the replay kept as TRADE_EXECUTED payloads into the view's
+        trades (:data:`TRADE_KEYS`, as :meth:`_track` keeps them), in place."""
+        for market in self._markets.values():
+            trades = market.trades
+            for index, trade in enumerate(list(trades)):
+                if "maker_order_id" in trade:  # a payload: a recent trade has no such key
+                    trades[index] = dict(zip(TRADE_KEYS, _trade_values(trade), strict=True))
 
     def _remember_replayed(self, record: dict[str, Any], ts: float) -> None:
         """Remember the command id of a replayed record that does not pass through :meth:`_commit`."""
