@@ -252,21 +252,15 @@ class RowBuilder:
         self._symbol = symbol
         self._id_prefix = id_prefix
         to_price, to_qty = market.price_grid().to_decimal, market.quantity_grid().to_decimal
-        # The caches are read through their bound ``__getitem__`` (``self._qty_out(units)``), not as
-        # ``cache[units]``: subscripting a dict subclass defined in Python goes through a type slot
-        # that looks the method up and calls it (~650 instructions); the bound method is dict's own
-        # lookup in C (~100), ``__missing__`` included.
-        price, qty = _Decimals(to_price), _Decimals(to_qty)
-        self._price: Callable[[int], Decimal] = price.__getitem__
-        self._qty: Callable[[int], Decimal] = qty.__getitem__
+        self._price = _Decimals(to_price)
+        self._qty = _Decimals(to_qty)
         self._store = store
         if store is _same:
-            self._price_out: Callable[[int], Any] = price.__getitem__
-            self._qty_out: Callable[[int], Any] = qty.__getitem__
+            self._price_out: _Decimals = self._price
+            self._qty_out: _Decimals = self._qty
         else:
-            zero = store(Decimal(0))
-            self._price_out = _Decimals(lambda units: store(to_price(units)), zero).__getitem__
-            self._qty_out = _Decimals(lambda units: store(to_qty(units)), zero).__getitem__
+            self._price_out = _Decimals(lambda units: store(to_price(units)), store(Decimal(0)))
+            self._qty_out = _Decimals(lambda units: store(to_qty(units)), store(Decimal(0)))
         self._maker_rate = market.maker_fee_rate
         self._taker_rate = market.taker_fee_rate
 
@@ -308,28 +302,28 @@ class RowBuilder:
         elif trail_is_percent:
             trail_value = self._store(Decimal(trail))
         else:
-            trail_value = price(trail)
+            trail_value = price[trail]
         status = _status(kind, filled, open_, pending)
         return [
             self._symbol,
             order_id,
             side,
-            None if price_ticks is None else price(price_ticks),
-            qty(quantity),
-            qty(filled),
-            qty(open_),
-            qty(visible),
-            qty(peak) if peak else None,
+            None if price_ticks is None else price[price_ticks],
+            qty[quantity],
+            qty[filled],
+            qty[open_],
+            qty[visible],
+            qty[peak] if peak else None,
             order_type,
             tif,
             expiry,
             None if user_id is None else str(user_id),
             isinstance(user_id, int) and not isinstance(user_id, bool),
             timestamp,
-            None if stop_ticks is None else price(stop_ticks),
+            None if stop_ticks is None else price[stop_ticks],
             trail_value,
             trail_is_percent,
-            None if trail_ref is None else price(trail_ref),
+            None if trail_ref is None else price[trail_ref],
             stp,
             triggered,
             status,
@@ -346,9 +340,9 @@ class RowBuilder:
         _, sequence, order_id, filled, open_, visible, rank = record
         qty = self._qty_out
         return (
-            qty(filled),
-            qty(open_),
-            qty(visible),
+            qty[filled],
+            qty[open_],
+            qty[visible],
             rank,
             "partially_filled" if open_ else "filled",
             sequence,
@@ -374,14 +368,14 @@ class RowBuilder:
             maker_client_id,
             taker_client_id,
         ) = record
-        notional = _EXACT.multiply(self._price(ticks), self._qty(lots))
+        notional = _EXACT.multiply(self._price[ticks], self._qty[lots])
         store = self._store
         return (
             self._symbol,
             f"{self._id_prefix}T{number}",
             sequence,
-            self._price_out(ticks),
-            self._qty_out(lots),
+            self._price_out[ticks],
+            self._qty_out[lots],
             maker_id,
             taker_id,
             None if maker_user is None else str(maker_user),
