@@ -11,8 +11,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from manticore_orderbook.changes import CHANGE_CANCELLED
 from manticore_storage.batch import store_decimal
-from manticore_storage.capture import CHANGE_CANCELLED, RECORD_FILL, RECORD_ORDER, RECORD_TRADE, RowBuilder
+from manticore_storage.capture import RECORD_FILL, RECORD_ORDER, RECORD_TRADE, RowBuilder
 from manticore_storage.records import Market
 
 _MARKET = Market(
@@ -100,7 +101,7 @@ def test_order_values_are_exact(
         None,
     )
     for _ in range(2):
-        row = builder.order_values(record, 2.5)  # type: ignore[arg-type]
+        row = builder.order_values(record, 2.5)
         assert _same(row[3], _model(price, _MARKET.tick_size, store))
         assert _same(row[4], _model(quantity, _MARKET.lot_size, store))
         assert _same(row[5], _model(filled, _MARKET.lot_size, store))
