@@ -21,8 +21,9 @@ from sqlalchemy.exc import DBAPIError
 
 __all__ = ["Run", "direct"]
 
-#: Runs one statement of driver SQL: with a list of rows (``executemany``) or one tuple of values.
-Run = Callable[[str, Any], object]
+#: Runs one statement of driver SQL: with a list of rows (``executemany``) or one tuple of values; returns
+#: the DBAPI cursor (its ``rowcount``), or SQLAlchemy's result for ``exec_driver_sql``.
+Run = Callable[[str, Any], Any]
 
 
 @contextmanager
@@ -32,7 +33,7 @@ def direct(connection: Connection) -> Iterator[Run]:
     dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
-    def run(statement: str, parameters: Any) -> object:
+    def run(statement: str, parameters: Any) -> Any:
         try:
             if parameters.__class__ is list:
                 return cursor.executemany(statement, parameters)
