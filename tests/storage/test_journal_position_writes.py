@@ -1,6 +1,6 @@
 """The journal position the writer commits with a batch (SQLite: as driver SQL on the DBAPI cursor;
-elsewhere: Core statements): the first one inserts the row, later ones move it, each in the batch's
-transaction, and a position alone (a batch of markers) is written too."""
+elsewhere: Core statements): the first one inserts the row (on SQLite's fresh file), later ones move
+it, each in the batch's transaction, and a position alone (a batch of markers) is written too."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ def test_positions_are_inserted_then_moved_with_their_batches(storage: StorageMa
     units: list[UnitTuple] = []
     book = OrderBook("BTC/USD", tick_size="0.5", lot_size="0.001")
     storage.attach(book, deliver=units.append)
-    assert storage.journal_position() == (0, None)
+    if storage.engine.dialect.name == "sqlite":  # a fresh file; a server's tables may keep a position
+        assert storage.journal_position() == (0, None)
     book.add_order("buy", 100, "1", "o1", user_id="u1")
     storage._write_batch([*units, (None, 3, 1.5)])
     assert storage.journal_position() == (3, 1.5)
