@@ -36,6 +36,7 @@ from .capture import (
     RowBuilder,
     StoreDecimal,
 )
+from .direct import Run, direct
 from .inline import InlinedStatement
 from .records import Market
 from .rows import (
@@ -336,32 +337,32 @@ class _Pending:
         else:
             self.trades.append(builder.trade_values(record))
 
-    def write(self, connection: Connection, statements: Statements) -> None:
+    def write(self, run: Run, statements: Statements) -> None:
         if statements.multirow:
-            self._write_multirow(connection, statements)
+            self._write_multirow(run, statements)
             return
         inline = statements.inline
         if self.full:
             if inline is None:
                 rows = [tuple(row) for row in self.full.values()]
-                connection.exec_driver_sql(statements.upsert_orders, rows)
+                run(statements.upsert_orders, rows)
             else:
-                inline[0].execute(connection, self.full.values())
+                inline[0].execute(run, self.full.values())
             self.full = {}
         if self.fills:
-            connection.exec_driver_sql(
+            run(
                 statements.update_fills,
                 [(*fill[:7], symbol, fill[7], fill[5]) for (symbol, _), fill in self.fills.items()],
             )
             self.fills = {}
         if self.trades:
             if inline is None:
-                connection.exec_driver_sql(statements.insert_trades, self.trades)
+                run(statements.insert_trades, self.trades)
             else:
-                inline[1].execute(connection, self.trades)
+                inline[1].execute(run, self.trades)
             self.trades = []
 
-    def _write_multirow(self, connection: Connection, statements: Statements) -> None:
+    def _write_multirow(self, run: Run, statements: Statements) -> None:
         orders = list(self.full.values())
         fills = [(*fill[:7], symbol, fill[7]) for (symbol, _), fill in self.fills.items()]
         trades = self.trades
@@ -372,7 +373,7 @@ class _Pending:
             chunks = (orders[done:end], fills[done:end], trades[done:end])
             values = tuple([value for chunk in chunks for row in chunk for value in row])
             sql = statements.combined(len(chunks[0]), len(chunks[1]), len(chunks[2]))
-            connection.exec_driver_sql(sql, values)
+            run(sql, values)
             done = end
 
 
@@ -388,8 +389,11 @@ def write_captured(
     symbol: str = units[0][0]
     if market is None:
         raise ValueError(f"captured changes of {symbol!r} need its market row")
+    if statements.inline is not None:  # SQLite: on the DBAPI cursor, without SQLAlchemy's execution
+        with direct(connection) as run:
+            return _write(run, statements, market, symbol, units, now)
     with _raw_cursors(connection, statements.multirow):
-        return _write(connection, statements, market, symbol, units, now)
+        return _write(connection.exec_driver_sql, statements, market, symbol, units, now)
 
 
 @contextmanager
@@ -412,7 +416,7 @@ def _raw_cursors(connection: Connection, raw: bool) -> Iterator[None]:
 
 
 def _write(
-    connection: Connection,
+    run: Run,
     statements: Statements,
     market: Market,
     symbol: str,
@@ -433,20 +437,18 @@ def _write(
             continue
         for record in unit[6]:
             if record[0] == RECORD_CLEARED:
-                pending.write(connection, statements)
+                pending.write(run, statements)
                 sequence = record[1]
-                connection.exec_driver_sql(statements.clear, (sequence, now, symbol, sequence))
+                run(statements.clear, (sequence, now, symbol, sequence))
             else:
                 add(builder, symbol, record, now)
         applied += len(unit[6])
         position = (unit[2], unit[3], unit[4], unit[5])
-    pending.write(connection, statements)
+    pending.write(run, statements)
     if position is not None:
         sequence, trade_count, generated, last_trade = position
         price: Any = None
         if last_trade is not None:
             price = statements.store(market.price_grid().to_decimal(last_trade))
-        connection.exec_driver_sql(
-            statements.advance_market, (sequence, now, trade_count, generated, price, symbol, sequence)
-        )
+        run(statements.advance_market, (sequence, now, trade_count, generated, price, symbol, sequence))
     return applied

@@ -21,6 +21,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from .direct import Run
+
 __all__ = ["InlinedStatement"]
 
 #: The most statements kept per :class:`InlinedStatement` (one per shape met).
@@ -70,8 +72,11 @@ class InlinedStatement:
         #: shape -> (statement, the values a row binds)
         self._shapes: dict[_Shape, tuple[str, _Pick]] = {}
 
-    def execute(self, connection: Connection, rows: Iterable[Sequence[Any]]) -> None:
-        """Write ``rows`` (in column order): one ``executemany`` per shape."""
+    def execute(self, run: Run | Connection, rows: Iterable[Sequence[Any]]) -> None:
+        """Write ``rows`` (in column order) through ``run`` (a :data:`~.direct.Run`, or a connection:
+        its ``exec_driver_sql``): one ``executemany`` per shape."""
+        if isinstance(run, Connection):
+            run = run.exec_driver_sql
         # shape -> (statement, the values a row binds, the rows' bound values)
         groups: dict[_Shape, tuple[str, _Pick, list[tuple[Any, ...]]]] = {}
         shapes, nulls, nones, flags = self._shapes, self._nulls, self._nones, self._flags[1]
@@ -83,7 +88,7 @@ class InlinedStatement:
                 group = groups[shape] = (statement, bound, [])
             group[2].append(group[1](row))
         for statement, _, bound_rows in groups.values():
-            connection.exec_driver_sql(statement, bound_rows)
+            run(statement, bound_rows)
 
     def _build(self, shape: _Shape) -> tuple[str, _Pick]:
         empty, flag_values = shape
