@@ -8,12 +8,13 @@
    frees the upgraded protocol when the connection ends.
 
 2. Each request's response cycle is a :class:`ServingCycle`, which writes a response's status line and
-   headers without uvicorn's two regular-expression searches per header (~3,300 instructions each, four
-   headers on every order answer) when every header is one it has already checked: uvicorn's checks run
-   on a header the first time it is seen, the result is remembered (bounded), and the head written is
-   byte for byte uvicorn's. Anything else -- a header it has not seen or that failed the checks, a
-   ``connection`` or ``transfer-encoding`` header, no or two ``content-length`` headers, an unknown
-   status, the access log on, a paused or closed connection -- goes through uvicorn's own ``send``.
+   headers without uvicorn's two regular-expression searches per header (four headers on every order
+   answer) when every header is one it has already checked: uvicorn's checks run on a header the first
+   time it is seen, the result is remembered (bounded), and the head written is byte for byte uvicorn's.
+   Anything else -- a header it has not seen or that failed the checks, a ``connection`` or
+   ``transfer-encoding`` header, no or two ``content-length`` headers, an unknown status, the access
+   log on, a paused or closed connection -- goes through uvicorn's own ``send``. A body sent whole in
+   one message after such a head is written the same way (no second ``send`` coroutine).
 
 The class relies on uvicorn's internals (the cycle's attributes and what its ``send`` does with them):
 ``uvicorn`` is pinned in pyproject.toml, and ``tests/api/test_serving_protocol.py`` fails when the
@@ -100,16 +101,32 @@ class ServingCycle(RequestResponseCycle):
     """uvicorn's request-response cycle, writing the response head itself when it may (module doc)."""
 
     async def send(self, message: Any) -> None:
-        if (
-            not self.response_started
-            and not self.disconnected
-            and not self.flow.write_paused  # uvicorn's send waits for the transport to drain
-            and message["type"] == "http.response.start"
-            and not self.access_log
+        if self.disconnected or self.flow.write_paused:  # uvicorn's send drops it or waits first
+            pass
+        elif not self.response_started:
+            if message["type"] == "http.response.start" and not self.access_log:
+                head = self._head(message)
+                if head is not None:
+                    self.transport.write(head)
+                    return
+        elif (
+            # The whole body of a response with a content-length, in one message: what uvicorn's
+            # send does with it, without its checks for the other cases.
+            self.chunked_encoding is False
+            and not self.response_complete
+            and message["type"] == "http.response.body"
+            and not message.get("more_body", False)
+            and self.scope["method"] != "HEAD"
         ):
-            head = self._head(message)
-            if head is not None:
-                self.transport.write(head)
+            body = message.get("body", b"")
+            if len(body) == self.expected_content_length:
+                self.expected_content_length = 0
+                self.transport.write(body)
+                self.response_complete = True
+                self.message_event.set()
+                if not self.keep_alive:
+                    self.transport.close()
+                self.on_response()
                 return
         await super().send(message)
 
