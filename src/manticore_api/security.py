@@ -21,15 +21,7 @@ from fastapi import Request
 
 from manticore_auth import AuthError
 
-__all__ = [
-    "KEY_HEADER",
-    "SIGNATURE_HEADER",
-    "TIMESTAMP_HEADER",
-    "Caller",
-    "authenticate",
-    "authenticate_read",
-    "is_loopback",
-]
+__all__ = ["KEY_HEADER", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "Caller", "authenticate", "is_loopback"]
 
 KEY_HEADER = "X-MC-APIKEY"
 TIMESTAMP_HEADER = "X-MC-TIMESTAMP"
@@ -117,32 +109,13 @@ def _caller(user_id: str, username: str, role: str) -> Caller:
 
 
 async def authenticate(request: Request) -> Caller:
-    """The caller of ``request``; raises AuthError (401) without valid credentials. The body is read
-    (``request.body()``) only for a signed API-key request without an ``Authorization`` header."""
-    headers = _headers(request)
-    body = b""
-    if b"authorization" not in headers and _KEY in headers:
-        body = await request.body()
-    return _authenticated(request, headers, body)
-
-
-def authenticate_read(request: Request) -> Caller:
-    """:func:`authenticate` for a request whose body has been read (``request.body()`` would return it
-    at once: :func:`manticore_api.routes.deps.read_body`), without a coroutine. RuntimeError if it has
-    not been read."""
-    body: bytes | None = request.__dict__.get("_body")
-    if body is None:
-        raise RuntimeError("authenticate_read needs the request body read first")
-    return _authenticated(request, _headers(request), body)
-
-
-def _authenticated(request: Request, headers: dict[bytes, bytes], body: bytes) -> Caller:
-    """The caller of ``request`` from its ``headers`` (:func:`_headers`) and ``body``."""
+    """The caller of ``request``; raises AuthError (401) without valid credentials."""
     app = request.scope["app"]
     service = getattr(app, "exchange_service", None)  # see routes.deps.service_of
     if service is None:
         service = app.state.service
     auth = service.auth
+    headers = _headers(request)
     authorization = _text(headers.get(b"authorization"))
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
@@ -152,6 +125,7 @@ def _authenticated(request: Request, headers: dict[bytes, bytes], body: bytes) -
         return _caller(user.user_id, user.username, user.role)
     api_key = _text(headers.get(_KEY))
     if api_key is not None:
+        body = await request.body()
         user = auth.authenticate_request(
             api_key=api_key,
             timestamp=_text(headers.get(_TIMESTAMP)),

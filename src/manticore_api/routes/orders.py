@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from .. import order_entry
 from ..schemas import ModifyIn, OrderIn, OrderPlaced
-from ..security import Caller, authenticate, authenticate_read
+from ..security import Caller, authenticate
 from .deps import (
     CurrentUser,
     LeanRoute,
@@ -149,14 +149,14 @@ async def _place_order_lean(request: Request) -> Response:
     # FastAPI's order: the body is read and parsed first (400 for broken JSON), then the caller is
     # authenticated (401), then the body validated (400).
     raw = await read_json_body(request)
-    caller = authenticate_read(request)  # the body is read: no coroutine to wait for it
+    caller = await authenticate(request)
     body = validated_body(_ORDER_IN, raw)
     return json_response(await _place(request, body, caller), 201)
 
 
 async def _modify_order_lean(request: Request) -> Response:
     raw = await read_json_body(request)
-    caller = authenticate_read(request)
+    caller = await authenticate(request)
     body = validated_body(_MODIFY_IN, raw)
     return json_response(await _modify(request, request.path_params["order_id"], body, caller))
 
