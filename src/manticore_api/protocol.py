@@ -77,21 +77,23 @@ class _Defaults:
     """The server's default headers (``date``, ``server``) as one block of header lines, for the last
     list of them seen: uvicorn replaces the list (once a second, with the date), never changes it."""
 
-    __slots__ = ("block", "headers")
+    __slots__ = ("last",)
 
     def __init__(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] | None = None
-        #: None when a default header needs uvicorn's handling (see :func:`_checked_line`).
-        self.block: bytes | None = None
+        #: (the list, its block or None when a default header needs uvicorn's handling), replaced in
+        #: one assignment: servers on other threads' loops may read it meanwhile.
+        self.last: tuple[list[tuple[bytes, bytes]] | None, bytes | None] = (None, None)
 
     def block_for(self, headers: list[tuple[bytes, bytes]]) -> bytes | None:
-        if headers is not self.headers:
-            lines = [_checked_line(header) for header in headers]
-            self.block = None
-            if all(line is not None and line[1] < 0 for line in lines):
-                self.block = b"".join(line[0] for line in lines if line is not None)
-            self.headers = headers
-        return self.block
+        last = self.last
+        if last[0] is headers:
+            return last[1]
+        lines = [_checked_line(header) for header in headers]
+        block = None
+        if all(line is not None and line[1] < 0 for line in lines):
+            block = b"".join(line[0] for line in lines if line is not None)
+        self.last = (headers, block)
+        return block
 
 
 _DEFAULTS = _Defaults()
