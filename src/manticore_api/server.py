@@ -84,27 +84,14 @@ class ServerOptions:
 
 
 def http_protocol() -> Any:
-    """The ``http`` of ``manticore serve``'s uvicorn config: uvicorn's httptools protocol, except that
-    it drops its request parser once it has handed its connection to a WebSocket protocol.
-
-    The parser holds the protocol's bound callbacks and the protocol holds the parser: a reference
-    cycle that lives as long as the WebSocket connection and becomes cyclic garbage when it closes.
-    Under the serving GC policy (:mod:`.gcpolicy`) that cycle has been frozen by then and would never
-    be collected: ~20 objects per WebSocket connection (measured; docs/performance.md, session 12).
-    Without it, reference counting frees the upgraded protocol when the connection ends. ``"auto"``
-    when httptools is not installed (uvicorn's h11 protocol, left as it is)."""
+    """The ``http`` of ``manticore serve``'s uvicorn config: :class:`~manticore_api.protocol.ServingProtocol`
+    (uvicorn's httptools protocol that frees an upgraded connection's parser and writes checked response
+    heads itself), or ``"auto"`` when httptools is not installed (uvicorn's h11 protocol, as it is)."""
     try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+        from .protocol import ServingProtocol
     except ImportError:  # pragma: no cover - httptools is a dependency of the server
         return "auto"
-
-    class HttpProtocol(HttpToolsProtocol):
-        def handle_websocket_upgrade(self) -> None:
-            super().handle_websocket_upgrade()
-            # The transport belongs to the WebSocket protocol now; this one never parses again.
-            del self.parser
-
-    return HttpProtocol
+    return ServingProtocol
 
 
 class StartError(Exception):

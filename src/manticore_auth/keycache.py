@@ -8,11 +8,11 @@ object holds the secret, and nothing here prints it. Thread-safe.
 
 from __future__ import annotations
 
-import hmac
 import threading
 from collections import OrderedDict
 
 from .models import User
+from .signing import Mac
 
 __all__ = ["CachedKey", "KeyCache"]
 
@@ -22,7 +22,7 @@ class CachedKey:
 
     __slots__ = ("loaded_at", "mac", "revoked", "user")
 
-    def __init__(self, user: User, mac: hmac.HMAC | None, revoked: bool, loaded_at: float) -> None:
+    def __init__(self, user: User, mac: Mac | None, revoked: bool, loaded_at: float) -> None:
         self.user = user
         self.mac = mac
         self.revoked = revoked

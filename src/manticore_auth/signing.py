@@ -18,12 +18,19 @@ import hmac
 import re
 import time
 from collections.abc import Callable
+from typing import Protocol
+
+try:  # OpenSSL's HMAC object, whose copy/update/digest are C methods
+    from _hashlib import hmac_new as _openssl_hmac
+except ImportError:  # pragma: no cover - CPython without OpenSSL
+    _openssl_hmac = None  # type: ignore[assignment]
 
 from .errors import AuthError
 
 __all__ = [
     "MAX_API_KEY_LENGTH",
     "MAX_PATH_LENGTH",
+    "Mac",
     "canonical_api_key",
     "canonical_method",
     "canonical_path",
@@ -151,19 +158,35 @@ def signing_message(timestamp: str, method: str, path: bytes, body: bytes) -> by
     return timestamp.encode("ascii") + method.encode("ascii") + path + body
 
 
-def mac_for_secret(api_secret: str | bytes) -> hmac.HMAC:
+class Mac(Protocol):
+    """A keyed HMAC: ``copy()`` one, ``update()`` the copy with a message, read its ``digest()``."""
+
+    def copy(self) -> Mac: ...
+
+    def update(self, message: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+
+def mac_for_secret(api_secret: str | bytes) -> Mac:
     """A keyed HMAC-SHA256 object (the secret's UTF-8 bytes), to be ``copy()``-ed per message (saves
-    re-keying on every request)."""
+    re-keying on every request). OpenSSL's own object where there is one: ``hmac.HMAC`` wraps the same
+    object in Python methods, ~3,900 instructions more per copy, update and digest."""
     key = api_secret.encode("utf-8") if isinstance(api_secret, str) else bytes(api_secret)
+    if _openssl_hmac is not None:
+        try:
+            return _openssl_hmac(key, digestmod="sha256")
+        except ValueError:  # pragma: no cover - an OpenSSL that refuses the digest here
+            pass
     return hmac.new(key, digestmod=hashlib.sha256)
 
 
-def signature_of(mac: hmac.HMAC, message: bytes) -> str:
+def signature_of(mac: Mac, message: bytes) -> str:
     """The hex HMAC of ``message`` under the key of ``mac`` (which is left unchanged)."""
     return digest_of(mac, message).hex()
 
 
-def digest_of(mac: hmac.HMAC, message: bytes) -> bytes:
+def digest_of(mac: Mac, message: bytes) -> bytes:
     """The HMAC of ``message`` under the key of ``mac`` (which is left unchanged), as 32 bytes."""
     copy = mac.copy()
     copy.update(message)

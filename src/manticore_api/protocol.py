@@ -1,0 +1,198 @@
+"""``manticore serve``'s HTTP/1.1 protocol: uvicorn's httptools protocol with two changes.
+
+1. Once a connection is handed to a WebSocket protocol, the HTTP protocol drops its request parser: the
+   parser holds the protocol's bound callbacks and the protocol holds the parser, a reference cycle that
+   lives as long as the WebSocket connection and becomes cyclic garbage when it closes. Under the serving
+   GC policy (:mod:`.gcpolicy`) that cycle has been frozen by then and would never be collected (~20
+   objects per WebSocket connection; docs/performance.md, session 12). Without it, reference counting
+   frees the upgraded protocol when the connection ends.
+
+2. Each request's response cycle is a :class:`ServingCycle`, which writes a response's status line and
+   headers without uvicorn's two regular-expression searches per header (four headers on every order
+   answer) when every header is one it has already checked: uvicorn's checks run on a header the first
+   time it is seen, the result is remembered (bounded), and the head written is byte for byte uvicorn's.
+   Anything else -- a header it has not seen or that failed the checks, a ``connection`` or
+   ``transfer-encoding`` header, no or two ``content-length`` headers, an unknown status, the access
+   log on, a paused or closed connection -- goes through uvicorn's own ``send``. A body sent whole in
+   one message after such a head is written the same way (no second ``send`` coroutine).
+
+The class relies on uvicorn's internals (the cycle's attributes and what its ``send`` does with them):
+``uvicorn`` is pinned in pyproject.toml, and ``tests/api/test_serving_protocol.py`` fails when the
+installed version or the source of the parts relied on differs from :data:`UVICORN_VERSION`'s, and
+compares the bytes written with uvicorn's own protocol's for generated responses.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
+__all__ = ["UVICORN_VERSION", "ServingCycle", "ServingProtocol"]
+
+#: The uvicorn release whose internals this module was written against (pinned in pyproject.toml).
+UVICORN_VERSION = "0.54.0"
+
+#: Header names whose values uvicorn's ``send`` acts on besides writing them (compared lower-cased).
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+
+#: The checked headers: (name, value) as the app sent it -> (the line uvicorn writes for it, the
+#: declared length for a ``content-length`` header, -1 for any other header).
+_LINES: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
+#: Distinct headers remembered before the table starts again (content lengths and dates vary).
+_MAX_LINES = 4096
+
+
+def _checked_line(header: object) -> tuple[bytes, int] | None:
+    """What :data:`_LINES` holds for ``header`` if uvicorn writes it unchanged but for its name's case
+    and either ignores its meaning or it is a ``content-length`` of decimal digits; None for any other
+    header (uvicorn's ``send`` then decides, raising for an invalid one)."""
+    if type(header) is not tuple or len(header) != 2:
+        return None
+    name, value = header
+    if type(name) is not bytes or type(value) is not bytes:
+        return None
+    if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+        return None
+    lower = name.lower()
+    declared = -1
+    if lower in _FRAMING:
+        if lower != b"content-length" or not value.isdigit():
+            return None
+        declared = int(value)
+    if len(_LINES) >= _MAX_LINES:
+        _LINES.clear()
+    entry = _LINES[header] = (b"".join((lower, b": ", value, b"\r\n")), declared)
+    return entry
+
+
+class _Defaults:
+    """The server's default headers (``date``, ``server``) as one block of header lines, for the last
+    list of them seen: uvicorn replaces the list (once a second, with the date), never changes it."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        #: (the list, its block or None when a default header needs uvicorn's handling), replaced in
+        #: one assignment: servers on other threads' loops may read it meanwhile.
+        self.last: tuple[list[tuple[bytes, bytes]] | None, bytes | None] = (None, None)
+
+    def block_for(self, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+        last = self.last
+        if last[0] is headers:
+            return last[1]
+        lines = [_checked_line(header) for header in headers]
+        block = None
+        if all(line is not None and line[1] < 0 for line in lines):
+            block = b"".join(line[0] for line in lines if line is not None)
+        self.last = (headers, block)
+        return block
+
+
+_DEFAULTS = _Defaults()
+
+
+class ServingCycle(RequestResponseCycle):
+    """uvicorn's request-response cycle, writing the response head itself when it may (module doc)."""
+
+    async def send(self, message: Any) -> None:
+        if self.disconnected or self.flow.write_paused:  # uvicorn's send drops it or waits first
+            pass
+        elif not self.response_started:
+            if message["type"] == "http.response.start" and not self.access_log:
+                head = self._head(message)
+                if head is not None:
+                    self.transport.write(head)
+                    return
+        elif (
+            # The whole body of a response with a content-length, in one message: what uvicorn's
+            # send does with it, without its checks for the other cases.
+            self.chunked_encoding is False
+            and not self.response_complete
+            and message["type"] == "http.response.body"
+            and not message.get("more_body", False)
+            and self.scope["method"] != "HEAD"
+        ):
+            body = message.get("body", b"")
+            if len(body) == self.expected_content_length:
+                self.expected_content_length = 0
+                self.transport.write(body)
+                self.response_complete = True
+                self.message_event.set()
+                if not self.keep_alive:
+                    self.transport.close()
+                self.on_response()
+                return
+        await super().send(message)
+
+    def _head(self, message: Any) -> bytes | None:
+        """The status line and headers uvicorn would write for ``message`` (and the state it would set),
+        or None, changing nothing, when uvicorn's ``send`` must handle it."""
+        status = message.get("status")
+        headers = message.get("headers", ())
+        if type(status) is not int or (type(headers) is not list and type(headers) is not tuple):
+            return None
+        status_line = STATUS_LINE.get(status)
+        defaults = _DEFAULTS.block_for(self.default_headers)
+        if status_line is None or defaults is None:
+            return None
+        head = [status_line, defaults]
+        length = -1
+        for header in headers:
+            try:
+                entry = _LINES.get(header)
+            except TypeError:  # not hashable: not a header this class writes
+                return None
+            if entry is None:
+                entry = _checked_line(header)
+                if entry is None:
+                    return None
+            if entry[1] >= 0:
+                if length >= 0:
+                    return None  # a second content-length: uvicorn's rules
+                length = entry[1]
+            head.append(entry[0])
+        if length < 0:
+            return None  # no content-length: uvicorn decides on chunked encoding
+        if not self.keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        self.chunked_encoding = False
+        self.expected_content_length = length
+        return b"".join(head)
+
+
+def _creating(cycle_class: type[RequestResponseCycle], method: Any) -> Any:
+    """uvicorn's protocol ``method`` (its own code, unchanged) resolving the name ``RequestResponseCycle``
+    to ``cycle_class``: the cycles it creates are ``cycle_class``'s from the start, which costs nothing
+    per request (changing a cycle's class afterwards costs ~3,000 instructions: its attributes move
+    out of the class's shared layout into a dict of their own)."""
+    namespace = {**method.__globals__, "RequestResponseCycle": cycle_class}
+    function = types.FunctionType(
+        method.__code__, namespace, method.__name__, method.__defaults__, method.__closure__
+    )
+    function.__kwdefaults__ = method.__kwdefaults__
+    function.__qualname__ = method.__qualname__
+    function.__doc__ = method.__doc__
+    return function
+
+
+class ServingProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with :class:`ServingCycle` cycles, dropping its parser once its
+    connection is upgraded to a WebSocket (module doc)."""
+
+    on_headers_complete = _creating(ServingCycle, HttpToolsProtocol.on_headers_complete)
+
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        # The transport belongs to the WebSocket protocol now; this one never parses again.
+        del self.parser
