@@ -31,6 +31,7 @@ from ..metrics import Metrics
 from ..security import Caller
 from ..service import ExchangeService
 from ..streams import StreamConnection
+from ..textsocket import TextSocket
 
 __all__ = ["MAX_IN_FLIGHT", "MAX_WS_FRAME", "router"]
 
@@ -57,13 +58,14 @@ async def stream(websocket: WebSocket) -> None:
     service: ExchangeService = websocket.app.state.service
     metrics: Metrics = websocket.app.state.metrics
     await websocket.accept()
-    connection = StreamConnection(websocket.send_text, service.hub.max_queue)
+    socket = TextSocket(websocket)
+    connection = StreamConnection(socket.send_text, service.hub.max_queue)
     service.hub.add(connection)
     sender = asyncio.create_task(_pump_then_close(websocket, connection))
     replies = _Replies(connection, service, metrics)
     replier = asyncio.create_task(replies.run())
     try:
-        await _serve_stream(websocket, connection, service, replies)
+        await _serve_stream(socket, connection, service, replies)
     except WebSocketDisconnect:
         pass
     finally:
@@ -87,7 +89,7 @@ async def _pump_then_close(websocket: WebSocket, connection: StreamConnection) -
 
 
 async def _serve_stream(
-    websocket: WebSocket, connection: StreamConnection, service: ExchangeService, replies: _Replies
+    socket: TextSocket, connection: StreamConnection, service: ExchangeService, replies: _Replies
 ) -> None:
     hub = service.hub
     caller: Caller | None = None
@@ -95,7 +97,7 @@ async def _serve_stream(
         if replies.full:
             await replies.room()
             continue
-        text = await websocket.receive_text()
+        text = await socket.receive_text()
         if len(text) > MAX_WS_FRAME:
             connection.push({"type": "error", "code": "too_large", "message": "frame too large"})
             continue
