@@ -1,0 +1,61 @@
+"""Text frames of an accepted Starlette WebSocket, straight through its ASGI ``receive`` and ``send``.
+
+``WebSocket.receive_text()`` goes through ``receive()`` and ``send_text()`` through ``send()``: two
+coroutines, message-type set look-ups and a ``cast`` per frame, for a state machine whose answer is
+known once the socket is accepted. :class:`TextSocket` checks the two states and, when both are
+connected, calls the ASGI callables itself; in every other state it hands the call to Starlette. It
+returns, raises and records in the ``WebSocket``'s states exactly what Starlette's methods would, so the
+``WebSocket`` itself stays usable beside it (``close()``, say).
+"""
+
+from __future__ import annotations
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+__all__ = ["TextSocket"]
+
+_CONNECTED = WebSocketState.CONNECTED
+
+
+class TextSocket:
+    """``receive_text`` / ``send_text`` of ``websocket`` with Starlette's contract (see the module doc)."""
+
+    __slots__ = ("_receive", "_send", "websocket")
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        # The callables Starlette's methods end in (its private attributes; tests/api/test_text_socket.py
+        # compares both ways on every state and message, so an upgrade that changes them shows there).
+        self._receive = websocket._receive
+        self._send = websocket._send
+
+    async def receive_text(self) -> str:
+        """The next text frame; :class:`WebSocketDisconnect` (the client's code and reason) once the
+        client has gone; ``KeyError`` for a binary frame, as Starlette."""
+        websocket = self.websocket
+        if websocket.application_state is not _CONNECTED or websocket.client_state is not _CONNECTED:
+            return await websocket.receive_text()
+        message = await self._receive()
+        kind = message["type"]
+        if kind == "websocket.receive":
+            text: str = message["text"]
+            return text
+        if kind == "websocket.disconnect":
+            websocket.client_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(message["code"], message.get("reason"))
+        raise RuntimeError(
+            f'Expected ASGI message "websocket.receive" or "websocket.disconnect", but got {kind!r}'
+        )
+
+    async def send_text(self, data: str) -> None:
+        """Send one text frame; a transport error (``OSError``) marks the socket disconnected and is
+        :class:`WebSocketDisconnect` 1006, as Starlette."""
+        websocket = self.websocket
+        if websocket.application_state is not _CONNECTED:
+            await websocket.send_text(data)
+            return
+        try:
+            await self._send({"type": "websocket.send", "text": data})
+        except OSError:
+            websocket.application_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(code=1006)  # noqa: B904 (Starlette's exception, chained as it does)
