@@ -594,6 +594,7 @@ class OrderBook:
                 and expiry_time is None
                 and stop_price is None
                 and trail_value is None
+                and trail_is_percent is False
                 and displayed_quantity is None
                 and self_trade_prevention is None
                 and quantity is not None

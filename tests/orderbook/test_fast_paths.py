@@ -97,6 +97,20 @@ def test_the_plain_fast_path_makes_the_same_order_as_full_validation(call: dict[
             assert type(getattr(made, name)) is type(getattr(built, name)), name
 
 
+@pytest.mark.parametrize("order_type", [None, "limit"])
+def test_a_percent_flag_without_a_trail_is_kept_whether_the_type_is_named_or_inferred(
+    order_type: str | None,
+) -> None:
+    """Regression: with the type left to the book, the fast path dropped ``trail_is_percent=True``
+    (an order without a trail), which ``_build`` keeps when the type is named: the same call made
+    different orders (and a journal replay, which names the type for such orders, a different book)."""
+    book = OrderBook("FP/USD", clock=lambda: 1000.0)
+    call = {"side": "buy", "price": 100.0, "quantity": 1.0, "order_id": "p1", "trail_is_percent": True}
+    book.add_order(**call, order_type=order_type)
+    assert book._orders["p1"].trail_is_percent is True
+    assert book.export_state()["orders"][0]["trail_is_percent"] is True
+
+
 def test_a_match_records_the_same_trade_as_the_trade_class_makes() -> None:
     """_match sets a trade's fields itself in the interpreter (no class call); the record equals
     ``Trade(...)`` of the same values, field for field."""
