@@ -367,7 +367,7 @@ class OrderBook:
         self._qty_div = self._qty_grid.float_divisor()
         self._h = self.event_manager.handlers
         # The manager's routes, read where an event is queued. Typed Any: mypyc would unbox a value
-        # typed as the pair and box it again (a new tuple per event) when it is queued.
+        # typed as the triple and box it again (a new tuple per event) when it is queued.
         self._r: list[Any] = self.event_manager.routes
         self._build_templates()
         # Compiled, the book's own lock (lock.py: about 230 instructions cheaper per command). In the
@@ -753,13 +753,12 @@ class OrderBook:
                 if _INTERPRETED:  # _deliver's loop, without a call (a frame in pure Python)
                     self._dispatching = True
                     try:
-                        for (handlers, event_type), data in pending:
-                            if len(handlers) == 1:
-                                handler = handlers[0]
+                        for (lone, event_type, handlers), data in pending:
+                            if lone is not None:
                                 try:
-                                    handler(event_type, data)
+                                    lone(event_type, data)
                                 except Exception as exc:
-                                    self._handler_failed(handler, event_type, data, exc)
+                                    self._handler_failed(lone, event_type, data, exc)
                                 continue
                             for handler in handlers:
                                 try:
@@ -901,13 +900,12 @@ class OrderBook:
                 if _INTERPRETED:  # _deliver's loop, without a call (a frame in pure Python)
                     self._dispatching = True
                     try:
-                        for (handlers, event_type), data in pending:
-                            if len(handlers) == 1:
-                                handler = handlers[0]
+                        for (lone, event_type, handlers), data in pending:
+                            if lone is not None:
                                 try:
-                                    handler(event_type, data)
+                                    lone(event_type, data)
                                 except Exception as exc:
-                                    self._handler_failed(handler, event_type, data, exc)
+                                    self._handler_failed(lone, event_type, data, exc)
                                 continue
                             for handler in handlers:
                                 try:
@@ -2174,7 +2172,8 @@ class OrderBook:
 
     def _push(self, route: Any, data: dict[str, Any]) -> None:
         """Queue one event for delivery at the end of the command: ``route`` is its type's
-        ``(handlers, event_type)`` pair when it was queued (``EventManager.routes``), ``data`` its data.
+        ``(lone handler or None, event_type, handlers)`` when it was queued (``EventManager.routes``),
+        ``data`` its data.
 
         The interpreter queues one ``(route, data)`` tuple per event: its loops unpack a tuple for
         fewer bytecodes than they index a list. Compiled, the route and the data are two items of
@@ -2398,13 +2397,12 @@ class OrderBook:
         self._dispatching = True
         try:
             if _INTERPRETED:  # (route, data) tuples
-                for (handlers, event_type), data in pending:
-                    if len(handlers) == 1:  # the common case, without an iterator over ``handlers``
-                        handler = handlers[0]
+                for (lone, event_type, handlers), data in pending:
+                    if lone is not None:  # one handler: no iterator over ``handlers``
                         try:
-                            handler(event_type, data)
+                            lone(event_type, data)
                         except Exception as exc:
-                            self._handler_failed(handler, event_type, data, exc)
+                            self._handler_failed(lone, event_type, data, exc)
                         continue
                     for handler in handlers:
                         try:
@@ -2417,13 +2415,12 @@ class OrderBook:
                     route: Route = pending[i]
                     data = pending[i + 1]
                     i += 2
-                    handlers, event_type = route
-                    if len(handlers) == 1:
-                        handler = handlers[0]
+                    lone, event_type, handlers = route
+                    if lone is not None:
                         try:
-                            handler(event_type, data)
+                            lone(event_type, data)
                         except Exception as exc:
-                            self._handler_failed(handler, event_type, data, exc)
+                            self._handler_failed(lone, event_type, data, exc)
                         continue
                     for handler in handlers:
                         try:

@@ -22,8 +22,9 @@ __all__ = ["EventHandler", "EventManager"]
 
 EventHandler = Callable[[EventType, dict[str, Any]], object]
 
-#: One event type's handlers with the type itself: what a book queues with each event's data.
-Route = tuple[tuple[EventHandler, ...], EventType]
+#: What a book queues with each event's data: the handler when its type has exactly one (else None),
+#: the type, and the type's handlers.
+Route = tuple[EventHandler | None, EventType, tuple[EventHandler, ...]]
 
 _LOG = logging.getLogger("manticore_orderbook.events")
 
@@ -38,8 +39,9 @@ class EventManager:
     ``handlers`` is a list indexed by ``EVENT_INDEX`` whose items are tuples of handlers; it is
     replaced item by item (copy on write) so that a delivery in progress never sees a half-made change
     and books can read it without locking. ``routes`` follows it item by item: None where a type has
-    no handler, else the pair ``(handlers[i], event_type)``, made once per subscription change so
-    that a book queues an event without making a tuple for it.
+    no handler, else ``(lone, event_type, handlers[i])`` (``lone`` the handler when there is exactly
+    one, else None), made once per subscription change so that a book queues an event without making
+    a tuple for it and delivers to a lone handler without indexing its tuple.
     """
 
     __slots__ = ("_lock", "handlers", "routes")
@@ -52,7 +54,11 @@ class EventManager:
     def _set(self, index: int, handlers: tuple[EventHandler, ...]) -> None:
         """Replace one type's handlers and its route (the caller holds the lock)."""
         self.handlers[index] = handlers
-        self.routes[index] = (handlers, ALL_EVENT_TYPES[index]) if handlers else None
+        if handlers:
+            lone = handlers[0] if len(handlers) == 1 else None
+            self.routes[index] = (lone, ALL_EVENT_TYPES[index], handlers)
+        else:
+            self.routes[index] = None
 
     def subscribe(self, event_type: EventType | str, handler: EventHandler) -> None:
         """Call ``handler(event_type, data)`` for every event of ``event_type`` from now on.

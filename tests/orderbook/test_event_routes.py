@@ -1,10 +1,10 @@
 """The manager's routes and the book's event queue (docs/performance.md, session 18 (h5)).
 
-``EventManager.routes`` mirrors ``handlers`` item by item (None where a type has no handler, else the
-pair ``(handlers, event_type)``); a book queues each event with the route of its type at that moment,
-in both builds' queue layouts. These tests hold the observable rules: an event goes to the handlers
-subscribed when it was queued, events queued by a handler are delivered after the current ones, and
-the queue is empty after every command.
+``EventManager.routes`` mirrors ``handlers`` item by item (None where a type has no handler, else
+``(lone, event_type, handlers)``, ``lone`` the handler when there is exactly one); a book queues each
+event with the route of its type at that moment, in both builds' queue layouts. These tests hold the
+observable rules: an event goes to the handlers subscribed when it was queued, events queued by a
+handler are delivered after the current ones, and the queue is empty after every command.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def _check_routes(manager: EventManager) -> None:
         route = manager.routes[index]
         if handlers:
             assert route is not None
-            assert route[0] is handlers
+            assert route[0] is (handlers[0] if len(handlers) == 1 else None)
             assert route[1] is event_type
+            assert route[2] is handlers
         else:
             assert route is None
 
