@@ -62,7 +62,7 @@ from .enums import (
     parse_time_in_force,
 )
 from .errors import DuplicateOrderIdError, InvalidOrderError
-from .events import EVENT_INDEX, EventHandler, EventManager
+from .events import EVENT_INDEX, EventHandler, EventManager, Route
 from .lock import BookLock
 from .model import Order, OrderExtra, PriceLevel, Trade
 from .numbers import _INTERPRETED, Grid, NumberFormat, to_decimal
@@ -127,20 +127,11 @@ _ORDER_ID_MAX_LEN: Final = 128
 _new_object: Final = object.__new__
 #: The rare fields of every plain order (read only: never set a field of it).
 _NO_EXTRA: Final = OrderExtra()
-_EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
 # Enum class attribute lookups cost ~150 ns each (EnumType's metaclass machinery); module constants
-# do not. The hot paths name event types through these.
+# do not.
 _BUY_VALUE: Final = "buy"
 _IOC_VALUE: Final = "IOC"
 _SELL_VALUE: Final = "sell"
-_ET_ORDER_ADDED: Final = EventType.ORDER_ADDED
-_ET_ORDER_CANCELLED: Final = EventType.ORDER_CANCELLED
-_ET_PRICE_LEVEL_ADDED: Final = EventType.PRICE_LEVEL_ADDED
-_ET_PRICE_LEVEL_CHANGED: Final = EventType.PRICE_LEVEL_CHANGED
-_ET_PRICE_LEVEL_REMOVED: Final = EventType.PRICE_LEVEL_REMOVED
-_ET_TRADE_EXECUTED: Final = EventType.TRADE_EXECUTED
-_ET_ORDER_FILLED: Final = EventType.ORDER_FILLED
-_ET_ORDER_MODIFIED: Final = EventType.ORDER_MODIFIED
 #: Arithmetic on fees and notionals must never round: 28 digits (the default context) is not enough.
 _EXACT: Final = Context(prec=999, rounding=ROUND_FLOOR, Emax=999999, Emin=-999999)
 
@@ -281,6 +272,7 @@ class OrderBook:
         "_price_grid",
         "_qty_div",
         "_qty_grid",
+        "_r",
         "_recorders",
         "_removed_templates",
         "_sell_stops",
@@ -374,14 +366,18 @@ class OrderBook:
         self._price_div = self._price_grid.float_divisor()
         self._qty_div = self._qty_grid.float_divisor()
         self._h = self.event_manager.handlers
+        # The manager's routes, read where an event is queued. Typed Any: mypyc would unbox a value
+        # typed as the triple and box it again (a new tuple per event) when it is queued.
+        self._r: list[Any] = self.event_manager.routes
         self._build_templates()
         # Compiled, the book's own lock (lock.py: about 230 instructions cheaper per command). In the
         # interpreter, calling its Python methods costs more than RLock's C methods, so RLock it is.
         self._lock: Final[BookLock] = cast(BookLock, threading.RLock()) if _INTERPRETED else BookLock()
         self._max_trade_history = max_trade_history
-        # Events of the command in progress, one tuple per event: the handlers subscribed when it was
-        # queued, its type and its data (``_push``; ``_dispatch`` delivers).
-        self._pending: list[tuple[tuple[EventHandler, ...], EventType, dict[str, Any]]] = []
+        # Events of the command in progress, each its route (the handlers subscribed to its type when
+        # it was queued, and the type) and its data: ``(route, data)`` tuples in the interpreter, two
+        # items compiled (``_push``; ``_deliver`` delivers).
+        self._pending: list[Any] = []
         self._dispatching = False
         # The clock reading the events' ``timestamp`` keys hold, as one float object (``_stamp_of``).
         self._stamp: object = None
@@ -731,8 +727,8 @@ class OrderBook:
                             order.level = level
                             self._orders[order.order_id] = order  # no expiry to queue: GTD only
                             self._sequence += 1
-                            handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
-                            if handlers:  # the level's data (as _level_dict builds it, without a call)
+                            route = self._r[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
+                            if route is not None:  # the level's data, as _level_dict builds it
                                 data = (self._level_templates[0] if buy else self._level_templates[1]).copy()
                                 data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                                 data["sequence"] = self._sequence
@@ -743,37 +739,37 @@ class OrderBook:
                                     level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
                                 )
                                 data["order_count"] = level.count
-                                self._pending.append(
-                                    (
-                                        handlers,
-                                        _ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED,
-                                        data,
-                                    )
-                                )
+                                if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+                                    self._pending.append((route, data))
+                                else:
+                                    self._pending.append(route)
+                                    self._pending.append(data)
                 if self._sweeps:
                     self._run_stops(now)
             else:
                 self._enter(order, now)
             pending = self._pending
-            if pending and not self._dispatching:  # _dispatch's delivery, without a call
-                self._dispatching = True
-                try:
-                    for handlers, event_type, data in pending:
-                        if len(handlers) == 1:
-                            handler = handlers[0]
-                            try:
-                                handler(event_type, data)
-                            except Exception as exc:
-                                self._handler_failed(handler, event_type, data, exc)
-                            continue
-                        for handler in handlers:
-                            try:
-                                handler(event_type, data)
-                            except Exception as exc:
-                                self._handler_failed(handler, event_type, data, exc)
-                finally:
-                    pending.clear()
-                    self._dispatching = False
+            if pending and not self._dispatching:
+                if _INTERPRETED:  # _deliver's loop, without a call (a frame in pure Python)
+                    self._dispatching = True
+                    try:
+                        for (lone, event_type, handlers), data in pending:
+                            if lone is not None:
+                                try:
+                                    lone(event_type, data)
+                                except Exception as exc:
+                                    self._handler_failed(lone, event_type, data, exc)
+                                continue
+                            for handler in handlers:
+                                try:
+                                    handler(event_type, data)
+                                except Exception as exc:
+                                    self._handler_failed(handler, event_type, data, exc)
+                    finally:
+                        pending.clear()
+                        self._dispatching = False
+                else:
+                    self._deliver()
             if self._changes:
                 self._dispatch()
             return order.order_id
@@ -878,8 +874,8 @@ class OrderBook:
                 if level.count and level.dead <= level.count:
                     # _emit_level_after_removal's work when the level stays, without two calls
                     self._sequence += 1
-                    handlers = h[E_LEVEL_CHANGED]
-                    if handlers:  # the level's data (as _level_dict builds it, without a call)
+                    route = self._r[E_LEVEL_CHANGED]
+                    if route is not None:  # the level's data (as _level_dict builds it, without a call)
                         data = (
                             self._level_templates[0] if order.side is BUY else self._level_templates[1]
                         ).copy()
@@ -892,29 +888,35 @@ class OrderBook:
                             level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
                         )
                         data["order_count"] = level.count
-                        self._pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, data))
+                        if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+                            self._pending.append((route, data))
+                        else:
+                            self._pending.append(route)
+                            self._pending.append(data)
                 else:
                     self._emit_level_after_removal(level, now)
             pending = self._pending
-            if pending and not self._dispatching:  # _dispatch's delivery, without a call
-                self._dispatching = True
-                try:
-                    for handlers, event_type, data in pending:
-                        if len(handlers) == 1:
-                            handler = handlers[0]
-                            try:
-                                handler(event_type, data)
-                            except Exception as exc:
-                                self._handler_failed(handler, event_type, data, exc)
-                            continue
-                        for handler in handlers:
-                            try:
-                                handler(event_type, data)
-                            except Exception as exc:
-                                self._handler_failed(handler, event_type, data, exc)
-                finally:
-                    pending.clear()
-                    self._dispatching = False
+            if pending and not self._dispatching:
+                if _INTERPRETED:  # _deliver's loop, without a call (a frame in pure Python)
+                    self._dispatching = True
+                    try:
+                        for (lone, event_type, handlers), data in pending:
+                            if lone is not None:
+                                try:
+                                    lone(event_type, data)
+                                except Exception as exc:
+                                    self._handler_failed(lone, event_type, data, exc)
+                                continue
+                            for handler in handlers:
+                                try:
+                                    handler(event_type, data)
+                                except Exception as exc:
+                                    self._handler_failed(handler, event_type, data, exc)
+                    finally:
+                        pending.clear()
+                        self._dispatching = False
+                else:
+                    self._deliver()
             if self._changes:
                 self._dispatch()
             return True
@@ -1052,10 +1054,10 @@ class OrderBook:
             self._sequence += 1
             if self._changes is not None:
                 self._changes.append((CHANGE_CLEARED, None, self._sequence, None))
-            handlers = self._h[E_CLEARED]
-            if handlers:
+            route = self._r[E_CLEARED]
+            if route is not None:
                 data = {"order_count": len(ids), "order_ids": ids}
-                self._queue(handlers, EventType.BOOK_CLEARED, data, now)
+                self._queue(route, data, now)
             if self._pending or self._changes:
                 self._dispatch()
 
@@ -1374,11 +1376,11 @@ class OrderBook:
         changes = self._changes
         if changes is not None:
             changes.append((CHANGE_ADDED, order, self._sequence, None))
-        handlers = self._h[E_ADDED]
-        if handlers:
+        route = self._r[E_ADDED]
+        if route is not None:
             data = self._order_dict(order, _ADDED_TEMPLATE)
             data["order_timestamp"] = order.timestamp
-            self._queue(handlers, _ET_ORDER_ADDED, data, now)
+            self._queue(route, data, now)
 
     def _execute(self, order: Order, now: float, announce: bool) -> None:
         """Match ``order`` as a taker, then rest, or cancel what is left of it."""
@@ -1405,9 +1407,9 @@ class OrderBook:
         if announce:
             self._sequence += 1
             order.rank = self._sequence
-            handlers = self._h[E_ADDED]
+            route = self._r[E_ADDED]
             extra = order.extra
-            if handlers and (
+            if route is not None and (
                 extra is None
                 or not (
                     extra.peak
@@ -1478,8 +1480,12 @@ class OrderBook:
                     data["timestamp"] = stamp
                     data["order_timestamp"] = stamp if order.timestamp == now and now else order.timestamp
                     data["sequence"] = rank if order.rank == self._sequence else self._sequence
-                self._pending.append((handlers, _ET_ORDER_ADDED, data))
-            elif handlers or self._changes is not None:
+                if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+                    self._pending.append((route, data))
+                else:
+                    self._pending.append(route)
+                    self._pending.append(data)
+            elif route is not None or self._changes is not None:
                 self._announce(order, now)
         if crosses and not self._match(order, now):
             return  # self-trade prevention ended the order
@@ -1514,8 +1520,8 @@ class OrderBook:
                 if extra is not None and extra.expiry is not None:
                     heapq.heappush(self._expiries, (extra.expiry, order.rank, order))
                 self._sequence += 1
-                handlers = self._h[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
-                if handlers:  # the level's data (as _level_dict builds it, without a call)
+                route = self._r[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
+                if route is not None:  # the level's data (as _level_dict builds it, without a call)
                     data = (self._level_templates[0] if buy else self._level_templates[1]).copy()
                     data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                     data["sequence"] = self._sequence
@@ -1524,9 +1530,11 @@ class OrderBook:
                     qdiv = self._qty_div
                     data["quantity"] = level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
                     data["order_count"] = level.count
-                    self._pending.append(
-                        (handlers, _ET_PRICE_LEVEL_ADDED if created else _ET_PRICE_LEVEL_CHANGED, data)
-                    )
+                    if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+                        self._pending.append((route, data))
+                    else:
+                        self._pending.append(route)
+                        self._pending.append(data)
 
     def _crosses(self, side: Side, price: int | None) -> bool:
         if side is BUY:
@@ -1582,7 +1590,7 @@ class OrderBook:
         chunks = index._chunks
         limit = taker.price
         own = taker.user_id if taker.stp is not STP_NONE else None
-        h = self._h
+        r = self._r
         changes = self._changes
         trades = self._trades
         max_history = self._max_trade_history
@@ -1656,7 +1664,7 @@ class OrderBook:
                         maker.level = None
                         level.count -= 1
                         del orders[maker.order_id]
-                if h[E_TRADE] or h[E_FILLED]:
+                if r[E_TRADE] is not None or r[E_FILLED] is not None:
                     self._emit_fill(trade, maker, taker, now, level)
                 if changes is not None:
                     changes.append((CHANGE_TRADE, trade, maker, taker))
@@ -1679,8 +1687,8 @@ class OrderBook:
                     del queue[:head]
                     level.head = 0
                 self._sequence += 1  # _emit_level, without a call
-                handlers = h[E_LEVEL_CHANGED]
-                if handlers:  # the level's data (as _level_dict builds it, without a call)
+                route = r[E_LEVEL_CHANGED]
+                if route is not None:  # the level's data (as _level_dict builds it, without a call)
                     data = (self._level_templates[0] if not buy else self._level_templates[1]).copy()
                     data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                     data["sequence"] = self._sequence
@@ -1689,7 +1697,11 @@ class OrderBook:
                     qdiv = self._qty_div
                     data["quantity"] = level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
                     data["order_count"] = level.count
-                    self._pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, data))
+                    if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+                        self._pending.append((route, data))
+                    else:
+                        self._pending.append(route)
+                        self._pending.append(data)
             else:
                 level.clear()
                 del levels[best]
@@ -2028,8 +2040,8 @@ class OrderBook:
         if changes is not None:
             # A cancelled taker's open quantity is zeroed after this event: keep what it reports.
             changes.append((CHANGE_CANCELLED, order, self._sequence, (reason, order.open, order.quantity)))
-        handlers = self._h[E_CANCELLED]
-        if not handlers:
+        route = self._r[E_CANCELLED]
+        if route is None:
             return
         extra = order.extra
         if extra is not None and (
@@ -2045,7 +2057,7 @@ class OrderBook:
             data["reason"] = reason
             data["cancelled_quantity"] = self._qty_grid.to_output(amount)
             data["order_timestamp"] = order.timestamp
-            self._queue(handlers, _ET_ORDER_CANCELLED, data, now)
+            self._queue(route, data, now)
             return
         data = (self._cancelled_templates[0] if order.side is BUY else self._cancelled_templates[1]).copy()
         data["order_id"] = order.order_id
@@ -2099,7 +2111,11 @@ class OrderBook:
             data["timestamp"] = stamp
             data["order_timestamp"] = stamp if order.timestamp == now and now else order.timestamp
             data["sequence"] = rank if order.rank == self._sequence else self._sequence
-        self._pending.append((handlers, _ET_ORDER_CANCELLED, data))
+        if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+            self._pending.append((route, data))
+        else:
+            self._pending.append(route)
+            self._pending.append(data)
 
     def _emit_order(self, index: int, order: Order, now: float, amount: int = 0) -> None:
         """Queue an ORDER_EXPIRED (``amount`` = expired lots) or ORDER_TRIGGERED event about ``order``."""
@@ -2110,8 +2126,8 @@ class OrderBook:
                 changes.append((CHANGE_EXPIRED, order, self._sequence, (None, order.open, order.quantity)))
             else:
                 changes.append((CHANGE_ORDER, order, self._sequence, None))
-        handlers = self._h[index]
-        if handlers:
+        route = self._r[index]
+        if route is not None:
             data = self._order_dict(order, _EVENT_TEMPLATES[index])
             if index == E_EXPIRED:
                 data["status"] = "expired"
@@ -2121,7 +2137,7 @@ class OrderBook:
                     None if self._last_price is None else self._price_grid.to_output(self._last_price)
                 )
             data["order_timestamp"] = order.timestamp
-            self._queue(handlers, _EVENT_TYPES[index], data, now)
+            self._queue(route, data, now)
 
     def _emit_modified(
         self,
@@ -2135,15 +2151,15 @@ class OrderBook:
         log = self._changes
         if log is not None:
             log.append((CHANGE_ORDER, order, self._sequence, None))
-        handlers = self._h[E_MODIFIED]
-        if handlers:
+        route = self._r[E_MODIFIED]
+        if route is not None:
             data = self._order_dict(order)
             if changes:
                 data.update(changes)
             data["priority_kept"] = priority_kept
             data["reason"] = reason
             data["order_timestamp"] = order.timestamp
-            self._queue(handlers, _ET_ORDER_MODIFIED, data, now)
+            self._queue(route, data, now)
 
     def _emit_trailing_moved(self, order: Order, old_stop: int | None, now: float) -> None:
         """Queue ORDER_MODIFIED (reason ``trailing_stop``) for a trailing stop whose reference moved."""
@@ -2154,19 +2170,27 @@ class OrderBook:
             changes["new_stop_price"] = None if order.stop_price is None else pg.to_output(order.stop_price)
         self._emit_modified(order, now, changes, priority_kept=True, reason="trailing_stop")
 
-    def _push(self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any]) -> None:
-        """Queue one event for delivery at the end of the command."""
-        pending = self._pending
-        pending.append((handlers, event_type, data))
+    def _push(self, route: Any, data: dict[str, Any]) -> None:
+        """Queue one event for delivery at the end of the command: ``route`` is its type's
+        ``(lone handler or None, event_type, handlers)`` when it was queued (``EventManager.routes``),
+        ``data`` its data.
 
-    def _queue(
-        self, handlers: tuple[EventHandler, ...], event_type: EventType, data: dict[str, Any], now: object
-    ) -> None:
+        The interpreter queues one ``(route, data)`` tuple per event: its loops unpack a tuple for
+        fewer bytecodes than they index a list. Compiled, the route and the data are two items of
+        ``_pending``: two list appends cost less than a tuple made and freed per event
+        (docs/performance.md, session 18). The hot paths do this inline."""
+        if _INTERPRETED:
+            self._pending.append((route, data))
+        else:
+            self._pending.append(route)
+            self._pending.append(data)
+
+    def _queue(self, route: Any, data: dict[str, Any], now: object) -> None:
         """Stamp ``data`` with the book's symbol, ``now`` and the current sequence; queue it for delivery."""
         data["symbol"] = self._symbol
         data["sequence"] = self._sequence
         data["timestamp"] = now
-        self._push(handlers, event_type, data)
+        self._push(route, data)
 
     def _stamp_of(self, now: float) -> object:
         """``now`` as a float object: the same object as long as the clock reading stays the same.
@@ -2201,11 +2225,11 @@ class OrderBook:
         queued and not delivered (handlers run after the command), so as built: the taker's keys, the
         symbol and the timestamp are the same, and only the trade's, the maker's or the fill's keys
         are set (docs/performance.md, session 11)."""
-        h = self._h
+        r = self._r
         seq = trade.sequence
-        trade_handlers = h[E_TRADE]
-        fill_handlers = h[E_FILLED]
-        if not trade_handlers and not fill_handlers:
+        trade_route = r[E_TRADE]
+        fill_route = r[E_FILLED]
+        if trade_route is None and fill_route is None:
             return
         trade_id = self._trade_id_prefix + str(trade.number)
         has_fees = self._has_fees
@@ -2224,7 +2248,7 @@ class OrderBook:
         else:
             fill_quantity = self._qty_out(fill_lots)
         pending = self._pending  # appended here: a call to _push each costs more in pure Python
-        if trade_handlers:
+        if trade_route is not None:
             data = self._sweep_trade
             if data is None:
                 data = self._trade_dict(trade, trade_id, maker_fee, taker_fee, price, stamp)
@@ -2244,8 +2268,12 @@ class OrderBook:
                     data["taker_fee"] = taker_fee
                 data["sequence"] = trade.sequence
             self._sweep_trade = data
-            pending.append((trade_handlers, _ET_TRADE_EXECUTED, data))
-        if not fill_handlers:
+            if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+                pending.append((trade_route, data))
+            else:
+                pending.append(trade_route)
+                pending.append(data)
+        if fill_route is None:
             return
         # The maker's fill (what _fill_dict builds; a maker's price is the trade's).
         templates = self._fill_templates  # buy maker, buy taker, sell maker, sell taker
@@ -2288,7 +2316,11 @@ class OrderBook:
             data["order_type"] = maker.order_type._value_
         data["timestamp"] = stamp
         data["sequence"] = seq + 1
-        pending.append((fill_handlers, _ET_ORDER_FILLED, data))
+        if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+            pending.append((fill_route, data))
+        else:
+            pending.append(fill_route)
+            pending.append(data)
         # The taker's fill.
         data = self._sweep_fill
         if data is None:
@@ -2319,59 +2351,85 @@ class OrderBook:
                 data["fee"] = taker_fee
             data["sequence"] = seq + 2
         self._sweep_fill = data
-        pending.append((fill_handlers, _ET_ORDER_FILLED, data))
+        if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+            pending.append((fill_route, data))
+        else:
+            pending.append(fill_route)
+            pending.append(data)
 
     def _emit_level(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
-        handlers = self._h[E_LEVEL_CHANGED]
-        if handlers:
-            pending = self._pending
-            pending.append((handlers, _ET_PRICE_LEVEL_CHANGED, self._level_dict(level, now)))
+        route = self._r[E_LEVEL_CHANGED]
+        if route is not None:
+            self._push(route, self._level_dict(level, now))
 
     def _emit_level_removed(self, level: PriceLevel, now: float) -> None:
         self._sequence += 1
-        handlers = self._h[E_LEVEL_REMOVED]
-        if handlers:
+        route = self._r[E_LEVEL_REMOVED]
+        if route is not None:
             templates = self._removed_templates  # quantity and order count are zero
             data = (templates[0] if level.side is BUY else templates[1]).copy()
             data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
             data["sequence"] = self._sequence
             data["price"] = self._level_price(level)
-            self._push(handlers, _ET_PRICE_LEVEL_REMOVED, data)
+            self._push(route, data)
 
     def _dispatch(self) -> None:
-        """Deliver queued events in sequence order; report failing handlers with ERROR events; then
-        pass the command's changes to the change recorders. (``add_order`` and ``cancel_order`` hold
-        a copy of the delivery loop: a call costs a frame in pure Python.)"""
+        """Deliver queued events in sequence order (``_deliver``); then pass the command's changes to
+        the change recorders."""
         if self._dispatching:
             return  # a handler called back into the book; the outer loop delivers its events
+        if self._pending:
+            self._deliver()
+        changes = self._changes
+        if changes:
+            self._changes = []
+            for recorder in self._recorders:
+                recorder(changes, self._sequence, self._trade_no, self._next_order_no, self._last_price)
+
+    def _deliver(self) -> None:
+        """Deliver the queued events in order; report failing handlers with ERROR events. (``add_order``
+        and ``cancel_order`` hold a copy of the interpreter's loop: a call costs a frame in pure Python.)
+
+        Handlers that call back into the book add events to the end of ``_pending``: both loops read
+        its length at every step, so they deliver them too."""
         pending = self._pending
-        if pending:
-            self._dispatching = True
-            try:
-                # Handlers that call back into the book add events to the end of ``pending``: a loop
-                # over a list reads its length at every step, so it delivers them too.
-                for handlers, event_type, data in pending:
-                    if len(handlers) == 1:  # the common case, without an iterator over ``handlers``
-                        handler = handlers[0]
+        self._dispatching = True
+        try:
+            if _INTERPRETED:  # (route, data) tuples
+                for (lone, event_type, handlers), data in pending:
+                    if lone is not None:  # one handler: no iterator over ``handlers``
                         try:
-                            handler(event_type, data)
+                            lone(event_type, data)
                         except Exception as exc:
-                            self._handler_failed(handler, event_type, data, exc)
+                            self._handler_failed(lone, event_type, data, exc)
                         continue
                     for handler in handlers:
                         try:
                             handler(event_type, data)
                         except Exception as exc:
                             self._handler_failed(handler, event_type, data, exc)
-            finally:
-                pending.clear()
-                self._dispatching = False
-        changes = self._changes
-        if changes:
-            self._changes = []
-            for recorder in self._recorders:
-                recorder(changes, self._sequence, self._trade_no, self._next_order_no, self._last_price)
+            else:  # route, data, route, data, ...
+                i = 0
+                while i < len(pending):
+                    route: Route = pending[i]
+                    data = pending[i + 1]
+                    i += 2
+                    lone, event_type, handlers = route
+                    if lone is not None:
+                        try:
+                            lone(event_type, data)
+                        except Exception as exc:
+                            self._handler_failed(lone, event_type, data, exc)
+                        continue
+                    for handler in handlers:
+                        try:
+                            handler(event_type, data)
+                        except Exception as exc:
+                            self._handler_failed(handler, event_type, data, exc)
+        finally:
+            pending.clear()
+            self._dispatching = False
 
     def _handler_failed(
         self, handler: EventHandler, event_type: EventType, data: dict[str, Any], exc: Exception
@@ -2386,8 +2444,8 @@ class OrderBook:
         self, handler: EventHandler, event_type: EventType, data: dict[str, Any], exc: Exception
     ) -> None:
         self._sequence += 1
-        handlers = self._h[E_ERROR]
-        if handlers:
+        route = self._r[E_ERROR]
+        if route is not None:
             error = {
                 "message": f"{type(exc).__name__}: {exc}",
                 "error_type": type(exc).__name__,
@@ -2395,7 +2453,7 @@ class OrderBook:
                 "event_type": event_type.value,
                 "event_sequence": data.get("sequence"),
             }
-            self._queue(handlers, EventType.ERROR, error, data.get("timestamp"))
+            self._queue(route, error, data.get("timestamp"))
 
     # ------------------------------------------------------------------ dictionaries
 

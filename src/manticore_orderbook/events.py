@@ -22,6 +22,10 @@ __all__ = ["EventHandler", "EventManager"]
 
 EventHandler = Callable[[EventType, dict[str, Any]], object]
 
+#: What a book queues with each event's data: the handler when its type has exactly one (else None),
+#: the type, and the type's handlers.
+Route = tuple[EventHandler | None, EventType, tuple[EventHandler, ...]]
+
 _LOG = logging.getLogger("manticore_orderbook.events")
 
 #: Position of each event type in the handler table (the declaration order of EventType).
@@ -34,14 +38,27 @@ class EventManager:
 
     ``handlers`` is a list indexed by ``EVENT_INDEX`` whose items are tuples of handlers; it is
     replaced item by item (copy on write) so that a delivery in progress never sees a half-made change
-    and books can read it without locking.
+    and books can read it without locking. ``routes`` follows it item by item: None where a type has
+    no handler, else ``(lone, event_type, handlers[i])`` (``lone`` the handler when there is exactly
+    one, else None), made once per subscription change so that a book queues an event without making
+    a tuple for it and delivers to a lone handler without indexing its tuple.
     """
 
-    __slots__ = ("_lock", "handlers")
+    __slots__ = ("_lock", "handlers", "routes")
 
     def __init__(self) -> None:
         self.handlers: list[tuple[EventHandler, ...]] = [() for _ in ALL_EVENT_TYPES]
+        self.routes: list[Route | None] = [None for _ in ALL_EVENT_TYPES]
         self._lock = threading.Lock()
+
+    def _set(self, index: int, handlers: tuple[EventHandler, ...]) -> None:
+        """Replace one type's handlers and its route (the caller holds the lock)."""
+        self.handlers[index] = handlers
+        if handlers:
+            lone = handlers[0] if len(handlers) == 1 else None
+            self.routes[index] = (lone, ALL_EVENT_TYPES[index], handlers)
+        else:
+            self.routes[index] = None
 
     def subscribe(self, event_type: EventType | str, handler: EventHandler) -> None:
         """Call ``handler(event_type, data)`` for every event of ``event_type`` from now on.
@@ -53,7 +70,7 @@ class EventManager:
         if not callable(handler):
             raise TypeError(f"handler must be callable, not {type(handler).__name__}")
         with self._lock:
-            self.handlers[index] = (*self.handlers[index], handler)
+            self._set(index, (*self.handlers[index], handler))
 
     def subscribe_all(self, handler: EventHandler) -> None:
         """Subscribe ``handler`` to every event type."""
@@ -68,7 +85,7 @@ class EventManager:
             if handler not in current:
                 return False
             current.remove(handler)
-            self.handlers[index] = tuple(current)
+            self._set(index, tuple(current))
         return True
 
     def unsubscribe_all(self, handler: EventHandler) -> int:
