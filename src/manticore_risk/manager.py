@@ -360,8 +360,10 @@ class RiskManager:
         # its strings; ``str`` of a Decimal is exact) parses in one native pass (parse_units). Anything
         # else of a Decimal (an exponent, more places than the units, NaN) takes the Decimal division,
         # exact in any context; anything else of a string, the general path (it reads every spelling).
-        price_units = parse_units(str(price), market.price_exp)
-        quantity_units = parse_units(str(quantity), market.quantity_exp)
+        price_units = parse_units(price if type(price) is str else str(price), market.price_exp)
+        quantity_units = parse_units(
+            quantity if type(quantity) is str else str(quantity), market.quantity_exp
+        )
         if price_units is not None and quantity_units is not None:
             if price_units % market.tick_units or quantity_units % market.lot_units:
                 return False  # off the grid
