@@ -42,15 +42,17 @@ __all__ = ["Number", "RiskManager"]
 #: ``ValueError`` rather than a ``TypeError`` (the mypyc build checks declared argument types).
 Number = Decimal | int | str | float | object
 
-#: The fast path's vocabulary (check_and_reserve): exact spellings only; anything else (other cases,
-#: spaces, the book's enums) takes the general path, which reads every spelling.
-_SIDE_WORDS: Final[dict[str, bool]] = {"buy": True, "sell": False, "BUY": True, "SELL": False}
+#: The fast path's vocabulary (check_and_reserve): exact spellings only ("buy", "sell", "BUY", "SELL" and
+#: these); anything else (other cases, spaces, the book's enums) takes the general path, which reads
+#: every spelling.
 #: Time in force -> whether a LIMIT order with it can rest (the book's rule; None is GTC). GTD takes the
 #: general path.
 _TIF_RESTS: Final[dict[str | None, bool]] = {None: rules.may_rest(OrderType.LIMIT, TimeInForce.GTC, True)}
 for _tif in (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK):
     for _spelling in (_tif.value.lower(), _tif.value.upper()):
         _TIF_RESTS[_spelling] = rules.may_rest(OrderType.LIMIT, _tif, True)
+#: Whether a GTC (or no time in force) LIMIT order can rest: the fast path's common case.
+_GTC_RESTS: Final = rules.may_rest(OrderType.LIMIT, TimeInForce.GTC, True)
 #: Read from a C static in the compiled build (an imported name is a module-dict lookup per use).
 _DECIMAL: Final = Decimal
 _APPROVED: Final[Decision] = {"approved": True, "reason": "", "code": ""}
@@ -78,6 +80,7 @@ class RiskManager:
         "_by_id",
         "_by_user",
         "_checks",
+        "_last_market",
         "_ledger",
         "_limiter",
         "_limits",
@@ -108,6 +111,9 @@ class RiskManager:
         self._limits = limits
         self._max_open = limits.max_open_orders  # read per order: a native attribute, not RiskLimits'
         self._markets: dict[str, Market] = {}
+        # The market of the last symbol looked up on a hot path (markets are never removed, so it stays
+        # right): one string comparison instead of a dict look-up while orders come for one market.
+        self._last_market: Market | None = None
         self._ledger = Ledger()
         self._registry = OrderRegistry()
         self._limiter: RateLimiter | None = None
@@ -259,7 +265,15 @@ class RiskManager:
         # The fast path: a plain limit order that passes every check (the exchange's common case).
         # It decides exactly as the general path below and holds the same amount; anything it does not
         # cover, and every rejection, goes to the general path, before which nothing has changed.
-        market = self._markets.get(symbol) if type(symbol) is str else None
+        market = self._last_market
+        if type(symbol) is str:
+            name: str = symbol
+            if market is None or name != market.symbol:
+                market = self._markets.get(name)
+                if market is not None:
+                    self._last_market = market
+        else:
+            market = None
         if (
             market is not None
             and stop_price is None
@@ -277,8 +291,17 @@ class RiskManager:
                 or (type(self_trade_prevention) is str and self_trade_prevention in _STP_WORDS)
             )
         ):
-            is_buy = _SIDE_WORDS.get(side)
-            rests = _TIF_RESTS.get(time_in_force)
+            # The vocabularies by string comparison (the common spellings first), not dict look-ups.
+            word: str = side
+            is_buy: bool | None = None
+            if word == "buy" or word == "BUY":
+                is_buy = True
+            elif word == "sell" or word == "SELL":
+                is_buy = False
+            if time_in_force is None or time_in_force == "GTC":
+                rests: bool | None = _GTC_RESTS
+            else:
+                rests = _TIF_RESTS.get(time_in_force)
             if (
                 is_buy is not None
                 and rests is not None
@@ -337,8 +360,10 @@ class RiskManager:
         # its strings; ``str`` of a Decimal is exact) parses in one native pass (parse_units). Anything
         # else of a Decimal (an exponent, more places than the units, NaN) takes the Decimal division,
         # exact in any context; anything else of a string, the general path (it reads every spelling).
-        price_units = parse_units(str(price), market.price_exp)
-        quantity_units = parse_units(str(quantity), market.quantity_exp)
+        price_units = parse_units(price if type(price) is str else str(price), market.price_exp)
+        quantity_units = parse_units(
+            quantity if type(quantity) is str else str(quantity), market.quantity_exp
+        )
         if price_units is not None and quantity_units is not None:
             if price_units % market.tick_units or quantity_units % market.lot_units:
                 return False  # off the grid
@@ -393,7 +418,9 @@ class RiskManager:
             asset = market.base
             exp = market.quantity_exp
         assets = self._accounts.get(user)
-        balance = None if assets is None else assets.get(asset)
+        if assets is None:
+            return False
+        balance = assets.get(asset)
         if balance is None:
             return False
         scale = balance.scale(exp)  # the balance may count in finer units than the market
@@ -421,6 +448,9 @@ class RiskManager:
         )
         order.hold_units = need
         order.balance = balance
+        # What fills pay the order in (the other asset): linked now, one dict read, rather than on its
+        # first fill by Ledger.balance (two; it creates the balance when missing: None stays lazy).
+        order.proceeds = assets.get(market.base if is_buy else market.quote)
         balance.avail -= held
         balance.held_units += held
         # OrderRegistry.add, with the user's orders already looked up (no expiry: not GTD).
@@ -533,9 +563,15 @@ class RiskManager:
         elif event_type is _ORDER_ADDED:
             # As Settlement applies it, without the dispatch: the order is in the book; note its expiry.
             symbol = data.get("symbol")
-            market = self._markets.get(symbol) if isinstance(symbol, str) else None
-            if market is None:
+            if not isinstance(symbol, str):
                 return
+            name: str = symbol
+            market = self._last_market
+            if market is None or name != market.symbol:
+                market = self._markets.get(name)
+                if market is None:
+                    return
+                self._last_market = market
             sequence = data.get("sequence")
             if isinstance(sequence, int):
                 if sequence <= market.last_sequence:
@@ -543,7 +579,7 @@ class RiskManager:
                 market.last_sequence = sequence
             order_id = data.get("order_id")
             order = self._by_id.get(order_id) if isinstance(order_id, str) else None
-            if order is None or order.symbol != symbol:
+            if order is None or order.symbol != name:
                 return
             order.seen = True
             expiry = data.get("expiry_time")
@@ -571,18 +607,27 @@ class RiskManager:
         the buyer, notional minus fee to the seller, both fees to the fee account. All in integer units
         of the market (see :class:`~.markets.Market`)."""
         symbol = data.get("symbol")
-        market = self._markets.get(symbol) if type(symbol) is str else None
-        if market is None:
+        if type(symbol) is not str:
             return False
+        name: str = symbol  # typed: compared natively below
+        market = self._last_market
+        if market is None or name != market.symbol:
+            market = self._markets.get(name)
+            if market is None:
+                return False
+            self._last_market = market
         sequence = data.get("sequence")
         if type(sequence) is not int or sequence <= market.last_sequence:
             return False
         by_id = self._by_id
         buy_id = data.get("buy_order_id")
         sell_id = data.get("sell_order_id")
-        buy = by_id.get(buy_id) if type(buy_id) is str else None
-        sell = by_id.get(sell_id) if type(sell_id) is str else None
-        if buy is None or sell is None or buy.symbol != symbol or sell.symbol != symbol:
+        if type(buy_id) is not str or type(sell_id) is not str:
+            return False
+        buy_key: str = buy_id
+        buy = by_id.get(buy_key)
+        sell = by_id.get(sell_id)
+        if buy is None or sell is None or buy.symbol != name or sell.symbol != name:
             return False
         quote_exp = market.quote_exp
         quantity_exp = market.quantity_exp
@@ -606,7 +651,12 @@ class RiskManager:
         if price is None or quantity is None or maker_fee is None or taker_fee is None:
             return False
         notional = price * (quantity * market.notional_factor)  # small factors first (native)
-        if buy_id == data.get("maker_order_id"):
+        maker = data.get("maker_order_id")
+        buyer_makes = False
+        if isinstance(maker, str):
+            maker_key: str = maker
+            buyer_makes = maker_key == buy_key
+        if buyer_makes:
             buyer_fee, seller_fee = maker_fee, taker_fee
         else:
             buyer_fee, seller_fee = taker_fee, maker_fee

@@ -33,6 +33,7 @@ class Market:
         "_ref_ticks",
         "_units_band",
         "_units_ticks",
+        "_units_valid",
         "band_high",
         "band_high_units",
         "band_low",
@@ -134,7 +135,10 @@ class Market:
         )
         self.band_low_units = 0
         self.band_high_units = 0
-        self._units_ticks: int | None = None
+        # The reference band_units() computed its bounds for (valid only while _units_valid): a native
+        # int and a flag, compared without boxing on every order.
+        self._units_ticks = 0
+        self._units_valid = False
         self._units_band: Decimal | None = None
         self._band_ratio: tuple[int, int] = (0, 1)
         #: An event's price strings in units (they repeat: a level's price).
@@ -175,7 +179,7 @@ class Market:
             self.band_high_units = int(self.band_high.scaleb(exp, EXACT).to_integral_value(ROUND_FLOOR))
             self._band_ref = reference
             self._band = band
-            self._units_ticks = None  # band_units() must recompute its integers
+            self._units_valid = False  # band_units() must recompute its integers
         return self.band_low, self.band_high
 
     def band_units(self, band: Decimal, ticks: int) -> None:
@@ -183,7 +187,7 @@ class Market:
         book's last trade) and ``band``: the prices in whole price units within ``band`` of the
         reference, exactly as :meth:`band` bounds them, in integers. Computed once per reference and
         band."""
-        if ticks == self._units_ticks and band is self._units_band:
+        if self._units_valid and ticks == self._units_ticks and band is self._units_band:
             return
         if band is not self._units_band:
             self._band_ratio = band.as_integer_ratio()
@@ -194,6 +198,7 @@ class Market:
         self.band_low_units = reference - width
         self.band_high_units = reference + width
         self._units_ticks = ticks
+        self._units_valid = True
         self._band_ref = None  # the Decimal bounds (band()) are no longer the ones in units
 
     def on_price_grid(self, price: Decimal) -> bool:

@@ -10,6 +10,7 @@ joins, which changes no value).
 from __future__ import annotations
 
 from decimal import Decimal
+from types import FunctionType
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:  # the compiled build's native 64-bit int; plain ``int`` when interpreted
@@ -61,10 +62,12 @@ def parse_units(text: str, exp: int) -> int | None:
     ``Decimal`` reads some of those, this does not). The book's exact number strings and ``str`` of a
     Decimal without an exponent are plain decimals, so this spares a ``Decimal`` per amount.
 
-    One pass over the characters with ``ord(text[i])`` (compiled: an inline read, no call), so that a
-    string costs a few hundred instructions instead of a slice, a ``replace`` and an ``int(str)``."""
+    Compiled, one pass over the characters with ``ord(text[i])`` (an inline read, no call), so that a
+    string costs a few hundred instructions instead of a slice, a ``replace`` and an ``int(str)``.
+    Interpreted, where that loop costs a bytecode dispatch per character, the string methods of
+    :func:`_parse_long` (a few C calls) read it, with the same contract."""
     n: i64 = len(text)
-    if n > _PLAIN_MAX:  # more digits than a 64-bit int holds: the general reading
+    if n > _PLAIN_MAX or not _NATIVE:  # beyond 64 bits, or interpreted: the string methods
         return _parse_long(text, exp)
     i: i64 = 0
     negative = False
@@ -101,18 +104,27 @@ def parse_units(text: str, exp: int) -> int | None:
 
 #: The longest string :func:`parse_units` reads in 64-bit integers (18 digits stay below 2**63).
 _PLAIN_MAX: Final = 18
+#: Whether this module is compiled (mypyc): its functions are then native, not Python functions.
+_NATIVE: Final = not isinstance(pow10, FunctionType)
 
 
 def _parse_long(text: str, exp: int) -> int | None:
-    """:func:`parse_units` for a string too long for 64-bit integers (same contract)."""
-    negative = text.startswith("-")
-    body = text[1:] if negative else text
-    whole, point, fraction = body.partition(".")
-    if not whole or (point and not fraction) or not (whole + fraction).isascii():
+    """:func:`parse_units` with string methods (same contract): for a string too long for 64-bit
+    integers, and for every string when interpreted (a few C calls, no per-character bytecode)."""
+    whole, point, fraction = text.partition(".")
+    places = len(fraction)
+    if places > exp or (point and not places):
         return None
-    if not (whole + fraction).isdigit() or len(fraction) > exp:
+    negative = whole[:1] == "-"
+    if negative:
+        whole = whole[1:]
+    digits = whole + fraction if places else whole
+    if not whole or not digits.isascii() or not digits.isdigit():
         return None
-    units = int(whole + fraction) * pow10(exp - len(fraction))
+    units = int(digits)
+    if places != exp:
+        scale = exp - places
+        units *= _POW10[scale] if scale < 64 else 10**scale
     return -units if negative else units
 
 

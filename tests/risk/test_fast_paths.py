@@ -18,10 +18,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from manticore_orderbook import EventType, InvalidOrderError
+from manticore_orderbook import EventType, InvalidOrderError, OrderBook, TimeInForce
+from manticore_orderbook.enums import Side
 from manticore_risk import Decision, RiskLimits, RiskManager
 
-from .support import MARKETS, START, Exchange, verify
+from .support import MARKETS, START, Clock, Exchange, new_book, verify
 from .test_properties import LIMITS, SYMBOLS, Run, make_stream
 
 D = Decimal
@@ -327,3 +328,136 @@ def test_a_markets_own_quantity_limit_applies_on_the_fast_path() -> None:
             now=START,
         )
         assert decision["code"] == code, (symbol, quantity, decision)
+
+
+_SIDES = ("buy", "sell", "BUY", "SELL", "Buy", "sElL", " buy", "buy ", "bid", "", Side.BUY, Side.SELL)
+_TIFS = (None, "GTC", "gtc", "IOC", "ioc", "FOK", "fok", "GTD", "Gtc", "GTC ", "", TimeInForce.GTC)
+
+
+def _bare_manager() -> RiskManager:
+    """A manager over the two test markets (books without orders), u1 funded in every asset (more than
+    the open-order limit of :data:`LIMITS` can hold)."""
+    clock = Clock()
+    risk = RiskManager(limits=LIMITS)
+    for symbol, (base, quote, *_rest) in MARKETS.items():
+        risk.register_market(symbol=symbol, base_asset=base, quote_asset=quote, book=new_book(symbol, clock))
+    for asset in ("USD", "BTC", "ETH"):
+        risk.deposit("u1", asset, "100000")
+    return risk
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    orders=st.lists(
+        st.tuples(
+            st.sampled_from(_SIDES),
+            st.sampled_from(_TIFS),
+            st.sampled_from(("BTC/USD", "ETH/USD", "XXX/USD")),
+            st.sampled_from(("100", "100.5", "100.25", "1E+2")),
+            st.sampled_from(("0.1", "1", "0.05")),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_side_time_in_force_and_market_spellings_decide_as_the_general_path(
+    orders: list[tuple[Any, Any, str, str, str]],
+) -> None:
+    """The fast path's vocabularies (sides and times in force compared as strings, the last market
+    remembered): any spelling, in any sequence of markets (each symbol a new string object), gives the
+    decision and the hold of ``check_order`` + ``reserve``, and a refused spelling changes nothing."""
+    fast, general = _bare_manager(), _bare_manager()
+    for n, (side, tif, symbol, price, quantity) in enumerate(orders):
+        args: dict[str, Any] = {
+            "user_id": "u1",
+            "symbol": "".join(symbol),  # equal to the registered symbol, not the same object
+            "side": side,
+            "order_type": "limit",
+            "price": price,
+            "quantity": quantity,
+            "time_in_force": tif,
+            "now": START + n,
+        }
+        decision = fast.check_and_reserve(f"o{n}", **args)
+        expected = general.check_order(**args)
+        if expected["approved"]:
+            general.reserve(f"o{n}", **args)
+        assert decision == expected, (side, tif, symbol)
+        assert fast.export_state() == general.export_state()
+        fast.check_invariants()
+
+
+def test_fills_of_users_without_the_proceeds_asset_settle_as_the_general_path() -> None:
+    """An order linked at check time to the balance its fills pay into (the other asset of its market)
+    when the user has one, lazily when not: a user who gets that asset only after placing (a deposit
+    between the order and its fill), one who never had it, and one who had it, over two markets whose
+    events alternate (on different grids, so that one market's units taken for the other's would show),
+    all settle as the general settlement."""
+
+    def books(clock: Clock) -> dict[str, OrderBook]:
+        return {
+            "BTC/USD": new_book("BTC/USD", clock),
+            "ETH/USD": new_book("ETH/USD", clock, tick_size="0.01", lot_size="0.001"),
+        }
+
+    fast_clock, general_clock = Clock(), Clock()
+    fast = FastExchange(limits=LIMITS, clock=fast_clock, books=books(fast_clock))
+    general = GeneralExchange(limits=LIMITS, clock=general_clock, books=books(general_clock))
+    for ex in (fast, general):
+        ex.deposit("buyer", "USD", "100000")  # no BTC, no ETH yet
+        ex.deposit("seller", "BTC", "100")  # no USD yet
+        ex.deposit("seller", "ETH", "100")
+        ex.deposit("both", "USD", "100000")
+        ex.deposit("both", "BTC", "100")
+    steps: list[tuple[str, ...]] = [
+        ("place", "b1", "BTC/USD", "buyer", "buy", "100", "2"),
+        ("place", "e1", "ETH/USD", "buyer", "buy", "50", "2"),
+        ("deposit", "buyer", "BTC", "1"),  # after b1 was placed, before its fill
+        ("place", "s1", "BTC/USD", "seller", "sell", "100", "1"),
+        ("place", "s2", "ETH/USD", "seller", "sell", "50", "1"),
+        ("place", "x1", "BTC/USD", "both", "sell", "100", "0.5"),
+        ("place", "x2", "BTC/USD", "both", "buy", "101", "3"),
+        ("place", "s3", "BTC/USD", "seller", "sell", "101", "2.5"),
+        ("place", "s4", "ETH/USD", "seller", "sell", "50.01", "1.005"),
+        ("place", "e2", "ETH/USD", "buyer", "buy", "50.02", "0.505"),
+    ]
+    for step in steps:
+        results = []
+        for ex in (fast, general):
+            if step[0] == "deposit":
+                ex.deposit(*step[1:])
+                results.append(None)
+            else:
+                order_id, symbol, user, side, price, quantity = step[1:]
+                results.append(ex.place(order_id, "".join(symbol), user, side, "limit", price, quantity))
+            verify(ex)
+        assert results[0] == results[1], step
+        assert fast.risk.export_state() == general.risk.export_state(), step
+    assert fast.books["BTC/USD"].counters()[1] > 0 and fast.books["ETH/USD"].counters()[1] > 0
+    for user in ("buyer", "seller", "both"):
+        assert fast.risk.balances(user) == general.risk.balances(user)
+
+
+def test_the_open_order_limit_counts_each_time_in_force_as_the_general_path() -> None:
+    """With the user at ``max_open_orders`` (8 resting orders), one more order of each time-in-force
+    spelling is decided (an order that can rest refused, IOC and FOK exempt) as by the general path."""
+    for tif in (None, "GTC", "gtc", "IOC", "ioc", "FOK", "fok"):
+        fast, general = _bare_manager(), _bare_manager()
+        for n in range(9):
+            args: dict[str, Any] = {
+                "user_id": "u1",
+                "symbol": "BTC/USD",
+                "side": "buy",
+                "order_type": "limit",
+                "price": "100",
+                "quantity": "1",
+                "time_in_force": tif if n == 8 else "GTC",
+                "now": START + n,
+            }
+            decision = fast.check_and_reserve(f"o{n}", **args)
+            expected = general.check_order(**args)
+            if expected["approved"]:
+                general.reserve(f"o{n}", **args)
+            assert decision == expected, (tif, n)
+            assert fast.export_state() == general.export_state()
+        assert decision["code"] == ("" if tif and tif.upper() in ("IOC", "FOK") else "max_open_orders")

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manticore_orderbook import EventType
-from manticore_risk import InsufficientFunds
+from manticore_risk import COMPILED, InsufficientFunds
+from manticore_risk import units as units_module
 from manticore_risk.ledger import Balance
 from manticore_risk.units import add_units, from_units, parse_units, same_amount, to_units
 
@@ -59,6 +60,33 @@ def test_parse_units_never_misreads_a_string(text: str, exp: int) -> None:
     units = parse_units(text, exp)
     if units is not None:
         assert value(units, exp) == D(text)
+
+
+@settings(max_examples=1000)
+@given(text=st.text(alphabet="0123456789.-+_ eE\u0665\u00b2", max_size=24), exp=exps)
+def test_both_readings_of_parse_units_agree(text: str, exp: int) -> None:
+    """parse_units reads with a character loop when compiled and with string methods (``_parse_long``)
+    when interpreted or beyond 64 bits: both give the same answer for any string, and that answer is
+    None or exactly Decimal's reading."""
+    units = units_module._parse_long(text, exp)
+    assert units == parse_units(text, exp)
+    if units is not None:
+        assert value(units, exp) == D(text)
+
+
+@given(amount=amounts, exp=exps)
+def test_the_string_method_reading_reads_plain_decimal_strings_exactly(amount: Decimal, exp: int) -> None:
+    text = format(amount, "f")
+    units = units_module._parse_long(text, exp)
+    places = max(0, -amount.as_tuple().exponent)  # type: ignore[operator]
+    assert units == (None if places > exp else units_module.parse_units(text, exp))
+    if units is not None:
+        assert value(units, exp) == amount
+
+
+def test_the_units_module_knows_whether_it_is_compiled() -> None:
+    """parse_units chooses its reading by ``_NATIVE``: it must be the package's COMPILED."""
+    assert units_module._NATIVE is COMPILED
 
 
 @given(a=st.integers(-(10**20), 10**20), ea=exps, b=st.integers(-(10**20), 10**20), eb=exps)
