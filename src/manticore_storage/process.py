@@ -122,7 +122,7 @@ class WriterProcess:
         channel = self._channel
         if channel is None:
             if self._writer is not None and self._writer.abandoning:
-                raise WriterProcessDied("close() gave up: no new storage writer process", None, None)
+                raise WriterProcessDied("close() gave up: no new storage writer process")
             channel = self._start()
         child = self._child
         assert child is not None
@@ -138,9 +138,7 @@ class WriterProcess:
             reply = pickle.loads(channel.recv_bytes())
         except (EOFError, OSError) as exc:
             self._lost(exc)
-            raise WriterProcessDied(
-                f"the storage writer process {child.pid} died: {_status(child)}", None, exc
-            ) from exc
+            raise WriterProcessDied(f"the storage writer process {child.pid} died: {_status(child)}") from exc
         _, retries, last_error, cpu_seconds = reply
         self.cpu_seconds += cpu_seconds
         writer = self._writer
