@@ -269,3 +269,31 @@ def test_kill_9_of_the_server_takes_the_writer_and_a_restart_recovers_every_ackn
         assert storage.get_failed_events() == []
     finally:
         exchange.close()
+
+
+def test_the_writer_process_on_every_backend(storage_url: str) -> None:
+    """PostgreSQL and MySQL/MariaDB keep the thread under ``auto`` but run the process when asked."""
+    expected = "process" if storage_url.startswith("sqlite") else "thread"
+    probe = StorageManager(storage_url)
+    assert probe.writer_kind == expected or os.environ.get("MANTICORE_STORAGE_WRITER")
+    probe.close()
+    storage = StorageManager(storage_url, writer="process", gather_delay=0.01)
+    try:
+        book = new_book()
+        storage.attach(book)
+        for index in range(30):
+            book.add_order("buy", str(90 + index % 5), "1", order_id=f"a{index}")
+            book.add_order("sell", str(92 + index % 5), "1", order_id=f"b{index}")
+        assert storage.flush(30) and storage.make_durable(30)
+        process = _process(storage)
+        child = process._child
+        assert child is not None
+        child.kill()
+        child.wait(10)
+        book.add_order("buy", "93", "5", order_id="c")
+        assert storage.flush(30)
+        assert process.deaths == 1
+        assert storage.reconcile(book).ok
+        assert storage.get_failed_events() == []
+    finally:
+        storage.close()
