@@ -158,6 +158,7 @@ class WriterProcess:
                 [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(os.getpid()), json.dumps(sys.path)],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # it never prints; it must not hold the server's stdout open
             )
         except BaseException:
             ours.close()
