@@ -123,7 +123,11 @@ class WriterProcess:
         if channel is None:
             if self._writer is not None and self._writer.abandoning:
                 raise WriterProcessDied("close() gave up: no new storage writer process")
-            channel = self._start()
+            try:
+                channel = self._start()
+            except OSError as exc:  # no interpreter to run, no descriptors left: retried, never "failed"
+                _LOG.error("cannot start the storage writer process: %s", exc)
+                raise WriterProcessDied(f"cannot start the storage writer process: {exc}") from exc
         child = self._child
         assert child is not None
         try:

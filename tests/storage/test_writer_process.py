@@ -297,3 +297,28 @@ def test_the_writer_process_on_every_backend(storage_url: str) -> None:
         assert storage.get_failed_events() == []
     finally:
         storage.close()
+
+
+def test_a_writer_process_that_cannot_start_is_retried_not_recorded_as_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting the child fails (here: no interpreter at sys.executable): a transient error, so the
+    batch waits and is written once a child starts; no event is recorded as failed."""
+    storage = StorageManager(_url(tmp_path), writer="process", gather_delay=0.01)
+    try:
+        book = new_book()
+        storage.attach(book)
+        real = sys.executable
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+        book.add_order("buy", "99", "1", order_id="a")
+        assert not storage.flush(0.5)
+        process = _process(storage)
+        assert process.starts == 0
+        monkeypatch.setattr(sys, "executable", real)
+        assert storage.flush(30)
+        assert process.starts == 1
+        assert storage.get_failed_events() == []
+        assert storage.reconcile(book).ok
+        assert storage._writer is not None and storage._writer.retries >= 1
+    finally:
+        storage.close()
