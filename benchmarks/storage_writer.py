@@ -1,5 +1,5 @@
 """Storage writer CPU benchmark: ``python -m benchmarks.storage_writer [--quick] [--postgres-url URL]
-[--baseline-src DIR] [--repeats N] [--out FILE]``.
+[--baseline-src DIR] [--repeats N] [--writer thread|process] [--out FILE]``.
 
 Measures the CPU time the write-behind writer thread spends per command (per unit of storage work), the
 cost the serving process pays for keeping the SQL read model current. The thread's CPU clock
@@ -25,6 +25,10 @@ tree of another revision, e.g. ``git archive <rev> src | tar -x -C /tmp/base``),
 current tree's runs repeat by repeat, and reports the ratio. Every figure is the median of the repeats
 (the slowest and fastest in brackets). CPU time is much less sensitive to a shared machine than
 wall-clock time, but cache and frequency effects remain: compare runs taken side by side.
+
+``--writer`` chooses the current tree's writer (``StorageManager(writer=...)``; the default is its
+``"auto"``): with the writer process, the thread's CPU is only the hand-off (gathering and pickling
+the batches), and the process's own CPU per command, as it reports it, is in a column beside it.
 
 Writes a Markdown report to ``--out`` (default ``benchmarks/.build/storage-writer.md``) and prints it.
 """
@@ -108,26 +112,38 @@ def _writer_clock() -> int:
 
 
 def measure(
-    url: str, pattern: str, quick: bool, rate: float, group: int, gather_delay: float | None = None
+    url: str,
+    pattern: str,
+    quick: bool,
+    rate: float,
+    group: int,
+    gather_delay: float | None = None,
+    writer: str | None = None,
 ) -> dict[str, Any]:
-    """One run: submit the captured units into a fresh database at ``url``; the writer's CPU per unit."""
+    """One run: submit the captured units into a fresh database at ``url``; the writer thread's CPU per
+    unit and, with the writer process (``writer``, the current tree's choice), the process's as it
+    reports it."""
     from benchmarks.storage import new_book
     from manticore_storage import StorageManager
 
     with tempfile.TemporaryDirectory() as scratch:
         book, prefill, units = _capture(quick, Path(scratch))
         _reset(url)
-        options = {} if gather_delay is None else {"gather_delay": gather_delay}
+        options: dict[str, Any] = {} if gather_delay is None else {"gather_delay": gather_delay}
+        if writer is not None:
+            options["writer"] = writer
         storage = StorageManager(url, **options)
         try:
             storage.attach(new_book(), deliver=lambda _unit: None)  # the market row and the writer
             for unit in prefill:
                 storage.submit(unit)
             storage.flush()
-            writer = storage._writer
-            assert writer is not None
+            thread = storage._writer
+            assert thread is not None
             clock = _writer_clock()
-            batches0 = writer.batches
+            process = getattr(storage, "_process", None)  # the writer process (absent before it)
+            child0 = 0.0 if process is None else process.cpu_seconds
+            batches0 = thread.batches
             cpu0, wall0 = time.clock_gettime(clock), time.perf_counter()
             if pattern == "flood":
                 for unit in units:
@@ -144,7 +160,8 @@ def measure(
                         storage.submit(unit)
             storage.flush()
             cpu, wall = time.clock_gettime(clock) - cpu0, time.perf_counter() - wall0
-            batches = writer.batches - batches0
+            batches = thread.batches - batches0
+            child = 0.0 if process is None else process.cpu_seconds - child0
             report = storage.reconcile(book)
             failed = storage.get_failed_events()
         finally:
@@ -155,6 +172,7 @@ def measure(
         "cpu_s": cpu,
         "wall_s": wall,
         "cpu_us_per_unit": cpu / len(units) * 1e6,
+        "process_cpu_us_per_unit": child / len(units) * 1e6,
         "batches": batches,
         "units_per_batch": len(units) / max(batches, 1),
         "ok": report.ok and not failed,
@@ -162,7 +180,9 @@ def measure(
 
 
 def _child(args: argparse.Namespace) -> None:
-    result = measure(args.url, args.pattern, args.quick, args.rate, args.group, args.gather_delay)
+    result = measure(
+        args.url, args.pattern, args.quick, args.rate, args.group, args.gather_delay, args.writer
+    )
     print(json.dumps(result))
 
 
@@ -187,6 +207,8 @@ def _run_child(src: Path, url: str, pattern: str, args: argparse.Namespace) -> d
         command.append("--quick")
     if args.gather_delay is not None and src == REPO / "src":
         command += ["--gather-delay", str(args.gather_delay)]
+    if args.writer is not None and src == REPO / "src":
+        command += ["--writer", args.writer]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark child failed:\n{done.stderr[-3000:]}")
@@ -209,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patterns", default=",".join(PATTERNS))
     parser.add_argument(
         "--gather-delay", type=float, help="the current tree's StorageManager(gather_delay=...)"
+    )
+    parser.add_argument(
+        "--writer",
+        choices=("thread", "process"),
+        help="the current tree's StorageManager(writer=...): with the process, the thread's CPU is the "
+        "hand-off alone and the process's is reported beside it",
     )
     parser.add_argument("--out", type=Path, default=BUILD / "storage-writer.md")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -249,14 +277,15 @@ def main(argv: list[str] | None = None) -> int:
         f"[min-max]. Paced: {args.group} units every {args.group / args.rate * 1000:.1f} ms "
         f"({args.rate:,.0f} commands/s).",
         "",
-        "| database | pattern | tree | commands | writer CPU µs/command | batches | commands/batch "
-        "| wall s | checks |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| database | pattern | tree | commands | writer thread CPU µs/command "
+        "| writer process CPU µs/command | batches | commands/batch | wall s | checks |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (backend, pattern, tree), runs in results.items():
         lines.append(
             f"| {backend} | {pattern} | {tree} | {runs[0]['units']:,} | "
             f"{_median([r['cpu_us_per_unit'] for r in runs])} | "
+            f"{_median([r.get('process_cpu_us_per_unit', 0.0) for r in runs])} | "
             f"{statistics.median(r['batches'] for r in runs):,.0f} | "
             f"{statistics.median(r['units_per_batch'] for r in runs):,.1f} | "
             f"{statistics.median(r['wall_s'] for r in runs):.2f} | "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import threading
 import time
 import weakref
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, and_, select, text, update
+from sqlalchemy import URL, Connection, Engine, and_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from manticore_orderbook import EventType, InvalidOrderError, OrderBook
@@ -25,6 +26,8 @@ from .errors import PersistenceError, StorageError
 from .migrations import upgrade
 from .owner import DatabaseOwner
 from .persister import BookPersister, Mode
+from .process import WriterProcess
+from .process import supported as process_supported
 from .reads import StorageReads, live_orders
 from .reconcile import ReconcileReport, compare
 from .records import (
@@ -38,7 +41,7 @@ from .records import (
 from .restore import restore_book
 from .writer import WriteBehindWriter, is_transient
 
-__all__ = ["PersistenceError", "StorageError", "StorageManager"]
+__all__ = ["WRITER_ENV", "BatchSink", "PersistenceError", "StorageError", "StorageManager"]
 
 _LOG = logging.getLogger("manticore_storage")
 #: The name of the exchange's journal in ``manticore_journal_positions``.
@@ -70,6 +73,12 @@ class StorageManager(StorageReads):
         gather_delay: how long the write-behind writer lets a batch gather after its first command
             arrived (see :class:`~manticore_storage.writer.WriteBehindWriter`): the most the tables
             trail an idle book by, plus the write itself. Larger batches cost less CPU per command.
+        writer: where the write-behind writer writes: ``"process"`` (a child process of its own, so
+            that building rows, binding and committing do not hold this process's GIL; see
+            :mod:`~manticore_storage.process`), ``"thread"`` (a thread of this process) or ``"auto"``
+            (the default; the environment variable ``MANTICORE_STORAGE_WRITER`` overrides it): the
+            process for a SQLite file on a platform that has one (not Windows), else the thread.
+            PostgreSQL and MySQL/MariaDB keep the thread under ``"auto"``.
 
     The schema is created or upgraded on first use. Numbers are stored exactly (see ``schema``); the
     query methods return them as :class:`~decimal.Decimal`. All methods are thread-safe.
@@ -85,8 +94,10 @@ class StorageManager(StorageReads):
         sync_timeout: float = 30.0,
         gather_delay: float = 0.1,
         echo: bool = False,
+        writer: str | None = None,
     ) -> None:
         url = parse_url(connection_string)
+        writer_kind = _writer_kind(writer, url)
         self.dialect = url.get_backend_name()
         self.engine: Engine = open_engine(url, sqlite_synchronous=sqlite_synchronous, echo=echo)
         self.sync_timeout = sync_timeout
@@ -104,7 +115,11 @@ class StorageManager(StorageReads):
             "max_batch_events": max_batch_events,
         }
         self._gather_delay = gather_delay
-        self._writer_connection: Connection | None = None
+        self._sink = BatchSink(self.engine, self._markets)
+        self._markets_version = 0
+        self.writer_kind = writer_kind
+        self._sqlite_synchronous = sqlite_synchronous
+        self._process: WriterProcess | None = None
         self._writer: WriteBehindWriter | None = None
         self._closed = False
         self._load_markets()
@@ -164,6 +179,7 @@ class StorageManager(StorageReads):
                 )
         with self._lock:
             self._markets[market.symbol] = market
+            self._markets_version += 1
 
     def get_market_configs(self) -> dict[str, dict[str, Any]]:
         """Every stored market: ``{symbol: {"symbol", "tick_size", "lot_size", "maker_fee_rate",
@@ -311,17 +327,7 @@ class StorageManager(StorageReads):
 
     def save_failed_event(self, event_type: object, event_data: Mapping[str, Any], error: object) -> None:
         """Record an event that could not be processed, for inspection and :meth:`replay_failed_events`."""
-        kind = event_type.value if isinstance(event_type, EventType) else str(event_type)
-        row = {
-            "symbol": event_data.get("symbol"),
-            "sequence": event_data.get("sequence"),
-            "event_type": kind,
-            "payload": json.dumps(dict(event_data), default=_json_default, sort_keys=True),
-            "error": str(error),
-            "created_at": time.time(),
-        }
-        with self.engine.begin() as connection:
-            insert_ignore(connection, schema.failed_events, [row])
+        _save_failed_rows(self.engine, [_failed_event_row(event_type, event_data, error)])
 
     def get_failed_events(self, include_replayed: bool = False) -> list[dict[str, Any]]:
         """Recorded failed events, oldest first (``payload`` decoded from JSON)."""
@@ -403,17 +409,39 @@ class StorageManager(StorageReads):
             if deliver is None:
                 deliver = self._write_sync if mode == "sync" else self.submit
             if mode == "write_behind" and self._writer is None:
-                self._writer = WriteBehindWriter(
-                    self._write_batch,
-                    self._record_failed_unit,
-                    max_pending_units=self._writer_options["max_pending_units"],
-                    max_batch_events=self._writer_options["max_batch_events"],
-                    gather_delay=self._gather_delay,
-                )
+                self._writer = self._start_writer()
             persister = BookPersister(book, market, mode, deliver)
             persister.start()
             self._persisters[id(book)] = persister
             return persister
+
+    def _start_writer(self) -> WriteBehindWriter:
+        """The write-behind writer: its thread writes batches itself (``writer="thread"``) or hands
+        them to the writer process (``writer="process"``, :mod:`~manticore_storage.process`)."""
+
+        def writer_over(write: Callable[[list[UnitTuple]], None]) -> WriteBehindWriter:
+            return WriteBehindWriter(
+                write,
+                self._record_failed_unit,
+                max_pending_units=self._writer_options["max_pending_units"],
+                max_batch_events=self._writer_options["max_batch_events"],
+                gather_delay=self._gather_delay,
+            )
+
+        if self.writer_kind != "process":
+            return writer_over(self._write_batch)
+        process = self._process = WriterProcess(
+            self.engine.url.render_as_string(hide_password=False),
+            self._sqlite_synchronous,
+            self._market_snapshot,
+        )
+        writer = writer_over(process.write)
+        process.bind(writer)
+        return writer
+
+    def _market_snapshot(self) -> tuple[int, dict[str, Market]]:
+        with self._lock:
+            return self._markets_version, dict(self._markets)
 
     def detach(self, book: OrderBook) -> bool:
         """Stop persisting ``book`` (queued writes still complete); return whether it was attached."""
@@ -503,45 +531,17 @@ class StorageManager(StorageReads):
             self._apply(connection, units)
 
     def _write_batch(self, units: list[UnitTuple]) -> None:
-        """Write ``units`` in one transaction on the writer thread's own connection.
+        """Write ``units`` in one transaction on the writer thread's own connection (:class:`BatchSink`)."""
+        self._sink.write_batch(units)
 
-        The connection is kept between batches (no pool check-out and liveness ping per batch); after
-        any failure it is dropped, and the retry checks out a fresh one."""
-        connection = self._writer_connection
-        if connection is None:
-            connection = self._writer_connection = self.engine.connect()
-        try:
-            with connection.begin():
-                self._apply(connection, units)
-        except BaseException:
-            self._writer_connection = None
-            try:
-                connection.close()
-            except Exception:
-                _LOG.debug("closing a failed writer connection failed", exc_info=True)
-            raise
+    @property
+    def _writer_connection(self) -> Connection | None:
+        """The connection this process's writer thread keeps between batches (None until its first)."""
+        return self._sink.connection
 
     def _apply(self, connection: Connection, units: list[UnitTuple]) -> None:
-        """Write ``units`` (in stream order) inside the caller's transaction: one
-        :func:`~manticore_storage.apply.apply_units` call per market, with that market's units in
-        their order (markets' rows are disjoint, so only the order within a market matters)."""
-        marker: UnitTuple | None = None
-        if units[-1][0] is None or any(unit[0] is None for unit in units):
-            markers = [unit for unit in units if unit[0] is None]
-            marker = max(markers, key=lambda unit: int(unit[1]))
-            units = [unit for unit in units if unit[0] is not None]
-        if units:
-            first = units[0][0]
-            if all(unit[0] == first for unit in units):
-                apply_units(connection, self._market(first), units)
-            else:
-                by_market: dict[str, list[UnitTuple]] = {}
-                for unit in units:
-                    by_market.setdefault(unit[0], []).append(unit)
-                for symbol, mine in by_market.items():
-                    apply_units(connection, self._market(symbol), mine)
-        if marker is not None:
-            _record_journal_position(connection, int(marker[1]), marker[2])
+        """Write ``units`` (in stream order) inside the caller's transaction (:meth:`BatchSink.apply`)."""
+        self._sink.apply(connection, units)
 
     def _write_sync(self, unit: UnitTuple) -> None:
         deadline = time.monotonic() + self.sync_timeout
@@ -563,13 +563,7 @@ class StorageManager(StorageReads):
                 raise PersistenceError(f"could not persist sequence {unit[2]}: {exc}") from exc
 
     def _record_failed_unit(self, packed: UnitTuple, exc: BaseException) -> None:
-        if packed[0] is None:  # a journal position marker: there are no events to keep
-            _LOG.error("could not record journal position %s: %s", packed[1], exc)
-            return
-        unit = as_unit(packed)
-        message = f"{type(exc).__name__}: {exc}"
-        for event_type, data in unit.as_events(self._market(unit.symbol)):
-            self.save_failed_event(event_type, data, message)
+        self._sink.record_failed_unit(packed, exc)
 
     # ------------------------------------------------------------------ restore and reconcile
 
@@ -654,12 +648,9 @@ class StorageManager(StorageReads):
             complete = self._writer.close(timeout)
             if not complete:
                 _LOG.error("storage closed with up to %d events unwritten", unwritten)
-        if self._writer_connection is not None:
-            try:
-                self._writer_connection.close()
-            except Exception:
-                _LOG.debug("closing the writer connection failed", exc_info=True)
-            self._writer_connection = None
+        if self._process is not None:
+            self._process.close()
+        self._sink.close()
         self.release_ownership()
         self.engine.dispose()
         _OPEN.discard(self)
@@ -701,6 +692,132 @@ def _record_journal_position(connection: Connection, position: int, stamp: objec
         connection.execute(
             table.insert().values(name=JOURNAL, position=position, stamp=stamp, updated_at=now)
         )
+
+
+class BatchSink:
+    """The write-behind writer's work, in whichever process it runs: each batch of units written in
+    one transaction on a connection kept between batches, and a unit that cannot be written recorded
+    in the failed-events table.
+
+    The serving process's :class:`StorageManager` has one (its writer thread and sync persisters use
+    it); the writer process (:mod:`~manticore_storage.process`) has its own over its own engine, with
+    the markets the serving process sends it.
+    """
+
+    def __init__(self, engine: Engine, markets: dict[str, Market]) -> None:
+        self.engine = engine
+        #: The markets by symbol (the manager's own dict, or the copy the writer process was sent).
+        self.markets = markets
+        self._connection: Connection | None = None
+
+    @property
+    def connection(self) -> Connection | None:
+        """The connection kept between batches (None before the first and after a failure)."""
+        return self._connection
+
+    def write_batch(self, units: list[UnitTuple]) -> None:
+        """Write ``units`` in one transaction on the kept connection; raise on failure (nothing is
+        written then).
+
+        The connection is kept between batches (no pool check-out and liveness ping per batch); after
+        any failure it is dropped, and the retry checks out a fresh one."""
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self.engine.connect()
+        try:
+            with connection.begin():
+                self.apply(connection, units)
+        except BaseException:
+            self._connection = None
+            try:
+                connection.close()
+            except Exception:
+                _LOG.debug("closing a failed writer connection failed", exc_info=True)
+            raise
+
+    def apply(self, connection: Connection, units: list[UnitTuple]) -> None:
+        """Write ``units`` (in stream order) inside the caller's transaction: one
+        :func:`~manticore_storage.apply.apply_units` call per market, with that market's units in
+        their order (markets' rows are disjoint, so only the order within a market matters), and the
+        latest journal position marker among them."""
+        markets = self.markets
+        marker: UnitTuple | None = None
+        if units[-1][0] is None or any(unit[0] is None for unit in units):
+            markers = [unit for unit in units if unit[0] is None]
+            marker = max(markers, key=lambda unit: int(unit[1]))
+            units = [unit for unit in units if unit[0] is not None]
+        if units:
+            first = units[0][0]
+            if all(unit[0] == first for unit in units):
+                apply_units(connection, markets.get(first), units)
+            else:
+                by_market: dict[str, list[UnitTuple]] = {}
+                for unit in units:
+                    by_market.setdefault(unit[0], []).append(unit)
+                for symbol, mine in by_market.items():
+                    apply_units(connection, markets.get(symbol), mine)
+        if marker is not None:
+            _record_journal_position(connection, int(marker[1]), marker[2])
+
+    def record_failed_unit(self, packed: UnitTuple, exc: BaseException) -> None:
+        """Record the events of ``packed`` as failed with ``exc`` (a marker is only logged)."""
+        if packed[0] is None:  # a journal position marker: there are no events to keep
+            _LOG.error("could not record journal position %s: %s", packed[1], exc)
+            return
+        unit = as_unit(packed)
+        message = f"{type(exc).__name__}: {exc}"
+        for event_type, data in unit.as_events(self.markets.get(unit.symbol)):
+            _save_failed_rows(self.engine, [_failed_event_row(event_type, data, message)])
+
+    def close(self) -> None:
+        """Close the kept connection (the next batch opens another)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:
+                _LOG.debug("closing the writer connection failed", exc_info=True)
+
+
+def _failed_event_row(event_type: object, event_data: Mapping[str, Any], error: object) -> dict[str, Any]:
+    kind = event_type.value if isinstance(event_type, EventType) else str(event_type)
+    return {
+        "symbol": event_data.get("symbol"),
+        "sequence": event_data.get("sequence"),
+        "event_type": kind,
+        "payload": json.dumps(dict(event_data), default=_json_default, sort_keys=True),
+        "error": str(error),
+        "created_at": time.time(),
+    }
+
+
+def _save_failed_rows(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    with engine.begin() as connection:
+        insert_ignore(connection, schema.failed_events, rows)
+
+
+#: The environment variable that chooses the write-behind writer when the constructor does not.
+WRITER_ENV = "MANTICORE_STORAGE_WRITER"
+_WRITER_KINDS = ("auto", "process", "thread")
+
+
+def _writer_kind(requested: str | None, url: URL) -> str:
+    """``"process"`` or ``"thread"``: ``requested``, else ``$MANTICORE_STORAGE_WRITER``, else
+    ``"auto"`` (the process for a SQLite file where :func:`~manticore_storage.process.supported`)."""
+    kind = requested if requested is not None else (os.environ.get(WRITER_ENV) or "auto")
+    if kind not in _WRITER_KINDS:
+        source = "writer" if requested is not None else WRITER_ENV
+        raise StorageError(f"{source} must be one of {', '.join(_WRITER_KINDS)}, not {kind!r}")
+    if kind == "auto":
+        database = url.database or ""
+        in_memory = (
+            database in ("", ":memory:") or "mode=memory" in str(url) or database.startswith("file::memory:")
+        )
+        sqlite_file = url.get_backend_name() == "sqlite" and not in_memory
+        return "process" if sqlite_file and process_supported() else "thread"
+    if kind == "process" and not process_supported():
+        raise StorageError("writer='process' needs a POSIX platform: use writer='thread'")
+    return kind
 
 
 def _positive(value: object, what: str) -> Decimal:

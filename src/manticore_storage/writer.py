@@ -16,13 +16,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 from .apply import UnitTuple, unit_size
 
-__all__ = ["WriteBehindWriter", "is_transient"]
+__all__ = ["WriteBehindWriter", "WriteStats", "is_transient", "write_with_retry"]
 
 _LOG = logging.getLogger("manticore_storage.writer")
 
@@ -217,6 +217,11 @@ class WriteBehindWriter:
         self._thread.join(5.0 if not done else None)
         return done
 
+    @property
+    def abandoning(self) -> bool:
+        """Whether :meth:`close` timed out and the writer is giving up on what it holds."""
+        return self._abandon
+
     # ------------------------------------------------------------------ the thread
 
     def _take(self) -> list[UnitTuple] | None:
@@ -278,29 +283,73 @@ class WriteBehindWriter:
             self._done(units)
 
     def _write_with_retry(self, units: list[UnitTuple]) -> None:
-        delay = self._backoff
-        while True:
-            try:
-                self._write(units)
-                return
-            except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                if is_transient(exc):
-                    if self._abandon:
-                        _LOG.error("storage writer gave up on %d unwritten units: %s", len(units), exc)
-                        return
-                    self.retries += 1
-                    _LOG.warning("storage write failed (%s); retrying in %.2fs", exc, delay)
-                    time.sleep(delay)
-                    delay = min(delay * 2, self._max_backoff)
-                    continue
-                if len(units) > 1:
-                    for unit in units:  # isolate the unit that fails
-                        self._write_with_retry([unit])
+        write_with_retry(
+            self._write,
+            self._record_failure,
+            units,
+            self,
+            backoff=self._backoff,
+            max_backoff=self._max_backoff,
+            abandoned=lambda: self._abandon,
+        )
+
+
+class WriteStats(Protocol):
+    """Where :func:`write_with_retry` counts retries and keeps the last error."""
+
+    retries: int
+    last_error: str | None
+
+
+def write_with_retry(
+    write: WriteUnits,
+    record_failure: RecordFailure,
+    units: list[UnitTuple],
+    stats: WriteStats,
+    *,
+    backoff: float = 0.05,
+    max_backoff: float = 2.0,
+    abandoned: Callable[[], bool] = lambda: False,
+) -> None:
+    """Write ``units`` in one transaction, the way the write-behind writer does, in whichever process.
+
+    A transient error (:func:`is_transient`) is retried with exponential backoff (from ``backoff``,
+    doubling up to ``max_backoff``) for as long as it takes, unless ``abandoned()`` says to give up
+    (the units are then left unwritten, and logged). Any other error is isolated to the unit that
+    causes it: a batch is retried unit by unit, and a unit that fails on its own is passed to
+    ``record_failure`` (whose own failure is logged) and skipped. Never raises ``Exception``.
+    """
+    delay = backoff
+    while True:
+        try:
+            write(units)
+            return
+        except Exception as exc:
+            stats.last_error = f"{type(exc).__name__}: {exc}"
+            if is_transient(exc):
+                if abandoned():
+                    _LOG.error("storage writer gave up on %d unwritten units: %s", len(units), exc)
                     return
-                _LOG.error("storage write failed for good; recording the events as failed: %s", exc)
-                try:
-                    self._record_failure(units[0], exc)
-                except Exception:
-                    _LOG.exception("could not record failed events either")
+                stats.retries += 1
+                _LOG.warning("storage write failed (%s); retrying in %.2fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, max_backoff)
+                continue
+            if len(units) > 1:
+                for unit in units:  # isolate the unit that fails
+                    write_with_retry(
+                        write,
+                        record_failure,
+                        [unit],
+                        stats,
+                        backoff=backoff,
+                        max_backoff=max_backoff,
+                        abandoned=abandoned,
+                    )
                 return
+            _LOG.error("storage write failed for good; recording the events as failed: %s", exc)
+            try:
+                record_failure(units[0], exc)
+            except Exception:
+                _LOG.exception("could not record failed events either")
+            return

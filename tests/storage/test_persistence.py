@@ -228,9 +228,17 @@ def test_reconcile_reports_and_repairs(storage: StorageManager) -> None:
     assert persister.symbol == book.symbol
 
 
-def test_failed_units_are_recorded_and_replayed(
-    storage: StorageManager, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_units_are_recorded_and_replayed(storage_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fault is injected into this process's apply_units: the writer must run here, as a thread
+    # (test_writer_process.py checks the writer process's failed units with a unit that is bad itself).
+    storage = StorageManager(storage_url, writer="thread")
+    try:
+        _failed_units_are_recorded_and_replayed(storage, monkeypatch)
+    finally:
+        storage.close()
+
+
+def _failed_units_are_recorded_and_replayed(storage: StorageManager, monkeypatch: pytest.MonkeyPatch) -> None:
     book = new_book()
     storage.attach(book, mode="write_behind")
     book.add_order("buy", "99", "1", order_id="a")
