@@ -102,6 +102,7 @@ _PREFIX_LENGTH = len(GENERATED_PREFIX)
 _trade_values = operator.itemgetter(*TRADE_KEYS)
 #: What :meth:`Exchange._commit` returns for a replayed command without a command id (unread).
 _REPLAYED = Receipt(0)
+_SIDES = commands.SIDES
 
 
 class _CommandFrame:
@@ -508,21 +509,49 @@ class Exchange(ExchangeReads, Listeners):
             ):
                 return repeated
             market = self._market(symbol)
-            config = market.config
-            args = commands.order_args(
-                config,
-                side,
-                quantity,
-                price,
-                order_type,
-                time_in_force,
-                expiry_time,
-                stop_price,
-                displayed_quantity,
-                trail_value,
-                trail_is_percent,
-                self_trade_prevention,
-            )
+            # A plain GTC limit order given as strings (the most frequent order by far): its price and
+            # quantity strings, whose record texts the market may remember (Market.prices).
+            plain_price: str | None = None
+            plain_quantity = ""
+            price_text: str | None = None
+            quantity_text: str | None = None
+            if (
+                type(price) is str
+                and type(quantity) is str
+                and type(side) is str
+                and order_type == "limit"
+                and time_in_force is None
+                and expiry_time is None
+                and stop_price is None
+                and displayed_quantity is None
+                and trail_value is None
+                and trail_is_percent is False
+                and self_trade_prevention is None
+                and side in _SIDES
+            ):
+                plain_price = price
+                plain_quantity = quantity
+                price_text = market.prices.get(price)
+                if price_text is not None:
+                    quantity_text = market.quantities.get(quantity)
+            args: dict[str, Any] | None = None
+            if quantity_text is None:
+                args = commands.order_args(
+                    market.config,
+                    side,
+                    quantity,
+                    price,
+                    order_type,
+                    time_in_force,
+                    expiry_time,
+                    stop_price,
+                    displayed_quantity,
+                    trail_value,
+                    trail_is_percent,
+                    self_trade_prevention,
+                )
+                if plain_price is not None:
+                    market.remember_texts(plain_price, args["price"], plain_quantity, args["quantity"])
             commands.check_user_id(user_id)
             client_id = (
                 None
@@ -535,7 +564,30 @@ class Exchange(ExchangeReads, Listeners):
             # frequent command: no frame object and no calls of its __enter__ and __exit__.
             before = market.book.sequence
             try:
-                record = commands.place_record(now, order_id, client_id, user_id, args)
+                if args is None:
+                    # order_args' record of a plain limit order whose price and quantity strings this
+                    # market has seen (their texts are the ones order_args gave them): written out.
+                    record = {
+                        "op": "place",
+                        "ts": now,
+                        "order_id": order_id,
+                        "client_order_id": client_id,
+                        "user_id": user_id,
+                        "symbol": market.config.symbol,
+                        "side": side,
+                        "order_type": "limit",
+                        "price": price_text,
+                        "quantity": quantity_text,
+                        "time_in_force": "GTC",
+                        "expiry_time": None,
+                        "stop_price": None,
+                        "displayed_quantity": None,
+                        "trail_value": None,
+                        "trail_is_percent": False,
+                        "self_trade_prevention": None,
+                    }
+                else:
+                    record = commands.place_record(now, order_id, client_id, user_id, args)
                 if command_id is not None:
                     record["cid"] = command_id
                 apply.place(self.risk, market.book, record, check=True)
