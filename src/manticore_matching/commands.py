@@ -76,6 +76,8 @@ _new_object = object.__new__
 #: Sets an instance's ``__dict__`` (the frozen dataclass's own ``__setattr__`` refuses every name): the
 #: fields in one dict display instead of a keyword dictionary merged into the instance's.
 _set_fields = Receipt.__dict__["__dict__"].__set__
+#: ``set_receipt_fields(receipt, fields)``: what :func:`receipt` sets, for a caller that writes it out.
+set_receipt_fields = _set_fields
 
 
 def receipt(position: int, order_id: str | None = None, order: dict[str, Any] | None = None) -> Receipt:
