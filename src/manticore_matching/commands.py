@@ -22,6 +22,8 @@ from .errors import InvalidCommand
 __all__ = [
     "GENERATED_PREFIX",
     "ORDER_ID",
+    "SIDES",
+    "TEXT_MEMO",
     "Receipt",
     "check_client_order_id",
     "check_user_id",
@@ -44,6 +46,11 @@ ORDER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 GENERATED_PREFIX = "MC-"
 _ASSET = re.compile(r"^[A-Z0-9]{1,16}$")
 _SIDES = frozenset({"buy", "sell"})
+#: The sides an order takes, as the records write them.
+SIDES = _SIDES
+#: How many price (and quantity) strings a market remembers the record's text of
+#: (:attr:`~.market.Market.prices`).
+TEXT_MEMO = 4096
 _ORDER_TYPES = frozenset(kind.value.lower() for kind in OrderType)
 _TIME_IN_FORCE = frozenset(tif.value for tif in TimeInForce)
 _STP = frozenset(mode.value for mode in SelfTradePrevention)
@@ -66,6 +73,11 @@ class Receipt:
 
 
 _new_object = object.__new__
+#: Sets an instance's ``__dict__`` (the frozen dataclass's own ``__setattr__`` refuses every name): the
+#: fields in one dict display instead of a keyword dictionary merged into the instance's.
+_set_fields = Receipt.__dict__["__dict__"].__set__
+#: ``set_receipt_fields(receipt, fields)``: what :func:`receipt` sets, for a caller that writes it out.
+set_receipt_fields = _set_fields
 
 
 def receipt(position: int, order_id: str | None = None, order: dict[str, Any] | None = None) -> Receipt:
@@ -73,7 +85,7 @@ def receipt(position: int, order_id: str | None = None, order: dict[str, Any] | 
     dataclass sets each field through ``object.__setattr__``): the exchange makes one per command.
     The result is equal to the constructor's in every way (same fields, ``result`` a new empty dict)."""
     made: Receipt = _new_object(Receipt)
-    made.__dict__.update(position=position, order_id=order_id, order=order, result={})
+    _set_fields(made, {"position": position, "order_id": order_id, "order": order, "result": {}})
     return made
 
 

@@ -102,6 +102,9 @@ _PREFIX_LENGTH = len(GENERATED_PREFIX)
 _trade_values = operator.itemgetter(*TRADE_KEYS)
 #: What :meth:`Exchange._commit` returns for a replayed command without a command id (unread).
 _REPLAYED = Receipt(0)
+_SIDES = commands.SIDES
+_new_object = object.__new__
+_set_fields = commands.set_receipt_fields
 
 
 class _CommandFrame:
@@ -507,35 +510,102 @@ class Exchange(ExchangeReads, Listeners):
                 and (repeated := self._commands.lookup(check_command_id(command_id), "place")) is not None
             ):
                 return repeated
-            market = self._market(symbol)
-            config = market.config
-            args = commands.order_args(
-                config,
-                side,
-                quantity,
-                price,
-                order_type,
-                time_in_force,
-                expiry_time,
-                stop_price,
-                displayed_quantity,
-                trail_value,
-                trail_is_percent,
-                self_trade_prevention,
-            )
-            commands.check_user_id(user_id)
+            market = self._markets.get(symbol) if type(symbol) is str else None  # self._market, inlined
+            if market is None:
+                market = self._market(symbol)  # raises UnknownMarket (or finds a str subclass's)
+            # A plain GTC limit order given as strings (the most frequent order by far): its price and
+            # quantity strings, whose record texts the market may remember (Market.prices).
+            plain_price: str | None = None
+            plain_quantity = ""
+            price_text: str | None = None
+            quantity_text: str | None = None
+            if (
+                type(price) is str
+                and type(quantity) is str
+                and type(side) is str
+                and order_type == "limit"
+                and time_in_force is None
+                and expiry_time is None
+                and stop_price is None
+                and displayed_quantity is None
+                and trail_value is None
+                and trail_is_percent is False
+                and self_trade_prevention is None
+                and side in _SIDES
+            ):
+                plain_price = price
+                plain_quantity = quantity
+                price_text = market.prices.get(price)
+                if price_text is not None:
+                    quantity_text = market.quantities.get(quantity)
+            args: dict[str, Any] | None = None
+            if quantity_text is None:
+                args = commands.order_args(
+                    market.config,
+                    side,
+                    quantity,
+                    price,
+                    order_type,
+                    time_in_force,
+                    expiry_time,
+                    stop_price,
+                    displayed_quantity,
+                    trail_value,
+                    trail_is_percent,
+                    self_trade_prevention,
+                )
+                if plain_price is not None:
+                    market.remember_texts(plain_price, args["price"], plain_quantity, args["quantity"])
+            if type(user_id) is not str or not user_id:  # check_user_id's test, without its call
+                commands.check_user_id(user_id)
             client_id = (
                 None
                 if client_order_id is None
                 else self._orders.free_client_order_id(user_id, client_order_id)
             )
             order_id = f"{GENERATED_PREFIX}{self._next_order_no + 1}"
-            now = self._command_now(market)
+            now = max(self._clock(), self._now)
+            expiries = market.expiries
+            if (
+                (not expiries or expiries[0][0] > now)
+                and self._opened
+                and not self._failed
+                and self.journal.healthy
+                and not self._capture_stale
+            ):
+                # _command_now when no order of the market is due and the exchange accepts commands
+                # (_check_accepting passes) with nothing to refresh: the clock reading, set.
+                self._now = now
+            else:
+                now = self._command_now(market)
             # What the command frame (``with self._command_in(market)``) does, written out in the most
             # frequent command: no frame object and no calls of its __enter__ and __exit__.
             before = market.book.sequence
             try:
-                record = commands.place_record(now, order_id, client_id, user_id, args)
+                if args is None:
+                    # order_args' record of a plain limit order whose price and quantity strings this
+                    # market has seen (their texts are the ones order_args gave them): written out.
+                    record = {
+                        "op": "place",
+                        "ts": now,
+                        "order_id": order_id,
+                        "client_order_id": client_id,
+                        "user_id": user_id,
+                        "symbol": market.config.symbol,
+                        "side": side,
+                        "order_type": "limit",
+                        "price": price_text,
+                        "quantity": quantity_text,
+                        "time_in_force": "GTC",
+                        "expiry_time": None,
+                        "stop_price": None,
+                        "displayed_quantity": None,
+                        "trail_value": None,
+                        "trail_is_percent": False,
+                        "self_trade_prevention": None,
+                    }
+                else:
+                    record = commands.place_record(now, order_id, client_id, user_id, args)
                 if command_id is not None:
                     record["cid"] = command_id
                 apply.place(self.risk, market.book, record, check=True)
@@ -923,10 +993,11 @@ class Exchange(ExchangeReads, Listeners):
             sequence = book.sequence
             if not replaying:
                 record["seq"] = sequence
-                record["check"] = apply.fingerprint(book)
+                record["check"] = [len(book), book.counters()[1]]  # apply.fingerprint(book), inlined
             op = record["op"]
             if op == "place":
-                market.expires(record["expiry_time"], record["order_id"])
+                if record["expiry_time"] is not None:  # market.expires' own test, without its call
+                    market.expires(record["expiry_time"], record["order_id"])
             elif op == "modify":
                 market.expires(record["new_expiry_time"], record["order_id"])
             elif op == "routed" and record["error"] is None:
@@ -974,13 +1045,15 @@ class Exchange(ExchangeReads, Listeners):
             self._release.unreleased.remove(entry)
             self._failed = True
             raise ServiceUnavailable("the command journal cannot write") from exc
-        receipt = commands.receipt(position, order_id, order)
+        # commands.receipt(position, order_id, order), without its call.
+        made: Receipt = _new_object(Receipt)
+        _set_fields(made, {"position": position, "order_id": order_id, "order": order, "result": {}})
         if "cid" in record:
-            self._commands.remember(record["cid"], record["op"], now, receipt)
+            self._commands.remember(record["cid"], record["op"], now, made)
         self._since_checkpoint += 1
         if self._since_checkpoint >= self._checkpoint_due:
             self._checkpoint_step()
-        return receipt
+        return made
 
     def _track(
         self,
@@ -998,7 +1071,17 @@ class Exchange(ExchangeReads, Listeners):
         trades = market.trades
         for event_type, data in events:
             if event_type is TRADE_EXECUTED:
-                trades.append(dict(zip(TRADE_KEYS, _trade_values(data), strict=True)))
+                # TRADE_KEYS' values, in its order (a display: no zip or iterator per trade).
+                trades.append(
+                    {
+                        "trade_id": data["trade_id"],
+                        "price": data["price"],
+                        "quantity": data["quantity"],
+                        "taker_side": data["taker_side"],
+                        "timestamp": data["timestamp"],
+                        "sequence": data["sequence"],
+                    }
+                )
         return order
 
     # ------------------------------------------------------------------ replay

@@ -12,7 +12,7 @@ from typing import Any
 from manticore_orderbook import EventManager, OrderBook
 from manticore_storage.persister import BookPersister
 
-from .commands import ORDER_ID
+from .commands import ORDER_ID, TEXT_MEMO
 from .config import MarketConfig
 from .errors import OrderNotFound
 from .feed import CommandCapture
@@ -42,6 +42,24 @@ class Market:
     expiries: list[tuple[float, str]] = field(default_factory=list)
     #: The storage persister attached to the book (its change log feeds storage).
     persister: BookPersister | None = None
+    #: The record's text of price and quantity strings that a plain limit order of this market gave
+    #: (:func:`~.commands.order_args`), by the string as given: the same string always gives the same
+    #: text on the same grid, so an order whose two strings are both here needs no Decimal (see
+    #: ``Exchange.place_order``). At most :data:`~.commands.TEXT_MEMO` entries each.
+    prices: dict[str, str] = field(default_factory=dict)
+    quantities: dict[str, str] = field(default_factory=dict)
+
+    def remember_texts(self, price: str, price_text: str, quantity: str, quantity_text: str) -> None:
+        """Note what a plain limit order's ``price`` and ``quantity`` strings gave (emptying a memo
+        that is full first)."""
+        prices = self.prices
+        if len(prices) >= TEXT_MEMO:
+            prices.clear()
+        prices[price] = price_text
+        quantities = self.quantities
+        if len(quantities) >= TEXT_MEMO:
+            quantities.clear()
+        quantities[quantity] = quantity_text
 
     def expires(self, at: float | None, order_id: str) -> None:
         """Note that the live order ``order_id`` expires at ``at`` (None: never)."""

@@ -143,7 +143,8 @@ class RecentOrders:
                 self.recent_names[name] = oid
             if len(recent) > RECENT_ORDERS:
                 _, gone = recent.popitem(last=False)
-                self._forget_name(gone)
+                if gone.get("client_order_id") is not None:  # _forget_name's own test, without its call
+                    self._forget_name(gone)
         if base is None:
             return None
         state = dict(base)
@@ -154,7 +155,15 @@ class RecentOrders:
             for key in _FILL_ONLY:
                 state.pop(key, None)
         if state.get("status") not in TERMINAL:
-            _rested(state)
+            if (
+                state.get("stop_price") is None
+                and state.get("trail_value") is None
+                and state.get("displayed_quantity") is None
+            ):
+                # _rested of a plain order (no stop, no trail, no display size), without its call.
+                state["visible_quantity"] = state.get("remaining_quantity")
+            else:
+                _rested(state)
         return state
 
     def _forget_name(self, order: dict[str, Any]) -> None:

@@ -51,6 +51,25 @@ def test_receipt_equals_the_constructor() -> None:
         fast.position = 8  # type: ignore[misc]
 
 
+def test_place_order_receipt_equals_the_constructor(tmp_path: Path) -> None:
+    """The receipt ``_commit`` writes out is the constructor's (a fresh ``result`` each time)."""
+    exchange = new_exchange(tmp_path, Clock())
+    exchange.open()
+    try:
+        _fund(exchange, "alice")
+        first = exchange.place_order("alice", "BTC/USD", "buy", "0.1", price="100")
+        second = exchange.place_order("alice", "BTC/USD", "buy", "0.1", price="100")
+        for got in (first, second):
+            assert type(got) is Receipt
+            assert got == Receipt(got.position, got.order_id, got.order)
+            assert repr(got) == repr(Receipt(got.position, got.order_id, got.order))
+        assert first.result is not second.result and first.result == {}
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            first.order = None  # type: ignore[misc]
+    finally:
+        exchange.close(checkpoint=False)
+
+
 def test_capture_subscribes_one_handler_and_removes_it(tmp_path: Path) -> None:
     exchange = new_exchange(tmp_path, Clock())
     exchange.open()
