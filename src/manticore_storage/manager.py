@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from manticore_orderbook import EventType, InvalidOrderError, OrderBook
 
+from . import process as process_module
 from . import schema
 from .apply import Unit, UnitTuple, apply_units, as_unit, insert_ignore, upsert_orders
 from .direct import direct
@@ -77,7 +78,8 @@ class StorageManager(StorageReads):
             that building rows, binding and committing do not hold this process's GIL; see
             :mod:`~manticore_storage.process`), ``"thread"`` (a thread of this process) or ``"auto"``
             (the default; the environment variable ``MANTICORE_STORAGE_WRITER`` overrides it): the
-            process for a SQLite file on a platform that has one (not Windows), else the thread.
+            process for a SQLite file on a platform that has one (not Windows) when this process may
+            run on two or more CPUs (its affinity mask), else the thread.
             PostgreSQL and MySQL/MariaDB keep the thread under ``"auto"``.
 
     The schema is created or upgraded on first use. Numbers are stored exactly (see ``schema``); the
@@ -803,7 +805,8 @@ _WRITER_KINDS = ("auto", "process", "thread")
 
 def _writer_kind(requested: str | None, url: URL) -> str:
     """``"process"`` or ``"thread"``: ``requested``, else ``$MANTICORE_STORAGE_WRITER``, else
-    ``"auto"`` (the process for a SQLite file where :func:`~manticore_storage.process.supported`)."""
+    ``"auto"`` (the process for a SQLite file where :func:`~manticore_storage.process.supported` and
+    :func:`~manticore_storage.process.usable_cores` gives two or more)."""
     kind = requested if requested is not None else (os.environ.get(WRITER_ENV) or "auto")
     if kind not in _WRITER_KINDS:
         source = "writer" if requested is not None else WRITER_ENV
@@ -814,7 +817,11 @@ def _writer_kind(requested: str | None, url: URL) -> str:
             database in ("", ":memory:") or "mode=memory" in str(url) or database.startswith("file::memory:")
         )
         sqlite_file = url.get_backend_name() == "sqlite" and not in_memory
-        return "process" if sqlite_file and process_supported() else "thread"
+        return (
+            "process"
+            if sqlite_file and process_supported() and process_module.usable_cores() >= 2
+            else "thread"
+        )
     if kind == "process" and not process_supported():
         raise StorageError("writer='process' needs a POSIX platform: use writer='thread'")
     return kind

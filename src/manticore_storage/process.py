@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from .records import Market
     from .writer import WriteBehindWriter
 
-__all__ = ["WriterProcess", "WriterProcessDied", "main", "supported"]
+__all__ = ["WriterProcess", "WriterProcessDied", "main", "supported", "usable_cores"]
 
 _LOG = logging.getLogger("manticore_storage.process")
 
@@ -72,6 +72,16 @@ _BOOT = (
 def supported() -> bool:
     """Whether this platform can run the writer process (POSIX: it passes a socket descriptor)."""
     return os.name == "posix"
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask where the platform has one, else every CPU
+    of the machine). A writer process only pays off with a second one: on a single core it does the
+    thread's work plus the hand-off and the switches between processes."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        return len(affinity(0))
+    return os.cpu_count() or 1
 
 
 class WriterProcessDied(DisconnectionError):
@@ -264,6 +274,7 @@ def main() -> None:
     stats = _Stats()
     try:
         while True:
+            started = time.process_time()  # waiting for a message costs no CPU: reading it does
             try:
                 message = pickle.loads(channel.recv_bytes())
             except EOFError:
@@ -272,7 +283,6 @@ def main() -> None:
             if kind == "markets":
                 sink.markets = message[1]
             elif kind == "batch":
-                started = time.process_time()
                 retries = stats.retries
                 stats.last_error = None
                 write_with_retry(sink.write_batch, sink.record_failed_unit, message[1], stats)

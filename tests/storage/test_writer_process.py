@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, func, select
 
 from manticore_orderbook import EventType
 from manticore_storage import StorageManager, schema
+from manticore_storage import process as process_module
 from manticore_storage.apply import Unit
 from manticore_storage.owner import DatabaseInUse
 from manticore_storage.process import WriterProcess
@@ -67,6 +68,7 @@ def test_the_writer_is_chosen_by_argument_then_environment_then_url(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MANTICORE_STORAGE_WRITER", raising=False)
+    monkeypatch.setattr(process_module, "usable_cores", lambda: 2)
     cases = [
         (_url(tmp_path), None, "process"),
         ("sqlite://", None, "thread"),  # in memory: another process cannot see it
@@ -89,6 +91,30 @@ def test_the_writer_is_chosen_by_argument_then_environment_then_url(
     monkeypatch.setenv("MANTICORE_STORAGE_WRITER", "elsewhere")
     with pytest.raises(Exception, match="MANTICORE_STORAGE_WRITER must be one of"):
         StorageManager(_url(tmp_path))
+
+
+def test_auto_keeps_the_thread_on_a_single_core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one usable CPU (a pinned server) a writer process would only add the hand-off: auto keeps
+    the thread; asked for explicitly, the process still runs."""
+    monkeypatch.delenv("MANTICORE_STORAGE_WRITER", raising=False)
+    monkeypatch.setattr(process_module, "usable_cores", lambda: 1)
+    for writer, expected in ((None, "thread"), ("process", "process")):
+        storage = StorageManager(_url(tmp_path), writer=writer)
+        try:
+            assert storage.writer_kind == expected
+        finally:
+            storage.close()
+
+
+def test_usable_cores_follows_the_affinity_mask() -> None:
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no affinity mask on this platform")
+    script = "from manticore_storage.process import usable_cores; print(usable_cores())"
+    pinned = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert pinned.stdout.strip() == "1"
+    assert process_module.usable_cores() == len(os.sched_getaffinity(0))
 
 
 def test_flush_pending_count_and_make_durable_wait_for_the_child(tmp_path: Path) -> None:
