@@ -309,22 +309,41 @@ class RowBuilder:
             trail_value = self._store(Decimal(trail))
         else:
             trail_value = price[trail]
-        status = _status(kind, filled, open_, pending)
+        # The status the event path stores: a cancel or an expiry by kind, then by what is left open.
+        if kind == CHANGE_CANCELLED:
+            status = "cancelled"
+        elif kind == CHANGE_EXPIRED:
+            status = "expired"
+        elif pending:
+            status = "pending"
+        elif open_ == 0:
+            status = "filled" if filled else "cancelled"
+        else:
+            status = "partially_filled" if filled else "open"
+        # A resting order's open and visible quantities are mostly its quantity: one cache read.
+        stored_quantity = qty[quantity]
+        stored_open = stored_quantity if open_ == quantity else qty[open_]
+        if user_id.__class__ is str:
+            stored_user: str | None = user_id
+            user_is_int = False
+        else:
+            stored_user = None if user_id is None else str(user_id)
+            user_is_int = isinstance(user_id, int) and not isinstance(user_id, bool)
         return [
             self._symbol,
             order_id,
             side,
             None if price_ticks is None else price[price_ticks],
-            qty[quantity],
+            stored_quantity,
             qty[filled],
-            qty[open_],
-            qty[visible],
+            stored_open,
+            stored_open if visible == open_ else qty[visible],
             qty[peak] if peak else None,
             order_type,
             tif,
             expiry,
-            None if user_id is None else str(user_id),
-            isinstance(user_id, int) and not isinstance(user_id, bool),
+            stored_user,
+            user_is_int,
             timestamp,
             None if stop_ticks is None else price[stop_ticks],
             trail_value,
@@ -452,15 +471,3 @@ class _Decimals(dict[int, Any]):
         if len(self) < 4096:
             self[units] = value
         return value
-
-
-def _status(kind: int, filled: int, open_: int, pending: bool) -> str:
-    if kind == CHANGE_CANCELLED:
-        return "cancelled"
-    if kind == CHANGE_EXPIRED:
-        return "expired"
-    if pending:
-        return "pending"
-    if open_ == 0:
-        return "filled" if filled else "cancelled"
-    return "partially_filled" if filled else "open"
