@@ -51,6 +51,7 @@ __all__ = [
     "RowBuilder",
     "TradeRecord",
     "capture",
+    "decimal_text",
     "order_record",
 ]
 
@@ -257,13 +258,18 @@ class RowBuilder:
     def __init__(self, symbol: str, market: Market, id_prefix: str, store: StoreDecimal = _same) -> None:
         self._symbol = symbol
         self._id_prefix = id_prefix
-        to_price, to_qty = market.price_grid().to_decimal, market.quantity_grid().to_decimal
+        price_grid, qty_grid = market.price_grid(), market.quantity_grid()
+        to_price, to_qty = price_grid.to_decimal, qty_grid.to_decimal
         self._price = _Decimals(to_price)
         self._qty = _Decimals(to_qty)
         self._store = store
         if store is _same:
             self._price_out: _Decimals = self._price
             self._qty_out: _Decimals = self._qty
+        elif store is decimal_text:
+            # Grid.to_str writes format(to_decimal(units), "f") from the integer, without a Decimal.
+            self._price_out = _Decimals(price_grid.to_str, store(Decimal(0)))
+            self._qty_out = _Decimals(qty_grid.to_str, store(Decimal(0)))
         else:
             self._price_out = _Decimals(lambda units: store(to_price(units)), store(Decimal(0)))
             self._qty_out = _Decimals(lambda units: store(to_qty(units)), store(Decimal(0)))
@@ -453,6 +459,12 @@ class RowBuilder:
                 events.append((EventType.BOOK_CLEARED, {"symbol": self._symbol, "sequence": record[1]}))
         events.sort(key=lambda item: int(item[1]["sequence"]))
         return events
+
+
+def decimal_text(value: Decimal) -> object:
+    """A Decimal as SQLite stores it (see :class:`~manticore_storage.schema.ExactDecimal`): its ``"f"``
+    format."""
+    return format(value, "f")
 
 
 class _Decimals(dict[int, Any]):
