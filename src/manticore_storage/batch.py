@@ -35,6 +35,7 @@ from .capture import (
     RECORD_ORDER,
     RowBuilder,
     StoreDecimal,
+    decimal_text,
 )
 from .direct import Run, direct
 from .inline import InlinedStatement
@@ -59,10 +60,6 @@ __all__ = ["Statements", "is_captured", "statements_for", "store_decimal", "writ
 _MYSQL = ("mysql", "mariadb")
 
 
-def _decimal_text(value: Decimal) -> object:
-    return format(value, "f")
-
-
 def _same(value: Decimal) -> object:
     return value
 
@@ -76,7 +73,7 @@ def store_decimal(dialect_name: str) -> StoreDecimal:
     """How :class:`~manticore_storage.schema.ExactDecimal` binds a Decimal on ``dialect_name``: decimal
     text on SQLite, the Decimal on PostgreSQL, the Decimal checked to fit DECIMAL(65, 30) on MySQL."""
     if dialect_name == "sqlite":
-        return _decimal_text
+        return decimal_text
     if dialect_name in _MYSQL:
         return _mysql_decimal
     return _same

@@ -51,6 +51,7 @@ __all__ = [
     "RowBuilder",
     "TradeRecord",
     "capture",
+    "decimal_text",
     "order_record",
 ]
 
@@ -257,13 +258,18 @@ class RowBuilder:
     def __init__(self, symbol: str, market: Market, id_prefix: str, store: StoreDecimal = _same) -> None:
         self._symbol = symbol
         self._id_prefix = id_prefix
-        to_price, to_qty = market.price_grid().to_decimal, market.quantity_grid().to_decimal
+        price_grid, qty_grid = market.price_grid(), market.quantity_grid()
+        to_price, to_qty = price_grid.to_decimal, qty_grid.to_decimal
         self._price = _Decimals(to_price)
         self._qty = _Decimals(to_qty)
         self._store = store
         if store is _same:
             self._price_out: _Decimals = self._price
             self._qty_out: _Decimals = self._qty
+        elif store is decimal_text:
+            # Grid.to_str writes format(to_decimal(units), "f") from the integer, without a Decimal.
+            self._price_out = _Decimals(price_grid.to_str, store(Decimal(0)))
+            self._qty_out = _Decimals(qty_grid.to_str, store(Decimal(0)))
         else:
             self._price_out = _Decimals(lambda units: store(to_price(units)), store(Decimal(0)))
             self._qty_out = _Decimals(lambda units: store(to_qty(units)), store(Decimal(0)))
@@ -309,22 +315,41 @@ class RowBuilder:
             trail_value = self._store(Decimal(trail))
         else:
             trail_value = price[trail]
-        status = _status(kind, filled, open_, pending)
+        # The status the event path stores: a cancel or an expiry by kind, then by what is left open.
+        if kind == CHANGE_CANCELLED:
+            status = "cancelled"
+        elif kind == CHANGE_EXPIRED:
+            status = "expired"
+        elif pending:
+            status = "pending"
+        elif open_ == 0:
+            status = "filled" if filled else "cancelled"
+        else:
+            status = "partially_filled" if filled else "open"
+        # A resting order's open and visible quantities are mostly its quantity: one cache read.
+        stored_quantity = qty[quantity]
+        stored_open = stored_quantity if open_ == quantity else qty[open_]
+        if user_id.__class__ is str:
+            stored_user: str | None = user_id
+            user_is_int = False
+        else:
+            stored_user = None if user_id is None else str(user_id)
+            user_is_int = isinstance(user_id, int) and not isinstance(user_id, bool)
         return [
             self._symbol,
             order_id,
             side,
             None if price_ticks is None else price[price_ticks],
-            qty[quantity],
+            stored_quantity,
             qty[filled],
-            qty[open_],
-            qty[visible],
+            stored_open,
+            stored_open if visible == open_ else qty[visible],
             qty[peak] if peak else None,
             order_type,
             tif,
             expiry,
-            None if user_id is None else str(user_id),
-            isinstance(user_id, int) and not isinstance(user_id, bool),
+            stored_user,
+            user_is_int,
             timestamp,
             None if stop_ticks is None else price[stop_ticks],
             trail_value,
@@ -436,6 +461,12 @@ class RowBuilder:
         return events
 
 
+def decimal_text(value: Decimal) -> object:
+    """A Decimal as SQLite stores it (see :class:`~manticore_storage.schema.ExactDecimal`): its ``"f"``
+    format."""
+    return format(value, "f")
+
+
 class _Decimals(dict[int, Any]):
     """Units -> exact Decimal on one grid (or its stored form): ``decimals[units]``, remembering up to
     4096 values. A dict whose ``__missing__`` converts: a value met before is one dict lookup in C (a
@@ -452,15 +483,3 @@ class _Decimals(dict[int, Any]):
         if len(self) < 4096:
             self[units] = value
         return value
-
-
-def _status(kind: int, filled: int, open_: int, pending: bool) -> str:
-    if kind == CHANGE_CANCELLED:
-        return "cancelled"
-    if kind == CHANGE_EXPIRED:
-        return "expired"
-    if pending:
-        return "pending"
-    if open_ == 0:
-        return "filled" if filled else "cancelled"
-    return "partially_filled" if filled else "open"
