@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from manticore_auth import AuthError
 from manticore_matching import ExchangeError, InvalidCommand, OrderRejected, Receipt
 
+from .plainorder import plain_order
 from .schemas import ModifyIn, OrderIn
 from .security import Caller
 from .service import ExchangeService
@@ -65,8 +66,10 @@ class Submitted(NamedTuple):
 
 
 def parse_order(fields: Mapping[str, Any]) -> OrderIn:
-    """The order body, validated as ``POST /api/orders`` validates it (pydantic ValidationError)."""
-    return OrderIn.model_validate(fields)
+    """The order body, validated as ``POST /api/orders`` validates it (pydantic ValidationError); a
+    plain body is built by :func:`~manticore_api.plainorder.plain_order` (the same model)."""
+    order = plain_order(fields)
+    return order if order is not None else OrderIn.model_validate(fields)
 
 
 def parse_modify(fields: Mapping[str, Any]) -> ModifyIn:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -73,13 +74,17 @@ def signed_path(request: Request) -> str:
     return url.path + ("?" + url.query if url.query else "")
 
 
-def _headers(request: Request) -> dict[bytes, bytes]:
+def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     """The request's headers by lower-case name, the first of repeated ones winning (as
     ``request.headers.get``), without building Starlette's Headers."""
-    headers: dict[bytes, bytes] = {}
-    for name, value in request.scope["headers"]:
-        if name not in headers:
-            headers[name] = value
+    if type(raw) is not list:
+        raw = list(raw)
+    headers = dict(raw)  # the last of a repeated name wins here: redone below when a name repeats
+    if len(headers) != len(raw):
+        headers = {}
+        for name, value in raw:
+            if name not in headers:
+                headers[name] = value
     return headers
 
 
@@ -87,10 +92,6 @@ _KEY = KEY_HEADER.lower().encode()
 _TIMESTAMP = TIMESTAMP_HEADER.lower().encode()
 _SIGNATURE = SIGNATURE_HEADER.lower().encode()
 _USER = USER_HEADER.lower().encode()
-
-
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("latin-1")
 
 
 #: Callers by (user_id, username, role): one immutable Caller per user instead of one per request.
@@ -110,33 +111,36 @@ def _caller(user_id: str, username: str, role: str) -> Caller:
 
 async def authenticate(request: Request) -> Caller:
     """The caller of ``request``; raises AuthError (401) without valid credentials."""
-    app = request.scope["app"]
+    scope = request.scope
+    app = scope["app"]
     service = getattr(app, "exchange_service", None)  # see routes.deps.service_of
     if service is None:
         service = app.state.service
-    auth = service.auth
-    headers = _headers(request)
-    authorization = _text(headers.get(b"authorization"))
+    headers = _headers(scope["headers"])
+    authorization = headers.get(b"authorization")
     if authorization is not None:
-        scheme, _, token = authorization.partition(" ")
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise AuthError("malformed", "Authorization must be 'Bearer <session token>'")
-        user = auth.authenticate_session(token.strip())
+        user = service.auth.authenticate_session(token.strip())
         return _caller(user.user_id, user.username, user.role)
-    api_key = _text(headers.get(_KEY))
+    api_key = headers.get(_KEY)
     if api_key is not None:
+        timestamp = headers.get(_TIMESTAMP)
+        signature = headers.get(_SIGNATURE)
         body = await request.body()
-        user = auth.authenticate_request(
-            api_key=api_key,
-            timestamp=_text(headers.get(_TIMESTAMP)),
-            signature=_text(headers.get(_SIGNATURE)),
-            method=request.scope["method"],
+        user = service.auth.authenticate_request(
+            api_key=api_key.decode("latin-1"),
+            timestamp=None if timestamp is None else timestamp.decode("latin-1"),
+            signature=None if signature is None else signature.decode("latin-1"),
+            method=scope["method"],
             path=signed_path(request),
             body=body,
         )
         return _caller(user.user_id, user.username, user.role)
     if not service.require_auth:
-        name = _text(headers.get(_USER)) or "local"
+        user_name = headers.get(_USER)
+        name = "local" if not user_name else user_name.decode("latin-1")
         return _caller(name[:128], name[:128], "admin")
     raise AuthError("missing_credentials", "send an API key signature or a session token")
 

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from .. import order_entry
+from ..plainorder import plain_order
 from ..schemas import ModifyIn, OrderIn, OrderPlaced
 from ..security import Caller, authenticate
 from .deps import (
@@ -150,7 +151,9 @@ async def _place_order_lean(request: Request) -> Response:
     # authenticated (401), then the body validated (400).
     raw = await read_json_body(request)
     caller = await authenticate(request)
-    body = validated_body(_ORDER_IN, raw)
+    body = plain_order(raw)  # a plain body as pydantic would build it; anything else to pydantic
+    if body is None:
+        body = validated_body(_ORDER_IN, raw)
     return json_response(await _place(request, body, caller), 201)
 
 

@@ -135,7 +135,7 @@ class _Replies:
     refusals at once, accepted commands in journal order once durable (one waiter for the connection:
     the connection's commands are journaled in the order they run)."""
 
-    __slots__ = ("_connection", "_limit", "_metrics", "_pending", "_room", "_service", "_wakeup")
+    __slots__ = ("_connection", "_limit", "_metrics", "_pending", "_room", "_service", "_wakeup", "full")
 
     def __init__(self, connection: StreamConnection, service: ExchangeService, metrics: Metrics) -> None:
         self._connection = connection
@@ -144,13 +144,12 @@ class _Replies:
         self._limit = max(1, min(MAX_IN_FLIGHT, service.hub.max_queue // 4))
         #: (position, request id, the accepted command, is a placement), positions ascending.
         self._pending: deque[tuple[int, object, order_entry.Submitted, bool]] = deque()
-        self._wakeup = asyncio.Event()
+        #: The replier's future while it waits for a first pending command (None while it has some).
+        self._wakeup: asyncio.Future[None] | None = None
         self._room = asyncio.Event()
         self._room.set()
-
-    @property
-    def full(self) -> bool:
-        return len(self._pending) >= self._limit
+        #: Whether the in-flight limit of commands wait for durability (``len(_pending) >= _limit``).
+        self.full = False
 
     async def room(self) -> None:
         """Wait until fewer than the in-flight limit of commands wait for durability."""
@@ -168,10 +167,16 @@ class _Replies:
                 answer = (500, {"code": "internal", "message": "internal error"})
             self._respond_error(request_id, *answer)
             return
-        self._pending.append((submitted.position, request_id, submitted, request["op"] == "order.place"))
-        if len(self._pending) >= self._limit:
+        pending = self._pending
+        pending.append((submitted.position, request_id, submitted, request["op"] == "order.place"))
+        if len(pending) >= self._limit:
             self._room.clear()
-        self._wakeup.set()
+            self.full = True
+        wakeup = self._wakeup
+        if wakeup is not None:  # the replier waits for this command
+            self._wakeup = None
+            if not wakeup.done():
+                wakeup.set_result(None)
 
     def _run(
         self, request: dict[str, Any], request_id: object, caller: Caller | None
@@ -217,10 +222,11 @@ class _Replies:
         pending = self._pending
         connection = self._connection
         service = self._service
+        loop = asyncio.get_running_loop()
         while True:
             if not pending:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                wakeup = self._wakeup = loop.create_future()
+                await wakeup
                 continue
             try:
                 await service.durable(pending[0][0])
@@ -247,6 +253,7 @@ class _Replies:
                 if placed:
                     self._metrics.orders_placed.inc(placed)
             if len(pending) < self._limit:
+                self.full = False
                 self._room.set()
 
 
