@@ -96,6 +96,16 @@ def fill_view(data: OrderFilledPayload, fee_asset: str | None) -> dict[str, Any]
     }
 
 
+#: A fill message's and a trade message's keys in their order, ``type`` set: a message is a copy with
+#: the values stored. Copying a dict of string keys copies its key table in one block; a dict display
+#: inserts (hashes and probes) each key again.
+_FILL_TEMPLATE: dict[str, Any] = dict.fromkeys(("type", "user_id", *FILL_KEYS))
+_FILL_TEMPLATE.update(type="fill", status=None, filled_quantity=None, remaining_quantity=None)
+_TRADE_TEMPLATE: dict[str, Any] = dict.fromkeys(
+    ("type", "symbol", "trade_id", "price", "quantity", "taker_side", "timestamp", "sequence")
+)
+_TRADE_TEMPLATE["type"] = "trade"
+
 _NO_USER = _LEVEL_EVENTS | {EventType.BOOK_CLEARED}
 _USER_KEYS = ("user_id", "maker_user_id", "taker_user_id")
 
@@ -245,26 +255,23 @@ def _messages(
                         fee = "0"
                 else:
                     fee = money(fee)
-                private.append(
-                    {
-                        "type": "fill",
-                        "user_id": owner,
-                        "trade_id": data["trade_id"],
-                        "symbol": data["symbol"],
-                        "order_id": data["order_id"],
-                        "client_order_id": data["client_order_id"],
-                        "side": data["side"],
-                        "role": "maker" if data["is_maker"] else "taker",
-                        "price": data["fill_price"],
-                        "quantity": data["fill_quantity"],
-                        "fee": fee,
-                        "fee_asset": fee_asset,
-                        "timestamp": data["timestamp"],
-                        "status": data["status"],
-                        "filled_quantity": data["filled_quantity"],
-                        "remaining_quantity": data["remaining_quantity"],
-                    }
-                )
+                message = _FILL_TEMPLATE.copy()
+                message["user_id"] = owner
+                message["trade_id"] = data["trade_id"]
+                message["symbol"] = data["symbol"]
+                message["order_id"] = data["order_id"]
+                message["client_order_id"] = data["client_order_id"]
+                message["side"] = data["side"]
+                message["role"] = "maker" if data["is_maker"] else "taker"
+                message["price"] = data["fill_price"]
+                message["quantity"] = data["fill_quantity"]
+                message["fee"] = fee
+                message["fee_asset"] = fee_asset
+                message["timestamp"] = data["timestamp"]
+                message["status"] = data["status"]
+                message["filled_quantity"] = data["filled_quantity"]
+                message["remaining_quantity"] = data["remaining_quantity"]
+                private.append(message)
         elif event_type in _LEVEL_EVENTS:
             if book:
                 price = data["price"]
@@ -283,18 +290,15 @@ def _messages(
                     }
         elif event_type is _TRADE:
             if trades:
-                result.append(
-                    {
-                        "type": "trade",
-                        "symbol": data["symbol"],
-                        "trade_id": data["trade_id"],
-                        "price": data["price"],
-                        "quantity": data["quantity"],
-                        "taker_side": data["taker_side"],
-                        "timestamp": data["timestamp"],
-                        "sequence": data["sequence"],
-                    }
-                )
+                message = _TRADE_TEMPLATE.copy()
+                message["symbol"] = data["symbol"]
+                message["trade_id"] = data["trade_id"]
+                message["price"] = data["price"]
+                message["quantity"] = data["quantity"]
+                message["taker_side"] = data["taker_side"]
+                message["timestamp"] = data["timestamp"]
+                message["sequence"] = data["sequence"]
+                result.append(message)
         elif orders and event_type in _ORDER_EVENTS:
             owner = data.get("user_id")
             if owner is not None and (users is None or owner in users):
