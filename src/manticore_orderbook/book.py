@@ -452,6 +452,9 @@ class OrderBook:
         # check whether they are current.
         self._symbol = symbol
         self._build_templates()
+        for levels in (self._bid_levels, self._ask_levels):
+            for level in levels.values():
+                level.payload = None  # made again from the new templates when next needed
 
     @property
     def sequence(self) -> int:
@@ -729,11 +732,10 @@ class OrderBook:
                             self._sequence += 1
                             route = self._r[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
                             if route is not None:  # the level's data, as _level_dict builds it
-                                data = (self._level_templates[0] if buy else self._level_templates[1]).copy()
+                                payload = level.payload  # the level's own template: its price set
+                                data = (self._level_payload(level) if payload is None else payload).copy()
                                 data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                                 data["sequence"] = self._sequence
-                                out = level.price_out
-                                data["price"] = self._level_price(level) if out is None else out
                                 qdiv = self._qty_div
                                 data["quantity"] = (
                                     level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
@@ -876,13 +878,10 @@ class OrderBook:
                     self._sequence += 1
                     route = self._r[E_LEVEL_CHANGED]
                     if route is not None:  # the level's data (as _level_dict builds it, without a call)
-                        data = (
-                            self._level_templates[0] if order.side is BUY else self._level_templates[1]
-                        ).copy()
+                        payload = level.payload  # the level's own template: its price set
+                        data = (self._level_payload(level) if payload is None else payload).copy()
                         data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                         data["sequence"] = self._sequence
-                        out = level.price_out
-                        data["price"] = self._level_price(level) if out is None else out
                         qdiv = self._qty_div
                         data["quantity"] = (
                             level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
@@ -1522,11 +1521,10 @@ class OrderBook:
                 self._sequence += 1
                 route = self._r[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
                 if route is not None:  # the level's data (as _level_dict builds it, without a call)
-                    data = (self._level_templates[0] if buy else self._level_templates[1]).copy()
+                    payload = level.payload  # the level's own template: its price set
+                    data = (self._level_payload(level) if payload is None else payload).copy()
                     data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                     data["sequence"] = self._sequence
-                    out = level.price_out
-                    data["price"] = self._level_price(level) if out is None else out
                     qdiv = self._qty_div
                     data["quantity"] = level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
                     data["order_count"] = level.count
@@ -1689,11 +1687,10 @@ class OrderBook:
                 self._sequence += 1  # _emit_level, without a call
                 route = r[E_LEVEL_CHANGED]
                 if route is not None:  # the level's data (as _level_dict builds it, without a call)
-                    data = (self._level_templates[0] if not buy else self._level_templates[1]).copy()
+                    payload = level.payload  # the level's own template: its price set
+                    data = (self._level_payload(level) if payload is None else payload).copy()
                     data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                     data["sequence"] = self._sequence
-                    out = level.price_out
-                    data["price"] = self._level_price(level) if out is None else out
                     qdiv = self._qty_div
                     data["quantity"] = level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
                     data["order_count"] = level.count
@@ -2205,6 +2202,19 @@ class OrderBook:
         self._stamp = stamp
         self._stamp_at = now
         return stamp
+
+    def _level_payload(self, level: PriceLevel) -> dict[str, Any]:
+        """``level.payload``, made now: a copy of its side's PRICE_LEVEL template with the level's price.
+
+        Every event of the level copies it, so its events store four keys (timestamp, sequence,
+        quantity, order count), not five. The copy shares the template's table of keys
+        (``_shared_keys``), and so do its own copies. The symbol is in it: the ``symbol`` setter
+        forgets every level's payload."""
+        payload = (self._level_templates[0] if level.side is BUY else self._level_templates[1]).copy()
+        out = level.price_out  # _level_price inlined
+        payload["price"] = self._level_price(level) if out is None else out
+        level.payload = payload
+        return payload
 
     def _level_price(self, level: PriceLevel) -> object:
         """``level.price`` in the output format, converted once per level (``PriceLevel.price_out``)."""
@@ -2742,11 +2752,10 @@ class OrderBook:
 
     def _level_dict(self, level: PriceLevel, now: float) -> dict[str, Any]:
         """A price level event's data: symbol, timestamp, sequence, side, price, quantity, order_count."""
-        data = (self._level_templates[0] if level.side is BUY else self._level_templates[1]).copy()
+        payload = level.payload
+        data = (self._level_payload(level) if payload is None else payload).copy()
         data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
         data["sequence"] = self._sequence
-        price = level.price_out  # _level_price inlined
-        data["price"] = self._level_price(level) if price is None else price
         qdiv = self._qty_div
         data["quantity"] = level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
         data["order_count"] = level.count

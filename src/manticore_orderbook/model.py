@@ -291,9 +291,22 @@ class PriceLevel:
     iceberg quantity and ``count`` the number of live orders. ``price_out`` is the book's output
     number for ``price`` (a float by default), kept by the book once an event has needed it, so that the
     level's events and the trades at it share one object instead of converting the price again.
+    ``payload`` is the book's template for this level's PRICE_LEVEL events (its side's template with
+    the price set), likewise kept once an event has needed it: an event is a copy of it.
     """
 
-    __slots__ = ("count", "dead", "head", "orders", "price", "price_out", "reserve", "side", "total")
+    __slots__ = (
+        "count",
+        "dead",
+        "head",
+        "orders",
+        "payload",
+        "price",
+        "price_out",
+        "reserve",
+        "side",
+        "total",
+    )
 
     def __init__(self, price: int, side: Side) -> None:
         self.price = price
@@ -305,6 +318,7 @@ class PriceLevel:
         self.count = 0
         self.dead = 0
         self.price_out: object = None
+        self.payload: dict[str, object] | None = None
 
     def live_orders(self) -> list[Order]:
         """The live orders in time priority."""
