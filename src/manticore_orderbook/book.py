@@ -454,7 +454,7 @@ class OrderBook:
         self._build_templates()
         for levels in (self._bid_levels, self._ask_levels):
             for level in levels.values():
-                level.payload = None  # made again from the new templates when next needed
+                level.payload = level.fill_payload = None  # made again from the new templates
 
     @property
     def sequence(self) -> int:
@@ -2216,6 +2216,17 @@ class OrderBook:
         level.payload = payload
         return payload
 
+    def _level_fill_payload(self, level: PriceLevel, price: object) -> dict[str, Any]:
+        """``level.fill_payload``, made now: a copy of the ORDER_FILLED template of a maker on the
+        level's side with ``price`` (the level's price in the output format) as price and fill price,
+        the two keys a maker's fill then need not store. Forgotten as ``payload`` is."""
+        templates = self._fill_templates  # buy maker, buy taker, sell maker, sell taker
+        payload = (templates[0] if level.side is BUY else templates[2]).copy()
+        payload["price"] = price
+        payload["fill_price"] = price
+        level.fill_payload = payload
+        return payload
+
     def _level_price(self, level: PriceLevel) -> object:
         """``level.price`` in the output format, converted once per level (``PriceLevel.price_out``)."""
         out = level.price_out
@@ -2286,15 +2297,13 @@ class OrderBook:
         if fill_route is None:
             return
         # The maker's fill (what _fill_dict builds; a maker's price is the trade's).
-        templates = self._fill_templates  # buy maker, buy taker, sell maker, sell taker
-        data = (templates[0] if maker.side is BUY else templates[2]).copy()
+        payload = level.fill_payload  # the level's own maker template: price and fill price set
+        data = (self._level_fill_payload(level, price) if payload is None else payload).copy()
         data["order_id"] = maker.order_id
         extra = maker.extra
         if extra is not None and extra.client_order_id is not None:  # the templates say None
             data["client_order_id"] = extra.client_order_id
         data["trade_id"] = trade_id
-        data["price"] = price
-        data["fill_price"] = price
         lots = maker.quantity
         quantity = fill_quantity if fill_lots == lots else lots / qdiv if qdiv else self._qty_out(lots)
         data["quantity"] = quantity

@@ -293,11 +293,14 @@ class PriceLevel:
     level's events and the trades at it share one object instead of converting the price again.
     ``payload`` is the book's template for this level's PRICE_LEVEL events (its side's template with
     the price set), likewise kept once an event has needed it: an event is a copy of it.
+    ``fill_payload`` is the same for the ORDER_FILLED events of the makers resting here (price and
+    fill price set).
     """
 
     __slots__ = (
         "count",
         "dead",
+        "fill_payload",
         "head",
         "orders",
         "payload",
@@ -319,6 +322,7 @@ class PriceLevel:
         self.dead = 0
         self.price_out: object = None
         self.payload: dict[str, object] | None = None
+        self.fill_payload: dict[str, object] | None = None
 
     def live_orders(self) -> list[Order]:
         """The live orders in time priority."""
