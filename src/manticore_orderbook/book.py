@@ -454,7 +454,8 @@ class OrderBook:
         self._build_templates()
         for levels in (self._bid_levels, self._ask_levels):
             for level in levels.values():
-                level.payload = level.fill_payload = None  # made again from the new templates
+                # made again from the new templates when next needed
+                level.payload = level.fill_payload = level.added_payload = None
 
     @property
     def sequence(self) -> int:
@@ -1403,6 +1404,10 @@ class OrderBook:
         elif tif is FOK:
             self._emit_cancelled(order, now, "fok", order.open)
             return
+        # The level a non-crossing order will rest at, looked up once (for its ORDER_ADDED template
+        # and to rest the order) when ``looked``.
+        rest_level: PriceLevel | None = None
+        looked = False
         if announce:
             self._sequence += 1
             order.rank = self._sequence
@@ -1426,13 +1431,26 @@ class OrderBook:
                 changes = self._changes
                 if changes is not None:
                     changes.append((CHANGE_ADDED, order, self._sequence, None))
-                data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
+                template: dict[str, Any] | None = None
+                if not crosses and price is not None and tif is not IOC and tif is not FOK:
+                    # It will rest: joining a live level, its data is a copy of the level's own
+                    # template, whose price is set (the same number: the level's price converted).
+                    looked = True
+                    rest_level = (self._bid_levels if buy else self._ask_levels).get(order.price)  # type: ignore[arg-type]
+                    if rest_level is not None and rest_level.count:
+                        template = rest_level.added_payload
+                        if template is None:
+                            template = self._level_added_payload(rest_level)
+                if template is None:
+                    data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
+                    if price is not None:
+                        pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
+                        data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
+                else:
+                    data = template.copy()
                 data["order_id"] = order.order_id
                 if extra is not None and extra.client_order_id is not None:  # the templates say None
                     data["client_order_id"] = extra.client_order_id
-                if price is not None:
-                    pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
-                    data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
                 lots = order.quantity
                 open_lots = order.open
                 qdiv = self._qty_div
@@ -1503,7 +1521,7 @@ class OrderBook:
                 visible = peak if peak and peak < open_ else open_
                 order.visible = visible
                 levels = self._bid_levels if buy else self._ask_levels
-                level = levels.get(order.price)  # type: ignore[arg-type]
+                level = rest_level if looked else levels.get(order.price)  # type: ignore[arg-type]
                 if level is None or not level.count:
                     level = self._new_level(order, level)
                     created = True
@@ -2214,6 +2232,15 @@ class OrderBook:
         out = level.price_out  # _level_price inlined
         payload["price"] = self._level_price(level) if out is None else out
         level.payload = payload
+        return payload
+
+    def _level_added_payload(self, level: PriceLevel) -> dict[str, Any]:
+        """``level.added_payload``, made now: a copy of the ORDER_ADDED template of the level's side
+        with the level's price, for the plain orders that join the level. Forgotten as ``payload`` is."""
+        payload = (self._added_templates[0] if level.side is BUY else self._added_templates[1]).copy()
+        out = level.price_out  # _level_price inlined
+        payload["price"] = self._level_price(level) if out is None else out
+        level.added_payload = payload
         return payload
 
     def _level_fill_payload(self, level: PriceLevel, price: object) -> dict[str, Any]:

@@ -294,10 +294,11 @@ class PriceLevel:
     ``payload`` is the book's template for this level's PRICE_LEVEL events (its side's template with
     the price set), likewise kept once an event has needed it: an event is a copy of it.
     ``fill_payload`` is the same for the ORDER_FILLED events of the makers resting here (price and
-    fill price set).
+    fill price set), ``added_payload`` for the ORDER_ADDED events of orders that join the level.
     """
 
     __slots__ = (
+        "added_payload",
         "count",
         "dead",
         "fill_payload",
@@ -323,6 +324,7 @@ class PriceLevel:
         self.price_out: object = None
         self.payload: dict[str, object] | None = None
         self.fill_payload: dict[str, object] | None = None
+        self.added_payload: dict[str, object] | None = None
 
     def live_orders(self) -> list[Order]:
         """The live orders in time priority."""
