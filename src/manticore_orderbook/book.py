@@ -455,7 +455,7 @@ class OrderBook:
         for levels in (self._bid_levels, self._ask_levels):
             for level in levels.values():
                 # made again from the new templates when next needed
-                level.payload = level.fill_payload = level.added_payload = None
+                level.payload = level.fill_payload = level.added_payload = level.cancelled_payload = None
 
     @property
     def sequence(self) -> int:
@@ -872,7 +872,7 @@ class OrderBook:
                 self._sequence += 1
                 self._cancelled_count += 1
             else:
-                self._emit_cancelled(order, now, "user", order.open)
+                self._emit_cancelled(order, now, "user", order.open, level)
             if level is not None:
                 if level.count and level.dead <= level.count:
                     # _emit_level_after_removal's work when the level stays, without two calls
@@ -2044,11 +2044,14 @@ class OrderBook:
 
     # ------------------------------------------------------------------ events
 
-    def _emit_cancelled(self, order: Order, now: float, reason: str, amount: int) -> None:
-        """Queue ORDER_CANCELLED about ``order``: ``reason`` and ``amount``, the cancelled lots.
+    def _emit_cancelled(
+        self, order: Order, now: float, reason: str, amount: int, level: PriceLevel | None = None
+    ) -> None:
+        """Queue ORDER_CANCELLED about ``order``: ``reason`` and ``amount``, the cancelled lots;
+        ``level``, when given, the price level the order rested at (its price is the order's).
 
-        A plain order's data is built here, as ``_announce`` builds ORDER_ADDED's; others by
-        ``_order_dict``, with the same keys, order and values."""
+        A plain order's data is built here, as ``_announce`` builds ORDER_ADDED's (from ``level``'s own
+        template when given); others by ``_order_dict``, with the same keys, order and values."""
         self._sequence += 1
         self._cancelled_count += 1
         changes = self._changes
@@ -2074,14 +2077,20 @@ class OrderBook:
             data["order_timestamp"] = order.timestamp
             self._queue(route, data, now)
             return
-        data = (self._cancelled_templates[0] if order.side is BUY else self._cancelled_templates[1]).copy()
+        if level is None:
+            data = (
+                self._cancelled_templates[0] if order.side is BUY else self._cancelled_templates[1]
+            ).copy()
+            price = order.price
+            if price is not None:
+                pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
+                data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
+        else:  # the level's own template: its price set
+            payload = level.cancelled_payload
+            data = (self._level_cancelled_payload(level) if payload is None else payload).copy()
         data["order_id"] = order.order_id
         if extra is not None and extra.client_order_id is not None:  # the templates say None
             data["client_order_id"] = extra.client_order_id
-        price = order.price
-        if price is not None:
-            pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
-            data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
         lots = order.quantity
         open_lots = order.open
         qdiv = self._qty_div
@@ -2241,6 +2250,16 @@ class OrderBook:
         out = level.price_out  # _level_price inlined
         payload["price"] = self._level_price(level) if out is None else out
         level.added_payload = payload
+        return payload
+
+    def _level_cancelled_payload(self, level: PriceLevel) -> dict[str, Any]:
+        """``level.cancelled_payload``, made now: a copy of the ORDER_CANCELLED template of the level's
+        side with the level's price, for the plain orders cancelled from it. Forgotten as ``payload`` is."""
+        templates = self._cancelled_templates
+        payload = (templates[0] if level.side is BUY else templates[1]).copy()
+        out = level.price_out  # _level_price inlined
+        payload["price"] = self._level_price(level) if out is None else out
+        level.cancelled_payload = payload
         return payload
 
     def _level_fill_payload(self, level: PriceLevel, price: object) -> dict[str, Any]:

@@ -294,11 +294,13 @@ class PriceLevel:
     ``payload`` is the book's template for this level's PRICE_LEVEL events (its side's template with
     the price set), likewise kept once an event has needed it: an event is a copy of it.
     ``fill_payload`` is the same for the ORDER_FILLED events of the makers resting here (price and
-    fill price set), ``added_payload`` for the ORDER_ADDED events of orders that join the level.
+    fill price set), ``added_payload`` and ``cancelled_payload`` for the ORDER_ADDED and
+    ORDER_CANCELLED events of the orders that join and leave the level.
     """
 
     __slots__ = (
         "added_payload",
+        "cancelled_payload",
         "count",
         "dead",
         "fill_payload",
@@ -325,6 +327,7 @@ class PriceLevel:
         self.payload: dict[str, object] | None = None
         self.fill_payload: dict[str, object] | None = None
         self.added_payload: dict[str, object] | None = None
+        self.cancelled_payload: dict[str, object] | None = None
 
     def live_orders(self) -> list[Order]:
         """The live orders in time priority."""

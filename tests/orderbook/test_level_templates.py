@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 
 from manticore_orderbook import EventType, OrderBook
-from manticore_orderbook.payloads import ORDER_ADDED_KEYS, ORDER_FILLED_KEYS, PRICE_LEVEL_KEYS
+from manticore_orderbook.payloads import (
+    ORDER_ADDED_KEYS,
+    ORDER_CANCELLED_KEYS,
+    ORDER_FILLED_KEYS,
+    PRICE_LEVEL_KEYS,
+)
 
 from .support import FakeClock
 
@@ -101,6 +106,8 @@ def test_a_new_symbol_reaches_the_levels_templates() -> None:
     book, events = _book({}, symbol="OLD/USD")
     book.add_order("sell", "100.10", "1.0", order_id="m1")
     book.add_order("sell", "100.10", "1.0", order_id="m2")
+    book.add_order("sell", "100.10", "1.0", order_id="m0")
+    book.cancel_order("m0")  # the level's cancel template made (the level stays)
     book.add_order("buy", "100.10", "0.5", order_id="t0")  # every template of the level made
     book.symbol = "NEW/USD"
     events.clear()
@@ -145,3 +152,33 @@ def test_what_a_handler_does_to_a_payload_reaches_no_later_payload() -> None:
         assert data.get("price") in (99.9, 100.0, None)
         if kind in keys:
             assert list(data) == list(keys[kind])
+
+
+@pytest.mark.parametrize("fmt", FORMATS.values(), ids=FORMATS.keys())
+def test_orders_cancelled_from_a_level_are_reported_in_full(fmt: dict[str, Any]) -> None:
+    book, events = _book(fmt)
+    book.add_order("sell", "100.30", "0.7", order_id="a", user_id="u1", client_order_id="c-a")
+    book.add_order("sell", "100.30", "0.9", order_id="b")
+    book.add_order("buy", "100.30", "0.2", order_id="t", user_id="t")  # a trades 0.2
+    added = {data["order_id"]: data for data in _of(events, EventType.ORDER_ADDED)}
+    events.clear()
+    book.cancel_order("a")
+    book.cancel_order("b")
+    cancelled = _of(events, EventType.ORDER_CANCELLED)
+    assert [data["order_id"] for data in cancelled] == ["a", "b"]
+    for data in cancelled:
+        assert list(data) == list(ORDER_CANCELLED_KEYS)
+        before = added[data["order_id"]]
+        for key in ("symbol", "side", "price", "quantity", "order_type", "time_in_force", "user_id"):
+            assert data[key] == before[key], key
+            assert type(data[key]) is type(before[key]), key
+        assert data["status"] == "cancelled"
+        assert data["reason"] == "user"
+        assert data["remaining_quantity"] == data["cancelled_quantity"] == data["visible_quantity"]
+    a, b = cancelled
+    assert a["client_order_id"] == "c-a"
+    assert b["client_order_id"] is None  # a's is not carried to the next order cancelled at the level
+    assert b["user_id"] is None
+    assert float(b["filled_quantity"]) == 0
+    assert b["cancelled_quantity"] == b["quantity"]
+    assert float(a["filled_quantity"]) != 0
