@@ -128,7 +128,10 @@ async def authenticate(request: Request) -> Caller:
     if api_key is not None:
         timestamp = headers.get(_TIMESTAMP)
         signature = headers.get(_SIGNATURE)
-        body = await request.body()
+        # The order routes read the body before authenticating: Starlette keeps it as ``_body``.
+        body = request.__dict__.get("_body")
+        if body is None:
+            body = await request.body()
         user = service.auth.authenticate_request(
             api_key=api_key.decode("latin-1"),
             timestamp=None if timestamp is None else timestamp.decode("latin-1"),

@@ -33,6 +33,9 @@ from .passwords import (
 from .replay import ReplayGuard, ReplayVerdict
 from .secretbox import SecretBox
 from .signing import (
+    MAX_PATH_LENGTH,
+    MAX_TIMESTAMP_DIGITS,
+    PLAIN_METHODS,
     canonical_api_key,
     canonical_method,
     canonical_path,
@@ -362,6 +365,9 @@ class AuthManager:
                 ``revoked_key``, ``bad_signature`` or ``replayed`` (all status 401).
             AuthConfigError: the key's stored secret cannot be opened with this master key.
         """
+        user = self._accept_plain_request(api_key, timestamp, signature, method, path, body)
+        if user is not None:
+            return user
         if _is_missing(api_key) or _is_missing(timestamp) or _is_missing(signature):
             raise AuthError("missing_credentials", "api key, timestamp and signature are all required")
         key = canonical_api_key(api_key)
@@ -392,6 +398,65 @@ class AuthManager:
             raise AuthError("replayed", "request was already accepted")
         if verdict is ReplayVerdict.STALE:
             raise AuthError("stale_timestamp", f"timestamp is older than {self.window_seconds:g} s")
+        return entry.user
+
+    def _accept_plain_request(
+        self,
+        api_key: object,
+        timestamp: object,
+        signature: object,
+        method: object,
+        path: object,
+        body: object,
+    ) -> User | None:
+        """The user of a request that every check of :meth:`authenticate_request` accepts, in one frame
+        (the request as servers pass it: ``str`` key, timestamp, signature, method and path, ``bytes``
+        body, a cached key); None when any part is unusual or any check fails, and then nothing was
+        recorded (the caller runs the full checks, which raise the right error). Only the last step,
+        the replay guard's, records anything, and only for a request it accepts."""
+        if not (
+            type(api_key) is str
+            and type(timestamp) is str
+            and type(signature) is str
+            and type(path) is str
+            and type(body) is bytes
+            and type(method) is str
+            and method in PLAIN_METHODS
+            and 0 < len(timestamp) <= MAX_TIMESTAMP_DIGITS
+            and timestamp.isascii()
+            and timestamp.isdigit()
+            and len(signature) == 64
+            and signature.isascii()
+            and 0 < len(path) <= MAX_PATH_LENGTH
+            and path[0] == "/"
+            and path.isascii()
+            and path.isprintable()
+        ):
+            return None
+        now = float(self._clock())
+        # Only canonical keys are cached (_key), so a hit needs no check of the key's characters.
+        entry = self._keys.get(api_key, now)
+        if entry is None or entry.revoked or entry.mac is None:
+            return None
+        try:
+            given = bytes.fromhex(signature)
+        except ValueError:
+            return None
+        timestamp_ms = int(timestamp)
+        now_ms = now * 1000.0
+        if (
+            len(given) != 32  # fromhex skips whitespace: 32 bytes means 64 hex digits
+            or timestamp_ms < now_ms - self._window_ms
+            or timestamp_ms > now_ms + self._future_ms
+            or timestamp_ms < self._started_ms
+        ):
+            return None
+        mac = entry.mac.copy()
+        mac.update(f"{timestamp}{method}{path}".encode("ascii") + body)
+        if not hmac.compare_digest(mac.digest(), given):
+            return None
+        if self._replay.accept(api_key, given, timestamp_ms, now_ms) is not ReplayVerdict.ACCEPTED:
+            return None
         return entry.user
 
     def verify_signature(self, *, api_key: str | None, message: bytes, signature: str | None) -> User:

@@ -30,6 +30,8 @@ from .errors import AuthError
 __all__ = [
     "MAX_API_KEY_LENGTH",
     "MAX_PATH_LENGTH",
+    "MAX_TIMESTAMP_DIGITS",
+    "PLAIN_METHODS",
     "Mac",
     "canonical_api_key",
     "canonical_method",
@@ -55,7 +57,7 @@ _DIGITS = re.compile(r"[0-9]+")
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: Methods that are their own canonical form (checked by a set look-up instead of the pattern).
-_PLAIN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+PLAIN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
 def _malformed(what: str) -> AuthError:
@@ -91,7 +93,7 @@ def canonical_timestamp(timestamp: object) -> str:
 
 def canonical_method(method: object) -> str:
     """The upper-cased HTTP method (1-16 ASCII letters); else ``malformed``."""
-    if type(method) is str and method in _PLAIN_METHODS:
+    if type(method) is str and method in PLAIN_METHODS:
         return method
     if not isinstance(method, str) or not _METHOD.fullmatch(method):
         raise _malformed("method must be 1-16 ASCII letters")

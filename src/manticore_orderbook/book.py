@@ -414,8 +414,8 @@ class OrderBook:
         self._bid_levels: dict[int, PriceLevel] = {}
         self._ask_levels: dict[int, PriceLevel] = {}
         self._kept_empty = 0  # emptied levels kept in the two dicts, at most about half of them
-        self._bid_prices = PriceIndex()
-        self._ask_prices = PriceIndex()
+        self._bid_prices = PriceIndex(self._bid_levels)
+        self._ask_prices = PriceIndex(self._ask_levels)
         self._expiries: list[tuple[float, int, Order]] = []
         self._buy_stops: list[tuple[int, int, Order]] = []
         self._sell_stops: list[tuple[int, int, Order]] = []
@@ -1720,7 +1720,7 @@ class OrderBook:
             else:
                 level.clear()
                 del levels[best]
-                index.remove(best)
+                index.remove_level(level)
                 self._emit_level_removed(level, now)
             if not alive:
                 break
@@ -1842,7 +1842,7 @@ class OrderBook:
             levels[price] = kept
         else:
             self._kept_empty -= 1
-        index.add(price)
+        index.add_level(kept)
         return kept
 
     def _remove(self, order: Order) -> PriceLevel | None:
@@ -1880,7 +1880,7 @@ class OrderBook:
         price = level.price
         chunks = index._chunks
         at_an_end = price == chunks[0][0] or price == chunks[-1][-1]
-        index.remove(price)
+        index.remove_level(level)
         level.clear()
         if at_an_end:
             del levels[price]
@@ -1895,6 +1895,8 @@ class OrderBook:
 
     def _drop_empty_levels(self) -> None:
         """Delete the emptied levels kept in the level dicts (O(levels), amortised over the removals)."""
+        self._bid_prices.drop_marked()  # the marked levels are among them
+        self._ask_prices.drop_marked()
         for levels in (self._bid_levels, self._ask_levels):
             for price in [price for price, level in levels.items() if not level.count]:
                 del levels[price]

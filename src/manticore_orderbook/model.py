@@ -291,6 +291,8 @@ class PriceLevel:
     iceberg quantity and ``count`` the number of live orders. ``price_out`` is the book's output
     number for ``price`` (a float by default), kept by the book once an event has needed it, so that the
     level's events and the trades at it share one object instead of converting the price again.
+    ``marked`` is the :class:`~manticore_orderbook.price_index.PriceIndex`'s own: True while the level
+    was removed from the index away from its ends and its price is still in the index's chunks.
     ``payload`` is the book's template for this level's PRICE_LEVEL events (its side's template with
     the price set), likewise kept once an event has needed it: an event is a copy of it.
     ``fill_payload`` is the same for the ORDER_FILLED events of the makers resting here (price and
@@ -305,6 +307,7 @@ class PriceLevel:
         "dead",
         "fill_payload",
         "head",
+        "marked",
         "orders",
         "payload",
         "price",
@@ -324,6 +327,7 @@ class PriceLevel:
         self.count = 0
         self.dead = 0
         self.price_out: object = None
+        self.marked = False
         self.payload: dict[str, object] | None = None
         self.fill_payload: dict[str, object] | None = None
         self.added_payload: dict[str, object] | None = None

@@ -5,13 +5,20 @@ each chunk's maximum, in the manner of a B-tree of height two. Insert costs a bi
 memmove of at most one chunk; the best (lowest or highest) price is read in O(1). The empty chunk list
 is never kept: every chunk holds at least one price.
 
+Each price stands for a :class:`~manticore_orderbook.model.PriceLevel` found in a price -> level dict:
+the book's own level dict (``PriceIndex(levels)``, driven through :meth:`PriceIndex.add_level` and
+:meth:`PriceIndex.remove_level`), or one the index keeps itself (``PriceIndex()``, driven with plain
+prices through :meth:`PriceIndex.add` and :meth:`PriceIndex.remove`).
+
 Removal is lazy away from the ends. Taking out the lowest or highest price is done at once (that is
-where the book trades); any other price is only marked removed, in a set, in O(1). On a deep book a
-cancel far from the top would otherwise pay two binary searches over boxed integers scattered through
-memory plus a memmove, a dozen or more cache misses; the mark costs one. Marked prices stay in the
-chunks: an end that reaches one sweeps it out at once, so ``min``/``max`` and the chunk ends are
-always present prices; iteration skips marks; adding a marked price back clears its mark; and when
-marks outnumber present prices the chunks are rebuilt without them (amortised O(1) per removal).
+where the book trades); any other price is only marked removed, in O(1), by a flag on its level
+(``PriceLevel.marked``): on a deep book a cancel far from the top would otherwise pay two binary
+searches over boxed integers scattered through memory plus a memmove, a dozen or more cache misses,
+and a set of marked prices would cost a hash-table insert into a cold slot plus a boxed price. Marked
+prices stay in the chunks (their levels must stay in the dict meanwhile): an end that reaches one
+sweeps it out at once, so ``min``/``max`` and the chunk ends are always present prices; iteration
+skips marks; adding a marked level back clears its mark; and when marks outnumber present prices the
+chunks are rebuilt without them (amortised O(1) per removal).
 """
 
 from __future__ import annotations
@@ -19,20 +26,31 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 
+from .enums import Side
+from .model import PriceLevel
+
 __all__ = ["PriceIndex"]
 
 
 class PriceIndex:
-    """Sorted unique integers with O(1) min/max and O(log n + load) insert/remove."""
+    """Sorted unique integers with O(1) min/max and O(log n + load) insert/remove.
 
-    __slots__ = ("_chunks", "_load", "_marked", "_maxes", "_size")
+    With ``levels`` (the book's price -> level dict of one side) every price added must have its level
+    in that dict from :meth:`add_level` until it is taken out (an end's removal, a sweep, a rebuild or
+    :meth:`drop_marked`); a removed level that stays marked must stay in the dict. Without, the index
+    keeps a dict of its own and is used with plain prices.
+    """
 
-    def __init__(self, load: int = 256) -> None:
+    __slots__ = ("_chunks", "_levels", "_load", "_marks", "_maxes", "_own", "_size")
+
+    def __init__(self, levels: dict[int, PriceLevel] | None = None, load: int = 256) -> None:
         self._chunks: list[list[int]] = []
         self._maxes: list[int] = []
         self._load = load
         self._size = 0  # present prices (the chunks also hold the marked ones)
-        self._marked: set[int] = set()  # removed prices still in the chunks, never at either end
+        self._marks = 0  # removed prices still in the chunks (marked levels), never at either end
+        self._own = levels is None  # the index's own dict: add/remove by price
+        self._levels: dict[int, PriceLevel] = {} if levels is None else levels
 
     def __len__(self) -> int:
         return self._size
@@ -41,23 +59,38 @@ class PriceIndex:
         return self._size > 0
 
     def __contains__(self, price: int) -> bool:
-        if price in self._marked:
-            return False
         maxes = self._maxes
         i = bisect_left(maxes, price)
         if i == len(maxes):
             return False
         chunk = self._chunks[i]
         j = bisect_left(chunk, price)
-        return chunk[j] == price
+        return chunk[j] == price and not self._levels[price].marked
 
     def add(self, price: int) -> None:
-        """Insert ``price``, which must not be present already."""
+        """Insert ``price``, which must not be present already (an index made without ``levels``)."""
+        levels = self._levels
+        level = levels.get(price)
+        if level is None:
+            level = PriceLevel(price, Side.BUY)
+            levels[price] = level
+        self.add_level(level)
+
+    def remove(self, price: int) -> None:
+        """Remove ``price``, which must be present (an index made without ``levels``)."""
+        level = self._levels[price]
+        self.remove_level(level)
+        if not level.marked:  # taken out at an end (a rebuild has dropped it from the dict already)
+            self._levels.pop(price, None)
+
+    def add_level(self, level: PriceLevel) -> None:
+        """Insert ``level``'s price, which must not be present already (a marked level is present again)."""
         self._size += 1
-        marked = self._marked
-        if marked and price in marked:  # still in its chunk: present again
-            marked.remove(price)
+        if level.marked:  # still in its chunk: present again
+            level.marked = False
+            self._marks -= 1
             return
+        price = level.price
         maxes = self._maxes
         if not maxes:
             self._chunks.append([price])
@@ -84,38 +117,64 @@ class PriceIndex:
             self._chunks.insert(i + 1, upper)
             maxes.insert(i + 1, upper[-1])
 
-    def remove(self, price: int) -> None:
-        """Remove ``price``, which must be present: at once at either end, otherwise by a mark."""
+    def remove_level(self, level: PriceLevel) -> None:
+        """Remove ``level``'s price, which must be present: at once at either end, otherwise by a mark."""
         self._size -= 1
+        price = level.price
         chunks = self._chunks
         if price == chunks[0][0] or price == chunks[-1][-1]:
             self._take_out(price)
-            if self._marked:
+            if self._marks:
                 self._sweep_ends()
             return
-        marked = self._marked
-        marked.add(price)
-        if len(marked) > self._size + self._load:
+        level.marked = True
+        self._marks += 1
+        if self._marks > self._size + self._load:
+            self._rebuild()
+
+    def drop_marked(self) -> None:
+        """Take every marked price out of the chunks and clear its level's mark (before the owner of
+        ``levels`` deletes emptied levels from it)."""
+        if self._marks:
             self._rebuild()
 
     def _sweep_ends(self) -> None:
         """Take out marked prices that an end has reached, until both ends are present prices."""
-        marked = self._marked
+        levels = self._levels
         chunks = self._chunks
-        while chunks and chunks[0][0] in marked:
+        while chunks:
             low = chunks[0][0]
-            marked.remove(low)
+            level = levels[low]
+            if not level.marked:
+                break
+            self._unmark_out(level)
             self._take_out(low)
-        while chunks and chunks[-1][-1] in marked:
+        while chunks:
             high = chunks[-1][-1]
-            marked.remove(high)
+            level = levels[high]
+            if not level.marked:
+                break
+            self._unmark_out(level)
             self._take_out(high)
+
+    def _unmark_out(self, level: PriceLevel) -> None:
+        """Clear the mark of ``level``, whose price leaves the chunks (and the own dict, if any)."""
+        level.marked = False
+        self._marks -= 1
+        if self._own:
+            del self._levels[level.price]
 
     def _rebuild(self) -> None:
         """Drop every marked price from the chunks (they outnumber the present ones)."""
-        marked = self._marked
-        present = [price for chunk in self._chunks for price in chunk if price not in marked]
-        marked.clear()
+        levels = self._levels
+        present: list[int] = []
+        for chunk in self._chunks:
+            for price in chunk:
+                level = levels[price]
+                if level.marked:
+                    self._unmark_out(level)
+                else:
+                    present.append(price)
         load = self._load
         self._chunks = [present[i : i + load] for i in range(0, len(present), load)]
         self._maxes = [chunk[-1] for chunk in self._chunks]
@@ -161,42 +220,61 @@ class PriceIndex:
 
     def ascending(self) -> Iterator[int]:
         """Prices from lowest to highest."""
-        marked = self._marked
+        levels = self._levels
         for chunk in self._chunks:
-            if marked:
+            if self._marks:
                 for price in chunk:
-                    if price not in marked:
+                    if not levels[price].marked:
                         yield price
             else:
                 yield from chunk
 
     def descending(self) -> Iterator[int]:
         """Prices from highest to lowest."""
-        marked = self._marked
+        levels = self._levels
         for chunk in reversed(self._chunks):
-            if marked:
+            if self._marks:
                 for price in reversed(chunk):
-                    if price not in marked:
+                    if not levels[price].marked:
                         yield price
             else:
                 yield from reversed(chunk)
 
+    def marked_prices(self) -> set[int]:
+        """The removed prices still in the chunks (for tests)."""
+        levels = self._levels
+        return {price for chunk in self._chunks for price in chunk if levels[price].marked}
+
     def clear(self) -> None:
-        """Remove every price."""
+        """Remove every price (the marks of levels still marked are cleared)."""
+        levels = self._levels
+        for chunk in self._chunks:
+            for price in chunk:
+                level = levels.get(price)
+                if level is not None:
+                    level.marked = False
+        if self._own:
+            levels.clear()
         self._chunks.clear()
         self._maxes.clear()
-        self._marked.clear()
+        self._marks = 0
         self._size = 0
 
     def check_invariants(self) -> None:
         """Raise AssertionError if the internal structure is inconsistent (used by tests)."""
         flat = [p for chunk in self._chunks for p in chunk]
         assert flat == sorted(set(flat)), "prices not strictly ascending"
-        assert self._marked <= set(flat), "a marked price is not in the chunks"
-        assert len(flat) - len(self._marked) == self._size, "size out of date"
+        levels = self._levels
+        assert all(p in levels and levels[p].price == p for p in flat), "a listed price has no level"
+        marked = self.marked_prices()
+        assert len(marked) == self._marks, "mark count out of date"
+        assert len(flat) - self._marks == self._size, "size out of date"
+        if self._own:
+            assert set(levels) == set(flat), "own levels out of date"
+            assert not any(level.marked for price, level in levels.items() if price not in marked)
         if flat:
-            assert flat[0] not in self._marked and flat[-1] not in self._marked, "an end is marked"
-        assert len(self._marked) <= self._size + self._load, "marks not rebuilt away"
+            assert flat[0] not in marked and flat[-1] not in marked, "an end is marked"
+        assert self._marks <= self._size + self._load, "marks not rebuilt away"
         assert all(self._chunks), "empty chunk kept"
         assert self._maxes == [chunk[-1] for chunk in self._chunks], "chunk maxima out of date"
         assert all(len(chunk) <= 2 * self._load for chunk in self._chunks), "chunk too large"

@@ -352,7 +352,7 @@ def _load_trusted(
             if level is None:
                 level = PriceLevel(price, side)
                 levels[price] = level
-                level_prices.add(price)
+                level_prices.add_level(level)
             elif level.count or len(level.orders) > level.head:
                 revisited[id(level)] = level
             append = level.orders.append

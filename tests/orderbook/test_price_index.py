@@ -96,13 +96,13 @@ def test_removal_away_from_the_ends_is_a_mark_that_iteration_and_membership_resp
     for price in (5, 6, 7, 15):
         index.remove(price)
     index.check_invariants()
-    assert index._marked == {5, 6, 7, 15}  # still in the chunks, only marked
+    assert index.marked_prices() == {5, 6, 7, 15}  # still in the chunks, only marked
     assert len(index) == 16
     assert 6 not in index and 8 in index
     assert list(index.ascending()) == [p for p in range(1, 21) if p not in {5, 6, 7, 15}]
     assert list(index.descending()) == sorted(index.ascending(), reverse=True)
     index.add(6)  # a marked price comes back without being inserted again
-    assert 6 in index and index._marked == {5, 7, 15}
+    assert 6 in index and index.marked_prices() == {5, 7, 15}
     index.check_invariants()
 
 
@@ -116,7 +116,7 @@ def test_an_end_that_reaches_marked_prices_sweeps_them_out() -> None:
     index.remove(10)  # the highest: 9 and 8 go with it
     index.check_invariants()
     assert (index.min(), index.max()) == (5, 7)
-    assert index._marked == set()
+    assert index.marked_prices() == set()
     assert index._chunks == [[5, 6, 7]]
 
 
