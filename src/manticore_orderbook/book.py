@@ -452,6 +452,10 @@ class OrderBook:
         # check whether they are current.
         self._symbol = symbol
         self._build_templates()
+        for levels in (self._bid_levels, self._ask_levels):
+            for level in levels.values():
+                # made again from the new templates when next needed
+                level.payload = level.fill_payload = level.added_payload = level.cancelled_payload = None
 
     @property
     def sequence(self) -> int:
@@ -729,11 +733,10 @@ class OrderBook:
                             self._sequence += 1
                             route = self._r[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
                             if route is not None:  # the level's data, as _level_dict builds it
-                                data = (self._level_templates[0] if buy else self._level_templates[1]).copy()
+                                payload = level.payload  # the level's own template: its price set
+                                data = (self._level_payload(level) if payload is None else payload).copy()
                                 data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                                 data["sequence"] = self._sequence
-                                out = level.price_out
-                                data["price"] = self._level_price(level) if out is None else out
                                 qdiv = self._qty_div
                                 data["quantity"] = (
                                     level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
@@ -869,20 +872,17 @@ class OrderBook:
                 self._sequence += 1
                 self._cancelled_count += 1
             else:
-                self._emit_cancelled(order, now, "user", order.open)
+                self._emit_cancelled(order, now, "user", order.open, level)
             if level is not None:
                 if level.count and level.dead <= level.count:
                     # _emit_level_after_removal's work when the level stays, without two calls
                     self._sequence += 1
                     route = self._r[E_LEVEL_CHANGED]
                     if route is not None:  # the level's data (as _level_dict builds it, without a call)
-                        data = (
-                            self._level_templates[0] if order.side is BUY else self._level_templates[1]
-                        ).copy()
+                        payload = level.payload  # the level's own template: its price set
+                        data = (self._level_payload(level) if payload is None else payload).copy()
                         data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                         data["sequence"] = self._sequence
-                        out = level.price_out
-                        data["price"] = self._level_price(level) if out is None else out
                         qdiv = self._qty_div
                         data["quantity"] = (
                             level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
@@ -1404,6 +1404,10 @@ class OrderBook:
         elif tif is FOK:
             self._emit_cancelled(order, now, "fok", order.open)
             return
+        # The level a non-crossing order will rest at, looked up once (for its ORDER_ADDED template
+        # and to rest the order) when ``looked``.
+        rest_level: PriceLevel | None = None
+        looked = False
         if announce:
             self._sequence += 1
             order.rank = self._sequence
@@ -1427,13 +1431,26 @@ class OrderBook:
                 changes = self._changes
                 if changes is not None:
                     changes.append((CHANGE_ADDED, order, self._sequence, None))
-                data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
+                template: dict[str, Any] | None = None
+                if not crosses and price is not None and tif is not IOC and tif is not FOK:
+                    # It will rest: joining a live level, its data is a copy of the level's own
+                    # template, whose price is set (the same number: the level's price converted).
+                    looked = True
+                    rest_level = (self._bid_levels if buy else self._ask_levels).get(order.price)  # type: ignore[arg-type]
+                    if rest_level is not None and rest_level.count:
+                        template = rest_level.added_payload
+                        if template is None:
+                            template = self._level_added_payload(rest_level)
+                if template is None:
+                    data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
+                    if price is not None:
+                        pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
+                        data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
+                else:
+                    data = template.copy()
                 data["order_id"] = order.order_id
                 if extra is not None and extra.client_order_id is not None:  # the templates say None
                     data["client_order_id"] = extra.client_order_id
-                if price is not None:
-                    pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
-                    data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
                 lots = order.quantity
                 open_lots = order.open
                 qdiv = self._qty_div
@@ -1504,7 +1521,7 @@ class OrderBook:
                 visible = peak if peak and peak < open_ else open_
                 order.visible = visible
                 levels = self._bid_levels if buy else self._ask_levels
-                level = levels.get(order.price)  # type: ignore[arg-type]
+                level = rest_level if looked else levels.get(order.price)  # type: ignore[arg-type]
                 if level is None or not level.count:
                     level = self._new_level(order, level)
                     created = True
@@ -1522,11 +1539,10 @@ class OrderBook:
                 self._sequence += 1
                 route = self._r[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
                 if route is not None:  # the level's data (as _level_dict builds it, without a call)
-                    data = (self._level_templates[0] if buy else self._level_templates[1]).copy()
+                    payload = level.payload  # the level's own template: its price set
+                    data = (self._level_payload(level) if payload is None else payload).copy()
                     data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                     data["sequence"] = self._sequence
-                    out = level.price_out
-                    data["price"] = self._level_price(level) if out is None else out
                     qdiv = self._qty_div
                     data["quantity"] = level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
                     data["order_count"] = level.count
@@ -1689,11 +1705,10 @@ class OrderBook:
                 self._sequence += 1  # _emit_level, without a call
                 route = r[E_LEVEL_CHANGED]
                 if route is not None:  # the level's data (as _level_dict builds it, without a call)
-                    data = (self._level_templates[0] if not buy else self._level_templates[1]).copy()
+                    payload = level.payload  # the level's own template: its price set
+                    data = (self._level_payload(level) if payload is None else payload).copy()
                     data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                     data["sequence"] = self._sequence
-                    out = level.price_out
-                    data["price"] = self._level_price(level) if out is None else out
                     qdiv = self._qty_div
                     data["quantity"] = level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
                     data["order_count"] = level.count
@@ -2031,11 +2046,14 @@ class OrderBook:
 
     # ------------------------------------------------------------------ events
 
-    def _emit_cancelled(self, order: Order, now: float, reason: str, amount: int) -> None:
-        """Queue ORDER_CANCELLED about ``order``: ``reason`` and ``amount``, the cancelled lots.
+    def _emit_cancelled(
+        self, order: Order, now: float, reason: str, amount: int, level: PriceLevel | None = None
+    ) -> None:
+        """Queue ORDER_CANCELLED about ``order``: ``reason`` and ``amount``, the cancelled lots;
+        ``level``, when given, the price level the order rested at (its price is the order's).
 
-        A plain order's data is built here, as ``_announce`` builds ORDER_ADDED's; others by
-        ``_order_dict``, with the same keys, order and values."""
+        A plain order's data is built here, as ``_announce`` builds ORDER_ADDED's (from ``level``'s own
+        template when given); others by ``_order_dict``, with the same keys, order and values."""
         self._sequence += 1
         self._cancelled_count += 1
         changes = self._changes
@@ -2061,14 +2079,20 @@ class OrderBook:
             data["order_timestamp"] = order.timestamp
             self._queue(route, data, now)
             return
-        data = (self._cancelled_templates[0] if order.side is BUY else self._cancelled_templates[1]).copy()
+        if level is None:
+            data = (
+                self._cancelled_templates[0] if order.side is BUY else self._cancelled_templates[1]
+            ).copy()
+            price = order.price
+            if price is not None:
+                pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
+                data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
+        else:  # the level's own template: its price set
+            payload = level.cancelled_payload
+            data = (self._level_cancelled_payload(level) if payload is None else payload).copy()
         data["order_id"] = order.order_id
         if extra is not None and extra.client_order_id is not None:  # the templates say None
             data["client_order_id"] = extra.client_order_id
-        price = order.price
-        if price is not None:
-            pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
-            data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
         lots = order.quantity
         open_lots = order.open
         qdiv = self._qty_div
@@ -2208,6 +2232,49 @@ class OrderBook:
         self._stamp_at = now
         return stamp
 
+    def _level_payload(self, level: PriceLevel) -> dict[str, Any]:
+        """``level.payload``, made now: a copy of its side's PRICE_LEVEL template with the level's price.
+
+        Every event of the level copies it, so its events store four keys (timestamp, sequence,
+        quantity, order count), not five. The copy shares the template's table of keys
+        (``_shared_keys``), and so do its own copies. The symbol is in it: the ``symbol`` setter
+        forgets every level's payload."""
+        payload = (self._level_templates[0] if level.side is BUY else self._level_templates[1]).copy()
+        out = level.price_out  # _level_price inlined
+        payload["price"] = self._level_price(level) if out is None else out
+        level.payload = payload
+        return payload
+
+    def _level_added_payload(self, level: PriceLevel) -> dict[str, Any]:
+        """``level.added_payload``, made now: a copy of the ORDER_ADDED template of the level's side
+        with the level's price, for the plain orders that join the level. Forgotten as ``payload`` is."""
+        payload = (self._added_templates[0] if level.side is BUY else self._added_templates[1]).copy()
+        out = level.price_out  # _level_price inlined
+        payload["price"] = self._level_price(level) if out is None else out
+        level.added_payload = payload
+        return payload
+
+    def _level_cancelled_payload(self, level: PriceLevel) -> dict[str, Any]:
+        """``level.cancelled_payload``, made now: a copy of the ORDER_CANCELLED template of the level's
+        side with the level's price, for the plain orders cancelled from it. Forgotten as ``payload`` is."""
+        templates = self._cancelled_templates
+        payload = (templates[0] if level.side is BUY else templates[1]).copy()
+        out = level.price_out  # _level_price inlined
+        payload["price"] = self._level_price(level) if out is None else out
+        level.cancelled_payload = payload
+        return payload
+
+    def _level_fill_payload(self, level: PriceLevel, price: object) -> dict[str, Any]:
+        """``level.fill_payload``, made now: a copy of the ORDER_FILLED template of a maker on the
+        level's side with ``price`` (the level's price in the output format) as price and fill price,
+        the two keys a maker's fill then need not store. Forgotten as ``payload`` is."""
+        templates = self._fill_templates  # buy maker, buy taker, sell maker, sell taker
+        payload = (templates[0] if level.side is BUY else templates[2]).copy()
+        payload["price"] = price
+        payload["fill_price"] = price
+        level.fill_payload = payload
+        return payload
+
     def _level_price(self, level: PriceLevel) -> object:
         """``level.price`` in the output format, converted once per level (``PriceLevel.price_out``)."""
         out = level.price_out
@@ -2278,15 +2345,13 @@ class OrderBook:
         if fill_route is None:
             return
         # The maker's fill (what _fill_dict builds; a maker's price is the trade's).
-        templates = self._fill_templates  # buy maker, buy taker, sell maker, sell taker
-        data = (templates[0] if maker.side is BUY else templates[2]).copy()
+        payload = level.fill_payload  # the level's own maker template: price and fill price set
+        data = (self._level_fill_payload(level, price) if payload is None else payload).copy()
         data["order_id"] = maker.order_id
         extra = maker.extra
         if extra is not None and extra.client_order_id is not None:  # the templates say None
             data["client_order_id"] = extra.client_order_id
         data["trade_id"] = trade_id
-        data["price"] = price
-        data["fill_price"] = price
         lots = maker.quantity
         quantity = fill_quantity if fill_lots == lots else lots / qdiv if qdiv else self._qty_out(lots)
         data["quantity"] = quantity
@@ -2744,11 +2809,10 @@ class OrderBook:
 
     def _level_dict(self, level: PriceLevel, now: float) -> dict[str, Any]:
         """A price level event's data: symbol, timestamp, sequence, side, price, quantity, order_count."""
-        data = (self._level_templates[0] if level.side is BUY else self._level_templates[1]).copy()
+        payload = level.payload
+        data = (self._level_payload(level) if payload is None else payload).copy()
         data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
         data["sequence"] = self._sequence
-        price = level.price_out  # _level_price inlined
-        data["price"] = self._level_price(level) if price is None else price
         qdiv = self._qty_div
         data["quantity"] = level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
         data["order_count"] = level.count

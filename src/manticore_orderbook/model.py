@@ -293,14 +293,23 @@ class PriceLevel:
     level's events and the trades at it share one object instead of converting the price again.
     ``marked`` is the :class:`~manticore_orderbook.price_index.PriceIndex`'s own: True while the level
     was removed from the index away from its ends and its price is still in the index's chunks.
+    ``payload`` is the book's template for this level's PRICE_LEVEL events (its side's template with
+    the price set), likewise kept once an event has needed it: an event is a copy of it.
+    ``fill_payload`` is the same for the ORDER_FILLED events of the makers resting here (price and
+    fill price set), ``added_payload`` and ``cancelled_payload`` for the ORDER_ADDED and
+    ORDER_CANCELLED events of the orders that join and leave the level.
     """
 
     __slots__ = (
+        "added_payload",
+        "cancelled_payload",
         "count",
         "dead",
+        "fill_payload",
         "head",
         "marked",
         "orders",
+        "payload",
         "price",
         "price_out",
         "reserve",
@@ -319,6 +328,10 @@ class PriceLevel:
         self.dead = 0
         self.price_out: object = None
         self.marked = False
+        self.payload: dict[str, object] | None = None
+        self.fill_payload: dict[str, object] | None = None
+        self.added_payload: dict[str, object] | None = None
+        self.cancelled_payload: dict[str, object] | None = None
 
     def live_orders(self) -> list[Order]:
         """The live orders in time priority."""
