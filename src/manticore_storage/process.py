@@ -4,7 +4,7 @@ Building rows, binding them and committing cost the serving process about a quar
 command, all of it holding the GIL that the order book needs. With ``writer="process"`` (the default
 for a SQLite file, see :class:`~manticore_storage.manager.StorageManager`) the write-behind writer's
 thread in the serving process only gathers the captured units, as before, and hands each batch to a
-child process over a socket pair (one frame: :func:`encode_batch`); the child writes it with the same
+child process over a socket pair (one pickled frame, protocol 5); the child writes it with the same
 code the thread runs (:class:`~manticore_storage.manager.BatchSink` inside
 :func:`~manticore_storage.writer.write_with_retry`: the same transaction per batch, the same retries
 of transient errors, the same isolation and recording of failed units, the same journal position
@@ -45,25 +45,15 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from sqlalchemy.exc import DisconnectionError
 
 from .apply import UnitTuple
-from .capture import RECORD_FILL, RECORD_ORDER, RECORD_TRADE
 
 if TYPE_CHECKING:
     from .records import Market
     from .writer import WriteBehindWriter
 
-__all__ = [
-    "WriterProcess",
-    "WriterProcessDied",
-    "decode_batch",
-    "encode_batch",
-    "main",
-    "supported",
-    "usable_cores",
-]
+__all__ = ["WriterProcess", "WriterProcessDied", "main", "supported", "usable_cores"]
 
 _LOG = logging.getLogger("manticore_storage.process")
 
@@ -77,103 +67,6 @@ _BOOT = (
     "import json, sys; sys.path[:0] = json.loads(sys.argv[3]); "
     "from manticore_storage.process import main; main()"
 )
-
-
-#: orjson hands values of these kinds to ``default`` (which refuses them) instead of converting them:
-#: a subclass of str, int, dict or list (an ``IntEnum`` user id), a dataclass, a date or time.
-_JSON_OPTIONS = (
-    orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
-)
-
-
-def _not_json(value: object) -> Any:
-    raise TypeError(type(value).__name__)
-
-
-#: The classes a user id may have in a unit that goes as JSON (the book takes any str or int, and
-#: a subclass, an ``IntEnum`` say, would come back as its base class: orjson writes enums by value).
-_USER_ID_CLASSES = frozenset({str, int, type(None)})
-_OPTIONAL_STR_CLASSES = frozenset({str, type(None)})
-
-
-def _finite(value: object) -> bool:
-    """Whether ``value`` (a number or None) is not a float JSON could not carry (NaN, infinity)."""
-    return value is None or value.__class__ is not float or value - value == 0.0
-
-
-def _plain_record(record: tuple[Any, ...]) -> bool:
-    """Whether JSON gives the captured ``record`` back exactly, as far as its user-given fields (ids,
-    user ids, client order ids) and its floats (a clock reading, an expiry time) go: the rest are the
-    book's own ints and strings."""
-    kind = record[0]
-    if kind == RECORD_ORDER:
-        return (
-            record[4].__class__ is str
-            and record[8].__class__ in _USER_ID_CLASSES
-            and record[25].__class__ in _OPTIONAL_STR_CLASSES
-            and _finite(record[9])
-            and _finite(record[19])
-        )
-    if kind == RECORD_TRADE:
-        return (
-            record[5].__class__ is str
-            and record[6].__class__ is str
-            and record[7].__class__ in _USER_ID_CLASSES
-            and record[8].__class__ in _USER_ID_CLASSES
-            and record[11].__class__ in _OPTIONAL_STR_CLASSES
-            and record[12].__class__ in _OPTIONAL_STR_CLASSES
-            and _finite(record[10])
-        )
-    if kind == RECORD_FILL:
-        return record[2].__class__ is str
-    return True
-
-
-def encode_batch(units: list[UnitTuple]) -> bytes:
-    """One frame holding the batch ``units`` for the writer process (:func:`decode_batch` reads it).
-
-    Captured units (:data:`~manticore_storage.apply.UnitTuple`: tuples of strings, integers, floats,
-    booleans and None) go as one JSON array (orjson; about a third of pickle's CPU in the serving
-    process, where it holds the GIL that the book needs). A batch holding anything JSON would not give
-    back exactly is pickled instead (protocol 5; a pickle frame starts with byte 0x80, a JSON array
-    with ``[``): a unit with event dicts (replays, the guide's path: enum keys and values), an integer
-    beyond 64 bits, an id, user id or client order id of a subclass of str or int (an ``IntEnum``
-    user id), any other subclass of a builtin, a ``Decimal`` (a percent trail), a string that is not
-    valid Unicode, a :class:`~manticore_storage.apply.Unit` (a named tuple), any other object, and a
-    NaN or infinite timestamp or expiry time (JSON has neither; these are the only floats a captured
-    unit holds). Finite floats are written in their shortest exact form and come back as the same
-    double.
-    """
-    for unit in units:
-        events = unit[1]
-        if events.__class__ is int:
-            if unit[0] is None:  # a journal position marker: (None, position, stamp)
-                if not _finite(unit[2]):
-                    break
-            elif not _plain_record(unit[6:]):  # one order: six header items, then its record
-                break
-        # A packed unit: event dicts (replays, the guide's path: enum keys and values), or records.
-        elif events or not all(map(_plain_record, unit[6])):
-            break
-    else:
-        try:
-            return orjson.dumps(units, default=_not_json, option=_JSON_OPTIONS)
-        except TypeError:  # orjson.JSONEncodeError is a TypeError
-            pass
-    return pickle.dumps(("batch", units), protocol=5)
-
-
-def _tuples(items: list[Any]) -> tuple[Any, ...]:
-    return tuple([_tuples(item) if item.__class__ is list else item for item in items])
-
-
-def decode_batch(frame: bytes) -> tuple[Any, ...]:
-    """The message of one frame from the serving process: ``("batch", units)`` from
-    :func:`encode_batch`'s JSON (arrays back to tuples, as they were sent), else the pickled tuple."""
-    if frame[:1] == b"[":
-        return ("batch", [_tuples(unit) for unit in orjson.loads(frame)])
-    message: tuple[Any, ...] = pickle.loads(frame)
-    return message
 
 
 def supported() -> bool:
@@ -252,7 +145,7 @@ class WriterProcess:
             if version != self._sent_markets:
                 channel.send_bytes(pickle.dumps(("markets", markets), protocol=5))
                 self._sent_markets = version
-            channel.send_bytes(encode_batch(units))
+            channel.send_bytes(pickle.dumps(("batch", units), protocol=5))
             while not channel.poll(_CHECK_SECONDS):
                 if child.poll() is not None:
                     raise EOFError
@@ -357,10 +250,9 @@ def _die_with_parent(parent: int) -> None:
 def main() -> None:
     """The writer process: ``python -c <boot> <socket fd> <parent pid> <parent sys.path as JSON>``.
 
-    Reads frames from the socket (:func:`decode_batch`): ``("open", url, synchronous)`` first, then
-    ``("markets", dict)`` and ``("batch", units)`` (each answered by ``("done", retries,
-    last_error, cpu_seconds)`` once written), until ``("close",)`` or end of file (the serving
-    process is gone)."""
+    Reads frames from the socket: ``("open", url, synchronous)`` first, then ``("markets", dict)``
+    and ``("batch", units)`` (each answered by ``("done", retries, last_error, cpu_seconds)`` once
+    written), until ``("close",)`` or end of file (the serving process is gone)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(int(sys.argv[2]))
     logging.basicConfig(
@@ -384,7 +276,7 @@ def main() -> None:
         while True:
             started = time.process_time()  # waiting for a message costs no CPU: reading it does
             try:
-                message = decode_batch(channel.recv_bytes())
+                message = pickle.loads(channel.recv_bytes())
             except EOFError:
                 return  # the serving process is gone: what it acknowledged is in its journal
             kind = message[0]
