@@ -220,7 +220,7 @@ class Journal:
         self._rotate_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closing = False
-        self._failure: BaseException | None = None
+        self._error: BaseException | None = None
         self.batches = 0
         self.records_written = 0
 
@@ -335,13 +335,23 @@ class Journal:
         self._thread = threading.Thread(target=self._run, name="manticore-journal", daemon=True)
         self._thread.start()
 
+    @property
+    def _failure(self) -> BaseException | None:
+        """What made the writer fail (None while it works). Setting it sets :attr:`healthy` too."""
+        return self._error
+
+    @_failure.setter
+    def _failure(self, error: BaseException | None) -> None:
+        self._error = error
+        self.healthy = error is None and not self._closing
+
     def append(self, record: dict[str, Any]) -> int:
         """Give ``record`` its position (``record["n"]``), encode it and queue the line for the writer;
         return the position (it does not wait). TypeError, with nothing queued, if the record is not
         JSON-serialisable; JournalClosed once the journal is closed or its writer failed."""
         with self._append_lock:
-            if self._closing or self._failure is not None:
-                raise JournalClosed("the journal is closed") from self._failure
+            if not self.healthy:  # closing, or the writer failed
+                raise JournalClosed("the journal is closed") from self._error
             position = self.appended + 1
             record["n"] = position
             line = _encode(record)
@@ -456,8 +466,7 @@ class Journal:
                         os.fsync(handle.fileno())
                 except BaseException as exc:  # a disk that refuses writes: nothing more can be acknowledged
                     with work:
-                        self._failure = exc
-                        self.healthy = False
+                        self._failure = exc  # healthy turns False
                         self._done.notify_all()
                     return
                 with work:

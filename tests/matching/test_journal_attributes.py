@@ -58,3 +58,21 @@ def test_a_failed_write_makes_it_unhealthy(tmp_path: Path) -> None:
     finally:
         journal._file = real
         journal.close()
+
+
+def test_a_failure_recorded_directly_is_seen_by_healthy_until_cleared(tmp_path: Path) -> None:
+    """What tests inject (``journal._failure = OSError(...)``, as a failed write records it) turns the
+    journal unhealthy and refuses appends; clearing it makes it healthy again, unless it is closed."""
+    journal = Journal(tmp_path / "journal", fsync=False)
+    journal.start()
+    try:
+        journal._failure = OSError("the disk is gone")
+        assert not journal.healthy
+        with pytest.raises(JournalClosed):
+            journal.append({"op": "a"})
+        journal._failure = None
+        assert journal.healthy and journal.append({"op": "b"}) == 1
+    finally:
+        journal.close()
+    journal._failure = None
+    assert not journal.healthy  # closed
