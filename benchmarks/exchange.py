@@ -173,6 +173,7 @@ def order_entry(
         if not storage:
             assert exchange.storage is not None
             exchange.storage.submit = lambda unit: None  # type: ignore[method-assign]
+            exchange.storage.submit_many = lambda units: None  # type: ignore[method-assign]
         service = ExchangeService(exchange, auth, require_auth=False)
         if readers == "everything":
             exchange.add_listener(len)  # reads every message (a demand of None): all are built

@@ -107,17 +107,25 @@ class ExchangeService:
 
     async def durable(self, position: int, timeout: float = 30.0) -> None:
         """Wait until the command at ``position`` is durable; ServiceUnavailable on timeout or failure."""
-        if self.exchange.journal.durable >= position:
+        journal = self.exchange.journal
+        if journal.durable >= position:
             return
-        if not self.exchange.journal.healthy:
+        if not journal.healthy:
             raise ServiceUnavailable("the command journal cannot write")
         loop = self._loop
         assert loop is not None
         future: asyncio.Future[None] = loop.create_future()
-        self._waiter_no += 1
+        self._waiter_no = number = self._waiter_no + 1
         deadline = loop.time() + timeout
-        bisect.insort(self._waiters, (position, self._waiter_no, future, deadline))
-        self._release_waiters(self.exchange.journal.durable)  # it may have become durable meanwhile
+        waiters = self._waiters
+        entry = (position, number, future, deadline)
+        if not waiters or waiters[-1][0] <= position:  # the usual case: positions come in order
+            waiters.append(entry)  # (number rises, so the list stays sorted)
+        else:
+            bisect.insort(waiters, entry)
+        durable = journal.durable  # it may have become durable meanwhile (the journal's thread)
+        if waiters[0][0] <= durable:
+            self._release_waiters(durable)
         # One timer for every waiter (not one each: a timer per request is a heap push and a cancel).
         if self._deadline_timer is None or deadline < self._deadline_at:
             self._time_out_at(deadline)

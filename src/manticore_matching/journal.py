@@ -202,19 +202,25 @@ class Journal:
         self._done = threading.Condition(lock)
         self._pending: deque[bytes] = deque()
         self._writer_idle = False
-        self._appended = 0
-        self._durable = 0
+        # Plain attributes, not properties (read on every command: a property is a Python call each
+        # time); only the journal sets them.
+        #: Position of the last appended record.
+        self.appended = 0
+        #: Position up to which every record is on disk.
+        self.durable = 0
+        #: False once the writer has failed or the journal is closed.
+        self.healthy = True
         self._file: Any = None
         #: Position of the first record of the segment ``_file`` appends to.
         self._file_first = 0
-        #: Held by the writer while it writes a batch and advances ``_durable``, and by :meth:`rotate`
+        #: Held by the writer while it writes a batch and advances ``durable``, and by :meth:`rotate`
         #: while it switches segments: a segment switch falls between two batches.
         self._file_lock = threading.Lock()
         #: Held by :meth:`rotate` throughout and by :meth:`close`: no segment is deleted once closed.
         self._rotate_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closing = False
-        self._failure: BaseException | None = None
+        self._error: BaseException | None = None
         self.batches = 0
         self.records_written = 0
 
@@ -276,7 +282,7 @@ class Journal:
                     handle.truncate(good_bytes)
                     handle.flush()
                     os.fsync(handle.fileno())
-        self._appended = self._durable = last
+        self.appended = self.durable = last
 
     def record_at(self, position: int) -> dict[str, Any] | None:
         """The intact record at ``position``, or None if the journal has none there (read-only: safe
@@ -307,7 +313,7 @@ class Journal:
     def durable_records(self, after: int = 0) -> Iterator[dict[str, Any]]:
         """Yield the durable records with position ``> after``, oldest first, without changing anything
         (safe while the writer runs: a line past :attr:`durable` may still be being written)."""
-        durable = self._durable
+        durable = self.durable
         for path in self.segments():
             with path.open("rb") as handle:
                 for line in handle:
@@ -322,7 +328,7 @@ class Journal:
     def start(self) -> None:
         """Open the newest segment for appending (a new one if none) and start the writer thread."""
         segments = self.segments()
-        path = segments[-1] if segments else self.directory / _segment_name(self._appended + 1)
+        path = segments[-1] if segments else self.directory / _segment_name(self.appended + 1)
         self._file = path.open("ab")
         self._file_first = _first_position(path)
         self._sync_directory()
@@ -330,32 +336,27 @@ class Journal:
         self._thread.start()
 
     @property
-    def healthy(self) -> bool:
-        """False once the writer has failed or the journal is closed."""
-        return self._failure is None and not self._closing
+    def _failure(self) -> BaseException | None:
+        """What made the writer fail (None while it works). Setting it sets :attr:`healthy` too."""
+        return self._error
 
-    @property
-    def appended(self) -> int:
-        """Position of the last appended record."""
-        return self._appended
-
-    @property
-    def durable(self) -> int:
-        """Position up to which every record is on disk."""
-        return self._durable
+    @_failure.setter
+    def _failure(self, error: BaseException | None) -> None:
+        self._error = error
+        self.healthy = error is None and not self._closing
 
     def append(self, record: dict[str, Any]) -> int:
         """Give ``record`` its position (``record["n"]``), encode it and queue the line for the writer;
         return the position (it does not wait). TypeError, with nothing queued, if the record is not
         JSON-serialisable; JournalClosed once the journal is closed or its writer failed."""
         with self._append_lock:
-            if self._closing or self._failure is not None:
-                raise JournalClosed("the journal is closed") from self._failure
-            position = self._appended + 1
+            if not self.healthy:  # closing, or the writer failed
+                raise JournalClosed("the journal is closed") from self._error
+            position = self.appended + 1
             record["n"] = position
             line = _encode(record)
             self._pending.append(line)
-            self._appended = position
+            self.appended = position
         if self._writer_idle:
             with self._work:
                 self._work.notify()
@@ -364,17 +365,17 @@ class Journal:
     def wait(self, position: int, timeout: float | None = None) -> bool:
         """Block until ``position`` is durable; False on timeout. Raises JournalClosed if writing failed."""
         with self._done:
-            if self._durable >= position:
+            if self.durable >= position:
                 return True
             ok = self._done.wait_for(
-                lambda: self._durable >= position or self._failure is not None or self._thread is None,
+                lambda: self.durable >= position or self._failure is not None or self._thread is None,
                 timeout,
             )
-            if self._durable >= position:
+            if self.durable >= position:
                 return True
             if self._failure is not None:
                 raise JournalClosed("the journal writer failed") from self._failure
-            return ok and self._durable >= position
+            return ok and self.durable >= position
 
     def rotate(self, checkpoint: int) -> None:
         """A checkpoint at ``checkpoint`` is durably on disk: start a new segment at the next record
@@ -386,12 +387,12 @@ class Journal:
         with self._rotate_lock:
             if self._closing or self._file is None:
                 return
-            if checkpoint > self._durable:
-                raise ValueError(f"checkpoint {checkpoint} is beyond the durable position {self._durable}")
+            if checkpoint > self.durable:
+                raise ValueError(f"checkpoint {checkpoint} is beyond the durable position {self.durable}")
             with self._file_lock:
                 if self._failure is not None:
                     return
-                written = self._durable  # no batch is being written: every durable record is in a file
+                written = self.durable  # no batch is being written: every durable record is in a file
                 if self._file_first != written + 1:
                     if not self._fsync:
                         # A segment that is no longer the last must never have a torn tail (read()
@@ -417,6 +418,7 @@ class Journal:
         """Write what is pending, then stop the writer and close the file."""
         with self._rotate_lock, self._append_lock, self._done:
             self._closing = True
+            self.healthy = False
             self._work.notify_all()
             self._done.notify_all()
         if self._thread is not None:
@@ -455,7 +457,7 @@ class Journal:
                         self._writer_idle = False
             batch = [take() for _ in range(len(pending))]
             with self._file_lock:  # rotate() switches segments only between batches
-                position = self._durable + len(batch)
+                position = self.durable + len(batch)
                 try:
                     handle = self._file
                     handle.write(b"".join(batch))
@@ -464,11 +466,11 @@ class Journal:
                         os.fsync(handle.fileno())
                 except BaseException as exc:  # a disk that refuses writes: nothing more can be acknowledged
                     with work:
-                        self._failure = exc
+                        self._failure = exc  # healthy turns False
                         self._done.notify_all()
                     return
                 with work:
-                    self._durable = position
+                    self.durable = position
                     self.batches += 1
                     self.records_written += len(batch)
                     self._done.notify_all()

@@ -2,12 +2,13 @@
 
 Nothing leaves the process before the command's journal record is on disk: :class:`Release` queues
 each command's storage units and messages under its journal position, and the journal's writer thread
-(:meth:`Release.on_durable`) hands them on when the position becomes durable: units to storage,
-messages to the stream listeners (each command's to the per-command listeners, then the whole round's
-to the round listeners in one call), then the position to the durability listeners. After the units of
-a round it submits the journal position of the last command they belong to
-(:meth:`~manticore_storage.StorageManager.submit_journal_position`), which storage commits in the same
-transaction as their rows: a restart replays the journal without submitting those units again.
+(:meth:`Release.on_durable`) hands them on when the position becomes durable: a round's units to
+storage (in one call), then messages to the stream listeners (each command's to the per-command
+listeners, then the whole round's to the round listeners in one call), then the position to the
+durability listeners. After the units of a round it submits the journal position of the last
+command they belong to (:meth:`~manticore_storage.StorageManager.submit_journal_position`), which
+storage commits in the same transaction as their rows: a restart replays the journal without
+submitting those units again.
 """
 
 from __future__ import annotations
@@ -77,20 +78,29 @@ class Release:
     def on_durable(self, position: int, storage: StorageManager | None) -> None:
         """Release every queued command up to ``position`` (the journal's writer thread calls this)."""
         unreleased = self.unreleased
-        submitted: Entry | None = None
+        entries: list[Entry] = []
+        while unreleased and unreleased[0][0] <= position:
+            entries.append(unreleased.popleft())
+        if storage is not None:
+            # The round's units first, in journal order and in one call, then the journal position
+            # of the last command that had any (committed with their rows: a restart need not submit
+            # them again).
+            submitted: Entry | None = None
+            round_units: list[Any] = []
+            for entry in entries:
+                units = entry[1]
+                if units:
+                    round_units += units
+                    submitted = entry
+            if submitted is not None:
+                storage.submit_many(round_units)
+                storage.submit_journal_position(submitted[0], submitted[3])
         rounds: list[list[dict[str, Any]]] | None = [] if self.round_listeners else None
         # The listeners of the round, copied once (a listener added or removed meanwhile counts from
-        # the next round; before, from the next command of the round).
+        # the next round).
         listeners = tuple(self.listeners)
         batch_listeners = tuple(self.batch_listeners)
-        submit = storage.submit if storage is not None else None
-        while unreleased and unreleased[0][0] <= position:
-            entry = unreleased.popleft()
-            released, units, batch, _ = entry
-            if submit is not None and units:
-                for unit in units:
-                    submit(unit)
-                submitted = entry
+        for released, _, batch, _ in entries:
             if batch:
                 for listener in listeners:
                     try:
@@ -104,10 +114,6 @@ class Release:
                         log.exception("stream listener failed")
                 if rounds is not None:
                     rounds.append(batch)
-        if submitted is not None:
-            assert storage is not None
-            # Committed with the rows of the units before it: a restart need not submit them again.
-            storage.submit_journal_position(submitted[0], submitted[3])
         with self._released_changed:
             self.released = position
             self._released_changed.notify_all()

@@ -507,6 +507,15 @@ class StorageManager(StorageReads):
             raise StorageError("no write-behind writer: attach a book in write_behind mode first")
         writer.submit(unit)
 
+    def submit_many(self, units: list[UnitTuple]) -> None:
+        """Queue several units, in order: :meth:`submit` of each in one call (what the exchange's
+        journal thread does with a durable round's units). Blocks while the writer's queue is full;
+        raises StorageError like :meth:`submit`."""
+        writer = self._writer
+        if writer is None or self._closed:
+            raise StorageError("no write-behind writer: attach a book in write_behind mode first")
+        writer.submit_many(units)
+
     def submit_journal_position(self, position: int, stamp: float | None = None) -> None:
         """Queue a marker after the units submitted so far: the transaction that writes them records
         ``position`` (and ``stamp``, what identifies the command there: its clock reading) as the

@@ -173,6 +173,23 @@ class WriteBehindWriter:
             with self._cond:
                 self._cond.notify_all()
 
+    def submit_many(self, units: list[UnitTuple]) -> None:
+        """Queue ``units`` in order, like :meth:`submit` of each (one call for a round of commands).
+
+        Blocks while the queue is full, then queues them all: the queue may exceed its bound by at
+        most one call's units. Raises RuntimeError after :meth:`close`."""
+        if not units:
+            return
+        queue = self._queue
+        if len(queue) >= self._max_pending or self._closing:
+            self._wait_for_room()
+        if not queue:
+            self._oldest = time.monotonic()
+        queue.extend(units)
+        if self._idle:
+            with self._cond:
+                self._cond.notify_all()
+
     def _wait_for_room(self) -> None:
         with self._cond:
             while len(self._queue) >= self._max_pending and not self._closing:
@@ -246,13 +263,19 @@ class WriteBehindWriter:
                 if len(self._queue) - seen < _BUSY_UNITS:
                     break
             taken: list[UnitTuple] = []
-            self._in_flight = 0  # counted unit by unit, so pending_events (lock-free) stays close
-            while self._queue and (
-                not taken or self._in_flight + unit_size(self._queue[0]) <= self._max_batch
-            ):
-                unit = self._queue.popleft()
+            queue = self._queue
+            limit = self._max_batch
+            self._in_flight = in_flight = 0  # counted unit by unit, so pending_events (lock-free) stays close
+            while queue:
+                unit = queue[0]
+                events = unit[1]  # unit_size, inlined
+                size = 1 if events.__class__ is int else len(events) + len(unit[6])
+                if taken and in_flight + size > limit:
+                    break
+                queue.popleft()
                 taken.append(unit)
-                self._in_flight += unit_size(unit)
+                in_flight += size
+                self._in_flight = in_flight
             self._cond.notify_all()
             return taken
 
@@ -265,11 +288,11 @@ class WriteBehindWriter:
             and time.monotonic() - self._oldest < self._max_delay
         )
 
-    def _done(self, units: list[UnitTuple]) -> None:
+    def _done(self) -> None:
         with self._cond:
+            self.events_written += self._in_flight  # the batch's events, counted by _take
             self._in_flight = 0
             self.batches += 1
-            self.events_written += sum(unit_size(u) for u in units)
             self._cond.notify_all()
 
     def _run(self) -> None:
@@ -280,7 +303,7 @@ class WriteBehindWriter:
             started = time.thread_time()
             self._write_with_retry(units)
             self.cpu_seconds += time.thread_time() - started
-            self._done(units)
+            self._done()
 
     def _write_with_retry(self, units: list[UnitTuple]) -> None:
         write_with_retry(
