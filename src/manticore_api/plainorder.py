@@ -82,9 +82,7 @@ def plain_fields(fields: object) -> dict[str, Any] | None:
             return None
     if fields.get("side") not in _SIDES or "quantity" not in fields:
         return None
-    values = _DEFAULTS.copy()
-    values.update(fields)
-    return values
+    return {**_DEFAULTS, **fields}  # the defaults' (field) order; cheaper than copy() + update()
 
 
 def plain_order(fields: object) -> OrderIn | None:
