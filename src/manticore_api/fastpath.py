@@ -12,6 +12,9 @@ doing itself, in one frame, what those layers do for them:
   one without a handler is answered ``500 Internal Server Error`` (or by the app's handler for 500 /
   Exception) and raised again, as Starlette's server-error middleware does;
 * the request is counted in the request metrics by method, route template and status;
+* the answer: a :class:`~manticore_api.routes.deps.JsonAnswer` to a request of ``manticore serve``'s
+  protocol is written by its cycle's :meth:`~manticore_api.protocol.ServingCycle.write_response` (the
+  same bytes as its two ASGI messages through ``send``, in one write), any other by the response;
 * the body size limit: only requests that declare a ``Content-Length`` within the limit (or, for a
   DELETE, whose handler reads no body) take this path; every other request goes through the stack.
 
@@ -32,6 +35,7 @@ straight to Starlette's stack; otherwise :class:`ExchangeApp` is FastAPI.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import MethodType
 from typing import Any
 
 from fastapi import FastAPI
@@ -48,7 +52,8 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .limits import BodySizeLimit
 from .metrics import Metrics, RequestCounter
-from .routes.deps import LeanRoute
+from .protocol import ServingCycle
+from .routes.deps import JsonAnswer, LeanRoute
 
 __all__ = ["ExchangeApp", "FastPath"]
 
@@ -56,6 +61,12 @@ Handler = Callable[[Request, Exception], Any]
 
 #: The middleware ``create_app`` installs, outermost first; any other set disables the fast path.
 _EXPECTED_MIDDLEWARE = (RequestCounter, BodySizeLimit)
+
+#: ``send`` of a :class:`~manticore_api.protocol.ServingCycle` (``manticore serve``'s protocol): a
+#: :class:`~manticore_api.routes.deps.JsonAnswer` is then written by the cycle's ``write_response``
+#: (the same bytes and cycle state as its two ASGI messages through ``send``), when it may.
+_SERVING_SEND = ServingCycle.send
+_write_response = ServingCycle.write_response
 
 
 class FastPath:
@@ -122,7 +133,15 @@ class FastPath:
                 exc.__traceback__ = None
             status = response.status_code
             sending = True
-            await response(scope, receive, send)
+            cycle: Any = getattr(send, "__self__", None)
+            if not (
+                type(response) is JsonAnswer
+                and type(send) is MethodType
+                and send.__func__ is _SERVING_SEND
+                and response.background is None
+                and _write_response(cycle, status, response.raw_headers, response.body)  # type: ignore[arg-type]
+            ):
+                await response(scope, receive, send)
         except Exception as exc:
             if not sending:
                 # Starlette's server-error middleware: a 500 answer, then the exception goes on up.

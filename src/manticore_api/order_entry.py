@@ -16,7 +16,9 @@ Contracts:
   ``rate_limited``) also carries ``retry_after`` (whole seconds, REST's ``Retry-After`` header) and,
   when known, ``rate_limit`` (REST's ``X-RateLimit-Limit``).
 - :func:`parse_order` / :func:`parse_modify` validate a body with the REST request models
-  (:class:`~manticore_api.schemas.OrderIn`, :class:`~manticore_api.schemas.ModifyIn`).
+  (:class:`~manticore_api.schemas.OrderIn`, :class:`~manticore_api.schemas.ModifyIn`);
+  :func:`order_fields` validates an order body as :func:`parse_order` and returns the model's field
+  values only (what :func:`place` reads), without building the model for a plain body.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pydantic import ValidationError
 from manticore_auth import AuthError
 from manticore_matching import ExchangeError, InvalidCommand, OrderRejected, Receipt
 
-from .plainorder import plain_order
+from .plainorder import plain_fields, plain_order
 from .schemas import ModifyIn, OrderIn
 from .security import Caller
 from .service import ExchangeService
@@ -40,6 +42,7 @@ __all__ = [
     "cancel_by_client_id",
     "error_answer",
     "modify",
+    "order_fields",
     "parse_modify",
     "parse_order",
     "place",
@@ -72,34 +75,48 @@ def parse_order(fields: Mapping[str, Any]) -> OrderIn:
     return order if order is not None else OrderIn.model_validate(fields)
 
 
+def order_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The order body's field values, validated as ``POST /api/orders`` validates it (pydantic
+    ValidationError): the ``__dict__`` of :func:`parse_order`'s model, for :func:`place`; a plain body's
+    without building the model (:func:`~manticore_api.plainorder.plain_fields`)."""
+    values = plain_fields(fields)
+    return values if values is not None else OrderIn.model_validate(fields).__dict__
+
+
 def parse_modify(fields: Mapping[str, Any]) -> ModifyIn:
     """The modify body, validated as ``PATCH /api/orders/{id}`` validates it (pydantic ValidationError)."""
     return ModifyIn.model_validate(fields)
 
 
-def place(service: ExchangeService, caller: Caller, body: OrderIn) -> Submitted:
+def place(service: ExchangeService, caller: Caller, body: OrderIn | dict[str, Any]) -> Submitted:
     """Place ``body`` for ``caller`` (201 and ``{"status", "order_id", "order"}``, as REST).
 
-    ``body.user_id``, if given, must be the caller's when auth is required (InvalidCommand otherwise);
+    ``body`` is the validated model or its field values: a dict as :func:`order_fields` or
+    :func:`~manticore_api.plainorder.plain_fields` returns it (every field of
+    :class:`~manticore_api.schemas.OrderIn`, validated; never a body as received).
+    ``user_id``, if given, must be the caller's when auth is required (InvalidCommand otherwise);
     without auth it names the user the order is placed for."""
-    if body.user_id is not None and service.require_auth and body.user_id != caller.user_id:
+    fields = body if type(body) is dict else body.__dict__
+    given_user = fields["user_id"]
+    if given_user is not None and service.require_auth and given_user != caller.user_id:
         raise InvalidCommand("user_id does not match the authenticated user")
-    user_id = body.user_id if body.user_id is not None and not service.require_auth else caller.user_id
+    user_id = given_user if given_user is not None and not service.require_auth else caller.user_id
+    price = fields["price"]
     receipt = service.exchange.place_order(
         user_id,
-        body.symbol,
-        body.side.lower(),
-        body.quantity,
-        price=body.price,
-        order_type=body.order_type or ("limit" if body.price is not None else "market"),
-        time_in_force=body.time_in_force,
-        expiry_time=body.expiry_time,
-        stop_price=body.stop_price,
-        displayed_quantity=body.displayed_quantity,
-        trail_value=body.trail_value,
-        trail_is_percent=body.trail_is_percent,
-        self_trade_prevention=body.self_trade_prevention,
-        client_order_id=body.client_order_id,
+        fields["symbol"],
+        fields["side"].lower(),
+        fields["quantity"],
+        price=price,
+        order_type=fields["order_type"] or ("limit" if price is not None else "market"),
+        time_in_force=fields["time_in_force"],
+        expiry_time=fields["expiry_time"],
+        stop_price=fields["stop_price"],
+        displayed_quantity=fields["displayed_quantity"],
+        trail_value=fields["trail_value"],
+        trail_is_percent=fields["trail_is_percent"],
+        self_trade_prevention=fields["self_trade_prevention"],
+        client_order_id=fields["client_order_id"],
     )
     return Submitted(receipt.position, 201, receipt, _placed)
 

@@ -2,7 +2,9 @@
 
 :func:`plain_order` accepts only a body that :class:`~manticore_api.schemas.OrderIn` certainly accepts,
 and returns the model pydantic's validation would (the same field values, in the same order, and the
-same ``model_fields_set``). A body is plain when it is a ``dict`` whose every key is a field of the
+same ``model_fields_set``); :func:`plain_fields` returns just the model's field values (its ``__dict__``),
+for callers that read the fields and need no model (:func:`manticore_api.order_entry.place` takes
+either). A body is plain when it is a ``dict`` whose every key is a field of the
 model, ``side`` and ``quantity`` are given, and every value has the exact JSON type the field takes:
 
 - a text field: a ``str`` of ASCII characters within the field's ``max_length`` (or ``None`` where the
@@ -20,11 +22,11 @@ tests/api/test_plain_order.py checks the result against pydantic's for generated
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from .schemas import OrderIn
 
-__all__ = ["plain_order"]
+__all__ = ["plain_fields", "plain_order"]
 
 _NONE = type(None)
 _NUMBER: frozenset[type] = frozenset({int, float})
@@ -61,9 +63,10 @@ _new = OrderIn.__new__
 _set = object.__setattr__
 
 
-def plain_order(fields: object) -> OrderIn | None:
-    """``OrderIn.model_validate(fields)`` when ``fields`` is a plain body (see the module doc), built
-    without pydantic's validator; ``None`` when it is not (validate it with pydantic then)."""
+def plain_fields(fields: object) -> dict[str, Any] | None:
+    """The field values ``OrderIn.model_validate(fields)`` would hold (its ``__dict__``: every field of
+    the model in field order, defaults for those not given) when ``fields`` is a plain body (see the
+    module doc); ``None`` when it is not (validate it with pydantic then). A new dict each call."""
     if type(fields) is not dict:
         return None
     rules = _RULES
@@ -79,11 +82,18 @@ def plain_order(fields: object) -> OrderIn | None:
             return None
     if fields.get("side") not in _SIDES or "quantity" not in fields:
         return None
-    values = _DEFAULTS.copy()
-    values.update(fields)
+    return {**_DEFAULTS, **fields}  # the defaults' (field) order; cheaper than copy() + update()
+
+
+def plain_order(fields: object) -> OrderIn | None:
+    """``OrderIn.model_validate(fields)`` when ``fields`` is a plain body (see the module doc), built
+    without pydantic's validator; ``None`` when it is not (validate it with pydantic then)."""
+    values = plain_fields(fields)
+    if values is None:
+        return None
     model = _new(OrderIn)
     _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", set(fields))
+    _set(model, "__pydantic_fields_set__", set(cast("dict[str, Any]", fields)))
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)
     return model

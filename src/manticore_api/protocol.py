@@ -15,6 +15,9 @@
    ``transfer-encoding`` header, no or two ``content-length`` headers, an unknown status, the access
    log on, a paused or closed connection -- goes through uvicorn's own ``send``. A body sent whole in
    one message after such a head is written the same way (no second ``send`` coroutine).
+   :meth:`ServingCycle.write_response` sends a whole response (head and body) in one call and one
+   transport write, on the same conditions, with no ASGI messages or ``send`` coroutines: the
+   order-entry fast path (:mod:`.fastpath`) answers through it.
 
 The class relies on uvicorn's internals (the cycle's attributes and what its ``send`` does with them):
 ``uvicorn`` is pinned in pyproject.toml, and ``tests/api/test_serving_protocol.py`` fails when the
@@ -132,11 +135,53 @@ class ServingCycle(RequestResponseCycle):
                 return
         await super().send(message)
 
+    def write_response(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+        """Send a whole response -- ``{"type": "http.response.start", "status": status, "headers":
+        headers}`` then ``{"type": "http.response.body", "body": body}`` -- leaving the connection and
+        the cycle as :meth:`send` of those two messages would, the head and body in one transport write
+        (one system call under uvloop instead of two); True when done. False, having changed nothing,
+        when :meth:`send` must handle those messages (a response already started, a header not already
+        checked, a body not of the declared length, a HEAD request, the access log on, a paused or
+        closed connection, ...): send them then."""
+        if (
+            self.response_started
+            or self.disconnected
+            or self.flow.write_paused
+            or self.access_log
+            or self.scope["method"] == "HEAD"
+        ):
+            return False
+        found = self._head_of(status, headers)
+        if found is None or found[1] != len(body):
+            return False
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        self.chunked_encoding = False
+        self.expected_content_length = 0
+        self.transport.write(found[0] + body)
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
+        return True
+
     def _head(self, message: Any) -> bytes | None:
         """The status line and headers uvicorn would write for ``message`` (and the state it would set),
         or None, changing nothing, when uvicorn's ``send`` must handle it."""
-        status = message.get("status")
-        headers = message.get("headers", ())
+        found = self._head_of(message.get("status"), message.get("headers", ()))
+        if found is None:
+            return None
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        self.chunked_encoding = False
+        self.expected_content_length = found[1]
+        return found[0]
+
+    def _head_of(self, status: object, headers: Any) -> tuple[bytes, int] | None:
+        """(the status line and headers uvicorn would write for a response start with ``status`` and
+        ``headers``, the content length they declare), or None when uvicorn's ``send`` must decide.
+        Changes nothing."""
         if type(status) is not int or (type(headers) is not list and type(headers) is not tuple):
             return None
         status_line = STATUS_LINE.get(status)
@@ -164,11 +209,7 @@ class ServingCycle(RequestResponseCycle):
         if not self.keep_alive:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
-        self.response_started = True
-        self.waiting_for_100_continue = False
-        self.chunked_encoding = False
-        self.expected_content_length = length
-        return b"".join(head)
+        return b"".join(head), length
 
 
 def _creating(cycle_class: type[RequestResponseCycle], method: Any) -> Any:

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from manticore_api import jsontext, order_entry
-from manticore_api.plainorder import _RULES, plain_order
+from manticore_api.plainorder import _RULES, plain_fields, plain_order
 from manticore_api.schemas import OrderIn
+from manticore_api.security import Caller
 
 FIELDS = list(OrderIn.model_fields)
 PLAIN = {"symbol": "BTC/USD", "side": "buy", "quantity": "0.1", "price": "100", "user_id": "alice"}
@@ -107,6 +108,8 @@ def _state(model: OrderIn) -> tuple[Any, ...]:
 
 def _check(body: Any) -> OrderIn | None:
     fast = plain_order(body)
+    values = plain_fields(body)
+    assert (values is None) == (fast is None)
     try:
         reference = OrderIn.model_validate(body)
     except ValidationError:
@@ -115,6 +118,9 @@ def _check(body: Any) -> OrderIn | None:
     if fast is not None:
         assert _state(fast) == _state(reference)
         assert fast == reference
+        # The field values alone: the model's __dict__, value types and field order included.
+        assert values is not None
+        assert [(name, type(value), value) for name, value in values.items()] == _state(reference)[1]
     return fast
 
 
@@ -182,3 +188,60 @@ def test_parse_order_gives_pydantic_errors_for_what_the_fast_path_refuses() -> N
         order_entry.parse_order({"side": "buy", "quantity": True})
     assert order_entry.parse_order({"side": "buy", "quantity": "1", "symbol": "é"}).symbol == "é"
     assert order_entry.parse_order(dict(PLAIN)) == OrderIn.model_validate(PLAIN)
+
+
+def test_order_fields_are_the_validated_models_fields() -> None:
+    """``order_fields``: pydantic's errors for what the fast path refuses, the model's field values for
+    every body pydantic accepts, plain or not."""
+    with pytest.raises(ValidationError) as caught:
+        order_entry.order_fields({"side": "buy", "quantity": "1", "symbol": "\ud800"})
+    assert caught.value.errors()[0]["loc"] == ("symbol",)
+    with pytest.raises(ValidationError):
+        order_entry.order_fields({"side": "buy", "quantity": True})
+    for body in (
+        dict(PLAIN),
+        {"side": "buy", "quantity": "1", "symbol": "é"},
+        {"side": "SELL", "quantity": 2},
+    ):
+        assert order_entry.order_fields(body) == OrderIn.model_validate(body).__dict__
+        assert list(order_entry.order_fields(body)) == FIELDS
+
+
+class _Exchange:
+    """Records the arguments of ``place_order``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def place_order(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((args, kwargs))
+        raise LookupError("recorded")
+
+
+@pytest.mark.parametrize("require_auth", [True, False])
+@settings(max_examples=200, deadline=None)
+@given(
+    body=st.fixed_dictionaries(
+        {"side": st.sampled_from(["buy", "SELL"]), "quantity": _numbers},
+        optional={name: _values for name in FIELDS if name not in ("side", "quantity")},
+    )
+)
+def test_place_reads_a_model_and_its_field_values_alike(require_auth: bool, body: dict[str, Any]) -> None:
+    """``order_entry.place`` calls the exchange alike for the model and for its field values (dict)."""
+    try:
+        model = OrderIn.model_validate(body)
+    except ValidationError:
+        assume(False)
+    caller = Caller("alice", "alice", "trader")
+    outcomes = []
+    for given_body in (model, model.__dict__.copy()):
+        exchange = _Exchange()
+        service: Any = type("Service", (), {"exchange": exchange, "require_auth": require_auth})()
+        try:
+            order_entry.place(service, caller, given_body)
+        except LookupError:
+            pass
+        except Exception as exc:  # the user_id check
+            outcomes.append(repr(exc))
+        outcomes.append(exchange.calls)
+    assert outcomes[: len(outcomes) // 2] == outcomes[len(outcomes) // 2 :]

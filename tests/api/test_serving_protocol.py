@@ -243,17 +243,16 @@ def _scripts(draw: st.DrawFn) -> _Script:
     return _Script(draw(st.none() | st.integers(0, len(messages))), messages)
 
 
-_REQUESTS = st.sampled_from(
-    [
-        b"POST /api/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
-        b"GET /api/orders HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"HEAD /api/orders HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET / HTTP/1.0\r\n\r\n",
-        b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
-        b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}",
-        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
-    ]
+_REQUEST_LIST = (
+    b"POST /api/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+    b"GET /api/orders HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"HEAD /api/orders HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET / HTTP/1.0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+    b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{}",
+    b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
 )
+_REQUESTS = st.sampled_from(_REQUEST_LIST)
 
 _DEFAULT_HEADERS = st.sampled_from(
     [
@@ -340,3 +339,130 @@ def test_cycles_of_the_serving_protocol_are_serving_cycles() -> None:
     script = _Script(None, [{"type": "http.response.start", "status": 204, "headers": []}])
     *_, cycles = _exchange(ServingProtocol, script, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", [])
     assert cycles == ["ServingCycle"]
+
+
+class _WholeScript(_Script):
+    """An app answering with one whole response: through :meth:`ServingCycle.write_response` when the
+    cycle takes it (``taken`` records each answer), else as its two ASGI messages through ``send``;
+    the request body read before or after (``read_at`` 0 or 2) or never."""
+
+    def __init__(self, read_at: int | None, status: Any, headers: list[Any], body: bytes) -> None:
+        start = {"type": "http.response.start", "status": status, "headers": headers}
+        super().__init__(read_at, [start, {"type": "http.response.body", "body": body}])
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.taken: list[bool] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        cycle = getattr(send, "__self__", None)
+        if not isinstance(cycle, ServingCycle):
+            await super().__call__(scope, receive, send)
+            return
+        if self.read_at == 0:
+            self.outcomes.append(f"received {(await receive())['type']}")
+        taken = cycle.write_response(self.status, self.headers, self.body)
+        self.taken.append(taken)
+        if not taken:
+            # What write_response refused it must have left as it was: send's answer is uvicorn's.
+            for message in self.messages:
+                try:
+                    await send(message)
+                except Exception as exc:
+                    self.outcomes.append(f"{type(exc).__name__}: {exc}")
+                    raise
+                self.outcomes.append("sent")
+        else:
+            self.outcomes += ["sent", "sent"]
+        if self.read_at == 2:
+            self.outcomes.append(f"received {(await receive())['type']}")
+
+
+@st.composite
+def _whole_scripts(draw: st.DrawFn) -> _WholeScript:
+    body = draw(st.sampled_from([_BODY, b"", b"ok"]))
+    status: Any = draw(st.sampled_from([200, 201, 204, 304, 400, 422, 599, 99, 600, 201.0]))
+    specs = draw(st.lists(_PLAIN_HEADERS, max_size=4))
+    if draw(st.booleans()):
+        specs.insert(draw(st.integers(0, len(specs))), draw(_OTHER_HEADERS))
+    headers = [_header(spec, len(body)) for spec in specs]
+    return _WholeScript(draw(st.sampled_from([None, 0, 2])), status, headers, body)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(script=_whole_scripts(), request=_REQUESTS, defaults=_DEFAULT_HEADERS)
+def test_a_whole_response_is_written_as_uvicorn_writes_its_two_messages(
+    script: _WholeScript, request: bytes, defaults: list[tuple[bytes, bytes]]
+) -> None:
+    twin = _Script(script.read_at, script.messages)
+    ours = _exchange(ServingProtocol, script, request, list(defaults))
+    theirs = _exchange(HttpToolsProtocol, twin, request, list(defaults))
+    assert ours[:3] == theirs[:3]
+
+
+@pytest.mark.parametrize("request_bytes", _REQUEST_LIST)
+@pytest.mark.parametrize("read_at", [None, 0, 2])
+def test_a_plain_whole_response_to_every_kind_of_request(request_bytes: bytes, read_at: int | None) -> None:
+    """The common answer (checked headers, the declared length) to each kind of request: HEAD,
+    HTTP/1.0, ``Connection: close``, ``Expect: 100-continue``, pipelined."""
+    headers = [(b"content-length", b"%d" % len(_BODY)), (b"content-type", b"application/json")]
+    defaults = [(b"date", b"Fri, 04 Dec 2026 20:00:00 GMT"), (b"server", b"uvicorn")]
+    script = _WholeScript(read_at, 201, headers, _BODY)
+    ours = _exchange(ServingProtocol, script, request_bytes, list(defaults))
+    theirs = _exchange(HttpToolsProtocol, _Script(read_at, script.messages), request_bytes, list(defaults))
+    assert ours[:3] == theirs[:3]
+    assert True in script.taken or request_bytes.startswith(b"HEAD")
+
+
+def test_an_order_answer_is_written_whole_in_one_write() -> None:
+    length = b"%d" % len(_BODY)
+    headers = [(b"content-length", length), (b"content-type", b"application/json")]
+    request = b"POST /api/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+    defaults = [(b"date", b"Fri, 04 Dec 2026 20:00:00 GMT"), (b"server", b"uvicorn")]
+    writes: list[int] = []
+    original = _Transport.write
+
+    def counting(self: _Transport, data: Any) -> None:
+        writes.append(len(data))
+        original(self, data)
+
+    script = _WholeScript(0, 201, headers, _BODY)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_Transport, "write", counting)
+        written, closed, outcomes, _ = _exchange(ServingProtocol, script, request, defaults)
+    assert script.taken == [True]
+    assert written == (
+        b"HTTP/1.1 201 Created\r\ndate: Fri, 04 Dec 2026 20:00:00 GMT\r\nserver: uvicorn\r\n"
+        b"content-length: " + length + b"\r\ncontent-type: application/json\r\n\r\n" + _BODY
+    )
+    assert writes == [len(written)]
+    assert not closed
+    assert outcomes == ["received http.request", "sent", "sent"]
+
+
+def test_a_whole_response_is_refused_once_a_response_started() -> None:
+    async def run() -> list[bool]:
+        answers: list[bool] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            cycle = send.__self__
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+            answers.append(cycle.write_response(200, [(b"content-length", b"2")], b"ok"))
+            await send({"type": "http.response.body", "body": b"ok"})
+            answers.append(cycle.write_response(200, [(b"content-length", b"2")], b"ok"))
+
+        config = uvicorn.Config(app, proxy_headers=False, access_log=False, log_config=None)
+        config.load()
+        state = ServerState()
+        http = ServingProtocol(
+            config=config, server_state=state, app_state={}, _loop=asyncio.get_running_loop()
+        )
+        transport = _Transport()
+        http.connection_made(transport)
+        http.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.gather(*state.tasks)
+        http.connection_lost(None)
+        assert b"".join(transport.written).endswith(b"\r\n\r\nok")
+        return answers
+
+    assert asyncio.run(run()) == [False, False]

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from .. import order_entry
-from ..plainorder import plain_order
+from ..plainorder import plain_fields
 from ..schemas import ModifyIn, OrderIn, OrderPlaced
 from ..security import Caller, authenticate
 from .deps import (
@@ -44,7 +44,7 @@ async def place_order(request: Request, body: OrderIn, caller: CurrentUser) -> d
     return await _place(request, body, caller)
 
 
-async def _place(request: Request, body: OrderIn, caller: Caller) -> dict[str, Any]:
+async def _place(request: Request, body: OrderIn | dict[str, Any], caller: Caller) -> dict[str, Any]:
     service = service_of(request)
     submitted = order_entry.place(service, caller, body)
     await service.durable(submitted.position)
@@ -151,10 +151,12 @@ async def _place_order_lean(request: Request) -> Response:
     # authenticated (401), then the body validated (400).
     raw = await read_json_body(request)
     caller = await authenticate(request)
-    body = plain_order(raw)  # a plain body as pydantic would build it; anything else to pydantic
-    if body is None:
-        body = validated_body(_ORDER_IN, raw)
-    return json_response(await _place(request, body, caller), 201)
+    # A plain body's field values as pydantic would hold them (no model built: order_entry.place reads
+    # the fields); anything else validated by pydantic.
+    fields = plain_fields(raw)
+    if fields is None:
+        fields = validated_body(_ORDER_IN, raw).__dict__
+    return json_response(await _place(request, fields, caller), 201)
 
 
 async def _modify_order_lean(request: Request) -> Response:

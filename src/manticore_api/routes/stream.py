@@ -192,7 +192,7 @@ class _Replies:
         if op == "order.place":
             fields = request.copy()
             del fields["op"], fields["id"]
-            return order_entry.place(service, caller, order_entry.parse_order(fields))
+            return order_entry.place(service, caller, order_entry.order_fields(fields))
         order_id = request.get("order_id")
         if op == "order.modify":
             if not isinstance(order_id, str):
