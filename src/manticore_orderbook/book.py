@@ -2239,29 +2239,35 @@ class OrderBook:
         quantity, order count), not five. The copy shares the template's table of keys
         (``_shared_keys``), and so do its own copies. The symbol is in it: the ``symbol`` setter
         forgets every level's payload."""
-        payload = (self._level_templates[0] if level.side is BUY else self._level_templates[1]).copy()
-        out = level.price_out  # _level_price inlined
-        payload["price"] = self._level_price(level) if out is None else out
-        level.payload = payload
+        templates = self._level_templates
+        level.payload = payload = self._priced_copy(
+            templates[0] if level.side is BUY else templates[1], level
+        )
         return payload
 
     def _level_added_payload(self, level: PriceLevel) -> dict[str, Any]:
         """``level.added_payload``, made now: a copy of the ORDER_ADDED template of the level's side
         with the level's price, for the plain orders that join the level. Forgotten as ``payload`` is."""
-        payload = (self._added_templates[0] if level.side is BUY else self._added_templates[1]).copy()
-        out = level.price_out  # _level_price inlined
-        payload["price"] = self._level_price(level) if out is None else out
-        level.added_payload = payload
+        templates = self._added_templates
+        level.added_payload = payload = self._priced_copy(
+            templates[0] if level.side is BUY else templates[1], level
+        )
         return payload
 
     def _level_cancelled_payload(self, level: PriceLevel) -> dict[str, Any]:
         """``level.cancelled_payload``, made now: a copy of the ORDER_CANCELLED template of the level's
         side with the level's price, for the plain orders cancelled from it. Forgotten as ``payload`` is."""
         templates = self._cancelled_templates
-        payload = (templates[0] if level.side is BUY else templates[1]).copy()
+        level.cancelled_payload = payload = self._priced_copy(
+            templates[0] if level.side is BUY else templates[1], level
+        )
+        return payload
+
+    def _priced_copy(self, template: dict[str, Any], level: PriceLevel) -> dict[str, Any]:
+        """A copy of ``template`` with ``level``'s price (in the output format) as ``price``."""
+        payload = template.copy()
         out = level.price_out  # _level_price inlined
         payload["price"] = self._level_price(level) if out is None else out
-        level.cancelled_payload = payload
         return payload
 
     def _level_fill_payload(self, level: PriceLevel, price: object) -> dict[str, Any]:

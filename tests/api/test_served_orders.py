@@ -19,35 +19,8 @@ from manticore_api import create_app
 from manticore_api.protocol import ServingCycle, ServingProtocol
 from manticore_api.server import ServerOptions, build_service, uvicorn_config
 from manticore_auth import current_timestamp, sign_request
+from tests.api.memory_transport import MemoryTransport
 from tests.api.test_lean_orders import BODIES, _masked
-
-
-class _Transport(asyncio.Transport):
-    """An open connection from 127.0.0.1 whose writes are kept in memory."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written: list[bytes] = []
-        self.closing = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 40000)}.get(name, default)
-
-    def write(self, data: Any) -> None:
-        self.written.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
 
 #: (method, path, body) after the order bodies: a modify, cancels, a path the router redirects or
 #: refuses, a query string (not the fast path).
@@ -99,7 +72,7 @@ async def _serve(
     state.default_headers = [(b"date", b"Fri, 04 Dec 2026 20:00:00 GMT"), *config.encoded_headers]
     loop = asyncio.get_running_loop()
     http = protocol_class(config=config, server_state=state, app_state={}, _loop=loop)
-    transport = _Transport()
+    transport = MemoryTransport()
     http.connection_made(transport)
     answers = []
     requests = [("POST", "/api/orders", body) for body in BODIES] + _MORE

@@ -23,6 +23,7 @@ from uvicorn.server import ServerState
 from manticore_api import protocol
 from manticore_api.protocol import UVICORN_VERSION, ServingCycle, ServingProtocol
 from manticore_api.server import http_protocol
+from tests.api.memory_transport import MemoryTransport
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,33 +66,6 @@ def test_uvicorn_is_the_version_the_protocol_was_written_against() -> None:
 def test_serve_uses_the_serving_protocol() -> None:
     assert http_protocol() is ServingProtocol
     assert ServingProtocol.on_headers_complete.__code__ is HttpToolsProtocol.on_headers_complete.__code__
-
-
-class _Transport(asyncio.Transport):
-    """A connection from 127.0.0.1 whose writes are kept in memory."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written: list[bytes] = []
-        self.closing = False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 40000)}.get(name, default)
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 class _Script:
@@ -138,7 +112,7 @@ def _exchange(
         loop = asyncio.get_running_loop()
         http = protocol_class(config=config, server_state=state, app_state={}, _loop=loop)
         http.access_log = access_log
-        transport = _Transport()
+        transport = MemoryTransport()
         http.connection_made(transport)
         cycles: list[str] = []
         http.data_received(request)
@@ -420,15 +394,15 @@ def test_an_order_answer_is_written_whole_in_one_write() -> None:
     request = b"POST /api/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
     defaults = [(b"date", b"Fri, 04 Dec 2026 20:00:00 GMT"), (b"server", b"uvicorn")]
     writes: list[int] = []
-    original = _Transport.write
+    original = MemoryTransport.write
 
-    def counting(self: _Transport, data: Any) -> None:
+    def counting(self: MemoryTransport, data: Any) -> None:
         writes.append(len(data))
         original(self, data)
 
     script = _WholeScript(0, 201, headers, _BODY)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_Transport, "write", counting)
+        patch.setattr(MemoryTransport, "write", counting)
         written, closed, outcomes, _ = _exchange(ServingProtocol, script, request, defaults)
     assert script.taken == [True]
     assert written == (
@@ -457,7 +431,7 @@ def test_a_whole_response_is_refused_once_a_response_started() -> None:
         http = ServingProtocol(
             config=config, server_state=state, app_state={}, _loop=asyncio.get_running_loop()
         )
-        transport = _Transport()
+        transport = MemoryTransport()
         http.connection_made(transport)
         http.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         await asyncio.gather(*state.tasks)
