@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from manticore_matching import Exchange, ExchangeError, MarketConfig
+from manticore_matching.feed import fill_view
+from manticore_matching.formatting import money
 
 START = 1_700_000_000.0
 MARKETS = (
@@ -182,4 +184,18 @@ def state(exchange: Exchange) -> dict[str, Any]:
             f"{user}/{name}={oid}" for (user, name), oid in exchange._live_client_ids.items()
         ),
         "markets": [config.to_dict() for config in exchange.markets.values()],
+    }
+
+
+def expected_fill_message(data: dict[str, Any]) -> dict[str, Any]:
+    """The private ``fill`` message of an ORDER_FILLED event ``data`` as the contract writes it:
+    ``fill_view`` (quote asset USD), the fee as money, then the order's progress, keys in that order."""
+    return {
+        "type": "fill",
+        "user_id": data["user_id"],
+        **fill_view(data, "USD"),  # type: ignore[arg-type]
+        "fee": money(data["fee"]),
+        "status": data["status"],
+        "filled_quantity": data["filled_quantity"],
+        "remaining_quantity": data["remaining_quantity"],
     }

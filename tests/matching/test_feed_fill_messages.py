@@ -6,10 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from manticore_matching.feed import fill_view
-from manticore_matching.formatting import money
 from manticore_orderbook import EventType
-from tests.matching.exchange_streams import START, Clock, new_exchange
+from tests.matching.exchange_streams import START, Clock, expected_fill_message, new_exchange
 
 
 def test_fill_messages_are_fill_view_with_progress(tmp_path: Path) -> None:
@@ -28,18 +26,7 @@ def test_fill_messages_are_fill_view_with_progress(tmp_path: Path) -> None:
         exchange.wait_durable(receipt.position)
         exchange.remove_listener(sent.extend)
     fills = [message for message in sent if message["type"] == "fill"]
-    expected = [
-        {
-            "type": "fill",
-            "user_id": data["user_id"],
-            **fill_view(data, "USD"),  # type: ignore[arg-type]
-            "fee": money(data["fee"]),
-            "status": data["status"],
-            "filled_quantity": data["filled_quantity"],
-            "remaining_quantity": data["remaining_quantity"],
-        }
-        for data in filled
-    ]
+    expected = [expected_fill_message(data) for data in filled]
     assert len(fills) == 4  # two trades, a fill for each side
     assert fills == expected
     assert [list(message) for message in fills] == [list(message) for message in expected]

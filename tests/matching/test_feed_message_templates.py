@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from manticore_matching.feed import fill_view, messages
-from manticore_matching.formatting import money
+from manticore_matching.feed import messages
 from manticore_orderbook import EventType
+from tests.matching.exchange_streams import expected_fill_message
 
 _VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12))
 #: Fee strings as the books write them (``format(Decimal, "f")``): signs, zeros, trailing zeros, long.
@@ -47,19 +47,6 @@ def _fill(values: list[Any], is_maker: bool, fee: str, user: str) -> dict[str, A
         "is_maker": is_maker,
         "fee": fee,
         "user_id": user,
-    }
-
-
-def _expected_fill(data: dict[str, Any]) -> dict[str, Any]:
-    """The fill message as the contract writes it: a dict display."""
-    return {
-        "type": "fill",
-        "user_id": data["user_id"],
-        **fill_view(data, "USD"),  # type: ignore[arg-type]
-        "fee": money(data["fee"]),
-        "status": data["status"],
-        "filled_quantity": data["filled_quantity"],
-        "remaining_quantity": data["remaining_quantity"],
     }
 
 
@@ -98,7 +85,7 @@ def test_fill_and_trade_messages_are_the_dict_displays(
         for message, data in zip(built, trade_data, strict=False):
             _same(message, {"type": "trade", **data})
         for message, data in zip(built[len(trade_data) :], fill_data, strict=True):
-            _same(message, _expected_fill(data))
+            _same(message, expected_fill_message(data))
         for message in built:
             message["type"] = "changed"
             message["extra"] = object()
