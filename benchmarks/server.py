@@ -17,7 +17,9 @@ The HTTP load generator is ``wrk`` (``benchmarks/server_wrk.lua`` replays the pr
 64 connections) for the maximum rate; only 201 answers count, others are reported apart. Then, on
 the same server, the open-loop paced client (``benchmarks/server_client.py``) sends at half of that
 rate and reports latency percentiles from each request's due time, and the server's GC pauses over
-that run from ``GET /api/metrics/gc`` (n/a when the server has no such endpoint), and whether an
+that run from ``GET /api/metrics/gc`` (n/a when the server has no such endpoint), the journal's
+``fsync`` rounds per second and records per round over it (``manticore_journal_batches`` and
+``manticore_journal_durable`` from ``GET /metrics``), and whether an
 automatic checkpoint was installed during it: ``manticore serve`` runs with ``--checkpoint-every
 20000`` here (``--checkpoint-every``; the server's default is 100,000), so that every paced window,
 which sends more records than that at this machine's rates, holds at least one background
