@@ -1669,9 +1669,8 @@ class OrderBook:
                 traded += fill
                 self._trade_no += 1
                 self._sequence += 3
-                entry: Trade | _TradeRow
-                if quiet:  # the trade's fields in Trade's order of _TRADE_ROW_FIELDS
-                    entry = (
+                if quiet:  # Trade's fields in the order of _TRADE_ROW_FIELDS
+                    row = (
                         self._trade_no,
                         best,
                         fill,
@@ -1683,6 +1682,13 @@ class OrderBook:
                         now,
                         self._sequence - 2,
                     )
+                    if len(trades) < max_history:
+                        trades.append(row)
+                    elif max_history:  # full: overwrite the oldest
+                        pos = self._trade_pos
+                        trades[pos] = row
+                        pos += 1
+                        self._trade_pos = 0 if pos == max_history else pos
                 else:
                     if _INTERPRETED:  # Trade(...)'s fields set without calling the class, as add_order does
                         trade = _new_object(Trade)
@@ -1698,14 +1704,13 @@ class OrderBook:
                         trade.sequence = self._sequence - 2
                     else:
                         trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
-                    entry = trade
-                if len(trades) < max_history:
-                    trades.append(entry)
-                elif max_history:  # full: overwrite the oldest
-                    pos = self._trade_pos
-                    trades[pos] = entry
-                    pos += 1
-                    self._trade_pos = 0 if pos == max_history else pos
+                    if len(trades) < max_history:  # as above
+                        trades.append(trade)
+                    elif max_history:
+                        pos = self._trade_pos
+                        trades[pos] = trade
+                        pos += 1
+                        self._trade_pos = 0 if pos == max_history else pos
                 if not maker.visible:
                     level.head += 1
                     if maker.open:  # an iceberg's next slice joins the back of the queue
