@@ -598,7 +598,6 @@ class OrderBook:
         try:
             clock = self._clock
             now = clock()
-            client_id = None if client_order_id is None else check_client_order_id(client_order_id)
             order: Order | None = None
             # The fast path for plain limit and market orders with well-formed arguments, inlined (a
             # call costs a frame in pure Python). Anything unusual leaves ``order`` None, and ``_build``
@@ -607,6 +606,7 @@ class OrderBook:
             # TimeInForce.GTC take this path too).
             if (
                 order_type is None
+                and client_order_id is None
                 and expiry_time is None
                 and stop_price is None
                 and trail_value is None
@@ -680,6 +680,8 @@ class OrderBook:
                     else:
                         order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, stp)
             if order is None:
+                # the client order id first: its error comes before any other, as it always has
+                client_id = None if client_order_id is None else check_client_order_id(client_order_id)
                 order = self._build(
                     side,
                     price,
@@ -696,11 +698,11 @@ class OrderBook:
                     self_trade_prevention,
                     now,
                 )
-            if client_id is not None:
-                order.client_order_id = client_id
+                if client_id is not None:
+                    order.client_order_id = client_id
+                kind = order.order_type  # the fast path's ``kind`` is its order's
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
-            kind = order.order_type
             if kind is LIMIT or kind is MARKET:  # _enter's common case, without a call
                 self._added += 1
                 if (
@@ -883,8 +885,7 @@ class OrderBook:
                 if order.open != visible:  # an iceberg's hidden part
                     level.reserve -= order.open - visible
                 level.dead += 1
-            h = self._h
-            if self._changes is None and not h[E_CANCELLED]:  # _emit_cancelled's work when unheard
+            if self._changes is None and not self._h[E_CANCELLED]:  # _emit_cancelled's work when unheard
                 self._sequence += 1
                 self._cancelled_count += 1
             else:
