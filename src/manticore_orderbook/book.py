@@ -633,16 +633,14 @@ class OrderBook:
                 else:
                     tif = IOC if time_in_force == "IOC" else _PLAIN_TIFS.get(time_in_force)
                 if side_ is not None and tif is not None:
-                    # Grid.to_units' memo read inline; see to_units for which inputs it holds and why
-                    # the bound is checked again. Floats first: the user convention's numbers.
+                    # Grid.to_units' memo read inline; see to_units for which inputs it holds (all
+                    # within max_units: setting it forgets them). Floats first: the user convention's.
                     price_units: int | None = None
                     if price is not None:
                         grid = self._price_grid
                         number_type = type(price)
                         if (number_type is float and _INTERPRETED) or number_type is str:
-                            price_units = grid._cache.get(price)
-                            if price_units is not None and price_units > grid.max_units:
-                                price_units = None
+                            price_units = grid._cache.get(price)  # within max_units (see Grid)
                         if price_units is None:
                             price_units = grid.to_units(price)
                     grid = self._qty_grid
@@ -650,8 +648,6 @@ class OrderBook:
                     qty_units: int | None = None
                     if (number_type is float and _INTERPRETED) or number_type is str:
                         qty_units = grid._cache.get(quantity)
-                        if qty_units is not None and qty_units > grid.max_units:
-                            qty_units = None
                     qty = grid.to_units(quantity) if qty_units is None else qty_units
                     oid = self._new_order_id(None) if order_id is None else order_id
                     kind = LIMIT if price_units is not None else MARKET

@@ -321,3 +321,24 @@ def test_a_quiet_trade_row_stands_for_the_same_trade_and_is_not_tracked() -> Non
         for name in _fields(Trade):
             assert getattr(made, name) == getattr(trade, name), name
             assert type(getattr(made, name)) is type(getattr(trade, name)), name
+
+
+@pytest.mark.parametrize("price", [100.5, "100.5"])
+def test_a_remembered_price_is_refused_by_the_fast_path_once_the_bound_is_lowered(price: object) -> None:
+    """Session 20: add_order's inline memo read no longer tests the bound; setting ``max_units`` makes
+    the grid forget what it remembered, so a remembered input past a lowered bound is still refused
+    (and one within it still accepted), as full validation refuses it."""
+    from manticore_orderbook.errors import InvalidOrderError
+
+    book = OrderBook("FP/USD", clock=lambda: 1000.0)
+    book.add_order(side="buy", price=price, quantity=1.0, order_id="a")
+    assert book._price_grid._cache  # remembered
+    book._price_grid.max_units = book._price_grid.to_units(100.25)
+    assert not book._price_grid._cache
+    with pytest.raises(InvalidOrderError, match="too large"):
+        book.add_order(side="buy", price=price, quantity=1.0, order_id="b")
+    book.add_order(side="buy", price=100.25, quantity=1.0, order_id="c")
+    book._qty_grid.max_units = book._qty_grid.to_units(0.5)
+    with pytest.raises(InvalidOrderError, match="too large"):
+        book.add_order(side="buy", price=100.25, quantity=1.0, order_id="d")
+    assert [o["order_id"] for o in book.get_orders()] == ["a", "c"]
