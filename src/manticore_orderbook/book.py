@@ -125,6 +125,22 @@ _PLAIN_SIDES: Final = {"buy": BUY, "sell": SELL, "BUY": BUY, "SELL": SELL, "Buy"
 _PLAIN_TIFS: Final = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "gtc": GTC, "ioc": IOC, "fok": FOK}
 _ORDER_ID_MAX_LEN: Final = 128
 _new_object: Final = object.__new__
+#: A trade kept in the history as a plain tuple (interpreter only, when nobody heard its fills; see
+#: ``_match``): Trade's fields in this order, the taker's side as ``taker is buyer``. Only str, int,
+#: float, bool and None in it, so the cyclic GC untracks it at its first collection.
+_TradeRow = tuple[int, int, int, str, "str | int | None", str, "str | int | None", bool, float, int]
+_TRADE_ROW_FIELDS: Final = (
+    "number",
+    "price",
+    "quantity",
+    "maker_order_id",
+    "maker_user_id",
+    "taker_order_id",
+    "taker_user_id",
+    "taker_side",
+    "timestamp",
+    "sequence",
+)
 #: The rare fields of every plain order (read only: never set a field of it).
 _NO_EXTRA: Final = OrderExtra()
 # Enum class attribute lookups cost ~150 ns each (EnumType's metaclass machinery); module constants
@@ -395,7 +411,7 @@ class OrderBook:
         self._reset_state()
         # The last ``max_trade_history`` trades: a ring once full (``_trade_pos`` is the oldest). A list
         # item store is native under mypyc, where ``deque.append`` is a generic method call.
-        self._trades: list[Trade] = []
+        self._trades: list[Trade | _TradeRow] = []
         self._trade_pos = 0
         self._last_price: int | None = None
         self._cancelled_count = 0
@@ -582,7 +598,6 @@ class OrderBook:
         try:
             clock = self._clock
             now = clock()
-            client_id = None if client_order_id is None else check_client_order_id(client_order_id)
             order: Order | None = None
             # The fast path for plain limit and market orders with well-formed arguments, inlined (a
             # call costs a frame in pure Python). Anything unusual leaves ``order`` None, and ``_build``
@@ -591,6 +606,7 @@ class OrderBook:
             # TimeInForce.GTC take this path too).
             if (
                 order_type is None
+                and client_order_id is None
                 and expiry_time is None
                 and stop_price is None
                 and trail_value is None
@@ -617,16 +633,14 @@ class OrderBook:
                 else:
                     tif = IOC if time_in_force == "IOC" else _PLAIN_TIFS.get(time_in_force)
                 if side_ is not None and tif is not None:
-                    # Grid.to_units' memo read inline; see to_units for which inputs it holds and why
-                    # the bound is checked again. Floats first: the user convention's numbers.
+                    # Grid.to_units' memo read inline; see to_units for which inputs it holds (all
+                    # within max_units: setting it forgets them). Floats first: the user convention's.
                     price_units: int | None = None
                     if price is not None:
                         grid = self._price_grid
                         number_type = type(price)
                         if (number_type is float and _INTERPRETED) or number_type is str:
-                            price_units = grid._cache.get(price)
-                            if price_units is not None and price_units > grid.max_units:
-                                price_units = None
+                            price_units = grid._cache.get(price)  # within max_units (see Grid)
                         if price_units is None:
                             price_units = grid.to_units(price)
                     grid = self._qty_grid
@@ -634,8 +648,6 @@ class OrderBook:
                     qty_units: int | None = None
                     if (number_type is float and _INTERPRETED) or number_type is str:
                         qty_units = grid._cache.get(quantity)
-                        if qty_units is not None and qty_units > grid.max_units:
-                            qty_units = None
                     qty = grid.to_units(quantity) if qty_units is None else qty_units
                     oid = self._new_order_id(None) if order_id is None else order_id
                     kind = LIMIT if price_units is not None else MARKET
@@ -664,6 +676,8 @@ class OrderBook:
                     else:
                         order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, stp)
             if order is None:
+                # the client order id first: its error comes before any other, as it always has
+                client_id = None if client_order_id is None else check_client_order_id(client_order_id)
                 order = self._build(
                     side,
                     price,
@@ -680,11 +694,11 @@ class OrderBook:
                     self_trade_prevention,
                     now,
                 )
-            if client_id is not None:
-                order.client_order_id = client_id
+                if client_id is not None:
+                    order.client_order_id = client_id
+                kind = order.order_type  # the fast path's ``kind`` is its order's
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
-            kind = order.order_type
             if kind is LIMIT or kind is MARKET:  # _enter's common case, without a call
                 self._added += 1
                 if (
@@ -867,8 +881,7 @@ class OrderBook:
                 if order.open != visible:  # an iceberg's hidden part
                     level.reserve -= order.open - visible
                 level.dead += 1
-            h = self._h
-            if self._changes is None and not h[E_CANCELLED]:  # _emit_cancelled's work when unheard
+            if self._changes is None and not self._h[E_CANCELLED]:  # _emit_cancelled's work when unheard
                 self._sequence += 1
                 self._cancelled_count += 1
             else:
@@ -1151,7 +1164,7 @@ class OrderBook:
             trades.reverse()
             if limit is not None:
                 trades = trades[: max(limit, 0)]
-            return [self._trade_dict(t) for t in trades]
+            return [self._trade_dict(_trade_of(t) if isinstance(t, tuple) else t) for t in trades]
 
     def get_best_bid(self) -> object:
         """The highest bid price, or None."""
@@ -1611,6 +1624,13 @@ class OrderBook:
         trades = self._trades
         max_history = self._max_trade_history
         orders = self._orders
+        # Nobody hears this sweep's fills (no TRADE_EXECUTED or ORDER_FILLED handler, no change
+        # recorder; neither changes within ``_match``: events are queued, handlers run after it): in
+        # the interpreter a fill then keeps a plain tuple in the trade history (see ``_TradeRow``)
+        # instead of a ``Trade``, whose slots cost a store each. Compiled code keeps ``Trade``s.
+        quiet = _INTERPRETED and changes is None and r[E_TRADE] is None and r[E_FILLED] is None
+        taker_id = taker.order_id
+        taker_user = taker.user_id
         alive = True
         # The sweep's lowest and highest trade prices and its last one, as plain ints (an ``int | None``
         # boxes every assignment under mypyc; prices in 1e-8 ticks pass 2**30): valid once ``swept``.
@@ -1646,27 +1666,48 @@ class OrderBook:
                 traded += fill
                 self._trade_no += 1
                 self._sequence += 3
-                if _INTERPRETED:  # Trade(...)'s fields set without calling the class, as add_order does
-                    trade = _new_object(Trade)
-                    trade.number = self._trade_no
-                    trade.price = best
-                    trade.quantity = fill
-                    trade.maker_order_id = maker.order_id
-                    trade.maker_user_id = maker.user_id
-                    trade.taker_order_id = taker.order_id
-                    trade.taker_user_id = taker.user_id
-                    trade.taker_side = taker.side
-                    trade.timestamp = now
-                    trade.sequence = self._sequence - 2
+                if quiet:  # Trade's fields in the order of _TRADE_ROW_FIELDS
+                    row = (
+                        self._trade_no,
+                        best,
+                        fill,
+                        maker.order_id,
+                        maker.user_id,
+                        taker_id,
+                        taker_user,
+                        buy,
+                        now,
+                        self._sequence - 2,
+                    )
+                    if len(trades) < max_history:
+                        trades.append(row)
+                    elif max_history:  # full: overwrite the oldest
+                        pos = self._trade_pos
+                        trades[pos] = row
+                        pos += 1
+                        self._trade_pos = 0 if pos == max_history else pos
                 else:
-                    trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
-                if len(trades) < max_history:
-                    trades.append(trade)
-                elif max_history:  # full: overwrite the oldest
-                    pos = self._trade_pos
-                    trades[pos] = trade
-                    pos += 1
-                    self._trade_pos = 0 if pos == max_history else pos
+                    if _INTERPRETED:  # Trade(...)'s fields set without calling the class, as add_order does
+                        trade = _new_object(Trade)
+                        trade.number = self._trade_no
+                        trade.price = best
+                        trade.quantity = fill
+                        trade.maker_order_id = maker.order_id
+                        trade.maker_user_id = maker.user_id
+                        trade.taker_order_id = taker_id
+                        trade.taker_user_id = taker_user
+                        trade.taker_side = taker.side
+                        trade.timestamp = now
+                        trade.sequence = self._sequence - 2
+                    else:
+                        trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
+                    if len(trades) < max_history:  # as above
+                        trades.append(trade)
+                    elif max_history:
+                        pos = self._trade_pos
+                        trades[pos] = trade
+                        pos += 1
+                        self._trade_pos = 0 if pos == max_history else pos
                 if not maker.visible:
                     level.head += 1
                     if maker.open:  # an iceberg's next slice joins the back of the queue
@@ -1680,6 +1721,8 @@ class OrderBook:
                         maker.level = None
                         level.count -= 1
                         del orders[maker.order_id]
+                if quiet:
+                    continue
                 if r[E_TRADE] is not None or r[E_FILLED] is not None:
                     self._emit_fill(trade, maker, taker, now, level)
                 if changes is not None:
@@ -2928,6 +2971,25 @@ def _shared_keys(template: dict[str, Any]) -> dict[str, Any]:
         cls()
     shared: dict[str, Any] = holder.__dict__
     return shared
+
+
+def _trade_of(row: _TradeRow) -> Trade:
+    """The ``Trade`` a history row stands for (the fields of ``_TRADE_ROW_FIELDS``, in order)."""
+    trade: Trade = _new_object(Trade)
+    (
+        trade.number,
+        trade.price,
+        trade.quantity,
+        trade.maker_order_id,
+        trade.maker_user_id,
+        trade.taker_order_id,
+        trade.taker_user_id,
+        buy,
+        trade.timestamp,
+        trade.sequence,
+    ) = row
+    trade.taker_side = BUY if buy else SELL
+    return trade
 
 
 def _ratio(value: Decimal) -> tuple[int, int]:

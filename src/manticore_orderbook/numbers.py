@@ -78,9 +78,9 @@ class Grid:
         "_exp",
         "_float_scale",
         "_format",
+        "_max_units",
         "_num",
         "_scale",
-        "max_units",
         "name",
         "step",
     )
@@ -100,7 +100,7 @@ class Grid:
         self._scale: int = int(10**places)  # value * scale is an integer multiple of num
         self._num = int(dec.scaleb(places))  # step == num / scale
         self._float_scale = float(self._scale)
-        self.max_units = max_units
+        self._max_units = max_units
         if number_format not in ("float", "str", "decimal"):
             raise InvalidOrderError(
                 f"number_format must be 'float', 'str' or 'decimal', got {number_format!r}"
@@ -110,6 +110,18 @@ class Grid:
         # one costs more than converting it, and Decimal(0.1) == 0.1 where only the float is on a
         # 0.1 grid (no other type may look a float key up).
         self._cache: dict[object, int] = {}
+
+    @property
+    def max_units(self) -> int:
+        """The largest number of steps a value may have (larger ones are refused)."""
+        return self._max_units
+
+    @max_units.setter
+    def max_units(self, value: int) -> None:
+        # Forget what was remembered: every remembered answer is within the bound it was made under,
+        # so a hit needs no test of the bound (the book's fast path reads the memo directly).
+        self._max_units = value
+        self._cache.clear()
 
     def float_divisor(self) -> float:
         """``d`` such that ``units / d`` is this grid's float output, or 0.0 when that does not hold
@@ -139,8 +151,7 @@ class Grid:
         kind = type(value)
         if remember and (kind is str or (kind is float and _INTERPRETED)):
             cached = self._cache.get(value)
-            # ``max_units`` may be lowered after a value was remembered
-            if cached is not None and cached <= self.max_units:
+            if cached is not None:  # within the bound: setting ``max_units`` forgets them all
                 return cached
             units = self.to_units(value, False)
             cache = self._cache
@@ -166,7 +177,7 @@ class Grid:
                         units = n // num
                         if units * num != n:
                             self._off_grid(value)
-                    if 0 < units <= self.max_units:
+                    if 0 < units <= self._max_units:
                         return units
                     return self._check_range(units, value)
                 self._off_grid(value)
@@ -177,7 +188,7 @@ class Grid:
             units = scaled_int // num
             if units * num != scaled_int:
                 self._off_grid(value)
-            if 0 < units <= self.max_units:
+            if 0 < units <= self._max_units:
                 return units
             return self._check_range(units, value)
         dec = to_decimal(value, self.name)
@@ -192,9 +203,9 @@ class Grid:
     def _check_range(self, units: int, value: object) -> int:
         if units <= 0:
             raise InvalidOrderError(f"{self.name} must be positive, got {value!r}")
-        if units > self.max_units:
+        if units > self._max_units:
             raise InvalidOrderError(
-                f"{self.name} {value!r} is too large (at most {self.to_str(self.max_units)})"
+                f"{self.name} {value!r} is too large (at most {self.to_str(self._max_units)})"
             )
         return units
 

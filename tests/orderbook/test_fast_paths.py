@@ -113,10 +113,12 @@ def test_a_percent_flag_without_a_trail_is_kept_whether_the_type_is_named_or_inf
 
 def test_a_match_records_the_same_trade_as_the_trade_class_makes() -> None:
     """_match sets a trade's fields itself in the interpreter (no class call); the record equals
-    ``Trade(...)`` of the same values, field for field."""
+    ``Trade(...)`` of the same values, field for field. (Session 20: a trade somebody hears; one
+    nobody hears is a row, see test_a_quiet_sweeps_history_reads_as_a_heard_ones.)"""
     from manticore_orderbook.model import Trade
 
     book = OrderBook("FP/USD", clock=lambda: 1000.0)
+    book.event_manager.subscribe(EventType.TRADE_EXECUTED, lambda event_type, data: None)
     book.add_order(side="sell", price=100.5, quantity=1.25, order_id="m1", user_id="maker")
     book.add_order(side="buy", price=100.5, quantity=0.5, order_id="t1", time_in_force="IOC")
     (recorded,) = book._trades
@@ -220,3 +222,124 @@ def test_an_unheard_add_runs_as_a_heard_one(commands: list[tuple[Any, ...]], stp
     assert levels[0] == levels[1]
     for book in books:
         book.check_invariants()
+
+
+def _history_books(max_history: int, stp: str) -> list[OrderBook]:
+    """A quiet book (its trades kept as rows in the interpreter), books that hear trades, fills or
+    record changes (their trades kept as ``Trade``s), and one whose trade handler comes and goes
+    (a ring of both); all with the same small trade history."""
+    books = [
+        OrderBook("FP/USD", clock=lambda: 1000.0, max_trade_history=max_history, self_trade_prevention=stp)
+        for _ in range(5)
+    ]
+    books[1].event_manager.subscribe(EventType.TRADE_EXECUTED, lambda t, data: None)
+    books[2].event_manager.subscribe(EventType.ORDER_FILLED, lambda t, data: None)
+    books[3].add_change_recorder(lambda *args: None)
+    return books
+
+
+def _toggle(book: OrderBook, handler: Any, n: int) -> None:
+    if n % 3 == 0:
+        book.event_manager.subscribe(EventType.TRADE_EXECUTED, handler)
+    elif n % 3 == 1:
+        book.event_manager.unsubscribe(EventType.TRADE_EXECUTED, handler)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    commands=st.lists(_COMMAND, max_size=60),
+    stp=st.sampled_from(["NONE", "CANCEL_NEWEST", "DECREMENT"]),
+    max_history=st.sampled_from([0, 1, 4, 10_000]),
+)
+def test_a_quiet_sweeps_history_reads_as_a_heard_ones(
+    commands: list[tuple[Any, ...]], stp: str, max_history: int
+) -> None:
+    """Session 20: when nobody hears a sweep's fills, ``_match`` keeps each trade in the history as a
+    plain row (interpreter). Same commands on books that hear trades, fills, record changes or hear
+    trades only now and then: the same trade history (every limit, the ring included), statistics
+    and book after every command."""
+    books = _history_books(max_history, stp)
+    handler = lambda t, data: None  # noqa: E731
+    for n, command in enumerate(commands):
+        _toggle(books[4], handler, n)
+        answers = []
+        for book in books:
+            if command[0] == "add":
+                _, side, ticks, lots, tif, user = command
+                price = None if ticks is None else ticks / 100
+                try:
+                    answer: Any = book.add_order(
+                        side=side,
+                        price=price,
+                        quantity=lots / 10,
+                        order_id=f"o{n}",
+                        user_id=user,
+                        time_in_force=None if price is None and tif in ("GTC", None) else tif,
+                    )
+                except ValueError as exc:
+                    answer = str(exc)
+            else:
+                answer = book.cancel_order(f"o{command[1]}")
+            answers.append(answer)
+        assert len(set(map(repr, answers))) == 1
+        histories = [(book.get_trade_history(None), book.get_trade_history(2)) for book in books]
+        assert all(h == histories[0] for h in histories[1:]), f"histories differ after command {n}"
+        states = [_state(book) for book in books]
+        assert all(s == states[0] for s in states[1:]), f"books differ after command {n}"
+    for book in books:
+        book.check_invariants()
+
+
+def test_a_quiet_trade_row_stands_for_the_same_trade_and_is_not_tracked() -> None:
+    """The row a quiet sweep keeps (interpreter) is the ``Trade`` a heard one keeps, field for field,
+    and holds only atomic values, so the cyclic GC stops tracking it; compiled, both are ``Trade``s."""
+    import gc
+
+    from manticore_orderbook.book import _trade_of
+    from manticore_orderbook.model import Trade
+    from manticore_orderbook.numbers import _INTERPRETED
+
+    kept = []
+    for heard in (False, True):
+        book = OrderBook("FP/USD", clock=lambda: 1000.0)
+        if heard:
+            book.event_manager.subscribe(EventType.TRADE_EXECUTED, lambda t, data: None)
+        book.add_order(side="sell", price=100.5, quantity=1.25, order_id="m1", user_id="maker")
+        book.add_order(side="sell", price=100.75, quantity=1, order_id="m2", user_id=7)
+        book.add_order(side="buy", price=101, quantity=2, order_id="t1", user_id="taker", time_in_force="IOC")
+        kept.append(list(book._trades))
+    quiet, heard_ = kept
+    assert [type(t) for t in heard_] == [Trade, Trade]
+    if not _INTERPRETED:
+        assert [type(t) for t in quiet] == [Trade, Trade]
+        return
+    assert [type(t) for t in quiet] == [tuple, tuple]
+    gc.collect()
+    assert not any(gc.is_tracked(row) for row in quiet)
+    for row, trade in zip(quiet, heard_, strict=True):
+        made = _trade_of(row)  # type: ignore[arg-type]
+        for name in _fields(Trade):
+            assert getattr(made, name) == getattr(trade, name), name
+            assert type(getattr(made, name)) is type(getattr(trade, name)), name
+
+
+@pytest.mark.parametrize("price", [100.5, "100.5"])
+def test_a_remembered_price_is_refused_by_the_fast_path_once_the_bound_is_lowered(price: object) -> None:
+    """Session 20: add_order's inline memo read no longer tests the bound; setting ``max_units`` makes
+    the grid forget what it remembered, so a remembered input past a lowered bound is still refused
+    (and one within it still accepted), as full validation refuses it."""
+    from manticore_orderbook.errors import InvalidOrderError
+    from manticore_orderbook.numbers import _INTERPRETED
+
+    book = OrderBook("FP/USD", clock=lambda: 1000.0)
+    book.add_order(side="buy", price=price, quantity=1.0, order_id="a")
+    assert bool(book._price_grid._cache) is (_INTERPRETED or isinstance(price, str))  # remembered
+    book._price_grid.max_units = book._price_grid.to_units(100.25)
+    assert not book._price_grid._cache
+    with pytest.raises(InvalidOrderError, match="too large"):
+        book.add_order(side="buy", price=price, quantity=1.0, order_id="b")
+    book.add_order(side="buy", price=100.25, quantity=1.0, order_id="c")
+    book._qty_grid.max_units = book._qty_grid.to_units(0.5)
+    with pytest.raises(InvalidOrderError, match="too large"):
+        book.add_order(side="buy", price=100.25, quantity=1.0, order_id="d")
+    assert [o["order_id"] for o in book.get_orders()] == ["a", "c"]
