@@ -1839,10 +1839,12 @@ class OrderBook:
             levels, index = self._ask_levels, self._ask_prices
         if kept is None:
             kept = PriceLevel(price, order.side)
-            levels[price] = kept
+            # The order's own int object as the dict's key and in the index (compiled, the narrowed
+            # ``price`` is unboxed: storing it would make a new int object for each, 64 bytes a level).
+            levels[order.price] = kept  # type: ignore[index]
         else:
             self._kept_empty -= 1
-        index.add_level(kept)
+        index.add_level(kept, order.price)
         return kept
 
     def _remove(self, order: Order) -> PriceLevel | None:
@@ -2240,7 +2242,8 @@ class OrderBook:
         return templates
 
     def _level_payload(self, level: PriceLevel) -> dict[str, Any]:
-        """``level.templates.payload``, made now: a copy of its side's PRICE_LEVEL template with the level's price.
+        """``level.templates.payload``, made now: a copy of its side's PRICE_LEVEL template with the
+        level's price.
 
         Every event of the level copies it, so its events store four keys (timestamp, sequence,
         quantity, order count), not five. The copy shares the template's table of keys
@@ -2260,8 +2263,9 @@ class OrderBook:
         return payload
 
     def _level_cancelled_payload(self, level: PriceLevel) -> dict[str, Any]:
-        """``level.templates.cancelled_payload``, made now: a copy of the ORDER_CANCELLED template of the level's
-        side with the level's price, for the plain orders cancelled from it. Forgotten as ``payload`` is."""
+        """``level.templates.cancelled_payload``, made now: a copy of the ORDER_CANCELLED template of the
+        level's side with the level's price, for the plain orders cancelled from it. Forgotten as
+        ``payload`` is."""
         templates = self._cancelled_templates
         payload = self._priced_copy(templates[0] if level.side is BUY else templates[1], level)
         self._own_templates(level).cancelled_payload = payload

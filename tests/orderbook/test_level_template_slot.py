@@ -32,7 +32,7 @@ def _shared_record_is_empty() -> bool:
 
 
 def test_a_price_level_fits_a_128_byte_allocation_block() -> None:
-    """The four templates in one slot: a level (with its GC header) takes at most 128 bytes, compiled or not."""
+    """Four templates in one slot: a level (with its GC header) takes at most 128 bytes, compiled or not."""
     level = PriceLevel(100, BUY)
     assert sys.getsizeof(level) <= 128
     assert level.templates is NO_TEMPLATES
