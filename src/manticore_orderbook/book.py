@@ -1831,7 +1831,11 @@ class OrderBook:
     def _new_level(self, order: Order, kept: PriceLevel | None) -> PriceLevel:
         """The level ``order`` opens at its price: ``kept`` (an emptied level kept for its price, live
         again) or a new one; the price joins the side's index either way. Nothing joins the level."""
-        price = order.price
+        # ``key``: the order's own int object, the level's key in the dict and in the index. Compiled,
+        # the narrowed ``price`` is unboxed, and storing it would make a new int object for each (64
+        # bytes a level); ``key`` is never narrowed, so it stays the object.
+        key = order.price
+        price = key
         assert price is not None
         if order.side is BUY:
             levels, index = self._bid_levels, self._bid_prices
@@ -1839,12 +1843,10 @@ class OrderBook:
             levels, index = self._ask_levels, self._ask_prices
         if kept is None:
             kept = PriceLevel(price, order.side)
-            # The order's own int object as the dict's key and in the index (compiled, the narrowed
-            # ``price`` is unboxed: storing it would make a new int object for each, 64 bytes a level).
-            levels[order.price] = kept  # type: ignore[index]
+            levels[key] = kept  # type: ignore[index]
         else:
             self._kept_empty -= 1
-        index.add_level(kept, order.price)
+        index.add_level(kept, key)
         return kept
 
     def _remove(self, order: Order) -> PriceLevel | None:

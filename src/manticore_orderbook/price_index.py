@@ -84,41 +84,41 @@ class PriceIndex:
         if not level.marked:  # taken out at an end (a rebuild has dropped it from the dict already)
             self._levels.pop(price, None)
 
-    def add_level(self, level: PriceLevel, key: int | None = None) -> None:
+    def add_level(self, level: PriceLevel, key: Any = None) -> None:
         """Insert ``level``'s price, which must not be present already (a marked level is present again).
 
         ``key``, when given, is an int equal to the level's price: the object the chunks keep. The book
         passes the int object that keys the level in its dict, so that compiled (where ``level.price``
         is an unboxed integer, boxed into a new object for each list it is stored in) a level's price is
-        one object, not three: less memory per level in a deep book, and no allocation."""
+        one object, not three: less memory per level in a deep book, and no allocation. (``Any``: compiled,
+        the object is kept as it is, neither unboxed nor boxed again.)"""
         self._size += 1
         if level.marked:  # still in its chunk: present again
             level.marked = False
             self._marks -= 1
             return
         price = level.price
-        item: Any = key  # the object stored (Any: compiled, kept as it is, neither unboxed nor boxed)
         if key is None:
-            item = price
+            key = price
         maxes = self._maxes
         if not maxes:
-            self._chunks.append([item])
-            maxes.append(item)
+            self._chunks.append([key])
+            maxes.append(key)
             return
         # A new best price (where a book adds most often) needs no binary search.
         if price > maxes[-1]:
             i = len(maxes) - 1
             chunk = self._chunks[i]
-            chunk.append(item)
-            maxes[i] = item
+            chunk.append(key)
+            maxes[i] = key
         elif price < self._chunks[0][0]:
             i = 0
             chunk = self._chunks[0]
-            chunk.insert(0, item)
+            chunk.insert(0, key)
         else:
             i = bisect_left(maxes, price)
             chunk = self._chunks[i]
-            insort(chunk, item)
+            insort(chunk, key)
         if len(chunk) > 2 * self._load:
             upper = chunk[self._load :]
             del chunk[self._load :]
