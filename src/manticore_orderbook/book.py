@@ -2236,13 +2236,6 @@ class OrderBook:
         self._stamp_at = now
         return stamp
 
-    def _own_templates(self, level: PriceLevel) -> LevelTemplates:
-        """``level.templates``, the level's own record (made now if it still has the shared empty one)."""
-        templates = level.templates
-        if templates is NO_TEMPLATES:
-            templates = level.templates = LevelTemplates()
-        return templates
-
     def _level_payload(self, level: PriceLevel) -> dict[str, Any]:
         """``level.templates.payload``, made now: a copy of its side's PRICE_LEVEL template with the
         level's price.
@@ -2253,7 +2246,10 @@ class OrderBook:
         forgets every level's payload."""
         templates = self._level_templates
         payload = self._priced_copy(templates[0] if level.side is BUY else templates[1], level)
-        self._own_templates(level).payload = payload
+        own = level.templates
+        if own is NO_TEMPLATES:  # the shared empty record: the level's own first (never written to)
+            own = level.templates = LevelTemplates()
+        own.payload = payload
         return payload
 
     def _level_added_payload(self, level: PriceLevel) -> dict[str, Any]:
@@ -2261,7 +2257,10 @@ class OrderBook:
         with the level's price, for the plain orders that join the level. Forgotten as ``payload`` is."""
         templates = self._added_templates
         payload = self._priced_copy(templates[0] if level.side is BUY else templates[1], level)
-        self._own_templates(level).added_payload = payload
+        own = level.templates
+        if own is NO_TEMPLATES:  # the shared empty record: the level's own first (never written to)
+            own = level.templates = LevelTemplates()
+        own.added_payload = payload
         return payload
 
     def _level_cancelled_payload(self, level: PriceLevel) -> dict[str, Any]:
@@ -2270,7 +2269,10 @@ class OrderBook:
         ``payload`` is."""
         templates = self._cancelled_templates
         payload = self._priced_copy(templates[0] if level.side is BUY else templates[1], level)
-        self._own_templates(level).cancelled_payload = payload
+        own = level.templates
+        if own is NO_TEMPLATES:  # the shared empty record: the level's own first (never written to)
+            own = level.templates = LevelTemplates()
+        own.cancelled_payload = payload
         return payload
 
     def _priced_copy(self, template: dict[str, Any], level: PriceLevel) -> dict[str, Any]:
@@ -2288,7 +2290,10 @@ class OrderBook:
         payload = (templates[0] if level.side is BUY else templates[2]).copy()
         payload["price"] = price
         payload["fill_price"] = price
-        self._own_templates(level).fill_payload = payload
+        own = level.templates
+        if own is NO_TEMPLATES:  # the shared empty record: the level's own first (never written to)
+            own = level.templates = LevelTemplates()
+        own.fill_payload = payload
         return payload
 
     def _level_price(self, level: PriceLevel) -> object:
