@@ -17,7 +17,9 @@ The HTTP load generator is ``wrk`` (``benchmarks/server_wrk.lua`` replays the pr
 64 connections) for the maximum rate; only 201 answers count, others are reported apart. Then, on
 the same server, the open-loop paced client (``benchmarks/server_client.py``) sends at half of that
 rate and reports latency percentiles from each request's due time, and the server's GC pauses over
-that run from ``GET /api/metrics/gc`` (n/a when the server has no such endpoint), and whether an
+that run from ``GET /api/metrics/gc`` (n/a when the server has no such endpoint), the journal's
+``fsync`` rounds per second and records per round over it (``manticore_journal_batches`` and
+``manticore_journal_durable`` from ``GET /metrics``), and whether an
 automatic checkpoint was installed during it: ``manticore serve`` runs with ``--checkpoint-every
 20000`` here (``--checkpoint-every``; the server's default is 100,000), so that every paced window,
 which sends more records than that at this machine's rates, holds at least one background
@@ -60,6 +62,7 @@ from .server_orders import Trader, write_requests
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "server_wrk.lua"
 _CHECKPOINT_POSITION = re.compile(rb'"position"\s*:\s*(\d+)')
+_JOURNAL_SERIES = re.compile(r"^manticore_journal_(batches|durable) (\S+)$", re.MULTILINE)
 
 CONFIG = """\
 [[markets]]
@@ -310,6 +313,24 @@ class Server:
             raise RuntimeError(f"no position at the head of {self.data / 'checkpoint.json'}")
         return int(found.group(1))
 
+    def journal_counters(self) -> tuple[float, float] | None:
+        """``(manticore_journal_batches, manticore_journal_durable)`` from ``GET /metrics`` (the
+        journal's group commits, i.e. its fsync rounds, and its durable position), or None when the
+        server has no such series."""
+        if self.target.app != "manticore":
+            return None
+        try:
+            response = httpx.get(self.url + "/metrics", timeout=10)
+        except httpx.TransportError:
+            return None
+        if response.status_code != 200:
+            return None
+        found = dict(_JOURNAL_SERIES.findall(response.text))
+        try:
+            return float(found["batches"]), float(found["durable"])
+        except (KeyError, ValueError):
+            return None
+
     def gc_metrics(self) -> dict[str, Any] | None:
         """``GET /api/metrics/gc`` (issue 17 interface 1), or None when the server has none."""
         if self.target.app != "manticore":
@@ -420,18 +441,37 @@ def checkpoint_cell(paced: dict[str, Any]) -> str:
     return f"{before:,} -> {after:,}" + (" (installed in window)" if after != before else "")
 
 
+def journal_cell(paced: dict[str, Any]) -> str:
+    """The report's cell for the journal's fsync rounds per second over a paced window and the
+    records each made durable on average (n/a: a reference app or no ``/metrics``)."""
+    journal = paced.get("journal")
+    if not journal:
+        return "n/a"
+    per_round = journal["records_per_round"]
+    return f"{journal['rounds_per_s']:,.0f} ({'n/a' if per_round is None else f'{per_round:.1f}'})"
+
+
 def measure_paced(
     target: Target, settings: Settings, workdir: Path, server: Server, rate: float
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     count = max(1, int(rate * settings.duration))
     requests = server.requests_file(workdir / "paced.tsv", count)
     gc_before = server.gc_metrics()
+    journal_before = server.journal_counters()
     checkpoint_before = server.checkpoint_position()
     arguments = ["paced", "--url", server.url, "--requests", str(requests), "--rate", f"{rate:.3f}"]
     arguments += ["--connections", str(settings.connections)]
     paced = run_client(settings, arguments, timeout=settings.duration * 3 + 120)
     gc_after = server.gc_metrics()
+    journal_after = server.journal_counters()
     paced["checkpoint_positions"] = [checkpoint_before, server.checkpoint_position()]
+    if journal_before is not None and journal_after is not None and paced.get("seconds"):
+        rounds = journal_after[0] - journal_before[0]
+        records = journal_after[1] - journal_before[1]
+        paced["journal"] = {
+            "rounds_per_s": rounds / paced["seconds"],
+            "records_per_round": records / rounds if rounds else None,
+        }
     gc: dict[str, Any] | None = None
     if gc_before is not None and gc_after is not None:
         gc = {
@@ -587,9 +627,9 @@ def report(runs: list[Run], settings: Settings, header: list[str]) -> str:
         lines.append(
             "| what | repeat | rate asked | acknowledged | other answers | p50 / p99 / p99.9 / max ms "
             "| GC pauses (over 10 ms) | GC total ms | GC max pause ms (since start) "
-            "| checkpoint position before -> after |"
+            "| checkpoint position before -> after | journal fsync rounds/s (records per round) |"
         )
-        lines.append("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+        lines.append("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
         label = {t.name: t.label for t in TARGETS}
         for run in paced_runs:
             assert run.paced is not None
@@ -610,7 +650,7 @@ def report(runs: list[Run], settings: Settings, header: list[str]) -> str:
                 )
             lines.append(
                 f"| {label[run.target]} | {run.repeat} | {p['rate_asked']:,.0f}/s | {p['acknowledged']:,} "
-                f"| {other_text} | {lat_text} | {gc_cells} | {checkpoint_cell(p)} |"
+                f"| {other_text} | {lat_text} | {gc_cells} | {checkpoint_cell(p)} | {journal_cell(p)} |"
             )
         p99s = [r.paced["latency_ms"]["p99"] for r in paced_runs if r.target == "signed_resting" and r.paced]
         p99s = [v for v in p99s if v is not None]
@@ -752,6 +792,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run)
                 rate = "n/a" if run.rate is None else f"{run.rate:,.0f}/s"
                 extra = f" paced p99 {run.paced['latency_ms']['p99']} ms" if run.paced else ""
+                if run.paced and run.paced.get("journal"):
+                    extra += f", journal fsync rounds/s (records per round) {journal_cell(run.paced)}"
                 print(
                     f"repeat {repeat} {target.name}: {rate} acknowledged {run.other or ''}{extra} {run.note}",
                     flush=True,

@@ -15,6 +15,7 @@ import click
 
 import manticore_orderbook
 from manticore_matching import DEFAULT_MARKETS, ConfigError, load_markets, load_risk_limits
+from manticore_matching.journal import DEFAULT_COMMIT_INTERVAL
 
 from . import admin
 from .security import is_loopback
@@ -127,6 +128,15 @@ def _admin_options(function: F) -> F:
     "Write a checkpoint in the background after this many journal records (a restart replays at most "
     "that many); 0: only when the server stops."
 )
+@click.option(
+    "--journal-commit-interval",
+    default=DEFAULT_COMMIT_INTERVAL,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds between the starts of two journal fsync rounds at least: under load the journal "
+    "gathers the commands of that interval into one fsync (an order is still acknowledged only once "
+    "durable); 0: the next fsync starts as soon as the last ends.",
+)
 def serve(
     host: str,
     port: int,
@@ -139,6 +149,7 @@ def serve(
     access_log: bool,
     ws_compression: bool,
     checkpoint_every: int,
+    journal_commit_interval: float,
 ) -> None:
     """Run the exchange server (REST + WebSocket + web page) until interrupted (Ctrl-C).
 
@@ -155,6 +166,7 @@ def serve(
         database_url=database_url,
         require_auth=not no_auth,
         checkpoint_every=checkpoint_every,
+        journal_commit_interval=journal_commit_interval,
     )
     if config_path is not None:
         try:

@@ -37,6 +37,7 @@ from manticore_matching import (
     Exchange,
     MarketConfig,
 )
+from manticore_matching.journal import DEFAULT_COMMIT_INTERVAL
 from manticore_risk import RiskLimits
 from manticore_storage import DatabaseInUse
 
@@ -81,6 +82,8 @@ class ServerOptions:
     risk_limits: RiskLimits = DEFAULT_RISK_LIMITS
     #: Journal records between automatic (background) checkpoints; 0: only when the server stops.
     checkpoint_every: int = 100_000
+    #: Seconds between the starts of two journal fsync rounds at least (the journal's group commit).
+    journal_commit_interval: float = DEFAULT_COMMIT_INTERVAL
 
 
 def http_protocol() -> Any:
@@ -260,6 +263,7 @@ def open_data_dir(
         fsync=options.fsync,
         checkpoint_every=options.checkpoint_every,
         lock=lock,
+        journal_commit_interval=options.journal_commit_interval,
     )
     exchange.open()
     try:

@@ -82,7 +82,7 @@ from .errors import (
     UnknownMarket,
 )
 from .feed import CommandCapture, command_messages, users_of
-from .journal import CommandLog, Journal, JournalClosed, JournalCorrupt
+from .journal import DEFAULT_COMMIT_INTERVAL, CommandLog, Journal, JournalClosed, JournalCorrupt
 from .lock import DataDirectoryLock
 from .market import RECENT_TRADES, TRADE_KEYS, Market, new_book, owned
 from .reads import ExchangeReads
@@ -155,6 +155,9 @@ class Exchange(ExchangeReads, Listeners):
             (:mod:`manticore_matching.routed`). None (default): a whole exchange, as always.
         background_checkpoints: write the automatic checkpoints in the background (default, where
             :data:`~manticore_matching.background.AVAILABLE`); False: on the command path, as before.
+        journal_commit_interval: seconds between the starts of two fsync rounds of the default
+            journal at least (:class:`~manticore_matching.journal.Journal`'s ``commit_interval``;
+            ignored with a ``journal_factory``).
         checkpoint_hook: for tests and monitoring: called from a background checkpoint's thread with
             ``(stage, position)`` at ``"forked"`` (the writer process runs), ``"written"`` (it wrote the
             file), ``"prepared"`` (journal and storage durable up to ``position``), ``"installed"``
@@ -181,6 +184,7 @@ class Exchange(ExchangeReads, Listeners):
         settle_as: str | None = None,
         background_checkpoints: bool = True,
         checkpoint_hook: Callable[[str, int], None] | None = None,
+        journal_commit_interval: float = DEFAULT_COMMIT_INTERVAL,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -235,7 +239,12 @@ class Exchange(ExchangeReads, Listeners):
         self.storage: StorageManager | None = None
         self.journal: CommandLog
         if journal_factory is None:
-            self.journal = Journal(self.data_dir / "journal", fsync=fsync, on_durable=self._on_durable)
+            self.journal = Journal(
+                self.data_dir / "journal",
+                fsync=fsync,
+                on_durable=self._on_durable,
+                commit_interval=journal_commit_interval,
+            )
         else:
             self.journal = journal_factory(self._on_durable)
         self.handler_errors = 0

@@ -4,7 +4,12 @@ Every command that changed the exchange is appended as one line ``<crc32 hex> <j
 position (1, 2, 3, ...). The line is encoded (orjson) by :meth:`Journal.append`, in the caller's thread,
 so the record may change afterwards and the writer thread only joins bytes. A background thread writes
 whatever has been appended since its last round and calls ``fsync`` once for the whole batch (group
-commit), then advances :attr:`Journal.durable`.
+commit), then advances :attr:`Journal.durable`. Rounds begin at least ``commit_interval`` seconds
+apart (:data:`DEFAULT_COMMIT_INTERVAL`; PostgreSQL's ``commit_delay`` idea): under a steady flow of
+commands the writer gathers the records of that interval into one round instead of starting the next
+``fsync`` the moment the last one ends, which on a disk with an IOPS throttle (a cloud volume's token
+bucket) keeps the rate of ``fsync`` under the throttle, whose stalls of tens of milliseconds would
+otherwise hold every command in flight. A record appended after a quiet interval is written at once.
 A client is acknowledged only when its command's position is durable, so an acknowledged command
 survives ``kill -9`` and power loss (with ``fsync=True``).
 
@@ -26,6 +31,7 @@ import itertools
 import json
 import os
 import threading
+import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -34,10 +40,15 @@ from typing import Any, Protocol
 
 import orjson
 
-__all__ = ["CommandLog", "Journal", "JournalClosed", "JournalCorrupt"]
+__all__ = ["DEFAULT_COMMIT_INTERVAL", "CommandLog", "Journal", "JournalClosed", "JournalCorrupt"]
 
 _PREFIX = "journal-"
 _SUFFIX = ".log"
+
+#: Seconds between the starts of two group-commit rounds of a :class:`Journal`, by default: at most
+#: ~1,000 ``fsync`` per second, which adds at most that long to a command's wait for durability
+#: (docs/performance.md, session 20 (h1)).
+DEFAULT_COMMIT_INTERVAL = 0.001
 
 
 class JournalCorrupt(Exception):
@@ -174,6 +185,11 @@ class Journal:
         fsync: call ``os.fsync`` after each batch (default). Without it a batch is durable against a
             crash of the process but not of the machine.
         on_durable: called from the writer thread with the new durable position after each batch.
+        commit_interval: seconds between the starts of two rounds at least (>= 0; 0: the next round
+            starts as soon as the last one ends). A round that would start sooner waits until then,
+            gathering what is appended meanwhile; a round after a quiet interval starts at once, and
+            :meth:`close` ends the wait. What a round makes durable is acknowledged only after its
+            ``fsync``, as always.
 
     Use: :meth:`read` the existing records once, then :meth:`start`, then :meth:`append` (returns the
     position, does not wait) and :meth:`wait` (blocks until a position is durable).
@@ -185,11 +201,15 @@ class Journal:
         *,
         fsync: bool = True,
         on_durable: Callable[[int], None] | None = None,
+        commit_interval: float = DEFAULT_COMMIT_INTERVAL,
     ) -> None:
+        if not commit_interval >= 0:
+            raise ValueError(f"commit_interval must be >= 0 seconds, not {commit_interval!r}")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
         self._on_durable = on_durable
+        self.commit_interval = float(commit_interval)
         # Hand-off to the writer without a lock the writer takes: appenders (serialised by
         # ``_append_lock``) push encoded lines on ``_pending`` (a deque: atomic appends and pops); the
         # writer drains it. The writer sleeps on ``_work`` only after announcing it in
@@ -440,6 +460,9 @@ class Journal:
         work = self._work
         pending = self._pending
         take = pending.popleft
+        interval = self.commit_interval
+        clock = time.monotonic
+        started = -interval  # when the last round started (none yet: the first starts at once)
         while True:
             if not pending:
                 with work:
@@ -455,6 +478,21 @@ class Journal:
                             break
                         work.wait()
                         self._writer_idle = False
+            if interval:
+                # Group commit over an interval: the last round started less than ``interval`` ago,
+                # so gather what the appenders add until then (close() wakes the wait: it notifies
+                # ``work`` after setting ``_closing``).
+                due = started + interval
+                now = clock()
+                if now < due:
+                    with work:
+                        while not self._closing:
+                            left = due - clock()
+                            if left <= 0:
+                                break
+                            work.wait(left)
+                    now = clock()
+                started = now
             batch = [take() for _ in range(len(pending))]
             with self._file_lock:  # rotate() switches segments only between batches
                 position = self.durable + len(batch)
