@@ -64,7 +64,7 @@ from .enums import (
 from .errors import DuplicateOrderIdError, InvalidOrderError
 from .events import EVENT_INDEX, EventHandler, EventManager, Route
 from .lock import BookLock
-from .model import Order, OrderExtra, PriceLevel, Trade
+from .model import NO_TEMPLATES, LevelTemplates, Order, OrderExtra, PriceLevel, Trade
 from .numbers import _INTERPRETED, Grid, NumberFormat, to_decimal
 from .payloads import (
     ORDER_ADDED_KEYS,
@@ -471,7 +471,7 @@ class OrderBook:
         for levels in (self._bid_levels, self._ask_levels):
             for level in levels.values():
                 # made again from the new templates when next needed
-                level.payload = level.fill_payload = level.added_payload = level.cancelled_payload = None
+                level.templates = NO_TEMPLATES
 
     @property
     def sequence(self) -> int:
@@ -747,7 +747,7 @@ class OrderBook:
                             self._sequence += 1
                             route = self._r[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
                             if route is not None:  # the level's data, as _level_dict builds it
-                                payload = level.payload  # the level's own template: its price set
+                                payload = level.templates.payload  # the level's own template: its price set
                                 data = (self._level_payload(level) if payload is None else payload).copy()
                                 data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                                 data["sequence"] = self._sequence
@@ -892,7 +892,7 @@ class OrderBook:
                     self._sequence += 1
                     route = self._r[E_LEVEL_CHANGED]
                     if route is not None:  # the level's data (as _level_dict builds it, without a call)
-                        payload = level.payload  # the level's own template: its price set
+                        payload = level.templates.payload  # the level's own template: its price set
                         data = (self._level_payload(level) if payload is None else payload).copy()
                         data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                         data["sequence"] = self._sequence
@@ -1451,7 +1451,7 @@ class OrderBook:
                     looked = True
                     rest_level = (self._bid_levels if buy else self._ask_levels).get(order.price)  # type: ignore[arg-type]
                     if rest_level is not None and rest_level.count:
-                        template = rest_level.added_payload
+                        template = rest_level.templates.added_payload
                         if template is None:
                             template = self._level_added_payload(rest_level)
                 if template is None:
@@ -1552,7 +1552,7 @@ class OrderBook:
                 self._sequence += 1
                 route = self._r[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
                 if route is not None:  # the level's data (as _level_dict builds it, without a call)
-                    payload = level.payload  # the level's own template: its price set
+                    payload = level.templates.payload  # the level's own template: its price set
                     data = (self._level_payload(level) if payload is None else payload).copy()
                     data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                     data["sequence"] = self._sequence
@@ -1748,7 +1748,7 @@ class OrderBook:
                 self._sequence += 1  # _emit_level, without a call
                 route = r[E_LEVEL_CHANGED]
                 if route is not None:  # the level's data (as _level_dict builds it, without a call)
-                    payload = level.payload  # the level's own template: its price set
+                    payload = level.templates.payload  # the level's own template: its price set
                     data = (self._level_payload(level) if payload is None else payload).copy()
                     data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
                     data["sequence"] = self._sequence
@@ -1874,7 +1874,11 @@ class OrderBook:
     def _new_level(self, order: Order, kept: PriceLevel | None) -> PriceLevel:
         """The level ``order`` opens at its price: ``kept`` (an emptied level kept for its price, live
         again) or a new one; the price joins the side's index either way. Nothing joins the level."""
-        price = order.price
+        # ``key``: the order's own int object, the level's key in the dict and in the index. Compiled,
+        # the narrowed ``price`` is unboxed, and storing it would make a new int object for each (64
+        # bytes a level); ``key`` is never narrowed, so it stays the object.
+        key = order.price
+        price = key
         assert price is not None
         if order.side is BUY:
             levels, index = self._bid_levels, self._bid_prices
@@ -1882,10 +1886,10 @@ class OrderBook:
             levels, index = self._ask_levels, self._ask_prices
         if kept is None:
             kept = PriceLevel(price, order.side)
-            levels[price] = kept
+            levels[key] = kept  # type: ignore[index]
         else:
             self._kept_empty -= 1
-        index.add_level(kept)
+        index.add_level(kept, key)
         return kept
 
     def _remove(self, order: Order) -> PriceLevel | None:
@@ -2131,7 +2135,7 @@ class OrderBook:
                 pdiv = self._price_div  # conversions inlined: a call each costs more in pure Python
                 data["price"] = price / pdiv if pdiv else self._price_grid.to_output(price)
         else:  # the level's own template: its price set
-            payload = level.cancelled_payload
+            payload = level.templates.cancelled_payload
             data = (self._level_cancelled_payload(level) if payload is None else payload).copy()
         data["order_id"] = order.order_id
         if extra is not None and extra.client_order_id is not None:  # the templates say None
@@ -2276,34 +2280,42 @@ class OrderBook:
         return stamp
 
     def _level_payload(self, level: PriceLevel) -> dict[str, Any]:
-        """``level.payload``, made now: a copy of its side's PRICE_LEVEL template with the level's price.
+        """``level.templates.payload``, made now: a copy of its side's PRICE_LEVEL template with the
+        level's price.
 
         Every event of the level copies it, so its events store four keys (timestamp, sequence,
         quantity, order count), not five. The copy shares the template's table of keys
         (``_shared_keys``), and so do its own copies. The symbol is in it: the ``symbol`` setter
         forgets every level's payload."""
         templates = self._level_templates
-        level.payload = payload = self._priced_copy(
-            templates[0] if level.side is BUY else templates[1], level
-        )
+        payload = self._priced_copy(templates[0] if level.side is BUY else templates[1], level)
+        own = level.templates
+        if own is NO_TEMPLATES:  # the shared empty record: the level's own first (never written to)
+            own = level.templates = LevelTemplates()
+        own.payload = payload
         return payload
 
     def _level_added_payload(self, level: PriceLevel) -> dict[str, Any]:
-        """``level.added_payload``, made now: a copy of the ORDER_ADDED template of the level's side
+        """``level.templates.added_payload``, made now: a copy of the ORDER_ADDED template of the level's side
         with the level's price, for the plain orders that join the level. Forgotten as ``payload`` is."""
         templates = self._added_templates
-        level.added_payload = payload = self._priced_copy(
-            templates[0] if level.side is BUY else templates[1], level
-        )
+        payload = self._priced_copy(templates[0] if level.side is BUY else templates[1], level)
+        own = level.templates
+        if own is NO_TEMPLATES:  # the shared empty record: the level's own first (never written to)
+            own = level.templates = LevelTemplates()
+        own.added_payload = payload
         return payload
 
     def _level_cancelled_payload(self, level: PriceLevel) -> dict[str, Any]:
-        """``level.cancelled_payload``, made now: a copy of the ORDER_CANCELLED template of the level's
-        side with the level's price, for the plain orders cancelled from it. Forgotten as ``payload`` is."""
+        """``level.templates.cancelled_payload``, made now: a copy of the ORDER_CANCELLED template of the
+        level's side with the level's price, for the plain orders cancelled from it. Forgotten as
+        ``payload`` is."""
         templates = self._cancelled_templates
-        level.cancelled_payload = payload = self._priced_copy(
-            templates[0] if level.side is BUY else templates[1], level
-        )
+        payload = self._priced_copy(templates[0] if level.side is BUY else templates[1], level)
+        own = level.templates
+        if own is NO_TEMPLATES:  # the shared empty record: the level's own first (never written to)
+            own = level.templates = LevelTemplates()
+        own.cancelled_payload = payload
         return payload
 
     def _priced_copy(self, template: dict[str, Any], level: PriceLevel) -> dict[str, Any]:
@@ -2314,14 +2326,17 @@ class OrderBook:
         return payload
 
     def _level_fill_payload(self, level: PriceLevel, price: object) -> dict[str, Any]:
-        """``level.fill_payload``, made now: a copy of the ORDER_FILLED template of a maker on the
+        """``level.templates.fill_payload``, made now: a copy of the ORDER_FILLED template of a maker on the
         level's side with ``price`` (the level's price in the output format) as price and fill price,
         the two keys a maker's fill then need not store. Forgotten as ``payload`` is."""
         templates = self._fill_templates  # buy maker, buy taker, sell maker, sell taker
         payload = (templates[0] if level.side is BUY else templates[2]).copy()
         payload["price"] = price
         payload["fill_price"] = price
-        level.fill_payload = payload
+        own = level.templates
+        if own is NO_TEMPLATES:  # the shared empty record: the level's own first (never written to)
+            own = level.templates = LevelTemplates()
+        own.fill_payload = payload
         return payload
 
     def _level_price(self, level: PriceLevel) -> object:
@@ -2394,7 +2409,7 @@ class OrderBook:
         if fill_route is None:
             return
         # The maker's fill (what _fill_dict builds; a maker's price is the trade's).
-        payload = level.fill_payload  # the level's own maker template: price and fill price set
+        payload = level.templates.fill_payload  # the level's own maker template: price and fill price set
         data = (self._level_fill_payload(level, price) if payload is None else payload).copy()
         data["order_id"] = maker.order_id
         extra = maker.extra
@@ -2858,7 +2873,7 @@ class OrderBook:
 
     def _level_dict(self, level: PriceLevel, now: float) -> dict[str, Any]:
         """A price level event's data: symbol, timestamp, sequence, side, price, quantity, order_count."""
-        payload = level.payload
+        payload = level.templates.payload
         data = (self._level_payload(level) if payload is None else payload).copy()
         data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
         data["sequence"] = self._sequence

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from .enums import OrderType, SelfTradePrevention, Side, TimeInForce
 
@@ -33,7 +33,7 @@ def _no_mypyc_attr(*args: object, **kwargs: object) -> Callable[[_C], _C]:
 globals().setdefault("mypyc_attr", _no_mypyc_attr)
 
 
-__all__ = ["Order", "OrderExtra", "PriceLevel", "Trade"]
+__all__ = ["NO_TEMPLATES", "LevelTemplates", "Order", "OrderExtra", "PriceLevel", "Trade"]
 
 
 # acyclic: no instance can be part of a reference cycle (its fields are numbers, strings, a Decimal or
@@ -279,6 +279,35 @@ class Order:
         )
 
 
+# acyclic: the templates are dicts of strings, numbers and None (never a book object), so no cycle can
+# pass through a record; compiled, it has no GC header and is not visited by collections.
+@mypyc_attr(acyclic=True)
+class LevelTemplates:
+    """A price level's own event templates, made by the book when an event of the level first needs one.
+
+    Each is a copy of its side's template with the level's price set (the price is the same for every
+    event of the level); an event is a copy of it, so a template is never handed out. ``payload``:
+    PRICE_LEVEL events; ``fill_payload``: the ORDER_FILLED events of the makers resting at the level
+    (price and fill price set); ``added_payload`` and ``cancelled_payload``: the ORDER_ADDED and
+    ORDER_CANCELLED events of the plain orders that join and leave it. None until needed.
+
+    :data:`NO_TEMPLATES` is the shared record of a level that has none yet: never written to (the book
+    gives a level its own record before it stores a first template).
+    """
+
+    __slots__ = ("added_payload", "cancelled_payload", "fill_payload", "payload")
+
+    def __init__(self) -> None:
+        self.payload: dict[str, object] | None = None
+        self.fill_payload: dict[str, object] | None = None
+        self.added_payload: dict[str, object] | None = None
+        self.cancelled_payload: dict[str, object] | None = None
+
+
+#: The templates of every level that has none of its own (all None; never written to).
+NO_TEMPLATES: Final = LevelTemplates()
+
+
 class PriceLevel:
     """The queue of orders resting at one price on one side.
 
@@ -293,27 +322,22 @@ class PriceLevel:
     level's events and the trades at it share one object instead of converting the price again.
     ``marked`` is the :class:`~manticore_orderbook.price_index.PriceIndex`'s own: True while the level
     was removed from the index away from its ends and its price is still in the index's chunks.
-    ``payload`` is the book's template for this level's PRICE_LEVEL events (its side's template with
-    the price set), likewise kept once an event has needed it: an event is a copy of it.
-    ``fill_payload`` is the same for the ORDER_FILLED events of the makers resting here (price and
-    fill price set), ``added_payload`` and ``cancelled_payload`` for the ORDER_ADDED and
-    ORDER_CANCELLED events of the orders that join and leave the level.
+    ``templates`` holds the book's event templates for this level (:class:`LevelTemplates`): the shared,
+    empty :data:`NO_TEMPLATES` until an event of the level first needs one, then a record of the
+    level's own (one slot for the four templates keeps a level in a 128-byte allocation block).
     """
 
     __slots__ = (
-        "added_payload",
-        "cancelled_payload",
         "count",
         "dead",
-        "fill_payload",
         "head",
         "marked",
         "orders",
-        "payload",
         "price",
         "price_out",
         "reserve",
         "side",
+        "templates",
         "total",
     )
 
@@ -328,10 +352,7 @@ class PriceLevel:
         self.dead = 0
         self.price_out: object = None
         self.marked = False
-        self.payload: dict[str, object] | None = None
-        self.fill_payload: dict[str, object] | None = None
-        self.added_payload: dict[str, object] | None = None
-        self.cancelled_payload: dict[str, object] | None = None
+        self.templates = NO_TEMPLATES
 
     def live_orders(self) -> list[Order]:
         """The live orders in time priority."""
