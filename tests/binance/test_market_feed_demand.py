@@ -570,3 +570,37 @@ def test_resubscribing_after_a_gap_starts_from_a_new_snapshot(gate: _Gate) -> No
         assert [(p, Decimal(q)) for p, q in sorted(mirror.asks.levels.items())] == _levels(final["asks"])
 
     _in_world(gate, body)
+
+
+def test_diffs_that_the_snapshot_holds_are_skipped(gate: _Gate) -> None:
+    """Diffs in flight when a mirror is loaded (built for another reader, such as the native hub's book
+    subscriber, or for this feed's previous subscriber) are already in its snapshot: skipped, not taken
+    for a gap."""
+
+    async def body(world: _World) -> None:
+        feed = world.feed
+        hub_reader: list[dict[str, Any]] = []
+        world.exchange.add_listener(hub_reader.extend, Demand(books=[BTC]))
+        first = _Frames(world.exchange)
+        feed.subscribe(first, world.spec("btcusd@depth@100ms"))
+        gate.hold()
+        world.run(40)  # their diffs are built, not durable
+        feed.unsubscribe(first, "btcusd@depth@100ms")  # the mirror goes; the hub keeps the diffs on
+        world.run(20)
+        subscriber = _Frames(world.exchange)
+        feed.subscribe(subscriber, world.spec("btcusd@depth@100ms"))
+        feed.subscribe(subscriber, world.spec("btcusd@depth5@100ms"))
+        loaded = feed.mirrors[BTC].sequence
+        world.run(30)
+        await world.settle()
+        feed.tick(slow=False)
+        assert any(m["type"] == "book" and m["last_sequence"] <= loaded for m in hub_reader)
+        (event,) = [p for p in subscriber.payloads() if p.get("e") == "depthUpdate"]
+        assert event["U"] == loaded + 1
+        final = world.exchange.get_snapshot(BTC)
+        assert event["u"] == final["sequence"] == feed.mirrors[BTC].sequence
+        (partial,) = [p for p in subscriber.payloads() if "lastUpdateId" in p]
+        assert partial["lastUpdateId"] == final["sequence"]
+        assert _wire(partial["bids"]) == _levels(final["bids"])[:5]
+
+    _in_world(gate, body)
