@@ -29,7 +29,7 @@ from manticore_api.binance.klines import Klines
 from manticore_api.binance.market_feed import MarketFeed
 from manticore_api.binance.markets import BinanceMarkets
 from manticore_api.binance.stream_names import StreamSpec, parse_stream
-from manticore_matching import Demand, Exchange
+from manticore_matching import Demand, Exchange, MarketConfig
 from tests.matching.exchange_streams import MARKETS, Clock, apply, make_stream
 
 BTC = "BTC/USD"
@@ -602,5 +602,32 @@ def test_diffs_that_the_snapshot_holds_are_skipped(gate: _Gate) -> None:
         (partial,) = [p for p in subscriber.payloads() if "lastUpdateId" in p]
         assert partial["lastUpdateId"] == final["sequence"]
         assert _wire(partial["bids"]) == _levels(final["bids"])[:5]
+
+    _in_world(gate, body)
+
+
+def test_a_market_created_while_every_market_is_read_is_mirrored(gate: _Gate) -> None:
+    """``!ticker@arr`` reads every market's book: one created after it subscribed is mirrored too (from its
+    first diff), and its ticker shows its durable best bid and ask."""
+
+    async def body(world: _World) -> None:
+        feed = world.feed
+        subscriber = _Frames(world.exchange)
+        feed.subscribe(subscriber, world.spec("!ticker@arr"))
+        assert feed.demand.books is None
+        config = MarketConfig(
+            "SOL/USD", "SOL", "USD", Decimal("0.01"), Decimal("0.1"), Decimal(0), Decimal(0)
+        )
+        world.exchange.create_market(config)
+        world.exchange.deposit("alice", "SOL", "100")
+        world.exchange.place_order("alice", "SOL/USD", "sell", "2", price="25")
+        world.exchange.place_order("bob", "SOL/USD", "buy", "1", price="20")
+        await world.settle()
+        assert set(feed.mirrors) == {BTC, ETH, "SOL/USD"}
+        feed.tick(slow=True)
+        (frame,) = subscriber.payloads()
+        ticker = {row["s"]: row for row in frame}["SOLUSD"]
+        assert (Decimal(ticker["b"]), Decimal(ticker["B"])) == (Decimal(20), Decimal(1))
+        assert (Decimal(ticker["a"]), Decimal(ticker["A"])) == (Decimal(25), Decimal(2))
 
     _in_world(gate, body)

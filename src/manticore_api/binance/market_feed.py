@@ -295,7 +295,10 @@ class MarketFeed:
             books = self.demand.books
             if books is not None and native not in books:
                 return  # nobody reads this market's book (a diff built for another listener)
-            mirror = self._open_mirror(native)  # a market created since the feed started
+            if int(diff["first_sequence"]) == 1:  # a new market's first events: its book was empty
+                mirror = self.mirrors[native] = BookMirror()
+            else:
+                mirror = self._open_mirror(native)  # a market created since the feed started
         if int(diff["last_sequence"]) <= mirror.sequence:
             return  # the mirror's snapshot holds it already
         if not mirror.apply(diff):
