@@ -12,11 +12,15 @@ call of ``place_order`` to the wake-up of its awaiting task.
 Stream readers (the exchange builds only what a listener's demand names:
 :mod:`manticore_matching.demand`): by default (``--readers server``) the service's hub with no WebSocket
 subscriber plus listeners that read what the Binance surface's listeners read in ``manticore serve``
-(every market's book diffs and trades, every user's fills; no user data subscriber), so every command
-builds its book diff, trades and fills but no order or balance messages. ``--readers hub``: the hub
-alone (no stream message built; a serve without the Binance surface, which ``manticore serve`` always
-mounts). ``--readers everything``: also a listener that reads every message (what ``manticore serve``
-built before the Binance listeners named their demands).
+with no subscriber: the candles every market's trades, the fill ledger every user's fills, the market
+feed and the user feed nothing (the market feed names a market's book diffs only while a stream reads
+its book: :mod:`manticore_api.binance.market_feed`). So every command builds its trades and fills but
+no book diff, order or balance message. ``--readers depth``: the same with one Binance depth
+subscriber on the market (the market feed then reads its book diffs: what ``--readers server``
+measured until session 20). ``--readers hub``: the hub alone (no stream message built; a serve without
+the Binance surface, which ``manticore serve`` always mounts). ``--readers everything``: also a
+listener that reads every message (what ``manticore serve`` built before the listeners named their
+demands).
 
 Storage: the server runs with the SQL read model writer attached, so the benchmark measures both:
 ``storage on`` (every durable command's storage unit goes to the SQLite writer thread, as in
@@ -146,6 +150,22 @@ def _writer_process_cpu(exchange: Exchange) -> float:
     return 0.0 if process is None else float(process.cpu_seconds)
 
 
+def add_readers(exchange: Exchange, readers: str) -> None:
+    """Add the stream listeners that ``readers`` (``--readers``) names beside the service's hub: for
+    ``server`` and ``depth``, one per listener of the Binance surface in ``manticore serve``, with its
+    demand (each reads nothing but the messages' count: what is measured is what the exchange builds)."""
+    if readers == "everything":
+        exchange.add_listener(len)  # reads every message (a demand of None): all are built
+    elif readers in ("server", "depth"):
+        exchange.add_listener(len, Demand(trades=None))  # the candles
+        exchange.add_listener(len, Demand(fills=True))  # the fill ledger
+        # The market feed: a market's book diffs while a stream reads its book (depth: one does).
+        exchange.add_listener(len, Demand(books=[MARKET.symbol] if readers == "depth" else ()))
+        exchange.add_listener(len, Demand(users=()))  # the user feed: no user data subscriber
+    elif readers != "hub":
+        raise ValueError(f"unknown readers {readers!r}")
+
+
 def order_entry(
     count: int,
     tasks: int,
@@ -175,11 +195,7 @@ def order_entry(
             exchange.storage.submit = lambda unit: None  # type: ignore[method-assign]
             exchange.storage.submit_many = lambda units: None  # type: ignore[method-assign]
         service = ExchangeService(exchange, auth, require_auth=False)
-        if readers == "everything":
-            exchange.add_listener(len)  # reads every message (a demand of None): all are built
-        elif readers == "server":  # the Binance market feed (and candles), and the fill ledger
-            exchange.add_listener(len, Demand(books=None, trades=None))
-            exchange.add_listener(len, Demand(fills=True))
+        add_readers(exchange, readers)
         work = orders(count, users)
 
         cpu = 0.0
@@ -440,10 +456,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--readers",
-        choices=("server", "hub", "everything"),
+        choices=("server", "depth", "hub", "everything"),
         default="server",
         help="stream readers: what manticore serve's listeners read with no subscriber (default: every "
-        "market's diffs and trades, every fill), the hub alone, or everything",
+        "market's trades, every fill), the same with a Binance depth subscriber (the market's book "
+        "diffs too), the hub alone, or everything",
     )
     parser.add_argument(
         "--python",

@@ -9,6 +9,18 @@ journal's writer thread, handed to the event loop), so every payload describes d
   ``depth``'s ``lastUpdateId`` (the live book's sequence) always falls inside the stream: Binance's
   "manage a local order book" procedure works unchanged.
 - partial books, ``bookTicker`` and the bid/ask of ``ticker`` come from a :class:`BookMirror` per market.
+
+Book diffs are built only while someone reads them (:mod:`manticore_matching.demand`): the feed names,
+in :attr:`MarketFeed.demand`, the markets whose book some stream reads (``depth``, partial depth,
+``bookTicker``, ``ticker``; ``!ticker@arr`` reads every market's) and those whose trades ``trade`` /
+``aggTrade`` read (the all-market tickers read every market's), and nothing while no stream has a
+subscriber. A market's mirror exists only while a stream reads it: its first reader turns its diffs
+on, then loads the live book (:meth:`Exchange.get_snapshot`) and remembers the journal position the
+book is at; diffs the snapshot already holds are skipped, the next ones continue it, and the mirror's
+frames wait until the journal has made that position durable (so they never show a command that a
+restart could lose). Its last reader leaving turns the diffs off and drops the mirror. An exchange
+without a local journal (a cluster gateway's remote exchange, whose leader builds every message for
+every gateway anyway) keeps a mirror of every market from the start, as before.
 - ``trade``/``aggTrade`` per trade (one trade per aggregate: ``a = f = l`` = the trade's number),
   ``kline`` from the shared :class:`~manticore_api.binance.klines.Klines`, 24 h tickers from the same
   candles REST ``ticker/24hr`` uses.
@@ -47,6 +59,10 @@ log = logging.getLogger("manticore_api")
 TICK_SECONDS = 0.1
 _SLOW_EVERY = 10  # ticks: the 1000 ms streams
 _TIMED_KINDS = frozenset({"partial", "kline", "ticker", "miniTicker", "!ticker@arr", "!miniTicker@arr"})
+#: Streams that read their market's book mirror (``!ticker@arr`` reads every market's).
+_BOOK_KINDS = frozenset({"depth", "partial", "bookTicker", "ticker"})
+#: Streams that read their market's trades (the all-market tickers read every market's).
+_TRADE_KINDS = frozenset({"trade", "aggTrade"})
 
 
 class Subscriber(Protocol):
@@ -78,8 +94,9 @@ class MarketFeed:
     """Market stream state and fan-out for every market (run on the event loop).
 
     Args:
-        exchange: the opened exchange; its books are mirrored from their current (durable) state, so
-            create the feed before the exchange takes commands.
+        exchange: the opened exchange. A local :class:`Exchange` builds book diffs and trades for the
+            feed only while a stream reads them (see the module doc); any other (a gateway's remote
+            exchange) is followed whole from now on: create the feed before it takes commands.
         markets: symbol and number formats.
         klines: the candles (already following the exchange).
         loop: returns the running event loop (None before the server started).
@@ -96,11 +113,13 @@ class MarketFeed:
         self._markets = markets
         self._klines = klines
         self._loop = loop
+        #: The journal whose durable position a new mirror's frames wait for (None: no local journal;
+        #: every market is then followed from the start).
+        self._journal = exchange.journal if isinstance(exchange, Exchange) else None
+        #: The mirror of each market a stream reads (every market without a local journal).
         self.mirrors: dict[str, BookMirror] = {}
-        for symbol in exchange.markets:
-            mirror = BookMirror()
-            mirror.load(exchange.get_snapshot(symbol))
-            self.mirrors[symbol] = mirror
+        #: Mirrors loaded from the live book, by market: the journal position their frames wait for.
+        self._unconfirmed: dict[str, int] = {}
         self._subscribers: dict[str, set[Subscriber]] = {}
         self._specs: dict[str, StreamSpec] = {}
         self._index: dict[tuple[str, str], set[str]] = {}
@@ -113,33 +132,44 @@ class MarketFeed:
         self._task: asyncio.Task[None] | None = None
         self._ticks = 0
         self.frames_sent = 0
-        #: What the feed reads: every market's book diffs (the mirrors follow them) and trades.
-        self.demand = Demand(books=None, trades=None)
+        #: What the feed reads: the book diffs of the markets whose mirror a stream reads and the trades
+        #: of those whose trades one reads; nothing while no stream has a subscriber (every market's
+        #: diffs and trades without a local journal).
+        self.demand = Demand() if self._journal is not None else Demand(books=None, trades=None)
         self._handoff = LoopHandoff(loop, self.publish)
         exchange.add_listener(self._handoff.put, self.demand)
+        if self._journal is None:
+            for symbol in exchange.markets:
+                self._open_mirror(symbol)
 
     # ------------------------------------------------------------------ subscriptions
 
     def subscribe(self, subscriber: Subscriber, spec: StreamSpec) -> None:
-        """Add ``subscriber`` to ``spec``'s stream (again is harmless). Timed streams send their first
-        frame on the next tick."""
+        """Add ``subscriber`` to ``spec``'s stream (again is harmless). A stream that reads a market's book
+        turns its diffs on and loads its mirror if none does yet. Timed streams send their first frame on
+        the next tick at which their mirrors show durable state, ``bookTicker`` at once if its mirror
+        does (else then), then on every change of the top."""
         self._specs[spec.name] = spec
         self._subscribers.setdefault(spec.name, set()).add(subscriber)
         self._index.setdefault((spec.kind, spec.native), set()).add(spec.name)
+        self._follow()
         if spec.kind in _TIMED_KINDS:
             self._fresh.add(spec.name)
         if spec.kind == "bookTicker":  # the current top at once, then on every change
             self._best_sent.pop(spec.native, None)
-            mirror = self.mirrors.get(spec.native)
+            mirror = self._shown(spec.native)
             if mirror is not None:
                 self._send_book_ticker(spec.native, mirror)
+            else:
+                self._fresh.add(spec.name)  # sent by the first tick at which the mirror is durable
         if self._task is None or self._task.done():
             self._traded.clear()  # changes seen while nobody listened are not news
             self._quoted.clear()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="binance-market-feed")
 
     def unsubscribe(self, subscriber: Subscriber, name: str) -> None:
-        """Remove ``subscriber`` from the stream ``name`` (a stream nobody watches is forgotten)."""
+        """Remove ``subscriber`` from the stream ``name`` (a stream nobody watches is forgotten, and so are
+        the book diffs, trades and mirrors that only it read)."""
         subscribers = self._subscribers.get(name)
         if subscribers is None:
             return
@@ -153,6 +183,67 @@ class MarketFeed:
                 if not names:
                     del self._index[(spec.kind, spec.native)]
             self._kline_sent.pop(name, None)
+            self._fresh.discard(name)
+            self._follow()
+
+    def _follow(self) -> None:
+        """Make :attr:`demand` name exactly what the subscribed streams read (telling the exchange when
+        it changed), then load the mirrors newly read and drop the ones no longer read: diffs on before
+        a snapshot is taken, so that every diff after it is built (no-op without a local journal)."""
+        if self._journal is None:
+            return
+        kinds = {kind for kind, _ in self._index}
+        books: set[str] | None = None
+        trades: set[str] | None = None
+        if "!ticker@arr" not in kinds:
+            books = {native for kind, native in self._index if kind in _BOOK_KINDS}
+        if "!ticker@arr" not in kinds and "!miniTicker@arr" not in kinds:
+            trades = {native for kind, native in self._index if kind in _TRADE_KINDS}
+        demand = self.demand
+        if books != demand.books or trades != demand.trades:
+            demand.books, demand.trades = books, trades
+            self._exchange.demand_changed()
+        read = set(self._exchange.markets) if books is None else books
+        for native in [native for native in self.mirrors if native not in read]:
+            self._drop_mirror(native)
+        for native in read:
+            if native not in self.mirrors:
+                self._open_mirror(native)
+
+    def _open_mirror(self, native: str) -> BookMirror:
+        """Load ``native``'s mirror from the live book (its diffs must be on already) and start a new
+        diff event for it; with a local journal its frames wait for the book's journal position."""
+        mirror = BookMirror()
+        mirror.load(self._exchange.get_snapshot(native))
+        self.mirrors[native] = mirror
+        if self._journal is not None:
+            # Read after the snapshot: every command the snapshot holds is at or before it.
+            self._unconfirmed[native] = self._journal.appended
+        for speed in (100, 1000):
+            self._pending.pop((native, speed), None)
+        self._best_sent.pop(native, None)
+        return mirror
+
+    def _drop_mirror(self, native: str) -> None:
+        del self.mirrors[native]
+        self._unconfirmed.pop(native, None)
+        for speed in (100, 1000):
+            self._pending.pop((native, speed), None)
+        self._best_sent.pop(native, None)
+
+    def _shown(self, native: str) -> BookMirror | None:
+        """``native``'s mirror if its state is durable (None: no mirror, or it still waits for the
+        journal to make the commands of its snapshot durable)."""
+        mirror = self.mirrors.get(native)
+        if mirror is None:
+            return None
+        position = self._unconfirmed.get(native)
+        if position is not None:
+            assert self._journal is not None
+            if self._journal.durable < position:
+                return None
+            del self._unconfirmed[native]
+        return mirror
 
     @property
     def stream_count(self) -> int:
@@ -197,21 +288,28 @@ class MarketFeed:
             elif kind == "trade":
                 self._on_trade(message)
 
-    def _mirror(self, native: str, diff: dict[str, Any]) -> BookMirror:
+    def _on_book(self, diff: dict[str, Any]) -> None:
+        native = diff["symbol"]
         mirror = self.mirrors.get(native)
         if mirror is None:
-            mirror = self.mirrors[native] = BookMirror()
+            books = self.demand.books
+            if books is not None and native not in books:
+                return  # nobody reads this market's book (a diff built for another listener)
+            if int(diff["first_sequence"]) == 1:  # a new market's first events: its book was empty
+                mirror = self.mirrors[native] = BookMirror()
+            else:
+                mirror = self._open_mirror(native)  # a market created since the feed started
+        if int(diff["last_sequence"]) <= mirror.sequence:
+            return  # the mirror's snapshot holds it already
         if not mirror.apply(diff):
-            # Not expected (diffs are contiguous); the live snapshot is the best recovery there is.
+            # Not expected (diffs are contiguous); the live snapshot is the best recovery there is, and
+            # the next diff event starts at it (the gap shows as a U that is not the last u + 1).
             log.warning(
                 "binance feed: %s diff %s does not follow %s", native, diff["first_sequence"], mirror.sequence
             )
-            mirror.load(self._exchange.get_snapshot(native))
-        return mirror
-
-    def _on_book(self, diff: dict[str, Any]) -> None:
-        native = diff["symbol"]
-        mirror = self._mirror(native, diff)
+            self._open_mirror(native)
+            self._quoted.add(native)
+            return
         self._quoted.add(native)
         if self._names("depth", native):
             for speed in (100, 1000):
@@ -225,7 +323,7 @@ class MarketFeed:
                     pending.bids[level["price"]] = level["quantity"]
                 for level in diff["asks"]:
                     pending.asks[level["price"]] = level["quantity"]
-        if self._names("bookTicker", native):
+        if self._names("bookTicker", native) and self._shown(native) is not None:
             self._send_book_ticker(native, mirror)
 
     def _send_book_ticker(self, native: str, mirror: BookMirror) -> None:
@@ -303,18 +401,28 @@ class MarketFeed:
                 log.exception("binance market feed tick failed")
 
     def tick(self, slow: bool) -> None:
-        """Send the 100 ms streams, and with ``slow`` the 1000 ms ones."""
+        """Send the 100 ms streams, and with ``slow`` the 1000 ms ones. A frame that reads a mirror not
+        showing durable state yet waits for the next tick."""
         speeds = (100, 1000) if slow else (100,)
         for (native, speed), pending in list(self._pending.items()):
             if speed in speeds:
                 del self._pending[(native, speed)]
                 self._flush_diff(native, speed, pending)
         fresh = self._fresh
+        waiting: set[str] = set()
         for name in list(self._specs):
             spec = self._specs[name]
             if spec.kind == "partial" and (spec.speed_ms in speeds or name in fresh):
-                self._send_partial(spec)
+                if not self._send_partial(spec):
+                    waiting.add(name)
+            elif spec.kind == "bookTicker" and name in fresh:
+                mirror = self._shown(spec.native)
+                if mirror is None:
+                    waiting.add(name)
+                else:
+                    self._send_book_ticker(spec.native, mirror)
         if not slow and not fresh:
+            fresh.update(waiting)
             return
         now = int(time.time() * 1000)
         for name in list(self._specs):
@@ -325,14 +433,22 @@ class MarketFeed:
             if spec.kind == "kline" and (slow or name in fresh):
                 self._send_kline(spec, now)
             elif spec.kind in ("ticker", "miniTicker") and (slow or name in fresh):
-                self._send([name], self._ticker(spec.native, spec.kind, now))
+                payload = self._ticker(spec.native, spec.kind, now)
+                if payload is None:
+                    waiting.add(name)
+                else:
+                    self._send([name], payload)
             elif spec.kind in ("!ticker@arr", "!miniTicker@arr") and (slow or name in fresh):
                 single = spec.kind[1:-4]
                 changed = self._traded if single == "miniTicker" else self._traded | self._quoted
                 natives = list(self._exchange.markets) if name in fresh else sorted(changed)
-                if natives:
-                    self._send([name], [self._ticker(native, single, now) for native in natives])
+                payloads = [self._ticker(native, single, now) for native in natives]
+                if None in payloads:
+                    waiting.add(name)  # every market once the mirrors are durable
+                elif payloads:
+                    self._send([name], payloads)
         fresh.clear()
+        fresh.update(waiting)
         if slow:
             self._traded.clear()
             self._quoted.clear()
@@ -353,11 +469,13 @@ class MarketFeed:
         }
         self._send(names, payload)
 
-    def _send_partial(self, spec: StreamSpec) -> None:
-        mirror = self.mirrors.get(spec.native)
-        if mirror is None:
-            return
+    def _send_partial(self, spec: StreamSpec) -> bool:
+        """Send the partial book ``spec`` asks for; False (nothing sent) while its mirror does not show
+        durable state."""
         native = spec.native
+        mirror = self._shown(native)
+        if mirror is None:
+            return False
         price, qty = self._markets.price, self._markets.qty
         payload = {
             "lastUpdateId": mirror.sequence,
@@ -365,6 +483,7 @@ class MarketFeed:
             "asks": [[price(native, p), qty(native, q)] for p, q in mirror.asks.top(spec.levels)],
         }
         self._send([spec.name], payload)
+        return True
 
     def _send_kline(self, spec: StreamSpec, now: int) -> None:
         row = self._klines.current(spec.native, spec.interval, now)
@@ -405,7 +524,16 @@ class MarketFeed:
             },
         }
 
-    def _ticker(self, native: str, kind: str, now: int) -> dict[str, Any]:
+    def _ticker(self, native: str, kind: str, now: int) -> dict[str, Any] | None:
+        """``native``'s ``ticker`` or ``miniTicker`` payload; None (a ticker, whose bid and ask come from
+        the mirror) while the mirror does not show durable state."""
+        mirror: BookMirror | None = None
+        if kind != "miniTicker":
+            if native not in self.mirrors and self._journal is not None:
+                self._open_mirror(native)  # read by an all-market ticker: a market created since
+            mirror = self.mirrors.get(native)
+            if mirror is not None and self._shown(native) is None:
+                return None
         stats = ticker_24hr(self._exchange, self._markets, self._klines, native, now)
         symbol = binance_symbol(native)
         if kind == "miniTicker":
@@ -420,7 +548,6 @@ class MarketFeed:
                 "v": stats["volume"],
                 "q": stats["quoteVolume"],
             }
-        mirror = self.mirrors.get(native)
         bid = mirror.bids.best() if mirror is not None else None
         ask = mirror.asks.best() if mirror is not None else None
         price, qty = self._markets.price, self._markets.qty
