@@ -60,7 +60,8 @@ def _service_loop(service: ExchangeService) -> asyncio.AbstractEventLoop | None:
 
 def install_streams(app: FastAPI, service: ExchangeService, markets: BinanceMarkets) -> None:
     """Add the market stream endpoints to ``app`` (call while creating the app, before the service takes
-    commands: the books are mirrored from their state now)."""
+    commands: a gateway's books are mirrored from their state now; a local exchange's book is mirrored
+    from the first subscription of a stream that reads it, see :class:`.market_feed.MarketFeed`)."""
     feed = MarketFeed(service.exchange, markets, app.state.binance_klines, lambda: _service_loop(service))
     app.state.binance_feed = feed
 
