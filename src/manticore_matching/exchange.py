@@ -614,8 +614,9 @@ class Exchange(ExchangeReads, Listeners):
                         user_id,
                         symbol,
                         side,
+                        # Both texts are set here (args is None only when both were remembered).
                         price_text,  # type: ignore[arg-type]
-                        quantity_text,
+                        quantity_text,  # type: ignore[arg-type]
                         client_id,
                         now,
                     )

@@ -14,7 +14,7 @@ from manticore_api.server import ServerOptions, build_service
 def test_round_messages_reach_the_hub_only_with_a_subscription(tmp_path: Path) -> None:
     service = build_service(ServerOptions(data_dir=tmp_path, fsync=False, require_auth=False))
     published: list[list[dict[str, Any]]] = []
-    service.hub.publish = published.append  # type: ignore[method-assign]
+    service.hub.publish = published.append  # type: ignore[method-assign, assignment]
     batches = [[{"type": "trade", "symbol": "BTC/USD"}], [{"type": "fill", "user_id": "u"}]]
 
     async def scenario() -> None:
