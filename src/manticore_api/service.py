@@ -163,10 +163,18 @@ class ExchangeService:
             loop.call_soon_threadsafe(self._on_round, position, batches)
 
     def _on_round(self, position: int, batches: list[list[dict[str, Any]]]) -> None:
-        """A durable round on the loop: its messages to the streams, then its acknowledgements."""
-        publish = self.hub.publish
-        for batch in batches:
-            publish(batch)
+        """A durable round on the loop: its messages to the streams, then its acknowledgements.
+
+        The hub is given the messages only while it has a subscription (its :attr:`StreamHub.demand`
+        names one, or is None somewhere: everything): without one, ``publish`` finds no connection for
+        any message (the other listeners' demands may still make the exchange build them)."""
+        hub = self.hub
+        demand = hub.demand
+        books, trades, users = demand.books, demand.trades, demand.users
+        if books is None or trades is None or users is None or books or trades or users:
+            publish = hub.publish
+            for batch in batches:
+                publish(batch)
         self._release_waiters(position)
 
     def _release_waiters(self, position: int) -> None:

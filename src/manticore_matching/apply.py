@@ -24,6 +24,7 @@ __all__ = [
     "fingerprint_matches",
     "modify",
     "place",
+    "place_plain",
     "replay",
     "replay_place",
     "transfer",
@@ -46,6 +47,65 @@ def place(risk: RiskManager, book: OrderBook, record: dict[str, Any], *, check: 
     except ValueError as exc:
         raise InvalidCommand(str(exc)) from None
     _to_book(risk, book, record)
+
+
+def place_plain(
+    risk: RiskManager,
+    book: OrderBook,
+    order_id: str,
+    user_id: str,
+    symbol: str,
+    side: str,
+    price: str,
+    quantity: str,
+    client_order_id: str | None,
+    now: float,
+) -> None:
+    """:func:`place` with ``check=True`` of a plain GTC limit order's ``place`` record (order type
+    ``limit``, time in force ``GTC``, no expiry, stop, trail, display size or self-trade prevention),
+    given its fields: the same risk call, book call and errors, without reading them from the record
+    and without :func:`place`'s two inner calls (``Exchange.place_order``'s most frequent order)."""
+    try:
+        decision = risk.check_and_reserve(
+            order_id,
+            user_id=user_id,
+            symbol=symbol,
+            side=side,
+            order_type="limit",
+            price=price,
+            quantity=quantity,
+            stop_price=None,
+            time_in_force="GTC",
+            self_trade_prevention=None,
+            now=now,
+        )
+        if not decision["approved"]:
+            raise OrderRejected.from_decision(decision)
+    except RiskError as exc:
+        raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
+    except ValueError as exc:
+        raise InvalidCommand(str(exc)) from None
+    try:
+        # _to_book's call of a plain limit order: positional, the order type None (the book's fast path).
+        book.add_order(
+            side,
+            price,
+            quantity,
+            order_id,
+            "GTC",
+            None,
+            user_id,
+            None,
+            None,
+            None,
+            False,
+            None,
+            None,
+            client_order_id,
+        )
+    except OrderBookError as exc:
+        risk.release_unplaced(order_id)
+        raise InvalidCommand(str(exc)) from None
 
 
 def replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> None:

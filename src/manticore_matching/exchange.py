@@ -594,13 +594,14 @@ class Exchange(ExchangeReads, Listeners):
                 if args is None:
                     # order_args' record of a plain limit order whose price and quantity strings this
                     # market has seen (their texts are the ones order_args gave them): written out.
+                    symbol = market.config.symbol
                     record = {
                         "op": "place",
                         "ts": now,
                         "order_id": order_id,
                         "client_order_id": client_id,
                         "user_id": user_id,
-                        "symbol": market.config.symbol,
+                        "symbol": symbol,
                         "side": side,
                         "order_type": "limit",
                         "price": price_text,
@@ -613,11 +614,26 @@ class Exchange(ExchangeReads, Listeners):
                         "trail_is_percent": False,
                         "self_trade_prevention": None,
                     }
+                    if command_id is not None:
+                        record["cid"] = command_id
+                    apply.place_plain(
+                        self.risk,
+                        market.book,
+                        order_id,
+                        user_id,
+                        symbol,
+                        side,
+                        # Both texts are set here (args is None only when both were remembered).
+                        price_text,  # type: ignore[arg-type]
+                        quantity_text,  # type: ignore[arg-type]
+                        client_id,
+                        now,
+                    )
                 else:
                     record = commands.place_record(now, order_id, client_id, user_id, args)
-                if command_id is not None:
-                    record["cid"] = command_id
-                apply.place(self.risk, market.book, record, check=True)
+                    if command_id is not None:
+                        record["cid"] = command_id
+                    apply.place(self.risk, market.book, record, check=True)
                 self._next_order_no += 1
                 return self._commit(record, market, now, order_id)
             except BaseException:
@@ -997,7 +1013,9 @@ class Exchange(ExchangeReads, Listeners):
         batch: list[dict[str, Any]] = extra if extra is not None else []
         order: dict[str, Any] | None = None
         if market is not None:
-            events = market.capture.take()
+            capture = market.capture
+            events = capture.events  # capture.take(), written out
+            capture.events = []
             book = market.book
             sequence = book.sequence
             if not replaying:
@@ -1015,7 +1033,26 @@ class Exchange(ExchangeReads, Listeners):
                     market.expires(action["expiry_time"], action["order_id"])
                 elif action["kind"] == "modify":
                     market.expires(action["new_expiry_time"], action["order_id"])
-            order = self._track(record, market, events, order_id)
+            # What every committed book command records from its events, live or replayed (here and in
+            # _replay_book_record): the order's state in the recent-orders view (the receipt's), the
+            # outbox's settlement (split mode) and the market's recent trades (oldest first).
+            order = self._orders.track(events, order_id)
+            if self.outbox is not None:
+                self._settle(record, market, events, order_id, order)
+            trades = market.trades
+            for event_type, data in events:
+                if event_type is TRADE_EXECUTED:
+                    # TRADE_KEYS' values, in its order (a display: no zip or iterator per trade).
+                    trades.append(
+                        {
+                            "trade_id": data["trade_id"],
+                            "price": data["price"],
+                            "quantity": data["quantity"],
+                            "taker_side": data["taker_side"],
+                            "timestamp": data["timestamp"],
+                            "sequence": data["sequence"],
+                        }
+                    )
             wanted = self._wanted
             if wanted is not None and not replaying:  # messages only while a listener reads them
                 config = market.config
@@ -1023,7 +1060,7 @@ class Exchange(ExchangeReads, Listeners):
                     wanted,
                     config.symbol,
                     config.quote_asset,
-                    market.capture.complete,
+                    capture.complete,
                     sequence,
                     now,
                     events,
@@ -1063,35 +1100,6 @@ class Exchange(ExchangeReads, Listeners):
         if self._since_checkpoint >= self._checkpoint_due:
             self._checkpoint_step()
         return made
-
-    def _track(
-        self,
-        record: dict[str, Any],
-        market: Market,
-        events: list[tuple[EventType, Any]],
-        order_id: str | None,
-    ) -> dict[str, Any] | None:
-        """What every committed book command records from its book's ``events``, live or replayed: the
-        order's state in the recent-orders view (returned), the outbox's settlement (split mode) and
-        the market's recent trades (oldest first)."""
-        order = self._orders.track(events, order_id)
-        if self.outbox is not None:
-            self._settle(record, market, events, order_id, order)
-        trades = market.trades
-        for event_type, data in events:
-            if event_type is TRADE_EXECUTED:
-                # TRADE_KEYS' values, in its order (a display: no zip or iterator per trade).
-                trades.append(
-                    {
-                        "trade_id": data["trade_id"],
-                        "price": data["price"],
-                        "quantity": data["quantity"],
-                        "taker_side": data["taker_side"],
-                        "timestamp": data["timestamp"],
-                        "sequence": data["sequence"],
-                    }
-                )
-        return order
 
     # ------------------------------------------------------------------ replay
 
@@ -1175,7 +1183,7 @@ class Exchange(ExchangeReads, Listeners):
         cid = "cid" in record
         # A command id's receipt names the order the command was about (placed, cancelled, modified).
         order_id = record.get("order_id") if cid else None
-        # _track, written out, with the recent trades kept as their payloads
+        # _commit's tracking, with the recent trades kept as their payloads
         order = self._orders.track(events, order_id)
         if self.outbox is not None:
             self._settle(record, market, events, order_id, order)
@@ -1198,7 +1206,7 @@ class Exchange(ExchangeReads, Listeners):
 
     def _finish_replayed_trades(self) -> None:
         """Turn the recent trades that the replay kept as TRADE_EXECUTED payloads into the view's
-        trades (:data:`TRADE_KEYS`, as :meth:`_track` keeps them), in place."""
+        trades (:data:`TRADE_KEYS`, as :meth:`_commit` keeps them), in place."""
         for market in self._markets.values():
             trades = market.trades
             for index, trade in enumerate(list(trades)):

@@ -38,6 +38,9 @@ _ORDER_EVENTS = frozenset(EventType) - {
     EventType.PRICE_LEVEL_REMOVED,
 }
 _ADDED = EventType.ORDER_ADDED
+#: A payload's copy: ``dict.copy`` clones the key table in one block, where ``dict(payload)`` inserts
+#: the ~20 keys one by one (measured on a book payload: ~1,000 instructions against ~8,800).
+_copy = dict.copy
 _FILLED = EventType.ORDER_FILLED
 _TRADE = EventType.TRADE_EXECUTED
 #: The events whose payload holds an order's whole state as it is from then on.
@@ -135,7 +138,7 @@ class RecentOrders:
             # A finished order's last event: an order event's payload is copied (the same dict goes out
             # in the owner's ``order`` message), a fill's is kept as it is (only this view keeps it, and
             # no one changes a payload once published; a terminal fill's status is "filled").
-            recent[oid] = data if filled else dict(data)
+            recent[oid] = data if filled else _copy(data)
             recent.move_to_end(oid)
             if name is not None:
                 if live_names.get(name) == oid:
@@ -147,7 +150,7 @@ class RecentOrders:
                     self._forget_name(gone)
         if base is None:
             return None
-        state = dict(base)
+        state = _copy(base)
         for fill in fills:
             for key in _PROGRESS:
                 state[key] = fill[key]
