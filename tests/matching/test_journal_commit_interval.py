@@ -50,8 +50,8 @@ def _burst(journal: Journal, seconds: float) -> int:
     return count
 
 
-def test_the_default_interval_is_one_millisecond(tmp_path: Path) -> None:
-    assert DEFAULT_COMMIT_INTERVAL == 0.001
+def test_the_default_interval_is_none_back_to_back_rounds(tmp_path: Path) -> None:
+    assert DEFAULT_COMMIT_INTERVAL == 0.0
     assert Journal(tmp_path).commit_interval == DEFAULT_COMMIT_INTERVAL
 
 
