@@ -57,16 +57,6 @@ __all__ = [
 
 #: The rare fields of a plain order (``Order.extra`` None), all at their defaults; never changed.
 _NO_EXTRA: Final = OrderExtra()
-#: Its fields, as :func:`order_record` writes them for a plain order.
-_PLAIN_PEAK: Final = _NO_EXTRA.peak
-_PLAIN_TRAIL: Final = _NO_EXTRA.trail
-_PLAIN_TRAIL_IS_PERCENT: Final = _NO_EXTRA.trail_is_percent
-_PLAIN_EXPIRY: Final = _NO_EXTRA.expiry
-_PLAIN_STOP_PRICE: Final = _NO_EXTRA.stop_price
-_PLAIN_TRAIL_REF: Final = _NO_EXTRA.trail_ref
-_PLAIN_TRIGGERED: Final = _NO_EXTRA.triggered
-_PLAIN_PENDING: Final = _NO_EXTRA.pending
-_PLAIN_CLIENT_ORDER_ID: Final = _NO_EXTRA.client_order_id
 _EXACT = Context(prec=999, rounding=ROUND_FLOOR, Emax=999999, Emin=-999999)
 
 #: ``(RECORD_ORDER, last_sequence, kind, reason, order_id, side, order_type, tif, user_id, timestamp,
@@ -193,36 +183,7 @@ def order_record(order: Any, sequence: int, kind: int, extra: Any) -> OrderRecor
         reason, open_, quantity = extra
     more = order.extra  # the order's rarely set fields (None: all at their defaults)
     if more is None:
-        # A plain order (most of them): the defaults of _NO_EXTRA's fields, read once at import
-        # (globals), not through its nine attributes per record.
-        return (
-            RECORD_ORDER,
-            sequence,
-            kind,
-            reason,
-            order.order_id,
-            order.side._value_,
-            order.order_type._value_,
-            order.tif._value_,
-            order.user_id,
-            order.timestamp,
-            order.stp._value_,
-            _PLAIN_PEAK,
-            _PLAIN_TRAIL,
-            _PLAIN_TRAIL_IS_PERCENT,
-            order.price,
-            quantity,
-            order.filled,
-            open_,
-            order.visible,
-            _PLAIN_EXPIRY,
-            _PLAIN_STOP_PRICE,
-            _PLAIN_TRAIL_REF,
-            _PLAIN_TRIGGERED,
-            _PLAIN_PENDING,
-            order.rank,
-            _PLAIN_CLIENT_ORDER_ID,
-        )
+        more = _NO_EXTRA
     return (
         RECORD_ORDER,
         sequence,
