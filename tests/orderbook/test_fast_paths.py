@@ -343,3 +343,98 @@ def test_a_remembered_price_is_refused_by_the_fast_path_once_the_bound_is_lowere
     with pytest.raises(InvalidOrderError, match="too large"):
         book.add_order(side="buy", price=100.25, quantity=1.0, order_id="d")
     assert [o["order_id"] for o in book.get_orders()] == ["a", "c"]
+
+
+def _level_internals(book: OrderBook) -> list[tuple[Any, ...]]:
+    """Every level the book keeps (live or kept empty) with its queue as stored: head, dead entries,
+    totals and each queued order's fields, so that two books built alike compare exactly."""
+    out = []
+    for side, levels in (("bid", book._bid_levels), ("ask", book._ask_levels)):
+        for price, level in sorted(levels.items()):
+            queue = [
+                (o.order_id, o.visible, o.open, o.filled, o.quantity, o.rank, o.level is level)
+                for o in level.orders
+            ]
+            out.append((side, price, level.head, level.dead, level.total, level.reserve, level.count, queue))
+    return out
+
+
+_SWEEP_COMMAND = st.one_of(
+    st.tuples(
+        st.just("add"),
+        st.sampled_from(["buy", "sell"]),
+        st.one_of(st.none(), st.integers(9_995, 10_005)),  # None: a market order
+        st.integers(1, 40),
+        st.sampled_from(["GTC", "IOC", None]),
+        st.one_of(st.none(), st.integers(1, 15)),  # an iceberg's displayed quantity (GTC limits)
+    ),
+    st.tuples(st.just("cancel"), st.integers(0, 60)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(commands=st.lists(_SWEEP_COMMAND, max_size=70), max_history=st.sampled_from([0, 3, 10_000]))
+def test_a_quiet_level_sweep_leaves_what_the_general_loop_leaves(
+    commands: list[tuple[Any, ...]], max_history: int
+) -> None:
+    """Session 21: without self-trade prevention, a quiet sweep (interpreter) takes each level in a
+    loop of its own that keeps the taker's open quantity, the level's head and the counters in
+    locals. A book that hears trades takes the general loop. Same commands, icebergs and their
+    refills included: the same answers, level internals (head, dead entries, totals, each queued
+    order's fields and rank), trade history, counters and book after every command."""
+    quiet = OrderBook("FP/USD", clock=lambda: 1000.0, max_trade_history=max_history)
+    heard = OrderBook("FP/USD", clock=lambda: 1000.0, max_trade_history=max_history)
+    heard.event_manager.subscribe(EventType.TRADE_EXECUTED, lambda t, data: None)
+    for n, command in enumerate(commands):
+        answers = []
+        for book in (quiet, heard):
+            if command[0] == "add":
+                _, side, ticks, lots, tif, shown = command
+                price = None if ticks is None else ticks / 100
+                iceberg = shown is not None and price is not None and tif in ("GTC", None)
+                try:
+                    answer: Any = book.add_order(
+                        side=side,
+                        price=price,
+                        quantity=lots / 10,
+                        order_id=f"o{n}",
+                        user_id="u",
+                        time_in_force=None if price is None else tif,
+                        displayed_quantity=shown / 10 if iceberg else None,
+                    )
+                except ValueError as exc:
+                    answer = str(exc)
+            else:
+                answer = book.cancel_order(f"o{command[1]}")
+            answers.append(answer)
+        assert answers[0] == answers[1]
+        assert _level_internals(quiet) == _level_internals(heard), f"levels differ after command {n}"
+        assert quiet.get_trade_history(None) == heard.get_trade_history(None)
+        assert (quiet._trade_no, quiet._trade_pos, quiet.sequence) == (
+            heard._trade_no,
+            heard._trade_pos,
+            heard.sequence,
+        )
+        assert _state(quiet) == _state(heard), f"books differ after command {n}"
+    for book in (quiet, heard):
+        book.check_invariants()
+
+
+def test_an_iceberg_refilled_in_a_quiet_sweep_queues_as_in_a_heard_one() -> None:
+    """Session 21 (regression for the quiet level loop): an iceberg maker used up slice by slice
+    within one sweep rejoins the back of its level with the sequence of its fill as its rank, and the
+    level's visible total and reserve, the taker's fill and the trades are those of a heard sweep."""
+    books = [OrderBook("FP/USD", clock=lambda: 1000.0) for _ in range(2)]
+    books[1].event_manager.subscribe(EventType.ORDER_FILLED, lambda t, data: None)
+    for book in books:
+        book.add_order(side="sell", price=100.0, quantity=1.0, order_id="ice", displayed_quantity=0.25)
+        book.add_order(side="sell", price=100.0, quantity=0.5, order_id="plain")
+        book.add_order(side="buy", price=100.0, quantity=0.9, order_id="t", time_in_force="IOC")
+    quiet, heard = books
+    assert _level_internals(quiet) == _level_internals(heard)
+    level = quiet._ask_levels[10_000_000_000]
+    assert (level.total, level.reserve, level.count) == (10_000_000, 50_000_000, 1)  # 0.10 shown, 0.50 hidden
+    assert [t["quantity"] for t in quiet.get_trade_history(None)] == [0.25, 0.5, 0.15][::-1]
+    assert quiet.get_trade_history(None) == heard.get_trade_history(None)
+    assert _state(quiet) == _state(heard)
+    quiet.check_invariants()
