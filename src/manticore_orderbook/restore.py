@@ -306,6 +306,7 @@ def _load_trusted(
     decoded: dict[object, _TrustedKind] = {}
     no_key = current = object()  # the kind key and price value of the last record, none yet
     last_key: object = no_key
+    price_key: Any = None  # the int object of the current level's price (see below)
     side = BUY
     order_type = LIMIT
     tif = GTC
@@ -343,16 +344,23 @@ def _load_trusted(
                 level.count += count
                 placed += count
             price_units = prices[price_value]
+            # ``price_key``: the mapping's own int object, taken before ``price_units`` is narrowed and
+            # kept as it is (``Any``) for the level's key in its dict and index and for the plain
+            # orders' price. Compiled, the narrowed int is unboxed, and each store of it would box a
+            # new int object (64 bytes a level more, and 32 an order; see ``OrderBook._new_level``).
+            price_key = price_units
             if price_units is None or not 0 < price_units <= max_price:
                 raise InvalidOrderError(
                     f"state order {len(book_orders)}: no price to rest at, or out of range"
                 )
             price = price_units
-            level = levels.get(price)
+            if type(price_key) is not int:  # an int subclass: the level keeps a plain int
+                price_key = price
+            level = levels.get(price_key)
             if level is None:
                 level = PriceLevel(price, side)
-                levels[price] = level
-                level_prices.add_level(level)
+                levels[price_key] = level
+                level_prices.add_level(level, price_key)
             elif level.count or len(level.orders) > level.head:
                 revisited[id(level)] = level
             append = level.orders.append
@@ -373,7 +381,7 @@ def _load_trusted(
             and isinstance(order_id, str)
             and order_id
         ):  # a repeated order_id shows in the count of book_orders at the end
-            order = Order(order_id, side, price, quantity, order_type, tif, user_id, timestamp, stp)
+            order = Order(order_id, side, price_key, quantity, order_type, tif, user_id, timestamp, stp)
             order.visible = quantity
             order.rank = rank
             total += quantity
