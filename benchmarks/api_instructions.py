@@ -296,24 +296,24 @@ class _ServerFrames:
                 return
             self.handshake, buffer = buffer[: end + 4], buffer[end + 4 :]
             assert self.handshake.startswith(b"HTTP/1.1 101"), self.handshake
-        while len(buffer) >= 2:
-            length = buffer[1] & 0x7F
-            start = 2
+        at, size = 0, len(buffer)  # an offset, not a slice per frame (the copies would be quadratic)
+        while size - at >= 2:
+            length = buffer[at + 1] & 0x7F
+            start = at + 2
             if length == 126:
-                if len(buffer) < 4:
+                if size - at < 4:
                     break
-                length, start = int.from_bytes(buffer[2:4], "big"), 4
+                length, start = int.from_bytes(buffer[at + 2 : at + 4], "big"), at + 4
             elif length == 127:
-                if len(buffer) < 10:
+                if size - at < 10:
                     break
-                length, start = int.from_bytes(buffer[2:10], "big"), 10
-            if len(buffer) < start + length:
+                length, start = int.from_bytes(buffer[at + 2 : at + 10], "big"), at + 10
+            if size < start + length:
                 break
-            opcode = buffer[0] & 0x0F
-            if opcode == 1:
+            if buffer[at] & 0x0F == 1:
                 self.on_frame(orjson.loads(buffer[start : start + length]))
-            buffer = buffer[start + length :]
-        self.buffer = buffer
+            at = start + length
+        self.buffer = buffer[at:]
 
 
 async def _wsserve(app: Any, count: int, api_key: str, secret: str) -> None:

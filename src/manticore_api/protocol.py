@@ -318,11 +318,14 @@ class ServingWebSocket(WebSocketsSansIOProtocol):
         if not self._reading_frames():
             super().data_received(data)
             return
+        # As uvicorn: every frame of the read is parsed before any is handled, and a frame that
+        # websockets' parser refuses drops the frames before it in the read (handle_parser_exception).
         size = len(data)
         start = 0
         limit = self.conn.max_message_size
         if limit is None:
             limit = 1 << 16
+        payloads: list[bytes] = []
         while start < size:
             # A whole text frame with a 7- or 16-bit length: 0x81, then the mask bit and the length.
             if size - start < 6 or data[start] != 0x81:
@@ -338,24 +341,32 @@ class ServingWebSocket(WebSocketsSansIOProtocol):
             end = start + head + length
             if end > size or length > limit:
                 break
-            mask = data[end - length - 4 : end - length]
-            payload = apply_mask(data[end - length : end], mask)
+            payloads.append(apply_mask(data[end - length : end], data[end - length - 4 : end - length]))
             start = end
+        rest = start < size
+        if rest:
+            conn = self.conn
+            conn.receive_data(data[start:] if start else data)
+            if conn.parser_exc is not None:
+                self.handle_parser_exception()
+                return
+        queue = self.queue
+        for payload in payloads:
             if self.close_sent:
-                continue  # uvicorn's send_receive_event_to_app discards it too
+                break  # uvicorn's send_receive_event_to_app discards them
             try:
                 text = payload.decode()
             except UnicodeDecodeError:
                 self.curr_msg_data_type = "text"
                 self.frames = [payload]
                 self.send_receive_event_to_app()  # uvicorn's close 1007
-                break
-            self.queue.put_nowait({"type": "websocket.receive", "text": text})
+                continue
+            queue.put_nowait({"type": "websocket.receive", "text": text})
             if not self.read_paused:
                 self.read_paused = True
                 self.transport.pause_reading()
-        if start < size:
-            super().data_received(data[start:] if start else data)
+        if rest:
+            self.handle_events()
 
     def _reading_frames(self) -> bool:
         """Whether this class may read the next frame (see the class doc)."""

@@ -78,6 +78,12 @@ class TextSocket:
             websocket.application_state = WebSocketState.DISCONNECTED
             raise WebSocketDisconnect(code=1006)  # noqa: B904 (Starlette's exception, chained as it does)
 
+    @property
+    def writes_queued(self) -> bool:
+        """Whether :meth:`write_queued` may ever write (the socket is served by a
+        :class:`~manticore_api.protocol.ServingWebSocket`)."""
+        return self._protocol is not None
+
     def write_queued(self, frames: deque[str | None]) -> int:
         """Send the text frames at the head of ``frames`` (up to the first ``None``) in one transport
         write and remove them, when :meth:`send_text` of each would send it without waiting (the

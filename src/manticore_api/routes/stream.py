@@ -90,6 +90,9 @@ async def _pump(socket: TextSocket, connection: StreamConnection) -> None:
     """:meth:`StreamConnection.pump` through ``socket``: the frames queued by the time the sender runs
     go out in one write when the socket can write them at once (:meth:`TextSocket.write_queued`; each
     stays queued until written, so the queue's limit counts it), otherwise one by one as before."""
+    if not socket.writes_queued:
+        await connection.pump()
+        return
     queue = connection.queue
     items = queue.items
     write_queued = socket.write_queued
