@@ -270,10 +270,7 @@ def _client_frame(text: str) -> bytes:
 
     payload = text.encode()
     length = len(payload)
-    if length < 126:
-        head = bytes((0x81, 0x80 | length))
-    else:
-        head = bytes((0x81, 0x80 | 126)) + length.to_bytes(2, "big")
+    head = bytes((0x81, 0x80 | length)) if length < 126 else b"\x81\xfe" + length.to_bytes(2, "big")
     return head + _MASK + apply_mask(payload, _MASK)
 
 
@@ -324,7 +321,8 @@ async def _wsserve(app: Any, count: int, api_key: str, secret: str) -> None:
     loop = asyncio.get_running_loop()
     frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     transport = _ClientTransport(_ServerFrames(frames.put_nowait))
-    protocol = config.http_protocol_class(config=config, server_state=state, app_state={}, _loop=loop)
+    protocol_class: Any = config.http_protocol_class
+    protocol = protocol_class(config=config, server_state=state, app_state={}, _loop=loop)
     transport.set_protocol(protocol)
     protocol.connection_made(transport)
     upgrade = (

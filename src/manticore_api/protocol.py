@@ -40,10 +40,14 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.frames import apply_mask
 from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # websockets without its C extension
+    from websockets.utils import apply_mask
 
 __all__ = ["UVICORN_VERSION", "ServingCycle", "ServingProtocol", "ServingWebSocket"]
 
@@ -382,7 +386,7 @@ class ServingWebSocket(WebSocketsSansIOProtocol):
         ):
             return False
         # websockets' parser at a frame boundary: ServerProtocol.parse in Protocol.parse in at_eof.
-        outer = conn.parser
+        outer: Any = conn.parser
         inner = outer.gi_yieldfrom
         if outer.gi_code is not _SERVER_PARSE or inner is None or inner.gi_code is not _PARSE:
             return False

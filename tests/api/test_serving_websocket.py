@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-import websockets
+import websockets.version
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -35,9 +35,15 @@ from manticore_api.server import WS_MAX_SIZE, WS_PROTOCOL, http_protocol
 #: parser's generators at a frame boundary, the frame format), then update the digest here.
 RELIED_ON = {
     "WebSocketsSansIOProtocol.__init__": "631dcd744eab875ffd404bbda22f9dd0db25b90e2585748710bce88357dce74b",
-    "WebSocketsSansIOProtocol.data_received": "c89d394077d8841d253e469eb47bfd9db0172cd7eebe38edf5211c8e312885d0",
-    "WebSocketsSansIOProtocol.handle_text": "6ae523180cf04a012bde88d4eb7fc1429d4e60ee8dc7cbf0f004288a3e657a8f",
-    "WebSocketsSansIOProtocol.send_receive_event_to_app": "a2b10de91477dc1d4d0e7c9065b85388a5b2a6ebeb84d6ec1591e112ca0bfbb9",
+    "WebSocketsSansIOProtocol.data_received": (
+        "c89d394077d8841d253e469eb47bfd9db0172cd7eebe38edf5211c8e312885d0"
+    ),
+    "WebSocketsSansIOProtocol.handle_text": (
+        "6ae523180cf04a012bde88d4eb7fc1429d4e60ee8dc7cbf0f004288a3e657a8f"
+    ),
+    "WebSocketsSansIOProtocol.send_receive_event_to_app": (
+        "a2b10de91477dc1d4d0e7c9065b85388a5b2a6ebeb84d6ec1591e112ca0bfbb9"
+    ),
     "WebSocketsSansIOProtocol.receive": "1dc0e715390021a105cfe6abb35a730af9c5be3d71043329a39bbc1c5afe66bc",
     "WebSocketsSansIOProtocol.send": "d4919ed760ce9f7be8574989b91ed67448f210ff9cc114f38d286487ec1ddfc8",
     "Protocol.parse": "45aaf900644b63c46eee7cd7e28c53182cf53acac614aa93ed5a6a090fe95cc0",
@@ -67,8 +73,10 @@ _PARTS: dict[str, Any] = {
 
 def test_the_relied_on_parts_are_unchanged() -> None:
     assert uvicorn.__version__ == "0.54.0"
-    assert websockets.__version__ == "17.4"
-    digests = {name: hashlib.sha256(inspect.getsource(part).encode()).hexdigest() for name, part in _PARTS.items()}
+    assert websockets.version.version == "17.4"
+    digests = {
+        name: hashlib.sha256(inspect.getsource(part).encode()).hexdigest() for name, part in _PARTS.items()
+    }
     assert digests == RELIED_ON
 
 
@@ -76,7 +84,9 @@ def test_serve_upgrades_to_the_serving_websocket() -> None:
     assert WS_PROTOCOL == "websockets-sansio" and http_protocol() is ServingProtocol
     config = uvicorn.Config(_app, ws=WS_PROTOCOL, http=http_protocol())
     config.load()
-    protocol = ServingProtocol(config=config, server_state=ServerState(), app_state={}, _loop=asyncio.new_event_loop())
+    protocol = ServingProtocol(
+        config=config, server_state=ServerState(), app_state={}, _loop=asyncio.new_event_loop()
+    )
     assert protocol.ws_protocol_class is ServingWebSocket
 
 
@@ -132,10 +142,18 @@ _UPGRADE = (
 )
 
 
-def _frame(opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True, rsv: int = 0,
-           long_length: bool = False, mask: bytes = b"\x01\x02\x03\x04") -> bytes:
+def _frame(
+    opcode: int,
+    payload: bytes,
+    *,
+    fin: bool = True,
+    masked: bool = True,
+    rsv: int = 0,
+    long_length: bool = False,
+    mask: bytes = b"\x01\x02\x03\x04",
+) -> bytes:
     """A client frame; ``long_length`` writes a short length in the 64-bit form."""
-    from websockets.frames import apply_mask
+    from websockets.speedups import apply_mask
 
     head1 = (0x80 if fin else 0) | rsv << 4 | opcode
     length = len(payload)
@@ -151,7 +169,7 @@ def _frame(opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True
     return head + mask + apply_mask(payload, mask)
 
 
-_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 _MASKS = st.binary(min_size=4, max_size=4)
 _FRAMES = st.one_of(
     st.builds(lambda text, mask: _frame(1, text.encode(), mask=mask), _TEXT, _MASKS),
@@ -172,8 +190,9 @@ _FRAMES = st.one_of(
 )
 
 
-async def _run(cls: type[WebSocketsSansIOProtocol], stream: bytes, cuts: list[int], early: int,
-               takes: list[bool]) -> list[Any]:
+async def _run(
+    cls: type[WebSocketsSansIOProtocol], stream: bytes, cuts: list[int], early: int, takes: list[bool]
+) -> list[Any]:
     log: list[Any] = []
     _DONE.append(asyncio.Event())
     config = uvicorn.Config(_app, ws=WS_PROTOCOL, ws_max_size=WS_MAX_SIZE, log_level="critical")
@@ -218,7 +237,9 @@ async def _run(cls: type[WebSocketsSansIOProtocol], stream: bytes, cuts: list[in
     return log
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(
     frames=st.lists(_FRAMES, max_size=8),
     data=st.data(),
@@ -270,14 +291,18 @@ async def _connected(cls: type[WebSocketsSansIOProtocol]) -> tuple[WebSocketsSan
 _TEXTS = st.lists(
     st.one_of(
         st.text(max_size=30),
-        st.builds(lambda n, c: c * n, st.sampled_from([125, 126, 127, 65535, 65536]), st.sampled_from(["a", "é"])),
+        st.builds(
+            lambda n, c: c * n, st.sampled_from([125, 126, 127, 65535, 65536]), st.sampled_from(["a", "é"])
+        ),
     ),
     min_size=1,
     max_size=5,
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(texts=_TEXTS)
 def test_writes_what_uvicorn_writes(texts: list[str]) -> None:
     async def run() -> tuple[list[Any], list[Any], bool]:
