@@ -316,7 +316,7 @@ class ServingWebSocket(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.queue = _Inbox()  # type: ignore[assignment]
+        self.queue: _Inbox = _Inbox()  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         if not self._reading_frames():
@@ -396,7 +396,7 @@ class ServingWebSocket(WebSocketsSansIOProtocol):
     def take_text(self) -> Any:
         """The next queued receive event, or None when there is none (await ``receive`` then); resumes
         reading as ``receive`` does once the queue is empty."""
-        items = self.queue.items  # type: ignore[attr-defined]
+        items = self.queue.items
         if not items:
             return None
         message = items.popleft()

@@ -78,6 +78,29 @@ class TextSocket:
             websocket.application_state = WebSocketState.DISCONNECTED
             raise WebSocketDisconnect(code=1006)  # noqa: B904 (Starlette's exception, chained as it does)
 
+    def take_text(self) -> str | None:
+        """The next text frame when :meth:`receive_text` would return it without waiting (the socket
+        connected and served by a :class:`~manticore_api.protocol.ServingWebSocket` that has it queued),
+        taken as :meth:`receive_text` takes it; None, having taken nothing, otherwise (await
+        :meth:`receive_text` then)."""
+        protocol = self._protocol
+        if protocol is None:
+            return None
+        items = protocol.queue.items
+        if not items:
+            return None
+        message = items[0]
+        websocket = self.websocket
+        if (
+            message["type"] != "websocket.receive"
+            or type(message.get("text")) is not str
+            or websocket.application_state is not _CONNECTED
+            or websocket.client_state is not _CONNECTED
+        ):
+            return None
+        text: str = protocol.take_text()["text"]
+        return text
+
     @property
     def writes_queued(self) -> bool:
         """Whether :meth:`write_queued` may ever write (the socket is served by a

@@ -118,7 +118,9 @@ async def _serve_stream(
         if replies.full:
             await replies.room()
             continue
-        text = await socket.receive_text()
+        text = socket.take_text()  # a frame already read, without a coroutine
+        if text is None:
+            text = await socket.receive_text()
         if len(text) > MAX_WS_FRAME:
             connection.push({"type": "error", "code": "too_large", "message": "frame too large"})
             continue
