@@ -170,7 +170,9 @@ def _frame(
 
 
 _TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
-_MASKS = st.binary(min_size=4, max_size=4)
+#: Random masks, and masks that read as the start of a plain text frame (a parser that took a frame's
+#: mask for a frame boundary would read them as one).
+_MASKS = st.binary(min_size=4, max_size=4) | st.sampled_from([b"\x81\x80\x00\x00", b"\x81\x81\x00\x00"])
 _FRAMES = st.one_of(
     st.builds(lambda text, mask: _frame(1, text.encode(), mask=mask), _TEXT, _MASKS),
     st.builds(lambda text, mask: _frame(1, text.encode(), mask=mask), _TEXT, _MASKS),
@@ -270,6 +272,16 @@ def test_plain_text_frames_are_read_by_the_serving_websocket(monkeypatch: pytest
     assert parsed == [_UPGRADE]
     texts = [entry[1]["text"] for entry in log if entry[0] == "receive"]
     assert texts == [f'{{"op":"ping","n":{i}}}' for i in range(5)] + ["y" * 300]
+
+
+@pytest.mark.parametrize("early", [2, 4, 6, 7])
+def test_a_frame_begun_with_the_upgrade_request_is_finished_by_websockets(early: int) -> None:
+    """The client sent part of a frame with its upgrade request: websockets' parser holds it (its
+    mask here reads like a plain frame's start), and the rest of the frame must go to it too."""
+    stream = _frame(1, b"hello", mask=b"\x81\x80\x00\x00") + _frame(1, b"world")
+    expected = asyncio.run(_run(WebSocketsSansIOProtocol, stream, [], early, []))
+    assert [entry[1]["text"] for entry in expected if entry[0] == "receive"] == ["hello", "world"]
+    assert asyncio.run(_run(ServingWebSocket, stream, [], early, [])) == expected
 
 
 async def _connected(cls: type[WebSocketsSansIOProtocol]) -> tuple[WebSocketsSansIOProtocol, list[Any]]:
