@@ -1,4 +1,4 @@
-"""``manticore serve``'s HTTP/1.1 protocol: uvicorn's httptools protocol with two changes.
+"""``manticore serve``'s HTTP/1.1 protocol: uvicorn's httptools protocol with three changes.
 
 1. Once a connection is handed to a WebSocket protocol, the HTTP protocol drops its request parser: the
    parser holds the protocol's bound callbacks and the protocol holds the parser, a reference cycle that
@@ -19,15 +19,23 @@
    transport write, on the same conditions, with no ASGI messages or ``send`` coroutines: the
    order-entry fast path (:mod:`.fastpath`) answers through it.
 
-The class relies on uvicorn's internals (the cycle's attributes and what its ``send`` does with them):
+3. A connection upgraded to a WebSocket by uvicorn's websockets-sansio protocol (``manticore serve``'s)
+   gets a :class:`ServingWebSocket`: that protocol, reading a client's plain text frames and writing
+   text frames itself (no frame objects, parser generators or ``send`` coroutine per frame; the frames
+   queued for a client by then in one transport write), with uvicorn's and websockets' behaviour for
+   everything else (its class doc). ``/ws`` uses it through :class:`~manticore_api.textsocket.TextSocket`.
+
+The classes rely on uvicorn's internals (the cycle's attributes and what its ``send`` does with them):
 ``uvicorn`` is pinned in pyproject.toml, and ``tests/api/test_serving_protocol.py`` fails when the
 installed version or the source of the parts relied on differs from :data:`UVICORN_VERSION`'s, and
-compares the bytes written with uvicorn's own protocol's for generated responses.
+compares the bytes written with uvicorn's own protocol's for generated responses;
+``tests/api/test_serving_websocket.py`` does the same for :class:`ServingWebSocket` (and websockets).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import types
 from collections import deque
 from typing import Any
@@ -256,16 +264,18 @@ class ServingProtocol(HttpToolsProtocol):
 
 
 class _Inbox:
-    """The WebSocket protocol's queue of ASGI receive events for its one reader, in the part of
-    :class:`asyncio.Queue`'s interface uvicorn's protocol uses (``put_nowait``, ``get``, ``empty``,
-    ``qsize``) with its behaviour, and :meth:`take` for a reader that does not wait: a deque, and a
-    future only while the reader waits on an empty queue."""
+    """The WebSocket protocol's queue of ASGI receive events, in the part of :class:`asyncio.Queue`'s
+    interface uvicorn's protocol uses (``put_nowait``, ``get``, ``empty``, ``qsize``), and
+    :attr:`items` for a reader that does not wait (:meth:`ServingWebSocket.take_text`): a deque, and a
+    future per reader only while it waits on an empty queue. A put wakes every waiting reader, in the
+    order they began waiting; one that finds the queue empty again waits again (so a reader cancelled
+    after its wake-up loses no event for the others)."""
 
-    __slots__ = ("_waiter", "items")
+    __slots__ = ("_waiters", "items")
 
     def __init__(self) -> None:
         self.items: deque[Any] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
 
     def qsize(self) -> int:
         return len(self.items)
@@ -275,19 +285,23 @@ class _Inbox:
 
     def put_nowait(self, item: Any) -> None:
         self.items.append(item)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def get(self) -> Any:
         items = self.items
         while not items:
-            waiter = self._waiter
-            if waiter is None or waiter.done():
-                waiter = self._waiter = asyncio.get_running_loop().create_future()
-            await waiter
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+                raise
         return items.popleft()
 
 

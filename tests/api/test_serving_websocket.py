@@ -27,7 +27,7 @@ from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 
-from manticore_api.protocol import ServingProtocol, ServingWebSocket
+from manticore_api.protocol import ServingProtocol, ServingWebSocket, _Inbox
 from manticore_api.server import WS_MAX_SIZE, WS_PROTOCOL, http_protocol
 
 #: sha256 of the source of each part ServingWebSocket relies on (uvicorn 0.54.0, websockets 17.4).
@@ -358,3 +358,34 @@ def test_writes_nothing_when_send_must_decide(state: str) -> None:
 
     written, log = asyncio.run(run())
     assert not written and log == []
+
+
+def test_the_inbox_wakes_its_readers_in_order_and_survives_a_cancelled_one() -> None:
+    async def run() -> list[Any]:
+        inbox = _Inbox()
+        got: list[Any] = []
+
+        async def read() -> None:
+            got.append(await inbox.get())
+
+        first = asyncio.create_task(read())
+        cancelled = asyncio.create_task(read())
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        inbox.put_nowait(1)
+        await first
+        assert inbox.empty() and inbox.qsize() == 0
+        inbox.put_nowait(2)
+        inbox.put_nowait(3)
+        assert inbox.qsize() == 2
+        got.append(await inbox.get())
+        got.append(await inbox.get())
+        late = asyncio.create_task(read())
+        await asyncio.sleep(0)
+        assert not late.done()
+        inbox.put_nowait(4)
+        await late
+        return got
+
+    assert asyncio.run(run()) == [1, 2, 3, 4]
