@@ -313,7 +313,7 @@ class _ServerFrames:
         self.buffer = buffer[at:]
 
 
-async def _wsserve(app: Any, count: int, api_key: str, secret: str) -> None:
+async def _wsserve(app: Any, count: int, api_key: str, secret: str, window: int = WS_WINDOW) -> None:
     config = uvicorn_config(app, "127.0.0.1", 8000, "warning")
     config.load()
     state = ServerState()
@@ -335,7 +335,7 @@ async def _wsserve(app: Any, count: int, api_key: str, secret: str) -> None:
     auth = {"op": "auth", "api_key": api_key, "timestamp": stamp, "signature": signature}
     transport.send(_client_frame(json.dumps(auth)))
     assert (await frames.get())["type"] == "authenticated"
-    slots = asyncio.Semaphore(WS_WINDOW)
+    slots = asyncio.Semaphore(window)
 
     async def read() -> None:
         answered = 0
@@ -362,7 +362,7 @@ async def _wsserve(app: Any, count: int, api_key: str, secret: str) -> None:
     await asyncio.sleep(0)
 
 
-async def _ws(app: Any, count: int, api_key: str, secret: str) -> None:
+async def _ws(app: Any, count: int, api_key: str, secret: str, window: int = WS_WINDOW) -> None:
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     scope = {
@@ -395,7 +395,7 @@ async def _ws(app: Any, count: int, api_key: str, secret: str) -> None:
     auth = {"op": "auth", "api_key": api_key, "timestamp": stamp, "signature": signature}
     await inbox.put({"type": "websocket.receive", "text": json.dumps(auth)})
     assert (await frame())["type"] == "authenticated"
-    slots = asyncio.Semaphore(WS_WINDOW)
+    slots = asyncio.Semaphore(window)
 
     async def read() -> None:
         answered = 0
@@ -446,8 +446,9 @@ async def _stop(lifespan: _Lifespan) -> None:
     await lifespan.task
 
 
-async def run(count: int, mode: str = "open") -> None:
-    """``count`` requests of ``mode`` (see the module docstring) against a fresh server's app."""
+async def run(count: int, mode: str = "open", window: int = WS_WINDOW) -> None:
+    """``count`` requests of ``mode`` (see the module docstring) against a fresh server's app;
+    ``window``: unanswered WebSocket requests at most (``ws`` and ``wsserve``)."""
     with tempfile.TemporaryDirectory() as directory:
         options = ServerOptions(data_dir=directory, require_auth=mode != "open", fsync=False)
         if mode != "open":  # only the transport is measured: no risk limit refuses the orders
@@ -476,9 +477,9 @@ async def run(count: int, mode: str = "open") -> None:
             elif mode == "http":
                 await _http(app, count, key["api_key"], key["api_secret"])
             elif mode == "wsserve":
-                await _wsserve(app, count, key["api_key"], key["api_secret"])
+                await _wsserve(app, count, key["api_key"], key["api_secret"], window)
             else:
-                await _ws(app, count, key["api_key"], key["api_secret"])
+                await _ws(app, count, key["api_key"], key["api_secret"], window)
         await _stop(lifespan)
         service.auth.close()
 
@@ -487,14 +488,14 @@ _TOTAL = re.compile(r"(?:Collected|I\s+refs):\s*([\d,]+)")
 _SUMMARY = re.compile(r"^(?:summary|totals):\s*(\d+)", re.MULTILINE)
 
 
-def _instructions(count: int, mode: str, loop: str, keep: Path | None) -> tuple[int, int]:
+def _instructions(count: int, mode: str, loop: str, window: int, keep: Path | None) -> tuple[int, int]:
     """(instructions of the event loop's thread, of all threads) for ``count`` requests of ``mode``;
     with ``keep``, callgrind's file of the loop's thread is copied there."""
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "cg.out"
         command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}"]
         command += [sys.executable, "-m", "benchmarks.api_instructions", str(count), "--mode", mode]
-        command += ["--loop", loop]
+        command += ["--loop", loop, "--window", str(window)]
         # One hash seed for both runs: with random seeds, start-up's dict probing differs between the N
         # and 2N runs by millions of instructions (tens of thousands per request at N=100).
         env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -513,6 +514,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int, nargs="?", default=200, help="requests (pairs for open)")
     parser.add_argument("--mode", choices=MODES, default="open")
+    parser.add_argument(
+        "--window", type=int, default=WS_WINDOW, help=f"ws/wsserve: requests in flight (default {WS_WINDOW})"
+    )
     parser.add_argument("--loop", choices=LOOPS, default="asyncio", help="event loop (default asyncio)")
     parser.add_argument(
         "--count",
@@ -531,7 +535,9 @@ def main() -> None:
     if args.measure:
         prefix = args.callgrind_out
         small, large = (
-            _instructions(n, args.mode, args.loop, None if prefix is None else Path(f"{prefix}.{n}"))
+            _instructions(
+                n, args.mode, args.loop, args.window, None if prefix is None else Path(f"{prefix}.{n}")
+            )
             for n in (args.count, 2 * args.count)
         )
         loop, every = ((b - a) / args.count for a, b in zip(small, large, strict=True))
@@ -544,9 +550,9 @@ def main() -> None:
     if args.loop == "uvloop":
         import uvloop
 
-        uvloop.run(run(args.count, args.mode))
+        uvloop.run(run(args.count, args.mode, args.window))
     else:
-        asyncio.run(run(args.count, args.mode))
+        asyncio.run(run(args.count, args.mode, args.window))
 
 
 if __name__ == "__main__":
