@@ -313,9 +313,10 @@ class ServingWebSocket(WebSocketsSansIOProtocol):
     connection is open, with no extension agreed, no fragmented message in progress and websockets'
     parser waiting at a frame boundary, is unmasked and queued as the ``websocket.receive`` event
     uvicorn would queue for it, with the same read pausing. Any other frame, and everything after it
-    in the same read, goes to websockets' parser and uvicorn's handling, as before; once the parser
-    is back at a frame boundary (it is given whole frames only while this class reads), this class
-    reads again. So every frame is read by exactly one of the two, in order.
+    in the same read, goes to websockets' parser and uvicorn's handling, as before (as uvicorn, all
+    of a read is parsed before any of it is handled, and a frame the parser refuses drops the read's
+    earlier frames); a later read is this class's again once the parser is back at a frame boundary
+    (checked on its generators). So every frame is read by exactly one of the two, in order.
 
     **Writing.** :meth:`write_texts` writes text frames in one transport write when uvicorn's ``send``
     of a ``websocket.send`` text message would write each of them unchanged (the connection open, the
