@@ -5,6 +5,7 @@ of the API's order paths::
     python -m benchmarks.api_instructions N --mode signed      # signed POST /api/orders (API key)
     python -m benchmarks.api_instructions N --mode ws          # WebSocket order.place (authenticated)
     python -m benchmarks.api_instructions N --mode http        # signed POST /api/orders through uvicorn
+    python -m benchmarks.api_instructions N --mode wsserve     # order.place through uvicorn's WebSocket
     python -m benchmarks.api_instructions --count --mode signed  # both valgrind runs, the difference
 
 Modes:
@@ -17,7 +18,14 @@ Modes:
 * ``http``: the requests of ``signed`` as bytes, one after the other on one keep-alive connection,
   through the HTTP protocol and uvicorn config of ``manticore serve`` (``uvicorn_config``: httptools
   parsing, uvicorn's request cycle and proxy-headers middleware, the response written out) on an
-  in-memory transport: everything the server does per request but the socket's system calls.
+  in-memory transport: everything the server does per request but the socket's system calls;
+* ``wsserve``: the requests of ``ws`` as masked WebSocket frames, through the HTTP protocol's upgrade
+  and the WebSocket protocol of ``manticore serve`` (``uvicorn_config``) on an in-memory transport:
+  frame parsing and writing, uvicorn's ASGI queue and read pausing, as the server runs them (``ws``
+  calls the app's ASGI callables directly). The transport delivers what the client sent on the next
+  loop iteration, everything sent meanwhile in one ``data_received`` (as a socket read would), and
+  holds it while the protocol has paused reading. The client side (building the frames, reading the
+  answers) runs on the same thread: it is in the count, the same for every server tree.
 
 ``--loop uvloop`` runs the event loop ``manticore serve`` runs (uvicorn's ``auto`` picks uvloop); the
 default stays asyncio's, for figures comparable with earlier sessions.
@@ -59,7 +67,7 @@ from manticore_auth import current_timestamp, sign_request
 from manticore_risk import RiskLimits
 
 ORDER = {"symbol": "BTC/USD", "side": "buy", "quantity": "0.1", "price": "100", "user_id": "alice"}
-MODES = ("open", "signed", "ws", "http")
+MODES = ("open", "signed", "ws", "http", "wsserve")
 LOOPS = ("asyncio", "uvloop")
 #: Unanswered ``order.place`` requests in flight on the WebSocket (as ``benchmarks.server``'s client).
 WS_WINDOW = 64
@@ -152,6 +160,14 @@ class _Transport(asyncio.Transport):
         super().__init__()
         self.written: list[bytes] = []
         self.closing = False
+        self.protocol: asyncio.BaseProtocol | None = None
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self.protocol is not None
+        return self.protocol
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 40000)}.get(name, default)
@@ -202,7 +218,151 @@ async def _http(app: Any, count: int, api_key: str, secret: str) -> None:
     protocol.connection_lost(None)
 
 
-async def _ws(app: Any, count: int, api_key: str, secret: str) -> None:
+class _ClientTransport(_Transport):
+    """The server's end of a WebSocket connection in memory: what the client sends is delivered to the
+    protocol on a later loop iteration (all of it sent by then in one ``data_received``, as one socket
+    read would), never while the protocol has paused reading; what the server writes goes to
+    ``on_write``."""
+
+    def __init__(self, on_write: Any) -> None:
+        super().__init__()
+        self.on_write = on_write
+        self.incoming: list[bytes] = []
+        self.paused = False
+        self.scheduled = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.on_write(data)
+
+    def send(self, data: bytes) -> None:
+        """The client sends ``data``."""
+        self.incoming.append(data)
+        self._schedule()
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self.scheduled and not self.paused and self.incoming:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self._deliver)
+
+    def _deliver(self) -> None:
+        self.scheduled = False
+        if self.paused or not self.incoming:
+            return
+        data = b"".join(self.incoming)
+        self.incoming.clear()
+        protocol: Any = self.protocol
+        protocol.data_received(data)
+
+
+_MASK = b"\x37\xfa\x21\x3d"
+
+
+def _client_frame(text: str) -> bytes:
+    """``text`` as a client's (masked) WebSocket text frame."""
+    from websockets.speedups import apply_mask
+
+    payload = text.encode()
+    length = len(payload)
+    head = bytes((0x81, 0x80 | length)) if length < 126 else b"\x81\xfe" + length.to_bytes(2, "big")
+    return head + _MASK + apply_mask(payload, _MASK)
+
+
+class _ServerFrames:
+    """The server's (unmasked) frames, split out of what it writes; text frames' JSON to ``on_frame``."""
+
+    def __init__(self, on_frame: Any) -> None:
+        self.buffer = b""
+        self.on_frame = on_frame
+        self.handshake = b""
+
+    def __call__(self, data: bytes | bytearray | memoryview) -> None:
+        import orjson
+
+        buffer = self.buffer + bytes(data)
+        if not self.handshake:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                self.buffer = buffer
+                return
+            self.handshake, buffer = buffer[: end + 4], buffer[end + 4 :]
+            assert self.handshake.startswith(b"HTTP/1.1 101"), self.handshake
+        at, size = 0, len(buffer)  # an offset, not a slice per frame (the copies would be quadratic)
+        while size - at >= 2:
+            length = buffer[at + 1] & 0x7F
+            start = at + 2
+            if length == 126:
+                if size - at < 4:
+                    break
+                length, start = int.from_bytes(buffer[at + 2 : at + 4], "big"), at + 4
+            elif length == 127:
+                if size - at < 10:
+                    break
+                length, start = int.from_bytes(buffer[at + 2 : at + 10], "big"), at + 10
+            if size < start + length:
+                break
+            if buffer[at] & 0x0F == 1:
+                self.on_frame(orjson.loads(buffer[start : start + length]))
+            at = start + length
+        self.buffer = buffer[at:]
+
+
+async def _wsserve(app: Any, count: int, api_key: str, secret: str, window: int = WS_WINDOW) -> None:
+    config = uvicorn_config(app, "127.0.0.1", 8000, "warning")
+    config.load()
+    state = ServerState()
+    state.default_headers = [(b"date", b"Fri, 04 Dec 2026 20:00:00 GMT"), *config.encoded_headers]
+    loop = asyncio.get_running_loop()
+    frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    transport = _ClientTransport(_ServerFrames(frames.put_nowait))
+    protocol_class: Any = config.http_protocol_class
+    protocol = protocol_class(config=config, server_state=state, app_state={}, _loop=loop)
+    transport.set_protocol(protocol)
+    protocol.connection_made(transport)
+    upgrade = (
+        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    protocol.data_received(upgrade)
+    stamp = current_timestamp()
+    signature = sign_request(secret, stamp, "GET", "/ws", b"")
+    auth = {"op": "auth", "api_key": api_key, "timestamp": stamp, "signature": signature}
+    transport.send(_client_frame(json.dumps(auth)))
+    assert (await frames.get())["type"] == "authenticated"
+    slots = asyncio.Semaphore(window)
+
+    async def read() -> None:
+        answered = 0
+        while answered < count:
+            answer = await frames.get()
+            if answer.get("type") == "response":
+                assert answer["status"] == 201, answer
+                answered += 1
+                slots.release()
+
+    reader = asyncio.create_task(read())
+    for i in range(count):
+        await slots.acquire()
+        request = json.dumps({"op": "order.place", "id": i, **_resting(i)}, separators=(",", ":"))
+        transport.send(_client_frame(request))
+    await reader
+    transport.send(b"\x88\x82" + _MASK + bytes(a ^ b for a, b in zip(b"\x03\xe8", _MASK[:2], strict=True)))
+    for _ in range(100):
+        if transport.closing:
+            break
+        await asyncio.sleep(0)
+    assert transport.closing
+    transport.get_protocol().connection_lost(None)
+    await asyncio.sleep(0)
+
+
+async def _ws(app: Any, count: int, api_key: str, secret: str, window: int = WS_WINDOW) -> None:
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     scope = {
@@ -235,7 +395,7 @@ async def _ws(app: Any, count: int, api_key: str, secret: str) -> None:
     auth = {"op": "auth", "api_key": api_key, "timestamp": stamp, "signature": signature}
     await inbox.put({"type": "websocket.receive", "text": json.dumps(auth)})
     assert (await frame())["type"] == "authenticated"
-    slots = asyncio.Semaphore(WS_WINDOW)
+    slots = asyncio.Semaphore(window)
 
     async def read() -> None:
         answered = 0
@@ -286,8 +446,9 @@ async def _stop(lifespan: _Lifespan) -> None:
     await lifespan.task
 
 
-async def run(count: int, mode: str = "open") -> None:
-    """``count`` requests of ``mode`` (see the module docstring) against a fresh server's app."""
+async def run(count: int, mode: str = "open", window: int = WS_WINDOW) -> None:
+    """``count`` requests of ``mode`` (see the module docstring) against a fresh server's app;
+    ``window``: unanswered WebSocket requests at most (``ws`` and ``wsserve``)."""
     with tempfile.TemporaryDirectory() as directory:
         options = ServerOptions(data_dir=directory, require_auth=mode != "open", fsync=False)
         if mode != "open":  # only the transport is measured: no risk limit refuses the orders
@@ -315,8 +476,10 @@ async def run(count: int, mode: str = "open") -> None:
                 await _signed(app, count, key["api_key"], key["api_secret"])
             elif mode == "http":
                 await _http(app, count, key["api_key"], key["api_secret"])
+            elif mode == "wsserve":
+                await _wsserve(app, count, key["api_key"], key["api_secret"], window)
             else:
-                await _ws(app, count, key["api_key"], key["api_secret"])
+                await _ws(app, count, key["api_key"], key["api_secret"], window)
         await _stop(lifespan)
         service.auth.close()
 
@@ -325,14 +488,14 @@ _TOTAL = re.compile(r"(?:Collected|I\s+refs):\s*([\d,]+)")
 _SUMMARY = re.compile(r"^(?:summary|totals):\s*(\d+)", re.MULTILINE)
 
 
-def _instructions(count: int, mode: str, loop: str, keep: Path | None) -> tuple[int, int]:
+def _instructions(count: int, mode: str, loop: str, window: int, keep: Path | None) -> tuple[int, int]:
     """(instructions of the event loop's thread, of all threads) for ``count`` requests of ``mode``;
     with ``keep``, callgrind's file of the loop's thread is copied there."""
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "cg.out"
         command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}"]
         command += [sys.executable, "-m", "benchmarks.api_instructions", str(count), "--mode", mode]
-        command += ["--loop", loop]
+        command += ["--loop", loop, "--window", str(window)]
         # One hash seed for both runs: with random seeds, start-up's dict probing differs between the N
         # and 2N runs by millions of instructions (tens of thousands per request at N=100).
         env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -351,6 +514,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int, nargs="?", default=200, help="requests (pairs for open)")
     parser.add_argument("--mode", choices=MODES, default="open")
+    parser.add_argument(
+        "--window", type=int, default=WS_WINDOW, help=f"ws/wsserve: requests in flight (default {WS_WINDOW})"
+    )
     parser.add_argument("--loop", choices=LOOPS, default="asyncio", help="event loop (default asyncio)")
     parser.add_argument(
         "--count",
@@ -369,7 +535,9 @@ def main() -> None:
     if args.measure:
         prefix = args.callgrind_out
         small, large = (
-            _instructions(n, args.mode, args.loop, None if prefix is None else Path(f"{prefix}.{n}"))
+            _instructions(
+                n, args.mode, args.loop, args.window, None if prefix is None else Path(f"{prefix}.{n}")
+            )
             for n in (args.count, 2 * args.count)
         )
         loop, every = ((b - a) / args.count for a, b in zip(small, large, strict=True))
@@ -382,9 +550,9 @@ def main() -> None:
     if args.loop == "uvloop":
         import uvloop
 
-        uvloop.run(run(args.count, args.mode))
+        uvloop.run(run(args.count, args.mode, args.window))
     else:
-        asyncio.run(run(args.count, args.mode))
+        asyncio.run(run(args.count, args.mode, args.window))
 
 
 if __name__ == "__main__":

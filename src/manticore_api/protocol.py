@@ -1,4 +1,4 @@
-"""``manticore serve``'s HTTP/1.1 protocol: uvicorn's httptools protocol with two changes.
+"""``manticore serve``'s HTTP/1.1 protocol: uvicorn's httptools protocol with three changes.
 
 1. Once a connection is handed to a WebSocket protocol, the HTTP protocol drops its request parser: the
    parser holds the protocol's bound callbacks and the protocol holds the parser, a reference cycle that
@@ -19,15 +19,25 @@
    transport write, on the same conditions, with no ASGI messages or ``send`` coroutines: the
    order-entry fast path (:mod:`.fastpath`) answers through it.
 
-The class relies on uvicorn's internals (the cycle's attributes and what its ``send`` does with them):
+3. A connection upgraded to a WebSocket by uvicorn's websockets-sansio protocol (``manticore serve``'s)
+   gets a :class:`ServingWebSocket`: that protocol, reading a client's plain text frames and writing
+   text frames itself (no frame objects, parser generators or ``send`` coroutine per frame; the frames
+   queued for a client by then in one transport write), with uvicorn's and websockets' behaviour for
+   everything else (its class doc). ``/ws`` uses it through :class:`~manticore_api.textsocket.TextSocket`.
+
+The classes rely on uvicorn's internals (the cycle's attributes and what its ``send`` does with them):
 ``uvicorn`` is pinned in pyproject.toml, and ``tests/api/test_serving_protocol.py`` fails when the
 installed version or the source of the parts relied on differs from :data:`UVICORN_VERSION`'s, and
-compares the bytes written with uvicorn's own protocol's for generated responses.
+compares the bytes written with uvicorn's own protocol's for generated responses;
+``tests/api/test_serving_websocket.py`` does the same for :class:`ServingWebSocket` (and websockets).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import types
+from collections import deque
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import (
@@ -37,8 +47,17 @@ from uvicorn.protocols.http.httptools_impl import (
     HttpToolsProtocol,
     RequestResponseCycle,
 )
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import Protocol, State
+from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 
-__all__ = ["UVICORN_VERSION", "ServingCycle", "ServingProtocol"]
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # websockets without its C extension
+    from websockets.utils import apply_mask
+
+__all__ = ["UVICORN_VERSION", "ServingCycle", "ServingProtocol", "ServingWebSocket"]
 
 #: The uvicorn release whose internals this module was written against (pinned in pyproject.toml).
 UVICORN_VERSION = "0.54.0"
@@ -233,7 +252,212 @@ class ServingProtocol(HttpToolsProtocol):
 
     on_headers_complete = _creating(ServingCycle, HttpToolsProtocol.on_headers_complete)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.ws_protocol_class is WebSocketsSansIOProtocol:
+            self.ws_protocol_class = ServingWebSocket
+
     def handle_websocket_upgrade(self) -> None:
         super().handle_websocket_upgrade()
         # The transport belongs to the WebSocket protocol now; this one never parses again.
         del self.parser
+
+
+class _Inbox:
+    """The WebSocket protocol's queue of ASGI receive events, in the part of :class:`asyncio.Queue`'s
+    interface uvicorn's protocol uses (``put_nowait``, ``get``, ``empty``, ``qsize``), and
+    :attr:`items` for a reader that does not wait (:meth:`ServingWebSocket.take_text`): a deque, and a
+    future per reader only while it waits on an empty queue. A put wakes every waiting reader, in the
+    order they began waiting; one that finds the queue empty again waits again (so a reader cancelled
+    after its wake-up loses no event for the others)."""
+
+    __slots__ = ("_waiters", "items")
+
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def qsize(self) -> int:
+        return len(self.items)
+
+    def empty(self) -> bool:
+        return not self.items
+
+    def put_nowait(self, item: Any) -> None:
+        self.items.append(item)
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def get(self) -> Any:
+        items = self.items
+        while not items:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+                raise
+        return items.popleft()
+
+
+class ServingWebSocket(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio WebSocket protocol, reading and writing plain text frames itself.
+
+    **Reading.** A client's text frame that is whole, final (FIN), masked, without reserved bits, at
+    most 65,535 bytes long and within the connection's message size limit, arriving while the
+    connection is open, with no extension agreed, no fragmented message in progress and websockets'
+    parser waiting at a frame boundary, is unmasked and queued as the ``websocket.receive`` event
+    uvicorn would queue for it, with the same read pausing. Any other frame, and everything after it
+    in the same read, goes to websockets' parser and uvicorn's handling, as before (as uvicorn, all
+    of a read is parsed before any of it is handled, and a frame the parser refuses drops the read's
+    earlier frames); a later read is this class's again once the parser is back at a frame boundary
+    (checked on its generators). So every frame is read by exactly one of the two, in order.
+
+    **Writing.** :meth:`write_texts` writes text frames in one transport write when uvicorn's ``send``
+    of a ``websocket.send`` text message would write each of them unchanged (the connection open, the
+    handshake done, no close sent, no extension, writing not paused); it changes nothing and says so
+    otherwise (send through ``send`` then).
+
+    :meth:`take_text` gives the reader the next queued event without a coroutine when there is one
+    (the ``receive`` of uvicorn's protocol, less the wait).
+    ``tests/api/test_serving_websocket.py`` compares both protocols' events, writes and pausing for
+    generated byte streams split at random, and the frames written with websockets' own.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue: _Inbox = _Inbox()  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if not self._reading_frames():
+            super().data_received(data)
+            return
+        # As uvicorn: every frame of the read is parsed before any is handled, and a frame that
+        # websockets' parser refuses drops the frames before it in the read (handle_parser_exception).
+        size = len(data)
+        start = 0
+        limit = self.conn.max_message_size
+        if limit is None:
+            limit = 1 << 16
+        payloads: list[bytes] = []
+        while start < size:
+            # A whole text frame with a 7- or 16-bit length: 0x81, then the mask bit and the length.
+            if size - start < 6 or data[start] != 0x81:
+                break
+            length = data[start + 1] ^ 0x80
+            if length < 126:
+                head = 6
+            elif length == 126 and size - start >= 8:
+                length = (data[start + 2] << 8) | data[start + 3]
+                head = 8
+            else:
+                break
+            end = start + head + length
+            if end > size or length > limit:
+                break
+            payloads.append(apply_mask(data[end - length : end], data[end - length - 4 : end - length]))
+            start = end
+        rest = start < size
+        if rest:
+            conn = self.conn
+            conn.receive_data(data[start:] if start else data)
+            if conn.parser_exc is not None:
+                self.handle_parser_exception()
+                return
+        queue = self.queue
+        for payload in payloads:
+            if self.close_sent:
+                break  # uvicorn's send_receive_event_to_app discards them
+            try:
+                text = payload.decode()
+            except UnicodeDecodeError:
+                self.curr_msg_data_type = "text"
+                self.frames = [payload]
+                self.send_receive_event_to_app()  # uvicorn's close 1007
+                continue
+            queue.put_nowait({"type": "websocket.receive", "text": text})
+            if not self.read_paused:
+                self.read_paused = True
+                self.transport.pause_reading()
+        if rest:
+            self.handle_events()
+
+    def _reading_frames(self) -> bool:
+        """Whether this class may read the next frame (see the class doc)."""
+        conn = self.conn
+        if (
+            not self.handshake_complete
+            or conn.state is not _OPEN
+            or conn.extensions
+            or conn.current_size is not None
+            or conn.debug
+            or conn.max_fragment_size is not None
+            or conn.reader.buffer
+        ):
+            return False
+        # websockets' parser at a frame boundary: ServerProtocol.parse in Protocol.parse in at_eof.
+        outer: Any = conn.parser
+        inner = outer.gi_yieldfrom
+        if outer.gi_code is not _SERVER_PARSE or inner is None or inner.gi_code is not _PARSE:
+            return False
+        innermost = inner.gi_yieldfrom
+        return innermost is not None and innermost.gi_code is _AT_EOF
+
+    def take_text(self) -> Any:
+        """The next queued receive event, or None when there is none (await ``receive`` then); resumes
+        reading as ``receive`` does once the queue is empty."""
+        items = self.queue.items
+        if not items:
+            return None
+        message = items.popleft()
+        if self.read_paused and not items:
+            self.read_paused = False
+            self.transport.resume_reading()
+        return message
+
+    def write_texts(self, texts: list[str]) -> bool:
+        """Write ``texts`` as text frames in one transport write, as uvicorn's ``send`` of a
+        ``websocket.send`` message for each would (class doc); False, having written nothing, when
+        ``send`` must send them (also when a text cannot be encoded: ``send`` raises then)."""
+        conn = self.conn
+        if (
+            self.disconnected
+            or not self.handshake_complete
+            or self.close_sent
+            or self.initial_response is not None
+            or not self.writable.is_set()
+            or conn.state is not _OPEN
+            or conn.extensions
+            or conn.expect_continuation_frame
+            or conn.debug
+        ):
+            return False
+        parts: list[bytes] = []
+        for text in texts:
+            try:
+                payload = text.encode()
+            except UnicodeEncodeError:
+                return False
+            length = len(payload)
+            if length < 126:
+                parts.append(_SHORT_HEADS[length])
+            elif length < 65536:
+                parts.append(b"\x81\x7e" + length.to_bytes(2, "big"))
+            else:
+                parts.append(b"\x81\x7f" + length.to_bytes(8, "big"))
+            parts.append(payload)
+        self.transport.write(b"".join(parts))
+        return True
+
+
+_OPEN = State.OPEN
+_SERVER_PARSE = ServerProtocol.parse.__code__
+_PARSE = Protocol.parse.__code__
+_AT_EOF = StreamReader.at_eof.__code__
+#: The header of an unmasked final text frame of each length below 126.
+_SHORT_HEADS = [bytes((0x81, length)) for length in range(126)]

@@ -59,7 +59,7 @@ async def stream(websocket: WebSocket) -> None:
     socket = TextSocket(websocket)
     connection = StreamConnection(socket.send_text, service.hub.max_queue)
     service.hub.add(connection)
-    sender = asyncio.create_task(_pump_then_close(websocket, connection))
+    sender = asyncio.create_task(_pump_then_close(websocket, socket, connection))
     replies = _Replies(connection, service, metrics)
     replier = asyncio.create_task(replies.run())
     try:
@@ -77,13 +77,36 @@ async def stream(websocket: WebSocket) -> None:
                 await websocket.close(code=1013, reason="too slow: resubscribe")
 
 
-async def _pump_then_close(websocket: WebSocket, connection: StreamConnection) -> None:
+async def _pump_then_close(websocket: WebSocket, socket: TextSocket, connection: StreamConnection) -> None:
     """Send the connection's frames; when it fell too far behind, close it with 1013 at once, so that a
     client that only listens (the reader is then waiting for a frame that never comes) is closed too."""
-    await connection.pump()
+    await _pump(socket, connection)
     if connection.overflowed:
         with contextlib.suppress(Exception):
             await websocket.close(code=1013, reason="too slow: resubscribe")
+
+
+async def _pump(socket: TextSocket, connection: StreamConnection) -> None:
+    """:meth:`StreamConnection.pump` through ``socket``: the frames queued by the time the sender runs
+    go out in one write when the socket can write them at once (:meth:`TextSocket.write_queued`; each
+    stays queued until written, so the queue's limit counts it), otherwise one by one as before."""
+    if not socket.writes_queued:
+        await connection.pump()
+        return
+    queue = connection.queue
+    items = queue.items
+    write_queued = socket.write_queued
+    send = socket.send_text
+    while True:
+        if not items:
+            await queue.wait()
+            continue
+        if write_queued(items):
+            continue
+        frame = items.popleft()
+        if frame is None:
+            return
+        await send(frame)
 
 
 async def _serve_stream(
@@ -95,7 +118,9 @@ async def _serve_stream(
         if replies.full:
             await replies.room()
             continue
-        text = await socket.receive_text()
+        text = socket.take_text()  # a frame already read, without a coroutine
+        if text is None:
+            text = await socket.receive_text()
         if len(text) > MAX_WS_FRAME:
             connection.push({"type": "error", "code": "too_large", "message": "frame too large"})
             continue
