@@ -54,8 +54,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from manticore_orderbook import ErrorPayload, EventManager, EventType
-from manticore_risk import RiskLimits, RiskManager
+from manticore_orderbook import ErrorPayload, EventManager, EventType, OrderBookError
+from manticore_risk import RiskError, RiskLimits, RiskManager
 from manticore_storage import StorageManager
 
 from . import apply, background, commands
@@ -105,6 +105,8 @@ _REPLAYED = Receipt(0)
 _SIDES = commands.SIDES
 _new_object = object.__new__
 _set_fields = commands.set_receipt_fields
+#: What ``record.get("client_order_id", ...)`` answers for a record without the key (an older one).
+_NO_CLIENT_ID: Any = object()
 
 
 class _CommandFrame:
@@ -1218,17 +1220,87 @@ class Exchange(ExchangeReads, Listeners):
             fills is None  # the market's first record, a market shard, an unknown market
             or fills.icebergs
             or "cid" in record
-            or record.get("displayed_quantity") is not None
+            or record["displayed_quantity"] is not None
         ):
             self._replay_book_record(record, "place")
             return
         market = self._markets[symbol]  # followed fills are a known market's
-        self._now = float(record["ts"])
+        ts = record["ts"]
+        self._now = float(ts)
         book = market.book
         order_id = record["order_id"]
-        if "client_order_id" not in record:  # before ids were always MC-<n>
-            record["client_order_id"] = commands.legacy_client_id(order_id)
-        apply.replay_place(self.risk, book, record)
+        client_order_id = record.get("client_order_id", _NO_CLIENT_ID)
+        if client_order_id is _NO_CLIENT_ID:  # before ids were always MC-<n>
+            client_order_id = record["client_order_id"] = commands.legacy_client_id(order_id)
+        # apply.replay_place, written out (its docstring says why each step is as it is)
+        risk = self.risk
+        user_id = record["user_id"]
+        side = record["side"]
+        order_type = record["order_type"]
+        price = record["price"]
+        quantity = record["quantity"]
+        stop_price = record["stop_price"]
+        time_in_force = record["time_in_force"]
+        self_trade_prevention = record["self_trade_prevention"]
+        try:
+            decision = risk.check_and_reserve(
+                order_id,
+                user_id=user_id,
+                symbol=symbol,
+                side=side,
+                order_type=order_type,
+                price=price,
+                quantity=quantity,
+                stop_price=stop_price,
+                time_in_force=time_in_force,
+                self_trade_prevention=self_trade_prevention,
+                now=ts,
+            )
+            if not decision["approved"]:
+                risk.reserve(order_id, **commands.risk_args(record))
+                risk.count_command(user_id, float(ts))  # the rate limit's window
+        except RiskError as exc:
+            raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
+        except ValueError as exc:
+            raise InvalidCommand(str(exc)) from None
+        trail_value = record["trail_value"]
+        trail_is_percent = record["trail_is_percent"]
+        if (
+            stop_price is None
+            and trail_value is None
+            and trail_is_percent is False
+            and (order_type == "limit" if price is not None else order_type == "market")
+        ):  # (no display size: see above)
+            order_type = None  # as in apply._to_book: the type the book infers, for its fast path
+        try:
+            book.add_order(  # positional, as in apply._to_book
+                side,
+                price,
+                quantity,
+                order_id,
+                time_in_force,
+                record["expiry_time"],
+                user_id,
+                order_type,
+                stop_price,
+                trail_value,
+                trail_is_percent,
+                None,
+                self_trade_prevention,
+                client_order_id,
+            )
+        except OrderBookError as exc:
+            risk.release_unplaced(order_id)
+            raise InvalidCommand(str(exc)) from None
+        check = record.get("check")
+        if (  # apply.check_replayed, written out
+            book.sequence != record.get("seq")
+            or type(check) is not list
+            or len(check) != 2
+            or check[0] != len(book)
+            or check[1] != book.counters()[1]
+        ):
+            apply.check_replayed(book, record)
         if order_id.startswith(GENERATED_PREFIX):
             number = int(order_id[_PREFIX_LENGTH:])
             if number > self._next_order_no:

@@ -352,7 +352,6 @@ class ReplayFills:
                 order_id = data.get("order_id")
                 if order_id is not None:
                     last[order_id] = index
-        recent = orders.recent
         live_names = orders.live_names
         order_events = _ORDER_EVENTS
         for index, (event_type, data) in enumerate(events):
@@ -361,19 +360,12 @@ class ReplayFills:
                 assert last is not None  # set at the first trade
                 # follow's added ORDER_FILLED of each order the trade finished, each then tracked (a
                 # terminal fill: the view keeps it as it is)
-                for order_id, is_maker in ((data["maker_order_id"], True), (data["taker_order_id"], False)):
-                    if last[order_id] == index and order_id not in book:
-                        fill = self._fill(data, order_id, is_maker)
-                        client_id = fill["client_order_id"]
-                        if client_id is None:
-                            recent[order_id] = fill
-                            recent.move_to_end(order_id)
-                            if len(recent) > RECENT_ORDERS:
-                                _, gone = recent.popitem(last=False)
-                                if gone.get("client_order_id") is not None:
-                                    orders._forget_name(gone)
-                        else:
-                            orders.finished(order_id, fill, (str(fill["user_id"]), client_id))
+                maker = data["maker_order_id"]
+                if last[maker] == index and maker not in book:
+                    self._finished_fill(data, maker, True, orders)
+                taker = data["taker_order_id"]
+                if last[taker] == index and taker not in book:
+                    self._finished_fill(data, taker, False, orders)
                 continue
             # track's step (no order asked for)
             if event_type not in order_events:
@@ -395,6 +387,51 @@ class ReplayFills:
                 if status not in TERMINAL:
                     continue
             orders.finished(oid, data if event_type is _FILLED else _copy(data), name)
+
+    def _finished_fill(
+        self, trade: dict[str, Any], order_id: str, is_maker: bool, orders: RecentOrders
+    ) -> None:
+        """:meth:`_fill` of ``order_id``, which ``trade`` finished, kept by ``orders`` as
+        :meth:`RecentOrders.track` keeps a terminal fill (as it is); the same steps and payload."""
+        # _fill and its _forget, written out (one frame per finished order)
+        fact = self.facts.pop(order_id, None)
+        if fact is None:
+            raise KeyError(f"replay: no state known for the filled order {order_id!r}")
+        if fact.get("displayed_quantity") is not None:
+            self.icebergs -= 1
+        quantity = fact["quantity"]
+        client_id = fact["client_order_id"]
+        fill = _copy(self.filled)  # symbol, remaining and visible quantity (zero) and status set
+        fill["order_id"] = order_id
+        fill["client_order_id"] = client_id
+        fill["trade_id"] = trade["trade_id"]
+        if is_maker:
+            fill["side"] = "sell" if trade["taker_side"] == "buy" else "buy"
+            fill["price"] = trade["price"]  # a maker rests at the trade's price
+        else:
+            fill["side"] = trade["taker_side"]
+            fill["price"] = fact["price"]
+        fill["quantity"] = quantity
+        fill["fill_price"] = trade["price"]
+        fill["fill_quantity"] = trade["quantity"]
+        fill["filled_quantity"] = quantity
+        fill["priority"] = fact["priority"]
+        fill["is_maker"] = is_maker
+        fill["fee"] = trade["maker_fee"] if is_maker else trade["taker_fee"]
+        fill["user_id"] = fact["user_id"]
+        fill["order_type"] = fact["order_type"]
+        fill["timestamp"] = trade["timestamp"]
+        fill["sequence"] = trade["sequence"] + (1 if is_maker else 2)
+        if client_id is None:  # RecentOrders.finished without a name, written out
+            recent = orders.recent
+            recent[order_id] = fill
+            recent.move_to_end(order_id)
+            if len(recent) > RECENT_ORDERS:
+                _, gone = recent.popitem(last=False)
+                if gone.get("client_order_id") is not None:
+                    orders._forget_name(gone)
+        else:
+            orders.finished(order_id, fill, (str(fill["user_id"]), client_id))
 
     def _fill(self, trade: dict[str, Any], order_id: str, is_maker: bool) -> dict[str, Any]:
         """The ORDER_FILLED payload of the trade ``trade`` that filled ``order_id`` completely, as the
