@@ -1214,7 +1214,7 @@ class Exchange(ExchangeReads, Listeners):
         no iceberg, and that places none (:meth:`ReplayFills.exact` is False): its events go to
         :meth:`ReplayFills.absorb` (the fills the view keeps, the view, the recent trades) in one call.
         Any other record goes to :meth:`_replay_book_record`."""
-        symbol = record.get("symbol")
+        symbol: str = record["symbol"]
         fills = self._replay_fills.get(symbol) if type(symbol) is str else None
         if (
             fills is None  # the market's first record, a market shard, an unknown market

@@ -120,7 +120,7 @@ def _compare_absorb(seed: int, length: int) -> None:
         try:
             result = followed.follow(list(events), book, False)
             orders_followed.track(result, None)
-            trades_followed.extend(data for event_type, data in result if event_type is EventType.TRADE_EXECUTED)
+            trades_followed.extend(data for kind, data in result if kind is EventType.TRADE_EXECUTED)
         except KeyError as exc:  # a fill of an order no event stated: refused alike
             outcome.append(repr(exc))
         try:
