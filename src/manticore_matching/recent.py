@@ -334,6 +334,18 @@ class ReplayFills:
         unread), then each TRADE_EXECUTED payload appended to ``trades``; the same facts, view, names
         and trades, in the same order. ``book`` is after the command."""
         facts = self.facts
+        if len(events) == 1:  # the most frequent: an order added that traded nothing
+            event_type, data = events[0]
+            if event_type is _ADDED and "order_id" in data and data.get("status") not in TERMINAL:
+                # both loops below for this one event, written out
+                if data["displayed_quantity"] is not None:
+                    self.icebergs += 1
+                order_id = data["order_id"]
+                facts[order_id] = data
+                client_id = data.get("client_order_id")
+                if client_id is not None:
+                    orders.live_names[(str(data.get("user_id")), client_id)] = order_id
+                return
         last: dict[str, int] | None = None
         for index, (event_type, data) in enumerate(events):  # follow's first loop
             if event_type is _TRADE:
