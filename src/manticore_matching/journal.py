@@ -266,7 +266,7 @@ class Journal:
         segments = self.segments()
         for index, path in enumerate(segments):
             final_segment = index == len(segments) - 1
-            good_bytes = 0
+            torn = False
             with path.open("rb") as handle:
                 lines = handle.readlines()
             for number, line in enumerate(lines):
@@ -282,14 +282,14 @@ class Journal:
                     )
                 except (IndexError, ValueError):
                     record = None
-                if type(record) is not dict or type(record.get("n")) is not int:
+                if type(record) is not dict or type(position := record.get("n")) is not int:
                     record = _decode(line)
-                if record is None:
-                    if final_segment and number == len(lines) - 1:
-                        break  # a torn tail: never acknowledged
-                    raise JournalCorrupt(f"{path.name}: line {number + 1} is damaged")
-                good_bytes += len(line)
-                position = record["n"]
+                    if record is None:
+                        if final_segment and number == len(lines) - 1:
+                            torn = True
+                            break  # a torn tail: never acknowledged
+                        raise JournalCorrupt(f"{path.name}: line {number + 1} is damaged")
+                    position = record["n"]
                 if position <= last:
                     if position <= after:
                         continue
@@ -298,6 +298,8 @@ class Journal:
                     raise JournalCorrupt(f"{path.name}: position {last + 1} is missing")
                 last = position
                 yield record
+            # The intact lines' bytes: every line's but a torn last one's (counted here, not per line).
+            good_bytes = sum(map(len, lines[:-1] if torn else lines))
             if final_segment and good_bytes < path.stat().st_size:
                 with path.open("r+b") as handle:
                     handle.truncate(good_bytes)

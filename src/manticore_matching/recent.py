@@ -9,11 +9,12 @@ orders, from the books of a checkpoint (:meth:`RecentOrders.index_live`).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableSequence
 from typing import Any
 
 from manticore_orderbook import EventManager, EventType, OrderBook
 from manticore_orderbook.numbers import Grid
+from manticore_orderbook.payloads import ORDER_FILLED_KEYS
 
 from .commands import check_client_order_id
 from .errors import InvalidCommand
@@ -169,6 +170,22 @@ class RecentOrders:
                 _rested(state)
         return state
 
+    def finished(self, order_id: str, order: dict[str, Any], name: ClientName | None) -> None:
+        """Keep ``order``, the last state of the finished order ``order_id`` named ``name`` (None: no
+        client order id), as the newest of the view, forgetting the oldest beyond :data:`RECENT_ORDERS`
+        (:meth:`track`'s step for a finished order)."""
+        recent = self.recent
+        recent[order_id] = order
+        recent.move_to_end(order_id)
+        if name is not None:
+            if self.live_names.get(name) == order_id:
+                del self.live_names[name]
+            self.recent_names[name] = order_id
+        if len(recent) > RECENT_ORDERS:
+            _, gone = recent.popitem(last=False)
+            if gone.get("client_order_id") is not None:
+                self._forget_name(gone)
+
     def _forget_name(self, order: dict[str, Any]) -> None:
         client_id = order.get("client_order_id")
         if client_id is not None:
@@ -205,7 +222,7 @@ class ReplayFills:
     a command places one, :meth:`exact` says the command must be captured with its fills
     (:meth:`capture_fills`), as must a command with a command id."""
 
-    __slots__ = ("facts", "handler", "icebergs", "manager", "subscribed", "zero")
+    __slots__ = ("facts", "filled", "handler", "icebergs", "manager", "subscribed", "zero")
 
     def __init__(self, book: OrderBook, handler: Any) -> None:
         #: The payload (or the book's dict, for an order of the checkpoint) that states each live
@@ -219,6 +236,12 @@ class ReplayFills:
             self._learn(order["order_id"], fact)
         #: A filled order's remaining (and visible) quantity: zero in the book's quantity format.
         self.zero = Grid(book.lot_size, "quantity", "str").to_output(0)
+        #: :meth:`_fill`'s template: every ORDER_FILLED key in order, the values that every finished
+        #: order's fill shares set (a copy of it and a store per other key cost less than a literal).
+        self.filled: dict[str, Any] = dict.fromkeys(ORDER_FILLED_KEYS)
+        self.filled.update(
+            symbol=book.symbol, remaining_quantity=self.zero, visible_quantity=self.zero, status="filled"
+        )
         self.manager: EventManager = book.event_manager
         self.handler = handler
         self.subscribed = True
@@ -299,6 +322,129 @@ class ReplayFills:
                     result.append((_FILLED, self._fill(trade, taker, False)))
         return result
 
+    def absorb(
+        self,
+        events: list[tuple[EventType, Any]],
+        book: OrderBook,
+        orders: RecentOrders,
+        trades: MutableSequence[dict[str, Any]],
+    ) -> None:
+        """What a replayed command without a command id whose events were captured without fills does
+        with them, in one pass: ``orders.track(self.follow(events, book, False), None)`` (its answer
+        unread), then each TRADE_EXECUTED payload appended to ``trades``; the same facts, view, names
+        and trades, in the same order. ``book`` is after the command."""
+        facts = self.facts
+        if len(events) == 1:  # the most frequent: an order added that traded nothing
+            event_type, data = events[0]
+            if event_type is _ADDED and "order_id" in data and data.get("status") not in TERMINAL:
+                # both loops below for this one event, written out
+                if data["displayed_quantity"] is not None:
+                    self.icebergs += 1
+                order_id = data["order_id"]
+                facts[order_id] = data
+                client_id = data.get("client_order_id")
+                if client_id is not None:
+                    orders.live_names[(str(data.get("user_id")), client_id)] = order_id
+                return
+        last: dict[str, int] | None = None
+        for index, (event_type, data) in enumerate(events):  # follow's first loop
+            if event_type is _TRADE:
+                if last is None:
+                    last = {}
+                last[data["maker_order_id"]] = index
+                last[data["taker_order_id"]] = index
+                continue
+            if event_type in _STATE_EVENTS:
+                if event_type is _ADDED and data["displayed_quantity"] is not None:
+                    self.icebergs += 1
+                facts[data["order_id"]] = data
+            elif event_type in _END_EVENTS or (event_type is _FILLED and data["status"] == "filled"):
+                self._forget(data["order_id"])
+            if last is not None:
+                order_id = data.get("order_id")
+                if order_id is not None:
+                    last[order_id] = index
+        live_names = orders.live_names
+        order_events = _ORDER_EVENTS
+        for index, (event_type, data) in enumerate(events):
+            if event_type is _TRADE:
+                trades.append(data)
+                assert last is not None  # set at the first trade
+                # follow's added ORDER_FILLED of each order the trade finished, each then tracked (a
+                # terminal fill: the view keeps it as it is)
+                maker = data["maker_order_id"]
+                if last[maker] == index and maker not in book:
+                    self._finished_fill(data, maker, True, orders)
+                taker = data["taker_order_id"]
+                if last[taker] == index and taker not in book:
+                    self._finished_fill(data, taker, False, orders)
+                continue
+            # track's step (no order asked for)
+            if event_type not in order_events:
+                continue
+            oid = data.get("order_id")
+            if oid is None and "order_id" not in data:
+                continue
+            status = data.get("status")
+            client_id = data.get("client_order_id")
+            if client_id is None:
+                if status not in TERMINAL:
+                    continue
+                name = None
+            else:
+                name = (str(data.get("user_id")), client_id)
+                if event_type is _ADDED and status not in TERMINAL:
+                    live_names[name] = oid
+                    continue
+                if status not in TERMINAL:
+                    continue
+            orders.finished(oid, data if event_type is _FILLED else _copy(data), name)
+
+    def _finished_fill(
+        self, trade: dict[str, Any], order_id: str, is_maker: bool, orders: RecentOrders
+    ) -> None:
+        """:meth:`_fill` of ``order_id``, which ``trade`` finished, kept by ``orders`` as
+        :meth:`RecentOrders.track` keeps a terminal fill (as it is); the same steps and payload."""
+        # _fill and its _forget, written out (one frame per finished order)
+        fact = self.facts.pop(order_id, None)
+        if fact is None:
+            raise KeyError(f"replay: no state known for the filled order {order_id!r}")
+        if fact.get("displayed_quantity") is not None:
+            self.icebergs -= 1
+        quantity = fact["quantity"]
+        client_id = fact["client_order_id"]
+        fill = _copy(self.filled)  # symbol, remaining and visible quantity (zero) and status set
+        fill["order_id"] = order_id
+        fill["client_order_id"] = client_id
+        fill["trade_id"] = trade["trade_id"]
+        if is_maker:
+            fill["side"] = "sell" if trade["taker_side"] == "buy" else "buy"
+            fill["price"] = trade["price"]  # a maker rests at the trade's price
+        else:
+            fill["side"] = trade["taker_side"]
+            fill["price"] = fact["price"]
+        fill["quantity"] = quantity
+        fill["fill_price"] = trade["price"]
+        fill["fill_quantity"] = trade["quantity"]
+        fill["filled_quantity"] = quantity
+        fill["priority"] = fact["priority"]
+        fill["is_maker"] = is_maker
+        fill["fee"] = trade["maker_fee"] if is_maker else trade["taker_fee"]
+        fill["user_id"] = fact["user_id"]
+        fill["order_type"] = fact["order_type"]
+        fill["timestamp"] = trade["timestamp"]
+        fill["sequence"] = trade["sequence"] + (1 if is_maker else 2)
+        if client_id is None:  # RecentOrders.finished without a name, written out
+            recent = orders.recent
+            recent[order_id] = fill
+            recent.move_to_end(order_id)
+            if len(recent) > RECENT_ORDERS:
+                _, gone = recent.popitem(last=False)
+                if gone.get("client_order_id") is not None:
+                    orders._forget_name(gone)
+        else:
+            orders.finished(order_id, fill, (str(fill["user_id"]), client_id))
+
     def _fill(self, trade: dict[str, Any], order_id: str, is_maker: bool) -> dict[str, Any]:
         """The ORDER_FILLED payload of the trade ``trade`` that filled ``order_id`` completely, as the
         book builds it (keys in ``ORDER_FILLED_KEYS`` order)."""
@@ -306,36 +452,25 @@ class ReplayFills:
         if fact is None:
             raise KeyError(f"replay: no state known for the filled order {order_id!r}")
         quantity = fact["quantity"]
-        zero = self.zero
+        fill = _copy(self.filled)  # symbol, remaining and visible quantity (zero) and status set
+        fill["order_id"] = order_id
+        fill["client_order_id"] = fact["client_order_id"]
+        fill["trade_id"] = trade["trade_id"]
         if is_maker:
-            side = "sell" if trade["taker_side"] == "buy" else "buy"
-            price = trade["price"]  # a maker rests at the trade's price
-            fee = trade["maker_fee"]
-            sequence = trade["sequence"] + 1
+            fill["side"] = "sell" if trade["taker_side"] == "buy" else "buy"
+            fill["price"] = trade["price"]  # a maker rests at the trade's price
         else:
-            side = trade["taker_side"]
-            price = fact["price"]
-            fee = trade["taker_fee"]
-            sequence = trade["sequence"] + 2
-        return {
-            "order_id": order_id,
-            "client_order_id": fact["client_order_id"],
-            "symbol": trade["symbol"],
-            "trade_id": trade["trade_id"],
-            "side": side,
-            "price": price,
-            "quantity": quantity,
-            "fill_price": trade["price"],
-            "fill_quantity": trade["quantity"],
-            "filled_quantity": quantity,
-            "remaining_quantity": zero,
-            "visible_quantity": zero,
-            "priority": fact["priority"],
-            "is_maker": is_maker,
-            "fee": fee,
-            "user_id": fact["user_id"],
-            "order_type": fact["order_type"],
-            "status": "filled",
-            "timestamp": trade["timestamp"],
-            "sequence": sequence,
-        }
+            fill["side"] = trade["taker_side"]
+            fill["price"] = fact["price"]
+        fill["quantity"] = quantity
+        fill["fill_price"] = trade["price"]
+        fill["fill_quantity"] = trade["quantity"]
+        fill["filled_quantity"] = quantity
+        fill["priority"] = fact["priority"]
+        fill["is_maker"] = is_maker
+        fill["fee"] = trade["maker_fee"] if is_maker else trade["taker_fee"]
+        fill["user_id"] = fact["user_id"]
+        fill["order_type"] = fact["order_type"]
+        fill["timestamp"] = trade["timestamp"]
+        fill["sequence"] = trade["sequence"] + (1 if is_maker else 2)
+        return fill
