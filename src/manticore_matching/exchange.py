@@ -54,8 +54,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from manticore_orderbook import ErrorPayload, EventManager, EventType, OrderBookError
-from manticore_risk import RiskError, RiskLimits, RiskManager
+from manticore_orderbook import ErrorPayload, EventManager, EventType
+from manticore_risk import RiskLimits, RiskManager
 from manticore_storage import StorageManager
 
 from . import apply, background, commands
@@ -105,8 +105,6 @@ _REPLAYED = Receipt(0)
 _SIDES = commands.SIDES
 _new_object = object.__new__
 _set_fields = commands.set_receipt_fields
-#: What ``record.get("client_order_id", ...)`` answers for a record without the key (an older one).
-_NO_CLIENT_ID: Any = object()
 
 
 class _CommandFrame:
@@ -1209,9 +1207,9 @@ class Exchange(ExchangeReads, Listeners):
             self._commands.remember(record["cid"], op, now, Receipt(record.get("n", 0), order_id, order))
 
     def _replay_place(self, record: dict[str, Any]) -> None:
-        """Replay a ``place`` record: :meth:`_replay_book_record`'s steps, written out for the common
-        case, a record without a command id of a market whose fills are followed and whose book holds
-        no iceberg, and that places none (:meth:`ReplayFills.exact` is False): its events go to
+        """Replay a ``place`` record: :meth:`_replay_book_record`'s steps for the common case, a record
+        without a command id of a market whose fills are followed and whose book holds no iceberg, and
+        that places none (:meth:`ReplayFills.exact` is False): its events go to
         :meth:`ReplayFills.absorb` (the fills the view keeps, the view, the recent trades) in one call.
         Any other record goes to :meth:`_replay_book_record`."""
         symbol: str = record["symbol"]
@@ -1225,82 +1223,12 @@ class Exchange(ExchangeReads, Listeners):
             self._replay_book_record(record, "place")
             return
         market = self._markets[symbol]  # followed fills are a known market's
-        ts = record["ts"]
-        self._now = float(ts)
+        self._now = float(record["ts"])
         book = market.book
         order_id = record["order_id"]
-        client_order_id = record.get("client_order_id", _NO_CLIENT_ID)
-        if client_order_id is _NO_CLIENT_ID:  # before ids were always MC-<n>
-            client_order_id = record["client_order_id"] = commands.legacy_client_id(order_id)
-        # apply.replay_place, written out (its docstring says why each step is as it is)
-        risk = self.risk
-        user_id = record["user_id"]
-        side = record["side"]
-        order_type = record["order_type"]
-        price = record["price"]
-        quantity = record["quantity"]
-        stop_price = record["stop_price"]
-        time_in_force = record["time_in_force"]
-        self_trade_prevention = record["self_trade_prevention"]
-        try:
-            decision = risk.check_and_reserve(
-                order_id,
-                user_id=user_id,
-                symbol=symbol,
-                side=side,
-                order_type=order_type,
-                price=price,
-                quantity=quantity,
-                stop_price=stop_price,
-                time_in_force=time_in_force,
-                self_trade_prevention=self_trade_prevention,
-                now=ts,
-            )
-            if not decision["approved"]:
-                risk.reserve(order_id, **commands.risk_args(record))
-                risk.count_command(user_id, float(ts))  # the rate limit's window
-        except RiskError as exc:
-            raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
-        except ValueError as exc:
-            raise InvalidCommand(str(exc)) from None
-        trail_value = record["trail_value"]
-        trail_is_percent = record["trail_is_percent"]
-        if (
-            stop_price is None
-            and trail_value is None
-            and trail_is_percent is False
-            and (order_type == "limit" if price is not None else order_type == "market")
-        ):  # (no display size: see above)
-            order_type = None  # as in apply._to_book: the type the book infers, for its fast path
-        try:
-            book.add_order(  # positional, as in apply._to_book
-                side,
-                price,
-                quantity,
-                order_id,
-                time_in_force,
-                record["expiry_time"],
-                user_id,
-                order_type,
-                stop_price,
-                trail_value,
-                trail_is_percent,
-                None,
-                self_trade_prevention,
-                client_order_id,
-            )
-        except OrderBookError as exc:
-            risk.release_unplaced(order_id)
-            raise InvalidCommand(str(exc)) from None
-        check = record.get("check")
-        if (  # apply.check_replayed, written out
-            book.sequence != record.get("seq")
-            or type(check) is not list
-            or len(check) != 2
-            or check[0] != len(book)
-            or check[1] != book.counters()[1]
-        ):
-            apply.check_replayed(book, record)
+        if "client_order_id" not in record:  # before ids were always MC-<n>
+            record["client_order_id"] = commands.legacy_client_id(order_id)
+        apply.replay_place(self.risk, book, record)
         if order_id.startswith(GENERATED_PREFIX):
             number = int(order_id[_PREFIX_LENGTH:])
             if number > self._next_order_no:
