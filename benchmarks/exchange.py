@@ -157,8 +157,12 @@ def add_readers(exchange: Exchange, readers: str) -> None:
     if readers == "everything":
         exchange.add_listener(len)  # reads every message (a demand of None): all are built
     elif readers in ("server", "depth"):
-        exchange.add_listener(len, Demand(trades=None))  # the candles
-        exchange.add_listener(len, Demand(fills=True))  # the fill ledger
+        if hasattr(exchange, "add_trade_listener"):  # since session 21: records, not messages
+            exchange.add_trade_listener(len)  # the candles
+            exchange.add_fill_listener(len)  # the fill ledger
+        else:  # the same on a tree before session 21 (a base measured with this file)
+            exchange.add_listener(len, Demand(trades=None))
+            exchange.add_listener(len, Demand(fills=True))
         # The market feed: a market's book diffs while a stream reads its book (depth: one does).
         exchange.add_listener(len, Demand(books=[MARKET.symbol] if readers == "depth" else ()))
         exchange.add_listener(len, Demand(users=()))  # the user feed: no user data subscriber

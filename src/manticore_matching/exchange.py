@@ -87,7 +87,7 @@ from .lock import DataDirectoryLock
 from .market import RECENT_TRADES, TRADE_KEYS, Market, new_book, owned
 from .reads import ExchangeReads
 from .recent import RecentOrders, ReplayFills
-from .release import Listeners, Release
+from .release import Listeners, RecordEntry, Release
 from .routed import Outbox, ended_orders, settlement, sweep
 
 __all__ = ["Exchange", "Receipt"]
@@ -1012,6 +1012,8 @@ class Exchange(ExchangeReads, Listeners):
         replaying = self._replaying
         batch: list[dict[str, Any]] = extra if extra is not None else []
         order: dict[str, Any] | None = None
+        fill_records: list[tuple[Any, ...]] | None = None
+        trade_records: list[tuple[Any, ...]] | None = None
         if market is not None:
             capture = market.capture
             events = capture.events  # capture.take(), written out
@@ -1056,6 +1058,10 @@ class Exchange(ExchangeReads, Listeners):
             wanted = self._wanted
             if wanted is not None and not replaying:  # messages only while a listener reads them
                 config = market.config
+                if wanted.fill_records:
+                    fill_records = []
+                if wanted.trade_records:
+                    trade_records = []
                 batch = command_messages(
                     wanted,
                     config.symbol,
@@ -1065,6 +1071,8 @@ class Exchange(ExchangeReads, Listeners):
                     now,
                     events,
                     self.risk.balances,
+                    fill_records,
+                    trade_records,
                 )
         elif self.outbox is not None and record["op"] == "routed":
             self._settle(record, None, [], order_id, None)
@@ -1085,10 +1093,16 @@ class Exchange(ExchangeReads, Listeners):
         # Queued before the append: the writer may make the record durable before append() returns.
         entry = (self.journal.appended + 1, units, batch, now)
         self._release.unreleased.append(entry)
+        records: RecordEntry | None = None
+        if fill_records or trade_records:
+            records = (entry[0], fill_records or [], trade_records or [])
+            self._release.records.append(records)
         try:
             position = self.journal.append(record)
         except JournalClosed as exc:
             self._release.unreleased.remove(entry)
+            if records is not None:
+                self._release.records.remove(records)
             self._failed = True
             raise ServiceUnavailable("the command journal cannot write") from exc
         # commands.receipt(position, order_id, order), without its call.
