@@ -97,8 +97,8 @@ def fee_text(fee: object) -> str:
     """A fill's fee as its ``fill`` message has it: :func:`~.formatting.money` of the book's fee, where
     a fee that is a string is plain fixed-point text (``format(Decimal, "f")``): its trailing zeros
     cut without ``money``'s check of the text (what :func:`messages` writes)."""
-    if fee.__class__ is str:
-        text: str = fee  # type: ignore[assignment]
+    if isinstance(fee, str) and fee.__class__ is str:
+        text = fee
         if "." in text:
             text = text.rstrip("0").rstrip(".")
         return "0" if text == "-0" else text

@@ -153,7 +153,6 @@ class Release:
             except Exception:
                 log.exception("durability listener failed")
 
-
     def _release_records(self, position: int) -> None:
         """The fill and trade records of the commands up to ``position``, in one call per listener."""
         records = self.records
