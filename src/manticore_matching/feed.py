@@ -93,10 +93,11 @@ _fill_record = operator.itemgetter(*FILL_RECORD)
 _trade_record = operator.itemgetter(*TRADE_RECORD)
 
 
-def fee_text(fee: object) -> str:
+def fee_text(fee: object) -> object:
     """A fill's fee as its ``fill`` message has it: :func:`~.formatting.money` of the book's fee, where
     a fee that is a string is plain fixed-point text (``format(Decimal, "f")``): its trailing zeros
-    cut without ``money``'s check of the text (what :func:`messages` writes)."""
+    cut without ``money``'s check of the text (what :func:`messages` writes). A value that is not a
+    number is returned unchanged (as ``money`` does)."""
     if isinstance(fee, str) and fee.__class__ is str:
         text = fee
         if "." in text:
