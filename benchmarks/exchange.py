@@ -12,15 +12,16 @@ call of ``place_order`` to the wake-up of its awaiting task.
 Stream readers (the exchange builds only what a listener's demand names:
 :mod:`manticore_matching.demand`): by default (``--readers server``) the service's hub with no WebSocket
 subscriber plus listeners that read what the Binance surface's listeners read in ``manticore serve``
-with no subscriber: the candles every market's trades, the fill ledger every user's fills, the market
-feed and the user feed nothing (the market feed names a market's book diffs only while a stream reads
-its book: :mod:`manticore_api.binance.market_feed`). So every command builds its trades and fills but
-no book diff, order or balance message. ``--readers depth``: the same with one Binance depth
-subscriber on the market (the market feed then reads its book diffs: what ``--readers server``
-measured until session 20). ``--readers hub``: the hub alone (no stream message built; a serve without
-the Binance surface, which ``manticore serve`` always mounts). ``--readers everything``: also a
-listener that reads every message (what ``manticore serve`` built before the listeners named their
-demands).
+with no subscriber: the candles every market's trades, the fill ledger every user's fills (since session
+21 as records, ``Exchange.add_trade_listener`` and ``add_fill_listener``: a tuple per trade and per fill,
+no message), the market feed and the user feed nothing (the market feed names a market's book diffs
+only while a stream reads its book: :mod:`manticore_api.binance.market_feed`). So every command builds
+its trade and fill records but no message (before session 21: its trade and fill messages).
+``--readers depth``: the same with one Binance depth subscriber on the market (the market feed then
+reads its book diffs: what ``--readers server`` measured until session 20). ``--readers hub``: the
+hub alone (no stream message built; a serve without the Binance surface, which ``manticore serve``
+always mounts). ``--readers everything``: also a listener that reads every message (what ``manticore
+serve`` built before the listeners named their demands).
 
 Storage: the server runs with the SQL read model writer attached, so the benchmark measures both:
 ``storage on`` (every durable command's storage unit goes to the SQLite writer thread, as in
