@@ -74,7 +74,7 @@ class Wanted:
     """The union of the listeners' demands, as the command path reads it (immutable; None in a set
     field means every symbol or user)."""
 
-    __slots__ = ("books", "fill_records", "fills", "trade_records", "trades", "users")
+    __slots__ = ("books", "fill_records", "fills", "messages", "trade_records", "trades", "users")
 
     def __init__(self, demands: Iterable[Demand | None]) -> None:
         present = [Demand(books=None, trades=None, users=None) if d is None else d for d in demands]
@@ -87,6 +87,16 @@ class Wanted:
         #: messages only: neither).
         self.fill_records = any(d.fill_records for d in present)
         self.trade_records = any(d.trade_records for d in present)
+        #: Whether any message may be read (False: a command builds records at most).
+        self.messages = bool(
+            self.books is None
+            or self.books
+            or self.trades is None
+            or self.trades
+            or self.users is None
+            or self.users
+            or self.fills
+        )
 
     def book(self, symbol: str) -> bool:
         """Whether anyone reads ``symbol``'s book diffs."""

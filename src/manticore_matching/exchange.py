@@ -81,7 +81,7 @@ from .errors import (
     ServiceUnavailable,
     UnknownMarket,
 )
-from .feed import CommandCapture, command_messages, users_of
+from .feed import CommandCapture, _fill_record, _trade_record, command_messages, users_of
 from .journal import DEFAULT_COMMIT_INTERVAL, CommandLog, Journal, JournalClosed, JournalCorrupt
 from .lock import DataDirectoryLock
 from .market import RECENT_TRADES, TRADE_KEYS, Market, new_book, owned
@@ -95,6 +95,7 @@ __all__ = ["Exchange", "Receipt"]
 log = logging.getLogger("manticore_matching")
 
 TRADE_EXECUTED = EventType.TRADE_EXECUTED
+ORDER_FILLED = EventType.ORDER_FILLED
 #: The journal operations of one book that :func:`.apply.replay` replays.
 _BOOK_OPS = frozenset({"place", "cancel", "modify", "expire"})
 _PREFIX_LENGTH = len(GENERATED_PREFIX)
@@ -1041,6 +1042,12 @@ class Exchange(ExchangeReads, Listeners):
             order = self._orders.track(events, order_id)
             if self.outbox is not None:
                 self._settle(record, market, events, order_id, order)
+            wanted = self._wanted
+            if wanted is not None and not replaying:  # records only while a listener reads them
+                if wanted.fill_records:
+                    fill_records = []
+                if wanted.trade_records:
+                    trade_records = []
             trades = market.trades
             for event_type, data in events:
                 if event_type is TRADE_EXECUTED:
@@ -1055,13 +1062,14 @@ class Exchange(ExchangeReads, Listeners):
                             "sequence": data["sequence"],
                         }
                     )
-            wanted = self._wanted
-            if wanted is not None and not replaying:  # messages only while a listener reads them
+                    if trade_records is not None:
+                        trade_records.append(_trade_record(data))
+                elif event_type is ORDER_FILLED and fill_records is not None:
+                    fill_records.append(_fill_record(data))
+            # Messages only while a listener reads some (the records are made above: command_messages
+            # would make the same).
+            if wanted is not None and not replaying and wanted.messages:
                 config = market.config
-                if wanted.fill_records:
-                    fill_records = []
-                if wanted.trade_records:
-                    trade_records = []
                 batch = command_messages(
                     wanted,
                     config.symbol,
@@ -1071,8 +1079,6 @@ class Exchange(ExchangeReads, Listeners):
                     now,
                     events,
                     self.risk.balances,
-                    fill_records,
-                    trade_records,
                 )
         elif self.outbox is not None and record["op"] == "routed":
             self._settle(record, None, [], order_id, None)
