@@ -12,14 +12,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from manticore_api.binance.fill_ledger import FillLedger
 from manticore_api.binance.klines import Klines
 from manticore_api.binance.markets import BinanceMarkets
-from manticore_matching import Demand, ExchangeError
+from manticore_matching import Demand, ExchangeError, ServiceUnavailable
 from manticore_matching.feed import fee_text
+from manticore_matching.journal import JournalClosed
 from tests.matching.exchange_streams import MARKETS, START, USERS, Clock, new_exchange
 
 _orders = st.lists(
@@ -166,3 +168,25 @@ def _markets() -> BinanceMarkets:
             self.markets = {config.symbol: config for config in MARKETS}
 
     return BinanceMarkets(_Source())
+
+
+def test_a_command_the_journal_refuses_leaves_no_records(tmp_path: Path) -> None:
+    clock = Clock(START)
+    fills: list[Any] = []
+    with new_exchange(tmp_path, clock) as exchange:
+        exchange.deposit("alice", "USD", "100000")
+        exchange.deposit("bob", "BTC", "10")
+        exchange.add_fill_listener(fills.extend)
+        exchange.add_trade_listener(fills.extend)
+        exchange.place_order("alice", "BTC/USD", "buy", "1", price="100")
+        exchange.wait_durable(exchange.journal.appended)
+
+        def refuse(record: dict[str, Any]) -> int:
+            raise JournalClosed("the journal is closed")
+
+        exchange.journal.append = refuse  # type: ignore[method-assign]
+        with pytest.raises(ServiceUnavailable):
+            exchange.place_order("bob", "BTC/USD", "sell", "0.5", price="100")
+        assert not exchange._release.records
+        assert not exchange._release.unreleased
+    assert fills == []
