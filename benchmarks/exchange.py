@@ -12,15 +12,16 @@ call of ``place_order`` to the wake-up of its awaiting task.
 Stream readers (the exchange builds only what a listener's demand names:
 :mod:`manticore_matching.demand`): by default (``--readers server``) the service's hub with no WebSocket
 subscriber plus listeners that read what the Binance surface's listeners read in ``manticore serve``
-with no subscriber: the candles every market's trades, the fill ledger every user's fills, the market
-feed and the user feed nothing (the market feed names a market's book diffs only while a stream reads
-its book: :mod:`manticore_api.binance.market_feed`). So every command builds its trades and fills but
-no book diff, order or balance message. ``--readers depth``: the same with one Binance depth
-subscriber on the market (the market feed then reads its book diffs: what ``--readers server``
-measured until session 20). ``--readers hub``: the hub alone (no stream message built; a serve without
-the Binance surface, which ``manticore serve`` always mounts). ``--readers everything``: also a
-listener that reads every message (what ``manticore serve`` built before the listeners named their
-demands).
+with no subscriber: the candles every market's trades, the fill ledger every user's fills (since session
+21 as records, ``Exchange.add_trade_listener`` and ``add_fill_listener``: a tuple per trade and per fill,
+no message), the market feed and the user feed nothing (the market feed names a market's book diffs
+only while a stream reads its book: :mod:`manticore_api.binance.market_feed`). So every command builds
+its trade and fill records but no message (before session 21: its trade and fill messages).
+``--readers depth``: the same with one Binance depth subscriber on the market (the market feed then
+reads its book diffs: what ``--readers server`` measured until session 20). ``--readers hub``: the
+hub alone (no stream message built; a serve without the Binance surface, which ``manticore serve``
+always mounts). ``--readers everything``: also a listener that reads every message (what ``manticore
+serve`` built before the listeners named their demands).
 
 Storage: the server runs with the SQL read model writer attached, so the benchmark measures both:
 ``storage on`` (every durable command's storage unit goes to the SQLite writer thread, as in
@@ -157,8 +158,12 @@ def add_readers(exchange: Exchange, readers: str) -> None:
     if readers == "everything":
         exchange.add_listener(len)  # reads every message (a demand of None): all are built
     elif readers in ("server", "depth"):
-        exchange.add_listener(len, Demand(trades=None))  # the candles
-        exchange.add_listener(len, Demand(fills=True))  # the fill ledger
+        if hasattr(exchange, "add_trade_listener"):  # since session 21: records, not messages
+            exchange.add_trade_listener(len)  # the candles
+            exchange.add_fill_listener(len)  # the fill ledger
+        else:  # the same on a tree before session 21 (a base measured with this file)
+            exchange.add_listener(len, Demand(trades=None))
+            exchange.add_listener(len, Demand(fills=True))
         # The market feed: a market's book diffs while a stream reads its book (depth: one does).
         exchange.add_listener(len, Demand(books=[MARKET.symbol] if readers == "depth" else ()))
         exchange.add_listener(len, Demand(users=()))  # the user feed: no user data subscriber

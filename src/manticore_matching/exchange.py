@@ -81,13 +81,13 @@ from .errors import (
     ServiceUnavailable,
     UnknownMarket,
 )
-from .feed import CommandCapture, command_messages, users_of
+from .feed import CommandCapture, _fill_record, _trade_record, command_messages, users_of
 from .journal import DEFAULT_COMMIT_INTERVAL, CommandLog, Journal, JournalClosed, JournalCorrupt
 from .lock import DataDirectoryLock
 from .market import RECENT_TRADES, TRADE_KEYS, Market, new_book, owned
 from .reads import ExchangeReads
 from .recent import RecentOrders, ReplayFills
-from .release import Listeners, Release
+from .release import Listeners, RecordEntry, Release
 from .routed import Outbox, ended_orders, settlement, sweep
 
 __all__ = ["Exchange", "Receipt"]
@@ -95,6 +95,7 @@ __all__ = ["Exchange", "Receipt"]
 log = logging.getLogger("manticore_matching")
 
 TRADE_EXECUTED = EventType.TRADE_EXECUTED
+ORDER_FILLED = EventType.ORDER_FILLED
 #: The journal operations of one book that :func:`.apply.replay` replays.
 _BOOK_OPS = frozenset({"place", "cancel", "modify", "expire"})
 _PREFIX_LENGTH = len(GENERATED_PREFIX)
@@ -1014,6 +1015,8 @@ class Exchange(ExchangeReads, Listeners):
         replaying = self._replaying
         batch: list[dict[str, Any]] = extra if extra is not None else []
         order: dict[str, Any] | None = None
+        fill_records: list[tuple[Any, ...]] | None = None
+        trade_records: list[tuple[Any, ...]] | None = None
         if market is not None:
             capture = market.capture
             events = capture.events  # capture.take(), written out
@@ -1041,6 +1044,12 @@ class Exchange(ExchangeReads, Listeners):
             order = self._orders.track(events, order_id)
             if self.outbox is not None:
                 self._settle(record, market, events, order_id, order)
+            wanted = self._wanted
+            if wanted is not None and not replaying:  # records only while a listener reads them
+                if wanted.fill_records:
+                    fill_records = []
+                if wanted.trade_records:
+                    trade_records = []
             trades = market.trades
             for event_type, data in events:
                 if event_type is TRADE_EXECUTED:
@@ -1055,8 +1064,13 @@ class Exchange(ExchangeReads, Listeners):
                             "sequence": data["sequence"],
                         }
                     )
-            wanted = self._wanted
-            if wanted is not None and not replaying:  # messages only while a listener reads them
+                    if trade_records is not None:
+                        trade_records.append(_trade_record(data))
+                elif event_type is ORDER_FILLED and fill_records is not None:
+                    fill_records.append(_fill_record(data))
+            # Messages only while a listener reads some (the records are made above: command_messages
+            # would make the same).
+            if wanted is not None and not replaying and wanted.messages:
                 config = market.config
                 batch = command_messages(
                     wanted,
@@ -1087,10 +1101,16 @@ class Exchange(ExchangeReads, Listeners):
         # Queued before the append: the writer may make the record durable before append() returns.
         entry = (self.journal.appended + 1, units, batch, now)
         self._release.unreleased.append(entry)
+        records: RecordEntry | None = None
+        if fill_records or trade_records:
+            records = (entry[0], fill_records or [], trade_records or [])
+            self._release.records.append(records)
         try:
             position = self.journal.append(record)
         except JournalClosed as exc:
             self._release.unreleased.remove(entry)
+            if records is not None:
+                self._release.records.remove(records)
             self._failed = True
             raise ServiceUnavailable("the command journal cannot write") from exc
         # commands.receipt(position, order_id, order), without its call.

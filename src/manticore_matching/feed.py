@@ -23,6 +23,7 @@ Prices and quantities are exact decimal strings with the market's grid decimals 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Container
 from typing import Any
 
@@ -38,9 +39,12 @@ from .formatting import money
 __all__ = [
     "CORE_EVENTS",
     "FILL_KEYS",
+    "FILL_RECORD",
+    "TRADE_RECORD",
     "MESSAGE_ONLY_EVENTS",
     "CommandCapture",
     "command_messages",
+    "fee_text",
     "fill_view",
     "messages",
     "users_of",
@@ -74,6 +78,32 @@ FILL_KEYS = (
     "fee_asset",
     "timestamp",
 )
+
+
+#: A fill record (what a fill listener reads: :meth:`~.release.Listeners.add_fill_listener`): these
+#: values of the order's ORDER_FILLED payload, in this order: ``(user_id, order_id, trade_id, price,
+#: quantity, fee)`` (this fill's price and quantity; the fee as the book writes it: :func:`fee_text` is
+#: the fill message's). A tuple made by one C call: no message dict, no key stored.
+FILL_RECORD = ("user_id", "order_id", "trade_id", "fill_price", "fill_quantity", "fee")
+#: A trade record (what a trade listener reads: :meth:`~.release.Listeners.add_trade_listener`): these
+#: values of the TRADE_EXECUTED payload (a trade message's, but its ``type``), in this order:
+#: ``(symbol, price, quantity, timestamp, taker_side, sequence, trade_id)``.
+TRADE_RECORD = ("symbol", "price", "quantity", "timestamp", "taker_side", "sequence", "trade_id")
+_fill_record = operator.itemgetter(*FILL_RECORD)
+_trade_record = operator.itemgetter(*TRADE_RECORD)
+
+
+def fee_text(fee: object) -> object:
+    """A fill's fee as its ``fill`` message has it: :func:`~.formatting.money` of the book's fee, where
+    a fee that is a string is plain fixed-point text (``format(Decimal, "f")``): its trailing zeros
+    cut without ``money``'s check of the text (what :func:`messages` writes). A value that is not a
+    number is returned unchanged (as ``money`` does)."""
+    if isinstance(fee, str) and fee.__class__ is str:
+        text = fee
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
+    return money(fee)
 
 
 def fill_view(data: OrderFilledPayload, fee_asset: str | None) -> dict[str, Any]:
@@ -231,8 +261,12 @@ def _messages(
     trades: bool,
     users: Container[str] | None,
     fills: bool,
+    fill_records: list[tuple[Any, ...]] | None = None,
+    trade_records: list[tuple[Any, ...]] | None = None,
 ) -> list[dict[str, Any]]:
-    """:func:`messages` with positional arguments (what :func:`command_messages` calls)."""
+    """:func:`messages` with positional arguments (what :func:`command_messages` calls); with
+    ``fill_records`` and/or ``trade_records`` (lists), each fill's :data:`FILL_RECORD` and each trade's
+    :data:`TRADE_RECORD` are appended to them too."""
     result: list[dict[str, Any]] = []
     if last_sequence < first_sequence:
         return result
@@ -244,6 +278,8 @@ def _messages(
     orders = users is None or bool(users)  # whether any order message may be wanted
     for event_type, data in events:
         if event_type is _FILLED:
+            if fill_records is not None:
+                fill_records.append(_fill_record(data))
             owner = data["user_id"]
             if owner is not None and (every_fill or owner in users):  # type: ignore[operator]
                 # fill_view's keys in its order, written out; the fee as money() writes it.
@@ -289,6 +325,8 @@ def _messages(
                         "order_count": data["order_count"],
                     }
         elif event_type is _TRADE:
+            if trade_records is not None:
+                trade_records.append(_trade_record(data))
             if trades:
                 message = _TRADE_TEMPLATE.copy()
                 message["symbol"] = data["symbol"]
@@ -330,15 +368,27 @@ def command_messages(
     timestamp: float,
     events: list[tuple[EventType, Any]],
     balances: Callable[[str], dict[str, Any]],
+    fill_records: list[tuple[Any, ...]] | None = None,
+    trade_records: list[tuple[Any, ...]] | None = None,
 ) -> list[dict[str, Any]]:
     """What the stream listeners read (``wanted``) of one command's messages on ``symbol``: its book
     diff if the capture was ``complete`` (every event: only then may the events be counted as its
     sequences, up to ``sequence``), its trades, the private messages, and a ``balances`` message for
-    each wanted user that its events name (``balances(user)``, read now)."""
+    each wanted user that its events name (``balances(user)``, read now). The command's fill and
+    trade records are appended to ``fill_records`` and ``trade_records`` when given (the caller gives
+    them while ``wanted`` has :attr:`~.demand.Wanted.fill_records` or ``trade_records``)."""
     users = wanted.users
     wanted_trades = wanted.trades
     trades = wanted_trades is None or symbol in wanted_trades  # wanted.trade(symbol), inlined
-    if not (complete or trades or wanted.fills or users is None or users):
+    if not (
+        complete
+        or trades
+        or wanted.fills
+        or users is None
+        or users
+        or fill_records is not None
+        or trade_records is not None
+    ):
         return []
     batch = _messages(
         symbol,
@@ -351,6 +401,8 @@ def command_messages(
         trades,
         users,
         wanted.fills,
+        fill_records,
+        trade_records,
     )
     if users is None or users:
         batch.extend(

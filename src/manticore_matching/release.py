@@ -23,7 +23,16 @@ from manticore_storage import StorageManager
 
 from .demand import Demand, Wanted
 
-__all__ = ["BatchListener", "Entry", "Listener", "Listeners", "Release", "RoundListener"]
+__all__ = [
+    "BatchListener",
+    "Entry",
+    "Listener",
+    "Listeners",
+    "RecordEntry",
+    "RecordListener",
+    "Release",
+    "RoundListener",
+]
 
 log = logging.getLogger("manticore_matching")
 
@@ -36,6 +45,11 @@ BatchListener = Callable[[int, list[dict[str, Any]]], None]
 RoundListener = Callable[[int, list[list[dict[str, Any]]]], None]
 #: ``(journal position, storage units, stream messages, clock reading)`` of one command.
 Entry = tuple[int, list[Any], list[dict[str, Any]], float]
+#: ``listener(records)``: the fill records (:data:`~.feed.FILL_RECORD`) or trade records
+#: (:data:`~.feed.TRADE_RECORD`) of one durable round, in journal order (never an empty list).
+RecordListener = Callable[[list[tuple[Any, ...]]], None]
+#: ``(journal position, fill records, trade records)`` of one command that has any.
+RecordEntry = tuple[int, list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
 class Release:
@@ -46,9 +60,12 @@ class Release:
         "batch_listeners",
         "demands",
         "durable_listeners",
+        "fill_listeners",
         "listeners",
+        "records",
         "released",
         "round_listeners",
+        "trade_listeners",
         "unreleased",
     )
 
@@ -58,6 +75,10 @@ class Release:
         self.batch_listeners: list[BatchListener] = []
         self.round_listeners: list[RoundListener] = []
         self.durable_listeners: list[Callable[[int], None]] = []
+        self.fill_listeners: list[RecordListener] = []
+        self.trade_listeners: list[RecordListener] = []
+        #: The fill and trade records of the queued commands that have any, in journal order.
+        self.records: deque[RecordEntry] = deque()
         #: Every stream listener (per command, batch or round) with its demand (None: every message).
         self.demands: list[tuple[object, Demand | None]] = []
         #: Every command up to this journal position has been handed on (units to storage).
@@ -114,6 +135,9 @@ class Release:
                         log.exception("stream listener failed")
                 if rounds is not None:
                     rounds.append(batch)
+        records = self.records
+        if records and records[0][0] <= position:
+            self._release_records(position)
         with self._released_changed:
             self.released = position
             self._released_changed.notify_all()
@@ -128,6 +152,23 @@ class Release:
                 durable_listener(position)
             except Exception:
                 log.exception("durability listener failed")
+
+    def _release_records(self, position: int) -> None:
+        """The fill and trade records of the commands up to ``position``, in one call per listener."""
+        records = self.records
+        fills: list[tuple[Any, ...]] = []
+        trades: list[tuple[Any, ...]] = []
+        while records and records[0][0] <= position:
+            _, command_fills, command_trades = records.popleft()
+            fills += command_fills
+            trades += command_trades
+        for listeners, round_records in ((self.fill_listeners, fills), (self.trade_listeners, trades)):
+            if round_records:
+                for record_listener in list(listeners):
+                    try:
+                        record_listener(round_records)
+                    except Exception:
+                        log.exception("stream listener failed")
 
 
 class Listeners:
@@ -176,6 +217,35 @@ class Listeners:
         """Stop calling ``listener``."""
         if listener in self._release.round_listeners:
             self._release.round_listeners.remove(listener)
+        self._drop_demand(listener)
+
+    def add_fill_listener(self, listener: RecordListener) -> None:
+        """Call ``listener(records)`` with the fill records (:data:`~.feed.FILL_RECORD` tuples: ``(user_id,
+        order_id, trade_id, price, quantity, fee)``) of every durable fill, once per durable round that
+        has any, in journal order, from the journal's writer thread: after the round's per-command
+        and batch listeners, before its round and durability listeners. For a reader of every fill
+        that needs a few of its values (the Binance fill ledger): a record is one tuple, where a
+        ``fill`` message for every fill is a dict of 16 keys built on the command path."""
+        self._release.fill_listeners.append(listener)
+        self._add_demand(listener, Demand(fill_records=True))
+
+    def remove_fill_listener(self, listener: RecordListener) -> None:
+        """Stop calling ``listener``."""
+        if listener in self._release.fill_listeners:
+            self._release.fill_listeners.remove(listener)
+        self._drop_demand(listener)
+
+    def add_trade_listener(self, listener: RecordListener) -> None:
+        """Like :meth:`add_fill_listener`, for every durable trade of every market: ``listener(records)``
+        with :data:`~.feed.TRADE_RECORD` tuples ``(symbol, price, quantity, timestamp, taker_side,
+        sequence, trade_id)`` (the candles' reader: a trade message's values but its ``type``)."""
+        self._release.trade_listeners.append(listener)
+        self._add_demand(listener, Demand(trade_records=True))
+
+    def remove_trade_listener(self, listener: RecordListener) -> None:
+        """Stop calling ``listener``."""
+        if listener in self._release.trade_listeners:
+            self._release.trade_listeners.remove(listener)
         self._drop_demand(listener)
 
     def demand_changed(self) -> None:

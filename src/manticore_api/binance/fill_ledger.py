@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from manticore_matching.feed import fee_text
 from manticore_storage import schema
 
 __all__ = ["Fill", "FillLedger", "decimal_or_zero"]
@@ -41,8 +42,9 @@ class FillLedger:
     """Executed quantity and quote (``cummulativeQuoteQty``) of every order, and the fills of recent ones.
 
     Loaded from the stored trades at start (:meth:`load`) and kept current from the exchange's durable
-    ``fill`` messages (:meth:`on_messages`, an exchange listener on the journal thread; it runs before the
-    service releases the commands' waiters, so an answered order's fills are here). Thread-safe."""
+    ``fill`` messages (:meth:`on_messages`, a gateway's listener) or fill records (:meth:`on_fills`, the
+    embedded exchange's fill listener), on the journal thread; either runs before the service releases
+    the commands' waiters, so an answered order's fills are here. Thread-safe."""
 
     def __init__(self, keep_fills_of: int = 20_000) -> None:
         self._lock = threading.Lock()
@@ -77,6 +79,26 @@ class FillLedger:
             oid = str(message["order_id"])
             price, quantity = Decimal(str(message["price"])), Decimal(str(message["quantity"]))
             fill = Fill(str(message.get("trade_id")), price, quantity, decimal_or_zero(message.get("fee")))
+            with self._lock:
+                self._quote[oid] = self._quote.get(oid, Decimal(0)) + price * quantity
+                fills = self._fills.get(oid)
+                if fills is None:
+                    fills = self._fills[oid] = []
+                    if len(self._fills) > self._keep:
+                        self._fills.popitem(last=False)
+                fills.append(fill)
+
+    def on_fills(self, records: Iterable[tuple[Any, ...]]) -> None:
+        """Record the fill records of one durable round (an exchange fill listener on the journal
+        thread: :meth:`~manticore_matching.Exchange.add_fill_listener`, ``(user_id, order_id,
+        trade_id, price, quantity, fee)`` each). The same as :meth:`on_messages` of those fills'
+        ``fill`` messages (a fill without an owner has none: it is skipped)."""
+        for user_id, order_id, trade_id, price_text, quantity_text, fee in records:
+            if user_id is None:
+                continue
+            oid = str(order_id)
+            price, quantity = Decimal(str(price_text)), Decimal(str(quantity_text))
+            fill = Fill(str(trade_id), price, quantity, decimal_or_zero(fee_text(fee)))
             with self._lock:
                 self._quote[oid] = self._quote.get(oid, Decimal(0)) + price * quantity
                 fills = self._fills.get(oid)

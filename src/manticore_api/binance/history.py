@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
 
-from manticore_matching import Demand, Exchange, MarketConfig
+from manticore_matching import Exchange, MarketConfig
 from manticore_risk import RiskLimits
 from manticore_storage.trade_history import stored_trades
 
@@ -54,7 +54,8 @@ class TradeHistory:
         durable messages (call before the exchange takes commands)."""
         klines.attach(self.exchange)
         ledger.load(self.exchange.storage)
-        self.exchange.add_listener(ledger.on_messages, Demand(fills=True))  # every user's fills
+        # Every user's fills, as records: no fill message is built for the ledger.
+        self.exchange.add_fill_listener(ledger.on_fills)
 
     async def flush(self) -> None:
         """Wait until storage holds everything durable (the lists read storage)."""

@@ -30,7 +30,6 @@ from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import select
 
-from manticore_matching import Demand
 from manticore_storage import schema
 
 from .markets import BinanceMarkets
@@ -122,9 +121,9 @@ class _Series:
 class _HasStorage(Protocol):
     storage: Any
 
-    def add_listener(self, listener: Any, demand: Demand | None = None) -> None: ...
+    def add_trade_listener(self, listener: Any) -> None: ...
 
-    def remove_listener(self, listener: Any) -> None: ...
+    def remove_trade_listener(self, listener: Any) -> None: ...
 
 
 class Klines:
@@ -170,13 +169,14 @@ class Klines:
                 result = connection.execution_options(yield_per=5000).execute(query)
                 for row in result:
                     self.on_trade(row[0], row[1], row[2], row[4], row[3], row[5], row[6])
-        exchange.add_listener(self.on_messages, Demand(trades=None))  # every market's trades, nothing else
+        # Every market's trades, as records: no trade message is built for the candles.
+        exchange.add_trade_listener(self.on_trades)
         self._exchange = exchange
 
     def detach(self) -> None:
         """Stop following the exchange."""
         if self._exchange is not None:
-            self._exchange.remove_listener(self.on_messages)
+            self._exchange.remove_trade_listener(self.on_trades)
             self._exchange = None
 
     def on_messages(self, batch: Iterable[dict[str, Any]]) -> None:
@@ -191,6 +191,15 @@ class Klines:
                     message.get("sequence"),
                     message.get("trade_id"),
                 )
+
+    def on_trades(self, records: Iterable[tuple[Any, ...]]) -> None:
+        """Add the trade records of one durable round (an exchange trade listener on the journal
+        thread: ``(symbol, price, quantity, timestamp, taker_side, sequence, trade_id)`` each, the
+        arguments of :meth:`on_trade` in its order): the same as :meth:`on_messages` of their
+        ``trade`` messages."""
+        on_trade = self.on_trade
+        for symbol, price, quantity, timestamp, taker_side, sequence, trade_id in records:
+            on_trade(symbol, price, quantity, timestamp, taker_side, sequence, trade_id)
 
     def on_trade(
         self,
