@@ -81,7 +81,7 @@ from .errors import (
     ServiceUnavailable,
     UnknownMarket,
 )
-from .feed import CommandCapture, _fill_record, _trade_record, command_messages, users_of
+from .feed import CommandCapture, command_messages, fill_record, trade_record, users_of
 from .journal import DEFAULT_COMMIT_INTERVAL, CommandLog, Journal, JournalClosed, JournalCorrupt
 from .lock import DataDirectoryLock
 from .market import RECENT_TRADES, TRADE_KEYS, Market, new_book, owned
@@ -1065,9 +1065,9 @@ class Exchange(ExchangeReads, Listeners):
                         }
                     )
                     if trade_records is not None:
-                        trade_records.append(_trade_record(data))
+                        trade_records.append(trade_record(data))
                 elif event_type is ORDER_FILLED and fill_records is not None:
-                    fill_records.append(_fill_record(data))
+                    fill_records.append(fill_record(data))
             # Messages only while a listener reads some (the records are made above: command_messages
             # would make the same).
             if wanted is not None and not replaying and wanted.messages:

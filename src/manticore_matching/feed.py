@@ -45,8 +45,10 @@ __all__ = [
     "CommandCapture",
     "command_messages",
     "fee_text",
+    "fill_record",
     "fill_view",
     "messages",
+    "trade_record",
     "users_of",
 ]
 
@@ -89,8 +91,10 @@ FILL_RECORD = ("user_id", "order_id", "trade_id", "fill_price", "fill_quantity",
 #: values of the TRADE_EXECUTED payload (a trade message's, but its ``type``), in this order:
 #: ``(symbol, price, quantity, timestamp, taker_side, sequence, trade_id)``.
 TRADE_RECORD = ("symbol", "price", "quantity", "timestamp", "taker_side", "sequence", "trade_id")
-_fill_record = operator.itemgetter(*FILL_RECORD)
-_trade_record = operator.itemgetter(*TRADE_RECORD)
+#: A fill payload's :data:`FILL_RECORD` tuple.
+fill_record = operator.itemgetter(*FILL_RECORD)
+#: A trade payload's :data:`TRADE_RECORD` tuple.
+trade_record = operator.itemgetter(*TRADE_RECORD)
 
 
 def fee_text(fee: object) -> object:
@@ -261,12 +265,8 @@ def _messages(
     trades: bool,
     users: Container[str] | None,
     fills: bool,
-    fill_records: list[tuple[Any, ...]] | None = None,
-    trade_records: list[tuple[Any, ...]] | None = None,
 ) -> list[dict[str, Any]]:
-    """:func:`messages` with positional arguments (what :func:`command_messages` calls); with
-    ``fill_records`` and/or ``trade_records`` (lists), each fill's :data:`FILL_RECORD` and each trade's
-    :data:`TRADE_RECORD` are appended to them too."""
+    """:func:`messages` with positional arguments (what :func:`command_messages` calls)."""
     result: list[dict[str, Any]] = []
     if last_sequence < first_sequence:
         return result
@@ -278,8 +278,6 @@ def _messages(
     orders = users is None or bool(users)  # whether any order message may be wanted
     for event_type, data in events:
         if event_type is _FILLED:
-            if fill_records is not None:
-                fill_records.append(_fill_record(data))
             owner = data["user_id"]
             if owner is not None and (every_fill or owner in users):  # type: ignore[operator]
                 # fill_view's keys in its order, written out; the fee as money() writes it.
@@ -325,8 +323,6 @@ def _messages(
                         "order_count": data["order_count"],
                     }
         elif event_type is _TRADE:
-            if trade_records is not None:
-                trade_records.append(_trade_record(data))
             if trades:
                 message = _TRADE_TEMPLATE.copy()
                 message["symbol"] = data["symbol"]
@@ -368,27 +364,16 @@ def command_messages(
     timestamp: float,
     events: list[tuple[EventType, Any]],
     balances: Callable[[str], dict[str, Any]],
-    fill_records: list[tuple[Any, ...]] | None = None,
-    trade_records: list[tuple[Any, ...]] | None = None,
 ) -> list[dict[str, Any]]:
     """What the stream listeners read (``wanted``) of one command's messages on ``symbol``: its book
     diff if the capture was ``complete`` (every event: only then may the events be counted as its
     sequences, up to ``sequence``), its trades, the private messages, and a ``balances`` message for
-    each wanted user that its events name (``balances(user)``, read now). The command's fill and
-    trade records are appended to ``fill_records`` and ``trade_records`` when given (the caller gives
-    them while ``wanted`` has :attr:`~.demand.Wanted.fill_records` or ``trade_records``)."""
+    each wanted user that its events name (``balances(user)``, read now). (The fill and trade records
+    of :data:`FILL_RECORD` / :data:`TRADE_RECORD` are made by the exchange's commit, not here.)"""
     users = wanted.users
     wanted_trades = wanted.trades
     trades = wanted_trades is None or symbol in wanted_trades  # wanted.trade(symbol), inlined
-    if not (
-        complete
-        or trades
-        or wanted.fills
-        or users is None
-        or users
-        or fill_records is not None
-        or trade_records is not None
-    ):
+    if not (complete or trades or wanted.fills or users is None or users):
         return []
     batch = _messages(
         symbol,
@@ -401,8 +386,6 @@ def command_messages(
         trades,
         users,
         wanted.fills,
-        fill_records,
-        trade_records,
     )
     if users is None or users:
         batch.extend(
