@@ -1181,16 +1181,7 @@ class Exchange(ExchangeReads, Listeners):
         if fills is not None and complete:
             fills.capture_fills(True)
         if op == "place":
-            order_id = record["order_id"]
-            if "client_order_id" not in record:  # before ids were always MC-<n>
-                record["client_order_id"] = commands.legacy_client_id(order_id)
-            apply.replay_place(self.risk, book, record)
-            if order_id.startswith(GENERATED_PREFIX):
-                number = int(order_id[_PREFIX_LENGTH:])
-                if number > self._next_order_no:
-                    self._next_order_no = number
-            if record["expiry_time"] is not None:
-                market.expires(record["expiry_time"], order_id)
+            self._place_replayed(record, market)
         else:
             apply.replay(self.risk, book, record)
             if op == "modify":
@@ -1213,16 +1204,8 @@ class Exchange(ExchangeReads, Listeners):
         for event_type, data in events:
             if event_type is TRADE_EXECUTED:
                 trades.append(data)
-        pending = self._units
-        if pending:
-            units = pending[:]
-            pending.clear()
-            # Storage committed the units of the records up to _stored_position before the restart.
-            if record.get("n", 0) > self._stored_position:
-                assert self.storage is not None
-                submit = self.storage.submit
-                for unit in units:
-                    submit(unit)
+        if self._units:
+            self._submit_replayed_units(record)
         if cid:
             self._commands.remember(record["cid"], op, now, Receipt(record.get("n", 0), order_id, order))
 
@@ -1244,31 +1227,38 @@ class Exchange(ExchangeReads, Listeners):
             return
         market = self._markets[symbol]  # followed fills are a known market's
         self._now = float(record["ts"])
-        book = market.book
+        self._place_replayed(record, market)
+        capture = market.capture
+        events = capture.events  # capture.take(), written out
+        capture.events = []
+        fills.absorb(events, market.book, self._orders, market.trades)
+        if self._units:
+            self._submit_replayed_units(record)
+
+    def _submit_replayed_units(self, record: dict[str, Any]) -> None:
+        """Take the storage units the replayed ``record`` made, and submit them unless storage holds
+        them already (it committed the units of the records up to its position before the restart)."""
+        units = self._units[:]
+        self._units.clear()
+        if record.get("n", 0) > self._stored_position:
+            assert self.storage is not None
+            submit = self.storage.submit
+            for unit in units:
+                submit(unit)
+
+    def _place_replayed(self, record: dict[str, Any], market: Market) -> None:
+        """A replayed ``place`` record's own steps: :func:`.apply.replay_place` (an older record gets
+        its legacy client order id first), then the order number it used and its expiry."""
         order_id = record["order_id"]
         if "client_order_id" not in record:  # before ids were always MC-<n>
             record["client_order_id"] = commands.legacy_client_id(order_id)
-        apply.replay_place(self.risk, book, record)
+        apply.replay_place(self.risk, market.book, record)
         if order_id.startswith(GENERATED_PREFIX):
             number = int(order_id[_PREFIX_LENGTH:])
             if number > self._next_order_no:
                 self._next_order_no = number
         if record["expiry_time"] is not None:
             market.expires(record["expiry_time"], order_id)
-        capture = market.capture
-        events = capture.events  # capture.take(), written out
-        capture.events = []
-        fills.absorb(events, book, self._orders, market.trades)
-        pending = self._units
-        if pending:
-            units = pending[:]
-            pending.clear()
-            # Storage committed the units of the records up to _stored_position before the restart.
-            if record.get("n", 0) > self._stored_position:
-                assert self.storage is not None
-                submit = self.storage.submit
-                for unit in units:
-                    submit(unit)
 
     def _finish_replayed_trades(self) -> None:
         """Turn the recent trades that the replay kept as TRADE_EXECUTED payloads into the view's

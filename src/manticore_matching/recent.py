@@ -405,45 +405,9 @@ class ReplayFills:
     ) -> None:
         """:meth:`_fill` of ``order_id``, which ``trade`` finished, kept by ``orders`` as
         :meth:`RecentOrders.track` keeps a terminal fill (as it is); the same steps and payload."""
-        # _fill and its _forget, written out (one frame per finished order)
-        fact = self.facts.pop(order_id, None)
-        if fact is None:
-            raise KeyError(f"replay: no state known for the filled order {order_id!r}")
-        if fact.get("displayed_quantity") is not None:
-            self.icebergs -= 1
-        quantity = fact["quantity"]
-        client_id = fact["client_order_id"]
-        fill = _copy(self.filled)  # symbol, remaining and visible quantity (zero) and status set
-        fill["order_id"] = order_id
-        fill["client_order_id"] = client_id
-        fill["trade_id"] = trade["trade_id"]
-        if is_maker:
-            fill["side"] = "sell" if trade["taker_side"] == "buy" else "buy"
-            fill["price"] = trade["price"]  # a maker rests at the trade's price
-        else:
-            fill["side"] = trade["taker_side"]
-            fill["price"] = fact["price"]
-        fill["quantity"] = quantity
-        fill["fill_price"] = trade["price"]
-        fill["fill_quantity"] = trade["quantity"]
-        fill["filled_quantity"] = quantity
-        fill["priority"] = fact["priority"]
-        fill["is_maker"] = is_maker
-        fill["fee"] = trade["maker_fee"] if is_maker else trade["taker_fee"]
-        fill["user_id"] = fact["user_id"]
-        fill["order_type"] = fact["order_type"]
-        fill["timestamp"] = trade["timestamp"]
-        fill["sequence"] = trade["sequence"] + (1 if is_maker else 2)
-        if client_id is None:  # RecentOrders.finished without a name, written out
-            recent = orders.recent
-            recent[order_id] = fill
-            recent.move_to_end(order_id)
-            if len(recent) > RECENT_ORDERS:
-                _, gone = recent.popitem(last=False)
-                if gone.get("client_order_id") is not None:
-                    orders._forget_name(gone)
-        else:
-            orders.finished(order_id, fill, (str(fill["user_id"]), client_id))
+        fill = self._fill(trade, order_id, is_maker)
+        client_id = fill["client_order_id"]
+        orders.finished(order_id, fill, None if client_id is None else (str(fill["user_id"]), client_id))
 
     def _fill(self, trade: dict[str, Any], order_id: str, is_maker: bool) -> dict[str, Any]:
         """The ORDER_FILLED payload of the trade ``trade`` that filled ``order_id`` completely, as the

@@ -79,14 +79,7 @@ class FillLedger:
             oid = str(message["order_id"])
             price, quantity = Decimal(str(message["price"])), Decimal(str(message["quantity"]))
             fill = Fill(str(message.get("trade_id")), price, quantity, decimal_or_zero(message.get("fee")))
-            with self._lock:
-                self._quote[oid] = self._quote.get(oid, Decimal(0)) + price * quantity
-                fills = self._fills.get(oid)
-                if fills is None:
-                    fills = self._fills[oid] = []
-                    if len(self._fills) > self._keep:
-                        self._fills.popitem(last=False)
-                fills.append(fill)
+            self._add(oid, fill)
 
     def on_fills(self, records: Iterable[tuple[Any, ...]]) -> None:
         """Record the fill records of one durable round (an exchange fill listener on the journal
@@ -99,14 +92,19 @@ class FillLedger:
             oid = str(order_id)
             price, quantity = Decimal(str(price_text)), Decimal(str(quantity_text))
             fill = Fill(str(trade_id), price, quantity, decimal_or_zero(fee_text(fee)))
-            with self._lock:
-                self._quote[oid] = self._quote.get(oid, Decimal(0)) + price * quantity
-                fills = self._fills.get(oid)
-                if fills is None:
-                    fills = self._fills[oid] = []
-                    if len(self._fills) > self._keep:
-                        self._fills.popitem(last=False)
-                fills.append(fill)
+            self._add(oid, fill)
+
+    def _add(self, oid: str, fill: Fill) -> None:
+        """Add ``fill`` to order ``oid``'s quote and fills (forgetting the oldest order's fills beyond
+        the bound)."""
+        with self._lock:
+            self._quote[oid] = self._quote.get(oid, Decimal(0)) + fill.price * fill.quantity
+            fills = self._fills.get(oid)
+            if fills is None:
+                fills = self._fills[oid] = []
+                if len(self._fills) > self._keep:
+                    self._fills.popitem(last=False)
+            fills.append(fill)
 
     def quote(self, native_id: str) -> Decimal:
         """The quote amount the order has executed (price x quantity summed over its fills)."""
