@@ -21,7 +21,10 @@ from .journal import CommandLog
 from .market import Market, find_live
 from .recent import RecentOrders
 
-__all__ = ["ExchangeReads"]
+__all__ = ["READ_FLUSH_TIMEOUT", "ExchangeReads"]
+
+#: Seconds a storage-backed read (order history, fills) waits for storage to commit what it was given.
+READ_FLUSH_TIMEOUT = 10.0
 
 
 class ExchangeReads:
@@ -92,6 +95,16 @@ class ExchangeReads:
             raise ServiceUnavailable("the exchange is not open")
         return self.storage
 
+    def _stored(self) -> StorageManager:
+        """Storage, once it has committed every write queued so far (a durable command's units are
+        queued before its waiters are released, so a read after an acknowledgement sees the command;
+        the write-behind writer otherwise trails by its gather delay). Waits up to
+        :data:`READ_FLUSH_TIMEOUT` seconds: a writer that is stuck longer leaves the read with what is
+        stored (never an error: the read model is behind, not wrong)."""
+        storage = self._storage()
+        storage.flush(READ_FLUSH_TIMEOUT)
+        return storage
+
     def balances(self, user_id: str) -> dict[str, Any]:
         """``{"balances": {asset: {"available", "held"}}}`` with exact decimal strings."""
         return {"balances": self.risk.balances(user_id)}
@@ -123,17 +136,18 @@ class ExchangeReads:
     def order_history(
         self, user_id: str, symbol: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
-        """The user's orders of every status from storage, newest first (storage trails the journal by
-        the write-behind delay, normally milliseconds)."""
-        return queries.order_history(self._markets, self._storage(), user_id, symbol, limit)
+        """The user's orders of every status from storage, newest first: storage first writes what it
+        was given (:meth:`_stored`), so every command acknowledged before the call is in it."""
+        return queries.order_history(self._markets, self._stored(), user_id, symbol, limit)
 
     def fills(self, user_id: str, symbol: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The user's fills, newest first, at most ``limit``, from storage: one per side of a trade the
         user was on (a self-trade gives two), each exactly ``trade_id, symbol, order_id,
         client_order_id, side, role`` (``maker``/``taker``), ``price, quantity, fee`` (exact strings;
         the fee is in ``fee_asset``, the market's quote asset, negative for a rebate), ``fee_asset``,
-        ``timestamp``. The counterparty (its user and its order) is never shown."""
-        return queries.fills(self._markets, self._storage(), user_id, symbol, limit)
+        ``timestamp``. The counterparty (its user and its order) is never shown. Every trade of a command
+        acknowledged before the call is there (:meth:`_stored`)."""
+        return queries.fills(self._markets, self._stored(), user_id, symbol, limit)
 
     def recent_trades(self, symbol: str, limit: int = 100) -> list[dict[str, Any]]:
         """The market's latest trades (up to 1000 kept), newest first: ``trade_id, price, quantity,
