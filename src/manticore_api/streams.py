@@ -149,14 +149,20 @@ class StreamConnection:
                 self.queue.get_nowait()
                 self.queue.put_nowait(None)
 
-    async def pump(self) -> None:
-        """Send queued frames until the connection closes (run as a task)."""
+    async def pump(self, write_queued: Callable[[deque[str | None]], int] | None = None) -> None:
+        """Send queued frames until the connection closes (run as a task), one by one through the
+        connection's send callable. With ``write_queued``, the frames queued by the time the sender
+        runs are offered to it first: it writes the frames at the head of the queue in one go and
+        removes them (the number written; each stays queued until written, so the queue's limit
+        counts it), or returns 0 when they must go one by one (e.g. the socket cannot write at once)."""
         queue = self.queue
         items = queue.items
         send = self._send
         while True:
             if not items:
                 await queue.wait()
+                continue
+            if write_queued is not None and write_queued(items):
                 continue
             frame = items.popleft()
             if frame is None:

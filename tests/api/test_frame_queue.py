@@ -6,7 +6,8 @@ once, in order, whatever the batching."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections import deque
+from typing import Any, cast
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -96,18 +97,41 @@ def test_a_cancelled_reader_loses_no_frame() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(batches=st.lists(st.integers(min_value=0, max_value=12), max_size=20))
-def test_the_pump_sends_every_frame_once_in_order(batches: list[int]) -> None:
+@given(
+    batches=st.lists(st.integers(min_value=0, max_value=12), max_size=20),
+    batch_writes=st.none() | st.lists(st.booleans(), min_size=1, max_size=8),
+)
+def test_the_pump_sends_every_frame_once_in_order(
+    batches: list[int], batch_writes: list[bool] | None
+) -> None:
+    """One by one through ``send``, or (``batch_writes``) offered to a batch writer first, which in
+    turn writes every frame up to the end marker or declines (0), as a socket that cannot write at
+    once does."""
+
     async def scenario() -> tuple[list[str], list[str]]:
         sent: list[str] = []
+        one_by_one = offers = 0
 
         async def send(frame: str) -> None:
+            nonlocal one_by_one
+            one_by_one += 1
             sent.append(frame)
             if len(sent) % 3 == 0:
                 await asyncio.sleep(0)  # a send that waits (the transport's flow control)
 
+        def write_queued(frames: deque[str | None]) -> int:
+            nonlocal offers
+            assert batch_writes is not None
+            writes = batch_writes[offers % len(batch_writes)]
+            offers += 1
+            written = 0
+            while writes and frames and frames[0] is not None:
+                sent.append(cast(str, frames.popleft()))
+                written += 1
+            return written
+
         connection = StreamConnection(send, max_queue=1_000)
-        pump = asyncio.create_task(connection.pump())
+        pump = asyncio.create_task(connection.pump(None if batch_writes is None else write_queued))
         pushed: list[str] = []
         for size in batches:
             for _ in range(size):
@@ -117,6 +141,8 @@ def test_the_pump_sends_every_frame_once_in_order(batches: list[int]) -> None:
             await asyncio.sleep(0)
         connection.queue.put_nowait(None)
         await asyncio.wait_for(pump, 10)
+        if batch_writes is not None and all(batch_writes):
+            assert one_by_one == 0  # a writer that always writes leaves nothing to send one by one
         return sent, pushed
 
     sent, pushed = asyncio.run(scenario())

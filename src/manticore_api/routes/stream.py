@@ -80,33 +80,10 @@ async def stream(websocket: WebSocket) -> None:
 async def _pump_then_close(websocket: WebSocket, socket: TextSocket, connection: StreamConnection) -> None:
     """Send the connection's frames; when it fell too far behind, close it with 1013 at once, so that a
     client that only listens (the reader is then waiting for a frame that never comes) is closed too."""
-    await _pump(socket, connection)
+    await connection.pump(socket.write_queued if socket.writes_queued else None)
     if connection.overflowed:
         with contextlib.suppress(Exception):
             await websocket.close(code=1013, reason="too slow: resubscribe")
-
-
-async def _pump(socket: TextSocket, connection: StreamConnection) -> None:
-    """:meth:`StreamConnection.pump` through ``socket``: the frames queued by the time the sender runs
-    go out in one write when the socket can write them at once (:meth:`TextSocket.write_queued`; each
-    stays queued until written, so the queue's limit counts it), otherwise one by one as before."""
-    if not socket.writes_queued:
-        await connection.pump()
-        return
-    queue = connection.queue
-    items = queue.items
-    write_queued = socket.write_queued
-    send = socket.send_text
-    while True:
-        if not items:
-            await queue.wait()
-            continue
-        if write_queued(items):
-            continue
-        frame = items.popleft()
-        if frame is None:
-            return
-        await send(frame)
 
 
 async def _serve_stream(
