@@ -104,8 +104,6 @@ _PREFIX_LENGTH = len(GENERATED_PREFIX)
 _trade_values = operator.itemgetter(*TRADE_KEYS)
 #: What :meth:`Exchange._commit` returns for a replayed command without a command id (unread).
 _REPLAYED = Receipt(0)
-#: Commands between two looks at the clock while a due background checkpoint waits for its spacing.
-_SPACING_RECHECK = 64
 _SIDES = commands.SIDES
 _new_object = object.__new__
 _set_fields = commands.set_receipt_fields
@@ -1409,8 +1407,9 @@ class Exchange(ExchangeReads, Listeners):
             self._checkpoint_due = every
         elif self._background_checkpoints and self._opened:
             if time.monotonic() - self._flight_ended < self._checkpoint_spacing:
-                # Too soon after the last one's end: look again a few commands later.
-                self._checkpoint_due = self._since_checkpoint + _SPACING_RECHECK
+                # Too soon after the last one's end: look again at the next command or timer tick
+                # (expire_due), so that an idle exchange starts it too once the spacing has passed.
+                self._checkpoint_due = self._since_checkpoint
                 return
             self._launch()
         else:

@@ -170,3 +170,30 @@ def test_open_data_dir_gives_the_exchange_the_spacing(tmp_path: Path) -> None:
     finally:
         auth.close()
         exchange.close(checkpoint=False)
+
+
+def test_an_idle_exchange_starts_the_waiting_checkpoint_once_the_spacing_has_passed(tmp_path: Path) -> None:
+    timeline = Timeline()
+    timeline.release.set()
+    clock = Clock()
+    stream = make_stream(13, 400)
+    exchange = new_exchange(
+        tmp_path, clock, checkpoint_every=5, checkpoint_hook=timeline, checkpoint_spacing=0.3
+    )
+    with exchange:
+        for command in stream[:40]:
+            apply(exchange, clock, command)
+        flight = exchange._flight
+        assert flight is not None
+        assert flight.prepared.wait(30)
+        exchange.expire_due()
+        assert flight.done.wait(30)
+        apply(exchange, clock, stream[40])  # due, too soon: it waits
+        assert len(timeline.times("forked")) == 1
+        deadline = time.monotonic() + 5
+        while len(timeline.times("forked")) < 2 and time.monotonic() < deadline:
+            exchange.expire_due()  # the server's timer; no command comes
+            time.sleep(0.02)
+        forked = timeline.times("forked")
+        assert len(forked) == 2
+        assert forked[1] - timeline.times("retired")[0] >= 0.3
