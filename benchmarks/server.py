@@ -132,6 +132,8 @@ class Settings:
     server_args: tuple[str, ...]
     keep_logs: Path | None
     checkpoint_every: int = 100_000
+    timeline: Path | None = None
+    paced_rate: float | None = None
 
 
 @dataclass
@@ -428,7 +430,8 @@ def measure_http(wrk: str, target: Target, settings: Settings, workdir: Path, re
         run.cpu_us = cpu_used / run.acknowledged * 1e6 if run.acknowledged else None
         run.exhausted = int(result["exhausted"]) if target.signed else 0
         if target.name in settings.paced and run.rate:
-            run.paced, run.gc = measure_paced(target, settings, workdir, server, run.rate / 2)
+            rate = settings.paced_rate if settings.paced_rate else run.rate / 2
+            run.paced, run.gc = measure_paced(target, settings, workdir, server, rate)
     return run
 
 
@@ -451,6 +454,26 @@ def journal_cell(paced: dict[str, Any]) -> str:
     return f"{journal['rounds_per_s']:,.0f} ({'n/a' if per_round is None else f'{per_round:.1f}'})"
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` itself (all its threads; not its child processes,
+    so not a background checkpoint's forked writer), from /proc; 0 for a process that is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_cell(paced: dict[str, Any]) -> str:
+    """The report's cell for the serving process's CPU over a paced window (its threads, not its
+    child processes): microseconds per acknowledged request and the share of one core (n/a when the
+    window acknowledged nothing)."""
+    cpu = paced.get("server_cpu")
+    if not cpu:
+        return "n/a"
+    return f"{cpu['us_per_request']:,.0f} ({cpu['share'] * 100:.0f}%)"
+
+
 def measure_paced(
     target: Target, settings: Settings, workdir: Path, server: Server, rate: float
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -459,9 +482,19 @@ def measure_paced(
     gc_before = server.gc_metrics()
     journal_before = server.journal_counters()
     checkpoint_before = server.checkpoint_position()
+    cpu_before = process_cpu_seconds(server.process.pid)
     arguments = ["paced", "--url", server.url, "--requests", str(requests), "--rate", f"{rate:.3f}"]
     arguments += ["--connections", str(settings.connections)]
+    if settings.timeline is not None:
+        settings.timeline.mkdir(parents=True, exist_ok=True)
+        arguments += ["--timeline", str(settings.timeline / f"{server.log_path.stem}.json")]
     paced = run_client(settings, arguments, timeout=settings.duration * 3 + 120)
+    cpu_used = process_cpu_seconds(server.process.pid) - cpu_before
+    if paced.get("seconds") and paced.get("acknowledged"):
+        paced["server_cpu"] = {
+            "us_per_request": cpu_used / paced["acknowledged"] * 1e6,
+            "share": cpu_used / paced["seconds"],
+        }
     gc_after = server.gc_metrics()
     journal_after = server.journal_counters()
     paced["checkpoint_positions"] = [checkpoint_before, server.checkpoint_position()]
@@ -621,15 +654,23 @@ def report(runs: list[Run], settings: Settings, header: list[str]) -> str:
     if paced_runs:
         lines += [
             "",
-            "Open-loop paced client at half of the same repeat's maximum rate (latency from due time):",
+            "Open-loop paced client at "
+            + (
+                f"{settings.paced_rate:,.0f} requests/s"
+                if settings.paced_rate
+                else "half of the same repeat's maximum rate"
+            )
+            + " (latency from due time; server CPU: the serving process's own CPU time over the window, per "
+            "acknowledged request and as a share of the window):",
             "",
         ]
         lines.append(
             "| what | repeat | rate asked | acknowledged | other answers | p50 / p99 / p99.9 / max ms "
             "| GC pauses (over 10 ms) | GC total ms | GC max pause ms (since start) "
-            "| checkpoint position before -> after | journal fsync rounds/s (records per round) |"
+            "| checkpoint position before -> after | journal fsync rounds/s (records per round) "
+            "| server CPU µs per request (share) |"
         )
-        lines.append("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+        lines.append("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
         label = {t.name: t.label for t in TARGETS}
         for run in paced_runs:
             assert run.paced is not None
@@ -650,7 +691,8 @@ def report(runs: list[Run], settings: Settings, header: list[str]) -> str:
                 )
             lines.append(
                 f"| {label[run.target]} | {run.repeat} | {p['rate_asked']:,.0f}/s | {p['acknowledged']:,} "
-                f"| {other_text} | {lat_text} | {gc_cells} | {checkpoint_cell(p)} | {journal_cell(p)} |"
+                f"| {other_text} | {lat_text} | {gc_cells} | {checkpoint_cell(p)} | {journal_cell(p)} "
+                f"| {server_cpu_cell(p)} |"
             )
         p99s = [r.paced["latency_ms"]["p99"] for r in paced_runs if r.target == "signed_resting" and r.paced]
         p99s = [v for v in p99s if v is not None]
@@ -744,6 +786,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="also write the Markdown report here")
     parser.add_argument("--json", type=Path, help="write the raw runs as JSON here")
     parser.add_argument("--keep-logs", type=Path, help="copy the server logs into this directory")
+    parser.add_argument(
+        "--paced-rate",
+        type=float,
+        help="pace at this many requests/s instead of half of the repeat's maximum rate (comparisons "
+        "at one rate on a machine whose maximum rate moves with other loads)",
+    )
+    parser.add_argument(
+        "--timeline",
+        type=Path,
+        help="write each paced window's per-request [due, sent, answered, status] (CLOCK_MONOTONIC "
+        "seconds) to DIR/<target>-<repeat>.json",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.duration, args.warmup = 1, min(args.duration, 2.0), 1.0
@@ -770,6 +824,8 @@ def main(argv: list[str] | None = None) -> int:
         server_args=tuple(args.server_arg),
         keep_logs=args.keep_logs,
         checkpoint_every=args.checkpoint_every,
+        timeline=args.timeline,
+        paced_rate=args.paced_rate,
     )
     wrk = ensure_wrk()
     targets = [t for t in TARGETS if t.name in names]
@@ -794,6 +850,8 @@ def main(argv: list[str] | None = None) -> int:
                 extra = f" paced p99 {run.paced['latency_ms']['p99']} ms" if run.paced else ""
                 if run.paced and run.paced.get("journal"):
                     extra += f", journal fsync rounds/s (records per round) {journal_cell(run.paced)}"
+                if run.paced and run.paced.get("server_cpu"):
+                    extra += f", server CPU µs per request (share) {server_cpu_cell(run.paced)}"
                 print(
                     f"repeat {repeat} {target.name}: {rate} acknowledged {run.other or ''}{extra} {run.note}",
                     flush=True,

@@ -6,7 +6,10 @@ the server does not use). Both print one JSON line on stdout.
   percentiles instead of slowing the client down: no coordinated omission). Requests come from a
   requests file (the format of ``server_wrk.lua``) and go out over ``--connections`` keep-alive
   connections, one request in flight on each; when all are busy the due request waits for one (and
-  that wait counts in its latency).
+  that wait counts in its latency). With ``--timeline FILE`` it also writes every request's due time,
+  the time it was written to its connection, the time its answer was complete (``time.perf_counter``,
+  i.e. ``CLOCK_MONOTONIC`` on Linux, the clock the server's own traces can use) and its status, as a
+  JSON list of ``[due, sent, answered, status]`` rows (status 0: the connection closed).
 * ``ws``: WebSocket order entry (``{"op": "order.place", "id": ...}`` on ``/ws``), pipelined: each
   connection keeps ``--window`` requests in flight and sends one more per reply, for ``--duration``
   seconds. Prints ``{"supported": false}`` when the server answers the first order.place with an
@@ -111,7 +114,12 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
 
 
 async def _paced(
-    url: str, requests: list[bytes], rate: float, connections: int, grace: float
+    url: str,
+    requests: list[bytes],
+    rate: float,
+    connections: int,
+    grace: float,
+    timeline: list[tuple[float, float, float, int]] | None = None,
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     parts = urlsplit(url)
@@ -129,13 +137,19 @@ async def _paced(
     late = 0.0
 
     async def one(connection: _Connection, raw: bytes, due: float) -> None:
+        sent = time.perf_counter()
         try:
             status = await connection.send(raw)
         except (ConnectionError, ValueError):
             statuses["closed"] += 1
+            if timeline is not None:
+                timeline.append((due, sent, time.perf_counter(), 0))
             return
+        answered = time.perf_counter()
+        if timeline is not None:
+            timeline.append((due, sent, answered, status))
         if status == 201:
-            latencies.append(time.perf_counter() - due)
+            latencies.append(answered - due)
         statuses[str(status)] += 1
         if not connection.lost:
             free.put_nowait(connection)
@@ -284,6 +298,9 @@ def main(argv: list[str] | None = None) -> None:
     paced.add_argument("--rate", type=float, required=True, help="requests per second")
     paced.add_argument("--connections", type=int, default=64)
     paced.add_argument("--grace", type=float, default=10.0, help="seconds to wait for late answers")
+    paced.add_argument(
+        "--timeline", type=Path, help="write [due, sent, answered, status] per request here (JSON)"
+    )
     ws = sub.add_parser("ws", help="pipelined WebSocket order entry")
     ws.add_argument("--url", required=True)
     ws.add_argument("--users", type=Path, required=True, help="JSON list of {api_key, api_secret} or {user}")
@@ -298,9 +315,14 @@ def main(argv: list[str] | None = None) -> None:
         run = uvloop.run
     if args.mode == "paced":
         host = urlsplit(args.url).netloc
+        timeline: list[tuple[float, float, float, int]] | None = [] if args.timeline else None
         result = run(
-            _paced(args.url, raw_requests(args.requests, host), args.rate, args.connections, args.grace)
+            _paced(
+                args.url, raw_requests(args.requests, host), args.rate, args.connections, args.grace, timeline
+            )
         )
+        if args.timeline and timeline is not None:
+            args.timeline.write_text(json.dumps(sorted(timeline)))
     else:
         users = json.loads(args.users.read_text())
         result = run(_ws(args.url, users, args.window, args.duration, args.scenario))

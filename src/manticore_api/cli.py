@@ -15,6 +15,7 @@ import click
 
 import manticore_orderbook
 from manticore_matching import DEFAULT_MARKETS, ConfigError, load_markets, load_risk_limits
+from manticore_matching.background import DEFAULT_CHECKPOINT_SPACING
 from manticore_matching.journal import DEFAULT_COMMIT_INTERVAL
 
 from . import admin
@@ -137,6 +138,14 @@ def _admin_options(function: F) -> F:
     "gathers the commands of that interval into one fsync (an order is still acknowledged only once "
     "durable); 0: the next fsync starts as soon as the last ends.",
 )
+@click.option(
+    "--checkpoint-spacing",
+    default=DEFAULT_CHECKPOINT_SPACING,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds at least between the end of a background checkpoint and the start of the next one "
+    "(the next one waits when it falls due sooner); 0: it starts as soon as it is due.",
+)
 def serve(
     host: str,
     port: int,
@@ -150,6 +159,7 @@ def serve(
     ws_compression: bool,
     checkpoint_every: int,
     journal_commit_interval: float,
+    checkpoint_spacing: float,
 ) -> None:
     """Run the exchange server (REST + WebSocket + web page) until interrupted (Ctrl-C).
 
@@ -167,6 +177,7 @@ def serve(
         require_auth=not no_auth,
         checkpoint_every=checkpoint_every,
         journal_commit_interval=journal_commit_interval,
+        checkpoint_spacing=checkpoint_spacing,
     )
     if config_path is not None:
         try:

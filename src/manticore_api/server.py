@@ -37,6 +37,7 @@ from manticore_matching import (
     Exchange,
     MarketConfig,
 )
+from manticore_matching.background import DEFAULT_CHECKPOINT_SPACING
 from manticore_matching.journal import DEFAULT_COMMIT_INTERVAL
 from manticore_risk import RiskLimits
 from manticore_storage import DatabaseInUse
@@ -84,6 +85,8 @@ class ServerOptions:
     checkpoint_every: int = 100_000
     #: Seconds between the starts of two journal fsync rounds at least (the journal's group commit).
     journal_commit_interval: float = DEFAULT_COMMIT_INTERVAL
+    #: Seconds at least between the end of a background checkpoint and the fork of the next one.
+    checkpoint_spacing: float = DEFAULT_CHECKPOINT_SPACING
 
 
 def http_protocol() -> Any:
@@ -264,6 +267,7 @@ def open_data_dir(
         checkpoint_every=options.checkpoint_every,
         lock=lock,
         journal_commit_interval=options.journal_commit_interval,
+        checkpoint_spacing=options.checkpoint_spacing,
     )
     exchange.open()
     try:

@@ -87,6 +87,7 @@ from .checkpoints import CheckpointState, encode_checkpoint, iter_checkpoint
 __all__ = [
     "AVAILABLE",
     "CHUNK",
+    "DEFAULT_CHECKPOINT_SPACING",
     "Flight",
     "lower_priority",
     "spawn_writer",
@@ -117,6 +118,13 @@ WRITER_TIMEOUT = 600.0
 #: processes keep busy it would barely progress; from then on it competes as a process of the
 #: server's priority (SCHED_IDLE and nice 19 still rank it below the server's own threads).
 WRITER_RAISE_AFTER = 30.0
+#: Seconds at least between the end of one background checkpoint and the fork of the next, in
+#: ``manticore serve`` (:class:`~manticore_matching.exchange.Exchange`'s ``checkpoint_spacing``; the
+#: exchange's own default is 0): the end of one and the fork of the next each delay the commands of a
+#: few milliseconds, and where the next falls due before the last has ended (a writer slower than
+#: ``checkpoint_every`` records) they came back to back, their delays adding up in one burst
+#: (docs/performance.md, session 22).
+DEFAULT_CHECKPOINT_SPACING = 0.5
 _counter = itertools.count(1)
 _prctl: Callable[..., int] | None = None
 _sync_file_range: Callable[..., int] | None = None

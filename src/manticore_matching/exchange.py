@@ -43,6 +43,7 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import math
 import operator
 import queue
 import sys
@@ -165,6 +166,12 @@ class Exchange(ExchangeReads, Listeners):
             (renamed into place by the command thread), ``"retired"`` (directory synced, journal
             segments dropped) and ``"failed"``. An exception from the hook before
             ``"prepared"`` fails that checkpoint (and is logged).
+        checkpoint_spacing: seconds at least between the end of a background checkpoint (its journal
+            segments retired) and the fork of the next one, which waits that long when it falls due
+            earlier (``manticore serve``: 0.5 s): the end of one (storage synced, the journal's new
+            segment and directory synced, files removed) and the next one's fork each delay the
+            commands of a few milliseconds, and back to back their delays add up (docs/performance.md,
+            session 22). 0: the next one starts as soon as it is due.
 
     Call :meth:`open` before use and :meth:`close` at the end. One exchange owns a data directory at a
     time: :meth:`open` raises :class:`~manticore_matching.DataDirectoryLocked` while another holds it.
@@ -186,6 +193,7 @@ class Exchange(ExchangeReads, Listeners):
         background_checkpoints: bool = True,
         checkpoint_hook: Callable[[str, int], None] | None = None,
         journal_commit_interval: float = DEFAULT_COMMIT_INTERVAL,
+        checkpoint_spacing: float = 0.0,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -197,6 +205,11 @@ class Exchange(ExchangeReads, Listeners):
         self._checkpoint_every = checkpoint_every
         self._background_checkpoints = background_checkpoints and background.AVAILABLE
         self._checkpoint_hook = checkpoint_hook
+        if not checkpoint_spacing >= 0:  # NaN too
+            raise ValueError(f"checkpoint_spacing must be >= 0, not {checkpoint_spacing!r}")
+        self._checkpoint_spacing = checkpoint_spacing
+        #: ``time.monotonic()`` when the last background checkpoint's thread finished (spacing).
+        self._flight_ended = -math.inf
         #: The background checkpoint in flight (from the fork until its thread is done), if any.
         self._flight: Flight | None = None
         #: The thread that waits for the background checkpoints (started at the first one).
@@ -1393,6 +1406,11 @@ class Exchange(ExchangeReads, Listeners):
         if self._since_checkpoint < every:
             self._checkpoint_due = every
         elif self._background_checkpoints and self._opened:
+            if time.monotonic() - self._flight_ended < self._checkpoint_spacing:
+                # Too soon after the last one's end: look again at the next command or timer tick
+                # (expire_due), so that an idle exchange starts it too once the spacing has passed.
+                self._checkpoint_due = self._since_checkpoint
+                return
             self._launch()
         else:
             self._checkpoint_due = every
@@ -1516,6 +1534,7 @@ class Exchange(ExchangeReads, Listeners):
         except Exception:
             log.exception("background checkpoint at %d: retiring the journal failed", position)
         finally:
+            self._flight_ended = time.monotonic()
             flight.done.set()
             self._checkpoint_due = 0  # the command thread forgets the flight and may start the next
 
