@@ -180,6 +180,8 @@ def order_entry(
     freeze: bool = False,
     gc_policy: str = "server",
     readers: str = "server",
+    generated: int = 0,
+    final_checkpoint: bool = True,
 ) -> dict[str, float]:
     """One run: ``count`` orders by ``tasks`` tasks; orders/s, p50 and p99 latency in ms, CPU time
     per order of the process (every thread) and of the storage writer's child process where it runs
@@ -187,7 +189,11 @@ def order_entry(
     ``freeze``: ``gc.freeze()`` the state built before the orders (funded users, markets), as a
     server may after its start. ``gc_policy``: ``server`` applies the server's
     :class:`~manticore_api.gcpolicy.GcPolicy` before the orders (and restores CPython's thresholds
-    after), ``default`` leaves the collector as CPython starts it."""
+    after), ``default`` leaves the collector as CPython starts it. ``generated``: make this many orders
+    (at least ``count``) and place the first ``count`` (the same orders: :func:`orders` is
+    deterministic), so that two runs of different counts generate alike. ``final_checkpoint``: False
+    closes the exchange without its final checkpoint (what :func:`instructions` counts: neither the
+    input's generation nor the final checkpoint is per-order work)."""
     with tempfile.TemporaryDirectory() as directory:
         exchange = Exchange(
             Path(directory) / "data", markets=[MARKET], risk_limits=LIMITS, checkpoint_every=0
@@ -201,7 +207,7 @@ def order_entry(
             exchange.storage.submit_many = lambda units: None  # type: ignore[method-assign]
         service = ExchangeService(exchange, auth, require_auth=False)
         add_readers(exchange, readers)
-        work = orders(count, users)
+        work = orders(max(count, generated), users)[:count]
 
         cpu = 0.0
 
@@ -224,6 +230,8 @@ def order_entry(
                 cpu = time.process_time() + _writer_process_cpu(exchange) - cpu
                 return result
             finally:
+                if not final_checkpoint:
+                    exchange.close(checkpoint=False)
                 await service.stop()
                 policy.close()
                 gc.unfreeze()
@@ -354,20 +362,28 @@ def instructions(
     gc_policy: str,
     readers: str = "server",
     keep: Path | None = None,
+    whole_run: bool = False,
 ) -> float:
     """Instructions per order of the order-entry run (every thread) in ``python``, counted by valgrind:
     the difference between a run of ``large`` and one of ``small`` orders, divided by their difference.
     Repeatable to about a percent (the journal's batches depend on thread scheduling). ``keep``: a
     directory that receives each run's callgrind profiles, one per thread
     (``callgrind.out.orders-<count>-storage-<on|off>-<thread>``), and then the per-order figure of each
-    thread is printed too."""
+    thread is printed too.
+
+    Both runs generate ``large`` orders (each places its first ``small`` or ``large``) and close the
+    exchange without a final checkpoint, so that the difference is the order entry's own work: the
+    benchmark's generation of an order (~25,000 instructions: ``random`` and ``Decimal``) and the final
+    checkpoint (which grows with the state the orders leave: ~12,800 per order) are not per-order work
+    (both were counted until session 22). ``whole_run``: count them as before."""
     counts = []
     files: list[Path] = []
     for count in (small, large):
         code = (
             f"import sys; sys.path.insert(0, {str(ROOT)!r}); import benchmarks.exchange as b; "
             f"b.order_entry({count}, {tasks}, {users}, {storage}, gc_policy={gc_policy!r}, "
-            f"readers={readers!r})"
+            f"readers={readers!r}, generated={0 if whole_run else large}, "
+            f"final_checkpoint={whole_run})"
         )
         out_file = None
         if keep is not None:
@@ -492,6 +508,12 @@ def main() -> None:
         help="with --instructions: keep each valgrind run's callgrind profiles (one per thread) in DIR "
         "and print each thread's instructions per order (headline build)",
     )
+    parser.add_argument(
+        "--whole-run",
+        action="store_true",
+        help="with --instructions: count the generation of the orders and the final checkpoint too, "
+        "as until session 22 (default: the order entry's own instructions)",
+    )
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.job is not None:
@@ -522,6 +544,7 @@ def main() -> None:
                     args.gc,
                     args.readers,
                     args.callgrind_out if label == "headline" else None,
+                    args.whole_run,
                 )
                 print(
                     f"  order entry, storage {'on' if storage else 'off'}: {per_order:,.0f} "

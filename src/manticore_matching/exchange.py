@@ -107,6 +107,29 @@ _REPLAYED = Receipt(0)
 _SIDES = commands.SIDES
 _new_object = object.__new__
 _set_fields = commands.set_receipt_fields
+_copy_dict = dict.copy
+#: The ``place`` record of a plain GTC limit order (what :func:`.commands.place_record` makes of
+#: :func:`.commands.order_args`' arguments for one), its varying values None: ``place_order`` copies it
+#: (one block copy of the key table) and stores the eight values that vary, in place (key order kept).
+_PLAIN_PLACE: dict[str, Any] = {
+    "op": "place",
+    "ts": None,
+    "order_id": None,
+    "client_order_id": None,
+    "user_id": None,
+    "symbol": None,
+    "side": None,
+    "order_type": "limit",
+    "price": None,
+    "quantity": None,
+    "time_in_force": "GTC",
+    "expiry_time": None,
+    "stop_price": None,
+    "displayed_quantity": None,
+    "trail_value": None,
+    "trail_is_percent": False,
+    "self_trade_prevention": None,
+}
 
 
 class _CommandFrame:
@@ -610,26 +633,18 @@ class Exchange(ExchangeReads, Listeners):
                 if args is None:
                     # order_args' record of a plain limit order whose price and quantity strings this
                     # market has seen (their texts are the ones order_args gave them): written out.
+                    # A copy of the plain record's template (its keys in order, the constant values
+                    # set) with the eight varying values stored: a dict display inserts all 17 keys.
                     symbol = market.config.symbol
-                    record = {
-                        "op": "place",
-                        "ts": now,
-                        "order_id": order_id,
-                        "client_order_id": client_id,
-                        "user_id": user_id,
-                        "symbol": symbol,
-                        "side": side,
-                        "order_type": "limit",
-                        "price": price_text,
-                        "quantity": quantity_text,
-                        "time_in_force": "GTC",
-                        "expiry_time": None,
-                        "stop_price": None,
-                        "displayed_quantity": None,
-                        "trail_value": None,
-                        "trail_is_percent": False,
-                        "self_trade_prevention": None,
-                    }
+                    record = _copy_dict(_PLAIN_PLACE)
+                    record["ts"] = now
+                    record["order_id"] = order_id
+                    record["client_order_id"] = client_id
+                    record["user_id"] = user_id
+                    record["symbol"] = symbol
+                    record["side"] = side
+                    record["price"] = price_text
+                    record["quantity"] = quantity_text
                     if command_id is not None:
                         record["cid"] = command_id
                     apply.place_plain(

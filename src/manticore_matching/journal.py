@@ -377,7 +377,14 @@ class Journal:
                 raise JournalClosed("the journal is closed") from self._error
             position = self.appended + 1
             record["n"] = position
-            line = _encode(record)
+            # _encode(record), without its call where orjson takes the record (every record but a
+            # rare one, which _encode writes as before).
+            try:
+                body = _dumps(record)
+            except TypeError:
+                line = _encode(record)
+            else:
+                line = b"%08x %b\n" % (_crc32(body), body)
             self._pending.append(line)
             self.appended = position
         if self._writer_idle:

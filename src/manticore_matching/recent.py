@@ -103,6 +103,23 @@ class RecentOrders:
 
         The state is the last non-fill event about ``order_id`` (or its first event) with the progress
         of the fills after it; it is copied once, at the end."""
+        if order_id is not None and type(events) is list and len(events) == 1:
+            # The most frequent command: an order that rests without trading (one ORDER_ADDED). What
+            # the loop below does for it when it has no client order id, does not end, and is plain (no
+            # stop, trail or display size): its state, a copy, with what it shows of itself.
+            event_type, data = events[0]
+            if (
+                event_type is _ADDED
+                and data.get("order_id") == order_id
+                and data.get("client_order_id") is None
+                and data.get("status") not in TERMINAL
+                and data.get("stop_price") is None
+                and data.get("trail_value") is None
+                and data.get("displayed_quantity") is None
+            ):
+                state = _copy(data)
+                state["visible_quantity"] = state.get("remaining_quantity")
+                return state
         base: dict[str, Any] | None = None
         base_filled = False
         fills: list[dict[str, Any]] = []

@@ -57,6 +57,19 @@ __all__ = [
 
 #: The rare fields of a plain order (``Order.extra`` None), all at their defaults; never changed.
 _NO_EXTRA: Final = OrderExtra()
+#: ``_NO_EXTRA``'s fields in the order :func:`order_record` unpacks them: ``(peak, trail,
+#: trail_is_percent, expiry, stop_price, trail_ref, triggered, pending, client_order_id)``.
+_PLAIN_EXTRA: Final = (
+    _NO_EXTRA.peak,
+    _NO_EXTRA.trail,
+    _NO_EXTRA.trail_is_percent,
+    _NO_EXTRA.expiry,
+    _NO_EXTRA.stop_price,
+    _NO_EXTRA.trail_ref,
+    _NO_EXTRA.triggered,
+    _NO_EXTRA.pending,
+    _NO_EXTRA.client_order_id,
+)
 _EXACT = Context(prec=999, rounding=ROUND_FLOOR, Emax=999999, Emin=-999999)
 
 #: ``(RECORD_ORDER, last_sequence, kind, reason, order_id, side, order_type, tif, user_id, timestamp,
@@ -183,7 +196,21 @@ def order_record(order: Any, sequence: int, kind: int, extra: Any) -> OrderRecor
         reason, open_, quantity = extra
     more = order.extra  # the order's rarely set fields (None: all at their defaults)
     if more is None:
-        more = _NO_EXTRA
+        # The defaults' values, unpacked from one tuple: nine attribute reads of a compiled object
+        # cost ~1,400 instructions a record more (the record is written once, below).
+        peak, trail, trail_is_percent, expiry, stop_price, trail_ref, triggered, pending, client_id = (
+            _PLAIN_EXTRA
+        )
+    else:
+        peak = more.peak
+        trail = more.trail
+        trail_is_percent = more.trail_is_percent
+        expiry = more.expiry
+        stop_price = more.stop_price
+        trail_ref = more.trail_ref
+        triggered = more.triggered
+        pending = more.pending
+        client_id = more.client_order_id
     return (
         RECORD_ORDER,
         sequence,
@@ -196,21 +223,21 @@ def order_record(order: Any, sequence: int, kind: int, extra: Any) -> OrderRecor
         order.user_id,
         order.timestamp,
         order.stp._value_,
-        more.peak,
-        more.trail,
-        more.trail_is_percent,
+        peak,
+        trail,
+        trail_is_percent,
         order.price,
         quantity,
         order.filled,
         open_,
         order.visible,
-        more.expiry,
-        more.stop_price,
-        more.trail_ref,
-        more.triggered,
-        more.pending,
+        expiry,
+        stop_price,
+        trail_ref,
+        triggered,
+        pending,
         order.rank,
-        more.client_order_id,
+        client_id,
     )
 
 
