@@ -643,61 +643,61 @@ class OrderBook:
                     tif = IOC if time_in_force == "IOC" else _PLAIN_TIFS.get(time_in_force)
                 if side_ is None or tif is None:
                     order = None
-                else:
+                elif _INTERPRETED:
                     # Grid.to_units' memo read inline; see to_units for which inputs it holds (all
                     # within max_units: setting it forgets them). Floats first: the user convention's.
-                    price_units: int | None = None
-                    qty_units: int | None = None
-                    if _INTERPRETED:
-                        # The grids' memos through the book's own references to them (no grid local,
-                        # no test of _INTERPRETED per number: ~8 bytecodes less per number).
-                        if price is not None:
-                            number_type = type(price)
-                            if number_type is float or number_type is str:
-                                price_units = self._price_memo.get(price)  # within max_units (Grid)
-                            if price_units is None:
-                                price_units = self._price_grid.to_units(price)
-                        number_type = type(quantity)
-                        if number_type is float or number_type is str:
-                            qty_units = self._qty_memo.get(quantity)
-                        qty = self._qty_grid.to_units(quantity) if qty_units is None else qty_units
-                    else:  # compiled: only str inputs are remembered (see numbers._INTERPRETED)
-                        if price is not None:
-                            grid = self._price_grid
-                            if type(price) is str:
-                                price_units = grid._cache.get(price)  # within max_units (see Grid)
-                            if price_units is None:
-                                price_units = grid.to_units(price)
-                        grid = self._qty_grid
-                        if type(quantity) is str:
-                            qty_units = grid._cache.get(quantity)
-                        qty = grid.to_units(quantity) if qty_units is None else qty_units
+                    # The grids' memos through the book's own references to them (no grid local).
+                    if price is None:
+                        price_units: int | None = None
+                    else:
+                        number_type = type(price)
+                        price_units = (
+                            self._price_memo.get(price)  # within max_units (Grid)
+                            if number_type is float or number_type is str
+                            else None
+                        )
+                        if price_units is None:
+                            price_units = self._price_grid.to_units(price)
+                    number_type = type(quantity)
+                    qty = self._qty_memo.get(quantity) if number_type is float or number_type is str else None
+                    if qty is None:
+                        qty = self._qty_grid.to_units(quantity)
+                    # The same Order, without calling the class: in the interpreter a call to a
+                    # class runs ``__init__`` in a frame of its own (through ``type.__call__``) and
+                    # a call to a helper costs a frame too. Every slot ``Order.__init__`` sets, to
+                    # the same value (tests/orderbook/test_fast_paths.py compares them all); the
+                    # values straight from the expressions, without locals.
+                    order = _new_object(Order)
+                    order.order_id = self._new_order_id(None) if order_id is None else order_id
+                    order.side = side_
+                    order.price = price_units
+                    order.quantity = qty
+                    order.filled = 0
+                    order.open = qty
+                    order.visible = 0
+                    order.order_type = LIMIT if price_units is not None else MARKET
+                    order.tif = tif
+                    order.user_id = user_id
+                    order.timestamp = now
+                    order.stp = self.default_stp
+                    order.extra = None
+                    order.level = None
+                    order.rank = 0
+                else:  # compiled: only str inputs are remembered (see numbers._INTERPRETED)
+                    price_units = None
+                    if price is not None:
+                        grid = self._price_grid
+                        if type(price) is str:
+                            price_units = grid._cache.get(price)  # within max_units (see Grid)
+                        if price_units is None:
+                            price_units = grid.to_units(price)
+                    grid = self._qty_grid
+                    qty = grid._cache.get(quantity) if type(quantity) is str else None
+                    if qty is None:
+                        qty = grid.to_units(quantity)
                     oid = self._new_order_id(None) if order_id is None else order_id
                     kind = LIMIT if price_units is not None else MARKET
-                    stp = self.default_stp
-                    if _INTERPRETED:
-                        # The same Order, without calling the class: in the interpreter a call to a
-                        # class runs ``__init__`` in a frame of its own (through ``type.__call__``) and
-                        # a call to a helper costs a frame too. Every slot ``Order.__init__`` sets, to
-                        # the same value (tests/orderbook/test_fast_paths.py compares them all).
-                        order = _new_object(Order)
-                        order.order_id = oid
-                        order.side = side_
-                        order.price = price_units
-                        order.quantity = qty
-                        order.filled = 0
-                        order.open = qty
-                        order.visible = 0
-                        order.order_type = kind
-                        order.tif = tif
-                        order.user_id = user_id
-                        order.timestamp = now
-                        order.stp = stp
-                        order.extra = None
-                        order.level = None
-                        order.rank = 0
-                    else:
-                        order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, stp)
+                    order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, self.default_stp)
             if order is None:
                 # the client order id first: its error comes before any other, as it always has
                 client_id = None if client_order_id is None else check_client_order_id(client_order_id)
@@ -719,75 +719,77 @@ class OrderBook:
                 )
                 if client_id is not None:
                     order.client_order_id = client_id
-                kind = order.order_type  # the fast path's ``kind`` is its order's
+                kind = order.order_type
+                if kind is not LIMIT and kind is not MARKET:  # stops, post-only, icebergs: _enter
+                    if self._expiries and self._expiries[0][0] <= now:
+                        self._expire_due(now)
+                    self._enter(order, now)
+                    self._dispatch()
+                    return order.order_id
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
-            if kind is LIMIT or kind is MARKET:  # _enter's common case, without a call
-                self._added += 1
-                if (
-                    self._h[E_ADDED]
-                    or self._changes is not None
-                    or (order.tif is not GTC and order.tif is not IOC)
-                ):
-                    self._execute(order, now, True)  # heard first: a subscriber's path tests the least
-                else:
-                    # _execute's work for a GTC or IOC order whose ORDER_ADDED nobody hears, without
-                    # a call (a frame costs ~500 instructions in pure Python): take its sequence
-                    # number, trade what crosses, then rest the remainder (GTC limit) or cancel it.
-                    self._sequence += 1
-                    order.rank = self._sequence
-                    price = order.price
-                    buy = order.side is BUY
-                    chunks = self._ask_prices._chunks if buy else self._bid_prices._chunks
-                    if chunks and (
-                        price is None or (chunks[0][0] <= price if buy else chunks[-1][-1] >= price)
-                    ):
-                        alive = self._match(order, now)  # False: self-trade prevention ended it
-                    else:
-                        alive = True
-                    if alive and order.open:
-                        if price is None or order.tif is IOC:
-                            self._emit_cancelled(order, now, "ioc", order.open)
-                        else:
-                            # Rest at the back of its level with a fresh slice, as _execute does
-                            # (the same code; kept in step by tests/orderbook/test_fast_paths.py).
-                            open_ = order.open
-                            order.visible = open_  # a plain order has no peak: its slice is all of it
-                            levels = self._bid_levels if buy else self._ask_levels
-                            # the order's own price object, not ``price`` narrowed to int: mypyc
-                            # would unbox it and box it again (a new int per add), as in _execute
-                            level = levels.get(order.price)  # type: ignore[arg-type]
-                            if level is None or not level.count:
-                                level = self._new_level(order, level)
-                                created = True
-                            else:
-                                created = False
-                            level.total += open_
-                            level.count += 1
-                            level.orders.append(order)
-                            order.level = level
-                            self._orders[order.order_id] = order  # no expiry to queue: GTD only
-                            self._sequence += 1
-                            route = self._r[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
-                            if route is not None:  # the level's data, as _level_dict builds it
-                                payload = level.templates.payload  # the level's own template: its price set
-                                data = (self._level_payload(level) if payload is None else payload).copy()
-                                data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
-                                data["sequence"] = self._sequence
-                                qdiv = self._qty_div
-                                data["quantity"] = (
-                                    level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
-                                )
-                                data["order_count"] = level.count
-                                if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
-                                    self._pending.append((route, data))
-                                else:
-                                    self._pending.append(route)
-                                    self._pending.append(data)
-                if self._sweeps:
-                    self._run_stops(now)
+            # LIMIT and MARKET orders: _enter's common case, without a call
+            self._added += 1
+            if (
+                self._h[E_ADDED]
+                or self._changes is not None
+                or (order.tif is not GTC and order.tif is not IOC)
+            ):
+                self._execute(order, now, True)  # heard first: a subscriber's path tests the least
             else:
-                self._enter(order, now)
+                # _execute's work for a GTC or IOC order whose ORDER_ADDED nobody hears, without
+                # a call (a frame costs ~500 instructions in pure Python): take its sequence
+                # number, trade what crosses, then rest the remainder (GTC limit) or cancel it.
+                self._sequence += 1
+                order.rank = self._sequence
+                price = order.price
+                buy = order.side is BUY
+                chunks = self._ask_prices._chunks if buy else self._bid_prices._chunks
+                if chunks and (price is None or (chunks[0][0] <= price if buy else chunks[-1][-1] >= price)):
+                    alive = self._match(order, now)  # False: self-trade prevention ended it
+                else:
+                    alive = True
+                if alive and order.open:
+                    if price is None or order.tif is IOC:
+                        self._emit_cancelled(order, now, "ioc", order.open)
+                    else:
+                        # Rest at the back of its level with a fresh slice, as _execute does
+                        # (the same code; kept in step by tests/orderbook/test_fast_paths.py).
+                        open_ = order.open
+                        order.visible = open_  # a plain order has no peak: its slice is all of it
+                        levels = self._bid_levels if buy else self._ask_levels
+                        # the order's own price object, not ``price`` narrowed to int: mypyc
+                        # would unbox it and box it again (a new int per add), as in _execute
+                        level = levels.get(order.price)  # type: ignore[arg-type]
+                        if level is None or not level.count:
+                            level = self._new_level(order, level)
+                            created = True
+                        else:
+                            created = False
+                        level.total += open_
+                        level.count += 1
+                        level.orders.append(order)
+                        order.level = level
+                        self._orders[order.order_id] = order  # no expiry to queue: GTD only
+                        self._sequence += 1
+                        route = self._r[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
+                        if route is not None:  # the level's data, as _level_dict builds it
+                            payload = level.templates.payload  # the level's own template: its price set
+                            data = (self._level_payload(level) if payload is None else payload).copy()
+                            data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
+                            data["sequence"] = self._sequence
+                            qdiv = self._qty_div
+                            data["quantity"] = (
+                                level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
+                            )
+                            data["order_count"] = level.count
+                            if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+                                self._pending.append((route, data))
+                            else:
+                                self._pending.append(route)
+                                self._pending.append(data)
+            if self._sweeps:
+                self._run_stops(now)
             pending = self._pending
             if pending and not self._dispatching:
                 if _INTERPRETED:  # _deliver's loop, without a call (a frame in pure Python)
