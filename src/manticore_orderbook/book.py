@@ -740,8 +740,7 @@ class OrderBook:
                 # _execute's work for a GTC or IOC order whose ORDER_ADDED nobody hears, without
                 # a call (a frame costs ~500 instructions in pure Python): take its sequence
                 # number, trade what crosses, then rest the remainder (GTC limit) or cancel it.
-                self._sequence += 1
-                order.rank = self._sequence
+                order.rank = self._sequence = self._sequence + 1
                 price = order.price
                 buy = order.side is BUY
                 chunks = self._ask_prices._chunks if buy else self._bid_prices._chunks
@@ -788,6 +787,10 @@ class OrderBook:
                             else:
                                 self._pending.append(route)
                                 self._pending.append(data)
+                        elif not self._pending and not self._sweeps:
+                            # Nothing to deliver, no stops to run, no change log (``_changes`` was
+                            # None above and nothing has run since): the command is done.
+                            return order.order_id
             if self._sweeps:
                 self._run_stops(now)
             pending = self._pending
@@ -931,6 +934,8 @@ class OrderBook:
                         else:
                             self._pending.append(route)
                             self._pending.append(data)
+                    elif not self._pending and self._changes is None:
+                        return True  # nothing to deliver, no change log: done
                 else:
                     self._emit_level_after_removal(level, now)
             pending = self._pending
