@@ -129,6 +129,10 @@ _new_object: Final = object.__new__
 #: ``_match``): Trade's fields in this order, the taker's side as ``taker is buyer``. Only str, int,
 #: float, bool and None in it, so the cyclic GC untracks it at its first collection.
 _TradeRow = tuple[int, int, int, str, "str | int | None", str, "str | int | None", bool, float, int]
+#: Items per trade in ``OrderBook._history``: a row's fields in the interpreter, one ``Trade`` compiled.
+_HISTORY_STRIDE: Final = 10 if _INTERPRETED else 1
+#: What follows a ``Trade`` in the interpreter's flat history (its row's other nine places).
+_NINE: Final = (None,) * 9
 _TRADE_ROW_FIELDS: Final = (
     "number",
     "price",
@@ -265,6 +269,7 @@ class OrderBook:
         "_float_fees",
         "_h",
         "_has_fees",
+        "_history",
         "_id_prefix",
         "_kept_empty",
         "_last_price",
@@ -312,7 +317,6 @@ class OrderBook:
         "_trade_no",
         "_trade_pos",
         "_trade_templates",
-        "_trades",
         "_trailing",
         "_triggered_count",
         "_volume",
@@ -417,7 +421,12 @@ class OrderBook:
         self._reset_state()
         # The last ``max_trade_history`` trades: a ring once full (``_trade_pos`` is the oldest). A list
         # item store is native under mypyc, where ``deque.append`` is a generic method call.
-        self._trades: list[Trade | _TradeRow] = []
+        # In the interpreter the ring is flat: each trade takes _HISTORY_STRIDE items in a row, the
+        # fields of a row (``_TRADE_ROW_FIELDS``) or a ``Trade`` and nine Nones (``_NINE``). A fill
+        # then allocates no tuple that outlives it: rows kept as tuples were GC-tracked allocations,
+        # each one counted towards the next young collection (which traverses every resting Order).
+        # Compiled, one ``Trade`` per item. ``_trades`` reads it as a list of trades either way.
+        self._history: list[Any] = []
         self._trade_pos = 0
         self._last_price: int | None = None
         self._cancelled_count = 0
@@ -1184,13 +1193,28 @@ class OrderBook:
             )
         return out
 
+    @property
+    def _trades(self) -> list[Trade | _TradeRow]:
+        """The kept trades in the ring's order (``_trade_pos // _HISTORY_STRIDE`` is the oldest once
+        full): a ``Trade``, or in the interpreter a row (a tuple of ``_TRADE_ROW_FIELDS``) for a
+        trade nobody heard. A new list; the book keeps them in ``_history``."""
+        history = self._history
+        if not _INTERPRETED:
+            return list(history)
+        kept: list[Trade | _TradeRow] = []
+        for start in range(0, len(history), _HISTORY_STRIDE):
+            first = history[start]
+            kept.append(first if type(first) is Trade else tuple(history[start : start + _HISTORY_STRIDE]))
+        return kept
+
     def get_trade_history(self, limit: object = 100) -> list[dict[str, Any]]:
         """Recent trades as dicts, newest first, at most ``limit`` (None: all that are kept)."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise InvalidOrderError(f"limit must be a non-negative integer or None, got {limit!r}")
         with self._lock:
-            pos = self._trade_pos
-            trades = self._trades[pos:] + self._trades[:pos]  # oldest first
+            trades = self._trades
+            pos = self._trade_pos // _HISTORY_STRIDE
+            trades = trades[pos:] + trades[:pos]  # oldest first
             trades.reverse()
             if limit is not None:
                 trades = trades[: max(limit, 0)]
@@ -1243,7 +1267,7 @@ class OrderBook:
                 "total_notional": self._money(_EXACT.multiply(self._notional, self._notional_unit)),
                 "maker_fees": self._money(_EXACT.multiply(self._notional, self._maker_fee_unit)),
                 "taker_fees": self._money(_EXACT.multiply(self._notional, self._taker_fee_unit)),
-                "trade_history_size": len(self._trades),
+                "trade_history_size": len(self._history) // _HISTORY_STRIDE,
             }
             stats["orders_cancelled"] = self._cancelled_count
             stats["orders_expired"] = self._expired_count
@@ -1651,8 +1675,8 @@ class OrderBook:
         own = taker.user_id if taker.stp is not STP_NONE else None
         r = self._r
         changes = self._changes
-        trades = self._trades
-        max_history = self._max_trade_history
+        trades = self._history
+        max_history = self._max_trade_history * _HISTORY_STRIDE  # in items
         orders = self._orders
         # Nobody hears this sweep's fills (no TRADE_EXECUTED or ORDER_FILLED handler, no change
         # recorder; neither changes within ``_match``: events are queued, handlers run after it): in
@@ -1698,6 +1722,7 @@ class OrderBook:
                     open_ -= fill
                     trade_no += 1
                     seq += 3
+                    # the row's fields, flat (see _history): the tuple is freed at once
                     row = (
                         trade_no,
                         best,
@@ -1711,11 +1736,11 @@ class OrderBook:
                         seq - 2,
                     )
                     if len(trades) < max_history:
-                        trades.append(row)
+                        trades += row
                     elif max_history:  # full: overwrite the oldest
                         pos = self._trade_pos
-                        trades[pos] = row
-                        pos += 1
+                        trades[pos : pos + _HISTORY_STRIDE] = row
+                        pos += _HISTORY_STRIDE
                         self._trade_pos = 0 if pos == max_history else pos
                     if fill == visible:  # the maker's slice is used up
                         head += 1
@@ -1773,12 +1798,12 @@ class OrderBook:
                             now,
                             self._sequence - 2,
                         )
-                        if len(trades) < max_history:
-                            trades.append(row)
+                        if len(trades) < max_history:  # flat, as above
+                            trades += row
                         elif max_history:  # full: overwrite the oldest
                             pos = self._trade_pos
-                            trades[pos] = row
-                            pos += 1
+                            trades[pos : pos + _HISTORY_STRIDE] = row
+                            pos += _HISTORY_STRIDE
                             self._trade_pos = 0 if pos == max_history else pos
                     else:
                         if (
@@ -1795,15 +1820,22 @@ class OrderBook:
                             trade.taker_side = taker.side
                             trade.timestamp = now
                             trade.sequence = self._sequence - 2
+                            if len(trades) < max_history:  # flat (see _history)
+                                trades += (trade, *_NINE)
+                            elif max_history:
+                                pos = self._trade_pos
+                                trades[pos : pos + _HISTORY_STRIDE] = (trade, *_NINE)
+                                pos += _HISTORY_STRIDE
+                                self._trade_pos = 0 if pos == max_history else pos
                         else:
                             trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
-                        if len(trades) < max_history:  # as above
-                            trades.append(trade)
-                        elif max_history:
-                            pos = self._trade_pos
-                            trades[pos] = trade
-                            pos += 1
-                            self._trade_pos = 0 if pos == max_history else pos
+                            if len(trades) < max_history:  # as above, one item per trade
+                                trades.append(trade)
+                            elif max_history:
+                                pos = self._trade_pos
+                                trades[pos] = trade
+                                pos += 1
+                                self._trade_pos = 0 if pos == max_history else pos
                     if not maker.visible:
                         level.head += 1
                         if maker.open:  # an iceberg's next slice joins the back of the queue
