@@ -735,30 +735,29 @@ class OrderBook:
                     self._enter(order, now)
                     self._dispatch()
                     return order.order_id
+                side_, price_units, tif = order.side, order.price, order.tif  # as the fast path's
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
             # LIMIT and MARKET orders: _enter's common case, without a call
             self._added += 1
-            if (
-                self._h[E_ADDED]
-                or self._changes is not None
-                or (order.tif is not GTC and order.tif is not IOC)
-            ):
+            if self._h[E_ADDED] or self._changes is not None or (tif is not GTC and tif is not IOC):
                 self._execute(order, now, True)  # heard first: a subscriber's path tests the least
             else:
                 # _execute's work for a GTC or IOC order whose ORDER_ADDED nobody hears, without
                 # a call (a frame costs ~500 instructions in pure Python): take its sequence
                 # number, trade what crosses, then rest the remainder (GTC limit) or cancel it.
                 order.rank = self._sequence = self._sequence + 1
-                price = order.price
-                buy = order.side is BUY
+                buy = side_ is BUY
                 chunks = self._ask_prices._chunks if buy else self._bid_prices._chunks
-                if chunks and (price is None or (chunks[0][0] <= price if buy else chunks[-1][-1] >= price)):
+                if chunks and (
+                    price_units is None
+                    or (chunks[0][0] <= price_units if buy else chunks[-1][-1] >= price_units)
+                ):
                     alive = self._match(order, now)  # False: self-trade prevention ended it
                 else:
                     alive = True
                 if alive and order.open:
-                    if price is None or order.tif is IOC:
+                    if price_units is None or tif is IOC:
                         self._emit_cancelled(order, now, "ioc", order.open)
                     else:
                         # Rest at the back of its level with a fresh slice, as _execute does
@@ -771,16 +770,15 @@ class OrderBook:
                         level = levels.get(order.price)  # type: ignore[arg-type]
                         if level is None or not level.count:
                             level = self._new_level(order, level)
-                            created = True
+                            route = self._r[E_LEVEL_ADDED]
                         else:
-                            created = False
+                            route = self._r[E_LEVEL_CHANGED]
                         level.total += open_
                         level.count += 1
                         level.orders.append(order)
                         order.level = level
                         self._orders[order.order_id] = order  # no expiry to queue: GTD only
                         self._sequence += 1
-                        route = self._r[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
                         if route is not None:  # the level's data, as _level_dict builds it
                             payload = level.templates.payload  # the level's own template: its price set
                             data = (self._level_payload(level) if payload is None else payload).copy()
