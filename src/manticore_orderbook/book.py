@@ -125,14 +125,13 @@ _PLAIN_SIDES: Final = {"buy": BUY, "sell": SELL, "BUY": BUY, "SELL": SELL, "Buy"
 _PLAIN_TIFS: Final = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "gtc": GTC, "ioc": IOC, "fok": FOK}
 _ORDER_ID_MAX_LEN: Final = 128
 _new_object: Final = object.__new__
-#: A trade kept in the history as a plain tuple (interpreter only, when nobody heard its fills; see
-#: ``_match``): Trade's fields in this order, the taker's side as ``taker is buyer``. Only str, int,
-#: float, bool and None in it, so the cyclic GC untracks it at its first collection.
-_TradeRow = tuple[int, int, int, str, "str | int | None", str, "str | int | None", bool, float, int]
+#: A trade as the interpreter keeps it in the history (flat, see ``OrderBook._history``; ``_trades``
+#: reads it back as this tuple, or as a ``Trade`` for a heard one): Trade's fields in this order, the
+#: taker's side as ``taker is buyer`` (a bool) when nobody heard its fills, as its ``Side`` when
+#: somebody did. Only str, int, float, bool, Side and None in it.
+_TradeRow = tuple[int, int, int, str, "str | int | None", str, "str | int | None", "bool | Side", float, int]
 #: Items per trade in ``OrderBook._history``: a row's fields in the interpreter, one ``Trade`` compiled.
 _HISTORY_STRIDE: Final = 10 if _INTERPRETED else 1
-#: What follows a ``Trade`` in the interpreter's flat history (its row's other nine places).
-_NINE: Final = (None,) * 9
 _TRADE_ROW_FIELDS: Final = (
     "number",
     "price",
@@ -422,10 +421,13 @@ class OrderBook:
         # The last ``max_trade_history`` trades: a ring once full (``_trade_pos`` is the oldest). A list
         # item store is native under mypyc, where ``deque.append`` is a generic method call.
         # In the interpreter the ring is flat: each trade takes _HISTORY_STRIDE items in a row, the
-        # fields of a row (``_TRADE_ROW_FIELDS``) or a ``Trade`` and nine Nones (``_NINE``). A fill
-        # then allocates no tuple that outlives it: rows kept as tuples were GC-tracked allocations,
-        # each one counted towards the next young collection (which traverses every resting Order).
-        # Compiled, one ``Trade`` per item. ``_trades`` reads it as a list of trades either way.
+        # fields of its row (``_TRADE_ROW_FIELDS``), the taker's side as a bool for a trade nobody
+        # heard (a quiet sweep's) and as its ``Side`` for one somebody heard (whose ``Trade`` is
+        # then dropped). A fill then keeps no object of its own: rows kept as tuples and ``Trade``s
+        # were GC-tracked allocations, each counted towards the next young collection (which
+        # traverses every resting Order), and ``Trade``s traversed by every collection of their
+        # generation. Compiled, one ``Trade`` per item (native, untracked). ``_trades`` reads it as
+        # a list of trades either way.
         self._history: list[Any] = []
         self._trade_pos = 0
         self._last_price: int | None = None
@@ -1201,8 +1203,8 @@ class OrderBook:
             return list(history)
         kept: list[Trade | _TradeRow] = []
         for start in range(0, len(history), _HISTORY_STRIDE):
-            first = history[start]
-            kept.append(first if type(first) is Trade else tuple(history[start : start + _HISTORY_STRIDE]))
+            row = tuple(history[start : start + _HISTORY_STRIDE])
+            kept.append(row if type(row[7]) is bool else _trade_of(row))
         return kept
 
     def get_trade_history(self, limit: object = 100) -> list[dict[str, Any]]:
@@ -1818,11 +1820,24 @@ class OrderBook:
                             trade.taker_side = taker.side
                             trade.timestamp = now
                             trade.sequence = self._sequence - 2
-                            if len(trades) < max_history:  # flat (see _history)
-                                trades += (trade, *_NINE)
+                            # flat (see _history), the taker's side as its Side: a heard trade
+                            heard_row = (
+                                self._trade_no,
+                                best,
+                                fill,
+                                maker.order_id,
+                                maker.user_id,
+                                taker_id,
+                                taker_user,
+                                taker.side,
+                                now,
+                                self._sequence - 2,
+                            )
+                            if len(trades) < max_history:
+                                trades += heard_row
                             elif max_history:
                                 pos = self._trade_pos
-                                trades[pos : pos + _HISTORY_STRIDE] = (trade, *_NINE)
+                                trades[pos : pos + _HISTORY_STRIDE] = heard_row
                                 pos += _HISTORY_STRIDE
                                 self._trade_pos = 0 if pos == max_history else pos
                         else:
@@ -3115,7 +3130,8 @@ def _shared_keys(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def _trade_of(row: _TradeRow) -> Trade:
-    """The ``Trade`` a history row stands for (the fields of ``_TRADE_ROW_FIELDS``, in order)."""
+    """The ``Trade`` a history row stands for (the fields of ``_TRADE_ROW_FIELDS``, in order; the
+    taker's side as ``taker is buyer`` or, in a heard trade's row, as its ``Side``)."""
     trade: Trade = _new_object(Trade)
     (
         trade.number,
@@ -3129,7 +3145,7 @@ def _trade_of(row: _TradeRow) -> Trade:
         trade.timestamp,
         trade.sequence,
     ) = row
-    trade.taker_side = BUY if buy else SELL
+    trade.taker_side = buy if type(buy) is not bool else BUY if buy else SELL
     return trade
 
 
