@@ -919,8 +919,19 @@ class OrderBook:
                     level.reserve -= order.open - visible
                 level.dead += 1
             if self._changes is None and not self._h[E_CANCELLED]:  # _emit_cancelled's work when unheard
-                self._sequence += 1
                 self._cancelled_count += 1
+                if (
+                    level is not None
+                    and level.count
+                    and level.dead <= level.count
+                    and self._r[E_LEVEL_CHANGED] is None
+                    and not self._pending
+                ):
+                    # The level stays and nobody hears its change either (see below), nothing is
+                    # queued and there is no change log: both events' sequence numbers at once.
+                    self._sequence += 2
+                    return True
+                self._sequence += 1
             else:
                 self._emit_cancelled(order, now, "user", order.open, level)
             if level is not None:
@@ -943,8 +954,6 @@ class OrderBook:
                         else:
                             self._pending.append(route)
                             self._pending.append(data)
-                    elif not self._pending and self._changes is None:
-                        return True  # nothing to deliver, no change log: done
                 else:
                     self._emit_level_after_removal(level, now)
             pending = self._pending
