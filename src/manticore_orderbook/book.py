@@ -748,58 +748,64 @@ class OrderBook:
                 # _execute's work for a GTC or IOC order whose ORDER_ADDED nobody hears, without
                 # a call (a frame costs ~500 instructions in pure Python): take its sequence
                 # number, trade what crosses, then rest the remainder (GTC limit) or cancel it.
-                order.rank = self._sequence = self._sequence + 1
                 buy = side_ is BUY
                 chunks = self._ask_prices._chunks if buy else self._bid_prices._chunks
                 if chunks and (
                     price_units is None
                     or (chunks[0][0] <= price_units if buy else chunks[-1][-1] >= price_units)
                 ):
-                    alive = self._match(order, now)  # False: self-trade prevention ended it
-                else:
-                    alive = True
-                if alive and order.open:
-                    if price_units is None or tif is IOC:
-                        self._emit_cancelled(order, now, "ioc", order.open)
-                    else:
-                        # Rest at the back of its level with a fresh slice, as _execute does
-                        # (the same code; kept in step by tests/orderbook/test_fast_paths.py).
-                        open_ = order.open
-                        order.visible = open_  # a plain order has no peak: its slice is all of it
-                        levels = self._bid_levels if buy else self._ask_levels
-                        # the order's own price object, not ``price`` narrowed to int: mypyc
-                        # would unbox it and box it again (a new int per add), as in _execute
-                        level = levels.get(order.price)  # type: ignore[arg-type]
-                        if level is None or not level.count:
-                            level = self._new_level(order, level)
-                            route = self._r[E_LEVEL_ADDED]
+                    order.rank = self._sequence = self._sequence + 1
+                    if self._match(order, now) and order.open:  # False: self-trade prevention ended it
+                        if price_units is None or tif is IOC:
+                            self._emit_cancelled(order, now, "ioc", order.open)
                         else:
-                            route = self._r[E_LEVEL_CHANGED]
-                        level.total += open_
-                        level.count += 1
-                        level.orders.append(order)
-                        order.level = level
-                        self._orders[order.order_id] = order  # no expiry to queue: GTD only
-                        self._sequence += 1
-                        if route is not None:  # the level's data, as _level_dict builds it
-                            payload = level.templates.payload  # the level's own template: its price set
-                            data = (self._level_payload(level) if payload is None else payload).copy()
-                            data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
-                            data["sequence"] = self._sequence
-                            qdiv = self._qty_div
-                            data["quantity"] = (
-                                level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
-                            )
-                            data["order_count"] = level.count
-                            if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
-                                self._pending.append((route, data))
-                            else:
-                                self._pending.append(route)
-                                self._pending.append(data)
-                        elif not self._pending and not self._sweeps:
-                            # Nothing to deliver, no stops to run, no change log (``_changes`` was
-                            # None above and nothing has run since): the command is done.
-                            return order.order_id
+                            self._rest_plain(order, now)
+                elif price_units is None or tif is IOC:  # nothing to trade against: cancelled
+                    order.rank = self._sequence = self._sequence + 1
+                    self._emit_cancelled(order, now, "ioc", order.open)
+                else:
+                    # Rest at the back of its level with a fresh slice, as _execute does (the same
+                    # code as _rest_plain, inlined for the common add, with its own sequence number
+                    # and the level event's taken at once; kept in step by
+                    # tests/orderbook/test_fast_paths.py).
+                    seq = self._sequence
+                    order.rank = seq + 1
+                    open_ = order.open
+                    order.visible = open_  # a plain order has no peak: its slice is all of it
+                    levels = self._bid_levels if buy else self._ask_levels
+                    # the order's own price object, not ``price`` narrowed to int: mypyc
+                    # would unbox it and box it again (a new int per add), as in _execute
+                    level = levels.get(order.price)  # type: ignore[arg-type]
+                    if level is None or not level.count:
+                        level = self._new_level(order, level)
+                        route = self._r[E_LEVEL_ADDED]
+                    else:
+                        route = self._r[E_LEVEL_CHANGED]
+                    level.total += open_
+                    level.count += 1
+                    level.orders.append(order)
+                    order.level = level
+                    self._orders[order.order_id] = order  # no expiry to queue: GTD only
+                    self._sequence = seq + 2
+                    if route is not None:  # the level's data, as _level_dict builds it
+                        payload = level.templates.payload  # the level's own template: its price set
+                        data = (self._level_payload(level) if payload is None else payload).copy()
+                        data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
+                        data["sequence"] = self._sequence
+                        qdiv = self._qty_div
+                        data["quantity"] = (
+                            level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
+                        )
+                        data["order_count"] = level.count
+                        if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+                            self._pending.append((route, data))
+                        else:
+                            self._pending.append(route)
+                            self._pending.append(data)
+                    elif not self._pending:
+                        # Nothing to deliver, no stops to run (nothing traded), no change log
+                        # (``_changes`` was None above and nothing has run since): done.
+                        return order.order_id
             if self._sweeps:
                 self._run_stops(now)
             pending = self._pending
@@ -2020,6 +2026,28 @@ class OrderBook:
         if order.expiry is not None:
             heapq.heappush(self._expiries, (order.expiry, order.rank, order))
         return level, created
+
+    def _rest_plain(self, order: Order, now: float) -> None:
+        """Rest a plain GTC limit order's open remainder at the back of its level with a fresh slice,
+        taking the level event's sequence number: ``add_order``'s quiet path after a partial fill
+        (it inlines the same work for an order that did not trade)."""
+        open_ = order.open
+        order.visible = open_  # a plain order has no peak: its slice is all of it
+        levels = self._bid_levels if order.side is BUY else self._ask_levels
+        level = levels.get(order.price)  # type: ignore[arg-type]
+        if level is None or not level.count:
+            level = self._new_level(order, level)
+            route = self._r[E_LEVEL_ADDED]
+        else:
+            route = self._r[E_LEVEL_CHANGED]
+        level.total += open_
+        level.count += 1
+        level.orders.append(order)
+        order.level = level
+        self._orders[order.order_id] = order  # no expiry to queue: GTD only
+        self._sequence += 1
+        if route is not None:
+            self._push(route, self._level_dict(level, now))
 
     def _new_level(self, order: Order, kept: PriceLevel | None) -> PriceLevel:
         """The level ``order`` opens at its price: ``kept`` (an emptied level kept for its price, live
