@@ -670,9 +670,11 @@ class OrderBook:
                         if price_units is None:
                             price_units = self._price_grid.to_units(price)
                     number_type = type(quantity)
-                    qty = self._qty_memo.get(quantity) if number_type is float or number_type is str else None
-                    if qty is None:
-                        qty = self._qty_grid.to_units(quantity)
+                    qty_units = (
+                        self._qty_memo.get(quantity) if number_type is float or number_type is str else None
+                    )
+                    if qty_units is None:
+                        qty_units = self._qty_grid.to_units(quantity)
                     # The same Order, without calling the class: in the interpreter a call to a
                     # class runs ``__init__`` in a frame of its own (through ``type.__call__``) and
                     # a call to a helper costs a frame too. Every slot ``Order.__init__`` sets, to
@@ -682,9 +684,9 @@ class OrderBook:
                     order.order_id = self._new_order_id(None) if order_id is None else order_id
                     order.side = side_
                     order.price = price_units
-                    order.quantity = qty
+                    order.quantity = qty_units
                     order.filled = 0
-                    order.open = qty
+                    order.open = qty_units
                     order.visible = 0
                     order.order_type = LIMIT if price_units is not None else MARKET
                     order.tif = tif
@@ -703,9 +705,10 @@ class OrderBook:
                         if price_units is None:
                             price_units = grid.to_units(price)
                     grid = self._qty_grid
-                    qty = grid._cache.get(quantity) if type(quantity) is str else None
-                    if qty is None:
-                        qty = grid.to_units(quantity)
+                    # ``qty`` an int from its first assignment (mypyc: unboxed; an ``int | None``
+                    # local would box each new quantity and unbox it again for ``Order``)
+                    qty_units = grid._cache.get(quantity) if type(quantity) is str else None
+                    qty = grid.to_units(quantity) if qty_units is None else qty_units
                     oid = self._new_order_id(None) if order_id is None else order_id
                     kind = LIMIT if price_units is not None else MARKET
                     order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, self.default_stp)
