@@ -125,10 +125,13 @@ _PLAIN_SIDES: Final = {"buy": BUY, "sell": SELL, "BUY": BUY, "SELL": SELL, "Buy"
 _PLAIN_TIFS: Final = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "gtc": GTC, "ioc": IOC, "fok": FOK}
 _ORDER_ID_MAX_LEN: Final = 128
 _new_object: Final = object.__new__
-#: A trade kept in the history as a plain tuple (interpreter only, when nobody heard its fills; see
-#: ``_match``): Trade's fields in this order, the taker's side as ``taker is buyer``. Only str, int,
-#: float, bool and None in it, so the cyclic GC untracks it at its first collection.
-_TradeRow = tuple[int, int, int, str, "str | int | None", str, "str | int | None", bool, float, int]
+#: A trade as the interpreter keeps it in the history (flat, see ``OrderBook._history``; ``_trades``
+#: reads it back as this tuple, or as a ``Trade`` for a heard one): Trade's fields in this order, the
+#: taker's side as ``taker is buyer`` (a bool) when nobody heard its fills, as its ``Side`` when
+#: somebody did. Only str, int, float, bool, Side and None in it.
+_TradeRow = tuple[int, int, int, str, "str | int | None", str, "str | int | None", "bool | Side", float, int]
+#: Items per trade in ``OrderBook._history``: a row's fields in the interpreter, one ``Trade`` compiled.
+_HISTORY_STRIDE: Final = 10 if _INTERPRETED else 1
 _TRADE_ROW_FIELDS: Final = (
     "number",
     "price",
@@ -265,6 +268,7 @@ class OrderBook:
         "_float_fees",
         "_h",
         "_has_fees",
+        "_history",
         "_id_prefix",
         "_kept_empty",
         "_last_price",
@@ -312,7 +316,6 @@ class OrderBook:
         "_trade_no",
         "_trade_pos",
         "_trade_templates",
-        "_trades",
         "_trailing",
         "_triggered_count",
         "_volume",
@@ -417,7 +420,15 @@ class OrderBook:
         self._reset_state()
         # The last ``max_trade_history`` trades: a ring once full (``_trade_pos`` is the oldest). A list
         # item store is native under mypyc, where ``deque.append`` is a generic method call.
-        self._trades: list[Trade | _TradeRow] = []
+        # In the interpreter the ring is flat: each trade takes _HISTORY_STRIDE items in a row, the
+        # fields of its row (``_TRADE_ROW_FIELDS``), the taker's side as a bool for a trade nobody
+        # heard (a quiet sweep's) and as its ``Side`` for one somebody heard (whose ``Trade`` is
+        # then dropped). A fill then keeps no object of its own: rows kept as tuples and ``Trade``s
+        # were GC-tracked allocations, each counted towards the next young collection (which
+        # traverses every resting Order), and ``Trade``s traversed by every collection of their
+        # generation. Compiled, one ``Trade`` per item (native, untracked). ``_trades`` reads it as
+        # a list of trades either way.
+        self._history: list[Any] = []
         self._trade_pos = 0
         self._last_price: int | None = None
         self._cancelled_count = 0
@@ -643,61 +654,64 @@ class OrderBook:
                     tif = IOC if time_in_force == "IOC" else _PLAIN_TIFS.get(time_in_force)
                 if side_ is None or tif is None:
                     order = None
-                else:
+                elif _INTERPRETED:
                     # Grid.to_units' memo read inline; see to_units for which inputs it holds (all
                     # within max_units: setting it forgets them). Floats first: the user convention's.
-                    price_units: int | None = None
-                    qty_units: int | None = None
-                    if _INTERPRETED:
-                        # The grids' memos through the book's own references to them (no grid local,
-                        # no test of _INTERPRETED per number: ~8 bytecodes less per number).
-                        if price is not None:
-                            number_type = type(price)
-                            if number_type is float or number_type is str:
-                                price_units = self._price_memo.get(price)  # within max_units (Grid)
-                            if price_units is None:
-                                price_units = self._price_grid.to_units(price)
-                        number_type = type(quantity)
-                        if number_type is float or number_type is str:
-                            qty_units = self._qty_memo.get(quantity)
-                        qty = self._qty_grid.to_units(quantity) if qty_units is None else qty_units
-                    else:  # compiled: only str inputs are remembered (see numbers._INTERPRETED)
-                        if price is not None:
-                            grid = self._price_grid
-                            if type(price) is str:
-                                price_units = grid._cache.get(price)  # within max_units (see Grid)
-                            if price_units is None:
-                                price_units = grid.to_units(price)
-                        grid = self._qty_grid
-                        if type(quantity) is str:
-                            qty_units = grid._cache.get(quantity)
-                        qty = grid.to_units(quantity) if qty_units is None else qty_units
+                    # The grids' memos through the book's own references to them (no grid local).
+                    if price is None:
+                        price_units: int | None = None
+                    else:
+                        number_type = type(price)
+                        price_units = (
+                            self._price_memo.get(price)  # within max_units (Grid)
+                            if number_type is float or number_type is str
+                            else None
+                        )
+                        if price_units is None:
+                            price_units = self._price_grid.to_units(price)
+                    number_type = type(quantity)
+                    qty_units = (
+                        self._qty_memo.get(quantity) if number_type is float or number_type is str else None
+                    )
+                    if qty_units is None:
+                        qty_units = self._qty_grid.to_units(quantity)
+                    # The same Order, without calling the class: in the interpreter a call to a
+                    # class runs ``__init__`` in a frame of its own (through ``type.__call__``) and
+                    # a call to a helper costs a frame too. Every slot ``Order.__init__`` sets, to
+                    # the same value (tests/orderbook/test_fast_paths.py compares them all); the
+                    # values straight from the expressions, without locals.
+                    order = _new_object(Order)
+                    order.order_id = self._new_order_id(None) if order_id is None else order_id
+                    order.side = side_
+                    order.price = price_units
+                    order.quantity = qty_units
+                    order.filled = 0
+                    order.open = qty_units
+                    order.visible = 0
+                    order.order_type = LIMIT if price_units is not None else MARKET
+                    order.tif = tif
+                    order.user_id = user_id
+                    order.timestamp = now
+                    order.stp = self.default_stp
+                    order.extra = None
+                    order.level = None
+                    order.rank = 0
+                else:  # compiled: only str inputs are remembered (see numbers._INTERPRETED)
+                    price_units = None
+                    if price is not None:
+                        grid = self._price_grid
+                        if type(price) is str:
+                            price_units = grid._cache.get(price)  # within max_units (see Grid)
+                        if price_units is None:
+                            price_units = grid.to_units(price)
+                    grid = self._qty_grid
+                    # ``qty`` an int from its first assignment (mypyc: unboxed; an ``int | None``
+                    # local would box each new quantity and unbox it again for ``Order``)
+                    qty_units = grid._cache.get(quantity) if type(quantity) is str else None
+                    qty = grid.to_units(quantity) if qty_units is None else qty_units
                     oid = self._new_order_id(None) if order_id is None else order_id
                     kind = LIMIT if price_units is not None else MARKET
-                    stp = self.default_stp
-                    if _INTERPRETED:
-                        # The same Order, without calling the class: in the interpreter a call to a
-                        # class runs ``__init__`` in a frame of its own (through ``type.__call__``) and
-                        # a call to a helper costs a frame too. Every slot ``Order.__init__`` sets, to
-                        # the same value (tests/orderbook/test_fast_paths.py compares them all).
-                        order = _new_object(Order)
-                        order.order_id = oid
-                        order.side = side_
-                        order.price = price_units
-                        order.quantity = qty
-                        order.filled = 0
-                        order.open = qty
-                        order.visible = 0
-                        order.order_type = kind
-                        order.tif = tif
-                        order.user_id = user_id
-                        order.timestamp = now
-                        order.stp = stp
-                        order.extra = None
-                        order.level = None
-                        order.rank = 0
-                    else:
-                        order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, stp)
+                    order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, self.default_stp)
             if order is None:
                 # the client order id first: its error comes before any other, as it always has
                 client_id = None if client_order_id is None else check_client_order_id(client_order_id)
@@ -719,75 +733,84 @@ class OrderBook:
                 )
                 if client_id is not None:
                     order.client_order_id = client_id
-                kind = order.order_type  # the fast path's ``kind`` is its order's
+                kind = order.order_type
+                if kind is not LIMIT and kind is not MARKET:  # stops, post-only, icebergs: _enter
+                    if self._expiries and self._expiries[0][0] <= now:
+                        self._expire_due(now)
+                    self._enter(order, now)
+                    self._dispatch()
+                    return order.order_id
+                side_, price_units, tif = order.side, order.price, order.tif  # as the fast path's
             if self._expiries and self._expiries[0][0] <= now:
                 self._expire_due(now)
-            if kind is LIMIT or kind is MARKET:  # _enter's common case, without a call
-                self._added += 1
-                if (
-                    self._h[E_ADDED]
-                    or self._changes is not None
-                    or (order.tif is not GTC and order.tif is not IOC)
+            # LIMIT and MARKET orders: _enter's common case, without a call
+            self._added += 1
+            if self._h[E_ADDED] or self._changes is not None or (tif is not GTC and tif is not IOC):
+                self._execute(order, now, True)  # heard first: a subscriber's path tests the least
+            else:
+                # _execute's work for a GTC or IOC order whose ORDER_ADDED nobody hears, without
+                # a call (a frame costs ~500 instructions in pure Python): take its sequence
+                # number, trade what crosses, then rest the remainder (GTC limit) or cancel it.
+                buy = side_ is BUY
+                chunks = self._ask_prices._chunks if buy else self._bid_prices._chunks
+                if chunks and (
+                    price_units is None
+                    or (chunks[0][0] <= price_units if buy else chunks[-1][-1] >= price_units)
                 ):
-                    self._execute(order, now, True)  # heard first: a subscriber's path tests the least
-                else:
-                    # _execute's work for a GTC or IOC order whose ORDER_ADDED nobody hears, without
-                    # a call (a frame costs ~500 instructions in pure Python): take its sequence
-                    # number, trade what crosses, then rest the remainder (GTC limit) or cancel it.
-                    self._sequence += 1
-                    order.rank = self._sequence
-                    price = order.price
-                    buy = order.side is BUY
-                    chunks = self._ask_prices._chunks if buy else self._bid_prices._chunks
-                    if chunks and (
-                        price is None or (chunks[0][0] <= price if buy else chunks[-1][-1] >= price)
-                    ):
-                        alive = self._match(order, now)  # False: self-trade prevention ended it
-                    else:
-                        alive = True
-                    if alive and order.open:
-                        if price is None or order.tif is IOC:
+                    order.rank = self._sequence = self._sequence + 1
+                    if self._match(order, now) and order.open:  # False: self-trade prevention ended it
+                        if price_units is None or tif is IOC:
                             self._emit_cancelled(order, now, "ioc", order.open)
                         else:
-                            # Rest at the back of its level with a fresh slice, as _execute does
-                            # (the same code; kept in step by tests/orderbook/test_fast_paths.py).
-                            open_ = order.open
-                            order.visible = open_  # a plain order has no peak: its slice is all of it
-                            levels = self._bid_levels if buy else self._ask_levels
-                            # the order's own price object, not ``price`` narrowed to int: mypyc
-                            # would unbox it and box it again (a new int per add), as in _execute
-                            level = levels.get(order.price)  # type: ignore[arg-type]
-                            if level is None or not level.count:
-                                level = self._new_level(order, level)
-                                created = True
-                            else:
-                                created = False
-                            level.total += open_
-                            level.count += 1
-                            level.orders.append(order)
-                            order.level = level
-                            self._orders[order.order_id] = order  # no expiry to queue: GTD only
-                            self._sequence += 1
-                            route = self._r[E_LEVEL_ADDED if created else E_LEVEL_CHANGED]
-                            if route is not None:  # the level's data, as _level_dict builds it
-                                payload = level.templates.payload  # the level's own template: its price set
-                                data = (self._level_payload(level) if payload is None else payload).copy()
-                                data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
-                                data["sequence"] = self._sequence
-                                qdiv = self._qty_div
-                                data["quantity"] = (
-                                    level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
-                                )
-                                data["order_count"] = level.count
-                                if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
-                                    self._pending.append((route, data))
-                                else:
-                                    self._pending.append(route)
-                                    self._pending.append(data)
-                if self._sweeps:
-                    self._run_stops(now)
-            else:
-                self._enter(order, now)
+                            self._rest_plain(order, now)
+                elif price_units is None or tif is IOC:  # nothing to trade against: cancelled
+                    order.rank = self._sequence = self._sequence + 1
+                    self._emit_cancelled(order, now, "ioc", order.open)
+                else:
+                    # Rest at the back of its level with a fresh slice, as _execute does (the same
+                    # code as _rest_plain, inlined for the common add, with its own sequence number
+                    # and the level event's taken at once; kept in step by
+                    # tests/orderbook/test_fast_paths.py).
+                    seq = self._sequence
+                    order.rank = seq + 1
+                    open_ = order.open
+                    order.visible = open_  # a plain order has no peak: its slice is all of it
+                    levels = self._bid_levels if buy else self._ask_levels
+                    # the order's own price object, not ``price`` narrowed to int: mypyc
+                    # would unbox it and box it again (a new int per add), as in _execute
+                    level = levels.get(order.price)  # type: ignore[arg-type]
+                    if level is None or not level.count:
+                        level = self._new_level(order, level)
+                        route = self._r[E_LEVEL_ADDED]
+                    else:
+                        route = self._r[E_LEVEL_CHANGED]
+                    level.total += open_
+                    level.count += 1
+                    level.orders.append(order)
+                    order.level = level
+                    self._orders[order.order_id] = order  # no expiry to queue: GTD only
+                    self._sequence = seq + 2
+                    if route is not None:  # the level's data, as _level_dict builds it
+                        payload = level.templates.payload  # the level's own template: its price set
+                        data = (self._level_payload(level) if payload is None else payload).copy()
+                        data["timestamp"] = now if _INTERPRETED else self._stamp_of(now)
+                        data["sequence"] = self._sequence
+                        qdiv = self._qty_div
+                        data["quantity"] = (
+                            level.total / qdiv if qdiv else self._qty_grid.to_output(level.total)
+                        )
+                        data["order_count"] = level.count
+                        if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+                            self._pending.append((route, data))
+                        else:
+                            self._pending.append(route)
+                            self._pending.append(data)
+                    elif not self._pending:
+                        # Nothing to deliver, no stops to run (nothing traded), no change log
+                        # (``_changes`` was None above and nothing has run since): done.
+                        return order.order_id
+            if self._sweeps:
+                self._run_stops(now)
             pending = self._pending
             if pending and not self._dispatching:
                 if _INTERPRETED:  # _deliver's loop, without a call (a frame in pure Python)
@@ -905,8 +928,19 @@ class OrderBook:
                     level.reserve -= order.open - visible
                 level.dead += 1
             if self._changes is None and not self._h[E_CANCELLED]:  # _emit_cancelled's work when unheard
-                self._sequence += 1
                 self._cancelled_count += 1
+                if (
+                    level is not None
+                    and level.count
+                    and level.dead <= level.count
+                    and self._r[E_LEVEL_CHANGED] is None
+                    and not self._pending
+                ):
+                    # The level stays and nobody hears its change either (see below), nothing is
+                    # queued and there is no change log: both events' sequence numbers at once.
+                    self._sequence += 2
+                    return True
+                self._sequence += 1
             else:
                 self._emit_cancelled(order, now, "user", order.open, level)
             if level is not None:
@@ -1177,13 +1211,28 @@ class OrderBook:
             )
         return out
 
+    @property
+    def _trades(self) -> list[Trade | _TradeRow]:
+        """The kept trades in the ring's order (``_trade_pos // _HISTORY_STRIDE`` is the oldest once
+        full): a ``Trade``, or in the interpreter a row (a tuple of ``_TRADE_ROW_FIELDS``) for a
+        trade nobody heard. A new list; the book keeps them in ``_history``."""
+        history = self._history
+        if not _INTERPRETED:
+            return list(history)
+        kept: list[Trade | _TradeRow] = []
+        for start in range(0, len(history), _HISTORY_STRIDE):
+            row = tuple(history[start : start + _HISTORY_STRIDE])
+            kept.append(row if type(row[7]) is bool else _trade_of(row))
+        return kept
+
     def get_trade_history(self, limit: object = 100) -> list[dict[str, Any]]:
         """Recent trades as dicts, newest first, at most ``limit`` (None: all that are kept)."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise InvalidOrderError(f"limit must be a non-negative integer or None, got {limit!r}")
         with self._lock:
-            pos = self._trade_pos
-            trades = self._trades[pos:] + self._trades[:pos]  # oldest first
+            trades = self._trades
+            pos = self._trade_pos // _HISTORY_STRIDE
+            trades = trades[pos:] + trades[:pos]  # oldest first
             trades.reverse()
             if limit is not None:
                 trades = trades[: max(limit, 0)]
@@ -1236,7 +1285,7 @@ class OrderBook:
                 "total_notional": self._money(_EXACT.multiply(self._notional, self._notional_unit)),
                 "maker_fees": self._money(_EXACT.multiply(self._notional, self._maker_fee_unit)),
                 "taker_fees": self._money(_EXACT.multiply(self._notional, self._taker_fee_unit)),
-                "trade_history_size": len(self._trades),
+                "trade_history_size": len(self._history) // _HISTORY_STRIDE,
             }
             stats["orders_cancelled"] = self._cancelled_count
             stats["orders_expired"] = self._expired_count
@@ -1644,8 +1693,8 @@ class OrderBook:
         own = taker.user_id if taker.stp is not STP_NONE else None
         r = self._r
         changes = self._changes
-        trades = self._trades
-        max_history = self._max_trade_history
+        trades = self._history
+        max_history = self._max_trade_history * _HISTORY_STRIDE  # in items
         orders = self._orders
         # Nobody hears this sweep's fills (no TRADE_EXECUTED or ORDER_FILLED handler, no change
         # recorder; neither changes within ``_match``: events are queued, handlers run after it): in
@@ -1691,6 +1740,7 @@ class OrderBook:
                     open_ -= fill
                     trade_no += 1
                     seq += 3
+                    # the row's fields, flat (see _history): the tuple is freed at once
                     row = (
                         trade_no,
                         best,
@@ -1704,11 +1754,11 @@ class OrderBook:
                         seq - 2,
                     )
                     if len(trades) < max_history:
-                        trades.append(row)
+                        trades += row
                     elif max_history:  # full: overwrite the oldest
                         pos = self._trade_pos
-                        trades[pos] = row
-                        pos += 1
+                        trades[pos : pos + _HISTORY_STRIDE] = row
+                        pos += _HISTORY_STRIDE
                         self._trade_pos = 0 if pos == max_history else pos
                     if fill == visible:  # the maker's slice is used up
                         head += 1
@@ -1766,12 +1816,12 @@ class OrderBook:
                             now,
                             self._sequence - 2,
                         )
-                        if len(trades) < max_history:
-                            trades.append(row)
+                        if len(trades) < max_history:  # flat, as above
+                            trades += row
                         elif max_history:  # full: overwrite the oldest
                             pos = self._trade_pos
-                            trades[pos] = row
-                            pos += 1
+                            trades[pos : pos + _HISTORY_STRIDE] = row
+                            pos += _HISTORY_STRIDE
                             self._trade_pos = 0 if pos == max_history else pos
                     else:
                         if (
@@ -1788,15 +1838,35 @@ class OrderBook:
                             trade.taker_side = taker.side
                             trade.timestamp = now
                             trade.sequence = self._sequence - 2
+                            # flat (see _history), the taker's side as its Side: a heard trade
+                            heard_row = (
+                                self._trade_no,
+                                best,
+                                fill,
+                                maker.order_id,
+                                maker.user_id,
+                                taker_id,
+                                taker_user,
+                                taker.side,
+                                now,
+                                self._sequence - 2,
+                            )
+                            if len(trades) < max_history:
+                                trades += heard_row
+                            elif max_history:
+                                pos = self._trade_pos
+                                trades[pos : pos + _HISTORY_STRIDE] = heard_row
+                                pos += _HISTORY_STRIDE
+                                self._trade_pos = 0 if pos == max_history else pos
                         else:
                             trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
-                        if len(trades) < max_history:  # as above
-                            trades.append(trade)
-                        elif max_history:
-                            pos = self._trade_pos
-                            trades[pos] = trade
-                            pos += 1
-                            self._trade_pos = 0 if pos == max_history else pos
+                            if len(trades) < max_history:  # as above, one item per trade
+                                trades.append(trade)
+                            elif max_history:
+                                pos = self._trade_pos
+                                trades[pos] = trade
+                                pos += 1
+                                self._trade_pos = 0 if pos == max_history else pos
                     if not maker.visible:
                         level.head += 1
                         if maker.open:  # an iceberg's next slice joins the back of the queue
@@ -1959,6 +2029,28 @@ class OrderBook:
         if order.expiry is not None:
             heapq.heappush(self._expiries, (order.expiry, order.rank, order))
         return level, created
+
+    def _rest_plain(self, order: Order, now: float) -> None:
+        """Rest a plain GTC limit order's open remainder at the back of its level with a fresh slice,
+        taking the level event's sequence number: ``add_order``'s quiet path after a partial fill
+        (it inlines the same work for an order that did not trade)."""
+        open_ = order.open
+        order.visible = open_  # a plain order has no peak: its slice is all of it
+        levels = self._bid_levels if order.side is BUY else self._ask_levels
+        level = levels.get(order.price)  # type: ignore[arg-type]
+        if level is None or not level.count:
+            level = self._new_level(order, level)
+            route = self._r[E_LEVEL_ADDED]
+        else:
+            route = self._r[E_LEVEL_CHANGED]
+        level.total += open_
+        level.count += 1
+        level.orders.append(order)
+        order.level = level
+        self._orders[order.order_id] = order  # no expiry to queue: GTD only
+        self._sequence += 1
+        if route is not None:
+            self._push(route, self._level_dict(level, now))
 
     def _new_level(self, order: Order, kept: PriceLevel | None) -> PriceLevel:
         """The level ``order`` opens at its price: ``kept`` (an emptied level kept for its price, live
@@ -3078,7 +3170,8 @@ def _shared_keys(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def _trade_of(row: _TradeRow) -> Trade:
-    """The ``Trade`` a history row stands for (the fields of ``_TRADE_ROW_FIELDS``, in order)."""
+    """The ``Trade`` a history row stands for (the fields of ``_TRADE_ROW_FIELDS``, in order; the
+    taker's side as ``taker is buyer`` or, in a heard trade's row, as its ``Side``)."""
     trade: Trade = _new_object(Trade)
     (
         trade.number,
@@ -3092,7 +3185,7 @@ def _trade_of(row: _TradeRow) -> Trade:
         trade.timestamp,
         trade.sequence,
     ) = row
-    trade.taker_side = BUY if buy else SELL
+    trade.taker_side = buy if type(buy) is not bool else BUY if buy else SELL
     return trade
 
 
