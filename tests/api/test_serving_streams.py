@@ -38,7 +38,9 @@ from tests.api.memory_transport import MemoryTransport
 MIRRORED = {
     "protocol.__init__": "4f08999410347141468656d82e71ffebccb59f09e41909a3753a810eeed685fa",
     "protocol.connection_lost": "c91a4c9bf2e29c554a97418b5f3064e97f6e0ceaba3b90fc35a3460076c705ab",
-    "protocol._unset_keepalive_if_required": "00a6a4e47214e68edef469a2a8f21ade722e9c6dfb2eb6c25855fbd9941cec32",
+    "protocol._unset_keepalive_if_required": (
+        "00a6a4e47214e68edef469a2a8f21ade722e9c6dfb2eb6c25855fbd9941cec32"
+    ),
     "protocol.data_received": "010a7ae59a5d3b1a5e7326ce246878568629d126a076d8af5ba10cab040fae43",
     "protocol.on_message_begin": "96d377fdc7c2baef943c2bd245003abc53566ddb35777e0f4c7bc754198b5457",
     "protocol.on_url": "37be44e962b04ca87f76428ff8d7a3306ab601ffd5793d185e87c2295f0c6b6e",
