@@ -1,4 +1,4 @@
-"""``manticore serve``'s HTTP/1.1 protocol: uvicorn's httptools protocol with three changes.
+"""``manticore serve``'s HTTP/1.1 protocol: uvicorn's httptools protocol with these changes.
 
 1. Once a connection is handed to a WebSocket protocol, the HTTP protocol drops its request parser: the
    parser holds the protocol's bound callbacks and the protocol holds the parser, a reference cycle that
@@ -25,10 +25,26 @@
    queued for a client by then in one transport write), with uvicorn's and websockets' behaviour for
    everything else (its class doc). ``/ws`` uses it through :class:`~manticore_api.textsocket.TextSocket`.
 
+4. Each request costs fewer steps on the event loop, with uvicorn's behaviour: the cycle keeps its state
+   in slots, is built from positional arguments, and is its own request-body event (``set``,
+   ``clear``, ``is_set``, ``wait`` as :class:`asyncio.Event`'s, a future only while ``receive``
+   waits; uvicorn builds an ``asyncio.Event`` per request and sets it twice); ``run_asgi`` leaves a
+   module function as the finished cycle's ``on_response`` (uvicorn: a new lambda per request);
+   ``on_headers_complete``, ``on_body``, ``on_message_complete`` and ``on_response_complete`` are
+   uvicorn's with fewer look-ups and calls.
+
+5. The keep-alive timeout: uvicorn creates a timer per response (``call_later``) and cancels it when the
+   next data arrives. :class:`ServingProtocol` keeps the deadline (the loop time the response completed
+   plus ``timeout_keep_alive``; None once data arrives) and one timer: when it fires before a later
+   deadline it waits for the rest, so the idle connection closes when uvicorn's would (to the loop
+   clock's resolution) with one timer per ``timeout_keep_alive`` seconds instead of one per response.
+
 The classes rely on uvicorn's internals (the cycle's attributes and what its ``send`` does with them):
 ``uvicorn`` is pinned in pyproject.toml, and ``tests/api/test_serving_protocol.py`` fails when the
 installed version or the source of the parts relied on differs from :data:`UVICORN_VERSION`'s, and
 compares the bytes written with uvicorn's own protocol's for generated responses;
+``tests/api/test_serving_streams.py`` compares both protocols' writes, closes, pauses, scopes and
+messages for generated request streams split at random, and pins the uvicorn code items 4-5 mirror;
 ``tests/api/test_serving_websocket.py`` does the same for :class:`ServingWebSocket` (and websockets).
 """
 
