@@ -420,14 +420,6 @@ class ServingProtocol(HttpToolsProtocol):
     def _unset_keepalive_if_required(self) -> None:
         self._idle_deadline = None
 
-    def _arm_keep_alive(self) -> None:
-        """uvicorn's ``call_later(timeout_keep_alive, timeout_keep_alive_handler)``: the connection
-        closes ``timeout_keep_alive`` seconds from now unless unset before then."""
-        loop = self.loop
-        self._idle_deadline = loop.time() + self.timeout_keep_alive
-        if self._idle_timer is None:
-            self._idle_timer = loop.call_later(self.timeout_keep_alive, self._idle_check)
-
     def _idle_check(self) -> None:
         """The timer: close at the deadline (uvicorn's handler), wait on for a later one, or stop."""
         self._idle_timer = None
@@ -508,7 +500,13 @@ class ServingProtocol(HttpToolsProtocol):
             self.on_response_complete,
         )
         if existing_cycle is None or existing_cycle.response_complete:
-            self._start_asgi_task(cycle, app)
+            if self.config.reset_contextvars:
+                self._start_asgi_task(cycle, app)
+            else:  # uvicorn's _start_asgi_task, inline
+                task = self.loop.create_task(cycle.run_asgi(app))
+                tasks = self.tasks
+                task.add_done_callback(tasks.discard)
+                tasks.add(task)
         else:
             self.flow.pause_reading()
             self.pipeline.appendleft((cycle, app))
@@ -520,14 +518,16 @@ class ServingProtocol(HttpToolsProtocol):
         cycle.body += body
         if len(cycle.body) > HIGH_WATER_LIMIT:
             self.flow.pause_reading()
-        cycle.set()  # type: ignore[attr-defined]
+        if not cycle._signalled:  # type: ignore[attr-defined]
+            cycle.set()  # type: ignore[attr-defined]
 
     def on_message_complete(self) -> None:
         cycle = self.cycle
         if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
             return
         cycle.more_body = False
-        cycle.set()  # type: ignore[attr-defined]
+        if not cycle._signalled:  # type: ignore[attr-defined]
+            cycle.set()  # type: ignore[attr-defined]
 
     def on_response_complete(self) -> None:
         self.server_state.total_requests += 1
@@ -540,8 +540,11 @@ class ServingProtocol(HttpToolsProtocol):
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
-        else:
-            self._arm_keep_alive()
+        else:  # uvicorn's call_later(timeout_keep_alive, ...): close that long from now unless unset
+            loop = self.loop
+            self._idle_deadline = loop.time() + self.timeout_keep_alive
+            if self._idle_timer is None:
+                self._idle_timer = loop.call_later(self.timeout_keep_alive, self._idle_check)
 
     def handle_websocket_upgrade(self) -> None:
         super().handle_websocket_upgrade()
