@@ -1,4 +1,4 @@
-"""``manticore serve``'s HTTP/1.1 protocol: uvicorn's httptools protocol with three changes.
+"""``manticore serve``'s HTTP/1.1 protocol: uvicorn's httptools protocol with these changes.
 
 1. Once a connection is handed to a WebSocket protocol, the HTTP protocol drops its request parser: the
    parser holds the protocol's bound callbacks and the protocol holds the parser, a reference cycle that
@@ -25,10 +25,26 @@
    queued for a client by then in one transport write), with uvicorn's and websockets' behaviour for
    everything else (its class doc). ``/ws`` uses it through :class:`~manticore_api.textsocket.TextSocket`.
 
+4. Each request costs fewer steps on the event loop, with uvicorn's behaviour: the cycle keeps its state
+   in slots, is built from positional arguments, and is its own request-body event (``set``,
+   ``clear``, ``is_set``, ``wait`` as :class:`asyncio.Event`'s, a future only while ``receive``
+   waits; uvicorn builds an ``asyncio.Event`` per request and sets it twice); ``run_asgi`` leaves a
+   module function as the finished cycle's ``on_response`` (uvicorn: a new lambda per request);
+   ``on_headers_complete``, ``on_body``, ``on_message_complete`` and ``on_response_complete`` are
+   uvicorn's with fewer look-ups and calls.
+
+5. The keep-alive timeout: uvicorn creates a timer per response (``call_later``) and cancels it when the
+   next data arrives. :class:`ServingProtocol` keeps the deadline (the loop time the response completed
+   plus ``timeout_keep_alive``; None once data arrives) and one timer: when it fires before a later
+   deadline it waits for the rest, so the idle connection closes when uvicorn's would (to the loop
+   clock's resolution) with one timer per ``timeout_keep_alive`` seconds instead of one per response.
+
 The classes rely on uvicorn's internals (the cycle's attributes and what its ``send`` does with them):
 ``uvicorn`` is pinned in pyproject.toml, and ``tests/api/test_serving_protocol.py`` fails when the
 installed version or the source of the parts relied on differs from :data:`UVICORN_VERSION`'s, and
 compares the bytes written with uvicorn's own protocol's for generated responses;
+``tests/api/test_serving_streams.py`` compares both protocols' writes, closes, pauses, scopes and
+messages for generated request streams split at random, and pins the uvicorn code items 4-5 mirror;
 ``tests/api/test_serving_websocket.py`` does the same for :class:`ServingWebSocket` (and websockets).
 """
 
@@ -36,10 +52,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import types
+import logging
+import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
+import httptools
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl, service_unavailable
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
     HEADER_VALUE_RE,
@@ -121,8 +141,153 @@ class _Defaults:
 _DEFAULTS = _Defaults()
 
 
+def _nothing() -> None:
+    """A finished cycle's ``on_response`` (uvicorn assigns a new ``lambda: None`` per request)."""
+
+
 class ServingCycle(RequestResponseCycle):
-    """uvicorn's request-response cycle, writing the response head itself when it may (module doc)."""
+    """uvicorn's request-response cycle, writing the response head itself when it may (module doc),
+    with its state in slots and its own request-body signal (module doc, item 4)."""
+
+    __slots__ = (
+        "_signalled",
+        "_waiters",
+        "access_log",
+        "access_logger",
+        "body",
+        "chunked_encoding",
+        "default_headers",
+        "disconnected",
+        "expected_content_length",
+        "flow",
+        "keep_alive",
+        "logger",
+        "more_body",
+        "on_response",
+        "response_complete",
+        "response_started",
+        "scope",
+        "transport",
+        "waiting_for_100_continue",
+    )
+
+    def __init__(
+        self,
+        scope: Any,
+        transport: asyncio.Transport,
+        flow: FlowControl,
+        logger: logging.Logger,
+        access_logger: logging.Logger,
+        access_log: bool,
+        default_headers: list[tuple[bytes, bytes]],
+        expect_100_continue: bool,
+        keep_alive: bool,
+        on_response: Callable[[], None],
+    ) -> None:
+        """The state uvicorn's ``RequestResponseCycle.__init__`` sets, but ``message_event``: the cycle
+        is its own event (:attr:`message_event`)."""
+        self.scope = scope
+        self.transport = transport
+        self.flow = flow
+        self.logger = logger
+        self.access_logger = access_logger
+        self.access_log = access_log
+        self.default_headers = default_headers
+        self.on_response = on_response
+        self.disconnected = False
+        self.keep_alive = keep_alive
+        self.waiting_for_100_continue = expect_100_continue
+        self.body = bytearray()
+        self.more_body = True
+        self.response_started = False
+        self.response_complete = False
+        self.chunked_encoding = None
+        self.expected_content_length = 0
+        self._signalled = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    # -- the request-body signal: asyncio.Event's interface and behaviour, without an Event object
+
+    @property
+    def message_event(self) -> ServingCycle:  # type: ignore[override]
+        """The event uvicorn's code sets (``send``, ``connection_lost``): this cycle itself."""
+        return self
+
+    def set(self) -> None:
+        """``asyncio.Event.set``: signalled, every waiter woken."""
+        if not self._signalled:
+            self._signalled = True
+            waiters = self._waiters
+            if waiters:
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    def clear(self) -> None:
+        """``asyncio.Event.clear``."""
+        self._signalled = False
+
+    def is_set(self) -> bool:
+        """``asyncio.Event.is_set``."""
+        return self._signalled
+
+    async def wait(self) -> bool:
+        """``asyncio.Event.wait``: True at once when signalled, else once :meth:`set` is called."""
+        if self._signalled:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        waiters = self._waiters
+        if waiters is None:
+            waiters = self._waiters = []
+        waiters.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            waiters.remove(waiter)
+
+    # -- the ASGI side
+
+    async def run_asgi(self, app: Any) -> None:
+        """uvicorn's ``run_asgi`` (the same logging and answers), with no new function per request."""
+        try:
+            result = await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            self.logger.error("Exception in ASGI application\n", exc_info=exc)
+            if not self.response_started:
+                await self.send_500_response()
+            else:
+                self.transport.close()
+        else:
+            if result is not None:
+                self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+                self.transport.close()
+            elif not self.response_started and not self.disconnected:
+                self.logger.error("ASGI callable returned without starting response.")
+                await self.send_500_response()
+            elif not self.response_complete and not self.disconnected:
+                self.logger.error("ASGI callable returned without completing response.")
+                self.transport.close()
+        finally:
+            self.on_response = _nothing
+
+    async def receive(self) -> Any:
+        """uvicorn's ``receive``: the same messages, writes and read resuming."""
+        if self.waiting_for_100_continue and not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.waiting_for_100_continue = False
+        if not self.disconnected and not self.response_complete:
+            flow = self.flow
+            if flow.read_paused:
+                flow.resume_reading()
+            if not self._signalled:
+                await self.wait()
+            self._signalled = False
+        if self.disconnected or self.response_complete:
+            return {"type": "http.disconnect"}
+        message = {"type": "http.request", "body": bytes(self.body), "more_body": self.more_body}
+        self.body = bytearray()
+        return message
 
     async def send(self, message: Any) -> None:
         if self.disconnected or self.flow.write_paused:  # uvicorn's send drops it or waits first
@@ -147,7 +312,7 @@ class ServingCycle(RequestResponseCycle):
                 self.expected_content_length = 0
                 self.transport.write(body)
                 self.response_complete = True
-                self.message_event.set()
+                self.set()
                 if not self.keep_alive:
                     self.transport.close()
                 self.on_response()
@@ -179,7 +344,7 @@ class ServingCycle(RequestResponseCycle):
         self.expected_content_length = 0
         self.transport.write(found[0] + body)
         self.response_complete = True
-        self.message_event.set()
+        self.set()
         if not self.keep_alive:
             self.transport.close()
         self.on_response()
@@ -231,31 +396,155 @@ class ServingCycle(RequestResponseCycle):
         return b"".join(head), length
 
 
-def _creating(cycle_class: type[RequestResponseCycle], method: Any) -> Any:
-    """uvicorn's protocol ``method`` (its own code, unchanged) resolving the name ``RequestResponseCycle``
-    to ``cycle_class``: the cycles it creates are ``cycle_class``'s from the start, which costs nothing
-    per request (changing a cycle's class afterwards costs ~3,000 instructions: its attributes move
-    out of the class's shared layout into a dict of their own)."""
-    namespace = {**method.__globals__, "RequestResponseCycle": cycle_class}
-    function = types.FunctionType(
-        method.__code__, namespace, method.__name__, method.__defaults__, method.__closure__
-    )
-    function.__kwdefaults__ = method.__kwdefaults__
-    function.__qualname__ = method.__qualname__
-    function.__doc__ = method.__doc__
-    return function
+#: How early the keep-alive timer may fire and still close (the loop clock's resolution: asyncio runs
+#: a timer handle up to its ``_clock_resolution`` early, uvloop rounds delays to milliseconds).
+_CLOCK_SLACK = 0.001
 
 
 class ServingProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with :class:`ServingCycle` cycles, dropping its parser once its
-    connection is upgraded to a WebSocket (module doc)."""
-
-    on_headers_complete = _creating(ServingCycle, HttpToolsProtocol.on_headers_complete)
+    """uvicorn's httptools protocol with :class:`ServingCycle` cycles and cheaper per-request callbacks,
+    dropping its parser once its connection is upgraded to a WebSocket (module doc)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.ws_protocol_class is WebSocketsSansIOProtocol:
             self.ws_protocol_class = ServingWebSocket
+        #: When the keep-alive timeout closes the idle connection (loop time), None while it may not:
+        #: uvicorn's armed ``timeout_keep_alive_task`` (item 5 of the module doc).
+        self._idle_deadline: float | None = None
+        #: The loop's timer that checks :attr:`_idle_deadline`, while one is pending.
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    # -- the keep-alive timeout: one timer re-armed, not a timer created and cancelled per request
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_deadline = None
+
+    def _idle_check(self) -> None:
+        """The timer: close at the deadline (uvicorn's handler), wait on for a later one, or stop."""
+        self._idle_timer = None
+        deadline = self._idle_deadline
+        if deadline is None:
+            return
+        remaining = deadline - self.loop.time()
+        if remaining > _CLOCK_SLACK:
+            self._idle_timer = self.loop.call_later(remaining, self._idle_check)
+            return
+        self._idle_deadline = None
+        self.timeout_keep_alive_handler()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if exc is None and self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    # -- per request: uvicorn's callbacks, the same state and calls, fewer steps
+
+    def data_received(self, data: bytes) -> None:
+        self._idle_deadline = None
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        http_version = parser.get_http_version()
+        scope = self.scope
+        scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        if parser.should_upgrade() and self._should_upgrade():
+            return
+        parsed_url = httptools.parse_url(self.url)
+        raw_path = parsed_url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        root_path = self.root_path
+        if root_path:
+            scope["path"] = root_path + path
+            scope["raw_path"] = root_path.encode("ascii") + raw_path
+        else:
+            scope["path"] = path
+            scope["raw_path"] = raw_path
+        scope["query_string"] = parsed_url.query or b""
+
+        limit = self.limit_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            app: Any = service_unavailable
+            self.logger.warning("Exceeded concurrency limit.")
+        else:
+            app = self.app
+
+        existing_cycle = self.cycle
+        self.cycle = cycle = ServingCycle(
+            scope,
+            self.transport,
+            self.flow,
+            self.logger,
+            self.access_logger,
+            self.access_log,
+            self.server_state.default_headers,
+            self.expect_100_continue,
+            http_version != "1.0" and parser.should_keep_alive(),
+            self.on_response_complete,
+        )
+        if existing_cycle is None or existing_cycle.response_complete:
+            if self.config.reset_contextvars:
+                self._start_asgi_task(cycle, app)
+            else:  # uvicorn's _start_asgi_task, inline
+                task = self.loop.create_task(cycle.run_asgi(app))
+                tasks = self.tasks
+                task.add_done_callback(tasks.discard)
+                tasks.add(task)
+        else:
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cycle, app))
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
+            return
+        cycle.body += body
+        if len(cycle.body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        if not cycle._signalled:  # type: ignore[attr-defined]
+            cycle.set()  # type: ignore[attr-defined]
+
+    def on_message_complete(self) -> None:
+        cycle = self.cycle
+        if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
+            return
+        cycle.more_body = False
+        if not cycle._signalled:  # type: ignore[attr-defined]
+            cycle.set()  # type: ignore[attr-defined]
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_deadline = None
+        flow = self.flow
+        if flow.read_paused:
+            flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:  # uvicorn's call_later(timeout_keep_alive, ...): close that long from now unless unset
+            loop = self.loop
+            self._idle_deadline = loop.time() + self.timeout_keep_alive
+            if self._idle_timer is None:
+                self._idle_timer = loop.call_later(self.timeout_keep_alive, self._idle_check)
 
     def handle_websocket_upgrade(self) -> None:
         super().handle_websocket_upgrade()
