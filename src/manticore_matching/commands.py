@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Final
 
 from manticore_orderbook import InvalidOrderError, OrderType, SelfTradePrevention, TimeInForce, rules
 
@@ -22,6 +22,7 @@ from .errors import InvalidCommand
 __all__ = [
     "GENERATED_PREFIX",
     "ORDER_ID",
+    "PLAIN_LIMIT_ARGS",
     "SIDES",
     "TEXT_MEMO",
     "Receipt",
@@ -171,6 +172,24 @@ def check_client_order_id(client_order_id: object) -> str | None:
         raise InvalidCommand(str(exc)) from None
 
 
+#: What :func:`order_args` returns for a plain GTC limit order, its four varying values (``symbol``,
+#: ``side``, ``price``, ``quantity``) None; the exchange's plain ``place`` record is built on it too.
+PLAIN_LIMIT_ARGS: Final[dict[str, Any]] = {
+    "symbol": None,
+    "side": None,
+    "order_type": "limit",
+    "price": None,
+    "quantity": None,
+    "time_in_force": "GTC",
+    "expiry_time": None,
+    "stop_price": None,
+    "displayed_quantity": None,
+    "trail_value": None,
+    "trail_is_percent": False,
+    "self_trade_prevention": None,
+}
+
+
 def order_args(
     config: MarketConfig,
     side: object,
@@ -213,18 +232,11 @@ def order_args(
         on_grid(price_value, config.tick_size, "price")
         on_grid(quantity_value, config.lot_size, "quantity")
         return {
+            **PLAIN_LIMIT_ARGS,
             "symbol": config.symbol,
             "side": side,
-            "order_type": "limit",
             "price": str(price_value),
             "quantity": str(quantity_value),
-            "time_in_force": "GTC",
-            "expiry_time": None,
-            "stop_price": None,
-            "displayed_quantity": None,
-            "trail_value": None,
-            "trail_is_percent": False,
-            "self_trade_prevention": None,
         }
     side_text = _choice(side, _SIDES, "side")
     kind_text = _choice(order_type if order_type is not None else "limit", _ORDER_TYPES, "order_type")

@@ -117,18 +117,7 @@ _PLAIN_PLACE: dict[str, Any] = {
     "order_id": None,
     "client_order_id": None,
     "user_id": None,
-    "symbol": None,
-    "side": None,
-    "order_type": "limit",
-    "price": None,
-    "quantity": None,
-    "time_in_force": "GTC",
-    "expiry_time": None,
-    "stop_price": None,
-    "displayed_quantity": None,
-    "trail_value": None,
-    "trail_is_percent": False,
-    "self_trade_prevention": None,
+    **commands.PLAIN_LIMIT_ARGS,
 }
 
 
