@@ -105,6 +105,7 @@ CLUSTER_BENCH_ARGS ?=
 bench-cluster: $(BIN)/.installed $(RUN_VENV)/.installed
 	$(BIN)/python -m benchmarks.cluster --python $(RUN_VENV)/bin/python $(CLUSTER_BENCH_ARGS)
 
-# CPU per request of `manticore serve` by layer (yappi, in .venv: the pure-Python book).
-bench-server-profile: $(BIN)/.installed
-	$(BIN)/python -m benchmarks.server_profile $(SERVER_BENCH_ARGS)
+# CPU per request of `manticore serve` by layer (yappi, in .venv-compiled: the compiled book that
+# `make run` serves).
+bench-server-profile: compiled
+	$(COMPILED)/bin/python -m benchmarks.server_profile $(SERVER_BENCH_ARGS)

@@ -7,8 +7,10 @@ maximum load:
 
 1. unprofiled: the server's CPU per acknowledged request (``/proc``), the CPU of each of its threads,
    and its garbage-collector pauses (``gc.callbacks``, start to stop of every collection);
-2. profiled with yappi (CPU clock, every thread, builtins charged to their Python caller): each
-   function's own CPU time, grouped into layers by module and thread.
+2. profiled with yappi (CPU clock, every thread): each function's own CPU time, grouped into layers
+   by module and thread. A function of a compiled (mypyc) module of ours, the book's or risk's, is
+   its module's layer, found by its module name or, for a method, by its class's name; every other
+   C function (``dict.get``, ``sorted``...) is charged to the Python function that called it.
 
 The table gives each layer's share of the profiled CPU and its µs per request, computed as the GC
 time per request of window 1 plus the rest of window 1's CPU per request split by the profile's
@@ -26,6 +28,7 @@ import argparse
 import gc
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -37,14 +40,14 @@ from typing import Any
 
 from . import server as bench
 
-__all__ = ["LAYERS", "layer_of", "main"]
+__all__ = ["LAYERS", "compiled_classes", "compiled_module", "layer_of", "main"]
 
 #: Report order of the layers.
 LAYERS = (
-    "uvicorn/httptools + event loop",
+    "HTTP protocol + event loop (ServingProtocol, httptools, uvloop)",
     "logging (access log)",
     "starlette/fastapi routing, dependencies, middleware",
-    "pydantic",
+    "body validation (pydantic, plainorder)",
     "JSON",
     "auth (API key signature, replay guard)",
     "manticore_api handlers, service, metrics",
@@ -56,6 +59,16 @@ LAYERS = (
     "other",
 )
 
+_HTTP = LAYERS[0]
+_VALIDATION = LAYERS[3]
+#: A method's name as yappi gives it for a C function: ``<method 'add_order' of 'OrderBook' objects>``.
+_METHOD_OF = re.compile(r" of '([\w.]+)' objects>$")
+#: C modules whose functions (and the methods of their classes) are a layer of their own, by the path
+#: that :func:`layer_of` maps.
+_C_LIBRARIES = {"orjson": "/orjson/", "_json": "/json/", "_hashlib": "/hmac.py", "_sqlite3": "/sqlite3/"}
+#: The packages that ``make compiled`` builds with mypyc.
+_COMPILED_PACKAGES = ("manticore_orderbook", "manticore_risk")
+
 _BY_PATH = (
     ("/manticore_matching/journal.py", "journal (append + journal thread)"),
     ("/manticore_storage/", "storage (writer thread, SQLAlchemy, sqlite3)"),
@@ -63,14 +76,17 @@ _BY_PATH = (
     ("/sqlite3/", "storage (writer thread, SQLAlchemy, sqlite3)"),
     ("/logging/", "logging (access log)"),
     ("/uvicorn/logging.py", "logging (access log)"),
-    ("/uvicorn/", "uvicorn/httptools + event loop"),
-    ("/httptools/", "uvicorn/httptools + event loop"),
-    ("/uvloop/", "uvicorn/httptools + event loop"),
-    ("/asyncio/", "uvicorn/httptools + event loop"),
+    ("/uvicorn/", _HTTP),
+    ("/httptools/", _HTTP),
+    ("/uvloop/", _HTTP),
+    ("/asyncio/", _HTTP),
+    ("/manticore_api/protocol.py", _HTTP),
+    ("/manticore_api/textsocket.py", _HTTP),
     ("/starlette/", "starlette/fastapi routing, dependencies, middleware"),
     ("/fastapi/", "starlette/fastapi routing, dependencies, middleware"),
     ("/anyio/", "starlette/fastapi routing, dependencies, middleware"),
-    ("/pydantic", "pydantic"),
+    ("/pydantic", _VALIDATION),
+    ("/manticore_api/plainorder.py", _VALIDATION),
     ("/json/", "JSON"),
     ("/orjson", "JSON"),
     ("/manticore_auth/", "auth (API key signature, replay guard)"),
@@ -96,6 +112,34 @@ def layer_of(module_path: str, thread: str) -> str:
         if fragment in path:
             return layer
     return "other"
+
+
+def compiled_classes() -> dict[str, str]:
+    """Class name -> module path (``/manticore_risk/manager.py``) of every class defined in a loaded
+    compiled (extension) module of :data:`_COMPILED_PACKAGES`; the first module wins a shared name."""
+    classes: dict[str, str] = {}
+    for name, module in list(sys.modules.items()):
+        if not name.startswith(_COMPILED_PACKAGES) or str(getattr(module, "__file__", "")).endswith(".py"):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and value.__module__ == name:
+                classes.setdefault(value.__name__, "/" + name.replace(".", "/") + ".py")
+    return classes
+
+
+def compiled_module(module: str, name: str, classes: dict[str, str]) -> str | None:
+    """The module path of a C function that yappi reports as ``module``/``name`` if it has a layer of
+    its own: compiled code of ours (a function of a compiled module, or a method of one of ``classes``)
+    or a C library of :data:`_C_LIBRARIES`; else None (it belongs to its caller)."""
+    if module.startswith(_COMPILED_PACKAGES):
+        return "/" + module.replace(".", "/") + ".py"
+    if module in _C_LIBRARIES:
+        return _C_LIBRARIES[module]
+    method = _METHOD_OF.search(name)
+    if method is None:
+        return None
+    owner = method.group(1)
+    return classes.get(owner) or _C_LIBRARIES.get(owner.partition(".")[0])
 
 
 # ------------------------------------------------------------------------------ the server side
@@ -148,7 +192,7 @@ class _Window:
             yappi.set_clock_type("cpu")
             yappi.set_context_name_callback(lambda: threading.current_thread().name)
             yappi.clear_stats()
-            yappi.start(builtins=False, profile_threads=True)
+            yappi.start(builtins=True, profile_threads=True)
             self.profiling = True
 
     def stop(self, _signum: int, _frame: FrameType | None) -> None:
@@ -159,13 +203,26 @@ class _Window:
             yappi.stop()
             self.profiling = False
             names = {stat.id: stat.name for stat in yappi.get_thread_stats()}
+            classes = compiled_classes()
             for stat in yappi.get_func_stats():
+                module = stat.module
+                if stat.builtin:
+                    compiled = compiled_module(stat.module, stat.name, classes)
+                    if compiled is None:
+                        continue  # charged to its callers, below
+                    module = compiled
+                # the C functions this one called, other than our compiled ones: its own time too
+                charged = sum(
+                    child.tsub
+                    for child in stat.children
+                    if child.builtin and compiled_module(child.module, child.name, classes) is None
+                )
                 functions.append(
                     {
-                        "module": stat.module,
+                        "module": module,
                         "name": stat.name,
                         "thread": names.get(stat.ctx_id, "?"),
-                        "tsub": stat.tsub,
+                        "tsub": stat.tsub + charged,
                         "ncall": stat.ncall,
                     }
                 )
