@@ -237,6 +237,13 @@ class Journal:
         #: Held by the writer while it writes a batch and advances ``durable``, and by :meth:`rotate`
         #: while it switches segments: a segment switch falls between two batches.
         self._file_lock = threading.Lock()
+        #: The next segment (its first position, its open file), created by :meth:`rotate`; the
+        #: writer switches to it in the round that reaches that position (set and taken under
+        #: ``_file_lock``).
+        self._switch: tuple[int, Any] | None = None
+        #: How far beyond the next position :meth:`rotate` names the next segment (learnt from the
+        #: records appended during the last rotation's file creation).
+        self._switch_ahead = 0
         #: Held by :meth:`rotate` throughout and by :meth:`close`: no segment is deleted once closed.
         self._rotate_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -264,8 +271,13 @@ class Journal:
             raise RuntimeError("read() recovers a journal before start(); use durable_records() now")
         last = after
         segments = self.segments()
+        # The segment whose tail may be torn: the newest, or the newest with lines if only empty ones
+        # follow it (a segment :meth:`rotate` created before the writer reached it).
+        tail = len(segments) - 1
+        while tail > 0 and segments[tail].stat().st_size == 0:
+            tail -= 1
         for index, path in enumerate(segments):
-            final_segment = index == len(segments) - 1
+            final_segment = index >= tail
             torn = False
             with path.open("rb") as handle:
                 lines = handle.readlines()
@@ -351,6 +363,14 @@ class Journal:
     def start(self) -> None:
         """Open the newest segment for appending (a new one if none) and start the writer thread."""
         segments = self.segments()
+        # An empty newest segment that does not begin at the next position was created by a rotation
+        # whose first record was never written (a crash): it goes, its records go to the last one.
+        while (
+            segments
+            and segments[-1].stat().st_size == 0
+            and _first_position(segments[-1]) != self.appended + 1
+        ):
+            segments.pop().unlink()
         path = segments[-1] if segments else self.directory / _segment_name(self.appended + 1)
         self._file = path.open("ab")
         self._file_first = _first_position(path)
@@ -408,32 +428,25 @@ class Journal:
             return ok and self.durable >= position
 
     def rotate(self, checkpoint: int) -> None:
-        """A checkpoint at ``checkpoint`` is durably on disk: start a new segment at the next record
-        written (unless the current one is still empty), then delete every segment whose records are
-        all ``<= checkpoint`` (the newest segment is never deleted). Safe while records are appended
-        and written: the switch falls between two of the writer's batches. Nothing happens once the
-        journal is closed (:meth:`close` waits for a rotation in progress). ValueError if
-        ``checkpoint`` is beyond :attr:`durable`."""
+        """A checkpoint at ``checkpoint`` is durably on disk: start a new segment at a record not yet
+        written (unless the current segment is still empty), then delete every segment whose records
+        are all ``<= checkpoint`` (the newest segment is never deleted). Safe while records are
+        appended and written. Nothing happens once the journal is closed (:meth:`close` waits for a
+        rotation in progress). ValueError if ``checkpoint`` is beyond :attr:`durable`.
+
+        The new segment is created, and its directory entry synced, before the writer is told to
+        switch and without the writer's lock: the writer's rounds go on meanwhile. Its name fixes its
+        first position ``P`` in advance (the next position not yet appended, or further ahead if the
+        writer passed that one meanwhile); the writer's round that reaches ``P`` writes the records
+        before it to the old segment and the rest to the new one, and syncs both before they count
+        as durable. A crash before ``P`` is written leaves an empty newest segment, which
+        :meth:`read` and :meth:`start` handle."""
         with self._rotate_lock:
             if self._closing or self._file is None:
                 return
             if checkpoint > self.durable:
                 raise ValueError(f"checkpoint {checkpoint} is beyond the durable position {self.durable}")
-            with self._file_lock:
-                if self._failure is not None:
-                    return
-                written = self.durable  # no batch is being written: every durable record is in a file
-                if self._file_first != written + 1:
-                    if not self._fsync:
-                        # A segment that is no longer the last must never have a torn tail (read()
-                        # repairs only the last one), even where batches are not synced.
-                        os.fsync(self._file.fileno())
-                    fresh = self.directory / _segment_name(written + 1)
-                    handle = fresh.open("ab")
-                    self._file.close()
-                    self._file = handle
-                    self._file_first = written + 1
-                    self._sync_directory()
+            self._prepare_switch()
             segments = self.segments()
             retired = False
             for older, newer in itertools.pairwise(segments):
@@ -443,6 +456,31 @@ class Journal:
                 retired = True
             if retired:
                 self._sync_directory()
+
+    def _prepare_switch(self) -> None:
+        """Create the next segment and hand it to the writer (under the rotation lock). Nothing to do
+        while a switch is pending or nothing was appended since the current segment began."""
+        while True:
+            with self._file_lock:
+                if self._failure is not None or self._switch is not None:
+                    return
+                if self._file_first == self.appended + 1:
+                    return
+            chosen = self.appended + 1
+            first = chosen + self._switch_ahead
+            fresh = self.directory / _segment_name(first)
+            handle = fresh.open("ab")
+            self._sync_directory()
+            # Records appended while the segment was being created: the next rotation starts that
+            # far ahead (twice), so that the writer seldom reaches the chosen position first.
+            self._switch_ahead = 2 * (self.appended + 1 - chosen)
+            with self._file_lock:
+                if self._failure is None and self.durable < first:
+                    self._switch = (first, handle)
+                    return
+            # The writer wrote position ``first`` meanwhile: try again further ahead.
+            handle.close()
+            fresh.unlink()
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Write what is pending, then stop the writer and close the file."""
@@ -456,6 +494,28 @@ class Journal:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._switch is not None:  # never reached: the empty segment stays (start() sorts it out)
+            self._switch[1].close()
+            self._switch = None
+
+    def _switch_segment(self, batch: list[bytes], switch: tuple[int, Any]) -> list[bytes]:
+        """The writer's round reaches the next segment's first position (under ``_file_lock``):
+        write and sync the round's lines before it to the current segment, make the next one
+        current, and return the lines that go there. The old segment is synced even without
+        ``fsync`` (a segment that is no longer the last must never have a torn tail)."""
+        first, fresh = switch
+        before = first - 1 - self.durable
+        old = self._file
+        if before:
+            old.write(b"".join(batch[:before]))
+            old.flush()
+        if before or not self._fsync:
+            os.fsync(old.fileno())
+        old.close()
+        self._file = fresh
+        self._file_first = first
+        self._switch = None
+        return batch[before:]
 
     def _sync_directory(self) -> None:
         if not self._fsync:
@@ -507,6 +567,9 @@ class Journal:
             with self._file_lock:  # rotate() switches segments only between batches
                 position = self.durable + len(batch)
                 try:
+                    switch = self._switch
+                    if switch is not None and position >= switch[0]:
+                        batch = self._switch_segment(batch, switch)
                     handle = self._file
                     handle.write(b"".join(batch))
                     handle.flush()
