@@ -4,7 +4,9 @@ position (fixed by its name in advance)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from manticore_matching import journal as journal_module
 from manticore_matching.journal import Journal
 
 
@@ -194,3 +197,90 @@ def test_rotations_concurrent_with_appends_keep_names_and_records(
     assert reopened.wait(end + 1, 10)
     reopened.close()
     _assert_names_match(reopened)
+
+
+# ---------------------------------------------------------------- one synchronous write per round
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DSYNC"), reason="the platform has no O_DSYNC")
+def test_segments_are_written_with_o_dsync_and_no_fsync_per_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``fsync`` every segment (the first, and the next one a rotation creates) is opened with
+    ``O_DSYNC``, so a round is one ``write`` and no ``fsync`` of the segment."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(descriptor: int) -> None:
+        synced.append(descriptor)
+        real_fsync(descriptor)
+
+    journal = _started(tmp_path)
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    for i in range(3):
+        journal.append({"i": i})
+        assert journal.wait(journal.appended, 10)
+    assert fcntl.fcntl(journal._file.fileno(), fcntl.F_GETFL) & os.O_DSYNC
+    first_segment = journal._file.fileno()
+    journal.rotate(3)
+    journal.append({"i": 3})
+    assert journal.wait(4, 10)
+    assert journal._file_first == 4
+    assert fcntl.fcntl(journal._file.fileno(), fcntl.F_GETFL) & os.O_DSYNC
+    journal.close()
+    assert first_segment not in synced  # the rounds were not fsynced
+    assert len(synced) <= 2  # the directory syncs of the rotation
+    assert [r["n"] for r in Journal(tmp_path).read(after=3)] == [4]
+
+
+def test_without_o_dsync_each_round_is_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the platform has no ``O_DSYNC`` the journal syncs every round with ``os.fsync``."""
+    monkeypatch.setattr(journal_module, "_O_DSYNC", 0)
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(descriptor: int) -> None:
+        synced.append(descriptor)
+        real_fsync(descriptor)
+
+    journal = _started(tmp_path)
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    for i in range(3):
+        journal.append({"i": i})
+        assert journal.wait(journal.appended, 10)
+    segment = journal._file.fileno()
+    journal.close()
+    assert synced.count(segment) == journal.batches == 3
+
+
+class _ShortWrites:
+    """A segment whose ``write`` takes at most ``most`` bytes at a time."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> int:
+        taken = bytes(data[: self.most])
+        self.data += taken
+        return len(taken)
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return -1
+
+
+@settings(max_examples=60, deadline=None)
+@given(most=st.integers(1, 64), lines=st.lists(st.binary(min_size=0, max_size=80), max_size=8))
+def test_a_short_write_is_continued(
+    tmp_path_factory: pytest.TempPathFactory, most: int, lines: list[bytes]
+) -> None:
+    """An unbuffered write may take part of the round's bytes: the rest is written after it."""
+    journal = Journal(tmp_path_factory.mktemp("journal"), fsync=True)
+    journal._write_syncs = True  # no fsync of the fake's descriptor
+    handle = _ShortWrites(most)
+    data = b"".join(lines)
+    journal._write(handle, data)
+    assert bytes(handle.data) == data
