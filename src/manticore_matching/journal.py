@@ -594,7 +594,8 @@ class Journal:
                 started = now
             batch = [take() for _ in range(len(pending))]
             with self._file_lock:  # rotate() switches segments only between batches
-                position = self.durable + len(batch)
+                count = len(batch)
+                position = self.durable + count
                 try:
                     switch = self._switch
                     if switch is not None and position >= switch[0]:
@@ -608,7 +609,7 @@ class Journal:
                 with work:
                     self.durable = position
                     self.batches += 1
-                    self.records_written += len(batch)
+                    self.records_written += count
                     self._done.notify_all()
             if self._on_durable is not None:
                 self._on_durable(position)
