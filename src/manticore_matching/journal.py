@@ -3,9 +3,10 @@
 Every command that changed the exchange is appended as one line ``<crc32 hex> <json>\\n`` and gets a
 position (1, 2, 3, ...). The line is encoded (orjson) by :meth:`Journal.append`, in the caller's thread,
 so the record may change afterwards and the writer thread only joins bytes. A background thread writes
-whatever has been appended since its last round and calls ``fsync`` once for the whole batch (group
-commit), then advances :attr:`Journal.durable`. By default the next round starts as soon as the last
-one ends; with ``commit_interval`` > 0 rounds begin at least that many seconds apart (PostgreSQL's
+whatever has been appended since its last round in one synchronous write (``O_DSYNC``; elsewhere a
+write and ``fsync``) for the whole batch (group commit), then advances :attr:`Journal.durable`. By
+default the next round starts as soon as the last one ends; with ``commit_interval`` > 0 rounds begin
+at least that many seconds apart (PostgreSQL's
 ``commit_delay`` idea): under a steady flow of commands the writer gathers the records of that
 interval into one round, which on a disk with an IOPS throttle (a cloud volume's token bucket) can
 keep the rate of ``fsync`` under the throttle, whose stalls of tens of milliseconds would otherwise
@@ -142,6 +143,12 @@ def _first_position(path: Path) -> int:
     return int(path.name[len(_PREFIX) : -len(_SUFFIX)])
 
 
+#: Opened with this flag, a segment's ``write`` returns only once the data and the file's size are on
+#: stable storage (as ``write`` + ``fdatasync``): one system call per round instead of two, so the
+#: writer thread gives up and takes back the GIL once, not twice (0 where the platform has none:
+#: ``os.fsync`` after the write then).
+_O_DSYNC: int = getattr(os, "O_DSYNC", 0)
+
 _dumps = orjson.dumps
 _loads = orjson.loads
 _crc32 = zlib.crc32
@@ -183,8 +190,10 @@ class Journal:
 
     Args:
         directory: where the segment files live (created if missing).
-        fsync: call ``os.fsync`` after each batch (default). Without it a batch is durable against a
-            crash of the process but not of the machine.
+        fsync: make each batch durable on disk before it counts (default): the segments are written
+            with ``O_DSYNC`` (the write returns once the data is on stable storage), or with
+            ``os.fsync`` after the write where the platform has no ``O_DSYNC``. Without it a batch is
+            durable against a crash of the process but not of the machine.
         on_durable: called from the writer thread with the new durable position after each batch.
         commit_interval: seconds between the starts of two rounds at least (>= 0; 0: the next round
             starts as soon as the last one ends). A round that would start sooner waits until then,
@@ -209,6 +218,8 @@ class Journal:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
+        #: Segments are opened with ``O_DSYNC``: a write is durable when it returns.
+        self._write_syncs = fsync and _O_DSYNC != 0
         self._on_durable = on_durable
         self.commit_interval = float(commit_interval)
         # Hand-off to the writer without a lock the writer takes: appenders (serialised by
@@ -237,6 +248,13 @@ class Journal:
         #: Held by the writer while it writes a batch and advances ``durable``, and by :meth:`rotate`
         #: while it switches segments: a segment switch falls between two batches.
         self._file_lock = threading.Lock()
+        #: The next segment (its first position, its open file), created by :meth:`rotate`; the
+        #: writer switches to it in the round that reaches that position (set and taken under
+        #: ``_file_lock``).
+        self._switch: tuple[int, Any] | None = None
+        #: How far beyond the next position :meth:`rotate` names the next segment (learnt from the
+        #: records appended during the last rotation's file creation).
+        self._switch_ahead = 0
         #: Held by :meth:`rotate` throughout and by :meth:`close`: no segment is deleted once closed.
         self._rotate_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -264,8 +282,13 @@ class Journal:
             raise RuntimeError("read() recovers a journal before start(); use durable_records() now")
         last = after
         segments = self.segments()
+        # The segment whose tail may be torn: the newest, or the newest with lines if only empty ones
+        # follow it (a segment :meth:`rotate` created before the writer reached it).
+        tail = len(segments) - 1
+        while tail > 0 and segments[tail].stat().st_size == 0:
+            tail -= 1
         for index, path in enumerate(segments):
-            final_segment = index == len(segments) - 1
+            final_segment = index >= tail
             torn = False
             with path.open("rb") as handle:
                 lines = handle.readlines()
@@ -351,8 +374,16 @@ class Journal:
     def start(self) -> None:
         """Open the newest segment for appending (a new one if none) and start the writer thread."""
         segments = self.segments()
+        # An empty newest segment that does not begin at the next position was created by a rotation
+        # whose first record was never written (a crash): it goes, its records go to the last one.
+        while (
+            segments
+            and segments[-1].stat().st_size == 0
+            and _first_position(segments[-1]) != self.appended + 1
+        ):
+            segments.pop().unlink()
         path = segments[-1] if segments else self.directory / _segment_name(self.appended + 1)
-        self._file = path.open("ab")
+        self._file = self._open_segment(path)
         self._file_first = _first_position(path)
         self._sync_directory()
         self._thread = threading.Thread(target=self._run, name="manticore-journal", daemon=True)
@@ -408,32 +439,25 @@ class Journal:
             return ok and self.durable >= position
 
     def rotate(self, checkpoint: int) -> None:
-        """A checkpoint at ``checkpoint`` is durably on disk: start a new segment at the next record
-        written (unless the current one is still empty), then delete every segment whose records are
-        all ``<= checkpoint`` (the newest segment is never deleted). Safe while records are appended
-        and written: the switch falls between two of the writer's batches. Nothing happens once the
-        journal is closed (:meth:`close` waits for a rotation in progress). ValueError if
-        ``checkpoint`` is beyond :attr:`durable`."""
+        """A checkpoint at ``checkpoint`` is durably on disk: start a new segment at a record not yet
+        written (unless the current segment is still empty), then delete every segment whose records
+        are all ``<= checkpoint`` (the newest segment is never deleted). Safe while records are
+        appended and written. Nothing happens once the journal is closed (:meth:`close` waits for a
+        rotation in progress). ValueError if ``checkpoint`` is beyond :attr:`durable`.
+
+        The new segment is created, and its directory entry synced, before the writer is told to
+        switch and without the writer's lock: the writer's rounds go on meanwhile. Its name fixes its
+        first position ``P`` in advance (the next position not yet appended, or further ahead if the
+        writer passed that one meanwhile); the writer's round that reaches ``P`` writes the records
+        before it to the old segment and the rest to the new one, and syncs both before they count
+        as durable. A crash before ``P`` is written leaves an empty newest segment, which
+        :meth:`read` and :meth:`start` handle."""
         with self._rotate_lock:
             if self._closing or self._file is None:
                 return
             if checkpoint > self.durable:
                 raise ValueError(f"checkpoint {checkpoint} is beyond the durable position {self.durable}")
-            with self._file_lock:
-                if self._failure is not None:
-                    return
-                written = self.durable  # no batch is being written: every durable record is in a file
-                if self._file_first != written + 1:
-                    if not self._fsync:
-                        # A segment that is no longer the last must never have a torn tail (read()
-                        # repairs only the last one), even where batches are not synced.
-                        os.fsync(self._file.fileno())
-                    fresh = self.directory / _segment_name(written + 1)
-                    handle = fresh.open("ab")
-                    self._file.close()
-                    self._file = handle
-                    self._file_first = written + 1
-                    self._sync_directory()
+            self._prepare_switch()
             segments = self.segments()
             retired = False
             for older, newer in itertools.pairwise(segments):
@@ -443,6 +467,31 @@ class Journal:
                 retired = True
             if retired:
                 self._sync_directory()
+
+    def _prepare_switch(self) -> None:
+        """Create the next segment and hand it to the writer (under the rotation lock). Nothing to do
+        while a switch is pending or nothing was appended since the current segment began."""
+        while True:
+            with self._file_lock:
+                if self._failure is not None or self._switch is not None:
+                    return
+                if self._file_first == self.appended + 1:
+                    return
+            chosen = self.appended + 1
+            first = chosen + self._switch_ahead
+            fresh = self.directory / _segment_name(first)
+            handle = self._open_segment(fresh)
+            self._sync_directory()
+            # Records appended while the segment was being created: the next rotation starts that
+            # far ahead (twice), so that the writer seldom reaches the chosen position first.
+            self._switch_ahead = 2 * (self.appended + 1 - chosen)
+            with self._file_lock:
+                if self._failure is None and self.durable < first:
+                    self._switch = (first, handle)
+                    return
+            # The writer wrote position ``first`` meanwhile: try again further ahead.
+            handle.close()
+            fresh.unlink()
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Write what is pending, then stop the writer and close the file."""
@@ -456,6 +505,46 @@ class Journal:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._switch is not None:  # never reached: the empty segment stays (start() sorts it out)
+            self._switch[1].close()
+            self._switch = None
+
+    def _switch_segment(self, batch: list[bytes], switch: tuple[int, Any]) -> list[bytes]:
+        """The writer's round reaches the next segment's first position (under ``_file_lock``):
+        write and sync the round's lines before it to the current segment, make the next one
+        current, and return the lines that go there. The old segment is synced even without
+        ``fsync`` (a segment that is no longer the last must never have a torn tail)."""
+        first, fresh = switch
+        before = first - 1 - self.durable
+        old = self._file
+        if before:
+            self._write(old, b"".join(batch[:before]))
+        if not self._fsync:
+            os.fsync(old.fileno())
+        old.close()
+        self._file = fresh
+        self._file_first = first
+        self._switch = None
+        return batch[before:]
+
+    def _open_segment(self, path: Path) -> Any:
+        """Open the segment ``path`` for appending, unbuffered (one ``write`` per round); with
+        ``fsync`` and ``O_DSYNC`` every write is durable when it returns."""
+        return open(path, "ab", buffering=0, opener=self._opener if self._write_syncs else None)
+
+    @staticmethod
+    def _opener(path: str, flags: int) -> int:
+        return os.open(path, flags | _O_DSYNC, 0o666)
+
+    def _write(self, handle: Any, data: bytes) -> None:
+        """Write ``data`` to the segment ``handle`` and make it durable as ``fsync`` asks (a short
+        write is continued)."""
+        done = handle.write(data)
+        while done is not None and done < len(data):
+            done += handle.write(data[done:])
+        handle.flush()
+        if self._fsync and not self._write_syncs:
+            os.fsync(handle.fileno())
 
     def _sync_directory(self) -> None:
         if not self._fsync:
@@ -505,13 +594,13 @@ class Journal:
                 started = now
             batch = [take() for _ in range(len(pending))]
             with self._file_lock:  # rotate() switches segments only between batches
-                position = self.durable + len(batch)
+                count = len(batch)
+                position = self.durable + count
                 try:
-                    handle = self._file
-                    handle.write(b"".join(batch))
-                    handle.flush()
-                    if self._fsync:
-                        os.fsync(handle.fileno())
+                    switch = self._switch
+                    if switch is not None and position >= switch[0]:
+                        batch = self._switch_segment(batch, switch)
+                    self._write(self._file, b"".join(batch))
                 except BaseException as exc:  # a disk that refuses writes: nothing more can be acknowledged
                     with work:
                         self._failure = exc  # healthy turns False
@@ -520,7 +609,7 @@ class Journal:
                 with work:
                     self.durable = position
                     self.batches += 1
-                    self.records_written += len(batch)
+                    self.records_written += count
                     self._done.notify_all()
             if self._on_durable is not None:
                 self._on_durable(position)
