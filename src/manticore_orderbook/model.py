@@ -359,6 +359,10 @@ class Order:
             triggered = extra.triggered
             pending = extra.pending
             client_order_id = extra.client_order_id
+        if quantity < 0:
+            quantity = self.quantity
+        if open_ < 0:
+            open_ = self.open
         return (
             self.order_id,
             self.side._value_,
@@ -371,9 +375,9 @@ class Order:
             trail,
             trail_is_percent,
             self.price,
-            self.quantity if quantity < 0 else quantity,
+            quantity,
             self.filled,
-            self.open if open_ < 0 else open_,
+            open_,
             self.visible,
             expiry,
             stop_price,
@@ -533,8 +537,16 @@ class Trade:
         ``(number, sequence, price, quantity, maker_order_id, taker_order_id, maker_user_id,
         taker_user_id, taker_side, timestamp, maker_client_order_id, taker_client_order_id)``, the side
         as its string value; ``maker`` and ``taker`` are the trade's orders."""
-        maker_extra = maker.extra
-        taker_extra = taker.extra
+        # The ids are set in statements: mypyc (mypy 2.4.1) compiled two conditional expressions in this tuple
+        # display into the taker's id twice (tests/storage/test_capture_fields.py caught it).
+        maker_client_order_id: str | None = None
+        extra = maker.extra
+        if extra is not None:
+            maker_client_order_id = extra.client_order_id
+        taker_client_order_id: str | None = None
+        extra = taker.extra
+        if extra is not None:
+            taker_client_order_id = extra.client_order_id
         return (
             self.number,
             self.sequence,
@@ -546,6 +558,6 @@ class Trade:
             self.taker_user_id,
             self.taker_side._value_,
             self.timestamp,
-            None if maker_extra is None else maker_extra.client_order_id,
-            None if taker_extra is None else taker_extra.client_order_id,
+            maker_client_order_id,
+            taker_client_order_id,
         )
