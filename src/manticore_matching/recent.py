@@ -241,11 +241,22 @@ class ReplayFills:
 
     :meth:`absorb` builds no fill: the view keeps the finished order's fact in its place (a fact has the
     fill's ``order_id``, ``user_id`` and ``client_order_id``, all the view reads of it while the replay
-    runs) and ``deferred`` notes what the fill is made of. :meth:`finish` builds the fills of the
-    orders the view still holds (at most :data:`RECENT_ORDERS`, where a long replay finishes many
+    runs; a live order's status, where every order the view holds otherwise has ended) and
+    ``deferred`` keeps the trade that finished it. :meth:`finish` builds the fills of the orders the
+    view still holds (at most :data:`RECENT_ORDERS`, where a long replay finishes many
     more); it must be called before anyone reads the view's orders."""
 
-    __slots__ = ("deferred", "facts", "filled", "handler", "icebergs", "manager", "subscribed", "zero")
+    __slots__ = (
+        "bound",
+        "deferred",
+        "facts",
+        "filled",
+        "handler",
+        "icebergs",
+        "manager",
+        "subscribed",
+        "zero",
+    )
 
     def __init__(self, book: OrderBook, handler: Any) -> None:
         #: The payload (or the book's dict, for an order of the checkpoint) that states each live
@@ -268,9 +279,10 @@ class ReplayFills:
         self.manager: EventManager = book.event_manager
         self.handler = handler
         self.subscribed = True
-        #: ``(order_id, fact, trade, is_maker)`` of each finished order whose fill :meth:`absorb` did
-        #: not build (oldest first); the view holds ``fact`` in the fill's place.
-        self.deferred: list[tuple[str, dict[str, Any], dict[str, Any], bool]] = []
+        #: The trade that finished each order whose fill :meth:`absorb` did not build, by order id (the
+        #: view holds the order's fact in the fill's place); forgotten past ``bound`` orders.
+        self.deferred: dict[str, dict[str, Any]] = {}
+        self.bound = 2 * RECENT_ORDERS
         self.capture_fills(False)
 
     def _learn(self, order_id: str, fact: dict[str, Any]) -> None:
@@ -437,19 +449,20 @@ class ReplayFills:
         client_id = fact["client_order_id"]
         orders.finished(order_id, fact, None if client_id is None else (str(fact["user_id"]), client_id))
         deferred = self.deferred
-        deferred.append((order_id, fact, trade, is_maker))
-        if len(deferred) > 2 * RECENT_ORDERS:  # most are out of the view by now: forget those
+        deferred[order_id] = trade
+        if len(deferred) > self.bound:  # most are out of the view by now: forget those
             recent = orders.recent
-            self.deferred = [item for item in deferred if recent.get(item[0]) is item[1]]
+            self.deferred = {key: value for key, value in deferred.items() if key in recent}
 
     def finish(self, orders: RecentOrders) -> None:
         """Put in ``orders``' view the fill of each finished order that :meth:`absorb` kept there as
         its fact (where the view holds it still), as :meth:`_fill` builds it, in the fact's place."""
         recent = orders.recent
-        for order_id, fact, trade, is_maker in self.deferred:
-            if recent.get(order_id) is fact:
-                recent[order_id] = self._fill_of(fact, trade, order_id, is_maker)
-        self.deferred = []
+        for order_id, trade in self.deferred.items():
+            fact = recent.get(order_id)
+            if fact is not None and fact.get("status") not in TERMINAL:
+                recent[order_id] = self._fill_of(fact, trade, order_id, trade["maker_order_id"] == order_id)
+        self.deferred = {}
 
     def _fill(self, trade: dict[str, Any], order_id: str, is_maker: bool) -> dict[str, Any]:
         """The ORDER_FILLED payload of the trade ``trade`` that filled ``order_id`` completely, as the

@@ -41,12 +41,16 @@ _CONFIG = MarketConfig(
 
 
 def _command(book: Any, rng: random.Random, placed: list[str], number: int) -> None:
-    """One random command on ``book``: a place of any kind (a client order id on some), a cancel or
-    a modify of an order placed before; a refused one changes nothing."""
+    """One random command on ``book``: a place of any kind (a client order id on some; an earlier
+    order's id on some), a cancel or a modify of an order placed before; a refused one changes
+    nothing."""
     roll = rng.random()
     with contextlib.suppress(OrderBookError, ValueError):
         if roll < 0.7 or not placed:
             order_id = f"MC-{number}"
+            # the id of an earlier order again (refused while that one is live)
+            if placed and rng.random() < 0.1:
+                order_id = rng.choice(placed)
             kind = rng.choice(["limit"] * 6 + ["market", "ioc", "fok", "iceberg", "stop", "stop_market"])
             args: dict[str, Any] = {
                 "side": rng.choice(("buy", "sell")),
