@@ -363,7 +363,6 @@ class Exchange(ExchangeReads, Listeners):
                 self._finish_replayed_trades()
                 for fills in self._replay_fills.values():
                     fills.capture_fills(True)
-                    fills.finish(self._orders)
                 self._replay_fills.clear()
                 self._storage_capture(True)
                 if collecting:
@@ -1166,7 +1165,6 @@ class Exchange(ExchangeReads, Listeners):
             stale = self._replay_fills.pop(symbol, None)  # replayed from here on with every fill
             if stale is not None:
                 stale.capture_fills(True)
-                stale.finish(self._orders)
             with self._command(routed_market, ts) as now:
                 order_id = self._apply_routed(record, routed_market, live=False)
                 if routed_market is not None:

@@ -237,26 +237,9 @@ class ReplayFills:
     the live orders of a checkpoint from the book). An iceberg's ``priority`` changes at each refill of
     its visible slice, which no such event reports: while the book holds an iceberg (``icebergs``) or
     a command places one, :meth:`exact` says the command must be captured with its fills
-    (:meth:`capture_fills`), as must a command with a command id.
+    (:meth:`capture_fills`), as must a command with a command id."""
 
-    :meth:`absorb` builds no fill: the view keeps the finished order's fact in its place (a fact has the
-    fill's ``order_id``, ``user_id`` and ``client_order_id``, all the view reads of it while the replay
-    runs; a live order's status, where every order the view holds otherwise has ended) and
-    ``deferred`` keeps the trade that finished it. :meth:`finish` builds the fills of the orders the
-    view still holds (at most :data:`RECENT_ORDERS`, where a long replay finishes many
-    more); it must be called before anyone reads the view's orders."""
-
-    __slots__ = (
-        "bound",
-        "deferred",
-        "facts",
-        "filled",
-        "handler",
-        "icebergs",
-        "manager",
-        "subscribed",
-        "zero",
-    )
+    __slots__ = ("facts", "filled", "handler", "icebergs", "manager", "subscribed", "zero")
 
     def __init__(self, book: OrderBook, handler: Any) -> None:
         #: The payload (or the book's dict, for an order of the checkpoint) that states each live
@@ -279,10 +262,6 @@ class ReplayFills:
         self.manager: EventManager = book.event_manager
         self.handler = handler
         self.subscribed = True
-        #: The trade that finished each order whose fill :meth:`absorb` did not build, by order id (the
-        #: view holds the order's fact in the fill's place); forgotten past ``bound`` orders.
-        self.deferred: dict[str, dict[str, Any]] = {}
-        self.bound = 2 * RECENT_ORDERS
         self.capture_fills(False)
 
     def _learn(self, order_id: str, fact: dict[str, Any]) -> None:
@@ -441,28 +420,11 @@ class ReplayFills:
     def _finished_fill(
         self, trade: dict[str, Any], order_id: str, is_maker: bool, orders: RecentOrders
     ) -> None:
-        """Keep ``order_id``, which ``trade`` finished, in ``orders`` as :meth:`RecentOrders.track`
-        keeps a terminal fill, with its fact in the fill's place (the fill is built by :meth:`finish`)."""
-        fact = self._forget(order_id)
-        if fact is None:
-            raise KeyError(f"replay: no state known for the filled order {order_id!r}")
-        client_id = fact["client_order_id"]
-        orders.finished(order_id, fact, None if client_id is None else (str(fact["user_id"]), client_id))
-        deferred = self.deferred
-        deferred[order_id] = trade
-        if len(deferred) > self.bound:  # most are out of the view by now: forget those
-            recent = orders.recent
-            self.deferred = {key: value for key, value in deferred.items() if key in recent}
-
-    def finish(self, orders: RecentOrders) -> None:
-        """Put in ``orders``' view the fill of each finished order that :meth:`absorb` kept there as
-        its fact (where the view holds it still), as :meth:`_fill` builds it, in the fact's place."""
-        recent = orders.recent
-        for order_id, trade in self.deferred.items():
-            fact = recent.get(order_id)
-            if fact is not None and fact.get("status") not in TERMINAL:
-                recent[order_id] = self._fill_of(fact, trade, order_id, trade["maker_order_id"] == order_id)
-        self.deferred = {}
+        """:meth:`_fill` of ``order_id``, which ``trade`` finished, kept by ``orders`` as
+        :meth:`RecentOrders.track` keeps a terminal fill (as it is); the same steps and payload."""
+        fill = self._fill(trade, order_id, is_maker)
+        client_id = fill["client_order_id"]
+        orders.finished(order_id, fill, None if client_id is None else (str(fill["user_id"]), client_id))
 
     def _fill(self, trade: dict[str, Any], order_id: str, is_maker: bool) -> dict[str, Any]:
         """The ORDER_FILLED payload of the trade ``trade`` that filled ``order_id`` completely, as the
@@ -470,12 +432,6 @@ class ReplayFills:
         fact = self._forget(order_id)
         if fact is None:
             raise KeyError(f"replay: no state known for the filled order {order_id!r}")
-        return self._fill_of(fact, trade, order_id, is_maker)
-
-    def _fill_of(
-        self, fact: dict[str, Any], trade: dict[str, Any], order_id: str, is_maker: bool
-    ) -> dict[str, Any]:
-        """:meth:`_fill` of the order whose last stated fields are ``fact``."""
         quantity = fact["quantity"]
         fill = _copy(self.filled)  # symbol, remaining and visible quantity (zero) and status set
         fill["order_id"] = order_id

@@ -4,10 +4,7 @@
   ``RecentOrders.track`` of its answer and the append of each trade to the market's recent trades
   did: the same facts, recent-orders view (items, their order, each payload's keys in order), client
   order id indexes and trades, for random commands of every kind on a book (a view bound of 1-6
-  orders, so that it forgets orders and their names too). Since session 23 ``absorb`` keeps a
-  finished order's fact where the fill goes and ``ReplayFills.finish`` builds the fills the view
-  still holds: the view's order and names are compared after every command, its payloads after a
-  ``finish`` at random points and at the end.
+  orders, so that it forgets orders and their names too; some places reuse an earlier order's id).
 * ``Exchange._replay_place`` (the common place record, written out) is what the replay of a plain
   stream runs, and that replay rebuilds the live state (checkpoint part-way or none).
 """
@@ -135,13 +132,7 @@ def _compare_absorb(seed: int, length: int) -> None:
         except KeyError as exc:
             outcome.append(repr(exc))
         assert len(outcome) in (0, 2) and (not outcome or outcome[0] == outcome[1])
-        # absorb defers its fills: the same orders in the view, in the same order, and the same names
-        # after every command; the same payloads once its fills are built (at random points, and last)
-        assert list(orders_absorbed.recent) == list(orders_followed.recent)
-        assert _view(orders_absorbed)[1:] == _view(orders_followed)[1:]
-        if rng.random() < 0.05 or number == length - 1:
-            absorbed.finish(orders_absorbed)
-            assert _view(orders_absorbed) == _view(orders_followed)
+        assert _view(orders_absorbed) == _view(orders_followed)
         assert list(trades_absorbed) == list(trades_followed)
         assert absorbed.facts == followed.facts
         assert absorbed.icebergs == followed.icebergs
@@ -159,8 +150,7 @@ def test_a_plain_stream_replays_through_replay_place_to_the_live_state(
     """A crash after a random stream without icebergs or command ids: most of its place records go
     through ``_replay_place``'s own path (``absorb``), and the replayed exchange holds what the live
     one did (checkpoint part-way: the state, trades, ledger and names; the view's orders alike). A
-    view of ``bound`` orders (2 and 7: it forgets most finished orders, and absorb's deferred fills
-    are pruned, session 23)."""
+    view of ``bound`` orders (2 and 7: it forgets most finished orders, session 23)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(recent, "RECENT_ORDERS", bound)
         _replay_plain_stream(tmp_path_factory, seed, checkpoint_at)
