@@ -4,7 +4,7 @@
   ``RecentOrders.track`` of its answer and the append of each trade to the market's recent trades
   did: the same facts, recent-orders view (items, their order, each payload's keys in order), client
   order id indexes and trades, for random commands of every kind on a book (a view bound of 1-6
-  orders, so that it forgets orders and their names too).
+  orders, so that it forgets orders and their names too; some places reuse an earlier order's id).
 * ``Exchange._replay_place`` (the common place record, written out) is what the replay of a plain
   stream runs, and that replay rebuilds the live state (checkpoint part-way or none).
 """
@@ -38,12 +38,16 @@ _CONFIG = MarketConfig(
 
 
 def _command(book: Any, rng: random.Random, placed: list[str], number: int) -> None:
-    """One random command on ``book``: a place of any kind (a client order id on some), a cancel or
-    a modify of an order placed before; a refused one changes nothing."""
+    """One random command on ``book``: a place of any kind (a client order id on some; an earlier
+    order's id on some), a cancel or a modify of an order placed before; a refused one changes
+    nothing."""
     roll = rng.random()
     with contextlib.suppress(OrderBookError, ValueError):
         if roll < 0.7 or not placed:
             order_id = f"MC-{number}"
+            # the id of an earlier order again (refused while that one is live)
+            if placed and rng.random() < 0.1:
+                order_id = rng.choice(placed)
             kind = rng.choice(["limit"] * 6 + ["market", "ioc", "fok", "iceberg", "stop", "stop_market"])
             args: dict[str, Any] = {
                 "side": rng.choice(("buy", "sell")),
@@ -88,7 +92,7 @@ def _view(orders: RecentOrders) -> tuple[Any, ...]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 1_000_000), length=st.integers(1, 60), bound=st.integers(1, 6))
+@given(seed=st.integers(0, 1_000_000), length=st.integers(1, 100), bound=st.integers(1, 6))
 def test_absorb_is_follow_then_track_then_the_trades(seed: int, length: int, bound: int) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(recent, "RECENT_ORDERS", bound)
@@ -135,13 +139,26 @@ def _compare_absorb(seed: int, length: int) -> None:
 
 
 @settings(max_examples=12, deadline=None)
-@given(seed=st.integers(0, 100_000), checkpoint_at=st.none() | st.integers(0, 150))
+@given(
+    seed=st.integers(0, 100_000),
+    checkpoint_at=st.none() | st.integers(0, 150),
+    bound=st.sampled_from([recent.RECENT_ORDERS, 2, 7]),
+)
 def test_a_plain_stream_replays_through_replay_place_to_the_live_state(
-    tmp_path_factory: pytest.TempPathFactory, seed: int, checkpoint_at: int | None
+    tmp_path_factory: pytest.TempPathFactory, seed: int, checkpoint_at: int | None, bound: int
 ) -> None:
     """A crash after a random stream without icebergs or command ids: most of its place records go
     through ``_replay_place``'s own path (``absorb``), and the replayed exchange holds what the live
-    one did (checkpoint part-way: the state, trades, ledger and names; the view's orders alike)."""
+    one did (checkpoint part-way: the state, trades, ledger and names; the view's orders alike). A
+    view of ``bound`` orders (2 and 7: it forgets most finished orders, session 23)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(recent, "RECENT_ORDERS", bound)
+        _replay_plain_stream(tmp_path_factory, seed, checkpoint_at)
+
+
+def _replay_plain_stream(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, checkpoint_at: int | None
+) -> None:
     absorbed = 0
     absorb = ReplayFills.absorb
 

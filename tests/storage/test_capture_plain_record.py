@@ -1,24 +1,15 @@
 """``capture.order_record`` of a plain order (``Order.extra`` None) is the record it gives for the same
-order with an ``OrderExtra`` at its defaults: the rare fields' defaults, in their places."""
+order with an ``OrderExtra`` at its defaults: the rare fields' defaults, in their places.
+
+(Session 23: the order with defaults is a copy whose ``extra`` is set, no longer a wrapper that
+forwards attribute reads: ``order_record`` now calls ``Order.fields``, which a wrapper would forward
+to the plain order itself.)"""
 
 from __future__ import annotations
-
-from typing import Any
 
 from manticore_orderbook import OrderBook
 from manticore_orderbook.model import OrderExtra
 from manticore_storage.capture import RECORD_ORDER, order_record
-
-
-class _WithExtra:
-    """An order's attributes as ``order_record`` reads them, with ``extra`` set to the defaults."""
-
-    def __init__(self, order: Any) -> None:
-        self._order = order
-        self.extra = OrderExtra()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._order, name)
 
 
 def test_a_plain_order_record_holds_the_defaults_of_the_rare_fields() -> None:
@@ -27,7 +18,11 @@ def test_a_plain_order_record_holds_the_defaults_of_the_rare_fields() -> None:
     book.add_order("sell", "100", "0.25", order_id="B", user_id="v")
     order = book._orders["A"]
     assert order.extra is None
+    # the same order with an OrderExtra at its defaults (``Order.fields`` reads it instead of its own
+    # defaults; the copy's extra replaced after ``copy``, which keeps a plain order plain)
+    with_extra = order.copy()
+    with_extra.extra = OrderExtra()
     for extra in (None, (None, 1000, 1000), ("cancelled", 0, 1000)):
         record = order_record(order, 7, 1, extra)
-        assert record == order_record(_WithExtra(order), 7, 1, extra)
+        assert record == order_record(with_extra, 7, 1, extra)
         assert record[0] == RECORD_ORDER and record[4] == "A" and len(record) == 26
