@@ -205,12 +205,8 @@ def test_rotations_concurrent_with_appends_keep_names_and_records(
 # ---------------------------------------------------------------- one synchronous write per round
 
 
-@pytest.mark.skipif(not hasattr(os, "O_DSYNC"), reason="the platform has no O_DSYNC")
-def test_segments_are_written_with_o_dsync_and_no_fsync_per_round(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With ``fsync`` every segment (the first, and the next one a rotation creates) is opened with
-    ``O_DSYNC``, so a round is one ``write`` and no ``fsync`` of the segment."""
+def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, the descriptor of every ``os.fsync`` call (each still syncs), in order."""
     synced: list[int] = []
     real_fsync = os.fsync
 
@@ -218,8 +214,18 @@ def test_segments_are_written_with_o_dsync_and_no_fsync_per_round(
         synced.append(descriptor)
         real_fsync(descriptor)
 
-    journal = _started(tmp_path)
     monkeypatch.setattr(os, "fsync", counting_fsync)
+    return synced
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DSYNC"), reason="the platform has no O_DSYNC")
+def test_segments_are_written_with_o_dsync_and_no_fsync_per_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``fsync`` every segment (the first, and the next one a rotation creates) is opened with
+    ``O_DSYNC``, so a round is one ``write`` and no ``fsync`` of the segment."""
+    journal = _started(tmp_path)
+    synced = _count_fsyncs(monkeypatch)
     for i in range(3):
         journal.append({"i": i})
         assert journal.wait(journal.appended, 10)
@@ -239,15 +245,8 @@ def test_segments_are_written_with_o_dsync_and_no_fsync_per_round(
 def test_without_o_dsync_each_round_is_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the platform has no ``O_DSYNC`` the journal syncs every round with ``os.fsync``."""
     monkeypatch.setattr(journal_module, "_O_DSYNC", 0)
-    synced: list[int] = []
-    real_fsync = os.fsync
-
-    def counting_fsync(descriptor: int) -> None:
-        synced.append(descriptor)
-        real_fsync(descriptor)
-
     journal = _started(tmp_path)
-    monkeypatch.setattr(os, "fsync", counting_fsync)
+    synced = _count_fsyncs(monkeypatch)
     for i in range(3):
         journal.append({"i": i})
         assert journal.wait(journal.appended, 10)
