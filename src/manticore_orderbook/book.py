@@ -64,7 +64,16 @@ from .enums import (
 from .errors import DuplicateOrderIdError, InvalidOrderError
 from .events import EVENT_INDEX, EventHandler, EventManager, Route
 from .lock import BookLock
-from .model import NO_TEMPLATES, LevelTemplates, Order, OrderExtra, PriceLevel, Trade
+from .model import (
+    BLANK_ORDER,
+    BLANK_TRADE,
+    NO_TEMPLATES,
+    LevelTemplates,
+    Order,
+    OrderExtra,
+    PriceLevel,
+    Trade,
+)
 from .numbers import _INTERPRETED, Grid, NumberFormat, to_decimal
 from .payloads import (
     ORDER_ADDED_KEYS,
@@ -677,10 +686,11 @@ class OrderBook:
                         qty_units = self._qty_grid.to_units(quantity)
                     # The same Order, without calling the class: in the interpreter a call to a
                     # class runs ``__init__`` in a frame of its own (through ``type.__call__``) and
-                    # a call to a helper costs a frame too. Every slot ``Order.__init__`` sets, to
-                    # the same value (tests/orderbook/test_fast_paths.py compares them all); the
-                    # values straight from the expressions, without locals.
-                    order = _new_object(Order)
+                    # a call to a helper costs a frame too. A blank Order (model.BLANK_ORDER), then
+                    # every slot ``Order.__init__`` sets, to the same value
+                    # (tests/orderbook/test_fast_paths.py compares them all); the values straight
+                    # from the expressions, without locals.
+                    order = BLANK_ORDER()
                     order.order_id = self._new_order_id(None) if order_id is None else order_id
                     order.side = side_
                     order.price = price_units
@@ -1827,7 +1837,7 @@ class OrderBook:
                         if (
                             _INTERPRETED
                         ):  # Trade(...)'s fields set without calling the class, as add_order does
-                            trade = _new_object(Trade)
+                            trade = BLANK_TRADE()
                             trade.number = self._trade_no
                             trade.price = best
                             trade.quantity = fill
