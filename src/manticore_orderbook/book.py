@@ -669,19 +669,16 @@ class OrderBook:
                     # Grid.to_units' memo read inline; see to_units for which inputs it holds (all
                     # within max_units: setting it forgets them). Floats first: the user convention's.
                     # The grids' memos through the book's own references to them (no grid local).
-                    # A price is read by subscript, not ``get``: prices repeat (those near the top
-                    # of the book), so a miss and its KeyError are rare, and ``memo[x]`` is about 100
-                    # instructions cheaper than ``memo.get(x)``. Quantities miss more often: ``get``.
                     if price is None:
                         price_units: int | None = None
                     else:
                         number_type = type(price)
-                        if number_type is float or number_type is str:
-                            try:
-                                price_units = self._price_memo[price]  # within max_units (Grid)
-                            except KeyError:
-                                price_units = self._price_grid.to_units(price)
-                        else:
+                        price_units = (
+                            self._price_memo.get(price)  # within max_units (Grid)
+                            if number_type is float or number_type is str
+                            else None
+                        )
+                        if price_units is None:
                             price_units = self._price_grid.to_units(price)
                     number_type = type(quantity)
                     qty_units = (
