@@ -1,7 +1,11 @@
 """Session 23: with the default clock (``time.time``, which has no effect), a cancel reads the clock only
 when it needs the time: for an event somebody hears, a change log, or orders that may have expired.
 A book on the default clock answers, numbers, stamps and expires exactly as a book on any other clock
-showing the same time."""
+showing the same time.
+
+The tests that stand a clock of their own in for ``time.time`` patch the module's ``_WALL_CLOCK``,
+which compiled code does not read from the module: ``pure_only``. The last test runs on both builds
+with the real default clock."""
 
 from __future__ import annotations
 
@@ -123,6 +127,7 @@ def _run(book: OrderBook, commands: list[tuple[Any, ...]], time: _Time) -> list[
     return seen
 
 
+@pytest.mark.pure_only
 @settings(max_examples=300, deadline=None)
 @given(commands=st.lists(_COMMAND, max_size=50))
 @example([*_TWO_BIDS, ("hear", EventType.ORDER_CANCELLED, True), ("tick", 1), ("cancel", 2)])
@@ -144,6 +149,7 @@ def test_a_book_on_the_default_clock_runs_as_one_on_another_clock(commands: list
     assert seen_wall == seen_other
 
 
+@pytest.mark.pure_only
 def test_a_heard_cancel_on_the_default_clock_is_stamped_with_the_time() -> None:
     """Regression guard for the clock read being skipped: the ORDER_CANCELLED and PRICE_LEVEL events of
     a heard cancel carry the clock's time, not the placeholder."""
@@ -171,6 +177,7 @@ def test_the_default_clock_is_time_time() -> None:
     assert OrderBook("QC/USD")._clock is book_module._WALL_CLOCK
 
 
+@pytest.mark.pure_only
 def test_a_quiet_cancel_on_the_default_clock_does_not_read_it() -> None:
     """What the shortcut is for: a cancel nobody hears, with no order that may expire, does not call
     the default clock (an add always does: its order's timestamp)."""
@@ -190,3 +197,25 @@ def test_a_quiet_cancel_on_the_default_clock_does_not_read_it() -> None:
         assert len(reads) == 2
         book.add_order(side="buy", price=99, quantity=1, order_id="g", expiry_time=2000.0)
         assert book.cancel_order("b") and len(reads) == 4  # an order may expire: read
+
+
+def test_a_heard_cancel_on_the_real_default_clock_is_stamped_with_the_time() -> None:
+    """Both builds, the real ``time.time``: a cancel heard (its own event, or its level's change or
+    removal while the cancel itself is unheard) carries a reading of the clock taken during the call,
+    never the placeholder of a clock not read."""
+    import time
+
+    for heard in (EventType.ORDER_CANCELLED, EventType.PRICE_LEVEL_CHANGED, EventType.PRICE_LEVEL_REMOVED):
+        book = OrderBook("QC/USD")
+        stamps: list[float] = []
+        book.add_order(side="buy", price=100, quantity=1, order_id="a")
+        book.add_order(side="buy", price=100, quantity=1, order_id="b")
+
+        def stamp(event_type: EventType, data: dict[str, Any], seen: list[float] = stamps) -> None:
+            seen.append(data["timestamp"])
+
+        book.event_manager.subscribe(heard, stamp)
+        before = time.time()
+        assert book.cancel_order("a") and book.cancel_order("b")
+        after = time.time()
+        assert stamps and all(before <= stamp <= after for stamp in stamps), (heard, stamps)
