@@ -64,7 +64,16 @@ from .enums import (
 from .errors import DuplicateOrderIdError, InvalidOrderError
 from .events import EVENT_INDEX, EventHandler, EventManager, Route
 from .lock import BookLock
-from .model import NO_TEMPLATES, LevelTemplates, Order, OrderExtra, PriceLevel, Trade
+from .model import (
+    BLANK_ORDER,
+    BLANK_TRADE,
+    NO_TEMPLATES,
+    LevelTemplates,
+    Order,
+    OrderExtra,
+    PriceLevel,
+    Trade,
+)
 from .numbers import _INTERPRETED, Grid, NumberFormat, to_decimal
 from .payloads import (
     ORDER_ADDED_KEYS,
@@ -125,6 +134,8 @@ _PLAIN_SIDES: Final = {"buy": BUY, "sell": SELL, "BUY": BUY, "SELL": SELL, "Buy"
 _PLAIN_TIFS: Final = {"GTC": GTC, "IOC": IOC, "FOK": FOK, "gtc": GTC, "ioc": IOC, "fok": FOK}
 _ORDER_ID_MAX_LEN: Final = 128
 _new_object: Final = object.__new__
+#: The default clock: reading it has no effect, so a quiet cancel skips it (cancel_order).
+_WALL_CLOCK: Final = time.time
 #: A trade as the interpreter keeps it in the history (flat, see ``OrderBook._history``; ``_trades``
 #: reads it back as this tuple, or as a ``Trade`` for a heard one): Trade's fields in this order, the
 #: taker's side as ``taker is buyer`` (a bool) when nobody heard its fills, as its ``Side`` when
@@ -677,10 +688,11 @@ class OrderBook:
                         qty_units = self._qty_grid.to_units(quantity)
                     # The same Order, without calling the class: in the interpreter a call to a
                     # class runs ``__init__`` in a frame of its own (through ``type.__call__``) and
-                    # a call to a helper costs a frame too. Every slot ``Order.__init__`` sets, to
-                    # the same value (tests/orderbook/test_fast_paths.py compares them all); the
-                    # values straight from the expressions, without locals.
-                    order = _new_object(Order)
+                    # a call to a helper costs a frame too. A blank Order (model.BLANK_ORDER), then
+                    # every slot ``Order.__init__`` sets, to the same value
+                    # (tests/orderbook/test_fast_paths.py compares them all); the values straight
+                    # from the expressions, without locals.
+                    order = BLANK_ORDER()
                     order.order_id = self._new_order_id(None) if order_id is None else order_id
                     order.side = side_
                     order.price = price_units
@@ -906,13 +918,18 @@ class OrderBook:
             if order is None:
                 return False
             clock = self._clock
-            now = clock()
-            if self._expiries and self._expiries[0][0] <= now:
-                self._expire_due(now)
-                if self._orders.get(order.order_id) is not order:
-                    if self._pending or self._changes:
-                        self._dispatch()
-                    return False
+            if clock is _WALL_CLOCK and not self._expiries:
+                # The default clock (time.time) has no effect: read only once an event needs the time
+                # (below), not for a cancel nobody hears.
+                now = -1.0
+            else:
+                now = clock()
+                if self._expiries and self._expiries[0][0] <= now:
+                    self._expire_due(now)
+                    if self._orders.get(order.order_id) is not order:
+                        if self._pending or self._changes:
+                            self._dispatch()
+                        return False
             extra = order.extra
             if extra is not None and extra.pending:  # an untriggered stop
                 level = self._remove(order)
@@ -941,7 +958,11 @@ class OrderBook:
                     self._sequence += 2
                     return True
                 self._sequence += 1
+                if now < 0.0:  # not read above
+                    now = clock()
             else:
+                if now < 0.0:  # not read above
+                    now = clock()
                 self._emit_cancelled(order, now, "user", order.open, level)
             if level is not None:
                 if level.count and level.dead <= level.count:
@@ -1827,7 +1848,7 @@ class OrderBook:
                         if (
                             _INTERPRETED
                         ):  # Trade(...)'s fields set without calling the class, as add_order does
-                            trade = _new_object(Trade)
+                            trade = BLANK_TRADE()
                             trade.number = self._trade_no
                             trade.price = best
                             trade.quantity = fill

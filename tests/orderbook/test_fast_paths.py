@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from manticore_orderbook import EventType, Order, OrderBook
 from manticore_orderbook.enums import BUY, IOC, LIMIT, STP_NONE
+from manticore_orderbook.model import BLANK_ORDER, BLANK_TRADE, Trade
+from manticore_orderbook.numbers import _INTERPRETED
 
 
 def _books() -> list[OrderBook]:
@@ -85,7 +87,9 @@ def test_the_plain_fast_path_makes_the_same_order_as_full_validation(call: dict[
     full_id = full.add_order(**call, self_trade_prevention="none")
     assert fast_id == full_id
     made, built = fast._orders[fast_id], full._orders[full_id]
-    assert type(made) is Order
+    # Session 23: the interpreter's fast path makes a model.BLANK_ORDER (an Order subclass adding
+    # nothing, see test_a_blank_order_or_trade_is_its_class_and_nothing_more); compiled, an Order.
+    assert type(made) is (type(BLANK_ORDER()) if _INTERPRETED else Order) and isinstance(made, Order)
     names = _fields(Order)
     assert len(names) == 15  # session 17: the nine rare fields moved to Order.extra (OrderExtra)
     for name in names:
@@ -438,3 +442,43 @@ def test_an_iceberg_refilled_in_a_quiet_sweep_queues_as_in_a_heard_one() -> None
     assert quiet.get_trade_history(None) == heard.get_trade_history(None)
     assert _state(quiet) == _state(heard)
     quiet.check_invariants()
+
+
+@pytest.mark.parametrize(("cls", "blank"), [(Order, BLANK_ORDER), (Trade, BLANK_TRADE)])
+def test_a_blank_order_or_trade_is_its_class_and_nothing_more(cls: type, blank: Any) -> None:
+    """Session 23: the hot paths make their Orders and heard Trades with ``BLANK_ORDER()`` /
+    ``BLANK_TRADE()`` and set every field themselves. In the interpreter that is a subclass with no
+    field, no ``__dict__`` (a stray attribute is refused as by the class), no method of its own and
+    ``object.__init__``: an instance of the class in every way a reader can see, the same size, and
+    it pickles and copies. Compiled, the class itself."""
+    if not _INTERPRETED:
+        assert blank is cls
+        return
+    made = blank()
+    kind = type(made)
+    assert isinstance(made, cls) and kind.__mro__[1:] == cls.__mro__
+    assert kind.__basicsize__ == cls.__basicsize__ and not hasattr(made, "__dict__")
+    assert set(vars(kind)) <= {"__slots__", "__init__", "__module__", "__qualname__", "__doc__"}
+    assert kind.__init__ is object.__init__ and kind.__slots__ == ()
+    with pytest.raises(AttributeError):
+        setattr(made, "not_a_field", 1)  # noqa: B010
+    for name in _fields(cls):  # nothing set yet: the maker sets every field
+        assert not hasattr(made, name), name
+
+
+@pytest.mark.pure_only  # compiled, the fast path makes a native Order (no BLANK_ORDER subclass)
+def test_a_fast_path_order_pickles_and_copies_as_an_order() -> None:
+    """An order made by the interpreter's fast path (a BLANK_ORDER) round-trips through pickle and
+    ``copy.copy`` with every field, and ``Order.copy`` gives a plain ``Order``."""
+    import copy
+    import pickle
+
+    book = OrderBook("FP/USD", clock=lambda: 1000.0)
+    oid = book.add_order(side="buy", price=100.25, quantity=0.5, order_id="o1", user_id="u1")
+    made = book._orders[oid]
+    assert type(made.copy()) is Order
+    for twin in (pickle.loads(pickle.dumps(made)), copy.copy(made)):
+        assert type(twin) is type(made)
+        for name in _fields(Order):
+            if name != "level":  # pickle copies the level too (a new object)
+                assert getattr(twin, name) == getattr(made, name), name
