@@ -105,9 +105,9 @@ def test_a_writer_that_passes_the_chosen_position_gets_a_segment_further_ahead(t
     assert _positions(tmp_path / "journal-0000000000000011.log") == [11, 12]
 
 
-def test_a_crash_before_the_new_segment_is_reached_repairs_the_old_ones_torn_tail(tmp_path: Path) -> None:
-    """The rotation created the next segment (empty); a crash tore the last batch of the old one: it
-    is a torn tail (never acknowledged), not corruption, and the journal continues in the new one."""
+def _five_records_then_a_rotation(tmp_path: Path) -> tuple[Path, Path]:
+    """Five durable records, a rotation at checkpoint 3 (the next segment created, empty), closed:
+    the two segments."""
     journal = _started(tmp_path)
     for i in range(5):
         journal.append({"i": i})
@@ -115,6 +115,13 @@ def test_a_crash_before_the_new_segment_is_reached_repairs_the_old_ones_torn_tai
     journal.rotate(3)
     journal.close()
     old, fresh = Journal(tmp_path).segments()
+    return old, fresh
+
+
+def test_a_crash_before_the_new_segment_is_reached_repairs_the_old_ones_torn_tail(tmp_path: Path) -> None:
+    """The rotation created the next segment (empty); a crash tore the last batch of the old one: it
+    is a torn tail (never acknowledged), not corruption, and the journal continues in the new one."""
+    old, fresh = _five_records_then_a_rotation(tmp_path)
     assert fresh.stat().st_size == 0
     with old.open("ab") as handle:
         handle.write(b'0badc0de {"n":6,"i"')
@@ -133,13 +140,7 @@ def test_an_empty_newest_segment_beyond_the_next_position_goes_at_start(tmp_path
     """A crash lost the last records before the new segment's first position (they were never
     durable): the empty segment's name no longer fits, so start() removes it and appends go on in
     the old segment."""
-    journal = _started(tmp_path)
-    for i in range(5):
-        journal.append({"i": i})
-    assert journal.wait(5, 10)
-    journal.rotate(3)
-    journal.close()
-    old, fresh = Journal(tmp_path).segments()
+    old, fresh = _five_records_then_a_rotation(tmp_path)
     lines = old.read_bytes().splitlines(keepends=True)
     old.write_bytes(b"".join(lines[:-1]))  # position 5 never reached the disk
     reopened = Journal(tmp_path)
