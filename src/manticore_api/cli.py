@@ -16,7 +16,7 @@ import click
 import manticore_orderbook
 from manticore_matching import DEFAULT_MARKETS, ConfigError, load_markets, load_risk_limits
 from manticore_matching.background import DEFAULT_CHECKPOINT_SPACING
-from manticore_matching.journal import DEFAULT_COMMIT_INTERVAL
+from manticore_matching.journal import SERVING_COMMIT_INTERVAL
 
 from . import admin
 from .security import is_loopback
@@ -131,12 +131,13 @@ def _admin_options(function: F) -> F:
 )
 @click.option(
     "--journal-commit-interval",
-    default=DEFAULT_COMMIT_INTERVAL,
+    default=SERVING_COMMIT_INTERVAL,
     show_default=True,
     type=click.FloatRange(min=0),
-    help="Seconds between the starts of two journal fsync rounds at least: under load the journal "
-    "gathers the commands of that interval into one fsync (an order is still acknowledged only once "
-    "durable); 0: the next fsync starts as soon as the last ends.",
+    help="Seconds between the starts of two journal write rounds at least, while commands arrive "
+    "concurrently: the journal gathers the commands of that interval into one synced write (an order "
+    "is still acknowledged only once durable; a client sending one command at a time is not held "
+    "back); 0: the next round starts as soon as the last ends.",
 )
 @click.option(
     "--checkpoint-spacing",

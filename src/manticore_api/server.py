@@ -38,7 +38,7 @@ from manticore_matching import (
     MarketConfig,
 )
 from manticore_matching.background import DEFAULT_CHECKPOINT_SPACING
-from manticore_matching.journal import DEFAULT_COMMIT_INTERVAL
+from manticore_matching.journal import SERVING_COMMIT_INTERVAL
 from manticore_risk import RiskLimits
 from manticore_storage import DatabaseInUse
 
@@ -83,8 +83,9 @@ class ServerOptions:
     risk_limits: RiskLimits = DEFAULT_RISK_LIMITS
     #: Journal records between automatic (background) checkpoints; 0: only when the server stops.
     checkpoint_every: int = 100_000
-    #: Seconds between the starts of two journal fsync rounds at least (the journal's group commit).
-    journal_commit_interval: float = DEFAULT_COMMIT_INTERVAL
+    #: Seconds between the starts of two journal write rounds at least while commands arrive
+    #: concurrently (the journal's group commit; see ``Journal``'s ``commit_interval``).
+    journal_commit_interval: float = SERVING_COMMIT_INTERVAL
     #: Seconds at least between the end of a background checkpoint and the fork of the next one.
     checkpoint_spacing: float = DEFAULT_CHECKPOINT_SPACING
 

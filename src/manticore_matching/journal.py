@@ -10,7 +10,10 @@ at least that many seconds apart (PostgreSQL's
 ``commit_delay`` idea): under a steady flow of commands the writer gathers the records of that
 interval into one round, which on a disk with an IOPS throttle (a cloud volume's token bucket) can
 keep the rate of ``fsync`` under the throttle, whose stalls of tens of milliseconds would otherwise
-hold every command in flight. A record appended after a quiet interval is written at once.
+hold every command in flight. The interval applies only while commands arrive concurrently: a round
+waits for it only if records were already waiting when the last round ended (appended during its
+write); otherwise (a quiet interval, or a client that sends its next command once the last is
+answered) the next record is written at once.
 A client is acknowledged only when its command's position is durable, so an acknowledged command
 survives ``kill -9`` and power loss (with ``fsync=True``).
 
@@ -41,7 +44,14 @@ from typing import Any, Protocol
 
 import orjson
 
-__all__ = ["DEFAULT_COMMIT_INTERVAL", "CommandLog", "Journal", "JournalClosed", "JournalCorrupt"]
+__all__ = [
+    "DEFAULT_COMMIT_INTERVAL",
+    "SERVING_COMMIT_INTERVAL",
+    "CommandLog",
+    "Journal",
+    "JournalClosed",
+    "JournalCorrupt",
+]
 
 _PREFIX = "journal-"
 _SUFFIX = ".log"
@@ -51,6 +61,10 @@ _SUFFIX = ".log"
 #: this project's machines, whose journal ran ~1,000 rounds/s at half load (docs/performance.md,
 #: "Session 20: the commit interval measured"); it is an operator's option for a throttled disk.
 DEFAULT_COMMIT_INTERVAL = 0.0
+#: ``manticore serve``'s commit interval (its ``--journal-commit-interval`` default): at moderate load
+#: it halves the rounds, and with them the serving process's CPU per request and the p99 latency
+#: (docs/performance.md, "Session 23: the commit interval while commands arrive concurrently").
+SERVING_COMMIT_INTERVAL = 0.002
 
 
 class JournalCorrupt(Exception):
@@ -197,9 +211,10 @@ class Journal:
         on_durable: called from the writer thread with the new durable position after each batch.
         commit_interval: seconds between the starts of two rounds at least (>= 0; 0: the next round
             starts as soon as the last one ends). A round that would start sooner waits until then,
-            gathering what is appended meanwhile; a round after a quiet interval starts at once, and
-            :meth:`close` ends the wait. What a round makes durable is acknowledged only after its
-            ``fsync``, as always.
+            gathering what is appended meanwhile, but only if records were already waiting when the
+            last round ended (otherwise it starts at once: no wait for a client that sends one command
+            at a time, or after a quiet interval); :meth:`close` ends the wait. What a round makes
+            durable is acknowledged only after its synced write, as always.
 
     Use: :meth:`read` the existing records once, then :meth:`start`, then :meth:`append` (returns the
     position, does not wait) and :meth:`wait` (blocks until a position is durable).
@@ -562,6 +577,9 @@ class Journal:
         interval = self.commit_interval
         clock = time.monotonic
         started = -interval  # when the last round started (none yet: the first starts at once)
+        # Commands arrive concurrently: the last round carried more than one record, or records were
+        # waiting when it ended. Only then does the next round wait out the interval.
+        gather = False
         while True:
             if not pending:
                 with work:
@@ -578,12 +596,12 @@ class Journal:
                         work.wait()
                         self._writer_idle = False
             if interval:
-                # Group commit over an interval: the last round started less than ``interval`` ago,
-                # so gather what the appenders add until then (close() wakes the wait: it notifies
-                # ``work`` after setting ``_closing``).
+                # Group commit over an interval: while commands arrive concurrently (``gather``) and
+                # the last round started less than ``interval`` ago, gather what the appenders add
+                # until then (close() wakes the wait: it notifies ``work`` after setting ``_closing``).
                 due = started + interval
                 now = clock()
-                if now < due:
+                if gather and now < due:
                     with work:
                         while not self._closing:
                             left = due - clock()
@@ -611,5 +629,6 @@ class Journal:
                     self.batches += 1
                     self.records_written += count
                     self._done.notify_all()
+                gather = count > 1 or bool(pending)
             if self._on_durable is not None:
                 self._on_durable(position)
