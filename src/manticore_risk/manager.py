@@ -33,7 +33,7 @@ from .rate_limit import RateLimiter
 from .settlement import Settlement
 from .state import build_state, export_state
 from .tracking import OrderRegistry, TrackedOrder, required_hold
-from .units import add_units, from_units, parse_units, same_amount
+from .units import add_units, from_units, read_units, same_amount
 
 __all__ = ["Number", "RiskManager"]
 
@@ -351,20 +351,20 @@ class RiskManager:
         the only check that records something).
 
         Price and quantity become integer units of the market: ``str`` of the Decimal read by
-        :func:`~.units.parse_units` (exact; a whole number of ticks and lots is the grid check), or,
+        :func:`~.units.read_units` (exact; a whole number of ticks and lots is the grid check), or,
         for what that does not read (an exponent, more places than the units, NaN, an infinity), the
         grid divisions, exact in any context (a NaN or an infinity leaves a non-zero remainder or
         raises: the general path then reports it). Everything after is integer arithmetic, the hold
         included (``price x quantity x margin`` in quote units)."""
         # Price and quantity in the market's units: a plain decimal string (the exchange's record gives
-        # its strings; ``str`` of a Decimal is exact) parses in one native pass (parse_units). Anything
+        # its strings; ``str`` of a Decimal is exact) parses in one native pass (read_units). Anything
         # else of a Decimal (an exponent, more places than the units, NaN) takes the Decimal division,
         # exact in any context; anything else of a string, the general path (it reads every spelling).
-        price_units = parse_units(price if type(price) is str else str(price), market.price_exp)
-        quantity_units = parse_units(
+        price_units, price_read = read_units(price if type(price) is str else str(price), market.price_exp)
+        quantity_units, quantity_read = read_units(
             quantity if type(quantity) is str else str(quantity), market.quantity_exp
         )
-        if price_units is not None and quantity_units is not None:
+        if price_read and quantity_read:
             if price_units % market.tick_units or quantity_units % market.lot_units:
                 return False  # off the grid
         elif isinstance(price, Decimal) and isinstance(quantity, Decimal):
@@ -642,13 +642,26 @@ class RiskManager:
         ):
             return False
         price = self._units(market.price_cache, data.get("price"), market.price_exp)
+        if price is None:
+            return False
+        # Read as (units, ok) pairs: no int object per amount in the compiled build.
         text = data.get("quantity")  # rarely the same string twice: parsed, not cached
-        quantity = parse_units(text, quantity_exp) if type(text) is str else None
+        if type(text) is not str:
+            return False
+        quantity, ok = read_units(text, quantity_exp)
+        if not ok:
+            return False
         fee = data.get("maker_fee")
-        maker_fee = parse_units(fee, quote_exp) if type(fee) is str else None
+        if type(fee) is not str:
+            return False
+        maker_fee, ok = read_units(fee, quote_exp)
+        if not ok:
+            return False
         fee = data.get("taker_fee")
-        taker_fee = parse_units(fee, quote_exp) if type(fee) is str else None
-        if price is None or quantity is None or maker_fee is None or taker_fee is None:
+        if type(fee) is not str:
+            return False
+        taker_fee, ok = read_units(fee, quote_exp)
+        if not ok:
             return False
         notional = price * (quantity * market.notional_factor)  # small factors first (native)
         maker = data.get("maker_order_id")
@@ -722,11 +735,12 @@ class RiskManager:
         found = cache.get(value)
         if found is not None:
             return found
-        units = parse_units(value, exp)
-        if units is not None:
-            if len(cache) >= _PARSED_MAX:
-                cache.clear()
-            cache[value] = units
+        units, ok = read_units(value, exp)
+        if not ok:
+            return None
+        if len(cache) >= _PARSED_MAX:
+            cache.clear()
+        cache[value] = units
         return units
 
     # ------------------------------------------------------------------ queries
