@@ -74,13 +74,15 @@ class TrackedOrder:
         quantity: Decimal | None,
         asset: str,
         margin: Decimal,
-        price_units: int | None = None,
-        open_units: int | None = None,
+        price_units: int = -1,
+        open_units: int = -1,
     ) -> None:
-        """``price_units`` and ``open_units``, when given, are ``price`` and ``quantity`` in the market's
-        units (see :class:`~.markets.Market`), already known to the caller; then ``price`` may be None
-        for a limit price given in units only (the order is priced), and ``quantity`` None (its Decimal
-        is made from ``open_units`` when first read)."""
+        """``price_units`` and ``open_units``, when given (not negative: a price and a quantity the fast
+        path holds for are positive), are ``price`` and ``quantity`` in the market's units (see
+        :class:`~.markets.Market`), already known to the caller; then ``price`` may be None for a limit
+        price given in units only (the order is priced), and ``quantity`` None (its Decimal is made from
+        ``open_units`` when first read). Plain ints, not ``int | None``: the compiled build passes them
+        without an int object each."""
         self.order_id = order_id
         self.symbol = market.symbol
         self.user_id = user_id
@@ -88,23 +90,23 @@ class TrackedOrder:
         self.order_type = order_type
         self.stop_price = stop_price
         self._quantity = quantity
-        self._quantity_units = 0 if open_units is None else open_units
+        self._quantity_units = 0 if open_units < 0 else open_units
         self._quantity_exp = market.quantity_exp
         self.asset = asset
         self.margin = margin
         self.standard_margin = margin is market.margin or margin == market.margin
-        priced = price is not None or price_units is not None
+        priced = price is not None or price_units >= 0
         self.market_buy = is_buy and not priced
         # Amounts in integer units (see .units), each with its own exponent, starting at the market's.
         self.price_exp = market.price_exp
         self.priced = priced
         self.price_units = 0
-        if price_units is not None:
+        if price_units >= 0:
             self.price_units = price_units
         elif price is not None:
             self.price = price
         self.open_exp = market.quantity_exp
-        if open_units is None:
+        if open_units < 0:
             if quantity is None:
                 raise ValueError("a TrackedOrder needs its quantity or its open_units")
             self.open_units = 0
