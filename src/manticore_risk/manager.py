@@ -693,7 +693,9 @@ class RiskManager:
         seller_gets = sell.proceeds
         if seller_gets is None:
             seller_gets = sell.proceeds = ledger.balance(sell.user_id, market.quote)
-        pool = ledger.fee_pool(market.quote)
+        pool = market.fee_pool  # the ledger's own pool, linked once (a call and a dict read)
+        if pool is None:
+            pool = market.fee_pool = ledger.fee_pool(market.quote)
         # Each balance may count in finer units than the market (another market's): scale into them.
         buyer_scale = buyer_pays.scale(quote_exp)
         buyer_gets_scale = buyer_gets.scale(quantity_exp)
@@ -855,6 +857,7 @@ class RiskManager:
             self._limiter.load(rate_entries)
         for market in self._markets.values():
             market.last_sequence = market.book.sequence
+            market.fee_pool = None  # the ledger's pools were replaced: link the new one on use
 
 
 def _check_asset(asset: object) -> str:

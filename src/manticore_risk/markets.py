@@ -7,6 +7,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from manticore_orderbook import OrderBook
 
 from .amounts import EXACT, ZERO, add, to_decimal
+from .ledger import Balance
 from .limits import RiskLimits
 from .units import decimals, pow10
 
@@ -40,6 +41,7 @@ class Market:
         "band_low_units",
         "base",
         "book",
+        "fee_pool",
         "hold_factor",
         "last_sequence",
         "limits",
@@ -143,6 +145,10 @@ class Market:
         self._band_ratio: tuple[int, int] = (0, 1)
         #: An event's price strings in units (they repeat: a level's price).
         self.price_cache: dict[str, int] = {}
+        #: The ledger's pool of the fees collected in ``quote`` (``Ledger.fee_pool``), linked by the
+        #: trade fast path on its first trade; None until then, and again after the ledger's contents
+        #: are replaced (``RiskManager.restore_state``), which replaces the pools.
+        self.fee_pool: Balance | None = None
 
     def use_limits(self, default: RiskLimits) -> None:
         """Take the per-order limits in force: the market's own ``limits`` if it has them, else
