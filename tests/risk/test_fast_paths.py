@@ -461,3 +461,23 @@ def test_the_open_order_limit_counts_each_time_in_force_as_the_general_path() ->
             assert decision == expected, (tif, n)
             assert fast.export_state() == general.export_state()
         assert decision["code"] == ("" if tif and tif.upper() in ("IOC", "FOK") else "max_open_orders")
+
+
+def test_fees_after_a_restore_go_to_the_restored_ledgers_pool() -> None:
+    """The trade fast path links its market's fee pool on the first trade; ``restore_state`` replaces the
+    ledger's pools, so the fees of a trade after a restore must land in the restored ledger's pool
+    (counted by ``fees_collected``, money conserved), not in the pool linked before it."""
+    ex = FastExchange(limits=LIMITS)
+    ex.deposit("a", "USD", "100000")
+    ex.deposit("b", "BTC", "100")
+    for round_ in ("1", "2"):
+        assert ex.place(f"s{round_}", "BTC/USD", "b", "sell", "limit", "100", "1")["approved"]
+        assert ex.place(f"b{round_}", "BTC/USD", "a", "buy", "limit", "100", "1")["approved"]
+        verify(ex)
+        if round_ == "1":
+            fees = ex.risk.fees_collected()["USD"]
+            assert fees == D("0.3")  # 100 x (0.001 + 0.002)
+            ex.risk.restore_state(ex.risk.export_state())
+    assert ex.books["BTC/USD"].counters()[1] == 2
+    assert ex.risk.fees_collected()["USD"] == 2 * fees
+    assert ex.risk.total("USD") == D("100000")

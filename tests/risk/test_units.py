@@ -18,7 +18,7 @@ from manticore_orderbook import EventType
 from manticore_risk import COMPILED, InsufficientFunds
 from manticore_risk import units as units_module
 from manticore_risk.ledger import Balance
-from manticore_risk.units import add_units, from_units, parse_units, same_amount, to_units
+from manticore_risk.units import add_units, from_units, parse_units, read_units, same_amount, to_units
 
 from .support import EXACT, MARKETS, Exchange, margin_of, verify
 
@@ -82,6 +82,29 @@ def test_the_string_method_reading_reads_plain_decimal_strings_exactly(amount: D
     assert units == (None if places > exp else units_module.parse_units(text, exp))
     if units is not None:
         assert value(units, exp) == amount
+
+
+@settings(max_examples=1000)
+@given(text=st.text(alphabet="0123456789.-+_ eE\u0665\u00b2", max_size=24), exp=exps)
+def test_read_units_is_parse_units_as_a_pair(text: str, exp: int) -> None:
+    """read_units (the hot paths' reading, a native pair when compiled) answers ``(units, True)`` exactly
+    where parse_units answers ``units``, and ``(0, False)`` where it answers None: any string, both
+    readings (the character loop up to 18 characters, the string methods beyond and when interpreted)."""
+    units = parse_units(text, exp)
+    assert read_units(text, exp) == ((0, False) if units is None else (units, True))
+
+
+def test_read_units_reads_what_the_book_prints() -> None:
+    """The book's exact strings: prices, quantities, fees (negative: a maker rebate), scaled to the units;
+    what parse_units refuses is refused."""
+    assert read_units("10000.25", 2) == (1_000_025, True)
+    assert read_units("0.12345", 5) == (12_345, True)
+    assert read_units("-0.0500000000", 10) == (-500_000_000, True)
+    assert read_units("7", 3) == (7_000, True)
+    assert read_units("0.001", 10) == (10_000_000, True)
+    assert read_units("1" * 20, 2) == (int("1" * 20) * 100, True)  # beyond 64 bits: the string methods
+    for text in ("1.234", "1e3", "", "-", "1.", ".5", "+1", "1_0", " 1", "\u0665"):
+        assert read_units(text, 2) == (0, False), text
 
 
 def test_the_units_module_knows_whether_it_is_compiled() -> None:
