@@ -423,7 +423,8 @@ class RiskManager:
         balance = assets.get(asset)
         if balance is None:
             return False
-        scale = balance.scale(exp)  # the balance may count in finer units than the market
+        # The balance may count in finer units than the market (Balance.scale; its call only then).
+        scale = 1 if balance.exp == exp else balance.scale(exp)
         held = need if scale == 1 else need * scale  # in the balance's units
         if held > balance.avail:
             return False
@@ -696,12 +697,13 @@ class RiskManager:
         pool = market.fee_pool  # the ledger's own pool, linked once (a call and a dict read)
         if pool is None:
             pool = market.fee_pool = ledger.fee_pool(market.quote)
-        # Each balance may count in finer units than the market (another market's): scale into them.
-        buyer_scale = buyer_pays.scale(quote_exp)
-        buyer_gets_scale = buyer_gets.scale(quantity_exp)
-        seller_scale = seller_pays.scale(quantity_exp)
-        seller_gets_scale = seller_gets.scale(quote_exp)
-        pool_scale = pool.scale(quote_exp)
+        # Each balance may count in finer units than the market (another market's): scale into them
+        # (Balance.scale, called only when the exponents differ: the common case is a compare).
+        buyer_scale = 1 if buyer_pays.exp == quote_exp else buyer_pays.scale(quote_exp)
+        buyer_gets_scale = 1 if buyer_gets.exp == quantity_exp else buyer_gets.scale(quantity_exp)
+        seller_scale = 1 if seller_pays.exp == quantity_exp else seller_pays.scale(quantity_exp)
+        seller_gets_scale = 1 if seller_gets.exp == quote_exp else seller_gets.scale(quote_exp)
+        pool_scale = 1 if pool.exp == quote_exp else pool.scale(quote_exp)
         # Everything is known: apply it.
         market.last_sequence = sequence
         proceeds = notional - seller_fee
