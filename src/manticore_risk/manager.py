@@ -642,9 +642,16 @@ class RiskManager:
             or sell.hold_exp != quantity_exp
         ):
             return False
-        price = self._units(market.price_cache, data.get("price"), market.price_exp)
-        if price is None:
-            return False
+        text = data.get("price")
+        if text is market.last_price_text:  # the previous trade's string (a sweep through one level)
+            price = market.last_price_units
+        else:
+            found = self._units(market.price_cache, text, market.price_exp)
+            if found is None:
+                return False
+            price = found
+            market.last_price_text = text
+            market.last_price_units = price
         # Read as (units, ok) pairs: no int object per amount in the compiled build.
         text = data.get("quantity")  # rarely the same string twice: parsed, not cached
         if type(text) is not str:

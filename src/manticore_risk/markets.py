@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Final
 
 from manticore_orderbook import OrderBook
 
@@ -14,6 +15,8 @@ from .units import decimals, pow10
 __all__ = ["Market"]
 
 _EXACT_FORMATS = ("str", "decimal")
+#: :attr:`Market.last_price_text` before the first trade: an object no event carries.
+_NO_TEXT: Final = object()
 
 
 class Market:
@@ -43,6 +46,8 @@ class Market:
         "book",
         "fee_pool",
         "hold_factor",
+        "last_price_text",
+        "last_price_units",
         "last_sequence",
         "limits",
         "lot_size",
@@ -149,6 +154,11 @@ class Market:
         #: trade fast path on its first trade; None until then, and again after the ledger's contents
         #: are replaced (``RiskManager.restore_state``), which replaces the pools.
         self.fee_pool: Balance | None = None
+        #: The last trade price string the trade fast path read, and its units: a sweep's trades at one
+        #: level carry the level's one string object, so an identity test spares the cache's dict read.
+        #: (Not a string until the first: no payload value is this object.)
+        self.last_price_text: object = _NO_TEXT
+        self.last_price_units = 0
 
     def use_limits(self, default: RiskLimits) -> None:
         """Take the per-order limits in force: the market's own ``limits`` if it has them, else

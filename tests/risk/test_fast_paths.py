@@ -481,3 +481,40 @@ def test_fees_after_a_restore_go_to_the_restored_ledgers_pool() -> None:
     assert ex.books["BTC/USD"].counters()[1] == 2
     assert ex.risk.fees_collected()["USD"] == 2 * fees
     assert ex.risk.total("USD") == D("100000")
+
+
+def test_sweeps_through_levels_settle_each_trade_at_its_own_price() -> None:
+    """The trade fast path remembers the last trade's price string and its units (a sweep's trades at
+    one level share the level's string): sweeps through several levels, several makers per level, then
+    a trade back at an earlier level's price, settle as the general settlement after every order."""
+    fast, general = FastExchange(limits=LIMITS), GeneralExchange(limits=LIMITS)
+    for ex in (fast, general):
+        for user in ("m1", "m2", "m3"):
+            ex.deposit(user, "USD", "100000")
+            ex.deposit(user, "BTC", "100")
+        ex.deposit("t", "USD", "100000")
+        ex.deposit("t", "BTC", "100")
+    steps = [
+        ("a1", "m1", "sell", "100", "0.5"),
+        ("a2", "m2", "sell", "100", "0.3"),
+        ("a3", "m3", "sell", "100.5", "0.4"),
+        ("a4", "m1", "sell", "101", "0.6"),
+        ("a5", "m2", "sell", "101", "0.2"),
+        ("t1", "t", "buy", "101", "1.9"),  # four trades: 100, 100, 100.5, 101 (then 101 again)
+        ("b1", "m3", "buy", "99.5", "1"),
+        ("b2", "m1", "buy", "99", "1"),
+        ("t2", "t", "sell", "99", "1.5"),  # 99.5, then 99
+        ("b3", "m2", "buy", "99.5", "0.7"),
+        ("t3", "t", "sell", "99.5", "0.7"),  # 99.5 again, after 99
+    ]
+    for order_id, user, side, price, quantity in steps:
+        results = [
+            ex.place(order_id, "BTC/USD", user, side, "limit", price, quantity) for ex in (fast, general)
+        ]
+        assert results[0] == results[1] and results[0]["approved"], order_id
+        for ex in (fast, general):
+            verify(ex)
+        assert fast.risk.export_state() == general.risk.export_state(), order_id
+    assert fast.books["BTC/USD"].counters()[1] == 8
+    for user in ("m1", "m2", "m3", "t"):
+        assert fast.risk.balances(user) == general.risk.balances(user)
