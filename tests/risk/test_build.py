@@ -72,3 +72,35 @@ def test_no_compiled_module_sits_next_to_the_sources() -> None:
     """An editable install must run the edited ``.py`` files, never a stale extension module beside them."""
     stale = [p.name for p in SOURCES.iterdir() if p.name.endswith(tuple(EXTENSION_SUFFIXES))]
     assert stale == []
+
+
+def test_tracked_orders_and_balances_are_not_tracked_by_the_cyclic_gc_when_compiled() -> None:
+    """``TrackedOrder`` and ``Balance`` hold no container that could lead back to them (``acyclic``): the
+    compiled classes carry no GC header and are never traversed by a collection (thousands of tracked
+    orders live at once); the interpreted ones are ordinary slotted objects, tracked as usual."""
+    import gc
+    from decimal import Decimal
+
+    from manticore_orderbook import OrderBook
+    from manticore_risk import RiskManager
+
+    book = OrderBook("BTC/USD", number_format="str", tick_size="0.01", lot_size="0.001")
+    risk = RiskManager()
+    risk.register_market("BTC/USD", "BTC", "USD", book)
+    risk.deposit("u", "USD", "1000")
+    decision = risk.check_and_reserve(
+        "o1",
+        user_id="u",
+        symbol="BTC/USD",
+        side="buy",
+        order_type="limit",
+        price="10",
+        quantity="1",
+        now=1.0,
+    )
+    assert decision["approved"]
+    order = risk._registry.by_id["o1"]
+    assert order.balance is not None and order.balance.held == Decimal("10.0000")
+    compiled = manticore_risk.COMPILED
+    assert gc.is_tracked(order) is not compiled
+    assert gc.is_tracked(order.balance) is not compiled
