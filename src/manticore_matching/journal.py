@@ -31,7 +31,6 @@ else is corruption and raises :class:`JournalCorrupt`.
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import os
@@ -216,24 +215,6 @@ def decoded_keys(*names: str) -> tuple[str, ...]:
     return keys
 
 
-def _line_at(data: bytes, index: int) -> bytes | None:
-    """Line ``index`` (>= 0; 0 is the first) of ``data`` as ``readlines`` splits it (a line ends after a
-    newline; the last one may have none), or None if ``data`` has no such line. Only that line is built:
-    the lines before it are skipped with one newline search each (:meth:`Journal.record_at` looks for
-    one record, usually near the end of its segment)."""
-    start = 0
-    skip = data.index
-    try:
-        for _ in range(index):
-            start = skip(b"\n", start) + 1
-    except ValueError:  # fewer newlines than lines to skip
-        return None
-    if start >= len(data):
-        return None
-    end = data.find(b"\n", start)
-    return data[start:] if end < 0 else data[start : end + 1]
-
-
 #: A record's position key, as decoded (:func:`decoded_keys`).
 (_N,) = decoded_keys("n")
 
@@ -398,15 +379,13 @@ class Journal:
             return None
         first = _first_position(holder)
         with holder.open("rb") as handle:
-            data = handle.read()
+            lines = handle.readlines()
         index = position - first
-        line = _line_at(data, index) if index >= 0 else None
-        if line is not None:
-            record = _decode(line)
+        if 0 <= index < len(lines):
+            record = _decode(lines[index])
             if record is not None and record["n"] == position:
                 return record
-        # not where positions rising by one put it: look at every line
-        for line in io.BytesIO(data).readlines():
+        for line in lines:  # not where positions rising by one put it: look at every line
             record = _decode(line)
             if record is not None and record["n"] == position:
                 return record

@@ -1,8 +1,7 @@
-"""The journal's read side: records' keys as decoded (lookups by identity), the positions' rule, record_at."""
+"""The journal's read side: records' keys as decoded (lookups by identity), and the positions' rule."""
 
 from __future__ import annotations
 
-import io
 import zlib
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manticore_matching import apply
-from manticore_matching.journal import Journal, JournalCorrupt, _decode, _line_at, decoded_keys
+from manticore_matching.journal import Journal, JournalCorrupt, decoded_keys
 
 _PLACE_KEYS = (
     "op",
@@ -123,75 +122,3 @@ def test_positions_rise_by_one_after_the_checkpoint(
             for record in journal.read(after=after):
                 got.append(record["n"])
         assert got == expected
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    data=st.lists(st.sampled_from([b"a", b"\n", b"bc", b"\n\n", b"x\ny"]), max_size=12).map(b"".join),
-    index=st.integers(min_value=0, max_value=14),
-)
-def test_line_at_is_the_line_readlines_gives(data: bytes, index: int) -> None:
-    lines = io.BytesIO(data).readlines()
-    assert _line_at(data, index) == (lines[index] if index < len(lines) else None)
-
-
-def _record_at_before(journal: Journal, position: int) -> dict[str, Any] | None:
-    """Journal.record_at as session 23 wrote it (every line read with readlines): the model."""
-    if position < 1:
-        return None
-    holder = None
-    for path in journal.segments():
-        if int(path.name[len("journal-") : -len(".log")]) > position:
-            break
-        holder = path
-    if holder is None:
-        return None
-    first = int(holder.name[len("journal-") : -len(".log")])
-    with holder.open("rb") as handle:
-        lines = handle.readlines()
-    index = position - first
-    if 0 <= index < len(lines):
-        record = _decode(lines[index])
-        if record is not None and record["n"] == position:
-            return record
-    for line in lines:
-        record = _decode(line)
-        if record is not None and record["n"] == position:
-            return record
-    return None
-
-
-_SEGMENT_LINE = st.one_of(
-    st.integers(min_value=1, max_value=9).map(lambda n: ("record", n)),
-    st.sampled_from([("damaged", 0), ("blank", 0)]),
-)
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    segments=st.lists(st.lists(_SEGMENT_LINE, max_size=8), min_size=1, max_size=3),
-    torn=st.booleans(),
-    position=st.integers(min_value=0, max_value=12),
-)
-def test_record_at_finds_what_it_found_before(
-    tmp_path_factory: Any, segments: list[list[tuple[str, int]]], torn: bool, position: int
-) -> None:
-    """Segments with records out of place, repeated, damaged or blank lines and a torn last line: the
-    same record (or None) as the model, which read every line."""
-    directory = tmp_path_factory.mktemp("journal")
-    first = 1
-    for number, lines in enumerate(segments):
-        content = b""
-        for index, (kind, n) in enumerate(lines):
-            if kind == "record":
-                content += _line({"op": "x", "n": n, "i": index, "segment": number})
-            elif kind == "damaged":
-                content += b"00000000 {}\n"
-            else:
-                content += b"\n"
-        if torn and number == len(segments) - 1:
-            content += _line({"op": "x", "n": first + len(lines)})[:-3]
-        (directory / f"journal-{first:016d}.log").write_bytes(content)
-        first += max(len(lines), 1)
-    journal = Journal(directory)
-    assert journal.record_at(position) == _record_at_before(journal, position)
