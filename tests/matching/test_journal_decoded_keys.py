@@ -1,7 +1,8 @@
-"""The journal's read side: records' keys as decoded (lookups by identity), and the positions' rule."""
+"""The journal's read side: records' keys as decoded (lookups by identity), how lines are read."""
 
 from __future__ import annotations
 
+import io
 import zlib
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manticore_matching import apply
-from manticore_matching.journal import Journal, JournalCorrupt, decoded_keys
+from manticore_matching.journal import Journal, JournalCorrupt, _decode, decoded_keys
 
 _PLACE_KEYS = (
     "op",
@@ -122,3 +123,95 @@ def test_positions_rise_by_one_after_the_checkpoint(
             for record in journal.read(after=after):
                 got.append(record["n"])
         assert got == expected
+
+
+def _read_before(paths: list[Path], after: int) -> tuple[list[dict[str, Any]], str | None, list[int]]:
+    """Journal.read as session 23 wrote it (every line of a segment from readlines), without writing:
+    the records it yields, the error it raises and the size it leaves each segment (the model)."""
+    out: list[dict[str, Any]] = []
+    sizes = [path.stat().st_size for path in paths]
+    last = after
+    tail = len(paths) - 1
+    while tail > 0 and paths[tail].stat().st_size == 0:
+        tail -= 1
+    for index, path in enumerate(paths):
+        final_segment = index >= tail
+        torn = False
+        lines = io.BytesIO(path.read_bytes()).readlines()
+        for number, line in enumerate(lines):
+            record = _decode(line)
+            if record is None:
+                if final_segment and number == len(lines) - 1:
+                    torn = True
+                    break
+                return out, f"{path.name}: line {number + 1} is damaged", sizes
+            position = record["n"]
+            if position <= last:
+                if position <= after:
+                    continue
+                return out, f"{path.name}: position {position} repeats", sizes
+            if position != last + 1:
+                return out, f"{path.name}: position {last + 1} is missing", sizes
+            last = position
+            out.append(record)
+        good_bytes = sum(map(len, lines[:-1] if torn else lines))
+        if final_segment and good_bytes < sizes[index]:
+            sizes[index] = good_bytes
+    return out, None, sizes
+
+
+_READ_LINE = st.one_of(
+    st.integers(min_value=1, max_value=8).map(lambda n: ("record", n)),
+    st.sampled_from(
+        [("damaged", 0), ("blank", 0), ("short", 0), ("bad crc", 1), ("not json", 0), ("no position", 0)]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    segments=st.lists(st.lists(_READ_LINE, max_size=7), min_size=1, max_size=3),
+    tail=st.sampled_from([b"", b"0", b"0123456789", b"00000000 {", b"\n"]),
+    after=st.integers(min_value=0, max_value=4),
+)
+def test_read_yields_raises_and_cuts_as_it_did(
+    tmp_path_factory: Any, segments: list[list[tuple[str, int]]], tail: bytes, after: int
+) -> None:
+    """Segments of well-formed records in any order, damaged, blank, short, wrongly summed, non-JSON
+    and position-less lines, and a last segment ending in a partial line: read() yields the records,
+    raises the error and leaves the segments' sizes that the model (readlines and _decode) gives."""
+    directory = tmp_path_factory.mktemp("journal")
+    first = 1
+    for number, lines in enumerate(segments):
+        content = b""
+        for kind, n in lines:
+            if kind == "record":
+                content += _line({"op": "x", "n": n, "segment": number})
+            elif kind == "damaged":
+                content += b"00000000 {}\n"
+            elif kind == "blank":
+                content += b"\n"
+            elif kind == "short":
+                content += b"0 1\n"
+            elif kind == "bad crc":
+                content += _line({"op": "x", "n": n}).replace(b"{", b"{ ", 1)
+            elif kind == "not json":
+                content += b"%08x %b\n" % (zlib.crc32(b"{x"), b"{x")
+            else:
+                content += _line({"op": "x"})
+        if number == len(segments) - 1:
+            content += tail
+        (directory / f"journal-{first:016d}.log").write_bytes(content)
+        first += 10
+    journal = Journal(directory)
+    expected, error, sizes = _read_before(journal.segments(), after)
+    got: list[dict[str, Any]] = []
+    if error is None:
+        got = list(journal.read(after=after))
+        assert journal.appended == (expected[-1]["n"] if expected else after)
+        assert [path.stat().st_size for path in journal.segments()] == sizes
+    else:
+        with pytest.raises(JournalCorrupt) as raised:
+            got.extend(journal.read(after=after))
+        assert str(raised.value) == error
+    assert got == expected
