@@ -16,7 +16,7 @@ from manticore_risk import Decision, RiskError, RiskManager
 
 from .commands import risk_args
 from .errors import InvalidCommand, OrderNotFound, OrderRejected
-from .journal import JournalCorrupt
+from .journal import JournalCorrupt, decoded_keys
 
 __all__ = [
     "check_replayed",
@@ -29,6 +29,48 @@ __all__ = [
     "replay_place",
     "transfer",
 ]
+
+# A replayed place record's keys, as the journal's decoding holds them (lookups by identity): see
+# decoded_keys. Every other dict's lookups with them find what lookups with the literal names find.
+(
+    _ORDER_ID,
+    _USER_ID,
+    _SYMBOL,
+    _SIDE,
+    _ORDER_TYPE,
+    _PRICE,
+    _QUANTITY,
+    _STOP_PRICE,
+    _TIME_IN_FORCE,
+    _SELF_TRADE_PREVENTION,
+    _TS,
+    _TRAIL_VALUE,
+    _TRAIL_IS_PERCENT,
+    _DISPLAYED_QUANTITY,
+    _EXPIRY_TIME,
+    _CLIENT_ORDER_ID,
+    _CHECK,
+    _SEQ,
+) = decoded_keys(
+    "order_id",
+    "user_id",
+    "symbol",
+    "side",
+    "order_type",
+    "price",
+    "quantity",
+    "stop_price",
+    "time_in_force",
+    "self_trade_prevention",
+    "ts",
+    "trail_value",
+    "trail_is_percent",
+    "displayed_quantity",
+    "expiry_time",
+    "client_order_id",
+    "check",
+    "seq",
+)
 
 
 def place(risk: RiskManager, book: OrderBook, record: dict[str, Any], *, check: bool) -> None:
@@ -121,21 +163,21 @@ def replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> 
     The steps of :func:`_check_and_reserve`, :func:`_to_book` and :func:`check_replayed`, written out
     in one frame (it runs for almost every replayed record); a book refusal and a divergence go to
     the same code as theirs."""
-    order_id = record["order_id"]
-    user_id = record["user_id"]
-    side = record["side"]
-    order_type = record["order_type"]
-    price = record["price"]
-    quantity = record["quantity"]
-    stop_price = record["stop_price"]
-    time_in_force = record["time_in_force"]
-    self_trade_prevention = record["self_trade_prevention"]
-    ts = record["ts"]
+    order_id = record[_ORDER_ID]
+    user_id = record[_USER_ID]
+    side = record[_SIDE]
+    order_type = record[_ORDER_TYPE]
+    price = record[_PRICE]
+    quantity = record[_QUANTITY]
+    stop_price = record[_STOP_PRICE]
+    time_in_force = record[_TIME_IN_FORCE]
+    self_trade_prevention = record[_SELF_TRADE_PREVENTION]
+    ts = record[_TS]
     try:
         decision = risk.check_and_reserve(
             order_id,
             user_id=user_id,
-            symbol=record["symbol"],
+            symbol=record[_SYMBOL],
             side=side,
             order_type=order_type,
             price=price,
@@ -152,9 +194,9 @@ def replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> 
         raise OrderRejected(str(exc), getattr(exc, "code", None) or "insufficient_balance") from None
     except ValueError as exc:
         raise InvalidCommand(str(exc)) from None
-    trail_value = record["trail_value"]
-    trail_is_percent = record["trail_is_percent"]
-    displayed_quantity = record["displayed_quantity"]
+    trail_value = record[_TRAIL_VALUE]
+    trail_is_percent = record[_TRAIL_IS_PERCENT]
+    displayed_quantity = record[_DISPLAYED_QUANTITY]
     if (
         stop_price is None
         and trail_value is None
@@ -170,7 +212,7 @@ def replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> 
             quantity,
             order_id,
             time_in_force,
-            record["expiry_time"],
+            record[_EXPIRY_TIME],
             user_id,
             order_type,
             stop_price,
@@ -178,19 +220,14 @@ def replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> 
             trail_is_percent,
             displayed_quantity,
             self_trade_prevention,
-            record.get("client_order_id"),
+            record.get(_CLIENT_ORDER_ID),
         )
     except OrderBookError as exc:
         risk.release_unplaced(order_id)
         raise InvalidCommand(str(exc)) from None
-    check = record.get("check")
-    if (  # check_replayed, written out
-        book.sequence != record.get("seq")
-        or type(check) is not list
-        or len(check) != 2
-        or check[0] != len(book)
-        or check[1] != book.counters()[1]
-    ):
+    # check_replayed's test, written out: a list equals the fingerprint's iff fingerprint_matches (a
+    # decoded record's check is a list or absent; anything else is unequal to a list, as there).
+    if book.sequence != record.get(_SEQ) or record.get(_CHECK) != [len(book), book.counters()[1]]:
         check_replayed(book, record)
 
 

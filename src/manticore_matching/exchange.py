@@ -83,7 +83,7 @@ from .errors import (
     UnknownMarket,
 )
 from .feed import CommandCapture, command_messages, fill_record, trade_record, users_of
-from .journal import DEFAULT_COMMIT_INTERVAL, CommandLog, Journal, JournalClosed, JournalCorrupt
+from .journal import DEFAULT_COMMIT_INTERVAL, CommandLog, Journal, JournalClosed, JournalCorrupt, decoded_keys
 from .lock import DataDirectoryLock
 from .market import RECENT_TRADES, TRADE_KEYS, Market, new_book, owned
 from .reads import ExchangeReads
@@ -104,6 +104,11 @@ _PREFIX_LENGTH = len(GENERATED_PREFIX)
 _trade_values = operator.itemgetter(*TRADE_KEYS)
 #: What :meth:`Exchange._commit` returns for a replayed command without a command id (unread).
 _REPLAYED = Receipt(0)
+# The replayed records' keys that the restore loop and _replay_place read, as the journal's decoding holds
+# them (lookups by identity: see decoded_keys; any other dict's lookups find what the names find).
+_N, _OP, _SYMBOL, _TS, _DISPLAYED_QUANTITY, _ORDER_ID, _CLIENT_ORDER_ID, _EXPIRY_TIME = decoded_keys(
+    "n", "op", "symbol", "ts", "displayed_quantity", "order_id", "client_order_id", "expiry_time"
+)
 _SIDES = commands.SIDES
 _new_object = object.__new__
 _set_fields = commands.set_receipt_fields
@@ -343,10 +348,10 @@ class Exchange(ExchangeReads, Listeners):
                 self._storage_capture(self._stored_position <= position)
                 stored_next = self._stored_position + 1
                 for record in self.journal.read(after=position):
-                    n = record["n"]
+                    n = record[_N]
                     if n == stored_next:
                         self._storage_capture(True)
-                    op = record.get("op")
+                    op = record.get(_OP)
                     if op == "place":  # almost every record: no dispatch frame
                         self._replay_place(record)
                     elif type(op) is str and op in _BOOK_OPS:
@@ -1232,18 +1237,18 @@ class Exchange(ExchangeReads, Listeners):
         that places none (:meth:`ReplayFills.exact` is False): its events go to
         :meth:`ReplayFills.absorb` (the fills the view keeps, the view, the recent trades) in one call.
         Any other record goes to :meth:`_replay_book_record`."""
-        symbol: str = record["symbol"]
+        symbol: str = record[_SYMBOL]
         fills = self._replay_fills.get(symbol) if type(symbol) is str else None
         if (
             fills is None  # the market's first record, a market shard, an unknown market
             or fills.icebergs
             or "cid" in record
-            or record["displayed_quantity"] is not None
+            or record[_DISPLAYED_QUANTITY] is not None
         ):
             self._replay_book_record(record, "place")
             return
         market = self._markets[symbol]  # followed fills are a known market's
-        self._now = float(record["ts"])
+        self._now = float(record[_TS])
         self._place_replayed(record, market)
         capture = market.capture
         events = capture.events  # capture.take(), written out
@@ -1266,16 +1271,17 @@ class Exchange(ExchangeReads, Listeners):
     def _place_replayed(self, record: dict[str, Any], market: Market) -> None:
         """A replayed ``place`` record's own steps: :func:`.apply.replay_place` (an older record gets
         its legacy client order id first), then the order number it used and its expiry."""
-        order_id = record["order_id"]
-        if "client_order_id" not in record:  # before ids were always MC-<n>
+        order_id = record[_ORDER_ID]
+        if _CLIENT_ORDER_ID not in record:  # before ids were always MC-<n>
             record["client_order_id"] = commands.legacy_client_id(order_id)
         apply.replay_place(self.risk, market.book, record)
         if order_id.startswith(GENERATED_PREFIX):
             number = int(order_id[_PREFIX_LENGTH:])
             if number > self._next_order_no:
                 self._next_order_no = number
-        if record["expiry_time"] is not None:
-            market.expires(record["expiry_time"], order_id)
+        expiry_time = record[_EXPIRY_TIME]
+        if expiry_time is not None:
+            market.expires(expiry_time, order_id)
 
     def _finish_replayed_trades(self) -> None:
         """Turn the recent trades that the replay kept as TRADE_EXECUTED payloads into the view's

@@ -199,6 +199,26 @@ def _decode(line: bytes) -> dict[str, Any] | None:
     return record if type(record) is dict and type(record.get("n")) is int else None
 
 
+def decoded_keys(*names: str) -> tuple[str, ...]:
+    """``names`` (distinct), as the very string objects that a decoded journal line holds as those keys.
+
+    orjson keeps one string object per short key it has decoded (its key cache) and puts that object in
+    every dict it decodes later with the key. A dict lookup with the very object the dict holds finds it
+    without comparing characters: about 160 instructions fewer per lookup (CPython 3.11, a replayed
+    ``place`` record's fields), and a replay looks up two dozen fields of every record. The objects are
+    equal to ``names``, so a lookup with them finds what a lookup with the names finds in any dict (in
+    a record built otherwise, or once the cache has replaced a key's object, by comparing characters,
+    as any lookup does)."""
+    keys = tuple(_loads(_dumps(dict.fromkeys(names, 0))))
+    if keys != names:
+        raise ValueError(f"decoded_keys: the names must be distinct strings: {names!r}")
+    return keys
+
+
+#: A record's position key, as decoded (:func:`decoded_keys`).
+(_N,) = decoded_keys("n")
+
+
 class Journal:
     """Append-only, group-committed command log.
 
@@ -320,7 +340,7 @@ class Journal:
                     )
                 except (IndexError, ValueError):
                     record = None
-                if type(record) is not dict or type(position := record.get("n")) is not int:
+                if type(record) is not dict or type(position := record.get(_N)) is not int:
                     record = _decode(line)
                     if record is None:
                         if final_segment and number == len(lines) - 1:
@@ -328,11 +348,11 @@ class Journal:
                             break  # a torn tail: never acknowledged
                         raise JournalCorrupt(f"{path.name}: line {number + 1} is damaged")
                     position = record["n"]
-                if position <= last:
-                    if position <= after:
-                        continue
-                    raise JournalCorrupt(f"{path.name}: position {position} repeats")
-                if position != last + 1:
+                if position != last + 1:  # one test for the next position (every line but a skipped one)
+                    if position <= last:
+                        if position <= after:
+                            continue
+                        raise JournalCorrupt(f"{path.name}: position {position} repeats")
                     raise JournalCorrupt(f"{path.name}: position {last + 1} is missing")
                 last = position
                 yield record
