@@ -41,7 +41,8 @@ def _trade(number: int, sequence: int, maker: _Order, taker: _Order) -> tuple[An
 
 def test_a_trade_touches_its_maker_then_its_taker_at_the_next_two_sequences() -> None:
     maker, taker = _Order("M", 1), _Order("T", 1)
-    records = capture([_trade(1, 10, maker, taker)])  # type: ignore[list-item]
+    entries: list[Any] = [_trade(1, 10, maker, taker)]
+    records: tuple[Any, ...] = capture(entries)
     assert records == (
         (RECORD_FILL, 11, "M", 1, 9, 0, 0),
         (RECORD_FILL, 12, "T", 1, 9, 0, 0),
@@ -53,12 +54,12 @@ def test_the_later_trade_of_an_order_gives_its_record_object_and_sequence() -> N
     maker_first, maker_again = _Order("M", 1), _Order("M", 3)  # the same order id, a later state
     taker_first, taker_again = _Order("T", 1), _Order("T", 3)
     other = _Order("N", 2)
-    entries = [
+    entries: list[Any] = [
         _trade(1, 10, maker_first, taker_first),
         _trade(2, 13, other, taker_again),  # the taker trades again, with another maker
         _trade(3, 16, maker_again, _Order("U", 1)),  # the first maker trades again
     ]
-    records = capture(entries)  # type: ignore[arg-type]
+    records: tuple[Any, ...] = capture(entries)
     assert records[:4] == (
         (RECORD_FILL, 17, "M", 3, 7, 0, 0),
         (RECORD_FILL, 15, "T", 3, 7, 0, 0),
@@ -71,7 +72,8 @@ def test_the_later_trade_of_an_order_gives_its_record_object_and_sequence() -> N
 def test_a_full_state_entry_after_the_trade_replaces_the_fill_record() -> None:
     maker, taker = _Order("M", 1), _Order("T", 1)
     rested = _Order("T", 1)
-    records = capture([_trade(1, 10, maker, taker), (CHANGE_ADDED, rested, 13, None)])  # type: ignore[list-item]
+    entries: list[Any] = [_trade(1, 10, maker, taker), (CHANGE_ADDED, rested, 13, None)]
+    records: tuple[Any, ...] = capture(entries)
     assert records[0] == (RECORD_FILL, 11, "M", 1, 9, 0, 0)
     assert records[1] == (RECORD_ORDER, 13, CHANGE_ADDED, None, "T", "full", -1, -1)
     assert records[2][0] == RECORD_TRADE
