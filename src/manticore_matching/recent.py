@@ -29,7 +29,6 @@ TERMINAL = frozenset({"filled", "cancelled", "expired"})
 #: ``(user id, client order id)``: how a user names an order.
 ClientName = tuple[str, str]
 _FILL_ONLY = ("fill_price", "fill_quantity", "trade_id", "is_maker", "fee")
-_PROGRESS = ("filled_quantity", "remaining_quantity", "visible_quantity", "status")
 #: The events about one order (every event but trades, level changes and errors).
 _ORDER_EVENTS = frozenset(EventType) - {
     EventType.TRADE_EXECUTED,
@@ -122,7 +121,9 @@ class RecentOrders:
                 return state
         base: dict[str, Any] | None = None
         base_filled = False
-        fills: list[dict[str, Any]] = []
+        # The last fill of ``order_id`` after its base: each fill's progress overwrites the previous
+        # one's (every fill payload has the four keys), so only the last one's is applied.
+        last_fill: dict[str, Any] | None = None
         recent = self.recent
         live_names = self.live_names
         order_events = _ORDER_EVENTS
@@ -137,9 +138,9 @@ class RecentOrders:
                 if base is None or not filled:
                     base = data
                     base_filled = filled
-                    fills = []
+                    last_fill = None
                 if filled:
-                    fills.append(data)
+                    last_fill = data
             status = data.get("status")
             client_id = data.get("client_order_id")
             if client_id is None:
@@ -156,8 +157,11 @@ class RecentOrders:
             # A finished order's last event: an order event's payload is copied (the same dict goes out
             # in the owner's ``order`` message), a fill's is kept as it is (only this view keeps it, and
             # no one changes a payload once published; a terminal fill's status is "filled").
+            # The newest of the view: an id new to it goes to the end as it is stored; one it holds
+            # (an order id used again) is moved there (a membership test is cheaper than the call).
+            if oid in recent:
+                recent.move_to_end(oid)
             recent[oid] = data if filled else _copy(data)
-            recent.move_to_end(oid)
             if name is not None:
                 if live_names.get(name) == oid:
                     del live_names[name]
@@ -169,9 +173,11 @@ class RecentOrders:
         if base is None:
             return None
         state = _copy(base)
-        for fill in fills:
-            for key in _PROGRESS:
-                state[key] = fill[key]
+        if last_fill is not None:  # the fill's progress: these four keys, in this order (no loop)
+            state["filled_quantity"] = last_fill["filled_quantity"]
+            state["remaining_quantity"] = last_fill["remaining_quantity"]
+            state["visible_quantity"] = last_fill["visible_quantity"]
+            state["status"] = last_fill["status"]
         if base_filled:  # only a fill's payload has the fill's own keys
             for key in _FILL_ONLY:
                 state.pop(key, None)

@@ -129,14 +129,22 @@ def capture(entries: list[ChangeEntry]) -> tuple[Record, ...]:
             fields = a.fields(b, c)
             trades.append((RECORD_TRADE,) + fields)  # noqa: RUF005 (one copy; unpacking builds a list)
             sequence = fields[1]
-            # the trade's maker and taker ids, from the tuple (an attribute of a compiled order each)
-            for order_id, order, seq in ((fields[4], b, sequence + 1), (fields[5], c, sequence + 2)):
-                state = touched.get(order_id)
-                if state is None:
-                    touched[order_id] = [order, seq, False, kind, None]
-                else:
-                    state[0] = order
-                    state[1] = seq
+            # the trade's maker and taker ids, from the tuple (an attribute of a compiled order each);
+            # maker then taker, written out (no tuple of pairs and loop per trade)
+            maker_id = fields[4]
+            state = touched.get(maker_id)
+            if state is None:
+                touched[maker_id] = [b, sequence + 1, False, kind, None]
+            else:
+                state[0] = b
+                state[1] = sequence + 1
+            taker_id = fields[5]
+            state = touched.get(taker_id)
+            if state is None:
+                touched[taker_id] = [c, sequence + 2, False, kind, None]
+            else:
+                state[0] = c
+                state[1] = sequence + 2
         elif kind == CHANGE_CLEARED:
             _snapshot(touched, records)
             records.extend(trades)
