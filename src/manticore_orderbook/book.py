@@ -401,6 +401,16 @@ class OrderBook:
         # Float outputs on a grid of 10**-k are ``units / 10**k`` (exact division, one rounding).
         self._price_div = self._price_grid.float_divisor()
         self._qty_div = self._qty_grid.float_divisor()
+        if _INTERPRETED:
+            # The same divisor as an int (10**k is exact either way): in the interpreter int / int
+            # divides two exact doubles at once (long_true_divide's small-operand path), where
+            # int / float first tries int's division (NotImplemented), then float's, which converts
+            # the int (by _PyLong_Frexp past 2**30): ~160 instructions more per division, and a
+            # subscribed op makes ~6.5. The quotient is the same correctly rounded float for every
+            # units value below 2**53 (the grids' bound); above it (a level's total, a sum) int / int
+            # is the nearest float to the exact value where the float divisor rounded twice.
+            self._price_div = int(self._price_div)
+            self._qty_div = int(self._qty_div)
         self._h = self.event_manager.handlers
         # The manager's routes, read where an event is queued. Typed Any: mypyc would unbox a value
         # typed as the triple and box it again (a new tuple per event) when it is queued.
