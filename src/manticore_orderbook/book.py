@@ -767,27 +767,36 @@ class OrderBook:
                 self._expire_due(now)
             # LIMIT and MARKET orders: _enter's common case, without a call
             self._added += 1
-            if self._h[E_ADDED] or self._changes is not None or (tif is not GTC and tif is not IOC):
-                self._execute(order, now, True)  # heard first: a subscriber's path tests the least
+            added_route = self._r[E_ADDED]
+            if self._changes is not None or (tif is not GTC and tif is not IOC):
+                self._execute(order, now, True)
             else:
-                # _execute's work for a GTC or IOC order whose ORDER_ADDED nobody hears, without
-                # a call (a frame costs ~500 instructions in pure Python): take its sequence
-                # number, trade what crosses, then rest the remainder (GTC limit) or cancel it.
+                # _execute's work for a GTC or IOC order, without a call (a frame costs ~500
+                # instructions in pure Python): take its sequence number, trade what crosses, then
+                # rest the remainder (GTC limit) or cancel it. An order that trades or is cancelled
+                # and whose ORDER_ADDED somebody hears goes through _execute; one that rests has its
+                # ORDER_ADDED built below.
                 buy = side_ is BUY
                 chunks = self._ask_prices._chunks if buy else self._bid_prices._chunks
                 if chunks and (
                     price_units is None
                     or (chunks[0][0] <= price_units if buy else chunks[-1][-1] >= price_units)
                 ):
-                    order.rank = self._sequence = self._sequence + 1
-                    if self._match(order, now) and order.open:  # False: self-trade prevention ended it
-                        if price_units is None or tif is IOC:
-                            self._emit_cancelled(order, now, "ioc", order.open)
-                        else:
-                            self._rest_plain(order, now)
+                    if added_route is not None:
+                        self._execute(order, now, True)
+                    else:
+                        order.rank = self._sequence = self._sequence + 1
+                        if self._match(order, now) and order.open:  # False: self-trade prevention ended it
+                            if price_units is None or tif is IOC:
+                                self._emit_cancelled(order, now, "ioc", order.open)
+                            else:
+                                self._rest_plain(order, now)
                 elif price_units is None or tif is IOC:  # nothing to trade against: cancelled
-                    order.rank = self._sequence = self._sequence + 1
-                    self._emit_cancelled(order, now, "ioc", order.open)
+                    if added_route is not None:
+                        self._execute(order, now, True)
+                    else:
+                        order.rank = self._sequence = self._sequence + 1
+                        self._emit_cancelled(order, now, "ioc", order.open)
                 else:
                     # Rest at the back of its level with a fresh slice, as _execute does (the same
                     # code as _rest_plain, inlined for the common add, with its own sequence number
@@ -801,6 +810,49 @@ class OrderBook:
                     # the order's own price object, not ``price`` narrowed to int: mypyc
                     # would unbox it and box it again (a new int per add), as in _execute
                     level = levels.get(order.price)  # type: ignore[arg-type]
+                    if added_route is not None:
+                        # ORDER_ADDED as _execute builds it for a GTC limit order that does not
+                        # cross (its extra holds at most a client order id: an expiry makes it
+                        # GTD, a display size an ICEBERG, stops and trails other types), before
+                        # the order joins its level: not filled, open, no slice yet (the
+                        # templates' 0 and "open"), its open quantity all of it (a new order), and
+                        # its price the level's (from a live level's own template) or converted.
+                        if level is not None and level.count:
+                            payload = level.templates.added_payload
+                            data = (self._level_added_payload(level) if payload is None else payload).copy()
+                        else:
+                            data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
+                            pdiv = self._price_div
+                            data["price"] = (
+                                price_units / pdiv if pdiv else self._price_grid.to_output(price_units)
+                            )
+                        data["order_id"] = order.order_id
+                        extra = order.extra
+                        if extra is not None and extra.client_order_id is not None:  # templates: None
+                            data["client_order_id"] = extra.client_order_id
+                        qdiv = self._qty_div
+                        size: object = open_ / qdiv if qdiv else self._qty_out(open_)
+                        data["quantity"] = size
+                        data["remaining_quantity"] = size
+                        data["user_id"] = order.user_id
+                        if order.stp is not STP_NONE:
+                            data["self_trade_prevention"] = order.stp._value_
+                        rank: object = order.rank  # compiled: one boxed object for both keys
+                        data["priority"] = rank
+                        if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+                            data["timestamp"] = now
+                            data["order_timestamp"] = order.timestamp
+                            data["sequence"] = rank
+                            self._pending.append((added_route, data))
+                        else:
+                            stamp = self._stamp_of(now)
+                            data["timestamp"] = stamp
+                            data["order_timestamp"] = (
+                                stamp if order.timestamp == now and now else order.timestamp
+                            )
+                            data["sequence"] = rank
+                            self._pending.append(added_route)
+                            self._pending.append(data)
                     if level is None or not level.count:
                         level = self._new_level(order, level)
                         route = self._r[E_LEVEL_ADDED]
