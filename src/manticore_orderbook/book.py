@@ -409,8 +409,9 @@ class OrderBook:
             # subscribed op makes ~6.5. The quotient is the same correctly rounded float for every
             # units value below 2**53 (the grids' bound); above it (a level's total, a sum) int / int
             # is the nearest float to the exact value where the float divisor rounded twice.
-            self._price_div = int(self._price_div)
-            self._qty_div = int(self._qty_div)
+            # (Typed float for mypyc, which compiles this branch but never runs it.)
+            self._price_div = cast(float, int(self._price_div))
+            self._qty_div = cast(float, int(self._qty_div))
         self._h = self.event_manager.handlers
         # The manager's routes, read where an event is queued. Typed Any: mypyc would unbox a value
         # typed as the triple and box it again (a new tuple per event) when it is queued.
