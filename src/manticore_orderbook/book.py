@@ -823,35 +823,30 @@ class OrderBook:
                             data = (self._level_added_payload(level) if payload is None else payload).copy()
                         else:
                             data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
-                            pdiv = self._price_div
                             data["price"] = (
-                                price_units / pdiv if pdiv else self._price_grid.to_output(price_units)
+                                price_units / self._price_div
+                                if self._price_div
+                                else self._price_grid.to_output(price_units)
                             )
+                        # (No new locals below: each local of add_order costs every call its
+                        # initialisation and clearing.)
                         data["order_id"] = order.order_id
-                        extra = order.extra
-                        if extra is not None and extra.client_order_id is not None:  # templates: None
-                            data["client_order_id"] = extra.client_order_id
+                        if order.extra is not None and order.extra.client_order_id is not None:
+                            data["client_order_id"] = order.extra.client_order_id  # templates: None
                         qdiv = self._qty_div
-                        size: object = open_ / qdiv if qdiv else self._qty_out(open_)
-                        data["quantity"] = size
-                        data["remaining_quantity"] = size
+                        data["quantity"] = data["remaining_quantity"] = (
+                            open_ / qdiv if qdiv else self._qty_out(open_)
+                        )
                         data["user_id"] = order.user_id
                         if order.stp is not STP_NONE:
                             data["self_trade_prevention"] = order.stp._value_
-                        rank: object = order.rank  # compiled: one boxed object for both keys
-                        data["priority"] = rank
                         if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+                            data["priority"] = data["sequence"] = order.rank
                             data["timestamp"] = now
                             data["order_timestamp"] = order.timestamp
-                            data["sequence"] = rank
                             self._pending.append((added_route, data))
                         else:
-                            stamp = self._stamp_of(now)
-                            data["timestamp"] = stamp
-                            data["order_timestamp"] = (
-                                stamp if order.timestamp == now and now else order.timestamp
-                            )
-                            data["sequence"] = rank
+                            self._stamp_added(data, order, now)
                             self._pending.append(added_route)
                             self._pending.append(data)
                     if level is None or not level.count:
@@ -2529,6 +2524,18 @@ class OrderBook:
         data["sequence"] = self._sequence
         data["timestamp"] = now
         self._push(route, data)
+
+    def _stamp_added(self, data: dict[str, Any], order: Order, now: float) -> None:
+        """Compiled: store a new order's ORDER_ADDED ``priority`` and ``sequence`` (its rank, one boxed
+        object for both), ``timestamp`` and ``order_timestamp`` (the command's shared clock object when
+        they are equal) as ``_execute`` does. The interpreter's values are objects already: add_order
+        stores them itself."""
+        rank: object = order.rank
+        data["priority"] = rank
+        stamp = self._stamp_of(now)
+        data["timestamp"] = stamp
+        data["order_timestamp"] = stamp if order.timestamp == now and now else order.timestamp
+        data["sequence"] = rank
 
     def _stamp_of(self, now: float) -> object:
         """``now`` as a float object: the same object as long as the clock reading stays the same.
