@@ -1002,7 +1002,7 @@ class OrderBook:
                 if order.open != visible:  # an iceberg's hidden part
                     level.reserve -= order.open - visible
                 level.dead += 1
-            if self._changes is None and not self._h[E_CANCELLED]:  # _emit_cancelled's work when unheard
+            if self._changes is None and self._r[E_CANCELLED] is None:  # _emit_cancelled's work when unheard
                 self._cancelled_count += 1
                 if (
                     level is not None
