@@ -401,6 +401,17 @@ class OrderBook:
         # Float outputs on a grid of 10**-k are ``units / 10**k`` (exact division, one rounding).
         self._price_div = self._price_grid.float_divisor()
         self._qty_div = self._qty_grid.float_divisor()
+        if _INTERPRETED:
+            # The same divisor as an int (10**k is exact either way): in the interpreter int / int
+            # divides two exact doubles at once (long_true_divide's small-operand path), where
+            # int / float first tries int's division (NotImplemented), then float's, which converts
+            # the int (by _PyLong_Frexp past 2**30): ~160 instructions more per division, and a
+            # subscribed op makes ~6.5. The quotient is the same correctly rounded float for every
+            # units value below 2**53 (the grids' bound); above it (a level's total, a sum) int / int
+            # is the nearest float to the exact value where the float divisor rounded twice.
+            # (Typed float for mypyc, which compiles this branch but never runs it.)
+            self._price_div = cast(float, int(self._price_div))
+            self._qty_div = cast(float, int(self._qty_div))
         self._h = self.event_manager.handlers
         # The manager's routes, read where an event is queued. Typed Any: mypyc would unbox a value
         # typed as the triple and box it again (a new tuple per event) when it is queued.
@@ -757,27 +768,36 @@ class OrderBook:
                 self._expire_due(now)
             # LIMIT and MARKET orders: _enter's common case, without a call
             self._added += 1
-            if self._h[E_ADDED] or self._changes is not None or (tif is not GTC and tif is not IOC):
-                self._execute(order, now, True)  # heard first: a subscriber's path tests the least
+            added_route = self._r[E_ADDED]
+            if self._changes is not None or (tif is not GTC and tif is not IOC):
+                self._execute(order, now, True)
             else:
-                # _execute's work for a GTC or IOC order whose ORDER_ADDED nobody hears, without
-                # a call (a frame costs ~500 instructions in pure Python): take its sequence
-                # number, trade what crosses, then rest the remainder (GTC limit) or cancel it.
+                # _execute's work for a GTC or IOC order, without a call (a frame costs ~500
+                # instructions in pure Python): take its sequence number, trade what crosses, then
+                # rest the remainder (GTC limit) or cancel it. An order that trades or is cancelled
+                # and whose ORDER_ADDED somebody hears goes through _execute; one that rests has its
+                # ORDER_ADDED built below.
                 buy = side_ is BUY
                 chunks = self._ask_prices._chunks if buy else self._bid_prices._chunks
                 if chunks and (
                     price_units is None
                     or (chunks[0][0] <= price_units if buy else chunks[-1][-1] >= price_units)
                 ):
-                    order.rank = self._sequence = self._sequence + 1
-                    if self._match(order, now) and order.open:  # False: self-trade prevention ended it
-                        if price_units is None or tif is IOC:
-                            self._emit_cancelled(order, now, "ioc", order.open)
-                        else:
-                            self._rest_plain(order, now)
+                    if added_route is not None:
+                        self._execute(order, now, True)
+                    else:
+                        order.rank = self._sequence = self._sequence + 1
+                        if self._match(order, now) and order.open:  # False: self-trade prevention ended it
+                            if price_units is None or tif is IOC:
+                                self._emit_cancelled(order, now, "ioc", order.open)
+                            else:
+                                self._rest_plain(order, now)
                 elif price_units is None or tif is IOC:  # nothing to trade against: cancelled
-                    order.rank = self._sequence = self._sequence + 1
-                    self._emit_cancelled(order, now, "ioc", order.open)
+                    if added_route is not None:
+                        self._execute(order, now, True)
+                    else:
+                        order.rank = self._sequence = self._sequence + 1
+                        self._emit_cancelled(order, now, "ioc", order.open)
                 else:
                     # Rest at the back of its level with a fresh slice, as _execute does (the same
                     # code as _rest_plain, inlined for the common add, with its own sequence number
@@ -791,6 +811,44 @@ class OrderBook:
                     # the order's own price object, not ``price`` narrowed to int: mypyc
                     # would unbox it and box it again (a new int per add), as in _execute
                     level = levels.get(order.price)  # type: ignore[arg-type]
+                    if added_route is not None:
+                        # ORDER_ADDED as _execute builds it for a GTC limit order that does not
+                        # cross (its extra holds at most a client order id: an expiry makes it
+                        # GTD, a display size an ICEBERG, stops and trails other types), before
+                        # the order joins its level: not filled, open, no slice yet (the
+                        # templates' 0 and "open"), its open quantity all of it (a new order), and
+                        # its price the level's (from a live level's own template) or converted.
+                        if level is not None and level.count:
+                            payload = level.templates.added_payload
+                            data = (self._level_added_payload(level) if payload is None else payload).copy()
+                        else:
+                            data = (self._added_templates[0] if buy else self._added_templates[1]).copy()
+                            data["price"] = (
+                                price_units / self._price_div
+                                if self._price_div
+                                else self._price_grid.to_output(price_units)
+                            )
+                        # (No new locals below: each local of add_order costs every call its
+                        # initialisation and clearing.)
+                        data["order_id"] = order.order_id
+                        if order.extra is not None and order.extra.client_order_id is not None:
+                            data["client_order_id"] = order.extra.client_order_id  # templates: None
+                        qdiv = self._qty_div
+                        data["quantity"] = data["remaining_quantity"] = (
+                            open_ / qdiv if qdiv else self._qty_out(open_)
+                        )
+                        data["user_id"] = order.user_id
+                        if order.stp is not STP_NONE:
+                            data["self_trade_prevention"] = order.stp._value_
+                        if _INTERPRETED:  # one tuple per event; compiled, two items (see _push)
+                            data["priority"] = data["sequence"] = order.rank
+                            data["timestamp"] = now
+                            data["order_timestamp"] = order.timestamp
+                            self._pending.append((added_route, data))
+                        else:
+                            self._stamp_added(data, order, now)
+                            self._pending.append(added_route)
+                            self._pending.append(data)
                     if level is None or not level.count:
                         level = self._new_level(order, level)
                         route = self._r[E_LEVEL_ADDED]
@@ -944,7 +1002,7 @@ class OrderBook:
                 if order.open != visible:  # an iceberg's hidden part
                     level.reserve -= order.open - visible
                 level.dead += 1
-            if self._changes is None and not self._h[E_CANCELLED]:  # _emit_cancelled's work when unheard
+            if self._changes is None and self._r[E_CANCELLED] is None:  # _emit_cancelled's work when unheard
                 self._cancelled_count += 1
                 if (
                     level is not None
@@ -2466,6 +2524,18 @@ class OrderBook:
         data["sequence"] = self._sequence
         data["timestamp"] = now
         self._push(route, data)
+
+    def _stamp_added(self, data: dict[str, Any], order: Order, now: float) -> None:
+        """Compiled: store a new order's ORDER_ADDED ``priority`` and ``sequence`` (its rank, one boxed
+        object for both), ``timestamp`` and ``order_timestamp`` (the command's shared clock object when
+        they are equal) as ``_execute`` does. The interpreter's values are objects already: add_order
+        stores them itself."""
+        rank: object = order.rank
+        data["priority"] = rank
+        stamp = self._stamp_of(now)
+        data["timestamp"] = stamp
+        data["order_timestamp"] = stamp if order.timestamp == now and now else order.timestamp
+        data["sequence"] = rank
 
     def _stamp_of(self, now: float) -> object:
         """``now`` as a float object: the same object as long as the clock reading stays the same.
