@@ -11,11 +11,12 @@ variant on the same order stream, each in a fresh process per repeat, the varian
 repeat (book, book+risk, book+events, then the next repeat in another order), so that the machine's drift
 hits them alike:
 
-* ``book``: ``OrderBook.add_order`` alone, called as the exchange calls it (``manticore_matching.apply``:
-  every keyword, the record's decimal strings), no subscriber;
-* ``book+risk``: what the exchange does per order: ``RiskManager.check_and_reserve`` with the arguments
-  ``manticore_matching.commands.risk_args`` makes of the record (its decimal strings; ``--numbers
-  decimal``: Decimals made of them, as before session 14), then the same ``add_order``,
+* ``book``: ``OrderBook.add_order`` alone, called as the exchange calls it (``manticore_matching.apply``'s
+  ``place_plain``: every argument by position, the record's decimal strings), no subscriber;
+* ``book+risk``: what the exchange does per order: ``RiskManager.check_and_reserve_positional`` (as
+  ``place_plain`` calls it) with the arguments ``manticore_matching.commands.risk_args`` makes of the
+  record (its decimal strings; ``--numbers decimal``: Decimals made of them, as before session 14),
+  then the same ``add_order``,
   with ``risk.on_event`` subscribed to the book's events (``subscribe_all``, as the exchange does) so
   that every fill is settled from the events;
 * ``book+events``: the book with a no-op handler subscribed to every event type: what building the
@@ -189,47 +190,35 @@ def run_child(
     add = book.add_order
 
     def place_book(o: Order) -> None:
-        add(
-            side=o[2],
-            price=o[3],
-            quantity=o[4],
-            order_id=o[0],
-            time_in_force="GTC",
-            expiry_time=None,
-            user_id=o[1],
-            order_type="limit",
-            stop_price=None,
-            trail_value=None,
-            trail_is_percent=False,
-            displayed_quantity=None,
-            self_trade_prevention=None,
-            client_order_id=None,
-        )
+        # apply.place_plain's call: positional, the order type None (the book's fast path infers it).
+        add(o[2], o[3], o[4], o[0], "GTC", None, o[1], None, None, None, False, None, None, None)
 
     rejected = 0
     if risk is not None:
-        check = risk.check_and_reserve
+        check = risk.check_and_reserve_positional  # as manticore_matching.apply calls it
         as_decimal = numbers == "decimal"
 
         def place(o: Order) -> None:
             nonlocal rejected
             decision = check(
                 o[0],
-                user_id=o[1],
-                symbol=SYMBOL,
-                side=o[2],
-                order_type="limit",
-                price=Decimal(o[3]) if as_decimal else o[3],
-                quantity=Decimal(o[4]) if as_decimal else o[4],
-                stop_price=None,
-                time_in_force="GTC",
-                self_trade_prevention=None,
-                now=clock[0],
+                o[1],
+                SYMBOL,
+                o[2],
+                "limit",
+                Decimal(o[3]) if as_decimal else o[3],
+                Decimal(o[4]) if as_decimal else o[4],
+                None,
+                clock[0],
+                "GTC",
+                None,
             )
             if not decision["approved"]:
                 rejected += 1
                 return
-            place_book(o)
+            # place_book's call written out, so both variants have one benchmark frame per order and
+            # book+risk - book is risk's calls only.
+            add(o[2], o[3], o[4], o[0], "GTC", None, o[1], None, None, None, False, None, None, None)
     else:
         place = place_book
 

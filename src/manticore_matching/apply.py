@@ -108,18 +108,8 @@ def place_plain(
     given its fields: the same risk call, book call and errors, without reading them from the record
     and without :func:`place`'s two inner calls (``Exchange.place_order``'s most frequent order)."""
     try:
-        decision = risk.check_and_reserve(
-            order_id,
-            user_id=user_id,
-            symbol=symbol,
-            side=side,
-            order_type="limit",
-            price=price,
-            quantity=quantity,
-            stop_price=None,
-            time_in_force="GTC",
-            self_trade_prevention=None,
-            now=now,
+        decision = risk.check_and_reserve_positional(  # check_and_reserve's arguments by position
+            order_id, user_id, symbol, side, "limit", price, quantity, None, now, "GTC", None
         )
         if not decision["approved"]:
             raise OrderRejected.from_decision(decision)
@@ -174,18 +164,18 @@ def replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> 
     self_trade_prevention = record[_SELF_TRADE_PREVENTION]
     ts = record[_TS]
     try:
-        decision = risk.check_and_reserve(
+        decision = risk.check_and_reserve_positional(
             order_id,
-            user_id=user_id,
-            symbol=record[_SYMBOL],
-            side=side,
-            order_type=order_type,
-            price=price,
-            quantity=quantity,
-            stop_price=stop_price,
-            time_in_force=time_in_force,
-            self_trade_prevention=self_trade_prevention,
-            now=ts,
+            user_id,
+            record[_SYMBOL],
+            side,
+            order_type,
+            price,
+            quantity,
+            stop_price,
+            ts,
+            time_in_force,
+            self_trade_prevention,
         )
         if not decision["approved"]:
             risk.reserve(order_id, **risk_args(record))
@@ -232,21 +222,21 @@ def replay_place(risk: RiskManager, book: OrderBook, record: dict[str, Any]) -> 
 
 
 def _check_and_reserve(risk: RiskManager, record: dict[str, Any]) -> Decision:
-    """``risk.check_and_reserve`` of a ``place`` record: the arguments of :func:`risk_args`, named in
-    the call (no keyword dictionary is built and unpacked per order); the decimal strings go as they
-    are, as in :func:`risk_args`."""
-    return risk.check_and_reserve(
+    """``risk.check_and_reserve`` of a ``place`` record: the arguments of :func:`risk_args`, by
+    position (``check_and_reserve_positional``: no keyword dictionary built and unpacked, no keyword
+    matched per order); the decimal strings go as they are, as in :func:`risk_args`."""
+    return risk.check_and_reserve_positional(
         record["order_id"],
-        user_id=record["user_id"],
-        symbol=record["symbol"],
-        side=record["side"],
-        order_type=record["order_type"],
-        price=record["price"],
-        quantity=record["quantity"],
-        stop_price=record["stop_price"],
-        time_in_force=record["time_in_force"],
-        self_trade_prevention=record["self_trade_prevention"],
-        now=record["ts"],
+        record["user_id"],
+        record["symbol"],
+        record["side"],
+        record["order_type"],
+        record["price"],
+        record["quantity"],
+        record["stop_price"],
+        record["ts"],
+        record["time_in_force"],
+        record["self_trade_prevention"],
     )
 
 

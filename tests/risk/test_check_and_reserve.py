@@ -39,7 +39,7 @@ class OnePassExchange(Exchange):
         **kw: Any,
     ) -> Decision:
         risk_kw = {k: kw[k] for k in ("stop_price", "time_in_force", "self_trade_prevention") if k in kw}
-        decision = self.risk.check_and_reserve(
+        decision = self.check(
             order_id,
             user_id=user,
             symbol=symbol,
@@ -67,12 +67,41 @@ class OnePassExchange(Exchange):
             assert self.risk.release_unplaced(order_id)
         return decision
 
+    def check(self, order_id: str, **args: Any) -> Decision:
+        """Risk's one-pass check of an order (``check_and_reserve``'s arguments)."""
+        return self.risk.check_and_reserve(order_id, **args)
+
+
+class PositionalExchange(OnePassExchange):
+    """The test exchange, placing orders with ``check_and_reserve_positional`` (the exchange's entry)."""
+
+    def check(self, order_id: str, **args: Any) -> Decision:
+        return self.risk.check_and_reserve_positional(
+            order_id,
+            args["user_id"],
+            args["symbol"],
+            args["side"],
+            args["order_type"],
+            args["price"],
+            args["quantity"],
+            args.get("stop_price"),
+            args["now"],
+            args.get("time_in_force"),
+            args.get("self_trade_prevention"),
+        )
+
 
 @settings(max_examples=150, deadline=None)
-@given(seed=st.integers(0, 2**32), length=st.integers(1, 150))
-def test_one_pass_decides_and_holds_as_check_order_then_reserve(seed: int, length: int) -> None:
+@given(
+    seed=st.integers(0, 2**32),
+    length=st.integers(1, 150),
+    entry=st.sampled_from([OnePassExchange, PositionalExchange]),
+)
+def test_one_pass_decides_and_holds_as_check_order_then_reserve(
+    seed: int, length: int, entry: type[OnePassExchange]
+) -> None:
     two_calls = Run(Exchange(limits=LIMITS))
-    one_pass = Run(OnePassExchange(limits=LIMITS))
+    one_pass = Run(entry(limits=LIMITS))
     for n, command in enumerate(make_stream(seed, length)):
         assert one_pass.step(n, command) == two_calls.step(n, command)
         verify(one_pass.ex)
