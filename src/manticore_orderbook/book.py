@@ -2149,6 +2149,11 @@ class OrderBook:
             levels[key] = kept  # type: ignore[index]
         else:
             self._kept_empty -= 1
+            if not kept.marked:
+                # Out of the index (an end swept past its mark): the index takes ``key``, so the dict
+                # is keyed by it too (an assignment to a present key would keep the old object).
+                del levels[key]  # type: ignore[arg-type]
+                levels[key] = kept  # type: ignore[index]
         index.add_level(kept, key)
         return kept
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from manticore_orderbook import OrderBook
@@ -98,6 +98,12 @@ def test_a_loaded_level_and_its_orders_share_one_price_object() -> None:
         unique_by=lambda t: (t[0], t[1]),
     ),
     st.lists(st.tuples(st.booleans(), st.integers(0, 40)), max_size=30),
+)
+# A regression: 2002 opens, empties away from the ends (kept, marked), an end's cancel sweeps its mark
+# out of the index, and 2002 opens again: the index took the new order's object, the dict kept the old.
+@example(
+    groups=[(False, 4, 2, False), (False, 1, 1, False)],
+    after=[(True, 3), (False, 2), (False, 6), (False, 6), (False, 2)],
 )
 def test_loaded_levels_keep_one_price_object_through_trading(
     groups: list[tuple[bool, int, int, bool]], after: list[tuple[bool, int]]
