@@ -224,6 +224,7 @@ class _Replies:
         pending = self._pending
         connection = self._connection
         service = self._service
+        is_durable = service.is_durable
         loop = asyncio.get_running_loop()
         while True:
             if not pending:
@@ -241,7 +242,7 @@ class _Replies:
                 self._respond_error(request_id, status, error)
             else:
                 placed = 0
-                while pending and service.is_durable(pending[0][0]):
+                while pending and is_durable(pending[0][0]):
                     _, request_id, submitted, is_placement = pending.popleft()
                     placed += is_placement
                     connection.push(
