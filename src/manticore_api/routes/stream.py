@@ -28,6 +28,7 @@ from manticore_matching import ExchangeError
 
 from .. import jsontext, order_entry
 from ..metrics import Metrics
+from ..plainorder import plain_fields
 from ..security import Caller
 from ..service import ExchangeService
 from ..streams import StreamConnection
@@ -194,7 +195,12 @@ class _Replies:
         if op == "order.place":
             fields = request.copy()
             del fields["op"], fields["id"]
-            return order_entry.place(service, caller, order_entry.order_fields(fields))
+            # A plain body's field values without order_fields' frame; anything else through it
+            # (pydantic: the same values or errors).
+            values = plain_fields(fields)
+            if values is None:
+                values = order_entry.order_fields(fields)
+            return order_entry.place(service, caller, values)
         order_id = request.get("order_id")
         if op == "order.modify":
             if not isinstance(order_id, str):
@@ -250,7 +256,7 @@ class _Replies:
                             "type": "response",
                             "id": request_id,
                             "status": submitted.status,
-                            "result": submitted.body,
+                            "result": submitted.answer(submitted.receipt),  # its body, one call fewer
                         }
                     )
                 if placed:
