@@ -509,7 +509,7 @@ async def run(count: int, mode: str = "open", window: int = WS_WINDOW) -> None:
         await _wsclient(count, window)
         return
     with tempfile.TemporaryDirectory() as directory:
-        options = ServerOptions(data_dir=directory, require_auth=mode != "open", fsync=False)
+        options = ServerOptions(data_dir=Path(directory), require_auth=mode != "open", fsync=False)
         if mode != "open":  # only the transport is measured: no risk limit refuses the orders
             options.risk_limits = RiskLimits(
                 max_open_orders=10_000_000, rate_limit_orders=10_000_000, rate_limit_window=1.0
