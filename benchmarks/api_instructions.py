@@ -6,6 +6,7 @@ of the API's order paths::
     python -m benchmarks.api_instructions N --mode ws          # WebSocket order.place (authenticated)
     python -m benchmarks.api_instructions N --mode http        # signed POST /api/orders through uvicorn
     python -m benchmarks.api_instructions N --mode wsserve     # order.place through uvicorn's WebSocket
+    python -m benchmarks.api_instructions N --mode wsclient    # wsserve's client alone (its share)
     python -m benchmarks.api_instructions --count --mode signed  # both valgrind runs, the difference
 
 Modes:
@@ -25,7 +26,11 @@ Modes:
   calls the app's ASGI callables directly). The transport delivers what the client sent on the next
   loop iteration, everything sent meanwhile in one ``data_received`` (as a socket read would), and
   holds it while the protocol has paused reading. The client side (building the frames, reading the
-  answers) runs on the same thread: it is in the count, the same for every server tree.
+  answers) runs on the same thread: it is in the count, the same for every server tree;
+* ``wsclient``: that client alone, against a stand-in server that answers every frame at once with a
+  canned 201 answer of the served answer's length (GC policy as served): ``wsserve`` minus
+  ``wsclient`` is the server's own work per order (session 24: the client is about a third of
+  ``wsserve``'s figure).
 
 ``--loop uvloop`` runs the event loop ``manticore serve`` runs (uvicorn's ``auto`` picks uvloop); the
 default stays asyncio's, for figures comparable with earlier sessions.
@@ -61,13 +66,13 @@ from typing import Any
 from uvicorn.server import ServerState
 
 from manticore_api.app import create_app
-from manticore_api.gcpolicy import GcPolicy
+from manticore_api.gcpolicy import GcPolicy, start_refreezing
 from manticore_api.server import ServerOptions, build_service, uvicorn_config
 from manticore_auth import current_timestamp, sign_request
 from manticore_risk import RiskLimits
 
 ORDER = {"symbol": "BTC/USD", "side": "buy", "quantity": "0.1", "price": "100", "user_id": "alice"}
-MODES = ("open", "signed", "ws", "http", "wsserve")
+MODES = ("open", "signed", "ws", "http", "wsserve", "wsclient")
 LOOPS = ("asyncio", "uvloop")
 #: Unanswered ``order.place`` requests in flight on the WebSocket (as ``benchmarks.server``'s client).
 WS_WINDOW = 64
@@ -335,6 +340,22 @@ async def _wsserve(app: Any, count: int, api_key: str, secret: str, window: int 
     auth = {"op": "auth", "api_key": api_key, "timestamp": stamp, "signature": signature}
     transport.send(_client_frame(json.dumps(auth)))
     assert (await frames.get())["type"] == "authenticated"
+    await _ws_orders(transport, frames, count, window)
+    transport.send(b"\x88\x82" + _MASK + bytes(a ^ b for a, b in zip(b"\x03\xe8", _MASK[:2], strict=True)))
+    for _ in range(100):
+        if transport.closing:
+            break
+        await asyncio.sleep(0)
+    assert transport.closing
+    transport.get_protocol().connection_lost(None)
+    await asyncio.sleep(0)
+
+
+async def _ws_orders(
+    transport: _ClientTransport, frames: asyncio.Queue[dict[str, Any]], count: int, window: int
+) -> None:
+    """The client of ``wsserve``: ``count`` ``order.place`` frames sent on ``transport``, at most
+    ``window`` unanswered, until every answer (a 201 ``response``) has come through ``frames``."""
     slots = asyncio.Semaphore(window)
 
     async def read() -> None:
@@ -352,14 +373,47 @@ async def _wsserve(app: Any, count: int, api_key: str, secret: str, window: int 
         request = json.dumps({"op": "order.place", "id": i, **_resting(i)}, separators=(",", ":"))
         transport.send(_client_frame(request))
     await reader
-    transport.send(b"\x88\x82" + _MASK + bytes(a ^ b for a, b in zip(b"\x03\xe8", _MASK[:2], strict=True)))
-    for _ in range(100):
-        if transport.closing:
-            break
-        await asyncio.sleep(0)
-    assert transport.closing
-    transport.get_protocol().connection_lost(None)
-    await asyncio.sleep(0)
+
+
+#: What ``wsclient``'s stand-in server answers to every frame: an order placed, as ``manticore serve``
+#: answers a resting order of ``wsserve`` (the same keys and length, 672 bytes).
+_CANNED_ANSWER = (
+    b'{"type":"response","id":0,"status":201,"result":{"status":"success","order_id":"MC-1","order":'
+    b'{"order_id":"MC-1","client_order_id":null,"symbol":"BTC/USD","side":"buy","price":"90.00",'
+    b'"quantity":"0.00100","filled_quantity":"0.00000","remaining_quantity":"0.00100",'
+    b'"visible_quantity":"0.00100","displayed_quantity":null,"order_type":"LIMIT","time_in_force":"GTC",'
+    b'"expiry_time":null,"user_id":"u_ec240c105f7d54d296978d7b","timestamp":1796518388.3076322,'
+    b'"stop_price":null,"trail_value":null,"trail_is_percent":false,"trail_reference_price":null,'
+    b'"self_trade_prevention":"none","triggered":false,"status":"open","priority":1,'
+    b'"order_timestamp":1796518388.3076322,"sequence":1}}}'
+)
+
+
+class _CannedServer(asyncio.Protocol):
+    """``wsclient``'s server: answers every frame of a delivery with :data:`_CANNED_ANSWER`, in one
+    write (frames counted by their heads: the client's frames are short text frames)."""
+
+    def __init__(self, transport: _ClientTransport) -> None:
+        self.transport = transport
+        self.frame = b"\x81\x7e" + len(_CANNED_ANSWER).to_bytes(2, "big") + _CANNED_ANSWER
+
+    def data_received(self, data: bytes) -> None:
+        at = count = 0
+        while at < len(data):
+            length = data[at + 1] & 0x7F
+            at += 6 + length if length < 126 else 8 + int.from_bytes(data[at + 2 : at + 4], "big")
+            count += 1
+        self.transport.write(self.frame * count)
+
+
+async def _wsclient(count: int, window: int = WS_WINDOW) -> None:
+    """``wsserve``'s client alone (its own work, which ``wsserve`` counts on the same thread) against
+    :class:`_CannedServer`: subtract it from ``wsserve``'s figure for the server's."""
+    frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    transport = _ClientTransport(_ServerFrames(frames.put_nowait))
+    transport.set_protocol(_CannedServer(transport))
+    transport.write(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+    await _ws_orders(transport, frames, count, window)
 
 
 async def _ws(app: Any, count: int, api_key: str, secret: str, window: int = WS_WINDOW) -> None:
@@ -449,8 +503,13 @@ async def _stop(lifespan: _Lifespan) -> None:
 async def run(count: int, mode: str = "open", window: int = WS_WINDOW) -> None:
     """``count`` requests of ``mode`` (see the module docstring) against a fresh server's app;
     ``window``: unanswered WebSocket requests at most (``ws`` and ``wsserve``)."""
+    if mode == "wsclient":
+        GcPolicy().apply()  # as the server's lifespan applies it in wsserve
+        start_refreezing(1)
+        await _wsclient(count, window)
+        return
     with tempfile.TemporaryDirectory() as directory:
-        options = ServerOptions(data_dir=directory, require_auth=mode != "open", fsync=False)
+        options = ServerOptions(data_dir=Path(directory), require_auth=mode != "open", fsync=False)
         if mode != "open":  # only the transport is measured: no risk limit refuses the orders
             options.risk_limits = RiskLimits(
                 max_open_orders=10_000_000, rate_limit_orders=10_000_000, rate_limit_window=1.0

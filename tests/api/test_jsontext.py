@@ -113,3 +113,18 @@ def test_nesting_that_was_read_is_still_read(depth: int) -> None:
         assert isinstance(value, list)
         value = value[0]
     assert value == 0.5
+
+
+def test_a_flat_object_is_read_as_the_standard_library_reads_it() -> None:
+    # loads answers a flat object (no float, list or object among its values) without the walk:
+    # a big integer (read by orjson as a float) and nested values must still take the walk.
+    big = 123456789012345678901
+    for document in (
+        f'{{"op": "order.place", "id": {big}, "price": "1"}}',
+        f'{{"op": "x", "nested": {{"id": {big}}}}}',
+        f'{{"op": "x", "list": [{big}]}}',
+        '{"op": "x", "id": 7, "price": "1.5", "flag": true, "none": null}',
+    ):
+        value = loads(document)
+        assert _same(value, json.loads(document)), document
+        assert _same(loads(document.encode()), json.loads(document)), document

@@ -28,6 +28,7 @@ from manticore_matching import ExchangeError
 
 from .. import jsontext, order_entry
 from ..metrics import Metrics
+from ..plainorder import plain_fields
 from ..security import Caller
 from ..service import ExchangeService
 from ..streams import StreamConnection
@@ -194,7 +195,12 @@ class _Replies:
         if op == "order.place":
             fields = request.copy()
             del fields["op"], fields["id"]
-            return order_entry.place(service, caller, order_entry.order_fields(fields))
+            # A plain body's field values without order_fields' frame; anything else through it
+            # (pydantic: the same values or errors).
+            values = plain_fields(fields)
+            if values is None:
+                values = order_entry.order_fields(fields)
+            return order_entry.place(service, caller, values)
         order_id = request.get("order_id")
         if op == "order.modify":
             if not isinstance(order_id, str):
@@ -224,6 +230,7 @@ class _Replies:
         pending = self._pending
         connection = self._connection
         service = self._service
+        is_durable = service.is_durable
         loop = asyncio.get_running_loop()
         while True:
             if not pending:
@@ -241,7 +248,7 @@ class _Replies:
                 self._respond_error(request_id, status, error)
             else:
                 placed = 0
-                while pending and service.is_durable(pending[0][0]):
+                while pending and is_durable(pending[0][0]):
                     _, request_id, submitted, is_placement = pending.popleft()
                     placed += is_placement
                     connection.push(
@@ -249,7 +256,7 @@ class _Replies:
                             "type": "response",
                             "id": request_id,
                             "status": submitted.status,
-                            "result": submitted.body,
+                            "result": submitted.answer(submitted.receipt),  # its body, one call fewer
                         }
                     )
                 if placed:
