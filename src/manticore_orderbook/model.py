@@ -24,14 +24,18 @@ def _same_class(cls: _C) -> _C:
     return cls
 
 
-def _no_mypyc_attr(*args: object, **kwargs: object) -> Callable[[_C], _C]:
-    """The interpreter's stand-in for ``mypy_extensions.mypyc_attr``: a class decorator that does nothing."""
+def no_mypyc_attr(*args: object, **kwargs: object) -> Callable[[_C], _C]:
+    """The interpreter's stand-in for ``mypy_extensions.mypyc_attr``: a class decorator that does nothing.
+
+    Modules compiled with mypyc (this one, and ``manticore_risk``'s) bind ``mypyc_attr`` to it at run
+    time, so that the same source runs interpreted without ``mypy_extensions`` installed.
+    """
     return _same_class
 
 
 # Bound at run time without a branch on TYPE_CHECKING: mypyc compiles an ``else`` of that test as
 # unreachable code (which raises when reached), and the book needs nothing outside the standard library.
-globals().setdefault("mypyc_attr", _no_mypyc_attr)
+globals().setdefault("mypyc_attr", no_mypyc_attr)
 
 
 __all__ = [

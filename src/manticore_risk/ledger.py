@@ -11,9 +11,10 @@ asset is created on first use.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
+
+from manticore_orderbook.model import no_mypyc_attr
 
 from .amounts import ZERO, add, sub
 from .errors import InsufficientFunds
@@ -25,19 +26,6 @@ if TYPE_CHECKING:  # what mypyc reads when it compiles (mypy_extensions is not n
 __all__ = ["Balance", "Ledger", "UserId"]
 
 UserId = str | int
-
-_C = TypeVar("_C")
-
-
-def _same_class(cls: _C) -> _C:
-    return cls
-
-
-def no_mypyc_attr(*args: object, **kwargs: object) -> Callable[[_C], _C]:
-    """The interpreter's stand-in for ``mypy_extensions.mypyc_attr``: a class decorator that does nothing
-    (as the order book's ``model`` module binds it)."""
-    return _same_class
-
 
 # Bound at run time without a branch on TYPE_CHECKING: mypyc compiles an ``else`` of that test as
 # unreachable code (which raises when reached).

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from manticore_orderbook.model import no_mypyc_attr
+
 from .amounts import ZERO, mul, sub
-from .ledger import Balance, UserId, no_mypyc_attr
+from .ledger import Balance, UserId
 from .markets import Market
 from .units import from_units, to_units
 
