@@ -40,7 +40,7 @@ from .records import (
     trade_row,
 )
 from .restore import restore_book
-from .writer import WriteBehindWriter, is_transient
+from .writer import DEFAULT_MAX_BATCH_EVENTS, WriteBehindWriter, is_transient
 
 __all__ = ["WRITER_ENV", "BatchSink", "PersistenceError", "StorageError", "StorageManager"]
 
@@ -69,7 +69,9 @@ class StorageManager(StorageReads):
             process; ``"FULL"`` also survives a power cut, at a cost per commit.
         max_pending_units: the write-behind queue bound, in commands (each command's changes form
             one unit); book calls wait while it is reached.
-        max_batch_events: the most events (captured order and trade records) one transaction takes.
+        max_batch_events: the most events (captured order and trade records) one write-behind
+            transaction takes (:data:`~manticore_storage.writer.DEFAULT_MAX_BATCH_EVENTS`: small, so
+            that building one transaction's rows never holds this process's GIL for long).
         sync_timeout: how long a synchronous write retries a lost connection before giving up.
         gather_delay: how long the write-behind writer lets a batch gather after its first command
             arrived (see :class:`~manticore_storage.writer.WriteBehindWriter`): the most the tables
@@ -92,7 +94,7 @@ class StorageManager(StorageReads):
         *,
         sqlite_synchronous: str = "NORMAL",
         max_pending_units: int = 100_000,
-        max_batch_events: int = 20_000,
+        max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
         sync_timeout: float = 30.0,
         gather_delay: float = 0.1,
         echo: bool = False,

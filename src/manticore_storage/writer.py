@@ -2,7 +2,7 @@
 
 Producers (book threads) call :meth:`WriteBehindWriter.submit`; it blocks while the queue holds
 ``max_pending_units`` units or more (back-pressure instead of unbounded memory). The thread takes
-everything queued (up to ``max_batch_events``) and writes it in one transaction, so a crash leaves the
+what is queued, up to ``max_batch_events``, and writes it in one transaction, so a crash leaves the
 database at a unit boundary: a prefix of the event stream made of whole commands. Transient database
 errors (a lost connection, a locked database) are retried with exponential backoff on a fresh
 connection, for as long as it takes; any other error is isolated to the unit that causes it, whose
@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 from .apply import UnitTuple, unit_size
 
-__all__ = ["WriteBehindWriter", "WriteStats", "is_transient", "write_with_retry"]
+__all__ = ["DEFAULT_MAX_BATCH_EVENTS", "WriteBehindWriter", "WriteStats", "is_transient", "write_with_retry"]
 
 _LOG = logging.getLogger("manticore_storage.writer")
 
@@ -37,6 +37,15 @@ _BUSY_UNITS = 40
 _LINGER = 0.01
 #: The writer stops gathering a batch early once this many units are queued.
 _GATHER_UNITS = 2_000
+#: The default bound of one transaction, in events (:func:`~.apply.unit_size`: a one-order command's
+#: unit counts 1). Building a transaction's rows is Python work that holds the GIL (in the serving
+#: process when the writer is a thread; its hand-off to a writer process likewise): 250 one-order units
+#: are ~2.5 ms of it on the development machine, where 20,000 (the earlier bound) held the event loop
+#: off for 20-30 ms, in 5 ms slices, each time a steady load's 0.5 s batch was written.
+DEFAULT_MAX_BATCH_EVENTS = 250
+#: How long the writer sleeps between two transactions while more units are queued: it gives the GIL
+#: to a thread that wants it (the event loop) instead of taking it back at once.
+_BETWEEN_BATCHES = 0.0005
 
 #: SQLite raises OperationalError for missing tables too; only these messages mean "try again later".
 _SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open")
@@ -98,7 +107,9 @@ class WriteBehindWriter:
         write: writes a list of units in one transaction.
         record_failure: called for a unit that fails on its own with a non-transient error.
         max_pending_units: queue bound, in units (one unit holds one command's changes).
-        max_batch_events: the most events one transaction takes.
+        max_batch_events: the most events one transaction takes (a unit larger than that is written
+            alone). More queued than one transaction takes is written in several, back to back, with a
+            pause of ``_BETWEEN_BATCHES`` between them in which other threads can take the GIL.
         backoff: first retry delay in seconds (doubling up to ``max_backoff``).
         max_delay: the longest the writer holds off while a producer is busy (see below).
         gather_delay: how long the writer lets a batch gather after its first unit arrived (capped
@@ -122,7 +133,7 @@ class WriteBehindWriter:
         *,
         name: str = "manticore-storage-writer",
         max_pending_units: int = 100_000,
-        max_batch_events: int = 20_000,
+        max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
         backoff: float = 0.05,
         max_backoff: float = 2.0,
         max_delay: float = 0.5,
@@ -304,6 +315,8 @@ class WriteBehindWriter:
             self._write_with_retry(units)
             self.cpu_seconds += time.thread_time() - started
             self._done()
+            if self._queue and not self._closing:
+                time.sleep(_BETWEEN_BATCHES)
 
     def _write_with_retry(self, units: list[UnitTuple]) -> None:
         write_with_retry(

@@ -75,7 +75,8 @@ def _write(url: str, book: OrderBook, units: list[UnitTuple], per_batch: int) ->
     """Write ``units`` through the write-behind writer, ``per_batch`` at a time (each group submitted
     while the writer gathers, then flushed: one transaction per group). Returns the tables and the
     number of transactions."""
-    storage = StorageManager(url, gather_delay=60.0)
+    # No bound on a transaction's events here: each group is one transaction, whatever it holds.
+    storage = StorageManager(url, gather_delay=60.0, max_batch_events=1_000_000)
     try:
         storage.attach(new_book(), deliver=lambda _unit: None)  # the market row and the writer
         writer = storage._writer

@@ -1,0 +1,78 @@
+"""The write-behind writer's transactions are small by default and it lets other threads run between
+them: a steady load's half-second backlog is written as many short transactions, never as one long
+stretch of Python work that holds the event loop off the GIL."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from manticore_storage.apply import UnitTuple, unit_size
+from manticore_storage.writer import DEFAULT_MAX_BATCH_EVENTS, WriteBehindWriter
+
+
+def _order_unit(n: int) -> UnitTuple:
+    """A one-order unit (six header items, then an order record): one event."""
+    record = (0, 1, 5, None, f"o{n}", "buy", "LIMIT", "GTC", "u", 1.5, "none", None, None, False)
+    return ("BTC/USD", n, 0, 0, None, "P-", *record, 200, 1, 0, 1, 1, None, None, None, False, False, 1, None)
+
+
+def test_a_backlog_is_written_in_transactions_of_the_default_bound_in_order() -> None:
+    written: list[list[UnitTuple]] = []
+    # A long gather delay: everything below is queued before the writer takes anything (flush starts it).
+    writer = WriteBehindWriter(written.append, lambda unit, exc: None, gather_delay=30.0, max_delay=30.0)
+    try:
+        units = [_order_unit(n) for n in range(2_600)]
+        writer.submit_many(units)
+        assert writer.flush(30)
+        assert [unit for batch in written for unit in batch] == units
+        assert all(sum(map(unit_size, batch)) <= DEFAULT_MAX_BATCH_EVENTS for batch in written)
+        assert len(written) == -(-len(units) // DEFAULT_MAX_BATCH_EVENTS)
+        assert len(written) >= 6  # small transactions: a few ms of Python work each, not one long one
+        assert writer.batches == len(written)
+        assert writer.events_written == len(units)
+    finally:
+        writer.close()
+
+
+def test_another_thread_gets_the_gil_between_two_transactions() -> None:
+    """With forced GIL switches out of the way (a 5 s switch interval), a thread that sleeps and wakes
+    can only run when the writer gives the GIL up: it must see the writer's progress between its
+    transactions, not only before the first and after the last."""
+    calls: list[int] = []
+
+    def write(units: list[UnitTuple]) -> None:
+        # Python work holding the GIL, as building a transaction's rows does.
+        end = time.perf_counter() + 0.02
+        while time.perf_counter() < end:
+            pass
+        calls.append(len(units))
+
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watcher() -> None:
+        while not stop.is_set():
+            seen.append(len(calls))
+            time.sleep(0.0002)
+
+    writer = WriteBehindWriter(
+        write, lambda unit, exc: None, gather_delay=30.0, max_delay=30.0, max_batch_events=10
+    )
+    interval = sys.getswitchinterval()
+    thread = threading.Thread(target=watcher)
+    try:
+        writer.submit_many([_order_unit(n) for n in range(80)])  # 8 transactions of 10
+        sys.setswitchinterval(5.0)
+        thread.start()
+        assert writer.flush(30)
+    finally:
+        sys.setswitchinterval(interval)
+        stop.set()
+        if thread.is_alive():
+            thread.join()
+        writer.close()
+    assert calls == [10] * 8
+    between = {count for count in seen if 0 < count < 8}
+    assert len(between) >= 5, sorted(set(seen))
