@@ -464,14 +464,36 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def core_busy_seconds(cpu: str | None) -> tuple[float, float] | None:
+    """(busy, total) seconds of CPU ``cpu`` since boot from /proc/stat (busy: everything but idle and
+    I/O wait, whoever ran: the server's threads, its forked checkpoint writers, its storage writer
+    process, anything else); None when the server is not pinned to one CPU or there is no /proc."""
+    if cpu is None or not cpu.isdigit():
+        return None
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, *values = line.split()
+        if name == f"cpu{cpu}":
+            ticks = [int(value) for value in values[:8]]
+            idle = ticks[3] + ticks[4]
+            scale = os.sysconf("SC_CLK_TCK")
+            return (sum(ticks) - idle) / scale, sum(ticks) / scale
+    return None
+
+
 def server_cpu_cell(paced: dict[str, Any]) -> str:
     """The report's cell for the serving process's CPU over a paced window (its threads, not its
     child processes): microseconds per acknowledged request and the share of one core (n/a when the
-    window acknowledged nothing)."""
+    window acknowledged nothing), then how busy the server's core was over the window (every process
+    on it: the forked checkpoint writers too) when the server is pinned."""
     cpu = paced.get("server_cpu")
     if not cpu:
         return "n/a"
-    return f"{cpu['us_per_request']:,.0f} ({cpu['share'] * 100:.0f}%)"
+    core = f"; core {paced['core_busy'] * 100:.0f}% busy" if paced.get("core_busy") is not None else ""
+    return f"{cpu['us_per_request']:,.0f} ({cpu['share'] * 100:.0f}%{core})"
 
 
 def measure_paced(
@@ -483,6 +505,7 @@ def measure_paced(
     journal_before = server.journal_counters()
     checkpoint_before = server.checkpoint_position()
     cpu_before = process_cpu_seconds(server.process.pid)
+    core_before = core_busy_seconds(settings.server_cpu)
     arguments = ["paced", "--url", server.url, "--requests", str(requests), "--rate", f"{rate:.3f}"]
     arguments += ["--connections", str(settings.connections)]
     if settings.timeline is not None:
@@ -490,6 +513,9 @@ def measure_paced(
         arguments += ["--timeline", str(settings.timeline / f"{server.log_path.stem}.json")]
     paced = run_client(settings, arguments, timeout=settings.duration * 3 + 120)
     cpu_used = process_cpu_seconds(server.process.pid) - cpu_before
+    core_after = core_busy_seconds(settings.server_cpu)
+    if core_before is not None and core_after is not None and core_after[1] > core_before[1]:
+        paced["core_busy"] = (core_after[0] - core_before[0]) / (core_after[1] - core_before[1])
     if paced.get("seconds") and paced.get("acknowledged"):
         paced["server_cpu"] = {
             "us_per_request": cpu_used / paced["acknowledged"] * 1e6,
@@ -661,14 +687,15 @@ def report(runs: list[Run], settings: Settings, header: list[str]) -> str:
                 else "half of the same repeat's maximum rate"
             )
             + " (latency from due time; server CPU: the serving process's own CPU time over the window, per "
-            "acknowledged request and as a share of the window):",
+            "acknowledged request and as a share of the window; its core busy: the share of the server's "
+            "CPU that anything used over the paced client's run, its forked checkpoint writers included):",
             "",
         ]
         lines.append(
             "| what | repeat | rate asked | acknowledged | other answers | p50 / p99 / p99.9 / max ms "
             "| GC pauses (over 10 ms) | GC total ms | GC max pause ms (since start) "
             "| checkpoint position before -> after | journal fsync rounds/s (records per round) "
-            "| server CPU µs per request (share) |"
+            "| server CPU µs per request (share; its core busy) |"
         )
         lines.append("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
         label = {t.name: t.label for t in TARGETS}

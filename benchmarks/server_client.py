@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import time
 from collections import Counter
@@ -135,6 +136,8 @@ async def _paced(
     latencies: list[float] = []
     tasks: set[asyncio.Task[None]] = set()
     late = 0.0
+    pauses = _GcPauses()
+    gc.callbacks.append(pauses.callback)
 
     async def one(connection: _Connection, raw: bytes, due: float) -> None:
         sent = time.perf_counter()
@@ -187,7 +190,30 @@ async def _paced(
         "status": dict(statuses),
         "latency_ms": _percentiles(latencies),
         "max_send_lag_ms": round(late * 1000, 3),
+        "client_gc": pauses.report(),
     }
+
+
+class _GcPauses:
+    """The client's own garbage-collector pauses (a pause of the client delays sends and reads)."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.count = 0
+        self.max_ms = 0.0
+        self.over_5ms = 0
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        pause = (time.perf_counter() - self.started) * 1000
+        self.count += 1
+        self.max_ms = max(self.max_ms, pause)
+        self.over_5ms += pause > 5.0
+
+    def report(self) -> dict[str, float]:
+        return {"collections": self.count, "max_pause_ms": round(self.max_ms, 3), "over_5ms": self.over_5ms}
 
 
 async def _ws(

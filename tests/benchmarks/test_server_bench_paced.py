@@ -9,13 +9,31 @@ import os
 import threading
 from pathlib import Path
 
-from benchmarks.server import process_cpu_seconds, server_cpu_cell
+from benchmarks.server import core_busy_seconds, process_cpu_seconds, server_cpu_cell
 from benchmarks.server_client import main as client_main
 
 
 def test_the_server_cpu_cell_gives_microseconds_per_request_and_the_share() -> None:
     assert server_cpu_cell({"server_cpu": {"us_per_request": 212.4, "share": 0.634}}) == "212 (63%)"
     assert server_cpu_cell({}) == "n/a"
+    both = {"server_cpu": {"us_per_request": 212.4, "share": 0.634}, "core_busy": 0.876}
+    assert server_cpu_cell(both) == "212 (63%; core 88% busy)"
+
+
+def test_core_busy_seconds_reads_one_cpu_and_grows_while_this_process_spins_on_it() -> None:
+    assert core_busy_seconds(None) is None
+    assert core_busy_seconds("0-1") is None  # not one CPU
+    allowed = os.sched_getaffinity(0)
+    cpu = str(min(allowed))
+    os.sched_setaffinity(0, {int(cpu)})
+    try:
+        before = core_busy_seconds(cpu)
+        assert before is not None and before[1] >= before[0] >= 0.0
+        sum(range(20_000_000))  # ~0.3 s of CPU on that core
+        after = core_busy_seconds(cpu)
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert after is not None and after[0] - before[0] >= 0.1 and after[1] > before[1]
 
 
 def test_process_cpu_seconds_counts_this_process_and_is_zero_for_a_gone_one() -> None:
@@ -85,3 +103,5 @@ def test_the_paced_client_writes_every_request_s_due_sent_and_answered_times(
     assert abs((dues[-1] - dues[0]) - 49 / 500) < 1e-6  # due every 1/rate seconds
     assert all(row[3] == 201 for row in rows)
     assert all(row[1] <= row[2] for row in rows)  # sent before answered
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # type: ignore[attr-defined]
+    assert set(result["client_gc"]) == {"collections", "max_pause_ms", "over_5ms"}
