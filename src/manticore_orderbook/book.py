@@ -461,6 +461,19 @@ class OrderBook:
         self._volume = 0  # lots traded
         self._notional = 0  # tick-lots traded
 
+    def __del__(self) -> None:
+        self._release_levels()
+
+    def _release_levels(self) -> None:
+        """Empty every level's queue, so that no resting order and its level keep each other alive."""
+        try:
+            sides = (self._bid_levels, self._ask_levels)
+        except AttributeError:  # __init__ failed before the state was made
+            return
+        for levels in sides:
+            for level in levels.values():
+                level.orders.clear()
+
     def _reset_state(self) -> None:
         # Id -> live order, in a table whose entries keep each key's hash (``_hashed_table``).
         self._orders: dict[str, Order] = _hashed_table()

@@ -147,6 +147,7 @@ class OrderExtra:
         return clone
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)
 class Order:
     """One live or finished order.
 
