@@ -7,6 +7,7 @@ Usage (from the repository root)::
     python -m benchmarks.instructions --workload mix       # the positional mix of issue 2
     python -m benchmarks.instructions --python .venv/bin/python --workload add_only
     python -m benchmarks.instructions --workload scale_100000 --cache 33554432   # cache misses per op
+    python -m benchmarks.instructions --workload scale_100000 --cache 0 --pages  # page walks per op
 
 Timings on these shared 2-core machines move by 10-30% from run to run and between machines of one type;
 the instruction count of the same build on the same workload is repeatable to a few parts in a million.
@@ -118,8 +119,20 @@ def count(python: str, workload: Path, subscriber: bool, run_ops: bool, profile:
     return int(found[-1].replace(",", ""))
 
 
+#: ``--pages``: callgrind's two data cache levels set to model this machine's data TLBs (AMD Zen 4, 4 KiB
+#: pages): a "line" is a page, the first level 64 entries (the L1 DTLB holds 72), the last 3,072 entries
+#: of 12 ways (the L2 DTLB). A last-level miss is then a page walk. The VM exposes no TLB counters; on
+#: it a page walk costs about as much as a memory read (docs/performance.md, session 25 h1).
+PAGE_MODEL: tuple[str, str] = ("--D1=262144,8,4096", "--LL=12582912,12,4096")
+
+
 def cache_misses(
-    python: str, workload: Path, subscriber: bool, last_level: int, profile: Path | None = None
+    python: str,
+    workload: Path,
+    subscriber: bool,
+    last_level: int,
+    profile: Path | None = None,
+    pages: bool = False,
 ) -> dict[str, int]:
     """Instructions, L1 data read misses and last-level data read misses of the ops alone.
 
@@ -128,7 +141,9 @@ def cache_misses(
     ``gc.collect()`` and read after the last op (the child's two marker calls), so the prefill, the
     workload's loading and the interpreter's exit are left out. Hash seeds are fixed. With
     ``profile`` the ops' part of the callgrind output is kept as ``PROFILE.1`` (``callgrind_annotate
-    --sort=DLmr PROFILE.1`` lists the functions that miss).
+    --sort=DLmr PROFILE.1`` lists the functions that miss). With ``pages`` the two levels model the
+    data TLBs instead (:data:`PAGE_MODEL`; ``last_level`` is ignored) and the counts are page misses,
+    reads and writes together.
     """
     code = _CHILD.format(root=str(ROOT), workload=str(workload), subscriber=subscriber, run_ops=True)
     env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -140,8 +155,7 @@ def cache_misses(
                 f"--callgrind-out-file={profile or tmp + '/out'}",
                 "--cache-sim=yes",
                 "--I1=32768,8,64",
-                "--D1=32768,8,64",
-                f"--LL={last_level},16,64",
+                *(PAGE_MODEL if pages else ("--D1=32768,8,64", f"--LL={last_level},16,64")),
                 "--zero-before=gc_get_freeze_count",
                 "--dump-before=gc_is_finalized",
                 python,
@@ -165,6 +179,12 @@ def cache_misses(
                 totals = [int(x) for x in line.split()[1:]]
                 break
     found = dict(zip(events, totals, strict=False))
+    if pages:
+        return {
+            "instructions": found.get("Ir", 0),
+            "first-level TLB misses": found.get("D1mr", 0) + found.get("D1mw", 0),
+            "page walks": found.get("DLmr", 0) + found.get("DLmw", 0),
+        }
     return {
         "instructions": found.get("Ir", 0),
         "L1 data misses": found.get("D1mr", 0),
@@ -194,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         help="instead, simulate the caches (32 KiB L1, a last level of BYTES) and print the misses per op "
         "of the ops alone (1048576: this machine's L2; 33554432: its L3, so misses are memory reads)",
     )
+    parser.add_argument(
+        "--pages",
+        action="store_true",
+        help="with --cache: model the data TLBs instead (4 KiB pages, 64 and 3,072 entries) and print "
+        "page misses and page walks per op",
+    )
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
@@ -209,10 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"callgrind_annotate --inclusive=yes {args.profile} | head -60")
         return 0
     if args.cache is not None:
-        misses = cache_misses(args.python, path, args.subscriber, args.cache, args.profile)
+        misses = cache_misses(args.python, path, args.subscriber, args.cache, args.profile, args.pages)
         sub = " + subscriber" if args.subscriber else ""
         per_op = ", ".join(f"{name} {value / n_ops:,.2f}" for name, value in misses.items())
-        print(f"{args.workload}{sub}, last level {args.cache:,} B, per op: {per_op} ({n_ops:,} ops)")
+        model = "data TLBs (4 KiB pages)" if args.pages else f"last level {args.cache:,} B"
+        print(f"{args.workload}{sub}, {model}, per op: {per_op} ({n_ops:,} ops)")
         return 0
     with_ops = count(args.python, path, args.subscriber, run_ops=True)
     without = count(args.python, path, args.subscriber, run_ops=False)

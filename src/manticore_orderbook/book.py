@@ -461,6 +461,22 @@ class OrderBook:
         self._volume = 0  # lots traded
         self._notional = 0  # tick-lots traded
 
+    def __del__(self) -> None:
+        """Let go of the resting orders: compiled, an order and its level form a cycle that the GC
+        cannot collect (``Order`` is acyclic for mypyc; see model.py), so the book breaks it."""
+        self._release_levels()
+
+    def _release_levels(self) -> None:
+        """Empty every level's queue, so that no resting order and its level keep each other alive
+        (call before the level dicts are dropped: ``__del__``, a restore that failed)."""
+        try:
+            sides = (self._bid_levels, self._ask_levels)
+        except AttributeError:  # __init__ failed before the state was made
+            return
+        for levels in sides:
+            for level in levels.values():
+                level.orders.clear()
+
     def _reset_state(self) -> None:
         # Id -> live order, in a table whose entries keep each key's hash (``_hashed_table``).
         self._orders: dict[str, Order] = _hashed_table()

@@ -270,6 +270,7 @@ def load_trusted(
             if bid is not None and ask is not None and bid >= ask:
                 raise InvalidOrderError(f"the restored book would be crossed (bid {bid} >= ask {ask} ticks)")
         except BaseException:
+            book._release_levels()
             book._reset_state()
             raise
         book._sequence = max(book._sequence, sequence, top)
@@ -574,6 +575,7 @@ def _place_restored(book: OrderBook, orders: list[Order]) -> None:
             book._join_level(order)
     bid, ask = book._bid_prices.max(), book._ask_prices.min()
     if bid is not None and ask is not None and bid >= ask:
+        book._release_levels()
         book._reset_state()
         raise InvalidOrderError(f"the restored book would be crossed (bid {bid} >= ask {ask} ticks)")
 
