@@ -458,7 +458,7 @@ class RiskManager:
         # The balance may count in finer units than the market (Balance.scale; its call only then).
         scale = 1 if balance.exp == exp else balance.scale(exp)
         held = need if scale == 1 else need * scale  # in the balance's units
-        if held > balance.avail:
+        if not balance.covers(held):
             return False
         limiter = self._limiter
         if limiter is not None and not limiter.take(user, now):
@@ -484,7 +484,7 @@ class RiskManager:
         # What fills pay the order in (the other asset): linked now, one dict read, rather than on its
         # first fill by Ledger.balance (two; it creates the balance when missing: None stays lazy).
         order.proceeds = assets.get(market.base if is_buy else market.quote)
-        balance.avail -= held
+        balance.take_available(held)
         balance.held_units += held
         # OrderRegistry.add, with the user's orders already looked up (no expiry: not GTD).
         self._by_id[order_id] = order
@@ -752,15 +752,15 @@ class RiskManager:
             given *= buyer_scale
             buy_release *= buyer_scale
         buyer_pays.held_units -= given
-        buyer_pays.avail += buy_release
+        buyer_pays.add_available(buy_release)
         buy.hold_units = buy_need
         buy.open_units = buy_open
-        buyer_gets.avail += base if buyer_gets_scale == 1 else base * buyer_gets_scale
+        buyer_gets.add_available(base if buyer_gets_scale == 1 else base * buyer_gets_scale)
         seller_pays.held_units -= base if seller_scale == 1 else base * seller_scale
         sell.hold_units = sell_open
         sell.open_units = sell_open
-        seller_gets.avail += proceeds if seller_gets_scale == 1 else proceeds * seller_gets_scale
-        pool.avail += fees if pool_scale == 1 else fees * pool_scale
+        seller_gets.add_available(proceeds if seller_gets_scale == 1 else proceeds * seller_gets_scale)
+        pool.add_available(fees if pool_scale == 1 else fees * pool_scale)
         registry = self._registry
         if not buy_open:
             registry.remove(buy)

@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from manticore_orderbook import EventType, InvalidOrderError, OrderBook, TimeInForce
 from manticore_orderbook.enums import Side
 from manticore_risk import Decision, RiskLimits, RiskManager
+from manticore_risk.ledger import NEAR_MAX
+from manticore_risk.units import from_units
 
 from .support import MARKETS, START, Clock, Exchange, new_book, verify
 from .test_properties import LIMITS, SYMBOLS, Run, make_stream
@@ -518,3 +520,46 @@ def test_sweeps_through_levels_settle_each_trade_at_its_own_price() -> None:
     assert fast.books["BTC/USD"].counters()[1] == 8
     for user in ("m1", "m2", "m3", "t"):
         assert fast.risk.balances(user) == general.risk.balances(user)
+
+
+#: Available amounts, in the finest units the markets count each asset in, that the random streams
+#: below start from: at the edge of ``Balance.near``'s range (the fast paths then fold it into
+#: ``far`` and back), at mypyc's machine-integer bound 2**62, and far beyond (10**9 USD counts 10**15
+#: units here, 10**19 in the benchmark's market).
+_WHALES = (NEAR_MAX, 2**62, 10**19, 10**25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    length=st.integers(1, 120),
+    whale=st.sampled_from(_WHALES),
+    offsets=st.lists(st.integers(-(10**10), 10**10), min_size=9, max_size=9),
+)
+def test_fast_and_general_paths_agree_for_balances_beyond_machine_integers(
+    seed: int, length: int, whale: int, offsets: list[int]
+) -> None:
+    """The random streams of the test above, every user first funded with amounts around the edges of
+    the ledger's two-part available amounts (``Balance.far`` and ``near``): decisions, exported state
+    and balances agree with the general paths (Decimal arithmetic on the whole amount) after each
+    command, and the invariants hold against the test's own record."""
+    general = Run(GeneralExchange(limits=LIMITS))
+    fast = Run(FastExchange(limits=LIMITS))
+    markets = fast.ex.risk._markets.values()
+    exps = {
+        a: max(m.quote_exp if a == m.quote else m.quantity_exp for m in markets if a in (m.base, m.quote))
+        for a in ("USD", "BTC", "ETH")
+    }
+    offset = iter(offsets)
+    for user in ("u1", "u2", "u3"):
+        for asset, exp in exps.items():
+            amount = from_units(whale + next(offset), exp)
+            general.ex.deposit(user, asset, amount)
+            fast.ex.deposit(user, asset, amount)
+    for n, command in enumerate(make_stream(seed, length)):
+        assert fast.step(n, command) == general.step(n, command)
+        verify(fast.ex)
+        verify(general.ex)
+        assert fast.ex.risk.export_state() == general.ex.risk.export_state()
+        for user in ("u1", "u2", "u3"):
+            assert fast.ex.risk.balances(user) == general.ex.risk.balances(user)
