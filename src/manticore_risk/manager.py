@@ -338,7 +338,6 @@ class RiskManager:
                 is_buy is not None
                 and rests is not None
                 and order_id
-                and order_id not in self._by_id
                 and now - now == 0.0  # finite: inf - inf and nan - nan are nan
             ):
                 try:
@@ -462,11 +461,9 @@ class RiskManager:
         near = balance.near
         if held > near + balance.floor and held > near + balance.far:
             return False
-        limiter = self._limiter
-        if limiter is not None and not limiter.take(user, now):
-            return False
-        # Approved (and counted by the rate limiter): hold the funds, track the order (as _hold does; the
-        # quantity's Decimal is made from its units if ever read).
+        # Every check but the rate limit passed: track the order (as _hold does; the quantity's Decimal is
+        # made from its units if ever read). One look-up tests the id and inserts it: an id already
+        # tracked leaves the table as it was and goes to the general path (its ValueError).
         order = TrackedOrder(
             order_id,
             market,
@@ -481,6 +478,14 @@ class RiskManager:
             price_units,
             quantity_units,
         )
+        by_id = self._by_id
+        if by_id.setdefault(order_id, order) is not order:
+            return False
+        limiter = self._limiter
+        if limiter is not None and not limiter.take(user, now):
+            del by_id[order_id]
+            return False
+        # Approved (and counted by the rate limiter): hold the funds.
         order.hold_units = need
         order.balance = balance
         # What fills pay the order in (the other asset): linked now, one dict read, rather than on its
@@ -493,8 +498,8 @@ class RiskManager:
         else:
             balance.avail = balance.far + near
         balance.held_units += held
-        # OrderRegistry.add, with the user's orders already looked up (no expiry: not GTD).
-        self._by_id[order_id] = order
+        # The rest of OrderRegistry.add, with the user's orders already looked up (no expiry: not GTD).
+        self._registry.placed = order
         if mine is None:
             self._by_user[user] = {order_id: order}
         else:
@@ -618,7 +623,9 @@ class RiskManager:
                     return
                 market.last_sequence = sequence
             order_id = data.get("order_id")
-            order = self._by_id.get(order_id) if isinstance(order_id, str) else None
+            order = self._registry.placed  # the order just placed: the same id object, no look-up
+            if order is None or order.order_id is not order_id:
+                order = self._by_id.get(order_id) if isinstance(order_id, str) else None
             if order is None or order.symbol != name:
                 return
             order.seen = True
@@ -665,8 +672,18 @@ class RiskManager:
         if type(buy_id) is not str or type(sell_id) is not str:
             return False
         buy_key: str = buy_id
-        buy = by_id.get(buy_key)
-        sell = by_id.get(sell_id)
+        sell_key: str = sell_id
+        # The taker is usually the order just placed (the same id object): one look-up less.
+        placed = self._registry.placed
+        if placed is not None and placed.order_id is buy_key:
+            buy: TrackedOrder | None = placed
+            sell = by_id.get(sell_key)
+        elif placed is not None and placed.order_id is sell_key:
+            buy = by_id.get(buy_key)
+            sell = placed
+        else:
+            buy = by_id.get(buy_key)
+            sell = by_id.get(sell_key)
         if buy is None or sell is None or buy.symbol != name or sell.symbol != name:
             return False
         quote_exp = market.quote_exp
