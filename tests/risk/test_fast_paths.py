@@ -563,3 +563,56 @@ def test_fast_and_general_paths_agree_for_balances_beyond_machine_integers(
         assert fast.ex.risk.export_state() == general.ex.risk.export_state()
         for user in ("u1", "u2", "u3"):
             assert fast.ex.risk.balances(user) == general.ex.risk.balances(user)
+
+
+def test_an_order_id_used_again_after_its_order_ended_finds_the_new_order() -> None:
+    """The manager finds the order it just placed by the identity of its id (``OrderRegistry.placed``);
+    once that order ends (here by a cancel, settled by the general path), the same id object used again
+    for a new order (placed by the general path: GTD) must find the new one: its ORDER_ADDED marks it
+    announced (``release_unplaced`` then refuses it) and notes its expiry."""
+    ex = _funded_u1()
+    order_id = "".join(["x", "1"])  # one string object for every use below
+    assert ex.place(order_id, "BTC/USD", "u1", "buy", "limit", D("100"), D("1"))["approved"]
+    assert ex.risk._registry.placed is ex.risk._registry.by_id[order_id]
+    assert ex.books["BTC/USD"].cancel_order(order_id)
+    assert ex.risk._registry.placed is None
+    expiry = ex.clock.now + 5
+    decision = ex.place(
+        order_id, "BTC/USD", "u1", "buy", "limit", D("99"), D("2"), time_in_force="GTD", expiry_time=expiry
+    )
+    assert decision["approved"]
+    again = ex.risk._registry.by_id[order_id]
+    assert again.seen and again.expiry == expiry
+    assert not ex.risk.release_unplaced(order_id)
+    assert ex.risk.orders("u1")[0]["price"] == "99"
+    verify(ex)
+
+
+def test_a_refused_fast_path_order_leaves_no_trace_of_its_id() -> None:
+    """The fast path inserts a new order's id before the rate limit, its last check: a refusal there
+    takes it out again (the general path then words the rejection), and an id already tracked is the
+    general path's ValueError; the exported state is unchanged either way."""
+    ex = FastExchange(limits=RiskLimits(rate_limit_orders=1, rate_limit_window=10.0))
+    ex.deposit("u1", "USD", "1000")
+    assert ex.place("a", "BTC/USD", "u1", "buy", "limit", D("100"), D("1"))["approved"]
+    before = ex.risk.export_state()
+    decision = ex.place("b", "BTC/USD", "u1", "buy", "limit", D("100"), D("1"))
+    assert decision["code"] == "rate_limited"
+    assert ex.risk.export_state() == before and "b" not in ex.risk._registry.by_id
+    try:
+        ex.risk.check_and_reserve(
+            "a",
+            user_id="u1",
+            symbol="BTC/USD",
+            side="buy",
+            order_type="limit",
+            price="1",
+            quantity="1",
+            now=ex.clock.now + 20,
+        )
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("an id already tracked must raise")
+    assert ex.risk.export_state() == before
+    verify(ex)
