@@ -616,3 +616,36 @@ def test_a_refused_fast_path_order_leaves_no_trace_of_its_id() -> None:
         raise AssertionError("an id already tracked must raise")
     assert ex.risk.export_state() == before
     verify(ex)
+
+
+def _split(balance: Any, far: int) -> None:
+    """Re-split a balance's available amount as ``far`` + the rest (a state folds can leave)."""
+    total = balance.avail
+    balance.far, balance.near, balance.floor = far, total - far, min(far, NEAR_MAX)
+    assert balance.avail == total and -NEAR_MAX <= balance.near <= NEAR_MAX
+
+
+def test_trades_fold_large_balances_as_the_general_settlement() -> None:
+    """Balances whose ``near`` part is one trade from the edge of its range while ``far`` holds a large
+    amount (the seller's quote, the buyer's base, the buyer's quote hold): the trade fast path folds them
+    and ends where the general settlement does."""
+    runs = []
+    for kind in (FastExchange, GeneralExchange):
+        ex = kind()
+        balances = ex.risk._ledger.accounts
+        for user in ("u1", "u2"):
+            for asset, exp in (("USD", 6), ("BTC", 1)):
+                ex.deposit(user, asset, from_units(2**62 + NEAR_MAX - 3, exp))
+                _split(balances()[user][asset], 2**62)
+        ex.deposit("u3", "USD", from_units(2**62 - NEAR_MAX + 10**7, 6))  # near: 10 USD above its floor
+        _split(balances()["u3"]["USD"], 2**62)
+        ex.place("s1", "BTC/USD", "u1", "sell", "limit", D("100"), D("2"))
+        ex.place("b1", "BTC/USD", "u2", "buy", "limit", D("101"), D("1.5"))  # takes 1.5 at 100
+        ex.place("b2", "BTC/USD", "u3", "buy", "limit", D("100"), D("0.5"))  # its hold folds u3's USD
+        runs.append(ex)
+    fast, general = runs
+    for user in ("u1", "u2", "u3"):
+        assert fast.risk.balances(user) == general.risk.balances(user)
+    assert fast.risk.export_state() == general.risk.export_state()
+    verify(fast)
+    verify(general)
