@@ -23,7 +23,7 @@ from .units import add_units, from_units, pow10, to_units
 if TYPE_CHECKING:  # what mypyc reads when it compiles (mypy_extensions is not needed at run time)
     from mypy_extensions import mypyc_attr
 
-__all__ = ["NEAR_MAX", "Balance", "Ledger", "UserId"]
+__all__ = ["NEAR_MAX", "NEAR_MIN", "Balance", "Ledger", "UserId"]
 
 UserId = str | int
 
@@ -37,6 +37,8 @@ globals().setdefault("mypyc_attr", no_mypyc_attr)
 #: machine integer of the compiled build (mypyc's ints are native while below 2**62 in magnitude;
 #: beyond, Python ints: as exact, but each operation allocates an int object).
 NEAR_MAX: Final = 2**60
+#: ``-NEAR_MAX`` (a constant: interpreted, ``-NEAR_MAX`` would make an int object per test).
+NEAR_MIN: Final = -(2**60)
 
 
 # acyclic: its fields are ints, so no instance can be part of a reference cycle; the compiled class is
@@ -76,7 +78,7 @@ class Balance:
 
     @avail.setter
     def avail(self, units: int) -> None:
-        if -NEAR_MAX <= units <= NEAR_MAX:
+        if NEAR_MIN <= units <= NEAR_MAX:
             self.far = 0
             self.near = units
             self.floor = 0
@@ -88,7 +90,7 @@ class Balance:
     def add_available(self, units: int) -> None:
         """Add ``units`` (in this balance's units; negative: take) to the available amount."""
         near = self.near + units
-        if -NEAR_MAX <= near <= NEAR_MAX:
+        if NEAR_MIN <= near <= NEAR_MAX:
             self.near = near
         else:
             self.avail = self.far + near
@@ -97,15 +99,15 @@ class Balance:
         """Take ``units`` (in this balance's units) from the available amount (the caller checked
         :meth:`covers`)."""
         near = self.near - units
-        if -NEAR_MAX <= near <= NEAR_MAX:
+        if NEAR_MIN <= near <= NEAR_MAX:
             self.near = near
         else:
             self.avail = self.far + near
 
     def covers(self, units: int) -> bool:
-        """Whether ``units`` (in this balance's units) is at most the available amount. In machine
-        integers when ``units`` and ``near + floor`` decide it (``floor <= far``), which they do
-        unless the amount is short or beyond ``NEAR_MAX`` below ``units``."""
+        """Whether ``units`` (in this balance's units) is at most the available amount: tested against
+        ``near + floor`` first (machine integers; ``floor <= far``, so a yes is exact), then exactly
+        against ``near + far``."""
         near = self.near
         return units <= near + self.floor or units <= near + self.far
 

@@ -25,7 +25,7 @@ from .checks import PreTradeChecks, check_grid, check_now, check_user_id
 from .decisions import Decision
 from .errors import InsufficientFunds
 from .holds import hold_asset, market_sweep, new_order_hold
-from .ledger import NEAR_MAX, Ledger, UserId
+from .ledger import NEAR_MAX, NEAR_MIN, Ledger, UserId
 from .limits import RiskLimits
 from .markets import Market
 from .order_spec import OrderSpec, parse_order
@@ -493,7 +493,7 @@ class RiskManager:
         order.proceeds = assets.get(market.base if is_buy else market.quote)
         # Balance.take_available, inline (``near`` stays within its range, else folded into ``far``).
         near -= held
-        if -NEAR_MAX <= near <= NEAR_MAX:
+        if NEAR_MIN <= near <= NEAR_MAX:
             balance.near = near
         else:
             balance.avail = balance.far + near
@@ -779,14 +779,14 @@ class RiskManager:
         # range (machine integers), else folded into ``far`` by the ``avail`` setter.
         buyer_pays.held_units -= given
         near = buyer_pays.near + buy_release
-        if -NEAR_MAX <= near <= NEAR_MAX:
+        if NEAR_MIN <= near <= NEAR_MAX:
             buyer_pays.near = near
         else:
             buyer_pays.avail = buyer_pays.far + near
         buy.hold_units = buy_need
         buy.open_units = buy_open
         near = buyer_gets.near + (base if buyer_gets_scale == 1 else base * buyer_gets_scale)
-        if -NEAR_MAX <= near <= NEAR_MAX:
+        if NEAR_MIN <= near <= NEAR_MAX:
             buyer_gets.near = near
         else:
             buyer_gets.avail = buyer_gets.far + near
@@ -794,12 +794,12 @@ class RiskManager:
         sell.hold_units = sell_open
         sell.open_units = sell_open
         near = seller_gets.near + (proceeds if seller_gets_scale == 1 else proceeds * seller_gets_scale)
-        if -NEAR_MAX <= near <= NEAR_MAX:
+        if NEAR_MIN <= near <= NEAR_MAX:
             seller_gets.near = near
         else:
             seller_gets.avail = seller_gets.far + near
         near = pool.near + (fees if pool_scale == 1 else fees * pool_scale)
-        if -NEAR_MAX <= near <= NEAR_MAX:
+        if NEAR_MIN <= near <= NEAR_MAX:
             pool.near = near
         else:
             pool.avail = pool.far + near
