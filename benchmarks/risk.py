@@ -248,7 +248,9 @@ def run_child(
 # ---------------------------------------------------------------------- the parent
 
 
-def _child_command(python: str, args: argparse.Namespace, variant: str, timed: bool) -> list[str]:
+def _child_command(
+    python: str, args: argparse.Namespace, variant: str, timed: bool, risk: str | None = None
+) -> list[str]:
     return [
         python,
         "-m",
@@ -256,7 +258,7 @@ def _child_command(python: str, args: argparse.Namespace, variant: str, timed: b
         "--child",
         variant,
         "--risk",
-        args.risk,
+        args.risk if risk is None else risk,
         "--subscribe",
         args.subscribe,
         "--seed",
@@ -309,6 +311,27 @@ def _resolve_risk(python: str, requested: str) -> str:
     return "installed" if out.stdout.strip() == "True" else "src"
 
 
+def _own_ratio(
+    samples: dict[str, dict[str, list[float]]], base: dict[str, dict[str, list[float]]], clock: str
+) -> tuple[float, float, float]:
+    """Risk's own code (median of book+risk minus median of book+events) of ``samples`` over that of
+    ``base``, and a 95% bootstrap interval of the ratio (repeats resampled together, seeded)."""
+
+    def own(of: dict[str, dict[str, list[float]]], picks: list[int]) -> float:
+        with_risk, events = of["book+risk"][clock], of["book+events"][clock]
+        return statistics.median(with_risk[i] for i in picks) - statistics.median(events[i] for i in picks)
+
+    n = len(samples["book"][clock])
+    everything = list(range(n))
+    rng = random.Random(0)
+    ratios = []
+    for _ in range(2000):
+        picks = [rng.randrange(n) for _ in range(n)]
+        ratios.append(own(samples, picks) / own(base, picks))
+    ratios.sort()
+    return own(samples, everything) / own(base, everything), ratios[49], ratios[1949]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--python", default=str(ROOT / ".venv-compiled" / "bin" / "python"))
@@ -346,6 +369,15 @@ def main(argv: list[str] | None = None) -> int:
         default=list(VARIANTS),
         help="the variants --instructions counts (default: all three)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="another interpreter (e.g. a compiled venv of main) whose children run interleaved with "
+        "--python's in every wall-clock repeat (each variant of one, then of the other, the order "
+        "alternating): the report adds its medians and the ratio of risk's own code, this build over the "
+        "baseline, with a bootstrap 95%% interval over the repeats (use many repeats: the machine's noise "
+        "on a difference of two medians is large)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--untimed", action="store_true", help=argparse.SUPPRESS)
@@ -377,15 +409,20 @@ def main(argv: list[str] | None = None) -> int:
     finals: dict[str, tuple[int, int]] = {}
     if not args.no_wall:
         samples: dict[str, dict[str, list[float]]] = {v: {"wall": [], "cpu": []} for v in VARIANTS}
+        base: dict[str, dict[str, list[float]]] = {v: {"wall": [], "cpu": []} for v in VARIANTS}
+        runs: list[tuple[str, str, dict[str, dict[str, list[float]]]]] = [(python, args.risk, samples)]
+        if args.baseline:
+            runs.append((args.baseline, _resolve_risk(args.baseline, "auto"), base))
         for repeat in range(args.repeats):
             order = VARIANTS if repeat % 2 == 0 else VARIANTS[::-1]
             for variant in order:
-                result = _run(_child_command(python, args, variant, timed=True))
-                if result["rejected"]:
-                    raise SystemExit(f"risk rejected {result['rejected']} orders: the stream must pass")
-                finals.setdefault(variant, (result["live"], result["trades"]))
-                samples[variant]["wall"].append(result["wall"] / args.orders * 1e6)
-                samples[variant]["cpu"].append(result["cpu"] / args.orders * 1e6)
+                for interpreter, risk_source, into in runs if repeat % 2 == 0 else runs[::-1]:
+                    result = _run(_child_command(interpreter, args, variant, timed=True, risk=risk_source))
+                    if result["rejected"]:
+                        raise SystemExit(f"risk rejected {result['rejected']} orders: the stream must pass")
+                    finals.setdefault(variant, (result["live"], result["trades"]))
+                    into[variant]["wall"].append(result["wall"] / args.orders * 1e6)
+                    into[variant]["cpu"].append(result["cpu"] / args.orders * 1e6)
         if len(set(finals.values())) != 1:
             raise SystemExit(f"the variants ended with different books: {finals}")
         live, trades = next(iter(finals.values()))
@@ -412,6 +449,20 @@ def main(argv: list[str] | None = None) -> int:
             )
         report["wall"] = {v: samples[v] for v in VARIANTS}
         report["median_us"] = med
+        if args.baseline:
+            print(f"\nbaseline {args.baseline}, interleaved with the above:")
+            for clock in ("wall", "cpu"):
+                own, low, high = _own_ratio(samples, base, clock)
+                book = statistics.median(base["book"][clock])
+                base_own = statistics.median(base["book+risk"][clock]) - statistics.median(
+                    base["book+events"][clock]
+                )
+                print(
+                    f"  {clock}: baseline book {book:.2f}, risk's own code {base_own:.2f} µs/order = "
+                    f"{base_own / book:.2f}x its book; this build's own / the baseline's: {own:.3f} "
+                    f"(95% bootstrap {low:.3f}-{high:.3f})"
+                )
+            report["baseline"] = {"python": args.baseline, "wall": base}
     if args.instructions:
         if shutil.which("valgrind") is None:
             print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)

@@ -12,7 +12,7 @@ asset is created on first use.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from manticore_orderbook.model import no_mypyc_attr
 
@@ -23,13 +23,22 @@ from .units import add_units, from_units, pow10, to_units
 if TYPE_CHECKING:  # what mypyc reads when it compiles (mypy_extensions is not needed at run time)
     from mypy_extensions import mypyc_attr
 
-__all__ = ["Balance", "Ledger", "UserId"]
+__all__ = ["NEAR_MAX", "NEAR_MIN", "Balance", "Ledger", "UserId"]
 
 UserId = str | int
 
 # Bound at run time without a branch on TYPE_CHECKING: mypyc compiles an ``else`` of that test as
 # unreachable code (which raises when reached).
 globals().setdefault("mypyc_attr", no_mypyc_attr)
+
+
+#: The hot paths keep :attr:`Balance.near` within ``[-NEAR_MAX, NEAR_MAX]``, so that adding a hold or a
+#: payment (each below ``NEAR_MAX`` in this market's units) to it, or its :attr:`Balance.floor`, stays a
+#: machine integer of the compiled build (mypyc's ints are native while below 2**62 in magnitude;
+#: beyond, Python ints: as exact, but each operation allocates an int object).
+NEAR_MAX: Final = 2**60
+#: ``-NEAR_MAX`` (a constant: interpreted, ``-NEAR_MAX`` would make an int object per test).
+NEAR_MIN: Final = -(2**60)
 
 
 # acyclic: its fields are ints, so no instance can be part of a reference cycle; the compiled class is
@@ -39,16 +48,68 @@ class Balance:
     """One user's amounts of one asset: ``available`` (free to use) and ``held`` (reserved for orders).
 
     Kept as integer units (:mod:`.units`): ``avail`` and ``held_units`` count ``10**-exp`` of the asset;
-    the Decimal properties convert (and widen ``exp`` when given a finer amount)."""
+    the Decimal properties convert (and widen ``exp`` when given a finer amount).
 
-    __slots__ = ("avail", "exp", "held_units")
+    The available amount is kept in two parts, ``avail == far + near``, so that a large balance (beyond
+    ``NEAR_MAX`` units: 10**9 USD in a market counting 10**-10 USD) still moves by machine integers:
+    ``near`` is what orders and trades change (:meth:`add_available`, :meth:`take_available`, kept
+    within ``[-NEAR_MAX, NEAR_MAX]``); ``far`` is 0 unless the amount is beyond that range, and then
+    holds its bulk, changing only when ``near`` would leave its range (it is then folded in).
+    ``floor`` is ``min(far, NEAR_MAX)``: no larger than ``far`` and, unless ``far`` is a debt beyond
+    ``-NEAR_MAX``, a machine integer, for :meth:`covers`' first test. Setting ``avail`` puts an amount
+    within the range in ``near`` (``far`` 0) and any other in ``far`` (``near`` 0)."""
+
+    __slots__ = ("exp", "far", "floor", "held_units", "near")
 
     def __init__(self, available: Decimal = ZERO, held: Decimal = ZERO) -> None:
-        self.avail = 0
+        self.far = 0
+        self.near = 0
+        self.floor = 0
         self.held_units = 0
         self.exp = 0
         self.available = available
         self.held = held
+
+    @property
+    def avail(self) -> int:
+        """The available amount in units of ``10**-exp`` (``far + near``)."""
+        far = self.far
+        return self.near if not far else far + self.near
+
+    @avail.setter
+    def avail(self, units: int) -> None:
+        if NEAR_MIN <= units <= NEAR_MAX:
+            self.far = 0
+            self.near = units
+            self.floor = 0
+        else:
+            self.far = units
+            self.near = 0
+            self.floor = units if units < NEAR_MAX else NEAR_MAX
+
+    def add_available(self, units: int) -> None:
+        """Add ``units`` (in this balance's units; negative: take) to the available amount."""
+        near = self.near + units
+        if NEAR_MIN <= near <= NEAR_MAX:
+            self.near = near
+        else:
+            self.avail = self.far + near
+
+    def take_available(self, units: int) -> None:
+        """Take ``units`` (in this balance's units) from the available amount (the caller checked
+        :meth:`covers`)."""
+        near = self.near - units
+        if NEAR_MIN <= near <= NEAR_MAX:
+            self.near = near
+        else:
+            self.avail = self.far + near
+
+    def covers(self, units: int) -> bool:
+        """Whether ``units`` (in this balance's units) is at most the available amount: tested against
+        ``near + floor`` first (machine integers; ``floor <= far``, so a yes is exact), then exactly
+        against ``near + far``."""
+        near = self.near
+        return units <= near + self.floor or units <= near + self.far
 
     @property
     def available(self) -> Decimal:

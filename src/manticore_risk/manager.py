@@ -25,7 +25,7 @@ from .checks import PreTradeChecks, check_grid, check_now, check_user_id
 from .decisions import Decision
 from .errors import InsufficientFunds
 from .holds import hold_asset, market_sweep, new_order_hold
-from .ledger import Ledger, UserId
+from .ledger import NEAR_MAX, NEAR_MIN, Ledger, UserId
 from .limits import RiskLimits
 from .markets import Market
 from .order_spec import OrderSpec, parse_order
@@ -338,7 +338,6 @@ class RiskManager:
                 is_buy is not None
                 and rests is not None
                 and order_id
-                and order_id not in self._by_id
                 and now - now == 0.0  # finite: inf - inf and nan - nan are nan
             ):
                 try:
@@ -458,13 +457,13 @@ class RiskManager:
         # The balance may count in finer units than the market (Balance.scale; its call only then).
         scale = 1 if balance.exp == exp else balance.scale(exp)
         held = need if scale == 1 else need * scale  # in the balance's units
-        if held > balance.avail:
+        # Balance.covers, inline: ``held <= avail`` in machine integers (``floor <= far``), exact after.
+        near = balance.near
+        if held > near + balance.floor and held > near + balance.far:
             return False
-        limiter = self._limiter
-        if limiter is not None and not limiter.take(user, now):
-            return False
-        # Approved (and counted by the rate limiter): hold the funds, track the order (as _hold does; the
-        # quantity's Decimal is made from its units if ever read).
+        # Every check but the rate limit passed: track the order (as _hold does; the quantity's Decimal is
+        # made from its units if ever read). One look-up tests the id and inserts it: an id already
+        # tracked leaves the table as it was and goes to the general path (its ValueError).
         order = TrackedOrder(
             order_id,
             market,
@@ -479,15 +478,28 @@ class RiskManager:
             price_units,
             quantity_units,
         )
+        by_id = self._by_id
+        if by_id.setdefault(order_id, order) is not order:
+            return False
+        limiter = self._limiter
+        if limiter is not None and not limiter.take(user, now):
+            del by_id[order_id]
+            return False
+        # Approved (and counted by the rate limiter): hold the funds.
         order.hold_units = need
         order.balance = balance
         # What fills pay the order in (the other asset): linked now, one dict read, rather than on its
         # first fill by Ledger.balance (two; it creates the balance when missing: None stays lazy).
         order.proceeds = assets.get(market.base if is_buy else market.quote)
-        balance.avail -= held
+        # Balance.take_available, inline (``near`` stays within its range, else folded into ``far``).
+        near -= held
+        if NEAR_MIN <= near <= NEAR_MAX:
+            balance.near = near
+        else:
+            balance.avail = balance.far + near
         balance.held_units += held
-        # OrderRegistry.add, with the user's orders already looked up (no expiry: not GTD).
-        self._by_id[order_id] = order
+        # The rest of OrderRegistry.add, with the user's orders already looked up (no expiry: not GTD).
+        self._registry.placed = order
         if mine is None:
             self._by_user[user] = {order_id: order}
         else:
@@ -611,7 +623,9 @@ class RiskManager:
                     return
                 market.last_sequence = sequence
             order_id = data.get("order_id")
-            order = self._by_id.get(order_id) if isinstance(order_id, str) else None
+            order = self._registry.placed  # the order just placed: the same id object, no look-up
+            if order is None or order.order_id is not order_id:
+                order = self._by_id.get(order_id) if isinstance(order_id, str) else None
             if order is None or order.symbol != name:
                 return
             order.seen = True
@@ -658,8 +672,18 @@ class RiskManager:
         if type(buy_id) is not str or type(sell_id) is not str:
             return False
         buy_key: str = buy_id
-        buy = by_id.get(buy_key)
-        sell = by_id.get(sell_id)
+        sell_key: str = sell_id
+        # The taker is usually the order just placed (the same id object): one look-up less.
+        placed = self._registry.placed
+        if placed is not None and placed.order_id is buy_key:
+            buy: TrackedOrder | None = placed
+            sell = by_id.get(sell_key)
+        elif placed is not None and placed.order_id is sell_key:
+            buy = by_id.get(buy_key)
+            sell = placed
+        else:
+            buy = by_id.get(buy_key)
+            sell = by_id.get(sell_key)
         if buy is None or sell is None or buy.symbol != name or sell.symbol != name:
             return False
         quote_exp = market.quote_exp
@@ -751,16 +775,34 @@ class RiskManager:
         if buyer_scale != 1:  # (a multiplication by 1 of a large int is not native: skip it)
             given *= buyer_scale
             buy_release *= buyer_scale
+        # The available amounts move by Balance.add_available, inline: ``near`` while it stays within its
+        # range (machine integers), else folded into ``far`` by the ``avail`` setter.
         buyer_pays.held_units -= given
-        buyer_pays.avail += buy_release
+        near = buyer_pays.near + buy_release
+        if NEAR_MIN <= near <= NEAR_MAX:
+            buyer_pays.near = near
+        else:
+            buyer_pays.avail = buyer_pays.far + near
         buy.hold_units = buy_need
         buy.open_units = buy_open
-        buyer_gets.avail += base if buyer_gets_scale == 1 else base * buyer_gets_scale
+        near = buyer_gets.near + (base if buyer_gets_scale == 1 else base * buyer_gets_scale)
+        if NEAR_MIN <= near <= NEAR_MAX:
+            buyer_gets.near = near
+        else:
+            buyer_gets.avail = buyer_gets.far + near
         seller_pays.held_units -= base if seller_scale == 1 else base * seller_scale
         sell.hold_units = sell_open
         sell.open_units = sell_open
-        seller_gets.avail += proceeds if seller_gets_scale == 1 else proceeds * seller_gets_scale
-        pool.avail += fees if pool_scale == 1 else fees * pool_scale
+        near = seller_gets.near + (proceeds if seller_gets_scale == 1 else proceeds * seller_gets_scale)
+        if NEAR_MIN <= near <= NEAR_MAX:
+            seller_gets.near = near
+        else:
+            seller_gets.avail = seller_gets.far + near
+        near = pool.near + (fees if pool_scale == 1 else fees * pool_scale)
+        if NEAR_MIN <= near <= NEAR_MAX:
+            pool.near = near
+        else:
+            pool.avail = pool.far + near
         registry = self._registry
         if not buy_open:
             registry.remove(buy)

@@ -93,9 +93,19 @@ class RateLimiter:
             self._times[user_id] = _Window([now])
             return True
         horizon = now - self.window
-        if len(times.times) - times.head >= self.limit and times.count_after(horizon) >= self.limit:
+        recorded = times.times
+        head = times.head
+        end = len(recorded)
+        if end - head >= self.limit and times.count_after(horizon) >= self.limit:
             return False
-        times.push(now, horizon)
+        # _Window.push, inline (one call less per approved order).
+        while head < end and recorded[head] <= horizon:
+            head += 1
+        if head >= 32 and 2 * head >= end:
+            del recorded[:head]
+            head = 0
+        times.head = head
+        recorded.append(now)
         return True
 
     def export(self) -> list[list[object]]:

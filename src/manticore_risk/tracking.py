@@ -210,17 +210,23 @@ class OrderRegistry:
     Order ids are unique over all markets among tracked orders. Iteration orders are insertion orders.
     """
 
-    __slots__ = ("_expiries", "by_id", "by_user")
+    __slots__ = ("_expiries", "by_id", "by_user", "placed")
 
     def __init__(self) -> None:
         self.by_id: dict[str, TrackedOrder] = {}
         self.by_user: dict[UserId, dict[str, TrackedOrder]] = {}
         self._expiries: dict[str, list[tuple[float, str]]] = {}
+        #: The order most recently tracked by the manager's fast path, while it is tracked (None once
+        #: it is removed, or after :meth:`replace_with`): the next events are about it (its
+        #: ORDER_ADDED, the trades it takes), whose order id is the same string object, so the manager
+        #: finds it by an identity test instead of a look-up in :attr:`by_id`.
+        self.placed: TrackedOrder | None = None
 
     def replace_with(self, other: OrderRegistry) -> None:
         """Take over ``other``'s contents (used to restore a state atomically). The indexes stay the
         same objects (their contents are replaced), so a reference to :attr:`by_id` or :attr:`by_user`
         taken before stays valid."""
+        self.placed = None
         self.by_id.clear()
         self.by_id.update(other.by_id)
         self.by_user.clear()
@@ -242,6 +248,8 @@ class OrderRegistry:
 
     def remove(self, order: TrackedOrder) -> None:
         """Stop tracking ``order``."""
+        if order is self.placed:
+            self.placed = None
         del self.by_id[order.order_id]
         user_orders = self.by_user[order.user_id]
         del user_orders[order.order_id]

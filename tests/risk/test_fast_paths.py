@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from manticore_orderbook import EventType, InvalidOrderError, OrderBook, TimeInForce
 from manticore_orderbook.enums import Side
 from manticore_risk import Decision, RiskLimits, RiskManager
+from manticore_risk.ledger import NEAR_MAX
+from manticore_risk.units import from_units
 
 from .support import MARKETS, START, Clock, Exchange, new_book, verify
 from .test_properties import LIMITS, SYMBOLS, Run, make_stream
@@ -518,3 +520,132 @@ def test_sweeps_through_levels_settle_each_trade_at_its_own_price() -> None:
     assert fast.books["BTC/USD"].counters()[1] == 8
     for user in ("m1", "m2", "m3", "t"):
         assert fast.risk.balances(user) == general.risk.balances(user)
+
+
+#: Available amounts, in the finest units the markets count each asset in, that the random streams
+#: below start from: at the edge of ``Balance.near``'s range (the fast paths then fold it into
+#: ``far`` and back), at mypyc's machine-integer bound 2**62, and far beyond (10**9 USD counts 10**15
+#: units here, 10**19 in the benchmark's market).
+_WHALES = (NEAR_MAX, 2**62, 10**19, 10**25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    length=st.integers(1, 120),
+    whale=st.sampled_from(_WHALES),
+    offsets=st.lists(st.integers(-(10**10), 10**10), min_size=9, max_size=9),
+)
+def test_fast_and_general_paths_agree_for_balances_beyond_machine_integers(
+    seed: int, length: int, whale: int, offsets: list[int]
+) -> None:
+    """The random streams of the test above, every user first funded with amounts around the edges of
+    the ledger's two-part available amounts (``Balance.far`` and ``near``): decisions, exported state
+    and balances agree with the general paths (Decimal arithmetic on the whole amount) after each
+    command, and the invariants hold against the test's own record."""
+    general = Run(GeneralExchange(limits=LIMITS))
+    fast = Run(FastExchange(limits=LIMITS))
+    markets = fast.ex.risk._markets.values()
+    exps = {
+        a: max(m.quote_exp if a == m.quote else m.quantity_exp for m in markets if a in (m.base, m.quote))
+        for a in ("USD", "BTC", "ETH")
+    }
+    offset = iter(offsets)
+    for user in ("u1", "u2", "u3"):
+        for asset, exp in exps.items():
+            amount = from_units(whale + next(offset), exp)
+            general.ex.deposit(user, asset, amount)
+            fast.ex.deposit(user, asset, amount)
+    for n, command in enumerate(make_stream(seed, length)):
+        assert fast.step(n, command) == general.step(n, command)
+        verify(fast.ex)
+        verify(general.ex)
+        assert fast.ex.risk.export_state() == general.ex.risk.export_state()
+        for user in ("u1", "u2", "u3"):
+            assert fast.ex.risk.balances(user) == general.ex.risk.balances(user)
+
+
+def test_an_order_id_used_again_after_its_order_ended_finds_the_new_order() -> None:
+    """The manager finds the order it just placed by the identity of its id (``OrderRegistry.placed``);
+    once that order ends (here by a cancel, settled by the general path), the same id object used again
+    for a new order (placed by the general path: GTD) must find the new one: its ORDER_ADDED marks it
+    announced (``release_unplaced`` then refuses it) and notes its expiry."""
+    ex = _funded_u1()
+    order_id = "".join(["x", "1"])  # one string object for every use below
+    assert ex.place(order_id, "BTC/USD", "u1", "buy", "limit", D("100"), D("1"))["approved"]
+    assert ex.risk._registry.placed is ex.risk._registry.by_id[order_id]
+    assert ex.books["BTC/USD"].cancel_order(order_id)
+    assert ex.risk._registry.placed is None
+    expiry = ex.clock.now + 5
+    decision = ex.place(
+        order_id, "BTC/USD", "u1", "buy", "limit", D("99"), D("2"), time_in_force="GTD", expiry_time=expiry
+    )
+    assert decision["approved"]
+    again = ex.risk._registry.by_id[order_id]
+    assert again.seen and again.expiry == expiry
+    assert not ex.risk.release_unplaced(order_id)
+    assert ex.risk.orders("u1")[0]["price"] == "99"
+    verify(ex)
+
+
+def test_a_refused_fast_path_order_leaves_no_trace_of_its_id() -> None:
+    """The fast path inserts a new order's id before the rate limit, its last check: a refusal there
+    takes it out again (the general path then words the rejection), and an id already tracked is the
+    general path's ValueError; the exported state is unchanged either way."""
+    ex = FastExchange(limits=RiskLimits(rate_limit_orders=1, rate_limit_window=10.0))
+    ex.deposit("u1", "USD", "1000")
+    assert ex.place("a", "BTC/USD", "u1", "buy", "limit", D("100"), D("1"))["approved"]
+    before = ex.risk.export_state()
+    decision = ex.place("b", "BTC/USD", "u1", "buy", "limit", D("100"), D("1"))
+    assert decision["code"] == "rate_limited"
+    assert ex.risk.export_state() == before and "b" not in ex.risk._registry.by_id
+    try:
+        ex.risk.check_and_reserve(
+            "a",
+            user_id="u1",
+            symbol="BTC/USD",
+            side="buy",
+            order_type="limit",
+            price="1",
+            quantity="1",
+            now=ex.clock.now + 20,
+        )
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("an id already tracked must raise")
+    assert ex.risk.export_state() == before
+    verify(ex)
+
+
+def _split(balance: Any, far: int) -> None:
+    """Re-split a balance's available amount as ``far`` + the rest (a state folds can leave)."""
+    total = balance.avail
+    balance.far, balance.near, balance.floor = far, total - far, min(far, NEAR_MAX)
+    assert balance.avail == total and -NEAR_MAX <= balance.near <= NEAR_MAX
+
+
+def test_trades_fold_large_balances_as_the_general_settlement() -> None:
+    """Balances whose ``near`` part is one trade from the edge of its range while ``far`` holds a large
+    amount (the seller's quote, the buyer's base, the buyer's quote hold): the trade fast path folds them
+    and ends where the general settlement does."""
+    runs = []
+    for kind in (FastExchange, GeneralExchange):
+        ex = kind()
+        balances = ex.risk._ledger.accounts
+        for user in ("u1", "u2"):
+            for asset, exp in (("USD", 6), ("BTC", 1)):
+                ex.deposit(user, asset, from_units(2**62 + NEAR_MAX - 3, exp))
+                _split(balances()[user][asset], 2**62)
+        ex.deposit("u3", "USD", from_units(2**62 - NEAR_MAX + 10**7, 6))  # near: 10 USD above its floor
+        _split(balances()["u3"]["USD"], 2**62)
+        ex.place("s1", "BTC/USD", "u1", "sell", "limit", D("100"), D("2"))
+        ex.place("b1", "BTC/USD", "u2", "buy", "limit", D("101"), D("1.5"))  # takes 1.5 at 100
+        ex.place("b2", "BTC/USD", "u3", "buy", "limit", D("100"), D("0.5"))  # its hold folds u3's USD
+        runs.append(ex)
+    fast, general = runs
+    for user in ("u1", "u2", "u3"):
+        assert fast.risk.balances(user) == general.risk.balances(user)
+    assert fast.risk.export_state() == general.risk.export_state()
+    verify(fast)
+    verify(general)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from manticore_orderbook import EventType
 from manticore_risk import COMPILED, InsufficientFunds
 from manticore_risk import units as units_module
-from manticore_risk.ledger import Balance
+from manticore_risk.ledger import NEAR_MAX, Balance
 from manticore_risk.units import add_units, from_units, parse_units, read_units, same_amount, to_units
 
 from .support import EXACT, MARKETS, Exchange, margin_of, verify
@@ -334,3 +334,52 @@ def test_parse_units_reads_short_and_long_strings_exactly() -> None:
         assert value(units, 6) == D(text)
     assert parse_units("1.1234567", 6) is None  # more places than the units
     assert parse_units("1" * 20 + ".1234567", 6) is None
+
+
+#: Amounts of units around the edges of a balance's two parts (``Balance.near``'s range, mypyc's
+#: machine integers at 2**62, 64-bit integers) and far beyond them.
+_EDGES = [0, 1, NEAR_MAX - 1, NEAR_MAX, NEAR_MAX + 1, 2 * NEAR_MAX, 2**62 - 1, 2**62, 2**63, 10**19, 10**30]
+edge_units = st.one_of(
+    st.sampled_from(_EDGES + [-e for e in _EDGES]),
+    st.integers(-(2**64), 2**64),
+    st.integers(-(10**6), 10**6),
+    st.builds(lambda e, d: e + d, st.sampled_from(_EDGES + [-e for e in _EDGES]), st.integers(-1000, 1000)),
+)
+
+
+@settings(max_examples=400)
+@given(
+    start=edge_units,
+    steps=st.lists(
+        st.tuples(st.sampled_from(("add", "take", "covers", "set", "widen", "held")), edge_units),
+        max_size=30,
+    ),
+)
+def test_a_balances_two_parts_move_as_one_integer(start: int, steps: list[tuple[str, int]]) -> None:
+    """``avail == far + near`` after every move, ``near`` within its range, ``floor`` never above
+    ``far``; the hot paths' ``covers`` answers ``units <= avail`` exactly, and the Decimal amount is
+    the integer's, whatever the size (a plain int model)."""
+    balance = Balance()
+    balance.avail = model = start
+    for op, units in steps:
+        if op == "add":
+            balance.add_available(units)
+            model += units
+        elif op == "take":
+            balance.take_available(units)
+            model -= units
+        elif op == "covers":
+            assert balance.covers(units) is (units <= model)
+        elif op == "set":
+            balance.avail = model = units
+        elif op == "widen":
+            places = units % 3
+            balance.widen(balance.exp + places)
+            model *= 10**places
+        else:
+            balance.held = from_units(abs(units), balance.exp)  # held is separate: avail unchanged
+        assert balance.avail == model
+        assert -NEAR_MAX <= balance.near <= NEAR_MAX
+        assert balance.floor <= balance.far and balance.floor <= NEAR_MAX
+        assert balance.far or balance.floor == 0
+        assert balance.available == from_units(model, balance.exp)
