@@ -122,10 +122,9 @@ def test_the_general_exchange_really_has_no_trade_fast_path() -> None:
 
 
 @settings(max_examples=120, deadline=None)
-@given(seed=st.integers(0, 2**32), length=st.integers(1, 150))
-def test_fast_and_general_paths_agree_on_random_streams(seed: int, length: int) -> None:
-    general = Run(GeneralExchange(limits=LIMITS))
-    fast = Run(FastExchange(limits=LIMITS))
+def _agree_on_stream(fast: Run, general: Run, seed: int, length: int) -> None:
+    """Run the same random stream through both exchanges: the same answers, valid state after every
+    step, the same risk state and balances."""
     for n, command in enumerate(make_stream(seed, length)):
         assert fast.step(n, command) == general.step(n, command)
         verify(fast.ex)
@@ -133,6 +132,13 @@ def test_fast_and_general_paths_agree_on_random_streams(seed: int, length: int) 
         assert fast.ex.risk.export_state() == general.ex.risk.export_state()
         for user in ("u1", "u2", "u3"):
             assert fast.ex.risk.balances(user) == general.ex.risk.balances(user)
+
+
+@given(seed=st.integers(0, 2**32), length=st.integers(1, 150))
+def test_fast_and_general_paths_agree_on_random_streams(seed: int, length: int) -> None:
+    general = Run(GeneralExchange(limits=LIMITS))
+    fast = Run(FastExchange(limits=LIMITS))
+    _agree_on_stream(fast, general, seed, length)
 
 
 def _short_of_funds() -> FastExchange:
@@ -556,13 +562,7 @@ def test_fast_and_general_paths_agree_for_balances_beyond_machine_integers(
             amount = from_units(whale + next(offset), exp)
             general.ex.deposit(user, asset, amount)
             fast.ex.deposit(user, asset, amount)
-    for n, command in enumerate(make_stream(seed, length)):
-        assert fast.step(n, command) == general.step(n, command)
-        verify(fast.ex)
-        verify(general.ex)
-        assert fast.ex.risk.export_state() == general.ex.risk.export_state()
-        for user in ("u1", "u2", "u3"):
-            assert fast.ex.risk.balances(user) == general.ex.risk.balances(user)
+    _agree_on_stream(fast, general, seed, length)
 
 
 def test_an_order_id_used_again_after_its_order_ended_finds_the_new_order() -> None:
