@@ -40,7 +40,7 @@ from .records import (
     trade_row,
 )
 from .restore import restore_book
-from .writer import DEFAULT_MAX_BATCH_EVENTS, WriteBehindWriter, is_transient
+from .writer import DEFAULT_MAX_BATCH_EVENTS, PROCESS_MAX_BATCH_EVENTS, WriteBehindWriter, is_transient
 
 __all__ = ["WRITER_ENV", "BatchSink", "PersistenceError", "StorageError", "StorageManager"]
 
@@ -70,8 +70,11 @@ class StorageManager(StorageReads):
         max_pending_units: the write-behind queue bound, in commands (each command's changes form
             one unit); book calls wait while it is reached.
         max_batch_events: the most events (captured order and trade records) one write-behind
-            transaction takes (:data:`~manticore_storage.writer.DEFAULT_MAX_BATCH_EVENTS`: small, so
-            that building one transaction's rows never holds this process's GIL for long).
+            transaction takes. None (the default): with the writer a thread,
+            :data:`~manticore_storage.writer.DEFAULT_MAX_BATCH_EVENTS` (small, so that building one
+            transaction's rows never holds this process's GIL for long); with the writer process, whose
+            transactions run off this process's GIL,
+            :data:`~manticore_storage.writer.PROCESS_MAX_BATCH_EVENTS`.
         sync_timeout: how long a synchronous write retries a lost connection before giving up.
         gather_delay: how long the write-behind writer lets a batch gather after its first command
             arrived (see :class:`~manticore_storage.writer.WriteBehindWriter`): the most the tables
@@ -94,7 +97,7 @@ class StorageManager(StorageReads):
         *,
         sqlite_synchronous: str = "NORMAL",
         max_pending_units: int = 100_000,
-        max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
+        max_batch_events: int | None = None,
         sync_timeout: float = 30.0,
         gather_delay: float = 0.1,
         echo: bool = False,
@@ -114,10 +117,8 @@ class StorageManager(StorageReads):
         self._owner: DatabaseOwner | None = None
         self._markets: dict[str, Market] = {}
         self._persisters: dict[int, BookPersister] = {}
-        self._writer_options = {
-            "max_pending_units": max_pending_units,
-            "max_batch_events": max_batch_events,
-        }
+        self._max_pending_units = max_pending_units
+        self._max_batch_events = max_batch_events
         self._gather_delay = gather_delay
         self._sink = BatchSink(self.engine, self._markets)
         self._markets_version = 0
@@ -423,23 +424,24 @@ class StorageManager(StorageReads):
         """The write-behind writer: its thread writes batches itself (``writer="thread"``) or hands
         them to the writer process (``writer="process"``, :mod:`~manticore_storage.process`)."""
 
-        def writer_over(write: Callable[[list[UnitTuple]], None]) -> WriteBehindWriter:
+        def writer_over(write: Callable[[list[UnitTuple]], None], batch_events: int) -> WriteBehindWriter:
+            chosen = self._max_batch_events
             return WriteBehindWriter(
                 write,
                 self._record_failed_unit,
-                max_pending_units=self._writer_options["max_pending_units"],
-                max_batch_events=self._writer_options["max_batch_events"],
+                max_pending_units=self._max_pending_units,
+                max_batch_events=batch_events if chosen is None else chosen,
                 gather_delay=self._gather_delay,
             )
 
         if self.writer_kind != "process":
-            return writer_over(self._write_batch)
+            return writer_over(self._write_batch, DEFAULT_MAX_BATCH_EVENTS)
         process = self._process = WriterProcess(
             self.engine.url.render_as_string(hide_password=False),
             self._sqlite_synchronous,
             self._market_snapshot,
         )
-        writer = writer_over(process.write)
+        writer = writer_over(process.write, PROCESS_MAX_BATCH_EVENTS)
         process.bind(writer)
         return writer
 

@@ -22,7 +22,14 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 from .apply import UnitTuple, unit_size
 
-__all__ = ["DEFAULT_MAX_BATCH_EVENTS", "WriteBehindWriter", "WriteStats", "is_transient", "write_with_retry"]
+__all__ = [
+    "DEFAULT_MAX_BATCH_EVENTS",
+    "PROCESS_MAX_BATCH_EVENTS",
+    "WriteBehindWriter",
+    "WriteStats",
+    "is_transient",
+    "write_with_retry",
+]
 
 _LOG = logging.getLogger("manticore_storage.writer")
 
@@ -43,6 +50,11 @@ _GATHER_UNITS = 2_000
 #: are ~2.5 ms of it on the development machine, where 20,000 (the earlier bound) held the event loop
 #: off for 20-30 ms, in 5 ms slices, each time a steady load's 0.5 s batch was written.
 DEFAULT_MAX_BATCH_EVENTS = 250
+#: The bound ``StorageManager`` gives a writer whose transactions run in the writer process (off the
+#: serving process's GIL; its thread here only hands batches over): the earlier bound, since smaller
+#: batches there cost more CPU per command (frames, round trips, commits) and session 25 measured no
+#: gain for it.
+PROCESS_MAX_BATCH_EVENTS = 20_000
 #: How long the writer sleeps between two transactions while more units are queued: it gives the GIL
 #: to a thread that wants it (the event loop) instead of taking it back at once.
 _BETWEEN_BATCHES = 0.0005

@@ -7,9 +7,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from pathlib import Path
 
+import pytest
+
+from manticore_orderbook import OrderBook
+from manticore_storage import StorageManager
 from manticore_storage.apply import UnitTuple, unit_size
-from manticore_storage.writer import DEFAULT_MAX_BATCH_EVENTS, WriteBehindWriter
+from manticore_storage.writer import DEFAULT_MAX_BATCH_EVENTS, PROCESS_MAX_BATCH_EVENTS, WriteBehindWriter
 
 
 def _order_unit(n: int) -> UnitTuple:
@@ -76,3 +81,26 @@ def test_another_thread_gets_the_gil_between_two_transactions() -> None:
     assert calls == [10] * 8
     between = {count for count in seen if 0 < count < 8}
     assert len(between) >= 5, sorted(set(seen))
+
+
+@pytest.mark.parametrize(
+    ("writer", "chosen", "expected"),
+    [
+        ("thread", None, DEFAULT_MAX_BATCH_EVENTS),
+        ("process", None, PROCESS_MAX_BATCH_EVENTS),
+        ("thread", 1_000, 1_000),
+        ("process", 300, 300),
+    ],
+)
+def test_the_storage_manager_bounds_a_thread_writer_s_transactions_small_by_default(
+    tmp_path: Path, writer: str, chosen: int | None, expected: int
+) -> None:
+    """A thread writer builds its rows under the serving process's GIL: small transactions by
+    default; the writer process's run off it and keep the large bound; a given bound wins."""
+    storage = StorageManager(f"sqlite:///{tmp_path / 'orders.db'}", writer=writer, max_batch_events=chosen)
+    try:
+        storage.attach(OrderBook(symbol="BTC/USD"), deliver=lambda _unit: None)
+        assert storage._writer is not None
+        assert storage._writer._max_batch == expected
+    finally:
+        storage.close()
