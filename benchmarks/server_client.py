@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import time
 from collections import Counter
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+from manticore_api.gcpolicy import GcPauseRecorder
 from manticore_auth import current_timestamp, sign_request
 
 from .server_orders import order_body
@@ -136,8 +136,8 @@ async def _paced(
     latencies: list[float] = []
     tasks: set[asyncio.Task[None]] = set()
     late = 0.0
-    pauses = _GcPauses()
-    gc.callbacks.append(pauses.callback)
+    pauses = GcPauseRecorder()  # the client's own pauses delay its sends and reads
+    pauses.install()
 
     async def one(connection: _Connection, raw: bytes, due: float) -> None:
         sent = time.perf_counter()
@@ -190,30 +190,12 @@ async def _paced(
         "status": dict(statuses),
         "latency_ms": _percentiles(latencies),
         "max_send_lag_ms": round(late * 1000, 3),
-        "client_gc": pauses.report(),
+        "client_gc": {
+            "collections": sum(pauses.collections),
+            "max_pause_ms": round(pauses.max_pause_ms, 3),
+            "pauses_over_10ms": pauses.pauses_over_10ms,
+        },
     }
-
-
-class _GcPauses:
-    """The client's own garbage-collector pauses (a pause of the client delays sends and reads)."""
-
-    def __init__(self) -> None:
-        self.started = 0.0
-        self.count = 0
-        self.max_ms = 0.0
-        self.over_5ms = 0
-
-    def callback(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self.started = time.perf_counter()
-            return
-        pause = (time.perf_counter() - self.started) * 1000
-        self.count += 1
-        self.max_ms = max(self.max_ms, pause)
-        self.over_5ms += pause > 5.0
-
-    def report(self) -> dict[str, float]:
-        return {"collections": self.count, "max_pause_ms": round(self.max_ms, 3), "over_5ms": self.over_5ms}
 
 
 async def _ws(

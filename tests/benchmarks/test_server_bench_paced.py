@@ -104,4 +104,4 @@ def test_the_paced_client_writes_every_request_s_due_sent_and_answered_times(
     assert all(row[3] == 201 for row in rows)
     assert all(row[1] <= row[2] for row in rows)  # sent before answered
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # type: ignore[attr-defined]
-    assert set(result["client_gc"]) == {"collections", "max_pause_ms", "over_5ms"}
+    assert set(result["client_gc"]) == {"collections", "max_pause_ms", "pauses_over_10ms"}
