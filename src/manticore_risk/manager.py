@@ -25,7 +25,7 @@ from .checks import PreTradeChecks, check_grid, check_now, check_user_id
 from .decisions import Decision
 from .errors import InsufficientFunds
 from .holds import hold_asset, market_sweep, new_order_hold
-from .ledger import NEAR_MAX, NEAR_MIN, Ledger, UserId
+from .ledger import Ledger, UserId
 from .limits import RiskLimits
 from .markets import Market
 from .order_spec import OrderSpec, parse_order
@@ -457,9 +457,7 @@ class RiskManager:
         # The balance may count in finer units than the market (Balance.scale; its call only then).
         scale = 1 if balance.exp == exp else balance.scale(exp)
         held = need if scale == 1 else need * scale  # in the balance's units
-        # Balance.covers, inline: ``held <= avail`` in machine integers (``floor <= far``), exact after.
-        near = balance.near
-        if held > near + balance.floor and held > near + balance.far:
+        if not balance.covers(held):
             return False
         # Every check but the rate limit passed: track the order (as _hold does; the quantity's Decimal is
         # made from its units if ever read). One look-up tests the id and inserts it: an id already
@@ -491,12 +489,7 @@ class RiskManager:
         # What fills pay the order in (the other asset): linked now, one dict read, rather than on its
         # first fill by Ledger.balance (two; it creates the balance when missing: None stays lazy).
         order.proceeds = assets.get(market.base if is_buy else market.quote)
-        # Balance.take_available, inline (``near`` stays within its range, else folded into ``far``).
-        near -= held
-        if NEAR_MIN <= near <= NEAR_MAX:
-            balance.near = near
-        else:
-            balance.avail = balance.far + near
+        balance.take_available(held)
         balance.held_units += held
         # The rest of OrderRegistry.add, with the user's orders already looked up (no expiry: not GTD).
         self._registry.placed = order
@@ -775,34 +768,16 @@ class RiskManager:
         if buyer_scale != 1:  # (a multiplication by 1 of a large int is not native: skip it)
             given *= buyer_scale
             buy_release *= buyer_scale
-        # The available amounts move by Balance.add_available, inline: ``near`` while it stays within its
-        # range (machine integers), else folded into ``far`` by the ``avail`` setter.
         buyer_pays.held_units -= given
-        near = buyer_pays.near + buy_release
-        if NEAR_MIN <= near <= NEAR_MAX:
-            buyer_pays.near = near
-        else:
-            buyer_pays.avail = buyer_pays.far + near
+        buyer_pays.add_available(buy_release)
         buy.hold_units = buy_need
         buy.open_units = buy_open
-        near = buyer_gets.near + (base if buyer_gets_scale == 1 else base * buyer_gets_scale)
-        if NEAR_MIN <= near <= NEAR_MAX:
-            buyer_gets.near = near
-        else:
-            buyer_gets.avail = buyer_gets.far + near
+        buyer_gets.add_available(base if buyer_gets_scale == 1 else base * buyer_gets_scale)
         seller_pays.held_units -= base if seller_scale == 1 else base * seller_scale
         sell.hold_units = sell_open
         sell.open_units = sell_open
-        near = seller_gets.near + (proceeds if seller_gets_scale == 1 else proceeds * seller_gets_scale)
-        if NEAR_MIN <= near <= NEAR_MAX:
-            seller_gets.near = near
-        else:
-            seller_gets.avail = seller_gets.far + near
-        near = pool.near + (fees if pool_scale == 1 else fees * pool_scale)
-        if NEAR_MIN <= near <= NEAR_MAX:
-            pool.near = near
-        else:
-            pool.avail = pool.far + near
+        seller_gets.add_available(proceeds if seller_gets_scale == 1 else proceeds * seller_gets_scale)
+        pool.add_available(fees if pool_scale == 1 else fees * pool_scale)
         registry = self._registry
         if not buy_open:
             registry.remove(buy)
