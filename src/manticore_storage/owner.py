@@ -41,8 +41,14 @@ class DatabaseOwner:
     """A held ownership lock on one storage database; :meth:`acquire` takes it, :meth:`release`
     gives it back (idempotent)."""
 
-    def __init__(self, connection: Connection | None = None, descriptor: int | None = None) -> None:
+    def __init__(
+        self,
+        connection: Connection | None = None,
+        unlock: tuple[str, dict[str, object]] | None = None,
+        descriptor: int | None = None,
+    ) -> None:
         self._connection = connection
+        self._unlock = unlock
         self._descriptor = descriptor
 
     @classmethod
@@ -56,14 +62,17 @@ class DatabaseOwner:
         dialect = engine.dialect.name
         if dialect == "sqlite":
             return cls._acquire_sqlite(engine, shown_url)
+        if dialect == "postgresql":
+            lock = "SELECT pg_try_advisory_lock(:key)"
+            unlock = "SELECT pg_advisory_unlock(:key)"
+            parameters: dict[str, object] = {"key": _ADVISORY_KEY}
+        else:
+            lock = "SELECT GET_LOCK(:name, 0)"
+            unlock = "SELECT RELEASE_LOCK(:name)"
+            parameters = {"name": f"{_NAME}:{engine.url.database or ''}"[:64]}
         connection = engine.connect()
         try:
-            if dialect == "postgresql":
-                held = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _ADVISORY_KEY})
-            else:
-                name = f"{_NAME}:{engine.url.database or ''}"[:64]
-                held = connection.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": name})
-            taken = bool(held.scalar())
+            taken = bool(connection.execute(text(lock), parameters).scalar())
             connection.commit()
         except BaseException:
             connection.close()
@@ -71,7 +80,7 @@ class DatabaseOwner:
         if not taken:
             connection.close()
             raise DatabaseInUse(_in_use(shown_url))
-        return cls(connection=connection)
+        return cls(connection=connection, unlock=(unlock, parameters))
 
     @classmethod
     def _acquire_sqlite(cls, engine: Engine, shown_url: str) -> DatabaseOwner:
@@ -91,13 +100,24 @@ class DatabaseOwner:
         return cls(descriptor=descriptor)
 
     def release(self) -> None:
-        """Give the lock back: close the session that holds it, or drop the ``flock``."""
+        """Give the lock back: unlock and close the session that holds it, or drop the ``flock``.
+
+        When this returns, another exchange can take the lock at once.
+        """
         connection, self._connection = self._connection, None
+        unlock, self._unlock = self._unlock, None
         descriptor, self._descriptor = self._descriptor, None
         if connection is not None:
             with contextlib.suppress(Exception):
-                # Ending the session releases the advisory lock / GET_LOCK; a connection merely
-                # returned to the pool would keep holding it.
+                # The database server ends a closed session only when it notices the closed
+                # socket, some time after close() returned: unlocking first frees the lock now.
+                if unlock is not None:
+                    statement, parameters = unlock
+                    connection.execute(text(statement), parameters)
+                    connection.commit()
+            with contextlib.suppress(Exception):
+                # A connection merely returned to the pool would keep the session (and any lock
+                # the unlock above failed to free): end it.
                 connection.invalidate()
                 connection.close()
         if descriptor is not None:

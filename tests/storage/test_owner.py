@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
 
 from manticore_storage import DatabaseInUse, StorageManager
+from manticore_storage.owner import DatabaseOwner
 
 
 def test_a_second_owner_is_refused_until_the_first_closes(storage_url: str) -> None:
@@ -64,3 +66,21 @@ def test_a_killed_owner_leaves_no_lock_behind(storage_url: str, tmp_path: Path) 
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+
+def test_a_released_lock_is_free_at_once(storage_url: str) -> None:
+    """Regression: release() only closed the session that held the lock, and a database server frees
+    a closed session's lock when it gets to it, so a claim right after a close (a quick restart,
+    here on a pooled connection, which skips the slow connect) was sometimes refused."""
+    engines = [create_engine(storage_url), create_engine(storage_url)]
+    try:
+        for round_number in range(100):
+            holder, waiter = engines[round_number % 2], engines[(round_number + 1) % 2]
+            owner = DatabaseOwner.acquire(holder, "the test database")
+            with pytest.raises(DatabaseInUse):
+                DatabaseOwner.acquire(waiter, "the test database")  # leaves a connection in its pool
+            owner.release()
+            DatabaseOwner.acquire(waiter, "the test database").release()
+    finally:
+        for engine in engines:
+            engine.dispose()
