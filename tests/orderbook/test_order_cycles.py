@@ -77,7 +77,9 @@ _COMMANDS = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None)
+# Each example collects and scans the whole heap twice (_levels_alive): late in a full run that heap
+# is large, and 60 examples took 80 s of the pure suite (CI durations, session 26).
+@settings(max_examples=30, deadline=None)
 @given(st.lists(_COMMANDS, max_size=40), st.booleans())
 def test_whatever_a_book_did_dropping_it_frees_every_order_and_level(
     commands: list[tuple[Any, ...]], subscribed: bool
