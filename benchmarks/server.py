@@ -578,13 +578,19 @@ def measure_ws(target: Target, settings: Settings, workdir: Path, repeat: int) -
 
 
 def in_process_reports(timeout: float) -> list[str]:
-    """The output of the in-process benchmarks of the exchange and of risk, when they exist."""
+    """The output of the in-process benchmarks of the exchange and of risk, when they exist.
+
+    Risk runs 25 interleaved repeats, not its default 5: its figure for risk's own code is the
+    difference of two medians (book + risk minus book + events), and with 5 repeats one slow stretch
+    of the machine moved it from 0.98x to 1.10x or 0.20x of the book (session 26); ~30 s more.
+    """
     lines: list[str] = []
+    extra = {"exchange": [], "risk": ["--repeats", "25"]}
     for module in ("exchange", "risk"):
         if not (ROOT / "benchmarks" / f"{module}.py").exists():
             lines.append(f"* `python -m benchmarks.{module}`: not present in this tree (n/a)")
             continue
-        command = [sys.executable, "-m", f"benchmarks.{module}"]
+        command = [sys.executable, "-m", f"benchmarks.{module}", *extra[module]]
         try:
             done = subprocess.run(
                 command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
