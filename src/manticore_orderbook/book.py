@@ -74,7 +74,7 @@ from .model import (
     PriceLevel,
     Trade,
 )
-from .numbers import _INTERPRETED, Grid, NumberFormat, to_decimal
+from .numbers import _INTERPRETED, Grid, NumberFormat, decimal_text, to_decimal
 from .payloads import (
     ORDER_ADDED_KEYS,
     ORDER_CANCELLED_KEYS,
@@ -287,6 +287,7 @@ class OrderBook:
         "_lock",
         "_maker_fee_den",
         "_maker_fee_num",
+        "_maker_fee_places",
         "_maker_fee_rate",
         "_maker_fee_rate_given",
         "_maker_fee_unit",
@@ -319,10 +320,12 @@ class OrderBook:
         "_symbol",
         "_taker_fee_den",
         "_taker_fee_num",
+        "_taker_fee_places",
         "_taker_fee_rate",
         "_taker_fee_rate_given",
         "_taker_fee_unit",
         "_taker_rate_out",
+        "_text_fees",
         "_trade_id_prefix",
         "_trade_no",
         "_trade_pos",
@@ -398,6 +401,10 @@ class OrderBook:
         self._float_fees = number_format == "float"
         self._maker_fee_num, self._maker_fee_den = _ratio(self._maker_fee_unit)
         self._taker_fee_num, self._taker_fee_den = _ratio(self._taker_fee_unit)
+        # Text fees are ``notional * num`` written with the unit's decimal places (den == 10**places).
+        self._text_fees = number_format == "str"
+        self._maker_fee_places = len(str(self._maker_fee_den)) - 1
+        self._taker_fee_places = len(str(self._taker_fee_den)) - 1
         # Float outputs on a grid of 10**-k are ``units / 10**k`` (exact division, one rounding).
         self._price_div = self._price_grid.float_divisor()
         self._qty_div = self._qty_grid.float_divisor()
@@ -3033,6 +3040,15 @@ class OrderBook:
             return (
                 truediv(notional * self._maker_fee_num, self._maker_fee_den),
                 truediv(notional * self._taker_fee_num, self._taker_fee_den),
+            )
+        if self._text_fees:
+            # format(notional * unit, "f") written from the integers: a Decimal product and its
+            # formatting cost several times as much.
+            maker_num = self._maker_fee_num
+            taker_num = self._taker_fee_num
+            return (
+                decimal_text(notional * maker_num, self._maker_fee_places) if maker_num else self._zero_money,
+                decimal_text(notional * taker_num, self._taker_fee_places) if taker_num else self._zero_money,
             )
         return self._fee(notional, self._maker_fee_unit), self._fee(notional, self._taker_fee_unit)
 

@@ -16,7 +16,7 @@ from typing import Final, Literal
 
 from .errors import InvalidOrderError
 
-__all__ = ["MAX_UNITS", "Grid", "NumberFormat", "to_decimal"]
+__all__ = ["MAX_UNITS", "Grid", "NumberFormat", "decimal_text", "to_decimal"]
 
 NumberFormat = Literal["float", "str", "decimal"]
 
@@ -81,6 +81,7 @@ class Grid:
         "_max_units",
         "_num",
         "_scale",
+        "_texts",
         "name",
         "step",
     )
@@ -110,6 +111,7 @@ class Grid:
         # one costs more than converting it, and Decimal(0.1) == 0.1 where only the float is on a
         # 0.1 grid (no other type may look a float key up).
         self._cache: dict[object, int] = {}
+        self._texts: dict[int, str] = {}  # to_str's answers by units
 
     @property
     def max_units(self) -> int:
@@ -227,19 +229,31 @@ class Grid:
 
         The same string as ``format(self.to_decimal(units), "f")``, written from the integer's digits:
         a ``Decimal`` and its formatting cost about ten times as much, and exchanges format every
-        price and quantity of every event this way.
+        price and quantity of every event this way. Answers are remembered per ``units`` (up to
+        ``_CACHE_SIZE`` of them; then the memory starts again): prices and sizes repeat.
         """
-        value = units * self._num
-        places = self._exp
-        if not places:
-            return str(value)
-        if value < 0:
-            return "-" + _with_point(str(-value), places)
-        return _with_point(str(value), places)
+        text = self._texts.get(units)
+        if text is None:
+            text = decimal_text(units * self._num, self._exp)
+            texts = self._texts
+            if len(texts) >= _CACHE_SIZE:
+                texts.clear()
+            texts[units] = text
+        return text
+
+
+def decimal_text(value: int, places: int) -> str:
+    """``value * 10**-places`` as an exact decimal string with ``places`` (>= 0) decimals: the same
+    string as ``format(Decimal(value).scaleb(-places), "f")`` (``"-0.05"`` for ``(-5, 2)``)."""
+    if not places:
+        return str(value)
+    if value < 0:
+        return "-" + _with_point(str(-value), places)
+    return _with_point(str(value), places)
 
 
 def _with_point(digits: str, places: int) -> str:
     """``digits`` (a non-negative integer's) with a decimal point ``places`` (> 0) digits from the right."""
     if len(digits) <= places:
         digits = "0" * (places + 1 - len(digits)) + digits
-    return digits[:-places] + "." + digits[-places:]
+    return f"{digits[:-places]}.{digits[-places:]}"

@@ -239,6 +239,41 @@ def test_float_fees_are_the_nearest_float_to_the_exact_fee(
     assert trade["maker_fee_rate"] == float(maker_rate) and trade["taker_fee_rate"] == float(taker_rate)
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    tick=st.sampled_from(["1", "0.5", "0.01", "0.00000001", "25", "1E+2"]),
+    lot=st.sampled_from(["1", "0.001", "0.00000001", "0.2", "1E+1"]),
+    maker_rate=st.decimals("-0.01", "0.01", places=6) | st.sampled_from([Decimal(0), Decimal("-0.0")]),
+    taker_rate=st.decimals("0", "0.05", places=7) | st.sampled_from([Decimal("0.01"), Decimal("1E-2")]),
+    price_ticks=st.integers(1, 10**9),
+    lots=st.integers(1, 10**9),
+)
+@example("1E+2", "1E+1", Decimal("0.01"), Decimal("-0.0"), 3, 7)  # unit with a positive exponent
+@example("0.00000001", "0.00000001", Decimal("-0.000001"), Decimal("0.0000001"), 1, 1)
+def test_text_fees_are_the_decimal_fees_written_out(
+    tick: str, lot: str, maker_rate: Decimal, taker_rate: Decimal, price_ticks: int, lots: int
+) -> None:
+    """A book in the ``str`` format writes each fee as ``format(fee, "f")`` of the same book's
+    ``decimal`` fee: the same digits, sign, decimal places and zero."""
+    fees: dict[str, list[object]] = {}
+    for number_format in ("str", "decimal"):
+        book, rec, _ = make_book(
+            tick_size=tick,
+            lot_size=lot,
+            maker_fee_rate=str(maker_rate),
+            taker_fee_rate=str(taker_rate),
+            number_format=number_format,
+        )
+        price, quantity = Decimal(tick) * price_ticks, Decimal(lot) * lots
+        book.add_order("sell", str(price), str(quantity), order_id="m")
+        book.add_order("buy", str(price), str(quantity), order_id="t")
+        (trade,) = rec.of(EventType.TRADE_EXECUTED)
+        fills = {fill["order_id"]: fill["fee"] for fill in rec.of(EventType.ORDER_FILLED)}
+        fees[number_format] = [trade["maker_fee"], trade["taker_fee"], fills["m"], fills["t"]]
+    assert all(type(fee) is str for fee in fees["str"])
+    assert fees["str"] == [format(fee, "f") for fee in fees["decimal"]]
+
+
 def test_negative_maker_fee_is_a_rebate() -> None:
     book, rec, _ = make_book(maker_fee_rate="-0.0001", taker_fee_rate="0.0005", number_format="str")
     book.add_order("sell", 200, 2)

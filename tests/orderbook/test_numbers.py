@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-from decimal import Decimal
+from decimal import Context, Decimal
 from fractions import Fraction
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from manticore_orderbook import InvalidOrderError
-from manticore_orderbook.numbers import Grid
+from manticore_orderbook import InvalidOrderError, numbers
+from manticore_orderbook.numbers import Grid, decimal_text
 
 from .support import dec, levels, make_book
 
@@ -142,6 +142,27 @@ def test_float_input_is_read_as_its_shortest_decimal_on_every_grid(value: float,
 def test_str_output_is_the_decimals_fixed_point_form(units: int, step: str) -> None:
     grid = Grid(step, "price")
     assert grid.to_str(units) == format(grid.to_decimal(units), "f")
+
+
+@given(value=st.integers(min_value=-(10**30), max_value=10**30), places=st.integers(0, 24))
+@example(value=0, places=3)
+@example(value=-5, places=2)
+@example(value=5, places=1)
+def test_decimal_text_is_the_fixed_point_form(value: int, places: int) -> None:
+    exact = Decimal(value).scaleb(-places, Context(prec=100))
+    assert decimal_text(value, places) == format(exact, "f")
+
+
+def test_str_output_is_remembered_within_a_bound() -> None:
+    """Answers repeat (the same object for a repeated value), stay right once the memory has started
+    again, and the memory never holds more than its bound."""
+    grid = Grid("0.001", "quantity", "str")
+    first = grid.to_str(308)
+    assert first == "0.308" and grid.to_str(308) is first
+    for units in range(1, 3 * numbers._CACHE_SIZE):
+        assert grid.to_str(units) == format(grid.to_decimal(units), "f")
+        assert len(grid._texts) <= numbers._CACHE_SIZE
+    assert grid.to_str(308) == "0.308" and grid.to_str(-308) == "-0.308"
 
 
 def test_str_output_has_the_grid_decimal_places() -> None:
