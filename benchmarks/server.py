@@ -149,6 +149,8 @@ class Run:
     p50_ms: float | None = None
     p99_ms: float | None = None
     cpu_us: float | None = None
+    client_cpu_us: float | None = None  # the load client's own CPU per acknowledged request (WebSocket)
+    client_busy: float | None = None  # the share of its core the load client used (WebSocket)
     exhausted: int = 0
     note: str = ""
     paced: dict[str, Any] | None = None
@@ -571,6 +573,10 @@ def measure_ws(target: Target, settings: Settings, workdir: Path, repeat: int) -
         run.p50_ms = result["latency_ms"]["p50"]
         run.p99_ms = result["latency_ms"]["p99"]
         run.cpu_us = cpu_used / run.acknowledged * 1e6 if run.acknowledged else None
+        client_cpu = result.get("client_cpu_s")
+        if client_cpu is not None and run.acknowledged and run.seconds:
+            run.client_cpu_us = client_cpu / run.acknowledged * 1e6
+            run.client_busy = client_cpu / run.seconds
     return run
 
 
@@ -681,6 +687,15 @@ def report(runs: list[Run], settings: Settings, header: list[str]) -> str:
         verdict = "PASS" if ws / signed >= 2 else "FAIL"
         lines.append(
             f"**WebSocket order entry vs signed REST: {ws / signed:.2f}x** (target >= 2x: {verdict})."
+        )
+    client_cpu = [r.client_cpu_us for r in by.get("ws_resting", []) if r.client_cpu_us is not None]
+    client_busy = [r.client_busy for r in by.get("ws_resting", []) if r.client_busy is not None]
+    if client_cpu and client_busy:
+        lines.append(
+            "The WebSocket load client (Python, pinned to the other core) used "
+            f"{statistics.median(client_cpu):,.0f} µs of CPU per acknowledged order, "
+            f"{statistics.median(client_busy):.0%} of its core: near 100%, "
+            "the client and not the server would bound the WebSocket rate."
         )
     paced_runs = [r for r in runs if r.paced is not None]
     if paced_runs:

@@ -80,3 +80,36 @@ def test_a_tiny_server_benchmark_run_gets_its_signed_orders_acknowledged(tmp_pat
     assert paced["acknowledged"] == paced["sent"], paced
     report = (tmp_path / "report.md").read_text()
     assert "vs FastAPI" in report and "paced" in report
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("taskset") is None, reason="needs wrk")
+def test_a_tiny_websocket_run_gets_orders_acknowledged_and_reports_the_clients_cpu(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.server",
+            "--quick",
+            "--duration",
+            "1",
+            "--targets",
+            "ws_resting",
+            "--users",
+            "2",
+            "--json",
+            str(tmp_path / "runs.json"),
+            "--out",
+            str(tmp_path / "report.md"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=230,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (ws,) = json.loads((tmp_path / "runs.json").read_text())
+    assert ws["target"] == "ws_resting" and ws["acknowledged"] > 0, ws
+    assert ws["other"] == {}, ws["other"]  # no error answers and no request left unanswered
+    assert ws["client_cpu_us"] > 0 and 0 < ws["client_busy"] <= 1.5, ws
+    assert "The WebSocket load client" in (tmp_path / "report.md").read_text()
