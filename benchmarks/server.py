@@ -694,8 +694,8 @@ def report(runs: list[Run], settings: Settings, header: list[str]) -> str:
         lines.append(
             "The WebSocket load client (Python, pinned to the other core) used "
             f"{statistics.median(client_cpu):,.0f} µs of CPU per acknowledged order, "
-            f"{statistics.median(client_busy):.0%} of its core: near 100%, "
-            "the client and not the server would bound the WebSocket rate."
+            f"{statistics.median(client_busy):.0%} of its core (near 100%, "
+            "the client and not the server would bound the WebSocket rate)."
         )
     paced_runs = [r for r in runs if r.paced is not None]
     if paced_runs:
