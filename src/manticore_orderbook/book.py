@@ -440,16 +440,19 @@ class OrderBook:
         self._next_order_no = 0
         self._trade_no = 0
         self._reset_state()
-        # The last ``max_trade_history`` trades: a ring once full (``_trade_pos`` is the oldest). A list
-        # item store is native under mypyc, where ``deque.append`` is a generic method call.
-        # In the interpreter the ring is flat: each trade takes _HISTORY_STRIDE items in a row, the
-        # fields of its row (``_TRADE_ROW_FIELDS``), the taker's side as a bool for a trade nobody
-        # heard (a quiet sweep's) and as its ``Side`` for one somebody heard (whose ``Trade`` is
-        # then dropped). A fill then keeps no object of its own: rows kept as tuples and ``Trade``s
-        # were GC-tracked allocations, each counted towards the next young collection (which
-        # traverses every resting Order), and ``Trade``s traversed by every collection of their
-        # generation. Compiled, one ``Trade`` per item (native, untracked). ``_trades`` reads it as
-        # a list of trades either way.
+        # The last ``max_trade_history`` trades. Compiled, a ring once full (``_trade_pos`` is the
+        # oldest): a list item store is native under mypyc, where ``deque.append`` is a generic method
+        # call. In the interpreter a list that grows by whole rows and, once it holds an eighth more
+        # than it keeps, drops the oldest in one slice at the end of ``_match`` (a row's append
+        # instead of a slice store and the ring's position per trade); its readers take the last
+        # ``max_trade_history`` rows, ``_trade_pos`` stays 0. It is flat: each trade takes
+        # _HISTORY_STRIDE items in a row, the fields of its row (``_TRADE_ROW_FIELDS``), the taker's
+        # side as a bool for a trade nobody heard (a quiet sweep's) and as its ``Side`` for one
+        # somebody heard (whose ``Trade`` is then dropped). A fill then keeps no object of its own:
+        # rows kept as tuples and ``Trade``s were GC-tracked allocations, each counted towards the
+        # next young collection (which traverses every resting Order), and ``Trade``s traversed by
+        # every collection of their generation. Compiled, one ``Trade`` per item (native,
+        # untracked). ``_trades`` reads it as a list of trades either way.
         self._history: list[Any] = []
         self._trade_pos = 0
         self._last_price: int | None = None
@@ -1308,14 +1311,15 @@ class OrderBook:
 
     @property
     def _trades(self) -> list[Trade | _TradeRow]:
-        """The kept trades in the ring's order (``_trade_pos // _HISTORY_STRIDE`` is the oldest once
-        full): a ``Trade``, or in the interpreter a row (a tuple of ``_TRADE_ROW_FIELDS``) for a
+        """The kept trades in the history's order (compiled, ``_trade_pos`` is the oldest once the
+        ring is full): a ``Trade``, or in the interpreter a row (a tuple of ``_TRADE_ROW_FIELDS``) for a
         trade nobody heard. A new list; the book keeps them in ``_history``."""
         history = self._history
         if not _INTERPRETED:
             return list(history)
         kept: list[Trade | _TradeRow] = []
-        for start in range(0, len(history), _HISTORY_STRIDE):
+        first = max(len(history) - self._max_trade_history * _HISTORY_STRIDE, 0)  # past the slack
+        for start in range(first, len(history), _HISTORY_STRIDE):
             row = tuple(history[start : start + _HISTORY_STRIDE])
             kept.append(row if type(row[7]) is bool else _trade_of(row))
         return kept
@@ -1380,7 +1384,7 @@ class OrderBook:
                 "total_notional": self._money(_EXACT.multiply(self._notional, self._notional_unit)),
                 "maker_fees": self._money(_EXACT.multiply(self._notional, self._maker_fee_unit)),
                 "taker_fees": self._money(_EXACT.multiply(self._notional, self._taker_fee_unit)),
-                "trade_history_size": len(self._history) // _HISTORY_STRIDE,
+                "trade_history_size": min(len(self._history) // _HISTORY_STRIDE, self._max_trade_history),
             }
             stats["orders_cancelled"] = self._cancelled_count
             stats["orders_expired"] = self._expired_count
@@ -1848,13 +1852,7 @@ class OrderBook:
                         now,
                         seq - 2,
                     )
-                    if len(trades) < max_history:
-                        trades += row
-                    elif max_history:  # full: overwrite the oldest
-                        pos = self._trade_pos
-                        trades[pos : pos + _HISTORY_STRIDE] = row
-                        pos += _HISTORY_STRIDE
-                        self._trade_pos = 0 if pos == max_history else pos
+                    trades += row  # trimmed once the sweep is done
                     if fill == visible:  # the maker's slice is used up
                         head += 1
                         if maker.open:  # an iceberg's next slice joins the back of the queue
@@ -1911,13 +1909,7 @@ class OrderBook:
                             now,
                             self._sequence - 2,
                         )
-                        if len(trades) < max_history:  # flat, as above
-                            trades += row
-                        elif max_history:  # full: overwrite the oldest
-                            pos = self._trade_pos
-                            trades[pos : pos + _HISTORY_STRIDE] = row
-                            pos += _HISTORY_STRIDE
-                            self._trade_pos = 0 if pos == max_history else pos
+                        trades += row  # flat and trimmed, as above
                     else:
                         if (
                             _INTERPRETED
@@ -1946,13 +1938,7 @@ class OrderBook:
                                 now,
                                 self._sequence - 2,
                             )
-                            if len(trades) < max_history:
-                                trades += heard_row
-                            elif max_history:
-                                pos = self._trade_pos
-                                trades[pos : pos + _HISTORY_STRIDE] = heard_row
-                                pos += _HISTORY_STRIDE
-                                self._trade_pos = 0 if pos == max_history else pos
+                            trades += heard_row  # trimmed as above
                         else:
                             trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
                             if len(trades) < max_history:  # as above, one item per trade
@@ -2021,6 +2007,10 @@ class OrderBook:
                 self._emit_level_removed(level, now)
             if not alive:
                 break
+        # The interpreter's flat history grows by whole rows and drops its oldest ones in one slice
+        # once it holds an eighth more than it keeps (readers take its last max_trade_history rows).
+        if _INTERPRETED and len(trades) > max_history + (max_history >> 3):
+            del trades[: len(trades) - max_history]
         if swept:
             self._last_price = last
             # Only waiting stops read the sweeps: with none, _run_stops would drop this one unread
