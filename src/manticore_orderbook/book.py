@@ -1832,13 +1832,33 @@ class OrderBook:
                         level.dead -= 1
                         continue
                     visible = maker.visible
-                    fill = visible if visible < open_ else open_
-                    maker.visible = visible - fill
-                    maker.open -= fill
-                    maker.filled += fill
-                    open_ -= fill
                     trade_no += 1
                     seq += 3
+                    if visible <= open_:  # the maker's slice is used up
+                        fill = visible
+                        open_ -= visible
+                        head += 1
+                        if maker.open != visible:  # an iceberg's next slice joins the back of the queue
+                            maker.open -= visible
+                            maker.filled += visible
+                            refill = maker.peak if maker.peak < maker.open else maker.open
+                            maker.visible = refill
+                            level.total += refill
+                            level.reserve -= refill
+                            maker.rank = seq - 1  # the sequence of the maker's ORDER_FILLED
+                            queue.append(maker)
+                        else:
+                            # Filled: it leaves the book with its fields as they were. Nothing
+                            # reads them again: the order is in no index, only in its queue's
+                            # spent part (before ``head``), and a quiet sweep hands it to nobody.
+                            level.count -= 1
+                            del orders[maker.order_id]
+                    else:
+                        fill = open_
+                        maker.visible = visible - open_
+                        maker.open -= open_
+                        maker.filled += open_
+                        open_ = 0
                     # the row's fields, flat (see _history): the tuple is freed at once
                     row = (
                         trade_no,
@@ -1853,19 +1873,6 @@ class OrderBook:
                         seq - 2,
                     )
                     trades += row  # trimmed once the sweep is done
-                    if fill == visible:  # the maker's slice is used up
-                        head += 1
-                        if maker.open:  # an iceberg's next slice joins the back of the queue
-                            refill = maker.peak if maker.peak < maker.open else maker.open
-                            maker.visible = refill
-                            level.total += refill
-                            level.reserve -= refill
-                            maker.rank = seq - 1  # the sequence of the maker's ORDER_FILLED
-                            queue.append(maker)
-                        else:
-                            maker.level = None
-                            level.count -= 1
-                            del orders[maker.order_id]
                 traded = start - open_
                 taker.open = open_
                 taker.filled += traded

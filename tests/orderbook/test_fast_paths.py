@@ -351,15 +351,21 @@ def test_a_remembered_price_is_refused_by_the_fast_path_once_the_bound_is_lowere
 
 def _level_internals(book: OrderBook) -> list[tuple[Any, ...]]:
     """Every level the book keeps (live or kept empty) with its queue as stored: head, dead entries,
-    totals and each queued order's fields, so that two books built alike compare exactly."""
+    totals, the ids of the spent entries (before ``head``) and each queued order's fields from
+    ``head`` on, so that two books built alike compare exactly. (Session 27: a maker a quiet sweep
+    fills leaves with its fields as they were; a spent entry is read by nothing, so only its id
+    is compared.)"""
     out = []
     for side, levels in (("bid", book._bid_levels), ("ask", book._ask_levels)):
         for price, level in sorted(levels.items()):
+            spent = [o.order_id for o in level.orders[: level.head]]
             queue = [
                 (o.order_id, o.visible, o.open, o.filled, o.quantity, o.rank, o.level is level)
-                for o in level.orders
+                for o in level.orders[level.head :]
             ]
-            out.append((side, price, level.head, level.dead, level.total, level.reserve, level.count, queue))
+            out.append(
+                (side, price, level.head, level.dead, level.total, level.reserve, level.count, spent, queue)
+            )
     return out
 
 
