@@ -721,7 +721,9 @@ class OrderBook:
                     # a call to a helper costs a frame too. A blank Order (model.BLANK_ORDER), then
                     # every slot ``Order.__init__`` sets, to the same value
                     # (tests/orderbook/test_fast_paths.py compares them all); the values straight
-                    # from the expressions, without locals.
+                    # from the expressions, without locals. Not yet ``visible``, ``level`` and
+                    # ``rank``: a resting order sets them once below, the other paths to
+                    # ``Order.__init__``'s 0, None and 0 before anything reads them.
                     order = BLANK_ORDER()
                     order.order_id = self._new_order_id(None) if order_id is None else order_id
                     order.side = side_
@@ -729,15 +731,12 @@ class OrderBook:
                     order.quantity = qty_units
                     order.filled = 0
                     order.open = qty_units
-                    order.visible = 0
                     order.order_type = LIMIT if price_units is not None else MARKET
                     order.tif = tif
                     order.user_id = user_id
                     order.timestamp = now
                     order.stp = self.default_stp
                     order.extra = None
-                    order.level = None
-                    order.rank = 0
                 else:  # compiled: only str inputs are remembered (see numbers._INTERPRETED)
                     price_units = None
                     if price is not None:
@@ -789,6 +788,8 @@ class OrderBook:
             self._added += 1
             added_route = self._r[E_ADDED]
             if self._changes is not None or (tif is not GTC and tif is not IOC):
+                order.visible = order.rank = 0  # as Order.__init__ (see the fast path)
+                order.level = None
                 self._execute(order, now, True)
             else:
                 # _execute's work for a GTC or IOC order, without a call (a frame costs ~500
@@ -802,7 +803,9 @@ class OrderBook:
                     price_units is None
                     or (chunks[0][0] <= price_units if buy else chunks[-1][-1] >= price_units)
                 ):
-                    if added_route is not None:
+                    order.visible = 0  # as Order.__init__ (see the fast path)
+                    order.level = None
+                    if added_route is not None:  # its rank taken there first
                         self._execute(order, now, True)
                     else:
                         order.rank = self._sequence = self._sequence + 1
@@ -812,7 +815,9 @@ class OrderBook:
                             else:
                                 self._rest_plain(order, now)
                 elif price_units is None or tif is IOC:  # nothing to trade against: cancelled
-                    if added_route is not None:
+                    order.visible = 0  # as Order.__init__ (see the fast path)
+                    order.level = None
+                    if added_route is not None:  # its rank taken there first
                         self._execute(order, now, True)
                     else:
                         order.rank = self._sequence = self._sequence + 1
