@@ -698,21 +698,22 @@ class OrderBook:
                 elif _INTERPRETED:
                     # Grid.to_units' memo read inline; see to_units for which inputs it holds (all
                     # within max_units: setting it forgets them). Floats first: the user convention's.
-                    # The grids' memos through the book's own references to them (no grid local).
+                    # The grids' memos through the book's own references to them (no grid local);
+                    # ``type`` called again for a str rather than kept in a local for a float.
                     if price is None:
                         price_units: int | None = None
                     else:
-                        number_type = type(price)
                         price_units = (
                             self._price_memo.get(price)  # within max_units (Grid)
-                            if number_type is float or number_type is str
+                            if type(price) is float or type(price) is str
                             else None
                         )
                         if price_units is None:
                             price_units = self._price_grid.to_units(price)
-                    number_type = type(quantity)
                     qty_units = (
-                        self._qty_memo.get(quantity) if number_type is float or number_type is str else None
+                        self._qty_memo.get(quantity)
+                        if type(quantity) is float or type(quantity) is str
+                        else None
                     )
                     if qty_units is None:
                         qty_units = self._qty_grid.to_units(quantity)
