@@ -55,7 +55,6 @@ from .enums import (
     EventType,
     SelfTradePrevention,
     Side,
-    TimeInForce,
     parse_order_type,
     parse_side,
     parse_stp,
@@ -688,72 +687,78 @@ class OrderBook:
             ):
                 order: Order | None = None
             else:
-                side_ = BUY if side == "buy" else SELL if side == "sell" else _PLAIN_SIDES.get(side)
-                if time_in_force is None or time_in_force == "GTC":
-                    tif: TimeInForce | None = GTC
-                else:
-                    tif = IOC if time_in_force == "IOC" else _PLAIN_TIFS.get(time_in_force)
-                if side_ is None or tif is None:
+                # A KeyError for a spelling the tables do not hold: full validation then explains.
+                try:
+                    side_ = BUY if side == "buy" else SELL if side == "sell" else _PLAIN_SIDES[side]
+                    tif = (
+                        GTC
+                        if time_in_force is None or time_in_force == "GTC"
+                        else IOC
+                        if time_in_force == "IOC"
+                        else _PLAIN_TIFS[time_in_force]
+                    )
+                except KeyError:
                     order = None
-                elif _INTERPRETED:
-                    # Grid.to_units' memo read inline; see to_units for which inputs it holds (all
-                    # within max_units: setting it forgets them). Floats first: the user convention's.
-                    # The grids' memos through the book's own references to them (no grid local);
-                    # ``type`` called again for a str rather than kept in a local for a float.
-                    if price is None:
+                else:
+                    if not _INTERPRETED:  # only str inputs are remembered (see numbers._INTERPRETED)
                         price_units: int | None = None
+                        if price is not None:
+                            grid = self._price_grid
+                            if type(price) is str:
+                                price_units = grid._cache.get(price)  # within max_units (see Grid)
+                            if price_units is None:
+                                price_units = grid.to_units(price)
+                        grid = self._qty_grid
+                        # ``qty`` an int from its first assignment (mypyc: unboxed; an ``int | None``
+                        # local would box each new quantity and unbox it again for ``Order``)
+                        qty_units = grid._cache.get(quantity) if type(quantity) is str else None
+                        qty = grid.to_units(quantity) if qty_units is None else qty_units
+                        oid = self._new_order_id(None) if order_id is None else order_id
+                        kind = LIMIT if price_units is not None else MARKET
+                        order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, self.default_stp)
                     else:
-                        price_units = (
-                            self._price_memo.get(price)  # within max_units (Grid)
-                            if type(price) is float or type(price) is str
+                        # Grid.to_units' memo read inline; see to_units for which inputs it holds (all
+                        # within max_units: setting it forgets them). Floats first: the user convention's.
+                        # The grids' memos through the book's own references to them (no grid local);
+                        # ``type`` called again for a str rather than kept in a local for a float.
+                        if price is None:
+                            price_units = None
+                        else:
+                            price_units = (
+                                self._price_memo.get(price)  # within max_units (Grid)
+                                if type(price) is float or type(price) is str
+                                else None
+                            )
+                            if price_units is None:
+                                price_units = self._price_grid.to_units(price)
+                        qty_units = (
+                            self._qty_memo.get(quantity)
+                            if type(quantity) is float or type(quantity) is str
                             else None
                         )
-                        if price_units is None:
-                            price_units = self._price_grid.to_units(price)
-                    qty_units = (
-                        self._qty_memo.get(quantity)
-                        if type(quantity) is float or type(quantity) is str
-                        else None
-                    )
-                    if qty_units is None:
-                        qty_units = self._qty_grid.to_units(quantity)
-                    # The same Order, without calling the class: in the interpreter a call to a
-                    # class runs ``__init__`` in a frame of its own (through ``type.__call__``) and
-                    # a call to a helper costs a frame too. A blank Order (model.BLANK_ORDER), then
-                    # every slot ``Order.__init__`` sets, to the same value
-                    # (tests/orderbook/test_fast_paths.py compares them all); the values straight
-                    # from the expressions, without locals. Not yet ``visible``, ``level`` and
-                    # ``rank``: a resting order sets them once below, the other paths to
-                    # ``Order.__init__``'s 0, None and 0 before anything reads them.
-                    order = BLANK_ORDER()
-                    order.order_id = self._new_order_id(None) if order_id is None else order_id
-                    order.side = side_
-                    order.price = price_units
-                    order.quantity = qty_units
-                    order.filled = 0
-                    order.open = qty_units
-                    order.order_type = LIMIT if price_units is not None else MARKET
-                    order.tif = tif
-                    order.user_id = user_id
-                    order.timestamp = now
-                    order.stp = self.default_stp
-                    order.extra = None
-                else:  # compiled: only str inputs are remembered (see numbers._INTERPRETED)
-                    price_units = None
-                    if price is not None:
-                        grid = self._price_grid
-                        if type(price) is str:
-                            price_units = grid._cache.get(price)  # within max_units (see Grid)
-                        if price_units is None:
-                            price_units = grid.to_units(price)
-                    grid = self._qty_grid
-                    # ``qty`` an int from its first assignment (mypyc: unboxed; an ``int | None``
-                    # local would box each new quantity and unbox it again for ``Order``)
-                    qty_units = grid._cache.get(quantity) if type(quantity) is str else None
-                    qty = grid.to_units(quantity) if qty_units is None else qty_units
-                    oid = self._new_order_id(None) if order_id is None else order_id
-                    kind = LIMIT if price_units is not None else MARKET
-                    order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, self.default_stp)
+                        if qty_units is None:
+                            qty_units = self._qty_grid.to_units(quantity)
+                        # The same Order, without calling the class: in the interpreter a call to a
+                        # class runs ``__init__`` in a frame of its own (through ``type.__call__``) and
+                        # a call to a helper costs a frame too. A blank Order (model.BLANK_ORDER), then
+                        # every slot ``Order.__init__`` sets, to the same value
+                        # (tests/orderbook/test_fast_paths.py compares them all); the values straight
+                        # from the expressions, without locals. Not yet ``visible``, ``level`` and
+                        # ``rank``: a resting order sets them once below, the other paths to
+                        # ``Order.__init__``'s 0, None and 0 before anything reads them.
+                        order = BLANK_ORDER()
+                        order.order_id = self._new_order_id(None) if order_id is None else order_id
+                        order.side = side_
+                        order.price = price_units
+                        order.quantity = qty_units
+                        order.filled = 0
+                        order.open = qty_units
+                        order.order_type = LIMIT if price_units is not None else MARKET
+                        order.tif = tif
+                        order.user_id = user_id
+                        order.timestamp = now
+                        order.stp = self.default_stp
+                        order.extra = None
             if order is None:
                 # the client order id first: its error comes before any other, as it always has
                 client_id = None if client_order_id is None else check_client_order_id(client_order_id)
