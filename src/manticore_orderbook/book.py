@@ -55,7 +55,6 @@ from .enums import (
     EventType,
     SelfTradePrevention,
     Side,
-    TimeInForce,
     parse_order_type,
     parse_side,
     parse_stp,
@@ -447,16 +446,19 @@ class OrderBook:
         self._next_order_no = 0
         self._trade_no = 0
         self._reset_state()
-        # The last ``max_trade_history`` trades: a ring once full (``_trade_pos`` is the oldest). A list
-        # item store is native under mypyc, where ``deque.append`` is a generic method call.
-        # In the interpreter the ring is flat: each trade takes _HISTORY_STRIDE items in a row, the
-        # fields of its row (``_TRADE_ROW_FIELDS``), the taker's side as a bool for a trade nobody
-        # heard (a quiet sweep's) and as its ``Side`` for one somebody heard (whose ``Trade`` is
-        # then dropped). A fill then keeps no object of its own: rows kept as tuples and ``Trade``s
-        # were GC-tracked allocations, each counted towards the next young collection (which
-        # traverses every resting Order), and ``Trade``s traversed by every collection of their
-        # generation. Compiled, one ``Trade`` per item (native, untracked). ``_trades`` reads it as
-        # a list of trades either way.
+        # The last ``max_trade_history`` trades. Compiled, a ring once full (``_trade_pos`` is the
+        # oldest): a list item store is native under mypyc, where ``deque.append`` is a generic method
+        # call. In the interpreter a list that grows by whole rows and, once it holds an eighth more
+        # than it keeps, drops the oldest in one slice at the end of ``_match`` (a row's append
+        # instead of a slice store and the ring's position per trade); its readers take the last
+        # ``max_trade_history`` rows, ``_trade_pos`` stays 0. It is flat: each trade takes
+        # _HISTORY_STRIDE items in a row, the fields of its row (``_TRADE_ROW_FIELDS``), the taker's
+        # side as a bool for a trade nobody heard (a quiet sweep's) and as its ``Side`` for one
+        # somebody heard (whose ``Trade`` is then dropped). A fill then keeps no object of its own:
+        # rows kept as tuples and ``Trade``s were GC-tracked allocations, each counted towards the
+        # next young collection (which traverses every resting Order), and ``Trade``s traversed by
+        # every collection of their generation. Compiled, one ``Trade`` per item (native,
+        # untracked). ``_trades`` reads it as a list of trades either way.
         self._history: list[Any] = []
         self._trade_pos = 0
         self._last_price: int | None = None
@@ -692,72 +694,78 @@ class OrderBook:
             ):
                 order: Order | None = None
             else:
-                side_ = BUY if side == "buy" else SELL if side == "sell" else _PLAIN_SIDES.get(side)
-                if time_in_force is None or time_in_force == "GTC":
-                    tif: TimeInForce | None = GTC
-                else:
-                    tif = IOC if time_in_force == "IOC" else _PLAIN_TIFS.get(time_in_force)
-                if side_ is None or tif is None:
+                # A KeyError for a spelling the tables do not hold: full validation then explains.
+                try:
+                    side_ = BUY if side == "buy" else SELL if side == "sell" else _PLAIN_SIDES[side]
+                    tif = (
+                        GTC
+                        if time_in_force is None or time_in_force == "GTC"
+                        else IOC
+                        if time_in_force == "IOC"
+                        else _PLAIN_TIFS[time_in_force]
+                    )
+                except KeyError:
                     order = None
-                elif _INTERPRETED:
-                    # Grid.to_units' memo read inline; see to_units for which inputs it holds (all
-                    # within max_units: setting it forgets them). Floats first: the user convention's.
-                    # The grids' memos through the book's own references to them (no grid local).
-                    if price is None:
+                else:
+                    if not _INTERPRETED:  # only str inputs are remembered (see numbers._INTERPRETED)
                         price_units: int | None = None
+                        if price is not None:
+                            grid = self._price_grid
+                            if type(price) is str:
+                                price_units = grid._cache.get(price)  # within max_units (see Grid)
+                            if price_units is None:
+                                price_units = grid.to_units(price)
+                        grid = self._qty_grid
+                        # ``qty`` an int from its first assignment (mypyc: unboxed; an ``int | None``
+                        # local would box each new quantity and unbox it again for ``Order``)
+                        qty_units = grid._cache.get(quantity) if type(quantity) is str else None
+                        qty = grid.to_units(quantity) if qty_units is None else qty_units
+                        oid = self._new_order_id(None) if order_id is None else order_id
+                        kind = LIMIT if price_units is not None else MARKET
+                        order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, self.default_stp)
                     else:
-                        number_type = type(price)
-                        price_units = (
-                            self._price_memo.get(price)  # within max_units (Grid)
-                            if number_type is float or number_type is str
+                        # Grid.to_units' memo read inline; see to_units for which inputs it holds (all
+                        # within max_units: setting it forgets them). Floats first: the user convention's.
+                        # The grids' memos through the book's own references to them (no grid local);
+                        # ``type`` called again for a str rather than kept in a local for a float.
+                        if price is None:
+                            price_units = None
+                        else:
+                            price_units = (
+                                self._price_memo.get(price)  # within max_units (Grid)
+                                if type(price) is float or type(price) is str
+                                else None
+                            )
+                            if price_units is None:
+                                price_units = self._price_grid.to_units(price)
+                        qty_units = (
+                            self._qty_memo.get(quantity)
+                            if type(quantity) is float or type(quantity) is str
                             else None
                         )
-                        if price_units is None:
-                            price_units = self._price_grid.to_units(price)
-                    number_type = type(quantity)
-                    qty_units = (
-                        self._qty_memo.get(quantity) if number_type is float or number_type is str else None
-                    )
-                    if qty_units is None:
-                        qty_units = self._qty_grid.to_units(quantity)
-                    # The same Order, without calling the class: in the interpreter a call to a
-                    # class runs ``__init__`` in a frame of its own (through ``type.__call__``) and
-                    # a call to a helper costs a frame too. A blank Order (model.BLANK_ORDER), then
-                    # every slot ``Order.__init__`` sets, to the same value
-                    # (tests/orderbook/test_fast_paths.py compares them all); the values straight
-                    # from the expressions, without locals.
-                    order = BLANK_ORDER()
-                    order.order_id = self._new_order_id(None) if order_id is None else order_id
-                    order.side = side_
-                    order.price = price_units
-                    order.quantity = qty_units
-                    order.filled = 0
-                    order.open = qty_units
-                    order.visible = 0
-                    order.order_type = LIMIT if price_units is not None else MARKET
-                    order.tif = tif
-                    order.user_id = user_id
-                    order.timestamp = now
-                    order.stp = self.default_stp
-                    order.extra = None
-                    order.level = None
-                    order.rank = 0
-                else:  # compiled: only str inputs are remembered (see numbers._INTERPRETED)
-                    price_units = None
-                    if price is not None:
-                        grid = self._price_grid
-                        if type(price) is str:
-                            price_units = grid._cache.get(price)  # within max_units (see Grid)
-                        if price_units is None:
-                            price_units = grid.to_units(price)
-                    grid = self._qty_grid
-                    # ``qty`` an int from its first assignment (mypyc: unboxed; an ``int | None``
-                    # local would box each new quantity and unbox it again for ``Order``)
-                    qty_units = grid._cache.get(quantity) if type(quantity) is str else None
-                    qty = grid.to_units(quantity) if qty_units is None else qty_units
-                    oid = self._new_order_id(None) if order_id is None else order_id
-                    kind = LIMIT if price_units is not None else MARKET
-                    order = Order(oid, side_, price_units, qty, kind, tif, user_id, now, self.default_stp)
+                        if qty_units is None:
+                            qty_units = self._qty_grid.to_units(quantity)
+                        # The same Order, without calling the class: in the interpreter a call to a
+                        # class runs ``__init__`` in a frame of its own (through ``type.__call__``) and
+                        # a call to a helper costs a frame too. A blank Order (model.BLANK_ORDER), then
+                        # every slot ``Order.__init__`` sets, to the same value
+                        # (tests/orderbook/test_fast_paths.py compares them all); the values straight
+                        # from the expressions, without locals. Not yet ``visible``, ``level`` and
+                        # ``rank``: a resting order sets them once below, the other paths to
+                        # ``Order.__init__``'s 0, None and 0 before anything reads them.
+                        order = BLANK_ORDER()
+                        order.order_id = self._new_order_id(None) if order_id is None else order_id
+                        order.side = side_
+                        order.price = price_units
+                        order.quantity = qty_units
+                        order.filled = 0
+                        order.open = qty_units
+                        order.order_type = LIMIT if price_units is not None else MARKET
+                        order.tif = tif
+                        order.user_id = user_id
+                        order.timestamp = now
+                        order.stp = self.default_stp
+                        order.extra = None
             if order is None:
                 # the client order id first: its error comes before any other, as it always has
                 client_id = None if client_order_id is None else check_client_order_id(client_order_id)
@@ -793,6 +801,8 @@ class OrderBook:
             self._added += 1
             added_route = self._r[E_ADDED]
             if self._changes is not None or (tif is not GTC and tif is not IOC):
+                order.visible = order.rank = 0  # as Order.__init__ (see the fast path)
+                order.level = None
                 self._execute(order, now, True)
             else:
                 # _execute's work for a GTC or IOC order, without a call (a frame costs ~500
@@ -806,7 +816,9 @@ class OrderBook:
                     price_units is None
                     or (chunks[0][0] <= price_units if buy else chunks[-1][-1] >= price_units)
                 ):
-                    if added_route is not None:
+                    order.visible = 0  # as Order.__init__ (see the fast path)
+                    order.level = None
+                    if added_route is not None:  # its rank taken there first
                         self._execute(order, now, True)
                     else:
                         order.rank = self._sequence = self._sequence + 1
@@ -816,7 +828,9 @@ class OrderBook:
                             else:
                                 self._rest_plain(order, now)
                 elif price_units is None or tif is IOC:  # nothing to trade against: cancelled
-                    if added_route is not None:
+                    order.visible = 0  # as Order.__init__ (see the fast path)
+                    order.level = None
+                    if added_route is not None:  # its rank taken there first
                         self._execute(order, now, True)
                     else:
                         order.rank = self._sequence = self._sequence + 1
@@ -1315,14 +1329,15 @@ class OrderBook:
 
     @property
     def _trades(self) -> list[Trade | _TradeRow]:
-        """The kept trades in the ring's order (``_trade_pos // _HISTORY_STRIDE`` is the oldest once
-        full): a ``Trade``, or in the interpreter a row (a tuple of ``_TRADE_ROW_FIELDS``) for a
+        """The kept trades in the history's order (compiled, ``_trade_pos`` is the oldest once the
+        ring is full): a ``Trade``, or in the interpreter a row (a tuple of ``_TRADE_ROW_FIELDS``) for a
         trade nobody heard. A new list; the book keeps them in ``_history``."""
         history = self._history
         if not _INTERPRETED:
             return list(history)
         kept: list[Trade | _TradeRow] = []
-        for start in range(0, len(history), _HISTORY_STRIDE):
+        first = max(len(history) - self._max_trade_history * _HISTORY_STRIDE, 0)  # past the slack
+        for start in range(first, len(history), _HISTORY_STRIDE):
             row = tuple(history[start : start + _HISTORY_STRIDE])
             kept.append(row if type(row[7]) is bool else _trade_of(row))
         return kept
@@ -1387,7 +1402,7 @@ class OrderBook:
                 "total_notional": self._money(_EXACT.multiply(self._notional, self._notional_unit)),
                 "maker_fees": self._money(_EXACT.multiply(self._notional, self._maker_fee_unit)),
                 "taker_fees": self._money(_EXACT.multiply(self._notional, self._taker_fee_unit)),
-                "trade_history_size": len(self._history) // _HISTORY_STRIDE,
+                "trade_history_size": min(len(self._history) // _HISTORY_STRIDE, self._max_trade_history),
             }
             stats["orders_cancelled"] = self._cancelled_count
             stats["orders_expired"] = self._expired_count
@@ -1835,13 +1850,33 @@ class OrderBook:
                         level.dead -= 1
                         continue
                     visible = maker.visible
-                    fill = visible if visible < open_ else open_
-                    maker.visible = visible - fill
-                    maker.open -= fill
-                    maker.filled += fill
-                    open_ -= fill
                     trade_no += 1
                     seq += 3
+                    if visible <= open_:  # the maker's slice is used up
+                        fill = visible
+                        open_ -= visible
+                        head += 1
+                        if maker.open != visible:  # an iceberg's next slice joins the back of the queue
+                            maker.open -= visible
+                            maker.filled += visible
+                            refill = maker.peak if maker.peak < maker.open else maker.open
+                            maker.visible = refill
+                            level.total += refill
+                            level.reserve -= refill
+                            maker.rank = seq - 1  # the sequence of the maker's ORDER_FILLED
+                            queue.append(maker)
+                        else:
+                            # Filled: it leaves the book with its fields as they were. Nothing
+                            # reads them again: the order is in no index, only in its queue's
+                            # spent part (before ``head``), and a quiet sweep hands it to nobody.
+                            level.count -= 1
+                            del orders[maker.order_id]
+                    else:
+                        fill = open_
+                        maker.visible = visible - open_
+                        maker.open -= open_
+                        maker.filled += open_
+                        open_ = 0
                     # the row's fields, flat (see _history): the tuple is freed at once
                     row = (
                         trade_no,
@@ -1855,26 +1890,7 @@ class OrderBook:
                         now,
                         seq - 2,
                     )
-                    if len(trades) < max_history:
-                        trades += row
-                    elif max_history:  # full: overwrite the oldest
-                        pos = self._trade_pos
-                        trades[pos : pos + _HISTORY_STRIDE] = row
-                        pos += _HISTORY_STRIDE
-                        self._trade_pos = 0 if pos == max_history else pos
-                    if fill == visible:  # the maker's slice is used up
-                        head += 1
-                        if maker.open:  # an iceberg's next slice joins the back of the queue
-                            refill = maker.peak if maker.peak < maker.open else maker.open
-                            maker.visible = refill
-                            level.total += refill
-                            level.reserve -= refill
-                            maker.rank = seq - 1  # the sequence of the maker's ORDER_FILLED
-                            queue.append(maker)
-                        else:
-                            maker.level = None
-                            level.count -= 1
-                            del orders[maker.order_id]
+                    trades += row  # trimmed once the sweep is done
                 traded = start - open_
                 taker.open = open_
                 taker.filled += traded
@@ -1918,13 +1934,7 @@ class OrderBook:
                             now,
                             self._sequence - 2,
                         )
-                        if len(trades) < max_history:  # flat, as above
-                            trades += row
-                        elif max_history:  # full: overwrite the oldest
-                            pos = self._trade_pos
-                            trades[pos : pos + _HISTORY_STRIDE] = row
-                            pos += _HISTORY_STRIDE
-                            self._trade_pos = 0 if pos == max_history else pos
+                        trades += row  # flat and trimmed, as above
                     else:
                         if (
                             _INTERPRETED
@@ -1953,13 +1963,7 @@ class OrderBook:
                                 now,
                                 self._sequence - 2,
                             )
-                            if len(trades) < max_history:
-                                trades += heard_row
-                            elif max_history:
-                                pos = self._trade_pos
-                                trades[pos : pos + _HISTORY_STRIDE] = heard_row
-                                pos += _HISTORY_STRIDE
-                                self._trade_pos = 0 if pos == max_history else pos
+                            trades += heard_row  # trimmed as above
                         else:
                             trade = Trade(self._trade_no, best, fill, maker, taker, now, self._sequence - 2)
                             if len(trades) < max_history:  # as above, one item per trade
@@ -2028,6 +2032,10 @@ class OrderBook:
                 self._emit_level_removed(level, now)
             if not alive:
                 break
+        # The interpreter's flat history grows by whole rows and drops its oldest ones in one slice
+        # once it holds an eighth more than it keeps (readers take its last max_trade_history rows).
+        if _INTERPRETED and len(trades) > max_history + (max_history >> 3):
+            del trades[: len(trades) - max_history]
         if swept:
             self._last_price = last
             # Only waiting stops read the sweeps: with none, _run_stops would drop this one unread

@@ -9,6 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from manticore_orderbook import EventType
+from manticore_orderbook.book import _HISTORY_STRIDE
 
 from .support import dec, levels, make_book, trades_of
 
@@ -143,10 +144,12 @@ def test_trade_history_keeps_at_most_max_trade_history() -> None:
     assert [t["maker_order_id"] for t in book.get_trade_history(limit=None)] == ["a3", "a2"]
 
 
-@pytest.mark.parametrize("keep", [1, 3, 7])
+@pytest.mark.parametrize("keep", [1, 3, 7, 8, 17])
 def test_trade_history_wraps_around_in_order_over_many_commands(keep: int) -> None:
     """The history is a ring once full: after any number of trades it holds the last ``keep``,
-    newest first, whether they came one per command or several per command."""
+    newest first, whether they came one per command or several per command. (Session 27: the
+    interpreter's history holds up to an eighth more and drops the oldest in one slice: 8 and 17
+    keep one and two more rows between trims.)"""
     book, _, _ = make_book(max_trade_history=keep)
     makers: list[str] = []
     for i in range(23):
@@ -161,6 +164,7 @@ def test_trade_history_wraps_around_in_order_over_many_commands(keep: int) -> No
             (t["trade_id"] for t in history), key=lambda tid: -int(tid.rsplit("T", 1)[1])
         )
         assert book.get_statistics()["trade_history_size"] == min(len(makers), keep)
+        assert len(book._history) <= (keep + keep // 8) * _HISTORY_STRIDE  # bounded between trims
     assert [t["maker_order_id"] for t in book.get_trade_history(limit=2)] == makers[::-1][: min(2, keep)]
 
 

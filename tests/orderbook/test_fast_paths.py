@@ -351,15 +351,21 @@ def test_a_remembered_price_is_refused_by_the_fast_path_once_the_bound_is_lowere
 
 def _level_internals(book: OrderBook) -> list[tuple[Any, ...]]:
     """Every level the book keeps (live or kept empty) with its queue as stored: head, dead entries,
-    totals and each queued order's fields, so that two books built alike compare exactly."""
+    totals, the ids of the spent entries (before ``head``) and each queued order's fields from
+    ``head`` on, so that two books built alike compare exactly. (Session 27: a maker a quiet sweep
+    fills leaves with its fields as they were; a spent entry is read by nothing, so only its id
+    is compared.)"""
     out = []
     for side, levels in (("bid", book._bid_levels), ("ask", book._ask_levels)):
         for price, level in sorted(levels.items()):
+            spent = [o.order_id for o in level.orders[: level.head]]
             queue = [
                 (o.order_id, o.visible, o.open, o.filled, o.quantity, o.rank, o.level is level)
-                for o in level.orders
+                for o in level.orders[level.head :]
             ]
-            out.append((side, price, level.head, level.dead, level.total, level.reserve, level.count, queue))
+            out.append(
+                (side, price, level.head, level.dead, level.total, level.reserve, level.count, spent, queue)
+            )
     return out
 
 
@@ -482,3 +488,50 @@ def test_a_fast_path_order_pickles_and_copies_as_an_order() -> None:
         for name in _fields(Order):
             if name != "level":  # pickle copies the level too (a new object)
                 assert getattr(twin, name) == getattr(made, name), name
+
+
+@pytest.mark.pure_only  # patches the book module's BLANK_ORDER (a compiled module global cannot be)
+@pytest.mark.parametrize("hearing", [None, EventType.ORDER_ADDED, EventType.ORDER_CANCELLED, "recorder"])
+def test_every_fast_path_order_has_every_field_once_it_leaves_add_order(
+    hearing: EventType | str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Session 27: the fast path leaves ``visible``, ``level`` and ``rank`` to the paths after it (a
+    resting order sets them once); every other path (crossing, IOC or market with nothing to trade,
+    a change recorder, an unusual time in force) sets them before anything reads them. Each order the
+    fast path makes, resting, traded, cancelled or refused, has every field set when add_order returns,
+    and a taker's are Order.__init__'s (0, None) where they are not its resting ones."""
+    import manticore_orderbook.book as book_module
+
+    made: list[Order] = []
+
+    def recording() -> Order:
+        order = BLANK_ORDER()
+        made.append(order)
+        return order
+
+    monkeypatch.setattr(book_module, "BLANK_ORDER", recording)
+    book = OrderBook("FP/USD", clock=lambda: 1000.0)
+    if hearing == "recorder":
+        book.add_change_recorder(lambda *change: None)
+    elif hearing is not None:
+        book.event_manager.subscribe(hearing, lambda event_type, data: None)
+    calls: list[dict[str, Any]] = [
+        {"side": "sell", "price": 100.5, "quantity": 1.0, "order_id": "m1"},
+        {"side": "sell", "price": 100.75, "quantity": 1.0, "order_id": "m2"},
+        {"side": "buy", "price": 99.0, "quantity": 1.0, "order_id": "ioc-none", "time_in_force": "IOC"},
+        {"side": "buy", "price": None, "quantity": 0.5, "order_id": "mkt"},
+        {"side": "buy", "price": 100.5, "quantity": 0.25, "order_id": "ioc", "time_in_force": "IOC"},
+        {"side": "buy", "price": 100.5, "quantity": 0.5, "order_id": "cross-rest"},
+        {"side": "buy", "price": 101.0, "quantity": 2.0, "order_id": "fok", "time_in_force": "FOK"},
+        {"side": "buy", "price": 101.0, "quantity": 0.5, "order_id": "cross-done", "time_in_force": "GTC"},
+        {"side": "sell", "price": 102.0, "quantity": 0.5, "order_id": "rest"},
+    ]
+    for call in calls:
+        book.add_order(**call)
+    assert [order.order_id for order in made] == [call["order_id"] for call in calls]
+    for order in made:
+        for name in _fields(Order):
+            assert hasattr(order, name), (order.order_id, name)
+        if order.order_id in ("ioc-none", "mkt", "ioc", "fok", "cross-done"):  # never rested
+            assert (order.visible, order.level) == (0, None), order.order_id
+    book.check_invariants()
