@@ -43,10 +43,11 @@ def test_profile_layers_by_module_and_thread() -> None:
     assert layer_of("/usr/lib/python3.11/json/decoder.py", "MainThread") == "JSON"
 
 
-@pytest.mark.timeout(240)
-@pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("taskset") is None, reason="needs wrk")
-def test_a_tiny_server_benchmark_run_gets_its_signed_orders_acknowledged(tmp_path: Path) -> None:
-    result = subprocess.run(
+def _tiny_run(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """A one-second ``benchmarks.server --quick`` run with two users, its JSON runs and report in
+    ``tmp_path``."""
+    outputs = ["--json", str(tmp_path / "runs.json"), "--out", str(tmp_path / "report.md")]
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -54,22 +55,22 @@ def test_a_tiny_server_benchmark_run_gets_its_signed_orders_acknowledged(tmp_pat
             "--quick",
             "--duration",
             "1",
-            "--targets",
-            "signed_resting",
-            "--paced",
-            "signed_resting",
             "--users",
             "2",
-            "--json",
-            str(tmp_path / "runs.json"),
-            "--out",
-            str(tmp_path / "report.md"),
+            *arguments,
+            *outputs,
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=230,
     )
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("taskset") is None, reason="needs wrk")
+def test_a_tiny_server_benchmark_run_gets_its_signed_orders_acknowledged(tmp_path: Path) -> None:
+    result = _tiny_run(tmp_path, "--targets", "signed_resting", "--paced", "signed_resting")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     runs = {run["target"]: run for run in json.loads((tmp_path / "runs.json").read_text())}
     signed = runs["signed_resting"]
@@ -85,28 +86,7 @@ def test_a_tiny_server_benchmark_run_gets_its_signed_orders_acknowledged(tmp_pat
 @pytest.mark.timeout(240)
 @pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("taskset") is None, reason="needs wrk")
 def test_a_tiny_websocket_run_gets_orders_acknowledged_and_reports_the_clients_cpu(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.server",
-            "--quick",
-            "--duration",
-            "1",
-            "--targets",
-            "ws_resting",
-            "--users",
-            "2",
-            "--json",
-            str(tmp_path / "runs.json"),
-            "--out",
-            str(tmp_path / "report.md"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=230,
-    )
+    result = _tiny_run(tmp_path, "--targets", "ws_resting")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (ws,) = json.loads((tmp_path / "runs.json").read_text())
     assert ws["target"] == "ws_resting" and ws["acknowledged"] > 0, ws
