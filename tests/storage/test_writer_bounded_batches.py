@@ -104,3 +104,60 @@ def test_the_storage_manager_bounds_a_thread_writer_s_transactions_small_by_defa
         assert storage._writer._max_batch == expected
     finally:
         storage.close()
+
+
+def test_a_steady_producer_s_units_are_written_a_transaction_at_a_time_as_they_arrive() -> None:
+    """Regression (session 28): under a steady load the writer held off until ``max_delay`` and then
+    wrote the whole backlog back to back, ~25 ms of GIL-bound work every 0.5 s in the server. Now a
+    whole transaction queued ends both waits: with ``max_delay`` far away, transactions are written
+    while the producer is still submitting, each one whole."""
+    written: list[int] = []
+    writer = WriteBehindWriter(
+        lambda units: written.append(len(units)),
+        lambda unit, exc: None,
+        gather_delay=30.0,
+        max_delay=30.0,
+        max_batch_events=10,
+    )
+    try:
+        during = 0
+        for n in range(400):  # a steady producer: a unit every ~0.2-0.3 ms
+            writer.submit(_order_unit(n))
+            time.sleep(0.0002)
+            if n >= 300 and not during:
+                during = len(written)
+        during = during or len(written)
+        assert during >= 5, written  # written as they came, not after 30 s or at the flush
+        assert written[:during] == [10] * during  # each a whole transaction
+        assert writer.flush(30)
+        assert sum(written) == 400
+    finally:
+        writer.close()
+
+
+def test_what_a_whole_transaction_leaves_queued_waits_its_gather_delay_again() -> None:
+    """A transaction that leaves less than a whole one queued restarts the remainder's wait: the
+    remainder is not written at once in a small transaction because the unit that started the
+    gathering was older than ``gather_delay`` by then (the steady load's many tiny transactions)."""
+    written: list[int] = []
+    writer = WriteBehindWriter(
+        lambda units: written.append(len(units)),
+        lambda unit, exc: None,
+        gather_delay=1.0,
+        max_delay=1.0,
+        max_batch_events=10,
+    )
+    try:
+        writer.submit_many([_order_unit(n) for n in range(5)])
+        time.sleep(0.6)
+        writer.submit_many([_order_unit(n) for n in range(5, 15)])  # a whole transaction: taken at once
+        deadline = time.monotonic() + 10
+        while not written and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert written == [10]
+        time.sleep(0.6)  # past the first unit's gather delay, within the remainder's new one
+        writer.submit_many([_order_unit(n) for n in range(15, 20)])
+        assert writer.flush(30)
+        assert written == [10, 10], written
+    finally:
+        writer.close()
