@@ -143,19 +143,19 @@ def test_what_a_whole_transaction_leaves_queued_waits_its_gather_delay_again() -
     writer = WriteBehindWriter(
         lambda units: written.append(len(units)),
         lambda unit, exc: None,
-        gather_delay=1.0,
-        max_delay=1.0,
+        gather_delay=2.0,
+        max_delay=2.0,
         max_batch_events=10,
     )
     try:
         writer.submit_many([_order_unit(n) for n in range(5)])
-        time.sleep(0.6)
+        time.sleep(1.2)
         writer.submit_many([_order_unit(n) for n in range(5, 15)])  # a whole transaction: taken at once
         deadline = time.monotonic() + 10
         while not written and time.monotonic() < deadline:
             time.sleep(0.005)
         assert written == [10]
-        time.sleep(0.6)  # past the first unit's gather delay, within the remainder's new one
+        time.sleep(1.2)  # past the first unit's gather delay, within the remainder's new one
         writer.submit_many([_order_unit(n) for n in range(15, 20)])
         assert writer.flush(30)
         assert written == [10, 10], written
