@@ -106,19 +106,25 @@ def test_the_storage_manager_bounds_a_thread_writer_s_transactions_small_by_defa
         storage.close()
 
 
+def _sizes_writer(written: list[int], delay: float) -> WriteBehindWriter:
+    """A writer of transactions of at most 10 events that appends each transaction's unit count to
+    ``written``; ``delay`` is both its gather delay and its ``max_delay``."""
+    return WriteBehindWriter(
+        lambda units: written.append(len(units)),
+        lambda unit, exc: None,
+        gather_delay=delay,
+        max_delay=delay,
+        max_batch_events=10,
+    )
+
+
 def test_a_steady_producer_s_units_are_written_a_transaction_at_a_time_as_they_arrive() -> None:
     """Regression (session 28): under a steady load the writer held off until ``max_delay`` and then
     wrote the whole backlog back to back, ~25 ms of GIL-bound work every 0.5 s in the server. Now a
     whole transaction queued ends both waits: with ``max_delay`` far away, transactions are written
     while the producer is still submitting, each one whole."""
     written: list[int] = []
-    writer = WriteBehindWriter(
-        lambda units: written.append(len(units)),
-        lambda unit, exc: None,
-        gather_delay=30.0,
-        max_delay=30.0,
-        max_batch_events=10,
-    )
+    writer = _sizes_writer(written, delay=30.0)
     try:
         during = 0
         for n in range(400):  # a steady producer: a unit every ~0.2-0.3 ms
@@ -140,13 +146,7 @@ def test_what_a_whole_transaction_leaves_queued_waits_its_gather_delay_again() -
     remainder is not written at once in a small transaction because the unit that started the
     gathering was older than ``gather_delay`` by then (the steady load's many tiny transactions)."""
     written: list[int] = []
-    writer = WriteBehindWriter(
-        lambda units: written.append(len(units)),
-        lambda unit, exc: None,
-        gather_delay=2.0,
-        max_delay=2.0,
-        max_batch_events=10,
-    )
+    writer = _sizes_writer(written, delay=2.0)
     try:
         writer.submit_many([_order_unit(n) for n in range(5)])
         time.sleep(1.2)
