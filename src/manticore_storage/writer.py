@@ -168,7 +168,8 @@ class WriteBehindWriter:
         self._max_backoff = max_backoff
         self._max_delay = max_delay
         self._gather = min(gather_delay, max_delay)
-        self._gather_units = max(1, min(_GATHER_UNITS, max_pending_units // 2))
+        # Gathering also ends at a whole transaction (each unit holds at least one event).
+        self._gather_units = max(1, min(_GATHER_UNITS, max_pending_units // 2, max_batch_events))
         self._queue: deque[UnitTuple] = deque()
         # Producers only append (deque appends are atomic) and the writer thread alone takes, so
         # submitting needs no lock: locks cost several hundred ns per command on these machines.
@@ -286,8 +287,7 @@ class WriteBehindWriter:
             self._idle = False
             queue = self._queue
             limit = self._max_batch
-            gather_units = min(self._gather_units, limit)
-            while not self._closing and not self._flushing and len(queue) < gather_units:
+            while not self._closing and not self._flushing and len(queue) < self._gather_units:
                 remaining = self._oldest + self._gather - time.monotonic()
                 if remaining <= 0:
                     break
